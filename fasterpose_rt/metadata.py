@@ -1,0 +1,106 @@
+"""The ``fasterpose`` metadata an ONNX model carries about itself: the only thing the runtime needs.
+
+Written by ``export/`` into the ONNX ``metadata_props`` under :data:`METADATA_KEY` as one JSON object,
+read and validated here. A different major ``format`` string is refused, so future versions are detectable.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Tuple
+
+METADATA_KEY = "fasterpose"
+FORMAT = "fasterpose-onnx/1"
+
+IMAGENET_MEAN = [123.675, 116.28, 103.53]  # RGB, 0..255 pixel scale
+IMAGENET_STD = [58.395, 57.12, 57.375]
+
+
+class MetadataError(ValueError):
+    """The model's ``fasterpose`` metadata is missing or malformed."""
+
+
+@dataclass
+class ModelMetadata:
+    """Validated view of the ``fasterpose`` JSON. ``extra`` keeps provenance fields (data, recipe, metrics...)."""
+
+    input_size: Tuple[int, int]  # (w, h) in pixels
+    keypoints: List[str]
+    skeleton: List[List[int]]
+    flip_pairs: List[List[int]]
+    color: str = "RGB"
+    mean: List[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
+    std: List[float] = field(default_factory=lambda: list(IMAGENET_STD))
+    output: str = "logits"
+    box_padding: float = 1.25
+    architecture: str = ""
+    format: str = FORMAT
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_keypoints(self) -> int:
+        return len(self.keypoints)
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        extra = d.pop("extra")
+        d["input_size"] = list(d["input_size"])
+        return json.dumps({**extra, **d}, sort_keys=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelMetadata":
+        try:
+            d = json.loads(text)
+        except (TypeError, json.JSONDecodeError) as e:
+            raise MetadataError(f"'{METADATA_KEY}' metadata is not valid JSON: {e}") from None
+        if not isinstance(d, dict):
+            raise MetadataError(f"'{METADATA_KEY}' metadata must be a JSON object, got {type(d).__name__}")
+        return cls.from_dict(d)
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "ModelMetadata":
+        d = dict(d)
+        fmt = d.get("format")
+        if not isinstance(fmt, str) or not fmt.startswith("fasterpose-onnx/"):
+            raise MetadataError(f"unknown metadata format {fmt!r}; expected {FORMAT!r}")
+        if fmt.split("/", 1)[1].split(".")[0] != FORMAT.split("/", 1)[1]:
+            raise MetadataError(f"metadata format {fmt!r} is newer than this runtime ({FORMAT}); upgrade fasterpose")
+        for key in ("input_size", "keypoints"):
+            if key not in d:
+                raise MetadataError(f"'{METADATA_KEY}' metadata lacks required field '{key}'")
+        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        kwargs = {k: d.pop(k) for k in list(d) if k in known}
+        meta = cls(**kwargs, extra=d)
+        meta._validate()
+        return meta
+
+    def _validate(self) -> None:
+        def bad(msg):
+            raise MetadataError(f"'{METADATA_KEY}' metadata: {msg}")
+
+        size = self.input_size
+        if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
+            bad(f"input_size must be [w, h] positive integers, got {size!r}")
+        self.input_size = (int(size[0]), int(size[1]))
+        if not (isinstance(self.keypoints, list) and self.keypoints and all(isinstance(n, str) for n in self.keypoints)):
+            bad("keypoints must be a non-empty list of names")
+        k = len(self.keypoints)
+        for name in ("skeleton", "flip_pairs"):
+            pairs = getattr(self, name)
+            if not isinstance(pairs, list) or not all(
+                isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(i, int) and 0 <= i < k for i in p)
+                for p in pairs
+            ):
+                bad(f"{name} must be a list of index pairs in [0, {k})")
+        if self.color not in ("RGB", "BGR"):
+            bad(f"color must be 'RGB' or 'BGR', got {self.color!r}")
+        for name in ("mean", "std"):
+            v = getattr(self, name)
+            if not (isinstance(v, list) and len(v) == 3 and all(isinstance(x, (int, float)) for x in v)):
+                bad(f"{name} must be 3 numbers")
+        if any(s <= 0 for s in self.std):
+            bad("std values must be positive")
+        if self.output not in ("logits", "probabilities"):
+            bad(f"output must be 'logits' or 'probabilities', got {self.output!r}")
+        if not (isinstance(self.box_padding, (int, float)) and self.box_padding > 0):
+            bad(f"box_padding must be a positive number, got {self.box_padding!r}")

@@ -1,0 +1,48 @@
+"""Keypoint sets known to the project: names, skeleton (index pairs), flip pairs, OKS sigmas."""
+from __future__ import annotations
+
+COCO17 = {
+    "keypoints": [
+        "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+        "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+        "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+    ],
+    # COCO's own skeleton, converted from 1-based to 0-based indices.
+    "skeleton": [
+        [15, 13], [13, 11], [16, 14], [14, 12], [11, 12], [5, 11], [6, 12], [5, 6], [5, 7], [6, 8],
+        [7, 9], [8, 10], [1, 2], [0, 1], [0, 2], [1, 3], [2, 4], [3, 5], [4, 6],
+    ],
+    "flip_pairs": [[1, 2], [3, 4], [5, 6], [7, 8], [9, 10], [11, 12], [13, 14], [15, 16]],
+    # Per-keypoint OKS sigmas from the COCO keypoint evaluation.
+    "sigmas": [
+        0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062,
+        0.107, 0.107, 0.087, 0.087, 0.089, 0.089,
+    ],
+}
+
+LSP14 = {
+    "keypoints": [
+        "right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle",
+        "right_wrist", "right_elbow", "right_shoulder", "left_shoulder", "left_elbow", "left_wrist",
+        "neck", "head_top",
+    ],
+    "skeleton": [
+        [0, 1], [1, 2], [5, 4], [4, 3], [2, 3], [2, 8], [3, 9], [8, 9],
+        [6, 7], [7, 8], [11, 10], [10, 9], [8, 12], [9, 12], [12, 13],
+    ],
+    "flip_pairs": [[0, 5], [1, 4], [2, 3], [6, 11], [7, 10], [8, 9]],
+    # COCO's sigmas for the shared joints. Neck: the shoulders' 0.079 (a torso joint annotated about as
+    # loosely); head top: the ears' 0.035 (a head landmark, less sharply defined than the nose).
+    "sigmas": [
+        0.089, 0.087, 0.107, 0.107, 0.087, 0.089, 0.062, 0.072, 0.079, 0.079, 0.072, 0.062, 0.079, 0.035,
+    ],
+}
+
+
+def torso_pairs(names):
+    """Index pairs (left shoulder, right hip) and (right shoulder, left hip) for PCK's torso size, or None."""
+    idx = {n: i for i, n in enumerate(names)}
+    try:
+        return ((idx["left_shoulder"], idx["right_hip"]), (idx["right_shoulder"], idx["left_hip"]))
+    except KeyError:
+        return None

@@ -1,0 +1,81 @@
+"""Pose networks (backbone + head) and the registry that builds them by name (timm-style)."""
+from __future__ import annotations
+
+from typing import Callable, Dict
+
+import torch
+from torch import nn
+
+from .backbones import ResNet
+from .heads import DeconvHead, LRHead
+
+
+class PoseNet(nn.Module):
+    """Top-down pose network: (N, 3, H, W) float32 -> (N, K, H/4, W/4) heatmaps.
+
+    What the maps mean depends on the loss they were trained with, not on the architecture: logits for RCE
+    (the runtime applies the sigmoid), Gaussian-like maps for MSE. Checkpoints record the loss.
+    """
+
+    def __init__(self, backbone: ResNet, head: nn.Module, architecture: str):
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.architecture = architecture
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+
+_REGISTRY: Dict[str, Callable[..., PoseNet]] = {}
+
+
+def register(name: str):
+    def deco(fn):
+        _REGISTRY[name] = fn
+        return fn
+
+    return deco
+
+
+def list_models():
+    return sorted(_REGISTRY)
+
+
+def build_model(name: str, num_keypoints: int = 17, **options) -> PoseNet:
+    """Build a registered model by name, e.g. ``build_model("fasterpose_r18", 14)``.
+
+    FasterPose options: ``output_stride`` (16 or 32), ``head_width`` (256), ``final_bias`` (-4).
+    SimpleBaseline options: ``head_width`` (256), ``final_bias`` (0; use -4 for RCE training).
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
+    if num_keypoints < 1:
+        raise ValueError("num_keypoints must be >= 1")
+    return _REGISTRY[name](num_keypoints=num_keypoints, **options)
+
+
+def _fasterpose(depth: int):
+    def make(num_keypoints: int = 17, output_stride: int = 16, head_width: int = 256, final_bias: float = -4.0):
+        if output_stride not in (16, 32):
+            raise ValueError("output_stride must be 16 or 32")
+        backbone = ResNet(depth, num_stages=3 if output_stride == 16 else 4)
+        head = LRHead(backbone.out_channels, num_keypoints, output_stride // 4, head_width, final_bias)
+        return PoseNet(backbone, head, f"fasterpose_r{depth}")
+
+    return make
+
+
+def _simplebaseline(depth: int):
+    def make(num_keypoints: int = 17, head_width: int = 256, final_bias: float = 0.0):
+        backbone = ResNet(depth, num_stages=4)
+        head = DeconvHead(backbone.out_channels, num_keypoints, 3, head_width, final_bias)
+        return PoseNet(backbone, head, f"simplebaseline_r{depth}")
+
+    return make
+
+
+for _d in (18, 34, 50, 101, 152):
+    register(f"fasterpose_r{_d}")(_fasterpose(_d))
+for _d in (18, 34, 50, 101, 152):
+    register(f"simplebaseline_r{_d}")(_simplebaseline(_d))
