@@ -1,0 +1,93 @@
+"""Shared helpers of the benchmarks: machine description, median timing, results as Markdown + JSON.
+
+Results go to ``benchmarks/results/<name>.md`` (for people) and ``<name>.json`` (for tools), both stamped with
+the machine they were measured on.
+"""
+from __future__ import annotations
+
+import datetime
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Sequence
+
+import numpy as np
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _version(module: str) -> str:
+    # torch is reported only when the benchmark already imported it: never pull it in just to print a version.
+    if module == "torch" and "torch" not in sys.modules:
+        return "not loaded"
+    try:
+        return getattr(importlib.import_module(module), "__version__", "unknown")
+    except ImportError:
+        return "not installed"
+
+
+def machine_info() -> Dict[str, str]:
+    """CPU model, core count, load, library versions and the date, as strings."""
+    try:
+        load = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        load = "unknown"
+    return {
+        "cpu": _cpu_model(),
+        "cores": str(os.cpu_count()),
+        "load_average_1_5_15min": load,
+        "python": platform.python_version(),
+        "numpy": _version("numpy"),
+        "onnxruntime": _version("onnxruntime"),
+        "torch": _version("torch"),
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
+
+
+def median_time(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
+    """Median wall time of ``fn()`` in seconds over ``repeats`` calls (after ``warmup`` untimed calls)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def markdown_table(header: Sequence[str], rows: List[Sequence]) -> str:
+    """A GitHub Markdown table; header (C,) strings, rows of C cells (anything str()-able)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_results(name: str, title: str, body_md: str, data: Dict) -> Path:
+    """Write ``results/<name>.md`` (title, machine, body) and ``results/<name>.json`` ({"machine", **data}).
+
+    Returns the Markdown path.
+    """
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    machine = machine_info()
+    md = [f"# {title}", "", f"Command: `python -m benchmarks.{name}`", "", "Machine:", ""]
+    md += [f"- {k}: {v}" for k, v in machine.items()]
+    md += ["", body_md.rstrip(), ""]
+    md_path = RESULTS_DIR / f"{name}.md"
+    md_path.write_text("\n".join(md))
+    (RESULTS_DIR / f"{name}.json").write_text(json.dumps({"machine": machine, **data}, indent=2) + "\n")
+    return md_path
