@@ -150,8 +150,8 @@ def run():
         markdown_table(["sigma", "maps"] + names, acc_rows),
         f"Largest |DARK − DARK loop| over all rows: {loop_gap:.2e} px (same maths, vectorised vs loop).",
         f"## Time\n\nOne batch of {PERSONS} persons × {KEYPOINTS} keypoints, {H}×{W} maps (sigma 2, 3 % noise); "
-        f"median of {REPEATS} runs ({LOOP_REPEATS} for the loop). The machine was also training a model, so "
-        "absolute times are pessimistic; ratios are the point.",
+        f"median of {REPEATS} runs ({LOOP_REPEATS} for the loop). Measured on a shared machine (see the load "
+        "average above): absolute times are indicative, the ratios are the point.",
         markdown_table(["decoder", "ms / batch", "time / DARK loop"], time_rows),
         f"Vectorised DARK takes {ratio:.3f} of the loop's time ({1 / ratio:.0f}× faster); target ≤ 0.25: "
         f"{'met' if ratio <= 0.25 else 'NOT met'}.",

@@ -1,5 +1,20 @@
 """fasterpose_rt: torch-free CPU runtime for FasterPose models (numpy + onnxruntime + OpenCV)."""
 from .decode import decode_heatmaps
+from .image import to_bgr_uint8
+from .metadata import MetadataError, ModelMetadata
+from .predictor import DEFAULT_MODELS, PosePredictor, PoseResult
+from .session import ModelError, ModelNotFoundError
 
 __version__ = "0.1.0"
-__all__ = ["decode_heatmaps", "__version__"]
+__all__ = [
+    "PosePredictor",
+    "PoseResult",
+    "decode_heatmaps",
+    "to_bgr_uint8",
+    "ModelError",
+    "ModelNotFoundError",
+    "MetadataError",
+    "ModelMetadata",
+    "DEFAULT_MODELS",
+    "__version__",
+]

@@ -1,0 +1,54 @@
+"""Photos of any common layout -> the one layout the runtime crops from: (H, W, 3) uint8 BGR, as cv2.imread gives."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+__all__ = ["to_bgr_uint8"]
+
+
+def to_bgr_uint8(image) -> np.ndarray:
+    """Convert a photo to (H, W, 3) uint8 BGR.
+
+    Accepted layouts: (H, W) or (H, W, 1) gray, (H, W, 3) BGR, (H, W, 4) BGRA (alpha dropped).
+    Accepted types: uint8 (as is); uint16 (0..65535 scaled to 0..255, e.g. 16-bit PNGs read with
+    ``cv2.IMREAD_UNCHANGED``); other integer types whose values lie in 0..255; floats in [0, 1] (OpenCV's
+    convention for float images) or, when any value exceeds 1, in 0..255. Floats are clipped, NaN becomes 0.
+    Raises ``ValueError`` naming the problem for any other shape or type, or an empty photo.
+    """
+    img = np.asarray(image)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] in (3, 4))):
+        raise ValueError(f"image must be (H, W) gray, (H, W, 3) BGR or (H, W, 4) BGRA; got shape {img.shape}")
+    if img.shape[0] == 0 or img.shape[1] == 0:
+        raise ValueError(f"image is empty (shape {img.shape})")
+    img = _to_uint8(img)
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    if img.shape[2] == 4:
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+    return np.ascontiguousarray(img)
+
+
+def _to_uint8(img: np.ndarray) -> np.ndarray:
+    """Any supported dtype -> uint8 on the 0..255 scale; shape unchanged."""
+    dt = img.dtype
+    if dt == np.uint8:
+        return img
+    if dt == np.uint16:
+        # Round-to-nearest of v * 255 / 65535 (= v / 257): exact for 8-bit values stored as v * 257.
+        return ((img.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    if dt == np.bool_ or not (np.issubdtype(dt, np.integer) or np.issubdtype(dt, np.floating)):
+        raise ValueError(f"unsupported image dtype {dt}; use uint8, uint16, another integer type or float")
+    if np.issubdtype(dt, np.integer):
+        lo, hi = int(img.min()), int(img.max())
+        if lo < 0 or hi > 255:
+            raise ValueError(
+                f"image of dtype {dt} has values in [{lo}, {hi}]; only 0..255 is understood (or use uint16)"
+            )
+        return img.astype(np.uint8)
+    f = np.nan_to_num(img.astype(np.float32, copy=False), nan=0.0, posinf=255.0, neginf=0.0)
+    if f.max() <= 1.0:
+        f = f * 255.0
+    return np.clip(f + 0.5, 0, 255).astype(np.uint8)

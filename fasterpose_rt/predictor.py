@@ -1,0 +1,177 @@
+"""PosePredictor: photo + person boxes -> keypoints in photo pixels, with one ONNX session per predictor.
+
+Pipeline per call: boxes -> affine crops (preprocess.py) -> batched ``session.run`` -> sigmoid (for logit
+models) -> optional flip-test merge -> DARK decoding (decode.py) -> heatmap px -> crop px -> photo px through
+the exact inverse affine (geometry.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+from .decode import decode_heatmaps
+from .geometry import apply_affine, heatmap_to_crop, invert_affine
+from .image import to_bgr_uint8
+from .preprocess import Normalizer, check_boxes, crop_transforms, warp_crops
+from .session import ModelError, ModelNotFoundError, open_session
+
+__all__ = ["PosePredictor", "PoseResult", "DEFAULT_MODELS"]
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+DEFAULT_MODELS = {
+    "fp32": ASSETS / "fasterpose_default.onnx",
+    "int8": ASSETS / "fasterpose_default_int8.onnx",
+}
+
+
+@dataclass
+class PoseResult:
+    """Poses of N persons with K keypoints each.
+
+    keypoints (N, K, 2) float32 photo px (x, y); scores (N, K) float32 in [0, 1]; boxes (N, 4) float32, the
+    [x, y, w, h] boxes used; keypoint_names: the K names.
+    """
+
+    keypoints: np.ndarray
+    scores: np.ndarray
+    boxes: np.ndarray
+    keypoint_names: List[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.keypoints.shape[0])
+
+    def to_coco(self, image_id, category_id: int = 1) -> List[dict]:
+        """COCO keypoint results, one dict per person: image_id, category_id, bbox [x, y, w, h],
+        keypoints [x1, y1, s1, x2, ...] (s = keypoint score), score = mean keypoint score. Plain Python numbers."""
+        out = []
+        for kp, sc, box in zip(self.keypoints, self.scores, self.boxes):
+            flat = np.concatenate([kp.astype(np.float64), sc.astype(np.float64)[:, None]], axis=1).ravel()
+            out.append({
+                "image_id": image_id,
+                "category_id": int(category_id),
+                "bbox": [float(v) for v in box],
+                "keypoints": flat.tolist(),
+                "score": float(sc.mean()) if sc.size else 0.0,
+            })
+        return out
+
+
+class PosePredictor:
+    """Top-down pose estimation on CPU with a FasterPose ONNX model.
+
+    model: path of an ONNX file carrying ``fasterpose`` metadata; None -> the bundled default model of the
+    given ``precision`` ("fp32" or "int8"). threads: intra-op threads (None -> physical cores).
+    flip_test: also run mirrored crops and average the flipped-back heatmaps. batch_size: most crops per
+    ``session.run`` (a flip-tested person takes two). ``predict`` may be called from several threads at once.
+    Raises ModelNotFoundError / ModelError (a ValueError) naming the problem with the model file.
+    """
+
+    def __init__(self, model=None, threads: Optional[int] = None, flip_test: bool = False,
+                 batch_size: int = 16, precision: str = "fp32"):
+        if precision not in DEFAULT_MODELS:
+            raise ValueError(f"precision must be one of {sorted(DEFAULT_MODELS)}, got {precision!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if model is None:
+            path = DEFAULT_MODELS[precision]
+            if not path.is_file():
+                raise ModelNotFoundError(
+                    f"the bundled default {precision} model is not present in this installation ({path}); "
+                    "pass a model file: PosePredictor(model='path/to/model.onnx') in Python, "
+                    "--model path/to/model.onnx on the command line"
+                )
+        else:
+            if precision != "fp32":
+                raise ValueError("precision= selects a bundled default model; with model= give the file itself")
+            path = Path(model)
+        self._session, self.metadata = open_session(path, threads)
+        self.model_path = str(path)
+        self.threads = self._session.get_session_options().intra_op_num_threads
+        self.flip_test = bool(flip_test)
+        self.batch_size = batch_size
+        self._input_name = self._session.get_inputs()[0].name
+        self._normalize = Normalizer(self.metadata)
+        # Channel k of a mirrored crop's heatmaps belongs to keypoint flip_perm[k] (left <-> right).
+        perm = np.arange(self.metadata.num_keypoints)
+        for a, b in self.metadata.flip_pairs:
+            perm[a], perm[b] = b, a
+        self._flip_perm = perm
+
+    @property
+    def keypoint_names(self) -> List[str]:
+        return list(self.metadata.keypoints)
+
+    @property
+    def skeleton(self) -> List[List[int]]:
+        return [list(p) for p in self.metadata.skeleton]
+
+    @property
+    def flip_pairs(self) -> List[List[int]]:
+        return [list(p) for p in self.metadata.flip_pairs]
+
+    @property
+    def input_size(self):
+        """(w, h) of the model input in pixels."""
+        return tuple(self.metadata.input_size)
+
+    def __repr__(self) -> str:
+        return (f"PosePredictor(model={self.model_path!r}, input_size={self.input_size}, "
+                f"keypoints={self.metadata.num_keypoints}, threads={self.threads}, flip_test={self.flip_test})")
+
+    def predict(self, image, boxes=None) -> PoseResult:
+        """Keypoints of the persons in ``boxes``.
+
+        image: (H, W, 3) uint8 BGR as cv2.imread gives; gray, BGRA, 16-bit and float photos are converted.
+        boxes: (N, 4) [x, y, w, h] photo px; None -> one box covering the whole photo. Boxes may reach outside
+        the photo (zero padding). Raises ValueError naming a box with w <= 0, h <= 0 or a non-finite value.
+        Returns a PoseResult: keypoints (N, K, 2), scores (N, K), boxes (N, 4).
+        """
+        img = to_bgr_uint8(image)
+        b = check_boxes(boxes, img.shape)
+        n, k = b.shape[0], self.metadata.num_keypoints
+        xy = np.zeros((n, k, 2), np.float64)
+        scores = np.zeros((n, k), np.float32)
+        if n:
+            affines = crop_transforms(b, self.metadata)
+            per_chunk = max(1, self.batch_size // 2) if self.flip_test else self.batch_size
+            for s in range(0, n, per_chunk):
+                crops = warp_crops(img, affines[s:s + per_chunk], self.metadata.input_size)
+                heatmaps = self._heatmaps(self._normalize(crops))
+                hm_xy, hm_scores = decode_heatmaps(heatmaps)
+                scores[s:s + per_chunk] = hm_scores
+                stride = (self.input_size[0] / heatmaps.shape[3], self.input_size[1] / heatmaps.shape[2])
+                xy[s:s + per_chunk] = heatmap_to_crop(hm_xy, stride)
+            xy = apply_affine(xy, invert_affine(affines))
+        return PoseResult(xy.astype(np.float32), scores, b.astype(np.float32), self.keypoint_names)
+
+    def _heatmaps(self, x: np.ndarray) -> np.ndarray:
+        """Model input (n, 3, H, W) -> probability heatmaps (n, K, h, w) float32, flip-test merged if enabled."""
+        n = x.shape[0]
+        if self.flip_test:
+            x = np.concatenate([x, x[:, :, :, ::-1]])  # crop x -> W-1-x exactly (pixel centres)
+        parts = [self._session.run(None, {self._input_name: x[s:s + self.batch_size]})[0]
+                 for s in range(0, x.shape[0], self.batch_size)]
+        out = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        if out.ndim != 4 or out.shape[:2] != (x.shape[0], self.metadata.num_keypoints):
+            raise ModelError(f"{self.model_path}: output shape {out.shape}, expected "
+                             f"({x.shape[0]}, {self.metadata.num_keypoints}, h, w)")
+        out = np.asarray(out, dtype=np.float32)
+        if self.metadata.output == "logits":
+            out = _sigmoid(out)
+        if self.flip_test:
+            # Heatmap x -> w-1-x is the same mirror as the crop's under the unbiased convention: no shift.
+            out = 0.5 * (out[:n] + out[n:, self._flip_perm, :, ::-1])
+        return out
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """Logistic function in place on a fresh float32 copy; exp overflow for very negative logits gives exactly 0."""
+    y = np.negative(x)
+    with np.errstate(over="ignore"):
+        np.exp(y, out=y)
+    y += 1.0
+    return np.reciprocal(y, out=y)
+

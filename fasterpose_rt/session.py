@@ -1,0 +1,111 @@
+"""Open a FasterPose ONNX file: one onnxruntime CPU session plus its validated ``fasterpose`` metadata."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Tuple
+
+import onnxruntime as ort
+
+from .metadata import METADATA_KEY, MetadataError, ModelMetadata
+
+__all__ = ["ModelError", "ModelNotFoundError", "open_session", "physical_cores"]
+
+
+class ModelError(ValueError):
+    """The model file cannot be used: not ONNX, no or malformed ``fasterpose`` metadata, wrong graph shape."""
+
+
+class ModelNotFoundError(ModelError, FileNotFoundError):
+    """The model file does not exist (also a ``FileNotFoundError``)."""
+
+
+def physical_cores() -> int:
+    """Physical CPU cores this process may run on (hyper-thread siblings counted once).
+
+    Linux: distinct (physical id, core id) pairs in /proc/cpuinfo among the CPUs in this process's affinity
+    mask. Elsewhere, or if that fails, 0, which tells onnxruntime to pick its own default (also physical cores).
+    """
+    try:
+        allowed = os.sched_getaffinity(0)
+        cores, cpu, phys = set(), None, "0"
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, val = line.partition(":")
+                key, val = key.strip(), val.strip()
+                if key == "processor":
+                    cpu, phys = int(val), "0"
+                elif key == "physical id":
+                    phys = val
+                elif key == "core id" and cpu in allowed:
+                    cores.add((phys, val))
+        # No "core id" lines (some ARM/virtual machines): count the allowed logical CPUs.
+        return len(cores) or len(allowed)
+    except (AttributeError, OSError, ValueError):
+        return 0
+
+
+def open_session(path, threads: Optional[int] = None) -> Tuple[ort.InferenceSession, ModelMetadata]:
+    """Load ``path`` into a CPU InferenceSession and read its metadata; raise ModelError naming any problem.
+
+    threads: intra-op threads (None -> :func:`physical_cores`). Inter-op threads 1 (the graph is a chain),
+    all graph optimisations on, CPUExecutionProvider only, warnings silenced (no output on load).
+    Checks the graph against the metadata: one float input (N, 3, H, W) with (W, H) = ``input_size`` where the
+    axes are fixed, and a 4-D output with K = number of keypoints channels where that axis is fixed.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ModelNotFoundError(f"model file not found: {p}")
+    if not p.is_file():
+        raise ModelError(f"model path is not a file: {p}")
+    if threads is None:
+        threads = physical_cores()
+    elif isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3  # errors only: loading must print nothing
+    try:
+        session = ort.InferenceSession(str(p), sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types (InvalidProtobuf, Fail, ...)
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(f"{p} is not a loadable ONNX model: {msg}") from None
+
+    props = session.get_modelmeta().custom_metadata_map
+    if METADATA_KEY not in props:
+        raise ModelError(
+            f"{p} has no '{METADATA_KEY}' metadata, so it is not a FasterPose model "
+            "(models exported with `python -m export` carry it)"
+        )
+    try:
+        meta = ModelMetadata.from_json(props[METADATA_KEY])
+    except MetadataError as e:
+        raise ModelError(f"{p}: {e}") from None
+    _check_graph(session, meta, p)
+    return session, meta
+
+
+def _check_graph(session: ort.InferenceSession, meta: ModelMetadata, p: Path) -> None:
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1:
+        raise ModelError(f"{p}: expected one input tensor, found {len(inputs)}")
+    inp = inputs[0]
+    w, h = meta.input_size
+    if inp.type != "tensor(float)":
+        raise ModelError(f"{p}: input '{inp.name}' must be float32, is {inp.type}")
+    if len(inp.shape) != 4 or not all(
+        not isinstance(dim, int) or dim == want for dim, want in zip(inp.shape[1:], (3, h, w))
+    ):
+        raise ModelError(
+            f"{p}: input '{inp.name}' has shape {inp.shape}; the metadata's input_size {meta.input_size} "
+            f"needs (N, 3, {h}, {w})"
+        )
+    if not outputs or len(outputs[0].shape) != 4:
+        raise ModelError(f"{p}: expected a 4-D heatmap output (N, K, h, w)")
+    k = outputs[0].shape[1]
+    if isinstance(k, int) and k != meta.num_keypoints:
+        raise ModelError(f"{p}: the output has {k} heatmaps but the metadata names {meta.num_keypoints} keypoints")

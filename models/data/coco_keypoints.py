@@ -1,0 +1,190 @@
+"""Top-down samples from any COCO-format keypoint file: one sample per person annotation with labelled joints.
+
+The crop is computed with the runtime's own geometry (``fasterpose_rt/geometry.py``) and the targets with the
+shared codec, so a model sees at training time exactly the pixels the runtime will feed it.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from fasterpose_rt.geometry import apply_affine, box_centers_and_sizes, crop_affine
+from fasterpose_rt.metadata import IMAGENET_MEAN, IMAGENET_STD
+from fasterpose_rt.skeletons import COCO17
+
+from ..codec import HeatmapCodec
+
+
+def derive_flip_pairs(names: List[str]) -> List[List[int]]:
+    """Left/right pairs from keypoint names (``left_x`` <-> ``right_x``), 0-based."""
+    idx = {n: i for i, n in enumerate(names)}
+    pairs = []
+    for n, i in idx.items():
+        if n.startswith("left_") and "right_" + n[5:] in idx:
+            pairs.append([i, idx["right_" + n[5:]]])
+    return sorted(pairs)
+
+
+def category_metadata(category: dict) -> dict:
+    """Keypoint names, 0-based skeleton, flip pairs and OKS sigmas of a COCO category (COCO's sigmas if K=17)."""
+    names = list(category["keypoints"])
+    k = len(names)
+    skeleton = [[a - 1, b - 1] for a, b in category.get("skeleton", [])]  # COCO writes the skeleton 1-based
+    flip_pairs = category.get("flip_pairs") or derive_flip_pairs(names)
+    sigmas = category.get("sigmas")
+    if sigmas is None and k == 17:
+        sigmas = COCO17["sigmas"]
+    if sigmas is None:
+        sigmas = [0.08] * k  # unknown keypoint set: a middle-of-the-road OKS sigma
+    if len(sigmas) != k:
+        raise ValueError(f"category has {k} keypoints but {len(sigmas)} sigmas")
+    return {"keypoints": names, "skeleton": skeleton, "flip_pairs": [list(p) for p in flip_pairs], "sigmas": list(sigmas)}
+
+
+@dataclass
+class PersonSample:
+    image_path: Path
+    image_id: int
+    bbox: np.ndarray  # (4,) [x, y, w, h] photo px
+    keypoints: np.ndarray  # (K, 2) photo px
+    visible: np.ndarray  # (K,) bool: labelled (v > 0)
+    area: float
+
+
+def load_coco_keypoints(ann_file, images_dir, min_keypoints: int = 1):
+    """Read a COCO keypoint file -> (samples, category metadata dict). Persons without a usable box are skipped."""
+    with open(ann_file) as f:
+        coco = json.load(f)
+    cats = [c for c in coco["categories"] if c.get("keypoints")]
+    if not cats:
+        raise ValueError(f"{ann_file}: no category with keypoints")
+    meta = category_metadata(cats[0])
+    k = len(meta["keypoints"])
+    files = {im["id"]: im["file_name"] for im in coco["images"]}
+    samples = []
+    for ann in coco["annotations"]:
+        if ann.get("iscrowd", 0) or ann.get("category_id", cats[0]["id"]) != cats[0]["id"]:
+            continue
+        kps = np.asarray(ann.get("keypoints", []), dtype=np.float64).reshape(-1, 3)
+        if kps.shape[0] != k:
+            raise ValueError(f"{ann_file}: annotation {ann.get('id')} has {kps.shape[0]} keypoints, expected {k}")
+        vis = kps[:, 2] > 0
+        bbox = np.asarray(ann.get("bbox", [0, 0, 0, 0]), dtype=np.float64)
+        if vis.sum() < min_keypoints or bbox[2] <= 1 or bbox[3] <= 1:
+            continue
+        samples.append(
+            PersonSample(Path(images_dir) / files[ann["image_id"]], ann["image_id"], bbox, kps[:, :2], vis,
+                         float(ann.get("area", bbox[2] * bbox[3])))
+        )
+    return samples, meta
+
+
+class TopDownDataset(Dataset):
+    """Person crops and heatmap targets.
+
+    Item: (image (3, H, W) float32 normalised RGB, targets (K, h, w) float32, weights (K,) float32, index).
+    input_size (W, H). Augmentation (train=True): scale, rotation, flip with flip pairs, centre shift, colour
+    jitter, optional half-body. ``cache=True`` decodes every photo once up front (small datasets).
+    """
+
+    def __init__(self, samples, meta, input_size, train: bool, codec: Optional[HeatmapCodec] = None,
+                 box_padding: float = 1.25, scale_range: float = 0.25, rotation: float = 30.0, rotation_prob: float = 0.6,
+                 flip_prob: float = 0.5, shift: float = 0.05, color_jitter: float = 0.3, half_body_prob: float = 0.0,
+                 cache: bool = True, seed: int = 0):
+        self.samples = samples
+        self.meta = meta
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.codec = codec or HeatmapCodec(self.input_size)
+        self.train = train
+        self.box_padding = box_padding
+        self.scale_range, self.rotation, self.rotation_prob = scale_range, rotation, rotation_prob
+        self.flip_prob, self.shift, self.color_jitter, self.half_body_prob = flip_prob, shift, color_jitter, half_body_prob
+        k = len(meta["keypoints"])
+        self.flip_index = np.arange(k)
+        for a, b in meta["flip_pairs"]:
+            self.flip_index[a], self.flip_index[b] = b, a
+        names = meta["keypoints"]
+        upper_words = ("nose", "eye", "ear", "shoulder", "elbow", "wrist", "neck", "head")
+        self.upper = np.array([any(w in n for w in upper_words) for n in names])
+        self.mean = np.array(IMAGENET_MEAN, np.float32)
+        self.std = np.array(IMAGENET_STD, np.float32)
+        self.seed = seed
+        self._cache = {}
+        if cache:
+            paths = sorted({s.image_path for s in samples})
+            for p in tqdm(paths, desc="caching photos", leave=False, mininterval=2):
+                self._cache[p] = self._read(p)
+
+    @staticmethod
+    def _read(path: Path) -> np.ndarray:
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if img is None:
+            raise OSError(f"cannot read image {path}")
+        return img
+
+    def __len__(self):
+        return len(self.samples)
+
+    def _region(self, s: PersonSample, rng):
+        """Crop region for a sample: centre (2,), size (2,), rotation (deg), flip (bool)."""
+        bbox = s.bbox
+        if self.train and self.half_body_prob > 0 and rng.random() < self.half_body_prob:
+            part = self.upper if rng.random() < 0.5 else ~self.upper
+            sel = s.visible & part
+            if sel.sum() >= 3:
+                lo, hi = s.keypoints[sel].min(0), s.keypoints[sel].max(0)
+                bbox = np.array([lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]]) if (hi - lo).min() > 1 else bbox
+        center, size = box_centers_and_sizes(bbox[None], self.input_size, self.box_padding)
+        center, size = center[0], size[0]
+        rot, flip = 0.0, False
+        if self.train:
+            size = size * np.clip(1 + rng.normal() * self.scale_range, 1 - self.scale_range, 1 + self.scale_range)
+            center = center + rng.uniform(-self.shift, self.shift, 2) * size
+            if rng.random() < self.rotation_prob:
+                rot = float(np.clip(rng.normal() * self.rotation, -2 * self.rotation, 2 * self.rotation))
+            flip = rng.random() < self.flip_prob
+        return center, size, rot, flip
+
+    def crop_transform(self, index: int, rng=None):
+        """The photo -> crop affine (2, 3) and flip flag of sample ``index`` (no augmentation when rng is None)."""
+        s = self.samples[index]
+        if rng is None:
+            center, size = box_centers_and_sizes(s.bbox[None], self.input_size, self.box_padding)
+            return crop_affine(center, size, self.input_size)[0], False
+        center, size, rot, flip = self._region(s, rng)
+        m = crop_affine(center[None], size[None], self.input_size, [rot])[0]
+        if flip:  # mirror the crop: x -> W - 1 - x (exact under the pixel-centre convention)
+            m = np.array([[-1.0, 0, self.input_size[0] - 1], [0, 1, 0]]) @ np.vstack([m, [0, 0, 1]])
+        return m, flip
+
+    def __getitem__(self, index: int):
+        rng = np.random.default_rng((self.seed, index, torch.randint(0, 2**31, ()).item())) if self.train else None
+        s = self.samples[index]
+        img = self._cache.get(s.image_path)
+        if img is None:
+            img = self._read(s.image_path)
+        m, flip = self.crop_transform(index, rng)
+        w, h = self.input_size
+        crop = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        kp = apply_affine(s.keypoints[None], m[None])[0]
+        vis = s.visible.copy()
+        if flip:
+            kp, vis = kp[self.flip_index], vis[self.flip_index]
+        rgb = crop[:, :, ::-1].astype(np.float32)
+        if self.train and self.color_jitter > 0:
+            j = self.color_jitter
+            gray = rgb.mean(axis=2, keepdims=True)
+            rgb = gray + (rgb - gray) * rng.uniform(1 - j, 1 + j)  # saturation
+            rgb = (rgb - rgb.mean()) * rng.uniform(1 - j, 1 + j) + rgb.mean()  # contrast
+            rgb = np.clip(rgb * rng.uniform(1 - j, 1 + j), 0, 255)  # brightness
+        x = ((rgb - self.mean) / self.std).transpose(2, 0, 1)
+        targets, weights = self.codec.encode(kp, vis)
+        return torch.from_numpy(np.ascontiguousarray(x, np.float32)), torch.from_numpy(targets), torch.from_numpy(weights), index

@@ -1,0 +1,267 @@
+"""Train a pose model on any COCO-format keypoint dataset (single process, or torchrun + DDP).
+
+    python -m models.train --train-ann train.json --train-images DIR --val-ann val.json --val-images DIR \
+        --arch fasterpose_r18 --input-size 144x192 --loss rce --epochs 40 --work-dir runs/r18
+    torchrun --nproc-per-node 2 -m models.train ...   # DistributedDataParallel (gloo on CPU, nccl on GPUs)
+
+Writes to --work-dir: ``last.pth`` every epoch (model, optimizer, schedule, epoch, dataset metadata),
+``best.pth`` (best validation PCK@0.2) and ``log.jsonl`` (one line per epoch). ``--resume`` continues from
+``last.pth``. Checkpoints hold only tensors and plain values, so they load with ``weights_only=True``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from . import build_model
+from .data.coco_keypoints import TopDownDataset, load_coco_keypoints
+from .losses import build_loss
+from .validate import validate
+
+
+def parse_size(text: str):
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be WxH, e.g. 144x192, got {text!r}") from None
+    if w % 16 or h % 16:
+        raise argparse.ArgumentTypeError("input width and height must be multiples of 16")
+    return w, h
+
+
+def build_parser():
+    ap = argparse.ArgumentParser(prog="python -m models.train", description="Train a FasterPose / SimpleBaseline model.")
+    ap.add_argument("--train-ann", required=True, type=Path)
+    ap.add_argument("--train-images", required=True, type=Path)
+    ap.add_argument("--val-ann", type=Path)
+    ap.add_argument("--val-images", type=Path)
+    ap.add_argument("--arch", default="fasterpose_r18")
+    ap.add_argument("--input-size", type=parse_size, default=(144, 192), help="WxH (default 144x192)")
+    ap.add_argument("--loss", choices=["rce", "mse"], default=None, help="default: rce (mse for simplebaseline)")
+    ap.add_argument("--head-width", type=int, default=256)
+    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--batch-size", type=int, default=32, help="per process")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--weight-decay", type=float, default=1e-4)
+    ap.add_argument("--warmup-epochs", type=float, default=1.0)
+    ap.add_argument("--steps-per-epoch", type=int, default=0, help="cap steps per epoch (budgets, smoke tests)")
+    ap.add_argument("--val-limit", type=int, default=0, help="validate on the first N persons only")
+    ap.add_argument("--half-body", type=float, default=0.0, help="half-body augmentation probability")
+    ap.add_argument("--rotation", type=float, default=30.0)
+    ap.add_argument("--scale", type=float, default=0.25)
+    ap.add_argument("--workers", type=int, default=-1, help="data workers per process (default: 1 on CPU, 4 on GPU)")
+    ap.add_argument("--no-cache", action="store_true", help="do not decode all photos into memory up front")
+    ap.add_argument("--amp", choices=["auto", "bf16", "off"], default="auto", help="bf16 autocast (auto: if supported)")
+    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--pretrained", type=Path, help="torchvision-layout ResNet state dict for the backbone")
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--work-dir", type=Path, required=True)
+    return ap
+
+
+class Trainer:
+    def __init__(self, args):
+        self.args = args
+        self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        if args.device == "auto":
+            args.device = "cuda" if torch.cuda.is_available() else "cpu"
+        if self.distributed:
+            backend = "nccl" if args.device == "cuda" else "gloo"
+            dist.init_process_group(backend)
+            self.rank, self.world = dist.get_rank(), dist.get_world_size()
+            if args.device == "cuda":
+                local = int(os.environ.get("LOCAL_RANK", 0))
+                torch.cuda.set_device(local)
+                args.device = f"cuda:{local}"
+        else:
+            self.rank, self.world = 0, 1
+        self.device = torch.device(args.device)
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        torch.manual_seed(args.seed + self.rank)
+        np.random.seed(args.seed + self.rank)
+        self.main = self.rank == 0
+        self.loss_name = args.loss or ("mse" if args.arch.startswith("simplebaseline") else "rce")
+        self.amp = args.amp == "bf16" or (args.amp == "auto" and self._bf16_ok())
+
+        samples, self.meta = load_coco_keypoints(args.train_ann, args.train_images)
+        self.train_set = TopDownDataset(samples, self.meta, args.input_size, train=True, half_body_prob=args.half_body,
+                                        rotation=args.rotation, scale_range=args.scale, cache=not args.no_cache,
+                                        seed=args.seed)
+        self.val_set = None
+        if args.val_ann and self.main:
+            vs, vmeta = load_coco_keypoints(args.val_ann, args.val_images or args.train_images)
+            if vmeta["keypoints"] != self.meta["keypoints"]:
+                raise SystemExit("error: validation keypoints differ from training keypoints")
+            if args.val_limit:
+                vs = vs[: args.val_limit]
+            self.val_set = TopDownDataset(vs, self.meta, args.input_size, train=False, cache=not args.no_cache)
+
+        k = len(self.meta["keypoints"])
+        options = {"head_width": args.head_width}
+        if self.loss_name == "rce":
+            options["final_bias"] = -4.0
+        self.model_options = options
+        model = build_model(args.arch, k, **options)
+        if args.pretrained:
+            sd = torch.load(args.pretrained, map_location="cpu", weights_only=True)
+            model.backbone.load_torchvision_state_dict(sd.get("state_dict", sd) if isinstance(sd, dict) else sd)
+        if self.distributed:
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model) if self.device.type == "cuda" else model
+        self.model = model.to(self.device).to(memory_format=torch.channels_last)
+        self.net = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None) \
+            if self.distributed else self.model
+        self.loss = build_loss(self.loss_name)
+
+        workers = args.workers if args.workers >= 0 else (4 if self.device.type == "cuda" else 1)
+        self.sampler = DistributedSampler(self.train_set, self.world, self.rank, shuffle=True, seed=args.seed) \
+            if self.distributed else None
+        self.loader = DataLoader(self.train_set, batch_size=args.batch_size, shuffle=self.sampler is None,
+                                 sampler=self.sampler, num_workers=workers, drop_last=True,
+                                 persistent_workers=workers > 0, pin_memory=self.device.type == "cuda")
+        self.steps_per_epoch = len(self.loader) if not args.steps_per_epoch else min(args.steps_per_epoch, len(self.loader))
+        decay, no_decay = [], []
+        for n, p in self.model.named_parameters():
+            (no_decay if p.ndim <= 1 else decay).append(p)
+        self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                                      {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
+        total = args.epochs * self.steps_per_epoch
+        warm = max(1, int(args.warmup_epochs * self.steps_per_epoch))
+
+        def lr_factor(step):  # linear warm-up, then cosine to 1 % of the peak
+            if step < warm:
+                return (step + 1) / warm
+            t = min(1.0, (step - warm) / max(1, total - warm))
+            return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t))
+
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_factor)
+        self.epoch, self.best = 0, -1.0
+        args.work_dir.mkdir(parents=True, exist_ok=True)
+        if args.resume:
+            self._resume()
+
+    def _bf16_ok(self):
+        if self.device.type == "cuda":
+            return torch.cuda.is_bf16_supported()
+        try:  # bf16 autocast is a win on CPUs with native bf16/AMX; elsewhere it only emulates
+            return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        except (AttributeError, RuntimeError):
+            return False
+
+    def _meta(self, val=None):
+        a = self.args
+        return {
+            "architecture": a.arch, "num_keypoints": len(self.meta["keypoints"]), "input_size": list(a.input_size),
+            "loss": self.loss_name, "model_options": self.model_options,
+            "dataset": {**self.meta, "train_file": str(a.train_ann), "name": Path(a.train_ann).stem},
+            "recipe": {"epochs": a.epochs, "batch_size": a.batch_size * self.world, "optimizer": "AdamW", "lr": a.lr,
+                       "weight_decay": a.weight_decay, "schedule": "warmup+cosine", "amp": "bf16" if self.amp else "off",
+                       "augment": {"scale": a.scale, "rotation": a.rotation, "flip": 0.5, "half_body": a.half_body,
+                                   "color_jitter": 0.3}, "seed": a.seed, "pretrained": bool(a.pretrained),
+                       "steps_per_epoch": self.steps_per_epoch},
+            "val": val or {},
+        }
+
+    def _save(self, path: Path, val=None):
+        ckpt = {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict(), "epoch": self.epoch, "best": self.best, "meta": self._meta(val)}
+        tmp = path.with_suffix(".tmp")
+        torch.save(ckpt, tmp)
+        os.replace(tmp, path)
+
+    def _resume(self):
+        path = self.args.work_dir / "last.pth"
+        if not path.exists():
+            raise SystemExit(f"error: --resume but {path} does not exist")
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        self.model.load_state_dict(ckpt["model"])
+        self.opt.load_state_dict(ckpt["optimizer"])
+        self.sched.load_state_dict(ckpt["scheduler"])
+        self.epoch, self.best = int(ckpt["epoch"]), float(ckpt.get("best", -1.0))
+        if self.main:
+            print(f"resumed from {path} at epoch {self.epoch}", file=sys.stderr)
+
+    def train_epoch(self):
+        self.net.train()
+        if self.sampler is not None:
+            self.sampler.set_epoch(self.epoch)
+        it = iter(self.loader)
+        bar = tqdm(range(self.steps_per_epoch), desc=f"epoch {self.epoch + 1}/{self.args.epochs}", disable=not self.main,
+                   mininterval=5, dynamic_ncols=True)
+        total, count, t0 = 0.0, 0, time.time()
+        for _ in bar:
+            x, y, w, _ = next(it)
+            x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            y, w = y.to(self.device, non_blocking=True), w.to(self.device, non_blocking=True)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                out = self.net(x)
+            loss = self.loss(out.float(), y, w)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            self.sched.step()
+            total += loss.item()
+            count += 1
+            bar.set_postfix(loss=f"{total / count:.5f}", lr=f"{self.sched.get_last_lr()[0]:.2e}", refresh=False)
+        return total / max(count, 1), count * self.args.batch_size * self.world / (time.time() - t0)
+
+    def fit(self):
+        log = self.args.work_dir / "log.jsonl"
+        while self.epoch < self.args.epochs:
+            loss, speed = self.train_epoch()
+            self.epoch += 1
+            if not self.main:
+                continue
+            entry = {"epoch": self.epoch, "train_loss": round(loss, 6), "lr": self.sched.get_last_lr()[0],
+                     "samples_per_s": round(speed, 1), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            val = None
+            if self.val_set is not None:
+                t0 = time.time()
+                val = validate(self.model, self.val_set, device=self.device, logits=self.loss_name == "rce", autocast=self.amp)
+                entry.update({"val_" + k: v for k, v in val.items() if k != "pck_per_keypoint"}, val_seconds=round(time.time() - t0, 1))
+                val["epoch"] = self.epoch
+            with open(log, "a") as f:
+                f.write(json.dumps(entry) + "\n")
+            print(json.dumps(entry), file=sys.stderr, flush=True)
+            score = val["pck@0.2"] if val else -loss
+            improved = score > self.best
+            if improved:
+                self.best = score
+            self._save(self.args.work_dir / "last.pth", val)
+            if improved:
+                self._save(self.args.work_dir / "best.pth", val)
+        if self.distributed:
+            dist.barrier()
+            dist.destroy_process_group()
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    for p in (args.train_ann, args.train_images, args.val_ann, args.val_images, args.pretrained):
+        if p is not None and not p.exists():
+            print(f"error: {p} does not exist", file=sys.stderr)
+            return 2
+    try:
+        Trainer(args).fit()
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
