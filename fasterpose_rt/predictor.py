@@ -161,10 +161,16 @@ class PosePredictor:
         out = np.asarray(out, dtype=np.float32)
         if self.metadata.output == "logits":
             out = _sigmoid(out)
-        if self.flip_test:
-            # Heatmap x -> w-1-x is the same mirror as the crop's under the unbiased convention: no shift.
-            out = 0.5 * (out[:n] + out[n:, self._flip_perm, :, ::-1])
-        return out
+        return merge_flipped(out, n, self._flip_perm) if self.flip_test else out
+
+
+def merge_flipped(heatmaps: np.ndarray, n: int, flip_perm: np.ndarray) -> np.ndarray:
+    """Average the first n heatmaps (n, K, h, w) with the mirrored crops' heatmaps that follow them.
+
+    The mirrored maps are flipped back in x and their left/right channels swapped (channel k <- flip_perm[k]).
+    Under the unbiased convention heatmap x -> w-1-x is exactly the crop's x -> W-1-x: no shift is needed.
+    """
+    return 0.5 * (heatmaps[:n] + heatmaps[n:, flip_perm, :, ::-1])
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

@@ -1,0 +1,267 @@
+"""PosePredictor end to end on stand-in ONNX models whose heatmaps are known functions of the photo.
+
+A blob of keypoint k's colour painted at photo point p must come back as keypoint k at p. Errors are measured
+in crop pixels (photo error × crop scale): a wrong stride offset costs 1.5 crop px, a one-pixel shift of the
+flip 2 crop px, a wrong colour order or aspect fix loses the blob entirely, so TOL = 0.1 crop px separates
+right (≤ 0.02 here) from wrong by a wide margin (the sensitivity test below checks that it does).
+"""
+import json
+import threading
+
+import numpy as np
+import pytest
+
+import fasterpose_rt.predictor as predictor_mod
+from fasterpose_rt import PosePredictor, PoseResult
+from fasterpose_rt.geometry import box_centers_and_sizes
+from fasterpose_rt.preprocess import crop_transforms
+from standin import KEYPOINTS, paint_blobs, standin_metadata, write_standin
+
+TOL = 0.1  # crop px
+CROP_SIGMA = 4.0  # blob sigma in crop px
+PHOTO_HW = (200, 240)
+
+# (box [x, y, w, h], keypoint offsets as fractions of the padded, aspect-fixed crop region (K, 2)).
+# green_left (1) sits left of the box centre, green_right (2) right of it; several points lie outside the
+# raw box but inside the padded region, so a missing aspect fix or padding loses them.
+CASES = {
+    "tall": ([90, 20, 50, 160], [[0.05, -0.35], [-0.35, 0.1], [0.33, -0.05], [-0.1, 0.38]]),
+    "wide": ([20, 70, 200, 60], [[0.1, -0.12], [-0.3, 0.11], [0.27, -0.03], [0.0, 0.12]]),
+    "top_outside": ([60, -60, 100, 160], [[0.02, 0.12], [-0.3, 0.3], [0.31, 0.22], [-0.05, 0.34]]),
+    "left_outside": ([-20, 40, 140, 150], [[0.17, -0.2], [-0.15, 0.08], [0.2, 0.1], [0.05, 0.2]]),
+}
+
+
+def scene(box, offsets, meta, shape_hw=PHOTO_HW):
+    """Photo (H, W, 3) uint8 with the case's blobs, the true points (K, 2) and the crop scale (crop px / photo px)."""
+    center, size = box_centers_and_sizes(np.array([box], float), meta.input_size, meta.box_padding)
+    points = center[0] + np.asarray(offsets, float) * size[0]
+    scale = meta.input_size[0] / size[0, 0]
+    h, w = shape_hw
+    assert ((points >= 0) & (points <= [w - 1, h - 1])).all(), "test setup: every blob centre inside the photo"
+    return paint_blobs(shape_hw, points, sigma=CROP_SIGMA / scale), points, scale
+
+
+def crop_px_errors(result, points, scale, person=0):
+    return np.linalg.norm(result.keypoints[person] - points, axis=1) * scale
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("output,color", [("logits", "RGB"), ("probabilities", "BGR")])
+@pytest.mark.parametrize("flip", [False, True])
+def test_blobs_come_back_at_their_photo_position(standin_factory, case, output, color, flip):
+    path = standin_factory(output=output, color=color)
+    pred = PosePredictor(path, threads=1, flip_test=flip)
+    box, offsets = CASES[case]
+    img, points, scale = scene(box, offsets, pred.metadata)
+    res = pred.predict(img, [box])
+    assert crop_px_errors(res, points, scale).max() < TOL
+    assert (res.scores > 0.5).all() and (res.scores <= 1).all()
+    np.testing.assert_array_equal(res.boxes, np.array([box], np.float32))
+
+
+def test_flip_test_matches_plain_inference(standin_path):
+    """Mirrored crops flipped back (x -> w-1-x, left/right channels swapped) land on the same points and scores."""
+    plain = PosePredictor(standin_path, threads=1)
+    flip = PosePredictor(standin_path, threads=1, flip_test=True)
+    for box, offsets in CASES.values():
+        img, points, scale = scene(box, offsets, plain.metadata)
+        a, b = plain.predict(img, [box]), flip.predict(img, [box])
+        # Scores stay whole only if green_left/green_right were swapped back (else each map has two half peaks).
+        np.testing.assert_allclose(b.scores, a.scores, atol=0.01)
+        assert (np.linalg.norm(a.keypoints - b.keypoints, axis=2) * scale).max() < 0.02
+
+
+def test_standin_is_mirror_consistent(standin_path):
+    """The stand-in behaves as a real model under mirroring: model(mirror x) = swap(mirror(model(x)))."""
+    pred = PosePredictor(standin_path, threads=1)
+    x = np.random.default_rng(0).normal(size=(2, 3, 96, 64)).astype(np.float32)
+    run = lambda t: pred._session.run(None, {"image": np.ascontiguousarray(t)})[0]  # noqa: E731
+    np.testing.assert_allclose(run(x[..., ::-1]), run(x)[:, [0, 2, 1, 3], :, ::-1], atol=1e-5)
+
+
+@pytest.mark.parametrize("fault", ["stride_offset", "no_aspect_fix", "colour_order", "flip_shift"])
+def test_end_to_end_check_catches_faults(standin_factory, monkeypatch, fault):
+    """Sensitivity: each deliberate geometry or colour fault makes the end-to-end check fail."""
+    path = standin_factory()
+    flip = fault == "flip_shift"
+    if flip:  # flip back with x -> w - x (one heatmap px off) instead of w-1-x
+        monkeypatch.setattr(predictor_mod, "merge_flipped", lambda hm, n, perm: 0.5 * (
+            hm[:n] + np.roll(hm[n:, perm, :, ::-1], 1, axis=3)))
+    elif fault == "stride_offset":  # heatmap i at crop i·s instead of (i + 0.5)·s - 0.5
+        monkeypatch.setattr(predictor_mod, "heatmap_to_crop", lambda xy, s: np.asarray(xy, float) * np.asarray(s))
+    elif fault == "no_aspect_fix":  # crop the raw box, stretched to the input size
+        def stretched(boxes, meta):
+            b = np.asarray(boxes, float)
+            k = np.array(meta.input_size, float) / b[:, 2:]
+            off = np.array(meta.input_size, float) / 2 - 0.5 - k * (b[:, :2] + b[:, 2:] / 2)
+            return np.stack([np.stack([k[:, 0], 0 * k[:, 0], off[:, 0]], 1),
+                             np.stack([0 * k[:, 1], k[:, 1], off[:, 1]], 1)], 1)
+        monkeypatch.setattr(predictor_mod, "crop_transforms", stretched)
+    else:  # graph built for RGB, metadata claims BGR
+        meta = standin_metadata()
+        wrong = json.loads(meta.to_json())
+        wrong["color"] = "BGR"
+        path = write_standin(path.with_name("wrong_colour.onnx"), meta, metadata_text=wrong)
+    pred = PosePredictor(path, threads=1, flip_test=flip)
+    worst = 0.0
+    for box, offsets in CASES.values():
+        img, points, scale = scene(box, offsets, pred.metadata)
+        worst = max(worst, crop_px_errors(pred.predict(img, [box]), points, scale).max())
+    assert worst > 10 * TOL
+
+
+def test_many_boxes_in_chunks_equal_one_by_one(standin_path):
+    """Two persons side by side, each box alone and together, with batch sizes that split the call."""
+    one = PosePredictor(standin_path, threads=1)
+    parts, boxes, truth = [], [], []
+    for i, name in enumerate(["tall", "wide", "tall"]):
+        box, offsets = CASES[name]
+        img, points, scale = scene(box, offsets, one.metadata)
+        parts.append(img)
+        boxes.append([box[0] + i * PHOTO_HW[1], *box[1:]])
+        truth.append((points + [i * PHOTO_HW[1], 0], scale))
+    photo = np.concatenate(parts, axis=1)
+    singles = [one.predict(photo, [b]) for b in boxes]
+    for bs, flip in [(16, False), (1, False), (2, False), (1, True), (3, True)]:
+        res = PosePredictor(standin_path, threads=1, batch_size=bs, flip_test=flip).predict(photo, boxes)
+        assert res.keypoints.shape == (3, 4, 2) and res.scores.shape == (3, 4) and res.boxes.shape == (3, 4)
+        for n, (points, scale) in enumerate(truth):
+            assert crop_px_errors(res, points, scale, person=n).max() < TOL
+            if not flip:
+                np.testing.assert_allclose(res.keypoints[n], singles[n].keypoints[0], atol=1e-4)
+
+
+def test_no_boxes_means_the_whole_photo(standin_path):
+    pred = PosePredictor(standin_path, threads=1)
+    h, w = 150, 100
+    img, points, scale = scene([-0.5, -0.5, w, h], [[0.0, -0.2], [-0.2, 0.0], [0.2, 0.1], [0.1, 0.25]],
+                               pred.metadata, (h, w))
+    res = pred.predict(img)
+    np.testing.assert_array_equal(res.boxes, [[-0.5, -0.5, w, h]])
+    assert crop_px_errors(res, points, scale).max() < TOL
+
+
+def test_empty_boxes_give_an_empty_result(standin_path):
+    pred = PosePredictor(standin_path, threads=1)
+    img = np.zeros((50, 40, 3), np.uint8)
+    for empty in ([], np.zeros((0, 4))):
+        res = pred.predict(img, empty)
+        assert res.keypoints.shape == (0, 4, 2) and res.scores.shape == (0, 4) and res.boxes.shape == (0, 4)
+        assert res.keypoints.dtype == np.float32 and len(res) == 0 and res.to_coco(1) == []
+
+
+@pytest.mark.parametrize("boxes,which", [
+    ([[0, 0, 10, 0]], "box 0"),
+    ([[0, 0, 10, 10], [5, 5, -1, 10]], "box 1"),
+    ([[0, 0, 10, 10], [0, 0, 10, 10], [np.nan, 0, 10, 10]], "box 2"),
+    ([[0, 0, np.inf, 10]], "box 0"),
+])
+def test_bad_boxes_are_refused_by_index(standin_path, boxes, which):
+    pred = PosePredictor(standin_path, threads=1)
+    with pytest.raises(ValueError, match=which):
+        pred.predict(np.zeros((50, 40, 3), np.uint8), boxes)
+
+
+def test_bad_box_shape_is_refused(standin_path):
+    pred = PosePredictor(standin_path, threads=1)
+    with pytest.raises(ValueError, match=r"\(N, 4\)"):
+        pred.predict(np.zeros((50, 40, 3), np.uint8), [[1, 2, 3]])
+
+
+def test_other_photo_types_give_the_same_answer(standin_path):
+    pred = PosePredictor(standin_path, threads=1)
+    box, offsets = CASES["tall"]
+    img, _, _ = scene(box, offsets, pred.metadata)
+    ref = pred.predict(img, [box])
+    alpha = np.random.default_rng(1).integers(0, 256, img.shape[:2] + (1,), dtype=np.uint8)
+    variants = {
+        "uint16": img.astype(np.uint16) * 257,
+        "bgra": np.concatenate([img, alpha], axis=2),
+        "float01": img.astype(np.float32) / 255,
+        "non_contiguous": np.asfortranarray(img),
+    }
+    for name, variant in variants.items():
+        res = pred.predict(variant, [box])
+        np.testing.assert_allclose(res.keypoints, ref.keypoints, atol=1e-5, err_msg=name)
+
+
+def test_gray_photo_is_accepted(standin_path):
+    """A white blob in a gray photo is every colour at once: red, blue and the green of its half find it."""
+    pred = PosePredictor(standin_path, threads=1)
+    box = [90, 20, 50, 160]
+    img, points, scale = scene(box, [[-0.2, 0.1]] * 4, pred.metadata)
+    gray = img.max(axis=2)
+    res = pred.predict(gray, [box])
+    assert (np.linalg.norm(res.keypoints[0, [0, 1, 3]] - points[0], axis=1) * scale).max() < TOL
+
+
+def test_predict_from_several_threads(standin_path):
+    """One predictor, four threads, three calls each: every answer equals the serial one."""
+    pred = PosePredictor(standin_path, threads=1)
+    jobs = []
+    for name, (box, offsets) in sorted(CASES.items()):
+        img, _, _ = scene(box, offsets, pred.metadata)
+        jobs.append((img, [box]))
+    expected = [pred.predict(img, b).keypoints for img, b in jobs]
+    got, errors = {}, []
+
+    def work(t):
+        try:
+            for r in range(3):
+                i = (t + r) % len(jobs)
+                got[(t, r)] = (i, pred.predict(*jobs[i]).keypoints)
+        except Exception as e:  # surfaced below; a thread's exception would otherwise vanish
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(got) == 12
+    for i, kp in got.values():
+        np.testing.assert_array_equal(kp, expected[i])
+
+
+def test_model_properties(standin_path):
+    pred = PosePredictor(standin_path, threads=1)
+    assert pred.model_path == str(standin_path)
+    assert pred.keypoint_names == KEYPOINTS
+    assert pred.skeleton == [[0, 1], [0, 2], [1, 3], [2, 3]]
+    assert pred.flip_pairs == [[1, 2]]
+    assert pred.input_size == (64, 96)
+    assert pred.threads == 1
+    assert "standin" in repr(pred)
+
+
+def test_to_coco(standin_path):
+    pred = PosePredictor(standin_path, threads=1)
+    box, offsets = CASES["wide"]
+    img, _, _ = scene(box, offsets, pred.metadata)
+    res = pred.predict(img, [box, box])
+    out = res.to_coco(image_id=42)
+    assert json.loads(json.dumps(out)) == out  # plain Python numbers only
+    assert len(out) == 2
+    d = out[0]
+    assert d["image_id"] == 42 and d["category_id"] == 1 and d["bbox"] == [float(v) for v in box]
+    kp = np.array(d["keypoints"]).reshape(4, 3)
+    np.testing.assert_allclose(kp[:, :2], res.keypoints[0], rtol=1e-6)
+    np.testing.assert_allclose(kp[:, 2], res.scores[0], rtol=1e-6)
+    assert d["score"] == pytest.approx(float(res.scores[0].mean()))
+
+
+def test_pose_result_is_a_plain_dataclass():
+    r = PoseResult(np.zeros((1, 2, 2), np.float32), np.ones((1, 2), np.float32), np.zeros((1, 4), np.float32))
+    assert len(r) == 1 and r.keypoint_names == []
+    assert r.to_coco("a", category_id=3)[0]["category_id"] == 3
+
+
+def test_crop_transforms_follow_geometry(standin_path):
+    """The box centre goes to the crop centre; the longer (padded) side spans the crop edge to edge."""
+    meta = standin_metadata()
+    m = crop_transforms(np.array([[10.0, 20.0, 30.0, 200.0]]), meta)[0]
+    centre = m[:, :2] @ [25.0, 120.0] + m[:, 2]
+    np.testing.assert_allclose(centre, [31.5, 47.5])
+    top = m[:, :2] @ [25.0, 120.0 - 125.0] + m[:, 2]  # half of 200 · 1.25 above the centre
+    np.testing.assert_allclose(top, [31.5, -0.5])
