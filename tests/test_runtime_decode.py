@@ -1,0 +1,88 @@
+"""decode_heatmaps: the accuracy targets on synthetic Gaussians, edge cases, and agreement with a plain loop."""
+import numpy as np
+import pytest
+
+from fasterpose_rt import decode_heatmaps
+
+H, W = 64, 48
+
+
+def gaussians(rng, n, k, sigma, noise=0.0, margin=4.0):
+    """Maps (n, k, H, W) float32 with peak 1 at random sub-pixel centres (n, k, 2), >= margin px from the border."""
+    centres = np.stack([rng.uniform(margin, W - 1 - margin, (n, k)), rng.uniform(margin, H - 1 - margin, (n, k))], 2)
+    x, y = np.arange(W), np.arange(H)[:, None]
+    d2 = (x - centres[..., 0, None, None]) ** 2 + (y - centres[..., 1, None, None]) ** 2
+    hm = np.exp(-d2 / (2 * sigma**2))
+    if noise:
+        hm = np.clip(hm * (1 + noise * rng.standard_normal(hm.shape)), 0, None)
+    return hm.astype(np.float32), centres
+
+
+@pytest.mark.parametrize("sigma", [1.5, 2.0, 3.0])
+def test_clean_gaussians_within_0_01_px(sigma):
+    hm, centres = gaussians(np.random.default_rng(1), 16, 17, sigma)
+    xy, scores = decode_heatmaps(hm)
+    assert xy.shape == (16, 17, 2) and xy.dtype == np.float32 and scores.dtype == np.float32
+    assert np.linalg.norm(xy - centres, axis=2).mean() <= 0.01
+    np.testing.assert_array_equal(scores, hm.reshape(16, 17, -1).max(axis=2))  # scores are the peak values
+
+
+@pytest.mark.parametrize("sigma", [1.5, 2.0, 3.0])
+def test_three_percent_noise_within_0_1_px(sigma):
+    hm, centres = gaussians(np.random.default_rng(2), 16, 17, sigma, noise=0.03)
+    xy, _ = decode_heatmaps(hm)
+    assert np.linalg.norm(xy - centres, axis=2).mean() <= 0.1
+
+
+def test_unblurred_decoding_is_exact_on_clean_gaussians():
+    hm, centres = gaussians(np.random.default_rng(3), 4, 5, 2.0)
+    xy, _ = decode_heatmaps(hm.astype(np.float64), blur_sigma=0)
+    assert np.abs(xy - centres).max() < 1e-3
+
+
+def test_border_flat_and_zero_maps_keep_the_integer_peak():
+    hm = np.zeros((1, 5, 8, 6), np.float32)
+    hm[0, 1] = 0.3  # flat
+    hm[0, 2, 0, 3] = 1.0  # peak on the top border
+    hm[0, 2, 1, 3] = 0.5
+    hm[0, 3, 7, 5] = 0.9  # bottom-right corner
+    hm[0, 4, 4, 2] = 0.7  # a single spike inside: log curvature is degenerate in the blur-free case
+    xy, scores = decode_heatmaps(hm, blur_sigma=0)
+    assert np.isfinite(xy).all() and np.isfinite(scores).all()
+    np.testing.assert_array_equal(xy[0, :4], [[0, 0], [0, 0], [3, 0], [5, 7]])
+    np.testing.assert_allclose(scores[0], [0, 0.3, 1.0, 0.9, 0.7])
+    xy_blur, _ = decode_heatmaps(hm)
+    assert np.isfinite(xy_blur).all()
+    np.testing.assert_allclose(xy_blur[0, 4], [2, 4], atol=1e-6)  # symmetric spike: no offset
+
+
+def test_empty_and_bad_shapes():
+    xy, scores = decode_heatmaps(np.zeros((0, 17, 8, 6), np.float32))
+    assert xy.shape == (0, 17, 2) and scores.shape == (0, 17)
+    with pytest.raises(ValueError, match=r"\(N, K, H, W\)"):
+        decode_heatmaps(np.zeros((17, 8, 6)))
+
+
+def test_vectorised_equals_a_per_keypoint_loop():
+    """The same DARK maths one keypoint at a time (blur patch, log, gradient, Hessian, Newton step)."""
+    hm, _ = gaussians(np.random.default_rng(4), 3, 4, 2.0, noise=0.03)
+    xy, _ = decode_heatmaps(hm)
+    sigma = 2.0 * W / 48.0
+    r = int(np.ceil(3 * sigma))
+    taps = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    taps /= taps.sum()
+    for n in range(3):
+        for k in range(4):
+            m = hm[n, k].astype(np.float64)
+            py, px = divmod(int(m.argmax()), W)
+            lg = np.empty((3, 3))
+            for i in range(3):
+                for j in range(3):
+                    rows = np.clip(np.arange(py + i - 1 - r, py + i + r), 0, H - 1)
+                    cols = np.clip(np.arange(px + j - 1 - r, px + j + r), 0, W - 1)
+                    lg[i, j] = np.log(taps @ m[np.ix_(rows, cols)] @ taps)
+            grad = [(lg[1, 2] - lg[1, 0]) / 2, (lg[2, 1] - lg[0, 1]) / 2]
+            dxy = (lg[2, 2] - lg[2, 0] - lg[0, 2] + lg[0, 0]) / 4
+            hess = [[lg[1, 2] - 2 * lg[1, 1] + lg[1, 0], dxy], [dxy, lg[2, 1] - 2 * lg[1, 1] + lg[0, 1]]]
+            expected = np.array([px, py]) + np.clip(-np.linalg.solve(hess, grad), -1, 1)
+            np.testing.assert_allclose(xy[n, k], expected, atol=1e-4)

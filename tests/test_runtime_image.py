@@ -1,0 +1,60 @@
+"""to_bgr_uint8: every accepted photo layout and type becomes (H, W, 3) uint8 BGR; the rest is refused by name."""
+import numpy as np
+import pytest
+
+from fasterpose_rt import to_bgr_uint8
+
+RNG = np.random.default_rng(0)
+BGR = RNG.integers(0, 256, (5, 7, 3), dtype=np.uint8)
+
+
+def test_bgr_uint8_passes_through():
+    out = to_bgr_uint8(BGR)
+    assert out.dtype == np.uint8 and out.shape == (5, 7, 3) and out.flags.c_contiguous
+    np.testing.assert_array_equal(out, BGR)
+    np.testing.assert_array_equal(to_bgr_uint8(np.asfortranarray(BGR)), BGR)
+    assert to_bgr_uint8(BGR[:, ::-1]).flags.c_contiguous
+
+
+@pytest.mark.parametrize("gray", [BGR[:, :, 0], BGR[:, :, :1]])
+def test_gray_is_repeated_into_three_channels(gray):
+    out = to_bgr_uint8(gray)
+    assert out.shape == (5, 7, 3)
+    for c in range(3):
+        np.testing.assert_array_equal(out[:, :, c], BGR[:, :, 0])
+
+
+def test_bgra_drops_alpha():
+    bgra = np.concatenate([BGR, RNG.integers(0, 256, (5, 7, 1), dtype=np.uint8)], axis=2)
+    np.testing.assert_array_equal(to_bgr_uint8(bgra), BGR)
+
+
+def test_16_bit_is_scaled():
+    np.testing.assert_array_equal(to_bgr_uint8(BGR.astype(np.uint16) * 257), BGR)
+    np.testing.assert_array_equal(to_bgr_uint8(np.array([[0, 128, 65535]], np.uint16))[:, :, 0], [[0, 0, 255]])
+
+
+def test_floats_in_unit_range_and_in_pixel_range():
+    np.testing.assert_array_equal(to_bgr_uint8(BGR / 255.0), BGR)
+    np.testing.assert_array_equal(to_bgr_uint8(BGR.astype(np.float32)), BGR)  # max > 1: 0..255 scale
+    odd = np.array([[np.nan, -3.0, 0.5, 1.0]], np.float64)
+    np.testing.assert_array_equal(to_bgr_uint8(odd)[:, :, 0], [[0, 0, 128, 255]])
+
+
+def test_small_integer_types_in_pixel_range():
+    np.testing.assert_array_equal(to_bgr_uint8(BGR.astype(np.int64)), BGR)
+
+
+@pytest.mark.parametrize("image,msg", [
+    (np.zeros((4, 4, 2), np.uint8), "got shape"),
+    (np.zeros((4,), np.uint8), "got shape"),
+    (np.zeros((2, 4, 4, 3), np.uint8), "got shape"),
+    (np.zeros((0, 4, 3), np.uint8), "empty"),
+    (np.zeros((4, 4), bool), "unsupported image dtype"),
+    (np.zeros((4, 4), complex), "unsupported image dtype"),
+    (np.full((4, 4), 300, np.int32), r"values in \[300, 300\]"),
+    (np.full((4, 4), -1, np.int8), "values in"),
+])
+def test_refused_with_the_reason(image, msg):
+    with pytest.raises(ValueError, match=msg):
+        to_bgr_uint8(image)

@@ -1,0 +1,133 @@
+"""Loading models: clear errors for missing, non-ONNX and metadata-less files; threads; the bundled default."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fasterpose_rt.predictor as predictor_mod
+from fasterpose_rt import ModelError, ModelNotFoundError, PosePredictor
+from fasterpose_rt.session import open_session, physical_cores
+from standin import standin_metadata, write_standin
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="not found.*nope.onnx"):
+        PosePredictor(tmp_path / "nope.onnx")
+    with pytest.raises(FileNotFoundError):  # also catchable as the builtin
+        PosePredictor(str(tmp_path / "nope.onnx"))
+
+
+def test_directory_is_not_a_model(tmp_path):
+    with pytest.raises(ModelError, match="not a file"):
+        PosePredictor(tmp_path)
+
+
+@pytest.mark.parametrize("content", [b"", b"definitely not a protobuf \x00\xff" * 10, b"\x08\x07" * 3])
+def test_not_onnx(tmp_path, content):
+    p = tmp_path / "garbage.onnx"
+    p.write_bytes(content)
+    with pytest.raises(ModelError, match="garbage.onnx is not a loadable ONNX model"):
+        PosePredictor(p)
+
+
+def test_onnx_without_metadata(tmp_path):
+    p = write_standin(tmp_path / "bare.onnx", metadata_text=None)
+    with pytest.raises(ModelError, match="no 'fasterpose' metadata"):
+        PosePredictor(p)
+
+
+def _meta_dict(**changes):
+    d = json.loads(standin_metadata().to_json())
+    d.update(changes)
+    return d
+
+
+@pytest.mark.parametrize("text,msg", [
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "must be a JSON object"),
+    (_meta_dict(format="something-else/1"), "unknown metadata format"),
+    (_meta_dict(format="fasterpose-onnx/2"), "newer than this runtime"),
+    ({k: v for k, v in _meta_dict().items() if k != "keypoints"}, "lacks required field 'keypoints'"),
+    (_meta_dict(color="HSV"), "color must be"),
+    (_meta_dict(output="softmax"), "output must be"),
+    (_meta_dict(flip_pairs=[[0, 9]]), "flip_pairs"),
+    (_meta_dict(input_size=[64]), "input_size"),
+])
+def test_mangled_metadata(tmp_path, text, msg):
+    p = write_standin(tmp_path / "mangled.onnx", metadata_text=text)
+    with pytest.raises(ModelError, match=msg) as info:
+        PosePredictor(p)
+    assert "mangled.onnx" in str(info.value)
+
+
+def test_metadata_disagreeing_with_the_graph(tmp_path):
+    p = write_standin(tmp_path / "size.onnx", metadata_text=_meta_dict(input_size=[48, 96]))
+    with pytest.raises(ModelError, match=r"input_size \(48, 96\)"):
+        PosePredictor(p)
+    names = ["a", "b", "c"]
+    p = write_standin(tmp_path / "k.onnx", metadata_text=_meta_dict(keypoints=names, skeleton=[], flip_pairs=[]))
+    with pytest.raises(ModelError, match="4 heatmaps but the metadata names 3"):
+        PosePredictor(p)
+
+
+def test_bundled_default_absent_says_how_to_pass_a_model(tmp_path, monkeypatch):
+    monkeypatch.setattr(predictor_mod, "DEFAULT_MODELS", {
+        "fp32": tmp_path / "fasterpose_default.onnx", "int8": tmp_path / "fasterpose_default_int8.onnx"})
+    for precision in ("fp32", "int8"):
+        with pytest.raises(ModelNotFoundError, match=f"default {precision} model is not present") as info:
+            PosePredictor(precision=precision)
+        assert "model=" in str(info.value) and "--model" in str(info.value)
+
+
+def test_bundled_default_used_when_present(tmp_path, monkeypatch):
+    path = write_standin(tmp_path / "fasterpose_default_int8.onnx")
+    monkeypatch.setattr(predictor_mod, "DEFAULT_MODELS", {"fp32": tmp_path / "absent.onnx", "int8": path})
+    assert PosePredictor(precision="int8", threads=1).model_path == str(path)
+
+
+def test_bad_options(standin_path):
+    with pytest.raises(ValueError, match="precision"):
+        PosePredictor(precision="fp16")
+    with pytest.raises(ValueError, match="precision= selects a bundled"):
+        PosePredictor(standin_path, precision="int8")
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="threads"):
+            PosePredictor(standin_path, threads=bad)
+        with pytest.raises(ValueError, match="batch_size"):
+            PosePredictor(standin_path, batch_size=bad)
+
+
+def test_threads_default_to_physical_cores(standin_path):
+    cores = physical_cores()
+    assert cores >= 0
+    session, meta = open_session(standin_path)
+    assert session.get_session_options().intra_op_num_threads == cores
+    assert session.get_session_options().inter_op_num_threads == 1
+    assert session.get_providers() == ["CPUExecutionProvider"]
+    assert meta.keypoints[0] == "red"
+
+
+def test_loading_prints_nothing_and_imports_no_training_stack(standin_path):
+    """A fresh interpreter: load a model and predict; nothing on stdout/stderr, no torch/onnx/scipy/pycocotools."""
+    code = (
+        "import sys, numpy as np\n"
+        "from fasterpose_rt import PosePredictor\n"
+        f"p = PosePredictor({str(standin_path)!r}, threads=1)\n"
+        "p.predict(np.zeros((40, 30, 3), np.uint8))\n"
+        "bad = [m for m in ('torch', 'onnx', 'scipy', 'pycocotools') if m in sys.modules]\n"
+        "sys.exit(1 if bad else 0)\n"
+    )
+    root = Path(__file__).resolve().parents[1]  # importable from the checkout even when not installed
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=root)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "" and r.stderr == ""
+
+
+def test_results_are_deterministic(standin_path):
+    img = np.random.default_rng(0).integers(0, 256, (60, 50, 3), dtype=np.uint8)
+    a = PosePredictor(standin_path, threads=1).predict(img)
+    b = PosePredictor(standin_path, threads=2).predict(img)
+    np.testing.assert_allclose(a.keypoints, b.keypoints, atol=1e-4)
