@@ -29,9 +29,10 @@ Notes
   "paper": it is priced over its output grid (output elements × in channels × k² / groups), as the counter
   shipped with the SimpleBaseline/HRNet code does; for SimpleBaseline's stride-2 4×4 deconvolutions that is 4×
   more. FasterPose has no transposed convolution, so its two counts are equal.
-- G = 10⁹, except the column "paper /2³⁰": the published tables divide by 1024³. SimpleBaseline-R50 at 256×192
-  is quoted at {quoted} GFLOPs in the FasterPose paper; our paper-convention count is {ours30:.2f}·2³⁰ ({ours9:.2f}·10⁹), i.e. the
-  quoted figure to within {gap:.1f} %. Its parameter count ({params:.1f} M) matches the published 34.0 M.
+- G = 10⁹, except the column "paper /2³⁰": the published tables divide by 1024³. SimpleBaseline-R50 at
+  256×192 is quoted at {quoted} GFLOPs in the FasterPose paper; our paper-convention count is {ours30:.2f}·2³⁰
+  ({ours9:.2f}·10⁹), the quoted figure to within {gap:.1f} % (the tables appear to truncate). Its parameter
+  count ({params:.1f} M) matches the published 34.0 M.
 - Reduction = 1 − FasterPose / SimpleBaseline at the same depth and input size. FasterPose uses the default
   output stride 16 (backbone up to layer3, low-resolution head + PixelShuffle ×4).
 """
