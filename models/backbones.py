@@ -124,7 +124,8 @@ class ResNet(nn.Module):
         skipped = ("fc.",) + tuple(f"layer{i}." for i in range(self.num_stages + 1, 5))
         sd = {k: v for k, v in state_dict.items() if not k.startswith(skipped)}
         own = self.state_dict()
-        missing = sorted(set(own) - set(sd))
+        # torchvision's original ImageNet files predate BN's num_batches_tracked buffer; it carries no weights.
+        missing = sorted(k for k in set(own) - set(sd) if not k.endswith("num_batches_tracked"))
         unexpected = sorted(set(sd) - set(own))
         shape = sorted(k for k in set(own) & set(sd) if tuple(own[k].shape) != tuple(sd[k].shape))
         if missing or unexpected or shape:
@@ -134,4 +135,6 @@ class ResNet(nn.Module):
                 f"unexpected {unexpected[:10]}{'...' if len(unexpected) > 10 else ''} ({len(unexpected)}), "
                 f"wrong shape {shape[:10]} ({len(shape)})"
             )
+        for k in set(own) - set(sd):  # only num_batches_tracked can remain here
+            sd[k] = own[k]
         self.load_state_dict(sd, strict=True)

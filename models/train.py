@@ -70,6 +70,7 @@ def build_parser():
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work-dir", type=Path, required=True)
+    ap.add_argument("--save-replicas", action="store_true", help=argparse.SUPPRESS)  # tests: every rank's final weights
     return ap
 
 
@@ -112,6 +113,8 @@ class Trainer:
             self.val_set = TopDownDataset(vs, self.meta, args.input_size, train=False, cache=not args.no_cache)
 
         k = len(self.meta["keypoints"])
+        if args.arch.startswith("simplebaseline") and (args.input_size[0] % 32 or args.input_size[1] % 32):
+            raise ValueError("SimpleBaseline (output stride 32, three 2x deconvs) needs input sizes that are multiples of 32")
         options = {"head_width": args.head_width}
         if self.loss_name == "rce":
             options["final_bias"] = -4.0
@@ -244,6 +247,8 @@ class Trainer:
             self._save(self.args.work_dir / "last.pth", val)
             if improved:
                 self._save(self.args.work_dir / "best.pth", val)
+        if self.args.save_replicas:
+            torch.save(self.model.state_dict(), self.args.work_dir / f"replica{self.rank}.pth")
         if self.distributed:
             dist.barrier()
             dist.destroy_process_group()

@@ -213,12 +213,12 @@ def test_load_mismatched_state_dict_raises_listing_keys():
         ResNet(50).load_torchvision_state_dict(synthetic_state_dict(18))
 
 
-@pytest.mark.xfail(strict=True, reason="torchvision's original ImageNet files (e.g. resnet18-5c106cde.pth) predate "
-                   "BatchNorm.num_batches_tracked; load_torchvision_state_dict's own key check reports them missing, "
-                   "although torch's load_state_dict accepts such dicts")
 def test_load_state_dict_without_num_batches_tracked():
+    """torchvision's original ImageNet files (e.g. resnet18-5c106cde.pth) predate BatchNorm.num_batches_tracked."""
     sd = {k: v for k, v in synthetic_state_dict(18).items() if not k.endswith("num_batches_tracked")}
-    ResNet(18).load_torchvision_state_dict(sd)
+    net = ResNet(18)
+    net.load_torchvision_state_dict(sd)
+    assert torch.equal(net.state_dict()["layer1.0.conv1.weight"], sd["layer1.0.conv1.weight"])
 
 
 # ---------------------------------------------------------------- can it learn at all?

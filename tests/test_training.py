@@ -1,0 +1,156 @@
+"""LSP conversion, the COCO top-down dataset, and the training loop (single process, resume, DDP)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from fasterpose_rt.geometry import apply_affine
+from models.data.coco_keypoints import TopDownDataset, derive_flip_pairs, load_coco_keypoints
+from models.data.lsp_to_coco import convert, lsp_category
+
+ROOT = Path(__file__).resolve().parents[1]
+LSPET = ROOT.parent / "shared" / "datasets" / "lspet"
+
+
+def _lsp_like_dataset(tmp: Path, n: int = 6, size=(96, 96), seed=0):
+    """n synthetic photos with a painted blob per joint and a matching LSP-style COCO file."""
+    rng = np.random.default_rng(seed)
+    joints = np.zeros((14, 3, n))
+    (tmp / "images").mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        img = np.full((size[1], size[0], 3), 40, np.uint8)
+        xy = rng.uniform(15, size[0] - 15, (14, 2))
+        for k, (x, y) in enumerate(xy):
+            cv2.circle(img, (int(x), int(y)), 2, (int(10 + 17 * k), 255 - 15 * k, 128), -1)
+        joints[:, :2, i] = xy
+        joints[:, 2, i] = 1
+        joints[13, 2, i] = 0 if i == 0 else 1  # one unlabelled joint
+        cv2.imwrite(str(tmp / "images" / f"im{i + 1:05d}.jpg"), img)
+    coco = convert(joints, tmp / "images", 1, n)
+    ann = tmp / "ann.json"
+    ann.write_text(json.dumps(coco))
+    return ann, tmp / "images", joints
+
+
+def test_lsp_conversion_flags_bbox_and_category(tmp_path):
+    ann, images, joints = _lsp_like_dataset(tmp_path, n=3)
+    coco = json.loads(ann.read_text())
+    a0 = coco["annotations"][0]
+    kps = np.asarray(a0["keypoints"]).reshape(14, 3)
+    assert kps[13].tolist() == [0, 0, 0]  # flag 0 -> v = 0, x = y = 0
+    assert set(kps[:13, 2]) == {2}
+    lab = joints[:13, :2, 0]
+    assert a0["bbox"] == pytest.approx([lab[:, 0].min(), lab[:, 1].min(), np.ptp(lab[:, 0]), np.ptp(lab[:, 1])], abs=1e-3)
+    assert a0["area"] == pytest.approx(a0["bbox"][2] * a0["bbox"][3], rel=1e-4)
+    assert a0["num_keypoints"] == 13
+    cat = coco["categories"][0]
+    assert cat["keypoints"][0] == "right_ankle" and cat["keypoints"][-1] == "head_top"
+    assert len(cat["sigmas"]) == 14 and min(min(p) for p in cat["skeleton"]) == 1  # COCO skeletons are 1-based
+    assert sorted(map(sorted, cat["flip_pairs"])) == sorted(map(sorted, derive_flip_pairs(cat["keypoints"])))
+    pytest.importorskip("pycocotools")
+    from pycocotools.coco import COCO
+
+    c = COCO(str(ann))
+    assert len(c.getAnnIds()) == 3 and c.loadImgs(1)[0]["width"] == 96
+
+
+@pytest.mark.skipif(not (LSPET / "joints.mat").exists(), reason="../shared/datasets/lspet is absent")
+def test_lsp_conversion_cli_on_real_joints(tmp_path):
+    out = tmp_path / "val.json"
+    r = subprocess.run([sys.executable, "-m", "models.data.lsp_to_coco", "--joints", str(LSPET / "joints.mat"),
+                        "--images", str(LSPET / "images"), "--out", str(out), "--range", "8991:9000"],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    coco = json.loads(out.read_text())
+    assert [im["file_name"] for im in coco["images"]][:2] == ["im08991.jpg", "im08992.jpg"]
+    assert all(im["width"] > 0 for im in coco["images"]) and len(coco["annotations"]) == 10
+
+
+def test_lsp_conversion_cli_errors(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "models.data.lsp_to_coco", "--joints", str(tmp_path / "nope.mat"),
+                        "--images", str(tmp_path), "--out", str(tmp_path / "x.json")], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2 and "error" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_dataset_targets_follow_the_crop(tmp_path):
+    """The target peaks sit where the runtime geometry maps the labelled joints, also under augmentation."""
+    ann, images, joints = _lsp_like_dataset(tmp_path, n=2)
+    samples, meta = load_coco_keypoints(ann, images)
+    for train in (False, True):
+        ds = TopDownDataset(samples, meta, (64, 96), train=train, cache=True, seed=1)
+        for i in range(len(ds)):
+            torch.manual_seed(i)
+            x, t, w, idx = ds[i]
+            assert x.shape == (3, 96, 64) and t.shape == (14, 24, 16) and w.shape == (14,)
+            torch.manual_seed(i)  # replay the same augmentation draw
+            rng = np.random.default_rng((ds.seed, i, torch.randint(0, 2**31, ()).item())) if train else None
+            m, flip = ds.crop_transform(i, rng)
+            kp = apply_affine(samples[i].keypoints[None], m[None])[0]
+            vis = samples[i].visible.copy()
+            if flip:
+                kp, vis = kp[ds.flip_index], vis[ds.flip_index]
+            decoded, _ = ds.codec.decode(t[None].numpy(), blur_sigma=0)
+            ok = w.numpy() > 0
+            assert ok.sum() >= 6
+            assert not (ok & ~vis).any()  # unlabelled joints never get weight
+            np.testing.assert_allclose(decoded[0][ok], kp[ok], atol=0.01)
+
+
+def _train_cmd(ann, images, work, extra=()):
+    return ["-m", "models.train", "--train-ann", str(ann), "--train-images", str(images), "--val-ann", str(ann),
+            "--val-images", str(images), "--arch", "fasterpose_r18", "--input-size", "64x64", "--batch-size", "2",
+            "--epochs", "1", "--workers", "0", "--threads", "1", "--work-dir", str(work), *extra]
+
+
+def test_train_checkpoint_log_and_resume(tmp_path):
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=4)
+    work = tmp_path / "run"
+    r = subprocess.run([sys.executable, *_train_cmd(ann, images, work, ["--steps-per-epoch", "2"])], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    entry = json.loads((work / "log.jsonl").read_text().splitlines()[-1])
+    assert entry["epoch"] == 1 and np.isfinite(entry["train_loss"]) and 0 <= entry["val_pck@0.2"] <= 1
+    ckpt = torch.load(work / "last.pth", map_location="cpu", weights_only=True)  # plain data only
+    assert ckpt["epoch"] == 1 and ckpt["meta"]["loss"] == "rce" and ckpt["meta"]["dataset"]["keypoints"][0] == "right_ankle"
+    assert (work / "best.pth").exists()
+    cmd = _train_cmd(ann, images, work, ["--steps-per-epoch", "2", "--resume"])
+    cmd[cmd.index("--epochs") + 1] = "2"
+    r = subprocess.run([sys.executable, *cmd], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0 and "resumed" in r.stderr, r.stderr
+    lines = (work / "log.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
+    assert torch.load(work / "last.pth", map_location="cpu", weights_only=True)["epoch"] == 2
+
+
+def test_train_usage_errors(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "models.train", "--train-ann", str(tmp_path / "missing.json"),
+                        "--train-images", str(tmp_path), "--work-dir", str(tmp_path / "w")], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_ddp_two_cpu_processes_keep_replicas_identical(tmp_path):
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=8)
+    work = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533",
+                        *_train_cmd(ann, images, work, ["--steps-per-epoch", "3", "--save-replicas"])],
+                       cwd=ROOT, capture_output=True, text=True, env=env, timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    a = torch.load(work / "replica0.pth", weights_only=True)
+    b = torch.load(work / "replica1.pth", weights_only=True)
+    init = __import__("models").build_model("fasterpose_r18", 14, final_bias=-4.0).state_dict()
+    assert a.keys() == b.keys()
+    # Parameters must agree bit for bit (gradients are all-reduced). BN running statistics are buffers that
+    # DDP broadcasts from rank 0 before each forward, so after the last step they legitimately differ.
+    params = [k for k in a if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    for k in params:
+        assert torch.equal(a[k], b[k]), k
+    assert any(not torch.equal(a[k], init[k]) for k in a if k.endswith("weight"))  # it did train
+    assert len((work / "log.jsonl").read_text().splitlines()) == 1  # rank-0 logging only
