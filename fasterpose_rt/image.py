@@ -1,6 +1,8 @@
 """Photos of any common layout -> the one layout the runtime crops from: (H, W, 3) uint8 BGR, as cv2.imread gives."""
 from __future__ import annotations
 
+import os
+
 import cv2
 import numpy as np
 
@@ -14,8 +16,11 @@ def to_bgr_uint8(image) -> np.ndarray:
     Accepted types: uint8 (as is); uint16 (0..65535 scaled to 0..255, e.g. 16-bit PNGs read with
     ``cv2.IMREAD_UNCHANGED``); other integer types whose values lie in 0..255; floats in [0, 1] (OpenCV's
     convention for float images) or, when any value exceeds 1, in 0..255. Floats are clipped, NaN becomes 0.
-    Raises ``ValueError`` naming the problem for any other shape or type, or an empty photo.
+    Raises ``ValueError`` naming the problem for any other shape or type, or an empty photo, and ``TypeError``
+    for a file path (decode it first, e.g. with ``cv2.imread``).
     """
+    if isinstance(image, (str, bytes, os.PathLike)):
+        raise TypeError(f"expected a decoded image array, got the path {image!r}; read it with cv2.imread first")
     img = np.asarray(image)
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]

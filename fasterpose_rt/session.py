@@ -48,8 +48,8 @@ def physical_cores() -> int:
 def open_session(path, threads: Optional[int] = None) -> Tuple[ort.InferenceSession, ModelMetadata]:
     """Load ``path`` into a CPU InferenceSession and read its metadata; raise ModelError naming any problem.
 
-    threads: intra-op threads (None -> :func:`physical_cores`). Inter-op threads 1 (the graph is a chain),
-    all graph optimisations on, CPUExecutionProvider only, warnings silenced (no output on load).
+    threads: intra-op threads (None -> :func:`physical_cores`), not spinning while idle. Inter-op threads 1
+    (the graph is a chain), all graph optimisations on, CPUExecutionProvider only, warnings silenced.
     Checks the graph against the metadata: one float input (N, 3, H, W) with (W, H) = ``input_size`` where the
     axes are fixed, and a 4-D output with K = number of keypoints channels where that axis is fixed.
     """
@@ -69,6 +69,10 @@ def open_session(path, threads: Optional[int] = None) -> Tuple[ort.InferenceSess
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3  # errors only: loading must print nothing
+    # Idle intra-op threads sleep instead of spinning: between runs the cores belong to our own cropping and
+    # decoding, other predict() threads, or the rest of the application (measured on a shared 2-core machine:
+    # spinning made one-box inference ~1.7x slower; see benchmarks/results/runtime.md).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         session = ort.InferenceSession(str(p), sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types (InvalidProtobuf, Fail, ...)

@@ -58,3 +58,8 @@ def test_small_integer_types_in_pixel_range():
 def test_refused_with_the_reason(image, msg):
     with pytest.raises(ValueError, match=msg):
         to_bgr_uint8(image)
+
+
+def test_a_path_is_not_an_image(tmp_path):
+    with pytest.raises(TypeError, match="cv2.imread"):
+        to_bgr_uint8(str(tmp_path / "photo.jpg"))
