@@ -92,7 +92,12 @@ class PosePredictor:
         self.threads = self._session.get_session_options().intra_op_num_threads
         self.flip_test = bool(flip_test)
         self.batch_size = batch_size
-        self._input_name = self._session.get_inputs()[0].name
+        inp = self._session.get_inputs()[0]
+        self._input_name, self._output_name = inp.name, self._session.get_outputs()[0].name
+        if isinstance(inp.shape[0], int):  # a fixed batch axis: only batch 1 can serve any number of persons
+            if inp.shape[0] != 1:
+                raise ModelError(f"{path}: input batch axis is fixed at {inp.shape[0]}; export it dynamic (or 1)")
+            self.batch_size = 1
         self._normalize = Normalizer(self.metadata)
         # Channel k of a mirrored crop's heatmaps belongs to keypoint flip_perm[k] (left <-> right).
         perm = np.arange(self.metadata.num_keypoints)
@@ -152,7 +157,7 @@ class PosePredictor:
         n = x.shape[0]
         if self.flip_test:
             x = np.concatenate([x, x[:, :, :, ::-1]])  # crop x -> W-1-x exactly (pixel centres)
-        parts = [self._session.run(None, {self._input_name: x[s:s + self.batch_size]})[0]
+        parts = [self._session.run([self._output_name], {self._input_name: x[s:s + self.batch_size]})[0]
                  for s in range(0, x.shape[0], self.batch_size)]
         out = parts[0] if len(parts) == 1 else np.concatenate(parts)
         if out.ndim != 4 or out.shape[:2] != (x.shape[0], self.metadata.num_keypoints):
@@ -174,7 +179,7 @@ def merge_flipped(heatmaps: np.ndarray, n: int, flip_perm: np.ndarray) -> np.nda
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    """Logistic function in place on a fresh float32 copy; exp overflow for very negative logits gives exactly 0."""
+    """Logistic function of float32 logits (any shape) into a new array; very negative logits give exactly 0."""
     y = np.negative(x)
     with np.errstate(over="ignore"):
         np.exp(y, out=y)

@@ -42,8 +42,11 @@ def standin_metadata(input_size=(64, 96), color="RGB", output="logits", box_padd
     )
 
 
-def standin_model(meta: ModelMetadata) -> onnx.ModelProto:
-    """ONNX graph (N, 3, H, W) normalised input -> (N, 4, H/4, W/4) heatmaps as described in the module doc."""
+def standin_model(meta: ModelMetadata, batch="N") -> onnx.ModelProto:
+    """ONNX graph (N, 3, H, W) normalised input -> (N, 4, H/4, W/4) heatmaps as described in the module doc.
+
+    batch: the batch axis, a name (dynamic, the default) or a fixed size.
+    """
     w, h = meta.input_size
     if w % 4 or h % 4:
         raise ValueError("stand-in input size must be divisible by 4")
@@ -88,8 +91,8 @@ def standin_model(meta: ModelMetadata) -> onnx.ModelProto:
         ]
     graph = helper.make_graph(
         nodes, "standin",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, h, w])],
-        [helper.make_tensor_value_info("heatmaps", TensorProto.FLOAT, ["N", k, hh, hw])],
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [batch, 3, h, w])],
+        [helper.make_tensor_value_info("heatmaps", TensorProto.FLOAT, [batch, k, hh, hw])],
         initializer=inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -113,15 +116,15 @@ def set_metadata(model: onnx.ModelProto, text) -> onnx.ModelProto:
     return model
 
 
-def write_standin(path, meta: ModelMetadata = None, metadata_text="same", **meta_kwargs) -> Path:
+def write_standin(path, meta: ModelMetadata = None, metadata_text="same", batch="N", **meta_kwargs) -> Path:
     """Build a stand-in model and save it to ``path``.
 
     meta: the metadata the graph is built for (default: ``standin_metadata(**meta_kwargs)``).
     metadata_text: what to store under the ``fasterpose`` key: "same" (meta itself), None (nothing), or
-    any JSON string / dict, to make broken models.
+    any JSON string / dict, to make broken models. batch: see :func:`standin_model`.
     """
     meta = meta or standin_metadata(**meta_kwargs)
-    model = standin_model(meta)
+    model = standin_model(meta, batch)
     set_metadata(model, meta if isinstance(metadata_text, str) and metadata_text == "same" else metadata_text)
     path = Path(path)
     onnx.save(model, str(path))

@@ -131,3 +131,13 @@ def test_results_are_deterministic(standin_path):
     a = PosePredictor(standin_path, threads=1).predict(img)
     b = PosePredictor(standin_path, threads=2).predict(img)
     np.testing.assert_allclose(a.keypoints, b.keypoints, atol=1e-4)
+
+
+def test_fixed_batch_axis(tmp_path):
+    """A model exported with batch 1 still serves many persons (one at a time); other fixed sizes are refused."""
+    one = PosePredictor(write_standin(tmp_path / "b1.onnx", batch=1), threads=1, batch_size=8, flip_test=True)
+    assert one.batch_size == 1
+    res = one.predict(np.zeros((60, 50, 3), np.uint8), [[0, 0, 20, 40], [10, 10, 30, 30], [5, 5, 10, 10]])
+    assert res.keypoints.shape == (3, 4, 2)
+    with pytest.raises(ModelError, match="batch axis is fixed at 4"):
+        PosePredictor(write_standin(tmp_path / "b4.onnx", batch=4), threads=1)
