@@ -1,0 +1,152 @@
+"""``fasterpose bench``: latency and throughput of ``PosePredictor.predict`` on a real-sized synthetic photo.
+
+For each thread count and batch size (persons per call): warm-up calls, then N timed calls; latency
+percentiles per call and per person, persons/s, and achieved GFLOP/s = 2 × MACs × persons/s when the model's
+MACs are known. MACs come from the metadata field ``macs`` (written by the exporter); otherwise they are
+counted from the ONNX graph when the optional ``onnx`` package is installed (imported lazily: the runtime
+never needs it), else reported as unknown.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+__all__ = ["synthetic_photo", "person_boxes", "latency_stats", "model_macs", "macs_from_onnx", "bench_one",
+           "run_bench", "format_table"]
+
+PHOTO_SIZE = (640, 480)  # (w, h): a common camera/webcam frame
+
+
+def synthetic_photo(size=PHOTO_SIZE, seed: int = 0) -> np.ndarray:
+    """A (h, w, 3) uint8 BGR photo: smooth gradients plus noise (so no work is skipped on flat input)."""
+    w, h = size
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([xx * 255 // max(w - 1, 1), yy * 255 // max(h - 1, 1), (xx + yy) * 127 // max(w + h, 1)], 2)
+    return np.clip(base + rng.integers(-20, 21, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+def person_boxes(n: int, size=PHOTO_SIZE, seed: int = 0) -> np.ndarray:
+    """n person-shaped boxes (N, 4) [x, y, w, h] spread over a photo of size (w, h): 1/5 wide, 1/2 tall."""
+    w, h = size
+    rng = np.random.default_rng(seed)
+    bw, bh = w / 5.0, h / 2.0
+    xy = rng.uniform([0, 0], [w - bw, h - bh], (n, 2))
+    return np.concatenate([xy, np.tile([bw, bh], (n, 1))], axis=1)
+
+
+def latency_stats(seconds: Sequence[float], persons: int) -> Dict[str, float]:
+    """Per-call latencies (R,) s -> ms percentiles per call and per person, and persons/s (from the median)."""
+    t = np.asarray(seconds, np.float64) * 1e3
+    p50, p90, p99 = np.percentile(t, [50, 90, 99])
+    return {
+        "p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99), "mean_ms": float(t.mean()),
+        "p50_ms_per_person": float(p50 / persons), "p90_ms_per_person": float(p90 / persons),
+        "p99_ms_per_person": float(p99 / persons),
+        "persons_per_s": float(persons / (p50 / 1e3)) if p50 > 0 else float("inf"),
+    }
+
+
+def macs_from_onnx(path) -> Optional[int]:
+    """MACs of one person (batch 1) counted from the ONNX graph, or None when ``onnx`` is not installed.
+
+    Counted like models/complexity.py ("ours"): Conv / ConvInteger / QLinearConv = output elements × weight
+    elements per output channel; ConvTranspose = input elements × out channels/group × kernel area;
+    Gemm / MatMul (and their integer / QLinear forms) = output elements × inner dimension. Others: 0.
+    """
+    try:
+        import onnx
+        from onnx import numpy_helper, shape_inference
+    except ImportError:
+        return None
+    model = onnx.load(str(path))
+    for vi in list(model.graph.input) + list(model.graph.output):  # symbolic batch -> 1
+        for i, d in enumerate(vi.type.tensor_type.shape.dim):
+            if i == 0 or not d.HasField("dim_value"):
+                d.Clear()
+                d.dim_value = 1
+    model = shape_inference.infer_shapes(model)
+    shapes = {t.name: list(numpy_helper.to_array(t).shape) for t in model.graph.initializer}
+    for vi in list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        if all(d.HasField("dim_value") for d in dims):
+            shapes.setdefault(vi.name, [d.dim_value for d in dims])
+    weight_at = {"Conv": 1, "ConvInteger": 1, "QLinearConv": 3, "ConvTranspose": 1,
+                 "Gemm": 1, "MatMul": 1, "MatMulInteger": 1, "QLinearMatMul": 3}
+    total = 0
+    for node in model.graph.node:
+        if node.op_type not in weight_at:
+            continue
+        w = shapes.get(node.input[weight_at[node.op_type]])
+        x, y = shapes.get(node.input[0]), shapes.get(node.output[0])
+        if w is None or y is None:
+            continue
+        if node.op_type == "ConvTranspose":
+            if x is not None:  # weight (C_in, C_out/groups, kh, kw)
+                total += int(np.prod(x)) * int(np.prod(w[1:]))
+        elif "Conv" in node.op_type:  # weight (C_out, C_in/groups, kh, kw)
+            total += int(np.prod(y)) * int(np.prod(w[1:]))
+        else:
+            trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+            inner = w[-1] if trans_b else w[-2] if len(w) >= 2 else w[0]
+            total += int(np.prod(y)) * int(inner)
+    return total
+
+
+def model_macs(predictor) -> Optional[int]:
+    """MACs per person: metadata ``macs`` if present, else counted from the graph (needs ``onnx``), else None."""
+    value = predictor.metadata.extra.get("macs")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return int(value)
+    try:
+        return macs_from_onnx(predictor.model_path)
+    except Exception:  # an exotic graph the counter cannot read: report unknown, never fail the benchmark
+        return None
+
+
+def bench_one(predictor, batch: int, runs: int, warmup: int, photo: np.ndarray) -> Dict[str, float]:
+    """Time ``predictor.predict(photo, batch boxes)``: ``warmup`` untimed calls, then ``runs`` timed ones."""
+    boxes = person_boxes(batch, (photo.shape[1], photo.shape[0]))
+    for _ in range(warmup):
+        predictor.predict(photo, boxes)
+    times = np.empty(runs)
+    for i in range(runs):
+        t0 = time.perf_counter()
+        predictor.predict(photo, boxes)
+        times[i] = time.perf_counter() - t0
+    return latency_stats(times, batch)
+
+
+def run_bench(make_predictor: Callable[[int, int], object], threads: Sequence[int], batches: Sequence[int],
+              runs: int, warmup: int, label: str = "", progress: Optional[Callable[[str], None]] = None) -> List[dict]:
+    """Rows of results, one per (threads, batch). make_predictor(threads, batch_size) -> a PosePredictor;
+    one predictor per thread count, with batch_size = the largest batch so every call is one session run."""
+    photo = synthetic_photo()
+    rows = []
+    for t in threads:
+        pred = make_predictor(t, max(batches))
+        macs = model_macs(pred)
+        for b in batches:
+            if progress:
+                progress(f"{label or 'model'}: threads={t} batch={b}")
+            stats = bench_one(pred, b, runs, warmup, photo)
+            gflops = 2.0 * macs * stats["persons_per_s"] / 1e9 if macs else None
+            rows.append({"precision": label, "threads": t, "batch": b, "runs": runs, **stats,
+                         "macs_per_person": macs, "gflop_per_s": gflops})
+    return rows
+
+
+def format_table(rows: List[dict]) -> str:
+    """A human-readable table of run_bench rows (ms, persons/s, GFLOP/s)."""
+    head = ["precision", "threads", "batch", "p50 ms", "p90 ms", "p99 ms", "p50 ms/person", "persons/s", "GFLOP/s"]
+    body = [[r["precision"], str(r["threads"]), str(r["batch"]), f"{r['p50_ms']:.2f}", f"{r['p90_ms']:.2f}",
+             f"{r['p99_ms']:.2f}", f"{r['p50_ms_per_person']:.2f}", f"{r['persons_per_s']:.1f}",
+             "n/a" if r["gflop_per_s"] is None else f"{r['gflop_per_s']:.1f}"] for r in rows]
+    widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(head)]
+
+    def fmt(cells):
+        return "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    return "\n".join([fmt(head), fmt(["-" * w for w in widths]), *map(fmt, body)])

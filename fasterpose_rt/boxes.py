@@ -1,0 +1,207 @@
+"""Person boxes for the CLI: from a ``--boxes`` file (COCO annotations or a name -> boxes map) or OpenCV's HOG
+people detector. Boxes are ``[x, y, w, h]`` photo px (geometry.py convention 2).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Dict, List, Optional, Tuple
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "BoxesFileError", "DetectorUnavailable", "ImageBoxes", "BoxLookup", "load_boxes_file", "coco_person_boxes",
+    "nms", "HogPeopleDetector",
+]
+
+
+class BoxesFileError(ValueError):
+    """The boxes file is unreadable or malformed; the message names the file and the offending entry."""
+
+
+class DetectorUnavailable(RuntimeError):
+    """The requested person detector does not exist in this OpenCV build."""
+
+
+@dataclass
+class ImageBoxes:
+    """Boxes of one photo: boxes (N, 4) float64 [x, y, w, h]; image_id: the COCO id, or None for a plain map;
+    ann_index (N,): index of each box's annotation in the file's ``annotations`` list (COCO files only)."""
+
+    boxes: np.ndarray
+    image_id: Optional[int] = None
+    ann_index: Optional[np.ndarray] = None
+
+
+def _norm_name(name: str) -> str:
+    """File names compared as POSIX paths without a leading './'."""
+    return PurePosixPath(name.replace("\\", "/")).as_posix().lstrip("/") if name else name
+
+
+def _valid_box(b) -> bool:
+    return (isinstance(b, (list, tuple)) and len(b) == 4
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in b))
+
+
+class BoxLookup:
+    """Boxes by photo file name. ``find(path, rel)`` tries the path as given, the path inside its input folder,
+    then any entry whose name ends the path (``val2017/a.jpg`` matches ``data/val2017/a.jpg``), preferring the
+    longest; returns None when the photo is not listed."""
+
+    def __init__(self, entries: Dict[str, ImageBoxes], source: str):
+        self.entries = entries
+        self.source = source
+        self._by_base: Dict[str, List[str]] = {}
+        for key in entries:
+            self._by_base.setdefault(PurePosixPath(key).name, []).append(key)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def find(self, path: os.PathLike, rel: Optional[os.PathLike] = None) -> Optional[ImageBoxes]:
+        full = _norm_name(Path(path).as_posix())
+        for key in (full, _norm_name(Path(rel).as_posix()) if rel is not None else None):
+            if key is not None and key in self.entries:
+                return self.entries[key]
+        ends = [k for k in self._by_base.get(PurePosixPath(full).name, []) if ("/" + full).endswith("/" + k)]
+        return self.entries[max(ends, key=len)] if ends else None
+
+
+def coco_person_boxes(data: dict, source: str = "annotations") -> Tuple[Dict[int, str], Dict[int, ImageBoxes]]:
+    """COCO annotations -> ({image id: file_name}, {image id: ImageBoxes}) for every listed photo.
+
+    Person boxes: annotations of the category named "person" (every category when none is), not crowd, with a
+    bbox of 4 numbers and w, h > 0; empty bboxes are skipped. Raises BoxesFileError for a malformed file.
+    """
+    def bad(msg):
+        raise BoxesFileError(f"{source}: {msg}")
+
+    images, anns = data.get("images"), data.get("annotations")
+    if not isinstance(images, list) or not isinstance(anns, list):
+        bad("a COCO file needs 'images' and 'annotations' lists")
+    names: Dict[int, str] = {}
+    for i, im in enumerate(images):
+        if not (isinstance(im, dict) and isinstance(im.get("id"), int) and isinstance(im.get("file_name"), str)):
+            bad(f"images[{i}] needs an integer 'id' and a string 'file_name'")
+        names[im["id"]] = im["file_name"]
+    cats = data.get("categories") if isinstance(data.get("categories"), list) else []
+    person = {c.get("id") for c in cats if isinstance(c, dict) and c.get("name") == "person"}
+    per_image: Dict[int, List[Tuple[int, list]]] = {i: [] for i in names}
+    for j, a in enumerate(anns):
+        if not isinstance(a, dict) or "image_id" not in a:
+            bad(f"annotations[{j}] is not an object with an 'image_id'")
+        if person and a.get("category_id") not in person:
+            continue
+        if a.get("iscrowd", 0) or not a.get("bbox"):
+            continue
+        b = a["bbox"]
+        if not _valid_box(b):
+            bad(f"annotations[{j}]: bbox must be [x, y, w, h] numbers, got {b!r}")
+        if b[2] <= 0 or b[3] <= 0:
+            continue  # degenerate box: nobody to crop
+        if a["image_id"] not in per_image:
+            bad(f"annotations[{j}] refers to image_id {a['image_id']!r}, which 'images' does not list")
+        per_image[a["image_id"]].append((j, b))
+    boxes = {
+        i: ImageBoxes(np.array([b for _, b in lst], np.float64).reshape(-1, 4), i,
+                      np.array([j for j, _ in lst], np.int64))
+        for i, lst in per_image.items()
+    }
+    return names, boxes
+
+
+def load_boxes_file(path: os.PathLike) -> BoxLookup:
+    """Read a ``--boxes`` file: COCO annotations (object with 'images' and 'annotations'; results carry the
+    COCO image ids) or an object mapping file name -> list of [x, y, w, h]. Raises BoxesFileError."""
+    src = str(path)
+    try:
+        with open(path, "rb") as f:
+            data = json.load(f)
+    except OSError as e:
+        raise BoxesFileError(f"{src}: cannot read: {e.strerror or e}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BoxesFileError(f"{src}: not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise BoxesFileError(f"{src}: expected a JSON object (COCO annotations or file name -> boxes), "
+                             f"got a {type(data).__name__}")
+    entries: Dict[str, ImageBoxes] = {}
+    if "images" in data and "annotations" in data:
+        names, boxes = coco_person_boxes(data, src)
+        for image_id, name in names.items():
+            entries[_norm_name(name)] = boxes[image_id]
+    else:
+        for name, lst in data.items():
+            if not isinstance(lst, list) or not all(_valid_box(b) for b in lst):
+                raise BoxesFileError(f"{src}: entry {name!r} must be a list of [x, y, w, h] boxes, got {lst!r}")
+            arr = np.array(lst, np.float64).reshape(-1, 4)
+            if arr.size and not ((arr[:, 2] > 0) & (arr[:, 3] > 0)).all():
+                raise BoxesFileError(f"{src}: entry {name!r} has a box with width or height <= 0")
+            entries[_norm_name(name)] = ImageBoxes(arr)
+    return BoxLookup(entries, src)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.5) -> np.ndarray:
+    """Greedy non-maximum suppression. boxes (N, 4) [x, y, w, h], scores (N,) -> kept indices (M,), best first."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
+    x1, y1 = b[:, 0], b[:, 1]
+    x2, y2 = x1 + b[:, 2], y1 + b[:, 3]
+    area = b[:, 2] * b[:, 3]
+    keep = []
+    while order.size:
+        i, rest = order[0], order[1:]
+        keep.append(i)
+        iw = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
+        ih = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
+        inter = iw * ih
+        iou = inter / np.maximum(area[i] + area[rest] - inter, 1e-12)
+        order = rest[iou <= iou_threshold]
+    return np.array(keep, np.int64)
+
+
+class HogPeopleDetector:
+    """OpenCV's built-in HOG + linear SVM people detector (Dalal & Triggs 2005); its weights ship with OpenCV.
+
+    Photos are resized so the long side is about ``long_side`` px (HOG sees people >= 128 px tall only, and
+    its cost grows with the area). ``__call__(image)`` -> boxes (N, 4) float32 [x, y, w, h] photo px, scores (N,).
+    Raises DetectorUnavailable when this OpenCV build has no HOG (OpenCV 5 moved it to opencv-contrib).
+    """
+
+    # The 64x128 detection window holds a person about 96 px tall with ~16 px margin on every side
+    # (Dalal & Triggs); shrink the window to that person box so the pose crop is not twice too loose.
+    _SHRINK = np.array([32.0 / 64.0, 96.0 / 128.0])
+
+    def __init__(self, long_side: int = 640, min_score: float = 0.0, iou_threshold: float = 0.45):
+        hog_cls = getattr(cv2, "HOGDescriptor", None)
+        people = getattr(cv2, "HOGDescriptor_getDefaultPeopleDetector", None) or getattr(
+            hog_cls, "getDefaultPeopleDetector", None)
+        if hog_cls is None or people is None:
+            raise DetectorUnavailable(
+                f"OpenCV {cv2.__version__} has no HOG people detector (OpenCV 5 moved it to opencv-contrib); "
+                "install opencv-python-headless<5, or give person boxes with --boxes"
+            )
+        self._hog = hog_cls()
+        self._hog.setSVMDetector(people())
+        self.long_side, self.min_score, self.iou_threshold = long_side, min_score, iou_threshold
+
+    def __call__(self, image: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        h, w = image.shape[:2]
+        scale = float(np.clip(self.long_side / max(h, w), 0.25, 2.0))
+        small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
+                           interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        rects, weights = self._hog.detectMultiScale(small, winStride=(8, 8), padding=(16, 16), scale=1.05)
+        rects = np.asarray(rects, np.float64).reshape(-1, 4) / scale
+        scores = np.asarray(weights, np.float64).reshape(-1)
+        if rects.shape[0] != scores.shape[0]:  # some builds return no weights when nothing is found
+            scores = np.ones(rects.shape[0])
+        ok = scores > self.min_score
+        rects, scores = rects[ok], scores[ok]
+        keep = nms(rects, scores, self.iou_threshold)
+        rects, scores = rects[keep], scores[keep]
+        centers = rects[:, :2] + rects[:, 2:] / 2
+        sizes = rects[:, 2:] * self._SHRINK
+        return np.concatenate([centers - sizes / 2, sizes], axis=1).astype(np.float32), scores.astype(np.float32)

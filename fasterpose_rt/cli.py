@@ -1,0 +1,450 @@
+"""The ``fasterpose`` command line: ``predict`` on photos, folders and videos, ``bench``, ``eval``.
+
+Exit codes: 0 every input processed; 1 some inputs failed (the rest is still written); 2 usage errors (missing
+path, bad option, unusable model, malformed boxes or annotation file); 130 interrupted (Ctrl-C), after writing
+what was finished. Expected errors print one line; ``--debug`` adds the traceback.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import List, Optional
+
+import click
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from . import __version__
+from .boxes import BoxesFileError, DetectorUnavailable, HogPeopleDetector, load_boxes_file
+from .draw import draw_poses
+from .inputs import InputReadError, expand_inputs, iter_video_frames, open_video, read_image
+from .metadata import MetadataError
+from .results import ResultsWriter, atomic_write_text, coco_entries
+
+EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+_VIS_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+class UsageProblem(click.ClickException):
+    """An expected error caused by what the user passed: one line on stderr, exit code 2."""
+
+    exit_code = EXIT_USAGE
+
+
+def _say(msg: str) -> None:
+    """A line on stderr that does not tear an active progress bar."""
+    tqdm.write(msg, file=sys.stderr)
+
+
+def _guarded(func):
+    """Turn expected exceptions into one-line errors with truthful exit codes; --debug adds the traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, debug=False, **kwargs):
+        try:
+            return func(*args, debug=debug, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            _say("interrupted")
+            sys.exit(EXIT_INTERRUPTED)
+        except (MetadataError, BoxesFileError, DetectorUnavailable) as e:
+            _trace(debug)
+            raise UsageProblem(str(e)) from None
+        except OSError as e:
+            _trace(debug)
+            raise click.ClickException(f"{e.filename + ': ' if e.filename else ''}{e.strerror or e}") from None
+        except Exception as e:  # a bug: name it, keep the traceback for --debug
+            if debug:
+                raise
+            raise click.ClickException(
+                f"unexpected {type(e).__name__}: {e} (run again with --debug for the traceback)") from None
+
+    return wrapper
+
+
+def _trace(debug: bool) -> None:
+    if debug:
+        traceback.print_exc(file=sys.stderr)
+
+
+def _debug_option(f):
+    return click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")(f)
+
+
+def _model_options(f):
+    f = click.option("--int8", is_flag=True, help="Use the bundled int8 model (instead of --model).")(f)
+    f = click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="FasterPose ONNX model file [default: the bundled model].")(f)
+    return f
+
+
+def _load_predictor(model, int8, threads=None, batch_size=16, flip=False, debug=False):
+    """One PosePredictor for the whole run; an unusable model is a usage error (exit 2)."""
+    from .predictor import PosePredictor
+    from .session import ModelError
+
+    if int8 and model is not None:
+        raise click.UsageError("--int8 selects the bundled int8 model; give either --int8 or --model")
+    try:
+        return PosePredictor(model=model, threads=threads, flip_test=flip, batch_size=batch_size,
+                             precision="int8" if int8 else "fp32")
+    except (ModelError, MetadataError, ValueError, OSError) as e:
+        _trace(debug)
+        raise UsageProblem(f"cannot load the model: {e}") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="fasterpose")
+def main():
+    """FasterPose: fast CPU human pose estimation (ONNX runtime)."""
+
+
+# ----------------------------------------------------------------------------------------------------- predict
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@_model_options
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads [default: physical cores].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Most person crops per model call.")
+@click.option("--flip", is_flag=True, help="Flip test: also run mirrored crops and average (slower, more accurate).")
+@click.option("--boxes", "boxes_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Person boxes: a COCO annotation file (matched by file_name; results keep its image ids) or a "
+                   "JSON object mapping file name -> list of [x, y, w, h].")
+@click.option("--detector", type=click.Choice(["none", "hog"]), default="none", show_default=True,
+              help="Find persons with OpenCV's HOG people detector; photos where it finds nobody are "
+                   "processed as one whole-photo box.")
+@click.option("--every", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Videos: process every N-th frame.")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write COCO keypoint results (JSON list) here [default: print to stdout].")
+@click.option("--vis", "vis_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write photos with skeletons drawn to this folder (videos: an annotated .mp4).")
+@click.option("--vis-threshold", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True,
+              help="Hide joints scoring below this in --vis output.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary (errors are still shown).")
+@_debug_option
+@_guarded
+def predict(inputs, model, int8, threads, batch_size, flip, boxes_file, detector, every, out, vis_dir,
+            vis_threshold, quiet, debug):
+    """Predict poses on photos, folders (searched recursively) and videos.
+
+    By default each photo is one person box covering the whole photo; give --boxes or --detector hog for
+    photos of several persons. Results are COCO keypoint results, one entry per person.
+    """
+    if boxes_file is not None and detector != "none":
+        raise click.UsageError("give either --boxes or --detector, not both")
+    items, problems = expand_inputs(inputs)
+    lookup = load_boxes_file(boxes_file) if boxes_file is not None else None
+    detect = HogPeopleDetector() if detector == "hog" else None
+    if out is not None:
+        parent = out.parent if str(out.parent) else Path(".")
+        if out.is_dir() or not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise UsageProblem(f"cannot write results to {out}: "
+                               f"{'is a folder' if out.is_dir() else 'its folder does not exist or is not writable'}")
+    if vis_dir is not None:
+        try:
+            vis_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UsageProblem(f"cannot create --vis folder {vis_dir}: {e.strerror or e}") from None
+    pred = _load_predictor(model, int8, threads, batch_size, flip, debug)
+
+    writer = ResultsWriter(out)
+    run = _PredictRun(pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug)
+    for path, reason in problems:
+        run.fail(path, reason)
+    show = not quiet and (len(items) > 1 or any(i.kind == "video" for i in items))
+    try:
+        for item in tqdm(items, desc="fasterpose", unit="file", disable=not show, file=sys.stderr):
+            if item.kind == "video":
+                run.video(item, show)
+            else:
+                run.photo(item)
+    except KeyboardInterrupt:
+        writer.close()
+        _say(f"interrupted: {run.summary(out)}")
+        sys.exit(EXIT_INTERRUPTED)
+    writer.close()
+    if not quiet:
+        _say(run.summary(out))
+    if run.failed:
+        sys.exit(EXIT_FAILED)
+
+
+class _PredictRun:
+    """State of one ``predict`` run: running image ids, counts, failures, --vis names."""
+
+    def __init__(self, pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug):
+        self.pred, self.writer, self.lookup, self.detect = pred, writer, lookup, detect
+        self.vis_dir, self.vis_threshold, self.every, self.debug = vis_dir, vis_threshold, every, debug
+        self.next_id = 0
+        self.failed: List[str] = []
+        self.photos = self.frames = self.videos = self.persons = 0
+        self._vis_names = set()
+
+    def fail(self, path, reason: str) -> None:
+        self.failed.append(str(path))
+        _say(f"error: {path}: {reason}")
+
+    def summary(self, out) -> str:
+        where = str(out) if out is not None else "stdout"
+        text = f"{self.photos} photos"
+        if self.videos:
+            text += f", {self.videos} videos ({self.frames} frames)"
+        text += f", {self.persons} persons -> {where}"
+        if self.failed:
+            text += f"; {len(self.failed)} inputs failed"
+        return text
+
+    def _boxes_for(self, item, image):
+        """(boxes (N, 4) or None for the whole photo, COCO image id or None); raises InputReadError if unlisted."""
+        if self.lookup is not None:
+            found = self.lookup.find(item.path, item.rel)
+            if found is None:
+                raise InputReadError(f"not listed in the boxes file {self.lookup.source}")
+            return found.boxes, found.image_id
+        if self.detect is not None:
+            boxes, _ = self.detect(image)
+            return (boxes if len(boxes) else None), None
+        return None, None
+
+    def _predict(self, image, boxes):
+        try:
+            return self.pred.predict(image, boxes)
+        except (ValueError, RuntimeError) as e:  # a bad box, or the model failing on this input
+            _trace(self.debug)
+            raise InputReadError(f"prediction failed: {e}") from None
+
+    def photo(self, item) -> None:
+        self.next_id += 1
+        try:
+            image = read_image(item.path)
+            boxes, coco_id = self._boxes_for(item, image)
+            res = self._predict(image, boxes)
+        except InputReadError as e:
+            self.fail(item.path, str(e))
+            return
+        image_id = coco_id if coco_id is not None else self.next_id
+        self.writer.add(coco_entries(res, image_id, item.path.as_posix()))
+        self.photos += 1
+        self.persons += len(res)
+        if self.vis_dir is not None:
+            target = self._vis_name(item.rel if item.rel.suffix.lower() in _VIS_EXTENSIONS
+                                    else item.rel.with_suffix(".png"))
+            drawn = draw_poses(image, res.keypoints, res.scores, self.pred.skeleton, self.pred.keypoint_names,
+                               self.vis_threshold, boxes=res.boxes)
+            ok, buf = cv2.imencode(target.suffix, drawn)
+            try:
+                if not ok:
+                    raise OSError(f"OpenCV cannot encode {target.suffix}")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                buf.tofile(str(target))
+            except OSError as e:
+                self.fail(item.path, f"cannot write --vis image {target}: {getattr(e, 'strerror', None) or e}")
+        self.writer.step()
+
+    def video(self, item, show: bool) -> None:
+        try:
+            cap, count, fps = open_video(item.path)
+        except InputReadError as e:
+            self.next_id += 1
+            self.fail(item.path, str(e))
+            return
+        total = None if count is None else (count + self.every - 1) // self.every
+        vis_writer, vis_path, errors = None, None, 0
+        bar = tqdm(total=total, desc=item.path.name, unit="frame", leave=False, disable=not show, file=sys.stderr)
+        try:
+            boxes, coco_id = self._boxes_for(item, None) if self.lookup is not None else (None, None)
+            for index, frame in iter_video_frames(cap, self.every):
+                self.next_id += 1
+                bar.update(1)
+                try:
+                    if self.detect is not None:
+                        boxes, _ = self._boxes_for(item, frame)
+                    res = self._predict(frame, boxes)
+                except InputReadError as e:
+                    errors += 1
+                    _say(f"error: {item.path} frame {index}: {e}")
+                    continue
+                image_id = coco_id if coco_id is not None else self.next_id
+                self.writer.add(coco_entries(res, image_id, item.path.as_posix(), frame=index))
+                self.frames += 1
+                self.persons += len(res)
+                if self.vis_dir is not None:
+                    if vis_writer is None:
+                        vis_path = self._vis_name(item.rel.with_suffix(".mp4"))
+                        vis_path.parent.mkdir(parents=True, exist_ok=True)
+                        h, w = frame.shape[:2]
+                        vis_writer = cv2.VideoWriter(str(vis_path), cv2.VideoWriter_fourcc(*"mp4v"),
+                                                     (fps or 25.0) / self.every, (w, h))
+                        if not vis_writer.isOpened():
+                            raise InputReadError(f"cannot write the --vis video {vis_path}")
+                    vis_writer.write(draw_poses(frame, res.keypoints, res.scores, self.pred.skeleton,
+                                                self.pred.keypoint_names, self.vis_threshold, boxes=res.boxes))
+                self.writer.step()
+        except InputReadError as e:
+            self.fail(item.path, str(e))
+            return
+        finally:
+            bar.close()
+            cap.release()
+            if vis_writer is not None:
+                vis_writer.release()
+        self.videos += 1
+        if errors:
+            self.fail(item.path, f"{errors} frames failed")
+
+    def _vis_name(self, rel: Path) -> Path:
+        """A --vis output path for rel, made unique (name_2, name_3, ...) when two inputs share a name."""
+        target, n = self.vis_dir / rel, 1
+        while target in self._vis_names:
+            n += 1
+            target = self.vis_dir / rel.with_name(f"{rel.stem}_{n}{rel.suffix}")
+        self._vis_names.add(target)
+        return target
+
+
+# ------------------------------------------------------------------------------------------------------- bench
+
+def _int_list(ctx, param, value: str) -> Optional[List[int]]:
+    if value is None:
+        return None
+    try:
+        out = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers like 1,2, got {value!r}") from None
+    if not out or min(out) < 1:
+        raise click.BadParameter(f"expected positive integers like 1,2, got {value!r}")
+    return list(dict.fromkeys(out))
+
+
+@main.command()
+@_model_options
+@click.option("--threads", default=None, callback=_int_list,
+              help="Comma-separated thread counts [default: 1 and the physical cores].")
+@click.option("--batch", default="1,8", show_default=True, callback=_int_list,
+              help="Comma-separated persons per call.")
+@click.option("--runs", type=click.IntRange(min=1), default=20, show_default=True, help="Timed calls per setting.")
+@click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True, help="Untimed calls first.")
+@click.option("--compare-int8", is_flag=True, help="Benchmark the bundled fp32 and int8 models side by side.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
+@_debug_option
+@_guarded
+def bench(model, int8, threads, batch, runs, warmup, compare_int8, as_json, quiet, debug):
+    """Latency (p50/p90/p99 per call and per person), persons/s and GFLOP/s of the runtime on a 640x480 photo."""
+    from .bench import PHOTO_SIZE, model_macs, run_bench
+    from .session import physical_cores
+
+    if compare_int8 and (model is not None or int8):
+        raise click.UsageError("--compare-int8 compares the two bundled models; drop --model / --int8")
+    if threads is None:
+        threads = list(dict.fromkeys([1, max(1, physical_cores())]))
+    variants = [("fp32", None, False), ("int8", None, True)] if compare_int8 else \
+        [("int8" if int8 else "fp32", model, int8)]
+    rows, models = [], {}
+    for label, path, use_int8 in variants:
+        first = _load_predictor(path, use_int8, threads[0], max(batch), debug=debug)  # fail early, exit 2
+        models[label] = {"path": first.model_path, "input_size": list(first.input_size),
+                         "keypoints": first.metadata.num_keypoints, "macs_per_person": model_macs(first)}
+
+        def make(t, bs, _path=path, _int8=use_int8, _first=first):
+            return _first if t == _first.threads else _load_predictor(_path, _int8, t, bs, debug=debug)
+
+        rows += run_bench(make, threads, batch, runs, warmup, label=label,
+                          progress=None if quiet else (lambda msg: click.echo(f"bench {msg}", err=True)))
+    if as_json:
+        click.echo(json.dumps({"photo_size": list(PHOTO_SIZE), "runs": runs, "warmup": warmup, "models": models,
+                               "rows": rows}, indent=2))
+        return
+    from .bench import format_table
+    for label, m in models.items():
+        macs = "n/a" if not m["macs_per_person"] else f"{m['macs_per_person'] / 1e9:.3f} G"
+        click.echo(f"{label}: {m['path']}  input {m['input_size'][0]}x{m['input_size'][1]}  "
+                   f"K={m['keypoints']}  MACs/person {macs}")
+    click.echo(f"photo {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]}, {warmup} warm-up + {runs} timed calls per row")
+    click.echo(format_table(rows))
+
+
+# -------------------------------------------------------------------------------------------------------- eval
+
+@main.command(name="eval")
+@click.option("--coco", "coco_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="COCO keypoint annotation file; its person boxes are the inputs.")
+@click.option("--images", "images_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder holding the annotation file's photos (file_name is relative to it).")
+@_model_options
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads [default: physical cores].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--flip", is_flag=True, help="Flip test.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the report as JSON here.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@_debug_option
+@_guarded
+def eval_cmd(coco_file, images_dir, model, int8, threads, batch_size, flip, out, quiet, debug):
+    """COCO keypoint AP/AR (pycocotools) and PCK@0.2 with the annotation file's person boxes."""
+    from .evaluate import (EXTRA_HINT, EvalError, MissingExtra, coco_ap, keypoint_category, load_annotations,
+                           pck_report, predict_annotations)
+
+    try:
+        data = load_annotations(coco_file)
+        pred = _load_predictor(model, int8, threads, batch_size, flip, debug)
+        cat, sigmas, warnings = keypoint_category(data, pred.keypoint_names, str(coco_file))
+    except EvalError as e:
+        _trace(debug)
+        raise UsageProblem(str(e)) from None
+    for w in warnings:
+        _say(f"warning: {w}")
+    failed = []
+
+    def on_fail(path, reason):
+        failed.append(str(path))
+        _say(f"error: {path}: {reason}")
+
+    def wrap(ids):
+        return tqdm(ids, desc="eval", unit="photo", disable=quiet, file=sys.stderr)
+
+    try:
+        results, done, kp = predict_annotations(pred, data, images_dir, cat["id"], str(coco_file), on_fail, wrap)
+    except EvalError as e:
+        raise UsageProblem(str(e)) from None
+    names = [str(n) for n in cat["keypoints"]]
+    report = {"model": pred.model_path, "annotations": str(coco_file), "photos": len(done),
+              "persons": len(results), "failed": failed, "coco": None, "coco_note": None}
+    try:
+        report["coco"] = coco_ap(data, results, done, cat["id"], sigmas)
+    except MissingExtra as e:
+        report["coco_note"] = str(e)
+        _say(f"note: {e}")
+    report.update({"pck@0.2": pck_report(data, kp, names, done, 0.2)})
+    if out is not None:
+        atomic_write_text(out, json.dumps(report, indent=2) + "\n")
+    _print_eval(report)
+    if failed:
+        sys.exit(EXIT_FAILED)
+
+
+def _print_eval(report: dict) -> None:
+    click.echo(f"model {report['model']}: {report['photos']} photos, {report['persons']} persons")
+    if report["coco"] is not None:
+        c = report["coco"]
+        click.echo("COCO keypoints  " + "  ".join(f"{k} {v:.3f}" for k, v in c.items()))
+    else:
+        click.echo(f"COCO keypoints  not computed: {report['coco_note']}")
+    p = report["pck@0.2"]
+    if p["pck"] is None:
+        click.echo(f"PCK@0.2         not computed: {p['reason']}")
+    else:
+        click.echo(f"PCK@0.2 (torso) {p['pck']:.3f} over {p['joints']} joints")
+        click.echo("  " + "  ".join(f"{n} {'n/a' if v is None else f'{v:.2f}'}" for n, v in p["per_keypoint"].items()))
+
+
+if __name__ == "__main__":  # python -m fasterpose_rt.cli
+    main()

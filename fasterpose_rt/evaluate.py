@@ -1,0 +1,170 @@
+"""``fasterpose eval``: predict with a COCO file's person boxes, then COCO keypoint AP/AR and PCK@0.2.
+
+pycocotools is optional and imported only inside :func:`coco_ap`; PCK (fasterpose_rt.metrics) needs numpy only.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
+
+import numpy as np
+
+from .boxes import BoxesFileError, coco_person_boxes
+from .inputs import InputReadError, read_image
+from .metrics import pck
+from .results import coco_entries
+from .skeletons import COCO17
+
+__all__ = ["EvalError", "MissingExtra", "load_annotations", "keypoint_category", "predict_annotations",
+           "coco_ap", "pck_report", "COCO_STAT_NAMES"]
+
+COCO_STAT_NAMES = ["AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"]
+EXTRA_HINT = 'pip install "fasterpose[eval]"'
+
+
+class EvalError(ValueError):
+    """The annotation file cannot be evaluated against this model (malformed, or keypoints do not match)."""
+
+
+class MissingExtra(ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+
+def load_annotations(path: os.PathLike) -> dict:
+    """Read a COCO keypoint annotation file; raise EvalError naming the problem."""
+    try:
+        with open(path, "rb") as f:
+            data = json.load(f)
+    except OSError as e:
+        raise EvalError(f"{path}: cannot read: {e.strerror or e}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise EvalError(f"{path}: not valid JSON: {e}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
+            or not isinstance(data.get("annotations"), list):
+        raise EvalError(f"{path}: not a COCO annotation file (needs 'images' and 'annotations' lists)")
+    return data
+
+
+def keypoint_category(data: dict, model_keypoints: List[str], source: str) -> Tuple[dict, np.ndarray, List[str]]:
+    """The person category -> (category, OKS sigmas (K,), warnings).
+
+    The category named "person", else the only one with keypoints. Its keypoint count must equal the model's.
+    Sigmas: the category's ``sigmas`` field when present, else COCO's when K = 17; otherwise EvalError.
+    """
+    cats = [c for c in data.get("categories") or [] if isinstance(c, dict)]
+    cat = next((c for c in cats if c.get("name") == "person"), None)
+    with_kp = [c for c in cats if isinstance(c.get("keypoints"), list)]
+    if cat is None and len(with_kp) == 1:
+        cat = with_kp[0]
+    if cat is None or not isinstance(cat.get("keypoints"), list):
+        raise EvalError(f"{source}: no 'person' category with a 'keypoints' list")
+    names, k = [str(n) for n in cat["keypoints"]], len(model_keypoints)
+    if len(names) != k:
+        raise EvalError(f"the model predicts {k} keypoints but {source}'s category '{cat.get('name')}' has "
+                        f"{len(names)}: evaluate a model trained for this keypoint set")
+    warnings = []
+    if names != list(model_keypoints):
+        warnings.append(f"keypoint names differ between the model ({', '.join(model_keypoints[:3])}, ...) and "
+                        f"{source} ({', '.join(names[:3])}, ...); they are compared by position")
+    sigmas = cat.get("sigmas")
+    if sigmas is not None:
+        if not (isinstance(sigmas, list) and len(sigmas) == k
+                and all(isinstance(s, (int, float)) and s > 0 for s in sigmas)):
+            raise EvalError(f"{source}: the category's 'sigmas' must be {k} positive numbers")
+    elif k == len(COCO17["sigmas"]):
+        sigmas = COCO17["sigmas"]
+    else:
+        raise EvalError(f"{source}: {k} keypoints and no per-keypoint 'sigmas' in the category; "
+                        "OKS needs them (COCO's are only known for its 17 keypoints)")
+    return cat, np.asarray(sigmas, np.float64), warnings
+
+
+def predict_annotations(predictor, data: dict, images_dir: os.PathLike, category_id: int, source: str,
+                        on_fail: Callable[[Path, str], None], wrap: Callable[[Iterable], Iterable] = iter):
+    """Predict every photo's person boxes.
+
+    Returns (results: COCO result dicts, processed image ids, pred (A, K, 2) with NaN where not predicted, A =
+    number of annotations). A photo that is missing or unreadable is reported through on_fail(path, reason)
+    and left out of the processed ids (so it does not count as missed persons).
+    """
+    try:
+        names, boxes = coco_person_boxes(data, source)
+    except BoxesFileError as e:
+        raise EvalError(str(e)) from None
+    k = predictor.metadata.num_keypoints
+    pred = np.full((len(data["annotations"]), k, 2), np.nan)
+    results, done = [], []
+    for image_id in wrap(sorted(names)):
+        path = Path(images_dir) / names[image_id]
+        entry = boxes[image_id]
+        if entry.boxes.shape[0] == 0:
+            done.append(image_id)  # nobody to find: nothing to read
+            continue
+        try:
+            image = read_image(path)
+        except InputReadError as e:
+            on_fail(path, str(e) if path.exists() else "file not found")
+            continue
+        res = predictor.predict(image, entry.boxes)
+        pred[entry.ann_index] = res.keypoints
+        results.extend(coco_entries(res, image_id, names[image_id], category_id=category_id))
+        done.append(image_id)
+    return results, done, pred
+
+
+def coco_ap(data: dict, results: List[dict], image_ids: List[int], category_id: int,
+            sigmas: np.ndarray) -> Dict[str, float]:
+    """COCO keypoint AP/AR over ``image_ids`` -> {name: value} for :data:`COCO_STAT_NAMES`.
+
+    Raises MissingExtra without pycocotools. pycocotools' own console output is swallowed.
+    """
+    try:
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+    except ImportError:
+        raise MissingExtra(f"pycocotools is not installed, so COCO AP is not computed; install it with: "
+                           f"{EXTRA_HINT}") from None
+    if not results:
+        return {name: 0.0 for name in COCO_STAT_NAMES}  # loadRes cannot take an empty list
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO()
+        gt.dataset = data
+        gt.createIndex()
+        dt = gt.loadRes(results)
+        ev = COCOeval(gt, dt, "keypoints")
+        ev.params.imgIds = sorted(image_ids)
+        ev.params.catIds = [category_id]
+        ev.params.kpt_oks_sigmas = np.asarray(sigmas, np.float64)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return {name: float(v) for name, v in zip(COCO_STAT_NAMES, ev.stats)}
+
+
+def pck_report(data: dict, pred: np.ndarray, names: List[str], image_ids: List[int],
+               threshold: float = 0.2) -> dict:
+    """PCK@threshold over the annotations of the processed photos that were predicted.
+
+    pred (A, K, 2) photo px, NaN for annotations without a prediction. Returns {"pck", "per_keypoint": {name:
+    value or None}, "joints": counted joints}, or {"pck": None, "reason"} when PCK cannot be computed.
+    """
+    keep_ids = set(image_ids)
+    anns = data["annotations"]
+    k = pred.shape[1]
+    sel = [j for j, a in enumerate(anns) if a.get("image_id") in keep_ids and np.isfinite(pred[j]).all()
+           and isinstance(a.get("keypoints"), list) and len(a["keypoints"]) == 3 * k]
+    if not sel:
+        return {"pck": None, "reason": "no annotated person was predicted"}
+    gt = np.array([anns[j]["keypoints"] for j in sel], np.float64).reshape(-1, k, 3)
+    try:
+        overall, per_kp, joints = pck(pred[sel], gt[:, :, :2], gt[:, :, 2] > 0, names, threshold)
+    except ValueError as e:
+        return {"pck": None, "reason": str(e)}
+    if joints == 0:
+        return {"pck": None, "reason": "no labelled joint on a person with a measurable torso"}
+    per = {n: (None if not np.isfinite(v) else float(v)) for n, v in zip(names, per_kp)}
+    return {"pck": overall, "per_keypoint": per, "joints": joints}

@@ -1,0 +1,153 @@
+"""The CLI's inputs: expand paths into photos and videos, decode photos robustly, iterate video frames.
+
+A photo that cannot be decoded raises :class:`InputReadError` with a reason a person can act on; the CLI
+names it on stderr, skips it and goes on. Paths that do not exist are the caller's usage error.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+from .image import to_bgr_uint8
+
+__all__ = [
+    "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "InputItem", "InputReadError", "expand_inputs", "read_image",
+    "open_video", "iter_video_frames",
+]
+
+IMAGE_EXTENSIONS = frozenset({
+    ".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".jp2",
+    ".pbm", ".pgm", ".ppm", ".pnm", ".pfm", ".sr", ".ras", ".exr", ".hdr", ".pic", ".avif",
+})
+VIDEO_EXTENSIONS = frozenset({
+    ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts", ".mts",
+})
+
+# IMREAD_COLOR converts gray, palette and alpha photos to 3-channel BGR and, unlike IMREAD_UNCHANGED, applies
+# the EXIF orientation; ANYDEPTH keeps 16-bit and float samples so they are scaled down, not clipped.
+_DECODE_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH
+
+
+class InputReadError(Exception):
+    """A photo or video could not be read; the message says why (without the path: the caller names it)."""
+
+
+@dataclass(frozen=True)
+class InputItem:
+    """One input file. path: as the user would write it (the folder argument joined with the path inside it);
+    kind: "image" or "video"; rel: the folder argument's name joined with the path inside it, or the file's
+    name for a file argument (used to name --vis outputs and to match --boxes entries)."""
+
+    path: Path
+    kind: str
+    rel: Path
+
+
+def _kind(path: Path) -> str:
+    return "video" if path.suffix.lower() in VIDEO_EXTENSIONS else "image"
+
+
+def expand_inputs(paths: Sequence[os.PathLike]) -> Tuple[List[InputItem], List[Tuple[Path, str]]]:
+    """Paths -> (items, problems).
+
+    A file is an image, or a video when its extension is one of :data:`VIDEO_EXTENSIONS`; a folder contributes
+    its photos (extensions :data:`IMAGE_EXTENSIONS`, any case), recursively, sorted by path. A file listed twice
+    is kept once. problems: (path, reason) for folders without any photo. Missing paths raise FileNotFoundError.
+    """
+    items: List[InputItem] = []
+    problems: List[Tuple[Path, str]] = []
+    seen = set()
+
+    def add(item: InputItem) -> None:
+        key = os.path.realpath(item.path)
+        if key not in seen:
+            seen.add(key)
+            items.append(item)
+
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = sorted(
+                (f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file()),
+                key=lambda f: f.relative_to(p).as_posix(),
+            )
+            if not found:
+                problems.append((p, "folder contains no photos (searched recursively for .jpg, .png, .bmp, "
+                                    ".tif, .webp and other image extensions)"))
+            top = Path(p.resolve().name)  # keeps photos of two folders apart in --vis output
+            for f in found:
+                add(InputItem(f, "image", top / f.relative_to(p)))
+        elif p.exists():
+            add(InputItem(p, _kind(p), Path(p.name)))
+        else:
+            raise FileNotFoundError(f"no such file or folder: {p}")
+    return items, problems
+
+
+def read_image(path: os.PathLike) -> np.ndarray:
+    """Decode a photo file into (H, W, 3) uint8 BGR, EXIF orientation applied.
+
+    Gray, palette, alpha (dropped), 16-bit and float photos are converted. Raises InputReadError naming the
+    reason: unreadable file, empty file, or data no OpenCV codec can decode (not a photo, truncated, unsupported).
+    """
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)  # fromfile + imdecode: works for non-ASCII paths too
+    except OSError as e:
+        raise InputReadError(f"cannot read file: {e.strerror or e}") from None
+    if data.size == 0:
+        raise InputReadError("file is empty")
+    try:
+        img = cv2.imdecode(data, _DECODE_FLAGS)
+    except cv2.error as e:
+        raise InputReadError(f"cannot decode: {str(e).strip().splitlines()[-1]}") from None
+    if img is None:
+        raise InputReadError("not a decodable image (unsupported format, or corrupt/truncated data)")
+    try:
+        return to_bgr_uint8(img)
+    except ValueError as e:
+        raise InputReadError(f"unsupported image layout: {e}") from None
+
+
+def open_video(path: os.PathLike) -> Tuple[cv2.VideoCapture, Optional[int], float]:
+    """Open a video -> (capture, frame count or None when the container does not say, fps or 0.0).
+
+    Raises InputReadError when no backend can open it.
+    """
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        cap.release()
+        raise InputReadError("cannot open as a video (unsupported format or corrupt file)")
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    return cap, (count if count > 0 else None), (fps if np.isfinite(fps) and fps > 0 else 0.0)
+
+
+def iter_video_frames(cap: cv2.VideoCapture, every: int = 1) -> Iterator[Tuple[int, np.ndarray]]:
+    """Yield (frame index, (H, W, 3) uint8 BGR frame) for frames 0, every, 2·every, ...; releases ``cap`` at the end.
+
+    Skipped frames are only grabbed, not decoded. Raises InputReadError when not a single frame decodes.
+    """
+    if every < 1:
+        raise ValueError(f"every must be >= 1, got {every}")
+    index, decoded = 0, 0
+    try:
+        while True:
+            if index % every:
+                if not cap.grab():
+                    break
+            else:
+                ok, frame = cap.read()
+                if not ok or frame is None:
+                    break
+                decoded += 1
+                yield index, to_bgr_uint8(frame)
+            index += 1
+    finally:
+        cap.release()
+    if decoded == 0:
+        raise InputReadError("no frame could be decoded")

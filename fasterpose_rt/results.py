@@ -1,0 +1,128 @@
+"""COCO keypoint results: one entry per person, written as a JSON list atomically and safely on interruption.
+
+Every write goes to a temporary file in the target's folder, is flushed to disk and renamed over the target,
+so the file always holds either the previous or the new complete JSON, never a torn one. The writer rewrites
+the file every few seconds (or N photos) while a run goes on, so an interrupted run keeps what it finished.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import List, Optional, TextIO
+
+import numpy as np
+
+__all__ = ["coco_entries", "atomic_write_text", "ResultsWriter"]
+
+
+def _finite(v: float, ndigits: int) -> float:
+    """JSON has no NaN/inf: such values become 0 (they only arise from broken models)."""
+    return round(float(v), ndigits) if math.isfinite(v) else 0.0
+
+
+def coco_entries(result, image_id: int, file_name: str, frame: Optional[int] = None,
+                 category_id: int = 1) -> List[dict]:
+    """A PoseResult (keypoints (N, K, 2), scores (N, K), boxes (N, 4)) -> N COCO keypoint result dicts.
+
+    Keys: image_id, file_name, category_id (the person category, 1 in COCO), bbox [x, y, w, h], keypoints [x1, y1, s1, ...] (s = keypoint
+    score), score (the mean keypoint score, as PoseResult.to_coco), and frame for video frames. Coordinates are
+    rounded to 0.01 px and scores to 1e-4 to keep files small; plain Python numbers only.
+    """
+    out = []
+    for d in result.to_coco(int(image_id), category_id=int(category_id)):
+        kp = np.nan_to_num(np.asarray(d["keypoints"], np.float64).reshape(-1, 3), nan=0.0, posinf=0.0, neginf=0.0)
+        kp = np.concatenate([np.round(kp[:, :2], 2), np.round(kp[:, 2:], 4)], axis=1)
+        entry = {
+            "image_id": int(image_id),
+            "file_name": str(file_name),
+            "category_id": int(category_id),
+            "bbox": [_finite(v, 2) for v in d["bbox"]],
+            "keypoints": kp.ravel().tolist(),
+            "score": _finite(d["score"], 4),
+        }
+        if frame is not None:
+            entry["frame"] = int(frame)
+        out.append(entry)
+    return out
+
+
+def atomic_write_text(path: os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file in the same folder + fsync + rename (atomic on POSIX and
+    Windows). The new file gets the usual permissions (0666 minus umask); the temporary file never lingers."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:  # includes KeyboardInterrupt mid-write: the target is untouched
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+class ResultsWriter:
+    """Collects result entries and keeps ``path`` a valid JSON list of everything added so far.
+
+    path None -> nothing is written until :meth:`close`, which prints the JSON to ``stream`` (stdout).
+    :meth:`step` (call once per finished photo) rewrites the file when ``every_s`` seconds or ``every_n`` photos
+    have passed since the last write. Entries are serialised once, so rewrites only join strings.
+    """
+
+    def __init__(self, path: Optional[os.PathLike], every_s: float = 5.0, every_n: int = 100,
+                 stream: Optional[TextIO] = None):
+        self.path = Path(path) if path is not None else None
+        self.every_s, self.every_n = every_s, every_n
+        self.stream = stream
+        self._parts: List[str] = []
+        self._since = 0
+        self._last = time.monotonic()
+        self._dirty = False
+
+    def __len__(self) -> int:
+        return len(self._parts)
+
+    def check_writable(self) -> None:
+        """Fail early (OSError) when the results file cannot be created, before any work is done."""
+        if self.path is not None:
+            self.flush(force=True)
+
+    def add(self, entries: List[dict]) -> None:
+        self._parts.extend(json.dumps(e, separators=(",", ":")) for e in entries)
+        self._dirty = self._dirty or bool(entries)
+
+    def step(self) -> None:
+        """One photo or frame finished: rewrite the file when due."""
+        self._since += 1
+        if self.path is not None and (self._since >= self.every_n or time.monotonic() - self._last >= self.every_s):
+            self.flush()
+
+    def text(self) -> str:
+        return "[\n" + ",\n".join(self._parts) + "\n]\n" if self._parts else "[]\n"
+
+    def flush(self, force: bool = False) -> None:
+        if self.path is not None and (self._dirty or force):
+            atomic_write_text(self.path, self.text())
+            self._dirty = False
+        self._since, self._last = 0, time.monotonic()
+
+    def close(self) -> None:
+        """Final write (file) or print (stdout)."""
+        if self.path is not None:
+            self.flush(force=True)
+        else:
+            stream = self.stream or sys.stdout
+            stream.write(self.text())
+            stream.flush()
