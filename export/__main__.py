@@ -1,0 +1,60 @@
+"""``python -m export``: FasterPose weights -> simplified, self-describing, verified ONNX.
+
+Exit codes: 0 exported and verified; 1 export or verification failed (no file written); 2 bad input
+(arguments, missing / unreadable / refused checkpoint, weights that do not fit, missing keypoint names).
+"""
+from __future__ import annotations
+
+import re
+import sys
+
+import click
+
+from .errors import ExportError, InputError
+from .onnx_graph import MIN_OPSET
+
+
+def _parse_size(ctx, param, value):
+    if value is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", value)
+    if not m or int(m.group(1)) <= 0 or int(m.group(2)) <= 0:
+        raise click.BadParameter(f"expected WxH in pixels, e.g. 192x256; got {value!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--arch", help="Registered architecture, e.g. fasterpose_r18 (default: the checkpoint's).")
+@click.option("--num-keypoints", type=click.IntRange(min=1), help="K heatmaps (default: the checkpoint's).")
+@click.option("--checkpoint", type=click.Path(dir_okay=True), help="Weights (.pth); omitted -> random weights.")
+@click.option("--input-size", callback=_parse_size, metavar="WxH",
+              help="Model input, width x height (default: the checkpoint's, else 192x256).")
+@click.option("--keypoints-from", type=click.Path(), metavar="ANNOTATIONS.json",
+              help="COCO keypoint file naming the keypoints when the checkpoint does not.")
+@click.option("--opset", type=click.IntRange(min=MIN_OPSET), default=MIN_OPSET, show_default=True)
+@click.option("--box-padding", type=click.FloatRange(min=0, min_open=True), default=1.25, show_default=True,
+              help="Context around person boxes, recorded for the runtime.")
+@click.option("--output", "output_kind", type=click.Choice(["logits", "probabilities"]),
+              help="What the heatmaps are, for checkpoints that do not record their loss (default logits).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="ONNX file to write.")
+def main(arch, num_keypoints, checkpoint, input_size, keypoints_from, opset, box_padding, output_kind, out):
+    """Export FasterPose weights to ONNX, verify it against PyTorch, embed the 'fasterpose' metadata."""
+    from .pipeline import export_from_args  # torch import after argument parsing: --help stays fast
+
+    if checkpoint is None:
+        click.echo("warning: no --checkpoint given: exporting RANDOM weights (for benchmarking only)", err=True)
+    try:
+        result = export_from_args(out, arch=arch, num_keypoints=num_keypoints, checkpoint=checkpoint,
+                                  input_size=input_size, keypoints_from=keypoints_from, opset=opset,
+                                  box_padding=box_padding, output=output_kind)
+    except InputError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except ExportError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    click.echo(result.summary())
+
+
+if __name__ == "__main__":
+    main(prog_name="python -m export")

@@ -1,0 +1,136 @@
+"""Checkpoint loading: find the state dict in any supported layout, never execute code, never load partially.
+
+Layouts: a plain state dict; a dict holding it under ``state_dict`` or ``model`` (this project's training
+checkpoints, which add ``optimizer``, ``scheduler``, ``epoch`` and ``meta``); keys prefixed ``module.`` (DDP)
+or ``_orig_mod.`` (torch.compile).
+"""
+from __future__ import annotations
+
+import hashlib
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional
+
+import torch
+from torch import nn
+
+from .errors import CheckpointError
+
+__all__ = ["Checkpoint", "load_checkpoint", "extract_state_dict", "load_weights", "file_sha256"]
+
+_PREFIXES = ("module.", "_orig_mod.")
+_MAX_LISTED = 25  # keys listed per category in a mismatch error; the count is always given
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: tensors by parameter name, the training ``meta`` dict ({} if absent), provenance."""
+
+    state_dict: Dict[str, torch.Tensor]
+    meta: Dict[str, Any] = field(default_factory=dict)
+    epoch: Optional[int] = None
+    sha256: str = ""
+    path: Optional[Path] = None
+
+
+def file_sha256(path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_checkpoint(path) -> Checkpoint:
+    """Read ``path`` with ``torch.load(weights_only=True)`` (pickled code is refused) and find its state dict.
+
+    Raises CheckpointError for a missing, unreadable or refused file and for a layout without a state dict.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointError(f"checkpoint not found: {p}")
+    if not p.is_file():
+        raise CheckpointError(f"checkpoint is not a file: {p}")
+    try:
+        digest = file_sha256(p)
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        # weights_only refuses any global outside torch's allow-list: the object would run code when loaded.
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise CheckpointError(
+            f"refused to load {p}: it contains pickled objects that weights_only loading does not allow "
+            f"(loading it could execute code). {first}"
+        ) from None
+    except OSError as e:
+        raise CheckpointError(f"cannot read checkpoint {p}: {e.strerror or e}") from None
+    except Exception as e:  # torch raises RuntimeError/EOFError/ValueError... for files that are not checkpoints
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{p} is not a readable PyTorch checkpoint: {msg}") from None
+    state = extract_state_dict(obj, p)
+    meta = obj.get("meta") if isinstance(obj, dict) and isinstance(obj.get("meta"), dict) else {}
+    epoch = obj.get("epoch") if isinstance(obj, dict) and isinstance(obj.get("epoch"), int) else None
+    return Checkpoint(state_dict=state, meta=meta, epoch=epoch, sha256=digest, path=p)
+
+
+def _is_state_dict(obj) -> bool:
+    return isinstance(obj, Mapping) and bool(obj) and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    )
+
+
+def extract_state_dict(obj, source="checkpoint") -> Dict[str, torch.Tensor]:
+    """The ``{name: tensor}`` dict inside a loaded checkpoint object, with DDP/compile prefixes removed."""
+    if _is_state_dict(obj):
+        state = obj
+    elif isinstance(obj, Mapping) and _is_state_dict(obj.get("state_dict")):
+        state = obj["state_dict"]
+    elif isinstance(obj, Mapping) and _is_state_dict(obj.get("model")):
+        state = obj["model"]
+    else:
+        what = f"a dict with keys {sorted(map(str, obj))[:10]}" if isinstance(obj, Mapping) else type(obj).__name__
+        raise CheckpointError(
+            f"{source}: no state dict found (expected a {{name: tensor}} dict, or one under 'state_dict' or "
+            f"'model'); got {what}"
+        )
+    out = {}
+    for k, v in state.items():
+        for prefix in _PREFIXES:  # wrappers may nest (DDP around a compiled module)
+            while k.startswith(prefix):
+                k = k[len(prefix):]
+        out[k] = v
+    return out
+
+
+def _listing(keys) -> str:
+    keys = sorted(keys)
+    shown = ", ".join(keys[:_MAX_LISTED])
+    return shown + (f", ... (+{len(keys) - _MAX_LISTED} more)" if len(keys) > _MAX_LISTED else "")
+
+
+def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source="checkpoint") -> None:
+    """Copy ``state_dict`` into ``model``; every key must match by name and shape.
+
+    Raises CheckpointError listing missing, unexpected and wrongly shaped keys (no partial load happens).
+    BatchNorm ``num_batches_tracked`` counters may be absent: they play no part in eval mode.
+    """
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state_dict if k not in own]
+    shapes = [
+        f"{k} {tuple(state_dict[k].shape)} (model {tuple(v.shape)})"
+        for k, v in own.items()
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing: {_listing(missing)}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected: {_listing(unexpected)}")
+        if shapes:
+            parts.append(f"{len(shapes)} with the wrong shape: {_listing(shapes)}")
+        arch = getattr(model, "architecture", type(model).__name__)
+        raise CheckpointError(f"{source} does not fit {arch}: " + "; ".join(parts))
+    model.load_state_dict(state_dict, strict=False)  # keys verified above; strict=False only for num_batches_tracked

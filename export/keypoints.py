@@ -1,0 +1,107 @@
+"""Where keypoint names, skeleton and flip pairs come from: the checkpoint, a COCO annotation file, or COCO-17."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from fasterpose_rt.skeletons import COCO17
+from models.data.coco_keypoints import derive_flip_pairs  # the same left_/right_ rule training uses
+
+from .errors import KeypointSetError
+
+__all__ = ["KeypointSet", "resolve_keypoint_set", "keypoints_from_coco", "keypoints_from_meta"]
+
+
+@dataclass
+class KeypointSet:
+    """K keypoint names, 0-based skeleton and flip pairs ((E, 2) index lists), OKS sigmas (K,) if known."""
+
+    keypoints: List[str]
+    skeleton: List[List[int]]
+    flip_pairs: List[List[int]]
+    sigmas: Optional[List[float]] = None
+    source: str = ""  # where the names came from, recorded in the metadata
+    info: Dict[str, Any] = field(default_factory=dict)  # dataset name, file, citation when known
+
+    def validate(self, num_keypoints: int) -> "KeypointSet":
+        k = len(self.keypoints)
+        if k != num_keypoints:
+            raise KeypointSetError(f"{self.source} names {k} keypoints but the model has {num_keypoints}")
+        if not all(isinstance(n, str) and n for n in self.keypoints) or len(set(self.keypoints)) != k:
+            raise KeypointSetError(f"{self.source}: keypoint names must be distinct non-empty strings")
+        for name in ("skeleton", "flip_pairs"):
+            for pair in getattr(self, name):
+                if not (len(pair) == 2 and all(isinstance(i, int) and 0 <= i < k for i in pair)):
+                    raise KeypointSetError(f"{self.source}: {name} entry {pair} is not a pair of indices in [0, {k})")
+        if self.sigmas is not None and len(self.sigmas) != k:
+            raise KeypointSetError(f"{self.source}: {len(self.sigmas)} sigmas for {k} keypoints")
+        return self
+
+
+def _pairs(value) -> List[List[int]]:
+    return [[int(a), int(b)] for a, b in value]
+
+
+def keypoints_from_meta(dataset: Dict[str, Any]) -> KeypointSet:
+    """From a training checkpoint's ``meta["dataset"]`` (skeleton already 0-based there)."""
+    names = list(dataset["keypoints"])
+    try:
+        skeleton = _pairs(dataset.get("skeleton") or [])
+        flips = _pairs(dataset["flip_pairs"]) if dataset.get("flip_pairs") is not None else derive_flip_pairs(names)
+    except (TypeError, ValueError) as e:
+        raise KeypointSetError(f"checkpoint dataset metadata: malformed skeleton/flip_pairs ({e})") from None
+    info = {k: dataset[k] for k in ("name", "train_file", "citation") if dataset.get(k) is not None}
+    sigmas = dataset.get("sigmas")
+    return KeypointSet(names, skeleton, flips, list(sigmas) if sigmas is not None else None, "checkpoint dataset metadata", info)
+
+
+def keypoints_from_coco(path) -> KeypointSet:
+    """From a COCO annotation file's keypoint category: names, 1-based skeleton made 0-based, left_/right_ flips."""
+    p = Path(path)
+    try:
+        with open(p) as f:
+            coco = json.load(f)
+    except FileNotFoundError:
+        raise KeypointSetError(f"annotation file not found: {p}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise KeypointSetError(f"cannot read annotation file {p}: {e}") from None
+    except json.JSONDecodeError as e:
+        raise KeypointSetError(f"annotation file {p} is not valid JSON: {e}") from None
+    cats = [c for c in coco.get("categories", []) if isinstance(c, dict) and c.get("keypoints")] if isinstance(coco, dict) else []
+    if not cats:
+        raise KeypointSetError(f"{p}: no COCO category with 'keypoints' names")
+    cat = cats[0]
+    names = list(cat["keypoints"])
+    try:
+        skeleton = [[int(a) - 1, int(b) - 1] for a, b in cat.get("skeleton") or []]  # COCO writes it 1-based
+    except (TypeError, ValueError):
+        raise KeypointSetError(f"{p}: category '{cat.get('name')}' has a malformed skeleton") from None
+    sigmas = cat.get("sigmas")
+    if sigmas is None and names == COCO17["keypoints"]:
+        sigmas = COCO17["sigmas"]
+    info = {"name": cat.get("name", ""), "keypoints_file": str(p)}
+    return KeypointSet(names, skeleton, derive_flip_pairs(names), sigmas, f"annotation file {p.name}", info)
+
+
+def resolve_keypoint_set(num_keypoints: int, checkpoint_meta: Optional[Dict[str, Any]] = None,
+                         keypoints_from=None) -> KeypointSet:
+    """Checkpoint dataset metadata, else ``keypoints_from`` (COCO annotations), else COCO-17 when K = 17.
+
+    Raises KeypointSetError when nothing names the K keypoints or the names found do not number K.
+    """
+    dataset = (checkpoint_meta or {}).get("dataset")
+    if isinstance(dataset, dict) and dataset.get("keypoints"):
+        ks = keypoints_from_meta(dataset)
+    elif keypoints_from is not None:
+        ks = keypoints_from_coco(keypoints_from)
+    elif num_keypoints == 17:
+        ks = KeypointSet(list(COCO17["keypoints"]), _pairs(COCO17["skeleton"]), _pairs(COCO17["flip_pairs"]),
+                         list(COCO17["sigmas"]), "COCO-17 defaults")
+    else:
+        raise KeypointSetError(
+            f"no keypoint names for K={num_keypoints}: pass --keypoints-from ANNOTATIONS.json (a COCO keypoint "
+            "file) or a checkpoint that stores its dataset metadata (COCO-17 names are only assumed for K=17)"
+        )
+    return ks.validate(num_keypoints)

@@ -1,0 +1,83 @@
+"""The ``fasterpose`` metadata: built from the spec, keypoint set and checkpoint; embedded in / read from ONNX.
+
+Always written and read through :class:`fasterpose_rt.metadata.ModelMetadata`, the class the runtime uses.
+Provenance fields (``extra``): weights ("trained" | "random"), loss, model_options, keypoints_source,
+training_data, sigmas, recipe, validation, epoch, source_checkpoint {file, sha256}; the exporter adds
+exported_at and exporter (tool versions, opset) when it writes the file.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+import onnx
+import torch
+
+from fasterpose_rt.metadata import IMAGENET_MEAN, IMAGENET_STD, METADATA_KEY, ModelMetadata
+
+from .checkpoint import Checkpoint
+from .errors import ExportError
+from .keypoints import KeypointSet
+from .spec import ModelSpec
+
+__all__ = ["build_metadata", "embed_metadata", "read_metadata", "jsonable"]
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON types from checkpoint meta values (tensors / numpy scalars become numbers or lists)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (torch.Tensor, np.ndarray, np.generic)):
+        return value.tolist()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def build_metadata(spec: ModelSpec, keypoints: KeypointSet, checkpoint: Optional[Checkpoint] = None,
+                   box_padding: float = 1.25) -> ModelMetadata:
+    """ImageNet RGB normalisation, the spec's size/output/architecture, names from ``keypoints``, provenance."""
+    meta = checkpoint.meta if checkpoint is not None else {}
+    extra = {
+        "weights": "trained" if checkpoint is not None else "random",
+        "loss": spec.loss,
+        "model_options": jsonable(spec.model_options),
+        "keypoints_source": keypoints.source,
+    }
+    if keypoints.info:
+        extra["training_data" if keypoints.source.startswith("checkpoint") else "keypoint_set"] = jsonable(keypoints.info)
+    if keypoints.sigmas is not None:
+        extra["sigmas"] = [float(s) for s in keypoints.sigmas]
+    for src, dst in (("recipe", "recipe"), ("val", "validation")):
+        if meta.get(src):
+            extra[dst] = jsonable(meta[src])
+    if checkpoint is not None:
+        extra["epoch"] = checkpoint.epoch
+        extra["source_checkpoint"] = {"file": checkpoint.path.name if checkpoint.path else None,
+                                      "sha256": checkpoint.sha256}
+    return ModelMetadata(
+        input_size=tuple(spec.input_size), keypoints=list(keypoints.keypoints),
+        skeleton=[list(p) for p in keypoints.skeleton], flip_pairs=[list(p) for p in keypoints.flip_pairs],
+        color="RGB", mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD), output=spec.output,
+        box_padding=float(box_padding), architecture=spec.architecture, extra=extra,
+    )
+
+
+def embed_metadata(model: onnx.ModelProto, meta: ModelMetadata) -> onnx.ModelProto:
+    """Set ``metadata_props[METADATA_KEY]`` to ``meta.to_json()`` (replacing any previous entry), in place."""
+    meta._validate()  # refuse to write what the runtime would refuse to read
+    keep = [p for p in model.metadata_props if p.key != METADATA_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
+    model.metadata_props.add(key=METADATA_KEY, value=meta.to_json())
+    return model
+
+
+def read_metadata(model: onnx.ModelProto) -> ModelMetadata:
+    """The ``fasterpose`` metadata of an ONNX model, parsed by the runtime's class."""
+    for p in model.metadata_props:
+        if p.key == METADATA_KEY:
+            return ModelMetadata.from_json(p.value)
+    raise ExportError(f"model has no '{METADATA_KEY}' metadata")
