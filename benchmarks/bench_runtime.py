@@ -8,9 +8,10 @@ Ratios (targets from the runtime issue):
   2. one ``predict`` with eight boxes / eight one-box ``predict`` calls: ≤ 0.95
   3. decoding 16 persons × 17 keypoints, vectorised / a per-keypoint Python loop of the same maths: ≤ 0.25
 Model: the bundled default if present, else a random-weights FasterPose-R18 (17 keypoints, input 144×192)
-exported by ``python -m export`` when that exporter exists, else by ``torch.onnx.export`` here. Random weights
-time the same as trained ones. Ratios 1 and 2 are timed interleaved, round by round (every measured thing once
-per round, medians over rounds), so load from other processes hits all of them alike.
+exported by ``python -m export --input-size 144x192`` when that exporter exists, else by ``torch.onnx.export`` here. Random weights
+time the same as trained ones. Everything is timed interleaved, round by round (each measured thing once per
+round); a ratio is the median over rounds of that round's ratio, so slow drifts of the load from other
+processes cancel out.
 """
 from __future__ import annotations
 
@@ -70,7 +71,8 @@ def get_model(tmp: Path, given=None):
         return DEFAULT_MODELS["fp32"], "bundled default model"
     out = tmp / f"{ARCH}_random.onnx"
     if (ROOT / "export" / "__main__.py").is_file():
-        cmd = [sys.executable, "-m", "export", "--arch", ARCH, "--num-keypoints", "17", "--out", str(out)]
+        cmd = [sys.executable, "-m", "export", "--arch", ARCH, "--num-keypoints", "17",
+               "--input-size", f"{INPUT_SIZE[0]}x{INPUT_SIZE[1]}", "--out", str(out)]
         r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         if r.returncode == 0 and out.is_file():
             return out, f"random-weights {ARCH} from `python -m export`"
@@ -91,7 +93,7 @@ def _spinning_session(path, threads):
 
 
 def interleaved(fns: dict, rounds: int, warmup: int = 2) -> dict:
-    """Median seconds per call of each fn, timing every fn once per round in turn."""
+    """Seconds per call of each fn, (rounds,) arrays, timing every fn once per round in turn."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
@@ -101,7 +103,7 @@ def interleaved(fns: dict, rounds: int, warmup: int = 2) -> dict:
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
-    return {name: float(np.median(t)) for name, t in times.items()}
+    return {name: np.array(t) for name, t in times.items()}
 
 
 def person_boxes(rng, shape_hw, n):
@@ -153,11 +155,16 @@ def run(rounds: int, model=None):
                                   lambda: spinning.run(None, feed)}, rounds))
         del spinning
 
+    def paired(a, b):
+        return float(np.median(times[a] / times[b]))
+
     ratios = {
-        "predict_1_over_run": times["predict, 1 box"] / times["session.run, 1 ready tensor"],
-        "predict_8_over_8x1": times["predict, 8 boxes in one call"] / times["predict, 8 one-box calls"],
-        "decode_vectorised_over_loop": times["decode 16×17, vectorised"] / times["decode 16×17, per-keypoint loop"],
+        "predict_1_over_run": paired("predict, 1 box", "session.run, 1 ready tensor"),
+        "predict_8_over_8x1": paired("predict, 8 boxes in one call", "predict, 8 one-box calls"),
+        "decode_vectorised_over_loop": paired("decode 16×17, vectorised", "decode 16×17, per-keypoint loop"),
     }
+    spread = {name: [float(np.percentile(t, 25)), float(np.percentile(t, 75))] for name, t in times.items()}
+    times = {name: float(np.median(t)) for name, t in times.items()}
     labels = {
         "predict_1_over_run": "`predict` 1 box / bare `session.run`",
         "predict_8_over_8x1": "`predict` 8 boxes / 8 one-box calls",
@@ -165,7 +172,8 @@ def run(rounds: int, model=None):
     }
     met = {k: ratios[k] <= TARGETS[k] for k in ratios}
     ratio_rows = [[labels[k], f"{ratios[k]:.3f}", f"≤ {TARGETS[k]:g}", "met" if met[k] else "NOT met"] for k in ratios]
-    time_rows = [[name, f"{t * 1e3:.3f}"] for name, t in times.items()]
+    time_rows = [[name, f"{t * 1e3:.3f}", f"{spread[name][0] * 1e3:.3f} – {spread[name][1] * 1e3:.3f}"]
+                 for name, t in times.items()]
     machine = machine_info()
     md = [
         "# Runtime overheads: predict vs bare inference, batching, decoding", "",
@@ -173,10 +181,11 @@ def run(rounds: int, model=None):
         *[f"- {k}: {v}" for k, v in machine.items()], "",
         f"Model: {source}; input {w}×{h} (w×h), heatmaps {hm_w}×{hm_h}, {threads} intra-op threads "
         f"(the default: physical cores). Photo 640×480, boxes of 15–30 % × 50–90 % of it. "
-        f"Timed interleaved over {rounds} rounds (decoding/sigmoid: {max(5, rounds // 3)}); medians. "
+        f"Timed interleaved over {rounds} rounds (decoding/sigmoid: {max(5, rounds // 3)}); ratios are medians of "
+        "per-round ratios. "
         "On a shared machine (see the load average) absolute times are indicative, the ratios are the point.",
         "", "## Ratios", "", markdown_table(["ratio", "measured", "target", ""], ratio_rows),
-        "", "## Median times", "", markdown_table(["what", "ms"], time_rows), "",
+        "", "## Times", "", markdown_table(["what", "median ms", "quartiles ms"], time_rows), "",
         "Idle spinning: the runtime's sessions let idle intra-op threads sleep "
         "(`session.intra_op.allow_spinning = 0`); the row marked *spinning threads* times a session with "
         "onnxruntime's default instead, on its own after the rest. On a machine whose cores are busy with "
@@ -189,12 +198,12 @@ def run(rounds: int, model=None):
     (RESULTS_DIR / "runtime.md").write_text("\n".join(md))
     data = {
         "machine": machine, "model": source, "input_size": [w, h], "heatmap_size": [int(hm_w), int(hm_h)],
-        "threads": threads, "rounds": rounds, "median_seconds": times, "ratios": ratios, "targets": TARGETS,
+        "threads": threads, "rounds": rounds, "median_seconds": times, "quartile_seconds": spread, "ratios": ratios, "targets": TARGETS,
         "met": met,
     }
     (RESULTS_DIR / "runtime.json").write_text(json.dumps(data, indent=2) + "\n")
     print(markdown_table(["ratio", "measured", "target", ""], ratio_rows))
-    print(markdown_table(["what", "ms"], time_rows))
+    print(markdown_table(["what", "median ms", "quartiles ms"], time_rows))
     print(f"\nwritten {RESULTS_DIR / 'runtime.md'} and {RESULTS_DIR / 'runtime.json'}")
 
 

@@ -10,6 +10,8 @@ heatmap pixels map to crop pixels.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 __all__ = ["decode_heatmaps", "argmax_heatmaps", "default_blur_sigma"]
@@ -31,12 +33,21 @@ def argmax_heatmaps(heatmaps):
     return np.stack([idx % w, idx // w], axis=2), scores
 
 
+@lru_cache(maxsize=16)
 def _gaussian_rows(sigma: float, radius: int):
-    """(3, 2·(radius+1)+1) weights: row a blurs the patch onto offset a-1 around the peak."""
+    """(3, 2·(radius+1)+1) weights: row a blurs the patch onto offset a-1 around the peak. sigma 0: no blur.
+
+    Cached (read-only) because every call with the same heatmap size needs the same weights.
+    """
     offs = np.arange(-(radius + 1), radius + 2)
     d = offs[None, :] - np.array([-1, 0, 1])[:, None]
-    g = np.exp(-0.5 * (d / sigma) ** 2) * (np.abs(d) <= radius)
-    return g / g.sum(axis=1, keepdims=True)
+    if sigma > 0:
+        g = np.exp(-0.5 * (d / sigma) ** 2) * (np.abs(d) <= radius)
+    else:
+        g = (d == 0).astype(np.float64)
+    g = g / g.sum(axis=1, keepdims=True)
+    g.flags.writeable = False
+    return g
 
 
 def decode_heatmaps(heatmaps, blur_sigma=None):
@@ -65,12 +76,8 @@ def decode_heatmaps(heatmaps, blur_sigma=None):
     ni = np.arange(n)[:, None, None, None]
     ki = np.arange(k)[None, :, None, None]
     patch = hm[ni, ki, ys[..., :, None], xs[..., None, :]].astype(np.float64)  # (N, K, P, P)
-    if sigma > 0:
-        g = _gaussian_rows(sigma, radius)
-    else:
-        g = np.zeros((3, offs.size))
-        g[[0, 1, 2], [radius, radius + 1, radius + 2]] = 1.0
-    b = np.einsum("au,nkuv,bv->nkab", g, patch, g)  # blurred 3x3 around the peak, [row, col]
+    g = _gaussian_rows(sigma, radius)
+    b = g @ patch @ g.T  # (N, K, 3, 3): the blurred 3x3 around the peak, [row, col]
     lg = np.log(np.maximum(b, _EPS))
     dx = 0.5 * (lg[..., 1, 2] - lg[..., 1, 0])
     dy = 0.5 * (lg[..., 2, 1] - lg[..., 0, 1])

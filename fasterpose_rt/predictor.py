@@ -63,7 +63,8 @@ class PosePredictor:
     """Top-down pose estimation on CPU with a FasterPose ONNX model.
 
     model: path of an ONNX file carrying ``fasterpose`` metadata; None -> the bundled default model of the
-    given ``precision`` ("fp32" or "int8"). threads: intra-op threads (None -> physical cores).
+    given ``precision`` ("fp32" or "int8"). threads: intra-op threads (None -> physical cores; ``.threads`` is
+    0 where they cannot be counted, i.e. outside Linux, and onnxruntime then picks its default).
     flip_test: also run mirrored crops and average the flipped-back heatmaps. batch_size: most crops per
     ``session.run`` (a flip-tested person takes two). ``predict`` may be called from several threads at once.
     Raises ModelNotFoundError / ModelError (a ValueError) naming the problem with the model file.
