@@ -73,6 +73,10 @@ def _trace(debug: bool) -> None:
         traceback.print_exc(file=sys.stderr)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _debug_option(f):
     return click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")(f)
 
@@ -103,6 +107,8 @@ def _load_predictor(model, int8, threads=None, batch_size=16, flip=False, debug=
 @click.version_option(__version__, prog_name="fasterpose")
 def main():
     """FasterPose: fast CPU human pose estimation (ONNX runtime)."""
+    # FFmpeg's own console lines (e.g. "moov atom not found") would only repeat our one-line errors.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 
 # ----------------------------------------------------------------------------------------------------- predict
@@ -193,13 +199,12 @@ class _PredictRun:
         _say(f"error: {path}: {reason}")
 
     def summary(self, out) -> str:
-        where = str(out) if out is not None else "stdout"
-        text = f"{self.photos} photos"
+        parts = [_count(self.photos, "photo")]
         if self.videos:
-            text += f", {self.videos} videos ({self.frames} frames)"
-        text += f", {self.persons} persons -> {where}"
+            parts.append(f"{_count(self.videos, 'video')} ({_count(self.frames, 'frame')})")
+        text = f"{', '.join(parts)}, {_count(self.persons, 'person')} -> {out if out is not None else 'stdout'}"
         if self.failed:
-            text += f"; {len(self.failed)} inputs failed"
+            text += f"; {_count(len(self.failed), 'input')} failed"
         return text
 
     def _boxes_for(self, item, image):
@@ -365,7 +370,8 @@ def bench(model, int8, threads, batch, runs, warmup, compare_int8, as_json, quie
         return
     from .bench import format_table
     for label, m in models.items():
-        macs = "n/a" if not m["macs_per_person"] else f"{m['macs_per_person'] / 1e9:.3f} G"
+        macs = m["macs_per_person"]
+        macs = "n/a" if not macs else f"{macs / 1e9:.3f} G" if macs >= 1e8 else f"{macs / 1e6:.3f} M"
         click.echo(f"{label}: {m['path']}  input {m['input_size'][0]}x{m['input_size'][1]}  "
                    f"K={m['keypoints']}  MACs/person {macs}")
     click.echo(f"photo {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]}, {warmup} warm-up + {runs} timed calls per row")
@@ -432,10 +438,11 @@ def eval_cmd(coco_file, images_dir, model, int8, threads, batch_size, flip, out,
 
 
 def _print_eval(report: dict) -> None:
-    click.echo(f"model {report['model']}: {report['photos']} photos, {report['persons']} persons")
+    click.echo(f"model {report['model']}: {_count(report['photos'], 'photo')}, "
+               f"{_count(report['persons'], 'person')}")
     if report["coco"] is not None:
         c = report["coco"]
-        click.echo("COCO keypoints  " + "  ".join(f"{k} {v:.3f}" for k, v in c.items()))
+        click.echo("COCO keypoints  " + "  ".join(f"{k} {'n/a' if v is None else f'{v:.3f}'}" for k, v in c.items()))
     else:
         click.echo(f"COCO keypoints  not computed: {report['coco_note']}")
     p = report["pck@0.2"]

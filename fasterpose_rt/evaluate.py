@@ -118,7 +118,8 @@ def predict_annotations(predictor, data: dict, images_dir: os.PathLike, category
 
 def coco_ap(data: dict, results: List[dict], image_ids: List[int], category_id: int,
             sigmas: np.ndarray) -> Dict[str, float]:
-    """COCO keypoint AP/AR over ``image_ids`` -> {name: value} for :data:`COCO_STAT_NAMES`.
+    """COCO keypoint AP/AR over ``image_ids`` -> {name: value} for :data:`COCO_STAT_NAMES`; None where
+    pycocotools says -1 (no ground truth in that area range).
 
     Raises MissingExtra without pycocotools. pycocotools' own console output is swallowed.
     """
@@ -142,7 +143,7 @@ def coco_ap(data: dict, results: List[dict], image_ids: List[int], category_id: 
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-    return {name: float(v) for name, v in zip(COCO_STAT_NAMES, ev.stats)}
+    return {name: (float(v) if v >= 0 else None) for name, v in zip(COCO_STAT_NAMES, ev.stats)}
 
 
 def pck_report(data: dict, pred: np.ndarray, names: List[str], image_ids: List[int],

@@ -1,0 +1,137 @@
+"""``fasterpose bench`` and ``fasterpose eval`` through click's CliRunner, on stand-in models and tiny photos."""
+import json
+import sys
+
+import cv2
+import pytest
+from click.testing import CliRunner
+from standin import paint_blobs, standin_metadata, write_standin
+
+from fasterpose_rt.cli import main
+
+# The stand-in's four keypoints renamed so PCK has a torso; "left_hip"/"right_hip" are its flip pair.
+TORSO_NAMES = ["left_shoulder", "left_hip", "right_hip", "right_shoulder"]
+POINTS = [[40, 30], [30, 60], [50, 60], [40, 90]]
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+# ------------------------------------------------------------------------------------------------------- bench
+
+def test_bench_json(standin_path):
+    r = run("bench", "--model", standin_path, "--threads", "1", "--batch", "1,3", "--runs", "3", "--warmup", "1",
+            "--json", "-q")
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    assert [(row["threads"], row["batch"]) for row in rep["rows"]] == [(1, 1), (1, 3)]
+    row = rep["rows"][1]
+    assert row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"] and row["persons_per_s"] > 0
+    assert row["macs_per_person"] == 4 * 96 * 64 * 3 and row["gflop_per_s"] > 0  # counted from the graph
+    assert rep["models"]["fp32"]["input_size"] == [64, 96] and rep["photo_size"] == [640, 480]
+
+
+def test_bench_table(standin_path):
+    r = run("bench", "--model", standin_path, "--threads", "1", "--batch", "2", "--runs", "2", "--warmup", "0")
+    assert r.exit_code == 0, r.output
+    assert "persons/s" in r.stdout and "GFLOP/s" in r.stdout and "MACs/person 0.074 M" in r.stdout
+    assert "threads=1 batch=2" in r.stderr  # progress
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--threads", "1,a"], "comma-separated integers"),
+    (["--batch", "0"], "positive integers"),
+    (["--compare-int8", "--model", "{model}"], "--compare-int8"),
+    (["--model", "{missing}"], "cannot load the model"),
+])
+def test_bench_usage_errors(standin_path, tmp_path, args, message):
+    args = [a.format(model=standin_path, missing=tmp_path / "none.onnx") for a in args]
+    r = run("bench", *args, *([] if "--model" in args else ["--model", standin_path]))
+    assert r.exit_code == 2 and message in r.stderr and "Traceback" not in r.output, r.output
+
+
+def test_bench_compare_int8_needs_both_bundled_models():
+    from fasterpose_rt import DEFAULT_MODELS
+
+    if all(p.is_file() for p in DEFAULT_MODELS.values()):
+        pytest.skip("both bundled models are present")
+    r = run("bench", "--compare-int8", "--runs", "1", "--threads", "1", "--batch", "1")
+    assert r.exit_code == 2 and "model is not present" in r.stderr
+
+
+# -------------------------------------------------------------------------------------------------------- eval
+
+@pytest.fixture(scope="module")
+def torso_model(tmp_path_factory):
+    meta = standin_metadata()
+    meta.keypoints = list(TORSO_NAMES)
+    return write_standin(tmp_path_factory.mktemp("torso") / "torso.onnx", meta=meta)
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    """Two 80x120 photos, one person each, annotated exactly where the stand-in will find them."""
+    images = tmp_path / "images"
+    images.mkdir()
+    data = {"images": [], "annotations": [],
+            "categories": [{"id": 1, "name": "person", "keypoints": TORSO_NAMES, "sigmas": [0.05] * 4,
+                            "skeleton": [[1, 2]]}]}
+    for i in (1, 2):
+        cv2.imwrite(str(images / f"{i}.png"), paint_blobs((120, 80), POINTS))
+        data["images"].append({"id": i, "file_name": f"{i}.png", "width": 80, "height": 120})
+        data["annotations"].append({
+            "id": i, "image_id": i, "category_id": 1, "bbox": [5, 5, 70, 110], "area": 70 * 110, "iscrowd": 0,
+            "num_keypoints": 4, "keypoints": [v for x, y in POINTS for v in (x, y, 2)]})
+    ann = tmp_path / "ann.json"
+    ann.write_text(json.dumps(data))
+    return ann, images, data
+
+
+def test_eval_reports_coco_ap_and_pck(torso_model, dataset, tmp_path):
+    ann, images, _ = dataset
+    out = tmp_path / "report.json"
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "--out", out, "-q")
+    assert r.exit_code == 0, r.output
+    rep = json.loads(out.read_text())
+    assert rep["photos"] == 2 and rep["persons"] == 2 and rep["failed"] == []
+    assert rep["coco"]["AP"] > 0.95 and rep["coco"]["AR"] > 0.95  # the stand-in is exact
+    assert rep["pck@0.2"]["pck"] == 1.0 and rep["pck@0.2"]["joints"] == 8
+    assert "COCO keypoints  AP 1.000" in r.stdout and "PCK@0.2 (torso) 1.000 over 8 joints" in r.stdout
+
+
+def test_eval_without_pycocotools_still_reports_pck(torso_model, dataset, monkeypatch):
+    ann, images, _ = dataset
+    for name in ("pycocotools", "pycocotools.coco", "pycocotools.cocoeval"):
+        monkeypatch.setitem(sys.modules, name, None)  # import fails as if not installed
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "-q")
+    assert r.exit_code == 0, r.output
+    assert 'pip install "fasterpose[eval]"' in r.stderr and "PCK@0.2 (torso) 1.000" in r.stdout
+
+
+def test_eval_missing_photo_exit_1_rest_evaluated(torso_model, dataset):
+    ann, images, _ = dataset
+    (images / "2.png").unlink()
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "-q")
+    assert r.exit_code == 1 and f"{images / '2.png'}: file not found" in r.stderr
+    assert "1 photo, 1 person" in r.stdout and "AP 1.000" in r.stdout  # the missing photo is not a miss
+
+
+def test_eval_keypoint_count_mismatch_exit_2(standin_path, dataset, tmp_path):
+    ann, images, data = dataset
+    data["categories"][0]["keypoints"] = ["k"] * 17
+    del data["categories"][0]["sigmas"]
+    ann.write_text(json.dumps(data))
+    r = run("eval", "--coco", ann, "--images", images, "--model", standin_path)
+    assert r.exit_code == 2 and "predicts 4 keypoints" in r.stderr and "has 17" in r.stderr
+    assert "Traceback" not in r.output
+
+
+def test_eval_malformed_annotations_exit_2(standin_path, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"images": 3}')
+    (tmp_path / "img").mkdir()
+    r = run("eval", "--coco", bad, "--images", tmp_path / "img", "--model", standin_path)
+    assert r.exit_code == 2 and "not a COCO annotation file" in r.stderr
+    r = run("eval", "--coco", tmp_path / "absent.json", "--images", tmp_path / "img", "--model", standin_path)
+    assert r.exit_code == 2 and "does not exist" in r.stderr

@@ -1,0 +1,82 @@
+"""CLI results on real COCO photos (../shared/datasets/coco-mini) read back by pycocotools.
+
+A K = 17 stand-in (1x1 conv + 4x4 pooling, COCO-17 metadata) gives meaningless poses in the right format:
+these tests check formats and plumbing, not accuracy.
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from fasterpose_rt.cli import main
+from fasterpose_rt.metadata import METADATA_KEY, ModelMetadata
+from fasterpose_rt.skeletons import COCO17
+
+COCO_MINI = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "coco-mini"
+pytestmark = pytest.mark.skipif(not (COCO_MINI / "person_keypoints.json").is_file(),
+                                reason=f"shared dataset coco-mini not found at {COCO_MINI}")
+
+
+@pytest.fixture(scope="module")
+def coco17_model(tmp_path_factory):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    w, h, k = 48, 64, 17
+    weight = np.random.default_rng(0).normal(0, 0.5, (k, 3, 1, 1)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["image", "w"], ["v"]),
+         helper.make_node("AveragePool", ["v"], ["heatmaps"], kernel_shape=[4, 4], strides=[4, 4])],
+        "coco17_standin",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, h, w])],
+        [helper.make_tensor_value_info("heatmaps", TensorProto.FLOAT, ["N", k, h // 4, w // 4])],
+        initializer=[numpy_helper.from_array(weight, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    meta = ModelMetadata(input_size=(w, h), keypoints=list(COCO17["keypoints"]), skeleton=COCO17["skeleton"],
+                         flip_pairs=COCO17["flip_pairs"], architecture="standin17")
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, meta.to_json()
+    path = tmp_path_factory.mktemp("coco17") / "coco17.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def test_predict_results_are_read_by_pycocotools(coco17_model, tmp_path):
+    pytest.importorskip("pycocotools")
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    ann = COCO_MINI / "person_keypoints.json"
+    out = tmp_path / "results.json"
+    r = CliRunner().invoke(main, ["predict", str(COCO_MINI / "images"), "--model", str(coco17_model),
+                                  "--boxes", str(ann), "--out", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    gt_data = json.loads(ann.read_text())
+    persons = [a for a in gt_data["annotations"] if not a.get("iscrowd") and a.get("bbox")]
+    res = json.loads(out.read_text())
+    assert len(res) == len(persons) == 14
+    assert {e["image_id"] for e in res} == {im["id"] for im in gt_data["images"]}
+    assert all(len(e["keypoints"]) == 51 and e["category_id"] == 1 for e in res)
+
+    gt = COCO(str(ann))
+    ev = COCOeval(gt, gt.loadRes(str(out)), "keypoints")  # the file as written, no conversion
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+    assert 0.0 <= ev.stats[0] <= 1.0
+
+
+def test_eval_on_coco_mini(coco17_model, tmp_path):
+    pytest.importorskip("pycocotools")
+    out = tmp_path / "report.json"
+    r = CliRunner().invoke(main, ["eval", "--coco", str(COCO_MINI / "person_keypoints.json"), "--images",
+                                  str(COCO_MINI / "images"), "--model", str(coco17_model), "--out", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(out.read_text())
+    assert rep["photos"] == 4 and rep["persons"] == 14 and rep["failed"] == []
+    assert 0.0 <= rep["coco"]["AP"] <= 1.0 and 0.0 <= rep["pck@0.2"]["pck"] <= 1.0
+    assert rep["pck@0.2"]["joints"] > 0 and set(rep["pck@0.2"]["per_keypoint"]) == set(COCO17["keypoints"])

@@ -1,0 +1,243 @@
+"""``fasterpose predict`` through click's CliRunner: inputs, options, outputs and every failure path."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from standin import paint_blobs
+
+from fasterpose_rt import PosePredictor
+from fasterpose_rt.cli import main
+
+POINTS = [[40, 30], [30, 60], [50, 60], [40, 90]]  # stand-in keypoints in an 80x120 photo
+
+
+def photo(points=POINTS, shape=(120, 80)):
+    return paint_blobs(shape, points)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    d = tmp_path / "photos"
+    (d / "sub").mkdir(parents=True)
+    cv2.imwrite(str(d / "a.jpg"), photo())
+    cv2.imwrite(str(d / "sub" / "b.png"), photo())
+    return d
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def assert_no_traceback(result):
+    assert "Traceback" not in result.output, result.output
+
+
+def test_folder_to_results_file(folder, standin_path, tmp_path):
+    out = tmp_path / "r.json"
+    r = run("predict", folder, "--model", standin_path, "--out", out)
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    assert [e["file_name"] for e in res] == [(folder / "a.jpg").as_posix(), (folder / "sub/b.png").as_posix()]
+    assert [e["image_id"] for e in res] == [1, 2] and all(e["category_id"] == 1 for e in res)
+    kp = np.array(res[0]["keypoints"]).reshape(-1, 3)
+    np.testing.assert_allclose(kp[:, :2], POINTS, atol=0.5)  # the stand-in finds its blobs
+    assert res[0]["bbox"] == [-0.5, -0.5, 80.0, 120.0]  # whole photo by default
+    assert "2 photos, 2 persons" in r.stderr
+
+
+def test_stdout_when_no_out_and_quiet(folder, standin_path):
+    r = run("predict", folder / "a.jpg", "--model", standin_path, "--quiet", "--flip", "--threads", "1")
+    assert r.exit_code == 0 and r.stderr == ""
+    assert len(json.loads(r.stdout)) == 1
+
+
+def test_bad_photos_are_named_skipped_and_exit_1(folder, standin_path, tmp_path):
+    (folder / "text.jpg").write_text("not a photo")
+    (folder / "empty.png").write_bytes(b"")
+    ok, buf = cv2.imencode(".jpg", photo())
+    (folder / "cut.jpg").write_bytes(buf.tobytes()[:100])  # truncated beyond decoding
+    out = tmp_path / "r.json"
+    r = run("predict", folder, "--model", standin_path, "--out", out)
+    assert r.exit_code == 1
+    assert_no_traceback(r)
+    for name, reason in [("text.jpg", "not a decodable image"), ("empty.png", "file is empty"),
+                         ("cut.jpg", "not a decodable image")]:
+        assert f"error: {folder / name}: {reason}" in r.stderr
+    assert len(json.loads(out.read_text())) == 2 and "3 inputs failed" in r.stderr
+
+
+def test_gray_rgba_16bit_photos_are_processed(tmp_path, standin_path):
+    p = photo()
+    cv2.imwrite(str(tmp_path / "gray.png"), cv2.cvtColor(p, cv2.COLOR_BGR2GRAY))
+    cv2.imwrite(str(tmp_path / "rgba.png"), cv2.cvtColor(p, cv2.COLOR_BGR2BGRA))
+    cv2.imwrite(str(tmp_path / "deep.png"), p.astype(np.uint16) * 257)
+    r = run("predict", tmp_path, "--model", standin_path, "-q")
+    res = json.loads(r.stdout)
+    assert r.exit_code == 0 and len(res) == 3
+    deep = next(e for e in res if e["file_name"].endswith("deep.png"))
+    np.testing.assert_allclose(np.array(deep["keypoints"]).reshape(-1, 3)[:, :2], POINTS, atol=0.5)
+
+
+def test_empty_folder_is_reported(tmp_path, standin_path):
+    (tmp_path / "none").mkdir()
+    r = run("predict", tmp_path / "none", "--model", standin_path)
+    assert r.exit_code == 1 and "no photos" in r.stderr and json.loads(r.stdout) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["missing.jpg"], "does not exist"),
+    (["{photo}", "--batch-size", "0"], "--batch-size"),
+    (["{photo}", "--nonsense"], "No such option"),
+    (["{photo}", "--every", "x"], "--every"),
+    (["{photo}", "--boxes", "{photo}", "--detector", "hog"], "either --boxes or --detector"),
+    (["{photo}", "--int8", "--model", "{model}"], "--int8"),
+])
+def test_usage_errors_exit_2(folder, standin_path, args, message):
+    args = [a.format(photo=folder / "a.jpg", model=standin_path) for a in args]
+    r = run("predict", *args, *([] if "--model" in args else ["--model", standin_path]))
+    assert r.exit_code == 2 and message in r.stderr, r.output
+    assert_no_traceback(r)
+
+
+def test_unusable_model_exit_2(folder, tmp_path, standin_factory):
+    from standin import write_standin
+
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00garbage")
+    nometa = write_standin(tmp_path / "nometa.onnx", metadata_text=None)
+    for model, message in [(junk, "not a loadable ONNX model"), (nometa, "no 'fasterpose' metadata"),
+                           (tmp_path / "absent.onnx", "model file not found")]:
+        r = run("predict", folder / "a.jpg", "--model", model)
+        assert r.exit_code == 2 and "cannot load the model" in r.stderr and message in r.stderr, r.output
+        assert_no_traceback(r)
+
+
+def test_debug_shows_the_traceback(folder, tmp_path):
+    r = run("predict", folder / "a.jpg", "--model", tmp_path / "absent.onnx", "--debug")
+    assert r.exit_code == 2 and "Traceback" in r.stderr and "ModelNotFoundError" in r.stderr
+
+
+def test_int8_absent_is_a_clear_usage_error(folder):
+    from fasterpose_rt import DEFAULT_MODELS
+
+    if DEFAULT_MODELS["int8"].is_file():
+        pytest.skip("the bundled int8 model is present")
+    r = run("predict", folder / "a.jpg", "--int8")
+    assert r.exit_code == 2 and "int8 model is not present" in r.stderr
+
+
+def test_unexpected_error_is_one_line_unless_debug(folder, standin_path, monkeypatch):
+    def boom(self, image, boxes=None):
+        raise ZeroDivisionError("bug")
+
+    monkeypatch.setattr(PosePredictor, "predict", boom)
+    r = run("predict", folder / "a.jpg", "--model", standin_path)
+    assert r.exit_code == 1 and "unexpected ZeroDivisionError: bug" in r.stderr and "--debug" in r.stderr
+    assert_no_traceback(r)
+    r = run("predict", folder / "a.jpg", "--model", standin_path, "--debug")
+    assert isinstance(r.exception, ZeroDivisionError)
+
+
+def test_ctrl_c_keeps_finished_results_and_exits_130(folder, standin_path, tmp_path, monkeypatch):
+    for i in range(3):
+        cv2.imwrite(str(folder / f"c{i}.jpg"), photo())
+    calls = []
+    real = PosePredictor.predict
+
+    def interrupt_third(self, image, boxes=None):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(self, image, boxes)
+
+    monkeypatch.setattr(PosePredictor, "predict", interrupt_third)
+    out = tmp_path / "r.json"
+    r = run("predict", folder, "--model", standin_path, "--out", out)
+    assert r.exit_code == 130 and "interrupted" in r.stderr
+    assert len(json.loads(out.read_text())) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "r.json"]  # no temporary file left
+
+
+def test_boxes_map_file(folder, standin_path, tmp_path):
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({"a.jpg": [[10, 10, 60, 100], [0, 0, 40, 60]], "sub/b.png": []}))
+    r = run("predict", folder, "--model", standin_path, "--boxes", boxes, "-q")
+    res = json.loads(r.stdout)
+    assert r.exit_code == 0 and [e["bbox"] for e in res] == [[10, 10, 60, 100], [0, 0, 40, 60]]
+    boxes.write_text(json.dumps({"a.jpg": []}))
+    r = run("predict", folder, "--model", standin_path, "--boxes", boxes)
+    assert r.exit_code == 1 and "b.png: not listed in the boxes file" in r.stderr
+
+
+def test_boxes_coco_file_carries_image_ids(folder, standin_path, tmp_path):
+    coco = {"images": [{"id": 42, "file_name": "a.jpg"}, {"id": 43, "file_name": "sub/b.png"}],
+            "categories": [{"id": 1, "name": "person"}],
+            "annotations": [{"image_id": 42, "category_id": 1, "bbox": [10, 10, 60, 100]},
+                            {"image_id": 43, "category_id": 1, "bbox": [0, 0, 80, 120]},
+                            {"image_id": 43, "category_id": 1, "bbox": []}]}
+    boxes = tmp_path / "coco.json"
+    boxes.write_text(json.dumps(coco))
+    r = run("predict", folder, "--model", standin_path, "--boxes", boxes, "-q")
+    assert r.exit_code == 0 and [e["image_id"] for e in json.loads(r.stdout)] == [42, 43]
+
+
+def test_malformed_boxes_file_exit_2(folder, standin_path, tmp_path):
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text('{"a.jpg": [[1, 2, 3]]}')
+    r = run("predict", folder, "--model", standin_path, "--boxes", boxes)
+    assert r.exit_code == 2 and "must be a list of [x, y, w, h] boxes" in r.stderr
+    assert_no_traceback(r)
+
+
+def test_hog_detector(folder, standin_path):
+    r = run("predict", folder / "a.jpg", "--model", standin_path, "--detector", "hog", "-q")
+    if not hasattr(cv2, "HOGDescriptor"):
+        assert r.exit_code == 2 and "no HOG people detector" in r.stderr and "--boxes" in r.stderr
+    else:  # a black photo with blobs holds nobody: the whole photo is used
+        assert r.exit_code == 0 and len(json.loads(r.stdout)) == 1
+
+
+def test_vis_photos(folder, standin_path, tmp_path):
+    vis = tmp_path / "vis"
+    cv2.imwrite(str(folder / "p.ppm"), photo())  # not a --vis format: written as .png
+    r = run("predict", folder, "--model", standin_path, "--vis", vis, "--vis-threshold", "0.2", "-q")
+    assert r.exit_code == 0
+    written = sorted(p.relative_to(vis).as_posix() for p in vis.rglob("*") if p.is_file())
+    assert written == ["photos/a.jpg", "photos/p.png", "photos/sub/b.png"]
+    drawn = cv2.imread(str(vis / "photos/sub/b.png"))
+    assert drawn.shape == (120, 80, 3) and not np.array_equal(drawn, photo())
+
+
+def make_video(path, frames=5, size=(80, 120)):
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, size)
+    assert w.isOpened()
+    for i in range(frames):
+        w.write(photo([[40, 30 + 2 * i]] + POINTS[1:]))
+    w.release()
+    return path
+
+
+def test_video_every_n_with_vis(tmp_path, standin_path):
+    video = make_video(tmp_path / "clip.mp4")
+    out, vis = tmp_path / "r.json", tmp_path / "vis"
+    r = run("predict", video, "--model", standin_path, "--every", "2", "--out", out, "--vis", vis)
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    assert [e["frame"] for e in res] == [0, 2, 4] and len({e["image_id"] for e in res}) == 3
+    ys = [e["keypoints"][1] for e in res]
+    np.testing.assert_allclose(ys, [30, 34, 38], atol=1.0)  # the red blob moves down 2 px a frame
+    cap = cv2.VideoCapture(str(vis / "clip.mp4"))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    assert n == 3 and "1 video (3 frames)" in r.stderr
+
+
+def test_unreadable_video_is_named(tmp_path, standin_path):
+    (tmp_path / "broken.mp4").write_bytes(b"not a video at all")
+    cv2.imwrite(str(tmp_path / "a.png"), photo())
+    r = run("predict", tmp_path / "broken.mp4", tmp_path / "a.png", "--model", standin_path)
+    assert r.exit_code == 1 and "broken.mp4: " in r.stderr and len(json.loads(r.stdout)) == 1
+    assert_no_traceback(r)

@@ -1,0 +1,300 @@
+"""Unit tests of the CLI's building blocks: inputs, boxes, results writer, drawing, bench and eval helpers."""
+import json
+import os
+import struct
+
+import cv2
+import numpy as np
+import pytest
+
+from fasterpose_rt import bench, boxes as boxes_mod, results as results_mod
+from fasterpose_rt.boxes import BoxesFileError, HogPeopleDetector, ImageBoxes, load_boxes_file, nms
+from fasterpose_rt.draw import draw_poses, keypoint_sides, line_width
+from fasterpose_rt.evaluate import EvalError, keypoint_category, pck_report
+from fasterpose_rt.inputs import InputReadError, expand_inputs, read_image
+from fasterpose_rt.predictor import PoseResult
+from fasterpose_rt.results import ResultsWriter, atomic_write_text, coco_entries
+from fasterpose_rt.skeletons import COCO17
+
+
+def exif_jpeg(image_bgr, orientation: int) -> bytes:
+    """A JPEG of image_bgr with an EXIF APP1 segment carrying the orientation tag, inserted by hand."""
+    ok, buf = cv2.imencode(".jpg", image_bgr)
+    assert ok
+    # Big-endian TIFF header, one IFD with one SHORT entry (0x0112 orientation), no next IFD.
+    tiff = b"MM\x00\x2a" + struct.pack(">I", 8) + struct.pack(">H", 1)
+    tiff += struct.pack(">HHI", 0x0112, 3, 1) + struct.pack(">HH", orientation, 0) + struct.pack(">I", 0)
+    payload = b"Exif\x00\x00" + tiff
+    data = buf.tobytes()
+    return data[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + data[2:]
+
+
+# ------------------------------------------------------------------------------------------------------ inputs
+
+def test_expand_inputs_recursive_sorted_case_insensitive(tmp_path):
+    d = tmp_path / "photos"
+    (d / "sub").mkdir(parents=True)
+    for name in ["b.jpg", "A.PNG", "sub/c.webp", "notes.txt", "sub/clip.mp4"]:
+        (d / name).write_bytes(b"x")
+    (tmp_path / "empty").mkdir()
+    video = tmp_path / "run.MOV"
+    video.write_bytes(b"x")
+    items, problems = expand_inputs([d, video, d / "b.jpg", tmp_path / "empty"])
+    assert [i.path.relative_to(tmp_path).as_posix() for i in items] == [
+        "photos/A.PNG", "photos/b.jpg", "photos/sub/c.webp", "run.MOV"]  # folders hold photos only
+    assert [i.kind for i in items] == ["image", "image", "image", "video"]
+    assert items[2].rel.as_posix() == "photos/sub/c.webp"
+    assert len(problems) == 1 and problems[0][0] == tmp_path / "empty" and "no photos" in problems[0][1]
+    with pytest.raises(FileNotFoundError, match="missing"):
+        expand_inputs([tmp_path / "missing"])
+
+
+def test_read_image_converts_gray_alpha_palette_16bit(tmp_path):
+    from PIL import Image  # dev dependency (via matplotlib); the runtime never needs it
+
+    gray = np.tile(np.arange(0, 250, 10, dtype=np.uint8), (8, 1))
+    cv2.imwrite(str(tmp_path / "gray.png"), gray)
+    bgra = np.zeros((6, 5, 4), np.uint8)
+    bgra[..., 2], bgra[..., 3] = 200, 100
+    cv2.imwrite(str(tmp_path / "rgba.png"), bgra)
+    cv2.imwrite(str(tmp_path / "deep.png"), np.full((4, 4, 3), 65535, np.uint16))
+    rgb = (0, 51, 102)  # on the web palette that convert("P") maps to
+    Image.fromarray(np.full((5, 7, 3), rgb, np.uint8)).convert("P").save(tmp_path / "pal.png")
+
+    g = read_image(tmp_path / "gray.png")
+    assert g.shape == (8, 25, 3) and g.dtype == np.uint8 and (g[..., 0] == gray).all()
+    rgba = read_image(tmp_path / "rgba.png")
+    assert rgba.shape == (6, 5, 3) and tuple(rgba[0, 0]) == (0, 0, 200)
+    deep = read_image(tmp_path / "deep.png")
+    assert deep.dtype == np.uint8 and (deep == 255).all()  # scaled, not clipped from 65535
+    pal = read_image(tmp_path / "pal.png")
+    assert pal.shape == (5, 7, 3) and tuple(pal[0, 0]) == rgb[::-1]
+
+
+def test_read_image_honours_exif_orientation(tmp_path):
+    img = np.zeros((20, 40, 3), np.uint8)
+    img[:, :20] = 255  # a wide photo, left half white
+    (tmp_path / "rot.jpg").write_bytes(exif_jpeg(img, 6))  # 6: display rotated 90° clockwise
+    out = read_image(tmp_path / "rot.jpg")
+    assert out.shape == (40, 20, 3)  # tall now
+    assert out[2, 10, 0] > 200 and out[-3, 10, 0] < 50  # the white half moved to the top
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"", "empty"),
+    (b"this is not a photo", "not a decodable image"),
+    ("truncated", "not a decodable image"),
+])
+def test_read_image_names_the_reason(tmp_path, content, reason):
+    if content == "truncated":
+        ok, buf = cv2.imencode(".png", np.zeros((30, 30, 3), np.uint8))
+        content = buf.tobytes()[:40]  # header only: nothing left to decode
+    p = tmp_path / "bad.png"
+    p.write_bytes(content)
+    with pytest.raises(InputReadError, match=reason):
+        read_image(p)
+
+
+# ------------------------------------------------------------------------------------------------------- boxes
+
+def _coco(tmp_path):
+    data = {
+        "images": [{"id": 7, "file_name": "val/a.jpg"}, {"id": 9, "file_name": "b.jpg"}],
+        "categories": [{"id": 1, "name": "person", "keypoints": ["k"] * 17}, {"id": 2, "name": "dog"}],
+        "annotations": [
+            {"image_id": 7, "category_id": 1, "bbox": [1, 2, 30, 40]},
+            {"image_id": 7, "category_id": 1, "bbox": []},  # empty: skipped
+            {"image_id": 7, "category_id": 1, "bbox": [0, 0, 50, 50], "iscrowd": 1},  # crowd: skipped
+            {"image_id": 7, "category_id": 2, "bbox": [5, 5, 10, 10]},  # a dog: skipped
+            {"image_id": 7, "category_id": 1, "bbox": [10, 20, 5, 6]},
+        ],
+    }
+    p = tmp_path / "coco.json"
+    p.write_text(json.dumps(data))
+    return p
+
+
+def test_coco_boxes_file_matches_by_file_name(tmp_path):
+    lookup = load_boxes_file(_coco(tmp_path))
+    found = lookup.find("data/val/a.jpg")  # file_name is a suffix of the path
+    assert found.image_id == 7 and found.boxes.tolist() == [[1, 2, 30, 40], [10, 20, 5, 6]]
+    assert found.ann_index.tolist() == [0, 4]
+    assert lookup.find("b.jpg").boxes.shape == (0, 4)  # listed, nobody in it
+    assert lookup.find("other/a.jpg") is None  # same name, wrong folder
+    assert lookup.find("c.jpg") is None
+
+
+def test_map_boxes_file(tmp_path):
+    p = tmp_path / "boxes.json"
+    p.write_text(json.dumps({"a.jpg": [[1, 2, 3, 4]], "sub/b.png": []}))
+    lookup = load_boxes_file(p)
+    assert lookup.find("x/a.jpg").boxes.tolist() == [[1, 2, 3, 4]] and lookup.find("x/a.jpg").image_id is None
+    assert lookup.find("photos/sub/b.png").boxes.shape == (0, 4)
+
+
+@pytest.mark.parametrize("text, match", [
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "expected a JSON object"),
+    ('{"a.jpg": [[1, 2, 3]]}', "'a.jpg' must be a list"),
+    ('{"a.jpg": [[1, 2, 0, 4]]}', "width or height <= 0"),
+    ('{"a.jpg": [[1, 2, "x", 4]]}', "must be a list"),
+    ('{"images": [{"id": 1}], "annotations": []}', "images\\[0\\]"),
+    ('{"images": [], "annotations": [{"image_id": 3, "bbox": [0, 0, 1, 1]}]}', "image_id 3"),
+    ('{"images": [{"id": 1, "file_name": "a"}], "annotations": [{"image_id": 1, "bbox": [0, "0", 1, 1]}]}',
+     "annotations\\[0\\]: bbox"),
+])
+def test_malformed_boxes_files_are_named(tmp_path, text, match):
+    p = tmp_path / "boxes.json"
+    p.write_text(text)
+    with pytest.raises(BoxesFileError, match=match) as e:
+        load_boxes_file(p)
+    assert str(p) in str(e.value)
+
+
+def test_nms_keeps_best_of_overlapping():
+    b = np.array([[0, 0, 10, 20], [1, 1, 10, 20], [50, 0, 10, 20]], float)
+    assert nms(b, np.array([0.5, 0.9, 0.1])).tolist() == [1, 2]
+
+
+def test_hog_detector_boxes(monkeypatch):
+    class FakeHog:  # stands in for cv2.HOGDescriptor, absent from OpenCV 5 builds
+        def setSVMDetector(self, w):
+            self.w = w
+
+        def detectMultiScale(self, img, **kw):
+            assert img.shape[:2] == (480, 640)  # long side scaled to 640
+            return np.array([[64, 0, 64, 128], [68, 4, 64, 128]]), np.array([1.5, 0.9])
+
+    monkeypatch.setattr(cv2, "HOGDescriptor", FakeHog, raising=False)
+    monkeypatch.setattr(cv2, "HOGDescriptor_getDefaultPeopleDetector", lambda: np.zeros(3), raising=False)
+    found, scores = HogPeopleDetector()(np.zeros((960, 1280, 3), np.uint8))
+    # One window survives NMS; back in photo px (x2) and shrunk to the person inside (32x96 of 64x128).
+    assert scores.tolist() == [1.5]
+    np.testing.assert_allclose(found, [[2 * 80, 2 * 16, 2 * 32, 2 * 96]])
+
+
+def test_hog_unavailable_is_a_clear_error(monkeypatch):
+    monkeypatch.delattr(cv2, "HOGDescriptor", raising=False)
+    monkeypatch.delattr(cv2, "HOGDescriptor_getDefaultPeopleDetector", raising=False)
+    with pytest.raises(boxes_mod.DetectorUnavailable, match="--boxes"):
+        HogPeopleDetector()
+
+
+# ----------------------------------------------------------------------------------------------------- results
+
+def _result(n=2, k=3):
+    kp = np.arange(n * k * 2, dtype=np.float32).reshape(n, k, 2) + 0.123456
+    sc = np.full((n, k), 0.5, np.float32)
+    return PoseResult(kp, sc, np.tile(np.float32([1, 2, 3, 4]), (n, 1)), ["a", "b", "c"])
+
+
+def test_coco_entries_format():
+    res = _result()
+    res.keypoints[0, 0, 0] = np.nan
+    e = coco_entries(res, 5, "x.jpg", frame=3)
+    assert len(e) == 2 and list(e[0]) == ["image_id", "file_name", "category_id", "bbox", "keypoints", "score",
+                                          "frame"]
+    assert e[1]["keypoints"][:3] == [6.12, 7.12, 0.5] and e[0]["keypoints"][0] == 0.0  # NaN never reaches JSON
+    assert e[0]["image_id"] == 5 and e[0]["category_id"] == 1 and e[0]["frame"] == 3 and e[0]["score"] == 0.5
+    json.loads(json.dumps(e, allow_nan=False))
+
+
+def test_writer_keeps_file_valid_and_complete(tmp_path):
+    out = tmp_path / "r.json"
+    w = ResultsWriter(out, every_s=1e9, every_n=2)
+    w.add(coco_entries(_result(), 1, "a.jpg"))
+    w.step()
+    assert not out.exists()  # not due yet
+    w.add(coco_entries(_result(1), 2, "b.jpg"))
+    w.step()
+    assert len(json.loads(out.read_text())) == 3  # due after 2 photos
+    w.add(coco_entries(_result(1), 3, "c.jpg"))
+    w.close()
+    assert [e["image_id"] for e in json.loads(out.read_text())] == [1, 1, 2, 3]
+    assert os.listdir(tmp_path) == ["r.json"]  # no temporary file left behind
+
+
+def test_writer_prints_to_stream_without_path():
+    import io
+
+    s = io.StringIO()
+    w = ResultsWriter(None, stream=s)
+    w.close()
+    assert json.loads(s.getvalue()) == []
+
+
+def test_atomic_write_interrupted_keeps_old_file(tmp_path, monkeypatch):
+    out = tmp_path / "r.json"
+    atomic_write_text(out, "[1]")
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(results_mod.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_text(out, "[1, 2]")
+    assert json.loads(out.read_text()) == [1] and os.listdir(tmp_path) == ["r.json"]
+
+
+# -------------------------------------------------------------------------------------------------------- draw
+
+def test_draw_poses_sides_thresholds_and_widths():
+    img = np.full((200, 300, 3), 128, np.uint8)
+    names = ["left_hip", "right_hip", "nose"]
+    kp = np.array([[[50, 100], [250, 100], [150, 30]]], float)
+    out = draw_poses(img, kp, np.array([[0.9, 0.9, 0.1]]), [[0, 1], [1, 2]], names, threshold=0.3)
+    assert out.shape == img.shape and (img == 128).all()  # the input is untouched
+    assert keypoint_sides(names).tolist() == [1, 2, 0]
+    left, right, centre = out[100, 50], out[100, 250], out[30, 150]
+    assert left[2] > left[0] and right[0] > right[2]  # orange vs blue (BGR)
+    assert (centre == 128).all() and (out[65, 200] == 128).all()  # hidden joint, and its limb
+    assert not (out[100, 150] == 128).all()  # the limb between two confident joints is drawn
+    assert line_width((480, 640)) == 2 and line_width((2160, 3840)) == 11 and line_width((50, 50)) == 1
+
+
+# ------------------------------------------------------------------------------------------------------- bench
+
+def test_latency_stats_and_table():
+    s = bench.latency_stats([0.01] * 9 + [0.02], persons=4)
+    assert s["p50_ms"] == pytest.approx(10) and s["p50_ms_per_person"] == pytest.approx(2.5)
+    assert s["persons_per_s"] == pytest.approx(400) and s["p99_ms"] > s["p50_ms"]
+    row = {"precision": "fp32", "threads": 1, "batch": 4, **s, "gflop_per_s": None}
+    table = bench.format_table([row])
+    assert "persons/s" in table and "n/a" in table and "400.0" in table
+
+
+def test_macs_from_metadata_then_graph(standin_path):
+    from fasterpose_rt import PosePredictor
+
+    pred = PosePredictor(standin_path, threads=1)
+    # Stand-in: one 1x1 conv 3 -> 4 channels on a 64x96 crop (pooling and the rest cost no MACs).
+    assert bench.macs_from_onnx(standin_path) == 4 * 96 * 64 * 3
+    assert bench.model_macs(pred) == 4 * 96 * 64 * 3
+    pred.metadata.extra["macs"] = 123
+    assert bench.model_macs(pred) == 123
+
+
+# -------------------------------------------------------------------------------------------------------- eval
+
+def test_keypoint_category_checks_count_and_sigmas():
+    data = {"categories": [{"id": 1, "name": "person", "keypoints": COCO17["keypoints"]}]}
+    cat, sigmas, warnings = keypoint_category(data, COCO17["keypoints"], "a.json")
+    assert cat["id"] == 1 and np.allclose(sigmas, COCO17["sigmas"]) and warnings == []
+    with pytest.raises(EvalError, match="predicts 4 keypoints but a.json's category 'person' has 17"):
+        keypoint_category(data, ["a", "b", "c", "d"], "a.json")
+    four = {"categories": [{"id": 3, "name": "person", "keypoints": ["a", "b", "c", "d"]}]}
+    with pytest.raises(EvalError, match="sigmas"):
+        keypoint_category(four, ["a", "b", "c", "d"], "a.json")
+    four["categories"][0]["sigmas"] = [0.1] * 4
+    _, sigmas, warnings = keypoint_category(four, ["w", "x", "y", "z"], "a.json")
+    assert sigmas.tolist() == [0.1] * 4 and "compared by position" in warnings[0]
+
+
+def test_pck_report_counts_predicted_annotations_only():
+    names = ["left_shoulder", "right_shoulder", "left_hip", "right_hip"]
+    gt = [[0, 0, 2], [10, 0, 2], [0, 10, 2], [10, 10, 2]]  # torso: left shoulder -> right hip = 14.1
+    data = {"annotations": [{"image_id": 1, "keypoints": sum(gt, [])}, {"image_id": 2, "keypoints": sum(gt, [])}]}
+    pred = np.array([[[0, 0], [10, 0], [0, 10], [10, 20]], [[0, 0]] * 4], float)
+    rep = pck_report(data, pred, names, [1])  # image 2 was not processed
+    assert rep["pck"] == 0.75 and rep["joints"] == 4 and rep["per_keypoint"]["right_hip"] == 0.0
+    assert pck_report(data, pred, ["a", "b", "c", "d"], [1])["pck"] is None
