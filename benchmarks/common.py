@@ -13,7 +13,7 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -77,17 +77,44 @@ def markdown_table(header: Sequence[str], rows: List[Sequence]) -> str:
     return "\n".join(lines)
 
 
-def write_results(name: str, title: str, body_md: str, data: Dict) -> Path:
+def write_results(name: str, title: str, body_md: str, data: Dict, command: Optional[str] = None,
+                  results_dir: Optional[Path] = None) -> Path:
     """Write ``results/<name>.md`` (title, machine, body) and ``results/<name>.json`` ({"machine", **data}).
 
-    Returns the Markdown path.
+    command: the command line shown (default ``python -m benchmarks.<name>``); results_dir: where to write
+    (default ``benchmarks/results``). Returns the Markdown path.
     """
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(results_dir) if results_dir is not None else RESULTS_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
     machine = machine_info()
-    md = [f"# {title}", "", f"Command: `python -m benchmarks.{name}`", "", "Machine:", ""]
+    md = [f"# {title}", "", f"Command: `{command or f'python -m benchmarks.{name}'}`", "", "Machine:", ""]
     md += [f"- {k}: {v}" for k, v in machine.items()]
     md += ["", body_md.rstrip(), ""]
-    md_path = RESULTS_DIR / f"{name}.md"
+    md_path = out_dir / f"{name}.md"
     md_path.write_text("\n".join(md))
-    (RESULTS_DIR / f"{name}.json").write_text(json.dumps({"machine": machine, **data}, indent=2) + "\n")
+    (out_dir / f"{name}.json").write_text(json.dumps({"machine": machine, **data}, indent=2) + "\n")
     return md_path
+
+
+def interleaved_times(fns: Dict[str, Callable[[], object]], rounds: int, warmup: int = 1) -> Dict[str, np.ndarray]:
+    """Seconds per call of each fn, {name: (rounds,) array}, each fn timed once per round in turn.
+
+    The order alternates (forward in even rounds, reversed in odd ones), so neither a slow drift of the
+    machine's load nor a fixed position in the round (caches, turbo) favours one competitor.
+    """
+    names = list(fns)
+    for _ in range(warmup):
+        for name in names:
+            fns[name]()
+    times: Dict[str, List[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            t0 = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - t0)
+    return {name: np.array(t) for name, t in times.items()}
+
+
+def paired_ratio(a: np.ndarray, b: np.ndarray) -> float:
+    """Median over rounds of a[i] / b[i] for two (rounds,) time arrays measured in the same rounds."""
+    return float(np.median(np.asarray(a) / np.asarray(b)))
