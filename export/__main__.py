@@ -53,6 +53,8 @@ def main(arch, num_keypoints, checkpoint, input_size, keypoints_from, opset, box
     except ExportError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(1)
+    if keypoints_from and result.metadata.extra.get("keypoints_source", "").startswith("checkpoint"):
+        click.echo("note: keypoint names taken from the checkpoint; --keypoints-from was not needed", err=True)
     click.echo(result.summary())
 
 

@@ -57,12 +57,16 @@ def load_checkpoint(path) -> Checkpoint:
         digest = file_sha256(p)
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        # weights_only refuses any global outside torch's allow-list: the object would run code when loaded.
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise CheckpointError(
-            f"refused to load {p}: it contains pickled objects that weights_only loading does not allow "
-            f"(loading it could execute code). {first}"
-        ) from None
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        refused = next((line for line in lines if "GLOBAL" in line), None)
+        if refused:  # weights_only blocks every global outside torch's allow-list: unpickling it could run code
+            raise CheckpointError(
+                f"refused to load {p}: it pickles objects that weights_only loading does not allow (only tensors "
+                f"and plain Python values are accepted; loading it could execute code): {refused}"
+            ) from None
+        detail = next((line for line in lines[1:] if "WeightsUnpickler" not in line and "Check the doc" not in line),
+                      lines[0] if lines else "unpickling failed")
+        raise CheckpointError(f"{p} is not a readable PyTorch checkpoint: {detail}") from None
     except OSError as e:
         raise CheckpointError(f"cannot read checkpoint {p}: {e.strerror or e}") from None
     except Exception as e:  # torch raises RuntimeError/EOFError/ValueError... for files that are not checkpoints

@@ -5,7 +5,9 @@ N symbolic, default-domain opset >= 17, no ``BatchNormalization`` (folded into t
 """
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import warnings
 from collections import Counter
 from typing import Tuple
@@ -42,12 +44,19 @@ def _torchscript_export(model: nn.Module, x: torch.Tensor, opset: int) -> onnx.M
 
 
 def _dynamo_export(model: nn.Module, x: torch.Tensor, opset: int) -> onnx.ModelProto:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(
-            model, (x,), None, dynamo=True, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_shapes=({0: torch.export.Dim(_BATCH)},), opset_version=opset, verbose=False,
-        )
+    # The dynamo exporter reports progress on stdout and through torch's loggers; failures still raise.
+    log = logging.getLogger("torch.onnx")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                model, (x,), None, dynamo=True, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                dynamic_shapes=({0: torch.export.Dim(_BATCH)},), opset_version=opset, verbose=False,
+            )
+    finally:
+        log.setLevel(level)
     return program.model_proto
 
 

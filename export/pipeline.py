@@ -82,6 +82,8 @@ def export_onnx(model: nn.Module, meta: ModelMetadata, out_path, opset: int = MI
         raise InputError(str(e)) from None
     w, h = meta.input_size
     k = meta.num_keypoints
+    if w % 4 or h % 4:
+        raise InputError(f"input size {w}x{h} must be divisible by 4 (heatmaps are 1/4 of it; 32 always works)")
     model.eval()
 
     x = reference_batch((w, h), batch, seed)
@@ -107,12 +109,14 @@ def export_onnx(model: nn.Module, meta: ModelMetadata, out_path, opset: int = MI
         raise ExportError("metadata does not round-trip through ModelMetadata")
 
     out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # same directory: the final rename is atomic
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         onnx.save(onnx_model, str(tmp))
         parity = verify_onnx(tmp, x, ref, meta.output, tolerance)
         os.replace(tmp, out)
+    except OSError as e:
+        raise ExportError(f"cannot write {out}: {e.strerror or e}") from None
     finally:
         tmp.unlink(missing_ok=True)
     return ExportResult(out, ops_before, len(onnx_model.graph.node), out.stat().st_size, parity, meta)

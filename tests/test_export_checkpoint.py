@@ -1,0 +1,118 @@
+"""Checkpoint loading: every layout, weights_only refusal of pickled code, key mismatches, CLI exit codes."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from torch import nn
+
+from export import CheckpointError, load_checkpoint, load_weights
+from export.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def small_model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+
+
+def layouts(sd):
+    return {
+        "plain": sd,
+        "state_dict": {"state_dict": sd, "epoch": 2},
+        "training": {"model": sd, "optimizer": {"state": {}, "param_groups": []}, "epoch": 7,
+                     "meta": {"architecture": "x", "num_keypoints": 4}},
+        "ddp": {f"module.{k}": v for k, v in sd.items()},
+    }
+
+
+@pytest.mark.parametrize("layout", ["plain", "state_dict", "training", "ddp"])
+def test_each_layout_loads_exactly(tmp_path, layout):
+    sd = small_model().state_dict()
+    path = tmp_path / "c.pth"
+    torch.save(layouts(sd)[layout], path)
+    ckpt = load_checkpoint(path)
+    assert sorted(ckpt.state_dict) == sorted(sd)
+    assert len(ckpt.sha256) == 64
+    target = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    load_weights(target, ckpt.state_dict)
+    for k, v in target.state_dict().items():
+        assert torch.equal(v, sd[k])
+    if layout == "training":
+        assert ckpt.meta["num_keypoints"] == 4 and ckpt.epoch == 7
+    else:
+        assert ckpt.meta == {}
+
+
+def test_key_mismatch_lists_missing_unexpected_and_shapes():
+    sd = dict(small_model().state_dict())
+    del sd["1.running_var"]
+    sd["2.weight"] = torch.zeros(3)
+    sd["0.weight"] = torch.zeros(4, 3, 5, 5)
+    target = small_model()
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    with pytest.raises(CheckpointError) as e:
+        load_weights(target, sd, source="c.pth")
+    msg = str(e.value)
+    assert "1 missing: 1.running_var" in msg
+    assert "1 unexpected: 2.weight" in msg
+    assert "0.weight (4, 3, 5, 5) (model (4, 3, 3, 3))" in msg
+    assert all(torch.equal(v, before[k]) for k, v in target.state_dict().items())  # nothing partially loaded
+
+
+def test_missing_num_batches_tracked_is_tolerated():
+    sd = {k: v for k, v in small_model().state_dict().items() if not k.endswith("num_batches_tracked")}
+    load_weights(small_model(), sd)
+
+
+class Payload:
+    """Unpickling this object calls os.mkdir(marker): code a checkpoint must never be allowed to run."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def test_pickle_with_code_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / "code_ran"
+    path = tmp_path / "evil.pth"
+    torch.save({"model": small_model().state_dict(), "extra": Payload(str(marker))}, path)
+    with pytest.raises(CheckpointError, match="refused"):
+        load_checkpoint(path)
+    r = CliRunner().invoke(main, ["--arch", "fasterpose_r18", "--num-keypoints", "17", "--checkpoint", str(path),
+                                  "--out", str(tmp_path / "m.onnx")])
+    assert r.exit_code == 2 and "refused" in r.stderr and "Traceback" not in r.output
+    assert not marker.exists() and not (tmp_path / "m.onnx").exists()
+    torch.load(path, weights_only=False)  # the payload is live: an unsafe load does run it
+    assert marker.exists()
+
+
+def test_not_a_checkpoint_and_no_state_dict(tmp_path):
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
+        load_checkpoint(junk)
+    odd = tmp_path / "odd.pth"
+    torch.save({"weights": [1, 2], "epoch": 1}, odd)
+    with pytest.raises(CheckpointError, match="no state dict found.*'epoch', 'weights'"):
+        load_checkpoint(odd)
+    with pytest.raises(CheckpointError, match="not a file"):
+        load_checkpoint(tmp_path)
+
+
+def test_cli_missing_checkpoint_exits_2_without_traceback(tmp_path):
+    out = tmp_path / "m.onnx"
+    r = subprocess.run(
+        [sys.executable, "-m", "export", "--arch", "fasterpose_r18", "--num-keypoints", "17",
+         "--checkpoint", str(tmp_path / "nope.pth"), "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert r.returncode == 2, r.stderr
+    assert "checkpoint not found" in r.stderr and "nope.pth" in r.stderr
+    assert "Traceback" not in r.stderr and not out.exists()

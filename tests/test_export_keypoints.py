@@ -1,0 +1,94 @@
+"""Where the export's names and settings come from: checkpoint meta, flags, COCO annotation files, COCO-17."""
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from export import InputError, KeypointSetError, build_metadata, keypoints_from_coco, resolve_keypoint_set, resolve_spec
+from export.__main__ import main
+from fasterpose_rt.metadata import ModelMetadata
+from fasterpose_rt.skeletons import COCO17, LSP14
+
+
+def coco_file(tmp_path, names, skeleton_1based):
+    path = tmp_path / "ann.json"
+    path.write_text(json.dumps({"images": [], "annotations": [], "categories": [
+        {"id": 9, "name": "no_kps"},
+        {"id": 1, "name": "person", "keypoints": names, "skeleton": skeleton_1based},
+    ]}))
+    return path
+
+
+def test_coco_annotation_file_skeleton_made_0_based_and_flip_pairs_derived(tmp_path):
+    names = ["head", "left_hand", "right_hand", "left_foot", "right_foot"]
+    ks = resolve_keypoint_set(5, None, coco_file(tmp_path, names, [[1, 2], [1, 3], [2, 4], [3, 5]]))
+    assert ks.keypoints == names
+    assert ks.skeleton == [[0, 1], [0, 2], [1, 3], [2, 4]]
+    assert ks.flip_pairs == [[1, 2], [3, 4]]
+    assert ks.sigmas is None and "ann.json" in ks.source
+
+
+def test_checkpoint_names_win_over_annotation_file(tmp_path):
+    meta = {"dataset": {"keypoints": LSP14["keypoints"], "skeleton": LSP14["skeleton"], "flip_pairs": LSP14["flip_pairs"]}}
+    ks = resolve_keypoint_set(14, meta, coco_file(tmp_path, ["a"] * 3, []))
+    assert ks.keypoints == LSP14["keypoints"] and ks.flip_pairs == LSP14["flip_pairs"]
+
+
+def test_coco17_defaults_only_for_17(tmp_path):
+    ks = resolve_keypoint_set(17)
+    assert ks.keypoints == COCO17["keypoints"] and ks.skeleton == COCO17["skeleton"]
+    with pytest.raises(KeypointSetError, match="no keypoint names for K=14.*--keypoints-from"):
+        resolve_keypoint_set(14)
+
+
+def test_keypoint_set_errors(tmp_path):
+    names = ["a", "b", "c"]
+    with pytest.raises(KeypointSetError, match="names 3 keypoints but the model has 4"):
+        resolve_keypoint_set(4, None, coco_file(tmp_path, names, []))
+    with pytest.raises(KeypointSetError, match=r"skeleton entry \[2, 3\]"):
+        resolve_keypoint_set(3, None, coco_file(tmp_path, names, [[3, 4]]))  # 1-based 4 is out of range
+    with pytest.raises(KeypointSetError, match="not found"):
+        keypoints_from_coco(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    with pytest.raises(KeypointSetError, match="not valid JSON"):
+        keypoints_from_coco(bad)
+
+
+def test_spec_from_meta_and_flags():
+    meta = {"architecture": "fasterpose_r18", "num_keypoints": 14, "input_size": [96, 128], "loss": "mse",
+            "model_options": {"head_width": 64}}
+    spec = resolve_spec(meta=meta)
+    assert (spec.architecture, spec.num_keypoints, spec.input_size) == ("fasterpose_r18", 14, (96, 128))
+    assert spec.output == "probabilities" and spec.model_options == {"head_width": 64}
+    assert resolve_spec("fasterpose_r18", 14, (64, 64), meta=meta).input_size == (64, 64)  # flag overrides
+    assert resolve_spec("fasterpose_r18", 17).output == "logits"  # no loss recorded -> logits
+    with pytest.raises(InputError, match="--arch fasterpose_r50 does not match the checkpoint's architecture fasterpose_r18"):
+        resolve_spec("fasterpose_r50", meta=meta)
+    with pytest.raises(InputError, match="--num-keypoints 17 does not match"):
+        resolve_spec(num_keypoints=17, meta=meta)
+    with pytest.raises(InputError, match="contradicts"):
+        resolve_spec(output="logits", meta=meta)
+    with pytest.raises(InputError, match="unknown architecture 'nope'"):
+        resolve_spec("nope", 17)
+
+
+def test_metadata_without_checkpoint_marks_random_weights():
+    spec = resolve_spec("fasterpose_r50", 17)
+    meta = build_metadata(spec, resolve_keypoint_set(17), None, box_padding=1.5)
+    back = ModelMetadata.from_json(meta.to_json())
+    assert back.extra["weights"] == "random" and "source_checkpoint" not in back.extra
+    assert back.box_padding == 1.5 and back.input_size == (192, 256) and back.architecture == "fasterpose_r50"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--num-keypoints", "17"], "no architecture"),
+    (["--arch", "fasterpose_r18", "--num-keypoints", "14"], "no keypoint names for K=14"),
+    (["--arch", "fasterpose_r18", "--num-keypoints", "17", "--input-size", "64by64"], "expected WxH"),
+    (["--arch", "fasterpose_r18", "--num-keypoints", "17", "--opset", "13"], "13"),
+])
+def test_cli_input_errors_exit_2(tmp_path, args, message):
+    out = tmp_path / "m.onnx"
+    r = CliRunner().invoke(main, args + ["--out", str(out)])
+    assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output
+    assert not out.exists()
