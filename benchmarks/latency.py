@@ -80,13 +80,14 @@ def all_threads() -> int:
     return physical_cores() or len(os.sched_getaffinity(0))
 
 
-def export_random(arch: str, num_keypoints: int, size, out: Path):
+def export_random(arch: str, num_keypoints: int, size, out: Path, keypoint_set=None):
     """Random-weights ``arch`` (input size (w, h)) -> verified ONNX at ``out``; returns (ExportResult, the
-    torch module that was exported, in eval mode)."""
+    torch module that was exported, in eval mode). keypoint_set: an ``export.KeypointSet`` naming the K
+    keypoints (None: COCO-17, only valid for K = 17)."""
     from export import build_metadata, build_model, export_onnx, resolve_keypoint_set, resolve_spec
 
     spec = resolve_spec(arch, num_keypoints, tuple(size))
-    meta = build_metadata(spec, resolve_keypoint_set(num_keypoints))
+    meta = build_metadata(spec, keypoint_set or resolve_keypoint_set(num_keypoints))
     model = build_model(spec)
     result = export_onnx(model, meta, out)
     return result, model.eval()
