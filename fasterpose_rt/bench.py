@@ -121,7 +121,8 @@ def bench_one(predictor, batch: int, runs: int, warmup: int, photo: np.ndarray) 
 
 def run_bench(make_predictor: Callable[[int, int], object], threads: Sequence[int], batches: Sequence[int],
               runs: int, warmup: int, label: str = "", progress: Optional[Callable[[str], None]] = None) -> List[dict]:
-    """Rows of results, one per (threads, batch). make_predictor(threads, batch_size) -> a PosePredictor;
+    """Rows of results, one per (threads, batch), labelled ``model: label``.
+    make_predictor(threads, batch_size) -> a PosePredictor;
     one predictor per thread count, with batch_size = the largest batch so every call is one session run."""
     photo = synthetic_photo()
     rows = []
@@ -133,15 +134,15 @@ def run_bench(make_predictor: Callable[[int, int], object], threads: Sequence[in
                 progress(f"{label or 'model'}: threads={t} batch={b}")
             stats = bench_one(pred, b, runs, warmup, photo)
             gflops = 2.0 * macs * stats["persons_per_s"] / 1e9 if macs else None
-            rows.append({"precision": label, "threads": t, "batch": b, "runs": runs, **stats,
+            rows.append({"model": label, "threads": t, "batch": b, "runs": runs, **stats,
                          "macs_per_person": macs, "gflop_per_s": gflops})
     return rows
 
 
 def format_table(rows: List[dict]) -> str:
     """A human-readable table of run_bench rows (ms, persons/s, GFLOP/s)."""
-    head = ["precision", "threads", "batch", "p50 ms", "p90 ms", "p99 ms", "p50 ms/person", "persons/s", "GFLOP/s"]
-    body = [[r["precision"], str(r["threads"]), str(r["batch"]), f"{r['p50_ms']:.2f}", f"{r['p90_ms']:.2f}",
+    head = ["model", "threads", "batch", "p50 ms", "p90 ms", "p99 ms", "p50 ms/person", "persons/s", "GFLOP/s"]
+    body = [[r["model"], str(r["threads"]), str(r["batch"]), f"{r['p50_ms']:.2f}", f"{r['p90_ms']:.2f}",
              f"{r['p99_ms']:.2f}", f"{r['p50_ms_per_person']:.2f}", f"{r['persons_per_s']:.1f}",
              "n/a" if r["gflop_per_s"] is None else f"{r['gflop_per_s']:.1f}"] for r in rows]
     widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(head)]

@@ -352,10 +352,11 @@ def bench(model, int8, threads, batch, runs, warmup, compare_int8, as_json, quie
     if threads is None:
         threads = list(dict.fromkeys([1, max(1, physical_cores())]))
     variants = [("fp32", None, False), ("int8", None, True)] if compare_int8 else \
-        [("int8" if int8 else "fp32", model, int8)]
+        [(model.stem if model is not None else "int8" if int8 else "fp32", model, int8)]
+    # Load every model before timing anything: a missing one is a usage error, not a late surprise.
+    firsts = [_load_predictor(path, use_int8, threads[0], max(batch), debug=debug) for _, path, use_int8 in variants]
     rows, models = [], {}
-    for label, path, use_int8 in variants:
-        first = _load_predictor(path, use_int8, threads[0], max(batch), debug=debug)  # fail early, exit 2
+    for (label, path, use_int8), first in zip(variants, firsts):
         models[label] = {"path": first.model_path, "input_size": list(first.input_size),
                          "keypoints": first.metadata.num_keypoints, "macs_per_person": model_macs(first)}
 

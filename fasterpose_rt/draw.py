@@ -71,12 +71,14 @@ def draw_poses(image: np.ndarray, keypoints, scores, skeleton, names, threshold:
         limb_sides = np.where(sides[a] == sides[b], sides[a], 0)
         limb_ok = shown[:, a] & shown[:, b]  # (N, L)
         limb_colors = _colors(limb_sides[None, :], np.minimum(sc[:, a], sc[:, b]), threshold)  # (N, L, 3)
-        for n, l in zip(*np.nonzero(limb_ok)):  # outlines first so no outline covers a limb
-            cv2.line(out, tuple(pts[n, a[l]].tolist()), tuple(pts[n, b[l]].tolist()), (20, 20, 20), width + 2, cv2.LINE_AA, _SHIFT)
-        for n, l in zip(*np.nonzero(limb_ok)):
-            cv2.line(out, tuple(pts[n, a[l]].tolist()), tuple(pts[n, b[l]].tolist()), tuple(limb_colors[n, l].tolist()), width,
-                     cv2.LINE_AA, _SHIFT)
+        ends = [(tuple(pts[n, a[l]].tolist()), tuple(pts[n, b[l]].tolist()), limb_colors[n, l].tolist())
+                for n, l in zip(*np.nonzero(limb_ok))]
+        for p, q, _ in ends:  # outlines first so no outline covers a limb
+            cv2.line(out, p, q, (20, 20, 20), width + 2, cv2.LINE_AA, _SHIFT)
+        for p, q, color in ends:
+            cv2.line(out, p, q, tuple(color), width, cv2.LINE_AA, _SHIFT)
     for n, k in zip(*np.nonzero(shown)):
-        cv2.circle(out, tuple(pts[n, k].tolist()), radius * _ONE, tuple(joint_colors[n, k].tolist()), -1, cv2.LINE_AA, _SHIFT)
-        cv2.circle(out, tuple(pts[n, k].tolist()), radius * _ONE, (20, 20, 20), 1, cv2.LINE_AA, _SHIFT)
+        center = tuple(pts[n, k].tolist())
+        cv2.circle(out, center, radius * _ONE, tuple(joint_colors[n, k].tolist()), -1, cv2.LINE_AA, _SHIFT)
+        cv2.circle(out, center, radius * _ONE, (20, 20, 20), 1, cv2.LINE_AA, _SHIFT)
     return out

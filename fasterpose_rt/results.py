@@ -29,9 +29,10 @@ def coco_entries(result, image_id: int, file_name: str, frame: Optional[int] = N
                  category_id: int = 1) -> List[dict]:
     """A PoseResult (keypoints (N, K, 2), scores (N, K), boxes (N, 4)) -> N COCO keypoint result dicts.
 
-    Keys: image_id, file_name, category_id (the person category, 1 in COCO), bbox [x, y, w, h], keypoints [x1, y1, s1, ...] (s = keypoint
-    score), score (the mean keypoint score, as PoseResult.to_coco), and frame for video frames. Coordinates are
-    rounded to 0.01 px and scores to 1e-4 to keep files small; plain Python numbers only.
+    Keys: image_id, file_name, category_id (the person category, 1 in COCO), bbox [x, y, w, h],
+    keypoints [x1, y1, s1, ...] (s = keypoint score), score (the mean keypoint score, as PoseResult.to_coco),
+    and frame for video frames. Coordinates are rounded to 0.01 px and scores to 1e-4 to keep files small;
+    plain Python numbers only.
     """
     out = []
     for d in result.to_coco(int(image_id), category_id=int(category_id)):

@@ -29,7 +29,9 @@ def test_bench_json(standin_path):
     row = rep["rows"][1]
     assert row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"] and row["persons_per_s"] > 0
     assert row["macs_per_person"] == 4 * 96 * 64 * 3 and row["gflop_per_s"] > 0  # counted from the graph
-    assert rep["models"]["fp32"]["input_size"] == [64, 96] and rep["photo_size"] == [640, 480]
+    (model,) = rep["models"].values()  # labelled by the model file's name
+    assert model["input_size"] == [64, 96] and rep["photo_size"] == [640, 480]
+    assert row["model"] == standin_path.stem
 
 
 def test_bench_table(standin_path):

@@ -44,7 +44,7 @@ def test_folder_to_results_file(folder, standin_path, tmp_path):
     kp = np.array(res[0]["keypoints"]).reshape(-1, 3)
     np.testing.assert_allclose(kp[:, :2], POINTS, atol=0.5)  # the stand-in finds its blobs
     assert res[0]["bbox"] == [-0.5, -0.5, 80.0, 120.0]  # whole photo by default
-    assert "2 photos, 2 persons" in r.stderr
+    assert "2 photos, 2 persons" in r.stderr and "2/2" in r.stderr  # summary and progress bar
 
 
 def test_stdout_when_no_out_and_quiet(folder, standin_path):

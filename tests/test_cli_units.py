@@ -258,7 +258,7 @@ def test_latency_stats_and_table():
     s = bench.latency_stats([0.01] * 9 + [0.02], persons=4)
     assert s["p50_ms"] == pytest.approx(10) and s["p50_ms_per_person"] == pytest.approx(2.5)
     assert s["persons_per_s"] == pytest.approx(400) and s["p99_ms"] > s["p50_ms"]
-    row = {"precision": "fp32", "threads": 1, "batch": 4, **s, "gflop_per_s": None}
+    row = {"model": "fp32", "threads": 1, "batch": 4, **s, "gflop_per_s": None}
     table = bench.format_table([row])
     assert "persons/s" in table and "n/a" in table and "400.0" in table
 
