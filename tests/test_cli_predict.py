@@ -93,6 +93,7 @@ def test_empty_folder_is_reported(tmp_path, standin_path):
     (["{photo}", "--every", "x"], "--every"),
     (["{photo}", "--boxes", "{photo}", "--detector", "hog"], "either --boxes or --detector"),
     (["{photo}", "--int8", "--model", "{model}"], "--int8"),
+    (["{photo}", "--out", "{photo}/r.json"], "cannot write results"),
 ])
 def test_usage_errors_exit_2(folder, standin_path, args, message):
     args = [a.format(photo=folder / "a.jpg", model=standin_path) for a in args]
@@ -241,3 +242,19 @@ def test_unreadable_video_is_named(tmp_path, standin_path):
     r = run("predict", tmp_path / "broken.mp4", tmp_path / "a.png", "--model", standin_path)
     assert r.exit_code == 1 and "broken.mp4: " in r.stderr and len(json.loads(r.stdout)) == 1
     assert_no_traceback(r)
+
+
+def test_hog_detections_become_person_boxes(folder, standin_path, monkeypatch):
+    class FakeHog:  # two separate windows found in the (upscaled 2x) 80x120 photo
+        def setSVMDetector(self, w):
+            pass
+
+        def detectMultiScale(self, img, **kw):
+            return np.array([[0, 0, 64, 128], [96, 112, 64, 128]]), np.array([1.0, 2.0])
+
+    monkeypatch.setattr(cv2, "HOGDescriptor", FakeHog, raising=False)
+    monkeypatch.setattr(cv2, "HOGDescriptor_getDefaultPeopleDetector", lambda: np.zeros(3), raising=False)
+    r = run("predict", folder / "a.jpg", "--model", standin_path, "--detector", "hog", "-q")
+    assert r.exit_code == 0, r.output
+    # best score first; windows halved back to photo px and shrunk to the person inside
+    assert [e["bbox"] for e in json.loads(r.stdout)] == [[56, 64, 16, 48], [8, 8, 16, 48]]
