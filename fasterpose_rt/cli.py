@@ -122,7 +122,8 @@ def main():
 @click.option("--flip", is_flag=True, help="Flip test: also run mirrored crops and average (slower, more accurate).")
 @click.option("--boxes", "boxes_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Person boxes: a COCO annotation file (matched by file_name; results keep its image ids) or a "
-                   "JSON object mapping file name -> list of [x, y, w, h].")
+                   "JSON object mapping file name -> list of [x, y, w, h]. A video's entry applies to every "
+                   "frame. Inputs the file does not list fail.")
 @click.option("--detector", type=click.Choice(["none", "hog"]), default="none", show_default=True,
               help="Find persons with OpenCV's HOG people detector; photos where it finds nobody are "
                    "processed as one whole-photo box.")
