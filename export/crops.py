@@ -1,0 +1,140 @@
+"""Person crops for int8 calibration and verification, made by the runtime's own preprocessing.
+
+Sources: a folder of photos (one whole-photo box each, as ``PosePredictor.predict(image)`` uses) or a COCO
+keypoint file (its person boxes; ground-truth keypoints when they match the model's K). Crops are warped with
+``fasterpose_rt.preprocess`` (``check_boxes`` -> ``crop_transforms`` -> ``warp_crops``) and normalised with its
+``Normalizer``, so the int8 model is calibrated and judged on exactly the tensors it will see at run time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, List, Optional, Sequence
+
+import numpy as np
+
+from fasterpose_rt.boxes import BoxesFileError, coco_person_boxes
+from fasterpose_rt.evaluate import EvalError, load_annotations
+from fasterpose_rt.inputs import InputReadError, expand_inputs, read_image
+from fasterpose_rt.metadata import ModelMetadata
+from fasterpose_rt.preprocess import Normalizer, check_boxes, crop_transforms, warp_crops
+
+from .errors import InputError
+
+__all__ = ["Persons", "CropSet", "list_persons", "load_crops"]
+
+
+@dataclass
+class Persons:
+    """P persons of a source: photo paths (P,), boxes (P, 4) [x, y, w, h] photo px (NaN rows = whole photo),
+    keypoints (P, K, 3) ground truth [x, y, v] or None when the source has none (or not K per person)."""
+
+    paths: List[Path]
+    boxes: np.ndarray
+    keypoints: Optional[np.ndarray]
+    source: str
+    note: str = ""  # why there is no ground truth, when there could have been
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+@dataclass
+class CropSet:
+    """N crops: crops (N, h, w, 3) uint8 BGR as the runtime warps them; affines (N, 2, 3) photo -> crop;
+    keypoints (N, K, 2) photo px and visible (N, K) bool ground truth, or None; skipped: unreadable photos."""
+
+    crops: np.ndarray
+    affines: np.ndarray
+    keypoints: Optional[np.ndarray]
+    visible: Optional[np.ndarray]
+    source: str
+    skipped: int = 0
+
+    def __len__(self) -> int:
+        return int(self.crops.shape[0])
+
+    def batches(self, meta: ModelMetadata, size: int = 16) -> Iterator[np.ndarray]:
+        """Normalised model inputs (n <= size, 3, H, W) float32, in order (normalised lazily: uint8 is 4x smaller)."""
+        normalize = Normalizer(meta)
+        for s in range(0, len(self), size):
+            yield normalize(self.crops[s:s + size])
+
+
+def _coco_persons(path: Path, images_dir: Optional[Path], num_keypoints: int) -> Persons:
+    try:
+        data = load_annotations(path)
+        names, boxes = coco_person_boxes(data, str(path))
+    except (EvalError, BoxesFileError) as e:
+        raise InputError(str(e)) from None
+    root = Path(images_dir) if images_dir is not None else path.parent / "images"
+    if not root.is_dir():
+        raise InputError(f"images folder of {path} not found: {root} (pass the folder holding its photos)")
+    paths, rows, anns = [], [], []
+    for image_id in sorted(names):
+        entry = boxes[image_id]
+        paths += [root / names[image_id]] * entry.boxes.shape[0]
+        rows.append(entry.boxes)
+        anns.extend(int(j) for j in entry.ann_index)
+    if not paths:
+        raise InputError(f"{path}: no person boxes")
+    kps = [data["annotations"][j].get("keypoints") for j in anns]
+    gt, note = None, ""
+    if all(isinstance(k, list) and len(k) == 3 * num_keypoints for k in kps):
+        gt = np.asarray(kps, np.float64).reshape(len(kps), num_keypoints, 3)
+    else:
+        note = f"its annotations do not all carry {num_keypoints} keypoints (the model's K)"
+    return Persons(paths, np.concatenate(rows), gt, str(path), note)
+
+
+def list_persons(source, num_keypoints: int, images_dir=None) -> Persons:
+    """Persons of a photo folder (whole-photo boxes) or a COCO keypoint file (person boxes, ground truth).
+
+    images_dir: the COCO file's photo folder (default: ``images/`` beside the file). Raises InputError.
+    """
+    p = Path(source)
+    if p.is_dir():
+        items, problems = expand_inputs([p])
+        if problems:
+            raise InputError(f"{p}: {problems[0][1]}")
+        paths = [it.path for it in items]
+        return Persons(paths, np.full((len(paths), 4), np.nan), None, str(p), "a photo folder has no keypoints")
+    if p.is_file():
+        return _coco_persons(p, images_dir, num_keypoints)
+    raise InputError(f"calibration/evaluation source not found: {p} (a photo folder or a COCO keypoint file)")
+
+
+def load_crops(persons: Persons, index: Sequence[int], meta: ModelMetadata) -> CropSet:
+    """Crops of ``persons[index]`` (index (N,) ints, in that order), each photo decoded once.
+
+    Unreadable photos are skipped and counted; raises InputError when none can be read.
+    """
+    index = np.asarray(index, np.int64)
+    w, h = meta.input_size
+    crops = np.empty((len(index), h, w, 3), np.uint8)
+    affines = np.empty((len(index), 2, 3))
+    ok = np.zeros(len(index), bool)
+    by_photo = {}
+    for slot, i in enumerate(index):
+        by_photo.setdefault(persons.paths[i], []).append(slot)
+    for path, slots in by_photo.items():
+        try:
+            image = read_image(path)
+        except InputReadError:
+            continue
+        rows = persons.boxes[index[slots]]
+        boxes = check_boxes(None if np.isnan(rows).all() else rows, image.shape)
+        if np.isnan(rows).all():
+            boxes = np.repeat(boxes, len(slots), axis=0)
+        m = crop_transforms(boxes, meta)
+        crops[slots] = warp_crops(image, m, meta.input_size)
+        affines[slots] = m
+        ok[slots] = True
+    if not ok.any():
+        raise InputError(f"{persons.source}: none of the {len(by_photo)} selected photos could be read "
+                         f"(first: {next(iter(by_photo), '?')})")
+    kp = vis = None
+    if persons.keypoints is not None:
+        gt = persons.keypoints[index[ok]]
+        kp, vis = gt[:, :, :2], gt[:, :, 2] > 0
+    return CropSet(crops[ok], affines[ok], kp, vis, persons.source, skipped=int((~ok).sum()))

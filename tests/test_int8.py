@@ -1,0 +1,191 @@
+"""int8 quantisation (export/quantize.py, export/crops.py): calibration crops from the runtime's preprocessing,
+QDQ per-channel graph, metadata, held-out verification, the PCK gate (refusal writes nothing), command lines.
+
+A random-weights fasterpose_r18 (COCO-17 names, 64x64 input) exported once per session stands in for a trained
+model: its accuracy means nothing, so passing runs use a permissive gate and the refusal path is driven by a
+stubbed verification. Photos: ../shared/datasets/coco-mini (skipped when absent).
+"""
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+import export.quantize as quantize_mod
+from export import InputError, VerificationError
+from export.crops import list_persons, load_crops
+from export.quantize import Agreement, Recipe, compare_models, default_int8_path, heatmap_convs, quantize_file
+from fasterpose_rt import PosePredictor
+from fasterpose_rt.preprocess import check_boxes, crop_transforms
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+COCO_MINI = SHARED / "datasets" / "coco-mini"
+ANN = COCO_MINI / "person_keypoints.json"
+needs_photos = pytest.mark.skipif(not ANN.is_file(), reason=f"test photos not found: {ANN} (../shared is absent)")
+SIZE = (64, 64)  # (w, h): keeps export, calibration and verification fast
+
+
+@pytest.fixture(scope="module")
+def float_model(tmp_path_factory):
+    from export import export_from_args
+
+    path = tmp_path_factory.mktemp("int8") / "tiny.onnx"
+    export_from_args(path, arch="fasterpose_r18", num_keypoints=17, input_size=SIZE)
+    return path
+
+
+@pytest.fixture(scope="module")
+def quantized(float_model):
+    """(result, float path): calibrated on 8 of coco-mini's 14 persons, verified on the other 6."""
+    if not ANN.is_file():
+        pytest.skip(f"test photos not found: {ANN}")
+    out = float_model.with_name("tiny_q.onnx")
+    result = quantize_file(float_model, out, calibration=ANN, calibration_size=8, max_pck_drop=100.0)
+    return result, float_model
+
+
+def _meta(model):
+    return PosePredictor(model, threads=1).metadata
+
+
+def test_heatmap_convs_finds_the_conv_behind_depth_to_space(float_model):
+    model = onnx.load(str(float_model))
+    names = heatmap_convs(model)
+    assert len(names) == 1
+    node = next(n for n in model.graph.node if n.name == names[0])
+    consumer = next(n for n in model.graph.node if node.output[0] in n.input)
+    assert node.op_type == "Conv" and consumer.op_type == "DepthToSpace"
+
+
+@needs_photos
+def test_coco_crops_are_the_runtime_crops_with_ground_truth(float_model):
+    meta = _meta(float_model)
+    persons = list_persons(ANN, meta.num_keypoints)
+    assert len(persons) == 14 and persons.keypoints.shape == (14, 17, 3)
+    crops = load_crops(persons, [3, 0], meta)
+    w, h = meta.input_size
+    assert crops.crops.shape == (2, h, w, 3) and crops.crops.dtype == np.uint8
+    np.testing.assert_allclose(crops.affines, crop_transforms(persons.boxes[[3, 0]], meta))
+    np.testing.assert_array_equal(crops.keypoints, persons.keypoints[[3, 0], :, :2])
+    x = next(crops.batches(meta))
+    assert x.shape == (2, 3, h, w) and x.dtype == np.float32
+
+
+@needs_photos
+def test_folder_gives_one_whole_photo_crop_per_photo_without_ground_truth(float_model):
+    meta = _meta(float_model)
+    persons = list_persons(COCO_MINI / "images", meta.num_keypoints)
+    assert len(persons) == 4 and persons.keypoints is None
+    crops = load_crops(persons, [0], meta)
+    import cv2
+
+    image = cv2.imread(str(persons.paths[0]))
+    np.testing.assert_allclose(crops.affines[0], crop_transforms(check_boxes(None, image.shape), meta)[0])
+    assert crops.keypoints is None
+
+
+def test_bad_sources_and_arguments_are_input_errors(float_model, tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        quantize_file(float_model, calibration=tmp_path / "missing")
+    with pytest.raises(InputError, match="calibration data"):
+        quantize_file(float_model)
+    with pytest.raises(InputError, match="overwrite"):
+        quantize_file(float_model, float_model, calibration=tmp_path)
+    with pytest.raises(InputError, match="activations"):
+        quantize_file(float_model, calibration=tmp_path, recipe=Recipe(activations="int4"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no photos"):
+        quantize_file(float_model, tmp_path / "q.onnx", calibration=tmp_path / "empty")
+    assert not (tmp_path / "q.onnx").exists()
+
+
+@needs_photos
+def test_int8_graph_metadata_and_runtime_loading(quantized):
+    result, float_path = quantized
+    assert result.path.is_file() and result.calibration_crops == 8
+    model = onnx.load(str(result.path))
+    ops = {n.op_type for n in model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    inits = {t.name: t for t in model.graph.initializer}
+    # Per-channel weights: a weight DequantizeLinear with one scale per output channel, int8 values.
+    weight_dq = [n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
+                 and inits[n.input[0]].data_type == onnx.TensorProto.INT8 and len(inits[n.input[0]].dims) == 4]
+    assert weight_dq and all(len(inits[n.input[1]].dims) == 1 and inits[n.input[1]].dims[0] > 1 for n in weight_dq)
+    head = heatmap_convs(onnx.load(str(float_path)))[0]
+    head_node = next(n for n in model.graph.node if n.name == head)
+    assert head_node.input[1] in inits and inits[head_node.input[1]].data_type == onnx.TensorProto.FLOAT
+
+    f_meta, q_meta = _meta(float_path), _meta(result.path)
+    q_extra = dict(q_meta.extra)
+    quant = q_extra.pop("quantization")
+    assert q_extra == f_meta.extra and q_meta.keypoints == f_meta.keypoints
+    assert q_meta.input_size == f_meta.input_size and q_meta.output == f_meta.output
+    assert quant["recipe"]["per_channel"] and quant["recipe"]["format"] == "QDQ"
+    assert quant["calibration"] == {**quant["calibration"], "source": ANN.name, "crops": 8}
+    assert quant["verification"]["crops"] == 6  # the 6 persons not calibrated on
+    assert quant["verification"]["reference"] == "ground truth"
+
+    image = np.full((80, 60, 3), 127, np.uint8)
+    res = PosePredictor(result.path, threads=1).predict(image, [[5, 5, 40, 60], [0, 0, 30, 30]])
+    assert res.keypoints.shape == (2, 17, 2) and np.isfinite(res.keypoints).all()
+
+
+@needs_photos
+def test_identical_models_agree_exactly(float_model):
+    meta = _meta(float_model)
+    crops = load_crops(list_persons(ANN, meta.num_keypoints), range(6), meta)
+    a = compare_models(float_model, float_model, crops, threads=1)
+    assert a.crops == 6 and a.mean_px == 0 and a.moved == 0 and a.pck_drop == 0
+    assert a.reference == "ground truth" and a.joints > 0
+
+
+def _fake_agreement(drop_points, reference="ground truth"):
+    def fake(float_path, int8_path, crops, threads=None):
+        return Agreement(len(crops), 0.3, 0.6, 0.02, 0.80, 0.80 - drop_points / 100, 100, reference, crops.source)
+    return fake
+
+
+@needs_photos
+@pytest.mark.parametrize("drop, allowed, written", [(1.5, 1.0, False), (0.5, 1.0, True), (float("nan"), 1.0, False)])
+def test_pck_gate(float_model, tmp_path, monkeypatch, drop, allowed, written):
+    monkeypatch.setattr(quantize_mod, "compare_models", _fake_agreement(drop))
+    out = tmp_path / "gate.onnx"
+    if written:
+        result = quantize_file(float_model, out, calibration=ANN, calibration_size=4, max_pck_drop=allowed)
+        assert result.agreement.pck_drop == pytest.approx(drop)
+        assert _meta(out).extra["quantization"]["verification"]["pck_int8"] == pytest.approx(0.8 - drop / 100)
+    else:
+        with pytest.raises(VerificationError, match="refused"):
+            quantize_file(float_model, out, calibration=ANN, calibration_size=4, max_pck_drop=allowed)
+    assert out.exists() == written
+    assert [p.name for p in tmp_path.iterdir() if p.name != out.name] == []  # no temp file left behind
+
+
+@needs_photos
+def test_folder_calibration_verifies_against_float_keypoints(float_model, tmp_path):
+    result = quantize_file(float_model, tmp_path / "f.onnx", calibration=COCO_MINI / "images", calibration_size=2,
+                           max_pck_drop=100.0)
+    a = result.agreement
+    assert a.reference == "float keypoints" and a.crops == 2 and a.pck_float == 1.0
+
+
+def test_default_int8_path():
+    assert default_int8_path("a/fasterpose_default.onnx") == Path("a/fasterpose_default_int8.onnx")
+
+
+@needs_photos
+def test_quantize_cli_exit_codes(float_model, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "cli.onnx"
+    base = ["--model", str(float_model), "--out", str(out), "--calibration-size", "4"]
+    with pytest.raises(SystemExit) as e:
+        quantize_mod.main(base + ["--calibration", str(tmp_path / "nowhere")])
+    assert e.value.code == 2 and "not found" in capsys.readouterr().err
+    monkeypatch.setattr(quantize_mod, "compare_models", _fake_agreement(3.0))
+    with pytest.raises(SystemExit) as e:
+        quantize_mod.main(base + ["--calibration", str(ANN)])
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and "refused" in err and "Traceback" not in err and not out.exists()
+    monkeypatch.setattr(quantize_mod, "compare_models", _fake_agreement(0.0))
+    with pytest.raises(SystemExit) as e:
+        quantize_mod.main(base + ["--calibration", str(ANN)])
+    assert e.value.code == 0 and out.is_file() and "int8 QDQ" in capsys.readouterr().out
