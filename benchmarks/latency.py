@@ -258,6 +258,9 @@ def run(rounds: int, torch_sel: str, quick: bool, results_dir=None, command=None
                         "ORT % of peak", "torch median ms", "torch p90 ms", "torch GFLOP/s", "time ORT/torch"], rows),
         "", "## Machine peak (float32 matmul, numpy)", "",
         f"{n}×{n} @ {n}×{n}, best and median of {peak_repeats}; {env_note}.", "",
+        *(["**Warning: the all-threads peak is below the 1-thread peak: other processes were using the cores "
+           "(OpenBLAS threads wait for each other), so the multi-thread figures of this run are not "
+           "representative.**", ""] if peak[threads_all]["gflops"] < peak[1]["gflops"] else []),
         markdown_table(["threads", "best GFLOP/s", "median GFLOP/s", "BLAS kernel (threadpoolctl)"], peak_rows),
         "", "GFLOP/s of a network = 2 · MACs · batch / median time (MACs: `models.complexity`, \"ours\" "
         "convention, which prices a transposed convolution at the work it does). A matmul is the best case for "
