@@ -25,6 +25,8 @@ from fasterpose_rt.metadata import MetadataError, ModelMetadata
 from .checkpoint import load_checkpoint
 from .errors import ExportError, InputError
 from .keypoints import resolve_keypoint_set
+from models.complexity import count_complexity
+
 from .metadata import build_metadata, embed_metadata, read_metadata
 from .onnx_graph import MIN_OPSET, check_graph, simplify, torch_to_onnx
 from .spec import build_model, resolve_spec
@@ -131,4 +133,7 @@ def export_from_args(out_path, arch: Optional[str] = None, num_keypoints: Option
     keypoints = resolve_keypoint_set(spec.num_keypoints, ckpt.meta if ckpt else None, keypoints_from)
     meta = build_metadata(spec, keypoints, ckpt, box_padding)
     model = build_model(spec, ckpt)
+    # The runtime has no torch to count with: record the cost so `fasterpose bench` can report GFLOP/s.
+    cost = count_complexity(model, spec.input_size)
+    meta.extra.update(macs=int(cost["macs"]), params=int(cost["params"]))
     return export_onnx(model, meta, out_path, opset=opset, **kwargs)
