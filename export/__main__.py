@@ -2,6 +2,8 @@
 
 Exit codes: 0 exported and verified; 1 export or verification failed (no file written); 2 bad input
 (arguments, missing / unreadable / refused checkpoint, weights that do not fit, missing keypoint names).
+With --int8 the float file is written first, then ``<out>_int8.onnx`` (export/quantize.py): 1 also when int8
+quantisation fails or its PCK drop is refused (no int8 file written; the float file stays).
 """
 from __future__ import annotations
 
@@ -37,8 +39,22 @@ def _parse_size(ctx, param, value):
 @click.option("--output", "output_kind", type=click.Choice(["logits", "probabilities"]),
               help="What the heatmaps are, for checkpoints that do not record their loss (default logits).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="ONNX file to write.")
-def main(arch, num_keypoints, checkpoint, input_size, keypoints_from, opset, box_padding, output_kind, out):
+@click.option("--int8", is_flag=True, help="Also write an int8 model, OUT_int8.onnx (needs --calibration).")
+@click.option("--calibration", type=click.Path(), metavar="DIR_OR_COCO_FILE",
+              help="int8 calibration: photos folder (whole-photo boxes) or COCO keypoint file (person boxes).")
+@click.option("--calibration-images", type=click.Path(file_okay=False), metavar="DIR",
+              help="Photos of a COCO --calibration file (default: images/ beside it).")
+@click.option("--calibration-size", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Person crops to calibrate on; others of the source verify the int8 model.")
+@click.option("--max-pck-drop", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Refuse the int8 model when PCK@0.2 drops by more points than this.")
+def main(arch, num_keypoints, checkpoint, input_size, keypoints_from, opset, box_padding, output_kind, out,
+         int8, calibration, calibration_images, calibration_size, max_pck_drop):
     """Export FasterPose weights to ONNX, verify it against PyTorch, embed the 'fasterpose' metadata."""
+    if int8 and calibration is None:
+        raise click.UsageError("--int8 needs --calibration DIR_OR_COCO_FILE (photos to calibrate on)")
+    if calibration is not None and not int8:
+        raise click.UsageError("--calibration is only used with --int8")
     from .pipeline import export_from_args  # torch import after argument parsing: --help stays fast
 
     if checkpoint is None:
@@ -56,6 +72,12 @@ def main(arch, num_keypoints, checkpoint, input_size, keypoints_from, opset, box
     if keypoints_from and result.metadata.extra.get("keypoints_source", "").startswith("checkpoint"):
         click.echo("note: keypoint names taken from the checkpoint; --keypoints-from was not needed", err=True)
     click.echo(result.summary())
+    if int8:
+        from .quantize import default_int8_path, quantize_file, run_cli
+
+        sys.exit(run_cli(lambda: quantize_file(
+            result.path, default_int8_path(result.path), calibration, calibration_images, calibration_size,
+            max_pck_drop=max_pck_drop, log=lambda m: click.echo(m, err=True)), click.echo))
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ from .metadata import embed_metadata, read_metadata
 from .onnx_graph import check_graph
 
 __all__ = ["Recipe", "Agreement", "Int8Result", "heatmap_convs", "quantize_model", "compare_models",
-           "quantize_file", "default_int8_path"]
+           "quantize_file", "default_int8_path", "run_cli", "main"]
 
 MOVED_PX = 0.5  # heatmap px: a keypoint "moves" when int8 and float disagree by more than this
 PCK_THRESHOLD = 0.2
@@ -347,7 +347,7 @@ def quantize_file(model_path, out_path=None, calibration=None, calibration_image
                       model_path.stat().st_size, qmeta)
 
 
-def _run_cli(fn, echo) -> int:
+def run_cli(fn, echo) -> int:
     """Call fn(); map errors to the exporter's exit codes (2 bad input, 1 failed or refused), echoing the message."""
     try:
         result = fn()
@@ -393,7 +393,7 @@ def main(argv=None) -> None:
         Exit codes: 0 written; 1 quantisation failed or the model was refused (nothing written); 2 bad input.
         """
         recipe = Recipe(activations=activations, reduce_range=reduce_range)
-        sys.exit(_run_cli(lambda: quantize_file(
+        sys.exit(run_cli(lambda: quantize_file(
             model, out, calibration, calibration_images, calibration_size, eval_file, eval_images, verify_size,
             max_pck_drop, recipe, threads, log=lambda m: click.echo(m, err=True)), click.echo))
 

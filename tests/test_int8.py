@@ -189,3 +189,32 @@ def test_quantize_cli_exit_codes(float_model, tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as e:
         quantize_mod.main(base + ["--calibration", str(ANN)])
     assert e.value.code == 0 and out.is_file() and "int8 QDQ" in capsys.readouterr().out
+
+
+def test_export_int8_flags_go_together(tmp_path):
+    from click.testing import CliRunner
+
+    from export.__main__ import main
+
+    out = tmp_path / "m.onnx"
+    base = ["--arch", "fasterpose_r18", "--num-keypoints", "17", "--input-size", "64x64", "--out", str(out)]
+    for extra in (["--int8"], ["--calibration", str(tmp_path)]):
+        res = CliRunner().invoke(main, base + extra)
+        assert res.exit_code == 2 and "--calibration" in res.output and not out.exists()
+
+
+@needs_photos
+def test_export_int8_writes_float_then_int8(tmp_path):
+    from click.testing import CliRunner
+
+    from export.__main__ import main
+
+    out = tmp_path / "m.onnx"
+    res = CliRunner().invoke(main, ["--arch", "fasterpose_r18", "--num-keypoints", "17", "--input-size", "64x64",
+                                    "--out", str(out), "--int8", "--calibration", str(ANN),
+                                    "--calibration-size", "8", "--max-pck-drop", "100"])
+    assert res.exit_code == 0, res.output
+    q = tmp_path / "m_int8.onnx"
+    assert out.is_file() and q.is_file() and "int8 QDQ" in res.output
+    quant = _meta(q).extra["quantization"]
+    assert quant["calibration"]["crops"] == 8 and quant["float_model"]["file"] == "m.onnx"
