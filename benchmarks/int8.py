@@ -116,7 +116,8 @@ def conv_profile(path, x, runs: int = 20) -> dict:
     stem = sum(convs[::per_run][:runs])
     total_conv = sum(convs[:per_run * runs])
     other = sum(e["dur"] for e in events) - total_conv
-    return {k: v / runs / 1e3 for k, v in (("stem_conv", stem), ("other_convs", total_conv - stem), ("other_ops", other))}
+    parts = {"stem_conv": stem, "other_convs": total_conv - stem, "other_ops": other}
+    return {k: v / runs / 1e3 for k, v in parts.items()}
 
 
 def main(argv=None) -> None:
@@ -174,7 +175,8 @@ def main(argv=None) -> None:
         "## Verdict",
         "",
         markdown_table(["target", "measured", ""], [
-            [f"int8 / float32 single-thread latency ≤ {TARGET_RATIO}", f"{ratio:.3f}", "met" if lat_ok else "NOT met"],
+            [f"int8 / float32 single-thread latency ≤ {TARGET_RATIO}", f"{ratio:.3f}",
+             "met" if lat_ok else "NOT met"],
             [f"PCK@0.2 drop ≤ {TARGET_DROP} point on LSPET val", f"{drop:+.2f}",
              ("met" if acc_ok else "NOT met") if trained else "not measurable (random weights)"],
         ]),

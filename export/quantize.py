@@ -23,6 +23,7 @@ same right after a float export.
 from __future__ import annotations
 
 import copy
+import datetime
 import logging
 import os
 import sys
@@ -53,6 +54,7 @@ from .onnx_graph import check_graph
 __all__ = ["Recipe", "Agreement", "Int8Result", "heatmap_convs", "quantize_model", "compare_models",
            "quantize_file", "default_int8_path", "run_cli", "main"]
 
+DEFAULT_VERIFY = 500  # held-out persons of the calibration source when no evaluation file is given
 MOVED_PX = 0.5  # heatmap px: a keypoint "moves" when int8 and float disagree by more than this
 PCK_THRESHOLD = 0.2
 _BATCH = 16
@@ -178,8 +180,8 @@ class Agreement:
                 f"(p95 {self.p95_px:.3f}), {100 * self.moved:.2f}% by more than {MOVED_PX:g} hm px; {pck_text}")
 
 
-def _keypoints(session, crops: CropSet, meta: ModelMetadata) -> np.ndarray:
-    """Decoded keypoints (N, K, 2) in heatmap px and the heatmap (h, w), as the runtime decodes them."""
+def _keypoints(session, crops: CropSet, meta: ModelMetadata) -> Tuple[np.ndarray, Tuple[int, int]]:
+    """Decoded keypoints (N, K, 2) in heatmap px and the heatmap size (h, w), decoded as the runtime does."""
     name = session.get_inputs()[0].name
     out, shape = [], None
     for x in crops.batches(meta, _BATCH):
@@ -262,6 +264,31 @@ def _same_file(a, b) -> bool:
         return False
 
 
+def _crop_sets(meta, calibration, calibration_images, calibration_size, eval_file, eval_images, verify_size,
+               seed, log) -> Tuple[CropSet, CropSet]:
+    """(calibration crops, verification crops) as :func:`quantize_file` describes; never overlapping."""
+    k = meta.num_keypoints
+    persons = list_persons(calibration, k, calibration_images)
+    order = np.random.default_rng(seed).permutation(len(persons))
+    calib = load_crops(persons, order[:calibration_size], meta)
+    if eval_file is not None and not _same_file(calibration, eval_file):
+        held = list_persons(eval_file, k, eval_images)
+        verify = load_crops(held, _spread(len(held), verify_size), meta)
+    else:
+        held = persons
+        rest = order[calibration_size:calibration_size + (verify_size or DEFAULT_VERIFY)]
+        if rest.size == 0:
+            raise InputError(f"{calibration} has {len(persons)} persons, all used for calibration: none is left "
+                             "to verify on; give an evaluation file or a smaller calibration size")
+        verify = load_crops(persons, rest, meta)
+    for crops in (calib, verify):
+        if crops.skipped:
+            log(f"warning: {crops.skipped} persons of {crops.source} skipped (photo missing or unreadable)")
+    if verify.keypoints is None:
+        log(f"no ground truth in {held.source} ({held.note}): PCK is measured against the float model's keypoints")
+    return calib, verify
+
+
 def quantize_file(model_path, out_path=None, calibration=None, calibration_images=None, calibration_size: int = 200,
                   eval_file=None, eval_images=None, verify_size: Optional[int] = None, max_pck_drop: float = 1.0,
                   recipe: Recipe = Recipe(), threads: Optional[int] = None, seed: int = 0,
@@ -271,7 +298,7 @@ def quantize_file(model_path, out_path=None, calibration=None, calibration_image
     calibration: photo folder or COCO keypoint file; ``calibration_size`` persons drawn from it (seeded) are the
     calibration crops. Verification crops: ``eval_file`` (COCO, photos in ``eval_images``, default ``images/``
     beside it), all of its persons or ``verify_size`` spread over them; without it, up to ``verify_size`` (default
-    500) further persons of the calibration source, never those calibrated on.
+    DEFAULT_VERIFY = 500) further persons of the calibration source, never those calibrated on.
     Raises InputError for bad arguments or data, VerificationError when PCK@0.2 drops by more than
     ``max_pck_drop`` points (or cannot be measured), ExportError when quantisation fails. Nothing is written
     unless the model passes. ``log(msg)`` receives progress lines.
@@ -296,23 +323,11 @@ def quantize_file(model_path, out_path=None, calibration=None, calibration_image
     if "quantization" in meta.extra:
         raise InputError(f"{model_path} is already quantised; give the float model")
 
-    k = meta.num_keypoints
-    persons = list_persons(calibration, k, calibration_images)
-    order = np.random.default_rng(seed).permutation(len(persons))
-    calib = load_crops(persons, order[:calibration_size], meta)
-    if eval_file is not None and not _same_file(calibration, eval_file):
-        held = list_persons(eval_file, k, eval_images)
-        verify = load_crops(held, _spread(len(held), verify_size), meta)
-    else:
-        rest = order[calibration_size:calibration_size + (verify_size or 500)]
-        if rest.size == 0:
-            raise InputError(f"{calibration} has {len(persons)} persons, all used for calibration: none is left "
-                             "to verify on; give an evaluation file or a smaller calibration size")
-        verify = load_crops(persons, rest, meta)
-
+    calib, verify = _crop_sets(meta, calibration, calibration_images, calibration_size, eval_file, eval_images,
+                               verify_size, seed, log)
     log(f"calibrating on {len(calib)} crops from {calibration} ...")
     qmodel = quantize_model(model_path, calib, meta, recipe)
-    check_graph(qmodel, meta.input_size, k)
+    check_graph(qmodel, meta.input_size, meta.num_keypoints)
     qmeta = copy.deepcopy(meta)
     qmeta.extra["quantization"] = {
         "recipe": recipe.to_dict(onnx.load(str(model_path))),
@@ -320,6 +335,7 @@ def quantize_file(model_path, out_path=None, calibration=None, calibration_image
                         "preprocessing": "fasterpose_rt.preprocess (box_padding, affine crop, mean/std)"},
         "float_model": {"file": model_path.name, "sha256": file_sha256(model_path)},
         "max_pck_drop": float(max_pck_drop),
+        "quantized_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # same directory: the final rename is atomic
@@ -335,8 +351,8 @@ def quantize_file(model_path, out_path=None, calibration=None, calibration_image
             raise VerificationError(f"int8 model refused: PCK@{PCK_THRESHOLD:g} drops {drop:.2f} points "
                                     f"> {max_pck_drop:g} allowed; {agreement.summary()}")
         qmeta.extra["quantization"]["verification"] = {
-            k_: (round(v, 6) if isinstance(v, float) else v) for k_, v in asdict(agreement).items()}
-        qmeta.extra["quantization"]["verification"]["source"] = Path(verify.source).name
+            key: (round(v, 6) if isinstance(v, float) else v) for key, v in asdict(agreement).items()}
+        qmeta.extra["quantization"]["verification"].update(source=Path(verify.source).name, pck_drop=round(drop, 4))
         onnx.save(embed_metadata(qmodel, qmeta), str(tmp))
         if read_metadata(onnx.load(str(tmp), load_external_data=False)).to_json() != qmeta.to_json():
             raise ExportError("metadata does not round-trip through ModelMetadata")
