@@ -348,8 +348,11 @@ def quantize_file(model_path, out_path=None, calibration=None, calibration_image
             raise VerificationError(f"cannot verify accuracy: PCK needs keypoints named left/right_shoulder and "
                                     f"left/right_hip; {agreement.summary()}")
         if not drop <= max_pck_drop:  # `not <=` also refuses NaN
+            hint = ("" if agreement.reference == "ground truth" else " (no ground truth: measured against the float "
+                    "model's keypoints, which also counts persons both models get wrong; give a COCO file with "
+                    "keypoints to measure true PCK)")
             raise VerificationError(f"int8 model refused: PCK@{PCK_THRESHOLD:g} drops {drop:.2f} points "
-                                    f"> {max_pck_drop:g} allowed; {agreement.summary()}")
+                                    f"> {max_pck_drop:g} allowed{hint}; {agreement.summary()}")
         qmeta.extra["quantization"]["verification"] = {
             key: (round(v, 6) if isinstance(v, float) else v) for key, v in asdict(agreement).items()}
         qmeta.extra["quantization"]["verification"].update(source=Path(verify.source).name, pck_drop=round(drop, 4))
