@@ -45,12 +45,22 @@ CONFIGS = [  # (label, threads, batch, kind): kind "run" = bare session.run, "pr
 ]
 
 
+def _provenance(path) -> str:
+    """' (architecture, weights, epoch, training validation)' from the model's metadata."""
+    extra = open_session(path, 1)[1].extra
+    val = extra.get("validation") or {}
+    bits = [extra.get("weights", "?") + " weights", f"epoch {extra['epoch']}" if extra.get("epoch") else None,
+            f"training-time val PCK@0.2 {val['pck@0.2']:.3f}" if isinstance(val.get("pck@0.2"), float) else None]
+    return " (" + ", ".join(b for b in bits if b) + ")"
+
+
 def float_model(given, tmp: Path, val: Path):
     """(path, description, trained?)."""
     if given:
-        return Path(given), f"`{given}`", True
+        return Path(given), f"`{given}`{_provenance(given)}", True
     if DEFAULT_MODELS["fp32"].is_file():
-        return DEFAULT_MODELS["fp32"], "bundled default (`fasterpose_default.onnx`)", True
+        path = DEFAULT_MODELS["fp32"]
+        return path, f"bundled default (`fasterpose_default.onnx`){_provenance(path)}", True
     from export import export_from_args
 
     out = tmp / "fasterpose_r18_random.onnx"

@@ -272,6 +272,8 @@ def _crop_sets(meta, calibration, calibration_images, calibration_size, eval_fil
     order = np.random.default_rng(seed).permutation(len(persons))
     calib = load_crops(persons, order[:calibration_size], meta)
     if eval_file is not None and not _same_file(calibration, eval_file):
+        if eval_images is None and not (Path(eval_file).parent / "images").is_dir():
+            eval_images = calibration_images  # e.g. train and val files of one dataset, photos in one folder
         held = list_persons(eval_file, k, eval_images)
         verify = load_crops(held, _spread(len(held), verify_size), meta)
     else:
@@ -297,7 +299,7 @@ def quantize_file(model_path, out_path=None, calibration=None, calibration_image
 
     calibration: photo folder or COCO keypoint file; ``calibration_size`` persons drawn from it (seeded) are the
     calibration crops. Verification crops: ``eval_file`` (COCO, photos in ``eval_images``, default ``images/``
-    beside it), all of its persons or ``verify_size`` spread over them; without it, up to ``verify_size`` (default
+    beside it if present, else ``calibration_images``), all of its persons or ``verify_size`` spread over them; without it, up to ``verify_size`` (default
     DEFAULT_VERIFY = 500) further persons of the calibration source, never those calibrated on.
     Raises InputError for bad arguments or data, VerificationError when PCK@0.2 drops by more than
     ``max_pck_drop`` points (or cannot be measured), ExportError when quantisation fails. Nothing is written
@@ -396,7 +398,7 @@ def main(argv=None) -> None:
     @click.option("--eval", "eval_file", type=click.Path(dir_okay=False), metavar="COCO_FILE",
                   help="Held-out COCO keypoint file to verify on (default: other persons of --calibration).")
     @click.option("--eval-images", type=click.Path(file_okay=False), metavar="DIR",
-                  help="Photos of --eval (default: images/ beside it).")
+                  help="Photos of --eval (default: images/ beside it, else --calibration-images).")
     @click.option("--verify-size", type=click.IntRange(min=1),
                   help="Verification crops (default: all of --eval, else 500 held-out calibration persons).")
     @click.option("--max-pck-drop", type=click.FloatRange(min=0), default=1.0, show_default=True,

@@ -218,3 +218,13 @@ def test_export_int8_writes_float_then_int8(tmp_path):
     assert out.is_file() and q.is_file() and "int8 QDQ" in res.output
     quant = _meta(q).extra["quantization"]
     assert quant["calibration"]["crops"] == 8 and quant["float_model"]["file"] == "m.onnx"
+
+
+@needs_photos
+def test_eval_file_photos_default_to_the_calibration_photos(float_model, tmp_path):
+    ann = tmp_path / "val.json"  # no images/ folder beside it
+    ann.write_bytes(ANN.read_bytes())
+    result = quantize_file(float_model, tmp_path / "e.onnx", calibration=ANN, calibration_images=COCO_MINI / "images",
+                           calibration_size=2, eval_file=ann, verify_size=3, max_pck_drop=100.0)
+    assert result.agreement.crops == 3 and result.agreement.reference == "ground truth"
+    assert _meta(result.path).extra["quantization"]["verification"]["source"] == "val.json"
