@@ -123,10 +123,9 @@ def load_crops(persons: Persons, index: Sequence[int], meta: ModelMetadata) -> C
         except InputReadError:
             continue
         rows = persons.boxes[index[slots]]
-        boxes = check_boxes(None if np.isnan(rows).all() else rows, image.shape)
-        if np.isnan(rows).all():
-            boxes = np.repeat(boxes, len(slots), axis=0)
-        m = crop_transforms(boxes, meta)
+        if np.isnan(rows).all():  # photo-folder persons: the whole photo, as predict(image) without boxes
+            rows = np.repeat(check_boxes(None, image.shape), len(slots), axis=0)
+        m = crop_transforms(check_boxes(rows, image.shape), meta)
         crops[slots] = warp_crops(image, m, meta.input_size)
         affines[slots] = m
         ok[slots] = True
