@@ -3,7 +3,6 @@ people detector. Boxes are ``[x, y, w, h]`` photo px (geometry.py convention 2).
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -12,6 +11,8 @@ from typing import Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
+
+from .jsonfile import load_json
 
 __all__ = [
     "BoxesFileError", "DetectorUnavailable", "ImageBoxes", "BoxLookup", "load_boxes_file", "coco_person_boxes",
@@ -118,13 +119,7 @@ def load_boxes_file(path: os.PathLike) -> BoxLookup:
     """Read a ``--boxes`` file: COCO annotations (object with 'images' and 'annotations'; results carry the
     COCO image ids) or an object mapping file name -> list of [x, y, w, h]. Raises BoxesFileError."""
     src = str(path)
-    try:
-        with open(path, "rb") as f:
-            data = json.load(f)
-    except OSError as e:
-        raise BoxesFileError(f"{src}: cannot read: {e.strerror or e}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BoxesFileError(f"{src}: not valid JSON: {e}") from None
+    data = load_json(path, BoxesFileError)
     if not isinstance(data, dict):
         raise BoxesFileError(f"{src}: expected a JSON object (COCO annotations or file name -> boxes), "
                              f"got a {type(data).__name__}")

@@ -16,7 +16,6 @@ from typing import List, Optional
 
 import click
 import cv2
-import numpy as np
 from tqdm import tqdm
 
 from . import __version__
@@ -398,7 +397,7 @@ def bench(model, int8, threads, batch, runs, warmup, compare_int8, as_json, quie
 @_guarded
 def eval_cmd(coco_file, images_dir, model, int8, threads, batch_size, flip, out, quiet, debug):
     """COCO keypoint AP/AR (pycocotools) and PCK@0.2 with the annotation file's person boxes."""
-    from .evaluate import (EXTRA_HINT, EvalError, MissingExtra, coco_ap, keypoint_category, load_annotations,
+    from .evaluate import (EvalError, MissingExtra, coco_ap, keypoint_category, load_annotations,
                            pck_report, predict_annotations)
 
     try:

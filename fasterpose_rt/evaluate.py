@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Tuple
 
 import numpy as np
 
 from .boxes import BoxesFileError, coco_person_boxes
 from .inputs import InputReadError, read_image
+from .jsonfile import load_json
 from .metrics import pck
 from .results import coco_entries
 from .skeletons import COCO17
@@ -36,13 +36,7 @@ class MissingExtra(ImportError):
 
 def load_annotations(path: os.PathLike) -> dict:
     """Read a COCO keypoint annotation file; raise EvalError naming the problem."""
-    try:
-        with open(path, "rb") as f:
-            data = json.load(f)
-    except OSError as e:
-        raise EvalError(f"{path}: cannot read: {e.strerror or e}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise EvalError(f"{path}: not valid JSON: {e}") from None
+    data = load_json(path, EvalError)
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
             or not isinstance(data.get("annotations"), list):
         raise EvalError(f"{path}: not a COCO annotation file (needs 'images' and 'annotations' lists)")

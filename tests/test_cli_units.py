@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fasterpose_rt import bench, boxes as boxes_mod, results as results_mod
-from fasterpose_rt.boxes import BoxesFileError, HogPeopleDetector, ImageBoxes, load_boxes_file, nms
+from fasterpose_rt.boxes import BoxesFileError, HogPeopleDetector, load_boxes_file, nms
 from fasterpose_rt.draw import draw_poses, keypoint_sides, line_width
 from fasterpose_rt.evaluate import EvalError, keypoint_category, pck_report
 from fasterpose_rt.inputs import InputReadError, expand_inputs, read_image

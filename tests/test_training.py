@@ -12,7 +12,7 @@ import torch
 
 from fasterpose_rt.geometry import apply_affine
 from models.data.coco_keypoints import TopDownDataset, derive_flip_pairs, load_coco_keypoints
-from models.data.lsp_to_coco import convert, lsp_category
+from models.data.lsp_to_coco import convert
 
 ROOT = Path(__file__).resolve().parents[1]
 LSPET = ROOT.parent / "shared" / "datasets" / "lspet"
