@@ -115,9 +115,8 @@ class Trainer:
         k = len(self.meta["keypoints"])
         if args.arch.startswith("simplebaseline") and (args.input_size[0] % 32 or args.input_size[1] % 32):
             raise ValueError("SimpleBaseline (output stride 32, three 2x deconvs) needs input sizes that are multiples of 32")
-        options = {"head_width": args.head_width}
-        if self.loss_name == "rce":
-            options["final_bias"] = -4.0
+        # RCE: start the sigmoid near the mostly-zero targets (logit -4); MSE regresses raw maps, start at 0.
+        options = {"head_width": args.head_width, "final_bias": -4.0 if self.loss_name == "rce" else 0.0}
         self.model_options = options
         model = build_model(args.arch, k, **options)
         if args.pretrained:
