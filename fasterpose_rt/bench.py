@@ -1,7 +1,8 @@
 """``fasterpose bench``: latency and throughput of ``PosePredictor.predict`` on a real-sized synthetic photo.
 
 For each thread count and batch size (persons per call): warm-up calls, then N timed calls; latency
-percentiles per call and per person, persons/s, and achieved GFLOP/s = 2 × MACs × persons/s when the model's
+percentiles per call and per person, the process's CPU time per person (all threads; unlike wall time it
+barely moves when other programs compete for the cores), persons/s, and achieved GFLOP/s = 2 × MACs × persons/s when the model's
 MACs are known. MACs come from the metadata field ``macs`` (written by the exporter); otherwise they are
 counted from the ONNX graph when the optional ``onnx`` package is installed (imported lazily: the runtime
 never needs it), else reported as unknown.
@@ -14,7 +15,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 __all__ = ["synthetic_photo", "person_boxes", "latency_stats", "model_macs", "macs_from_onnx", "bench_one",
-           "run_bench", "format_table"]
+           "run_bench", "format_table", "speed_ratios"]
 
 PHOTO_SIZE = (640, 480)  # (w, h): a common camera/webcam frame
 
@@ -37,11 +38,16 @@ def person_boxes(n: int, size=PHOTO_SIZE, seed: int = 0) -> np.ndarray:
     return np.concatenate([xy, np.tile([bw, bh], (n, 1))], axis=1)
 
 
-def latency_stats(seconds: Sequence[float], persons: int) -> Dict[str, float]:
-    """Per-call latencies (R,) s -> ms percentiles per call and per person, and persons/s (from the median)."""
+def latency_stats(seconds: Sequence[float], persons: int, cpu_seconds: Optional[Sequence[float]] = None) -> Dict[str, float]:
+    """Per-call latencies (R,) s -> ms percentiles per call and per person, and persons/s (from the median).
+
+    cpu_seconds (R,): the process's CPU time per call, if measured -> ``cpu_ms_per_person`` (median / persons).
+    """
     t = np.asarray(seconds, np.float64) * 1e3
     p50, p90, p99 = np.percentile(t, [50, 90, 99])
-    return {
+    cpu = {} if cpu_seconds is None else \
+        {"cpu_ms_per_person": float(np.median(np.asarray(cpu_seconds, np.float64)) * 1e3 / persons)}
+    return {**cpu,
         "p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99), "mean_ms": float(t.mean()),
         "p50_ms_per_person": float(p50 / persons), "p90_ms_per_person": float(p90 / persons),
         "p99_ms_per_person": float(p99 / persons),
@@ -111,12 +117,12 @@ def bench_one(predictor, batch: int, runs: int, warmup: int, photo: np.ndarray) 
     boxes = person_boxes(batch, (photo.shape[1], photo.shape[0]))
     for _ in range(warmup):
         predictor.predict(photo, boxes)
-    times = np.empty(runs)
+    times, cpu = np.empty(runs), np.empty(runs)
     for i in range(runs):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         predictor.predict(photo, boxes)
-        times[i] = time.perf_counter() - t0
-    return latency_stats(times, batch)
+        times[i], cpu[i] = time.perf_counter() - t0, time.process_time() - c0
+    return latency_stats(times, batch, cpu)
 
 
 def run_bench(make_predictor: Callable[[int, int], object], threads: Sequence[int], batches: Sequence[int],
@@ -141,9 +147,11 @@ def run_bench(make_predictor: Callable[[int, int], object], threads: Sequence[in
 
 def format_table(rows: List[dict]) -> str:
     """A human-readable table of run_bench rows (ms, persons/s, GFLOP/s)."""
-    head = ["model", "threads", "batch", "p50 ms", "p90 ms", "p99 ms", "p50 ms/person", "persons/s", "GFLOP/s"]
+    head = ["model", "threads", "batch", "p50 ms", "p90 ms", "p99 ms", "p50 ms/person", "CPU ms/person", "persons/s",
+            "GFLOP/s"]
     body = [[r["model"], str(r["threads"]), str(r["batch"]), f"{r['p50_ms']:.2f}", f"{r['p90_ms']:.2f}",
-             f"{r['p99_ms']:.2f}", f"{r['p50_ms_per_person']:.2f}", f"{r['persons_per_s']:.1f}",
+             f"{r['p99_ms']:.2f}", f"{r['p50_ms_per_person']:.2f}",
+             f"{r['cpu_ms_per_person']:.2f}" if "cpu_ms_per_person" in r else "n/a", f"{r['persons_per_s']:.1f}",
              "n/a" if r["gflop_per_s"] is None else f"{r['gflop_per_s']:.1f}"] for r in rows]
     widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(head)]
 
@@ -151,3 +159,20 @@ def format_table(rows: List[dict]) -> str:
         return "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
 
     return "\n".join([fmt(head), fmt(["-" * w for w in widths]), *map(fmt, body)])
+
+
+def speed_ratios(rows: List[dict], slow: str, fast: str) -> List[dict]:
+    """For each (threads, batch) measured for both models: fast/slow ratios of p50 ms per person (wall) and of CPU
+    ms per person (``None`` where CPU time is missing). Below 1 means ``fast`` is faster."""
+    by = {(r["model"], r["threads"], r["batch"]): r for r in rows}
+    out = []
+    for (model, t, b), r_slow in by.items():
+        r_fast = by.get((fast, t, b))
+        if model != slow or r_fast is None:
+            continue
+        cpu = None
+        if r_slow.get("cpu_ms_per_person") and "cpu_ms_per_person" in r_fast:
+            cpu = r_fast["cpu_ms_per_person"] / r_slow["cpu_ms_per_person"]
+        out.append({"threads": t, "batch": b, "wall": r_fast["p50_ms_per_person"] / r_slow["p50_ms_per_person"],
+                    "cpu": cpu})
+    return out

@@ -344,7 +344,7 @@ def _int_list(ctx, param, value: str) -> Optional[List[int]]:
 @_guarded
 def bench(model, int8, threads, batch, runs, warmup, compare_int8, as_json, quiet, debug):
     """Latency (p50/p90/p99 per call and per person), persons/s and GFLOP/s of the runtime on a 640x480 photo."""
-    from .bench import PHOTO_SIZE, model_macs, run_bench
+    from .bench import PHOTO_SIZE, format_table, model_macs, run_bench, speed_ratios
     from .session import physical_cores
 
     if compare_int8 and (model is not None or int8):
@@ -365,11 +365,16 @@ def bench(model, int8, threads, batch, runs, warmup, compare_int8, as_json, quie
 
         rows += run_bench(make, threads, batch, runs, warmup, label=label,
                           progress=None if quiet else (lambda msg: click.echo(f"bench {msg}", err=True)))
+    comparison = None
+    if compare_int8:
+        verification = (firsts[1].metadata.extra.get("quantization") or {}).get("verification")
+        comparison = {"ratios": speed_ratios(rows, "fp32", "int8"), "verification_at_export": verification}
     if as_json:
-        click.echo(json.dumps({"photo_size": list(PHOTO_SIZE), "runs": runs, "warmup": warmup, "models": models,
-                               "rows": rows}, indent=2))
+        out = {"photo_size": list(PHOTO_SIZE), "runs": runs, "warmup": warmup, "models": models, "rows": rows}
+        if comparison:
+            out["int8_vs_fp32"] = comparison
+        click.echo(json.dumps(out, indent=2))
         return
-    from .bench import format_table
     for label, m in models.items():
         macs = m["macs_per_person"]
         macs = "n/a" if not macs else f"{macs / 1e9:.3f} G" if macs >= 1e8 else f"{macs / 1e6:.3f} M"
@@ -377,6 +382,24 @@ def bench(model, int8, threads, batch, runs, warmup, compare_int8, as_json, quie
                    f"K={m['keypoints']}  MACs/person {macs}")
     click.echo(f"photo {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]}, {warmup} warm-up + {runs} timed calls per row")
     click.echo(format_table(rows))
+    if comparison:
+        click.echo("int8 / fp32 per person (below 1: int8 is faster): " + ", ".join(
+            f"threads={r['threads']} batch={r['batch']}: {r['wall']:.2f} wall"
+            + ("" if r["cpu"] is None else f", {r['cpu']:.2f} CPU") for r in comparison["ratios"]))
+        click.echo(_verification_line(comparison["verification_at_export"]))
+
+
+def _verification_line(v) -> str:
+    """The int8 model's accuracy check, as its exporter measured and stored it in the metadata."""
+    if not isinstance(v, dict):
+        return "int8 accuracy: no verification figures in the model's metadata"
+    line = (f"int8 accuracy, measured at export on {v.get('crops', '?')} crops of {v.get('source', '?')}: "
+            f"keypoints moved {v.get('mean_px', float('nan')):.3f} heatmap px on average, "
+            f"{100 * v.get('moved', float('nan')):.1f} % by more than 0.5 px")
+    if "pck_float" in v and "pck_int8" in v:
+        line += (f"; PCK@0.2 fp32 {v['pck_float']:.3f} vs int8 {v['pck_int8']:.3f} "
+                 f"(drop {100 * (v['pck_float'] - v['pck_int8']):.2f} points)")
+    return line
 
 
 # -------------------------------------------------------------------------------------------------------- eval

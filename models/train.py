@@ -11,6 +11,7 @@ Writes to --work-dir: ``last.pth`` every epoch (model, optimizer, schedule, epoc
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -67,6 +68,7 @@ def build_parser():
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--pretrained", type=Path, help="torchvision-layout ResNet state dict for the backbone")
+    ap.add_argument("--init", type=Path, help="start from a checkpoint's weights with a new schedule (longer training, fine-tuning)")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work-dir", type=Path, required=True)
@@ -122,6 +124,9 @@ class Trainer:
         if args.pretrained:
             sd = torch.load(args.pretrained, map_location="cpu", weights_only=True)
             model.backbone.load_torchvision_state_dict(sd.get("state_dict", sd) if isinstance(sd, dict) else sd)
+        self.init_from = None
+        if args.init:
+            self.init_from = self._load_init(model, args.init)
         if self.distributed:
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model) if self.device.type == "cuda" else model
         self.model = model.to(self.device).to(memory_format=torch.channels_last)
@@ -171,7 +176,7 @@ class Trainer:
             "loss": self.loss_name, "model_options": self.model_options,
             "dataset": {**self.meta, "train_file": str(a.train_ann), "name": Path(a.train_ann).stem},
             "recipe": {"epochs": a.epochs, "batch_size": a.batch_size * self.world, "optimizer": "AdamW", "lr": a.lr,
-                       "weight_decay": a.weight_decay, "schedule": "warmup+cosine", "amp": "bf16" if self.amp else "off",
+                       "weight_decay": a.weight_decay, "schedule": "warmup+cosine", "init": self.init_from, "amp": "bf16" if self.amp else "off",
                        "augment": {"scale": a.scale, "rotation": a.rotation, "flip": 0.5, "half_body": a.half_body,
                                    "color_jitter": 0.3}, "seed": a.seed, "pretrained": bool(a.pretrained),
                        "steps_per_epoch": self.steps_per_epoch},
@@ -184,6 +189,23 @@ class Trainer:
         tmp = path.with_suffix(".tmp")
         torch.save(ckpt, tmp)
         os.replace(tmp, path)
+
+    @staticmethod
+    def _load_init(model, path: Path) -> dict:
+        """Load every weight of ``model`` from a checkpoint (or bare state dict); returns its provenance."""
+        if not path.is_file():
+            raise SystemExit(f"error: --init {path}: no such file")
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        state = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else ckpt
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as e:  # shape mismatches (another K, width or depth)
+            raise SystemExit(f"error: --init {path} does not fit the model: {str(e).splitlines()[-1].strip()}") from None
+        if missing or unexpected:
+            raise SystemExit(f"error: --init {path} does not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        meta = ckpt.get("meta", {}) if isinstance(ckpt, dict) else {}
+        return {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                "recipe": meta.get("recipe"), "val": meta.get("val")}
 
     def _resume(self):
         path = self.args.work_dir / "last.pth"

@@ -53,6 +53,25 @@ def test_bench_usage_errors(standin_path, tmp_path, args, message):
     assert r.exit_code == 2 and message in r.stderr and "Traceback" not in r.output, r.output
 
 
+def test_bench_compare_int8_side_by_side():
+    from fasterpose_rt import DEFAULT_MODELS
+
+    if not all(p.is_file() for p in DEFAULT_MODELS.values()):
+        pytest.skip("the bundled fp32 and int8 models are not both present")
+    r = run("bench", "--compare-int8", "--runs", "2", "--warmup", "1", "--threads", "1", "--batch", "1", "--json", "-q")
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    assert [row["model"] for row in rep["rows"]] == ["fp32", "int8"]
+    (ratio,) = rep["int8_vs_fp32"]["ratios"]
+    fp32, int8 = rep["rows"]
+    assert ratio["wall"] == pytest.approx(int8["p50_ms_per_person"] / fp32["p50_ms_per_person"])
+    assert ratio["cpu"] == pytest.approx(int8["cpu_ms_per_person"] / fp32["cpu_ms_per_person"])
+    stored = rep["int8_vs_fp32"]["verification_at_export"]
+    assert {"pck_float", "pck_int8", "moved", "crops"} <= set(stored)  # what the exporter measured
+    table = run("bench", "--compare-int8", "--runs", "1", "--warmup", "0", "--threads", "1", "--batch", "1", "-q")
+    assert table.exit_code == 0 and "int8 / fp32 per person" in table.stdout and "PCK@0.2 fp32" in table.stdout
+
+
 def test_bench_compare_int8_needs_both_bundled_models():
     from fasterpose_rt import DEFAULT_MODELS
 

@@ -261,6 +261,28 @@ def test_latency_stats_and_table():
     row = {"model": "fp32", "threads": 1, "batch": 4, **s, "gflop_per_s": None}
     table = bench.format_table([row])
     assert "persons/s" in table and "n/a" in table and "400.0" in table
+    assert "cpu_ms_per_person" not in s  # not measured: no made-up figure
+    s = bench.latency_stats([0.01] * 4, persons=2, cpu_seconds=[0.004, 0.006, 0.008, 0.030])
+    assert s["cpu_ms_per_person"] == pytest.approx(3.5)  # median 7 ms per call, 2 persons
+
+
+def test_speed_ratios_pair_rows_by_threads_and_batch():
+    rows = [{"model": m, "threads": t, "batch": 1, "p50_ms_per_person": ms, "cpu_ms_per_person": cpu}
+            for m, t, ms, cpu in [("fp32", 1, 10.0, 10.0), ("fp32", 2, 6.0, 12.0), ("int8", 1, 4.0, 4.5),
+                                  ("int8", 2, 3.0, 5.0)]]
+    rows.append({"model": "fp32", "threads": 4, "batch": 1, "p50_ms_per_person": 5.0})  # no int8 partner
+    ratios = bench.speed_ratios(rows, "fp32", "int8")
+    assert [(r["threads"], r["wall"], r["cpu"]) for r in ratios] == [
+        (1, pytest.approx(0.4), pytest.approx(0.45)), (2, pytest.approx(0.5), pytest.approx(5 / 12))]
+
+
+def test_verification_line_reports_stored_figures():
+    from fasterpose_rt.cli import _verification_line
+
+    line = _verification_line({"crops": 1000, "source": "val.json", "mean_px": 0.25, "moved": 0.026,
+                               "pck_float": 0.8123, "pck_int8": 0.8101})
+    assert "1000 crops of val.json" in line and "2.6 %" in line and "drop 0.22 points" in line
+    assert "no verification" in _verification_line(None)
 
 
 def test_macs_from_metadata_then_graph(standin_path):

@@ -127,6 +127,20 @@ def test_train_checkpoint_log_and_resume(tmp_path):
     assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
     assert torch.load(work / "last.pth", map_location="cpu", weights_only=True)["epoch"] == 2
 
+    # --init: a new run (new schedule) starting from those weights; lr 0 leaves every parameter as loaded.
+    src = torch.load(work / "last.pth", map_location="cpu", weights_only=True)
+    r = subprocess.run([sys.executable, *_train_cmd(ann, images, tmp_path / "init", [
+        "--steps-per-epoch", "1", "--lr", "0", "--init", str(work / "last.pth")])], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    new = torch.load(tmp_path / "init" / "last.pth", map_location="cpu", weights_only=True)
+    assert new["epoch"] == 1 and new["meta"]["recipe"]["init"]["file"] == "last.pth"
+    assert new["meta"]["recipe"]["init"]["recipe"]["epochs"] == 2  # provenance of the starting weights
+    assert all(torch.equal(new["model"][k], v) for k, v in src["model"].items() if "running" not in k and "num_batches" not in k)
+    cmd = _train_cmd(ann, images, tmp_path / "bad", ["--init", str(work / "last.pth")])
+    cmd[cmd.index("--arch") + 1] = "fasterpose_r34"
+    r = subprocess.run([sys.executable, *cmd], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode != 0 and "does not fit the model" in r.stderr and "Traceback" not in r.stderr
+
 
 def test_train_usage_errors(tmp_path):
     r = subprocess.run([sys.executable, "-m", "models.train", "--train-ann", str(tmp_path / "missing.json"),
