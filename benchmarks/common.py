@@ -17,17 +17,9 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from fasterpose_rt.bench import cpu_description
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _version(module: str) -> str:
@@ -47,7 +39,7 @@ def machine_info() -> Dict[str, str]:
     except OSError:
         load = "unknown"
     return {
-        "cpu": _cpu_model(),
+        **cpu_description(),
         "cores": str(os.cpu_count()),
         "load_average_1_5_15min": load,
         "python": platform.python_version(),

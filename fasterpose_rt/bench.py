@@ -9,15 +9,37 @@ never needs it), else reported as unknown.
 """
 from __future__ import annotations
 
+import platform
 import time
+from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
 __all__ = ["synthetic_photo", "person_boxes", "latency_stats", "model_macs", "macs_from_onnx", "bench_one",
-           "run_bench", "format_table", "speed_ratios"]
+           "run_bench", "format_table", "speed_ratios", "cpu_description"]
 
 PHOTO_SIZE = (640, 480)  # (w, h): a common camera/webcam frame
+# Instruction-set extensions that decide CPU inference speed: int8 dot products (VNNI) and bf16 change int8 and
+# training figures several-fold, and machines sold under one CPU name may expose different sets.
+ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16")
+
+
+def cpu_description() -> Dict[str, str]:
+    """{"cpu": model name, "cpu_features": the ISA_FLAGS this CPU has} from /proc/cpuinfo (Linux), else best effort."""
+    model = features = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip().lower()
+            if key == "model name" and model is None:
+                model = value.strip()
+            elif key in ("flags", "features") and features is None:  # x86 "flags", ARM "Features"
+                flags = set(value.split())
+                features = " ".join(f for f in ISA_FLAGS if f in flags) or "none of " + " ".join(ISA_FLAGS)
+    except OSError:
+        pass
+    return {"cpu": model or platform.processor() or "unknown", "cpu_features": features or "unknown"}
 
 
 def synthetic_photo(size=PHOTO_SIZE, seed: int = 0) -> np.ndarray:

@@ -344,7 +344,7 @@ def _int_list(ctx, param, value: str) -> Optional[List[int]]:
 @_guarded
 def bench(model, int8, threads, batch, runs, warmup, compare_int8, as_json, quiet, debug):
     """Latency (p50/p90/p99 per call and per person), persons/s and GFLOP/s of the runtime on a 640x480 photo."""
-    from .bench import PHOTO_SIZE, format_table, model_macs, run_bench, speed_ratios
+    from .bench import PHOTO_SIZE, cpu_description, format_table, model_macs, run_bench, speed_ratios
     from .session import physical_cores
 
     if compare_int8 and (model is not None or int8):
@@ -370,7 +370,8 @@ def bench(model, int8, threads, batch, runs, warmup, compare_int8, as_json, quie
         verification = (firsts[1].metadata.extra.get("quantization") or {}).get("verification")
         comparison = {"ratios": speed_ratios(rows, "fp32", "int8"), "verification_at_export": verification}
     if as_json:
-        out = {"photo_size": list(PHOTO_SIZE), "runs": runs, "warmup": warmup, "models": models, "rows": rows}
+        out = {"photo_size": list(PHOTO_SIZE), "runs": runs, "warmup": warmup, **cpu_description(), "models": models,
+               "rows": rows}
         if comparison:
             out["int8_vs_fp32"] = comparison
         click.echo(json.dumps(out, indent=2))
@@ -380,7 +381,9 @@ def bench(model, int8, threads, batch, runs, warmup, compare_int8, as_json, quie
         macs = "n/a" if not macs else f"{macs / 1e9:.3f} G" if macs >= 1e8 else f"{macs / 1e6:.3f} M"
         click.echo(f"{label}: {m['path']}  input {m['input_size'][0]}x{m['input_size'][1]}  "
                    f"K={m['keypoints']}  MACs/person {macs}")
-    click.echo(f"photo {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]}, {warmup} warm-up + {runs} timed calls per row")
+    cpu = cpu_description()
+    click.echo(f"CPU {cpu['cpu']} ({cpu['cpu_features']}); photo {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]}, "
+               f"{warmup} warm-up + {runs} timed calls per row")
     click.echo(format_table(rows))
     if comparison:
         click.echo("int8 / fp32 per person (below 1: int8 is faster): " + ", ".join(

@@ -6,6 +6,7 @@ import struct
 import cv2
 import numpy as np
 import pytest
+from pathlib import Path
 
 from fasterpose_rt import bench, boxes as boxes_mod, results as results_mod
 from fasterpose_rt.boxes import BoxesFileError, HogPeopleDetector, load_boxes_file, nms
@@ -264,6 +265,14 @@ def test_latency_stats_and_table():
     assert "cpu_ms_per_person" not in s  # not measured: no made-up figure
     s = bench.latency_stats([0.01] * 4, persons=2, cpu_seconds=[0.004, 0.006, 0.008, 0.030])
     assert s["cpu_ms_per_person"] == pytest.approx(3.5)  # median 7 ms per call, 2 persons
+
+
+def test_cpu_description_names_model_and_isa():
+    d = bench.cpu_description()
+    assert set(d) == {"cpu", "cpu_features"} and d["cpu"] and d["cpu_features"]
+    if Path("/proc/cpuinfo").exists():
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.lower().startswith("flags"))
+        assert ("avx2" in d["cpu_features"].split()) == (" avx2" in flags)
 
 
 def test_speed_ratios_pair_rows_by_threads_and_batch():
