@@ -1,0 +1,86 @@
+"""The bundled default models as users get them: what their metadata claims, the README's quick-start photo,
+and accuracy re-measured on real LSPET validation photos against the figures recorded in the metadata.
+
+The LSPET checks skip when ../shared/datasets/lspet is absent (a clone without the shared data).
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from fasterpose_rt import DEFAULT_MODELS, PosePredictor
+from fasterpose_rt.cli import main
+from fasterpose_rt.skeletons import LSP14
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "examples" / "astronaut.jpg"
+LSPET = ROOT.parent / "shared" / "datasets" / "lspet"
+needs_lspet = pytest.mark.skipif(not (LSPET / "joints.mat").is_file(),
+                                 reason=f"LSPET validation photos not found at {LSPET} (../shared is absent)")
+SUBSET = (8001, 8200)  # the first 200 of the 1,000 validation persons (im08001-im09000)
+
+pytestmark = pytest.mark.skipif(not DEFAULT_MODELS["fp32"].is_file(), reason="no bundled default model")
+
+
+@pytest.fixture(scope="module")
+def fp32():
+    return PosePredictor(threads=1)
+
+
+def test_metadata_describes_data_recipe_and_validation(fp32):
+    meta = fp32.metadata
+    assert DEFAULT_MODELS["fp32"].stat().st_size <= 25 * 2 ** 20  # the issue's package-data budget
+    assert meta.keypoints == LSP14["keypoints"] and meta.output == "logits"
+    extra = meta.extra
+    assert extra["weights"] == "trained" and extra["loss"] == "rce" and meta.architecture.startswith("fasterpose")
+    assert extra["training_data"]["name"] == "lspet_train" and extra["recipe"]["pretrained"] is False
+    val = extra["validation"]
+    assert 0 < val["pck@0.2"] <= 1 and 0 < val["oks_ap"] <= 1 and val["pck_joints"] > 10000  # all 1,000 persons
+
+
+def test_quick_start_photo(tmp_path):
+    """README's first command: keypoints inside the photo, the head above the neck above the shoulders."""
+    r = CliRunner().invoke(main, ["predict", str(DEMO), "--out", str(tmp_path / "r.json"), "--vis", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    (person,) = json.loads((tmp_path / "r.json").read_text())
+    kp = np.asarray(person["keypoints"], np.float32).reshape(-1, 3)
+    assert kp.shape == (14, 3) and (tmp_path / "astronaut.jpg").is_file()
+    names = LSP14["keypoints"]
+    head, neck = kp[names.index("head_top")], kp[names.index("neck")]
+    shoulders = kp[[names.index("left_shoulder"), names.index("right_shoulder")]]
+    assert head[1] < neck[1] < shoulders[:, 1].mean()
+    assert min(head[2], neck[2]) > 0.3  # confident where the photo is unambiguous
+
+
+@pytest.fixture(scope="module")
+def lspet_subset(tmp_path_factory):
+    from models.data.lsp_to_coco import main as convert
+
+    out = tmp_path_factory.mktemp("lspet") / "val_subset.json"
+    assert convert(["--joints", str(LSPET / "joints.mat"), "--images", str(LSPET / "images"), "--out", str(out),
+                    "--range", f"{SUBSET[0]}:{SUBSET[1]}"]) == 0
+    return out
+
+
+def _eval(ann, tmp_path, *flags):
+    out = tmp_path / "report.json"
+    r = CliRunner().invoke(main, ["eval", "--coco", str(ann), "--images", str(LSPET / "images"), "--threads", "2",
+                                  "-q", "--out", str(out), *flags])
+    assert r.exit_code == 0, r.output
+    return json.loads(out.read_text())
+
+
+@needs_lspet
+def test_recorded_accuracy_holds_on_real_validation_photos(fp32, lspet_subset, tmp_path):
+    """PCK@0.2 of the shipped model, measured by the runtime on 200 validation persons, agrees with the figure
+    the training run recorded on all 1,000 (the subset's sampling error is a few points), and the int8 build
+    stays within the 1-point promise of its own export-time check (plus the subset's noise)."""
+    recorded = fp32.metadata.extra["validation"]["pck@0.2"]
+    report = _eval(lspet_subset, tmp_path)
+    pck = report["pck@0.2"]["pck"]
+    assert abs(pck - recorded) < 0.06, (pck, recorded)
+    if DEFAULT_MODELS["int8"].is_file():
+        pck_int8 = _eval(lspet_subset, tmp_path, "--int8")["pck@0.2"]["pck"]
+        assert pck_int8 > pck - 0.02, (pck_int8, pck)
