@@ -168,3 +168,40 @@ def test_ddp_two_cpu_processes_keep_replicas_identical(tmp_path):
         assert torch.equal(a[k], b[k]), k
     assert any(not torch.equal(a[k], init[k]) for k in a if k.endswith("weight"))  # it did train
     assert len((work / "log.jsonl").read_text().splitlines()) == 1  # rank-0 logging only
+
+
+def test_checkpoint_recovered_from_the_bundled_onnx_computes_what_it_computes(tmp_path):
+    """models.from_onnx: folded BatchNorms are rebuilt with real statistics, eval output equals the ONNX file's,
+    and models.train --init accepts the result."""
+    import onnxruntime as ort
+
+    from fasterpose_rt import DEFAULT_MODELS
+    from models import build_model
+    from models.from_onnx import RecoveryError, main as from_onnx_main, recover
+    from models.train import Trainer
+
+    onnx_path = DEFAULT_MODELS["fp32"]
+    if not onnx_path.is_file():
+        pytest.skip("no bundled default model")
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=8)
+    summary = recover(onnx_path, ann, images, tmp_path / "start.pth", crops=8)
+    assert summary["batchnorms"] == 16  # R18 trunk to layer3 (15) + the head's 3x3 conv
+    ckpt = torch.load(tmp_path / "start.pth", map_location="cpu", weights_only=True)
+    model = build_model(ckpt["meta"]["architecture"], 14, **ckpt["meta"]["model_options"])
+    assert Trainer._load_init(model, tmp_path / "start.pth")["file"] == "start.pth"
+    bn = model.backbone.layer2[0].bn1
+    assert not torch.allclose(bn.running_var, torch.ones_like(bn.running_var))  # statistics of real crops
+    x = torch.randn(2, 3, 192, 144)
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        ours = model.eval()(x).numpy()
+    np.testing.assert_allclose(ours, session.run(None, {"input": x.numpy()})[0], atol=1e-3)
+
+    with pytest.raises(RecoveryError, match="int8"):
+        if not DEFAULT_MODELS["int8"].is_file():
+            raise RecoveryError("int8 (no bundled int8 model to try)")
+        recover(DEFAULT_MODELS["int8"], ann, images, tmp_path / "x.pth", crops=2)
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    assert from_onnx_main(["--model", str(tmp_path / "junk.onnx"), "--ann", str(ann), "--images", str(images),
+                           "--out", str(tmp_path / "y.pth")]) == 2
+    assert not (tmp_path / "y.pth").exists()
