@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from fasterpose_rt.metadata import METADATA_KEY
+
 from .data.coco_keypoints import TopDownDataset, load_coco_keypoints
 from .pose import build_model
-
-METADATA_KEY = "fasterpose"
 
 
 class RecoveryError(ValueError):
@@ -56,10 +56,10 @@ def load_folded(path) -> tuple:
     import onnx
     from onnx import numpy_helper
 
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such file")
     try:
         proto = onnx.load(str(path))
-    except OSError:
-        raise
     except Exception as e:  # protobuf's DecodeError and friends
         raise RecoveryError(f"{path} is not an ONNX file: {type(e).__name__}") from None
     props = {p.key: p.value for p in proto.metadata_props}
@@ -80,7 +80,7 @@ def load_folded(path) -> tuple:
     bn_of = _conv_bn_pairs(model)
     seen, folded = set(), {}
     for node in proto.graph.node:
-        if node.op_type in ("BatchNormalization",):
+        if node.op_type == "BatchNormalization":
             raise RecoveryError(f"{path}: unfolded BatchNormalization nodes; only simplified exports are supported")
         if node.op_type not in ("Conv", "ConvTranspose"):
             continue
