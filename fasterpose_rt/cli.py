@@ -456,7 +456,7 @@ def eval_cmd(coco_file, images_dir, model, int8, threads, batch_size, flip, out,
     except MissingExtra as e:
         report["coco_note"] = str(e)
         _say(f"note: {e}")
-    report.update({"pck@0.2": pck_report(data, kp, names, done, 0.2)})
+    report.update({"pck@0.2": pck_report(data, kp, names, done, 0.2, pred.flip_pairs)})
     if out is not None:
         atomic_write_text(out, json.dumps(report, indent=2) + "\n")
     _print_eval(report)
@@ -478,6 +478,11 @@ def _print_eval(report: dict) -> None:
     else:
         click.echo(f"PCK@0.2 (torso) {p['pck']:.3f} over {p['joints']} joints")
         click.echo("  " + "  ".join(f"{n} {'n/a' if v is None else f'{v:.2f}'}" for n, v in p["per_keypoint"].items()))
+        lr = p.get("left_right")
+        if lr and lr["misses"]:
+            click.echo(f"  left/right: {lr['mirror_hits']} of {lr['misses']} misses land on the mirror joint's label; "
+                       f"better mirrored: {_count(lr['persons_mirrored'], 'person')} "
+                       f"(PCK {lr['pck_mirror_forgiven']:.3f} if forgiven)")
 
 
 if __name__ == "__main__":  # python -m fasterpose_rt.cli

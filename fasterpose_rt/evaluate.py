@@ -8,14 +8,14 @@ import contextlib
 import io
 import os
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
 from .boxes import BoxesFileError, coco_person_boxes
 from .inputs import InputReadError, read_image
 from .jsonfile import load_json
-from .metrics import pck
+from .metrics import left_right_confusions, pck
 from .results import coco_entries
 from .skeletons import COCO17
 
@@ -141,11 +141,12 @@ def coco_ap(data: dict, results: List[dict], image_ids: List[int], category_id: 
 
 
 def pck_report(data: dict, pred: np.ndarray, names: List[str], image_ids: List[int],
-               threshold: float = 0.2) -> dict:
+               threshold: float = 0.2, flip_pairs: Optional[List[List[int]]] = None) -> dict:
     """PCK@threshold over the annotations of the processed photos that were predicted.
 
     pred (A, K, 2) photo px, NaN for annotations without a prediction. Returns {"pck", "per_keypoint": {name:
-    value or None}, "joints": counted joints}, or {"pck": None, "reason"} when PCK cannot be computed.
+    value or None}, "joints": counted joints, and with flip_pairs "left_right": see
+    :func:`~fasterpose_rt.metrics.left_right_confusions`}, or {"pck": None, "reason"} when PCK cannot be computed.
     """
     keep_ids = set(image_ids)
     anns = data["annotations"]
@@ -162,4 +163,8 @@ def pck_report(data: dict, pred: np.ndarray, names: List[str], image_ids: List[i
     if joints == 0:
         return {"pck": None, "reason": "no labelled joint on a person with a measurable torso"}
     per = {n: (None if not np.isfinite(v) else float(v)) for n, v in zip(names, per_kp)}
-    return {"pck": overall, "per_keypoint": per, "joints": joints}
+    report = {"pck": overall, "per_keypoint": per, "joints": joints}
+    if flip_pairs:
+        report["left_right"] = left_right_confusions(pred[sel], gt[:, :, :2], gt[:, :, 2] > 0, names, flip_pairs,
+                                                     threshold)
+    return report

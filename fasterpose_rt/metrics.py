@@ -28,13 +28,44 @@ def pck(pred, gt, visible, names, threshold=0.2):
 
     pred, gt (N, K, 2); visible (N, K). Returns (overall, per_keypoint (K,), counted joints).
     """
+    hit, use = _hits(pred, gt, visible, names, threshold)
+    counted = use.sum(axis=0)
+    per_kp = np.where(counted > 0, hit.sum(axis=0) / np.maximum(counted, 1), np.nan)
+    overall = float(hit.sum() / max(use.sum(), 1))
+    return overall, per_kp, int(use.sum())
+
+
+def _hits(pred, gt, visible, names, threshold):
+    """(hit, use), both (N, K) bool: joint within threshold × torso; joint counted (labelled, torso measurable)."""
     pred = np.asarray(pred, dtype=np.float64)
     gt = np.asarray(gt, dtype=np.float64)
     vis = np.asarray(visible, dtype=bool)
     torso = torso_sizes(gt, vis, names)
     use = vis & np.isfinite(torso)[:, None] & (torso[:, None] > 0)
     hit = (np.linalg.norm(pred - gt, axis=2) <= threshold * np.nan_to_num(torso)[:, None]) & use
-    counted = use.sum(axis=0)
-    per_kp = np.where(counted > 0, hit.sum(axis=0) / np.maximum(counted, 1), np.nan)
-    overall = float(hit.sum() / max(use.sum(), 1))
-    return overall, per_kp, int(use.sum())
+    return hit, use
+
+
+def left_right_confusions(pred, gt, visible, names, flip_pairs, threshold=0.2):
+    """How many PCK misses are left/right confusions — the model's or the label's (sports photos and
+    crowd-sourced labels mix up "the person's left" and "the left of the photo").
+
+    pred, gt (N, K, 2); visible (N, K); flip_pairs: [[left, right], ...] keypoint indices. Returns a dict:
+    ``misses`` (joints that miss), ``mirror_hits`` (of those, joints whose prediction lands on the label of
+    their mirror partner), ``persons_mirrored`` (persons whose prediction, with every left and right
+    exchanged, hits more joints than as it is) and ``pck_mirror_forgiven`` (PCK when each person may be
+    scored as predicted or mirrored, whichever hits more: an upper bound of what fixing the sides would buy).
+    """
+    perm = np.arange(len(names))
+    for a, b in flip_pairs:
+        perm[a], perm[b] = b, a
+    pred = np.asarray(pred, dtype=np.float64)
+    hit, use = _hits(pred, gt, visible, names, threshold)
+    mirrored, _ = _hits(pred[:, perm], gt, visible, names, threshold)
+    total = max(int(use.sum()), 1)
+    return {
+        "misses": int((use & ~hit).sum()),
+        "mirror_hits": int((mirrored & ~hit).sum()),
+        "persons_mirrored": int((mirrored.sum(axis=1) > hit.sum(axis=1)).sum()),
+        "pck_mirror_forgiven": float(np.maximum(hit.sum(axis=1), mirrored.sum(axis=1)).sum() / total),
+    }

@@ -121,6 +121,20 @@ def test_eval_reports_coco_ap_and_pck(torso_model, dataset, tmp_path):
     assert "COCO keypoints  AP 1.000" in r.stdout and "PCK@0.2 (torso) 1.000 over 8 joints" in r.stdout
 
 
+def test_eval_counts_left_right_mixups(torso_model, dataset, tmp_path):
+    ann, images, data = dataset
+    kp = data["annotations"][1]["keypoints"]
+    kp[3:6], kp[6:9] = kp[6:9], kp[3:6]  # the second person's hips labelled on the wrong sides
+    ann.write_text(json.dumps(data))
+    out = tmp_path / "report.json"
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "--out", out, "-q")
+    assert r.exit_code == 0, r.output
+    p = json.loads(out.read_text())["pck@0.2"]
+    assert p["pck"] == 0.75
+    assert p["left_right"] == {"misses": 2, "mirror_hits": 2, "persons_mirrored": 1, "pck_mirror_forgiven": 1.0}
+    assert "left/right: 2 of 2 misses land on the mirror joint's label; better mirrored: 1 person (PCK 1.000" in r.stdout
+
+
 def test_eval_without_pycocotools_still_reports_pck(torso_model, dataset, monkeypatch):
     ann, images, _ = dataset
     for name in ("pycocotools", "pycocotools.coco", "pycocotools.cocoeval"):

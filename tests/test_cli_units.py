@@ -12,6 +12,7 @@ from fasterpose_rt import bench, boxes as boxes_mod, results as results_mod
 from fasterpose_rt.boxes import BoxesFileError, HogPeopleDetector, load_boxes_file, nms
 from fasterpose_rt.draw import draw_poses, keypoint_sides, line_width
 from fasterpose_rt.evaluate import EvalError, keypoint_category, pck_report
+from fasterpose_rt.metrics import left_right_confusions, pck
 from fasterpose_rt.inputs import InputReadError, expand_inputs, read_image
 from fasterpose_rt.predictor import PoseResult
 from fasterpose_rt.results import ResultsWriter, atomic_write_text, coco_entries
@@ -329,3 +330,19 @@ def test_pck_report_counts_predicted_annotations_only():
     rep = pck_report(data, pred, names, [1])  # image 2 was not processed
     assert rep["pck"] == 0.75 and rep["joints"] == 4 and rep["per_keypoint"]["right_hip"] == 0.0
     assert pck_report(data, pred, ["a", "b", "c", "d"], [1])["pck"] is None
+
+
+def test_left_right_confusions_separate_side_mixups_from_other_misses():
+    names = ["left_shoulder", "right_shoulder", "left_hip", "right_hip", "nose"]
+    flips = [[0, 1], [2, 3]]
+    gt = np.array([[[100, 0], [0, 0], [100, 100], [0, 100], [50, -30]]] * 3, float)
+    pred = gt.copy()
+    pred[0] = gt[0][[1, 0, 3, 2, 4]]  # person 0: every side exchanged, nose right
+    pred[1, 4] = [50, 60]  # person 1: only the nose is off; mirroring cannot help
+    rep = left_right_confusions(pred, gt, np.ones((3, 5), bool), names, flips)
+    assert rep == {"misses": 5, "mirror_hits": 4, "persons_mirrored": 1, "pck_mirror_forgiven": 14 / 15}
+    assert pck(pred, gt, np.ones((3, 5), bool), names)[0] == pytest.approx(10 / 15)
+    # through the eval report (flip pairs from the model) and the printed summary
+    data = {"annotations": [{"image_id": 1, "keypoints": np.c_[g, np.full(5, 2)].ravel().tolist()} for g in gt]}
+    full = pck_report(data, pred, names, [1], 0.2, flips)
+    assert full["left_right"] == rep and "left_right" not in pck_report(data, pred, names, [1])
