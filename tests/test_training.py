@@ -191,7 +191,8 @@ def test_checkpoint_recovered_from_the_bundled_onnx_computes_what_it_computes(tm
     assert Trainer._load_init(model, tmp_path / "start.pth")["file"] == "start.pth"
     bn = model.backbone.layer2[0].bn1
     assert not torch.allclose(bn.running_var, torch.ones_like(bn.running_var))  # statistics of real crops
-    x = torch.randn(2, 3, 192, 144)
+    w, h = ckpt["meta"]["input_size"]
+    x = torch.randn(2, 3, h, w)
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     with torch.no_grad():
         ours = model.eval()(x).numpy()
