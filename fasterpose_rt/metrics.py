@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .skeletons import torso_pairs
+from .skeletons import flip_permutation, torso_pairs
 
 
 def torso_sizes(gt, visible, names):
@@ -56,9 +56,7 @@ def left_right_confusions(pred, gt, visible, names, flip_pairs, threshold=0.2):
     exchanged, hits more joints than as it is) and ``pck_mirror_forgiven`` (PCK when each person may be
     scored as predicted or mirrored, whichever hits more: an upper bound of what fixing the sides would buy).
     """
-    perm = np.arange(len(names))
-    for a, b in flip_pairs:
-        perm[a], perm[b] = b, a
+    perm = flip_permutation(len(names), flip_pairs)
     pred = np.asarray(pred, dtype=np.float64)
     hit, use = _hits(pred, gt, visible, names, threshold)
     mirrored, _ = _hits(pred[:, perm], gt, visible, names, threshold)

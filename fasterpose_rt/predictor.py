@@ -17,6 +17,7 @@ from .geometry import apply_affine, heatmap_to_crop, invert_affine
 from .image import to_bgr_uint8
 from .preprocess import Normalizer, check_boxes, crop_transforms, warp_crops
 from .session import ModelError, ModelNotFoundError, open_session
+from .skeletons import flip_permutation
 
 __all__ = ["PosePredictor", "PoseResult", "DEFAULT_MODELS"]
 
@@ -101,10 +102,7 @@ class PosePredictor:
             self.batch_size = 1
         self._normalize = Normalizer(self.metadata)
         # Channel k of a mirrored crop's heatmaps belongs to keypoint flip_perm[k] (left <-> right).
-        perm = np.arange(self.metadata.num_keypoints)
-        for a, b in self.metadata.flip_pairs:
-            perm[a], perm[b] = b, a
-        self._flip_perm = perm
+        self._flip_perm = flip_permutation(self.metadata.num_keypoints, self.metadata.flip_pairs)
 
     @property
     def keypoint_names(self) -> List[str]:

@@ -1,6 +1,8 @@
 """Keypoint sets known to the project: names, skeleton (index pairs), flip pairs, OKS sigmas."""
 from __future__ import annotations
 
+import numpy as np
+
 COCO17 = {
     "keypoints": [
         "nose", "left_eye", "right_eye", "left_ear", "right_ear",
@@ -46,3 +48,12 @@ def torso_pairs(names):
         return ((idx["left_shoulder"], idx["right_hip"]), (idx["right_shoulder"], idx["left_hip"]))
     except KeyError:
         return None
+
+
+def flip_permutation(num_keypoints: int, flip_pairs):
+    """(K,) int index array exchanging each left/right pair of ``flip_pairs`` ([[a, b], ...]); others map to
+    themselves. ``x[:, perm]`` mirrors the sides of keypoints (N, K, 2) or heatmaps (N, K, h, w)."""
+    perm = np.arange(num_keypoints)
+    for a, b in flip_pairs:
+        perm[a], perm[b] = b, a
+    return perm

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from fasterpose_rt.geometry import apply_affine, box_centers_and_sizes, crop_affine
 from fasterpose_rt.metadata import IMAGENET_MEAN, IMAGENET_STD
-from fasterpose_rt.skeletons import COCO17
+from fasterpose_rt.skeletons import COCO17, flip_permutation
 
 from ..codec import HeatmapCodec
 
@@ -108,9 +108,7 @@ class TopDownDataset(Dataset):
         self.scale_range, self.rotation, self.rotation_prob = scale_range, rotation, rotation_prob
         self.flip_prob, self.shift, self.color_jitter, self.half_body_prob = flip_prob, shift, color_jitter, half_body_prob
         k = len(meta["keypoints"])
-        self.flip_index = np.arange(k)
-        for a, b in meta["flip_pairs"]:
-            self.flip_index[a], self.flip_index[b] = b, a
+        self.flip_index = flip_permutation(k, meta["flip_pairs"])
         names = meta["keypoints"]
         upper_words = ("nose", "eye", "ear", "shoulder", "elbow", "wrist", "neck", "head")
         self.upper = np.array([any(w in n for w in upper_words) for n in names])
