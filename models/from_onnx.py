@@ -25,7 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from fasterpose_rt.metadata import METADATA_KEY
+from export.errors import ExportError
+from export.metadata import read_metadata
+from fasterpose_rt.metadata import MetadataError
 
 from .data.coco_keypoints import TopDownDataset, load_coco_keypoints
 from .pose import build_model
@@ -62,10 +64,10 @@ def load_folded(path) -> tuple:
         proto = onnx.load(str(path))
     except Exception as e:  # protobuf's DecodeError and friends
         raise RecoveryError(f"{path} is not an ONNX file: {type(e).__name__}") from None
-    props = {p.key: p.value for p in proto.metadata_props}
-    if METADATA_KEY not in props:
-        raise RecoveryError(f"{path}: no '{METADATA_KEY}' metadata; not a FasterPose export")
-    meta = json.loads(props[METADATA_KEY])
+    try:  # the exporter's reader: validated by the runtime's class, provenance fields kept
+        meta = json.loads(read_metadata(proto).to_json())
+    except (ExportError, MetadataError) as e:
+        raise RecoveryError(f"{path}: {e}; not a usable FasterPose export") from None
     if meta.get("quantization"):
         raise RecoveryError(f"{path} is an int8 model; recover from its float32 original")
     arch = meta.get("architecture")

@@ -206,3 +206,16 @@ def test_checkpoint_recovered_from_the_bundled_onnx_computes_what_it_computes(tm
     assert from_onnx_main(["--model", str(tmp_path / "junk.onnx"), "--ann", str(ann), "--images", str(images),
                            "--out", str(tmp_path / "y.pth")]) == 2
     assert not (tmp_path / "y.pth").exists()
+
+
+def test_recovery_refuses_an_onnx_without_fasterpose_metadata(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from models.from_onnx import RecoveryError, load_folded
+
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1]) for n in ("x", "y")]
+    onnx.save(helper.make_model(helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", io[:1], io[1:])),
+              str(tmp_path / "plain.onnx"))
+    with pytest.raises(RecoveryError, match="no 'fasterpose' metadata; not a usable FasterPose export"):
+        load_folded(tmp_path / "plain.onnx")
