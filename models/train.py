@@ -6,7 +6,8 @@
 
 Writes to --work-dir: ``last.pth`` every epoch (model, optimizer, schedule, epoch, dataset metadata),
 ``best.pth`` (best validation PCK@0.2) and ``log.jsonl`` (one line per epoch). ``--resume`` continues from
-``last.pth``. Checkpoints hold only tensors and plain values, so they load with ``weights_only=True``.
+``last.pth``. With ``--ema`` the weights validated and stored under ``model`` (what ``--init`` and the exporter read)
+are the moving average; the raw training weights are kept under ``train_model`` for ``--resume``. Checkpoints hold only tensors and plain values, so they load with ``weights_only=True``.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from tqdm import tqdm
 
 from . import build_model
 from .data.coco_keypoints import TopDownDataset, load_coco_keypoints
+from .ema import ModelEMA
 from .losses import build_loss
 from .validate import validate
 
@@ -57,6 +59,9 @@ def build_parser():
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--weight-decay", type=float, default=1e-4)
     ap.add_argument("--warmup-epochs", type=float, default=1.0)
+    ap.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                    help="keep an exponential moving average of the weights, e.g. 0.9998 (default 0: off); "
+                         "validation, best.pth and export use it")
     ap.add_argument("--steps-per-epoch", type=int, default=0, help="cap steps per epoch (budgets, smoke tests)")
     ap.add_argument("--val-limit", type=int, default=0, help="validate on the first N persons only")
     ap.add_argument("--half-body", type=float, default=0.0, help="half-body augmentation probability")
@@ -133,6 +138,7 @@ class Trainer:
         self.net = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None) \
             if self.distributed else self.model
         self.loss = build_loss(self.loss_name)
+        self.ema = ModelEMA(self.model, args.ema) if args.ema and self.main else None  # only rank 0 validates and saves
 
         workers = args.workers if args.workers >= 0 else (4 if self.device.type == "cuda" else 1)
         self.sampler = DistributedSampler(self.train_set, self.world, self.rank, shuffle=True, seed=args.seed) \
@@ -177,6 +183,7 @@ class Trainer:
             "dataset": {**self.meta, "train_file": str(a.train_ann), "name": Path(a.train_ann).stem},
             "recipe": {"epochs": a.epochs, "batch_size": a.batch_size * self.world, "optimizer": "AdamW", "lr": a.lr,
                        "weight_decay": a.weight_decay, "schedule": "warmup+cosine", "init": self.init_from,
+                       "ema": a.ema or None,
                        "amp": "bf16" if self.amp else "off",
                        "augment": {"scale": a.scale, "rotation": a.rotation, "flip": 0.5, "half_body": a.half_body,
                                    "color_jitter": 0.3}, "seed": a.seed, "pretrained": bool(a.pretrained),
@@ -187,6 +194,8 @@ class Trainer:
     def _save(self, path: Path, val=None):
         ckpt = {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
                 "scheduler": self.sched.state_dict(), "epoch": self.epoch, "best": self.best, "meta": self._meta(val)}
+        if self.ema is not None:
+            ckpt.update(model=self.ema.state_dict(), train_model=self.model.state_dict(), ema_updates=self.ema.updates)
         tmp = path.with_suffix(".tmp")
         torch.save(ckpt, tmp)
         os.replace(tmp, path)
@@ -213,7 +222,9 @@ class Trainer:
         if not path.exists():
             raise SystemExit(f"error: --resume but {path} does not exist")
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        self.model.load_state_dict(ckpt["model"])
+        self.model.load_state_dict(ckpt.get("train_model", ckpt["model"]))
+        if self.ema is not None:  # a run that had no EMA yet starts averaging from the resumed weights
+            self.ema.load_state_dict(ckpt["model"], ckpt.get("ema_updates", 0))
         self.opt.load_state_dict(ckpt["optimizer"])
         self.sched.load_state_dict(ckpt["scheduler"])
         self.epoch, self.best = int(ckpt["epoch"]), float(ckpt.get("best", -1.0))
@@ -239,6 +250,8 @@ class Trainer:
             loss.backward()
             self.opt.step()
             self.sched.step()
+            if self.ema is not None:
+                self.ema.update(self.model)
             total += loss.item()
             count += 1
             bar.set_postfix(loss=f"{total / count:.5f}", lr=f"{self.sched.get_last_lr()[0]:.2e}", refresh=False)
@@ -256,7 +269,8 @@ class Trainer:
             val = None
             if self.val_set is not None:
                 t0 = time.time()
-                val = validate(self.model, self.val_set, device=self.device, logits=self.loss_name == "rce", autocast=self.amp)
+                model = self.ema.module if self.ema else self.model
+                val = validate(model, self.val_set, device=self.device, logits=self.loss_name == "rce", autocast=self.amp)
                 entry.update({"val_" + k: v for k, v in val.items() if k != "pck_per_keypoint"}, val_seconds=round(time.time() - t0, 1))
                 val["epoch"] = self.epoch
             with open(log, "a") as f:

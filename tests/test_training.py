@@ -219,3 +219,50 @@ def test_recovery_refuses_an_onnx_without_fasterpose_metadata(tmp_path):
               str(tmp_path / "plain.onnx"))
     with pytest.raises(RecoveryError, match="no 'fasterpose' metadata; not a usable FasterPose export"):
         load_folded(tmp_path / "plain.onnx")
+
+
+def test_weight_ema_follows_its_formula():
+    from models.ema import ModelEMA
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    ema = ModelEMA(model, decay=0.9, ramp=1.0)
+    before = {k: v.clone() for k, v in ema.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+        model[1].running_var.mul_(3.0)
+        model[1].num_batches_tracked.fill_(7)
+    ema.update(model)
+    d = 0.9 * (1 - np.exp(-1.0))  # the ramped decay after one update
+    now = model.state_dict()
+    for k, v in ema.state_dict().items():
+        expect = now[k] if not v.dtype.is_floating_point else d * before[k] + (1 - d) * now[k]
+        torch.testing.assert_close(v, expect, msg=k)
+    with pytest.raises(ValueError, match="decay"):
+        ModelEMA(model, decay=1.0)
+
+
+def test_train_with_ema_saves_averaged_and_raw_weights_and_resumes(tmp_path):
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=4)
+    work = tmp_path / "ema"
+    r = subprocess.run([sys.executable, *_train_cmd(ann, images, work, ["--steps-per-epoch", "2", "--ema", "0.99"])],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    ckpt = torch.load(work / "last.pth", map_location="cpu", weights_only=True)
+    assert ckpt["ema_updates"] == 2 and ckpt["meta"]["recipe"]["ema"] == 0.99
+    assert ckpt["model"].keys() == ckpt["train_model"].keys()
+    assert any(not torch.equal(ckpt["model"][k], ckpt["train_model"][k]) for k in ckpt["model"] if k.endswith("weight"))
+    cmd = _train_cmd(ann, images, work, ["--steps-per-epoch", "2", "--ema", "0.99", "--resume"])
+    cmd[cmd.index("--epochs") + 1] = "2"
+    r = subprocess.run([sys.executable, *cmd], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0 and "resumed" in r.stderr, r.stderr
+    assert torch.load(work / "last.pth", map_location="cpu", weights_only=True)["ema_updates"] == 4
+    # The exporter reads the averaged weights (ckpt["model"]) like any other checkpoint.
+    from export.checkpoint import load_checkpoint
+
+    best = torch.load(work / "best.pth", map_location="cpu", weights_only=True)
+    exported = load_checkpoint(work / "best.pth").state_dict
+    assert all(torch.equal(exported[k], best["model"][k]) for k in best["model"])
+    r = subprocess.run([sys.executable, *_train_cmd(ann, images, tmp_path / "bad", ["--ema", "1.5"])],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2 and "decay" in r.stderr and "Traceback" not in r.stderr
