@@ -416,12 +416,15 @@ def _verification_line(v) -> str:
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads [default: physical cores].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--flip", is_flag=True, help="Flip test.")
+@click.option("--baseline", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Another ONNX model to score on the same persons: its PCK and the paired 95 % interval of the "
+                   "difference (is the model really better?).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the report as JSON here.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_debug_option
 @_guarded
-def eval_cmd(coco_file, images_dir, model, int8, threads, batch_size, flip, out, quiet, debug):
+def eval_cmd(coco_file, images_dir, model, int8, threads, batch_size, flip, baseline, out, quiet, debug):
     """COCO keypoint AP/AR (pycocotools) and PCK@0.2 with the annotation file's person boxes."""
     from .evaluate import (EvalError, MissingExtra, coco_ap, keypoint_category, load_annotations,
                            pck_report, predict_annotations)
@@ -430,6 +433,10 @@ def eval_cmd(coco_file, images_dir, model, int8, threads, batch_size, flip, out,
         data = load_annotations(coco_file)
         pred = _load_predictor(model, int8, threads, batch_size, flip, debug)
         cat, sigmas, warnings = keypoint_category(data, pred.keypoint_names, str(coco_file))
+        other = _load_predictor(baseline, False, threads, batch_size, flip, debug) if baseline else None
+        if other is not None and other.keypoint_names != pred.keypoint_names:
+            raise EvalError(f"--baseline {baseline} predicts other keypoints ({len(other.keypoint_names)}) "
+                            f"than the model ({len(pred.keypoint_names)}); they cannot be compared")
     except EvalError as e:
         _trace(debug)
         raise UsageProblem(str(e)) from None
@@ -448,6 +455,10 @@ def eval_cmd(coco_file, images_dir, model, int8, threads, batch_size, flip, out,
         results, done, kp = predict_annotations(pred, data, images_dir, cat["id"], str(coco_file), on_fail, wrap)
     except EvalError as e:
         raise UsageProblem(str(e)) from None
+    other_kp = None
+    if other is not None:  # same photos, same boxes; a photo that failed above is already reported
+        _, _, other_kp = predict_annotations(other, data, images_dir, cat["id"], str(coco_file),
+                                             lambda path, reason: None, wrap)
     names = [str(n) for n in cat["keypoints"]]
     report = {"model": pred.model_path, "annotations": str(coco_file), "photos": len(done),
               "persons": len(results), "failed": failed, "coco": None, "coco_note": None}
@@ -456,7 +467,9 @@ def eval_cmd(coco_file, images_dir, model, int8, threads, batch_size, flip, out,
     except MissingExtra as e:
         report["coco_note"] = str(e)
         _say(f"note: {e}")
-    report.update({"pck@0.2": pck_report(data, kp, names, done, 0.2, pred.flip_pairs)})
+    report.update({"pck@0.2": pck_report(data, kp, names, done, 0.2, pred.flip_pairs, other_kp)})
+    if "vs_baseline" in report["pck@0.2"]:
+        report["pck@0.2"]["vs_baseline"]["model"] = other.model_path
     if out is not None:
         atomic_write_text(out, json.dumps(report, indent=2) + "\n")
     _print_eval(report)
@@ -476,13 +489,20 @@ def _print_eval(report: dict) -> None:
     if p["pck"] is None:
         click.echo(f"PCK@0.2         not computed: {p['reason']}")
     else:
-        click.echo(f"PCK@0.2 (torso) {p['pck']:.3f} over {p['joints']} joints")
+        low, high = p["ci95"]
+        click.echo(f"PCK@0.2 (torso) {p['pck']:.3f} over {p['joints']} joints "
+                   f"(95 % interval {low:.3f}-{high:.3f}, persons resampled)")
         click.echo("  " + "  ".join(f"{n} {'n/a' if v is None else f'{v:.2f}'}" for n, v in p["per_keypoint"].items()))
         lr = p.get("left_right")
         if lr and lr["misses"]:
             click.echo(f"  left/right: {lr['mirror_hits']} of {lr['misses']} misses land on the mirror joint's label; "
                        f"better mirrored: {_count(lr['persons_mirrored'], 'person')} "
                        f"(PCK {lr['pck_mirror_forgiven']:.3f} if forgiven)")
+        vs = p.get("vs_baseline")
+        if vs:
+            low, high = vs["ci95"]
+            click.echo(f"  vs baseline {vs['model']}: PCK {vs['pck']:.3f}, difference {vs['difference']:+.3f} "
+                       f"(95 % interval {low:+.3f} to {high:+.3f}, paired, persons resampled)")
 
 
 if __name__ == "__main__":  # python -m fasterpose_rt.cli

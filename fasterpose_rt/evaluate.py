@@ -15,7 +15,7 @@ import numpy as np
 from .boxes import BoxesFileError, coco_person_boxes
 from .inputs import InputReadError, read_image
 from .jsonfile import load_json
-from .metrics import left_right_confusions, pck
+from .metrics import left_right_confusions, pck, pck_interval
 from .results import coco_entries
 from .skeletons import COCO17
 
@@ -140,18 +140,21 @@ def coco_ap(data: dict, results: List[dict], image_ids: List[int], category_id: 
     return {name: (float(v) if v >= 0 else None) for name, v in zip(COCO_STAT_NAMES, ev.stats)}
 
 
-def pck_report(data: dict, pred: np.ndarray, names: List[str], image_ids: List[int],
-               threshold: float = 0.2, flip_pairs: Optional[List[List[int]]] = None) -> dict:
+def pck_report(data: dict, pred: np.ndarray, names: List[str], image_ids: List[int], threshold: float = 0.2,
+               flip_pairs: Optional[List[List[int]]] = None, baseline: Optional[np.ndarray] = None) -> dict:
     """PCK@threshold over the annotations of the processed photos that were predicted.
 
     pred (A, K, 2) photo px, NaN for annotations without a prediction. Returns {"pck", "per_keypoint": {name:
-    value or None}, "joints": counted joints, and with flip_pairs "left_right": see
-    :func:`~fasterpose_rt.metrics.left_right_confusions`}, or {"pck": None, "reason"} when PCK cannot be computed.
+    value or None}, "joints": counted joints, "ci95": bootstrap 95 % interval over persons
+    (:func:`~fasterpose_rt.metrics.pck_interval`), and with flip_pairs "left_right": see
+    :func:`~fasterpose_rt.metrics.left_right_confusions`}, and with baseline (another model's pred (A, K, 2))
+    "vs_baseline": {"pck", "difference", "ci95" (paired)}; or {"pck": None, "reason"} when PCK cannot be computed.
     """
     keep_ids = set(image_ids)
     anns = data["annotations"]
     k = pred.shape[1]
-    sel = [j for j, a in enumerate(anns) if a.get("image_id") in keep_ids and np.isfinite(pred[j]).all()
+    both = np.isfinite(pred).all(axis=(1, 2)) & (baseline is None or np.isfinite(baseline).all(axis=(1, 2)))
+    sel = [j for j, a in enumerate(anns) if a.get("image_id") in keep_ids and both[j]
            and isinstance(a.get("keypoints"), list) and len(a["keypoints"]) == 3 * k]
     if not sel:
         return {"pck": None, "reason": "no annotated person was predicted"}
@@ -163,7 +166,12 @@ def pck_report(data: dict, pred: np.ndarray, names: List[str], image_ids: List[i
     if joints == 0:
         return {"pck": None, "reason": "no labelled joint on a person with a measurable torso"}
     per = {n: (None if not np.isfinite(v) else float(v)) for n, v in zip(names, per_kp)}
-    report = {"pck": overall, "per_keypoint": per, "joints": joints}
+    low, high = pck_interval(pred[sel], gt[:, :, :2], gt[:, :, 2] > 0, names, threshold)
+    report = {"pck": overall, "ci95": [low, high], "per_keypoint": per, "joints": joints}
+    if baseline is not None:
+        other, _, _ = pck(baseline[sel], gt[:, :, :2], gt[:, :, 2] > 0, names, threshold)
+        low, high = pck_interval(pred[sel], gt[:, :, :2], gt[:, :, 2] > 0, names, threshold, baseline=baseline[sel])
+        report["vs_baseline"] = {"pck": other, "difference": overall - other, "ci95": [low, high]}
     if flip_pairs:
         report["left_right"] = left_right_confusions(pred[sel], gt[:, :, :2], gt[:, :, 2] > 0, names, flip_pairs,
                                                      threshold)

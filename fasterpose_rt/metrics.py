@@ -35,6 +35,31 @@ def pck(pred, gt, visible, names, threshold=0.2):
     return overall, per_kp, int(use.sum())
 
 
+def pck_interval(pred, gt, visible, names, threshold=0.2, level=0.95, reps=2000, seed=0, baseline=None):
+    """Bootstrap confidence interval of PCK: persons are resampled with replacement ``reps`` times (a person's
+    joints stay together, as they are not independent). It says how much the figure owes to which persons the
+    validation set happens to hold.
+
+    With ``baseline`` (another model's predictions (N, K, 2) for the same persons) it is the interval of the
+    difference PCK(pred) − PCK(baseline), both scored on each resample (paired): much narrower than the two
+    separate intervals, and the one to read when asking whether a model is better.
+
+    pred, gt (N, K, 2); visible (N, K). Returns (low, high); (nan, nan) when no joint is counted.
+    """
+    hit, use = _hits(pred, gt, visible, names, threshold)
+    if baseline is not None:
+        hit = hit.astype(np.int64) - _hits(baseline, gt, visible, names, threshold)[0]
+    keep = use.any(axis=1)
+    hits, counted = hit[keep].sum(axis=1), use[keep].sum(axis=1)
+    if not len(counted):
+        return float("nan"), float("nan")
+    idx = np.random.default_rng(seed).integers(0, len(counted), (reps, len(counted)))
+    values = hits[idx].sum(axis=1) / counted[idx].sum(axis=1)
+    tail = 50 * (1 - level)
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)
+
+
 def _hits(pred, gt, visible, names, threshold):
     """(hit, use), both (N, K) bool: joint within threshold × torso; joint counted (labelled, torso measurable)."""
     pred = np.asarray(pred, dtype=np.float64)

@@ -117,8 +117,9 @@ def test_eval_reports_coco_ap_and_pck(torso_model, dataset, tmp_path):
     rep = json.loads(out.read_text())
     assert rep["photos"] == 2 and rep["persons"] == 2 and rep["failed"] == []
     assert rep["coco"]["AP"] > 0.95 and rep["coco"]["AR"] > 0.95  # the stand-in is exact
-    assert rep["pck@0.2"]["pck"] == 1.0 and rep["pck@0.2"]["joints"] == 8
-    assert "COCO keypoints  AP 1.000" in r.stdout and "PCK@0.2 (torso) 1.000 over 8 joints" in r.stdout
+    assert rep["pck@0.2"]["pck"] == 1.0 and rep["pck@0.2"]["joints"] == 8 and rep["pck@0.2"]["ci95"] == [1.0, 1.0]
+    assert "COCO keypoints  AP 1.000" in r.stdout
+    assert "PCK@0.2 (torso) 1.000 over 8 joints (95 % interval 1.000-1.000, persons resampled)" in r.stdout
 
 
 def test_eval_counts_left_right_mixups(torso_model, dataset, tmp_path):
@@ -133,6 +134,19 @@ def test_eval_counts_left_right_mixups(torso_model, dataset, tmp_path):
     assert p["pck"] == 0.75
     assert p["left_right"] == {"misses": 2, "mirror_hits": 2, "persons_mirrored": 1, "pck_mirror_forgiven": 1.0}
     assert "left/right: 2 of 2 misses land on the mirror joint's label; better mirrored: 1 person (PCK 1.000" in r.stdout
+
+
+def test_eval_against_a_baseline_model(torso_model, dataset, standin_path, tmp_path):
+    ann, images, _ = dataset
+    out = tmp_path / "report.json"
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "--baseline", torso_model,
+            "--out", out, "-q")
+    assert r.exit_code == 0, r.output
+    vs = json.loads(out.read_text())["pck@0.2"]["vs_baseline"]
+    assert vs == {"pck": 1.0, "difference": 0.0, "ci95": [0.0, 0.0], "model": str(torso_model)}
+    assert "difference +0.000 (95 % interval +0.000 to +0.000, paired, persons resampled)" in r.stdout
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "--baseline", standin_path, "-q")
+    assert r.exit_code == 2 and "predicts other keypoints" in r.stderr and "Traceback" not in r.output
 
 
 def test_eval_without_pycocotools_still_reports_pck(torso_model, dataset, monkeypatch):

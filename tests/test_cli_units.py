@@ -12,7 +12,7 @@ from fasterpose_rt import bench, boxes as boxes_mod, results as results_mod
 from fasterpose_rt.boxes import BoxesFileError, HogPeopleDetector, load_boxes_file, nms
 from fasterpose_rt.draw import draw_poses, keypoint_sides, line_width
 from fasterpose_rt.evaluate import EvalError, keypoint_category, pck_report
-from fasterpose_rt.metrics import left_right_confusions, pck
+from fasterpose_rt.metrics import left_right_confusions, pck, pck_interval
 from fasterpose_rt.inputs import InputReadError, expand_inputs, read_image
 from fasterpose_rt.predictor import PoseResult
 from fasterpose_rt.results import ResultsWriter, atomic_write_text, coco_entries
@@ -329,7 +329,29 @@ def test_pck_report_counts_predicted_annotations_only():
     pred = np.array([[[0, 0], [10, 0], [0, 10], [10, 20]], [[0, 0]] * 4], float)
     rep = pck_report(data, pred, names, [1])  # image 2 was not processed
     assert rep["pck"] == 0.75 and rep["joints"] == 4 and rep["per_keypoint"]["right_hip"] == 0.0
+    assert rep["ci95"] == [0.75, 0.75]  # one person: resampling cannot change it
     assert pck_report(data, pred, ["a", "b", "c", "d"], [1])["pck"] is None
+
+
+def test_pck_interval_resamples_persons():
+    names = ["left_shoulder", "right_shoulder", "left_hip", "right_hip"]
+    n = 400
+    gt = np.tile(np.array([[0, 0], [10, 0], [0, 10], [10, 10]], float), (n, 1, 1))
+    vis = np.ones((n, 4), bool)
+    pred = gt.copy()
+    pred[: n // 2] += 100  # half of the persons miss every joint: PCK is then a proportion of persons
+    low, high = pck_interval(pred, gt, vis, names)
+    half_width = 1.96 * np.sqrt(0.25 / n)  # binomial, normal approximation: persons, not joints, are the samples
+    assert low == pytest.approx(0.5 - half_width, abs=0.01) and high == pytest.approx(0.5 + half_width, abs=0.01)
+    assert pck_interval(gt, gt, vis, names) == (1.0, 1.0)  # no spread when every person scores the same
+    # Paired: the baseline misses the same 200 persons plus 20 more; the difference is 20/400 = +0.05.
+    worse = pred.copy()
+    worse[n // 2: n // 2 + 20] += 100
+    low, high = pck_interval(pred, gt, vis, names, baseline=worse)
+    assert 0 < low < 0.05 < high < 0.1 and high - low < 0.06  # two separate intervals would each span ~0.1
+    assert pck_interval(pred, gt, vis, names, baseline=pred) == (0.0, 0.0)
+    vis[:] = False
+    assert all(np.isnan(pck_interval(pred, gt, vis, names)))
 
 
 def test_left_right_confusions_separate_side_mixups_from_other_misses():
