@@ -65,6 +65,8 @@ def build_parser():
     ap.add_argument("--steps-per-epoch", type=int, default=0, help="cap steps per epoch (budgets, smoke tests)")
     ap.add_argument("--val-limit", type=int, default=0, help="validate on the first N persons only")
     ap.add_argument("--half-body", type=float, default=0.0, help="half-body augmentation probability")
+    ap.add_argument("--occlusion", type=float, default=0.0,
+                    help="probability of a random noise rectangle (2-20 %% of the crop) over a training crop")
     ap.add_argument("--rotation", type=float, default=30.0)
     ap.add_argument("--scale", type=float, default=0.25)
     ap.add_argument("--workers", type=int, default=-1, help="data workers per process (default: 1 on CPU, 4 on GPU)")
@@ -108,6 +110,7 @@ class Trainer:
 
         samples, self.meta = load_coco_keypoints(args.train_ann, args.train_images)
         self.train_set = TopDownDataset(samples, self.meta, args.input_size, train=True, half_body_prob=args.half_body,
+                                        occlusion_prob=args.occlusion,
                                         rotation=args.rotation, scale_range=args.scale, cache=not args.no_cache,
                                         seed=args.seed)
         self.val_set = None
@@ -186,6 +189,7 @@ class Trainer:
                        "ema": a.ema or None,
                        "amp": "bf16" if self.amp else "off",
                        "augment": {"scale": a.scale, "rotation": a.rotation, "flip": 0.5, "half_body": a.half_body,
+                                   "occlusion": a.occlusion,
                                    "color_jitter": 0.3}, "seed": a.seed, "pretrained": bool(a.pretrained),
                        "steps_per_epoch": self.steps_per_epoch},
             "val": val or {},

@@ -266,3 +266,27 @@ def test_train_with_ema_saves_averaged_and_raw_weights_and_resumes(tmp_path):
     r = subprocess.run([sys.executable, *_train_cmd(ann, images, tmp_path / "bad", ["--ema", "1.5"])],
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2 and "decay" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_occlusion_pastes_one_noise_rectangle_and_keeps_targets(tmp_path):
+    rng = np.random.default_rng(3)
+    crop = np.full((176, 128, 3), 40, np.uint8)
+    for _ in range(50):
+        out = TopDownDataset.occlude(crop, rng)
+        changed = (out != crop).any(axis=2)
+        ys, xs = np.nonzero(changed)
+        h, w = np.ptp(ys) + 1, np.ptp(xs) + 1
+        assert changed[ys.min():ys.max() + 1, xs.min():xs.max() + 1].mean() > 0.95  # one filled rectangle
+        assert 0.015 <= h * w / crop[..., 0].size <= 0.21 and 0.25 <= h / w <= 4.0
+    assert (crop == 40).all()  # the input is not modified
+
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=2)
+    samples, meta = load_coco_keypoints(ann, images)
+    plain = TopDownDataset(samples, meta, (64, 64), train=True, color_jitter=0.0)
+    occluded = TopDownDataset(samples, meta, (64, 64), train=True, color_jitter=0.0, occlusion_prob=1.0)
+    torch.manual_seed(0)
+    x0, y0, w0, _ = plain[0]
+    torch.manual_seed(0)
+    x1, y1, w1, _ = occluded[0]
+    assert torch.equal(y0, y1) and torch.equal(w0, w1)  # same geometry: hidden joints keep their targets
+    assert not torch.equal(x0, x1)

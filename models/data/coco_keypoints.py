@@ -92,13 +92,14 @@ class TopDownDataset(Dataset):
 
     Item: (image (3, H, W) float32 normalised RGB, targets (K, h, w) float32, weights (K,) float32, index).
     input_size (W, H). Augmentation (train=True): scale, rotation, flip with flip pairs, centre shift, colour
-    jitter, optional half-body. ``cache=True`` decodes every photo once up front (small datasets).
+    jitter, optional half-body and occlusion (a rectangle of noise over the crop; the joints under it keep their
+    targets, so the model learns to place hidden joints from context). ``cache=True`` decodes every photo once up front (small datasets).
     """
 
     def __init__(self, samples, meta, input_size, train: bool, codec: Optional[HeatmapCodec] = None,
                  box_padding: float = 1.25, scale_range: float = 0.25, rotation: float = 30.0, rotation_prob: float = 0.6,
                  flip_prob: float = 0.5, shift: float = 0.05, color_jitter: float = 0.3, half_body_prob: float = 0.0,
-                 cache: bool = True, seed: int = 0):
+                 occlusion_prob: float = 0.0, cache: bool = True, seed: int = 0):
         self.samples = samples
         self.meta = meta
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -107,6 +108,7 @@ class TopDownDataset(Dataset):
         self.box_padding = box_padding
         self.scale_range, self.rotation, self.rotation_prob = scale_range, rotation, rotation_prob
         self.flip_prob, self.shift, self.color_jitter, self.half_body_prob = flip_prob, shift, color_jitter, half_body_prob
+        self.occlusion_prob = occlusion_prob
         k = len(meta["keypoints"])
         self.flip_index = flip_permutation(k, meta["flip_pairs"])
         names = meta["keypoints"]
@@ -163,6 +165,19 @@ class TopDownDataset(Dataset):
             m = np.array([[-1.0, 0, self.input_size[0] - 1], [0, 1, 0]]) @ np.vstack([m, [0, 0, 1]])
         return m, flip
 
+    @staticmethod
+    def occlude(crop: np.ndarray, rng, area=(0.02, 0.2), aspect=(0.3, 3.3)) -> np.ndarray:
+        """A copy of crop (H, W, 3) uint8 with one rectangle of uniform noise: ``area`` of the crop (fraction),
+        aspect ratio (h/w) log-uniform in ``aspect``, placed uniformly inside the crop."""
+        h, w = crop.shape[:2]
+        a = rng.uniform(*area) * h * w
+        r = np.exp(rng.uniform(np.log(aspect[0]), np.log(aspect[1])))
+        rh, rw = min(h, max(1, int(round(np.sqrt(a * r))))), min(w, max(1, int(round(np.sqrt(a / r)))))
+        y, x = rng.integers(0, h - rh + 1), rng.integers(0, w - rw + 1)
+        out = crop.copy()
+        out[y:y + rh, x:x + rw] = rng.integers(0, 256, (rh, rw, crop.shape[2]), dtype=np.uint8)
+        return out
+
     def __getitem__(self, index: int):
         rng = np.random.default_rng((self.seed, index, torch.randint(0, 2**31, ()).item())) if self.train else None
         s = self.samples[index]
@@ -172,6 +187,8 @@ class TopDownDataset(Dataset):
         m, flip = self.crop_transform(index, rng)
         w, h = self.input_size
         crop = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        if self.train and self.occlusion_prob > 0 and rng.random() < self.occlusion_prob:
+            crop = self.occlude(crop, rng)
         kp = apply_affine(s.keypoints[None], m[None])[0]
         vis = s.visible.copy()
         if flip:
