@@ -6,8 +6,9 @@
 
 Writes to --work-dir: ``last.pth`` every epoch (model, optimizer, schedule, epoch, dataset metadata),
 ``best.pth`` (best validation PCK@0.2) and ``log.jsonl`` (one line per epoch). ``--resume`` continues from
-``last.pth``. With ``--ema`` the weights validated and stored under ``model`` (what ``--init`` and the exporter read)
-are the moving average; the raw training weights are kept under ``train_model`` for ``--resume``. Checkpoints hold only tensors and plain values, so they load with ``weights_only=True``.
+``last.pth``. With ``--ema`` the weights validated and stored under ``model`` (what ``--init`` and the exporter
+read) are the moving average; the raw training weights are kept under ``train_model`` for ``--resume``.
+Checkpoints hold only tensors and plain values, so they load with ``weights_only=True``.
 """
 from __future__ import annotations
 

@@ -93,7 +93,8 @@ class TopDownDataset(Dataset):
     Item: (image (3, H, W) float32 normalised RGB, targets (K, h, w) float32, weights (K,) float32, index).
     input_size (W, H). Augmentation (train=True): scale, rotation, flip with flip pairs, centre shift, colour
     jitter, optional half-body and occlusion (a rectangle of noise over the crop; the joints under it keep their
-    targets, so the model learns to place hidden joints from context). ``cache=True`` decodes every photo once up front (small datasets).
+    targets, so the model learns to place hidden joints from context). ``cache=True`` decodes every photo once up
+    front (small datasets).
     """
 
     def __init__(self, samples, meta, input_size, train: bool, codec: Optional[HeatmapCodec] = None,
