@@ -159,20 +159,20 @@ def pck_report(data: dict, pred: np.ndarray, names: List[str], image_ids: List[i
     if not sel:
         return {"pck": None, "reason": "no annotated person was predicted"}
     gt = np.array([anns[j]["keypoints"] for j in sel], np.float64).reshape(-1, k, 3)
+    gt_xy, labelled, ours = gt[:, :, :2], gt[:, :, 2] > 0, pred[sel]
     try:
-        overall, per_kp, joints = pck(pred[sel], gt[:, :, :2], gt[:, :, 2] > 0, names, threshold)
+        overall, per_kp, joints = pck(ours, gt_xy, labelled, names, threshold)
     except ValueError as e:
         return {"pck": None, "reason": str(e)}
     if joints == 0:
         return {"pck": None, "reason": "no labelled joint on a person with a measurable torso"}
     per = {n: (None if not np.isfinite(v) else float(v)) for n, v in zip(names, per_kp)}
-    low, high = pck_interval(pred[sel], gt[:, :, :2], gt[:, :, 2] > 0, names, threshold)
+    low, high = pck_interval(ours, gt_xy, labelled, names, threshold)
     report = {"pck": overall, "ci95": [low, high], "per_keypoint": per, "joints": joints}
     if baseline is not None:
-        other, _, _ = pck(baseline[sel], gt[:, :, :2], gt[:, :, 2] > 0, names, threshold)
-        low, high = pck_interval(pred[sel], gt[:, :, :2], gt[:, :, 2] > 0, names, threshold, baseline=baseline[sel])
+        other, _, _ = pck(baseline[sel], gt_xy, labelled, names, threshold)
+        low, high = pck_interval(ours, gt_xy, labelled, names, threshold, baseline=baseline[sel])
         report["vs_baseline"] = {"pck": other, "difference": overall - other, "ci95": [low, high]}
     if flip_pairs:
-        report["left_right"] = left_right_confusions(pred[sel], gt[:, :, :2], gt[:, :, 2] > 0, names, flip_pairs,
-                                                     threshold)
+        report["left_right"] = left_right_confusions(ours, gt_xy, labelled, names, flip_pairs, threshold)
     return report

@@ -25,6 +25,9 @@ class ModelEMA:
         for p in self.module.parameters():
             p.requires_grad_(False)
         self.decay, self.ramp, self.updates = decay, ramp, 0
+        state = self.module.state_dict()
+        self._floats = [k for k, v in state.items() if v.dtype.is_floating_point]
+        self._others = [k for k, v in state.items() if not v.dtype.is_floating_point]
 
     def current_decay(self) -> float:
         return self.decay * (1.0 - math.exp(-self.updates / self.ramp))
@@ -34,11 +37,9 @@ class ModelEMA:
         self.updates += 1
         d = self.current_decay()
         ema_state, state = self.module.state_dict(), model.state_dict()
-        floats = [k for k, v in ema_state.items() if v.dtype.is_floating_point]
-        torch._foreach_lerp_([ema_state[k] for k in floats], [state[k].detach() for k in floats], 1.0 - d)
-        for k, v in ema_state.items():
-            if not v.dtype.is_floating_point:
-                v.copy_(state[k])
+        torch._foreach_lerp_([ema_state[k] for k in self._floats], [state[k].detach() for k in self._floats], 1.0 - d)
+        for k in self._others:
+            ema_state[k].copy_(state[k])
 
     def state_dict(self) -> dict:
         return self.module.state_dict()
