@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from . import build_model
 from .data.coco_keypoints import TopDownDataset, load_coco_keypoints
+from .distill import distillation_targets, load_teacher
 from .ema import ModelEMA
 from .losses import build_loss
 from .validate import validate
@@ -63,6 +64,13 @@ def build_parser():
     ap.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                     help="keep an exponential moving average of the weights, e.g. 0.9998 (default 0: off); "
                          "validation, best.pth and export use it")
+    ap.add_argument("--teacher", type=Path,
+                    help="distil from this checkpoint (models.train / models.from_onnx): its heatmaps are soft targets")
+    ap.add_argument("--distill-alpha", type=float, default=0.5,
+                    help="teacher share of the target on labelled joints (default 0.5); unlabelled joints get the "
+                         "teacher's map with this weight")
+    ap.add_argument("--no-teacher-flip", action="store_true",
+                    help="teacher predicts the crop only (default: crop and mirror, averaged)")
     ap.add_argument("--steps-per-epoch", type=int, default=0, help="cap steps per epoch (budgets, smoke tests)")
     ap.add_argument("--val-limit", type=int, default=0, help="validate on the first N persons only")
     ap.add_argument("--half-body", type=float, default=0.0, help="half-body augmentation probability")
@@ -142,6 +150,15 @@ class Trainer:
         self.net = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None) \
             if self.distributed else self.model
         self.loss = build_loss(self.loss_name)
+        self.teacher, self.teacher_info = None, None
+        if args.teacher:
+            if self.loss_name != "rce":
+                raise ValueError("--teacher needs --loss rce (soft targets are probabilities)")
+            if not 0.0 <= args.distill_alpha <= 1.0:
+                raise ValueError(f"--distill-alpha must be in [0, 1], got {args.distill_alpha}")
+            teacher, self.teacher_info = load_teacher(args.teacher, k, args.input_size, self.meta["flip_pairs"],
+                                                      flip=not args.no_teacher_flip, autocast=self.amp)
+            self.teacher = teacher.to(self.device).to(memory_format=torch.channels_last)
         self.ema = ModelEMA(self.model, args.ema) if args.ema and self.main else None  # only rank 0 validates and saves
 
         workers = args.workers if args.workers >= 0 else (4 if self.device.type == "cuda" else 1)
@@ -188,6 +205,8 @@ class Trainer:
             "recipe": {"epochs": a.epochs, "batch_size": a.batch_size * self.world, "optimizer": "AdamW", "lr": a.lr,
                        "weight_decay": a.weight_decay, "schedule": "warmup+cosine", "init": self.init_from,
                        "ema": a.ema or None,
+                       "distill": None if self.teacher is None else
+                       {**self.teacher_info, "alpha": a.distill_alpha, "flip": not a.no_teacher_flip},
                        "amp": "bf16" if self.amp else "off",
                        "augment": {"scale": a.scale, "rotation": a.rotation, "flip": 0.5, "half_body": a.half_body,
                                    "occlusion": a.occlusion,
@@ -248,6 +267,8 @@ class Trainer:
             x, y, w, _ = next(it)
             x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
             y, w = y.to(self.device, non_blocking=True), w.to(self.device, non_blocking=True)
+            if self.teacher is not None:
+                y, w = distillation_targets(y, w, self.teacher(x), self.args.distill_alpha)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                 out = self.net(x)
             loss = self.loss(out.float(), y, w)
@@ -297,13 +318,13 @@ class Trainer:
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    for p in (args.train_ann, args.train_images, args.val_ann, args.val_images, args.pretrained):
+    for p in (args.train_ann, args.train_images, args.val_ann, args.val_images, args.pretrained, args.teacher):
         if p is not None and not p.exists():
             print(f"error: {p} does not exist", file=sys.stderr)
             return 2
     try:
         Trainer(args).fit()
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError) as e:  # TeacherError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -1,0 +1,98 @@
+"""Knowledge distillation: soft-target mixing, the flip-averaged teacher, and `models.train --teacher`."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from fasterpose_rt.skeletons import flip_permutation
+from models import build_model
+from models.distill import Teacher, TeacherError, distillation_targets, load_teacher
+from models.losses import RCELoss
+
+from test_training import ROOT, _lsp_like_dataset, _train_cmd
+
+LSP_FLIP_PAIRS = [[0, 5], [1, 4], [2, 3], [6, 11], [7, 10], [8, 9]]
+
+
+def test_distillation_targets_mix_labelled_joints_and_fill_unlabelled_ones():
+    gt = torch.zeros(1, 3, 4, 4)
+    gt[0, 0, 1, 1] = 1.0
+    teacher = torch.full((1, 3, 4, 4), 0.2)
+    weights = torch.tensor([[1.0, 0.0, 1.0]])
+    y, w = distillation_targets(gt, weights, teacher, alpha=0.25)
+    assert y[0, 0, 1, 1].item() == pytest.approx(0.75 * 1.0 + 0.25 * 0.2)  # labelled: mixed
+    assert y[0, 0, 0, 0].item() == pytest.approx(0.25 * 0.2)
+    assert torch.allclose(y[0, 1], teacher[0, 1])  # unlabelled: the teacher's map ...
+    assert w.tolist() == [[1.0, 0.25, 1.0]]  # ... with weight alpha
+    y0, w0 = distillation_targets(gt, weights, teacher, alpha=0.0)  # alpha 0: ground truth only
+    assert torch.equal(y0[:, [0, 2]], gt[:, [0, 2]]) and w0.tolist() == weights.tolist()
+    # RCE's gradient σ(z) - y pulls a logit towards the mixed target, which lies between label and teacher.
+    z = torch.zeros(1, 3, 4, 4, requires_grad=True)
+    RCELoss()(z, y, w).backward()
+    assert z.grad[0, 1].abs().sum() > 0  # the unlabelled joint now has a signal
+    with pytest.raises(ValueError, match="alpha"):
+        distillation_targets(gt, weights, teacher, alpha=1.5)
+
+
+def test_flip_averaged_teacher_is_mirror_equivariant_and_frozen():
+    torch.manual_seed(0)
+    model = build_model("fasterpose_r18", 14)
+    for m in model.modules():  # non-trivial BN statistics, so eval mode matters
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    teacher = Teacher(model, logits=True, flip_pairs=LSP_FLIP_PAIRS, num_keypoints=14, flip=True)
+    teacher.train()  # a teacher never switches to batch statistics
+    assert not teacher.model.training and not any(p.requires_grad for p in teacher.parameters())
+    x = torch.randn(2, 3, 64, 48)
+    probs = teacher(x)
+    assert probs.shape == (2, 14, 16, 12) and 0 <= probs.min() and probs.max() <= 1
+    perm = torch.as_tensor(flip_permutation(14, LSP_FLIP_PAIRS))
+    mirrored = teacher(x.flip(3)).flip(3)[:, perm]  # predicting the mirrored crop = mirroring the prediction
+    torch.testing.assert_close(mirrored, probs, atol=1e-5, rtol=1e-4)
+    single = Teacher(model, logits=True, flip_pairs=LSP_FLIP_PAIRS, num_keypoints=14, flip=False)
+    torch.testing.assert_close(single(x), torch.sigmoid(model.eval()(x)))
+
+
+def _teacher_checkpoint(path, k=14, loss="rce"):
+    torch.manual_seed(1)
+    model = build_model("fasterpose_r18", k)
+    meta = {"architecture": "fasterpose_r18", "num_keypoints": k, "input_size": [64, 64], "loss": loss,
+            "model_options": {"head_width": 256, "final_bias": -4.0}}
+    torch.save({"model": model.state_dict(), "meta": meta}, path)
+    return path
+
+
+def test_load_teacher_checks_keypoints_and_architecture(tmp_path):
+    good = _teacher_checkpoint(tmp_path / "t.pth")
+    teacher, info = load_teacher(good, 14, (64, 64), LSP_FLIP_PAIRS)
+    assert info["architecture"] == "fasterpose_r18" and len(info["sha256"]) == 64 and teacher.flip
+    with pytest.raises(TeacherError, match="17 keypoints, the student 14"):
+        load_teacher(_teacher_checkpoint(tmp_path / "k17.pth", k=17), 14, (64, 64), LSP_FLIP_PAIRS)
+    torch.save({"model": build_model("fasterpose_r18", 14).state_dict()}, tmp_path / "bare.pth")
+    with pytest.raises(TeacherError, match="architecture"):
+        load_teacher(tmp_path / "bare.pth", 14, (64, 64), LSP_FLIP_PAIRS)
+
+
+def test_train_with_a_teacher_records_it_and_refuses_bad_use(tmp_path):
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=4)
+    teacher = _teacher_checkpoint(tmp_path / "teacher.pth")
+    work = tmp_path / "kd"
+    r = subprocess.run([sys.executable, *_train_cmd(ann, images, work, [
+        "--steps-per-epoch", "2", "--teacher", str(teacher), "--distill-alpha", "0.4"])],
+        cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert 0 <= json.loads((work / "log.jsonl").read_text().splitlines()[-1])["val_pck@0.2"] <= 1
+    recipe = torch.load(work / "last.pth", map_location="cpu", weights_only=True)["meta"]["recipe"]
+    from export.checkpoint import file_sha256
+
+    assert recipe["distill"]["sha256"] == file_sha256(teacher)
+    assert recipe["distill"]["alpha"] == 0.4 and recipe["distill"]["flip"] is True
+    for extra, message in [(["--loss", "mse"], "needs --loss rce"), (["--distill-alpha", "2"], "distill-alpha"),
+                           (["--teacher", str(tmp_path / "none.pth")], "does not exist")]:
+        args = ["--teacher", str(teacher)] + extra if extra[0] != "--teacher" else extra
+        r = subprocess.run([sys.executable, *_train_cmd(ann, images, tmp_path / "bad", args)], cwd=ROOT,
+                           capture_output=True, text=True)
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
