@@ -12,19 +12,21 @@ the teacher alone, with weight ``alpha``, on joints the annotation leaves unlabe
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from export.checkpoint import load_checkpoint, load_weights
+from export.errors import CheckpointError
 from fasterpose_rt.skeletons import flip_permutation
 
 from .pose import build_model
 
 
 class TeacherError(ValueError):
-    """The teacher checkpoint cannot teach this student (unreadable, no architecture, other keypoints or size)."""
+    """The teacher checkpoint cannot teach this student (unreadable, no architecture, other keypoints)."""
 
 
 class Teacher(nn.Module):
@@ -68,8 +70,6 @@ def load_teacher(path: Path, num_keypoints: int, input_size, flip_pairs, flip: b
 
     The teacher must predict the student's keypoints at the student's input size (its maps are the targets).
     """
-    from export.errors import CheckpointError
-
     try:
         ckpt = load_checkpoint(path)
     except CheckpointError as e:
@@ -85,7 +85,6 @@ def load_teacher(path: Path, num_keypoints: int, input_size, flip_pairs, flip: b
     size = meta.get("input_size")
     if size and tuple(size) != tuple(input_size):
         # Fully convolutional, so it runs; but a teacher trained at another scale is a worse teacher: say so.
-        import warnings
         warnings.warn(f"teacher trained at input {size[0]}x{size[1]}, student at {input_size[0]}x{input_size[1]}")
     model = build_model(arch, num_keypoints, **(meta.get("model_options") or {}))
     try:
@@ -108,7 +107,7 @@ def distillation_targets(targets: torch.Tensor, weights: torch.Tensor, teacher_p
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"distillation alpha must be in [0, 1], got {alpha}")
-    w = weights.to(teacher_probs.dtype)[:, :, None, None]
-    mixed = w * ((1.0 - alpha) * targets + alpha * teacher_probs) + (1.0 - w) * teacher_probs
+    share = (1.0 - alpha) * weights.to(teacher_probs.dtype)[:, :, None, None]  # the label's share of the target
+    mixed = torch.lerp(teacher_probs, targets.to(teacher_probs.dtype), share)
     new_weights = weights + (1.0 - weights) * alpha
     return mixed, new_weights
