@@ -138,3 +138,28 @@ class ResNet(nn.Module):
         for k in set(own) - set(sd):  # only num_batches_tracked can remain here
             sd[k] = own[k]
         self.load_state_dict(sd, strict=True)
+
+
+def identity_blocks(model: nn.Module, missing_keys) -> List[str]:
+    """Names of the residual blocks that ``missing_keys`` (from ``load_state_dict(strict=False)``) leave wholly
+    unloaded, if each of them starts as the identity; [] if any other key is missing or a block is not identity.
+
+    A fresh BasicBlock / Bottleneck has its last BN scale at zero (see ``ResNet._init_weights``) and no downsample,
+    so ``relu(0 + x) = x`` for the post-ReLU input x: appending such blocks to a trained, shallower ResNet (R18
+    weights into an R34) keeps the network's output exactly while adding trainable depth (Net2Net-style growth).
+    """
+    missing = set(missing_keys)
+    blocks = []
+    for name, module in model.named_modules():
+        if not isinstance(module, (BasicBlock, Bottleneck)):
+            continue
+        # BatchNorm fills in a missing num_batches_tracked itself and never reports it missing
+        keys = {f"{name}.{k}" for k in module.state_dict() if not k.endswith("num_batches_tracked")}
+        if not keys & missing:
+            continue
+        last_bn = module.bn3 if isinstance(module, Bottleneck) else module.bn2
+        if not keys <= missing or module.downsample is not None or bool(last_bn.weight.detach().abs().max() > 0):
+            return []
+        blocks.append(name)
+        missing -= keys
+    return blocks if not missing else []

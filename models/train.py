@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from . import build_model
+from .backbones import identity_blocks
 from .data.coco_keypoints import TopDownDataset, load_coco_keypoints
 from .distill import distillation_targets, load_teacher
 from .ema import ModelEMA
@@ -85,6 +86,10 @@ def build_parser():
     ap.add_argument("--device", default="auto")
     ap.add_argument("--pretrained", type=Path, help="torchvision-layout ResNet state dict for the backbone")
     ap.add_argument("--init", type=Path, help="start from a checkpoint's weights with a new schedule (longer training, fine-tuning)")
+    ap.add_argument("--grow", action="store_true",
+                    help="with --init: the checkpoint may come from a shallower ResNet of the same kind (e.g. R18 weights "
+                         "for an R34); the residual blocks it lacks start as identity, so the grown model computes "
+                         "exactly what the checkpoint did")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work-dir", type=Path, required=True)
@@ -143,7 +148,9 @@ class Trainer:
             model.backbone.load_torchvision_state_dict(sd.get("state_dict", sd) if isinstance(sd, dict) else sd)
         self.init_from = None
         if args.init:
-            self.init_from = self._load_init(model, args.init)
+            self.init_from = self._load_init(model, args.init, grow=args.grow)
+        elif args.grow:
+            raise SystemExit("error: --grow needs --init CHECKPOINT")
         if self.distributed:
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model) if self.device.type == "cuda" else model
         self.model = model.to(self.device).to(memory_format=torch.channels_last)
@@ -225,8 +232,12 @@ class Trainer:
         os.replace(tmp, path)
 
     @staticmethod
-    def _load_init(model, path: Path) -> dict:
-        """Load every weight of ``model`` from a checkpoint (or bare state dict); returns its provenance."""
+    def _load_init(model, path: Path, grow: bool = False) -> dict:
+        """Load every weight of ``model`` from a checkpoint (or bare state dict); returns its provenance.
+
+        ``grow``: whole residual blocks the checkpoint lacks (a shallower ResNet) keep their fresh initialisation,
+        whose last BN scale is zero: each such block computes the identity, so the model's function is unchanged.
+        """
         if not path.is_file():
             raise SystemExit(f"error: --init {path}: no such file")
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -235,11 +246,17 @@ class Trainer:
             missing, unexpected = model.load_state_dict(state, strict=False)
         except RuntimeError as e:  # shape mismatches (another K, width or depth)
             raise SystemExit(f"error: --init {path} does not fit the model: {str(e).splitlines()[-1].strip()}") from None
-        if missing or unexpected:
-            raise SystemExit(f"error: --init {path} does not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        grown = identity_blocks(model, missing) if grow and not unexpected else None
+        if (missing or unexpected) and not grown:
+            hint = " (a shallower ResNet? add --grow)" if missing and not unexpected and not grow else ""
+            raise SystemExit(f"error: --init {path} does not fit the model: missing {missing[:5]}, "
+                             f"unexpected {unexpected[:5]}{hint}")
         meta = ckpt.get("meta", {}) if isinstance(ckpt, dict) else {}
-        return {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-                "recipe": meta.get("recipe"), "val": meta.get("val")}
+        provenance = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                      "architecture": meta.get("architecture"), "recipe": meta.get("recipe"), "val": meta.get("val")}
+        if grown:
+            provenance["grown_blocks"] = grown
+        return provenance
 
     def _resume(self):
         path = self.args.work_dir / "last.pth"
