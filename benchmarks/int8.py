@@ -4,7 +4,7 @@
 
 Targets (int8 issue): int8 single-thread latency ≤ 0.5× float32 (batch 1, bare ``session.run``), and PCK@0.2
 drop ≤ 1 point on the LSPET validation photos (ground-truth boxes).
-Models: ``--model`` or the bundled default float model, else a random-weights FasterPose-R18 (14 LSP keypoints,
+Models: ``--model`` or the bundled fp32 model, else a random-weights FasterPose-R18 (14 LSP keypoints,
 144×192) exported here (its latency is real, its PCK means nothing and is flagged so). int8: ``--int8``, or the
 bundled int8 model when it was quantised from this float model, else quantised here (calibrated on 200 persons of
 the LSPET training file; verified on the validation file, the same numbers as below).
@@ -62,7 +62,7 @@ def float_model(given, tmp: Path, val: Path):
         return Path(given), f"`{given}`{_provenance(given)}", True
     if DEFAULT_MODELS["fp32"].is_file():
         path = DEFAULT_MODELS["fp32"]
-        return path, f"bundled default (`fasterpose_default.onnx`){_provenance(path)}", True
+        return path, f"bundled fp32 model (`fasterpose_default.onnx`){_provenance(path)}", True
     from export import export_from_args
 
     out = tmp / "fasterpose_r18_random.onnx"

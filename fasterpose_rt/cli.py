@@ -81,22 +81,27 @@ def _debug_option(f):
 
 
 def _model_options(f):
-    f = click.option("--int8", is_flag=True, help="Use the bundled int8 model (instead of --model).")(f)
+    f = click.option("--fp32", "precision", flag_value="fp32", default=None,
+                     help="Use the bundled float model (smaller network: for CPUs whose int8 arithmetic is slow).")(f)
+    f = click.option("--int8", "precision", flag_value="int8",
+                     help="Use the bundled int8 model (the default without --model).")(f)
     f = click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
                      help="FasterPose ONNX model file [default: the bundled model].")(f)
     return f
 
 
-def _load_predictor(model, int8, threads=None, batch_size=16, flip=False, debug=False):
-    """One PosePredictor for the whole run; an unusable model is a usage error (exit 2)."""
+def _load_predictor(model, precision=None, threads=None, batch_size=16, flip=False, debug=False):
+    """One PosePredictor for the whole run; an unusable model is a usage error (exit 2).
+
+    precision: None, "int8" or "fp32" (a bundled model: --int8 / --fp32); with ``model`` it must be None."""
     from .predictor import PosePredictor
     from .session import ModelError
 
-    if int8 and model is not None:
-        raise click.UsageError("--int8 selects the bundled int8 model; give either --int8 or --model")
+    if precision and model is not None:
+        raise click.UsageError(f"--{precision} selects a bundled model; give either --{precision} or --model")
     try:
         return PosePredictor(model=model, threads=threads, flip_test=flip, batch_size=batch_size,
-                             precision="int8" if int8 else "fp32")
+                             precision=precision)
     except (ModelError, MetadataError, ValueError, OSError) as e:
         _trace(debug)
         raise UsageProblem(f"cannot load the model: {e}") from None
@@ -137,7 +142,7 @@ def main():
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary (errors are still shown).")
 @_debug_option
 @_guarded
-def predict(inputs, model, int8, threads, batch_size, flip, boxes_file, detector, every, out, vis_dir,
+def predict(inputs, model, precision, threads, batch_size, flip, boxes_file, detector, every, out, vis_dir,
             vis_threshold, quiet, debug):
     """Predict poses on photos, folders (searched recursively) and videos.
 
@@ -159,7 +164,7 @@ def predict(inputs, model, int8, threads, batch_size, flip, boxes_file, detector
             vis_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise UsageProblem(f"cannot create --vis folder {vis_dir}: {e.strerror or e}") from None
-    pred = _load_predictor(model, int8, threads, batch_size, flip, debug)
+    pred = _load_predictor(model, precision, threads, batch_size, flip, debug)
 
     writer = ResultsWriter(out)
     run = _PredictRun(pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug)
@@ -342,26 +347,28 @@ def _int_list(ctx, param, value: str) -> Optional[List[int]]:
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
 @_debug_option
 @_guarded
-def bench(model, int8, threads, batch, runs, warmup, compare_int8, as_json, quiet, debug):
+def bench(model, precision, threads, batch, runs, warmup, compare_int8, as_json, quiet, debug):
     """Latency (p50/p90/p99 per call and per person), persons/s and GFLOP/s of the runtime on a 640x480 photo."""
     from .bench import PHOTO_SIZE, cpu_description, format_table, model_macs, run_bench, speed_ratios
+    from .predictor import DEFAULT_PRECISION
     from .session import physical_cores
 
-    if compare_int8 and (model is not None or int8):
-        raise click.UsageError("--compare-int8 compares the two bundled models; drop --model / --int8")
+    if compare_int8 and (model is not None or precision):
+        raise click.UsageError("--compare-int8 compares the two bundled models; drop --model / --int8 / --fp32")
     if threads is None:
         threads = list(dict.fromkeys([1, max(1, physical_cores())]))
-    variants = [("fp32", None, False), ("int8", None, True)] if compare_int8 else \
-        [(model.stem if model is not None else "int8" if int8 else "fp32", model, int8)]
+    variants = [("fp32", None, "fp32"), ("int8", None, "int8")] if compare_int8 else \
+        [(model.stem if model is not None else precision or DEFAULT_PRECISION, model, precision)]
     # Load every model before timing anything: a missing one is a usage error, not a late surprise.
-    firsts = [_load_predictor(path, use_int8, threads[0], max(batch), debug=debug) for _, path, use_int8 in variants]
+    firsts = [_load_predictor(path, prec, threads[0], max(batch), debug=debug) for _, path, prec in variants]
     rows, models = [], {}
-    for (label, path, use_int8), first in zip(variants, firsts):
-        models[label] = {"path": first.model_path, "input_size": list(first.input_size),
+    for (label, path, prec), first in zip(variants, firsts):
+        models[label] = {"path": first.model_path, "architecture": first.metadata.architecture,
+                         "input_size": list(first.input_size),
                          "keypoints": first.metadata.num_keypoints, "macs_per_person": model_macs(first)}
 
-        def make(t, bs, _path=path, _int8=use_int8, _first=first):
-            return _first if t == _first.threads else _load_predictor(_path, _int8, t, bs, debug=debug)
+        def make(t, bs, _path=path, _prec=prec, _first=first):
+            return _first if t == _first.threads else _load_predictor(_path, _prec, t, bs, debug=debug)
 
         rows += run_bench(make, threads, batch, runs, warmup, label=label,
                           progress=None if quiet else (lambda msg: click.echo(f"bench {msg}", err=True)))
@@ -379,7 +386,7 @@ def bench(model, int8, threads, batch, runs, warmup, compare_int8, as_json, quie
     for label, m in models.items():
         macs = m["macs_per_person"]
         macs = "n/a" if not macs else f"{macs / 1e9:.3f} G" if macs >= 1e8 else f"{macs / 1e6:.3f} M"
-        click.echo(f"{label}: {m['path']}  input {m['input_size'][0]}x{m['input_size'][1]}  "
+        click.echo(f"{label}: {m['path']}  {m['architecture'] or '?'}  input {m['input_size'][0]}x{m['input_size'][1]}  "
                    f"K={m['keypoints']}  MACs/person {macs}")
     cpu = cpu_description()
     click.echo(f"CPU {cpu['cpu']} ({cpu['cpu_features']}); photo {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]}, "
@@ -400,7 +407,7 @@ def _verification_line(v) -> str:
             f"keypoints moved {v.get('mean_px', float('nan')):.3f} heatmap px on average, "
             f"{100 * v.get('moved', float('nan')):.1f} % by more than 0.5 px")
     if "pck_float" in v and "pck_int8" in v:
-        line += (f"; PCK@0.2 fp32 {v['pck_float']:.3f} vs int8 {v['pck_int8']:.3f} "
+        line += (f"; PCK@0.2 of its float source {v['pck_float']:.3f} vs int8 {v['pck_int8']:.3f} "
                  f"(drop {100 * (v['pck_float'] - v['pck_int8']):.2f} points)")
     return line
 
@@ -424,16 +431,16 @@ def _verification_line(v) -> str:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_debug_option
 @_guarded
-def eval_cmd(coco_file, images_dir, model, int8, threads, batch_size, flip, baseline, out, quiet, debug):
+def eval_cmd(coco_file, images_dir, model, precision, threads, batch_size, flip, baseline, out, quiet, debug):
     """COCO keypoint AP/AR (pycocotools) and PCK@0.2 with the annotation file's person boxes."""
     from .evaluate import (EvalError, MissingExtra, coco_ap, keypoint_category, load_annotations,
                            pck_report, predict_annotations)
 
     try:
         data = load_annotations(coco_file)
-        pred = _load_predictor(model, int8, threads, batch_size, flip, debug)
+        pred = _load_predictor(model, precision, threads, batch_size, flip, debug)
         cat, sigmas, warnings = keypoint_category(data, pred.keypoint_names, str(coco_file))
-        other = _load_predictor(baseline, False, threads, batch_size, flip, debug) if baseline else None
+        other = _load_predictor(baseline, None, threads, batch_size, flip, debug) if baseline else None
         if other is not None and other.keypoint_names != pred.keypoint_names:
             raise EvalError(f"--baseline {baseline} predicts other keypoints ({len(other.keypoint_names)}) "
                             f"than the model ({len(pred.keypoint_names)}); they cannot be compared")

@@ -19,13 +19,14 @@ from .preprocess import Normalizer, check_boxes, crop_transforms, warp_crops
 from .session import ModelError, ModelNotFoundError, open_session
 from .skeletons import flip_permutation
 
-__all__ = ["PosePredictor", "PoseResult", "DEFAULT_MODELS"]
+__all__ = ["PosePredictor", "PoseResult", "DEFAULT_MODELS", "DEFAULT_PRECISION"]
 
 ASSETS = Path(__file__).resolve().parent / "assets"
-DEFAULT_MODELS = {
-    "fp32": ASSETS / "fasterpose_default.onnx",
+DEFAULT_MODELS = {  # precision -> bundled model; see PosePredictor for what each one is
     "int8": ASSETS / "fasterpose_default_int8.onnx",
+    "fp32": ASSETS / "fasterpose_default.onnx",
 }
+DEFAULT_PRECISION = "int8"  # PosePredictor() and the CLI without --model / --fp32
 
 
 @dataclass
@@ -63,8 +64,9 @@ class PoseResult:
 class PosePredictor:
     """Top-down pose estimation on CPU with a FasterPose ONNX model.
 
-    model: path of an ONNX file carrying ``fasterpose`` metadata; None -> the bundled default model of the
-    given ``precision`` ("fp32" or "int8"). threads: intra-op threads (None -> physical cores; ``.threads`` is
+    model: path of an ONNX file carrying ``fasterpose`` metadata; None -> a bundled model: ``precision``
+    "int8" (the default model, FasterPose-R34 quantised to int8) or "fp32" (FasterPose-R18 in float, for CPUs
+    whose int8 arithmetic is slow; the R34's float file is over the package's size budget). threads: intra-op threads (None -> physical cores; ``.threads`` is
     0 where they cannot be counted, i.e. outside Linux, and onnxruntime then picks its default).
     flip_test: also run mirrored crops and average the flipped-back heatmaps. batch_size: most crops per
     ``session.run`` (a flip-tested person takes two). ``predict`` may be called from several threads at once.
@@ -72,12 +74,13 @@ class PosePredictor:
     """
 
     def __init__(self, model=None, threads: Optional[int] = None, flip_test: bool = False,
-                 batch_size: int = 16, precision: str = "fp32"):
-        if precision not in DEFAULT_MODELS:
+                 batch_size: int = 16, precision: Optional[str] = None):
+        if precision is not None and precision not in DEFAULT_MODELS:
             raise ValueError(f"precision must be one of {sorted(DEFAULT_MODELS)}, got {precision!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if model is None:
+            precision = precision or DEFAULT_PRECISION
             path = DEFAULT_MODELS[precision]
             if not path.is_file():
                 raise ModelNotFoundError(
@@ -86,7 +89,7 @@ class PosePredictor:
                     "--model path/to/model.onnx on the command line"
                 )
         else:
-            if precision != "fp32":
+            if precision is not None:
                 raise ValueError("precision= selects a bundled default model; with model= give the file itself")
             path = Path(model)
         self._session, self.metadata = open_session(path, threads)

@@ -93,6 +93,7 @@ def test_empty_folder_is_reported(tmp_path, standin_path):
     (["{photo}", "--every", "x"], "--every"),
     (["{photo}", "--boxes", "{photo}", "--detector", "hog"], "either --boxes or --detector"),
     (["{photo}", "--int8", "--model", "{model}"], "--int8"),
+    (["{photo}", "--fp32", "--model", "{model}"], "--fp32"),
     (["{photo}", "--out", "{photo}/r.json"], "cannot write results"),
 ])
 def test_usage_errors_exit_2(folder, standin_path, args, message):

@@ -86,6 +86,9 @@ def test_bundled_default_used_when_present(tmp_path, monkeypatch):
     path = write_standin(tmp_path / "fasterpose_default_int8.onnx")
     monkeypatch.setattr(predictor_mod, "DEFAULT_MODELS", {"fp32": tmp_path / "absent.onnx", "int8": path})
     assert PosePredictor(precision="int8", threads=1).model_path == str(path)
+    assert PosePredictor(threads=1).model_path == str(path)  # int8 is the default precision
+    with pytest.raises(ModelNotFoundError, match="default fp32 model is not present"):
+        PosePredictor(precision="fp32")
 
 
 def test_bad_options(standin_path):
