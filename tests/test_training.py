@@ -198,10 +198,18 @@ def test_checkpoint_recovered_from_the_bundled_onnx_computes_what_it_computes(tm
         ours = model.eval()(x).numpy()
     np.testing.assert_allclose(ours, session.run(None, {"input": x.numpy()})[0], atol=1e-3)
 
-    with pytest.raises(RecoveryError, match="int8"):
-        if not DEFAULT_MODELS["int8"].is_file():
-            raise RecoveryError("int8 (no bundled int8 model to try)")
-        recover(DEFAULT_MODELS["int8"], ann, images, tmp_path / "x.pth", crops=2)
+    if DEFAULT_MODELS["int8"].is_file():  # an int8 file: its weights dequantised, (q - zero) · scale per channel
+        s8 = recover(DEFAULT_MODELS["int8"], ann, images, tmp_path / "x.pth", crops=4)  # checked within 10 %
+        meta8 = torch.load(tmp_path / "x.pth", map_location="cpu", weights_only=True)["meta"]
+        assert s8["int8"] and meta8["recovered_from"]["weights"] == "dequantised from int8"
+    with pytest.raises(RecoveryError, match="no 'fasterpose' metadata"):
+        bare = tmp_path / "bare.onnx"
+        import onnx
+
+        proto = onnx.load(str(onnx_path))
+        del proto.metadata_props[:]
+        onnx.save(proto, str(bare))
+        recover(bare, ann, images, tmp_path / "z.pth", crops=2)
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     assert from_onnx_main(["--model", str(tmp_path / "junk.onnx"), "--ann", str(ann), "--images", str(images),
                            "--out", str(tmp_path / "y.pth")]) == 2
