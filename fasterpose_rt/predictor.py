@@ -66,8 +66,9 @@ class PosePredictor:
 
     model: path of an ONNX file carrying ``fasterpose`` metadata; None -> a bundled model: ``precision``
     "int8" (the default model, FasterPose-R34 quantised to int8) or "fp32" (FasterPose-R18 in float, for CPUs
-    whose int8 arithmetic is slow; the R34's float file is over the package's size budget). threads: intra-op threads (None -> physical cores; ``.threads`` is
-    0 where they cannot be counted, i.e. outside Linux, and onnxruntime then picks its default).
+    whose int8 arithmetic is slow; the R34's float file is over the package's size budget).
+    threads: intra-op threads (None -> physical cores; ``.threads`` is 0 where they cannot be counted, i.e.
+    outside Linux, and onnxruntime then picks its default).
     flip_test: also run mirrored crops and average the flipped-back heatmaps. batch_size: most crops per
     ``session.run`` (a flip-tested person takes two). ``predict`` may be called from several threads at once.
     Raises ModelNotFoundError / ModelError (a ValueError) naming the problem with the model file.

@@ -158,7 +158,8 @@ def identity_blocks(model: nn.Module, missing_keys) -> List[str]:
         if not keys & missing:
             continue
         last_bn = module.bn3 if isinstance(module, Bottleneck) else module.bn2
-        if not keys <= missing or module.downsample is not None or bool(last_bn.weight.detach().abs().max() > 0):
+        branch_silent = not (last_bn.weight.detach().any() or last_bn.bias.detach().any())  # γ = β = 0
+        if not keys <= missing or module.downsample is not None or not branch_silent:
             return []
         blocks.append(name)
         missing -= keys

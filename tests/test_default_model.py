@@ -24,19 +24,14 @@ SUBSET = (8001, 8200)  # the first 200 of the 1,000 validation persons (im08001-
 pytestmark = pytest.mark.skipif(not all(p.is_file() for p in DEFAULT_MODELS.values()), reason="no bundled models")
 
 
-@pytest.fixture(scope="module")
-def default():
-    return PosePredictor(threads=1)
-
-
-def test_default_is_the_int8_model():
+def test_default_is_the_int8_model_and_the_bundle_fits_the_budget():
     assert DEFAULT_PRECISION == "int8" and PosePredictor(threads=1).model_path == str(DEFAULT_MODELS["int8"])
+    # the package-data budget, for all bundled files together
+    assert sum(p.stat().st_size for p in DEFAULT_MODELS.values()) <= 25 * 2 ** 20
 
 
 @pytest.mark.parametrize("precision", sorted(DEFAULT_MODELS))
 def test_metadata_describes_data_recipe_and_validation(precision):
-    # the package-data budget, for all bundled files together
-    assert sum(p.stat().st_size for p in DEFAULT_MODELS.values()) <= 25 * 2 ** 20
     meta = PosePredictor(precision=precision, threads=1).metadata
     assert meta.keypoints == LSP14["keypoints"] and meta.output == "logits"
     extra = meta.extra
