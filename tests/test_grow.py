@@ -46,6 +46,10 @@ def test_identity_blocks_refuses_anything_but_whole_identity_blocks():
     assert identity_blocks(r34, missing + ["head.conv.weight"]) == []  # a missing weight outside the new blocks
     assert identity_blocks(r34, [k for k in missing if k != "backbone.layer3.5.conv1.weight"]) == []  # half a block
     with torch.no_grad():
+        r34.backbone.layer1[2].bn2.bias.fill_(0.1)  # a new block whose branch adds a constant
+    assert identity_blocks(r34, missing) == []
+    with torch.no_grad():
+        r34.backbone.layer1[2].bn2.bias.zero_()
         r34.backbone.layer2[3].bn2.weight.fill_(0.1)  # a new block that is not the identity
     assert identity_blocks(r34, missing) == []
     assert identity_blocks(r34, []) == []  # nothing grown is not growth
