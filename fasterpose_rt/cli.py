@@ -500,6 +500,11 @@ def _print_eval(report: dict) -> None:
         click.echo(f"PCK@0.2 (torso) {p['pck']:.3f} over {p['joints']} joints "
                    f"(95 % interval {low:.3f}-{high:.3f}, persons resampled)")
         click.echo("  " + "  ".join(f"{n} {'n/a' if v is None else f'{v:.2f}'}" for n, v in p["per_keypoint"].items()))
+        bins = [b for b in p.get("by_orientation") or [] if b["pck"] is not None]
+        if bins:
+            click.echo("  by body orientation: " + "  ".join(
+                f"{b['orientation']}{'' if b['degrees'] is None else ' %g-%g°' % tuple(b['degrees'])} "
+                f"{b['pck']:.2f} ({_count(b['persons'], 'person')})" for b in bins))
         lr = p.get("left_right")
         if lr and lr["misses"]:
             click.echo(f"  left/right: {lr['mirror_hits']} of {lr['misses']} misses land on the mirror joint's label; "

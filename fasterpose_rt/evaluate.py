@@ -15,7 +15,7 @@ import numpy as np
 from .boxes import BoxesFileError, coco_person_boxes
 from .inputs import InputReadError, read_image
 from .jsonfile import load_json
-from .metrics import left_right_confusions, pck, pck_interval
+from .metrics import left_right_confusions, pck, pck_by_orientation, pck_interval
 from .results import coco_entries
 from .skeletons import COCO17
 
@@ -147,7 +147,8 @@ def pck_report(data: dict, pred: np.ndarray, names: List[str], image_ids: List[i
     pred (A, K, 2) photo px, NaN for annotations without a prediction. Returns {"pck", "per_keypoint": {name:
     value or None}, "joints": counted joints, "ci95": bootstrap 95 % interval over persons
     (:func:`~fasterpose_rt.metrics.pck_interval`), and with flip_pairs "left_right": see
-    :func:`~fasterpose_rt.metrics.left_right_confusions`}, and with baseline (another model's pred (A, K, 2))
+    :func:`~fasterpose_rt.metrics.left_right_confusions`}, "by_orientation": see
+    :func:`~fasterpose_rt.metrics.pck_by_orientation`, and with baseline (another model's pred (A, K, 2))
     "vs_baseline": {"pck", "difference", "ci95" (paired)}; or {"pck": None, "reason"} when PCK cannot be computed.
     """
     keep_ids = set(image_ids)
@@ -168,7 +169,8 @@ def pck_report(data: dict, pred: np.ndarray, names: List[str], image_ids: List[i
         return {"pck": None, "reason": "no labelled joint on a person with a measurable torso"}
     per = {n: (None if not np.isfinite(v) else float(v)) for n, v in zip(names, per_kp)}
     low, high = pck_interval(ours, gt_xy, labelled, names, threshold)
-    report = {"pck": overall, "ci95": [low, high], "per_keypoint": per, "joints": joints}
+    report = {"pck": overall, "ci95": [low, high], "per_keypoint": per, "joints": joints,
+              "by_orientation": pck_by_orientation(ours, gt_xy, labelled, names, threshold)}
     if baseline is not None:
         other, _, _ = pck(baseline[sel], gt_xy, labelled, names, threshold)
         low, high = pck_interval(ours, gt_xy, labelled, names, threshold, baseline=baseline[sel])

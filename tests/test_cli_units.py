@@ -12,7 +12,8 @@ from fasterpose_rt import bench, boxes as boxes_mod, results as results_mod
 from fasterpose_rt.boxes import BoxesFileError, HogPeopleDetector, load_boxes_file, nms
 from fasterpose_rt.draw import draw_poses, keypoint_sides, line_width
 from fasterpose_rt.evaluate import EvalError, keypoint_category, pck_report
-from fasterpose_rt.metrics import left_right_confusions, pck, pck_interval
+from fasterpose_rt.metrics import (body_orientation, left_right_confusions, pck, pck_by_orientation,
+                                  pck_interval)
 from fasterpose_rt.inputs import InputReadError, expand_inputs, read_image
 from fasterpose_rt.predictor import PoseResult
 from fasterpose_rt.results import ResultsWriter, atomic_write_text, coco_entries
@@ -368,3 +369,28 @@ def test_left_right_confusions_separate_side_mixups_from_other_misses():
     data = {"annotations": [{"image_id": 1, "keypoints": np.c_[g, np.full(5, 2)].ravel().tolist()} for g in gt]}
     full = pck_report(data, pred, names, [1], 0.2, flips)
     assert full["left_right"] == rep and "left_right" not in pck_report(data, pred, names, [1])
+
+
+def test_body_orientation_and_pck_per_orientation():
+    names = ["left_shoulder", "right_shoulder", "left_hip", "right_hip", "nose"]
+    upright = np.array([[60, 0], [0, 0], [60, 100], [0, 100], [30, -30]], float)  # shoulders above hips
+    rot = lambda deg: upright @ np.array([[np.cos(np.radians(deg)), np.sin(np.radians(deg))],
+                                          [-np.sin(np.radians(deg)), np.cos(np.radians(deg))]]).T
+    gt = np.stack([upright, rot(45), rot(-60), rot(180), rot(120), upright])
+    vis = np.ones((6, 5), bool)
+    vis[5, 2] = False  # a hip unlabelled: orientation unknown
+    angle = body_orientation(gt, vis, names)
+    assert angle[:5] == pytest.approx([0, 45, 60, 180, 120]) and np.isnan(angle[5])  # sign-free: left = right tilt
+    pred = gt.copy()
+    pred[3] += 500  # the upside-down person misses everything
+    bins = pck_by_orientation(pred, gt, vis, names)
+    assert [(b["orientation"], b["persons"], b["joints"], b["pck"]) for b in bins] == [
+        ("upright", 1, 5, 1.0), ("tilted", 2, 10, 1.0), ("inverted", 2, 10, 0.5), ("unknown", 1, 4, 1.0)]
+    assert bins[2]["degrees"] == [90.0, 180.0] and bins[3]["degrees"] is None
+    vis[:] = False
+    assert all(b["persons"] == 0 and b["pck"] is None for b in pck_by_orientation(pred, gt, vis, names))
+    with pytest.raises(ValueError, match="shoulder"):
+        body_orientation(gt, vis, ["a", "b", "c", "d", "e"])
+    # through the eval report and its printed summary
+    data = {"annotations": [{"image_id": 1, "keypoints": np.c_[g, np.full(5, 2)].ravel().tolist()} for g in gt[:5]]}
+    assert pck_report(data, pred[:5], names, [1])["by_orientation"][2]["pck"] == 0.5
