@@ -12,8 +12,18 @@ import torch
 from torch import nn
 
 
+def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
+    """Stochastic depth (Huang et al., 2016): zero a residual branch x (N, C, H, W) for a random ``rate`` share of
+    the samples and scale the rest by 1 / (1 - rate), so the expected output is unchanged; identity in eval mode."""
+    if not training or rate <= 0.0:
+        return x
+    keep = x.new_empty((x.shape[0], 1, 1, 1)).bernoulli_(1.0 - rate)
+    return x * keep.div_(1.0 - rate)
+
+
 class BasicBlock(nn.Module):
     expansion = 1
+    drop_path = 0.0  # stochastic-depth rate of the residual branch in training (set_drop_path); no weights
 
     def __init__(self, in_ch: int, ch: int, stride: int = 1, downsample: nn.Module = None):
         super().__init__()
@@ -28,11 +38,12 @@ class BasicBlock(nn.Module):
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        return self.relu(drop_path(out, self.drop_path, self.training) + identity)
 
 
 class Bottleneck(nn.Module):
     expansion = 4
+    drop_path = 0.0
 
     def __init__(self, in_ch: int, ch: int, stride: int = 1, downsample: nn.Module = None):
         super().__init__()
@@ -50,7 +61,7 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        return self.relu(drop_path(out, self.drop_path, self.training) + identity)
 
 
 RESNET_SPECS = {
@@ -138,6 +149,18 @@ class ResNet(nn.Module):
         for k in set(own) - set(sd):  # only num_batches_tracked can remain here
             sd[k] = own[k]
         self.load_state_dict(sd, strict=True)
+
+
+def set_drop_path(model: nn.Module, rate: float) -> int:
+    """Give the residual blocks of ``model`` stochastic-depth rates rising linearly from 0 (first block) to
+    ``rate`` (last block), as in timm: deep blocks are dropped most. A training-time regulariser only: it adds no
+    weights and changes nothing in eval mode or in an export. Returns the number of blocks."""
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"drop-path rate must be in [0, 1), got {rate}")
+    blocks = [m for m in model.modules() if isinstance(m, (BasicBlock, Bottleneck))]
+    for i, block in enumerate(blocks):
+        block.drop_path = rate * i / max(1, len(blocks) - 1)
+    return len(blocks)
 
 
 def identity_blocks(model: nn.Module, missing_keys) -> List[str]:

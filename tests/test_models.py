@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from models import ResNet, build_model, list_models
+from models.backbones import drop_path, set_drop_path
 from models.codec import HeatmapCodec
 from models.complexity import count_complexity, main as complexity_main
 from models.losses import RCELoss
@@ -248,3 +249,42 @@ def test_fasterpose_r18_overfits_one_sample():
     assert loss.item() < 0.7 * first
     assert (scores > 0.4).all(), scores  # peaks were learned, not just stumbled upon (starts at σ(-4) ≈ 0.02)
     assert (err_hm < 1.0).all(), err_hm
+
+
+# ---------------------------------------------------------------- stochastic depth (--drop-path)
+
+
+def test_drop_path_zeroes_whole_samples_keeps_the_mean_and_is_identity_in_eval():
+    torch.manual_seed(0)
+    x = torch.ones(4000, 2, 3, 3)
+    y = drop_path(x, 0.25, training=True)
+    per_sample = y.flatten(1)
+    dropped = (per_sample == 0).all(dim=1)
+    kept = (per_sample == 1 / 0.75).all(dim=1)
+    assert bool((dropped | kept).all())  # a sample's branch is dropped or kept whole, kept ones rescaled
+    assert abs(dropped.float().mean().item() - 0.25) < 0.03
+    assert abs(y.mean().item() - 1.0) < 0.05  # expectation unchanged
+    assert drop_path(x, 0.25, training=False) is x and drop_path(x, 0.0, training=True) is x
+
+
+def test_set_drop_path_rises_linearly_and_leaves_eval_output_and_weights_alone():
+    torch.manual_seed(0)
+    model = build_model("fasterpose_r18", 3).eval()
+    for m in model.modules():  # a fresh block's branch is silent (last BN scale 0): wake it so dropping shows
+        if isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+    x = torch.randn(2, 3, 64, 64)
+    before, keys = model(x), set(model.state_dict())
+    blocks = [m for m in model.modules() if type(m).__name__ == "BasicBlock"]
+    assert set_drop_path(model, 0.1) == len(blocks) == 2 * model.backbone.num_stages  # R18: 2 blocks a stage
+    rates = [m.drop_path for m in blocks]
+    assert rates[0] == 0.0 and rates[-1] == pytest.approx(0.1) and np.all(np.diff(rates) > 0)
+    assert torch.equal(model(x), before) and set(model.state_dict()) == keys
+    set_drop_path(model, 0.5)  # high enough that two seeded draws over 2 persons differ
+    model.train()
+    torch.manual_seed(1)
+    a = model(x)
+    torch.manual_seed(2)
+    assert not torch.equal(a, model(x))  # different branches dropped on different draws
+    with pytest.raises(ValueError, match="drop-path"):
+        set_drop_path(model, 1.0)

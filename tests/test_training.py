@@ -111,13 +111,14 @@ def _train_cmd(ann, images, work, extra=()):
 def test_train_checkpoint_log_and_resume(tmp_path):
     ann, images, _ = _lsp_like_dataset(tmp_path, n=4)
     work = tmp_path / "run"
-    r = subprocess.run([sys.executable, *_train_cmd(ann, images, work, ["--steps-per-epoch", "2"])], cwd=ROOT,
-                       capture_output=True, text=True)
+    r = subprocess.run([sys.executable, *_train_cmd(ann, images, work, ["--steps-per-epoch", "2", "--drop-path", "0.1"])],
+                       cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     entry = json.loads((work / "log.jsonl").read_text().splitlines()[-1])
     assert entry["epoch"] == 1 and np.isfinite(entry["train_loss"]) and 0 <= entry["val_pck@0.2"] <= 1
     ckpt = torch.load(work / "last.pth", map_location="cpu", weights_only=True)  # plain data only
     assert ckpt["epoch"] == 1 and ckpt["meta"]["loss"] == "rce" and ckpt["meta"]["dataset"]["keypoints"][0] == "right_ankle"
+    assert ckpt["meta"]["recipe"]["drop_path"] == 0.1
     assert (work / "best.pth").exists()
     cmd = _train_cmd(ann, images, work, ["--steps-per-epoch", "2", "--resume"])
     cmd[cmd.index("--epochs") + 1] = "2"
@@ -147,6 +148,10 @@ def test_train_usage_errors(tmp_path):
                         "--train-images", str(tmp_path), "--work-dir", str(tmp_path / "w")], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "models.train", "--train-ann", str(tmp_path), "--train-images",
+                        str(tmp_path), "--work-dir", str(tmp_path / "w"), "--drop-path", "1"], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "--drop-path must be in [0, 1)" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_ddp_two_cpu_processes_keep_replicas_identical(tmp_path):
