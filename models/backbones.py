@@ -23,7 +23,7 @@ def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
 
 class BasicBlock(nn.Module):
     expansion = 1
-    drop_path = 0.0  # stochastic-depth rate of the residual branch in training (set_drop_path); no weights
+    drop_path_rate = 0.0  # stochastic-depth rate of the residual branch in training (set_drop_path); no weights
 
     def __init__(self, in_ch: int, ch: int, stride: int = 1, downsample: nn.Module = None):
         super().__init__()
@@ -38,12 +38,12 @@ class BasicBlock(nn.Module):
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu(drop_path(out, self.drop_path, self.training) + identity)
+        return self.relu(drop_path(out, self.drop_path_rate, self.training) + identity)
 
 
 class Bottleneck(nn.Module):
     expansion = 4
-    drop_path = 0.0
+    drop_path_rate = 0.0
 
     def __init__(self, in_ch: int, ch: int, stride: int = 1, downsample: nn.Module = None):
         super().__init__()
@@ -61,7 +61,7 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(drop_path(out, self.drop_path, self.training) + identity)
+        return self.relu(drop_path(out, self.drop_path_rate, self.training) + identity)
 
 
 RESNET_SPECS = {
@@ -159,7 +159,7 @@ def set_drop_path(model: nn.Module, rate: float) -> int:
         raise ValueError(f"drop-path rate must be in [0, 1), got {rate}")
     blocks = [m for m in model.modules() if isinstance(m, (BasicBlock, Bottleneck))]
     for i, block in enumerate(blocks):
-        block.drop_path = rate * i / max(1, len(blocks) - 1)
+        block.drop_path_rate = rate * i / max(1, len(blocks) - 1)
     return len(blocks)
 
 

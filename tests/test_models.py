@@ -277,7 +277,7 @@ def test_set_drop_path_rises_linearly_and_leaves_eval_output_and_weights_alone()
     before, keys = model(x), set(model.state_dict())
     blocks = [m for m in model.modules() if type(m).__name__ == "BasicBlock"]
     assert set_drop_path(model, 0.1) == len(blocks) == 2 * model.backbone.num_stages  # R18: 2 blocks a stage
-    rates = [m.drop_path for m in blocks]
+    rates = [m.drop_path_rate for m in blocks]
     assert rates[0] == 0.0 and rates[-1] == pytest.approx(0.1) and np.all(np.diff(rates) > 0)
     assert torch.equal(model(x), before) and set(model.state_dict()) == keys
     set_drop_path(model, 0.5)  # high enough that two seeded draws over 2 persons differ
