@@ -1,4 +1,5 @@
-"""Person crops for int8 calibration and verification, made by the runtime's own preprocessing.
+"""Person crops for int8 calibration, verification and box-padding calibration, made by the runtime's own
+preprocessing, and their keypoints decoded as the runtime decodes them.
 
 Sources: a folder of photos (one whole-photo box each, as ``PosePredictor.predict(image)`` uses) or a COCO
 keypoint file (its person boxes; ground-truth keypoints when they match the model's K). Crops are warped with
@@ -9,19 +10,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from fasterpose_rt.boxes import BoxesFileError, coco_person_boxes
+from fasterpose_rt.decode import decode_heatmaps
 from fasterpose_rt.evaluate import EvalError, load_annotations
+from fasterpose_rt.geometry import apply_affine, heatmap_to_crop, invert_affine
 from fasterpose_rt.inputs import InputReadError, expand_inputs, read_image
 from fasterpose_rt.metadata import ModelMetadata
 from fasterpose_rt.preprocess import Normalizer, check_boxes, crop_transforms, warp_crops
 
 from .errors import InputError
 
-__all__ = ["Persons", "CropSet", "list_persons", "load_crops"]
+__all__ = ["Persons", "CropSet", "list_persons", "load_crops", "crop_keypoints"]
 
 
 @dataclass
@@ -59,6 +62,25 @@ class CropSet:
         normalize = Normalizer(meta)
         for s in range(0, len(self), size):
             yield normalize(self.crops[s:s + size])
+
+    def to_photo(self, xy, heatmap_shape, meta: ModelMetadata) -> np.ndarray:
+        """Heatmap px (N, K, 2) of these crops, heatmaps of ``heatmap_shape`` (h, w) -> photo px (N, K, 2) float64."""
+        stride = (meta.input_size[0] / heatmap_shape[1], meta.input_size[1] / heatmap_shape[0])
+        return apply_affine(heatmap_to_crop(xy, stride), invert_affine(self.affines))
+
+
+def crop_keypoints(session, crops: CropSet, meta: ModelMetadata, batch: int = 16) -> Tuple[np.ndarray, Tuple[int, int]]:
+    """Keypoints of ``crops`` decoded as the runtime does (sigmoid for logit models, DARK): (N, K, 2) heatmap px,
+    and the heatmap size (h, w). session: an onnxruntime session of a model described by ``meta``."""
+    name = session.get_inputs()[0].name
+    out, shape = [], None
+    for x in crops.batches(meta, batch):
+        hm = session.run(None, {name: x})[0].astype(np.float32)
+        if meta.output == "logits":
+            hm = 1.0 / (1.0 + np.exp(-hm))
+        out.append(decode_heatmaps(hm)[0])
+        shape = hm.shape[2:]
+    return np.concatenate(out), shape
 
 
 def _coco_persons(path: Path, images_dir: Optional[Path], num_keypoints: int) -> Persons:

@@ -20,7 +20,7 @@ from .errors import ExportError
 from .keypoints import KeypointSet
 from .spec import ModelSpec
 
-__all__ = ["build_metadata", "embed_metadata", "read_metadata", "jsonable"]
+__all__ = ["build_metadata", "embed_metadata", "read_metadata", "save_with_metadata", "jsonable"]
 
 
 def jsonable(value: Any) -> Any:
@@ -81,3 +81,10 @@ def read_metadata(model: onnx.ModelProto) -> ModelMetadata:
         if p.key == METADATA_KEY:
             return ModelMetadata.from_json(p.value)
     raise ExportError(f"model has no '{METADATA_KEY}' metadata")
+
+
+def save_with_metadata(model: onnx.ModelProto, meta: ModelMetadata, path) -> None:
+    """Embed ``meta`` in ``model``, save it to ``path`` and check that the file's metadata reads back equal."""
+    onnx.save(embed_metadata(model, meta), str(path))
+    if read_metadata(onnx.load(str(path), load_external_data=False)).to_json() != meta.to_json():
+        raise ExportError("metadata does not round-trip through ModelMetadata")

@@ -38,17 +38,15 @@ import onnxruntime
 from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                       quantize_static)
 
-from fasterpose_rt.decode import decode_heatmaps
-from fasterpose_rt.geometry import apply_affine, heatmap_to_crop, invert_affine
 from fasterpose_rt.metadata import ModelMetadata
 from fasterpose_rt.metrics import pck
 from fasterpose_rt.session import ModelError, open_session
 from fasterpose_rt.skeletons import torso_pairs
 
 from .checkpoint import file_sha256
-from .crops import CropSet, list_persons, load_crops
+from .crops import CropSet, crop_keypoints, list_persons, load_crops
 from .errors import ExportError, InputError, VerificationError
-from .metadata import embed_metadata, read_metadata
+from .metadata import embed_metadata, save_with_metadata
 from .onnx_graph import check_graph
 
 __all__ = ["Recipe", "Agreement", "Int8Result", "heatmap_convs", "quantize_model", "compare_models",
@@ -57,7 +55,6 @@ __all__ = ["Recipe", "Agreement", "Int8Result", "heatmap_convs", "quantize_model
 DEFAULT_VERIFY = 500  # held-out persons of the calibration source when no evaluation file is given
 MOVED_PX = 0.5  # heatmap px: a keypoint "moves" when int8 and float disagree by more than this
 PCK_THRESHOLD = 0.2
-_BATCH = 16
 _TYPES = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
 _PASS_THROUGH = {"DepthToSpace", "Reshape", "Transpose", "Identity"}  # ops between the last conv and the output
 
@@ -115,7 +112,7 @@ class _Reader(CalibrationDataReader):
     """Feeds the calibration crops to onnxruntime's calibrator in batches of (n, 3, H, W) float32."""
 
     def __init__(self, crops: CropSet, meta: ModelMetadata, input_name: str):
-        self._batches = crops.batches(meta, _BATCH)
+        self._batches = crops.batches(meta)
         self._name = input_name
 
     def get_next(self):
@@ -180,19 +177,6 @@ class Agreement:
                 f"(p95 {self.p95_px:.3f}), {100 * self.moved:.2f}% by more than {MOVED_PX:g} hm px; {pck_text}")
 
 
-def _keypoints(session, crops: CropSet, meta: ModelMetadata) -> Tuple[np.ndarray, Tuple[int, int]]:
-    """Decoded keypoints (N, K, 2) in heatmap px and the heatmap size (h, w), decoded as the runtime does."""
-    name = session.get_inputs()[0].name
-    out, shape = [], None
-    for x in crops.batches(meta, _BATCH):
-        hm = session.run(None, {name: x})[0].astype(np.float32)
-        if meta.output == "logits":
-            hm = 1.0 / (1.0 + np.exp(-hm))
-        out.append(decode_heatmaps(hm)[0])
-        shape = hm.shape[2:]
-    return np.concatenate(out), shape
-
-
 def compare_models(float_path, int8_path, crops: CropSet, threads: Optional[int] = None) -> Agreement:
     """Run both models on ``crops`` and measure their agreement (see :class:`Agreement`)."""
     try:
@@ -200,13 +184,11 @@ def compare_models(float_path, int8_path, crops: CropSet, threads: Optional[int]
         s_int8, _ = open_session(int8_path, threads)
     except ModelError as e:
         raise ExportError(str(e)) from None
-    xy_f, shape = _keypoints(s_float, crops, meta)
-    xy_q, _ = _keypoints(s_int8, crops, meta)
+    xy_f, shape = crop_keypoints(s_float, crops, meta)
+    xy_q, _ = crop_keypoints(s_int8, crops, meta)
     dist = np.linalg.norm(xy_f.astype(np.float64) - xy_q, axis=2)  # (N, K) heatmap px
-    stride = (meta.input_size[0] / shape[1], meta.input_size[1] / shape[0])
-    inv = invert_affine(crops.affines)
-    photo_f = apply_affine(heatmap_to_crop(xy_f, stride), inv)  # (N, K, 2) photo px
-    photo_q = apply_affine(heatmap_to_crop(xy_q, stride), inv)
+    photo_f = crops.to_photo(xy_f, shape, meta)  # (N, K, 2) photo px
+    photo_q = crops.to_photo(xy_q, shape, meta)
     names = list(meta.keypoints)
     pck_f = pck_q = None
     joints, reference = 0, "ground truth"
@@ -358,9 +340,7 @@ def quantize_file(model_path, out_path=None, calibration=None, calibration_image
         qmeta.extra["quantization"]["verification"] = {
             key: (round(v, 6) if isinstance(v, float) else v) for key, v in asdict(agreement).items()}
         qmeta.extra["quantization"]["verification"].update(source=Path(verify.source).name, pck_drop=round(drop, 4))
-        onnx.save(embed_metadata(qmodel, qmeta), str(tmp))
-        if read_metadata(onnx.load(str(tmp), load_external_data=False)).to_json() != qmeta.to_json():
-            raise ExportError("metadata does not round-trip through ModelMetadata")
+        save_with_metadata(qmodel, qmeta, tmp)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)

@@ -1,0 +1,158 @@
+"""Calibrate a model's box padding, the context its crops take around a person box, on labelled persons.
+
+Why: training crops come out zoomed in on average (half-body crops of one limb group, scale jitter), so a model
+trained at box padding 1.25 may find persons best when they fill more of the crop than 1.25 leaves them — the
+train/test discrepancy of FixRes (Touvron et al., "Fixing the train-test resolution discrepancy", NeurIPS 2019),
+here for pose. The best padding is a measured property of the trained weights, not of the recipe: this sweeps
+candidate paddings on labelled persons (training persons, never the ones you report on), keeps the one with the
+highest PCK@0.2 and writes it into the model's ``fasterpose`` metadata together with the whole sweep. Weights
+and graph are untouched, so it works on float and int8 files alike and costs nothing at run time.
+
+Python API::
+
+    result = calibrate_padding("model.onnx", "lspet_train1k.json", "lspet/images", out_path="tuned.onnx")
+    print(result.summary())
+
+Command line: ``python -m export.padding --help``.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+import onnx
+
+from fasterpose_rt.metrics import pck
+from fasterpose_rt.session import ModelError, open_session
+from fasterpose_rt.skeletons import torso_pairs
+
+from .crops import crop_keypoints, list_persons, load_crops
+from .errors import InputError
+from .metadata import save_with_metadata
+
+__all__ = ["DEFAULT_CANDIDATES", "PaddingResult", "calibrate_padding", "main"]
+
+DEFAULT_CANDIDATES = (1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3)
+PCK_THRESHOLD = 0.2
+
+
+@dataclass
+class PaddingResult:
+    """path written; previous and chosen padding; sweep {padding: PCK@0.2} on ``persons`` persons (``joints``
+    labelled joints) of ``source``."""
+
+    path: Path
+    previous: float
+    chosen: float
+    sweep: Dict[float, float]
+    persons: int
+    joints: int
+    source: str
+
+    def summary(self) -> str:
+        sweep = ", ".join(f"{p:g}: {100 * v:.2f}" for p, v in sorted(self.sweep.items()))
+        return (f"{self.path}: box padding {self.previous:g} -> {self.chosen:g} (PCK@{PCK_THRESHOLD:g} on "
+                f"{self.persons} persons of {Path(self.source).name}, {self.joints} joints: {sweep})")
+
+
+def _check_candidates(candidates: Sequence[float]) -> list:
+    values = sorted({float(c) for c in candidates})
+    if not values or not all(np.isfinite(v) and v > 0 for v in values):
+        raise InputError(f"candidate paddings must be positive numbers, got {list(candidates)!r}")
+    return values
+
+
+def calibrate_padding(model_path, annotations, images=None, out_path=None, candidates=DEFAULT_CANDIDATES,
+                      threads: Optional[int] = None, log=lambda msg: None) -> PaddingResult:
+    """Sweep ``candidates`` box paddings on the persons of the COCO keypoint file ``annotations`` (photos in
+    ``images``, default ``images/`` beside it) and write ``model_path`` with the best one to ``out_path``
+    (default: in place; written atomically). Every crop is cut, run and decoded by the runtime's own code,
+    without flip test, as ``PosePredictor()`` runs by default. The previous padding is always measured too.
+    Raises InputError for bad arguments or data (nothing written), ExportError when the written metadata does not
+    read back.
+    """
+    model_path = Path(model_path)
+    out = Path(out_path) if out_path is not None else model_path
+    try:
+        session, meta = open_session(model_path, threads)
+    except ModelError as e:
+        raise InputError(str(e)) from None
+    names = list(meta.keypoints)
+    if torso_pairs(names) is None:
+        raise InputError(f"{model_path}: PCK needs keypoints named left/right_shoulder and left/right_hip")
+    values = _check_candidates(list(candidates) + [meta.box_padding])
+    persons = list_persons(annotations, meta.num_keypoints, images)
+    if persons.keypoints is None:
+        raise InputError(f"{annotations}: no ground truth to calibrate on ({persons.note})")
+    index = np.arange(len(persons))
+    sweep, joints, persons_used = {}, 0, 0
+    for padding in values:
+        trial = replace(meta, box_padding=padding)
+        crops = load_crops(persons, index, trial)
+        xy, shape = crop_keypoints(session, crops, trial)
+        sweep[padding], _, joints = pck(crops.to_photo(xy, shape, trial), crops.keypoints, crops.visible, names,
+                                        PCK_THRESHOLD)
+        persons_used = len(crops)
+        log(f"box padding {padding:g}: PCK@{PCK_THRESHOLD:g} {100 * sweep[padding]:.2f} ({len(crops)} persons)")
+    if joints == 0:
+        raise InputError(f"{annotations}: no labelled joint of a person with a measurable torso")
+    best = max(sweep.values())
+    # Ties go to the padding nearest the previous one: change the model only for a measured gain.
+    chosen = min((p for p, v in sweep.items() if v == best), key=lambda p: abs(p - meta.box_padding))
+
+    new_meta = replace(meta, box_padding=chosen, extra=dict(meta.extra))
+    new_meta.extra["box_padding_calibration"] = {
+        "source": Path(annotations).name, "persons": persons_used, "joints": joints, "previous": meta.box_padding,
+        "chosen": chosen, f"pck@{PCK_THRESHOLD:g}": {f"{p:g}": round(v, 6) for p, v in sorted(sweep.items())},
+        "flip_test": False,
+        "calibrated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # same directory: the final rename is atomic
+    try:
+        save_with_metadata(onnx.load(str(model_path)), new_meta, tmp)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return PaddingResult(out, meta.box_padding, chosen, sweep, persons_used, joints, str(annotations))
+
+
+def main(argv=None) -> None:
+    """``python -m export.padding``: calibrate an exported model's box padding (click is imported here only)."""
+    import click
+
+    from .quantize import run_cli
+
+    def parse(ctx, param, value):
+        try:
+            return [float(v) for v in value.split(",") if v.strip()]
+        except ValueError:
+            raise click.BadParameter(f"expected comma-separated numbers, got {value!r}") from None
+
+    @click.command(context_settings={"help_option_names": ["-h", "--help"]})
+    @click.option("--model", required=True, type=click.Path(dir_okay=False), help="FasterPose ONNX file (float or int8).")
+    @click.option("--ann", required=True, type=click.Path(dir_okay=False), metavar="COCO_FILE",
+                  help="COCO keypoint file of labelled persons to calibrate on (training persons, not the ones you report on).")
+    @click.option("--images", type=click.Path(file_okay=False), metavar="DIR", help="Its photos (default: images/ beside it).")
+    @click.option("--out", type=click.Path(dir_okay=False), help="File to write (default: MODEL, in place).")
+    @click.option("--candidates", default=",".join(f"{c:g}" for c in DEFAULT_CANDIDATES), show_default=True,
+                  callback=parse, help="Paddings to try, comma-separated (the model's own is always tried).")
+    @click.option("--threads", type=click.IntRange(min=1), help="Inference threads (default: physical cores).")
+    def cli(model, ann, images, out, candidates, threads):
+        """Pick the box padding with the best PCK@0.2 on labelled persons; write it into the model's metadata.
+
+        Exit codes: 0 written; 1 writing failed; 2 bad input (nothing written).
+        """
+        sys.exit(run_cli(lambda: calibrate_padding(model, ann, images, out, candidates, threads,
+                                                   log=lambda m: click.echo(m, err=True)), click.echo))
+
+    cli.main(args=argv, prog_name="python -m export.padding")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Box-padding calibration (export/padding.py): the sweep is the runtime's own PCK, the best padding is written
+into the metadata and nothing else changes, bad input writes nothing, the command line's exit codes.
+
+Real parts: the bundled float R18 and 40 real LSPET training photos (skipped when ../shared is absent).
+"""
+import hashlib
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+
+from export import InputError
+from export.padding import calibrate_padding, main
+from fasterpose_rt import DEFAULT_MODELS, PosePredictor
+from fasterpose_rt.metrics import pck
+
+LSPET = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "lspet"
+MODEL = DEFAULT_MODELS["fp32"]
+pytestmark = [
+    pytest.mark.skipif(not (LSPET / "joints.mat").is_file(), reason=f"LSPET photos not found at {LSPET} (../shared is absent)"),
+    pytest.mark.skipif(not MODEL.is_file(), reason="no bundled float model"),
+]
+CANDIDATES = (1.0, 1.1, 1.4)
+
+
+@pytest.fixture(scope="module")
+def persons(tmp_path_factory):
+    """A COCO keypoint file of 40 LSPET training persons (im00001-im00040)."""
+    from models.data.lsp_to_coco import main as convert
+
+    out = tmp_path_factory.mktemp("padding") / "train40.json"
+    assert convert(["--joints", str(LSPET / "joints.mat"), "--images", str(LSPET / "images"), "--out", str(out),
+                    "--range", "1:40"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def calibrated(persons, tmp_path_factory):
+    out = tmp_path_factory.mktemp("padding_out") / "tuned.onnx"
+    before = hashlib.sha256(MODEL.read_bytes()).hexdigest()
+    result = calibrate_padding(MODEL, persons, LSPET / "images", out, candidates=CANDIDATES, threads=1)
+    assert hashlib.sha256(MODEL.read_bytes()).hexdigest() == before  # the source model is never touched
+    return result, out
+
+
+def _runtime_pck(model, ann) -> float:
+    """PCK@0.2 of PosePredictor(model) on every person of ann, with its boxes: an independent path."""
+    data = json.loads(Path(ann).read_text())
+    files = {im["id"]: im["file_name"] for im in data["images"]}
+    pred = PosePredictor(model, threads=1)
+    kp = np.array([np.reshape(a["keypoints"], (-1, 3)) for a in data["annotations"]], np.float64)
+    xy = np.concatenate([pred.predict(cv2.imread(str(LSPET / "images" / files[a["image_id"]])), [a["bbox"]]).keypoints
+                         for a in data["annotations"]])
+    return pck(xy, kp[..., :2], kp[..., 2] > 0, pred.keypoint_names)[0]
+
+
+def test_the_best_padding_of_the_sweep_is_written_and_recorded(calibrated):
+    result, out = calibrated
+    assert set(result.sweep) == {1.0, 1.1, 1.25, 1.4}  # the model's own 1.25 is always measured
+    assert result.previous == 1.25 and result.sweep[result.chosen] == max(result.sweep.values())
+    assert result.persons == 40 and result.joints > 300
+    meta = PosePredictor(out, threads=1).metadata
+    assert meta.box_padding == result.chosen
+    record = meta.extra["box_padding_calibration"]
+    assert record["chosen"] == result.chosen and record["previous"] == 1.25 and record["source"] == "train40.json"
+    assert record["pck@0.2"] == {f"{p:g}": round(v, 6) for p, v in sorted(result.sweep.items())}
+    assert f"box padding 1.25 -> {result.chosen:g}" in result.summary()
+
+
+def test_only_the_metadata_changes(calibrated):
+    _, out = calibrated
+    a, b = onnx.load(str(MODEL)), onnx.load(str(out))
+    assert a.graph.SerializeToString() == b.graph.SerializeToString()
+    old, new = (PosePredictor(p, threads=1).metadata for p in (MODEL, out))
+    assert {k: v for k, v in new.extra.items() if k != "box_padding_calibration"} == old.extra
+    assert (new.input_size, new.keypoints, new.mean, new.std, new.output) == \
+        (old.input_size, old.keypoints, old.mean, old.std, old.output)
+
+
+def test_the_sweep_is_what_the_predictor_measures(calibrated, persons):
+    result, out = calibrated
+    assert _runtime_pck(MODEL, persons) == pytest.approx(result.sweep[1.25], abs=1e-9)
+    assert _runtime_pck(out, persons) == pytest.approx(result.sweep[result.chosen], abs=1e-9)
+
+
+def test_only_the_previous_padding_keeps_it(persons, tmp_path):
+    result = calibrate_padding(MODEL, persons, LSPET / "images", tmp_path / "same.onnx", candidates=[1.25], threads=1)
+    assert result.chosen == result.previous == 1.25 and list(result.sweep) == [1.25]
+
+
+def test_bad_input_writes_nothing(persons, tmp_path):
+    out = tmp_path / "never.onnx"
+    no_kp = json.loads(persons.read_text())
+    for a in no_kp["annotations"]:
+        a.pop("keypoints")
+    (tmp_path / "no_kp.json").write_text(json.dumps(no_kp))
+    with pytest.raises(InputError, match="no ground truth"):
+        calibrate_padding(MODEL, tmp_path / "no_kp.json", LSPET / "images", out)
+    with pytest.raises(InputError, match="positive"):
+        calibrate_padding(MODEL, persons, LSPET / "images", out, candidates=[1.1, 0.0])
+    with pytest.raises(InputError):
+        calibrate_padding(tmp_path / "missing.onnx", persons, LSPET / "images", out)
+    assert not out.exists() and not list(tmp_path.glob(".*tmp"))
+
+
+def test_command_line(persons, tmp_path, capsys):
+    out = tmp_path / "cli.onnx"
+    args = ["--model", str(MODEL), "--ann", str(persons), "--images", str(LSPET / "images"), "--out", str(out),
+            "--threads", "1"]
+    with pytest.raises(SystemExit) as e:
+        main(args + ["--candidates", "1.1"])
+    assert e.value.code == 0 and out.is_file()
+    assert "box padding 1.25 ->" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(args + ["--candidates", "a,b"])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit) as e:
+        main(args + ["--candidates", "-1"])
+    assert e.value.code == 2 and "positive" in capsys.readouterr().err
