@@ -500,6 +500,8 @@ def _print_eval(report: dict) -> None:
         click.echo(f"PCK@0.2 (torso) {p['pck']:.3f} over {p['joints']} joints "
                    f"(95 % interval {low:.3f}-{high:.3f}, persons resampled)")
         click.echo("  " + "  ".join(f"{n} {'n/a' if v is None else f'{v:.2f}'}" for n, v in p["per_keypoint"].items()))
+        if p.get("by_threshold"):
+            click.echo("  by threshold: " + "  ".join(f"PCK@{t} {v:.3f}" for t, v in p["by_threshold"].items()))
         bins = [b for b in p.get("by_orientation") or [] if b["pck"] is not None]
         if bins:
             click.echo("  by body orientation: " + "  ".join(

@@ -22,6 +22,7 @@ from .skeletons import COCO17
 __all__ = ["EvalError", "MissingExtra", "load_annotations", "keypoint_category", "predict_annotations",
            "coco_ap", "pck_report", "COCO_STAT_NAMES"]
 
+PCK_CURVE = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5)  # thresholds of pck_report's "by_threshold" (torso fractions)
 COCO_STAT_NAMES = ["AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"]
 EXTRA_HINT = 'pip install "fasterpose[eval]"'
 
@@ -145,7 +146,8 @@ def pck_report(data: dict, pred: np.ndarray, names: List[str], image_ids: List[i
     """PCK@threshold over the annotations of the processed photos that were predicted.
 
     pred (A, K, 2) photo px, NaN for annotations without a prediction. Returns {"pck", "per_keypoint": {name:
-    value or None}, "joints": counted joints, "ci95": bootstrap 95 % interval over persons
+    value or None}, "joints": counted joints, "by_threshold": {"0.1": PCK@0.1, ...} at PCK_CURVE and threshold,
+    "ci95": bootstrap 95 % interval over persons
     (:func:`~fasterpose_rt.metrics.pck_interval`), and with flip_pairs "left_right": see
     :func:`~fasterpose_rt.metrics.left_right_confusions`}, "by_orientation": see
     :func:`~fasterpose_rt.metrics.pck_by_orientation`, and with baseline (another model's pred (A, K, 2))
@@ -169,7 +171,9 @@ def pck_report(data: dict, pred: np.ndarray, names: List[str], image_ids: List[i
         return {"pck": None, "reason": "no labelled joint on a person with a measurable torso"}
     per = {n: (None if not np.isfinite(v) else float(v)) for n, v in zip(names, per_kp)}
     low, high = pck_interval(ours, gt_xy, labelled, names, threshold)
-    report = {"pck": overall, "ci95": [low, high], "per_keypoint": per, "joints": joints,
+    # The curve around the threshold: near misses (just past it) are localisation, far ones are wrong joints.
+    curve = {f"{t:g}": pck(ours, gt_xy, labelled, names, t)[0] for t in sorted(set(PCK_CURVE) | {threshold})}
+    report = {"pck": overall, "ci95": [low, high], "per_keypoint": per, "joints": joints, "by_threshold": curve,
               "by_orientation": pck_by_orientation(ours, gt_xy, labelled, names, threshold)}
     if baseline is not None:
         other, _, _ = pck(baseline[sel], gt_xy, labelled, names, threshold)

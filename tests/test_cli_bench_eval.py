@@ -120,6 +120,7 @@ def test_eval_reports_coco_ap_and_pck(torso_model, dataset, tmp_path):
     assert rep["pck@0.2"]["pck"] == 1.0 and rep["pck@0.2"]["joints"] == 8 and rep["pck@0.2"]["ci95"] == [1.0, 1.0]
     assert "COCO keypoints  AP 1.000" in r.stdout
     assert "PCK@0.2 (torso) 1.000 over 8 joints (95 % interval 1.000-1.000, persons resampled)" in r.stdout
+    assert "by threshold: PCK@0.05 1.000  PCK@0.1 1.000" in r.stdout and rep["pck@0.2"]["by_threshold"]["0.5"] == 1.0
     # these persons' shoulders and hips share one midpoint: no body axis, so their orientation is unknown
     assert [b["persons"] for b in rep["pck@0.2"]["by_orientation"]] == [0, 0, 0, 2]
     assert "by body orientation: unknown 1.00 (2 persons)" in r.stdout

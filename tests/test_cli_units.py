@@ -394,3 +394,16 @@ def test_body_orientation_and_pck_per_orientation():
     # through the eval report and its printed summary
     data = {"annotations": [{"image_id": 1, "keypoints": np.c_[g, np.full(5, 2)].ravel().tolist()} for g in gt[:5]]}
     assert pck_report(data, pred[:5], names, [1])["by_orientation"][2]["pck"] == 0.5
+
+
+def test_pck_report_gives_the_curve_around_the_threshold():
+    names = ["left_shoulder", "right_shoulder", "left_hip", "right_hip", "nose"]
+    gt = np.array([[100, 0], [0, 0], [100, 100], [0, 100], [50, -30]], float)  # torso (l.shoulder-r.hip) 100√2
+    torso = 100 * np.sqrt(2)
+    errors = [0.04, 0.12, 0.18, 0.25, 0.6]  # each joint's error as a fraction of the torso, along x
+    pred = gt + np.c_[np.array(errors) * torso, np.zeros(5)]
+    data = {"annotations": [{"image_id": 1, "keypoints": np.c_[gt, np.full(5, 2)].ravel().tolist()}]}
+    rep = pck_report(data, pred[None], names, [1], 0.2)
+    assert rep["by_threshold"] == {"0.05": 0.2, "0.1": 0.2, "0.15": 0.4, "0.2": 0.6, "0.3": 0.8, "0.5": 0.8}
+    assert rep["by_threshold"]["0.2"] == rep["pck"]
+    assert "0.25" in pck_report(data, pred[None], names, [1], 0.25)["by_threshold"]  # the asked threshold is in
