@@ -149,6 +149,14 @@ def compare(name, xy, base_xy, gt, vis, names, rows, data):
     print(rows[-1], flush=True)
 
 
+def _shown(path: Path) -> str:
+    """The model's path relative to the repository when it lies inside it (results name no local folders)."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", help="ONNX model (default: the bundled default model)")
@@ -169,7 +177,8 @@ def main(argv=None):
     views = Views(pred, a.images, files)
     n = len(files)
     reference = crop_affine(*box_centers_and_sizes(boxes, meta.input_size, meta.box_padding), meta.input_size)
-    rows, data = [], {"model": pred.model_path, "persons": n, "angles": list(ANGLES)}
+    model_name = _shown(Path(pred.model_path))
+    rows, data = [], {"model": model_name, "persons": n, "angles": list(ANGLES)}
 
     # Every person through every rotated view, flip-tested, in the upright crop's heatmap frame.
     centers, sizes = box_centers_and_sizes(boxes, meta.input_size, meta.box_padding)
@@ -216,7 +225,7 @@ def main(argv=None):
     angle_rows = [[f"{t:+d}", f"{pck(single[t][0], gt, vis, names)[0]:.4f}"] for t in ANGLES]
     data["single_view"] = {str(t): pck(single[t][0], gt, vis, names)[0] for t in ANGLES}
 
-    body = [f"Model: `{pred.model_path}` ({n} persons of `{a.ann.name}`, ground-truth tight boxes, every view "
+    body = [f"Model: `{model_name}` ({n} persons of `{a.ann.name}`, ground-truth tight boxes, every view "
             "flip-tested). Differences are against the first row on the same persons, with the paired 95 % "
             "bootstrap interval.", "",
             markdown_table(["variant", "PCK@0.2", "difference (interval)"], rows), "",

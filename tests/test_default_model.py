@@ -44,6 +44,15 @@ def test_metadata_describes_data_recipe_and_validation(precision):
         assert check["pck_float"] - check["pck_int8"] <= extra["quantization"]["max_pck_drop"] / 100
 
 
+def test_default_box_padding_is_the_best_of_its_calibration_on_training_persons():
+    """README: the default's box padding was chosen by export.padding on training persons, not validation ones."""
+    meta = PosePredictor(threads=1).metadata
+    record = meta.extra["box_padding_calibration"]
+    sweep = {float(p): v for p, v in record["pck@0.2"].items()}
+    assert record["source"].startswith("lspet_train") and record["persons"] == 1000
+    assert meta.box_padding == record["chosen"] == max(sweep, key=sweep.get) and len(sweep) >= 5
+
+
 def test_quick_start_photo(tmp_path):
     """README's first command: keypoints inside the photo, the head above the neck above the shoulders."""
     r = CliRunner().invoke(main, ["predict", str(DEMO), "--out", str(tmp_path / "r.json"), "--vis", str(tmp_path)])
