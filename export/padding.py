@@ -1,9 +1,10 @@
 """Calibrate a model's box padding, the context its crops take around a person box, on labelled persons.
 
-Why: training crops come out zoomed in on average (half-body crops of one limb group, scale jitter), so a model
-trained at box padding 1.25 may find persons best when they fill more of the crop than 1.25 leaves them — the
-train/test discrepancy of FixRes (Touvron et al., "Fixing the train-test resolution discrepancy", NeurIPS 2019),
-here for pose. The best padding is a measured property of the trained weights, not of the recipe: this sweeps
+Why: augmentation can make training crops show persons larger than a tight box at test time does (large
+rotations of a region fitted to the upright box push turned persons past the crop's edges; half-body crops zoom
+in), so a model trained at box padding 1.25 may find persons best when they fill more of the crop than 1.25
+leaves them — a train/test discrepancy like FixRes's (Touvron et al., "Fixing the train-test resolution
+discrepancy", NeurIPS 2019), here for pose. The best padding is a measured property of the trained weights, not of the recipe: this sweeps
 candidate paddings on labelled persons (training persons, never the ones you report on), keeps the one with the
 highest PCK@0.2 and writes it into the model's ``fasterpose`` metadata together with the whole sweep. Weights
 and graph are untouched, so it works on float and int8 files alike and costs nothing at run time.
