@@ -81,6 +81,9 @@ def build_parser():
                     help="stochastic depth: residual branches dropped per sample, rising linearly to RATE in the "
                          "last block (e.g. 0.1; default 0: off); a regulariser for small datasets, training only")
     ap.add_argument("--rotation", type=float, default=30.0)
+    ap.add_argument("--rotation-fit", action="store_true",
+                    help="fit a rotated crop's region around the turned person (as a tight box at test time would be) "
+                         "instead of keeping the upright box's region, which a turned person overflows")
     ap.add_argument("--scale", type=float, default=0.25)
     ap.add_argument("--workers", type=int, default=-1, help="data workers per process (default: 1 on CPU, 4 on GPU)")
     ap.add_argument("--no-cache", action="store_true", help="do not decode all photos into memory up front")
@@ -127,7 +130,7 @@ class Trainer:
 
         samples, self.meta = load_coco_keypoints(args.train_ann, args.train_images)
         self.train_set = TopDownDataset(samples, self.meta, args.input_size, train=True, half_body_prob=args.half_body,
-                                        occlusion_prob=args.occlusion,
+                                        occlusion_prob=args.occlusion, rotation_fit=args.rotation_fit,
                                         rotation=args.rotation, scale_range=args.scale, cache=not args.no_cache,
                                         seed=args.seed)
         self.val_set = None
@@ -220,7 +223,8 @@ class Trainer:
                        "distill": None if self.teacher is None else
                        {**self.teacher_info, "alpha": a.distill_alpha, "flip": not a.no_teacher_flip},
                        "amp": "bf16" if self.amp else "off",
-                       "augment": {"scale": a.scale, "rotation": a.rotation, "flip": 0.5, "half_body": a.half_body,
+                       "augment": {"scale": a.scale, "rotation": a.rotation, "rotation_fit": a.rotation_fit, "flip": 0.5,
+                                   "half_body": a.half_body,
                                    "occlusion": a.occlusion,
                                    "color_jitter": 0.3}, "seed": a.seed, "pretrained": bool(a.pretrained),
                        "steps_per_epoch": self.steps_per_epoch},

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from fasterpose_rt.geometry import apply_affine
+from fasterpose_rt.geometry import apply_affine, box_centers_and_sizes, crop_affine
 from models.data.coco_keypoints import TopDownDataset, derive_flip_pairs, load_coco_keypoints
 from models.data.lsp_to_coco import convert
 
@@ -102,6 +102,43 @@ def test_dataset_targets_follow_the_crop(tmp_path):
             np.testing.assert_allclose(decoded[0][ok], kp[ok], atol=0.01)
 
 
+def test_rotation_fit_keeps_a_turned_person_inside_the_crop(tmp_path):
+    """--rotation-fit: a turned crop's region is the tight box of the turned person (joints touch the padded box,
+    none leaves the crop); without it the upright box's region is kept and a person turned 90° overflows."""
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=1)
+    samples, meta = load_coco_keypoints(ann, images)
+    s = samples[0]
+    s.keypoints = np.array([[48.0, 10 + 5.6 * k] for k in range(14)])  # a tall, thin person: 73 px, upright
+    s.bbox = np.r_[s.keypoints[s.visible].min(0), np.ptp(s.keypoints[s.visible], axis=0)]  # tight, as lsp_to_coco
+    size = (64, 96)
+    fit = TopDownDataset(samples, meta, size, train=True, cache=False, rotation_fit=True)
+    keep = TopDownDataset(samples, meta, size, train=True, cache=False)
+
+    def crop_joints(ds, rot):
+        center, region = ds._fit_rotated(s.bbox, s, rot) if ds.rotation_fit else \
+            box_centers_and_sizes(s.bbox[None], size, ds.box_padding)
+        m = crop_affine(np.reshape(center, (1, 2)), np.reshape(region, (1, 2)), size, [rot])[0]
+        return apply_affine(s.keypoints[None], m[None])[0][s.visible]
+
+    upright_fit, upright_keep = crop_joints(fit, 0.0), crop_joints(keep, 0.0)
+    np.testing.assert_allclose(upright_fit, upright_keep, atol=1e-9)  # nothing changes for an upright crop
+    for rot in (30.0, 90.0, -135.0, 180.0):
+        kp = crop_joints(fit, rot)
+        assert (kp >= -0.5).all() and (kp[:, 0] <= size[0] - 0.5).all() and (kp[:, 1] <= size[1] - 0.5).all()
+        extent = np.ptp(kp, axis=0)  # the joints' extent in the crop: the region is the padded tight box
+        assert np.isclose(extent / np.array(size), 1 / fit.box_padding, atol=0.03).any()  # tight along one axis
+    turned = crop_joints(keep, 90.0)
+    assert (turned[:, 0] < -0.5).any() and (turned[:, 0] > size[0] - 0.5).any()  # overflows both sides
+    # drawn through _region: every turned draw stays inside the crop
+    ds = TopDownDataset(samples, meta, size, train=True, cache=False, rotation=90.0, rotation_prob=1.0,
+                        scale_range=0.0, shift=0.0, rotation_fit=True)
+    for seed in range(20):
+        center, region, rot, _ = ds._region(s, np.random.default_rng(seed))
+        m = crop_affine(center[None], region[None], size, [rot])[0]
+        kp = apply_affine(s.keypoints[None], m[None])[0]
+        assert (kp >= -0.5 - 1e-6).all() and (kp <= np.array(size) - 0.5 + 1e-6).all()
+
+
 def _train_cmd(ann, images, work, extra=()):
     return ["-m", "models.train", "--train-ann", str(ann), "--train-images", str(images), "--val-ann", str(ann),
             "--val-images", str(images), "--arch", "fasterpose_r18", "--input-size", "64x64", "--batch-size", "2",
@@ -111,14 +148,15 @@ def _train_cmd(ann, images, work, extra=()):
 def test_train_checkpoint_log_and_resume(tmp_path):
     ann, images, _ = _lsp_like_dataset(tmp_path, n=4)
     work = tmp_path / "run"
-    r = subprocess.run([sys.executable, *_train_cmd(ann, images, work, ["--steps-per-epoch", "2", "--drop-path", "0.1"])],
+    r = subprocess.run([sys.executable, *_train_cmd(ann, images, work, ["--steps-per-epoch", "2", "--drop-path", "0.1",
+                                                                   "--rotation-fit"])],
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     entry = json.loads((work / "log.jsonl").read_text().splitlines()[-1])
     assert entry["epoch"] == 1 and np.isfinite(entry["train_loss"]) and 0 <= entry["val_pck@0.2"] <= 1
     ckpt = torch.load(work / "last.pth", map_location="cpu", weights_only=True)  # plain data only
     assert ckpt["epoch"] == 1 and ckpt["meta"]["loss"] == "rce" and ckpt["meta"]["dataset"]["keypoints"][0] == "right_ankle"
-    assert ckpt["meta"]["recipe"]["drop_path"] == 0.1
+    assert ckpt["meta"]["recipe"]["drop_path"] == 0.1 and ckpt["meta"]["recipe"]["augment"]["rotation_fit"] is True
     assert (work / "best.pth").exists()
     cmd = _train_cmd(ann, images, work, ["--steps-per-epoch", "2", "--resume"])
     cmd[cmd.index("--epochs") + 1] = "2"

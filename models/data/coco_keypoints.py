@@ -93,14 +93,17 @@ class TopDownDataset(Dataset):
     Item: (image (3, H, W) float32 normalised RGB, targets (K, h, w) float32, weights (K,) float32, index).
     input_size (W, H). Augmentation (train=True): scale, rotation, flip with flip pairs, centre shift, colour
     jitter, optional half-body and occlusion (a rectangle of noise over the crop; the joints under it keep their
-    targets, so the model learns to place hidden joints from context). ``cache=True`` decodes every photo once up
+    targets, so the model learns to place hidden joints from context). ``rotation_fit``: a rotated crop's region is
+    fitted around the person as it lies in the rotated frame (see :meth:`_fit_rotated`), as a tight box around a
+    turned person would be at test time, instead of keeping the upright box's region, which a turned person
+    overflows. ``cache=True`` decodes every photo once up
     front (small datasets).
     """
 
     def __init__(self, samples, meta, input_size, train: bool, codec: Optional[HeatmapCodec] = None,
                  box_padding: float = 1.25, scale_range: float = 0.25, rotation: float = 30.0, rotation_prob: float = 0.6,
                  flip_prob: float = 0.5, shift: float = 0.05, color_jitter: float = 0.3, half_body_prob: float = 0.0,
-                 occlusion_prob: float = 0.0, cache: bool = True, seed: int = 0):
+                 occlusion_prob: float = 0.0, rotation_fit: bool = False, cache: bool = True, seed: int = 0):
         self.samples = samples
         self.meta = meta
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -110,6 +113,7 @@ class TopDownDataset(Dataset):
         self.scale_range, self.rotation, self.rotation_prob = scale_range, rotation, rotation_prob
         self.flip_prob, self.shift, self.color_jitter, self.half_body_prob = flip_prob, shift, color_jitter, half_body_prob
         self.occlusion_prob = occlusion_prob
+        self.rotation_fit = rotation_fit
         k = len(meta["keypoints"])
         self.flip_index = flip_permutation(k, meta["flip_pairs"])
         names = meta["keypoints"]
@@ -147,12 +151,38 @@ class TopDownDataset(Dataset):
         center, size = center[0], size[0]
         rot, flip = 0.0, False
         if self.train:
-            size = size * np.clip(1 + rng.normal() * self.scale_range, 1 - self.scale_range, 1 + self.scale_range)
-            center = center + rng.uniform(-self.shift, self.shift, 2) * size
+            jitter = np.clip(1 + rng.normal() * self.scale_range, 1 - self.scale_range, 1 + self.scale_range)
+            shift = rng.uniform(-self.shift, self.shift, 2)
             if rng.random() < self.rotation_prob:
                 rot = float(np.clip(rng.normal() * self.rotation, -2 * self.rotation, 2 * self.rotation))
+                if self.rotation_fit:
+                    center, size = self._fit_rotated(bbox, s, rot)
+            size = size * jitter
+            center = center + shift * size
             flip = rng.random() < self.flip_prob
         return center, size, rot, flip
+
+    def _fit_rotated(self, bbox, s: PersonSample, rot: float):
+        """Region (centre (2,), size (2,)) for a crop turned by ``rot`` degrees: the tight box of the person's
+        labelled joints in the turned frame, grown by the margin ``bbox`` has over those joints upright (1 for
+        LSP's tight boxes), then given the model's aspect and box padding, as the runtime treats a tight box."""
+        pts = s.keypoints[s.visible]
+        lo, hi = bbox[:2] - 1.0, bbox[:2] + bbox[2:] + 1.0
+        pts = pts[((pts >= lo) & (pts <= hi)).all(axis=1)]  # a half-body box keeps its own joints
+        if len(pts) < 2:
+            pts = np.array([[bbox[0], bbox[1]], [bbox[0] + bbox[2], bbox[1]], [bbox[0], bbox[1] + bbox[3]],
+                            [bbox[0] + bbox[2], bbox[1] + bbox[3]]])
+        upright = np.maximum(pts.max(0) - pts.min(0), 1.0)
+        margin = max(1.0, float(np.sqrt(bbox[2] * bbox[3] / (upright[0] * upright[1]))))
+        th = np.deg2rad(rot)
+        r = np.array([[np.cos(th), np.sin(th)], [-np.sin(th), np.cos(th)]])  # photo -> turned frame (crop_affine's)
+        pivot = bbox[:2] + bbox[2:] / 2
+        q = (pts - pivot) @ r.T
+        lo, hi = q.min(0), q.max(0)
+        center = pivot + r.T @ ((lo + hi) / 2)
+        wh = np.maximum(hi - lo, 1.0) * margin
+        c, size = box_centers_and_sizes(np.r_[center - wh / 2, wh][None], self.input_size, self.box_padding)
+        return c[0], size[0]
 
     def crop_transform(self, index: int, rng=None):
         """The photo -> crop affine (2, 3) and flip flag of sample ``index`` (no augmentation when rng is None)."""
