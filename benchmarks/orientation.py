@@ -36,7 +36,7 @@ from benchmarks.common import markdown_table, write_results  # noqa: E402
 from fasterpose_rt import PosePredictor  # noqa: E402
 from fasterpose_rt.decode import decode_heatmaps  # noqa: E402
 from fasterpose_rt.geometry import (apply_affine, box_centers_and_sizes, crop_affine, heatmap_to_crop,  # noqa: E402
-                                    invert_affine)
+                                    invert_affine, turned_extent)
 from fasterpose_rt.metrics import pck, pck_by_orientation, pck_interval  # noqa: E402
 from fasterpose_rt.preprocess import warp_crops  # noqa: E402
 
@@ -128,14 +128,7 @@ def body_axis_angles(keypoints: np.ndarray, names) -> np.ndarray:
 def aligned_affines(points: np.ndarray, angles: np.ndarray, meta) -> np.ndarray:
     """Crops turned by ``angles`` (N,) degrees, each region fitted around its person's points (N, P, 2) in the
     turned frame (NaN points ignored), then given the model's aspect and box padding. Returns (N, 2, 3)."""
-    th = np.radians(angles)
-    cos, sin = np.cos(th), np.sin(th)
-    rot = np.stack([np.stack([cos, sin], -1), np.stack([-sin, cos], -1)], 1)  # photo -> turned frame, (N, 2, 2)
-    pivot = np.nanmean(points, axis=1)
-    q = np.einsum("nij,nkj->nki", rot, points - pivot[:, None])
-    lo, hi = np.nanmin(q, axis=1), np.nanmax(q, axis=1)
-    centers = pivot + np.einsum("nji,nj->ni", rot, 0.5 * (lo + hi))  # the turned box's centre, in the photo
-    size = np.maximum(hi - lo, 1.0)
+    centers, size = turned_extent(points, angles)
     c, s = box_centers_and_sizes(np.concatenate([centers - size / 2, size], 1), meta.input_size, meta.box_padding)
     return crop_affine(c, s, meta.input_size, angles)
 

@@ -25,6 +25,7 @@ __all__ = [
     "apply_affine",
     "heatmap_to_crop",
     "crop_to_heatmap",
+    "turned_extent",
 ]
 
 
@@ -95,3 +96,21 @@ def crop_to_heatmap(xy, stride):
     """Crop px -> heatmap px, the exact inverse of :func:`heatmap_to_crop`. xy (..., 2)."""
     s = np.asarray(stride, dtype=np.float64)
     return (np.asarray(xy, dtype=np.float64) + 0.5) / s - 0.5
+
+
+def turned_extent(points, rotation_deg):
+    """The tight box of each person's points in a frame turned as :func:`crop_affine` turns its region.
+
+    points (N, P, 2) photo px (NaN points are ignored), rotation_deg (N,). Returns centers (N, 2) in photo px and
+    sizes (N, 2) (width, height along the turned axes, at least 1 px): pass them to :func:`box_centers_and_sizes`
+    as boxes ``[cx - w/2, cy - h/2, w, h]`` and to :func:`crop_affine` with the same angles.
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    th = np.deg2rad(np.asarray(rotation_deg, dtype=np.float64).reshape(-1))
+    cos, sin = np.cos(th), np.sin(th)
+    rot = np.stack([np.stack([cos, sin], -1), np.stack([-sin, cos], -1)], 1)  # photo -> turned frame, (N, 2, 2)
+    pivot = np.nanmean(pts, axis=1)
+    q = np.einsum("nij,nkj->nki", rot, pts - pivot[:, None])
+    lo, hi = np.nanmin(q, axis=1), np.nanmax(q, axis=1)
+    centers = pivot + np.einsum("nji,nj->ni", rot, 0.5 * (lo + hi))  # back to the photo: rot is orthogonal
+    return centers, np.maximum(hi - lo, 1.0)

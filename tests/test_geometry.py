@@ -105,3 +105,15 @@ def test_rotation_round_trip_and_direction():
     np.testing.assert_allclose(p, [(w - 1) / 2 - 30.0 * w / 90.0, (h - 1) / 2], atol=1e-9)
     pts = np.random.default_rng(3).uniform(0, 400, (1, 6, 2))
     np.testing.assert_allclose(apply_affine(apply_affine(pts, m), invert_affine(m)), pts, atol=1e-9)
+
+
+def test_turned_extent_is_the_tight_box_in_the_turned_crop():
+    from fasterpose_rt.geometry import turned_extent
+
+    pts = np.array([[[10.0, 0.0], [10.0, 100.0], [30.0, 50.0], [np.nan, np.nan]]])
+    for rot in (0.0, 90.0, -30.0):
+        centers, sizes = turned_extent(pts, [rot])
+        m = crop_affine(centers, sizes, (64, 64), [rot])[0]  # the tight box mapped edge to edge onto the crop
+        q = pts[0, :3] @ m[:, :2].T + m[:, 2]
+        np.testing.assert_allclose([q.min(0), q.max(0)], [[-0.5, -0.5], [63.5, 63.5]], atol=1e-9)
+    np.testing.assert_allclose(turned_extent(pts, [90.0])[1], [[100.0, 20.0]], atol=1e-9)

@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from fasterpose_rt.geometry import apply_affine, box_centers_and_sizes, crop_affine
+from fasterpose_rt.geometry import apply_affine, box_centers_and_sizes, crop_affine, turned_extent
 from fasterpose_rt.metadata import IMAGENET_MEAN, IMAGENET_STD
 from fasterpose_rt.skeletons import COCO17, flip_permutation
 
@@ -174,13 +174,8 @@ class TopDownDataset(Dataset):
                             [bbox[0] + bbox[2], bbox[1] + bbox[3]]])
         upright = np.maximum(pts.max(0) - pts.min(0), 1.0)
         margin = max(1.0, float(np.sqrt(bbox[2] * bbox[3] / (upright[0] * upright[1]))))
-        th = np.deg2rad(rot)
-        r = np.array([[np.cos(th), np.sin(th)], [-np.sin(th), np.cos(th)]])  # photo -> turned frame (crop_affine's)
-        pivot = bbox[:2] + bbox[2:] / 2
-        q = (pts - pivot) @ r.T
-        lo, hi = q.min(0), q.max(0)
-        center = pivot + r.T @ ((lo + hi) / 2)
-        wh = np.maximum(hi - lo, 1.0) * margin
+        centers, sizes = turned_extent(pts[None], [rot])
+        center, wh = centers[0], sizes[0] * margin
         c, size = box_centers_and_sizes(np.r_[center - wh / 2, wh][None], self.input_size, self.box_padding)
         return c[0], size[0]
 
