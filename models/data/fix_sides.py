@@ -1,0 +1,125 @@
+"""Exchange left and right in the labels of persons whose sides a model says are mirrored.
+
+Crowd-sourced labels such as LSP Extended's (Amazon Mechanical Turk) mix up "the person's left" and "the left
+of the photo": a person facing the camera then carries all left labels on their right side. A model trained
+on the majority convention predicts such a person's sides the other way round. When the prediction, with
+every left and right exchanged, hits clearly more labelled joints than as it is, this tool exchanges that
+person's left and right labels (the coordinates stay; only which joint they belong to changes) and writes a
+new COCO file. It is meant for *training* files only: a validation file must be scored as it was given.
+
+    python -m models.data.fix_sides --ann data/lspet_train.json --images ../shared/datasets/lspet/images \\
+        --out data/lspet_train_sides.json [--model M.onnx] [--margin 2] [--flip/--no-flip]
+
+The output's ``info.fix_sides`` records the model (file, sha256), the rule and the ids of the persons changed.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+from fasterpose_rt.metrics import _hits
+from fasterpose_rt.skeletons import flip_permutation
+from fasterpose_rt.results import atomic_write_text
+
+__all__ = ["mirrored_persons", "swap_sides", "main"]
+
+
+def mirrored_persons(pred, gt, visible, names, flip_pairs, margin: int = 2, threshold: float = 0.2) -> np.ndarray:
+    """Which persons' labels look left/right exchanged.
+
+    pred, gt (N, K, 2) photo px (pred may hold NaN for persons not predicted: never chosen); visible (N, K) bool;
+    flip_pairs [[left, right], ...]. A person is chosen when the mirrored prediction hits at least ``margin``
+    more labelled joints (within ``threshold`` × torso) than the prediction as it is, *and* at least half of the
+    person's counted joints: a model that is simply lost on a person says nothing about its labels.
+    Returns (N,) bool.
+    """
+    pred = np.asarray(pred, dtype=np.float64)
+    perm = flip_permutation(len(names), flip_pairs)
+    hit, use = _hits(pred, gt, visible, names, threshold)
+    mirrored, _ = _hits(pred[:, perm], gt, visible, names, threshold)
+    h, m, n = hit.sum(axis=1), mirrored.sum(axis=1), use.sum(axis=1)
+    return (m - h >= margin) & (2 * m >= n) & (n > 0) & np.isfinite(pred).all(axis=(1, 2))
+
+
+def swap_sides(annotation: dict, perm: np.ndarray) -> dict:
+    """A copy of a COCO person annotation with keypoint k's (x, y, v) taken from keypoint perm[k]."""
+    out = copy.deepcopy(annotation)
+    kp = np.asarray(annotation["keypoints"], dtype=np.float64).reshape(-1, 3)[perm]
+    out["keypoints"] = [int(v) if float(v).is_integer() else float(v) for v in kp.reshape(-1)]
+    return out
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m models.data.fix_sides", description=__doc__.split("\n")[0])
+    ap.add_argument("--ann", required=True, type=Path, help="COCO keypoint file (a training split)")
+    ap.add_argument("--images", required=True, type=Path, help="its photo folder")
+    ap.add_argument("--out", required=True, type=Path, help="COCO file to write")
+    ap.add_argument("--model", default=None, help="ONNX pose model (default: the bundled default)")
+    ap.add_argument("--margin", type=int, default=2, help="extra joints the mirrored prediction must hit (default 2)")
+    ap.add_argument("--threshold", type=float, default=0.2, help="PCK threshold, torso fraction (default 0.2)")
+    ap.add_argument("--no-flip", action="store_true", help="predict without the flip test")
+    args = ap.parse_args(argv)
+    if args.margin < 1:
+        ap.error("--margin must be at least 1")
+
+    from tqdm import tqdm
+
+    from fasterpose_rt import PosePredictor
+    from fasterpose_rt.evaluate import EvalError, load_annotations, predict_annotations
+    from fasterpose_rt.session import ModelError
+
+    failed = []
+    try:
+        predictor = PosePredictor(args.model, flip_test=not args.no_flip)
+        data = load_annotations(args.ann)
+        names = predictor.keypoint_names
+        if any(len(a.get("keypoints") or []) != 3 * len(names) for a in data["annotations"]):
+            raise EvalError(f"{args.ann}: every annotation needs {len(names)} keypoints (x, y, v), as the model")
+        _, _, pred = predict_annotations(predictor, data, args.images, 1, str(args.ann),
+                                         on_fail=lambda p, why: failed.append(f"{p}: {why}"),
+                                         wrap=lambda it: tqdm(list(it), desc="predicting", unit="photo"))
+        kps = np.array([np.asarray(a["keypoints"], np.float64).reshape(-1, 3) for a in data["annotations"]]
+                       ).reshape(-1, len(names), 3)
+    except (EvalError, ModelError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for f in failed:
+        print(f"skipped {f}", file=sys.stderr)
+
+    pairs = predictor.flip_pairs
+    chosen = mirrored_persons(pred, kps[..., :2], kps[..., 2] > 0, names, pairs, args.margin, args.threshold)
+    perm = flip_permutation(len(names), pairs)
+    out = dict(data)
+    out["annotations"] = [swap_sides(a, perm) if c else a for a, c in zip(data["annotations"], chosen)]
+    model_path = Path(predictor.model_path)
+    out["info"] = dict(data.get("info") or {})
+    out["info"]["fix_sides"] = {
+        "source": args.ann.name, "model": {"file": model_path.name, "sha256": _sha256(model_path)},
+        "rule": {"margin": args.margin, "threshold": args.threshold, "flip_test": not args.no_flip,
+                 "min_mirrored_fraction": 0.5},
+        "persons": len(chosen), "changed": [a.get("id") for a, c in zip(data["annotations"], chosen) if c],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out, json.dumps(out))
+    print(f"wrote {args.out}: left and right exchanged for {int(chosen.sum())} of {len(chosen)} persons"
+          + (f" ({len(failed)} photos unreadable, left as they were)" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""models.data.fix_sides: exchanging left and right in training labels a model says are mirrored.
+
+Real parts: the bundled default model and the demo photo (both in the repository).
+"""
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from fasterpose_rt import PosePredictor
+from fasterpose_rt.skeletons import LSP14, flip_permutation
+from models.data.fix_sides import main, mirrored_persons, swap_sides
+
+ROOT = Path(__file__).resolve().parents[1]
+PHOTO = ROOT / "examples" / "astronaut.jpg"
+NAMES, PAIRS = LSP14["keypoints"], LSP14["flip_pairs"]
+PERM = flip_permutation(len(NAMES), PAIRS)
+
+
+def _standing_person():
+    """gt (1, 14, 2): a frontal person 100 px tall, the person's right on the photo's left."""
+    xy = {"right_ankle": (40, 100), "right_knee": (42, 75), "right_hip": (44, 50), "left_hip": (60, 50),
+          "left_knee": (62, 75), "left_ankle": (64, 100), "right_wrist": (25, 50), "right_elbow": (30, 35),
+          "right_shoulder": (38, 20), "left_shoulder": (66, 20), "left_elbow": (74, 35), "left_wrist": (79, 50),
+          "neck": (52, 18), "head_top": (52, 0)}
+    return np.array([[xy[n] for n in NAMES]], np.float64)
+
+
+def test_a_mirrored_prediction_marks_the_person_and_a_matching_one_does_not():
+    gt = _standing_person()
+    vis = np.ones((1, 14), bool)
+    assert mirrored_persons(gt[:, PERM], gt, vis, NAMES, PAIRS).tolist() == [True]
+    assert mirrored_persons(gt, gt, vis, NAMES, PAIRS).tolist() == [False]
+
+
+def test_a_lost_or_missing_prediction_says_nothing_about_the_labels():
+    gt = _standing_person()
+    vis = np.ones((1, 14), bool)
+    lost = gt[:, PERM].copy()
+    lost[:, :9] += 500  # only 5 of 14 joints hit, mirrored or not: fewer than half
+    assert mirrored_persons(lost, gt, vis, NAMES, PAIRS).tolist() == [False]
+    assert mirrored_persons(np.full_like(gt, np.nan), gt, vis, NAMES, PAIRS).tolist() == [False]
+
+
+def test_the_margin_counts_joints():
+    gt = _standing_person()
+    vis = np.ones((1, 14), bool)
+    pred = gt.copy()
+    pred[0, [3, 2]] = gt[0, [2, 3]]  # only the hips exchanged: mirrored, the hips hit but every other side misses
+    assert mirrored_persons(pred, gt, vis, NAMES, PAIRS, margin=1).tolist() == [False]
+    arms_legs = gt[:, PERM].copy()
+    arms_legs[0, [6, 11]] = gt[0, [6, 11]]  # wrists as labelled: as is 4 hits, mirrored 12
+    assert mirrored_persons(arms_legs, gt, vis, NAMES, PAIRS, margin=8).tolist() == [True]
+    assert mirrored_persons(arms_legs, gt, vis, NAMES, PAIRS, margin=9).tolist() == [False]
+
+
+def test_swap_sides_moves_whole_triplets_and_leaves_the_input_alone():
+    kp = []
+    for k in range(14):
+        kp += [k * 10, k * 10 + 1, 2 if k != 0 else 0]
+    ann = {"id": 7, "keypoints": list(kp), "bbox": [0, 0, 1, 1]}
+    out = swap_sides(ann, PERM)
+    assert ann["keypoints"] == kp
+    got = np.array(out["keypoints"]).reshape(-1, 3)
+    np.testing.assert_array_equal(got, np.array(kp).reshape(-1, 3)[PERM])
+    assert got[5, 2] == 0 and got[0, 2] == 2  # right ankle's "unlabelled" moved to the left ankle
+    assert all(isinstance(v, int) for v in out["keypoints"])
+    assert swap_sides(out, PERM)["keypoints"] == kp
+
+
+@pytest.fixture(scope="module")
+def demo_set(tmp_path_factory):
+    """A COCO file: the demo photo twice, labelled with the model's own prediction mirrored and as it is,
+    and a third photo that does not exist."""
+    root = tmp_path_factory.mktemp("sides")
+    image = cv2.imread(str(PHOTO))
+    pred = PosePredictor(flip_test=True)
+    first = pred.predict(image).keypoints[0]
+    x0, y0 = first.min(0)
+    x1, y1 = first.max(0)
+    box = [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]
+    xy = pred.predict(image, [box]).keypoints[0].astype(np.float64)
+
+    def ann(i, image_id, points):
+        kp = np.concatenate([np.round(points, 2), np.full((14, 1), 2.0)], axis=1).reshape(-1)
+        return {"id": i, "image_id": image_id, "category_id": 1, "bbox": box, "area": box[2] * box[3],
+                "iscrowd": 0, "num_keypoints": 14, "keypoints": kp.tolist()}
+
+    images_dir = root / "images"
+    images_dir.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        cv2.imwrite(str(images_dir / name), image, [cv2.IMWRITE_JPEG_QUALITY, 100])
+    coco = {"images": [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "b.jpg"},
+                       {"id": 3, "file_name": "missing.jpg"}],
+            "annotations": [ann(10, 1, xy[PERM]), ann(20, 2, xy), ann(30, 3, xy[PERM])],
+            "categories": [{"id": 1, "name": "person", "keypoints": NAMES, "skeleton": LSP14["skeleton"]}]}
+    path = root / "ann.json"
+    path.write_text(json.dumps(coco))
+    return path, images_dir, coco
+
+
+def test_end_to_end_on_a_real_photo(demo_set, tmp_path, capsys):
+    path, images_dir, coco = demo_set
+    out = tmp_path / "fixed.json"
+    code = main(["--ann", str(path), "--images", str(images_dir), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1 and "missing.jpg" in err, err  # the unreadable photo is named; the rest is written
+    fixed = json.loads(out.read_text())
+    a, b, c = fixed["annotations"]
+    np.testing.assert_array_equal(np.reshape(a["keypoints"], (-1, 3)),
+                                  np.reshape(coco["annotations"][0]["keypoints"], (-1, 3))[PERM])
+    assert b == coco["annotations"][1]
+    assert c == coco["annotations"][2]  # not predicted: left as it was
+    info = fixed["info"]["fix_sides"]
+    assert info["changed"] == [10] and info["persons"] == 3
+    assert info["model"]["file"].endswith(".onnx") and len(info["model"]["sha256"]) == 64
+    assert fixed["images"] == coco["images"] and fixed["categories"] == coco["categories"]
+
+
+def test_bad_input_writes_nothing(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    out = tmp_path / "out.json"
+    assert main(["--ann", str(bad), "--images", str(tmp_path), "--out", str(out)]) == 2
+    assert "error:" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_keypoint_set_other_than_the_models_is_refused_before_predicting(demo_set, tmp_path, capsys):
+    path, images_dir, coco = demo_set
+    other = dict(coco, annotations=[dict(coco["annotations"][0], keypoints=[0, 0, 0] * 17)])
+    wrong = tmp_path / "coco17.json"
+    wrong.write_text(json.dumps(other))
+    out = tmp_path / "out.json"
+    assert main(["--ann", str(wrong), "--images", str(images_dir), "--out", str(out)]) == 2
+    assert "14 keypoints" in capsys.readouterr().err and not out.exists()
