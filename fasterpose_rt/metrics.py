@@ -74,6 +74,19 @@ def _hits(pred, gt, visible, names, threshold):
     return hit, use
 
 
+def mirror_hits(pred, gt, visible, names, flip_pairs, threshold=0.2):
+    """PCK hits of each prediction as it is and with every left and right exchanged.
+
+    pred, gt (N, K, 2); visible (N, K); flip_pairs: [[left, right], ...]. Returns (hit, mirrored, use), each
+    (N, K) bool: hit as predicted; hit once the prediction's sides are exchanged; joint counted (labelled, torso
+    measurable).
+    """
+    pred = np.asarray(pred, dtype=np.float64)
+    hit, use = _hits(pred, gt, visible, names, threshold)
+    mirrored, _ = _hits(pred[:, flip_permutation(len(names), flip_pairs)], gt, visible, names, threshold)
+    return hit, mirrored, use
+
+
 def left_right_confusions(pred, gt, visible, names, flip_pairs, threshold=0.2):
     """How many PCK misses are left/right confusions — the model's or the label's (sports photos and
     crowd-sourced labels mix up "the person's left" and "the left of the photo").
@@ -84,10 +97,7 @@ def left_right_confusions(pred, gt, visible, names, flip_pairs, threshold=0.2):
     exchanged, hits more joints than as it is) and ``pck_mirror_forgiven`` (PCK when each person may be
     scored as predicted or mirrored, whichever hits more: an upper bound of what fixing the sides would buy).
     """
-    perm = flip_permutation(len(names), flip_pairs)
-    pred = np.asarray(pred, dtype=np.float64)
-    hit, use = _hits(pred, gt, visible, names, threshold)
-    mirrored, _ = _hits(pred[:, perm], gt, visible, names, threshold)
+    hit, mirrored, use = mirror_hits(pred, gt, visible, names, flip_pairs, threshold)
     total = max(int(use.sum()), 1)
     return {
         "misses": int((use & ~hit).sum()),

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from fasterpose_rt.metrics import _hits
+from fasterpose_rt.metrics import mirror_hits
 from fasterpose_rt.skeletons import flip_permutation
 from fasterpose_rt.results import atomic_write_text
 
@@ -40,12 +39,9 @@ def mirrored_persons(pred, gt, visible, names, flip_pairs, margin: int = 2, thre
     person's counted joints: a model that is simply lost on a person says nothing about its labels.
     Returns (N,) bool.
     """
-    pred = np.asarray(pred, dtype=np.float64)
-    perm = flip_permutation(len(names), flip_pairs)
-    hit, use = _hits(pred, gt, visible, names, threshold)
-    mirrored, _ = _hits(pred[:, perm], gt, visible, names, threshold)
+    hit, mirrored, use = mirror_hits(pred, gt, visible, names, flip_pairs, threshold)
     h, m, n = hit.sum(axis=1), mirrored.sum(axis=1), use.sum(axis=1)
-    return (m - h >= margin) & (2 * m >= n) & (n > 0) & np.isfinite(pred).all(axis=(1, 2))
+    return (m - h >= margin) & (2 * m >= n) & (n > 0) & np.isfinite(np.asarray(pred, dtype=np.float64)).all(axis=(1, 2))
 
 
 def swap_sides(annotation: dict, perm: np.ndarray) -> dict:
@@ -54,14 +50,6 @@ def swap_sides(annotation: dict, perm: np.ndarray) -> dict:
     kp = np.asarray(annotation["keypoints"], dtype=np.float64).reshape(-1, 3)[perm]
     out["keypoints"] = [int(v) if float(v).is_integer() else float(v) for v in kp.reshape(-1)]
     return out
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -79,6 +67,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     from tqdm import tqdm
 
+    from export.checkpoint import file_sha256
     from fasterpose_rt import PosePredictor
     from fasterpose_rt.evaluate import EvalError, load_annotations, predict_annotations
     from fasterpose_rt.session import ModelError
@@ -109,7 +98,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     model_path = Path(predictor.model_path)
     out["info"] = dict(data.get("info") or {})
     out["info"]["fix_sides"] = {
-        "source": args.ann.name, "model": {"file": model_path.name, "sha256": _sha256(model_path)},
+        "source": args.ann.name, "model": {"file": model_path.name, "sha256": file_sha256(model_path)},
         "rule": {"margin": args.margin, "threshold": args.threshold, "flip_test": not args.no_flip,
                  "min_mirrored_fraction": 0.5},
         "persons": len(chosen), "changed": [a.get("id") for a, c in zip(data["annotations"], chosen) if c],
