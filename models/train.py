@@ -13,7 +13,6 @@ Checkpoints hold only tensors and plain values, so they load with ``weights_only
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -27,6 +26,8 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
+
+from export.checkpoint import file_sha256
 
 from . import build_model
 from .backbones import identity_blocks, set_drop_path
@@ -261,7 +262,7 @@ class Trainer:
             raise SystemExit(f"error: --init {path} does not fit the model: missing {missing[:5]}, "
                              f"unexpected {unexpected[:5]}{hint}")
         meta = ckpt.get("meta", {}) if isinstance(ckpt, dict) else {}
-        provenance = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        provenance = {"file": path.name, "sha256": file_sha256(path),
                       "architecture": meta.get("architecture"), "recipe": meta.get("recipe"), "val": meta.get("val")}
         if grown:
             provenance["grown_blocks"] = grown

@@ -39,9 +39,10 @@ def mirrored_persons(pred, gt, visible, names, flip_pairs, margin: int = 2, thre
     person's counted joints: a model that is simply lost on a person says nothing about its labels.
     Returns (N,) bool.
     """
+    pred = np.asarray(pred, dtype=np.float64)
     hit, mirrored, use = mirror_hits(pred, gt, visible, names, flip_pairs, threshold)
     h, m, n = hit.sum(axis=1), mirrored.sum(axis=1), use.sum(axis=1)
-    return (m - h >= margin) & (2 * m >= n) & (n > 0) & np.isfinite(np.asarray(pred, dtype=np.float64)).all(axis=(1, 2))
+    return (m - h >= margin) & (2 * m >= n) & (n > 0) & np.isfinite(pred).all(axis=(1, 2))
 
 
 def swap_sides(annotation: dict, perm: np.ndarray) -> dict:
