@@ -37,8 +37,9 @@ def test_metadata_describes_data_recipe_and_validation(precision):
     extra = meta.extra
     assert extra["weights"] == "trained" and extra["loss"] == "rce" and meta.architecture.startswith("fasterpose")
     # the LSPET training split, as converted ("lspet_train") or with its left/right mix-ups repaired by
-    # models.data.fix_sides ("lspet_train_sides", "lspet_train_sides2" for the second round)
-    assert extra["training_data"]["name"] in ("lspet_train", "lspet_train_sides", "lspet_train_sides2")
+    # models.data.fix_sides ("lspet_train_sides", then "lspet_train_sides2", "lspet_train_sides3" for later rounds)
+    assert extra["training_data"]["name"] in (
+        "lspet_train", "lspet_train_sides", "lspet_train_sides2", "lspet_train_sides3")
     assert extra["recipe"]["pretrained"] is False
     val = extra["validation"]
     assert 0 < val["pck@0.2"] <= 1 and 0 < val["oks_ap"] <= 1 and val["pck_joints"] > 10000  # all 1,000 persons
