@@ -34,8 +34,9 @@ def _parse_size(ctx, param, value):
 @click.option("--keypoints-from", type=click.Path(), metavar="ANNOTATIONS.json",
               help="COCO keypoint file naming the keypoints when the checkpoint does not.")
 @click.option("--opset", type=click.IntRange(min=MIN_OPSET), default=MIN_OPSET, show_default=True)
-@click.option("--box-padding", type=click.FloatRange(min=0, min_open=True), default=1.25, show_default=True,
-              help="Context around person boxes, recorded for the runtime.")
+@click.option("--box-padding", type=click.FloatRange(min=0, min_open=True),
+              help="Context around person boxes, recorded for the runtime (default: the padding the checkpoint "
+                   "was trained at, else 1.25).")
 @click.option("--output", "output_kind", type=click.Choice(["logits", "probabilities"]),
               help="What the heatmaps are, for checkpoints that do not record their loss (default logits).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="ONNX file to write.")

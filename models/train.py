@@ -86,6 +86,9 @@ def build_parser():
                     help="fit a rotated crop's region around the turned person (as a tight box at test time would be) "
                          "instead of keeping the upright box's region, which a turned person overflows")
     ap.add_argument("--scale", type=float, default=0.25)
+    ap.add_argument("--box-padding", type=float, default=1.25,
+                    help="context around person boxes in training and validation crops (default 1.25); train near the "
+                         "padding the model will run at, e.g. the one export.padding chose, to close that gap")
     ap.add_argument("--workers", type=int, default=-1, help="data workers per process (default: 1 on CPU, 4 on GPU)")
     ap.add_argument("--no-cache", action="store_true", help="do not decode all photos into memory up front")
     ap.add_argument("--amp", choices=["auto", "bf16", "off"], default="auto", help="bf16 autocast (auto: if supported)")
@@ -133,6 +136,7 @@ class Trainer:
         self.train_set = TopDownDataset(samples, self.meta, args.input_size, train=True, half_body_prob=args.half_body,
                                         occlusion_prob=args.occlusion, rotation_fit=args.rotation_fit,
                                         rotation=args.rotation, scale_range=args.scale, cache=not args.no_cache,
+                                        box_padding=args.box_padding,
                                         seed=args.seed)
         self.val_set = None
         if args.val_ann and self.main:
@@ -141,7 +145,8 @@ class Trainer:
                 raise SystemExit("error: validation keypoints differ from training keypoints")
             if args.val_limit:
                 vs = vs[: args.val_limit]
-            self.val_set = TopDownDataset(vs, self.meta, args.input_size, train=False, cache=not args.no_cache)
+            self.val_set = TopDownDataset(vs, self.meta, args.input_size, train=False, cache=not args.no_cache,
+                                          box_padding=args.box_padding)
 
         k = len(self.meta["keypoints"])
         if args.arch.startswith("simplebaseline") and (args.input_size[0] % 32 or args.input_size[1] % 32):
@@ -224,6 +229,7 @@ class Trainer:
                        "distill": None if self.teacher is None else
                        {**self.teacher_info, "alpha": a.distill_alpha, "flip": not a.no_teacher_flip},
                        "amp": "bf16" if self.amp else "off",
+                       "box_padding": a.box_padding,
                        "augment": {"scale": a.scale, "rotation": a.rotation, "rotation_fit": a.rotation_fit, "flip": 0.5,
                                    "half_body": a.half_body,
                                    "occlusion": a.occlusion,
