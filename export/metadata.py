@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 import torch
 
-from fasterpose_rt.metadata import IMAGENET_MEAN, IMAGENET_STD, METADATA_KEY, ModelMetadata
+from fasterpose_rt.metadata import DEFAULT_BOX_PADDING, IMAGENET_MEAN, IMAGENET_STD, METADATA_KEY, ModelMetadata
 
 from .checkpoint import Checkpoint
 from .errors import ExportError
@@ -37,9 +37,12 @@ def jsonable(value: Any) -> Any:
 
 
 def build_metadata(spec: ModelSpec, keypoints: KeypointSet, checkpoint: Optional[Checkpoint] = None,
-                   box_padding: float = 1.25) -> ModelMetadata:
-    """ImageNet RGB normalisation, the spec's size/output/architecture, names from ``keypoints``, provenance."""
+                   box_padding: Optional[float] = None) -> ModelMetadata:
+    """ImageNet RGB normalisation, the spec's size/output/architecture, names from ``keypoints``, provenance.
+    box_padding None -> the padding the checkpoint was trained at (its recipe), else DEFAULT_BOX_PADDING."""
     meta = checkpoint.meta if checkpoint is not None else {}
+    if box_padding is None:
+        box_padding = (meta.get("recipe") or {}).get("box_padding") or DEFAULT_BOX_PADDING
     extra = {
         "weights": "trained" if checkpoint is not None else "random",
         "loss": spec.loss,

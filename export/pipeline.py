@@ -128,12 +128,10 @@ def export_from_args(out_path, arch: Optional[str] = None, num_keypoints: Option
                      checkpoint=None, input_size=None, keypoints_from=None, opset: int = MIN_OPSET,
                      box_padding: Optional[float] = None, output: Optional[str] = None, **kwargs) -> ExportResult:
     """The whole command-line flow as a function. checkpoint None -> random weights. input_size (w, h).
-    box_padding None -> the padding the checkpoint was trained at (its recipe), else 1.25."""
+    box_padding None -> the checkpoint's training padding (see build_metadata)."""
     ckpt = load_checkpoint(checkpoint) if checkpoint is not None else None
     spec = resolve_spec(arch, num_keypoints, input_size, output, ckpt.meta if ckpt else None)
     keypoints = resolve_keypoint_set(spec.num_keypoints, ckpt.meta if ckpt else None, keypoints_from)
-    if box_padding is None:
-        box_padding = ((ckpt.meta.get("recipe") or {}) if ckpt else {}).get("box_padding") or 1.25
     meta = build_metadata(spec, keypoints, ckpt, box_padding)
     model = build_model(spec, ckpt)
     # The runtime has no torch to count with: record the cost so `fasterpose bench` can report GFLOP/s.

@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Tuple
 
 METADATA_KEY = "fasterpose"
 FORMAT = "fasterpose-onnx/1"
+DEFAULT_BOX_PADDING = 1.25  # context around a person box, as SimpleBaseline/mmpose crop; models record their own
 
 IMAGENET_MEAN = [123.675, 116.28, 103.53]  # RGB, 0..255 pixel scale
 IMAGENET_STD = [58.395, 57.12, 57.375]
@@ -32,7 +33,7 @@ class ModelMetadata:
     mean: List[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
     std: List[float] = field(default_factory=lambda: list(IMAGENET_STD))
     output: str = "logits"
-    box_padding: float = 1.25
+    box_padding: float = DEFAULT_BOX_PADDING
     architecture: str = ""
     format: str = FORMAT
     extra: Dict[str, Any] = field(default_factory=dict)

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from export.checkpoint import file_sha256
+from fasterpose_rt.metadata import DEFAULT_BOX_PADDING
 
 from . import build_model
 from .backbones import identity_blocks, set_drop_path
@@ -36,6 +37,16 @@ from .distill import distillation_targets, load_teacher
 from .ema import ModelEMA
 from .losses import build_loss
 from .validate import validate
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return value
 
 
 def parse_size(text: str):
@@ -86,8 +97,8 @@ def build_parser():
                     help="fit a rotated crop's region around the turned person (as a tight box at test time would be) "
                          "instead of keeping the upright box's region, which a turned person overflows")
     ap.add_argument("--scale", type=float, default=0.25)
-    ap.add_argument("--box-padding", type=float, default=1.25,
-                    help="context around person boxes in training and validation crops (default 1.25); train near the "
+    ap.add_argument("--box-padding", type=positive_float, default=DEFAULT_BOX_PADDING,
+                    help=f"context around person boxes in training and validation crops (default {DEFAULT_BOX_PADDING}); train near the "
                          "padding the model will run at, e.g. the one export.padding chose, to close that gap")
     ap.add_argument("--workers", type=int, default=-1, help="data workers per process (default: 1 on CPU, 4 on GPU)")
     ap.add_argument("--no-cache", action="store_true", help="do not decode all photos into memory up front")

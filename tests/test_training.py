@@ -175,6 +175,13 @@ def test_train_checkpoint_log_and_resume(tmp_path):
     new = torch.load(tmp_path / "init" / "last.pth", map_location="cpu", weights_only=True)
     assert new["epoch"] == 1 and new["meta"]["recipe"]["init"]["file"] == "last.pth"
     assert src["meta"]["recipe"]["box_padding"] == 1.25 and new["meta"]["recipe"]["box_padding"] == 1.1
+    from export.pipeline import export_from_args
+    from fasterpose_rt.session import open_session
+
+    result = export_from_args(tmp_path / "m.onnx", checkpoint=tmp_path / "init" / "last.pth")  # the trained padding
+    assert result.metadata.box_padding == 1.1 and open_session(result.path, threads=1)[1].box_padding == 1.1
+    assert export_from_args(tmp_path / "n.onnx", checkpoint=work / "last.pth").metadata.box_padding == 1.25
+    assert export_from_args(tmp_path / "o.onnx", checkpoint=work / "last.pth", box_padding=1.3).metadata.box_padding == 1.3
     assert new["meta"]["recipe"]["init"]["recipe"]["epochs"] == 2  # provenance of the starting weights
     assert all(torch.equal(new["model"][k], v) for k, v in src["model"].items() if "running" not in k and "num_batches" not in k)
     cmd = _train_cmd(ann, images, tmp_path / "bad", ["--init", str(work / "last.pth")])
@@ -192,6 +199,10 @@ def test_train_usage_errors(tmp_path):
                         str(tmp_path), "--work-dir", str(tmp_path / "w"), "--drop-path", "1"], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode == 2 and "--drop-path must be in [0, 1)" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "models.train", "--train-ann", str(tmp_path), "--train-images",
+                        str(tmp_path), "--work-dir", str(tmp_path / "w"), "--box-padding", "0"], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "--box-padding: must be > 0" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_ddp_two_cpu_processes_keep_replicas_identical(tmp_path):
@@ -345,20 +356,10 @@ def test_occlusion_pastes_one_noise_rectangle_and_keeps_targets(tmp_path):
     assert not torch.equal(x0, x1)
 
 
-def test_box_padding_reaches_training_crops_and_the_exported_model(tmp_path):
-    from export.pipeline import export_from_args
-    from fasterpose_rt.session import open_session
-
+def test_box_padding_sets_the_crop_scale(tmp_path):
     ann, images, _ = _lsp_like_dataset(tmp_path, n=4)
     samples, meta = load_coco_keypoints(ann, images)
     sizes = {p: TopDownDataset(samples, meta, (64, 64), train=False, cache=False, box_padding=p).crop_transform(0)[0]
              for p in (1.1, 1.25)}
     # The affine's scale is crop px per photo px: a padding of 1.1 shows the person 1.25/1.1 times larger.
     assert np.isclose(np.linalg.norm(sizes[1.1][:, 0]) / np.linalg.norm(sizes[1.25][:, 0]), 1.25 / 1.1)
-    work = tmp_path / "run"
-    r = subprocess.run([sys.executable, *_train_cmd(ann, images, work, ["--steps-per-epoch", "1", "--box-padding", "1.1"])],
-                       cwd=ROOT, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    result = export_from_args(tmp_path / "m.onnx", checkpoint=work / "last.pth")  # no padding given: the trained one
-    assert result.metadata.box_padding == 1.1 and open_session(result.path, threads=1)[1].box_padding == 1.1
-    assert export_from_args(tmp_path / "n.onnx", checkpoint=work / "last.pth", box_padding=1.3).metadata.box_padding == 1.3

@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from fasterpose_rt.geometry import apply_affine, box_centers_and_sizes, crop_affine, turned_extent
-from fasterpose_rt.metadata import IMAGENET_MEAN, IMAGENET_STD
+from fasterpose_rt.metadata import DEFAULT_BOX_PADDING, IMAGENET_MEAN, IMAGENET_STD
 from fasterpose_rt.skeletons import COCO17, flip_permutation
 
 from ..codec import HeatmapCodec
@@ -101,7 +101,7 @@ class TopDownDataset(Dataset):
     """
 
     def __init__(self, samples, meta, input_size, train: bool, codec: Optional[HeatmapCodec] = None,
-                 box_padding: float = 1.25, scale_range: float = 0.25, rotation: float = 30.0, rotation_prob: float = 0.6,
+                 box_padding: float = DEFAULT_BOX_PADDING, scale_range: float = 0.25, rotation: float = 30.0, rotation_prob: float = 0.6,
                  flip_prob: float = 0.5, shift: float = 0.05, color_jitter: float = 0.3, half_body_prob: float = 0.0,
                  occlusion_prob: float = 0.0, rotation_fit: bool = False, cache: bool = True, seed: int = 0):
         self.samples = samples
