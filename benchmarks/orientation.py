@@ -71,10 +71,10 @@ def heatmap_to_crop_affine(input_size, heatmap_size) -> np.ndarray:
 class Views:
     """Flip-tested heatmaps of every person seen through several crops, all in one reference crop's frame."""
 
-    def __init__(self, predictor: PosePredictor, images: Path, files):
+    def __init__(self, predictor: PosePredictor, images: Path, files, photos=None):
         self.pred, self.images, self.files = predictor, Path(images), files
         self.input_size = predictor.input_size
-        self._photos = {}
+        self._photos = {} if photos is None else photos  # file name -> BGR photo; shareable between Views
 
     def photo(self, name: str) -> np.ndarray:
         if name not in self._photos:
@@ -207,7 +207,7 @@ def main(argv=None):
         compare(f"two passes, turned where the first pass's axis is beyond {threshold} deg", xy, base_xy, gt, vis,
                 names, rows, data)
         keep = scores.mean(axis=1) > base_scores.mean(axis=1)
-        compare(f"  ... keeping the more confident pass", np.where(keep[:, None, None], xy, base_xy), base_xy, gt,
+        compare("  ... keeping the more confident pass", np.where(keep[:, None, None], xy, base_xy), base_xy, gt,
                 vis, names, rows, data)
 
     bins = pck_by_orientation(base_xy, gt, vis, names)

@@ -1,4 +1,5 @@
 """Shared test fixtures. Stand-in ONNX models live in tests/standin.py (reusable by every test file)."""
+import json
 import sys
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # models/ and export/ are used from the checkout, never installed
     sys.path.insert(0, str(ROOT))
+LSPET = ROOT.parent / "shared" / "datasets" / "lspet"  # real photos; tests that need them skip without it
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +32,40 @@ def standin_factory(tmp_path_factory):
 def standin_path(standin_factory):
     """The default stand-in: 64x96 input (w, h), RGB, ImageNet mean/std, logits, box padding 1.25."""
     return standin_factory()
+
+
+@pytest.fixture(scope="session")
+def lspet_coco(tmp_path_factory):
+    """make(first, last) -> a COCO keypoint file of LSPET persons im<first>-im<last> (1-based, inclusive), made
+    once per range by the project's converter. Callers skip when LSPET is absent."""
+    from models.data.lsp_to_coco import main as convert
+
+    made = {}
+
+    def make(first: int, last: int) -> Path:
+        if (first, last) not in made:
+            out = tmp_path_factory.mktemp("lspet") / f"lspet_{first}_{last}.json"
+            assert convert(["--joints", str(LSPET / "joints.mat"), "--images", str(LSPET / "images"),
+                            "--out", str(out), "--range", f"{first}:{last}"]) == 0
+            made[first, last] = out
+        return made[first, last]
+
+    return make
+
+
+def runtime_pck(model, ann: Path) -> float:
+    """PCK@0.2 of PosePredictor(model) on every person of the LSPET COCO file ann, one predict() per person with
+    its labelled box: a path independent of the batch evaluators it checks."""
+    import cv2
+    import numpy as np
+
+    from fasterpose_rt import PosePredictor
+    from fasterpose_rt.metrics import pck
+
+    data = json.loads(Path(ann).read_text())
+    files = {im["id"]: im["file_name"] for im in data["images"]}
+    pred = PosePredictor(model, threads=1)
+    kp = np.array([np.reshape(a["keypoints"], (-1, 3)) for a in data["annotations"]], np.float64)
+    xy = np.concatenate([pred.predict(cv2.imread(str(LSPET / "images" / files[a["image_id"]])), [a["bbox"]]).keypoints
+                         for a in data["annotations"]])
+    return pck(xy, kp[..., :2], kp[..., 2] > 0, pred.keypoint_names)[0]

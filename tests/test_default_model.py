@@ -72,13 +72,8 @@ def test_quick_start_photo(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def lspet_subset(tmp_path_factory):
-    from models.data.lsp_to_coco import main as convert
-
-    out = tmp_path_factory.mktemp("lspet") / "val_subset.json"
-    assert convert(["--joints", str(LSPET / "joints.mat"), "--images", str(LSPET / "images"), "--out", str(out),
-                    "--range", f"{SUBSET[0]}:{SUBSET[1]}"]) == 0
-    return out
+def lspet_subset(lspet_coco):
+    return lspet_coco(*SUBSET)
 
 
 def _eval(ann, tmp_path, *flags):

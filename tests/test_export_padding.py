@@ -5,19 +5,15 @@ Real parts: the bundled float R18 and 40 real LSPET training photos (skipped whe
 """
 import hashlib
 import json
-from pathlib import Path
 
-import cv2
-import numpy as np
 import onnx
 import pytest
 
+from conftest import LSPET, runtime_pck
 from export import InputError
 from export.padding import calibrate_padding, main
 from fasterpose_rt import DEFAULT_MODELS, PosePredictor
-from fasterpose_rt.metrics import pck
 
-LSPET = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "lspet"
 MODEL = DEFAULT_MODELS["fp32"]
 pytestmark = [
     pytest.mark.skipif(not (LSPET / "joints.mat").is_file(), reason=f"LSPET photos not found at {LSPET} (../shared is absent)"),
@@ -27,14 +23,9 @@ CANDIDATES = (1.0, 1.1, 1.4)
 
 
 @pytest.fixture(scope="module")
-def persons(tmp_path_factory):
+def persons(lspet_coco):
     """A COCO keypoint file of 40 LSPET training persons (im00001-im00040)."""
-    from models.data.lsp_to_coco import main as convert
-
-    out = tmp_path_factory.mktemp("padding") / "train40.json"
-    assert convert(["--joints", str(LSPET / "joints.mat"), "--images", str(LSPET / "images"), "--out", str(out),
-                    "--range", "1:40"]) == 0
-    return out
+    return lspet_coco(1, 40)
 
 
 @pytest.fixture(scope="module")
@@ -46,18 +37,7 @@ def calibrated(persons, tmp_path_factory):
     return result, out
 
 
-def _runtime_pck(model, ann) -> float:
-    """PCK@0.2 of PosePredictor(model) on every person of ann, with its boxes: an independent path."""
-    data = json.loads(Path(ann).read_text())
-    files = {im["id"]: im["file_name"] for im in data["images"]}
-    pred = PosePredictor(model, threads=1)
-    kp = np.array([np.reshape(a["keypoints"], (-1, 3)) for a in data["annotations"]], np.float64)
-    xy = np.concatenate([pred.predict(cv2.imread(str(LSPET / "images" / files[a["image_id"]])), [a["bbox"]]).keypoints
-                         for a in data["annotations"]])
-    return pck(xy, kp[..., :2], kp[..., 2] > 0, pred.keypoint_names)[0]
-
-
-def test_the_best_padding_of_the_sweep_is_written_and_recorded(calibrated):
+def test_the_best_padding_of_the_sweep_is_written_and_recorded(calibrated, persons):
     result, out = calibrated
     assert set(result.sweep) == {1.0, 1.1, 1.25, 1.4}  # the model's own 1.25 is always measured
     assert result.previous == 1.25 and result.sweep[result.chosen] == max(result.sweep.values())
@@ -65,7 +45,7 @@ def test_the_best_padding_of_the_sweep_is_written_and_recorded(calibrated):
     meta = PosePredictor(out, threads=1).metadata
     assert meta.box_padding == result.chosen
     record = meta.extra["box_padding_calibration"]
-    assert record["chosen"] == result.chosen and record["previous"] == 1.25 and record["source"] == "train40.json"
+    assert record["chosen"] == result.chosen and record["previous"] == 1.25 and record["source"] == persons.name
     assert record["pck@0.2"] == {f"{p:g}": round(v, 6) for p, v in sorted(result.sweep.items())}
     assert f"box padding 1.25 -> {result.chosen:g}" in result.summary()
 
@@ -82,8 +62,8 @@ def test_only_the_metadata_changes(calibrated):
 
 def test_the_sweep_is_what_the_predictor_measures(calibrated, persons):
     result, out = calibrated
-    assert _runtime_pck(MODEL, persons) == pytest.approx(result.sweep[1.25], abs=1e-9)
-    assert _runtime_pck(out, persons) == pytest.approx(result.sweep[result.chosen], abs=1e-9)
+    assert runtime_pck(MODEL, persons) == pytest.approx(result.sweep[1.25], abs=1e-9)
+    assert runtime_pck(out, persons) == pytest.approx(result.sweep[result.chosen], abs=1e-9)
 
 
 def test_only_the_previous_padding_keeps_it(persons, tmp_path):

@@ -1,0 +1,99 @@
+"""Is a heatmap-averaging ensemble worth its latency? Several models on the same crops, against the first alone.
+
+``python -m benchmarks.ensemble --models A.onnx B.onnx [C.onnx ...] [--flip] [--ann data/lspet_val.json]``
+-> ``benchmarks/results/ensemble.{md,json}``.
+
+Every person is cropped once, with the first model's metadata (input size, box padding: the others' paddings are
+not used, so give models calibrated to similar paddings); each model's probability heatmaps come from the
+runtime's own session, sigmoid and flip test; the ensemble decodes their mean. Reported: PCK@0.2 of each model
+and of the ensemble, with the paired 95 % bootstrap interval of the difference to the first model on the same
+persons, and the single-thread batch-1 network time per person of each (interleaved rounds; the ensemble costs
+their sum). All models must share keypoints, input size and heatmap size.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import interleaved_times, markdown_table, write_results  # noqa: E402
+from benchmarks.orientation import DATA, IMAGES, Views, _shown, compare, load_persons  # noqa: E402
+from fasterpose_rt import PosePredictor  # noqa: E402
+from fasterpose_rt.geometry import box_centers_and_sizes, crop_affine  # noqa: E402
+from fasterpose_rt.preprocess import warp_crops  # noqa: E402
+
+
+def check_compatible(predictors) -> None:
+    """Raise SystemExit naming the first model whose keypoints or input size differ from the first model's."""
+    first = predictors[0]
+    for p in predictors[1:]:
+        if p.keypoint_names != first.keypoint_names or p.input_size != first.input_size:
+            raise SystemExit(f"{p.model_path}: keypoints or input size differ from {first.model_path}; "
+                             "an ensemble averages heatmaps of the same crops")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", nargs="+", required=True, help="ONNX models; the first one sets the crops")
+    ap.add_argument("--flip", action="store_true", help="flip-test every model")
+    ap.add_argument("--ann", type=Path, default=DATA / "lspet_val.json",
+                    help="COCO keypoint file (default data/lspet_val.json: python -m models.data.lsp_to_coco ... --range 8001:9000)")
+    ap.add_argument("--images", type=Path, default=IMAGES)
+    ap.add_argument("--limit", type=int, default=0, help="first N persons only (smoke runs)")
+    ap.add_argument("--rounds", type=int, default=200, help="timing rounds (one batch-1 call per model each)")
+    ap.add_argument("--results-dir", type=Path, default=None)
+    a = ap.parse_args(argv)
+    if len(a.models) < 2:
+        raise SystemExit("--models needs at least two models")
+    if not a.ann.is_file():
+        raise SystemExit(f"{a.ann} not found: make it with python -m models.data.lsp_to_coco (see README)")
+    names, gt, vis, boxes, files = load_persons(a.ann)
+    if a.limit:
+        gt, vis, boxes, files = gt[:a.limit], vis[:a.limit], boxes[:a.limit], files[:a.limit]
+    # One thread: the latency budget is per person on one core, and the timings below use these sessions.
+    preds = [PosePredictor(m, threads=1, flip_test=a.flip) for m in a.models]
+    check_compatible(preds)
+    meta = preds[0].metadata
+    affines = crop_affine(*box_centers_and_sizes(boxes, meta.input_size, meta.box_padding), meta.input_size)
+    photos: dict = {}
+    views = [Views(p, a.images, files, photos) for p in preds]
+    stacks = [v.heatmaps(affines[:, None], affines)[0] for v in views]  # each (N, K, h, w)
+    if len({s.shape for s in stacks}) != 1:
+        raise SystemExit(f"heatmap sizes differ: {[s.shape[2:] for s in stacks]}")
+    shown = [_shown(Path(p.model_path)) for p in preds]
+    rows, data = [], {"models": shown, "flip_test": a.flip, "persons": len(files)}
+    first_xy, _ = views[0].keypoints(stacks[0], affines)
+    for name, view, stack in zip(shown, views, stacks):
+        compare(name, view.keypoints(stack, affines)[0], first_xy, gt, vis, names, rows, data)
+    ensemble_xy, _ = views[0].keypoints(np.mean(stacks, axis=0), affines)
+    compare(f"ensemble: mean of {len(preds)} models' heatmaps", ensemble_xy, first_xy, gt, vis, names, rows, data)
+
+    crop = preds[0]._normalize(warp_crops(views[0].photo(files[0]), affines[:1], meta.input_size))
+    times = interleaved_times({n: (lambda p=p: p._heatmaps(crop)) for n, p in zip(shown, preds)}, a.rounds)
+    ms = {n: 1e3 * float(np.median(t)) for n, t in times.items()}
+    total = sum(ms.values())
+    data["ms_per_person_1_thread_batch_1"] = {**ms, "ensemble": total}
+    time_rows = [[n, f"{v:.2f}"] for n, v in ms.items()] + [["ensemble (sum)", f"{total:.2f}"]]
+
+    body = [f"{len(files)} persons of `{a.ann.name}`, ground-truth tight boxes, crops of the first model's "
+            f"metadata (box padding {meta.box_padding:g}){', every model flip-tested' if a.flip else ''}. "
+            "Differences are against the first model on the same persons, with the paired 95 % bootstrap "
+            "interval.", "",
+            markdown_table(["model", "PCK@0.2", "difference (interval)"], rows), "",
+            f"Network time per person, 1 thread, batch 1{' (two crops: flip test)' if a.flip else ''}, median "
+            f"of {a.rounds} interleaved rounds (`session.run` + sigmoid + flip merge):", "",
+            markdown_table(["model", "ms"], time_rows)]
+    cmd = "python -m benchmarks.ensemble --models " + " ".join(a.models) + (" --flip" if a.flip else "")
+    path = write_results("ensemble", "Heatmap-averaging ensemble vs its first model (LSPET val)",
+                         "\n".join(body), data, command=cmd, results_dir=a.results_dir)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
