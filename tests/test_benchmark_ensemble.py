@@ -32,7 +32,8 @@ def test_a_model_ensembled_with_itself_scores_as_the_runtime_predicts_it(persons
     assert ensemble["pck@0.2"] == pytest.approx(runtime_pck(INT8, persons), abs=1e-9)
     assert ensemble["diff"] == 0.0 and ensemble["diff_interval"] == [0.0, 0.0]
     times = result["ms_per_person_1_thread_batch_1"]
-    assert times["ensemble"] == pytest.approx(sum(v for k, v in times.items() if k != "ensemble")) and times["ensemble"] > 0
+    assert len(times) == 3 and min(times.values()) > 0  # the same file twice is timed twice
+    assert times["ensemble"] == pytest.approx(sum(v for k, v in times.items() if k != "ensemble"))
     assert "ensemble (sum)" in (tmp_path / "ensemble.md").read_text()
 
 
