@@ -66,8 +66,9 @@ def main(argv=None):
     stacks = [v.heatmaps(affines[:, None], affines)[0] for v in views]  # each (N, K, h, w)
     if len({s.shape for s in stacks}) != 1:
         raise SystemExit(f"heatmap sizes differ: {[s.shape[2:] for s in stacks]}")
-    shown = [f"{i + 1}: {_shown(Path(p.model_path))}" for i, p in enumerate(preds)]  # numbered: a file may repeat
-    rows, data = [], {"models": [_shown(Path(p.model_path)) for p in preds], "flip_test": a.flip, "persons": len(files)}
+    paths = [_shown(Path(p.model_path)) for p in preds]
+    shown = [f"{i + 1}: {path}" for i, path in enumerate(paths)]  # numbered: a file may repeat
+    rows, data = [], {"models": paths, "flip_test": a.flip, "persons": len(files)}
     first_xy, _ = views[0].keypoints(stacks[0], affines)
     for name, view, stack in zip(shown, views, stacks):
         compare(name, view.keypoints(stack, affines)[0], first_xy, gt, vis, names, rows, data)
