@@ -46,6 +46,23 @@ DATA = ROOT / "data"
 IMAGES = ROOT.parent / "shared" / "datasets" / "lspet" / "images"
 
 
+def add_persons_args(ap) -> None:
+    """--ann / --images / --limit: the labelled persons a benchmark scores models on (LSPET validation by default)."""
+    ap.add_argument("--ann", type=Path, default=DATA / "lspet_val.json",
+                    help="COCO keypoint file (default data/lspet_val.json: python -m models.data.lsp_to_coco ... --range 8001:9000)")
+    ap.add_argument("--images", type=Path, default=IMAGES)
+    ap.add_argument("--limit", type=int, default=0, help="first N persons only (smoke runs)")
+
+
+def load_persons_args(a):
+    """The persons of ``add_persons_args``' options: load_persons(a.ann), the first a.limit of them if given."""
+    if not a.ann.is_file():
+        raise SystemExit(f"{a.ann} not found: make it with python -m models.data.lsp_to_coco (see README)")
+    names, gt, vis, boxes, files = load_persons(a.ann)
+    n = a.limit or len(files)
+    return names, gt[:n], vis[:n], boxes[:n], files[:n]
+
+
 def load_persons(ann: Path):
     """COCO keypoint file -> (names K, gt (N, K, 2), visible (N, K), boxes (N, 4), photo file per person)."""
     data = json.loads(Path(ann).read_text())
@@ -153,18 +170,11 @@ def _shown(path: Path) -> str:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", help="ONNX model (default: the bundled default model)")
-    ap.add_argument("--ann", type=Path, default=DATA / "lspet_val.json",
-                    help="COCO keypoint file (default data/lspet_val.json: python -m models.data.lsp_to_coco ... --range 8001:9000)")
-    ap.add_argument("--images", type=Path, default=IMAGES)
-    ap.add_argument("--limit", type=int, default=0, help="first N persons only (smoke runs)")
+    add_persons_args(ap)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--results-dir", type=Path, default=None)
     a = ap.parse_args(argv)
-    if not a.ann.is_file():
-        raise SystemExit(f"{a.ann} not found: make it with python -m models.data.lsp_to_coco (see README)")
-    names, gt, vis, boxes, files = load_persons(a.ann)
-    if a.limit:
-        gt, vis, boxes, files = gt[:a.limit], vis[:a.limit], boxes[:a.limit], files[:a.limit]
+    names, gt, vis, boxes, files = load_persons_args(a)
     pred = PosePredictor(a.model, threads=a.threads, flip_test=True)
     meta = pred.metadata
     views = Views(pred, a.images, files)

@@ -82,7 +82,7 @@ def _debug_option(f):
 
 def _model_options(f):
     f = click.option("--fp32", "precision", flag_value="fp32", default=None,
-                     help="Use the bundled float model (smaller network: for CPUs whose int8 arithmetic is slow).")(f)
+                     help="Use the bundled float model (FasterPose-R18 in float32: for CPUs without fast int8 kernels).")(f)
     f = click.option("--int8", "precision", flag_value="int8",
                      help="Use the bundled int8 model (the default without --model).")(f)
     f = click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -66,7 +66,7 @@ class PosePredictor:
 
     model: path of an ONNX file carrying ``fasterpose`` metadata; None -> a bundled model: ``precision``
     "int8" (the default model, FasterPose-R34 quantised to int8) or "fp32" (FasterPose-R18 in float, for CPUs
-    whose int8 arithmetic is slow; the R34's float file is over the package's size budget).
+    without fast int8 kernels; on AVX2 and AVX-512 VNNI CPUs the int8 default is as fast or faster, README).
     threads: intra-op threads (None -> physical cores; ``.threads`` is 0 where they cannot be counted, i.e.
     outside Linux, and onnxruntime then picks its default).
     flip_test: also run mirrored crops and average the flipped-back heatmaps. batch_size: most crops per

@@ -1,0 +1,108 @@
+"""Which model for this CPU? Accuracy and single-thread latency of finished models, measured in one run.
+
+``python -m benchmarks.tradeoff --models A.onnx B.onnx [C.onnx ...] [--ann data/lspet_val.json] [--flip]``
+-> ``benchmarks/results/tradeoff.{md,json}``.
+
+Each model runs as users run it: ``PosePredictor`` with the model's own metadata (input size, box padding) on the
+ground-truth tight boxes, every photo read once and shared. Reported per model: PCK@0.2 and the paired 95 %
+bootstrap interval of its difference to the first model on the same persons; MACs per person; the time per person
+of ``predict()`` (crop, network, decoding) on one thread at batch 1 and batch 8 on a 640×480 photo, timed in
+interleaved rounds (no model is favoured by the machine's drift), with the median per-round ratio to the first
+model. int8 speed depends on the CPU's instruction set (VNNI or not), so the results name its flags: read the
+table of the machine you will run on.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import interleaved_times, markdown_table, paired_ratio, write_results  # noqa: E402
+from benchmarks.orientation import _shown, add_persons_args, compare, load_persons_args  # noqa: E402
+from fasterpose_rt import PosePredictor  # noqa: E402
+from fasterpose_rt.bench import model_macs, person_boxes, synthetic_photo  # noqa: E402
+from fasterpose_rt.inputs import read_image  # noqa: E402
+
+BATCHES = (1, 8)
+
+
+def predict_persons(predictor, boxes: np.ndarray, files, photos: dict, images: Path) -> np.ndarray:
+    """Keypoints (N, K, 2) in photo px of the N persons with boxes (N, 4) in photos ``files`` (N,): one ``predict``
+    per photo with all its boxes. photos: {file name: image} cache, filled on first use, shared between models."""
+    xy = np.full((len(files), predictor.metadata.num_keypoints, 2), np.nan)
+    by_file: dict = {}
+    for i, name in enumerate(files):
+        by_file.setdefault(name, []).append(i)
+    for name, idx in by_file.items():
+        if name not in photos:
+            photos[name] = read_image(images / name)
+        xy[idx] = predictor.predict(photos[name], boxes[idx]).keypoints
+    return xy
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", nargs="+", required=True, help="ONNX models; differences and ratios are to the first")
+    ap.add_argument("--flip", action="store_true", help="flip-test every model")
+    add_persons_args(ap)
+    ap.add_argument("--rounds", type=int, default=100, help="timing rounds (one predict() per model and batch each)")
+    ap.add_argument("--results-dir", type=Path, default=None)
+    a = ap.parse_args(argv)
+    if len(a.models) < 2:
+        raise SystemExit("--models needs at least two models to compare")
+    names, gt, vis, boxes, files = load_persons_args(a)
+    # One thread: the latency target is per person on one core, and the timings below use these predictors.
+    preds = [PosePredictor(m, threads=1, flip_test=a.flip, batch_size=max(BATCHES)) for m in a.models]
+    for p in preds:
+        if p.metadata.num_keypoints != len(names):
+            raise SystemExit(f"{p.model_path}: {p.metadata.num_keypoints} keypoints, {a.ann.name} has {len(names)}")
+    shown = [f"{i + 1}: {_shown(Path(p.model_path))}" for i, p in enumerate(preds)]  # numbered: a file may repeat
+
+    photos: dict = {}
+    xys = [predict_persons(p, boxes, files, photos, a.images) for p in preds]
+    rows, accuracy = [], {}
+    for name, xy in zip(shown, xys):
+        compare(name, xy, xys[0], gt, vis, names, rows, accuracy)
+
+    photo = synthetic_photo()
+    times = {}
+    for b in BATCHES:
+        bench_boxes = person_boxes(b, (photo.shape[1], photo.shape[0]))
+        t = interleaved_times({n: (lambda p=p: p.predict(photo, bench_boxes)) for n, p in zip(shown, preds)},
+                              a.rounds)
+        times[b] = {n: {"ms_per_person": 1e3 * float(np.median(s)) / b, "ratio_to_first": paired_ratio(s, t[shown[0]])}
+                    for n, s in t.items()}
+
+    table, data = [], {"flip_test": a.flip, "persons": len(files), "rounds": a.rounds, "models": {}}
+    for (name, p), row in zip(zip(shown, preds), rows):
+        macs = model_macs(p)
+        entry = {"architecture": p.metadata.architecture, "input_size": list(p.input_size),
+                 "box_padding": p.metadata.box_padding, "macs_per_person": macs, **accuracy[name],
+                 **{f"batch_{b}": times[b][name] for b in BATCHES}}
+        data["models"][name] = entry
+        table.append([name, p.metadata.architecture or "?", "{}×{}".format(*p.input_size), f"{p.metadata.box_padding:g}",
+                      "n/a" if not macs else f"{macs / 1e9:.2f}", row[1], row[2],
+                      *(f"{times[b][name]['ms_per_person']:.2f} ({times[b][name]['ratio_to_first']:.2f})"
+                        for b in BATCHES)])
+    body = [f"{len(files)} persons of `{a.ann.name}`, ground-truth tight boxes, each model with its own input size "
+            f"and box padding{', every model flip-tested' if a.flip else ''}. PCK differences are against model 1 "
+            "on the same persons, with the paired 95 % bootstrap interval. Time: `predict()` per person on 1 thread "
+            f"(crop + network + decoding, 640×480 photo), median of {a.rounds} interleaved rounds; in brackets the "
+            "median per-round ratio to model 1.", "",
+            markdown_table(["model", "architecture", "input w×h", "box padding", "G MACs/person", "PCK@0.2",
+                            "vs model 1 (interval)", *(f"ms/person, batch {b} (ratio)" for b in BATCHES)], table)]
+    cmd = "python -m benchmarks.tradeoff --models " + " ".join(_shown(Path(m)) for m in a.models) + \
+        (" --flip" if a.flip else "")
+    path = write_results("tradeoff", "Accuracy and 1-thread latency of finished models, one run",
+                         "\n".join(body), data, command=cmd, results_dir=a.results_dir)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
