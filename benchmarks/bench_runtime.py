@@ -7,7 +7,7 @@ Ratios (targets from the runtime issue):
   1. ``predict`` with one box / a bare ``session.run`` of the same session on a ready (1, 3, H, W) tensor: ≤ 1.15
   2. one ``predict`` with eight boxes / eight one-box ``predict`` calls: ≤ 0.95
   3. decoding 16 persons × 17 keypoints, vectorised / a per-keypoint Python loop of the same maths: ≤ 0.25
-Model: the bundled fp32 model if present, else a random-weights FasterPose-R18 (17 keypoints, input 144×192)
+Model: the bundled default model if present, else a random-weights FasterPose-R18 (17 keypoints, input 144×192)
 exported by ``python -m export --input-size 144x192`` when that exporter exists, else by ``torch.onnx.export`` here. Random weights
 time the same as trained ones. Everything is timed interleaved, round by round (each measured thing once per
 round); a ratio is the median over rounds of that round's ratio, so slow drifts of the load from other
@@ -67,8 +67,8 @@ def get_model(tmp: Path, given=None):
     """(path, how it was obtained)."""
     if given:
         return Path(given), "given on the command line"
-    if DEFAULT_MODELS["fp32"].is_file():
-        return DEFAULT_MODELS["fp32"], "the bundled fp32 model"
+    if DEFAULT_MODELS["default"].is_file():
+        return DEFAULT_MODELS["default"], "the bundled default model"
     out = tmp / f"{ARCH}_random.onnx"
     if (ROOT / "export" / "__main__.py").is_file():
         cmd = [sys.executable, "-m", "export", "--arch", ARCH, "--num-keypoints", "17",

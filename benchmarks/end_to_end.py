@@ -6,7 +6,7 @@ network (photo decoding, cropping, heatmap decoding, results).
 
 Photos: LSPET ``im08001.jpg`` ... ``im08200.jpg`` (its validation range) from ``../shared/datasets/lspet/images``
 beside the repository, symlinked into a temporary folder; one whole-photo person box each (the CLI's default).
-Model: ``--model``, else the bundled fp32 model ``fasterpose_rt/assets/fasterpose_default.onnx``, else a
+Model: ``--model``, else the bundled default model ``fasterpose_rt/assets/fasterpose_default_int8.onnx``, else a
 random-weights FasterPose-R18 (14 LSP keypoints, input 144×192 w×h) exported here;
 random weights time the same as trained ones.
 
@@ -99,8 +99,8 @@ def get_model(given, tmp: Path):
         if not Path(given).is_file():
             raise SystemExit(f"error: --model {given} does not exist")
         return Path(given), f"`{given}` (given)"
-    if DEFAULT_MODELS["fp32"].is_file():
-        return DEFAULT_MODELS["fp32"], "the bundled fp32 model"
+    if DEFAULT_MODELS["default"].is_file():
+        return DEFAULT_MODELS["default"], "the bundled default model"
     from benchmarks.latency import export_random
     from export import KeypointSet
     from fasterpose_rt.skeletons import LSP14
@@ -109,7 +109,7 @@ def get_model(given, tmp: Path):
     out = tmp / "fasterpose_r18_lsp_random.onnx"
     export_random(RANDOM_ARCH, len(ks.keypoints), RANDOM_SIZE, out, ks)
     return out, (f"random-weights {RANDOM_ARCH}, 14 LSP keypoints, input {RANDOM_SIZE[0]}×{RANDOM_SIZE[1]} (w×h) "
-                 "(the bundled fp32 model was not present)")
+                 "(the bundled default model was not present)")
 
 
 def cli_command():

@@ -4,8 +4,9 @@
 
 Targets (int8 issue): int8 single-thread latency ≤ 0.5× float32 (batch 1, bare ``session.run``), and PCK@0.2
 drop ≤ 1 point on the LSPET validation photos (ground-truth boxes).
-Models: ``--model`` or the bundled fp32 model, else a random-weights FasterPose-R18 (14 LSP keypoints,
-144×192) exported here (its latency is real, its PCK means nothing and is flagged so). int8: ``--int8``, or the
+Models: ``--model`` (a float FasterPose ONNX, e.g. ``python -m export`` of a checkpoint; the bundled models are
+both int8), else a random-weights FasterPose-R18 (14 LSP keypoints, 144×192) exported here (its latency is real,
+its PCK means nothing and is flagged so). int8: ``--int8``, or the
 bundled int8 model when it was quantised from this float model, else quantised here (calibrated on 200 persons of
 the LSPET training file; verified on the validation file, the same numbers as below).
 Accuracy: every validation person, cropped and decoded by the runtime's own code (``export.quantize.compare_models``:
@@ -60,21 +61,18 @@ def float_model(given, tmp: Path, val: Path):
     """(path, description, trained?)."""
     if given:
         return Path(given), f"`{given}`{_provenance(given)}", True
-    if DEFAULT_MODELS["fp32"].is_file():
-        path = DEFAULT_MODELS["fp32"]
-        return path, f"bundled fp32 model (`fasterpose_default.onnx`){_provenance(path)}", True
     from export import export_from_args
 
     out = tmp / "fasterpose_r18_random.onnx"
     export_from_args(out, arch="fasterpose_r18", num_keypoints=14, input_size=(144, 192), keypoints_from=val)
-    return out, "RANDOM-weights fasterpose_r18 (no trained default model yet): PCK below is meaningless", False
+    return out, "RANDOM-weights fasterpose_r18 (no --model given): PCK below is meaningless", False
 
 
 def int8_model(given, fp32: Path, tmp: Path, calib: Path, val: Path):
     """(path, description, agreement or None when it must still be measured)."""
     if given:
         return Path(given), f"`{given}`", None
-    bundled = DEFAULT_MODELS["int8"]
+    bundled = DEFAULT_MODELS["default"]
     if bundled.is_file():
         _, meta = open_session(bundled, 1)
         if meta.extra.get("quantization", {}).get("float_model", {}).get("sha256") == file_sha256(fp32):

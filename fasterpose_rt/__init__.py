@@ -2,7 +2,7 @@
 from .decode import decode_heatmaps
 from .image import to_bgr_uint8
 from .metadata import MetadataError, ModelMetadata
-from .predictor import DEFAULT_MODELS, DEFAULT_PRECISION, PosePredictor, PoseResult
+from .predictor import DEFAULT_MODELS, DEFAULT_VARIANT, PosePredictor, PoseResult
 from .session import ModelError, ModelNotFoundError
 
 __version__ = "0.1.0"
@@ -16,6 +16,6 @@ __all__ = [
     "MetadataError",
     "ModelMetadata",
     "DEFAULT_MODELS",
-    "DEFAULT_PRECISION",
+    "DEFAULT_VARIANT",
     "__version__",
 ]

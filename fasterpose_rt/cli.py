@@ -81,27 +81,25 @@ def _debug_option(f):
 
 
 def _model_options(f):
-    f = click.option("--fp32", "precision", flag_value="fp32", default=None,
-                     help="Use the bundled float model (FasterPose-R18 in float32: for CPUs without fast int8 kernels).")(f)
-    f = click.option("--int8", "precision", flag_value="int8",
-                     help="Use the bundled int8 model (the default without --model).")(f)
+    f = click.option("--fast", "variant", flag_value="fast", default=None,
+                     help="Use the bundled fast model (the default's network at 96x128: about 0.55x the time, "
+                          "less accurate; for CPUs without VNNI).")(f)
     f = click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
                      help="FasterPose ONNX model file [default: the bundled model].")(f)
     return f
 
 
-def _load_predictor(model, precision=None, threads=None, batch_size=16, flip=False, debug=False):
+def _load_predictor(model, variant=None, threads=None, batch_size=16, flip=False, debug=False):
     """One PosePredictor for the whole run; an unusable model is a usage error (exit 2).
 
-    precision: None, "int8" or "fp32" (a bundled model: --int8 / --fp32); with ``model`` it must be None."""
+    variant: None or a bundled model's name ("fast": --fast); with ``model`` it must be None."""
     from .predictor import PosePredictor
     from .session import ModelError
 
-    if precision and model is not None:
-        raise click.UsageError(f"--{precision} selects a bundled model; give either --{precision} or --model")
+    if variant and model is not None:
+        raise click.UsageError(f"--{variant} selects a bundled model; give either --{variant} or --model")
     try:
-        return PosePredictor(model=model, threads=threads, flip_test=flip, batch_size=batch_size,
-                             precision=precision)
+        return PosePredictor(model=model, threads=threads, flip_test=flip, batch_size=batch_size, variant=variant)
     except (ModelError, MetadataError, ValueError, OSError) as e:
         _trace(debug)
         raise UsageProblem(f"cannot load the model: {e}") from None
@@ -142,7 +140,7 @@ def main():
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary (errors are still shown).")
 @_debug_option
 @_guarded
-def predict(inputs, model, precision, threads, batch_size, flip, boxes_file, detector, every, out, vis_dir,
+def predict(inputs, model, variant, threads, batch_size, flip, boxes_file, detector, every, out, vis_dir,
             vis_threshold, quiet, debug):
     """Predict poses on photos, folders (searched recursively) and videos.
 
@@ -164,7 +162,7 @@ def predict(inputs, model, precision, threads, batch_size, flip, boxes_file, det
             vis_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise UsageProblem(f"cannot create --vis folder {vis_dir}: {e.strerror or e}") from None
-    pred = _load_predictor(model, precision, threads, batch_size, flip, debug)
+    pred = _load_predictor(model, variant, threads, batch_size, flip, debug)
 
     writer = ResultsWriter(out)
     run = _PredictRun(pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug)
@@ -342,45 +340,45 @@ def _int_list(ctx, param, value: str) -> Optional[List[int]]:
               help="Comma-separated persons per call.")
 @click.option("--runs", type=click.IntRange(min=1), default=20, show_default=True, help="Timed calls per setting.")
 @click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True, help="Untimed calls first.")
-@click.option("--compare-int8", is_flag=True, help="Benchmark the bundled fp32 and int8 models side by side.")
+@click.option("--compare", is_flag=True,
+              help="Benchmark both bundled models (default and fast) side by side, with their time ratios.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
 @_debug_option
 @_guarded
-def bench(model, precision, threads, batch, runs, warmup, compare_int8, as_json, quiet, debug):
+def bench(model, variant, threads, batch, runs, warmup, compare, as_json, quiet, debug):
     """Latency (p50/p90/p99 per call and per person), persons/s and GFLOP/s of the runtime on a 640x480 photo."""
     from .bench import PHOTO_SIZE, cpu_description, format_table, model_macs, run_bench, speed_ratios
-    from .predictor import DEFAULT_PRECISION
+    from .predictor import DEFAULT_MODELS, DEFAULT_VARIANT
     from .session import physical_cores
 
-    if compare_int8 and (model is not None or precision):
-        raise click.UsageError("--compare-int8 compares the two bundled models; drop --model / --int8 / --fp32")
+    if compare and (model is not None or variant):
+        raise click.UsageError("--compare times the two bundled models; drop --model / --fast")
     if threads is None:
         threads = list(dict.fromkeys([1, max(1, physical_cores())]))
-    variants = [("fp32", None, "fp32"), ("int8", None, "int8")] if compare_int8 else \
-        [(model.stem if model is not None else precision or DEFAULT_PRECISION, model, precision)]
+    variants = [(name, None, name) for name in DEFAULT_MODELS] if compare else \
+        [(model.stem if model is not None else variant or DEFAULT_VARIANT, model, variant)]
     # Load every model before timing anything: a missing one is a usage error, not a late surprise.
-    firsts = [_load_predictor(path, prec, threads[0], max(batch), debug=debug) for _, path, prec in variants]
+    firsts = [_load_predictor(path, var, threads[0], max(batch), debug=debug) for _, path, var in variants]
     rows, models = [], {}
-    for (label, path, prec), first in zip(variants, firsts):
+    for (label, path, var), first in zip(variants, firsts):
         models[label] = {"path": first.model_path, "architecture": first.metadata.architecture,
                          "input_size": list(first.input_size),
-                         "keypoints": first.metadata.num_keypoints, "macs_per_person": model_macs(first)}
+                         "keypoints": first.metadata.num_keypoints, "macs_per_person": model_macs(first),
+                         "validation": first.metadata.extra.get("validation"),
+                         "int8_verification": (first.metadata.extra.get("quantization") or {}).get("verification")}
 
-        def make(t, bs, _path=path, _prec=prec, _first=first):
-            return _first if t == _first.threads else _load_predictor(_path, _prec, t, bs, debug=debug)
+        def make(t, bs, _path=path, _var=var, _first=first):
+            return _first if t == _first.threads else _load_predictor(_path, _var, t, bs, debug=debug)
 
         rows += run_bench(make, threads, batch, runs, warmup, label=label,
                           progress=None if quiet else (lambda msg: click.echo(f"bench {msg}", err=True)))
-    comparison = None
-    if compare_int8:
-        verification = (firsts[1].metadata.extra.get("quantization") or {}).get("verification")
-        comparison = {"ratios": speed_ratios(rows, "fp32", "int8"), "verification_at_export": verification}
+    ratios = speed_ratios(rows, "default", "fast") if compare else None
     if as_json:
         out = {"photo_size": list(PHOTO_SIZE), "runs": runs, "warmup": warmup, **cpu_description(), "models": models,
                "rows": rows}
-        if comparison:
-            out["int8_vs_fp32"] = comparison
+        if ratios is not None:
+            out["ratios"] = ratios
         click.echo(json.dumps(out, indent=2))
         return
     for label, m in models.items():
@@ -392,11 +390,21 @@ def bench(model, precision, threads, batch, runs, warmup, compare_int8, as_json,
     click.echo(f"CPU {cpu['cpu']} ({cpu['cpu_features']}); photo {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]}, "
                f"{warmup} warm-up + {runs} timed calls per row")
     click.echo(format_table(rows))
-    if comparison:
-        click.echo("int8 / fp32 per person (below 1: int8 is faster): " + ", ".join(
+    if ratios is not None:
+        click.echo("fast / default per person (below 1: fast is faster): " + ", ".join(
             f"threads={r['threads']} batch={r['batch']}: {r['wall']:.2f} wall"
-            + ("" if r["cpu"] is None else f", {r['cpu']:.2f} CPU") for r in comparison["ratios"]))
-        click.echo(_verification_line(comparison["verification_at_export"]))
+            + ("" if r["cpu"] is None else f", {r['cpu']:.2f} CPU") for r in ratios))
+        for label, m in models.items():
+            click.echo(f"{label}: {_accuracy_line(m['validation'], m['int8_verification'])}")
+
+
+def _accuracy_line(validation, verification) -> str:
+    """What a bundled model's metadata records of its accuracy: the training run's validation PCK@0.2 (float, at
+    the training's box padding) and the exporter's int8 check (int8 at the shipped padding)."""
+    pck = validation.get("pck@0.2") if isinstance(validation, dict) else None
+    head = f"validation PCK@0.2 at training time {pck:.3f}" if isinstance(pck, (int, float)) else \
+        "no validation figures in the model's metadata"
+    return head + "; " + _verification_line(verification)
 
 
 def _verification_line(v) -> str:
@@ -431,14 +439,14 @@ def _verification_line(v) -> str:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_debug_option
 @_guarded
-def eval_cmd(coco_file, images_dir, model, precision, threads, batch_size, flip, baseline, out, quiet, debug):
+def eval_cmd(coco_file, images_dir, model, variant, threads, batch_size, flip, baseline, out, quiet, debug):
     """COCO keypoint AP/AR (pycocotools) and PCK@0.2 with the annotation file's person boxes."""
     from .evaluate import (EvalError, MissingExtra, coco_ap, keypoint_category, load_annotations,
                            pck_report, predict_annotations)
 
     try:
         data = load_annotations(coco_file)
-        pred = _load_predictor(model, precision, threads, batch_size, flip, debug)
+        pred = _load_predictor(model, variant, threads, batch_size, flip, debug)
         cat, sigmas, warnings = keypoint_category(data, pred.keypoint_names, str(coco_file))
         other = _load_predictor(baseline, None, threads, batch_size, flip, debug) if baseline else None
         if other is not None and other.keypoint_names != pred.keypoint_names:

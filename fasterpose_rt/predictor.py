@@ -19,14 +19,14 @@ from .preprocess import Normalizer, check_boxes, crop_transforms, warp_crops
 from .session import ModelError, ModelNotFoundError, open_session
 from .skeletons import flip_permutation
 
-__all__ = ["PosePredictor", "PoseResult", "DEFAULT_MODELS", "DEFAULT_PRECISION"]
+__all__ = ["PosePredictor", "PoseResult", "DEFAULT_MODELS", "DEFAULT_VARIANT"]
 
 ASSETS = Path(__file__).resolve().parent / "assets"
-DEFAULT_MODELS = {  # precision -> bundled model; see PosePredictor for what each one is
-    "int8": ASSETS / "fasterpose_default_int8.onnx",
-    "fp32": ASSETS / "fasterpose_default.onnx",
+DEFAULT_MODELS = {  # variant -> bundled model; see PosePredictor for what each one is
+    "default": ASSETS / "fasterpose_default_int8.onnx",
+    "fast": ASSETS / "fasterpose_fast_int8.onnx",
 }
-DEFAULT_PRECISION = "int8"  # PosePredictor() and the CLI without --model / --fp32
+DEFAULT_VARIANT = "default"  # PosePredictor() and the CLI without --model / --fast
 
 
 @dataclass
@@ -64,9 +64,9 @@ class PoseResult:
 class PosePredictor:
     """Top-down pose estimation on CPU with a FasterPose ONNX model.
 
-    model: path of an ONNX file carrying ``fasterpose`` metadata; None -> a bundled model: ``precision``
-    "int8" (the default model, FasterPose-R34 quantised to int8) or "fp32" (FasterPose-R18 in float, for CPUs
-    without fast int8 kernels; on AVX2 and AVX-512 VNNI CPUs the int8 default is as fast or faster, README).
+    model: path of an ONNX file carrying ``fasterpose`` metadata; None -> a bundled model, ``variant``
+    "default" (FasterPose-R34 in int8, input 128x176: the most accurate) or "fast" (the same network in int8 at
+    96x128, fine-tuned there: about 0.55x the time, for CPUs without VNNI, where the default takes ~20 ms).
     threads: intra-op threads (None -> physical cores; ``.threads`` is 0 where they cannot be counted, i.e.
     outside Linux, and onnxruntime then picks its default).
     flip_test: also run mirrored crops and average the flipped-back heatmaps. batch_size: most crops per
@@ -75,23 +75,23 @@ class PosePredictor:
     """
 
     def __init__(self, model=None, threads: Optional[int] = None, flip_test: bool = False,
-                 batch_size: int = 16, precision: Optional[str] = None):
-        if precision is not None and precision not in DEFAULT_MODELS:
-            raise ValueError(f"precision must be one of {sorted(DEFAULT_MODELS)}, got {precision!r}")
+                 batch_size: int = 16, variant: Optional[str] = None):
+        if variant is not None and variant not in DEFAULT_MODELS:
+            raise ValueError(f"variant must be one of {sorted(DEFAULT_MODELS)}, got {variant!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if model is None:
-            precision = precision or DEFAULT_PRECISION
-            path = DEFAULT_MODELS[precision]
+            variant = variant or DEFAULT_VARIANT
+            path = DEFAULT_MODELS[variant]
             if not path.is_file():
                 raise ModelNotFoundError(
-                    f"the bundled default {precision} model is not present in this installation ({path}); "
+                    f"the bundled {variant} model is not present in this installation ({path}); "
                     "pass a model file: PosePredictor(model='path/to/model.onnx') in Python, "
                     "--model path/to/model.onnx on the command line"
                 )
         else:
-            if precision is not None:
-                raise ValueError("precision= selects a bundled default model; with model= give the file itself")
+            if variant is not None:
+                raise ValueError("variant= selects a bundled model; with model= give the file itself")
             path = Path(model)
         self._session, self.metadata = open_session(path, threads)
         self.model_path = str(path)

@@ -11,7 +11,7 @@ from benchmarks.ensemble import main
 from conftest import LSPET, runtime_pck
 from fasterpose_rt import DEFAULT_MODELS, PosePredictor
 
-INT8 = DEFAULT_MODELS["int8"]
+INT8 = DEFAULT_MODELS["default"]  # the default model, in int8
 pytestmark = [
     pytest.mark.skipif(not (LSPET / "joints.mat").is_file(), reason=f"LSPET photos not found at {LSPET} (../shared is absent)"),
     pytest.mark.skipif(not INT8.is_file(), reason="bundled int8 model absent"),

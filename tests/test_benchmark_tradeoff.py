@@ -1,7 +1,7 @@
 """benchmarks/tradeoff.py: each model scores exactly what the runtime predicts for it, with its own input size and
 box padding; times are per person and the first model's ratio to itself is 1; unusable inputs are refused.
 
-Real parts: both bundled models (R34 int8 and R18 fp32: different architectures, paddings and precisions) and
+Real parts: both bundled models (the R34 at 128x176 and at 96x128, each with its own calibrated padding) and
 40 real LSPET training photos (skipped when ../shared is absent).
 """
 import json
@@ -12,10 +12,10 @@ from benchmarks.tradeoff import main
 from conftest import LSPET, runtime_pck
 from fasterpose_rt import DEFAULT_MODELS, PosePredictor
 
-INT8, FP32 = DEFAULT_MODELS["int8"], DEFAULT_MODELS["fp32"]
+DEFAULT, FAST = DEFAULT_MODELS["default"], DEFAULT_MODELS["fast"]
 pytestmark = [
     pytest.mark.skipif(not (LSPET / "joints.mat").is_file(), reason=f"LSPET photos not found at {LSPET} (../shared is absent)"),
-    pytest.mark.skipif(not (INT8.is_file() and FP32.is_file()), reason="bundled models absent"),
+    pytest.mark.skipif(not (DEFAULT.is_file() and FAST.is_file()), reason="bundled models absent"),
 ]
 
 
@@ -26,28 +26,28 @@ def persons(lspet_coco):
 
 
 def test_each_model_scores_as_the_runtime_predicts_it_and_is_timed_per_person(persons, tmp_path):
-    assert PosePredictor(INT8).metadata.box_padding != PosePredictor(FP32).metadata.box_padding  # own crops matter
-    main(["--models", str(INT8), str(FP32), "--ann", str(persons), "--images", str(LSPET / "images"),
+    assert PosePredictor(DEFAULT).input_size != PosePredictor(FAST).input_size  # each model's own crops matter
+    main(["--models", str(DEFAULT), str(FAST), "--ann", str(persons), "--images", str(LSPET / "images"),
           "--rounds", "3", "--results-dir", str(tmp_path)])
     result = json.loads((tmp_path / "tradeoff.json").read_text())
     first, second = result["models"].values()
-    assert first["pck@0.2"] == pytest.approx(runtime_pck(INT8, persons), abs=1e-9)
-    assert second["pck@0.2"] == pytest.approx(runtime_pck(FP32, persons), abs=1e-9)
+    assert first["pck@0.2"] == pytest.approx(runtime_pck(DEFAULT, persons), abs=1e-9)
+    assert second["pck@0.2"] == pytest.approx(runtime_pck(FAST, persons), abs=1e-9)
     assert first["diff"] == 0.0 and second["diff"] == pytest.approx(second["pck@0.2"] - first["pck@0.2"])
-    assert (first["architecture"], second["architecture"]) == ("fasterpose_r34", "fasterpose_r18")
+    assert (first["input_size"], second["input_size"]) == ([128, 176], [96, 128])
     assert first["macs_per_person"] > second["macs_per_person"] > 0
     for b in (1, 8):
         assert first[f"batch_{b}"]["ratio_to_first"] == 1.0 and second[f"batch_{b}"]["ms_per_person"] > 0
     md = (tmp_path / "tradeoff.md").read_text()
-    assert "ms/person, batch 8 (ratio)" in md and "fasterpose_r18" in md and "cpu_features" in md
+    assert "ms/person, batch 8 (ratio)" in md and "96×128" in md and "cpu_features" in md
 
 
 def test_unusable_inputs_are_refused_with_a_reason(persons, tmp_path, standin_path):
     with pytest.raises(SystemExit, match="at least two"):
-        main(["--models", str(INT8), "--ann", str(persons), "--results-dir", str(tmp_path)])
+        main(["--models", str(DEFAULT), "--ann", str(persons), "--results-dir", str(tmp_path)])
     with pytest.raises(SystemExit, match="not found"):
-        main(["--models", str(INT8), str(FP32), "--ann", str(tmp_path / "absent.json"), "--results-dir", str(tmp_path)])
+        main(["--models", str(DEFAULT), str(FAST), "--ann", str(tmp_path / "absent.json"), "--results-dir", str(tmp_path)])
     assert PosePredictor(standin_path).metadata.num_keypoints != 14  # the premise: a 17-keypoint stand-in
     with pytest.raises(SystemExit, match="keypoints"):
-        main(["--models", str(INT8), str(standin_path), "--ann", str(persons), "--results-dir", str(tmp_path)])
+        main(["--models", str(DEFAULT), str(standin_path), "--ann", str(persons), "--results-dir", str(tmp_path)])
     assert not (tmp_path / "tradeoff.json").exists()

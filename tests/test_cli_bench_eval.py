@@ -44,7 +44,7 @@ def test_bench_table(standin_path):
 @pytest.mark.parametrize("args, message", [
     (["--threads", "1,a"], "comma-separated integers"),
     (["--batch", "0"], "positive integers"),
-    (["--compare-int8", "--model", "{model}"], "--compare-int8"),
+    (["--compare", "--model", "{model}"], "--compare times the two bundled"),
     (["--model", "{missing}"], "cannot load the model"),
 ])
 def test_bench_usage_errors(standin_path, tmp_path, args, message):
@@ -53,31 +53,34 @@ def test_bench_usage_errors(standin_path, tmp_path, args, message):
     assert r.exit_code == 2 and message in r.stderr and "Traceback" not in r.output, r.output
 
 
-def test_bench_compare_int8_side_by_side():
+def test_bench_compare_times_both_bundled_models_side_by_side():
     from fasterpose_rt import DEFAULT_MODELS
 
     if not all(p.is_file() for p in DEFAULT_MODELS.values()):
-        pytest.skip("the bundled fp32 and int8 models are not both present")
-    r = run("bench", "--compare-int8", "--runs", "2", "--warmup", "1", "--threads", "1", "--batch", "1", "--json", "-q")
+        pytest.skip("the bundled default and fast models are not both present")
+    r = run("bench", "--compare", "--runs", "2", "--warmup", "1", "--threads", "1", "--batch", "1", "--json", "-q")
     assert r.exit_code == 0, r.output
     rep = json.loads(r.stdout)
-    assert [row["model"] for row in rep["rows"]] == ["fp32", "int8"]
-    (ratio,) = rep["int8_vs_fp32"]["ratios"]
-    fp32, int8 = rep["rows"]
-    assert ratio["wall"] == pytest.approx(int8["p50_ms_per_person"] / fp32["p50_ms_per_person"])
-    assert ratio["cpu"] == pytest.approx(int8["cpu_ms_per_person"] / fp32["cpu_ms_per_person"])
-    stored = rep["int8_vs_fp32"]["verification_at_export"]
-    assert {"pck_float", "pck_int8", "moved", "crops"} <= set(stored)  # what the exporter measured
-    table = run("bench", "--compare-int8", "--runs", "1", "--warmup", "0", "--threads", "1", "--batch", "1", "-q")
-    assert table.exit_code == 0 and "int8 / fp32 per person" in table.stdout and "PCK@0.2 of its float source" in table.stdout
+    assert [row["model"] for row in rep["rows"]] == ["default", "fast"]
+    (ratio,) = rep["ratios"]
+    default, fast = rep["rows"]
+    assert ratio["wall"] == pytest.approx(fast["p50_ms_per_person"] / default["p50_ms_per_person"])
+    assert ratio["cpu"] == pytest.approx(fast["cpu_ms_per_person"] / default["cpu_ms_per_person"])
+    assert rep["models"]["fast"]["macs_per_person"] < rep["models"]["default"]["macs_per_person"]
+    for m in rep["models"].values():  # what training and the exporter measured and stored in each model
+        assert 0 < m["validation"]["pck@0.2"] < 1
+        assert {"pck_float", "pck_int8", "moved", "crops"} <= set(m["int8_verification"])
+    table = run("bench", "--compare", "--runs", "1", "--warmup", "0", "--threads", "1", "--batch", "1", "-q")
+    assert table.exit_code == 0 and "fast / default per person" in table.stdout, table.output
+    assert table.stdout.count("validation PCK@0.2 at training time") == 2 and "PCK@0.2 of its float source" in table.stdout
 
 
-def test_bench_compare_int8_needs_both_bundled_models():
+def test_bench_compare_needs_both_bundled_models():
     from fasterpose_rt import DEFAULT_MODELS
 
     if all(p.is_file() for p in DEFAULT_MODELS.values()):
         pytest.skip("both bundled models are present")
-    r = run("bench", "--compare-int8", "--runs", "1", "--threads", "1", "--batch", "1")
+    r = run("bench", "--compare", "--runs", "1", "--threads", "1", "--batch", "1")
     assert r.exit_code == 2 and "model is not present" in r.stderr
 
 

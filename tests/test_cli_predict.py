@@ -92,8 +92,7 @@ def test_empty_folder_is_reported(tmp_path, standin_path):
     (["{photo}", "--nonsense"], "No such option"),
     (["{photo}", "--every", "x"], "--every"),
     (["{photo}", "--boxes", "{photo}", "--detector", "hog"], "either --boxes or --detector"),
-    (["{photo}", "--int8", "--model", "{model}"], "--int8"),
-    (["{photo}", "--fp32", "--model", "{model}"], "--fp32"),
+    (["{photo}", "--fast", "--model", "{model}"], "--fast"),
     (["{photo}", "--out", "{photo}/r.json"], "cannot write results"),
 ])
 def test_usage_errors_exit_2(folder, standin_path, args, message):
@@ -121,13 +120,13 @@ def test_debug_shows_the_traceback(folder, tmp_path):
     assert r.exit_code == 2 and "Traceback" in r.stderr and "ModelNotFoundError" in r.stderr
 
 
-def test_int8_absent_is_a_clear_usage_error(folder):
+def test_fast_absent_is_a_clear_usage_error(folder):
     from fasterpose_rt import DEFAULT_MODELS
 
-    if DEFAULT_MODELS["int8"].is_file():
-        pytest.skip("the bundled int8 model is present")
-    r = run("predict", folder / "a.jpg", "--int8")
-    assert r.exit_code == 2 and "int8 model is not present" in r.stderr
+    if DEFAULT_MODELS["fast"].is_file():
+        pytest.skip("the bundled fast model is present")
+    r = run("predict", folder / "a.jpg", "--fast")
+    assert r.exit_code == 2 and "fast model is not present" in r.stderr
 
 
 def test_unexpected_error_is_one_line_unless_debug(folder, standin_path, monkeypatch):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from fasterpose_rt import DEFAULT_MODELS, DEFAULT_PRECISION, PosePredictor
+from fasterpose_rt import DEFAULT_MODELS, DEFAULT_VARIANT, PosePredictor
 from fasterpose_rt.cli import main
 from fasterpose_rt.skeletons import LSP14
 
@@ -25,15 +25,15 @@ SUBSET = (8001, 8200)  # the first 200 of the 1,000 validation persons (im08001-
 pytestmark = pytest.mark.skipif(not all(p.is_file() for p in DEFAULT_MODELS.values()), reason="no bundled models")
 
 
-def test_default_is_the_int8_model_and_the_bundle_fits_the_budget():
-    assert DEFAULT_PRECISION == "int8" and PosePredictor(threads=1).model_path == str(DEFAULT_MODELS["int8"])
+def test_default_is_the_default_model_and_the_bundle_fits_the_budget():
+    assert DEFAULT_VARIANT == "default" and PosePredictor(threads=1).model_path == str(DEFAULT_MODELS["default"])
     # the issue's package-data budget, for all bundled files together
     assert sum(p.stat().st_size for p in DEFAULT_MODELS.values()) <= 25 * 2 ** 20
 
 
-@pytest.mark.parametrize("precision", sorted(DEFAULT_MODELS))
-def test_metadata_describes_data_recipe_and_validation(precision):
-    meta = PosePredictor(precision=precision, threads=1).metadata
+@pytest.mark.parametrize("variant", sorted(DEFAULT_MODELS))
+def test_metadata_describes_data_recipe_and_validation(variant):
+    meta = PosePredictor(variant=variant, threads=1).metadata
     assert meta.keypoints == LSP14["keypoints"] and meta.output == "logits"
     extra = meta.extra
     assert extra["weights"] == "trained" and extra["loss"] == "rce" and meta.architecture.startswith("fasterpose")
@@ -43,14 +43,16 @@ def test_metadata_describes_data_recipe_and_validation(precision):
     assert extra["recipe"]["pretrained"] is False
     val = extra["validation"]
     assert 0 < val["pck@0.2"] <= 1 and 0 < val["oks_ap"] <= 1 and val["pck_joints"] > 10000  # all 1,000 persons
-    if precision == "int8":  # quantised from a float model whose accuracy loss the exporter measured and bounded
-        check = extra["quantization"]["verification"]
-        assert check["pck_float"] - check["pck_int8"] <= extra["quantization"]["max_pck_drop"] / 100
+    # both int8, quantised from a float model whose accuracy loss the exporter measured and bounded
+    check = extra["quantization"]["verification"]
+    assert check["pck_float"] - check["pck_int8"] <= extra["quantization"]["max_pck_drop"] / 100
 
 
-def test_default_box_padding_is_the_best_of_its_calibration_on_training_persons():
-    """README: the default's box padding was chosen by export.padding on training persons, not validation ones."""
-    meta = PosePredictor(threads=1).metadata
+@pytest.mark.parametrize("variant", sorted(DEFAULT_MODELS))
+def test_box_padding_is_the_best_of_its_calibration_on_training_persons(variant):
+    """README: each bundled model's box padding was chosen by export.padding on training persons, not validation
+    ones."""
+    meta = PosePredictor(variant=variant, threads=1).metadata
     record = meta.extra["box_padding_calibration"]
     sweep = {float(p): v for p, v in record["pck@0.2"].items()}
     assert record["source"].startswith("lspet_train") and record["persons"] == 1000
@@ -85,11 +87,11 @@ def _eval(ann, tmp_path, *flags):
 
 
 @needs_lspet
-@pytest.mark.parametrize("precision", sorted(DEFAULT_MODELS))
-def test_recorded_accuracy_holds_on_real_validation_photos(precision, lspet_subset, tmp_path):
+@pytest.mark.parametrize("variant", sorted(DEFAULT_MODELS))
+def test_recorded_accuracy_holds_on_real_validation_photos(variant, lspet_subset, tmp_path):
     """PCK@0.2 of each shipped model, measured by the runtime on 200 validation persons, agrees with the figure
     its training run recorded on all 1,000 in float (the subset's sampling error is a few points; the int8
     build adds its export-time drop, at most 1 point)."""
-    recorded = PosePredictor(precision=precision, threads=1).metadata.extra["validation"]["pck@0.2"]
-    pck = _eval(lspet_subset, tmp_path, f"--{precision}")["pck@0.2"]["pck"]
+    recorded = PosePredictor(variant=variant, threads=1).metadata.extra["validation"]["pck@0.2"]
+    pck = _eval(lspet_subset, tmp_path, *([] if variant == DEFAULT_VARIANT else [f"--{variant}"]))["pck@0.2"]["pck"]
     assert abs(pck - recorded) < 0.06, (pck, recorded)

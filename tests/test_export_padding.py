@@ -1,7 +1,7 @@
 """Box-padding calibration (export/padding.py): the sweep is the runtime's own PCK, the best padding is written
 into the metadata and nothing else changes, bad input writes nothing, the command line's exit codes.
 
-Real parts: the bundled float R18 and 40 real LSPET training photos (skipped when ../shared is absent).
+Real parts: the bundled default model and 40 real LSPET training photos (skipped when ../shared is absent).
 """
 import hashlib
 import json
@@ -14,12 +14,13 @@ from export import InputError
 from export.padding import calibrate_padding, main
 from fasterpose_rt import DEFAULT_MODELS, PosePredictor
 
-MODEL = DEFAULT_MODELS["fp32"]
+MODEL = DEFAULT_MODELS["default"]
 pytestmark = [
     pytest.mark.skipif(not (LSPET / "joints.mat").is_file(), reason=f"LSPET photos not found at {LSPET} (../shared is absent)"),
-    pytest.mark.skipif(not MODEL.is_file(), reason="no bundled float model"),
+    pytest.mark.skipif(not MODEL.is_file(), reason="no bundled default model"),
 ]
-CANDIDATES = (1.0, 1.1, 1.4)
+CANDIDATES = (1.0, 1.25, 1.4)
+OWN = 1.1  # the default's calibrated padding: always measured too
 
 
 @pytest.fixture(scope="module")
@@ -39,15 +40,16 @@ def calibrated(persons, tmp_path_factory):
 
 def test_the_best_padding_of_the_sweep_is_written_and_recorded(calibrated, persons):
     result, out = calibrated
-    assert set(result.sweep) == {1.0, 1.1, 1.25, 1.4}  # the model's own 1.25 is always measured
-    assert result.previous == 1.25 and result.sweep[result.chosen] == max(result.sweep.values())
+    assert PosePredictor(MODEL, threads=1).metadata.box_padding == OWN  # the premise of this module
+    assert set(result.sweep) == {1.0, OWN, 1.25, 1.4}  # the model's own padding is always measured
+    assert result.previous == OWN and result.sweep[result.chosen] == max(result.sweep.values())
     assert result.persons == 40 and result.joints > 300
     meta = PosePredictor(out, threads=1).metadata
     assert meta.box_padding == result.chosen
     record = meta.extra["box_padding_calibration"]
-    assert record["chosen"] == result.chosen and record["previous"] == 1.25 and record["source"] == persons.name
+    assert record["chosen"] == result.chosen and record["previous"] == OWN and record["source"] == persons.name
     assert record["pck@0.2"] == {f"{p:g}": round(v, 6) for p, v in sorted(result.sweep.items())}
-    assert f"box padding 1.25 -> {result.chosen:g}" in result.summary()
+    assert f"box padding {OWN:g} -> {result.chosen:g}" in result.summary()
 
 
 def test_only_the_metadata_changes(calibrated):
@@ -55,20 +57,22 @@ def test_only_the_metadata_changes(calibrated):
     a, b = onnx.load(str(MODEL)), onnx.load(str(out))
     assert a.graph.SerializeToString() == b.graph.SerializeToString()
     old, new = (PosePredictor(p, threads=1).metadata for p in (MODEL, out))
-    assert {k: v for k, v in new.extra.items() if k != "box_padding_calibration"} == old.extra
+    # the earlier calibration record is replaced; nothing else in the metadata changes
+    assert {k: v for k, v in new.extra.items() if k != "box_padding_calibration"} == \
+        {k: v for k, v in old.extra.items() if k != "box_padding_calibration"}
     assert (new.input_size, new.keypoints, new.mean, new.std, new.output) == \
         (old.input_size, old.keypoints, old.mean, old.std, old.output)
 
 
 def test_the_sweep_is_what_the_predictor_measures(calibrated, persons):
     result, out = calibrated
-    assert runtime_pck(MODEL, persons) == pytest.approx(result.sweep[1.25], abs=1e-9)
+    assert runtime_pck(MODEL, persons) == pytest.approx(result.sweep[OWN], abs=1e-9)
     assert runtime_pck(out, persons) == pytest.approx(result.sweep[result.chosen], abs=1e-9)
 
 
 def test_only_the_previous_padding_keeps_it(persons, tmp_path):
-    result = calibrate_padding(MODEL, persons, LSPET / "images", tmp_path / "same.onnx", candidates=[1.25], threads=1)
-    assert result.chosen == result.previous == 1.25 and list(result.sweep) == [1.25]
+    result = calibrate_padding(MODEL, persons, LSPET / "images", tmp_path / "same.onnx", candidates=[OWN], threads=1)
+    assert result.chosen == result.previous == OWN and list(result.sweep) == [OWN]
 
 
 def test_bad_input_writes_nothing(persons, tmp_path):
@@ -91,9 +95,9 @@ def test_command_line(persons, tmp_path, capsys):
     args = ["--model", str(MODEL), "--ann", str(persons), "--images", str(LSPET / "images"), "--out", str(out),
             "--threads", "1"]
     with pytest.raises(SystemExit) as e:
-        main(args + ["--candidates", "1.1"])
+        main(args + ["--candidates", "1.25"])
     assert e.value.code == 0 and out.is_file()
-    assert "box padding 1.25 ->" in capsys.readouterr().out
+    assert f"box padding {OWN:g} ->" in capsys.readouterr().out
     with pytest.raises(SystemExit) as e:
         main(args + ["--candidates", "a,b"])
     assert e.value.code == 2

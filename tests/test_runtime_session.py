@@ -75,27 +75,27 @@ def test_metadata_disagreeing_with_the_graph(tmp_path):
 
 def test_bundled_default_absent_says_how_to_pass_a_model(tmp_path, monkeypatch):
     monkeypatch.setattr(predictor_mod, "DEFAULT_MODELS", {
-        "fp32": tmp_path / "fasterpose_default.onnx", "int8": tmp_path / "fasterpose_default_int8.onnx"})
-    for precision in ("fp32", "int8"):
-        with pytest.raises(ModelNotFoundError, match=f"default {precision} model is not present") as info:
-            PosePredictor(precision=precision)
+        "default": tmp_path / "fasterpose_default_int8.onnx", "fast": tmp_path / "fasterpose_fast_int8.onnx"})
+    for variant in ("default", "fast"):
+        with pytest.raises(ModelNotFoundError, match=f"bundled {variant} model is not present") as info:
+            PosePredictor(variant=variant)
         assert "model=" in str(info.value) and "--model" in str(info.value)
 
 
 def test_bundled_default_used_when_present(tmp_path, monkeypatch):
     path = write_standin(tmp_path / "fasterpose_default_int8.onnx")
-    monkeypatch.setattr(predictor_mod, "DEFAULT_MODELS", {"fp32": tmp_path / "absent.onnx", "int8": path})
-    assert PosePredictor(precision="int8", threads=1).model_path == str(path)
-    assert PosePredictor(threads=1).model_path == str(path)  # int8 is the default precision
-    with pytest.raises(ModelNotFoundError, match="default fp32 model is not present"):
-        PosePredictor(precision="fp32")
+    monkeypatch.setattr(predictor_mod, "DEFAULT_MODELS", {"default": path, "fast": tmp_path / "absent.onnx"})
+    assert PosePredictor(variant="default", threads=1).model_path == str(path)
+    assert PosePredictor(threads=1).model_path == str(path)  # "default" is the default variant
+    with pytest.raises(ModelNotFoundError, match="bundled fast model is not present"):
+        PosePredictor(variant="fast")
 
 
 def test_bad_options(standin_path):
-    with pytest.raises(ValueError, match="precision"):
-        PosePredictor(precision="fp16")
-    with pytest.raises(ValueError, match="precision= selects a bundled"):
-        PosePredictor(standin_path, precision="int8")
+    with pytest.raises(ValueError, match="variant must be one of"):
+        PosePredictor(variant="fp32")
+    with pytest.raises(ValueError, match="variant= selects a bundled"):
+        PosePredictor(standin_path, variant="fast")
     for bad in (0, -1, 2.5, True):
         with pytest.raises(ValueError, match="threads"):
             PosePredictor(standin_path, threads=bad)

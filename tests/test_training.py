@@ -226,19 +226,20 @@ def test_ddp_two_cpu_processes_keep_replicas_identical(tmp_path):
     assert len((work / "log.jsonl").read_text().splitlines()) == 1  # rank-0 logging only
 
 
-def test_checkpoint_recovered_from_the_bundled_onnx_computes_what_it_computes(tmp_path):
-    """models.from_onnx: folded BatchNorms are rebuilt with real statistics, eval output equals the ONNX file's,
-    and models.train --init accepts the result."""
+def test_checkpoint_recovered_from_an_exported_onnx_computes_what_it_computes(tmp_path):
+    """models.from_onnx: folded BatchNorms are rebuilt with real statistics, eval output equals the float ONNX
+    file's, and models.train --init accepts the result; the bundled int8 default is recovered too."""
     import onnxruntime as ort
 
+    from export.pipeline import export_from_args
     from fasterpose_rt import DEFAULT_MODELS
     from models import build_model
     from models.from_onnx import RecoveryError, main as from_onnx_main, recover
     from models.train import Trainer
+    from test_export import META, peaked_r18  # an R18 with non-trivial BatchNorms, exported as training would
 
-    onnx_path = DEFAULT_MODELS["fp32"]
-    if not onnx_path.is_file():
-        pytest.skip("no bundled default model")
+    torch.save({"model": peaked_r18().state_dict(), "meta": META}, tmp_path / "src.pth")
+    onnx_path = export_from_args(tmp_path / "float.onnx", checkpoint=tmp_path / "src.pth").path
     ann, images, _ = _lsp_like_dataset(tmp_path, n=8)
     summary = recover(onnx_path, ann, images, tmp_path / "start.pth", crops=8)
     assert summary["batchnorms"] == 16  # R18 trunk to layer3 (15) + the head's 3x3 conv
@@ -254,8 +255,8 @@ def test_checkpoint_recovered_from_the_bundled_onnx_computes_what_it_computes(tm
         ours = model.eval()(x).numpy()
     np.testing.assert_allclose(ours, session.run(None, {"input": x.numpy()})[0], atol=1e-3)
 
-    if DEFAULT_MODELS["int8"].is_file():  # an int8 file: its weights dequantised, (q - zero) · scale per channel
-        s8 = recover(DEFAULT_MODELS["int8"], ann, images, tmp_path / "x.pth", crops=4)  # checked within 10 %
+    if DEFAULT_MODELS["default"].is_file():  # an int8 file: its weights dequantised, (q - zero) · scale per channel
+        s8 = recover(DEFAULT_MODELS["default"], ann, images, tmp_path / "x.pth", crops=4)  # checked within 10 %
         meta8 = torch.load(tmp_path / "x.pth", map_location="cpu", weights_only=True)["meta"]
         assert s8["int8"] and meta8["recovered_from"]["weights"] == "dequantised from int8"
     with pytest.raises(RecoveryError, match="no 'fasterpose' metadata"):
