@@ -23,7 +23,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import interleaved_times, markdown_table, write_results  # noqa: E402
-from benchmarks.orientation import Views, _shown, add_persons_args, compare, load_persons_args  # noqa: E402
+from benchmarks.orientation import Views, _shown, compare, load_persons_args, parse_model_comparison  # noqa: E402
 from fasterpose_rt import PosePredictor  # noqa: E402
 from fasterpose_rt.geometry import box_centers_and_sizes, crop_affine  # noqa: E402
 from fasterpose_rt.preprocess import warp_crops  # noqa: E402
@@ -40,14 +40,8 @@ def check_compatible(predictors) -> None:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--models", nargs="+", required=True, help="ONNX models; the first one sets the crops")
-    ap.add_argument("--flip", action="store_true", help="flip-test every model")
-    add_persons_args(ap)
-    ap.add_argument("--rounds", type=int, default=200, help="timing rounds (one batch-1 call per model each)")
-    ap.add_argument("--results-dir", type=Path, default=None)
-    a = ap.parse_args(argv)
-    if len(a.models) < 2:
-        raise SystemExit("--models needs at least two models")
+    a = parse_model_comparison(ap, argv, "ONNX models; the first one sets the crops", 200,
+                               "timing rounds (one batch-1 call per model each)")
     names, gt, vis, boxes, files = load_persons_args(a)
     # One thread: the latency budget is per person on one core, and the timings below use these sessions.
     preds = [PosePredictor(m, threads=1, flip_test=a.flip) for m in a.models]

@@ -54,6 +54,20 @@ def add_persons_args(ap) -> None:
     ap.add_argument("--limit", type=int, default=0, help="first N persons only (smoke runs)")
 
 
+def parse_model_comparison(ap, argv, models_help: str, rounds: int, rounds_help: str):
+    """Options of a benchmark that compares several models on the same persons: --models (at least two), --flip,
+    the persons' options (``add_persons_args``), --rounds, --results-dir. Returns the parsed namespace."""
+    ap.add_argument("--models", nargs="+", required=True, help=models_help)
+    ap.add_argument("--flip", action="store_true", help="flip-test every model")
+    add_persons_args(ap)
+    ap.add_argument("--rounds", type=int, default=rounds, help=rounds_help)
+    ap.add_argument("--results-dir", type=Path, default=None)
+    a = ap.parse_args(argv)
+    if len(a.models) < 2:
+        raise SystemExit("--models needs at least two models")
+    return a
+
+
 def load_persons_args(a):
     """The persons of ``add_persons_args``' options: load_persons(a.ann), the first a.limit of them if given."""
     if not a.ann.is_file():
@@ -222,7 +236,10 @@ def main(argv=None):
 
     bins = pck_by_orientation(base_xy, gt, vis, names)
     bins_oracle = pck_by_orientation(oracle_xy, gt, vis, names)
-    bin_rows = [[b["orientation"], b["persons"], f"{b['pck']:.4f}", f"{o['pck']:.4f}"]
+    def shown_pck(v):  # None: no person of that orientation among those scored (small --limit runs)
+        return "n/a" if v is None else f"{v:.4f}"
+
+    bin_rows = [[b["orientation"], b["persons"], shown_pck(b["pck"]), shown_pck(o["pck"])]
                 for b, o in zip(bins, bins_oracle)]
     data["by_orientation"] = {"baseline": bins, "oracle_upright": bins_oracle}
     angle_rows = [[f"{t:+d}", f"{pck(single[t][0], gt, vis, names)[0]:.4f}"] for t in ANGLES]

@@ -24,7 +24,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import interleaved_times, markdown_table, paired_ratio, write_results  # noqa: E402
-from benchmarks.orientation import _shown, add_persons_args, compare, load_persons_args  # noqa: E402
+from benchmarks.orientation import _shown, compare, load_persons_args, parse_model_comparison  # noqa: E402
 from fasterpose_rt import PosePredictor  # noqa: E402
 from fasterpose_rt.bench import model_macs, person_boxes, synthetic_photo  # noqa: E402
 from fasterpose_rt.inputs import read_image  # noqa: E402
@@ -48,14 +48,8 @@ def predict_persons(predictor, boxes: np.ndarray, files, photos: dict, images: P
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--models", nargs="+", required=True, help="ONNX models; differences and ratios are to the first")
-    ap.add_argument("--flip", action="store_true", help="flip-test every model")
-    add_persons_args(ap)
-    ap.add_argument("--rounds", type=int, default=100, help="timing rounds (one predict() per model and batch each)")
-    ap.add_argument("--results-dir", type=Path, default=None)
-    a = ap.parse_args(argv)
-    if len(a.models) < 2:
-        raise SystemExit("--models needs at least two models to compare")
+    a = parse_model_comparison(ap, argv, "ONNX models; differences and ratios are to the first", 100,
+                               "timing rounds (one predict() per model and batch each)")
     names, gt, vis, boxes, files = load_persons_args(a)
     # One thread: the latency target is per person on one core, and the timings below use these predictors.
     preds = [PosePredictor(m, threads=1, flip_test=a.flip, batch_size=max(BATCHES)) for m in a.models]
