@@ -9,6 +9,12 @@ the teacher alone, with weight ``alpha``, on joints the annotation leaves unlabe
   "bootstrapping"), and unlabelled joints get a signal instead of none.
 
     python -m models.train ... --teacher teacher.pth [--distill-alpha 0.5] [--no-teacher-flip]
+                               [--teacher-input-size WxH]
+
+A teacher may see the crops at a larger size than the student (``--teacher-input-size``, e.g. a 96x128 student
+taught by a model trained at 128x176): the crop is resized for the teacher and its maps resized back to the
+student's heatmap grid. Both resizes are pure scalings with pixel centres aligned (``align_corners=False``), so
+under the unbiased convention a teacher's heatmap pixel lands exactly where it belongs on the student's grid.
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ import warnings
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from export.checkpoint import load_checkpoint, load_weights
@@ -34,16 +41,19 @@ class Teacher(nn.Module):
 
     forward(x (N, 3, H, W) normalised crops) -> probabilities (N, K, H/4, W/4) in [0, 1]. With ``flip=True`` the
     mirrored crop is predicted too, mirrored back and averaged (heatmap column i <-> w - 1 - i is exact under the
-    unbiased pixel-centre convention, just as crop column x <-> W - 1 - x).
+    unbiased pixel-centre convention, just as crop column x <-> W - 1 - x). With ``input_size=(w, h)`` the teacher
+    sees the crops resized to w x h (bilinear) and its maps are resized back to (H/4, W/4) (bilinear, antialiased
+    when they shrink); mirroring commutes with both resizes, so the flip test is unchanged.
     """
 
     def __init__(self, model: nn.Module, logits: bool, flip_pairs, num_keypoints: int, flip: bool = True,
-                 autocast: bool = False):
+                 autocast: bool = False, input_size=None):
         super().__init__()
         self.model = model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.logits, self.flip, self.autocast = logits, flip, autocast
+        self.input_size = None if input_size is None else (int(input_size[0]), int(input_size[1]))
         self.register_buffer("perm", torch.as_tensor(flip_permutation(num_keypoints, flip_pairs)), persistent=False)
 
     def train(self, mode: bool = True):  # a teacher stays in eval mode (BatchNorm running statistics)
@@ -57,18 +67,26 @@ class Teacher(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out_size = (x.shape[2] // 4, x.shape[3] // 4)
+        if self.input_size is not None and (x.shape[3], x.shape[2]) != self.input_size:
+            w, h = self.input_size
+            x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
         probs = self._probs(x)
         if self.flip:
             mirrored = self._probs(x.flip(3)).flip(3)[:, self.perm]
             probs = 0.5 * (probs + mirrored)
+        if probs.shape[2:] != out_size:
+            shrink = probs.shape[2] > out_size[0] or probs.shape[3] > out_size[1]
+            probs = F.interpolate(probs, size=out_size, mode="bilinear", align_corners=False, antialias=shrink)
         return probs
 
 
 def load_teacher(path: Path, num_keypoints: int, input_size, flip_pairs, flip: bool = True,
-                 autocast: bool = False) -> tuple:
+                 autocast: bool = False, teacher_input_size=None) -> tuple:
     """Teacher from a training checkpoint (``meta`` names its architecture) -> (Teacher, provenance dict).
 
-    The teacher must predict the student's keypoints at the student's input size (its maps are the targets).
+    The teacher must predict the student's keypoints. It sees the crops at ``teacher_input_size`` (w, h), by
+    default the student's ``input_size``; its maps come back on the student's heatmap grid either way.
     """
     try:
         ckpt = load_checkpoint(path)
@@ -82,19 +100,22 @@ def load_teacher(path: Path, num_keypoints: int, input_size, flip_pairs, flip: b
     k = int(meta.get("num_keypoints") or len(meta.get("dataset", {}).get("keypoints", [])) or num_keypoints)
     if k != num_keypoints:
         raise TeacherError(f"--teacher {path} predicts {k} keypoints, the student {num_keypoints}")
+    runs_at = tuple(teacher_input_size or input_size)
     size = meta.get("input_size")
-    if size and tuple(size) != tuple(input_size):
-        # Fully convolutional, so it runs; but a teacher trained at another scale is a worse teacher: say so.
-        warnings.warn(f"teacher trained at input {size[0]}x{size[1]}, student at {input_size[0]}x{input_size[1]}")
+    if size and tuple(size) != runs_at:
+        # Fully convolutional, so it runs; but a teacher run at another scale than it was trained at is a worse
+        # teacher: say so (--teacher-input-size runs it at its own size).
+        warnings.warn(f"teacher trained at input {size[0]}x{size[1]}, run at {runs_at[0]}x{runs_at[1]}")
     model = build_model(arch, num_keypoints, **(meta.get("model_options") or {}))
     try:
         load_weights(model, ckpt.state_dict, source=str(path))
     except CheckpointError as e:
         raise TeacherError(f"--teacher: {e}") from None
     teacher = Teacher(model, logits=meta.get("loss", "rce") == "rce", flip_pairs=flip_pairs,
-                      num_keypoints=num_keypoints, flip=flip, autocast=autocast)
+                      num_keypoints=num_keypoints, flip=flip, autocast=autocast,
+                      input_size=runs_at if runs_at != tuple(input_size) else None)
     return teacher, {"file": Path(path).name, "sha256": ckpt.sha256, "architecture": arch,
-                     "val": meta.get("val") or meta.get("validation")}
+                     "input_size": list(runs_at), "val": meta.get("val") or meta.get("validation")}
 
 
 def distillation_targets(targets: torch.Tensor, weights: torch.Tensor, teacher_probs: torch.Tensor,

@@ -84,6 +84,9 @@ def build_parser():
                          "teacher's map with this weight")
     ap.add_argument("--no-teacher-flip", action="store_true",
                     help="teacher predicts the crop only (default: crop and mirror, averaged)")
+    ap.add_argument("--teacher-input-size", type=parse_size, default=None, metavar="WxH",
+                    help="the teacher sees the crops resized to WxH and its maps are resized back (e.g. a small-input "
+                         "student taught by a model at its own, larger input size; default: the student's size)")
     ap.add_argument("--steps-per-epoch", type=int, default=0, help="cap steps per epoch (budgets, smoke tests)")
     ap.add_argument("--val-limit", type=int, default=0, help="validate on the first N persons only")
     ap.add_argument("--half-body", type=float, default=0.0, help="half-body augmentation probability")
@@ -189,7 +192,8 @@ class Trainer:
             if not 0.0 <= args.distill_alpha <= 1.0:
                 raise ValueError(f"--distill-alpha must be in [0, 1], got {args.distill_alpha}")
             teacher, self.teacher_info = load_teacher(args.teacher, k, args.input_size, self.meta["flip_pairs"],
-                                                      flip=not args.no_teacher_flip, autocast=self.amp)
+                                                      flip=not args.no_teacher_flip, autocast=self.amp,
+                                                      teacher_input_size=args.teacher_input_size)
             self.teacher = teacher.to(self.device).to(memory_format=torch.channels_last)
         self.ema = ModelEMA(self.model, args.ema) if args.ema and self.main else None  # only rank 0 validates and saves
 
@@ -366,6 +370,9 @@ def main(argv=None):
         if p is not None and not p.exists():
             print(f"error: {p} does not exist", file=sys.stderr)
             return 2
+    if args.teacher_input_size and not args.teacher:
+        print("error: --teacher-input-size needs --teacher", file=sys.stderr)
+        return 2
     if not 0.0 <= args.drop_path < 1.0:  # before the photos are decoded, which takes a while
         print(f"error: --drop-path must be in [0, 1), got {args.drop_path}", file=sys.stderr)
         return 2

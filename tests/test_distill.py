@@ -3,11 +3,13 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
 from fasterpose_rt.skeletons import flip_permutation
 from models import build_model
+from models.codec import HeatmapCodec
 from models.distill import Teacher, TeacherError, distillation_targets, load_teacher
 from models.losses import RCELoss
 
@@ -56,6 +58,41 @@ def test_flip_averaged_teacher_is_mirror_equivariant_and_frozen():
     torch.testing.assert_close(single(x), torch.sigmoid(model.eval()(x)))
 
 
+class _PeakAt(torch.nn.Module):
+    """A stand-in network whose logits peak where the codec puts fixed crop points, at whatever input size it
+    is given; it records the sizes it saw."""
+
+    def __init__(self, points_for_size):
+        super().__init__()
+        self.points_for_size, self.seen = points_for_size, []
+
+    def forward(self, x):
+        size = (x.shape[3], x.shape[2])
+        self.seen.append(size)
+        maps, _ = HeatmapCodec(size).encode(self.points_for_size(size))
+        p = torch.as_tensor(maps).clamp(1e-4, 1 - 1e-4)[None].expand(x.shape[0], -1, -1, -1)
+        return torch.logit(p)
+
+
+def test_teacher_at_its_own_input_size_returns_maps_on_the_students_grid_exactly():
+    student, teacher_size = (96, 128), (128, 176)  # the fast model taught by the default: x 1.33, y 1.375
+    pts = np.array([[10.3, 20.7], [60.0, 95.25], [70.2, 40.4]])  # student crop px, off the edges
+    scale = np.array(teacher_size) / np.array(student)
+    net = _PeakAt(lambda size: pts if size == student else (pts + 0.5) * scale - 0.5)  # pixel centres aligned
+    teacher = Teacher(net, logits=True, flip_pairs=[], num_keypoints=3, flip=False, input_size=teacher_size)
+    probs = teacher(torch.zeros(2, 3, student[1], student[0]))
+    assert net.seen == [teacher_size] and probs.shape == (2, 3, 32, 24)
+    codec = HeatmapCodec(student)
+    decoded, _ = codec.decode(probs.numpy())
+    direct, _ = codec.decode(codec.encode(pts)[0][None])  # the same points encoded on the student's own grid
+    # crop px: the resizes are exact scalings, so what is left is bilinear resampling of the Gaussians (<0.04
+    # heatmap px); a misaligned convention (align_corners=True, or no half-pixel shift) would be off by 0.5+ px
+    assert np.abs(decoded - direct).max() < 0.15
+    same = Teacher(net, logits=True, flip_pairs=[], num_keypoints=3, flip=False, input_size=student)
+    x = torch.zeros(1, 3, 128, 96)
+    torch.testing.assert_close(same(x), torch.sigmoid(net(x)))
+
+
 def _teacher_checkpoint(path, k=14, loss="rce"):
     torch.manual_seed(1)
     model = build_model("fasterpose_r18", k)
@@ -69,6 +106,12 @@ def test_load_teacher_checks_keypoints_and_architecture(tmp_path):
     good = _teacher_checkpoint(tmp_path / "t.pth")
     teacher, info = load_teacher(good, 14, (64, 64), LSP_FLIP_PAIRS)
     assert info["architecture"] == "fasterpose_r18" and len(info["sha256"]) == 64 and teacher.flip
+    assert teacher.input_size is None and info["input_size"] == [64, 64]
+    with pytest.warns(UserWarning, match="trained at input 64x64, run at 48x64"):
+        load_teacher(good, 14, (48, 64), LSP_FLIP_PAIRS)
+    bigger, info = load_teacher(good, 14, (48, 64), LSP_FLIP_PAIRS, teacher_input_size=(64, 64))  # no warning
+    assert bigger.input_size == (64, 64) and info["input_size"] == [64, 64]
+    assert bigger(torch.zeros(1, 3, 64, 48)).shape == (1, 14, 16, 12)
     with pytest.raises(TeacherError, match="17 keypoints, the student 14"):
         load_teacher(_teacher_checkpoint(tmp_path / "k17.pth", k=17), 14, (64, 64), LSP_FLIP_PAIRS)
     torch.save({"model": build_model("fasterpose_r18", 14).state_dict()}, tmp_path / "bare.pth")
@@ -91,8 +134,9 @@ def test_train_with_a_teacher_records_it_and_refuses_bad_use(tmp_path):
     assert recipe["distill"]["sha256"] == file_sha256(teacher)
     assert recipe["distill"]["alpha"] == 0.4 and recipe["distill"]["flip"] is True
     for extra, message in [(["--loss", "mse"], "needs --loss rce"), (["--distill-alpha", "2"], "distill-alpha"),
-                           (["--teacher", str(tmp_path / "none.pth")], "does not exist")]:
-        args = ["--teacher", str(teacher)] + extra if extra[0] != "--teacher" else extra
+                           (["--teacher", str(tmp_path / "none.pth")], "does not exist"),
+                           (["--teacher-input-size", "64x64"], "needs --teacher")]:
+        args = ["--teacher", str(teacher)] + extra if extra[0] not in ("--teacher", "--teacher-input-size") else extra
         r = subprocess.run([sys.executable, *_train_cmd(ann, images, tmp_path / "bad", args)], cwd=ROOT,
                            capture_output=True, text=True)
         assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
