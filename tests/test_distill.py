@@ -140,3 +140,28 @@ def test_train_with_a_teacher_records_it_and_refuses_bad_use(tmp_path):
         r = subprocess.run([sys.executable, *_train_cmd(ann, images, tmp_path / "bad", args)], cwd=ROOT,
                            capture_output=True, text=True)
         assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_teacher_check_scores_the_targets_the_student_would_get(tmp_path, capsys):
+    """models.teacher_check: without resize or flip the teacher's score is the model's own validation score, to the
+    digit; with --teacher-input-size it scores the resized teacher; bad input exits 2 with a reason."""
+    from models.data.coco_keypoints import TopDownDataset, load_coco_keypoints
+    from models.teacher_check import main as check_main
+    from models.validate import validate
+
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=4)
+    ckpt = _teacher_checkpoint(tmp_path / "t.pth")
+    args = ["--teacher", str(ckpt), "--ann", str(ann), "--images", str(images), "--input-size", "64x64",
+            "--threads", "1"]
+    assert check_main(args) == 0
+    plain = json.loads(capsys.readouterr().out)
+    samples, meta = load_coco_keypoints(ann, images)
+    model = load_teacher(ckpt, 14, (64, 64), LSP_FLIP_PAIRS, flip=False)[0].model
+    own = validate(model, TopDownDataset(samples, meta, (64, 64), train=False), logits=True)
+    assert plain["pck@0.2"] == own["pck@0.2"] and plain["persons"] == 4 and plain["flip"] is False
+    assert check_main(args[:-4] + ["--input-size", "48x48", "--teacher-input-size", "64x64", "--flip"]) == 0
+    resized = json.loads(capsys.readouterr().out)
+    assert resized["teacher_input_size"] == [64, 64] and resized["student_input_size"] == [48, 48]
+    assert 0 <= resized["pck@0.2"] <= 1 and resized["flip"] is True
+    assert check_main(args[:1] + [str(tmp_path / "none.pth")] + args[2:]) == 2
+    assert "does not exist" in capsys.readouterr().err
