@@ -66,7 +66,8 @@ class PosePredictor:
 
     model: path of an ONNX file carrying ``fasterpose`` metadata; None -> a bundled model, ``variant``
     "default" (FasterPose-R34 in int8, input 128x176: the most accurate) or "fast" (the same network in int8 at
-    96x128, fine-tuned there: about 0.55x the time, for CPUs without VNNI, where the default takes ~20 ms).
+    96x128, fine-tuned there and taught by the default: about 0.56-0.6x the time, for CPUs without VNNI, where
+    the default takes ~20 ms).
     threads: intra-op threads (None -> physical cores; ``.threads`` is 0 where they cannot be counted, i.e.
     outside Linux, and onnxruntime then picks its default).
     flip_test: also run mirrored crops and average the flipped-back heatmaps. batch_size: most crops per

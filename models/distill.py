@@ -112,8 +112,7 @@ def load_teacher(path: Path, num_keypoints: int, input_size, flip_pairs, flip: b
     except CheckpointError as e:
         raise TeacherError(f"--teacher: {e}") from None
     teacher = Teacher(model, logits=meta.get("loss", "rce") == "rce", flip_pairs=flip_pairs,
-                      num_keypoints=num_keypoints, flip=flip, autocast=autocast,
-                      input_size=runs_at if runs_at != tuple(input_size) else None)
+                      num_keypoints=num_keypoints, flip=flip, autocast=autocast, input_size=teacher_input_size)
     return teacher, {"file": Path(path).name, "sha256": ckpt.sha256, "architecture": arch,
                      "input_size": list(runs_at), "val": meta.get("val") or meta.get("validation")}
 

@@ -23,20 +23,11 @@ from .train import parse_size
 from .validate import validate
 
 
-class _TeacherMaps(torch.nn.Module):
-    """Adapter: a Teacher's probabilities as a model output (validate(..., logits=False) takes them as they are)."""
-
-    def __init__(self, teacher: Teacher):
-        super().__init__()
-        self.teacher = teacher
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.teacher(x)
-
-
 def score_teacher(teacher: Teacher, dataset: TopDownDataset) -> dict:
-    """-> validate()'s dict (pck@0.2, pck_per_keypoint, oks_ap ...) of the teacher's maps on dataset's crops."""
-    return validate(_TeacherMaps(teacher), dataset, logits=False)
+    """-> validate()'s dict (pck@0.2, pck_per_keypoint, oks_ap ...) of the teacher's maps on dataset's crops.
+
+    A Teacher's output is already probabilities, which validate(..., logits=False) takes as they are."""
+    return validate(teacher, dataset, logits=False)
 
 
 def build_parser():
