@@ -18,16 +18,9 @@ from pathlib import Path
 import torch
 
 from .data.coco_keypoints import DEFAULT_BOX_PADDING, TopDownDataset, load_coco_keypoints
-from .distill import Teacher, load_teacher
+from .distill import load_teacher
 from .train import parse_size
 from .validate import validate
-
-
-def score_teacher(teacher: Teacher, dataset: TopDownDataset) -> dict:
-    """-> validate()'s dict (pck@0.2, pck_per_keypoint, oks_ap ...) of the teacher's maps on dataset's crops.
-
-    A Teacher's output is already probabilities, which validate(..., logits=False) takes as they are."""
-    return validate(teacher, dataset, logits=False)
 
 
 def build_parser():
@@ -57,7 +50,7 @@ def main(argv=None) -> int:
         dataset = TopDownDataset(samples, meta, args.input_size, train=False, box_padding=args.box_padding)
         teacher, info = load_teacher(args.teacher, len(meta["keypoints"]), args.input_size, meta["flip_pairs"],
                                      flip=args.flip, teacher_input_size=args.teacher_input_size)
-        result = score_teacher(teacher, dataset)
+        result = validate(teacher, dataset, logits=False)  # a Teacher already returns probabilities
     except (ValueError, OSError) as e:  # TeacherError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 2
