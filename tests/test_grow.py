@@ -13,10 +13,11 @@ R34_EXTRA_BLOCKS = ["backbone.layer1.2", "backbone.layer2.2", "backbone.layer2.3
                     "backbone.layer3.3", "backbone.layer3.4", "backbone.layer3.5"]
 
 
-def _trained_like_r18():
-    """An R18 whose every weight and BN statistic is non-trivial (as after training: no zero BN scales)."""
-    torch.manual_seed(0)
-    model = build_model("fasterpose_r18", 14)
+def _trained_like(arch: str = "fasterpose_r18", seed: int = 0):
+    """A model whose every weight and BN statistic is non-trivial (as after training: no zero BN scales), so every
+    residual block changes its input and a block left out or misplaced shows in the output."""
+    torch.manual_seed(seed)
+    model = build_model(arch, 14)
     with torch.no_grad():
         for name, t in model.state_dict().items():
             if t.is_floating_point():
@@ -26,7 +27,7 @@ def _trained_like_r18():
 
 
 def test_r18_weights_grow_into_an_r34_that_computes_the_same_maps():
-    r18 = _trained_like_r18()
+    r18 = _trained_like()
     r34 = build_model("fasterpose_r34", 14)
     missing, unexpected = r34.load_state_dict(r18.state_dict(), strict=False)
     assert unexpected == [] and identity_blocks(r34, missing) == R34_EXTRA_BLOCKS
@@ -40,7 +41,7 @@ def test_r18_weights_grow_into_an_r34_that_computes_the_same_maps():
 
 
 def test_identity_blocks_refuses_anything_but_whole_identity_blocks():
-    r18 = _trained_like_r18()
+    r18 = _trained_like()
     r34 = build_model("fasterpose_r34", 14)
     missing, _ = r34.load_state_dict(r18.state_dict(), strict=False)
     assert identity_blocks(r34, missing + ["head.conv.weight"]) == []  # a missing weight outside the new blocks
@@ -58,7 +59,7 @@ def test_identity_blocks_refuses_anything_but_whole_identity_blocks():
 def test_train_grow_from_a_shallower_checkpoint(tmp_path):
     ann, images, _ = _lsp_like_dataset(tmp_path, n=4)
     src = tmp_path / "r18.pth"
-    torch.save({"model": _trained_like_r18().state_dict(), "meta": {"architecture": "fasterpose_r18"}}, src)
+    torch.save({"model": _trained_like().state_dict(), "meta": {"architecture": "fasterpose_r18"}}, src)
     base = _train_cmd(ann, images, tmp_path / "r34", ["--steps-per-epoch", "1", "--lr", "0", "--init", str(src)])
     base[base.index("--arch") + 1] = "fasterpose_r34"
     r = subprocess.run([sys.executable, *base], cwd=ROOT, capture_output=True, text=True)

@@ -1,0 +1,147 @@
+"""Start a shallower ResNet pose model from some of a deeper one's residual blocks (the inverse of ``--grow``).
+
+    python -m models.shrink --checkpoint runs/default/last.pth --arch fasterpose_r18 \\
+        --keep 0,1 0,3 0,5 --out runs/r18_from_default.pth [--ann val.json --images imgs/]
+    python -m models.train ... --arch fasterpose_r18 --init runs/r18_from_default.pth --teacher runs/default/last.pth
+
+Why: a residual block adds a correction to its input, so a ResNet keeps working, somewhat worse, when some of its
+blocks are left out (Veit et al., 2016). A smaller, faster network that starts from the kept blocks of a trained one
+(plus its stem and head) starts far ahead of a fresh one, and distillation from the deeper model closes the rest.
+``--keep`` names, for each stage, the blocks that stay, in order; a stage's first block must stay wherever it
+changes the width or the stride (it holds the downsample). With ``--ann`` the shrunk network is scored at once
+(PCK@0.2, OKS AP on those persons, at the checkpoint's input size), which is how to choose what to keep.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import List, Sequence
+
+import torch
+
+from export.checkpoint import file_sha256
+
+from .data.coco_keypoints import DEFAULT_BOX_PADDING, TopDownDataset, load_coco_keypoints
+from .pose import PoseNet, build_model
+from .validate import validate
+
+
+class ShrinkError(ValueError):
+    """The requested blocks cannot make the smaller model from the larger one."""
+
+
+def _num_keypoints(state: dict, meta: dict, options: dict) -> int:
+    """K from the checkpoint's metadata, else from its last layer: K·r² channels, r² those of a 1-keypoint build."""
+    k = meta.get("num_keypoints") or len(meta.get("dataset", {}).get("keypoints", []))
+    if k:
+        return int(k)
+    per_keypoint = build_model(meta["architecture"], 1, **options).head.final.out_channels
+    return int(state["head.final.weight"].shape[0]) // per_keypoint
+
+
+def shrink_state_dict(source: PoseNet, target: PoseNet, keep: Sequence[Sequence[int]]) -> dict:
+    """A state dict for ``target`` made of ``source``'s stem, head and the blocks ``keep[s]`` of each stage s.
+
+    ``keep`` has one list of source block indices per stage, as long as the target's stage, strictly increasing.
+    Raises ShrinkError when the two networks differ in anything but the number of blocks per stage.
+    """
+    src_bb, dst_bb = source.backbone, target.backbone
+    stages = dst_bb.num_stages
+    if src_bb.num_stages != stages or type(src_bb.layer1[0]) is not type(dst_bb.layer1[0]):
+        raise ShrinkError(f"{source.architecture} and {target.architecture} differ in block type or stage count")
+    if len(keep) != stages:
+        raise ShrinkError(f"--keep needs one list of blocks per stage ({stages}), got {len(keep)}")
+    src_sd = source.state_dict()
+    out = {k: v for k, v in src_sd.items() if not k.startswith("backbone.layer")}
+    for s in range(stages):
+        src_layer, dst_layer = getattr(src_bb, f"layer{s + 1}"), getattr(dst_bb, f"layer{s + 1}")
+        blocks: List[int] = list(keep[s])
+        if len(blocks) != len(dst_layer):
+            raise ShrinkError(f"stage {s + 1}: {target.architecture} has {len(dst_layer)} blocks, --keep names {len(blocks)}")
+        if any(b < 0 or b >= len(src_layer) for b in blocks) or sorted(set(blocks)) != blocks:
+            raise ShrinkError(f"stage {s + 1}: blocks {blocks} must be increasing indices below {len(src_layer)}")
+        if src_layer[0].downsample is not None and blocks[0] != 0:
+            raise ShrinkError(f"stage {s + 1}: block 0 changes width or stride and must be kept")
+        for new, old in enumerate(blocks):
+            prefix = f"backbone.layer{s + 1}.{old}."
+            out.update({f"backbone.layer{s + 1}.{new}.{k[len(prefix):]}": v
+                        for k, v in src_sd.items() if k.startswith(prefix)})
+    own = target.state_dict()
+    wrong = sorted(k for k in own if k not in out or out[k].shape != own[k].shape)
+    if wrong:
+        raise ShrinkError(f"{target.architecture} does not fit {source.architecture}'s weights: {wrong[:5]}")
+    return {k: out[k] for k in own}
+
+
+def parse_keep(texts: Sequence[str]) -> List[List[int]]:
+    try:
+        return [[int(v) for v in t.split(",")] for t in texts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--keep takes comma-separated block indices per stage, got {texts}") from None
+
+
+def build_parser():
+    ap = argparse.ArgumentParser(prog="python -m models.shrink", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--checkpoint", type=Path, required=True, help="the deeper model (models.train, models.from_onnx)")
+    ap.add_argument("--arch", required=True, help="the shallower registered model, e.g. fasterpose_r18")
+    ap.add_argument("--keep", nargs="+", required=True, metavar="I,J,..",
+                    help="per stage, the source blocks that stay, e.g. 0,1 0,3 0,5 (R34 -> R18)")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--ann", type=Path, help="score the shrunk model on these persons (COCO keypoint file)")
+    ap.add_argument("--images", type=Path)
+    ap.add_argument("--box-padding", type=float, default=DEFAULT_BOX_PADDING)
+    return ap
+
+
+def _shrink(args) -> tuple:
+    """-> (the shrunk model, its checkpoint metadata, the report to print); raises ShrinkError."""
+    keep = parse_keep(args.keep)
+    if not args.checkpoint.is_file():
+        raise ShrinkError(f"{args.checkpoint}: no such file")
+    ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "architecture" not in ckpt.get("meta", {}):
+        raise ShrinkError(f"{args.checkpoint}: not a training checkpoint (no model, or no architecture in its meta)")
+    meta = ckpt["meta"]
+    options = meta.get("model_options", {})
+    k = _num_keypoints(ckpt["model"], meta, options)
+    source = build_model(meta["architecture"], k, **options)
+    source.load_state_dict(ckpt["model"])
+    target = build_model(args.arch, k, **options)
+    target.load_state_dict(shrink_state_dict(source, target, keep))
+    out_meta = {key: meta[key] for key in ("input_size", "loss", "model_options") if key in meta}
+    out_meta.update(architecture=args.arch, shrunk_from={"file": args.checkpoint.name,
+                                                         "sha256": file_sha256(args.checkpoint),
+                                                         "architecture": meta["architecture"], "kept_blocks": keep})
+    report = {"architecture": args.arch, "kept_blocks": keep}
+    if args.ann:
+        if "input_size" not in meta:
+            raise ShrinkError(f"{args.checkpoint}: no input_size in its meta to score at")
+        samples, data_meta = load_coco_keypoints(args.ann, args.images or args.ann.parent)
+        dataset = TopDownDataset(samples, data_meta, tuple(meta["input_size"]), train=False,
+                                 box_padding=args.box_padding)
+        result = validate(target.to(memory_format=torch.channels_last), dataset, logits=meta.get("loss") != "mse")
+        out_meta["val"] = {key: v for key, v in result.items() if key != "pck_per_keypoint"}
+        report.update(persons=len(samples), **out_meta["val"])
+    return target, out_meta, report
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        target, out_meta, report = _shrink(args)
+    except (ValueError, OSError, RuntimeError, argparse.ArgumentTypeError) as e:  # ShrinkError is a ValueError
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".tmp")
+    torch.save({"model": target.state_dict(), "meta": out_meta}, tmp)
+    os.replace(tmp, args.out)
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Shrinking a trained, deeper ResNet into a shallower one (R34 -> R18) from a chosen subset of its blocks."""
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from models import build_model
+from models.shrink import ShrinkError, main, shrink_state_dict
+
+from test_grow import _trained_like
+from test_training import _lsp_like_dataset
+
+KEEP = [[0, 2], [0, 3], [0, 4]]
+
+
+def test_shrunk_r18_computes_what_the_r34_does_without_the_dropped_blocks():
+    r34 = _trained_like("fasterpose_r34", seed=1)
+    r18 = build_model("fasterpose_r18", 14)
+    r18.load_state_dict(shrink_state_dict(r34, r18, KEEP))  # strict: every key of the R18 is filled
+    for s, blocks in enumerate(KEEP):  # the reference: the same R34 with its other blocks cut out
+        layer = getattr(r34.backbone, f"layer{s + 1}")
+        setattr(r34.backbone, f"layer{s + 1}", nn.Sequential(*[layer[i] for i in blocks]))
+    x = torch.randn(2, 3, 64, 48)
+    with torch.no_grad():
+        assert torch.equal(r18.eval()(x), r34(x))
+
+
+def test_shrink_refuses_what_cannot_be_kept():
+    r34, r18 = _trained_like("fasterpose_r34", seed=1), build_model("fasterpose_r18", 14)
+    with pytest.raises(ShrinkError, match="block 0 changes width or stride"):
+        shrink_state_dict(r34, r18, [[0, 1], [1, 2], [0, 5]])  # layer2's first block holds the downsample
+    with pytest.raises(ShrinkError, match="has 2 blocks"):
+        shrink_state_dict(r34, r18, [[0, 1, 2], [0, 1], [0, 5]])
+    with pytest.raises(ShrinkError, match="increasing"):
+        shrink_state_dict(r34, r18, [[1, 0], [0, 1], [0, 5]])
+    with pytest.raises(ShrinkError, match="increasing"):
+        shrink_state_dict(r34, r18, [[0, 1], [0, 4], [0, 5]])  # layer2 of an R34 has blocks 0-3
+    with pytest.raises(ShrinkError, match="one list of blocks per stage"):
+        shrink_state_dict(r34, r18, [[0, 1], [0, 1]])
+    with pytest.raises(ShrinkError, match="block type"):
+        shrink_state_dict(r34, build_model("fasterpose_r50", 14), [[0, 1, 2], [0, 1, 2, 3], [0, 1, 2, 3, 4, 5]])
+
+
+def test_shrink_cli_writes_a_scored_checkpoint_that_loads_into_the_smaller_model(tmp_path, capsys):
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=3)
+    src, out = tmp_path / "r34.pth", tmp_path / "r18.pth"
+    torch.save({"model": _trained_like("fasterpose_r34", seed=1).state_dict(),
+                "meta": {"architecture": "fasterpose_r34", "input_size": [64, 64], "loss": "rce",
+                         "model_options": {"head_width": 256, "final_bias": -4.0}}}, src)
+    args = ["--checkpoint", str(src), "--arch", "fasterpose_r18", "--out", str(out)]
+    assert main(args + ["--keep", "0,2", "0,3", "0,4", "--ann", str(ann), "--images", str(images)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["persons"] == 3 and 0.0 <= report["pck@0.2"] <= 1.0 and report["kept_blocks"] == KEEP
+    ckpt = torch.load(out, weights_only=True)
+    assert ckpt["meta"]["architecture"] == "fasterpose_r18" and ckpt["meta"]["shrunk_from"]["kept_blocks"] == KEEP
+    build_model("fasterpose_r18", 14).load_state_dict(ckpt["model"])  # strict
+    assert torch.equal(ckpt["model"]["backbone.layer3.1.conv1.weight"],
+                       torch.load(src, weights_only=True)["model"]["backbone.layer3.4.conv1.weight"])
+    # expected errors: a message, exit code 2, no traceback, no file written
+    assert main(args[:-1] + [str(tmp_path / "bad.pth"), "--keep", "0,2", "1,3", "0,4"]) == 2
+    assert "must be kept" in capsys.readouterr().err and not (tmp_path / "bad.pth").exists()
+    assert main(["--checkpoint", str(tmp_path / "none.pth"), "--arch", "fasterpose_r18", "--out", str(out),
+                 "--keep", "0,1", "0,1", "0,1"]) == 2
+    assert "no such file" in capsys.readouterr().err
+    torch.save({"model": _trained_like().state_dict()}, tmp_path / "bare.pth")
+    assert main(["--checkpoint", str(tmp_path / "bare.pth"), "--arch", "fasterpose_r18", "--out", str(out),
+                 "--keep", "0,1", "0,1", "0,1"]) == 2
+    assert "not a training checkpoint" in capsys.readouterr().err
+    assert main(args + ["--keep", "0,2", "0,3", "0,4", "--ann", str(tmp_path / "none.json")]) == 2
+    assert "none.json" in capsys.readouterr().err
