@@ -69,3 +69,12 @@ def test_shrink_cli_writes_a_scored_checkpoint_that_loads_into_the_smaller_model
     assert "not a training checkpoint" in capsys.readouterr().err
     assert main(args + ["--keep", "0,2", "0,3", "0,4", "--ann", str(tmp_path / "none.json")]) == 2
     assert "none.json" in capsys.readouterr().err
+
+
+def test_block_drop_benchmark_tries_every_keepable_subset_per_stage():
+    from benchmarks.block_drop import candidates
+
+    got = candidates(build_model("fasterpose_r34", 14), build_model("fasterpose_r18", 14))
+    assert got == [(1, [0, 1]), (1, [0, 2]), (1, [1, 2]),  # layer1 has no downsample: any two of three
+                   (2, [0, 1]), (2, [0, 2]), (2, [0, 3]),
+                   (3, [0, 1]), (3, [0, 2]), (3, [0, 3]), (3, [0, 4]), (3, [0, 5])]

@@ -1,0 +1,86 @@
+"""Which blocks of a trained ResNet pose model to keep when shrinking it (``models.shrink``): each stage alone.
+
+``python -m benchmarks.block_drop --checkpoint runs/default/last.pth --to fasterpose_r18 --ann data/lspet_val.json
+--images IMGS`` -> ``benchmarks/results/block_drop.{md,json}``.
+
+For each stage, every way to keep as many blocks as the smaller model has there (the first block stays where it
+holds the downsample), the other stages whole: PCK@0.2 and OKS AP of the cut network on the persons, at the
+checkpoint's input size, in float. Cutting is what ``models.shrink`` does (tested equal); this only scores the
+choices, stage by stage, so that ``--keep`` can take the best of each.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import markdown_table, write_results  # noqa: E402
+from models.data.coco_keypoints import DEFAULT_BOX_PADDING, TopDownDataset, load_coco_keypoints  # noqa: E402
+from models.pose import build_model  # noqa: E402
+from models.validate import validate  # noqa: E402
+
+
+def candidates(source, target):
+    """[(stage, kept block indices)]: per stage of ``source``'s backbone, each subset as long as ``target``'s."""
+    out = []
+    for s in range(1, source.backbone.num_stages + 1):
+        layer = getattr(source.backbone, f"layer{s}")
+        n = len(getattr(target.backbone, f"layer{s}"))
+        fixed = layer[0].downsample is not None  # that block changes width or stride: it stays
+        pool = range(1, len(layer)) if fixed else range(len(layer))
+        for rest in itertools.combinations(pool, n - 1 if fixed else n):
+            out.append((s, ([0] if fixed else []) + list(rest)))
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.block_drop", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--checkpoint", type=Path, required=True)
+    ap.add_argument("--to", required=True, help="the smaller registered model, e.g. fasterpose_r18")
+    ap.add_argument("--ann", type=Path, required=True)
+    ap.add_argument("--images", type=Path, required=True)
+    ap.add_argument("--box-padding", type=float, default=DEFAULT_BOX_PADDING)
+    args = ap.parse_args(argv)
+    ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+    meta = ckpt["meta"]
+    samples, data_meta = load_coco_keypoints(args.ann, args.images)
+    k, options = len(data_meta["keypoints"]), meta.get("model_options", {})
+    dataset = TopDownDataset(samples, data_meta, tuple(meta["input_size"]), train=False, box_padding=args.box_padding)
+
+    def score(stage=None, keep=None):
+        model = build_model(meta["architecture"], k, **options)
+        model.load_state_dict(ckpt["model"])
+        if stage is not None:
+            layer = getattr(model.backbone, f"layer{stage}")
+            setattr(model.backbone, f"layer{stage}", nn.Sequential(*[layer[i] for i in keep]))
+        result = validate(model.to(memory_format=torch.channels_last), dataset, logits=meta.get("loss") != "mse")
+        return {"pck@0.2": result["pck@0.2"], "oks_ap": result.get("oks_ap")}
+
+    whole = score()
+    rows = [{"stage": "all", "kept": "all blocks", **whole}]
+    for stage, keep in candidates(build_model(meta["architecture"], k, **options), build_model(args.to, k, **options)):
+        rows.append({"stage": stage, "kept": ",".join(map(str, keep)), **score(stage, keep)})
+        print(rows[-1], flush=True)
+    table = markdown_table(["stage", "blocks kept", "PCK@0.2", "vs whole", "OKS AP"],
+                           [[r["stage"], r["kept"], f"{r['pck@0.2']:.4f}", f"{r['pck@0.2'] - whole['pck@0.2']:+.4f}",
+                             f"{r['oks_ap']:.3f}" if r["oks_ap"] is not None else "-"] for r in rows])
+    body = (f"{meta['architecture']} from `{args.checkpoint.name}` cut towards {args.to}, one stage at a time (the "
+            f"others whole), scored in float on {len(samples)} persons of `{args.ann.name}` at input "
+            f"{meta['input_size'][0]}×{meta['input_size'][1]}, box padding {args.box_padding}.\n\n{table}\n")
+    command = "python -m benchmarks.block_drop " + " ".join(argv if argv is not None else sys.argv[1:])
+    path = write_results("block_drop", "Which blocks to keep when shrinking a trained ResNet", body,
+                         {"checkpoint": args.checkpoint.name, "to": args.to, "rows": rows}, command=command)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
