@@ -28,12 +28,22 @@ from models.pose import build_model  # noqa: E402
 from models.validate import validate  # noqa: E402
 
 
-def candidates(source, target):
-    """[(stage, kept block indices)]: per stage of ``source``'s backbone, each subset as long as ``target``'s."""
+def stage_blocks(to: str, options: dict) -> list:
+    """Blocks per stage of the smaller network: a registered model's (``fasterpose_r18``) or a list (``1,2,6``)."""
+    if to[:1].isdigit():
+        return [int(v) for v in to.split(",")]
+    model = build_model(to, 1, **options)
+    return [len(getattr(model.backbone, f"layer{s}")) for s in range(1, model.backbone.num_stages + 1)]
+
+
+def candidates(source, counts):
+    """[(stage, kept block indices)]: per stage s of ``source``'s backbone, each subset of counts[s - 1] blocks."""
     out = []
     for s in range(1, source.backbone.num_stages + 1):
         layer = getattr(source.backbone, f"layer{s}")
-        n = len(getattr(target.backbone, f"layer{s}"))
+        n = counts[s - 1]
+        if n >= len(layer):
+            continue  # nothing to cut in this stage
         fixed = layer[0].downsample is not None  # that block changes width or stride: it stays
         pool = range(1, len(layer)) if fixed else range(len(layer))
         for rest in itertools.combinations(pool, n - 1 if fixed else n):
@@ -44,10 +54,12 @@ def candidates(source, target):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.block_drop", description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", type=Path, required=True)
-    ap.add_argument("--to", required=True, help="the smaller registered model, e.g. fasterpose_r18")
+    ap.add_argument("--to", required=True,
+                    help="the smaller network: a registered model (fasterpose_r18) or blocks per stage (1,2,6)")
     ap.add_argument("--ann", type=Path, required=True)
     ap.add_argument("--images", type=Path, required=True)
     ap.add_argument("--box-padding", type=float, default=DEFAULT_BOX_PADDING)
+    ap.add_argument("--results-dir", type=Path, default=None, help="default: benchmarks/results")
     args = ap.parse_args(argv)
     ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
     meta = ckpt["meta"]
@@ -66,7 +78,11 @@ def main(argv=None) -> int:
 
     whole = score()
     rows = [{"stage": "all", "kept": "all blocks", **whole}]
-    for stage, keep in candidates(build_model(meta["architecture"], k, **options), build_model(args.to, k, **options)):
+    source = build_model(meta["architecture"], k, **options)
+    counts = stage_blocks(args.to, options)
+    if len(counts) != source.backbone.num_stages or min(counts) < 1:
+        raise SystemExit(f"error: --to {args.to}: need 1 or more blocks for each of {source.backbone.num_stages} stages")
+    for stage, keep in candidates(source, counts):
         rows.append({"stage": stage, "kept": ",".join(map(str, keep)), **score(stage, keep)})
         print(rows[-1], flush=True)
     table = markdown_table(["stage", "blocks kept", "PCK@0.2", "vs whole", "OKS AP"],
@@ -77,7 +93,8 @@ def main(argv=None) -> int:
             f"{meta['input_size'][0]}×{meta['input_size'][1]}, box padding {args.box_padding}.\n\n{table}\n")
     command = "python -m benchmarks.block_drop " + " ".join(argv if argv is not None else sys.argv[1:])
     path = write_results("block_drop", "Which blocks to keep when shrinking a trained ResNet", body,
-                         {"checkpoint": args.checkpoint.name, "to": args.to, "rows": rows}, command=command)
+                         {"checkpoint": args.checkpoint.name, "to": args.to, "rows": rows}, command=command,
+                         results_dir=args.results_dir)
     print(f"wrote {path}")
     return 0
 

@@ -72,9 +72,12 @@ def test_shrink_cli_writes_a_scored_checkpoint_that_loads_into_the_smaller_model
 
 
 def test_block_drop_benchmark_tries_every_keepable_subset_per_stage():
-    from benchmarks.block_drop import candidates
+    from benchmarks.block_drop import candidates, stage_blocks
 
-    got = candidates(build_model("fasterpose_r34", 14), build_model("fasterpose_r18", 14))
+    r34 = build_model("fasterpose_r34", 14)
+    assert stage_blocks("fasterpose_r18", {}) == [2, 2, 2] and stage_blocks("1,2,6", {}) == [1, 2, 6]
+    got = candidates(r34, stage_blocks("fasterpose_r18", {}))
     assert got == [(1, [0, 1]), (1, [0, 2]), (1, [1, 2]),  # layer1 has no downsample: any two of three
                    (2, [0, 1]), (2, [0, 2]), (2, [0, 3]),
                    (3, [0, 1]), (3, [0, 2]), (3, [0, 3]), (3, [0, 4]), (3, [0, 5])]
+    assert candidates(r34, [1, 2, 6]) == [(1, [0]), (1, [1]), (1, [2]), (2, [0, 1]), (2, [0, 2]), (2, [0, 3])]
