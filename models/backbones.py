@@ -3,10 +3,11 @@
 Keys are ``conv1``, ``bn1``, ``layer1.0.conv1``, ``layer1.0.downsample.0`` ... exactly as in torchvision, so an
 ImageNet state dict on disk loads with a strict key check (``fc.*`` is dropped: pose models have no classifier).
 ``num_stages`` cuts the network short: 3 stops after ``layer3`` (output stride 16), 4 keeps ``layer4`` (stride 32).
+``blocks`` (one count per stage) replaces the depth's standard block counts, e.g. R34's blocks at (1, 2, 6).
 """
 from __future__ import annotations
 
-from typing import List, Type, Union
+from typing import List, Optional, Sequence, Type, Union
 
 import torch
 from torch import nn
@@ -76,13 +77,17 @@ RESNET_SPECS = {
 class ResNet(nn.Module):
     """ResNet trunk without pooling/classifier. Input (N, 3, H, W) -> (N, out_channels, H/s, W/s), s = 4·2^(stages-1)."""
 
-    def __init__(self, depth: int, num_stages: int = 4):
+    def __init__(self, depth: int, num_stages: int = 4, blocks: Optional[Sequence[int]] = None):
         super().__init__()
         if depth not in RESNET_SPECS:
             raise ValueError(f"unsupported ResNet depth {depth}; choose from {sorted(RESNET_SPECS)}")
         if num_stages not in (3, 4):
             raise ValueError("num_stages must be 3 (output stride 16) or 4 (output stride 32)")
         block, layers = RESNET_SPECS[depth]
+        if blocks is not None:  # a thinner or deeper variant of the same block type and widths
+            if len(blocks) != num_stages or any(int(b) < 1 for b in blocks):
+                raise ValueError(f"blocks must give 1 or more blocks for each of the {num_stages} stages, got {list(blocks)}")
+            layers = [int(b) for b in blocks]
         self.depth, self.num_stages = depth, num_stages
         self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)

@@ -45,7 +45,8 @@ def list_models():
 def build_model(name: str, num_keypoints: int = 17, **options) -> PoseNet:
     """Build a registered model by name, e.g. ``build_model("fasterpose_r18", 14)``.
 
-    FasterPose options: ``output_stride`` (16 or 32), ``head_width`` (256), ``final_bias`` (-4).
+    FasterPose options: ``output_stride`` (16 or 32), ``head_width`` (256), ``final_bias`` (-4), ``blocks`` (residual
+    blocks per stage instead of the depth's standard ones, e.g. ``[1, 2, 6]``: a thinner network of the same kind).
     SimpleBaseline options: ``head_width`` (256), ``final_bias`` (0; use -4 for RCE training).
     """
     if name not in _REGISTRY:
@@ -56,10 +57,11 @@ def build_model(name: str, num_keypoints: int = 17, **options) -> PoseNet:
 
 
 def _fasterpose(depth: int):
-    def make(num_keypoints: int = 17, output_stride: int = 16, head_width: int = 256, final_bias: float = -4.0):
+    def make(num_keypoints: int = 17, output_stride: int = 16, head_width: int = 256, final_bias: float = -4.0,
+             blocks=None):
         if output_stride not in (16, 32):
             raise ValueError("output_stride must be 16 or 32")
-        backbone = ResNet(depth, num_stages=3 if output_stride == 16 else 4)
+        backbone = ResNet(depth, num_stages=3 if output_stride == 16 else 4, blocks=blocks)
         head = LRHead(backbone.out_channels, num_keypoints, output_stride // 4, head_width, final_bias)
         return PoseNet(backbone, head, f"fasterpose_r{depth}")
 

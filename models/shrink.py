@@ -3,6 +3,8 @@
     python -m models.shrink --checkpoint runs/default/last.pth --arch fasterpose_r18 \\
         --keep 0,1 0,3 0,5 --out runs/r18_from_default.pth [--ann val.json --images imgs/]
     python -m models.train ... --arch fasterpose_r18 --init runs/r18_from_default.pth --teacher runs/default/last.pth
+    python -m models.shrink ... --arch fasterpose_r34 --blocks 1,2,6 --keep 0 0,1 0,1,2,3,4,5 ...  # any block counts
+    python -m models.train ... --arch fasterpose_r34 --blocks 1,2,6 --init ...
 
 Why: a residual block adds a correction to its input, so a ResNet keeps working, somewhat worse, when some of its
 blocks are left out (Veit et al., 2016). A smaller, faster network that starts from the kept blocks of a trained one
@@ -26,6 +28,7 @@ from export.checkpoint import file_sha256
 
 from .data.coco_keypoints import DEFAULT_BOX_PADDING, TopDownDataset, load_coco_keypoints
 from .pose import PoseNet, build_model
+from .train import parse_blocks
 from .validate import validate
 
 
@@ -87,6 +90,8 @@ def build_parser():
     ap = argparse.ArgumentParser(prog="python -m models.shrink", description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", type=Path, required=True, help="the deeper model (models.train, models.from_onnx)")
     ap.add_argument("--arch", required=True, help="the shallower registered model, e.g. fasterpose_r18")
+    ap.add_argument("--blocks", type=parse_blocks, default=None, metavar="N,N,N",
+                    help="with a FasterPose --arch: blocks per stage instead of its standard ones, e.g. 1,2,6")
     ap.add_argument("--keep", nargs="+", required=True, metavar="I,J,..",
                     help="per stage, the source blocks that stay, e.g. 0,1 0,3 0,5 (R34 -> R18)")
     ap.add_argument("--out", type=Path, required=True)
@@ -109,10 +114,11 @@ def _shrink(args) -> tuple:
     k = _num_keypoints(ckpt["model"], meta, options)
     source = build_model(meta["architecture"], k, **options)
     source.load_state_dict(ckpt["model"])
-    target = build_model(args.arch, k, **options)
+    target_options = {**options, "blocks": args.blocks} if args.blocks else options
+    target = build_model(args.arch, k, **target_options)
     target.load_state_dict(shrink_state_dict(source, target, keep))
-    out_meta = {key: meta[key] for key in ("input_size", "loss", "model_options") if key in meta}
-    out_meta.update(architecture=args.arch, shrunk_from={"file": args.checkpoint.name,
+    out_meta = {key: meta[key] for key in ("input_size", "loss") if key in meta}
+    out_meta.update(architecture=args.arch, model_options=target_options, shrunk_from={"file": args.checkpoint.name,
                                                          "sha256": file_sha256(args.checkpoint),
                                                          "architecture": meta["architecture"], "kept_blocks": keep})
     report = {"architecture": args.arch, "kept_blocks": keep}

@@ -59,6 +59,16 @@ def parse_size(text: str):
     return w, h
 
 
+def parse_blocks(text: str):
+    try:
+        blocks = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"blocks per stage must be comma-separated counts, e.g. 1,2,6, got {text!r}") from None
+    if min(blocks) < 1:
+        raise argparse.ArgumentTypeError(f"each stage needs 1 or more blocks, got {text!r}")
+    return blocks
+
+
 def build_parser():
     ap = argparse.ArgumentParser(prog="python -m models.train", description="Train a FasterPose / SimpleBaseline model.")
     ap.add_argument("--train-ann", required=True, type=Path)
@@ -69,6 +79,9 @@ def build_parser():
     ap.add_argument("--input-size", type=parse_size, default=(144, 192), help="WxH (default 144x192)")
     ap.add_argument("--loss", choices=["rce", "mse"], default=None, help="default: rce (mse for simplebaseline)")
     ap.add_argument("--head-width", type=int, default=256)
+    ap.add_argument("--blocks", type=parse_blocks, default=None, metavar="N,N,N",
+                    help="FasterPose: residual blocks per stage instead of the depth's standard ones (e.g. 1,2,6: a "
+                         "thinner R34); start it from a trained deeper model with models.shrink and --init")
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--batch-size", type=int, default=32, help="per process")
     ap.add_argument("--lr", type=float, default=2e-3)
@@ -167,6 +180,8 @@ class Trainer:
             raise ValueError("SimpleBaseline (output stride 32, three 2x deconvs) needs input sizes that are multiples of 32")
         # RCE: start the sigmoid near the mostly-zero targets (logit -4); MSE regresses raw maps, start at 0.
         options = {"head_width": args.head_width, "final_bias": -4.0 if self.loss_name == "rce" else 0.0}
+        if args.blocks:
+            options["blocks"] = args.blocks
         self.model_options = options
         model = build_model(args.arch, k, **options)
         if args.pretrained:

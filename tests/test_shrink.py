@@ -1,5 +1,7 @@
 """Shrinking a trained, deeper ResNet into a shallower one (R34 -> R18) from a chosen subset of its blocks."""
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -9,7 +11,7 @@ from models import build_model
 from models.shrink import ShrinkError, main, shrink_state_dict
 
 from test_grow import _trained_like
-from test_training import _lsp_like_dataset
+from test_training import ROOT, _lsp_like_dataset, _train_cmd
 
 KEEP = [[0, 2], [0, 3], [0, 4]]
 
@@ -81,3 +83,43 @@ def test_block_drop_benchmark_tries_every_keepable_subset_per_stage():
                    (2, [0, 1]), (2, [0, 2]), (2, [0, 3]),
                    (3, [0, 1]), (3, [0, 2]), (3, [0, 3]), (3, [0, 4]), (3, [0, 5])]
     assert candidates(r34, [1, 2, 6]) == [(1, [0]), (1, [1]), (1, [2]), (2, [0, 1]), (2, [0, 2]), (2, [0, 3])]
+
+
+def test_blocks_option_builds_thinner_networks_of_the_same_kind():
+    model = build_model("fasterpose_r34", 14, blocks=[1, 2, 6])
+    assert [len(getattr(model.backbone, f"layer{s}")) for s in (1, 2, 3)] == [1, 2, 6]
+    assert model(torch.zeros(1, 3, 64, 48)).shape == (1, 14, 16, 12)
+    for bad in ([1, 2], [0, 2, 6]):
+        with pytest.raises(ValueError, match="1 or more blocks for each of the 3 stages"):
+            build_model("fasterpose_r34", 14, blocks=bad)
+
+
+def test_shrunk_thin_r34_trains_with_blocks_and_exports(tmp_path, capsys):
+    """models.shrink --blocks -> models.train --blocks --init -> python -m export: the counts travel in model_options."""
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=3)
+    src, init = tmp_path / "r34.pth", tmp_path / "thin.pth"
+    torch.save({"model": _trained_like("fasterpose_r34", seed=1).state_dict(),
+                "meta": {"architecture": "fasterpose_r34", "input_size": [64, 64], "loss": "rce",
+                         "model_options": {"head_width": 256, "final_bias": -4.0}}}, src)
+    assert main(["--checkpoint", str(src), "--arch", "fasterpose_r34", "--blocks", "1,2,6", "--out", str(init),
+                 "--keep", "0", "0,1", "0,1,2,3,4,5"]) == 0
+    capsys.readouterr()
+    meta = torch.load(init, weights_only=True)["meta"]
+    assert meta["model_options"]["blocks"] == [1, 2, 6] and meta["shrunk_from"]["architecture"] == "fasterpose_r34"
+    cmd = _train_cmd(ann, images, tmp_path / "run", ["--steps-per-epoch", "1", "--lr", "0", "--blocks", "1,2,6",
+                                                      "--init", str(init)])
+    cmd[cmd.index("--arch") + 1] = "fasterpose_r34"
+    r = subprocess.run([sys.executable, *cmd], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    ckpt = torch.load(tmp_path / "run" / "last.pth", weights_only=True)
+    assert ckpt["meta"]["model_options"]["blocks"] == [1, 2, 6] and "backbone.layer1.1.conv1.weight" not in ckpt["model"]
+    r = subprocess.run([sys.executable, "-m", "export", "--checkpoint", str(tmp_path / "run" / "last.pth"),
+                        "--out", str(tmp_path / "thin.onnx")], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    from fasterpose_rt import PosePredictor
+
+    predictor = PosePredictor(tmp_path / "thin.onnx", threads=1)
+    assert predictor.metadata.num_keypoints == 14
+    bad = _train_cmd(ann, images, tmp_path / "bad", ["--blocks", "1,0,6"])
+    r = subprocess.run([sys.executable, *bad], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2 and "1 or more blocks" in r.stderr and "Traceback" not in r.stderr
