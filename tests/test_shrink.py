@@ -44,12 +44,17 @@ def test_shrink_refuses_what_cannot_be_kept():
         shrink_state_dict(r34, build_model("fasterpose_r50", 14), [[0, 1, 2], [0, 1, 2, 3], [0, 1, 2, 3, 4, 5]])
 
 
+def _save_r34_checkpoint(path):
+    """A training checkpoint (weights and meta, as models.train writes) of a trained-like R34 at input 64x64."""
+    torch.save({"model": _trained_like("fasterpose_r34", seed=1).state_dict(),
+                "meta": {"architecture": "fasterpose_r34", "input_size": [64, 64], "loss": "rce",
+                         "model_options": {"head_width": 256, "final_bias": -4.0}}}, path)
+
+
 def test_shrink_cli_writes_a_scored_checkpoint_that_loads_into_the_smaller_model(tmp_path, capsys):
     ann, images, _ = _lsp_like_dataset(tmp_path, n=3)
     src, out = tmp_path / "r34.pth", tmp_path / "r18.pth"
-    torch.save({"model": _trained_like("fasterpose_r34", seed=1).state_dict(),
-                "meta": {"architecture": "fasterpose_r34", "input_size": [64, 64], "loss": "rce",
-                         "model_options": {"head_width": 256, "final_bias": -4.0}}}, src)
+    _save_r34_checkpoint(src)
     args = ["--checkpoint", str(src), "--arch", "fasterpose_r18", "--out", str(out)]
     assert main(args + ["--keep", "0,2", "0,3", "0,4", "--ann", str(ann), "--images", str(images)]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -98,9 +103,7 @@ def test_shrunk_thin_r34_trains_with_blocks_and_exports(tmp_path, capsys):
     """models.shrink --blocks -> models.train --blocks --init -> python -m export: the counts travel in model_options."""
     ann, images, _ = _lsp_like_dataset(tmp_path, n=3)
     src, init = tmp_path / "r34.pth", tmp_path / "thin.pth"
-    torch.save({"model": _trained_like("fasterpose_r34", seed=1).state_dict(),
-                "meta": {"architecture": "fasterpose_r34", "input_size": [64, 64], "loss": "rce",
-                         "model_options": {"head_width": 256, "final_bias": -4.0}}}, src)
+    _save_r34_checkpoint(src)
     assert main(["--checkpoint", str(src), "--arch", "fasterpose_r34", "--blocks", "1,2,6", "--out", str(init),
                  "--keep", "0", "0,1", "0,1,2,3,4,5"]) == 0
     capsys.readouterr()
