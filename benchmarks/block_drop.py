@@ -5,7 +5,7 @@
 
 For each stage, every way to keep as many blocks as the smaller model has there (the first block stays where it
 holds the downsample), the other stages whole: PCK@0.2 and OKS AP of the cut network on the persons, at the
-checkpoint's input size, in float. Cutting is what ``models.shrink`` does (tested equal); this only scores the
+checkpoint's input size, in float. Each cut network is made by ``models.shrink``'s own mapping; this only scores the
 choices, stage by stage, so that ``--keep`` can take the best of each.
 """
 from __future__ import annotations
@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 import torch
-from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -25,13 +24,15 @@ if str(ROOT) not in sys.path:
 from benchmarks.common import markdown_table, write_results  # noqa: E402
 from models.data.coco_keypoints import DEFAULT_BOX_PADDING, TopDownDataset, load_coco_keypoints  # noqa: E402
 from models.pose import build_model  # noqa: E402
+from models.shrink import load_source, shrink_state_dict  # noqa: E402
+from models.train import parse_blocks  # noqa: E402
 from models.validate import validate  # noqa: E402
 
 
 def stage_blocks(to: str, options: dict) -> list:
     """Blocks per stage of the smaller network: a registered model's (``fasterpose_r18``) or a list (``1,2,6``)."""
     if to[:1].isdigit():
-        return [int(v) for v in to.split(",")]
+        return parse_blocks(to)
     model = build_model(to, 1, **options)
     return [len(getattr(model.backbone, f"layer{s}")) for s in range(1, model.backbone.num_stages + 1)]
 
@@ -61,29 +62,31 @@ def main(argv=None) -> int:
     ap.add_argument("--box-padding", type=float, default=DEFAULT_BOX_PADDING)
     ap.add_argument("--results-dir", type=Path, default=None, help="default: benchmarks/results")
     args = ap.parse_args(argv)
-    ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
-    meta = ckpt["meta"]
+    try:
+        source, ckpt, k = load_source(args.checkpoint)
+        counts = stage_blocks(args.to, ckpt.meta.get("model_options", {}))
+    except (ValueError, argparse.ArgumentTypeError) as e:  # ShrinkError is a ValueError
+        raise SystemExit(f"error: {e}") from None
+    meta, options = ckpt.meta, ckpt.meta.get("model_options", {})
+    if len(counts) != source.backbone.num_stages:
+        raise SystemExit(f"error: --to {args.to}: need a block count for each of {source.backbone.num_stages} stages")
     samples, data_meta = load_coco_keypoints(args.ann, args.images)
-    k, options = len(data_meta["keypoints"]), meta.get("model_options", {})
     dataset = TopDownDataset(samples, data_meta, tuple(meta["input_size"]), train=False, box_padding=args.box_padding)
+    whole_blocks = [len(getattr(source.backbone, f"layer{s}")) for s in range(1, source.backbone.num_stages + 1)]
 
-    def score(stage=None, keep=None):
-        model = build_model(meta["architecture"], k, **options)
-        model.load_state_dict(ckpt["model"])
-        if stage is not None:
-            layer = getattr(model.backbone, f"layer{stage}")
-            setattr(model.backbone, f"layer{stage}", nn.Sequential(*[layer[i] for i in keep]))
+    def score(model):
         result = validate(model.to(memory_format=torch.channels_last), dataset, logits=meta.get("loss") != "mse")
         return {"pck@0.2": result["pck@0.2"], "oks_ap": result.get("oks_ap")}
 
-    whole = score()
+    whole = score(source)
     rows = [{"stage": "all", "kept": "all blocks", **whole}]
-    source = build_model(meta["architecture"], k, **options)
-    counts = stage_blocks(args.to, options)
-    if len(counts) != source.backbone.num_stages or min(counts) < 1:
-        raise SystemExit(f"error: --to {args.to}: need 1 or more blocks for each of {source.backbone.num_stages} stages")
     for stage, keep in candidates(source, counts):
-        rows.append({"stage": stage, "kept": ",".join(map(str, keep)), **score(stage, keep)})
+        # the source with only this stage cut, made as models.shrink makes it
+        kept = [list(range(n)) for n in whole_blocks]
+        kept[stage - 1] = keep
+        cut = build_model(meta["architecture"], k, **{**options, "blocks": [len(b) for b in kept]})
+        cut.load_state_dict(shrink_state_dict(source, cut, kept))
+        rows.append({"stage": stage, "kept": ",".join(map(str, keep)), **score(cut)})
         print(rows[-1], flush=True)
     table = markdown_table(["stage", "blocks kept", "PCK@0.2", "vs whole", "OKS AP"],
                            [[r["stage"], r["kept"], f"{r['pck@0.2']:.4f}", f"{r['pck@0.2'] - whole['pck@0.2']:+.4f}",

@@ -24,7 +24,8 @@ from typing import List, Sequence
 
 import torch
 
-from export.checkpoint import file_sha256
+from export.checkpoint import load_checkpoint, load_weights
+from export.errors import CheckpointError
 
 from .data.coco_keypoints import DEFAULT_BOX_PADDING, TopDownDataset, load_coco_keypoints
 from .pose import PoseNet, build_model
@@ -101,25 +102,36 @@ def build_parser():
     return ap
 
 
+def load_source(path: Path) -> tuple:
+    """-> (the trained model of a training checkpoint, built and loaded; the checkpoint; K). Raises ShrinkError."""
+    try:
+        ckpt = load_checkpoint(path)
+    except CheckpointError as e:
+        raise ShrinkError(str(e)) from None
+    meta = ckpt.meta
+    if "architecture" not in meta:
+        raise ShrinkError(f"{path}: not a training checkpoint (no architecture in its meta)")
+    options = meta.get("model_options", {})
+    k = _num_keypoints(ckpt.state_dict, meta, options)
+    source = build_model(meta["architecture"], k, **options)
+    try:
+        load_weights(source, ckpt.state_dict, source=str(path))
+    except CheckpointError as e:
+        raise ShrinkError(str(e)) from None
+    return source, ckpt, k
+
+
 def _shrink(args) -> tuple:
     """-> (the shrunk model, its checkpoint metadata, the report to print); raises ShrinkError."""
     keep = parse_keep(args.keep)
-    if not args.checkpoint.is_file():
-        raise ShrinkError(f"{args.checkpoint}: no such file")
-    ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "architecture" not in ckpt.get("meta", {}):
-        raise ShrinkError(f"{args.checkpoint}: not a training checkpoint (no model, or no architecture in its meta)")
-    meta = ckpt["meta"]
-    options = meta.get("model_options", {})
-    k = _num_keypoints(ckpt["model"], meta, options)
-    source = build_model(meta["architecture"], k, **options)
-    source.load_state_dict(ckpt["model"])
+    source, ckpt, k = load_source(args.checkpoint)
+    meta, options = ckpt.meta, ckpt.meta.get("model_options", {})
     target_options = {**options, "blocks": args.blocks} if args.blocks else options
     target = build_model(args.arch, k, **target_options)
     target.load_state_dict(shrink_state_dict(source, target, keep))
     out_meta = {key: meta[key] for key in ("input_size", "loss") if key in meta}
     out_meta.update(architecture=args.arch, model_options=target_options, shrunk_from={"file": args.checkpoint.name,
-                                                         "sha256": file_sha256(args.checkpoint),
+                                                         "sha256": ckpt.sha256,
                                                          "architecture": meta["architecture"], "kept_blocks": keep})
     report = {"architecture": args.arch, "kept_blocks": keep}
     if args.ann:

@@ -69,7 +69,7 @@ def test_shrink_cli_writes_a_scored_checkpoint_that_loads_into_the_smaller_model
     assert "must be kept" in capsys.readouterr().err and not (tmp_path / "bad.pth").exists()
     assert main(["--checkpoint", str(tmp_path / "none.pth"), "--arch", "fasterpose_r18", "--out", str(out),
                  "--keep", "0,1", "0,1", "0,1"]) == 2
-    assert "no such file" in capsys.readouterr().err
+    assert "checkpoint not found" in capsys.readouterr().err
     torch.save({"model": _trained_like().state_dict()}, tmp_path / "bare.pth")
     assert main(["--checkpoint", str(tmp_path / "bare.pth"), "--arch", "fasterpose_r18", "--out", str(out),
                  "--keep", "0,1", "0,1", "0,1"]) == 2
