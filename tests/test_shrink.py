@@ -123,6 +123,12 @@ def test_shrunk_thin_r34_trains_with_blocks_and_exports(tmp_path, capsys):
 
     predictor = PosePredictor(tmp_path / "thin.onnx", threads=1)
     assert predictor.metadata.num_keypoints == 14
+    from models.from_onnx import recover  # a shipped thin model can be trained on: the counts come back from metadata
+
+    recover(tmp_path / "thin.onnx", ann, images, tmp_path / "back.pth", crops=3)
+    back = torch.load(tmp_path / "back.pth", weights_only=True)
+    assert back["meta"]["model_options"]["blocks"] == [1, 2, 6]
+    build_model("fasterpose_r34", 14, **back["meta"]["model_options"]).load_state_dict(back["model"])  # strict
     bad = _train_cmd(ann, images, tmp_path / "bad", ["--blocks", "1,0,6"])
     r = subprocess.run([sys.executable, *bad], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2 and "1 or more blocks" in r.stderr and "Traceback" not in r.stderr
