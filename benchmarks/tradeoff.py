@@ -76,11 +76,11 @@ def main(argv=None):
     table, data = [], {"flip_test": a.flip, "persons": len(files), "rounds": a.rounds, "models": {}}
     for (name, p), row in zip(zip(shown, preds), rows):
         macs = model_macs(p)
-        entry = {"architecture": p.metadata.architecture, "input_size": list(p.input_size),
+        entry = {"architecture": p.metadata.network, "input_size": list(p.input_size),
                  "box_padding": p.metadata.box_padding, "macs_per_person": macs, **accuracy[name],
                  **{f"batch_{b}": times[b][name] for b in BATCHES}}
         data["models"][name] = entry
-        table.append([name, p.metadata.architecture or "?", "{}×{}".format(*p.input_size), f"{p.metadata.box_padding:g}",
+        table.append([name, p.metadata.network, "{}×{}".format(*p.input_size), f"{p.metadata.box_padding:g}",
                       "n/a" if not macs else f"{macs / 1e9:.2f}", row[1], row[2],
                       *(f"{times[b][name]['ms_per_person']:.2f} ({times[b][name]['ratio_to_first']:.2f})"
                         for b in BATCHES)])

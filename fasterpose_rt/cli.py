@@ -362,7 +362,7 @@ def bench(model, variant, threads, batch, runs, warmup, compare, as_json, quiet,
     firsts = [_load_predictor(path, var, threads[0], max(batch), debug=debug) for _, path, var in variants]
     rows, models = [], {}
     for (label, path, var), first in zip(variants, firsts):
-        models[label] = {"path": first.model_path, "architecture": first.metadata.architecture,
+        models[label] = {"path": first.model_path, "architecture": first.metadata.network,
                          "input_size": list(first.input_size),
                          "keypoints": first.metadata.num_keypoints, "macs_per_person": model_macs(first),
                          "validation": first.metadata.extra.get("validation"),

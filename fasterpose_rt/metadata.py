@@ -42,6 +42,17 @@ class ModelMetadata:
     def num_keypoints(self) -> int:
         return len(self.keypoints)
 
+    @property
+    def network(self) -> str:
+        """``architecture`` plus its residual blocks per stage when the export records non-standard ones
+        (``model_options.blocks``, e.g. ``fasterpose_r34 (blocks 2/3/5)``): two files of one architecture name can
+        be different networks."""
+        blocks = (self.extra.get("model_options") or {}).get("blocks")
+        name = self.architecture or "?"
+        if isinstance(blocks, list) and blocks and all(isinstance(b, int) for b in blocks):
+            return f"{name} (blocks {'/'.join(map(str, blocks))})"
+        return name
+
     def to_json(self) -> str:
         d = asdict(self)
         extra = d.pop("extra")

@@ -63,6 +63,17 @@ def test_mangled_metadata(tmp_path, text, msg):
     assert "mangled.onnx" in str(info.value)
 
 
+def test_network_label_names_non_standard_blocks():
+    from fasterpose_rt.metadata import ModelMetadata
+
+    plain = ModelMetadata.from_dict(_meta_dict(architecture="fasterpose_r34"))
+    assert plain.network == "fasterpose_r34"
+    thin = ModelMetadata.from_dict(_meta_dict(architecture="fasterpose_r34", model_options={"blocks": [2, 3, 5]}))
+    assert thin.network == "fasterpose_r34 (blocks 2/3/5)"
+    odd = ModelMetadata.from_dict(_meta_dict(architecture="", model_options={"blocks": "2,3,5"}))
+    assert odd.network == "?"  # unknown name, malformed blocks: no guess
+
+
 def test_metadata_disagreeing_with_the_graph(tmp_path):
     p = write_standin(tmp_path / "size.onnx", metadata_text=_meta_dict(input_size=[48, 96]))
     with pytest.raises(ModelError, match=r"input_size \(48, 96\)"):

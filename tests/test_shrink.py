@@ -123,6 +123,7 @@ def test_shrunk_thin_r34_trains_with_blocks_and_exports(tmp_path, capsys):
 
     predictor = PosePredictor(tmp_path / "thin.onnx", threads=1)
     assert predictor.metadata.num_keypoints == 14
+    assert predictor.metadata.network == "fasterpose_r34 (blocks 1/2/6)"  # what bench and benchmarks.tradeoff show
     from models.from_onnx import recover  # a shipped thin model can be trained on: the counts come back from metadata
 
     recover(tmp_path / "thin.onnx", ann, images, tmp_path / "back.pth", crops=3)
