@@ -76,7 +76,7 @@ def main(argv=None):
     table, data = [], {"flip_test": a.flip, "persons": len(files), "rounds": a.rounds, "models": {}}
     for (name, p), row in zip(zip(shown, preds), rows):
         macs = model_macs(p)
-        entry = {"architecture": p.metadata.network, "input_size": list(p.input_size),
+        entry = {"architecture": p.metadata.architecture, "network": p.metadata.network, "input_size": list(p.input_size),
                  "box_padding": p.metadata.box_padding, "macs_per_person": macs, **accuracy[name],
                  **{f"batch_{b}": times[b][name] for b in BATCHES}}
         data["models"][name] = entry

@@ -362,7 +362,8 @@ def bench(model, variant, threads, batch, runs, warmup, compare, as_json, quiet,
     firsts = [_load_predictor(path, var, threads[0], max(batch), debug=debug) for _, path, var in variants]
     rows, models = [], {}
     for (label, path, var), first in zip(variants, firsts):
-        models[label] = {"path": first.model_path, "architecture": first.metadata.network,
+        models[label] = {"path": first.model_path, "architecture": first.metadata.architecture,
+                         "network": first.metadata.network,
                          "input_size": list(first.input_size),
                          "keypoints": first.metadata.num_keypoints, "macs_per_person": model_macs(first),
                          "validation": first.metadata.extra.get("validation"),
@@ -384,7 +385,7 @@ def bench(model, variant, threads, batch, runs, warmup, compare, as_json, quiet,
     for label, m in models.items():
         macs = m["macs_per_person"]
         macs = "n/a" if not macs else f"{macs / 1e9:.3f} G" if macs >= 1e8 else f"{macs / 1e6:.3f} M"
-        click.echo(f"{label}: {m['path']}  {m['architecture'] or '?'}  input {m['input_size'][0]}x{m['input_size'][1]}  "
+        click.echo(f"{label}: {m['path']}  {m['network']}  input {m['input_size'][0]}x{m['input_size'][1]}  "
                    f"K={m['keypoints']}  MACs/person {macs}")
     cpu = cpu_description()
     click.echo(f"CPU {cpu['cpu']} ({cpu['cpu_features']}); photo {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]}, "

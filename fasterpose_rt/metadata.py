@@ -47,7 +47,8 @@ class ModelMetadata:
         """``architecture`` plus its residual blocks per stage when the export records non-standard ones
         (``model_options.blocks``, e.g. ``fasterpose_r34 (blocks 2/3/5)``): two files of one architecture name can
         be different networks."""
-        blocks = (self.extra.get("model_options") or {}).get("blocks")
+        options = self.extra.get("model_options")
+        blocks = options.get("blocks") if isinstance(options, dict) else None
         name = self.architecture or "?"
         if isinstance(blocks, list) and blocks and all(isinstance(b, int) for b in blocks):
             return f"{name} (blocks {'/'.join(map(str, blocks))})"

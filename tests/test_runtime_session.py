@@ -72,6 +72,7 @@ def test_network_label_names_non_standard_blocks():
     assert thin.network == "fasterpose_r34 (blocks 2/3/5)"
     odd = ModelMetadata.from_dict(_meta_dict(architecture="", model_options={"blocks": "2,3,5"}))
     assert odd.network == "?"  # unknown name, malformed blocks: no guess
+    assert ModelMetadata.from_dict(_meta_dict(architecture="x", model_options=[2, 3])).network == "x"
 
 
 def test_metadata_disagreeing_with_the_graph(tmp_path):
