@@ -33,7 +33,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import markdown_table, write_results  # noqa: E402
-from fasterpose_rt import PosePredictor  # noqa: E402
+from fasterpose_rt import DEFAULT_MODELS, PosePredictor  # noqa: E402
 from fasterpose_rt.decode import decode_heatmaps  # noqa: E402
 from fasterpose_rt.geometry import (apply_affine, box_centers_and_sizes, crop_affine, heatmap_to_crop,  # noqa: E402
                                     invert_affine, turned_extent)
@@ -65,7 +65,19 @@ def parse_model_comparison(ap, argv, models_help: str, rounds: int, rounds_help:
     a = ap.parse_args(argv)
     if len(a.models) < 2:
         raise SystemExit("--models needs at least two models")
+    a.models = [resolve_model(m) for m in a.models]
     return a
+
+
+def resolve_model(name: str) -> Path:
+    """A model argument -> its file: a path, or the name of a bundled variant (``default``, ``fast``) when no file
+    of that name exists. A missing file is refused here, by name, before any person is loaded."""
+    path = Path(name)
+    if not path.exists() and name in DEFAULT_MODELS:
+        return DEFAULT_MODELS[name]
+    if not path.is_file():
+        raise SystemExit(f"model {name}: file not found (a path, or a bundled model: {', '.join(DEFAULT_MODELS)})")
+    return path
 
 
 def load_persons_args(a):

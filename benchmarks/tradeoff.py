@@ -1,6 +1,6 @@
 """Which model for this CPU? Accuracy and single-thread latency of finished models, measured in one run.
 
-``python -m benchmarks.tradeoff --models A.onnx B.onnx [C.onnx ...] [--ann data/lspet_val.json] [--flip]``
+``python -m benchmarks.tradeoff --models default fast [C.onnx ...] [--ann data/lspet_val.json] [--flip]``
 -> ``benchmarks/results/tradeoff.{md,json}``.
 
 Each model runs as users run it: ``PosePredictor`` with the model's own metadata (input size, box padding) on the
@@ -48,7 +48,7 @@ def predict_persons(predictor, boxes: np.ndarray, files, photos: dict, images: P
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    a = parse_model_comparison(ap, argv, "ONNX models; differences and ratios are to the first", 100,
+    a = parse_model_comparison(ap, argv, "ONNX models, or the bundled default and fast by name; differences and ratios are to the first", 100,
                                "timing rounds (one predict() per model and batch each)")
     names, gt, vis, boxes, files = load_persons_args(a)
     # One thread: the latency target is per person on one core, and the timings below use these predictors.

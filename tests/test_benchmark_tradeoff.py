@@ -1,5 +1,6 @@
 """benchmarks/tradeoff.py: each model scores exactly what the runtime predicts for it, with its own input size and
-box padding; times are per person and the first model's ratio to itself is 1; unusable inputs are refused.
+box padding; times are per person and the first model's ratio to itself is 1; bundled models go by name; unusable
+inputs are refused.
 
 Real parts: both bundled models (the R34 at 128x176 and at 96x128, each with its own calibrated padding) and
 40 real LSPET training photos (skipped when ../shared is absent).
@@ -27,9 +28,12 @@ def persons(lspet_coco):
 
 def test_each_model_scores_as_the_runtime_predicts_it_and_is_timed_per_person(persons, tmp_path):
     assert PosePredictor(DEFAULT).input_size != PosePredictor(FAST).input_size  # each model's own crops matter
-    main(["--models", str(DEFAULT), str(FAST), "--ann", str(persons), "--images", str(LSPET / "images"),
+    # "default" by its bundled name, the fast model by its path: both name the same kind of thing
+    main(["--models", "default", str(FAST), "--ann", str(persons), "--images", str(LSPET / "images"),
           "--rounds", "3", "--results-dir", str(tmp_path)])
     result = json.loads((tmp_path / "tradeoff.json").read_text())
+    assert [n.split(": ", 1)[1] for n in result["models"]] == [
+        "fasterpose_rt/assets/fasterpose_default_int8.onnx", "fasterpose_rt/assets/fasterpose_fast_int8.onnx"]
     first, second = result["models"].values()
     assert first["pck@0.2"] == pytest.approx(runtime_pck(DEFAULT, persons), abs=1e-9)
     assert second["pck@0.2"] == pytest.approx(runtime_pck(FAST, persons), abs=1e-9)
@@ -43,6 +47,8 @@ def test_each_model_scores_as_the_runtime_predicts_it_and_is_timed_per_person(pe
 
 
 def test_unusable_inputs_are_refused_with_a_reason(persons, tmp_path, standin_path):
+    with pytest.raises(SystemExit, match="model absent.onnx: file not found"):
+        main(["--models", "default", "absent.onnx", "--ann", str(persons), "--results-dir", str(tmp_path)])
     with pytest.raises(SystemExit, match="at least two"):
         main(["--models", str(DEFAULT), "--ann", str(persons), "--results-dir", str(tmp_path)])
     with pytest.raises(SystemExit, match="not found"):
