@@ -77,7 +77,8 @@ def main(argv=None):
             f"Network time per person, 1 thread, batch 1{' (two crops: flip test)' if a.flip else ''}, median "
             f"of {a.rounds} interleaved rounds (`session.run` + sigmoid + flip merge):", "",
             markdown_table(["model", "ms"], time_rows)]
-    cmd = "python -m benchmarks.ensemble --models " + " ".join(_shown(m) for m in a.models) + (" --flip" if a.flip else "")
+    cmd = "python -m benchmarks.ensemble --models " + " ".join(_shown(m) for m in a.models) + \
+        (" --flip" if a.flip else "")
     path = write_results("ensemble", "Heatmap-averaging ensemble vs its first model (LSPET val)",
                          "\n".join(body), data, command=cmd, results_dir=a.results_dir)
     print(f"wrote {path}")

@@ -48,8 +48,8 @@ def predict_persons(predictor, boxes: np.ndarray, files, photos: dict, images: P
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    a = parse_model_comparison(ap, argv, "ONNX models, or the bundled default and fast by name; differences and ratios are to the first", 100,
-                               "timing rounds (one predict() per model and batch each)")
+    a = parse_model_comparison(ap, argv, "ONNX models, or the bundled default and fast by name; differences and "
+                               "ratios are to the first", 100, "timing rounds (one predict() per model and batch each)")
     names, gt, vis, boxes, files = load_persons_args(a)
     # One thread: the latency target is per person on one core, and the timings below use these predictors.
     preds = [PosePredictor(m, threads=1, flip_test=a.flip, batch_size=max(BATCHES)) for m in a.models]
@@ -76,8 +76,8 @@ def main(argv=None):
     table, data = [], {"flip_test": a.flip, "persons": len(files), "rounds": a.rounds, "models": {}}
     for (name, p), row in zip(zip(shown, preds), rows):
         macs = model_macs(p)
-        entry = {"architecture": p.metadata.architecture, "network": p.metadata.network, "input_size": list(p.input_size),
-                 "box_padding": p.metadata.box_padding, "macs_per_person": macs, **accuracy[name],
+        entry = {"architecture": p.metadata.architecture, "network": p.metadata.network,
+                 "input_size": list(p.input_size), "box_padding": p.metadata.box_padding, "macs_per_person": macs, **accuracy[name],
                  **{f"batch_{b}": times[b][name] for b in BATCHES}}
         data["models"][name] = entry
         table.append([name, p.metadata.network, "{}×{}".format(*p.input_size), f"{p.metadata.box_padding:g}",
@@ -91,7 +91,7 @@ def main(argv=None):
             "median per-round ratio to model 1.", "",
             markdown_table(["model", "architecture", "input w×h", "box padding", "G MACs/person", "PCK@0.2",
                             "vs model 1 (interval)", *(f"ms/person, batch {b} (ratio)" for b in BATCHES)], table)]
-    cmd = "python -m benchmarks.tradeoff --models " + " ".join(_shown(Path(m)) for m in a.models) + \
+    cmd = "python -m benchmarks.tradeoff --models " + " ".join(_shown(m) for m in a.models) + \
         (" --flip" if a.flip else "")
     path = write_results("tradeoff", "Accuracy and 1-thread latency of finished models, one run",
                          "\n".join(body), data, command=cmd, results_dir=a.results_dir)
