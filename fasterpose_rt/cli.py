@@ -80,6 +80,10 @@ def _debug_option(f):
     return click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")(f)
 
 
+_BOX_PADDING_HELP = ("Context around each person box, e.g. 1.1: the crop covers the box enlarged 1.1x "
+                     "[default: the model's own, calibrated for tight boxes around the person].")
+
+
 def _model_options(f):
     f = click.option("--fast", "variant", flag_value="fast", default=None,
                      help="Use the bundled fast model (the default's network at 96x128: about 0.55x the time, "
@@ -89,17 +93,19 @@ def _model_options(f):
     return f
 
 
-def _load_predictor(model, variant=None, threads=None, batch_size=16, flip=False, debug=False):
+def _load_predictor(model, variant=None, threads=None, batch_size=16, flip=False, debug=False, box_padding=None):
     """One PosePredictor for the whole run; an unusable model is a usage error (exit 2).
 
-    variant: None or a bundled model's name ("fast": --fast); with ``model`` it must be None."""
+    variant: None or a bundled model's name ("fast": --fast); with ``model`` it must be None.
+    box_padding: None -> the model's own (its metadata)."""
     from .predictor import PosePredictor
     from .session import ModelError
 
     if variant and model is not None:
         raise click.UsageError(f"--{variant} selects a bundled model; give either --{variant} or --model")
     try:
-        return PosePredictor(model=model, threads=threads, flip_test=flip, batch_size=batch_size, variant=variant)
+        return PosePredictor(model=model, threads=threads, flip_test=flip, batch_size=batch_size, variant=variant,
+                             box_padding=box_padding)
     except (ModelError, MetadataError, ValueError, OSError) as e:
         _trace(debug)
         raise UsageProblem(f"cannot load the model: {e}") from None
@@ -122,6 +128,7 @@ def main():
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
               help="Most person crops per model call.")
 @click.option("--flip", is_flag=True, help="Flip test: also run mirrored crops and average (slower, more accurate).")
+@click.option("--box-padding", type=click.FloatRange(min=0, min_open=True), default=None, help=_BOX_PADDING_HELP)
 @click.option("--boxes", "boxes_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Person boxes: a COCO annotation file (matched by file_name; results keep its image ids) or a "
                    "JSON object mapping file name -> list of [x, y, w, h]. A video's entry applies to every "
@@ -140,8 +147,8 @@ def main():
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary (errors are still shown).")
 @_debug_option
 @_guarded
-def predict(inputs, model, variant, threads, batch_size, flip, boxes_file, detector, every, out, vis_dir,
-            vis_threshold, quiet, debug):
+def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxes_file, detector, every, out,
+            vis_dir, vis_threshold, quiet, debug):
     """Predict poses on photos, folders (searched recursively) and videos.
 
     By default each photo is one person box covering the whole photo; give --boxes or --detector hog for
@@ -162,7 +169,7 @@ def predict(inputs, model, variant, threads, batch_size, flip, boxes_file, detec
             vis_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise UsageProblem(f"cannot create --vis folder {vis_dir}: {e.strerror or e}") from None
-    pred = _load_predictor(model, variant, threads, batch_size, flip, debug)
+    pred = _load_predictor(model, variant, threads, batch_size, flip, debug, box_padding)
 
     writer = ResultsWriter(out)
     run = _PredictRun(pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug)
@@ -432,6 +439,8 @@ def _verification_line(v) -> str:
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads [default: physical cores].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--flip", is_flag=True, help="Flip test.")
+@click.option("--box-padding", type=click.FloatRange(min=0, min_open=True), default=None,
+              help=_BOX_PADDING_HELP[:-1] + " --baseline keeps its own.")
 @click.option("--baseline", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Another ONNX model to score on the same persons: its PCK and the paired 95 % interval of the "
                    "difference (is the model really better?).")
@@ -440,14 +449,15 @@ def _verification_line(v) -> str:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_debug_option
 @_guarded
-def eval_cmd(coco_file, images_dir, model, variant, threads, batch_size, flip, baseline, out, quiet, debug):
+def eval_cmd(coco_file, images_dir, model, variant, threads, batch_size, flip, box_padding, baseline, out, quiet,
+             debug):
     """COCO keypoint AP/AR (pycocotools) and PCK@0.2 with the annotation file's person boxes."""
     from .evaluate import (EvalError, MissingExtra, coco_ap, keypoint_category, load_annotations,
                            pck_report, predict_annotations)
 
     try:
         data = load_annotations(coco_file)
-        pred = _load_predictor(model, variant, threads, batch_size, flip, debug)
+        pred = _load_predictor(model, variant, threads, batch_size, flip, debug, box_padding)
         cat, sigmas, warnings = keypoint_category(data, pred.keypoint_names, str(coco_file))
         other = _load_predictor(baseline, None, threads, batch_size, flip, debug) if baseline else None
         if other is not None and other.keypoint_names != pred.keypoint_names:
@@ -476,8 +486,8 @@ def eval_cmd(coco_file, images_dir, model, variant, threads, batch_size, flip, b
         _, _, other_kp = predict_annotations(other, data, images_dir, cat["id"], str(coco_file),
                                              lambda path, reason: None, wrap)
     names = [str(n) for n in cat["keypoints"]]
-    report = {"model": pred.model_path, "annotations": str(coco_file), "photos": len(done),
-              "persons": len(results), "failed": failed, "coco": None, "coco_note": None}
+    report = {"model": pred.model_path, "box_padding": pred.box_padding, "annotations": str(coco_file),
+              "photos": len(done), "persons": len(results), "failed": failed, "coco": None, "coco_note": None}
     try:
         report["coco"] = coco_ap(data, results, done, cat["id"], sigmas)
     except MissingExtra as e:
@@ -494,8 +504,8 @@ def eval_cmd(coco_file, images_dir, model, variant, threads, batch_size, flip, b
 
 
 def _print_eval(report: dict) -> None:
-    click.echo(f"model {report['model']}: {_count(report['photos'], 'photo')}, "
-               f"{_count(report['persons'], 'person')}")
+    click.echo(f"model {report['model']} (box padding {report['box_padding']:g}): "
+               f"{_count(report['photos'], 'photo')}, {_count(report['persons'], 'person')}")
     if report["coco"] is not None:
         c = report["coco"]
         click.echo("COCO keypoints  " + "  ".join(f"{k} {'n/a' if v is None else f'{v:.3f}'}" for k, v in c.items()))

@@ -6,7 +6,8 @@ the exact inverse affine (geometry.py).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import List, Optional
 
@@ -71,16 +72,22 @@ class PosePredictor:
     threads: intra-op threads (None -> physical cores; ``.threads`` is 0 where they cannot be counted, i.e.
     outside Linux, and onnxruntime then picks its default).
     flip_test: also run mirrored crops and average the flipped-back heatmaps. batch_size: most crops per
-    ``session.run`` (a flip-tested person takes two). ``predict`` may be called from several threads at once.
+    ``session.run`` (a flip-tested person takes two). box_padding: context around each box (1.1 = the crop covers
+    the box enlarged 1.1x) instead of the padding the model's metadata records (calibrated for tight boxes
+    around the person; looser boxes, e.g. a detector's, may want less). ``predict`` may be called from several
+    threads at once.
     Raises ModelNotFoundError / ModelError (a ValueError) naming the problem with the model file.
     """
 
     def __init__(self, model=None, threads: Optional[int] = None, flip_test: bool = False,
-                 batch_size: int = 16, variant: Optional[str] = None):
+                 batch_size: int = 16, variant: Optional[str] = None, box_padding: Optional[float] = None):
         if variant is not None and variant not in DEFAULT_MODELS:
             raise ValueError(f"variant must be one of {sorted(DEFAULT_MODELS)}, got {variant!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if box_padding is not None and (isinstance(box_padding, bool) or not isinstance(box_padding, (int, float))
+                                        or not math.isfinite(box_padding) or box_padding <= 0):
+            raise ValueError(f"box_padding must be a positive number, got {box_padding!r}")
         if model is None:
             variant = variant or DEFAULT_VARIANT
             path = DEFAULT_MODELS[variant]
@@ -95,6 +102,8 @@ class PosePredictor:
                 raise ValueError("variant= selects a bundled model; with model= give the file itself")
             path = Path(model)
         self._session, self.metadata = open_session(path, threads)
+        if box_padding is not None:  # the crops follow the metadata: override it for this predictor only
+            self.metadata = replace(self.metadata, box_padding=float(box_padding))
         self.model_path = str(path)
         self.threads = self._session.get_session_options().intra_op_num_threads
         self.flip_test = bool(flip_test)
@@ -122,13 +131,19 @@ class PosePredictor:
         return [list(p) for p in self.metadata.flip_pairs]
 
     @property
+    def box_padding(self) -> float:
+        """Context around each person box: the crop covers the box enlarged this many times."""
+        return float(self.metadata.box_padding)
+
+    @property
     def input_size(self):
         """(w, h) of the model input in pixels."""
         return tuple(self.metadata.input_size)
 
     def __repr__(self) -> str:
         return (f"PosePredictor(model={self.model_path!r}, input_size={self.input_size}, "
-                f"keypoints={self.metadata.num_keypoints}, threads={self.threads}, flip_test={self.flip_test})")
+                f"keypoints={self.metadata.num_keypoints}, box_padding={self.box_padding:g}, threads={self.threads}, "
+                f"flip_test={self.flip_test})")
 
     def predict(self, image, boxes=None) -> PoseResult:
         """Keypoints of the persons in ``boxes``.

@@ -53,6 +53,17 @@ def test_stdout_when_no_out_and_quiet(folder, standin_path):
     assert len(json.loads(r.stdout)) == 1
 
 
+
+def test_box_padding_option_is_the_predictors(folder, standin_path):
+    r = run("predict", folder / "a.jpg", "--model", standin_path, "--box-padding", "1.05", "-q")
+    assert r.exit_code == 0, r.output
+    got = np.array(json.loads(r.stdout)[0]["keypoints"]).reshape(-1, 3)
+    want = PosePredictor(standin_path, threads=1, box_padding=1.05).predict(cv2.imread(str(folder / "a.jpg")))
+    np.testing.assert_allclose(got[:, :2], want.keypoints[0], atol=0.006)  # results keep 2 decimals
+    r = run("predict", folder / "a.jpg", "--model", standin_path, "--box-padding", "-1")
+    assert r.exit_code == 2 and "--box-padding" in r.output
+    assert_no_traceback(r)
+
 def test_bad_photos_are_named_skipped_and_exit_1(folder, standin_path, tmp_path):
     (folder / "text.jpg").write_text("not a photo")
     (folder / "empty.png").write_bytes(b"")

@@ -265,3 +265,24 @@ def test_crop_transforms_follow_geometry(standin_path):
     np.testing.assert_allclose(centre, [31.5, 47.5])
     top = m[:, :2] @ [25.0, 120.0 - 125.0] + m[:, 2]  # half of 200 · 1.25 above the centre
     np.testing.assert_allclose(top, [31.5, -0.5])
+
+
+def test_box_padding_override_equals_a_model_that_records_it(standin_factory):
+    own, other = standin_factory(), standin_factory(box_padding=1.6)
+    pred = PosePredictor(own, threads=1, box_padding=1.6)
+    assert pred.box_padding == 1.6 and PosePredictor(own, threads=1).box_padding == 1.25
+    assert "box_padding=1.6" in repr(pred)
+    box, offsets = CASES["top_outside"]
+    img, points, scale = scene(box, offsets, pred.metadata)
+    res, ref = pred.predict(img, [box]), PosePredictor(other, threads=1).predict(img, [box])
+    np.testing.assert_array_equal(res.keypoints, ref.keypoints)  # the same crops, the same answer
+    assert crop_px_errors(res, points, scale).max() < TOL
+    # the override is this predictor's only: the model's own padding crops differently
+    plain = PosePredictor(own, threads=1).predict(img, [box])
+    assert not np.array_equal(plain.keypoints, res.keypoints)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), True, "1.1"])
+def test_bad_box_padding_is_refused(standin_path, bad):
+    with pytest.raises(ValueError, match="box_padding must be a positive number"):
+        PosePredictor(standin_path, threads=1, box_padding=bad)
