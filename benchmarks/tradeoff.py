@@ -77,8 +77,8 @@ def main(argv=None):
     for (name, p), row in zip(zip(shown, preds), rows):
         macs = model_macs(p)
         entry = {"architecture": p.metadata.architecture, "network": p.metadata.network,
-                 "input_size": list(p.input_size), "box_padding": p.metadata.box_padding, "macs_per_person": macs, **accuracy[name],
-                 **{f"batch_{b}": times[b][name] for b in BATCHES}}
+                 "input_size": list(p.input_size), "box_padding": p.metadata.box_padding, "macs_per_person": macs,
+                 **accuracy[name], **{f"batch_{b}": times[b][name] for b in BATCHES}}
         data["models"][name] = entry
         table.append([name, p.metadata.network, "{}×{}".format(*p.input_size), f"{p.metadata.box_padding:g}",
                       "n/a" if not macs else f"{macs / 1e9:.2f}", row[1], row[2],

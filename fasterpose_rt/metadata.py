@@ -6,6 +6,7 @@ read and validated here. A different major ``format`` string is refused, so futu
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Tuple
 
@@ -19,6 +20,12 @@ IMAGENET_STD = [58.395, 57.12, 57.375]
 
 class MetadataError(ValueError):
     """The model's ``fasterpose`` metadata is missing or malformed."""
+
+
+def is_box_padding(value) -> bool:
+    """A usable box padding: a finite number > 0 (not a bool), whether a model records it or a caller overrides it."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and value > 0)
 
 
 @dataclass
@@ -115,5 +122,5 @@ class ModelMetadata:
             bad("std values must be positive")
         if self.output not in ("logits", "probabilities"):
             bad(f"output must be 'logits' or 'probabilities', got {self.output!r}")
-        if not (isinstance(self.box_padding, (int, float)) and self.box_padding > 0):
+        if not is_box_padding(self.box_padding):
             bad(f"box_padding must be a positive number, got {self.box_padding!r}")

@@ -6,7 +6,6 @@ the exact inverse affine (geometry.py).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import List, Optional
@@ -16,6 +15,7 @@ import numpy as np
 from .decode import decode_heatmaps
 from .geometry import apply_affine, heatmap_to_crop, invert_affine
 from .image import to_bgr_uint8
+from .metadata import is_box_padding
 from .preprocess import Normalizer, check_boxes, crop_transforms, warp_crops
 from .session import ModelError, ModelNotFoundError, open_session
 from .skeletons import flip_permutation
@@ -85,8 +85,7 @@ class PosePredictor:
             raise ValueError(f"variant must be one of {sorted(DEFAULT_MODELS)}, got {variant!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if box_padding is not None and (isinstance(box_padding, bool) or not isinstance(box_padding, (int, float))
-                                        or not math.isfinite(box_padding) or box_padding <= 0):
+        if box_padding is not None and not is_box_padding(box_padding):
             raise ValueError(f"box_padding must be a positive number, got {box_padding!r}")
         if model is None:
             variant = variant or DEFAULT_VARIANT

@@ -129,7 +129,6 @@ def test_eval_reports_coco_ap_and_pck(torso_model, dataset, tmp_path):
     assert "by body orientation: unknown 1.00 (2 persons)" in r.stdout
 
 
-
 def test_eval_box_padding_override_is_used_and_reported(torso_model, dataset, tmp_path):
     ann, images, _ = dataset
     out = tmp_path / "report.json"
@@ -143,6 +142,7 @@ def test_eval_box_padding_override_is_used_and_reported(torso_model, dataset, tm
     assert json.loads(out.read_text())["box_padding"] == 1.25 and "(box padding 1.25)" in r.stdout  # its own
     r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "--box-padding", "0", "-q")
     assert r.exit_code == 2 and "--box-padding" in r.output and "Traceback" not in r.output
+
 
 def test_eval_counts_left_right_mixups(torso_model, dataset, tmp_path):
     ann, images, data = dataset

@@ -53,7 +53,6 @@ def test_stdout_when_no_out_and_quiet(folder, standin_path):
     assert len(json.loads(r.stdout)) == 1
 
 
-
 def test_box_padding_option_is_the_predictors(folder, standin_path):
     r = run("predict", folder / "a.jpg", "--model", standin_path, "--box-padding", "1.05", "-q")
     assert r.exit_code == 0, r.output
@@ -63,6 +62,7 @@ def test_box_padding_option_is_the_predictors(folder, standin_path):
     r = run("predict", folder / "a.jpg", "--model", standin_path, "--box-padding", "-1")
     assert r.exit_code == 2 and "--box-padding" in r.output
     assert_no_traceback(r)
+
 
 def test_bad_photos_are_named_skipped_and_exit_1(folder, standin_path, tmp_path):
     (folder / "text.jpg").write_text("not a photo")

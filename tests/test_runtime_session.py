@@ -55,6 +55,9 @@ def _meta_dict(**changes):
     (_meta_dict(output="softmax"), "output must be"),
     (_meta_dict(flip_pairs=[[0, 9]]), "flip_pairs"),
     (_meta_dict(input_size=[64]), "input_size"),
+    (_meta_dict(box_padding=0), "box_padding must be a positive number"),
+    (_meta_dict(box_padding=True), "box_padding must be a positive number"),
+    (_meta_dict(box_padding=float("inf")), "box_padding must be a positive number"),  # JSON "Infinity"
 ])
 def test_mangled_metadata(tmp_path, text, msg):
     p = write_standin(tmp_path / "mangled.onnx", metadata_text=text)
