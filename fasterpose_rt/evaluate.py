@@ -79,12 +79,14 @@ def keypoint_category(data: dict, model_keypoints: List[str], source: str) -> Tu
 
 
 def predict_annotations(predictor, data: dict, images_dir: os.PathLike, category_id: int, source: str,
-                        on_fail: Callable[[Path, str], None], wrap: Callable[[Iterable], Iterable] = iter):
+                        on_fail: Callable[[Path, str], None], wrap: Callable[[Iterable], Iterable] = iter,
+                        scores: Optional[np.ndarray] = None):
     """Predict every photo's person boxes.
 
     Returns (results: COCO result dicts, processed image ids, pred (A, K, 2) with NaN where not predicted, A =
     number of annotations). A photo that is missing or unreadable is reported through on_fail(path, reason)
-    and left out of the processed ids (so it does not count as missed persons).
+    and left out of the processed ids (so it does not count as missed persons). ``scores``, if given, an (A, K)
+    array that receives the keypoint scores of the persons predicted (the others are left as they were).
     """
     try:
         names, boxes = coco_person_boxes(data, source)
@@ -106,6 +108,8 @@ def predict_annotations(predictor, data: dict, images_dir: os.PathLike, category
             continue
         res = predictor.predict(image, entry.boxes)
         pred[entry.ann_index] = res.keypoints
+        if scores is not None:
+            scores[entry.ann_index] = res.scores
         results.extend(coco_entries(res, image_id, names[image_id], category_id=category_id))
         done.append(image_id)
     return results, done, pred

@@ -1,0 +1,145 @@
+"""models.data.doubtful_labels: leaving out training labels a confident model puts far away.
+
+Real parts: the bundled default model and the demo photo (both in the repository).
+"""
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from fasterpose_rt import PosePredictor
+from fasterpose_rt.skeletons import LSP14
+from models.data.doubtful_labels import doubtful_joints, main, unlabel
+
+ROOT = Path(__file__).resolve().parents[1]
+PHOTO = ROOT / "examples" / "astronaut.jpg"
+NAMES = LSP14["keypoints"]
+LS, RH = NAMES.index("left_shoulder"), NAMES.index("right_hip")
+
+
+def _person():
+    """gt (1, 14, 2) with a torso (left shoulder to right hip) of exactly 50 px."""
+    gt = np.zeros((1, 14, 2))
+    gt[0, :, 0] = np.arange(14) * 3.0
+    gt[0, LS] = (0.0, 0.0)
+    gt[0, RH] = (30.0, 40.0)
+    return gt
+
+
+def test_only_far_and_confident_labelled_joints_are_chosen():
+    gt = _person()
+    vis = np.ones((1, 14), bool)
+    pred = gt.copy()
+    pred[0, 0] += (0, 26)    # 0.52 torso away, confident: chosen
+    pred[0, 1] += (0, 24)    # 0.48 torso away: kept
+    pred[0, 2] += (0, 40)    # far, but the model is unsure: kept
+    pred[0, 3] += (0, 40)    # far and confident, but not labelled: nothing to leave out
+    scores = np.full((1, 14), 0.6)
+    scores[0, 2] = 0.2
+    vis[0, 3] = False
+    got = doubtful_joints(pred, scores, gt, vis, NAMES, distance=0.5, min_score=0.3)
+    assert np.flatnonzero(got[0]).tolist() == [0]
+    assert doubtful_joints(pred, scores, gt, vis, NAMES, distance=0.45, min_score=0.3)[0, :2].all()
+    assert not doubtful_joints(pred, scores, gt, vis, NAMES, distance=0.5, min_score=0.7).any()
+
+
+def test_no_prediction_or_no_torso_says_nothing():
+    gt = _person()
+    vis = np.ones((1, 14), bool)
+    far = gt + 500
+    scores = np.ones((1, 14))
+    assert not doubtful_joints(np.full_like(gt, np.nan), scores, gt, vis, NAMES).any()
+    no_torso = vis.copy()
+    no_torso[0, [LS, RH, NAMES.index("right_shoulder"), NAMES.index("left_hip")]] = False  # neither diagonal
+    assert not doubtful_joints(far, scores, gt, no_torso, NAMES).any()
+    assert doubtful_joints(far, scores, gt, vis, NAMES).all()
+
+
+def test_unlabel_zeroes_whole_triplets_recounts_and_leaves_the_input_alone():
+    kp = []
+    for k in range(14):
+        kp += [k * 10 + 0.5, k * 10 + 1, 2 if k != 4 else 0]
+    ann = {"id": 7, "keypoints": list(kp), "num_keypoints": 13}
+    joints = np.zeros(14, bool)
+    joints[[1, 4]] = True
+    out = unlabel(ann, joints)
+    assert ann["keypoints"] == kp and ann["num_keypoints"] == 13
+    got = np.reshape(out["keypoints"], (-1, 3))
+    assert got[1].tolist() == [0, 0, 0] and got[4].tolist() == [0, 0, 0] and out["num_keypoints"] == 12
+    np.testing.assert_array_equal(np.delete(got, [1, 4], 0), np.delete(np.reshape(kp, (-1, 3)), [1, 4], 0))
+    assert all(isinstance(v, int) for v in out["keypoints"][3:6])
+
+
+@pytest.fixture(scope="module")
+def demo_set(tmp_path_factory):
+    """A COCO file: the demo photo labelled with the model's own prediction, once as it is and once with its
+    head top moved 3 torsos down, and a third photo that does not exist."""
+    root = tmp_path_factory.mktemp("doubtful")
+    image = cv2.imread(str(PHOTO))
+    pred = PosePredictor(flip_test=True)
+    first = pred.predict(image).keypoints[0]
+    x0, y0 = first.min(0)
+    x1, y1 = first.max(0)
+    box = [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]
+    res = pred.predict(image, [box])
+    xy = res.keypoints[0].astype(np.float64)
+    head = NAMES.index("head_top")
+    assert res.scores[0, head] >= 0.3  # the model is sure of this head
+    moved = xy.copy()
+    moved[head, 1] += 3 * np.linalg.norm(xy[LS] - xy[RH])
+
+    def ann(i, image_id, points):
+        kp = np.concatenate([np.round(points, 2), np.full((14, 1), 2.0)], axis=1).reshape(-1)
+        return {"id": i, "image_id": image_id, "category_id": 1, "bbox": box, "area": box[2] * box[3],
+                "iscrowd": 0, "num_keypoints": 14, "keypoints": kp.tolist()}
+
+    images_dir = root / "images"
+    images_dir.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        cv2.imwrite(str(images_dir / name), image, [cv2.IMWRITE_JPEG_QUALITY, 100])
+    coco = {"images": [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "b.jpg"},
+                       {"id": 3, "file_name": "missing.jpg"}],
+            "annotations": [ann(10, 1, moved), ann(20, 2, xy), ann(30, 3, moved)],
+            "categories": [{"id": 1, "name": "person", "keypoints": NAMES, "skeleton": LSP14["skeleton"]}]}
+    path = root / "ann.json"
+    path.write_text(json.dumps(coco))
+    return path, images_dir, coco
+
+
+def test_end_to_end_on_a_real_photo(demo_set, tmp_path, capsys):
+    path, images_dir, coco = demo_set
+    out = tmp_path / "clean.json"
+    code = main(["--ann", str(path), "--images", str(images_dir), "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 1 and "missing.jpg" in captured.err, captured.err  # named; the rest is written
+    assert "1 of 42 labelled joints left out, in 1 of 3 persons" in captured.out
+    clean = json.loads(out.read_text())
+    a, b, c = clean["annotations"]
+    head = NAMES.index("head_top")
+    got = np.reshape(a["keypoints"], (-1, 3))
+    assert got[head].tolist() == [0, 0, 0] and a["num_keypoints"] == 13
+    np.testing.assert_array_equal(np.delete(got, head, 0),
+                                  np.delete(np.reshape(coco["annotations"][0]["keypoints"], (-1, 3)), head, 0))
+    assert b == coco["annotations"][1] and c == coco["annotations"][2]  # right, and not predicted: as they were
+    info = clean["info"]["doubtful_labels"]
+    assert info["changed"] == [{"id": 10, "joints": ["head_top"]}] and info["persons"] == 3
+    assert info["rule"] == {"distance": 0.5, "min_score": 0.3, "flip_test": True}
+    assert info["model"]["file"].endswith(".onnx") and len(info["model"]["sha256"]) == 64
+    assert clean["images"] == coco["images"] and clean["categories"] == coco["categories"]
+
+
+def test_bad_input_writes_nothing(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    out = tmp_path / "out.json"
+    assert main(["--ann", str(bad), "--images", str(tmp_path), "--out", str(out)]) == 2
+    assert "error:" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize("option", [["--distance", "0"], ["--min-score", "1.5"]])
+def test_a_bad_rule_is_refused(option, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        main(["--ann", "a.json", "--images", str(tmp_path), "--out", str(tmp_path / "o.json")] + option)
+    assert e.value.code == 2
