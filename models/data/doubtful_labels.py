@@ -1,0 +1,126 @@
+"""Leave out the training labels that a model, confident, puts far from where they are.
+
+LSP Extended's labels were crowd-sourced (Amazon Mechanical Turk), and besides mixing up the sides (see
+``fix_sides``) some joints are simply put in the wrong place. A model that has learnt the majority of the labels
+disagrees with those: when its prediction of a labelled joint lies more than ``--distance`` × torso from the
+label while the model is confident there (its keypoint score at least ``--min-score``), this tool marks that
+joint unlabelled (x = y = v = 0, ``num_keypoints`` updated) and writes a new COCO file. Training then gives the
+joint no label; with ``--teacher`` it learns that joint from the teacher alone. Training files only: a
+validation file must be scored as it was given.
+
+    python -m models.data.doubtful_labels --ann data/lspet_train_sides6.json --images ../shared/datasets/lspet/images \\
+        --out data/lspet_train_doubtful.json [--model M.onnx] [--distance 0.5] [--min-score 0.3] [--no-flip]
+
+The output's ``info.doubtful_labels`` records the model (file, sha256), the rule and, per person changed, the
+annotation id and the joints left out.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+from fasterpose_rt.metrics import torso_sizes
+from fasterpose_rt.results import atomic_write_text
+
+__all__ = ["doubtful_joints", "unlabel", "main"]
+
+
+def doubtful_joints(pred, scores, gt, visible, names, distance: float = 0.5, min_score: float = 0.3) -> np.ndarray:
+    """Which labelled joints the model contradicts with confidence.
+
+    pred, gt (N, K, 2) photo px (pred NaN for persons not predicted: never chosen); scores (N, K) keypoint
+    scores in [0, 1]; visible (N, K) bool. A joint is chosen when it is labelled, its person has a torso (see
+    ``torso_sizes``), the prediction lies more than ``distance`` × torso from the label and its score is at least
+    ``min_score``. Returns (N, K) bool.
+    """
+    pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
+    visible = np.asarray(visible, bool)
+    torso = torso_sizes(gt, visible, names)  # (N,), NaN where no torso diagonal is labelled
+    with np.errstate(invalid="ignore"):
+        far = np.linalg.norm(pred - gt, axis=-1) > distance * torso[:, None]
+        sure = np.asarray(scores, np.float64) >= min_score
+    return visible & far & sure & np.isfinite(pred).all(axis=-1)
+
+
+def unlabel(annotation: dict, joints: np.ndarray) -> dict:
+    """A copy of a COCO person annotation with the joints where ``joints`` (K,) bool is set made unlabelled
+    (x = y = v = 0) and ``num_keypoints`` recounted."""
+    out = copy.deepcopy(annotation)
+    kp = np.asarray(annotation["keypoints"], dtype=np.float64).reshape(-1, 3)
+    kp[np.asarray(joints, bool)] = 0.0
+    out["keypoints"] = [int(v) if float(v).is_integer() else float(v) for v in kp.reshape(-1)]
+    out["num_keypoints"] = int((kp[:, 2] > 0).sum())
+    return out
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m models.data.doubtful_labels", description=__doc__.split("\n")[0])
+    ap.add_argument("--ann", required=True, type=Path, help="COCO keypoint file (a training split)")
+    ap.add_argument("--images", required=True, type=Path, help="its photo folder")
+    ap.add_argument("--out", required=True, type=Path, help="COCO file to write")
+    ap.add_argument("--model", default=None, help="ONNX pose model (default: the bundled default)")
+    ap.add_argument("--distance", type=float, default=0.5,
+                    help="how far the prediction must lie from the label, torso fraction (default 0.5)")
+    ap.add_argument("--min-score", type=float, default=0.3, help="the model's least keypoint score there (default 0.3)")
+    ap.add_argument("--no-flip", action="store_true", help="predict without the flip test")
+    args = ap.parse_args(argv)
+    if not args.distance > 0:
+        ap.error("--distance must be positive")
+    if not 0 <= args.min_score <= 1:
+        ap.error("--min-score must be in [0, 1]")
+
+    from tqdm import tqdm
+
+    from export.checkpoint import file_sha256
+    from fasterpose_rt import PosePredictor
+    from fasterpose_rt.evaluate import EvalError, load_annotations, predict_annotations
+    from fasterpose_rt.session import ModelError
+
+    failed = []
+    try:
+        predictor = PosePredictor(args.model, flip_test=not args.no_flip)
+        data = load_annotations(args.ann)
+        names = predictor.keypoint_names
+        if any(len(a.get("keypoints") or []) != 3 * len(names) for a in data["annotations"]):
+            raise EvalError(f"{args.ann}: every annotation needs {len(names)} keypoints (x, y, v), as the model")
+        scores = np.zeros((len(data["annotations"]), len(names)))
+        _, _, pred = predict_annotations(predictor, data, args.images, 1, str(args.ann),
+                                         on_fail=lambda p, why: failed.append(f"{p}: {why}"),
+                                         wrap=lambda it: tqdm(list(it), desc="predicting", unit="photo"),
+                                         scores=scores)
+        kps = np.array([np.asarray(a["keypoints"], np.float64).reshape(-1, 3) for a in data["annotations"]]
+                       ).reshape(-1, len(names), 3)
+    except (EvalError, ModelError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for f in failed:
+        print(f"skipped {f}", file=sys.stderr)
+
+    chosen = doubtful_joints(pred, scores, kps[..., :2], kps[..., 2] > 0, names, args.distance, args.min_score)
+    out = dict(data)
+    out["annotations"] = [unlabel(a, c) if c.any() else a for a, c in zip(data["annotations"], chosen)]
+    model_path = Path(predictor.model_path)
+    out["info"] = dict(data.get("info") or {})
+    out["info"]["doubtful_labels"] = {
+        "source": args.ann.name, "model": {"file": model_path.name, "sha256": file_sha256(model_path)},
+        "rule": {"distance": args.distance, "min_score": args.min_score, "flip_test": not args.no_flip},
+        "persons": len(chosen), "labelled_joints": int((kps[..., 2] > 0).sum()),
+        "changed": [{"id": a.get("id"), "joints": [names[k] for k in np.flatnonzero(c)]}
+                    for a, c in zip(data["annotations"], chosen) if c.any()],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out, json.dumps(out))
+    print(f"wrote {args.out}: {int(chosen.sum())} of {int((kps[..., 2] > 0).sum())} labelled joints left out, "
+          f"in {int(chosen.any(axis=1).sum())} of {len(chosen)} persons"
+          + (f" ({len(failed)} photos unreadable, left as they were)" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
