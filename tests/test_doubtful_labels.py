@@ -3,18 +3,14 @@
 Real parts: the bundled default model and the demo photo (both in the repository).
 """
 import json
-from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
-from fasterpose_rt import PosePredictor
 from fasterpose_rt.skeletons import LSP14
 from models.data.doubtful_labels import doubtful_joints, main, unlabel
+from demo_labels import demo_prediction, write_demo_coco
 
-ROOT = Path(__file__).resolve().parents[1]
-PHOTO = ROOT / "examples" / "astronaut.jpg"
 NAMES = LSP14["keypoints"]
 LS, RH = NAMES.index("left_shoulder"), NAMES.index("right_hip")
 
@@ -76,36 +72,13 @@ def test_unlabel_zeroes_whole_triplets_recounts_and_leaves_the_input_alone():
 def demo_set(tmp_path_factory):
     """A COCO file: the demo photo labelled with the model's own prediction, once as it is and once with its
     head top moved 3 torsos down, and a third photo that does not exist."""
-    root = tmp_path_factory.mktemp("doubtful")
-    image = cv2.imread(str(PHOTO))
-    pred = PosePredictor(flip_test=True)
-    first = pred.predict(image).keypoints[0]
-    x0, y0 = first.min(0)
-    x1, y1 = first.max(0)
-    box = [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]
-    res = pred.predict(image, [box])
+    image, box, res = demo_prediction()
     xy = res.keypoints[0].astype(np.float64)
     head = NAMES.index("head_top")
     assert res.scores[0, head] >= 0.3  # the model is sure of this head
     moved = xy.copy()
     moved[head, 1] += 3 * np.linalg.norm(xy[LS] - xy[RH])
-
-    def ann(i, image_id, points):
-        kp = np.concatenate([np.round(points, 2), np.full((14, 1), 2.0)], axis=1).reshape(-1)
-        return {"id": i, "image_id": image_id, "category_id": 1, "bbox": box, "area": box[2] * box[3],
-                "iscrowd": 0, "num_keypoints": 14, "keypoints": kp.tolist()}
-
-    images_dir = root / "images"
-    images_dir.mkdir()
-    for name in ("a.jpg", "b.jpg"):
-        cv2.imwrite(str(images_dir / name), image, [cv2.IMWRITE_JPEG_QUALITY, 100])
-    coco = {"images": [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "b.jpg"},
-                       {"id": 3, "file_name": "missing.jpg"}],
-            "annotations": [ann(10, 1, moved), ann(20, 2, xy), ann(30, 3, moved)],
-            "categories": [{"id": 1, "name": "person", "keypoints": NAMES, "skeleton": LSP14["skeleton"]}]}
-    path = root / "ann.json"
-    path.write_text(json.dumps(coco))
-    return path, images_dir, coco
+    return write_demo_coco(tmp_path_factory.mktemp("doubtful"), image, box, [moved, xy, moved])
 
 
 def test_end_to_end_on_a_real_photo(demo_set, tmp_path, capsys):

@@ -3,18 +3,14 @@
 Real parts: the bundled default model and the demo photo (both in the repository).
 """
 import json
-from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
-from fasterpose_rt import PosePredictor
 from fasterpose_rt.skeletons import LSP14, flip_permutation
 from models.data.fix_sides import main, mirrored_persons, swap_sides
+from demo_labels import demo_prediction, write_demo_coco
 
-ROOT = Path(__file__).resolve().parents[1]
-PHOTO = ROOT / "examples" / "astronaut.jpg"
 NAMES, PAIRS = LSP14["keypoints"], LSP14["flip_pairs"]
 PERM = flip_permutation(len(NAMES), PAIRS)
 
@@ -74,31 +70,9 @@ def test_swap_sides_moves_whole_triplets_and_leaves_the_input_alone():
 def demo_set(tmp_path_factory):
     """A COCO file: the demo photo twice, labelled with the model's own prediction mirrored and as it is,
     and a third photo that does not exist."""
-    root = tmp_path_factory.mktemp("sides")
-    image = cv2.imread(str(PHOTO))
-    pred = PosePredictor(flip_test=True)
-    first = pred.predict(image).keypoints[0]
-    x0, y0 = first.min(0)
-    x1, y1 = first.max(0)
-    box = [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]
-    xy = pred.predict(image, [box]).keypoints[0].astype(np.float64)
-
-    def ann(i, image_id, points):
-        kp = np.concatenate([np.round(points, 2), np.full((14, 1), 2.0)], axis=1).reshape(-1)
-        return {"id": i, "image_id": image_id, "category_id": 1, "bbox": box, "area": box[2] * box[3],
-                "iscrowd": 0, "num_keypoints": 14, "keypoints": kp.tolist()}
-
-    images_dir = root / "images"
-    images_dir.mkdir()
-    for name in ("a.jpg", "b.jpg"):
-        cv2.imwrite(str(images_dir / name), image, [cv2.IMWRITE_JPEG_QUALITY, 100])
-    coco = {"images": [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "b.jpg"},
-                       {"id": 3, "file_name": "missing.jpg"}],
-            "annotations": [ann(10, 1, xy[PERM]), ann(20, 2, xy), ann(30, 3, xy[PERM])],
-            "categories": [{"id": 1, "name": "person", "keypoints": NAMES, "skeleton": LSP14["skeleton"]}]}
-    path = root / "ann.json"
-    path.write_text(json.dumps(coco))
-    return path, images_dir, coco
+    image, box, res = demo_prediction()
+    xy = res.keypoints[0].astype(np.float64)
+    return write_demo_coco(tmp_path_factory.mktemp("sides"), image, box, [xy[PERM], xy, xy[PERM]])
 
 
 def test_end_to_end_on_a_real_photo(demo_set, tmp_path, capsys):

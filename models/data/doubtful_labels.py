@@ -75,40 +75,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not 0 <= args.min_score <= 1:
         ap.error("--min-score must be in [0, 1]")
 
-    from tqdm import tqdm
+    from .predicted_labels import predict_or_explain
 
-    from export.checkpoint import file_sha256
-    from fasterpose_rt import PosePredictor
-    from fasterpose_rt.evaluate import EvalError, load_annotations, predict_annotations
-    from fasterpose_rt.session import ModelError
-
-    failed = []
-    try:
-        predictor = PosePredictor(args.model, flip_test=not args.no_flip)
-        data = load_annotations(args.ann)
-        names = predictor.keypoint_names
-        if any(len(a.get("keypoints") or []) != 3 * len(names) for a in data["annotations"]):
-            raise EvalError(f"{args.ann}: every annotation needs {len(names)} keypoints (x, y, v), as the model")
-        scores = np.zeros((len(data["annotations"]), len(names)))
-        _, _, pred = predict_annotations(predictor, data, args.images, 1, str(args.ann),
-                                         on_fail=lambda p, why: failed.append(f"{p}: {why}"),
-                                         wrap=lambda it: tqdm(list(it), desc="predicting", unit="photo"),
-                                         scores=scores)
-        kps = np.array([np.asarray(a["keypoints"], np.float64).reshape(-1, 3) for a in data["annotations"]]
-                       ).reshape(-1, len(names), 3)
-    except (EvalError, ModelError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    found = predict_or_explain(args.ann, args.images, args.model, flip_test=not args.no_flip)
+    if found is None:
         return 2
-    for f in failed:
-        print(f"skipped {f}", file=sys.stderr)
 
+    data, kps, pred, scores, failed = found.data, found.labels, found.pred, found.scores, found.failed
+    names = found.predictor.keypoint_names
     chosen = doubtful_joints(pred, scores, kps[..., :2], kps[..., 2] > 0, names, args.distance, args.min_score)
     out = dict(data)
     out["annotations"] = [unlabel(a, c) if c.any() else a for a, c in zip(data["annotations"], chosen)]
-    model_path = Path(predictor.model_path)
     out["info"] = dict(data.get("info") or {})
     out["info"]["doubtful_labels"] = {
-        "source": args.ann.name, "model": {"file": model_path.name, "sha256": file_sha256(model_path)},
+        "source": args.ann.name, "model": found.model,
         "rule": {"distance": args.distance, "min_score": args.min_score, "flip_test": not args.no_flip},
         "persons": len(chosen), "labelled_joints": int((kps[..., 2] > 0).sum()),
         "changed": [{"id": a.get("id"), "joints": [names[k] for k in np.flatnonzero(c)]}

@@ -66,40 +66,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.margin < 1:
         ap.error("--margin must be at least 1")
 
-    from tqdm import tqdm
+    from .predicted_labels import predict_or_explain
 
-    from export.checkpoint import file_sha256
-    from fasterpose_rt import PosePredictor
-    from fasterpose_rt.evaluate import EvalError, load_annotations, predict_annotations
-    from fasterpose_rt.session import ModelError
-
-    failed = []
-    try:
-        predictor = PosePredictor(args.model, flip_test=not args.no_flip)
-        data = load_annotations(args.ann)
-        names = predictor.keypoint_names
-        if any(len(a.get("keypoints") or []) != 3 * len(names) for a in data["annotations"]):
-            raise EvalError(f"{args.ann}: every annotation needs {len(names)} keypoints (x, y, v), as the model")
-        _, _, pred = predict_annotations(predictor, data, args.images, 1, str(args.ann),
-                                         on_fail=lambda p, why: failed.append(f"{p}: {why}"),
-                                         wrap=lambda it: tqdm(list(it), desc="predicting", unit="photo"))
-        kps = np.array([np.asarray(a["keypoints"], np.float64).reshape(-1, 3) for a in data["annotations"]]
-                       ).reshape(-1, len(names), 3)
-    except (EvalError, ModelError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    found = predict_or_explain(args.ann, args.images, args.model, flip_test=not args.no_flip)
+    if found is None:
         return 2
-    for f in failed:
-        print(f"skipped {f}", file=sys.stderr)
 
+    predictor, data, kps, pred, failed = found.predictor, found.data, found.labels, found.pred, found.failed
+    names = predictor.keypoint_names
     pairs = predictor.flip_pairs
     chosen = mirrored_persons(pred, kps[..., :2], kps[..., 2] > 0, names, pairs, args.margin, args.threshold)
     perm = flip_permutation(len(names), pairs)
     out = dict(data)
     out["annotations"] = [swap_sides(a, perm) if c else a for a, c in zip(data["annotations"], chosen)]
-    model_path = Path(predictor.model_path)
     out["info"] = dict(data.get("info") or {})
     out["info"]["fix_sides"] = {
-        "source": args.ann.name, "model": {"file": model_path.name, "sha256": file_sha256(model_path)},
+        "source": args.ann.name, "model": found.model,
         "rule": {"margin": args.margin, "threshold": args.threshold, "flip_test": not args.no_flip,
                  "min_mirrored_fraction": 0.5},
         "persons": len(chosen), "changed": [a.get("id") for a, c in zip(data["annotations"], chosen) if c],
