@@ -28,6 +28,8 @@ import numpy as np
 from fasterpose_rt.metrics import torso_sizes
 from fasterpose_rt.results import atomic_write_text
 
+from .predicted_labels import add_label_tool_arguments, coco_keypoint_list
+
 __all__ = ["doubtful_joints", "unlabel", "main"]
 
 
@@ -54,17 +56,14 @@ def unlabel(annotation: dict, joints: np.ndarray) -> dict:
     out = copy.deepcopy(annotation)
     kp = np.asarray(annotation["keypoints"], dtype=np.float64).reshape(-1, 3)
     kp[np.asarray(joints, bool)] = 0.0
-    out["keypoints"] = [int(v) if float(v).is_integer() else float(v) for v in kp.reshape(-1)]
+    out["keypoints"] = coco_keypoint_list(kp)
     out["num_keypoints"] = int((kp[:, 2] > 0).sum())
     return out
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m models.data.doubtful_labels", description=__doc__.split("\n")[0])
-    ap.add_argument("--ann", required=True, type=Path, help="COCO keypoint file (a training split)")
-    ap.add_argument("--images", required=True, type=Path, help="its photo folder")
-    ap.add_argument("--out", required=True, type=Path, help="COCO file to write")
-    ap.add_argument("--model", default=None, help="ONNX pose model (default: the bundled default)")
+    add_label_tool_arguments(ap)
     ap.add_argument("--distance", type=float, default=0.5,
                     help="how far the prediction must lie from the label, torso fraction (default 0.5)")
     ap.add_argument("--min-score", type=float, default=0.3, help="the model's least keypoint score there (default 0.3)")

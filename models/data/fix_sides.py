@@ -27,6 +27,8 @@ from fasterpose_rt.metrics import mirror_hits
 from fasterpose_rt.skeletons import flip_permutation
 from fasterpose_rt.results import atomic_write_text
 
+from .predicted_labels import add_label_tool_arguments, coco_keypoint_list
+
 __all__ = ["mirrored_persons", "swap_sides", "main"]
 
 
@@ -49,16 +51,13 @@ def swap_sides(annotation: dict, perm: np.ndarray) -> dict:
     """A copy of a COCO person annotation with keypoint k's (x, y, v) taken from keypoint perm[k]."""
     out = copy.deepcopy(annotation)
     kp = np.asarray(annotation["keypoints"], dtype=np.float64).reshape(-1, 3)[perm]
-    out["keypoints"] = [int(v) if float(v).is_integer() else float(v) for v in kp.reshape(-1)]
+    out["keypoints"] = coco_keypoint_list(kp)
     return out
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m models.data.fix_sides", description=__doc__.split("\n")[0])
-    ap.add_argument("--ann", required=True, type=Path, help="COCO keypoint file (a training split)")
-    ap.add_argument("--images", required=True, type=Path, help="its photo folder")
-    ap.add_argument("--out", required=True, type=Path, help="COCO file to write")
-    ap.add_argument("--model", default=None, help="ONNX pose model (default: the bundled default)")
+    add_label_tool_arguments(ap)
     ap.add_argument("--margin", type=int, default=2, help="extra joints the mirrored prediction must hit (default 2)")
     ap.add_argument("--threshold", type=float, default=0.2, help="PCK threshold, torso fraction (default 0.2)")
     ap.add_argument("--no-flip", action="store_true", help="predict without the flip test")

@@ -2,6 +2,7 @@
 label-repair tools (``fix_sides``, ``doubtful_labels``) compare the labels with."""
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 import sys
 from pathlib import Path
@@ -25,6 +26,19 @@ class LabelledPredictions:
     scores: np.ndarray
     failed: List[str]
     model: dict
+
+
+def add_label_tool_arguments(ap: argparse.ArgumentParser) -> None:
+    """The options every label-repair tool takes: --ann, --images, --out, --model."""
+    ap.add_argument("--ann", required=True, type=Path, help="COCO keypoint file (a training split)")
+    ap.add_argument("--images", required=True, type=Path, help="its photo folder")
+    ap.add_argument("--out", required=True, type=Path, help="COCO file to write")
+    ap.add_argument("--model", default=None, help="ONNX pose model (default: the bundled default)")
+
+
+def coco_keypoint_list(kp: np.ndarray) -> list:
+    """kp (K, 3) -> COCO's flat [x, y, v] * K list, whole numbers written as ints (as the source file had them)."""
+    return [int(v) if float(v).is_integer() else float(v) for v in np.asarray(kp).reshape(-1)]
 
 
 def predict_labelled_persons(ann: Path, images: Path, model: Optional[str] = None,
