@@ -18,7 +18,6 @@ import argparse
 import copy
 import json
 import sys
-from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
