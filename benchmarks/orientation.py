@@ -193,13 +193,18 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parse_one_model_args(ap, argv):
+    """Options of a benchmark that scores one model's inference variants: --model, the persons' options
+    (``add_persons_args``), --threads, --results-dir. Returns the parsed namespace."""
     ap.add_argument("--model", help="ONNX model (default: the bundled default model)")
     add_persons_args(ap)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--results-dir", type=Path, default=None)
-    a = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def main(argv=None):
+    a = parse_one_model_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]), argv)
     names, gt, vis, boxes, files = load_persons_args(a)
     pred = PosePredictor(a.model, threads=a.threads, flip_test=True)
     meta = pred.metadata

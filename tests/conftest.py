@@ -9,6 +9,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # models/ and export/ are used from the checkout, never installed
     sys.path.insert(0, str(ROOT))
 LSPET = ROOT.parent / "shared" / "datasets" / "lspet"  # real photos; tests that need them skip without it
+NEEDS_LSPET = pytest.mark.skipif(not (LSPET / "joints.mat").is_file(),
+                                 reason=f"LSPET photos not found at {LSPET} (../shared is absent)")
 
 
 @pytest.fixture(scope="session")
@@ -69,3 +71,10 @@ def runtime_pck(model, ann: Path) -> float:
     xy = np.concatenate([pred.predict(cv2.imread(str(LSPET / "images" / files[a["image_id"]])), [a["bbox"]]).keypoints
                          for a in data["annotations"]])
     return pck(xy, kp[..., :2], kp[..., 2] > 0, pred.keypoint_names)[0]
+
+
+@pytest.fixture(scope="session")
+def lspet40(lspet_coco):
+    """A COCO keypoint file of 40 LSPET training persons (im00001-im00040), shared by the tests that score models
+    on real photos. Callers skip when LSPET is absent (NEEDS_LSPET)."""
+    return lspet_coco(1, 40)

@@ -10,33 +10,27 @@ import json
 import pytest
 
 from benchmarks.tradeoff import main
-from conftest import LSPET, runtime_pck
+from conftest import LSPET, NEEDS_LSPET, runtime_pck
 from fasterpose_rt import DEFAULT_MODELS, PosePredictor
 
 DEFAULT, FAST = DEFAULT_MODELS["default"], DEFAULT_MODELS["fast"]
 pytestmark = [
-    pytest.mark.skipif(not (LSPET / "joints.mat").is_file(), reason=f"LSPET photos not found at {LSPET} (../shared is absent)"),
+    NEEDS_LSPET,
     pytest.mark.skipif(not (DEFAULT.is_file() and FAST.is_file()), reason="bundled models absent"),
 ]
 
 
-@pytest.fixture(scope="module")
-def persons(lspet_coco):
-    """A COCO keypoint file of 40 LSPET training persons (im00001-im00040, shared with the padding tests)."""
-    return lspet_coco(1, 40)
-
-
-def test_each_model_scores_as_the_runtime_predicts_it_and_is_timed_per_person(persons, tmp_path):
+def test_each_model_scores_as_the_runtime_predicts_it_and_is_timed_per_person(lspet40, tmp_path):
     assert PosePredictor(DEFAULT).input_size != PosePredictor(FAST).input_size  # each model's own crops matter
     # "default" by its bundled name, the fast model by its path: both name the same kind of thing
-    main(["--models", "default", str(FAST), "--ann", str(persons), "--images", str(LSPET / "images"),
+    main(["--models", "default", str(FAST), "--ann", str(lspet40), "--images", str(LSPET / "images"),
           "--rounds", "3", "--results-dir", str(tmp_path)])
     result = json.loads((tmp_path / "tradeoff.json").read_text())
     assert [n.split(": ", 1)[1] for n in result["models"]] == [
         "fasterpose_rt/assets/fasterpose_default_int8.onnx", "fasterpose_rt/assets/fasterpose_fast_int8.onnx"]
     first, second = result["models"].values()
-    assert first["pck@0.2"] == pytest.approx(runtime_pck(DEFAULT, persons), abs=1e-9)
-    assert second["pck@0.2"] == pytest.approx(runtime_pck(FAST, persons), abs=1e-9)
+    assert first["pck@0.2"] == pytest.approx(runtime_pck(DEFAULT, lspet40), abs=1e-9)
+    assert second["pck@0.2"] == pytest.approx(runtime_pck(FAST, lspet40), abs=1e-9)
     assert first["diff"] == 0.0 and second["diff"] == pytest.approx(second["pck@0.2"] - first["pck@0.2"])
     assert (first["input_size"], second["input_size"]) == ([128, 176], [96, 128])
     assert first["macs_per_person"] > second["macs_per_person"] > 0
@@ -46,14 +40,14 @@ def test_each_model_scores_as_the_runtime_predicts_it_and_is_timed_per_person(pe
     assert "ms/person, batch 8 (ratio)" in md and "96×128" in md and "cpu_features" in md
 
 
-def test_unusable_inputs_are_refused_with_a_reason(persons, tmp_path, standin_path):
+def test_unusable_inputs_are_refused_with_a_reason(lspet40, tmp_path, standin_path):
     with pytest.raises(SystemExit, match="model absent.onnx: file not found"):
-        main(["--models", "default", "absent.onnx", "--ann", str(persons), "--results-dir", str(tmp_path)])
+        main(["--models", "default", "absent.onnx", "--ann", str(lspet40), "--results-dir", str(tmp_path)])
     with pytest.raises(SystemExit, match="at least two"):
-        main(["--models", str(DEFAULT), "--ann", str(persons), "--results-dir", str(tmp_path)])
+        main(["--models", str(DEFAULT), "--ann", str(lspet40), "--results-dir", str(tmp_path)])
     with pytest.raises(SystemExit, match="not found"):
         main(["--models", str(DEFAULT), str(FAST), "--ann", str(tmp_path / "absent.json"), "--results-dir", str(tmp_path)])
     assert PosePredictor(standin_path).metadata.num_keypoints != 14  # the premise: a 17-keypoint stand-in
     with pytest.raises(SystemExit, match="keypoints"):
-        main(["--models", str(DEFAULT), str(standin_path), "--ann", str(persons), "--results-dir", str(tmp_path)])
+        main(["--models", str(DEFAULT), str(standin_path), "--ann", str(lspet40), "--results-dir", str(tmp_path)])
     assert not (tmp_path / "tradeoff.json").exists()

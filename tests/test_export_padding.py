@@ -9,14 +9,14 @@ import json
 import onnx
 import pytest
 
-from conftest import LSPET, runtime_pck
+from conftest import LSPET, NEEDS_LSPET, runtime_pck
 from export import InputError
 from export.padding import calibrate_padding, main
 from fasterpose_rt import DEFAULT_MODELS, PosePredictor
 
 MODEL = DEFAULT_MODELS["default"]
 pytestmark = [
-    pytest.mark.skipif(not (LSPET / "joints.mat").is_file(), reason=f"LSPET photos not found at {LSPET} (../shared is absent)"),
+    NEEDS_LSPET,
     pytest.mark.skipif(not MODEL.is_file(), reason="no bundled default model"),
 ]
 CANDIDATES = (1.0, 1.25, 1.4)
@@ -24,21 +24,15 @@ OWN = 1.1  # the default's calibrated padding: always measured too
 
 
 @pytest.fixture(scope="module")
-def persons(lspet_coco):
-    """A COCO keypoint file of 40 LSPET training persons (im00001-im00040)."""
-    return lspet_coco(1, 40)
-
-
-@pytest.fixture(scope="module")
-def calibrated(persons, tmp_path_factory):
+def calibrated(lspet40, tmp_path_factory):
     out = tmp_path_factory.mktemp("padding_out") / "tuned.onnx"
     before = hashlib.sha256(MODEL.read_bytes()).hexdigest()
-    result = calibrate_padding(MODEL, persons, LSPET / "images", out, candidates=CANDIDATES, threads=1)
+    result = calibrate_padding(MODEL, lspet40, LSPET / "images", out, candidates=CANDIDATES, threads=1)
     assert hashlib.sha256(MODEL.read_bytes()).hexdigest() == before  # the source model is never touched
     return result, out
 
 
-def test_the_best_padding_of_the_sweep_is_written_and_recorded(calibrated, persons):
+def test_the_best_padding_of_the_sweep_is_written_and_recorded(calibrated, lspet40):
     result, out = calibrated
     assert PosePredictor(MODEL, threads=1).metadata.box_padding == OWN  # the premise of this module
     assert set(result.sweep) == {1.0, OWN, 1.25, 1.4}  # the model's own padding is always measured
@@ -47,7 +41,7 @@ def test_the_best_padding_of_the_sweep_is_written_and_recorded(calibrated, perso
     meta = PosePredictor(out, threads=1).metadata
     assert meta.box_padding == result.chosen
     record = meta.extra["box_padding_calibration"]
-    assert record["chosen"] == result.chosen and record["previous"] == OWN and record["source"] == persons.name
+    assert record["chosen"] == result.chosen and record["previous"] == OWN and record["source"] == lspet40.name
     assert record["pck@0.2"] == {f"{p:g}": round(v, 6) for p, v in sorted(result.sweep.items())}
     assert f"box padding {OWN:g} -> {result.chosen:g}" in result.summary()
 
@@ -64,35 +58,35 @@ def test_only_the_metadata_changes(calibrated):
         (old.input_size, old.keypoints, old.mean, old.std, old.output)
 
 
-def test_the_sweep_is_what_the_predictor_measures(calibrated, persons):
+def test_the_sweep_is_what_the_predictor_measures(calibrated, lspet40):
     result, out = calibrated
-    assert runtime_pck(MODEL, persons) == pytest.approx(result.sweep[OWN], abs=1e-9)
-    assert runtime_pck(out, persons) == pytest.approx(result.sweep[result.chosen], abs=1e-9)
+    assert runtime_pck(MODEL, lspet40) == pytest.approx(result.sweep[OWN], abs=1e-9)
+    assert runtime_pck(out, lspet40) == pytest.approx(result.sweep[result.chosen], abs=1e-9)
 
 
-def test_only_the_previous_padding_keeps_it(persons, tmp_path):
-    result = calibrate_padding(MODEL, persons, LSPET / "images", tmp_path / "same.onnx", candidates=[OWN], threads=1)
+def test_only_the_previous_padding_keeps_it(lspet40, tmp_path):
+    result = calibrate_padding(MODEL, lspet40, LSPET / "images", tmp_path / "same.onnx", candidates=[OWN], threads=1)
     assert result.chosen == result.previous == OWN and list(result.sweep) == [OWN]
 
 
-def test_bad_input_writes_nothing(persons, tmp_path):
+def test_bad_input_writes_nothing(lspet40, tmp_path):
     out = tmp_path / "never.onnx"
-    no_kp = json.loads(persons.read_text())
+    no_kp = json.loads(lspet40.read_text())
     for a in no_kp["annotations"]:
         a.pop("keypoints")
     (tmp_path / "no_kp.json").write_text(json.dumps(no_kp))
     with pytest.raises(InputError, match="no ground truth"):
         calibrate_padding(MODEL, tmp_path / "no_kp.json", LSPET / "images", out)
     with pytest.raises(InputError, match="positive"):
-        calibrate_padding(MODEL, persons, LSPET / "images", out, candidates=[1.1, 0.0])
+        calibrate_padding(MODEL, lspet40, LSPET / "images", out, candidates=[1.1, 0.0])
     with pytest.raises(InputError):
-        calibrate_padding(tmp_path / "missing.onnx", persons, LSPET / "images", out)
+        calibrate_padding(tmp_path / "missing.onnx", lspet40, LSPET / "images", out)
     assert not out.exists() and not list(tmp_path.glob(".*tmp"))
 
 
-def test_command_line(persons, tmp_path, capsys):
+def test_command_line(lspet40, tmp_path, capsys):
     out = tmp_path / "cli.onnx"
-    args = ["--model", str(MODEL), "--ann", str(persons), "--images", str(LSPET / "images"), "--out", str(out),
+    args = ["--model", str(MODEL), "--ann", str(lspet40), "--images", str(LSPET / "images"), "--out", str(out),
             "--threads", "1"]
     with pytest.raises(SystemExit) as e:
         main(args + ["--candidates", "1.25"])
