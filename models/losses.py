@@ -25,22 +25,37 @@ def target_entropy(targets: torch.Tensor) -> torch.Tensor:
     return -(y * y.log() + (1 - y) * (1 - y).log())
 
 
+def _hardest_mean(per_pixel: torch.Tensor, weights: torch.Tensor, topk: int) -> torch.Tensor:
+    """Online hard keypoint mining (Chen et al., CPN, CVPR 2018): per sample, only the ``topk`` keypoints with
+    the largest weighted loss count. per_pixel (N, K, H, W), weights (N, K) -> weighted mean over those."""
+    per_kp = per_pixel.flatten(2).mean(dim=2)  # (N, K)
+    w = weights.to(per_kp.dtype)
+    k = min(topk, per_kp.shape[1])
+    idx = (per_kp * w).detach().topk(k, dim=1).indices  # ranking only: no gradient through the choice
+    chosen_w = w.gather(1, idx)
+    return (per_kp.gather(1, idx) * chosen_w).sum() / chosen_w.sum().clamp_min(1.0)
+
+
 class RCELoss(nn.Module):
     """Regressive cross-entropy on logits. forward(logits (N,K,H,W), targets (N,K,H,W), weights (N,K)) -> scalar.
 
     ``relative=True`` subtracts the targets' own entropy, so a perfect prediction reads 0 (same gradient).
+    ``topk``: online hard keypoint mining, only each sample's ``topk`` worst keypoints count (ranked by their
+    excess over the targets' entropy, so that soft targets, whose entropy is high, are not taken for hard ones).
     """
 
-    def __init__(self, relative: bool = False):
+    def __init__(self, relative: bool = False, topk: int = 0):
         super().__init__()
-        self.relative = relative
+        self.relative, self.topk = relative, topk
 
     def forward(self, logits, targets, weights):
         z = logits.float()
         y = targets.float()
         per_pixel = F.softplus(z) - y * z
-        if self.relative:
+        if self.relative or self.topk:
             per_pixel = per_pixel - target_entropy(y)
+        if self.topk:
+            return _hardest_mean(per_pixel, weights, self.topk)
         return _weighted_mean(per_pixel, weights)
 
 
@@ -54,7 +69,14 @@ class MSELoss(nn.Module):
 LOSSES = {"rce": RCELoss, "mse": MSELoss}
 
 
-def build_loss(name: str) -> nn.Module:
+def build_loss(name: str, topk: int = 0) -> nn.Module:
+    """A loss by name; ``topk`` > 0: online hard keypoint mining (RCE only)."""
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; choose from {sorted(LOSSES)}")
+    if topk < 0:
+        raise ValueError(f"hard keypoint mining needs topk >= 0, got {topk}")
+    if topk:
+        if name != "rce":
+            raise ValueError("hard keypoint mining (--ohkm) is implemented for the RCE loss only")
+        return RCELoss(topk=topk)
     return LOSSES[name]()

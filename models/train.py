@@ -78,6 +78,9 @@ def build_parser():
     ap.add_argument("--arch", default="fasterpose_r18")
     ap.add_argument("--input-size", type=parse_size, default=(144, 192), help="WxH (default 144x192)")
     ap.add_argument("--loss", choices=["rce", "mse"], default=None, help="default: rce (mse for simplebaseline)")
+    ap.add_argument("--ohkm", type=int, default=0, metavar="K",
+                    help="online hard keypoint mining: only each sample's K worst keypoints count in the loss "
+                         "(RCE; e.g. half the keypoints; default 0: off)")
     ap.add_argument("--head-width", type=int, default=256)
     ap.add_argument("--blocks", type=parse_blocks, default=None, metavar="N,N,N",
                     help="FasterPose: residual blocks per stage instead of the depth's standard ones (e.g. 1,2,6: a "
@@ -199,7 +202,7 @@ class Trainer:
         self.model = model.to(self.device).to(memory_format=torch.channels_last)
         self.net = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None) \
             if self.distributed else self.model
-        self.loss = build_loss(self.loss_name)
+        self.loss = build_loss(self.loss_name, topk=args.ohkm)
         self.teacher, self.teacher_info = None, None
         if args.teacher:
             if self.loss_name != "rce":
@@ -255,7 +258,7 @@ class Trainer:
             "dataset": {**self.meta, "train_file": str(a.train_ann), "name": Path(a.train_ann).stem},
             "recipe": {"epochs": a.epochs, "batch_size": a.batch_size * self.world, "optimizer": "AdamW", "lr": a.lr,
                        "weight_decay": a.weight_decay, "schedule": "warmup+cosine", "init": self.init_from,
-                       "ema": a.ema or None, "drop_path": a.drop_path or None,
+                       "ema": a.ema or None, "drop_path": a.drop_path or None, "ohkm": a.ohkm or None,
                        "distill": None if self.teacher is None else
                        {**self.teacher_info, "alpha": a.distill_alpha, "flip": not a.no_teacher_flip},
                        "amp": "bf16" if self.amp else "off",

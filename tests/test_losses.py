@@ -115,3 +115,33 @@ def test_build_loss_by_name():
     assert isinstance(build_loss("rce"), RCELoss) and isinstance(build_loss("mse"), MSELoss)
     with pytest.raises(ValueError, match="unknown loss"):
         build_loss("l1")
+
+
+def test_ohkm_keeps_each_samples_worst_keypoints_and_only_they_get_gradient():
+    logits, y = _sample(shape=(3, 6, 5, 4), seed=3)
+    w = torch.tensor([[1.0, 1, 1, 1, 1, 1], [1, 0, 1, 1, 0.5, 1], [0, 0, 0, 0, 0, 1.0]])
+    relative = RCELoss(relative=True)
+    # every keypoint kept: the relative RCE itself
+    _close(RCELoss(topk=6)(logits, y, w), relative(logits, y, w))
+    # top 2: per sample, the two keypoints with the largest weighted excess loss, written independently
+    excess = (torch.nn.functional.softplus(logits) - y * logits
+              - (-(y.clamp(1e-12, 1 - 1e-12) * y.clamp(1e-12, 1 - 1e-12).log()
+                   + (1 - y).clamp(1e-12, 1) * (1 - y).clamp(1e-12, 1).log()))).flatten(2).mean(2)
+    keep = torch.zeros_like(w, dtype=torch.bool)
+    for n in range(3):
+        keep[n, (excess[n] * w[n]).argsort(descending=True)[:2]] = True
+    expected = (excess * w * keep).sum() / (w * keep).sum()
+    p = logits.clone().requires_grad_(True)
+    loss = RCELoss(topk=2)(p, y, w)
+    _close(loss, expected)
+    loss.backward()
+    assert (p.grad.flatten(2).abs().sum(2) > 0).eq(keep & (w > 0)).all()  # no gradient to the others
+    assert keep[2].sum() == 2 and w[2][keep[2]].sum() == 1.0  # a sample with one weighted keypoint: that one counts
+
+
+def test_ohkm_is_rce_only_and_non_negative():
+    assert build_loss("rce", topk=7).topk == 7 and build_loss("rce").topk == 0
+    with pytest.raises(ValueError, match="RCE loss only"):
+        build_loss("mse", topk=7)
+    with pytest.raises(ValueError, match="topk >= 0"):
+        build_loss("rce", topk=-1)

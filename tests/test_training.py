@@ -149,7 +149,7 @@ def test_train_checkpoint_log_and_resume(tmp_path):
     ann, images, _ = _lsp_like_dataset(tmp_path, n=4)
     work = tmp_path / "run"
     r = subprocess.run([sys.executable, *_train_cmd(ann, images, work, ["--steps-per-epoch", "2", "--drop-path", "0.1",
-                                                                   "--rotation-fit"])],
+                                                                   "--rotation-fit", "--ohkm", "7"])],
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     entry = json.loads((work / "log.jsonl").read_text().splitlines()[-1])
@@ -157,6 +157,7 @@ def test_train_checkpoint_log_and_resume(tmp_path):
     ckpt = torch.load(work / "last.pth", map_location="cpu", weights_only=True)  # plain data only
     assert ckpt["epoch"] == 1 and ckpt["meta"]["loss"] == "rce" and ckpt["meta"]["dataset"]["keypoints"][0] == "right_ankle"
     assert ckpt["meta"]["recipe"]["drop_path"] == 0.1 and ckpt["meta"]["recipe"]["augment"]["rotation_fit"] is True
+    assert ckpt["meta"]["recipe"]["ohkm"] == 7
     assert (work / "best.pth").exists()
     cmd = _train_cmd(ann, images, work, ["--steps-per-epoch", "2", "--resume"])
     cmd[cmd.index("--epochs") + 1] = "2"
