@@ -32,7 +32,7 @@ from benchmarks.common import markdown_table, write_results  # noqa: E402
 from benchmarks.orientation import _shown, add_persons_args, load_persons_args  # noqa: E402
 from fasterpose_rt import PosePredictor  # noqa: E402
 from fasterpose_rt.draw import draw_poses  # noqa: E402
-from fasterpose_rt.metrics import _hits, mirror_hits, torso_sizes  # noqa: E402
+from fasterpose_rt.metrics import mirror_hits, torso_sizes  # noqa: E402
 
 VERDICTS = ("label", "model", "unclear")
 PANEL_H, PANEL_W, PER_PICTURE = 360, 300, 4
@@ -40,14 +40,15 @@ NEAR = 0.35  # torso: a near miss, within reach of the threshold 0.2
 FIELDS = ["n", "file", "joint", "distance_torso", "mirror_hit", "score", "verdict", "why"]
 
 
-def find_misses(pred, gt, vis, names):
-    """Missed joints: (person, joint) index pairs (M, 2) of labelled joints the model puts beyond 0.2 torso,
-    with their distances in torsos (M,)."""
-    hit, use = _hits(pred, gt, vis, names, 0.2)
+def find_misses(pred, gt, vis, names, flip_pairs):
+    """Missed joints: (person, joint) index pairs (M, 2) of labelled joints the model puts beyond 0.2 torso, their
+    distances in torsos (M,), whether each is a left/right confusion (M,) as `fasterpose eval` counts them (the
+    mirror partner's prediction lands on this label), and the number of joints counted."""
+    hit, mirrored, use = mirror_hits(pred, gt, vis, names, flip_pairs)
     miss = np.argwhere(use & ~hit)
     torso = torso_sizes(gt, vis, names)
     dist = np.linalg.norm(pred - gt, axis=-1)[miss[:, 0], miss[:, 1]] / torso[miss[:, 0]]
-    return miss, dist
+    return miss, dist, mirrored[miss[:, 0], miss[:, 1]], int(use.sum())
 
 
 def panel(photo, gt, vis, pred, joint, skeleton, names, title):
@@ -83,9 +84,7 @@ def make_panels(a):
     results = [pred_model.predict(photos[f], [b]) for f, b in zip(files, boxes)]
     pred = np.concatenate([r.keypoints for r in results])
     scores = np.concatenate([r.scores for r in results])
-    miss, dist = find_misses(pred, gt, vis, names)
-    # as `fasterpose eval` counts left/right confusions: the mirror partner's prediction lands on this label
-    mirror_hit = mirror_hits(pred, gt, vis, names, meta.flip_pairs)[1][miss[:, 0], miss[:, 1]]
+    miss, dist, mirror_hit, counted = find_misses(pred, gt, vis, names, meta.flip_pairs)
     rng = np.random.default_rng(a.seed)
     pick = np.sort(rng.choice(len(miss), size=min(a.sample, len(miss)), replace=False))
     a.panels.mkdir(parents=True, exist_ok=True)
@@ -105,7 +104,6 @@ def make_panels(a):
         w = csv.DictWriter(f, FIELDS)
         w.writeheader()
         w.writerows(rows)
-    counted = int(_hits(pred, gt, vis, names, 0.2)[1].sum())
     print(f"{len(miss)} misses of {counted} counted joints ({int(mirror_hit.sum())} where the mirror joint's "
           f"prediction lands on the label); {len(rows)} sampled -> {a.panels}")
     return len(miss), counted, _shown(Path(pred_model.model_path))

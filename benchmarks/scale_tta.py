@@ -57,8 +57,7 @@ def main(argv=None):
         xy, _ = views.keypoints(stack[idx].mean(axis=0), reference)
         compare(f"TTA mean of regions x{list(scales)}", xy, base_xy, gt, vis, names, rows, data)
     confidence = np.stack([scores.mean(axis=1) for _, scores in single])  # (V, N)
-    best = confidence.argmax(axis=0)
-    xy = np.stack([single[b][0][i] for i, b in enumerate(best)])
+    xy = np.stack([keypoints for keypoints, _ in single])[confidence.argmax(axis=0), np.arange(n)]  # (N, K, 2)
     compare(f"TTA most confident of {v} regions", xy, base_xy, gt, vis, names, rows, data)
 
     body = [f"Model: `{model_name}` ({n} persons of `{a.ann.name}`, ground-truth tight boxes, box padding "

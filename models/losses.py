@@ -12,10 +12,17 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def _weighted_mean(per_pixel: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """per_pixel (N, K, H, W), weights (N, K) -> mean over pixels and weighted keypoints (0 if no weight)."""
+def _weighted_mean(per_pixel: torch.Tensor, weights: torch.Tensor, topk: int = 0) -> torch.Tensor:
+    """per_pixel (N, K, H, W), weights (N, K) -> mean over pixels and weighted keypoints (0 if no weight).
+
+    ``topk`` > 0: online hard keypoint mining (Chen et al., CPN, CVPR 2018): per sample, only the ``topk``
+    keypoints with the largest weighted loss count.
+    """
     per_kp = per_pixel.flatten(2).mean(dim=2)  # (N, K)
     w = weights.to(per_kp.dtype)
+    if topk:
+        idx = (per_kp * w).detach().topk(min(topk, per_kp.shape[1]), dim=1).indices  # no gradient through the choice
+        per_kp, w = per_kp.gather(1, idx), w.gather(1, idx)
     return (per_kp * w).sum() / w.sum().clamp_min(1.0)
 
 
@@ -23,17 +30,6 @@ def target_entropy(targets: torch.Tensor) -> torch.Tensor:
     """Binary entropy of continuous targets, elementwise: the RCE a perfect prediction attains."""
     y = targets.clamp(1e-12, 1 - 1e-12)
     return -(y * y.log() + (1 - y) * (1 - y).log())
-
-
-def _hardest_mean(per_pixel: torch.Tensor, weights: torch.Tensor, topk: int) -> torch.Tensor:
-    """Online hard keypoint mining (Chen et al., CPN, CVPR 2018): per sample, only the ``topk`` keypoints with
-    the largest weighted loss count. per_pixel (N, K, H, W), weights (N, K) -> weighted mean over those."""
-    per_kp = per_pixel.flatten(2).mean(dim=2)  # (N, K)
-    w = weights.to(per_kp.dtype)
-    k = min(topk, per_kp.shape[1])
-    idx = (per_kp * w).detach().topk(k, dim=1).indices  # ranking only: no gradient through the choice
-    chosen_w = w.gather(1, idx)
-    return (per_kp.gather(1, idx) * chosen_w).sum() / chosen_w.sum().clamp_min(1.0)
 
 
 class RCELoss(nn.Module):
@@ -54,9 +50,7 @@ class RCELoss(nn.Module):
         per_pixel = F.softplus(z) - y * z
         if self.relative or self.topk:
             per_pixel = per_pixel - target_entropy(y)
-        if self.topk:
-            return _hardest_mean(per_pixel, weights, self.topk)
-        return _weighted_mean(per_pixel, weights)
+        return _weighted_mean(per_pixel, weights, self.topk)
 
 
 class MSELoss(nn.Module):
