@@ -1,4 +1,5 @@
-"""Checkpoint loading: find the state dict in any supported layout, never execute code, never load partially.
+"""Checkpoint loading and saving: find the state dict in any supported layout, never execute code, never load
+partially; write whole files or nothing.
 
 Layouts: a plain state dict; a dict holding it under ``state_dict`` or ``model`` (this project's training
 checkpoints, which add ``optimizer``, ``scheduler``, ``epoch`` and ``meta``); keys prefixed ``module.`` (DDP)
@@ -7,6 +8,7 @@ or ``_orig_mod.`` (torch.compile).
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +19,7 @@ from torch import nn
 
 from .errors import CheckpointError
 
-__all__ = ["Checkpoint", "load_checkpoint", "extract_state_dict", "load_weights", "file_sha256"]
+__all__ = ["Checkpoint", "load_checkpoint", "extract_state_dict", "load_weights", "file_sha256", "save_checkpoint"]
 
 _PREFIXES = ("module.", "_orig_mod.")
 _MAX_LISTED = 25  # keys listed per category in a mismatch error; the count is always given
@@ -32,6 +34,16 @@ class Checkpoint:
     epoch: Optional[int] = None
     sha256: str = ""
     path: Optional[Path] = None
+
+
+def save_checkpoint(path, state_dict: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> Path:
+    """Write ``{"model": state_dict, "meta": meta}`` to ``path`` atomically (a partial file never takes its place)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save({"model": dict(state_dict), "meta": dict(meta)}, tmp)
+    os.replace(tmp, path)
+    return path
 
 
 def file_sha256(path) -> str:

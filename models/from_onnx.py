@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from export.checkpoint import save_checkpoint
 from export.errors import ExportError
 from export.metadata import read_metadata
 from fasterpose_rt.metadata import MetadataError
@@ -203,11 +203,7 @@ def recover(model_path, ann_file, images_dir, out_path, crops: int = 256, seed: 
                                   "weights": "dequantised from int8" if quantized else "exact",
                                   "batchnorm_statistics": f"{len(ds)} augmented crops of {Path(ann_file).name}"}
     out_meta["val"] = meta.get("validation", {})
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_suffix(out_path.suffix + ".tmp")
-    torch.save({"model": model.state_dict(), "meta": out_meta}, tmp)
-    os.replace(tmp, out_path)
+    out_path = save_checkpoint(out_path, model.state_dict(), out_meta)
     return {"out": str(out_path), "layers": len(folded) + 1, "batchnorms": len(folded), "max_abs_difference": error,
             "int8": quantized}
 

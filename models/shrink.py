@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import List, Sequence
 
 import torch
 
-from export.checkpoint import load_checkpoint, load_weights
+from export.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from export.errors import CheckpointError
 
 from .data.coco_keypoints import DEFAULT_BOX_PADDING, TopDownDataset, load_coco_keypoints
@@ -153,10 +152,7 @@ def main(argv=None) -> int:
     except (ValueError, OSError, RuntimeError, argparse.ArgumentTypeError) as e:  # ShrinkError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 2
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    torch.save({"model": target.state_dict(), "meta": out_meta}, tmp)
-    os.replace(tmp, args.out)
+    save_checkpoint(args.out, target.state_dict(), out_meta)
     print(json.dumps(report))
     return 0
 

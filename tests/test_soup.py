@@ -1,0 +1,101 @@
+"""Averaging the weights of rounds that share a starting point (models.soup)."""
+import json
+
+import pytest
+import torch
+
+from models import build_model
+from models.soup import SoupError, average_state_dicts, main
+
+from test_grow import _trained_like
+from test_training import _lsp_like_dataset
+
+META = {"architecture": "fasterpose_r18", "input_size": [64, 64], "loss": "rce",
+        "model_options": {"head_width": 256, "final_bias": -4.0}}
+
+
+def test_weighted_mean_of_state_dicts_is_exact_and_keeps_counters():
+    a, b = _trained_like(seed=1).state_dict(), _trained_like(seed=2).state_dict()
+    same = average_state_dicts([a, a])
+    assert all(torch.equal(same[k], a[k]) for k in a)  # a soup of one network twice is that network
+    mixed = average_state_dicts([a, b], weights=[1, 3])
+    name = "backbone.layer2.0.conv1.weight"
+    assert torch.allclose(mixed[name], 0.25 * a[name] + 0.75 * b[name], atol=1e-7)
+    var = "backbone.layer2.0.bn1.running_var"  # BatchNorm statistics are averaged like any weight
+    assert torch.allclose(mixed[var], 0.25 * a[var] + 0.75 * b[var], atol=1e-7)
+    counter = "backbone.layer2.0.bn1.num_batches_tracked"
+    b[counter] = torch.tensor(99)
+    assert average_state_dicts([a, b])[counter].item() == a[counter].item()  # integers are not averaged
+    assert mixed[name].dtype == a[name].dtype
+
+
+def test_a_soup_of_one_network_computes_what_it_does():
+    model = _trained_like(seed=3)
+    soup = build_model("fasterpose_r18", 14).eval()
+    soup.load_state_dict(average_state_dicts([model.state_dict()] * 3))
+    x = torch.randn(2, 3, 64, 48)
+    with torch.no_grad():
+        assert torch.allclose(soup(x), model(x), atol=1e-6)
+
+
+def test_soup_refuses_what_cannot_be_averaged():
+    a = _trained_like(seed=1).state_dict()
+    with pytest.raises(SoupError, match="2 or more"):
+        average_state_dicts([a])
+    with pytest.raises(SoupError, match="one positive number per checkpoint"):
+        average_state_dicts([a, a], weights=[1])
+    with pytest.raises(SoupError, match="one positive number per checkpoint"):
+        average_state_dicts([a, a], weights=[1, 0])
+    with pytest.raises(SoupError, match="other tensors"):
+        average_state_dicts([a, _trained_like("fasterpose_r34").state_dict()])
+    b = dict(a, **{"head.final.weight": torch.zeros(7, *a["head.final.weight"].shape[1:])})
+    with pytest.raises(SoupError, match="in shape"):
+        average_state_dicts([a, b])
+
+
+def test_soup_cli_scores_ingredients_and_soup_and_writes_a_loadable_checkpoint(tmp_path, capsys):
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=3)
+    paths = [tmp_path / f"r{i}.pth" for i in (1, 2)]
+    for seed, path in zip((1, 2), paths):
+        torch.save({"model": _trained_like(seed=seed).state_dict(), "meta": META}, path)
+    out = tmp_path / "soup" / "last.pth"
+    args = ["--checkpoints", *map(str, paths), "--out", str(out)]
+    assert main(args + ["--weights", "1", "3", "--ann", str(ann), "--images", str(images)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["persons"] == 3 and report["weights"] == [0.25, 0.75] and len(report["ingredients"]) == 2
+    assert 0.0 <= report["soup"]["pck@0.2"] <= 1.0
+    assert report["soup_minus_best_ingredient"] == pytest.approx(
+        report["soup"]["pck@0.2"] - max(s["pck@0.2"] for s in report["ingredients"]), abs=1e-6)
+    ckpt = torch.load(out, weights_only=True)
+    assert ckpt["meta"]["architecture"] == "fasterpose_r18" and ckpt["meta"]["input_size"] == [64, 64]
+    assert [s["weight"] for s in ckpt["meta"]["souped_from"]] == [0.25, 0.75]
+    assert len(ckpt["meta"]["souped_from"][0]["sha256"]) == 64
+    build_model("fasterpose_r18", 14, **META["model_options"]).load_state_dict(ckpt["model"])  # strict
+    # expected errors: a message, exit code 2, no traceback, no file written
+    other = tmp_path / "other.pth"
+    torch.save({"model": _trained_like(seed=4).state_dict(), "meta": dict(META, input_size=[96, 128])}, other)
+    bad = tmp_path / "bad.pth"
+    assert main(["--checkpoints", str(paths[0]), str(other), "--out", str(bad)]) == 2
+    assert "differs from" in capsys.readouterr().err and not bad.exists()
+    assert main(["--checkpoints", str(paths[0]), str(tmp_path / "none.pth"), "--out", str(bad)]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err and not bad.exists()
+    assert main(["--checkpoints", str(paths[0]), "--out", str(bad)]) == 2
+    assert "2 or more" in capsys.readouterr().err and not bad.exists()
+
+
+def test_each_ingredient_is_scored_with_its_own_weights(tmp_path, monkeypatch):
+    import models.soup as soup_module
+
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=2)
+    paths = [tmp_path / f"r{i}.pth" for i in (1, 2)]
+    for seed, path in zip((1, 2), paths):
+        torch.save({"model": _trained_like(seed=seed).state_dict(), "meta": META}, path)
+    name = "backbone.layer2.0.conv1.weight"
+    seen = []
+    monkeypatch.setattr(soup_module, "_score", lambda model, meta, dataset: seen.append(
+        model.state_dict()[name].clone()) or {"pck@0.2": 0.5})
+    soup_module.make_soup(paths, ann=ann, images=images)
+    first, second = (torch.load(p, weights_only=True)["model"][name] for p in paths)
+    assert len(seen) == 3  # both ingredients, then the soup
+    assert torch.equal(seen[0], first) and torch.equal(seen[1], second)
+    assert torch.allclose(seen[2], (first + second) / 2, atol=1e-7)
