@@ -106,6 +106,12 @@ def make_soup(paths: Sequence[Path], weights=None, ann=None, images=None, box_pa
     soup.load_state_dict(average_state_dicts([m.state_dict() for m, _, _ in loaded], weights))
     norm = [1.0 / len(paths)] * len(paths) if weights is None else [x / sum(weights) for x in weights]
     meta = {key: first[key] for key in _SAME if key in first}
+    meta["num_keypoints"] = loaded[0][2]
+    dataset = next((c.meta["dataset"] for c in ckpts if c.meta.get("dataset")), None)
+    if dataset is not None:  # keypoint names, skeleton, flip pairs: what the exporter writes into the model
+        meta["dataset"] = dataset
+    paddings = [(c.meta.get("recipe") or {}).get("box_padding") for c in ckpts]
+    meta["recipe"] = {"soup": True, "box_padding": next((p for p in paddings if p), None)}  # the exporter's default
     meta["souped_from"] = [{"file": str(p), "sha256": c.sha256, "weight": round(w, 6)} for p, c, w in
                            zip(paths, ckpts, norm)]
     report: dict = {"checkpoints": [str(p) for p in paths], "weights": [round(w, 6) for w in norm]}

@@ -1,5 +1,7 @@
 """Averaging the weights of rounds that share a starting point (models.soup)."""
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -8,10 +10,10 @@ from models import build_model
 from models.soup import SoupError, average_state_dicts, main
 
 from test_grow import _trained_like
-from test_training import _lsp_like_dataset
+from test_training import ROOT, _lsp_like_dataset
 
 META = {"architecture": "fasterpose_r18", "input_size": [64, 64], "loss": "rce",
-        "model_options": {"head_width": 256, "final_bias": -4.0}}
+        "model_options": {"head_width": 256, "final_bias": -4.0}, "recipe": {"box_padding": 1.1}}
 
 
 def test_weighted_mean_of_state_dicts_is_exact_and_keeps_counters():
@@ -71,6 +73,18 @@ def test_soup_cli_scores_ingredients_and_soup_and_writes_a_loadable_checkpoint(t
     assert [s["weight"] for s in ckpt["meta"]["souped_from"]] == [0.25, 0.75]
     assert len(ckpt["meta"]["souped_from"][0]["sha256"]) == 64
     build_model("fasterpose_r18", 14, **META["model_options"]).load_state_dict(ckpt["model"])  # strict
+    assert ckpt["meta"]["recipe"]["box_padding"] == 1.1
+    ckpt["meta"]["dataset"] = {"keypoints": [f"k{i}" for i in range(14)], "skeleton": [[0, 1]], "flip_pairs": []}
+    torch.save(ckpt, paths[1])  # an ingredient that knows its keypoints: the soup carries them to the exporter
+    assert main(args) == 0
+    capsys.readouterr()
+    r = subprocess.run([sys.executable, "-m", "export", "--checkpoint", str(out), "--out", str(tmp_path / "s.onnx")],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    from fasterpose_rt import PosePredictor
+
+    exported = PosePredictor(tmp_path / "s.onnx", threads=1).metadata
+    assert exported.keypoints[:2] == ["k0", "k1"] and exported.box_padding == 1.1
     # expected errors: a message, exit code 2, no traceback, no file written
     other = tmp_path / "other.pth"
     torch.save({"model": _trained_like(seed=4).state_dict(), "meta": dict(META, input_size=[96, 128])}, other)
