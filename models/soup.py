@@ -119,9 +119,9 @@ def make_soup(paths: Sequence[Path], weights=None, ann=None, images=None, box_pa
         if "input_size" not in first:
             raise SoupError(f"{paths[0]}: no input_size in its meta to score at")
         samples, data_meta = load_coco_keypoints(ann, images or ann.parent)
-        dataset = TopDownDataset(samples, data_meta, tuple(first["input_size"]), train=False, box_padding=box_padding)
-        ingredients = [_score(m, first, dataset) for m, _, _ in loaded]
-        meta["val"] = _score(soup, first, dataset)
+        crops = TopDownDataset(samples, data_meta, tuple(first["input_size"]), train=False, box_padding=box_padding)
+        ingredients = [_score(m, first, crops) for m, _, _ in loaded]
+        meta["val"] = _score(soup, first, crops)
         report.update(persons=len(samples), ingredients=ingredients, soup=meta["val"],
                       soup_minus_best_ingredient=round(meta["val"]["pck@0.2"] - max(s["pck@0.2"] for s in ingredients), 6))
     return soup, meta, report
