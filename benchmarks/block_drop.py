@@ -15,18 +15,17 @@ import itertools
 import sys
 from pathlib import Path
 
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import markdown_table, write_results  # noqa: E402
-from models.data.coco_keypoints import DEFAULT_BOX_PADDING, TopDownDataset, load_coco_keypoints  # noqa: E402
+from models.data.coco_keypoints import DEFAULT_BOX_PADDING  # noqa: E402
 from models.pose import build_model  # noqa: E402
 from models.shrink import load_source, shrink_state_dict  # noqa: E402
 from models.train import parse_blocks  # noqa: E402
-from models.validate import validate  # noqa: E402
+from models.validate import checkpoint_scorer  # noqa: E402
 
 
 def stage_blocks(to: str, options: dict) -> list:
@@ -70,12 +69,11 @@ def main(argv=None) -> int:
     meta, options = ckpt.meta, ckpt.meta.get("model_options", {})
     if len(counts) != source.backbone.num_stages:
         raise SystemExit(f"error: --to {args.to}: need a block count for each of {source.backbone.num_stages} stages")
-    samples, data_meta = load_coco_keypoints(args.ann, args.images)
-    dataset = TopDownDataset(samples, data_meta, tuple(meta["input_size"]), train=False, box_padding=args.box_padding)
+    full_score, persons = checkpoint_scorer(meta, args.ann, args.images, args.box_padding, str(args.checkpoint))
     whole_blocks = [len(getattr(source.backbone, f"layer{s}")) for s in range(1, source.backbone.num_stages + 1)]
 
     def score(model):
-        result = validate(model.to(memory_format=torch.channels_last), dataset, logits=meta.get("loss") != "mse")
+        result = full_score(model)
         return {"pck@0.2": result["pck@0.2"], "oks_ap": result.get("oks_ap")}
 
     whole = score(source)
@@ -92,7 +90,7 @@ def main(argv=None) -> int:
                            [[r["stage"], r["kept"], f"{r['pck@0.2']:.4f}", f"{r['pck@0.2'] - whole['pck@0.2']:+.4f}",
                              f"{r['oks_ap']:.3f}" if r["oks_ap"] is not None else "-"] for r in rows])
     body = (f"{meta['architecture']} from `{args.checkpoint.name}` cut towards {args.to}, one stage at a time (the "
-            f"others whole), scored in float on {len(samples)} persons of `{args.ann.name}` at input "
+            f"others whole), scored in float on {persons} persons of `{args.ann.name}` at input "
             f"{meta['input_size'][0]}×{meta['input_size'][1]}, box padding {args.box_padding}.\n\n{table}\n")
     command = "python -m benchmarks.block_drop " + " ".join(argv if argv is not None else sys.argv[1:])
     path = write_results("block_drop", "Which blocks to keep when shrinking a trained ResNet", body,

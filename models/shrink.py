@@ -21,15 +21,14 @@ import sys
 from pathlib import Path
 from typing import List, Sequence
 
-import torch
 
 from export.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from export.errors import CheckpointError
 
-from .data.coco_keypoints import DEFAULT_BOX_PADDING, TopDownDataset, load_coco_keypoints
+from .data.coco_keypoints import DEFAULT_BOX_PADDING
 from .pose import PoseNet, build_model
 from .train import parse_blocks
-from .validate import validate
+from .validate import checkpoint_scorer
 
 
 class ShrinkError(ValueError):
@@ -134,14 +133,9 @@ def _shrink(args) -> tuple:
                                                          "architecture": meta["architecture"], "kept_blocks": keep})
     report = {"architecture": args.arch, "kept_blocks": keep}
     if args.ann:
-        if "input_size" not in meta:
-            raise ShrinkError(f"{args.checkpoint}: no input_size in its meta to score at")
-        samples, data_meta = load_coco_keypoints(args.ann, args.images or args.ann.parent)
-        dataset = TopDownDataset(samples, data_meta, tuple(meta["input_size"]), train=False,
-                                 box_padding=args.box_padding)
-        result = validate(target.to(memory_format=torch.channels_last), dataset, logits=meta.get("loss") != "mse")
-        out_meta["val"] = {key: v for key, v in result.items() if key != "pck_per_keypoint"}
-        report.update(persons=len(samples), **out_meta["val"])
+        score, persons = checkpoint_scorer(meta, args.ann, args.images, args.box_padding, str(args.checkpoint))
+        out_meta["val"] = score(target)
+        report.update(persons=persons, **out_meta["val"])
     return target, out_meta, report
 
 

@@ -26,9 +26,9 @@ import torch
 from export.checkpoint import save_checkpoint
 from export.errors import CheckpointError
 
-from .data.coco_keypoints import DEFAULT_BOX_PADDING, TopDownDataset, load_coco_keypoints
+from .data.coco_keypoints import DEFAULT_BOX_PADDING
 from .shrink import ShrinkError, load_source
-from .validate import validate
+from .validate import checkpoint_scorer
 
 # what must agree for weights to be averaged: the network built and the crops it was trained on
 _SAME = ("architecture", "model_options", "input_size", "loss")
@@ -82,11 +82,6 @@ def build_parser():
     return ap
 
 
-def _score(model, meta: dict, dataset) -> dict:
-    result = validate(model.to(memory_format=torch.channels_last), dataset, logits=meta.get("loss") != "mse")
-    return {k: v for k, v in result.items() if k != "pck_per_keypoint"}
-
-
 def make_soup(paths: Sequence[Path], weights=None, ann=None, images=None, box_padding=DEFAULT_BOX_PADDING) -> tuple:
     """-> (the soup model, its checkpoint metadata, the report to print). Raises SoupError."""
     loaded = []
@@ -116,13 +111,10 @@ def make_soup(paths: Sequence[Path], weights=None, ann=None, images=None, box_pa
                            zip(paths, ckpts, norm)]
     report: dict = {"checkpoints": [str(p) for p in paths], "weights": [round(w, 6) for w in norm]}
     if ann:
-        if "input_size" not in first:
-            raise SoupError(f"{paths[0]}: no input_size in its meta to score at")
-        samples, data_meta = load_coco_keypoints(ann, images or ann.parent)
-        crops = TopDownDataset(samples, data_meta, tuple(first["input_size"]), train=False, box_padding=box_padding)
-        ingredients = [_score(m, first, crops) for m, _, _ in loaded]
-        meta["val"] = _score(soup, first, crops)
-        report.update(persons=len(samples), ingredients=ingredients, soup=meta["val"],
+        score, persons = checkpoint_scorer(first, ann, images, box_padding, str(paths[0]))
+        ingredients = [score(m) for m, _, _ in loaded]
+        meta["val"] = score(soup)
+        report.update(persons=persons, ingredients=ingredients, soup=meta["val"],
                       soup_minus_best_ingredient=round(meta["val"]["pck@0.2"] - max(s["pck@0.2"] for s in ingredients), 6))
     return soup, meta, report
 

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import contextlib
 import io
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from fasterpose_rt.geometry import apply_affine, invert_affine
 from fasterpose_rt.metrics import pck
+
+from .data.coco_keypoints import TopDownDataset, load_coco_keypoints
 
 
 @torch.no_grad()
@@ -74,3 +77,20 @@ def validate(model, dataset, device="cpu", logits=True, autocast=False):
     if ap is not None:
         out.update({"oks_ap": ap["AP"], "oks_ap50": ap["AP50"], "oks_ar": ap["AR"]})
     return out
+
+
+def checkpoint_scorer(meta: dict, ann, images, box_padding: float, source: str = "the checkpoint") -> tuple:
+    """-> (score, persons): ``score(model)`` gives validate's figures but the per-keypoint PCK, for models built from
+    a training checkpoint's ``meta`` (its input size and loss), on the persons of the COCO keypoint file ``ann``
+    (photos under ``images``, default its folder); ``persons`` is their count. Raises ValueError without an input size.
+    """
+    if "input_size" not in meta:
+        raise ValueError(f"{source}: no input_size in its meta to score at")
+    samples, data_meta = load_coco_keypoints(ann, images or Path(ann).parent)
+    dataset = TopDownDataset(samples, data_meta, tuple(meta["input_size"]), train=False, box_padding=box_padding)
+
+    def score(model) -> dict:
+        result = validate(model.to(memory_format=torch.channels_last), dataset, logits=meta.get("loss") != "mse")
+        return {k: v for k, v in result.items() if k != "pck_per_keypoint"}
+
+    return score, len(samples)

@@ -106,8 +106,8 @@ def test_each_ingredient_is_scored_with_its_own_weights(tmp_path, monkeypatch):
         torch.save({"model": _trained_like(seed=seed).state_dict(), "meta": META}, path)
     name = "backbone.layer2.0.conv1.weight"
     seen = []
-    monkeypatch.setattr(soup_module, "_score", lambda model, meta, dataset: seen.append(
-        model.state_dict()[name].clone()) or {"pck@0.2": 0.5})
+    monkeypatch.setattr(soup_module, "checkpoint_scorer", lambda *args: (lambda model: seen.append(
+        model.state_dict()[name].clone()) or {"pck@0.2": 0.5}, 2))
     soup_module.make_soup(paths, ann=ann, images=images)
     first, second = (torch.load(p, weights_only=True)["model"][name] for p in paths)
     assert len(seen) == 3  # both ingredients, then the soup
