@@ -155,6 +155,8 @@ class ResNet(nn.Module):
             sd[k] = own[k]
         self.load_state_dict(sd, strict=True)
 
+    load_pretrained = load_torchvision_state_dict  # the name every trunk answers to (models.train --pretrained)
+
 
 def set_drop_path(model: nn.Module, rate: float) -> int:
     """Give the residual blocks of ``model`` stochastic-depth rates rising linearly from 0 (first block) to

