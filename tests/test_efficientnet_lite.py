@@ -135,3 +135,33 @@ def test_released_imagenet_weights_see_a_skier_at_both_strides():
                                                sd["_bn1.bias"], False, 0.0, 1e-3)
             p = torch.nn.functional.linear(f.clamp(0, 6).mean((2, 3)), sd["_fc.weight"], sd["_fc.bias"]).softmax(-1)
         assert int(p.argmax()) == IMAGENET_SKI and float(p.max()) > 0.5, f"stride {stride}"
+
+
+def test_fasterpose_lite0_exports_with_a_dynamic_batch_and_parity(tmp_path):
+    from click.testing import CliRunner
+
+    from export.__main__ import main as export_main
+    from export.verify import reference_batch, torch_outputs
+    from fasterpose_rt.session import open_session
+    from fasterpose_rt.skeletons import LSP14
+
+    torch.manual_seed(0)
+    model = build_model("fasterpose_lite0", 14)
+    randomised(model.backbone)
+    with torch.no_grad():
+        model.head.final.weight.normal_(0, 0.05)
+    model.eval()
+    meta = {"architecture": "fasterpose_lite0", "num_keypoints": 14, "input_size": [64, 96], "loss": "rce",
+            "model_options": {}, "dataset": {"name": "lsp_train", **{k: LSP14[k] for k in
+                                                                      ("keypoints", "skeleton", "flip_pairs", "sigmas")}},
+            "recipe": {"epochs": 1, "pretrained": True}, "val": {}}
+    ckpt, out = tmp_path / "last.pth", tmp_path / "lite0.onnx"
+    torch.save({"model": model.state_dict(), "meta": meta}, ckpt)
+    result = CliRunner().invoke(export_main, ["--checkpoint", str(ckpt), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    session, onnx_meta = open_session(out, threads=1)
+    assert onnx_meta.architecture == "fasterpose_lite0"
+    x = reference_batch((64, 96), 3, seed=3)
+    got, ref = session.run(None, {"input": x})[0], torch_outputs(model, x)
+    assert got.shape == (3, 14, 24, 16)
+    assert np.abs(got - ref).max() / np.abs(ref).max() < 1e-4
