@@ -192,8 +192,6 @@ class Trainer:
         model = build_model(args.arch, k, **options)
         self.pretrained_info = False  # or the ImageNet file's name and sha256, for the checkpoint's recipe
         if args.pretrained:
-            if str(args.pretrained) == "imagenet":  # the file a weights package installed (fasterpose_lite*)
-                args.pretrained = imagenet_weights_file(args.arch.replace("fasterpose_", ""))
             sd = torch.load(args.pretrained, map_location="cpu", weights_only=True)
             self.pretrained_info = {"file": Path(args.pretrained).name, "sha256": file_sha256(args.pretrained)}
             try:
@@ -394,15 +392,15 @@ class Trainer:
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    for p in (args.train_ann, args.train_images, args.val_ann, args.val_images, args.pretrained, args.teacher):
-        if p is not None and not p.exists() and not (p is args.pretrained and str(p) == "imagenet"):
-            print(f"error: {p} does not exist", file=sys.stderr)
-            return 2
-    if str(args.pretrained) == "imagenet":
+    if str(args.pretrained) == "imagenet":  # the file a weights package installed (fasterpose_lite*)
         try:
-            imagenet_weights_file(args.arch.replace("fasterpose_", ""))
+            args.pretrained = imagenet_weights_file(args.arch.replace("fasterpose_", ""))
         except FileNotFoundError as e:
             print(f"error: --pretrained imagenet: {e}", file=sys.stderr)
+            return 2
+    for p in (args.train_ann, args.train_images, args.val_ann, args.val_images, args.pretrained, args.teacher):
+        if p is not None and not p.exists():
+            print(f"error: {p} does not exist", file=sys.stderr)
             return 2
     if args.teacher_input_size and not args.teacher:
         print("error: --teacher-input-size needs --teacher", file=sys.stderr)

@@ -13,6 +13,18 @@ NEEDS_LSPET = pytest.mark.skipif(not (LSPET / "joints.mat").is_file(),
                                  reason=f"LSPET photos not found at {LSPET} (../shared is absent)")
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one thread for a module's tests: on 2 cores shared with a training run, one thread is much faster
+    than two fighting over them. Use as ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def standin_factory(tmp_path_factory):
     """make(**standin_metadata kwargs) -> path of a stand-in ONNX model, built once per distinct kwargs."""

@@ -15,12 +15,7 @@ COCO_SKI = ROOT.parent / "shared" / "datasets" / "coco-mini" / "images" / "00000
 IMAGENET_SKI = 795  # ImageNet-1k class "ski"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def released_layout(trunk: EfficientNetLite) -> dict:

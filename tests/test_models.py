@@ -11,13 +11,7 @@ from models.complexity import count_complexity, main as complexity_main
 from models.losses import RCELoss
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # The machine is shared with a training run: one thread is much faster here than two fighting over 2 cores.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_registry_lists_both_families():
