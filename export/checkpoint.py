@@ -19,7 +19,8 @@ from torch import nn
 
 from .errors import CheckpointError
 
-__all__ = ["Checkpoint", "load_checkpoint", "extract_state_dict", "load_weights", "file_sha256", "save_checkpoint"]
+__all__ = ["Checkpoint", "load_checkpoint", "extract_state_dict", "load_weights", "file_sha256", "file_provenance",
+           "save_checkpoint"]
 
 _PREFIXES = ("module.", "_orig_mod.")
 _MAX_LISTED = 25  # keys listed per category in a mismatch error; the count is always given
@@ -53,6 +54,12 @@ def file_sha256(path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def file_provenance(path) -> Dict[str, str]:
+    """``{"file": name, "sha256": digest}``: how metadata and recipes name a file they were made from."""
+    path = Path(path)
+    return {"file": path.name, "sha256": file_sha256(path)}
 
 
 def load_checkpoint(path) -> Checkpoint:

@@ -43,7 +43,7 @@ from fasterpose_rt.metrics import pck
 from fasterpose_rt.session import ModelError, open_session
 from fasterpose_rt.skeletons import torso_pairs
 
-from .checkpoint import file_sha256
+from .checkpoint import file_provenance
 from .crops import CropSet, crop_keypoints, list_persons, load_crops
 from .errors import ExportError, InputError, VerificationError
 from .metadata import embed_metadata, save_with_metadata
@@ -317,7 +317,7 @@ def quantize_file(model_path, out_path=None, calibration=None, calibration_image
         "recipe": recipe.to_dict(onnx.load(str(model_path))),
         "calibration": {"source": Path(calibration).name, "crops": len(calib), "seed": seed,
                         "preprocessing": "fasterpose_rt.preprocess (box_padding, affine crop, mean/std)"},
-        "float_model": {"file": model_path.name, "sha256": file_sha256(model_path)},
+        "float_model": file_provenance(model_path),
         "max_pck_drop": float(max_pck_drop),
         "quantized_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }

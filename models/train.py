@@ -27,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from export.checkpoint import file_sha256
+from export.checkpoint import file_provenance
 from fasterpose_rt.metadata import DEFAULT_BOX_PADDING
 
 from . import build_model
@@ -193,7 +193,7 @@ class Trainer:
         self.pretrained_info = False  # or the ImageNet file's name and sha256, for the checkpoint's recipe
         if args.pretrained:
             sd = torch.load(args.pretrained, map_location="cpu", weights_only=True)
-            self.pretrained_info = {"file": Path(args.pretrained).name, "sha256": file_sha256(args.pretrained)}
+            self.pretrained_info = file_provenance(args.pretrained)
             try:
                 model.backbone.load_pretrained(sd.get("state_dict", sd) if isinstance(sd, dict) else sd)
             except ValueError as e:
@@ -309,7 +309,7 @@ class Trainer:
             raise SystemExit(f"error: --init {path} does not fit the model: missing {missing[:5]}, "
                              f"unexpected {unexpected[:5]}{hint}")
         meta = ckpt.get("meta", {}) if isinstance(ckpt, dict) else {}
-        provenance = {"file": path.name, "sha256": file_sha256(path),
+        provenance = {**file_provenance(path),
                       "architecture": meta.get("architecture"), "recipe": meta.get("recipe"), "val": meta.get("val")}
         if grown:
             provenance["grown_blocks"] = grown

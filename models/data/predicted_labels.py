@@ -48,7 +48,7 @@ def predict_labelled_persons(ann: Path, images: Path, model: Optional[str] = Non
     ModelError or OSError."""
     from tqdm import tqdm
 
-    from export.checkpoint import file_sha256
+    from export.checkpoint import file_provenance
     from fasterpose_rt import PosePredictor
     from fasterpose_rt.evaluate import EvalError, load_annotations, predict_annotations
 
@@ -65,9 +65,8 @@ def predict_labelled_persons(ann: Path, images: Path, model: Optional[str] = Non
                                      scores=scores)
     labels = np.array([np.asarray(a["keypoints"], np.float64).reshape(-1, 3) for a in data["annotations"]]
                       ).reshape(-1, k, 3)
-    path = Path(predictor.model_path)
     return LabelledPredictions(predictor, data, labels, pred, scores, failed,
-                               {"file": path.name, "sha256": file_sha256(path)})
+                               file_provenance(predictor.model_path))
 
 
 def predict_or_explain(ann: Path, images: Path, model: Optional[str] = None,
