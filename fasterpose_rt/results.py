@@ -56,7 +56,10 @@ def atomic_write_text(path: os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file in the same folder + fsync + rename (atomic on POSIX and
     Windows). The new file gets the usual permissions (0666 minus umask); the temporary file never lingers."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    except OSError as e:  # name the file the user asked for, not our temporary one
+        raise OSError(e.errno, f"cannot write: {e.strerror}", str(path)) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)

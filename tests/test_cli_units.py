@@ -239,6 +239,14 @@ def test_atomic_write_interrupted_keeps_old_file(tmp_path, monkeypatch):
     assert json.loads(out.read_text()) == [1] and os.listdir(tmp_path) == ["r.json"]
 
 
+def test_atomic_write_error_names_the_target_not_the_temporary_file(tmp_path):
+    out = tmp_path / "missing_folder" / "r.json"
+    with pytest.raises(OSError) as info:
+        atomic_write_text(out, "[1]")
+    assert info.value.filename == str(out) and ".tmp" not in str(info.value)
+    assert not (tmp_path / "missing_folder").exists()
+
+
 # -------------------------------------------------------------------------------------------------------- draw
 
 def test_draw_poses_sides_thresholds_and_widths():
