@@ -58,8 +58,8 @@ def atomic_write_text(path: os.PathLike, text: str) -> None:
     path = Path(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    except OSError as e:  # name the file the user asked for, not our temporary one
-        raise OSError(e.errno, f"cannot write: {e.strerror}", str(path)) from None
+    except OSError as e:
+        raise _naming(e, path) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -69,12 +69,19 @@ def atomic_write_text(path: os.PathLike, text: str) -> None:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except BaseException:  # includes KeyboardInterrupt mid-write: the target is untouched
+    except BaseException as e:  # includes KeyboardInterrupt mid-write: the target is untouched
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError):
+            raise _naming(e, path) from None
         raise
+
+
+def _naming(error: OSError, path: Path) -> OSError:
+    """The same error, naming the file the user asked for rather than our temporary one (or none, e.g. ENOSPC)."""
+    return OSError(error.errno, f"cannot write: {error.strerror or error}", str(path))
 
 
 class ResultsWriter:

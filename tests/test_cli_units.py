@@ -1,4 +1,5 @@
 """Unit tests of the CLI's building blocks: inputs, boxes, results writer, drawing, bench and eval helpers."""
+import errno
 import json
 import os
 import struct
@@ -245,6 +246,20 @@ def test_atomic_write_error_names_the_target_not_the_temporary_file(tmp_path):
         atomic_write_text(out, "[1]")
     assert info.value.filename == str(out) and ".tmp" not in str(info.value)
     assert not (tmp_path / "missing_folder").exists()
+
+
+def test_atomic_write_failure_mid_write_names_the_target_and_keeps_old_file(tmp_path, monkeypatch):
+    out = tmp_path / "r.json"
+    atomic_write_text(out, "[1]")
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(results_mod.os, "fsync", disk_full)
+    with pytest.raises(OSError) as info:
+        atomic_write_text(out, "[1, 2]")
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(out)
+    assert json.loads(out.read_text()) == [1] and os.listdir(tmp_path) == ["r.json"]
 
 
 # -------------------------------------------------------------------------------------------------------- draw
