@@ -5,12 +5,14 @@ network (photo decoding, cropping, heatmap decoding, results).
 -> ``benchmarks/results/end_to_end.{md,json}`` (``--quick``: 8 photos, a smoke run into a temporary folder).
 
 Photos: LSPET ``im08001.jpg`` ... ``im08200.jpg`` (its validation range) from ``../shared/datasets/lspet/images``
-beside the repository, symlinked into a temporary folder; one whole-photo person box each (the CLI's default).
+beside the repository, symlinked into a temporary folder; one whole-photo person box each, one model call
+(``--refine 0``).
 Model: ``--model``, else the bundled default model ``fasterpose_rt/assets/fasterpose_default_int8.onnx``, else a
 random-weights FasterPose-R18 (14 LSP keypoints, input 144×192 w×h) exported here;
 random weights time the same as trained ones.
 
-1. The real CLI, as a subprocess: ``fasterpose predict FOLDER --model M --quiet --out T.json`` on the N photos
+1. The real CLI, as a subprocess: ``fasterpose predict FOLDER --model M --refine 0 --quiet --out T.json`` (one
+   model call per photo as in part 2: the CLI's default refines whole-photo boxes since session 39) on the N photos
    and on a folder of 1 photo, alternating, ``--repeats`` times each. Images/s all-in = N / wall time
    (interpreter start, imports and model loading included); steady state = (N − 1) / (wall_N − wall_1), which
    removes that fixed start-up cost.
@@ -125,7 +127,7 @@ def cli_command():
 
 def time_cli(cmd, folder: Path, model: Path, out: Path, threads, expected: int) -> float:
     """Wall seconds of one ``fasterpose predict`` run; checks its exit code and the number of results."""
-    args = [*cmd, "predict", str(folder), "--model", str(model), "--quiet", "--out", str(out)]
+    args = [*cmd, "predict", str(folder), "--model", str(model), "--refine", "0", "--quiet", "--out", str(out)]
     if threads:
         args += ["--threads", str(threads)]
     t0 = time.perf_counter()
@@ -243,7 +245,8 @@ def run(first, count, model_arg, threads, repeats, passes, quick, results_dir=No
         f"Model: {source}. Threads: {used_threads if not threads else threads} "
         f"({'given' if threads else 'the CLI default: physical cores'}).",
         "", "## Through the CLI", "",
-        f"`{Path(cmd_text).name} predict FOLDER --model M --quiet --out T.json` as a subprocess; {repeats} runs of "
+        f"`{Path(cmd_text).name} predict FOLDER --model M --refine 0 --quiet --out T.json` as a subprocess; {repeats} "
+        f"runs of "
         f"each folder, alternating, after one untimed warm-up run. All-in includes interpreter start-up, imports "
         "and model loading.", "",
         markdown_table(["run", "median wall s", "runs s", "images/s"], cli_rows),

@@ -4,11 +4,14 @@ from .image import to_bgr_uint8
 from .metadata import MetadataError, ModelMetadata
 from .predictor import DEFAULT_MODELS, DEFAULT_VARIANT, PosePredictor, PoseResult
 from .session import ModelError, ModelNotFoundError
+from .tracking import PoseTracker, refine
 
 __version__ = "0.1.0"
 __all__ = [
     "PosePredictor",
     "PoseResult",
+    "PoseTracker",
+    "refine",
     "decode_heatmaps",
     "to_bgr_uint8",
     "ModelError",

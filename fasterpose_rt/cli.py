@@ -24,8 +24,10 @@ from .draw import draw_poses
 from .inputs import InputReadError, expand_inputs, iter_video_frames, open_video, read_image
 from .metadata import MetadataError
 from .results import ResultsWriter, atomic_write_text, coco_entries
+from .tracking import REFINE_PASSES, PoseTracker, refine
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+REACQUIRE_EVERY = 30  # with --detector, tracking also looks for new persons every this many processed frames
 _VIS_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
@@ -131,11 +133,20 @@ def main():
 @click.option("--box-padding", type=click.FloatRange(min=0, min_open=True), default=None, help=_BOX_PADDING_HELP)
 @click.option("--boxes", "boxes_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Person boxes: a COCO annotation file (matched by file_name; results keep its image ids) or a "
-                   "JSON object mapping file name -> list of [x, y, w, h]. A video's entry applies to every "
-                   "frame. Inputs the file does not list fail.")
+                   "JSON object mapping file name -> list of [x, y, w, h]. A video's entry starts the tracking "
+                   "(--no-track: applies to every frame). Inputs the file does not list fail.")
 @click.option("--detector", type=click.Choice(["none", "hog"]), default="none", show_default=True,
               help="Find persons with OpenCV's HOG people detector; photos where it finds nobody are "
                    "processed as one whole-photo box.")
+@click.option("--refine", "refine_passes", type=click.IntRange(min=0), default=None,
+              help=f"Most extra passes per person, each on the box around the joints the pass before found (the "
+                   f"tight box the model is calibrated for); a person stops once that box settles. Each pass is one "
+                   f"more model call [default: {REFINE_PASSES} for guessed boxes (the whole photo, --detector), "
+                   f"0 for --boxes].")
+@click.option("--track/--no-track", default=True, show_default=True,
+              help="Videos: a frame's boxes are the boxes around the joints found in the frame before (the whole "
+                   "frame, --detector or --boxes start it, and again when nobody is followed); --no-track: "
+                   "every frame on its own, like a photo.")
 @click.option("--every", type=click.IntRange(min=1), default=1, show_default=True,
               help="Videos: process every N-th frame.")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -147,12 +158,13 @@ def main():
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary (errors are still shown).")
 @_debug_option
 @_guarded
-def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxes_file, detector, every, out,
-            vis_dir, vis_threshold, quiet, debug):
+def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxes_file, detector, refine_passes,
+            track, every, out, vis_dir, vis_threshold, quiet, debug):
     """Predict poses on photos, folders (searched recursively) and videos.
 
-    By default each photo is one person box covering the whole photo; give --boxes or --detector hog for
-    photos of several persons. Results are COCO keypoint results, one entry per person.
+    By default each photo is one person box covering the whole photo, sharpened by --refine passes, and a
+    video's persons are followed from frame to frame (--track); give --boxes or --detector hog for photos of
+    several persons. Results are COCO keypoint results, one entry per person.
     """
     if boxes_file is not None and detector != "none":
         raise click.UsageError("give either --boxes or --detector, not both")
@@ -172,7 +184,8 @@ def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxe
     pred = _load_predictor(model, variant, threads, batch_size, flip, debug, box_padding)
 
     writer = ResultsWriter(out)
-    run = _PredictRun(pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug)
+    passes = refine_passes if refine_passes is not None else (0 if lookup is not None else REFINE_PASSES)
+    run = _PredictRun(pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug, passes, track)
     for path, reason in problems:
         run.fail(path, reason)
     show = not quiet and (len(items) > 1 or any(i.kind == "video" for i in items))
@@ -196,9 +209,10 @@ def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxe
 class _PredictRun:
     """State of one ``predict`` run: running image ids, counts, failures, --vis names."""
 
-    def __init__(self, pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug):
+    def __init__(self, pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug, passes=0, track=False):
         self.pred, self.writer, self.lookup, self.detect = pred, writer, lookup, detect
         self.vis_dir, self.vis_threshold, self.every, self.debug = vis_dir, vis_threshold, every, debug
+        self.passes, self.track = passes, track
         self.next_id = 0
         self.failed: List[str] = []
         self.photos = self.frames = self.videos = self.persons = 0
@@ -229,12 +243,28 @@ class _PredictRun:
             return (boxes if len(boxes) else None), None
         return None, None
 
-    def _predict(self, image, boxes):
+    def _predict(self, image, boxes=None, tracker=None):
+        """Poses in image: from ``boxes`` with the run's refine passes, or from ``tracker`` (a video's)."""
         try:
-            return self.pred.predict(image, boxes)
+            if tracker is not None:
+                return tracker(image)
+            return refine(self.pred, image, self.pred.predict(image, boxes), self.passes)
         except (ValueError, RuntimeError) as e:  # a bad box, or the model failing on this input
             _trace(self.debug)
             raise InputReadError(f"prediction failed: {e}") from None
+
+    def _tracker(self, item) -> Optional[PoseTracker]:
+        """A video's PoseTracker (acquiring with the boxes file's entry, the detector or the whole frame), or
+        None without --track. Raises InputReadError when the boxes file does not list the video."""
+        if not self.track:
+            return None
+        if self.lookup is not None:
+            fixed = self._boxes_for(item, None)[0]
+            return PoseTracker(self.pred, acquire=lambda frame: fixed, refine_passes=self.passes)
+        if self.detect is not None:
+            return PoseTracker(self.pred, acquire=lambda frame: self._boxes_for(item, frame)[0],
+                               refine_passes=self.passes, reacquire_every=REACQUIRE_EVERY)
+        return PoseTracker(self.pred, refine_passes=self.passes)
 
     def photo(self, item) -> None:
         self.next_id += 1
@@ -276,13 +306,14 @@ class _PredictRun:
         bar = tqdm(total=total, desc=item.path.name, unit="frame", leave=False, disable=not show, file=sys.stderr)
         try:
             boxes, coco_id = self._boxes_for(item, None) if self.lookup is not None else (None, None)
+            tracker = self._tracker(item)
             for index, frame in iter_video_frames(cap, self.every):
                 self.next_id += 1
                 bar.update(1)
                 try:
-                    if self.detect is not None:
+                    if self.detect is not None and tracker is None:
                         boxes, _ = self._boxes_for(item, frame)
-                    res = self._predict(frame, boxes)
+                    res = self._predict(frame, boxes, tracker)
                 except InputReadError as e:
                     errors += 1
                     _say(f"error: {item.path} frame {index}: {e}")

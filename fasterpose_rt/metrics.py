@@ -26,19 +26,21 @@ def torso_sizes(gt, visible, names):
     return sizes
 
 
-def pck(pred, gt, visible, names, threshold=0.2):
+def pck(pred, gt, visible, names, threshold=0.2, torso=None):
     """PCK@threshold, torso-normalised, over labelled joints of persons with a measurable torso.
 
-    pred, gt (N, K, 2); visible (N, K). Returns (overall, per_keypoint (K,), counted joints).
+    pred, gt (N, K, 2); visible (N, K); torso: (N,) sizes to use instead of measuring them on gt (where the torso's
+    joints are labelled but not counted, e.g. cut off the photo). Returns (overall, per_keypoint (K,), counted).
     """
-    hit, use = _hits(pred, gt, visible, names, threshold)
+    hit, use = _hits(pred, gt, visible, names, threshold, torso)
     counted = use.sum(axis=0)
     per_kp = np.where(counted > 0, hit.sum(axis=0) / np.maximum(counted, 1), np.nan)
     overall = float(hit.sum() / max(use.sum(), 1))
     return overall, per_kp, int(use.sum())
 
 
-def pck_interval(pred, gt, visible, names, threshold=0.2, level=0.95, reps=2000, seed=0, baseline=None):
+def pck_interval(pred, gt, visible, names, threshold=0.2, level=0.95, reps=2000, seed=0, baseline=None,
+                 groups=None, torso=None):
     """Bootstrap confidence interval of PCK: persons are resampled with replacement ``reps`` times (a person's
     joints stay together, as they are not independent). It says how much the figure owes to which persons the
     validation set happens to hold.
@@ -47,13 +49,21 @@ def pck_interval(pred, gt, visible, names, threshold=0.2, level=0.95, reps=2000,
     difference PCK(pred) − PCK(baseline), both scored on each resample (paired): much narrower than the two
     separate intervals, and the one to read when asking whether a model is better.
 
-    pred, gt (N, K, 2); visible (N, K). Returns (low, high); (nan, nan) when no joint is counted.
+    With ``groups`` ((N,) labels, e.g. the video each frame's person comes from) whole groups are resampled
+    instead of persons: rows that are not independent of each other must stay together.
+
+    pred, gt (N, K, 2); visible (N, K); torso as in ``pck``. Returns (low, high); (nan, nan) when no joint is
+    counted.
     """
-    hit, use = _hits(pred, gt, visible, names, threshold)
+    hit, use = _hits(pred, gt, visible, names, threshold, torso)
     if baseline is not None:
-        hit = hit.astype(np.int64) - _hits(baseline, gt, visible, names, threshold)[0]
-    keep = use.any(axis=1)
-    hits, counted = hit[keep].sum(axis=1), use[keep].sum(axis=1)
+        hit = hit.astype(np.int64) - _hits(baseline, gt, visible, names, threshold, torso)[0]
+    hits, counted = hit.sum(axis=1), use.sum(axis=1)
+    if groups is not None:  # one row per group: its hits and counted joints summed
+        _, label = np.unique(np.asarray(groups).reshape(-1), return_inverse=True)
+        hits, counted = np.bincount(label, hits), np.bincount(label, counted)
+    keep = counted > 0
+    hits, counted = hits[keep], counted[keep]
     if not len(counted):
         return float("nan"), float("nan")
     idx = np.random.default_rng(seed).integers(0, len(counted), (reps, len(counted)))
@@ -63,12 +73,12 @@ def pck_interval(pred, gt, visible, names, threshold=0.2, level=0.95, reps=2000,
     return float(low), float(high)
 
 
-def _hits(pred, gt, visible, names, threshold):
+def _hits(pred, gt, visible, names, threshold, torso=None):
     """(hit, use), both (N, K) bool: joint within threshold × torso; joint counted (labelled, torso measurable)."""
     pred = np.asarray(pred, dtype=np.float64)
     gt = np.asarray(gt, dtype=np.float64)
     vis = np.asarray(visible, dtype=bool)
-    torso = torso_sizes(gt, vis, names)
+    torso = torso_sizes(gt, vis, names) if torso is None else np.asarray(torso, np.float64).reshape(-1)
     use = vis & np.isfinite(torso)[:, None] & (torso[:, None] > 0)
     hit = (np.linalg.norm(pred - gt, axis=2) <= threshold * np.nan_to_num(torso)[:, None]) & use
     return hit, use

@@ -43,8 +43,31 @@ def test_folder_to_results_file(folder, standin_path, tmp_path):
     assert [e["image_id"] for e in res] == [1, 2] and all(e["category_id"] == 1 for e in res)
     kp = np.array(res[0]["keypoints"]).reshape(-1, 3)
     np.testing.assert_allclose(kp[:, :2], POINTS, atol=0.5)  # the stand-in finds its blobs
-    assert res[0]["bbox"] == [-0.5, -0.5, 80.0, 120.0]  # whole photo by default
+    # the whole photo, then (--refine's default for a guessed box) the tight box around the joints found
+    np.testing.assert_allclose(res[0]["bbox"], [30, 30, 20, 60], atol=0.5)
     assert "2 photos, 2 persons" in r.stderr and "2/2" in r.stderr  # summary and progress bar
+    r = run("predict", folder / "a.jpg", "--model", standin_path, "--refine", "0", "-q")
+    assert json.loads(r.stdout)[0]["bbox"] == [-0.5, -0.5, 80.0, 120.0]  # no refine pass: the whole photo
+
+
+def test_refine_passes_are_model_calls_on_the_box_around_the_joints(folder, standin_path, monkeypatch):
+    seen = []
+    real = PosePredictor.predict
+
+    def record(self, image, boxes=None):
+        seen.append(None if boxes is None else np.asarray(boxes, np.float64).tolist())
+        return real(self, image, boxes)
+
+    monkeypatch.setattr(PosePredictor, "predict", record)
+    for passes, calls in (("0", 1), ("1", 2), ("3", 2)):  # after one pass the box is settled: it stops
+        seen.clear()
+        r = run("predict", folder / "a.jpg", "--model", standin_path, "--refine", passes, "-q")
+        assert r.exit_code == 0, r.output
+        assert len(seen) == calls and seen[0] is None  # the whole photo first
+        for boxes in seen[1:]:
+            np.testing.assert_allclose(boxes, [[30, 30, 20, 60]], atol=0.5)
+    r = run("predict", folder / "a.jpg", "--model", standin_path, "--refine", "-1")
+    assert r.exit_code == 2 and "--refine" in r.output
 
 
 def test_stdout_when_no_out_and_quiet(folder, standin_path):
@@ -54,7 +77,7 @@ def test_stdout_when_no_out_and_quiet(folder, standin_path):
 
 
 def test_box_padding_option_is_the_predictors(folder, standin_path):
-    r = run("predict", folder / "a.jpg", "--model", standin_path, "--box-padding", "1.05", "-q")
+    r = run("predict", folder / "a.jpg", "--model", standin_path, "--box-padding", "1.05", "--refine", "0", "-q")
     assert r.exit_code == 0, r.output
     got = np.array(json.loads(r.stdout)[0]["keypoints"]).reshape(-1, 3)
     want = PosePredictor(standin_path, threads=1, box_padding=1.05).predict(cv2.imread(str(folder / "a.jpg")))
@@ -166,7 +189,7 @@ def test_ctrl_c_keeps_finished_results_and_exits_130(folder, standin_path, tmp_p
 
     monkeypatch.setattr(PosePredictor, "predict", interrupt_third)
     out = tmp_path / "r.json"
-    r = run("predict", folder, "--model", standin_path, "--out", out)
+    r = run("predict", folder, "--model", standin_path, "--out", out, "--refine", "0")  # one call per photo
     assert r.exit_code == 130 and "interrupted" in r.stderr
     assert len(json.loads(out.read_text())) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "r.json"]  # no temporary file left
@@ -245,6 +268,35 @@ def test_video_every_n_with_vis(tmp_path, standin_path):
     while cap.read()[0]:
         n += 1
     assert n == 3 and "1 video (3 frames)" in r.stderr
+
+
+def test_video_persons_are_followed_from_frame_to_frame(tmp_path, standin_path):
+    video = make_video(tmp_path / "clip.mp4", frames=4)
+    r = run("predict", video, "--model", standin_path, "-q")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert [e["frame"] for e in res] == [0, 1, 2, 3]
+    joints = [np.array(e["keypoints"]).reshape(-1, 3)[:, :2] for e in res]
+    for before, entry in zip(joints, res[1:]):  # each frame's box: the joints found in the frame before
+        lo, hi = before.min(axis=0), before.max(axis=0)
+        np.testing.assert_allclose(entry["bbox"], [*lo, *(hi - lo)], atol=0.02)  # results keep 2 decimals
+    np.testing.assert_allclose([j[0, 1] for j in joints], [30, 32, 34, 36], atol=1.0)  # the red blob moves
+    r = run("predict", video, "--model", standin_path, "-q", "--no-track", "--refine", "0")
+    assert r.exit_code == 0, r.output
+    assert [e["bbox"] for e in json.loads(r.stdout)] == [[-0.5, -0.5, 80.0, 120.0]] * 4  # every frame on its own
+
+
+def test_video_boxes_entry_starts_the_tracking(tmp_path, standin_path):
+    video = make_video(tmp_path / "clip.mp4", frames=3)
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({"clip.mp4": [[20, 20, 40, 80]]}))
+    r = run("predict", video, "--model", standin_path, "--boxes", boxes, "-q")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res[0]["bbox"] == [20, 20, 40, 80]  # the file's box (no refine passes for given boxes)
+    np.testing.assert_allclose(res[1]["bbox"], [30, 30, 20, 60], atol=0.6)  # then the joints' box
+    r = run("predict", video, "--model", standin_path, "--boxes", boxes, "-q", "--no-track")
+    assert [e["bbox"] for e in json.loads(r.stdout)] == [[20, 20, 40, 80]] * 3
 
 
 def test_unreadable_video_is_named(tmp_path, standin_path):

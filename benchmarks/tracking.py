@@ -1,0 +1,299 @@
+"""Where do the person boxes come from when the user gives none? Whole photo, HOG, or the model's own poses.
+
+``python -m benchmarks.tracking [--model M.onnx] [--ann data/lspet_val.json] [--images DIR] [--clips 100]``
+-> ``benchmarks/results/tracking.{md,json}``.
+
+The model is calibrated for tight boxes around a person's joints (``fasterpose eval`` feeds it exactly those).
+A user without boxes gets one box over the whole photo, or OpenCV's HOG detector. ``fasterpose_rt.tracking``
+makes the box from the model's own joints instead. Measured here on labelled persons, each strategy against the
+whole-photo box on the same persons (paired 95 % bootstrap interval of the PCK@0.2 difference):
+
+1. Photos: the whole photo, then ``refine`` passes (each one more model call) on the box around the joints
+   found: every pass run (the curve), and the CLI's default (up to ``REFINE_PASSES``, a person stopping once its
+   box settles); HOG's best box (else the whole photo), alone and refined; and the tight labelled box (the upper
+   bound, what ``fasterpose eval`` reports), alone and refined.
+2. Videos: a clip per photo (the first ``--clips`` persons), ``FRAMES`` frames of a handheld camera over the
+   still photo: a smooth zoom (1 to 1.4x), pan (up to 12 % of the frame) and roll (up to 6 degrees), random
+   per clip, edges replicated; the labels move with the same affine. Strategies: the whole frame every frame
+   (the CLI's video behaviour before tracking), every frame on its own refined (``--no-track``, on the whole
+   frame or HOG's box), ``PoseTracker`` (the CLI's default; acquiring on the whole frame or with HOG), the tight
+   labelled box every frame. Intervals resample whole clips. Where a strategy returns several persons, the one
+   with the highest mean score is scored. The persons hold still (only the camera moves): a clip tests finding
+   and keeping a person, not following fast limbs.
+Times are wall time per photo or frame (2 threads unless ``--threads``), detector included.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from benchmarks.common import markdown_table, write_results
+from benchmarks.orientation import _shown, add_persons_args, load_persons_args
+from fasterpose_rt import PosePredictor
+from fasterpose_rt.boxes import HogPeopleDetector
+from fasterpose_rt.geometry import apply_affine
+from fasterpose_rt.metrics import pck, pck_interval, torso_sizes
+from fasterpose_rt.tracking import JOINT_SCORE, REFINE_PASSES, SETTLED_IOU, PoseTracker, refine
+
+FIXED_PASSES = 3  # the pass curve: whole photo + 1..FIXED_PASSES passes, every one run
+CLOSE_UP_CUT, CLOSE_UP_MARGIN = 0.6, 0.15  # close-ups: cut 60 % of the way neck -> hips, 15 % margin elsewhere
+SWEEP_JOINT_SCORES = (0.0, 0.1, 0.2, 0.3)  # --sweep: refine's joint_score ...
+SWEEP_SETTLED = (0.7, 0.8, 0.9, 1.01)  # ... and settled_iou (1.01: never settles)
+FRAMES = 30  # frames per synthetic clip
+
+
+def best_person(result) -> tuple:
+    """(keypoints (K, 2), scores (K,)) of the person with the highest mean score in a PoseResult."""
+    i = int(np.argmax(result.scores.mean(axis=1)))
+    return result.keypoints[i], result.scores[i]
+
+
+def camera_path(width: int, height: int, frames: int, rng) -> np.ndarray:
+    """A handheld camera over a still photo: affines (frames, 2, 3) photo -> frame of the same size."""
+    t = np.linspace(0.0, 1.0, frames)
+    phase = rng.uniform(0, 2 * np.pi, 4)
+    zoom = 1.0 + 0.2 * (1 - np.cos(2 * np.pi * t + phase[0]))  # 1.0 .. 1.4
+    shift = 0.12 * np.stack([np.sin(2 * np.pi * t + phase[1]) * width, np.sin(2 * np.pi * t + phase[2]) * height], 1)
+    roll = 6.0 * np.sin(2 * np.pi * t + phase[3])
+    centre = ((width - 1) / 2.0, (height - 1) / 2.0)
+    out = np.empty((frames, 2, 3))
+    for f in range(frames):  # one 2x3 matrix per frame
+        m = cv2.getRotationMatrix2D(centre, float(roll[f]), float(zoom[f]))
+        m[:, 2] += shift[f]
+        out[f] = m
+    return out
+
+
+class Scorer:
+    """Collects each strategy's keypoints, wall time and model calls, then scores them against a baseline."""
+
+    def __init__(self, names, gt, vis, groups=None, torso=None):
+        self.names, self.gt, self.vis, self.groups, self.torso = names, gt, vis, groups, torso
+        self.xy, self.seconds, self.calls, self.notes = {}, {}, {}, {}
+
+    def add(self, label: str, xy, seconds: float, calls: int) -> None:
+        self.xy[label] = np.asarray(xy, np.float64)
+        self.seconds[label], self.calls[label] = seconds, calls
+        print(f"{label}: PCK@0.2 {self.pck(self.xy[label]):.4f}", flush=True)
+
+    def pck(self, xy) -> float:
+        return pck(xy, self.gt, self.vis, self.names, torso=self.torso)[0]
+
+    def table(self, baseline: str, unit: str):
+        n = len(self.gt)
+        rows, data = [], {"notes": dict(self.notes)}
+        base = self.pck(self.xy[baseline])
+        for label, xy in self.xy.items():
+            value = self.pck(xy)
+            lo, hi = pck_interval(xy, self.gt, self.vis, self.names, baseline=self.xy[baseline], groups=self.groups,
+                                  torso=self.torso)
+            ms, calls = 1000.0 * self.seconds[label] / n, self.calls[label] / n
+            diff = "—" if label == baseline else f"{value - base:+.3f} ({lo:+.3f} to {hi:+.3f})"
+            rows.append([label, f"{value:.3f}", diff, f"{calls:.2f}", f"{ms:.1f}"])
+            data[label] = {"pck@0.2": value, "diff_interval": [lo, hi], f"model_calls_per_{unit}": calls,
+                           f"ms_per_{unit}": ms}
+        header = ["boxes", "PCK@0.2", f"vs {baseline} (95 % interval)", f"model calls per {unit}", f"ms per {unit}"]
+        notes = "".join(f"\n\n{k} {v}." for k, v in self.notes.items())
+        return markdown_table(header, rows) + notes, data
+
+
+class Counting:
+    """A PosePredictor that counts its model calls (``predict`` calls)."""
+
+    def __init__(self, pred):
+        self.pred, self.calls = pred, 0
+
+    def predict(self, image, boxes=None):
+        self.calls += 1
+        return self.pred.predict(image, boxes)
+
+
+def photos(pred, hog, images, names, gt, vis, boxes):
+    """Strategy -> keypoints (N, K, 2) on the photos themselves; returns a Scorer."""
+    score = Scorer(names, gt, vis)
+    counting = Counting(pred)
+
+    def run(label, first, passes, settled_iou=SETTLED_IOU):
+        """first(i) -> PoseResult of photo i; then ``refine``; scored with the time and calls of both."""
+        counting.calls, t0 = 0, time.perf_counter()
+        results = [refine(counting, img, first(i), passes, settled_iou) for i, img in enumerate(images)]
+        score.add(label, [r.keypoints[0] for r in results], time.perf_counter() - t0, counting.calls)
+
+    found = []
+    run("whole photo", lambda i: counting.predict(images[i], None), 0)
+    for p in range(1, FIXED_PASSES + 1):  # every pass run, to show the curve (each from the whole photo again)
+        run(f"whole photo + {p} refine pass{'es' if p > 1 else ''}, every one run",
+            lambda i: counting.predict(images[i], None), p, settled_iou=1.01)
+    run(f"whole photo + refine (up to {REFINE_PASSES} passes, until the box settles; the CLI's default)",
+        lambda i: counting.predict(images[i], None), REFINE_PASSES)
+
+    def hog_first(i):
+        b, _ = hog(images[i])
+        found.append(len(b) > 0)
+        return counting.predict(images[i], b[:1] if len(b) else None)
+
+    run("HOG's best box (else whole photo)", hog_first, 0)
+    run(f"HOG's best box + refine (up to {REFINE_PASSES} passes, until the box settles)", hog_first, REFINE_PASSES)
+    run("tight labelled box (upper bound)", lambda i: counting.predict(images[i], boxes[i]), 0)
+    run(f"tight labelled box + refine (up to {REFINE_PASSES} passes, until the box settles)",
+        lambda i: counting.predict(images[i], boxes[i]), REFINE_PASSES)
+    score.notes["HOG found somebody in"] = f"{np.mean(found[:len(images)]):.1%} of the photos"
+    return score
+
+
+def close_ups(pred, images, names, gt, vis):
+    """Photos cut to each upright person's upper body, so the person fills the photo (a portrait, a webcam):
+    does ``refine`` still help when the whole photo is already about the right box? Returns a Scorer."""
+    idx = {n: i for i, n in enumerate(names)}
+    need = [idx[n] for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip", "neck", "head_top")]
+    upper = [i for i, n in enumerate(names) if not any(w in n for w in ("hip", "knee", "ankle"))]
+    crops, kept = [], []
+    for n, (img, g, v) in enumerate(zip(images, gt, vis)):
+        hip_y = g[[idx["left_hip"], idx["right_hip"]], 1].mean()
+        if not v[need].all() or g[idx["neck"], 1] >= hip_y:  # upright persons with a measurable torso
+            continue
+        u = g[upper][v[upper]]
+        cut = g[idx["neck"], 1] + CLOSE_UP_CUT * (hip_y - g[idx["neck"], 1])
+        (x0, y0), x1 = u.min(axis=0), u[:, 0].max()
+        mx, my = CLOSE_UP_MARGIN * (x1 - x0), CLOSE_UP_MARGIN * (cut - y0)
+        x0, x1 = int(max(0, x0 - mx)), int(min(img.shape[1], x1 + mx))
+        y0, y1 = int(max(0, y0 - my)), int(min(img.shape[0], cut))
+        if x1 - x0 >= 32 and y1 - y0 >= 32:
+            crops.append((np.ascontiguousarray(img[y0:y1, x0:x1]), np.array([x0, y0], np.float64)))
+            kept.append(n)
+    torso = torso_sizes(gt[kept], vis[kept], names)
+    shifted = np.stack([gt[n] - offset for n, (_, offset) in zip(kept, crops)])
+    h_w = np.array([c.shape[:2] for c, _ in crops], np.float64)[:, None, :]
+    inside = ((shifted >= -0.5) & (shifted <= h_w[..., ::-1] - 0.5)).all(axis=2)
+    score, counting = Scorer(names, shifted, vis[kept] & inside, torso=torso), Counting(pred)
+    score.notes["Close-ups made of"] = f"{len(crops)} of the {len(images)} persons"
+    for label, passes in (("whole photo", 0), (f"whole photo + refine (up to {REFINE_PASSES} passes, until the "
+                                               "box settles; the CLI's default)", REFINE_PASSES)):
+        counting.calls, t0 = 0, time.perf_counter()
+        out = [refine(counting, c, counting.predict(c), passes) for c, _ in crops]
+        score.add(label, [r.keypoints[0] for r in out], time.perf_counter() - t0, counting.calls)
+    return score
+
+
+def sweep(pred, images, names, gt, vis):
+    """``refine``'s two settings on the whole-photo start: which joints shape the box, when a person settles."""
+    score, counting = Scorer(names, gt, vis), Counting(pred)
+    t0 = time.perf_counter()
+    whole = [pred.predict(img) for img in images]  # the first pass, shared: its time is added to every row
+    t_whole = time.perf_counter() - t0
+    for joint_score in SWEEP_JOINT_SCORES:
+        for settled in SWEEP_SETTLED:
+            counting.calls, t0 = len(images), time.perf_counter()
+            out = [refine(counting, img, r, REFINE_PASSES, settled, joint_score) for img, r in zip(images, whole)]
+            label = (f"joints scoring >= {joint_score:g}, settled at IoU {settled:g}" if settled <= 1 else
+                     f"joints scoring >= {joint_score:g}, never settled")
+            score.add(label, [r.keypoints[0] for r in out], t_whole + time.perf_counter() - t0, counting.calls)
+    return score
+
+
+def videos(pred, hog, images, names, gt, vis, seed: int = 0):
+    """The synthetic clips through each video strategy; returns a Scorer over all frames (grouped by clip)."""
+    rng = np.random.default_rng(seed)
+    clips = []  # (frames list, gt (T, K, 2)) per clip
+    for img, g in zip(images, gt):
+        h, w = img.shape[:2]
+        path = camera_path(w, h, FRAMES, rng)
+        frames = [cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                  for m in path]
+        clips.append((frames, apply_affine(np.broadcast_to(g, (FRAMES,) + g.shape), path)))
+    all_gt = np.concatenate([c[1] for c in clips])
+    all_vis = np.repeat(vis, FRAMES, axis=0)
+    score = Scorer(names, all_gt, all_vis, groups=np.repeat(np.arange(len(clips)), FRAMES))
+
+    counting = Counting(pred)
+
+    def hog_best(frame):
+        b, _ = hog(frame)
+        return b[:1] if len(b) else None
+
+    def per_frame(label, box_for, passes=0):
+        """Every frame on its own: boxes from box_for(frame, index, clip), then ``refine``."""
+        out, counting.calls, t0 = [], 0, time.perf_counter()
+        for c, (frames, _) in enumerate(clips):
+            for i, f in enumerate(frames):
+                first = counting.predict(f, box_for(f, i, c))
+                out.append(best_person(refine(counting, f, first, passes))[0])
+        score.add(label, out, time.perf_counter() - t0, counting.calls)
+
+    def tracked(label, acquire):
+        tracker = PoseTracker(counting, acquire=acquire)
+        out, counting.calls, t0 = [], 0, time.perf_counter()
+        for frames, _ in clips:
+            tracker.reset()
+            out += [best_person(tracker(f))[0] for f in frames]
+        score.add(label, out, time.perf_counter() - t0, counting.calls)
+
+    def tight_box(f, i, c):
+        labelled = vis[c]
+        lo, hi = clips[c][1][i][labelled].min(0), clips[c][1][i][labelled].max(0)
+        return [[*lo, *np.maximum(hi - lo, 1.0)]]
+
+    per_frame("whole frame, every frame (the CLI before tracking)", lambda f, i, c: None)
+    per_frame("whole frame + refine, every frame (--no-track)", lambda f, i, c: None, REFINE_PASSES)
+    per_frame("HOG + refine, every frame (--no-track --detector hog)", lambda f, i, c: hog_best(f), REFINE_PASSES)
+    tracked("tracking, acquired on the whole frame (the CLI's default)", None)
+    tracked("tracking, acquired with HOG (--detector hog)", hog_best)
+    per_frame("tight labelled box, every frame (upper bound)", tight_box)
+    return score
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", help="ONNX model (default: the bundled default model)")
+    add_persons_args(ap)
+    ap.add_argument("--clips", type=int, default=100, help="videos made from the first N persons' photos")
+    ap.add_argument("--sweep", action="store_true",
+                    help="only refine's settings on photos (-> tracking_sweep.{md,json}); run it on training persons")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--results-dir", type=Path, default=None)
+    a = ap.parse_args(argv)
+    names, gt, vis, boxes, files = load_persons_args(a)
+    pred = PosePredictor(a.model, threads=a.threads)
+    hog = HogPeopleDetector()
+    images = [cv2.imread(str(a.images / f)) for f in files]
+    if any(img is None for img in images):
+        raise SystemExit(f"cannot read the photos under {a.images}")
+    shown_args = " ".join(["python -m benchmarks.tracking"] + list(argv if argv is not None else sys.argv[1:]))
+    model_name = _shown(Path(pred.model_path))
+    if a.sweep:
+        table, data = sweep(pred, images, names, gt, vis).table(
+            f"joints scoring >= {JOINT_SCORE:g}, settled at IoU {SETTLED_IOU:g}", "photo")
+        write_results("tracking_sweep", "refine's settings: which joints make the box, when a person settles",
+                      f"Model: `{model_name}`, {pred.threads} threads; {len(files)} persons of `{a.ann.name}`, each "
+                      f"from the whole photo, up to {REFINE_PASSES} passes; differences against the runtime's defaults."
+                      f"\n\n{table}\n", {"model": model_name, "persons": len(files), "photos": data},
+                      command=shown_args, results_dir=a.results_dir)
+        return
+    photo_table, photo_data = photos(pred, hog, images, names, gt, vis, boxes).table("whole photo", "photo")
+    close_table, close_data = close_ups(pred, images, names, gt, vis).table("whole photo", "photo")
+    c = min(a.clips, len(files))
+    video_table, video_data = videos(pred, hog, images[:c], names, gt[:c], vis[:c]).table(
+        "whole frame, every frame (the CLI before tracking)", "frame")
+    body = "\n".join([
+        f"Model: `{_shown(Path(pred.model_path))}` (box padding {pred.box_padding:g}), {pred.threads} threads.", "",
+        f"## Photos: {len(files)} labelled persons of `{a.ann.name}`, one per photo", "", photo_table, "",
+        f"## Close-ups: the same photos cut to the upright persons' upper bodies (cut {CLOSE_UP_CUT:.0%} of the way "
+        f"from neck to hips, {CLOSE_UP_MARGIN:.0%} margin around arms and head), scored on the labelled joints "
+        f"inside the cut, torso from the full labels", "", close_table, "",
+        f"## Videos: {c} synthetic clips of {FRAMES} frames (a moving camera over each of the first {c} photos)", "",
+        video_table, "",
+    ])
+    write_results("tracking", "Person boxes without a detector: whole photo, HOG, or the model's own poses", body,
+                  {"model": _shown(Path(pred.model_path)), "persons": len(files), "clips": c, "frames_per_clip": FRAMES,
+                   "photos": photo_data, "close_ups": close_data, "videos": video_data},
+                  command=shown_args,
+                  results_dir=a.results_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""Person boxes from poses: follow persons through a video, or sharpen a photo's boxes, with the pose model alone.
+
+The model's box padding is calibrated for the tightest box around a person's joints (how the training persons'
+boxes were made). The box around the joints it has just found is that box, so one frame's poses give the next
+frame's boxes (ROI tracking, as MediaPipe's pose tracker does), and a rough box (the whole photo, a detector's)
+gets better with every pass. ``python -m benchmarks.tracking`` measures both.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable, Optional
+
+import numpy as np
+
+from .boxes import nms
+
+__all__ = ["boxes_from_poses", "refine", "PoseTracker", "REFINE_PASSES"]
+
+# Defaults first looked at on LSPET validation persons, then checked on 1,000 training persons:
+# python -m benchmarks.tracking --sweep --ann data/lspet_train1k.json (README, "Without person boxes").
+JOINT_SCORE = 0.1  # joints scoring lower do not shape the box; 0.1 keeps nearly all of a found person's joints
+MIN_JOINTS = 4  # a box from fewer joints says too little about where the person is
+KEEP_SCORE = 0.2  # mean joint score below which a followed person counts as lost (no person: ~0.14 median)
+SETTLED_IOU = 0.8  # refine stops for a person whose next box would overlap its last one this much
+REFINE_PASSES = 4  # most refine passes for a rough box; with SETTLED_IOU about 2 are run from a whole LSPET photo
+
+
+def boxes_from_poses(keypoints, scores, frame_shape=None, joint_score: float = JOINT_SCORE,
+                     min_joints: int = MIN_JOINTS):
+    """The tightest box around each person's joints that score at least ``joint_score``.
+
+    keypoints (N, K, 2) photo px; scores (N, K); frame_shape (H, W, ...) or None. Returns boxes (N, 4) float32
+    [x, y, w, h] (sides at least 1 px) and ok (N,) bool: False where fewer than ``min_joints`` joints score that
+    high, or (with frame_shape) where the box's centre lies outside the frame; those boxes mean nothing.
+    """
+    kp = np.asarray(keypoints, np.float64)
+    sc = np.asarray(scores, np.float64)
+    if kp.ndim != 3 or kp.shape[2] != 2 or sc.shape != kp.shape[:2]:
+        raise ValueError(f"keypoints must be (N, K, 2) and scores (N, K), got {kp.shape} and {sc.shape}")
+    use = (sc >= joint_score) & np.isfinite(kp).all(axis=2)
+    lo = np.where(use[..., None], kp, np.inf).min(axis=1)
+    hi = np.where(use[..., None], kp, -np.inf).max(axis=1)
+    ok = use.sum(axis=1) >= max(int(min_joints), 1)
+    lo, hi = np.where(ok[:, None], lo, 0.0), np.where(ok[:, None], hi, 1.0)
+    centers, sizes = (lo + hi) / 2.0, np.maximum(hi - lo, 1.0)
+    if frame_shape is not None:
+        h, w = frame_shape[:2]
+        inside = (centers >= -0.5) & (centers <= np.array([w - 0.5, h - 0.5]))
+        ok &= inside.all(axis=1)
+    return np.concatenate([centers - sizes / 2.0, sizes], axis=1).astype(np.float32), ok
+
+
+def refine(predictor, image, result, passes: int = 1, settled_iou: float = SETTLED_IOU,
+           joint_score: float = JOINT_SCORE, min_joints: int = MIN_JOINTS, rows=None):
+    """Run persons again, up to ``passes`` times, on the boxes around the joints ``result`` found in ``image``.
+
+    A person stops early once the box around its joints overlaps the box it was just run on by IoU >=
+    ``settled_iou`` (another pass would see nearly the same crop; 1.0: never stop early), or when its box cannot
+    be made (fewer than ``min_joints`` joints scoring ``joint_score``: it keeps its pose and box).
+    predictor: a PosePredictor; result: its PoseResult for ``image`` (any boxes); rows: indices of the persons to
+    refine (None: all). One model call per pass for all unsettled persons together. Returns a new PoseResult with
+    the same persons in the same order (``result`` is not changed).
+    """
+    keypoints, scores, boxes = result.keypoints.copy(), result.scores.copy(), result.boxes.copy()
+    todo = np.arange(len(result)) if rows is None else np.asarray(rows, np.int64).reshape(-1)
+    for _ in range(max(int(passes), 0)):
+        new_boxes, ok = boxes_from_poses(keypoints[todo], scores[todo], image.shape, joint_score, min_joints)
+        ok &= _iou(new_boxes, boxes[todo]) < settled_iou
+        if not ok.any():
+            break
+        todo, new_boxes = todo[ok], new_boxes[ok]
+        again = predictor.predict(image, new_boxes)
+        keypoints[todo], scores[todo], boxes[todo] = again.keypoints, again.scores, again.boxes
+    return replace(result, keypoints=keypoints, scores=scores, boxes=boxes)
+
+
+class PoseTracker:
+    """Follows persons through the frames of a video with the pose model alone.
+
+    Each frame's boxes are the boxes around the joints found in the frame before; frames where nobody is
+    followed (the first, or after everyone was lost) take their boxes from ``acquire``. A person is lost when
+    its mean joint score falls below ``keep_score`` or its box cannot be made; two followed boxes overlapping by
+    IoU > ``iou_threshold`` are one person (the better-scored stays).
+
+    predictor: a PosePredictor. acquire: frame (H, W, 3) -> boxes (N, 4) [x, y, w, h] or None (None: one box
+    over the whole frame; no boxes: nobody in this frame); acquire=None: always the whole frame.
+    refine_passes: extra passes on persons just acquired (see ``refine``), so a rough first box does not cost
+    the first frames. reacquire_every: with ``acquire``, also run it every that many frames and add the persons
+    it finds that nobody follows (new arrivals); None: only when nobody is followed.
+
+    ``tracker(frame)`` -> PoseResult for that frame; ``tracker.boxes`` (M, 4): what the next frame will use
+    (M = 0: it acquires); ``tracker.reset()`` before an unrelated video.
+    """
+
+    def __init__(self, predictor, acquire: Optional[Callable] = None, refine_passes: int = REFINE_PASSES,
+                 reacquire_every: Optional[int] = None, keep_score: float = KEEP_SCORE,
+                 joint_score: float = JOINT_SCORE, min_joints: int = MIN_JOINTS, iou_threshold: float = 0.6):
+        if reacquire_every is not None and (acquire is None or reacquire_every < 1):
+            raise ValueError("reacquire_every needs an acquire function and a positive number of frames")
+        self.predictor, self.acquire = predictor, acquire
+        self.refine_passes, self.reacquire_every = int(refine_passes), reacquire_every
+        self.keep_score, self.joint_score, self.min_joints = keep_score, joint_score, min_joints
+        self.iou_threshold = iou_threshold
+        self.reset()
+
+    def reset(self) -> None:
+        self.boxes = np.zeros((0, 4), np.float32)
+        self._frames = 0
+
+    def __call__(self, frame):
+        followed = self.boxes
+        due = self.reacquire_every is not None and self._frames % self.reacquire_every == 0
+        self._frames += 1
+        if not len(followed):
+            found = self._acquire(frame)
+            result = self.predictor.predict(frame, found)
+            result = refine(self.predictor, frame, result, self.refine_passes, joint_score=self.joint_score,
+                            min_joints=self.min_joints)
+        elif due:  # keep the followed persons, add the ones the acquire function finds that nobody follows
+            found = self._acquire(frame)
+            if found is None:  # a whole-frame box is no new person
+                found = np.zeros((0, 4), np.float32)
+            new = found[_overlap(found, followed) <= self.iou_threshold]
+            result = self.predictor.predict(frame, np.concatenate([followed, new]))
+            result = refine(self.predictor, frame, result, self.refine_passes, joint_score=self.joint_score,
+                            min_joints=self.min_joints, rows=np.arange(len(followed), len(followed) + len(new)))
+        else:
+            result = self.predictor.predict(frame, followed)
+        self.boxes = self._next_boxes(result, frame.shape)
+        return result
+
+    def _acquire(self, frame):
+        """Boxes (N, 4) float32 from the acquire function, or None for one whole-frame box."""
+        found = None if self.acquire is None else self.acquire(frame)
+        return None if found is None else np.asarray(found, np.float32).reshape(-1, 4)
+
+    def _next_boxes(self, result, frame_shape) -> np.ndarray:
+        boxes, ok = boxes_from_poses(result.keypoints, result.scores, frame_shape, self.joint_score, self.min_joints)
+        mean = result.scores.mean(axis=1) if result.scores.size else np.zeros(len(boxes), np.float32)
+        ok &= mean >= self.keep_score
+        boxes, mean = boxes[ok], mean[ok]
+        return boxes[nms(boxes, mean, self.iou_threshold)] if len(boxes) else boxes
+
+
+def _iou(a, b) -> np.ndarray:
+    """IoU of boxes a and b, [x, y, w, h] in the last axis, broadcast against each other: (...,)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    iw = np.clip(np.minimum(a[..., 0] + a[..., 2], b[..., 0] + b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    ih = np.clip(np.minimum(a[..., 1] + a[..., 3], b[..., 1] + b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = iw * ih
+    return inter / np.maximum(a[..., 2] * a[..., 3] + b[..., 2] * b[..., 3] - inter, 1e-12)
+
+
+def _overlap(boxes, others) -> np.ndarray:
+    """Largest IoU of each of boxes (N, 4) with any of others (M, 4). Returns (N,)."""
+    if not len(others):
+        return np.zeros(len(boxes))
+    return _iou(np.asarray(boxes)[:, None, :], np.asarray(others)[None, :, :]).max(axis=1)

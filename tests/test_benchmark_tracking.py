@@ -1,0 +1,65 @@
+"""benchmarks/tracking.py: its rows are the runtime's own predictions, its model-call counts are right, and the
+synthetic clips move the labels exactly as they move the pixels.
+
+Real parts: the bundled int8 model and real LSPET training photos (skipped when ../shared is absent).
+"""
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from benchmarks.orientation import load_persons
+from benchmarks.tracking import FIXED_PASSES, FRAMES, camera_path, main
+from conftest import LSPET, NEEDS_LSPET
+from fasterpose_rt import DEFAULT_MODELS, PosePredictor
+from fasterpose_rt.geometry import apply_affine
+from fasterpose_rt.metrics import pck
+from fasterpose_rt.tracking import REFINE_PASSES
+
+INT8 = DEFAULT_MODELS["default"]
+
+
+def test_camera_path_moves_labels_with_the_pixels():
+    rng = np.random.default_rng(3)
+    h, w = 90, 160
+    photo = np.zeros((h, w), np.float32)
+    point = np.array([50.0, 40.0])
+    yy, xx = np.mgrid[0:h, 0:w]
+    photo[:] = np.exp(-((xx - point[0]) ** 2 + (yy - point[1]) ** 2) / (2 * 3.0 ** 2))
+    path = camera_path(w, h, 7, rng)
+    assert path.shape == (7, 2, 3) and not np.allclose(path[0], path[3])  # the camera moves
+    for m in path:
+        frame = cv2.warpAffine(photo, m, (w, h), flags=cv2.INTER_LINEAR)
+        centroid = np.array([(frame * xx).sum(), (frame * yy).sum()]) / frame.sum()
+        np.testing.assert_allclose(apply_affine(point[None, None], m[None])[0, 0], centroid, atol=0.05)
+
+
+@NEEDS_LSPET
+@pytest.mark.skipif(not INT8.is_file(), reason="bundled int8 model absent")
+def test_rows_are_the_runtimes_predictions_and_calls_are_counted(lspet_coco, tmp_path):
+    ann = lspet_coco(1, 8)
+    main(["--ann", str(ann), "--images", str(LSPET / "images"), "--clips", "2", "--threads", "1",
+          "--results-dir", str(tmp_path)])
+    result = json.loads((tmp_path / "tracking.json").read_text())
+    assert "tracking" in (tmp_path / "tracking.md").read_text()
+    names, gt, vis, boxes, files = load_persons(ann)
+    pred = PosePredictor(INT8, threads=1)
+    images = [cv2.imread(str(LSPET / "images" / f)) for f in files]
+    photos, videos = result["photos"], result["videos"]
+    whole = np.stack([pred.predict(img).keypoints[0] for img in images])
+    tight = np.stack([pred.predict(img, [b]).keypoints[0] for img, b in zip(images, boxes)])
+    assert photos["whole photo"]["pck@0.2"] == pytest.approx(pck(whole, gt, vis, names)[0], abs=1e-9)
+    tight_row = photos["tight labelled box (upper bound)"]
+    assert tight_row["pck@0.2"] == pytest.approx(pck(tight, gt, vis, names)[0], abs=1e-9)
+    for p in range(1, FIXED_PASSES + 1):  # every pass run: exactly 1 + p calls per photo
+        row = next(v for k, v in photos.items() if k.startswith(f"whole photo + {p} refine pass"))
+        assert row["model_calls_per_photo"] == pytest.approx(1 + p)
+    default = next(v for k, v in photos.items() if "the CLI's default" in k)
+    assert 1 < default["model_calls_per_photo"] <= 1 + REFINE_PASSES
+    assert result["clips"] == 2 and result["frames_per_clip"] == FRAMES
+    tracked = next(v for k, v in videos.items() if k.startswith("tracking, acquired on the whole frame"))
+    assert 1 <= tracked["model_calls_per_frame"] < 1 + REFINE_PASSES
+    for row in list(photos.values()) + list(videos.values()):
+        if isinstance(row, dict) and "pck@0.2" in row:
+            assert 0.0 <= row["pck@0.2"] <= 1.0 and row["diff_interval"][0] <= row["diff_interval"][1]

@@ -1,0 +1,161 @@
+"""Boxes from poses (fasterpose_rt.tracking): the box maths, refine passes and the video tracker's rules.
+
+The tracker's rules are tested with a fake predictor whose persons are known, so each rule shows on its own;
+the real runtime with a stand-in ONNX model follows a moving blob at the end.
+"""
+import numpy as np
+import pytest
+from standin import paint_blobs
+
+from fasterpose_rt import PosePredictor, PoseResult
+from fasterpose_rt.metrics import pck_interval
+from fasterpose_rt.tracking import PoseTracker, boxes_from_poses, refine
+
+
+def test_boxes_from_poses_is_the_tight_box_of_the_confident_joints():
+    kp = np.array([[[10, 20], [30, 60], [20, 40], [500, 500]],   # the far joint scores low: left out
+                   [[5, 5], [6, 6], [7, 7], [8, 8]]], np.float32)
+    sc = np.array([[0.9, 0.5, 0.2, 0.05],
+                   [0.9, 0.9, 0.05, 0.05]], np.float32)           # only 2 confident joints: no box
+    boxes, ok = boxes_from_poses(kp, sc, min_joints=3)
+    np.testing.assert_allclose(boxes[0], [10, 20, 20, 40])
+    assert ok.tolist() == [True, False]
+    boxes, ok = boxes_from_poses(kp, sc, min_joints=2)
+    assert ok.tolist() == [True, True] and boxes[1, 2] == 1.0 and boxes[1, 3] == 1.0  # sides at least 1 px
+    _, ok = boxes_from_poses(kp + 1000, sc, frame_shape=(100, 100, 3), min_joints=2)
+    assert not ok.any()  # a box whose centre left the frame means nothing
+    empty, ok = boxes_from_poses(np.zeros((0, 4, 2)), np.zeros((0, 4)))
+    assert empty.shape == (0, 4) and ok.shape == (0,)
+    with pytest.raises(ValueError, match=r"\(N, K, 2\)"):
+        boxes_from_poses(np.zeros((2, 4)), np.zeros((2, 4)))
+
+
+class FakePredictor:
+    """Persons with known joints (P, K, 2); a box sees the person whose joints' centre lies inside it (score
+    0.9 per joint, joints outside the box 0.3) or nobody (joints at the box centre, score ``nobody``)."""
+
+    def __init__(self, persons, nobody=0.05):
+        self.persons = np.asarray(persons, np.float32)
+        self.nobody, self.calls = nobody, []
+
+    def predict(self, image, boxes=None):
+        h, w = image.shape[:2]
+        b = np.array([[-0.5, -0.5, w, h]], np.float32) if boxes is None else np.asarray(boxes, np.float32)
+        b = b.reshape(-1, 4)
+        self.calls.append(b.copy())
+        k = self.persons.shape[1] if len(self.persons) else 4
+        kp, sc = np.zeros((len(b), k, 2), np.float32), np.full((len(b), k), self.nobody, np.float32)
+        centres = self.persons.mean(axis=1) if len(self.persons) else np.zeros((0, 2))
+        for i, (x, y, bw, bh) in enumerate(b):
+            inside = np.flatnonzero((centres[:, 0] >= x) & (centres[:, 0] <= x + bw)
+                                    & (centres[:, 1] >= y) & (centres[:, 1] <= y + bh))
+            if len(inside):
+                p = self.persons[inside[0]]
+                kp[i] = p
+                seen = (p[:, 0] >= x) & (p[:, 0] <= x + bw) & (p[:, 1] >= y) & (p[:, 1] <= y + bh)
+                sc[i] = np.where(seen, 0.9, 0.3)
+            else:
+                kp[i] = [x + bw / 2, y + bh / 2]
+        return PoseResult(kp, sc, b, ["a", "b", "c", "d"])
+
+
+PERSON = np.array([[40, 30], [30, 60], [50, 60], [40, 90]], np.float32)
+FRAME = np.zeros((120, 200, 3), np.uint8)
+
+
+def test_refine_moves_boxes_to_the_joints_and_keeps_persons_it_cannot_box():
+    fake = FakePredictor([PERSON])
+    first = fake.predict(FRAME, [[0, 0, 100, 120], [150, 0, 50, 50]])  # the person; nobody (centre joints, 0.05)
+    out = refine(fake, FRAME, first, passes=3, settled_iou=1.01)  # never settles: all three passes run
+    np.testing.assert_allclose(out.boxes[0], [30, 30, 20, 60])
+    np.testing.assert_allclose(out.boxes[1], [150, 0, 50, 50])  # no confident joint: box and pose kept
+    assert len(fake.calls) == 4 and fake.calls[1].shape == (1, 4)  # only the boxable person is run again
+    fake.calls.clear()
+    again = refine(fake, FRAME, first, passes=3)  # the second box would be the first again: it stops
+    assert len(fake.calls) == 1 and np.array_equal(again.boxes, out.boxes)
+    np.testing.assert_allclose(first.boxes[0], [0, 0, 100, 120])  # the input result is not changed
+    fake.calls.clear()
+    out = refine(fake, FRAME, first, passes=1, rows=[1])  # refine only person 1: nothing to do
+    assert fake.calls == [] and np.array_equal(out.boxes, first.boxes)
+    assert refine(fake, FRAME, first, passes=0) is not first
+
+
+def test_tracker_follows_moving_person_and_acquires_again_when_lost():
+    fake = FakePredictor([PERSON], nobody=0.15)  # boxable joints, but a mean score under keep_score (0.2)
+    tracker = PoseTracker(fake, refine_passes=0)
+    first = tracker(FRAME)
+    np.testing.assert_allclose(first.boxes[0], [-0.5, -0.5, 200, 120])  # nobody followed: the whole frame
+    for step in range(1, 4):  # the person moves 5 px a frame; each frame uses the box of the frame before
+        fake.persons = PERSON[None] + [5 * step, 0]
+        res = tracker(FRAME)
+        np.testing.assert_allclose(res.boxes[0], [30 + 5 * (step - 1), 30, 20, 60])
+        np.testing.assert_allclose(res.keypoints[0], fake.persons[0])
+    fake.persons = np.zeros((0, 4, 2), np.float32)  # the person leaves: lost after this frame
+    tracker(FRAME)
+    assert len(tracker.boxes) == 0
+    tracker(FRAME)
+    np.testing.assert_allclose(fake.calls[-1], [[-0.5, -0.5, 200, 120]])  # acquires on the whole frame again
+
+
+def test_tracker_merges_two_boxes_on_one_person_and_reacquires_new_arrivals():
+    second = PERSON + [100, 0]
+    fake = FakePredictor([PERSON, second])
+    calls = []
+
+    def acquire(frame):
+        calls.append(1)
+        return [[25, 25, 30, 70], [28, 28, 26, 66]]  # a detector's two boxes on the first person only
+
+    tracker = PoseTracker(fake, acquire=acquire, refine_passes=0, reacquire_every=3)
+    res = tracker(FRAME)
+    assert len(res) == 2 and len(tracker.boxes) == 1  # one person once its two boxes shrink onto its joints
+    tracker(FRAME)
+    tracker(FRAME)
+    assert len(calls) == 1
+
+    def acquire_both(frame):
+        calls.append(1)
+        return [[28, 28, 24, 64], [125, 25, 30, 70]]  # the followed person again, and a new one
+
+    tracker.acquire = acquire_both
+    res = tracker(FRAME)  # frame 3: the re-acquisition keeps the followed box and adds only the new person
+    assert len(calls) == 2 and len(res) == 2
+    np.testing.assert_allclose(res.keypoints[1], second)
+    assert len(tracker.boxes) == 2
+    with pytest.raises(ValueError, match="reacquire_every"):
+        PoseTracker(fake, reacquire_every=5)
+
+
+def test_tracker_acquire_returning_no_boxes_means_nobody():
+    fake = FakePredictor([PERSON])
+    tracker = PoseTracker(fake, acquire=lambda frame: np.zeros((0, 4)))
+    assert len(tracker(FRAME)) == 0 and len(tracker.boxes) == 0
+    tracker = PoseTracker(fake, acquire=lambda frame: None)  # None: the whole frame
+    assert len(tracker(FRAME)) == 1
+
+
+def test_tracker_with_the_real_runtime_follows_a_moving_blob(standin_path):
+    pred = PosePredictor(standin_path, threads=1)
+    tracker = PoseTracker(pred, refine_passes=1)
+    points = np.array([[100, 30], [90, 60], [110, 60], [100, 90]], np.float64)  # centred: whole-frame start
+    for step in range(6):
+        moved = points + [6 * step, 2 * step]
+        res = tracker(paint_blobs((140, 200), moved.tolist()))
+        assert len(res) == 1
+        np.testing.assert_allclose(res.keypoints[0], moved, atol=0.6)
+        if step:  # the box of the joints found one frame before
+            np.testing.assert_allclose(res.boxes[0], [90 + 6 * (step - 1), 30 + 2 * (step - 1), 20, 60], atol=0.6)
+    tracker.reset()
+    assert len(tracker.boxes) == 0
+
+
+def test_pck_interval_resamples_groups_together():
+    names = ["left_shoulder", "right_shoulder", "left_hip", "right_hip"]
+    gt = np.tile(np.array([[0, 0], [10, 0], [0, 20], [10, 20]], np.float64), (6, 1, 1))
+    vis = np.ones((6, 4), bool)
+    pred = gt.copy()
+    pred[3:] += 100  # persons 3..5 miss every joint
+    lo, hi = pck_interval(pred, gt, vis, names, groups=[0, 0, 0, 1, 1, 1])
+    assert (lo, hi) == (0.0, 1.0)  # two groups: a resample holds all hits, none, or half
+    lo_p, hi_p = pck_interval(pred, gt, vis, names)
+    assert 0.0 < lo_p < 0.5 < hi_p < 1.0  # six persons on their own: a narrower interval
