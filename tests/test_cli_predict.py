@@ -299,6 +299,32 @@ def test_video_boxes_entry_starts_the_tracking(tmp_path, standin_path):
     assert [e["bbox"] for e in json.loads(r.stdout)] == [[20, 20, 40, 80]] * 3
 
 
+def test_video_with_detector_runs_it_only_while_nobody_is_followed(tmp_path, standin_path, monkeypatch):
+    calls = []
+
+    class FakeHog:  # one window around the stand-in person (the 80x120 frame is upscaled 2x for HOG)
+        def setSVMDetector(self, w):
+            pass
+
+        def detectMultiScale(self, img, **kw):
+            calls.append(img.shape)
+            return np.array([[48, 56, 64, 128]]), np.array([1.0])
+
+    monkeypatch.setattr(cv2, "HOGDescriptor", FakeHog, raising=False)
+    monkeypatch.setattr(cv2, "HOGDescriptor_getDefaultPeopleDetector", lambda: np.zeros(3), raising=False)
+    video = make_video(tmp_path / "clip.mp4", frames=4)
+    r = run("predict", video, "--model", standin_path, "--detector", "hog", "-q")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert len(calls) == 1 and len(res) == 4  # frame 0 only: then the person is followed
+    for before, entry in zip(res, res[1:]):
+        xy = np.array(before["keypoints"]).reshape(-1, 3)[:, :2]
+        np.testing.assert_allclose(entry["bbox"], [*xy.min(axis=0), *np.ptp(xy, axis=0)], atol=0.02)
+    calls.clear()
+    r = run("predict", video, "--model", standin_path, "--detector", "hog", "-q", "--no-track")
+    assert r.exit_code == 0 and len(calls) == 4  # every frame on its own
+
+
 def test_unreadable_video_is_named(tmp_path, standin_path):
     (tmp_path / "broken.mp4").write_bytes(b"not a video at all")
     cv2.imwrite(str(tmp_path / "a.png"), photo())
