@@ -200,7 +200,9 @@ def test_boxes_map_file(folder, standin_path, tmp_path):
     boxes.write_text(json.dumps({"a.jpg": [[10, 10, 60, 100], [0, 0, 40, 60]], "sub/b.png": []}))
     r = run("predict", folder, "--model", standin_path, "--boxes", boxes, "-q")
     res = json.loads(r.stdout)
-    assert r.exit_code == 0 and [e["bbox"] for e in res] == [[10, 10, 60, 100], [0, 0, 40, 60]]
+    assert r.exit_code == 0 and [e["bbox"] for e in res] == [[10, 10, 60, 100], [0, 0, 40, 60]]  # no refine
+    r = run("predict", folder, "--model", standin_path, "--boxes", boxes, "-q", "--refine", "2")  # asked for
+    np.testing.assert_allclose(json.loads(r.stdout)[0]["bbox"], [30, 30, 20, 60], atol=0.5)
     boxes.write_text(json.dumps({"a.jpg": []}))
     r = run("predict", folder, "--model", standin_path, "--boxes", boxes)
     assert r.exit_code == 1 and "b.png: not listed in the boxes file" in r.stderr
