@@ -24,7 +24,7 @@ from .draw import draw_poses
 from .inputs import InputReadError, expand_inputs, iter_video_frames, open_video, read_image
 from .metadata import MetadataError
 from .results import ResultsWriter, atomic_write_text, coco_entries
-from .tracking import REFINE_PASSES, PoseTracker, refine
+from .tracking import REFINE_PASSES, PoseTracker, drop_duplicates, refine
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 REACQUIRE_EVERY = 30  # with --detector, tracking also looks for new persons every this many processed frames
@@ -248,7 +248,9 @@ class _PredictRun:
         try:
             if tracker is not None:
                 return tracker(image)
-            return refine(self.pred, image, self.pred.predict(image, boxes), self.passes)
+            result = refine(self.pred, image, self.pred.predict(image, boxes), self.passes)
+            # refined detector boxes can meet on one person; persons the user's boxes name all stay
+            return drop_duplicates(result) if self.passes and self.lookup is None else result
         except (ValueError, RuntimeError) as e:  # a bad box, or the model failing on this input
             _trace(self.debug)
             raise InputReadError(f"prediction failed: {e}") from None

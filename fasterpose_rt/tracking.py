@@ -14,7 +14,7 @@ import numpy as np
 
 from .boxes import nms
 
-__all__ = ["boxes_from_poses", "refine", "PoseTracker", "REFINE_PASSES"]
+__all__ = ["boxes_from_poses", "refine", "drop_duplicates", "PoseTracker", "REFINE_PASSES"]
 
 # Defaults first looked at on LSPET validation persons, then checked on 1,000 training persons:
 # python -m benchmarks.tracking --sweep --ann data/lspet_train1k.json (README, "Without person boxes").
@@ -22,6 +22,7 @@ JOINT_SCORE = 0.1  # joints scoring lower do not shape the box; 0.1 keeps nearly
 MIN_JOINTS = 4  # a box from fewer joints says too little about where the person is
 KEEP_SCORE = 0.2  # mean joint score below which a followed person counts as lost (no person: ~0.14 median)
 SETTLED_IOU = 0.8  # refine stops for a person whose next box would overlap its last one this much
+SAME_PERSON_IOU = 0.6  # two persons' boxes overlapping more than this are one person seen twice
 REFINE_PASSES = 4  # most refine passes for a rough box; with SETTLED_IOU about 2 are run from a whole LSPET photo
 
 
@@ -74,13 +75,22 @@ def refine(predictor, image, result, passes: int = 1, settled_iou: float = SETTL
     return replace(result, keypoints=keypoints, scores=scores, boxes=boxes)
 
 
+def drop_duplicates(result, iou_threshold: float = SAME_PERSON_IOU):
+    """``result`` without the persons whose box overlaps a better-scored person's box by IoU > ``iou_threshold``
+    (e.g. two detector boxes that refine moved onto one person). Keeps the order; returns a new PoseResult."""
+    if len(result) < 2:
+        return result
+    keep = np.sort(nms(result.boxes, result.scores.mean(axis=1), iou_threshold))
+    return replace(result, keypoints=result.keypoints[keep], scores=result.scores[keep], boxes=result.boxes[keep])
+
+
 class PoseTracker:
     """Follows persons through the frames of a video with the pose model alone.
 
     Each frame's boxes are the boxes around the joints found in the frame before; frames where nobody is
     followed (the first, or after everyone was lost) take their boxes from ``acquire``. A person is lost when
-    its mean joint score falls below ``keep_score`` or its box cannot be made; two followed boxes overlapping by
-    IoU > ``iou_threshold`` are one person (the better-scored stays).
+    its mean joint score falls below ``keep_score`` or its box cannot be made; two persons whose boxes overlap by
+    IoU > ``iou_threshold`` are one person (the better-scored stays, in this frame's result and the next boxes).
 
     predictor: a PosePredictor. acquire: frame (H, W, 3) -> boxes (N, 4) [x, y, w, h] or None (None: one box
     over the whole frame; no boxes: nobody in this frame); acquire=None: always the whole frame.
@@ -94,7 +104,8 @@ class PoseTracker:
 
     def __init__(self, predictor, acquire: Optional[Callable] = None, refine_passes: int = REFINE_PASSES,
                  reacquire_every: Optional[int] = None, keep_score: float = KEEP_SCORE,
-                 joint_score: float = JOINT_SCORE, min_joints: int = MIN_JOINTS, iou_threshold: float = 0.6):
+                 joint_score: float = JOINT_SCORE, min_joints: int = MIN_JOINTS,
+                 iou_threshold: float = SAME_PERSON_IOU):
         if reacquire_every is not None and (acquire is None or reacquire_every < 1):
             raise ValueError("reacquire_every needs an acquire function and a positive number of frames")
         self.predictor, self.acquire = predictor, acquire
@@ -126,6 +137,7 @@ class PoseTracker:
                             min_joints=self.min_joints, rows=np.arange(len(followed), len(followed) + len(new)))
         else:
             result = self.predictor.predict(frame, followed)
+        result = drop_duplicates(result, self.iou_threshold)
         self.boxes = self._next_boxes(result, frame.shape)
         return result
 

@@ -301,19 +301,36 @@ def test_video_boxes_entry_starts_the_tracking(tmp_path, standin_path):
     assert [e["bbox"] for e in json.loads(r.stdout)] == [[20, 20, 40, 80]] * 3
 
 
-def test_video_with_detector_runs_it_only_while_nobody_is_followed(tmp_path, standin_path, monkeypatch):
+def fake_hog(monkeypatch, windows, scores):
+    """Make OpenCV's HOG detector find ``windows`` (N, 4) [x, y, w, h] with ``scores`` in the photo HOG sees
+    (an 80x120 photo is upscaled 2x). Returns the list of the photo shapes it was called on."""
     calls = []
 
-    class FakeHog:  # one window around the stand-in person (the 80x120 frame is upscaled 2x for HOG)
+    class FakeHog:
         def setSVMDetector(self, w):
             pass
 
         def detectMultiScale(self, img, **kw):
             calls.append(img.shape)
-            return np.array([[48, 56, 64, 128]]), np.array([1.0])
+            return np.array(windows), np.array(scores)
 
     monkeypatch.setattr(cv2, "HOGDescriptor", FakeHog, raising=False)
     monkeypatch.setattr(cv2, "HOGDescriptor_getDefaultPeopleDetector", lambda: np.zeros(3), raising=False)
+    return calls
+
+
+def test_refined_detector_boxes_on_one_person_give_one_person(folder, standin_path, monkeypatch):
+    fake_hog(monkeypatch, [[34, 56, 64, 128], [62, 56, 64, 128]], [1.0, 0.9])  # 14 px apart, on the one person
+    r = run("predict", folder / "a.jpg", "--model", standin_path, "--detector", "hog", "-q", "--refine", "0")
+    assert r.exit_code == 0 and len(json.loads(r.stdout)) == 2  # HOG's two boxes as they are
+    r = run("predict", folder / "a.jpg", "--model", standin_path, "--detector", "hog", "-q")
+    res = json.loads(r.stdout)
+    assert r.exit_code == 0 and len(res) == 1  # refined onto the same joints: one person
+    np.testing.assert_allclose(res[0]["bbox"], [30, 30, 20, 60], atol=3)  # blobs cut by a crop edge shift a little
+
+
+def test_video_with_detector_runs_it_only_while_nobody_is_followed(tmp_path, standin_path, monkeypatch):
+    calls = fake_hog(monkeypatch, [[48, 56, 64, 128]], [1.0])  # one window around the stand-in person
     video = make_video(tmp_path / "clip.mp4", frames=4)
     r = run("predict", video, "--model", standin_path, "--detector", "hog", "-q")
     assert r.exit_code == 0, r.output
@@ -336,16 +353,8 @@ def test_unreadable_video_is_named(tmp_path, standin_path):
 
 
 def test_hog_detections_become_person_boxes(folder, standin_path, monkeypatch):
-    class FakeHog:  # two separate windows found in the (upscaled 2x) 80x120 photo
-        def setSVMDetector(self, w):
-            pass
-
-        def detectMultiScale(self, img, **kw):
-            return np.array([[0, 0, 64, 128], [96, 112, 64, 128]]), np.array([1.0, 2.0])
-
-    monkeypatch.setattr(cv2, "HOGDescriptor", FakeHog, raising=False)
-    monkeypatch.setattr(cv2, "HOGDescriptor_getDefaultPeopleDetector", lambda: np.zeros(3), raising=False)
-    r = run("predict", folder / "a.jpg", "--model", standin_path, "--detector", "hog", "-q")
+    fake_hog(monkeypatch, [[0, 0, 64, 128], [96, 112, 64, 128]], [1.0, 2.0])  # two separate windows
+    r = run("predict", folder / "a.jpg", "--model", standin_path, "--detector", "hog", "-q", "--refine", "0")
     assert r.exit_code == 0, r.output
     # best score first; windows halved back to photo px and shrunk to the person inside
     assert [e["bbox"] for e in json.loads(r.stdout)] == [[56, 64, 16, 48], [8, 8, 16, 48]]

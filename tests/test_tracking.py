@@ -9,7 +9,7 @@ from standin import paint_blobs
 
 from fasterpose_rt import PosePredictor, PoseResult
 from fasterpose_rt.metrics import pck_interval
-from fasterpose_rt.tracking import PoseTracker, boxes_from_poses, refine
+from fasterpose_rt.tracking import PoseTracker, boxes_from_poses, drop_duplicates, refine
 
 
 def test_boxes_from_poses_is_the_tight_box_of_the_confident_joints():
@@ -108,7 +108,7 @@ def test_tracker_merges_two_boxes_on_one_person_and_reacquires_new_arrivals():
 
     tracker = PoseTracker(fake, acquire=acquire, refine_passes=0, reacquire_every=3)
     res = tracker(FRAME)
-    assert len(res) == 2 and len(tracker.boxes) == 1  # one person once its two boxes shrink onto its joints
+    assert len(res) == 1 and len(tracker.boxes) == 1  # two boxes on one person: one person
     tracker(FRAME)
     tracker(FRAME)
     assert len(calls) == 1
@@ -159,3 +159,14 @@ def test_pck_interval_resamples_groups_together():
     assert (lo, hi) == (0.0, 1.0)  # two groups: a resample holds all hits, none, or half
     lo_p, hi_p = pck_interval(pred, gt, vis, names)
     assert 0.0 < lo_p < 0.5 < hi_p < 1.0  # six persons on their own: a narrower interval
+
+
+def test_drop_duplicates_keeps_the_better_scored_of_overlapping_persons_in_order():
+    kp = np.zeros((3, 4, 2), np.float32)
+    scores = np.array([[0.3] * 4, [0.9] * 4, [0.5] * 4], np.float32)
+    boxes = np.array([[10, 10, 20, 60], [11, 10, 20, 60], [100, 10, 20, 60]], np.float32)
+    res = drop_duplicates(PoseResult(kp, scores, boxes, ["a", "b", "c", "d"]))
+    np.testing.assert_array_equal(res.boxes, boxes[[1, 2]])  # person 0 is person 1 seen twice; order kept
+    np.testing.assert_array_equal(res.scores, scores[[1, 2]])
+    one = PoseResult(kp[:1], scores[:1], boxes[:1], ["a", "b", "c", "d"])
+    assert drop_duplicates(one) is one
