@@ -16,7 +16,7 @@ from .jsonfile import load_json
 
 __all__ = [
     "BoxesFileError", "DetectorUnavailable", "ImageBoxes", "BoxLookup", "load_boxes_file", "coco_person_boxes",
-    "nms", "HogPeopleDetector",
+    "box_iou", "nms", "HogPeopleDetector",
 ]
 
 
@@ -139,22 +139,24 @@ def load_boxes_file(path: os.PathLike) -> BoxLookup:
     return BoxLookup(entries, src)
 
 
+def box_iou(a, b) -> np.ndarray:
+    """IoU of [x, y, w, h] boxes a and b (last axis), broadcast against each other: (...,) float64."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    iw = np.clip(np.minimum(a[..., 0] + a[..., 2], b[..., 0] + b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    ih = np.clip(np.minimum(a[..., 1] + a[..., 3], b[..., 1] + b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = iw * ih
+    return inter / np.maximum(a[..., 2] * a[..., 3] + b[..., 2] * b[..., 3] - inter, 1e-12)
+
+
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.5) -> np.ndarray:
     """Greedy non-maximum suppression. boxes (N, 4) [x, y, w, h], scores (N,) -> kept indices (M,), best first."""
     b = np.asarray(boxes, np.float64).reshape(-1, 4)
     order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
-    x1, y1 = b[:, 0], b[:, 1]
-    x2, y2 = x1 + b[:, 2], y1 + b[:, 3]
-    area = b[:, 2] * b[:, 3]
     keep = []
     while order.size:
         i, rest = order[0], order[1:]
         keep.append(i)
-        iw = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
-        ih = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
-        inter = iw * ih
-        iou = inter / np.maximum(area[i] + area[rest] - inter, 1e-12)
-        order = rest[iou <= iou_threshold]
+        order = rest[box_iou(b[i], b[rest]) <= iou_threshold]
     return np.array(keep, np.int64)
 
 

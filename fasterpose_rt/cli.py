@@ -255,14 +255,13 @@ class _PredictRun:
             _trace(self.debug)
             raise InputReadError(f"prediction failed: {e}") from None
 
-    def _tracker(self, item) -> Optional[PoseTracker]:
-        """A video's PoseTracker (acquiring with the boxes file's entry, the detector or the whole frame), or
-        None without --track. Raises InputReadError when the boxes file does not list the video."""
+    def _tracker(self, item, listed) -> Optional[PoseTracker]:
+        """A video's PoseTracker (acquiring with ``listed``, the boxes file's entry for it, else the detector or the
+        whole frame), or None without --track."""
         if not self.track:
             return None
         if self.lookup is not None:
-            fixed = self._boxes_for(item, None)[0]
-            return PoseTracker(self.pred, acquire=lambda frame: fixed, refine_passes=self.passes)
+            return PoseTracker(self.pred, acquire=lambda frame: listed, refine_passes=self.passes)
         if self.detect is not None:
             return PoseTracker(self.pred, acquire=lambda frame: self._boxes_for(item, frame)[0],
                                refine_passes=self.passes, reacquire_every=REACQUIRE_EVERY)
@@ -308,7 +307,7 @@ class _PredictRun:
         bar = tqdm(total=total, desc=item.path.name, unit="frame", leave=False, disable=not show, file=sys.stderr)
         try:
             boxes, coco_id = self._boxes_for(item, None) if self.lookup is not None else (None, None)
-            tracker = self._tracker(item)
+            tracker = self._tracker(item, boxes)
             for index, frame in iter_video_frames(cap, self.every):
                 self.next_id += 1
                 bar.update(1)

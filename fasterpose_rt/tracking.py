@@ -12,7 +12,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .boxes import nms
+from .boxes import box_iou, nms
 
 __all__ = ["boxes_from_poses", "refine", "drop_duplicates", "PoseTracker", "REFINE_PASSES"]
 
@@ -66,7 +66,7 @@ def refine(predictor, image, result, passes: int = 1, settled_iou: float = SETTL
     todo = np.arange(len(result)) if rows is None else np.asarray(rows, np.int64).reshape(-1)
     for _ in range(max(int(passes), 0)):
         new_boxes, ok = boxes_from_poses(keypoints[todo], scores[todo], image.shape, joint_score, min_joints)
-        ok &= _iou(new_boxes, boxes[todo]) < settled_iou
+        ok &= box_iou(new_boxes, boxes[todo]) < settled_iou
         if not ok.any():
             break
         todo, new_boxes = todo[ok], new_boxes[ok]
@@ -154,17 +154,8 @@ class PoseTracker:
         return boxes[nms(boxes, mean, self.iou_threshold)] if len(boxes) else boxes
 
 
-def _iou(a, b) -> np.ndarray:
-    """IoU of boxes a and b, [x, y, w, h] in the last axis, broadcast against each other: (...,)."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    iw = np.clip(np.minimum(a[..., 0] + a[..., 2], b[..., 0] + b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    ih = np.clip(np.minimum(a[..., 1] + a[..., 3], b[..., 1] + b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = iw * ih
-    return inter / np.maximum(a[..., 2] * a[..., 3] + b[..., 2] * b[..., 3] - inter, 1e-12)
-
-
 def _overlap(boxes, others) -> np.ndarray:
     """Largest IoU of each of boxes (N, 4) with any of others (M, 4). Returns (N,)."""
     if not len(others):
         return np.zeros(len(boxes))
-    return _iou(np.asarray(boxes)[:, None, :], np.asarray(others)[None, :, :]).max(axis=1)
+    return box_iou(np.asarray(boxes)[:, None, :], np.asarray(others)[None, :, :]).max(axis=1)

@@ -10,7 +10,7 @@ import pytest
 from pathlib import Path
 
 from fasterpose_rt import bench, boxes as boxes_mod, results as results_mod
-from fasterpose_rt.boxes import BoxesFileError, HogPeopleDetector, load_boxes_file, nms
+from fasterpose_rt.boxes import BoxesFileError, HogPeopleDetector, box_iou, load_boxes_file, nms
 from fasterpose_rt.draw import draw_poses, keypoint_sides, line_width
 from fasterpose_rt.evaluate import EvalError, keypoint_category, pck_report
 from fasterpose_rt.metrics import (body_orientation, left_right_confusions, pck, pck_by_orientation,
@@ -153,6 +153,14 @@ def test_malformed_boxes_files_are_named(tmp_path, text, match):
     with pytest.raises(BoxesFileError, match=match) as e:
         load_boxes_file(p)
     assert str(p) in str(e.value)
+
+
+def test_box_iou_broadcasts_pairs_and_grids():
+    a = np.array([[0, 0, 10, 10], [0, 0, 10, 10]], float)
+    b = np.array([[5, 0, 10, 10], [20, 20, 5, 5]], float)
+    np.testing.assert_allclose(box_iou(a, b), [50 / 150, 0.0])  # pairwise
+    np.testing.assert_allclose(box_iou(a[:1, None], b[None]), [[50 / 150, 0.0]])  # every a against every b
+    assert box_iou([0, 0, 4, 4], [0, 0, 4, 4]) == 1.0
 
 
 def test_nms_keeps_best_of_overlapping():
