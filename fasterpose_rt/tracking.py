@@ -90,7 +90,7 @@ class PoseTracker:
     Each frame's boxes are the boxes around the joints found in the frame before; frames where nobody is
     followed (the first, or after everyone was lost) take their boxes from ``acquire``. A person is lost when
     its mean joint score falls below ``keep_score`` or its box cannot be made; two persons whose boxes overlap by
-    IoU > ``iou_threshold`` are one person (the better-scored stays, in this frame's result and the next boxes).
+    IoU > ``iou_threshold`` are one person (the better-scored stays).
 
     predictor: a PosePredictor. acquire: frame (H, W, 3) -> boxes (N, 4) [x, y, w, h] or None (None: one box
     over the whole frame; no boxes: nobody in this frame); acquire=None: always the whole frame.
@@ -122,21 +122,17 @@ class PoseTracker:
         followed = self.boxes
         due = self.reacquire_every is not None and self._frames % self.reacquire_every == 0
         self._frames += 1
-        if not len(followed):
+        if len(followed) and not due:
+            result = self.predictor.predict(frame, followed)
+        else:  # acquire; with persons followed, add only the ones nobody follows (a whole-frame box is no one new)
             found = self._acquire(frame)
+            if len(followed):
+                new = np.zeros((0, 4), np.float32) if found is None else found[
+                    _overlap(found, followed) <= self.iou_threshold]
+                found = np.concatenate([followed, new])
             result = self.predictor.predict(frame, found)
             result = refine(self.predictor, frame, result, self.refine_passes, joint_score=self.joint_score,
-                            min_joints=self.min_joints)
-        elif due:  # keep the followed persons, add the ones the acquire function finds that nobody follows
-            found = self._acquire(frame)
-            if found is None:  # a whole-frame box is no new person
-                found = np.zeros((0, 4), np.float32)
-            new = found[_overlap(found, followed) <= self.iou_threshold]
-            result = self.predictor.predict(frame, np.concatenate([followed, new]))
-            result = refine(self.predictor, frame, result, self.refine_passes, joint_score=self.joint_score,
-                            min_joints=self.min_joints, rows=np.arange(len(followed), len(followed) + len(new)))
-        else:
-            result = self.predictor.predict(frame, followed)
+                            min_joints=self.min_joints, rows=np.arange(len(followed), len(result)))  # the new ones
         result = drop_duplicates(result, self.iou_threshold)
         self.boxes = self._next_boxes(result, frame.shape)
         return result
@@ -147,11 +143,10 @@ class PoseTracker:
         return None if found is None else np.asarray(found, np.float32).reshape(-1, 4)
 
     def _next_boxes(self, result, frame_shape) -> np.ndarray:
+        """Boxes around the joints of the persons still followed (two that meet are merged by the next frame's
+        drop_duplicates)."""
         boxes, ok = boxes_from_poses(result.keypoints, result.scores, frame_shape, self.joint_score, self.min_joints)
-        mean = result.scores.mean(axis=1) if result.scores.size else np.zeros(len(boxes), np.float32)
-        ok &= mean >= self.keep_score
-        boxes, mean = boxes[ok], mean[ok]
-        return boxes[nms(boxes, mean, self.iou_threshold)] if len(boxes) else boxes
+        return boxes[ok & (result.scores.mean(axis=1) >= self.keep_score)]
 
 
 def _overlap(boxes, others) -> np.ndarray:

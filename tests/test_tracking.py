@@ -119,7 +119,7 @@ def test_tracker_merges_two_boxes_on_one_person_and_reacquires_new_arrivals():
 
     tracker.acquire = acquire_both
     res = tracker(FRAME)  # frame 3: the re-acquisition keeps the followed box and adds only the new person
-    assert len(calls) == 2 and len(res) == 2
+    assert len(calls) == 2 and len(res) == 2 and len(fake.calls[-1]) == 2  # the re-found one is not run twice
     np.testing.assert_allclose(res.keypoints[1], second)
     assert len(tracker.boxes) == 2
     with pytest.raises(ValueError, match="reacquire_every"):
