@@ -47,10 +47,9 @@ SWEEP_SETTLED = (0.7, 0.8, 0.9, 1.01)  # ... and settled_iou (1.01: never settle
 FRAMES = 30  # frames per synthetic clip
 
 
-def best_person(result) -> tuple:
-    """(keypoints (K, 2), scores (K,)) of the person with the highest mean score in a PoseResult."""
-    i = int(np.argmax(result.scores.mean(axis=1)))
-    return result.keypoints[i], result.scores[i]
+def best_person(result) -> np.ndarray:
+    """Keypoints (K, 2) of the person with the highest mean score in a PoseResult."""
+    return result.keypoints[int(np.argmax(result.scores.mean(axis=1)))]
 
 
 def camera_path(width: int, height: int, frames: int, rng) -> np.ndarray:
@@ -225,7 +224,7 @@ def videos(pred, hog, images, names, gt, vis, seed: int = 0):
         for c, (frames, _) in enumerate(clips):
             for i, f in enumerate(frames):
                 first = counting.predict(f, box_for(f, i, c))
-                out.append(best_person(refine(counting, f, first, passes))[0])
+                out.append(best_person(refine(counting, f, first, passes)))
         score.add(label, out, time.perf_counter() - t0, counting.calls)
 
     def tracked(label, acquire):
@@ -233,7 +232,7 @@ def videos(pred, hog, images, names, gt, vis, seed: int = 0):
         out, counting.calls, t0 = [], 0, time.perf_counter()
         for frames, _ in clips:
             tracker.reset()
-            out += [best_person(tracker(f))[0] for f in frames]
+            out += [best_person(tracker(f)) for f in frames]
         score.add(label, out, time.perf_counter() - t0, counting.calls)
 
     def tight_box(f, i, c):
