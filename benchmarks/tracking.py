@@ -198,16 +198,28 @@ def sweep(pred, images, names, gt, vis):
     return score
 
 
-def videos(pred, hog, images, names, gt, vis, seed: int = 0):
-    """The synthetic clips through each video strategy; returns a Scorer over all frames (grouped by clip)."""
+def make_clips(images, gt, seed: int = 0, frames: int = FRAMES, path=camera_path, noise: float = 0.0):
+    """A synthetic clip per photo: (frames list of (H, W, 3) uint8, labels (frames, K, 2)) each.
+
+    path(width, height, frames, rng) -> affines (frames, 2, 3) photo -> frame (default: ``camera_path``); noise:
+    standard deviation of the Gaussian noise (grey levels) added to every frame afresh, as a camera's sensor does.
+    """
     rng = np.random.default_rng(seed)
-    clips = []  # (frames list, gt (T, K, 2)) per clip
+    clips = []
     for img, g in zip(images, gt):
         h, w = img.shape[:2]
-        path = camera_path(w, h, FRAMES, rng)
-        frames = [cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-                  for m in path]
-        clips.append((frames, apply_affine(np.broadcast_to(g, (FRAMES,) + g.shape), path)))
+        affines = path(w, h, frames, rng)
+        shots = [cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                 for m in affines]
+        if noise > 0:
+            shots = [np.clip(s + rng.normal(0.0, noise, s.shape), 0, 255).astype(np.uint8) for s in shots]
+        clips.append((shots, apply_affine(np.broadcast_to(g, (frames,) + g.shape), affines)))
+    return clips
+
+
+def videos(pred, hog, images, names, gt, vis, seed: int = 0):
+    """The synthetic clips through each video strategy; returns a Scorer over all frames (grouped by clip)."""
+    clips = make_clips(images, gt, seed)
     all_gt = np.concatenate([c[1] for c in clips])
     all_vis = np.repeat(vis, FRAMES, axis=0)
     score = Scorer(names, all_gt, all_vis, groups=np.repeat(np.arange(len(clips)), FRAMES))

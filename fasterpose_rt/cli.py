@@ -24,6 +24,7 @@ from .draw import draw_poses
 from .inputs import InputReadError, expand_inputs, iter_video_frames, open_video, read_image
 from .metadata import MetadataError
 from .results import ResultsWriter, atomic_write_text, coco_entries
+from .smoothing import KeypointSmoother
 from .tracking import REFINE_PASSES, PoseTracker, drop_duplicates, refine
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -147,6 +148,9 @@ def main():
               help="Videos: a frame's boxes are the boxes around the joints found in the frame before (the whole "
                    "frame, --detector or --boxes start it, and again when nobody is followed); --no-track: "
                    "every frame on its own, like a photo.")
+@click.option("--smooth/--no-smooth", default=True, show_default=True,
+              help="Videos with --track: steady each followed person's joints over time (One-Euro filter: strong "
+                   "on still joints, little lag on moving ones); --no-smooth: the model's keypoints of each frame.")
 @click.option("--every", type=click.IntRange(min=1), default=1, show_default=True,
               help="Videos: process every N-th frame.")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -159,12 +163,13 @@ def main():
 @_debug_option
 @_guarded
 def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxes_file, detector, refine_passes,
-            track, every, out, vis_dir, vis_threshold, quiet, debug):
+            track, smooth, every, out, vis_dir, vis_threshold, quiet, debug):
     """Predict poses on photos, folders (searched recursively) and videos.
 
     By default each photo is one person box covering the whole photo, sharpened by --refine passes, and a
     video's persons are followed from frame to frame (--track); give --boxes or --detector hog for photos of
-    several persons. Results are COCO keypoint results, one entry per person.
+    several persons. Results are COCO keypoint results, one entry per person (a followed person's entries in a
+    video share a track_id).
     """
     if boxes_file is not None and detector != "none":
         raise click.UsageError("give either --boxes or --detector, not both")
@@ -185,7 +190,7 @@ def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxe
 
     writer = ResultsWriter(out)
     passes = refine_passes if refine_passes is not None else (0 if lookup is not None else REFINE_PASSES)
-    run = _PredictRun(pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug, passes, track)
+    run = _PredictRun(pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug, passes, track, smooth)
     for path, reason in problems:
         run.fail(path, reason)
     show = not quiet and (len(items) > 1 or any(i.kind == "video" for i in items))
@@ -209,10 +214,11 @@ def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxe
 class _PredictRun:
     """State of one ``predict`` run: running image ids, counts, failures, --vis names."""
 
-    def __init__(self, pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug, passes=0, track=False):
+    def __init__(self, pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug, passes=0, track=False,
+                 smooth=False):
         self.pred, self.writer, self.lookup, self.detect = pred, writer, lookup, detect
         self.vis_dir, self.vis_threshold, self.every, self.debug = vis_dir, vis_threshold, every, debug
-        self.passes, self.track = passes, track
+        self.passes, self.track, self.smooth = passes, track, smooth
         self.next_id = 0
         self.failed: List[str] = []
         self.photos = self.frames = self.videos = self.persons = 0
@@ -308,6 +314,7 @@ class _PredictRun:
         try:
             boxes, coco_id = self._boxes_for(item, None) if self.lookup is not None else (None, None)
             tracker = self._tracker(item, boxes)
+            smoother = KeypointSmoother(fps) if tracker is not None and self.smooth else None
             for index, frame in iter_video_frames(cap, self.every):
                 self.next_id += 1
                 bar.update(1)
@@ -319,6 +326,8 @@ class _PredictRun:
                     errors += 1
                     _say(f"error: {item.path} frame {index}: {e}")
                     continue
+                if smoother is not None:  # the frame's own time: --every and failed frames keep the right pace
+                    res = smoother(res, index / smoother.fps)
                 image_id = coco_id if coco_id is not None else self.next_id
                 self.writer.add(coco_entries(res, image_id, item.path.as_posix(), frame=index))
                 self.frames += 1

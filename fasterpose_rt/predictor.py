@@ -35,20 +35,29 @@ class PoseResult:
     """Poses of N persons with K keypoints each.
 
     keypoints (N, K, 2) float32 photo px (x, y); scores (N, K) float32 in [0, 1]; boxes (N, 4) float32, the
-    [x, y, w, h] boxes used; keypoint_names: the K names.
+    [x, y, w, h] boxes used; keypoint_names: the K names; track_ids (N,) int64 or None: which followed person
+    each one is (set by PoseTracker; an id is never given to another person of the same video).
     """
 
     keypoints: np.ndarray
     scores: np.ndarray
     boxes: np.ndarray
     keypoint_names: List[str] = field(default_factory=list)
+    track_ids: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return int(self.keypoints.shape[0])
 
+    def take(self, rows) -> "PoseResult":
+        """The persons at ``rows`` (indices or a (N,) bool mask), in that order, as a new PoseResult."""
+        ids = None if self.track_ids is None else self.track_ids[rows]
+        return replace(self, keypoints=self.keypoints[rows], scores=self.scores[rows], boxes=self.boxes[rows],
+                       track_ids=ids)
+
     def to_coco(self, image_id, category_id: int = 1) -> List[dict]:
         """COCO keypoint results, one dict per person: image_id, category_id, bbox [x, y, w, h],
-        keypoints [x1, y1, s1, x2, ...] (s = keypoint score), score = mean keypoint score. Plain Python numbers."""
+        keypoints [x1, y1, s1, x2, ...] (s = keypoint score), score = mean keypoint score, and track_id when the
+        persons have track ids. Plain Python numbers."""
         out = []
         for kp, sc, box in zip(self.keypoints, self.scores, self.boxes):
             flat = np.concatenate([kp.astype(np.float64), sc.astype(np.float64)[:, None]], axis=1).ravel()
@@ -59,6 +68,9 @@ class PoseResult:
                 "keypoints": flat.tolist(),
                 "score": float(sc.mean()) if sc.size else 0.0,
             })
+        if self.track_ids is not None:
+            for entry, track_id in zip(out, self.track_ids):
+                entry["track_id"] = int(track_id)
         return out
 
 

@@ -31,8 +31,8 @@ def coco_entries(result, image_id: int, file_name: str, frame: Optional[int] = N
 
     Keys: image_id, file_name, category_id (the person category, 1 in COCO), bbox [x, y, w, h],
     keypoints [x1, y1, s1, ...] (s = keypoint score), score (the mean keypoint score, as PoseResult.to_coco),
-    and frame for video frames. Coordinates are rounded to 0.01 px and scores to 1e-4 to keep files small;
-    plain Python numbers only.
+    frame for video frames and track_id for followed persons (PoseTracker's). Coordinates are rounded to
+    0.01 px and scores to 1e-4 to keep files small; plain Python numbers only.
     """
     out = []
     for d in result.to_coco(int(image_id), category_id=int(category_id)):
@@ -48,6 +48,8 @@ def coco_entries(result, image_id: int, file_name: str, frame: Optional[int] = N
         }
         if frame is not None:
             entry["frame"] = int(frame)
+        if "track_id" in d:
+            entry["track_id"] = d["track_id"]
         out.append(entry)
     return out
 

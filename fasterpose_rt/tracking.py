@@ -80,8 +80,7 @@ def drop_duplicates(result, iou_threshold: float = SAME_PERSON_IOU):
     (e.g. two detector boxes that refine moved onto one person). Keeps the order; returns a new PoseResult."""
     if len(result) < 2:
         return result
-    keep = np.sort(nms(result.boxes, result.scores.mean(axis=1), iou_threshold))
-    return replace(result, keypoints=result.keypoints[keep], scores=result.scores[keep], boxes=result.boxes[keep])
+    return result.take(np.sort(nms(result.boxes, result.scores.mean(axis=1), iou_threshold)))
 
 
 class PoseTracker:
@@ -98,8 +97,9 @@ class PoseTracker:
     the first frames. reacquire_every: with ``acquire``, also run it every that many frames and add the persons
     it finds that nobody follows (new arrivals); None: only when nobody is followed.
 
-    ``tracker(frame)`` -> PoseResult for that frame; ``tracker.boxes`` (M, 4): what the next frame will use
-    (M = 0: it acquires); ``tracker.reset()`` before an unrelated video.
+    ``tracker(frame)`` -> PoseResult for that frame, with track_ids (N,): a person keeps its id (1, 2, ...) while
+    it is followed, and an id is never given again until ``reset``; ``tracker.boxes`` (M, 4) and ``tracker.ids``
+    (M,): what the next frame will use (M = 0: it acquires); ``tracker.reset()`` before an unrelated video.
     """
 
     def __init__(self, predictor, acquire: Optional[Callable] = None, refine_passes: int = REFINE_PASSES,
@@ -116,14 +116,15 @@ class PoseTracker:
 
     def reset(self) -> None:
         self.boxes = np.zeros((0, 4), np.float32)
-        self._frames = 0
+        self.ids = np.zeros(0, np.int64)
+        self._frames = self._last_id = 0
 
     def __call__(self, frame):
         followed = self.boxes
         due = self.reacquire_every is not None and self._frames % self.reacquire_every == 0
         self._frames += 1
         if len(followed) and not due:
-            result = self.predictor.predict(frame, followed)
+            result, ids = self.predictor.predict(frame, followed), self.ids
         else:  # acquire; with persons followed, add only the ones nobody follows (a whole-frame box is no one new)
             found = self._acquire(frame)
             if len(followed):
@@ -133,8 +134,12 @@ class PoseTracker:
             result = self.predictor.predict(frame, found)
             result = refine(self.predictor, frame, result, self.refine_passes, joint_score=self.joint_score,
                             min_joints=self.min_joints, rows=np.arange(len(followed), len(result)))  # the new ones
-        result = drop_duplicates(result, self.iou_threshold)
-        self.boxes = self._next_boxes(result, frame.shape)
+            new_ids = np.arange(self._last_id + 1, self._last_id + 1 + len(result) - len(followed), dtype=np.int64)
+            self._last_id += len(new_ids)
+            ids = np.concatenate([self.ids, new_ids])
+        result = drop_duplicates(replace(result, track_ids=ids), self.iou_threshold)
+        self.boxes, ok = self._next_boxes(result, frame.shape)
+        self.ids = result.track_ids[ok]
         return result
 
     def _acquire(self, frame):
@@ -142,11 +147,12 @@ class PoseTracker:
         found = None if self.acquire is None else self.acquire(frame)
         return None if found is None else np.asarray(found, np.float32).reshape(-1, 4)
 
-    def _next_boxes(self, result, frame_shape) -> np.ndarray:
-        """Boxes around the joints of the persons still followed (two that meet are merged by the next frame's
-        drop_duplicates)."""
+    def _next_boxes(self, result, frame_shape):
+        """Boxes (M, 4) around the joints of the persons still followed and which of result's persons they are
+        (N,) bool (two that meet are merged by the next frame's drop_duplicates)."""
         boxes, ok = boxes_from_poses(result.keypoints, result.scores, frame_shape, self.joint_score, self.min_joints)
-        return boxes[ok & (result.scores.mean(axis=1) >= self.keep_score)]
+        ok &= result.scores.mean(axis=1) >= self.keep_score
+        return boxes[ok], ok
 
 
 def _overlap(boxes, others) -> np.ndarray:

@@ -67,6 +67,13 @@ def lspet_coco(tmp_path_factory):
     return make
 
 
+def run_lspet_benchmark(main, name: str, ann: Path, results_dir: Path, *options) -> dict:
+    """Run benchmark ``main`` on the LSPET persons of ``ann`` with its results in ``results_dir``; returns
+    ``<name>.json`` as a dict (``<name>.md`` is beside it)."""
+    main(["--ann", str(ann), "--images", str(LSPET / "images"), *map(str, options), "--results-dir", str(results_dir)])
+    return json.loads((Path(results_dir) / f"{name}.json").read_text())
+
+
 def runtime_pck(model, ann: Path) -> float:
     """PCK@0.2 of PosePredictor(model) on every person of the LSPET COCO file ann, one predict() per person with
     its labelled box: a path independent of the batch evaluators it checks."""

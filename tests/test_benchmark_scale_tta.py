@@ -3,7 +3,6 @@ into the reference frame finds the keypoints the runtime finds at that padding.
 
 Real parts: the bundled int8 model and 40 real LSPET training photos (skipped when ../shared is absent).
 """
-import json
 
 import cv2
 import numpy as np
@@ -11,7 +10,7 @@ import pytest
 
 from benchmarks.orientation import Views, load_persons
 from benchmarks.scale_tta import SCALES, TTA_SETS, main
-from conftest import LSPET, NEEDS_LSPET
+from conftest import LSPET, NEEDS_LSPET, run_lspet_benchmark
 from fasterpose_rt import DEFAULT_MODELS, PosePredictor
 from fasterpose_rt.geometry import box_centers_and_sizes, crop_affine
 from fasterpose_rt.metrics import pck
@@ -32,8 +31,7 @@ def runtime_keypoints(ann, **options):
 
 
 def test_the_baseline_is_the_runtimes_flip_test_and_every_variant_is_reported(lspet40, tmp_path):
-    main(["--ann", str(lspet40), "--images", str(LSPET / "images"), "--results-dir", str(tmp_path)])
-    result = json.loads((tmp_path / "scale_tta.json").read_text())
+    result = run_lspet_benchmark(main, "scale_tta", lspet40, tmp_path)
     names, gt, vis, _, _ = load_persons(lspet40)
     baseline = [v for k, v in result.items() if k.endswith("(the baseline)")]
     assert len(baseline) == 1

@@ -3,7 +3,6 @@ synthetic clips move the labels exactly as they move the pixels.
 
 Real parts: the bundled int8 model and real LSPET training photos (skipped when ../shared is absent).
 """
-import json
 
 import cv2
 import numpy as np
@@ -11,7 +10,7 @@ import pytest
 
 from benchmarks.orientation import load_persons
 from benchmarks.tracking import FIXED_PASSES, FRAMES, camera_path, main
-from conftest import LSPET, NEEDS_LSPET
+from conftest import LSPET, NEEDS_LSPET, run_lspet_benchmark
 from fasterpose_rt import DEFAULT_MODELS, PosePredictor
 from fasterpose_rt.geometry import apply_affine
 from fasterpose_rt.metrics import pck
@@ -39,9 +38,7 @@ def test_camera_path_moves_labels_with_the_pixels():
 @pytest.mark.skipif(not INT8.is_file(), reason="bundled int8 model absent")
 def test_rows_are_the_runtimes_predictions_and_calls_are_counted(lspet_coco, tmp_path):
     ann = lspet_coco(1, 8)
-    main(["--ann", str(ann), "--images", str(LSPET / "images"), "--clips", "2", "--threads", "1",
-          "--results-dir", str(tmp_path)])
-    result = json.loads((tmp_path / "tracking.json").read_text())
+    result = run_lspet_benchmark(main, "tracking", ann, tmp_path, "--clips", 2, "--threads", 1)
     assert "tracking" in (tmp_path / "tracking.md").read_text()
     names, gt, vis, boxes, files = load_persons(ann)
     pred = PosePredictor(INT8, threads=1)

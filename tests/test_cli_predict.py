@@ -247,11 +247,12 @@ def test_vis_photos(folder, standin_path, tmp_path):
     assert drawn.shape == (120, 80, 3) and not np.array_equal(drawn, photo())
 
 
-def make_video(path, frames=5, size=(80, 120)):
+def make_video(path, frames=5, size=(80, 120), head_y=lambda i: 30 + 2 * i):
+    """A 10 fps video of the stand-in person whose first joint is at y = head_y(frame index)."""
     w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, size)
     assert w.isOpened()
     for i in range(frames):
-        w.write(photo([[40, 30 + 2 * i]] + POINTS[1:]))
+        w.write(photo([[40, head_y(i)]] + POINTS[1:]))
     w.release()
     return path
 
@@ -274,10 +275,10 @@ def test_video_every_n_with_vis(tmp_path, standin_path):
 
 def test_video_persons_are_followed_from_frame_to_frame(tmp_path, standin_path):
     video = make_video(tmp_path / "clip.mp4", frames=4)
-    r = run("predict", video, "--model", standin_path, "-q")
+    r = run("predict", video, "--model", standin_path, "-q", "--no-smooth")
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
-    assert [e["frame"] for e in res] == [0, 1, 2, 3]
+    assert [e["frame"] for e in res] == [0, 1, 2, 3] and [e["track_id"] for e in res] == [1] * 4
     joints = [np.array(e["keypoints"]).reshape(-1, 3)[:, :2] for e in res]
     for before, entry in zip(joints, res[1:]):  # each frame's box: the joints found in the frame before
         lo, hi = before.min(axis=0), before.max(axis=0)
@@ -285,7 +286,25 @@ def test_video_persons_are_followed_from_frame_to_frame(tmp_path, standin_path):
     np.testing.assert_allclose([j[0, 1] for j in joints], [30, 32, 34, 36], atol=1.0)  # the red blob moves
     r = run("predict", video, "--model", standin_path, "-q", "--no-track", "--refine", "0")
     assert r.exit_code == 0, r.output
-    assert [e["bbox"] for e in json.loads(r.stdout)] == [[-0.5, -0.5, 80.0, 120.0]] * 4  # every frame on its own
+    res = json.loads(r.stdout)
+    assert [e["bbox"] for e in res] == [[-0.5, -0.5, 80.0, 120.0]] * 4  # every frame on its own
+    assert not any("track_id" in e for e in res)  # nobody is followed: no ids
+
+
+def test_video_joints_are_smoothed_by_default(tmp_path, standin_path):
+    video = make_video(tmp_path / "still.mp4", frames=12, head_y=lambda i: 30 + 2 * (i % 2))  # wobbles 2 px
+
+    def head_ys(*options):
+        r = run("predict", video, "--model", standin_path, "-q", *options)
+        assert r.exit_code == 0, r.output
+        return np.array([e["keypoints"][1] for e in json.loads(r.stdout)])
+
+    raw, smooth = head_ys("--no-smooth"), head_ys()
+    np.testing.assert_allclose(raw, 30 + 2 * (np.arange(12) % 2), atol=1.0)
+    assert smooth[0] == raw[0]  # the first frame has no past to smooth with
+    assert np.abs(np.diff(smooth[4:])).mean() < 0.8 * np.abs(np.diff(raw[4:])).mean()  # 0.70x with the defaults
+    ys = head_ys("--every", "2")  # every other frame: the wobble is never seen, and a still joint stays put
+    np.testing.assert_allclose(ys, head_ys("--every", "2", "--no-smooth"), atol=0.05)
 
 
 def test_video_boxes_entry_starts_the_tracking(tmp_path, standin_path):
@@ -332,7 +351,7 @@ def test_refined_detector_boxes_on_one_person_give_one_person(folder, standin_pa
 def test_video_with_detector_runs_it_only_while_nobody_is_followed(tmp_path, standin_path, monkeypatch):
     calls = fake_hog(monkeypatch, [[48, 56, 64, 128]], [1.0])  # one window around the stand-in person
     video = make_video(tmp_path / "clip.mp4", frames=4)
-    r = run("predict", video, "--model", standin_path, "--detector", "hog", "-q")
+    r = run("predict", video, "--model", standin_path, "--detector", "hog", "-q", "--no-smooth")
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
     assert len(calls) == 1 and len(res) == 4  # frame 0 only: then the person is followed
