@@ -28,7 +28,8 @@ def _alpha(cutoff, dt):
 
 
 class KeypointSmoother:
-    """One-Euro filter over the keypoints of followed persons, one filter per person, joint and coordinate.
+    """One-Euro filter over the keypoints of followed persons: one filter per person and joint (x and y share the
+    cutoff, set by the joint's 2-D speed).
 
     ``smoother(result, t)``: result is a PoseResult with track_ids (a PoseTracker's: a person is known by its id);
     t the frame's time in seconds (None: 1/fps after the previous call's). Returns a new PoseResult whose keypoints
