@@ -12,7 +12,8 @@ does, read at 30 fps:
   keeping every 2nd and every 4th frame at the same 30 fps: the camera moves 2x and 4x as far between frames,
   which is where a filter's lag shows.
 
-Scored on the person with the highest mean score:
+Scored on the person with the highest mean score (a frame where the tracker reports nobody: every joint a miss,
+and no jitter):
 
 - PCK@0.2 over all frames (lag shows as a loss);
 - jitter: how much the error changes from one frame to the next (mean distance between consecutive frames'
@@ -35,7 +36,7 @@ import numpy as np
 
 from benchmarks.common import markdown_table, write_results
 from benchmarks.orientation import _shown, add_persons_args, load_persons_args
-from benchmarks.tracking import make_clips
+from benchmarks.tracking import best_person, make_clips
 from fasterpose_rt import PosePredictor
 from fasterpose_rt.metrics import pck, pck_interval, torso_sizes
 from fasterpose_rt.smoothing import BETA, MIN_CUTOFF, KeypointSmoother
@@ -80,7 +81,7 @@ def smoothed(tracked, smoother):
                 t0 = time.perf_counter()
                 r = smoother(r)
                 seconds += time.perf_counter() - t0
-            clip.append(r.keypoints[int(np.argmax(r.scores.mean(axis=1)))])
+            clip.append(best_person(r))
         out.append(clip)
     return np.asarray(out, np.float64), seconds
 
@@ -109,25 +110,14 @@ class ClipScores:
     def _jitter_sums(self, xy, base):
         """Per clip: the summed jitter (torso units) and the joint pairs it counts, over all labelled joints and over
         the joints ``base`` found (within 0.2 torso in both frames). Returns four (C,) arrays."""
-        step = self._steps(xy)
-        found = self._steps(base, found_only=True)
-        use, both = self._pairs(), found
-        return (np.where(use, step, 0).sum(axis=(1, 2)), use.sum(axis=(1, 2)),
-                np.where(both, step, 0).sum(axis=(1, 2)), both.sum(axis=(1, 2)))
-
-    def _pairs(self):
-        """(C, T-1, K) bool: the joint is labelled, with a measurable torso, in both frames."""
-        use = self.vis & np.isfinite(self.torso)[..., None]
-        return use[:, 1:] & use[:, :-1]
-
-    def _steps(self, xy, found_only: bool = False):
-        """(C, T-1, K): how far the error moves between consecutive frames, torso units; found_only: instead the
-        (C, T-1, K) bool of joints within 0.2 torso of the label in both frames (and counted)."""
         err = (xy - self.gt) / self.torso[..., None, None]  # (C, T, K, 2)
-        if found_only:
-            hit = np.linalg.norm(err, axis=3) <= 0.2
-            return self._pairs() & hit[:, 1:] & hit[:, :-1]
-        return np.linalg.norm(err[:, 1:] - err[:, :-1], axis=3)
+        step = np.linalg.norm(err[:, 1:] - err[:, :-1], axis=3)  # (C, T-1, K)
+        use = self.vis & np.isfinite(self.torso)[..., None] & np.isfinite(xy).all(axis=3)  # nobody found: no jitter
+        use = use[:, 1:] & use[:, :-1]
+        hit = np.linalg.norm((base - self.gt) / self.torso[..., None, None], axis=3) <= 0.2
+        found = use & hit[:, 1:] & hit[:, :-1]
+        return (np.where(use, step, 0).sum(axis=(1, 2)), use.sum(axis=(1, 2)),
+                np.where(found, step, 0).sum(axis=(1, 2)), found.sum(axis=(1, 2)))
 
     def jitter(self, xy, base):
         """(jitter over all labelled joints, over the joints ``base`` found), % of the torso."""

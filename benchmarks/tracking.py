@@ -18,7 +18,8 @@ whole-photo box on the same persons (paired 95 % bootstrap interval of the PCK@0
    (the CLI's video behaviour before tracking), every frame on its own refined (``--no-track``, on the whole
    frame or HOG's box), ``PoseTracker`` (the CLI's default; acquiring on the whole frame or with HOG), the tight
    labelled box every frame. Intervals resample whole clips. Where a strategy returns several persons, the one
-   with the highest mean score is scored. The persons hold still (only the camera moves): a clip tests finding
+   with the highest mean score is scored; where it returns nobody (the tracker, on a frame where no joints could
+   be boxed), every joint is a miss. Tracked rows also count the track ids each clip was given. The persons hold still (only the camera moves): a clip tests finding
    and keeping a person, not following fast limbs.
 Times are wall time per photo or frame (2 threads unless ``--threads``), detector included.
 """
@@ -48,7 +49,10 @@ FRAMES = 30  # frames per synthetic clip
 
 
 def best_person(result) -> np.ndarray:
-    """Keypoints (K, 2) of the person with the highest mean score in a PoseResult."""
+    """Keypoints (K, 2) of the person with the highest mean score in a PoseResult; NaN (every joint a miss) when it
+    holds nobody (a tracker reports nobody where it cannot box any joints)."""
+    if not len(result):
+        return np.full(result.keypoints.shape[1:], np.nan)
     return result.keypoints[int(np.argmax(result.scores.mean(axis=1)))]
 
 
@@ -241,11 +245,17 @@ def videos(pred, hog, images, names, gt, vis, seed: int = 0):
 
     def tracked(label, acquire):
         tracker = PoseTracker(counting, acquire=acquire)
-        out, counting.calls, t0 = [], 0, time.perf_counter()
+        out, ids, nobody, counting.calls, t0 = [], [], 0, 0, time.perf_counter()
         for frames, _ in clips:
             tracker.reset()
-            out += [best_person(tracker(f)) for f in frames]
+            results = [tracker(f) for f in frames]
+            out += [best_person(r) for r in results]
+            ids.append(len(np.unique(np.concatenate([r.track_ids for r in results]))))
+            nobody += sum(not len(r) for r in results)
         score.add(label, out, time.perf_counter() - t0, counting.calls)
+        score.notes[f"{label}:"] = (f"{np.mean(ids):.2f} track ids per clip (1: the person kept one id throughout; "
+                                    f"median {np.median(ids):g}, most {max(ids)}), nobody reported in "
+                                    f"{nobody / len(out):.1%} of the frames")
 
     def tight_box(f, i, c):
         labelled = vis[c]

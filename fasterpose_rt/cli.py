@@ -146,8 +146,8 @@ def main():
                    f"0 for --boxes].")
 @click.option("--track/--no-track", default=True, show_default=True,
               help="Videos: a frame's boxes are the boxes around the joints found in the frame before (the whole "
-                   "frame, --detector or --boxes start it, and again when nobody is followed); --no-track: "
-                   "every frame on its own, like a photo.")
+                   "frame, --detector or --boxes start it, and again when nobody is followed; a frame where nobody "
+                   "is found has no entry); --no-track: every frame on its own, like a photo.")
 @click.option("--smooth/--no-smooth", default=True, show_default=True,
               help="Videos with --track: steady each followed person's joints over time (One-Euro filter: strong "
                    "on still joints, little lag on moving ones); --no-smooth: the model's keypoints of each frame.")

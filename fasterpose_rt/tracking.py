@@ -23,6 +23,7 @@ MIN_JOINTS = 4  # a box from fewer joints says too little about where the person
 KEEP_SCORE = 0.2  # mean joint score below which a followed person counts as lost (no person: ~0.14 median)
 SETTLED_IOU = 0.8  # refine stops for a person whose next box would overlap its last one this much
 SAME_PERSON_IOU = 0.6  # two persons' boxes overlapping more than this are one person seen twice
+REFOUND_IOU = 0.5  # a person acquired where one was seen the frame before (joints' boxes overlapping so) is that one
 REFINE_PASSES = 4  # most refine passes for a rough box; with SETTLED_IOU about 2 are run from a whole LSPET photo
 
 
@@ -87,9 +88,11 @@ class PoseTracker:
     """Follows persons through the frames of a video with the pose model alone.
 
     Each frame's boxes are the boxes around the joints found in the frame before; frames where nobody is
-    followed (the first, or after everyone was lost) take their boxes from ``acquire``. A person is lost when
-    its mean joint score falls below ``keep_score`` or its box cannot be made; two persons whose boxes overlap by
-    IoU > ``iou_threshold`` are one person (the better-scored stays).
+    followed (the first, or after everyone was lost) take their boxes from ``acquire``. A result whose box cannot
+    be made (fewer than ``min_joints`` joints scoring ``joint_score``) is nobody: it is not reported, and a
+    followed person that turns into one is lost. A person is also lost when its mean joint score falls below
+    ``keep_score`` (it is still reported in that frame). Two persons whose boxes overlap by IoU >
+    ``iou_threshold`` are one person (the better-scored stays).
 
     predictor: a PosePredictor. acquire: frame (H, W, 3) -> boxes (N, 4) [x, y, w, h] or None (None: one box
     over the whole frame; no boxes: nobody in this frame); acquire=None: always the whole frame.
@@ -98,8 +101,10 @@ class PoseTracker:
     it finds that nobody follows (new arrivals); None: only when nobody is followed.
 
     ``tracker(frame)`` -> PoseResult for that frame, with track_ids (N,): a person keeps its id (1, 2, ...) while
-    it is followed, and an id is never given again until ``reset``; ``tracker.boxes`` (M, 4) and ``tracker.ids``
-    (M,): what the next frame will use (M = 0: it acquires); ``tracker.reset()`` before an unrelated video.
+    it is followed, and when it is lost but acquired again in the next frame where it was (the boxes around its
+    joints in both frames overlapping by IoU >= ``REFOUND_IOU``); an id is never given to anybody else until
+    ``reset``. ``tracker.boxes`` (M, 4) and ``tracker.ids`` (M,): what the next frame will use (M = 0: it
+    acquires); ``tracker.reset()`` before an unrelated video.
     """
 
     def __init__(self, predictor, acquire: Optional[Callable] = None, refine_passes: int = REFINE_PASSES,
@@ -117,6 +122,7 @@ class PoseTracker:
     def reset(self) -> None:
         self.boxes = np.zeros((0, 4), np.float32)
         self.ids = np.zeros(0, np.int64)
+        self._seen_boxes, self._seen_ids = np.zeros((0, 4), np.float32), np.zeros(0, np.int64)  # last frame's persons
         self._frames = self._last_id = 0
 
     def __call__(self, frame):
@@ -134,12 +140,14 @@ class PoseTracker:
             result = self.predictor.predict(frame, found)
             result = refine(self.predictor, frame, result, self.refine_passes, joint_score=self.joint_score,
                             min_joints=self.min_joints, rows=np.arange(len(followed), len(result)))  # the new ones
-            new_ids = np.arange(self._last_id + 1, self._last_id + 1 + len(result) - len(followed), dtype=np.int64)
-            self._last_id += len(new_ids)
-            ids = np.concatenate([self.ids, new_ids])
+            ids = np.concatenate([self.ids, self._ids_for(result.take(slice(len(followed), None)), frame.shape)])
         result = drop_duplicates(replace(result, track_ids=ids), self.iou_threshold)
-        self.boxes, ok = self._next_boxes(result, frame.shape)
-        self.ids = result.track_ids[ok]
+        boxes, boxed = boxes_from_poses(result.keypoints, result.scores, frame.shape, self.joint_score,
+                                        self.min_joints)
+        result, boxes = result.take(boxed), boxes[boxed]  # too few joints to make a box: nobody
+        follow = self._still_there(result.scores)  # two that meet: the next frame's drop_duplicates
+        self.boxes, self.ids = boxes[follow], result.track_ids[follow]
+        self._seen_boxes, self._seen_ids = boxes, result.track_ids
         return result
 
     def _acquire(self, frame):
@@ -147,12 +155,27 @@ class PoseTracker:
         found = None if self.acquire is None else self.acquire(frame)
         return None if found is None else np.asarray(found, np.float32).reshape(-1, 4)
 
-    def _next_boxes(self, result, frame_shape):
-        """Boxes (M, 4) around the joints of the persons still followed and which of result's persons they are
-        (N,) bool (two that meet are merged by the next frame's drop_duplicates)."""
-        boxes, ok = boxes_from_poses(result.keypoints, result.scores, frame_shape, self.joint_score, self.min_joints)
-        ok &= result.scores.mean(axis=1) >= self.keep_score
-        return boxes[ok], ok
+    def _still_there(self, scores) -> np.ndarray:
+        """Which persons (scores (N, K)) are still followed: (N,) bool."""
+        return scores.mean(axis=1) >= self.keep_score
+
+    def _ids_for(self, acquired, frame_shape) -> np.ndarray:
+        """Ids (N,) for the persons just acquired: the id of a person the frame before saw but nobody follows now,
+        where the boxes around their joints overlap by IoU >= REFOUND_IOU (the best pairs first), else a new one
+        (0 for those without a box: nobody)."""
+        boxes, boxed = boxes_from_poses(acquired.keypoints, acquired.scores, frame_shape, self.joint_score,
+                                        self.min_joints)
+        lost = ~np.isin(self._seen_ids, self.ids)
+        candidates = self._seen_ids[lost]
+        iou = np.where(boxed[:, None], box_iou(boxes[:, None, :], self._seen_boxes[lost][None, :, :]), 0.0)
+        ids = np.zeros(len(acquired), np.int64)  # 0: nobody (no box), dropped from the frame's result
+        while iou.size and iou.max() >= REFOUND_IOU:  # one pass per re-found person
+            i, j = np.unravel_index(np.argmax(iou), iou.shape)
+            ids[i], iou[i, :], iou[:, j] = candidates[j], 0.0, 0.0
+        fresh = (ids == 0) & boxed
+        ids[fresh] = np.arange(self._last_id + 1, self._last_id + 1 + fresh.sum())
+        self._last_id += int(fresh.sum())
+        return ids
 
 
 def _overlap(boxes, others) -> np.ndarray:

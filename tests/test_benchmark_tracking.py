@@ -57,6 +57,7 @@ def test_rows_are_the_runtimes_predictions_and_calls_are_counted(lspet_coco, tmp
     assert result["clips"] == 2 and result["frames_per_clip"] == FRAMES
     tracked = next(v for k, v in videos.items() if k.startswith("tracking, acquired on the whole frame"))
     assert 1 <= tracked["model_calls_per_frame"] < 1 + REFINE_PASSES
+    assert any("track ids per clip" in note for note in videos["notes"].values())
     for row in list(photos.values()) + list(videos.values()):
         if isinstance(row, dict) and "pck@0.2" in row:
             assert 0.0 <= row["pck@0.2"] <= 1.0 and row["diff_interval"][0] <= row["diff_interval"][1]
