@@ -145,7 +145,7 @@ class PoseTracker:
         boxes, boxed = boxes_from_poses(result.keypoints, result.scores, frame.shape, self.joint_score,
                                         self.min_joints)
         result, boxes = result.take(boxed), boxes[boxed]  # too few joints to make a box: nobody
-        follow = self._still_there(result.scores)  # two that meet: the next frame's drop_duplicates
+        follow = result.scores.mean(axis=1) >= self.keep_score  # two that meet: the next frame's drop_duplicates
         self.boxes, self.ids = boxes[follow], result.track_ids[follow]
         self._seen_boxes, self._seen_ids = boxes, result.track_ids
         return result
@@ -154,10 +154,6 @@ class PoseTracker:
         """Boxes (N, 4) float32 from the acquire function, or None for one whole-frame box."""
         found = None if self.acquire is None else self.acquire(frame)
         return None if found is None else np.asarray(found, np.float32).reshape(-1, 4)
-
-    def _still_there(self, scores) -> np.ndarray:
-        """Which persons (scores (N, K)) are still followed: (N,) bool."""
-        return scores.mean(axis=1) >= self.keep_score
 
     def _ids_for(self, acquired, frame_shape) -> np.ndarray:
         """Ids (N,) for the persons just acquired: the id of a person the frame before saw but nobody follows now,
