@@ -19,8 +19,10 @@ whole-photo box on the same persons (paired 95 % bootstrap interval of the PCK@0
    frame or HOG's box), ``PoseTracker`` (the CLI's default; acquiring on the whole frame or with HOG), the tight
    labelled box every frame. Intervals resample whole clips. Where a strategy returns several persons, the one
    with the highest mean score is scored; where it returns nobody (the tracker, on a frame where no joints could
-   be boxed), every joint is a miss. Tracked rows also count the track ids each clip was given. The persons hold still (only the camera moves): a clip tests finding
-   and keeping a person, not following fast limbs.
+   be boxed), every joint is a miss. Tracked rows also count the track ids each clip was given. The persons hold
+   still (only the camera moves): a clip tests finding and keeping a person, not following fast limbs.
+3. Identities: clips over two photos side by side (``pair_clips``), tracked with the re-finding defaults and two
+   other settings: track ids per clip, and id swaps (an id moving from one labelled person to the other).
 Times are wall time per photo or frame (2 threads unless ``--threads``), detector included.
 """
 from __future__ import annotations
@@ -37,9 +39,10 @@ from benchmarks.common import markdown_table, write_results
 from benchmarks.orientation import _shown, add_persons_args, load_persons_args
 from fasterpose_rt import PosePredictor
 from fasterpose_rt.boxes import HogPeopleDetector
+from fasterpose_rt.cli import REACQUIRE_EVERY
 from fasterpose_rt.geometry import apply_affine
 from fasterpose_rt.metrics import pck, pck_interval, torso_sizes
-from fasterpose_rt.tracking import JOINT_SCORE, REFINE_PASSES, SETTLED_IOU, PoseTracker, refine
+from fasterpose_rt.tracking import JOINT_SCORE, REFINE_PASSES, REFOUND_IOU, REMEMBER, SETTLED_IOU, PoseTracker, refine
 
 FIXED_PASSES = 3  # the pass curve: whole photo + 1..FIXED_PASSES passes, every one run
 CLOSE_UP_CUT, CLOSE_UP_MARGIN = 0.6, 0.15  # close-ups: cut 60 % of the way neck -> hips, 15 % margin elsewhere
@@ -271,6 +274,68 @@ def videos(pred, hog, images, names, gt, vis, seed: int = 0):
     return score
 
 
+def pair_clips(images, gt, vis, seed: int = 2):
+    """Two photos side by side (scaled to one height), under ``camera_path``: a clip with two labelled persons.
+
+    Photos are paired in order (0 with 1, 2 with 3, ...). Returns per clip (frames list, labels (FRAMES, 2, K, 2),
+    visible (2, K))."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(0, len(images) - 1, 2):
+        h = max(images[i].shape[0], images[i + 1].shape[0])
+        scales = [h / images[j].shape[0] for j in (i, i + 1)]
+        left, right = (cv2.resize(images[j], (round(images[j].shape[1] * f), h)) for j, f in zip((i, i + 1), scales))
+        photo = np.concatenate([left, right], axis=1)
+        labels = np.stack([gt[i] * [left.shape[1] / images[i].shape[1], h / images[i].shape[0]],
+                           gt[i + 1] * [right.shape[1] / images[i + 1].shape[1], h / images[i + 1].shape[0]]
+                           + [left.shape[1], 0]])
+        (frames, moved), = make_clips([photo], labels.reshape(1, -1, 2), seed=int(rng.integers(1 << 31)))
+        out.append((frames, moved.reshape(FRAMES, 2, -1, 2), vis[[i, i + 1]]))
+    return out
+
+
+def identities(pred, hog, clips, names):
+    """Do ids stay with persons? PoseTracker on two-person clips, for the re-finding defaults and two other
+    settings, acquiring on the whole frame or with HOG (the CLI's --detector: also every REACQUIRE_EVERY frames).
+    A reported person is the labelled person whose labelled joints lie nearest (median distance < 0.5 torso), else
+    nobody; an id swap is an id moving from one labelled person to the other. Returns (markdown table, data)."""
+    settings = [(REFOUND_IOU, REMEMBER, "the default"), (0.5, 1, "the frame before only"),
+                (0.1, REMEMBER, "looser")]
+    rows, data = [], {}
+    def hog_boxes(frame):  # as the CLI's --detector hog: every box it finds, or the whole frame
+        boxes, _ = hog(frame)
+        return boxes if len(boxes) else None
+
+    for acquire_label, acquire in (("whole frame", None), ("HOG", hog_boxes)):
+        for refound, remember, what in settings:
+            tracker = PoseTracker(pred, acquire=acquire, reacquire_every=None if acquire is None else REACQUIRE_EVERY,
+                                  refound_iou=refound, remember=remember)
+            ids, swaps, found = [], 0, 0
+            for frames, labels, visible in clips:
+                tracker.reset()
+                owner = {}
+                results = [tracker(f) for f in frames]
+                for r, gf in zip(results, labels):
+                    torso = torso_sizes(gf, visible, names)  # (2,)
+                    dist = np.linalg.norm(r.keypoints[:, None] - gf[None], axis=3)  # (N, 2, K)
+                    dist = np.where(visible[None], dist, np.nan)
+                    with np.errstate(all="ignore"):
+                        near = np.nanmedian(dist, axis=2) / torso  # (N, 2)
+                    for tid, d in zip(r.track_ids.tolist(), near):  # a few persons a frame
+                        if np.isfinite(d).any() and np.nanmin(d) < 0.5:
+                            who = int(np.nanargmin(d))
+                            swaps += owner.get(tid, who) != who
+                            owner[tid], found = who, found + 1
+                ids.append(len(np.unique(np.concatenate([r.track_ids for r in results]))))
+            label = f"{acquire_label}; re-found at IoU >= {refound:g} within {remember} frames ({what})"
+            rows.append([label, f"{np.mean(ids):.2f}", str(swaps), f"{found / (len(clips) * FRAMES):.2f}"])
+            data[label] = {"track_ids_per_clip": float(np.mean(ids)), "id_swaps": swaps,
+                           "labelled_persons_found_per_frame": found / (len(clips) * FRAMES)}
+    header = ["acquisition; re-finding", "track ids per clip", "id swaps",
+              "labelled persons found per frame (of 2)"]
+    return markdown_table(header, rows), data
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", help="ONNX model (default: the bundled default model)")
@@ -303,6 +368,8 @@ def main(argv=None):
     c = min(a.clips, len(files))
     video_table, video_data = videos(pred, hog, images[:c], names, gt[:c], vis[:c]).table(
         "whole frame, every frame (the CLI before tracking)", "frame")
+    pairs = pair_clips(images[:2 * c], gt[:2 * c], vis[:2 * c])
+    id_table, id_data = identities(pred, hog, pairs, names)
     body = "\n".join([
         f"Model: `{_shown(Path(pred.model_path))}` (box padding {pred.box_padding:g}), {pred.threads} threads.", "",
         f"## Photos: {len(files)} labelled persons of `{a.ann.name}`, one per photo", "", photo_table, "",
@@ -311,10 +378,12 @@ def main(argv=None):
         f"inside the cut, torso from the full labels", "", close_table, "",
         f"## Videos: {c} synthetic clips of {FRAMES} frames (a moving camera over each of the first {c} photos)", "",
         video_table, "",
+        f"## Identities: {len(pairs)} synthetic clips of {FRAMES} frames, each over two of the first {2 * len(pairs)} "
+        f"photos side by side", "", id_table, "",
     ])
     write_results("tracking", "Person boxes without a detector: whole photo, HOG, or the model's own poses", body,
                   {"model": _shown(Path(pred.model_path)), "persons": len(files), "clips": c, "frames_per_clip": FRAMES,
-                   "photos": photo_data, "close_ups": close_data, "videos": video_data},
+                   "photos": photo_data, "close_ups": close_data, "videos": video_data, "identities": id_data},
                   command=shown_args,
                   results_dir=a.results_dir)
 

@@ -23,7 +23,8 @@ MIN_JOINTS = 4  # a box from fewer joints says too little about where the person
 KEEP_SCORE = 0.2  # mean joint score below which a followed person counts as lost (no person: ~0.14 median)
 SETTLED_IOU = 0.8  # refine stops for a person whose next box would overlap its last one this much
 SAME_PERSON_IOU = 0.6  # two persons' boxes overlapping more than this are one person seen twice
-REFOUND_IOU = 0.5  # a person acquired where one was seen the frame before (joints' boxes overlapping so) is that one
+REFOUND_IOU = 0.3  # a person acquired where a lost one was last seen (joints' boxes overlapping so) is that one ...
+REMEMBER = 10  # ... if it was seen within this many frames (0.1 swaps ids between persons side by side; see README)
 REFINE_PASSES = 4  # most refine passes for a rough box; with SETTLED_IOU about 2 are run from a whole LSPET photo
 
 
@@ -101,28 +102,30 @@ class PoseTracker:
     it finds that nobody follows (new arrivals); None: only when nobody is followed.
 
     ``tracker(frame)`` -> PoseResult for that frame, with track_ids (N,): a person keeps its id (1, 2, ...) while
-    it is followed, and when it is lost but acquired again in the next frame where it was (the boxes around its
-    joints in both frames overlapping by IoU >= ``REFOUND_IOU``); an id is never given to anybody else until
-    ``reset``. ``tracker.boxes`` (M, 4) and ``tracker.ids`` (M,): what the next frame will use (M = 0: it
+    it is followed, and when it is lost but acquired again within ``remember`` frames where it was last seen (the
+    boxes around its joints then and now overlapping by IoU >= ``refound_iou``); an id is never given to anybody
+    else until ``reset``. ``tracker.boxes`` (M, 4) and ``tracker.ids`` (M,): what the next frame will use (M = 0: it
     acquires); ``tracker.reset()`` before an unrelated video.
     """
 
     def __init__(self, predictor, acquire: Optional[Callable] = None, refine_passes: int = REFINE_PASSES,
                  reacquire_every: Optional[int] = None, keep_score: float = KEEP_SCORE,
                  joint_score: float = JOINT_SCORE, min_joints: int = MIN_JOINTS,
-                 iou_threshold: float = SAME_PERSON_IOU):
+                 iou_threshold: float = SAME_PERSON_IOU, refound_iou: float = REFOUND_IOU, remember: int = REMEMBER):
         if reacquire_every is not None and (acquire is None or reacquire_every < 1):
             raise ValueError("reacquire_every needs an acquire function and a positive number of frames")
         self.predictor, self.acquire = predictor, acquire
         self.refine_passes, self.reacquire_every = int(refine_passes), reacquire_every
         self.keep_score, self.joint_score, self.min_joints = keep_score, joint_score, min_joints
-        self.iou_threshold = iou_threshold
+        self.iou_threshold, self.refound_iou, self.remember = iou_threshold, refound_iou, int(remember)
         self.reset()
 
     def reset(self) -> None:
         self.boxes = np.zeros((0, 4), np.float32)
         self.ids = np.zeros(0, np.int64)
-        self._seen_boxes, self._seen_ids = np.zeros((0, 4), np.float32), np.zeros(0, np.int64)  # last frame's persons
+        # persons reported in the last ``remember`` frames: where each was last seen, its id, and when
+        self._seen_boxes, self._seen_ids, self._seen_at = np.zeros((0, 4), np.float32), np.zeros(0, np.int64), \
+            np.zeros(0, np.int64)
         self._frames = self._last_id = 0
 
     def __call__(self, frame):
@@ -147,7 +150,10 @@ class PoseTracker:
         result, boxes = result.take(boxed), boxes[boxed]  # too few joints to make a box: nobody
         follow = result.scores.mean(axis=1) >= self.keep_score  # two that meet: the next frame's drop_duplicates
         self.boxes, self.ids = boxes[follow], result.track_ids[follow]
-        self._seen_boxes, self._seen_ids = boxes, result.track_ids
+        kept = ~np.isin(self._seen_ids, result.track_ids) & (self._frames - self._seen_at < self.remember)
+        self._seen_boxes = np.concatenate([boxes, self._seen_boxes[kept]])
+        self._seen_ids = np.concatenate([result.track_ids, self._seen_ids[kept]])
+        self._seen_at = np.concatenate([np.full(len(boxes), self._frames), self._seen_at[kept]])
         return result
 
     def _acquire(self, frame):
@@ -156,16 +162,16 @@ class PoseTracker:
         return None if found is None else np.asarray(found, np.float32).reshape(-1, 4)
 
     def _ids_for(self, acquired, frame_shape) -> np.ndarray:
-        """Ids (N,) for the persons just acquired: the id of a person the frame before saw but nobody follows now,
-        where the boxes around their joints overlap by IoU >= REFOUND_IOU (the best pairs first), else a new one
-        (0 for those without a box: nobody)."""
+        """Ids (N,) for the persons just acquired: the id of a person seen in the last ``remember`` frames whom
+        nobody follows now, where the box around its joints when last seen and the new one overlap by IoU >=
+        ``refound_iou`` (the best pairs first), else a new one (0 for those without a box: nobody)."""
         boxes, boxed = boxes_from_poses(acquired.keypoints, acquired.scores, frame_shape, self.joint_score,
                                         self.min_joints)
         lost = ~np.isin(self._seen_ids, self.ids)
         candidates = self._seen_ids[lost]
         iou = np.where(boxed[:, None], box_iou(boxes[:, None, :], self._seen_boxes[lost][None, :, :]), 0.0)
         ids = np.zeros(len(acquired), np.int64)  # 0: nobody (no box), dropped from the frame's result
-        while iou.size and iou.max() >= REFOUND_IOU:  # one pass per re-found person
+        while iou.size and iou.max() >= self.refound_iou:  # one pass per re-found person
             i, j = np.unravel_index(np.argmax(iou), iou.shape)
             ids[i], iou[i, :], iou[:, j] = candidates[j], 0.0, 0.0
         fresh = (ids == 0) & boxed

@@ -136,10 +136,11 @@ PERSON = np.array([[40, 30], [30, 60], [50, 60], [40, 90]], np.float32)
 FRAME = np.zeros((200, 400, 3), np.uint8)
 
 
-def test_tracker_ids_stay_with_persons_and_nobody_is_not_reported():
+@pytest.mark.parametrize("remember, returning_id", [(10, 1), (1, 3)])
+def test_tracker_ids_stay_with_persons_and_nobody_is_not_reported(remember, returning_id):
     walkers = Walkers([PERSON, PERSON + [200, 0]], [0.9, 0.9])
     boxes = [[28, 28, 24, 64], [228, 28, 24, 64]]  # near the joints' boxes
-    tracker = PoseTracker(walkers, acquire=lambda frame: boxes, refine_passes=0, reacquire_every=2)
+    tracker = PoseTracker(walkers, acquire=lambda frame: boxes, refine_passes=0, reacquire_every=2, remember=remember)
     ids = lambda: tracker(FRAME).track_ids.tolist()  # noqa: E731
     assert ids() == [1, 2]  # frame 0: acquired
     walkers.scores[0] = 0.15  # person 1 fades: boxable joints, but a mean score under keep_score
@@ -150,9 +151,22 @@ def test_tracker_ids_stay_with_persons_and_nobody_is_not_reported():
     assert ids() == [2]  # frame 4 re-acquires: person 1's box holds nobody, which is not reported
     walkers.persons, walkers.scores = np.stack([PERSON + [200, 0], PERSON]), [0.9, 0.9]  # person 1 is back
     assert ids() == [2]  # frame 5: not looked for
-    fifth = tracker(FRAME)  # frame 6 re-acquires: nobody was there the frame before, so a new id
-    assert fifth.track_ids.tolist() == [2, 3]
-    assert [e["track_id"] for e in coco_entries(fifth, 5, "clip.mp4", frame=6)] == [2, 3]
+    back = tracker(FRAME)  # frame 6 re-acquires where person 1 was last seen, 4 frames ago
+    assert back.track_ids.tolist() == [2, returning_id]  # remembered for 10 frames: its id; for 1: a new one
+    assert [e["track_id"] for e in coco_entries(back, 5, "clip.mp4", frame=6)] == [2, returning_id]
     tracker.reset()
     assert ids() == [1, 2]  # reset: a new video counts from 1
     assert "track_id" not in coco_entries(walkers.predict(FRAME, boxes), 1, "photo.jpg")[0]  # photos: no ids
+
+
+def test_tracker_refinds_a_person_only_where_its_box_overlaps_enough():
+    walkers = Walkers([PERSON, PERSON + [200, 0]], [0.9, 0.9])
+    boxes = [[28, 28, 24, 64], [228, 28, 24, 64]]
+    for refound_iou, second in ((0.3, 1), (1.01, 3)):  # 1.01: no overlap is enough, a re-found person is new
+        tracker = PoseTracker(walkers, acquire=lambda frame: boxes, refine_passes=0, reacquire_every=2,
+                              refound_iou=refound_iou)
+        walkers.scores = [0.9, 0.9]
+        tracker(FRAME)
+        walkers.scores[0] = 0.15  # person 1 is lost after this frame
+        tracker(FRAME)
+        assert tracker(FRAME).track_ids.tolist() == [2, second]
