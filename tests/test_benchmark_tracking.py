@@ -58,6 +58,11 @@ def test_rows_are_the_runtimes_predictions_and_calls_are_counted(lspet_coco, tmp
     tracked = next(v for k, v in videos.items() if k.startswith("tracking, acquired on the whole frame"))
     assert 1 <= tracked["model_calls_per_frame"] < 1 + REFINE_PASSES
     assert any("track ids per clip" in note for note in videos["notes"].values())
+    identities = result["identities"]
+    assert len(identities) == 6 and any("(the default)" in k for k in identities)
+    for row in identities.values():  # two persons side by side: at least one id per clip, no more found than 2
+        assert row["track_ids_per_clip"] >= 1 and row["id_swaps"] >= 0
+        assert 0 <= row["labelled_persons_found_per_frame"] <= 2
     for row in list(photos.values()) + list(videos.values()):
         if isinstance(row, dict) and "pck@0.2" in row:
             assert 0.0 <= row["pck@0.2"] <= 1.0 and row["diff_interval"][0] <= row["diff_interval"][1]
