@@ -24,7 +24,7 @@ KEEP_SCORE = 0.2  # mean joint score below which a followed person counts as los
 SETTLED_IOU = 0.8  # refine stops for a person whose next box would overlap its last one this much
 SAME_PERSON_IOU = 0.6  # two persons' boxes overlapping more than this are one person seen twice
 REFOUND_IOU = 0.3  # a person acquired where a lost one was last seen (joints' boxes overlapping so) is that one ...
-REMEMBER = 10  # ... if it was seen within this many frames (0.1 swaps ids between persons side by side; see README)
+REMEMBER = 10  # ... if it was seen within this many frames (IoU 0.1 swapped ids of persons side by side: README)
 REFINE_PASSES = 4  # most refine passes for a rough box; with SETTLED_IOU about 2 are run from a whole LSPET photo
 
 
@@ -103,9 +103,10 @@ class PoseTracker:
 
     ``tracker(frame)`` -> PoseResult for that frame, with track_ids (N,): a person keeps its id (1, 2, ...) while
     it is followed, and when it is lost but acquired again within ``remember`` frames where it was last seen (the
-    boxes around its joints then and now overlapping by IoU >= ``refound_iou``); an id is never given to anybody
-    else until ``reset``. ``tracker.boxes`` (M, 4) and ``tracker.ids`` (M,): what the next frame will use (M = 0: it
-    acquires); ``tracker.reset()`` before an unrelated video.
+    boxes around its joints then and now overlapping by IoU >= ``refound_iou``). A new person never gets an id
+    used before ``reset``; re-finding can, rarely, hand a lost person's id to someone standing where it stood
+    (``python -m benchmarks.tracking`` counts such swaps). ``tracker.boxes`` (M, 4) and ``tracker.ids`` (M,):
+    what the next frame will use (M = 0: it acquires); ``tracker.reset()`` before an unrelated video.
     """
 
     def __init__(self, predictor, acquire: Optional[Callable] = None, refine_passes: int = REFINE_PASSES,
@@ -124,8 +125,8 @@ class PoseTracker:
         self.boxes = np.zeros((0, 4), np.float32)
         self.ids = np.zeros(0, np.int64)
         # persons reported in the last ``remember`` frames: where each was last seen, its id, and when
-        self._seen_boxes, self._seen_ids, self._seen_at = np.zeros((0, 4), np.float32), np.zeros(0, np.int64), \
-            np.zeros(0, np.int64)
+        self._seen_boxes = np.zeros((0, 4), np.float32)
+        self._seen_ids, self._seen_at = np.zeros(0, np.int64), np.zeros(0, np.int64)
         self._frames = self._last_id = 0
 
     def __call__(self, frame):
