@@ -341,8 +341,10 @@ class _PredictRun:
                                                      (fps or 25.0) / self.every, (w, h))
                         if not vis_writer.isOpened():
                             raise InputReadError(f"cannot write the --vis video {vis_path}")
+                    ids = None if res.track_ids is None else [f"#{i}" for i in res.track_ids]
                     vis_writer.write(draw_poses(frame, res.keypoints, res.scores, self.pred.skeleton,
-                                                self.pred.keypoint_names, self.vis_threshold, boxes=res.boxes))
+                                                self.pred.keypoint_names, self.vis_threshold, boxes=res.boxes,
+                                                labels=ids))
                 self.writer.step()
         except InputReadError as e:
             self.fail(item.path, str(e))

@@ -39,13 +39,16 @@ def _colors(sides: np.ndarray, conf: np.ndarray, threshold: float) -> np.ndarray
 
 
 def draw_poses(image: np.ndarray, keypoints, scores, skeleton, names, threshold: float = 0.3,
-               boxes: Optional[np.ndarray] = None) -> np.ndarray:
+               boxes: Optional[np.ndarray] = None, labels: Optional[Sequence[str]] = None) -> np.ndarray:
     """Draw N skeletons on a copy of ``image`` (H, W, 3) uint8 BGR.
 
     keypoints (N, K, 2) photo px; scores (N, K); skeleton: index pairs into the K names; threshold: joints
-    scoring below it are not drawn; boxes (N, 4) [x, y, w, h] or None: drawn as thin grey rectangles.
+    scoring below it are not drawn; boxes (N, 4) [x, y, w, h] or None: drawn as thin grey rectangles; labels:
+    N short texts (e.g. track ids) written at each box's top left corner (needs boxes).
     Returns the annotated (H, W, 3) uint8 BGR copy.
     """
+    if labels is not None and (boxes is None or len(labels) != len(np.asarray(boxes).reshape(-1, 4))):
+        raise ValueError("labels need boxes, one label per box")
     out = np.ascontiguousarray(image.copy())
     kp = np.asarray(keypoints, np.float64).reshape(-1, len(names), 2)
     sc = np.asarray(scores, np.float64).reshape(kp.shape[:2])
@@ -81,4 +84,12 @@ def draw_poses(image: np.ndarray, keypoints, scores, skeleton, names, threshold:
         center = tuple(pts[n, k].tolist())
         cv2.circle(out, center, radius * _ONE, tuple(joint_colors[n, k].tolist()), -1, cv2.LINE_AA, _SHIFT)
         cv2.circle(out, center, radius * _ONE, (20, 20, 20), 1, cv2.LINE_AA, _SHIFT)
+    if labels is not None:
+        scale = max(0.4, width / 3.0)
+        for text, (x, y, _, _) in zip(labels, np.asarray(boxes, np.float64).reshape(-1, 4)):
+            if np.isfinite([x, y]).all():
+                (_, th), _ = cv2.getTextSize(str(text), cv2.FONT_HERSHEY_SIMPLEX, scale, width)
+                at = (int(round(max(x, 0) + 2 * width)), int(round(max(y, 0) + th + 2 * width)))  # inside the box
+                cv2.putText(out, str(text), at, cv2.FONT_HERSHEY_SIMPLEX, scale, (20, 20, 20), width + 2, cv2.LINE_AA)
+                cv2.putText(out, str(text), at, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), width, cv2.LINE_AA)
     return out

@@ -286,6 +286,21 @@ def test_draw_poses_sides_thresholds_and_widths():
     assert line_width((480, 640)) == 2 and line_width((2160, 3840)) == 11 and line_width((50, 50)) == 1
 
 
+def test_draw_poses_writes_labels_inside_their_boxes():
+    img = np.full((200, 300, 3), 128, np.uint8)
+    kp, sc, names = np.zeros((2, 1, 2)), np.zeros((2, 1)), ["nose"]
+    boxes = np.array([[10, 20, 100, 100], [180, 60, 100, 100]], float)
+    plain = draw_poses(img, kp, sc, [], names, boxes=boxes)
+    out = draw_poses(img, kp, sc, [], names, boxes=boxes, labels=["#1", "#22"])
+    changed = np.argwhere((out != plain).any(axis=2))
+    assert len(changed) and (changed.min(axis=0) >= [20, 10]).all()  # written inside the first box ...
+    near_second = changed[changed[:, 1] >= 180]
+    assert len(near_second) and (near_second.min(axis=0) >= [60, 180]).all()  # ... and the second
+    assert (out[changed[:, 0], changed[:, 1]] == 255).all(axis=1).any()  # white text on a dark outline
+    with pytest.raises(ValueError, match="one label per box"):
+        draw_poses(img, kp, sc, [], names, boxes=boxes, labels=["#1"])
+
+
 # ------------------------------------------------------------------------------------------------------- bench
 
 def test_latency_stats_and_table():
