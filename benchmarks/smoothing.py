@@ -87,7 +87,7 @@ def smoothed(tracked, smoother):
 
 
 class ClipScores:
-    """PCK, mean error and jitter of keypoints (C, T, K, 2) against clip labels (C, T, K, 2), visible (C, K)."""
+    """PCK and jitter of keypoints (C, T, K, 2) against clip labels (C, T, K, 2), visible (C, K)."""
 
     def __init__(self, names, gt, vis):
         self.names, self.gt = names, gt
