@@ -39,10 +39,10 @@ from benchmarks.common import markdown_table, write_results
 from benchmarks.orientation import _shown, add_persons_args, load_persons_args
 from fasterpose_rt import PosePredictor
 from fasterpose_rt.boxes import HogPeopleDetector
-from fasterpose_rt.cli import REACQUIRE_EVERY
 from fasterpose_rt.geometry import apply_affine
 from fasterpose_rt.metrics import pck, pck_interval, torso_sizes
 from fasterpose_rt.tracking import JOINT_SCORE, REFINE_PASSES, REFOUND_IOU, REMEMBER, SETTLED_IOU, PoseTracker, refine
+from fasterpose_rt.video import REACQUIRE_EVERY
 
 FIXED_PASSES = 3  # the pass curve: whole photo + 1..FIXED_PASSES passes, every one run
 CLOSE_UP_CUT, CLOSE_UP_MARGIN = 0.6, 0.15  # close-ups: cut 60 % of the way neck -> hips, 15 % margin elsewhere

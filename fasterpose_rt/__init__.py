@@ -1,11 +1,14 @@
 """fasterpose_rt: torch-free CPU runtime for FasterPose models (numpy + onnxruntime + OpenCV)."""
 from .decode import decode_heatmaps
+from .boxes import HogPeopleDetector
 from .image import to_bgr_uint8
+from .inputs import InputReadError
 from .metadata import MetadataError, ModelMetadata
 from .predictor import DEFAULT_MODELS, DEFAULT_VARIANT, PosePredictor, PoseResult
 from .session import ModelError, ModelNotFoundError
 from .smoothing import KeypointSmoother
-from .tracking import PoseTracker, drop_duplicates, refine
+from .tracking import PoseTracker, drop_duplicates, find_poses, refine
+from .video import VideoFrame, VideoPoses
 
 __version__ = "0.1.0"
 __all__ = [
@@ -13,10 +16,15 @@ __all__ = [
     "PoseResult",
     "PoseTracker",
     "KeypointSmoother",
+    "VideoPoses",
+    "VideoFrame",
+    "HogPeopleDetector",
+    "find_poses",
     "refine",
     "drop_duplicates",
     "decode_heatmaps",
     "to_bgr_uint8",
+    "InputReadError",
     "ModelError",
     "ModelNotFoundError",
     "MetadataError",

@@ -20,15 +20,13 @@ from tqdm import tqdm
 
 from . import __version__
 from .boxes import BoxesFileError, DetectorUnavailable, HogPeopleDetector, load_boxes_file
-from .draw import draw_poses
-from .inputs import InputReadError, expand_inputs, iter_video_frames, open_video, read_image
+from .inputs import InputReadError, expand_inputs, read_image
 from .metadata import MetadataError
 from .results import ResultsWriter, atomic_write_text, coco_entries
-from .smoothing import KeypointSmoother
-from .tracking import REFINE_PASSES, PoseTracker, drop_duplicates, refine
+from .tracking import REFINE_PASSES, find_poses
+from .video import VideoPoses
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
-REACQUIRE_EVERY = 30  # with --detector, tracking also looks for new persons every this many processed frames
 _VIS_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
@@ -249,29 +247,13 @@ class _PredictRun:
             return (boxes if len(boxes) else None), None
         return None, None
 
-    def _predict(self, image, boxes=None, tracker=None):
-        """Poses in image: from ``boxes`` with the run's refine passes, or from ``tracker`` (a video's)."""
+    def _predict(self, image, boxes=None):
+        """Poses in a photo: ``boxes`` with the run's refine passes (a boxes file's persons all stay)."""
         try:
-            if tracker is not None:
-                return tracker(image)
-            result = refine(self.pred, image, self.pred.predict(image, boxes), self.passes)
-            # refined detector boxes can meet on one person; persons the user's boxes name all stay
-            return drop_duplicates(result) if self.passes and self.lookup is None else result
+            return find_poses(self.pred, image, boxes, self.passes, keep_all=self.lookup is not None)
         except (ValueError, RuntimeError) as e:  # a bad box, or the model failing on this input
             _trace(self.debug)
             raise InputReadError(f"prediction failed: {e}") from None
-
-    def _tracker(self, item, listed) -> Optional[PoseTracker]:
-        """A video's PoseTracker (acquiring with ``listed``, the boxes file's entry for it, else the detector or the
-        whole frame), or None without --track."""
-        if not self.track:
-            return None
-        if self.lookup is not None:
-            return PoseTracker(self.pred, acquire=lambda frame: listed, refine_passes=self.passes)
-        if self.detect is not None:
-            return PoseTracker(self.pred, acquire=lambda frame: self._boxes_for(item, frame)[0],
-                               refine_passes=self.passes, reacquire_every=REACQUIRE_EVERY)
-        return PoseTracker(self.pred, refine_passes=self.passes)
 
     def photo(self, item) -> None:
         self.next_id += 1
@@ -289,8 +271,7 @@ class _PredictRun:
         if self.vis_dir is not None:
             target = self._vis_name(item.rel if item.rel.suffix.lower() in _VIS_EXTENSIONS
                                     else item.rel.with_suffix(".png"))
-            drawn = draw_poses(image, res.keypoints, res.scores, self.pred.skeleton, self.pred.keypoint_names,
-                               self.vis_threshold, boxes=res.boxes)
+            drawn = self.pred.draw(image, res, self.vis_threshold)
             ok, buf = cv2.imencode(target.suffix, drawn)
             try:
                 if not ok:
@@ -302,61 +283,56 @@ class _PredictRun:
         self.writer.step()
 
     def video(self, item, show: bool) -> None:
+        def frame_failed(index, e):
+            nonlocal errors
+            errors += 1
+            self.next_id += 1  # a failed frame keeps its image id: the video's other ids do not move
+            _trace(self.debug)
+            _say(f"error: {item.path} frame {index}: prediction failed: {e}")
+
+        errors, vis_writer, bar = 0, None, None
         try:
-            cap, count, fps = open_video(item.path)
+            boxes, coco_id = self._boxes_for(item, None) if self.lookup is not None else (None, None)
+            detect = None if self.detect is None else (lambda frame: self._boxes_for(item, frame)[0])
+            video = VideoPoses(self.pred, item.path, every=self.every, track=self.track, smooth=self.smooth,
+                               boxes=boxes, detector=detect, refine_passes=self.passes, on_error=frame_failed)
         except InputReadError as e:
             self.next_id += 1
             self.fail(item.path, str(e))
             return
-        total = None if count is None else (count + self.every - 1) // self.every
-        vis_writer, vis_path, errors = None, None, 0
-        bar = tqdm(total=total, desc=item.path.name, unit="frame", leave=False, disable=not show, file=sys.stderr)
+        bar = tqdm(total=video.expected_frames, desc=item.path.name, unit="frame", leave=False, disable=not show,
+                   file=sys.stderr)
         try:
-            boxes, coco_id = self._boxes_for(item, None) if self.lookup is not None else (None, None)
-            tracker = self._tracker(item, boxes)
-            smoother = KeypointSmoother(fps) if tracker is not None and self.smooth else None
-            for index, frame in iter_video_frames(cap, self.every):
+            for frame in video:
                 self.next_id += 1
                 bar.update(1)
-                try:
-                    if self.detect is not None and tracker is None:
-                        boxes, _ = self._boxes_for(item, frame)
-                    res = self._predict(frame, boxes, tracker)
-                except InputReadError as e:
-                    errors += 1
-                    _say(f"error: {item.path} frame {index}: {e}")
-                    continue
-                if smoother is not None:  # the frame's own time: --every and failed frames keep the right pace
-                    res = smoother(res, index / smoother.fps)
+                res = frame.poses
                 image_id = coco_id if coco_id is not None else self.next_id
-                self.writer.add(coco_entries(res, image_id, item.path.as_posix(), frame=index))
+                self.writer.add(coco_entries(res, image_id, item.path.as_posix(), frame=frame.index))
                 self.frames += 1
                 self.persons += len(res)
                 if self.vis_dir is not None:
                     if vis_writer is None:
                         vis_path = self._vis_name(item.rel.with_suffix(".mp4"))
                         vis_path.parent.mkdir(parents=True, exist_ok=True)
-                        h, w = frame.shape[:2]
+                        h, w = frame.image.shape[:2]
                         vis_writer = cv2.VideoWriter(str(vis_path), cv2.VideoWriter_fourcc(*"mp4v"),
-                                                     (fps or 25.0) / self.every, (w, h))
+                                                     (video.fps or 25.0) / self.every, (w, h))
                         if not vis_writer.isOpened():
                             raise InputReadError(f"cannot write the --vis video {vis_path}")
-                    ids = None if res.track_ids is None else [f"#{i}" for i in res.track_ids]
-                    vis_writer.write(draw_poses(frame, res.keypoints, res.scores, self.pred.skeleton,
-                                                self.pred.keypoint_names, self.vis_threshold, boxes=res.boxes,
-                                                labels=ids))
+                    vis_writer.write(self.pred.draw(frame.image, res, self.vis_threshold))
                 self.writer.step()
         except InputReadError as e:
             self.fail(item.path, str(e))
             return
         finally:
             bar.close()
-            cap.release()
+            video.close()
             if vis_writer is not None:
                 vis_writer.release()
         self.videos += 1
         if errors:
-            self.fail(item.path, f"{errors} frames failed")
+            self.fail(item.path, f"{_count(errors, 'frame')} failed")
 
     def _vis_name(self, rel: Path) -> Path:
         """A --vis output path for rel, made unique (name_2, name_3, ...) when two inputs share a name."""

@@ -13,6 +13,7 @@ from typing import List, Optional
 import numpy as np
 
 from .decode import decode_heatmaps
+from .draw import draw_poses
 from .geometry import apply_affine, heatmap_to_crop, invert_affine
 from .image import to_bgr_uint8
 from .metadata import is_box_padding
@@ -181,6 +182,13 @@ class PosePredictor:
                 xy[s:s + per_chunk] = heatmap_to_crop(hm_xy, stride)
             xy = apply_affine(xy, invert_affine(affines))
         return PoseResult(xy.astype(np.float32), scores, b.astype(np.float32), self.keypoint_names)
+
+    def draw(self, image, result: PoseResult, threshold: float = 0.3) -> np.ndarray:
+        """A copy of ``image`` (H, W, 3) uint8 BGR with ``result``'s skeletons drawn (joints scoring below
+        ``threshold`` hidden), each person's box, and its track id (#1, #2, ...) when it has one."""
+        labels = None if result.track_ids is None else [f"#{i}" for i in result.track_ids]
+        return draw_poses(to_bgr_uint8(image), result.keypoints, result.scores, self.skeleton, self.keypoint_names,
+                          threshold, boxes=result.boxes, labels=labels)
 
     def _heatmaps(self, x: np.ndarray) -> np.ndarray:
         """Model input (n, 3, H, W) -> probability heatmaps (n, K, h, w) float32, flip-test merged if enabled."""

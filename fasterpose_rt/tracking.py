@@ -14,7 +14,7 @@ import numpy as np
 
 from .boxes import box_iou, nms
 
-__all__ = ["boxes_from_poses", "refine", "drop_duplicates", "PoseTracker", "REFINE_PASSES"]
+__all__ = ["boxes_from_poses", "refine", "drop_duplicates", "find_poses", "PoseTracker", "REFINE_PASSES"]
 
 # Defaults first looked at on LSPET validation persons, then checked on 1,000 training persons:
 # python -m benchmarks.tracking --sweep --ann data/lspet_train1k.json (README, "Without person boxes").
@@ -83,6 +83,15 @@ def drop_duplicates(result, iou_threshold: float = SAME_PERSON_IOU):
     if len(result) < 2:
         return result
     return result.take(np.sort(nms(result.boxes, result.scores.mean(axis=1), iou_threshold)))
+
+
+def find_poses(predictor, image, boxes=None, refine_passes: int = REFINE_PASSES, keep_all: bool = False):
+    """Poses in a photo as ``fasterpose predict`` finds them: the persons in ``boxes`` (N, 4) [x, y, w, h] (None: one
+    box over the whole photo), run again up to ``refine_passes`` times on the boxes around their joints (see
+    ``refine``), then persons that refining moved onto one are reported once (``drop_duplicates``) unless
+    ``keep_all`` (boxes the user gave: every person they name stays). Returns a PoseResult."""
+    result = refine(predictor, image, predictor.predict(image, boxes), refine_passes)
+    return result if keep_all or not refine_passes else drop_duplicates(result)
 
 
 class PoseTracker:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -147,3 +148,17 @@ def paint_blobs(shape_hw, points, colors_bgr=None, sigma=4.0, amplitude=1.0) -> 
         g = amplitude * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * s * s))
         img = np.maximum(img, g[:, :, None] * col[None, None, :])
     return np.clip(np.round(img), 0, 255).astype(np.uint8)
+
+
+STANDIN_POINTS = [[40, 30], [30, 60], [50, 60], [40, 90]]  # a stand-in person in an 80x120 photo
+
+
+def write_video(path, frames=5, size=(80, 120), head_y=lambda i: 30 + 2 * i, fps=10):
+    """A video (mp4v) of the stand-in person at STANDIN_POINTS, its first joint at y = head_y(frame index).
+    size (w, h). Returns path."""
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    assert w.isOpened()
+    for i in range(frames):
+        w.write(paint_blobs(size[::-1], [[40, head_y(i)]] + STANDIN_POINTS[1:]))
+    w.release()
+    return path

@@ -5,12 +5,12 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from standin import paint_blobs
+from standin import STANDIN_POINTS, paint_blobs, write_video
 
 from fasterpose_rt import PosePredictor
 from fasterpose_rt.cli import main
 
-POINTS = [[40, 30], [30, 60], [50, 60], [40, 90]]  # stand-in keypoints in an 80x120 photo
+POINTS = STANDIN_POINTS  # stand-in keypoints in an 80x120 photo
 
 
 def photo(points=POINTS, shape=(120, 80)):
@@ -247,18 +247,8 @@ def test_vis_photos(folder, standin_path, tmp_path):
     assert drawn.shape == (120, 80, 3) and not np.array_equal(drawn, photo())
 
 
-def make_video(path, frames=5, size=(80, 120), head_y=lambda i: 30 + 2 * i):
-    """A 10 fps video of the stand-in person whose first joint is at y = head_y(frame index)."""
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, size)
-    assert w.isOpened()
-    for i in range(frames):
-        w.write(photo([[40, head_y(i)]] + POINTS[1:]))
-    w.release()
-    return path
-
-
 def test_video_every_n_with_vis(tmp_path, standin_path):
-    video = make_video(tmp_path / "clip.mp4")
+    video = write_video(tmp_path / "clip.mp4")
     out, vis = tmp_path / "r.json", tmp_path / "vis"
     r = run("predict", video, "--model", standin_path, "--every", "2", "--out", out, "--vis", vis)
     assert r.exit_code == 0, r.output
@@ -274,7 +264,7 @@ def test_video_every_n_with_vis(tmp_path, standin_path):
 
 
 def test_video_persons_are_followed_from_frame_to_frame(tmp_path, standin_path):
-    video = make_video(tmp_path / "clip.mp4", frames=4)
+    video = write_video(tmp_path / "clip.mp4", frames=4)
     r = run("predict", video, "--model", standin_path, "-q", "--no-smooth")
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
@@ -292,7 +282,7 @@ def test_video_persons_are_followed_from_frame_to_frame(tmp_path, standin_path):
 
 
 def test_video_joints_are_smoothed_by_default(tmp_path, standin_path):
-    video = make_video(tmp_path / "still.mp4", frames=12, head_y=lambda i: 30 + 2 * (i % 2))  # wobbles 2 px
+    video = write_video(tmp_path / "still.mp4", frames=12, head_y=lambda i: 30 + 2 * (i % 2))  # wobbles 2 px
 
     def head_ys(*options):
         r = run("predict", video, "--model", standin_path, "-q", *options)
@@ -308,7 +298,7 @@ def test_video_joints_are_smoothed_by_default(tmp_path, standin_path):
 
 
 def test_video_boxes_entry_starts_the_tracking(tmp_path, standin_path):
-    video = make_video(tmp_path / "clip.mp4", frames=3)
+    video = write_video(tmp_path / "clip.mp4", frames=3)
     boxes = tmp_path / "boxes.json"
     boxes.write_text(json.dumps({"clip.mp4": [[20, 20, 40, 80]]}))
     r = run("predict", video, "--model", standin_path, "--boxes", boxes, "-q")
@@ -350,7 +340,7 @@ def test_refined_detector_boxes_on_one_person_give_one_person(folder, standin_pa
 
 def test_video_with_detector_runs_it_only_while_nobody_is_followed(tmp_path, standin_path, monkeypatch):
     calls = fake_hog(monkeypatch, [[48, 56, 64, 128]], [1.0])  # one window around the stand-in person
-    video = make_video(tmp_path / "clip.mp4", frames=4)
+    video = write_video(tmp_path / "clip.mp4", frames=4)
     r = run("predict", video, "--model", standin_path, "--detector", "hog", "-q", "--no-smooth")
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
@@ -377,3 +367,22 @@ def test_hog_detections_become_person_boxes(folder, standin_path, monkeypatch):
     assert r.exit_code == 0, r.output
     # best score first; windows halved back to photo px and shrunk to the person inside
     assert [e["bbox"] for e in json.loads(r.stdout)] == [[56, 64, 16, 48], [8, 8, 16, 48]]
+
+
+def test_a_video_frame_that_fails_is_named_and_the_rest_is_kept(tmp_path, standin_path, monkeypatch):
+    video = write_video(tmp_path / "clip.mp4", frames=4)
+    real, calls = PosePredictor.predict, []
+
+    def fail_on_frame_2(self, image, boxes=None):
+        calls.append(None)
+        if len(calls) == 3:  # --refine 0 --no-track: one model call per frame
+            raise RuntimeError("model exploded")
+        return real(self, image, boxes)
+
+    monkeypatch.setattr(PosePredictor, "predict", fail_on_frame_2)
+    r = run("predict", video, "--model", standin_path, "-q", "--no-track", "--refine", "0")
+    assert r.exit_code == 1 and "clip.mp4 frame 2: prediction failed: model exploded" in r.stderr
+    assert "clip.mp4: 1 frame failed" in r.stderr
+    assert_no_traceback(r)
+    res = json.loads(r.stdout)
+    assert [e["frame"] for e in res] == [0, 1, 3] and [e["image_id"] for e in res] == [1, 2, 4]  # ids do not move

@@ -1,0 +1,137 @@
+"""Poses through a video, frame by frame, as ``fasterpose predict`` finds them (the CLI runs this very loop).
+
+Persons are followed from frame to frame (PoseTracker: each frame's boxes are the joints' boxes of the frame
+before) and their joints steadied (KeypointSmoother, timed by the video's own frame times). Without tracking,
+every frame is a photo on its own.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable, Iterator, Optional
+
+import cv2
+import numpy as np
+
+from .inputs import InputReadError, iter_video_frames, open_video
+from .predictor import PoseResult
+from .smoothing import DEFAULT_FPS, KeypointSmoother
+from .tracking import REFINE_PASSES, PoseTracker, find_poses
+
+__all__ = ["VideoFrame", "VideoPoses", "REACQUIRE_EVERY"]
+
+REACQUIRE_EVERY = 30  # with a detector, tracking also looks for new persons every this many processed frames
+
+
+@dataclass(frozen=True)
+class VideoFrame:
+    """One processed frame. index: its number in the video (0-based); time: seconds from the start (index / fps);
+    image: (H, W, 3) uint8 BGR; poses: a PoseResult (with track_ids when tracked)."""
+
+    index: int
+    time: float
+    image: np.ndarray
+    poses: PoseResult
+
+
+class VideoPoses:
+    """Iterate over the poses in a video: ``for frame in VideoPoses(predictor, "clip.mp4"): frame.poses``.
+
+    source: a video file, or an opened cv2.VideoCapture (e.g. a camera's; released at the end like a file's).
+    every: process frames 0, every, 2·every, ... (the others are only grabbed, not decoded).
+    track: follow persons from frame to frame (a PoseTracker; ids in ``poses.track_ids``); False: every frame on
+    its own, like a photo. smooth: with track, steady each followed person's joints (a KeypointSmoother).
+    boxes: (N, 4) [x, y, w, h] person boxes that start the tracking (track=False: used on every frame), as given.
+    detector: frame (H, W, 3) -> boxes (N, 4), or (boxes, scores) as HogPeopleDetector gives; it starts the
+    tracking, again when nobody is followed and every REACQUIRE_EVERY frames for new arrivals (track=False: on
+    every frame). No boxes and no detector (or a detector finding nobody): one box over the whole frame.
+    refine_passes: extra passes on persons just found (see ``refine``); None: 0 for given ``boxes``, else
+    REFINE_PASSES. on_error: None: a frame whose prediction fails (ValueError or RuntimeError) raises;
+    a function (index, exception): called, and that frame is skipped.
+
+    Attributes: fps (the video's frame rate, 0.0 when it does not say; times then count 30 frames per second),
+    frame_count (the container's frame count, None when it does not say), expected_frames (how many frames the
+    iteration should yield, None when unknown). Iterate once; ``close()`` (or ``with``) releases the video early.
+    Raises InputReadError when the video cannot be opened, or (while iterating) when no frame decodes.
+    """
+
+    def __init__(self, predictor, source, every: int = 1, track: bool = True, smooth: bool = True, boxes=None,
+                 detector: Optional[Callable] = None, refine_passes: Optional[int] = None,
+                 on_error: Optional[Callable[[int, Exception], None]] = None):
+        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+            raise ValueError(f"every must be a positive integer, got {every!r}")
+        if boxes is not None and detector is not None:
+            raise ValueError("give either boxes or a detector, not both")
+        self.predictor, self.every, self.on_error = predictor, int(every), on_error
+        self._boxes = None if boxes is None else np.asarray(boxes, np.float32).reshape(-1, 4)
+        self._detector = detector
+        self.refine_passes = int(refine_passes) if refine_passes is not None else (
+            0 if boxes is not None else REFINE_PASSES)
+        if isinstance(source, cv2.VideoCapture):
+            if not source.isOpened():
+                raise InputReadError("the video capture is not open")
+            count = int(source.get(cv2.CAP_PROP_FRAME_COUNT))
+            fps = float(source.get(cv2.CAP_PROP_FPS) or 0.0)
+            self._cap, self.frame_count = source, (count if count > 0 else None)
+            self.fps = fps if np.isfinite(fps) and fps > 0 else 0.0
+        elif isinstance(source, (str, os.PathLike)):
+            self._cap, self.frame_count, self.fps = open_video(source)
+        else:
+            raise TypeError(f"source must be a video file path or a cv2.VideoCapture, got {type(source).__name__}")
+        self.tracker = self._make_tracker() if track else None
+        self.smoother = KeypointSmoother(self.fps) if track and smooth else None
+        self._used = False
+
+    @property
+    def expected_frames(self) -> Optional[int]:
+        return None if self.frame_count is None else (self.frame_count + self.every - 1) // self.every
+
+    def _detect(self, frame):
+        """The detector's boxes (N, 4) for ``frame``, or None (nobody found: the whole frame)."""
+        found = self._detector(frame)
+        if isinstance(found, tuple) and len(found) == 2:  # (boxes, scores)
+            found = found[0]
+        found = None if found is None else np.asarray(found, np.float32).reshape(-1, 4)
+        return found if found is not None and len(found) else None
+
+    def _make_tracker(self) -> PoseTracker:
+        if self._boxes is not None:
+            return PoseTracker(self.predictor, acquire=lambda frame: self._boxes, refine_passes=self.refine_passes)
+        if self._detector is not None:
+            return PoseTracker(self.predictor, acquire=self._detect, refine_passes=self.refine_passes,
+                               reacquire_every=REACQUIRE_EVERY)
+        return PoseTracker(self.predictor, refine_passes=self.refine_passes)
+
+    def _poses(self, frame) -> PoseResult:
+        if self.tracker is not None:
+            return self.tracker(frame)
+        boxes = self._detect(frame) if self._detector is not None else self._boxes
+        return find_poses(self.predictor, frame, boxes, self.refine_passes, keep_all=self._boxes is not None)
+
+    def __iter__(self) -> Iterator[VideoFrame]:
+        if self._used:
+            raise RuntimeError("a VideoPoses can be iterated once; make a new one to read the video again")
+        self._used = True
+        rate = self.fps or DEFAULT_FPS
+        for index, frame in iter_video_frames(self._cap, self.every):
+            try:
+                poses = self._poses(frame)
+            except (ValueError, RuntimeError) as e:  # a bad box, or the model failing on this frame
+                if self.on_error is None:
+                    raise
+                self.on_error(index, e)
+                continue
+            time = index / rate
+            if self.smoother is not None:  # the frame's own time: skipped and failed frames keep the pace
+                poses = self.smoother(poses, time)
+            yield VideoFrame(index, time, frame, poses)
+
+    def close(self) -> None:
+        """Release the video (iterating to the end does it too)."""
+        self._cap.release()
+
+    def __enter__(self) -> "VideoPoses":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,158 @@
+"""VideoPoses: a video's poses frame by frame, tracked and smoothed as the CLI does, on real video files."""
+import cv2
+import numpy as np
+import pytest
+from standin import STANDIN_POINTS, paint_blobs, write_video
+
+from fasterpose_rt import (InputReadError, KeypointSmoother, PosePredictor, PoseTracker, VideoFrame, VideoPoses,
+                           find_poses)
+from fasterpose_rt.draw import draw_poses
+
+
+@pytest.fixture
+def pred(standin_path):
+    return PosePredictor(standin_path, threads=1)
+
+
+@pytest.fixture
+def clip(tmp_path):
+    return write_video(tmp_path / "clip.mp4", frames=6)  # 10 fps, the red joint moving down 2 px a frame
+
+
+def read_frames(path):
+    cap, frames = cv2.VideoCapture(str(path)), []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            return frames
+        frames.append(frame)
+
+
+def test_tracked_and_smoothed_as_a_tracker_and_smoother_would(pred, clip):
+    video = VideoPoses(pred, clip)
+    assert video.fps == 10 and video.frame_count == 6 and video.expected_frames == 6
+    got = list(video)
+    assert all(isinstance(f, VideoFrame) for f in got)
+    assert [f.index for f in got] == list(range(6))
+    np.testing.assert_allclose([f.time for f in got], np.arange(6) / 10)
+    tracker, smoother = PoseTracker(pred), KeypointSmoother(10)
+    for f, frame in zip(got, read_frames(clip)):
+        want = smoother(tracker(frame), f.index / 10)
+        np.testing.assert_array_equal(f.image, frame)
+        np.testing.assert_array_equal(f.poses.keypoints, want.keypoints)
+        np.testing.assert_array_equal(f.poses.boxes, want.boxes)
+        assert f.poses.track_ids.tolist() == [1]
+    raw = [f.poses.keypoints[0, 0, 1] for f in VideoPoses(pred, clip, smooth=False)]
+    np.testing.assert_allclose(raw, 30 + 2 * np.arange(6), atol=1.0)  # unsmoothed: the model's own joints
+    assert not np.allclose(raw, [f.poses.keypoints[0, 0, 1] for f in got], atol=0.01)  # smoothing did something
+
+
+def test_every_nth_frame_keeps_the_video_time(pred, clip):
+    video = VideoPoses(pred, clip, every=4)
+    got = list(video)
+    assert video.expected_frames == 2 and [f.index for f in got] == [0, 4]
+    np.testing.assert_allclose([f.time for f in got], [0.0, 0.4])
+
+
+def test_untracked_frames_are_photos(pred, clip):
+    frames = read_frames(clip)
+    got = list(VideoPoses(pred, clip, track=False))
+    assert all(f.poses.track_ids is None for f in got)
+    for f, frame in zip(got, frames):  # the whole frame refined, as `fasterpose predict` does for a photo
+        np.testing.assert_array_equal(f.poses.keypoints, find_poses(pred, frame).keypoints)
+    box = [[20, 20, 40, 80]]
+    got = list(VideoPoses(pred, clip, track=False, boxes=box))  # given boxes: used as they are, every frame
+    assert all(f.poses.boxes.tolist() == box for f in got)
+    got = list(VideoPoses(pred, clip, boxes=box))  # tracked: the boxes start it, then the joints' boxes
+    assert got[0].poses.boxes.tolist() == box
+    np.testing.assert_allclose(got[1].poses.boxes[0], [30, 30, 20, 60], atol=0.6)
+
+
+def test_detector_boxes_or_the_whole_frame(pred, clip):
+    calls = []
+
+    def detector(frame):  # HogPeopleDetector's shape of answer: (boxes, scores)
+        calls.append(frame.shape)
+        return np.array([[20, 20, 40, 80]], np.float32) if len(calls) % 2 else np.zeros((0, 4)), np.ones(1)
+
+    got = list(VideoPoses(pred, clip, track=False, detector=detector, refine_passes=0))
+    assert len(calls) == 6 and calls[0] == (120, 80, 3)
+    assert [f.poses.boxes.tolist() for f in got] == [[[20, 20, 40, 80]], [[-0.5, -0.5, 80, 120]]] * 3  # none: whole
+    calls.clear()
+    got = list(VideoPoses(pred, clip, detector=detector))
+    assert len(calls) == 1 and [f.poses.track_ids.tolist() for f in got] == [[1]] * 6  # then followed
+
+
+def test_a_failing_frame_raises_or_is_reported_and_skipped(pred, clip, monkeypatch):
+    real = PosePredictor.predict
+    seen = []
+
+    def fail_on_third_call(self, image, boxes=None):
+        seen.append(None)
+        if len(seen) == 3:
+            raise RuntimeError("model exploded")
+        return real(self, image, boxes)
+
+    monkeypatch.setattr(PosePredictor, "predict", fail_on_third_call)
+    with pytest.raises(RuntimeError, match="model exploded"):
+        list(VideoPoses(pred, clip, track=False, refine_passes=0))
+    seen.clear()
+    failed = []
+    got = list(VideoPoses(pred, clip, track=False, refine_passes=0, on_error=lambda i, e: failed.append((i, str(e)))))
+    assert failed == [(2, "model exploded")] and [f.index for f in got] == [0, 1, 3, 4, 5]
+
+
+def test_an_opened_capture_is_a_source_and_released(pred, clip):
+    cap = cv2.VideoCapture(str(clip))
+    with VideoPoses(pred, cap, every=2) as video:
+        assert [f.index for f in video] == [0, 2, 4]
+    assert not cap.isOpened()
+    cap = cv2.VideoCapture(str(clip))
+    with VideoPoses(pred, cap) as video:
+        next(iter(video))  # stop early: leaving the block releases it
+    assert not cap.isOpened()
+
+
+def test_a_video_without_a_frame_rate_counts_30_per_second(pred, clip):
+    class NoRate(cv2.VideoCapture):
+        def get(self, prop):
+            return 0.0 if prop == cv2.CAP_PROP_FPS else super().get(prop)
+
+    video = VideoPoses(pred, NoRate(str(clip)), every=3)
+    assert video.fps == 0.0
+    np.testing.assert_allclose([f.time for f in video], [0.0, 0.1])
+
+
+def test_bad_sources_and_options_are_named(pred, clip, tmp_path):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all")
+    with pytest.raises(InputReadError, match="cannot open as a video"):
+        VideoPoses(pred, broken)
+    cap = cv2.VideoCapture(str(clip))
+    cap.release()
+    with pytest.raises(InputReadError, match="not open"):
+        VideoPoses(pred, cap)
+    with pytest.raises(TypeError, match="video file path or a cv2.VideoCapture"):
+        VideoPoses(pred, np.zeros((4, 8, 8, 3), np.uint8))
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="every must be a positive integer"):
+            VideoPoses(pred, clip, every=bad)
+    with pytest.raises(ValueError, match="either boxes or a detector"):
+        VideoPoses(pred, clip, boxes=[[0, 0, 8, 8]], detector=lambda f: None)
+    video = VideoPoses(pred, clip, every=3)
+    assert len(list(video)) == 2
+    with pytest.raises(RuntimeError, match="iterated once"):
+        list(video)
+
+
+def test_draw_shows_skeletons_boxes_and_track_ids(pred, clip):
+    frame = next(iter(VideoPoses(pred, clip)))
+    res = frame.poses
+    drawn = pred.draw(frame.image, res)
+    want = draw_poses(frame.image, res.keypoints, res.scores, pred.skeleton, pred.keypoint_names, 0.3,
+                      boxes=res.boxes, labels=["#1"])
+    np.testing.assert_array_equal(drawn, want)
+    plain = pred.draw(frame.image, res.__class__(res.keypoints, res.scores, res.boxes, res.keypoint_names))
+    assert not np.array_equal(plain, drawn)  # the id label is drawn only for tracked persons
+    gray = paint_blobs((120, 80), STANDIN_POINTS)[:, :, 1]
+    assert pred.draw(gray, find_poses(pred, gray)).shape == (120, 80, 3)  # any photo layout predict takes
