@@ -22,7 +22,7 @@ from . import __version__
 from .boxes import BoxesFileError, DetectorUnavailable, HogPeopleDetector, load_boxes_file
 from .inputs import InputReadError, expand_inputs, read_image
 from .metadata import MetadataError
-from .results import ResultsWriter, atomic_write_text, coco_entries
+from .results import FORMATS, ResultsWriter, atomic_write_text, coco_entries
 from .tracking import REFINE_PASSES, find_poses
 from .video import VideoPoses
 
@@ -152,7 +152,10 @@ def main():
 @click.option("--every", type=click.IntRange(min=1), default=1, show_default=True,
               help="Videos: process every N-th frame.")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write COCO keypoint results (JSON list) here [default: print to stdout].")
+              help="Write the results here: COCO keypoint results (a JSON list), or a CSV table (one row per person) "
+                   "for a .csv file [default: print to stdout].")
+@click.option("--format", "fmt", type=click.Choice(["auto", *FORMATS]), default="auto", show_default=True,
+              help="Results format; auto: csv for an --out file ending in .csv, else json.")
 @click.option("--vis", "vis_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write photos with skeletons drawn to this folder (videos: an annotated .mp4).")
 @click.option("--vis-threshold", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True,
@@ -161,13 +164,13 @@ def main():
 @_debug_option
 @_guarded
 def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxes_file, detector, refine_passes,
-            track, smooth, every, out, vis_dir, vis_threshold, quiet, debug):
+            track, smooth, every, out, fmt, vis_dir, vis_threshold, quiet, debug):
     """Predict poses on photos, folders (searched recursively) and videos.
 
     By default each photo is one person box covering the whole photo, sharpened by --refine passes, and a
     video's persons are followed from frame to frame (--track); give --boxes or --detector hog for photos of
-    several persons. Results are COCO keypoint results, one entry per person (a followed person's entries in a
-    video share a track_id).
+    several persons. Results are COCO keypoint results, one entry per person (a video's entries carry the frame
+    and its time; a followed person's entries share a track_id), or the same as CSV rows (--out x.csv).
     """
     if boxes_file is not None and detector != "none":
         raise click.UsageError("give either --boxes or --detector, not both")
@@ -186,7 +189,9 @@ def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxe
             raise UsageProblem(f"cannot create --vis folder {vis_dir}: {e.strerror or e}") from None
     pred = _load_predictor(model, variant, threads, batch_size, flip, debug, box_padding)
 
-    writer = ResultsWriter(out)
+    if fmt == "auto":
+        fmt = "csv" if out is not None and out.suffix.lower() == ".csv" else "json"
+    writer = ResultsWriter(out, fmt=fmt, keypoint_names=pred.keypoint_names)
     passes = refine_passes if refine_passes is not None else (0 if lookup is not None else REFINE_PASSES)
     run = _PredictRun(pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug, passes, track, smooth)
     for path, reason in problems:
@@ -308,7 +313,8 @@ class _PredictRun:
                 bar.update(1)
                 res = frame.poses
                 image_id = coco_id if coco_id is not None else self.next_id
-                self.writer.add(coco_entries(res, image_id, item.path.as_posix(), frame=frame.index))
+                self.writer.add(coco_entries(res, image_id, item.path.as_posix(), frame=frame.index,
+                                             time=frame.time))
                 self.frames += 1
                 self.persons += len(res)
                 if self.vis_dir is not None:

@@ -1,4 +1,5 @@
-"""COCO keypoint results: one entry per person, written as a JSON list atomically and safely on interruption.
+"""Keypoint results: one entry per person, written as a COCO JSON list (or a CSV table) atomically and safely on
+interruption.
 
 Every write goes to a temporary file in the target's folder, is flushed to disk and renamed over the target,
 so the file always holds either the previous or the new complete JSON, never a torn one. The writer rewrites
@@ -6,6 +7,8 @@ the file every few seconds (or N photos) while a run goes on, so an interrupted 
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import os
@@ -13,11 +16,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import List, Optional, TextIO
+from typing import List, Optional, Sequence, TextIO
 
 import numpy as np
 
-__all__ = ["coco_entries", "atomic_write_text", "ResultsWriter"]
+__all__ = ["coco_entries", "csv_header", "csv_row", "atomic_write_text", "ResultsWriter", "FORMATS"]
+
+FORMATS = ("json", "csv")
 
 
 def _finite(v: float, ndigits: int) -> float:
@@ -26,12 +31,13 @@ def _finite(v: float, ndigits: int) -> float:
 
 
 def coco_entries(result, image_id: int, file_name: str, frame: Optional[int] = None,
-                 category_id: int = 1) -> List[dict]:
+                 category_id: int = 1, time: Optional[float] = None) -> List[dict]:
     """A PoseResult (keypoints (N, K, 2), scores (N, K), boxes (N, 4)) -> N COCO keypoint result dicts.
 
     Keys: image_id, file_name, category_id (the person category, 1 in COCO), bbox [x, y, w, h],
     keypoints [x1, y1, s1, ...] (s = keypoint score), score (the mean keypoint score, as PoseResult.to_coco),
-    frame for video frames and track_id for followed persons (PoseTracker's). Coordinates are rounded to
+    frame and time (seconds from the video's start) for video frames, and track_id for followed persons
+    (PoseTracker's). Coordinates are rounded to
     0.01 px and scores to 1e-4 to keep files small; plain Python numbers only.
     """
     out = []
@@ -48,10 +54,33 @@ def coco_entries(result, image_id: int, file_name: str, frame: Optional[int] = N
         }
         if frame is not None:
             entry["frame"] = int(frame)
+        if time is not None:
+            entry["time"] = _finite(time, 4)
         if "track_id" in d:
             entry["track_id"] = d["track_id"]
         out.append(entry)
     return out
+
+
+_CSV_FIRST = ["file_name", "frame", "time", "image_id", "track_id", "score", "bbox_x", "bbox_y", "bbox_w", "bbox_h"]
+
+
+def csv_header(keypoint_names: Sequence[str]) -> List[str]:
+    """CSV columns: one row per person (the fields of a results entry; frame, time and track_id empty where the
+    entry has none), then ``<name>_x``, ``<name>_y``, ``<name>_score`` for each keypoint, in model order."""
+    return _CSV_FIRST + [f"{n}_{part}" for n in keypoint_names for part in ("x", "y", "score")]
+
+
+def csv_row(entry: dict) -> list:
+    """One results entry (``coco_entries``'s dict) as the values of ``csv_header``'s columns."""
+    return ([entry["file_name"], entry.get("frame", ""), entry.get("time", ""), entry["image_id"],
+             entry.get("track_id", ""), entry["score"], *entry["bbox"]] + list(entry["keypoints"]))
+
+
+def _csv_line(values: Sequence) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(values)
+    return buf.getvalue()
 
 
 def atomic_write_text(path: os.PathLike, text: str) -> None:
@@ -87,7 +116,8 @@ def _naming(error: OSError, path: Path) -> OSError:
 
 
 class ResultsWriter:
-    """Collects result entries and keeps ``path`` a valid JSON list of everything added so far.
+    """Collects result entries and keeps ``path`` a valid JSON list (fmt "json") or CSV table (fmt "csv", one row
+    per person: ``csv_header(keypoint_names)``) of everything added so far.
 
     path None -> nothing is written until :meth:`close`, which prints the JSON to ``stream`` (stdout).
     :meth:`step` (call once per finished photo) rewrites the file when ``every_s`` seconds or ``every_n`` photos
@@ -95,7 +125,13 @@ class ResultsWriter:
     """
 
     def __init__(self, path: Optional[os.PathLike], every_s: float = 5.0, every_n: int = 100,
-                 stream: Optional[TextIO] = None):
+                 stream: Optional[TextIO] = None, fmt: str = "json", keypoint_names: Optional[Sequence[str]] = None):
+        if fmt not in FORMATS:
+            raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
+        if fmt == "csv" and keypoint_names is None:
+            raise ValueError("CSV results need the keypoint names for their columns")
+        self.fmt = fmt
+        self._header = _csv_line(csv_header(keypoint_names)) if fmt == "csv" else None
         self.path = Path(path) if path is not None else None
         self.every_s, self.every_n = every_s, every_n
         self.stream = stream
@@ -113,7 +149,10 @@ class ResultsWriter:
             self.flush(force=True)
 
     def add(self, entries: List[dict]) -> None:
-        self._parts.extend(json.dumps(e, separators=(",", ":")) for e in entries)
+        if self.fmt == "csv":
+            self._parts.extend(_csv_line(csv_row(e)) for e in entries)
+        else:
+            self._parts.extend(json.dumps(e, separators=(",", ":")) for e in entries)
         self._dirty = self._dirty or bool(entries)
 
     def step(self) -> None:
@@ -123,6 +162,8 @@ class ResultsWriter:
             self.flush()
 
     def text(self) -> str:
+        if self.fmt == "csv":
+            return self._header + "".join(self._parts)
         return "[\n" + ",\n".join(self._parts) + "\n]\n" if self._parts else "[]\n"
 
     def flush(self, force: bool = False) -> None:

@@ -386,3 +386,26 @@ def test_a_video_frame_that_fails_is_named_and_the_rest_is_kept(tmp_path, standi
     assert_no_traceback(r)
     res = json.loads(r.stdout)
     assert [e["frame"] for e in res] == [0, 1, 3] and [e["image_id"] for e in res] == [1, 2, 4]  # ids do not move
+
+
+def test_csv_results_for_spreadsheets(tmp_path, standin_path):
+    import csv
+
+    video = write_video(tmp_path / "clip.mp4", frames=4)
+    cv2.imwrite(str(tmp_path / "a.png"), photo())
+    out = tmp_path / "r.csv"
+    r = run("predict", video, tmp_path / "a.png", "--model", standin_path, "-q", "--every", "2", "--out", out)
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(out.open(newline="")))
+    assert [(r["frame"], r["time"], r["track_id"]) for r in rows] == [("0", "0.0", "1"), ("2", "0.2", "1"),
+                                                                      ("", "", "")]  # 10 fps; the photo last
+    np.testing.assert_allclose([float(r["red_y"]) for r in rows], [30, 34, 30], atol=1.0)
+    r = run("predict", video, "--model", standin_path, "-q", "--every", "2")
+    entries = json.loads(r.stdout)  # the same results as JSON: frame and time too
+    assert [(e["frame"], e["time"]) for e in entries] == [(0, 0.0), (2, 0.2)]
+    for row, e in zip(rows, entries):
+        assert [float(row[c]) for c in ("red_x", "red_y", "red_score")] == e["keypoints"][:3]
+    r = run("predict", tmp_path / "a.png", "--model", standin_path, "-q", "--format", "csv")
+    assert r.exit_code == 0 and r.stdout.splitlines()[0].startswith("file_name,frame,time,image_id,track_id")
+    r = run("predict", tmp_path / "a.png", "--model", standin_path, "-q", "--format", "json", "--out", out)
+    assert r.exit_code == 0 and len(json.loads(out.read_text())) == 1  # --format wins over the file's name

@@ -203,9 +203,10 @@ def _result(n=2, k=3):
 def test_coco_entries_format():
     res = _result()
     res.keypoints[0, 0, 0] = np.nan
-    e = coco_entries(res, 5, "x.jpg", frame=3)
+    e = coco_entries(res, 5, "x.jpg", frame=3, time=0.123456)
     assert len(e) == 2 and list(e[0]) == ["image_id", "file_name", "category_id", "bbox", "keypoints", "score",
-                                          "frame"]
+                                          "frame", "time"]
+    assert e[0]["time"] == 0.1235 and "time" not in coco_entries(res, 5, "x.jpg")[0]
     assert e[1]["keypoints"][:3] == [6.12, 7.12, 0.5] and e[0]["keypoints"][0] == 0.0  # NaN never reaches JSON
     assert e[0]["image_id"] == 5 and e[0]["category_id"] == 1 and e[0]["frame"] == 3 and e[0]["score"] == 0.5
     json.loads(json.dumps(e, allow_nan=False))
@@ -233,6 +234,32 @@ def test_writer_prints_to_stream_without_path():
     w = ResultsWriter(None, stream=s)
     w.close()
     assert json.loads(s.getvalue()) == []
+
+
+def test_csv_results_one_row_per_person(tmp_path):
+    import csv
+
+    out = tmp_path / "r.csv"
+    w = ResultsWriter(out, fmt="csv", keypoint_names=["a", "b", "c"])
+    w.check_writable()
+    assert out.read_text() == ("file_name,frame,time,image_id,track_id,score,bbox_x,bbox_y,bbox_w,bbox_h,"
+                               "a_x,a_y,a_score,b_x,b_y,b_score,c_x,c_y,c_score\n")  # the header even when empty
+    w.add(coco_entries(_result(1), 1, 'odd, "name".jpg'))
+    tracked = _result(2)
+    tracked.track_ids = np.array([7, 9])
+    w.add(coco_entries(tracked, 2, "clip.mp4", frame=4, time=0.16))
+    w.close()
+    rows = list(csv.DictReader(out.open(newline="")))
+    assert [r["file_name"] for r in rows] == ['odd, "name".jpg', "clip.mp4", "clip.mp4"]  # quoted as CSV does
+    assert [(r["frame"], r["time"], r["track_id"]) for r in rows] == [("", "", ""), ("4", "0.16", "7"),
+                                                                      ("4", "0.16", "9")]
+    entry = coco_entries(tracked, 2, "clip.mp4")[1]
+    assert [float(rows[2][c]) for c in ("bbox_x", "bbox_y", "bbox_w", "bbox_h")] == entry["bbox"]
+    assert [float(rows[2][f"{n}_{p}"]) for n in "abc" for p in ("x", "y", "score")] == entry["keypoints"]
+    with pytest.raises(ValueError, match="keypoint names"):
+        ResultsWriter(out, fmt="csv")
+    with pytest.raises(ValueError, match="fmt must be one of"):
+        ResultsWriter(out, fmt="xml")
 
 
 def test_atomic_write_interrupted_keeps_old_file(tmp_path, monkeypatch):
