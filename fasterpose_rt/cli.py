@@ -477,13 +477,14 @@ def _verification_line(v) -> str:
 def eval_cmd(coco_file, images_dir, model, variant, threads, batch_size, flip, box_padding, baseline, out, quiet,
              debug):
     """COCO keypoint AP/AR (pycocotools) and PCK@0.2 with the annotation file's person boxes."""
-    from .evaluate import (EvalError, MissingExtra, coco_ap, keypoint_category, load_annotations,
-                           pck_report, predict_annotations)
+    from .evaluate import (EvalError, MissingExtra, coco_ap, load_annotations, match_keypoints, pck_report,
+                           predict_annotations)
 
     try:
         data = load_annotations(coco_file)
         pred = _load_predictor(model, variant, threads, batch_size, flip, debug, box_padding)
-        cat, sigmas, warnings = keypoint_category(data, pred.keypoint_names, str(coco_file))
+        match = match_keypoints(data, pred.keypoint_names, str(coco_file), pred.flip_pairs)
+        data, cat, columns = match.restrict(data), match.category, match.model_columns if match.partial else None
         other = _load_predictor(baseline, None, threads, batch_size, flip, debug) if baseline else None
         if other is not None and other.keypoint_names != pred.keypoint_names:
             raise EvalError(f"--baseline {baseline} predicts other keypoints ({len(other.keypoint_names)}) "
@@ -491,7 +492,7 @@ def eval_cmd(coco_file, images_dir, model, variant, threads, batch_size, flip, b
     except EvalError as e:
         _trace(debug)
         raise UsageProblem(str(e)) from None
-    for w in warnings:
+    for w in match.warnings:
         _say(f"warning: {w}")
     failed = []
 
@@ -503,22 +504,23 @@ def eval_cmd(coco_file, images_dir, model, variant, threads, batch_size, flip, b
         return tqdm(ids, desc="eval", unit="photo", disable=quiet, file=sys.stderr)
 
     try:
-        results, done, kp = predict_annotations(pred, data, images_dir, cat["id"], str(coco_file), on_fail, wrap)
+        results, done, kp = predict_annotations(pred, data, images_dir, cat["id"], str(coco_file), on_fail, wrap,
+                                                columns=columns)
     except EvalError as e:
         raise UsageProblem(str(e)) from None
     other_kp = None
     if other is not None:  # same photos, same boxes; a photo that failed above is already reported
         _, _, other_kp = predict_annotations(other, data, images_dir, cat["id"], str(coco_file),
-                                             lambda path, reason: None, wrap)
-    names = [str(n) for n in cat["keypoints"]]
+                                             lambda path, reason: None, wrap, columns=columns)
     report = {"model": pred.model_path, "box_padding": pred.box_padding, "annotations": str(coco_file),
-              "photos": len(done), "persons": len(results), "failed": failed, "coco": None, "coco_note": None}
+              "photos": len(done), "persons": len(results), "failed": failed,
+              "keypoints": match.names if match.partial else None, "coco": None, "coco_note": None}
     try:
-        report["coco"] = coco_ap(data, results, done, cat["id"], sigmas)
+        report["coco"] = coco_ap(data, results, done, cat["id"], match.sigmas)
     except MissingExtra as e:
         report["coco_note"] = str(e)
         _say(f"note: {e}")
-    report.update({"pck@0.2": pck_report(data, kp, names, done, 0.2, pred.flip_pairs, other_kp)})
+    report.update({"pck@0.2": pck_report(data, kp, match.names, done, 0.2, match.flip_pairs, other_kp)})
     if "vs_baseline" in report["pck@0.2"]:
         report["pck@0.2"]["vs_baseline"]["model"] = other.model_path
     if out is not None:
@@ -531,6 +533,9 @@ def eval_cmd(coco_file, images_dir, model, variant, threads, batch_size, flip, b
 def _print_eval(report: dict) -> None:
     click.echo(f"model {report['model']} (box padding {report['box_padding']:g}): "
                f"{_count(report['photos'], 'photo')}, {_count(report['persons'], 'person')}")
+    if report.get("keypoints"):
+        click.echo(f"on the {len(report['keypoints'])} keypoints the model and the file share: "
+                   f"{', '.join(report['keypoints'])}")
     if report["coco"] is not None:
         c = report["coco"]
         click.echo("COCO keypoints  " + "  ".join(f"{k} {'n/a' if v is None else f'{v:.3f}'}" for k, v in c.items()))

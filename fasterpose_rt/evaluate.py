@@ -7,8 +7,9 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from .metrics import left_right_confusions, pck, pck_by_orientation, pck_interva
 from .results import coco_entries
 from .skeletons import COCO17
 
-__all__ = ["EvalError", "MissingExtra", "load_annotations", "keypoint_category", "predict_annotations",
+__all__ = ["EvalError", "MissingExtra", "load_annotations", "KeypointMatch", "match_keypoints", "predict_annotations",
            "coco_ap", "pck_report", "COCO_STAT_NAMES"]
 
 PCK_CURVE = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5)  # thresholds of pck_report's "by_threshold" (torso fractions)
@@ -44,11 +45,60 @@ def load_annotations(path: os.PathLike) -> dict:
     return data
 
 
-def keypoint_category(data: dict, model_keypoints: List[str], source: str) -> Tuple[dict, np.ndarray, List[str]]:
-    """The person category -> (category, OKS sigmas (K,), warnings).
+MIN_SHARED = 4  # fewer keypoint names in common than this: the file is for another kind of model
 
-    The category named "person", else the only one with keypoints. Its keypoint count must equal the model's.
-    Sigmas: the category's ``sigmas`` field when present, else COCO's when K = 17; otherwise EvalError.
+
+@dataclass
+class KeypointMatch:
+    """How a COCO file's keypoints meet the model's: which are evaluated, and where each one is on either side.
+
+    category: the file's person category; names (M,): the evaluated keypoints; model_columns (M,): their indices
+    in the model's output; file_columns (M,): in the file's annotations; sigmas (M,): their OKS sigmas;
+    flip_pairs: the model's flip pairs among the M (indices into them); partial: only some keypoints of the file
+    or the model are evaluated; warnings: what a user should know (e.g. the keypoints left out).
+    """
+
+    category: dict
+    names: List[str]
+    model_columns: np.ndarray
+    file_columns: np.ndarray
+    sigmas: np.ndarray
+    flip_pairs: List[List[int]]
+    partial: bool
+    warnings: List[str]
+
+    def restrict(self, data: dict) -> dict:
+        """``data`` with the person category and its annotations cut down to the evaluated keypoints, in the
+        model's order (num_keypoints recounted, so pycocotools ignores persons left with no labelled one);
+        ``data`` itself when nothing is cut. ``data`` is not changed."""
+        if not self.partial:
+            return data
+        cid, cols, k = self.category.get("id"), self.file_columns, len(self.category["keypoints"])
+        where = {int(old): new for new, old in enumerate(cols)}
+        skeleton = [[where[a - 1] + 1, where[b - 1] + 1] for a, b in self.category.get("skeleton") or []
+                    if a - 1 in where and b - 1 in where]  # COCO skeletons count from 1
+        cat = {key: v for key, v in self.category.items() if key != "flip_pairs"}  # its indices would be stale
+        cat.update(keypoints=list(self.names), skeleton=skeleton, sigmas=self.sigmas.tolist())
+        anns = []
+        for a in data["annotations"]:
+            kp = a.get("keypoints")
+            if a.get("category_id") == cid and isinstance(kp, list) and len(kp) == 3 * k:
+                kp = np.asarray(kp, np.float64).reshape(k, 3)[cols]
+                a = dict(a, keypoints=kp.ravel().tolist(), num_keypoints=int((kp[:, 2] > 0).sum()))
+            anns.append(a)
+        cats = [cat if c is self.category else c for c in data.get("categories") or []]
+        return dict(data, annotations=anns, categories=cats)
+
+
+def match_keypoints(data: dict, model_keypoints: List[str], source: str,
+                    model_flip_pairs: Sequence[Sequence[int]] = ()) -> KeypointMatch:
+    """Find the person category and match its keypoints with the model's.
+
+    The category named "person", else the only one with keypoints. The same number of keypoints: compared by
+    position (a warning when the names differ). Another number: the keypoints both name are evaluated (at least
+    MIN_SHARED; a COCO-17 file and the bundled 14-joint LSP models share 12), the others are left out with a
+    warning. Sigmas: the category's ``sigmas`` field when present, else COCO's when the file has 17 keypoints;
+    otherwise EvalError.
     """
     cats = [c for c in data.get("categories") or [] if isinstance(c, dict)]
     cat = next((c for c in cats if c.get("name") == "person"), None)
@@ -57,42 +107,56 @@ def keypoint_category(data: dict, model_keypoints: List[str], source: str) -> Tu
         cat = with_kp[0]
     if cat is None or not isinstance(cat.get("keypoints"), list):
         raise EvalError(f"{source}: no 'person' category with a 'keypoints' list")
-    names, k = [str(n) for n in cat["keypoints"]], len(model_keypoints)
-    if len(names) != k:
-        raise EvalError(f"the model predicts {k} keypoints but {source}'s category '{cat.get('name')}' has "
-                        f"{len(names)}: evaluate a model trained for this keypoint set")
-    warnings = []
-    if names != list(model_keypoints):
-        warnings.append(f"keypoint names differ between the model ({', '.join(model_keypoints[:3])}, ...) and "
-                        f"{source} ({', '.join(names[:3])}, ...); they are compared by position")
+    names, model_names, warnings = [str(n) for n in cat["keypoints"]], [str(n) for n in model_keypoints], []
     sigmas = cat.get("sigmas")
     if sigmas is not None:
-        if not (isinstance(sigmas, list) and len(sigmas) == k
+        if not (isinstance(sigmas, list) and len(sigmas) == len(names)
                 and all(isinstance(s, (int, float)) and s > 0 for s in sigmas)):
-            raise EvalError(f"{source}: the category's 'sigmas' must be {k} positive numbers")
-    elif k == len(COCO17["sigmas"]):
+            raise EvalError(f"{source}: the category's 'sigmas' must be {len(names)} positive numbers")
+    elif len(names) == len(COCO17["sigmas"]):
         sigmas = COCO17["sigmas"]
     else:
-        raise EvalError(f"{source}: {k} keypoints and no per-keypoint 'sigmas' in the category; "
+        raise EvalError(f"{source}: {len(names)} keypoints and no per-keypoint 'sigmas' in the category; "
                         "OKS needs them (COCO's are only known for its 17 keypoints)")
-    return cat, np.asarray(sigmas, np.float64), warnings
+    if len(names) == len(model_names):
+        model_cols = file_cols = np.arange(len(names))
+        if names != model_names:
+            warnings.append(f"keypoint names differ between the model ({', '.join(model_names[:3])}, ...) and "
+                            f"{source} ({', '.join(names[:3])}, ...); they are compared by position")
+        evaluated = names
+    else:
+        model_cols = np.array([i for i, n in enumerate(model_names) if n in names], np.int64)
+        if len(model_cols) < MIN_SHARED:
+            raise EvalError(f"the model predicts {len(model_names)} keypoints but {source}'s category "
+                            f"'{cat.get('name')}' has {len(names)}, and they share {len(model_cols)} keypoint "
+                            f"names (at least {MIN_SHARED} needed): evaluate a model trained for this keypoint set")
+        file_cols = np.array([names.index(model_names[i]) for i in model_cols], np.int64)
+        evaluated = [model_names[i] for i in model_cols]
+        left_out = [n for n in names if n not in evaluated] + [n for n in model_names if n not in evaluated]
+        warnings.append(f"the model ({len(model_names)} keypoints) and {source} ({len(names)}) share "
+                        f"{len(evaluated)} keypoint names; only those are evaluated (left out: {', '.join(left_out)})")
+    where = {int(m): j for j, m in enumerate(model_cols)}
+    flips = [[where[a], where[b]] for a, b in model_flip_pairs if a in where and b in where]
+    return KeypointMatch(cat, evaluated, model_cols, file_cols, np.asarray(sigmas, np.float64)[file_cols], flips,
+                         len(names) != len(model_names), warnings)
 
 
 def predict_annotations(predictor, data: dict, images_dir: os.PathLike, category_id: int, source: str,
                         on_fail: Callable[[Path, str], None], wrap: Callable[[Iterable], Iterable] = iter,
-                        scores: Optional[np.ndarray] = None):
+                        scores: Optional[np.ndarray] = None, columns: Optional[np.ndarray] = None):
     """Predict every photo's person boxes.
 
     Returns (results: COCO result dicts, processed image ids, pred (A, K, 2) with NaN where not predicted, A =
     number of annotations). A photo that is missing or unreadable is reported through on_fail(path, reason)
     and left out of the processed ids (so it does not count as missed persons). ``scores``, if given, an (A, K)
     array that receives the keypoint scores of the persons predicted (the others are left as they were).
+    columns: the model's keypoints to keep, in that order (KeypointMatch.model_columns; None: all, K = the model's).
     """
     try:
         names, boxes = coco_person_boxes(data, source)
     except BoxesFileError as e:
         raise EvalError(str(e)) from None
-    k = predictor.metadata.num_keypoints
+    k = predictor.metadata.num_keypoints if columns is None else len(columns)
     pred = np.full((len(data["annotations"]), k, 2), np.nan)
     results, done = [], []
     for image_id in wrap(sorted(names)):
@@ -107,6 +171,9 @@ def predict_annotations(predictor, data: dict, images_dir: os.PathLike, category
             on_fail(path, str(e) if path.exists() else "file not found")
             continue
         res = predictor.predict(image, entry.boxes)
+        if columns is not None:
+            res = replace(res, keypoints=res.keypoints[:, columns], scores=res.scores[:, columns],
+                          keypoint_names=[res.keypoint_names[c] for c in columns])
         pred[entry.ann_index] = res.keypoints
         if scores is not None:
             scores[entry.ann_index] = res.scores

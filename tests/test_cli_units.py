@@ -12,13 +12,13 @@ from pathlib import Path
 from fasterpose_rt import bench, boxes as boxes_mod, results as results_mod
 from fasterpose_rt.boxes import BoxesFileError, HogPeopleDetector, box_iou, load_boxes_file, nms
 from fasterpose_rt.draw import draw_poses, keypoint_sides, line_width
-from fasterpose_rt.evaluate import EvalError, keypoint_category, pck_report
+from fasterpose_rt.evaluate import EvalError, match_keypoints, pck_report
 from fasterpose_rt.metrics import (body_orientation, left_right_confusions, pck, pck_by_orientation,
                                   pck_interval)
 from fasterpose_rt.inputs import InputReadError, expand_inputs, read_image
 from fasterpose_rt.predictor import PoseResult
 from fasterpose_rt.results import ResultsWriter, atomic_write_text, coco_entries
-from fasterpose_rt.skeletons import COCO17
+from fasterpose_rt.skeletons import COCO17, LSP14
 
 
 def exif_jpeg(image_bgr, orientation: int) -> bytes:
@@ -382,18 +382,52 @@ def test_macs_from_metadata_then_graph(standin_path):
 
 # -------------------------------------------------------------------------------------------------------- eval
 
-def test_keypoint_category_checks_count_and_sigmas():
+def test_match_keypoints_checks_count_and_sigmas():
     data = {"categories": [{"id": 1, "name": "person", "keypoints": COCO17["keypoints"]}]}
-    cat, sigmas, warnings = keypoint_category(data, COCO17["keypoints"], "a.json")
-    assert cat["id"] == 1 and np.allclose(sigmas, COCO17["sigmas"]) and warnings == []
-    with pytest.raises(EvalError, match="predicts 4 keypoints but a.json's category 'person' has 17"):
-        keypoint_category(data, ["a", "b", "c", "d"], "a.json")
+    m = match_keypoints(data, COCO17["keypoints"], "a.json", COCO17["flip_pairs"])
+    assert m.category["id"] == 1 and np.allclose(m.sigmas, COCO17["sigmas"]) and m.warnings == []
+    assert not m.partial and m.names == COCO17["keypoints"] and m.flip_pairs == COCO17["flip_pairs"]
+    assert m.restrict(data) is data
+    with pytest.raises(EvalError, match="predicts 4 keypoints but a.json's category 'person' has 17, and they "
+                                        "share 0 keypoint names"):
+        match_keypoints(data, ["a", "b", "c", "d"], "a.json")
     four = {"categories": [{"id": 3, "name": "person", "keypoints": ["a", "b", "c", "d"]}]}
     with pytest.raises(EvalError, match="sigmas"):
-        keypoint_category(four, ["a", "b", "c", "d"], "a.json")
+        match_keypoints(four, ["a", "b", "c", "d"], "a.json")
     four["categories"][0]["sigmas"] = [0.1] * 4
-    _, sigmas, warnings = keypoint_category(four, ["w", "x", "y", "z"], "a.json")
-    assert sigmas.tolist() == [0.1] * 4 and "compared by position" in warnings[0]
+    m = match_keypoints(four, ["w", "x", "y", "z"], "a.json")
+    assert m.sigmas.tolist() == [0.1] * 4 and "compared by position" in m.warnings[0] and not m.partial
+
+
+def test_a_coco17_file_and_an_lsp_model_meet_on_the_joints_both_name():
+    k = len(COCO17["keypoints"])
+    cat = {"id": 1, "name": "person", "keypoints": COCO17["keypoints"], "flip_pairs": COCO17["flip_pairs"],
+           "skeleton": [[a + 1, b + 1] for a, b in COCO17["skeleton"]]}  # as COCO writes it: from 1
+    labels = np.arange(3 * k, dtype=np.float64).reshape(k, 3)
+    labels[:, 2] = 2
+    labels[COCO17["keypoints"].index("left_hip"), 2] = 0
+    data = {"categories": [cat], "annotations": [{"id": 5, "image_id": 1, "category_id": 1,
+                                                  "keypoints": labels.ravel().tolist(), "num_keypoints": k}]}
+    m = match_keypoints(data, LSP14["keypoints"], "coco.json", LSP14["flip_pairs"])
+    shared = [n for n in LSP14["keypoints"] if n in COCO17["keypoints"]]
+    assert m.partial and m.names == shared and len(shared) == 12  # all but LSP's neck and head top
+    assert [LSP14["keypoints"][i] for i in m.model_columns] == shared
+    assert [COCO17["keypoints"][i] for i in m.file_columns] == shared
+    np.testing.assert_allclose(m.sigmas, np.asarray(COCO17["sigmas"])[m.file_columns])
+    assert sorted(sorted(shared[a] for a in p) for p in m.flip_pairs) == sorted(
+        sorted(LSP14["keypoints"][a] for a in p) for p in LSP14["flip_pairs"])  # LSP's pairs are all shared
+    assert "left out: nose, left_eye, right_eye, left_ear, right_ear, neck, head_top" in m.warnings[0]
+    cut = m.restrict(data)
+    ann, new_cat = cut["annotations"][0], cut["categories"][0]
+    np.testing.assert_array_equal(np.reshape(ann["keypoints"], (-1, 3)), labels[m.file_columns])
+    assert ann["num_keypoints"] == 11 and new_cat["keypoints"] == shared and new_cat["sigmas"] == m.sigmas.tolist()
+    limbs = [[shared[a - 1], shared[b - 1]] for a, b in new_cat["skeleton"]]  # renumbered, still from 1
+    assert limbs == [[COCO17["keypoints"][a], COCO17["keypoints"][b]] for a, b in COCO17["skeleton"]
+                     if COCO17["keypoints"][a] in shared and COCO17["keypoints"][b] in shared]
+    assert len(limbs) == 12 and "flip_pairs" not in new_cat  # the face's limbs are gone; no stale indices
+    assert len(data["annotations"][0]["keypoints"]) == 3 * k and data["categories"][0] is cat  # not changed
+    with pytest.raises(EvalError, match="share 3 keypoint names"):
+        match_keypoints(data, ["nose", "left_eye", "right_eye", "x", "y"], "coco.json")
 
 
 def test_pck_report_counts_predicted_annotations_only():
