@@ -54,8 +54,9 @@ class KeypointMatch:
 
     category: the file's person category; names (M,): the evaluated keypoints; model_columns (M,): their indices
     in the model's output; file_columns (M,): in the file's annotations; sigmas (M,): their OKS sigmas;
-    flip_pairs: the model's flip pairs among the M (indices into them); partial: only some keypoints of the file
-    or the model are evaluated; warnings: what a user should know (e.g. the keypoints left out).
+    flip_pairs: the model's flip pairs among the M (indices into them); partial: the file's annotations and the
+    model's output must be cut down or reordered (``restrict``, predict_annotations' ``columns``) to meet;
+    warnings: what a user should know (e.g. the keypoints left out).
     """
 
     category: dict
@@ -94,11 +95,11 @@ def match_keypoints(data: dict, model_keypoints: List[str], source: str,
                     model_flip_pairs: Sequence[Sequence[int]] = ()) -> KeypointMatch:
     """Find the person category and match its keypoints with the model's.
 
-    The category named "person", else the only one with keypoints. The same number of keypoints: compared by
-    position (a warning when the names differ). Another number: the keypoints both name are evaluated (at least
-    MIN_SHARED; a COCO-17 file and the bundled 14-joint LSP models share 12), the others are left out with a
-    warning. Sigmas: the category's ``sigmas`` field when present, else COCO's when the file has 17 keypoints;
-    otherwise EvalError.
+    The category named "person", else the only one with keypoints. Keypoints are matched by name: the ones both
+    name are evaluated (at least MIN_SHARED; a COCO-17 file and the bundled 14-joint LSP models share 12), the
+    others are left out with a warning. With fewer names in common but as many keypoints as the model, they are
+    compared by position (with a warning). Sigmas: the category's ``sigmas`` field when present, else COCO's when
+    the file has 17 keypoints; otherwise EvalError.
     """
     cats = [c for c in data.get("categories") or [] if isinstance(c, dict)]
     cat = next((c for c in cats if c.get("name") == "person"), None)
@@ -118,27 +119,30 @@ def match_keypoints(data: dict, model_keypoints: List[str], source: str,
     else:
         raise EvalError(f"{source}: {len(names)} keypoints and no per-keypoint 'sigmas' in the category; "
                         "OKS needs them (COCO's are only known for its 17 keypoints)")
-    if len(names) == len(model_names):
+    shared = [n for n in model_names if n in names]
+    if names == model_names or (len(shared) < MIN_SHARED and len(names) == len(model_names)):
         model_cols = file_cols = np.arange(len(names))
+        evaluated = names
         if names != model_names:
             warnings.append(f"keypoint names differ between the model ({', '.join(model_names[:3])}, ...) and "
                             f"{source} ({', '.join(names[:3])}, ...); they are compared by position")
-        evaluated = names
-    else:
-        model_cols = np.array([i for i, n in enumerate(model_names) if n in names], np.int64)
-        if len(model_cols) < MIN_SHARED:
-            raise EvalError(f"the model predicts {len(model_names)} keypoints but {source}'s category "
-                            f"'{cat.get('name')}' has {len(names)}, and they share {len(model_cols)} keypoint "
-                            f"names (at least {MIN_SHARED} needed): evaluate a model trained for this keypoint set")
-        file_cols = np.array([names.index(model_names[i]) for i in model_cols], np.int64)
-        evaluated = [model_names[i] for i in model_cols]
-        left_out = [n for n in names if n not in evaluated] + [n for n in model_names if n not in evaluated]
+    elif len(shared) >= MIN_SHARED:
+        model_cols = np.array([model_names.index(n) for n in shared], np.int64)
+        file_cols = np.array([names.index(n) for n in shared], np.int64)
+        evaluated = shared
+        left_out = [n for n in names if n not in shared] + [n for n in model_names if n not in shared]
         warnings.append(f"the model ({len(model_names)} keypoints) and {source} ({len(names)}) share "
-                        f"{len(evaluated)} keypoint names; only those are evaluated (left out: {', '.join(left_out)})")
+                        f"{len(shared)} keypoint names; only those are evaluated (left out: {', '.join(left_out)})"
+                        if left_out else f"{source} lists the model's keypoints in another order; matched by name")
+    else:
+        raise EvalError(f"the model predicts {len(model_names)} keypoints but {source}'s category "
+                        f"'{cat.get('name')}' has {len(names)}, and they share {len(shared)} keypoint "
+                        f"names (at least {MIN_SHARED} needed): evaluate a model trained for this keypoint set")
     where = {int(m): j for j, m in enumerate(model_cols)}
     flips = [[where[a], where[b]] for a, b in model_flip_pairs if a in where and b in where]
-    return KeypointMatch(cat, evaluated, model_cols, file_cols, np.asarray(sigmas, np.float64)[file_cols], flips,
-                         len(names) != len(model_names), warnings)
+    identity = len(file_cols) == len(names) == len(model_names) and bool((file_cols == model_cols).all())
+    return KeypointMatch(cat, list(evaluated), model_cols, file_cols, np.asarray(sigmas, np.float64)[file_cols],
+                         flips, not identity, warnings)
 
 
 def predict_annotations(predictor, data: dict, images_dir: os.PathLike, category_id: int, source: str,

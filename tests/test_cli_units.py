@@ -397,6 +397,10 @@ def test_match_keypoints_checks_count_and_sigmas():
     four["categories"][0]["sigmas"] = [0.1] * 4
     m = match_keypoints(four, ["w", "x", "y", "z"], "a.json")
     assert m.sigmas.tolist() == [0.1] * 4 and "compared by position" in m.warnings[0] and not m.partial
+    four["categories"][0]["sigmas"] = [0.1, 0.2, 0.3, 0.4]
+    m = match_keypoints(four, ["d", "c", "b", "a"], "a.json", [[0, 1]])  # the same names in another order
+    assert m.partial and m.names == ["d", "c", "b", "a"] and m.file_columns.tolist() == [3, 2, 1, 0]
+    assert m.sigmas.tolist() == [0.4, 0.3, 0.2, 0.1] and m.flip_pairs == [[0, 1]] and "by name" in m.warnings[0]
 
 
 def test_a_coco17_file_and_an_lsp_model_meet_on_the_joints_both_name():
