@@ -3,6 +3,10 @@
     python -m models.from_onnx --model fasterpose_default.onnx --ann train.json --images imgs/ --out start.pth
     python -m models.train ... --init start.pth        # a new schedule from those weights
 
+``--ann`` may hold any keypoint set (its person crops only give BatchNorm statistics), and ``--init`` matches
+keypoints by name: a model for COCO's 17 keypoints starts from the bundled 14-joint LSP model with its 12 shared
+joints already trained (models/head_transfer.py).
+
 Why: the exported file is often the only copy of a model's weights that survives (we commit ONNX files, never
 checkpoints). Export folds every BatchNorm into the convolution before it, so each conv holds W' = W·γ/σ and a
 bias b'. Here each conv gets (W', b') back and its BatchNorm is rebuilt so that:
@@ -172,9 +176,7 @@ def recover(model_path, ann_file, images_dir, out_path, crops: int = 256, seed: 
     import onnxruntime as ort
 
     model, meta, folded = load_folded(model_path)
-    samples, data_meta = load_coco_keypoints(ann_file, images_dir)
-    if data_meta["keypoints"] != meta["keypoints"]:
-        raise RecoveryError(f"{ann_file}: keypoints differ from the model's")
+    samples, data_meta = load_coco_keypoints(ann_file, images_dir)  # any person crops: only the photos count
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(samples), size=min(crops, len(samples)), replace=False)
     torch.manual_seed(seed)
@@ -197,8 +199,8 @@ def recover(model_path, ann_file, images_dir, out_path, crops: int = 256, seed: 
                                 f"{100 * relative:.1f} % (an int8 file should give a few %)")
     elif not error <= 1e-3 * max(1.0, scale):
         raise RecoveryError(f"recovered network differs from {model_path}: max |Δ| {error:.3g} (outputs up to {scale:.3g})")
-    out_meta = {k: meta[k] for k in ("architecture", "input_size", "loss", "model_options", "recipe", "validation")
-                if k in meta}
+    out_meta = {k: meta[k] for k in ("architecture", "input_size", "loss", "model_options", "recipe", "validation",
+                                      "keypoints", "skeleton", "flip_pairs") if k in meta}
     out_meta["recovered_from"] = {"file": Path(model_path).name, "max_abs_difference": error,
                                   "weights": "dequantised from int8" if quantized else "exact",
                                   "batchnorm_statistics": f"{len(ds)} augmented crops of {Path(ann_file).name}"}
@@ -212,7 +214,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m models.from_onnx", description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True, type=Path,
                     help="ONNX file written by `python -m export` (float32: exact; int8: dequantised weights)")
-    ap.add_argument("--ann", required=True, type=Path, help="COCO keypoint file: crops for BatchNorm statistics")
+    ap.add_argument("--ann", required=True, type=Path,
+                    help="COCO keypoint file (any keypoint set): its person crops give the BatchNorm statistics")
     ap.add_argument("--images", required=True, type=Path, help="folder of that file's photos")
     ap.add_argument("--out", required=True, type=Path, help="checkpoint to write (use with models.train --init)")
     ap.add_argument("--crops", type=int, default=256)

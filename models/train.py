@@ -19,6 +19,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import List, Optional
 
 import numpy as np
 import torch
@@ -36,6 +37,7 @@ from .data.coco_keypoints import TopDownDataset, load_coco_keypoints
 from .distill import distillation_targets, load_teacher
 from .efficientnet_lite import imagenet_weights_file
 from .ema import ModelEMA
+from .head_transfer import checkpoint_keypoints, transfer_head
 from .losses import build_loss
 from .validate import validate
 
@@ -200,7 +202,7 @@ class Trainer:
                 raise SystemExit(f"error: --pretrained {args.pretrained}: {e}") from None
         self.init_from = None
         if args.init:
-            self.init_from = self._load_init(model, args.init, grow=args.grow)
+            self.init_from = self._load_init(model, args.init, grow=args.grow, keypoints=self.meta["keypoints"])
         elif args.grow:
             raise SystemExit("error: --grow needs --init CHECKPOINT")
         if args.drop_path:
@@ -289,30 +291,46 @@ class Trainer:
         os.replace(tmp, path)
 
     @staticmethod
-    def _load_init(model, path: Path, grow: bool = False) -> dict:
+    def _load_init(model, path: Path, grow: bool = False, keypoints: Optional[List[str]] = None) -> dict:
         """Load every weight of ``model`` from a checkpoint (or bare state dict); returns its provenance.
 
         ``grow``: whole residual blocks the checkpoint lacks (a shallower ResNet) keep their fresh initialisation,
         whose last BN scale is zero: each such block computes the identity, so the model's function is unchanged.
+        ``keypoints``: the names ``model`` predicts; when the checkpoint names others, the head's final layer is
+        matched by name (models/head_transfer.py): shared keypoints keep their trained channels, new ones start
+        fresh.
         """
         if not path.is_file():
             raise SystemExit(f"error: --init {path}: no such file")
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         state = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else ckpt
+        meta = ckpt.get("meta", {}) if isinstance(ckpt, dict) else {}
+        theirs, shared = checkpoint_keypoints(meta), None
+        if keypoints is not None and theirs is not None and theirs != list(keypoints):
+            try:
+                state, shared = transfer_head(state, model, theirs, keypoints)
+            except ValueError as e:
+                raise SystemExit(f"error: --init {path}: {e}") from None
         try:
             missing, unexpected = model.load_state_dict(state, strict=False)
         except RuntimeError as e:  # shape mismatches (another K, width or depth)
-            raise SystemExit(f"error: --init {path} does not fit the model: {str(e).splitlines()[-1].strip()}") from None
+            hint = "" if theirs else " (the checkpoint names no keypoints, so another keypoint set cannot be matched)"
+            raise SystemExit(f"error: --init {path} does not fit the model: "
+                             f"{str(e).splitlines()[-1].strip()}{hint}") from None
         grown = identity_blocks(model, missing) if grow and not unexpected else None
         if (missing or unexpected) and not grown:
             hint = " (a shallower ResNet? add --grow)" if missing and not unexpected and not grow else ""
             raise SystemExit(f"error: --init {path} does not fit the model: missing {missing[:5]}, "
                              f"unexpected {unexpected[:5]}{hint}")
-        meta = ckpt.get("meta", {}) if isinstance(ckpt, dict) else {}
         provenance = {**file_provenance(path),
                       "architecture": meta.get("architecture"), "recipe": meta.get("recipe"), "val": meta.get("val")}
         if grown:
             provenance["grown_blocks"] = grown
+        if shared is not None:
+            new = [n for n in keypoints if n not in shared]
+            provenance["keypoints_from_init"] = shared
+            print(f"--init {path.name}: {len(shared)} of {len(keypoints)} keypoints keep its head "
+                  f"({', '.join(shared) or 'none'}); new: {', '.join(new) or 'none'}", file=sys.stderr)
         return provenance
 
     def _resume(self):
