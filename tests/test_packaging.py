@@ -1,0 +1,40 @@
+"""What `pip install .` installs: the torch-free runtime with its bundled models, nothing from models/ or export/."""
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BUDGET_MB = 25  # the bundled models' package budget (the default model's issue)
+
+
+def test_the_wheel_holds_the_runtime_and_its_models_only(tmp_path):
+    src = tmp_path / "src"  # a copy of what the build reads, so the checkout gets no build/ or egg-info
+    src.mkdir()
+    for name in ("pyproject.toml", "setup.cfg", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, src / name)
+    for pkg in ("fasterpose_rt", "models", "export", "benchmarks"):
+        shutil.copytree(ROOT / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__", "results"))
+    run = subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-q",
+                          "-w", str(tmp_path / "dist")], capture_output=True, text=True)
+    if run.returncode and "No module named" in run.stderr:
+        pytest.skip(f"no build backend in this environment: {run.stderr.strip().splitlines()[-1]}")
+    assert run.returncode == 0, run.stderr
+    (wheel,) = (tmp_path / "dist").glob("fasterpose-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        files = {i.filename: i.file_size for i in z.infolist()}
+        info = next(n for n in files if n.endswith(".dist-info/top_level.txt")).rsplit("/", 1)[0]
+        assert z.read(f"{info}/top_level.txt").decode().split() == ["fasterpose_rt"]
+        assert "fasterpose = fasterpose_rt.cli:main" in z.read(f"{info}/entry_points.txt").decode()
+    assert any(n.startswith(info) and n.endswith("/LICENSE") for n in files)  # the MIT text travels with it
+    assert all(n.startswith(("fasterpose_rt/", info + "/")) for n in files), sorted(files)  # no models/, export/
+    assets = {n: size for n, size in files.items() if n.startswith("fasterpose_rt/assets/")}
+    assert set(assets) >= {"fasterpose_rt/assets/fasterpose_default_int8.onnx",
+                           "fasterpose_rt/assets/fasterpose_fast_int8.onnx"}
+    assert sum(assets.values()) <= BUDGET_MB * 1e6, assets
+    assert "fasterpose_rt/py.typed" in files  # type checkers read the runtime's annotations
+    modules = {f"fasterpose_rt/{p.name}" for p in (ROOT / "fasterpose_rt").glob("*.py")}
+    assert {n for n in files if n.endswith(".py")} == modules
