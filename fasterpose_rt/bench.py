@@ -12,7 +12,7 @@ from __future__ import annotations
 import platform
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -60,7 +60,8 @@ def person_boxes(n: int, size=PHOTO_SIZE, seed: int = 0) -> np.ndarray:
     return np.concatenate([xy, np.tile([bw, bh], (n, 1))], axis=1)
 
 
-def latency_stats(seconds: Sequence[float], persons: int, cpu_seconds: Optional[Sequence[float]] = None) -> Dict[str, float]:
+def latency_stats(seconds: Union[np.ndarray, Sequence[float]], persons: int,
+                  cpu_seconds: Union[np.ndarray, Sequence[float], None] = None) -> Dict[str, float]:
     """Per-call latencies (R,) s -> ms percentiles per call and per person, and persons/s (from the median).
 
     cpu_seconds (R,): the process's CPU time per call, if measured -> ``cpu_ms_per_person`` (median / persons).

@@ -7,7 +7,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, NoReturn, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -78,7 +78,7 @@ def coco_person_boxes(data: dict, source: str = "annotations") -> Tuple[Dict[int
     Person boxes: annotations of the category named "person" (every category when none is), not crowd, with a
     bbox of 4 numbers and w, h > 0; empty bboxes are skipped. Raises BoxesFileError for a malformed file.
     """
-    def bad(msg):
+    def bad(msg) -> NoReturn:
         raise BoxesFileError(f"{source}: {msg}")
 
     images, anns = data.get("images"), data.get("annotations")
@@ -89,7 +89,8 @@ def coco_person_boxes(data: dict, source: str = "annotations") -> Tuple[Dict[int
         if not (isinstance(im, dict) and isinstance(im.get("id"), int) and isinstance(im.get("file_name"), str)):
             bad(f"images[{i}] needs an integer 'id' and a string 'file_name'")
         names[im["id"]] = im["file_name"]
-    cats = data.get("categories") if isinstance(data.get("categories"), list) else []
+    cats = data.get("categories")
+    cats = cats if isinstance(cats, list) else []
     person = {c.get("id") for c in cats if isinstance(c, dict) and c.get("name") == "person"}
     per_image: Dict[int, List[Tuple[int, list]]] = {i: [] for i in names}
     for j, a in enumerate(anns):

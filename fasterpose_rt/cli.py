@@ -288,6 +288,8 @@ class _PredictRun:
         self.writer.step()
 
     def video(self, item, show: bool) -> None:
+        errors, vis_writer = 0, None
+
         def frame_failed(index, e):
             nonlocal errors
             errors += 1
@@ -295,7 +297,6 @@ class _PredictRun:
             _trace(self.debug)
             _say(f"error: {item.path} frame {index}: prediction failed: {e}")
 
-        errors, vis_writer, bar = 0, None, None
         try:
             boxes, coco_id = self._boxes_for(item, None) if self.lookup is not None else (None, None)
             detect = None if self.detect is None else (lambda frame: self._boxes_for(item, frame)[0])
@@ -322,7 +323,7 @@ class _PredictRun:
                         vis_path = self._vis_name(item.rel.with_suffix(".mp4"))
                         vis_path.parent.mkdir(parents=True, exist_ok=True)
                         h, w = frame.image.shape[:2]
-                        vis_writer = cv2.VideoWriter(str(vis_path), cv2.VideoWriter_fourcc(*"mp4v"),
+                        vis_writer = cv2.VideoWriter(str(vis_path), cv2.VideoWriter.fourcc(*"mp4v"),
                                                      (video.fps or 25.0) / self.every, (w, h))
                         if not vis_writer.isOpened():
                             raise InputReadError(f"cannot write the --vis video {vis_path}")
@@ -521,7 +522,7 @@ def eval_cmd(coco_file, images_dir, model, variant, threads, batch_size, flip, b
         report["coco_note"] = str(e)
         _say(f"note: {e}")
     report.update({"pck@0.2": pck_report(data, kp, match.names, done, 0.2, match.flip_pairs, other_kp)})
-    if "vs_baseline" in report["pck@0.2"]:
+    if other is not None and "vs_baseline" in report["pck@0.2"]:
         report["pck@0.2"]["vs_baseline"]["model"] = other.model_path
     if out is not None:
         atomic_write_text(out, json.dumps(report, indent=2) + "\n")

@@ -9,7 +9,7 @@ import io
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
@@ -109,7 +109,7 @@ def match_keypoints(data: dict, model_keypoints: List[str], source: str,
     if cat is None or not isinstance(cat.get("keypoints"), list):
         raise EvalError(f"{source}: no 'person' category with a 'keypoints' list")
     names, model_names, warnings = [str(n) for n in cat["keypoints"]], [str(n) for n in model_keypoints], []
-    sigmas = cat.get("sigmas")
+    sigmas: Any = cat.get("sigmas")
     if sigmas is not None:
         if not (isinstance(sigmas, list) and len(sigmas) == len(names)
                 and all(isinstance(s, (int, float)) and s > 0 for s in sigmas)):
@@ -187,7 +187,7 @@ def predict_annotations(predictor, data: dict, images_dir: os.PathLike, category
 
 
 def coco_ap(data: dict, results: List[dict], image_ids: List[int], category_id: int,
-            sigmas: np.ndarray) -> Dict[str, float]:
+            sigmas: np.ndarray) -> Dict[str, Optional[float]]:
     """COCO keypoint AP/AR over ``image_ids`` -> {name: value} for :data:`COCO_STAT_NAMES`; None where
     pycocotools says -1 (no ground truth in that area range).
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -113,7 +113,7 @@ def read_image(path: os.PathLike) -> np.ndarray:
         raise InputReadError(f"unsupported image layout: {e}") from None
 
 
-def open_video(path: os.PathLike) -> Tuple[cv2.VideoCapture, Optional[int], float]:
+def open_video(path: Union[str, os.PathLike]) -> Tuple[cv2.VideoCapture, Optional[int], float]:
     """Open a video -> (capture, frame count or None when the container does not say, fps or 0.0).
 
     Raises InputReadError when no backend can open it.

@@ -33,7 +33,7 @@ def check_boxes(boxes, image_shape) -> np.ndarray:
         return np.zeros((0, 4), np.float64)
     if b.ndim != 2 or b.shape[1] != 4:
         raise ValueError(f"boxes must have shape (N, 4) [x, y, w, h], got {b.shape}")
-    finite = np.isfinite(b).all(axis=1)
+    finite = np.asarray(np.isfinite(b).all(axis=1), bool)
     positive = (b[:, 2] > 0) & (b[:, 3] > 0)
     bad = np.flatnonzero(~(finite & positive))
     if bad.size:

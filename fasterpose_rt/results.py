@@ -128,10 +128,12 @@ class ResultsWriter:
                  stream: Optional[TextIO] = None, fmt: str = "json", keypoint_names: Optional[Sequence[str]] = None):
         if fmt not in FORMATS:
             raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
-        if fmt == "csv" and keypoint_names is None:
-            raise ValueError("CSV results need the keypoint names for their columns")
         self.fmt = fmt
-        self._header = _csv_line(csv_header(keypoint_names)) if fmt == "csv" else None
+        self._header: Optional[str] = None  # CSV only: the first line
+        if fmt == "csv":
+            if keypoint_names is None:
+                raise ValueError("CSV results need the keypoint names for their columns")
+            self._header = _csv_line(csv_header(keypoint_names))
         self.path = Path(path) if path is not None else None
         self.every_s, self.every_n = every_s, every_n
         self.stream = stream
@@ -149,7 +151,7 @@ class ResultsWriter:
             self.flush(force=True)
 
     def add(self, entries: List[dict]) -> None:
-        if self.fmt == "csv":
+        if self._header is not None:  # CSV
             self._parts.extend(_csv_line(csv_row(e)) for e in entries)
         else:
             self._parts.extend(json.dumps(e, separators=(",", ":")) for e in entries)
@@ -162,7 +164,7 @@ class ResultsWriter:
             self.flush()
 
     def text(self) -> str:
-        if self.fmt == "csv":
+        if self._header is not None:  # CSV
             return self._header + "".join(self._parts)
         return "[\n" + ",\n".join(self._parts) + "\n]\n" if self._parts else "[]\n"
 

@@ -1,9 +1,11 @@
 """Keypoint sets known to the project: names, skeleton (index pairs), flip pairs, OKS sigmas."""
 from __future__ import annotations
 
+from typing import Any, Dict
+
 import numpy as np
 
-COCO17 = {
+COCO17: Dict[str, Any] = {
     "keypoints": [
         "nose", "left_eye", "right_eye", "left_ear", "right_ear",
         "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
@@ -22,7 +24,7 @@ COCO17 = {
     ],
 }
 
-LSP14 = {
+LSP14: Dict[str, Any] = {
     "keypoints": [
         "right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle",
         "right_wrist", "right_elbow", "right_shoulder", "left_shoulder", "left_elbow", "left_wrist",

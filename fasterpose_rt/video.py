@@ -88,6 +88,8 @@ class VideoPoses:
 
     def _detect(self, frame):
         """The detector's boxes (N, 4) for ``frame``, or None (nobody found: the whole frame)."""
+        if self._detector is None:
+            return None
         found = self._detector(frame)
         if isinstance(found, tuple) and len(found) == 2:  # (boxes, scores)
             found = found[0]

@@ -156,7 +156,7 @@ STANDIN_POINTS = [[40, 30], [30, 60], [50, 60], [40, 90]]  # a stand-in person i
 def write_video(path, frames=5, size=(80, 120), head_y=lambda i: 30 + 2 * i, fps=10):
     """A video (mp4v) of the stand-in person at STANDIN_POINTS, its first joint at y = head_y(frame index).
     size (w, h). Returns path."""
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
     assert w.isOpened()
     for i in range(frames):
         w.write(paint_blobs(size[::-1], [[40, head_y(i)]] + STANDIN_POINTS[1:]))

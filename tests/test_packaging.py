@@ -38,3 +38,11 @@ def test_the_wheel_holds_the_runtime_and_its_models_only(tmp_path):
     assert "fasterpose_rt/py.typed" in files  # type checkers read the runtime's annotations
     modules = {f"fasterpose_rt/{p.name}" for p in (ROOT / "fasterpose_rt").glob("*.py")}
     assert {n for n in files if n.endswith(".py")} == modules
+
+
+def test_the_runtime_type_checks(tmp_path):
+    """The wheel ships py.typed, so users' type checkers read the runtime's annotations: they must hold."""
+    api = pytest.importorskip("mypy.api", reason="mypy is a dev dependency: pip install -e '.[dev]'")
+    out, err, status = api.run([str(ROOT / "fasterpose_rt"), "--ignore-missing-imports", "--check-untyped-defs",
+                                "--cache-dir", str(tmp_path / "cache")])
+    assert status == 0, out + err
