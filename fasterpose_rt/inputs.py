@@ -17,7 +17,7 @@ from .image import to_bgr_uint8
 
 __all__ = [
     "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "InputItem", "InputReadError", "expand_inputs", "read_image",
-    "open_video", "iter_video_frames",
+    "open_video", "capture_info", "iter_video_frames",
 ]
 
 IMAGE_EXTENSIONS = frozenset({
@@ -122,9 +122,14 @@ def open_video(path: Union[str, os.PathLike]) -> Tuple[cv2.VideoCapture, Optiona
     if not cap.isOpened():
         cap.release()
         raise InputReadError("cannot open as a video (unsupported format or corrupt file)")
+    return (cap, *capture_info(cap))
+
+
+def capture_info(cap: cv2.VideoCapture) -> Tuple[Optional[int], float]:
+    """(frame count or None when the container does not say, fps or 0.0) of an opened capture."""
     count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-    return cap, (count if count > 0 else None), (fps if np.isfinite(fps) and fps > 0 else 0.0)
+    return (count if count > 0 else None), (fps if np.isfinite(fps) and fps > 0 else 0.0)
 
 
 def iter_video_frames(cap: cv2.VideoCapture, every: int = 1) -> Iterator[Tuple[int, np.ndarray]]:

@@ -13,7 +13,7 @@ from typing import Callable, Iterator, Optional
 import cv2
 import numpy as np
 
-from .inputs import InputReadError, iter_video_frames, open_video
+from .inputs import InputReadError, capture_info, iter_video_frames, open_video
 from .predictor import PoseResult
 from .smoothing import DEFAULT_FPS, KeypointSmoother
 from .tracking import REFINE_PASSES, PoseTracker, find_poses
@@ -70,10 +70,7 @@ class VideoPoses:
         if isinstance(source, cv2.VideoCapture):
             if not source.isOpened():
                 raise InputReadError("the video capture is not open")
-            count = int(source.get(cv2.CAP_PROP_FRAME_COUNT))
-            fps = float(source.get(cv2.CAP_PROP_FPS) or 0.0)
-            self._cap, self.frame_count = source, (count if count > 0 else None)
-            self.fps = fps if np.isfinite(fps) and fps > 0 else 0.0
+            self._cap, (self.frame_count, self.fps) = source, capture_info(source)
         elif isinstance(source, (str, os.PathLike)):
             self._cap, self.frame_count, self.fps = open_video(source)
         else:
