@@ -11,13 +11,15 @@ Model: ``--model``, else the bundled default model ``fasterpose_rt/assets/faster
 random-weights FasterPose-R18 (14 LSP keypoints, input 144×192 w×h) exported here;
 random weights time the same as trained ones.
 
-1. The real CLI, as a subprocess: ``fasterpose predict FOLDER --model M --refine 0 --quiet --out T.json`` (one
-   model call per photo as in part 2: the CLI's default refines whole-photo boxes since session 39) on the N photos
-   and on a folder of 1 photo, alternating, ``--repeats`` times each. Images/s all-in = N / wall time
-   (interpreter start, imports and model loading included); steady state = (N − 1) / (wall_N − wall_1), which
-   removes that fixed start-up cost.
-2. In process, the CLI's per-photo work (``read_image`` -> ``PosePredictor.predict`` -> ``coco_entries`` ->
-   ``ResultsWriter``) with a timer around each phase: the predictor's session is wrapped in a proxy whose
+1. The real CLI, as a subprocess: ``fasterpose predict FOLDER --model M --quiet --out T.json`` on the N photos
+   and on a folder of 1 photo, alternating, ``--repeats`` times each, in four variants (:data:`VARIANTS`): one
+   model call per photo group (``--refine 0``) or the default refine passes, each with the default grouping (up
+   to ``--batch-size`` 16 photos share a model call, since session 41) and with ``--batch-size 1`` (a call per
+   photo, as before). Images/s all-in = N / wall time (interpreter start, imports and model loading included);
+   steady state = (N − 1) / (wall_N − wall_1), which removes that fixed start-up cost; each variant's ratio to
+   its ``--batch-size 1`` twin comes from the same rounds.
+2. In process, the per-photo work of ``--batch-size 1`` (``read_image`` -> ``PosePredictor.predict`` ->
+   ``coco_entries`` -> ``ResultsWriter``) with a timer around each phase: the predictor's session is wrapped in a proxy whose
    ``run`` is timed, and ``warp_crops`` / ``decode_heatmaps`` (looked up by ``fasterpose_rt.predictor`` at call
    time) and the predictor's normaliser are swapped for timed wrappers during the measurement.
 """
@@ -44,6 +46,12 @@ from benchmarks.common import markdown_table, write_results  # noqa: E402
 SHARED = ROOT.parent / "shared"
 LSPET_IMAGES = SHARED / "datasets" / "lspet" / "images"
 RANDOM_ARCH, RANDOM_SIZE = "fasterpose_r18", (144, 192)  # (w, h)
+VARIANTS = {  # name -> extra `fasterpose predict` arguments
+    "one call per photo group (--refine 0)": ["--refine", "0"],
+    "one call per photo (--refine 0 --batch-size 1)": ["--refine", "0", "--batch-size", "1"],
+    "refined (the default --refine 4)": [],
+    "refined, a call per photo (--batch-size 1)": ["--batch-size", "1"],
+}
 
 
 class PhaseTimer:
@@ -125,9 +133,9 @@ def cli_command():
     return [sys.executable, "-m", "fasterpose_rt.cli"], "python -m fasterpose_rt.cli"
 
 
-def time_cli(cmd, folder: Path, model: Path, out: Path, threads, expected: int) -> float:
+def time_cli(cmd, folder: Path, model: Path, out: Path, threads, expected: int, extra=("--refine", "0")) -> float:
     """Wall seconds of one ``fasterpose predict`` run; checks its exit code and the number of results."""
-    args = [*cmd, "predict", str(folder), "--model", str(model), "--refine", "0", "--quiet", "--out", str(out)]
+    args = [*cmd, "predict", str(folder), "--model", str(model), *extra, "--quiet", "--out", str(out)]
     if threads:
         args += ["--threads", str(threads)]
     t0 = time.perf_counter()
@@ -199,20 +207,35 @@ def run(first, count, model_arg, threads, repeats, passes, quick, results_dir=No
         model, source = get_model(model_arg, tmp)
         cmd, cmd_text = cli_command()
 
-        print(f"CLI runs ({repeats} × {count} photos and {repeats} × 1 photo, alternating) ...", file=sys.stderr, flush=True)
-        walls_n, walls_1 = [], []
+        print(f"CLI runs ({repeats} × {count} photos per variant and {repeats} × 1 photo, alternating) ...",
+              file=sys.stderr, flush=True)
+        walls = {name: [] for name in VARIANTS}
+        walls_1 = []
         time_cli(cmd, single, model, tmp / "warm.json", threads, 1)  # warm the page cache and the imports
         for r in range(repeats):
-            order = [("n", photos[0].parent, count), ("1", single, 1)]
-            for kind, folder, expected in (order if r % 2 == 0 else order[::-1]):
-                wall = time_cli(cmd, folder, model, tmp / f"out_{kind}.json", threads, expected)
-                (walls_n if kind == "n" else walls_1).append(wall)
+            order = [*VARIANTS, None]  # None: the 1-photo folder
+            for name in (order if r % 2 == 0 else order[::-1]):
+                if name is None:
+                    walls_1.append(time_cli(cmd, single, model, tmp / "out_1.json", threads, 1))
+                else:
+                    walls[name].append(time_cli(cmd, photos[0].parent, model, tmp / "out_n.json", threads, count,
+                                                VARIANTS[name]))
         print("in-process phases ...", file=sys.stderr, flush=True)
         phases, total, processed, used_threads = in_process(photos, model, threads, passes)
 
-    wall_n, wall_1 = float(np.median(walls_n)), float(np.median(walls_1))
-    all_in = count / wall_n
-    steady = (count - 1) / (wall_n - wall_1) if wall_n > wall_1 else float("nan")
+    wall_1 = float(np.median(walls_1))
+    cli_rows, rates = [], {}
+    names = list(VARIANTS)
+    for i, name in enumerate(names):
+        wall_n = float(np.median(walls[name]))
+        steady = (count - 1) / (wall_n - wall_1) if wall_n > wall_1 else float("nan")
+        rates[name] = {"wall_n_s": walls[name], "images_per_s_all_in": count / wall_n, "images_per_s_steady": steady}
+        twin = names[i + 1] if i % 2 == 0 else None  # grouped rows are followed by their --batch-size 1 twin
+        one = np.array(walls_1)  # start-up, same rounds: the ratio is of the time spent on the photos
+        ratio = (f"{np.median((np.array(walls[name]) - one) / (np.array(walls[twin]) - one)):.3f}" if twin else "–")
+        cli_rows.append([name, f"{wall_n:.2f}", " / ".join(f"{w:.2f}" for w in walls[name]), f"{count / wall_n:.1f}",
+                         f"{steady:.1f}", ratio])
+    cli_rows.append(["1 photo (start-up)", f"{wall_1:.2f}", " / ".join(f"{w:.2f}" for w in walls_1), "–", "–", "–"])
     run_s = phases.get("session.run", 0.0)
     predict_s = phases.get("predict (all of it)", 0.0)
     inner = sum(v for k, v in phases.items() if k not in ("predict (all of it)", "photo decoding (read_image)",
@@ -235,23 +258,21 @@ def run(first, count, model_arg, threads, repeats, passes, quick, results_dir=No
     rows.append(["**total**", f"{total / processed * 1e3:.2f}", "100 %"])
     outside = 1 - run_s / total
 
-    cli_rows = [
-        [f"{count} photos", f"{wall_n:.2f}", " / ".join(f"{w:.2f}" for w in walls_n), f"{all_in:.1f}"],
-        ["1 photo (start-up)", f"{wall_1:.2f}", " / ".join(f"{w:.2f}" for w in walls_1), "–"],
-        ["steady state: (N − 1) / (wall_N − wall_1)", "", "", f"{steady:.1f}"],
-    ]
     body = "\n".join([
         f"Photos: LSPET im{first:05d} … im{first + count - 1:05d} ({count}, one whole-photo box each). "
         f"Model: {source}. Threads: {used_threads if not threads else threads} "
         f"({'given' if threads else 'the CLI default: physical cores'}).",
         "", "## Through the CLI", "",
-        f"`{Path(cmd_text).name} predict FOLDER --model M --refine 0 --quiet --out T.json` as a subprocess; {repeats} "
-        f"runs of "
-        f"each folder, alternating, after one untimed warm-up run. All-in includes interpreter start-up, imports "
-        "and model loading.", "",
-        markdown_table(["run", "median wall s", "runs s", "images/s"], cli_rows),
+        f"`{Path(cmd_text).name} predict FOLDER --model M [variant] --quiet --out T.json` as a subprocess; {repeats} "
+        f"runs of each variant on the {count} photos and of a 1-photo folder, alternating, after one untimed "
+        "warm-up run. All-in includes interpreter start-up, imports and model loading; steady state = (N − 1) / "
+        "(wall_N − wall_1). The ratio: the time spent on the photos (wall time minus the same round's 1-photo "
+        "run) against the `--batch-size 1` twin in the row below (a model call per photo, the CLI before session "
+        "41), median over rounds.", "",
+        markdown_table(["variant", "median wall s", "runs s", "images/s all-in", "images/s steady",
+                        "photo time vs a call per photo"], cli_rows),
         "", "## Where the time goes (in process)", "",
-        f"The CLI's per-photo work, {passes} pass(es) over the {count} photos after {3} warm-up photos, "
+        f"The per-photo work of `--batch-size 1`, {passes} pass(es) over the {count} photos after {3} warm-up photos, "
         f"{processed / total:.1f} images/s. Phases timed by wrapping: the predictor's session in a proxy whose "
         "`run` is timed; `warp_crops`, `decode_heatmaps` and the normaliser swapped for timed wrappers; "
         "`read_image`, `predict` and the results writing timed around their calls. 'Rest of predict' = "
@@ -262,9 +283,7 @@ def run(first, count, model_arg, threads, repeats, passes, quick, results_dir=No
     ])
     data = {"photos": {"dataset": "LSPET", "first": first, "count": count}, "model": source,
             "threads": threads or used_threads, "cli": {"command": cmd_text, "repeats": repeats,
-                                                        "wall_n_s": walls_n, "wall_1_s": walls_1,
-                                                        "images_per_s_all_in": all_in,
-                                                        "images_per_s_steady": steady},
+                                                        "wall_1_s": walls_1, "variants": rates},
             "in_process": {"passes": passes, "photos_processed": processed, "total_s": total,
                            "images_per_s": processed / total, "phase_seconds": phases,
                            "share_outside_session_run": outside},

@@ -7,7 +7,7 @@ from .metadata import MetadataError, ModelMetadata
 from .predictor import DEFAULT_MODELS, DEFAULT_VARIANT, PosePredictor, PoseResult
 from .session import ModelError, ModelNotFoundError
 from .smoothing import KeypointSmoother
-from .tracking import PoseTracker, drop_duplicates, find_poses, refine
+from .tracking import PoseTracker, drop_duplicates, find_poses, find_poses_batch, refine, refine_batch
 from .video import VideoFrame, VideoPoses
 
 __version__ = "0.1.0"
@@ -20,7 +20,9 @@ __all__ = [
     "VideoFrame",
     "HogPeopleDetector",
     "find_poses",
+    "find_poses_batch",
     "refine",
+    "refine_batch",
     "drop_duplicates",
     "decode_heatmaps",
     "to_bgr_uint8",

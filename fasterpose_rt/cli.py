@@ -11,19 +11,22 @@ import json
 import os
 import sys
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
 import click
 import cv2
+import numpy as np
 from tqdm import tqdm
 
 from . import __version__
 from .boxes import BoxesFileError, DetectorUnavailable, HogPeopleDetector, load_boxes_file
-from .inputs import InputReadError, expand_inputs, read_image
+from .inputs import InputItem, InputReadError, expand_inputs, read_image
 from .metadata import MetadataError
+from .predictor import PHOTO_GROUP_BYTES, PoseResult
 from .results import FORMATS, ResultsWriter, atomic_write_text, coco_entries
-from .tracking import REFINE_PASSES, find_poses
+from .tracking import REFINE_PASSES, find_poses, find_poses_batch
 from .video import VideoPoses
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -127,7 +130,8 @@ def main():
 @_model_options
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads [default: physical cores].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
-              help="Most person crops per model call.")
+              help="Most person crops per model call; photos are read in groups of up to this many, whose persons "
+                   "share the calls.")
 @click.option("--flip", is_flag=True, help="Flip test: also run mirrored crops and average (slower, more accurate).")
 @click.option("--box-padding", type=click.FloatRange(min=0, min_open=True), default=None, help=_BOX_PADDING_HELP)
 @click.option("--boxes", "boxes_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -197,13 +201,29 @@ def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxe
     for path, reason in problems:
         run.fail(path, reason)
     show = not quiet and (len(items) > 1 or any(i.kind == "video" for i in items))
+    bar = tqdm(total=len(items), desc="fasterpose", unit="file", disable=not show, file=sys.stderr)
     try:
-        for item in tqdm(items, desc="fasterpose", unit="file", disable=not show, file=sys.stderr):
+        group: List[_Photo] = []  # photos read, waiting to share the model's batches
+        for item in items:
             if item.kind == "video":
+                run.photos(group, bar)
+                group = []
                 run.video(item, show)
-            else:
-                run.photo(item)
+                bar.update(1)
+                continue
+            photo = run.read_photo(item)
+            if photo is None:  # unreadable: named and skipped
+                bar.update(1)
+                continue
+            group.append(photo)
+            # up to --batch-size photos share the model's batches (a call for many small photos, not one each)
+            if len(group) >= batch_size or sum(g.image.size for g in group) >= PHOTO_GROUP_BYTES:
+                run.photos(group, bar)
+                group = []
+        run.photos(group, bar)
+        bar.close()
     except KeyboardInterrupt:
+        bar.close()
         writer.close()
         _say(f"interrupted: {run.summary(out)}")
         sys.exit(EXIT_INTERRUPTED)
@@ -212,6 +232,16 @@ def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxe
         _say(run.summary(out))
     if run.failed:
         sys.exit(EXIT_FAILED)
+
+
+@dataclass
+class _Photo:
+    """A photo read and ready for the model: its input, pixels, person boxes (None: the whole photo), image id."""
+
+    item: InputItem
+    image: np.ndarray
+    boxes: Optional[np.ndarray]
+    image_id: int
 
 
 class _PredictRun:
@@ -224,7 +254,7 @@ class _PredictRun:
         self.passes, self.track, self.smooth = passes, track, smooth
         self.next_id = 0
         self.failed: List[str] = []
-        self.photos = self.frames = self.videos = self.persons = 0
+        self.photos_done = self.frames = self.videos = self.persons = 0
         self._vis_names = set()
 
     def fail(self, path, reason: str) -> None:
@@ -232,7 +262,7 @@ class _PredictRun:
         _say(f"error: {path}: {reason}")
 
     def summary(self, out) -> str:
-        parts = [_count(self.photos, "photo")]
+        parts = [_count(self.photos_done, "photo")]
         if self.videos:
             parts.append(f"{_count(self.videos, 'video')} ({_count(self.frames, 'frame')})")
         text = f"{', '.join(parts)}, {_count(self.persons, 'person')} -> {out if out is not None else 'stdout'}"
@@ -260,18 +290,43 @@ class _PredictRun:
             _trace(self.debug)
             raise InputReadError(f"prediction failed: {e}") from None
 
-    def photo(self, item) -> None:
+    def read_photo(self, item) -> Optional[_Photo]:
+        """Read a photo and find its boxes; None (the failure named) when it cannot be read or is not listed."""
         self.next_id += 1
         try:
             image = read_image(item.path)
             boxes, coco_id = self._boxes_for(item, image)
-            res = self._predict(image, boxes)
         except InputReadError as e:
             self.fail(item.path, str(e))
+            return None
+        return _Photo(item, image, boxes, coco_id if coco_id is not None else self.next_id)
+
+    def photos(self, group: List[_Photo], bar) -> None:
+        """Find the poses of a group of photos together (their persons share the model's batches), then write
+        each one's results and --vis picture in order."""
+        if not group:
             return
-        image_id = coco_id if coco_id is not None else self.next_id
-        self.writer.add(coco_entries(res, image_id, item.path.as_posix()))
-        self.photos += 1
+        try:
+            results: List[Optional[PoseResult]] = list(find_poses_batch(
+                self.pred, [g.image for g in group], [g.boxes for g in group], self.passes,
+                keep_all=self.lookup is not None))
+        except (ValueError, RuntimeError):  # one photo's bad box or model failure: find which, photo by photo
+            results = []
+            for g in group:
+                try:
+                    results.append(self._predict(g.image, g.boxes))
+                except InputReadError as e:
+                    self.fail(g.item.path, str(e))
+                    results.append(None)
+        for g, res in zip(group, results):
+            if res is not None:
+                self._write_photo(g, res)
+            bar.update(1)
+
+    def _write_photo(self, photo: _Photo, res: PoseResult) -> None:
+        item, image = photo.item, photo.image
+        self.writer.add(coco_entries(res, photo.image_id, item.path.as_posix()))
+        self.photos_done += 1
         self.persons += len(res)
         if self.vis_dir is not None:
             target = self._vis_name(item.rel if item.rel.suffix.lower() in _VIS_EXTENSIONS
@@ -463,7 +518,8 @@ def _verification_line(v) -> str:
               help="Folder holding the annotation file's photos (file_name is relative to it).")
 @_model_options
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads [default: physical cores].")
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Most person crops per model call (the persons of several photos share a call).")
 @click.option("--flip", is_flag=True, help="Flip test.")
 @click.option("--box-padding", type=click.FloatRange(min=0, min_open=True), default=None,
               help=_BOX_PADDING_HELP[:-1] + " --baseline keeps its own.")

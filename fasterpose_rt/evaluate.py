@@ -17,6 +17,7 @@ from .boxes import BoxesFileError, coco_person_boxes
 from .inputs import InputReadError, read_image
 from .jsonfile import load_json
 from .metrics import left_right_confusions, pck, pck_by_orientation, pck_interval
+from .predictor import PHOTO_GROUP_BYTES
 from .results import coco_entries
 from .skeletons import COCO17
 
@@ -163,6 +164,21 @@ def predict_annotations(predictor, data: dict, images_dir: os.PathLike, category
     k = predictor.metadata.num_keypoints if columns is None else len(columns)
     pred = np.full((len(data["annotations"]), k, 2), np.nan)
     results, done = [], []
+    group: list = []  # (image id, photo, its boxes entry): photos whose persons share the model's batches
+
+    def run_group():
+        for (image_id, _, entry), res in zip(group, predictor.predict_batch([g[1] for g in group],
+                                                                            [g[2].boxes for g in group])):
+            if columns is not None:
+                res = replace(res, keypoints=res.keypoints[:, columns], scores=res.scores[:, columns],
+                              keypoint_names=[res.keypoint_names[c] for c in columns])
+            pred[entry.ann_index] = res.keypoints
+            if scores is not None:
+                scores[entry.ann_index] = res.scores
+            results.extend(coco_entries(res, image_id, names[image_id], category_id=category_id))
+            done.append(image_id)
+        group.clear()
+
     for image_id in wrap(sorted(names)):
         path = Path(images_dir) / names[image_id]
         entry = boxes[image_id]
@@ -174,16 +190,12 @@ def predict_annotations(predictor, data: dict, images_dir: os.PathLike, category
         except InputReadError as e:
             on_fail(path, str(e) if path.exists() else "file not found")
             continue
-        res = predictor.predict(image, entry.boxes)
-        if columns is not None:
-            res = replace(res, keypoints=res.keypoints[:, columns], scores=res.scores[:, columns],
-                          keypoint_names=[res.keypoint_names[c] for c in columns])
-        pred[entry.ann_index] = res.keypoints
-        if scores is not None:
-            scores[entry.ann_index] = res.scores
-        results.extend(coco_entries(res, image_id, names[image_id], category_id=category_id))
-        done.append(image_id)
-    return results, done, pred
+        group.append((image_id, image, entry))
+        if sum(len(g[2].boxes) for g in group) >= predictor.batch_size \
+                or sum(g[1].size for g in group) >= PHOTO_GROUP_BYTES:
+            run_group()
+    run_group()
+    return results, sorted(done), pred
 
 
 def coco_ap(data: dict, results: List[dict], image_ids: List[int], category_id: int,

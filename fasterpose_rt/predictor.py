@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import numpy as np
 
@@ -29,6 +29,9 @@ DEFAULT_MODELS = {  # variant -> bundled model; see PosePredictor for what each 
     "fast": ASSETS / "fasterpose_fast_int8.onnx",
 }
 DEFAULT_VARIANT = "default"  # PosePredictor() and the CLI without --model / --fast
+# Callers that gather photos for predict_batch (the CLI, eval) stop a group at this many decoded bytes (3-4 12-MP
+# photos), so a folder of large photos is never all in memory at once.
+PHOTO_GROUP_BYTES = 128_000_000
 
 
 @dataclass
@@ -165,8 +168,20 @@ class PosePredictor:
         the photo (zero padding). Raises ValueError naming a box with w <= 0, h <= 0 or a non-finite value.
         Returns a PoseResult: keypoints (N, K, 2), scores (N, K), boxes (N, 4).
         """
-        img = to_bgr_uint8(image)
-        b = check_boxes(boxes, img.shape)
+        return self.predict_batch([image], [boxes])[0]
+
+    def predict_batch(self, images: Sequence, boxes: Optional[Sequence] = None) -> List[PoseResult]:
+        """``predict`` for several photos at once: their persons share the network's batches (one call for many
+        small photos instead of one each). images: P photos; boxes: P entries, each (N_p, 4) or None (the whole
+        photo), or None for the whole of every photo. Returns P PoseResults, in order."""
+        imgs = [to_bgr_uint8(im) for im in images]
+        per_photo = [None] * len(imgs) if boxes is None else list(boxes)
+        if len(per_photo) != len(imgs):
+            raise ValueError(f"{len(imgs)} photos but {len(per_photo)} box lists")
+        checked = [check_boxes(b, im.shape) for b, im in zip(per_photo, imgs)]
+        counts = [len(b) for b in checked]
+        b = np.concatenate(checked) if checked else np.zeros((0, 4))
+        owners = np.repeat(np.arange(len(imgs)), counts)
         n, k = b.shape[0], self.metadata.num_keypoints
         xy = np.zeros((n, k, 2), np.float64)
         scores = np.zeros((n, k), np.float32)
@@ -174,14 +189,16 @@ class PosePredictor:
             affines = crop_transforms(b, self.metadata)
             per_chunk = max(1, self.batch_size // 2) if self.flip_test else self.batch_size
             for s in range(0, n, per_chunk):
-                crops = warp_crops(img, affines[s:s + per_chunk], self.metadata.input_size)
+                crops = warp_crops(imgs, affines[s:s + per_chunk], self.metadata.input_size, owners[s:s + per_chunk])
                 heatmaps = self._heatmaps(self._normalize(crops))
                 hm_xy, hm_scores = decode_heatmaps(heatmaps)
                 scores[s:s + per_chunk] = hm_scores
                 stride = (self.input_size[0] / heatmaps.shape[3], self.input_size[1] / heatmaps.shape[2])
                 xy[s:s + per_chunk] = heatmap_to_crop(hm_xy, stride)
             xy = apply_affine(xy, invert_affine(affines))
-        return PoseResult(xy.astype(np.float32), scores, b.astype(np.float32), self.keypoint_names)
+        xy32, b32, ends = xy.astype(np.float32), b.astype(np.float32), np.cumsum(counts)
+        return [PoseResult(xy32[e - c:e], scores[e - c:e], b32[e - c:e], self.keypoint_names)
+                for c, e in zip(counts, ends)]
 
     def draw(self, image, result: PoseResult, threshold: float = 0.3) -> np.ndarray:
         """A copy of ``image`` (H, W, 3) uint8 BGR with ``result``'s skeletons drawn (joints scoring below

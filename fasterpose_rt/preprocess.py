@@ -4,6 +4,8 @@ Geometry is ``geometry.py``'s (conventions 1-3); this file only applies it to pi
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import cv2
 import numpy as np
 
@@ -49,13 +51,17 @@ def crop_transforms(boxes, meta: ModelMetadata) -> np.ndarray:
     return crop_affine(centers, sizes, meta.input_size)
 
 
-def warp_crops(image_bgr: np.ndarray, affines: np.ndarray, input_size) -> np.ndarray:
-    """Bilinear warps of a (H, W, 3) uint8 photo by affines (N, 2, 3) -> crops (N, h, w, 3) uint8, zero outside."""
+def warp_crops(image_bgr, affines: np.ndarray, input_size, owners: Optional[np.ndarray] = None) -> np.ndarray:
+    """Bilinear warps of a (H, W, 3) uint8 photo by affines (N, 2, 3) -> crops (N, h, w, 3) uint8, zero outside.
+
+    owners (N,): with several photos, ``image_bgr`` is their sequence and crop n is cut from image_bgr[owners[n]].
+    """
     w, h = input_size
     crops = np.empty((affines.shape[0], h, w, 3), np.uint8)
     for n in range(affines.shape[0]):  # one OpenCV call per person; the pixel work is inside OpenCV
         cv2.warpAffine(
-            image_bgr, affines[n], (w, h), dst=crops[n], flags=cv2.INTER_LINEAR,
+            image_bgr if owners is None else image_bgr[owners[n]], affines[n], (w, h), dst=crops[n],
+            flags=cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0),
         )
     return crops

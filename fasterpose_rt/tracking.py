@@ -14,7 +14,8 @@ import numpy as np
 
 from .boxes import box_iou, nms
 
-__all__ = ["boxes_from_poses", "refine", "drop_duplicates", "find_poses", "PoseTracker", "REFINE_PASSES"]
+__all__ = ["boxes_from_poses", "refine", "refine_batch", "drop_duplicates", "find_poses", "find_poses_batch",
+           "PoseTracker", "REFINE_PASSES"]
 
 # Defaults first looked at on LSPET validation persons, then checked on 1,000 training persons:
 # python -m benchmarks.tracking --sweep --ann data/lspet_train1k.json (README, "Without person boxes").
@@ -32,7 +33,8 @@ def boxes_from_poses(keypoints, scores, frame_shape=None, joint_score: float = J
                      min_joints: int = MIN_JOINTS):
     """The tightest box around each person's joints that score at least ``joint_score``.
 
-    keypoints (N, K, 2) photo px; scores (N, K); frame_shape (H, W, ...) or None. Returns boxes (N, 4) float32
+    keypoints (N, K, 2) photo px; scores (N, K); frame_shape (H, W, ...), or (N, 2) each person's photo's (H, W),
+    or None. Returns boxes (N, 4) float32
     [x, y, w, h] (sides at least 1 px) and ok (N,) bool: False where fewer than ``min_joints`` joints score that
     high, or (with frame_shape) where the box's centre lies outside the frame; those boxes mean nothing.
     """
@@ -47,8 +49,9 @@ def boxes_from_poses(keypoints, scores, frame_shape=None, joint_score: float = J
     lo, hi = np.where(ok[:, None], lo, 0.0), np.where(ok[:, None], hi, 1.0)
     centers, sizes = (lo + hi) / 2.0, np.maximum(hi - lo, 1.0)
     if frame_shape is not None:
-        h, w = frame_shape[:2]
-        inside = (centers >= -0.5) & (centers <= np.array([w - 0.5, h - 0.5]))
+        hw = np.asarray(frame_shape, np.float64)
+        hw = hw[:, :2] if hw.ndim == 2 else hw[:2]  # (N, 2) per person, or (2,) for all
+        inside = (centers >= -0.5) & (centers <= hw[..., ::-1] - 0.5)
         ok &= inside.all(axis=1)
     return np.concatenate([centers - sizes / 2.0, sizes], axis=1).astype(np.float32), ok
 
@@ -64,17 +67,48 @@ def refine(predictor, image, result, passes: int = 1, settled_iou: float = SETTL
     refine (None: all). One model call per pass for all unsettled persons together. Returns a new PoseResult with
     the same persons in the same order (``result`` is not changed).
     """
-    keypoints, scores, boxes = result.keypoints.copy(), result.scores.copy(), result.boxes.copy()
-    todo = np.arange(len(result)) if rows is None else np.asarray(rows, np.int64).reshape(-1)
+    return refine_batch(predictor, [image], [result], passes, settled_iou, joint_score, min_joints,
+                        None if rows is None else [rows])[0]
+
+
+def refine_batch(predictor, images, results, passes: int = 1, settled_iou: float = SETTLED_IOU,
+                 joint_score: float = JOINT_SCORE, min_joints: int = MIN_JOINTS, rows=None):
+    """``refine`` for several photos at once: each pass runs the unsettled persons of all of them in one
+    ``predict_batch`` call. images, results: P photos and their PoseResults; rows: P index lists, or None (all).
+    Returns P new PoseResults."""
+    counts = np.array([len(r) for r in results], np.int64)
+    if not counts.sum():
+        return [replace(r, keypoints=r.keypoints.copy(), scores=r.scores.copy(), boxes=r.boxes.copy())
+                for r in results]
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    owner = np.repeat(np.arange(len(results)), counts)
+    hw = np.array([im.shape[:2] for im in images], np.float64).reshape(-1, 2)[owner]  # (persons, 2)
+    keypoints = np.concatenate([r.keypoints for r in results])
+    scores = np.concatenate([r.scores for r in results])
+    boxes = np.concatenate([r.boxes for r in results])
+    todo = np.arange(counts.sum()) if rows is None else np.concatenate(
+        [start + np.asarray(r, np.int64).reshape(-1) for start, r in zip(starts, rows)]).astype(np.int64)
+    todo = np.sort(todo)  # photo by photo, so each photo's boxes are one slice
     for _ in range(max(int(passes), 0)):
-        new_boxes, ok = boxes_from_poses(keypoints[todo], scores[todo], image.shape, joint_score, min_joints)
+        new_boxes, ok = boxes_from_poses(keypoints[todo], scores[todo], hw[todo], joint_score, min_joints)
         ok &= box_iou(new_boxes, boxes[todo]) < settled_iou
         if not ok.any():
             break
         todo, new_boxes = todo[ok], new_boxes[ok]
-        again = predictor.predict(image, new_boxes)
-        keypoints[todo], scores[todo], boxes[todo] = again.keypoints, again.scores, again.boxes
-    return replace(result, keypoints=keypoints, scores=scores, boxes=boxes)
+        photos, first = np.unique(owner[todo], return_index=True)
+        again = _predict_batch(predictor, [images[p] for p in photos], np.split(new_boxes, first[1:]))
+        keypoints[todo] = np.concatenate([a.keypoints for a in again])
+        scores[todo] = np.concatenate([a.scores for a in again])
+        boxes[todo] = np.concatenate([a.boxes for a in again])
+    return [replace(r, keypoints=keypoints[s:s + c], scores=scores[s:s + c], boxes=boxes[s:s + c])
+            for r, s, c in zip(results, starts, counts)]
+
+
+def _predict_batch(predictor, images, boxes) -> list:
+    """predictor.predict_batch, or one ``predict`` per photo for predictors that only have that (e.g. wrappers)."""
+    if hasattr(predictor, "predict_batch"):
+        return predictor.predict_batch(images, boxes)
+    return [predictor.predict(image, b) for image, b in zip(images, boxes)]
 
 
 def drop_duplicates(result, iou_threshold: float = SAME_PERSON_IOU):
@@ -90,8 +124,15 @@ def find_poses(predictor, image, boxes=None, refine_passes: int = REFINE_PASSES,
     box over the whole photo), run again up to ``refine_passes`` times on the boxes around their joints (see
     ``refine``), then persons that refining moved onto one are reported once (``drop_duplicates``) unless
     ``keep_all`` (boxes the user gave: every person they name stays). Returns a PoseResult."""
-    result = refine(predictor, image, predictor.predict(image, boxes), refine_passes)
-    return result if keep_all or not refine_passes else drop_duplicates(result)
+    return find_poses_batch(predictor, [image], [boxes], refine_passes, keep_all)[0]
+
+
+def find_poses_batch(predictor, images, boxes=None, refine_passes: int = REFINE_PASSES, keep_all: bool = False):
+    """``find_poses`` for several photos at once, their persons sharing the model's batches (faster for many small
+    photos). images: P photos; boxes: P entries (each (N_p, 4) or None) or None. Returns P PoseResults."""
+    results = _predict_batch(predictor, images, [None] * len(images) if boxes is None else boxes)
+    results = refine_batch(predictor, images, results, refine_passes)
+    return results if keep_all or not refine_passes else [drop_duplicates(r) for r in results]
 
 
 class PoseTracker:

@@ -52,13 +52,14 @@ def test_folder_to_results_file(folder, standin_path, tmp_path):
 
 def test_refine_passes_are_model_calls_on_the_box_around_the_joints(folder, standin_path, monkeypatch):
     seen = []
-    real = PosePredictor.predict
+    real = PosePredictor.predict_batch
 
-    def record(self, image, boxes=None):
-        seen.append(None if boxes is None else np.asarray(boxes, np.float64).tolist())
-        return real(self, image, boxes)
+    def record(self, images, boxes=None):  # every model call goes through predict_batch
+        assert len(images) == 1
+        seen.append(None if boxes is None or boxes[0] is None else np.asarray(boxes[0], np.float64).tolist())
+        return real(self, images, boxes)
 
-    monkeypatch.setattr(PosePredictor, "predict", record)
+    monkeypatch.setattr(PosePredictor, "predict_batch", record)
     for passes, calls in (("0", 1), ("1", 2), ("3", 2)):  # after one pass the box is settled: it stops
         seen.clear()
         r = run("predict", folder / "a.jpg", "--model", standin_path, "--refine", passes, "-q")
@@ -164,10 +165,10 @@ def test_fast_absent_is_a_clear_usage_error(folder):
 
 
 def test_unexpected_error_is_one_line_unless_debug(folder, standin_path, monkeypatch):
-    def boom(self, image, boxes=None):
+    def boom(self, images, boxes=None):
         raise ZeroDivisionError("bug")
 
-    monkeypatch.setattr(PosePredictor, "predict", boom)
+    monkeypatch.setattr(PosePredictor, "predict_batch", boom)
     r = run("predict", folder / "a.jpg", "--model", standin_path)
     assert r.exit_code == 1 and "unexpected ZeroDivisionError: bug" in r.stderr and "--debug" in r.stderr
     assert_no_traceback(r)
@@ -179,17 +180,18 @@ def test_ctrl_c_keeps_finished_results_and_exits_130(folder, standin_path, tmp_p
     for i in range(3):
         cv2.imwrite(str(folder / f"c{i}.jpg"), photo())
     calls = []
-    real = PosePredictor.predict
+    real = PosePredictor.predict_batch
 
-    def interrupt_third(self, image, boxes=None):
+    def interrupt_third(self, images, boxes=None):
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real(self, image, boxes)
+        return real(self, images, boxes)
 
-    monkeypatch.setattr(PosePredictor, "predict", interrupt_third)
+    monkeypatch.setattr(PosePredictor, "predict_batch", interrupt_third)
     out = tmp_path / "r.json"
-    r = run("predict", folder, "--model", standin_path, "--out", out, "--refine", "0")  # one call per photo
+    r = run("predict", folder, "--model", standin_path, "--out", out, "--refine", "0", "--batch-size", "1")
+    # one call per photo: --batch-size 1 also makes each photo its own group
     assert r.exit_code == 130 and "interrupted" in r.stderr
     assert len(json.loads(out.read_text())) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "r.json"]  # no temporary file left
@@ -371,15 +373,15 @@ def test_hog_detections_become_person_boxes(folder, standin_path, monkeypatch):
 
 def test_a_video_frame_that_fails_is_named_and_the_rest_is_kept(tmp_path, standin_path, monkeypatch):
     video = write_video(tmp_path / "clip.mp4", frames=4)
-    real, calls = PosePredictor.predict, []
+    real, calls = PosePredictor.predict_batch, []
 
-    def fail_on_frame_2(self, image, boxes=None):
+    def fail_on_frame_2(self, images, boxes=None):
         calls.append(None)
         if len(calls) == 3:  # --refine 0 --no-track: one model call per frame
             raise RuntimeError("model exploded")
-        return real(self, image, boxes)
+        return real(self, images, boxes)
 
-    monkeypatch.setattr(PosePredictor, "predict", fail_on_frame_2)
+    monkeypatch.setattr(PosePredictor, "predict_batch", fail_on_frame_2)
     r = run("predict", video, "--model", standin_path, "-q", "--no-track", "--refine", "0")
     assert r.exit_code == 1 and "clip.mp4 frame 2: prediction failed: model exploded" in r.stderr
     assert "clip.mp4: 1 frame failed" in r.stderr
@@ -409,3 +411,41 @@ def test_csv_results_for_spreadsheets(tmp_path, standin_path):
     assert r.exit_code == 0 and r.stdout.splitlines()[0].startswith("file_name,frame,time,image_id,track_id")
     r = run("predict", tmp_path / "a.png", "--model", standin_path, "-q", "--format", "json", "--out", out)
     assert r.exit_code == 0 and len(json.loads(out.read_text())) == 1  # --format wins over the file's name
+
+
+def test_photos_share_model_calls_in_groups_with_the_same_results(folder, standin_path, monkeypatch):
+    for i in range(5):
+        cv2.imwrite(str(folder / f"c{i}.png"), photo([[40 + i, 30]] + POINTS[1:]))
+    calls = []
+    real = PosePredictor.predict_batch
+
+    def counting(self, images, boxes=None):
+        calls.append(len(images))
+        return real(self, images, boxes)
+
+    monkeypatch.setattr(PosePredictor, "predict_batch", counting)
+    grouped = run("predict", folder, "--model", standin_path, "-q", "--refine", "0", "--batch-size", "4")
+    assert grouped.exit_code == 0 and calls == [4, 3]  # 7 photos: a group of 4 (--batch-size), then 3
+    calls.clear()
+    alone = run("predict", folder, "--model", standin_path, "-q", "--refine", "0", "--batch-size", "1")
+    assert calls == [1] * 7 and json.loads(alone.stdout) == json.loads(grouped.stdout)  # ids, order, poses
+    monkeypatch.setattr("fasterpose_rt.cli.PHOTO_GROUP_BYTES", 2 * 120 * 80 * 3)  # two photos' pixels at most
+    calls.clear()
+    assert run("predict", folder, "--model", standin_path, "-q", "--refine", "0").exit_code == 0
+    assert calls == [2, 2, 2, 1]
+
+
+def test_a_photo_the_model_fails_on_fails_alone_in_its_group(folder, standin_path, monkeypatch):
+    cv2.imwrite(str(folder / "odd.png"), photo(shape=(100, 80)))  # the photo the "model" fails on
+    real = PosePredictor.predict_batch
+
+    def fails_on_odd(self, images, boxes=None):
+        if any(im.shape[0] == 100 for im in images):
+            raise RuntimeError("model exploded")
+        return real(self, images, boxes)
+
+    monkeypatch.setattr(PosePredictor, "predict_batch", fails_on_odd)
+    r = run("predict", folder, "--model", standin_path, "-q")
+    assert r.exit_code == 1 and "odd.png: prediction failed: model exploded" in r.stderr
+    assert [e["file_name"].rsplit("/", 1)[1] for e in json.loads(r.stdout)] == ["a.jpg", "b.png"]
+    assert [e["image_id"] for e in json.loads(r.stdout)] == [1, 3]  # odd.png keeps its id (2)

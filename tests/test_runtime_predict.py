@@ -132,6 +132,37 @@ def test_many_boxes_in_chunks_equal_one_by_one(standin_path):
                 np.testing.assert_allclose(res.keypoints[n], singles[n].keypoints[0], atol=1e-4)
 
 
+def test_several_photos_in_one_batch_equal_one_by_one(standin_path):
+    """predict_batch: persons of photos of different sizes share the batches and come back to their own photo."""
+    photos, boxes, truth = [], [], []
+    for name, shape in [("tall", (200, 240)), ("wide", (220, 260)), ("left_outside", (210, 200))]:
+        box, offsets = CASES[name]
+        meta = PosePredictor(standin_path).metadata
+        img, points, scale = scene(box, offsets, meta, shape)
+        photos.append(img)
+        boxes.append([box])
+        truth.append((points, scale))
+    photos.append(photos[0][:, :120])  # no boxes given: the whole photo
+    boxes.append(None)
+    photos.append(photos[1])  # an empty box list: nobody
+    boxes.append(np.zeros((0, 4)))
+    for bs, flip in [(16, False), (1, False), (2, True)]:
+        pred = PosePredictor(standin_path, threads=1, batch_size=bs, flip_test=flip)
+        results = pred.predict_batch(photos, boxes)
+        assert [len(r) for r in results] == [1, 1, 1, 1, 0]
+        for res, (points, scale) in zip(results, truth):
+            assert crop_px_errors(res, points, scale).max() < TOL  # each person mapped back into its own photo
+        for res, photo, b in zip(results, photos, boxes):
+            one = pred.predict(photo, b)
+            np.testing.assert_allclose(res.keypoints, one.keypoints, atol=1e-4)
+            np.testing.assert_array_equal(res.boxes, one.boxes)
+    assert pred.predict_batch([]) == []
+    assert [r.boxes.tolist() for r in pred.predict_batch(photos[:2])] == [
+        [[-0.5, -0.5, 240, 200]], [[-0.5, -0.5, 260, 220]]]  # boxes=None: the whole of every photo
+    with pytest.raises(ValueError, match="2 photos but 1 box lists"):
+        pred.predict_batch(photos[:2], [None])
+
+
 def test_no_boxes_means_the_whole_photo(standin_path):
     pred = PosePredictor(standin_path, threads=1)
     h, w = 150, 100

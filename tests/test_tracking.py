@@ -9,7 +9,8 @@ from standin import paint_blobs
 
 from fasterpose_rt import PosePredictor, PoseResult
 from fasterpose_rt.metrics import pck_interval
-from fasterpose_rt.tracking import PoseTracker, boxes_from_poses, drop_duplicates, refine
+from fasterpose_rt.tracking import (PoseTracker, boxes_from_poses, drop_duplicates, find_poses, find_poses_batch, refine,
+                                    refine_batch)
 
 
 def test_boxes_from_poses_is_the_tight_box_of_the_confident_joints():
@@ -78,6 +79,37 @@ def test_refine_moves_boxes_to_the_joints_and_keeps_persons_it_cannot_box():
     out = refine(fake, FRAME, first, passes=1, rows=[1])  # refine only person 1: nothing to do
     assert fake.calls == [] and np.array_equal(out.boxes, first.boxes)
     assert refine(fake, FRAME, first, passes=0) is not first
+
+
+def test_refine_batch_runs_the_photos_unsettled_persons_together_and_equals_photo_by_photo(standin_path):
+    pred = PosePredictor(standin_path, threads=1)
+    shapes = [(120, 80), (150, 120), (120, 80)]
+    photos = [paint_blobs(shape, PERSON + shift) for shape, shift in zip(shapes, ([0, 0], [30, 20], [5, 10]))]
+    boxes = [None, [[0, 0, 120, 150], [100, 0, 20, 20]], np.zeros((0, 4))]  # whole photo; a person and a corner
+    firsts = pred.predict_batch(photos, boxes)
+    calls = []
+    real = PosePredictor.predict_batch
+
+    class Counting(PosePredictor):
+        def predict_batch(self, images, boxes=None):
+            calls.append(len(images))
+            return real(self, images, boxes)
+
+    counting = Counting(standin_path, threads=1)
+    together = refine_batch(counting, photos, firsts, passes=3)
+    assert calls and calls[0] == 2  # pass 1: the two photos with persons, in one call
+    for photo, first, got in zip(photos, firsts, together):
+        alone = refine(pred, photo, first, passes=3)
+        np.testing.assert_allclose(got.keypoints, alone.keypoints, atol=1e-4)
+        np.testing.assert_allclose(got.boxes, alone.boxes, atol=1e-4)
+    np.testing.assert_allclose(together[1].boxes[0], [60, 50, 20, 60], atol=0.5)  # the joints' box in photo 2
+    found = find_poses_batch(pred, photos, boxes)
+    assert [len(r) for r in found] == [1, 2, 0]
+    for photo, b, got in zip(photos, boxes, found):
+        np.testing.assert_allclose(got.keypoints, find_poses(pred, photo, b).keypoints, atol=1e-4)
+    only = refine_batch(pred, photos, firsts, passes=1, rows=[[], [1], []])  # rows per photo: just the corner
+    assert np.array_equal(only[0].boxes, firsts[0].boxes) and np.array_equal(only[1].boxes[0], firsts[1].boxes[0])
+    assert refine_batch(pred, [], [], passes=2) == []
 
 
 def test_tracker_follows_moving_person_and_acquires_again_when_lost():

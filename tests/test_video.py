@@ -84,16 +84,16 @@ def test_detector_boxes_or_the_whole_frame(pred, clip):
 
 
 def test_a_failing_frame_raises_or_is_reported_and_skipped(pred, clip, monkeypatch):
-    real = PosePredictor.predict
+    real = PosePredictor.predict_batch
     seen = []
 
-    def fail_on_third_call(self, image, boxes=None):
+    def fail_on_third_call(self, images, boxes=None):  # every model call goes through predict_batch
         seen.append(None)
         if len(seen) == 3:
             raise RuntimeError("model exploded")
-        return real(self, image, boxes)
+        return real(self, images, boxes)
 
-    monkeypatch.setattr(PosePredictor, "predict", fail_on_third_call)
+    monkeypatch.setattr(PosePredictor, "predict_batch", fail_on_third_call)
     with pytest.raises(RuntimeError, match="model exploded"):
         list(VideoPoses(pred, clip, track=False, refine_passes=0))
     seen.clear()
