@@ -33,6 +33,7 @@ from fasterpose_rt.metadata import DEFAULT_BOX_PADDING
 
 from . import build_model
 from .backbones import identity_blocks, set_drop_path
+from .codec import HeatmapCodec
 from .data.coco_keypoints import TopDownDataset, load_coco_keypoints
 from .distill import distillation_targets, load_teacher
 from .efficientnet_lite import imagenet_weights_file
@@ -122,6 +123,9 @@ def build_parser():
     ap.add_argument("--box-padding", type=positive_float, default=DEFAULT_BOX_PADDING,
                     help=f"context around person boxes in training and validation crops (default {DEFAULT_BOX_PADDING}); train near the "
                          "padding the model will run at, e.g. the one export.padding chose, to close that gap")
+    ap.add_argument("--sigma", type=positive_float, default=None,
+                    help="Gaussian target sigma in heatmap px (default: 2 at a 48-px-wide heatmap, scaled with it; "
+                         "1.33 at 128x176)")
     ap.add_argument("--workers", type=int, default=-1, help="data workers per process (default: 1 on CPU, 4 on GPU)")
     ap.add_argument("--no-cache", action="store_true", help="do not decode all photos into memory up front")
     ap.add_argument("--amp", choices=["auto", "bf16", "off"], default="auto", help="bf16 autocast (auto: if supported)")
@@ -168,7 +172,9 @@ class Trainer:
         self.amp = args.amp == "bf16" or (args.amp == "auto" and self._bf16_ok())
 
         samples, self.meta = load_coco_keypoints(args.train_ann, args.train_images)
-        self.train_set = TopDownDataset(samples, self.meta, args.input_size, train=True, half_body_prob=args.half_body,
+        codec = HeatmapCodec(args.input_size, sigma=args.sigma)
+        self.train_set = TopDownDataset(samples, self.meta, args.input_size, train=True, codec=codec,
+                                        half_body_prob=args.half_body,
                                         occlusion_prob=args.occlusion, rotation_fit=args.rotation_fit,
                                         rotation=args.rotation, scale_range=args.scale, cache=not args.no_cache,
                                         box_padding=args.box_padding,
@@ -272,7 +278,7 @@ class Trainer:
                        "distill": None if self.teacher is None else
                        {**self.teacher_info, "alpha": a.distill_alpha, "flip": not a.no_teacher_flip},
                        "amp": "bf16" if self.amp else "off",
-                       "box_padding": a.box_padding,
+                       "box_padding": a.box_padding, "sigma": self.train_set.codec.sigma,
                        "augment": {"scale": a.scale, "rotation": a.rotation, "rotation_fit": a.rotation_fit, "flip": 0.5,
                                    "half_body": a.half_body,
                                    "occlusion": a.occlusion,

@@ -149,7 +149,7 @@ def test_train_checkpoint_log_and_resume(tmp_path):
     ann, images, _ = _lsp_like_dataset(tmp_path, n=4)
     work = tmp_path / "run"
     r = subprocess.run([sys.executable, *_train_cmd(ann, images, work, ["--steps-per-epoch", "2", "--drop-path", "0.1",
-                                                                   "--rotation-fit", "--ohkm", "7"])],
+                                                                   "--rotation-fit", "--ohkm", "7", "--sigma", "1.5"])],
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     entry = json.loads((work / "log.jsonl").read_text().splitlines()[-1])
@@ -157,7 +157,7 @@ def test_train_checkpoint_log_and_resume(tmp_path):
     ckpt = torch.load(work / "last.pth", map_location="cpu", weights_only=True)  # plain data only
     assert ckpt["epoch"] == 1 and ckpt["meta"]["loss"] == "rce" and ckpt["meta"]["dataset"]["keypoints"][0] == "right_ankle"
     assert ckpt["meta"]["recipe"]["drop_path"] == 0.1 and ckpt["meta"]["recipe"]["augment"]["rotation_fit"] is True
-    assert ckpt["meta"]["recipe"]["ohkm"] == 7
+    assert ckpt["meta"]["recipe"]["ohkm"] == 7 and ckpt["meta"]["recipe"]["sigma"] == 1.5
     assert (work / "best.pth").exists()
     cmd = _train_cmd(ann, images, work, ["--steps-per-epoch", "2", "--resume"])
     cmd[cmd.index("--epochs") + 1] = "2"
@@ -176,6 +176,7 @@ def test_train_checkpoint_log_and_resume(tmp_path):
     new = torch.load(tmp_path / "init" / "last.pth", map_location="cpu", weights_only=True)
     assert new["epoch"] == 1 and new["meta"]["recipe"]["init"]["file"] == "last.pth"
     assert src["meta"]["recipe"]["box_padding"] == 1.25 and new["meta"]["recipe"]["box_padding"] == 1.1
+    assert new["meta"]["recipe"]["sigma"] == 2.0 * 16 / 48  # the default: 2 at a 48-px-wide heatmap, scaled
     from export.pipeline import export_from_args
     from fasterpose_rt.session import open_session
 
