@@ -149,7 +149,8 @@ def match_keypoints(data: dict, model_keypoints: List[str], source: str,
 def predict_annotations(predictor, data: dict, images_dir: os.PathLike, category_id: int, source: str,
                         on_fail: Callable[[Path, str], None], wrap: Callable[[Iterable], Iterable] = iter,
                         scores: Optional[np.ndarray] = None, columns: Optional[np.ndarray] = None):
-    """Predict every photo's person boxes.
+    """Predict every photo's person boxes, photos grouped so their persons share the model's batches (up to the
+    predictor's batch_size persons, or PHOTO_GROUP_BYTES of decoded photos, per group).
 
     Returns (results: COCO result dicts, processed image ids, pred (A, K, 2) with NaN where not predicted, A =
     number of annotations). A photo that is missing or unreadable is reported through on_fail(path, reason)
