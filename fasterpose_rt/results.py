@@ -128,7 +128,6 @@ class ResultsWriter:
                  stream: Optional[TextIO] = None, fmt: str = "json", keypoint_names: Optional[Sequence[str]] = None):
         if fmt not in FORMATS:
             raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
-        self.fmt = fmt
         self._header: Optional[str] = None  # CSV only: the first line
         if fmt == "csv":
             if keypoint_names is None:
