@@ -12,9 +12,10 @@ random-weights FasterPose-R18 (14 LSP keypoints, input 144×192 w×h) exported h
 random weights time the same as trained ones.
 
 1. The real CLI, as a subprocess: ``fasterpose predict FOLDER --model M --quiet --out T.json`` on the N photos
-   and on a folder of 1 photo, alternating, ``--repeats`` times each, in four variants (:data:`VARIANTS`): one
-   model call per photo group (``--refine 0``) or the default refine passes, each with the default grouping (up
-   to ``--batch-size`` 16 photos share a model call, since session 41) and with ``--batch-size 1`` (a call per
+   and on a folder of 1 photo, alternating, ``--repeats`` times each, in six variants (:data:`VARIANTS`): the
+   whole photo with one model call per photo group (``--refine 0 --no-search``), the whole photo refined
+   (``--no-search``), and the default search (since session 42), each with the default grouping (up to
+   ``--batch-size`` 16 photos share a model call, since session 41) and with ``--batch-size 1`` (a call per
    photo, as before). Images/s all-in = N / wall time (interpreter start, imports and model loading included);
    steady state = (N − 1) / (wall_N − wall_1), which removes that fixed start-up cost; each variant's ratio to
    its ``--batch-size 1`` twin comes from the same rounds.
@@ -46,11 +47,14 @@ from benchmarks.common import markdown_table, write_results  # noqa: E402
 SHARED = ROOT.parent / "shared"
 LSPET_IMAGES = SHARED / "datasets" / "lspet" / "images"
 RANDOM_ARCH, RANDOM_SIZE = "fasterpose_r18", (144, 192)  # (w, h)
-VARIANTS = {  # name -> extra `fasterpose predict` arguments
-    "one call per photo group (--refine 0)": ["--refine", "0"],
-    "one call per photo (--refine 0 --batch-size 1)": ["--refine", "0", "--batch-size", "1"],
-    "refined (the default --refine 4)": [],
-    "refined, a call per photo (--batch-size 1)": ["--batch-size", "1"],
+VARIANTS = {  # name -> extra `fasterpose predict` arguments; each grouped row is followed by its --batch-size 1 twin
+    "whole photo, one call per photo group (--refine 0 --no-search)": ["--refine", "0", "--no-search"],
+    "whole photo, one call per photo (--refine 0 --no-search --batch-size 1)": ["--refine", "0", "--no-search",
+                                                                               "--batch-size", "1"],
+    "whole photo, refined (--no-search)": ["--no-search"],
+    "whole photo, refined, a call per photo (--no-search --batch-size 1)": ["--no-search", "--batch-size", "1"],
+    "searched and refined (the default)": [],
+    "searched and refined, a call per photo (--batch-size 1)": ["--batch-size", "1"],
 }
 
 
@@ -259,7 +263,7 @@ def run(first, count, model_arg, threads, repeats, passes, quick, results_dir=No
     outside = 1 - run_s / total
 
     body = "\n".join([
-        f"Photos: LSPET im{first:05d} … im{first + count - 1:05d} ({count}, one whole-photo box each). "
+        f"Photos: LSPET im{first:05d} … im{first + count - 1:05d} ({count}, no boxes given). "
         f"Model: {source}. Threads: {used_threads if not threads else threads} "
         f"({'given' if threads else 'the CLI default: physical cores'}).",
         "", "## Through the CLI", "",

@@ -9,27 +9,32 @@ makes the box from the model's own joints instead. Measured here on labelled per
 whole-photo box on the same persons (paired 95 % bootstrap interval of the PCK@0.2 difference):
 
 1. Photos: the whole photo, then ``refine`` passes (each one more model call) on the box around the joints
-   found: every pass run (the curve), and the CLI's default (up to ``REFINE_PASSES``, a person stopping once its
-   box settles); HOG's best box (else the whole photo), alone and refined; and the tight labelled box (the upper
-   bound, what ``fasterpose eval`` reports), alone and refined.
+   found: every pass run (the curve), and up to ``REFINE_PASSES`` (a person stopping once its box settles:
+   ``--no-search``); the search (``fasterpose_rt/search.py``: the whole photo and a grid of windows in one call,
+   the best few refined, the best kept; the CLI's default), alone and refined; HOG's best box (else the whole
+   photo), alone and refined; and the tight labelled box (the upper bound, what ``fasterpose eval`` reports),
+   alone and refined. Close-ups (the persons' upper bodies cut out, a portrait's framing): the whole photo,
+   refined, and the search.
 2. Videos: a clip per photo (the first ``--clips`` persons), ``FRAMES`` frames of a handheld camera over the
    still photo: a smooth zoom (1 to 1.4x), pan (up to 12 % of the frame) and roll (up to 6 degrees), random
    per clip, edges replicated; the labels move with the same affine. Strategies: the whole frame every frame
-   (the CLI's video behaviour before tracking), every frame on its own refined (``--no-track``, on the whole
-   frame or HOG's box), ``PoseTracker`` (the CLI's default; acquiring on the whole frame or with HOG), the tight
-   labelled box every frame. Intervals resample whole clips. Where a strategy returns several persons, the one
+   (the CLI's video behaviour before tracking), every frame on its own refined (``--no-track``: from the whole
+   frame, a search or HOG's box), ``PoseTracker`` (the CLI's default; acquiring by search, on the whole frame or
+   with HOG), the tight labelled box every frame. Intervals resample whole clips. Where a strategy returns several persons, the one
    with the highest mean score is scored; where it returns nobody (the tracker, on a frame where no joints could
    be boxed), every joint is a miss. Tracked rows also count the track ids each clip was given. The persons hold
    still (only the camera moves): a clip tests finding and keeping a person, not following fast limbs.
 3. Identities: clips over two photos side by side (``pair_clips``), tracked with the re-finding defaults and two
    other settings: track ids per clip, and id swaps (an id moving from one labelled person to the other).
-Times are wall time per photo or frame (2 threads unless ``--threads``), detector included.
+Times are wall time per photo or frame (2 threads unless ``--threads``), detector included; costs are counted
+as model calls and as person crops run (a search runs its windows in one call).
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from typing import Optional
 from pathlib import Path
 
 import cv2
@@ -41,7 +46,9 @@ from fasterpose_rt import PosePredictor
 from fasterpose_rt.boxes import HogPeopleDetector
 from fasterpose_rt.geometry import apply_affine
 from fasterpose_rt.metrics import pck, pck_interval, torso_sizes
-from fasterpose_rt.tracking import JOINT_SCORE, REFINE_PASSES, REFOUND_IOU, REMEMBER, SETTLED_IOU, PoseTracker, refine
+from fasterpose_rt.search import SEARCH_CANDIDATES
+from fasterpose_rt.tracking import (JOINT_SCORE, REFINE_PASSES, REFOUND_IOU, REMEMBER, SETTLED_IOU, PoseTracker,
+                                  find_poses, refine)
 from fasterpose_rt.video import REACQUIRE_EVERY
 
 FIXED_PASSES = 3  # the pass curve: whole photo + 1..FIXED_PASSES passes, every one run
@@ -49,6 +56,8 @@ CLOSE_UP_CUT, CLOSE_UP_MARGIN = 0.6, 0.15  # close-ups: cut 60 % of the way neck
 SWEEP_JOINT_SCORES = (0.0, 0.1, 0.2, 0.3)  # --sweep: refine's joint_score ...
 SWEEP_SETTLED = (0.7, 0.8, 0.9, 1.01)  # ... and settled_iou (1.01: never settles)
 FRAMES = 30  # frames per synthetic clip
+SEARCH_LABEL = (f"search: whole photo and windows, the best {SEARCH_CANDIDATES} refined (up to {REFINE_PASSES} "
+                "passes), the best kept")
 
 
 def best_person(result) -> np.ndarray:
@@ -80,11 +89,13 @@ class Scorer:
 
     def __init__(self, names, gt, vis, groups=None, torso=None):
         self.names, self.gt, self.vis, self.groups, self.torso = names, gt, vis, groups, torso
-        self.xy, self.seconds, self.calls, self.notes = {}, {}, {}, {}
+        self.xy, self.seconds, self.calls, self.crops, self.notes = {}, {}, {}, {}, {}
 
-    def add(self, label: str, xy, seconds: float, calls: int) -> None:
+    def add(self, label: str, xy, seconds: float, calls: int, crops: Optional[int] = None) -> None:
+        """A strategy's keypoints, wall time, model calls and person crops run (None: one per call)."""
         self.xy[label] = np.asarray(xy, np.float64)
         self.seconds[label], self.calls[label] = seconds, calls
+        self.crops[label] = calls if crops is None else crops
         print(f"{label}: PCK@0.2 {self.pck(self.xy[label]):.4f}", flush=True)
 
     def pck(self, xy) -> float:
@@ -98,25 +109,30 @@ class Scorer:
             value = self.pck(xy)
             lo, hi = pck_interval(xy, self.gt, self.vis, self.names, baseline=self.xy[baseline], groups=self.groups,
                                   torso=self.torso)
-            ms, calls = 1000.0 * self.seconds[label] / n, self.calls[label] / n
+            ms, calls, crops = 1000.0 * self.seconds[label] / n, self.calls[label] / n, self.crops[label] / n
             diff = "—" if label == baseline else f"{value - base:+.3f} ({lo:+.3f} to {hi:+.3f})"
-            rows.append([label, f"{value:.3f}", diff, f"{calls:.2f}", f"{ms:.1f}"])
+            rows.append([label, f"{value:.3f}", diff, f"{calls:.2f}", f"{crops:.2f}", f"{ms:.1f}"])
             data[label] = {"pck@0.2": value, "diff_interval": [lo, hi], f"model_calls_per_{unit}": calls,
-                           f"ms_per_{unit}": ms}
-        header = ["boxes", "PCK@0.2", f"vs {baseline} (95 % interval)", f"model calls per {unit}", f"ms per {unit}"]
+                           f"crops_per_{unit}": crops, f"ms_per_{unit}": ms}
+        header = ["boxes", "PCK@0.2", f"vs {baseline} (95 % interval)", f"model calls per {unit}",
+                  f"person crops per {unit}", f"ms per {unit}"]
         notes = "".join(f"\n\n{k} {v}." for k, v in self.notes.items())
         return markdown_table(header, rows) + notes, data
 
 
 class Counting:
-    """A PosePredictor that counts its model calls (``predict`` calls)."""
+    """A PosePredictor that counts its model calls (``predict`` calls) and the person crops they run."""
 
     def __init__(self, pred):
-        self.pred, self.calls = pred, 0
+        self.pred, self.calls, self.crops = pred, 0, 0
 
     def predict(self, image, boxes=None):
         self.calls += 1
+        self.crops += 1 if boxes is None else len(np.asarray(boxes).reshape(-1, 4))
         return self.pred.predict(image, boxes)
+
+    def reset(self) -> None:
+        self.calls = self.crops = 0
 
 
 def photos(pred, hog, images, names, gt, vis, boxes):
@@ -127,16 +143,27 @@ def photos(pred, hog, images, names, gt, vis, boxes):
     def run(label, first, passes, settled_iou=SETTLED_IOU, extra_seconds=0.0):
         """first(i) -> PoseResult of photo i; then ``refine``; scored with the time and calls of both (plus
         extra_seconds, e.g. the detector's)."""
-        counting.calls, t0 = 0, time.perf_counter()
+        counting.reset()
+        t0 = time.perf_counter()
         results = [refine(counting, img, first(i), passes, settled_iou) for i, img in enumerate(images)]
-        score.add(label, [r.keypoints[0] for r in results], extra_seconds + time.perf_counter() - t0, counting.calls)
+        score.add(label, [r.keypoints[0] for r in results], extra_seconds + time.perf_counter() - t0, counting.calls,
+                  counting.crops)
+
+    def searched(label, passes):
+        """``find_poses`` without boxes: the search (the CLI's default)."""
+        counting.reset()
+        t0 = time.perf_counter()
+        results = [find_poses(counting, img, None, passes) for img in images]
+        score.add(label, [r.keypoints[0] for r in results], time.perf_counter() - t0, counting.calls, counting.crops)
 
     run("whole photo", lambda i: counting.predict(images[i], None), 0)
     for p in range(1, FIXED_PASSES + 1):  # every pass run, to show the curve (each from the whole photo again)
         run(f"whole photo + {p} refine pass{'es' if p > 1 else ''}, every one run",
             lambda i: counting.predict(images[i], None), p, settled_iou=1.01)
-    run(f"whole photo + refine (up to {REFINE_PASSES} passes, until the box settles; the CLI's default)",
+    run(f"whole photo + refine (up to {REFINE_PASSES} passes, until the box settles; --no-search)",
         lambda i: counting.predict(images[i], None), REFINE_PASSES)
+    searched("search: whole photo and windows, the best not refined (--refine 0)", 0)
+    searched(f"{SEARCH_LABEL}; the CLI's default", REFINE_PASSES)
 
     t0 = time.perf_counter()
     found = [hog(img)[0][:1] for img in images]  # HOG's best box per photo, found once for both HOG rows
@@ -181,11 +208,15 @@ def close_ups(pred, images, names, gt, vis):
     inside = ((shifted >= -0.5) & (shifted <= h_w[..., ::-1] - 0.5)).all(axis=2)
     score, counting = Scorer(names, shifted, vis[kept] & inside, torso=torso), Counting(pred)
     score.notes["Close-ups made of"] = f"{len(crops)} of the {len(images)} persons"
-    for label, passes in (("whole photo", 0), (f"whole photo + refine (up to {REFINE_PASSES} passes, until the "
-                                               "box settles; the CLI's default)", REFINE_PASSES)):
-        counting.calls, t0 = 0, time.perf_counter()
-        out = [refine(counting, c, counting.predict(c), passes) for c, _ in crops]
-        score.add(label, [r.keypoints[0] for r in out], time.perf_counter() - t0, counting.calls)
+    for label, passes, search in (
+            ("whole photo", 0, False),
+            (f"whole photo + refine (up to {REFINE_PASSES} passes, until the box settles; --no-search)",
+             REFINE_PASSES, False),
+            (f"{SEARCH_LABEL}; the CLI's default", REFINE_PASSES, True)):
+        counting.reset()
+        t0 = time.perf_counter()
+        out = [find_poses(counting, c, None, passes, search=search) for c, _ in crops]
+        score.add(label, [r.keypoints[0] for r in out], time.perf_counter() - t0, counting.calls, counting.crops)
     return score
 
 
@@ -197,11 +228,13 @@ def sweep(pred, images, names, gt, vis):
     t_whole = time.perf_counter() - t0
     for joint_score in SWEEP_JOINT_SCORES:
         for settled in SWEEP_SETTLED:
-            counting.calls, t0 = len(images), time.perf_counter()
+            counting.calls = counting.crops = len(images)
+            t0 = time.perf_counter()
             out = [refine(counting, img, r, REFINE_PASSES, settled, joint_score) for img, r in zip(images, whole)]
             label = (f"joints scoring >= {joint_score:g}, settled at IoU {settled:g}" if settled <= 1 else
                      f"joints scoring >= {joint_score:g}, never settled")
-            score.add(label, [r.keypoints[0] for r in out], t_whole + time.perf_counter() - t0, counting.calls)
+            score.add(label, [r.keypoints[0] for r in out], t_whole + time.perf_counter() - t0, counting.calls,
+                      counting.crops)
     return score
 
 
@@ -237,25 +270,27 @@ def videos(pred, hog, images, names, gt, vis, seed: int = 0):
         b, _ = hog(frame)
         return b[:1] if len(b) else None
 
-    def per_frame(label, box_for, passes=0):
-        """Every frame on its own: boxes from box_for(frame, index, clip), then ``refine``."""
-        out, counting.calls, t0 = [], 0, time.perf_counter()
+    def per_frame(label, box_for, passes=0, search=False):
+        """Every frame on its own: boxes from box_for(frame, index, clip) (None: the whole frame, or with
+        ``search`` a search), then ``refine``, as ``find_poses`` does."""
+        out, t0 = [], time.perf_counter()
+        counting.reset()
         for c, (frames, _) in enumerate(clips):
             for i, f in enumerate(frames):
-                first = counting.predict(f, box_for(f, i, c))
-                out.append(best_person(refine(counting, f, first, passes)))
-        score.add(label, out, time.perf_counter() - t0, counting.calls)
+                out.append(best_person(find_poses(counting, f, box_for(f, i, c), passes, search=search)))
+        score.add(label, out, time.perf_counter() - t0, counting.calls, counting.crops)
 
-    def tracked(label, acquire):
-        tracker = PoseTracker(counting, acquire=acquire)
-        out, ids, nobody, counting.calls, t0 = [], [], 0, 0, time.perf_counter()
+    def tracked(label, acquire, search=False):
+        tracker = PoseTracker(counting, acquire=acquire, search=search)
+        out, ids, nobody, t0 = [], [], 0, time.perf_counter()
+        counting.reset()
         for frames, _ in clips:
             tracker.reset()
             results = [tracker(f) for f in frames]
             out += [best_person(r) for r in results]
             ids.append(len(np.unique(np.concatenate([r.track_ids for r in results]))))
             nobody += sum(not len(r) for r in results)
-        score.add(label, out, time.perf_counter() - t0, counting.calls)
+        score.add(label, out, time.perf_counter() - t0, counting.calls, counting.crops)
         score.notes[f"{label}:"] = (f"{np.mean(ids):.2f} track ids per clip (1: the person kept one id throughout; "
                                     f"median {np.median(ids):g}, most {max(ids)}), nobody reported in "
                                     f"{nobody / len(out):.1%} of the frames")
@@ -266,10 +301,13 @@ def videos(pred, hog, images, names, gt, vis, seed: int = 0):
         return [[*lo, *np.maximum(hi - lo, 1.0)]]
 
     per_frame("whole frame, every frame (the CLI before tracking)", lambda f, i, c: None)
-    per_frame("whole frame + refine, every frame (--no-track)", lambda f, i, c: None, REFINE_PASSES)
-    per_frame("HOG + refine, every frame (--no-track --detector hog)", lambda f, i, c: hog_best(f), REFINE_PASSES)
-    tracked("tracking, acquired on the whole frame (the CLI's default)", None)
-    tracked("tracking, acquired with HOG (--detector hog)", hog_best)
+    per_frame("whole frame + refine, every frame (--no-track --no-search)", lambda f, i, c: None, REFINE_PASSES)
+    per_frame("search + refine, every frame (--no-track)", lambda f, i, c: None, REFINE_PASSES, search=True)
+    per_frame("HOG + refine, every frame (--no-track --detector hog --no-search)", lambda f, i, c: hog_best(f),
+              REFINE_PASSES)
+    tracked("tracking, acquired on the whole frame (--no-search)", None)
+    tracked("tracking, acquired by search (the CLI's default)", None, search=True)
+    tracked("tracking, acquired with HOG (--detector hog --no-search)", hog_best)
     per_frame("tight labelled box, every frame (upper bound)", tight_box)
     return score
 
@@ -296,7 +334,8 @@ def pair_clips(images, gt, vis, seed: int = 2):
 
 def identities(pred, hog, clips, names):
     """Do ids stay with persons? PoseTracker on two-person clips, for the re-finding defaults and two other
-    settings, acquiring on the whole frame or with HOG (the CLI's --detector: also every REACQUIRE_EVERY frames).
+    settings, acquiring by search (the default), on the whole frame (--no-search) or with HOG (the CLI's
+    --detector: also every REACQUIRE_EVERY frames; a search where it finds nobody).
     A reported person is the labelled person whose labelled joints lie nearest (median distance < 0.5 torso), else
     nobody; an id swap is an id moving from one labelled person to the other. Returns (markdown table, data)."""
     settings = [(REFOUND_IOU, REMEMBER, "the default"), (0.5, 1, "the frame before only"),
@@ -306,10 +345,11 @@ def identities(pred, hog, clips, names):
         boxes, _ = hog(frame)
         return boxes if len(boxes) else None
 
-    for acquire_label, acquire in (("whole frame", None), ("HOG", hog_boxes)):
+    for acquire_label, acquire, search in (("search", None, True), ("whole frame", None, False),
+                                           ("HOG", hog_boxes, True)):
         for refound, remember, what in settings:
             tracker = PoseTracker(pred, acquire=acquire, reacquire_every=None if acquire is None else REACQUIRE_EVERY,
-                                  refound_iou=refound, remember=remember)
+                                  refound_iou=refound, remember=remember, search=search)
             ids, swaps, found = [], 0, 0
             for frames, labels, visible in clips:
                 tracker.reset()

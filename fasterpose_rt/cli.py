@@ -140,16 +140,21 @@ def main():
                    "(--no-track: applies to every frame). Inputs the file does not list fail.")
 @click.option("--detector", type=click.Choice(["none", "hog"]), default="none", show_default=True,
               help="Find persons with OpenCV's HOG people detector; photos where it finds nobody are "
-                   "processed as one whole-photo box.")
+                   "processed as without boxes (--search).")
+@click.option("--search/--no-search", default=True, show_default=True,
+              help="Photos and video frames without boxes: look for one person in the whole photo and a grid of "
+                   "windows half its long side wide, refine the 3 that score best and keep the best (about 4x the "
+                   "time of --no-search, more accurate where the person is small); --no-search: one box over the "
+                   "whole photo.")
 @click.option("--refine", "refine_passes", type=click.IntRange(min=0), default=None,
               help=f"Most extra passes per person, each on the box around the joints the pass before found (the "
                    f"tight box the model is calibrated for); a person stops once that box settles. Each pass is one "
-                   f"more model call [default: {REFINE_PASSES} for guessed boxes (the whole photo, --detector), "
-                   f"0 for --boxes].")
+                   f"more model call [default: {REFINE_PASSES} for guessed boxes (--search, the whole photo, "
+                   f"--detector), 0 for --boxes].")
 @click.option("--track/--no-track", default=True, show_default=True,
-              help="Videos: a frame's boxes are the boxes around the joints found in the frame before (the whole "
-                   "frame, --detector or --boxes start it, and again when nobody is followed; a frame where nobody "
-                   "is found has no entry); --no-track: every frame on its own, like a photo.")
+              help="Videos: a frame's boxes are the boxes around the joints found in the frame before (a search "
+                   "of the frame, --detector or --boxes start it, and again when nobody is followed; a frame where "
+                   "nobody is found has no entry); --no-track: every frame on its own, like a photo.")
 @click.option("--smooth/--no-smooth", default=True, show_default=True,
               help="Videos with --track: steady each followed person's joints over time (One-Euro filter: strong "
                    "on still joints, little lag on moving ones); --no-smooth: the model's keypoints of each frame.")
@@ -167,13 +172,13 @@ def main():
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary (errors are still shown).")
 @_debug_option
 @_guarded
-def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxes_file, detector, refine_passes,
-            track, smooth, every, out, fmt, vis_dir, vis_threshold, quiet, debug):
+def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxes_file, detector, search,
+            refine_passes, track, smooth, every, out, fmt, vis_dir, vis_threshold, quiet, debug):
     """Predict poses on photos, folders (searched recursively) and videos.
 
-    By default each photo is one person box covering the whole photo, sharpened by --refine passes, and a
-    video's persons are followed from frame to frame (--track); give --boxes or --detector hog for photos of
-    several persons. Results are COCO keypoint results, one entry per person (a video's entries carry the frame
+    By default each photo's person is searched for in the whole photo and a grid of windows, sharpened by
+    --refine passes, and a video's persons are followed from frame to frame (--track); give --boxes or
+    --detector hog for photos of several persons. Results are COCO keypoint results, one entry per person (a video's entries carry the frame
     and its time; a followed person's entries share a track_id), or the same as CSV rows (--out x.csv).
     """
     if boxes_file is not None and detector != "none":
@@ -197,7 +202,8 @@ def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxe
         fmt = "csv" if out is not None and out.suffix.lower() == ".csv" else "json"
     writer = ResultsWriter(out, fmt=fmt, keypoint_names=pred.keypoint_names)
     passes = refine_passes if refine_passes is not None else (0 if lookup is not None else REFINE_PASSES)
-    run = _PredictRun(pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug, passes, track, smooth)
+    run = _PredictRun(pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug, passes, track, smooth,
+                      search)
     for path, reason in problems:
         run.fail(path, reason)
     show = not quiet and (len(items) > 1 or any(i.kind == "video" for i in items))
@@ -248,10 +254,10 @@ class _PredictRun:
     """State of one ``predict`` run: running image ids, counts, failures, --vis names."""
 
     def __init__(self, pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug, passes=0, track=False,
-                 smooth=False):
+                 smooth=False, search=True):
         self.pred, self.writer, self.lookup, self.detect = pred, writer, lookup, detect
         self.vis_dir, self.vis_threshold, self.every, self.debug = vis_dir, vis_threshold, every, debug
-        self.passes, self.track, self.smooth = passes, track, smooth
+        self.passes, self.track, self.smooth, self.search = passes, track, smooth, search
         self.next_id = 0
         self.failed: List[str] = []
         self.photos_done = self.frames = self.videos = self.persons = 0
@@ -285,7 +291,8 @@ class _PredictRun:
     def _predict(self, image, boxes=None):
         """Poses in a photo: ``boxes`` with the run's refine passes (a boxes file's persons all stay)."""
         try:
-            return find_poses(self.pred, image, boxes, self.passes, keep_all=self.lookup is not None)
+            return find_poses(self.pred, image, boxes, self.passes, keep_all=self.lookup is not None,
+                              search=self.search)
         except (ValueError, RuntimeError) as e:  # a bad box, or the model failing on this input
             _trace(self.debug)
             raise InputReadError(f"prediction failed: {e}") from None
@@ -309,7 +316,7 @@ class _PredictRun:
         try:
             results: List[Optional[PoseResult]] = list(find_poses_batch(
                 self.pred, [g.image for g in group], [g.boxes for g in group], self.passes,
-                keep_all=self.lookup is not None))
+                keep_all=self.lookup is not None, search=self.search))
         except (ValueError, RuntimeError):  # one photo's bad box or model failure: find which, photo by photo
             results = []
             for g in group:
@@ -356,7 +363,8 @@ class _PredictRun:
             boxes, coco_id = self._boxes_for(item, None) if self.lookup is not None else (None, None)
             detect = None if self.detect is None else (lambda frame: self._boxes_for(item, frame)[0])
             video = VideoPoses(self.pred, item.path, every=self.every, track=self.track, smooth=self.smooth,
-                               boxes=boxes, detector=detect, refine_passes=self.passes, on_error=frame_failed)
+                               boxes=boxes, detector=detect, refine_passes=self.passes, on_error=frame_failed,
+                               search=self.search)
         except InputReadError as e:
             self.next_id += 1
             self.fail(item.path, str(e))

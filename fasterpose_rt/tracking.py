@@ -13,6 +13,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .boxes import box_iou, nms
+from .search import SEARCH_CANDIDATES, best_rows, search_windows
 
 __all__ = ["boxes_from_poses", "refine", "refine_batch", "drop_duplicates", "find_poses", "find_poses_batch",
            "PoseTracker", "REFINE_PASSES"]
@@ -119,20 +120,44 @@ def drop_duplicates(result, iou_threshold: float = SAME_PERSON_IOU):
     return result.take(np.sort(nms(result.boxes, result.scores.mean(axis=1), iou_threshold)))
 
 
-def find_poses(predictor, image, boxes=None, refine_passes: int = REFINE_PASSES, keep_all: bool = False):
-    """Poses in a photo as ``fasterpose predict`` finds them: the persons in ``boxes`` (N, 4) [x, y, w, h] (None: one
-    box over the whole photo), run again up to ``refine_passes`` times on the boxes around their joints (see
-    ``refine``), then persons that refining moved onto one are reported once (``drop_duplicates``) unless
-    ``keep_all`` (boxes the user gave: every person they name stays). Returns a PoseResult."""
-    return find_poses_batch(predictor, [image], [boxes], refine_passes, keep_all)[0]
+def find_poses(predictor, image, boxes=None, refine_passes: int = REFINE_PASSES, keep_all: bool = False,
+               search: bool = True):
+    """Poses in a photo as ``fasterpose predict`` finds them: the persons in ``boxes`` (N, 4) [x, y, w, h], run
+    again up to ``refine_passes`` times on the boxes around their joints (see ``refine``), then persons that
+    refining moved onto one are reported once (``drop_duplicates``) unless ``keep_all`` (boxes the user gave:
+    every person they name stays).
+
+    boxes None: one person, found by a ``search`` (``search.py``: the whole photo and a grid of windows, the best
+    few refined, the best of them kept); search=False: one box over the whole photo, refined. Returns a
+    PoseResult."""
+    return find_poses_batch(predictor, [image], [boxes], refine_passes, keep_all, search)[0]
 
 
-def find_poses_batch(predictor, images, boxes=None, refine_passes: int = REFINE_PASSES, keep_all: bool = False):
-    """``find_poses`` for several photos at once, their persons sharing the model's batches (faster for many small
-    photos). images: P photos; boxes: P entries (each (N_p, 4) or None) or None. Returns P PoseResults."""
-    results = _predict_batch(predictor, images, [None] * len(images) if boxes is None else boxes)
-    results = refine_batch(predictor, images, results, refine_passes)
-    return results if keep_all or not refine_passes else [drop_duplicates(r) for r in results]
+def find_poses_batch(predictor, images, boxes=None, refine_passes: int = REFINE_PASSES, keep_all: bool = False,
+                     search: bool = True):
+    """``find_poses`` for several photos at once, their persons (and search windows) sharing the model's batches
+    (faster for many small photos). images: P photos; boxes: P entries (each (N_p, 4) or None) or None.
+    Returns P PoseResults."""
+    per_photo = [None] * len(images) if boxes is None else list(boxes)
+    searched = [search and b is None for b in per_photo]
+    results = _find_batch(predictor, images, per_photo, searched, refine_passes)
+
+    def finish(result, was_searched: bool):
+        if was_searched:  # a search reports its best person
+            return result.take(best_rows(result.scores, 1))
+        return result if keep_all or not refine_passes else drop_duplicates(result)
+
+    return [finish(r, s) for r, s in zip(results, searched)]
+
+
+def _find_batch(predictor, images, boxes, searched, passes: int, joint_score: float = JOINT_SCORE,
+                min_joints: int = MIN_JOINTS) -> list:
+    """One call for every photo's boxes, or for the searched photos (``searched`` P bools) their search windows
+    keeping the SEARCH_CANDIDATES best; then ``refine_batch``. Returns P PoseResults (searched: best first)."""
+    first = _predict_batch(predictor, images, [search_windows(im.shape) if s else b
+                                                for im, b, s in zip(images, boxes, searched)])
+    first = [r.take(best_rows(r.scores, SEARCH_CANDIDATES)) if s else r for r, s in zip(first, searched)]
+    return refine_batch(predictor, images, first, passes, joint_score=joint_score, min_joints=min_joints)
 
 
 class PoseTracker:
@@ -146,7 +171,9 @@ class PoseTracker:
     ``iou_threshold`` are one person (the better-scored stays).
 
     predictor: a PosePredictor. acquire: frame (H, W, 3) -> boxes (N, 4) [x, y, w, h] or None (None: one box
-    over the whole frame; no boxes: nobody in this frame); acquire=None: always the whole frame.
+    over the whole frame; no boxes: nobody in this frame); acquire=None: as if it always gave None. Where it
+    gives None and nobody is followed, one person is found by a ``search`` of the frame, as ``find_poses`` finds
+    a photo's (search=False: one box over the whole frame).
     refine_passes: extra passes on persons just acquired (see ``refine``), so a rough first box does not cost
     the first frames. reacquire_every: with ``acquire``, also run it every that many frames and add the persons
     it finds that nobody follows (new arrivals); None: only when nobody is followed.
@@ -162,13 +189,15 @@ class PoseTracker:
     def __init__(self, predictor, acquire: Optional[Callable] = None, refine_passes: int = REFINE_PASSES,
                  reacquire_every: Optional[int] = None, keep_score: float = KEEP_SCORE,
                  joint_score: float = JOINT_SCORE, min_joints: int = MIN_JOINTS,
-                 iou_threshold: float = SAME_PERSON_IOU, refound_iou: float = REFOUND_IOU, remember: int = REMEMBER):
+                 iou_threshold: float = SAME_PERSON_IOU, refound_iou: float = REFOUND_IOU, remember: int = REMEMBER,
+                 search: bool = True):
         if reacquire_every is not None and (acquire is None or reacquire_every < 1):
             raise ValueError("reacquire_every needs an acquire function and a positive number of frames")
         self.predictor, self.acquire = predictor, acquire
         self.refine_passes, self.reacquire_every = int(refine_passes), reacquire_every
         self.keep_score, self.joint_score, self.min_joints = keep_score, joint_score, min_joints
         self.iou_threshold, self.refound_iou, self.remember = iou_threshold, refound_iou, int(remember)
+        self.search = bool(search)
         self.reset()
 
     def reset(self) -> None:
@@ -183,10 +212,15 @@ class PoseTracker:
         followed = self.boxes
         due = self.reacquire_every is not None and self._frames % self.reacquire_every == 0
         self._frames += 1
+        found = None if len(followed) and not due else self._acquire(frame)
         if len(followed) and not due:
             result, ids = self.predictor.predict(frame, followed), self.ids
+        elif found is None and not len(followed) and self.search:  # nobody followed, no boxes: search the frame
+            result = _find_batch(self.predictor, [frame], [None], [True], self.refine_passes, self.joint_score,
+                                 self.min_joints)[0]
+            result = result.take(best_rows(result.scores, 1))
+            ids = self._ids_for(result, frame.shape)
         else:  # acquire; with persons followed, add only the ones nobody follows (a whole-frame box is no one new)
-            found = self._acquire(frame)
             if len(followed):
                 new = np.zeros((0, 4), np.float32) if found is None else found[
                     _overlap(found, followed) <= self.iou_threshold]

@@ -14,7 +14,8 @@ from conftest import LSPET, NEEDS_LSPET, run_lspet_benchmark
 from fasterpose_rt import DEFAULT_MODELS, PosePredictor
 from fasterpose_rt.geometry import apply_affine
 from fasterpose_rt.metrics import pck
-from fasterpose_rt.tracking import REFINE_PASSES
+from fasterpose_rt.search import SEARCH_CANDIDATES, search_windows
+from fasterpose_rt.tracking import REFINE_PASSES, find_poses
 
 INT8 = DEFAULT_MODELS["default"]
 
@@ -52,14 +53,24 @@ def test_rows_are_the_runtimes_predictions_and_calls_are_counted(lspet_coco, tmp
     for p in range(1, FIXED_PASSES + 1):  # every pass run: exactly 1 + p calls per photo
         row = next(v for k, v in photos.items() if k.startswith(f"whole photo + {p} refine pass"))
         assert row["model_calls_per_photo"] == pytest.approx(1 + p)
-    default = next(v for k, v in photos.items() if "the CLI's default" in k)
-    assert 1 < default["model_calls_per_photo"] <= 1 + REFINE_PASSES
+    no_search = next(v for k, v in photos.items() if k.startswith("whole photo + refine (up to"))
+    assert 1 < no_search["model_calls_per_photo"] <= 1 + REFINE_PASSES
+    assert no_search["crops_per_photo"] == no_search["model_calls_per_photo"]  # one box a call
+    default = next(v for k, v in photos.items() if "the CLI's default" in k)  # the search: find_poses without boxes
+    searched = np.stack([find_poses(pred, img).keypoints[0] for img in images])
+    assert default["pck@0.2"] == pytest.approx(pck(searched, gt, vis, names)[0], abs=1e-9)
+    assert 1 <= default["model_calls_per_photo"] <= 1 + REFINE_PASSES  # the windows share one call
+    windows = np.mean([len(search_windows(img.shape)) for img in images])
+    assert windows < default["crops_per_photo"] <= windows + SEARCH_CANDIDATES * REFINE_PASSES
+    assert tight_row["crops_per_photo"] == 1.0
     assert result["clips"] == 2 and result["frames_per_clip"] == FRAMES
     tracked = next(v for k, v in videos.items() if k.startswith("tracking, acquired on the whole frame"))
     assert 1 <= tracked["model_calls_per_frame"] < 1 + REFINE_PASSES
+    tracked = next(v for k, v in videos.items() if k.startswith("tracking, acquired by search"))
+    assert tracked["crops_per_frame"] > tracked["model_calls_per_frame"] >= 1  # a search's windows: one call
     assert any("track ids per clip" in note for note in videos["notes"].values())
     identities = result["identities"]
-    assert len(identities) == 6 and any("(the default)" in k for k in identities)
+    assert len(identities) == 9 and any("(the default)" in k for k in identities)
     for row in identities.values():  # two persons side by side: at least one id per clip, no more found than 2
         assert row["track_ids_per_clip"] >= 1 and row["id_swaps"] >= 0
         assert 0 <= row["labelled_persons_found_per_frame"] <= 2

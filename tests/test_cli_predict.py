@@ -36,7 +36,7 @@ def assert_no_traceback(result):
 
 def test_folder_to_results_file(folder, standin_path, tmp_path):
     out = tmp_path / "r.json"
-    r = run("predict", folder, "--model", standin_path, "--out", out)
+    r = run("predict", folder, "--model", standin_path, "--out", out, "--no-search")
     assert r.exit_code == 0, r.output
     res = json.loads(out.read_text())
     assert [e["file_name"] for e in res] == [(folder / "a.jpg").as_posix(), (folder / "sub/b.png").as_posix()]
@@ -46,7 +46,7 @@ def test_folder_to_results_file(folder, standin_path, tmp_path):
     # the whole photo, then (--refine's default for a guessed box) the tight box around the joints found
     np.testing.assert_allclose(res[0]["bbox"], [30, 30, 20, 60], atol=0.5)
     assert "2 photos, 2 persons" in r.stderr and "2/2" in r.stderr  # summary and progress bar
-    r = run("predict", folder / "a.jpg", "--model", standin_path, "--refine", "0", "-q")
+    r = run("predict", folder / "a.jpg", "--model", standin_path, "--refine", "0", "-q", "--no-search")
     assert json.loads(r.stdout)[0]["bbox"] == [-0.5, -0.5, 80.0, 120.0]  # no refine pass: the whole photo
 
 
@@ -62,7 +62,7 @@ def test_refine_passes_are_model_calls_on_the_box_around_the_joints(folder, stan
     monkeypatch.setattr(PosePredictor, "predict_batch", record)
     for passes, calls in (("0", 1), ("1", 2), ("3", 2)):  # after one pass the box is settled: it stops
         seen.clear()
-        r = run("predict", folder / "a.jpg", "--model", standin_path, "--refine", passes, "-q")
+        r = run("predict", folder / "a.jpg", "--model", standin_path, "--refine", passes, "-q", "--no-search")
         assert r.exit_code == 0, r.output
         assert len(seen) == calls and seen[0] is None  # the whole photo first
         for boxes in seen[1:]:
@@ -78,7 +78,8 @@ def test_stdout_when_no_out_and_quiet(folder, standin_path):
 
 
 def test_box_padding_option_is_the_predictors(folder, standin_path):
-    r = run("predict", folder / "a.jpg", "--model", standin_path, "--box-padding", "1.05", "--refine", "0", "-q")
+    r = run("predict", folder / "a.jpg", "--model", standin_path, "--box-padding", "1.05", "--refine", "0", "-q",
+            "--no-search")
     assert r.exit_code == 0, r.output
     got = np.array(json.loads(r.stdout)[0]["keypoints"]).reshape(-1, 3)
     want = PosePredictor(standin_path, threads=1, box_padding=1.05).predict(cv2.imread(str(folder / "a.jpg")))
@@ -276,7 +277,7 @@ def test_video_persons_are_followed_from_frame_to_frame(tmp_path, standin_path):
         lo, hi = before.min(axis=0), before.max(axis=0)
         np.testing.assert_allclose(entry["bbox"], [*lo, *(hi - lo)], atol=0.02)  # results keep 2 decimals
     np.testing.assert_allclose([j[0, 1] for j in joints], [30, 32, 34, 36], atol=1.0)  # the red blob moves
-    r = run("predict", video, "--model", standin_path, "-q", "--no-track", "--refine", "0")
+    r = run("predict", video, "--model", standin_path, "-q", "--no-track", "--refine", "0", "--no-search")
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
     assert [e["bbox"] for e in res] == [[-0.5, -0.5, 80.0, 120.0]] * 4  # every frame on its own

@@ -9,6 +9,7 @@ from standin import paint_blobs
 
 from fasterpose_rt import PosePredictor, PoseResult
 from fasterpose_rt.metrics import pck_interval
+from fasterpose_rt.search import search_windows
 from fasterpose_rt.tracking import (PoseTracker, boxes_from_poses, drop_duplicates, find_poses, find_poses_batch, refine,
                                     refine_batch)
 
@@ -114,7 +115,7 @@ def test_refine_batch_runs_the_photos_unsettled_persons_together_and_equals_phot
 
 def test_tracker_follows_moving_person_and_acquires_again_when_lost():
     fake = FakePredictor([PERSON], nobody=0.15)  # boxable joints, but a mean score under keep_score (0.2)
-    tracker = PoseTracker(fake, refine_passes=0)
+    tracker = PoseTracker(fake, refine_passes=0, search=False)
     first = tracker(FRAME)
     np.testing.assert_allclose(first.boxes[0], [-0.5, -0.5, 200, 120])  # nobody followed: the whole frame
     for step in range(1, 4):  # the person moves 5 px a frame; each frame uses the box of the frame before
@@ -162,8 +163,12 @@ def test_tracker_acquire_returning_no_boxes_means_nobody():
     fake = FakePredictor([PERSON])
     tracker = PoseTracker(fake, acquire=lambda frame: np.zeros((0, 4)))
     assert len(tracker(FRAME)) == 0 and len(tracker.boxes) == 0
-    tracker = PoseTracker(fake, acquire=lambda frame: None)  # None: the whole frame
-    assert len(tracker(FRAME)) == 1
+    fake.calls.clear()
+    tracker = PoseTracker(fake, acquire=lambda frame: None, search=False)  # None: the whole frame
+    assert len(tracker(FRAME)) == 1 and np.array_equal(fake.calls[0], [[-0.5, -0.5, 200, 120]])
+    fake.calls.clear()
+    tracker = PoseTracker(fake, acquire=lambda frame: None)  # None, and search on: the frame is searched
+    assert len(tracker(FRAME)) == 1 and np.array_equal(fake.calls[0], search_windows(FRAME.shape))
 
 
 def test_tracker_with_the_real_runtime_follows_a_moving_blob(standin_path):

@@ -7,6 +7,7 @@ from standin import STANDIN_POINTS, paint_blobs, write_video
 from fasterpose_rt import (InputReadError, KeypointSmoother, PosePredictor, PoseTracker, VideoFrame, VideoPoses,
                            find_poses)
 from fasterpose_rt.draw import draw_poses
+from fasterpose_rt.search import search_windows
 
 
 @pytest.fixture
@@ -75,9 +76,14 @@ def test_detector_boxes_or_the_whole_frame(pred, clip):
         calls.append(frame.shape)
         return np.array([[20, 20, 40, 80]], np.float32) if len(calls) % 2 else np.zeros((0, 4)), np.ones(1)
 
-    got = list(VideoPoses(pred, clip, track=False, detector=detector, refine_passes=0))
+    got = list(VideoPoses(pred, clip, track=False, detector=detector, refine_passes=0, search=False))
     assert len(calls) == 6 and calls[0] == (120, 80, 3)
     assert [f.poses.boxes.tolist() for f in got] == [[[20, 20, 40, 80]], [[-0.5, -0.5, 80, 120]]] * 3  # none: whole
+    calls.clear()
+    got = list(VideoPoses(pred, clip, track=False, detector=detector, refine_passes=0))  # none: a search
+    windows = search_windows((120, 80)).tolist()
+    assert [f.poses.boxes.tolist()[0] in ([[20, 20, 40, 80]] if i % 2 == 0 else windows)
+            for i, f in enumerate(got)] == [True] * 6
     calls.clear()
     got = list(VideoPoses(pred, clip, detector=detector))
     assert len(calls) == 1 and [f.poses.track_ids.tolist() for f in got] == [[1]] * 6  # then followed

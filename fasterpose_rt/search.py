@@ -1,0 +1,49 @@
+"""Find the person in a photo without boxes: the pose model itself, run on a grid of windows.
+
+The model is calibrated for the tight box around a person. One box over the whole photo sees a small person at a
+fraction of the crop's pixels, and refining from there often never finds it. So a photo without boxes is also
+cut into windows half its long side wide, overlapping by half (a 3 x 2 grid on a 4:3 photo), every window and the
+whole photo go through the network in one batch, and the few whose poses score best (mean joint score) are
+refined; the best after refining is the photo's person. ``tracking.find_poses`` runs it; ``python -m
+benchmarks.tracking`` measures it (README, "Without person boxes").
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["search_windows", "best_rows", "SEARCH_WINDOW", "SEARCH_OVERLAP", "SEARCH_CANDIDATES"]
+
+# Chosen on 1,000 training persons (lspet_train1k.json), not on validation: windows of 0.4-0.6 of the long side,
+# steps of 0.5-1 window and 2-5 refined windows scored PCK@0.2 0.786-0.811, this setting 0.811 (whole photo: 0.752).
+SEARCH_WINDOW = 0.5  # window side, as a fraction of the photo's long side
+SEARCH_OVERLAP = 0.5  # neighbouring windows overlap by this fraction of a side
+SEARCH_CANDIDATES = 3  # windows refined per photo (each up to REFINE_PASSES more model calls)
+
+
+def search_windows(shape, window: float = SEARCH_WINDOW, overlap: float = SEARCH_OVERLAP) -> np.ndarray:
+    """The boxes a search runs: the whole photo first, then square windows of ``window`` x the long side on a
+    grid covering the photo, neighbours overlapping by ``overlap`` of a side (the last row and column flush
+    with the photo's far edges). The photo's edges are at -0.5 and W - 0.5 (pixel centres at integers), as
+    ``PosePredictor.predict``'s whole-photo box [-0.5, -0.5, W, H].
+
+    shape: the photo's (H, W, ...). Returns boxes (M, 4) float32 [x, y, w, h], M = 1 + columns x rows.
+    """
+    h, w = float(shape[0]), float(shape[1])
+    if not (0.0 < window <= 1.0) or not (0.0 <= overlap < 1.0):
+        raise ValueError(f"window must be in (0, 1] and overlap in [0, 1), got {window} and {overlap}")
+    side = window * max(h, w)
+    step = (1.0 - overlap) * side
+
+    def starts(length: float) -> np.ndarray:
+        count = int(np.ceil(max(length - side, 0.0) / step - 1e-9)) + 1
+        return np.linspace(0.0, max(length - side, 0.0), count) - 0.5
+
+    xs, ys = np.meshgrid(starts(w), starts(h))
+    grid = np.stack([xs.ravel(), ys.ravel(), np.full(xs.size, side), np.full(xs.size, side)], axis=1)
+    return np.concatenate([[[-0.5, -0.5, w, h]], grid]).astype(np.float32)
+
+
+def best_rows(scores, count: int) -> np.ndarray:
+    """Indices of the ``count`` persons with the highest mean joint score, best first. scores (N, K)."""
+    mean = np.asarray(scores, np.float64).mean(axis=1)
+    return np.argsort(-mean, kind="stable")[:max(int(count), 0)]
