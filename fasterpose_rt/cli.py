@@ -517,6 +517,26 @@ def _verification_line(v) -> str:
     return line
 
 
+# -------------------------------------------------------------------------------------------------------- info
+@main.command()
+@_model_options
+@click.option("--json", "as_json", is_flag=True, help="Print the whole description as JSON, metadata included.")
+@_debug_option
+@_guarded
+def info(model, variant, as_json, debug):
+    """What a model says about itself: network, input, keypoints, box padding, training stages, accuracy."""
+    from .model_card import format_card, model_card
+
+    pred = _load_predictor(model, variant, threads=1, debug=debug)
+    card = model_card(pred.model_path, pred.metadata)
+    if as_json:
+        card["metadata"] = json.loads(pred.metadata.to_json())
+        click.echo(json.dumps(card, indent=2))
+        return
+    verification = (pred.metadata.extra.get("quantization") or {}).get("verification")
+    click.echo(format_card(card, _verification_line(verification) if verification else ""))
+
+
 # -------------------------------------------------------------------------------------------------------- eval
 
 @main.command(name="eval")

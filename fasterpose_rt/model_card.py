@@ -1,0 +1,169 @@
+"""What a model file says about itself (``fasterpose info``): the runtime's settings and the provenance the
+exporter wrote into its ``fasterpose`` metadata, including every training stage it records (each stage's recipe
+holds the one it started from under ``init``).
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from .metadata import ModelMetadata
+
+__all__ = ["model_card", "training_stages", "format_card"]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def training_stages(recipe: Any, validation: Any = None, architecture: str = "") -> List[Dict[str, Any]]:
+    """The training stages a recipe records, newest first: each {architecture, epochs, optimizer, lr,
+    weight_decay, amp, ema, drop_path, input_size, teacher (file name or None), pretrained, init (the file it
+    started from, or None), validation (its training-time dict, or None)}. A stage's ``init`` holds the stage
+    before it (file, architecture, recipe, val). Returns [] when nothing is recorded."""
+    stages: List[Dict[str, Any]] = []
+    seen = set()
+    while isinstance(recipe, dict) and id(recipe) not in seen:  # a chain, never a cycle; guard anyway
+        seen.add(id(recipe))
+        init = recipe.get("init") if isinstance(recipe.get("init"), dict) else None
+        teacher = recipe.get("distill") if isinstance(recipe.get("distill"), dict) else None
+        stages.append({
+            "architecture": architecture or None,
+            "epochs": recipe.get("epochs"),
+            "optimizer": recipe.get("optimizer"),
+            "lr": recipe.get("lr"),
+            "weight_decay": recipe.get("weight_decay"),
+            "amp": recipe.get("amp"),
+            "ema": recipe.get("ema"),
+            "drop_path": recipe.get("drop_path"),
+            "input_size": recipe.get("input_size"),
+            "teacher": None if teacher is None else teacher.get("file"),
+            "pretrained": recipe.get("pretrained"),
+            "init": None if init is None else init.get("file"),
+            "validation": validation if isinstance(validation, dict) else None,
+        })
+        if init is None:
+            break
+        recipe, validation, architecture = init.get("recipe"), init.get("val"), init.get("architecture") or ""
+    return stages
+
+
+def model_card(path, metadata: ModelMetadata) -> Dict[str, Any]:
+    """A model's self-description as one dict: file (path, bytes, sha256), network, input, keypoints, skeleton,
+    flip pairs, box padding and its calibration, size (parameters, MACs per person), training data and loss,
+    the recorded training stages (``training_stages``), training-time validation, the int8 check, the exporter.
+    Fields the metadata does not record are None."""
+    p = Path(path)
+    extra = metadata.extra
+    quant = extra.get("quantization")
+    quant = quant if isinstance(quant, dict) else {}
+    return {
+        "file": {"path": str(p), "bytes": p.stat().st_size, "sha256": _sha256(p)},
+        "format": metadata.format,
+        "network": metadata.network,
+        "input": {"size_wh": list(metadata.input_size), "color": metadata.color, "mean": list(metadata.mean),
+                  "std": list(metadata.std), "output": metadata.output},
+        "keypoints": list(metadata.keypoints),
+        "skeleton": [list(b) for b in metadata.skeleton],
+        "flip_pairs": [list(p) for p in metadata.flip_pairs],
+        "box_padding": metadata.box_padding,
+        "box_padding_calibration": extra.get("box_padding_calibration"),
+        "params": extra.get("params"),
+        "macs_per_person": extra.get("macs"),
+        "weights": extra.get("weights"),
+        "loss": extra.get("loss"),
+        "training_data": extra.get("training_data"),
+        "stages": training_stages(extra.get("recipe"), extra.get("validation"), metadata.architecture),
+        "validation": extra.get("validation"),
+        "int8_verification": quant.get("verification"),
+        "exported_at": extra.get("exported_at"),
+        "exporter": extra.get("exporter"),
+    }
+
+
+def _num(value, fmt: str) -> Optional[str]:
+    return format(value, fmt) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _stage_line(stage: Dict[str, Any]) -> str:
+    parts = [stage["architecture"] or "network not recorded",
+             f"{stage['epochs']} epochs" if stage["epochs"] is not None else None]
+    if stage["input_size"]:
+        parts.append("input {}x{}".format(*stage["input_size"]))
+    lr, wd = _num(stage["lr"], "g"), _num(stage["weight_decay"], "g")
+    if lr:
+        parts.append(f"{stage['optimizer'] or ''} lr {lr}".strip() + (f", weight decay {wd}" if wd else ""))
+    if stage["amp"]:
+        parts.append(f"amp {stage['amp']}")
+    if stage["ema"]:
+        parts.append(f"EMA {stage['ema']:g}")
+    if stage["drop_path"]:
+        parts.append(f"drop-path {stage['drop_path']:g}")
+    parts.append(f"from {stage['init']}" if stage["init"] else
+                 "from ImageNet weights" if stage["pretrained"] else "no starting weights recorded")
+    if stage["teacher"]:
+        parts.append(f"taught by {stage['teacher']}")
+    v = stage["validation"] or {}
+    pck, ap = _num(v.get("pck@0.2"), ".3f"), _num(v.get("oks_ap"), ".3f")
+    if pck:
+        parts.append(f"val PCK@0.2 {pck}" + (f", AP {ap}" if ap else ""))
+    return ", ".join(p for p in parts if p)
+
+
+def format_card(card: Dict[str, Any], verification_line: str = "") -> str:
+    """``model_card``'s dict as the lines ``fasterpose info`` prints."""
+    f, i = card["file"], card["input"]
+    rows = [("model", f"{f['path']} ({f['bytes'] / 1e6:.1f} MB, sha256 {f['sha256'][:16]}…, {card['format']})")]
+    size = [s for s in (_num(card["params"] and card["params"] / 1e6, ".2f"),
+                        _num(card["macs_per_person"] and card["macs_per_person"] / 1e9, ".3f")) if s]
+    rows.append(("network", card["network"] + (f": {size[0]} M parameters, {size[1]} G MACs per person"
+                                               if len(size) == 2 else "")))
+    rows.append(("input", "{}x{} (w x h), {}, mean {}, std {}; the network outputs {}".format(
+        *i["size_wh"], i["color"], _short(i["mean"]), _short(i["std"]), i["output"])))
+    names = card["keypoints"]
+    rows.append(("keypoints", f"{len(names)}: {', '.join(names)}"))
+    rows.append(("skeleton", f"{len(card['skeleton'])} bones; flip pairs: " + (", ".join(
+        f"{names[a]}/{names[b]}" for a, b in card["flip_pairs"]) or "none")))
+    cal = card["box_padding_calibration"]
+    padding = f"{card['box_padding']:g}"
+    if isinstance(cal, dict) and isinstance(cal.get("pck@0.2"), dict):
+        sweep = ", ".join(f"{k} {float(v):.3f}" for k, v in cal["pck@0.2"].items())
+        padding += f", chosen on {cal.get('persons', '?')} persons of {cal.get('source', '?')} (PCK@0.2: {sweep})"
+    rows.append(("box padding", padding))
+    data = card["training_data"] if isinstance(card["training_data"], dict) else {}
+    if data or card["loss"]:
+        rows.append(("training", ", ".join(x for x in (
+            data.get("name") and f"data {data['name']}" + (f" ({data['train_file']})" if data.get("train_file") else ""),
+            card["loss"] and f"loss {card['loss']}", card["weights"] and f"weights {card['weights']}") if x)))
+    stages = card["stages"]
+    if stages:
+        epochs = [s["epochs"] for s in stages if isinstance(s["epochs"], int)]
+        root = stages[-1]
+        start = (f"starts from {root['init']}" if root["init"] else "starts from ImageNet weights"
+                 if root["pretrained"] else "records no starting weights (pretrained: no)")
+        rows.append(("stages", f"{len(stages)} recorded, {sum(epochs)} epochs in all; the oldest {start}; "
+                               "newest first:"))
+        rows += [("", f"{n}. {_stage_line(s)}") for n, s in enumerate(stages, 1)]
+    v = card["validation"] if isinstance(card["validation"], dict) else {}
+    if _num(v.get("pck@0.2"), ".3f"):
+        rows.append(("validation", f"PCK@0.2 {v['pck@0.2']:.3f}" + (
+            f", OKS AP {v['oks_ap']:.3f}" if _num(v.get("oks_ap"), ".3f") else "") +
+            " at training time (float, the training's box padding)"))
+    if verification_line:
+        rows.append(("int8", verification_line))
+    exporter = card["exporter"] if isinstance(card["exporter"], dict) else {}
+    if card["exported_at"] or exporter:
+        tools = ", ".join(f"{k} {v}" for k, v in exporter.items() if k != "tool")
+        rows.append(("exported", " ".join(x for x in (card["exported_at"], exporter.get("tool") and
+                                                       f"by {exporter['tool']}", tools and f"({tools})") if x)))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _short(values) -> str:
+    return "(" + ", ".join(f"{v:g}" for v in values) + ")"

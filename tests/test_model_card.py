@@ -1,0 +1,58 @@
+"""``fasterpose info`` and fasterpose_rt/model_card.py: a model file's self-description, its training stages."""
+import hashlib
+import json
+
+from click.testing import CliRunner
+
+from fasterpose_rt import DEFAULT_MODELS
+from fasterpose_rt.cli import main
+from fasterpose_rt.model_card import training_stages
+
+ROOT_RECIPE = {"epochs": 12, "optimizer": "AdamW", "lr": 0.002, "pretrained": False, "amp": "off"}
+MIDDLE = {"epochs": 40, "lr": 0.0005, "ema": 0.9995, "distill": {"file": "teacher.pth", "alpha": 0.5},
+          "init": {"file": "root.pth", "architecture": "fasterpose_r18", "recipe": ROOT_RECIPE,
+                   "val": {"pck@0.2": 0.51}}}
+NEWEST = {"epochs": 20, "lr": 0.0001, "drop_path": 0.1,
+          "init": {"file": "middle.pth", "architecture": "fasterpose_r18", "recipe": MIDDLE, "val": {"pck@0.2": 0.66}}}
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_training_stages_walk_the_init_chain_newest_first():
+    stages = training_stages(NEWEST, {"pck@0.2": 0.7, "oks_ap": 0.5}, "fasterpose_r34")
+    assert [s["epochs"] for s in stages] == [20, 40, 12]
+    assert [s["architecture"] for s in stages] == ["fasterpose_r34", "fasterpose_r18", "fasterpose_r18"]
+    assert [s["init"] for s in stages] == ["middle.pth", "root.pth", None]  # the oldest started from nothing
+    assert [s["teacher"] for s in stages] == [None, "teacher.pth", None]
+    assert [s["validation"]["pck@0.2"] for s in stages] == [0.7, 0.66, 0.51]  # each stage's own figures
+    assert stages[-1]["pretrained"] is False and stages[0]["drop_path"] == 0.1
+    assert training_stages(None) == [] and training_stages({"epochs": 3})[0]["init"] is None
+
+
+def test_info_describes_the_bundled_model_from_its_metadata():
+    r = run("info")
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[0].startswith("model") and "fasterpose_default_int8.onnx" in lines[0]
+    assert any(line.startswith("keypoints") and "14: right_ankle" in line for line in lines)
+    assert any(line.startswith("box padding  1.1, chosen on 1000 persons") for line in lines)
+    assert "int8 accuracy, measured at export" in r.output
+    card = json.loads(run("info", "--json").output)
+    path = DEFAULT_MODELS["default"]
+    assert card["file"]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert card["file"]["bytes"] == path.stat().st_size and card["metadata"]["input_size"] == [128, 176]
+    stages = card["stages"]  # the whole training history the file records, each stage a printed line
+    assert len(stages) > 1 and stages[-1]["init"] is None and stages[-1]["pretrained"] is False
+    total = sum(s["epochs"] for s in stages)
+    assert f"{len(stages)} recorded, {total} epochs in all; the oldest records no starting weights" in r.output
+    assert sum(line.lstrip().startswith(f"{n}. ") for n in range(1, len(stages) + 1) for line in lines) == len(stages)
+
+
+def test_info_on_a_model_without_provenance_and_on_a_missing_file(standin_path, tmp_path):
+    r = run("info", "--model", standin_path)
+    assert r.exit_code == 0, r.output
+    assert "keypoints    4: red, green_left, green_right, blue" in r.output and "stages" not in r.output
+    r = run("info", "--model", tmp_path / "missing.onnx")
+    assert r.exit_code == 2 and "cannot load the model" in r.output and "Traceback" not in r.output
