@@ -32,7 +32,10 @@ as model calls and as person crops run (a search runs its windows in one call).
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+import warnings
 import time
 from typing import Optional
 from pathlib import Path
@@ -56,6 +59,7 @@ CLOSE_UP_CUT, CLOSE_UP_MARGIN = 0.6, 0.15  # close-ups: cut 60 % of the way neck
 SWEEP_JOINT_SCORES = (0.0, 0.1, 0.2, 0.3)  # --sweep: refine's joint_score ...
 SWEEP_SETTLED = (0.7, 0.8, 0.9, 1.01)  # ... and settled_iou (1.01: never settles)
 FRAMES = 30  # frames per synthetic clip
+COCO_MINI = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "coco-mini"
 SEARCH_LABEL = (f"search: whole photo and windows, the best {SEARCH_CANDIDATES} refined (up to {REFINE_PASSES} "
                 "passes), the best kept")
 
@@ -312,24 +316,111 @@ def videos(pred, hog, images, names, gt, vis, seed: int = 0):
     return score
 
 
-def pair_clips(images, gt, vis, seed: int = 2):
-    """Two photos side by side (scaled to one height), under ``camera_path``: a clip with two labelled persons.
-
-    Photos are paired in order (0 with 1, 2 with 3, ...). Returns per clip (frames list, labels (FRAMES, 2, K, 2),
-    visible (2, K))."""
-    rng = np.random.default_rng(seed)
+def pair_photos(images, gt, vis):
+    """Two photos side by side, scaled to one height: a photo with two labelled persons (and whoever else the
+    photos show, unlabelled). Photos are paired in order (0 with 1, 2 with 3, ...). Returns per pair (photo,
+    labels (2, K, 2), visible (2, K))."""
     out = []
     for i in range(0, len(images) - 1, 2):
         h = max(images[i].shape[0], images[i + 1].shape[0])
         scales = [h / images[j].shape[0] for j in (i, i + 1)]
         left, right = (cv2.resize(images[j], (round(images[j].shape[1] * f), h)) for j, f in zip((i, i + 1), scales))
-        photo = np.concatenate([left, right], axis=1)
         labels = np.stack([gt[i] * [left.shape[1] / images[i].shape[1], h / images[i].shape[0]],
                            gt[i + 1] * [right.shape[1] / images[i + 1].shape[1], h / images[i + 1].shape[0]]
                            + [left.shape[1], 0]])
-        (frames, moved), = make_clips([photo], labels.reshape(1, -1, 2), seed=int(rng.integers(1 << 31)))
-        out.append((frames, moved.reshape(FRAMES, 2, -1, 2), vis[[i, i + 1]]))
+        out.append((np.concatenate([left, right], axis=1), labels, vis[[i, i + 1]]))
     return out
+
+
+def pair_clips(images, gt, vis, seed: int = 2):
+    """``pair_photos`` under ``camera_path``: a clip with two labelled persons. Returns per clip (frames list,
+    labels (FRAMES, 2, K, 2), visible (2, K))."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for photo, labels, visible in pair_photos(images, gt, vis):
+        (frames, moved), = make_clips([photo], labels.reshape(1, -1, 2), seed=int(rng.integers(1 << 31)))
+        out.append((frames, moved.reshape(FRAMES, 2, -1, 2), visible))
+    return out
+
+
+def match_persons(keypoints, labels, visible, names, near: float = 0.5):
+    """Which labelled person each reported one is: keypoints (N, K, 2) reported, labels (P, K, 2) with visible
+    (P, K). A reported person is the labelled one whose labelled joints lie nearest (median distance, in torso
+    lengths), if below ``near`` and not taken by a nearer one. Returns (N,) labelled index or -1 (an extra)."""
+    torso = torso_sizes(labels, visible, names)  # (P,)
+    dist = np.linalg.norm(np.asarray(keypoints, np.float64)[:, None] - labels[None], axis=3)  # (N, P, K)
+    dist = np.where(visible[None], dist, np.nan)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a labelled person without labelled joints: all NaN
+        near_torsos = np.nanmedian(dist, axis=2) / torso[None]  # (N, P)
+    near_torsos = np.where(np.isfinite(near_torsos), near_torsos, np.inf)
+    owner = np.full(len(near_torsos), -1, np.int64)
+    while near_torsos.size and near_torsos.min() < near:  # nearest pairs first; a few persons a photo
+        n, q = np.unravel_index(np.argmin(near_torsos), near_torsos.shape)
+        owner[n], near_torsos[n, :], near_torsos[:, q] = q, np.inf, np.inf
+    return owner
+
+
+def several(pred, hog, photos, names, label_of=None):
+    """Photos of several labelled persons without boxes: the search reporting one person (the default) or up to
+    2 or 5 (``--max-persons``), and HOG's boxes refined (``--detector hog``: every box, a search where it finds
+    nobody). photos: (photo, labels (P, K, 2), visible (P, K)) each; names: the labels' K keypoint names, matched by
+    name to the model's. Per strategy: labelled persons found per photo, extra persons per photo, PCK@0.2 over
+    every labelled person (a person nobody was matched to: every joint a miss), ms per photo. Returns (markdown
+    table, data)."""
+    model_names = list(pred.keypoint_names)
+    shared = [n for n in model_names if n in names]
+    mi, li = [model_names.index(n) for n in shared], [list(names).index(n) for n in shared]
+
+    def hog_boxes(photo):
+        boxes, _ = hog(photo)
+        return boxes if len(boxes) else None
+
+    strategies = [("search, the best person (the default)", dict(max_persons=1), None),
+                  ("search, up to 2 persons (--max-persons 2)", dict(max_persons=2), None),
+                  ("search, up to 5 persons (--max-persons 5)", dict(max_persons=5), None),
+                  ("HOG's boxes + refine (--detector hog)", dict(), hog_boxes)]
+    rows, data = [], {}
+    labelled = sum(len(lab) for _, lab, _ in photos)
+    for label, options, boxes_for in strategies:
+        found = extra = 0
+        xy = [np.full((len(lab), len(shared), 2), np.nan) for _, lab, _ in photos]
+        t0 = time.perf_counter()
+        for n, (photo, lab, vis) in enumerate(photos):
+            res = find_poses(pred, photo, None if boxes_for is None else boxes_for(photo), **options)
+            owner = match_persons(res.keypoints[:, mi], lab[:, li], vis[:, li], shared)
+            for person, q in enumerate(owner):
+                if q >= 0:
+                    xy[n][q] = res.keypoints[person][mi]
+            found, extra = found + int((owner >= 0).sum()), extra + int((owner < 0).sum())
+        seconds = time.perf_counter() - t0
+        all_gt = np.concatenate([lab[:, li] for _, lab, _ in photos])
+        all_vis = np.concatenate([vis[:, li] for _, _, vis in photos])
+        value = pck(np.concatenate(xy), all_gt, all_vis, shared)[0]
+        n = len(photos)
+        rows.append([label, f"{found / n:.2f}", f"{extra / n:.2f}", f"{value:.3f}", f"{1000 * seconds / n:.1f}"])
+        data[label] = {"labelled_found_per_photo": found / n, "extra_per_photo": extra / n, "pck@0.2": value,
+                       "ms_per_photo": 1000 * seconds / n}
+    header = ["persons from", f"labelled persons found per photo (of {labelled / len(photos):.2f})",
+              "extra persons per photo", "PCK@0.2 over the labelled persons", "ms per photo"]
+    return markdown_table(header, rows), data
+
+
+def coco_photos(ann: Path, images: Path, min_joints: int = 6):
+    """A COCO keypoint file's photos with their labelled persons (those with at least ``min_joints`` labelled
+    keypoints): (names K, [(photo, labels (P, K, 2), visible (P, K)), ...]). Photos with nobody so labelled are
+    left out."""
+    data = json.loads(Path(ann).read_text())
+    names = data["categories"][0]["keypoints"]
+    out = []
+    for im in data["images"]:
+        kp = [np.reshape(a["keypoints"], (-1, 3)) for a in data["annotations"] if a["image_id"] == im["id"]
+              and not a.get("iscrowd", 0) and np.sum(np.reshape(a["keypoints"], (-1, 3))[:, 2] > 0) >= min_joints]
+        photo = cv2.imread(str(Path(images) / im["file_name"]))
+        if kp and photo is not None:
+            k = np.array(kp, np.float64)
+            out.append((photo, k[..., :2], k[..., 2] > 0))
+    return names, out
 
 
 def identities(pred, hog, clips, names):
@@ -383,6 +474,10 @@ def main(argv=None):
     ap.add_argument("--clips", type=int, default=100, help="videos made from the first N persons' photos")
     ap.add_argument("--sweep", action="store_true",
                     help="only refine's settings on photos (-> tracking_sweep.{md,json}); run it on training persons")
+    ap.add_argument("--coco", type=Path, default=COCO_MINI / "person_keypoints.json",
+                    help="a COCO keypoint file of photos with several persons (default: ../shared/datasets/coco-mini; "
+                         "its section is left out when the file is absent)")
+    ap.add_argument("--coco-images", type=Path, default=COCO_MINI / "images")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--results-dir", type=Path, default=None)
     a = ap.parse_args(argv)
@@ -410,6 +505,18 @@ def main(argv=None):
         "whole frame, every frame (the CLI before tracking)", "frame")
     pairs = pair_clips(images[:2 * c], gt[:2 * c], vis[:2 * c])
     id_table, id_data = identities(pred, hog, pairs, names)
+    two = pair_photos(images, gt, vis)
+    several_table, several_data = several(pred, hog, two, names)
+    coco_data = None
+    if a.coco.is_file():
+        coco_names, coco_list = coco_photos(a.coco, a.coco_images)
+        coco_table, coco_data = several(pred, hog, coco_list, coco_names)
+        labelled = sum(len(lab) for _, lab, _ in coco_list)
+        shown = os.path.relpath(a.coco, Path(__file__).resolve().parents[1])
+        coco_section = [f"## Photos of several persons: `{shown}`, {len(coco_list)} photos, {labelled} persons "
+                        "with at least 6 labelled keypoints, scored on the keypoints both sets name", "", coco_table, ""]
+    else:
+        coco_section = [f"(No COCO section: {a.coco} not found.)", ""]
     body = "\n".join([
         f"Model: `{_shown(Path(pred.model_path))}` (box padding {pred.box_padding:g}), {pred.threads} threads.", "",
         f"## Photos: {len(files)} labelled persons of `{a.ann.name}`, one per photo", "", photo_table, "",
@@ -420,10 +527,15 @@ def main(argv=None):
         video_table, "",
         f"## Identities: {len(pairs)} synthetic clips of {FRAMES} frames, each over two of the first {2 * len(pairs)} "
         f"photos side by side", "", id_table, "",
+        f"## Photos of two persons: the {2 * len(two)} photos side by side in pairs, no boxes (a reported person is "
+        "the labelled one whose labelled joints lie within a median 0.5 torso, else an extra: somebody unlabelled, "
+        "a person seen twice, or nobody)", "", several_table, "",
+        *coco_section,
     ])
     write_results("tracking", "Person boxes without a detector: whole photo, HOG, or the model's own poses", body,
                   {"model": _shown(Path(pred.model_path)), "persons": len(files), "clips": c, "frames_per_clip": FRAMES,
-                   "photos": photo_data, "close_ups": close_data, "videos": video_data, "identities": id_data},
+                   "photos": photo_data, "close_ups": close_data, "videos": video_data, "identities": id_data,
+                   "two_person_photos": several_data, "coco_photos": coco_data},
                   command=shown_args,
                   results_dir=a.results_dir)
 

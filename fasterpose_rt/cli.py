@@ -146,6 +146,10 @@ def main():
                    "windows half its long side wide, refine the 3 that score best and keep the best (about 4x the "
                    "time of --no-search, more accurate where the person is small); --no-search: one box over the "
                    "whole photo.")
+@click.option("--max-persons", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --search: report up to this many persons, each further one scoring at least 0.3 and not "
+                   "made of a reported person's joints (3 windows refined per person asked for; for photos of a few "
+                   "persons without --boxes or --detector). Videos: the persons the tracking starts with.")
 @click.option("--refine", "refine_passes", type=click.IntRange(min=0), default=None,
               help=f"Most extra passes per person, each on the box around the joints the pass before found (the "
                    f"tight box the model is calibrated for); a person stops once that box settles. Each pass is one "
@@ -173,16 +177,18 @@ def main():
 @_debug_option
 @_guarded
 def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxes_file, detector, search,
-            refine_passes, track, smooth, every, out, fmt, vis_dir, vis_threshold, quiet, debug):
+            max_persons, refine_passes, track, smooth, every, out, fmt, vis_dir, vis_threshold, quiet, debug):
     """Predict poses on photos, folders (searched recursively) and videos.
 
     By default each photo's person is searched for in the whole photo and a grid of windows, sharpened by
-    --refine passes, and a video's persons are followed from frame to frame (--track); give --boxes or
-    --detector hog for photos of several persons. Results are COCO keypoint results, one entry per person (a video's entries carry the frame
+    --refine passes, and a video's persons are followed from frame to frame (--track); give --boxes,
+    --detector hog or --max-persons for photos of several persons. Results are COCO keypoint results, one entry per person (a video's entries carry the frame
     and its time; a followed person's entries share a track_id), or the same as CSV rows (--out x.csv).
     """
     if boxes_file is not None and detector != "none":
         raise click.UsageError("give either --boxes or --detector, not both")
+    if max_persons > 1 and not search:
+        raise click.UsageError("--max-persons counts the persons a search reports; drop --no-search")
     items, problems = expand_inputs(inputs)
     lookup = load_boxes_file(boxes_file) if boxes_file is not None else None
     detect = HogPeopleDetector() if detector == "hog" else None
@@ -203,7 +209,7 @@ def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxe
     writer = ResultsWriter(out, fmt=fmt, keypoint_names=pred.keypoint_names)
     passes = refine_passes if refine_passes is not None else (0 if lookup is not None else REFINE_PASSES)
     run = _PredictRun(pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug, passes, track, smooth,
-                      search)
+                      search, max_persons)
     for path, reason in problems:
         run.fail(path, reason)
     show = not quiet and (len(items) > 1 or any(i.kind == "video" for i in items))
@@ -254,10 +260,11 @@ class _PredictRun:
     """State of one ``predict`` run: running image ids, counts, failures, --vis names."""
 
     def __init__(self, pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug, passes=0, track=False,
-                 smooth=False, search=True):
+                 smooth=False, search=True, max_persons=1):
         self.pred, self.writer, self.lookup, self.detect = pred, writer, lookup, detect
         self.vis_dir, self.vis_threshold, self.every, self.debug = vis_dir, vis_threshold, every, debug
         self.passes, self.track, self.smooth, self.search = passes, track, smooth, search
+        self.max_persons = max_persons
         self.next_id = 0
         self.failed: List[str] = []
         self.photos_done = self.frames = self.videos = self.persons = 0
@@ -292,7 +299,7 @@ class _PredictRun:
         """Poses in a photo: ``boxes`` with the run's refine passes (a boxes file's persons all stay)."""
         try:
             return find_poses(self.pred, image, boxes, self.passes, keep_all=self.lookup is not None,
-                              search=self.search)
+                              search=self.search, max_persons=self.max_persons)
         except (ValueError, RuntimeError) as e:  # a bad box, or the model failing on this input
             _trace(self.debug)
             raise InputReadError(f"prediction failed: {e}") from None
@@ -316,7 +323,7 @@ class _PredictRun:
         try:
             results: List[Optional[PoseResult]] = list(find_poses_batch(
                 self.pred, [g.image for g in group], [g.boxes for g in group], self.passes,
-                keep_all=self.lookup is not None, search=self.search))
+                keep_all=self.lookup is not None, search=self.search, max_persons=self.max_persons))
         except (ValueError, RuntimeError):  # one photo's bad box or model failure: find which, photo by photo
             results = []
             for g in group:
@@ -364,7 +371,7 @@ class _PredictRun:
             detect = None if self.detect is None else (lambda frame: self._boxes_for(item, frame)[0])
             video = VideoPoses(self.pred, item.path, every=self.every, track=self.track, smooth=self.smooth,
                                boxes=boxes, detector=detect, refine_passes=self.passes, on_error=frame_failed,
-                               search=self.search)
+                               search=self.search, max_persons=self.max_persons)
         except InputReadError as e:
             self.next_id += 1
             self.fail(item.path, str(e))

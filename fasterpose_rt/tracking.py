@@ -13,7 +13,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .boxes import box_iou, nms
-from .search import SEARCH_CANDIDATES, best_rows, search_windows
+from .search import SEARCH_CANDIDATES, best_rows, pick_persons, search_windows
 
 __all__ = ["boxes_from_poses", "refine", "refine_batch", "drop_duplicates", "find_poses", "find_poses_batch",
            "PoseTracker", "REFINE_PASSES"]
@@ -121,42 +121,46 @@ def drop_duplicates(result, iou_threshold: float = SAME_PERSON_IOU):
 
 
 def find_poses(predictor, image, boxes=None, refine_passes: int = REFINE_PASSES, keep_all: bool = False,
-               search: bool = True):
+               search: bool = True, max_persons: int = 1):
     """Poses in a photo as ``fasterpose predict`` finds them: the persons in ``boxes`` (N, 4) [x, y, w, h], run
     again up to ``refine_passes`` times on the boxes around their joints (see ``refine``), then persons that
     refining moved onto one are reported once (``drop_duplicates``) unless ``keep_all`` (boxes the user gave:
     every person they name stays).
 
     boxes None: one person, found by a ``search`` (``search.py``: the whole photo and a grid of windows, the best
-    few refined, the best of them kept); search=False: one box over the whole photo, refined. Returns a
-    PoseResult."""
-    return find_poses_batch(predictor, [image], [boxes], refine_passes, keep_all, search)[0]
+    few refined, the best of them kept), or with ``max_persons`` > 1 up to that many (``search.pick_persons``);
+    search=False: one box over the whole photo, refined. Returns a PoseResult."""
+    return find_poses_batch(predictor, [image], [boxes], refine_passes, keep_all, search, max_persons)[0]
 
 
 def find_poses_batch(predictor, images, boxes=None, refine_passes: int = REFINE_PASSES, keep_all: bool = False,
-                     search: bool = True):
+                     search: bool = True, max_persons: int = 1):
     """``find_poses`` for several photos at once, their persons (and search windows) sharing the model's batches
     (faster for many small photos). images: P photos; boxes: P entries (each (N_p, 4) or None) or None.
     Returns P PoseResults."""
     per_photo = [None] * len(images) if boxes is None else list(boxes)
     searched = [search and b is None for b in per_photo]
-    results = _find_batch(predictor, images, per_photo, searched, refine_passes)
+    results = _find_batch(predictor, images, per_photo, searched, refine_passes, max_persons=max_persons)
 
     def finish(result, was_searched: bool):
-        if was_searched:  # a search reports its best person
-            return result.take(best_rows(result.scores, 1))
+        if was_searched:  # a search reports its best person (or persons)
+            return result.take(pick_persons(result.keypoints, result.scores, result.boxes, max_persons))
         return result if keep_all or not refine_passes else drop_duplicates(result)
 
     return [finish(r, s) for r, s in zip(results, searched)]
 
 
 def _find_batch(predictor, images, boxes, searched, passes: int, joint_score: float = JOINT_SCORE,
-                min_joints: int = MIN_JOINTS) -> list:
+                min_joints: int = MIN_JOINTS, max_persons: int = 1) -> list:
     """One call for every photo's boxes, or for the searched photos (``searched`` P bools) their search windows
-    keeping the SEARCH_CANDIDATES best; then ``refine_batch``. Returns P PoseResults (searched: best first)."""
+    keeping the SEARCH_CANDIDATES x ``max_persons`` best; then ``refine_batch``. Returns P PoseResults (searched:
+    best first)."""
+    if max_persons < 1:
+        raise ValueError(f"max_persons must be at least 1, got {max_persons}")
     first = _predict_batch(predictor, images, [search_windows(im.shape) if s else b
                                                 for im, b, s in zip(images, boxes, searched)])
-    first = [r.take(best_rows(r.scores, SEARCH_CANDIDATES)) if s else r for r, s in zip(first, searched)]
+    keep = SEARCH_CANDIDATES * int(max_persons)
+    first = [r.take(best_rows(r.scores, keep)) if s else r for r, s in zip(first, searched)]
     return refine_batch(predictor, images, first, passes, joint_score=joint_score, min_joints=min_joints)
 
 
@@ -172,8 +176,8 @@ class PoseTracker:
 
     predictor: a PosePredictor. acquire: frame (H, W, 3) -> boxes (N, 4) [x, y, w, h] or None (None: one box
     over the whole frame; no boxes: nobody in this frame); acquire=None: as if it always gave None. Where it
-    gives None and nobody is followed, one person is found by a ``search`` of the frame, as ``find_poses`` finds
-    a photo's (search=False: one box over the whole frame).
+    gives None and nobody is followed, one person (up to ``max_persons``) is found by a ``search`` of the frame,
+    as ``find_poses`` finds a photo's (search=False: one box over the whole frame).
     refine_passes: extra passes on persons just acquired (see ``refine``), so a rough first box does not cost
     the first frames. reacquire_every: with ``acquire``, also run it every that many frames and add the persons
     it finds that nobody follows (new arrivals); None: only when nobody is followed.
@@ -190,14 +194,14 @@ class PoseTracker:
                  reacquire_every: Optional[int] = None, keep_score: float = KEEP_SCORE,
                  joint_score: float = JOINT_SCORE, min_joints: int = MIN_JOINTS,
                  iou_threshold: float = SAME_PERSON_IOU, refound_iou: float = REFOUND_IOU, remember: int = REMEMBER,
-                 search: bool = True):
+                 search: bool = True, max_persons: int = 1):
         if reacquire_every is not None and (acquire is None or reacquire_every < 1):
             raise ValueError("reacquire_every needs an acquire function and a positive number of frames")
         self.predictor, self.acquire = predictor, acquire
         self.refine_passes, self.reacquire_every = int(refine_passes), reacquire_every
         self.keep_score, self.joint_score, self.min_joints = keep_score, joint_score, min_joints
         self.iou_threshold, self.refound_iou, self.remember = iou_threshold, refound_iou, int(remember)
-        self.search = bool(search)
+        self.search, self.max_persons = bool(search), int(max_persons)
         self.reset()
 
     def reset(self) -> None:
@@ -217,8 +221,8 @@ class PoseTracker:
             result, ids = self.predictor.predict(frame, followed), self.ids
         elif found is None and not len(followed) and self.search:  # nobody followed, no boxes: search the frame
             result = _find_batch(self.predictor, [frame], [None], [True], self.refine_passes, self.joint_score,
-                                 self.min_joints)[0]
-            result = result.take(best_rows(result.scores, 1))
+                                 self.min_joints, self.max_persons)[0]
+            result = result.take(pick_persons(result.keypoints, result.scores, result.boxes, self.max_persons))
             ids = self._ids_for(result, frame.shape)
         else:  # acquire; with persons followed, add only the ones nobody follows (a whole-frame box is no one new)
             if len(followed):

@@ -44,8 +44,8 @@ class VideoPoses:
     boxes: (N, 4) [x, y, w, h] person boxes that start the tracking (track=False: used on every frame), as given.
     detector: frame (H, W, 3) -> boxes (N, 4), or (boxes, scores) as HogPeopleDetector gives; it starts the
     tracking, again when nobody is followed and every REACQUIRE_EVERY frames for new arrivals (track=False: on
-    every frame). No boxes and no detector (or a detector finding nobody): the frame is searched for one person
-    (see ``find_poses``; search=False: one box over the whole frame).
+    every frame). No boxes and no detector (or a detector finding nobody): the frame is searched for one person,
+    or up to ``max_persons`` (see ``find_poses``; search=False: one box over the whole frame).
     refine_passes: extra passes on persons just found (see ``refine``); None: 0 for given ``boxes``, else
     REFINE_PASSES. on_error: None: a frame whose prediction fails (ValueError or RuntimeError) raises;
     a function (index, exception): called, and that frame is skipped.
@@ -58,14 +58,15 @@ class VideoPoses:
 
     def __init__(self, predictor, source, every: int = 1, track: bool = True, smooth: bool = True, boxes=None,
                  detector: Optional[Callable] = None, refine_passes: Optional[int] = None,
-                 on_error: Optional[Callable[[int, Exception], None]] = None, search: bool = True):
+                 on_error: Optional[Callable[[int, Exception], None]] = None, search: bool = True,
+                 max_persons: int = 1):
         if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
             raise ValueError(f"every must be a positive integer, got {every!r}")
         if boxes is not None and detector is not None:
             raise ValueError("give either boxes or a detector, not both")
         self.predictor, self.every, self.on_error = predictor, int(every), on_error
         self._boxes = None if boxes is None else np.asarray(boxes, np.float32).reshape(-1, 4)
-        self._detector, self.search = detector, bool(search)
+        self._detector, self.search, self.max_persons = detector, bool(search), int(max_persons)
         self.refine_passes = int(refine_passes) if refine_passes is not None else (
             0 if boxes is not None else REFINE_PASSES)
         if isinstance(source, cv2.VideoCapture):
@@ -99,15 +100,16 @@ class VideoPoses:
             return PoseTracker(self.predictor, acquire=lambda frame: self._boxes, refine_passes=self.refine_passes)
         if self._detector is not None:
             return PoseTracker(self.predictor, acquire=self._detect, refine_passes=self.refine_passes,
-                               reacquire_every=REACQUIRE_EVERY, search=self.search)
-        return PoseTracker(self.predictor, refine_passes=self.refine_passes, search=self.search)
+                               reacquire_every=REACQUIRE_EVERY, search=self.search, max_persons=self.max_persons)
+        return PoseTracker(self.predictor, refine_passes=self.refine_passes, search=self.search,
+                           max_persons=self.max_persons)
 
     def _poses(self, frame) -> PoseResult:
         if self.tracker is not None:
             return self.tracker(frame)
         boxes = self._detect(frame) if self._detector is not None else self._boxes
         return find_poses(self.predictor, frame, boxes, self.refine_passes, keep_all=self._boxes is not None,
-                          search=self.search)
+                          search=self.search, max_persons=self.max_persons)
 
     def __iter__(self) -> Iterator[VideoFrame]:
         if self._used:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from benchmarks.orientation import load_persons
-from benchmarks.tracking import FIXED_PASSES, FRAMES, camera_path, main
+from benchmarks.tracking import FIXED_PASSES, FRAMES, camera_path, main, match_persons
 from conftest import LSPET, NEEDS_LSPET, run_lspet_benchmark
 from fasterpose_rt import DEFAULT_MODELS, PosePredictor
 from fasterpose_rt.geometry import apply_affine
@@ -74,6 +74,22 @@ def test_rows_are_the_runtimes_predictions_and_calls_are_counted(lspet_coco, tmp
     for row in identities.values():  # two persons side by side: at least one id per clip, no more found than 2
         assert row["track_ids_per_clip"] >= 1 and row["id_swaps"] >= 0
         assert 0 <= row["labelled_persons_found_per_frame"] <= 2
+    several = result["two_person_photos"]  # the 8 photos side by side in 4 pairs
+    assert len(several) == 4
+    best, two = (next(v for k, v in several.items() if k.startswith(p)) for p in ("search, the best", "search, up to 2"))
+    assert best["labelled_found_per_photo"] + best["extra_per_photo"] == pytest.approx(1.0)  # one person a photo
+    assert two["labelled_found_per_photo"] >= best["labelled_found_per_photo"]
+    assert all(0 <= v["labelled_found_per_photo"] <= 2 for v in several.values())
+    assert result["coco_photos"] is not None and len(result["coco_photos"]) == 4  # ../shared has coco-mini too
     for row in list(photos.values()) + list(videos.values()):
         if isinstance(row, dict) and "pck@0.2" in row:
             assert 0.0 <= row["pck@0.2"] <= 1.0 and row["diff_interval"][0] <= row["diff_interval"][1]
+
+
+def test_match_persons_pairs_each_labelled_person_once_with_the_nearest():
+    names = ["left_shoulder", "right_shoulder", "left_hip", "right_hip"]
+    a = np.array([[10, 10], [30, 10], [10, 50], [30, 50]], np.float64)  # torso 40 px
+    labels, visible = np.stack([a, a + [200, 0]]), np.ones((2, 4), bool)
+    reported = np.stack([a + 3, a + 1, a + [500, 0], a + [200, 2]])
+    assert match_persons(reported, labels, visible, names).tolist() == [-1, 0, -1, 1]  # the nearer one takes a
+    assert match_persons(reported[:0], labels, visible, names).tolist() == []

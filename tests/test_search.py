@@ -1,18 +1,21 @@
 """The person search for photos without boxes (fasterpose_rt/search.py, run by tracking.find_poses).
 
-The window grid is checked as geometry; the search's rules with a fake predictor that, like the real model, only
-sees a person who fills enough of its crop; and on real photos that it finds persons the whole photo misses.
+The window grid is checked as geometry; the search's rules (one person, or several with max_persons) with a fake
+predictor that, like the real model, only sees a person who fills enough of its crop; and on real photos that it
+finds persons the whole photo misses.
 """
 import json
 
 import cv2
 import numpy as np
 import pytest
-
+from click.testing import CliRunner
 from conftest import LSPET, NEEDS_LSPET
-from fasterpose_rt import DEFAULT_MODELS, PosePredictor, PoseResult, find_poses, find_poses_batch
+
+from fasterpose_rt import DEFAULT_MODELS, PosePredictor, PoseResult, PoseTracker, find_poses, find_poses_batch
+from fasterpose_rt.cli import main
 from fasterpose_rt.metrics import pck
-from fasterpose_rt.search import SEARCH_CANDIDATES, best_rows, search_windows
+from fasterpose_rt.search import SEARCH_CANDIDATES, best_rows, pick_persons, search_windows
 
 
 def grid(boxes):
@@ -54,26 +57,27 @@ def test_best_rows_are_the_highest_mean_scores_first():
 
 
 class FillFake:
-    """A person with known joints (K, 2) that a box sees, as the real model does, only when the joints' centre is
-    inside it and the person is at least ``fill`` of the box's height tall (score 0.9 per joint); otherwise
-    nobody (joints at the box centre, score 0.05)."""
+    """Persons with known joints (P, K, 2) that a box sees, as the real model does, only when a person's joints'
+    centre is inside it and the person is at least ``fill`` of the box's height tall (the first such person, score
+    0.9 per joint); otherwise nobody (joints at the box centre, score 0.05)."""
 
-    def __init__(self, person, fill=0.3):
-        self.person, self.fill, self.calls = np.asarray(person, np.float32), fill, []
+    def __init__(self, persons, fill=0.3):
+        self.persons = np.asarray(persons, np.float32).reshape(-1, 4, 2)
+        self.fill, self.calls = fill, []
 
     def predict(self, image, boxes=None):
         h, w = image.shape[:2]
         b = np.array([[-0.5, -0.5, w, h]], np.float32) if boxes is None else np.asarray(boxes, np.float32)
         b = b.reshape(-1, 4)
         self.calls.append(b.copy())
-        centre, tall = self.person.mean(axis=0), np.ptp(self.person[:, 1])
-        k = len(self.person)
-        kp, sc = np.zeros((len(b), k, 2), np.float32), np.full((len(b), k), 0.05, np.float32)
+        kp, sc = np.zeros((len(b), 4, 2), np.float32), np.full((len(b), 4), 0.05, np.float32)
         for i, (x, y, bw, bh) in enumerate(b):
-            if x <= centre[0] <= x + bw and y <= centre[1] <= y + bh and tall >= self.fill * bh:
-                kp[i], sc[i] = self.person, 0.9
-            else:
-                kp[i] = [x + bw / 2, y + bh / 2]
+            kp[i] = [x + bw / 2, y + bh / 2]
+            for person in self.persons:
+                (cx, cy), tall = person.mean(axis=0), np.ptp(person[:, 1])
+                if x <= cx <= x + bw and y <= cy <= y + bh and tall >= self.fill * bh:
+                    kp[i], sc[i] = person, 0.9
+                    break
         return PoseResult(kp, sc, b, ["a", "b", "c", "d"])
 
 
@@ -123,3 +127,47 @@ def test_on_real_photos_the_search_finds_more_joints_than_the_whole_photo(lspet4
         scores[search] = pck(xy, kp[..., :2], kp[..., 2] > 0, pred.keypoint_names)[0]
     # 0.803 against 0.749 when this test was written: the whole photo, refined, loses the smaller persons
     assert scores[True] > scores[False] + 0.02, scores
+
+
+def test_pick_persons_reports_distinct_confident_persons_best_first():
+    a = np.array([[100, 100], [90, 150], [110, 150], [100, 200]], np.float32)  # box diagonal ~112: near = 11 px
+    kp = np.stack([a,                                    # 0: the best
+                   a + 2,                                # 1: the best seen again
+                   a + [300, 0],                         # 2: somebody else
+                   a + [600, 0],                         # 3: somebody else, scoring too little
+                   np.concatenate([a[:2], a[2:] + 300])])  # 4: half made of the best one's joints
+    sc = np.array([[0.9] * 4, [0.8] * 4, [0.5] * 4, [0.25] * 4, [0.7] * 4], np.float32)
+    boxes = np.array([[90, 100, 20, 100]] * 5, np.float32)
+    assert pick_persons(kp, sc, boxes, 1).tolist() == [0]
+    assert pick_persons(kp, sc, boxes, 2).tolist() == [0, 2]  # 1 and 4 share the best one's joints
+    assert pick_persons(kp, sc, boxes, 5).tolist() == [0, 2]  # 3 scores under PERSON_SCORE
+    assert pick_persons(kp, sc, boxes, 5, min_score=0.2).tolist() == [0, 2, 3]
+    assert pick_persons(kp[:0], sc[:0], boxes[:0], 3).tolist() == []
+    assert pick_persons(kp[3:4], sc[3:4], boxes[:1], 3).tolist() == [0]  # the best is reported, however low
+
+
+TWO = np.concatenate([SMALL[None], (SMALL - [400, 120])[None]])  # the second one upper left
+
+
+def test_max_persons_reports_several_persons_of_a_photo():
+    fake = FillFake(TWO)
+    one = find_poses(fake, PHOTO)
+    assert len(one) == 1
+    fake.calls.clear()
+    both = find_poses(fake, PHOTO, max_persons=3)
+    assert len(both) == 2  # the third asked for is not there
+    assert sorted(both.keypoints[:, 0, 0].tolist()) == [100.0, 500.0]
+    assert len(fake.calls[1]) <= SEARCH_CANDIDATES * 3  # more windows refined for more persons
+    with pytest.raises(ValueError, match="max_persons"):
+        find_poses(fake, PHOTO, max_persons=0)
+    tracker = PoseTracker(fake, max_persons=2)  # a video: the tracking starts with both
+    assert sorted(tracker(PHOTO).track_ids.tolist()) == [1, 2]
+
+
+def test_cli_max_persons_needs_the_search(tmp_path):
+    photo = tmp_path / "p.png"
+    cv2.imwrite(str(photo), PHOTO)
+    r = CliRunner().invoke(main, ["predict", str(photo), "--max-persons", "2", "--no-search"])
+    assert r.exit_code == 2 and "--max-persons" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(main, ["predict", str(photo), "--max-persons", "0"])
+    assert r.exit_code == 2 and "--max-persons" in r.output
