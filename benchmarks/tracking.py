@@ -343,10 +343,11 @@ def pair_clips(images, gt, vis, seed: int = 2):
     return out
 
 
-def match_persons(keypoints, labels, visible, names, near: float = 0.5):
+def match_persons(keypoints, labels, visible, names, near: float = 0.5, exclusive: bool = True):
     """Which labelled person each reported one is: keypoints (N, K, 2) reported, labels (P, K, 2) with visible
     (P, K). A reported person is the labelled one whose labelled joints lie nearest (median distance, in torso
-    lengths), if below ``near`` and not taken by a nearer one. Returns (N,) labelled index or -1 (an extra)."""
+    lengths), if below ``near`` and (``exclusive``) not taken by a nearer one; exclusive=False: several reported
+    persons may be one labelled person. Returns (N,) labelled index or -1 (nobody labelled: an extra)."""
     torso = torso_sizes(labels, visible, names)  # (P,)
     dist = np.linalg.norm(np.asarray(keypoints, np.float64)[:, None] - labels[None], axis=3)  # (N, P, K)
     dist = np.where(visible[None], dist, np.nan)
@@ -354,6 +355,9 @@ def match_persons(keypoints, labels, visible, names, near: float = 0.5):
         warnings.simplefilter("ignore", RuntimeWarning)  # a labelled person without labelled joints: all NaN
         near_torsos = np.nanmedian(dist, axis=2) / torso[None]  # (N, P)
     near_torsos = np.where(np.isfinite(near_torsos), near_torsos, np.inf)
+    if not exclusive:
+        nearest = near_torsos.argmin(axis=1) if near_torsos.size else np.zeros(len(near_torsos), np.int64)
+        return np.where(near_torsos.min(axis=1, initial=np.inf) < near, nearest, -1).astype(np.int64)
     owner = np.full(len(near_torsos), -1, np.int64)
     while near_torsos.size and near_torsos.min() < near:  # nearest pairs first; a few persons a photo
         n, q = np.unravel_index(np.argmin(near_torsos), near_torsos.shape)
@@ -447,14 +451,9 @@ def identities(pred, hog, clips, names):
                 owner = {}
                 results = [tracker(f) for f in frames]
                 for r, gf in zip(results, labels):
-                    torso = torso_sizes(gf, visible, names)  # (2,)
-                    dist = np.linalg.norm(r.keypoints[:, None] - gf[None], axis=3)  # (N, 2, K)
-                    dist = np.where(visible[None], dist, np.nan)
-                    with np.errstate(all="ignore"):
-                        near = np.nanmedian(dist, axis=2) / torso  # (N, 2)
-                    for tid, d in zip(r.track_ids.tolist(), near):  # a few persons a frame
-                        if np.isfinite(d).any() and np.nanmin(d) < 0.5:
-                            who = int(np.nanargmin(d))
+                    for tid, who in zip(r.track_ids.tolist(), match_persons(r.keypoints, gf, visible, names,
+                                                                            exclusive=False).tolist()):
+                        if who >= 0:
                             swaps += owner.get(tid, who) != who
                             owner[tid], found = who, found + 1
                 ids.append(len(np.unique(np.concatenate([r.track_ids for r in results]))))

@@ -72,11 +72,11 @@ def pick_persons(keypoints, scores, boxes, max_persons: int = 1, min_score: floa
     keypoints (N, K, 2), scores (N, K), boxes (N, 4) [x, y, w, h]. Returns row indices (M,), best first.
     """
     kp, sc, bx = np.asarray(keypoints, np.float64), np.asarray(scores, np.float64), np.asarray(boxes, np.float64)
-    order = best_rows(sc, len(sc))
+    mean = sc.mean(axis=1)
+    order = np.argsort(-mean, kind="stable")  # as best_rows
     if not len(order) or max_persons < 1:
         return order[:0]
     kept = [int(order[0])]
-    mean = sc.mean(axis=1)
     confident = sc >= SHARED_JOINT_SCORE
     for i in order[1:]:
         if len(kept) >= max_persons:
