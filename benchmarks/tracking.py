@@ -20,12 +20,17 @@ whole-photo box on the same persons (paired 95 % bootstrap interval of the PCK@0
    per clip, edges replicated; the labels move with the same affine. Strategies: the whole frame every frame
    (the CLI's video behaviour before tracking), every frame on its own refined (``--no-track``: from the whole
    frame, a search or HOG's box), ``PoseTracker`` (the CLI's default; acquiring by search, on the whole frame or
-   with HOG), the tight labelled box every frame. Intervals resample whole clips. Where a strategy returns several persons, the one
-   with the highest mean score is scored; where it returns nobody (the tracker, on a frame where no joints could
-   be boxed), every joint is a miss. Tracked rows also count the track ids each clip was given. The persons hold
-   still (only the camera moves): a clip tests finding and keeping a person, not following fast limbs.
+   with HOG), the tight labelled box every frame. Intervals resample whole clips. Where a strategy returns
+   several persons, the one with the highest mean score is scored; where it returns nobody (the tracker, on a
+   frame where no joints could be boxed), every joint is a miss. Tracked rows also count the track ids each clip
+   was given. The persons hold still (only the camera moves): a clip tests finding and keeping a person, not
+   following fast limbs.
 3. Identities: clips over two photos side by side (``pair_clips``), tracked with the re-finding defaults and two
    other settings: track ids per clip, and id swaps (an id moving from one labelled person to the other).
+4. Several persons in a photo (``several``): every two photos side by side (``pair_photos``), and the photos of a
+   COCO keypoint file (``--coco``, by default ``../shared/datasets/coco-mini``, scored on the keypoints both sets
+   name): the search reporting one person or up to 2 or 5 (``--max-persons``), and HOG's boxes refined; labelled
+   persons found, other persons reported, PCK@0.2 over every labelled person.
 Times are wall time per photo or frame (2 threads unless ``--threads``), detector included; costs are counted
 as model calls and as person crops run (a search runs its windows in one call).
 """
@@ -513,7 +518,8 @@ def main(argv=None):
         labelled = sum(len(lab) for _, lab, _ in coco_list)
         shown = os.path.relpath(a.coco, Path(__file__).resolve().parents[1])
         coco_section = [f"## Photos of several persons: `{shown}`, {len(coco_list)} photos, {labelled} persons "
-                        "with at least 6 labelled keypoints, scored on the keypoints both sets name", "", coco_table, ""]
+                        "with at least 6 labelled keypoints, scored on the keypoints both sets name", "",
+                        coco_table, ""]
     else:
         coco_section = [f"(No COCO section: {a.coco} not found.)", ""]
     body = "\n".join([

@@ -182,8 +182,9 @@ def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxe
 
     By default each photo's person is searched for in the whole photo and a grid of windows, sharpened by
     --refine passes, and a video's persons are followed from frame to frame (--track); give --boxes,
-    --detector hog or --max-persons for photos of several persons. Results are COCO keypoint results, one entry per person (a video's entries carry the frame
-    and its time; a followed person's entries share a track_id), or the same as CSV rows (--out x.csv).
+    --detector hog or --max-persons for photos of several persons. Results are COCO keypoint results, one entry
+    per person (a video's entries carry the frame and its time; a followed person's entries share a track_id),
+    or the same as CSV rows (--out x.csv).
     """
     if boxes_file is not None and detector != "none":
         raise click.UsageError("give either --boxes or --detector, not both")

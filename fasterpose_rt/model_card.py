@@ -137,9 +137,10 @@ def format_card(card: Dict[str, Any], verification_line: str = "") -> str:
     rows.append(("box padding", padding))
     data = card["training_data"] if isinstance(card["training_data"], dict) else {}
     if data or card["loss"]:
+        source = f" ({data['train_file']})" if data.get("train_file") else ""
         rows.append(("training", ", ".join(x for x in (
-            data.get("name") and f"data {data['name']}" + (f" ({data['train_file']})" if data.get("train_file") else ""),
-            card["loss"] and f"loss {card['loss']}", card["weights"] and f"weights {card['weights']}") if x)))
+            data.get("name") and f"data {data['name']}{source}", card["loss"] and f"loss {card['loss']}",
+            card["weights"] and f"weights {card['weights']}") if x)))
     stages = card["stages"]
     if stages:
         epochs = [s["epochs"] for s in stages if isinstance(s["epochs"], int)]
