@@ -434,8 +434,9 @@ def coco_photos(ann: Path, images: Path, min_joints: int = 6):
 
 def identities(pred, hog, clips, names):
     """Do ids stay with persons? PoseTracker on two-person clips, for the re-finding defaults and two other
-    settings, acquiring by search (the default), on the whole frame (--no-search) or with HOG (the CLI's
-    --detector: also every REACQUIRE_EVERY frames; a search where it finds nobody).
+    settings, acquiring by search (the default), on the whole frame (--no-search), with HOG (the CLI's
+    --detector: also every REACQUIRE_EVERY frames; a search where it finds nobody), or by a search for up to 2
+    persons (--max-persons 2: also every REACQUIRE_EVERY frames while fewer are followed).
     A reported person is the labelled person whose labelled joints lie nearest (median distance < 0.5 torso), else
     nobody; an id swap is an id moving from one labelled person to the other. Returns (markdown table, data)."""
     settings = [(REFOUND_IOU, REMEMBER, "the default"), (0.5, 1, "the frame before only"),
@@ -445,11 +446,13 @@ def identities(pred, hog, clips, names):
         boxes, _ = hog(frame)
         return boxes if len(boxes) else None
 
-    for acquire_label, acquire, search in (("search", None, True), ("whole frame", None, False),
-                                           ("HOG", hog_boxes, True)):
+    for acquire_label, acquire, search, most in (("search", None, True, 1), ("whole frame", None, False, 1),
+                                                 ("HOG", hog_boxes, True, 1),
+                                                 ("search for up to 2 persons (--max-persons 2)", None, True, 2)):
         for refound, remember, what in settings:
-            tracker = PoseTracker(pred, acquire=acquire, reacquire_every=None if acquire is None else REACQUIRE_EVERY,
-                                  refound_iou=refound, remember=remember, search=search)
+            again = acquire is not None or most > 1  # a detector, or a search for several: also for new arrivals
+            tracker = PoseTracker(pred, acquire=acquire, reacquire_every=REACQUIRE_EVERY if again else None,
+                                  refound_iou=refound, remember=remember, search=search, max_persons=most)
             ids, swaps, found = [], 0, 0
             for frames, labels, visible in clips:
                 tracker.reset()

@@ -149,7 +149,8 @@ def main():
 @click.option("--max-persons", type=click.IntRange(min=1), default=1, show_default=True,
               help="With --search: report up to this many persons, each further one scoring at least 0.3 and not "
                    "made of a reported person's joints (3 windows refined per person asked for; for photos of a few "
-                   "persons without --boxes or --detector). Videos: the persons the tracking starts with.")
+                   "persons without --boxes or --detector). Videos: the tracking starts with up to this many, and "
+                   "searches again every 30 frames while fewer are followed.")
 @click.option("--refine", "refine_passes", type=click.IntRange(min=0), default=None,
               help=f"Most extra passes per person, each on the box around the joints the pass before found (the "
                    f"tight box the model is calibrated for); a person stops once that box settles. Each pass is one "

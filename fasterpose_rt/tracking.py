@@ -180,7 +180,9 @@ class PoseTracker:
     as ``find_poses`` finds a photo's (search=False: one box over the whole frame).
     refine_passes: extra passes on persons just acquired (see ``refine``), so a rough first box does not cost
     the first frames. reacquire_every: with ``acquire``, also run it every that many frames and add the persons
-    it finds that nobody follows (new arrivals); None: only when nobody is followed.
+    it finds that nobody follows (new arrivals); where it gives None (or without ``acquire``) and fewer than
+    ``max_persons`` are followed, the search does so, up to ``max_persons`` in all; None: only when nobody is
+    followed.
 
     ``tracker(frame)`` -> PoseResult for that frame, with track_ids (N,): a person keeps its id (1, 2, ...) while
     it is followed, and when it is lost but acquired again within ``remember`` frames where it was last seen (the
@@ -195,8 +197,9 @@ class PoseTracker:
                  joint_score: float = JOINT_SCORE, min_joints: int = MIN_JOINTS,
                  iou_threshold: float = SAME_PERSON_IOU, refound_iou: float = REFOUND_IOU, remember: int = REMEMBER,
                  search: bool = True, max_persons: int = 1):
-        if reacquire_every is not None and (acquire is None or reacquire_every < 1):
-            raise ValueError("reacquire_every needs an acquire function and a positive number of frames")
+        if reacquire_every is not None and ((acquire is None and not search) or reacquire_every < 1):
+            raise ValueError("reacquire_every needs an acquire function or the search, and a positive number of "
+                             "frames")
         self.predictor, self.acquire = predictor, acquire
         self.refine_passes, self.reacquire_every = int(refine_passes), reacquire_every
         self.keep_score, self.joint_score, self.min_joints = keep_score, joint_score, min_joints
@@ -219,11 +222,18 @@ class PoseTracker:
         found = None if len(followed) and not due else self._acquire(frame)
         if len(followed) and not due:
             result, ids = self.predictor.predict(frame, followed), self.ids
-        elif found is None and not len(followed) and self.search:  # nobody followed, no boxes: search the frame
-            result = _find_batch(self.predictor, [frame], [None], [True], self.refine_passes, self.joint_score,
-                                 self.min_joints, self.max_persons)[0]
-            result = result.take(pick_persons(result.keypoints, result.scores, result.boxes, self.max_persons))
-            ids = self._ids_for(result, frame.shape)
+        elif found is None and self.search and len(followed) < self.max_persons:  # no boxes: search the frame
+            searched = _find_batch(self.predictor, [frame], [None], [True], self.refine_passes, self.joint_score,
+                                   self.min_joints, self.max_persons)[0]
+            searched = searched.take(pick_persons(searched.keypoints, searched.scores, searched.boxes,
+                                                  self.max_persons))
+            if len(followed):  # a due search: add the persons nobody follows, up to max_persons in all
+                boxes, _ = boxes_from_poses(searched.keypoints, searched.scores, frame.shape, self.joint_score,
+                                            self.min_joints)
+                searched = searched.take(np.flatnonzero(_overlap(boxes, followed) <= self.iou_threshold)[
+                    :self.max_persons - len(followed)])
+            result = _concat(self.predictor.predict(frame, followed), searched) if len(followed) else searched
+            ids = np.concatenate([self.ids, self._ids_for(searched, frame.shape)])
         else:  # acquire; with persons followed, add only the ones nobody follows (a whole-frame box is no one new)
             if len(followed):
                 new = np.zeros((0, 4), np.float32) if found is None else found[
@@ -267,6 +277,13 @@ class PoseTracker:
         ids[fresh] = np.arange(self._last_id + 1, self._last_id + 1 + fresh.sum())
         self._last_id += int(fresh.sum())
         return ids
+
+
+def _concat(a, b):
+    """PoseResults a and b (persons of one frame) as one, a's persons first."""
+    return replace(a, keypoints=np.concatenate([a.keypoints, b.keypoints]),
+                   scores=np.concatenate([a.scores, b.scores]), boxes=np.concatenate([a.boxes, b.boxes]),
+                   track_ids=None)
 
 
 def _overlap(boxes, others) -> np.ndarray:

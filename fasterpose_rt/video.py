@@ -20,7 +20,9 @@ from .tracking import REFINE_PASSES, PoseTracker, find_poses
 
 __all__ = ["VideoFrame", "VideoPoses", "REACQUIRE_EVERY"]
 
-REACQUIRE_EVERY = 30  # with a detector, tracking also looks for new persons every this many processed frames
+# with a detector (or a search for several persons), tracking also looks for new persons every this many processed
+# frames
+REACQUIRE_EVERY = 30
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,8 @@ class VideoPoses:
     detector: frame (H, W, 3) -> boxes (N, 4), or (boxes, scores) as HogPeopleDetector gives; it starts the
     tracking, again when nobody is followed and every REACQUIRE_EVERY frames for new arrivals (track=False: on
     every frame). No boxes and no detector (or a detector finding nobody): the frame is searched for one person,
-    or up to ``max_persons`` (see ``find_poses``; search=False: one box over the whole frame).
+    or up to ``max_persons`` (see ``find_poses``; search=False: one box over the whole frame); with
+    ``max_persons`` > 1 the search also runs every REACQUIRE_EVERY frames while fewer are followed.
     refine_passes: extra passes on persons just found (see ``refine``); None: 0 for given ``boxes``, else
     REFINE_PASSES. on_error: None: a frame whose prediction fails (ValueError or RuntimeError) raises;
     a function (index, exception): called, and that frame is skipped.
@@ -101,8 +104,9 @@ class VideoPoses:
         if self._detector is not None:
             return PoseTracker(self.predictor, acquire=self._detect, refine_passes=self.refine_passes,
                                reacquire_every=REACQUIRE_EVERY, search=self.search, max_persons=self.max_persons)
+        several = self.search and self.max_persons > 1  # the search also looks for new arrivals
         return PoseTracker(self.predictor, refine_passes=self.refine_passes, search=self.search,
-                           max_persons=self.max_persons)
+                           max_persons=self.max_persons, reacquire_every=REACQUIRE_EVERY if several else None)
 
     def _poses(self, frame) -> PoseResult:
         if self.tracker is not None:

@@ -70,7 +70,7 @@ def test_rows_are_the_runtimes_predictions_and_calls_are_counted(lspet_coco, tmp
     assert tracked["crops_per_frame"] > tracked["model_calls_per_frame"] >= 1  # a search's windows: one call
     assert any("track ids per clip" in note for note in videos["notes"].values())
     identities = result["identities"]
-    assert len(identities) == 9 and any("(the default)" in k for k in identities)
+    assert len(identities) == 12 and any("(the default)" in k for k in identities)
     for row in identities.values():  # two persons side by side: at least one id per clip, no more found than 2
         assert row["track_ids_per_clip"] >= 1 and row["id_swaps"] >= 0
         assert 0 <= row["labelled_persons_found_per_frame"] <= 2

@@ -156,7 +156,28 @@ def test_tracker_merges_two_boxes_on_one_person_and_reacquires_new_arrivals():
     np.testing.assert_allclose(res.keypoints[1], second)
     assert len(tracker.boxes) == 2
     with pytest.raises(ValueError, match="reacquire_every"):
-        PoseTracker(fake, reacquire_every=5)
+        PoseTracker(fake, reacquire_every=5, search=False)  # nothing to re-acquire with
+    with pytest.raises(ValueError, match="reacquire_every"):
+        PoseTracker(fake, acquire=acquire, reacquire_every=0)
+
+
+def test_tracker_search_adds_new_arrivals_up_to_max_persons():
+    second = PERSON + [100, 0]
+    fake = FakePredictor([PERSON])
+    tracker = PoseTracker(fake, refine_passes=0, max_persons=2, reacquire_every=3)
+    assert len(tracker(FRAME)) == 1  # frame 0: the search finds the one person there
+    fake.persons = np.stack([PERSON, second])  # somebody arrives
+    for _ in range(2):  # frames 1, 2: the followed person only, one box a call
+        assert len(tracker(FRAME)) == 1 and len(fake.calls[-1]) == 1
+    res = tracker(FRAME)  # frame 3: the search runs again and adds the one nobody follows
+    assert len(res) == 2 and res.track_ids.tolist() == [1, 2]
+    np.testing.assert_allclose(res.keypoints[1], second)
+    res = tracker(FRAME)
+    assert len(res) == 2 and len(fake.calls[-1]) == 2  # both followed: no search
+    fake.calls.clear()
+    for _ in range(3):  # frames 5-7: max_persons followed, so the due search at frame 6 is skipped
+        tracker(FRAME)
+    assert all(len(c) == 2 for c in fake.calls)
 
 
 def test_tracker_acquire_returning_no_boxes_means_nobody():

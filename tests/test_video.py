@@ -8,6 +8,7 @@ from fasterpose_rt import (InputReadError, KeypointSmoother, PosePredictor, Pose
                            find_poses)
 from fasterpose_rt.draw import draw_poses
 from fasterpose_rt.search import search_windows
+from fasterpose_rt.video import REACQUIRE_EVERY
 
 
 @pytest.fixture
@@ -87,6 +88,15 @@ def test_detector_boxes_or_the_whole_frame(pred, clip):
     calls.clear()
     got = list(VideoPoses(pred, clip, detector=detector))
     assert len(calls) == 1 and [f.poses.track_ids.tolist() for f in got] == [[1]] * 6  # then followed
+
+
+def test_a_search_for_several_persons_also_looks_for_new_arrivals(pred, clip):
+    one, several = VideoPoses(pred, clip), VideoPoses(pred, clip, max_persons=3)
+    assert one.tracker.reacquire_every is None and several.tracker.max_persons == 3
+    assert several.tracker.reacquire_every == REACQUIRE_EVERY
+    got = list(several)
+    assert len(got) == 6 and all(len(f.poses) <= 3 for f in got)
+    one.close()
 
 
 def test_a_failing_frame_raises_or_is_reported_and_skipped(pred, clip, monkeypatch):
