@@ -37,7 +37,6 @@ as model calls and as person crops run (a search runs its windows in one call).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import warnings
@@ -49,7 +48,7 @@ import cv2
 import numpy as np
 
 from benchmarks.common import markdown_table, write_results
-from benchmarks.orientation import _shown, add_persons_args, load_persons_args
+from benchmarks.orientation import _shown, add_persons_args, load_persons, load_persons_args
 from fasterpose_rt import PosePredictor
 from fasterpose_rt.boxes import HogPeopleDetector
 from fasterpose_rt.geometry import apply_affine
@@ -67,6 +66,12 @@ FRAMES = 30  # frames per synthetic clip
 COCO_MINI = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "coco-mini"
 SEARCH_LABEL = (f"search: whole photo and windows, the best {SEARCH_CANDIDATES} refined (up to {REFINE_PASSES} "
                 "passes), the best kept")
+
+
+def hog_boxes(hog, image):
+    """As the CLI's --detector hog: every box HOG finds in ``image`` (N, 4), or None (nobody: no boxes given)."""
+    boxes, _ = hog(image)
+    return boxes if len(boxes) else None
 
 
 def best_person(result) -> np.ndarray:
@@ -381,14 +386,10 @@ def several(pred, hog, photos, names, label_of=None):
     shared = [n for n in model_names if n in names]
     mi, li = [model_names.index(n) for n in shared], [list(names).index(n) for n in shared]
 
-    def hog_boxes(photo):
-        boxes, _ = hog(photo)
-        return boxes if len(boxes) else None
-
     strategies = [("search, the best person (the default)", dict(max_persons=1), None),
                   ("search, up to 2 persons (--max-persons 2)", dict(max_persons=2), None),
                   ("search, up to 5 persons (--max-persons 5)", dict(max_persons=5), None),
-                  ("HOG's boxes + refine (--detector hog)", dict(), hog_boxes)]
+                  ("HOG's boxes + refine (--detector hog)", dict(), lambda photo: hog_boxes(hog, photo))]
     rows, data = [], {}
     labelled = sum(len(lab) for _, lab, _ in photos)
     for label, options, boxes_for in strategies:
@@ -417,18 +418,16 @@ def several(pred, hog, photos, names, label_of=None):
 
 def coco_photos(ann: Path, images: Path, min_joints: int = 6):
     """A COCO keypoint file's photos with their labelled persons (those with at least ``min_joints`` labelled
-    keypoints): (names K, [(photo, labels (P, K, 2), visible (P, K)), ...]). Photos with nobody so labelled are
-    left out."""
-    data = json.loads(Path(ann).read_text())
-    names = data["categories"][0]["keypoints"]
+    keypoints): (names K, [(photo, labels (P, K, 2), visible (P, K)), ...]), in the order the file first names each
+    photo. Photos with nobody so labelled are left out."""
+    names, gt, vis, _, files = load_persons(ann)
+    enough = vis.sum(axis=1) >= min_joints
     out = []
-    for im in data["images"]:
-        kp = [np.reshape(a["keypoints"], (-1, 3)) for a in data["annotations"] if a["image_id"] == im["id"]
-              and not a.get("iscrowd", 0) and np.sum(np.reshape(a["keypoints"], (-1, 3))[:, 2] > 0) >= min_joints]
-        photo = cv2.imread(str(Path(images) / im["file_name"]))
-        if kp and photo is not None:
-            k = np.array(kp, np.float64)
-            out.append((photo, k[..., :2], k[..., 2] > 0))
+    for name in dict.fromkeys(f for f, ok in zip(files, enough) if ok):
+        rows = [i for i, f in enumerate(files) if f == name and enough[i]]
+        photo = cv2.imread(str(Path(images) / name))
+        if photo is not None:
+            out.append((photo, gt[rows], vis[rows]))
     return names, out
 
 
@@ -442,12 +441,8 @@ def identities(pred, hog, clips, names):
     settings = [(REFOUND_IOU, REMEMBER, "the default"), (0.5, 1, "the frame before only"),
                 (0.1, REMEMBER, "looser")]
     rows, data = [], {}
-    def hog_boxes(frame):  # as the CLI's --detector hog: every box it finds, or the whole frame
-        boxes, _ = hog(frame)
-        return boxes if len(boxes) else None
-
     for acquire_label, acquire, search, most in (("search", None, True, 1), ("whole frame", None, False, 1),
-                                                 ("HOG", hog_boxes, True, 1),
+                                                 ("HOG", lambda frame: hog_boxes(hog, frame), True, 1),
                                                  ("search for up to 2 persons (--max-persons 2)", None, True, 2)):
         for refound, remember, what in settings:
             again = acquire is not None or most > 1  # a detector, or a search for several: also for new arrivals

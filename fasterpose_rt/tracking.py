@@ -143,9 +143,9 @@ def find_poses_batch(predictor, images, boxes=None, refine_passes: int = REFINE_
     results = _find_batch(predictor, images, per_photo, searched, refine_passes, max_persons=max_persons)
 
     def finish(result, was_searched: bool):
-        if was_searched:  # a search reports its best person (or persons)
-            return result.take(pick_persons(result.keypoints, result.scores, result.boxes, max_persons))
-        return result if keep_all or not refine_passes else drop_duplicates(result)
+        if was_searched or keep_all or not refine_passes:  # a search has picked its persons already
+            return result
+        return drop_duplicates(result)
 
     return [finish(r, s) for r, s in zip(results, searched)]
 
@@ -153,15 +153,17 @@ def find_poses_batch(predictor, images, boxes=None, refine_passes: int = REFINE_
 def _find_batch(predictor, images, boxes, searched, passes: int, joint_score: float = JOINT_SCORE,
                 min_joints: int = MIN_JOINTS, max_persons: int = 1) -> list:
     """One call for every photo's boxes, or for the searched photos (``searched`` P bools) their search windows
-    keeping the SEARCH_CANDIDATES x ``max_persons`` best; then ``refine_batch``. Returns P PoseResults (searched:
-    best first)."""
+    keeping the SEARCH_CANDIDATES x ``max_persons`` best; then ``refine_batch``; then, for a searched photo, the
+    persons ``search.pick_persons`` reports (best first). Returns P PoseResults."""
     if max_persons < 1:
         raise ValueError(f"max_persons must be at least 1, got {max_persons}")
     first = _predict_batch(predictor, images, [search_windows(im.shape) if s else b
                                                 for im, b, s in zip(images, boxes, searched)])
     keep = SEARCH_CANDIDATES * int(max_persons)
     first = [r.take(best_rows(r.scores, keep)) if s else r for r, s in zip(first, searched)]
-    return refine_batch(predictor, images, first, passes, joint_score=joint_score, min_joints=min_joints)
+    refined = refine_batch(predictor, images, first, passes, joint_score=joint_score, min_joints=min_joints)
+    return [r.take(pick_persons(r.keypoints, r.scores, r.boxes, max_persons)) if s else r
+            for r, s in zip(refined, searched)]
 
 
 class PoseTracker:
@@ -225,8 +227,6 @@ class PoseTracker:
         elif found is None and self.search and len(followed) < self.max_persons:  # no boxes: search the frame
             searched = _find_batch(self.predictor, [frame], [None], [True], self.refine_passes, self.joint_score,
                                    self.min_joints, self.max_persons)[0]
-            searched = searched.take(pick_persons(searched.keypoints, searched.scores, searched.boxes,
-                                                  self.max_persons))
             if len(followed):  # a due search: add the persons nobody follows, up to max_persons in all
                 boxes, _ = boxes_from_poses(searched.keypoints, searched.scores, frame.shape, self.joint_score,
                                             self.min_joints)

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import LSPET, NEEDS_LSPET
+from fakes import FakePredictor
 
-from fasterpose_rt import DEFAULT_MODELS, PosePredictor, PoseResult, PoseTracker, find_poses, find_poses_batch
+from fasterpose_rt import DEFAULT_MODELS, PosePredictor, PoseTracker, find_poses, find_poses_batch
 from fasterpose_rt.cli import main
 from fasterpose_rt.metrics import pck
 from fasterpose_rt.search import SEARCH_CANDIDATES, best_rows, pick_persons, search_windows
@@ -56,37 +57,12 @@ def test_best_rows_are_the_highest_mean_scores_first():
     assert best_rows(np.zeros((0, 14)), 3).tolist() == []
 
 
-class FillFake:
-    """Persons with known joints (P, K, 2) that a box sees, as the real model does, only when a person's joints'
-    centre is inside it and the person is at least ``fill`` of the box's height tall (the first such person, score
-    0.9 per joint); otherwise nobody (joints at the box centre, score 0.05)."""
-
-    def __init__(self, persons, fill=0.3):
-        self.persons = np.asarray(persons, np.float32).reshape(-1, 4, 2)
-        self.fill, self.calls = fill, []
-
-    def predict(self, image, boxes=None):
-        h, w = image.shape[:2]
-        b = np.array([[-0.5, -0.5, w, h]], np.float32) if boxes is None else np.asarray(boxes, np.float32)
-        b = b.reshape(-1, 4)
-        self.calls.append(b.copy())
-        kp, sc = np.zeros((len(b), 4, 2), np.float32), np.full((len(b), 4), 0.05, np.float32)
-        for i, (x, y, bw, bh) in enumerate(b):
-            kp[i] = [x + bw / 2, y + bh / 2]
-            for person in self.persons:
-                (cx, cy), tall = person.mean(axis=0), np.ptp(person[:, 1])
-                if x <= cx <= x + bw and y <= cy <= y + bh and tall >= self.fill * bh:
-                    kp[i], sc[i] = person, 0.9
-                    break
-        return PoseResult(kp, sc, b, ["a", "b", "c", "d"])
-
-
 SMALL = np.array([[500, 250], [480, 300], [520, 300], [500, 350]], np.float32)  # 100 px tall, lower right
 PHOTO = np.zeros((400, 600, 3), np.uint8)  # whole photo 400 px tall: the person fills 25 % (< 30 %)
 
 
 def test_search_finds_the_person_the_whole_photo_misses_and_reports_one():
-    fake = FillFake(SMALL)
+    fake = FakePredictor(fill=0.3, persons=SMALL)
     missed = find_poses(fake, PHOTO, search=False)  # the whole photo sees nobody, and refining cannot start
     assert len(missed) == 1 and missed.scores.max() < 0.1 and len(fake.calls) == 1
     fake.calls.clear()
@@ -103,7 +79,7 @@ def test_search_finds_the_person_the_whole_photo_misses_and_reports_one():
 
 
 def test_given_boxes_are_never_searched():
-    fake = FillFake(SMALL)
+    fake = FakePredictor(fill=0.3, persons=SMALL)
     out = find_poses(fake, PHOTO, [[470, 240, 60, 120], [0, 0, 50, 50]], refine_passes=0)
     assert len(fake.calls) == 1 and len(fake.calls[0]) == 2 and len(out) == 2
     out = find_poses_batch(fake, [PHOTO, PHOTO], [np.zeros((0, 4)), None])  # no boxes (nobody) vs None (search)
@@ -150,7 +126,7 @@ TWO = np.concatenate([SMALL[None], (SMALL - [400, 120])[None]])  # the second on
 
 
 def test_max_persons_reports_several_persons_of_a_photo():
-    fake = FillFake(TWO)
+    fake = FakePredictor(fill=0.3, persons=TWO)
     one = find_poses(fake, PHOTO)
     assert len(one) == 1
     fake.calls.clear()

@@ -5,6 +5,7 @@ the real runtime with a stand-in ONNX model follows a moving blob at the end.
 """
 import numpy as np
 import pytest
+from fakes import FakePredictor
 from standin import paint_blobs
 
 from fasterpose_rt import PosePredictor, PoseResult
@@ -30,35 +31,6 @@ def test_boxes_from_poses_is_the_tight_box_of_the_confident_joints():
     assert empty.shape == (0, 4) and ok.shape == (0,)
     with pytest.raises(ValueError, match=r"\(N, K, 2\)"):
         boxes_from_poses(np.zeros((2, 4)), np.zeros((2, 4)))
-
-
-class FakePredictor:
-    """Persons with known joints (P, K, 2); a box sees the person whose joints' centre lies inside it (score
-    0.9 per joint, joints outside the box 0.3) or nobody (joints at the box centre, score ``nobody``)."""
-
-    def __init__(self, persons, nobody=0.05):
-        self.persons = np.asarray(persons, np.float32)
-        self.nobody, self.calls = nobody, []
-
-    def predict(self, image, boxes=None):
-        h, w = image.shape[:2]
-        b = np.array([[-0.5, -0.5, w, h]], np.float32) if boxes is None else np.asarray(boxes, np.float32)
-        b = b.reshape(-1, 4)
-        self.calls.append(b.copy())
-        k = self.persons.shape[1] if len(self.persons) else 4
-        kp, sc = np.zeros((len(b), k, 2), np.float32), np.full((len(b), k), self.nobody, np.float32)
-        centres = self.persons.mean(axis=1) if len(self.persons) else np.zeros((0, 2))
-        for i, (x, y, bw, bh) in enumerate(b):
-            inside = np.flatnonzero((centres[:, 0] >= x) & (centres[:, 0] <= x + bw)
-                                    & (centres[:, 1] >= y) & (centres[:, 1] <= y + bh))
-            if len(inside):
-                p = self.persons[inside[0]]
-                kp[i] = p
-                seen = (p[:, 0] >= x) & (p[:, 0] <= x + bw) & (p[:, 1] >= y) & (p[:, 1] <= y + bh)
-                sc[i] = np.where(seen, 0.9, 0.3)
-            else:
-                kp[i] = [x + bw / 2, y + bh / 2]
-        return PoseResult(kp, sc, b, ["a", "b", "c", "d"])
 
 
 PERSON = np.array([[40, 30], [30, 60], [50, 60], [40, 90]], np.float32)
