@@ -30,6 +30,7 @@ from export.errors import CheckpointError
 from fasterpose_rt.skeletons import flip_permutation
 
 from .pose import build_model
+from .precision import autocast as autocast_context
 
 
 class TeacherError(ValueError):
@@ -47,7 +48,7 @@ class Teacher(nn.Module):
     """
 
     def __init__(self, model: nn.Module, logits: bool, flip_pairs, num_keypoints: int, flip: bool = True,
-                 autocast: bool = False, input_size=None):
+                 autocast=None, input_size=None):
         super().__init__()
         self.model = model.eval()
         for p in self.model.parameters():
@@ -60,7 +61,7 @@ class Teacher(nn.Module):
         return super().train(False)
 
     def _probs(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+        with autocast_context(x.device, self.autocast):
             out = self.model(x)
         out = out.float()
         return torch.sigmoid(out) if self.logits else out.clamp(0.0, 1.0)
@@ -82,7 +83,7 @@ class Teacher(nn.Module):
 
 
 def load_teacher(path: Path, num_keypoints: int, input_size, flip_pairs, flip: bool = True,
-                 autocast: bool = False, teacher_input_size=None) -> tuple:
+                 autocast=None, teacher_input_size=None) -> tuple:
     """Teacher from a training checkpoint (``meta`` names its architecture) -> (Teacher, provenance dict).
 
     The teacher must predict the student's keypoints. It sees the crops at ``teacher_input_size`` (w, h), by

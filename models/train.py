@@ -40,6 +40,7 @@ from .efficientnet_lite import imagenet_weights_file
 from .ema import ModelEMA
 from .head_transfer import checkpoint_keypoints, transfer_head
 from .losses import build_loss
+from .precision import AMP_MODES, amp_dtype, amp_name, autocast, grad_scaler
 from .validate import validate
 
 
@@ -128,7 +129,10 @@ def build_parser():
                          "1.33 at 128x176)")
     ap.add_argument("--workers", type=int, default=-1, help="data workers per process (default: 1 on CPU, 4 on GPU)")
     ap.add_argument("--no-cache", action="store_true", help="do not decode all photos into memory up front")
-    ap.add_argument("--amp", choices=["auto", "bf16", "off"], default="auto", help="bf16 autocast (auto: if supported)")
+    ap.add_argument("--amp", choices=AMP_MODES, default="auto",
+                    help="mixed precision: bf16 autocast, or fp16 autocast with loss scaling (GPUs without bf16: T4, "
+                         "V100; emulated and slow on a CPU). auto: bf16 where native (CPUs with AVX-512 BF16 or AMX, "
+                         "Ampere and newer GPUs), else fp16 on a GPU, else float32")
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--pretrained", type=Path,
@@ -169,7 +173,13 @@ class Trainer:
         np.random.seed(args.seed + self.rank)
         self.main = self.rank == 0
         self.loss_name = args.loss or ("mse" if args.arch.startswith("simplebaseline") else "rce")
-        self.amp = args.amp == "bf16" or (args.amp == "auto" and self._bf16_ok())
+        try:
+            self.amp = amp_dtype(args.amp, self.device)  # None: float32 throughout
+        except ValueError as e:
+            raise SystemExit(f"error: {e}") from None
+        if self.amp == torch.float16 and self.device.type == "cpu" and self.rank == 0:
+            print("note: --amp fp16 on a CPU is emulated (slower than float32); it is meant for GPUs without bf16",
+                  file=sys.stderr)
 
         samples, self.meta = load_coco_keypoints(args.train_ann, args.train_images)
         codec = HeatmapCodec(args.input_size, sigma=args.sigma)
@@ -253,18 +263,11 @@ class Trainer:
             return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t))
 
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_factor)
+        self.scaler = grad_scaler(self.device, self.amp)
         self.epoch, self.best = 0, -1.0
         args.work_dir.mkdir(parents=True, exist_ok=True)
         if args.resume:
             self._resume()
-
-    def _bf16_ok(self):
-        if self.device.type == "cuda":
-            return torch.cuda.is_bf16_supported()
-        try:  # bf16 autocast is a win on CPUs with native bf16/AMX; elsewhere it only emulates
-            return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-        except (AttributeError, RuntimeError):
-            return False
 
     def _meta(self, val=None):
         a = self.args
@@ -277,7 +280,7 @@ class Trainer:
                        "ema": a.ema or None, "drop_path": a.drop_path or None, "ohkm": a.ohkm or None,
                        "distill": None if self.teacher is None else
                        {**self.teacher_info, "alpha": a.distill_alpha, "flip": not a.no_teacher_flip},
-                       "amp": "bf16" if self.amp else "off",
+                       "amp": amp_name(self.amp),
                        "box_padding": a.box_padding, "sigma": self.train_set.codec.sigma,
                        "augment": {"scale": a.scale, "rotation": a.rotation, "rotation_fit": a.rotation_fit, "flip": 0.5,
                                    "half_body": a.half_body,
@@ -292,6 +295,8 @@ class Trainer:
                 "scheduler": self.sched.state_dict(), "epoch": self.epoch, "best": self.best, "meta": self._meta(val)}
         if self.ema is not None:
             ckpt.update(model=self.ema.state_dict(), train_model=self.model.state_dict(), ema_updates=self.ema.updates)
+        if self.scaler.is_enabled():
+            ckpt["grad_scaler"] = self.scaler.state_dict()
         tmp = path.with_suffix(".tmp")
         torch.save(ckpt, tmp)
         os.replace(tmp, path)
@@ -349,9 +354,12 @@ class Trainer:
             self.ema.load_state_dict(ckpt["model"], ckpt.get("ema_updates", 0))
         self.opt.load_state_dict(ckpt["optimizer"])
         self.sched.load_state_dict(ckpt["scheduler"])
+        if self.scaler.is_enabled() and "grad_scaler" in ckpt:  # fp16 again: go on from the scale it had reached
+            self.scaler.load_state_dict(ckpt["grad_scaler"])
         self.epoch, self.best = int(ckpt["epoch"]), float(ckpt.get("best", -1.0))
         if self.main:
-            print(f"resumed from {path} at epoch {self.epoch}", file=sys.stderr)
+            scale = f", fp16 loss scale {self.scaler.get_scale():g}" if self.scaler.is_enabled() else ""
+            print(f"resumed from {path} at epoch {self.epoch}{scale}", file=sys.stderr)
 
     def train_epoch(self):
         self.net.train()
@@ -367,12 +375,13 @@ class Trainer:
             y, w = y.to(self.device, non_blocking=True), w.to(self.device, non_blocking=True)
             if self.teacher is not None:
                 y, w = distillation_targets(y, w, self.teacher(x), self.args.distill_alpha)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            with autocast(self.device, self.amp):
                 out = self.net(x)
             loss = self.loss(out.float(), y, w)
             self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
+            self.scaler.scale(loss).backward()  # fp16: scaled against underflow; bf16 and float32: as it is
+            self.scaler.step(self.opt)  # fp16: unscaled first, and skipped if a gradient overflowed
+            self.scaler.update()
             self.sched.step()
             if self.ema is not None:
                 self.ema.update(self.model)

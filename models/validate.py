@@ -12,17 +12,17 @@ from fasterpose_rt.geometry import apply_affine, invert_affine
 from fasterpose_rt.metrics import pck
 
 from .data.coco_keypoints import TopDownDataset, load_coco_keypoints
+from .precision import autocast as autocast_context
 
 
 @torch.no_grad()
-def predict_dataset(model, dataset, batch_size=64, device="cpu", logits=True, autocast=False):
+def predict_dataset(model, dataset, batch_size=64, device="cpu", logits=True, autocast=None):
     """Photo-coordinate predictions for every sample (no augmentation): keypoints (N, K, 2), scores (N, K)."""
     model.eval()
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
     kps, scores = [], []
     for x, _, _, idx in loader:
-        ctx = torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
-        with ctx:
+        with autocast_context(device, autocast):
             out = model(x.to(device).contiguous(memory_format=torch.channels_last))
         out = out.float()
         probs = torch.sigmoid(out) if logits else out.clamp(0, 1)
@@ -65,7 +65,7 @@ def oks_ap(samples, meta, keypoints, scores):
     return {"AP": float(ev.stats[0]), "AP50": float(ev.stats[1]), "AR": float(ev.stats[5])}
 
 
-def validate(model, dataset, device="cpu", logits=True, autocast=False):
+def validate(model, dataset, device="cpu", logits=True, autocast=None):
     """-> {"pck@0.2", "pck_per_keypoint", "oks_ap", ...} on the dataset's samples (photo coordinates)."""
     kps, scores = predict_dataset(model, dataset, device=device, logits=logits, autocast=autocast)
     gt = np.stack([s.keypoints for s in dataset.samples])

@@ -207,14 +207,7 @@ def test_train_usage_errors(tmp_path):
     assert r.returncode == 2 and "--box-padding: must be > 0" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_ddp_two_cpu_processes_keep_replicas_identical(tmp_path):
-    ann, images, _ = _lsp_like_dataset(tmp_path, n=8)
-    work = tmp_path / "ddp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533",
-                        *_train_cmd(ann, images, work, ["--steps-per-epoch", "3", "--save-replicas"])],
-                       cwd=ROOT, capture_output=True, text=True, env=env, timeout=240)
-    assert r.returncode == 0, r.stderr[-3000:]
+def _assert_replicas_identical(work: Path):
     a = torch.load(work / "replica0.pth", weights_only=True)
     b = torch.load(work / "replica1.pth", weights_only=True)
     init = __import__("models").build_model("fasterpose_r18", 14, final_bias=-4.0).state_dict()
@@ -226,6 +219,46 @@ def test_ddp_two_cpu_processes_keep_replicas_identical(tmp_path):
         assert torch.equal(a[k], b[k]), k
     assert any(not torch.equal(a[k], init[k]) for k in a if k.endswith("weight"))  # it did train
     assert len((work / "log.jsonl").read_text().splitlines()) == 1  # rank-0 logging only
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ddp_two_cpu_processes_keep_replicas_identical(tmp_path):
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=8)
+    work = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+                        str(_free_port()), *_train_cmd(ann, images, work, ["--steps-per-epoch", "3", "--save-replicas"])],
+                       cwd=ROOT, capture_output=True, text=True, env=env, timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    _assert_replicas_identical(work)
+
+
+def test_ddp_across_two_machines_as_the_docs_launch_it(tmp_path):
+    """The multi-machine launch of docs/training.md, both "machines" on this one: one torchrun per node
+    (--nnodes 2 --node-rank 0/1, the first node's address and port), one process each."""
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=8)
+    work, port = tmp_path / "nodes", str(_free_port())
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node-rank", str(rank),
+                               "--nproc-per-node", "1", "--master-addr", "127.0.0.1", "--master-port", port,
+                               *_train_cmd(ann, images, work, ["--steps-per-epoch", "3", "--save-replicas"])],
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for rank in (0, 1)]
+    try:
+        outs = [node.communicate(timeout=240) for node in nodes]
+    finally:
+        for node in nodes:
+            node.kill()
+    assert [node.returncode for node in nodes] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+    _assert_replicas_identical(work)
+    assert '"epoch": 1' in outs[0][1] and '"epoch": 1' not in outs[1][1]  # the first node's rank 0 logs
 
 
 def test_checkpoint_recovered_from_an_exported_onnx_computes_what_it_computes(tmp_path):
