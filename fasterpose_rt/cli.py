@@ -179,7 +179,7 @@ def main():
 @_guarded
 def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxes_file, detector, search,
             max_persons, refine_passes, track, smooth, every, out, fmt, vis_dir, vis_threshold, quiet, debug):
-    """Predict poses on photos, folders (searched recursively) and videos.
+    """Predict poses on photos, videos and folders of them (searched recursively).
 
     By default each photo's person is searched for in the whole photo and a grid of windows, sharpened by
     --refine passes, and a video's persons are followed from frame to frame (--track); give --boxes,
@@ -191,7 +191,7 @@ def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxe
         raise click.UsageError("give either --boxes or --detector, not both")
     if max_persons > 1 and not search:
         raise click.UsageError("--max-persons counts the persons a search reports; drop --no-search")
-    items, problems = expand_inputs(inputs)
+    items, problems = expand_inputs(inputs, videos=True)
     lookup = load_boxes_file(boxes_file) if boxes_file is not None else None
     detect = HogPeopleDetector() if detector == "hog" else None
     if out is not None:

@@ -52,16 +52,19 @@ def _kind(path: Path) -> str:
     return "video" if path.suffix.lower() in VIDEO_EXTENSIONS else "image"
 
 
-def expand_inputs(paths: Sequence[os.PathLike]) -> Tuple[List[InputItem], List[Tuple[Path, str]]]:
+def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False
+                  ) -> Tuple[List[InputItem], List[Tuple[Path, str]]]:
     """Paths -> (items, problems).
 
     A file is an image, or a video when its extension is one of :data:`VIDEO_EXTENSIONS`; a folder contributes
-    its photos (extensions :data:`IMAGE_EXTENSIONS`, any case), recursively, sorted by path. A file listed twice
-    is kept once. problems: (path, reason) for folders without any photo. Missing paths raise FileNotFoundError.
+    its photos (extensions :data:`IMAGE_EXTENSIONS`, any case) and, with ``videos``, its videos, recursively,
+    sorted by path. A file listed twice is kept once. problems: (path, reason) for folders without any such file.
+    Missing paths raise FileNotFoundError.
     """
     items: List[InputItem] = []
     problems: List[Tuple[Path, str]] = []
     seen = set()
+    wanted = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS if videos else IMAGE_EXTENSIONS
 
     def add(item: InputItem) -> None:
         key = os.path.realpath(item.path)
@@ -73,15 +76,17 @@ def expand_inputs(paths: Sequence[os.PathLike]) -> Tuple[List[InputItem], List[T
         p = Path(raw)
         if p.is_dir():
             found = sorted(
-                (f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file()),
+                (f for f in p.rglob("*") if f.suffix.lower() in wanted and f.is_file()),
                 key=lambda f: f.relative_to(p).as_posix(),
             )
             if not found:
-                problems.append((p, "folder contains no photos (searched recursively for .jpg, .png, .bmp, "
-                                    ".tif, .webp and other image extensions)"))
+                what, more = (("photos or videos", ", .mp4, .mov, .avi, .mkv, .webm and others") if videos
+                              else ("photos", ""))
+                problems.append((p, f"folder contains no {what} (searched recursively for .jpg, .png, .bmp, .tif, "
+                                    f".webp and other image extensions{more})"))
             top = Path(p.resolve().name)  # keeps photos of two folders apart in --vis output
             for f in found:
-                add(InputItem(f, "image", top / f.relative_to(p)))
+                add(InputItem(f, _kind(f), top / f.relative_to(p)))
         elif p.exists():
             add(InputItem(p, _kind(p), Path(p.name)))
         else:

@@ -266,6 +266,23 @@ def test_video_every_n_with_vis(tmp_path, standin_path):
     assert n == 3 and "1 video (3 frames)" in r.stderr
 
 
+def test_folder_of_photos_and_videos_runs_both(tmp_path, standin_path):
+    folder = tmp_path / "shoot"
+    (folder / "clips").mkdir(parents=True)
+    cv2.imwrite(str(folder / "a.png"), photo())
+    write_video(folder / "clips" / "run.mp4", frames=3)
+    (folder / "notes.txt").write_text("not an input")
+    vis = tmp_path / "vis"
+    r = run("predict", folder, "--model", standin_path, "--vis", vis)
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert sorted({e["file_name"] for e in res}) == [str(folder / "a.png"), str(folder / "clips" / "run.mp4")]
+    assert [e["frame"] for e in res if "frame" in e] == [0, 1, 2]
+    assert sorted(p.relative_to(vis).as_posix() for p in vis.rglob("*") if p.is_file()) == [
+        "shoot/a.png", "shoot/clips/run.mp4"]
+    assert "1 video (3 frames)" in r.stderr
+
+
 def test_video_persons_are_followed_from_frame_to_frame(tmp_path, standin_path):
     video = write_video(tmp_path / "clip.mp4", frames=4)
     r = run("predict", video, "--model", standin_path, "-q", "--no-smooth")

@@ -49,6 +49,11 @@ def test_expand_inputs_recursive_sorted_case_insensitive(tmp_path):
     assert [i.kind for i in items] == ["image", "image", "image", "video"]
     assert items[2].rel.as_posix() == "photos/sub/c.webp"
     assert len(problems) == 1 and problems[0][0] == tmp_path / "empty" and "no photos" in problems[0][1]
+    items, problems = expand_inputs([d, tmp_path / "empty"], videos=True)  # the CLI's: folders' videos too
+    assert [(i.path.relative_to(tmp_path).as_posix(), i.kind) for i in items] == [
+        ("photos/A.PNG", "image"), ("photos/b.jpg", "image"), ("photos/sub/c.webp", "image"),
+        ("photos/sub/clip.mp4", "video")]
+    assert items[3].rel.as_posix() == "photos/sub/clip.mp4" and "no photos or videos" in problems[0][1]
     with pytest.raises(FileNotFoundError, match="missing"):
         expand_inputs([tmp_path / "missing"])
 
