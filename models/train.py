@@ -34,6 +34,7 @@ from fasterpose_rt.metadata import DEFAULT_BOX_PADDING
 from . import build_model
 from .backbones import identity_blocks, set_drop_path
 from .codec import HeatmapCodec
+from .curves import plot_curves, read_log
 from .data.coco_keypoints import TopDownDataset, load_coco_keypoints
 from .distill import distillation_targets, load_teacher
 from .efficientnet_lite import imagenet_weights_file
@@ -265,6 +266,7 @@ class Trainer:
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_factor)
         self.scaler = grad_scaler(self.device, self.amp)
         self.epoch, self.best = 0, -1.0
+        self._curves_failed = False
         args.work_dir.mkdir(parents=True, exist_ok=True)
         if args.resume:
             self._resume()
@@ -289,6 +291,19 @@ class Trainer:
                        "steps_per_epoch": self.steps_per_epoch},
             "val": val or {},
         }
+
+    def _draw_curves(self, log: Path) -> None:
+        """The run's curves.png (models.curves), redrawn every epoch; skipped without matplotlib, and a drawing
+        that fails is reported once and never stops training."""
+        if self._curves_failed:
+            return
+        try:
+            plot_curves([(self.args.work_dir.name, [read_log(log)])], self.args.work_dir / "curves.png")
+        except ImportError:
+            self._curves_failed = True
+        except Exception as e:  # noqa: BLE001 - a picture must not cost a training run
+            self._curves_failed = True
+            print(f"warning: curves.png not drawn: {e}", file=sys.stderr)
 
     def _save(self, path: Path, val=None):
         ckpt = {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
@@ -409,6 +424,7 @@ class Trainer:
             with open(log, "a") as f:
                 f.write(json.dumps(entry) + "\n")
             print(json.dumps(entry), file=sys.stderr, flush=True)
+            self._draw_curves(log)
             score = val["pck@0.2"] if val else -loss
             improved = score > self.best
             if improved:
