@@ -189,7 +189,7 @@ class Trainer:
                                         occlusion_prob=args.occlusion, rotation_fit=args.rotation_fit,
                                         rotation=args.rotation, scale_range=args.scale, cache=not args.no_cache,
                                         box_padding=args.box_padding,
-                                        seed=args.seed)
+                                        seed=args.seed, warn=self.main)
         self.val_set = None
         if args.val_ann and self.main:
             vs, vmeta = load_coco_keypoints(args.val_ann, args.val_images or args.train_images)
@@ -198,7 +198,7 @@ class Trainer:
             if args.val_limit:
                 vs = vs[: args.val_limit]
             self.val_set = TopDownDataset(vs, self.meta, args.input_size, train=False, cache=not args.no_cache,
-                                          box_padding=args.box_padding)
+                                          box_padding=args.box_padding, warn=self.main)
 
         k = len(self.meta["keypoints"])
         if args.arch.startswith("simplebaseline") and (args.input_size[0] % 32 or args.input_size[1] % 32):
@@ -276,7 +276,8 @@ class Trainer:
         return {
             "architecture": a.arch, "num_keypoints": len(self.meta["keypoints"]), "input_size": list(a.input_size),
             "loss": self.loss_name, "model_options": self.model_options,
-            "dataset": {**self.meta, "train_file": str(a.train_ann), "name": Path(a.train_ann).stem},
+            "dataset": {**self.meta, "train_file": str(a.train_ann), "name": Path(a.train_ann).stem,
+                        "persons": len(self.train_set), "unreadable_photos": len(self.train_set.skipped)},
             "recipe": {"epochs": a.epochs, "batch_size": a.batch_size * self.world, "optimizer": "AdamW", "lr": a.lr,
                        "weight_decay": a.weight_decay, "schedule": "warmup+cosine", "init": self.init_from,
                        "ema": a.ema or None, "drop_path": a.drop_path or None, "ohkm": a.ohkm or None,

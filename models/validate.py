@@ -93,4 +93,4 @@ def checkpoint_scorer(meta: dict, ann, images, box_padding: float, source: str =
         result = validate(model.to(memory_format=torch.channels_last), dataset, logits=meta.get("loss") != "mse")
         return {k: v for k, v in result.items() if k != "pck_per_keypoint"}
 
-    return score, len(samples)
+    return score, len(dataset)

@@ -102,6 +102,43 @@ def test_dataset_targets_follow_the_crop(tmp_path):
             np.testing.assert_allclose(decoded[0][ok], kp[ok], atol=0.01)
 
 
+def test_unreadable_photos_leave_their_persons_out_with_a_warning(tmp_path, capsys):
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=4)
+    (images / "im00002.jpg").unlink()
+    (images / "im00003.jpg").write_bytes(b"not a photo")
+    samples, meta = load_coco_keypoints(ann, images)
+    ds = TopDownDataset(samples, meta, (64, 64), train=True, cache=True)
+    assert [s.image_path.name for s in ds.samples] == ["im00001.jpg", "im00004.jpg"] and len(ds) == 2
+    err = capsys.readouterr().err
+    assert "2 of 4 photos could not be read, so their 2 persons are left out" in err
+    assert "im00002.jpg (cannot read file" in err and "im00003.jpg (not a decodable image" in err
+    assert ds[1][0].shape == (3, 64, 64)  # indices follow the persons kept
+    lazy = TopDownDataset(samples, meta, (64, 64), train=False, cache=False, warn=False)  # only a stat up front
+    assert len(lazy) == 3 and list(lazy.skipped.values()) == ["no such file"] and capsys.readouterr().err == ""
+    with pytest.raises(OSError, match=r"im00003.jpg: not a decodable image"):
+        lazy[1]
+    with pytest.raises(ValueError, match="none of the 2 photos could be read"):
+        TopDownDataset(samples[1:3], meta, (64, 64), train=False)
+
+
+def test_broken_annotation_files_are_named(tmp_path):
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=2)
+    coco = json.loads(ann.read_text())
+    cases = {"bad.json": "{not json", "list.json": "[]",
+             "orphan.json": json.dumps({**coco, "images": coco["images"][:1]})}
+    expected = {"bad.json": "bad.json: not valid JSON (line 1, column 2",
+                "list.json": "list.json: not a COCO keypoint file (no 'images', 'annotations', 'categories' list)",
+                "orphan.json": "orphan.json: annotation 2 is of image 2, which the file's 'images' do not list"}
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ValueError) as e:
+            load_coco_keypoints(tmp_path / name, images)
+        assert expected[name] in str(e.value)
+    r = subprocess.run([sys.executable, *_train_cmd(tmp_path / "bad.json", images, tmp_path / "w")], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "bad.json: not valid JSON" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_rotation_fit_keeps_a_turned_person_inside_the_crop(tmp_path):
     """--rotation-fit: a turned crop's region is the tight box of the turned person (joints touch the padded box,
     none leaves the crop); without it the upright box's region is kept and a person turned 90° overflows."""

@@ -6,6 +6,7 @@ shared codec, so a model sees at training time exactly the pixels the runtime wi
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
@@ -17,6 +18,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from fasterpose_rt.geometry import apply_affine, box_centers_and_sizes, crop_affine, turned_extent
+from fasterpose_rt.inputs import InputReadError, read_image
 from fasterpose_rt.metadata import DEFAULT_BOX_PADDING, IMAGENET_MEAN, IMAGENET_STD
 from fasterpose_rt.skeletons import COCO17, flip_permutation
 
@@ -60,9 +62,19 @@ class PersonSample:
 
 
 def load_coco_keypoints(ann_file, images_dir, min_keypoints: int = 1):
-    """Read a COCO keypoint file -> (samples, category metadata dict). Persons without a usable box are skipped."""
-    with open(ann_file) as f:
-        coco = json.load(f)
+    """Read a COCO keypoint file -> (samples, category metadata dict). Persons without a usable box are skipped.
+
+    Raises ValueError naming the file for what is not a COCO keypoint file (not JSON, a missing ``images`` /
+    ``annotations`` / ``categories`` list, an annotation of an image the file does not list)."""
+    try:
+        with open(ann_file) as f:
+            coco = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{ann_file}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+    missing = [key for key in ("images", "annotations", "categories")
+               if not isinstance(coco, dict) or not isinstance(coco.get(key), list)]
+    if missing:
+        raise ValueError(f"{ann_file}: not a COCO keypoint file (no {', '.join(repr(m) for m in missing)} list)")
     cats = [c for c in coco["categories"] if c.get("keypoints")]
     if not cats:
         raise ValueError(f"{ann_file}: no category with keypoints")
@@ -80,6 +92,9 @@ def load_coco_keypoints(ann_file, images_dir, min_keypoints: int = 1):
         bbox = np.asarray(ann.get("bbox", [0, 0, 0, 0]), dtype=np.float64)
         if vis.sum() < min_keypoints or bbox[2] <= 1 or bbox[3] <= 1:
             continue
+        if ann.get("image_id") not in files:
+            raise ValueError(f"{ann_file}: annotation {ann.get('id')} is of image {ann.get('image_id')}, which the "
+                             "file's 'images' do not list")
         samples.append(
             PersonSample(Path(images_dir) / files[ann["image_id"]], ann["image_id"], bbox, kps[:, :2], vis,
                          float(ann.get("area", bbox[2] * bbox[3])))
@@ -98,12 +113,17 @@ class TopDownDataset(Dataset):
     turned person would be at test time, instead of keeping the upright box's region, which a turned person
     overflows. ``cache=True`` decodes every photo once up
     front (small datasets).
+
+    Photos that cannot be read (missing, empty, not decodable; with ``cache=False`` only missing ones, found up
+    front) leave their persons out, with a warning naming them and why (``warn``); ``skipped`` maps each such
+    photo's path to its reason. None readable at all raises ValueError.
     """
 
     def __init__(self, samples, meta, input_size, train: bool, codec: Optional[HeatmapCodec] = None,
                  box_padding: float = DEFAULT_BOX_PADDING, scale_range: float = 0.25, rotation: float = 30.0, rotation_prob: float = 0.6,
                  flip_prob: float = 0.5, shift: float = 0.05, color_jitter: float = 0.3, half_body_prob: float = 0.0,
-                 occlusion_prob: float = 0.0, rotation_fit: bool = False, cache: bool = True, seed: int = 0):
+                 occlusion_prob: float = 0.0, rotation_fit: bool = False, cache: bool = True, seed: int = 0,
+                 warn: bool = True):
         self.samples = samples
         self.meta = meta
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -123,17 +143,38 @@ class TopDownDataset(Dataset):
         self.std = np.array(IMAGENET_STD, np.float32)
         self.seed = seed
         self._cache = {}
+        self.skipped = {}
+        paths = sorted({s.image_path for s in samples})
         if cache:
-            paths = sorted({s.image_path for s in samples})
             for p in tqdm(paths, desc="caching photos", leave=False, mininterval=2):
-                self._cache[p] = self._read(p)
+                try:
+                    self._cache[p] = self._read(p)
+                except OSError as e:
+                    self.skipped[p] = str(e)
+        else:
+            self.skipped = {p: "no such file" for p in paths if not p.is_file()}
+        if self.skipped:
+            self._leave_out_unreadable(len(paths), warn)
+
+    def _leave_out_unreadable(self, photos: int, warn: bool) -> None:
+        before = len(self.samples)
+        self.samples = [s for s in self.samples if s.image_path not in self.skipped]
+        named = ", ".join(f"{p.name} ({why})" for p, why in list(self.skipped.items())[:5])
+        more = f" and {len(self.skipped) - 5} more" if len(self.skipped) > 5 else ""
+        if not self.samples:
+            raise ValueError(f"none of the {photos} photos could be read: {named}{more}")
+        if warn:
+            print(f"warning: {len(self.skipped)} of {photos} photos could not be read, so their "
+                  f"{before - len(self.samples)} persons are left out: {named}{more}", file=sys.stderr)
 
     @staticmethod
     def _read(path: Path) -> np.ndarray:
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if img is None:
-            raise OSError(f"cannot read image {path}")
-        return img
+        """(H, W, 3) uint8 BGR, decoded as the runtime decodes photos (EXIF orientation applied; gray, alpha and
+        16-bit converted). Raises OSError naming the reason."""
+        try:
+            return read_image(path)
+        except InputReadError as e:
+            raise OSError(str(e)) from None
 
     def __len__(self):
         return len(self.samples)
@@ -209,7 +250,10 @@ class TopDownDataset(Dataset):
         s = self.samples[index]
         img = self._cache.get(s.image_path)
         if img is None:
-            img = self._read(s.image_path)
+            try:
+                img = self._read(s.image_path)
+            except OSError as e:  # uncached: a photo that went bad after the up-front check
+                raise OSError(f"{s.image_path}: {e}") from None
         m, flip = self.crop_transform(index, rng)
         w, h = self.input_size
         crop = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
