@@ -1,0 +1,234 @@
+"""Against MediaPipe Pose, the CPU pose tool many people reach for first: accuracy and time on the same photos, in
+one run.
+
+MediaPipe Pose (BlazePose GHUM, ``mediapipe`` 0.10.14's solution API, ``model_complexity=1`` "full": the landmark
+model its wheel ships, so nothing is downloaded; ``static_image_mode``: its person detector runs on every photo)
+and the FasterPose default, each given every photo in turn, the order alternating from photo to photo:
+
+- **photos without boxes**: the whole photo. MediaPipe runs its detector, then its landmark model; FasterPose runs
+  ``find_poses`` as ``fasterpose predict`` does (the window search, refined), and as ``--no-search`` does (the
+  whole photo, refined: about a third of the search's time).
+- **a person box**: the tight labelled box. FasterPose takes it as it is (what it is calibrated for); MediaPipe
+  takes images, not boxes, so it gets the photo cut to the box enlarged ``--cut`` times (its detector then finds
+  the person in the cut). The enlargement, 3, was chosen for MediaPipe on training persons (``--ann
+  data/lspet_train1k.json --cut 1.5 2 3 4 5`` gives a row each; 3 scored best there, above the whole photo), not
+  on the persons reported.
+
+Scored on the 12 joints both name (shoulders, elbows, wrists, hips, knees, ankles; LSP's neck and head top and
+MediaPipe's face, hands and feet are left out): PCK@0.2 with the torso from the labels, as ``fasterpose eval``,
+and the paired 95 % bootstrap intervals of the differences between rows; a photo where MediaPipe finds nobody scores
+its joints as misses (the share is reported). Time per photo: wall clock and the process's CPU time, both engines
+in one process, with each row's median per-photo ratio to MediaPipe's on the whole photo. MediaPipe's thread count
+cannot be set, so for fewer cores run the benchmark under ``taskset -c 0`` (FasterPose then gets as many threads
+as cores; the results file is named after them). The two engines count the same image coordinates
+(MediaPipe's normalised x, y are scaled by the image size and moved half a pixel to OpenCV's pixel centres).
+
+Needs ``mediapipe``, which is not a dependency: it pins numpy < 2 and protobuf < 5 and pulls jax, so it goes in a
+venv of its own (README, "Measured claims"):
+
+    python3 -m venv .mpvenv && . .mpvenv/bin/activate
+    pip install --no-deps mediapipe==0.10.14 && pip install -r benchmarks/requirements-mediapipe.txt
+    pip install --no-deps -e . && python -m benchmarks.vs_mediapipe    # or: taskset -c 0 python -m ...
+
+-> ``benchmarks/results/vs_mediapipe.{md,json}`` (under ``taskset -c 0``: ``vs_mediapipe_1core``).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import markdown_table, write_results  # noqa: E402
+from benchmarks.orientation import add_persons_args, load_persons_args  # noqa: E402
+from fasterpose_rt import PosePredictor  # noqa: E402
+from fasterpose_rt.metrics import pck, pck_interval  # noqa: E402
+from fasterpose_rt.tracking import find_poses  # noqa: E402
+
+# MediaPipe Pose's landmark index of each joint both models name (BlazePose's 33 landmarks; "left" is the
+# person's left, as in LSP).
+MEDIAPIPE_INDEX = {"right_ankle": 28, "right_knee": 26, "right_hip": 24, "left_hip": 23, "left_knee": 25,
+                   "left_ankle": 27, "right_wrist": 16, "right_elbow": 14, "right_shoulder": 12,
+                   "left_shoulder": 11, "left_elbow": 13, "left_wrist": 15}
+MEDIAPIPE_PHOTO = "MediaPipe Pose, whole photo"
+
+
+def shared_joints(names):
+    """Indices (into ``names``) of the joints MediaPipe also gives, and their MediaPipe landmark indices."""
+    ours = [i for i, n in enumerate(names) if n in MEDIAPIPE_INDEX]
+    return np.array(ours, np.int64), np.array([MEDIAPIPE_INDEX[names[i]] for i in ours], np.int64)
+
+
+def landmarks_to_pixels(normalized, width: int, height: int) -> np.ndarray:
+    """MediaPipe's normalised landmarks (L, 2), x and y in [0, 1] of the image's width and height measured from its
+    edges -> OpenCV pixel coordinates (pixel (i, j)'s centre at x=i, y=j): scaled, then moved half a pixel."""
+    xy = np.asarray(normalized, np.float64) * np.array([width, height], np.float64)
+    return xy - 0.5
+
+
+def cut_around(image, box, enlarge: float):
+    """The photo cut to ``box`` [x, y, w, h] enlarged ``enlarge`` times about its centre (clipped to the photo)
+    -> (cut image, (x0, y0) of the cut in the photo)."""
+    h, w = image.shape[:2]
+    cx, cy = box[0] + box[2] / 2.0, box[1] + box[3] / 2.0
+    half_w, half_h = enlarge * box[2] / 2.0, enlarge * box[3] / 2.0
+    x0, y0 = int(max(0, np.floor(cx - half_w))), int(max(0, np.floor(cy - half_h)))
+    x1, y1 = int(min(w, np.ceil(cx + half_w))), int(min(h, np.ceil(cy + half_h)))
+    return np.ascontiguousarray(image[y0:y1, x0:x1]), np.array([x0, y0], np.float64)
+
+
+class MediaPipePose:
+    """MediaPipe's pose solution on BGR photos: ``(image) -> landmarks (33, 2)`` in its pixels, or None (nobody)."""
+
+    def __init__(self):
+        os.environ.setdefault("GLOG_minloglevel", "2")  # its C++ start-up chatter
+        import mediapipe as mp
+
+        self.version = mp.__version__
+        self.pose = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1, enable_segmentation=False)
+
+    def __call__(self, image):
+        found = self.pose.process(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)).pose_landmarks
+        if found is None:
+            return None
+        norm = np.array([[p.x, p.y] for p in found.landmark], np.float64)
+        return landmarks_to_pixels(norm, image.shape[1], image.shape[0])
+
+
+def _timed(fn):
+    w0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - w0, time.process_time() - c0
+
+
+def run(images, boxes, names, cuts, threads: int):
+    """Every photo through both engines in each setting, alternating which goes first. Returns
+    {row label: {"xy": (N, 12, 2), "wall": (N,), "cpu": (N,), "found": (N,) bool}} and the MediaPipe version."""
+    ours_idx, mp_idx = shared_joints(names)
+    pred, mp_pose = PosePredictor(threads=threads), MediaPipePose()
+    n, j = len(images), len(ours_idx)
+    rows = {}
+
+    def slot(label):
+        rows[label] = {"xy": np.full((n, j, 2), np.nan), "wall": np.zeros(n), "cpu": np.zeros(n),
+                       "found": np.zeros(n, bool)}
+        return rows[label]
+
+    ours_photo, ours_box = slot("FasterPose, whole photo (the CLI's search)"), slot("FasterPose, tight box")
+    ours_quick = slot("FasterPose, whole photo refined (--no-search)")
+    mp_photo = slot(MEDIAPIPE_PHOTO)
+    mp_cut = {c: slot(f"MediaPipe Pose, photo cut to the box enlarged {c:g}×") for c in cuts}
+    for _ in range(2):  # warm-up: first calls allocate
+        find_poses(pred, images[0])
+        mp_pose(images[0])
+    for i, (img, box) in enumerate(zip(images, boxes)):
+        def ours_whole():
+            return find_poses(pred, img).keypoints[0]
+
+        def ours_tight():
+            return pred.predict(img, box[None]).keypoints[0]
+
+        def ours_no_search():
+            return find_poses(pred, img, search=False).keypoints[0]
+
+        calls = [(ours_photo, ours_whole, None), (ours_quick, ours_no_search, None), (ours_box, ours_tight, None),
+                 (mp_photo, lambda: mp_pose(img), 0.0)]
+        for c, row in mp_cut.items():
+            cut, offset = cut_around(img, box, c)
+            calls.append((row, lambda cut=cut: mp_pose(cut), offset))
+        for row, fn, offset in (calls if i % 2 == 0 else calls[::-1]):
+            xy, row["wall"][i], row["cpu"][i] = _timed(fn)
+            if xy is None:
+                continue
+            row["found"][i] = True
+            row["xy"][i] = xy[ours_idx] if offset is None else xy[mp_idx] + offset
+    return rows, mp_pose.version
+
+
+def report(rows, gt, vis, names, cores: int, threads: int, version: str, persons: int, ann: str):
+    ours_idx, _ = shared_joints(names)
+    sub = [names[i] for i in ours_idx]
+    gt, vis = gt[:, ours_idx], vis[:, ours_idx]
+    base_label = "FasterPose, tight box"
+    table, data = [], {"joints": sub, "persons": persons, "cores": cores, "threads": threads, "mediapipe": version,
+                       "rows": {}}
+    per_joint = []
+    for label, row in rows.items():
+        xy = np.where(np.isnan(row["xy"]), 1e9, row["xy"])  # nobody found: every joint a miss
+        value, per_kp, _ = pck(xy, gt, vis, sub)
+        vs = {}
+        for other in ("FasterPose, whole photo (the CLI's search)", base_label, MEDIAPIPE_PHOTO):
+            if other != label:
+                ref = np.where(np.isnan(rows[other]["xy"]), 1e9, rows[other]["xy"])
+                lo, hi = pck_interval(xy, gt, vis, sub, baseline=ref)
+                vs[other] = (value - pck(ref, gt, vis, sub)[0], lo, hi)
+        d_photo = vs.get("FasterPose, whole photo (the CLI's search)")
+        d_box, d_mp = vs.get(base_label), vs.get(MEDIAPIPE_PHOTO)
+        fmt = (lambda d: "—" if d is None else f"{d[0]:+.3f} ({d[1]:+.3f} to {d[2]:+.3f})")
+        found = row["found"]
+        when_found = pck(xy[found], gt[found], vis[found], sub)[0] if found.any() else float("nan")
+        ratio = float(np.median(row["wall"] / rows[MEDIAPIPE_PHOTO]["wall"]))  # per photo: the same moment's load
+        table.append([label, f"{value:.3f}", fmt(d_photo), fmt(d_box), fmt(d_mp), f"{found.mean():.1%}",
+                      f"{when_found:.3f}", f"{ratio:.2f}×",
+                      f"{1e3 * np.median(row['wall']):.1f}", f"{1e3 * np.mean(row['wall']):.1f}",
+                      f"{1e3 * np.mean(row['cpu']):.1f}"])
+        per_joint.append([label] + [f"{v:.2f}" for v in per_kp])
+        data["rows"][label] = {
+            "pck@0.2": value, "per_joint": [float(v) for v in per_kp], "found": float(found.mean()),
+            "pck@0.2_where_found": float(when_found), "ms_median": 1e3 * float(np.median(row["wall"])),
+            "ms_mean": 1e3 * float(np.mean(row["wall"])), "cpu_ms_mean": 1e3 * float(np.mean(row["cpu"])),
+            "time_vs_mediapipe_whole_photo": ratio, "vs": {k: list(map(float, v)) for k, v in vs.items()}}
+    header = ["engine and input", "PCK@0.2 (12 joints)", "vs FasterPose whole photo (95 % interval)",
+              "vs FasterPose tight box (95 % interval)", "vs MediaPipe whole photo (95 % interval)", "person found",
+              "PCK@0.2 where found",
+              "time / MediaPipe's on the whole photo (median per photo)", "ms per photo (median)",
+              "ms per photo (mean)", "CPU ms per photo (mean)"]
+    body = (f"{persons} persons of `{ann}`, one per photo; {cores} core{'s' if cores > 1 else ''} for both engines "
+            f"(FasterPose with {threads} thread{'s' if threads > 1 else ''}); MediaPipe {version}, model_complexity 1, "
+            f"static_image_mode. PCK@0.2 on the joints both name, torso from the labels; a photo where an engine "
+            f"finds nobody scores as all misses.\n\n" + markdown_table(header, table) + "\n\nPCK@0.2 per joint:\n\n"
+            + markdown_table(["engine and input"] + sub, per_joint) + "\n")
+    return body, data
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_persons_args(ap)
+    # 3: the best of 1.5, 2, 3, 4 and 5 for MediaPipe on 1,000 training persons (0.586; 1.5: 0.524, 5: 0.575)
+    ap.add_argument("--cut", type=float, nargs="+", default=[3.0],
+                    help="MediaPipe's cut around the box, as the box enlarged this many times (several: a row each)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="FasterPose's threads (default: one per core this process may use; MediaPipe's cannot be set, "
+                         "so restrict the cores instead: taskset -c 0 python -m benchmarks.vs_mediapipe)")
+    ap.add_argument("--results-dir", type=Path, default=None)
+    a = ap.parse_args(argv)
+    try:
+        import mediapipe  # noqa: F401
+    except ImportError:
+        raise SystemExit("mediapipe is not installed: see this file's docstring (a venv of its own)") from None
+    cores = len(os.sched_getaffinity(0))  # taskset's restriction holds for every thread either engine starts
+    names, gt, vis, boxes, files = load_persons_args(a)
+    images = [cv2.imread(str(a.images / f)) for f in files]
+    if any(im is None for im in images):
+        raise SystemExit(f"cannot read the photos under {a.images}")
+    t0 = time.perf_counter()
+    rows, version = run(images, boxes, names, a.cut, threads=a.threads or cores)
+    print(f"{len(images)} photos in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    body, data = report(rows, gt, vis, names, cores, a.threads or cores, version, len(files), a.ann.name)
+    print(body)
+    shown = " ".join(["python -m benchmarks.vs_mediapipe"] + list(argv if argv is not None else sys.argv[1:]))
+    name = "vs_mediapipe" if cores == os.cpu_count() else f"vs_mediapipe_{cores}core"
+    write_results(name, "FasterPose against MediaPipe Pose on the same photos", body, data, command=shown,
+                  results_dir=a.results_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""benchmarks.vs_mediapipe: the joints both engines name, MediaPipe's coordinates in OpenCV's pixel convention,
+the cut around a box; and a smoke run where mediapipe is installed (it lives in a venv of its own)."""
+import importlib.util
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from benchmarks.vs_mediapipe import MEDIAPIPE_INDEX, cut_around, landmarks_to_pixels, shared_joints
+from fasterpose_rt.skeletons import LSP14
+
+
+def test_the_twelve_shared_joints_map_to_mediapipe_landmarks():
+    names = LSP14["keypoints"]
+    ours, theirs = shared_joints(names)
+    assert [names[i] for i in ours] == [n for n in names if n not in ("neck", "head_top")]
+    assert len(set(theirs.tolist())) == 12 and set(MEDIAPIPE_INDEX) <= set(names)
+    # BlazePose's numbering: left landmarks odd, right even, shoulders to wrists 11-16, hips to ankles 23-28
+    for n, k in MEDIAPIPE_INDEX.items():
+        assert k % 2 == (1 if n.startswith("left") else 0) and (11 <= k <= 16 or 23 <= k <= 28)
+
+
+def test_normalised_landmarks_become_pixel_centres():
+    # a 4 px wide image: its left edge is x = -0.5 and its right edge x = 3.5 in OpenCV's convention
+    xy = landmarks_to_pixels([[0.0, 0.0], [1.0, 1.0], [0.125, 0.5]], width=4, height=2)
+    np.testing.assert_allclose(xy, [[-0.5, -0.5], [3.5, 1.5], [0.0, 0.5]])
+
+
+def test_cut_around_a_box_is_clipped_to_the_photo():
+    photo = np.arange(100 * 80 * 3, dtype=np.uint8).reshape(100, 80, 3)
+    cut, offset = cut_around(photo, np.array([20.0, 30.0, 20.0, 40.0]), 2.0)  # centre (30, 50), 40 x 80
+    assert offset.tolist() == [10.0, 10.0] and cut.shape == (80, 40, 3)
+    np.testing.assert_array_equal(cut, photo[10:90, 10:50])
+    cut, offset = cut_around(photo, np.array([0.0, 0.0, 40.0, 60.0]), 3.0)  # beyond the top-left corner
+    assert offset.tolist() == [0.0, 0.0] and cut.shape == (100, 80, 3)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mediapipe") is None,
+                    reason="mediapipe is not installed (it lives in a venv of its own: benchmarks/vs_mediapipe.py)")
+def test_smoke_run_on_the_demo_photo(tmp_path):
+    """The demo photo labelled with the default's own flip-tested joints: both engines find the astronaut."""
+    from benchmarks.vs_mediapipe import main
+    from demo_labels import demo_prediction
+
+    image, box, result = demo_prediction()
+    (tmp_path / "images").mkdir()
+    cv2.imwrite(str(tmp_path / "images" / "a.jpg"), image)
+    kp = np.concatenate([result.keypoints[0], np.full((14, 1), 2.0)], axis=1).reshape(-1)
+    ann = tmp_path / "demo.json"
+    ann.write_text(json.dumps({"images": [{"id": 1, "file_name": "a.jpg"}], "annotations": [
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": box, "num_keypoints": 14, "keypoints": kp.tolist()}],
+        "categories": [{"id": 1, "name": "person", "keypoints": LSP14["keypoints"]}]}))
+    main(["--ann", str(ann), "--images", str(tmp_path / "images"), "--results-dir", str(tmp_path)])
+    data = json.loads((tmp_path / "vs_mediapipe.json").read_text())
+    assert data["persons"] == 1 and len(data["rows"]) == 5
+    assert data["rows"]["MediaPipe Pose, whole photo"]["found"] == 1.0
+    # its own flip-tested joints as labels: without the flip test only guessed joints (legs below the frame) move
+    assert data["rows"]["FasterPose, tight box"]["pck@0.2"] >= 0.75
