@@ -50,12 +50,9 @@ def amp_name(dtype: Optional[torch.dtype]) -> str:
     return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "off")
 
 
-def autocast(device: Union[str, torch.device], dtype: Union[torch.dtype, bool, None]):
-    """A context running ``device``'s ops in ``dtype`` (None or False: a no-op; True: bf16, as callers before fp16
-    passed it)."""
-    if dtype is True:
-        dtype = torch.bfloat16
-    if not dtype:
+def autocast(device: Union[str, torch.device], dtype: Optional[torch.dtype]):
+    """A context running ``device``'s ops in ``dtype`` (None: float32, a no-op)."""
+    if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(torch.device(device).type, dtype=dtype)
 

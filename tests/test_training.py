@@ -124,10 +124,11 @@ def test_unreadable_photos_leave_their_persons_out_with_a_warning(tmp_path, caps
 def test_broken_annotation_files_are_named(tmp_path):
     ann, images, _ = _lsp_like_dataset(tmp_path, n=2)
     coco = json.loads(ann.read_text())
-    cases = {"bad.json": "{not json", "list.json": "[]",
+    cases = {"bad.json": "{not json", "list.json": "[]", "nocat.json": json.dumps({**coco, "categories": []}),
              "orphan.json": json.dumps({**coco, "images": coco["images"][:1]})}
-    expected = {"bad.json": "bad.json: not valid JSON (line 1, column 2",
-                "list.json": "list.json: not a COCO keypoint file (no 'images', 'annotations', 'categories' list)",
+    expected = {"bad.json": "bad.json: not valid JSON: Expecting property name",
+                "list.json": "list.json: not a COCO annotation file (needs 'images' and 'annotations' lists)",
+                "nocat.json": "nocat.json: no category with keypoints",
                 "orphan.json": "orphan.json: annotation 2 is of image 2, which the file's 'images' do not list"}
     for name, text in cases.items():
         (tmp_path / name).write_text(text)

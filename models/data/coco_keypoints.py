@@ -5,7 +5,6 @@ shared codec, so a model sees at training time exactly the pixels the runtime wi
 """
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from fasterpose_rt.evaluate import load_annotations
 from fasterpose_rt.geometry import apply_affine, box_centers_and_sizes, crop_affine, turned_extent
 from fasterpose_rt.inputs import InputReadError, read_image
 from fasterpose_rt.metadata import DEFAULT_BOX_PADDING, IMAGENET_MEAN, IMAGENET_STD
@@ -64,18 +64,10 @@ class PersonSample:
 def load_coco_keypoints(ann_file, images_dir, min_keypoints: int = 1):
     """Read a COCO keypoint file -> (samples, category metadata dict). Persons without a usable box are skipped.
 
-    Raises ValueError naming the file for what is not a COCO keypoint file (not JSON, a missing ``images`` /
-    ``annotations`` / ``categories`` list, an annotation of an image the file does not list)."""
-    try:
-        with open(ann_file) as f:
-            coco = json.load(f)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{ann_file}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
-    missing = [key for key in ("images", "annotations", "categories")
-               if not isinstance(coco, dict) or not isinstance(coco.get(key), list)]
-    if missing:
-        raise ValueError(f"{ann_file}: not a COCO keypoint file (no {', '.join(repr(m) for m in missing)} list)")
-    cats = [c for c in coco["categories"] if c.get("keypoints")]
+    Raises ValueError naming the file for what is not a COCO keypoint file (not JSON, no ``images`` or
+    ``annotations`` list, no category with keypoints, an annotation of an image the file does not list)."""
+    coco = load_annotations(ann_file)  # the runtime's reader: `fasterpose eval` refuses the same files
+    cats = [c for c in coco.get("categories") or [] if isinstance(c, dict) and c.get("keypoints")]
     if not cats:
         raise ValueError(f"{ann_file}: no category with keypoints")
     meta = category_metadata(cats[0])
