@@ -7,7 +7,7 @@ whole photo go through the network in one batch, and the few whose poses score b
 refined; the best after refining is the photo's person. Asked for several persons (``max_persons``), it refines
 more windows and also reports the further persons that score well and are not made of a reported person's joints
 (``pick_persons``). ``tracking.find_poses`` runs it; ``python -m benchmarks.tracking`` measures it (README,
-"Without person boxes").
+"Photos without person boxes").
 """
 from __future__ import annotations
 

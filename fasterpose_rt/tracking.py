@@ -19,7 +19,7 @@ __all__ = ["boxes_from_poses", "refine", "refine_batch", "drop_duplicates", "fin
            "PoseTracker", "REFINE_PASSES"]
 
 # Defaults first looked at on LSPET validation persons, then checked on 1,000 training persons:
-# python -m benchmarks.tracking --sweep --ann data/lspet_train1k.json (README, "Without person boxes").
+# python -m benchmarks.tracking --sweep --ann data/lspet_train1k.json (README, "Photos without person boxes").
 JOINT_SCORE = 0.1  # joints scoring lower do not shape the box; 0.1 keeps nearly all of a found person's joints
 MIN_JOINTS = 4  # a box from fewer joints says too little about where the person is
 KEEP_SCORE = 0.2  # mean joint score below which a followed person counts as lost (no person: ~0.14 median)
