@@ -168,6 +168,8 @@ class Trainer:
         else:
             self.rank, self.world = 0, 1
         self.device = torch.device(args.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # one input size throughout: let cuDNN pick its fastest kernels
         if args.threads:
             torch.set_num_threads(args.threads)
         torch.manual_seed(args.seed + self.rank)
@@ -179,7 +181,8 @@ class Trainer:
         except ValueError as e:
             raise SystemExit(f"error: {e}") from None
         if self.amp == torch.float16 and self.device.type == "cpu" and self.rank == 0:
-            print("note: --amp fp16 on a CPU is emulated (slower than float32); it is meant for GPUs without bf16",
+            print("warning: --amp fp16 on a CPU is emulated and runs thousands of times slower than float32 (285 s "
+                  "per step of an R34 here); it is meant for GPUs without bf16: on a CPU use --amp bf16 or off",
                   file=sys.stderr)
 
         samples, self.meta = load_coco_keypoints(args.train_ann, args.train_images)
