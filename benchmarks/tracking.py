@@ -196,13 +196,14 @@ def photos(pred, hog, images, names, gt, vis, boxes):
     return score
 
 
-def close_ups(pred, images, names, gt, vis):
-    """Photos cut to each upright person's upper body, so the person fills the photo (a portrait, a webcam):
-    does ``refine`` still help when the whole photo is already about the right box? Returns a Scorer."""
+def close_up_crops(images, names, gt, vis):
+    """Each upright person's upper body cut out of its photo, so the person fills the picture (a portrait, a
+    webcam). Returns (crops: list of (H, W, 3) photos, labels (M, K, 2) in the crops' pixels, visible (M, K):
+    labelled and inside the crop, torso (M,): from the full labels, kept (M,): which persons these are)."""
     idx = {n: i for i, n in enumerate(names)}
     need = [idx[n] for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip", "neck", "head_top")]
     upper = [i for i, n in enumerate(names) if not any(w in n for w in ("hip", "knee", "ankle"))]
-    crops, kept = [], []
+    crops, offsets, kept = [], [], []
     for n, (img, g, v) in enumerate(zip(images, gt, vis)):
         hip_y = g[[idx["left_hip"], idx["right_hip"]], 1].mean()
         if not v[need].all() or g[idx["neck"], 1] >= hip_y:  # upright persons with a measurable torso
@@ -214,13 +215,22 @@ def close_ups(pred, images, names, gt, vis):
         x0, x1 = int(max(0, x0 - mx)), int(min(img.shape[1], x1 + mx))
         y0, y1 = int(max(0, y0 - my)), int(min(img.shape[0], cut))
         if x1 - x0 >= 32 and y1 - y0 >= 32:
-            crops.append((np.ascontiguousarray(img[y0:y1, x0:x1]), np.array([x0, y0], np.float64)))
+            crops.append(np.ascontiguousarray(img[y0:y1, x0:x1]))
+            offsets.append([x0, y0])
             kept.append(n)
+    kept = np.array(kept, np.int64)
     torso = torso_sizes(gt[kept], vis[kept], names)
-    shifted = np.stack([gt[n] - offset for n, (_, offset) in zip(kept, crops)])
-    h_w = np.array([c.shape[:2] for c, _ in crops], np.float64)[:, None, :]
+    shifted = gt[kept] - np.array(offsets, np.float64)[:, None, :]
+    h_w = np.array([c.shape[:2] for c in crops], np.float64)[:, None, :]
     inside = ((shifted >= -0.5) & (shifted <= h_w[..., ::-1] - 0.5)).all(axis=2)
-    score, counting = Scorer(names, shifted, vis[kept] & inside, torso=torso), Counting(pred)
+    return crops, shifted, vis[kept] & inside, torso, kept
+
+
+def close_ups(pred, images, names, gt, vis):
+    """Photos cut to each upright person's upper body (``close_up_crops``): does ``refine`` still help when the
+    whole photo is already about the right box? Returns a Scorer."""
+    crops, shifted, visible, torso, kept = close_up_crops(images, names, gt, vis)
+    score, counting = Scorer(names, shifted, visible, torso=torso), Counting(pred)
     score.notes["Close-ups made of"] = f"{len(crops)} of the {len(images)} persons"
     for label, passes, search in (
             ("whole photo", 0, False),
@@ -229,7 +239,7 @@ def close_ups(pred, images, names, gt, vis):
             (f"{SEARCH_LABEL}; the CLI's default", REFINE_PASSES, True)):
         counting.reset()
         t0 = time.perf_counter()
-        out = [find_poses(counting, c, None, passes, search=search) for c, _ in crops]
+        out = [find_poses(counting, c, None, passes, search=search) for c in crops]
         score.add(label, [r.keypoints[0] for r in out], time.perf_counter() - t0, counting.calls, counting.crops)
     return score
 

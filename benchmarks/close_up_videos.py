@@ -1,0 +1,122 @@
+"""Videos where the person fills the frame from the waist up (a webcam, a video call): does the tracking keep them?
+
+``python -m benchmarks.close_up_videos [--ann data/lspet_val.json] [--clips 100]``
+-> ``benchmarks/results/close_up_videos.{md,json}``.
+
+``benchmarks.tracking`` follows whole persons. Here each clip is a close-up (``tracking.close_up_crops``: an
+upright person's upper body cut out of its photo, legs out of the picture) under the same handheld camera
+(``tracking.make_clips``: zoom, pan, roll, edges replicated, the labels moved with it), ``FRAMES`` frames each.
+Strategies: ``PoseTracker`` acquiring by search (the CLI's default) and on the whole frame (``--no-search``);
+every frame searched on its own (``--no-track``); the tight labelled box every frame (the upper bound). Scored
+on the joints labelled inside each crop (PCK@0.2, torso from the full labels; intervals resample whole clips),
+with model calls and person crops per frame, the share of frames after the first where the tracker had lost its
+person and started again, and track ids per clip (1: the person kept one id). It measures a known weakness
+rather than a setting: the tracker counts a person as lost when its mean score over all joints falls below
+``KEEP_SCORE``, a person whose legs are out of the picture scores low on them, and their low-scored guesses still
+shape the next frame's box.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import write_results  # noqa: E402
+from benchmarks.orientation import _shown, add_persons_args, load_persons_args  # noqa: E402
+from benchmarks.tracking import FRAMES, Counting, Scorer, best_person, close_up_crops, make_clips  # noqa: E402
+from fasterpose_rt import PosePredictor  # noqa: E402
+from fasterpose_rt.tracking import JOINT_SCORE, KEEP_SCORE, REFINE_PASSES, PoseTracker, find_poses  # noqa: E402
+
+
+def run(pred, clips, names, gt, visible, torso, **tracker_options) -> Scorer:
+    """Every strategy over the clips; returns the Scorer (rows against the tracker acquiring by search).
+    tracker_options: PoseTracker settings for the tracked rows (e.g. keep_score, joint_score)."""
+    groups = np.repeat(np.arange(len(clips)), FRAMES)
+    score = Scorer(names, gt, np.repeat(visible, FRAMES, axis=0), groups=groups, torso=np.repeat(torso, FRAMES))
+    counting = Counting(pred)
+    frames_total = len(clips) * FRAMES
+
+    def tracked(label, search):
+        tracker, out, ids, acquired = PoseTracker(counting, search=search, **tracker_options), [], [], 0
+        counting.reset()
+        t0 = time.perf_counter()
+        for frames, _ in clips:
+            tracker.reset()
+            results = []
+            for f in frames:
+                acquired += not len(tracker.boxes)  # nobody followed: this frame starts the tracking again
+                results.append(tracker(f))
+            out += [best_person(r) for r in results]
+            ids.append(len(np.unique(np.concatenate([r.track_ids for r in results]))))
+        score.add(label, out, time.perf_counter() - t0, counting.calls, counting.crops)
+        score.notes[f"{label}:"] = (f"the tracking started again (a search, or the whole frame) in "
+                                    f"{(acquired - len(clips)) / (frames_total - len(clips)):.0%} of the frames after "
+                                    f"the first, {np.mean(ids):.2f} track ids per clip (median {np.median(ids):g}, "
+                                    f"most {max(ids)})")
+
+    def per_frame(label, box_for, passes, search):
+        out = []
+        counting.reset()
+        t0 = time.perf_counter()
+        for c, (frames, _) in enumerate(clips):
+            for i, f in enumerate(frames):
+                out.append(best_person(find_poses(counting, f, box_for(c, i), passes, search=search)))
+        score.add(label, out, time.perf_counter() - t0, counting.calls, counting.crops)
+
+    def tight_box(c, i):
+        labelled = clips[c][1][i][visible[c]]
+        lo, hi = labelled.min(0), labelled.max(0)
+        return [[*lo, *np.maximum(hi - lo, 1.0)]]
+
+    tracked("tracking, acquired by search (the CLI's default)", True)
+    tracked("tracking, acquired on the whole frame (--no-search)", False)
+    per_frame("search + refine, every frame (--no-track)", lambda c, i: None, REFINE_PASSES, True)
+    per_frame("tight labelled box, every frame (upper bound)", tight_box, 0, False)
+    return score
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", help="ONNX model (default: the bundled default model)")
+    add_persons_args(ap)
+    ap.add_argument("--clips", type=int, default=100, help="clips made from the first N close-ups")
+    ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--keep-score", type=float, default=KEEP_SCORE,
+                    help=f"the tracker's keep_score, for trying another (default {KEEP_SCORE:g}, the runtime's)")
+    ap.add_argument("--joint-score", type=float, default=JOINT_SCORE,
+                    help=f"the tracker's joint_score, for trying another (default {JOINT_SCORE:g}, the runtime's)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--results-dir", type=Path, default=None)
+    a = ap.parse_args(argv)
+    names, gt, vis, _, files = load_persons_args(a)
+    images = [cv2.imread(str(a.images / f)) for f in files]
+    if any(img is None for img in images):
+        raise SystemExit(f"cannot read the photos under {a.images}")
+    crops, labels, visible, torso, _ = close_up_crops(images, names, gt, vis)
+    crops, labels, visible, torso = crops[:a.clips], labels[:a.clips], visible[:a.clips], torso[:a.clips]
+    clips = make_clips(crops, labels, seed=a.seed)
+    pred = PosePredictor(a.model, threads=a.threads)
+    score = run(pred, clips, names, np.concatenate([c[1] for c in clips]), visible, torso,
+                keep_score=a.keep_score, joint_score=a.joint_score)
+    table, data = score.table("tracking, acquired by search (the CLI's default)", "frame")
+    body = (f"Model: `{_shown(Path(pred.model_path))}`, {pred.threads} threads; {len(clips)} close-ups of "
+            f"`{a.ann.name}` (of {len(files)} persons), {FRAMES} frames each, seed {a.seed}; the tracker's keep_score "
+            f"{a.keep_score:g} and joint_score {a.joint_score:g}; scored on the joints labelled inside each crop."
+            f"\n\n{table}\n")
+    print(body)
+    shown = " ".join(["python -m benchmarks.close_up_videos"] + list(argv if argv is not None else sys.argv[1:]))
+    write_results("close_up_videos", "Tracking persons who fill the frame from the waist up", body,
+                  {"model": _shown(Path(pred.model_path)), "clips": len(clips), "videos": data}, command=shown,
+                  results_dir=a.results_dir)
+
+
+if __name__ == "__main__":
+    main()
