@@ -32,11 +32,11 @@ if str(ROOT) not in sys.path:
 
 from benchmarks.common import write_results  # noqa: E402
 from benchmarks.orientation import _shown, add_persons_args, load_persons_args  # noqa: E402
-from benchmarks.tracking import FRAMES, Counting, Scorer, best_person, close_up_crops, make_clips  # noqa: E402
+from benchmarks.tracking import (FRAMES, Counting, Scorer, best_person, close_up_crops, make_clips,  # noqa: E402
+                                 per_frame_poses, track_clips, track_ids)
 from fasterpose_rt import PosePredictor  # noqa: E402
 from fasterpose_rt.metrics import pck  # noqa: E402
-from fasterpose_rt.tracking import (JOINT_SCORE, KEEP_SCORE, MIN_JOINTS, REFINE_PASSES, PoseTracker,  # noqa: E402
-                                  find_poses)
+from fasterpose_rt.tracking import JOINT_SCORE, KEEP_SCORE, MIN_JOINTS, REFINE_PASSES, PoseTracker  # noqa: E402
 
 
 def run(pred, clips, names, gt, visible, torso, **tracker_options) -> Scorer:
@@ -48,35 +48,27 @@ def run(pred, clips, names, gt, visible, torso, **tracker_options) -> Scorer:
     frames_total = len(clips) * FRAMES
 
     def tracked(label, search):
-        tracker, out, ids, acquired = PoseTracker(counting, search=search, **tracker_options), [], [], 0
         counting.reset()
         t0 = time.perf_counter()
-        for frames, _ in clips:
-            tracker.reset()
-            results = []
-            for f in frames:
-                acquired += not len(tracker.boxes)  # nobody followed: this frame starts the tracking again
-                results.append(tracker(f))
-            out += [best_person(r) for r in results]
-            ids.append(len(np.unique(np.concatenate([r.track_ids for r in results]))))
-        score.add(label, out, time.perf_counter() - t0, counting.calls, counting.crops)
+        per_clip, restarts = track_clips(PoseTracker(counting, search=search, **tracker_options), clips)
+        seconds = time.perf_counter() - t0
+        out = [best_person(r) for results in per_clip for r in results]
+        ids = [track_ids(results) for results in per_clip]
+        score.add(label, out, seconds, counting.calls, counting.crops)
         reported[label] = np.isfinite(np.asarray(out)).all(axis=(1, 2))
         score.notes[f"{label}:"] = (f"the tracking started again (a search, or the whole frame) in "
-                                    f"{(acquired - len(clips)) / (frames_total - len(clips)):.0%} of the frames after "
+                                    f"{restarts / (frames_total - len(clips)):.0%} of the frames after "
                                     f"the first, {np.mean(ids):.2f} track ids per clip (median {np.median(ids):g}, "
                                     f"most {max(ids)}); nobody reported in {1 - reported[label].mean():.0%} of the "
                                     f"frames (fewer than {MIN_JOINTS} joints scoring {JOINT_SCORE:g})")
 
     def per_frame(label, box_for, passes, search):
-        out = []
         counting.reset()
         t0 = time.perf_counter()
-        for c, (frames, _) in enumerate(clips):
-            for i, f in enumerate(frames):
-                out.append(best_person(find_poses(counting, f, box_for(c, i), passes, search=search)))
+        out = per_frame_poses(counting, clips, box_for, passes, search)
         score.add(label, out, time.perf_counter() - t0, counting.calls, counting.crops)
 
-    def tight_box(c, i):
+    def tight_box(f, i, c):
         labelled = clips[c][1][i][visible[c]]
         lo, hi = labelled.min(0), labelled.max(0)
         return [[*lo, *np.maximum(hi - lo, 1.0)]]
@@ -84,7 +76,7 @@ def run(pred, clips, names, gt, visible, torso, **tracker_options) -> Scorer:
     reported = {}
     tracked("tracking, acquired by search (the CLI's default)", True)
     tracked("tracking, acquired on the whole frame (--no-search)", False)
-    per_frame("search + refine, every frame (--no-track)", lambda c, i: None, REFINE_PASSES, True)
+    per_frame("search + refine, every frame (--no-track)", lambda f, i, c: None, REFINE_PASSES, True)
     per_frame("tight labelled box, every frame (upper bound)", tight_box, 0, False)
     default, alone = "tracking, acquired by search (the CLI's default)", "search + refine, every frame (--no-track)"
     seen = reported[default]

@@ -262,6 +262,32 @@ def sweep(pred, images, names, gt, vis):
     return score
 
 
+def track_clips(tracker, clips):
+    """Each clip's frames through ``tracker``, reset before each clip. Returns (results: one list of PoseResults per
+    clip, restarts: the frames after a clip's first on which nobody was followed, so the tracker acquired again)."""
+    per_clip, restarts = [], 0
+    for frames, *_ in clips:
+        tracker.reset()
+        results = []
+        for i, f in enumerate(frames):
+            restarts += i > 0 and not len(tracker.boxes)
+            results.append(tracker(f))
+        per_clip.append(results)
+    return per_clip, restarts
+
+
+def track_ids(results) -> int:
+    """How many track ids a clip's PoseResults gave out."""
+    return len(np.unique(np.concatenate([r.track_ids for r in results])))
+
+
+def per_frame_poses(predictor, clips, box_for, passes: int = 0, search: bool = False) -> list:
+    """Every frame on its own, as ``find_poses`` does: boxes from box_for(frame, index, clip) (None: the whole
+    frame, or with ``search`` a search), then ``refine``. Returns the best person's keypoints (K, 2) per frame."""
+    return [best_person(find_poses(predictor, f, box_for(f, i, c), passes, search=search))
+            for c, (frames, *_) in enumerate(clips) for i, f in enumerate(frames)]
+
+
 def make_clips(images, gt, seed: int = 0, frames: int = FRAMES, path=camera_path, noise: float = 0.0):
     """A synthetic clip per photo: (frames list of (H, W, 3) uint8, labels (frames, K, 2)) each.
 
@@ -297,24 +323,21 @@ def videos(pred, hog, images, names, gt, vis, seed: int = 0):
     def per_frame(label, box_for, passes=0, search=False):
         """Every frame on its own: boxes from box_for(frame, index, clip) (None: the whole frame, or with
         ``search`` a search), then ``refine``, as ``find_poses`` does."""
-        out, t0 = [], time.perf_counter()
         counting.reset()
-        for c, (frames, _) in enumerate(clips):
-            for i, f in enumerate(frames):
-                out.append(best_person(find_poses(counting, f, box_for(f, i, c), passes, search=search)))
+        t0 = time.perf_counter()
+        out = per_frame_poses(counting, clips, box_for, passes, search)
         score.add(label, out, time.perf_counter() - t0, counting.calls, counting.crops)
 
     def tracked(label, acquire, search=False):
         tracker = PoseTracker(counting, acquire=acquire, search=search)
-        out, ids, nobody, t0 = [], [], 0, time.perf_counter()
         counting.reset()
-        for frames, _ in clips:
-            tracker.reset()
-            results = [tracker(f) for f in frames]
-            out += [best_person(r) for r in results]
-            ids.append(len(np.unique(np.concatenate([r.track_ids for r in results]))))
-            nobody += sum(not len(r) for r in results)
-        score.add(label, out, time.perf_counter() - t0, counting.calls, counting.crops)
+        t0 = time.perf_counter()
+        per_clip, _ = track_clips(tracker, clips)
+        seconds = time.perf_counter() - t0
+        out = [best_person(r) for results in per_clip for r in results]
+        ids = [track_ids(results) for results in per_clip]
+        nobody = sum(not len(r) for results in per_clip for r in results)
+        score.add(label, out, seconds, counting.calls, counting.crops)
         score.notes[f"{label}:"] = (f"{np.mean(ids):.2f} track ids per clip (1: the person kept one id throughout; "
                                     f"median {np.median(ids):g}, most {max(ids)}), nobody reported in "
                                     f"{nobody / len(out):.1%} of the frames")
@@ -459,17 +482,16 @@ def identities(pred, hog, clips, names):
             tracker = PoseTracker(pred, acquire=acquire, reacquire_every=REACQUIRE_EVERY if again else None,
                                   refound_iou=refound, remember=remember, search=search, max_persons=most)
             ids, swaps, found = [], 0, 0
-            for frames, labels, visible in clips:
-                tracker.reset()
+            per_clip, _ = track_clips(tracker, clips)
+            for results, (_, labels, visible) in zip(per_clip, clips):
                 owner = {}
-                results = [tracker(f) for f in frames]
                 for r, gf in zip(results, labels):
                     for tid, who in zip(r.track_ids.tolist(), match_persons(r.keypoints, gf, visible, names,
                                                                             exclusive=False).tolist()):
                         if who >= 0:
                             swaps += owner.get(tid, who) != who
                             owner[tid], found = who, found + 1
-                ids.append(len(np.unique(np.concatenate([r.track_ids for r in results]))))
+                ids.append(track_ids(results))
             label = f"{acquire_label}; re-found at IoU >= {refound:g} within {remember} frames ({what})"
             rows.append([label, f"{np.mean(ids):.2f}", str(swaps), f"{found / (len(clips) * FRAMES):.2f}"])
             data[label] = {"track_ids_per_clip": float(np.mean(ids)), "id_swaps": swaps,

@@ -161,15 +161,15 @@ def report(rows, gt, vis, names, cores: int, threads: int, version: str, persons
     table, data = [], {"joints": sub, "persons": persons, "cores": cores, "threads": threads, "mediapipe": version,
                        "rows": {}}
     per_joint = []
+    scores = {label: pck(row["xy"], gt, vis, sub) for label, row in rows.items()}  # NaN (nobody found): a miss
     for label, row in rows.items():
-        xy = np.where(np.isnan(row["xy"]), 1e9, row["xy"])  # nobody found: every joint a miss
-        value, per_kp, _ = pck(xy, gt, vis, sub)
+        xy = row["xy"]
+        value, per_kp, _ = scores[label]
         vs = {}
         for other in ("FasterPose, whole photo (the CLI's search)", base_label, MEDIAPIPE_PHOTO):
             if other != label:
-                ref = np.where(np.isnan(rows[other]["xy"]), 1e9, rows[other]["xy"])
-                lo, hi = pck_interval(xy, gt, vis, sub, baseline=ref)
-                vs[other] = (value - pck(ref, gt, vis, sub)[0], lo, hi)
+                lo, hi = pck_interval(xy, gt, vis, sub, baseline=rows[other]["xy"])
+                vs[other] = (value - scores[other][0], lo, hi)
         d_photo = vs.get("FasterPose, whole photo (the CLI's search)")
         d_box, d_mp = vs.get(base_label), vs.get(MEDIAPIPE_PHOTO)
         fmt = (lambda d: "—" if d is None else f"{d[0]:+.3f} ({d[1]:+.3f} to {d[2]:+.3f})")
