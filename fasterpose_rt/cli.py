@@ -40,8 +40,10 @@ class UsageProblem(click.ClickException):
 
 
 def _say(msg: str) -> None:
-    """A line on stderr that does not tear an active progress bar."""
+    """A line on stderr that does not tear an active progress bar, flushed: an exit right after it must not lose
+    it (where stderr is a buffered stream, e.g. captured by click 8.1's CliRunner)."""
     tqdm.write(msg, file=sys.stderr)
+    sys.stderr.flush()
 
 
 def _guarded(func):

@@ -1,4 +1,5 @@
 """Shared test fixtures. Stand-in ONNX models live in tests/standin.py (reusable by every test file)."""
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -11,6 +12,8 @@ if str(ROOT) not in sys.path:  # models/ and export/ are used from the checkout,
 LSPET = ROOT.parent / "shared" / "datasets" / "lspet"  # real photos; tests that need them skip without it
 NEEDS_LSPET = pytest.mark.skipif(not (LSPET / "joints.mat").is_file(),
                                  reason=f"LSPET photos not found at {LSPET} (../shared is absent)")
+TORCH_ABSENT = "torch is absent: the training and export tests need pip install -e '.[dev]'"
+NEEDS_TORCH = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason=TORCH_ABSENT)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import sys
 
 import cv2
 import pytest
-from click.testing import CliRunner
+from clirunner import invoke
 from standin import paint_blobs, standin_metadata, write_standin
 
 from fasterpose_rt.cli import main
@@ -15,7 +15,7 @@ POINTS = [[40, 30], [30, 60], [50, 60], [40, 90]]
 
 
 def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
+    return invoke(main, args)
 
 
 # ------------------------------------------------------------------------------------------------------- bench

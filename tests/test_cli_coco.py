@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from clirunner import invoke
 
 from fasterpose_rt.cli import main
 from fasterpose_rt.metadata import METADATA_KEY, ModelMetadata
@@ -52,7 +52,7 @@ def test_predict_results_are_read_by_pycocotools(coco17_model, tmp_path):
 
     ann = COCO_MINI / "person_keypoints.json"
     out = tmp_path / "results.json"
-    r = CliRunner().invoke(main, ["predict", str(COCO_MINI / "images"), "--model", str(coco17_model),
+    r = invoke(main, ["predict", str(COCO_MINI / "images"), "--model", str(coco17_model),
                                   "--boxes", str(ann), "--out", str(out), "-q"])
     assert r.exit_code == 0, r.output
     gt_data = json.loads(ann.read_text())
@@ -73,7 +73,7 @@ def test_predict_results_are_read_by_pycocotools(coco17_model, tmp_path):
 def test_eval_on_coco_mini(coco17_model, tmp_path):
     pytest.importorskip("pycocotools")
     out = tmp_path / "report.json"
-    r = CliRunner().invoke(main, ["eval", "--coco", str(COCO_MINI / "person_keypoints.json"), "--images",
+    r = invoke(main, ["eval", "--coco", str(COCO_MINI / "person_keypoints.json"), "--images",
                                   str(COCO_MINI / "images"), "--model", str(coco17_model), "--out", str(out), "-q"])
     assert r.exit_code == 0, r.output
     rep = json.loads(out.read_text())
@@ -85,7 +85,7 @@ def test_eval_on_coco_mini(coco17_model, tmp_path):
 def test_the_bundled_lsp_model_is_evaluated_on_the_joints_coco_shares(tmp_path):
     pytest.importorskip("pycocotools")
     out = tmp_path / "report.json"
-    r = CliRunner().invoke(main, ["eval", "--coco", str(COCO_MINI / "person_keypoints.json"), "--images",
+    r = invoke(main, ["eval", "--coco", str(COCO_MINI / "person_keypoints.json"), "--images",
                                   str(COCO_MINI / "images"), "--out", str(out), "-q"])
     assert r.exit_code == 0, r.output
     assert "share 12 keypoint names; only those are evaluated (left out: nose," in r.stderr

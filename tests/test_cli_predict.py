@@ -4,7 +4,7 @@ import json
 import cv2
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from clirunner import invoke
 from standin import STANDIN_POINTS, paint_blobs, write_video
 
 from fasterpose_rt import PosePredictor
@@ -27,7 +27,7 @@ def folder(tmp_path):
 
 
 def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
+    return invoke(main, args)
 
 
 def assert_no_traceback(result):

@@ -59,7 +59,8 @@ def test_expand_inputs_recursive_sorted_case_insensitive(tmp_path):
 
 
 def test_read_image_converts_gray_alpha_palette_16bit(tmp_path):
-    from PIL import Image  # dev dependency (via matplotlib); the runtime never needs it
+    Image = pytest.importorskip("PIL.Image", reason="Pillow is absent (a dev dependency, via matplotlib): it writes "
+                                "the palette photo")  # the runtime never needs it
 
     gray = np.tile(np.arange(0, 250, 10, dtype=np.uint8), (8, 1))
     cv2.imwrite(str(tmp_path / "gray.png"), gray)

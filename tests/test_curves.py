@@ -43,6 +43,7 @@ def test_bad_logs_are_named(tmp_path):
 
 
 def test_plot_and_cli_write_a_png_and_a_summary(tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="matplotlib is absent (a dev dependency): it draws the curves")
     a = _log(tmp_path / "a" / "log.jsonl", [0.1, 0.2, 0.3])
     b = _log(tmp_path / "b" / "log.jsonl", [0.2, 0.4])
     out = plot_curves([("a", [read_log(a)])], tmp_path / "deep" / "one.png", target=0.8)

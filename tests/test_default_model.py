@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from clirunner import invoke
 
 from fasterpose_rt import DEFAULT_MODELS, DEFAULT_VARIANT, PosePredictor
 from fasterpose_rt.cli import main
@@ -61,7 +61,7 @@ def test_box_padding_is_the_best_of_its_calibration_on_training_persons(variant)
 
 def test_quick_start_photo(tmp_path):
     """README's first command: keypoints inside the photo, the head above the neck above the shoulders."""
-    r = CliRunner().invoke(main, ["predict", str(DEMO), "--out", str(tmp_path / "r.json"), "--vis", str(tmp_path)])
+    r = invoke(main, ["predict", str(DEMO), "--out", str(tmp_path / "r.json"), "--vis", str(tmp_path)])
     assert r.exit_code == 0, r.output
     (person,) = json.loads((tmp_path / "r.json").read_text())
     kp = np.asarray(person["keypoints"], np.float32).reshape(-1, 3)
@@ -80,7 +80,7 @@ def lspet_subset(lspet_coco):
 
 def _eval(ann, tmp_path, *flags):
     out = tmp_path / "report.json"
-    r = CliRunner().invoke(main, ["eval", "--coco", str(ann), "--images", str(LSPET / "images"), "--threads", "2",
+    r = invoke(main, ["eval", "--coco", str(ann), "--images", str(LSPET / "images"), "--threads", "2",
                                   "-q", "--out", str(out), *flags])
     assert r.exit_code == 0, r.output
     return json.loads(out.read_text())

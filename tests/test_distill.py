@@ -5,6 +5,8 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import TORCH_ABSENT
+pytest.importorskip("torch", reason=TORCH_ABSENT)
 import torch
 
 from fasterpose_rt.skeletons import flip_permutation

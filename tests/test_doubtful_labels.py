@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from conftest import NEEDS_TORCH
+
 from fasterpose_rt.skeletons import LSP14
 from models.data.doubtful_labels import doubtful_joints, main, unlabel
 from demo_labels import demo_prediction, write_demo_coco
@@ -81,6 +83,7 @@ def demo_set(tmp_path_factory):
     return write_demo_coco(tmp_path_factory.mktemp("doubtful"), image, box, [moved, xy, moved])
 
 
+@NEEDS_TORCH  # the label tools record the model's provenance through export/
 def test_end_to_end_on_a_real_photo(demo_set, tmp_path, capsys):
     path, images_dir, coco = demo_set
     out = tmp_path / "clean.json"
@@ -103,6 +106,7 @@ def test_end_to_end_on_a_real_photo(demo_set, tmp_path, capsys):
     assert clean["images"] == coco["images"] and clean["categories"] == coco["categories"]
 
 
+@NEEDS_TORCH  # the label tools record the model's provenance through export/
 def test_bad_input_writes_nothing(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")

@@ -4,6 +4,8 @@ on the real file when its PyPI package is installed."""
 import cv2
 import numpy as np
 import pytest
+from conftest import TORCH_ABSENT
+pytest.importorskip("torch", reason=TORCH_ABSENT)
 import torch
 
 from conftest import ROOT
@@ -134,7 +136,7 @@ def test_released_imagenet_weights_see_a_skier_at_both_strides():
 
 
 def test_fasterpose_lite0_exports_with_a_dynamic_batch_and_parity(tmp_path):
-    from click.testing import CliRunner
+    from clirunner import invoke
 
     from export.__main__ import main as export_main
     from export.verify import reference_batch, torch_outputs
@@ -153,7 +155,7 @@ def test_fasterpose_lite0_exports_with_a_dynamic_batch_and_parity(tmp_path):
             "recipe": {"epochs": 1, "pretrained": True}, "val": {}}
     ckpt, out = tmp_path / "last.pth", tmp_path / "lite0.onnx"
     torch.save({"model": model.state_dict(), "meta": meta}, ckpt)
-    result = CliRunner().invoke(export_main, ["--checkpoint", str(ckpt), "--out", str(out)])
+    result = invoke(export_main, ["--checkpoint", str(ckpt), "--out", str(out)])
     assert result.exit_code == 0, result.output
     session, onnx_meta = open_session(out, threads=1)
     assert onnx_meta.architecture == "fasterpose_lite0"

@@ -6,8 +6,10 @@ import json
 import numpy as np
 import onnx
 import pytest
+from conftest import TORCH_ABSENT
+pytest.importorskip("torch", reason=TORCH_ABSENT)
 import torch
-from click.testing import CliRunner
+from clirunner import invoke
 from torch import nn
 
 from export import Tolerance, VerificationError, export_onnx, file_sha256
@@ -57,7 +59,7 @@ def exported(tmp_path_factory):
     torch.save({"model": {f"module.{k}": v for k, v in model.state_dict().items()}, "optimizer": {"state": {}},
                 "scheduler": {"last_epoch": 3}, "epoch": 3, "meta": META}, ckpt)
     out = root / "out" / "model.onnx"
-    result = CliRunner().invoke(main, ["--checkpoint", str(ckpt), "--out", str(out)])
+    result = invoke(main, ["--checkpoint", str(ckpt), "--out", str(out)])
     return {"model": model, "ckpt": ckpt, "out": out, "result": result, "dir": out.parent}
 
 

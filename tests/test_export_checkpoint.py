@@ -5,8 +5,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import TORCH_ABSENT
+pytest.importorskip("torch", reason=TORCH_ABSENT)
 import torch
-from click.testing import CliRunner
+from clirunner import invoke
 from torch import nn
 
 from export import CheckpointError, load_checkpoint, load_weights
@@ -85,7 +87,7 @@ def test_pickle_with_code_is_refused_and_never_runs(tmp_path):
     torch.save({"model": small_model().state_dict(), "extra": Payload(str(marker))}, path)
     with pytest.raises(CheckpointError, match="refused"):
         load_checkpoint(path)
-    r = CliRunner().invoke(main, ["--arch", "fasterpose_r18", "--num-keypoints", "17", "--checkpoint", str(path),
+    r = invoke(main, ["--arch", "fasterpose_r18", "--num-keypoints", "17", "--checkpoint", str(path),
                                   "--out", str(tmp_path / "m.onnx")])
     assert r.exit_code == 2 and "refused" in r.stderr and "Traceback" not in r.output
     assert not marker.exists() and not (tmp_path / "m.onnx").exists()

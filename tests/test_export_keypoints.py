@@ -2,8 +2,10 @@
 import json
 
 import pytest
-from click.testing import CliRunner
+from clirunner import invoke
 
+from conftest import TORCH_ABSENT
+pytest.importorskip("torch", reason=TORCH_ABSENT)
 from export import InputError, KeypointSetError, build_metadata, keypoints_from_coco, resolve_keypoint_set, resolve_spec
 from export.__main__ import main
 from fasterpose_rt.metadata import ModelMetadata
@@ -89,6 +91,6 @@ def test_metadata_without_checkpoint_marks_random_weights():
 ])
 def test_cli_input_errors_exit_2(tmp_path, args, message):
     out = tmp_path / "m.onnx"
-    r = CliRunner().invoke(main, args + ["--out", str(out)])
+    r = invoke(main, args + ["--out", str(out)])
     assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output
     assert not out.exists()

@@ -9,7 +9,8 @@ import json
 import onnx
 import pytest
 
-from conftest import LSPET, NEEDS_LSPET, runtime_pck
+from conftest import LSPET, NEEDS_LSPET, TORCH_ABSENT, runtime_pck
+pytest.importorskip("torch", reason=TORCH_ABSENT)
 from export import InputError
 from export.padding import calibrate_padding, main
 from fasterpose_rt import DEFAULT_MODELS, PosePredictor

@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from conftest import NEEDS_TORCH
+
 from fasterpose_rt.skeletons import LSP14, flip_permutation
 from models.data.fix_sides import main, mirrored_persons, swap_sides
 from demo_labels import demo_prediction, write_demo_coco
@@ -75,6 +77,7 @@ def demo_set(tmp_path_factory):
     return write_demo_coco(tmp_path_factory.mktemp("sides"), image, box, [xy[PERM], xy, xy[PERM]])
 
 
+@NEEDS_TORCH  # the label tools record the model's provenance through export/
 def test_end_to_end_on_a_real_photo(demo_set, tmp_path, capsys):
     path, images_dir, coco = demo_set
     out = tmp_path / "fixed.json"
@@ -93,6 +96,7 @@ def test_end_to_end_on_a_real_photo(demo_set, tmp_path, capsys):
     assert fixed["images"] == coco["images"] and fixed["categories"] == coco["categories"]
 
 
+@NEEDS_TORCH  # the label tools record the model's provenance through export/
 def test_bad_input_writes_nothing(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
@@ -101,6 +105,7 @@ def test_bad_input_writes_nothing(tmp_path, capsys):
     assert "error:" in capsys.readouterr().err and not out.exists()
 
 
+@NEEDS_TORCH  # the label tools record the model's provenance through export/
 def test_a_keypoint_set_other_than_the_models_is_refused_before_predicting(demo_set, tmp_path, capsys):
     path, images_dir, coco = demo_set
     other = dict(coco, annotations=[dict(coco["annotations"][0], keypoints=[0, 0, 0] * 17)])

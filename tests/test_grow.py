@@ -2,6 +2,9 @@
 import subprocess
 import sys
 
+import pytest
+from conftest import TORCH_ABSENT
+pytest.importorskip("torch", reason=TORCH_ABSENT)
 import torch
 
 from models import build_model

@@ -3,6 +3,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TORCH_ABSENT
+pytest.importorskip("torch", reason=TORCH_ABSENT)
 import torch
 
 from fasterpose_rt.skeletons import COCO17

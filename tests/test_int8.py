@@ -11,6 +11,8 @@ import numpy as np
 import onnx
 import pytest
 
+from conftest import TORCH_ABSENT
+pytest.importorskip("torch", reason=TORCH_ABSENT)
 import export.quantize as quantize_mod
 from export import InputError, VerificationError
 from export.crops import list_persons, load_crops
@@ -192,25 +194,25 @@ def test_quantize_cli_exit_codes(float_model, tmp_path, monkeypatch, capsys):
 
 
 def test_export_int8_flags_go_together(tmp_path):
-    from click.testing import CliRunner
+    from clirunner import invoke
 
     from export.__main__ import main
 
     out = tmp_path / "m.onnx"
     base = ["--arch", "fasterpose_r18", "--num-keypoints", "17", "--input-size", "64x64", "--out", str(out)]
     for extra in (["--int8"], ["--calibration", str(tmp_path)]):
-        res = CliRunner().invoke(main, base + extra)
+        res = invoke(main, base + extra)
         assert res.exit_code == 2 and "--calibration" in res.output and not out.exists()
 
 
 @needs_photos
 def test_export_int8_writes_float_then_int8(tmp_path):
-    from click.testing import CliRunner
+    from clirunner import invoke
 
     from export.__main__ import main
 
     out = tmp_path / "m.onnx"
-    res = CliRunner().invoke(main, ["--arch", "fasterpose_r18", "--num-keypoints", "17", "--input-size", "64x64",
+    res = invoke(main, ["--arch", "fasterpose_r18", "--num-keypoints", "17", "--input-size", "64x64",
                                     "--out", str(out), "--int8", "--calibration", str(ANN),
                                     "--calibration-size", "8", "--max-pck-drop", "100"])
     assert res.exit_code == 0, res.output

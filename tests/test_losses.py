@@ -1,6 +1,8 @@
 """RCE and MSE heatmap losses: values, gradients, keypoint weights, the relative form."""
 import numpy as np
 import pytest
+from conftest import TORCH_ABSENT
+pytest.importorskip("torch", reason=TORCH_ABSENT)
 import torch
 
 from models.losses import MSELoss, RCELoss, build_loss

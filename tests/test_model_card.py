@@ -2,7 +2,7 @@
 import hashlib
 import json
 
-from click.testing import CliRunner
+from clirunner import invoke
 
 from fasterpose_rt import DEFAULT_MODELS
 from fasterpose_rt.cli import main
@@ -17,7 +17,7 @@ NEWEST = {"epochs": 20, "lr": 0.0001, "drop_path": 0.1,
 
 
 def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
+    return invoke(main, args)
 
 
 def test_training_stages_walk_the_init_chain_newest_first():

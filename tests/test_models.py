@@ -1,6 +1,8 @@
 """Architectures: output shapes, torchvision-compatible ResNet weights, MAC counts, and a tiny overfit run."""
 import numpy as np
 import pytest
+from conftest import TORCH_ABSENT
+pytest.importorskip("torch", reason=TORCH_ABSENT)
 import torch
 from torch import nn
 

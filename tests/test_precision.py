@@ -6,6 +6,8 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import TORCH_ABSENT
+pytest.importorskip("torch", reason=TORCH_ABSENT)
 import torch
 
 from models.precision import amp_dtype, amp_name, autocast, grad_scaler

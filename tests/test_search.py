@@ -9,7 +9,7 @@ import json
 import cv2
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from clirunner import invoke
 from conftest import LSPET, NEEDS_LSPET
 from fakes import FakePredictor
 
@@ -143,9 +143,9 @@ def test_max_persons_reports_several_persons_of_a_photo():
 def test_cli_max_persons_needs_the_search(tmp_path):
     photo = tmp_path / "p.png"
     cv2.imwrite(str(photo), PHOTO)
-    r = CliRunner().invoke(main, ["predict", str(photo), "--max-persons", "2", "--no-search"])
+    r = invoke(main, ["predict", str(photo), "--max-persons", "2", "--no-search"])
     assert r.exit_code == 2 and "--max-persons" in r.output and "Traceback" not in r.output
-    r = CliRunner().invoke(main, ["predict", str(photo), "--max-persons", "0"])
+    r = invoke(main, ["predict", str(photo), "--max-persons", "0"])
     assert r.exit_code == 2 and "--max-persons" in r.output
 
 

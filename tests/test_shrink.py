@@ -4,6 +4,8 @@ import subprocess
 import sys
 
 import pytest
+from conftest import TORCH_ABSENT
+pytest.importorskip("torch", reason=TORCH_ABSENT)
 import torch
 from torch import nn
 

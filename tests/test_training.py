@@ -8,6 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import TORCH_ABSENT
+pytest.importorskip("torch", reason=TORCH_ABSENT)
 import torch
 
 from fasterpose_rt.geometry import apply_affine, box_centers_and_sizes, crop_affine
