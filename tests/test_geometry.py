@@ -47,6 +47,26 @@ def test_invert_affine_round_trip():
     np.testing.assert_allclose(np.einsum("nij,njk->nik", inv[:, :, :2], m[:, :, :2]), np.broadcast_to(np.eye(2), (4, 2, 2)), atol=1e-12)
 
 
+
+def test_invert_affine_is_lapacks_inverse_without_lapack(monkeypatch, standin_path):
+    """The closed-form 2x2 inverse equals np.linalg.inv and refuses a singular map as it does; and a prediction
+    never calls LAPACK (through older numpy's OpenBLAS, a call left a thread spinning on the second core)."""
+    rng = np.random.default_rng(2)
+    m = rng.normal(size=(500, 2, 3)) * rng.uniform(0.01, 100, (500, 1, 1))
+    np.testing.assert_allclose(invert_affine(m)[:, :, :2], np.linalg.inv(m[:, :, :2]), rtol=1e-9, atol=1e-12)
+    with pytest.raises(np.linalg.LinAlgError):
+        invert_affine(np.array([[[1.0, 2.0, 0.0], [2.0, 4.0, 1.0]]]))
+
+    def no_lapack(*args, **kwargs):
+        raise AssertionError("np.linalg.inv called")
+
+    monkeypatch.setattr(np.linalg, "inv", no_lapack)
+    from fasterpose_rt import PosePredictor
+
+    photo = rng.integers(0, 256, (80, 60, 3), dtype=np.uint8)
+    result = PosePredictor(standin_path, threads=1).predict(photo, np.array([[5, 5, 40, 60]], np.float32))
+    assert np.isfinite(result.keypoints).all()
+
 def test_heatmap_crop_conversions_are_inverse():
     rng = np.random.default_rng(2)
     xy = rng.uniform(-1, 60, (3, 5, 2))
