@@ -1,4 +1,4 @@
-"""The ``fasterpose`` command line: ``predict`` on photos, folders and videos, ``bench``, ``eval``.
+"""The ``fasterpose`` command line: ``predict`` on photos, folders, videos and cameras, ``bench``, ``eval``.
 
 Exit codes: 0 every input processed; 1 some inputs failed (the rest is still written); 2 usage errors (missing
 path, bad option, unusable model, malformed boxes or annotation file); 130 interrupted (Ctrl-C), after writing
@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .boxes import BoxesFileError, DetectorUnavailable, HogPeopleDetector, load_boxes_file
-from .inputs import InputItem, InputReadError, expand_inputs, read_image
+from .inputs import InputItem, InputReadError, expand_inputs, open_stream, read_image, stream_source
 from .metadata import MetadataError
 from .predictor import PHOTO_GROUP_BYTES, PoseResult
 from .results import FORMATS, ResultsWriter, atomic_write_text, coco_entries
@@ -121,14 +121,31 @@ def _load_predictor(model, variant=None, threads=None, batch_size=16, flip=False
 @click.version_option(__version__, prog_name="fasterpose")
 def main():
     """FasterPose: fast CPU human pose estimation (ONNX runtime)."""
-    # FFmpeg's own console lines (e.g. "moov atom not found") would only repeat our one-line errors.
+    # FFmpeg's and OpenCV's own console lines (e.g. "moov atom not found", "can't open camera by index") would only
+    # repeat our one-line errors.
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    if hasattr(cv2, "utils") and hasattr(cv2.utils, "logging"):
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    elif hasattr(cv2, "setLogLevel"):  # OpenCV before 4.7
+        cv2.setLogLevel(2)  # errors only
+
+
+class _InputArgument(click.ParamType):
+    """A path that exists, or a camera (camera:N) or stream URL, kept as written (a Path would fold its //)."""
+
+    name = "input"
+    _path = click.Path(exists=True, path_type=Path)
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and stream_source(value) is not None:
+            return value
+        return self._path.convert(value, param, ctx)
 
 
 # ----------------------------------------------------------------------------------------------------- predict
 
 @main.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, type=_InputArgument())
 @_model_options
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads [default: physical cores].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
@@ -167,11 +184,16 @@ def main():
                    "on still joints, little lag on moving ones); --no-smooth: the model's keypoints of each frame.")
 @click.option("--every", type=click.IntRange(min=1), default=1, show_default=True,
               help="Videos: process every N-th frame.")
+@click.option("--max-frames", type=click.IntRange(min=1), default=None,
+              help="Videos, cameras and streams: stop each after this many processed frames [default: at its end; "
+                   "a camera runs until Ctrl-C].")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the results here: COCO keypoint results (a JSON list), or a CSV table (one row per person) "
-                   "for a .csv file [default: print to stdout].")
+              help="Write the results here: COCO keypoint results (a JSON list), JSON Lines (one result per line, "
+                   "written as each frame is done) for a .jsonl file, or a CSV table (one row per person) for a "
+                   ".csv file [default: print to stdout].")
 @click.option("--format", "fmt", type=click.Choice(["auto", *FORMATS]), default="auto", show_default=True,
-              help="Results format; auto: csv for an --out file ending in .csv, else json.")
+              help="Results format; auto: csv or jsonl for an --out file ending in .csv or .jsonl, else json. "
+                   "jsonl to stdout streams each frame's persons as they come (for a camera, into a pipe).")
 @click.option("--vis", "vis_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write photos with skeletons drawn to this folder (videos: an annotated .mp4).")
 @click.option("--vis-threshold", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True,
@@ -180,14 +202,17 @@ def main():
 @_debug_option
 @_guarded
 def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxes_file, detector, search,
-            max_persons, refine_passes, track, smooth, every, out, fmt, vis_dir, vis_threshold, quiet, debug):
-    """Predict poses on photos, videos and folders of them (searched recursively).
+            max_persons, refine_passes, track, smooth, every, max_frames, out, fmt, vis_dir, vis_threshold, quiet,
+            debug):
+    """Predict poses on photos, videos and folders of them (searched recursively), and on cameras (camera:0)
+    and video streams (rtsp://..., http://...).
 
     By default each photo's person is searched for in the whole photo and a grid of windows, sharpened by
     --refine passes, and a video's persons are followed from frame to frame (--track); give --boxes,
     --detector hog or --max-persons for photos of several persons. Results are COCO keypoint results, one entry
     per person (a video's entries carry the frame and its time; a followed person's entries share a track_id),
-    or the same as CSV rows (--out x.csv).
+    or the same as CSV rows (--out x.csv) or JSON Lines (--out x.jsonl, or --format jsonl to stdout, written as
+    frames are done). A camera runs until Ctrl-C or --max-frames.
     """
     if boxes_file is not None and detector != "none":
         raise click.UsageError("give either --boxes or --detector, not both")
@@ -209,19 +234,19 @@ def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxe
     pred = _load_predictor(model, variant, threads, batch_size, flip, debug, box_padding)
 
     if fmt == "auto":
-        fmt = "csv" if out is not None and out.suffix.lower() == ".csv" else "json"
+        fmt = {".csv": "csv", ".jsonl": "jsonl"}.get(out.suffix.lower() if out is not None else "", "json")
     writer = ResultsWriter(out, fmt=fmt, keypoint_names=pred.keypoint_names)
     passes = refine_passes if refine_passes is not None else (0 if lookup is not None else REFINE_PASSES)
     run = _PredictRun(pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug, passes, track, smooth,
-                      search, max_persons)
+                      search, max_persons, max_frames)
     for path, reason in problems:
         run.fail(path, reason)
-    show = not quiet and (len(items) > 1 or any(i.kind == "video" for i in items))
+    show = not quiet and (len(items) > 1 or any(i.kind != "image" for i in items))
     bar = tqdm(total=len(items), desc="fasterpose", unit="file", disable=not show, file=sys.stderr)
     try:
         group: List[_Photo] = []  # photos read, waiting to share the model's batches
         for item in items:
-            if item.kind == "video":
+            if item.kind != "image":  # a video, camera or stream
                 run.photos(group, bar)
                 group = []
                 run.video(item, show)
@@ -264,11 +289,11 @@ class _PredictRun:
     """State of one ``predict`` run: running image ids, counts, failures, --vis names."""
 
     def __init__(self, pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug, passes=0, track=False,
-                 smooth=False, search=True, max_persons=1):
+                 smooth=False, search=True, max_persons=1, max_frames=None):
         self.pred, self.writer, self.lookup, self.detect = pred, writer, lookup, detect
         self.vis_dir, self.vis_threshold, self.every, self.debug = vis_dir, vis_threshold, every, debug
         self.passes, self.track, self.smooth, self.search = passes, track, smooth, search
-        self.max_persons = max_persons
+        self.max_persons, self.max_frames = max_persons, max_frames
         self.next_id = 0
         self.failed: List[str] = []
         self.photos_done = self.frames = self.videos = self.persons = 0
@@ -368,17 +393,18 @@ class _PredictRun:
             errors += 1
             self.next_id += 1  # a failed frame keeps its image id: the video's other ids do not move
             _trace(self.debug)
-            _say(f"error: {item.path} frame {index}: prediction failed: {e}")
+            _say(f"error: {item.label} frame {index}: prediction failed: {e}")
 
         try:
             boxes, coco_id = self._boxes_for(item, None) if self.lookup is not None else (None, None)
             detect = None if self.detect is None else (lambda frame: self._boxes_for(item, frame)[0])
-            video = VideoPoses(self.pred, item.path, every=self.every, track=self.track, smooth=self.smooth,
+            source = open_stream(item.source) if item.source is not None else item.path
+            video = VideoPoses(self.pred, source, every=self.every, track=self.track, smooth=self.smooth,
                                boxes=boxes, detector=detect, refine_passes=self.passes, on_error=frame_failed,
-                               search=self.search, max_persons=self.max_persons)
+                               search=self.search, max_persons=self.max_persons, max_frames=self.max_frames)
         except InputReadError as e:
             self.next_id += 1
-            self.fail(item.path, str(e))
+            self.fail(item.label, str(e))
             return
         bar = tqdm(total=video.expected_frames, desc=item.path.name, unit="frame", leave=False, disable=not show,
                    file=sys.stderr)
@@ -388,7 +414,7 @@ class _PredictRun:
                 bar.update(1)
                 res = frame.poses
                 image_id = coco_id if coco_id is not None else self.next_id
-                self.writer.add(coco_entries(res, image_id, item.path.as_posix(), frame=frame.index,
+                self.writer.add(coco_entries(res, image_id, item.label, frame=frame.index,
                                              time=frame.time))
                 self.frames += 1
                 self.persons += len(res)
@@ -404,7 +430,7 @@ class _PredictRun:
                     vis_writer.write(self.pred.draw(frame.image, res, self.vis_threshold))
                 self.writer.step()
         except InputReadError as e:
-            self.fail(item.path, str(e))
+            self.fail(item.label, str(e))
             return
         finally:
             bar.close()
@@ -413,7 +439,7 @@ class _PredictRun:
                 vis_writer.release()
         self.videos += 1
         if errors:
-            self.fail(item.path, f"{_count(errors, 'frame')} failed")
+            self.fail(item.label, f"{_count(errors, 'frame')} failed")
 
     def _vis_name(self, rel: Path) -> Path:
         """A --vis output path for rel, made unique (name_2, name_3, ...) when two inputs share a name."""

@@ -1,11 +1,14 @@
 """The CLI's inputs: expand paths into photos and videos, decode photos robustly, iterate video frames.
 
+Besides files and folders, an input may be a live source read as a video: a camera (``camera:N``, OpenCV's device
+index N) or a stream URL (``rtsp://``, ``http://``, ``file://`` ..., whatever OpenCV's FFmpeg reads).
 A photo that cannot be decoded raises :class:`InputReadError` with a reason a person can act on; the CLI
 names it on stderr, skips it and goes on. Paths that do not exist are the caller's usage error.
 """
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
@@ -17,7 +20,7 @@ from .image import to_bgr_uint8
 
 __all__ = [
     "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "InputItem", "InputReadError", "expand_inputs", "read_image",
-    "open_video", "capture_info", "iter_video_frames",
+    "open_video", "capture_info", "iter_video_frames", "stream_source", "open_stream",
 ]
 
 IMAGE_EXTENSIONS = frozenset({
@@ -32,6 +35,9 @@ VIDEO_EXTENSIONS = frozenset({
 # the EXIF orientation; ANYDEPTH keeps 16-bit and float samples so they are scaled down, not clipped.
 _DECODE_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH
 
+_CAMERA = re.compile(r"camera:(\d+)")
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
+
 
 class InputReadError(Exception):
     """A photo or video could not be read; the message says why (without the path: the caller names it)."""
@@ -40,12 +46,37 @@ class InputReadError(Exception):
 @dataclass(frozen=True)
 class InputItem:
     """One input file. path: as the user would write it (the folder argument joined with the path inside it);
-    kind: "image" or "video"; rel: the folder argument's name joined with the path inside it, or the file's
-    name for a file argument (used to name --vis outputs and to match --boxes entries)."""
+    kind: "image", "video" or "stream"; rel: the folder argument's name joined with the path inside it, or the
+    file's name for a file argument (used to name --vis outputs and to match --boxes entries).
+    A stream (a camera or a URL, see :func:`stream_source`) keeps what the user wrote in ``source``; its path and
+    rel are a file name made of it (``camera_0``), for --vis outputs."""
 
     path: Path
     kind: str
     rel: Path
+    source: Optional[str] = None
+
+    @property
+    def label(self) -> str:
+        """How results and messages name this input: the stream as written, else the path."""
+        return self.source if self.source is not None else self.path.as_posix()
+
+
+def stream_source(text: str) -> Optional[str]:
+    """``text`` if it names a live source rather than a file: ``camera:N`` or a URL (``scheme://...``); else None."""
+    text = str(text)
+    return text if _CAMERA.fullmatch(text) or _URL.fullmatch(text) else None
+
+
+def open_stream(source: str) -> cv2.VideoCapture:
+    """Open a camera (``camera:N``) or a stream URL as a capture. Raises InputReadError saying why not."""
+    camera = _CAMERA.fullmatch(source)
+    cap = cv2.VideoCapture(int(camera.group(1))) if camera else cv2.VideoCapture(source, cv2.CAP_FFMPEG)
+    if not cap.isOpened():
+        cap.release()
+        raise InputReadError(f"cannot open camera {camera.group(1)} (no such device, or in use)" if camera else
+                             "cannot open the stream (unreachable, refused, or not a video OpenCV's FFmpeg reads)")
+    return cap
 
 
 def _kind(path: Path) -> str:
@@ -58,7 +89,8 @@ def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False
 
     A file is an image, or a video when its extension is one of :data:`VIDEO_EXTENSIONS`; a folder contributes
     its photos (extensions :data:`IMAGE_EXTENSIONS`, any case) and, with ``videos``, its videos, recursively,
-    sorted by path. A file listed twice is kept once. problems: (path, reason) for folders without any such file.
+    sorted by path. With ``videos``, a camera or stream URL (:func:`stream_source`, given as a str) is a "stream"
+    item. A file or stream listed twice is kept once. problems: (path, reason) for folders without any such file.
     Missing paths raise FileNotFoundError.
     """
     items: List[InputItem] = []
@@ -67,12 +99,17 @@ def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False
     wanted = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS if videos else IMAGE_EXTENSIONS
 
     def add(item: InputItem) -> None:
-        key = os.path.realpath(item.path)
+        key = item.source if item.source is not None else os.path.realpath(item.path)
         if key not in seen:
             seen.add(key)
             items.append(item)
 
     for raw in paths:
+        stream = stream_source(raw) if videos and isinstance(raw, str) else None
+        if stream is not None:
+            name = Path(re.sub(r"[^A-Za-z0-9-]+", "_", stream).strip("_")[-80:])  # camera:0 -> camera_0
+            add(InputItem(name, "stream", name, source=stream))
+            continue
         p = Path(raw)
         if p.is_dir():
             found = sorted(

@@ -1,9 +1,12 @@
 """Keypoint results: one entry per person, written as a COCO JSON list (or a CSV table) atomically and safely on
-interruption.
+interruption, or as JSON Lines as they come.
 
-Every write goes to a temporary file in the target's folder, is flushed to disk and renamed over the target,
-so the file always holds either the previous or the new complete JSON, never a torn one. The writer rewrites
-the file every few seconds (or N photos) while a run goes on, so an interrupted run keeps what it finished.
+Every write of a list or table goes to a temporary file in the target's folder, is flushed to disk and renamed
+over the target, so the file always holds either the previous or the new complete JSON, never a torn one. The
+writer rewrites the file every few seconds (or N photos) while a run goes on, so an interrupted run keeps what it
+finished. JSON Lines (one entry per line) are appended instead and flushed after every photo or frame: nothing is
+kept in memory or rewritten (long videos, cameras), a pipe gets each frame's persons at once, and an interrupted
+run keeps every line it completed.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import numpy as np
 
 __all__ = ["coco_entries", "csv_header", "csv_row", "atomic_write_text", "ResultsWriter", "FORMATS"]
 
-FORMATS = ("json", "csv")
+FORMATS = ("json", "jsonl", "csv")
 
 
 def _finite(v: float, ndigits: int) -> float:
@@ -117,11 +120,13 @@ def _naming(error: OSError, path: Path) -> OSError:
 
 class ResultsWriter:
     """Collects result entries and keeps ``path`` a valid JSON list (fmt "json") or CSV table (fmt "csv", one row
-    per person: ``csv_header(keypoint_names)``) of everything added so far.
+    per person: ``csv_header(keypoint_names)``) of everything added so far; or appends them as JSON Lines
+    (fmt "jsonl", one entry per line, to ``path`` or ``stream``).
 
-    path None -> nothing is written until :meth:`close`, which prints the JSON to ``stream`` (stdout).
-    :meth:`step` (call once per finished photo) rewrites the file when ``every_s`` seconds or ``every_n`` photos
-    have passed since the last write. Entries are serialised once, so rewrites only join strings.
+    path None -> a list or table is written only at :meth:`close`, which prints it to ``stream`` (stdout); JSON
+    Lines go there as they are added. :meth:`step` (call once per finished photo or frame) rewrites a list or
+    table file when ``every_s`` seconds or ``every_n`` photos have passed since the last write (entries are
+    serialised once, so rewrites only join strings), and flushes JSON Lines.
     """
 
     def __init__(self, path: Optional[os.PathLike], every_s: float = 5.0, every_n: int = 100,
@@ -136,20 +141,45 @@ class ResultsWriter:
         self.path = Path(path) if path is not None else None
         self.every_s, self.every_n = every_s, every_n
         self.stream = stream
+        self._lines = fmt == "jsonl"
+        self._file: Optional[TextIO] = None  # JSON Lines to a file: open from the first write to close()
+        self._count = 0
         self._parts: List[str] = []
         self._since = 0
         self._last = time.monotonic()
         self._dirty = False
 
     def __len__(self) -> int:
-        return len(self._parts)
+        return self._count
 
     def check_writable(self) -> None:
         """Fail early (OSError) when the results file cannot be created, before any work is done."""
         if self.path is not None:
-            self.flush(force=True)
+            self._open() if self._lines else self.flush(force=True)
+
+    def _open(self) -> TextIO:
+        """The JSON Lines file, created (emptied) on first use."""
+        if self._file is None:
+            assert self.path is not None
+            try:
+                self._file = open(self.path, "w", encoding="utf-8")
+            except OSError as e:
+                raise _naming(e, self.path) from None
+        return self._file
+
+    def _out(self) -> TextIO:
+        return self._open() if self.path is not None else (self.stream or sys.stdout)
 
     def add(self, entries: List[dict]) -> None:
+        self._count += len(entries)
+        if self._lines:
+            try:
+                self._out().write("".join(json.dumps(e, separators=(",", ":")) + "\n" for e in entries))
+            except OSError as e:
+                if self.path is None:
+                    raise
+                raise _naming(e, self.path) from None
+            return
         if self._header is not None:  # CSV
             self._parts.extend(_csv_line(csv_row(e)) for e in entries)
         else:
@@ -157,7 +187,10 @@ class ResultsWriter:
         self._dirty = self._dirty or bool(entries)
 
     def step(self) -> None:
-        """One photo or frame finished: rewrite the file when due."""
+        """One photo or frame finished: rewrite the file when due (JSON Lines: flush them)."""
+        if self._lines:
+            self._out().flush()
+            return
         self._since += 1
         if self.path is not None and (self._since >= self.every_n or time.monotonic() - self._last >= self.every_s):
             self.flush()
@@ -174,7 +207,15 @@ class ResultsWriter:
         self._since, self._last = 0, time.monotonic()
 
     def close(self) -> None:
-        """Final write (file) or print (stdout)."""
+        """Final write (file) or print (stdout); JSON Lines: flushed, and the file synced and closed."""
+        if self._lines:
+            out = self._out()
+            out.flush()
+            if self.path is not None:
+                os.fsync(out.fileno())
+                out.close()
+                self._file = None
+            return
         if self.path is not None:
             self.flush(force=True)
         else:

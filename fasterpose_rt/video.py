@@ -6,6 +6,7 @@ every frame is a photo on its own.
 """
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
@@ -39,8 +40,10 @@ class VideoFrame:
 class VideoPoses:
     """Iterate over the poses in a video: ``for frame in VideoPoses(predictor, "clip.mp4"): frame.poses``.
 
-    source: a video file, or an opened cv2.VideoCapture (e.g. a camera's; released at the end like a file's).
-    every: process frames 0, every, 2·every, ... (the others are only grabbed, not decoded).
+    source: a video file, or an opened cv2.VideoCapture (e.g. a camera's or a stream's, ``inputs.open_stream``;
+    released at the end like a file's).
+    every: process frames 0, every, 2·every, ... (the others are only grabbed, not decoded). max_frames: stop
+    after this many processed frames (None: at the video's end; a camera has none).
     track: follow persons from frame to frame (a PoseTracker; ids in ``poses.track_ids``); False: every frame on
     its own, like a photo. smooth: with track, steady each followed person's joints (a KeypointSmoother).
     boxes: (N, 4) [x, y, w, h] person boxes that start the tracking (track=False: used on every frame), as given.
@@ -62,9 +65,11 @@ class VideoPoses:
     def __init__(self, predictor, source, every: int = 1, track: bool = True, smooth: bool = True, boxes=None,
                  detector: Optional[Callable] = None, refine_passes: Optional[int] = None,
                  on_error: Optional[Callable[[int, Exception], None]] = None, search: bool = True,
-                 max_persons: int = 1):
-        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
-            raise ValueError(f"every must be a positive integer, got {every!r}")
+                 max_persons: int = 1, max_frames: Optional[int] = None):
+        for name, value in (("every", every), ("max_frames", 1 if max_frames is None else max_frames)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.max_frames = None if max_frames is None else int(max_frames)
         if boxes is not None and detector is not None:
             raise ValueError("give either boxes or a detector, not both")
         self.predictor, self.every, self.on_error = predictor, int(every), on_error
@@ -86,7 +91,8 @@ class VideoPoses:
 
     @property
     def expected_frames(self) -> Optional[int]:
-        return None if self.frame_count is None else (self.frame_count + self.every - 1) // self.every
+        whole = None if self.frame_count is None else (self.frame_count + self.every - 1) // self.every
+        return self.max_frames if whole is None else min(whole, self.max_frames or whole)
 
     def _detect(self, frame):
         """The detector's boxes (N, 4) for ``frame``, or None (nobody found: the whole frame)."""
@@ -120,7 +126,10 @@ class VideoPoses:
             raise RuntimeError("a VideoPoses can be iterated once; make a new one to read the video again")
         self._used = True
         rate = self.fps or DEFAULT_FPS
-        for index, frame in iter_video_frames(self._cap, self.every):
+        frames = iter_video_frames(self._cap, self.every)
+        if self.max_frames is not None:  # stop right after the last one: a camera would block for one more
+            frames = itertools.islice(frames, self.max_frames)
+        for index, frame in frames:
             try:
                 poses = self._poses(frame)
             except (ValueError, RuntimeError) as e:  # a bad box, or the model failing on this frame
@@ -132,6 +141,7 @@ class VideoPoses:
             if self.smoother is not None:  # the frame's own time: skipped and failed frames keep the pace
                 poses = self.smoother(poses, time)
             yield VideoFrame(index, time, frame, poses)
+        self.close()  # islice leaves the frame generator, and so the capture, open
 
     def close(self) -> None:
         """Release the video (iterating to the end does it too)."""

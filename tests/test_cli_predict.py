@@ -467,3 +467,47 @@ def test_a_photo_the_model_fails_on_fails_alone_in_its_group(folder, standin_pat
     assert r.exit_code == 1 and "odd.png: prediction failed: model exploded" in r.stderr
     assert [e["file_name"].rsplit("/", 1)[1] for e in json.loads(r.stdout)] == ["a.jpg", "b.png"]
     assert [e["image_id"] for e in json.loads(r.stdout)] == [1, 3]  # odd.png keeps its id (2)
+
+
+def test_a_stream_as_json_lines_and_a_missing_camera_named(tmp_path, standin_path):
+    video = write_video(tmp_path / "clip.mp4", frames=6)
+    url = video.resolve().as_uri()  # file://: OpenCV's FFmpeg reads it as it reads rtsp:// or http:// streams
+    vis = tmp_path / "vis"
+    r = run("predict", "camera:99", url, "--model", standin_path, "--format", "jsonl", "--max-frames", "4",
+            "--no-smooth", "--vis", vis)
+    assert r.exit_code == 1 and "error: camera:99: cannot open camera 99" in r.stderr
+    assert "1 video (4 frames)" in r.stderr and "1 input failed" in r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [e["frame"] for e in lines] == [0, 1, 2, 3] and {e["file_name"] for e in lines} == {url}
+    np.testing.assert_allclose([e["keypoints"][1] for e in lines], [30, 32, 34, 36], atol=1.0)  # it moves
+    (drawn,) = [p.name for p in vis.iterdir()]
+    assert drawn.startswith("file_") and drawn.endswith("clip_mp4.mp4")
+    out = tmp_path / "r.jsonl"  # .jsonl: JSON Lines without --format
+    r = run("predict", video, "--model", standin_path, "--out", out, "-q")
+    assert r.exit_code == 0 and len(out.read_text().splitlines()) == 6
+
+
+def test_a_camera_runs_until_ctrl_c_and_keeps_its_lines(tmp_path, standin_path, monkeypatch):
+    """A camera never ends: Ctrl-C stops it, exit 130, every frame done is in the results."""
+    import fasterpose_rt.cli as cli
+
+    video = write_video(tmp_path / "clip.mp4", frames=6)
+
+    def camera(source):  # the clip stands in for a camera; "Ctrl-C" comes after its third frame
+        assert source == "camera:0"
+        return cv2.VideoCapture(str(video))
+
+    monkeypatch.setattr(cli, "open_stream", camera)
+    real_add, added = cli.ResultsWriter.add, []
+
+    def add(self, entries):
+        real_add(self, entries)
+        added.append(len(entries))
+        if len(added) == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.ResultsWriter, "add", add)
+    out = tmp_path / "cam.jsonl"
+    r = run("predict", "camera:0", "--model", standin_path, "--out", out)
+    assert r.exit_code == 130 and "interrupted" in r.stderr
+    assert [json.loads(line)["file_name"] for line in out.read_text().splitlines()] == ["camera:0"] * 3

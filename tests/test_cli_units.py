@@ -242,6 +242,49 @@ def test_writer_prints_to_stream_without_path():
     assert json.loads(s.getvalue()) == []
 
 
+
+def test_json_lines_are_written_as_they_come(tmp_path):
+    import io
+
+    out = tmp_path / "r.jsonl"
+    w = ResultsWriter(out, fmt="jsonl", every_s=1e9, every_n=10**6)
+    w.check_writable()
+    assert out.read_text() == ""  # created up front, empty
+    w.add(coco_entries(_result(1), 1, "a.jpg"))
+    w.step()
+    assert [json.loads(line)["image_id"] for line in out.read_text().splitlines()] == [1]  # there at once
+    w.add(coco_entries(_result(2), 2, "clip.mp4", frame=3, time=0.1))
+    w.step()
+    w.close()
+    lines = out.read_text().splitlines()
+    assert [json.loads(line)["image_id"] for line in lines] == [1, 2, 2] and len(w) == 3
+    assert json.loads(lines[2])["frame"] == 3 and os.listdir(tmp_path) == ["r.jsonl"]
+    s = io.StringIO()
+    w = ResultsWriter(None, stream=s, fmt="jsonl")
+    w.add(coco_entries(_result(2), 7, "b.jpg"))
+    assert [json.loads(line)["image_id"] for line in s.getvalue().splitlines()] == [7, 7]  # before close
+    w.close()
+    empty = tmp_path / "empty.jsonl"
+    ResultsWriter(empty, fmt="jsonl").close()
+    assert empty.read_text() == ""
+    with pytest.raises(OSError, match="cannot write"):
+        ResultsWriter(tmp_path / "no" / "such" / "dir.jsonl", fmt="jsonl").check_writable()
+
+
+def test_cameras_and_urls_are_streams_and_kept_as_written(tmp_path):
+    from fasterpose_rt.inputs import stream_source
+
+    for text in ("camera:0", "camera:12", "rtsp://10.0.0.2:554/live?a=1", "http://h/x.mp4", "file:///tmp/c.mp4"):
+        assert stream_source(text) == text
+    for text in ("camera:", "camera:x", "cam:0", "c:/videos/a.mp4", "a.mp4", "://x", "rtsp://"):
+        assert stream_source(text) is None
+    items, problems = expand_inputs(["camera:0", "rtsp://10.0.0.2:554/live", "camera:0"], videos=True)
+    assert [(i.kind, i.source, i.label, i.rel.as_posix()) for i in items] == [
+        ("stream", "camera:0", "camera:0", "camera_0"),
+        ("stream", "rtsp://10.0.0.2:554/live", "rtsp://10.0.0.2:554/live", "rtsp_10_0_0_2_554_live")] and not problems
+    with pytest.raises(FileNotFoundError):  # photos only: a stream is not an input there
+        expand_inputs(["camera:0"])
+
 def test_csv_results_one_row_per_person(tmp_path):
     import csv
 

@@ -173,3 +173,28 @@ def test_draw_shows_skeletons_boxes_and_track_ids(pred, clip):
     assert not np.array_equal(plain, drawn)  # the id label is drawn only for tracked persons
     gray = paint_blobs((120, 80), STANDIN_POINTS)[:, :, 1]
     assert pred.draw(gray, find_poses(pred, gray)).shape == (120, 80, 3)  # any photo layout predict takes
+
+
+def test_max_frames_stops_there_and_releases_the_capture(pred, clip):
+    cap = cv2.VideoCapture(str(clip))
+    video = VideoPoses(pred, cap, every=2, max_frames=2)
+    assert video.expected_frames == 2
+    assert [f.index for f in video] == [0, 2] and not cap.isOpened()  # no third frame read
+    assert VideoPoses(pred, clip, max_frames=50).expected_frames == 6  # the video ends first
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(ValueError, match="max_frames must be a positive integer"):
+            VideoPoses(pred, clip, max_frames=bad)
+
+
+def test_a_stream_url_is_read_as_a_video(pred, clip):
+    """OpenCV's FFmpeg opens URLs (rtsp://, http://, ...); a file:// URL takes that same path without a network."""
+    from fasterpose_rt.inputs import open_stream
+
+    from_url = [f.poses.keypoints for f in VideoPoses(pred, open_stream(clip.resolve().as_uri()))]
+    from_file = [f.poses.keypoints for f in VideoPoses(pred, clip)]
+    assert len(from_url) == 6
+    np.testing.assert_array_equal(np.stack(from_url), np.stack(from_file))
+    with pytest.raises(InputReadError, match="cannot open camera 99"):
+        open_stream("camera:99")
+    with pytest.raises(InputReadError, match="cannot open the stream"):
+        open_stream((clip.parent / "missing.mp4").resolve().as_uri())
