@@ -14,6 +14,15 @@ and the FasterPose default, each given every photo in turn, the order alternatin
   data/lspet_train1k.json --cut 1.5 2 3 4 5`` gives a row each; 3 scored best there, above the whole photo), not
   on the persons reported.
 
+- **videos** (``--clips``, 100 by default): a clip per photo (the first ``--clips`` persons), 30 frames of a
+  handheld camera over it (``benchmarks.tracking.make_clips``: zoom, pan, roll; the labels moved with it), at
+  30 fps. FasterPose as ``fasterpose predict`` runs a video (``PoseTracker`` started by the search, joints steadied
+  by ``KeypointSmoother``) and as ``--no-track`` (every frame searched); MediaPipe in its video mode
+  (``static_image_mode=False``: its detector only where it has lost the person, its landmarks smoothed), a fresh
+  one per clip. Frame by frame the engines take turns, the order alternating. Besides PCK and the share of frames
+  with a person, the rows give ms per frame (mean, median, 95th percentile: a live feed feels the slow frames)
+  and the ratio of mean times to MediaPipe's; intervals resample whole clips.
+
 Scored on the 12 joints both name (shoulders, elbows, wrists, hips, knees, ankles; LSP's neck and head top and
 MediaPipe's face, hands and feet are left out): PCK@0.2 with the torso from the labels, as ``fasterpose eval``,
 and the paired 95 % bootstrap intervals of the differences between rows; a photo where MediaPipe finds nobody scores
@@ -49,9 +58,10 @@ if str(ROOT) not in sys.path:
 
 from benchmarks.common import markdown_table, write_results  # noqa: E402
 from benchmarks.orientation import add_persons_args, load_persons_args  # noqa: E402
-from fasterpose_rt import PosePredictor  # noqa: E402
+from benchmarks.tracking import FRAMES, best_person, make_clips  # noqa: E402
+from fasterpose_rt import KeypointSmoother, PosePredictor, PoseTracker  # noqa: E402
 from fasterpose_rt.metrics import pck, pck_interval  # noqa: E402
-from fasterpose_rt.tracking import find_poses  # noqa: E402
+from fasterpose_rt.tracking import REFINE_PASSES, find_poses  # noqa: E402
 
 # MediaPipe Pose's landmark index of each joint both models name (BlazePose's 33 landmarks; "left" is the
 # person's left, as in LSP).
@@ -59,6 +69,8 @@ MEDIAPIPE_INDEX = {"right_ankle": 28, "right_knee": 26, "right_hip": 24, "left_h
                    "left_ankle": 27, "right_wrist": 16, "right_elbow": 14, "right_shoulder": 12,
                    "left_shoulder": 11, "left_elbow": 13, "left_wrist": 15}
 MEDIAPIPE_PHOTO = "MediaPipe Pose, whole photo"
+MEDIAPIPE_VIDEO = "MediaPipe Pose, video mode (tracking, smoothing)"
+CLIP_FPS = 30.0
 
 
 def shared_joints(names):
@@ -86,14 +98,19 @@ def cut_around(image, box, enlarge: float):
 
 
 class MediaPipePose:
-    """MediaPipe's pose solution on BGR photos: ``(image) -> landmarks (33, 2)`` in its pixels, or None (nobody)."""
+    """MediaPipe's pose solution on BGR photos: ``(image) -> landmarks (33, 2)`` in its pixels, or None (nobody).
+    video: its video mode (frames in order: it follows the person and smooths the landmarks); else every image on
+    its own."""
 
-    def __init__(self):
+    def __init__(self, video: bool = False):
         os.environ.setdefault("GLOG_minloglevel", "2")  # its C++ start-up chatter
         import mediapipe as mp
 
         self.version = mp.__version__
-        self.pose = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1, enable_segmentation=False)
+        self.pose = mp.solutions.pose.Pose(static_image_mode=not video, model_complexity=1, enable_segmentation=False)
+
+    def close(self) -> None:
+        self.pose.close()
 
     def __call__(self, image):
         found = self.pose.process(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)).pose_landmarks
@@ -199,6 +216,80 @@ def report(rows, gt, vis, names, cores: int, threads: int, version: str, persons
     return body, data
 
 
+
+def run_clips(clips, names, pred, mediapipe_video):
+    """Every clip's frames through FasterPose tracked and smoothed (the CLI's default), FasterPose searching every
+    frame (--no-track), and ``mediapipe_video()`` (a fresh MediaPipePose(video=True)-like engine per clip, closed
+    after it), frame by frame, the engines' order alternating. Returns {row label: {"xy": (F, 12, 2), "wall":
+    (F,), "cpu": (F,), "found": (F,) bool}} over all F frames, clip after clip."""
+    ours_idx, mp_idx = shared_joints(names)
+    frames = sum(len(c[0]) for c in clips)
+    rows = {label: {"xy": np.full((frames, len(ours_idx), 2), np.nan), "wall": np.zeros(frames),
+                    "cpu": np.zeros(frames), "found": np.zeros(frames, bool)}
+            for label in ("FasterPose, tracked and smoothed (the CLI's default for videos)",
+                          "FasterPose, every frame searched (--no-track)", MEDIAPIPE_VIDEO)}
+    tracked_row, searched_row, mp_row = rows.values()
+    # as VideoPoses builds them for a video without boxes or detector
+    tracker = PoseTracker(pred, refine_passes=REFINE_PASSES, search=True)
+    smoother = KeypointSmoother(CLIP_FPS)
+    f = 0
+    for shots, _ in clips:
+        tracker.reset()
+        smoother.reset()
+        engine = mediapipe_video()
+        try:
+            for i, shot in enumerate(shots):
+                def tracked(shot=shot, t=i / CLIP_FPS):
+                    return _best_or_none(smoother(tracker(shot), t))
+
+                def searched(shot=shot):
+                    return _best_or_none(find_poses(pred, shot))
+
+                calls = [(tracked_row, tracked, True), (searched_row, searched, True),
+                         (mp_row, lambda shot=shot: engine(shot), False)]
+                for row, fn, ours in (calls if f % 2 == 0 else calls[::-1]):
+                    xy, row["wall"][f], row["cpu"][f] = _timed(fn)
+                    if xy is not None:
+                        row["found"][f] = True
+                        row["xy"][f] = xy[ours_idx] if ours else xy[mp_idx]
+                f += 1
+        finally:
+            engine.close()
+    return rows
+
+
+def _best_or_none(result):
+    """The best person's keypoints (K, 2) of a PoseResult, or None where it reports nobody."""
+    return best_person(result) if len(result) else None
+
+
+def report_clips(rows, clip_labels, clip_vis, names, clips: int):
+    """Markdown table and data of ``run_clips``' rows: labels (F, K, 2) and visible (F, K) per frame, frames grouped
+    by clip (``clips`` clips of equal length) for the intervals."""
+    ours_idx, _ = shared_joints(names)
+    sub = [names[i] for i in ours_idx]
+    gt, vis = clip_labels[:, ours_idx], clip_vis[:, ours_idx]
+    groups = np.repeat(np.arange(clips), len(gt) // clips)
+    base = rows[MEDIAPIPE_VIDEO]
+    table, data = [], {}
+    for label, row in rows.items():
+        value = pck(row["xy"], gt, vis, sub)[0]
+        lo, hi = pck_interval(row["xy"], gt, vis, sub, baseline=base["xy"], groups=groups)
+        diff = "—" if row is base else f"{value - pck(base['xy'], gt, vis, sub)[0]:+.3f} ({lo:+.3f} to {hi:+.3f})"
+        ms = 1e3 * row["wall"]
+        ratio = float(np.mean(row["wall"]) / np.mean(base["wall"]))
+        table.append([label, f"{value:.3f}", diff, f"{row['found'].mean():.1%}", f"{ms.mean():.1f}",
+                      f"{np.median(ms):.1f}", f"{np.percentile(ms, 95):.1f}", f"{ratio:.2f}×",
+                      f"{1e3 * np.mean(row['cpu']):.1f}"])
+        data[label] = {"pck@0.2": value, "vs_mediapipe_video": [value - pck(base["xy"], gt, vis, sub)[0], lo, hi],
+                       "found": float(row["found"].mean()), "ms_mean": float(ms.mean()),
+                       "ms_median": float(np.median(ms)), "ms_p95": float(np.percentile(ms, 95)),
+                       "time_vs_mediapipe_video": ratio, "cpu_ms_mean": 1e3 * float(np.mean(row["cpu"]))}
+    header = ["engine", "PCK@0.2 (12 joints)", "vs MediaPipe video mode (95 % interval, clips resampled)",
+              "frames with a person", "ms per frame (mean)", "ms per frame (median)", "ms per frame (95th pct)",
+              "mean time / MediaPipe's", "CPU ms per frame (mean)"]
+    return markdown_table(header, table), data
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_persons_args(ap)
@@ -208,6 +299,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=0,
                     help="FasterPose's threads (default: one per core this process may use; MediaPipe's cannot be set, "
                          "so restrict the cores instead: taskset -c 0 python -m benchmarks.vs_mediapipe)")
+    ap.add_argument("--clips", type=int, default=100,
+                    help="videos: a clip of 30 frames over each of the first N photos (0: no video rows)")
     ap.add_argument("--results-dir", type=Path, default=None)
     a = ap.parse_args(argv)
     try:
@@ -223,6 +316,19 @@ def main(argv=None):
     rows, version = run(images, boxes, names, a.cut, threads=a.threads or cores)
     print(f"{len(images)} photos in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     body, data = report(rows, gt, vis, names, cores, a.threads or cores, version, len(files), a.ann.name)
+    if a.clips > 0:
+        n = min(a.clips, len(images))
+        clips = make_clips(images[:n], gt[:n])
+        t0 = time.perf_counter()
+        clip_rows = run_clips(clips, names, PosePredictor(threads=a.threads or cores),
+                              lambda: MediaPipePose(video=True))
+        print(f"{n} clips in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        table, data["videos"] = report_clips(clip_rows, np.concatenate([c[1] for c in clips]),
+                                             np.repeat(vis[:n], FRAMES, axis=0), names, n)
+        data["videos"]["clips"] = n
+        body += (f"\n## Videos\n\n{n} clips of {FRAMES} frames at {CLIP_FPS:g} fps, a handheld camera over the "
+                 f"first {n} photos (`benchmarks.tracking.make_clips`); the same cores. A frame where an engine "
+                 f"reports nobody scores as all misses.\n\n{table}\n")
     print(body)
     shown = " ".join(["python -m benchmarks.vs_mediapipe"] + list(argv if argv is not None else sys.argv[1:]))
     name = "vs_mediapipe" if cores == os.cpu_count() else f"vs_mediapipe_{cores}core"
