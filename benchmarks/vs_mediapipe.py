@@ -21,7 +21,9 @@ and the FasterPose default, each given every photo in turn, the order alternatin
   (``static_image_mode=False``: its detector only where it has lost the person, its landmarks smoothed), a fresh
   one per clip. Frame by frame the engines take turns, the order alternating. Besides PCK and the share of frames
   with a person, the rows give ms per frame (mean, median, 95th percentile: a live feed feels the slow frames)
-  and the ratio of mean times to MediaPipe's; intervals resample whole clips.
+  and the ratio of mean times to MediaPipe's; the 95th percentile also without each clip's first frame, which
+  every engine spends finding the person: 1 frame in 30 here, one in a whole live feed. Intervals resample whole
+  clips.
 
 Scored on the 12 joints both name (shoulders, elbows, wrists, hips, knees, ankles; LSP's neck and head top and
 MediaPipe's face, hands and feet are left out): PCK@0.2 with the torso from the labels, as ``fasterpose eval``,
@@ -270,6 +272,7 @@ def report_clips(rows, clip_labels, clip_vis, names, clips: int):
     sub = [names[i] for i in ours_idx]
     gt, vis = clip_labels[:, ours_idx], clip_vis[:, ours_idx]
     groups = np.repeat(np.arange(clips), len(gt) // clips)
+    later = np.arange(len(gt)) % (len(gt) // clips) > 0  # a live feed has one first frame; a clip, one in 30
     base = rows[MEDIAPIPE_VIDEO]
     table, data = [], {}
     for label, row in rows.items():
@@ -279,14 +282,17 @@ def report_clips(rows, clip_labels, clip_vis, names, clips: int):
         ms = 1e3 * row["wall"]
         ratio = float(np.mean(row["wall"]) / np.mean(base["wall"]))
         table.append([label, f"{value:.3f}", diff, f"{row['found'].mean():.1%}", f"{ms.mean():.1f}",
-                      f"{np.median(ms):.1f}", f"{np.percentile(ms, 95):.1f}", f"{ratio:.2f}×",
+                      f"{np.median(ms):.1f}", f"{np.percentile(ms, 95):.1f}",
+                      f"{np.percentile(ms[later], 95):.1f}", f"{ratio:.2f}×",
                       f"{1e3 * np.mean(row['cpu']):.1f}"])
         data[label] = {"pck@0.2": value, "vs_mediapipe_video": [value - pck(base["xy"], gt, vis, sub)[0], lo, hi],
                        "found": float(row["found"].mean()), "ms_mean": float(ms.mean()),
                        "ms_median": float(np.median(ms)), "ms_p95": float(np.percentile(ms, 95)),
+                       "ms_p95_after_first_frames": float(np.percentile(ms[later], 95)),
                        "time_vs_mediapipe_video": ratio, "cpu_ms_mean": 1e3 * float(np.mean(row["cpu"]))}
     header = ["engine", "PCK@0.2 (12 joints)", "vs MediaPipe video mode (95 % interval, clips resampled)",
               "frames with a person", "ms per frame (mean)", "ms per frame (median)", "ms per frame (95th pct)",
+              "95th pct, each clip's first frame left out",
               "mean time / MediaPipe's", "CPU ms per frame (mean)"]
     return markdown_table(header, table), data
 
