@@ -274,18 +274,19 @@ def report_clips(rows, clip_labels, clip_vis, names, clips: int):
     groups = np.repeat(np.arange(clips), len(gt) // clips)
     later = np.arange(len(gt)) % (len(gt) // clips) > 0  # a live feed has one first frame; a clip, one in 30
     base = rows[MEDIAPIPE_VIDEO]
+    scores = {label: pck(row["xy"], gt, vis, sub)[0] for label, row in rows.items()}  # NaN (nobody): a miss
     table, data = [], {}
     for label, row in rows.items():
-        value = pck(row["xy"], gt, vis, sub)[0]
+        value = scores[label]
         lo, hi = pck_interval(row["xy"], gt, vis, sub, baseline=base["xy"], groups=groups)
-        diff = "—" if row is base else f"{value - pck(base['xy'], gt, vis, sub)[0]:+.3f} ({lo:+.3f} to {hi:+.3f})"
+        diff = "—" if row is base else f"{value - scores[MEDIAPIPE_VIDEO]:+.3f} ({lo:+.3f} to {hi:+.3f})"
         ms = 1e3 * row["wall"]
         ratio = float(np.mean(row["wall"]) / np.mean(base["wall"]))
         table.append([label, f"{value:.3f}", diff, f"{row['found'].mean():.1%}", f"{ms.mean():.1f}",
                       f"{np.median(ms):.1f}", f"{np.percentile(ms, 95):.1f}",
                       f"{np.percentile(ms[later], 95):.1f}", f"{ratio:.2f}×",
                       f"{1e3 * np.mean(row['cpu']):.1f}"])
-        data[label] = {"pck@0.2": value, "vs_mediapipe_video": [value - pck(base["xy"], gt, vis, sub)[0], lo, hi],
+        data[label] = {"pck@0.2": value, "vs_mediapipe_video": [value - scores[MEDIAPIPE_VIDEO], lo, hi],
                        "found": float(row["found"].mean()), "ms_mean": float(ms.mean()),
                        "ms_median": float(np.median(ms)), "ms_p95": float(np.percentile(ms, 95)),
                        "ms_p95_after_first_frames": float(np.percentile(ms[later], 95)),

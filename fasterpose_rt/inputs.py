@@ -1,7 +1,7 @@
 """The CLI's inputs: expand paths into photos and videos, decode photos robustly, iterate video frames.
 
 Besides files and folders, an input may be a live source read as a video: a camera (``camera:N``, OpenCV's device
-index N) or a stream URL (``rtsp://``, ``http://``, ``file://`` ..., whatever OpenCV's FFmpeg reads).
+index N) or a stream URL (``rtsp://``, ``http://``, ``file://`` ..., whatever OpenCV's video backends read).
 A photo that cannot be decoded raises :class:`InputReadError` with a reason a person can act on; the CLI
 names it on stderr, skips it and goes on. Paths that do not exist are the caller's usage error.
 """
@@ -71,11 +71,11 @@ def stream_source(text: str) -> Optional[str]:
 def open_stream(source: str) -> cv2.VideoCapture:
     """Open a camera (``camera:N``) or a stream URL as a capture. Raises InputReadError saying why not."""
     camera = _CAMERA.fullmatch(source)
-    cap = cv2.VideoCapture(int(camera.group(1))) if camera else cv2.VideoCapture(source, cv2.CAP_FFMPEG)
+    cap = cv2.VideoCapture(int(camera.group(1)) if camera else source)  # any backend that reads it
     if not cap.isOpened():
         cap.release()
         raise InputReadError(f"cannot open camera {camera.group(1)} (no such device, or in use)" if camera else
-                             "cannot open the stream (unreachable, refused, or not a video OpenCV's FFmpeg reads)")
+                             "cannot open the stream (unreachable, refused, or not a video OpenCV can read)")
     return cap
 
 

@@ -154,8 +154,10 @@ class ResultsWriter:
 
     def check_writable(self) -> None:
         """Fail early (OSError) when the results file cannot be created, before any work is done."""
-        if self.path is not None:
-            self._open() if self._lines else self.flush(force=True)
+        if self.path is not None and self._lines:
+            self._open()
+        elif self.path is not None:
+            self.flush(force=True)
 
     def _open(self) -> TextIO:
         """The JSON Lines file, created (emptied) on first use."""
