@@ -409,7 +409,8 @@ class _PredictRun:
         bar = tqdm(total=video.expected_frames, desc=item.path.name, unit="frame", leave=False, disable=not show,
                    file=sys.stderr)
         try:
-            for frame in video:
+            for n, frame in enumerate(video):
+                self.videos += n == 0  # counted from its first frame: a camera stopped by Ctrl-C is one too
                 self.next_id += 1
                 bar.update(1)
                 res = frame.poses
@@ -437,7 +438,6 @@ class _PredictRun:
             video.close()
             if vis_writer is not None:
                 vis_writer.release()
-        self.videos += 1
         if errors:
             self.fail(item.label, f"{_count(errors, 'frame')} failed")
 

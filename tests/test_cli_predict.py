@@ -509,5 +509,5 @@ def test_a_camera_runs_until_ctrl_c_and_keeps_its_lines(tmp_path, standin_path, 
     monkeypatch.setattr(cli.ResultsWriter, "add", add)
     out = tmp_path / "cam.jsonl"
     r = run("predict", "camera:0", "--model", standin_path, "--out", out)
-    assert r.exit_code == 130 and "interrupted" in r.stderr
+    assert r.exit_code == 130 and "interrupted: 0 photos, 1 video (" in r.stderr  # counted, though unfinished
     assert [json.loads(line)["file_name"] for line in out.read_text().splitlines()] == ["camera:0"] * 3
