@@ -61,9 +61,10 @@ if str(ROOT) not in sys.path:
 from benchmarks.common import markdown_table, write_results  # noqa: E402
 from benchmarks.orientation import add_persons_args, load_persons_args  # noqa: E402
 from benchmarks.tracking import FRAMES, best_person, make_clips  # noqa: E402
-from fasterpose_rt import KeypointSmoother, PosePredictor, PoseTracker  # noqa: E402
+from fasterpose_rt import KeypointSmoother, PosePredictor  # noqa: E402
 from fasterpose_rt.metrics import pck, pck_interval  # noqa: E402
-from fasterpose_rt.tracking import REFINE_PASSES, find_poses  # noqa: E402
+from fasterpose_rt.tracking import find_poses  # noqa: E402
+from fasterpose_rt.video import video_tracker  # noqa: E402
 
 # MediaPipe Pose's landmark index of each joint both models name (BlazePose's 33 landmarks; "left" is the
 # person's left, as in LSP).
@@ -231,8 +232,7 @@ def run_clips(clips, names, pred, mediapipe_video):
             for label in ("FasterPose, tracked and smoothed (the CLI's default for videos)",
                           "FasterPose, every frame searched (--no-track)", MEDIAPIPE_VIDEO)}
     tracked_row, searched_row, mp_row = rows.values()
-    # as VideoPoses builds them for a video without boxes or detector
-    tracker = PoseTracker(pred, refine_passes=REFINE_PASSES, search=True)
+    tracker = video_tracker(pred)  # as VideoPoses (the CLI) follows a video's person without boxes or detector
     smoother = KeypointSmoother(CLIP_FPS)
     f = 0
     for shots, _ in clips:

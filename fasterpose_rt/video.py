@@ -19,12 +19,29 @@ from .predictor import PoseResult
 from .smoothing import DEFAULT_FPS, KeypointSmoother
 from .tracking import REFINE_PASSES, PoseTracker, find_poses
 
-__all__ = ["VideoFrame", "VideoPoses", "REACQUIRE_EVERY"]
+__all__ = ["VideoFrame", "VideoPoses", "video_tracker", "REACQUIRE_EVERY"]
 
 # with a detector (or a search for several persons), tracking also looks for new persons every this many processed
 # frames
 REACQUIRE_EVERY = 30
 
+
+
+def video_tracker(predictor, boxes=None, detect: Optional[Callable] = None, refine_passes: int = REFINE_PASSES,
+                  search: bool = True, max_persons: int = 1) -> PoseTracker:
+    """The PoseTracker a video's persons are followed with (``VideoPoses``, so ``fasterpose predict``): started by
+    ``boxes`` (N, 4) [x, y, w, h]; else by ``detect(frame)`` -> boxes (N, 4) or None (nobody), which also runs
+    every REACQUIRE_EVERY frames for new arrivals; else by a search of the frame (``search=False``: the whole
+    frame) for up to ``max_persons``, run again every REACQUIRE_EVERY frames while fewer are followed when more
+    than one is asked for."""
+    if boxes is not None:
+        return PoseTracker(predictor, acquire=lambda frame: boxes, refine_passes=refine_passes)
+    if detect is not None:
+        return PoseTracker(predictor, acquire=detect, refine_passes=refine_passes, reacquire_every=REACQUIRE_EVERY,
+                           search=search, max_persons=max_persons)
+    several = search and max_persons > 1  # the search also looks for new arrivals
+    return PoseTracker(predictor, refine_passes=refine_passes, search=search, max_persons=max_persons,
+                       reacquire_every=REACQUIRE_EVERY if several else None)
 
 @dataclass(frozen=True)
 class VideoFrame:
@@ -85,7 +102,8 @@ class VideoPoses:
             self._cap, self.frame_count, self.fps = open_video(source)
         else:
             raise TypeError(f"source must be a video file path or a cv2.VideoCapture, got {type(source).__name__}")
-        self.tracker = self._make_tracker() if track else None
+        self.tracker = video_tracker(predictor, self._boxes, self._detect if detector is not None else None,
+                                     self.refine_passes, self.search, self.max_persons) if track else None
         self.smoother = KeypointSmoother(self.fps) if track and smooth else None
         self._used = False
 
@@ -103,16 +121,6 @@ class VideoPoses:
             found = found[0]
         found = None if found is None else np.asarray(found, np.float32).reshape(-1, 4)
         return found if found is not None and len(found) else None
-
-    def _make_tracker(self) -> PoseTracker:
-        if self._boxes is not None:
-            return PoseTracker(self.predictor, acquire=lambda frame: self._boxes, refine_passes=self.refine_passes)
-        if self._detector is not None:
-            return PoseTracker(self.predictor, acquire=self._detect, refine_passes=self.refine_passes,
-                               reacquire_every=REACQUIRE_EVERY, search=self.search, max_persons=self.max_persons)
-        several = self.search and self.max_persons > 1  # the search also looks for new arrivals
-        return PoseTracker(self.predictor, refine_passes=self.refine_passes, search=self.search,
-                           max_persons=self.max_persons, reacquire_every=REACQUIRE_EVERY if several else None)
 
     def _poses(self, frame) -> PoseResult:
         if self.tracker is not None:
