@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .boxes import BoxesFileError, DetectorUnavailable, HogPeopleDetector, load_boxes_file
-from .inputs import InputItem, InputReadError, expand_inputs, open_stream, read_image, stream_source
+from .inputs import InputItem, InputReadError, expand_inputs, is_live, open_stream, read_image, stream_source
 from .metadata import MetadataError
 from .predictor import PHOTO_GROUP_BYTES, PoseResult
 from .results import FORMATS, ResultsWriter, atomic_write_text, coco_entries
@@ -187,6 +187,11 @@ class _InputArgument(click.ParamType):
 @click.option("--max-frames", type=click.IntRange(min=1), default=None,
               help="Videos, cameras and streams: stop each after this many processed frames [default: at its end; "
                    "a camera runs until Ctrl-C].")
+@click.option("--live/--no-live", default=None,
+              help="Cameras and streams: process the newest frame each time, dropping the frames that arrive while "
+                   "the model is busy, so results keep pace with the source [default: on for cameras and network "
+                   "streams, off for file:// URLs]; --no-live: every frame, falling behind a source faster than "
+                   "the model. Video files are always read in full.")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the results here: COCO keypoint results (a JSON list), JSON Lines (one result per line, "
                    "written as each frame is done) for a .jsonl file, or a CSV table (one row per person) for a "
@@ -202,8 +207,8 @@ class _InputArgument(click.ParamType):
 @_debug_option
 @_guarded
 def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxes_file, detector, search,
-            max_persons, refine_passes, track, smooth, every, max_frames, out, fmt, vis_dir, vis_threshold, quiet,
-            debug):
+            max_persons, refine_passes, track, smooth, every, max_frames, live, out, fmt, vis_dir, vis_threshold,
+            quiet, debug):
     """Predict poses on photos, videos and folders of them (searched recursively), and on cameras (camera:0)
     and video streams (rtsp://..., http://...).
 
@@ -238,7 +243,7 @@ def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxe
     writer = ResultsWriter(out, fmt=fmt, keypoint_names=pred.keypoint_names)
     passes = refine_passes if refine_passes is not None else (0 if lookup is not None else REFINE_PASSES)
     run = _PredictRun(pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug, passes, track, smooth,
-                      search, max_persons, max_frames)
+                      search, max_persons, max_frames, live)
     for path, reason in problems:
         run.fail(path, reason)
     show = not quiet and (len(items) > 1 or any(i.kind != "image" for i in items))
@@ -289,14 +294,14 @@ class _PredictRun:
     """State of one ``predict`` run: running image ids, counts, failures, --vis names."""
 
     def __init__(self, pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug, passes=0, track=False,
-                 smooth=False, search=True, max_persons=1, max_frames=None):
+                 smooth=False, search=True, max_persons=1, max_frames=None, live=None):
         self.pred, self.writer, self.lookup, self.detect = pred, writer, lookup, detect
         self.vis_dir, self.vis_threshold, self.every, self.debug = vis_dir, vis_threshold, every, debug
         self.passes, self.track, self.smooth, self.search = passes, track, smooth, search
-        self.max_persons, self.max_frames = max_persons, max_frames
+        self.max_persons, self.max_frames, self.live = max_persons, max_frames, live
         self.next_id = 0
         self.failed: List[str] = []
-        self.photos_done = self.frames = self.videos = self.persons = 0
+        self.photos_done = self.frames = self.dropped = self.videos = self.persons = 0
         self._vis_names = set()
 
     def fail(self, path, reason: str) -> None:
@@ -306,7 +311,8 @@ class _PredictRun:
     def summary(self, out) -> str:
         parts = [_count(self.photos_done, "photo")]
         if self.videos:
-            parts.append(f"{_count(self.videos, 'video')} ({_count(self.frames, 'frame')})")
+            dropped = f", {self.dropped} dropped to keep up" if self.dropped else ""
+            parts.append(f"{_count(self.videos, 'video')} ({_count(self.frames, 'frame')}{dropped})")
         text = f"{', '.join(parts)}, {_count(self.persons, 'person')} -> {out if out is not None else 'stdout'}"
         if self.failed:
             text += f"; {_count(len(self.failed), 'input')} failed"
@@ -399,9 +405,11 @@ class _PredictRun:
             boxes, coco_id = self._boxes_for(item, None) if self.lookup is not None else (None, None)
             detect = None if self.detect is None else (lambda frame: self._boxes_for(item, frame)[0])
             source = open_stream(item.source) if item.source is not None else item.path
+            live = item.source is not None and (is_live(item.source) if self.live is None else self.live)
             video = VideoPoses(self.pred, source, every=self.every, track=self.track, smooth=self.smooth,
                                boxes=boxes, detector=detect, refine_passes=self.passes, on_error=frame_failed,
-                               search=self.search, max_persons=self.max_persons, max_frames=self.max_frames)
+                               search=self.search, max_persons=self.max_persons, max_frames=self.max_frames,
+                               live=live)
         except InputReadError as e:
             self.next_id += 1
             self.fail(item.label, str(e))
@@ -436,6 +444,7 @@ class _PredictRun:
         finally:
             bar.close()
             video.close()
+            self.dropped += video.dropped_frames
             if vis_writer is not None:
                 vis_writer.release()
         if errors:

@@ -20,7 +20,7 @@ from .image import to_bgr_uint8
 
 __all__ = [
     "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "InputItem", "InputReadError", "expand_inputs", "read_image",
-    "open_video", "capture_info", "iter_video_frames", "stream_source", "open_stream",
+    "open_video", "capture_info", "iter_video_frames", "stream_source", "is_live", "open_stream",
 ]
 
 IMAGE_EXTENSIONS = frozenset({
@@ -66,6 +66,12 @@ def stream_source(text: str) -> Optional[str]:
     """``text`` if it names a live source rather than a file: ``camera:N`` or a URL (``scheme://...``); else None."""
     text = str(text)
     return text if _CAMERA.fullmatch(text) or _URL.fullmatch(text) else None
+
+
+def is_live(source: str) -> bool:
+    """Whether a :func:`stream_source` delivers frames in real time (a camera, a network stream) rather than
+    as fast as they are read (a ``file://`` URL)."""
+    return not str(source).lower().startswith("file:")
 
 
 def open_stream(source: str) -> cv2.VideoCapture:
@@ -168,7 +174,10 @@ def open_video(path: Union[str, os.PathLike]) -> Tuple[cv2.VideoCapture, Optiona
 
 
 def capture_info(cap: cv2.VideoCapture) -> Tuple[Optional[int], float]:
-    """(frame count or None when the container does not say, fps or 0.0) of an opened capture."""
+    """(frame count or None when the container does not say, fps or 0.0) of an opened capture (a capture-like
+    object without ``get``: (None, 0.0))."""
+    if not hasattr(cap, "get"):
+        return None, 0.0
     count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
     return (count if count > 0 else None), (fps if np.isfinite(fps) and fps > 0 else 0.0)

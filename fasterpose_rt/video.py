@@ -14,6 +14,7 @@ from typing import Callable, Iterator, Optional
 import cv2
 import numpy as np
 
+from .frame_reader import READ_AHEAD, FrameReader
 from .inputs import InputReadError, capture_info, iter_video_frames, open_video
 from .predictor import PoseResult
 from .smoothing import DEFAULT_FPS, KeypointSmoother
@@ -58,9 +59,13 @@ class VideoPoses:
     """Iterate over the poses in a video: ``for frame in VideoPoses(predictor, "clip.mp4"): frame.poses``.
 
     source: a video file, or an opened cv2.VideoCapture (e.g. a camera's or a stream's, ``inputs.open_stream``;
-    released at the end like a file's).
+    released at the end like a file's), or any object with its ``read()``, ``grab()`` and ``release()`` (and ``get()`` for the frame rate).
     every: process frames 0, every, 2·every, ... (the others are only grabbed, not decoded). max_frames: stop
     after this many processed frames (None: at the video's end; a camera has none).
+    live: for cameras and streams, process only the newest frame each time (``FrameReader(latest=True)``): frames
+    that arrive while the model is busy are dropped (``dropped_frames``; results keep their frame index and time),
+    so results keep pace with the source instead of falling behind it. Else every frame is processed, read by a
+    thread ``read_ahead`` frames ahead of the model (0: read between model calls, in the caller's thread).
     track: follow persons from frame to frame (a PoseTracker; ids in ``poses.track_ids``); False: every frame on
     its own, like a photo. smooth: with track, steady each followed person's joints (a KeypointSmoother).
     boxes: (N, 4) [x, y, w, h] person boxes that start the tracking (track=False: used on every frame), as given.
@@ -82,10 +87,13 @@ class VideoPoses:
     def __init__(self, predictor, source, every: int = 1, track: bool = True, smooth: bool = True, boxes=None,
                  detector: Optional[Callable] = None, refine_passes: Optional[int] = None,
                  on_error: Optional[Callable[[int, Exception], None]] = None, search: bool = True,
-                 max_persons: int = 1, max_frames: Optional[int] = None):
-        for name, value in (("every", every), ("max_frames", 1 if max_frames is None else max_frames)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                 max_persons: int = 1, max_frames: Optional[int] = None, live: bool = False,
+                 read_ahead: int = READ_AHEAD):
+        for name, value, least in (("every", every, 1), ("max_frames", 1 if max_frames is None else max_frames, 1),
+                                   ("read_ahead", read_ahead, 0)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+                raise ValueError(f"{name} must be a {'positive' if least else 'non-negative'} integer, got {value!r}")
+        self.live, self.read_ahead = bool(live), int(read_ahead)
         self.max_frames = None if max_frames is None else int(max_frames)
         if boxes is not None and detector is not None:
             raise ValueError("give either boxes or a detector, not both")
@@ -94,14 +102,15 @@ class VideoPoses:
         self._detector, self.search, self.max_persons = detector, bool(search), int(max_persons)
         self.refine_passes = int(refine_passes) if refine_passes is not None else (
             0 if boxes is not None else REFINE_PASSES)
-        if isinstance(source, cv2.VideoCapture):
-            if not source.isOpened():
+        if isinstance(source, cv2.VideoCapture) or all(hasattr(source, a) for a in ("read", "grab", "release")):
+            if hasattr(source, "isOpened") and not source.isOpened():
                 raise InputReadError("the video capture is not open")
             self._cap, (self.frame_count, self.fps) = source, capture_info(source)
         elif isinstance(source, (str, os.PathLike)):
             self._cap, self.frame_count, self.fps = open_video(source)
         else:
             raise TypeError(f"source must be a video file path or a cv2.VideoCapture, got {type(source).__name__}")
+        self._reader: Optional[FrameReader] = None
         self.tracker = video_tracker(predictor, self._boxes, self._detect if detector is not None else None,
                                      self.refine_passes, self.search, self.max_persons) if track else None
         self.smoother = KeypointSmoother(self.fps) if track and smooth else None
@@ -134,7 +143,11 @@ class VideoPoses:
             raise RuntimeError("a VideoPoses can be iterated once; make a new one to read the video again")
         self._used = True
         rate = self.fps or DEFAULT_FPS
-        frames = iter_video_frames(self._cap, self.every)
+        if self.live or self.read_ahead:
+            self._reader = FrameReader(self._cap, self.every, latest=self.live, ahead=max(self.read_ahead, 1))
+            frames: Iterator = iter(self._reader)
+        else:
+            frames = iter_video_frames(self._cap, self.every)
         if self.max_frames is not None:  # stop right after the last one: a camera would block for one more
             frames = itertools.islice(frames, self.max_frames)
         for index, frame in frames:
@@ -151,9 +164,17 @@ class VideoPoses:
             yield VideoFrame(index, time, frame, poses)
         self.close()  # islice leaves the frame generator, and so the capture, open
 
+    @property
+    def dropped_frames(self) -> int:
+        """Frames a live source delivered while the model was busy, dropped for newer ones (0 unless ``live``)."""
+        return 0 if self._reader is None else self._reader.dropped
+
     def close(self) -> None:
         """Release the video (iterating to the end does it too)."""
-        self._cap.release()
+        if self._reader is not None:
+            self._reader.close()  # its thread releases the capture once no read is in progress
+        else:
+            self._cap.release()
 
     def __enter__(self) -> "VideoPoses":
         return self

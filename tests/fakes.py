@@ -1,5 +1,7 @@
-"""A fake pose predictor whose persons are known, so the rules built on predictions (refine, tracking, the search)
-show on their own."""
+"""Fakes: a pose predictor whose persons are known, so the rules built on predictions (refine, tracking, the search)
+show on their own; a video source whose frames the test hands over."""
+import queue
+
 import numpy as np
 
 from fasterpose_rt import PoseResult
@@ -35,3 +37,30 @@ class FakePredictor:
             else:
                 kp[i] = [x + bw / 2, y + bh / 2]
         return PoseResult(kp, sc, b, ["a", "b", "c", "d"])
+
+
+class GatedSource:
+    """A capture whose frames the test hands over one by one: ``send(i)`` (a 4 x 6 frame of grey level i) or
+    ``send(frame)``; ``send(None)`` ends it; an exception is raised by ``read``. ``reads`` counts read() calls;
+    ``released`` says whether release() ran."""
+
+    def __init__(self):
+        self.pending, self.reads, self.released = queue.Queue(), 0, False
+
+    def send(self, item):
+        self.pending.put(item)
+
+    def read(self):
+        item = self.pending.get(timeout=10)
+        self.reads += 1
+        if isinstance(item, Exception):
+            raise item
+        if item is None:
+            return False, None
+        return True, (item if isinstance(item, np.ndarray) else np.full((4, 6, 3), item, np.uint8))
+
+    def grab(self):
+        return self.read()[0]
+
+    def release(self):
+        self.released = True

@@ -162,3 +162,14 @@ def write_video(path, frames=5, size=(80, 120), head_y=lambda i: 30 + 2 * i, fps
         w.write(paint_blobs(size[::-1], [[40, head_y(i)]] + STANDIN_POINTS[1:]))
     w.release()
     return path
+
+
+def read_video(path):
+    """A video file's frames, (H, W, 3) uint8 BGR each, read as OpenCV reads them."""
+    cap, frames = cv2.VideoCapture(str(path)), []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            cap.release()
+            return frames
+        frames.append(frame)

@@ -1,11 +1,13 @@
 """``fasterpose predict`` through click's CliRunner: inputs, options, outputs and every failure path."""
 import json
+import time
 
 import cv2
 import numpy as np
 import pytest
 from clirunner import invoke
-from standin import STANDIN_POINTS, paint_blobs, write_video
+from fakes import GatedSource
+from standin import STANDIN_POINTS, paint_blobs, read_video, write_video
 
 from fasterpose_rt import PosePredictor
 from fasterpose_rt.cli import main
@@ -491,23 +493,62 @@ def test_a_camera_runs_until_ctrl_c_and_keeps_its_lines(tmp_path, standin_path, 
     """A camera never ends: Ctrl-C stops it, exit 130, every frame done is in the results."""
     import fasterpose_rt.cli as cli
 
-    video = write_video(tmp_path / "clip.mp4", frames=6)
+    frames = iter(read_video(write_video(tmp_path / "clip.mp4", frames=6)))
+    camera = GatedSource()  # the clip stands in for a camera, a frame each time the one before is written
+    camera.send(next(frames))
 
-    def camera(source):  # the clip stands in for a camera; "Ctrl-C" comes after its third frame
+    def open_camera(source):
         assert source == "camera:0"
-        return cv2.VideoCapture(str(video))
+        return camera
 
-    monkeypatch.setattr(cli, "open_stream", camera)
+    monkeypatch.setattr(cli, "open_stream", open_camera)
     real_add, added = cli.ResultsWriter.add, []
 
-    def add(self, entries):
+    def add(self, entries):  # "Ctrl-C" comes after the third frame
         real_add(self, entries)
         added.append(len(entries))
         if len(added) == 3:
             raise KeyboardInterrupt
+        camera.send(next(frames))
 
     monkeypatch.setattr(cli.ResultsWriter, "add", add)
     out = tmp_path / "cam.jsonl"
     r = run("predict", "camera:0", "--model", standin_path, "--out", out)
     assert r.exit_code == 130 and "interrupted: 0 photos, 1 video (" in r.stderr  # counted, though unfinished
     assert [json.loads(line)["file_name"] for line in out.read_text().splitlines()] == ["camera:0"] * 3
+    camera.send(next(frames))  # the read the stopped reader was waiting in returns: it reads no more, releases
+    for _ in range(500):
+        if camera.released:
+            break
+        time.sleep(0.01)
+    assert camera.released and camera.reads == 4
+
+
+def test_a_camera_is_live_unless_told_otherwise(tmp_path, standin_path, monkeypatch):
+    """Live (the default for cameras): frames that come while the model is busy are dropped and counted."""
+    import fasterpose_rt.cli as cli
+
+    frames = read_video(write_video(tmp_path / "clip.mp4", frames=6))
+
+    def open_camera(source):  # a camera that delivers its six frames faster than the (slowed) model runs
+        camera = GatedSource()
+        for frame in frames + [None]:
+            camera.send(frame)
+        return camera
+
+    real = PosePredictor.predict_batch
+
+    def slow_model(self, images, boxes=None):
+        time.sleep(0.05)
+        return real(self, images, boxes)
+
+    monkeypatch.setattr(PosePredictor, "predict_batch", slow_model)
+    monkeypatch.setattr(cli, "open_stream", open_camera)
+    r = run("predict", "camera:0", "--model", standin_path, "--no-track", "--format", "jsonl")
+    got = [json.loads(line)["frame"] for line in r.stdout.splitlines()]
+    dropped = 6 - len(got)
+    assert r.exit_code == 0 and got[-1] == 5 and got == sorted(got) and dropped >= 1
+    assert f"1 video ({len(got)} frame{'s' * (len(got) > 1)}, {dropped} dropped to keep up)" in r.stderr
+    r = run("predict", "camera:0", "--model", standin_path, "--no-track", "--format", "jsonl", "--no-live")
+    assert [json.loads(line)["frame"] for line in r.stdout.splitlines()] == [0, 1, 2, 3, 4, 5]
+    assert "1 video (6 frames), " in r.stderr

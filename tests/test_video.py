@@ -1,8 +1,11 @@
 """VideoPoses: a video's poses frame by frame, tracked and smoothed as the CLI does, on real video files."""
+import time
+
 import cv2
 import numpy as np
 import pytest
-from standin import STANDIN_POINTS, paint_blobs, write_video
+from fakes import GatedSource
+from standin import STANDIN_POINTS, paint_blobs, read_video, write_video
 
 from fasterpose_rt import (InputReadError, KeypointSmoother, PosePredictor, PoseTracker, VideoFrame, VideoPoses,
                            find_poses)
@@ -21,15 +24,6 @@ def clip(tmp_path):
     return write_video(tmp_path / "clip.mp4", frames=6)  # 10 fps, the red joint moving down 2 px a frame
 
 
-def read_frames(path):
-    cap, frames = cv2.VideoCapture(str(path)), []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            return frames
-        frames.append(frame)
-
-
 def test_tracked_and_smoothed_as_a_tracker_and_smoother_would(pred, clip):
     video = VideoPoses(pred, clip)
     assert video.fps == 10 and video.frame_count == 6 and video.expected_frames == 6
@@ -38,7 +32,7 @@ def test_tracked_and_smoothed_as_a_tracker_and_smoother_would(pred, clip):
     assert [f.index for f in got] == list(range(6))
     np.testing.assert_allclose([f.time for f in got], np.arange(6) / 10)
     tracker, smoother = PoseTracker(pred), KeypointSmoother(10)
-    for f, frame in zip(got, read_frames(clip)):
+    for f, frame in zip(got, read_video(clip)):
         want = smoother(tracker(frame), f.index / 10)
         np.testing.assert_array_equal(f.image, frame)
         np.testing.assert_array_equal(f.poses.keypoints, want.keypoints)
@@ -57,7 +51,7 @@ def test_every_nth_frame_keeps_the_video_time(pred, clip):
 
 
 def test_untracked_frames_are_photos(pred, clip):
-    frames = read_frames(clip)
+    frames = read_video(clip)
     got = list(VideoPoses(pred, clip, track=False))
     assert all(f.poses.track_ids is None for f in got)
     for f, frame in zip(got, frames):  # the whole frame refined, as `fasterpose predict` does for a photo
@@ -198,3 +192,29 @@ def test_a_stream_url_is_read_as_a_video(pred, clip):
         open_stream("camera:99")
     with pytest.raises(InputReadError, match="cannot open the stream"):
         open_stream((clip.parent / "missing.mp4").resolve().as_uri())
+
+
+def test_live_processes_the_newest_frame_and_counts_the_dropped(pred, clip):
+    frames = read_video(clip)
+    source = GatedSource()
+    for frame in frames + [None]:
+        source.send(frame)
+    video = VideoPoses(pred, source, live=True, track=False)
+    assert video.fps == 0.0 and video.dropped_frames == 0
+    got = []
+    for f in video:
+        got.append(f)
+        source.released or time.sleep(0.5)  # a slow model: the source ends meanwhile
+    indices = [f.index for f in got]
+    assert indices[-1] == 5 and indices == sorted(indices)  # the last frame always, in order
+    assert len(got) + video.dropped_frames == 6 and video.dropped_frames >= 1
+    np.testing.assert_allclose([f.time for f in got], np.array(indices) / 30.0)  # times keep the source's pace
+    np.testing.assert_array_equal(got[-1].image, frames[5])
+    with pytest.raises(ValueError, match="read_ahead must be a non-negative integer"):
+        VideoPoses(pred, clip, read_ahead=-1)
+
+
+def test_reading_ahead_or_not_gives_the_same_poses(pred, clip):
+    ahead = [f.poses.keypoints for f in VideoPoses(pred, clip)]
+    inline = [f.poses.keypoints for f in VideoPoses(pred, clip, read_ahead=0)]
+    np.testing.assert_array_equal(np.stack(ahead), np.stack(inline))
