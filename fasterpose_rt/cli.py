@@ -22,7 +22,11 @@ from tqdm import tqdm
 
 from . import __version__
 from .boxes import BoxesFileError, DetectorUnavailable, HogPeopleDetector, load_boxes_file
-from .inputs import InputItem, InputReadError, expand_inputs, is_live, open_stream, read_image, stream_source
+from .frame_reader import READ_AHEAD
+from .geometry import rescale_boxes
+from .inputs import (REDUCED_LONG_SIDE, InputItem, InputReadError, expand_inputs, is_live, open_stream, read_image,
+                     read_photo, stream_source)
+from .prefetch import prefetch
 from .metadata import MetadataError
 from .predictor import PHOTO_GROUP_BYTES, PoseResult
 from .results import FORMATS, ResultsWriter, atomic_write_text, coco_entries
@@ -192,6 +196,12 @@ class _InputArgument(click.ParamType):
                    "the model is busy, so results keep pace with the source [default: on for cameras and network "
                    "streams, off for file:// URLs]; --no-live: every frame, falling behind a source faster than "
                    "the model. Video files are always read in full.")
+@click.option("--full-resolution", is_flag=True,
+              help=f"Decode every photo whole. By default a JPEG photo is decoded at 1/2, 1/4 or 1/8 of its size "
+                   f"while its long side stays >= {REDUCED_LONG_SIDE} px and every given box keeps at least the "
+                   f"model's input size (much faster for camera photos; keypoints are in the photo's own px).")
+@click.option("--read-ahead", type=click.IntRange(min=0), default=READ_AHEAD, show_default=True,
+              help="Photos and video frames decoded by a thread ahead of the model (0: decode between model calls).")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the results here: COCO keypoint results (a JSON list), JSON Lines (one result per line, "
                    "written as each frame is done) for a .jsonl file, or a CSV table (one row per person) for a "
@@ -207,8 +217,8 @@ class _InputArgument(click.ParamType):
 @_debug_option
 @_guarded
 def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxes_file, detector, search,
-            max_persons, refine_passes, track, smooth, every, max_frames, live, out, fmt, vis_dir, vis_threshold,
-            quiet, debug):
+            max_persons, refine_passes, track, smooth, every, max_frames, live, full_resolution, read_ahead, out, fmt,
+            vis_dir, vis_threshold, quiet, debug):
     """Predict poses on photos, videos and folders of them (searched recursively), and on cameras (camera:0)
     and video streams (rtsp://..., http://...).
 
@@ -243,11 +253,14 @@ def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxe
     writer = ResultsWriter(out, fmt=fmt, keypoint_names=pred.keypoint_names)
     passes = refine_passes if refine_passes is not None else (0 if lookup is not None else REFINE_PASSES)
     run = _PredictRun(pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug, passes, track, smooth,
-                      search, max_persons, max_frames, live)
+                      search, max_persons, max_frames, live, None if full_resolution else REDUCED_LONG_SIDE,
+                      read_ahead)
     for path, reason in problems:
         run.fail(path, reason)
     show = not quiet and (len(items) > 1 or any(i.kind != "image" for i in items))
     bar = tqdm(total=len(items), desc="fasterpose", unit="file", disable=not show, file=sys.stderr)
+    # photos are decoded by a thread, --read-ahead photos ahead of the model
+    decoded = prefetch(run.decode, [i for i in items if i.kind == "image"], read_ahead)
     try:
         group: List[_Photo] = []  # photos read, waiting to share the model's batches
         for item in items:
@@ -257,7 +270,7 @@ def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxe
                 run.video(item, show)
                 bar.update(1)
                 continue
-            photo = run.read_photo(item)
+            photo = run.read_photo(*next(decoded))
             if photo is None:  # unreadable: named and skipped
                 bar.update(1)
                 continue
@@ -273,6 +286,8 @@ def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxe
         writer.close()
         _say(f"interrupted: {run.summary(out)}")
         sys.exit(EXIT_INTERRUPTED)
+    finally:
+        decoded.close()
     writer.close()
     if not quiet:
         _say(run.summary(out))
@@ -282,23 +297,27 @@ def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxe
 
 @dataclass
 class _Photo:
-    """A photo read and ready for the model: its input, pixels, person boxes (None: the whole photo), image id."""
+    """A photo read and ready for the model: its input, pixels (decoded at 1/scale of its size), person boxes in
+    those pixels (None: the whole photo), image id."""
 
     item: InputItem
     image: np.ndarray
     boxes: Optional[np.ndarray]
     image_id: int
+    scale: int = 1
 
 
 class _PredictRun:
     """State of one ``predict`` run: running image ids, counts, failures, --vis names."""
 
     def __init__(self, pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug, passes=0, track=False,
-                 smooth=False, search=True, max_persons=1, max_frames=None, live=None):
+                 smooth=False, search=True, max_persons=1, max_frames=None, live=None, long_side=None,
+                 read_ahead=READ_AHEAD):
         self.pred, self.writer, self.lookup, self.detect = pred, writer, lookup, detect
         self.vis_dir, self.vis_threshold, self.every, self.debug = vis_dir, vis_threshold, every, debug
         self.passes, self.track, self.smooth, self.search = passes, track, smooth, search
         self.max_persons, self.max_frames, self.live = max_persons, max_frames, live
+        self.long_side, self.read_ahead = long_side, read_ahead
         self.next_id = 0
         self.failed: List[str] = []
         self.photos_done = self.frames = self.dropped = self.videos = self.persons = 0
@@ -339,16 +358,36 @@ class _PredictRun:
             _trace(self.debug)
             raise InputReadError(f"prediction failed: {e}") from None
 
-    def read_photo(self, item) -> Optional[_Photo]:
-        """Read a photo and find its boxes; None (the failure named) when it cannot be read or is not listed."""
+    def decode(self, item):
+        """A photo's pixels, the scale they were decoded at, and its boxes file entry: (image, scale, boxes (N, 4)
+        in the photo's px or None, COCO image id or None). Runs ahead of the model (``prefetch``); raises
+        InputReadError when the photo cannot be read or is not listed in the boxes file."""
+        boxes, coco_id = self._boxes_for(item, None) if self.lookup is not None else (None, None)
+        image, scale = read_photo(item.path, self.long_side, self._most_reduction(boxes))
+        return image, scale, boxes, coco_id
+
+    def _most_reduction(self, boxes) -> int:
+        """The largest decoding scale at which every box's crop region keeps at least the model's input px."""
+        if boxes is None or not len(boxes):
+            return 8
+        (w_in, h_in), pad = self.pred.input_size, self.pred.box_padding
+        region = np.maximum(boxes[:, 3], boxes[:, 2] * h_in / w_in) * pad  # the region's height (geometry.py, 3)
+        return int(max(1.0, float(region.min()) / h_in))
+
+    def read_photo(self, item, decoded) -> Optional[_Photo]:
+        """The photo ``decode`` read (``decoded.result()``) with its boxes in the decoded px (a detector's, run
+        here); None (the failure named) when it cannot be read or is not listed."""
         self.next_id += 1
         try:
-            image = read_image(item.path)
-            boxes, coco_id = self._boxes_for(item, image)
+            image, scale, boxes, coco_id = decoded.result()
+            if self.lookup is None:
+                boxes, coco_id = self._boxes_for(item, image)
+            elif scale > 1:
+                boxes = rescale_boxes(boxes, 1.0 / scale).astype(np.float32)
         except InputReadError as e:
             self.fail(item.path, str(e))
             return None
-        return _Photo(item, image, boxes, coco_id if coco_id is not None else self.next_id)
+        return _Photo(item, image, boxes, coco_id if coco_id is not None else self.next_id, scale)
 
     def photos(self, group: List[_Photo], bar) -> None:
         """Find the poses of a group of photos together (their persons share the model's batches), then write
@@ -374,13 +413,20 @@ class _PredictRun:
 
     def _write_photo(self, photo: _Photo, res: PoseResult) -> None:
         item, image = photo.item, photo.image
+        if photo.scale > 1:  # in the photo's own px
+            res = res.rescaled(photo.scale)
         self.writer.add(coco_entries(res, photo.image_id, item.path.as_posix()))
         self.photos_done += 1
         self.persons += len(res)
         if self.vis_dir is not None:
             target = self._vis_name(item.rel if item.rel.suffix.lower() in _VIS_EXTENSIONS
                                     else item.rel.with_suffix(".png"))
-            drawn = self.pred.draw(image, res, self.vis_threshold)
+            try:
+                drawn = self.pred.draw(image if photo.scale == 1 else read_image(item.path), res, self.vis_threshold)
+            except InputReadError as e:  # the file changed since it was read
+                self.fail(item.path, f"cannot read it again for --vis: {e}")
+                self.writer.step()
+                return
             ok, buf = cv2.imencode(target.suffix, drawn)
             try:
                 if not ok:
@@ -409,7 +455,7 @@ class _PredictRun:
             video = VideoPoses(self.pred, source, every=self.every, track=self.track, smooth=self.smooth,
                                boxes=boxes, detector=detect, refine_passes=self.passes, on_error=frame_failed,
                                search=self.search, max_persons=self.max_persons, max_frames=self.max_frames,
-                               live=live)
+                               live=live, read_ahead=self.read_ahead)
         except InputReadError as e:
             self.next_id += 1
             self.fail(item.label, str(e))

@@ -11,6 +11,8 @@ Conventions
    ``((W - 1)/2, (H - 1)/2)``. Optional rotation (training augmentation) turns the region about its centre.
 4. Heatmap pixel (i, j) sits at crop coordinate ``((i + 0.5)·s - 0.5, (j + 0.5)·s - 0.5)`` with
    ``s = crop size / heatmap size`` per axis (unbiased, UDP: Huang et al., CVPR 2020).
+5. The same rule between a photo decoded at 1/f size and the photo: pixel (i, j) of the smaller one covers an
+   f x f block, centred at ``((i + 0.5)·f - 0.5, (j + 0.5)·f - 0.5)`` of the photo (libjpeg's scaled decoding).
 
 Every function is vectorised over persons and keypoints.
 """
@@ -26,6 +28,8 @@ __all__ = [
     "heatmap_to_crop",
     "crop_to_heatmap",
     "turned_extent",
+    "rescale_points",
+    "rescale_boxes",
 ]
 
 
@@ -120,3 +124,16 @@ def turned_extent(points, rotation_deg):
     lo, hi = np.nanmin(q, axis=1), np.nanmax(q, axis=1)
     centers = pivot + np.einsum("nji,nj->ni", rot, 0.5 * (lo + hi))  # back to the photo: rot is orthogonal
     return centers, np.maximum(hi - lo, 1.0)
+
+
+def rescale_points(points, factor):
+    """Points (..., 2) of a photo decoded at 1/``factor`` size -> the full photo's px (convention 5); a factor
+    below 1 maps the other way (1/f: full photo -> the smaller one)."""
+    return (np.asarray(points, np.float64) + 0.5) * float(factor) - 0.5
+
+
+def rescale_boxes(boxes, factor):
+    """Boxes (..., 4) [x, y, w, h] as ``rescale_points``: the corner moves as a point (a pixel edge, -0.5, stays
+    one), the sides grow ``factor`` times."""
+    b = np.asarray(boxes, np.float64)
+    return np.concatenate([rescale_points(b[..., :2], factor), b[..., 2:] * float(factor)], axis=-1)

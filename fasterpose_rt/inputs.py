@@ -20,7 +20,8 @@ from .image import to_bgr_uint8
 
 __all__ = [
     "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "InputItem", "InputReadError", "expand_inputs", "read_image",
-    "open_video", "capture_info", "iter_video_frames", "stream_source", "is_live", "open_stream",
+    "open_video", "capture_info", "iter_video_frames", "stream_source", "is_live", "open_stream", "jpeg_size",
+    "reduction_for", "read_photo", "REDUCED_LONG_SIDE",
 ]
 
 IMAGE_EXTENSIONS = frozenset({
@@ -34,6 +35,14 @@ VIDEO_EXTENSIONS = frozenset({
 # IMREAD_COLOR converts gray, palette and alpha photos to 3-channel BGR and, unlike IMREAD_UNCHANGED, applies
 # the EXIF orientation; ANYDEPTH keeps 16-bit and float samples so they are scaled down, not clipped.
 _DECODE_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH
+
+# A big JPEG photo is decoded at 1/2, 1/4 or 1/8 of its size (libjpeg's scaled decoding: a 12 MP photo in 18 ms at
+# 1/2 instead of 79 ms whole) as long as its long side stays at least this. The model sees a person through a crop
+# of 176 px or less, so a person up to 1/7 of a photo's height and width loses nothing
+# (``python -m benchmarks.photo_reading``).
+REDUCED_LONG_SIDE = 1280
+_REDUCED_FLAGS = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame markers: they hold the size
 
 _CAMERA = re.compile(r"camera:(\d+)")
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
@@ -143,14 +152,66 @@ def read_image(path: os.PathLike) -> np.ndarray:
     Gray, palette, alpha (dropped), 16-bit and float photos are converted. Raises InputReadError naming the
     reason: unreadable file, empty file, or data no OpenCV codec can decode (not a photo, truncated, unsupported).
     """
+    return read_photo(path)[0]
+
+
+def read_photo(path: os.PathLike, long_side: Optional[int] = None, most: int = 8) -> Tuple[np.ndarray, int]:
+    """Decode a photo file as :func:`read_image` does, a big JPEG at 1/f of its size -> (image, f).
+
+    long_side: decode a JPEG at the smallest of 1/2, 1/4, 1/8 that keeps its long side at least this many px
+    (:func:`reduction_for`; None: whole). most: the largest f allowed (e.g. so that given person boxes keep enough
+    px). f is 1 for other formats and small photos. Points of the image map to the photo by
+    ``geometry.rescale_points(points, f)`` (``PoseResult.rescaled(f)``).
+    """
+    data = _read_bytes(path)
+    size = jpeg_size(data) if long_side is not None else None
+    factor = 1 if size is None or long_side is None else reduction_for(size, long_side, most)
+    return _decode(data, _REDUCED_FLAGS.get(factor, _DECODE_FLAGS)), factor
+
+
+def reduction_for(size, long_side: int = REDUCED_LONG_SIDE, most: int = 8) -> int:
+    """The largest f of 1, 2, 4, 8 (and at most ``most``) with max(size) / f >= ``long_side``. size: (W, H)."""
+    factor = 1
+    while 2 * factor <= min(int(most), 8) and max(size) / (2 * factor) >= long_side:
+        factor *= 2
+    return factor
+
+
+def jpeg_size(data) -> Optional[Tuple[int, int]]:
+    """(width, height) in a JPEG's frame header (before EXIF orientation), or None when ``data`` (bytes or a
+    uint8 array) is not a JPEG or its header is cut short."""
+    b = bytes(data[:65536]) if not isinstance(data, bytes) else data
+    if b[:2] != b"\xff\xd8":
+        return None
+    i = 2
+    while i + 9 <= len(b):
+        if b[i] != 0xFF:
+            return None
+        marker = b[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+        elif marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            i += 2
+        elif marker in _SOF_MARKERS:
+            return (b[i + 7] << 8) | b[i + 8], (b[i + 5] << 8) | b[i + 6]
+        else:
+            i += 2 + ((b[i + 2] << 8) | b[i + 3])
+    return None  # a header longer than 64 KB (a big embedded thumbnail): decoded whole
+
+
+def _read_bytes(path: os.PathLike) -> np.ndarray:
     try:
         data = np.fromfile(str(path), dtype=np.uint8)  # fromfile + imdecode: works for non-ASCII paths too
     except OSError as e:
         raise InputReadError(f"cannot read file: {e.strerror or e}") from None
     if data.size == 0:
         raise InputReadError("file is empty")
+    return data
+
+
+def _decode(data: np.ndarray, flags: int) -> np.ndarray:
     try:
-        img = cv2.imdecode(data, _DECODE_FLAGS)
+        img = cv2.imdecode(data, flags)
     except cv2.error as e:
         raise InputReadError(f"cannot decode: {str(e).strip().splitlines()[-1]}") from None
     if img is None:

@@ -14,7 +14,7 @@ import numpy as np
 
 from .decode import decode_heatmaps
 from .draw import draw_poses
-from .geometry import apply_affine, heatmap_to_crop, invert_affine
+from .geometry import apply_affine, heatmap_to_crop, invert_affine, rescale_boxes, rescale_points
 from .image import to_bgr_uint8
 from .metadata import is_box_padding
 from .preprocess import Normalizer, check_boxes, crop_transforms, warp_crops
@@ -57,6 +57,12 @@ class PoseResult:
         ids = None if self.track_ids is None else self.track_ids[rows]
         return replace(self, keypoints=self.keypoints[rows], scores=self.scores[rows], boxes=self.boxes[rows],
                        track_ids=ids)
+
+    def rescaled(self, factor: float) -> "PoseResult":
+        """The same persons in the px of a photo ``factor`` times as large (geometry convention 5): the poses of
+        a photo decoded at 1/f size, in the full photo's px."""
+        return replace(self, keypoints=rescale_points(self.keypoints, factor).astype(np.float32),
+                       boxes=rescale_boxes(self.boxes, factor).astype(np.float32))
 
     def to_coco(self, image_id, category_id: int = 1) -> List[dict]:
         """COCO keypoint results, one dict per person: image_id, category_id, bbox [x, y, w, h],

@@ -552,3 +552,32 @@ def test_a_camera_is_live_unless_told_otherwise(tmp_path, standin_path, monkeypa
     r = run("predict", "camera:0", "--model", standin_path, "--no-track", "--format", "jsonl", "--no-live")
     assert [json.loads(line)["frame"] for line in r.stdout.splitlines()] == [0, 1, 2, 3, 4, 5]
     assert "1 video (6 frames), " in r.stderr
+
+
+def test_a_big_jpeg_is_decoded_smaller_and_answered_in_its_own_pixels(tmp_path, standin_path, monkeypatch):
+    import fasterpose_rt.cli as cli
+
+    monkeypatch.setattr(cli, "REDUCED_LONG_SIDE", 200)  # a 480 x 720 photo counts as big: decoded at 1/2
+    points = np.array(POINTS, np.float64) * 6 + 0.5 * 5  # the stand-in person, 6x as large
+    path = tmp_path / "big.jpg"
+    cv2.imwrite(str(path), paint_blobs((720, 480), points, sigma=24.0), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    entries = {}
+    for mode in ([], ["--full-resolution"], ["--read-ahead", "0"]):
+        r = run("predict", path, "--model", standin_path, "-q", "--vis", tmp_path / f"vis{len(entries)}", *mode)
+        assert r.exit_code == 0, r.stderr
+        (entries[" ".join(mode)],) = json.loads(r.stdout)
+        assert cv2.imread(str(tmp_path / f"vis{len(entries) - 1}" / "big.jpg")).shape == (720, 480, 3)
+    for entry in entries.values():  # the photo's own px either way
+        np.testing.assert_allclose(np.reshape(entry["keypoints"], (-1, 3))[:, :2], points, atol=2.0)
+    assert entries[""] == entries["--read-ahead 0"]  # reading ahead changes nothing
+    assert entries[""] != entries["--full-resolution"]  # ... decoding smaller does, a little
+    real_read, scales = cli.read_photo, []
+    monkeypatch.setattr(cli, "read_photo", lambda *a: scales.append(real_read(*a)[1]) or real_read(*a))
+    boxes = tmp_path / "boxes.json"
+    for listed, scale in (([[100.0, 120.0, 300.0, 500.0]], 2),  # big enough for the model at 1/2
+                          ([[100.0, 120.0, 300.0, 500.0], [10.0, 10.0, 40.0, 60.0]], 1)):  # a box < the input
+        boxes.write_text(json.dumps({"big.jpg": listed}))
+        r = run("predict", path, "--model", standin_path, "-q", "--boxes", boxes)
+        assert [e["bbox"] for e in json.loads(r.stdout)] == listed and scales.pop() == scale
+        np.testing.assert_allclose(np.reshape(json.loads(r.stdout)[0]["keypoints"], (-1, 3))[:, :2], points,
+                                   atol=2.0)

@@ -1,0 +1,110 @@
+"""Photos decoded ahead of the model (prefetch) and big JPEGs decoded smaller (read_photo), mapped back exactly."""
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+from test_cli_units import exif_jpeg
+
+from fasterpose_rt import PoseResult
+from fasterpose_rt.geometry import rescale_boxes, rescale_points
+from fasterpose_rt.inputs import InputReadError, jpeg_size, read_image, read_photo, reduction_for
+from fasterpose_rt.prefetch import prefetch
+
+
+def test_prefetch_keeps_order_and_each_items_error():
+    def work(i):
+        if i == 2:
+            raise InputReadError("bad photo")
+        return i * 10
+
+    got = []
+    for item, future in prefetch(work, range(5), depth=2):
+        try:
+            got.append((item, future.result()))
+        except InputReadError as e:
+            got.append((item, str(e)))
+    assert got == [(0, 0), (1, 10), (2, "bad photo"), (3, 30), (4, 40)]
+
+
+def test_prefetch_runs_at_most_depth_ahead_in_another_thread():
+    started, threads = [], set()
+
+    def work(i):
+        started.append(i)
+        threads.add(threading.current_thread().name)
+        return i
+
+    items = prefetch(work, range(10), depth=2)
+    item, future = next(items)
+    assert future.result() == 0
+    time.sleep(0.05)
+    assert started == [0, 1, 2] and all(n.startswith("fasterpose-prefetch") for n in threads)
+    items.close()  # a break: the rest is never read
+    time.sleep(0.05)
+    assert started == [0, 1, 2]
+    started.clear()
+    lazy = prefetch(work, range(3), depth=0)
+    item, future = next(lazy)
+    assert started == [] and future.result() == 0 and started == [0]  # depth 0: read when asked, here
+    with pytest.raises(ValueError, match="depth"):
+        next(prefetch(work, [], depth=-1))
+
+
+def jpeg(tmp_path, image, name="p.jpg", params=()):
+    path = tmp_path / name
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95, *params])
+    assert ok
+    path.write_bytes(buf.tobytes())
+    return path
+
+
+def test_jpeg_size_reads_the_frame_header(tmp_path):
+    img = np.zeros((123, 457, 3), np.uint8)
+    assert jpeg_size(jpeg(tmp_path, img).read_bytes()) == (457, 123)
+    progressive = jpeg(tmp_path, img, "q.jpg", (cv2.IMWRITE_JPEG_PROGRESSIVE, 1)).read_bytes()
+    assert jpeg_size(progressive) == (457, 123) and jpeg_size(np.frombuffer(progressive, np.uint8)) == (457, 123)
+    assert jpeg_size(exif_jpeg(img, 6)) == (457, 123)  # before orientation: the header's own
+    assert jpeg_size(cv2.imencode(".png", img)[1].tobytes()) is None
+    assert jpeg_size(progressive[:40]) is None and jpeg_size(b"") is None
+
+
+def test_reduction_keeps_the_long_side_and_the_limit():
+    assert [reduction_for((4000, 3000), side) for side in (4000, 2000, 1999, 1000, 500, 100)] == [1, 2, 2, 4, 8, 8]
+    assert reduction_for((4000, 3000), 100, most=3) == 2 and reduction_for((4000, 3000), 100, most=1) == 1
+    assert reduction_for((3000, 4000), 1280) == 2  # portrait alike
+
+
+def test_a_big_jpeg_decodes_smaller_and_its_points_map_back(tmp_path):
+    img = np.zeros((800, 1200, 3), np.uint8)
+    img[400:408, 600:608] = 255  # an 8 px square centred on (603.5, 403.5)
+    path = jpeg(tmp_path, img)
+    for side, factor in ((None, 1), (1200, 1), (600, 2), (300, 4), (150, 8), (10, 8)):
+        small, f = read_photo(path, side)
+        assert f == factor and small.shape == (800 // f, 1200 // f, 3)
+        weight = small[..., 0].astype(float)
+        yy, xx = np.mgrid[0:small.shape[0], 0:small.shape[1]]
+        centre = np.array([(weight * xx).sum(), (weight * yy).sum()]) / weight.sum()
+        np.testing.assert_allclose(rescale_points(centre, f), [603.5, 403.5], atol=0.1)
+    assert read_photo(path, 10, most=2)[1] == 2
+    png = tmp_path / "p.png"
+    cv2.imwrite(str(png), img)
+    assert read_photo(png, 10)[1] == 1  # only JPEGs decode faster smaller
+    rotated = tmp_path / "r.jpg"
+    rotated.write_bytes(exif_jpeg(img, 6))
+    small, f = read_photo(rotated, 300)
+    assert f == 4 and small.shape == (300, 200, 3) and read_image(rotated).shape == (1200, 800, 3)  # EXIF applied
+
+
+def test_rescaling_is_its_own_inverse_and_keeps_pixel_edges():
+    pts = np.array([[0.0, 0.0], [10.25, 3.5]])
+    np.testing.assert_allclose(rescale_points(rescale_points(pts, 4), 0.25), pts)
+    np.testing.assert_allclose(rescale_points([[0.0, 0.0]], 2), [[0.5, 0.5]])  # pixel 0 covers full px 0 and 1
+    np.testing.assert_allclose(rescale_boxes([[-0.5, -0.5, 300, 200]], 4), [[-0.5, -0.5, 1200, 800]])
+    res = PoseResult(np.array([[[1.0, 2.0]]], np.float32), np.array([[0.9]], np.float32),
+                     np.array([[-0.5, -0.5, 10, 20]], np.float32), ["a"])
+    big = res.rescaled(2)
+    np.testing.assert_allclose(big.keypoints, [[[2.5, 4.5]]])
+    np.testing.assert_allclose(big.boxes, [[-0.5, -0.5, 20, 40]])
+    assert big.scores is res.scores and big.keypoints.dtype == np.float32
