@@ -62,7 +62,7 @@ def framed(photo, gt, box, small: bool, rng):
         x0, y0 = (FRAME[0] - s * w) / 2, (FRAME[1] - s * h) / 2
     m = np.array([[s, 0.0, 0.5 * s - 0.5 + x0], [0.0, s, 0.5 * s - 0.5 + y0]])  # pixel centres kept
     picture = cv2.warpAffine(photo, m, FRAME, flags=cv2.INTER_LINEAR, borderValue=(128, 128, 128))
-    corner = m[:, :2] @ np.asarray(box[:2]) + m[:, 2] - 0.5 * s + 0.5  # the box's edge, not a pixel centre
+    corner = m[:, :2] @ np.asarray(box[:2]) + m[:, 2]  # an edge is a point like any other
     return picture, gt @ m[:, :2].T + m[:, 2], np.array([*corner, box[2] * s, box[3] * s])
 
 

@@ -22,11 +22,10 @@ from tqdm import tqdm
 
 from . import __version__
 from .boxes import BoxesFileError, DetectorUnavailable, HogPeopleDetector, load_boxes_file
-from .frame_reader import READ_AHEAD
 from .geometry import rescale_boxes
 from .inputs import (REDUCED_LONG_SIDE, InputItem, InputReadError, expand_inputs, is_live, open_stream, read_image,
                      read_photo, stream_source)
-from .prefetch import prefetch
+from .prefetch import READ_AHEAD, prefetch
 from .metadata import MetadataError
 from .predictor import PHOTO_GROUP_BYTES, PoseResult
 from .results import FORMATS, ResultsWriter, atomic_write_text, coco_entries

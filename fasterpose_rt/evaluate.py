@@ -18,6 +18,7 @@ from .inputs import InputReadError, read_image
 from .jsonfile import load_json
 from .metrics import left_right_confusions, pck, pck_by_orientation, pck_interval
 from .predictor import PHOTO_GROUP_BYTES
+from .prefetch import READ_AHEAD, prefetch
 from .results import coco_entries
 from .skeletons import COCO17
 
@@ -180,22 +181,32 @@ def predict_annotations(predictor, data: dict, images_dir: os.PathLike, category
             done.append(image_id)
         group.clear()
 
-    for image_id in wrap(sorted(names)):
-        path = Path(images_dir) / names[image_id]
-        entry = boxes[image_id]
-        if entry.boxes.shape[0] == 0:
-            done.append(image_id)  # nobody to find: nothing to read
-            continue
-        try:
-            image = read_image(path)
-        except InputReadError as e:
-            on_fail(path, str(e) if path.exists() else "file not found")
-            continue
-        group.append((image_id, image, entry))
-        if sum(len(g[2].boxes) for g in group) >= predictor.batch_size \
-                or sum(g[1].size for g in group) >= PHOTO_GROUP_BYTES:
-            run_group()
-    run_group()
+    def path_of(image_id) -> Path:
+        return Path(images_dir) / names[image_id]
+
+    # photos are decoded by a thread, a few ahead of the model
+    decoded = prefetch(lambda image_id: read_image(path_of(image_id)),
+                       [i for i in sorted(names) if boxes[i].boxes.shape[0]], READ_AHEAD)
+    try:
+        for image_id in wrap(sorted(names)):
+            entry = boxes[image_id]
+            if entry.boxes.shape[0] == 0:
+                done.append(image_id)  # nobody to find: nothing to read
+                continue
+            _, photo = next(decoded)
+            try:
+                image = photo.result()
+            except InputReadError as e:
+                path = path_of(image_id)
+                on_fail(path, str(e) if path.exists() else "file not found")
+                continue
+            group.append((image_id, image, entry))
+            if sum(len(g[2].boxes) for g in group) >= predictor.batch_size \
+                    or sum(g[1].size for g in group) >= PHOTO_GROUP_BYTES:
+                run_group()
+        run_group()
+    finally:
+        decoded.close()
     return results, sorted(done), pred
 
 

@@ -21,10 +21,10 @@ import numpy as np
 
 from .image import to_bgr_uint8
 from .inputs import InputReadError
+from .prefetch import READ_AHEAD
 
-__all__ = ["FrameReader", "READ_AHEAD"]
+__all__ = ["FrameReader"]
 
-READ_AHEAD = 4  # frames decoded ahead of the caller (in order): a few smooth out slow frames, more only hold memory
 _JOIN_SECONDS = 2.0  # close() waits this long for a read in progress (a camera delivers its next frame sooner)
 _POLL_SECONDS = 0.1  # the caller waits in steps this long, so Ctrl-C reaches it at once
 

@@ -9,7 +9,9 @@ import collections
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Deque, Generator, Iterable, Tuple, TypeVar
 
-__all__ = ["prefetch"]
+__all__ = ["prefetch", "READ_AHEAD"]
+
+READ_AHEAD = 4  # photos or video frames decoded ahead: a few smooth out slow ones, more only hold memory
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -25,7 +27,7 @@ class _Done:
         return self._function(self._item)
 
 
-def prefetch(function: Callable[[T], R], items: Iterable[T], depth: int = 2
+def prefetch(function: Callable[[T], R], items: Iterable[T], depth: int = READ_AHEAD
              ) -> Generator[Tuple[T, "Future[R]"], None, None]:
     """Yield (item, future) in the items' order, ``function(item)`` running in one worker thread for up to
     ``depth`` items ahead of the one yielded; ``future.result()`` returns its value or raises its exception.

@@ -14,9 +14,10 @@ from typing import Callable, Iterator, Optional
 import cv2
 import numpy as np
 
-from .frame_reader import READ_AHEAD, FrameReader
+from .frame_reader import FrameReader
 from .inputs import InputReadError, capture_info, iter_video_frames, open_video
 from .predictor import PoseResult
+from .prefetch import READ_AHEAD
 from .smoothing import DEFAULT_FPS, KeypointSmoother
 from .tracking import REFINE_PASSES, PoseTracker, find_poses
 
