@@ -22,12 +22,12 @@ from tqdm import tqdm
 
 from . import __version__
 from .boxes import BoxesFileError, DetectorUnavailable, HogPeopleDetector, load_boxes_file
-from .geometry import rescale_boxes
+from .geometry import box_centers_and_sizes, rescale_boxes
 from .inputs import (REDUCED_LONG_SIDE, InputItem, InputReadError, expand_inputs, is_live, open_stream, read_image,
                      read_photo, stream_source)
-from .prefetch import READ_AHEAD, prefetch
 from .metadata import MetadataError
 from .predictor import PHOTO_GROUP_BYTES, PoseResult
+from .prefetch import READ_AHEAD, prefetch
 from .results import FORMATS, ResultsWriter, atomic_write_text, coco_entries
 from .tracking import REFINE_PASSES, find_poses, find_poses_batch
 from .video import VideoPoses
@@ -369,9 +369,8 @@ class _PredictRun:
         """The largest decoding scale at which every box's crop region keeps at least the model's input px."""
         if boxes is None or not len(boxes):
             return 8
-        (w_in, h_in), pad = self.pred.input_size, self.pred.box_padding
-        region = np.maximum(boxes[:, 3], boxes[:, 2] * h_in / w_in) * pad  # the region's height (geometry.py, 3)
-        return int(max(1.0, float(region.min()) / h_in))
+        _, regions = box_centers_and_sizes(boxes, self.pred.input_size, self.pred.box_padding)  # (N, 2) w, h
+        return int(max(1.0, float(regions[:, 1].min()) / self.pred.input_size[1]))
 
     def read_photo(self, item, decoded) -> Optional[_Photo]:
         """The photo ``decode`` read (``decoded.result()``) with its boxes in the decoded px (a detector's, run

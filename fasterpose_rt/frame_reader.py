@@ -19,8 +19,7 @@ from typing import Iterator, Optional, Tuple
 
 import numpy as np
 
-from .image import to_bgr_uint8
-from .inputs import InputReadError
+from .inputs import iter_video_frames
 from .prefetch import READ_AHEAD
 
 __all__ = ["FrameReader"]
@@ -34,9 +33,10 @@ class FrameReader:
 
     cap: an opened cv2.VideoCapture (or any object with its ``read()``, ``grab()`` and ``release()``), released
     by the reader when the source ends or on ``close()``. every: decode frames 0, every, 2·every, ... (the
-    others are only grabbed). latest: keep only the newest decoded frame (see the module's docstring); else
+    others are only grabbed), read by ``inputs.iter_video_frames``. latest: keep only the newest decoded frame (see the module's docstring); else
     deliver every one in order, decoding up to ``ahead`` frames ahead. The thread starts at once; iterate once.
-    Raises InputReadError (while iterating) when not a single frame decodes, and any error the source raised.
+    Raises (while iterating) what ``inputs.iter_video_frames`` raises: InputReadError when not a single frame
+    decodes, and any error the source raised, after the frames read before it.
     """
 
     def __init__(self, cap, every: int = 1, latest: bool = False, ahead: int = READ_AHEAD):
@@ -54,36 +54,29 @@ class FrameReader:
 
     def _read(self) -> None:
         """The thread: read until the source ends, fails or ``close()``; then release the capture."""
-        index = 0
+        frames = iter_video_frames(self._cap, self.every)  # raises InputReadError when no frame decodes
         try:
-            while not self._stop:
-                if index % self.every:
-                    if not self._cap.grab():
+            for index, frame in frames:
+                with self._changed:
+                    while not self.latest and len(self._frames) >= self.ahead and not self._stop:
+                        self._changed.wait()
+                    if self._stop:
                         break
-                else:
-                    ok, frame = self._cap.read()
-                    if not ok or frame is None:
-                        break
-                    frame = to_bgr_uint8(frame)
-                    with self._changed:
-                        while not self.latest and len(self._frames) >= self.ahead and not self._stop:
-                            self._changed.wait()
-                        if self.latest:
-                            self.dropped += len(self._frames)
-                            self._frames.clear()
-                        self._frames.append((index, frame))
-                        self._changed.notify_all()
-                index += 1
+                    if self.latest:
+                        self.dropped += len(self._frames)
+                        self._frames.clear()
+                    self._frames.append((index, frame))
+                    self._changed.notify_all()
         except Exception as e:  # handed to the caller, after the frames read before it
             self._error = e
         finally:
-            self._cap.release()
+            frames.close()
+            self._cap.release()  # also when the frames were never started
             with self._changed:
                 self._ended = True
                 self._changed.notify_all()
 
     def __iter__(self) -> Iterator[Tuple[int, np.ndarray]]:
-        taken = 0
         try:
             while True:
                 with self._changed:
@@ -93,14 +86,11 @@ class FrameReader:
                         break
                     item = self._frames.popleft()
                     self._changed.notify_all()  # room for the thread's next frame
-                taken += 1
                 yield item
         finally:
             self.close()
         if self._error is not None:
             raise self._error
-        if taken == 0:
-            raise InputReadError("no frame could be decoded")
 
     def close(self) -> None:
         """Stop reading and release the capture (waits up to 2 s for a read in progress to return)."""
