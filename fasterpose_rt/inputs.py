@@ -11,7 +11,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Generator, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -244,7 +244,7 @@ def capture_info(cap: cv2.VideoCapture) -> Tuple[Optional[int], float]:
     return (count if count > 0 else None), (fps if np.isfinite(fps) and fps > 0 else 0.0)
 
 
-def iter_video_frames(cap: cv2.VideoCapture, every: int = 1) -> Iterator[Tuple[int, np.ndarray]]:
+def iter_video_frames(cap: cv2.VideoCapture, every: int = 1) -> Generator[Tuple[int, np.ndarray], None, None]:
     """Yield (frame index, (H, W, 3) uint8 BGR frame) for frames 0, every, 2·every, ...; releases ``cap`` at the end.
 
     Skipped frames are only grabbed, not decoded. Raises InputReadError when not a single frame decodes.
