@@ -33,10 +33,11 @@ class FrameReader:
 
     cap: an opened cv2.VideoCapture (or any object with its ``read()``, ``grab()`` and ``release()``), released
     by the reader when the source ends or on ``close()``. every: decode frames 0, every, 2·every, ... (the
-    others are only grabbed), read by ``inputs.iter_video_frames``. latest: keep only the newest decoded frame (see the module's docstring); else
-    deliver every one in order, decoding up to ``ahead`` frames ahead. The thread starts at once; iterate once.
-    Raises (while iterating) what ``inputs.iter_video_frames`` raises: InputReadError when not a single frame
-    decodes, and any error the source raised, after the frames read before it.
+    others are only grabbed), read by ``inputs.iter_video_frames``. latest: keep only the newest decoded frame
+    (see the module's docstring); else deliver every one in order, decoding up to ``ahead`` frames ahead.
+    The thread starts at once; iterate once. Raises (while iterating) what ``inputs.iter_video_frames`` raises:
+    InputReadError when not a single frame decodes, and any error the source raised, after the frames read
+    before it.
     """
 
     def __init__(self, cap, every: int = 1, latest: bool = False, ahead: int = READ_AHEAD):

@@ -60,7 +60,8 @@ class VideoPoses:
     """Iterate over the poses in a video: ``for frame in VideoPoses(predictor, "clip.mp4"): frame.poses``.
 
     source: a video file, or an opened cv2.VideoCapture (e.g. a camera's or a stream's, ``inputs.open_stream``;
-    released at the end like a file's), or any object with its ``read()``, ``grab()`` and ``release()`` (and ``get()`` for the frame rate).
+    released at the end like a file's), or any object with its ``read()``, ``grab()`` and ``release()`` (and
+    ``get()`` for the frame rate).
     every: process frames 0, every, 2·every, ... (the others are only grabbed, not decoded). max_frames: stop
     after this many processed frames (None: at the video's end; a camera has none).
     live: for cameras and streams, process only the newest frame each time (``FrameReader(latest=True)``): frames
