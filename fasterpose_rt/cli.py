@@ -27,7 +27,7 @@ from .inputs import (REDUCED_LONG_SIDE, InputItem, InputReadError, expand_inputs
                      read_photo, stream_source)
 from .metadata import MetadataError
 from .predictor import PHOTO_GROUP_BYTES, PoseResult
-from .prefetch import READ_AHEAD, prefetch
+from .prefetch import READ_AHEAD, OrderedJobs, prefetch
 from .results import FORMATS, ResultsWriter, atomic_write_text, coco_entries
 from .tracking import REFINE_PASSES, find_poses, find_poses_batch
 from .video import VideoPoses
@@ -279,9 +279,11 @@ def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxe
                 run.photos(group, bar)
                 group = []
         run.photos(group, bar)
+        run.finish_vis()
         bar.close()
     except KeyboardInterrupt:
         bar.close()
+        run.finish_vis()  # the few pictures already queued
         writer.close()
         _say(f"interrupted: {run.summary(out)}")
         sys.exit(EXIT_INTERRUPTED)
@@ -321,10 +323,20 @@ class _PredictRun:
         self.failed: List[str] = []
         self.photos_done = self.frames = self.dropped = self.videos = self.persons = 0
         self._vis_names = set()
+        self._vis_jobs = OrderedJobs() if vis_dir is not None else None  # --vis drawn and written beside the model
 
     def fail(self, path, reason: str) -> None:
         self.failed.append(str(path))
         _say(f"error: {path}: {reason}")
+
+    def _vis_failed(self, failures) -> None:
+        for path, error in failures:
+            self.fail(path, str(error))
+
+    def finish_vis(self) -> None:
+        """Wait for the --vis pictures still being drawn and written (their failures named)."""
+        if self._vis_jobs is not None:
+            self._vis_failed(self._vis_jobs.finish())
 
     def summary(self, out) -> str:
         parts = [_count(self.photos_done, "photo")]
@@ -410,30 +422,38 @@ class _PredictRun:
             bar.update(1)
 
     def _write_photo(self, photo: _Photo, res: PoseResult) -> None:
-        item, image = photo.item, photo.image
+        item = photo.item
         if photo.scale > 1:  # in the photo's own px
             res = res.rescaled(photo.scale)
         self.writer.add(coco_entries(res, photo.image_id, item.path.as_posix()))
         self.photos_done += 1
         self.persons += len(res)
-        if self.vis_dir is not None:
+        if self._vis_jobs is not None:
             target = self._vis_name(item.rel if item.rel.suffix.lower() in _VIS_EXTENSIONS
                                     else item.rel.with_suffix(".png"))
-            try:
-                drawn = self.pred.draw(image if photo.scale == 1 else read_image(item.path), res, self.vis_threshold)
-            except InputReadError as e:  # the file changed since it was read
-                self.fail(item.path, f"cannot read it again for --vis: {e}")
-                self.writer.step()
-                return
-            ok, buf = cv2.imencode(target.suffix, drawn)
-            try:
-                if not ok:
-                    raise OSError(f"OpenCV cannot encode {target.suffix}")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                buf.tofile(str(target))
-            except OSError as e:
-                self.fail(item.path, f"cannot write --vis image {target}: {getattr(e, 'strerror', None) or e}")
+            draw = functools.partial(self._draw_photo, photo, res, target)
+            self._vis_failed(self._vis_jobs.submit(item.path, draw))
         self.writer.step()
+
+    def _draw_photo(self, photo: _Photo, res: PoseResult, target: Path) -> None:
+        """Draw ``res`` on the photo (read again whole if it was decoded smaller) and write it to ``target``.
+        Runs beside the model; raises InputReadError saying what went wrong."""
+        try:
+            image = photo.image if photo.scale == 1 else read_image(photo.item.path)
+        except InputReadError as e:  # the file changed since it was read
+            raise InputReadError(f"cannot read it again for --vis: {e}") from None
+        ok, buf = cv2.imencode(target.suffix, self.pred.draw(image, res, self.vis_threshold))
+        try:
+            if not ok:
+                raise OSError(f"OpenCV cannot encode {target.suffix}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            buf.tofile(str(target))
+        except OSError as e:
+            raise InputReadError(f"cannot write --vis image {target}: {getattr(e, 'strerror', None) or e}") from None
+
+    def _draw_frame(self, out: cv2.VideoWriter, image: np.ndarray, res: PoseResult) -> None:
+        """Draw ``res`` on a video frame and write it to ``out`` (runs beside the model)."""
+        out.write(self.pred.draw(image, res, self.vis_threshold))
 
     def video(self, item, show: bool) -> None:
         errors, vis_writer = 0, None
@@ -471,7 +491,7 @@ class _PredictRun:
                                              time=frame.time))
                 self.frames += 1
                 self.persons += len(res)
-                if self.vis_dir is not None:
+                if self._vis_jobs is not None:
                     if vis_writer is None:
                         vis_path = self._vis_name(item.rel.with_suffix(".mp4"))
                         vis_path.parent.mkdir(parents=True, exist_ok=True)
@@ -480,7 +500,8 @@ class _PredictRun:
                                                      (video.fps or 25.0) / self.every, (w, h))
                         if not vis_writer.isOpened():
                             raise InputReadError(f"cannot write the --vis video {vis_path}")
-                    vis_writer.write(self.pred.draw(frame.image, res, self.vis_threshold))
+                    draw = functools.partial(self._draw_frame, vis_writer, frame.image, res)
+                    self._vis_failed(self._vis_jobs.submit(item.label, draw))
                 self.writer.step()
         except InputReadError as e:
             self.fail(item.label, str(e))
@@ -490,6 +511,7 @@ class _PredictRun:
             video.close()
             self.dropped += video.dropped_frames
             if vis_writer is not None:
+                self.finish_vis()  # its frames are written before it is closed
                 vis_writer.release()
         if errors:
             self.fail(item.label, f"{_count(errors, 'frame')} failed")

@@ -1,15 +1,17 @@
-"""Run a function over items a few steps ahead of the caller, in a thread: the CLI decodes its next photos while
-the model works on the current ones (OpenCV releases the GIL while it decodes).
+"""Work beside the model, in a thread: ``prefetch`` runs a function over items a few steps ahead of the caller
+(the CLI decodes its next photos while the model works on the current ones), ``OrderedJobs`` runs jobs in order after
+it (the CLI draws and writes its --vis pictures and videos). OpenCV releases the GIL while it decodes, draws and
+encodes.
 
-``benchmarks.photo_reading`` measures it (README, "Command line").
+``benchmarks.photo_reading`` measures reading ahead (README, "Command line").
 """
 from __future__ import annotations
 
 import collections
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Deque, Generator, Iterable, Tuple, TypeVar
+from typing import Any, Callable, Deque, Generator, Iterable, List, Tuple, TypeVar
 
-__all__ = ["prefetch", "READ_AHEAD"]
+__all__ = ["prefetch", "OrderedJobs", "READ_AHEAD"]
 
 READ_AHEAD = 4  # photos or video frames decoded ahead: a few smooth out slow ones, more only hold memory
 
@@ -53,3 +55,37 @@ def prefetch(function: Callable[[T], R], items: Iterable[T], depth: int = READ_A
         for _, future in pending:
             future.cancel()
         pool.shutdown(wait=False)
+
+
+class OrderedJobs:
+    """Jobs run in the order given, by one worker thread, at most ``pending`` waiting (``submit`` waits for the
+    oldest beyond that, so memory stays bounded). Each job is (label, function); an exception it raises is kept
+    with its label and handed back by ``failures()`` (finished jobs) or ``finish()`` (all, waiting for them)."""
+
+    def __init__(self, pending: int = READ_AHEAD):
+        self.pending = max(int(pending), 1)
+        self._jobs: Deque[Tuple[Any, Future]] = collections.deque()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fasterpose-behind")
+
+    def submit(self, label, function: Callable[[], object]) -> List[Tuple[Any, BaseException]]:
+        """Queue ``function()``; returns the failures of the jobs finished so far (label, exception)."""
+        self._jobs.append((label, self._pool.submit(function)))
+        if len(self._jobs) > self.pending:
+            self._jobs[0][1].exception()  # wait for the oldest
+        return self.failures()
+
+    def failures(self) -> List[Tuple[Any, BaseException]]:
+        """(label, exception) of the jobs finished since the last call that failed, in their order."""
+        out = []
+        while self._jobs and self._jobs[0][1].done():
+            label, future = self._jobs.popleft()
+            error = future.exception()
+            if error is not None:
+                out.append((label, error))
+        return out
+
+    def finish(self) -> List[Tuple[Any, BaseException]]:
+        """Wait for every job; their failures, as ``failures``."""
+        for _, future in self._jobs:
+            future.exception()
+        return self.failures()

@@ -581,3 +581,12 @@ def test_a_big_jpeg_is_decoded_smaller_and_answered_in_its_own_pixels(tmp_path, 
         assert [e["bbox"] for e in json.loads(r.stdout)] == listed and scales.pop() == scale
         np.testing.assert_allclose(np.reshape(json.loads(r.stdout)[0]["keypoints"], (-1, 3))[:, :2], points,
                                    atol=2.0)
+
+
+def test_a_vis_picture_that_cannot_be_written_is_named_and_the_rest_kept(folder, standin_path, tmp_path):
+    vis = tmp_path / "vis"
+    (vis / "photos" / "a.jpg").mkdir(parents=True)  # a folder where a.jpg's picture should go
+    r = run("predict", folder, "--model", standin_path, "--vis", vis, "-q")
+    assert r.exit_code == 1 and "a.jpg: cannot write --vis image" in r.stderr
+    assert len(json.loads(r.stdout)) == 2 and (vis / "photos" / "sub" / "b.png").is_file()  # results and b kept
+    assert_no_traceback(r)

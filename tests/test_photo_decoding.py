@@ -108,3 +108,26 @@ def test_rescaling_is_its_own_inverse_and_keeps_pixel_edges():
     np.testing.assert_allclose(big.keypoints, [[[2.5, 4.5]]])
     np.testing.assert_allclose(big.boxes, [[-0.5, -0.5, 20, 40]])
     assert big.scores is res.scores and big.keypoints.dtype == np.float32
+
+
+def test_ordered_jobs_run_in_order_at_most_pending_behind_and_hand_back_failures():
+    from fasterpose_rt.prefetch import OrderedJobs
+
+    gate, done = threading.Event(), []
+
+    def job(i):
+        def run():
+            gate.wait(5)
+            done.append(i)
+            if i == 1:
+                raise OSError("disk full")
+        return run
+
+    jobs = OrderedJobs(pending=2)
+    assert jobs.submit("a", job(0)) == [] and jobs.submit("b", job(1)) == []  # both waiting behind the gate
+    threading.Timer(0.1, gate.set).start()
+    failures = jobs.submit("c", job(2))  # a third: waits for the oldest
+    assert done[:1] == [0]
+    failures += jobs.finish()
+    assert done == [0, 1, 2] and [(label, str(e)) for label, e in failures] == [("b", "disk full")]
+    assert jobs.finish() == []  # each failure is handed back once
