@@ -10,6 +10,7 @@ import functools
 import json
 import os
 import sys
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -324,6 +325,7 @@ class _PredictRun:
         self.photos_done = self.frames = self.dropped = self.videos = self.persons = 0
         self._vis_names = set()
         self._vis_jobs = OrderedJobs() if vis_dir is not None else None  # --vis drawn and written beside the model
+        self._started = time.perf_counter()  # the model is loaded: the inputs' time starts
 
     def fail(self, path, reason: str) -> None:
         self.failed.append(str(path))
@@ -343,7 +345,11 @@ class _PredictRun:
         if self.videos:
             dropped = f", {self.dropped} dropped to keep up" if self.dropped else ""
             parts.append(f"{_count(self.videos, 'video')} ({_count(self.frames, 'frame')}{dropped})")
-        text = f"{', '.join(parts)}, {_count(self.persons, 'person')} -> {out if out is not None else 'stdout'}"
+        seconds = time.perf_counter() - self._started
+        done, unit = (self.frames, "frames") if not self.photos_done else (self.photos_done, "photos")
+        rate = f" ({done / seconds:.1f} {unit}/s)" if done and not (self.photos_done and self.frames) else ""
+        text = (f"{', '.join(parts)}, {_count(self.persons, 'person')} in {seconds:.1f} s{rate} -> "
+                f"{out if out is not None else 'stdout'}")
         if self.failed:
             text += f"; {_count(len(self.failed), 'input')} failed"
         return text

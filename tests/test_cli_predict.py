@@ -1,5 +1,6 @@
 """``fasterpose predict`` through click's CliRunner: inputs, options, outputs and every failure path."""
 import json
+import re
 import time
 
 import cv2
@@ -590,3 +591,9 @@ def test_a_vis_picture_that_cannot_be_written_is_named_and_the_rest_kept(folder,
     assert r.exit_code == 1 and "a.jpg: cannot write --vis image" in r.stderr
     assert len(json.loads(r.stdout)) == 2 and (vis / "photos" / "sub" / "b.png").is_file()  # results and b kept
     assert_no_traceback(r)
+
+
+def test_the_summary_says_how_long_the_inputs_took(folder, standin_path):
+    r = run("predict", folder, "--model", standin_path)
+    assert r.exit_code == 0 and re.search(r"^2 photos, 2 persons in \d+\.\d s \(\d+\.\d photos/s\) -> stdout$",
+                                          r.stderr.splitlines()[-1])
