@@ -30,6 +30,7 @@ from .metadata import MetadataError
 from .predictor import PHOTO_GROUP_BYTES, PoseResult
 from .prefetch import READ_AHEAD, OrderedJobs, prefetch
 from .results import FORMATS, ResultsWriter, atomic_write_text, coco_entries
+from .show import ShowUnavailable, Window
 from .tracking import REFINE_PASSES, find_poses, find_poses_batch
 from .video import VideoPoses
 
@@ -213,12 +214,16 @@ class _InputArgument(click.ParamType):
               help="Write photos with skeletons drawn to this folder (videos: an annotated .mp4).")
 @click.option("--vis-threshold", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True,
               help="Hide joints scoring below this in --vis output.")
+@click.option("--show", is_flag=True,
+              help="Videos, cameras and streams: show the drawn frames in a window as they are processed; q or Esc "
+                   "(or closing the window) ends that input. Needs OpenCV with a GUI (pip install opencv-python in "
+                   "place of opencv-python-headless) and a display.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary (errors are still shown).")
 @_debug_option
 @_guarded
 def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxes_file, detector, search,
             max_persons, refine_passes, track, smooth, every, max_frames, live, full_resolution, read_ahead, out, fmt,
-            vis_dir, vis_threshold, quiet, debug):
+            vis_dir, vis_threshold, show, quiet, debug):
     """Predict poses on photos, videos and folders of them (searched recursively), and on cameras (camera:0)
     and video streams (rtsp://..., http://...).
 
@@ -246,6 +251,10 @@ def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxe
             vis_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise UsageProblem(f"cannot create --vis folder {vis_dir}: {e.strerror or e}") from None
+    try:
+        window = Window() if show else None
+    except ShowUnavailable as e:
+        raise UsageProblem(str(e)) from None
     pred = _load_predictor(model, variant, threads, batch_size, flip, debug, box_padding)
 
     if fmt == "auto":
@@ -254,7 +263,7 @@ def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxe
     passes = refine_passes if refine_passes is not None else (0 if lookup is not None else REFINE_PASSES)
     run = _PredictRun(pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug, passes, track, smooth,
                       search, max_persons, max_frames, live, None if full_resolution else REDUCED_LONG_SIDE,
-                      read_ahead)
+                      read_ahead, window)
     for path, reason in problems:
         run.fail(path, reason)
     show = not quiet and (len(items) > 1 or any(i.kind != "image" for i in items))
@@ -290,6 +299,8 @@ def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxe
         sys.exit(EXIT_INTERRUPTED)
     finally:
         decoded.close()
+        if window is not None:
+            window.close()
     writer.close()
     if not quiet:
         _say(run.summary(out))
@@ -314,12 +325,12 @@ class _PredictRun:
 
     def __init__(self, pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug, passes=0, track=False,
                  smooth=False, search=True, max_persons=1, max_frames=None, live=None, long_side=None,
-                 read_ahead=READ_AHEAD):
+                 read_ahead=READ_AHEAD, window=None):
         self.pred, self.writer, self.lookup, self.detect = pred, writer, lookup, detect
         self.vis_dir, self.vis_threshold, self.every, self.debug = vis_dir, vis_threshold, every, debug
         self.passes, self.track, self.smooth, self.search = passes, track, smooth, search
         self.max_persons, self.max_frames, self.live = max_persons, max_frames, live
-        self.long_side, self.read_ahead = long_side, read_ahead
+        self.long_side, self.read_ahead, self.window = long_side, read_ahead, window
         self.next_id = 0
         self.failed: List[str] = []
         self.photos_done = self.frames = self.dropped = self.videos = self.persons = 0
@@ -509,6 +520,9 @@ class _PredictRun:
                     draw = functools.partial(self._draw_frame, vis_writer, frame.image, res)
                     self._vis_failed(self._vis_jobs.submit(item.label, draw))
                 self.writer.step()
+                if self.window is not None and not self.window.show(
+                        self.pred.draw(frame.image, res, self.vis_threshold)):
+                    break  # q, Esc or the window closed: this input ends here
         except InputReadError as e:
             self.fail(item.label, str(e))
             return

@@ -597,3 +597,35 @@ def test_the_summary_says_how_long_the_inputs_took(folder, standin_path):
     r = run("predict", folder, "--model", standin_path)
     assert r.exit_code == 0 and re.search(r"^2 photos, 2 persons in \d+\.\d s \(\d+\.\d photos/s\) -> stdout$",
                                           r.stderr.splitlines()[-1])
+
+
+def test_show_without_a_gui_or_a_display_says_what_to_do(tmp_path, standin_path, monkeypatch):
+    video = write_video(tmp_path / "clip.mp4", frames=3)
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    r = run("predict", video, "--model", standin_path, "--show")
+    assert r.exit_code == 2 and "--show needs" in r.stderr and "--vis" in r.stderr and r.stdout == ""
+    assert_no_traceback(r)
+    monkeypatch.setenv("DISPLAY", ":99")  # a display, but OpenCV without a GUI (opencv-python-headless)
+    monkeypatch.setattr(cv2, "namedWindow", lambda *a: (_ for _ in ()).throw(cv2.error("not implemented")))
+    r = run("predict", video, "--model", standin_path, "--show")
+    assert r.exit_code == 2 and "pip install opencv-python" in r.stderr
+    assert_no_traceback(r)
+
+
+def test_show_draws_each_frame_and_q_ends_the_input(tmp_path, standin_path, monkeypatch):
+    """A GUI stood in for: OpenCV's window calls recorded, the user pressing q at the third frame."""
+    video = write_video(tmp_path / "clip.mp4", frames=6)
+    monkeypatch.setenv("DISPLAY", ":99")
+    shown, calls = [], []
+    monkeypatch.setattr(cv2, "namedWindow", lambda title, flags: calls.append(("open", title)))
+    monkeypatch.setattr(cv2, "imshow", lambda title, image: shown.append(image.copy()))
+    monkeypatch.setattr(cv2, "waitKey", lambda delay: ord("q") if len(shown) == 3 else -1)
+    monkeypatch.setattr(cv2, "getWindowProperty", lambda title, prop: 1.0)
+    monkeypatch.setattr(cv2, "destroyWindow", lambda title: calls.append(("close", title)))
+    r = run("predict", video, "--model", standin_path, "--show", "--no-smooth", "--format", "jsonl")
+    assert r.exit_code == 0 and [json.loads(line)["frame"] for line in r.stdout.splitlines()] == [0, 1, 2]
+    assert calls == [("open", "fasterpose"), ("close", "fasterpose")] and len(shown) == 3
+    frames = read_video(video)
+    assert shown[0].shape == frames[0].shape and not np.array_equal(shown[0], frames[0])  # drawn on
+    assert "1 video (3 frames)" in r.stderr
