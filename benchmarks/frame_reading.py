@@ -223,7 +223,8 @@ def main(argv=None):
         file_md, "",
         f"## The same video as a {FPS:g} fps camera: every frame in order, or the newest each time", "",
         "Latency: from the moment a frame exists to the moment its poses are out. A source that queues its frames "
-        "(a stream's buffer) makes a reader slower than it fall further behind with every frame.", "", live_md, ""])
+        "(a stream's buffer) makes a reader slower than it fall further behind with every frame. Each row's PCK "
+        "scores the frames it processed, so it does not compare the rows' accuracy.", "", live_md, ""])
     write_results("frame_reading", "Reading frames in a thread: video files and live sources", body,
                   {"model": model_name, "clips": c, "frames": len(labels), "size": size, "fps": FPS,
                    "decode_only_fps": decoding, "file": file_rows, "live": live_rows},
