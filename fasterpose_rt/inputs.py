@@ -27,6 +27,7 @@ __all__ = [
 IMAGE_EXTENSIONS = frozenset({
     ".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".jp2",
     ".pbm", ".pgm", ".ppm", ".pnm", ".pfm", ".sr", ".ras", ".exr", ".hdr", ".pic", ".avif",
+    ".heic", ".heif", ".hif",  # an iPhone's photos: read with pillow-heif when it is installed (fasterpose[heic])
 })
 VIDEO_EXTENSIONS = frozenset({
     ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts", ".mts",
@@ -43,6 +44,9 @@ _DECODE_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH
 REDUCED_LONG_SIDE = 1280
 _REDUCED_FLAGS = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame markers: they hold the size
+
+# HEIF's ftyp brands (ISO/IEC 23008-12): OpenCV reads none of them, pillow-heif does
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"})
 
 _CAMERA = re.compile(r"camera:(\d+)")
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
@@ -164,6 +168,8 @@ def read_photo(path: os.PathLike, long_side: Optional[int] = None, most: int = 8
     ``geometry.rescale_points(points, f)`` (``PoseResult.rescaled(f)``).
     """
     data = _read_bytes(path)
+    if _is_heif(data):
+        return _decode_heif(data), 1
     size = jpeg_size(data) if long_side is not None else None
     factor = 1 if size is None or long_side is None else reduction_for(size, long_side, most)
     return _decode(data, _REDUCED_FLAGS.get(factor, _DECODE_FLAGS)), factor
@@ -197,6 +203,28 @@ def jpeg_size(data) -> Optional[Tuple[int, int]]:
         else:
             i += 2 + ((b[i + 2] << 8) | b[i + 3])
     return None  # a header longer than 64 KB (a big embedded thumbnail): decoded whole
+
+
+def _is_heif(data: np.ndarray) -> bool:
+    """Whether ``data`` starts with a HEIF file's ftyp box (an iPhone's .heic photo)."""
+    head = bytes(data[:12])
+    return len(head) == 12 and head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS
+
+
+def _decode_heif(data: np.ndarray) -> np.ndarray:
+    """A HEIC/HEIF photo -> (H, W, 3) uint8 BGR with pillow-heif (libheif turns it upright as the file says).
+    Raises InputReadError when pillow-heif is missing or cannot decode it."""
+    try:
+        import pillow_heif
+    except ImportError:
+        raise InputReadError("a HEIC/HEIF photo (an iPhone's), which OpenCV cannot read: pip install pillow-heif "
+                             "(or fasterpose[heic]) to read it") from None
+    try:
+        heif = pillow_heif.open_heif(data.tobytes(), convert_hdr_to_8bit=True)
+        rgb = np.asarray(heif)
+    except Exception as e:  # libheif's errors have no common type
+        raise InputReadError(f"cannot decode this HEIC/HEIF photo: {e}") from None
+    return cv2.cvtColor(rgb, cv2.COLOR_RGBA2BGR if rgb.shape[-1] == 4 else cv2.COLOR_RGB2BGR)
 
 
 def _read_bytes(path: os.PathLike) -> np.ndarray:

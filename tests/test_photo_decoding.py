@@ -1,4 +1,5 @@
 """Photos decoded ahead of the model (prefetch) and big JPEGs decoded smaller (read_photo), mapped back exactly."""
+import sys
 import threading
 import time
 
@@ -9,7 +10,7 @@ from test_cli_units import exif_jpeg
 
 from fasterpose_rt import PoseResult
 from fasterpose_rt.geometry import rescale_boxes, rescale_points
-from fasterpose_rt.inputs import InputReadError, jpeg_size, read_image, read_photo, reduction_for
+from fasterpose_rt.inputs import InputReadError, expand_inputs, jpeg_size, read_image, read_photo, reduction_for
 from fasterpose_rt.prefetch import prefetch
 
 
@@ -131,3 +132,22 @@ def test_ordered_jobs_run_in_order_at_most_pending_behind_and_hand_back_failures
     failures += jobs.finish()
     assert done == [0, 1, 2] and [(label, str(e)) for label, e in failures] == [("b", "disk full")]
     assert jobs.finish() == []  # each failure is handed back once
+
+
+def test_an_iphone_heic_photo_is_read_with_pillow_heif(tmp_path, monkeypatch):
+    pillow_heif = pytest.importorskip("pillow_heif", reason="pillow-heif is absent: pip install pillow-heif")
+    img = np.full((90, 120, 3), 40, np.uint8)
+    img[30:50, 70:100] = (20, 200, 240)  # BGR: an orange-yellow block
+    heif = pillow_heif.from_bytes(mode="RGB", size=(120, 90), data=cv2.cvtColor(img, cv2.COLOR_BGR2RGB).tobytes())
+    path = tmp_path / "IMG_0001.HEIC"
+    heif.save(str(path), quality=95)
+    assert path.read_bytes()[4:8] == b"ftyp"
+    photo, scale = read_photo(path, long_side=10)  # decoded whole: HEIF has no scaled decoding
+    assert photo.shape == (90, 120, 3) and photo.dtype == np.uint8 and scale == 1
+    np.testing.assert_allclose(photo[40, 85], (20, 200, 240), atol=20)  # colour order kept (BGR)
+    np.testing.assert_allclose(photo[10, 10], (40, 40, 40), atol=10)
+    monkeypatch.setitem(sys.modules, "pillow_heif", None)  # as if it were not installed
+    with pytest.raises(InputReadError, match="pip install pillow-heif"):
+        read_image(path)
+    items, _ = expand_inputs([tmp_path])
+    assert [i.path.name for i in items] == ["IMG_0001.HEIC"]  # folders pick them up
