@@ -40,13 +40,15 @@ SIZE = (1280, 720)  # (w, h) of the video's frames
 FPS = 30.0
 
 
-def place(frame, size=SIZE) -> tuple:
-    """``frame`` scaled to fit a ``size`` (w, h) picture, centred on grey -> (picture, affine (2, 3) frame -> picture
-    in OpenCV's pixel-centre coordinates, for the labels)."""
+def place(frame, size=SIZE, scale=None, origin=None) -> tuple:
+    """``frame`` scaled by ``scale`` (None: to fit a ``size`` (w, h) picture) with its corner at ``origin`` (x, y)
+    (None: centred), on grey -> (picture, affine (2, 3) frame -> picture in OpenCV's pixel-centre coordinates,
+    for the labels)."""
     h, w = frame.shape[:2]
-    s = min(size[0] / w, size[1] / h)
-    m = np.array([[s, 0.0, 0.5 * s - 0.5 + (size[0] - s * w) / 2], [0.0, s, 0.5 * s - 0.5 + (size[1] - s * h) / 2]])
-    return cv2.warpAffine(frame, m, size, flags=cv2.INTER_LINEAR, borderValue=(128, 128, 128)), m
+    s = min(size[0] / w, size[1] / h) if scale is None else float(scale)
+    x0, y0 = ((size[0] - s * w) / 2, (size[1] - s * h) / 2) if origin is None else origin
+    m = np.array([[s, 0.0, 0.5 * s - 0.5 + x0], [0.0, s, 0.5 * s - 0.5 + y0]])
+    return cv2.warpAffine(frame, m, tuple(size), flags=cv2.INTER_LINEAR, borderValue=(128, 128, 128)), m
 
 
 def write_clips_video(clips, path: Path, size=SIZE, fps: float = FPS) -> np.ndarray:

@@ -36,6 +36,7 @@ import numpy as np
 
 from benchmarks.common import markdown_table, write_results
 from benchmarks.end_to_end import cli_command, time_cli
+from benchmarks.frame_reading import place
 from benchmarks.orientation import _shown, add_persons_args, load_persons_args
 from fasterpose_rt import DEFAULT_MODELS
 from fasterpose_rt.metrics import pck, pck_interval
@@ -52,18 +53,15 @@ VARIANTS = {
 
 def framed(photo, gt, box, small: bool, rng):
     """``photo`` placed in a FRAME-sized grey picture -> (picture, labels (K, 2), box (4,)) in its px."""
-    h, w = photo.shape[:2]
     if small:
+        h, w = photo.shape[:2]
         s = SMALL_PERSON * FRAME[1] / max(box[3], 1.0)
-        x0 = rng.uniform(0, max(FRAME[0] - s * w, 0.0))
-        y0 = rng.uniform(0, max(FRAME[1] - s * h, 0.0))
+        origin = (rng.uniform(0, max(FRAME[0] - s * w, 0.0)), rng.uniform(0, max(FRAME[1] - s * h, 0.0)))
+        picture, m = place(photo, FRAME, s, origin)
     else:
-        s = min(FRAME[0] / w, FRAME[1] / h)
-        x0, y0 = (FRAME[0] - s * w) / 2, (FRAME[1] - s * h) / 2
-    m = np.array([[s, 0.0, 0.5 * s - 0.5 + x0], [0.0, s, 0.5 * s - 0.5 + y0]])  # pixel centres kept
-    picture = cv2.warpAffine(photo, m, FRAME, flags=cv2.INTER_LINEAR, borderValue=(128, 128, 128))
+        picture, m = place(photo, FRAME)  # fills the frame's height, centred
     corner = m[:, :2] @ np.asarray(box[:2]) + m[:, 2]  # an edge is a point like any other
-    return picture, gt @ m[:, :2].T + m[:, 2], np.array([*corner, box[2] * s, box[3] * s])
+    return picture, gt @ m[:, :2].T + m[:, 2], np.array([*corner, box[2] * m[0, 0], box[3] * m[1, 1]])
 
 
 def write_set(folder: Path, photos, gt, boxes, small: bool, seed: int = 0):
