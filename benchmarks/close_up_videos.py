@@ -23,7 +23,6 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +30,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import write_results  # noqa: E402
-from benchmarks.orientation import _shown, add_persons_args, load_persons_args  # noqa: E402
+from benchmarks.orientation import _shown, add_persons_args, load_persons_args, read_photos  # noqa: E402
 from benchmarks.tracking import (FRAMES, Counting, Scorer, best_person, close_up_crops, make_clips,  # noqa: E402
                                  per_frame_poses, track_clips, track_ids)
 from fasterpose_rt import PosePredictor  # noqa: E402
@@ -104,9 +103,7 @@ def main(argv=None):
     ap.add_argument("--results-dir", type=Path, default=None)
     a = ap.parse_args(argv)
     names, gt, vis, _, files = load_persons_args(a)
-    images = [cv2.imread(str(a.images / f)) for f in files]
-    if any(img is None for img in images):
-        raise SystemExit(f"cannot read the photos under {a.images}")
+    images = read_photos(a.images, files)
     crops, labels, visible, torso, _ = close_up_crops(images, names, gt, vis)
     crops, labels, visible, torso = crops[:a.clips], labels[:a.clips], visible[:a.clips], torso[:a.clips]
     clips = make_clips(crops, labels, seed=a.seed)

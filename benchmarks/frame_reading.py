@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from benchmarks.common import markdown_table, paired_ratio, write_results
-from benchmarks.orientation import _shown, add_persons_args, load_persons_args
+from benchmarks.orientation import _shown, add_persons_args, load_persons_args, read_photos
 from benchmarks.tracking import FRAMES, best_person, make_clips
 from fasterpose_rt import PosePredictor, VideoPoses
 from fasterpose_rt.metrics import pck
@@ -202,9 +202,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     names, gt, vis, _, files = load_persons_args(a)
     c = min(a.clips, len(files))
-    images = [cv2.imread(str(a.images / f)) for f in files[:c]]
-    if any(img is None for img in images):
-        raise SystemExit(f"cannot read the photos under {a.images}")
+    images = read_photos(a.images, files[:c])
     size = tuple(int(v) for v in a.size.lower().split("x"))
     preds = {int(t): PosePredictor(a.model, threads=int(t)) for t in a.threads.split(",")}
     with tempfile.TemporaryDirectory() as tmp:

@@ -89,6 +89,16 @@ def load_persons_args(a):
     return names, gt[:n], vis[:n], boxes[:n], files[:n]
 
 
+def read_photos(images: Path, files) -> list:
+    """The photos ``files`` under ``images`` as (H, W, 3) uint8 BGR arrays; exits naming the first one that cannot
+    be read."""
+    photos = [cv2.imread(str(Path(images) / f)) for f in files]
+    bad = [f for f, p in zip(files, photos) if p is None]
+    if bad:
+        raise SystemExit(f"cannot read the photos under {images} (first: {bad[0]})")
+    return photos
+
+
 def load_persons(ann: Path):
     """COCO keypoint file -> (names K, gt (N, K, 2), visible (N, K), boxes (N, 4), photo file per person)."""
     data = json.loads(Path(ann).read_text())

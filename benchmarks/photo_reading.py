@@ -37,7 +37,7 @@ import numpy as np
 from benchmarks.common import markdown_table, write_results
 from benchmarks.end_to_end import cli_command, time_cli
 from benchmarks.frame_reading import place
-from benchmarks.orientation import _shown, add_persons_args, load_persons_args
+from benchmarks.orientation import _shown, add_persons_args, load_persons_args, read_photos
 from fasterpose_rt import DEFAULT_MODELS
 from fasterpose_rt.metrics import pck, pck_interval
 
@@ -144,9 +144,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     names, gt, vis, boxes, files = load_persons_args(a)
     n = min(a.photos, len(files))
-    photos = [cv2.imread(str(a.images / f)) for f in files[:n]]
-    if any(p is None for p in photos):
-        raise SystemExit(f"cannot read the photos under {a.images}")
+    photos = read_photos(a.images, files[:n])
     cmd, cmd_text = cli_command()
     data, parts = {}, []
     with tempfile.TemporaryDirectory() as tmp_dir:

@@ -31,11 +31,10 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from benchmarks.common import markdown_table, write_results
-from benchmarks.orientation import _shown, add_persons_args, load_persons_args
+from benchmarks.orientation import _shown, add_persons_args, load_persons_args, read_photos
 from benchmarks.tracking import best_person, make_clips
 from fasterpose_rt import PosePredictor
 from fasterpose_rt.metrics import pck, pck_interval, torso_sizes
@@ -182,9 +181,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     names, gt, vis, _, files = load_persons_args(a)
     c = min(a.clips, len(files))
-    images = [cv2.imread(str(a.images / f)) for f in files[:c]]
-    if any(img is None for img in images):
-        raise SystemExit(f"cannot read the photos under {a.images}")
+    images = read_photos(a.images, files[:c])
     pred = PosePredictor(a.model, threads=a.threads)
     clips = make_clips(images, gt[:c])
     raw = ("raw (the model's keypoints)", None)

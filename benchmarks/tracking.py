@@ -48,7 +48,7 @@ import cv2
 import numpy as np
 
 from benchmarks.common import markdown_table, write_results
-from benchmarks.orientation import _shown, add_persons_args, load_persons, load_persons_args
+from benchmarks.orientation import _shown, add_persons_args, load_persons, load_persons_args, read_photos
 from fasterpose_rt import PosePredictor
 from fasterpose_rt.boxes import HogPeopleDetector
 from fasterpose_rt.geometry import apply_affine
@@ -518,9 +518,7 @@ def main(argv=None):
     names, gt, vis, boxes, files = load_persons_args(a)
     pred = PosePredictor(a.model, threads=a.threads)
     hog = HogPeopleDetector()
-    images = [cv2.imread(str(a.images / f)) for f in files]
-    if any(img is None for img in images):
-        raise SystemExit(f"cannot read the photos under {a.images}")
+    images = read_photos(a.images, files)
     shown_args = " ".join(["python -m benchmarks.tracking"] + list(argv if argv is not None else sys.argv[1:]))
     model_name = _shown(Path(pred.model_path))
     if a.sweep:

@@ -59,7 +59,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import markdown_table, write_results  # noqa: E402
-from benchmarks.orientation import add_persons_args, load_persons_args  # noqa: E402
+from benchmarks.orientation import add_persons_args, load_persons_args, read_photos  # noqa: E402
 from benchmarks.tracking import FRAMES, best_person, make_clips  # noqa: E402
 from fasterpose_rt import KeypointSmoother, PosePredictor  # noqa: E402
 from fasterpose_rt.metrics import pck, pck_interval  # noqa: E402
@@ -316,9 +316,7 @@ def main(argv=None):
         raise SystemExit("mediapipe is not installed: see this file's docstring (a venv of its own)") from None
     cores = len(os.sched_getaffinity(0))  # taskset's restriction holds for every thread either engine starts
     names, gt, vis, boxes, files = load_persons_args(a)
-    images = [cv2.imread(str(a.images / f)) for f in files]
-    if any(im is None for im in images):
-        raise SystemExit(f"cannot read the photos under {a.images}")
+    images = read_photos(a.images, files)
     t0 = time.perf_counter()
     rows, version = run(images, boxes, names, a.cut, threads=a.threads or cores)
     print(f"{len(images)} photos in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
