@@ -468,9 +468,10 @@ class _PredictRun:
         except OSError as e:
             raise InputReadError(f"cannot write --vis image {target}: {getattr(e, 'strerror', None) or e}") from None
 
-    def _draw_frame(self, out: cv2.VideoWriter, image: np.ndarray, res: PoseResult) -> None:
-        """Draw ``res`` on a video frame and write it to ``out`` (runs beside the model)."""
-        out.write(self.pred.draw(image, res, self.vis_threshold))
+    def _draw_frame(self, out: cv2.VideoWriter, image: np.ndarray, res: PoseResult, drawn=None) -> None:
+        """Draw ``res`` on a video frame (unless ``drawn`` already is) and write it to ``out`` (runs beside the
+        model)."""
+        out.write(self.pred.draw(image, res, self.vis_threshold) if drawn is None else drawn)
 
     def video(self, item, show: bool) -> None:
         errors, vis_writer = 0, None
@@ -508,6 +509,8 @@ class _PredictRun:
                                              time=frame.time))
                 self.frames += 1
                 self.persons += len(res)
+                # --show draws here (a window lives in the main thread); --vis writes that picture, or draws its own
+                drawn = None if self.window is None else self.pred.draw(frame.image, res, self.vis_threshold)
                 if self._vis_jobs is not None:
                     if vis_writer is None:
                         vis_path = self._vis_name(item.rel.with_suffix(".mp4"))
@@ -517,11 +520,10 @@ class _PredictRun:
                                                      (video.fps or 25.0) / self.every, (w, h))
                         if not vis_writer.isOpened():
                             raise InputReadError(f"cannot write the --vis video {vis_path}")
-                    draw = functools.partial(self._draw_frame, vis_writer, frame.image, res)
+                    draw = functools.partial(self._draw_frame, vis_writer, frame.image, res, drawn)
                     self._vis_failed(self._vis_jobs.submit(item.label, draw))
                 self.writer.step()
-                if self.window is not None and not self.window.show(
-                        self.pred.draw(frame.image, res, self.vis_threshold)):
+                if drawn is not None and not self.window.show(drawn):
                     break  # q, Esc or the window closed: this input ends here
         except InputReadError as e:
             self.fail(item.label, str(e))

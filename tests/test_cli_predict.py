@@ -623,8 +623,10 @@ def test_show_draws_each_frame_and_q_ends_the_input(tmp_path, standin_path, monk
     monkeypatch.setattr(cv2, "waitKey", lambda delay: ord("q") if len(shown) == 3 else -1)
     monkeypatch.setattr(cv2, "getWindowProperty", lambda title, prop: 1.0)
     monkeypatch.setattr(cv2, "destroyWindow", lambda title: calls.append(("close", title)))
-    r = run("predict", video, "--model", standin_path, "--show", "--no-smooth", "--format", "jsonl")
+    r = run("predict", video, "--model", standin_path, "--show", "--no-smooth", "--format", "jsonl",
+            "--vis", tmp_path / "vis")
     assert r.exit_code == 0 and [json.loads(line)["frame"] for line in r.stdout.splitlines()] == [0, 1, 2]
+    assert len(read_video(tmp_path / "vis" / "clip.mp4")) == 3  # the shown pictures, also written
     assert calls == [("open", "fasterpose"), ("close", "fasterpose")] and len(shown) == 3
     frames = read_video(video)
     assert shown[0].shape == frames[0].shape and not np.array_equal(shown[0], frames[0])  # drawn on
