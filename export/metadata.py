@@ -7,6 +7,8 @@ exported_at and exporter (tool versions, opset) when it writes the file.
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
@@ -91,3 +93,17 @@ def save_with_metadata(model: onnx.ModelProto, meta: ModelMetadata, path) -> Non
     onnx.save(embed_metadata(model, meta), str(path))
     if read_metadata(onnx.load(str(path), load_external_data=False)).to_json() != meta.to_json():
         raise ExportError("metadata does not round-trip through ModelMetadata")
+
+
+def rewrite_metadata(model_path, meta: ModelMetadata, out) -> None:
+    """Write the ONNX file ``model_path`` to ``out`` with ``meta`` as its metadata, weights and graph untouched:
+    through a temporary file in ``out``'s folder, renamed over it (atomic), so ``out`` may be ``model_path``."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # same directory: the final rename is atomic
+    try:
+        save_with_metadata(onnx.load(str(model_path)), meta, tmp)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+

@@ -19,22 +19,21 @@ Command line: ``python -m export.padding --help``.
 from __future__ import annotations
 
 import datetime
-import os
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
 import numpy as np
-import onnx
 
+from fasterpose_rt.confidence import CALIBRATION_KEY
 from fasterpose_rt.metrics import pck
 from fasterpose_rt.session import ModelError, open_session
 from fasterpose_rt.skeletons import torso_pairs
 
 from .crops import crop_keypoints, list_persons, load_crops
 from .errors import InputError
-from .metadata import save_with_metadata
+from .metadata import rewrite_metadata
 
 __all__ = ["DEFAULT_CANDIDATES", "PaddingResult", "calibrate_padding", "main"]
 
@@ -107,19 +106,16 @@ def calibrate_padding(model_path, annotations, images=None, out_path=None, candi
     chosen = min((p for p, v in sweep.items() if v == best), key=lambda p: abs(p - meta.box_padding))
 
     new_meta = replace(meta, box_padding=chosen, extra=dict(meta.extra))
+    if chosen != meta.box_padding and new_meta.extra.pop(CALIBRATION_KEY, None) is not None:
+        log(f"the score table was measured at box padding {meta.box_padding:g}: dropped "
+            "(measure it again: python -m export.score_calibration)")
     new_meta.extra["box_padding_calibration"] = {
         "source": Path(annotations).name, "persons": persons_used, "joints": joints, "previous": meta.box_padding,
         "chosen": chosen, f"pck@{PCK_THRESHOLD:g}": {f"{p:g}": round(v, 6) for p, v in sorted(sweep.items())},
         "flip_test": False,
         "calibrated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # same directory: the final rename is atomic
-    try:
-        save_with_metadata(onnx.load(str(model_path)), new_meta, tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    rewrite_metadata(model_path, new_meta, out)
     return PaddingResult(out, meta.box_padding, chosen, sweep, persons_used, joints, str(annotations))
 
 
@@ -127,7 +123,7 @@ def main(argv=None) -> None:
     """``python -m export.padding``: calibrate an exported model's box padding (click is imported here only)."""
     import click
 
-    from .quantize import run_cli
+    from .quantize import model_and_persons_options, run_cli
 
     def parse(ctx, param, value):
         try:
@@ -136,11 +132,7 @@ def main(argv=None) -> None:
             raise click.BadParameter(f"expected comma-separated numbers, got {value!r}") from None
 
     @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-    @click.option("--model", required=True, type=click.Path(dir_okay=False), help="FasterPose ONNX file (float or int8).")
-    @click.option("--ann", required=True, type=click.Path(dir_okay=False), metavar="COCO_FILE",
-                  help="COCO keypoint file of labelled persons to calibrate on (training persons, not the ones you report on).")
-    @click.option("--images", type=click.Path(file_okay=False), metavar="DIR", help="Its photos (default: images/ beside it).")
-    @click.option("--out", type=click.Path(dir_okay=False), help="File to write (default: MODEL, in place).")
+    @model_and_persons_options(click, "COCO keypoint file of labelled persons to calibrate on (training persons, not the ones you report on).")
     @click.option("--candidates", default=",".join(f"{c:g}" for c in DEFAULT_CANDIDATES), show_default=True,
                   callback=parse, help="Paddings to try, comma-separated (the model's own is always tried).")
     @click.option("--threads", type=click.IntRange(min=1), help="Inference threads (default: physical cores).")

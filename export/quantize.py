@@ -38,6 +38,7 @@ import onnxruntime
 from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                       quantize_static)
 
+from fasterpose_rt.confidence import CALIBRATION_KEY
 from fasterpose_rt.metadata import ModelMetadata
 from fasterpose_rt.metrics import pck
 from fasterpose_rt.session import ModelError, open_session
@@ -313,6 +314,7 @@ def quantize_file(model_path, out_path=None, calibration=None, calibration_image
     qmodel = quantize_model(model_path, calib, meta, recipe)
     check_graph(qmodel, meta.input_size, meta.num_keypoints)
     qmeta = copy.deepcopy(meta)
+    qmeta.extra.pop(CALIBRATION_KEY, None)  # the float model's score table does not describe the int8 one
     qmeta.extra["quantization"] = {
         "recipe": recipe.to_dict(onnx.load(str(model_path))),
         "calibration": {"source": Path(calibration).name, "crops": len(calib), "seed": seed,
@@ -346,6 +348,24 @@ def quantize_file(model_path, out_path=None, calibration=None, calibration_image
         tmp.unlink(missing_ok=True)
     return Int8Result(out, model_path, recipe, len(calib), agreement, out.stat().st_size,
                       model_path.stat().st_size, qmeta)
+
+
+def model_and_persons_options(click, ann_help: str):
+    """The click options of the tools that measure a model on labelled persons and rewrite its metadata
+    (export.padding, export.score_calibration): --model, --ann (``ann_help``), --images, --out."""
+    options = [
+        click.option("--model", required=True, type=click.Path(dir_okay=False), help="FasterPose ONNX file (float or int8)."),
+        click.option("--ann", required=True, type=click.Path(dir_okay=False), metavar="COCO_FILE", help=ann_help),
+        click.option("--images", type=click.Path(file_okay=False), metavar="DIR",
+                     help="Its photos (default: images/ beside it)."),
+        click.option("--out", type=click.Path(dir_okay=False), help="File to write (default: MODEL, in place)."),
+    ]
+
+    def apply(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+    return apply
 
 
 def run_cli(fn, echo) -> int:

@@ -259,7 +259,8 @@ def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxe
 
     if fmt == "auto":
         fmt = {".csv": "csv", ".jsonl": "jsonl"}.get(out.suffix.lower() if out is not None else "", "json")
-    writer = ResultsWriter(out, fmt=fmt, keypoint_names=pred.keypoint_names)
+    writer = ResultsWriter(out, fmt=fmt, keypoint_names=pred.keypoint_names,
+                           confidences=pred.calibration is not None)
     passes = refine_passes if refine_passes is not None else (0 if lookup is not None else REFINE_PASSES)
     run = _PredictRun(pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug, passes, track, smooth,
                       search, max_persons, max_frames, live, None if full_resolution else REDUCED_LONG_SIDE,
@@ -722,9 +723,10 @@ def eval_cmd(coco_file, images_dir, model, variant, threads, batch_size, flip, b
     def wrap(ids):
         return tqdm(ids, desc="eval", unit="photo", disable=quiet, file=sys.stderr)
 
+    scores = np.full((len(data["annotations"]), len(match.names)), np.nan)
     try:
         results, done, kp = predict_annotations(pred, data, images_dir, cat["id"], str(coco_file), on_fail, wrap,
-                                                columns=columns)
+                                                scores=scores, columns=columns)
     except EvalError as e:
         raise UsageProblem(str(e)) from None
     other_kp = None
@@ -739,7 +741,13 @@ def eval_cmd(coco_file, images_dir, model, variant, threads, batch_size, flip, b
     except MissingExtra as e:
         report["coco_note"] = str(e)
         _say(f"note: {e}")
-    report.update({"pck@0.2": pck_report(data, kp, match.names, done, 0.2, match.flip_pairs, other_kp)})
+    confidences = None if pred.calibration is None else np.where(np.isfinite(scores), pred.calibration(scores),
+                                                                 np.nan)
+    report.update({"pck@0.2": pck_report(data, kp, match.names, done, 0.2, match.flip_pairs, other_kp, scores,
+                                         confidences)})
+    if pred.calibration is not None and "by_confidence" in report["pck@0.2"]:
+        report["pck@0.2"]["by_confidence"]["table_source"] = pred.calibration.source
+        report["pck@0.2"]["by_confidence"]["in_sample"] = pred.calibration.source == Path(coco_file).name
     if other is not None and "vs_baseline" in report["pck@0.2"]:
         report["pck@0.2"]["vs_baseline"]["model"] = other.model_path
     if out is not None:
@@ -775,6 +783,13 @@ def _print_eval(report: dict) -> None:
             click.echo("  by body orientation: " + "  ".join(
                 f"{b['orientation']}{'' if b['degrees'] is None else ' %g-%g°' % tuple(b['degrees'])} "
                 f"{b['pck']:.2f} ({_count(b['persons'], 'person')})" for b in bins))
+        for key, what in (("by_score", "joint score"), ("by_confidence", "confidence")):
+            r = p.get(key)
+            if r and r["bins"]:
+                note = " (measured on this file's persons: in-sample)" if r.get("in_sample") else ""
+                click.echo(f"  right (PCK) by {what}: " + "  ".join(
+                    f"{b['low']:.1f}-{b['high']:.1f} {b['pck']:.2f} ({b['joints']})" for b in r["bins"])
+                    + f"; calibration error {100 * r['ece']:.1f} points{note}")
         lr = p.get("left_right")
         if lr and lr["misses"]:
             click.echo(f"  left/right: {lr['mirror_hits']} of {lr['misses']} misses land on the mirror joint's label; "

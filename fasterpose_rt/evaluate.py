@@ -16,7 +16,7 @@ import numpy as np
 from .boxes import BoxesFileError, coco_person_boxes
 from .inputs import InputReadError, read_image
 from .jsonfile import load_json
-from .metrics import left_right_confusions, pck, pck_by_orientation, pck_interval
+from .metrics import left_right_confusions, pck, pck_by_orientation, pck_interval, score_reliability
 from .predictor import PHOTO_GROUP_BYTES
 from .prefetch import READ_AHEAD, prefetch
 from .results import coco_entries
@@ -241,7 +241,8 @@ def coco_ap(data: dict, results: List[dict], image_ids: List[int], category_id: 
 
 
 def pck_report(data: dict, pred: np.ndarray, names: List[str], image_ids: List[int], threshold: float = 0.2,
-               flip_pairs: Optional[List[List[int]]] = None, baseline: Optional[np.ndarray] = None) -> dict:
+               flip_pairs: Optional[List[List[int]]] = None, baseline: Optional[np.ndarray] = None,
+               scores: Optional[np.ndarray] = None, confidences: Optional[np.ndarray] = None) -> dict:
     """PCK@threshold over the annotations of the processed photos that were predicted.
 
     pred (A, K, 2) photo px, NaN for annotations without a prediction. Returns {"pck", "per_keypoint": {name:
@@ -250,7 +251,9 @@ def pck_report(data: dict, pred: np.ndarray, names: List[str], image_ids: List[i
     (:func:`~fasterpose_rt.metrics.pck_interval`), and with flip_pairs "left_right": see
     :func:`~fasterpose_rt.metrics.left_right_confusions`}, "by_orientation": see
     :func:`~fasterpose_rt.metrics.pck_by_orientation`, and with baseline (another model's pred (A, K, 2))
-    "vs_baseline": {"pck", "difference", "ci95" (paired)}; or {"pck": None, "reason"} when PCK cannot be computed.
+    "vs_baseline": {"pck", "difference", "ci95" (paired)}, and with scores / confidences ((A, K) raw joint scores /
+    the model's calibrated chances) "by_score" / "by_confidence": see :func:`~fasterpose_rt.metrics.score_reliability`;
+    or {"pck": None, "reason"} when PCK cannot be computed.
     """
     keep_ids = set(image_ids)
     anns = data["annotations"]
@@ -278,6 +281,9 @@ def pck_report(data: dict, pred: np.ndarray, names: List[str], image_ids: List[i
         other, _, _ = pck(baseline[sel], gt_xy, labelled, names, threshold)
         low, high = pck_interval(ours, gt_xy, labelled, names, threshold, baseline=baseline[sel])
         report["vs_baseline"] = {"pck": other, "difference": overall - other, "ci95": [low, high]}
+    for key, values in (("by_score", scores), ("by_confidence", confidences)):
+        if values is not None:
+            report[key] = score_reliability(ours, gt_xy, labelled, names, np.asarray(values)[sel], threshold)
     if flip_pairs:
         report["left_right"] = left_right_confusions(ours, gt_xy, labelled, names, flip_pairs, threshold)
     return report

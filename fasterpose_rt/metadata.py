@@ -10,6 +10,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Tuple
 
+from .confidence import CALIBRATION_KEY, table_problem
+
 METADATA_KEY = "fasterpose"
 FORMAT = "fasterpose-onnx/1"
 DEFAULT_BOX_PADDING = 1.25  # context around a person box, as SimpleBaseline/mmpose crop; models record their own
@@ -124,3 +126,7 @@ class ModelMetadata:
             bad(f"output must be 'logits' or 'probabilities', got {self.output!r}")
         if not is_box_padding(self.box_padding):
             bad(f"box_padding must be a positive number, got {self.box_padding!r}")
+        if CALIBRATION_KEY in self.extra:
+            problem = table_problem(self.extra[CALIBRATION_KEY])
+            if problem:
+                bad(problem)

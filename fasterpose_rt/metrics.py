@@ -155,3 +155,33 @@ def pck_by_orientation(pred, gt, visible, names, threshold=0.2):
         out.append({"orientation": name, "degrees": degrees, "persons": int(member.sum()), "joints": joints,
                     "pck": float(hit[member].sum() / joints) if joints else None})
     return out
+
+
+# Score bins of score_reliability: tenths of [0, 1].
+SCORE_BIN_EDGES = tuple(i / 10 for i in range(11))
+
+
+def score_reliability(pred, gt, visible, names, scores, threshold=0.2, edges=SCORE_BIN_EDGES):
+    """How often a joint given a score is right: PCK@threshold of the joints in each score bin, and the
+    calibration error of reading a score as that chance.
+
+    pred, gt (N, K, 2); visible (N, K); scores (N, K) in [0, 1] (raw heatmap peaks, or confidences); edges:
+    increasing bin edges (the last bin holds its upper edge). Returns {"bins": [{"low", "high", "joints",
+    "mean_score", "pck"}, ...] (bins without joints left out), "ece": the joint-weighted mean of
+    |pck − mean_score| over the bins (expected calibration error; 0 when a score is the chance the joint is
+    right), "joints"}; counted joints as in ``pck``, those with a non-finite score left out.
+    """
+    hit, use = _hits(pred, gt, visible, names, threshold)
+    sc = np.asarray(scores, np.float64)
+    use = use & np.isfinite(sc)
+    s, h = sc[use], hit[use]
+    edges = np.asarray(edges, np.float64)
+    which = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, len(edges) - 2)
+    joints = np.bincount(which, minlength=len(edges) - 1)
+    hits = np.bincount(which, h.astype(np.float64), minlength=len(edges) - 1)
+    total = np.bincount(which, s, minlength=len(edges) - 1)
+    bins = [{"low": float(edges[i]), "high": float(edges[i + 1]), "joints": int(joints[i]),
+             "mean_score": float(total[i] / joints[i]), "pck": float(hits[i] / joints[i])}
+            for i in np.flatnonzero(joints)]
+    ece = float(np.abs(hits - total).sum() / len(s)) if len(s) else float("nan")
+    return {"bins": bins, "ece": ece, "joints": int(len(s))}

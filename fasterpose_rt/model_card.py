@@ -55,7 +55,7 @@ def training_stages(recipe: Any, validation: Any = None, architecture: str = "")
 
 def model_card(path, metadata: ModelMetadata) -> Dict[str, Any]:
     """A model's self-description as one dict: file (path, bytes, sha256), network, input, keypoints, skeleton,
-    flip pairs, box padding and its calibration, size (parameters, MACs per person), training data and loss,
+    flip pairs, box padding and its calibration, the score table (what a joint's score means), size (parameters, MACs per person), training data and loss,
     the recorded training stages (``training_stages``), training-time validation, the int8 check, the exporter.
     Fields the metadata does not record are None."""
     p = Path(path)
@@ -73,6 +73,7 @@ def model_card(path, metadata: ModelMetadata) -> Dict[str, Any]:
         "flip_pairs": [list(p) for p in metadata.flip_pairs],
         "box_padding": metadata.box_padding,
         "box_padding_calibration": extra.get("box_padding_calibration"),
+        "score_calibration": extra.get("score_calibration"),
         "params": extra.get("params"),
         "macs_per_person": extra.get("macs"),
         "weights": extra.get("weights"),
@@ -135,6 +136,7 @@ def format_card(card: Dict[str, Any], verification_line: str = "") -> str:
         sweep = ", ".join(f"{k} {float(v):.3f}" for k, v in cal["pck@0.2"].items())
         padding += f", chosen on {cal.get('persons', '?')} persons of {cal.get('source', '?')} (PCK@0.2: {sweep})"
     rows.append(("box padding", padding))
+    rows.append(("scores", _scores_line(card.get("score_calibration"))))
     data = card["training_data"] if isinstance(card["training_data"], dict) else {}
     if data or card["loss"]:
         source = f" ({data['train_file']})" if data.get("train_file") else ""
@@ -164,6 +166,20 @@ def format_card(card: Dict[str, Any], verification_line: str = "") -> str:
                                                        f"by {exporter['tool']}", tools and f"({tools})") if x)))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _scores_line(block: Any) -> str:
+    """What the model's joint scores mean, from its score table (``confidence.py``)."""
+    if not isinstance(block, dict) or not isinstance(block.get("plain"), dict):
+        return "heatmap peaks, not measured as chances (no score table: python -m export.score_calibration)"
+    modes = [m for m in ("plain", "flip") if isinstance(block.get(m), dict)]
+    errors = "; ".join(
+        f"{m} {100 * block[m]['ece_raw']:.1f} -> {100 * block[m]['ece_cross_fitted']:.1f}" for m in modes
+        if _num(block[m].get("ece_raw"), "g") and _num(block[m].get("ece_cross_fitted"), "g"))
+    within = _num(block.get("within"), "g") or "?"
+    return (f"confidences = the chance a joint is within {within} torso of its label, measured on "
+            f"{block.get('persons', '?')} persons of {block.get('source', '?')}"
+            + (f" (calibration error in points, raw -> table, cross-fitted: {errors})" if errors else ""))
 
 
 def _short(values) -> str:

@@ -12,6 +12,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from .confidence import ScoreCalibration
 from .decode import decode_heatmaps
 from .draw import draw_poses
 from .geometry import apply_affine, heatmap_to_crop, invert_affine, rescale_boxes, rescale_points
@@ -40,7 +41,8 @@ class PoseResult:
 
     keypoints (N, K, 2) float32 photo px (x, y); scores (N, K) float32 in [0, 1]; boxes (N, 4) float32, the
     [x, y, w, h] boxes used; keypoint_names: the K names; track_ids (N,) int64 or None: which followed person
-    each one is (set by PoseTracker; an id is never given to another person of the same video).
+    each one is (set by PoseTracker; an id is never given to another person of the same video); calibration: the
+    model's map from score to the chance a joint is right (``confidences``), None when the model has none.
     """
 
     keypoints: np.ndarray
@@ -48,6 +50,14 @@ class PoseResult:
     boxes: np.ndarray
     keypoint_names: List[str] = field(default_factory=list)
     track_ids: Optional[np.ndarray] = None
+    calibration: Optional[ScoreCalibration] = None
+
+    @property
+    def confidences(self) -> Optional[np.ndarray]:
+        """(N, K) float32: for each joint, the measured chance that it lies within 0.2 torso of where a person
+        would label it (``calibration.within``; on labelled persons new to the model, see
+        ``fasterpose_rt.confidence``); None when the model carries no calibration."""
+        return None if self.calibration is None else self.calibration(self.scores)
 
     def __len__(self) -> int:
         return int(self.keypoints.shape[0])
@@ -66,8 +76,9 @@ class PoseResult:
 
     def to_coco(self, image_id, category_id: int = 1) -> List[dict]:
         """COCO keypoint results, one dict per person: image_id, category_id, bbox [x, y, w, h],
-        keypoints [x1, y1, s1, x2, ...] (s = keypoint score), score = mean keypoint score, and track_id when the
-        persons have track ids. Plain Python numbers."""
+        keypoints [x1, y1, s1, x2, ...] (s = keypoint score), score = mean keypoint score, track_id when the
+        persons have track ids, and keypoint_confidences [c1, c2, ...] (``confidences``) when the model has a
+        calibration. Plain Python numbers."""
         out = []
         for kp, sc, box in zip(self.keypoints, self.scores, self.boxes):
             flat = np.concatenate([kp.astype(np.float64), sc.astype(np.float64)[:, None]], axis=1).ravel()
@@ -81,6 +92,10 @@ class PoseResult:
         if self.track_ids is not None:
             for entry, track_id in zip(out, self.track_ids):
                 entry["track_id"] = int(track_id)
+        confidences = self.confidences
+        if confidences is not None:
+            for entry, conf in zip(out, confidences.astype(np.float64)):
+                entry["keypoint_confidences"] = conf.tolist()
         return out
 
 
@@ -128,6 +143,10 @@ class PosePredictor:
         self.model_path = str(path)
         self.threads = self._session.get_session_options().intra_op_num_threads
         self.flip_test = bool(flip_test)
+        # What a score means for this model run this way (plain or flip-tested), for persons in given boxes and
+        # for persons the search picked (tracking.py hands those this one); None when it was not measured.
+        self.calibration = ScoreCalibration.from_metadata(self.metadata.extra, self.flip_test)
+        self.searched_calibration = ScoreCalibration.from_metadata(self.metadata.extra, self.flip_test, searched=True)
         self.batch_size = batch_size
         inp = self._session.get_inputs()[0]
         self._input_name, self._output_name = inp.name, self._session.get_outputs()[0].name
@@ -203,7 +222,8 @@ class PosePredictor:
                 xy[s:s + per_chunk] = heatmap_to_crop(hm_xy, stride)
             xy = apply_affine(xy, invert_affine(affines))
         xy32, b32, ends = xy.astype(np.float32), b.astype(np.float32), np.cumsum(counts)
-        return [PoseResult(xy32[e - c:e], scores[e - c:e], b32[e - c:e], self.keypoint_names)
+        return [PoseResult(xy32[e - c:e], scores[e - c:e], b32[e - c:e], self.keypoint_names,
+                           calibration=self.calibration)
                 for c, e in zip(counts, ends)]
 
     def draw(self, image, result: PoseResult, threshold: float = 0.3) -> np.ndarray:

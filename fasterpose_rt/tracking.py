@@ -162,7 +162,10 @@ def _find_batch(predictor, images, boxes, searched, passes: int, joint_score: fl
     keep = SEARCH_CANDIDATES * int(max_persons)
     first = [r.take(best_rows(r.scores, keep)) if s else r for r, s in zip(first, searched)]
     refined = refine_batch(predictor, images, first, passes, joint_score=joint_score, min_joints=min_joints)
-    return [r.take(pick_persons(r.keypoints, r.scores, r.boxes, max_persons)) if s else r
+    # A searched person is the best-scoring of several windows: its scores read through the search's own table.
+    table = getattr(predictor, "searched_calibration", None)
+    return [replace(r.take(pick_persons(r.keypoints, r.scores, r.boxes, max_persons)),
+                    calibration=table or r.calibration) if s else r
             for r, s in zip(refined, searched)]
 
 

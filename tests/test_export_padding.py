@@ -14,6 +14,7 @@ pytest.importorskip("torch", reason=TORCH_ABSENT)
 from export import InputError
 from export.padding import calibrate_padding, main
 from fasterpose_rt import DEFAULT_MODELS, PosePredictor
+from fasterpose_rt.confidence import CALIBRATION_KEY
 
 MODEL = DEFAULT_MODELS["default"]
 pytestmark = [
@@ -52,9 +53,12 @@ def test_only_the_metadata_changes(calibrated):
     a, b = onnx.load(str(MODEL)), onnx.load(str(out))
     assert a.graph.SerializeToString() == b.graph.SerializeToString()
     old, new = (PosePredictor(p, threads=1).metadata for p in (MODEL, out))
-    # the earlier calibration record is replaced; nothing else in the metadata changes
-    assert {k: v for k, v in new.extra.items() if k != "box_padding_calibration"} == \
-        {k: v for k, v in old.extra.items() if k != "box_padding_calibration"}
+    # the earlier calibration record is replaced; the score table, measured at the old padding, goes with a new
+    # padding; nothing else in the metadata changes
+    changed = ("box_padding_calibration", CALIBRATION_KEY)
+    assert {k: v for k, v in new.extra.items() if k not in changed} == \
+        {k: v for k, v in old.extra.items() if k not in changed}
+    assert (CALIBRATION_KEY in new.extra) == (CALIBRATION_KEY in old.extra and new.box_padding == old.box_padding)
     assert (new.input_size, new.keypoints, new.mean, new.std, new.output) == \
         (old.input_size, old.keypoints, old.mean, old.std, old.output)
 
