@@ -50,13 +50,14 @@ def test_metadata_describes_data_recipe_and_validation(variant):
 
 @pytest.mark.parametrize("variant", sorted(DEFAULT_MODELS))
 def test_scores_come_with_what_they_mean_measured_on_new_persons(variant):
-    """README, "What a joint's score means": each bundled model carries a score table for plain and flip-tested
-    runs, measured by export.score_calibration on the 1,000 validation persons at the model's own padding; read
-    through it on persons it was not fitted on (two-fold), the scores' calibration error falls below 2 points."""
+    """README, "What a joint's score means": each bundled model carries score tables for plain and flip-tested
+    runs, of persons in given boxes and of persons the search found, measured by export.score_calibration on the
+    1,000 validation persons at the model's own padding; read through them on persons they were not fitted on
+    (two-fold), the scores' calibration error falls below 2 points."""
     pred = PosePredictor(variant=variant, threads=1)
     block = pred.metadata.extra["score_calibration"]
     assert block["source"] == "lspet_val.json" and block["box_padding"] == pred.box_padding and block["within"] == 0.2
-    for mode in ("plain", "flip"):
+    for mode in ("plain", "flip", "searched", "searched_flip"):  # given boxes and the search, each flip-tested or not
         table = block[mode]
         assert table["joints"] > 10000 and table["ece_cross_fitted"] < 0.02 < 0.2 < table["ece_raw"]
     assert pred.calibration is not None and PosePredictor(variant=variant, threads=1, flip_test=True).calibration

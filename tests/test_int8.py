@@ -230,3 +230,21 @@ def test_eval_file_photos_default_to_the_calibration_photos(float_model, tmp_pat
                            calibration_size=2, eval_file=ann, verify_size=3, max_pck_drop=100.0)
     assert result.agreement.crops == 3 and result.agreement.reference == "ground truth"
     assert _meta(result.path).extra["quantization"]["verification"]["source"] == "val.json"
+
+
+@needs_photos
+def test_a_float_models_score_table_does_not_pass_to_its_int8_build(float_model, tmp_path):
+    """The table says what the float model's scores mean; the int8 build's scores differ, so it must be measured
+    again (python -m export.score_calibration), not inherited."""
+    from dataclasses import replace
+
+    from export.metadata import rewrite_metadata
+    from fasterpose_rt.confidence import CALIBRATION_KEY
+    meta = _meta(float_model)
+    table = {"within": 0.2, "plain": {"scores": [0.1, 0.9], "chances": [0.2, 0.8]}}
+    with_table = tmp_path / "with_table.onnx"
+    rewrite_metadata(float_model, replace(meta, extra={**meta.extra, CALIBRATION_KEY: table}), with_table)
+    assert PosePredictor(with_table, threads=1).calibration is not None
+    result = quantize_file(with_table, tmp_path / "q.onnx", calibration=ANN, calibration_size=4, max_pck_drop=100.0)
+    assert CALIBRATION_KEY not in _meta(result.path).extra
+    assert PosePredictor(result.path, threads=1).calibration is None
