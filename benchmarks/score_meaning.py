@@ -60,10 +60,12 @@ def _run(pred_plain, pred_flip, photos, boxes):
         "boxed": lambda ims, bs: pred_plain.predict_batch(ims, bs),
         "boxed_flip": lambda ims, bs: pred_flip.predict_batch(ims, bs),
         "refined": lambda ims, bs: find_poses_batch(pred_plain, ims, bs, keep_all=True),
-        "searched": lambda ims, bs: find_poses_batch(pred_plain, ims),
-        "searched_unrefined": lambda ims, bs: find_poses_batch(pred_plain, ims, refine_passes=0),
-        "whole": lambda ims, bs: find_poses_batch(pred_plain, ims, search=False),
-        "whole_unrefined": lambda ims, bs: find_poses_batch(pred_plain, ims, search=False, refine_passes=0),
+        # every guess (min_presence=0), as the tables are fitted: the presence rule reads them
+        "searched": lambda ims, bs: find_poses_batch(pred_plain, ims, min_presence=0),
+        "searched_unrefined": lambda ims, bs: find_poses_batch(pred_plain, ims, refine_passes=0, min_presence=0),
+        "whole": lambda ims, bs: find_poses_batch(pred_plain, ims, search=False, min_presence=0),
+        "whole_unrefined": lambda ims, bs: find_poses_batch(pred_plain, ims, search=False, refine_passes=0,
+                                                            min_presence=0),
     }
     out = {}
     for run, call in calls.items():

@@ -150,14 +150,14 @@ def run(images, boxes, names, cuts, threads: int):
         find_poses(pred, images[0])
         mp_pose(images[0])
     for i, (img, box) in enumerate(zip(images, boxes)):
-        def ours_whole():
-            return find_poses(pred, img).keypoints[0]
+        def ours_whole():  # None where the presence rule reports nobody, as MediaPipe's misses
+            return _best_or_none(find_poses(pred, img))
 
         def ours_tight():
             return pred.predict(img, box[None]).keypoints[0]
 
         def ours_no_search():
-            return find_poses(pred, img, search=False).keypoints[0]
+            return _best_or_none(find_poses(pred, img, search=False))
 
         calls = [(ours_photo, ours_whole, None), (ours_quick, ours_no_search, None), (ours_box, ours_tight, None),
                  (mp_photo, lambda: mp_pose(img), 0.0)]

@@ -103,7 +103,8 @@ def _predict_searched(pred, data, images):
             photos = [read_image(Path(images) / name) for _, name in group]
         except InputReadError as e:
             raise InputError(str(e)) from None
-        for (i, _), res in zip(group, find_poses_batch(pred, photos)):
+        # every guess (min_presence=0): the presence rule reads the table, so the table is fitted without it
+        for (i, _), res in zip(group, find_poses_batch(pred, photos, min_presence=0)):
             if len(res):
                 xy[i], scores[i] = res.keypoints[0], res.scores[0]
     return xy, scores

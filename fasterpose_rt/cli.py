@@ -175,6 +175,11 @@ class _InputArgument(click.ParamType):
                    "made of a reported person's joints (3 windows refined per person asked for; for photos of a few "
                    "persons without --boxes or --detector). Videos: the tracking starts with up to this many, and "
                    "searches again every 30 frames while fewer are followed.")
+@click.option("--min-presence", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
+              help="Photos and frames without boxes (searched, or the whole photo): report a person only when its "
+                   "better half of joints average at least this confidence (raw scores for a model without a score "
+                   "table), e.g. 0.5, even odds, for folders where some photos show nobody; it also drops some "
+                   "persons seen from the waist up (README, 'Photos of nobody'). 0: always the best guess.")
 @click.option("--refine", "refine_passes", type=click.IntRange(min=0), default=None,
               help=f"Most extra passes per person, each on the box around the joints the pass before found (the "
                    f"tight box the model is calibrated for); a person stops once that box settles. Each pass is one "
@@ -222,8 +227,8 @@ class _InputArgument(click.ParamType):
 @_debug_option
 @_guarded
 def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxes_file, detector, search,
-            max_persons, refine_passes, track, smooth, every, max_frames, live, full_resolution, read_ahead, out, fmt,
-            vis_dir, vis_threshold, show, quiet, debug):
+            max_persons, min_presence, refine_passes, track, smooth, every, max_frames, live, full_resolution,
+            read_ahead, out, fmt, vis_dir, vis_threshold, show, quiet, debug):
     """Predict poses on photos, videos and folders of them (searched recursively), and on cameras (camera:0)
     and video streams (rtsp://..., http://...).
 
@@ -264,7 +269,7 @@ def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxe
     passes = refine_passes if refine_passes is not None else (0 if lookup is not None else REFINE_PASSES)
     run = _PredictRun(pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug, passes, track, smooth,
                       search, max_persons, max_frames, live, None if full_resolution else REDUCED_LONG_SIDE,
-                      read_ahead, window)
+                      read_ahead, window, min_presence)
     for path, reason in problems:
         run.fail(path, reason)
     show = not quiet and (len(items) > 1 or any(i.kind != "image" for i in items))
@@ -326,12 +331,13 @@ class _PredictRun:
 
     def __init__(self, pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug, passes=0, track=False,
                  smooth=False, search=True, max_persons=1, max_frames=None, live=None, long_side=None,
-                 read_ahead=READ_AHEAD, window=None):
+                 read_ahead=READ_AHEAD, window=None, min_presence=0.0):
         self.pred, self.writer, self.lookup, self.detect = pred, writer, lookup, detect
         self.vis_dir, self.vis_threshold, self.every, self.debug = vis_dir, vis_threshold, every, debug
         self.passes, self.track, self.smooth, self.search = passes, track, smooth, search
         self.max_persons, self.max_frames, self.live = max_persons, max_frames, live
         self.long_side, self.read_ahead, self.window = long_side, read_ahead, window
+        self.min_presence = min_presence
         self.next_id = 0
         self.failed: List[str] = []
         self.photos_done = self.frames = self.dropped = self.videos = self.persons = 0
@@ -382,7 +388,7 @@ class _PredictRun:
         """Poses in a photo: ``boxes`` with the run's refine passes (a boxes file's persons all stay)."""
         try:
             return find_poses(self.pred, image, boxes, self.passes, keep_all=self.lookup is not None,
-                              search=self.search, max_persons=self.max_persons)
+                              search=self.search, max_persons=self.max_persons, min_presence=self.min_presence)
         except (ValueError, RuntimeError) as e:  # a bad box, or the model failing on this input
             _trace(self.debug)
             raise InputReadError(f"prediction failed: {e}") from None
@@ -425,7 +431,8 @@ class _PredictRun:
         try:
             results: List[Optional[PoseResult]] = list(find_poses_batch(
                 self.pred, [g.image for g in group], [g.boxes for g in group], self.passes,
-                keep_all=self.lookup is not None, search=self.search, max_persons=self.max_persons))
+                keep_all=self.lookup is not None, search=self.search, max_persons=self.max_persons,
+                min_presence=self.min_presence))
         except (ValueError, RuntimeError):  # one photo's bad box or model failure: find which, photo by photo
             results = []
             for g in group:
@@ -492,7 +499,7 @@ class _PredictRun:
             video = VideoPoses(self.pred, source, every=self.every, track=self.track, smooth=self.smooth,
                                boxes=boxes, detector=detect, refine_passes=self.passes, on_error=frame_failed,
                                search=self.search, max_persons=self.max_persons, max_frames=self.max_frames,
-                               live=live, read_ahead=self.read_ahead)
+                               live=live, read_ahead=self.read_ahead, min_presence=self.min_presence)
         except InputReadError as e:
             self.next_id += 1
             self.fail(item.label, str(e))

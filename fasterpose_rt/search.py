@@ -6,15 +6,18 @@ cut into windows half its long side wide, overlapping by half (a 3 x 2 grid on a
 whole photo go through the network in one batch, and the few whose poses score best (mean joint score) are
 refined; the best after refining is the photo's person. Asked for several persons (``max_persons``), it refines
 more windows and also reports the further persons that score well and are not made of a reported person's joints
-(``pick_persons``). ``tracking.find_poses`` runs it; ``python -m benchmarks.tracking`` measures it (README,
+(``pick_persons``). Asked to (``min_presence``), a person the search (or the whole photo) found is reported only
+when it is there at all (``keep_present``), so a photo of a cat or a landscape gets no skeleton; off by default,
+because the scores that tell nobody from somebody also fall for persons seen from the waist up (README, "Photos of
+nobody"). ``tracking.find_poses`` runs it; ``python -m benchmarks.tracking`` measures it (README,
 "Photos without person boxes").
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["search_windows", "best_rows", "pick_persons", "SEARCH_WINDOW", "SEARCH_OVERLAP", "SEARCH_CANDIDATES",
-           "PERSON_SCORE", "SHARED_JOINTS"]
+__all__ = ["search_windows", "best_rows", "pick_persons", "presence", "keep_present", "SEARCH_WINDOW",
+           "SEARCH_OVERLAP", "SEARCH_CANDIDATES", "PERSON_SCORE", "SHARED_JOINTS"]
 
 # Chosen on 1,000 training persons (lspet_train1k.json), not on validation: windows of 0.4-0.6 of the long side,
 # steps of 0.5-1 window and 2-5 refined windows scored PCK@0.2 0.786-0.811, this setting 0.811 (whole photo: 0.752).
@@ -60,6 +63,26 @@ def best_rows(scores, count: int) -> np.ndarray:
     """Indices of the ``count`` persons with the highest mean joint score, best first. scores (N, K)."""
     mean = np.asarray(scores, np.float64).mean(axis=1)
     return np.argsort(-mean, kind="stable")[:max(int(count), 0)]
+
+
+def presence(scores) -> np.ndarray:
+    """How surely each person is there: the mean of the better half (K // 2, at least 1) of its joint values.
+    scores (N, K) (raw scores or confidences). Returns (N,) float64."""
+    sc = np.asarray(scores, np.float64)
+    half = max(sc.shape[1] // 2, 1)
+    return np.sort(sc, axis=1)[:, -half:].mean(axis=1)
+
+
+def keep_present(result, min_presence: float = 0.0):
+    """The persons of PoseResult ``result`` who are there: whose ``presence`` reaches ``min_presence``, read on
+    their confidences when the model has a score table (0.5: the better half of the joints at even odds of being
+    right), else on raw scores. 0 keeps everyone. Returns a PoseResult (the same one when all stay).
+    Measured on validation photos, close-ups and photos of nobody: ``python -m benchmarks.person_presence``."""
+    if min_presence <= 0 or not len(result):
+        return result
+    confidences = result.confidences
+    keep = presence(result.scores if confidences is None else confidences) >= min_presence
+    return result if keep.all() else result.take(np.flatnonzero(keep))
 
 
 def pick_persons(keypoints, scores, boxes, max_persons: int = 1, min_score: float = PERSON_SCORE,

@@ -13,7 +13,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .boxes import box_iou, nms
-from .search import SEARCH_CANDIDATES, best_rows, pick_persons, search_windows
+from .search import SEARCH_CANDIDATES, best_rows, keep_present, pick_persons, search_windows
 
 __all__ = ["boxes_from_poses", "refine", "refine_batch", "drop_duplicates", "find_poses", "find_poses_batch",
            "PoseTracker", "REFINE_PASSES"]
@@ -121,7 +121,7 @@ def drop_duplicates(result, iou_threshold: float = SAME_PERSON_IOU):
 
 
 def find_poses(predictor, image, boxes=None, refine_passes: int = REFINE_PASSES, keep_all: bool = False,
-               search: bool = True, max_persons: int = 1):
+               search: bool = True, max_persons: int = 1, min_presence: float = 0.0):
     """Poses in a photo as ``fasterpose predict`` finds them: the persons in ``boxes`` (N, 4) [x, y, w, h], run
     again up to ``refine_passes`` times on the boxes around their joints (see ``refine``), then persons that
     refining moved onto one are reported once (``drop_duplicates``) unless ``keep_all`` (boxes the user gave:
@@ -129,18 +129,22 @@ def find_poses(predictor, image, boxes=None, refine_passes: int = REFINE_PASSES,
 
     boxes None: one person, found by a ``search`` (``search.py``: the whole photo and a grid of windows, the best
     few refined, the best of them kept), or with ``max_persons`` > 1 up to that many (``search.pick_persons``);
-    search=False: one box over the whole photo, refined. Returns a PoseResult."""
-    return find_poses_batch(predictor, [image], [boxes], refine_passes, keep_all, search, max_persons)[0]
+    search=False: one box over the whole photo, refined. ``min_presence`` > 0: without boxes a person is reported
+    only when its better half of joints average at least that confidence (``search.keep_present``; 0.5: even
+    odds), so a photo of nobody has no person; 0: the best guess always. Returns a PoseResult."""
+    return find_poses_batch(predictor, [image], [boxes], refine_passes, keep_all, search, max_persons,
+                            min_presence)[0]
 
 
 def find_poses_batch(predictor, images, boxes=None, refine_passes: int = REFINE_PASSES, keep_all: bool = False,
-                     search: bool = True, max_persons: int = 1):
+                     search: bool = True, max_persons: int = 1, min_presence: float = 0.0):
     """``find_poses`` for several photos at once, their persons (and search windows) sharing the model's batches
     (faster for many small photos). images: P photos; boxes: P entries (each (N_p, 4) or None) or None.
     Returns P PoseResults."""
     per_photo = [None] * len(images) if boxes is None else list(boxes)
     searched = [search and b is None for b in per_photo]
-    results = _find_batch(predictor, images, per_photo, searched, refine_passes, max_persons=max_persons)
+    results = _find_batch(predictor, images, per_photo, searched, refine_passes, max_persons=max_persons,
+                          min_presence=min_presence)
 
     def finish(result, was_searched: bool):
         if was_searched or keep_all or not refine_passes:  # a search has picked its persons already
@@ -151,10 +155,11 @@ def find_poses_batch(predictor, images, boxes=None, refine_passes: int = REFINE_
 
 
 def _find_batch(predictor, images, boxes, searched, passes: int, joint_score: float = JOINT_SCORE,
-                min_joints: int = MIN_JOINTS, max_persons: int = 1) -> list:
+                min_joints: int = MIN_JOINTS, max_persons: int = 1, min_presence: float = 0.0) -> list:
     """One call for every photo's boxes, or for the searched photos (``searched`` P bools) their search windows
     keeping the SEARCH_CANDIDATES x ``max_persons`` best; then ``refine_batch``; then, for a searched photo, the
-    persons ``search.pick_persons`` reports (best first). Returns P PoseResults."""
+    persons ``search.pick_persons`` reports (best first); a searched or whole-photo person stays only if
+    ``search.keep_present(result, min_presence)`` keeps it. Returns P PoseResults."""
     if max_persons < 1:
         raise ValueError(f"max_persons must be at least 1, got {max_persons}")
     first = _predict_batch(predictor, images, [search_windows(im.shape) if s else b
@@ -164,9 +169,10 @@ def _find_batch(predictor, images, boxes, searched, passes: int, joint_score: fl
     refined = refine_batch(predictor, images, first, passes, joint_score=joint_score, min_joints=min_joints)
     # A searched person is the best-scoring of several windows: its scores read through the search's own table.
     table = getattr(predictor, "searched_calibration", None)
-    return [replace(r.take(pick_persons(r.keypoints, r.scores, r.boxes, max_persons)),
-                    calibration=table or r.calibration) if s else r
-            for r, s in zip(refined, searched)]
+    return [keep_present(replace(r.take(pick_persons(r.keypoints, r.scores, r.boxes, max_persons)),
+                                 calibration=table or r.calibration), min_presence) if s
+            else keep_present(r, min_presence) if b is None else r
+            for r, s, b in zip(refined, searched, boxes)]
 
 
 class PoseTracker:
@@ -182,7 +188,8 @@ class PoseTracker:
     predictor: a PosePredictor. acquire: frame (H, W, 3) -> boxes (N, 4) [x, y, w, h] or None (None: one box
     over the whole frame; no boxes: nobody in this frame); acquire=None: as if it always gave None. Where it
     gives None and nobody is followed, one person (up to ``max_persons``) is found by a ``search`` of the frame,
-    as ``find_poses`` finds a photo's (search=False: one box over the whole frame).
+    as ``find_poses`` finds a photo's (search=False: one box over the whole frame), and a person acquired so whom
+    ``search.keep_present(result, min_presence)`` drops is nobody.
     refine_passes: extra passes on persons just acquired (see ``refine``), so a rough first box does not cost
     the first frames. reacquire_every: with ``acquire``, also run it every that many frames and add the persons
     it finds that nobody follows (new arrivals); where it gives None (or without ``acquire``) and fewer than
@@ -201,7 +208,7 @@ class PoseTracker:
                  reacquire_every: Optional[int] = None, keep_score: float = KEEP_SCORE,
                  joint_score: float = JOINT_SCORE, min_joints: int = MIN_JOINTS,
                  iou_threshold: float = SAME_PERSON_IOU, refound_iou: float = REFOUND_IOU, remember: int = REMEMBER,
-                 search: bool = True, max_persons: int = 1):
+                 search: bool = True, max_persons: int = 1, min_presence: float = 0.0):
         if reacquire_every is not None and ((acquire is None and not search) or reacquire_every < 1):
             raise ValueError("reacquire_every needs an acquire function or the search, and a positive number of "
                              "frames")
@@ -209,7 +216,7 @@ class PoseTracker:
         self.refine_passes, self.reacquire_every = int(refine_passes), reacquire_every
         self.keep_score, self.joint_score, self.min_joints = keep_score, joint_score, min_joints
         self.iou_threshold, self.refound_iou, self.remember = iou_threshold, refound_iou, int(remember)
-        self.search, self.max_persons = bool(search), int(max_persons)
+        self.search, self.max_persons, self.min_presence = bool(search), int(max_persons), min_presence
         self.reset()
 
     def reset(self) -> None:
@@ -229,7 +236,7 @@ class PoseTracker:
             result, ids = self.predictor.predict(frame, followed), self.ids
         elif found is None and self.search and len(followed) < self.max_persons:  # no boxes: search the frame
             searched = _find_batch(self.predictor, [frame], [None], [True], self.refine_passes, self.joint_score,
-                                   self.min_joints, self.max_persons)[0]
+                                   self.min_joints, self.max_persons, self.min_presence)[0]
             if len(followed):  # a due search: add the persons nobody follows, up to max_persons in all
                 boxes, _ = boxes_from_poses(searched.keypoints, searched.scores, frame.shape, self.joint_score,
                                             self.min_joints)
@@ -242,9 +249,12 @@ class PoseTracker:
                 new = np.zeros((0, 4), np.float32) if found is None else found[
                     _overlap(found, followed) <= self.iou_threshold]
                 found = np.concatenate([followed, new])
+            whole_frame = found is None  # nobody followed and no boxes to start from
             result = self.predictor.predict(frame, found)
             result = refine(self.predictor, frame, result, self.refine_passes, joint_score=self.joint_score,
                             min_joints=self.min_joints, rows=np.arange(len(followed), len(result)))  # the new ones
+            if whole_frame:
+                result = keep_present(result, self.min_presence)
             ids = np.concatenate([self.ids, self._ids_for(result.take(slice(len(followed), None)), frame.shape)])
         result = drop_duplicates(replace(result, track_ids=ids), self.iou_threshold)
         boxes, boxed = boxes_from_poses(result.keypoints, result.scores, frame.shape, self.joint_score,

@@ -30,20 +30,20 @@ REACQUIRE_EVERY = 30
 
 
 def video_tracker(predictor, boxes=None, detect: Optional[Callable] = None, refine_passes: int = REFINE_PASSES,
-                  search: bool = True, max_persons: int = 1) -> PoseTracker:
+                  search: bool = True, max_persons: int = 1, min_presence: float = 0.0) -> PoseTracker:
     """The PoseTracker a video's persons are followed with (``VideoPoses``, so ``fasterpose predict``): started by
     ``boxes`` (N, 4) [x, y, w, h]; else by ``detect(frame)`` -> boxes (N, 4) or None (nobody), which also runs
     every REACQUIRE_EVERY frames for new arrivals; else by a search of the frame (``search=False``: the whole
     frame) for up to ``max_persons``, run again every REACQUIRE_EVERY frames while fewer are followed when more
-    than one is asked for."""
+    than one is asked for; persons found without boxes must be there (``search.keep_present``, ``min_presence``)."""
     if boxes is not None:
         return PoseTracker(predictor, acquire=lambda frame: boxes, refine_passes=refine_passes)
     if detect is not None:
         return PoseTracker(predictor, acquire=detect, refine_passes=refine_passes, reacquire_every=REACQUIRE_EVERY,
-                           search=search, max_persons=max_persons)
+                           search=search, max_persons=max_persons, min_presence=min_presence)
     several = search and max_persons > 1  # the search also looks for new arrivals
     return PoseTracker(predictor, refine_passes=refine_passes, search=search, max_persons=max_persons,
-                       reacquire_every=REACQUIRE_EVERY if several else None)
+                       reacquire_every=REACQUIRE_EVERY if several else None, min_presence=min_presence)
 
 @dataclass(frozen=True)
 class VideoFrame:
@@ -75,7 +75,9 @@ class VideoPoses:
     tracking, again when nobody is followed and every REACQUIRE_EVERY frames for new arrivals (track=False: on
     every frame). No boxes and no detector (or a detector finding nobody): the frame is searched for one person,
     or up to ``max_persons`` (see ``find_poses``; search=False: one box over the whole frame); with
-    ``max_persons`` > 1 the search also runs every REACQUIRE_EVERY frames while fewer are followed.
+    ``max_persons`` > 1 the search also runs every REACQUIRE_EVERY frames while fewer are followed. With
+    ``min_presence`` > 0 a person found without boxes whose better half of joints average less than that
+    confidence is nobody (``search.keep_present``; 0: the best guess always).
     refine_passes: extra passes on persons just found (see ``refine``); None: 0 for given ``boxes``, else
     REFINE_PASSES. on_error: None: a frame whose prediction fails (ValueError or RuntimeError) raises;
     a function (index, exception): called, and that frame is skipped.
@@ -90,7 +92,7 @@ class VideoPoses:
                  detector: Optional[Callable] = None, refine_passes: Optional[int] = None,
                  on_error: Optional[Callable[[int, Exception], None]] = None, search: bool = True,
                  max_persons: int = 1, max_frames: Optional[int] = None, live: bool = False,
-                 read_ahead: int = READ_AHEAD):
+                 read_ahead: int = READ_AHEAD, min_presence: float = 0.0):
         for name, value, least in (("every", every, 1), ("max_frames", 1 if max_frames is None else max_frames, 1),
                                    ("read_ahead", read_ahead, 0)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
@@ -102,6 +104,7 @@ class VideoPoses:
         self.predictor, self.every, self.on_error = predictor, int(every), on_error
         self._boxes = None if boxes is None else np.asarray(boxes, np.float32).reshape(-1, 4)
         self._detector, self.search, self.max_persons = detector, bool(search), int(max_persons)
+        self.min_presence = min_presence
         self.refine_passes = int(refine_passes) if refine_passes is not None else (
             0 if boxes is not None else REFINE_PASSES)
         if isinstance(source, cv2.VideoCapture) or all(hasattr(source, a) for a in ("read", "grab", "release")):
@@ -114,7 +117,8 @@ class VideoPoses:
             raise TypeError(f"source must be a video file path or a cv2.VideoCapture, got {type(source).__name__}")
         self._reader: Optional[FrameReader] = None
         self.tracker = video_tracker(predictor, self._boxes, self._detect if detector is not None else None,
-                                     self.refine_passes, self.search, self.max_persons) if track else None
+                                     self.refine_passes, self.search, self.max_persons,
+                                     self.min_presence) if track else None
         self.smoother = KeypointSmoother(self.fps) if track and smooth else None
         self._used = False
 
@@ -138,7 +142,7 @@ class VideoPoses:
             return self.tracker(frame)
         boxes = self._detect(frame) if self._detector is not None else self._boxes
         return find_poses(self.predictor, frame, boxes, self.refine_passes, keep_all=self._boxes is not None,
-                          search=self.search, max_persons=self.max_persons)
+                          search=self.search, max_persons=self.max_persons, min_presence=self.min_presence)
 
     def __iter__(self) -> Iterator[VideoFrame]:
         if self._used:

@@ -631,3 +631,17 @@ def test_show_draws_each_frame_and_q_ends_the_input(tmp_path, standin_path, monk
     frames = read_video(video)
     assert shown[0].shape == frames[0].shape and not np.array_equal(shown[0], frames[0])  # drawn on
     assert "1 video (3 frames)" in r.stderr
+
+
+def test_with_min_presence_a_photo_of_nobody_gets_no_person(tmp_path):
+    """The bundled default on a blank photo and a photo of noise: by default a guess for each, as always; with
+    --min-presence 0.5 nobody, as a video frame of nobody has no entry."""
+    cv2.imwrite(str(tmp_path / "blank.png"), np.full((240, 320, 3), 128, np.uint8))
+    cv2.imwrite(str(tmp_path / "noise.png"), np.random.default_rng(0).integers(0, 256, (240, 320, 3), np.uint8))
+    for extra, persons in (([], 2), (["--min-presence", "0.5"], 0)):
+        out = tmp_path / f"r{persons}.json"
+        r = run("predict", str(tmp_path / "blank.png"), str(tmp_path / "noise.png"), "--out", str(out),
+                "--vis", str(tmp_path / f"vis{persons}"), "--threads", "1", *extra)
+        assert r.exit_code == 0, r.output
+        assert len(json.loads(out.read_text())) == persons and f"2 photos, {persons} persons" in r.output
+        assert len(list((tmp_path / f"vis{persons}").iterdir())) == 2  # pictures of both photos either way

@@ -5,6 +5,7 @@ predictor that, like the real model, only sees a person who fills enough of its 
 finds persons the whole photo misses.
 """
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -16,7 +17,9 @@ from fakes import FakePredictor
 from fasterpose_rt import DEFAULT_MODELS, PosePredictor, PoseTracker, find_poses, find_poses_batch
 from fasterpose_rt.cli import main
 from fasterpose_rt.metrics import pck
-from fasterpose_rt.search import SEARCH_CANDIDATES, best_rows, pick_persons, search_windows
+from fasterpose_rt.search import SEARCH_CANDIDATES, best_rows, keep_present, pick_persons, presence, search_windows
+
+DEMO = Path(__file__).resolve().parents[1] / "examples" / "astronaut.jpg"
 
 
 def grid(boxes):
@@ -65,6 +68,7 @@ def test_search_finds_the_person_the_whole_photo_misses_and_reports_one():
     fake = FakePredictor(fill=0.3, persons=SMALL)
     missed = find_poses(fake, PHOTO, search=False)  # the whole photo sees nobody, and refining cannot start
     assert len(missed) == 1 and missed.scores.max() < 0.1 and len(fake.calls) == 1
+    assert len(find_poses(fake, PHOTO, search=False, min_presence=0.3)) == 0  # asked to, such a guess is nobody
     fake.calls.clear()
     found = find_poses(fake, PHOTO)
     assert len(found) == 1  # the best person only, as the whole photo would give
@@ -120,6 +124,44 @@ def test_pick_persons_reports_distinct_confident_persons_best_first():
     assert pick_persons(kp, sc, boxes, 5, min_score=0.2).tolist() == [0, 2, 3]
     assert pick_persons(kp[:0], sc[:0], boxes[:0], 3).tolist() == []
     assert pick_persons(kp[3:4], sc[3:4], boxes[:1], 3).tolist() == [0]  # the best is reported, however low
+
+
+def test_presence_is_the_mean_of_the_better_half_of_the_joints():
+    scores = np.array([[0.9, 0.8, 0.1, 0.0], [0.3, 0.3, 0.3, 0.3], [0.5, 0.0, 0.0, 0.0]])
+    np.testing.assert_allclose(presence(scores), [0.85, 0.3, 0.25])
+    np.testing.assert_allclose(presence(np.array([[0.4, 0.2, 0.9]])), [0.9])  # K = 3: the best one
+    np.testing.assert_allclose(presence(np.array([[0.4]])), [0.4])
+
+
+def test_keep_present_reads_confidences_with_a_score_table_and_raw_scores_without():
+    from dataclasses import replace
+
+    from fasterpose_rt import PoseResult
+    from fasterpose_rt.confidence import ScoreCalibration
+    scores = np.array([[0.9, 0.8, 0.0, 0.0], [0.4, 0.3, 0.1, 0.0], [0.2, 0.2, 0.2, 0.2]], np.float32)
+    res = PoseResult(np.zeros((3, 4, 2), np.float32), scores, np.zeros((3, 4), np.float32), list("abcd"))
+    assert keep_present(res) is res and keep_present(res, 0.0) is res  # 0: everyone, as it was
+    # raw presence (no table): 0.85, 0.35, 0.2
+    assert keep_present(res, 0.3).scores.tolist() == scores[:2].tolist() and len(keep_present(res, 0.5)) == 1
+    doubled = ScoreCalibration(np.array([0.0, 0.5]), np.array([0.0, 1.0]))  # a table reading a score s as 2s
+    calibrated = replace(res, calibration=doubled)  # presence of the confidences: 1.0, 0.7, 0.4
+    assert keep_present(calibrated, 0.5).scores.tolist() == scores[:2].tolist()
+    assert len(keep_present(calibrated, 0.3)) == 3 and len(keep_present(res.take([]), 0.5)) == 0
+
+
+def test_asked_to_a_photo_of_nobody_has_no_person():
+    pred = PosePredictor(threads=1)
+    rng = np.random.default_rng(0)
+    for photo in (np.full((240, 320, 3), 128, np.uint8), rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)):
+        for search in (True, False):
+            guess = find_poses(pred, photo, search=search)  # by default: the best guess, however poor
+            assert len(guess) == 1 and presence(guess.confidences)[0] < 0.5
+            assert len(find_poses(pred, photo, search=search, min_presence=0.5)) == 0
+    demo = cv2.imread(str(DEMO))
+    for search in (True, False):  # the tracker acquires with the same rule: a bar nobody reaches, nobody acquired
+        assert len(PoseTracker(pred, search=search)(demo)) == 1
+        tracker = PoseTracker(pred, search=search, min_presence=0.99)
+        assert len(tracker(demo)) == 0 and len(tracker.boxes) == 0
 
 
 TWO = np.concatenate([SMALL[None], (SMALL - [400, 120])[None]])  # the second one upper left

@@ -1,0 +1,64 @@
+"""benchmarks/person_presence.py: its rows are what find_poses reports at each --min-presence (a photo where nobody
+is reported counts as missed), and photos of nobody are read from a folder or a zip file.
+
+Real parts: the bundled default and 40 real LSPET training photos (skipped when ../shared is absent); the photos of
+nobody are made here (blank, noise), so this checks the bookkeeping, not the rule's quality (the README's run does).
+"""
+import zipfile
+
+import cv2
+import numpy as np
+import pytest
+
+from benchmarks.orientation import load_persons
+from benchmarks.person_presence import main, read_negatives
+from conftest import LSPET, NEEDS_LSPET, run_lspet_benchmark
+from fasterpose_rt import DEFAULT_MODELS, PosePredictor, find_poses_batch
+from fasterpose_rt.metrics import pck
+
+MODEL = DEFAULT_MODELS["default"]
+
+
+def _nobody(folder):
+    folder.mkdir()
+    cv2.imwrite(str(folder / "blank.png"), np.full((200, 300, 3), 90, np.uint8))
+    cv2.imwrite(str(folder / "noise.jpg"), np.random.default_rng(3).integers(0, 256, (200, 300, 3), np.uint8))
+    cv2.imwrite(str(folder / "tiny.png"), np.zeros((8, 8, 3), np.uint8))  # too small: skipped
+    (folder / "notes.txt").write_text("not a photo")
+    return folder
+
+
+def test_photos_of_nobody_come_from_a_folder_or_a_zip_file(tmp_path):
+    folder = _nobody(tmp_path / "nobody")
+    names, photos = read_negatives(folder, set())
+    assert names == ["blank.png", "noise.jpg"] and all(p.shape == (200, 300, 3) for p in photos)
+    with zipfile.ZipFile(tmp_path / "photos.whl", "w") as archive:
+        for f in folder.iterdir():
+            archive.write(f, f"pkg/data/{f.name}")
+    zipped, zipped_photos = read_negatives(tmp_path / "photos.whl", {"noise.jpg"})
+    assert zipped == ["blank.png"] and np.array_equal(zipped_photos[0], photos[0])
+
+
+@NEEDS_LSPET
+@pytest.mark.skipif(not MODEL.is_file(), reason="no bundled default model")
+def test_each_row_is_what_find_poses_reports_at_that_threshold(lspet40, tmp_path):
+    negatives = _nobody(tmp_path / "nobody")
+    result = run_lspet_benchmark(main, "person_presence", lspet40, tmp_path / "out", "--models", MODEL,
+                                 "--negatives", negatives)
+    (ways,) = result["models"].values()
+    names, gt, vis, _, files = load_persons(lspet40)
+    photos = [cv2.imread(str(LSPET / "images" / f)) for f in files]
+    pred = PosePredictor(MODEL, threads=1)
+    for search, way in ((True, "search"), (False, "whole photo (--no-search)")):
+        rows = {r["min_presence"]: r for r in ways[way]["thresholds"]}
+        every = rows[0.0]["photos of one person"]
+        assert every["reported"] == every["of"] == 40 and every["change"] == 0
+        assert rows[0.0]["negatives_with_a_person"] == ["blank.png", "noise.jpg"]  # every guess: a person each
+        for t in (0.3, 0.5):
+            found = find_poses_batch(pred, photos, search=search, min_presence=t)  # the runtime's own rule
+            xy = np.stack([r.keypoints[0] if len(r) else np.full((len(names), 2), np.nan) for r in found])
+            row = rows[t]["photos of one person"]
+            assert row["reported"] == sum(len(r) for r in found)
+            assert row["pck"] == pytest.approx(pck(xy, gt, vis, names)[0], abs=1e-9)
+        assert rows[0.5]["negatives_with_a_person"] == []  # neither a blank photo nor noise holds anybody
+        assert rows[0.0]["close-ups (waist up)"]["of"] == result["close_ups"] > 0
