@@ -108,8 +108,12 @@ def measure(pred_plain, pred_flip, photos, boxes, names, gt, vis) -> dict:
     return ways
 
 
-def _plot(results: dict, path: Path) -> None:
-    import matplotlib
+def _plot(results: dict, path: Path) -> bool:
+    """Draw ``score_meaning.png``; False (nothing drawn) without matplotlib, a dev dependency."""
+    try:
+        import matplotlib
+    except ImportError:
+        return False
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -126,6 +130,7 @@ def _plot(results: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+    return True
 
 
 def main(argv=None):
@@ -150,7 +155,7 @@ def main(argv=None):
                     for n, v in ways[WAYS[0][0]]["per_keypoint"].items()]
     out_dir = a.results_dir or Path(__file__).resolve().parent / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
-    _plot(results, out_dir / "score_meaning.png")
+    drawn = _plot(results, out_dir / "score_meaning.png")
     first = next(iter(results))
     bins = [[f"{b['low']:.1f}-{b['high']:.1f}", b["joints"], f"{b['mean_score']:.3f}", f"{b['pck']:.3f}"]
             for b in results[first][WAYS[0][0]]["raw_bins"]]
@@ -165,7 +170,7 @@ def main(argv=None):
         markdown_table(["raw score", "joints", "mean score", "share right"], bins),
         "Per keypoint (tight boxes): one table for all keypoints.",
         markdown_table(["model", "keypoint", "share right", "mean confidence", "confidence - share"], kp_rows),
-        "![reliability](score_meaning.png)",
+        "![reliability](score_meaning.png)" if drawn else "(no picture: matplotlib is not installed)",
     ])
     path = write_results("score_meaning", "What a joint's score means", body,
                          {"ann": a.ann.name, "persons": len(files), "models": results}, results_dir=a.results_dir)

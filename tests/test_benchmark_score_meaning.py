@@ -4,6 +4,8 @@ and its picture are written.
 
 Real parts: the bundled int8 models and 40 real LSPET training photos (skipped when ../shared is absent).
 """
+import importlib.util
+
 import cv2
 import numpy as np
 import pytest
@@ -23,7 +25,11 @@ pytestmark = [
 
 def test_the_figures_are_the_runtimes_and_the_report_is_written(lspet40, tmp_path):
     result = run_lspet_benchmark(main, "score_meaning", lspet40, tmp_path, "--models", DEFAULT_MODELS["default"])
-    assert (tmp_path / "score_meaning.md").is_file() and cv2.imread(str(tmp_path / "score_meaning.png")) is not None
+    assert (tmp_path / "score_meaning.md").is_file()
+    if importlib.util.find_spec("matplotlib") is not None:  # a dev dependency: the picture needs it
+        assert cv2.imread(str(tmp_path / "score_meaning.png")) is not None
+    else:
+        assert "matplotlib is not installed" in (tmp_path / "score_meaning.md").read_text()
     (ways,) = result["models"].values()
     assert list(ways) == [w[0] for w in WAYS] and result["persons"] == 40
     by_run = {w["run"]: w for w in ways.values()}
