@@ -8,7 +8,7 @@ For each model (default: both bundled ones) every labelled person is run as the 
 tight labelled box (as ``fasterpose eval``), the same flip-tested, refined from that box (as detector boxes are),
 and found without a box as ``fasterpose predict`` finds a photo's person (searched and refined, and with
 ``--refine 0``; the whole photo, refined and not). A joint is right when it lies within 0.2 torso of its label (PCK's rule). Two-fold cross-fitting
-keeps the figures honest: a score table is fitted (``fasterpose_rt.confidence.fit_isotonic``, as ``python -m
+keeps the figures honest: a score table is fitted (``fasterpose_rt.confidence.cross_fitted``, as ``python -m
 export.score_calibration`` fits the shipped ones) on the runs of every other person and read on the others, and
 the other way round, so no joint is read through a table fitted on it; each way is read through the kind of table
 the runtime reads it through (the boxes' for boxed and refined persons, the search's for searched ones), and once
@@ -27,7 +27,7 @@ import numpy as np
 from benchmarks.common import markdown_table, write_results
 from benchmarks.orientation import _shown, add_persons_args, load_persons_args, read_photos
 from fasterpose_rt import DEFAULT_MODELS, PosePredictor, find_poses_batch
-from fasterpose_rt.confidence import fit_isotonic
+from fasterpose_rt.confidence import cross_fitted
 from fasterpose_rt.metrics import _hits, score_reliability
 
 # (row, run, the run whose table reads it): the runtime's tables are per run kind (fasterpose_rt/confidence.py)
@@ -76,16 +76,6 @@ def _run(pred_plain, pred_flip, photos, boxes):
     return out
 
 
-def _cross_fitted(fit_scores, fit_hit, fit_use, scores):
-    """Each person's scores (N, K) read through the table fitted on the other half's joints (fit_* (N, K))."""
-    half = (np.arange(len(scores)) % 2 == 0)[:, None]
-    out = np.full(scores.shape, np.nan)
-    for fit_on in (half, ~half):
-        knots, chances = fit_isotonic(fit_scores[fit_use & fit_on], fit_hit[fit_use & fit_on])
-        out = np.where(~fit_on, np.interp(np.nan_to_num(scores), knots, chances), out)
-    return np.where(np.isfinite(scores), out, np.nan)
-
-
 def measure(pred_plain, pred_flip, photos, boxes, names, gt, vis) -> dict:
     runs = _run(pred_plain, pred_flip, photos, boxes)
     counted = {}
@@ -96,7 +86,7 @@ def measure(pred_plain, pred_flip, photos, boxes, names, gt, vis) -> dict:
     for way, run, table_run in WAYS:
         xy, sc = runs[run]
         hit, use = counted[run]
-        conf = _cross_fitted(runs[table_run][1], *counted[table_run], sc)
+        conf = cross_fitted(runs[table_run][1], *counted[table_run], sc)
         raw, cal = (score_reliability(np.nan_to_num(xy), gt, vis, names, np.where(use, v, np.nan))
                     for v in (sc, conf))
         per_kp = {n: {"pck": float(hit[:, k][use[:, k]].mean()), "confidence": float(conf[:, k][use[:, k]].mean())}

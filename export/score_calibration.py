@@ -32,7 +32,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from fasterpose_rt.confidence import CALIBRATION_KEY, DEFAULT_BINS, fit_isotonic
+from fasterpose_rt.confidence import CALIBRATION_KEY, DEFAULT_BINS, cross_fitted, fit_isotonic
 from fasterpose_rt.evaluate import EvalError, load_annotations, match_keypoints, predict_annotations
 from fasterpose_rt.inputs import InputReadError, read_image
 from fasterpose_rt.metrics import _hits, score_reliability
@@ -114,11 +114,7 @@ def _fit_table(scores, hit, use, xy, gt, labelled, names, bins):
     """The table fitted on every counted joint, with the calibration error of the raw scores and of the scores
     read, two-fold cross-fitted, through the table fitted on the other half of the persons."""
     knots, chances = fit_isotonic(scores[use], hit[use], bins)
-    half = (np.arange(len(scores)) % 2 == 0)[:, None]
-    crossed = np.full(scores.shape, np.nan)
-    for fit_on in (half, ~half):
-        k, c = fit_isotonic(scores[use & fit_on], hit[use & fit_on], bins)
-        crossed = np.where(~fit_on, np.interp(np.nan_to_num(scores), k, c), crossed)
+    crossed = cross_fitted(scores, hit, use, scores, bins)
     raw = score_reliability(xy, gt, labelled, names, np.where(use, scores, np.nan), WITHIN)
     cross = score_reliability(xy, gt, labelled, names, np.where(use, crossed, np.nan), WITHIN)
     return {"scores": [round(float(v), 4) for v in knots], "chances": [round(float(v), 4) for v in chances],
@@ -142,7 +138,8 @@ def calibrate_scores(model_path, annotations, images=None, out_path=None, bins: 
     images = Path(images) if images is not None else Path(annotations).parent / "images"
     try:
         data = load_annotations(annotations)
-        meta = PosePredictor(model_path, threads=1).metadata
+        predictors = {False: PosePredictor(model_path, threads=threads)}  # and {True: flip-tested}, made if asked
+        meta = predictors[False].metadata
         names = list(meta.keypoints)
         match = match_keypoints(data, names, str(annotations))
     except (EvalError, ModelError) as e:
@@ -157,7 +154,9 @@ def calibrate_scores(model_path, annotations, images=None, out_path=None, bins: 
     wanted = [(m, f, s) for m, f, s in (("plain", False, False), ("flip", True, False), ("searched", False, True),
                                         ("searched_flip", True, True)) if (flip or not f) and (search or not s)]
     for mode, flipped, searched in wanted:
-        pred = PosePredictor(model_path, threads=threads, flip_test=flipped)
+        if flipped not in predictors:
+            predictors[flipped] = PosePredictor(model_path, threads=threads, flip_test=True)
+        pred = predictors[flipped]
         if searched:
             xy, scores = _predict_searched(pred, data, images)
         else:

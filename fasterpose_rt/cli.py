@@ -748,8 +748,7 @@ def eval_cmd(coco_file, images_dir, model, variant, threads, batch_size, flip, b
     except MissingExtra as e:
         report["coco_note"] = str(e)
         _say(f"note: {e}")
-    confidences = None if pred.calibration is None else np.where(np.isfinite(scores), pred.calibration(scores),
-                                                                 np.nan)
+    confidences = None if pred.calibration is None else pred.calibration(scores)  # NaN stays NaN
     report.update({"pck@0.2": pck_report(data, kp, match.names, done, 0.2, match.flip_pairs, other_kp, scores,
                                          confidences)})
     if pred.calibration is not None and "by_confidence" in report["pck@0.2"]:

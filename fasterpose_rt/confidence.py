@@ -22,7 +22,7 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["ScoreCalibration", "CALIBRATION_KEY", "DEFAULT_BINS", "fit_isotonic", "table_problem"]
+__all__ = ["ScoreCalibration", "CALIBRATION_KEY", "DEFAULT_BINS", "fit_isotonic", "cross_fitted", "table_problem"]
 
 CALIBRATION_KEY = "score_calibration"  # in the model's ``fasterpose`` metadata
 # tables: persons in given boxes, plain and flip-tested; persons the search picked, likewise
@@ -55,8 +55,8 @@ class ScoreCalibration:
         block = extra.get(CALIBRATION_KEY)
         if not isinstance(block, dict):
             return None
-        boxed = "flip" if flip_test else "plain"
-        keys = [f"searched_{boxed}".replace("_plain", ""), boxed] if searched else [boxed]
+        keys = ["searched_flip" if flip_test else "searched"] if searched else []
+        keys.append("flip" if flip_test else "plain")
         table = next((block[k] for k in keys if isinstance(block.get(k), dict)), None)
         if table is None:
             return None
@@ -119,3 +119,19 @@ def fit_isotonic(scores, hits, bins: int = DEFAULT_BINS) -> Tuple[np.ndarray, np
             blocks[-1] = [a + b for a, b in zip(blocks[-1], last)]
     arr = np.asarray(blocks)
     return arr[:, 2] / arr[:, 1], arr[:, 0] / arr[:, 1]
+
+
+def cross_fitted(fit_scores, fit_hits, fit_use, scores, bins: int = DEFAULT_BINS) -> np.ndarray:
+    """Two-fold cross-fitting: each person's ``scores`` read through the table fitted (``fit_isotonic``) on the
+    other half of the persons (even rows against odd rows), so no joint is read through a table fitted on it.
+
+    fit_scores (N, K), fit_hits (N, K) bool, fit_use (N, K) bool: the joints to fit on (the same persons, possibly
+    run another way); scores (N, K) to read. Returns (N, K) float64 chances, NaN where ``scores`` is not finite.
+    """
+    scores = np.asarray(scores, np.float64)
+    half = (np.arange(len(scores)) % 2 == 0)[:, None]
+    out = np.full(scores.shape, np.nan)
+    for fit_on in (half, ~half):
+        knots, chances = fit_isotonic(fit_scores[fit_use & fit_on], fit_hits[fit_use & fit_on], bins)
+        out = np.where(~fit_on, np.interp(np.nan_to_num(scores), knots, chances), out)
+    return np.where(np.isfinite(scores), out, np.nan)

@@ -1,6 +1,6 @@
 """benchmarks/score_meaning.py: its PCK and scores are the runtime's (tight boxes, flip test, the CLI's search),
-every confidence is cross-fitted (read through a table fitted on the other half of the persons), and the report
-and its picture are written.
+every way is read through the table the runtime would use (fasterpose_rt.confidence.cross_fitted: tested in
+test_score_calibration.py), and the report and its picture are written.
 
 Real parts: the bundled int8 models and 40 real LSPET training photos (skipped when ../shared is absent).
 """
@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 
 from benchmarks.orientation import load_persons
-from benchmarks.score_meaning import WAYS, _cross_fitted, main
+from benchmarks.score_meaning import WAYS, main
 from conftest import LSPET, NEEDS_LSPET, run_lspet_benchmark
 from fasterpose_rt import DEFAULT_MODELS, PosePredictor, find_poses_batch
-from fasterpose_rt.confidence import fit_isotonic
 from fasterpose_rt.metrics import _hits, pck
 
 pytestmark = [
@@ -52,16 +51,3 @@ def test_the_figures_are_the_runtimes_and_the_report_is_written(lspet40, tmp_pat
     # the searched persons read through the search's table and through the boxes' one: same joints, same PCK
     searched = [w for w in ways.values() if w["run"] == "searched"]
     assert [w["table"] for w in searched] == ["searched", "boxed"] and searched[0]["pck"] == searched[1]["pck"]
-
-
-def test_no_person_is_read_through_a_table_fitted_on_it():
-    rng = np.random.default_rng(1)
-    scores = rng.uniform(0, 1, (40, 5))
-    hit = rng.uniform(0, 1, (40, 5)) < scores
-    use = np.ones((40, 5), bool)
-    got = _cross_fitted(scores, hit, use, scores)
-    odd = np.arange(40) % 2 == 1
-    knots, chances = fit_isotonic(scores[~odd].ravel(), hit[~odd].ravel())  # the even persons' table
-    np.testing.assert_allclose(got[odd], np.interp(scores[odd], knots, chances))
-    knots, chances = fit_isotonic(scores[odd].ravel(), hit[odd].ravel())
-    np.testing.assert_allclose(got[~odd], np.interp(scores[~odd], knots, chances))

@@ -19,7 +19,7 @@ from standin import paint_blobs, standin_metadata, write_standin
 
 from fasterpose_rt import DEFAULT_MODELS, MetadataError, ModelMetadata, PosePredictor
 from fasterpose_rt.cli import main as cli_main
-from fasterpose_rt.confidence import CALIBRATION_KEY, ScoreCalibration, fit_isotonic, table_problem
+from fasterpose_rt.confidence import CALIBRATION_KEY, ScoreCalibration, cross_fitted, fit_isotonic, table_problem
 from fasterpose_rt.metrics import score_reliability
 from fasterpose_rt.results import coco_entries, csv_header, csv_row
 
@@ -94,6 +94,23 @@ def test_the_fit_pools_bins_whose_rates_fall():
     assert knots.tolist() == [0.5] and chances.tolist() == [0.75]
     with pytest.raises(ValueError, match="as many scores as hits"):
         fit_isotonic([0.1, 0.2], [1], bins=4)
+
+
+def test_no_person_is_read_through_a_table_fitted_on_it():
+    rng = np.random.default_rng(1)
+    scores = rng.uniform(0, 1, (40, 5))
+    hit = rng.uniform(0, 1, (40, 5)) < scores
+    use = np.ones((40, 5), bool)
+    got = cross_fitted(scores, hit, use, scores)
+    odd = np.arange(40) % 2 == 1
+    knots, chances = fit_isotonic(scores[~odd].ravel(), hit[~odd].ravel())  # the even persons' table
+    np.testing.assert_allclose(got[odd], np.interp(scores[odd], knots, chances))
+    knots, chances = fit_isotonic(scores[odd].ravel(), hit[odd].ravel())
+    np.testing.assert_allclose(got[~odd], np.interp(scores[~odd], knots, chances))
+    read = scores.copy()
+    read[0, 0] = np.nan  # a joint without a score has no confidence
+    assert np.isnan(cross_fitted(scores, hit, use, read)[0, 0]) and np.isfinite(cross_fitted(scores, hit, use,
+                                                                                              read)[0, 1])
 
 
 # ---------------------------------------------------------------------------------------- reliability
