@@ -39,6 +39,7 @@ from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, 
                                       quantize_static)
 
 from fasterpose_rt.confidence import CALIBRATION_KEY
+from fasterpose_rt.presence import PRESENCE_KEY
 from fasterpose_rt.metadata import ModelMetadata
 from fasterpose_rt.metrics import pck
 from fasterpose_rt.session import ModelError, open_session
@@ -307,6 +308,9 @@ def quantize_file(model_path, out_path=None, calibration=None, calibration_image
         raise InputError(str(e)) from None
     if "quantization" in meta.extra:
         raise InputError(f"{model_path} is already quantised; give the float model")
+    if PRESENCE_KEY in meta.extra:  # its head was fitted on the float features, and would be quantised blind
+        raise InputError(f"{model_path} has a presence head: quantise the model without it, then fit the head on "
+                         "the int8 file (python -m export.presence_head)")
 
     calib, verify = _crop_sets(meta, calibration, calibration_images, calibration_size, eval_file, eval_images,
                                verify_size, seed, log)

@@ -176,10 +176,11 @@ class _InputArgument(click.ParamType):
                    "persons without --boxes or --detector). Videos: the tracking starts with up to this many, and "
                    "searches again every 30 frames while fewer are followed.")
 @click.option("--min-presence", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
-              help="Photos and frames without boxes (searched, or the whole photo): report a person only when its "
-                   "better half of joints average at least this confidence (raw scores for a model without a score "
-                   "table), e.g. 0.5, even odds, for folders where some photos show nobody; it also drops some "
-                   "persons seen from the waist up (README, 'Photos of nobody'). 0: always the best guess.")
+              help="Photos and frames without boxes (searched, or the whole photo): report a person only when the "
+                   "model's presence head gives at least this chance that somebody is there (a model without a head: "
+                   "when its better half of joints average this confidence, which also drops many persons seen from "
+                   "the waist up), e.g. 0.5 for folders where some photos show nobody (README, 'Photos of nobody'). "
+                   "0: always the best guess.")
 @click.option("--refine", "refine_passes", type=click.IntRange(min=0), default=None,
               help=f"Most extra passes per person, each on the box around the joints the pass before found (the "
                    f"tight box the model is calibrated for); a person stops once that box settles. Each pass is one "
@@ -265,7 +266,7 @@ def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxe
     if fmt == "auto":
         fmt = {".csv": "csv", ".jsonl": "jsonl"}.get(out.suffix.lower() if out is not None else "", "json")
     writer = ResultsWriter(out, fmt=fmt, keypoint_names=pred.keypoint_names,
-                           confidences=pred.calibration is not None)
+                           confidences=pred.calibration is not None, presence=pred.has_presence)
     passes = refine_passes if refine_passes is not None else (0 if lookup is not None else REFINE_PASSES)
     run = _PredictRun(pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug, passes, track, smooth,
                       search, max_persons, max_frames, live, None if full_resolution else REDUCED_LONG_SIDE,

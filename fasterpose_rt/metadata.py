@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Tuple
 
 from .confidence import CALIBRATION_KEY, table_problem
+from .presence import PRESENCE_KEY, presence_problem
 
 METADATA_KEY = "fasterpose"
 FORMAT = "fasterpose-onnx/1"
@@ -126,7 +127,8 @@ class ModelMetadata:
             bad(f"output must be 'logits' or 'probabilities', got {self.output!r}")
         if not is_box_padding(self.box_padding):
             bad(f"box_padding must be a positive number, got {self.box_padding!r}")
-        if CALIBRATION_KEY in self.extra:
-            problem = table_problem(self.extra[CALIBRATION_KEY])
-            if problem:
-                bad(problem)
+        for key, check in ((CALIBRATION_KEY, table_problem), (PRESENCE_KEY, presence_problem)):
+            if key in self.extra:
+                problem = check(self.extra[key])
+                if problem:
+                    bad(problem)

@@ -74,6 +74,7 @@ def model_card(path, metadata: ModelMetadata) -> Dict[str, Any]:
         "box_padding": metadata.box_padding,
         "box_padding_calibration": extra.get("box_padding_calibration"),
         "score_calibration": extra.get("score_calibration"),
+        "presence": extra.get("presence"),
         "params": extra.get("params"),
         "macs_per_person": extra.get("macs"),
         "weights": extra.get("weights"),
@@ -137,6 +138,7 @@ def format_card(card: Dict[str, Any], verification_line: str = "") -> str:
         padding += f", chosen on {cal.get('persons', '?')} persons of {cal.get('source', '?')} (PCK@0.2: {sweep})"
     rows.append(("box padding", padding))
     rows.append(("scores", _scores_line(card.get("score_calibration"))))
+    rows.append(("presence", _presence_line(card.get("presence"))))
     data = card["training_data"] if isinstance(card["training_data"], dict) else {}
     if data or card["loss"]:
         source = f" ({data['train_file']})" if data.get("train_file") else ""
@@ -180,6 +182,19 @@ def _scores_line(block: Any) -> str:
     return (f"confidences = the chance a joint is within {within} torso of its label, measured on "
             f"{block.get('persons', '?')} persons of {block.get('source', '?')}"
             + (f" (calibration error in points, raw -> table, cross-fitted: {errors})" if errors else ""))
+
+
+def _presence_line(block: Any) -> str:
+    """Whether the model says if a person is there at all, from its presence block (``presence.py``)."""
+    if not isinstance(block, dict):
+        return "no presence head (python -m export.presence_head): --min-presence reads the joints' confidences"
+    crossed = block.get("cross_fitted") if isinstance(block.get("cross_fitted"), dict) else {}
+    shares = "; ".join(f"{g} {100 * v['called_a_person']:.1f} %" for g, v in crossed.items()
+                       if isinstance(v, dict) and _num(v.get("called_a_person"), "g"))
+    threshold = _num(block.get("threshold"), "g") or "?"
+    return (f"a head gives the chance a person is in the crop at all (--min-presence reads it), fitted on "
+            f"{block.get('photos', '?')} photos of {block.get('source', '?')} and {block.get('negative_photos', '?')} "
+            f"photos of nobody" + (f"; called a person at {threshold}, cross-fitted: {shares}" if shares else ""))
 
 
 def _short(values) -> str:

@@ -19,6 +19,7 @@ from .geometry import apply_affine, heatmap_to_crop, invert_affine, rescale_boxe
 from .image import to_bgr_uint8
 from .metadata import is_box_padding
 from .preprocess import Normalizer, check_boxes, crop_transforms, warp_crops
+from .presence import PRESENCE_KEY, presence_output
 from .session import ModelError, ModelNotFoundError, open_session
 from .skeletons import flip_permutation
 
@@ -42,7 +43,9 @@ class PoseResult:
     keypoints (N, K, 2) float32 photo px (x, y); scores (N, K) float32 in [0, 1]; boxes (N, 4) float32, the
     [x, y, w, h] boxes used; keypoint_names: the K names; track_ids (N,) int64 or None: which followed person
     each one is (set by PoseTracker; an id is never given to another person of the same video); calibration: the
-    model's map from score to the chance a joint is right (``confidences``), None when the model has none.
+    model's map from score to the chance a joint is right (``confidences``), None when the model has none;
+    presence (N,) float32 in [0, 1] or None: the model's presence head's chance that a person is in each crop at
+    all (``presence.py``; None for a model without one).
     """
 
     keypoints: np.ndarray
@@ -51,6 +54,7 @@ class PoseResult:
     keypoint_names: List[str] = field(default_factory=list)
     track_ids: Optional[np.ndarray] = None
     calibration: Optional[ScoreCalibration] = None
+    presence: Optional[np.ndarray] = None
 
     @property
     def confidences(self) -> Optional[np.ndarray]:
@@ -65,8 +69,9 @@ class PoseResult:
     def take(self, rows) -> "PoseResult":
         """The persons at ``rows`` (indices or a (N,) bool mask), in that order, as a new PoseResult."""
         ids = None if self.track_ids is None else self.track_ids[rows]
+        there = None if self.presence is None else self.presence[rows]
         return replace(self, keypoints=self.keypoints[rows], scores=self.scores[rows], boxes=self.boxes[rows],
-                       track_ids=ids)
+                       track_ids=ids, presence=there)
 
     def rescaled(self, factor: float) -> "PoseResult":
         """The same persons in the px of a photo ``factor`` times as large (geometry convention 5): the poses of
@@ -77,8 +82,9 @@ class PoseResult:
     def to_coco(self, image_id, category_id: int = 1) -> List[dict]:
         """COCO keypoint results, one dict per person: image_id, category_id, bbox [x, y, w, h],
         keypoints [x1, y1, s1, x2, ...] (s = keypoint score), score = mean keypoint score, track_id when the
-        persons have track ids, and keypoint_confidences [c1, c2, ...] (``confidences``) when the model has a
-        calibration. Plain Python numbers."""
+        persons have track ids, keypoint_confidences [c1, c2, ...] (``confidences``) when the model has a
+        calibration, and presence (the chance a person is there) when it has a presence head. Plain Python
+        numbers."""
         out = []
         for kp, sc, box in zip(self.keypoints, self.scores, self.boxes):
             flat = np.concatenate([kp.astype(np.float64), sc.astype(np.float64)[:, None]], axis=1).ravel()
@@ -96,6 +102,9 @@ class PoseResult:
         if confidences is not None:
             for entry, conf in zip(out, confidences.astype(np.float64)):
                 entry["keypoint_confidences"] = conf.tolist()
+        if self.presence is not None:
+            for entry, there in zip(out, self.presence):
+                entry["presence"] = float(there)
         return out
 
 
@@ -150,6 +159,9 @@ class PosePredictor:
         self.batch_size = batch_size
         inp = self._session.get_inputs()[0]
         self._input_name, self._output_name = inp.name, self._session.get_outputs()[0].name
+        # The presence head's output (open_session checked that the graph has it), run beside the heatmaps.
+        self._presence_name = presence_output(self.metadata.extra, [o.name for o in self._session.get_outputs()])
+        self._output_names = [self._output_name] + ([self._presence_name] if self._presence_name else [])
         if isinstance(inp.shape[0], int):  # a fixed batch axis: only batch 1 can serve any number of persons
             if inp.shape[0] != 1:
                 raise ModelError(f"{path}: input batch axis is fixed at {inp.shape[0]}; export it dynamic (or 1)")
@@ -157,6 +169,11 @@ class PosePredictor:
         self._normalize = Normalizer(self.metadata)
         # Channel k of a mirrored crop's heatmaps belongs to keypoint flip_perm[k] (left <-> right).
         self._flip_perm = flip_permutation(self.metadata.num_keypoints, self.metadata.flip_pairs)
+
+    @property
+    def has_presence(self) -> bool:
+        """Whether the model carries a presence head (``PoseResult.presence`` is then set)."""
+        return self._presence_name is not None
 
     @property
     def keypoint_names(self) -> List[str]:
@@ -210,20 +227,23 @@ class PosePredictor:
         n, k = b.shape[0], self.metadata.num_keypoints
         xy = np.zeros((n, k, 2), np.float64)
         scores = np.zeros((n, k), np.float32)
+        there = np.zeros(n, np.float32) if self.has_presence else None
         if n:
             affines = crop_transforms(b, self.metadata)
             per_chunk = max(1, self.batch_size // 2) if self.flip_test else self.batch_size
             for s in range(0, n, per_chunk):
                 crops = warp_crops(imgs, affines[s:s + per_chunk], self.metadata.input_size, owners[s:s + per_chunk])
-                heatmaps = self._heatmaps(self._normalize(crops))
+                heatmaps, presence = self._infer(self._normalize(crops))
                 hm_xy, hm_scores = decode_heatmaps(heatmaps)
                 scores[s:s + per_chunk] = hm_scores
+                if there is not None:
+                    there[s:s + per_chunk] = presence
                 stride = (self.input_size[0] / heatmaps.shape[3], self.input_size[1] / heatmaps.shape[2])
                 xy[s:s + per_chunk] = heatmap_to_crop(hm_xy, stride)
             xy = apply_affine(xy, invert_affine(affines))
         xy32, b32, ends = xy.astype(np.float32), b.astype(np.float32), np.cumsum(counts)
         return [PoseResult(xy32[e - c:e], scores[e - c:e], b32[e - c:e], self.keypoint_names,
-                           calibration=self.calibration)
+                           calibration=self.calibration, presence=None if there is None else there[e - c:e])
                 for c, e in zip(counts, ends)]
 
     def draw(self, image, result: PoseResult, threshold: float = 0.3) -> np.ndarray:
@@ -233,21 +253,32 @@ class PosePredictor:
         return draw_poses(to_bgr_uint8(image), result.keypoints, result.scores, self.skeleton, self.keypoint_names,
                           threshold, boxes=result.boxes, labels=labels)
 
-    def _heatmaps(self, x: np.ndarray) -> np.ndarray:
-        """Model input (n, 3, H, W) -> probability heatmaps (n, K, h, w) float32, flip-test merged if enabled."""
+    def _infer(self, x: np.ndarray):
+        """Model input (n, 3, H, W) -> (probability heatmaps (n, K, h, w) float32, presence (n,) float32 in [0, 1]
+        or None without a presence head), each flip-test merged if enabled (presence: the two views' mean)."""
         n = x.shape[0]
         if self.flip_test:
             x = np.concatenate([x, x[:, :, :, ::-1]])  # crop x -> W-1-x exactly (pixel centres)
-        parts = [self._session.run([self._output_name], {self._input_name: x[s:s + self.batch_size]})[0]
-                 for s in range(0, x.shape[0], self.batch_size)]
-        out = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        runs = [self._session.run(self._output_names, {self._input_name: x[s:s + self.batch_size]})
+                for s in range(0, x.shape[0], self.batch_size)]
+        out = runs[0][0] if len(runs) == 1 else np.concatenate([r[0] for r in runs])
+        presence = None
+        if self._presence_name is not None:
+            presence = np.concatenate([np.asarray(r[1], np.float32).reshape(-1) for r in runs])
+            if presence.shape[0] != x.shape[0]:
+                raise ModelError(f"{self.model_path}: presence output has {presence.shape[0]} values for "
+                                 f"{x.shape[0]} crops")
+            if self.metadata.extra[PRESENCE_KEY].get("kind", "logits") == "logits":
+                presence = _sigmoid(presence)
+            if self.flip_test:
+                presence = 0.5 * (presence[:n] + presence[n:])
         if out.ndim != 4 or out.shape[:2] != (x.shape[0], self.metadata.num_keypoints):
             raise ModelError(f"{self.model_path}: output shape {out.shape}, expected "
                              f"({x.shape[0]}, {self.metadata.num_keypoints}, h, w)")
         out = np.asarray(out, dtype=np.float32)
         if self.metadata.output == "logits":
             out = _sigmoid(out)
-        return merge_flipped(out, n, self._flip_perm) if self.flip_test else out
+        return (merge_flipped(out, n, self._flip_perm) if self.flip_test else out), presence
 
 
 def merge_flipped(heatmaps: np.ndarray, n: int, flip_perm: np.ndarray) -> np.ndarray:

@@ -40,8 +40,9 @@ def coco_entries(result, image_id: int, file_name: str, frame: Optional[int] = N
     Keys: image_id, file_name, category_id (the person category, 1 in COCO), bbox [x, y, w, h],
     keypoints [x1, y1, s1, ...] (s = keypoint score), score (the mean keypoint score, as PoseResult.to_coco),
     frame and time (seconds from the video's start) for video frames, track_id for followed persons
-    (PoseTracker's), and keypoint_confidences [c1, c2, ...] when the model measured what its scores mean
-    (``PoseResult.confidences``). Coordinates are rounded to 0.01 px, scores to 1e-4 and confidences to 1e-3 to
+    (PoseTracker's), keypoint_confidences [c1, c2, ...] when the model measured what its scores mean
+    (``PoseResult.confidences``), and presence (the chance a person is there at all) when it has a presence head
+    (``PoseResult.presence``). Coordinates are rounded to 0.01 px, scores to 1e-4 and confidences to 1e-3 to
     keep files small; plain Python numbers only.
     """
     out = []
@@ -64,6 +65,8 @@ def coco_entries(result, image_id: int, file_name: str, frame: Optional[int] = N
             entry["track_id"] = d["track_id"]
         if "keypoint_confidences" in d:
             entry["keypoint_confidences"] = [_finite(v, 3) for v in d["keypoint_confidences"]]
+        if "presence" in d:
+            entry["presence"] = _finite(d["presence"], 3)
         out.append(entry)
     return out
 
@@ -71,20 +74,22 @@ def coco_entries(result, image_id: int, file_name: str, frame: Optional[int] = N
 _CSV_FIRST = ["file_name", "frame", "time", "image_id", "track_id", "score", "bbox_x", "bbox_y", "bbox_w", "bbox_h"]
 
 
-def csv_header(keypoint_names: Sequence[str], confidences: bool = False) -> List[str]:
+def csv_header(keypoint_names: Sequence[str], confidences: bool = False, presence: bool = False) -> List[str]:
     """CSV columns: one row per person (the fields of a results entry; frame, time and track_id empty where the
-    entry has none), then ``<name>_x``, ``<name>_y``, ``<name>_score`` for each keypoint, in model order, and with
+    entry has none), then ``<name>_x``, ``<name>_y``, ``<name>_score`` for each keypoint, in model order; with
     ``confidences`` (a model that measured what its scores mean) ``<name>_confidence`` for each keypoint after
-    them, so the other columns keep their places."""
+    them, and with ``presence`` (a model with a presence head) a last ``presence`` column, so the other columns
+    keep their places."""
     columns = _CSV_FIRST + [f"{n}_{part}" for n in keypoint_names for part in ("x", "y", "score")]
-    return columns + ([f"{n}_confidence" for n in keypoint_names] if confidences else [])
+    return (columns + ([f"{n}_confidence" for n in keypoint_names] if confidences else [])
+            + (["presence"] if presence else []))
 
 
 def csv_row(entry: dict) -> list:
     """One results entry (``coco_entries``'s dict) as the values of ``csv_header``'s columns."""
     return ([entry["file_name"], entry.get("frame", ""), entry.get("time", ""), entry["image_id"],
              entry.get("track_id", ""), entry["score"], *entry["bbox"]] + list(entry["keypoints"])
-            + list(entry.get("keypoint_confidences", [])))
+            + list(entry.get("keypoint_confidences", [])) + ([entry["presence"]] if "presence" in entry else []))
 
 
 def _csv_line(values: Sequence) -> str:
@@ -127,7 +132,7 @@ def _naming(error: OSError, path: Path) -> OSError:
 
 class ResultsWriter:
     """Collects result entries and keeps ``path`` a valid JSON list (fmt "json") or CSV table (fmt "csv", one row
-    per person: ``csv_header(keypoint_names, confidences)``) of everything added so far; or appends them as JSON Lines
+    per person: ``csv_header(keypoint_names, confidences, presence)``) of everything added so far; or appends them as JSON Lines
     (fmt "jsonl", one entry per line, to ``path`` or ``stream``).
 
     path None -> a list or table is written only at :meth:`close`, which prints it to ``stream`` (stdout); JSON
@@ -138,14 +143,14 @@ class ResultsWriter:
 
     def __init__(self, path: Optional[os.PathLike], every_s: float = 5.0, every_n: int = 100,
                  stream: Optional[TextIO] = None, fmt: str = "json", keypoint_names: Optional[Sequence[str]] = None,
-                 confidences: bool = False):
+                 confidences: bool = False, presence: bool = False):
         if fmt not in FORMATS:
             raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
         self._header: Optional[str] = None  # CSV only: the first line
         if fmt == "csv":
             if keypoint_names is None:
                 raise ValueError("CSV results need the keypoint names for their columns")
-            self._header = _csv_line(csv_header(keypoint_names, confidences))
+            self._header = _csv_line(csv_header(keypoint_names, confidences, presence))
         self.path = Path(path) if path is not None else None
         self.every_s, self.every_n = every_s, every_n
         self.stream = stream

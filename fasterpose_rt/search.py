@@ -7,17 +7,16 @@ whole photo go through the network in one batch, and the few whose poses score b
 refined; the best after refining is the photo's person. Asked for several persons (``max_persons``), it refines
 more windows and also reports the further persons that score well and are not made of a reported person's joints
 (``pick_persons``). Asked to (``min_presence``), a person the search (or the whole photo) found is reported only
-when it is there at all (``keep_present``), so a photo of a cat or a landscape gets no skeleton; off by default,
-because the scores that tell nobody from somebody also fall for persons seen from the waist up (README, "Photos of
-nobody"). ``tracking.find_poses`` runs it; ``python -m benchmarks.tracking`` measures it (README,
+when it is there at all (``keep_present``: the model's presence head, else its joints' confidences), so a photo of
+a cat or a landscape gets no skeleton (README, "Photos of nobody"). ``tracking.find_poses`` runs it; ``python -m benchmarks.tracking`` measures it (README,
 "Photos without person boxes").
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["search_windows", "best_rows", "pick_persons", "presence", "keep_present", "SEARCH_WINDOW",
-           "SEARCH_OVERLAP", "SEARCH_CANDIDATES", "PERSON_SCORE", "SHARED_JOINTS"]
+__all__ = ["search_windows", "best_rows", "pick_persons", "presence", "person_presence", "keep_present",
+           "SEARCH_WINDOW", "SEARCH_OVERLAP", "SEARCH_CANDIDATES", "PERSON_SCORE", "SHARED_JOINTS"]
 
 # Chosen on 1,000 training persons (lspet_train1k.json), not on validation: windows of 0.4-0.6 of the long side,
 # steps of 0.5-1 window and 2-5 refined windows scored PCK@0.2 0.786-0.811, this setting 0.811 (whole photo: 0.752).
@@ -73,15 +72,24 @@ def presence(scores) -> np.ndarray:
     return np.sort(sc, axis=1)[:, -half:].mean(axis=1)
 
 
+def person_presence(result) -> np.ndarray:
+    """How surely each person of PoseResult ``result`` is there, (N,) float64 in [0, 1]: the model's presence head
+    (``result.presence``, the chance a person is in the crop at all) when it has one; else ``presence`` of the
+    joints' confidences when it has a score table (0.5: the better half of the joints at even odds of being
+    right), else of the raw scores."""
+    if result.presence is not None:
+        return np.asarray(result.presence, np.float64)
+    confidences = result.confidences
+    return presence(result.scores if confidences is None else confidences)
+
+
 def keep_present(result, min_presence: float = 0.0):
-    """The persons of PoseResult ``result`` who are there: whose ``presence`` reaches ``min_presence``, read on
-    their confidences when the model has a score table (0.5: the better half of the joints at even odds of being
-    right), else on raw scores. 0 keeps everyone. Returns a PoseResult (the same one when all stay).
-    Measured on validation photos, close-ups and photos of nobody: ``python -m benchmarks.person_presence``."""
+    """The persons of PoseResult ``result`` who are there: whose ``person_presence`` reaches ``min_presence``.
+    0 keeps everyone. Returns a PoseResult (the same one when all stay). Measured on validation photos, close-ups
+    and photos of nobody: ``python -m benchmarks.person_presence``."""
     if min_presence <= 0 or not len(result):
         return result
-    confidences = result.confidences
-    keep = presence(result.scores if confidences is None else confidences) >= min_presence
+    keep = person_presence(result) >= min_presence
     return result if keep.all() else result.take(np.flatnonzero(keep))
 
 

@@ -8,6 +8,7 @@ from typing import Optional, Tuple
 import onnxruntime as ort
 
 from .metadata import METADATA_KEY, MetadataError, ModelMetadata
+from .presence import presence_output
 
 __all__ = ["ModelError", "ModelNotFoundError", "open_session", "physical_cores"]
 
@@ -51,7 +52,8 @@ def open_session(path, threads: Optional[int] = None) -> Tuple[ort.InferenceSess
     threads: intra-op threads (None -> :func:`physical_cores`), not spinning while idle. Inter-op threads 1
     (the graph is a chain), all graph optimisations on, CPUExecutionProvider only, warnings silenced.
     Checks the graph against the metadata: one float input (N, 3, H, W) with (W, H) = ``input_size`` where the
-    axes are fixed, and a 4-D output with K = number of keypoints channels where that axis is fixed.
+    axes are fixed, a first, 4-D output with K = number of keypoints channels where that axis is fixed, and the
+    presence output (N,) its metadata names, if any (``presence.py``).
     """
     p = Path(path)
     if not p.exists():
@@ -113,3 +115,11 @@ def _check_graph(session: ort.InferenceSession, meta: ModelMetadata, p: Path) ->
     k = outputs[0].shape[1]
     if isinstance(k, int) and k != meta.num_keypoints:
         raise ModelError(f"{p}: the output has {k} heatmaps but the metadata names {meta.num_keypoints} keypoints")
+    try:
+        name = presence_output(meta.extra, [o.name for o in outputs])
+    except ValueError as e:
+        raise ModelError(f"{p}: {e}") from None
+    if name is not None:
+        shape = next(o.shape for o in outputs if o.name == name)
+        if not (len(shape) == 1 or (len(shape) == 2 and (shape[1] == 1 or not isinstance(shape[1], int)))):
+            raise ModelError(f"{p}: the presence output '{name}' has shape {shape}; expected (N,) or (N, 1)")

@@ -79,14 +79,16 @@ def refine_batch(predictor, images, results, passes: int = 1, settled_iou: float
     Returns P new PoseResults."""
     counts = np.array([len(r) for r in results], np.int64)
     if not counts.sum():
-        return [replace(r, keypoints=r.keypoints.copy(), scores=r.scores.copy(), boxes=r.boxes.copy())
-                for r in results]
+        return [replace(r, keypoints=r.keypoints.copy(), scores=r.scores.copy(), boxes=r.boxes.copy(),
+                        presence=None if r.presence is None else r.presence.copy()) for r in results]
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
     owner = np.repeat(np.arange(len(results)), counts)
     hw = np.array([im.shape[:2] for im in images], np.float64).reshape(-1, 2)[owner]  # (persons, 2)
     keypoints = np.concatenate([r.keypoints for r in results])
     scores = np.concatenate([r.scores for r in results])
     boxes = np.concatenate([r.boxes for r in results])
+    # presence (the model's presence head) follows its person's crop; None when any result lacks it
+    there = None if any(r.presence is None for r in results) else np.concatenate([r.presence for r in results])
     todo = np.arange(counts.sum()) if rows is None else np.concatenate(
         [start + np.asarray(r, np.int64).reshape(-1) for start, r in zip(starts, rows)]).astype(np.int64)
     todo = np.sort(todo)  # photo by photo, so each photo's boxes are one slice
@@ -101,7 +103,12 @@ def refine_batch(predictor, images, results, passes: int = 1, settled_iou: float
         keypoints[todo] = np.concatenate([a.keypoints for a in again])
         scores[todo] = np.concatenate([a.scores for a in again])
         boxes[todo] = np.concatenate([a.boxes for a in again])
-    return [replace(r, keypoints=keypoints[s:s + c], scores=scores[s:s + c], boxes=boxes[s:s + c])
+        if there is not None and any(a.presence is None for a in again):
+            there = None  # a predictor that does not always report it (a wrapper): none at all
+        if there is not None:
+            there[todo] = np.concatenate([a.presence for a in again])
+    return [replace(r, keypoints=keypoints[s:s + c], scores=scores[s:s + c], boxes=boxes[s:s + c],
+                    presence=None if there is None else there[s:s + c])
             for r, s, c in zip(results, starts, counts)]
 
 
@@ -130,8 +137,9 @@ def find_poses(predictor, image, boxes=None, refine_passes: int = REFINE_PASSES,
     boxes None: one person, found by a ``search`` (``search.py``: the whole photo and a grid of windows, the best
     few refined, the best of them kept), or with ``max_persons`` > 1 up to that many (``search.pick_persons``);
     search=False: one box over the whole photo, refined. ``min_presence`` > 0: without boxes a person is reported
-    only when its better half of joints average at least that confidence (``search.keep_present``; 0.5: even
-    odds), so a photo of nobody has no person; 0: the best guess always. Returns a PoseResult."""
+    only when it is there with at least that chance (``search.keep_present``: the model's presence head, else its
+    better half of joints' confidences), so a photo of nobody has no person; 0: the best guess always. Returns a
+    PoseResult."""
     return find_poses_batch(predictor, [image], [boxes], refine_passes, keep_all, search, max_persons,
                             min_presence)[0]
 

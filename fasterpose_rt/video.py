@@ -76,8 +76,8 @@ class VideoPoses:
     every frame). No boxes and no detector (or a detector finding nobody): the frame is searched for one person,
     or up to ``max_persons`` (see ``find_poses``; search=False: one box over the whole frame); with
     ``max_persons`` > 1 the search also runs every REACQUIRE_EVERY frames while fewer are followed. With
-    ``min_presence`` > 0 a person found without boxes whose better half of joints average less than that
-    confidence is nobody (``search.keep_present``; 0: the best guess always).
+    ``min_presence`` > 0 a person found without boxes who is there with less than that chance is nobody
+    (``search.keep_present``: the model's presence head, else its joints' confidences; 0: the best guess always).
     refine_passes: extra passes on persons just found (see ``refine``); None: 0 for given ``boxes``, else
     REFINE_PASSES. on_error: None: a frame whose prediction fails (ValueError or RuntimeError) raises;
     a function (index, exception): called, and that frame is skipped.

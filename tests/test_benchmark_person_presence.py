@@ -28,15 +28,23 @@ def _nobody(folder):
     return folder
 
 
-def test_photos_of_nobody_come_from_a_folder_or_a_zip_file(tmp_path):
+def test_photos_of_nobody_come_from_folders_or_zip_files_each_picture_once(tmp_path):
     folder = _nobody(tmp_path / "nobody")
-    names, photos = read_negatives(folder, set())
-    assert names == ["blank.png", "noise.jpg"] and all(p.shape == (200, 300, 3) for p in photos)
+    names, photos = read_negatives([folder], set())
+    assert names == ["nobody:blank.png", "nobody:noise.jpg"] and all(p.shape == (200, 300, 3) for p in photos)
     with zipfile.ZipFile(tmp_path / "photos.whl", "w") as archive:
         for f in folder.iterdir():
             archive.write(f, f"pkg/data/{f.name}")
-    zipped, zipped_photos = read_negatives(tmp_path / "photos.whl", {"noise.jpg"})
-    assert zipped == ["blank.png"] and np.array_equal(zipped_photos[0], photos[0])
+    zipped, zipped_photos = read_negatives([tmp_path / "photos.whl"], {"noise.jpg"})
+    assert zipped == ["photos.whl:pkg/data/blank.png"] and np.array_equal(zipped_photos[0], photos[0])
+    # a wallpaper shipped in two sizes, in a subfolder: one picture, its larger copy; the zip's blank is the folder's
+    gradient = np.tile(np.linspace(0, 255, 300, dtype=np.uint8)[None, :, None], (200, 1, 3))
+    (folder / "sizes").mkdir()
+    cv2.imwrite(str(folder / "sizes" / "small.png"), gradient)
+    cv2.imwrite(str(folder / "sizes" / "large.png"), cv2.resize(gradient, (600, 400)))
+    both, both_photos = read_negatives([folder, tmp_path / "photos.whl"], set())
+    assert both == ["nobody:blank.png", "nobody:noise.jpg", "nobody:sizes/large.png"]
+    assert both_photos[2].shape == (400, 600, 3)
 
 
 @NEEDS_LSPET
@@ -50,10 +58,12 @@ def test_each_row_is_what_find_poses_reports_at_that_threshold(lspet40, tmp_path
     photos = [cv2.imread(str(LSPET / "images" / f)) for f in files]
     pred = PosePredictor(MODEL, threads=1)
     for search, way in ((True, "search"), (False, "whole photo (--no-search)")):
-        rows = {r["min_presence"]: r for r in ways[way]["thresholds"]}
+        used = ways[way]["signal_used"]  # what keep_present reads: the head when the model has one
+        assert used == ("head" if pred.has_presence else "joints") and "joints" in ways[way]["signals"]
+        rows = {r["min_presence"]: r for r in ways[way]["signals"][used]["thresholds"]}
         every = rows[0.0]["photos of one person"]
         assert every["reported"] == every["of"] == 40 and every["change"] == 0
-        assert rows[0.0]["negatives_with_a_person"] == ["blank.png", "noise.jpg"]  # every guess: a person each
+        assert rows[0.0]["negatives_with_a_person"] == ["nobody:blank.png", "nobody:noise.jpg"]  # a person each
         for t in (0.3, 0.5):
             found = find_poses_batch(pred, photos, search=search, min_presence=t)  # the runtime's own rule
             xy = np.stack([r.keypoints[0] if len(r) else np.full((len(names), 2), np.nan) for r in found])

@@ -1,0 +1,198 @@
+"""The presence head: its graph (export.presence_head), the runtime that reads it (PoseResult.presence,
+keep_present, results files), the fit, and the tool on real photos."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")  # the exporter's side; a runtime-only install lacks it
+
+from export.errors import InputError  # noqa: E402
+from export.metadata import save_with_metadata  # noqa: E402
+from export.presence_head import (FEATURES, feature_tensor, fit_logistic, fit_presence_head, with_features,  # noqa: E402
+                                  with_head, without_head)
+from fasterpose_rt import PosePredictor  # noqa: E402
+from fasterpose_rt.presence import PRESENCE_KEY  # noqa: E402
+from fasterpose_rt.results import ResultsWriter, coco_entries, csv_header  # noqa: E402
+from fasterpose_rt.search import keep_present, person_presence  # noqa: E402
+from fasterpose_rt.session import ModelError  # noqa: E402
+from tests.standin import KEYPOINTS, paint_blobs, set_metadata, standin_metadata, standin_model  # noqa: E402
+
+LSPET = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "lspet"
+NEEDS_LSPET = pytest.mark.skipif(not (LSPET / "joints.mat").is_file(),
+                                 reason=f"LSPET photos not found at {LSPET} (../shared beside the checkout)")
+K = len(KEYPOINTS)
+BLOCK = {"output": "presence", "kind": "logits", "threshold": 0.5}
+
+
+def _features(x: np.ndarray, heatmap_logits: np.ndarray) -> np.ndarray:
+    """What FEATURES must be for the stand-in: its last convolution reads the normalised input itself, so the
+    pooled tensor is the input (N, 3, H, W); then the sorted peak probabilities of the heatmaps (N, K, h, w)."""
+    peaks = 1 / (1 + np.exp(-heatmap_logits.max(axis=(2, 3))))
+    return np.concatenate([x.mean(axis=(2, 3)), x.max(axis=(2, 3)), -np.sort(-peaks, axis=1)], axis=1)
+
+
+def _standin_with_head(tmp_path, weight, bias, name="head.onnx"):
+    meta = standin_metadata()
+    model = with_head(standin_model(meta), weight, bias, logits=True, k=K)
+    path = tmp_path / name
+    save_with_metadata(model, replace(meta, extra={PRESENCE_KEY: dict(BLOCK)}), path)
+    return path, meta
+
+
+def test_graph_computes_logistic_of_pooled_features_and_comes_out_again(tmp_path):
+    import onnxruntime as ort
+
+    meta = standin_metadata()
+    plain = standin_model(meta)
+    assert feature_tensor(plain) == "image"  # the stand-in's only convolution reads the input
+    rng = np.random.default_rng(0)
+    weight, bias = rng.normal(size=6 + K), 0.3
+    headed = with_head(plain, weight, bias, logits=True, k=K)
+    x = rng.normal(size=(3, 3, meta.input_size[1], meta.input_size[0])).astype(np.float32)
+    session = ort.InferenceSession(headed.SerializeToString(), providers=["CPUExecutionProvider"])
+    heatmaps, logit = session.run(["heatmaps", "presence"], {"image": x})
+    assert logit.shape == (3,)
+    np.testing.assert_allclose(logit, _features(x, heatmaps) @ weight + bias, rtol=1e-4, atol=1e-4)
+    # fitting's probe gives the same features; the heatmaps are untouched by either
+    probe = ort.InferenceSession(with_features(headed, True, K).SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(probe.run([FEATURES], {"image": x})[0], _features(x, heatmaps), rtol=1e-5, atol=1e-5)
+    original = ort.InferenceSession(plain.SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_array_equal(original.run(["heatmaps"], {"image": x})[0], heatmaps)
+    # taken out again: the very graph it was added to; added twice: one head, the second's weights
+    assert without_head(headed).graph.SerializeToString() == plain.graph.SerializeToString()
+    twice = with_head(headed, -weight, 0.0, logits=True, k=K)
+    assert [o.name for o in twice.graph.output] == ["heatmaps", "presence"]
+    again = ort.InferenceSession(twice.SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(again.run(["presence"], {"image": x})[0], -(logit - bias), rtol=1e-4, atol=1e-4)
+
+
+def test_predictor_reports_presence_batched_flipped_and_kept_through_take(tmp_path):
+    # weight on the red mean only: a crop over a red blob is "somebody", a dark crop "nobody"
+    weight = np.zeros(6 + K)
+    weight[0] = 4.0  # normalised red channel mean
+    path, _ = _standin_with_head(tmp_path, weight, 0.0)
+    photo = paint_blobs((120, 160), [(40, 50)] * K, sigma=12.0)
+    boxes = np.array([[10, 20, 60, 60], [100, 60, 50, 50]], np.float32)  # over the blobs; a dark corner
+    pred = PosePredictor(path, threads=1)
+    assert pred.has_presence
+    result = pred.predict(photo, boxes)
+    assert result.presence.shape == (2,) and result.presence.dtype == np.float32
+    assert result.presence[0] > result.presence[1]
+    # the same crops one at a time: batching changes nothing
+    for i in range(2):
+        np.testing.assert_allclose(pred.predict(photo, boxes[i:i + 1]).presence, result.presence[i:i + 1], atol=1e-6)
+    flipped = PosePredictor(path, threads=1, flip_test=True).predict(photo, boxes)
+    np.testing.assert_allclose(flipped.presence, result.presence, atol=1e-5)  # pooled means: mirror-blind
+    assert result.take([1]).presence.tolist() == [result.presence[1]]
+    # keep_present reads the head, not the joints
+    np.testing.assert_array_equal(person_presence(result), result.presence.astype(np.float64))
+    between = float(result.presence.mean())
+    assert len(keep_present(result, between)) == 1 and keep_present(result, between).presence[0] == result.presence[0]
+    assert len(keep_present(result, 0.0)) == 2
+
+
+def test_results_files_carry_presence(tmp_path):
+    weight = np.zeros(6 + K)
+    path, _ = _standin_with_head(tmp_path, weight, 1.0)  # sigmoid(1) for every crop
+    pred = PosePredictor(path, threads=1)
+    result = pred.predict(paint_blobs((80, 80), [(40, 40)] * K), np.array([[10, 10, 60, 60]]))
+    entry = coco_entries(result, 1, "a.jpg")[0]
+    assert entry["presence"] == round(1 / (1 + np.exp(-1.0)), 3)
+    assert csv_header(pred.keypoint_names, presence=True)[-1] == "presence"
+    out = tmp_path / "r.csv"
+    writer = ResultsWriter(out, fmt="csv", keypoint_names=pred.keypoint_names, presence=True)
+    writer.add(coco_entries(result, 1, "a.jpg"))
+    writer.close()
+    header, row = out.read_text().splitlines()
+    assert header.split(",")[-1] == "presence" and float(row.split(",")[-1]) == entry["presence"]
+    assert len(header.split(",")) == len(row.split(","))
+
+
+def test_a_model_without_head_has_no_presence(standin_path):
+    pred = PosePredictor(standin_path, threads=1)
+    result = pred.predict(paint_blobs((80, 80), [(40, 40)] * K), np.array([[10, 10, 60, 60]]))
+    assert not pred.has_presence and result.presence is None
+    assert "presence" not in coco_entries(result, 1, "a.jpg")[0]
+
+
+@pytest.mark.parametrize("block, message", [
+    ({"output": "elsewhere"}, "presence output 'elsewhere' the graph does not have"),
+    ({"output": "presence", "kind": "odds"}, "presence.kind"),
+    ({"output": "presence", "threshold": 1.5}, "presence.threshold"),
+    ("yes", "presence must be an object"),
+])
+def test_broken_presence_blocks_are_refused_by_name(tmp_path, block, message):
+    meta = standin_metadata()
+    text = json.loads(meta.to_json())
+    text[PRESENCE_KEY] = block
+    path = tmp_path / "bad.onnx"
+    onnx.save(set_metadata(with_head(standin_model(meta), np.zeros(6 + K), 0.0, True, K), json.dumps(text)), str(path))
+    with pytest.raises(ModelError, match=message):
+        PosePredictor(path, threads=1)
+
+
+def test_fit_logistic_reaches_the_penalised_optimum():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(400, 5))
+    y = (x @ np.array([2.0, -1.0, 0.0, 0.5, 0.0]) + 0.3 + rng.normal(size=400) > 0).astype(float)
+    w = rng.uniform(0.5, 2.0, size=400)
+    coef, bias = fit_logistic(x, y, w, l2=3.0)
+    p = 1 / (1 + np.exp(-(x @ coef + bias)))
+    gradient = np.append(x.T @ (w * (p - y)) + 3.0 * coef, (w * (p - y)).sum())
+    assert np.abs(gradient).max() < 1e-6  # the optimum: the penalised loss's gradient vanishes
+    assert coef[0] > 1 and coef[1] < -0.4 and abs(coef[2]) < 0.3
+
+
+def test_quantize_refuses_a_model_with_a_head(tmp_path):
+    from export.quantize import quantize_file
+
+    path, _ = _standin_with_head(tmp_path, np.zeros(6 + K), 0.0)
+    with pytest.raises(InputError, match="presence head"):
+        quantize_file(path, calibration=tmp_path / "unused.json")
+
+
+@NEEDS_LSPET
+def test_tool_fits_a_head_on_real_photos_that_tells_persons_from_nobody(tmp_path, lspet40):
+    from fasterpose_rt import DEFAULT_MODELS
+    from fasterpose_rt.inputs import read_image
+
+    source = DEFAULT_MODELS["fast"]
+    if not source.is_file():
+        pytest.skip("the bundled fast model is not in this checkout")
+    nobody = tmp_path / "nobody"
+    nobody.mkdir()
+    rng = np.random.default_rng(0)
+    import cv2
+    for i in range(3):  # smooth colour fields: textures without anyone in them
+        field = cv2.resize(rng.integers(0, 255, (6, 8, 3), dtype=np.uint8), (320, 240), interpolation=cv2.INTER_CUBIC)
+        cv2.imwrite(str(nobody / f"field{i}.png"), field)
+    (nobody / "broken.jpg").write_bytes(b"not a photo")  # skipped, not fatal
+    out = tmp_path / "with_presence.onnx"
+    result = fit_presence_head(source, lspet40, LSPET / "images", negatives=[nobody], out_path=out, photos=40,
+                               cuts=3, threads=1)
+    block = result.block
+    assert block["crops"]["persons in their boxes"] == 40 and block["crops"]["photos of nobody"] >= 3
+    assert set(block["cross_fitted"]) == {"searched persons", "persons in their boxes", "close-ups", "photos of nobody"}
+    pred = PosePredictor(out, threads=1)
+    plain = PosePredictor(source, threads=1)
+    photo = read_image(LSPET / "images" / "im00001.jpg")
+    box = json.loads(Path(lspet40).read_text())["annotations"][0]["bbox"]
+    a, b = pred.predict(photo, [box]), plain.predict(photo, [box])
+    np.testing.assert_array_equal(a.keypoints, b.keypoints)  # the heatmaps are the network's, unchanged
+    assert a.presence[0] > 0.5
+    assert pred.metadata.extra[PRESENCE_KEY]["source"] == Path(lspet40).name
+    with pytest.raises(InputError, match="one annotated person"):
+        fit_presence_head(source, _coco_without_persons(tmp_path, lspet40), LSPET / "images", out_path=out)
+
+
+def _coco_without_persons(tmp_path, ann) -> Path:
+    data = json.loads(Path(ann).read_text())
+    data["annotations"] = []
+    path = tmp_path / "empty.json"
+    path.write_text(json.dumps(data))
+    return path
