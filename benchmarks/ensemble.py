@@ -63,7 +63,7 @@ def main(argv=None):
     compare(f"ensemble: mean of {len(preds)} models' heatmaps", ensemble_xy, first_xy, gt, vis, names, rows, data)
 
     crop = preds[0]._normalize(warp_crops(views[0].photo(files[0]), affines[:1], meta.input_size))
-    times = interleaved_times({n: (lambda p=p: p._heatmaps(crop)) for n, p in zip(shown, preds)}, a.rounds)
+    times = interleaved_times({n: (lambda p=p: p._infer(crop)[0]) for n, p in zip(shown, preds)}, a.rounds)
     ms = {n: 1e3 * float(np.median(t)) for n, t in times.items()}
     total = sum(ms.values())
     data["ms_per_person_1_thread_batch_1"] = {**ms, "ensemble": total}

@@ -144,7 +144,7 @@ class Views:
         out = None
         for i in range(n):
             crops = warp_crops(self.photo(self.files[i]), affines[i], self.input_size)
-            hm = self.pred._heatmaps(self.pred._normalize(crops))  # the predictor's own session + sigmoid + flip
+            hm = self.pred._infer(self.pred._normalize(crops))[0]  # the predictor's own session + sigmoid + flip
             k, h, w = hm.shape[1:]
             if out is None:
                 out = np.zeros((v, n, k, h, w), np.float32)

@@ -21,6 +21,9 @@ per photo and way; the thresholds are applied to its result.
 from __future__ import annotations
 
 import argparse
+import json
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +32,9 @@ from benchmarks.common import markdown_table, write_results
 from benchmarks.orientation import _shown, add_persons_args, load_persons_args, read_photos
 from benchmarks.tracking import close_up_crops
 from fasterpose_rt import DEFAULT_MODELS, PosePredictor, find_poses_batch
+from fasterpose_rt.metadata import METADATA_KEY
 from fasterpose_rt.metrics import pck, pck_interval
+from fasterpose_rt.presence import PRESENCE_KEY
 from fasterpose_rt.photo_sets import read_photo_set
 from fasterpose_rt.search import presence
 
@@ -57,6 +62,42 @@ def guesses(pred, photos, search: bool):
             {k: np.array(v, np.float64) for k, v in there.items() if len(v) or not len(photos)})
 
 
+def head_cost(model, photo, rounds: int = 200):
+    """What the presence head costs: one person's ``predict`` (1 thread) with the model as it is and with its head
+    taken out (``export.presence_head.without_head``, its metadata block dropped), timed interleaved; returns
+    {"with_ms", "without_ms", "ratio": median of per-round ratios, "rounds"}, or None for a model without a head
+    or without onnx (a runtime-only install)."""
+    try:
+        import onnx
+
+        from export.presence_head import without_head
+    except ImportError:
+        return None
+    pred = PosePredictor(model, threads=1)
+    if not pred.has_presence:
+        return None
+    bare = without_head(onnx.load(str(model)))
+    for prop in bare.metadata_props:
+        if prop.key == METADATA_KEY:
+            block = json.loads(prop.value)
+            block.pop(PRESENCE_KEY, None)
+            prop.value = json.dumps(block)
+    h, w = photo.shape[:2]
+    box = np.array([[0.25 * w, 0.1 * h, 0.5 * w, 0.8 * h]])
+    times: dict = {True: [], False: []}
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx.save(bare, str(Path(tmp) / "without_head.onnx"))
+        plain = PosePredictor(Path(tmp) / "without_head.onnx", threads=1)
+        for r in range(rounds):
+            for headed in ((True, False) if r % 2 else (False, True)):  # the order alternates between rounds
+                start = time.perf_counter()
+                (pred if headed else plain).predict(photo, box)
+                times[headed].append(time.perf_counter() - start)
+    with_head, without = np.array(times[True]), np.array(times[False])
+    return {"with_ms": 1e3 * float(np.median(with_head)), "without_ms": 1e3 * float(np.median(without)),
+            "ratio": float(np.median(with_head / without)), "rounds": rounds}
+
+
 def read_negatives(sources, exclude) -> tuple:
     """(names, photos) of the distinct photos in ``sources`` (folders, recursively, or zip files such as a wheel:
     ``fasterpose_rt.photo_sets.read_photo_set``), those whose file name is in ``exclude`` left out."""
@@ -72,6 +113,7 @@ def main(argv=None):
                     help="photos with nobody in them: folders (searched recursively), or zip files / wheels holding them")
     ap.add_argument("--exclude", nargs="*", default=[], help="file names in --negatives to leave out")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--rounds", type=int, default=200, help="timing rounds for the presence head's cost")
     ap.add_argument("--results-dir", type=Path, default=None)
     a = ap.parse_args(argv)
     names, gt, vis, _, files = load_persons_args(a)
@@ -79,12 +121,17 @@ def main(argv=None):
     crops, c_gt, c_vis, c_torso, _ = close_up_crops(photos, names, gt, vis)
     sets = (("photos of one person", photos, gt, vis, None), ("close-ups (waist up)", crops, c_gt, c_vis, c_torso))
     neg_names, negatives = read_negatives(a.negatives, set(a.exclude)) if a.negatives else ([], [])
-    rows, data = [], {"ann": a.ann.name, "persons": len(files), "close_ups": len(crops), "negatives": neg_names,
+    rows, costs, data = [], [], {"ann": a.ann.name, "persons": len(files), "close_ups": len(crops), "negatives": neg_names,
                       "models": {}}
     for model in a.models:
         pred = PosePredictor(model, threads=a.threads)
         shown = _shown(Path(model))
         data["models"][shown] = {}
+        cost = head_cost(model, photos[0], a.rounds)
+        data["head_cost"] = {**data.get("head_cost", {}), shown: cost}
+        if cost is not None:
+            costs.append(f"{shown}: {cost['with_ms']:.2f} ms with its presence head, {cost['without_ms']:.2f} ms "
+                         f"without (ratio {cost['ratio']:.3f}, median of {cost['rounds']} interleaved rounds)")
         for search in (True, False):
             way = "search" if search else "whole photo (--no-search)"
             neg_presence = guesses(pred, negatives, search)[1] if negatives else {}
@@ -133,6 +180,8 @@ def main(argv=None):
         "paired 95 % interval).",
         markdown_table(["model", "persons found by", "signal", "min presence", *[label for label, *_ in sets],
                         "photos of nobody with a person"], rows),
+        "What the head costs, one person's `predict` on one thread (the first photo, a box over its middle): "
+        + ("; ".join(costs) if costs else "not measured (no model with a head, or no onnx to take it out)") + ".",
     ])
     path = write_results("person_presence", "Is anybody there? --min-presence on photos without boxes", body, data,
                          results_dir=a.results_dir)

@@ -432,7 +432,7 @@ def several(pred, hog, photos, names, label_of=None):
         xy = [np.full((len(lab), len(shared), 2), np.nan) for _, lab, _ in photos]
         t0 = time.perf_counter()
         for n, (photo, lab, vis) in enumerate(photos):
-            res = find_poses(pred, photo, None if boxes_for is None else boxes_for(photo), **options)
+            res = find_poses(pred, photo, None if boxes_for is None else boxes_for(photo), **{"min_presence": 0, **options})
             owner = match_persons(res.keypoints[:, mi], lab[:, li], vis[:, li], shared)
             for person, q in enumerate(owner):
                 if q >= 0:
@@ -482,7 +482,8 @@ def identities(pred, hog, clips, names):
         for refound, remember, what in settings:
             again = acquire is not None or most > 1  # a detector, or a search for several: also for new arrivals
             tracker = PoseTracker(pred, acquire=acquire, reacquire_every=REACQUIRE_EVERY if again else None,
-                                  refound_iou=refound, remember=remember, search=search, max_persons=most)
+                                  refound_iou=refound, remember=remember, search=search, max_persons=most,
+                                  min_presence=0)
             ids, swaps, found = [], 0, 0
             per_clip, _ = track_clips(tracker, clips)
             for results, (_, labels, visible) in zip(per_clip, clips):

@@ -147,17 +147,17 @@ def run(images, boxes, names, cuts, threads: int):
     mp_photo = slot(MEDIAPIPE_PHOTO)
     mp_cut = {c: slot(f"MediaPipe Pose, photo cut to the box enlarged {c:g}×") for c in cuts}
     for _ in range(2):  # warm-up: first calls allocate
-        find_poses(pred, images[0])
+        find_poses(pred, images[0], min_presence=0)
         mp_pose(images[0])
     for i, (img, box) in enumerate(zip(images, boxes)):
-        def ours_whole():  # None where the presence rule reports nobody, as MediaPipe's misses
-            return _best_or_none(find_poses(pred, img))
+        def ours_whole():  # every guess (min_presence=0), as this comparison was measured; None: nobody
+            return _best_or_none(find_poses(pred, img, min_presence=0))
 
         def ours_tight():
             return pred.predict(img, box[None]).keypoints[0]
 
         def ours_no_search():
-            return _best_or_none(find_poses(pred, img, search=False))
+            return _best_or_none(find_poses(pred, img, search=False, min_presence=0))
 
         calls = [(ours_photo, ours_whole, None), (ours_quick, ours_no_search, None), (ours_box, ours_tight, None),
                  (mp_photo, lambda: mp_pose(img), 0.0)]
@@ -232,7 +232,7 @@ def run_clips(clips, names, pred, mediapipe_video):
             for label in ("FasterPose, tracked and smoothed (the CLI's default for videos)",
                           "FasterPose, every frame searched (--no-track)", MEDIAPIPE_VIDEO)}
     tracked_row, searched_row, mp_row = rows.values()
-    tracker = video_tracker(pred)  # as VideoPoses (the CLI) follows a video's person without boxes or detector
+    tracker = video_tracker(pred, min_presence=0)  # as VideoPoses follows a person without boxes, every guess
     smoother = KeypointSmoother(CLIP_FPS)
     f = 0
     for shots, _ in clips:
@@ -245,7 +245,7 @@ def run_clips(clips, names, pred, mediapipe_video):
                     return _best_or_none(smoother(tracker(shot), t))
 
                 def searched(shot=shot):
-                    return _best_or_none(find_poses(pred, shot))
+                    return _best_or_none(find_poses(pred, shot, min_presence=0))
 
                 calls = [(tracked_row, tracked, True), (searched_row, searched, True),
                          (mp_row, lambda shot=shot: engine(shot), False)]

@@ -175,12 +175,12 @@ class _InputArgument(click.ParamType):
                    "made of a reported person's joints (3 windows refined per person asked for; for photos of a few "
                    "persons without --boxes or --detector). Videos: the tracking starts with up to this many, and "
                    "searches again every 30 frames while fewer are followed.")
-@click.option("--min-presence", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
+@click.option("--min-presence", type=click.FloatRange(0.0, 1.0), default=None,
               help="Photos and frames without boxes (searched, or the whole photo): report a person only when the "
                    "model's presence head gives at least this chance that somebody is there (a model without a head: "
                    "when its better half of joints average this confidence, which also drops many persons seen from "
-                   "the waist up), e.g. 0.5 for folders where some photos show nobody (README, 'Photos of nobody'). "
-                   "0: always the best guess.")
+                   "the waist up); 0: always the best guess (README, 'Photos of nobody'). [default: 0.3 for a model "
+                   "with a presence head, as both bundled models, else 0]")
 @click.option("--refine", "refine_passes", type=click.IntRange(min=0), default=None,
               help=f"Most extra passes per person, each on the box around the joints the pass before found (the "
                    f"tight box the model is calibrated for); a person stops once that box settles. Each pass is one "
@@ -332,7 +332,7 @@ class _PredictRun:
 
     def __init__(self, pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug, passes=0, track=False,
                  smooth=False, search=True, max_persons=1, max_frames=None, live=None, long_side=None,
-                 read_ahead=READ_AHEAD, window=None, min_presence=0.0):
+                 read_ahead=READ_AHEAD, window=None, min_presence=None):
         self.pred, self.writer, self.lookup, self.detect = pred, writer, lookup, detect
         self.vis_dir, self.vis_threshold, self.every, self.debug = vis_dir, vis_threshold, every, debug
         self.passes, self.track, self.smooth, self.search = passes, track, smooth, search
@@ -342,6 +342,7 @@ class _PredictRun:
         self.next_id = 0
         self.failed: List[str] = []
         self.photos_done = self.frames = self.dropped = self.videos = self.persons = 0
+        self.photos_of_nobody = 0  # photos where nobody was found (or, without boxes, nobody was there)
         self._vis_names = set()
         self._vis_jobs = OrderedJobs() if vis_dir is not None else None  # --vis drawn and written beside the model
         self._started = time.perf_counter()  # the model is loaded: the inputs' time starts
@@ -360,7 +361,8 @@ class _PredictRun:
             self._vis_failed(self._vis_jobs.finish())
 
     def summary(self, out) -> str:
-        parts = [_count(self.photos_done, "photo")]
+        nobody = f" ({self.photos_of_nobody} with nobody found)" if self.photos_of_nobody else ""
+        parts = [_count(self.photos_done, "photo") + nobody]
         if self.videos:
             dropped = f", {self.dropped} dropped to keep up" if self.dropped else ""
             parts.append(f"{_count(self.videos, 'video')} ({_count(self.frames, 'frame')}{dropped})")
@@ -454,6 +456,7 @@ class _PredictRun:
         self.writer.add(coco_entries(res, photo.image_id, item.path.as_posix()))
         self.photos_done += 1
         self.persons += len(res)
+        self.photos_of_nobody += not len(res)
         if self._vis_jobs is not None:
             target = self._vis_name(item.rel if item.rel.suffix.lower() in _VIS_EXTENSIONS
                                     else item.rel.with_suffix(".png"))

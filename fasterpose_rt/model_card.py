@@ -188,7 +188,8 @@ def _presence_line(block: Any) -> str:
     """Whether the model says if a person is there at all, from its presence block (``presence.py``)."""
     if not isinstance(block, dict):
         return "no presence head (python -m export.presence_head): --min-presence reads the joints' confidences"
-    crossed = block.get("cross_fitted") if isinstance(block.get("cross_fitted"), dict) else {}
+    crossed = block.get("cross_fitted")
+    crossed = crossed if isinstance(crossed, dict) else {}
     shares = "; ".join(f"{g} {100 * v['called_a_person']:.1f} %" for g, v in crossed.items()
                        if isinstance(v, dict) and _num(v.get("called_a_person"), "g"))
     threshold = _num(block.get("threshold"), "g") or "?"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import zipfile
 from pathlib import Path
-from typing import Iterable, List, Sequence, Tuple
+from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -26,7 +26,7 @@ class PhotoSetError(ValueError):
     """A source is neither a folder nor a zip file."""
 
 
-def _members(source: Path) -> Iterable[Tuple[str, object]]:
+def _members(source: Path) -> Iterator[Tuple[str, Optional[np.ndarray]]]:
     """(name, decoded photo or None) of every photo file in a folder (recursively) or a zip file, in name order."""
     if source.is_file() and zipfile.is_zipfile(source):
         with zipfile.ZipFile(source) as archive:
@@ -55,7 +55,8 @@ def read_photo_set(sources: Sequence[os.PathLike], exclude: Iterable[str] = (), 
     counts {"files", "unreadable", "too_small", "repeats"}).
     """
     exclude = set(exclude)
-    found, counts = [], {"files": 0, "unreadable": 0, "too_small": 0, "repeats": 0}
+    found: List[Tuple[str, np.ndarray]] = []
+    counts = {"files": 0, "unreadable": 0, "too_small": 0, "repeats": 0}
     for source in sources:
         source = Path(source)
         for name, photo in _members(source):

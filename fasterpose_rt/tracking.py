@@ -13,7 +13,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .boxes import box_iou, nms
-from .search import SEARCH_CANDIDATES, best_rows, keep_present, pick_persons, search_windows
+from .search import SEARCH_CANDIDATES, best_rows, keep_present, min_presence_for, pick_persons, search_windows
 
 __all__ = ["boxes_from_poses", "refine", "refine_batch", "drop_duplicates", "find_poses", "find_poses_batch",
            "PoseTracker", "REFINE_PASSES"]
@@ -128,7 +128,7 @@ def drop_duplicates(result, iou_threshold: float = SAME_PERSON_IOU):
 
 
 def find_poses(predictor, image, boxes=None, refine_passes: int = REFINE_PASSES, keep_all: bool = False,
-               search: bool = True, max_persons: int = 1, min_presence: float = 0.0):
+               search: bool = True, max_persons: int = 1, min_presence: Optional[float] = None):
     """Poses in a photo as ``fasterpose predict`` finds them: the persons in ``boxes`` (N, 4) [x, y, w, h], run
     again up to ``refine_passes`` times on the boxes around their joints (see ``refine``), then persons that
     refining moved onto one are reported once (``drop_duplicates``) unless ``keep_all`` (boxes the user gave:
@@ -138,21 +138,22 @@ def find_poses(predictor, image, boxes=None, refine_passes: int = REFINE_PASSES,
     few refined, the best of them kept), or with ``max_persons`` > 1 up to that many (``search.pick_persons``);
     search=False: one box over the whole photo, refined. ``min_presence`` > 0: without boxes a person is reported
     only when it is there with at least that chance (``search.keep_present``: the model's presence head, else its
-    better half of joints' confidences), so a photo of nobody has no person; 0: the best guess always. Returns a
+    better half of joints' confidences), so a photo of nobody has no person; 0: the best guess always; None: 0.3
+    for a model with a presence head (both bundled models), else 0 (``search.min_presence_for``). Returns a
     PoseResult."""
     return find_poses_batch(predictor, [image], [boxes], refine_passes, keep_all, search, max_persons,
                             min_presence)[0]
 
 
 def find_poses_batch(predictor, images, boxes=None, refine_passes: int = REFINE_PASSES, keep_all: bool = False,
-                     search: bool = True, max_persons: int = 1, min_presence: float = 0.0):
+                     search: bool = True, max_persons: int = 1, min_presence: Optional[float] = None):
     """``find_poses`` for several photos at once, their persons (and search windows) sharing the model's batches
     (faster for many small photos). images: P photos; boxes: P entries (each (N_p, 4) or None) or None.
     Returns P PoseResults."""
     per_photo = [None] * len(images) if boxes is None else list(boxes)
     searched = [search and b is None for b in per_photo]
     results = _find_batch(predictor, images, per_photo, searched, refine_passes, max_persons=max_persons,
-                          min_presence=min_presence)
+                          min_presence=min_presence_for(predictor, min_presence))
 
     def finish(result, was_searched: bool):
         if was_searched or keep_all or not refine_passes:  # a search has picked its persons already
@@ -197,7 +198,8 @@ class PoseTracker:
     over the whole frame; no boxes: nobody in this frame); acquire=None: as if it always gave None. Where it
     gives None and nobody is followed, one person (up to ``max_persons``) is found by a ``search`` of the frame,
     as ``find_poses`` finds a photo's (search=False: one box over the whole frame), and a person acquired so whom
-    ``search.keep_present(result, min_presence)`` drops is nobody.
+    ``search.keep_present(result, min_presence)`` drops is nobody (None: ``search.min_presence_for``, 0.3 for a
+    model with a presence head, else 0).
     refine_passes: extra passes on persons just acquired (see ``refine``), so a rough first box does not cost
     the first frames. reacquire_every: with ``acquire``, also run it every that many frames and add the persons
     it finds that nobody follows (new arrivals); where it gives None (or without ``acquire``) and fewer than
@@ -216,7 +218,7 @@ class PoseTracker:
                  reacquire_every: Optional[int] = None, keep_score: float = KEEP_SCORE,
                  joint_score: float = JOINT_SCORE, min_joints: int = MIN_JOINTS,
                  iou_threshold: float = SAME_PERSON_IOU, refound_iou: float = REFOUND_IOU, remember: int = REMEMBER,
-                 search: bool = True, max_persons: int = 1, min_presence: float = 0.0):
+                 search: bool = True, max_persons: int = 1, min_presence: Optional[float] = None):
         if reacquire_every is not None and ((acquire is None and not search) or reacquire_every < 1):
             raise ValueError("reacquire_every needs an acquire function or the search, and a positive number of "
                              "frames")
@@ -224,7 +226,8 @@ class PoseTracker:
         self.refine_passes, self.reacquire_every = int(refine_passes), reacquire_every
         self.keep_score, self.joint_score, self.min_joints = keep_score, joint_score, min_joints
         self.iou_threshold, self.refound_iou, self.remember = iou_threshold, refound_iou, int(remember)
-        self.search, self.max_persons, self.min_presence = bool(search), int(max_persons), min_presence
+        self.search, self.max_persons = bool(search), int(max_persons)
+        self.min_presence = min_presence_for(predictor, min_presence)
         self.reset()
 
     def reset(self) -> None:

@@ -30,7 +30,7 @@ REACQUIRE_EVERY = 30
 
 
 def video_tracker(predictor, boxes=None, detect: Optional[Callable] = None, refine_passes: int = REFINE_PASSES,
-                  search: bool = True, max_persons: int = 1, min_presence: float = 0.0) -> PoseTracker:
+                  search: bool = True, max_persons: int = 1, min_presence: Optional[float] = None) -> PoseTracker:
     """The PoseTracker a video's persons are followed with (``VideoPoses``, so ``fasterpose predict``): started by
     ``boxes`` (N, 4) [x, y, w, h]; else by ``detect(frame)`` -> boxes (N, 4) or None (nobody), which also runs
     every REACQUIRE_EVERY frames for new arrivals; else by a search of the frame (``search=False``: the whole
@@ -77,7 +77,8 @@ class VideoPoses:
     or up to ``max_persons`` (see ``find_poses``; search=False: one box over the whole frame); with
     ``max_persons`` > 1 the search also runs every REACQUIRE_EVERY frames while fewer are followed. With
     ``min_presence`` > 0 a person found without boxes who is there with less than that chance is nobody
-    (``search.keep_present``: the model's presence head, else its joints' confidences; 0: the best guess always).
+    (``search.keep_present``: the model's presence head, else its joints' confidences; 0: the best guess always;
+    None: 0.3 for a model with a presence head, else 0).
     refine_passes: extra passes on persons just found (see ``refine``); None: 0 for given ``boxes``, else
     REFINE_PASSES. on_error: None: a frame whose prediction fails (ValueError or RuntimeError) raises;
     a function (index, exception): called, and that frame is skipped.
@@ -92,7 +93,7 @@ class VideoPoses:
                  detector: Optional[Callable] = None, refine_passes: Optional[int] = None,
                  on_error: Optional[Callable[[int, Exception], None]] = None, search: bool = True,
                  max_persons: int = 1, max_frames: Optional[int] = None, live: bool = False,
-                 read_ahead: int = READ_AHEAD, min_presence: float = 0.0):
+                 read_ahead: int = READ_AHEAD, min_presence: Optional[float] = None):
         for name, value, least in (("every", every, 1), ("max_frames", 1 if max_frames is None else max_frames, 1),
                                    ("read_ahead", read_ahead, 0)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:

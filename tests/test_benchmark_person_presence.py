@@ -4,6 +4,7 @@ is reported counts as missed), and photos of nobody are read from a folder or a 
 Real parts: the bundled default and 40 real LSPET training photos (skipped when ../shared is absent); the photos of
 nobody are made here (blank, noise), so this checks the bookkeeping, not the rule's quality (the README's run does).
 """
+import importlib.util
 import zipfile
 
 import cv2
@@ -52,7 +53,7 @@ def test_photos_of_nobody_come_from_folders_or_zip_files_each_picture_once(tmp_p
 def test_each_row_is_what_find_poses_reports_at_that_threshold(lspet40, tmp_path):
     negatives = _nobody(tmp_path / "nobody")
     result = run_lspet_benchmark(main, "person_presence", lspet40, tmp_path / "out", "--models", MODEL,
-                                 "--negatives", negatives)
+                                 "--negatives", negatives, "--rounds", 3)
     (ways,) = result["models"].values()
     names, gt, vis, _, files = load_persons(lspet40)
     photos = [cv2.imread(str(LSPET / "images" / f)) for f in files]
@@ -72,3 +73,8 @@ def test_each_row_is_what_find_poses_reports_at_that_threshold(lspet40, tmp_path
             assert row["pck"] == pytest.approx(pck(xy, gt, vis, names)[0], abs=1e-9)
         assert rows[0.5]["negatives_with_a_person"] == []  # neither a blank photo nor noise holds anybody
         assert rows[0.0]["close-ups (waist up)"]["of"] == result["close_ups"] > 0
+    (cost,) = result["head_cost"].values()  # the bundled default has a head: timed with and without it
+    if importlib.util.find_spec("onnx") is None:
+        assert cost is None  # a runtime-only install cannot take the head out
+    else:
+        assert cost["rounds"] == 3 and cost["with_ms"] > 0 and cost["without_ms"] > 0

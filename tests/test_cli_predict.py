@@ -633,15 +633,23 @@ def test_show_draws_each_frame_and_q_ends_the_input(tmp_path, standin_path, monk
     assert "1 video (3 frames)" in r.stderr
 
 
-def test_with_min_presence_a_photo_of_nobody_gets_no_person(tmp_path):
-    """The bundled default on a blank photo and a photo of noise: by default a guess for each, as always; with
-    --min-presence 0.5 nobody, as a video frame of nobody has no entry."""
+def test_a_photo_of_nobody_gets_no_person(tmp_path):
+    """The bundled default (it has a presence head) on a blank photo and a photo of noise: by default nobody, as a
+    video frame of nobody has no entry, and the summary says so; with --min-presence 0 a guess for each, with the
+    head's low presence in its entry and CSV row."""
     cv2.imwrite(str(tmp_path / "blank.png"), np.full((240, 320, 3), 128, np.uint8))
     cv2.imwrite(str(tmp_path / "noise.png"), np.random.default_rng(0).integers(0, 256, (240, 320, 3), np.uint8))
-    for extra, persons in (([], 2), (["--min-presence", "0.5"], 0)):
+    for extra, persons in (([], 0), (["--min-presence", "0"], 2)):
         out = tmp_path / f"r{persons}.json"
         r = run("predict", str(tmp_path / "blank.png"), str(tmp_path / "noise.png"), "--out", str(out),
                 "--vis", str(tmp_path / f"vis{persons}"), "--threads", "1", *extra)
         assert r.exit_code == 0, r.output
-        assert len(json.loads(out.read_text())) == persons and f"2 photos, {persons} persons" in r.output
+        entries = json.loads(out.read_text())
+        assert len(entries) == persons and all(e["presence"] < 0.3 for e in entries)
+        nobody = " (2 with nobody found)" if not persons else ""
+        assert f"2 photos{nobody}, {persons} persons" in r.output
         assert len(list((tmp_path / f"vis{persons}").iterdir())) == 2  # pictures of both photos either way
+    r = run("predict", str(tmp_path / "blank.png"), "--out", str(tmp_path / "r.csv"), "--min-presence", "0",
+            "--threads", "1")
+    header, row = (tmp_path / "r.csv").read_text().splitlines()
+    assert header.split(",")[-1] == "presence" and float(row.split(",")[-1]) < 0.3

@@ -187,7 +187,10 @@ def test_tool_fits_a_head_on_real_photos_that_tells_persons_from_nobody(tmp_path
     assert a.presence[0] > 0.5
     assert pred.metadata.extra[PRESENCE_KEY]["source"] == Path(lspet40).name
     with pytest.raises(InputError, match="one annotated person"):
-        fit_presence_head(source, _coco_without_persons(tmp_path, lspet40), LSPET / "images", out_path=out)
+        fit_presence_head(source, _coco_without_persons(tmp_path, lspet40), LSPET / "images", negatives=[nobody],
+                          out_path=out)
+    with pytest.raises(InputError, match="give --negatives"):
+        fit_presence_head(source, lspet40, LSPET / "images", out_path=out)
 
 
 def _coco_without_persons(tmp_path, ann) -> Path:
@@ -196,3 +199,27 @@ def _coco_without_persons(tmp_path, ann) -> Path:
     path = tmp_path / "empty.json"
     path.write_text(json.dumps(data))
     return path
+
+
+def test_without_boxes_a_model_with_a_head_reports_only_persons_who_are_there(tmp_path, standin_path):
+    from fasterpose_rt import find_poses
+    from fasterpose_rt.search import DEFAULT_MIN_PRESENCE, min_presence_for
+
+    weight = np.zeros(6 + K)
+    weight[0] = 4.0  # the red mean: a red photo is "somebody", a dark one "nobody"
+    path, _ = _standin_with_head(tmp_path, weight, 0.0)
+    headed, plain = PosePredictor(path, threads=1), PosePredictor(standin_path, threads=1)
+    assert min_presence_for(headed) == DEFAULT_MIN_PRESENCE == 0.3 and min_presence_for(plain) == 0.0
+    assert min_presence_for(headed, 0) == 0.0 and min_presence_for(plain, 0.3) == 0.3
+    with pytest.raises(ValueError, match="min_presence"):
+        min_presence_for(headed, 1.5)
+    dark = np.zeros((90, 120, 3), np.uint8)
+    red = paint_blobs((90, 120), [(60, 45)] * K, sigma=40.0)
+    for search in (True, False):
+        assert len(find_poses(headed, dark, search=search)) == 0  # the default: nobody there, nobody reported
+        assert len(find_poses(headed, dark, search=search, min_presence=0)) == 1  # asked for every guess
+        assert len(find_poses(plain, dark, search=search)) == 1  # no head: every guess, as before
+        found = find_poses(headed, red, search=search)
+        assert len(found) == 1 and found.presence[0] >= 0.5
+    # given boxes are never second-guessed
+    assert len(find_poses(headed, dark, boxes=np.array([[0, 0, 60, 60]]))) == 1

@@ -17,7 +17,8 @@ from fakes import FakePredictor
 from fasterpose_rt import DEFAULT_MODELS, PosePredictor, PoseTracker, find_poses, find_poses_batch
 from fasterpose_rt.cli import main
 from fasterpose_rt.metrics import pck
-from fasterpose_rt.search import SEARCH_CANDIDATES, best_rows, keep_present, pick_persons, presence, search_windows
+from fasterpose_rt.search import (DEFAULT_MIN_PRESENCE, SEARCH_CANDIDATES, best_rows, keep_present, pick_persons,
+                                   presence, search_windows)
 
 DEMO = Path(__file__).resolve().parents[1] / "examples" / "astronaut.jpg"
 
@@ -101,7 +102,7 @@ def test_on_real_photos_the_search_finds_more_joints_than_the_whole_photo(lspet4
     pred = PosePredictor(threads=2)
     scores = {}
     for search in (False, True):
-        found = find_poses_batch(pred, images, search=search)
+        found = find_poses_batch(pred, images, search=search, min_presence=0)  # every guess: where, not whether
         assert all(len(r) == 1 for r in found)
         xy = np.stack([r.keypoints[0] for r in found])
         scores[search] = pck(xy, kp[..., :2], kp[..., 2] > 0, pred.keypoint_names)[0]
@@ -149,15 +150,19 @@ def test_keep_present_reads_confidences_with_a_score_table_and_raw_scores_withou
     assert len(keep_present(calibrated, 0.3)) == 3 and len(keep_present(res.take([]), 0.5)) == 0
 
 
-def test_asked_to_a_photo_of_nobody_has_no_person():
+def test_a_photo_of_nobody_has_no_person():
     pred = PosePredictor(threads=1)
+    assert pred.has_presence  # the bundled default carries a presence head, read by default
     rng = np.random.default_rng(0)
+    demo = cv2.imread(str(DEMO))
     for photo in (np.full((240, 320, 3), 128, np.uint8), rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)):
         for search in (True, False):
-            guess = find_poses(pred, photo, search=search)  # by default: the best guess, however poor
-            assert len(guess) == 1 and presence(guess.confidences)[0] < 0.5
-            assert len(find_poses(pred, photo, search=search, min_presence=0.5)) == 0
-    demo = cv2.imread(str(DEMO))
+            assert len(find_poses(pred, photo, search=search)) == 0  # by default: nobody there, nobody reported
+            guess = find_poses(pred, photo, search=search, min_presence=0)  # asked for every guess: one, flagged
+            assert len(guess) == 1 and guess.presence[0] < DEFAULT_MIN_PRESENCE
+            assert presence(guess.confidences)[0] < 0.5  # its joints say so too
+            there = find_poses(pred, demo, search=search)
+            assert len(there) == 1 and there.presence[0] >= DEFAULT_MIN_PRESENCE  # the astronaut, waist up
     for search in (True, False):  # the tracker acquires with the same rule: a bar nobody reaches, nobody acquired
         assert len(PoseTracker(pred, search=search)(demo)) == 1
         tracker = PoseTracker(pred, search=search, min_presence=0.99)
