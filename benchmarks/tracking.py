@@ -421,10 +421,15 @@ def several(pred, hog, photos, names, label_of=None):
     shared = [n for n in model_names if n in names]
     mi, li = [model_names.index(n) for n in shared], [list(names).index(n) for n in shared]
 
-    strategies = [("search, the best person (the default)", dict(max_persons=1), None),
-                  ("search, up to 2 persons (--max-persons 2)", dict(max_persons=2), None),
-                  ("search, up to 5 persons (--max-persons 5)", dict(max_persons=5), None),
-                  ("HOG's boxes + refine (--detector hog)", dict(), lambda photo: hog_boxes(hog, photo))]
+    # min_presence=0: every guess the search reports; None: the default rule (the presence head, where the model
+    # has one, drops the persons it does not believe are there)
+    strategies = [("search, the best person, every guess (--min-presence 0)", dict(max_persons=1, min_presence=0), None),
+                  ("search, the best person if there (the default)", dict(max_persons=1, min_presence=None), None),
+                  ("search, up to 2 persons (--max-persons 2), every guess", dict(max_persons=2, min_presence=0), None),
+                  ("search, up to 2 persons, those there", dict(max_persons=2, min_presence=None), None),
+                  ("search, up to 5 persons (--max-persons 5), every guess", dict(max_persons=5, min_presence=0), None),
+                  ("search, up to 5 persons, those there", dict(max_persons=5, min_presence=None), None),
+                  ("HOG's boxes + refine (--detector hog)", dict(min_presence=0), lambda photo: hog_boxes(hog, photo))]
     rows, data = [], {}
     labelled = sum(len(lab) for _, lab, _ in photos)
     for label, options, boxes_for in strategies:
@@ -432,7 +437,7 @@ def several(pred, hog, photos, names, label_of=None):
         xy = [np.full((len(lab), len(shared), 2), np.nan) for _, lab, _ in photos]
         t0 = time.perf_counter()
         for n, (photo, lab, vis) in enumerate(photos):
-            res = find_poses(pred, photo, None if boxes_for is None else boxes_for(photo), **{"min_presence": 0, **options})
+            res = find_poses(pred, photo, None if boxes_for is None else boxes_for(photo), **options)
             owner = match_persons(res.keypoints[:, mi], lab[:, li], vis[:, li], shared)
             for person, q in enumerate(owner):
                 if q >= 0:

@@ -57,7 +57,7 @@ def test_rows_are_the_runtimes_predictions_and_calls_are_counted(lspet_coco, tmp
     assert 1 < no_search["model_calls_per_photo"] <= 1 + REFINE_PASSES
     assert no_search["crops_per_photo"] == no_search["model_calls_per_photo"]  # one box a call
     default = next(v for k, v in photos.items() if "the CLI's default" in k)  # the search: find_poses without boxes
-    searched = np.stack([find_poses(pred, img).keypoints[0] for img in images])
+    searched = np.stack([find_poses(pred, img, min_presence=0).keypoints[0] for img in images])
     assert default["pck@0.2"] == pytest.approx(pck(searched, gt, vis, names)[0], abs=1e-9)
     assert 1 <= default["model_calls_per_photo"] <= 1 + REFINE_PASSES  # the windows share one call
     windows = np.mean([len(search_windows(img.shape)) for img in images])
@@ -75,10 +75,16 @@ def test_rows_are_the_runtimes_predictions_and_calls_are_counted(lspet_coco, tmp
         assert row["track_ids_per_clip"] >= 1 and row["id_swaps"] >= 0
         assert 0 <= row["labelled_persons_found_per_frame"] <= 2
     several = result["two_person_photos"]  # the 8 photos side by side in 4 pairs
-    assert len(several) == 4
-    best, two = (next(v for k, v in several.items() if k.startswith(p)) for p in ("search, the best", "search, up to 2"))
+    assert len(several) == 7
+    best, two, best_there, five, five_there = (several[k] for k in (
+        "search, the best person, every guess (--min-presence 0)", "search, up to 2 persons (--max-persons 2), every guess",
+        "search, the best person if there (the default)", "search, up to 5 persons (--max-persons 5), every guess",
+        "search, up to 5 persons, those there"))
     assert best["labelled_found_per_photo"] + best["extra_per_photo"] == pytest.approx(1.0)  # one person a photo
     assert two["labelled_found_per_photo"] >= best["labelled_found_per_photo"]
+    for every, there in ((best, best_there), (five, five_there)):  # the presence rule only ever drops persons
+        assert there["labelled_found_per_photo"] <= every["labelled_found_per_photo"]
+        assert there["extra_per_photo"] <= every["extra_per_photo"]
     assert all(0 <= v["labelled_found_per_photo"] <= 2 for v in several.values())
     assert result["coco_photos"] is not None and len(result["coco_photos"]) == 4  # ../shared has coco-mini too
     for row in list(photos.values()) + list(videos.values()):
