@@ -99,6 +99,9 @@ def main(argv=None):
                     help=f"the tracker's keep_score, for trying another (default {KEEP_SCORE:g}, the runtime's)")
     ap.add_argument("--joint-score", type=float, default=JOINT_SCORE,
                     help=f"the tracker's joint_score, for trying another (default {JOINT_SCORE:g}, the runtime's)")
+    ap.add_argument("--keep-presence", type=float, default=None,
+                    help="the tracker's keep_presence: follow on a person the presence head still gives this much "
+                         "(default: off, the runtime's)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--results-dir", type=Path, default=None)
     a = ap.parse_args(argv)
@@ -109,11 +112,13 @@ def main(argv=None):
     clips = make_clips(crops, labels, seed=a.seed)
     pred = PosePredictor(a.model, threads=a.threads)
     score = run(pred, clips, names, np.concatenate([c[1] for c in clips]), visible, torso,
-                keep_score=a.keep_score, joint_score=a.joint_score)
+                keep_score=a.keep_score, joint_score=a.joint_score, keep_presence=a.keep_presence)
     table, data = score.table("tracking, acquired by search (the CLI's default)", "frame")
     body = (f"Model: `{_shown(Path(pred.model_path))}`, {pred.threads} threads; {len(clips)} close-ups of "
             f"`{a.ann.name}` (of {len(files)} persons), {FRAMES} frames each, seed {a.seed}; the tracker's keep_score "
-            f"{a.keep_score:g} and joint_score {a.joint_score:g}; scored on the joints labelled inside each crop."
+            f"{a.keep_score:g} and joint_score {a.joint_score:g}"
+            + (f", keep_presence {a.keep_presence:g}" if a.keep_presence is not None else "")
+            + "; scored on the joints labelled inside each crop."
             f"\n\n{table}\n")
     print(body)
     shown = " ".join(["python -m benchmarks.close_up_videos"] + list(argv if argv is not None else sys.argv[1:]))

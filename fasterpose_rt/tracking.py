@@ -191,8 +191,12 @@ class PoseTracker:
     followed (the first, or after everyone was lost) take their boxes from ``acquire``. A result whose box cannot
     be made (fewer than ``min_joints`` joints scoring ``joint_score``) is nobody: it is not reported, and a
     followed person that turns into one is lost. A person is also lost when its mean joint score falls below
-    ``keep_score`` (it is still reported in that frame). Two persons whose boxes overlap by IoU >
-    ``iou_threshold`` are one person (the better-scored stays).
+    ``keep_score`` (it is still reported in that frame). ``keep_presence`` (off by default), with a model that has
+    a presence head: a followed person the head still gives that much is neither; it is reported and followed on
+    (in the box it was found in, where its joints are too unsure to make one), however low its joints score. On
+    waist-up close-up videos it restarts less often and costs less time, but scores lower than restarting
+    (``python -m benchmarks.close_up_videos --keep-presence 0.3``), so it is not the default. Two persons whose boxes overlap by IoU > ``iou_threshold`` are one person (the
+    better-scored stays).
 
     predictor: a PosePredictor. acquire: frame (H, W, 3) -> boxes (N, 4) [x, y, w, h] or None (None: one box
     over the whole frame; no boxes: nobody in this frame); acquire=None: as if it always gave None. Where it
@@ -218,7 +222,8 @@ class PoseTracker:
                  reacquire_every: Optional[int] = None, keep_score: float = KEEP_SCORE,
                  joint_score: float = JOINT_SCORE, min_joints: int = MIN_JOINTS,
                  iou_threshold: float = SAME_PERSON_IOU, refound_iou: float = REFOUND_IOU, remember: int = REMEMBER,
-                 search: bool = True, max_persons: int = 1, min_presence: Optional[float] = None):
+                 search: bool = True, max_persons: int = 1, min_presence: Optional[float] = None,
+                 keep_presence: Optional[float] = None):
         if reacquire_every is not None and ((acquire is None and not search) or reacquire_every < 1):
             raise ValueError("reacquire_every needs an acquire function or the search, and a positive number of "
                              "frames")
@@ -228,6 +233,7 @@ class PoseTracker:
         self.iou_threshold, self.refound_iou, self.remember = iou_threshold, refound_iou, int(remember)
         self.search, self.max_persons = bool(search), int(max_persons)
         self.min_presence = min_presence_for(predictor, min_presence)
+        self.keep_presence = keep_presence
         self.reset()
 
     def reset(self) -> None:
@@ -270,8 +276,14 @@ class PoseTracker:
         result = drop_duplicates(replace(result, track_ids=ids), self.iou_threshold)
         boxes, boxed = boxes_from_poses(result.keypoints, result.scores, frame.shape, self.joint_score,
                                         self.min_joints)
-        result, boxes = result.take(boxed), boxes[boxed]  # too few joints to make a box: nobody
-        follow = result.scores.mean(axis=1) >= self.keep_score  # two that meet: the next frame's drop_duplicates
+        there = np.zeros(len(result), bool)  # followed persons the presence head still sees
+        if self.keep_presence is not None and result.presence is not None:
+            there = np.isin(result.track_ids, self.ids) & (result.presence >= self.keep_presence)
+            boxes = np.where((there & ~boxed)[:, None], result.boxes, boxes)  # unsure joints: the same box again
+            boxed = boxed | there
+        result, boxes, there = result.take(boxed), boxes[boxed], there[boxed]  # too few joints for a box: nobody
+        # two that meet: the next frame's drop_duplicates
+        follow = (result.scores.mean(axis=1) >= self.keep_score) | there
         self.boxes, self.ids = boxes[follow], result.track_ids[follow]
         kept = ~np.isin(self._seen_ids, result.track_ids) & (self._frames - self._seen_at < self.remember)
         self._seen_boxes = np.concatenate([boxes, self._seen_boxes[kept]])

@@ -223,3 +223,32 @@ def test_without_boxes_a_model_with_a_head_reports_only_persons_who_are_there(tm
         assert len(found) == 1 and found.presence[0] >= 0.5
     # given boxes are never second-guessed
     assert len(find_poses(headed, dark, boxes=np.array([[0, 0, 60, 60]]))) == 1
+
+
+def test_the_tracker_keeps_a_person_the_head_still_sees_whose_joints_are_too_unsure_to_box(tmp_path):
+    from fasterpose_rt import PoseTracker
+    from tests.standin import STANDIN_POINTS
+
+    weight = np.zeros(6 + K)
+    weight[0] = 4.0  # the red mean: a red-washed crop is "somebody", a dark one "nobody"
+    path, _ = _standin_with_head(tmp_path, weight, 3.0)
+    pred = PosePredictor(path, threads=1)
+
+    def frame(blobs: float, red_wash: int):
+        photo = paint_blobs((120, 80), STANDIN_POINTS, sigma=5.0, amplitude=blobs)
+        photo[:, :, 2] = np.maximum(photo[:, :, 2], red_wash)
+        return photo
+
+    seen, unsure, dark = frame(1.0, 100), frame(0.02, 100), frame(0.0, 0)  # unsure: only red scores >= 0.1
+    for keep_presence, kept in ((0.3, True), (None, False)):
+        tracker = PoseTracker(pred, search=False, keep_presence=keep_presence)
+        first = tracker(seen)
+        assert len(first) == 1 and first.presence[0] > 0.5 and len(tracker.boxes) == 1
+        box = tracker.boxes.copy()
+        second = tracker(unsure)  # three of four joints under 0.1: no box can be made from them
+        if kept:  # reported, the same person, followed on in the box it was found in
+            assert len(second) == 1 and second.track_ids[0] == first.track_ids[0] and second.presence[0] > 0.5
+            np.testing.assert_array_equal(tracker.boxes, box)
+            assert len(tracker(dark)) == 0 and len(tracker.boxes) == 0  # the head sees nobody: lost
+        else:  # without the rule: nobody, and lost
+            assert len(second) == 0 and len(tracker.boxes) == 0
