@@ -121,7 +121,8 @@ class PosePredictor:
     ``session.run`` (a flip-tested person takes two). box_padding: context around each box (1.1 = the crop covers
     the box enlarged 1.1x) instead of the padding the model's metadata records (calibrated for tight boxes
     around the person; looser boxes, e.g. a detector's, may want less). ``predict`` may be called from several
-    threads at once.
+    threads at once. A model with a presence head (both bundled models; ``has_presence``) also gives each person
+    the chance that somebody is in its crop at all (``PoseResult.presence``).
     Raises ModelNotFoundError / ModelError (a ValueError) naming the problem with the model file.
     """
 

@@ -318,9 +318,10 @@ class PoseTracker:
 def _concat(a, b):
     """PoseResults a and b (persons of one frame) as one, a's persons first. A result has one score table: b's
     persons (a due search's newcomers) take a's, the boxes' one, for the frame they join in."""
+    there = None if a.presence is None or b.presence is None else np.concatenate([a.presence, b.presence])
     return replace(a, keypoints=np.concatenate([a.keypoints, b.keypoints]),
                    scores=np.concatenate([a.scores, b.scores]), boxes=np.concatenate([a.boxes, b.boxes]),
-                   track_ids=None)
+                   track_ids=None, presence=there)
 
 
 def _overlap(boxes, others) -> np.ndarray:

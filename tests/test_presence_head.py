@@ -252,3 +252,19 @@ def test_the_tracker_keeps_a_person_the_head_still_sees_whose_joints_are_too_uns
             assert len(tracker(dark)) == 0 and len(tracker.boxes) == 0  # the head sees nobody: lost
         else:  # without the rule: nobody, and lost
             assert len(second) == 0 and len(tracker.boxes) == 0
+
+
+def test_presence_follows_its_person_when_results_are_joined_or_cut():
+    from fasterpose_rt.predictor import PoseResult
+    from fasterpose_rt.tracking import _concat
+
+    def result(n, start):
+        return PoseResult(np.zeros((n, K, 2), np.float32), np.full((n, K), 0.5, np.float32),
+                          np.tile(np.float32([0, 0, 10, 10]), (n, 1)), list(KEYPOINTS),
+                          presence=np.arange(start, start + n, dtype=np.float32) / 10)
+
+    joined = _concat(result(2, 1), result(1, 5))  # a due search's newcomer joins the followed persons
+    assert joined.presence.tolist() == pytest.approx([0.1, 0.2, 0.5])
+    assert joined.take([2, 0]).presence.tolist() == pytest.approx([0.5, 0.1])
+    assert _concat(result(1, 1), replace(result(1, 5), presence=None)).presence is None  # not known for all: none
+    assert joined.rescaled(2.0).presence is joined.presence
