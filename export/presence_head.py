@@ -384,10 +384,10 @@ def fit_presence_head(model_path, annotations, images=None, negatives: Sequence 
             read = [(read_image(path), ann) for path, ann in alone]
         except InputReadError as e:
             raise InputError(str(e)) from None
-        photos_ = [im for im, _ in read]
+        person_photos = [im for im, _ in read]
         gt = np.array([np.asarray(a["keypoints"], np.float64).reshape(-1, 3) for _, a in read])
         labelled, gt = gt[:, :, 2] > 0, gt[:, :, :2]
-        ups = [(i, _close_up(im, g, v, names)) for i, (im, g, v) in enumerate(zip(photos_, gt, labelled))]
+        ups = [(i, _close_up(im, g, v, names)) for i, (im, g, v) in enumerate(zip(person_photos, gt, labelled))]
         ups = [(i, c) for i, c in ups if c is not None]
         cut_photos, owner = [], []
         for j, photo in enumerate(negative_photos):
@@ -395,15 +395,15 @@ def fit_presence_head(model_path, annotations, images=None, negatives: Sequence 
             cut_photos += pieces
             owner += [j] * len(pieces)
         groups: Dict[str, tuple] = {}
-        bar = _bar(progress, 2 * len(photos_) + len(ups) + len(cut_photos))
+        bar = _bar(progress, 2 * len(person_photos) + len(ups) + len(cut_photos))
         try:
-            x, found = features.found(photos_, progress=bar)
+            x, found = features.found(person_photos, progress=bar)
             hit, use = _hits(np.array([r.keypoints[0] for r in found]), gt, labelled, names, 0.2)
             keep = hit.sum(axis=1) >= HIT_SHARE * np.maximum(use.sum(axis=1), 1)
             groups["searched persons"] = (x[keep], np.flatnonzero(keep))
             boxes = [np.asarray(a["bbox"], np.float64)[None] for _, a in read]
-            x, _ = features.found(photos_, boxes, progress=bar)
-            groups["persons in their boxes"] = (x, np.arange(len(photos_)))
+            x, _ = features.found(person_photos, boxes, progress=bar)
+            groups["persons in their boxes"] = (x, np.arange(len(person_photos)))
             x, _ = features.found([c for _, c in ups], progress=bar)
             groups["close-ups"] = (x, np.array([i for i, _ in ups], np.int64))
             x, _ = features.found(cut_photos, progress=bar)
@@ -434,7 +434,7 @@ def fit_presence_head(model_path, annotations, images=None, negatives: Sequence 
     log("cross-fitted, called a person: " + "; ".join(f"{g} {v['called_a_person']}" for g, v in crossed.items()))
     block = {"output": PRESENCE_OUTPUT, "kind": "logits", "threshold": threshold,
              "features": f"mean- and max-pooled '{feature_tensor(model)}', and the {k} joint peaks sorted",
-             "l2": l2, "source": Path(annotations).name, "photos": len(photos_),
+             "l2": l2, "source": Path(annotations).name, "photos": len(person_photos),
              "negatives": [Path(n).name for n in negatives], "negative_photos": len(negative_photos),
              "crops": counts, "cross_fitted": crossed, "box_padding": meta.box_padding,
              "fitted_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
