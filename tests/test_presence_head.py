@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-onnx = pytest.importorskip("onnx")  # the exporter's side; a runtime-only install lacks it
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("torch", reason="the exporter (export/, which builds the heads here) needs torch: "
+                                    "pip install -e '.[dev]'")
 
 from export.errors import InputError  # noqa: E402
 from export.metadata import save_with_metadata  # noqa: E402
