@@ -16,6 +16,7 @@ from benchmarks.person_presence import main, read_negatives
 from conftest import LSPET, NEEDS_LSPET, run_lspet_benchmark
 from fasterpose_rt import DEFAULT_MODELS, PosePredictor, find_poses_batch
 from fasterpose_rt.metrics import pck
+from fasterpose_rt.photo_sets import PhotoSetError, read_photo_set
 
 MODEL = DEFAULT_MODELS["default"]
 
@@ -46,6 +47,12 @@ def test_photos_of_nobody_come_from_folders_or_zip_files_each_picture_once(tmp_p
     both, both_photos = read_negatives([folder, tmp_path / "photos.whl"], set())
     assert both == ["nobody:blank.png", "nobody:noise.jpg", "nobody:sizes/large.png"]
     assert both_photos[2].shape == (400, 600, 3)
+    # what was left out is counted: the unreadable "photo", the tiny ones, the repeats (a size, the zip's copies)
+    (folder / "broken.jpg").write_bytes(b"not a photo")
+    _, _, counts = read_photo_set([folder, tmp_path / "photos.whl"])
+    assert counts == {"files": 9, "unreadable": 1, "too_small": 2, "repeats": 3}
+    with pytest.raises(PhotoSetError, match="neither a folder nor a zip file"):
+        read_photo_set([folder / "notes.txt"])
 
 
 @NEEDS_LSPET
