@@ -36,6 +36,7 @@ from .video import VideoPoses
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 _VIS_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+NOBODY_NOTE = "nobody found"  # written on a --vis photo where no person was reported
 
 
 class UsageProblem(click.ClickException):
@@ -471,7 +472,7 @@ class _PredictRun:
             image = photo.image if photo.scale == 1 else read_image(photo.item.path)
         except InputReadError as e:  # the file changed since it was read
             raise InputReadError(f"cannot read it again for --vis: {e}") from None
-        ok, buf = cv2.imencode(target.suffix, self.pred.draw(image, res, self.vis_threshold))
+        ok, buf = cv2.imencode(target.suffix, self.pred.draw(image, res, self.vis_threshold, note=NOBODY_NOTE))
         try:
             if not ok:
                 raise OSError(f"OpenCV cannot encode {target.suffix}")

@@ -39,12 +39,14 @@ def _colors(sides: np.ndarray, conf: np.ndarray, threshold: float) -> np.ndarray
 
 
 def draw_poses(image: np.ndarray, keypoints, scores, skeleton, names, threshold: float = 0.3,
-               boxes: Optional[np.ndarray] = None, labels: Optional[Sequence[str]] = None) -> np.ndarray:
+               boxes: Optional[np.ndarray] = None, labels: Optional[Sequence[str]] = None,
+               note: str = "") -> np.ndarray:
     """Draw N skeletons on a copy of ``image`` (H, W, 3) uint8 BGR.
 
     keypoints (N, K, 2) photo px; scores (N, K); skeleton: index pairs into the K names; threshold: joints
     scoring below it are not drawn; boxes (N, 4) [x, y, w, h] or None: drawn as thin grey rectangles; labels:
-    N short texts (e.g. track ids) written at each box's top left corner (needs boxes).
+    N short texts (e.g. track ids) written at each box's top left corner (needs boxes); note: a text written at
+    the picture's top left corner when there is nobody to draw (N = 0), e.g. "nobody found".
     Returns the annotated (H, W, 3) uint8 BGR copy.
     """
     if labels is not None and (boxes is None or len(labels) != len(np.asarray(boxes).reshape(-1, 4))):
@@ -85,11 +87,18 @@ def draw_poses(image: np.ndarray, keypoints, scores, skeleton, names, threshold:
         cv2.circle(out, center, radius * _ONE, tuple(joint_colors[n, k].tolist()), -1, cv2.LINE_AA, _SHIFT)
         cv2.circle(out, center, radius * _ONE, (20, 20, 20), 1, cv2.LINE_AA, _SHIFT)
     if labels is not None:
-        scale = max(0.4, width / 3.0)
         for text, (x, y, _, _) in zip(labels, np.asarray(boxes, np.float64).reshape(-1, 4)):
             if np.isfinite([x, y]).all():
-                (_, th), _ = cv2.getTextSize(str(text), cv2.FONT_HERSHEY_SIMPLEX, scale, width)
-                at = (int(round(max(x, 0) + 2 * width)), int(round(max(y, 0) + th + 2 * width)))  # inside the box
-                cv2.putText(out, str(text), at, cv2.FONT_HERSHEY_SIMPLEX, scale, (20, 20, 20), width + 2, cv2.LINE_AA)
-                cv2.putText(out, str(text), at, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), width, cv2.LINE_AA)
+                _write(out, str(text), x, y, width)  # inside the box
+    if not len(kp) and note:
+        _write(out, note, 0.0, 0.0, width)
     return out
+
+
+def _write(out: np.ndarray, text: str, x: float, y: float, width: int) -> None:
+    """White text with a dark outline on ``out`` (in place), its top left corner just inside (x, y)."""
+    scale = max(0.4, width / 3.0)
+    (_, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, width)
+    at = (int(round(max(x, 0) + 2 * width)), int(round(max(y, 0) + th + 2 * width)))
+    cv2.putText(out, text, at, cv2.FONT_HERSHEY_SIMPLEX, scale, (20, 20, 20), width + 2, cv2.LINE_AA)
+    cv2.putText(out, text, at, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), width, cv2.LINE_AA)

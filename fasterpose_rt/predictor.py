@@ -247,12 +247,13 @@ class PosePredictor:
                            calibration=self.calibration, presence=None if there is None else there[e - c:e])
                 for c, e in zip(counts, ends)]
 
-    def draw(self, image, result: PoseResult, threshold: float = 0.3) -> np.ndarray:
+    def draw(self, image, result: PoseResult, threshold: float = 0.3, note: str = "") -> np.ndarray:
         """A copy of ``image`` (H, W, 3) uint8 BGR with ``result``'s skeletons drawn (joints scoring below
-        ``threshold`` hidden), each person's box, and its track id (#1, #2, ...) when it has one."""
+        ``threshold`` hidden), each person's box, and its track id (#1, #2, ...) when it has one; ``note`` written
+        in the top left corner when ``result`` holds nobody (the CLI's --vis: "nobody found")."""
         labels = None if result.track_ids is None else [f"#{i}" for i in result.track_ids]
         return draw_poses(to_bgr_uint8(image), result.keypoints, result.scores, self.skeleton, self.keypoint_names,
-                          threshold, boxes=result.boxes, labels=labels)
+                          threshold, boxes=result.boxes, labels=labels, note=note)
 
     def _infer(self, x: np.ndarray):
         """Model input (n, 3, H, W) -> (probability heatmaps (n, K, h, w) float32, presence (n,) float32 in [0, 1]

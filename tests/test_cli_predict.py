@@ -649,6 +649,8 @@ def test_a_photo_of_nobody_gets_no_person(tmp_path):
         nobody = " (2 with nobody found)" if not persons else ""
         assert f"2 photos{nobody}, {persons} persons" in r.output
         assert len(list((tmp_path / f"vis{persons}").iterdir())) == 2  # pictures of both photos either way
+        if not persons:  # the picture says so: "nobody found" written in its corner
+            assert (cv2.imread(str(tmp_path / "vis0" / "blank.png")) != 128).any()
     r = run("predict", str(tmp_path / "blank.png"), "--out", str(tmp_path / "r.csv"), "--min-presence", "0",
             "--threads", "1")
     header, row = (tmp_path / "r.csv").read_text().splitlines()

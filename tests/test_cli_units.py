@@ -567,3 +567,14 @@ def test_pck_report_gives_the_curve_around_the_threshold():
     assert rep["by_threshold"] == {"0.05": 0.2, "0.1": 0.2, "0.15": 0.4, "0.2": 0.6, "0.3": 0.8, "0.5": 0.8}
     assert rep["by_threshold"]["0.2"] == rep["pck"]
     assert "0.25" in pck_report(data, pred[None], names, [1], 0.25)["by_threshold"]  # the asked threshold is in
+
+
+def test_a_picture_of_nobody_carries_its_note_and_only_then():
+    photo = np.full((120, 160, 3), 90, np.uint8)
+    nobody = np.zeros((0, 2, 2)), np.zeros((0, 2))
+    one = np.array([[[40.0, 40.0], [80.0, 80.0]]]), np.ones((1, 2))
+    assert np.array_equal(draw_poses(photo, *nobody, [[0, 1]], ["a", "b"]), photo)  # no note asked for
+    noted = draw_poses(photo, *nobody, [[0, 1]], ["a", "b"], note="nobody found")
+    assert (noted != 90).any() and (noted[:30, :] != 90).any() and not (noted[60:, :] != 90).any()  # top left
+    drawn = draw_poses(photo, *one, [[0, 1]], ["a", "b"])
+    assert np.array_equal(draw_poses(photo, *one, [[0, 1]], ["a", "b"], note="nobody found"), drawn)  # somebody
