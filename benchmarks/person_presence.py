@@ -110,7 +110,8 @@ def main(argv=None):
     ap.add_argument("--models", nargs="+", default=[str(DEFAULT_MODELS["default"]), str(DEFAULT_MODELS["fast"])])
     add_persons_args(ap)
     ap.add_argument("--negatives", type=Path, nargs="+", default=[],
-                    help="photos with nobody in them: folders (searched recursively), or zip files / wheels holding them")
+                    help="photos with nobody in them: folders (searched recursively), or zip files / wheels "
+                         "holding them")
     ap.add_argument("--exclude", nargs="*", default=[], help="file names in --negatives to leave out")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--rounds", type=int, default=200, help="timing rounds for the presence head's cost")
@@ -121,14 +122,16 @@ def main(argv=None):
     crops, c_gt, c_vis, c_torso, _ = close_up_crops(photos, names, gt, vis)
     sets = (("photos of one person", photos, gt, vis, None), ("close-ups (waist up)", crops, c_gt, c_vis, c_torso))
     neg_names, negatives = read_negatives(a.negatives, set(a.exclude)) if a.negatives else ([], [])
-    rows, costs, data = [], [], {"ann": a.ann.name, "persons": len(files), "close_ups": len(crops), "negatives": neg_names,
-                      "models": {}}
+    rows: list = []
+    costs: list = []
+    data = {"ann": a.ann.name, "persons": len(files), "close_ups": len(crops), "negatives": neg_names,
+            "models": {}, "head_cost": {}}
     for model in a.models:
         pred = PosePredictor(model, threads=a.threads)
         shown = _shown(Path(model))
         data["models"][shown] = {}
         cost = head_cost(model, photos[0], a.rounds)
-        data["head_cost"] = {**data.get("head_cost", {}), shown: cost}
+        data["head_cost"][shown] = cost
         if cost is not None:
             costs.append(f"{shown}: {cost['with_ms']:.2f} ms with its presence head, {cost['without_ms']:.2f} ms "
                          f"without (ratio {cost['ratio']:.3f}, median of {cost['rounds']} interleaved rounds)")

@@ -54,6 +54,7 @@ from fasterpose_rt.inputs import InputReadError, read_image
 from fasterpose_rt.metrics import _hits
 from fasterpose_rt.photo_sets import PhotoSetError, read_photo_set
 from fasterpose_rt.predictor import PosePredictor
+from fasterpose_rt.search import DEFAULT_MIN_PRESENCE
 from fasterpose_rt.preprocess import crop_transforms, warp_crops
 from fasterpose_rt.presence import PRESENCE_KEY, PRESENCE_OUTPUT
 from fasterpose_rt.tracking import find_poses_batch
@@ -335,7 +336,7 @@ class _Features:
 
 
 def fit_presence_head(model_path, annotations, images=None, negatives: Sequence = (), out_path=None,
-                      photos: int = 2000, cuts: int = 12, l2: float = 10.0, threshold: float = 0.5,
+                      photos: int = 2000, cuts: int = 12, l2: float = 10.0, threshold: float = DEFAULT_MIN_PRESENCE,
                       threads: Optional[int] = None, seed: int = 0, log=lambda msg: None,
                       progress: bool = False) -> PresenceHeadResult:
     """Fit the presence head of ``model_path`` (see the module's docstring) on up to ``photos`` photos of one
@@ -474,8 +475,10 @@ def main(argv=None) -> None:
                   help="Random cuts of each photo of nobody, besides the whole photo.")
     @click.option("--l2", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
                   help="Penalty on the head's standardised weights.")
-    @click.option("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.5,
-                  show_default=True, help="The chance the cross-fitted shares are counted at (recorded).")
+    @click.option("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                  default=DEFAULT_MIN_PRESENCE, show_default=True,
+                  help="The chance the cross-fitted shares are counted at (recorded; the runtime's default "
+                       "--min-presence).")
     @click.option("--seed", type=int, default=0, show_default=True)
     @click.option("--threads", type=click.IntRange(min=1), help="Inference threads (default: physical cores).")
     def cli(model, ann, images, out, negatives, photos, cuts, l2, threshold, seed, threads):

@@ -163,6 +163,8 @@ class PosePredictor:
         # The presence head's output (open_session checked that the graph has it), run beside the heatmaps.
         self._presence_name = presence_output(self.metadata.extra, [o.name for o in self._session.get_outputs()])
         self._output_names = [self._output_name] + ([self._presence_name] if self._presence_name else [])
+        self._presence_logits = bool(self._presence_name) and \
+            self.metadata.extra[PRESENCE_KEY].get("kind", "logits") == "logits"
         if isinstance(inp.shape[0], int):  # a fixed batch axis: only batch 1 can serve any number of persons
             if inp.shape[0] != 1:
                 raise ModelError(f"{path}: input batch axis is fixed at {inp.shape[0]}; export it dynamic (or 1)")
@@ -270,7 +272,7 @@ class PosePredictor:
             if presence.shape[0] != x.shape[0]:
                 raise ModelError(f"{self.model_path}: presence output has {presence.shape[0]} values for "
                                  f"{x.shape[0]} crops")
-            if self.metadata.extra[PRESENCE_KEY].get("kind", "logits") == "logits":
+            if self._presence_logits:
                 presence = _sigmoid(presence)
             if self.flip_test:
                 presence = 0.5 * (presence[:n] + presence[n:])

@@ -8,8 +8,8 @@ refined; the best after refining is the photo's person. Asked for several person
 more windows and also reports the further persons that score well and are not made of a reported person's joints
 (``pick_persons``). Asked to (``min_presence``), a person the search (or the whole photo) found is reported only
 when it is there at all (``keep_present``: the model's presence head, else its joints' confidences), so a photo of
-a cat or a landscape gets no skeleton (README, "Photos of nobody"). ``tracking.find_poses`` runs it; ``python -m benchmarks.tracking`` measures it (README,
-"Photos without person boxes").
+a cat or a landscape gets no skeleton (README, "Photos of nobody"). ``tracking.find_poses`` runs it; ``python -m
+benchmarks.tracking`` measures it (README, "Photos without person boxes").
 """
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from typing import Optional
 import numpy as np
 
 __all__ = ["search_windows", "best_rows", "pick_persons", "presence", "person_presence", "keep_present",
-           "min_presence_for", "DEFAULT_MIN_PRESENCE", "SEARCH_WINDOW", "SEARCH_OVERLAP", "SEARCH_CANDIDATES", "PERSON_SCORE", "SHARED_JOINTS"]
+           "min_presence_for", "DEFAULT_MIN_PRESENCE", "SEARCH_WINDOW", "SEARCH_OVERLAP", "SEARCH_CANDIDATES",
+           "PERSON_SCORE", "SHARED_JOINTS"]
 
 # Chosen on 1,000 training persons (lspet_train1k.json), not on validation: windows of 0.4-0.6 of the long side,
 # steps of 0.5-1 window and 2-5 refined windows scored PCK@0.2 0.786-0.811, this setting 0.811 (whole photo: 0.752).

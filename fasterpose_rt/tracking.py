@@ -195,8 +195,8 @@ class PoseTracker:
     a presence head: a followed person the head still gives that much is neither; it is reported and followed on
     (in the box it was found in, where its joints are too unsure to make one), however low its joints score. On
     waist-up close-up videos it restarts less often and costs less time, but scores lower than restarting
-    (``python -m benchmarks.close_up_videos --keep-presence 0.3``), so it is not the default. Two persons whose boxes overlap by IoU > ``iou_threshold`` are one person (the
-    better-scored stays).
+    (``python -m benchmarks.close_up_videos --keep-presence 0.3``), so it is not the default. Two persons whose
+    boxes overlap by IoU > ``iou_threshold`` are one person (the better-scored stays).
 
     predictor: a PosePredictor. acquire: frame (H, W, 3) -> boxes (N, 4) [x, y, w, h] or None (None: one box
     over the whole frame; no boxes: nobody in this frame); acquire=None: as if it always gave None. Where it

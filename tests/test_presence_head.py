@@ -15,8 +15,8 @@ pytest.importorskip("torch", reason="the exporter (export/, which builds the hea
 
 from export.errors import InputError  # noqa: E402
 from export.metadata import save_with_metadata  # noqa: E402
-from export.presence_head import (FEATURES, feature_tensor, fit_logistic, fit_presence_head, with_features,  # noqa: E402
-                                  with_head, without_head)
+from export.presence_head import (FEATURES, feature_tensor, fit_logistic, fit_presence_head,  # noqa: E402
+                                  with_features, with_head, without_head)
 from fasterpose_rt import PosePredictor  # noqa: E402
 from fasterpose_rt.presence import PRESENCE_KEY  # noqa: E402
 from fasterpose_rt.results import ResultsWriter, coco_entries, csv_header  # noqa: E402
