@@ -11,10 +11,12 @@ every frame searched on its own (``--no-track``); the tight labelled box every f
 on the joints labelled inside each crop (PCK@0.2, torso from the full labels; intervals resample whole clips),
 with model calls and person crops per frame, the share of frames after the first where the tracker had lost its
 person and started again, track ids per clip (1: the person kept one id), the frames where the tracker reports
-nobody (fewer than ``MIN_JOINTS`` joints scoring ``JOINT_SCORE``), and PCK@0.2 on the frames it reports against
-the same frames searched on their own. It measures a known weakness rather than a setting: the tracker reports
-nobody where the model is unsure, where ``--no-track`` reports its low-scored guess anyway, and it restarts often
-because a person whose legs are out of the picture has a low mean score over all joints (below ``KEEP_SCORE``).
+nobody (fewer than ``MIN_JOINTS`` joints scoring ``JOINT_SCORE``, and the presence head, where the model has one,
+under the tracker's ``min_presence``), and PCK@0.2 on the frames it reports against the same frames searched on
+their own. It measured a known weakness: until session 48 the tracker reported nobody wherever the model was too
+unsure to box a person, where ``--no-track`` reports its low-scored guess; now it reports such a person where the
+presence head sees one, as a photo's search does. It restarts often because a person whose legs are out of the
+picture has a low mean score over all joints (below ``KEEP_SCORE``).
 """
 from __future__ import annotations
 
@@ -59,7 +61,9 @@ def run(pred, clips, names, gt, visible, torso, **tracker_options) -> Scorer:
                                     f"{restarts / (frames_total - len(clips)):.0%} of the frames after "
                                     f"the first, {np.mean(ids):.2f} track ids per clip (median {np.median(ids):g}, "
                                     f"most {max(ids)}); nobody reported in {1 - reported[label].mean():.0%} of the "
-                                    f"frames (fewer than {MIN_JOINTS} joints scoring {JOINT_SCORE:g})")
+                                    f"frames (fewer than {MIN_JOINTS} joints scoring {JOINT_SCORE:g}"
+                                    + (", and the presence head under the tracker's min_presence)"
+                                       if getattr(pred, "has_presence", False) else ")"))
 
     def per_frame(label, box_for, passes, search):
         counting.reset()
@@ -83,7 +87,8 @@ def run(pred, clips, names, gt, visible, torso, **tracker_options) -> Scorer:
            for k in (default, alone)}
     score.notes["Where the tracker reports a person"] = (
         f"({seen.mean():.0%} of the frames), PCK@0.2 is {sub[default]:.3f} tracked and {sub[alone]:.3f} with every "
-        f"frame searched on its own; in the other frames, --no-track reports its low-scored guess and scores "
+        f"frame searched on its own; in the other frames, --no-track reports somebody in "
+        f"{np.isfinite(score.xy[alone][~seen]).all(axis=(1, 2)).mean():.0%} and scores "
         f"{pck(score.xy[alone][~seen], gt[~seen], score.vis[~seen], names, torso=score.torso[~seen])[0]:.3f} there"
         if (~seen).any() else f"({seen.mean():.0%} of the frames)")
     return score

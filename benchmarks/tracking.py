@@ -139,7 +139,9 @@ class Counting:
 
     def __init__(self, pred):
         self.pred, self.calls, self.crops = pred, 0, 0
-        self.searched_calibration = getattr(pred, "searched_calibration", None)  # searched persons read the search's score table
+        # searched persons read the search's score table; who is there follows the model's default rule
+        self.searched_calibration = getattr(pred, "searched_calibration", None)
+        self.has_presence = getattr(pred, "has_presence", False)
 
     def predict(self, image, boxes=None):
         self.calls += 1
@@ -477,7 +479,9 @@ def identities(pred, hog, clips, names):
     --detector: also every REACQUIRE_EVERY frames; a search where it finds nobody), or by a search for up to 2
     persons (--max-persons 2: also every REACQUIRE_EVERY frames while fewer are followed).
     A reported person is the labelled person whose labelled joints lie nearest (median distance < 0.5 torso), else
-    nobody; an id swap is an id moving from one labelled person to the other. Returns (markdown table, data)."""
+    nobody; an id swap is an id moving from one labelled person to the other. Who is there follows the CLI's
+    default (``min_presence`` None: the presence head at 0.3, where the model has one). Returns (markdown table,
+    data)."""
     settings = [(REFOUND_IOU, REMEMBER, "the default"), (0.5, 1, "the frame before only"),
                 (0.1, REMEMBER, "looser")]
     rows, data = [], {}
@@ -487,8 +491,7 @@ def identities(pred, hog, clips, names):
         for refound, remember, what in settings:
             again = acquire is not None or most > 1  # a detector, or a search for several: also for new arrivals
             tracker = PoseTracker(pred, acquire=acquire, reacquire_every=REACQUIRE_EVERY if again else None,
-                                  refound_iou=refound, remember=remember, search=search, max_persons=most,
-                                  min_presence=0)
+                                  refound_iou=refound, remember=remember, search=search, max_persons=most)
             ids, swaps, found = [], 0, 0
             per_clip, _ = track_clips(tracker, clips)
             for results, (_, labels, visible) in zip(per_clip, clips):

@@ -189,8 +189,9 @@ class PoseTracker:
 
     Each frame's boxes are the boxes around the joints found in the frame before; frames where nobody is
     followed (the first, or after everyone was lost) take their boxes from ``acquire``. A result whose box cannot
-    be made (fewer than ``min_joints`` joints scoring ``joint_score``) is nobody: it is not reported, and a
-    followed person that turns into one is lost. A person is also lost when its mean joint score falls below
+    be made (fewer than ``min_joints`` joints scoring ``joint_score``) is lost. It is still reported, as a photo's
+    search would report it, where the model's presence head gives it at least ``min_presence`` (its box: the one
+    it was run on); without a head it is nobody. A person is also lost when its mean joint score falls below
     ``keep_score`` (it is still reported in that frame). ``keep_presence`` (off by default), with a model that has
     a presence head: a followed person the head still gives that much is neither; it is reported and followed on
     (in the box it was found in, where its joints are too unsure to make one), however low its joints score. On
@@ -212,7 +213,8 @@ class PoseTracker:
 
     ``tracker(frame)`` -> PoseResult for that frame, with track_ids (N,): a person keeps its id (1, 2, ...) while
     it is followed, and when it is lost but acquired again within ``remember`` frames where it was last seen (the
-    boxes around its joints then and now overlapping by IoU >= ``refound_iou``). A new person never gets an id
+    boxes around its joints then and now overlapping by IoU >= ``refound_iou``; for a person reported on its
+    presence alone, its best joint inside the box where the lost one was last boxed). A new person never gets an id
     used before ``reset``; re-finding can, rarely, hand a lost person's id to someone standing where it stood
     (``python -m benchmarks.tracking`` counts such swaps). ``tracker.boxes`` (M, 4) and ``tracker.ids`` (M,):
     what the next frame will use (M = 0: it acquires); ``tracker.reset()`` before an unrelated video.
@@ -242,6 +244,7 @@ class PoseTracker:
         # persons reported in the last ``remember`` frames: where each was last seen, its id, and when
         self._seen_boxes = np.zeros((0, 4), np.float32)
         self._seen_ids, self._seen_at = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        self._seen_sure = np.zeros(0, bool)  # the box was made by its joints (else: the box it was run on)
         self._frames = self._last_id = 0
 
     def __call__(self, frame):
@@ -255,8 +258,7 @@ class PoseTracker:
             searched = _find_batch(self.predictor, [frame], [None], [True], self.refine_passes, self.joint_score,
                                    self.min_joints, self.max_persons, self.min_presence)[0]
             if len(followed):  # a due search: add the persons nobody follows, up to max_persons in all
-                boxes, _ = boxes_from_poses(searched.keypoints, searched.scores, frame.shape, self.joint_score,
-                                            self.min_joints)
+                boxes = self._person_boxes(searched, frame.shape)[0]
                 searched = searched.take(np.flatnonzero(_overlap(boxes, followed) <= self.iou_threshold)[
                     :self.max_persons - len(followed)])
             result = _concat(self.predictor.predict(frame, followed), searched) if len(followed) else searched
@@ -274,42 +276,78 @@ class PoseTracker:
                 result = keep_present(result, self.min_presence)
             ids = np.concatenate([self.ids, self._ids_for(result.take(slice(len(followed), None)), frame.shape)])
         result = drop_duplicates(replace(result, track_ids=ids), self.iou_threshold)
-        boxes, boxed = boxes_from_poses(result.keypoints, result.scores, frame.shape, self.joint_score,
-                                        self.min_joints)
+        boxes, reported, boxed = self._person_boxes(result, frame.shape)
         there = np.zeros(len(result), bool)  # followed persons the presence head still sees
         if self.keep_presence is not None and result.presence is not None:
             there = np.isin(result.track_ids, self.ids) & (result.presence >= self.keep_presence)
             boxes = np.where((there & ~boxed)[:, None], result.boxes, boxes)  # unsure joints: the same box again
-            boxed = boxed | there
-        result, boxes, there = result.take(boxed), boxes[boxed], there[boxed]  # too few joints for a box: nobody
-        # two that meet: the next frame's drop_duplicates
-        follow = (result.scores.mean(axis=1) >= self.keep_score) | there
+            reported = reported | there
+        result, boxes, there, boxed = result.take(reported), boxes[reported], there[reported], boxed[reported]
+        # followed on: persons whose joints make a box and score well enough (two that meet: the next frame's
+        # drop_duplicates); a person reported on its presence alone is searched for afresh in the next frame
+        follow = (boxed & (result.scores.mean(axis=1) >= self.keep_score)) | there
         self.boxes, self.ids = boxes[follow], result.track_ids[follow]
-        kept = ~np.isin(self._seen_ids, result.track_ids) & (self._frames - self._seen_at < self.remember)
-        self._seen_boxes = np.concatenate([boxes, self._seen_boxes[kept]])
-        self._seen_ids = np.concatenate([result.track_ids, self._seen_ids[kept]])
-        self._seen_at = np.concatenate([np.full(len(boxes), self._frames), self._seen_at[kept]])
+        self._remember(result.track_ids, boxes, boxed)
         return result
+
+    def _remember(self, ids, boxes, boxed) -> None:
+        """Where the persons just reported (ids (N,), boxes (N, 4), boxed (N,): their joints made the box) were
+        seen, for re-finding them. A box its joints did not make says little, so such a person stays remembered
+        where its joints last made one, if they did within ``remember`` frames."""
+        again = ~boxed & np.isin(ids, self._seen_ids)
+        if again.any():
+            order = np.argsort(self._seen_ids)
+            at = order[np.searchsorted(self._seen_ids[order], ids[again])]
+            again[again] = self._seen_sure[at]  # a box its joints made
+            boxes = boxes.copy()
+            boxes[again] = self._seen_boxes[at[self._seen_sure[at]]]
+        sure = boxed | again
+        kept = ~np.isin(self._seen_ids, ids) & (self._frames - self._seen_at < self.remember)
+        self._seen_boxes = np.concatenate([boxes, self._seen_boxes[kept]])
+        self._seen_ids = np.concatenate([ids, self._seen_ids[kept]])
+        self._seen_at = np.concatenate([np.full(len(boxes), self._frames), self._seen_at[kept]])
+        self._seen_sure = np.concatenate([sure, self._seen_sure[kept]])
 
     def _acquire(self, frame):
         """Boxes (N, 4) float32 from the acquire function, or None for one whole-frame box."""
         found = None if self.acquire is None else self.acquire(frame)
         return None if found is None else np.asarray(found, np.float32).reshape(-1, 4)
 
+    def _person_boxes(self, result, frame_shape):
+        """Where each of ``result``'s N persons is, and whether it is somebody. Returns boxes (N, 4) (the box
+        around its joints, or the box it was run on where its joints are too unsure to make one), reported (N,)
+        bool (its joints make a box, or the presence head gives it at least ``min_presence``: a person, as a
+        photo's search would report it; else nobody) and boxed (N,) bool (its joints make a box)."""
+        boxes, boxed = boxes_from_poses(result.keypoints, result.scores, frame_shape, self.joint_score,
+                                        self.min_joints)
+        if result.presence is None:  # no presence head: unsure joints are nobody
+            return boxes, boxed, boxed
+        present = ~boxed & (result.presence >= self.min_presence)
+        return np.where(present[:, None], result.boxes, boxes), boxed | present, boxed
+
     def _ids_for(self, acquired, frame_shape) -> np.ndarray:
         """Ids (N,) for the persons just acquired: the id of a person seen in the last ``remember`` frames whom
-        nobody follows now, where the box around its joints when last seen and the new one overlap by IoU >=
-        ``refound_iou`` (the best pairs first), else a new one (0 for those without a box: nobody)."""
-        boxes, boxed = boxes_from_poses(acquired.keypoints, acquired.scores, frame_shape, self.joint_score,
-                                        self.min_joints)
+        nobody follows now, where the boxes around its joints then and now overlap by IoU >= ``refound_iou`` (the
+        best pairs first), else a new one (0 for nobody). Where either box is one its joints did not make (the box
+        a person reported on its presence alone was run on), the new person's centre (its best joint, if unsure)
+        lying inside the old box counts as that much overlap."""
+        boxes, somebody, boxed = self._person_boxes(acquired, frame_shape)
         lost = ~np.isin(self._seen_ids, self.ids)
-        candidates = self._seen_ids[lost]
-        iou = np.where(boxed[:, None], box_iou(boxes[:, None, :], self._seen_boxes[lost][None, :, :]), 0.0)
+        candidates, seen = self._seen_ids[lost], self._seen_boxes[lost]
+        iou = box_iou(boxes[:, None, :], seen[None, :, :])
+        loose = ~boxed[:, None] | ~self._seen_sure[lost][None, :]
+        if loose.any():
+            best = acquired.keypoints[np.arange(len(acquired)), np.argmax(acquired.scores, axis=1)]  # (N, 2)
+            centre = np.where(boxed[:, None], boxes[:, :2] + boxes[:, 2:] / 2.0, best)
+            lo, hi = seen[None, :, :2], seen[None, :, :2] + seen[None, :, 2:]
+            inside = ((centre[:, None] >= lo) & (centre[:, None] <= hi)).all(axis=2)  # (N, M)
+            iou = np.where(loose, np.maximum(iou, inside * self.refound_iou), iou)
+        iou = np.where(somebody[:, None], iou, 0.0)
         ids = np.zeros(len(acquired), np.int64)  # 0: nobody (no box), dropped from the frame's result
         while iou.size and iou.max() >= self.refound_iou:  # one pass per re-found person
             i, j = np.unravel_index(np.argmax(iou), iou.shape)
             ids[i], iou[i, :], iou[:, j] = candidates[j], 0.0, 0.0
-        fresh = (ids == 0) & boxed
+        fresh = (ids == 0) & somebody
         ids[fresh] = np.arange(self._last_id + 1, self._last_id + 1 + fresh.sum())
         self._last_id += int(fresh.sum())
         return ids

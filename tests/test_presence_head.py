@@ -227,7 +227,7 @@ def test_without_boxes_a_model_with_a_head_reports_only_persons_who_are_there(tm
     assert len(find_poses(headed, dark, boxes=np.array([[0, 0, 60, 60]]))) == 1
 
 
-def test_the_tracker_keeps_a_person_the_head_still_sees_whose_joints_are_too_unsure_to_box(tmp_path):
+def test_the_tracker_reports_a_person_the_head_still_sees_whose_joints_are_too_unsure_to_box(tmp_path):
     from fasterpose_rt import PoseTracker
     from tests.standin import STANDIN_POINTS
 
@@ -242,18 +242,22 @@ def test_the_tracker_keeps_a_person_the_head_still_sees_whose_joints_are_too_uns
         return photo
 
     seen, unsure, dark = frame(1.0, 100), frame(0.02, 100), frame(0.0, 0)  # unsure: only red scores >= 0.1
-    for keep_presence, kept in ((0.3, True), (None, False)):
+    for keep_presence, followed_on in ((0.3, True), (None, False)):
         tracker = PoseTracker(pred, search=False, keep_presence=keep_presence)
         first = tracker(seen)
         assert len(first) == 1 and first.presence[0] > 0.5 and len(tracker.boxes) == 1
         box = tracker.boxes.copy()
         second = tracker(unsure)  # three of four joints under 0.1: no box can be made from them
-        if kept:  # reported, the same person, followed on in the box it was found in
-            assert len(second) == 1 and second.track_ids[0] == first.track_ids[0] and second.presence[0] > 0.5
+        # reported either way, as a photo's search would report it: the same person, in the box it was run on
+        assert len(second) == 1 and second.track_ids[0] == first.track_ids[0] and second.presence[0] > 0.5
+        np.testing.assert_array_equal(second.boxes, box)
+        if followed_on:  # keep_presence: followed on in that box
             np.testing.assert_array_equal(tracker.boxes, box)
-            assert len(tracker(dark)) == 0 and len(tracker.boxes) == 0  # the head sees nobody: lost
-        else:  # without the rule: nobody, and lost
-            assert len(second) == 0 and len(tracker.boxes) == 0
+        else:  # lost: the next frame acquires afresh
+            assert len(tracker.boxes) == 0
+            again = tracker(seen)  # acquired on the whole frame: re-found where it was last reported, same id
+            assert len(again) == 1 and again.track_ids[0] == first.track_ids[0] and len(tracker.boxes) == 1
+        assert len(tracker(dark)) == 0 and len(tracker.boxes) == 0  # the head sees nobody: nobody, lost
 
 
 def test_presence_follows_its_person_when_results_are_joined_or_cut():

@@ -3,6 +3,8 @@
 The tracker's rules are tested with a fake predictor whose persons are known, so each rule shows on its own;
 the real runtime with a stand-in ONNX model follows a moving blob at the end.
 """
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from fakes import FakePredictor
@@ -162,6 +164,41 @@ def test_tracker_acquire_returning_no_boxes_means_nobody():
     fake.calls.clear()
     tracker = PoseTracker(fake, acquire=lambda frame: None)  # None, and search on: the frame is searched
     assert len(tracker(FRAME)) == 1 and np.array_equal(fake.calls[0], search_windows(FRAME.shape))
+
+
+class HeadedFake(FakePredictor):
+    """FakePredictor with a presence head: every person it returns has presence ``presence``, and its joints'
+    scores are multiplied by ``sureness`` (0.1: no joint reaches the tracker's 0.1, so no box can be made)."""
+
+    presence, sureness, has_presence = 0.9, 1.0, True
+
+    def predict(self, image, boxes=None):
+        res = super().predict(image, boxes)
+        return replace(res, scores=res.scores * self.sureness, presence=np.full(len(res), self.presence, np.float32))
+
+
+def test_tracker_reports_an_unsure_person_the_presence_head_sees_and_re_finds_it_by_its_best_joint():
+    fake = HeadedFake([PERSON])
+    tracker = PoseTracker(fake, refine_passes=0)
+    first = tracker(FRAME)
+    assert first.track_ids.tolist() == [1] and len(tracker.boxes) == 1
+    followed = tracker.boxes.copy()
+    fake.sureness = 0.1  # too unsure to box, but the head sees somebody: reported in the box it was run on, lost
+    res = tracker(FRAME)
+    assert res.track_ids.tolist() == [1] and np.array_equal(res.boxes, followed) and len(tracker.boxes) == 0
+    res = tracker(FRAME)  # searched afresh, still unsure: its best joint lies where it was last boxed: id 1
+    assert res.track_ids.tolist() == [1] and len(tracker.boxes) == 0
+    assert not np.array_equal(res.boxes, followed)  # a search window
+    fake.sureness = 1.0  # sure again: re-found by the box its joints made before, not the window's
+    res = tracker(FRAME)
+    assert res.track_ids.tolist() == [1] and len(tracker.boxes) == 1
+    fake.sureness, fake.presence = 0.1, 0.2  # unsure, and the head does not see anybody either: nobody
+    assert len(tracker(FRAME)) == 0 and len(tracker.boxes) == 0
+    fake.presence = 0.9  # somebody unsure far from anyone seen: a new id
+    fake.persons = PERSON[None] + [120, 0]
+    assert tracker(FRAME).track_ids.tolist() == [2]
+    tracker = PoseTracker(fake, refine_passes=0, min_presence=0.95)  # asked for more than the head gives: nobody
+    assert len(tracker(FRAME)) == 0
 
 
 def test_tracker_with_the_real_runtime_follows_a_moving_blob(standin_path):
