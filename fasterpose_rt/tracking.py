@@ -343,7 +343,7 @@ class PoseTracker:
             inside = ((centre[:, None] >= lo) & (centre[:, None] <= hi)).all(axis=2)  # (N, M)
             iou = np.where(loose, np.maximum(iou, inside * self.refound_iou), iou)
         iou = np.where(somebody[:, None], iou, 0.0)
-        ids = np.zeros(len(acquired), np.int64)  # 0: nobody (no box), dropped from the frame's result
+        ids = np.zeros(len(acquired), np.int64)  # 0: nobody, dropped from the frame's result
         while iou.size and iou.max() >= self.refound_iou:  # one pass per re-found person
             i, j = np.unravel_index(np.argmax(iou), iou.shape)
             ids[i], iou[i, :], iou[:, j] = candidates[j], 0.0, 0.0
