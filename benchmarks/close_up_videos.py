@@ -37,7 +37,8 @@ from benchmarks.tracking import (FRAMES, Counting, Scorer, best_person, close_up
                                  per_frame_poses, track_clips, track_ids)
 from fasterpose_rt import PosePredictor  # noqa: E402
 from fasterpose_rt.metrics import pck  # noqa: E402
-from fasterpose_rt.tracking import JOINT_SCORE, KEEP_SCORE, MIN_JOINTS, REFINE_PASSES, PoseTracker  # noqa: E402
+from fasterpose_rt.tracking import (JOINT_SCORE, KEEP_SCORE, MIN_JOINTS, REFINE_PASSES, REFOUND_REACH,  # noqa: E402
+                                   PoseTracker)
 
 
 def run(pred, clips, names, gt, visible, torso, **tracker_options) -> Scorer:
@@ -104,6 +105,8 @@ def main(argv=None):
                     help=f"the tracker's keep_score, for trying another (default {KEEP_SCORE:g}, the runtime's)")
     ap.add_argument("--joint-score", type=float, default=JOINT_SCORE,
                     help=f"the tracker's joint_score, for trying another (default {JOINT_SCORE:g}, the runtime's)")
+    ap.add_argument("--refound-reach", type=float, default=REFOUND_REACH,
+                    help=f"the tracker's refound_reach, for trying another (default {REFOUND_REACH:g}, the runtime's)")
     ap.add_argument("--keep-presence", type=float, default=None,
                     help="the tracker's keep_presence: follow on a person the presence head still gives this much "
                          "(default: off, the runtime's)")
@@ -117,11 +120,12 @@ def main(argv=None):
     clips = make_clips(crops, labels, seed=a.seed)
     pred = PosePredictor(a.model, threads=a.threads)
     score = run(pred, clips, names, np.concatenate([c[1] for c in clips]), visible, torso,
-                keep_score=a.keep_score, joint_score=a.joint_score, keep_presence=a.keep_presence)
+                keep_score=a.keep_score, joint_score=a.joint_score, keep_presence=a.keep_presence,
+                refound_reach=a.refound_reach)
     table, data = score.table("tracking, acquired by search (the CLI's default)", "frame")
     body = (f"Model: `{_shown(Path(pred.model_path))}`, {pred.threads} threads; {len(clips)} close-ups of "
             f"`{a.ann.name}` (of {len(files)} persons), {FRAMES} frames each, seed {a.seed}; the tracker's keep_score "
-            f"{a.keep_score:g} and joint_score {a.joint_score:g}"
+            f"{a.keep_score:g}, joint_score {a.joint_score:g} and refound_reach {a.refound_reach:g}"
             + (f", keep_presence {a.keep_presence:g}" if a.keep_presence is not None else "")
             + "; scored on the joints labelled inside each crop."
             f"\n\n{table}\n")

@@ -27,6 +27,7 @@ SETTLED_IOU = 0.8  # refine stops for a person whose next box would overlap its 
 SAME_PERSON_IOU = 0.6  # two persons' boxes overlapping more than this are one person seen twice
 REFOUND_IOU = 0.3  # a person acquired where a lost one was last seen (joints' boxes overlapping so) is that one ...
 REMEMBER = 10  # ... if it was seen within this many frames (IoU 0.1 swapped ids of persons side by side: README)
+REFOUND_REACH = 2.0  # ... or an unsure person's best joint lies within the lost one's box grown this much (README)
 REFINE_PASSES = 4  # most refine passes for a rough box; with SETTLED_IOU about 2 are run from a whole LSPET photo
 
 
@@ -213,8 +214,9 @@ class PoseTracker:
 
     ``tracker(frame)`` -> PoseResult for that frame, with track_ids (N,): a person keeps its id (1, 2, ...) while
     it is followed, and when it is lost but acquired again within ``remember`` frames where it was last seen (the
-    boxes around its joints then and now overlapping by IoU >= ``refound_iou``; for a person reported on its
-    presence alone, its best joint inside the box where the lost one was last boxed). A new person never gets an id
+    boxes around its joints then and now overlapping by IoU >= ``refound_iou``, or each box's centre inside the
+    other; for a person reported on its presence alone, its best joint inside the box where the lost one was last
+    boxed, grown ``refound_reach`` times around its centre). A new person never gets an id
     used before ``reset``; re-finding can, rarely, hand a lost person's id to someone standing where it stood
     (``python -m benchmarks.tracking`` counts such swaps). ``tracker.boxes`` (M, 4) and ``tracker.ids`` (M,):
     what the next frame will use (M = 0: it acquires); ``tracker.reset()`` before an unrelated video.
@@ -224,6 +226,7 @@ class PoseTracker:
                  reacquire_every: Optional[int] = None, keep_score: float = KEEP_SCORE,
                  joint_score: float = JOINT_SCORE, min_joints: int = MIN_JOINTS,
                  iou_threshold: float = SAME_PERSON_IOU, refound_iou: float = REFOUND_IOU, remember: int = REMEMBER,
+                 refound_reach: float = REFOUND_REACH,
                  search: bool = True, max_persons: int = 1, min_presence: Optional[float] = None,
                  keep_presence: Optional[float] = None):
         if reacquire_every is not None and ((acquire is None and not search) or reacquire_every < 1):
@@ -233,6 +236,7 @@ class PoseTracker:
         self.refine_passes, self.reacquire_every = int(refine_passes), reacquire_every
         self.keep_score, self.joint_score, self.min_joints = keep_score, joint_score, min_joints
         self.iou_threshold, self.refound_iou, self.remember = iou_threshold, refound_iou, int(remember)
+        self.refound_reach = float(refound_reach)
         self.search, self.max_persons = bool(search), int(max_persons)
         self.min_presence = min_presence_for(predictor, min_presence)
         self.keep_presence = keep_presence
@@ -328,20 +332,24 @@ class PoseTracker:
     def _ids_for(self, acquired, frame_shape) -> np.ndarray:
         """Ids (N,) for the persons just acquired: the id of a person seen in the last ``remember`` frames whom
         nobody follows now, where the boxes around its joints then and now overlap by IoU >= ``refound_iou`` (the
-        best pairs first), else a new one (0 for nobody). Where either box is one its joints did not make (the box
-        a person reported on its presence alone was run on), the new person's centre (its best joint, if unsure)
-        lying inside the old box counts as that much overlap."""
+        best pairs first), else a new one (0 for nobody). Boxes made from a few unsure joints jump from frame to
+        frame, so two more cases count as that much overlap: each box's centre inside the other box; and where
+        either box is one its joints did not make (the box a person reported on its presence alone was run on),
+        the new person's centre (its best joint, if unsure) inside the old box grown ``refound_reach`` times around
+        its centre."""
         boxes, somebody, boxed = self._person_boxes(acquired, frame_shape)
         lost = ~np.isin(self._seen_ids, self.ids)
         candidates, seen = self._seen_ids[lost], self._seen_boxes[lost]
         iou = box_iou(boxes[:, None, :], seen[None, :, :])
+        best = acquired.keypoints[np.arange(len(acquired)), np.argmax(acquired.scores, axis=1)]  # (N, 2)
+        centre = np.where(boxed[:, None], boxes[:, :2] + boxes[:, 2:] / 2.0, best)  # (N, 2)
+        seen_centre, seen_half = seen[:, :2] + seen[:, 2:] / 2.0, seen[:, 2:] / 2.0  # (M, 2)
+        offset = np.abs(centre[:, None] - seen_centre[None])  # (N, M, 2)
+        within = (offset <= seen_half[None]).all(axis=2)
+        mutual = within & (offset <= boxes[:, None, 2:] / 2.0).all(axis=2)
+        reach = (offset <= seen_half[None] * self.refound_reach).all(axis=2)
         loose = ~boxed[:, None] | ~self._seen_sure[lost][None, :]
-        if loose.any():
-            best = acquired.keypoints[np.arange(len(acquired)), np.argmax(acquired.scores, axis=1)]  # (N, 2)
-            centre = np.where(boxed[:, None], boxes[:, :2] + boxes[:, 2:] / 2.0, best)
-            lo, hi = seen[None, :, :2], seen[None, :, :2] + seen[None, :, 2:]
-            inside = ((centre[:, None] >= lo) & (centre[:, None] <= hi)).all(axis=2)  # (N, M)
-            iou = np.where(loose, np.maximum(iou, inside * self.refound_iou), iou)
+        iou = np.where(np.where(loose, reach, mutual), np.maximum(iou, self.refound_iou), iou)
         iou = np.where(somebody[:, None], iou, 0.0)
         ids = np.zeros(len(acquired), np.int64)  # 0: nobody, dropped from the frame's result
         while iou.size and iou.max() >= self.refound_iou:  # one pass per re-found person

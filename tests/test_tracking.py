@@ -201,6 +201,36 @@ def test_tracker_reports_an_unsure_person_the_presence_head_sees_and_re_finds_it
     assert len(tracker(FRAME)) == 0
 
 
+def lose_and_find_again(tracker, fake, again, sureness=1.0):
+    """Frame 1: ``fake``'s person, found on the whole frame (id 1); frame 2: nobody (lost); frame 3: persons
+    ``again`` (P, 4, 2), their joints' scores times ``sureness``. Returns frame 3's result."""
+    assert tracker(FRAME).track_ids.tolist() == [1]
+    fake.persons, fake.presence = np.zeros((0, 4, 2), np.float32), 0.0
+    assert len(tracker(FRAME)) == 0 and len(tracker.boxes) == 0
+    fake.persons, fake.presence, fake.sureness = np.asarray(again, np.float32).reshape(-1, 4, 2), 0.9, sureness
+    return tracker(FRAME)
+
+
+def test_tracker_re_finds_a_person_whose_new_box_overlaps_little_but_shares_its_centre():
+    # PERSON's box is [30, 30, 20, 60]; crouched, its joints make [25, 50, 30, 20]: IoU 0.29, under refound_iou
+    # (0.3), but each box's centre lies inside the other box
+    crouched = np.array([[25, 50], [55, 50], [25, 70], [55, 70]], np.float32)
+    for again, expected in ((crouched, [1]), (crouched + [30, 0], [2])):  # beside: its centre outside the old box
+        fake = HeadedFake([PERSON])
+        res = lose_and_find_again(PoseTracker(fake, refine_passes=0, search=False), fake, again)
+        assert res.track_ids.tolist() == expected
+
+
+def test_tracker_re_finds_an_unsure_person_by_its_best_joint_near_where_the_lost_one_stood():
+    # too unsure to box (every joint 0.9 x 0.1), so its best joint, the first, stands for it: at x 55 outside the
+    # old box (x 30-50), inside it grown twice around its centre (x 20-60, refound_reach 2); at x 65 beyond both
+    for shift, reach, expected in ((15, 2.0, [1]), (15, 1.0, [2]), (25, 2.0, [2])):
+        fake = HeadedFake([PERSON])
+        tracker = PoseTracker(fake, refine_passes=0, search=False, refound_reach=reach)
+        res = lose_and_find_again(tracker, fake, PERSON + [shift, 0], sureness=0.1)
+        assert res.track_ids.tolist() == expected and len(tracker.boxes) == 0  # reported, not followed
+
+
 def test_tracker_with_the_real_runtime_follows_a_moving_blob(standin_path):
     pred = PosePredictor(standin_path, threads=1)
     tracker = PoseTracker(pred, refine_passes=1)
