@@ -216,7 +216,7 @@ class PoseTracker:
     it is followed, and when it is lost but acquired again within ``remember`` frames where it was last seen (the
     boxes around its joints then and now overlapping by IoU >= ``refound_iou``, or each box's centre inside the
     other; for a person reported on its presence alone, its best joint inside the box where the lost one was last
-    boxed, grown ``refound_reach`` times around its centre). A new person never gets an id
+    boxed, grown ``refound_reach`` times around its centre; refound_reach=0: IoU alone). A new person never gets an id
     used before ``reset``; re-finding can, rarely, hand a lost person's id to someone standing where it stood
     (``python -m benchmarks.tracking`` counts such swaps). ``tracker.boxes`` (M, 4) and ``tracker.ids`` (M,):
     what the next frame will use (M = 0: it acquires); ``tracker.reset()`` before an unrelated video.
@@ -336,20 +336,21 @@ class PoseTracker:
         frame, so two more cases count as that much overlap: each box's centre inside the other box; and where
         either box is one its joints did not make (the box a person reported on its presence alone was run on),
         the new person's centre (its best joint, if unsure) inside the old box grown ``refound_reach`` times around
-        its centre."""
+        its centre (``refound_reach`` 0: neither case, IoU alone)."""
         boxes, somebody, boxed = self._person_boxes(acquired, frame_shape)
         lost = ~np.isin(self._seen_ids, self.ids)
         candidates, seen = self._seen_ids[lost], self._seen_boxes[lost]
         iou = box_iou(boxes[:, None, :], seen[None, :, :])
-        best = acquired.keypoints[np.arange(len(acquired)), np.argmax(acquired.scores, axis=1)]  # (N, 2)
-        centre = np.where(boxed[:, None], boxes[:, :2] + boxes[:, 2:] / 2.0, best)  # (N, 2)
-        seen_centre, seen_half = seen[:, :2] + seen[:, 2:] / 2.0, seen[:, 2:] / 2.0  # (M, 2)
-        offset = np.abs(centre[:, None] - seen_centre[None])  # (N, M, 2)
-        within = (offset <= seen_half[None]).all(axis=2)
-        mutual = within & (offset <= boxes[:, None, 2:] / 2.0).all(axis=2)
-        reach = (offset <= seen_half[None] * self.refound_reach).all(axis=2)
-        loose = ~boxed[:, None] | ~self._seen_sure[lost][None, :]
-        iou = np.where(np.where(loose, reach, mutual), np.maximum(iou, self.refound_iou), iou)
+        if self.refound_reach > 0:  # the centre rules (0: IoU alone)
+            best = acquired.keypoints[np.arange(len(acquired)), np.argmax(acquired.scores, axis=1)]  # (N, 2)
+            centre = np.where(boxed[:, None], boxes[:, :2] + boxes[:, 2:] / 2.0, best)  # (N, 2)
+            seen_centre, seen_half = seen[:, :2] + seen[:, 2:] / 2.0, seen[:, 2:] / 2.0  # (M, 2)
+            offset = np.abs(centre[:, None] - seen_centre[None])  # (N, M, 2)
+            within = (offset <= seen_half[None]).all(axis=2)
+            mutual = within & (offset <= boxes[:, None, 2:] / 2.0).all(axis=2)
+            reach = (offset <= seen_half[None] * self.refound_reach).all(axis=2)
+            loose = ~boxed[:, None] | ~self._seen_sure[lost][None, :]
+            iou = np.where(np.where(loose, reach, mutual), np.maximum(iou, self.refound_iou), iou)
         iou = np.where(somebody[:, None], iou, 0.0)
         ids = np.zeros(len(acquired), np.int64)  # 0: nobody, dropped from the frame's result
         while iou.size and iou.max() >= self.refound_iou:  # one pass per re-found person

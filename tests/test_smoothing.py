@@ -162,9 +162,11 @@ def test_tracker_ids_stay_with_persons_and_nobody_is_not_reported(remember, retu
 def test_tracker_refinds_a_person_only_where_its_box_overlaps_enough():
     walkers = Walkers([PERSON, PERSON + [200, 0]], [0.9, 0.9])
     boxes = [[28, 28, 24, 64], [228, 28, 24, 64]]
-    for refound_iou, second in ((0.3, 1), (1.01, 3)):  # 1.01: no overlap is enough, a re-found person is new
+    # 1.01 without the centre rules (refound_reach 0): no overlap is enough, a re-found person is new; with them,
+    # the boxes' centres (one place) still re-find it
+    for refound_iou, reach, second in ((0.3, 2.0, 1), (1.01, 0.0, 3), (1.01, 2.0, 1)):
         tracker = PoseTracker(walkers, acquire=lambda frame: boxes, refine_passes=0, reacquire_every=2,
-                              refound_iou=refound_iou)
+                              refound_iou=refound_iou, refound_reach=reach)
         walkers.scores = [0.9, 0.9]
         tracker(FRAME)
         walkers.scores[0] = 0.15  # person 1 is lost after this frame
