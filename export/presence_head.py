@@ -276,12 +276,13 @@ def _negative_photos(sources: Sequence[Path], log) -> List[np.ndarray]:
         raise InputError(f"--negatives {e}") from None
     log(f"photos of nobody: {len(photos)} of {counts['files']} files ({counts['unreadable']} unreadable, "
         f"{counts['too_small']} too small, {counts['repeats']} repeats)")
-    out = []
-    for im in photos:
-        scale = NEGATIVE_SIDE / max(im.shape[:2])
-        out.append(cv2.resize(im, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1
-                              else cv2.INTER_LINEAR))
-    return out
+    return [to_long_side(im) for im in photos]
+
+
+def to_long_side(photo: np.ndarray, side: int = NEGATIVE_SIDE) -> np.ndarray:
+    """``photo`` (H, W, 3) scaled to ``side`` px on its long side (area-averaged when it shrinks)."""
+    scale = side / max(photo.shape[:2])
+    return cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
 
 
 def _cuts(photo: np.ndarray, count: int, rng) -> List[np.ndarray]:

@@ -8,9 +8,9 @@ the wallpapers give it such pictures to learn from, as many as it needs, without
 
 Each picture written: a random part of one background (``PART_RANGE`` of its width and height, so that pictures
 on one background differ, and none is a copy of the whole background that ``fasterpose_rt.photo_sets`` would drop
-as a repeat), scaled to ``LONG_SIDE`` on its long side, and one cut-out, mirrored at random, scaled so its long
-side is ``SIZE_RANGE`` of the picture's short side, at a random place wholly inside it, blended by its alpha
-channel. The cut-outs must show nobody: leave out folders of people (``--exclude``).
+as a repeat), scaled to ``export.presence_head.NEGATIVE_SIDE`` on its long side, and one cut-out, mirrored at
+random, scaled so its long side is ``SIZE_RANGE`` of the picture's short side, at a random place wholly inside it,
+blended by its alpha channel. The cut-outs must show nobody: leave out folders of people (``--exclude``).
 
 Python API::
 
@@ -31,10 +31,10 @@ import numpy as np
 from fasterpose_rt.photo_sets import PhotoSetError, read_photo_set
 
 from .errors import InputError
+from .presence_head import NEGATIVE_SIDE, to_long_side
 
 __all__ = ["read_cutouts", "paste", "part_of", "stamp_negatives", "main"]
 
-LONG_SIDE = 640  # backgrounds are scaled to this long side (export.presence_head scales negatives so too)
 SIZE_RANGE = (0.3, 0.95)  # a cut-out's long side, as a share of the background's short side
 PART_RANGE = (0.4, 0.8)  # the part of a background a picture shows, as a share of its width and height
 MIN_OPAQUE = 0.05  # cut-outs whose alpha covers less than this share of their pixels are not cut-outs
@@ -95,8 +95,8 @@ def stamp_negatives(cutouts: Sequence[os.PathLike], backgrounds: Sequence[os.Pat
                     count: int = 0, seed: int = 0, exclude: Iterable[str] = (), progress: bool = True) -> int:
     """Write ``count`` pictures (0: one per cut-out) to ``out_dir`` as ``stamped_00000.jpg``, ...: cut-outs of
     ``cutouts`` (``read_cutouts``) pasted onto parts of photos of ``backgrounds`` (folders or zip files,
-    ``fasterpose_rt.photo_sets``: each picture once), every cut-out used in turn, backgrounds drawn at random. Each file is written
-    whole or not at all. Returns the number written."""
+    ``fasterpose_rt.photo_sets``: each picture once), every cut-out used in turn, backgrounds drawn at random.
+    Each file is written whole or not at all (a failed write: InputError naming it). Returns the number written."""
     stamps = read_cutouts(cutouts, exclude)
     try:
         _, photos, _ = read_photo_set(backgrounds, min_side=64)
@@ -111,18 +111,19 @@ def stamp_negatives(cutouts: Sequence[os.PathLike], backgrounds: Sequence[os.Pat
     order = np.concatenate([rng.permutation(len(stamps)) for _ in range(-(-total // len(stamps)))])[:total]
     from tqdm import tqdm
     for n, i in enumerate(tqdm(order, desc="pictures", unit="pic", disable=not progress)):
-        photo = part_of(photos[int(rng.integers(len(photos)))], rng)
-        scale = LONG_SIDE / max(photo.shape[:2])
-        background = cv2.resize(photo, None, fx=scale, fy=scale,
-                                interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        background = to_long_side(part_of(photos[int(rng.integers(len(photos)))], rng), NEGATIVE_SIDE)
         picture = paste(background, stamps[i], rng)
         target = out / f"stamped_{n:05d}.jpg"
         ok, data = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 92])
         if not ok:
             raise InputError(f"could not encode {target.name}")
         partial = target.with_suffix(".jpg.part")
-        partial.write_bytes(data.tobytes())
-        os.replace(partial, target)
+        try:
+            partial.write_bytes(data.tobytes())
+            os.replace(partial, target)
+        except OSError as e:
+            partial.unlink(missing_ok=True)
+            raise InputError(f"cannot write {target}: {e.strerror or e}") from None
     return total
 
 

@@ -8,7 +8,8 @@ import pytest
 pytest.importorskip("torch", reason="the exporter package (export/) needs torch: pip install -e '.[dev]'")
 
 from export.errors import InputError  # noqa: E402
-from export.stamp_negatives import LONG_SIDE, SIZE_RANGE, main, paste, read_cutouts, stamp_negatives  # noqa: E402
+from export.presence_head import NEGATIVE_SIDE  # noqa: E402
+from export.stamp_negatives import SIZE_RANGE, main, paste, read_cutouts, stamp_negatives  # noqa: E402
 
 
 def cutout(h=40, w=20, colour=(0, 0, 255)):
@@ -56,7 +57,7 @@ def test_stamp_negatives_writes_one_picture_per_cut_out_leaving_out_people_and_n
     files = sorted(out.iterdir())
     assert [f.name for f in files] == ["stamped_00000.jpg", "stamped_00001.jpg"]
     pictures = [cv2.imread(str(f)) for f in files]
-    assert all(p.shape[1] == LONG_SIDE and abs(p.shape[0] - 480) <= 2 for p in pictures)  # a part of 400 x 300
+    assert all(p.shape[1] == NEGATIVE_SIDE and abs(p.shape[0] - 480) <= 2 for p in pictures)  # a part of 400 x 300
     colours = {int(np.argmax(p.reshape(-1, 3).astype(int).sum(0) - 128 * p.shape[0] * p.shape[1])) for p in pictures}
     assert colours == {0, 2}  # the blue and the red cut-out each once; no green person
     assert stamp_negatives([cuts], [walls], tmp_path / "more", count=5, exclude=["people"], progress=False) == 5
