@@ -42,7 +42,8 @@ MIN_OPAQUE = 0.05  # cut-outs whose alpha covers less than this share of their p
 
 def read_cutouts(sources: Sequence[os.PathLike], exclude: Iterable[str] = ()) -> List[np.ndarray]:
     """The PNG cut-outs under ``sources`` (folders, searched recursively, in name order), skipping every path with
-    a part named in ``exclude`` (e.g. "people"), unreadable files and pictures without transparency. Returns
+    a part named in ``exclude`` (a folder, e.g. "people", or a file, e.g. "statue.png"), unreadable files and
+    pictures without transparency. Returns
     (h, w, 4) uint8 BGRA arrays."""
     skip = set(exclude)
     out = []
@@ -138,7 +139,8 @@ def main(argv=None) -> None:
     @click.option("--out", required=True, type=click.Path(path_type=Path), help="folder to write the pictures to")
     @click.option("--count", default=0, show_default=True, help="pictures to write (0: one per cut-out)")
     @click.option("--exclude", multiple=True, default=("people",), show_default=True,
-                  help="leave out cut-outs under a folder of this name (repeatable)")
+                  help="leave out cut-outs under a folder of this name, or files of this name, e.g. statue.png "
+                       "(repeatable; giving any replaces the default)")
     @click.option("--seed", default=0, show_default=True)
     def cli(cutouts, backgrounds, out, count, exclude, seed):
         try:

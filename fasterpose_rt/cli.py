@@ -180,8 +180,8 @@ class _InputArgument(click.ParamType):
               help="Photos and frames without boxes (searched, or the whole photo): report a person only when the "
                    "model's presence head gives at least this chance that somebody is there (a model without a head: "
                    "when its better half of joints average this confidence, which also drops many persons seen from "
-                   "the waist up); 0: always the best guess (README, 'Photos of nobody'). [default: 0.3 for a model "
-                   "with a presence head, as both bundled models, else 0]")
+                   "the waist up); 0: always the best guess (README, 'Photos of nobody'). [default: the threshold a "
+                   "model's presence head records (0.3 for both bundled models), else 0]")
 @click.option("--refine", "refine_passes", type=click.IntRange(min=0), default=None,
               help=f"Most extra passes per person, each on the box around the joints the pass before found (the "
                    f"tight box the model is calibrated for); a person stops once that box settles. Each pass is one "

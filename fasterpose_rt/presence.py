@@ -2,10 +2,11 @@
 
 The joint scores alone cannot say it: the better half of a half-seen person's joints (a portrait, a webcam) score
 as low as the best guess on a photo of nobody (README, "Photos of nobody"). So a model may carry a second output,
-``presence`` (N,) logits: a logistic read of the features its heatmaps are made from (mean- and max-pooled) and of
-its sorted joint peaks, fitted on crops of persons (whole and waist up) against crops of nobody by
-``python -m export.presence_head``. Its metadata block (``PRESENCE_KEY``) names the output and records what it
-was fitted on and how well it held on crops it had not seen.
+``presence`` (N,) logits: a logistic read of the features its heatmaps are made from and of an earlier layer's
+(mean- and max-pooled) and of its sorted joint peaks, fitted on crops of persons (whole and waist up) against crops
+of nobody by ``python -m export.presence_head``. Its metadata block (``PRESENCE_KEY``) names the output and records
+what it was fitted on, how well it held on crops it had not seen, and the chance it calls a person at
+(``threshold``: the runtime's default ``min_presence`` for the model, ``search.head_min_presence``).
 
 ``PosePredictor`` runs it in the same ``session.run`` as the heatmaps (a few hundred multiply-adds per crop) and
 puts ``PoseResult.presence`` (N,) in [0, 1]; ``search.keep_present`` reads it.

@@ -17,9 +17,11 @@ from typing import Optional
 
 import numpy as np
 
+from .presence import PRESENCE_KEY
+
 __all__ = ["search_windows", "best_rows", "pick_persons", "presence", "person_presence", "keep_present",
-           "min_presence_for", "DEFAULT_MIN_PRESENCE", "SEARCH_WINDOW", "SEARCH_OVERLAP", "SEARCH_CANDIDATES",
-           "PERSON_SCORE", "SHARED_JOINTS"]
+           "min_presence_for", "head_min_presence", "DEFAULT_MIN_PRESENCE", "SEARCH_WINDOW", "SEARCH_OVERLAP",
+           "SEARCH_CANDIDATES", "PERSON_SCORE", "SHARED_JOINTS"]
 
 # Chosen on 1,000 training persons (lspet_train1k.json), not on validation: windows of 0.4-0.6 of the long side,
 # steps of 0.5-1 window and 2-5 refined windows scored PCK@0.2 0.786-0.811, this setting 0.811 (whole photo: 0.752).
@@ -33,12 +35,14 @@ SEARCH_CANDIDATES = 3  # windows refined per person asked for (each up to REFINE
 # of 0.2 / 0.3 found 1.40 / 1.35 of the 2 labelled persons per photo, with 0.57 / 0.44 others; shares of 0.2-0.5
 # moved the others by 0.03 (0.4 with a box-overlap duplicate rule: 1.19 found, 0.28 others).
 PERSON_SCORE = 0.3
-# Without boxes, a model with a presence head reports a person only when the head gives it this chance of being there.
-# Measured (python -m benchmarks.person_presence, README "Photos of nobody") with the search on 82 person-free
-# pictures neither head was fitted on, 1,000 validation persons and 325 waist-up close-ups: at 0.3 the default leaves
-# a person on 9 of the 82 (0.5: 6) and drops 20 persons (their guesses 18 % right; PCK@0.2 -0.0029) and 3 close-ups
-# (0.5: 23 and 7); the fast model 7 of 82 (0.5: 6), 22 persons and 7 close-ups (0.5: 34 and 10). 0.3 rather than
-# even odds: a person lost costs more than a guess left on an empty photo, which its presence value still flags.
+# Without boxes, a model with a presence head reports a person only when the head gives it at least the chance its
+# metadata block records (``presence.threshold``, the operating point it was fitted for: ``head_min_presence``); this
+# value where it records none. Both bundled heads record 0.3. Measured (python -m benchmarks.person_presence, README
+# "Photos of nobody") with the search on 82 person-free pictures neither head was fitted on, 1,000 validation persons
+# and 325 waist-up close-ups: at 0.3 the default leaves a person on 5 of the 82 (0.5: 3) and drops 16 persons
+# (PCK@0.2 -0.0020) and 1 close-up; the fast model 5 of 82, 21 persons and 1 close-up (session 50's heads; session
+# 47's: 9, 20 and 3; 7, 22 and 7). 0.3 rather than even odds: a person lost costs more than a guess left on an empty
+# photo, which its presence value still flags.
 DEFAULT_MIN_PRESENCE = 0.3
 SHARED_JOINTS = 0.2
 SHARED_JOINT_SCORE = 0.2
@@ -82,16 +86,27 @@ def presence(scores) -> np.ndarray:
     return np.sort(sc, axis=1)[:, -half:].mean(axis=1)
 
 
+def head_min_presence(predictor) -> float:
+    """The chance ``predictor``'s presence head was fitted to call a person at: the ``threshold`` its metadata block
+    records (``python -m export.presence_head --threshold``), DEFAULT_MIN_PRESENCE where it records none."""
+    metadata = getattr(predictor, "metadata", None)
+    block = getattr(metadata, "extra", {}).get(PRESENCE_KEY) if metadata is not None else None
+    threshold = block.get("threshold") if isinstance(block, dict) else None
+    if isinstance(threshold, (int, float)) and not isinstance(threshold, bool) and 0.0 < threshold < 1.0:
+        return float(threshold)
+    return DEFAULT_MIN_PRESENCE
+
+
 def min_presence_for(predictor, min_presence: Optional[float] = None) -> float:
-    """``min_presence`` as given, or (None) the default for ``predictor``'s model: DEFAULT_MIN_PRESENCE when it has a
-    presence head (``predictor.has_presence``), else 0, every guess (its joints alone would also drop persons seen
-    from the waist up: README, "Photos of nobody")."""
+    """``min_presence`` as given, or (None) the default for ``predictor``'s model: its head's own threshold
+    (``head_min_presence``) when it has a presence head (``predictor.has_presence``), else 0, every guess (its joints
+    alone would also drop persons seen from the waist up: README, "Photos of nobody")."""
     if min_presence is not None:
         value = float(min_presence)
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"min_presence must be in [0, 1], got {min_presence!r}")
         return value
-    return DEFAULT_MIN_PRESENCE if getattr(predictor, "has_presence", False) else 0.0
+    return head_min_presence(predictor) if getattr(predictor, "has_presence", False) else 0.0
 
 
 def person_presence(result) -> np.ndarray:

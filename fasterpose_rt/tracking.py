@@ -139,9 +139,9 @@ def find_poses(predictor, image, boxes=None, refine_passes: int = REFINE_PASSES,
     few refined, the best of them kept), or with ``max_persons`` > 1 up to that many (``search.pick_persons``);
     search=False: one box over the whole photo, refined. ``min_presence`` > 0: without boxes a person is reported
     only when it is there with at least that chance (``search.keep_present``: the model's presence head, else its
-    better half of joints' confidences), so a photo of nobody has no person; 0: the best guess always; None: 0.3
-    for a model with a presence head (both bundled models), else 0 (``search.min_presence_for``). Returns a
-    PoseResult."""
+    better half of joints' confidences), so a photo of nobody has no person; 0: the best guess always; None: the
+    threshold a model's presence head records (0.3 for both bundled models), else 0 (``search.min_presence_for``).
+    Returns a PoseResult."""
     return find_poses_batch(predictor, [image], [boxes], refine_passes, keep_all, search, max_persons,
                             min_presence)[0]
 
@@ -204,8 +204,8 @@ class PoseTracker:
     over the whole frame; no boxes: nobody in this frame); acquire=None: as if it always gave None. Where it
     gives None and nobody is followed, one person (up to ``max_persons``) is found by a ``search`` of the frame,
     as ``find_poses`` finds a photo's (search=False: one box over the whole frame), and a person acquired so whom
-    ``search.keep_present(result, min_presence)`` drops is nobody (None: ``search.min_presence_for``, 0.3 for a
-    model with a presence head, else 0).
+    ``search.keep_present(result, min_presence)`` drops is nobody (None: ``search.min_presence_for``, the
+    threshold a model's presence head records, else 0).
     refine_passes: extra passes on persons just acquired (see ``refine``), so a rough first box does not cost
     the first frames. reacquire_every: with ``acquire``, also run it every that many frames and add the persons
     it finds that nobody follows (new arrivals); where it gives None (or without ``acquire``) and fewer than

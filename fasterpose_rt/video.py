@@ -78,7 +78,7 @@ class VideoPoses:
     ``max_persons`` > 1 the search also runs every REACQUIRE_EVERY frames while fewer are followed. With
     ``min_presence`` > 0 a person found without boxes who is there with less than that chance is nobody
     (``search.keep_present``: the model's presence head, else its joints' confidences; 0: the best guess always;
-    None: 0.3 for a model with a presence head, else 0).
+    None: the threshold a model's presence head records, else 0).
     refine_passes: extra passes on persons just found (see ``refine``); None: 0 for given ``boxes``, else
     REFINE_PASSES. on_error: None: a frame whose prediction fails (ValueError or RuntimeError) raises;
     a function (index, exception): called, and that frame is skipped.

@@ -15,8 +15,8 @@ pytest.importorskip("torch", reason="the exporter (export/, which builds the hea
 
 from export.errors import InputError  # noqa: E402
 from export.metadata import save_with_metadata  # noqa: E402
-from export.presence_head import (FEATURES, feature_tensor, fit_logistic, fit_presence_head,  # noqa: E402
-                                  with_features, with_head, without_head)
+from export.presence_head import (FEATURES, earlier_tensor, feature_tensor, fit_logistic,  # noqa: E402
+                                  fit_presence_head, with_features, with_head, without_head)
 from fasterpose_rt import PosePredictor  # noqa: E402
 from fasterpose_rt.presence import PRESENCE_KEY  # noqa: E402
 from fasterpose_rt.results import ResultsWriter, coco_entries, csv_header  # noqa: E402
@@ -71,6 +71,51 @@ def test_graph_computes_logistic_of_pooled_features_and_comes_out_again(tmp_path
     assert [o.name for o in twice.graph.output] == ["heatmaps", "presence"]
     again = ort.InferenceSession(twice.SerializeToString(), providers=["CPUExecutionProvider"])
     np.testing.assert_allclose(again.run(["presence"], {"image": x})[0], -(logit - bias), rtol=1e-4, atol=1e-4)
+
+
+def _strided_net(k: int = K) -> onnx.ModelProto:
+    """image (N, 3, 16, 12) -> Conv stride 2 -> Relu ("r1", (N, 4, 8, 6)) -> Conv 1x1 -> heatmaps (N, k, 8, 6)
+    logits: a trunk with one strided convolution before the tensor the heatmaps are made from."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(1)
+    inits = [numpy_helper.from_array(rng.normal(size=(4, 3, 3, 3)).astype(np.float32), "w1"),
+             numpy_helper.from_array(rng.normal(size=(k, 4, 1, 1)).astype(np.float32), "w2")]
+    nodes = [helper.make_node("Conv", ["image", "w1"], ["c1"], strides=[2, 2], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("Conv", ["r1", "w2"], ["heatmaps"])]
+    graph = helper.make_graph(nodes, "strided", [helper.make_tensor_value_info("image", TensorProto.FLOAT,
+                                                                               ["N", 3, 16, 12])],
+                              [helper.make_tensor_value_info("heatmaps", TensorProto.FLOAT, ["N", k, 8, 6])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_head_also_reads_the_input_of_the_last_strided_convolution():
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    net = _strided_net()
+    assert feature_tensor(net) == "r1" and earlier_tensor(net) == "image"
+    assert earlier_tensor(standin_model(standin_metadata())) is None  # no strided convolution: none
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(3, 3, 16, 12)).astype(np.float32)
+    traced = onnx.ModelProto()
+    traced.CopyFrom(net)
+    traced.graph.output.append(helper.make_tensor_value_info("r1", TensorProto.FLOAT, None))
+    heatmaps, r1 = ort.InferenceSession(traced.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        ["heatmaps", "r1"], {"image": x})
+    peaks = -np.sort(-1 / (1 + np.exp(-heatmaps.max(axis=(2, 3)))), axis=1)
+    expected = np.concatenate([r1.mean(axis=(2, 3)), r1.max(axis=(2, 3)), x.mean(axis=(2, 3)), x.max(axis=(2, 3)),
+                               peaks], axis=1)  # (N, 2 * 4 + 2 * 3 + K)
+    probe = ort.InferenceSession(with_features(net, True, K).SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(probe.run([FEATURES], {"image": x})[0], expected, rtol=1e-5, atol=1e-5)
+    weight = rng.normal(size=expected.shape[1])
+    headed = ort.InferenceSession(with_head(net, weight, -0.2, True, K).SerializeToString(),
+                                  providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(headed.run(["presence"], {"image": x})[0], expected @ weight - 0.2, rtol=1e-4,
+                               atol=1e-4)
+    assert without_head(with_head(net, weight, 0.0, True, K)).graph.SerializeToString() == \
+        net.graph.SerializeToString()
 
 
 def test_predictor_reports_presence_batched_flipped_and_kept_through_take(tmp_path):
@@ -188,6 +233,8 @@ def test_tool_fits_a_head_on_real_photos_that_tells_persons_from_nobody(tmp_path
     np.testing.assert_array_equal(a.keypoints, b.keypoints)  # the heatmaps are the network's, unchanged
     assert a.presence[0] > 0.5
     assert pred.metadata.extra[PRESENCE_KEY]["source"] == Path(lspet40).name
+    earlier = earlier_tensor(onnx.load(str(source)))  # the stage before the last: it reads that layer too
+    assert earlier and "layer2" in earlier and earlier in pred.metadata.extra[PRESENCE_KEY]["features"]
     with pytest.raises(InputError, match="one annotated person"):
         fit_presence_head(source, _coco_without_persons(tmp_path, lspet40), LSPET / "images", negatives=[nobody],
                           out_path=out)
@@ -211,7 +258,13 @@ def test_without_boxes_a_model_with_a_head_reports_only_persons_who_are_there(tm
     weight[0] = 4.0  # the red mean: a red photo is "somebody", a dark one "nobody"
     path, _ = _standin_with_head(tmp_path, weight, 0.0)
     headed, plain = PosePredictor(path, threads=1), PosePredictor(standin_path, threads=1)
-    assert min_presence_for(headed) == DEFAULT_MIN_PRESENCE == 0.3 and min_presence_for(plain) == 0.0
+    # by default the threshold the head records (BLOCK: 0.5); a head that records none: DEFAULT_MIN_PRESENCE
+    assert min_presence_for(headed) == BLOCK["threshold"] == 0.5 and min_presence_for(plain) == 0.0
+    no_threshold = {key: v for key, v in BLOCK.items() if key != "threshold"}
+    unrecorded = tmp_path / "unrecorded.onnx"
+    save_with_metadata(with_head(standin_model(standin_metadata()), weight, 0.0, logits=True, k=K),
+                       replace(standin_metadata(), extra={PRESENCE_KEY: no_threshold}), unrecorded)
+    assert min_presence_for(PosePredictor(unrecorded, threads=1)) == DEFAULT_MIN_PRESENCE == 0.3
     assert min_presence_for(headed, 0) == 0.0 and min_presence_for(plain, 0.3) == 0.3
     with pytest.raises(ValueError, match="min_presence"):
         min_presence_for(headed, 1.5)

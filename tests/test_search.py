@@ -17,7 +17,7 @@ from fakes import FakePredictor
 from fasterpose_rt import DEFAULT_MODELS, PosePredictor, PoseTracker, find_poses, find_poses_batch
 from fasterpose_rt.cli import main
 from fasterpose_rt.metrics import pck
-from fasterpose_rt.search import (DEFAULT_MIN_PRESENCE, SEARCH_CANDIDATES, best_rows, keep_present, pick_persons,
+from fasterpose_rt.search import (SEARCH_CANDIDATES, best_rows, keep_present, min_presence_for, pick_persons,
                                    presence, search_windows)
 
 DEMO = Path(__file__).resolve().parents[1] / "examples" / "astronaut.jpg"
@@ -159,10 +159,10 @@ def test_a_photo_of_nobody_has_no_person():
         for search in (True, False):
             assert len(find_poses(pred, photo, search=search)) == 0  # by default: nobody there, nobody reported
             guess = find_poses(pred, photo, search=search, min_presence=0)  # asked for every guess: one, flagged
-            assert len(guess) == 1 and guess.presence[0] < DEFAULT_MIN_PRESENCE
+            assert len(guess) == 1 and guess.presence[0] < min_presence_for(pred)
             assert presence(guess.confidences)[0] < 0.5  # its joints say so too
             there = find_poses(pred, demo, search=search)
-            assert len(there) == 1 and there.presence[0] >= DEFAULT_MIN_PRESENCE  # the astronaut, waist up
+            assert len(there) == 1 and there.presence[0] >= min_presence_for(pred)  # the astronaut, waist up
     for search in (True, False):  # the tracker acquires with the same rule: a bar nobody reaches, nobody acquired
         assert len(PoseTracker(pred, search=search)(demo)) == 1
         tracker = PoseTracker(pred, search=search, min_presence=0.99)

@@ -52,6 +52,8 @@ def test_paste_blends_by_alpha_inside_the_picture_at_the_size_range():
 def test_stamp_negatives_writes_one_picture_per_cut_out_leaving_out_people_and_non_cut_outs(tmp_path):
     cuts, walls = write_sources(tmp_path)
     assert len(read_cutouts([cuts], exclude=["people"])) == 2 and len(read_cutouts([cuts])) == 3
+    only_blue = read_cutouts([cuts], exclude=["people", "red.png"])  # a file name leaves out that file
+    assert len(only_blue) == 1 and only_blue[0][..., 0].max() == 255 and only_blue[0][..., 2].max() == 0
     out = tmp_path / "out"
     assert stamp_negatives([cuts], [walls], out, exclude=["people"], progress=False) == 2
     files = sorted(out.iterdir())
