@@ -27,7 +27,7 @@ SETTLED_IOU = 0.8  # refine stops for a person whose next box would overlap its 
 SAME_PERSON_IOU = 0.6  # two persons' boxes overlapping more than this are one person seen twice
 REFOUND_IOU = 0.3  # a person acquired where a lost one was last seen (joints' boxes overlapping so) is that one ...
 REMEMBER = 10  # ... if it was seen within this many frames (IoU 0.1 swapped ids of persons side by side: README)
-REFOUND_REACH = 2.0  # ... or an unsure person's best joint lies within the lost one's box grown this much (README)
+REFOUND_REACH = 2.0  # ... or an unsure or just-lost person's centre lies within the lost one's box grown this much
 REFINE_PASSES = 4  # most refine passes for a rough box; with SETTLED_IOU about 2 are run from a whole LSPET photo
 
 
@@ -215,8 +215,9 @@ class PoseTracker:
     ``tracker(frame)`` -> PoseResult for that frame, with track_ids (N,): a person keeps its id (1, 2, ...) while
     it is followed, and when it is lost but acquired again within ``remember`` frames where it was last seen (the
     boxes around its joints then and now overlapping by IoU >= ``refound_iou``, or each box's centre inside the
-    other; for a person reported on its presence alone, its best joint inside the box where the lost one was last
-    boxed, grown ``refound_reach`` times around its centre; refound_reach=0: IoU alone). A new person never gets an id
+    other; for a person reported on its presence alone, or one lost the frame before, its centre (best joint, if
+    unsure) inside the box where the lost one was last seen, grown ``refound_reach`` times around its centre;
+    refound_reach=0: IoU alone). A new person never gets an id
     used before ``reset``; re-finding can, rarely, hand a lost person's id to someone standing where it stood
     (``python -m benchmarks.tracking`` counts such swaps). ``tracker.boxes`` (M, 4) and ``tracker.ids`` (M,):
     what the next frame will use (M = 0: it acquires); ``tracker.reset()`` before an unrelated video.
@@ -334,7 +335,8 @@ class PoseTracker:
         nobody follows now, where the boxes around its joints then and now overlap by IoU >= ``refound_iou`` (the
         best pairs first), else a new one (0 for nobody). Boxes made from a few unsure joints jump from frame to
         frame, so two more cases count as that much overlap: each box's centre inside the other box; and where
-        either box is one its joints did not make (the box a person reported on its presence alone was run on),
+        either box is one its joints did not make (the box a person reported on its presence alone was run on), or
+        the lost one was last seen in the frame before (reported, but with too low a mean score to be followed),
         the new person's centre (its best joint, if unsure) inside the old box grown ``refound_reach`` times around
         its centre (``refound_reach`` 0: neither case, IoU alone)."""
         boxes, somebody, boxed = self._person_boxes(acquired, frame_shape)
@@ -349,7 +351,8 @@ class PoseTracker:
             within = (offset <= seen_half[None]).all(axis=2)
             mutual = within & (offset <= boxes[:, None, 2:] / 2.0).all(axis=2)
             reach = (offset <= seen_half[None] * self.refound_reach).all(axis=2)
-            loose = ~boxed[:, None] | ~self._seen_sure[lost][None, :]
+            just_lost = (self._frames - self._seen_at[lost]) <= 1  # (M,) last seen in the frame before
+            loose = ~boxed[:, None] | ~self._seen_sure[lost][None, :] | just_lost[None, :]
             iou = np.where(np.where(loose, reach, mutual), np.maximum(iou, self.refound_iou), iou)
         iou = np.where(somebody[:, None], iou, 0.0)
         ids = np.zeros(len(acquired), np.int64)  # 0: nobody, dropped from the frame's result

@@ -221,6 +221,32 @@ def test_tracker_re_finds_a_person_whose_new_box_overlaps_little_but_shares_its_
         assert res.track_ids.tolist() == expected
 
 
+def test_tracker_re_finds_a_person_lost_the_frame_before_within_its_old_box_grown():
+    # frame 2: every joint at 0.135 (0.9 x 0.15): boxed and reported, but a mean under 0.2, so lost; frame 3: the
+    # person 15 px to the right, found afresh on the whole frame. Its box overlaps frame 2's ([30, 30, 20, 60]) by
+    # IoU 0.14 and neither box holds the other's centre, but it was seen the frame before and its centre lies within
+    # the old box grown twice around its centre (x 20-60): the same person. With refound_reach 1, 25 px away, or
+    # seen two frames before: somebody new
+    for shift, reach, expected in ((15, 2.0, [1]), (15, 1.0, [2]), (25, 2.0, [2])):
+        fake = HeadedFake([PERSON])
+        tracker = PoseTracker(fake, refine_passes=0, search=False, refound_reach=reach)
+        assert tracker(FRAME).track_ids.tolist() == [1]
+        fake.sureness = 0.15
+        res = tracker(FRAME)
+        assert res.track_ids.tolist() == [1] and res.boxes[0].tolist() == [30, 30, 20, 60] and not len(tracker.boxes)
+        fake.sureness, fake.persons = 1.0, PERSON[None] + [shift, 0]
+        assert tracker(FRAME).track_ids.tolist() == expected
+    fake = HeadedFake([PERSON])
+    tracker = PoseTracker(fake, refine_passes=0, search=False)
+    tracker(FRAME)
+    fake.sureness = 0.15
+    tracker(FRAME)
+    fake.persons, fake.presence = np.zeros((0, 4, 2), np.float32), 0.0  # a frame with nobody between
+    assert len(tracker(FRAME)) == 0
+    fake.persons, fake.presence, fake.sureness = PERSON[None] + [15, 0], 0.9, 1.0
+    assert tracker(FRAME).track_ids.tolist() == [2]
+
+
 def test_tracker_re_finds_an_unsure_person_by_its_best_joint_near_where_the_lost_one_stood():
     # too unsure to box (every joint 0.9 x 0.1), so its best joint, the first, stands for it: at x 55 outside the
     # old box (x 30-50), inside it grown twice around its centre (x 20-60, refound_reach 2); at x 65 beyond both
