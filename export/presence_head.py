@@ -97,31 +97,33 @@ class PresenceHeadResult:
 
 # -- the graph ---------------------------------------------------------------------------------------------------
 
+def _conv_input_back_from(model: onnx.ModelProto, name: str, strided: bool) -> Optional[str]:
+    """The input of the first convolution (``strided``: with a stride above 1) met walking back from tensor
+    ``name`` through each node's first input, or None when the walk reaches the graph's input first."""
+    producer = {out: node for node in model.graph.node for out in node.output}
+    while name in producer:
+        node = producer[name]
+        if node.op_type == "Conv" and (not strided or any(a.name == "strides" and max(a.ints, default=1) > 1
+                                                          for a in node.attribute)):
+            return node.input[0]
+        name = node.input[0]
+    return None
+
+
 def feature_tensor(model: onnx.ModelProto) -> str:
     """The tensor the heatmaps are made from: the input of the last convolution before the first graph output
     (any ops after it, e.g. DepthToSpace, followed back through their first input)."""
-    producer = {out: node for node in model.graph.node for out in node.output}
-    name = model.graph.output[0].name
-    while name in producer:
-        node = producer[name]
-        if node.op_type == "Conv":
-            return node.input[0]
-        name = node.input[0]
-    raise ExportError("no convolution makes the heatmaps: not a FasterPose graph")
+    name = _conv_input_back_from(model, model.graph.output[0].name, strided=False)
+    if name is None:
+        raise ExportError("no convolution makes the heatmaps: not a FasterPose graph")
+    return name
 
 
 def earlier_tensor(model: onnx.ModelProto) -> Optional[str]:
     """A finer layer's features: the input of the last strided convolution on the way back from
     ``feature_tensor`` along first inputs (in a ResNet trunk, the output of the stage before the last), or None when
     that way has no strided convolution."""
-    producer = {out: node for node in model.graph.node for out in node.output}
-    name = feature_tensor(model)
-    while name in producer:
-        node = producer[name]
-        if node.op_type == "Conv" and any(a.name == "strides" and max(a.ints, default=1) > 1 for a in node.attribute):
-            return node.input[0]
-        name = node.input[0]
-    return None
+    return _conv_input_back_from(model, feature_tensor(model), strided=True)
 
 
 def _opset(model: onnx.ModelProto) -> int:

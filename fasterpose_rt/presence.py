@@ -31,9 +31,9 @@ def presence_problem(block: Any) -> Optional[str]:
         return f"{PRESENCE_KEY}.output must name the graph output holding one presence value per crop"
     if block.get("kind", "logits") not in ("logits", "probabilities"):
         return f"{PRESENCE_KEY}.kind must be 'logits' or 'probabilities', got {block.get('kind')!r}"
-    threshold = block.get("threshold", 0.5)
-    if not (isinstance(threshold, (int, float)) and not isinstance(threshold, bool) and math.isfinite(threshold)
-            and 0 < threshold < 1):
+    threshold = block.get("threshold")  # optional: without one the runtime reads the head at its own default
+    if threshold is not None and not (isinstance(threshold, (int, float)) and not isinstance(threshold, bool)
+                                      and math.isfinite(threshold) and 0 < threshold < 1):
         return f"{PRESENCE_KEY}.threshold must be a number in (0, 1), got {threshold!r}"
     return None
 

@@ -89,12 +89,9 @@ def presence(scores) -> np.ndarray:
 def head_min_presence(predictor) -> float:
     """The chance ``predictor``'s presence head was fitted to call a person at: the ``threshold`` its metadata block
     records (``python -m export.presence_head --threshold``), DEFAULT_MIN_PRESENCE where it records none."""
-    metadata = getattr(predictor, "metadata", None)
-    block = getattr(metadata, "extra", {}).get(PRESENCE_KEY) if metadata is not None else None
-    threshold = block.get("threshold") if isinstance(block, dict) else None
-    if isinstance(threshold, (int, float)) and not isinstance(threshold, bool) and 0.0 < threshold < 1.0:
-        return float(threshold)
-    return DEFAULT_MIN_PRESENCE
+    # the model's metadata checked its block on loading (presence.presence_problem): a threshold there is sound
+    block = getattr(getattr(predictor, "metadata", None), "extra", {}).get(PRESENCE_KEY) or {}
+    return float(block.get("threshold", DEFAULT_MIN_PRESENCE))
 
 
 def min_presence_for(predictor, min_presence: Optional[float] = None) -> float:
