@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .boxes import BoxesFileError, DetectorUnavailable, HogPeopleDetector, load_boxes_file
+from .detections import DET_SCORE, OKS_NMS
 from .geometry import box_centers_and_sizes, rescale_boxes
 from .inputs import (REDUCED_LONG_SIDE, InputItem, InputReadError, expand_inputs, is_live, open_stream, read_image,
                      read_photo, stream_source)
@@ -701,16 +702,31 @@ def info(model, variant, as_json, debug):
 @click.option("--baseline", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Another ONNX model to score on the same persons: its PCK and the paired 95 % interval of the "
                    "difference (is the model really better?).")
+@click.option("--detections", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="COCO detection results (a JSON list of {image_id, category_id, bbox, score}: a person "
+                   "detector's boxes on the file's photos): run the model on these boxes instead of the file's own, "
+                   "as COCO's top-down protocol does (each pose scored box score x mean joint score above 0.2, "
+                   "duplicates dropped by OKS; README, 'Evaluating with a detector's boxes').")
+@click.option("--det-score", type=click.FloatRange(min=0), default=DET_SCORE, show_default=True,
+              help="With --detections: leave out boxes scoring below this.")
+@click.option("--oks-nms", type=click.FloatRange(min=0, max=1), default=OKS_NMS, show_default=True,
+              help="With --detections: of two poses of a photo overlapping by more OKS than this, the "
+                   "lower-scored is dropped (1: keep all).")
+@click.option("--refine", "refine_passes", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Most extra passes per person on the box around the joints it found (as predict --refine): "
+                   "turns a detector's loose box into the tight box the model is calibrated for.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the report as JSON here.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_debug_option
 @_guarded
-def eval_cmd(coco_file, images_dir, model, variant, threads, batch_size, flip, box_padding, baseline, out, quiet,
-             debug):
-    """COCO keypoint AP/AR (pycocotools) and PCK@0.2 with the annotation file's person boxes."""
+def eval_cmd(coco_file, images_dir, model, variant, threads, batch_size, flip, box_padding, baseline, detections,
+             det_score, oks_nms, refine_passes, out, quiet, debug):
+    """COCO keypoint AP/AR (pycocotools) and PCK@0.2 with the annotation file's person boxes, or a person
+    detector's (--detections)."""
+    from .detections import DetectionsError, load_detections
     from .evaluate import (EvalError, MissingExtra, coco_ap, load_annotations, match_keypoints, pck_report,
-                           predict_annotations)
+                           predict_annotations, predict_detections)
 
     try:
         data = load_annotations(coco_file)
@@ -721,11 +737,22 @@ def eval_cmd(coco_file, images_dir, model, variant, threads, batch_size, flip, b
         if other is not None and other.keypoint_names != pred.keypoint_names:
             raise EvalError(f"--baseline {baseline} predicts other keypoints ({len(other.keypoint_names)}) "
                             f"than the model ({len(pred.keypoint_names)}); they cannot be compared")
-    except EvalError as e:
+        found = None
+        if detections is not None:
+            ids = [im["id"] for im in data["images"] if isinstance(im, dict) and isinstance(im.get("id"), int)]
+            found, det_counts = load_detections(detections, ids, cat.get("id"))
+            found = {i: (b[sc >= det_score], sc[sc >= det_score]) for i, (b, sc) in found.items()}
+    except (EvalError, DetectionsError) as e:
         _trace(debug)
         raise UsageProblem(str(e)) from None
     for w in match.warnings:
         _say(f"warning: {w}")
+    if found is not None:
+        for key, what in (("other_images", "name photos the annotation file does not list"),
+                          ("other_category", "are of another category"), ("empty_boxes", "have empty boxes")):
+            if det_counts[key]:
+                _say(f"warning: {detections}: {det_counts[key]} of {det_counts['entries']} detections {what}; "
+                     "left out")
     failed = []
 
     def on_fail(path, reason):
@@ -736,18 +763,32 @@ def eval_cmd(coco_file, images_dir, model, variant, threads, batch_size, flip, b
         return tqdm(ids, desc="eval", unit="photo", disable=quiet, file=sys.stderr)
 
     scores = np.full((len(data["annotations"]), len(match.names)), np.nan)
+
+    def run(predictor, report_fail, keep_scores=None):
+        if found is None:
+            return predict_annotations(predictor, data, images_dir, cat["id"], str(coco_file), report_fail, wrap,
+                                       scores=keep_scores, columns=columns, refine_passes=refine_passes)
+        return predict_detections(predictor, data, images_dir, cat["id"], str(coco_file), found, match.sigmas,
+                                  report_fail, wrap, scores=keep_scores, columns=columns,
+                                  refine_passes=refine_passes, nms_threshold=oks_nms)
+
     try:
-        results, done, kp = predict_annotations(pred, data, images_dir, cat["id"], str(coco_file), on_fail, wrap,
-                                                scores=scores, columns=columns)
+        results, done, kp = run(pred, on_fail, scores)
     except EvalError as e:
         raise UsageProblem(str(e)) from None
     other_kp = None
     if other is not None:  # same photos, same boxes; a photo that failed above is already reported
-        _, _, other_kp = predict_annotations(other, data, images_dir, cat["id"], str(coco_file),
-                                             lambda path, reason: None, wrap, columns=columns)
+        _, _, other_kp = run(other, lambda path, reason: None)
     report = {"model": pred.model_path, "box_padding": pred.box_padding, "annotations": str(coco_file),
-              "photos": len(done), "persons": len(results), "failed": failed,
-              "keypoints": match.names if match.partial else None, "coco": None, "coco_note": None}
+              "photos": len(done), "persons": len(results), "failed": failed, "refine": refine_passes,
+              "keypoints": match.names if match.partial else None, "detections": None, "coco": None,
+              "coco_note": None}
+    if found is not None:
+        labelled = np.isinf(kp).any(axis=(1, 2)) | np.isfinite(kp).all(axis=(1, 2))
+        report["detections"] = {"file": str(detections), "det_score": det_score, "oks_nms": oks_nms,
+                                "boxes": int(sum(len(found[i][1]) for i in done)), **det_counts,
+                                "persons_labelled": int(labelled.sum()),
+                                "persons_matched": int(np.isfinite(kp).all(axis=(1, 2)).sum())}
     try:
         report["coco"] = coco_ap(data, results, done, cat["id"], match.sigmas)
     except MissingExtra as e:
@@ -769,8 +810,15 @@ def eval_cmd(coco_file, images_dir, model, variant, threads, batch_size, flip, b
 
 
 def _print_eval(report: dict) -> None:
-    click.echo(f"model {report['model']} (box padding {report['box_padding']:g}): "
-               f"{_count(report['photos'], 'photo')}, {_count(report['persons'], 'person')}")
+    det = report.get("detections")
+    refined = f", refined up to {report['refine']} times" if report.get("refine") else ""
+    click.echo(f"model {report['model']} (box padding {report['box_padding']:g}{refined}): "
+               f"{_count(report['photos'], 'photo')}, {_count(report['persons'], 'person' if det is None else 'pose')}")
+    if det is not None:
+        click.echo(f"boxes: {_count(det['boxes'], 'detection')} of {det['file']} scoring >= {det['det_score']:g}; "
+                   f"poses kept after OKS-NMS {det['oks_nms']:g}: {report['persons']}; labelled persons a pose "
+                   f"matched: {det['persons_matched']} of {det['persons_labelled']} (PCK counts the others' joints "
+                   "as misses)")
     if report.get("keypoints"):
         click.echo(f"on the {len(report['keypoints'])} keypoints the model and the file share: "
                    f"{', '.join(report['keypoints'])}")

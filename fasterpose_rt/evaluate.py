@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 import numpy as np
 
 from .boxes import BoxesFileError, coco_person_boxes
+from .detections import OKS_NMS, match_poses, oks_nms, rescore
 from .inputs import InputReadError, read_image
 from .jsonfile import load_json
 from .metrics import left_right_confusions, pck, pck_by_orientation, pck_interval, score_reliability
@@ -21,8 +22,10 @@ from .predictor import PHOTO_GROUP_BYTES
 from .prefetch import READ_AHEAD, prefetch
 from .results import coco_entries
 from .skeletons import COCO17
+from .tracking import refine_batch
 
 __all__ = ["EvalError", "MissingExtra", "load_annotations", "KeypointMatch", "match_keypoints", "predict_annotations",
+           "predict_detections",
            "coco_ap", "pck_report", "COCO_STAT_NAMES"]
 
 PCK_CURVE = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5)  # thresholds of pck_report's "by_threshold" (torso fractions)
@@ -149,7 +152,8 @@ def match_keypoints(data: dict, model_keypoints: List[str], source: str,
 
 def predict_annotations(predictor, data: dict, images_dir: os.PathLike, category_id: int, source: str,
                         on_fail: Callable[[Path, str], None], wrap: Callable[[Iterable], Iterable] = iter,
-                        scores: Optional[np.ndarray] = None, columns: Optional[np.ndarray] = None):
+                        scores: Optional[np.ndarray] = None, columns: Optional[np.ndarray] = None,
+                        refine_passes: int = 0):
     """Predict every photo's person boxes, photos grouped so their persons share the model's batches (up to the
     predictor's batch_size persons, or PHOTO_GROUP_BYTES of decoded photos, per group).
 
@@ -158,6 +162,7 @@ def predict_annotations(predictor, data: dict, images_dir: os.PathLike, category
     and left out of the processed ids (so it does not count as missed persons). ``scores``, if given, an (A, K)
     array that receives the keypoint scores of the persons predicted (the others are left as they were).
     columns: the model's keypoints to keep, in that order (KeypointMatch.model_columns; None: all, K = the model's).
+    refine_passes: each person run again up to this many times on the box around its joints (``tracking.refine``).
     """
     try:
         names, boxes = coco_person_boxes(data, source)
@@ -165,19 +170,110 @@ def predict_annotations(predictor, data: dict, images_dir: os.PathLike, category
         raise EvalError(str(e)) from None
     k = predictor.metadata.num_keypoints if columns is None else len(columns)
     pred = np.full((len(data["annotations"]), k, 2), np.nan)
-    results, done = [], []
-    group: list = []  # (image id, photo, its boxes entry): photos whose persons share the model's batches
+    results: List[dict] = []
+
+    def take(image_id, res):
+        entry = boxes[image_id]
+        pred[entry.ann_index] = res.keypoints
+        if scores is not None:
+            scores[entry.ann_index] = res.scores
+        results.extend(coco_entries(res, image_id, names[image_id], category_id=category_id))
+
+    done = _predict_photos(predictor, names, {i: b.boxes for i, b in boxes.items()}, images_dir, on_fail, wrap,
+                           take, columns, refine_passes)
+    return results, done, pred
+
+
+def predict_detections(predictor, data: dict, images_dir: os.PathLike, category_id: int, source: str,
+                       detections, sigmas: np.ndarray, on_fail: Callable[[Path, str], None],
+                       wrap: Callable[[Iterable], Iterable] = iter, scores: Optional[np.ndarray] = None,
+                       columns: Optional[np.ndarray] = None, refine_passes: int = 0,
+                       nms_threshold: float = OKS_NMS):
+    """``predict_annotations`` on a detector's boxes instead of the file's own (COCO's top-down protocol,
+    ``detections.py``): every box of ``detections`` ({image id: (boxes (M, 4), box scores (M,))}) is a person; a
+    pose's score is ``detections.rescore`` of its box's and joints' scores; poses of a photo overlapping by OKS >
+    ``nms_threshold`` are one (``oks_nms``; 1: keep all). Each labelled person (keypoints listed and labelled) is
+    then matched to one pose (``match_poses``): ``pred`` and ``scores`` hold that pose's joints; a person no pose
+    matches gets ``inf`` coordinates (PCK counts its joints as misses) where the photo was processed.
+    sigmas (K,): the OKS sigmas of the evaluated keypoints. Returns (results, processed image ids, pred (A, K, 2)).
+    """
+    try:
+        names, _ = coco_person_boxes(data, source)
+    except BoxesFileError as e:
+        raise EvalError(str(e)) from None
+    k = predictor.metadata.num_keypoints if columns is None else len(columns)
+    anns = data["annotations"]
+    pred = np.full((len(anns), k, 2), np.nan)
+    labelled: Dict[int, List[int]] = {}  # image id -> indices of its annotations with labelled keypoints
+    for j, a in enumerate(anns):
+        kp = a.get("keypoints") if isinstance(a, dict) else None
+        if a.get("category_id") == category_id and not a.get("iscrowd", 0) and isinstance(kp, list) \
+                and len(kp) == 3 * k and any(v > 0 for v in kp[2::3]):
+            labelled.setdefault(a.get("image_id"), []).append(j)
+    results: List[dict] = []
+
+    def take(image_id, res):
+        if len(res):
+            keep = oks_nms(res.keypoints, rescore(detections[image_id][1], res.scores),
+                           res.boxes[:, 2] * res.boxes[:, 3], sigmas, nms_threshold)
+            box_scores = detections[image_id][1][keep]
+            res = res.take(keep)
+            entries = coco_entries(res, image_id, names[image_id], category_id=category_id)
+            for entry, value in zip(entries, rescore(box_scores, res.scores)):
+                entry["score"] = round(float(value), 4)
+            results.extend(entries)
+        rows = labelled.get(image_id, [])
+        if not rows:
+            return
+        gt = np.array([anns[j]["keypoints"] for j in rows], np.float64).reshape(len(rows), k, 3)
+        gt_boxes = np.array([_labelled_box(anns[j], gt[i]) for i, j in enumerate(rows)], np.float64)
+        areas = np.array([anns[j].get("area") or gt_boxes[i, 2] * gt_boxes[i, 3] for i, j in enumerate(rows)],
+                         np.float64)
+        match = match_poses(res.keypoints, res.boxes, gt[..., :2], gt[..., 2] > 0, gt_boxes, areas, sigmas)
+        found = match >= 0
+        rows_arr = np.asarray(rows, np.int64)
+        pred[rows_arr[found]] = res.keypoints[match[found]]
+        if scores is not None:
+            scores[rows_arr[found]] = res.scores[match[found]]
+
+    done = _predict_photos(predictor, names, {i: detections[i][0] for i in names}, images_dir, on_fail, wrap,
+                           take, columns, refine_passes)
+    for image_id in done:  # a processed photo's labelled persons that no pose matched (or that had no box)
+        rows_arr = np.asarray(labelled.get(image_id, []), np.int64)
+        pred[rows_arr[np.isnan(pred[rows_arr]).any(axis=(1, 2))]] = np.inf
+    return results, done, pred
+
+
+def _labelled_box(annotation: dict, keypoints: np.ndarray) -> List[float]:
+    """A labelled person's box: its ``bbox``, else the tightest box around its labelled keypoints (K, 3)."""
+    b = annotation.get("bbox")
+    if isinstance(b, list) and len(b) == 4 and b[2] > 0 and b[3] > 0:
+        return [float(v) for v in b]
+    xy = keypoints[keypoints[:, 2] > 0, :2]
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    return [lo[0], lo[1], max(hi[0] - lo[0], 1.0), max(hi[1] - lo[1], 1.0)]
+
+
+def _predict_photos(predictor, names: Dict[int, str], boxes: Dict[int, np.ndarray], images_dir: os.PathLike,
+                    on_fail: Callable[[Path, str], None], wrap: Callable[[Iterable], Iterable],
+                    take: Callable[[int, Any], None], columns: Optional[np.ndarray], refine_passes: int) -> List[int]:
+    """Run every photo of ``names`` ({image id: file name}) on its ``boxes`` ((N, 4) each), photos grouped so their
+    persons share the model's batches, refined ``refine_passes`` times; ``take(image_id, PoseResult)`` receives each
+    photo's poses (cut to ``columns``). Photos without boxes are done without being read; a missing or unreadable
+    one goes to ``on_fail`` and is left out. Returns the processed image ids, sorted."""
+    done: List[int] = []
+    group: list = []  # (image id, photo, its boxes): photos whose persons share the model's batches
 
     def run_group():
-        for (image_id, _, entry), res in zip(group, predictor.predict_batch([g[1] for g in group],
-                                                                            [g[2].boxes for g in group])):
+        images = [g[1] for g in group]
+        found = predictor.predict_batch(images, [g[2] for g in group])
+        if refine_passes:
+            found = refine_batch(predictor, images, found, refine_passes)
+        for (image_id, _, _), res in zip(group, found):
             if columns is not None:
                 res = replace(res, keypoints=res.keypoints[:, columns], scores=res.scores[:, columns],
                               keypoint_names=[res.keypoint_names[c] for c in columns])
-            pred[entry.ann_index] = res.keypoints
-            if scores is not None:
-                scores[entry.ann_index] = res.scores
-            results.extend(coco_entries(res, image_id, names[image_id], category_id=category_id))
+            take(image_id, res)
             done.append(image_id)
         group.clear()
 
@@ -186,11 +282,10 @@ def predict_annotations(predictor, data: dict, images_dir: os.PathLike, category
 
     # photos are decoded by a thread, a few ahead of the model
     decoded = prefetch(lambda image_id: read_image(path_of(image_id)),
-                       [i for i in sorted(names) if boxes[i].boxes.shape[0]], READ_AHEAD)
+                       [i for i in sorted(names) if boxes[i].shape[0]], READ_AHEAD)
     try:
         for image_id in wrap(sorted(names)):
-            entry = boxes[image_id]
-            if entry.boxes.shape[0] == 0:
+            if boxes[image_id].shape[0] == 0:
                 done.append(image_id)  # nobody to find: nothing to read
                 continue
             _, photo = next(decoded)
@@ -200,14 +295,14 @@ def predict_annotations(predictor, data: dict, images_dir: os.PathLike, category
                 path = path_of(image_id)
                 on_fail(path, str(e) if path.exists() else "file not found")
                 continue
-            group.append((image_id, image, entry))
-            if sum(len(g[2].boxes) for g in group) >= predictor.batch_size \
+            group.append((image_id, image, boxes[image_id]))
+            if sum(len(g[2]) for g in group) >= predictor.batch_size \
                     or sum(g[1].size for g in group) >= PHOTO_GROUP_BYTES:
                 run_group()
         run_group()
     finally:
         decoded.close()
-    return results, sorted(done), pred
+    return sorted(done)
 
 
 def coco_ap(data: dict, results: List[dict], image_ids: List[int], category_id: int,
@@ -258,7 +353,8 @@ def pck_report(data: dict, pred: np.ndarray, names: List[str], image_ids: List[i
     keep_ids = set(image_ids)
     anns = data["annotations"]
     k = pred.shape[1]
-    both = np.isfinite(pred).all(axis=(1, 2)) & (baseline is None or np.isfinite(baseline).all(axis=(1, 2)))
+    # NaN: not predicted (left out); inf: a person no detected pose matched (every joint a miss)
+    both = ~np.isnan(pred).any(axis=(1, 2)) & (baseline is None or ~np.isnan(baseline).any(axis=(1, 2)))
     sel = [j for j, a in enumerate(anns) if a.get("image_id") in keep_ids and both[j]
            and isinstance(a.get("keypoints"), list) and len(a["keypoints"]) == 3 * k]
     if not sel:

@@ -185,3 +185,20 @@ def score_reliability(pred, gt, visible, names, scores, threshold=0.2, edges=SCO
             for i in np.flatnonzero(joints)]
     ece = float(np.abs(hits - total).sum() / len(s)) if len(s) else float("nan")
     return {"bins": bins, "ece": ece, "joints": int(len(s))}
+
+
+def oks(pred, gt, visible, areas, sigmas):
+    """COCO's object keypoint similarity, broadcast: the mean over labelled joints of exp(-d^2 / (2 area (2 sigma)^2)),
+    d the distance between predicted and labelled joint (pycocotools' ``computeOks`` for persons with labelled joints).
+
+    pred, gt (..., K, 2); visible (..., K) bool (the labelled joints); areas (...) the labelled persons' areas;
+    sigmas (K,). Returns (...) float64 in [0, 1]; 0 for a person without a labelled joint.
+    """
+    pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
+    vis = np.asarray(visible, bool)
+    var = (2.0 * np.asarray(sigmas, np.float64)) ** 2
+    area = np.asarray(areas, np.float64)[..., None] + np.spacing(1)
+    e = ((pred - gt) ** 2).sum(axis=-1) / var / area / 2.0
+    labelled = vis.sum(axis=-1)
+    return np.where(labelled > 0, (np.exp(-e) * vis).sum(axis=-1) / np.maximum(labelled, 1), 0.0)
+

@@ -3,6 +3,7 @@ import json
 import sys
 
 import cv2
+import numpy as np
 import pytest
 from clirunner import invoke
 from standin import paint_blobs, standin_metadata, write_standin
@@ -206,3 +207,80 @@ def test_eval_malformed_annotations_exit_2(standin_path, tmp_path):
     assert r.exit_code == 2 and "not a COCO annotation file" in r.stderr
     r = run("eval", "--coco", tmp_path / "absent.json", "--images", tmp_path / "img", "--model", standin_path)
     assert r.exit_code == 2 and "does not exist" in r.stderr
+
+
+def _detections(data, drop=(), extra=()):
+    """The file's own person boxes as a detector's results (score 1), without the photos in ``drop``."""
+    dets = [{"image_id": a["image_id"], "category_id": 1, "bbox": a["bbox"], "score": 1.0}
+            for a in data["annotations"] if a["image_id"] not in drop]
+    return dets + list(extra)
+
+
+def test_eval_on_detected_boxes_that_are_the_files_own_scores_the_same(torso_model, dataset, tmp_path):
+    ann, images, data = dataset
+    dets, out = tmp_path / "dets.json", tmp_path / "report.json"
+    dets.write_text(json.dumps(_detections(data)))
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "--detections", dets, "--out", out,
+            "-q")
+    assert r.exit_code == 0, r.output
+    rep = json.loads(out.read_text())
+    assert rep["coco"]["AP"] > 0.95 and rep["pck@0.2"]["pck"] == 1.0 and rep["pck@0.2"]["joints"] == 8
+    assert rep["detections"]["persons_matched"] == rep["detections"]["persons_labelled"] == 2
+    assert "boxes: 2 detections of" in r.stdout and "labelled persons a pose matched: 2 of 2" in r.stdout
+
+
+def test_eval_on_detected_boxes_counts_a_missed_person_and_drops_a_pose_found_twice(torso_model, dataset,
+                                                                                     tmp_path):
+    ann, images, data = dataset
+    dets, out = tmp_path / "dets.json", tmp_path / "report.json"
+    twice = {"image_id": 1, "category_id": 1, "bbox": [6, 6, 70, 110], "score": 0.5}  # person 1 again
+    dets.write_text(json.dumps(_detections(data, drop={2}, extra=[twice])))
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "--detections", dets, "--out", out,
+            "-q")
+    assert r.exit_code == 0, r.output
+    rep = json.loads(out.read_text())
+    assert rep["detections"]["boxes"] == 2 and rep["persons"] == 1  # OKS-NMS kept one pose of person 1
+    assert rep["detections"]["persons_matched"] == 1 and rep["detections"]["persons_labelled"] == 2
+    assert rep["pck@0.2"]["pck"] == 0.5 and rep["pck@0.2"]["joints"] == 8  # person 2's joints are misses
+    assert rep["coco"]["AR"] == pytest.approx(0.5)
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "--detections", dets,
+            "--oks-nms", "1", "--det-score", "0.6", "--out", out, "-q")
+    assert r.exit_code == 0, r.output
+    rep = json.loads(out.read_text())
+    assert rep["detections"]["boxes"] == 1 and rep["detections"]["det_score"] == 0.6  # the 0.5 box left out
+
+
+def test_eval_detections_problems_are_named_without_a_traceback(torso_model, dataset, tmp_path):
+    ann, images, data = dataset
+    dets = tmp_path / "dets.json"
+    dets.write_text(json.dumps({"1.png": [[5, 5, 70, 110]]}))
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "--detections", dets)
+    assert r.exit_code == 2 and "COCO's detection results format" in r.stderr and "Traceback" not in r.output
+    dets.write_text(json.dumps(_detections(data) + [{"image_id": 99, "bbox": [0, 0, 5, 5], "score": 1}]))
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "--detections", dets, "-q")
+    assert r.exit_code == 0 and "1 of 3 detections name photos the annotation file does not list" in r.stderr
+
+
+def test_eval_refine_runs_each_person_again_on_the_box_around_its_joints(torso_model, dataset, tmp_path):
+    from fasterpose_rt import PosePredictor
+    from fasterpose_rt.evaluate import predict_detections
+
+    ann, images, data = dataset
+    loose = {i: (np.array([[0.0, 0.0, 80.0, 120.0]]), np.ones(1)) for i in (1, 2)}  # the whole photo
+    predictor, sigmas = PosePredictor(torso_model), np.full(4, 0.05)
+
+    def boxes(passes):
+        results, done, _ = predict_detections(predictor, data, images, 1, "ann", loose, sigmas, None,
+                                              refine_passes=passes)
+        assert done == [1, 2]
+        return np.array([r["bbox"] for r in results])
+
+    np.testing.assert_allclose(boxes(0), [[0, 0, 80, 120]] * 2)  # the pose found in the box it was given
+    joints = np.array(POINTS, np.float64)
+    tight = np.concatenate([joints.min(axis=0), joints.max(axis=0) - joints.min(axis=0)])
+    np.testing.assert_allclose(boxes(2), [tight] * 2, atol=1.0)  # run again on the box around its joints
+    dets = tmp_path / "dets.json"
+    dets.write_text(json.dumps([{"image_id": i, "bbox": [0, 0, 80, 120], "score": 1.0} for i in (1, 2)]))
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "--detections", dets,
+            "--refine", "2", "-q")
+    assert r.exit_code == 0 and "refined up to 2 times" in r.stdout, r.output

@@ -97,3 +97,34 @@ def test_the_bundled_lsp_model_is_evaluated_on_the_joints_coco_shares(tmp_path):
     # a real model on real persons: most shoulders of COCO's labelled persons are found (1.00 in session 41)
     assert rep["pck@0.2"]["per_keypoint"]["left_shoulder"] >= 0.8 and rep["pck@0.2"]["pck"] > 0.5
     assert "on the 12 keypoints the model and the file share" in r.stdout
+
+
+def test_the_bundled_model_on_detected_boxes_of_real_coco_photos(tmp_path):
+    """COCO's top-down protocol (--detections) on real photos and pycocotools: the file's own boxes given as a
+    detector's score as they do without it; a spurious box adds a pose that matches nobody."""
+    pytest.importorskip("pycocotools")
+    ann = COCO_MINI / "person_keypoints.json"
+    data = json.loads(ann.read_text())
+    dets = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 1.0}
+            for a in data["annotations"] if not a.get("iscrowd")]
+    first = data["images"][0]
+    spurious = {"image_id": first["id"], "category_id": 1, "bbox": [0, 0, 40, 40], "score": 0.3}
+    reports = {}
+    for name, boxes in (("file", None), ("detected", dets), ("spurious", dets + [spurious])):
+        out, args = tmp_path / f"{name}.json", []
+        if boxes is not None:
+            (tmp_path / f"{name}_dets.json").write_text(json.dumps(boxes))
+            args = ["--detections", str(tmp_path / f"{name}_dets.json")]
+        r = invoke(main, ["eval", "--coco", str(ann), "--images", str(COCO_MINI / "images"), "--out", str(out), "-q",
+                          *args])
+        assert r.exit_code == 0, r.output
+        reports[name] = json.loads(out.read_text())
+    file, detected, spurious = reports["file"], reports["detected"], reports["spurious"]
+    # the persons with labelled joints among the 12 shared ones: each scored on its own box's pose
+    assert detected["detections"]["persons_matched"] == detected["detections"]["persons_labelled"] == 12
+    assert detected["pck@0.2"]["pck"] == file["pck@0.2"]["pck"] and detected["pck@0.2"]["joints"] == \
+        file["pck@0.2"]["joints"]
+    # the same poses, ranked by box score x joints instead of joints alone: AP moves a little, AR not at all
+    assert detected["coco"]["AR"] == pytest.approx(file["coco"]["AR"]) and \
+        abs(detected["coco"]["AP"] - file["coco"]["AP"]) < 0.05
+    assert spurious["persons"] == detected["persons"] + 1 and spurious["pck@0.2"] == detected["pck@0.2"]

@@ -1,0 +1,133 @@
+"""Poses on a person detector's boxes, scored as COCO's top-down protocol scores them (``fasterpose eval
+--detections``): a detection results file read, each pose rescored by its box and its joints, duplicates removed by
+OKS non-maximum suppression, and poses matched to the labelled persons for PCK.
+
+This is the protocol behind the COCO figures of SimpleBaseline (Xiao et al., 2018), FasterPose and mmpose's
+top-down models: every detected box scoring at least a threshold (0 by default) is a person crop; a pose's score is
+its box's score times the mean of its joint scores above 0.2; of poses overlapping by OKS > 0.9 the best-scored
+stays. AP then counts wrong and missed persons, where the annotation file's own boxes hide both.
+"""
+from __future__ import annotations
+
+from typing import Dict, Iterable, List, Optional, Tuple
+
+import numpy as np
+
+from .boxes import box_iou
+from .jsonfile import load_json
+from .metrics import oks
+
+__all__ = ["DetectionsError", "Detections", "load_detections", "rescore", "oks_nms", "match_poses",
+           "DET_SCORE", "JOINT_SCORE", "OKS_NMS"]
+
+DET_SCORE = 0.0  # boxes scoring below this are left out (mmpose's det_bbox_thr; detection files are cut already)
+JOINT_SCORE = 0.2  # joints scoring above this make a pose's score (mmpose's and SimpleBaseline's 0.2)
+OKS_NMS = 0.9  # poses overlapping a better one by more OKS than this are that person again (their 0.9)
+
+
+class DetectionsError(ValueError):
+    """The detections file is unreadable or malformed; the message names the file and the offending entry."""
+
+
+Detections = Dict[int, Tuple[np.ndarray, np.ndarray]]  # image id -> (boxes (M, 4) [x, y, w, h], scores (M,))
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and bool(np.isfinite(v))
+
+
+def load_detections(path, image_ids: Iterable[int], category_id: Optional[int] = None) -> Tuple[Detections, dict]:
+    """Read a COCO detection results file: a JSON list of {"image_id", "bbox": [x, y, w, h], "score",
+    "category_id"} (a detector's output; ``fasterpose predict`` results qualify too).
+
+    Entries of another category than ``category_id`` (when both name one) and boxes with w or h <= 0 are left
+    out; so are entries whose image is not among ``image_ids`` (counted: a file for other photos is an error).
+    Returns ({image id: (boxes (M, 4) float64, scores (M,) float64)} for every id of ``image_ids``, counts
+    {"entries", "used", "other_category", "other_images", "empty_boxes"}). Raises DetectionsError.
+    """
+    src = str(path)
+    data = load_json(path, DetectionsError)
+    if not isinstance(data, list):
+        raise DetectionsError(f"{src}: a detections file is a JSON list of {{image_id, bbox, score}} objects "
+                              f"(COCO's detection results format), got a {type(data).__name__}")
+    ids = {int(i) for i in image_ids}
+    boxes: Dict[int, List[list]] = {i: [] for i in ids}
+    scores: Dict[int, List[float]] = {i: [] for i in ids}
+    counts = {"entries": len(data), "used": 0, "other_category": 0, "other_images": 0, "empty_boxes": 0}
+    for j, d in enumerate(data):
+        if not isinstance(d, dict) or not isinstance(d.get("image_id"), int) or isinstance(d.get("image_id"), bool):
+            raise DetectionsError(f"{src}: entry {j} needs an integer 'image_id'")
+        b, s = d.get("bbox"), d.get("score", 1.0)
+        if not (isinstance(b, list) and len(b) == 4 and all(_number(v) for v in b)):
+            raise DetectionsError(f"{src}: entry {j}: 'bbox' must be [x, y, w, h] numbers, got {b!r}")
+        if not _number(s):
+            raise DetectionsError(f"{src}: entry {j}: 'score' must be a number, got {s!r}")
+        if category_id is not None and d.get("category_id", category_id) != category_id:
+            counts["other_category"] += 1
+        elif d["image_id"] not in ids:
+            counts["other_images"] += 1
+        elif b[2] <= 0 or b[3] <= 0:
+            counts["empty_boxes"] += 1
+        else:
+            boxes[d["image_id"]].append(b)
+            scores[d["image_id"]].append(float(s))
+            counts["used"] += 1
+    if data and not counts["used"]:
+        why = (f"{counts['other_images']} name photos the annotation file does not list"
+               if counts["other_images"] else f"{counts['other_category']} are of another category than the "
+               f"person category ({category_id})" if counts["other_category"] else "all boxes are empty")
+        raise DetectionsError(f"{src}: none of its {len(data)} detections can be used: {why}")
+    out = {i: (np.asarray(boxes[i], np.float64).reshape(-1, 4), np.asarray(scores[i], np.float64)) for i in ids}
+    return out, counts
+
+
+def rescore(box_scores, joint_scores, joint_score: float = JOINT_SCORE) -> np.ndarray:
+    """A pose's score: its box's score times the mean of its joint scores above ``joint_score`` (0 when none is).
+
+    box_scores (N,), joint_scores (N, K). Returns (N,) float64."""
+    sc = np.asarray(joint_scores, np.float64)
+    sure = sc > joint_score
+    mean = np.where(sure, sc, 0.0).sum(axis=1) / np.maximum(sure.sum(axis=1), 1)
+    return np.asarray(box_scores, np.float64).reshape(-1) * mean
+
+
+def oks_nms(keypoints, scores, areas, sigmas, threshold: float = OKS_NMS) -> np.ndarray:
+    """Greedy non-maximum suppression by OKS: best first, a pose whose OKS with a kept one exceeds ``threshold``
+    is dropped. The OKS of two poses counts all their joints, with the mean of their areas (mmpose's ``oks_nms``).
+
+    keypoints (N, K, 2), scores (N,), areas (N,) (their boxes' w·h), sigmas (K,). Returns kept indices (M,),
+    best first."""
+    kp, area = np.asarray(keypoints, np.float64), np.asarray(areas, np.float64)
+    order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
+    keep = []
+    while order.size:
+        i, rest = order[0], order[1:]
+        keep.append(int(i))
+        similar = oks(kp[rest], kp[i][None], np.ones(kp.shape[:2], bool)[rest], (area[i] + area[rest]) / 2, sigmas)
+        order = rest[similar <= threshold]
+    return np.array(keep, np.int64)
+
+
+def match_poses(keypoints, boxes, gt, visible, gt_boxes, areas, sigmas) -> np.ndarray:
+    """Which pose each labelled person is scored on: one pose per person, greedily from the pair of highest OKS
+    (``metrics.oks``), and only a pose whose box overlaps the person's box (a pose on somebody else is not theirs).
+
+    keypoints (N, K, 2), boxes (N, 4) [x, y, w, h]: the poses and the boxes they were found in; gt (M, K, 2),
+    visible (M, K), gt_boxes (M, 4), areas (M,): the labelled persons; sigmas (K,). Returns (M,) int64: the
+    matched pose's index, -1 where no pose is left whose box overlaps the person's."""
+    n, m = len(keypoints), len(gt)
+    out = np.full(m, -1, np.int64)
+    if not n or not m:
+        return out
+    sim = oks(np.asarray(keypoints, np.float64)[:, None], np.asarray(gt, np.float64)[None],
+              np.asarray(visible, bool)[None], np.asarray(areas, np.float64)[None], sigmas)  # (N, M)
+    sim = np.where(box_iou(np.asarray(boxes, np.float64)[:, None], np.asarray(gt_boxes, np.float64)[None]) > 0,
+                   sim, -1.0)
+    taken = np.zeros(n, bool)
+    for flat in np.argsort(-sim, axis=None, kind="stable"):  # at most N·M pairs of a photo's few persons
+        i, j = divmod(int(flat), m)
+        if sim[i, j] < 0:
+            break
+        if out[j] < 0 and not taken[i]:
+            out[j], taken[i] = i, True
+    return out

@@ -1,0 +1,100 @@
+"""fasterpose_rt.detections: COCO's top-down protocol on a detector's boxes (reading, rescoring, OKS-NMS, matching),
+and metrics.oks against pycocotools' own computeOks."""
+import json
+
+import numpy as np
+import pytest
+
+from fasterpose_rt.detections import DetectionsError, load_detections, match_poses, oks_nms, rescore
+from fasterpose_rt.metrics import oks
+
+SIGMAS = np.array([0.026, 0.079, 0.107, 0.087])
+
+
+def test_oks_is_pycocotools_computeoks():
+    pytest.importorskip("pycocotools")
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    rng = np.random.default_rng(0)
+    gt = rng.uniform(20, 180, (3, 4, 2))
+    vis = np.array([[1, 1, 1, 1], [1, 0, 1, 0], [0, 1, 1, 1]], bool)
+    areas = np.array([900.0, 2500.0, 400.0])
+    pred = gt[[0, 1, 2, 0, 1]] + rng.normal(0, 6, (5, 4, 2))
+    data = {"images": [{"id": 1, "width": 200, "height": 200}],
+            "categories": [{"id": 1, "name": "person", "keypoints": ["a", "b", "c", "d"]}],
+            "annotations": [{"id": j + 1, "image_id": 1, "category_id": 1, "iscrowd": 0, "area": float(areas[j]),
+                             "bbox": [0, 0, 30, 30], "num_keypoints": int(vis[j].sum()),
+                             "keypoints": np.concatenate([gt[j], 2 * vis[j, :, None]], axis=1).ravel().tolist()}
+                            for j in range(3)]}
+    coco = COCO()
+    coco.dataset = data
+    coco.createIndex()
+    scores = np.linspace(0.9, 0.5, 5)  # computeOks orders detections by score: already in that order here
+    dets = coco.loadRes([{"image_id": 1, "category_id": 1, "score": float(s),
+                          "keypoints": np.concatenate([p, np.ones((4, 1))], axis=1).ravel().tolist()}
+                         for p, s in zip(pred, scores)])
+    ev = COCOeval(coco, dets, "keypoints")
+    ev.params.kpt_oks_sigmas = SIGMAS
+    ev.params.imgIds = [1]
+    ev.evaluate()  # fills ev._gts / ev._dts
+    theirs = ev.computeOks(1, 1)  # (detections, labelled persons)
+    ours = oks(pred[:, None], gt[None], vis[None], areas[None], SIGMAS)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-12)
+    assert oks(pred[:1], gt[:1], np.zeros((1, 4), bool), areas[:1], SIGMAS)[0] == 0.0  # nothing labelled
+
+
+def test_rescore_is_box_score_times_mean_of_the_sure_joints():
+    joints = np.array([[0.9, 0.5, 0.1, 0.2], [0.1, 0.0, 0.2, 0.05]])
+    np.testing.assert_allclose(rescore([0.5, 1.0], joints), [0.5 * 0.7, 0.0])  # 0.2 itself is not above 0.2
+
+
+def test_oks_nms_drops_a_pose_found_twice_and_keeps_a_second_person():
+    a = np.array([[10, 10], [20, 10], [10, 40], [20, 40]], np.float64)
+    poses = np.stack([a + 1.0, a, a + [100, 0]])  # the first two are one person
+    areas = np.full(3, 40 * 30.0)
+    assert oks_nms(poses, [0.5, 0.9, 0.3], areas, SIGMAS).tolist() == [1, 2]  # best first
+    assert sorted(oks_nms(poses, [0.5, 0.9, 0.3], areas, SIGMAS, threshold=1.0).tolist()) == [0, 1, 2]
+
+
+def test_match_poses_one_pose_per_person_best_oks_first_and_only_where_the_boxes_meet():
+    person = np.array([[10, 10], [20, 10], [10, 40], [20, 40]], np.float64)
+    gt = np.stack([person, person + [60, 0]])
+    vis, gt_boxes, areas = np.ones((2, 4), bool), np.array([[8, 8, 14, 34], [68, 8, 14, 34]]), np.full(2, 476.0)
+    poses = np.stack([person + 3.0, person + 0.5, person + [60, 0]])
+    boxes = np.array([[5, 5, 20, 40], [5, 5, 20, 40], [200, 5, 20, 40]])  # the third pose's box is elsewhere
+    assert match_poses(poses, boxes, gt, vis, gt_boxes, areas, SIGMAS).tolist() == [1, -1]
+    boxes[2] = [65, 5, 20, 40]
+    assert match_poses(poses, boxes, gt, vis, gt_boxes, areas, SIGMAS).tolist() == [1, 2]
+    assert match_poses(poses[:0], boxes[:0], gt, vis, gt_boxes, areas, SIGMAS).tolist() == [-1, -1]
+
+
+def test_load_detections_keeps_the_persons_of_listed_photos(tmp_path):
+    path = tmp_path / "dets.json"
+    path.write_text(json.dumps([
+        {"image_id": 1, "category_id": 1, "bbox": [1, 2, 30, 40], "score": 0.9},
+        {"image_id": 1, "category_id": 1, "bbox": [50, 2, 30, 40], "score": 0.2},
+        {"image_id": 1, "category_id": 3, "bbox": [1, 2, 30, 40], "score": 0.9},  # a car
+        {"image_id": 7, "category_id": 1, "bbox": [1, 2, 30, 40], "score": 0.9},  # a photo the file lacks
+        {"image_id": 2, "bbox": [1, 2, 0, 40], "score": 0.9},  # empty
+    ]))
+    found, counts = load_detections(path, [1, 2], category_id=1)
+    np.testing.assert_array_equal(found[1][0], [[1, 2, 30, 40], [50, 2, 30, 40]])
+    np.testing.assert_array_equal(found[1][1], [0.9, 0.2])
+    assert found[2][0].shape == (0, 4) and found[2][1].shape == (0,)
+    assert counts == {"entries": 5, "used": 2, "other_category": 1, "other_images": 1, "empty_boxes": 1}
+
+
+@pytest.mark.parametrize("content, message", [
+    ({"annotations": []}, "is a JSON list of {image_id, bbox, score}"),
+    ([{"bbox": [0, 0, 1, 1], "score": 1}], "entry 0 needs an integer 'image_id'"),
+    ([{"image_id": 1, "bbox": [0, 0, 1], "score": 1}], "entry 0: 'bbox' must be [x, y, w, h] numbers"),
+    ([{"image_id": 1, "bbox": [0, 0, 1, 1], "score": "high"}], "entry 0: 'score' must be a number"),
+    ([{"image_id": 9, "bbox": [0, 0, 1, 1], "score": 1}], "none of its 1 detections can be used: 1 name photos"),
+])
+def test_load_detections_names_what_is_wrong(tmp_path, content, message):
+    path = tmp_path / "dets.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(DetectionsError, match=None) as e:
+        load_detections(path, [1])
+    assert message in str(e.value) and str(path) in str(e.value)
