@@ -13,6 +13,7 @@ Checkpoints hold only tensors and plain values, so they load with ``weights_only
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -29,6 +30,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from export.checkpoint import file_provenance
+from fasterpose_rt.detections import DET_SCORE, DetectionsError
 from fasterpose_rt.metadata import DEFAULT_BOX_PADDING
 
 from . import build_model
@@ -42,7 +44,10 @@ from .ema import ModelEMA
 from .head_transfer import checkpoint_keypoints, transfer_head
 from .losses import build_loss
 from .precision import AMP_MODES, amp_dtype, amp_name, autocast, grad_scaler
-from .validate import validate
+from .validate import DetectionValidation, validate
+
+# --best-by: the validation figure that picks best.pth
+BEST_BY = {"pck": "pck@0.2", "ap": "oks_ap", "det_ap": "det_ap"}
 
 
 def positive_float(text: str) -> float:
@@ -111,6 +116,15 @@ def build_parser():
                          "student taught by a model at its own, larger input size; default: the student's size)")
     ap.add_argument("--steps-per-epoch", type=int, default=0, help="cap steps per epoch (budgets, smoke tests)")
     ap.add_argument("--val-limit", type=int, default=0, help="validate on the first N persons only")
+    ap.add_argument("--val-detections", type=Path, default=None, metavar="DETS.json",
+                    help="also validate on a person detector's boxes for the --val-ann photos (COCO detection "
+                         "results; COCO's top-down protocol, as fasterpose eval --detections): logs val_det_ap, "
+                         "val_det_ap50, val_det_ar")
+    ap.add_argument("--val-det-score", type=float, default=DET_SCORE,
+                    help=f"with --val-detections: leave out boxes scoring below this (default {DET_SCORE:g})")
+    ap.add_argument("--best-by", choices=sorted(BEST_BY), default="pck",
+                    help="the validation figure that picks best.pth: pck (PCK@0.2, the default), ap (OKS AP on the "
+                         "file's boxes; needs pycocotools), det_ap (OKS AP on --val-detections' boxes)")
     ap.add_argument("--half-body", type=float, default=0.0, help="half-body augmentation probability")
     ap.add_argument("--occlusion", type=float, default=0.0,
                     help="probability of a random noise rectangle (2-20 %% of the crop) over a training crop")
@@ -202,6 +216,16 @@ class Trainer:
                 vs = vs[: args.val_limit]
             self.val_set = TopDownDataset(vs, self.meta, args.input_size, train=False, cache=not args.no_cache,
                                           box_padding=args.box_padding, warn=self.main)
+        self.det_val = None
+        if args.val_detections and self.main:
+            try:
+                self.det_val = DetectionValidation(
+                    args.val_ann, args.val_images or args.train_images, args.val_detections, self.meta,
+                    args.input_size, args.box_padding, args.val_det_score,
+                    image_ids={s.image_id for s in self.val_set.samples} if args.val_limit else None,
+                    cache=not args.no_cache, warn=self.main)
+            except DetectionsError as e:
+                raise SystemExit(f"error: {e}") from None
 
         k = len(self.meta["keypoints"])
         if args.arch.startswith("simplebaseline") and (args.input_size[0] % 32 or args.input_size[1] % 32):
@@ -292,7 +316,7 @@ class Trainer:
                                    "half_body": a.half_body,
                                    "occlusion": a.occlusion,
                                    "color_jitter": 0.3}, "seed": a.seed, "pretrained": self.pretrained_info,
-                       "steps_per_epoch": self.steps_per_epoch},
+                       "steps_per_epoch": self.steps_per_epoch, "best_by": a.best_by},
             "val": val or {},
         }
 
@@ -423,13 +447,16 @@ class Trainer:
                 t0 = time.time()
                 model = self.ema.module if self.ema else self.model
                 val = validate(model, self.val_set, device=self.device, logits=self.loss_name == "rce", autocast=self.amp)
+                if self.det_val is not None:
+                    val.update(self.det_val(model, device=self.device, logits=self.loss_name == "rce",
+                                            autocast=self.amp))
                 entry.update({"val_" + k: v for k, v in val.items() if k != "pck_per_keypoint"}, val_seconds=round(time.time() - t0, 1))
                 val["epoch"] = self.epoch
             with open(log, "a") as f:
                 f.write(json.dumps(entry) + "\n")
             print(json.dumps(entry), file=sys.stderr, flush=True)
             self._draw_curves(log)
-            score = val["pck@0.2"] if val else -loss
+            score = val.get(BEST_BY[self.args.best_by], -1.0) if val else -loss
             improved = score > self.best
             if improved:
                 self.best = score
@@ -451,7 +478,18 @@ def main(argv=None):
         except FileNotFoundError as e:
             print(f"error: --pretrained imagenet: {e}", file=sys.stderr)
             return 2
-    for p in (args.train_ann, args.train_images, args.val_ann, args.val_images, args.pretrained, args.teacher):
+    if args.val_detections and not args.val_ann:
+        print("error: --val-detections needs --val-ann (the labelled persons of the detections' photos)", file=sys.stderr)
+        return 2
+    if args.best_by != "pck" and not args.val_ann or args.best_by == "det_ap" and not args.val_detections:
+        print(f"error: --best-by {args.best_by} needs --val-ann" + (" and --val-detections" if args.best_by == "det_ap"
+              else ""), file=sys.stderr)
+        return 2
+    if args.best_by != "pck" and importlib.util.find_spec("pycocotools") is None:
+        print(f'error: --best-by {args.best_by} needs pycocotools for AP: pip install "fasterpose[eval]"', file=sys.stderr)
+        return 2
+    for p in (args.train_ann, args.train_images, args.val_ann, args.val_images, args.pretrained, args.teacher,
+              args.val_detections):
         if p is not None and not p.exists():
             print(f"error: {p} does not exist", file=sys.stderr)
             return 2

@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fasterpose_rt.detections import OKS_NMS, load_detections, oks_nms, rescore
+from fasterpose_rt.evaluate import MissingExtra, coco_ap, load_annotations
 from fasterpose_rt.geometry import apply_affine, invert_affine
 from fasterpose_rt.metrics import pck
 
-from .data.coco_keypoints import TopDownDataset, load_coco_keypoints
+from .data.coco_keypoints import PersonSample, TopDownDataset, load_coco_keypoints
 from .precision import autocast as autocast_context
 
 
@@ -77,6 +79,68 @@ def validate(model, dataset, device="cpu", logits=True, autocast=None):
     if ap is not None:
         out.update({"oks_ap": ap["AP"], "oks_ap50": ap["AP50"], "oks_ar": ap["AR"]})
     return out
+
+
+class DetectionValidation:
+    """Validation on a person detector's boxes (COCO's top-down protocol, as ``fasterpose eval --detections``): every
+    detected box scoring at least ``min_score`` is a crop; each pose is scored box score x mean joint score above 0.2
+    (``fasterpose_rt.detections.rescore``); poses of a photo overlapping by OKS > ``nms_threshold`` are one; COCO
+    keypoint AP/AR against every labelled person of the validation file's photos (pycocotools).
+
+    ann: the validation COCO keypoint file; detections: COCO detection results for its photos; image_ids: the photos
+    to score (None: all of the file's); meta: the training category's metadata (keypoints, sigmas); input_size,
+    box_padding, cache: as the validation TopDownDataset's. ``len()``: the boxes run.
+    """
+
+    def __init__(self, ann, images, detections, meta, input_size, box_padding: float, min_score: float = 0.0,
+                 nms_threshold: float = OKS_NMS, image_ids=None, cache: bool = True, warn: bool = True):
+        self.data = load_annotations(ann)
+        cats = [c for c in self.data["categories"] if isinstance(c, dict) and c.get("keypoints")]
+        self.category_id = cats[0].get("id") if cats else None
+        files = {im["id"]: im["file_name"] for im in self.data["images"]}
+        self.image_ids = sorted(files if image_ids is None else set(image_ids))
+        found, self.counts = load_detections(detections, self.image_ids, self.category_id)
+        k = len(meta["keypoints"])
+        samples, scores = [], []
+        for image_id in self.image_ids:
+            boxes, box_scores = found[image_id]
+            for box, score in zip(boxes, box_scores):
+                if score >= min_score:
+                    samples.append(PersonSample(Path(images) / files[image_id], image_id, box, np.zeros((k, 2)),
+                                                np.zeros(k, bool), float(box[2] * box[3])))
+                    scores.append(score)
+        self.sigmas = np.asarray(meta["sigmas"], np.float64)
+        self.nms_threshold = nms_threshold
+        self.dataset = TopDownDataset(samples, meta, input_size, train=False, cache=cache, box_padding=box_padding,
+                                      warn=warn) if samples else None
+        skipped = getattr(self.dataset, "skipped", None) or {}  # unreadable photos: their boxes are left out
+        self.box_scores = np.asarray([sc for s, sc in zip(samples, scores) if s.image_path not in skipped], np.float64)
+
+    def __len__(self) -> int:
+        return 0 if self.dataset is None else len(self.dataset)
+
+    def __call__(self, model, device="cpu", logits=True, autocast=None) -> dict:
+        """-> {"det_ap", "det_ap50", "det_ar", "det_poses"}; {"det_poses"} alone without pycocotools."""
+        results = []
+        if self.dataset is not None:
+            kps, scores = predict_dataset(model, self.dataset, device=device, logits=logits, autocast=autocast)
+            image_ids = np.array([s.image_id for s in self.dataset.samples])
+            boxes = np.stack([s.bbox for s in self.dataset.samples])
+            final = rescore(self.box_scores, scores)
+            for image_id in np.unique(image_ids):
+                rows = np.flatnonzero(image_ids == image_id)
+                keep = rows[oks_nms(kps[rows], final[rows], boxes[rows, 2] * boxes[rows, 3], self.sigmas,
+                                    self.nms_threshold)]
+                results += [{"image_id": int(image_id), "category_id": self.category_id, "score": float(final[r]),
+                             "keypoints": np.concatenate([kps[r], scores[r][:, None]], axis=1).ravel().tolist()}
+                            for r in keep]
+        out = {"det_poses": len(results)}
+        try:
+            ap = coco_ap(self.data, results, self.image_ids, self.category_id, self.sigmas)
+        except MissingExtra:
+            return out
+        out.update({"det_ap": ap["AP"], "det_ap50": ap["AP50"], "det_ar": ap["AR"]})
+        return out
 
 
 def checkpoint_scorer(meta: dict, ann, images, box_padding: float, source: str = "the checkpoint") -> tuple:

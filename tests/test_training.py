@@ -457,3 +457,73 @@ def test_train_lite0_from_the_installed_imagenet_weights_records_them(tmp_path):
     weights = imagenet_weights_file("lite0")
     recipe = torch.load(work / "last.pth", map_location="cpu", weights_only=True)["meta"]["recipe"]
     assert recipe["pretrained"] == {"file": weights.name, "sha256": file_sha256(weights)}
+
+
+def test_train_validates_on_a_detectors_boxes_and_keeps_the_best_by_that_ap(tmp_path):
+    """--val-detections: each epoch also scores the model on a detector's boxes (COCO's top-down protocol) and
+    --best-by det_ap keeps best.pth by that AP; misuse is named."""
+    pytest.importorskip("pycocotools")
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=4)
+    data = json.loads(ann.read_text())
+    dets = [{"image_id": a["image_id"], "category_id": 1, "bbox": a["bbox"], "score": 0.9} for a in data["annotations"]]
+    dets.append({"image_id": data["images"][0]["id"], "category_id": 1, "bbox": [1, 1, 20, 20], "score": 0.1})
+    dets.append({"image_id": data["images"][0]["id"], "category_id": 1, "bbox": [1, 1, 20, 20], "score": 0.01})
+    (tmp_path / "dets.json").write_text(json.dumps(dets))
+    work = tmp_path / "run"
+    r = subprocess.run([sys.executable, *_train_cmd(ann, images, work, [
+        "--steps-per-epoch", "1", "--val-detections", str(tmp_path / "dets.json"), "--val-det-score", "0.05",
+        "--best-by", "det_ap"])], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    entry = json.loads((work / "log.jsonl").read_text().splitlines()[-1])
+    assert 0.0 <= entry["val_det_ap"] <= 1.0 and 0.0 <= entry["val_det_ar"] <= 1.0
+    assert 4 <= entry["val_det_poses"] <= 5  # the 0.01 box is left out; OKS-NMS may merge the other with a person
+    ckpt = torch.load(work / "best.pth", map_location="cpu", weights_only=True)
+    assert ckpt["meta"]["recipe"]["best_by"] == "det_ap" and ckpt["meta"]["val"]["det_ap"] == entry["val_det_ap"]
+    for extra, message in ((["--best-by", "det_ap"], "--best-by det_ap needs --val-ann and --val-detections"),
+                           (["--val-detections", str(tmp_path / "absent.json")], "absent.json does not exist")):
+        r = subprocess.run([sys.executable, *_train_cmd(ann, images, tmp_path / "bad", extra)], cwd=ROOT,
+                           capture_output=True, text=True)
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+    (tmp_path / "dets.json").write_text(json.dumps({"not": "a list"}))
+    r = subprocess.run([sys.executable, *_train_cmd(ann, images, tmp_path / "bad", [
+        "--val-detections", str(tmp_path / "dets.json")])], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode != 0 and "COCO's detection results format" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_detection_validation_agrees_with_fasterpose_eval_detections(tmp_path, lspet_coco):
+    """The training side's AP on detected boxes (models.validate.DetectionValidation, PyTorch) and the runtime's
+    (fasterpose eval --detections, onnxruntime) score one network alike: the bundled default, its int8 weights
+    recovered into PyTorch (models.from_onnx), on 40 real LSPET photos with their boxes plus spurious ones."""
+    from conftest import LSPET
+    from fasterpose_rt import DEFAULT_MODELS, PosePredictor
+    from fasterpose_rt.detections import load_detections
+    from fasterpose_rt.evaluate import coco_ap, load_annotations, predict_detections
+    from models import build_model
+    from models.from_onnx import recover
+    from models.validate import DetectionValidation
+
+    pytest.importorskip("pycocotools")
+    if not (LSPET / "joints.mat").is_file() or not DEFAULT_MODELS["default"].is_file():
+        pytest.skip(f"needs LSPET at {LSPET} and the bundled default model")
+    ann = lspet_coco(8001, 8040)
+    data = load_annotations(ann)
+    rng = np.random.default_rng(0)
+    dets = [{"image_id": a["image_id"], "category_id": 1, "score": float(rng.uniform(0.5, 1)),
+             "bbox": (np.asarray(a["bbox"]) + rng.normal(0, 3, 4)).round(2).tolist()} for a in data["annotations"]]
+    dets += [{"image_id": im["id"], "category_id": 1, "bbox": [0, 0, 30, 30], "score": 0.3} for im in data["images"][::4]]
+    (tmp_path / "dets.json").write_text(json.dumps(dets))
+    recover(DEFAULT_MODELS["default"], ann, LSPET / "images", tmp_path / "default.pth", crops=16)
+    ckpt = torch.load(tmp_path / "default.pth", map_location="cpu", weights_only=True)
+    model = build_model(ckpt["meta"]["architecture"], 14, **ckpt["meta"]["model_options"])
+    model.load_state_dict(ckpt["model"])
+    predictor = PosePredictor(threads=2)
+    meta = {"keypoints": predictor.keypoint_names, "skeleton": predictor.skeleton, "flip_pairs": predictor.flip_pairs,
+            "sigmas": data["categories"][0]["sigmas"]}
+    trained_side = DetectionValidation(ann, LSPET / "images", tmp_path / "dets.json", meta,
+                                       tuple(ckpt["meta"]["input_size"]), predictor.box_padding)(model)
+    found, _ = load_detections(tmp_path / "dets.json", [im["id"] for im in data["images"]], 1)
+    sigmas = np.asarray(meta["sigmas"])
+    results, done, _ = predict_detections(predictor, data, LSPET / "images", 1, "ann", found, sigmas, None)
+    runtime = coco_ap(data, results, done, 1, sigmas)
+    assert trained_side["det_poses"] == len(results) == 50
+    assert abs(trained_side["det_ap"] - runtime["AP"]) < 0.03 and abs(trained_side["det_ar"] - runtime["AR"]) < 0.03
