@@ -42,6 +42,9 @@ venv of its own (README, "Measured claims"):
     pip install --no-deps -e . && python -m benchmarks.vs_mediapipe    # or: taskset -c 0 python -m ...
 
 -> ``benchmarks/results/vs_mediapipe.{md,json}`` (under ``taskset -c 0``: ``vs_mediapipe_1core``).
+
+``--backend openvino`` runs FasterPose with OpenVINO (README, "Backends"; in that venv ``pip install --no-deps
+openvino==2026.4.1 openvino-telemetry``, which keeps its numpy 1.26) -> ``vs_mediapipe_openvino``.
 """
 from __future__ import annotations
 
@@ -129,11 +132,11 @@ def _timed(fn):
     return out, time.perf_counter() - w0, time.process_time() - c0
 
 
-def run(images, boxes, names, cuts, threads: int):
+def run(images, boxes, names, cuts, threads: int, backend: str = "onnxruntime"):
     """Every photo through both engines in each setting, alternating which goes first. Returns
     {row label: {"xy": (N, 12, 2), "wall": (N,), "cpu": (N,), "found": (N,) bool}} and the MediaPipe version."""
     ours_idx, mp_idx = shared_joints(names)
-    pred, mp_pose = PosePredictor(threads=threads), MediaPipePose()
+    pred, mp_pose = PosePredictor(threads=threads, backend=backend), MediaPipePose()
     n, j = len(images), len(ours_idx)
     rows = {}
 
@@ -308,6 +311,8 @@ def main(argv=None):
                          "so restrict the cores instead: taskset -c 0 python -m benchmarks.vs_mediapipe)")
     ap.add_argument("--clips", type=int, default=100,
                     help="videos: a clip of 30 frames over each of the first N photos (0: no video rows)")
+    ap.add_argument("--backend", choices=["onnxruntime", "openvino"], default="onnxruntime",
+                    help="FasterPose's inference engine (openvino: its results file is named vs_mediapipe_openvino)")
     ap.add_argument("--results-dir", type=Path, default=None)
     a = ap.parse_args(argv)
     try:
@@ -318,14 +323,16 @@ def main(argv=None):
     names, gt, vis, boxes, files = load_persons_args(a)
     images = read_photos(a.images, files)
     t0 = time.perf_counter()
-    rows, version = run(images, boxes, names, a.cut, threads=a.threads or cores)
+    rows, version = run(images, boxes, names, a.cut, threads=a.threads or cores, backend=a.backend)
     print(f"{len(images)} photos in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     body, data = report(rows, gt, vis, names, cores, a.threads or cores, version, len(files), a.ann.name)
+    data["backend"] = a.backend
+    body = f"FasterPose's inference engine: {a.backend}.\n\n" + body
     if a.clips > 0:
         n = min(a.clips, len(images))
         clips = make_clips(images[:n], gt[:n])
         t0 = time.perf_counter()
-        clip_rows = run_clips(clips, names, PosePredictor(threads=a.threads or cores),
+        clip_rows = run_clips(clips, names, PosePredictor(threads=a.threads or cores, backend=a.backend),
                               lambda: MediaPipePose(video=True))
         print(f"{n} clips in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         table, data["videos"] = report_clips(clip_rows, np.concatenate([c[1] for c in clips]),
@@ -336,7 +343,8 @@ def main(argv=None):
                  f"reports nobody scores as all misses.\n\n{table}\n")
     print(body)
     shown = " ".join(["python -m benchmarks.vs_mediapipe"] + list(argv if argv is not None else sys.argv[1:]))
-    name = "vs_mediapipe" if cores == os.cpu_count() else f"vs_mediapipe_{cores}core"
+    name = "vs_mediapipe" + ("" if a.backend == "onnxruntime" else f"_{a.backend}") \
+        + ("" if cores == os.cpu_count() else f"_{cores}core")
     write_results(name, "FasterPose against MediaPipe Pose on the same photos", body, data, command=shown,
                   results_dir=a.results_dir)
 

@@ -4,6 +4,7 @@ from .boxes import HogPeopleDetector
 from .image import to_bgr_uint8
 from .inputs import InputReadError
 from .metadata import MetadataError, ModelMetadata
+from .openvino_session import BackendUnavailable
 from .predictor import DEFAULT_MODELS, DEFAULT_VARIANT, PosePredictor, PoseResult
 from .session import ModelError, ModelNotFoundError
 from .smoothing import KeypointSmoother
@@ -29,6 +30,7 @@ __all__ = [
     "InputReadError",
     "ModelError",
     "ModelNotFoundError",
+    "BackendUnavailable",
     "MetadataError",
     "ModelMetadata",
     "DEFAULT_MODELS",

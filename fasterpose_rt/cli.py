@@ -31,6 +31,7 @@ from .metadata import MetadataError
 from .predictor import PHOTO_GROUP_BYTES, PoseResult
 from .prefetch import READ_AHEAD, OrderedJobs, prefetch
 from .results import FORMATS, ResultsWriter, atomic_write_text, coco_entries
+from .session import BACKENDS
 from .show import ShowUnavailable, Window
 from .tracking import REFINE_PASSES, find_poses, find_poses_batch
 from .video import VideoPoses
@@ -106,11 +107,20 @@ def _model_options(f):
     return f
 
 
-def _load_predictor(model, variant=None, threads=None, batch_size=16, flip=False, debug=False, box_padding=None):
-    """One PosePredictor for the whole run; an unusable model is a usage error (exit 2).
+def _backend_option(f):
+    return click.option(
+        "--backend", type=click.Choice(BACKENDS), default="onnxruntime", show_default=True, envvar="FASTERPOSE_BACKEND",
+        help="Inference engine: onnxruntime, or openvino (optional: pip install \"fasterpose[openvino]\"; a third to "
+             "a half of the time on CPUs with AMX; README, 'Backends'). Environment: FASTERPOSE_BACKEND.")(f)
+
+
+def _load_predictor(model, variant=None, threads=None, batch_size=16, flip=False, debug=False, box_padding=None,
+                    backend="onnxruntime"):
+    """One PosePredictor for the whole run; an unusable model or a backend not installed is a usage error (exit 2).
 
     variant: None or a bundled model's name ("fast": --fast); with ``model`` it must be None.
     box_padding: None -> the model's own (its metadata)."""
+    from .openvino_session import BackendUnavailable
     from .predictor import PosePredictor
     from .session import ModelError
 
@@ -118,7 +128,9 @@ def _load_predictor(model, variant=None, threads=None, batch_size=16, flip=False
         raise click.UsageError(f"--{variant} selects a bundled model; give either --{variant} or --model")
     try:
         return PosePredictor(model=model, threads=threads, flip_test=flip, batch_size=batch_size, variant=variant,
-                             box_padding=box_padding)
+                             box_padding=box_padding, backend=backend)
+    except BackendUnavailable as e:
+        raise UsageProblem(str(e)) from None
     except (ModelError, MetadataError, ValueError, OSError) as e:
         _trace(debug)
         raise UsageProblem(f"cannot load the model: {e}") from None
@@ -154,6 +166,7 @@ class _InputArgument(click.ParamType):
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, type=_InputArgument())
 @_model_options
+@_backend_option
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads [default: physical cores].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
               help="Most person crops per model call; photos are read in groups of up to this many, whose persons "
@@ -229,7 +242,7 @@ class _InputArgument(click.ParamType):
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary (errors are still shown).")
 @_debug_option
 @_guarded
-def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxes_file, detector, search,
+def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padding, boxes_file, detector, search,
             max_persons, min_presence, refine_passes, track, smooth, every, max_frames, live, full_resolution,
             read_ahead, out, fmt, vis_dir, vis_threshold, show, quiet, debug):
     """Predict poses on photos, videos and folders of them (searched recursively), and on cameras (camera:0)
@@ -263,7 +276,7 @@ def predict(inputs, model, variant, threads, batch_size, flip, box_padding, boxe
         window = Window() if show else None
     except ShowUnavailable as e:
         raise UsageProblem(str(e)) from None
-    pred = _load_predictor(model, variant, threads, batch_size, flip, debug, box_padding)
+    pred = _load_predictor(model, variant, threads, batch_size, flip, debug, box_padding, backend)
 
     if fmt == "auto":
         fmt = {".csv": "csv", ".jsonl": "jsonl"}.get(out.suffix.lower() if out is not None else "", "json")
@@ -578,6 +591,7 @@ def _int_list(ctx, param, value: str) -> Optional[List[int]]:
 
 @main.command()
 @_model_options
+@_backend_option
 @click.option("--threads", default=None, callback=_int_list,
               help="Comma-separated thread counts [default: 1 and the physical cores].")
 @click.option("--batch", default="1,8", show_default=True, callback=_int_list,
@@ -590,7 +604,7 @@ def _int_list(ctx, param, value: str) -> Optional[List[int]]:
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
 @_debug_option
 @_guarded
-def bench(model, variant, threads, batch, runs, warmup, compare, as_json, quiet, debug):
+def bench(model, variant, backend, threads, batch, runs, warmup, compare, as_json, quiet, debug):
     """Latency (p50/p90/p99 per call and per person), persons/s and GFLOP/s of the runtime on a 640x480 photo."""
     from .bench import PHOTO_SIZE, cpu_description, format_table, model_macs, run_bench, speed_ratios
     from .predictor import DEFAULT_MODELS, DEFAULT_VARIANT
@@ -603,10 +617,12 @@ def bench(model, variant, threads, batch, runs, warmup, compare, as_json, quiet,
     variants = [(name, None, name) for name in DEFAULT_MODELS] if compare else \
         [(model.stem if model is not None else variant or DEFAULT_VARIANT, model, variant)]
     # Load every model before timing anything: a missing one is a usage error, not a late surprise.
-    firsts = [_load_predictor(path, var, threads[0], max(batch), debug=debug) for _, path, var in variants]
+    firsts = [_load_predictor(path, var, threads[0], max(batch), debug=debug, backend=backend)
+              for _, path, var in variants]
     rows, models = [], {}
     for (label, path, var), first in zip(variants, firsts):
-        models[label] = {"path": first.model_path, "architecture": first.metadata.architecture,
+        models[label] = {"path": first.model_path, "backend": first.backend,
+                         "architecture": first.metadata.architecture,
                          "network": first.metadata.network,
                          "input_size": list(first.input_size),
                          "keypoints": first.metadata.num_keypoints, "macs_per_person": model_macs(first),
@@ -614,7 +630,8 @@ def bench(model, variant, threads, batch, runs, warmup, compare, as_json, quiet,
                          "int8_verification": (first.metadata.extra.get("quantization") or {}).get("verification")}
 
         def make(t, bs, _path=path, _var=var, _first=first):
-            return _first if t == _first.threads else _load_predictor(_path, _var, t, bs, debug=debug)
+            return _first if t == _first.threads else _load_predictor(_path, _var, t, bs, debug=debug,
+                                                                      backend=backend)
 
         rows += run_bench(make, threads, batch, runs, warmup, label=label,
                           progress=None if quiet else (lambda msg: click.echo(f"bench {msg}", err=True)))
@@ -630,7 +647,7 @@ def bench(model, variant, threads, batch, runs, warmup, compare, as_json, quiet,
         macs = m["macs_per_person"]
         macs = "n/a" if not macs else f"{macs / 1e9:.3f} G" if macs >= 1e8 else f"{macs / 1e6:.3f} M"
         click.echo(f"{label}: {m['path']}  {m['network']}  input {m['input_size'][0]}x{m['input_size'][1]}  "
-                   f"K={m['keypoints']}  MACs/person {macs}")
+                   f"K={m['keypoints']}  MACs/person {macs}  backend {m['backend']}")
     cpu = cpu_description()
     click.echo(f"CPU {cpu['cpu']} ({cpu['cpu_features']}); photo {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]}, "
                f"{warmup} warm-up + {runs} timed calls per row")
@@ -693,6 +710,7 @@ def info(model, variant, as_json, debug):
 @click.option("--images", "images_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder holding the annotation file's photos (file_name is relative to it).")
 @_model_options
+@_backend_option
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads [default: physical cores].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
               help="Most person crops per model call (the persons of several photos share a call).")
@@ -720,7 +738,7 @@ def info(model, variant, as_json, debug):
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_debug_option
 @_guarded
-def eval_cmd(coco_file, images_dir, model, variant, threads, batch_size, flip, box_padding, baseline, detections,
+def eval_cmd(coco_file, images_dir, model, variant, backend, threads, batch_size, flip, box_padding, baseline, detections,
              det_score, oks_nms, refine_passes, out, quiet, debug):
     """COCO keypoint AP/AR (pycocotools) and PCK@0.2 with the annotation file's person boxes, or a person
     detector's (--detections)."""
@@ -730,10 +748,11 @@ def eval_cmd(coco_file, images_dir, model, variant, threads, batch_size, flip, b
 
     try:
         data = load_annotations(coco_file)
-        pred = _load_predictor(model, variant, threads, batch_size, flip, debug, box_padding)
+        pred = _load_predictor(model, variant, threads, batch_size, flip, debug, box_padding, backend)
         match = match_keypoints(data, pred.keypoint_names, str(coco_file), pred.flip_pairs)
         data, cat, columns = match.restrict(data), match.category, match.model_columns if match.partial else None
-        other = _load_predictor(baseline, None, threads, batch_size, flip, debug) if baseline else None
+        other = _load_predictor(baseline, None, threads, batch_size, flip, debug, backend=backend) if baseline \
+            else None
         if other is not None and other.keypoint_names != pred.keypoint_names:
             raise EvalError(f"--baseline {baseline} predicts other keypoints ({len(other.keypoint_names)}) "
                             f"than the model ({len(pred.keypoint_names)}); they cannot be compared")

@@ -120,14 +120,17 @@ class PosePredictor:
     flip_test: also run mirrored crops and average the flipped-back heatmaps. batch_size: most crops per
     ``session.run`` (a flip-tested person takes two). box_padding: context around each box (1.1 = the crop covers
     the box enlarged 1.1x) instead of the padding the model's metadata records (calibrated for tight boxes
-    around the person; looser boxes, e.g. a detector's, may want less). ``predict`` may be called from several
+    around the person; looser boxes, e.g. a detector's, may want less). backend: "onnxruntime" (the default), or
+    "openvino" (optional, ``pip install "fasterpose[openvino]"``: a third to a half of the time on CPUs with AMX;
+    README, "Backends"; BackendUnavailable, an ImportError, where it is not installed). ``predict`` may be called from several
     threads at once. A model with a presence head (both bundled models; ``has_presence``) also gives each person
     the chance that somebody is in its crop at all (``PoseResult.presence``).
     Raises ModelNotFoundError / ModelError (a ValueError) naming the problem with the model file.
     """
 
     def __init__(self, model=None, threads: Optional[int] = None, flip_test: bool = False,
-                 batch_size: int = 16, variant: Optional[str] = None, box_padding: Optional[float] = None):
+                 batch_size: int = 16, variant: Optional[str] = None, box_padding: Optional[float] = None,
+                 backend: str = "onnxruntime"):
         if variant is not None and variant not in DEFAULT_MODELS:
             raise ValueError(f"variant must be one of {sorted(DEFAULT_MODELS)}, got {variant!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -147,7 +150,8 @@ class PosePredictor:
             if variant is not None:
                 raise ValueError("variant= selects a bundled model; with model= give the file itself")
             path = Path(model)
-        self._session, self.metadata = open_session(path, threads)
+        self._session, self.metadata = open_session(path, threads, backend)
+        self.backend = backend
         if box_padding is not None:  # the crops follow the metadata: override it for this predictor only
             self.metadata = replace(self.metadata, box_padding=float(box_padding))
         self.model_path = str(path)
@@ -203,7 +207,8 @@ class PosePredictor:
     def __repr__(self) -> str:
         return (f"PosePredictor(model={self.model_path!r}, input_size={self.input_size}, "
                 f"keypoints={self.metadata.num_keypoints}, box_padding={self.box_padding:g}, threads={self.threads}, "
-                f"flip_test={self.flip_test})")
+                f"flip_test={self.flip_test}" + ("" if self.backend == "onnxruntime" else f", backend={self.backend!r}")
+                + ")")
 
     def predict(self, image, boxes=None) -> PoseResult:
         """Keypoints of the persons in ``boxes``.

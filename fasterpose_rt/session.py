@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import onnxruntime as ort
 
 from .metadata import METADATA_KEY, MetadataError, ModelMetadata
 from .presence import presence_output
 
-__all__ = ["ModelError", "ModelNotFoundError", "open_session", "physical_cores"]
+__all__ = ["ModelError", "ModelNotFoundError", "open_session", "physical_cores", "BACKENDS"]
+
+BACKENDS = ("onnxruntime", "openvino")  # open_session's backends: onnxruntime always, openvino where installed
 
 
 class ModelError(ValueError):
@@ -46,11 +48,13 @@ def physical_cores() -> int:
         return 0
 
 
-def open_session(path, threads: Optional[int] = None) -> Tuple[ort.InferenceSession, ModelMetadata]:
+def open_session(path, threads: Optional[int] = None, backend: str = "onnxruntime") -> Tuple[Any, ModelMetadata]:
     """Load ``path`` into a CPU InferenceSession and read its metadata; raise ModelError naming any problem.
 
     threads: intra-op threads (None -> :func:`physical_cores`), not spinning while idle. Inter-op threads 1
     (the graph is a chain), all graph optimisations on, CPUExecutionProvider only, warnings silenced.
+    backend: "onnxruntime", or "openvino" (``openvino_session.OpenVinoSession``, the same methods; raises
+    BackendUnavailable, an ImportError, where openvino is not installed).
     Checks the graph against the metadata: one float input (N, 3, H, W) with (W, H) = ``input_size`` where the
     axes are fixed, a first, 4-D output with K = number of keypoints channels where that axis is fixed, and the
     presence output (N,) its metadata names, if any (``presence.py``).
@@ -64,6 +68,20 @@ def open_session(path, threads: Optional[int] = None) -> Tuple[ort.InferenceSess
         threads = physical_cores()
     elif isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if threads == 0:  # physical_cores could not count them: onnxruntime picks; OpenVINO needs a number
+        threads = (os.cpu_count() or 1) if backend == "openvino" else 0
+    if backend == "openvino":
+        from .openvino_session import OpenVinoSession
+
+        try:
+            session: Any = OpenVinoSession(p, threads)
+        except RuntimeError as e:  # OpenVINO's own errors for files it cannot read
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ModelError(f"{p} is not a loadable ONNX model: {msg}") from None
+        return session, _read_metadata(session, p)
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
@@ -81,6 +99,11 @@ def open_session(path, threads: Optional[int] = None) -> Tuple[ort.InferenceSess
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelError(f"{p} is not a loadable ONNX model: {msg}") from None
 
+    return session, _read_metadata(session, p)
+
+
+def _read_metadata(session, p: Path) -> ModelMetadata:
+    """The session's validated ``fasterpose`` metadata, its graph checked against it; ModelError otherwise."""
     props = session.get_modelmeta().custom_metadata_map
     if METADATA_KEY not in props:
         raise ModelError(
@@ -92,10 +115,10 @@ def open_session(path, threads: Optional[int] = None) -> Tuple[ort.InferenceSess
     except MetadataError as e:
         raise ModelError(f"{p}: {e}") from None
     _check_graph(session, meta, p)
-    return session, meta
+    return meta
 
 
-def _check_graph(session: ort.InferenceSession, meta: ModelMetadata, p: Path) -> None:
+def _check_graph(session, meta: ModelMetadata, p: Path) -> None:
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if len(inputs) != 1:
         raise ModelError(f"{p}: expected one input tensor, found {len(inputs)}")

@@ -1,0 +1,110 @@
+"""The OpenVINO backend (fasterpose_rt/openvino_session.py; PosePredictor(backend="openvino"), --backend openvino):
+the same poses as onnxruntime's on real photos with the bundled model, the model's metadata and graph checks as
+onnxruntime's, calls from several threads, and the errors a user meets (not installed, not a model, no metadata).
+
+Real parts: OpenVINO's CPU plugin (skipped where openvino is not installed: it is optional, in the dev extras), the
+bundled int8 default, 40 real LSPET photos (skipped when ../shared is absent), the demo photo.
+"""
+import json
+import sys
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from clirunner import invoke
+from conftest import LSPET, NEEDS_LSPET
+
+from fasterpose_rt import DEFAULT_MODELS, PosePredictor
+from fasterpose_rt.cli import main
+from fasterpose_rt.metrics import pck
+from fasterpose_rt.session import ModelError, open_session
+
+pytest.importorskip("openvino", reason="openvino is not installed (optional: pip install \"fasterpose[openvino]\")")
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "examples" / "astronaut.jpg"
+NEEDS_DEFAULT = pytest.mark.skipif(not DEFAULT_MODELS["default"].is_file(), reason="bundled default model absent")
+
+
+@NEEDS_DEFAULT
+@NEEDS_LSPET
+def test_the_bundled_model_gives_onnxruntimes_poses_on_real_photos(lspet40):
+    from benchmarks.orientation import load_persons, read_photos
+
+    names, gt, vis, boxes, files = load_persons(lspet40)
+    photos = read_photos(LSPET / "images", files)
+    ours, theirs = PosePredictor(threads=2, backend="openvino"), PosePredictor(threads=2)
+    assert ours.metadata == theirs.metadata and ours.has_presence and ours.threads == 2
+    a = ours.predict_batch(photos, [b[None] for b in boxes])  # persons of several photos per call: batch 16
+    b = theirs.predict_batch(photos, [b[None] for b in boxes])
+    xy_a, xy_b = np.concatenate([r.keypoints for r in a]), np.concatenate([r.keypoints for r in b])
+    shift = np.linalg.norm(xy_a - xy_b, axis=2)
+    # int8 kernels of two engines round differently: most joints move by a fraction of a pixel, a rare unsure one
+    # jumps to its heatmap's other peak (0.6 % of joints by more than 5 px on the 1,000 validation persons)
+    assert np.median(shift) < 0.5 and (shift > 5).mean() < 0.03
+    assert abs(pck(xy_a, gt, vis, names)[0] - pck(xy_b, gt, vis, names)[0]) < 0.02
+    presence = np.concatenate([r.presence for r in a]) - np.concatenate([r.presence for r in b])
+    assert np.abs(presence).max() < 0.1
+    one = ours.predict(photos[0], boxes[:1])  # batch 1 after batch 16: OpenVINO compiles each batch size once
+    np.testing.assert_allclose(one.keypoints, a[0].keypoints, atol=0.5)
+
+
+@NEEDS_DEFAULT
+def test_predict_from_several_threads_gives_each_its_own_poses():
+    pred = PosePredictor(threads=1, backend="openvino")
+    image = cv2.imread(str(DEMO))
+    boxes = [[120, 20, 300, 480], [60, 10, 380, 500], [150, 60, 220, 380]]
+    alone = [pred.predict(image, [b]).keypoints for b in boxes]
+    got = {}
+
+    def work(i):
+        got[i] = [pred.predict(image, [boxes[i]]).keypoints for _ in range(5)]
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(3):
+        for kp in got[i]:
+            np.testing.assert_array_equal(kp, alone[i])
+
+
+def test_metadata_and_graph_are_checked_as_onnxruntimes(standin_path, tmp_path):
+    from standin import write_standin
+
+    session, meta = open_session(standin_path, 1, backend="openvino")
+    assert meta == open_session(standin_path, 1)[1]
+    assert [i.type for i in session.get_inputs()] == ["tensor(float)"]
+    x = np.zeros((3, 3, 96, 64), np.float32)
+    (out,) = session.run(None, {session.get_inputs()[0].name: x})
+    assert out.shape[0] == 3 and out.shape[1] == meta.num_keypoints
+    bare = write_standin(tmp_path / "bare.onnx", metadata_text=None)
+    with pytest.raises(ModelError, match="no 'fasterpose' metadata"):
+        open_session(bare, 1, backend="openvino")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="is not a loadable ONNX model"):
+        open_session(junk, 1, backend="openvino")
+    with pytest.raises(ValueError, match="backend must be one of onnxruntime, openvino"):
+        open_session(standin_path, 1, backend="tensorrt")
+
+
+@NEEDS_DEFAULT
+def test_cli_backend_option_and_environment(tmp_path, monkeypatch):
+    out = tmp_path / "ov.json"
+    r = invoke(main, ["predict", str(DEMO), "--backend", "openvino", "--out", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    ours = json.loads(out.read_text())
+    r = invoke(main, ["predict", str(DEMO), "--out", str(tmp_path / "ort.json"), "-q"])
+    theirs = json.loads((tmp_path / "ort.json").read_text())
+    assert len(ours) == len(theirs) == 1 and abs(ours[0]["presence"] - theirs[0]["presence"]) < 0.1
+    monkeypatch.setenv("FASTERPOSE_BACKEND", "openvino")
+    r = invoke(main, ["bench", "--threads", "1", "--batch", "1", "--runs", "2", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["models"]["default"]["backend"] == "openvino"
+    monkeypatch.setitem(sys.modules, "openvino", None)  # as if it were not installed
+    r = invoke(main, ["predict", str(DEMO), "--out", str(tmp_path / "none.json"), "-q"])
+    assert r.exit_code == 2 and 'pip install "fasterpose[openvino]"' in r.stderr and "Traceback" not in r.output
