@@ -116,14 +116,19 @@ def coco_person_boxes(data: dict, source: str = "annotations") -> Tuple[Dict[int
     return names, boxes
 
 
-def load_boxes_file(path: os.PathLike) -> BoxLookup:
+def load_boxes_file(path: os.PathLike, min_score: float = 0.0) -> BoxLookup:
     """Read a ``--boxes`` file: COCO annotations (object with 'images' and 'annotations'; results carry the
-    COCO image ids) or an object mapping file name -> list of [x, y, w, h]. Raises BoxesFileError."""
+    COCO image ids), an object mapping file name -> list of [x, y, w, h], or a list of detections or results each
+    naming its photo, ``{"file_name", "bbox", "score"?, "image_id"?}`` (``fasterpose predict``'s own results, a
+    detector's output; boxes scoring below ``min_score`` are left out; of a video's entries, its first frame's).
+    Raises BoxesFileError."""
     src = str(path)
     data = load_json(path, BoxesFileError)
+    if isinstance(data, list):
+        return BoxLookup(_detection_list(data, src, min_score), src)
     if not isinstance(data, dict):
-        raise BoxesFileError(f"{src}: expected a JSON object (COCO annotations or file name -> boxes), "
-                             f"got a {type(data).__name__}")
+        raise BoxesFileError(f"{src}: expected a JSON object (COCO annotations or file name -> boxes) or a list of "
+                             f"detections, got a {type(data).__name__}")
     entries: Dict[str, ImageBoxes] = {}
     if "images" in data and "annotations" in data:
         names, boxes = coco_person_boxes(data, src)
@@ -138,6 +143,38 @@ def load_boxes_file(path: os.PathLike) -> BoxLookup:
                 raise BoxesFileError(f"{src}: entry {name!r} has a box with width or height <= 0")
             entries[_norm_name(name)] = ImageBoxes(arr)
     return BoxLookup(entries, src)
+
+
+def _detection_list(data: list, src: str, min_score: float) -> Dict[str, ImageBoxes]:
+    """{file name: ImageBoxes} of a list of {"file_name", "bbox", "score"?, "image_id"?, "frame"?} entries."""
+    per_file: Dict[str, list] = {}
+    ids: Dict[str, set] = {}
+    first_frame: Dict[str, float] = {}
+    for j, d in enumerate(data):
+        if not isinstance(d, dict):
+            raise BoxesFileError(f"{src}: entry {j} is not an object")
+        name = d.get("file_name")
+        if not isinstance(name, str) or not name:
+            hint = (" (COCO detection results name photos by image_id only: give --boxes the COCO annotation file "
+                    "of those photos, or add each photo's file_name)") if "image_id" in d else ""
+            raise BoxesFileError(f"{src}: entry {j} needs a 'file_name'{hint}")
+        b, score = d.get("bbox"), d.get("score", 1.0)
+        if not _valid_box(b) or b[2] <= 0 or b[3] <= 0:
+            raise BoxesFileError(f"{src}: entry {j}: 'bbox' must be [x, y, w, h] numbers with w, h > 0, got {b!r}")
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+            raise BoxesFileError(f"{src}: entry {j}: 'score' must be a number, got {score!r}")
+        key = _norm_name(name)
+        frame = d.get("frame", 0)
+        frame = frame if isinstance(frame, (int, float)) and not isinstance(frame, bool) else 0
+        if frame < first_frame.get(key, math.inf):  # a video's results: its first frame's boxes start the tracking
+            first_frame[key], per_file[key], ids[key] = frame, [], set()
+        if frame == first_frame[key] and score >= min_score:
+            per_file[key].append(b)
+            if isinstance(d.get("image_id"), int) and not isinstance(d.get("image_id"), bool):
+                ids[key].add(d["image_id"])
+    return {key: ImageBoxes(np.array(lst, np.float64).reshape(-1, 4),
+                            next(iter(ids[key])) if len(ids[key]) == 1 else None)
+            for key, lst in per_file.items()}
 
 
 def box_iou(a, b) -> np.ndarray:

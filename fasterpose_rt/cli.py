@@ -174,9 +174,12 @@ class _InputArgument(click.ParamType):
 @click.option("--flip", is_flag=True, help="Flip test: also run mirrored crops and average (slower, more accurate).")
 @click.option("--box-padding", type=click.FloatRange(min=0, min_open=True), default=None, help=_BOX_PADDING_HELP)
 @click.option("--boxes", "boxes_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Person boxes: a COCO annotation file (matched by file_name; results keep its image ids) or a "
-                   "JSON object mapping file name -> list of [x, y, w, h]. A video's entry starts the tracking "
+              help="Person boxes: a COCO annotation file (matched by file_name; results keep its image ids), a "
+                   "JSON object mapping file name -> list of [x, y, w, h], or a JSON list of {file_name, bbox, "
+                   "score} (a detector's output, or predict's own results). A video's entry starts the tracking "
                    "(--no-track: applies to every frame). Inputs the file does not list fail.")
+@click.option("--box-score", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="With --boxes as a list with scores: leave out boxes scoring below this.")
 @click.option("--detector", type=click.Choice(["none", "hog"]), default="none", show_default=True,
               help="Find persons with OpenCV's HOG people detector; photos where it finds nobody are "
                    "processed as without boxes (--search).")
@@ -242,8 +245,8 @@ class _InputArgument(click.ParamType):
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary (errors are still shown).")
 @_debug_option
 @_guarded
-def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padding, boxes_file, detector, search,
-            max_persons, min_presence, refine_passes, track, smooth, every, max_frames, live, full_resolution,
+def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padding, boxes_file, box_score, detector,
+            search, max_persons, min_presence, refine_passes, track, smooth, every, max_frames, live, full_resolution,
             read_ahead, out, fmt, vis_dir, vis_threshold, show, quiet, debug):
     """Predict poses on photos, videos and folders of them (searched recursively), and on cameras (camera:0)
     and video streams (rtsp://..., http://...).
@@ -260,7 +263,7 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
     if max_persons > 1 and not search:
         raise click.UsageError("--max-persons counts the persons a search reports; drop --no-search")
     items, problems = expand_inputs(inputs, videos=True)
-    lookup = load_boxes_file(boxes_file) if boxes_file is not None else None
+    lookup = load_boxes_file(boxes_file, box_score) if boxes_file is not None else None
     detect = HogPeopleDetector() if detector == "hog" else None
     if out is not None:
         parent = out.parent if str(out.parent) else Path(".")

@@ -226,6 +226,30 @@ def test_boxes_coco_file_carries_image_ids(folder, standin_path, tmp_path):
     assert r.exit_code == 0 and [e["image_id"] for e in json.loads(r.stdout)] == [42, 43]
 
 
+def test_a_list_of_detections_or_of_predicts_own_results_gives_the_boxes(folder, standin_path, tmp_path):
+    first = tmp_path / "first.json"
+    r = run("predict", folder, "--model", standin_path, "--out", first, "-q")  # searched: boxes of its own
+    assert r.exit_code == 0, r.output
+    found = json.loads(first.read_text())
+    r = run("predict", folder, "--model", standin_path, "--boxes", first, "-q")  # run again in those boxes
+    again = json.loads(r.stdout)
+    assert r.exit_code == 0 and [e["bbox"] for e in again] == [e["bbox"] for e in found]
+    # the same poses: the boxes were written rounded to 0.01 px, so joints move by hundredths of a pixel
+    np.testing.assert_allclose([e["keypoints"] for e in again], [e["keypoints"] for e in found], atol=0.05)
+    dets = tmp_path / "dets.json"
+    dets.write_text(json.dumps([{"file_name": "a.jpg", "bbox": [10, 10, 60, 100], "score": 0.9, "image_id": 7},
+                                {"file_name": "a.jpg", "bbox": [0, 0, 40, 60], "score": 0.2, "image_id": 7},
+                                {"file_name": "sub/b.png", "bbox": [0, 0, 80, 120], "score": 0.8}]))
+    r = run("predict", folder, "--model", standin_path, "--boxes", dets, "--box-score", "0.5", "-q")
+    res = json.loads(r.stdout)
+    assert r.exit_code == 0 and [e["bbox"] for e in res] == [[10, 10, 60, 100], [0, 0, 80, 120]]
+    assert res[0]["image_id"] == 7  # the detections' image id is kept
+    dets.write_text(json.dumps([{"image_id": 7, "bbox": [10, 10, 60, 100], "score": 0.9}]))
+    r = run("predict", folder, "--model", standin_path, "--boxes", dets)
+    assert r.exit_code == 2 and "name photos by image_id only" in r.stderr
+    assert_no_traceback(r)
+
+
 def test_malformed_boxes_file_exit_2(folder, standin_path, tmp_path):
     boxes = tmp_path / "boxes.json"
     boxes.write_text('{"a.jpg": [[1, 2, 3]]}')
