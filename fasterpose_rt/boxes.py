@@ -159,7 +159,7 @@ def _detection_list(data: list, src: str, min_score: float) -> Dict[str, ImageBo
                     "of those photos, or add each photo's file_name)") if "image_id" in d else ""
             raise BoxesFileError(f"{src}: entry {j} needs a 'file_name'{hint}")
         b, score = d.get("bbox"), d.get("score", 1.0)
-        if not _valid_box(b) or b[2] <= 0 or b[3] <= 0:
+        if not _valid_box(b) or min(b[2:]) <= 0:  # type: ignore[index]
             raise BoxesFileError(f"{src}: entry {j}: 'bbox' must be [x, y, w, h] numbers with w, h > 0, got {b!r}")
         if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
             raise BoxesFileError(f"{src}: entry {j}: 'score' must be a number, got {score!r}")

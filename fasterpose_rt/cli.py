@@ -801,7 +801,8 @@ def eval_cmd(coco_file, images_dir, model, variant, backend, threads, batch_size
     other_kp = None
     if other is not None:  # same photos, same boxes; a photo that failed above is already reported
         _, _, other_kp = run(other, lambda path, reason: None)
-    report = {"model": pred.model_path, "box_padding": pred.box_padding, "annotations": str(coco_file),
+    report = {"model": pred.model_path, "backend": pred.backend, "box_padding": pred.box_padding,
+              "annotations": str(coco_file),
               "photos": len(done), "persons": len(results), "failed": failed, "refine": refine_passes,
               "keypoints": match.names if match.partial else None, "detections": None, "coco": None,
               "coco_note": None}
@@ -834,6 +835,7 @@ def eval_cmd(coco_file, images_dir, model, variant, backend, threads, batch_size
 def _print_eval(report: dict) -> None:
     det = report.get("detections")
     refined = f", refined up to {report['refine']} times" if report.get("refine") else ""
+    refined += f", backend {report['backend']}" if report.get("backend", "onnxruntime") != "onnxruntime" else ""
     click.echo(f"model {report['model']} (box padding {report['box_padding']:g}{refined}): "
                f"{_count(report['photos'], 'photo')}, {_count(report['persons'], 'person' if det is None else 'pose')}")
     if det is not None:

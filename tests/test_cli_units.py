@@ -144,7 +144,8 @@ def test_map_boxes_file(tmp_path):
 
 @pytest.mark.parametrize("text, match", [
     ("{not json", "not valid JSON"),
-    ("[1, 2]", "expected a JSON object"),
+    ("3", "expected a JSON object"),
+    ("[1, 2]", "entry 0 is not an object"),
     ('{"a.jpg": [[1, 2, 3]]}', "'a.jpg' must be a list"),
     ('{"a.jpg": [[1, 2, 0, 4]]}', "width or height <= 0"),
     ('{"a.jpg": [[1, 2, "x", 4]]}', "must be a list"),
