@@ -603,11 +603,14 @@ def _int_list(ctx, param, value: str) -> Optional[List[int]]:
 @click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True, help="Untimed calls first.")
 @click.option("--compare", is_flag=True,
               help="Benchmark both bundled models (default and fast) side by side, with their time ratios.")
+@click.option("--compare-backends", is_flag=True,
+              help="Benchmark the model on onnxruntime and on OpenVINO side by side, with their time ratios: which "
+                   "engine is faster on this CPU (needs openvino: pip install \"fasterpose[openvino]\").")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
 @_debug_option
 @_guarded
-def bench(model, variant, backend, threads, batch, runs, warmup, compare, as_json, quiet, debug):
+def bench(model, variant, backend, threads, batch, runs, warmup, compare, compare_backends, as_json, quiet, debug):
     """Latency (p50/p90/p99 per call and per person), persons/s and GFLOP/s of the runtime on a 640x480 photo."""
     from .bench import PHOTO_SIZE, cpu_description, format_table, model_macs, run_bench, speed_ratios
     from .predictor import DEFAULT_MODELS, DEFAULT_VARIANT
@@ -615,15 +618,19 @@ def bench(model, variant, backend, threads, batch, runs, warmup, compare, as_jso
 
     if compare and (model is not None or variant):
         raise click.UsageError("--compare times the two bundled models; drop --model / --fast")
+    if compare and compare_backends:
+        raise click.UsageError("give --compare (two models) or --compare-backends (two engines), not both")
     if threads is None:
         threads = list(dict.fromkeys([1, max(1, physical_cores())]))
-    variants = [(name, None, name) for name in DEFAULT_MODELS] if compare else \
-        [(model.stem if model is not None else variant or DEFAULT_VARIANT, model, variant)]
+    variants = [(name, None, name, backend) for name in DEFAULT_MODELS] if compare else \
+        [(model.stem if model is not None else variant or DEFAULT_VARIANT, model, variant, backend)]
+    if compare_backends:
+        variants = [(f"{label} ({b})", path, var, b) for label, path, var, _ in variants for b in BACKENDS]
     # Load every model before timing anything: a missing one is a usage error, not a late surprise.
-    firsts = [_load_predictor(path, var, threads[0], max(batch), debug=debug, backend=backend)
-              for _, path, var in variants]
+    firsts = [_load_predictor(path, var, threads[0], max(batch), debug=debug, backend=b)
+              for _, path, var, b in variants]
     rows, models = [], {}
-    for (label, path, var), first in zip(variants, firsts):
+    for (label, path, var, chosen), first in zip(variants, firsts):
         models[label] = {"path": first.model_path, "backend": first.backend,
                          "architecture": first.metadata.architecture,
                          "network": first.metadata.network,
@@ -632,18 +639,21 @@ def bench(model, variant, backend, threads, batch, runs, warmup, compare, as_jso
                          "validation": first.metadata.extra.get("validation"),
                          "int8_verification": (first.metadata.extra.get("quantization") or {}).get("verification")}
 
-        def make(t, bs, _path=path, _var=var, _first=first):
+        def make(t, bs, _path=path, _var=var, _first=first, _backend=chosen):
             return _first if t == _first.threads else _load_predictor(_path, _var, t, bs, debug=debug,
-                                                                      backend=backend)
+                                                                      backend=_backend)
 
         rows += run_bench(make, threads, batch, runs, warmup, label=label,
                           progress=None if quiet else (lambda msg: click.echo(f"bench {msg}", err=True)))
     ratios = speed_ratios(rows, "default", "fast") if compare else None
+    engine_ratios = speed_ratios(rows, variants[0][0], variants[1][0]) if compare_backends else None
     if as_json:
         out = {"photo_size": list(PHOTO_SIZE), "runs": runs, "warmup": warmup, **cpu_description(), "models": models,
                "rows": rows}
         if ratios is not None:
             out["ratios"] = ratios
+        if engine_ratios is not None:
+            out["backend_ratios"] = engine_ratios
         click.echo(json.dumps(out, indent=2))
         return
     for label, m in models.items():
@@ -655,6 +665,10 @@ def bench(model, variant, backend, threads, batch, runs, warmup, compare, as_jso
     click.echo(f"CPU {cpu['cpu']} ({cpu['cpu_features']}); photo {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]}, "
                f"{warmup} warm-up + {runs} timed calls per row")
     click.echo(format_table(rows))
+    if engine_ratios is not None:
+        click.echo("openvino / onnxruntime per person (below 1: OpenVINO is faster): " + ", ".join(
+            f"threads={r['threads']} batch={r['batch']}: {r['wall']:.2f} wall"
+            + ("" if r["cpu"] is None else f", {r['cpu']:.2f} CPU") for r in engine_ratios))
     if ratios is not None:
         click.echo("fast / default per person (below 1: fast is faster): " + ", ".join(
             f"threads={r['threads']} batch={r['batch']}: {r['wall']:.2f} wall"

@@ -108,3 +108,18 @@ def test_cli_backend_option_and_environment(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", None)  # as if it were not installed
     r = invoke(main, ["predict", str(DEMO), "--out", str(tmp_path / "none.json"), "-q"])
     assert r.exit_code == 2 and 'pip install "fasterpose[openvino]"' in r.stderr and "Traceback" not in r.output
+
+
+@NEEDS_DEFAULT
+def test_bench_compares_the_two_engines_on_this_cpu():
+    r = invoke(main, ["bench", "--compare-backends", "--threads", "1", "--batch", "1,2", "--runs", "2", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert [m["backend"] for m in out["models"].values()] == ["onnxruntime", "openvino"]
+    assert [(x["threads"], x["batch"]) for x in out["backend_ratios"]] == [(1, 1), (1, 2)]
+    rows = {(x["model"], x["batch"]): x["p50_ms_per_person"] for x in out["rows"]}
+    for x in out["backend_ratios"]:
+        assert x["wall"] == pytest.approx(rows["default (openvino)", x["batch"]] / rows["default (onnxruntime)",
+                                                                                        x["batch"]])
+    r = invoke(main, ["bench", "--compare-backends", "--compare"])
+    assert r.exit_code == 2 and "not both" in r.stderr
