@@ -156,7 +156,7 @@ def run(rounds: int, model=None):
         spinning = _spinning_session(path, threads)
         times.update(interleaved({"session.run, 1 ready tensor, spinning threads (onnxruntime default)":
                                   lambda: spinning.run(None, feed)}, rounds))
-        del spinning
+        spinning = None  # its spinning threads stop with it
 
     def paired(a, b):
         return float(np.median(times[a] / times[b]))
