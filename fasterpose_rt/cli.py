@@ -110,8 +110,9 @@ def _model_options(f):
 def _backend_option(f):
     return click.option(
         "--backend", type=click.Choice(BACKENDS), default="onnxruntime", show_default=True, envvar="FASTERPOSE_BACKEND",
-        help="Inference engine: onnxruntime, or openvino (optional: pip install \"fasterpose[openvino]\"; a third to "
-             "a half of the time on CPUs with AMX; README, 'Backends'). Environment: FASTERPOSE_BACKEND.")(f)
+        help="Inference engine: onnxruntime, or openvino (optional: pip install \"fasterpose[openvino]\"; 0.4-0.6x "
+             "the time on a CPU with AMX; bench --compare-backends measures yours; README, 'Backends'). "
+             "Environment: FASTERPOSE_BACKEND.")(f)
 
 
 def _load_predictor(model, variant=None, threads=None, batch_size=16, flip=False, debug=False, box_padding=None,

@@ -2,8 +2,8 @@
 onnxruntime ``InferenceSession`` the runtime uses (``run``, ``get_inputs``, ``get_outputs``, ``get_modelmeta``,
 ``get_session_options``), so ``PosePredictor(backend="openvino")`` changes nothing else.
 
-Why: on CPUs with AMX (Intel Xeon since Sapphire Rapids) OpenVINO runs the bundled int8 models in a third to a half
-of onnxruntime's time (``python -m benchmarks.backends``). It is optional (``pip install "fasterpose[openvino]"``,
+Why: on a CPU with AMX (Intel Xeon since Sapphire Rapids) OpenVINO ran the bundled int8 models at 0.4-0.6x
+onnxruntime's time (``python -m benchmarks.backends``; ``fasterpose bench --compare-backends`` on any CPU). It is optional (``pip install "fasterpose[openvino]"``,
 about 60 MB) and imported only when asked for.
 
 OpenVINO compiles the network again for each batch size the first time it meets it (tens of ms; later calls at

@@ -121,7 +121,7 @@ class PosePredictor:
     ``session.run`` (a flip-tested person takes two). box_padding: context around each box (1.1 = the crop covers
     the box enlarged 1.1x) instead of the padding the model's metadata records (calibrated for tight boxes
     around the person; looser boxes, e.g. a detector's, may want less). backend: "onnxruntime" (the default), or
-    "openvino" (optional, ``pip install "fasterpose[openvino]"``: a third to a half of the time on CPUs with AMX;
+    "openvino" (optional, ``pip install "fasterpose[openvino]"``: 0.4-0.6x the time on a CPU with AMX;
     README, "Backends"; BackendUnavailable, an ImportError, where it is not installed). ``predict`` may be called from several
     threads at once. A model with a presence head (both bundled models; ``has_presence``) also gives each person
     the chance that somebody is in its crop at all (``PoseResult.presence``).
