@@ -25,15 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from benchmarks.common import markdown_table, write_results
 from benchmarks.orientation import _shown, add_persons_args, read_photos
 from fasterpose_rt import PosePredictor
 from fasterpose_rt.boxes import HogPeopleDetector
 from fasterpose_rt.detections import load_detections
-from fasterpose_rt.evaluate import (coco_ap, load_annotations, match_keypoints, pck_report, predict_annotations,
-                                    predict_detections)
+from fasterpose_rt.evaluate import (coco_ap, load_annotations, match_keypoints, matched_persons, pck_report,
+                                    predict_annotations, predict_detections)
 from fasterpose_rt.search import person_presence
 from fasterpose_rt.tracking import REFINE_PASSES, find_poses_batch
 
@@ -80,10 +78,9 @@ def evaluate(predictor, data, images, detections_file=None, refine_passes: int =
                                                match.sigmas, fail, columns=columns, refine_passes=refine_passes)
     coco = coco_ap(data, results, done, cat["id"], match.sigmas)
     report = pck_report(data, kp, match.names, done)
-    labelled = np.isinf(kp).any(axis=(1, 2)) | np.isfinite(kp).all(axis=(1, 2))
+    matched, labelled = matched_persons(kp)
     return {"AP": coco["AP"], "AR": coco["AR"], "pck": report["pck"], "ci95": report["ci95"],
-            "matched": int(np.isfinite(kp).all(axis=(1, 2)).sum()), "labelled": int(labelled.sum()),
-            "poses": len(results)}
+            "matched": matched, "labelled": labelled, "poses": len(results)}
 
 
 def main(argv=None):

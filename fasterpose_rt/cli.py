@@ -761,8 +761,8 @@ def eval_cmd(coco_file, images_dir, model, variant, backend, threads, batch_size
     """COCO keypoint AP/AR (pycocotools) and PCK@0.2 with the annotation file's person boxes, or a person
     detector's (--detections)."""
     from .detections import DetectionsError, load_detections
-    from .evaluate import (EvalError, MissingExtra, coco_ap, load_annotations, match_keypoints, pck_report,
-                           predict_annotations, predict_detections)
+    from .evaluate import (EvalError, MissingExtra, coco_ap, load_annotations, match_keypoints, matched_persons,
+                           pck_report, predict_annotations, predict_detections)
 
     try:
         data = load_annotations(coco_file)
@@ -822,11 +822,10 @@ def eval_cmd(coco_file, images_dir, model, variant, backend, threads, batch_size
               "keypoints": match.names if match.partial else None, "detections": None, "coco": None,
               "coco_note": None}
     if found is not None:
-        labelled = np.isinf(kp).any(axis=(1, 2)) | np.isfinite(kp).all(axis=(1, 2))
+        matched, labelled = matched_persons(kp)
         report["detections"] = {"file": str(detections), "det_score": det_score, "oks_nms": oks_nms,
                                 "boxes": int(sum(len(found[i][1]) for i in done)), **det_counts,
-                                "persons_labelled": int(labelled.sum()),
-                                "persons_matched": int(np.isfinite(kp).all(axis=(1, 2)).sum())}
+                                "persons_labelled": labelled, "persons_matched": matched}
     try:
         report["coco"] = coco_ap(data, results, done, cat["id"], match.sigmas)
     except MissingExtra as e:

@@ -17,7 +17,7 @@ from .boxes import box_iou
 from .jsonfile import load_json
 from .metrics import oks
 
-__all__ = ["DetectionsError", "Detections", "load_detections", "rescore", "oks_nms", "match_poses",
+__all__ = ["DetectionsError", "Detections", "load_detections", "rescore", "oks_nms", "keep_poses", "match_poses",
            "DET_SCORE", "JOINT_SCORE", "OKS_NMS"]
 
 DET_SCORE = 0.0  # boxes scoring below this are left out (mmpose's det_bbox_thr; detection files are cut already)
@@ -106,6 +106,16 @@ def oks_nms(keypoints, scores, areas, sigmas, threshold: float = OKS_NMS) -> np.
         similar = oks(kp[rest], kp[i][None], np.ones(kp.shape[:2], bool)[rest], (area[i] + area[rest]) / 2, sigmas)
         order = rest[similar <= threshold]
     return np.array(keep, np.int64)
+
+
+def keep_poses(keypoints, joint_scores, box_scores, boxes, sigmas, threshold: float = OKS_NMS):
+    """The protocol's step for one photo's poses: each rescored (``rescore``), then OKS-NMS (``oks_nms``) with the
+    areas of the boxes they were found in. keypoints (N, K, 2), joint_scores (N, K), box_scores (N,), boxes (N, 4).
+    Returns (kept indices (M,), best first; their scores (M,))."""
+    final = rescore(box_scores, joint_scores)
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    keep = oks_nms(keypoints, final, b[:, 2] * b[:, 3], sigmas, threshold)
+    return keep, final[keep]
 
 
 def match_poses(keypoints, boxes, gt, visible, gt_boxes, areas, sigmas) -> np.ndarray:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 import numpy as np
 
 from .boxes import BoxesFileError, coco_person_boxes
-from .detections import OKS_NMS, match_poses, oks_nms, rescore
+from .detections import OKS_NMS, keep_poses, match_poses
 from .inputs import InputReadError, read_image
 from .jsonfile import load_json
 from .metrics import left_right_confusions, pck, pck_by_orientation, pck_interval, score_reliability
@@ -25,7 +25,7 @@ from .skeletons import COCO17
 from .tracking import refine_batch
 
 __all__ = ["EvalError", "MissingExtra", "load_annotations", "KeypointMatch", "match_keypoints", "predict_annotations",
-           "predict_detections",
+           "predict_detections", "matched_persons",
            "coco_ap", "pck_report", "COCO_STAT_NAMES"]
 
 PCK_CURVE = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5)  # thresholds of pck_report's "by_threshold" (torso fractions)
@@ -214,12 +214,11 @@ def predict_detections(predictor, data: dict, images_dir: os.PathLike, category_
 
     def take(image_id, res):
         if len(res):
-            keep = oks_nms(res.keypoints, rescore(detections[image_id][1], res.scores),
-                           res.boxes[:, 2] * res.boxes[:, 3], sigmas, nms_threshold)
-            box_scores = detections[image_id][1][keep]
+            keep, final = keep_poses(res.keypoints, res.scores, detections[image_id][1], res.boxes, sigmas,
+                                     nms_threshold)
             res = res.take(keep)
             entries = coco_entries(res, image_id, names[image_id], category_id=category_id)
-            for entry, value in zip(entries, rescore(box_scores, res.scores)):
+            for entry, value in zip(entries, final):
                 entry["score"] = round(float(value), 4)
             results.extend(entries)
         rows = labelled.get(image_id, [])
@@ -242,6 +241,13 @@ def predict_detections(predictor, data: dict, images_dir: os.PathLike, category_
         rows_arr = np.asarray(labelled.get(image_id, []), np.int64)
         pred[rows_arr[np.isnan(pred[rows_arr]).any(axis=(1, 2))]] = np.inf
     return results, done, pred
+
+
+def matched_persons(pred: np.ndarray):
+    """(matched, labelled) counts of ``predict_detections``' pred (A, K, 2): persons a pose matched (finite), and
+    those plus the ones none matched (inf); not-predicted rows (NaN) count in neither."""
+    matched = np.isfinite(pred).all(axis=(1, 2))
+    return int(matched.sum()), int((matched | np.isinf(pred).any(axis=(1, 2))).sum())
 
 
 def _labelled_box(annotation: dict, keypoints: np.ndarray) -> List[float]:

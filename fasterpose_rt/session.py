@@ -79,8 +79,7 @@ def open_session(path, threads: Optional[int] = None, backend: str = "onnxruntim
         try:
             session: Any = OpenVinoSession(p, threads)
         except RuntimeError as e:  # OpenVINO's own errors for files it cannot read
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ModelError(f"{p} is not a loadable ONNX model: {msg}") from None
+            raise _unloadable(p, e) from None
         return session, _read_metadata(session, p)
 
     opts = ort.SessionOptions()
@@ -96,10 +95,15 @@ def open_session(path, threads: Optional[int] = None, backend: str = "onnxruntim
     try:
         session = ort.InferenceSession(str(p), sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types (InvalidProtobuf, Fail, ...)
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelError(f"{p} is not a loadable ONNX model: {msg}") from None
+        raise _unloadable(p, e) from None
 
     return session, _read_metadata(session, p)
+
+
+def _unloadable(p: Path, e: Exception) -> ModelError:
+    """The engine's error for a file it cannot load, as one line naming the file."""
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return ModelError(f"{p} is not a loadable ONNX model: {msg}")
 
 
 def _read_metadata(session, p: Path) -> ModelMetadata:

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from fasterpose_rt.detections import DetectionsError, load_detections, match_poses, oks_nms, rescore
+from fasterpose_rt.detections import DetectionsError, keep_poses, load_detections, match_poses, oks_nms, rescore
 from fasterpose_rt.metrics import oks
 
 SIGMAS = np.array([0.026, 0.079, 0.107, 0.087])
@@ -55,6 +55,16 @@ def test_oks_nms_drops_a_pose_found_twice_and_keeps_a_second_person():
     areas = np.full(3, 40 * 30.0)
     assert oks_nms(poses, [0.5, 0.9, 0.3], areas, SIGMAS).tolist() == [1, 2]  # best first
     assert sorted(oks_nms(poses, [0.5, 0.9, 0.3], areas, SIGMAS, threshold=1.0).tolist()) == [0, 1, 2]
+
+
+def test_keep_poses_rescores_then_drops_the_pose_found_twice_by_its_boxes_areas():
+    a = np.array([[10, 10], [20, 10], [10, 40], [20, 40]], np.float64)
+    poses = np.stack([a + 1.0, a, a + [100, 0]])
+    joints = np.array([[0.9, 0.9, 0.9, 0.9], [0.5, 0.5, 0.5, 0.1], [0.3, 0.3, 0.3, 0.3]])
+    boxes = np.array([[0, 0, 40, 60], [0, 0, 40, 60], [100, 0, 40, 60]], np.float64)
+    keep, final = keep_poses(poses, joints, [0.5, 0.9, 1.0], boxes, SIGMAS)
+    assert keep.tolist() == [0, 2] and np.allclose(final, [0.45, 0.3])  # 0.5 x 0.9 beats 0.9 x 0.5 (0.1 not sure)
+    assert keep.tolist() == oks_nms(poses, rescore([0.5, 0.9, 1.0], joints), np.full(3, 2400.0), SIGMAS).tolist()
 
 
 def test_match_poses_one_pose_per_person_best_oks_first_and_only_where_the_boxes_meet():
