@@ -12,6 +12,7 @@ import os
 import sys
 import time
 import traceback
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
@@ -112,7 +113,8 @@ def _backend_option(f):
         "--backend", type=click.Choice(BACKENDS), default="onnxruntime", show_default=True, envvar="FASTERPOSE_BACKEND",
         help="Inference engine: onnxruntime, or openvino (optional: pip install \"fasterpose[openvino]\"; 0.4-0.6x "
              "the time on a CPU with AMX; bench --compare-backends measures yours; README, 'Backends'). "
-             "Environment: FASTERPOSE_BACKEND.")(f)
+             "Environment: FASTERPOSE_BACKEND; OpenVINO keeps compiled networks in ~/.cache/fasterpose/openvino, "
+             "FASTERPOSE_OPENVINO_CACHE=DIR or off to change that.")(f)
 
 
 def _load_predictor(model, variant=None, threads=None, batch_size=16, flip=False, debug=False, box_padding=None,
@@ -128,8 +130,13 @@ def _load_predictor(model, variant=None, threads=None, batch_size=16, flip=False
     if variant and model is not None:
         raise click.UsageError(f"--{variant} selects a bundled model; give either --{variant} or --model")
     try:
-        return PosePredictor(model=model, threads=threads, flip_test=flip, batch_size=batch_size, variant=variant,
-                             box_padding=box_padding, backend=backend)
+        with warnings.catch_warnings(record=True) as caught:  # e.g. OpenVINO's cache folder unusable: one line each
+            warnings.simplefilter("always")
+            pred = PosePredictor(model=model, threads=threads, flip_test=flip, batch_size=batch_size,
+                                 variant=variant, box_padding=box_padding, backend=backend)
+        for w in caught:
+            _say(f"warning: {w.message}")
+        return pred
     except BackendUnavailable as e:
         raise UsageProblem(str(e)) from None
     except (ModelError, MetadataError, ValueError, OSError) as e:

@@ -16,6 +16,27 @@ TORCH_ABSENT = "torch is absent: the training and export tests need pip install 
 NEEDS_TORCH = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason=TORCH_ABSENT)
 
 
+def pytest_configure(config):
+    """OpenVINO keeps compiled networks in the user's cache folder: the tests (and the CLIs they start) use a
+    folder of their own, removed at the end, so a test run leaves nothing in ~/.cache."""
+    import os
+    import tempfile
+
+    if "FASTERPOSE_OPENVINO_CACHE" not in os.environ:
+        config._openvino_cache = tempfile.mkdtemp(prefix="fasterpose-openvino-cache-")
+        os.environ["FASTERPOSE_OPENVINO_CACHE"] = config._openvino_cache
+
+
+def pytest_unconfigure(config):
+    import os
+    import shutil
+
+    folder = getattr(config, "_openvino_cache", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop("FASTERPOSE_OPENVINO_CACHE", None)
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """torch on one thread for a module's tests: on 2 cores shared with a training run, one thread is much faster

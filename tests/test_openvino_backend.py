@@ -123,3 +123,73 @@ def test_bench_compares_the_two_engines_on_this_cpu():
                                                                                         x["batch"]])
     r = invoke(main, ["bench", "--compare-backends", "--compare"])
     assert r.exit_code == 2 and "not both" in r.stderr
+
+
+def _outputs(session, n=2):
+    x = np.linspace(-1, 1, n * 3 * 96 * 64, dtype=np.float32).reshape(n, 3, 96, 64)
+    return session.run(None, {session.get_inputs()[0].name: x})
+
+
+def test_the_compiled_network_is_kept_on_disk_and_loaded_next_time(standin_path, tmp_path):
+    from fasterpose_rt.openvino_session import OpenVinoSession
+
+    folder = tmp_path / "cache"
+    first = OpenVinoSession(standin_path, 1, cache=folder)
+    blobs = sorted(folder.glob("*.blob"))
+    assert first.cache_dir == folder and not first.loaded_from_cache and len(blobs) == 1
+    stamp = blobs[0].stat().st_mtime_ns
+    second = OpenVinoSession(standin_path, 2, cache=folder)  # the thread count is applied when the file is loaded
+    assert second.loaded_from_cache and second.threads == 2
+    assert sorted(folder.glob("*.blob")) == blobs and blobs[0].stat().st_mtime_ns == stamp  # read, not rewritten
+    uncached = OpenVinoSession(standin_path, 2, cache=None)
+    assert uncached.cache_dir is None and not uncached.loaded_from_cache
+    for a, b in zip(_outputs(second), _outputs(uncached)):
+        np.testing.assert_array_equal(a, b)
+    blobs[0].write_bytes(b"damaged" * 100)  # a damaged file is compiled again, not trusted
+    again = OpenVinoSession(standin_path, 2, cache=folder)
+    assert not again.loaded_from_cache
+    for a, b in zip(_outputs(again), _outputs(uncached)):
+        np.testing.assert_array_equal(a, b)
+    assert OpenVinoSession(standin_path, 2, cache=folder).loaded_from_cache  # and written anew
+
+
+def test_the_cache_folder_follows_the_environment(monkeypatch, tmp_path):
+    from fasterpose_rt.openvino_session import CACHE_ENV, cache_dir
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "mine"))
+    assert cache_dir() == tmp_path / "mine"
+    for off in ("off", "", "0", "None"):
+        monkeypatch.setenv(CACHE_ENV, off)
+        assert cache_dir() is None
+    monkeypatch.delenv(CACHE_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "fasterpose" / "openvino"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_dir() == tmp_path / "home" / ".cache" / "fasterpose" / "openvino"
+
+
+@NEEDS_DEFAULT
+def test_an_unusable_cache_folder_costs_time_not_results(standin_path, tmp_path, monkeypatch):
+    import warnings
+
+    from fasterpose_rt.openvino_session import CACHE_ENV, OpenVinoSession
+
+    in_the_way = tmp_path / "a_file"
+    in_the_way.write_text("not a folder")
+    with pytest.warns(UserWarning, match=f"cannot keep compiled networks in {in_the_way}.*{CACHE_ENV}=off"):
+        chosen = OpenVinoSession(standin_path, 1, cache=in_the_way / "sub")
+    assert chosen.cache_dir is None
+    for a, b in zip(_outputs(chosen), _outputs(OpenVinoSession(standin_path, 1, cache=None))):
+        np.testing.assert_array_equal(a, b)
+    monkeypatch.delenv(CACHE_ENV)  # the default folder unusable (e.g. a read-only home): quietly without a cache
+    monkeypatch.setenv("XDG_CACHE_HOME", str(in_the_way))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert OpenVinoSession(standin_path, 1).cache_dir is None
+    monkeypatch.setenv(CACHE_ENV, str(in_the_way / "sub"))  # the CLI: one warning line, the poses all the same
+    out = tmp_path / "ov.json"
+    r = invoke(main, ["predict", str(DEMO), "--backend", "openvino", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert f"warning: OpenVINO cannot keep compiled networks in {in_the_way / 'sub'}" in r.stderr
+    assert "Traceback" not in r.output and len(json.loads(out.read_text())) == 1
