@@ -614,11 +614,15 @@ def _int_list(ctx, param, value: str) -> Optional[List[int]]:
 @click.option("--compare-backends", is_flag=True,
               help="Benchmark the model on onnxruntime and on OpenVINO side by side, with their time ratios: which "
                    "engine is faster on this CPU (needs openvino: pip install \"fasterpose[openvino]\").")
+@click.option("--profile", is_flag=True,
+              help="Instead of the latency table: where the time goes, operator by operator, as the engine measures "
+                   "it (at the first --threads and --batch).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
 @_debug_option
 @_guarded
-def bench(model, variant, backend, threads, batch, runs, warmup, compare, compare_backends, as_json, quiet, debug):
+def bench(model, variant, backend, threads, batch, runs, warmup, compare, compare_backends, profile, as_json, quiet,
+          debug):
     """Latency (p50/p90/p99 per call and per person), persons/s and GFLOP/s of the runtime on a 640x480 photo."""
     from .bench import PHOTO_SIZE, cpu_description, format_table, model_macs, run_bench, speed_ratios
     from .predictor import DEFAULT_MODELS, DEFAULT_VARIANT
@@ -628,8 +632,13 @@ def bench(model, variant, backend, threads, batch, runs, warmup, compare, compar
         raise click.UsageError("--compare times the two bundled models; drop --model / --fast")
     if compare and compare_backends:
         raise click.UsageError("give --compare (two models) or --compare-backends (two engines), not both")
+    if profile and (compare or compare_backends):
+        raise click.UsageError("--profile looks inside one model on one engine: drop --compare / --compare-backends")
     if threads is None:
         threads = list(dict.fromkeys([1, max(1, physical_cores())]))
+    if profile:
+        _profile(model, variant, backend, threads[0], batch[0], runs, warmup, as_json, debug)
+        return
     variants = [(name, None, name, backend) for name in DEFAULT_MODELS] if compare else \
         [(model.stem if model is not None else variant or DEFAULT_VARIANT, model, variant, backend)]
     if compare_backends:
@@ -683,6 +692,22 @@ def bench(model, variant, backend, threads, batch, runs, warmup, compare, compar
             + ("" if r["cpu"] is None else f", {r['cpu']:.2f} CPU") for r in ratios))
         for label, m in models.items():
             click.echo(f"{label}: {_accuracy_line(m['validation'], m['int8_verification'])}")
+
+
+def _profile(model, variant, backend, threads, batch, runs, warmup, as_json, debug) -> None:
+    """bench --profile: the model's operators timed by its engine, as a table or JSON."""
+    from .bench import cpu_description
+    from .profiling import format_profile, profile_model
+
+    pred = _load_predictor(model, variant, threads, batch, debug=debug, backend=backend)  # a usable model, or exit 2
+    label = model.name if model is not None else f"the bundled {variant or 'default'} model"
+    result = profile_model(pred.model_path, threads, batch, runs, warmup, backend, input_size=pred.input_size)
+    if as_json:
+        click.echo(json.dumps({"model": str(pred.model_path), **cpu_description(), "profile": result}, indent=2))
+        return
+    cpu = cpu_description()
+    click.echo(f"CPU {cpu['cpu']} ({cpu['cpu_features']})")
+    click.echo(format_profile(result, label))
 
 
 def _accuracy_line(validation, verification) -> str:

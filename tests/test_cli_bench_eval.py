@@ -54,6 +54,27 @@ def test_bench_usage_errors(standin_path, tmp_path, args, message):
     assert r.exit_code == 2 and message in r.stderr and "Traceback" not in r.output, r.output
 
 
+def test_bench_profile_times_each_operator_as_the_engine_measures_it(standin_path):
+    from fasterpose_rt.profiling import profile_model
+
+    r = run("bench", "--model", standin_path, "--profile", "--threads", "1", "--batch", "2", "--runs", "4", "--json")
+    assert r.exit_code == 0, r.output
+    p = json.loads(r.stdout)["profile"]
+    assert (p["backend"], p["threads"], p["batch"], p["runs"]) == ("onnxruntime", 1, 2, 4)
+    ops = {row["op"]: row for row in p["ops"]}
+    assert "Conv" in ops and sum(row["nodes"] for row in p["ops"]) == len(p["nodes"])  # every node counted once
+    assert sum(row["share"] for row in p["ops"]) == pytest.approx(1.0)
+    assert sum(row["ms"] for row in p["nodes"]) == pytest.approx(p["operators_ms"])
+    assert [row["ms"] for row in p["nodes"]] == sorted((row["ms"] for row in p["nodes"]), reverse=True)
+    assert 0 < p["operators_ms"] <= p["call_ms"] * 1.05  # the operators run inside the calls
+    text = run("bench", "--model", standin_path, "--profile", "--threads", "1", "--runs", "2")
+    assert text.exit_code == 0 and "1 thread, batch 1, 2 calls" in text.stdout and "slowest nodes" in text.stdout
+    # only the timed calls count, not the warm-up ones: a profile of 3 calls after 5 counts 3
+    assert profile_model(standin_path, runs=3, warmup=5)["runs"] == 3
+    r = run("bench", "--profile", "--compare")
+    assert r.exit_code == 2 and "--profile looks inside one model" in r.stderr
+
+
 def test_bench_compare_times_both_bundled_models_side_by_side():
     from fasterpose_rt import DEFAULT_MODELS
 

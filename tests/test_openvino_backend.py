@@ -193,3 +193,14 @@ def test_an_unusable_cache_folder_costs_time_not_results(standin_path, tmp_path,
     assert r.exit_code == 0, r.output
     assert f"warning: OpenVINO cannot keep compiled networks in {in_the_way / 'sub'}" in r.stderr
     assert "Traceback" not in r.output and len(json.loads(out.read_text())) == 1
+
+
+def test_bench_profile_names_the_kernels_openvino_chose(standin_path):
+    r = invoke(main, ["bench", "--model", str(standin_path), "--profile", "--backend", "openvino", "--threads", "1",
+                      "--runs", "3", "--json"])
+    assert r.exit_code == 0, r.output
+    p = json.loads(r.stdout)["profile"]
+    assert p["backend"] == "openvino" and p["runs"] == 3 and p["operators_ms"] > 0
+    conv = [n for n in p["nodes"] if n["op"] == "Convolution"]
+    assert conv and all(n["kernel"] for n in conv)  # e.g. jit_avx2_FP32, jit_avx512_FP32, brgconv_avx512_FP32
+    assert sum(row["share"] for row in p["ops"]) == pytest.approx(1.0)
