@@ -12,17 +12,18 @@ from __future__ import annotations
 import platform
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 __all__ = ["synthetic_photo", "person_boxes", "latency_stats", "model_macs", "macs_from_onnx", "bench_one",
-           "run_bench", "format_table", "speed_ratios", "cpu_description"]
+           "run_bench", "format_table", "speed_ratios", "cpu_description", "advice"]
 
 PHOTO_SIZE = (640, 480)  # (w, h): a common camera/webcam frame
 # Instruction-set extensions that decide CPU inference speed: int8 dot products (VNNI) and bf16 change int8 and
 # training figures several-fold, and machines sold under one CPU name may expose different sets.
 ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16")
+INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")  # x86 int8 dot products: what the int8 models need to be fast
 
 
 def cpu_description() -> Dict[str, str]:
@@ -198,4 +199,27 @@ def speed_ratios(rows: List[dict], slow: str, fast: str) -> List[dict]:
             cpu = r_fast["cpu_ms_per_person"] / r_slow["cpu_ms_per_person"]
         out.append({"threads": t, "batch": b, "wall": r_fast["p50_ms_per_person"] / r_slow["p50_ms_per_person"],
                     "cpu": cpu})
+    return out
+
+
+def advice(cpu_features: str, benched: Sequence[Tuple[Path, str]]) -> List[str]:
+    """What to try on this CPU, from what the README measured on CPUs of its kind; empty where nothing applies.
+
+    cpu_features: ``cpu_description()["cpu_features"]``; benched: (model path, backend) of each model timed.
+    """
+    from .predictor import DEFAULT_MODELS
+
+    flags = set(cpu_features.split())
+    paths = {Path(p).resolve() for p, _ in benched}
+    backends = {b for _, b in benched}
+    out = []
+    if "avx2" in flags and not flags & set(INT8_DOT_FLAGS) and DEFAULT_MODELS["default"].resolve() in paths \
+            and DEFAULT_MODELS["fast"].resolve() not in paths:
+        out.append("this CPU has no int8 dot products (VNNI): on such CPUs the bundled default took 16.8-25.4 ms per "
+                   "person on 1 thread and the fast model (--fast) 0.54-0.70x its time; `fasterpose bench --compare` "
+                   "times both here (README, 'Latency per kind of CPU')")
+    if "amx_int8" in flags and backends == {"onnxruntime"}:
+        out.append("this CPU has AMX: on such a CPU OpenVINO (--backend openvino, pip install \"fasterpose[openvino]\") "
+                   "took 0.37-0.74x onnxruntime's time; `fasterpose bench --compare-backends` times both here "
+                   "(README, 'Backends')")
     return out

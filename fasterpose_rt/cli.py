@@ -624,7 +624,7 @@ def _int_list(ctx, param, value: str) -> Optional[List[int]]:
 def bench(model, variant, backend, threads, batch, runs, warmup, compare, compare_backends, profile, as_json, quiet,
           debug):
     """Latency (p50/p90/p99 per call and per person), persons/s and GFLOP/s of the runtime on a 640x480 photo."""
-    from .bench import PHOTO_SIZE, cpu_description, format_table, model_macs, run_bench, speed_ratios
+    from .bench import PHOTO_SIZE, advice, cpu_description, format_table, model_macs, run_bench, speed_ratios
     from .predictor import DEFAULT_MODELS, DEFAULT_VARIANT
     from .session import physical_cores
 
@@ -664,9 +664,11 @@ def bench(model, variant, backend, threads, batch, runs, warmup, compare, compar
                           progress=None if quiet else (lambda msg: click.echo(f"bench {msg}", err=True)))
     ratios = speed_ratios(rows, "default", "fast") if compare else None
     engine_ratios = speed_ratios(rows, variants[0][0], variants[1][0]) if compare_backends else None
+    cpu = cpu_description()
+    hints = advice(cpu["cpu_features"], [(m["path"], m["backend"]) for m in models.values()])
     if as_json:
-        out = {"photo_size": list(PHOTO_SIZE), "runs": runs, "warmup": warmup, **cpu_description(), "models": models,
-               "rows": rows}
+        out = {"photo_size": list(PHOTO_SIZE), "runs": runs, "warmup": warmup, **cpu, "models": models,
+               "rows": rows, "advice": hints}
         if ratios is not None:
             out["ratios"] = ratios
         if engine_ratios is not None:
@@ -678,7 +680,6 @@ def bench(model, variant, backend, threads, batch, runs, warmup, compare, compar
         macs = "n/a" if not macs else f"{macs / 1e9:.3f} G" if macs >= 1e8 else f"{macs / 1e6:.3f} M"
         click.echo(f"{label}: {m['path']}  {m['network']}  input {m['input_size'][0]}x{m['input_size'][1]}  "
                    f"K={m['keypoints']}  MACs/person {macs}  backend {m['backend']}")
-    cpu = cpu_description()
     click.echo(f"CPU {cpu['cpu']} ({cpu['cpu_features']}); photo {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]}, "
                f"{warmup} warm-up + {runs} timed calls per row")
     click.echo(format_table(rows))
@@ -692,6 +693,8 @@ def bench(model, variant, backend, threads, batch, runs, warmup, compare, compar
             + ("" if r["cpu"] is None else f", {r['cpu']:.2f} CPU") for r in ratios))
         for label, m in models.items():
             click.echo(f"{label}: {_accuracy_line(m['validation'], m['int8_verification'])}")
+    for hint in hints:
+        click.echo(f"hint: {hint}")
 
 
 def _profile(model, variant, backend, threads, batch, runs, warmup, as_json, debug) -> None:

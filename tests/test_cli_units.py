@@ -400,6 +400,21 @@ def test_cpu_description_names_model_and_isa():
         assert ("avx2" in d["cpu_features"].split()) == (" avx2" in flags)
 
 
+def test_advice_follows_the_cpus_int8_instructions_and_what_was_timed(tmp_path):
+    from fasterpose_rt import DEFAULT_MODELS
+
+    default, fast, other = DEFAULT_MODELS["default"], DEFAULT_MODELS["fast"], tmp_path / "mine.onnx"
+    (hint,) = bench.advice("avx2", [(default, "onnxruntime")])  # an AVX2-only CPU, the default timed
+    assert "--fast" in hint and "bench --compare" in hint
+    assert bench.advice("avx2", [(default, "onnxruntime"), (fast, "onnxruntime")]) == []  # both timed already
+    assert bench.advice("avx2", [(other, "onnxruntime")]) == []  # a model of the user's own: no figures for it
+    assert bench.advice("avx2 avx512f avx512_vnni", [(default, "onnxruntime")]) == []  # VNNI: the default is fast
+    (hint,) = bench.advice("avx2 avx512f avx512_vnni amx_int8", [(other, "onnxruntime")])
+    assert "--backend openvino" in hint and "--compare-backends" in hint
+    assert bench.advice("avx2 amx_int8", [(other, "onnxruntime"), (other, "openvino")]) == []
+    assert bench.advice("unknown", [(default, "onnxruntime")]) == []  # not x86 / no flags: nothing said
+
+
 def test_speed_ratios_pair_rows_by_threads_and_batch():
     rows = [{"model": m, "threads": t, "batch": 1, "p50_ms_per_person": ms, "cpu_ms_per_person": cpu}
             for m, t, ms, cpu in [("fp32", 1, 10.0, 10.0), ("fp32", 2, 6.0, 12.0), ("int8", 1, 4.0, 4.5),
