@@ -125,12 +125,16 @@ class PosePredictor:
     README, "Backends"; BackendUnavailable, an ImportError, where it is not installed). ``predict`` may be called from several
     threads at once. A model with a presence head (both bundled models; ``has_presence``) also gives each person
     the chance that somebody is in its crop at all (``PoseResult.presence``).
+    search_with: a faster PosePredictor of the same keypoints (e.g. ``PosePredictor(variant="fast")``) that runs
+    the search's windows (``find_poses`` without boxes, the tracker when it searches again); this model then runs
+    every person the windows found at least once, so each pose reported is its own (README, "Photos without
+    person boxes": the search at about 0.75x the time).
     Raises ModelNotFoundError / ModelError (a ValueError) naming the problem with the model file.
     """
 
     def __init__(self, model=None, threads: Optional[int] = None, flip_test: bool = False,
                  batch_size: int = 16, variant: Optional[str] = None, box_padding: Optional[float] = None,
-                 backend: str = "onnxruntime"):
+                 backend: str = "onnxruntime", search_with: Optional["PosePredictor"] = None):
         if variant is not None and variant not in DEFAULT_MODELS:
             raise ValueError(f"variant must be one of {sorted(DEFAULT_MODELS)}, got {variant!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -159,6 +163,11 @@ class PosePredictor:
         self.flip_test = bool(flip_test)
         # What a score means for this model run this way (plain or flip-tested), for persons in given boxes and
         # for persons the search picked (tracking.py hands those this one); None when it was not measured.
+        if search_with is not None and list(search_with.keypoint_names) != list(self.metadata.keypoints):
+            raise ValueError("search_with must name the same keypoints as the model: "
+                             f"{', '.join(search_with.keypoint_names[:3])}, ... against "
+                             f"{', '.join(self.metadata.keypoints[:3])}, ...")
+        self.search_with = search_with
         self.calibration = ScoreCalibration.from_metadata(self.metadata.extra, self.flip_test)
         self.searched_calibration = ScoreCalibration.from_metadata(self.metadata.extra, self.flip_test, searched=True)
         self.batch_size = batch_size

@@ -172,10 +172,25 @@ def _find_batch(predictor, images, boxes, searched, passes: int, joint_score: fl
     ``search.keep_present(result, min_presence)`` keeps it. Returns P PoseResults."""
     if max_persons < 1:
         raise ValueError(f"max_persons must be at least 1, got {max_persons}")
-    first = _predict_batch(predictor, images, [search_windows(im.shape) if s else b
-                                                for im, b, s in zip(images, boxes, searched)])
+    scout = getattr(predictor, "search_with", None)  # a faster model for the windows (PosePredictor's search_with)
+    if scout is not None and any(searched):
+        first = _predict_batch(scout, images, [search_windows(im.shape) if s else np.zeros((0, 4), np.float32)
+                                               for im, s in zip(images, searched)])
+        if not all(searched):  # the photos with boxes (or none to search) go to the model itself
+            plain = _predict_batch(predictor, images, [np.zeros((0, 4), np.float32) if s else b
+                                                       for b, s in zip(boxes, searched)])
+            first = [f if s else p for f, p, s in zip(first, plain, searched)]
+    else:
+        first = _predict_batch(predictor, images, [search_windows(im.shape) if s else b
+                                                    for im, b, s in zip(images, boxes, searched)])
     keep = SEARCH_CANDIDATES * int(max_persons)
     first = [r.take(best_rows(r.scores, keep)) if s else r for r, s in zip(first, searched)]
+    if scout is not None and any(searched):  # every person the scout found runs once through the model itself
+        first = _rerun(predictor, images, first, searched, joint_score, min_joints)
+        if passes > 0 and not all(searched):  # the other photos' first refine pass, which the rerun stands for
+            first = refine_batch(predictor, images, first, 1, joint_score=joint_score, min_joints=min_joints,
+                                 rows=[np.arange(0 if s else len(r)) for r, s in zip(first, searched)])
+        passes -= 1
     refined = refine_batch(predictor, images, first, passes, joint_score=joint_score, min_joints=min_joints)
     # A searched person is the best-scoring of several windows: its scores read through the search's own table.
     table = getattr(predictor, "searched_calibration", None)
@@ -183,6 +198,24 @@ def _find_batch(predictor, images, boxes, searched, passes: int, joint_score: fl
                                  calibration=table or r.calibration), min_presence) if s
             else keep_present(r, min_presence) if b is None else r
             for r, s, b in zip(refined, searched, boxes)]
+
+
+def _rerun(predictor, images, results, rows_of, joint_score: float, min_joints: int) -> list:
+    """The persons of the photos marked in ``rows_of`` (P bools) run again by ``predictor``: in the box around
+    their joints, as a refine pass, or in their own box where too few joints say where they are. Others unchanged."""
+    picked = [i for i, on in enumerate(rows_of) if on and len(results[i])]
+    if not picked:
+        return list(results)
+    boxes = []
+    for i in picked:
+        r = results[i]
+        around, ok = boxes_from_poses(r.keypoints, r.scores, images[i].shape[:2], joint_score, min_joints)
+        boxes.append(np.where(ok[:, None], around, r.boxes).astype(np.float32))
+    again = _predict_batch(predictor, [images[i] for i in picked], boxes)
+    out = list(results)
+    for i, a in zip(picked, again):
+        out[i] = a
+    return out
 
 
 class PoseTracker:
