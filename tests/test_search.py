@@ -92,13 +92,18 @@ def test_given_boxes_are_never_searched():
     np.testing.assert_allclose(out[1].keypoints[0], SMALL)
 
 
+def _photos_and_labels(ann):
+    """The photos of a COCO keypoint file of LSPET persons (one each) and their labels (N, K, 3)."""
+    data = json.loads(ann.read_text())
+    files = {im["id"]: im["file_name"] for im in data["images"]}
+    images = [cv2.imread(str(LSPET / "images" / files[a["image_id"]])) for a in data["annotations"]]
+    return images, np.array([np.reshape(a["keypoints"], (-1, 3)) for a in data["annotations"]], np.float64)
+
+
 @NEEDS_LSPET
 @pytest.mark.skipif(not DEFAULT_MODELS["default"].is_file(), reason="bundled default model absent")
 def test_on_real_photos_the_search_finds_more_joints_than_the_whole_photo(lspet40):
-    data = json.loads(lspet40.read_text())
-    files = {im["id"]: im["file_name"] for im in data["images"]}
-    images = [cv2.imread(str(LSPET / "images" / files[a["image_id"]])) for a in data["annotations"]]
-    kp = np.array([np.reshape(a["keypoints"], (-1, 3)) for a in data["annotations"]], np.float64)
+    images, kp = _photos_and_labels(lspet40)
     pred = PosePredictor(threads=2)
     scores = {}
     for search in (False, True):
@@ -244,10 +249,7 @@ def test_search_with_a_scout_runs_the_windows_there_and_every_person_found_throu
 @NEEDS_LSPET
 @pytest.mark.skipif(not all(p.is_file() for p in DEFAULT_MODELS.values()), reason="a bundled model is absent")
 def test_on_real_photos_the_fast_models_windows_leave_every_pose_to_the_default(lspet40):
-    data = json.loads(lspet40.read_text())
-    files = {im["id"]: im["file_name"] for im in data["images"]}
-    images = [cv2.imread(str(LSPET / "images" / files[a["image_id"]])) for a in data["annotations"]]
-    kp = np.array([np.reshape(a["keypoints"], (-1, 3)) for a in data["annotations"]], np.float64)
+    images, kp = _photos_and_labels(lspet40)
     default = PosePredictor(threads=2)
     scouted = PosePredictor(threads=2, search_with=PosePredictor(variant="fast", threads=2))
     found = find_poses_batch(scouted, images, min_presence=0)
