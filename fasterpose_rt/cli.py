@@ -198,7 +198,7 @@ class _InputArgument(click.ParamType):
                    "whole photo.")
 @click.option("--fast-search", is_flag=True,
               help="With --search: run the search's windows with the bundled fast model, and only the persons they "
-                   "find with the model itself (about 0.75x the search's time, as accurate within 0.01 PCK; README, "
+                   "find with the model itself (about 0.78x the search's time, as accurate within 0.01 PCK; README, "
                    "'Photos without person boxes').")
 @click.option("--max-persons", type=click.IntRange(min=1), default=1, show_default=True,
               help="With --search: report up to this many persons, each further one scoring at least 0.3 and not "
