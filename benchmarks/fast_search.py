@@ -60,6 +60,7 @@ def main(argv=None):
     photos = read_photos(a.images, files)
     out = run(photos, gt.shape[1], a.threads)
     base_xy, base_t = out[WAYS[0]]
+    base_pck = pck(base_xy, gt, vis, names)[0]
     rows, data = [], {}
     for w, (xy, t) in out.items():
         score = pck(xy, gt, vis, names)[0]
@@ -67,7 +68,7 @@ def main(argv=None):
         ratio = 1.0 if w == WAYS[0] else paired_ratio(t, base_t)
         data[w] = {"pck@0.2": score, "difference_ci95": [low, high], "ms_per_photo": float(t.mean()) * 1000,
                    "time_ratio": ratio, "found": float(np.isfinite(xy).all(axis=(1, 2)).mean())}
-        rows.append([w, f"{score:.4f}", "—" if w == WAYS[0] else f"{score - pck(base_xy, gt, vis, names)[0]:+.4f} "
+        rows.append([w, f"{score:.4f}", "—" if w == WAYS[0] else f"{score - base_pck:+.4f} "
                      f"({low:+.4f} to {high:+.4f})", f"{100 * data[w]['found']:.1f} %",
                      f"{data[w]['ms_per_photo']:.1f}", f"{ratio:.2f}×"])
     body = "\n\n".join([

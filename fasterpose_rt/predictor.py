@@ -161,13 +161,13 @@ class PosePredictor:
         self.model_path = str(path)
         self.threads = self._session.get_session_options().intra_op_num_threads
         self.flip_test = bool(flip_test)
-        # What a score means for this model run this way (plain or flip-tested), for persons in given boxes and
-        # for persons the search picked (tracking.py hands those this one); None when it was not measured.
-        if search_with is not None and list(search_with.keypoint_names) != list(self.metadata.keypoints):
+        if search_with is not None and search_with.keypoint_names != self.keypoint_names:
             raise ValueError("search_with must name the same keypoints as the model: "
                              f"{', '.join(search_with.keypoint_names[:3])}, ... against "
-                             f"{', '.join(self.metadata.keypoints[:3])}, ...")
+                             f"{', '.join(self.keypoint_names[:3])}, ...")
         self.search_with = search_with
+        # What a score means for this model run this way (plain or flip-tested), for persons in given boxes and
+        # for persons the search picked (tracking.py hands those this one); None when it was not measured.
         self.calibration = ScoreCalibration.from_metadata(self.metadata.extra, self.flip_test)
         self.searched_calibration = ScoreCalibration.from_metadata(self.metadata.extra, self.flip_test, searched=True)
         self.batch_size = batch_size

@@ -74,9 +74,11 @@ def refine(predictor, image, result, passes: int = 1, settled_iou: float = SETTL
 
 
 def refine_batch(predictor, images, results, passes: int = 1, settled_iou: float = SETTLED_IOU,
-                 joint_score: float = JOINT_SCORE, min_joints: int = MIN_JOINTS, rows=None):
+                 joint_score: float = JOINT_SCORE, min_joints: int = MIN_JOINTS, rows=None, rerun=None):
     """``refine`` for several photos at once: each pass runs the unsettled persons of all of them in one
     ``predict_batch`` call. images, results: P photos and their PoseResults; rows: P index lists, or None (all).
+    rerun: P bools, or None: in the first pass these photos' persons all run, settled or not, and in their own box
+    where too few joints say where they are (another model's guesses that this one must see itself).
     Returns P new PoseResults."""
     counts = np.array([len(r) for r in results], np.int64)
     if not counts.sum():
@@ -93,9 +95,14 @@ def refine_batch(predictor, images, results, passes: int = 1, settled_iou: float
     todo = np.arange(counts.sum()) if rows is None else np.concatenate(
         [start + np.asarray(r, np.int64).reshape(-1) for start, r in zip(starts, rows)]).astype(np.int64)
     todo = np.sort(todo)  # photo by photo, so each photo's boxes are one slice
-    for _ in range(max(int(passes), 0)):
-        new_boxes, ok = boxes_from_poses(keypoints[todo], scores[todo], hw[todo], joint_score, min_joints)
-        ok &= box_iou(new_boxes, boxes[todo]) < settled_iou
+    forced = None if rerun is None else np.repeat(np.asarray(rerun, bool), counts)
+    for step in range(max(int(passes), 0)):
+        new_boxes, placed = boxes_from_poses(keypoints[todo], scores[todo], hw[todo], joint_score, min_joints)
+        ok = placed & (box_iou(new_boxes, boxes[todo]) < settled_iou)
+        if step == 0 and forced is not None:
+            must = forced[todo]
+            new_boxes = np.where((must & ~placed)[:, None], boxes[todo], new_boxes)
+            ok |= must
         if not ok.any():
             break
         todo, new_boxes = todo[ok], new_boxes[ok]
@@ -173,49 +180,31 @@ def _find_batch(predictor, images, boxes, searched, passes: int, joint_score: fl
     if max_persons < 1:
         raise ValueError(f"max_persons must be at least 1, got {max_persons}")
     scout = getattr(predictor, "search_with", None)  # a faster model for the windows (PosePredictor's search_with)
-    if scout is not None and any(searched):
-        first = _predict_batch(scout, images, [search_windows(im.shape) if s else np.zeros((0, 4), np.float32)
+    scouting = scout is not None and any(searched)
+    if scouting:  # the windows go through the scout; its persons are this model's to refine from here on
+        none = np.zeros((0, 4), np.float32)
+        first = _predict_batch(scout, images, [search_windows(im.shape) if s else none
                                                for im, s in zip(images, searched)])
+        first = [replace(r, calibration=getattr(predictor, "calibration", None)) for r in first]
         if not all(searched):  # the photos with boxes (or none to search) go to the model itself
-            plain = _predict_batch(predictor, images, [np.zeros((0, 4), np.float32) if s else b
-                                                       for b, s in zip(boxes, searched)])
-            first = [f if s else p for f, p, s in zip(first, plain, searched)]
+            plain = _predict_batch(predictor, images, [none if s else b for b, s in zip(boxes, searched)])
+            first = [f if s else r for f, r, s in zip(first, plain, searched)]
     else:
         first = _predict_batch(predictor, images, [search_windows(im.shape) if s else b
                                                     for im, b, s in zip(images, boxes, searched)])
     keep = SEARCH_CANDIDATES * int(max_persons)
     first = [r.take(best_rows(r.scores, keep)) if s else r for r, s in zip(first, searched)]
-    if scout is not None and any(searched):  # every person the scout found runs once through the model itself
-        first = _rerun(predictor, images, first, searched, joint_score, min_joints)
-        if passes > 0 and not all(searched):  # the other photos' first refine pass, which the rerun stands for
-            first = refine_batch(predictor, images, first, 1, joint_score=joint_score, min_joints=min_joints,
-                                 rows=[np.arange(0 if s else len(r)) for r, s in zip(first, searched)])
-        passes -= 1
-    refined = refine_batch(predictor, images, first, passes, joint_score=joint_score, min_joints=min_joints)
+    # With a scout every pick runs through the model itself in the first pass, even at passes=0 (then only theirs).
+    rows = [np.arange(len(r) if s or passes else 0) for r, s in zip(first, searched)] if scouting else None
+    refined = refine_batch(predictor, images, first, max(passes, 1) if scouting else passes,
+                           joint_score=joint_score, min_joints=min_joints, rows=rows,
+                           rerun=searched if scouting else None)
     # A searched person is the best-scoring of several windows: its scores read through the search's own table.
     table = getattr(predictor, "searched_calibration", None)
     return [keep_present(replace(r.take(pick_persons(r.keypoints, r.scores, r.boxes, max_persons)),
                                  calibration=table or r.calibration), min_presence) if s
             else keep_present(r, min_presence) if b is None else r
             for r, s, b in zip(refined, searched, boxes)]
-
-
-def _rerun(predictor, images, results, rows_of, joint_score: float, min_joints: int) -> list:
-    """The persons of the photos marked in ``rows_of`` (P bools) run again by ``predictor``: in the box around
-    their joints, as a refine pass, or in their own box where too few joints say where they are. Others unchanged."""
-    picked = [i for i, on in enumerate(rows_of) if on and len(results[i])]
-    if not picked:
-        return list(results)
-    boxes = []
-    for i in picked:
-        r = results[i]
-        around, ok = boxes_from_poses(r.keypoints, r.scores, images[i].shape[:2], joint_score, min_joints)
-        boxes.append(np.where(ok[:, None], around, r.boxes).astype(np.float32))
-    again = _predict_batch(predictor, [images[i] for i in picked], boxes)
-    out = list(results)
-    for i, a in zip(picked, again):
-        out[i] = a
-    return out
 
 
 class PoseTracker:
