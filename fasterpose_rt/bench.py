@@ -2,8 +2,8 @@
 
 For each thread count and batch size (persons per call): warm-up calls, then N timed calls; latency
 percentiles per call and per person, the process's CPU time per person (all threads; unlike wall time it
-barely moves when other programs compete for the cores), persons/s, and achieved GFLOP/s = 2 × MACs × persons/s when the model's
-MACs are known. MACs come from the metadata field ``macs`` (written by the exporter); otherwise they are
+barely moves when other programs compete for the cores), persons/s, and achieved GFLOP/s = 2 × MACs × persons/s when
+the model's MACs are known. MACs come from the metadata field ``macs`` (written by the exporter); otherwise they are
 counted from the ONNX graph when the optional ``onnx`` package is installed (imported lazily: the runtime
 never needs it), else reported as unknown.
 """
@@ -219,7 +219,7 @@ def advice(cpu_features: str, benched: Sequence[Tuple[Path, str]]) -> List[str]:
                    "person on 1 thread and the fast model (--fast) 0.54-0.70x its time; `fasterpose bench --compare` "
                    "times both here (README, 'Latency per kind of CPU')")
     if "amx_int8" in flags and backends == {"onnxruntime"}:
-        out.append("this CPU has AMX: on such a CPU OpenVINO (--backend openvino, pip install \"fasterpose[openvino]\") "
-                   "took 0.37-0.74x onnxruntime's time; `fasterpose bench --compare-backends` times both here "
-                   "(README, 'Backends')")
+        out.append("this CPU has AMX: on such a CPU OpenVINO (--backend openvino, "
+                   "pip install \"fasterpose[openvino]\") took 0.37-0.74x onnxruntime's time; "
+                   "`fasterpose bench --compare-backends` times both here (README, 'Backends')")
     return out

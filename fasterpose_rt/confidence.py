@@ -66,8 +66,8 @@ class ScoreCalibration:
 
 def table_problem(block: Any) -> Optional[str]:
     """Why a ``score_calibration`` metadata block is unusable, or None when it is sound: {"within": w > 0,
-    "plain": table, and optionally "flip", "searched", "searched_flip" tables, ...provenance}, each table {"scores": increasing numbers in [0, 1],
-    "chances": as many non-decreasing numbers in [0, 1]}."""
+    "plain": table, and optionally "flip", "searched", "searched_flip" tables, ...provenance}, each table
+    {"scores": increasing numbers in [0, 1], "chances": as many non-decreasing numbers in [0, 1]}."""
     if not isinstance(block, dict):
         return f"{CALIBRATION_KEY} must be an object"
     within = block.get("within", 0.2)

@@ -105,7 +105,8 @@ class ModelMetadata:
         if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
             bad(f"input_size must be [w, h] positive integers, got {size!r}")
         self.input_size = (int(size[0]), int(size[1]))
-        if not (isinstance(self.keypoints, list) and self.keypoints and all(isinstance(n, str) for n in self.keypoints)):
+        names = self.keypoints
+        if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
             bad("keypoints must be a non-empty list of names")
         k = len(self.keypoints)
         for name in ("skeleton", "flip_pairs"):

@@ -55,8 +55,9 @@ def training_stages(recipe: Any, validation: Any = None, architecture: str = "")
 
 def model_card(path, metadata: ModelMetadata) -> Dict[str, Any]:
     """A model's self-description as one dict: file (path, bytes, sha256), network, input, keypoints, skeleton,
-    flip pairs, box padding and its calibration, the score table (what a joint's score means), size (parameters, MACs per person), training data and loss,
-    the recorded training stages (``training_stages``), training-time validation, the int8 check, the exporter.
+    flip pairs, box padding and its calibration, the score table (what a joint's score means), size (parameters,
+    MACs per person), training data and loss, the recorded training stages (``training_stages``), training-time
+    validation, the int8 check, the exporter.
     Fields the metadata does not record are None."""
     p = Path(path)
     extra = metadata.extra

@@ -105,8 +105,8 @@ def profile_model(path, threads: int = 1, batch: int = 1, runs: int = 20, warmup
     Returns {"backend", "threads", "batch", "runs", "call_ms": mean time of a whole call, "operators_ms": the sum of
     the operators' times per call, "ops": [{"op", "ms", "share", "nodes"}] by time, "nodes": [{"name", "op",
     "kernel", "ms", "share"}] by time}; ms are per call, shares of ``operators_ms``. "kernel": the implementation
-    OpenVINO chose (e.g. ``jit_avx2_I8``: int8 with AVX2 instructions); onnxruntime does not say (""). Raises BackendUnavailable
-    where the backend is not installed, ValueError for an unknown backend.
+    OpenVINO chose (e.g. ``jit_avx2_I8``: int8 with AVX2 instructions); onnxruntime does not say (""). Raises
+    BackendUnavailable where the backend is not installed, ValueError for an unknown backend.
     """
     from .session import BACKENDS, open_session
 

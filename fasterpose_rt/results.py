@@ -132,8 +132,8 @@ def _naming(error: OSError, path: Path) -> OSError:
 
 class ResultsWriter:
     """Collects result entries and keeps ``path`` a valid JSON list (fmt "json") or CSV table (fmt "csv", one row
-    per person: ``csv_header(keypoint_names, confidences, presence)``) of everything added so far; or appends them as JSON Lines
-    (fmt "jsonl", one entry per line, to ``path`` or ``stream``).
+    per person: ``csv_header(keypoint_names, confidences, presence)``) of everything added so far; or appends them
+    as JSON Lines (fmt "jsonl", one entry per line, to ``path`` or ``stream``).
 
     path None -> a list or table is written only at :meth:`close`, which prints it to ``stream`` (stdout); JSON
     Lines go there as they are added. :meth:`step` (call once per finished photo or frame) rewrites a list or

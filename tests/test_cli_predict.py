@@ -474,7 +474,7 @@ def test_photos_share_model_calls_in_groups_with_the_same_results(folder, standi
     calls.clear()
     alone = run("predict", folder, "--model", standin_path, "-q", "--refine", "0", "--batch-size", "1")
     assert calls == [1] * 7 and json.loads(alone.stdout) == json.loads(grouped.stdout)  # ids, order, poses
-    monkeypatch.setattr("fasterpose_rt.cli.PHOTO_GROUP_BYTES", 2 * 120 * 80 * 3)  # two photos' pixels at most
+    monkeypatch.setattr("fasterpose_rt.cli.predict.PHOTO_GROUP_BYTES", 2 * 120 * 80 * 3)  # two photos' pixels at most
     calls.clear()
     assert run("predict", folder, "--model", standin_path, "-q", "--refine", "0").exit_code == 0
     assert calls == [2, 2, 2, 1]
@@ -516,7 +516,8 @@ def test_a_stream_as_json_lines_and_a_missing_camera_named(tmp_path, standin_pat
 
 def test_a_camera_runs_until_ctrl_c_and_keeps_its_lines(tmp_path, standin_path, monkeypatch):
     """A camera never ends: Ctrl-C stops it, exit 130, every frame done is in the results."""
-    import fasterpose_rt.cli as cli
+    import fasterpose_rt.cli.predict_run as cli_run
+    from fasterpose_rt.results import ResultsWriter
 
     frames = iter(read_video(write_video(tmp_path / "clip.mp4", frames=6)))
     camera = GatedSource()  # the clip stands in for a camera, a frame each time the one before is written
@@ -526,8 +527,8 @@ def test_a_camera_runs_until_ctrl_c_and_keeps_its_lines(tmp_path, standin_path, 
         assert source == "camera:0"
         return camera
 
-    monkeypatch.setattr(cli, "open_stream", open_camera)
-    real_add, added = cli.ResultsWriter.add, []
+    monkeypatch.setattr(cli_run, "open_stream", open_camera)
+    real_add, added = ResultsWriter.add, []
 
     def add(self, entries):  # "Ctrl-C" comes after the third frame
         real_add(self, entries)
@@ -536,7 +537,7 @@ def test_a_camera_runs_until_ctrl_c_and_keeps_its_lines(tmp_path, standin_path, 
             raise KeyboardInterrupt
         camera.send(next(frames))
 
-    monkeypatch.setattr(cli.ResultsWriter, "add", add)
+    monkeypatch.setattr(ResultsWriter, "add", add)
     out = tmp_path / "cam.jsonl"
     r = run("predict", "camera:0", "--model", standin_path, "--out", out)
     assert r.exit_code == 130 and "interrupted: 0 photos, 1 video (" in r.stderr  # counted, though unfinished
@@ -551,7 +552,7 @@ def test_a_camera_runs_until_ctrl_c_and_keeps_its_lines(tmp_path, standin_path, 
 
 def test_a_camera_is_live_unless_told_otherwise(tmp_path, standin_path, monkeypatch):
     """Live (the default for cameras): frames that come while the model is busy are dropped and counted."""
-    import fasterpose_rt.cli as cli
+    import fasterpose_rt.cli.predict_run as cli_run
 
     frames = read_video(write_video(tmp_path / "clip.mp4", frames=6))
 
@@ -568,7 +569,7 @@ def test_a_camera_is_live_unless_told_otherwise(tmp_path, standin_path, monkeypa
         return real(self, images, boxes)
 
     monkeypatch.setattr(PosePredictor, "predict_batch", slow_model)
-    monkeypatch.setattr(cli, "open_stream", open_camera)
+    monkeypatch.setattr(cli_run, "open_stream", open_camera)
     r = run("predict", "camera:0", "--model", standin_path, "--no-track", "--format", "jsonl")
     got = [json.loads(line)["frame"] for line in r.stdout.splitlines()]
     dropped = 6 - len(got)
@@ -580,9 +581,10 @@ def test_a_camera_is_live_unless_told_otherwise(tmp_path, standin_path, monkeypa
 
 
 def test_a_big_jpeg_is_decoded_smaller_and_answered_in_its_own_pixels(tmp_path, standin_path, monkeypatch):
-    import fasterpose_rt.cli as cli
+    import fasterpose_rt.cli.predict as cli_predict
+    import fasterpose_rt.cli.predict_run as cli_run
 
-    monkeypatch.setattr(cli, "REDUCED_LONG_SIDE", 200)  # a 480 x 720 photo counts as big: decoded at 1/2
+    monkeypatch.setattr(cli_predict, "REDUCED_LONG_SIDE", 200)  # a 480 x 720 photo counts as big: decoded at 1/2
     points = np.array(POINTS, np.float64) * 6 + 0.5 * 5  # the stand-in person, 6x as large
     path = tmp_path / "big.jpg"
     cv2.imwrite(str(path), paint_blobs((720, 480), points, sigma=24.0), [cv2.IMWRITE_JPEG_QUALITY, 95])
@@ -596,8 +598,8 @@ def test_a_big_jpeg_is_decoded_smaller_and_answered_in_its_own_pixels(tmp_path, 
         np.testing.assert_allclose(np.reshape(entry["keypoints"], (-1, 3))[:, :2], points, atol=2.0)
     assert entries[""] == entries["--read-ahead 0"]  # reading ahead changes nothing
     assert entries[""] != entries["--full-resolution"]  # ... decoding smaller does, a little
-    real_read, scales = cli.read_photo, []
-    monkeypatch.setattr(cli, "read_photo", lambda *a: scales.append(real_read(*a)[1]) or real_read(*a))
+    real_read, scales = cli_run.read_photo, []
+    monkeypatch.setattr(cli_run, "read_photo", lambda *a: scales.append(real_read(*a)[1]) or real_read(*a))
     boxes = tmp_path / "boxes.json"
     for listed, scale in (([[100.0, 120.0, 300.0, 500.0]], 2),  # big enough for the model at 1/2
                           ([[100.0, 120.0, 300.0, 500.0], [10.0, 10.0, 40.0, 60.0]], 1)):  # a box < the input

@@ -426,12 +426,12 @@ def test_speed_ratios_pair_rows_by_threads_and_batch():
 
 
 def test_verification_line_reports_stored_figures():
-    from fasterpose_rt.cli import _verification_line
+    from fasterpose_rt.cli.bench import verification_line
 
-    line = _verification_line({"crops": 1000, "source": "val.json", "mean_px": 0.25, "moved": 0.026,
+    line = verification_line({"crops": 1000, "source": "val.json", "mean_px": 0.25, "moved": 0.026,
                                "pck_float": 0.8123, "pck_int8": 0.8101})
     assert "1000 crops of val.json" in line and "2.6 %" in line and "drop 0.22 points" in line
-    assert "no verification" in _verification_line(None)
+    assert "no verification" in verification_line(None)
 
 
 def test_macs_from_metadata_then_graph(standin_path):

@@ -38,7 +38,7 @@ def test_the_wheel_holds_the_runtime_and_its_models_only(tmp_path):
                            "fasterpose_rt/assets/fasterpose_fast_int8.onnx"}
     assert sum(assets.values()) <= BUDGET_MB * 1e6, assets
     assert "fasterpose_rt/py.typed" in files  # type checkers read the runtime's annotations
-    modules = {f"fasterpose_rt/{p.name}" for p in (ROOT / "fasterpose_rt").glob("*.py")}
+    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "fasterpose_rt").rglob("*.py")}
     assert {n for n in files if n.endswith(".py")} == modules
 
 

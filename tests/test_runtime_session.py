@@ -144,6 +144,27 @@ def test_loading_prints_nothing_and_imports_no_training_stack(standin_path):
     assert r.stdout == "" and r.stderr == ""
 
 
+def test_the_command_line_imports_no_training_stack(standin_path, tmp_path):
+    """``fasterpose predict`` (all of ``fasterpose_rt.cli``'s commands loaded) in a fresh interpreter: results on
+    stdout, and no torch/onnx/scipy/pycocotools imported on the way."""
+    import cv2
+
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), np.zeros((40, 30, 3), np.uint8))
+    code = (
+        "import sys\n"
+        "from fasterpose_rt.cli import main\n"
+        f"try:\n    main(['predict', {str(photo)!r}, '--model', {str(standin_path)!r}, '-q', '--no-search'])\n"
+        "except SystemExit as e:\n    assert not e.code, e.code\n"
+        "bad = [m for m in ('torch', 'onnx', 'scipy', 'pycocotools') if m in sys.modules]\n"
+        "sys.exit(f'imported {bad}' if bad else 0)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=root)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("[") and r.stderr == ""
+
+
 def test_results_are_deterministic(standin_path):
     img = np.random.default_rng(0).integers(0, 256, (60, 50, 3), dtype=np.uint8)
     a = PosePredictor(standin_path, threads=1).predict(img)

@@ -1,0 +1,38 @@
+"""The ``fasterpose`` command line: ``predict`` on photos, folders, videos and cameras, ``bench``, ``info``, ``eval``.
+
+Exit codes: 0 every input processed; 1 some inputs failed (the rest is still written); 2 usage errors (missing
+path, bad option, unusable model, malformed boxes or annotation file); 130 interrupted (Ctrl-C), after writing
+what was finished. Expected errors print one line; ``--debug`` adds the traceback.
+
+One file per command: ``predict.py`` (each input's handling in ``predict_run.py``), ``bench.py``, ``info.py``,
+``evaluate.py``; what they share in ``common.py``.
+"""
+from __future__ import annotations
+
+import os
+
+import click
+import cv2
+
+from .. import __version__
+from . import bench, evaluate, info, predict
+from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
+
+__all__ = ["main", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="fasterpose")
+def main():
+    """FasterPose: fast CPU human pose estimation (ONNX runtime)."""
+    # FFmpeg's and OpenCV's own console lines (e.g. "moov atom not found", "can't open camera by index") would only
+    # repeat our one-line errors.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    if hasattr(cv2, "utils") and hasattr(cv2.utils, "logging"):
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    elif hasattr(cv2, "setLogLevel"):  # OpenCV before 4.7
+        cv2.setLogLevel(2)  # errors only
+
+
+for _command in (predict.predict, bench.bench, info.info, evaluate.eval_cmd):
+    main.add_command(_command)

@@ -1,0 +1,120 @@
+"""What every ``fasterpose`` command shares: exit codes, one-line errors, the model options, loading the model."""
+from __future__ import annotations
+
+import functools
+import sys
+import traceback
+import warnings
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from ..boxes import BoxesFileError, DetectorUnavailable
+from ..metadata import MetadataError
+from ..session import BACKENDS
+
+EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
+
+class UsageProblem(click.ClickException):
+    """An expected error caused by what the user passed: one line on stderr, exit code 2."""
+
+    exit_code = EXIT_USAGE
+
+
+def say(msg: str) -> None:
+    """A line on stderr that does not tear an active progress bar, flushed: an exit right after it must not lose
+    it (where stderr is a buffered stream, e.g. captured by click 8.1's CliRunner)."""
+    tqdm.write(msg, file=sys.stderr)
+    sys.stderr.flush()
+
+
+def guarded(func):
+    """Turn expected exceptions into one-line errors with truthful exit codes; --debug adds the traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, debug=False, **kwargs):
+        try:
+            return func(*args, debug=debug, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            say("interrupted")
+            sys.exit(EXIT_INTERRUPTED)
+        except (MetadataError, BoxesFileError, DetectorUnavailable) as e:
+            trace(debug)
+            raise UsageProblem(str(e)) from None
+        except OSError as e:
+            trace(debug)
+            raise click.ClickException(f"{e.filename + ': ' if e.filename else ''}{e.strerror or e}") from None
+        except Exception as e:  # a bug: name it, keep the traceback for --debug
+            if debug:
+                raise
+            raise click.ClickException(
+                f"unexpected {type(e).__name__}: {e} (run again with --debug for the traceback)") from None
+
+    return wrapper
+
+
+def trace(debug: bool) -> None:
+    if debug:
+        traceback.print_exc(file=sys.stderr)
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def debug_option(f):
+    return click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")(f)
+
+
+BOX_PADDING_HELP = ("Context around each person box, e.g. 1.1: the crop covers the box enlarged 1.1x "
+                     "[default: the model's own, calibrated for tight boxes around the person].")
+
+
+def model_options(f):
+    f = click.option("--fast", "variant", flag_value="fast", default=None,
+                     help="Use the bundled fast model (the default's network at 96x128: about 0.55x the time, "
+                          "less accurate; for CPUs without VNNI).")(f)
+    f = click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="FasterPose ONNX model file [default: the bundled model].")(f)
+    return f
+
+
+def backend_option(f):
+    return click.option(
+        "--backend", type=click.Choice(BACKENDS), default="onnxruntime", show_default=True, envvar="FASTERPOSE_BACKEND",
+        help="Inference engine: onnxruntime, or openvino (optional: pip install \"fasterpose[openvino]\"; 0.4-0.6x "
+             "the time on a CPU with AMX; bench --compare-backends measures yours; README, 'Backends'). "
+             "Environment: FASTERPOSE_BACKEND; OpenVINO keeps compiled networks in ~/.cache/fasterpose/openvino, "
+             "FASTERPOSE_OPENVINO_CACHE=DIR or off to change that.")(f)
+
+
+def load_predictor(model, variant=None, threads=None, batch_size=16, flip=False, debug=False, box_padding=None,
+                    backend="onnxruntime", search_with=None):
+    """One PosePredictor for the whole run; an unusable model or a backend not installed is a usage error (exit 2).
+
+    variant: None or a bundled model's name ("fast": --fast); with ``model`` it must be None.
+    box_padding: None -> the model's own (its metadata)."""
+    from ..openvino_session import BackendUnavailable
+    from ..predictor import PosePredictor
+    from ..session import ModelError
+
+    if variant and model is not None:
+        raise click.UsageError(f"--{variant} selects a bundled model; give either --{variant} or --model")
+    try:
+        with warnings.catch_warnings(record=True) as caught:  # e.g. OpenVINO's cache folder unusable: one line each
+            warnings.simplefilter("always")
+            pred = PosePredictor(model=model, threads=threads, flip_test=flip, batch_size=batch_size,
+                                 variant=variant, box_padding=box_padding, backend=backend, search_with=search_with)
+        for w in caught:
+            say(f"warning: {w.message}")
+        return pred
+    except BackendUnavailable as e:
+        raise UsageProblem(str(e)) from None
+    except (ModelError, MetadataError, ValueError, OSError) as e:
+        trace(debug)
+        raise UsageProblem(f"cannot load the model: {e}") from None
+

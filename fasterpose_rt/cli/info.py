@@ -1,0 +1,30 @@
+"""``fasterpose info``: what a model says about itself."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from .bench import verification_line
+from .common import debug_option, guarded, load_predictor, model_options
+
+
+@click.command()
+@model_options
+@click.option("--json", "as_json", is_flag=True, help="Print the whole description as JSON, metadata included.")
+@debug_option
+@guarded
+def info(model, variant, as_json, debug):
+    """What a model says about itself: network, input, keypoints, box padding, training stages, accuracy."""
+    from ..model_card import format_card, model_card
+
+    pred = load_predictor(model, variant, threads=1, debug=debug)
+    card = model_card(pred.model_path, pred.metadata)
+    if as_json:
+        card["metadata"] = json.loads(pred.metadata.to_json())
+        click.echo(json.dumps(card, indent=2))
+        return
+    verification = (pred.metadata.extra.get("quantization") or {}).get("verification")
+    click.echo(format_card(card, verification_line(verification) if verification else ""))
+
+

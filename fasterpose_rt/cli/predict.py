@@ -1,0 +1,215 @@
+"""``fasterpose predict``: its options, the checks between them, and the loop over the inputs (photos in groups
+that share the model's batches, videos one by one). What happens to each input: ``predict_run.py``."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import List
+
+import click
+from tqdm import tqdm
+
+from ..boxes import HogPeopleDetector, load_boxes_file
+from ..inputs import REDUCED_LONG_SIDE, expand_inputs, stream_source
+from ..predictor import PHOTO_GROUP_BYTES
+from ..prefetch import READ_AHEAD, prefetch
+from ..results import FORMATS, ResultsWriter
+from ..show import ShowUnavailable, Window
+from ..tracking import REFINE_PASSES
+from .common import (BOX_PADDING_HELP, EXIT_FAILED, EXIT_INTERRUPTED, UsageProblem, backend_option, debug_option,
+                     guarded, load_predictor, model_options, say)
+from .predict_run import Photo, PredictRun
+
+
+class _InputArgument(click.ParamType):
+    """A path that exists, or a camera (camera:N) or stream URL, kept as written (a Path would fold its //)."""
+
+    name = "input"
+    _path = click.Path(exists=True, path_type=Path)
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and stream_source(value) is not None:
+            return value
+        return self._path.convert(value, param, ctx)
+
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True, type=_InputArgument())
+@model_options
+@backend_option
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads [default: physical cores].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Most person crops per model call; photos are read in groups of up to this many, whose persons "
+                   "share the calls.")
+@click.option("--flip", is_flag=True, help="Flip test: also run mirrored crops and average (slower, more accurate).")
+@click.option("--box-padding", type=click.FloatRange(min=0, min_open=True), default=None, help=BOX_PADDING_HELP)
+@click.option("--boxes", "boxes_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Person boxes: a COCO annotation file (matched by file_name; results keep its image ids), a "
+                   "JSON object mapping file name -> list of [x, y, w, h], or a JSON list of {file_name, bbox, "
+                   "score} (a detector's output, or predict's own results). A video's entry starts the tracking "
+                   "(--no-track: applies to every frame). Inputs the file does not list fail.")
+@click.option("--box-score", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="With --boxes as a list with scores: leave out boxes scoring below this.")
+@click.option("--detector", type=click.Choice(["none", "hog"]), default="none", show_default=True,
+              help="Find persons with OpenCV's HOG people detector; photos where it finds nobody are "
+                   "processed as without boxes (--search).")
+@click.option("--search/--no-search", default=True, show_default=True,
+              help="Photos and video frames without boxes: look for one person in the whole photo and a grid of "
+                   "windows half its long side wide, refine the 3 that score best and keep the best (about 4x the "
+                   "time of --no-search, more accurate where the person is small); --no-search: one box over the "
+                   "whole photo.")
+@click.option("--fast-search", is_flag=True,
+              help="With --search: run the search's windows with the bundled fast model, and only the persons they "
+                   "find with the model itself (about 0.78x the search's time, as accurate within 0.01 PCK; README, "
+                   "'Photos without person boxes').")
+@click.option("--max-persons", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --search: report up to this many persons, each further one scoring at least 0.3 and not "
+                   "made of a reported person's joints (3 windows refined per person asked for; for photos of a few "
+                   "persons without --boxes or --detector). Videos: the tracking starts with up to this many, and "
+                   "searches again every 30 frames while fewer are followed.")
+@click.option("--min-presence", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Photos and frames without boxes (searched, or the whole photo): report a person only when the "
+                   "model's presence head gives at least this chance that somebody is there (a model without a head: "
+                   "when its better half of joints average this confidence, which also drops many persons seen from "
+                   "the waist up); 0: always the best guess (README, 'Photos of nobody'). [default: the threshold a "
+                   "model's presence head records (0.3 for both bundled models), else 0]")
+@click.option("--refine", "refine_passes", type=click.IntRange(min=0), default=None,
+              help=f"Most extra passes per person, each on the box around the joints the pass before found (the "
+                   f"tight box the model is calibrated for); a person stops once that box settles. Each pass is one "
+                   f"more model call [default: {REFINE_PASSES} for guessed boxes (--search, the whole photo, "
+                   f"--detector), 0 for --boxes].")
+@click.option("--track/--no-track", default=True, show_default=True,
+              help="Videos: a frame's boxes are the boxes around the joints found in the frame before (a search "
+                   "of the frame, --detector or --boxes start it, and again when nobody is followed; a frame where "
+                   "nobody is found has no entry); --no-track: every frame on its own, like a photo.")
+@click.option("--smooth/--no-smooth", default=True, show_default=True,
+              help="Videos with --track: steady each followed person's joints over time (One-Euro filter: strong "
+                   "on still joints, little lag on moving ones); --no-smooth: the model's keypoints of each frame.")
+@click.option("--every", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Videos: process every N-th frame.")
+@click.option("--max-frames", type=click.IntRange(min=1), default=None,
+              help="Videos, cameras and streams: stop each after this many processed frames [default: at its end; "
+                   "a camera runs until Ctrl-C].")
+@click.option("--live/--no-live", default=None,
+              help="Cameras and streams: process the newest frame each time, dropping the frames that arrive while "
+                   "the model is busy, so results keep pace with the source [default: on for cameras and network "
+                   "streams, off for file:// URLs]; --no-live: every frame, falling behind a source faster than "
+                   "the model. Video files are always read in full.")
+@click.option("--full-resolution", is_flag=True,
+              help=f"Decode every photo whole. By default a JPEG photo is decoded at 1/2, 1/4 or 1/8 of its size "
+                   f"while its long side stays >= {REDUCED_LONG_SIDE} px and every given box keeps at least the "
+                   f"model's input size (much faster for camera photos; keypoints are in the photo's own px).")
+@click.option("--read-ahead", type=click.IntRange(min=0), default=READ_AHEAD, show_default=True,
+              help="Photos and video frames decoded by a thread ahead of the model (0: decode between model calls).")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the results here: COCO keypoint results (a JSON list), JSON Lines (one result per line, "
+                   "written as each frame is done) for a .jsonl file, or a CSV table (one row per person) for a "
+                   ".csv file [default: print to stdout].")
+@click.option("--format", "fmt", type=click.Choice(["auto", *FORMATS]), default="auto", show_default=True,
+              help="Results format; auto: csv or jsonl for an --out file ending in .csv or .jsonl, else json. "
+                   "jsonl to stdout streams each frame's persons as they come (for a camera, into a pipe).")
+@click.option("--vis", "vis_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write photos with skeletons drawn to this folder (videos: an annotated .mp4).")
+@click.option("--vis-threshold", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True,
+              help="Hide joints scoring below this in --vis output.")
+@click.option("--show", is_flag=True,
+              help="Videos, cameras and streams: show the drawn frames in a window as they are processed; q or Esc "
+                   "(or closing the window) ends that input. Needs OpenCV with a GUI (pip install opencv-python in "
+                   "place of opencv-python-headless) and a display.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary (errors are still shown).")
+@debug_option
+@guarded
+def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padding, boxes_file, box_score, detector,
+            search, fast_search, max_persons, min_presence, refine_passes, track, smooth, every, max_frames, live,
+            full_resolution, read_ahead, out, fmt, vis_dir, vis_threshold, show, quiet, debug):
+    """Predict poses on photos, videos and folders of them (searched recursively), and on cameras (camera:0)
+    and video streams (rtsp://..., http://...).
+
+    By default each photo's person is searched for in the whole photo and a grid of windows, sharpened by
+    --refine passes, and a video's persons are followed from frame to frame (--track); give --boxes,
+    --detector hog or --max-persons for photos of several persons. Results are COCO keypoint results, one entry
+    per person (a video's entries carry the frame and its time; a followed person's entries share a track_id),
+    or the same as CSV rows (--out x.csv) or JSON Lines (--out x.jsonl, or --format jsonl to stdout, written as
+    frames are done). A camera runs until Ctrl-C or --max-frames.
+    """
+    if boxes_file is not None and detector != "none":
+        raise click.UsageError("give either --boxes or --detector, not both")
+    if max_persons > 1 and not search:
+        raise click.UsageError("--max-persons counts the persons a search reports; drop --no-search")
+    if fast_search and not search:
+        raise click.UsageError("--fast-search speeds up the search; drop --no-search")
+    if fast_search and variant == "fast":
+        raise click.UsageError("--fast searches with the fast model already; drop --fast-search")
+    items, problems = expand_inputs(inputs, videos=True)
+    lookup = load_boxes_file(boxes_file, box_score) if boxes_file is not None else None
+    detect = HogPeopleDetector() if detector == "hog" else None
+    if out is not None:
+        parent = out.parent if str(out.parent) else Path(".")
+        if out.is_dir() or not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise UsageProblem(f"cannot write results to {out}: "
+                               f"{'is a folder' if out.is_dir() else 'its folder does not exist or is not writable'}")
+    if vis_dir is not None:
+        try:
+            vis_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UsageProblem(f"cannot create --vis folder {vis_dir}: {e.strerror or e}") from None
+    try:
+        window = Window() if show else None
+    except ShowUnavailable as e:
+        raise UsageProblem(str(e)) from None
+    scout = load_predictor(None, "fast", threads, batch_size, debug=debug, backend=backend) if fast_search else None
+    pred = load_predictor(model, variant, threads, batch_size, flip, debug, box_padding, backend, search_with=scout)
+
+    if fmt == "auto":
+        fmt = {".csv": "csv", ".jsonl": "jsonl"}.get(out.suffix.lower() if out is not None else "", "json")
+    writer = ResultsWriter(out, fmt=fmt, keypoint_names=pred.keypoint_names,
+                           confidences=pred.calibration is not None, presence=pred.has_presence)
+    passes = refine_passes if refine_passes is not None else (0 if lookup is not None else REFINE_PASSES)
+    run = PredictRun(pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug, passes, track, smooth,
+                      search, max_persons, max_frames, live, None if full_resolution else REDUCED_LONG_SIDE,
+                      read_ahead, window, min_presence)
+    for path, reason in problems:
+        run.fail(path, reason)
+    show = not quiet and (len(items) > 1 or any(i.kind != "image" for i in items))
+    bar = tqdm(total=len(items), desc="fasterpose", unit="file", disable=not show, file=sys.stderr)
+    # photos are decoded by a thread, --read-ahead photos ahead of the model
+    decoded = prefetch(run.decode, [i for i in items if i.kind == "image"], read_ahead)
+    try:
+        group: List[Photo] = []  # photos read, waiting to share the model's batches
+        for item in items:
+            if item.kind != "image":  # a video, camera or stream
+                run.photos(group, bar)
+                group = []
+                run.video(item, show)
+                bar.update(1)
+                continue
+            photo = run.read_photo(*next(decoded))
+            if photo is None:  # unreadable: named and skipped
+                bar.update(1)
+                continue
+            group.append(photo)
+            # up to --batch-size photos share the model's batches (a call for many small photos, not one each)
+            if len(group) >= batch_size or sum(g.image.size for g in group) >= PHOTO_GROUP_BYTES:
+                run.photos(group, bar)
+                group = []
+        run.photos(group, bar)
+        run.finish_vis()
+        bar.close()
+    except KeyboardInterrupt:
+        bar.close()
+        run.finish_vis()  # the few pictures already queued
+        writer.close()
+        say(f"interrupted: {run.summary(out)}")
+        sys.exit(EXIT_INTERRUPTED)
+    finally:
+        decoded.close()
+        if window is not None:
+            window.close()
+    writer.close()
+    if not quiet:
+        say(run.summary(out))
+    if run.failed:
+        sys.exit(EXIT_FAILED)
+

@@ -1,0 +1,274 @@
+"""One ``fasterpose predict`` run, input by input: a photo read (ahead of the model) with its boxes, a group of
+photos' poses found together and written in order with their --vis pictures, a video followed frame by frame;
+failures named and counted, never fatal to the rest."""
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from ..geometry import box_centers_and_sizes, rescale_boxes
+from ..inputs import InputItem, InputReadError, is_live, open_stream, read_image, read_photo
+from ..predictor import PoseResult
+from ..prefetch import READ_AHEAD, OrderedJobs
+from ..results import coco_entries
+from ..tracking import find_poses, find_poses_batch
+from ..video import VideoPoses
+from .common import plural, say, trace
+
+_VIS_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+NOBODY_NOTE = "nobody found"  # written on a --vis photo where no person was reported
+
+
+@dataclass
+class Photo:
+    """A photo read and ready for the model: its input, pixels (decoded at 1/scale of its size), person boxes in
+    those pixels (None: the whole photo), image id."""
+
+    item: InputItem
+    image: np.ndarray
+    boxes: Optional[np.ndarray]
+    image_id: int
+    scale: int = 1
+
+
+class PredictRun:
+    """State of one ``predict`` run: running image ids, counts, failures, --vis names."""
+
+    def __init__(self, pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug, passes=0, track=False,
+                 smooth=False, search=True, max_persons=1, max_frames=None, live=None, long_side=None,
+                 read_ahead=READ_AHEAD, window=None, min_presence=None):
+        self.pred, self.writer, self.lookup, self.detect = pred, writer, lookup, detect
+        self.vis_dir, self.vis_threshold, self.every, self.debug = vis_dir, vis_threshold, every, debug
+        self.passes, self.track, self.smooth, self.search = passes, track, smooth, search
+        self.max_persons, self.max_frames, self.live = max_persons, max_frames, live
+        self.long_side, self.read_ahead, self.window = long_side, read_ahead, window
+        self.min_presence = min_presence
+        self.next_id = 0
+        self.failed: List[str] = []
+        self.photos_done = self.frames = self.dropped = self.videos = self.persons = 0
+        self.photos_of_nobody = 0  # photos where nobody was found (or, without boxes, nobody was there)
+        self._vis_names = set()
+        self._vis_jobs = OrderedJobs() if vis_dir is not None else None  # --vis drawn and written beside the model
+        self._started = time.perf_counter()  # the model is loaded: the inputs' time starts
+
+    def fail(self, path, reason: str) -> None:
+        self.failed.append(str(path))
+        say(f"error: {path}: {reason}")
+
+    def _vis_failed(self, failures) -> None:
+        for path, error in failures:
+            self.fail(path, str(error))
+
+    def finish_vis(self) -> None:
+        """Wait for the --vis pictures still being drawn and written (their failures named)."""
+        if self._vis_jobs is not None:
+            self._vis_failed(self._vis_jobs.finish())
+
+    def summary(self, out) -> str:
+        nobody = f" ({self.photos_of_nobody} with nobody found)" if self.photos_of_nobody else ""
+        parts = [plural(self.photos_done, "photo") + nobody]
+        if self.videos:
+            dropped = f", {self.dropped} dropped to keep up" if self.dropped else ""
+            parts.append(f"{plural(self.videos, 'video')} ({plural(self.frames, 'frame')}{dropped})")
+        seconds = time.perf_counter() - self._started
+        done, unit = (self.frames, "frames") if not self.photos_done else (self.photos_done, "photos")
+        rate = f" ({done / seconds:.1f} {unit}/s)" if done and not (self.photos_done and self.frames) else ""
+        text = (f"{', '.join(parts)}, {plural(self.persons, 'person')} in {seconds:.1f} s{rate} -> "
+                f"{out if out is not None else 'stdout'}")
+        if self.failed:
+            text += f"; {plural(len(self.failed), 'input')} failed"
+        return text
+
+    def _boxes_for(self, item, image):
+        """(boxes (N, 4) or None for the whole photo, COCO image id or None); raises InputReadError if unlisted."""
+        if self.lookup is not None:
+            found = self.lookup.find(item.path, item.rel)
+            if found is None:
+                raise InputReadError(f"not listed in the boxes file {self.lookup.source}")
+            return found.boxes, found.image_id
+        if self.detect is not None:
+            boxes, _ = self.detect(image)
+            return (boxes if len(boxes) else None), None
+        return None, None
+
+    def _predict(self, image, boxes=None):
+        """Poses in a photo: ``boxes`` with the run's refine passes (a boxes file's persons all stay)."""
+        try:
+            return find_poses(self.pred, image, boxes, self.passes, keep_all=self.lookup is not None,
+                              search=self.search, max_persons=self.max_persons, min_presence=self.min_presence)
+        except (ValueError, RuntimeError) as e:  # a bad box, or the model failing on this input
+            trace(self.debug)
+            raise InputReadError(f"prediction failed: {e}") from None
+
+    def decode(self, item):
+        """A photo's pixels, the scale they were decoded at, and its boxes file entry: (image, scale, boxes (N, 4)
+        in the photo's px or None, COCO image id or None). Runs ahead of the model (``prefetch``); raises
+        InputReadError when the photo cannot be read or is not listed in the boxes file."""
+        boxes, coco_id = self._boxes_for(item, None) if self.lookup is not None else (None, None)
+        image, scale = read_photo(item.path, self.long_side, self._most_reduction(boxes))
+        return image, scale, boxes, coco_id
+
+    def _most_reduction(self, boxes) -> int:
+        """The largest decoding scale at which every box's crop region keeps at least the model's input px."""
+        if boxes is None or not len(boxes):
+            return 8
+        _, regions = box_centers_and_sizes(boxes, self.pred.input_size, self.pred.box_padding)  # (N, 2) w, h
+        return int(max(1.0, float(regions[:, 1].min()) / self.pred.input_size[1]))
+
+    def read_photo(self, item, decoded) -> Optional[Photo]:
+        """The photo ``decode`` read (``decoded.result()``) with its boxes in the decoded px (a detector's, run
+        here); None (the failure named) when it cannot be read or is not listed."""
+        self.next_id += 1
+        try:
+            image, scale, boxes, coco_id = decoded.result()
+            if self.lookup is None:
+                boxes, coco_id = self._boxes_for(item, image)
+            elif scale > 1:
+                boxes = rescale_boxes(boxes, 1.0 / scale).astype(np.float32)
+        except InputReadError as e:
+            self.fail(item.path, str(e))
+            return None
+        return Photo(item, image, boxes, coco_id if coco_id is not None else self.next_id, scale)
+
+    def photos(self, group: List[Photo], bar) -> None:
+        """Find the poses of a group of photos together (their persons share the model's batches), then write
+        each one's results and --vis picture in order."""
+        if not group:
+            return
+        try:
+            results: List[Optional[PoseResult]] = list(find_poses_batch(
+                self.pred, [g.image for g in group], [g.boxes for g in group], self.passes,
+                keep_all=self.lookup is not None, search=self.search, max_persons=self.max_persons,
+                min_presence=self.min_presence))
+        except (ValueError, RuntimeError):  # one photo's bad box or model failure: find which, photo by photo
+            results = []
+            for g in group:
+                try:
+                    results.append(self._predict(g.image, g.boxes))
+                except InputReadError as e:
+                    self.fail(g.item.path, str(e))
+                    results.append(None)
+        for g, res in zip(group, results):
+            if res is not None:
+                self._write_photo(g, res)
+            bar.update(1)
+
+    def _write_photo(self, photo: Photo, res: PoseResult) -> None:
+        item = photo.item
+        if photo.scale > 1:  # in the photo's own px
+            res = res.rescaled(photo.scale)
+        self.writer.add(coco_entries(res, photo.image_id, item.path.as_posix()))
+        self.photos_done += 1
+        self.persons += len(res)
+        self.photos_of_nobody += not len(res)
+        if self._vis_jobs is not None:
+            target = self._vis_name(item.rel if item.rel.suffix.lower() in _VIS_EXTENSIONS
+                                    else item.rel.with_suffix(".png"))
+            draw = functools.partial(self._draw_photo, photo, res, target)
+            self._vis_failed(self._vis_jobs.submit(item.path, draw))
+        self.writer.step()
+
+    def _draw_photo(self, photo: Photo, res: PoseResult, target: Path) -> None:
+        """Draw ``res`` on the photo (read again whole if it was decoded smaller) and write it to ``target``.
+        Runs beside the model; raises InputReadError saying what went wrong."""
+        try:
+            image = photo.image if photo.scale == 1 else read_image(photo.item.path)
+        except InputReadError as e:  # the file changed since it was read
+            raise InputReadError(f"cannot read it again for --vis: {e}") from None
+        ok, buf = cv2.imencode(target.suffix, self.pred.draw(image, res, self.vis_threshold, note=NOBODY_NOTE))
+        try:
+            if not ok:
+                raise OSError(f"OpenCV cannot encode {target.suffix}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            buf.tofile(str(target))
+        except OSError as e:
+            raise InputReadError(f"cannot write --vis image {target}: {getattr(e, 'strerror', None) or e}") from None
+
+    def _draw_frame(self, out: cv2.VideoWriter, image: np.ndarray, res: PoseResult, drawn=None) -> None:
+        """Draw ``res`` on a video frame (unless ``drawn`` already is) and write it to ``out`` (runs beside the
+        model)."""
+        out.write(self.pred.draw(image, res, self.vis_threshold) if drawn is None else drawn)
+
+    def video(self, item, show: bool) -> None:
+        errors, vis_writer = 0, None
+
+        def frame_failed(index, e):
+            nonlocal errors
+            errors += 1
+            self.next_id += 1  # a failed frame keeps its image id: the video's other ids do not move
+            trace(self.debug)
+            say(f"error: {item.label} frame {index}: prediction failed: {e}")
+
+        try:
+            boxes, coco_id = self._boxes_for(item, None) if self.lookup is not None else (None, None)
+            detect = None if self.detect is None else (lambda frame: self._boxes_for(item, frame)[0])
+            source = open_stream(item.source) if item.source is not None else item.path
+            live = item.source is not None and (is_live(item.source) if self.live is None else self.live)
+            video = VideoPoses(self.pred, source, every=self.every, track=self.track, smooth=self.smooth,
+                               boxes=boxes, detector=detect, refine_passes=self.passes, on_error=frame_failed,
+                               search=self.search, max_persons=self.max_persons, max_frames=self.max_frames,
+                               live=live, read_ahead=self.read_ahead, min_presence=self.min_presence)
+        except InputReadError as e:
+            self.next_id += 1
+            self.fail(item.label, str(e))
+            return
+        bar = tqdm(total=video.expected_frames, desc=item.path.name, unit="frame", leave=False, disable=not show,
+                   file=sys.stderr)
+        try:
+            for n, frame in enumerate(video):
+                self.videos += n == 0  # counted from its first frame: a camera stopped by Ctrl-C is one too
+                self.next_id += 1
+                bar.update(1)
+                res = frame.poses
+                image_id = coco_id if coco_id is not None else self.next_id
+                self.writer.add(coco_entries(res, image_id, item.label, frame=frame.index,
+                                             time=frame.time))
+                self.frames += 1
+                self.persons += len(res)
+                # --show draws here (a window lives in the main thread); --vis writes that picture, or draws its own
+                drawn = None if self.window is None else self.pred.draw(frame.image, res, self.vis_threshold)
+                if self._vis_jobs is not None:
+                    if vis_writer is None:
+                        vis_path = self._vis_name(item.rel.with_suffix(".mp4"))
+                        vis_path.parent.mkdir(parents=True, exist_ok=True)
+                        h, w = frame.image.shape[:2]
+                        vis_writer = cv2.VideoWriter(str(vis_path), cv2.VideoWriter.fourcc(*"mp4v"),
+                                                     (video.fps or 25.0) / self.every, (w, h))
+                        if not vis_writer.isOpened():
+                            raise InputReadError(f"cannot write the --vis video {vis_path}")
+                    draw = functools.partial(self._draw_frame, vis_writer, frame.image, res, drawn)
+                    self._vis_failed(self._vis_jobs.submit(item.label, draw))
+                self.writer.step()
+                if drawn is not None and not self.window.show(drawn):
+                    break  # q, Esc or the window closed: this input ends here
+        except InputReadError as e:
+            self.fail(item.label, str(e))
+            return
+        finally:
+            bar.close()
+            video.close()
+            self.dropped += video.dropped_frames
+            if vis_writer is not None:
+                self.finish_vis()  # its frames are written before it is closed
+                vis_writer.release()
+        if errors:
+            self.fail(item.label, f"{plural(errors, 'frame')} failed")
+
+    def _vis_name(self, rel: Path) -> Path:
+        """A --vis output path for rel, made unique (name_2, name_3, ...) when two inputs share a name."""
+        target, n = self.vis_dir / rel, 1
+        while target in self._vis_names:
+            n += 1
+            target = self.vis_dir / rel.with_name(f"{rel.stem}_{n}{rel.suffix}")
+        self._vis_names.add(target)
+        return target
+
+
