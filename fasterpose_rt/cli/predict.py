@@ -167,9 +167,10 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
     writer = ResultsWriter(out, fmt=fmt, keypoint_names=pred.keypoint_names,
                            confidences=pred.calibration is not None, presence=pred.has_presence)
     passes = refine_passes if refine_passes is not None else (0 if lookup is not None else REFINE_PASSES)
-    run = PredictRun(pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug, passes, track, smooth,
-                      search, max_persons, max_frames, live, None if full_resolution else REDUCED_LONG_SIDE,
-                      read_ahead, window, min_presence)
+    run = PredictRun(pred, writer, lookup, detect, vis_dir=vis_dir, vis_threshold=vis_threshold, every=every,
+                     debug=debug, passes=passes, track=track, smooth=smooth, search=search, max_persons=max_persons,
+                     max_frames=max_frames, live=live, long_side=None if full_resolution else REDUCED_LONG_SIDE,
+                     read_ahead=read_ahead, window=window, min_presence=min_presence)
     for path, reason in problems:
         run.fail(path, reason)
     show = not quiet and (len(items) > 1 or any(i.kind != "image" for i in items))

@@ -42,9 +42,9 @@ class Photo:
 class PredictRun:
     """State of one ``predict`` run: running image ids, counts, failures, --vis names."""
 
-    def __init__(self, pred, writer, lookup, detect, vis_dir, vis_threshold, every, debug, passes=0, track=False,
-                 smooth=False, search=True, max_persons=1, max_frames=None, live=None, long_side=None,
-                 read_ahead=READ_AHEAD, window=None, min_presence=None):
+    def __init__(self, pred, writer, lookup, detect, *, vis_dir=None, vis_threshold=0.3, every=1, debug=False,
+                 passes=0, track=False, smooth=False, search=True, max_persons=1, max_frames=None, live=None,
+                 long_side=None, read_ahead=READ_AHEAD, window=None, min_presence=None):
         self.pred, self.writer, self.lookup, self.detect = pred, writer, lookup, detect
         self.vis_dir, self.vis_threshold, self.every, self.debug = vis_dir, vis_threshold, every, debug
         self.passes, self.track, self.smooth, self.search = passes, track, smooth, search
