@@ -396,7 +396,8 @@ def test_cpu_description_names_model_and_isa():
     d = bench.cpu_description()
     assert set(d) == {"cpu", "cpu_features"} and d["cpu"] and d["cpu_features"]
     if Path("/proc/cpuinfo").exists():
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.lower().startswith("flags"))
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        flags = next(line for line in lines if line.lower().startswith("flags"))
         assert ("avx2" in d["cpu_features"].split()) == (" avx2" in flags)
 
 
@@ -594,3 +595,20 @@ def test_a_picture_of_nobody_carries_its_note_and_only_then():
     assert (noted != 90).any() and (noted[:30, :] != 90).any() and not (noted[60:, :] != 90).any()  # top left
     drawn = draw_poses(photo, *one, [[0, 1]], ["a", "b"])
     assert np.array_equal(draw_poses(photo, *one, [[0, 1]], ["a", "b"], note="nobody found"), drawn)  # somebody
+
+
+def test_python_dash_m_runs_the_command_line():
+    """``python -m fasterpose_rt.cli`` (benchmarks.end_to_end's fallback where no console script is installed) is the
+    same command: its version, and its four commands in the help."""
+    import subprocess
+    import sys
+
+    from fasterpose_rt import __version__
+
+    root = Path(__file__).resolve().parents[1]
+    run = [sys.executable, "-m", "fasterpose_rt.cli"]
+    r = subprocess.run(run + ["--version"], capture_output=True, text=True, timeout=60, cwd=root)
+    assert r.returncode == 0 and r.stdout.strip() == f"fasterpose, version {__version__}", r.stdout + r.stderr
+    r = subprocess.run(run + ["--help"], capture_output=True, text=True, timeout=60, cwd=root)
+    commands = r.stdout.split("Commands:")[1].split()
+    assert r.returncode == 0 and {"predict", "bench", "info", "eval"} <= set(commands), r.stdout
