@@ -19,7 +19,8 @@ import numpy as np
 from .image import to_bgr_uint8
 
 __all__ = [
-    "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "InputItem", "InputReadError", "expand_inputs", "read_image",
+    "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "LIST_EXTENSIONS", "InputItem", "InputReadError", "expand_inputs",
+    "read_input_list", "read_image",
     "open_video", "capture_info", "iter_video_frames", "stream_source", "is_live", "open_stream", "jpeg_size",
     "reduction_for", "read_photo", "REDUCED_LONG_SIDE",
 ]
@@ -32,6 +33,7 @@ IMAGE_EXTENSIONS = frozenset({
 VIDEO_EXTENSIONS = frozenset({
     ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts", ".mts",
 })
+LIST_EXTENSIONS = frozenset({".txt"})  # fasterpose predict photos.txt: one input per line
 
 # IMREAD_COLOR converts gray, palette and alpha photos to 3-channel BGR and, unlike IMREAD_UNCHANGED, applies
 # the EXIF orientation; ANYDEPTH keeps 16-bit and float samples so they are scaled down, not clipped.
@@ -102,15 +104,39 @@ def _kind(path: Path) -> str:
     return "video" if path.suffix.lower() in VIDEO_EXTENSIONS else "image"
 
 
-def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False
+def read_input_list(path: os.PathLike) -> List[Tuple[int, str]]:
+    """A list file's entries: [(line number, entry)], one entry per line (a photo, video or folder path, or a camera
+    or stream URL), surrounding spaces stripped, blank lines and lines starting with # left out. Raises
+    InputReadError saying why the file cannot be read as such a list."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise InputReadError(f"cannot read the list: {e.strerror or e}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputReadError("not a list of inputs: not UTF-8 text") from None
+    if "\0" in text:
+        raise InputReadError("not a list of inputs: binary data")
+    entries = [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1)]
+    entries = [(n, e) for n, e in entries if e and not e.startswith("#")]
+    if not entries:
+        raise InputReadError("the list names no inputs (one path or URL per line; # starts a comment)")
+    return entries
+
+
+def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False, lists: bool = False
                   ) -> Tuple[List[InputItem], List[Tuple[Path, str]]]:
     """Paths -> (items, problems).
 
     A file is an image, or a video when its extension is one of :data:`VIDEO_EXTENSIONS`; a folder contributes
     its photos (extensions :data:`IMAGE_EXTENSIONS`, any case) and, with ``videos``, its videos, recursively,
     sorted by path. With ``videos``, a camera or stream URL (:func:`stream_source`, given as a str) is a "stream"
-    item. A file or stream listed twice is kept once. problems: (path, reason) for folders without any such file.
-    Missing paths raise FileNotFoundError.
+    item. With ``lists``, a file ending in .txt is a list of such inputs (:func:`read_input_list`), relative paths
+    taken from the list's folder; each keeps the path as listed for naming (--vis, --boxes matching). A file or
+    stream given twice is kept once. problems: (path, reason) for folders without any such file, unreadable lists,
+    and listed paths that do not exist (the rest is still processed). Missing paths given directly raise
+    FileNotFoundError.
     """
     items: List[InputItem] = []
     problems: List[Tuple[Path, str]] = []
@@ -123,14 +149,37 @@ def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False
             seen.add(key)
             items.append(item)
 
-    for raw in paths:
+    def listed(list_path: Path) -> None:
+        try:
+            entries = read_input_list(list_path)
+        except InputReadError as e:
+            problems.append((list_path, str(e)))
+            return
+        for n, entry in entries:
+            if videos and stream_source(entry) is not None:
+                expand(entry, None)
+                continue
+            q = Path(entry)
+            target = q if q.is_absolute() else list_path.parent / q
+            where = f"line {n} of the list {list_path}"
+            if not target.exists():
+                problems.append((target, f"no such file or folder ({where})"))
+            elif target.is_file() and target.suffix.lower() in LIST_EXTENSIONS:
+                problems.append((target, f"a list inside a list is not read ({where})"))
+            else:  # a path inside the list's folder keeps its folders in --vis names; others their file name
+                inside = not q.is_absolute() and ".." not in q.parts
+                expand(target, Path(os.path.normpath(q)) if inside and target.is_file() else None)
+
+    def expand(raw, rel: Optional[Path]) -> None:
         stream = stream_source(raw) if videos and isinstance(raw, str) else None
         if stream is not None:
             name = Path(re.sub(r"[^A-Za-z0-9-]+", "_", stream).strip("_")[-80:])  # camera:0 -> camera_0
             add(InputItem(name, "stream", name, source=stream))
-            continue
+            return
         p = Path(raw)
-        if p.is_dir():
+        if lists and rel is None and p.is_file() and p.suffix.lower() in LIST_EXTENSIONS:
+            listed(p)
+        elif p.is_dir():
             found = sorted(
                 (f for f in p.rglob("*") if f.suffix.lower() in wanted and f.is_file()),
                 key=lambda f: f.relative_to(p).as_posix(),
@@ -144,9 +193,12 @@ def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False
             for f in found:
                 add(InputItem(f, _kind(f), top / f.relative_to(p)))
         elif p.exists():
-            add(InputItem(p, _kind(p), Path(p.name)))
+            add(InputItem(p, _kind(p), rel if rel is not None else Path(p.name)))
         else:
             raise FileNotFoundError(f"no such file or folder: {p}")
+
+    for raw in paths:
+        expand(raw, None)
     return items, problems
 
 

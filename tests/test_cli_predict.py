@@ -53,6 +53,24 @@ def test_folder_to_results_file(folder, standin_path, tmp_path):
     assert json.loads(r.stdout)[0]["bbox"] == [-0.5, -0.5, 80.0, 120.0]  # no refine pass: the whole photo
 
 
+def test_a_list_of_photos_is_predicted_and_its_missing_entries_named(folder, standin_path, tmp_path):
+    """fasterpose predict photos.txt: the listed photos in the list's order, --vis named by the listed paths, a
+    missing entry named with its line while the rest is written, exit 1 for it; the same poses as the folder's."""
+    lst = folder / "photos.txt"
+    lst.write_text("# two of them\nsub/b.png\nnot_there.jpg\na.jpg\n")
+    out, vis = tmp_path / "r.json", tmp_path / "vis"
+    r = run("predict", lst, "--model", standin_path, "--out", out, "--vis", vis, "--no-search")
+    assert r.exit_code == 1 and "2 photos, 2 persons" in r.stderr and "1 input failed" in r.stderr, r.output
+    assert f"error: {folder / 'not_there.jpg'}: no such file or folder (line 3 of the list {lst})" in r.stderr
+    assert_no_traceback(r)
+    res = json.loads(out.read_text())
+    assert [e["file_name"] for e in res] == [(folder / "sub/b.png").as_posix(), (folder / "a.jpg").as_posix()]
+    assert sorted(f.relative_to(vis).as_posix() for f in vis.rglob("*") if f.is_file()) == ["a.jpg", "sub/b.png"]
+    r = run("predict", folder, "--model", standin_path, "--no-search", "-q")
+    by_folder = {e["file_name"]: e["keypoints"] for e in json.loads(r.stdout)}
+    assert {e["file_name"]: e["keypoints"] for e in res} == by_folder
+
+
 def test_refine_passes_are_model_calls_on_the_box_around_the_joints(folder, standin_path, monkeypatch):
     seen = []
     real = PosePredictor.predict_batch

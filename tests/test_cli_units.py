@@ -15,7 +15,7 @@ from fasterpose_rt.draw import draw_poses, keypoint_sides, line_width
 from fasterpose_rt.evaluate import EvalError, match_keypoints, pck_report
 from fasterpose_rt.metrics import (body_orientation, left_right_confusions, pck, pck_by_orientation,
                                   pck_interval)
-from fasterpose_rt.inputs import InputReadError, expand_inputs, read_image
+from fasterpose_rt.inputs import InputReadError, expand_inputs, read_image, read_input_list
 from fasterpose_rt.predictor import PoseResult
 from fasterpose_rt.results import ResultsWriter, atomic_write_text, coco_entries
 from fasterpose_rt.skeletons import COCO17, LSP14
@@ -34,6 +34,41 @@ def exif_jpeg(image_bgr, orientation: int) -> bytes:
 
 
 # ------------------------------------------------------------------------------------------------------ inputs
+
+def test_a_list_file_names_inputs_from_its_folder_and_names_what_it_cannot_use(tmp_path, monkeypatch):
+    """photos.txt: one input per line, relative to the list's folder, comments and blanks skipped, duplicates kept
+    once; missing paths and lists inside lists are problems, not fatal; without lists=True it is just a file."""
+    d = tmp_path / "set"
+    (d / "sub").mkdir(parents=True)
+    for name in ("a.jpg", "sub/b.png", "sub/c.jpg"):
+        (d / name).write_bytes(b"x")
+    (d / "inner.txt").write_text("a.jpg\n")
+    outside = tmp_path / "far.jpg"
+    outside.write_bytes(b"x")
+    lst = d / "photos.txt"
+    lst.write_text(f"\ufeff# picked by hand\r\n a.jpg \r\n\r\n./sub/b.png\nmissing.jpg\n{outside}\na.jpg\n"
+                   "inner.txt\nsub\ncamera:1\n")
+    monkeypatch.chdir(tmp_path)  # the list given by a relative path: its entries still from its own folder
+    items, problems = expand_inputs([Path("set/photos.txt")], videos=True, lists=True)
+    assert [(i.path.as_posix(), i.rel.as_posix(), i.kind) for i in items] == [
+        ("set/a.jpg", "a.jpg", "image"), ("set/sub/b.png", "sub/b.png", "image"),
+        (outside.as_posix(), "far.jpg", "image"),  # outside the list's folder: its file name
+        ("set/sub/c.jpg", "sub/c.jpg", "image"),  # a listed folder as a folder argument (b.png: already in)
+        ("camera_1", "camera_1", "stream")]
+    assert [(p.as_posix(), r) for p, r in problems] == [
+        ("set/missing.jpg", "no such file or folder (line 5 of the list set/photos.txt)"),
+        ("set/inner.txt", "a list inside a list is not read (line 8 of the list set/photos.txt)")]
+    assert read_input_list(lst)[:2] == [(2, "a.jpg"), (4, "./sub/b.png")]
+    items, problems = expand_inputs([lst])  # lists off (export.crops): a .txt is a file like any other
+    assert [i.path for i in items] == [lst] and not problems
+    for content, reason in ((b"", "names no inputs"), (b"# only a comment\n\n", "names no inputs"),
+                            (b"\xff\xd8\xff\xe0 a JPEG", "not UTF-8"), (b"a.jpg\x00\x01", "binary data")):
+        lst.write_bytes(content)
+        items, problems = expand_inputs([lst], lists=True)
+        assert not items and len(problems) == 1 and reason in problems[0][1], (content, problems)
+        with pytest.raises(InputReadError, match=reason):
+            read_input_list(lst)
+
 
 def test_expand_inputs_recursive_sorted_case_insensitive(tmp_path):
     d = tmp_path / "photos"

@@ -124,8 +124,10 @@ class _InputArgument(click.ParamType):
 def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padding, boxes_file, box_score, detector,
             search, fast_search, max_persons, min_presence, refine_passes, track, smooth, every, max_frames, live,
             full_resolution, read_ahead, out, fmt, vis_dir, vis_threshold, show, quiet, debug):
-    """Predict poses on photos, videos and folders of them (searched recursively), and on cameras (camera:0)
-    and video streams (rtsp://..., http://...).
+    """Predict poses on photos, videos and folders of them (searched recursively), on cameras (camera:0) and
+    video streams (rtsp://..., http://...), and on the inputs a .txt file lists, one per line (relative paths from
+    the list's folder; blank lines and lines starting with # skipped; a listed path that is missing is named and
+    skipped).
 
     By default each photo's person is searched for in the whole photo and a grid of windows, sharpened by
     --refine passes, and a video's persons are followed from frame to frame (--track); give --boxes,
@@ -142,7 +144,7 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
         raise click.UsageError("--fast-search speeds up the search; drop --no-search")
     if fast_search and variant == "fast":
         raise click.UsageError("--fast searches with the fast model already; drop --fast-search")
-    items, problems = expand_inputs(inputs, videos=True)
+    items, problems = expand_inputs(inputs, videos=True, lists=True)
     lookup = load_boxes_file(boxes_file, box_score) if boxes_file is not None else None
     detect = HogPeopleDetector() if detector == "hog" else None
     if out is not None:
