@@ -7,6 +7,7 @@ names it on stderr, skips it and goes on. Paths that do not exist are the caller
 """
 from __future__ import annotations
 
+import glob
 import os
 import re
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from .image import to_bgr_uint8
 
 __all__ = [
     "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "LIST_EXTENSIONS", "InputItem", "InputReadError", "expand_inputs",
-    "read_input_list", "read_image",
+    "read_input_list", "is_pattern", "read_image",
     "open_video", "capture_info", "iter_video_frames", "stream_source", "is_live", "open_stream", "jpeg_size",
     "reduction_for", "read_photo", "REDUCED_LONG_SIDE",
 ]
@@ -104,6 +105,16 @@ def _kind(path: Path) -> str:
     return "video" if path.suffix.lower() in VIDEO_EXTENSIONS else "image"
 
 
+def is_pattern(text) -> bool:
+    """Whether ``text`` is a file name pattern (``*``, ``?`` or ``[``: "shoot/*.jpg", "shoot/**/*.png") rather than a
+    path that exists: shells on Windows, and quoted arguments anywhere, pass patterns unexpanded."""
+    return isinstance(text, str) and _has_magic(text) and not os.path.exists(text)
+
+
+def _has_magic(text: str) -> bool:
+    return any(c in text for c in "*?[")
+
+
 def read_input_list(path: os.PathLike) -> List[Tuple[int, str]]:
     """A list file's entries: [(line number, entry)], one entry per line (a photo, video or folder path, or a camera
     or stream URL), surrounding spaces stripped, blank lines and lines starting with # left out. Raises
@@ -125,7 +136,7 @@ def read_input_list(path: os.PathLike) -> List[Tuple[int, str]]:
     return entries
 
 
-def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False, lists: bool = False
+def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False, lists: bool = False, patterns: bool = False
                   ) -> Tuple[List[InputItem], List[Tuple[Path, str]]]:
     """Paths -> (items, problems).
 
@@ -133,10 +144,13 @@ def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False, lists: boo
     its photos (extensions :data:`IMAGE_EXTENSIONS`, any case) and, with ``videos``, its videos, recursively,
     sorted by path. With ``videos``, a camera or stream URL (:func:`stream_source`, given as a str) is a "stream"
     item. With ``lists``, a file ending in .txt is a list of such inputs (:func:`read_input_list`), relative paths
-    taken from the list's folder; each keeps the path as listed for naming (--vis, --boxes matching). A file or
-    stream given twice is kept once. problems: (path, reason) for folders without any such file, unreadable lists,
-    and listed paths that do not exist (the rest is still processed). Missing paths given directly raise
-    FileNotFoundError.
+    taken from the list's folder; each keeps the path as listed for naming (--vis, --boxes matching). With
+    ``patterns``, a str that :func:`is_pattern` is expanded (``**`` spans folders) to the photos (and, with
+    ``videos``, videos) it matches, sorted, and the folders it matches as folder arguments; its matches keep their
+    path below the pattern's fixed folder part, under that folder's name, as a folder argument's photos do. A file
+    or stream given twice is kept once. problems: (path, reason) for folders and patterns without any such file,
+    unreadable lists, and listed paths that do not exist (the rest is still processed). Missing paths given
+    directly raise FileNotFoundError.
     """
     items: List[InputItem] = []
     problems: List[Tuple[Path, str]] = []
@@ -170,11 +184,26 @@ def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False, lists: boo
                 inside = not q.is_absolute() and ".." not in q.parts
                 expand(target, Path(os.path.normpath(q)) if inside and target.is_file() else None)
 
+    def matched(pattern: str) -> None:
+        parts = Path(pattern).parts
+        fixed = Path(*parts[:next(i for i, s in enumerate(parts) if _has_magic(s))] or ["."])
+        top = Path(fixed.resolve().name) if str(fixed) != "." else Path()
+        found = sorted(Path(m) for m in glob.glob(pattern, recursive=True))
+        found = [m for m in found if m.is_dir() or (m.is_file() and m.suffix.lower() in wanted)]
+        if not found:
+            problems.append((Path(pattern), f"the pattern matches no {'photos or videos' if videos else 'photos'}"))
+        for m in found:
+            inside = m.relative_to(fixed) if str(fixed) != "." else m
+            expand(m, None if m.is_dir() else top / inside)
+
     def expand(raw, rel: Optional[Path]) -> None:
         stream = stream_source(raw) if videos and isinstance(raw, str) else None
         if stream is not None:
             name = Path(re.sub(r"[^A-Za-z0-9-]+", "_", stream).strip("_")[-80:])  # camera:0 -> camera_0
             add(InputItem(name, "stream", name, source=stream))
+            return
+        if patterns and rel is None and is_pattern(raw):
+            matched(raw)
             return
         p = Path(raw)
         if lists and rel is None and p.is_file() and p.suffix.lower() in LIST_EXTENSIONS:

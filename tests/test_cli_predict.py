@@ -71,6 +71,16 @@ def test_a_list_of_photos_is_predicted_and_its_missing_entries_named(folder, sta
     assert {e["file_name"]: e["keypoints"] for e in res} == by_folder
 
 
+def test_a_quoted_pattern_is_expanded_and_one_matching_nothing_is_named(folder, standin_path):
+    r = run("predict", str(folder / "**" / "*.png"), str(folder / "*.gif"), "--model", standin_path, "--no-search")
+    assert r.exit_code == 1 and "1 photo, 1 person" in r.stderr and "1 input failed" in r.stderr, r.output
+    assert f"error: {folder / '*.gif'}: the pattern matches no photos or videos" in r.stderr
+    assert [e["file_name"] for e in json.loads(r.stdout)] == [(folder / "sub/b.png").as_posix()]
+    assert_no_traceback(r)
+    r = run("predict", str(folder / "missing.jpg"), "--model", standin_path)  # not a pattern: still a usage error
+    assert r.exit_code == 2 and "does not exist" in r.stderr
+
+
 def test_refine_passes_are_model_calls_on_the_box_around_the_joints(folder, standin_path, monkeypatch):
     seen = []
     real = PosePredictor.predict_batch

@@ -70,6 +70,32 @@ def test_a_list_file_names_inputs_from_its_folder_and_names_what_it_cannot_use(t
             read_input_list(lst)
 
 
+def test_a_pattern_names_the_photos_it_matches_as_a_folder_argument_would(tmp_path, monkeypatch):
+    """"shoot/*.jpg" unexpanded by the shell (Windows, quotes): its photos sorted, named below the pattern's fixed
+    folder as that folder's photos are; folders it matches expanded, other files left out; no match is a problem."""
+    from fasterpose_rt.inputs import is_pattern
+
+    d = tmp_path / "shoot"
+    (d / "day2").mkdir(parents=True)
+    for name in ("b.jpg", "a.JPG", "notes.txt", "day2/c.jpg", "day2/d.png", "clip.mp4"):
+        (d / name).write_bytes(b"x")
+    monkeypatch.chdir(tmp_path)
+    assert is_pattern("shoot/*.jpg") and not is_pattern("shoot/b.jpg") and not is_pattern(["*"])
+    items, problems = expand_inputs(["shoot/*.[jJ][pP][gG]", "shoot/**/*.png"], patterns=True)
+    assert [(i.path.as_posix(), i.rel.as_posix()) for i in items] == [
+        ("shoot/a.JPG", "shoot/a.JPG"), ("shoot/b.jpg", "shoot/b.jpg"), ("shoot/day2/d.png", "shoot/day2/d.png")]
+    assert not problems
+    items, problems = expand_inputs(["shoot/*", "nobody/*.jpg"], videos=True, patterns=True)
+    assert [(i.rel.as_posix(), i.kind) for i in items] == [  # notes.txt left out; day2/ as a folder argument
+        ("shoot/a.JPG", "image"), ("shoot/b.jpg", "image"), ("shoot/clip.mp4", "video"), ("day2/c.jpg", "image"),
+        ("day2/d.png", "image")]
+    assert [(p.as_posix(), r) for p, r in problems] == [("nobody/*.jpg", "the pattern matches no photos or videos")]
+    items, _ = expand_inputs([str(d / "*.jpg")], patterns=True)  # an absolute pattern: below its fixed folder too
+    assert [i.rel.as_posix() for i in items] == ["shoot/b.jpg"]
+    with pytest.raises(FileNotFoundError):  # patterns off: a path like any other
+        expand_inputs(["shoot/*.jpg"])
+
+
 def test_expand_inputs_recursive_sorted_case_insensitive(tmp_path):
     d = tmp_path / "photos"
     (d / "sub").mkdir(parents=True)

@@ -11,7 +11,7 @@ import click
 from tqdm import tqdm
 
 from ..boxes import HogPeopleDetector, load_boxes_file
-from ..inputs import REDUCED_LONG_SIDE, expand_inputs, stream_source
+from ..inputs import REDUCED_LONG_SIDE, expand_inputs, is_pattern, stream_source
 from ..predictor import PHOTO_GROUP_BYTES
 from ..prefetch import READ_AHEAD, prefetch
 from ..results import FORMATS, ResultsWriter
@@ -23,13 +23,14 @@ from .predict_run import Photo, PredictRun
 
 
 class _InputArgument(click.ParamType):
-    """A path that exists, or a camera (camera:N) or stream URL, kept as written (a Path would fold its //)."""
+    """A path that exists, a camera (camera:N) or stream URL, or a file name pattern ("shoot/*.jpg"), the last two
+    kept as written (a Path would fold a URL's //)."""
 
     name = "input"
     _path = click.Path(exists=True, path_type=Path)
 
     def convert(self, value, param, ctx):
-        if isinstance(value, str) and stream_source(value) is not None:
+        if isinstance(value, str) and (stream_source(value) is not None or is_pattern(value)):
             return value
         return self._path.convert(value, param, ctx)
 
@@ -125,9 +126,9 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
             search, fast_search, max_persons, min_presence, refine_passes, track, smooth, every, max_frames, live,
             full_resolution, read_ahead, out, fmt, vis_dir, vis_threshold, show, quiet, debug):
     """Predict poses on photos, videos and folders of them (searched recursively), on cameras (camera:0) and
-    video streams (rtsp://..., http://...), and on the inputs a .txt file lists, one per line (relative paths from
-    the list's folder; blank lines and lines starting with # skipped; a listed path that is missing is named and
-    skipped).
+    video streams (rtsp://..., http://...), on the inputs a .txt file lists, one per line (relative paths from the
+    list's folder; blank lines and lines starting with # skipped; a listed path that is missing is named and
+    skipped), and on the photos and videos a quoted pattern matches ("shoot/*.jpg", "shoot/**/*.png").
 
     By default each photo's person is searched for in the whole photo and a grid of windows, sharpened by
     --refine passes, and a video's persons are followed from frame to frame (--track); give --boxes,
@@ -144,7 +145,7 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
         raise click.UsageError("--fast-search speeds up the search; drop --no-search")
     if fast_search and variant == "fast":
         raise click.UsageError("--fast searches with the fast model already; drop --fast-search")
-    items, problems = expand_inputs(inputs, videos=True, lists=True)
+    items, problems = expand_inputs(inputs, videos=True, lists=True, patterns=True)
     lookup = load_boxes_file(boxes_file, box_score) if boxes_file is not None else None
     detect = HogPeopleDetector() if detector == "hog" else None
     if out is not None:
