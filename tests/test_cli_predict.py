@@ -321,6 +321,42 @@ def test_video_every_n_with_vis(tmp_path, standin_path):
     assert n == 3 and "1 video (3 frames)" in r.stderr
 
 
+def test_out_dir_gives_each_input_a_results_file_of_its_own(folder, standin_path, tmp_path):
+    """--out-dir: each photo's entries as its own JSON list, named as --vis names pictures (two a.* photos apart),
+    [] where nobody was found; a video's as JSON Lines; the same entries --out gets."""
+    cv2.imwrite(str(folder / "a.png"), photo())  # beside a.jpg: a.json and a_2.json
+    write_video(folder / "clip.mp4", frames=3)
+    out, own = tmp_path / "r.json", tmp_path / "own"
+    r = run("predict", folder, "--model", standin_path, "--no-search", "--out", out, "--out-dir", own, "--vis", own)
+    assert r.exit_code == 0, r.output
+    assert sorted(f.relative_to(own).as_posix() for f in own.rglob("*.json*")) == [
+        "photos/a.json", "photos/a_2.json", "photos/clip.jsonl", "photos/sub/b.json"]
+    everything = json.loads(out.read_text())
+    by_file = {}
+    for e in everything:
+        by_file.setdefault(e["file_name"], []).append(e)
+    assert json.loads((own / "photos/a.json").read_text()) == by_file[(folder / "a.jpg").as_posix()]
+    assert json.loads((own / "photos/a_2.json").read_text()) == by_file[(folder / "a.png").as_posix()]
+    assert json.loads((own / "photos/sub/b.json").read_text()) == by_file[(folder / "sub/b.png").as_posix()]
+    lines = [json.loads(line) for line in (own / "photos/clip.jsonl").read_text().splitlines()]
+    assert lines == by_file[(folder / "clip.mp4").as_posix()] and [e["frame"] for e in lines] == [0, 1, 2]
+    assert (own / "photos/a.jpg").is_file()  # --vis may share the folder
+    r = run("predict", folder / "a.jpg", "--model", standin_path, "--no-search", "--min-presence", "1",
+            "--out-dir", tmp_path / "nobody", "-q")
+    assert r.exit_code == 0 and json.loads((tmp_path / "nobody/a.json").read_text()) == []
+
+
+def test_an_out_dir_file_that_cannot_be_written_fails_that_input_alone(folder, standin_path, tmp_path):
+    own = tmp_path / "own"
+    (own / "photos" / "a.json").mkdir(parents=True)  # a folder where a.jpg's file would go
+    r = run("predict", folder, "--model", standin_path, "--no-search", "--out-dir", own, "-q")
+    assert r.exit_code == 1 and f"error: {folder / 'a.jpg'}: cannot write its results to {own / 'photos/a.json'}" \
+        in r.stderr, r.output
+    assert json.loads((own / "photos/sub/b.json").read_text())  # the other photo's file is written
+    assert len(json.loads(r.stdout)) == 2  # and both are in the results
+    assert_no_traceback(r)
+
+
 def test_folder_of_photos_and_videos_runs_both(tmp_path, standin_path):
     folder = tmp_path / "shoot"
     (folder / "clips").mkdir(parents=True)

@@ -111,6 +111,10 @@ class _InputArgument(click.ParamType):
 @click.option("--format", "fmt", type=click.Choice(["auto", *FORMATS]), default="auto", show_default=True,
               help="Results format; auto: csv or jsonl for an --out file ending in .csv or .jsonl, else json. "
                    "jsonl to stdout streams each frame's persons as they come (for a camera, into a pipe).")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also write each input's results to a file of its own in this folder, named as --vis names its "
+                   "pictures: a photo's as a JSON list (shoot/a.jpg -> DIR/shoot/a.json; [] where nobody was found), "
+                   "written whole; a video's or camera's as JSON Lines (.jsonl), written as its frames are done.")
 @click.option("--vis", "vis_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write photos with skeletons drawn to this folder (videos: an annotated .mp4).")
 @click.option("--vis-threshold", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True,
@@ -124,7 +128,7 @@ class _InputArgument(click.ParamType):
 @guarded
 def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padding, boxes_file, box_score, detector,
             search, fast_search, max_persons, min_presence, refine_passes, track, smooth, every, max_frames, live,
-            full_resolution, read_ahead, out, fmt, vis_dir, vis_threshold, show, quiet, debug):
+            full_resolution, read_ahead, out, fmt, out_dir, vis_dir, vis_threshold, show, quiet, debug):
     """Predict poses on photos, videos and folders of them (searched recursively), on cameras (camera:0) and
     video streams (rtsp://..., http://...), on the inputs a .txt file lists, one per line (relative paths from the
     list's folder; blank lines and lines starting with # skipped; a listed path that is missing is named and
@@ -153,11 +157,12 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
         if out.is_dir() or not parent.is_dir() or not os.access(parent, os.W_OK):
             raise UsageProblem(f"cannot write results to {out}: "
                                f"{'is a folder' if out.is_dir() else 'its folder does not exist or is not writable'}")
-    if vis_dir is not None:
-        try:
-            vis_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise UsageProblem(f"cannot create --vis folder {vis_dir}: {e.strerror or e}") from None
+    for option, folder in (("--vis", vis_dir), ("--out-dir", out_dir)):
+        if folder is not None:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise UsageProblem(f"cannot create {option} folder {folder}: {e.strerror or e}") from None
     try:
         window = Window() if show else None
     except ShowUnavailable as e:
@@ -173,7 +178,7 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
     run = PredictRun(pred, writer, lookup, detect, vis_dir=vis_dir, vis_threshold=vis_threshold, every=every,
                      debug=debug, passes=passes, track=track, smooth=smooth, search=search, max_persons=max_persons,
                      max_frames=max_frames, live=live, long_side=None if full_resolution else REDUCED_LONG_SIDE,
-                     read_ahead=read_ahead, window=window, min_presence=min_presence)
+                     read_ahead=read_ahead, window=window, min_presence=min_presence, out_dir=out_dir)
     for path, reason in problems:
         run.fail(path, reason)
     show = not quiet and (len(items) > 1 or any(i.kind != "image" for i in items))

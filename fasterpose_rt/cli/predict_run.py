@@ -8,7 +8,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Set
 
 import cv2
 import numpy as np
@@ -18,7 +18,7 @@ from ..geometry import box_centers_and_sizes, rescale_boxes
 from ..inputs import InputItem, InputReadError, is_live, open_stream, read_image, read_photo
 from ..predictor import PoseResult
 from ..prefetch import READ_AHEAD, OrderedJobs
-from ..results import coco_entries
+from ..results import ResultsWriter, coco_entries
 from ..tracking import find_poses, find_poses_batch
 from ..video import VideoPoses
 from .common import plural, say, trace
@@ -44,7 +44,7 @@ class PredictRun:
 
     def __init__(self, pred, writer, lookup, detect, *, vis_dir=None, vis_threshold=0.3, every=1, debug=False,
                  passes=0, track=False, smooth=False, search=True, max_persons=1, max_frames=None, live=None,
-                 long_side=None, read_ahead=READ_AHEAD, window=None, min_presence=None):
+                 long_side=None, read_ahead=READ_AHEAD, window=None, min_presence=None, out_dir=None):
         self.pred, self.writer, self.lookup, self.detect = pred, writer, lookup, detect
         self.vis_dir, self.vis_threshold, self.every, self.debug = vis_dir, vis_threshold, every, debug
         self.passes, self.track, self.smooth, self.search = passes, track, smooth, search
@@ -55,7 +55,8 @@ class PredictRun:
         self.failed: List[str] = []
         self.photos_done = self.frames = self.dropped = self.videos = self.persons = 0
         self.photos_of_nobody = 0  # photos where nobody was found (or, without boxes, nobody was there)
-        self._vis_names = set()
+        self.out_dir = out_dir  # --out-dir: each input's results in a file of its own
+        self._names: Set[Path] = set()  # --vis and --out-dir files written so far: no two inputs share one
         self._vis_jobs = OrderedJobs() if vis_dir is not None else None  # --vis drawn and written beside the model
         self._started = time.perf_counter()  # the model is loaded: the inputs' time starts
 
@@ -165,16 +166,30 @@ class PredictRun:
         item = photo.item
         if photo.scale > 1:  # in the photo's own px
             res = res.rescaled(photo.scale)
-        self.writer.add(coco_entries(res, photo.image_id, item.path.as_posix()))
+        entries = coco_entries(res, photo.image_id, item.path.as_posix())
+        self.writer.add(entries)
+        if self.out_dir is not None:
+            self._write_own(item, entries)
         self.photos_done += 1
         self.persons += len(res)
         self.photos_of_nobody += not len(res)
         if self._vis_jobs is not None:
-            target = self._vis_name(item.rel if item.rel.suffix.lower() in _VIS_EXTENSIONS
-                                    else item.rel.with_suffix(".png"))
+            target = self._unique(self.vis_dir, item.rel if item.rel.suffix.lower() in _VIS_EXTENSIONS
+                                  else item.rel.with_suffix(".png"))
             draw = functools.partial(self._draw_photo, photo, res, target)
             self._vis_failed(self._vis_jobs.submit(item.path, draw))
         self.writer.step()
+
+    def _write_own(self, item: InputItem, entries: List[dict]) -> None:
+        """--out-dir: a photo's entries as a JSON list of their own (``[]``: nobody found), written atomically."""
+        target = self._unique(self.out_dir, item.rel.with_suffix(".json"))
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            own = ResultsWriter(target)
+            own.add(entries)
+            own.close()
+        except OSError as e:
+            self.fail(item.path, f"cannot write its results to {target}: {e.strerror or e}")
 
     def _draw_photo(self, photo: Photo, res: PoseResult, target: Path) -> None:
         """Draw ``res`` on the photo (read again whole if it was decoded smaller) and write it to ``target``.
@@ -198,7 +213,7 @@ class PredictRun:
         out.write(self.pred.draw(image, res, self.vis_threshold) if drawn is None else drawn)
 
     def video(self, item, show: bool) -> None:
-        errors, vis_writer = 0, None
+        errors, vis_writer, own = 0, None, None
 
         def frame_failed(index, e):
             nonlocal errors
@@ -229,15 +244,22 @@ class PredictRun:
                 bar.update(1)
                 res = frame.poses
                 image_id = coco_id if coco_id is not None else self.next_id
-                self.writer.add(coco_entries(res, image_id, item.label, frame=frame.index,
-                                             time=frame.time))
+                entries = coco_entries(res, image_id, item.label, frame=frame.index, time=frame.time)
+                self.writer.add(entries)
+                if self.out_dir is not None:  # the video's own JSON Lines, written as its frames are done
+                    if own is None:
+                        own_path = self._unique(self.out_dir, item.rel.with_suffix(".jsonl"))
+                        own_path.parent.mkdir(parents=True, exist_ok=True)
+                        own = ResultsWriter(own_path, fmt="jsonl")
+                    own.add(entries)
+                    own.step()
                 self.frames += 1
                 self.persons += len(res)
                 # --show draws here (a window lives in the main thread); --vis writes that picture, or draws its own
                 drawn = None if self.window is None else self.pred.draw(frame.image, res, self.vis_threshold)
                 if self._vis_jobs is not None:
                     if vis_writer is None:
-                        vis_path = self._vis_name(item.rel.with_suffix(".mp4"))
+                        vis_path = self._unique(self.vis_dir, item.rel.with_suffix(".mp4"))
                         vis_path.parent.mkdir(parents=True, exist_ok=True)
                         h, w = frame.image.shape[:2]
                         vis_writer = cv2.VideoWriter(str(vis_path), cv2.VideoWriter.fourcc(*"mp4v"),
@@ -252,7 +274,12 @@ class PredictRun:
         except InputReadError as e:
             self.fail(item.label, str(e))
             return
+        except OSError as e:  # --out-dir's file
+            self.fail(item.label, f"cannot write its results: {e.strerror or e}")
+            return
         finally:
+            if own is not None:
+                own.close()
             bar.close()
             video.close()
             self.dropped += video.dropped_frames
@@ -262,13 +289,14 @@ class PredictRun:
         if errors:
             self.fail(item.label, f"{plural(errors, 'frame')} failed")
 
-    def _vis_name(self, rel: Path) -> Path:
-        """A --vis output path for rel, made unique (name_2, name_3, ...) when two inputs share a name."""
-        target, n = self.vis_dir / rel, 1
-        while target in self._vis_names:
+    def _unique(self, folder: Path, rel: Path) -> Path:
+        """An output path (--vis, --out-dir) for rel in folder, made unique (name_2, name_3, ...) when two inputs
+        share a name."""
+        target, n = folder / rel, 1
+        while target in self._names:
             n += 1
-            target = self.vis_dir / rel.with_name(f"{rel.stem}_{n}{rel.suffix}")
-        self._vis_names.add(target)
+            target = folder / rel.with_name(f"{rel.stem}_{n}{rel.suffix}")
+        self._names.add(target)
         return target
 
 
