@@ -357,6 +357,30 @@ def test_an_out_dir_file_that_cannot_be_written_fails_that_input_alone(folder, s
     assert_no_traceback(r)
 
 
+def test_skip_existing_goes_on_where_a_run_stopped(folder, standin_path, tmp_path):
+    """--out-dir with --skip-existing: inputs whose results file is there are left out (counted in the summary),
+    the others run and get the files a whole run gives them; a video's file is whole only once renamed from .part."""
+    write_video(folder / "clip.mp4", frames=3)
+    own, again = tmp_path / "own", tmp_path / "again"
+    base = ("predict", folder, "--model", standin_path, "--no-search")
+    r = run(*base, "--out-dir", own, "-q")
+    assert r.exit_code == 0, r.output
+    whole = {f.relative_to(own).as_posix(): f.read_text() for f in own.rglob("*") if f.is_file()}
+    assert sorted(whole) == ["photos/a.json", "photos/clip.jsonl", "photos/sub/b.json"]
+    (own / "photos/sub/b.json").unlink()  # a run stopped before b.png ...
+    (own / "photos/clip.jsonl").rename(own / "photos/clip.jsonl.part")  # ... and in the middle of the video
+    r = run(*base, "--out-dir", own, "--skip-existing")
+    assert r.exit_code == 0 and "1 input skipped (results already in" in r.stderr, r.output
+    ran = json.loads(r.stdout)
+    assert {e["file_name"] for e in ran} == {(folder / "sub/b.png").as_posix(), (folder / "clip.mp4").as_posix()}
+    now = {f.relative_to(own).as_posix(): f.read_text() for f in own.rglob("*") if f.is_file()}
+    assert now == whole  # the same files as the whole run, image ids included; no .part left
+    r = run(*base, "--out-dir", own, "--skip-existing", "-q")
+    assert r.exit_code == 0 and json.loads(r.stdout) == []  # nothing left to do
+    r = run(*base, "--skip-existing", "--out", again)
+    assert r.exit_code == 2 and "give --out-dir" in r.stderr
+
+
 def test_folder_of_photos_and_videos_runs_both(tmp_path, standin_path):
     folder = tmp_path / "shoot"
     (folder / "clips").mkdir(parents=True)

@@ -115,6 +115,10 @@ class _InputArgument(click.ParamType):
               help="Also write each input's results to a file of its own in this folder, named as --vis names its "
                    "pictures: a photo's as a JSON list (shoot/a.jpg -> DIR/shoot/a.json; [] where nobody was found), "
                    "written whole; a video's or camera's as JSON Lines (.jsonl), written as its frames are done.")
+@click.option("--skip-existing", is_flag=True,
+              help="With --out-dir: leave out the photos and videos whose results file is there already, so a run "
+                   "stopped part-way goes on where it stopped (a video's file is named .jsonl.part until its end; "
+                   "--out then holds only the inputs run this time).")
 @click.option("--vis", "vis_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write photos with skeletons drawn to this folder (videos: an annotated .mp4).")
 @click.option("--vis-threshold", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True,
@@ -128,7 +132,8 @@ class _InputArgument(click.ParamType):
 @guarded
 def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padding, boxes_file, box_score, detector,
             search, fast_search, max_persons, min_presence, refine_passes, track, smooth, every, max_frames, live,
-            full_resolution, read_ahead, out, fmt, out_dir, vis_dir, vis_threshold, show, quiet, debug):
+            full_resolution, read_ahead, out, fmt, out_dir, skip_existing, vis_dir, vis_threshold, show, quiet,
+            debug):
     """Predict poses on photos, videos and folders of them (searched recursively), on cameras (camera:0) and
     video streams (rtsp://..., http://...), on the inputs a .txt file lists, one per line (relative paths from the
     list's folder; blank lines and lines starting with # skipped; a listed path that is missing is named and
@@ -147,6 +152,8 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
         raise click.UsageError("--max-persons counts the persons a search reports; drop --no-search")
     if fast_search and not search:
         raise click.UsageError("--fast-search speeds up the search; drop --no-search")
+    if skip_existing and out_dir is None:
+        raise click.UsageError("--skip-existing looks for the results files of --out-dir: give --out-dir")
     if fast_search and variant == "fast":
         raise click.UsageError("--fast searches with the fast model already; drop --fast-search")
     items, problems = expand_inputs(inputs, videos=True, lists=True, patterns=True)
@@ -178,9 +185,11 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
     run = PredictRun(pred, writer, lookup, detect, vis_dir=vis_dir, vis_threshold=vis_threshold, every=every,
                      debug=debug, passes=passes, track=track, smooth=smooth, search=search, max_persons=max_persons,
                      max_frames=max_frames, live=live, long_side=None if full_resolution else REDUCED_LONG_SIDE,
-                     read_ahead=read_ahead, window=window, min_presence=min_presence, out_dir=out_dir)
+                     read_ahead=read_ahead, window=window, min_presence=min_presence, out_dir=out_dir,
+                     skip_existing=skip_existing)
     for path, reason in problems:
         run.fail(path, reason)
+    items = run.plan_own_files(items)
     show = not quiet and (len(items) > 1 or any(i.kind != "image" for i in items))
     bar = tqdm(total=len(items), desc="fasterpose", unit="file", disable=not show, file=sys.stderr)
     # photos are decoded by a thread, --read-ahead photos ahead of the model

@@ -4,11 +4,12 @@ failures named and counted, never fatal to the rest."""
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Set
+from typing import Dict, List, Optional, Set
 
 import cv2
 import numpy as np
@@ -44,7 +45,8 @@ class PredictRun:
 
     def __init__(self, pred, writer, lookup, detect, *, vis_dir=None, vis_threshold=0.3, every=1, debug=False,
                  passes=0, track=False, smooth=False, search=True, max_persons=1, max_frames=None, live=None,
-                 long_side=None, read_ahead=READ_AHEAD, window=None, min_presence=None, out_dir=None):
+                 long_side=None, read_ahead=READ_AHEAD, window=None, min_presence=None, out_dir=None,
+                 skip_existing=False):
         self.pred, self.writer, self.lookup, self.detect = pred, writer, lookup, detect
         self.vis_dir, self.vis_threshold, self.every, self.debug = vis_dir, vis_threshold, every, debug
         self.passes, self.track, self.smooth, self.search = passes, track, smooth, search
@@ -55,7 +57,9 @@ class PredictRun:
         self.failed: List[str] = []
         self.photos_done = self.frames = self.dropped = self.videos = self.persons = 0
         self.photos_of_nobody = 0  # photos where nobody was found (or, without boxes, nobody was there)
-        self.out_dir = out_dir  # --out-dir: each input's results in a file of its own
+        self.out_dir, self.skip_existing = out_dir, skip_existing  # --out-dir: each input's results on their own
+        self._own: Dict[str, Path] = {}  # input label -> its --out-dir file
+        self.skipped = 0  # --skip-existing: inputs whose --out-dir file was already there
         self._names: Set[Path] = set()  # --vis and --out-dir files written so far: no two inputs share one
         self._vis_jobs = OrderedJobs() if vis_dir is not None else None  # --vis drawn and written beside the model
         self._started = time.perf_counter()  # the model is loaded: the inputs' time starts
@@ -73,6 +77,23 @@ class PredictRun:
         if self._vis_jobs is not None:
             self._vis_failed(self._vis_jobs.finish())
 
+    def plan_own_files(self, items: List[InputItem]) -> List[InputItem]:
+        """--out-dir: name each input's results file, in input order (a run given the same inputs again names them
+        alike); with --skip-existing, leave out the photos and video files whose results file is there already.
+        Returns the inputs to run."""
+        if self.out_dir is None:
+            return items
+        kept = []
+        for item in items:
+            own = self._own[item.label] = self._unique(
+                self.out_dir, item.rel.with_suffix(".json" if item.kind == "image" else ".jsonl"))
+            if self.skip_existing and item.kind != "stream" and own.is_file():
+                self.skipped += 1
+                self.next_id += item.kind == "image"  # the photos after it keep a full run's image ids
+                continue
+            kept.append(item)
+        return kept
+
     def summary(self, out) -> str:
         nobody = f" ({self.photos_of_nobody} with nobody found)" if self.photos_of_nobody else ""
         parts = [plural(self.photos_done, "photo") + nobody]
@@ -84,6 +105,8 @@ class PredictRun:
         rate = f" ({done / seconds:.1f} {unit}/s)" if done and not (self.photos_done and self.frames) else ""
         text = (f"{', '.join(parts)}, {plural(self.persons, 'person')} in {seconds:.1f} s{rate} -> "
                 f"{out if out is not None else 'stdout'}")
+        if self.skipped:
+            text += f"; {plural(self.skipped, 'input')} skipped (results already in {self.out_dir})"
         if self.failed:
             text += f"; {plural(len(self.failed), 'input')} failed"
         return text
@@ -182,7 +205,7 @@ class PredictRun:
 
     def _write_own(self, item: InputItem, entries: List[dict]) -> None:
         """--out-dir: a photo's entries as a JSON list of their own (``[]``: nobody found), written atomically."""
-        target = self._unique(self.out_dir, item.rel.with_suffix(".json"))
+        target = self._own[item.label]
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             own = ResultsWriter(target)
@@ -213,7 +236,7 @@ class PredictRun:
         out.write(self.pred.draw(image, res, self.vis_threshold) if drawn is None else drawn)
 
     def video(self, item, show: bool) -> None:
-        errors, vis_writer, own = 0, None, None
+        errors, vis_writer, own, own_path, writing = 0, None, None, None, None
 
         def frame_failed(index, e):
             nonlocal errors
@@ -247,10 +270,11 @@ class PredictRun:
                 entries = coco_entries(res, image_id, item.label, frame=frame.index, time=frame.time)
                 self.writer.add(entries)
                 if self.out_dir is not None:  # the video's own JSON Lines, written as its frames are done
-                    if own is None:
-                        own_path = self._unique(self.out_dir, item.rel.with_suffix(".jsonl"))
-                        own_path.parent.mkdir(parents=True, exist_ok=True)
-                        own = ResultsWriter(own_path, fmt="jsonl")
+                    if own is None:  # a video file's is written as .part until its end: only whole ones skip
+                        own_path = self._own[item.label]
+                        writing = own_path if item.kind == "stream" else own_path.with_name(own_path.name + ".part")
+                        writing.parent.mkdir(parents=True, exist_ok=True)
+                        own = ResultsWriter(writing, fmt="jsonl")
                     own.add(entries)
                     own.step()
                 self.frames += 1
@@ -286,6 +310,11 @@ class PredictRun:
             if vis_writer is not None:
                 self.finish_vis()  # its frames are written before it is closed
                 vis_writer.release()
+        if writing is not None and own_path is not None and writing != own_path:  # the video's end: its file whole
+            try:
+                os.replace(writing, own_path)
+            except OSError as e:
+                self.fail(item.label, f"cannot write its results to {own_path}: {e.strerror or e}")
         if errors:
             self.fail(item.label, f"{plural(errors, 'frame')} failed")
 
