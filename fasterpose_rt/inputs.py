@@ -1,7 +1,8 @@
 """The CLI's inputs: expand paths into photos and videos, decode photos robustly, iterate video frames.
 
 Besides files and folders, an input may be a live source read as a video: a camera (``camera:N``, OpenCV's device
-index N) or a stream URL (``rtsp://``, ``http://``, ``file://`` ..., whatever OpenCV's video backends read).
+index N) or a stream URL (``rtsp://``, ``http://``, ``file://`` ..., whatever OpenCV's video backends read), a
+list file naming inputs (``photos.txt``), or a file name pattern the shell left unexpanded (``"shoot/*.jpg"``).
 A photo that cannot be decoded raises :class:`InputReadError` with a reason a person can act on; the CLI
 names it on stderr, skips it and goes on. Paths that do not exist are the caller's usage error.
 """
