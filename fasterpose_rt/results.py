@@ -188,8 +188,9 @@ class ResultsWriter:
     def add(self, entries: List[dict]) -> None:
         self._count += len(entries)
         if self._lines:
+            out = self._out()  # opening the file names its own errors
             try:
-                self._out().write("".join(json.dumps(e, separators=(",", ":")) + "\n" for e in entries))
+                out.write("".join(json.dumps(e, separators=(",", ":")) + "\n" for e in entries))
             except OSError as e:
                 if self.path is None:
                     raise

@@ -348,12 +348,16 @@ def test_out_dir_gives_each_input_a_results_file_of_its_own(folder, standin_path
 
 def test_an_out_dir_file_that_cannot_be_written_fails_that_input_alone(folder, standin_path, tmp_path):
     own = tmp_path / "own"
-    (own / "photos" / "a.json").mkdir(parents=True)  # a folder where a.jpg's file would go
+    write_video(folder / "clip.mp4", frames=3)
+    (own / "photos" / "a.json").mkdir(parents=True)  # folders where a.jpg's and the video's files would go
+    (own / "photos" / "clip.jsonl.part").mkdir()
     r = run("predict", folder, "--model", standin_path, "--no-search", "--out-dir", own, "-q")
-    assert r.exit_code == 1 and f"error: {folder / 'a.jpg'}: cannot write its results to {own / 'photos/a.json'}" \
-        in r.stderr, r.output
+    assert r.exit_code == 1, r.output
+    for name, file in (("a.jpg", "a.json"), ("clip.mp4", "clip.jsonl.part")):  # each named once, with its reason
+        line = f"error: {folder / name}: cannot write its results to {own / 'photos' / file}: Is a directory\n"
+        assert r.stderr.count(line) == 1, r.stderr
     assert json.loads((own / "photos/sub/b.json").read_text())  # the other photo's file is written
-    assert len(json.loads(r.stdout)) == 2  # and both are in the results
+    assert len(json.loads(r.stdout)) == 2 + 1  # in the results: both photos, the video up to where it stopped
     assert_no_traceback(r)
 
 

@@ -40,6 +40,11 @@ class Photo:
     scale: int = 1
 
 
+def _why(error: OSError) -> str:
+    """The system's reason for an OSError (not the wrapping text some writers add, e.g. "cannot write: ...")."""
+    return os.strerror(error.errno) if error.errno else str(error.strerror or error)
+
+
 class PredictRun:
     """State of one ``predict`` run: running image ids, counts, failures, --vis names."""
 
@@ -212,7 +217,7 @@ class PredictRun:
             own.add(entries)
             own.close()
         except OSError as e:
-            self.fail(item.path, f"cannot write its results to {target}: {e.strerror or e}")
+            self.fail(item.path, f"cannot write its results to {target}: {_why(e)}")
 
     def _draw_photo(self, photo: Photo, res: PoseResult, target: Path) -> None:
         """Draw ``res`` on the photo (read again whole if it was decoded smaller) and write it to ``target``.
@@ -236,7 +241,11 @@ class PredictRun:
         out.write(self.pred.draw(image, res, self.vis_threshold) if drawn is None else drawn)
 
     def video(self, item, show: bool) -> None:
-        errors, vis_writer, own, own_path, writing = 0, None, None, None, None
+        errors, vis_writer, own = 0, None, None
+        # --out-dir: the video's own JSON Lines, named .part until its end (only whole ones are skipped); a camera's
+        # or stream's has no end to wait for
+        own_path = self._own.get(item.label)
+        writing = own_path if own_path is None or item.kind == "stream" else own_path.with_name(own_path.name + ".part")
 
         def frame_failed(index, e):
             nonlocal errors
@@ -269,12 +278,15 @@ class PredictRun:
                 image_id = coco_id if coco_id is not None else self.next_id
                 entries = coco_entries(res, image_id, item.label, frame=frame.index, time=frame.time)
                 self.writer.add(entries)
-                if self.out_dir is not None:  # the video's own JSON Lines, written as its frames are done
-                    if own is None:  # a video file's is written as .part until its end: only whole ones skip
-                        own_path = self._own[item.label]
-                        writing = own_path if item.kind == "stream" else own_path.with_name(own_path.name + ".part")
-                        writing.parent.mkdir(parents=True, exist_ok=True)
-                        own = ResultsWriter(writing, fmt="jsonl")
+                if writing is not None:  # written as the frames are done
+                    if own is None:
+                        try:
+                            writing.parent.mkdir(parents=True, exist_ok=True)
+                            opened = ResultsWriter(writing, fmt="jsonl")
+                            opened.check_writable()  # opened here: one that fails leaves nothing to close
+                        except OSError as e:
+                            raise InputReadError(f"cannot write its results to {writing}: {_why(e)}") from None
+                        own = opened
                     own.add(entries)
                     own.step()
                 self.frames += 1
@@ -298,8 +310,8 @@ class PredictRun:
         except InputReadError as e:
             self.fail(item.label, str(e))
             return
-        except OSError as e:  # --out-dir's file
-            self.fail(item.label, f"cannot write its results: {e.strerror or e}")
+        except OSError as e:  # a folder or file to write (--out-dir, --vis)
+            self.fail(item.label, f"cannot write {e.filename or 'its output'}: {_why(e)}")
             return
         finally:
             if own is not None:
@@ -310,11 +322,11 @@ class PredictRun:
             if vis_writer is not None:
                 self.finish_vis()  # its frames are written before it is closed
                 vis_writer.release()
-        if writing is not None and own_path is not None and writing != own_path:  # the video's end: its file whole
+        if own is not None and writing is not None and own_path is not None and writing != own_path:  # it ended
             try:
                 os.replace(writing, own_path)
             except OSError as e:
-                self.fail(item.label, f"cannot write its results to {own_path}: {e.strerror or e}")
+                self.fail(item.label, f"cannot write its results to {own_path}: {_why(e)}")
         if errors:
             self.fail(item.label, f"{plural(errors, 'frame')} failed")
 
