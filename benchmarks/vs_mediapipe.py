@@ -35,7 +35,7 @@ as cores; the results file is named after them). The two engines count the same 
 (MediaPipe's normalised x, y are scaled by the image size and moved half a pixel to OpenCV's pixel centres).
 
 Needs ``mediapipe``, which is not a dependency: it pins numpy < 2 and protobuf < 5 and pulls jax, so it goes in a
-venv of its own (README, "Measured claims"):
+venv of its own (benchmarks/README.md, "Measured claims"):
 
     python3 -m venv .mpvenv && . .mpvenv/bin/activate
     pip install --no-deps mediapipe==0.10.14 && pip install -r benchmarks/requirements-mediapipe.txt
@@ -43,7 +43,7 @@ venv of its own (README, "Measured claims"):
 
 -> ``benchmarks/results/vs_mediapipe.{md,json}`` (under ``taskset -c 0``: ``vs_mediapipe_1core``).
 
-``--backend openvino`` runs FasterPose with OpenVINO (README, "Backends"; in that venv ``pip install --no-deps
+``--backend openvino`` runs FasterPose with OpenVINO (docs/performance.md, "Backends"; in that venv ``pip install --no-deps
 openvino==2026.4.1 openvino-telemetry``, which keeps its numpy 1.26) -> ``vs_mediapipe_openvino``.
 """
 from __future__ import annotations

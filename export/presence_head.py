@@ -2,7 +2,7 @@
 
 Why: without boxes the runtime searches the photo and always finds a best guess, so a photo of a landscape gets
 a skeleton. The joint scores cannot tell nobody from somebody seen from the waist up: both leave half the joints
-low (README, "Photos of nobody"). A presence head reads more of what the network saw. It is one logistic unit
+low (docs/usage.md, "Photos of nobody"). A presence head reads more of what the network saw. It is one logistic unit
 on the features the heatmaps are made from (the input of the network's last convolution, mean- and max-pooled over
 the crop: 2C numbers), on an earlier, finer layer's features pooled the same way (the input of the last strided
 convolution before them, stride 8 in a FasterPose-R34: 2C' numbers; textures and edges the last layer has already
@@ -10,7 +10,7 @@ turned into joints) and on the K joint peaks, sorted: a second graph output ``pr
 the same ``session.run`` for a few thousand multiply-adds. The network's weights and its heatmaps are untouched.
 The earlier layer was added in session 50: fitted on the same crops, the default model's head then dropped fewer
 held-out persons and close-ups and left a person on fewer held-out pictures of nobody at every threshold from 0.1
-to 0.6 (README, "Photos of nobody").
+to 0.6 (docs/usage.md, "Photos of nobody").
 
 What it is fitted on, crops as the runtime makes them (``PosePredictor`` at the file's own box padding):
 

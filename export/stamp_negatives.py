@@ -1,8 +1,8 @@
 """Photos of nobody with somebody-like things in them: cut-outs (animals, objects) pasted onto person-free pictures.
 
 Why: the presence head (``export.presence_head``) learns "nobody" from desktop wallpapers, mostly landscapes and
-patterns. On pictures it had not seen, the crops it still took for a person were mostly animals (README, "Photos
-of nobody"): four legs, a head and a trunk look more like a person than a meadow does. Cut-outs with a
+patterns. On pictures it had not seen, the crops it still took for a person were mostly animals (docs/usage.md,
+"Photos of nobody"): four legs, a head and a trunk look more like a person than a meadow does. Cut-outs with a
 transparent background, such as the photographed animals of Debian's ``tuxpaint-stamps-default``, pasted onto
 the wallpapers give it such pictures to learn from, as many as it needs, without labelling anything.
 

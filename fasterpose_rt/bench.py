@@ -221,5 +221,5 @@ def advice(cpu_features: str, benched: Sequence[Tuple[Path, str]]) -> List[str]:
     if "amx_int8" in flags and backends == {"onnxruntime"}:
         out.append("this CPU has AMX: on such a CPU OpenVINO (--backend openvino, "
                    "pip install \"fasterpose[openvino]\") took 0.37-0.74x onnxruntime's time; "
-                   "`fasterpose bench --compare-backends` times both here (README, 'Backends')")
+                   "`fasterpose bench --compare-backends` times both here (docs/performance.md, 'Backends')")
     return out

@@ -9,7 +9,7 @@ Two policies:
   camera's driver buffered while the model was busy.
 
 OpenCV releases the GIL while it decodes, so the thread costs the caller almost nothing.
-``python -m benchmarks.frame_reading`` measures both policies (README, "Cameras and streams").
+``python -m benchmarks.frame_reading`` measures both policies (docs/usage.md, "Cameras and streams").
 """
 from __future__ import annotations
 

@@ -122,13 +122,13 @@ class PosePredictor:
     the box enlarged 1.1x) instead of the padding the model's metadata records (calibrated for tight boxes
     around the person; looser boxes, e.g. a detector's, may want less). backend: "onnxruntime" (the default), or
     "openvino" (optional, ``pip install "fasterpose[openvino]"``: 0.4-0.6x the time on a CPU with AMX;
-    README, "Backends"; BackendUnavailable, an ImportError, where it is not installed). ``predict`` may be called
-    from several threads at once. A model with a presence head (both bundled models; ``has_presence``) also gives
-    each person the chance that somebody is in its crop at all (``PoseResult.presence``).
+    docs/performance.md, "Backends"; BackendUnavailable, an ImportError, where it is not installed). ``predict``
+    may be called from several threads at once. A model with a presence head (both bundled models;
+    ``has_presence``) also gives each person the chance that somebody is in its crop at all (``PoseResult.presence``).
     search_with: a faster PosePredictor of the same keypoints (e.g. ``PosePredictor(variant="fast")``) that runs
     the search's windows (``find_poses`` without boxes, the tracker when it searches again); this model then runs
-    every person the windows found at least once, so each pose reported is its own (README, "Photos without
-    person boxes": the search at about 0.78x the time, as accurate).
+    every person the windows found at least once, so each pose reported is its own (docs/usage.md, "Photos
+    without person boxes": the search at about 0.78x the time, as accurate).
     Raises ModelNotFoundError / ModelError (a ValueError) naming the problem with the model file.
     """
 

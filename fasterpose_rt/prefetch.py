@@ -3,7 +3,7 @@
 it (the CLI draws and writes its --vis pictures and videos). OpenCV releases the GIL while it decodes, draws and
 encodes.
 
-``benchmarks.photo_reading`` measures reading ahead (README, "Command line").
+``benchmarks.photo_reading`` measures reading ahead (docs/usage.md, "Camera photos are decoded smaller").
 """
 from __future__ import annotations
 

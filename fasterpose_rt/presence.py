@@ -1,7 +1,7 @@
 """Is a person there at all? A model's presence head: one logit per crop beside its heatmaps.
 
 The joint scores alone cannot say it: the better half of a half-seen person's joints (a portrait, a webcam) score
-as low as the best guess on a photo of nobody (README, "Photos of nobody"). So a model may carry a second output,
+as low as the best guess on a photo of nobody (docs/usage.md, "Photos of nobody"). So a model may carry a second output,
 ``presence`` (N,) logits: a logistic read of the features its heatmaps are made from and of an earlier layer's
 (mean- and max-pooled) and of its sorted joint peaks, fitted on crops of persons (whole and waist up) against crops
 of nobody by ``python -m export.presence_head``. Its metadata block (``PRESENCE_KEY``) names the output and records

@@ -8,8 +8,8 @@ refined; the best after refining is the photo's person. Asked for several person
 more windows and also reports the further persons that score well and are not made of a reported person's joints
 (``pick_persons``). Asked to (``min_presence``), a person the search (or the whole photo) found is reported only
 when it is there at all (``keep_present``: the model's presence head, else its joints' confidences), so a photo of
-a cat or a landscape gets no skeleton (README, "Photos of nobody"). ``tracking.find_poses`` runs it; ``python -m
-benchmarks.tracking`` measures it (README, "Photos without person boxes").
+a cat or a landscape gets no skeleton (docs/usage.md, "Photos of nobody"). ``tracking.find_poses`` runs it; ``python -m
+benchmarks.tracking`` measures it (docs/usage.md, "Photos without person boxes").
 """
 from __future__ import annotations
 
@@ -37,12 +37,12 @@ SEARCH_CANDIDATES = 3  # windows refined per person asked for (each up to REFINE
 PERSON_SCORE = 0.3
 # Without boxes, a model with a presence head reports a person only when the head gives it at least the chance its
 # metadata block records (``presence.threshold``, the operating point it was fitted for: ``head_min_presence``); this
-# value where it records none. Both bundled heads record 0.3. Measured (python -m benchmarks.person_presence, README
-# "Photos of nobody") with the search on 82 person-free pictures neither head was fitted on, 1,000 validation persons
-# and 325 waist-up close-ups: at 0.3 the default leaves a person on 5 of the 82 (0.5: 3) and drops 16 persons
-# (PCK@0.2 -0.0020) and 1 close-up; the fast model 5 of 82, 21 persons and 1 close-up (session 50's heads; session
-# 47's: 9, 20 and 3; 7, 22 and 7). 0.3 rather than even odds: a person lost costs more than a guess left on an empty
-# photo, which its presence value still flags.
+# value where it records none. Both bundled heads record 0.3. Measured (python -m benchmarks.person_presence,
+# docs/usage.md, "Photos of nobody") with the search on 82 person-free pictures neither head was fitted on, 1,000
+# validation persons and 325 waist-up close-ups: at 0.3 the default leaves a person on 5 of the 82 (0.5: 3) and drops 16
+# persons (PCK@0.2 -0.0020) and 1 close-up; the fast model 5 of 82, 21 persons and 1 close-up (session 50's heads;
+# session 47's: 9, 20 and 3; 7, 22 and 7). 0.3 rather than even odds: a person lost costs more than a guess left on an
+# empty photo, which its presence value still flags.
 DEFAULT_MIN_PRESENCE = 0.3
 SHARED_JOINTS = 0.2
 SHARED_JOINT_SCORE = 0.2
@@ -97,7 +97,7 @@ def head_min_presence(predictor) -> float:
 def min_presence_for(predictor, min_presence: Optional[float] = None) -> float:
     """``min_presence`` as given, or (None) the default for ``predictor``'s model: its head's own threshold
     (``head_min_presence``) when it has a presence head (``predictor.has_presence``), else 0, every guess (its joints
-    alone would also drop persons seen from the waist up: README, "Photos of nobody")."""
+    alone would also drop persons seen from the waist up: docs/usage.md, "Photos of nobody")."""
     if min_presence is not None:
         value = float(min_presence)
         if not 0.0 <= value <= 1.0:

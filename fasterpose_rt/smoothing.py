@@ -15,8 +15,8 @@ import numpy as np
 __all__ = ["KeypointSmoother", "MIN_CUTOFF", "BETA"]
 
 # Chosen on synthetic clips of 200 training photos (python -m benchmarks.smoothing --sweep --ann
-# data/lspet_train1k.json), then measured on validation clips (python -m benchmarks.smoothing; README,
-# "Videos: tracking and smoothing").
+# data/lspet_train1k.json), then measured on validation clips (python -m benchmarks.smoothing;
+# docs/usage.md, "Videos: tracking and smoothing").
 MIN_CUTOFF = 3.0  # Hz: the cutoff of a joint at rest (a still joint wobbles ~30 % less; lower gains nothing more)
 BETA = 30.0  # Hz more cutoff per box size per second: 10 lags visibly on a moving camera, 90 smooths less
 D_CUTOFF = 1.0  # Hz: the cutoff of the speed estimate itself (the paper's value)

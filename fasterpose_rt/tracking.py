@@ -19,14 +19,14 @@ __all__ = ["boxes_from_poses", "refine", "refine_batch", "drop_duplicates", "fin
            "PoseTracker", "REFINE_PASSES"]
 
 # Defaults first looked at on LSPET validation persons, then checked on 1,000 training persons:
-# python -m benchmarks.tracking --sweep --ann data/lspet_train1k.json (README, "Photos without person boxes").
+# python -m benchmarks.tracking --sweep --ann data/lspet_train1k.json (docs/usage.md, "Videos: tracking and smoothing").
 JOINT_SCORE = 0.1  # joints scoring lower do not shape the box; 0.1 keeps nearly all of a found person's joints
 MIN_JOINTS = 4  # a box from fewer joints says too little about where the person is
 KEEP_SCORE = 0.2  # mean joint score below which a followed person counts as lost (no person: ~0.14 median)
 SETTLED_IOU = 0.8  # refine stops for a person whose next box would overlap its last one this much
 SAME_PERSON_IOU = 0.6  # two persons' boxes overlapping more than this are one person seen twice
 REFOUND_IOU = 0.3  # a person acquired where a lost one was last seen (joints' boxes overlapping so) is that one ...
-REMEMBER = 10  # ... if it was seen within this many frames (IoU 0.1 swapped ids of persons side by side: README)
+REMEMBER = 10  # ... if it was seen within this many frames (IoU 0.1 swapped ids of persons side by side: docs/usage.md)
 REFOUND_REACH = 2.0  # ... or an unsure or just-lost person's centre lies within the lost one's box grown this much
 REFINE_PASSES = 4  # most refine passes for a rough box; with SETTLED_IOU about 2 are run from a whole LSPET photo
 

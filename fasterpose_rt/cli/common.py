@@ -87,7 +87,7 @@ def backend_option(f):
     return click.option(
         "--backend", type=click.Choice(BACKENDS), default="onnxruntime", show_default=True, envvar="FASTERPOSE_BACKEND",
         help="Inference engine: onnxruntime, or openvino (optional: pip install \"fasterpose[openvino]\"; 0.4-0.6x "
-             "the time on a CPU with AMX; bench --compare-backends measures yours; README, 'Backends'). "
+             "the time on a CPU with AMX; bench --compare-backends measures yours; docs/performance.md, 'Backends'). "
              "Environment: FASTERPOSE_BACKEND; OpenVINO keeps compiled networks in ~/.cache/fasterpose/openvino, "
              "FASTERPOSE_OPENVINO_CACHE=DIR or off to change that.")(f)
 

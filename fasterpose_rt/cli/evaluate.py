@@ -36,7 +36,7 @@ from .common import (BOX_PADDING_HELP, EXIT_FAILED, UsageProblem, backend_option
               help="COCO detection results (a JSON list of {image_id, category_id, bbox, score}: a person "
                    "detector's boxes on the file's photos): run the model on these boxes instead of the file's own, "
                    "as COCO's top-down protocol does (each pose scored box score x mean joint score above 0.2, "
-                   "duplicates dropped by OKS; README, 'Evaluating with a detector's boxes').")
+                   "duplicates dropped by OKS; docs/usage.md, 'Evaluating with a detector's boxes').")
 @click.option("--det-score", type=click.FloatRange(min=0), default=DET_SCORE, show_default=True,
               help="With --detections: leave out boxes scoring below this.")
 @click.option("--oks-nms", type=click.FloatRange(min=0, max=1), default=OKS_NMS, show_default=True,

@@ -63,8 +63,8 @@ class _InputArgument(click.ParamType):
                    "whole photo.")
 @click.option("--fast-search", is_flag=True,
               help="With --search: run the search's windows with the bundled fast model, and only the persons they "
-                   "find with the model itself (about 0.78x the search's time, as accurate within 0.01 PCK; README, "
-                   "'Photos without person boxes').")
+                   "find with the model itself (about 0.78x the search's time, as accurate within 0.01 PCK; "
+                   "docs/usage.md, 'Photos without person boxes').")
 @click.option("--max-persons", type=click.IntRange(min=1), default=1, show_default=True,
               help="With --search: report up to this many persons, each further one scoring at least 0.3 and not "
                    "made of a reported person's joints (3 windows refined per person asked for; for photos of a few "
@@ -74,8 +74,8 @@ class _InputArgument(click.ParamType):
               help="Photos and frames without boxes (searched, or the whole photo): report a person only when the "
                    "model's presence head gives at least this chance that somebody is there (a model without a head: "
                    "when its better half of joints average this confidence, which also drops many persons seen from "
-                   "the waist up); 0: always the best guess (README, 'Photos of nobody'). [default: the threshold a "
-                   "model's presence head records (0.3 for both bundled models), else 0]")
+                   "the waist up); 0: always the best guess (docs/usage.md, 'Photos of nobody'). [default: the "
+                   "threshold a model's presence head records (0.3 for both bundled models), else 0]")
 @click.option("--refine", "refine_passes", type=click.IntRange(min=0), default=None,
               help=f"Most extra passes per person, each on the box around the joints the pass before found (the "
                    f"tight box the model is calibrated for); a person stops once that box settles. Each pass is one "
