@@ -12,6 +12,7 @@ from typing import Dict, List, NoReturn, Optional, Tuple
 import cv2
 import numpy as np
 
+from .image import to_bgr_uint8
 from .jsonfile import load_json
 
 __all__ = [
@@ -43,9 +44,18 @@ def _norm_name(name: str) -> str:
     return PurePosixPath(name.replace("\\", "/")).as_posix().lstrip("/") if name else name
 
 
+def _finite_number(v) -> bool:
+    """A JSON number (not a bool) that float64 holds: JSON integers may be arbitrarily large."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
+
+
 def _valid_box(b) -> bool:
-    return (isinstance(b, (list, tuple)) and len(b) == 4
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in b))
+    return isinstance(b, (list, tuple)) and len(b) == 4 and all(_finite_number(v) for v in b)
 
 
 class BoxLookup:
@@ -105,7 +115,7 @@ def coco_person_boxes(data: dict, source: str = "annotations") -> Tuple[Dict[int
             bad(f"annotations[{j}]: bbox must be [x, y, w, h] numbers, got {b!r}")
         if b[2] <= 0 or b[3] <= 0:
             continue  # degenerate box: nobody to crop
-        if a["image_id"] not in per_image:
+        if not isinstance(a["image_id"], int) or a["image_id"] not in per_image:
             bad(f"annotations[{j}] refers to image_id {a['image_id']!r}, which 'images' does not list")
         per_image[a["image_id"]].append((j, b))
     boxes = {
@@ -161,11 +171,12 @@ def _detection_list(data: list, src: str, min_score: float) -> Dict[str, ImageBo
         b, score = d.get("bbox"), d.get("score", 1.0)
         if not _valid_box(b) or min(b[2:]) <= 0:  # type: ignore[index]
             raise BoxesFileError(f"{src}: entry {j}: 'bbox' must be [x, y, w, h] numbers with w, h > 0, got {b!r}")
-        if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+        if not _finite_number(score):
             raise BoxesFileError(f"{src}: entry {j}: 'score' must be a number, got {score!r}")
         key = _norm_name(name)
         frame = d.get("frame", 0)
-        frame = frame if isinstance(frame, (int, float)) and not isinstance(frame, bool) else 0
+        if not _finite_number(frame):
+            raise BoxesFileError(f"{src}: entry {j}: 'frame' must be a number, got {frame!r}")
         if frame < first_frame.get(key, math.inf):  # a video's results: its first frame's boxes start the tracking
             first_frame[key], per_file[key], ids[key] = frame, [], set()
         if frame == first_frame[key] and score >= min_score:
@@ -209,6 +220,7 @@ class HogPeopleDetector:
     # The 64x128 detection window holds a person about 96 px tall with ~16 px margin on every side
     # (Dalal & Triggs); shrink the window to that person box so the pose crop is not twice too loose.
     _SHRINK = np.array([32.0 / 64.0, 96.0 / 128.0])
+    _MIN_HW = (128 + 2 * 16, 64 + 2 * 16)  # the window and the padding detectMultiScale is given
 
     def __init__(self, long_side: int = 640, min_score: float = 0.0, iou_threshold: float = 0.45):
         hog_cls = getattr(cv2, "HOGDescriptor", None)
@@ -224,10 +236,16 @@ class HogPeopleDetector:
         self.long_side, self.min_score, self.iou_threshold = long_side, min_score, iou_threshold
 
     def __call__(self, image: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        image = to_bgr_uint8(image)
         h, w = image.shape[:2]
         scale = float(np.clip(self.long_side / max(h, w), 0.25, 2.0))
         small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
                            interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        # OpenCV's HOG corrupts memory on a picture smaller than its padded window: pad below and to the right
+        # (photo coordinates unchanged; nobody is found in the padding).
+        short_h, short_w = max(0, self._MIN_HW[0] - small.shape[0]), max(0, self._MIN_HW[1] - small.shape[1])
+        if short_h or short_w:
+            small = cv2.copyMakeBorder(small, 0, short_h, 0, short_w, cv2.BORDER_CONSTANT, value=(0, 0, 0))
         rects, weights = self._hog.detectMultiScale(small, winStride=(8, 8), padding=(16, 16), scale=1.05)
         rects = np.asarray(rects, np.float64).reshape(-1, 4) / scale
         scores = np.asarray(weights, np.float64).reshape(-1)

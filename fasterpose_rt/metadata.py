@@ -116,12 +116,16 @@ class ModelMetadata:
                 for p in pairs
             ):
                 bad(f"{name} must be a list of index pairs in [0, {k})")
+        flipped = [i for p in self.flip_pairs for i in p]
+        if len(set(flipped)) != len(flipped):  # else mirroring is no permutation and the flip test mixes channels
+            bad(f"flip_pairs must name each keypoint at most once, got {self.flip_pairs!r}")
         if self.color not in ("RGB", "BGR"):
             bad(f"color must be 'RGB' or 'BGR', got {self.color!r}")
         for name in ("mean", "std"):
             v = getattr(self, name)
-            if not (isinstance(v, list) and len(v) == 3 and all(isinstance(x, (int, float)) for x in v)):
-                bad(f"{name} must be 3 numbers")
+            if not (isinstance(v, list) and len(v) == 3 and all(
+                    isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)):
+                bad(f"{name} must be 3 finite numbers, got {v!r}")
         if any(s <= 0 for s in self.std):
             bad("std values must be positive")
         if self.output not in ("logits", "probabilities"):

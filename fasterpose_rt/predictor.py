@@ -89,7 +89,7 @@ class PoseResult:
         for kp, sc, box in zip(self.keypoints, self.scores, self.boxes):
             flat = np.concatenate([kp.astype(np.float64), sc.astype(np.float64)[:, None]], axis=1).ravel()
             out.append({
-                "image_id": image_id,
+                "image_id": image_id.item() if isinstance(image_id, np.generic) else image_id,
                 "category_id": int(category_id),
                 "bbox": [float(v) for v in box],
                 "keypoints": flat.tolist(),

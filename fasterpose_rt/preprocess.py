@@ -9,10 +9,13 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .geometry import box_centers_and_sizes, crop_affine
+from .geometry import apply_affine, box_centers_and_sizes, crop_affine, invert_affine
 from .metadata import ModelMetadata
 
 __all__ = ["check_boxes", "crop_transforms", "warp_crops", "Normalizer"]
+
+BOX_LIMIT = 1e8  # px: no photo is larger; beyond it float32 keypoints lose whole pixels and the crop maps overflow
+MIN_BOX_SIDE = 1e-3  # px: a smaller side would scale its crop past what float64 inverts
 
 
 def check_boxes(boxes, image_shape) -> np.ndarray:
@@ -20,7 +23,8 @@ def check_boxes(boxes, image_shape) -> np.ndarray:
 
     boxes: anything array-like of shape (N, 4), or one box (4,); None -> one box over the whole photo,
     [-0.5, -0.5, W, H] (its edges are the photo's edges). image_shape: (H, W, ...) of the photo.
-    Raises ValueError naming the first box with a non-finite value or w <= 0 or h <= 0.
+    Raises ValueError naming the first box with a non-finite value, w <= 0 or h <= 0, or a value no photo has
+    (beyond +-1e8 px, or a side under 1e-3 px: its crop's scale would overflow).
     """
     if boxes is None:
         h, w = image_shape[:2]
@@ -37,10 +41,12 @@ def check_boxes(boxes, image_shape) -> np.ndarray:
         raise ValueError(f"boxes must have shape (N, 4) [x, y, w, h], got {b.shape}")
     finite = np.asarray(np.isfinite(b).all(axis=1), bool)
     positive = (b[:, 2] > 0) & (b[:, 3] > 0)
-    bad = np.flatnonzero(~(finite & positive))
+    sane = (np.abs(b) <= BOX_LIMIT).all(axis=1) & (b[:, 2] >= MIN_BOX_SIDE) & (b[:, 3] >= MIN_BOX_SIDE)
+    bad = np.flatnonzero(~(finite & positive & sane))
     if bad.size:
         i = int(bad[0])
-        why = "has a non-finite value" if not finite[i] else "has width or height <= 0"
+        why = ("has a non-finite value" if not finite[i] else "has width or height <= 0" if not positive[i]
+               else f"is out of range (values within +-{BOX_LIMIT:g} px, sides at least {MIN_BOX_SIDE:g} px)")
         raise ValueError(f"box {i} [x, y, w, h] = {b[i].tolist()} {why}")
     return b
 
@@ -51,16 +57,51 @@ def crop_transforms(boxes, meta: ModelMetadata) -> np.ndarray:
     return crop_affine(centers, sizes, meta.input_size)
 
 
+# OpenCV's warpAffine refuses a source this wide or tall (SHRT_MAX), so each crop is warped from the part of
+# the photo its region covers, and a region this large itself is sampled from every f-th pixel.
+_WARP_LIMIT = 32000
+
+
+def source_windows(affines: np.ndarray, input_size, photo_shapes) -> np.ndarray:
+    """The photo pixels each crop samples: (N, 4) int64 [x0, y0, x1, y1], clamped to its photo, empty (x1 <= x0 or
+    y1 <= y0) where the region lies wholly outside. photo_shapes (N, 2): (H, W) of each crop's photo.
+
+    A bilinear sample reads the pixels around it, so the window is the region's bounding box grown by 2 px.
+    """
+    w, h = input_size
+    corners = np.array([[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1]], np.float64)
+    pts = apply_affine(np.broadcast_to(corners, (len(affines), 4, 2)), invert_affine(affines))  # (N, 4, 2)
+    lo = np.floor(pts.min(axis=1)) - 2
+    hi = np.ceil(pts.max(axis=1)) + 3
+    limit = np.asarray(photo_shapes, np.float64)[:, ::-1]  # (W, H)
+    lo = np.clip(lo, 0, limit)
+    hi = np.clip(hi, 0, limit)
+    return np.concatenate([lo, hi], axis=1).astype(np.int64)
+
+
 def warp_crops(image_bgr, affines: np.ndarray, input_size, owners: Optional[np.ndarray] = None) -> np.ndarray:
     """Bilinear warps of a (H, W, 3) uint8 photo by affines (N, 2, 3) -> crops (N, h, w, 3) uint8, zero outside.
 
     owners (N,): with several photos, ``image_bgr`` is their sequence and crop n is cut from image_bgr[owners[n]].
+    Photos of any size (OpenCV's warp alone stops at 32,767 px).
     """
     w, h = input_size
-    crops = np.empty((affines.shape[0], h, w, 3), np.uint8)
-    for n in range(affines.shape[0]):  # one OpenCV call per person; the pixel work is inside OpenCV
+    n_crops = affines.shape[0]
+    crops = np.zeros((n_crops, h, w, 3), np.uint8)
+    if n_crops == 0:
+        return crops
+    photos = [image_bgr if owners is None else image_bgr[owners[n]] for n in range(n_crops)]
+    windows = source_windows(affines, input_size, [p.shape[:2] for p in photos])
+    for n, ((x0, y0, x1, y1), photo) in enumerate(zip(windows, photos)):  # one OpenCV call per person
+        if x1 <= x0 or y1 <= y0:
+            continue  # the region misses the photo: an all-zero crop, as the warp would give
+        m = affines[n].copy()
+        m[:, 2] += m[:, :2] @ np.array([x0, y0], np.float64)  # the window's pixel (0, 0) is the photo's (x0, y0)
+        step = max(1, -(-max(x1 - x0, y1 - y0) // _WARP_LIMIT))
+        if step > 1:  # a region of tens of thousands of px in a crop of ~100 px: every step-th pixel is plenty
+            m[:, :2] *= step  # window pixel i is the photo's pixel x0 + i * step
         cv2.warpAffine(
-            image_bgr if owners is None else image_bgr[owners[n]], affines[n], (w, h), dst=crops[n],
+            photo[y0:y1:step, x0:x1:step], m, (w, h), dst=crops[n],
             flags=cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0),
         )

@@ -13,6 +13,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .boxes import box_iou, nms
+from .image import to_bgr_uint8
 from .search import SEARCH_CANDIDATES, best_rows, keep_present, min_presence_for, pick_persons, search_windows
 
 __all__ = ["boxes_from_poses", "refine", "refine_batch", "drop_duplicates", "find_poses", "find_poses_batch",
@@ -158,6 +159,7 @@ def find_poses_batch(predictor, images, boxes=None, refine_passes: int = REFINE_
     """``find_poses`` for several photos at once, their persons (and search windows) sharing the model's batches
     (faster for many small photos). images: P photos; boxes: P entries (each (N_p, 4) or None) or None.
     Returns P PoseResults."""
+    images = [to_bgr_uint8(im) for im in images]  # a path or an odd layout gets its clear error before any .shape
     per_photo = [None] * len(images) if boxes is None else list(boxes)
     searched = [search and b is None for b in per_photo]
     results = _find_batch(predictor, images, per_photo, searched, refine_passes, max_persons=max_persons,
@@ -275,6 +277,7 @@ class PoseTracker:
         self._frames = self._last_id = 0
 
     def __call__(self, frame):
+        frame = to_bgr_uint8(frame)
         followed = self.boxes
         due = self.reacquire_every is not None and self._frames % self.reacquire_every == 0
         self._frames += 1

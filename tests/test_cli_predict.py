@@ -1,6 +1,8 @@
 """``fasterpose predict`` through click's CliRunner: inputs, options, outputs and every failure path."""
 import json
 import re
+import subprocess
+import sys
 import time
 
 import cv2
@@ -292,6 +294,19 @@ def test_hog_detector(folder, standin_path):
         assert r.exit_code == 2 and "no HOG people detector" in r.stderr and "--boxes" in r.stderr
     else:  # a black photo with blobs holds nobody: the whole photo is used
         assert r.exit_code == 0 and len(json.loads(r.stdout)) == 1
+
+
+@pytest.mark.skipif(not hasattr(cv2, "HOGDescriptor"), reason="this OpenCV build has no HOG people detector")
+def test_hog_detector_on_photos_smaller_than_its_window():
+    """OpenCV's HOG corrupts memory (abort or segfault, taking the whole run's results with it) on pictures smaller
+    than its padded 64x128 window; the detector pads them and finds nobody. In a child process, as a crash would
+    end pytest."""
+    code = ("import numpy as np; from fasterpose_rt.boxes import HogPeopleDetector; d = HogPeopleDetector()\n"
+            "for h, w, c in [(1, 1, 3), (2, 3, 3), (30, 20, 3), (6, 6, 3), (32, 64, 3), (40, 30, 4), (20, 100, 1)]:\n"
+            "    boxes, scores = d(np.zeros((h, w, c), np.uint8)); assert boxes.shape == (0, 4), boxes\n"
+            "print('ok')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", (done.returncode, done.stderr[-500:])
 
 
 def test_vis_photos(folder, standin_path, tmp_path):

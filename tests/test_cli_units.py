@@ -214,6 +214,12 @@ def test_map_boxes_file(tmp_path):
     ('{"images": [], "annotations": [{"image_id": 3, "bbox": [0, 0, 1, 1]}]}', "image_id 3"),
     ('{"images": [{"id": 1, "file_name": "a"}], "annotations": [{"image_id": 1, "bbox": [0, "0", 1, 1]}]}',
      "annotations\\[0\\]: bbox"),
+    ('{"images": [{"id": 1, "file_name": "a"}], "annotations": [{"image_id": [1], "bbox": [0, 0, 1, 1]}]}',
+     "image_id \\[1\\]"),  # an unhashable id
+    ('{"a.jpg": [[1, 2, 1e999, 4]]}', "'a.jpg' must be a list"),  # Python reads 1e999 as inf
+    ('{"a.jpg": [[1, 2, 1%s, 4]]}' % ("0" * 400), "'a.jpg' must be a list"),  # an int float64 cannot hold
+    ('[{"file_name": "a.jpg", "bbox": [0, 0, 5, 5], "frame": NaN}]', "'frame' must be a number"),
+    ('[{"file_name": "a.jpg", "bbox": [0, 0, 5, 5], "score": 1%s}]' % ("0" * 400), "'score' must be a number"),
 ])
 def test_malformed_boxes_files_are_named(tmp_path, text, match):
     p = tmp_path / "boxes.json"

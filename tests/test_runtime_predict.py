@@ -187,6 +187,9 @@ def test_empty_boxes_give_an_empty_result(standin_path):
     ([[0, 0, 10, 10], [5, 5, -1, 10]], "box 1"),
     ([[0, 0, 10, 10], [0, 0, 10, 10], [np.nan, 0, 10, 10]], "box 2"),
     ([[0, 0, np.inf, 10]], "box 0"),
+    ([[0, 0, 10, 10], [1e300, 0, 10, 10]], "box 1 .* out of range"),  # keypoints would be inf, silently
+    ([[0, 0, 1e-300, 1e-300]], "box 0 .* out of range"),  # a singular crop map
+    ([[0, 0, 1e200, 1e200]], "box 0 .* out of range"),
 ])
 def test_bad_boxes_are_refused_by_index(standin_path, boxes, which):
     pred = PosePredictor(standin_path, threads=1)
@@ -280,6 +283,42 @@ def test_to_coco(standin_path):
     np.testing.assert_allclose(kp[:, :2], res.keypoints[0], rtol=1e-6)
     np.testing.assert_allclose(kp[:, 2], res.scores[0], rtol=1e-6)
     assert d["score"] == pytest.approx(float(res.scores[0].mean()))
+    assert json.dumps(res.to_coco(np.int64(7)))  # a numpy id (from an array of ids) becomes a plain int
+    assert type(res.to_coco(np.int64(7))[0]["image_id"]) is int
+
+
+def test_photos_beyond_opencvs_warp_limit(standin_path):
+    """cv2.warpAffine refuses sources of 32,767 px or more: a panorama's person comes back where it is, and a
+    crop over the whole panorama still runs (sampled every few pixels)."""
+    pred = PosePredictor(standin_path, threads=1)
+    box, offsets = CASES["wide"]
+    img, _, _ = scene(box, offsets, pred.metadata)
+    h, w = img.shape[:2]
+    pano = np.zeros((h, 33000, 3), np.uint8)
+    pano[:, 32500:32500 + w] = img
+    near = pred.predict(img, [box])
+    far = pred.predict(pano, [[box[0] + 32500, box[1], box[2], box[3]]])
+    np.testing.assert_allclose(far.keypoints[0], near.keypoints[0] + [32500, 0], atol=1e-3)
+    np.testing.assert_allclose(far.scores, near.scores, atol=1e-6)
+    whole = pred.predict(pano)
+    assert whole.keypoints.shape == (1, 4, 2) and np.isfinite(whole.keypoints).all()
+
+
+def test_crops_are_warped_from_the_region_alone(standin_path):
+    """warp_crops reads only each region's window of the photo, with the same pixels as one warp of it all."""
+    import cv2
+
+    from fasterpose_rt.preprocess import check_boxes, warp_crops
+    meta = PosePredictor(standin_path, threads=1).metadata
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (90, 130, 3), np.uint8)
+    boxes = np.r_[np.c_[rng.uniform(-40, 130, 30), rng.uniform(-30, 90, 30), rng.uniform(0.5, 150, 30),
+                        rng.uniform(0.5, 100, 30)], [[-0.5, -0.5, 130, 90], [200, 200, 10, 10], [-60, -60, 20, 20]]]
+    affines = crop_transforms(check_boxes(boxes, img.shape), meta)
+    w, h = meta.input_size
+    whole = np.stack([cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+                      for m in affines])
+    np.testing.assert_array_equal(warp_crops(img, affines, meta.input_size), whole)
 
 
 def test_pose_result_is_a_plain_dataclass():

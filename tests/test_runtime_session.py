@@ -54,6 +54,9 @@ def _meta_dict(**changes):
     (_meta_dict(color="HSV"), "color must be"),
     (_meta_dict(output="softmax"), "output must be"),
     (_meta_dict(flip_pairs=[[0, 9]]), "flip_pairs"),
+    (_meta_dict(flip_pairs=[[0, 1], [1, 2]]), "flip_pairs must name each keypoint at most once"),  # no permutation
+    (_meta_dict(std=[float("nan"), 1, 1]), "std must be 3 finite numbers"),  # would give NaN scores, no error
+    (_meta_dict(mean=[True, 0, 0]), "mean must be 3 finite numbers"),
     (_meta_dict(input_size=[64]), "input_size"),
     (_meta_dict(box_padding=0), "box_padding must be a positive number"),
     (_meta_dict(box_padding=True), "box_padding must be a positive number"),

@@ -293,3 +293,11 @@ def test_drop_duplicates_keeps_the_better_scored_of_overlapping_persons_in_order
     np.testing.assert_array_equal(res.scores, scores[[1, 2]])
     one = PoseResult(kp[:1], scores[:1], boxes[:1], ["a", "b", "c", "d"])
     assert drop_duplicates(one) is one
+
+
+def test_a_path_instead_of_a_photo_gets_the_predictors_clear_error(standin_path):
+    """find_poses (its search) and the tracker read the photo's shape first; they say what predict says."""
+    pred = PosePredictor(standin_path, threads=1)
+    for call in (lambda: find_poses(pred, "photo.jpg"), lambda: PoseTracker(pred)("photo.jpg")):
+        with pytest.raises(TypeError, match="cv2.imread"):
+            call()
