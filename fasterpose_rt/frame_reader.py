@@ -40,10 +40,12 @@ class FrameReader:
     before it.
     """
 
-    def __init__(self, cap, every: int = 1, latest: bool = False, ahead: int = READ_AHEAD):
+    def __init__(self, cap, every: int = 1, latest: bool = False, ahead: int = READ_AHEAD,
+                 expected: Optional[int] = None):
         if every < 1 or ahead < 1:
             raise ValueError(f"every and ahead must be >= 1, got {every} and {ahead}")
         self.every, self.latest, self.ahead = int(every), bool(latest), int(ahead)
+        self.expected = expected  # the frames a file lists: one that stops well short of them is an error
         self.dropped = 0  # frames decoded and replaced by a newer one before the caller took them (latest only)
         self._cap = cap
         self._frames: collections.deque = collections.deque()  # (index, frame), oldest first
@@ -55,7 +57,7 @@ class FrameReader:
 
     def _read(self) -> None:
         """The thread: read until the source ends, fails or ``close()``; then release the capture."""
-        frames = iter_video_frames(self._cap, self.every)  # raises InputReadError when no frame decodes
+        frames = iter_video_frames(self._cap, self.every, self.expected)  # InputReadError: no frame, or cut off
         try:
             for index, frame in frames:
                 with self._changed:

@@ -354,10 +354,13 @@ def capture_info(cap: cv2.VideoCapture) -> Tuple[Optional[int], float]:
     return (count if count > 0 else None), (fps if np.isfinite(fps) and fps > 0 else 0.0)
 
 
-def iter_video_frames(cap: cv2.VideoCapture, every: int = 1) -> Generator[Tuple[int, np.ndarray], None, None]:
+def iter_video_frames(cap: cv2.VideoCapture, every: int = 1,
+                      expected: Optional[int] = None) -> Generator[Tuple[int, np.ndarray], None, None]:
     """Yield (frame index, (H, W, 3) uint8 BGR frame) for frames 0, every, 2·every, ...; releases ``cap`` at the end.
 
-    Skipped frames are only grabbed, not decoded. Raises InputReadError when not a single frame decodes.
+    Skipped frames are only grabbed, not decoded. Raises InputReadError when not a single frame decodes, and,
+    after the frames read, when a file whose container lists ``expected`` frames stops well short of them (a
+    damaged or cut-off file: the first frame that fails to decode ends the video).
     """
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every}")
@@ -378,3 +381,6 @@ def iter_video_frames(cap: cv2.VideoCapture, every: int = 1) -> Generator[Tuple[
         cap.release()
     if decoded == 0:
         raise InputReadError("no frame could be decoded")
+    if expected is not None and index < expected - max(2, expected // 10):  # counts of some containers are estimates
+        raise InputReadError(f"decoding stopped at frame {index} of the {expected} the file lists (damaged or cut "
+                             "off?); the frames before it were processed")

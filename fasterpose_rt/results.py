@@ -107,7 +107,7 @@ def atomic_write_text(path: os.PathLike, text: str) -> None:
     except OSError as e:
         raise _naming(e, path) from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:  # a file name's own bytes
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
@@ -177,7 +177,7 @@ class ResultsWriter:
         if self._file is None:
             assert self.path is not None
             try:
-                self._file = open(self.path, "w", encoding="utf-8")
+                self._file = open(self.path, "w", encoding="utf-8", errors="surrogateescape")
             except OSError as e:
                 raise _naming(e, self.path) from None
         return self._file

@@ -86,7 +86,8 @@ class VideoPoses:
     Attributes: fps (the video's frame rate, 0.0 when it does not say; times then count 30 frames per second),
     frame_count (the container's frame count, None when it does not say), expected_frames (how many frames the
     iteration should yield, None when unknown). Iterate once; ``close()`` (or ``with``) releases the video early.
-    Raises InputReadError when the video cannot be opened, or (while iterating) when no frame decodes.
+    Raises InputReadError when the video cannot be opened, or (while iterating) when no frame decodes, or (after
+    the frames read) when a video file stops well short of the frames its container lists.
     """
 
     def __init__(self, predictor, source, every: int = 1, track: bool = True, smooth: bool = True, boxes=None,
@@ -112,8 +113,10 @@ class VideoPoses:
             if hasattr(source, "isOpened") and not source.isOpened():
                 raise InputReadError("the video capture is not open")
             self._cap, (self.frame_count, self.fps) = source, capture_info(source)
+            self._listed = None  # a camera or stream lists no frames to check against
         elif isinstance(source, (str, os.PathLike)):
             self._cap, self.frame_count, self.fps = open_video(source)
+            self._listed = self.frame_count
         else:
             raise TypeError(f"source must be a video file path or a cv2.VideoCapture, got {type(source).__name__}")
         self._reader: Optional[FrameReader] = None
@@ -151,10 +154,11 @@ class VideoPoses:
         self._used = True
         rate = self.fps or DEFAULT_FPS
         if self.live or self.read_ahead:
-            self._reader = FrameReader(self._cap, self.every, latest=self.live, ahead=max(self.read_ahead, 1))
+            self._reader = FrameReader(self._cap, self.every, latest=self.live, ahead=max(self.read_ahead, 1),
+                                       expected=self._listed)
             frames: Iterator = iter(self._reader)
         else:
-            frames = iter_video_frames(self._cap, self.every)
+            frames = iter_video_frames(self._cap, self.every, self._listed)
         if self.max_frames is not None:  # stop right after the last one: a camera would block for one more
             frames = itertools.islice(frames, self.max_frames)
         for index, frame in frames:

@@ -1,5 +1,6 @@
 """``fasterpose predict`` through click's CliRunner: inputs, options, outputs and every failure path."""
 import json
+import os
 import re
 import subprocess
 import sys
@@ -398,6 +399,102 @@ def test_skip_existing_goes_on_where_a_run_stopped(folder, standin_path, tmp_pat
     assert r.exit_code == 0 and json.loads(r.stdout) == []  # nothing left to do
     r = run(*base, "--skip-existing", "--out", again)
     assert r.exit_code == 2 and "give --out-dir" in r.stderr
+
+
+def test_skip_existing_after_a_finished_video_keeps_a_whole_runs_ids_and_names(tmp_path, standin_path):
+    """A video takes an image id per frame: the photos after a skipped video keep a whole run's ids (none shared),
+    and the --vis names of skipped inputs stay theirs (two x.jpg in other folders: x.jpg, then x_2.jpg)."""
+    shoot = tmp_path / "shoot"
+    for sub in ("a", "b"):
+        (shoot / sub).mkdir(parents=True)
+        cv2.imwrite(str(shoot / sub / "x.jpg"), photo())
+    write_video(shoot / "a" / "m.mp4", frames=4)
+    cv2.imwrite(str(shoot / "b" / "z.jpg"), photo())
+    inputs = [shoot / "a" / "m.mp4", shoot / "a" / "x.jpg", shoot / "b" / "x.jpg", shoot / "b" / "z.jpg"]
+    base = ("predict", *inputs, "--model", standin_path, "--no-search", "-q")
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    assert run(*base, "--out-dir", whole, "--vis", whole).exit_code == 0
+    files = {f.relative_to(whole).as_posix(): f.read_bytes() for f in whole.rglob("*") if f.is_file()}
+    assert sorted(files) == ["m.jsonl", "m.mp4", "x.jpg", "x.json", "x_2.jpg", "x_2.json", "z.jpg", "z.json"]
+    ids = [json.loads(line)["image_id"] for line in files["m.jsonl"].splitlines()]
+    ids += [e["image_id"] for name in ("x.json", "x_2.json", "z.json") for e in json.loads(files[name])]
+    assert ids == [1, 2, 3, 4, 5, 6, 7]
+    resumed.mkdir()
+    for name in ("m.jsonl", "x.json", "x.jpg"):  # a run stopped after the video and the first photo
+        (resumed / name).write_bytes(files[name])
+    assert run(*base, "--out-dir", resumed, "--vis", resumed, "--skip-existing").exit_code == 0
+    assert {f.relative_to(resumed).as_posix(): f.read_bytes() for f in resumed.rglob("*") if f.is_file()
+            if f.suffix != ".mp4"} == {k: v for k, v in files.items() if not k.endswith(".mp4")}
+
+
+def test_vis_into_the_inputs_folder_never_writes_over_an_input(tmp_path, standin_path):
+    """--vis . beside the photos and videos themselves: each drawing is named <name>_pose, every input is left
+    as it was."""
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    cv2.imwrite(str(shoot / "a.jpg"), photo())
+    write_video(shoot / "clip.mp4", frames=3)
+    before = {f.name: f.read_bytes() for f in shoot.iterdir()}
+    r = run("predict", shoot, "--model", standin_path, "--no-search", "--vis", tmp_path, "-q")
+    assert r.exit_code == 0, r.output
+    assert {f.name: f.read_bytes() for f in shoot.iterdir() if f.name in before} == before
+    assert sorted(f.name for f in shoot.iterdir()) == ["a.jpg", "a_pose.jpg", "clip.mp4", "clip_pose.mp4"]
+    r = run("predict", shoot / "a.jpg", "--model", standin_path, "--no-search", "--vis", shoot, "-q")
+    assert r.exit_code == 0 and (shoot / "a.jpg").read_bytes() == before["a.jpg"]
+
+
+def test_out_is_checked_against_the_folders_the_run_makes(tmp_path, standin_path, folder):
+    """--out naming the --out-dir (or --vis) folder is refused before any work; --out inside a new --out-dir is
+    fine (the folder is made first)."""
+    for option in ("--out-dir", "--vis"):
+        same = tmp_path / option.strip("-")  # new: made by the run, then found to be a folder
+        r = run("predict", folder, "--model", standin_path, "--no-search", option, same, "--out", same)
+        assert r.exit_code == 2 and f"cannot write results to {same}: is a folder" in r.stderr, r.output
+        assert not list(same.iterdir())  # refused before any input ran
+    r = run("predict", folder, "--model", standin_path, "--no-search", "--out-dir", tmp_path / "od",
+            "--out", tmp_path / "od" / "all.json", "-q")
+    assert r.exit_code == 0 and len(json.loads((tmp_path / "od" / "all.json").read_text())) == 2
+
+
+def test_a_video_cut_off_part_way_is_named_and_counted_as_failed(tmp_path, standin_path):
+    """A video file whose frames stop well short of the count its container lists (a damaged or cut-off file)
+    is not reported as done: its frames are kept, it is named with the reason, and its --out-dir file stays .part
+    so --skip-existing runs it again."""
+    whole = tmp_path / "whole.avi"
+    w = cv2.VideoWriter(str(whole), cv2.VideoWriter.fourcc(*"MJPG"), 10, (80, 120))
+    assert w.isOpened()
+    for i in range(12):
+        w.write(paint_blobs((120, 80), [[40, 30 + i]] + STANDIN_POINTS[1:]))
+    w.release()
+    data = whole.read_bytes()
+    cut = tmp_path / "v" / "cut.avi"
+    cut.parent.mkdir()
+    cut.write_bytes(data[:len(data) * 6 // 10])  # the header (and its padding) and a few frames
+    r = run("predict", cut, "--model", standin_path, "--no-search", "--out-dir", tmp_path / "own")
+    assert r.exit_code == 1, r.output
+    assert re.search(r"error: .*cut\.avi: decoding stopped at frame \d+ of the 12 the file lists", r.stderr)
+    frames = [e["frame"] for e in json.loads(r.stdout)]
+    assert 0 < len(frames) < 12 and frames == sorted(frames)
+    assert (tmp_path / "own" / "cut.jsonl.part").is_file() and not (tmp_path / "own" / "cut.jsonl").exists()
+    r = run("predict", whole, "--model", standin_path, "--no-search", "-q")
+    assert r.exit_code == 0 and len(json.loads(r.stdout)) == 12
+    assert_no_traceback(r)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="file names that are not UTF-8 are a Linux matter")
+def test_csv_results_keep_a_file_name_that_is_not_utf8(tmp_path, standin_path):
+    """A CSV --out with a photo named in Latin-1 bytes (a name OpenCV reads, JSON escapes): the table is written
+    with the name's own bytes, not lost to an encoding error."""
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    latin = os.fsdecode(b"caf\xe9.jpg")
+    cv2.imwrite(str(shoot / "ok.jpg"), photo())
+    (shoot / latin).write_bytes((shoot / "ok.jpg").read_bytes())
+    out = tmp_path / "r.csv"
+    r = run("predict", shoot, "--model", standin_path, "--no-search", "--out", out, "-q")
+    assert r.exit_code == 0, r.output
+    rows = out.read_bytes().splitlines()
+    assert len(rows) == 3 and any(b"caf\xe9.jpg" in row for row in rows)
 
 
 def test_folder_of_photos_and_videos_runs_both(tmp_path, standin_path):

@@ -159,17 +159,17 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
     items, problems = expand_inputs(inputs, videos=True, lists=True, patterns=True)
     lookup = load_boxes_file(boxes_file, box_score) if boxes_file is not None else None
     detect = HogPeopleDetector() if detector == "hog" else None
-    if out is not None:
-        parent = out.parent if str(out.parent) else Path(".")
-        if out.is_dir() or not parent.is_dir() or not os.access(parent, os.W_OK):
-            raise UsageProblem(f"cannot write results to {out}: "
-                               f"{'is a folder' if out.is_dir() else 'its folder does not exist or is not writable'}")
-    for option, folder in (("--vis", vis_dir), ("--out-dir", out_dir)):
+    for option, folder in (("--vis", vis_dir), ("--out-dir", out_dir)):  # made first: --out may lie in one
         if folder is not None:
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise UsageProblem(f"cannot create {option} folder {folder}: {e.strerror or e}") from None
+    if out is not None:
+        parent = out.parent if str(out.parent) else Path(".")
+        if out.is_dir() or not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise UsageProblem(f"cannot write results to {out}: "
+                               f"{'is a folder' if out.is_dir() else 'its folder does not exist or is not writable'}")
     try:
         window = Window() if show else None
     except ShowUnavailable as e:

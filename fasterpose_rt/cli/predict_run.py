@@ -4,6 +4,7 @@ failures named and counted, never fatal to the rest."""
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 import time
@@ -40,6 +41,32 @@ class Photo:
     scale: int = 1
 
 
+def _vis_rel(item: InputItem) -> Path:
+    """The --vis output of an input, inside the --vis folder: a photo drawn in its own format where OpenCV writes
+    it (else .png), a video or camera as an .mp4."""
+    if item.kind != "image":
+        return item.rel.with_suffix(".mp4")
+    return item.rel if item.rel.suffix.lower() in _VIS_EXTENSIONS else item.rel.with_suffix(".png")
+
+
+def _last_image_id(results_file: Path) -> int:
+    """The largest image id in an --out-dir results file of a photo (JSON list) or video (JSON Lines; ids grow
+    frame by frame, so its last line's); 0 when it holds none or cannot be read."""
+    try:
+        with open(results_file, "rb") as f:
+            if results_file.suffix == ".jsonl":
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 65536))  # a line is a few kB: its tail holds the last one whole
+                lines = [line for line in f.read().splitlines() if line.strip()]
+                entries = [json.loads(lines[-1])] if lines else []
+            else:
+                entries = json.load(f)
+        ids = [e.get("image_id") for e in entries if isinstance(e, dict)]
+        return max((i for i in ids if isinstance(i, int) and not isinstance(i, bool)), default=0)
+    except (OSError, ValueError):
+        return 0
+
+
 def _why(error: OSError) -> str:
     """The system's reason for an OSError (not the wrapping text some writers add, e.g. "cannot write: ...")."""
     return os.strerror(error.errno) if error.errno else str(error.strerror or error)
@@ -64,6 +91,8 @@ class PredictRun:
         self.photos_of_nobody = 0  # photos where nobody was found (or, without boxes, nobody was there)
         self.out_dir, self.skip_existing = out_dir, skip_existing  # --out-dir: each input's results on their own
         self._own: Dict[str, Path] = {}  # input label -> its --out-dir file
+        self._vis: Dict[str, Path] = {}  # input label -> its --vis picture or video
+        self._inputs: Set[str] = set()  # the input files' real paths: no output is ever written over one
         self.skipped = 0  # --skip-existing: inputs whose --out-dir file was already there
         self._names: Set[Path] = set()  # --vis and --out-dir files written so far: no two inputs share one
         self._vis_jobs = OrderedJobs() if vis_dir is not None else None  # --vis drawn and written beside the model
@@ -83,18 +112,24 @@ class PredictRun:
             self._vis_failed(self._vis_jobs.finish())
 
     def plan_own_files(self, items: List[InputItem]) -> List[InputItem]:
-        """--out-dir: name each input's results file, in input order (a run given the same inputs again names them
-        alike); with --skip-existing, leave out the photos and video files whose results file is there already.
-        Returns the inputs to run."""
-        if self.out_dir is None:
-            return items
+        """Name each input's own output files, its --out-dir results and its --vis picture or video, in input order,
+        so a run given the same inputs again (resumed with --skip-existing) names them alike; with
+        --skip-existing, leave out the photos and video files whose results file is there already. Returns the
+        inputs to run."""
+        self._inputs = {os.path.realpath(i.path) for i in items if i.kind != "stream"}
         kept = []
         for item in items:
-            own = self._own[item.label] = self._unique(
-                self.out_dir, item.rel.with_suffix(".json" if item.kind == "image" else ".jsonl"))
-            if self.skip_existing and item.kind != "stream" and own.is_file():
+            if self.out_dir is not None:
+                self._own[item.label] = self._unique(
+                    self.out_dir, item.rel.with_suffix(".json" if item.kind == "image" else ".jsonl"))
+            if self.vis_dir is not None:
+                self._vis[item.label] = self._unique(self.vis_dir, _vis_rel(item))
+            own = self._own.get(item.label)
+            if self.skip_existing and own is not None and item.kind != "stream" and own.is_file():
                 self.skipped += 1
-                self.next_id += item.kind == "image"  # the photos after it keep a full run's image ids
+                # The inputs run now take ids after every id already written: a photo takes one id, a video one
+                # per frame, and its file's last id says how many (short only of trailing frames with nobody).
+                self.next_id = max(self.next_id + (item.kind == "image"), _last_image_id(own))
                 continue
             kept.append(item)
         return kept
@@ -202,9 +237,7 @@ class PredictRun:
         self.persons += len(res)
         self.photos_of_nobody += not len(res)
         if self._vis_jobs is not None:
-            target = self._unique(self.vis_dir, item.rel if item.rel.suffix.lower() in _VIS_EXTENSIONS
-                                  else item.rel.with_suffix(".png"))
-            draw = functools.partial(self._draw_photo, photo, res, target)
+            draw = functools.partial(self._draw_photo, photo, res, self._vis[item.label])
             self._vis_failed(self._vis_jobs.submit(item.path, draw))
         self.writer.step()
 
@@ -295,7 +328,7 @@ class PredictRun:
                 drawn = None if self.window is None else self.pred.draw(frame.image, res, self.vis_threshold)
                 if self._vis_jobs is not None:
                     if vis_writer is None:
-                        vis_path = self._unique(self.vis_dir, item.rel.with_suffix(".mp4"))
+                        vis_path = self._vis[item.label]
                         vis_path.parent.mkdir(parents=True, exist_ok=True)
                         h, w = frame.image.shape[:2]
                         vis_writer = cv2.VideoWriter(str(vis_path), cv2.VideoWriter.fourcc(*"mp4v"),
@@ -332,9 +365,11 @@ class PredictRun:
 
     def _unique(self, folder: Path, rel: Path) -> Path:
         """An output path (--vis, --out-dir) for rel in folder, made unique (name_2, name_3, ...) when two inputs
-        share a name."""
+        share a name, and never an input's own file: --vis into the photos' folder draws a.jpg as a_pose.jpg."""
+        if os.path.realpath(folder / rel) in self._inputs:
+            rel = rel.with_name(f"{rel.stem}_pose{rel.suffix}")
         target, n = folder / rel, 1
-        while target in self._names:
+        while target in self._names or os.path.realpath(target) in self._inputs:
             n += 1
             target = folder / rel.with_name(f"{rel.stem}_{n}{rel.suffix}")
         self._names.add(target)
