@@ -205,7 +205,12 @@ class ResultsWriter:
     def step(self) -> None:
         """One photo or frame finished: rewrite the file when due (JSON Lines: flush them)."""
         if self._lines:
-            self._out().flush()
+            try:
+                self._out().flush()
+            except OSError as e:  # a full disk shows here, JSON Lines being buffered
+                if self.path is None:
+                    raise
+                raise _naming(e, self.path) from None
             return
         self._since += 1
         if self.path is not None and (self._since >= self.every_n or time.monotonic() - self._last >= self.every_s):

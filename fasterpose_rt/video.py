@@ -80,7 +80,7 @@ class VideoPoses:
     (``search.keep_present``: the model's presence head, else its joints' confidences; 0: the best guess always;
     None: the threshold a model's presence head records, else 0).
     refine_passes: extra passes on persons just found (see ``refine``); None: 0 for given ``boxes``, else
-    REFINE_PASSES. on_error: None: a frame whose prediction fails (ValueError or RuntimeError) raises;
+    REFINE_PASSES. on_error: None: a frame whose prediction fails raises;
     a function (index, exception): called, and that frame is skipped.
 
     Attributes: fps (the video's frame rate, 0.0 when it does not say; times then count 30 frames per second),
@@ -164,7 +164,7 @@ class VideoPoses:
         for index, frame in frames:
             try:
                 poses = self._poses(frame)
-            except (ValueError, RuntimeError) as e:  # a bad box, or the model failing on this frame
+            except Exception as e:  # a bad box, or the model (or OpenCV) failing on this frame
                 if self.on_error is None:
                     raise
                 self.on_error(index, e)

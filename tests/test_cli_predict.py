@@ -207,8 +207,8 @@ def test_unexpected_error_is_one_line_unless_debug(folder, standin_path, monkeyp
     r = run("predict", folder / "a.jpg", "--model", standin_path)
     assert r.exit_code == 1 and "unexpected ZeroDivisionError: bug" in r.stderr and "--debug" in r.stderr
     assert_no_traceback(r)
-    r = run("predict", folder / "a.jpg", "--model", standin_path, "--debug")
-    assert isinstance(r.exception, ZeroDivisionError)
+    r = run("predict", folder / "a.jpg", "--model", standin_path, "--debug")  # the photo fails, with its traceback
+    assert r.exit_code == 1 and "Traceback" in r.stderr and "ZeroDivisionError: bug" in r.stderr
 
 
 def test_ctrl_c_keeps_finished_results_and_exits_130(folder, standin_path, tmp_path, monkeypatch):
@@ -495,6 +495,36 @@ def test_csv_results_keep_a_file_name_that_is_not_utf8(tmp_path, standin_path):
     assert r.exit_code == 0, r.output
     rows = out.read_bytes().splitlines()
     assert len(rows) == 3 and any(b"caf\xe9.jpg" in row for row in rows)
+
+
+def test_an_unforeseen_error_fails_that_photo_alone(folder, standin_path, monkeypatch):
+    """An error no check foresaw (OpenCV's, say) on one photo is named with that photo, and the run goes on: the
+    other photos' results are written and the exit code says one input failed."""
+    import fasterpose_rt.cli.predict_run as predict_run
+
+    cv2.imwrite(str(folder / "odd.jpg"), photo(shape=(60, 40)))
+    real = predict_run.find_poses
+
+    class Unforeseen(Exception):
+        pass
+
+    def find_poses(predictor, image, *args, **kwargs):
+        if image.shape[:2] == (60, 40):
+            raise Unforeseen("first line\nthe line that says what happened")
+        return real(predictor, image, *args, **kwargs)
+
+    def find_poses_batch(*args, **kwargs):
+        raise Unforeseen("in the batch")
+
+    monkeypatch.setattr(predict_run, "find_poses", find_poses)
+    monkeypatch.setattr(predict_run, "find_poses_batch", find_poses_batch)
+    r = run("predict", folder, "--model", standin_path, "--no-search", "-q")
+    assert r.exit_code == 1, r.output
+    assert f"error: {folder / 'odd.jpg'}: prediction failed: unexpected Unforeseen: the line that says what " \
+           "happened (--debug shows the traceback)" in r.stderr
+    assert sorted(e["file_name"] for e in json.loads(r.stdout)) == [(folder / "a.jpg").as_posix(),
+                                                                    (folder / "sub/b.png").as_posix()]
+    assert_no_traceback(r)
 
 
 def test_folder_of_photos_and_videos_runs_both(tmp_path, standin_path):

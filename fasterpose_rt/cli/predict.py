@@ -2,6 +2,7 @@
 that share the model's batches, videos one by one). What happens to each input: ``predict_run.py``."""
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -221,6 +222,10 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
         writer.close()
         say(f"interrupted: {run.summary(out)}")
         sys.exit(EXIT_INTERRUPTED)
+    except Exception:  # an error that ends the run (e.g. --out's disk full): what was finished is still written
+        with contextlib.suppress(Exception):
+            writer.close()
+        raise
     finally:
         decoded.close()
         if window is not None:

@@ -67,6 +67,12 @@ def _last_image_id(results_file: Path) -> int:
         return 0
 
 
+def _unexpected(error: Exception) -> str:
+    """An error no check foresaw, in one line (OpenCV's span several): its kind and first line."""
+    text = str(error).strip().splitlines()
+    return f"unexpected {type(error).__name__}: {text[-1] if text else ''} (--debug shows the traceback)"
+
+
 def _why(error: OSError) -> str:
     """The system's reason for an OSError (not the wrapping text some writers add, e.g. "cannot write: ...")."""
     return os.strerror(error.errno) if error.errno else str(error.strerror or error)
@@ -171,6 +177,9 @@ class PredictRun:
         except (ValueError, RuntimeError) as e:  # a bad box, or the model failing on this input
             trace(self.debug)
             raise InputReadError(f"prediction failed: {e}") from None
+        except Exception as e:  # anything else fails this photo alone, the rest of the run goes on
+            trace(self.debug)
+            raise InputReadError(f"prediction failed: {_unexpected(e)}") from None
 
     def decode(self, item):
         """A photo's pixels, the scale they were decoded at, and its boxes file entry: (image, scale, boxes (N, 4)
@@ -200,6 +209,10 @@ class PredictRun:
         except InputReadError as e:
             self.fail(item.path, str(e))
             return None
+        except Exception as e:  # e.g. a photo too large to decode: this photo alone fails
+            trace(self.debug)
+            self.fail(item.path, f"cannot read it: {_unexpected(e)}")
+            return None
         return Photo(item, image, boxes, coco_id if coco_id is not None else self.next_id, scale)
 
     def photos(self, group: List[Photo], bar) -> None:
@@ -212,7 +225,7 @@ class PredictRun:
                 self.pred, [g.image for g in group], [g.boxes for g in group], self.passes,
                 keep_all=self.lookup is not None, search=self.search, max_persons=self.max_persons,
                 min_presence=self.min_presence))
-        except (ValueError, RuntimeError):  # one photo's bad box or model failure: find which, photo by photo
+        except Exception:  # one photo's bad box or model failure: find which, photo by photo
             results = []
             for g in group:
                 try:
@@ -345,6 +358,10 @@ class PredictRun:
             return
         except OSError as e:  # a folder or file to write (--out-dir, --vis)
             self.fail(item.label, f"cannot write {e.filename or 'its output'}: {_why(e)}")
+            return
+        except Exception as e:  # anything else fails this video alone; its frames so far are kept
+            trace(self.debug)
+            self.fail(item.label, _unexpected(e))
             return
         finally:
             if own is not None:
