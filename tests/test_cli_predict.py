@@ -497,6 +497,13 @@ def test_csv_results_keep_a_file_name_that_is_not_utf8(tmp_path, standin_path):
     assert len(rows) == 3 and any(b"caf\xe9.jpg" in row for row in rows)
 
 
+def test_out_written_as_a_folder_is_refused(folder, standin_path, tmp_path):
+    """--out results/ (a folder that does not exist yet) is not written as a file named results."""
+    r = run("predict", folder, "--model", standin_path, "--out", f"{tmp_path / 'results'}/")
+    assert r.exit_code == 2 and "names a folder" in r.stderr and "--out-dir" in r.stderr
+    assert not (tmp_path / "results").exists()
+
+
 def test_an_unforeseen_error_fails_that_photo_alone(folder, standin_path, monkeypatch):
     """An error no check foresaw (OpenCV's, say) on one photo is named with that photo, and the run goes on: the
     other photos' results are written and the exit code says one input failed."""

@@ -6,7 +6,7 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import click
 from tqdm import tqdm
@@ -36,6 +36,14 @@ class _InputArgument(click.ParamType):
         return self._path.convert(value, param, ctx)
 
 
+
+
+def results_file(ctx, param, value) -> Optional[Path]:
+    """--out as a Path; one written as a folder (``results/``) is refused, not written as a file of that name."""
+    if value is not None and value.endswith(("/", os.sep)):
+        raise click.BadParameter(f"{value} names a folder; --out takes a file (for a results file per input, "
+                                 "--out-dir)", ctx=ctx, param=param)
+    return None if value is None else Path(value)
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, type=_InputArgument())
@@ -105,7 +113,7 @@ class _InputArgument(click.ParamType):
                    f"model's input size (much faster for camera photos; keypoints are in the photo's own px).")
 @click.option("--read-ahead", type=click.IntRange(min=0), default=READ_AHEAD, show_default=True,
               help="Photos and video frames decoded by a thread ahead of the model (0: decode between model calls).")
-@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=None, callback=results_file,
               help="Write the results here: COCO keypoint results (a JSON list), JSON Lines (one result per line, "
                    "written as each frame is done) for a .jsonl file, or a CSV table (one row per person) for a "
                    ".csv file [default: print to stdout].")
