@@ -9,11 +9,12 @@ stays. AP then counts wrong and missed persons, where the annotation file's own 
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Optional, Tuple
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
-from .boxes import box_iou
+from .boxes import BoxLookup, ImageBoxes, _norm_name, box_iou
 from .jsonfile import load_json
 from .metrics import oks
 
@@ -36,14 +37,21 @@ def _number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and bool(np.isfinite(v))
 
 
-def load_detections(path, image_ids: Iterable[int], category_id: Optional[int] = None) -> Tuple[Detections, dict]:
+def load_detections(path, image_ids: Iterable[int], category_id: Optional[int] = None,
+                    file_names: Optional[Dict[int, str]] = None) -> Tuple[Detections, dict]:
     """Read a COCO detection results file: a JSON list of {"image_id", "bbox": [x, y, w, h], "score",
     "category_id"} (a detector's output; ``fasterpose predict`` results qualify too).
 
+    With ``file_names`` ({image id: file_name} of the annotation file), an entry with a "file_name" is the photo
+    of that name, whatever its image_id (predict numbers the photos of a folder 1..N, not by the annotation
+    file's ids): names are compared as POSIX paths, and a name ends in the file's (``/data/val2017/a.jpg`` is
+    ``val2017/a.jpg``; boxes.BoxLookup's rule); entries without one are placed by image_id.
     Entries of another category than ``category_id`` (when both name one) and boxes with w or h <= 0 are left
-    out; so are entries whose image is not among ``image_ids`` (counted: a file for other photos is an error).
-    Returns ({image id: (boxes (M, 4) float64, scores (M,) float64)} for every id of ``image_ids``, counts
-    {"entries", "used", "other_category", "other_images", "empty_boxes"}). Raises DetectionsError.
+    out; so are entries whose image is not among ``image_ids`` or whose file name names none of ``file_names``
+    (counted: a file for other photos is an error). Returns ({image id: (boxes (M, 4) float64, scores (M,)
+    float64)} for every id of ``image_ids``, counts {"entries", "used", "other_category", "other_images",
+    "other_files", "empty_boxes", "remapped": entries placed by file name on another photo than their image_id
+    says, "other_file_example": the first file name matching no photo, or None}). Raises DetectionsError.
     """
     src = str(path)
     data = load_json(path, DetectionsError)
@@ -51,29 +59,48 @@ def load_detections(path, image_ids: Iterable[int], category_id: Optional[int] =
         raise DetectionsError(f"{src}: a detections file is a JSON list of {{image_id, bbox, score}} objects "
                               f"(COCO's detection results format), got a {type(data).__name__}")
     ids = {int(i) for i in image_ids}
+    lookup = None if file_names is None else BoxLookup(
+        {_norm_name(name): ImageBoxes(np.zeros((0, 4)), int(i)) for i, name in file_names.items()}, src)
     boxes: Dict[int, List[list]] = {i: [] for i in ids}
     scores: Dict[int, List[float]] = {i: [] for i in ids}
-    counts = {"entries": len(data), "used": 0, "other_category": 0, "other_images": 0, "empty_boxes": 0}
+    counts: Dict[str, Any] = {"entries": len(data), "used": 0, "other_category": 0, "other_images": 0,
+                              "other_files": 0, "empty_boxes": 0, "remapped": 0, "other_file_example": None}
     for j, d in enumerate(data):
-        if not isinstance(d, dict) or not isinstance(d.get("image_id"), int) or isinstance(d.get("image_id"), bool):
-            raise DetectionsError(f"{src}: entry {j} needs an integer 'image_id'")
+        name = d.get("file_name") if isinstance(d, dict) and lookup is not None else None
+        if name is not None and not (isinstance(name, str) and name):
+            raise DetectionsError(f"{src}: entry {j}: 'file_name' must be a photo's file name, got {name!r}")
+        number = d.get("image_id") if isinstance(d, dict) else None
+        number = number if isinstance(number, int) and not isinstance(number, bool) else None
+        if name is None and number is None:
+            raise DetectionsError(f"{src}: entry {j} needs an integer 'image_id'"
+                                  + (" or a 'file_name'" if lookup is not None else ""))
         b, s = d.get("bbox"), d.get("score", 1.0)
         if not (isinstance(b, list) and len(b) == 4 and all(_number(v) for v in b)):
             raise DetectionsError(f"{src}: entry {j}: 'bbox' must be [x, y, w, h] numbers, got {b!r}")
         if not _number(s):
             raise DetectionsError(f"{src}: entry {j}: 'score' must be a number, got {s!r}")
+        image_id = number
+        if name is not None:  # the name says which photo; an image_id may be another numbering's
+            found = lookup.find(Path(name)) if lookup is not None else None
+            image_id = None if found is None else found.image_id
         if category_id is not None and d.get("category_id", category_id) != category_id:
             counts["other_category"] += 1
-        elif d["image_id"] not in ids:
+        elif name is not None and image_id is None:
+            counts["other_files"] += 1
+            counts["other_file_example"] = counts["other_file_example"] or name
+        elif image_id not in ids:
             counts["other_images"] += 1
         elif b[2] <= 0 or b[3] <= 0:
             counts["empty_boxes"] += 1
         else:
-            boxes[d["image_id"]].append(b)
-            scores[d["image_id"]].append(float(s))
+            boxes[image_id].append(b)
+            scores[image_id].append(float(s))
             counts["used"] += 1
+            counts["remapped"] += int(number is not None and number != image_id)
     if data and not counts["used"]:
-        why = (f"{counts['other_images']} name photos the annotation file does not list"
+        why = (f"{counts['other_files']} name files the annotation file does not list (e.g. "
+               f"{counts['other_file_example']!r})" if counts["other_files"]
+               else f"{counts['other_images']} name photos the annotation file does not list"
                if counts["other_images"] else f"{counts['other_category']} are of another category than the "
                f"person category ({category_id})" if counts["other_category"] else "all boxes are empty")
         raise DetectionsError(f"{src}: none of its {len(data)} detections can be used: {why}")

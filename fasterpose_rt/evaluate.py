@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,8 +25,8 @@ from .results import coco_entries
 from .skeletons import COCO17
 from .tracking import refine_batch
 
-__all__ = ["EvalError", "MissingExtra", "load_annotations", "KeypointMatch", "match_keypoints", "predict_annotations",
-           "predict_detections", "matched_persons",
+__all__ = ["EvalError", "MissingExtra", "NotComputed", "load_annotations", "check_annotations", "persons_to_evaluate",
+           "KeypointMatch", "match_keypoints", "predict_annotations", "predict_detections", "matched_persons",
            "coco_ap", "pck_report", "COCO_STAT_NAMES"]
 
 PCK_CURVE = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5)  # thresholds of pck_report's "by_threshold" (torso fractions)
@@ -41,13 +42,168 @@ class MissingExtra(ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
 
 
-def load_annotations(path: os.PathLike) -> dict:
-    """Read a COCO keypoint annotation file; raise EvalError naming the problem."""
+class NotComputed(ValueError):
+    """A figure cannot be computed from what was evaluated (no photo read, no labelled person); the message says
+    why."""
+
+
+def load_annotations(path: os.PathLike, boxes_from_file: bool = False, warnings: Optional[List[str]] = None) -> dict:
+    """Read a COCO keypoint annotation file and check it (:func:`check_annotations`: the person annotations' fields,
+    COCO's defaults filled in); raise EvalError naming the problem. ``warnings``, if given, receives what a user
+    should know about the defaults."""
     data = load_json(path, EvalError)
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
             or not isinstance(data.get("annotations"), list):
         raise EvalError(f"{path}: not a COCO annotation file (needs 'images' and 'annotations' lists)")
-    return data
+    return check_annotations(data, str(path), boxes_from_file, warnings)
+
+
+def _number(v) -> bool:
+    """A finite JSON number (not a bool); integers float64 cannot hold are not."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
+
+
+_NUMBER_TYPES = {int, float}
+
+
+def _numbers(values: list) -> bool:
+    """All finite JSON numbers (no bools): a type check each, then one sum (NaN or inf anywhere makes it so);
+    fast enough for a training file's 262,000 persons."""
+    if not set(map(type, values)) <= _NUMBER_TYPES:  # exact types: a bool is no number here
+        return False
+    try:
+        return math.isfinite(math.fsum(values))
+    except OverflowError:
+        return False
+
+
+def _short(v: Any, limit: int = 60) -> str:
+    """``repr(v)`` cut to ``limit`` characters: an error line names a value, not a whole list."""
+    text = repr(v)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _person_category(data: dict) -> Optional[dict]:
+    """The category named "person", else the only one with a keypoints list; None when neither."""
+    cats = [c for c in data.get("categories") or [] if isinstance(c, dict)]
+    cat = next((c for c in cats if c.get("name") == "person"), None)
+    with_kp = [c for c in cats if isinstance(c.get("keypoints"), list)]
+    return cat if cat is not None or len(with_kp) != 1 else with_kp[0]
+
+
+def check_annotations(data: dict, source: str, boxes_from_file: bool = False,
+                      warnings: Optional[List[str]] = None) -> dict:
+    """Check what evaluating a COCO keypoint file needs, and fill in COCO's defaults where pycocotools needs a field
+    a file may leave out. ``data`` is not changed: the result shares its unchanged parts, changed annotations are
+    copies.
+
+    Raises EvalError naming the first offender: an image without an integer 'id' and a string 'file_name', an
+    annotation that is not an object, or a person annotation (of the person category, :func:`match_keypoints`')
+    without an integer 'image_id' that 'images' lists, a 'keypoints' list of 3 numbers per keypoint of its
+    category (x, y, v), a 'bbox' of 4 numbers [x, y, w, h] (required when ``boxes_from_file``: the model is run on
+    it; else checked when given, a missing, null or empty one being no box) or a numeric 'area' when present.
+    Defaults (COCO's conventions): 'iscrowd' 0; 'num_keypoints' the labelled ones (v > 0); 'area' the bbox's w·h
+    (noted in ``warnings``: COCO's own areas are the segmentation's, smaller); 'id', where missing, not an integer
+    or repeated, a running id past the largest (pycocotools indexes every annotation by it). Annotations without
+    a 'category_id' are no person.
+    """
+    listed = set()
+    for i, im in enumerate(data["images"]):
+        if not (isinstance(im, dict) and isinstance(im.get("id"), int) and not isinstance(im["id"], bool)
+                and isinstance(im.get("file_name"), str)):
+            raise EvalError(f"{source}: images[{i}] needs an integer 'id' and a string 'file_name'")
+        listed.add(im["id"])
+    cat = _person_category(data)
+    person = cat.get("id") if cat is not None else None
+    k = len(cat["keypoints"]) if cat is not None and isinstance(cat.get("keypoints"), list) else None
+    anns = data["annotations"]
+    ids = [a.get("id") for a in anns if isinstance(a, dict)]
+    next_id = max([i for i in ids if isinstance(i, int) and not isinstance(i, bool)], default=0) + 1
+    seen: set = set()
+    out, areas_filled = [], 0
+    for j, a in enumerate(anns):
+        if not isinstance(a, dict):
+            raise EvalError(f"{source}: annotations[{j}] is not an object")
+        fill: Dict[str, Any] = {}
+        if person is not None and "category_id" in a and a["category_id"] == person:
+            _check_person(a, f"{source}: annotations[{j}]", listed, k, boxes_from_file)
+            if "iscrowd" not in a:
+                fill["iscrowd"] = 0
+            if "num_keypoints" not in a:
+                fill["num_keypoints"] = sum(1 for v in a["keypoints"][2::3] if v > 0)
+            if "area" not in a and a.get("bbox"):
+                fill["area"] = float(a["bbox"][2]) * float(a["bbox"][3])
+                areas_filled += 1
+        ann_id = a.get("id")
+        if not isinstance(ann_id, int) or isinstance(ann_id, bool) or ann_id in seen:
+            fill["id"], next_id = next_id, next_id + 1
+        seen.add(fill.get("id", ann_id))
+        out.append(dict(a, **fill) if fill else a)
+    if areas_filled and warnings is not None:
+        warnings.append(f"{source}: {areas_filled} of the persons have no 'area'; COCO AP takes their box's w x h "
+                        "(COCO's own areas, the segmentation's, are smaller and give a lower AP)")
+    return dict(data, annotations=out)
+
+
+def _check_person(a: dict, where: str, listed: set, k: Optional[int], boxes_from_file: bool) -> None:
+    """EvalError unless the person annotation ``a`` has what evaluating it needs (see check_annotations)."""
+    if "id" in a:
+        where += f" (id {_short(a['id'], 20)})"
+    image_id = a.get("image_id")
+    if image_id is None:
+        raise EvalError(f"{where} has no 'image_id'")
+    if not isinstance(image_id, int) or isinstance(image_id, bool) or image_id not in listed:
+        raise EvalError(f"{where} refers to image_id {_short(image_id)}, which 'images' does not list")
+    kp = a.get("keypoints")
+    if kp is None:
+        raise EvalError(f"{where} has no 'keypoints'")
+    if not (isinstance(kp, list) and (len(kp) == 3 * k if k is not None else len(kp) % 3 == 0)
+            and _numbers(kp)):
+        size = f"3 x {k} = {3 * k}" if k is not None else "3 per keypoint"
+        raise EvalError(f"{where}: 'keypoints' must be a list of {size} numbers (x, y, v each), got {_short(kp)}")
+    b = a.get("bbox")
+    if not b and boxes_from_file:  # null or [] too: COCO files' "no box"
+        raise EvalError(f"{where} has no 'bbox' (the person box the model is run on)")
+    if b and not (isinstance(b, list) and len(b) == 4 and all(_number(v) for v in b)):
+        raise EvalError(f"{where}: 'bbox' must be [x, y, w, h] numbers, got {_short(b)}")
+    if "area" in a and not _number(a["area"]):
+        raise EvalError(f"{where}: 'area' must be a number, got {_short(a['area'])}")
+
+
+def persons_to_evaluate(data: dict, category_id: int, source: str, boxes_from_file: bool = True) -> int:
+    """How many annotations are persons evaluation can score: of ``category_id``, not a crowd, with a labelled
+    keypoint (v > 0) and, when ``boxes_from_file``, a bbox with w, h > 0 to run the model on. Raises EvalError
+    saying why when there is none (a run would report nothing)."""
+    anns = data["annotations"]
+    if not anns:
+        raise EvalError(f"{source}: no person to evaluate: its 'annotations' list is empty")
+    why = {"have no 'category_id'": 0, f"are of another category than the person category ({category_id})": 0,
+           "are crowds": 0, "have no bbox with w, h > 0": 0, "have no labelled keypoint": 0}
+    no_category, other_category, crowd, no_box, unlabelled = why
+    usable = 0
+    for a in anns:
+        b, kp = a.get("bbox"), a.get("keypoints")
+        if "category_id" not in a:
+            why[no_category] += 1
+        elif a["category_id"] != category_id:
+            why[other_category] += 1
+        elif a.get("iscrowd", 0):
+            why[crowd] += 1
+        elif boxes_from_file and not (isinstance(b, list) and len(b) == 4 and b[2] > 0 and b[3] > 0):
+            why[no_box] += 1
+        elif not (isinstance(kp, list) and any(v > 0 for v in kp[2::3])):
+            why[unlabelled] += 1
+        else:
+            usable += 1
+    if not usable:
+        raise EvalError(f"{source}: no person to evaluate: of its {len(anns)} annotations, "
+                        + ", ".join(f"{n} {what}" for what, n in why.items() if n))
+    return usable
 
 
 MIN_SHARED = 4  # fewer keypoint names in common than this: the file is for another kind of model
@@ -106,13 +262,11 @@ def match_keypoints(data: dict, model_keypoints: List[str], source: str,
     compared by position (with a warning). Sigmas: the category's ``sigmas`` field when present, else COCO's when
     the file has 17 keypoints; otherwise EvalError.
     """
-    cats = [c for c in data.get("categories") or [] if isinstance(c, dict)]
-    cat = next((c for c in cats if c.get("name") == "person"), None)
-    with_kp = [c for c in cats if isinstance(c.get("keypoints"), list)]
-    if cat is None and len(with_kp) == 1:
-        cat = with_kp[0]
+    cat = _person_category(data)
     if cat is None or not isinstance(cat.get("keypoints"), list):
         raise EvalError(f"{source}: no 'person' category with a 'keypoints' list")
+    if not isinstance(cat.get("id"), int) or isinstance(cat["id"], bool):
+        raise EvalError(f"{source}: the '{cat.get('name')}' category needs an integer 'id'")  # annotations name it
     names, model_names, warnings = [str(n) for n in cat["keypoints"]], [str(n) for n in model_keypoints], []
     sigmas: Any = cat.get("sigmas")
     if sigmas is not None:
@@ -314,9 +468,12 @@ def _predict_photos(predictor, names: Dict[int, str], boxes: Dict[int, np.ndarra
 def coco_ap(data: dict, results: List[dict], image_ids: List[int], category_id: int,
             sigmas: np.ndarray) -> Dict[str, Optional[float]]:
     """COCO keypoint AP/AR over ``image_ids`` -> {name: value} for :data:`COCO_STAT_NAMES`; None where
-    pycocotools says -1 (no ground truth in that area range).
+    pycocotools says -1 (no ground truth in that area range). sigmas (K,): the OKS sigmas of the K keypoints.
 
-    Raises MissingExtra without pycocotools. pycocotools' own console output is swallowed.
+    No results on photos with labelled persons is AP 0 (all missed), computed as such. Raises NotComputed saying
+    why when nothing can be scored (no photo, a person without the 'bbox' or 'area' pycocotools needs, no labelled
+    person on the photos), MissingExtra without pycocotools. pycocotools' own console output is swallowed, and
+    ``data`` is not changed (it marks the annotations it is given).
     """
     try:
         from pycocotools.coco import COCO
@@ -324,13 +481,29 @@ def coco_ap(data: dict, results: List[dict], image_ids: List[int], category_id: 
     except ImportError:
         raise MissingExtra(f"pycocotools is not installed, so COCO AP is not computed; install it with: "
                            f"{EXTRA_HINT}") from None
-    if not results:
-        return {name: 0.0 for name in COCO_STAT_NAMES}  # loadRes cannot take an empty list
+    if not image_ids:
+        raise NotComputed("no photo was read")
+    keep = set(image_ids)
+    for j, a in enumerate(data["annotations"]):
+        if a.get("category_id") == category_id and a.get("image_id") in keep:
+            missing = [f for f, given in (("bbox", bool(a.get("bbox"))), ("area", a.get("area") is not None))
+                       if not given]
+            if missing:
+                raise NotComputed(f"annotations[{j}] has no {' or '.join(repr(f) for f in missing)}: pycocotools "
+                                  "needs every person's box and area")
+    # copies: pycocotools writes into them; without a category_id an annotation is nobody and breaks its index
+    gts = [dict(a) for a in data["annotations"] if "category_id" in a]
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO()
-        gt.dataset = data
+        gt.dataset = dict(data, annotations=gts)
         gt.createIndex()
-        dt = gt.loadRes(results)
+        if results:
+            dt = gt.loadRes(results)
+        else:  # loadRes cannot take an empty list: an empty result set, scored as such
+            dt = COCO()
+            dt.dataset = {"images": list(data["images"]), "categories": list(data.get("categories") or []),
+                          "annotations": []}
+            dt.createIndex()
         ev = COCOeval(gt, dt, "keypoints")
         ev.params.imgIds = sorted(image_ids)
         ev.params.catIds = [category_id]
@@ -338,6 +511,8 @@ def coco_ap(data: dict, results: List[dict], image_ids: List[int], category_id: 
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
+    if (np.asarray(ev.stats) < 0).all():
+        raise NotComputed(f"no labelled person on the {len(keep)} photo{'' if len(keep) == 1 else 's'} read")
     return {name: (float(v) if v >= 0 else None) for name, v in zip(COCO_STAT_NAMES, ev.stats)}
 
 
@@ -357,6 +532,8 @@ def pck_report(data: dict, pred: np.ndarray, names: List[str], image_ids: List[i
     or {"pck": None, "reason"} when PCK cannot be computed.
     """
     keep_ids = set(image_ids)
+    if not keep_ids:
+        return {"pck": None, "reason": "no photo was read"}
     anns = data["annotations"]
     k = pred.shape[1]
     # NaN: not predicted (left out); inf: a person no detected pose matched (every joint a miss)

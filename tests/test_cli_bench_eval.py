@@ -94,7 +94,8 @@ def test_bench_compare_times_both_bundled_models_side_by_side():
         assert {"pck_float", "pck_int8", "moved", "crops"} <= set(m["int8_verification"])
     table = run("bench", "--compare", "--runs", "1", "--warmup", "0", "--threads", "1", "--batch", "1", "-q")
     assert table.exit_code == 0 and "fast / default per person" in table.stdout, table.output
-    assert table.stdout.count("validation PCK@0.2 at training time") == 2 and "PCK@0.2 of its float source" in table.stdout
+    assert table.stdout.count("validation PCK@0.2 at training time") == 2
+    assert "PCK@0.2 of its float source" in table.stdout
 
 
 def test_bench_compare_needs_both_bundled_models():
@@ -177,7 +178,8 @@ def test_eval_counts_left_right_mixups(torso_model, dataset, tmp_path):
     p = json.loads(out.read_text())["pck@0.2"]
     assert p["pck"] == 0.75
     assert p["left_right"] == {"misses": 2, "mirror_hits": 2, "persons_mirrored": 1, "pck_mirror_forgiven": 1.0}
-    assert "left/right: 2 of 2 misses land on the mirror joint's label; better mirrored: 1 person (PCK 1.000" in r.stdout
+    assert "left/right: 2 of 2 misses land on the mirror joint's label; better mirrored: 1 person (PCK 1.000" \
+        in r.stdout
 
 
 def test_eval_against_a_baseline_model(torso_model, dataset, standin_path, tmp_path):
@@ -214,6 +216,8 @@ def test_eval_keypoint_count_mismatch_exit_2(standin_path, dataset, tmp_path):
     ann, images, data = dataset
     data["categories"][0]["keypoints"] = ["k"] * 17
     del data["categories"][0]["sigmas"]
+    for a in data["annotations"]:
+        a["keypoints"] = [10, 10, 2] * 17  # as many as the category names: the file itself is sound
     ann.write_text(json.dumps(data))
     r = run("eval", "--coco", ann, "--images", images, "--model", standin_path)
     assert r.exit_code == 2 and "predicts 4 keypoints" in r.stderr and "has 17" in r.stderr
@@ -305,3 +309,201 @@ def test_eval_refine_runs_each_person_again_on_the_box_around_its_joints(torso_m
     r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "--detections", dets,
             "--refine", "2", "-q")
     assert r.exit_code == 0 and "refined up to 2 times" in r.stdout, r.output
+
+
+def test_eval_out_folder_is_checked_before_any_work(torso_model, dataset, tmp_path):
+    ann, images, _ = dataset
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "--out", tmp_path / "no" / "rep.json",
+            "-q")
+    assert r.exit_code == 2 and "cannot write the report to" in r.stderr and "does not exist" in r.stderr
+    assert r.stdout == "" and "Traceback" not in r.output  # refused up front: no model run, no figures
+
+
+def test_eval_prints_the_report_before_a_write_that_fails(torso_model, dataset, tmp_path, monkeypatch):
+    import errno
+
+    from fasterpose_rt.cli import evaluate as cli_evaluate
+
+    ann, images, _ = dataset
+    out = tmp_path / "report.json"
+
+    def full_disk(path, text):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(cli_evaluate, "atomic_write_text", full_disk)
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "--out", out, "-q")
+    assert r.exit_code == 1 and f"{out}: No space left on device" in r.stderr and "Traceback" not in r.output
+    assert "COCO keypoints  AP 1.000" in r.stdout and "PCK@0.2 (torso) 1.000" in r.stdout  # the figures survive
+
+
+def test_eval_fills_in_the_coco_fields_a_file_may_leave_out(torso_model, dataset, tmp_path):
+    ann, images, data = dataset
+    for a in data["annotations"]:
+        for field in ("area", "iscrowd", "id", "num_keypoints"):
+            del a[field]
+    ann.write_text(json.dumps(data))
+    out = tmp_path / "report.json"
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "--out", out, "-q")
+    assert r.exit_code == 0, r.output
+    rep = json.loads(out.read_text())
+    assert rep["coco"]["AP"] > 0.95 and rep["pck@0.2"]["pck"] == 1.0
+    assert "2 of the persons have no 'area'; COCO AP takes their box's w x h" in r.stderr  # not COCO's own areas
+
+
+@pytest.mark.parametrize("change, boxes_from_file, message", [
+    (lambda a: a.pop("keypoints"), True, "annotations[1] (id 2) has no 'keypoints'"),
+    (lambda a: a.update(keypoints=[1, 2, 2]), True, "annotations[1] (id 2): 'keypoints' must be a list of 3 x 4 = 12"),
+    (lambda a: a.update(keypoints=[1, 2, 2] * 3 + ["x", 2, 2]), True, "'keypoints' must be a list of 3 x 4 = 12"),
+    (lambda a: a.pop("image_id"), True, "annotations[1] (id 2) has no 'image_id'"),
+    (lambda a: a.update(image_id=9), True, "refers to image_id 9, which 'images' does not list"),
+    (lambda a: a.pop("bbox"), True, "annotations[1] (id 2) has no 'bbox'"),
+    (lambda a: a.update(bbox=[1, 2, 3]), False, "annotations[1] (id 2): 'bbox' must be [x, y, w, h] numbers"),
+    (lambda a: a.update(area="big"), True, "annotations[1] (id 2): 'area' must be a number"),
+])
+def test_check_annotations_names_the_first_offending_person_and_field(dataset, change, boxes_from_file, message):
+    from fasterpose_rt.evaluate import EvalError, check_annotations
+
+    _, _, data = dataset
+    change(data["annotations"][1])
+    with pytest.raises(EvalError) as e:
+        check_annotations(data, "ann.json", boxes_from_file)
+    assert str(e.value).startswith("ann.json: ") and message in str(e.value)
+
+
+def test_check_annotations_fills_cocos_defaults_on_copies(dataset):
+    import copy
+
+    from fasterpose_rt.evaluate import check_annotations
+
+    _, _, data = dataset
+    data["annotations"].append(dict(data["annotations"][0], image_id=2))  # id 1 again
+    for field in ("area", "iscrowd", "num_keypoints"):
+        del data["annotations"][0][field]
+    del data["annotations"][1]["id"]
+    data["annotations"][1]["keypoints"][2] = 0  # one joint not labelled
+    del data["annotations"][1]["bbox"], data["annotations"][1]["area"], data["annotations"][1]["num_keypoints"]
+    before = copy.deepcopy(data)
+    warnings = []
+    out = check_annotations(data, "ann.json", boxes_from_file=False, warnings=warnings)
+    assert data == before  # the caller's object is not changed
+    first, second, third = out["annotations"]
+    assert (first["area"], first["iscrowd"], first["num_keypoints"], first["id"]) == (70 * 110, 0, 4, 1)
+    assert second["id"] == 2 and third["id"] == 3  # new ids past the largest (1), none repeated
+    assert "area" not in second and second["num_keypoints"] == 3  # no box: no area to take from it
+    assert warnings == ["ann.json: 1 of the persons have no 'area'; COCO AP takes their box's w x h (COCO's own "
+                        "areas, the segmentation's, are smaller and give a lower AP)"]
+    assert out["images"] is data["images"]  # what is not changed is shared
+
+
+def test_eval_missing_keypoints_is_a_one_line_error_before_any_work(torso_model, dataset):
+    ann, images, data = dataset
+    del data["annotations"][1]["keypoints"]
+    ann.write_text(json.dumps(data))
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "-q")
+    assert r.exit_code == 2 and f"{ann}: annotations[1] (id 2) has no 'keypoints'" in r.stderr
+    assert r.stdout == "" and "Traceback" not in r.output
+
+
+def test_eval_keeps_pck_when_pycocotools_fails(torso_model, dataset, tmp_path, monkeypatch):
+    pytest.importorskip("pycocotools")
+    from pycocotools.cocoeval import COCOeval
+
+    def broken(self):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(COCOeval, "evaluate", broken)
+    ann, images, _ = dataset
+    out = tmp_path / "report.json"
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "--out", out, "-q")
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output  # asked-for figures missing: not ok
+    assert "COCO keypoints  not computed: pycocotools failed: RuntimeError: boom" in r.stdout
+    assert "PCK@0.2 (torso) 1.000" in r.stdout
+    rep = json.loads(out.read_text())
+    assert rep["coco"] is None and rep["coco_note"] == "pycocotools failed: RuntimeError: boom"
+    assert rep["pck@0.2"]["pck"] == 1.0 and rep["failed"] == []
+
+
+def test_eval_on_detections_with_persons_without_boxes_gives_pck_and_says_why_no_ap(torso_model, dataset, tmp_path):
+    ann, images, data = dataset
+    dets, out = tmp_path / "dets.json", tmp_path / "report.json"
+    dets.write_text(json.dumps(_detections(data)))
+    for a in data["annotations"]:
+        del a["bbox"], a["area"]
+    ann.write_text(json.dumps(data))
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "--detections", dets, "--out", out,
+            "-q")
+    assert r.exit_code == 0, r.output
+    rep = json.loads(out.read_text())
+    assert rep["pck@0.2"]["pck"] == 1.0 and rep["coco"] is None
+    assert "not computed: annotations[0] has no 'bbox' or 'area': pycocotools needs every person's box" in r.stdout
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "-q")  # the file's boxes: needed
+    assert r.exit_code == 2 and "annotations[0] (id 1) has no 'bbox'" in r.stderr
+
+
+def test_eval_with_no_photo_read_computes_nothing_and_says_why(torso_model, dataset, tmp_path):
+    ann, _, _ = dataset
+    empty, out = tmp_path / "empty", tmp_path / "report.json"
+    empty.mkdir()
+    r = run("eval", "--coco", ann, "--images", empty, "--model", torso_model, "--out", out, "-q")
+    assert r.exit_code == 1 and f"{empty / '1.png'}: file not found" in r.stderr
+    assert "COCO keypoints  not computed: no photo was read" in r.stdout and "AP 0.000" not in r.stdout
+    assert "PCK@0.2         not computed: no photo was read" in r.stdout
+    assert "error: nothing was evaluated: no photo was read" in r.stderr
+    rep = json.loads(out.read_text())
+    assert rep["coco"] is None and rep["coco_note"] == "no photo was read" and rep["pck@0.2"]["pck"] is None
+
+
+@pytest.mark.parametrize("change, why", [
+    (lambda a: a.pop("category_id"), "2 have no 'category_id'"),
+    (lambda a: a.update(category_id=3), "2 are of another category than the person category (1)"),
+    (lambda a: a.update(iscrowd=1), "2 are crowds"),
+    (lambda a: a.update(bbox=[5, 5, 0, 110]), "2 have no bbox with w, h > 0"),
+    (lambda a: a.update(keypoints=[0, 0, 0] * 4), "2 have no labelled keypoint"),
+])
+def test_eval_file_without_a_usable_person_is_a_usage_error(torso_model, dataset, change, why):
+    ann, images, data = dataset
+    for a in data["annotations"]:
+        change(a)
+    ann.write_text(json.dumps(data))
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "-q")
+    assert r.exit_code == 2 and f"{ann}: no person to evaluate: of its 2 annotations, {why}" in r.stderr, r.output
+    assert r.stdout == "" and "Traceback" not in r.output
+
+
+def test_coco_ap_is_none_when_not_computed_and_zero_only_when_everybody_was_missed(dataset):
+    pytest.importorskip("pycocotools")
+    import copy
+
+    from fasterpose_rt.evaluate import NotComputed, coco_ap
+
+    _, _, data = dataset
+    before = copy.deepcopy(data)
+    sigmas = np.full(4, 0.05)
+    with pytest.raises(NotComputed, match="no photo was read"):
+        coco_ap(data, [], [], 1, sigmas)
+    missed = coco_ap(data, [], [1, 2], 1, sigmas)  # labelled persons, no pose: computed, all missed
+    assert missed["AP"] == 0.0 and missed["AR"] == 0.0 and missed["APm"] == 0.0
+    assert missed["APl"] is None and missed["ARl"] is None  # no large person: pycocotools' -1 stays None
+    assert data == before  # pycocotools marks the annotations it is given: copies
+    for a in data["annotations"]:
+        a["keypoints"][2::3] = [0] * 4
+        a["num_keypoints"] = 0
+    with pytest.raises(NotComputed, match="no labelled person on the 2 photos read"):
+        coco_ap(data, [], [1, 2], 1, sigmas)
+
+
+def test_eval_places_detections_by_their_file_name(torso_model, dataset, tmp_path):
+    ann, images, data = dataset
+    dets, out = tmp_path / "dets.json", tmp_path / "report.json"
+    box = data["annotations"][0]["bbox"]
+    dets.write_text(json.dumps([
+        {"image_id": 2, "file_name": str(images / "1.png"), "bbox": box, "score": 1.0},  # another numbering's id
+        {"image_id": 1, "file_name": "elsewhere/9.png", "bbox": box, "score": 1.0},  # a photo the file lacks
+        {"image_id": 2, "bbox": box, "score": 1.0}]))  # no name: by image_id
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "--detections", dets, "--out", out,
+            "-q")
+    assert r.exit_code == 0, r.output
+    det = json.loads(out.read_text())["detections"]
+    assert (det["boxes"], det["remapped"], det["other_files"], det["persons_matched"]) == (2, 1, 1, 2)
+    assert "1 of 3 detections name files the annotation file does not list (e.g. 'elsewhere/9.png')" in r.stderr
+    assert "1 detection placed by file_name: the image_id differs from the annotation file's id" in r.stdout

@@ -128,3 +128,34 @@ def test_the_bundled_model_on_detected_boxes_of_real_coco_photos(tmp_path):
     assert detected["coco"]["AR"] == pytest.approx(file["coco"]["AR"]) and \
         abs(detected["coco"]["AP"] - file["coco"]["AP"]) < 0.05
     assert spurious["persons"] == detected["persons"] + 1 and spurious["pck@0.2"] == detected["pck@0.2"]
+
+
+def test_eval_places_predicts_results_by_file_name_whatever_the_files_ids(tmp_path):
+    """predict numbers a folder's photos 1..N in sorted order; a COCO file numbering them 1..N the other way round
+    must still get each photo's own boxes (it had got another photo's, matching 3 of 12 persons)."""
+    pytest.importorskip("pycocotools")
+    ann = COCO_MINI / "person_keypoints.json"
+    data = json.loads(ann.read_text())
+    new_id = {im["id"]: len(data["images"]) - j for j, im in enumerate(sorted(data["images"],
+                                                                           key=lambda im: im["file_name"]))}
+    for im in data["images"]:
+        im["id"] = new_id[im["id"]]
+    for a in data["annotations"]:
+        a["image_id"] = new_id[a["image_id"]]
+    reversed_ann, dets = tmp_path / "reversed.json", tmp_path / "results.json"
+    reversed_ann.write_text(json.dumps(data))
+    r = invoke(main, ["predict", str(COCO_MINI / "images"), "--out", str(dets), "-q"])
+    assert r.exit_code == 0, r.output
+    assert sorted(e["image_id"] for e in json.loads(dets.read_text())) == [1, 2, 3, 4]  # the premise
+    reports = {}
+    for name, path in (("coco ids", ann), ("reversed ids", reversed_ann)):
+        out = tmp_path / f"{name}.json"
+        r = invoke(main, ["eval", "--coco", str(path), "--images", str(COCO_MINI / "images"), "--detections",
+                          str(dets), "--out", str(out), "-q"])
+        assert r.exit_code == 0, r.output
+        assert "4 detections placed by file_name: the image_id differs" in r.stdout
+        reports[name] = json.loads(out.read_text())
+    ours, theirs = reports["reversed ids"], reports["coco ids"]
+    assert ours["detections"]["remapped"] == theirs["detections"]["remapped"] == 4
+    assert ours["detections"]["persons_matched"] == theirs["detections"]["persons_matched"] == 4  # one per photo
+    assert ours["pck@0.2"] == theirs["pck@0.2"] and ours["coco"] == theirs["coco"]

@@ -92,7 +92,8 @@ def test_load_detections_keeps_the_persons_of_listed_photos(tmp_path):
     np.testing.assert_array_equal(found[1][0], [[1, 2, 30, 40], [50, 2, 30, 40]])
     np.testing.assert_array_equal(found[1][1], [0.9, 0.2])
     assert found[2][0].shape == (0, 4) and found[2][1].shape == (0,)
-    assert counts == {"entries": 5, "used": 2, "other_category": 1, "other_images": 1, "empty_boxes": 1}
+    assert counts == {"entries": 5, "used": 2, "other_category": 1, "other_images": 1, "other_files": 0,
+                      "empty_boxes": 1, "remapped": 0, "other_file_example": None}
 
 
 @pytest.mark.parametrize("content, message", [
@@ -107,4 +108,39 @@ def test_load_detections_names_what_is_wrong(tmp_path, content, message):
     path.write_text(json.dumps(content))
     with pytest.raises(DetectionsError, match=None) as e:
         load_detections(path, [1])
+    assert message in str(e.value) and str(path) in str(e.value)
+
+
+def test_load_detections_places_an_entry_by_its_file_name_over_its_image_id(tmp_path):
+    path = tmp_path / "dets.json"
+    names = {10: "val/a.jpg", 20: "val/b.jpg"}
+    path.write_text(json.dumps([
+        {"image_id": 1, "file_name": "/data/val/a.jpg", "bbox": [1, 2, 30, 40], "score": 0.9},  # predict's numbering
+        {"image_id": 20, "file_name": "val/b.jpg", "bbox": [2, 2, 30, 40], "score": 0.8},  # agrees
+        {"file_name": "C:\\data\\val\\b.jpg", "bbox": [3, 2, 30, 40], "score": 0.7},  # a Windows path, no id
+        {"image_id": 10, "file_name": "other/a.jpg", "bbox": [4, 2, 30, 40], "score": 0.6},  # the name wins: none
+        {"image_id": 10, "bbox": [5, 2, 30, 40], "score": 0.5},  # no name: by image_id, as before
+    ]))
+    found, counts = load_detections(path, names, 1, file_names=names)
+    np.testing.assert_array_equal(found[10][0][:, 0], [1, 5])
+    np.testing.assert_array_equal(found[20][0][:, 0], [2, 3])
+    assert (counts["used"], counts["remapped"], counts["other_files"]) == (4, 1, 1)
+    assert counts["other_file_example"] == "other/a.jpg"
+    path.write_text(json.dumps([d for d in json.loads(path.read_text()) if "image_id" in d]))
+    found, counts = load_detections(path, names, 1)  # without the file's names: image_id alone, as before
+    assert counts["other_images"] == 1 and counts["remapped"] == 0
+    np.testing.assert_array_equal(found[10][0][:, 0], [4, 5])
+
+
+@pytest.mark.parametrize("content, message", [
+    ([{"file_name": "x/c.jpg", "bbox": [0, 0, 1, 1], "score": 1}],
+     "none of its 1 detections can be used: 1 name files the annotation file does not list (e.g. 'x/c.jpg')"),
+    ([{"file_name": 7, "image_id": 1, "bbox": [0, 0, 1, 1]}], "entry 0: 'file_name' must be a photo's file name"),
+    ([{"bbox": [0, 0, 1, 1]}], "entry 0 needs an integer 'image_id' or a 'file_name'"),
+])
+def test_load_detections_by_file_name_names_what_is_wrong(tmp_path, content, message):
+    path = tmp_path / "dets.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(DetectionsError) as e:
+        load_detections(path, [1], file_names={1: "a.jpg"})
     assert message in str(e.value) and str(path) in str(e.value)

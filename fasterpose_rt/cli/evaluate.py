@@ -3,6 +3,7 @@ detector's boxes), against a baseline model if asked, printed and written as JSO
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -36,7 +37,9 @@ from .common import (BOX_PADDING_HELP, EXIT_FAILED, UsageProblem, backend_option
               help="COCO detection results (a JSON list of {image_id, category_id, bbox, score}: a person "
                    "detector's boxes on the file's photos): run the model on these boxes instead of the file's own, "
                    "as COCO's top-down protocol does (each pose scored box score x mean joint score above 0.2, "
-                   "duplicates dropped by OKS; docs/usage.md, 'Evaluating with a detector's boxes').")
+                   "duplicates dropped by OKS; docs/usage.md, 'Evaluating with a detector's boxes'). An entry with a "
+                   "file_name (predict's results) goes to the photo of that name, whatever its image_id (the path "
+                   "may end in the file's name: /data/val2017/a.jpg is val2017/a.jpg); others by image_id.")
 @click.option("--det-score", type=click.FloatRange(min=0), default=DET_SCORE, show_default=True,
               help="With --detections: leave out boxes scoring below this.")
 @click.option("--oks-nms", type=click.FloatRange(min=0, max=1), default=OKS_NMS, show_default=True,
@@ -55,14 +58,21 @@ def eval_cmd(coco_file, images_dir, model, variant, backend, threads, batch_size
     """COCO keypoint AP/AR (pycocotools) and PCK@0.2 with the annotation file's person boxes, or a person
     detector's (--detections)."""
     from ..detections import DetectionsError, load_detections
-    from ..evaluate import (EvalError, MissingExtra, coco_ap, load_annotations, match_keypoints, matched_persons,
-                           pck_report, predict_annotations, predict_detections)
+    from ..evaluate import (EvalError, MissingExtra, NotComputed, coco_ap, load_annotations, match_keypoints,
+                           matched_persons, pck_report, persons_to_evaluate, predict_annotations, predict_detections)
 
+    if out is not None:  # before the work: a report that cannot be written is known now
+        parent = out.parent if str(out.parent) else Path(".")
+        if out.is_dir() or not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise UsageProblem(f"cannot write the report to {out}: "
+                               f"{'is a folder' if out.is_dir() else 'its folder does not exist or is not writable'}")
+    notes: list = []
     try:
-        data = load_annotations(coco_file)
+        data = load_annotations(coco_file, boxes_from_file=detections is None, warnings=notes)
         pred = load_predictor(model, variant, threads, batch_size, flip, debug, box_padding, backend)
         match = match_keypoints(data, pred.keypoint_names, str(coco_file), pred.flip_pairs)
         data, cat, columns = match.restrict(data), match.category, match.model_columns if match.partial else None
+        persons_to_evaluate(data, cat["id"], str(coco_file), boxes_from_file=detections is None)
         other = load_predictor(baseline, None, threads, batch_size, flip, debug, backend=backend) if baseline \
             else None
         if other is not None and other.keypoint_names != pred.keypoint_names:
@@ -70,16 +80,18 @@ def eval_cmd(coco_file, images_dir, model, variant, backend, threads, batch_size
                             f"than the model ({len(pred.keypoint_names)}); they cannot be compared")
         found = None
         if detections is not None:
-            ids = [im["id"] for im in data["images"] if isinstance(im, dict) and isinstance(im.get("id"), int)]
-            found, det_counts = load_detections(detections, ids, cat.get("id"))
+            names = {im["id"]: im["file_name"] for im in data["images"]}  # load_annotations checked them
+            found, det_counts = load_detections(detections, names, cat["id"], file_names=names)
             found = {i: (b[sc >= det_score], sc[sc >= det_score]) for i, (b, sc) in found.items()}
     except (EvalError, DetectionsError) as e:
         trace(debug)
         raise UsageProblem(str(e)) from None
-    for w in match.warnings:
+    for w in match.warnings + notes:
         say(f"warning: {w}")
     if found is not None:
         for key, what in (("other_images", "name photos the annotation file does not list"),
+                          ("other_files", "name files the annotation file does not list (e.g. "
+                                          f"{det_counts['other_file_example']!r})"),
                           ("other_category", "are of another category"), ("empty_boxes", "have empty boxes")):
             if det_counts[key]:
                 say(f"warning: {detections}: {det_counts[key]} of {det_counts['entries']} detections {what}; "
@@ -120,11 +132,19 @@ def eval_cmd(coco_file, images_dir, model, variant, backend, threads, batch_size
         report["detections"] = {"file": str(detections), "det_score": det_score, "oks_nms": oks_nms,
                                 "boxes": int(sum(len(found[i][1]) for i in done)), **det_counts,
                                 "persons_labelled": labelled, "persons_matched": matched}
+    ap_failed = False
     try:
         report["coco"] = coco_ap(data, results, done, cat["id"], match.sigmas)
+    except NotComputed as e:
+        report["coco_note"] = str(e)
     except MissingExtra as e:
         report["coco_note"] = str(e)
         say(f"note: {e}")
+    except Exception as e:  # pycocotools choking on something the checks let through: PCK is still reported
+        trace(debug)
+        report["coco_note"] = f"pycocotools failed: {type(e).__name__}: {e}"
+        say(f"error: COCO AP not computed: {report['coco_note']}")
+        ap_failed = True  # a run that could not compute what it was asked for is not ok (exit 1)
     confidences = None if pred.calibration is None else pred.calibration(scores)  # NaN stays NaN
     report.update({"pck@0.2": pck_report(data, kp, match.names, done, 0.2, match.flip_pairs, other_kp, scores,
                                          confidences)})
@@ -133,10 +153,14 @@ def eval_cmd(coco_file, images_dir, model, variant, backend, threads, batch_size
         report["pck@0.2"]["by_confidence"]["in_sample"] = pred.calibration.source == Path(coco_file).name
     if other is not None and "vs_baseline" in report["pck@0.2"]:
         report["pck@0.2"]["vs_baseline"]["model"] = other.model_path
+    _print_eval(report)  # before writing it: a write failing now does not lose the figures
     if out is not None:
         atomic_write_text(out, json.dumps(report, indent=2) + "\n")
-    _print_eval(report)
-    if failed:
+    if report["coco"] is None and report["pck@0.2"]["pck"] is None:
+        reasons = dict.fromkeys([report["coco_note"], report["pck@0.2"]["reason"]])  # each once, in order
+        say(f"error: nothing was evaluated: {'; '.join(reasons)}")
+        sys.exit(EXIT_FAILED)
+    if failed or ap_failed:
         sys.exit(EXIT_FAILED)
 
 
@@ -151,6 +175,9 @@ def _print_eval(report: dict) -> None:
                    f"poses kept after OKS-NMS {det['oks_nms']:g}: {report['persons']}; labelled persons a pose "
                    f"matched: {det['persons_matched']} of {det['persons_labelled']} (PCK counts the others' joints "
                    "as misses)")
+        if det.get("remapped"):
+            click.echo(f"  {plural(det['remapped'], 'detection')} placed by file_name: the image_id differs from "
+                       "the annotation file's id of that photo")
     if report.get("keypoints"):
         click.echo(f"on the {len(report['keypoints'])} keypoints the model and the file share: "
                    f"{', '.join(report['keypoints'])}")
