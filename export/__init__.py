@@ -10,6 +10,10 @@ can be added as a ``transforms`` step with its own ``tolerance``)::
 
 Used from a checkout (needs torch, onnx, onnxsim); never imported by the runtime.
 """
+import os
+
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # as fasterpose_rt does: no telemetry from onnxruntime
+
 from .checkpoint import Checkpoint, extract_state_dict, file_sha256, load_checkpoint, load_weights
 from .errors import CheckpointError, ExportError, InputError, KeypointSetError, VerificationError
 from .keypoints import KeypointSet, keypoints_from_coco, resolve_keypoint_set

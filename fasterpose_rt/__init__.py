@@ -1,4 +1,11 @@
 """fasterpose_rt: torch-free CPU runtime for FasterPose models (numpy + onnxruntime + OpenCV)."""
+import os as _os
+
+# onnxruntime's Linux and macOS wheels (since about 1.2x) send usage telemetry to Microsoft and keep a device id
+# under ~/.cache unless told not to before it loads. A local runtime that never goes online should not: set
+# ORT_DISABLE_TELEMETRY=0 to allow it. (Also set by models/, export/ and benchmarks/, which load onnxruntime too.)
+_os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
 from .decode import decode_heatmaps
 from .boxes import HogPeopleDetector
 from .image import to_bgr_uint8

@@ -332,6 +332,8 @@ def _decode(data: np.ndarray, flags: int) -> np.ndarray:
         raise InputReadError(f"unsupported image layout: {e}") from None
 
 
+MAX_FPS = 1000.0  # frames per second no camera or video file delivers beyond
+
 def open_video(path: Union[str, os.PathLike]) -> Tuple[cv2.VideoCapture, Optional[int], float]:
     """Open a video -> (capture, frame count or None when the container does not say, fps or 0.0).
 
@@ -351,7 +353,8 @@ def capture_info(cap: cv2.VideoCapture) -> Tuple[Optional[int], float]:
         return None, 0.0
     count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-    return (count if count > 0 else None), (fps if np.isfinite(fps) and fps > 0 else 0.0)
+    # Above MAX_FPS a rate is a container's clock, not frames (RTSP streams may report RTP's 90,000): unknown.
+    return (count if count > 0 else None), (fps if np.isfinite(fps) and 0 < fps <= MAX_FPS else 0.0)
 
 
 def iter_video_frames(cap: cv2.VideoCapture, every: int = 1,

@@ -67,7 +67,10 @@ class PoseResult:
         return int(self.keypoints.shape[0])
 
     def take(self, rows) -> "PoseResult":
-        """The persons at ``rows`` (indices or a (N,) bool mask), in that order, as a new PoseResult."""
+        """The persons at ``rows`` (indices, one index, a slice or a (N,) bool mask), in that order, as a new
+        PoseResult."""
+        if not isinstance(rows, slice) and np.ndim(rows) == 0:  # one index: a one-person result
+            rows = [rows]
         ids = None if self.track_ids is None else self.track_ids[rows]
         there = None if self.presence is None else self.presence[rows]
         return replace(self, keypoints=self.keypoints[rows], scores=self.scores[rows], boxes=self.boxes[rows],
@@ -233,6 +236,8 @@ class PosePredictor:
         """``predict`` for several photos at once: their persons share the network's batches (one call for many
         small photos instead of one each). images: P photos; boxes: P entries, each (N_p, 4) or None (the whole
         photo), or None for the whole of every photo. Returns P PoseResults, in order."""
+        if isinstance(images, np.ndarray) and images.ndim < 4:  # one photo: its rows would pass for gray photos
+            raise TypeError("predict_batch takes a sequence of photos; use predict(image) for one")
         imgs = [to_bgr_uint8(im) for im in images]
         per_photo = [None] * len(imgs) if boxes is None else list(boxes)
         if len(per_photo) != len(imgs):
@@ -267,6 +272,8 @@ class PosePredictor:
         """A copy of ``image`` (H, W, 3) uint8 BGR with ``result``'s skeletons drawn (joints scoring below
         ``threshold`` hidden), each person's box, and its track id (#1, #2, ...) when it has one; ``note`` written
         in the top left corner when ``result`` holds nobody (the CLI's --vis: "nobody found")."""
+        if not isinstance(result, PoseResult):
+            raise TypeError(f"draw takes one PoseResult (a photo's or frame's), got {type(result).__name__}")
         labels = None if result.track_ids is None else [f"#{i}" for i in result.track_ids]
         return draw_poses(to_bgr_uint8(image), result.keypoints, result.scores, self.skeleton, self.keypoint_names,
                           threshold, boxes=result.boxes, labels=labels, note=note)

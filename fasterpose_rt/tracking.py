@@ -159,6 +159,8 @@ def find_poses_batch(predictor, images, boxes=None, refine_passes: int = REFINE_
     """``find_poses`` for several photos at once, their persons (and search windows) sharing the model's batches
     (faster for many small photos). images: P photos; boxes: P entries (each (N_p, 4) or None) or None.
     Returns P PoseResults."""
+    if isinstance(images, np.ndarray) and images.ndim < 4:  # one photo: its rows would pass for gray photos
+        raise TypeError("find_poses_batch takes a sequence of photos; use find_poses(predictor, image) for one")
     images = [to_bgr_uint8(im) for im in images]  # a path or an odd layout gets its clear error before any .shape
     per_photo = [None] * len(images) if boxes is None else list(boxes)
     searched = [search and b is None for b in per_photo]
@@ -262,6 +264,8 @@ class PoseTracker:
         self.keep_score, self.joint_score, self.min_joints = keep_score, joint_score, min_joints
         self.iou_threshold, self.refound_iou, self.remember = iou_threshold, refound_iou, int(remember)
         self.refound_reach = float(refound_reach)
+        if max_persons < 1:
+            raise ValueError(f"max_persons must be at least 1, got {max_persons}")
         self.search, self.max_persons = bool(search), int(max_persons)
         self.min_presence = min_presence_for(predictor, min_presence)
         self.keep_presence = keep_presence
@@ -302,6 +306,10 @@ class PoseTracker:
             result = self.predictor.predict(frame, found)
             result = refine(self.predictor, frame, result, self.refine_passes, joint_score=self.joint_score,
                             min_joints=self.min_joints, rows=np.arange(len(followed), len(result)))  # the new ones
+            if len(followed):  # a detector box refined onto a followed person is that person, who keeps its id
+                fresh = np.arange(len(followed), len(result))
+                same = _overlap(result.boxes[fresh], result.boxes[:len(followed)]) > self.iou_threshold
+                result = result.take(np.concatenate([np.arange(len(followed)), fresh[~same]]))
             if whole_frame:
                 result = keep_present(result, self.min_presence)
             ids = np.concatenate([self.ids, self._ids_for(result.take(slice(len(followed), None)), frame.shape)])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional
+from typing import Callable, Generator, Iterator, Optional
 
 import cv2
 import numpy as np
@@ -96,7 +96,7 @@ class VideoPoses:
                  max_persons: int = 1, max_frames: Optional[int] = None, live: bool = False,
                  read_ahead: int = READ_AHEAD, min_presence: Optional[float] = None):
         for name, value, least in (("every", every, 1), ("max_frames", 1 if max_frames is None else max_frames, 1),
-                                   ("read_ahead", read_ahead, 0)):
+                                   ("read_ahead", read_ahead, 0), ("max_persons", max_persons, 1)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
                 raise ValueError(f"{name} must be a {'positive' if least else 'non-negative'} integer, got {value!r}")
         self.live, self.read_ahead = bool(live), int(read_ahead)
@@ -120,6 +120,7 @@ class VideoPoses:
         else:
             raise TypeError(f"source must be a video file path or a cv2.VideoCapture, got {type(source).__name__}")
         self._reader: Optional[FrameReader] = None
+        self._direct: Optional[Generator] = None  # the frames read in the caller's thread (read_ahead=0)
         self.tracker = video_tracker(predictor, self._boxes, self._detect if detector is not None else None,
                                      self.refine_passes, self.search, self.max_persons,
                                      self.min_presence) if track else None
@@ -158,22 +159,24 @@ class VideoPoses:
                                        expected=self._listed)
             frames: Iterator = iter(self._reader)
         else:
-            frames = iter_video_frames(self._cap, self.every, self._listed)
+            frames = self._direct = iter_video_frames(self._cap, self.every, self._listed)
         if self.max_frames is not None:  # stop right after the last one: a camera would block for one more
             frames = itertools.islice(frames, self.max_frames)
-        for index, frame in frames:
-            try:
-                poses = self._poses(frame)
-            except Exception as e:  # a bad box, or the model (or OpenCV) failing on this frame
-                if self.on_error is None:
-                    raise
-                self.on_error(index, e)
-                continue
-            time = index / rate
-            if self.smoother is not None:  # the frame's own time: skipped and failed frames keep the pace
-                poses = self.smoother(poses, time)
-            yield VideoFrame(index, time, frame, poses)
-        self.close()  # islice leaves the frame generator, and so the capture, open
+        try:
+            for index, frame in frames:
+                try:
+                    poses = self._poses(frame)
+                except Exception as e:  # a bad box, or the model (or OpenCV) failing on this frame
+                    if self.on_error is None:
+                        raise
+                    self.on_error(index, e)
+                    continue
+                time = index / rate
+                if self.smoother is not None:  # the frame's own time: skipped and failed frames keep the pace
+                    poses = self.smoother(poses, time)
+                yield VideoFrame(index, time, frame, poses)
+        finally:  # islice, an error or a kept traceback would leave the reader thread, and the capture, running
+            self.close()
 
     @property
     def dropped_frames(self) -> int:
@@ -181,9 +184,11 @@ class VideoPoses:
         return 0 if self._reader is None else self._reader.dropped
 
     def close(self) -> None:
-        """Release the video (iterating to the end does it too)."""
+        """Release the video (iterating to the end does it too; so may a loop that calls it)."""
         if self._reader is not None:
             self._reader.close()  # its thread releases the capture once no read is in progress
+        elif self._direct is not None:
+            self._direct.close()  # releases the capture; a video closed part-way is not a cut-off file
         else:
             self._cap.release()
 

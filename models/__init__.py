@@ -4,6 +4,9 @@ Used from a checkout (``python -m models.train ...``); never installed into site
 imported on first use, so the converters in ``models.data`` (numpy and scipy only) work where torch is absent.
 """
 import importlib
+import os
+
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # as fasterpose_rt does: no telemetry from onnxruntime
 
 _LAZY = {"ResNet": ".backbones", "PoseNet": ".pose", "build_model": ".pose", "list_models": ".pose",
          "register": ".pose"}

@@ -108,6 +108,19 @@ def test_cli_backend_option_and_environment(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", None)  # as if it were not installed
     r = invoke(main, ["predict", str(DEMO), "--out", str(tmp_path / "none.json"), "-q"])
     assert r.exit_code == 2 and 'pip install "fasterpose[openvino]"' in r.stderr and "Traceback" not in r.output
+    assert "(chosen by FASTERPOSE_BACKEND)" in r.stderr  # a variable set long ago is named
+
+
+def test_a_bad_backend_names_where_it_came_from(monkeypatch, standin_path):
+    """--backend or FASTERPOSE_BACKEND, in any case; a bad value names the option or the variable it came from."""
+    r = invoke(main, ["predict", str(DEMO), "--model", str(standin_path), "--backend", "gpu"])
+    assert r.exit_code == 2 and "--backend gpu: expected onnxruntime or openvino" in r.stderr
+    monkeypatch.setenv("FASTERPOSE_BACKEND", "junk")
+    r = invoke(main, ["predict", str(DEMO), "--model", str(standin_path)])
+    assert r.exit_code == 2 and "FASTERPOSE_BACKEND=junk: expected onnxruntime or openvino" in r.stderr
+    monkeypatch.setenv("FASTERPOSE_BACKEND", "ONNXRuntime")
+    r = invoke(main, ["predict", str(DEMO), "--model", str(standin_path), "-q", "--no-search"])
+    assert r.exit_code == 0, r.output
 
 
 @NEEDS_DEFAULT

@@ -1,5 +1,6 @@
 """Loading models: clear errors for missing, non-ONNX and metadata-less files; threads; the bundled default."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -145,6 +146,27 @@ def test_loading_prints_nothing_and_imports_no_training_stack(standin_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=root)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "" and r.stderr == ""
+
+
+def test_onnxruntime_telemetry_is_off_unless_asked_for(standin_path, tmp_path):
+    """onnxruntime's wheels send usage telemetry and keep a device id under ~/.cache (Linux and macOS, since about
+    1.2x) unless ORT_DISABLE_TELEMETRY is set before it loads: importing fasterpose_rt sets it, and a user's own
+    setting wins."""
+    code = (
+        "import os, numpy as np\n"
+        "from fasterpose_rt import PosePredictor\n"
+        f"PosePredictor({str(standin_path)!r}, threads=1).predict(np.zeros((40, 30, 3), np.uint8))\n"
+        "print(os.environ['ORT_DISABLE_TELEMETRY'])\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("ORT_DISABLE_TELEMETRY", "XDG_CACHE_HOME")}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=root,
+                       env={**env, "HOME": str(tmp_path)})
+    assert r.returncode == 0 and r.stdout == "1\n", r.stderr
+    assert not (tmp_path / ".cache").exists()  # no device id, no event store
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=root,
+                       env={**env, "HOME": str(tmp_path), "ORT_DISABLE_TELEMETRY": "0"})
+    assert r.returncode == 0 and r.stdout == "0\n", r.stderr
 
 
 def test_the_command_line_imports_no_training_stack(standin_path, tmp_path):

@@ -301,3 +301,19 @@ def test_a_path_instead_of_a_photo_gets_the_predictors_clear_error(standin_path)
     for call in (lambda: find_poses(pred, "photo.jpg"), lambda: PoseTracker(pred)("photo.jpg")):
         with pytest.raises(TypeError, match="cv2.imread"):
             call()
+
+
+def test_a_detector_box_refined_onto_a_followed_person_is_that_person():
+    """Asked again for new arrivals, a detector draws a loose box around a person already followed (too unlike the
+    box around the joints to count as the same); refined, it lands on that person. It must not take the person's
+    place with a new id, even where its pose happens to score a little better."""
+    class LaterCallsScoreHigher(FakePredictor):  # which of two poses of one person scores better is chance
+        def predict(self, image, boxes=None):
+            res = super().predict(image, boxes)
+            return replace(res, scores=res.scores + 0.001 * len(self.calls))
+
+    fake = LaterCallsScoreHigher([PERSON])
+    loose = np.array([[0, 0, 110, 119]], np.float32)  # around the person, IoU 0.15 with the box of its joints
+    tracker = PoseTracker(fake, acquire=lambda frame: loose, reacquire_every=3)
+    ids = [tracker(FRAME).track_ids.tolist() for _ in range(7)]  # the detector runs at frames 0, 3 and 6
+    assert ids == [[1]] * 7

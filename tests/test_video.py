@@ -8,7 +8,7 @@ from fakes import GatedSource
 from standin import STANDIN_POINTS, paint_blobs, read_video, write_video
 
 from fasterpose_rt import (InputReadError, KeypointSmoother, PosePredictor, PoseTracker, VideoFrame, VideoPoses,
-                           find_poses)
+                           find_poses, find_poses_batch)
 from fasterpose_rt.draw import draw_poses
 from fasterpose_rt.search import search_windows
 from fasterpose_rt.video import REACQUIRE_EVERY
@@ -218,3 +218,75 @@ def test_reading_ahead_or_not_gives_the_same_poses(pred, clip):
     ahead = [f.poses.keypoints for f in VideoPoses(pred, clip)]
     inline = [f.poses.keypoints for f in VideoPoses(pred, clip, read_ahead=0)]
     np.testing.assert_array_equal(np.stack(ahead), np.stack(inline))
+
+
+def test_a_detector_asked_again_for_new_arrivals_keeps_the_followed_persons_id(pred, tmp_path):
+    """Every REACQUIRE_EVERY frames the detector is asked for new arrivals; its box around a person already
+    followed (shaped otherwise than the box around the joints) is that person, who keeps id 1."""
+    clip = write_video(tmp_path / "long.mp4", frames=REACQUIRE_EVERY + 5, head_y=lambda i: 30)
+    calls = []
+
+    def detector(frame):  # a loose box around the stand-in person, as a detector draws one
+        calls.append(1)
+        return np.array([[12, 10, 56, 105]], np.float32)
+
+    got = list(VideoPoses(pred, clip, detector=detector, smooth=False))
+    assert len(calls) == 2 and len(got) == REACQUIRE_EVERY + 5
+    assert {tuple(f.poses.track_ids.tolist()) for f in got} == {(1,)}
+
+
+def test_closing_or_failing_mid_video_stops_reading_and_releases_it(pred, clip):
+    """close() in the loop ends it (read in the caller's thread too: not a cut-off file), and an error on a frame
+    releases the capture and stops the reader thread even while the error (and its traceback) is kept."""
+    import threading
+
+    video = VideoPoses(pred, clip, read_ahead=0)
+    seen = []
+    for frame in video:
+        seen.append(frame.index)
+        if frame.index == 2:
+            video.close()
+    assert seen == [0, 1, 2]
+
+    class Exploding:
+        def __call__(self, frame):
+            raise RuntimeError("model exploded")
+
+    cap = cv2.VideoCapture(str(clip))
+    video = VideoPoses(pred, cap, live=True)
+    video._poses = Exploding()
+    try:
+        list(video)
+    except RuntimeError as e:
+        kept = e  # a notebook keeps the last error, and with it the loop's frame
+    assert str(kept) == "model exploded"
+    time.sleep(0.5)
+    assert not cap.isOpened()
+    assert not [t for t in threading.enumerate() if t.name == "fasterpose-frame-reader"]
+
+
+def test_api_misuse_is_named(pred, clip):
+    image = paint_blobs((120, 80), STANDIN_POINTS)
+    for call in (lambda: pred.predict_batch(image), lambda: find_poses_batch(pred, image)):
+        with pytest.raises(TypeError, match="sequence of photos"):  # not 120 gray photos of one row each
+            call()
+    res = pred.predict(image, [[10, 10, 60, 100], [0, 0, 80, 120]])
+    one = res.take(1)
+    assert len(one) == 1 and one.keypoints.shape == (1, 4, 2) and one.boxes.tolist() == [[0, 0, 80, 120]]
+    with pytest.raises(TypeError, match="one PoseResult"):
+        pred.draw(image, [res])
+    with pytest.raises(ValueError, match="max_persons"):
+        VideoPoses(pred, clip, max_persons=0)
+    with pytest.raises(ValueError, match="max_persons"):
+        PoseTracker(pred, max_persons=0)
+
+
+def test_a_clock_rate_is_no_frame_rate(pred, clip, monkeypatch):
+    """Some RTSP streams report their 90 kHz clock as the frame rate: taken as unknown (30 frames a second)."""
+    from fasterpose_rt.inputs import capture_info
+
+    class Clocked:
+        def get(self, prop):
+            return 90000.0 if prop == cv2.CAP_PROP_FPS else 0.0
+
+    assert capture_info(Clocked()) == (None, 0.0)

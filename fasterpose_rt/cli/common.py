@@ -83,9 +83,21 @@ def model_options(f):
     return f
 
 
+def _backend(ctx, param, value: str) -> str:
+    """--backend, or FASTERPOSE_BACKEND, in any case; a bad value names where it came from (a variable set in a shell
+    profile long ago is easy to forget)."""
+    from_env = ctx.get_parameter_source(param.name) == click.core.ParameterSource.ENVIRONMENT
+    ctx.meta["backend_from_env"] = from_env
+    if value.lower() in BACKENDS:
+        return value.lower()
+    where = f"FASTERPOSE_BACKEND={value}" if from_env else f"--backend {value}"
+    raise click.BadParameter(f"{where}: expected {' or '.join(BACKENDS)}", ctx=ctx, param=param)
+
+
 def backend_option(f):
     return click.option(
-        "--backend", type=click.Choice(BACKENDS), default="onnxruntime", show_default=True, envvar="FASTERPOSE_BACKEND",
+        "--backend", type=str, metavar="[" + "|".join(BACKENDS) + "]", callback=_backend, default="onnxruntime",
+        show_default=True, envvar="FASTERPOSE_BACKEND",
         help="Inference engine: onnxruntime, or openvino (optional: pip install \"fasterpose[openvino]\"; 0.4-0.6x "
              "the time on a CPU with AMX; bench --compare-backends measures yours; docs/performance.md, 'Backends'). "
              "Environment: FASTERPOSE_BACKEND; OpenVINO keeps compiled networks in ~/.cache/fasterpose/openvino, "
@@ -113,7 +125,9 @@ def load_predictor(model, variant=None, threads=None, batch_size=16, flip=False,
             say(f"warning: {w.message}")
         return pred
     except BackendUnavailable as e:
-        raise UsageProblem(str(e)) from None
+        ctx = click.get_current_context(silent=True)
+        chosen = " (chosen by FASTERPOSE_BACKEND)" if ctx is not None and ctx.meta.get("backend_from_env") else ""
+        raise UsageProblem(f"{e}{chosen}") from None
     except (ModelError, MetadataError, ValueError, OSError) as e:
         trace(debug)
         raise UsageProblem(f"cannot load the model: {e}") from None
