@@ -19,8 +19,8 @@ from torch import nn
 
 from .errors import CheckpointError
 
-__all__ = ["Checkpoint", "load_checkpoint", "extract_state_dict", "load_weights", "file_sha256", "file_provenance",
-           "save_checkpoint"]
+__all__ = ["Checkpoint", "load_checkpoint", "read_checkpoint", "extract_state_dict", "load_weights", "file_sha256",
+           "file_provenance", "save_checkpoint"]
 
 _PREFIXES = ("module.", "_orig_mod.")
 _MAX_LISTED = 25  # keys listed per category in a mismatch error; the count is always given
@@ -62,10 +62,11 @@ def file_provenance(path) -> Dict[str, str]:
     return {"file": path.name, "sha256": file_sha256(path)}
 
 
-def load_checkpoint(path) -> Checkpoint:
-    """Read ``path`` with ``torch.load(weights_only=True)`` (pickled code is refused) and find its state dict.
+def read_checkpoint(path) -> Any:
+    """The object pickled in ``path``, read with ``torch.load(weights_only=True)`` (pickled code is refused): for
+    callers that need more of a checkpoint than its weights (models.train --resume: optimizer, schedule, epoch).
 
-    Raises CheckpointError for a missing, unreadable or refused file and for a layout without a state dict.
+    Raises CheckpointError for a missing, unreadable or refused file.
     """
     p = Path(path)
     if not p.exists():
@@ -73,8 +74,7 @@ def load_checkpoint(path) -> Checkpoint:
     if not p.is_file():
         raise CheckpointError(f"checkpoint is not a file: {p}")
     try:
-        digest = file_sha256(p)
-        obj = torch.load(p, map_location="cpu", weights_only=True)
+        return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]
         refused = next((line for line in lines if "GLOBAL" in line), None)
@@ -89,8 +89,23 @@ def load_checkpoint(path) -> Checkpoint:
     except OSError as e:
         raise CheckpointError(f"cannot read checkpoint {p}: {e.strerror or e}") from None
     except Exception as e:  # torch raises RuntimeError/EOFError/ValueError... for files that are not checkpoints
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        if not any(c.isalpha() for c in msg):  # a text file gives KeyError 101: name the error, not just its key
+            msg = f"{type(e).__name__} {msg}".strip()
         raise CheckpointError(f"{p} is not a readable PyTorch checkpoint: {msg}") from None
+
+
+def load_checkpoint(path) -> Checkpoint:
+    """Read ``path`` with ``torch.load(weights_only=True)`` (pickled code is refused) and find its state dict.
+
+    Raises CheckpointError for a missing, unreadable or refused file and for a layout without a state dict.
+    """
+    p = Path(path)
+    obj = read_checkpoint(p)
+    try:
+        digest = file_sha256(p)
+    except OSError as e:
+        raise CheckpointError(f"cannot read checkpoint {p}: {e.strerror or e}") from None
     state = extract_state_dict(obj, p)
     meta = obj.get("meta") if isinstance(obj, dict) and isinstance(obj.get("meta"), dict) else {}
     epoch = obj.get("epoch") if isinstance(obj, dict) and isinstance(obj.get("epoch"), int) else None

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from fasterpose_rt.skeletons import COCO17
-from models.data.coco_keypoints import derive_flip_pairs  # the same left_/right_ rule training uses
+from models.data.coco_keypoints import derive_flip_pairs, read_category  # training's own reading
 
 from .errors import KeypointSetError
 
@@ -58,7 +58,8 @@ def keypoints_from_meta(dataset: Dict[str, Any]) -> KeypointSet:
 
 
 def keypoints_from_coco(path) -> KeypointSet:
-    """From a COCO annotation file's keypoint category: names, 1-based skeleton made 0-based, left_/right_ flips."""
+    """From a COCO annotation file's keypoint category as training reads it (models.data.coco_keypoints.read_category):
+    names, 1-based skeleton made 0-based, the category's flip_pairs or else left_/right_ ones."""
     p = Path(path)
     try:
         with open(p) as f:
@@ -73,16 +74,16 @@ def keypoints_from_coco(path) -> KeypointSet:
     if not cats:
         raise KeypointSetError(f"{p}: no COCO category with 'keypoints' names")
     cat = cats[0]
-    names = list(cat["keypoints"])
-    try:
-        skeleton = [[int(a) - 1, int(b) - 1] for a, b in cat.get("skeleton") or []]  # COCO writes it 1-based
-    except (TypeError, ValueError):
-        raise KeypointSetError(f"{p}: category '{cat.get('name')}' has a malformed skeleton") from None
-    sigmas = cat.get("sigmas")
-    if sigmas is None and names == COCO17["keypoints"]:
+    try:  # training's reading of the category: its own flip_pairs first, the same checks
+        read = read_category(cat, p)
+    except ValueError as e:
+        raise KeypointSetError(str(e)) from None
+    sigmas = read["sigmas"]
+    if sigmas is None and read["keypoints"] == COCO17["keypoints"]:
         sigmas = COCO17["sigmas"]
     info = {"name": cat.get("name", ""), "keypoints_file": str(p)}
-    return KeypointSet(names, skeleton, derive_flip_pairs(names), sigmas, f"annotation file {p.name}", info)
+    return KeypointSet(read["keypoints"], read["skeleton"], read["flip_pairs"], sigmas, f"annotation file {p.name}",
+                       info)
 
 
 def resolve_keypoint_set(num_keypoints: int, checkpoint_meta: Optional[Dict[str, Any]] = None,

@@ -6,8 +6,10 @@
 
 Writes to --work-dir: ``last.pth`` every epoch (model, optimizer, schedule, epoch, dataset metadata),
 ``best.pth`` (best validation PCK@0.2) and ``log.jsonl`` (one line per epoch). ``--resume`` continues from
-``last.pth``. With ``--ema`` the weights validated and stored under ``model`` (what ``--init`` and the exporter
-read) are the moving average; the raw training weights are kept under ``train_model`` for ``--resume``.
+``last.pth`` (refused if it was trained with another model or keypoints), drawing each epoch's order and augmentation
+from (seed, rank, epoch) as an uninterrupted run would. With ``--ema`` the weights validated and stored under
+``model`` (what ``--init`` and the exporter read) are the moving average; the raw training weights are kept under
+``train_model`` for ``--resume``.
 Checkpoints hold only tensors and plain values, so they load with ``weights_only=True``.
 """
 from __future__ import annotations
@@ -17,6 +19,7 @@ import importlib.util
 import json
 import math
 import os
+import random
 import sys
 import time
 from pathlib import Path
@@ -26,10 +29,11 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from export.checkpoint import file_provenance
+from export.checkpoint import load_checkpoint, load_weights, read_checkpoint
+from export.errors import CheckpointError
 from fasterpose_rt.detections import DET_SCORE, DetectionsError
 from fasterpose_rt.metadata import DEFAULT_BOX_PADDING
 
@@ -37,7 +41,7 @@ from . import build_model
 from .backbones import identity_blocks, set_drop_path
 from .codec import HeatmapCodec
 from .curves import plot_curves, read_log
-from .data.coco_keypoints import TopDownDataset, load_coco_keypoints
+from .data.coco_keypoints import EpochSampler, TopDownDataset, epoch_seed, load_coco_keypoints
 from .distill import distillation_targets, load_teacher
 from .efficientnet_lite import imagenet_weights_file
 from .ema import ModelEMA
@@ -207,6 +211,12 @@ class Trainer:
                                         rotation=args.rotation, scale_range=args.scale, cache=not args.no_cache,
                                         box_padding=args.box_padding,
                                         seed=args.seed, warn=self.main)
+        per_process = math.ceil(len(self.train_set) / self.world)  # each process's shard (EpochSampler)
+        if per_process < args.batch_size:  # whole batches only (drop_last): not one step would be trained
+            where = f" per process ({len(self.train_set)} over {self.world} processes)" if self.distributed else ""
+            persons = f"{per_process} training person{'s' * (per_process != 1)}{where}"
+            raise SystemExit(f"error: {args.train_ann}: {persons} is fewer than --batch-size {args.batch_size}, so no "
+                             "training step would run: lower --batch-size")
         self.val_set = None
         if args.val_ann and self.main:
             vs, vmeta = load_coco_keypoints(args.val_ann, args.val_images or args.train_images)
@@ -238,10 +248,13 @@ class Trainer:
         model = build_model(args.arch, k, **options)
         self.pretrained_info = False  # or the ImageNet file's name and sha256, for the checkpoint's recipe
         if args.pretrained:
-            sd = torch.load(args.pretrained, map_location="cpu", weights_only=True)
-            self.pretrained_info = file_provenance(args.pretrained)
             try:
-                model.backbone.load_pretrained(sd.get("state_dict", sd) if isinstance(sd, dict) else sd)
+                weights = load_checkpoint(args.pretrained)  # weights_only: a file's pickled code never runs
+            except CheckpointError as e:
+                raise SystemExit(f"error: --pretrained: {e}") from None
+            self.pretrained_info = {"file": args.pretrained.name, "sha256": weights.sha256}
+            try:
+                model.backbone.load_pretrained(weights.state_dict)
             except ValueError as e:
                 raise SystemExit(f"error: --pretrained {args.pretrained}: {e}") from None
         self.init_from = None
@@ -270,10 +283,9 @@ class Trainer:
         self.ema = ModelEMA(self.model, args.ema) if args.ema and self.main else None  # only rank 0 validates and saves
 
         workers = args.workers if args.workers >= 0 else (4 if self.device.type == "cuda" else 1)
-        self.sampler = DistributedSampler(self.train_set, self.world, self.rank, shuffle=True, seed=args.seed) \
-            if self.distributed else None
-        self.loader = DataLoader(self.train_set, batch_size=args.batch_size, shuffle=self.sampler is None,
-                                 sampler=self.sampler, num_workers=workers, drop_last=True,
+        self.sampler = EpochSampler(self.train_set, self.world, self.rank, seed=args.seed)
+        self.loader = DataLoader(self.train_set, batch_size=args.batch_size, sampler=self.sampler,
+                                 num_workers=workers, drop_last=True,
                                  persistent_workers=workers > 0, pin_memory=self.device.type == "cuda")
         self.steps_per_epoch = len(self.loader) if not args.steps_per_epoch else min(args.steps_per_epoch, len(self.loader))
         decay, no_decay = [], []
@@ -356,9 +368,11 @@ class Trainer:
         """
         if not path.is_file():
             raise SystemExit(f"error: --init {path}: no such file")
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        state = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else ckpt
-        meta = ckpt.get("meta", {}) if isinstance(ckpt, dict) else {}
+        try:
+            ckpt = load_checkpoint(path)  # weights_only: a file's pickled code never runs
+        except CheckpointError as e:
+            raise SystemExit(f"error: --init: {e}") from None
+        state, meta = ckpt.state_dict, ckpt.meta
         theirs, shared = checkpoint_keypoints(meta), None
         if keypoints is not None and theirs is not None and theirs != list(keypoints):
             try:
@@ -376,7 +390,7 @@ class Trainer:
             hint = " (a shallower ResNet? add --grow)" if missing and not unexpected and not grow else ""
             raise SystemExit(f"error: --init {path} does not fit the model: missing {missing[:5]}, "
                              f"unexpected {unexpected[:5]}{hint}")
-        provenance = {**file_provenance(path),
+        provenance = {"file": path.name, "sha256": ckpt.sha256,
                       "architecture": meta.get("architecture"), "recipe": meta.get("recipe"), "val": meta.get("val")}
         if grown:
             provenance["grown_blocks"] = grown
@@ -387,27 +401,70 @@ class Trainer:
                   f"({', '.join(shared) or 'none'}); new: {', '.join(new) or 'none'}", file=sys.stderr)
         return provenance
 
+    def _run_differences(self, meta: dict) -> List[str]:
+        """What a checkpoint's ``meta`` records of its model and data that differs from this run's (what it does
+        not record is taken as equal)."""
+        ours = {"architecture": self.args.arch, "num_keypoints": len(self.meta["keypoints"]), "loss": self.loss_name,
+                "input_size": list(self.args.input_size), "model_options": self.model_options}
+        differs = []
+        for key, value in ours.items():
+            theirs = meta.get(key)
+            theirs = list(theirs) if key == "input_size" and isinstance(theirs, (list, tuple)) else theirs
+            if key in meta and theirs != value:
+                differs.append(f"{key} {theirs!r} in the checkpoint, {value!r} in this run")
+        dataset = meta.get("dataset") if isinstance(meta.get("dataset"), dict) else {}
+        names, mine = dataset.get("keypoints"), self.meta["keypoints"]
+        if isinstance(names, list) and len(names) == len(mine) and names != mine:
+            i = next(i for i, (a, b) in enumerate(zip(names, mine)) if a != b)
+            differs.append(f"keypoint {i} is {names[i]!r} in the checkpoint, {mine[i]!r} in this run's data")
+        return differs
+
     def _resume(self):
         path = self.args.work_dir / "last.pth"
         if not path.exists():
             raise SystemExit(f"error: --resume but {path} does not exist")
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        self.model.load_state_dict(ckpt.get("train_model", ckpt["model"]))
-        if self.ema is not None:  # a run that had no EMA yet starts averaging from the resumed weights
-            self.ema.load_state_dict(ckpt["model"], ckpt.get("ema_updates", 0))
-        self.opt.load_state_dict(ckpt["optimizer"])
-        self.sched.load_state_dict(ckpt["scheduler"])
-        if self.scaler.is_enabled() and "grad_scaler" in ckpt:  # fp16 again: go on from the scale it had reached
-            self.scaler.load_state_dict(ckpt["grad_scaler"])
-        self.epoch, self.best = int(ckpt["epoch"]), float(ckpt.get("best", -1.0))
+        try:
+            ckpt = read_checkpoint(path)  # weights_only: a file's pickled code never runs
+        except CheckpointError as e:
+            raise SystemExit(f"error: --resume: {e}") from None
+        needed = ("model", "optimizer", "scheduler", "epoch", "meta")
+        if not isinstance(ckpt, dict) or any(k not in ckpt for k in needed) or not isinstance(ckpt["meta"], dict) \
+                or not isinstance(ckpt["model"], dict):
+            raise SystemExit(f"error: --resume: {path} is not a models.train checkpoint (it needs {', '.join(needed)})")
+        differs = self._run_differences(ckpt["meta"])
+        if differs:  # else a shape error deep in load_state_dict, or a run silently continued on other data
+            raise SystemExit(f"error: --resume: {path} was trained otherwise than this run: {'; '.join(differs)} "
+                             "(another --work-dir starts afresh; --init starts from its weights)")
+        try:
+            load_weights(self.model, ckpt.get("train_model", ckpt["model"]), source=str(path))
+            if self.ema is not None:  # a run that had no EMA yet starts averaging from the resumed weights
+                load_weights(self.ema.module, ckpt["model"], source=str(path))
+                self.ema.updates = int(ckpt.get("ema_updates", 0))
+        except CheckpointError as e:
+            raise SystemExit(f"error: --resume: {e}") from None
+        try:
+            self.opt.load_state_dict(ckpt["optimizer"])
+            self.sched.load_state_dict(ckpt["scheduler"])
+            if self.scaler.is_enabled() and "grad_scaler" in ckpt:  # fp16 again: go on from the scale it had reached
+                self.scaler.load_state_dict(ckpt["grad_scaler"])
+            self.epoch, self.best = int(ckpt["epoch"]), float(ckpt.get("best", -1.0))
+        except (ValueError, TypeError, KeyError, RuntimeError) as e:  # torch's own checks of optimizer states
+            detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise SystemExit(f"error: --resume: {path}: its optimizer or schedule state does not fit this run: "
+                             f"{detail}") from None
         if self.main:
             scale = f", fp16 loss scale {self.scaler.get_scale():g}" if self.scaler.is_enabled() else ""
             print(f"resumed from {path} at epoch {self.epoch}{scale}", file=sys.stderr)
 
     def train_epoch(self):
         self.net.train()
-        if self.sampler is not None:
-            self.sampler.set_epoch(self.epoch)
+        # Each epoch's randomness (drop path here; order and augmentation in EpochSampler) from (seed, rank, epoch)
+        # alone, not from a state carried over from earlier epochs: a resumed run draws what an uninterrupted one would.
+        seed = epoch_seed(self.args.seed, self.rank, self.epoch)
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        random.seed(seed)
+        self.sampler.set_epoch(self.epoch)
         it = iter(self.loader)
         bar = tqdm(range(self.steps_per_epoch), desc=f"epoch {self.epoch + 1}/{self.args.epochs}", disable=not self.main,
                    mininterval=5, dynamic_ncols=True)
@@ -499,6 +556,13 @@ def main(argv=None):
     if not 0.0 <= args.drop_path < 1.0:  # before the photos are decoded, which takes a while
         print(f"error: --drop-path must be in [0, 1), got {args.drop_path}", file=sys.stderr)
         return 2
+    if args.batch_size < 1:
+        print(f"error: --batch-size must be 1 or more, got {args.batch_size}", file=sys.stderr)
+        return 2
+    for flag, value in (("--steps-per-epoch", args.steps_per_epoch), ("--val-limit", args.val_limit)):
+        if value < 0:  # a negative cap trained no step, or validated no person after a whole epoch
+            print(f"error: {flag} must be 0 (no cap) or more, got {value}", file=sys.stderr)
+            return 2
     try:
         Trainer(args).fit()
     except (ValueError, OSError) as e:  # TeacherError is a ValueError

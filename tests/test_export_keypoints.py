@@ -30,6 +30,34 @@ def test_coco_annotation_file_skeleton_made_0_based_and_flip_pairs_derived(tmp_p
     assert ks.sigmas is None and "ann.json" in ks.source
 
 
+def test_annotation_file_read_as_training_reads_it(tmp_path):
+    """--keypoints-from used left_/right_ names only, so an LSP-style file with r_/l_ names and its own flip_pairs
+    (which training uses) exported a model without flip pairs; and what training refuses, the exporter refuses."""
+    from models.data.coco_keypoints import load_coco_keypoints
+
+    names = [n.replace("right_", "r_").replace("left_", "l_") for n in LSP14["keypoints"]]
+    path = tmp_path / "lsp.json"
+    category = {"id": 1, "name": "person", "keypoints": names, "flip_pairs": LSP14["flip_pairs"],
+                "skeleton": [[a + 1, b + 1] for a, b in LSP14["skeleton"]]}
+    path.write_text(json.dumps({"images": [{"id": 1, "file_name": "a.jpg"}], "annotations": [
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10], "keypoints": [1, 1, 2] * 14}],
+        "categories": [category]}))
+    ks = resolve_keypoint_set(14, None, path)
+    trained = load_coco_keypoints(path, tmp_path)[1]
+    assert ks.flip_pairs == trained["flip_pairs"] == LSP14["flip_pairs"] and ks.skeleton == trained["skeleton"]
+    for changes, message in (({"flip_pairs": None}, r"keypoint names look left/right \(r_ankle, .* add \"flip_pairs\""),
+                             ({"flip_pairs": [[0, 14]]}, r"flip_pairs entry \[0, 14\] is not a pair")):
+        bad = {**category, **changes}
+        if bad["flip_pairs"] is None:
+            del bad["flip_pairs"]
+        path.write_text(json.dumps({"images": [], "annotations": [], "categories": [bad]}))
+        with pytest.raises(KeypointSetError, match="lsp.json: " + message):
+            resolve_keypoint_set(14, None, path)
+    r = invoke(main, ["--arch", "fasterpose_r18", "--num-keypoints", "14", "--keypoints-from", str(path),
+                      "--out", str(tmp_path / "m.onnx")])
+    assert r.exit_code == 2 and "flip_pairs entry [0, 14]" in r.output and "Traceback" not in r.output
+
+
 def test_checkpoint_names_win_over_annotation_file(tmp_path):
     meta = {"dataset": {"keypoints": LSP14["keypoints"], "skeleton": LSP14["skeleton"], "flip_pairs": LSP14["flip_pairs"]}}
     ks = resolve_keypoint_set(14, meta, coco_file(tmp_path, ["a"] * 3, []))
@@ -47,7 +75,8 @@ def test_keypoint_set_errors(tmp_path):
     names = ["a", "b", "c"]
     with pytest.raises(KeypointSetError, match="names 3 keypoints but the model has 4"):
         resolve_keypoint_set(4, None, coco_file(tmp_path, names, []))
-    with pytest.raises(KeypointSetError, match=r"skeleton entry \[2, 3\]"):
+    with pytest.raises(KeypointSetError, match=r"ann.json: skeleton entry \[3, 4\] is not a pair of keypoint "
+                                               r"numbers in \[1, 3\] \(COCO skeletons count from 1\)"):
         resolve_keypoint_set(3, None, coco_file(tmp_path, names, [[3, 4]]))  # 1-based 4 is out of range
     with pytest.raises(KeypointSetError, match="not found"):
         keypoints_from_coco(tmp_path / "missing.json")

@@ -131,7 +131,7 @@ def test_broken_annotation_files_are_named(tmp_path):
     expected = {"bad.json": "bad.json: not valid JSON: Expecting property name",
                 "list.json": "list.json: not a COCO annotation file (needs 'images' and 'annotations' lists)",
                 "nocat.json": "nocat.json: no category with keypoints",
-                "orphan.json": "orphan.json: annotation 2 is of image 2, which the file's 'images' do not list"}
+                "orphan.json": "orphan.json: annotations[1] (id 2) refers to image_id 2, which 'images' does not list"}
     for name, text in cases.items():
         (tmp_path / name).write_text(text)
         with pytest.raises(ValueError) as e:
@@ -527,3 +527,212 @@ def test_detection_validation_agrees_with_fasterpose_eval_detections(tmp_path, l
     runtime = coco_ap(data, results, done, 1, sigmas)
     assert trained_side["det_poses"] == len(results) == 50
     assert abs(trained_side["det_ap"] - runtime["AP"]) < 0.03 and abs(trained_side["det_ar"] - runtime["AR"]) < 0.03
+
+
+def _train_in_process(capsys, ann, images, work, extra=()):
+    """models.train's main in this process -> (exit code, stderr plus any SystemExit message)."""
+    from models.train import main
+
+    try:
+        code, message = main(_train_cmd(ann, images, work, extra)[2:]), ""
+    except SystemExit as e:
+        code, message = (e.code, "") if isinstance(e.code, int) else (1, str(e.code))
+    return code, capsys.readouterr().err + message
+
+
+def _with_category(ann: Path, out: Path, **changes) -> Path:
+    """A copy of the COCO file ``ann`` at ``out`` whose category has ``changes`` (None: the key removed)."""
+    coco = json.loads(ann.read_text())
+    for key, value in changes.items():
+        coco["categories"][0].pop(key, None)
+        if value is not None:
+            coco["categories"][0][key] = value
+    out.write_text(json.dumps(coco))
+    return out
+
+
+def test_fewer_persons_than_a_batch_are_refused_not_trained_for_zero_steps(tmp_path, capsys):
+    """Whole batches only: 1 person with --batch-size 2 (or, under DDP, 1 person per process) trained no step
+    at all, yet logged an epoch and wrote checkpoints of the untrained weights."""
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=1)
+    code, err = _train_in_process(capsys, ann, images, tmp_path / "one")
+    assert code != 0 and f"error: {ann}: 1 training person is fewer than --batch-size 2, so no training step " \
+                          "would run" in err
+    assert not (tmp_path / "one" / "last.pth").exists()
+    for flag, value, message in (("--steps-per-epoch", "-1", "0 (no cap) or more"), ("--batch-size", "0", "1 or more"),
+                                 ("--val-limit", "-2", "0 (no cap) or more")):  # negative caps trained/validated none
+        code, err = _train_in_process(capsys, ann, images, tmp_path / "neg", [flag, value])
+        assert code == 2 and f"error: {flag} must be {message}, got {value}" in err, err
+    ann, images, _ = _lsp_like_dataset(tmp_path / "two", n=2)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+                        str(_free_port()), *_train_cmd(ann, images, tmp_path / "ddp")],
+                       cwd=ROOT, capture_output=True, text=True, env=env, timeout=240)
+    assert r.returncode != 0 and "1 training person per process (2 over 2 processes) is fewer than --batch-size 2" \
+        in r.stderr, r.stderr[-3000:]
+    assert 'train.py", line' not in r.stderr  # only torchrun's own traceback of its failed children
+    assert not (tmp_path / "ddp" / "last.pth").exists()
+
+
+def test_a_file_without_a_usable_person_is_refused_before_training(tmp_path, capsys):
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=2)
+    coco = json.loads(ann.read_text())
+    for a in coco["annotations"]:
+        a["keypoints"] = [0] * 42
+    (tmp_path / "nolabel.json").write_text(json.dumps(coco))
+    coco = json.loads(ann.read_text())
+    for a in coco["annotations"]:
+        a["bbox"] = [10, 10, 0, 0]
+    (tmp_path / "nobox.json").write_text(json.dumps(coco))
+    with pytest.raises(ValueError, match=r"nolabel.json: no person with labelled keypoints and a usable bbox \(2 "
+                                         r"person annotations: 2 with no labelled keypoint, 0 without a bbox"):
+        load_coco_keypoints(tmp_path / "nolabel.json", images)
+    with pytest.raises(ValueError, match=r"nobox.json: no person .* 0 with no labelled keypoint, 2 without a bbox"):
+        load_coco_keypoints(tmp_path / "nobox.json", images)
+    code, err = _train_in_process(capsys, tmp_path / "nolabel.json", images, tmp_path / "w")
+    assert code == 2 and "nolabel.json: no person with labelled keypoints" in err  # was: num_samples=0
+    # As the validation file it was found only after a whole epoch of training ("need at least one array").
+    code, err = _train_in_process(capsys, ann, images, tmp_path / "w", ["--val-ann", str(tmp_path / "nobox.json")])
+    assert code == 2 and "nobox.json: no person with labelled keypoints and a usable bbox" in err
+    assert "epoch" not in err and not (tmp_path / "w" / "log.jsonl").exists()
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"flip_pairs": [[0, 5], [3, 14]]}, r"flip_pairs entry \[3, 14\] is not a pair of keypoint indices in \[0, 14\) "
+                                        r"\(flip_pairs count from 0\)"),
+    ({"flip_pairs": [[0, 5], [5, 0]]}, "flip_pairs must name each keypoint at most once"),
+    ({"flip_pairs": [[0, 1, 2]]}, r"flip_pairs entry \[0, 1, 2\] is not a pair"),
+    ({"skeleton": [[0, 1], [14, 15]]}, r"skeleton entry \[0, 1\] is not a pair of keypoint numbers in \[1, 14\] "
+                                       r"\(COCO skeletons count from 1\)"),
+    ({"skeleton": [[1, 2, 3]]}, r"skeleton entry \[1, 2, 3\] is not a pair"),
+    ({"skeleton": [[1.0, 2]]}, r"skeleton entry \[1.0, 2\] is not a pair"),
+    ({"skeleton": {"a": 1}}, "the category's skeleton must be a list of keypoint number pairs"),
+    ({"sigmas": [0.1] * 5}, "category has 14 keypoints but 5 sigmas"),
+    ({"sigmas": [0.1] * 13 + ["x"]}, "the category's sigmas must be positive numbers"),
+    ({"keypoints": ["a"] * 14}, "the category's keypoint names must be a list of distinct non-empty strings"),
+])
+def test_category_metadata_is_checked_up_front(tmp_path, changes, message):
+    """Bad flip pairs were an IndexError traceback; a 0-based skeleton was stored shifted ([[-1, 0], ...]) and only
+    the exporter refused the trained checkpoint."""
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=1)
+    bad = _with_category(ann, tmp_path / "bad.json", **changes)
+    with pytest.raises(ValueError, match=f"bad.json: {message}"):
+        load_coco_keypoints(bad, images)
+
+
+def test_a_null_or_absent_skeleton_is_no_limbs(tmp_path, capsys):
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=2)
+    coco = json.loads(ann.read_text())
+    coco["categories"][0]["skeleton"] = None
+    (tmp_path / "null.json").write_text(json.dumps(coco))
+    assert load_coco_keypoints(tmp_path / "null.json", images)[1]["skeleton"] == []
+    absent = _with_category(ann, tmp_path / "absent.json", skeleton=None)
+    assert load_coco_keypoints(absent, images)[1]["skeleton"] == []
+    code, err = _train_in_process(capsys, tmp_path / "null.json", images, tmp_path / "w", ["--steps-per-epoch", "1"])
+    assert code == 0, err  # was: TypeError traceback ('NoneType' object is not iterable)
+
+
+def test_sided_names_without_flip_pairs_are_refused(tmp_path, capsys):
+    """L_/R_ names give no left_/right_ pairs: flip augmentation trained with the sides swapped on half the crops."""
+    from models.data.coco_keypoints import sided_names
+
+    assert sided_names(["nose", "L_eye", "eye_r", "Left Hip", "hipRight", "r.knee", "RIGHT_EAR", "upright", "lip",
+                        "bright", "head_top"]) == ["L_eye", "eye_r", "Left Hip", "hipRight", "r.knee", "RIGHT_EAR"]
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=2)
+    names = json.loads(ann.read_text())["categories"][0]["keypoints"]
+    odd = [n.replace("right_", "R_").replace("left_", "L_") for n in names]
+    bad = _with_category(ann, tmp_path / "odd.json", keypoints=odd, flip_pairs=None)
+    with pytest.raises(ValueError, match=r'odd.json: keypoint names look left/right \(R_ankle, R_knee, R_hip, L_hip, '
+                                         r'...\) but the category has no flip_pairs .* add "flip_pairs"'):
+        load_coco_keypoints(bad, images)
+    code, err = _train_in_process(capsys, bad, images, tmp_path / "w")
+    assert code == 2 and "odd.json: keypoint names look left/right" in err
+    pairs = json.loads(ann.read_text())["categories"][0]["flip_pairs"]
+    good = _with_category(ann, tmp_path / "good.json", keypoints=odd, flip_pairs=pairs)
+    assert load_coco_keypoints(good, images)[1]["flip_pairs"] == pairs  # the category's own pairs
+    derived = _with_category(ann, tmp_path / "derived.json", flip_pairs=None)  # left_/right_ names pair up
+    assert sorted(map(sorted, load_coco_keypoints(derived, images)[1]["flip_pairs"])) == sorted(map(sorted, pairs))
+    plain = _with_category(ann, tmp_path / "plain.json", keypoints=[f"joint{i}" for i in range(14)], flip_pairs=None)
+    assert load_coco_keypoints(plain, images)[1]["flip_pairs"] == []  # nothing says a side: flipping is harmless
+
+
+class _Payload:
+    """Pickles as a call of os.mkdir: a checkpoint carrying code."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def test_resume_init_and_pretrained_read_checkpoints_safely_and_name_what_differs(tmp_path, capsys):
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=2)
+    work = tmp_path / "run"
+    code, err = _train_in_process(capsys, ann, images, work, ["--steps-per-epoch", "1"])
+    assert code == 0, err
+    last = work / "last.pth"
+    good = torch.load(last, map_location="cpu", weights_only=True)
+    names = json.loads(ann.read_text())["categories"][0]["keypoints"]
+    renamed = _with_category(ann, tmp_path / "renamed.json", keypoints=[n.upper() for n in names])
+    coco = json.loads(ann.read_text())  # 13 keypoints: head_top dropped
+    cat = coco["categories"][0]
+    cat.update(keypoints=names[:13], sigmas=cat["sigmas"][:13], skeleton=[p for p in cat["skeleton"] if 14 not in p])
+    for a in coco["annotations"]:
+        a["keypoints"] = a["keypoints"][:39]
+    (tmp_path / "k13.json").write_text(json.dumps(coco))
+    resume = ["--resume", "--epochs", "2"]
+    for data, extra, message in (
+            (ann, ["--arch", "fasterpose_r34", "--head-width", "64"],
+             "architecture 'fasterpose_r18' in the checkpoint, 'fasterpose_r34' in this run; model_options "
+             "{'head_width': 256, 'final_bias': -4.0} in the checkpoint, {'head_width': 64, 'final_bias': -4.0}"),
+            (tmp_path / "k13.json", [], "num_keypoints 14 in the checkpoint, 13 in this run"),  # was: size mismatch
+            (renamed, [], "keypoint 0 is 'right_ankle' in the checkpoint, 'RIGHT_ANKLE' in this run's data"),
+            (ann, ["--loss", "mse"], "loss 'rce' in the checkpoint, 'mse' in this run")):
+        code, err = _train_in_process(capsys, data, images, work, resume + extra)
+        assert code != 0 and f"error: --resume: {last} was trained otherwise than this run: {message}" in err, err
+    torch.save({**good, "model": {k: v for k, v in good["model"].items() if "head" not in k}}, last)
+    code, err = _train_in_process(capsys, ann, images, work, resume)  # was: a load_state_dict traceback
+    assert code != 0 and f"error: --resume: {last} does not fit" in err and "missing: head." in err, err
+    # A file carrying code is refused (never run), a file that is no checkpoint named: one line each, no traceback.
+    marker = tmp_path / "code_ran"
+    evil, text = tmp_path / "evil.pth", tmp_path / "text.pth"
+    torch.save({**good, "extra": _Payload(str(marker))}, evil)
+    text.write_text("not a checkpoint")
+    for path, problem in ((evil, "refused to load {}: it pickles objects that weights_only loading does not allow"),
+                          (text, "{} is not a readable PyTorch checkpoint")):
+        last.write_bytes(path.read_bytes())
+        code, err = _train_in_process(capsys, ann, images, work, resume)
+        assert code != 0 and "error: --resume: " + problem.format(last) in err, err
+        for option in ("--init", "--pretrained"):
+            code, err = _train_in_process(capsys, ann, images, tmp_path / "new", [option, str(path)])
+            assert code != 0 and f"error: {option}: " + problem.format(path) in err, err
+    assert not marker.exists()
+
+
+def test_a_resumed_run_draws_what_an_uninterrupted_run_draws(tmp_path, capsys, monkeypatch):
+    """The RNG was seeded once at start-up and its state not saved: the first epoch after --resume replayed epoch
+    1's sample order and augmentation. Now every epoch's draws come from (seed, rank, epoch)."""
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=6)
+    drawn = []  # (index, crop checksum) of every training item, in the order trained
+    get = TopDownDataset.__getitem__
+
+    def spy(self, item):
+        out = get(self, item)
+        if self.train:
+            drawn.append((out[3], round(float(out[0].double().sum()), 3)))
+        return out
+
+    monkeypatch.setattr(TopDownDataset, "__getitem__", spy)
+    extra = ["--drop-path", "0.2", "--batch-size", "3"]  # drop path: torch's RNG in the model too
+    assert _train_in_process(capsys, ann, images, tmp_path / "whole", extra + ["--epochs", "2"])[0] == 0
+    whole, drawn[:] = list(drawn), []
+    assert len(whole) == 12 and whole[:6] != whole[6:]  # two epochs of 6, drawn anew
+    assert _train_in_process(capsys, ann, images, tmp_path / "parts", extra)[0] == 0  # 1 epoch
+    assert drawn == whole[:6]
+    code, err = _train_in_process(capsys, ann, images, tmp_path / "parts", extra + ["--epochs", "2", "--resume"])
+    assert code == 0 and "resumed" in err, err
+    assert drawn[6:] == whole[6:]  # epoch 2: the same persons in the same order, augmented alike
+    a, b = (torch.load(tmp_path / run / "last.pth", map_location="cpu", weights_only=True)["model"]
+            for run in ("whole", "parts"))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # so the weights come out the same

@@ -5,6 +5,8 @@ shared codec, so a model sees at training time exactly the pixels the runtime wi
 """
 from __future__ import annotations
 
+import math
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +15,7 @@ from typing import List, Optional
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, DistributedSampler, Sampler
 from tqdm import tqdm
 
 from fasterpose_rt.evaluate import load_annotations
@@ -35,20 +37,77 @@ def derive_flip_pairs(names: List[str]) -> List[List[int]]:
     return sorted(pairs)
 
 
-def category_metadata(category: dict) -> dict:
-    """Keypoint names, 0-based skeleton, flip pairs and OKS sigmas of a COCO category (COCO's sigmas if K=17)."""
-    names = list(category["keypoints"])
+# A name that says a side: left/right as a word or word start (left_hip, hip-right, LeftHip, hipLeft), or a lone
+# l/r before or after a separator (L_hip, r.knee, hip_l).
+_SIDED = re.compile(r"(?:^|[^a-z])(?:left|right)|^[lr][^a-z0-9]|[^a-z0-9][lr]$", re.IGNORECASE)
+_CAMEL_SIDED = re.compile(r"[a-z0-9](?:Left|Right)")
+
+
+def sided_names(names: List[str]) -> List[str]:
+    """The names among ``names`` that look like one side of the body (see _SIDED)."""
+    return [n for n in names if _SIDED.search(n) or _CAMEL_SIDED.search(n)]
+
+
+def _is_index(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def read_category(category: dict, source) -> dict:
+    """Keypoint names, 0-based skeleton, flip pairs and OKS sigmas as given (None if absent) of a COCO keypoint
+    category, checked: the one reading of a category that training and the exporter share.
+
+    The skeleton is 1-based as COCO writes it; ``flip_pairs`` (an extension COCO tools ignore) is 0-based, and
+    without it pairs are derived from ``left_``/``right_`` names. Raises ValueError naming ``source`` for malformed
+    names, skeleton, flip pairs or sigmas, and for names that say a side when no flip pair was found (a mirrored
+    crop would keep the labels of the sides it swapped: flip augmentation would teach left for right).
+    """
+    names = category.get("keypoints")
+    if not (isinstance(names, (list, tuple)) and names and all(isinstance(n, str) and n for n in names)) \
+            or len(set(names)) != len(names):
+        raise ValueError(f"{source}: the category's keypoint names must be a list of distinct non-empty strings")
     k = len(names)
-    skeleton = [[a - 1, b - 1] for a, b in category.get("skeleton", [])]  # COCO writes the skeleton 1-based
+    skeleton = category.get("skeleton") or []  # null or absent: no limbs
+    if not isinstance(skeleton, (list, tuple)):
+        raise ValueError(f"{source}: the category's skeleton must be a list of keypoint number pairs, got {skeleton!r}")
+    for pair in skeleton:
+        if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(_is_index(i) and 1 <= i <= k for i in pair)):
+            raise ValueError(f"{source}: skeleton entry {pair!r} is not a pair of keypoint numbers in [1, {k}] "
+                             "(COCO skeletons count from 1)")
     flip_pairs = category.get("flip_pairs") or derive_flip_pairs(names)
+    if not isinstance(flip_pairs, (list, tuple)):
+        raise ValueError(f"{source}: the category's flip_pairs must be a list of index pairs, got {flip_pairs!r}")
+    for pair in flip_pairs:
+        if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(_is_index(i) and 0 <= i < k for i in pair)):
+            raise ValueError(f"{source}: flip_pairs entry {pair!r} is not a pair of keypoint indices in [0, {k}) "
+                             "(flip_pairs count from 0)")
+    flipped = [i for pair in flip_pairs for i in pair]
+    if len(set(flipped)) != len(flipped):  # else mirroring is no permutation (the runtime refuses such a model)
+        raise ValueError(f"{source}: flip_pairs must name each keypoint at most once, got {flip_pairs!r}")
+    sided = sided_names(names)
+    if sided and not flip_pairs:
+        shown = ", ".join(sided[:4]) + (", ..." if len(sided) > 4 else "")
+        raise ValueError(f"{source}: keypoint names look left/right ({shown}) but the category has no flip_pairs and "
+                         "none pair up as left_x/right_x, so mirrored crops (flip augmentation, flip test) would swap "
+                         'the sides: add "flip_pairs": [[left, right], ...] (0-based keypoint indices) to the category')
     sigmas = category.get("sigmas")
-    if sigmas is None and k == 17:
-        sigmas = COCO17["sigmas"]
-    if sigmas is None:
-        sigmas = [0.08] * k  # unknown keypoint set: a middle-of-the-road OKS sigma
-    if len(sigmas) != k:
-        raise ValueError(f"category has {k} keypoints but {len(sigmas)} sigmas")
-    return {"keypoints": names, "skeleton": skeleton, "flip_pairs": [list(p) for p in flip_pairs], "sigmas": list(sigmas)}
+    if sigmas is not None:
+        if isinstance(sigmas, (list, tuple)) and len(sigmas) != k:
+            raise ValueError(f"{source}: category has {k} keypoints but {len(sigmas)} sigmas")
+        if not isinstance(sigmas, (list, tuple)) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in sigmas):
+            raise ValueError(f"{source}: the category's sigmas must be positive numbers, got {sigmas!r}")
+    return {"keypoints": list(names), "skeleton": [[a - 1, b - 1] for a, b in skeleton],
+            "flip_pairs": [list(p) for p in flip_pairs], "sigmas": None if sigmas is None else list(sigmas)}
+
+
+def category_metadata(category: dict, source="category") -> dict:
+    """Keypoint names, 0-based skeleton, flip pairs and OKS sigmas of a COCO category (COCO's sigmas if K=17),
+    checked by :func:`read_category` (ValueError naming ``source``)."""
+    meta = read_category(category, source)
+    k = len(meta["keypoints"])
+    if meta["sigmas"] is None:  # an unknown keypoint set gets a middle-of-the-road OKS sigma
+        meta["sigmas"] = list(COCO17["sigmas"]) if k == 17 else [0.08] * k
+    return meta
 
 
 @dataclass
@@ -65,24 +124,31 @@ def load_coco_keypoints(ann_file, images_dir, min_keypoints: int = 1):
     """Read a COCO keypoint file -> (samples, category metadata dict). Persons without a usable box are skipped.
 
     Raises ValueError naming the file for what is not a COCO keypoint file (not JSON, no ``images`` or
-    ``annotations`` list, no category with keypoints, an annotation of an image the file does not list)."""
+    ``annotations`` list, no category with keypoints, a malformed category (:func:`read_category`), an annotation
+    of an image the file does not list) and for a file without one usable person."""
     coco = load_annotations(ann_file)  # the runtime's reader: `fasterpose eval` refuses the same files
     cats = [c for c in coco.get("categories") or [] if isinstance(c, dict) and c.get("keypoints")]
     if not cats:
         raise ValueError(f"{ann_file}: no category with keypoints")
-    meta = category_metadata(cats[0])
+    meta = category_metadata(cats[0], ann_file)
     k = len(meta["keypoints"])
     files = {im["id"]: im["file_name"] for im in coco["images"]}
-    samples = []
+    samples, persons, unlabelled = [], 0, 0
     for ann in coco["annotations"]:
         if ann.get("iscrowd", 0) or ann.get("category_id", cats[0]["id"]) != cats[0]["id"]:
             continue
+        persons += 1
         kps = np.asarray(ann.get("keypoints", []), dtype=np.float64).reshape(-1, 3)
         if kps.shape[0] != k:
             raise ValueError(f"{ann_file}: annotation {ann.get('id')} has {kps.shape[0]} keypoints, expected {k}")
         vis = kps[:, 2] > 0
-        bbox = np.asarray(ann.get("bbox", [0, 0, 0, 0]), dtype=np.float64)
-        if vis.sum() < min_keypoints or bbox[2] <= 1 or bbox[3] <= 1:
+        bbox = np.asarray(ann.get("bbox") or [0, 0, 0, 0], dtype=np.float64)
+        if bbox.shape != (4,):
+            raise ValueError(f"{ann_file}: annotation {ann.get('id')} has bbox {ann.get('bbox')!r}, not [x, y, w, h]")
+        if vis.sum() < min_keypoints:
+            unlabelled += 1
+            continue
+        if bbox[2] <= 1 or bbox[3] <= 1:
             continue
         if ann.get("image_id") not in files:
             raise ValueError(f"{ann_file}: annotation {ann.get('id')} is of image {ann.get('image_id')}, which the "
@@ -91,6 +157,11 @@ def load_coco_keypoints(ann_file, images_dir, min_keypoints: int = 1):
             PersonSample(Path(images_dir) / files[ann["image_id"]], ann["image_id"], bbox, kps[:, :2], vis,
                          float(ann.get("area", bbox[2] * bbox[3])))
         )
+    if not samples:  # up front: else a sampler's obscure error, or a validation failing after a whole epoch
+        few = "no labelled keypoint" if min_keypoints <= 1 else f"fewer than {min_keypoints} labelled keypoints"
+        raise ValueError(f"{ann_file}: no person with labelled keypoints and a usable bbox ({persons} person "
+                         f"annotations: {unlabelled} with {few}, {persons - unlabelled} without a bbox over 1 px "
+                         "wide and tall)")
     return samples, meta
 
 
@@ -237,8 +308,13 @@ class TopDownDataset(Dataset):
         out[y:y + rh, x:x + rw] = rng.integers(0, 256, (rh, rw, crop.shape[2]), dtype=np.uint8)
         return out
 
-    def __getitem__(self, index: int):
-        rng = np.random.default_rng((self.seed, index, torch.randint(0, 2**31, ()).item())) if self.train else None
+    def __getitem__(self, item):
+        # item: an index, or (index, draw) from EpochSampler, whose draw seeds the augmentation instead of the torch
+        # RNG of whichever process runs this (persistent workers carry theirs over from epoch to epoch)
+        index, draw = (int(item[0]), int(item[1])) if isinstance(item, tuple) else (int(item), None)
+        if self.train and draw is None:
+            draw = torch.randint(0, 2**31, ()).item()
+        rng = np.random.default_rng((self.seed, index, draw)) if self.train else None
         s = self.samples[index]
         img = self._cache.get(s.image_path)
         if img is None:
@@ -265,3 +341,36 @@ class TopDownDataset(Dataset):
         x = ((rgb - self.mean) / self.std).transpose(2, 0, 1)
         targets, weights = self.codec.encode(kp, vis)
         return torch.from_numpy(np.ascontiguousarray(x, np.float32)), torch.from_numpy(targets), torch.from_numpy(weights), index
+
+
+def epoch_seed(seed: int, rank: int, epoch: int) -> int:
+    """A 32-bit seed for one process's epoch, from (seed, rank, epoch) alone."""
+    return int(np.random.SeedSequence([seed % 2**64, rank, epoch]).generate_state(1)[0])
+
+
+class EpochSampler(Sampler):
+    """A training epoch's order and augmentation draws as a function of (seed, rank, epoch) alone, so a run resumed
+    at epoch e draws exactly what an uninterrupted run draws in epoch e.
+
+    Yields (index, draw) pairs for :class:`TopDownDataset`: the indices are DistributedSampler's (this process's
+    shard of a permutation seeded by ``seed + epoch``; one process: ``num_replicas=1``), each draw a 31-bit int
+    that seeds that sample's augmentation. The data loader's worker processes play no part: persistent workers keep
+    their RNG state from one epoch to the next, but a resumed run's workers would start afresh. Call ``set_epoch``
+    before every epoch.
+    """
+
+    def __init__(self, dataset, num_replicas: int = 1, rank: int = 0, seed: int = 0):
+        self.order = DistributedSampler(dataset, num_replicas, rank, shuffle=True, seed=seed)
+        self.seed, self.rank, self.epoch = seed, rank, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        self.order.set_epoch(self.epoch)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(epoch_seed(self.seed, self.rank, self.epoch))
+        draws = torch.randint(0, 2**31, (len(self.order),), generator=g).tolist()
+        return iter(list(zip(self.order, draws)))
