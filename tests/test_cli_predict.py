@@ -51,7 +51,7 @@ def test_folder_to_results_file(folder, standin_path, tmp_path):
     np.testing.assert_allclose(kp[:, :2], POINTS, atol=0.5)  # the stand-in finds its blobs
     # the whole photo, then (--refine's default for a guessed box) the tight box around the joints found
     np.testing.assert_allclose(res[0]["bbox"], [30, 30, 20, 60], atol=0.5)
-    assert "2 photos, 2 persons" in r.stderr and "2/2" in r.stderr  # summary and progress bar
+    assert "2 photos, 2 persons" in r.stderr and "2/2" not in r.stderr  # summary; a bar on a terminal only
     r = run("predict", folder / "a.jpg", "--model", standin_path, "--refine", "0", "-q", "--no-search")
     assert json.loads(r.stdout)[0]["bbox"] == [-0.5, -0.5, 80.0, 120.0]  # no refine pass: the whole photo
 
@@ -922,3 +922,14 @@ def test_a_photo_of_nobody_gets_no_person(tmp_path):
             "--threads", "1")
     header, row = (tmp_path / "r.csv").read_text().splitlines()
     assert header.split(",")[-1] == "presence" and float(row.split(",")[-1]) < 0.3
+
+
+def test_a_log_of_stderr_holds_no_progress_bar(folder, standin_path):
+    """Progress bars are drawn on a terminal only: stderr written to a file or pipe gets the errors and the summary
+    alone."""
+    (folder / "bad.jpg").write_bytes(b"not a photo")
+    r = run("predict", folder, "--model", standin_path, "--no-search")
+    assert r.exit_code == 1
+    lines = r.stderr.splitlines()
+    assert lines[0].startswith(f"error: {folder / 'bad.jpg'}: ") and lines[1].startswith("2 photos, 2 persons in ")
+    assert len(lines) == 2 and "\r" not in r.stderr, r.stderr

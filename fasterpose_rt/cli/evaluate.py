@@ -103,7 +103,8 @@ def eval_cmd(coco_file, images_dir, model, variant, backend, threads, batch_size
         say(f"error: {path}: {reason}")
 
     def wrap(ids):
-        return tqdm(ids, desc="eval", unit="photo", disable=quiet, file=sys.stderr)
+        # disable=None: drawn on a terminal only, not into a log of stderr
+        return tqdm(ids, desc="eval", unit="photo", disable=True if quiet else None, file=sys.stderr)
 
     scores = np.full((len(data["annotations"]), len(match.names)), np.nan)
 

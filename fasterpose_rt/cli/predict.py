@@ -200,7 +200,8 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
         run.fail(path, reason)
     items = run.plan_own_files(items)
     show = not quiet and (len(items) > 1 or any(i.kind != "image" for i in items))
-    bar = tqdm(total=len(items), desc="fasterpose", unit="file", disable=not show, file=sys.stderr)
+    # None: drawn on a terminal only, so a log of stderr holds the errors and the summary, not bar frames
+    bar = tqdm(total=len(items), desc="fasterpose", unit="file", disable=None if show else True, file=sys.stderr)
     # photos are decoded by a thread, --read-ahead photos ahead of the model
     decoded = prefetch(run.decode, [i for i in items if i.kind == "image"], read_ahead)
     try:

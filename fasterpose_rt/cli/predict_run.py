@@ -313,8 +313,8 @@ class PredictRun:
             self.next_id += 1
             self.fail(item.label, str(e))
             return
-        bar = tqdm(total=video.expected_frames, desc=item.path.name, unit="frame", leave=False, disable=not show,
-                   file=sys.stderr)
+        bar = tqdm(total=video.expected_frames, desc=item.path.name, unit="frame", leave=False,
+                   disable=None if show else True, file=sys.stderr)  # None: on a terminal only
         try:
             for n, frame in enumerate(video):
                 self.videos += n == 0  # counted from its first frame: a camera stopped by Ctrl-C is one too
