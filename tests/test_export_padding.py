@@ -80,7 +80,7 @@ def test_bad_input_writes_nothing(lspet40, tmp_path):
     for a in no_kp["annotations"]:
         a.pop("keypoints")
     (tmp_path / "no_kp.json").write_text(json.dumps(no_kp))
-    with pytest.raises(InputError, match="no ground truth"):
+    with pytest.raises(InputError, match="has no 'keypoints'"):  # named by the annotation file's check
         calibrate_padding(MODEL, tmp_path / "no_kp.json", LSPET / "images", out)
     with pytest.raises(InputError, match="positive"):
         calibrate_padding(MODEL, lspet40, LSPET / "images", out, candidates=[1.1, 0.0])

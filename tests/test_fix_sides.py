@@ -113,4 +113,4 @@ def test_a_keypoint_set_other_than_the_models_is_refused_before_predicting(demo_
     wrong.write_text(json.dumps(other))
     out = tmp_path / "out.json"
     assert main(["--ann", str(wrong), "--images", str(images_dir), "--out", str(out)]) == 2
-    assert "14 keypoints" in capsys.readouterr().err and not out.exists()
+    assert "3 x 14 = 42 numbers" in capsys.readouterr().err and not out.exists()  # the file's category has 14
