@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from .image import to_bgr_uint8
-from .jsonfile import load_json
+from .jsonfile import finite_number, load_json
 
 __all__ = [
     "BoxesFileError", "DetectorUnavailable", "ImageBoxes", "BoxLookup", "load_boxes_file", "coco_person_boxes",
@@ -44,18 +44,8 @@ def _norm_name(name: str) -> str:
     return PurePosixPath(name.replace("\\", "/")).as_posix().lstrip("/") if name else name
 
 
-def _finite_number(v) -> bool:
-    """A JSON number (not a bool) that float64 holds: JSON integers may be arbitrarily large."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return False
-    try:
-        return math.isfinite(v)
-    except OverflowError:
-        return False
-
-
 def _valid_box(b) -> bool:
-    return isinstance(b, (list, tuple)) and len(b) == 4 and all(_finite_number(v) for v in b)
+    return isinstance(b, (list, tuple)) and len(b) == 4 and all(finite_number(v) for v in b)
 
 
 class BoxLookup:
@@ -171,11 +161,11 @@ def _detection_list(data: list, src: str, min_score: float) -> Dict[str, ImageBo
         b, score = d.get("bbox"), d.get("score", 1.0)
         if not _valid_box(b) or min(b[2:]) <= 0:  # type: ignore[index]
             raise BoxesFileError(f"{src}: entry {j}: 'bbox' must be [x, y, w, h] numbers with w, h > 0, got {b!r}")
-        if not _finite_number(score):
+        if not finite_number(score):
             raise BoxesFileError(f"{src}: entry {j}: 'score' must be a number, got {score!r}")
         key = _norm_name(name)
         frame = d.get("frame", 0)
-        if not _finite_number(frame):
+        if not finite_number(frame):
             raise BoxesFileError(f"{src}: entry {j}: 'frame' must be a number, got {frame!r}")
         if frame < first_frame.get(key, math.inf):  # a video's results: its first frame's boxes start the tracking
             first_frame[key], per_file[key], ids[key] = frame, [], set()

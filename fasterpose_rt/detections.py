@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 import numpy as np
 
 from .boxes import BoxLookup, ImageBoxes, _norm_name, box_iou
-from .jsonfile import load_json
+from .jsonfile import finite_number, load_json
 from .metrics import oks
 
 __all__ = ["DetectionsError", "Detections", "load_detections", "rescore", "oks_nms", "keep_poses", "match_poses",
@@ -31,10 +31,6 @@ class DetectionsError(ValueError):
 
 
 Detections = Dict[int, Tuple[np.ndarray, np.ndarray]]  # image id -> (boxes (M, 4) [x, y, w, h], scores (M,))
-
-
-def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and bool(np.isfinite(v))
 
 
 def load_detections(path, image_ids: Iterable[int], category_id: Optional[int] = None,
@@ -75,9 +71,9 @@ def load_detections(path, image_ids: Iterable[int], category_id: Optional[int] =
             raise DetectionsError(f"{src}: entry {j} needs an integer 'image_id'"
                                   + (" or a 'file_name'" if lookup is not None else ""))
         b, s = d.get("bbox"), d.get("score", 1.0)
-        if not (isinstance(b, list) and len(b) == 4 and all(_number(v) for v in b)):
+        if not (isinstance(b, list) and len(b) == 4 and all(finite_number(v) for v in b)):
             raise DetectionsError(f"{src}: entry {j}: 'bbox' must be [x, y, w, h] numbers, got {b!r}")
-        if not _number(s):
+        if not finite_number(s):
             raise DetectionsError(f"{src}: entry {j}: 'score' must be a number, got {s!r}")
         image_id = number
         if name is not None:  # the name says which photo; an image_id may be another numbering's

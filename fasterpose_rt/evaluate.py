@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,7 +16,7 @@ import numpy as np
 from .boxes import BoxesFileError, coco_person_boxes
 from .detections import OKS_NMS, keep_poses, match_poses
 from .inputs import InputReadError, read_image
-from .jsonfile import load_json
+from .jsonfile import finite_number, finite_numbers, load_json
 from .metrics import left_right_confusions, pck, pck_by_orientation, pck_interval, score_reliability
 from .predictor import PHOTO_GROUP_BYTES
 from .prefetch import READ_AHEAD, prefetch
@@ -56,30 +55,6 @@ def load_annotations(path: os.PathLike, boxes_from_file: bool = False, warnings:
             or not isinstance(data.get("annotations"), list):
         raise EvalError(f"{path}: not a COCO annotation file (needs 'images' and 'annotations' lists)")
     return check_annotations(data, str(path), boxes_from_file, warnings)
-
-
-def _number(v) -> bool:
-    """A finite JSON number (not a bool); integers float64 cannot hold are not."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return False
-    try:
-        return math.isfinite(v)
-    except OverflowError:
-        return False
-
-
-_NUMBER_TYPES = {int, float}
-
-
-def _numbers(values: list) -> bool:
-    """All finite JSON numbers (no bools): a type check each, then one sum (NaN or inf anywhere makes it so);
-    fast enough for a training file's 262,000 persons."""
-    if not set(map(type, values)) <= _NUMBER_TYPES:  # exact types: a bool is no number here
-        return False
-    try:
-        return math.isfinite(math.fsum(values))
-    except OverflowError:
-        return False
 
 
 def _short(v: Any, limit: int = 60) -> str:
@@ -163,15 +138,15 @@ def _check_person(a: dict, where: str, listed: set, k: Optional[int], boxes_from
     if kp is None:
         raise EvalError(f"{where} has no 'keypoints'")
     if not (isinstance(kp, list) and (len(kp) == 3 * k if k is not None else len(kp) % 3 == 0)
-            and _numbers(kp)):
+            and finite_numbers(kp)):
         size = f"3 x {k} = {3 * k}" if k is not None else "3 per keypoint"
         raise EvalError(f"{where}: 'keypoints' must be a list of {size} numbers (x, y, v each), got {_short(kp)}")
     b = a.get("bbox")
     if not b and boxes_from_file:  # null or [] too: COCO files' "no box"
         raise EvalError(f"{where} has no 'bbox' (the person box the model is run on)")
-    if b and not (isinstance(b, list) and len(b) == 4 and all(_number(v) for v in b)):
+    if b and not (isinstance(b, list) and len(b) == 4 and all(finite_number(v) for v in b)):
         raise EvalError(f"{where}: 'bbox' must be [x, y, w, h] numbers, got {_short(b)}")
-    if "area" in a and not _number(a["area"]):
+    if "area" in a and not finite_number(a["area"]):
         raise EvalError(f"{where}: 'area' must be a number, got {_short(a['area'])}")
 
 

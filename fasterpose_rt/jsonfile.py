@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import json
+import math
 import os
-from typing import Any, Type
+from typing import Any, Sequence, Type
+
+_NUMBER_TYPES = {int, float}
 
 
 def load_json(path: os.PathLike, error: Type[Exception]) -> Any:
@@ -15,3 +18,25 @@ def load_json(path: os.PathLike, error: Type[Exception]) -> Any:
         raise error(f"{path}: cannot read: {e.strerror or e}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise error(f"{path}: not valid JSON: {e}") from None
+
+
+def finite_number(v: Any) -> bool:
+    """A finite JSON number: an int or float (not a bool) that float64 holds (JSON integers may be any size; Python's
+    json reads NaN and Infinity)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
+
+
+def finite_numbers(values: Sequence) -> bool:
+    """``finite_number`` of every value, fast for the long lists of a big annotation file: exact types checked at
+    once, then one sum (NaN or an infinity anywhere makes it non-finite or raises)."""
+    if not set(map(type, values)) <= _NUMBER_TYPES:  # exact types: a bool is no number here
+        return False
+    try:
+        return math.isfinite(math.fsum(values))
+    except (OverflowError, ValueError):  # a huge int; inf and -inf together
+        return all(finite_number(v) for v in values)

@@ -679,3 +679,13 @@ def test_python_dash_m_runs_the_command_line():
     r = subprocess.run(run + ["--help"], capture_output=True, text=True, timeout=60, cwd=root)
     commands = r.stdout.split("Commands:")[1].split()
     assert r.returncode == 0 and {"predict", "bench", "info", "eval"} <= set(commands), r.stdout
+
+
+def test_finite_json_numbers():
+    """What the JSON readers (boxes, COCO files, detections) take for a number: no bools, no NaN or infinities,
+    no integer float64 cannot hold; the list check agrees with the one-by-one check where a sum would mislead."""
+    from fasterpose_rt.jsonfile import finite_number, finite_numbers
+
+    for values, ok in (([1, 2.5, -3], True), ([1e308, 1e308], True), ([1, True], False), ([1, "2"], False),
+                       ([float("inf"), float("-inf")], False), ([float("nan")], False), ([10 ** 400], False), ([], True)):
+        assert finite_numbers(values) is ok and all(map(finite_number, values)) is ok, values
