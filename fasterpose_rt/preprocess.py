@@ -83,28 +83,31 @@ def warp_crops(image_bgr, affines: np.ndarray, input_size, owners: Optional[np.n
     """Bilinear warps of a (H, W, 3) uint8 photo by affines (N, 2, 3) -> crops (N, h, w, 3) uint8, zero outside.
 
     owners (N,): with several photos, ``image_bgr`` is their sequence and crop n is cut from image_bgr[owners[n]].
-    Photos of any size (OpenCV's warp alone stops at 32,767 px).
+    Photos of any size (OpenCV's warp alone stops at 32,767 px: a larger one is warped from each region's window).
     """
     w, h = input_size
     n_crops = affines.shape[0]
-    crops = np.zeros((n_crops, h, w, 3), np.uint8)
-    if n_crops == 0:
-        return crops
-    photos = [image_bgr if owners is None else image_bgr[owners[n]] for n in range(n_crops)]
-    windows = source_windows(affines, input_size, [p.shape[:2] for p in photos])
-    for n, ((x0, y0, x1, y1), photo) in enumerate(zip(windows, photos)):  # one OpenCV call per person
-        if x1 <= x0 or y1 <= y0:
-            continue  # the region misses the photo: an all-zero crop, as the warp would give
-        m = affines[n].copy()
-        m[:, 2] += m[:, :2] @ np.array([x0, y0], np.float64)  # the window's pixel (0, 0) is the photo's (x0, y0)
-        step = max(1, -(-max(x1 - x0, y1 - y0) // _WARP_LIMIT))
-        if step > 1:  # a region of tens of thousands of px in a crop of ~100 px: every step-th pixel is plenty
-            m[:, :2] *= step  # window pixel i is the photo's pixel x0 + i * step
-        cv2.warpAffine(
-            photo[y0:y1:step, x0:x1:step], m, (w, h), dst=crops[n],
-            flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0),
-        )
+    crops = np.empty((n_crops, h, w, 3), np.uint8)
+    photos = [image_bgr] * n_crops if owners is None else [image_bgr[o] for o in owners]
+    huge = np.array([max(p.shape[:2]) >= _WARP_LIMIT for p in photos], bool)
+    sources, maps = list(photos), affines
+    if huge.any():  # rare: the windows' bookkeeping (and OpenCV's copy of a strided window) only where needed
+        maps = affines.astype(np.float64, copy=True)
+        rows = np.flatnonzero(huge)
+        windows = source_windows(affines[rows], input_size, [photos[n].shape[:2] for n in rows])  # (M, 4)
+        # a region of tens of thousands of px in a crop of ~100 px: every step-th pixel is plenty
+        steps = np.maximum(1, -(-(windows[:, 2:] - windows[:, :2]).max(axis=1) // _WARP_LIMIT))  # (M,)
+        maps[rows, :, 2] += np.einsum("nij,nj->ni", maps[rows, :, :2], windows[:, :2])  # window (0, 0) = (x0, y0)
+        maps[rows, :, :2] *= steps[:, None, None]  # window pixel i is the photo's pixel x0 + i * step
+        for r, (x0, y0, x1, y1), s in zip(rows, windows, steps):
+            # a region that misses the photo has an empty window: an all-zero crop, as the warp would give
+            sources[r] = photos[r][y0:y1:s, x0:x1:s] if x1 > x0 and y1 > y0 else None
+    for n in range(n_crops):  # one OpenCV call per person; the pixel work is inside OpenCV
+        if sources[n] is None:
+            crops[n] = 0
+            continue
+        cv2.warpAffine(sources[n], maps[n], (w, h), dst=crops[n], flags=cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
     return crops
 
 

@@ -304,16 +304,19 @@ def test_photos_beyond_opencvs_warp_limit(standin_path):
     assert whole.keypoints.shape == (1, 4, 2) and np.isfinite(whole.keypoints).all()
 
 
-def test_crops_are_warped_from_the_region_alone(standin_path):
-    """warp_crops reads only each region's window of the photo, with the same pixels as one warp of it all."""
+def test_crops_are_warped_from_the_region_alone(standin_path, monkeypatch):
+    """A photo past OpenCV's warp limit (here made small) is warped from each region's window of it, with the same
+    pixels as one warp of it all (regions within the limit: no pixel skipped)."""
     import cv2
 
+    import fasterpose_rt.preprocess as preprocess
     from fasterpose_rt.preprocess import check_boxes, warp_crops
+    monkeypatch.setattr(preprocess, "_WARP_LIMIT", 300)
     meta = PosePredictor(standin_path, threads=1).metadata
     rng = np.random.default_rng(3)
-    img = rng.integers(0, 256, (90, 130, 3), np.uint8)
-    boxes = np.r_[np.c_[rng.uniform(-40, 130, 30), rng.uniform(-30, 90, 30), rng.uniform(0.5, 150, 30),
-                        rng.uniform(0.5, 100, 30)], [[-0.5, -0.5, 130, 90], [200, 200, 10, 10], [-60, -60, 20, 20]]]
+    img = rng.integers(0, 256, (200, 320, 3), np.uint8)
+    boxes = np.r_[np.c_[rng.uniform(-40, 320, 30), rng.uniform(-30, 200, 30), rng.uniform(0.5, 120, 30),
+                        rng.uniform(0.5, 100, 30)], [[-0.5, -0.5, 150, 90], [400, 400, 10, 10], [-60, -60, 20, 20]]]
     affines = crop_transforms(check_boxes(boxes, img.shape), meta)
     w, h = meta.input_size
     whole = np.stack([cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
