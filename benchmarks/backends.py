@@ -18,14 +18,14 @@ OpenVINO compiles the network for each batch size the first time it meets it; th
 """
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import interleaved_times, markdown_table, paired_ratio, write_results
-from benchmarks.orientation import _shown, add_persons_args, load_persons_args, read_photos
+from benchmarks.common import (BenchmarkParser, interleaved_times, markdown_table, paired_ratio, positive_int,
+                               run_main, write_results)
+from benchmarks.orientation import _shown, add_persons_args, load_persons_args, read_photos, resolve_model
 from fasterpose_rt import DEFAULT_MODELS, PosePredictor, find_poses
 from fasterpose_rt.metrics import pck, pck_interval
 
@@ -77,13 +77,14 @@ def accuracy(model, photos, boxes, names, gt, vis) -> dict:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = BenchmarkParser("benchmarks.backends", description=__doc__.split("\n")[0])
     ap.add_argument("--models", nargs="+", default=[str(DEFAULT_MODELS["default"]), str(DEFAULT_MODELS["fast"])])
     add_persons_args(ap)
-    ap.add_argument("--rounds", type=int, default=30)
-    ap.add_argument("--photos", type=int, default=200, help="photos the search is timed on")
+    ap.add_argument("--rounds", type=positive_int, default=30)
+    ap.add_argument("--photos", type=positive_int, default=200, help="photos the search is timed on")
     ap.add_argument("--results-dir", type=Path, default=None)
     a = ap.parse_args(argv)
+    a.models = [str(resolve_model(m)) for m in a.models]  # a missing one refused by name before any work
     names, gt, vis, boxes, files = load_persons_args(a)
     photos = read_photos(a.images, files)
     results, speed_rows, search_rows, acc_rows = {}, [], [], []
@@ -121,4 +122,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -1,26 +1,24 @@
 """Runtime overheads, measured in one run: what PosePredictor adds to bare inference, what batching saves, and
 what vectorised decoding saves.
 
-``python -m benchmarks.bench_runtime [--rounds 25] [--model X.onnx]`` -> ``benchmarks/results/runtime.{md,json}``.
+``python -m benchmarks.bench_runtime [--rounds 25] [--model X.onnx] [--results-dir D]``
+-> ``benchmarks/results/runtime.{md,json}`` (or D; named ``runtime``, not after the module, as committed).
 
 Ratios (targets from the runtime issue):
   1. ``predict`` with one box / a bare ``session.run`` of the same session on a ready (1, 3, H, W) tensor: ≤ 1.15
   2. one ``predict`` with eight boxes / eight one-box ``predict`` calls: ≤ 0.95
   3. decoding 16 persons × 17 keypoints, vectorised / a per-keypoint Python loop of the same maths: ≤ 0.25
 Model: the bundled default model if present, else a random-weights FasterPose-R18 (17 keypoints, input 144×192)
-exported by ``python -m export --input-size 144x192`` when that exporter exists, else by ``torch.onnx.export`` here. Random weights
-time the same as trained ones. Everything is timed interleaved, round by round (each measured thing once per
-round); a ratio is the median over rounds of that round's ratio, so slow drifts of the load from other
-processes cancel out.
+exported by ``python -m export --input-size 144x192`` when that exporter exists, else by ``torch.onnx.export``
+here. Random weights time the same as trained ones. Everything is timed interleaved, round by round
+(``common.interleaved_times``: each measured thing once per round, the order reversed every other round); a ratio
+is the median over rounds of that round's ratio, so slow drifts of the load from other processes cancel out.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # models/ and export/ come from the checkout
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import RESULTS_DIR, machine_info, markdown_table  # noqa: E402
+from benchmarks.common import (BenchmarkParser, interleaved_times, markdown_table, paired_ratio,  # noqa: E402
+                               positive_int, run_main, shown_path, write_results)
 from benchmarks.decoding import decode_dark_loop  # noqa: E402
 from fasterpose_rt import PosePredictor, decode_heatmaps  # noqa: E402
 from fasterpose_rt.metadata import ModelMetadata  # noqa: E402
@@ -64,11 +63,13 @@ def _torch_export(out: Path) -> None:
 
 
 def get_model(tmp: Path, given=None):
-    """(path, how it was obtained)."""
+    """(path, how it was obtained, naming the file)."""
     if given:
-        return Path(given), "given on the command line"
+        if not Path(given).is_file():  # checked up front: a one-line refusal, not onnxruntime's traceback
+            raise SystemExit(f"error: --model {given}: file not found")
+        return Path(given), f"`{shown_path(given)}` (given on the command line)"
     if DEFAULT_MODELS["default"].is_file():
-        return DEFAULT_MODELS["default"], "the bundled default model"
+        return DEFAULT_MODELS["default"], f"the bundled default model (`{shown_path(DEFAULT_MODELS['default'])}`)"
     out = tmp / f"{ARCH}_random.onnx"
     if (ROOT / "export" / "__main__.py").is_file():
         cmd = [sys.executable, "-m", "export", "--arch", ARCH, "--num-keypoints", "17",
@@ -92,20 +93,6 @@ def _spinning_session(path, threads):
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
-def interleaved(fns: dict, rounds: int, warmup: int = 2) -> dict:
-    """Seconds per call of each fn, (rounds,) arrays, timing every fn once per round in turn."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    return {name: np.array(t) for name, t in times.items()}
-
-
 def person_boxes(rng, shape_hw, n):
     """n plausible person boxes (n, 4) [x, y, w, h] inside a photo of shape (H, W)."""
     h, w = shape_hw
@@ -121,10 +108,13 @@ def synthetic_heatmaps(rng, n, k, h, w, sigma=2.0):
     return np.clip(hm, 0, None).astype(np.float32)
 
 
-def run(rounds: int, model=None):
+def run(rounds: int, model=None, results_dir=None):
+    if rounds < 1:
+        raise SystemExit(f"error: rounds must be >= 1, got {rounds}")
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         path, source = get_model(Path(tmp), model)
+        model_path = None if Path(tmp) in path.parents else shown_path(path)  # None: made here, random weights
         pred = PosePredictor(path)  # default threads: physical cores
         w, h = pred.input_size
         photo = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
@@ -135,31 +125,31 @@ def run(rounds: int, model=None):
         session = pred._session
         heatmaps = session.run(None, {next(iter(feed)): np.repeat(ready, 16, axis=0)})[0]
         hm_h, hm_w = heatmaps.shape[2:]
-        times = interleaved({
+        times = interleaved_times({
             "session.run, 1 ready tensor": lambda: session.run(None, feed),
             "predict, 1 box": lambda: pred.predict(photo, boxes[:1]),
             "predict, 8 boxes in one call": lambda: pred.predict(photo, boxes),
             "predict, 8 one-box calls": lambda: [pred.predict(photo, boxes[i:i + 1]) for i in range(8)],
             "session.run, 8 ready tensors in one run": lambda: session.run(None, feed8),
             "session.run, 8 runs of 1 ready tensor": lambda: [session.run(None, feed) for _ in range(8)],
-        }, rounds)
+        }, rounds, warmup=2)
         probs = synthetic_heatmaps(rng, 16, 17, hm_h, hm_w)
-        times.update(interleaved({
+        times.update(interleaved_times({
             "decode 16×17, vectorised": lambda: decode_heatmaps(probs),
             "decode 16×17, per-keypoint loop": lambda: decode_dark_loop(probs),
             "sigmoid 16×17 maps": lambda: _sigmoid(heatmaps),
             "sigmoid 1×17 maps": lambda: _sigmoid(heatmaps[:1]),
-        }, max(5, rounds // 3)))
+        }, max(5, rounds // 3), warmup=2))
         threads = pred.threads
         # The runtime's sessions do not spin while idle; onnxruntime's default does. Timed alone (its idle
         # spinning would steal the cores from anything interleaved with it), for the record of that choice.
         spinning = _spinning_session(path, threads)
-        times.update(interleaved({"session.run, 1 ready tensor, spinning threads (onnxruntime default)":
-                                  lambda: spinning.run(None, feed)}, rounds))
+        times.update(interleaved_times({"session.run, 1 ready tensor, spinning threads (onnxruntime default)":
+                                        lambda: spinning.run(None, feed)}, rounds, warmup=2))
         spinning = None  # its spinning threads stop with it
 
     def paired(a, b):
-        return float(np.median(times[a] / times[b]))
+        return paired_ratio(times[a], times[b])
 
     ratios = {
         "predict_1_over_run": paired("predict, 1 box", "session.run, 1 ready tensor"),
@@ -179,15 +169,11 @@ def run(rounds: int, model=None):
     ratio_rows = [[labels[k], f"{ratios[k]:.3f}", f"≤ {TARGETS[k]:g}", "met" if met[k] else "NOT met"] for k in ratios]
     time_rows = [[name, f"{t * 1e3:.3f}", f"{spread[name][0] * 1e3:.3f} – {spread[name][1] * 1e3:.3f}"]
                  for name, t in times.items()]
-    machine = machine_info()
     md = [
-        "# Runtime overheads: predict vs bare inference, batching, decoding", "",
-        "Command: `python -m benchmarks.bench_runtime`", "", "Machine:", "",
-        *[f"- {k}: {v}" for k, v in machine.items()], "",
         f"Model: {source}; input {w}×{h} (w×h), heatmaps {hm_w}×{hm_h}, {threads} intra-op threads "
         f"(the default: physical cores). Photo 640×480, boxes of 15–30 % × 50–90 % of it. "
-        f"Timed interleaved over {rounds} rounds (decoding/sigmoid: {max(5, rounds // 3)}); ratios are medians of "
-        "per-round ratios. "
+        f"Timed interleaved over {rounds} rounds (decoding/sigmoid: {max(5, rounds // 3)}), each thing once per "
+        "round in turns, the order reversed every other round; ratios are medians of per-round ratios. "
         "On a shared machine (see the load average) absolute times are indicative, the ratios are the point.",
         "", "## Ratios", "", markdown_table(["ratio", "measured", "target", ""], ratio_rows),
         "", f"Context for the batching ratio: onnxruntime alone, one run of 8 ready tensors / 8 runs of one: "
@@ -203,27 +189,29 @@ def run(rounds: int, model=None):
         "a patch-only sigmoid would not be measurably faster next to inference and would complicate flip-test "
         "averaging, which needs probabilities on whole maps.", "",
     ]
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / "runtime.md").write_text("\n".join(md))
     data = {
-        "machine": machine, "model": source, "input_size": [w, h], "heatmap_size": [int(hm_w), int(hm_h)],
+        "model": source, "model_path": model_path, "input_size": [w, h], "heatmap_size": [int(hm_w), int(hm_h)],
         "threads": threads, "rounds": rounds, "median_seconds": times, "quartile_seconds": spread, "ratios": ratios, "targets": TARGETS,
         "met": met,
         "bare_run_8_over_8x1": bare_batching,
     }
-    (RESULTS_DIR / "runtime.json").write_text(json.dumps(data, indent=2) + "\n")
+    # Named runtime.{md,json} (not after the module): the committed results and the README's links use that name.
+    path = write_results("runtime", "Runtime overheads: predict vs bare inference, batching, decoding", "\n".join(md),
+                         data, results_dir=results_dir)
     print(markdown_table(["ratio", "measured", "target", ""], ratio_rows))
     print(markdown_table(["what", "median ms", "quartiles ms"], time_rows))
-    print(f"\nwritten {RESULTS_DIR / 'runtime.md'} and {RESULTS_DIR / 'runtime.json'}")
+    print(f"\nwritten {path} and {path.with_suffix('.json')}")
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=25, help="interleaved timing rounds (default 25)")
+    ap = BenchmarkParser("benchmarks.bench_runtime", description=" ".join(__doc__.split("\n\n")[0].split()))
+    ap.add_argument("--rounds", type=positive_int, default=25, help="interleaved timing rounds (default 25)")
     ap.add_argument("--model", help="ONNX model to time (default: bundled model, else a random-weights R18)")
+    ap.add_argument("--results-dir", type=Path, default=None,
+                    help="where to write runtime.{md,json} (default benchmarks/results)")
     args = ap.parse_args(argv)
-    run(args.rounds, args.model)
+    run(args.rounds, args.model, args.results_dir)
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

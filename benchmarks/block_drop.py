@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import markdown_table, write_results  # noqa: E402
+from benchmarks.common import BenchmarkParser, markdown_table, run_main, write_results  # noqa: E402
 from models.data.coco_keypoints import DEFAULT_BOX_PADDING  # noqa: E402
 from models.pose import build_model  # noqa: E402
 from models.shrink import load_source, shrink_state_dict  # noqa: E402
@@ -52,7 +52,7 @@ def candidates(source, counts):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.block_drop", description=__doc__.split("\n\n")[0])
+    ap = BenchmarkParser("benchmarks.block_drop", description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", type=Path, required=True)
     ap.add_argument("--to", required=True,
                     help="the smaller network: a registered model (fasterpose_r18) or blocks per stage (1,2,6)")
@@ -92,13 +92,12 @@ def main(argv=None) -> int:
     body = (f"{meta['architecture']} from `{args.checkpoint.name}` cut towards {args.to}, one stage at a time (the "
             f"others whole), scored in float on {persons} persons of `{args.ann.name}` at input "
             f"{meta['input_size'][0]}×{meta['input_size'][1]}, box padding {args.box_padding}.\n\n{table}\n")
-    command = "python -m benchmarks.block_drop " + " ".join(argv if argv is not None else sys.argv[1:])
     path = write_results("block_drop", "Which blocks to keep when shrinking a trained ResNet", body,
-                         {"checkpoint": args.checkpoint.name, "to": args.to, "rows": rows}, command=command,
+                         {"checkpoint": args.checkpoint.name, "to": args.to, "rows": rows},
                          results_dir=args.results_dir)
     print(f"wrote {path}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

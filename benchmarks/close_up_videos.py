@@ -20,7 +20,6 @@ picture has a low mean score over all joints (below ``KEEP_SCORE``).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -31,10 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import write_results  # noqa: E402
+from benchmarks.common import BenchmarkParser, run_main, write_results  # noqa: E402
 from benchmarks.orientation import _shown, add_persons_args, load_persons_args, read_photos  # noqa: E402
 from benchmarks.tracking import (FRAMES, Counting, Scorer, best_person, close_up_crops, make_clips,  # noqa: E402
-                                 per_frame_poses, track_clips, track_ids)
+                                 per_frame_poses, require_close_ups, track_clips, track_ids)
 from fasterpose_rt import PosePredictor  # noqa: E402
 from fasterpose_rt.metrics import pck  # noqa: E402
 from fasterpose_rt.tracking import (JOINT_SCORE, KEEP_SCORE, MIN_JOINTS, REFINE_PASSES, REFOUND_REACH,  # noqa: E402
@@ -96,7 +95,7 @@ def run(pred, clips, names, gt, visible, torso, **tracker_options) -> Scorer:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = BenchmarkParser("benchmarks.close_up_videos", description=__doc__.split("\n")[0])
     ap.add_argument("--model", help="ONNX model (default: the bundled default model)")
     add_persons_args(ap)
     ap.add_argument("--clips", type=int, default=100, help="clips made from the first N close-ups")
@@ -116,6 +115,7 @@ def main(argv=None):
     names, gt, vis, _, files = load_persons_args(a)
     images = read_photos(a.images, files)
     crops, labels, visible, torso, _ = close_up_crops(images, names, gt, vis)
+    require_close_ups(crops, len(files))
     crops, labels, visible, torso = crops[:a.clips], labels[:a.clips], visible[:a.clips], torso[:a.clips]
     clips = make_clips(crops, labels, seed=a.seed)
     pred = PosePredictor(a.model, threads=a.threads)
@@ -130,11 +130,10 @@ def main(argv=None):
             + "; scored on the joints labelled inside each crop."
             f"\n\n{table}\n")
     print(body)
-    shown = " ".join(["python -m benchmarks.close_up_videos"] + list(argv if argv is not None else sys.argv[1:]))
     write_results("close_up_videos", "Tracking persons who fill the frame from the waist up", body,
-                  {"model": _shown(Path(pred.model_path)), "clips": len(clips), "videos": data}, command=shown,
+                  {"model": _shown(Path(pred.model_path)), "clips": len(clips), "videos": data},
                   results_dir=a.results_dir)
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -1,16 +1,25 @@
-"""Shared helpers of the benchmarks: machine description, median timing, results as Markdown + JSON.
+"""Shared helpers of the benchmarks: the command line (parser, entry point, error exits), machine description,
+median and interleaved timing, results as Markdown + JSON.
 
 Results go to ``benchmarks/results/<name>.md`` (for people) and ``<name>.json`` (for tools), both stamped with
-the machine they were measured on.
+the command that ran (as parsed by :class:`BenchmarkParser`) and the machine it ran on.
+
+A benchmark's module ends with ``if __name__ == "__main__": run_main(main)``: the runtime's expected errors
+(a missing model or photo, an unusable file) and the benchmarks' own refusals become one ``error: ...`` line and
+exit code 2, never a traceback.
 """
 from __future__ import annotations
 
+import argparse
 import datetime
 import importlib
 import json
+import math
 import os
 import platform
+import shlex
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
@@ -19,7 +28,121 @@ import numpy as np
 
 from fasterpose_rt.bench import cpu_description
 
+ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+_invocation: Optional[str] = None  # the command line the last BenchmarkParser parsed; write_results stamps it
+
+
+def shown_path(path) -> str:
+    """A path relative to the repository when it lies inside it, else as given (results name no local folders)."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _shown_arg(arg: str) -> str:
+    """A command-line argument as stamped: an absolute path inside the repository relative to it (the command is
+    run from the repository's root), anything else as typed. ``--opt=/abs/path`` too."""
+    opt, eq, value = arg.partition("=") if arg.startswith("-") else ("", "", arg)
+    if not value.startswith("/"):
+        return arg
+    try:
+        value = str(Path(value).relative_to(ROOT))
+    except ValueError:
+        return arg
+    return f"{opt}{eq}{value}"
+
+
+def command_line(prog: str, args: Sequence[str]) -> str:
+    """``prog`` and its arguments as one shell line (quoted where needed, repository paths relative)."""
+    return " ".join([prog, shlex.join(_shown_arg(str(a)) for a in args)]).rstrip()
+
+
+class BenchmarkParser(argparse.ArgumentParser):
+    """``argparse`` for a benchmark: usage reads ``python -m <module>``, and the arguments it parses (``sys.argv``
+    from the command line, or the list a caller gives ``main(argv)``) become the command ``write_results`` stamps
+    on the results, options and all."""
+
+    def __init__(self, module: str, **kwargs):
+        kwargs.setdefault("prog", f"python -m {module}")
+        super().__init__(**kwargs)
+
+    def parse_known_args(self, args=None, namespace=None):
+        given = sys.argv[1:] if args is None else [str(a) for a in args]
+        parsed = super().parse_known_args(given, namespace)
+        global _invocation
+        _invocation = command_line(self.prog, given)
+        return parsed
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (rounds, photos: 0 would time or score nothing and write NaN)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: a whole number >= 0 (``--limit``: 0 means all)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def expected_errors() -> tuple:
+    """The exception types a benchmark meets on bad input rather than a bug: the runtime's errors for a model,
+    photo, annotation, detections or boxes file it cannot use, a missing optional backend, a missing file, and the
+    exporter's ``InputError`` (bad arguments or files) when the benchmark loaded the exporter."""
+    from fasterpose_rt.boxes import BoxesFileError
+    from fasterpose_rt.detections import DetectionsError
+    from fasterpose_rt.inputs import InputReadError
+    from fasterpose_rt.metadata import MetadataError
+    from fasterpose_rt.openvino_session import BackendUnavailable
+    from fasterpose_rt.photo_sets import PhotoSetError
+    from fasterpose_rt.session import ModelError  # ModelNotFoundError is one
+
+    types = [ModelError, MetadataError, InputReadError, BackendUnavailable, PhotoSetError, DetectionsError,
+             BoxesFileError, FileNotFoundError]
+    try:
+        from fasterpose_rt.evaluate import EvalError, MissingExtra
+        types += [EvalError, MissingExtra]
+    except ImportError:  # evaluate's optional parts are imported lazily; never let this hide the real error
+        pass
+    if "export.errors" in sys.modules:  # the checkout's exporter, where a benchmark uses it: bad user input only
+        types.append(sys.modules["export.errors"].InputError)
+    return tuple(types)
+
+
+def error_exit(message: str) -> None:
+    """Print ``error: <message>`` (once prefixed) to stderr and exit with code 2."""
+    message = " ".join(str(message).split("\n")).strip() or "failed"
+    print(message if message.startswith("error:") else f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def run_main(main: Callable, argv: Optional[Sequence[str]] = None) -> None:
+    """Run a benchmark's ``main(argv)`` as its command line does and exit: an expected error
+    (:func:`expected_errors`) or a refusal (``SystemExit`` with a message) prints one ``error: ...`` line and
+    exits 2; argparse's own exits (usage errors, ``--help``) pass through; a whole-number return is the exit
+    code, anything else 0."""
+    try:
+        code = main(argv)
+    except SystemExit as e:
+        if isinstance(e.code, str):
+            error_exit(e.code)
+        raise
+    except expected_errors() as e:
+        error_exit(str(e) or type(e).__name__)
+    sys.exit(code if isinstance(code, int) and not isinstance(code, bool) else 0)
 
 
 def _version(module: str) -> str:
@@ -69,22 +192,76 @@ def markdown_table(header: Sequence[str], rows: List[Sequence]) -> str:
     return "\n".join(lines)
 
 
+def finite_json(value):
+    """``value`` made JSON-safe for ``json.dumps(allow_nan=False)``: NaN and ±inf become None (null), numpy
+    scalars and arrays plain Python numbers and lists, tuples lists; dict keys are kept."""
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return finite_json(value.tolist())
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file beside it and ``os.replace``: a reader (or a run that
+    stops half-way) sees the old file or the new one, never a part."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # as a plain write would make it (mkstemp's file is private)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _argv_command(name: str) -> str:
+    """The command of this process when it runs a benchmark module (``python -m benchmarks.x ...``), else the
+    bare ``python -m benchmarks.<name>``."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    module = getattr(spec, "name", "") or ""
+    if module.startswith("benchmarks."):
+        return command_line(f"python -m {module}", sys.argv[1:])
+    return f"python -m benchmarks.{name}"
+
+
 def write_results(name: str, title: str, body_md: str, data: Dict, command: Optional[str] = None,
                   results_dir: Optional[Path] = None) -> Path:
-    """Write ``results/<name>.md`` (title, machine, body) and ``results/<name>.json`` ({"machine", **data}).
+    """Write ``results/<name>.md`` (title, command, machine, body) and ``results/<name>.json`` ({"machine",
+    **data}), each atomically (a temporary file, then ``os.replace``).
 
-    command: the command line shown (default ``python -m benchmarks.<name>``); results_dir: where to write
-    (default ``benchmarks/results``). Returns the Markdown path.
+    command: the command line shown; by default the one that ran, with every option, as the benchmark's
+    :class:`BenchmarkParser` parsed it (else this process's ``sys.argv``). results_dir: where to write (default
+    ``benchmarks/results``). Non-finite numbers in ``data`` are written as null (never NaN: strict JSON). Returns
+    the Markdown path.
     """
+    global _invocation
+    if command is None:
+        command = _invocation or _argv_command(name)
+    _invocation = None  # stamped once: a later write without a parse of its own falls back to sys.argv
     out_dir = Path(results_dir) if results_dir is not None else RESULTS_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     machine = machine_info()
-    md = [f"# {title}", "", f"Command: `{command or f'python -m benchmarks.{name}'}`", "", "Machine:", ""]
+    md = [f"# {title}", "", f"Command: `{command}`", "", "Machine:", ""]
     md += [f"- {k}: {v}" for k, v in machine.items()]
     md += ["", body_md.rstrip(), ""]
+    # Both texts are made before either file is touched: a failure leaves the previous pair as it was.
+    md_text = "\n".join(md)
+    json_text = json.dumps(finite_json({"machine": machine, **data}), indent=2, allow_nan=False) + "\n"
     md_path = out_dir / f"{name}.md"
-    md_path.write_text("\n".join(md))
-    (out_dir / f"{name}.json").write_text(json.dumps({"machine": machine, **data}, indent=2) + "\n")
+    _atomic_write(md_path, md_text)
+    _atomic_write(out_dir / f"{name}.json", json_text)
     return md_path
 
 

@@ -1,17 +1,19 @@
 """Parameters and MACs of FasterPose vs SimpleBaseline (ResNet-18 ... 152, 256×192 and 384×288 inputs).
 
-``python -m benchmarks.complexity`` -> ``benchmarks/results/complexity.{md,json}``. Models are built on the
-``meta`` device: only shapes are traced, so this takes seconds and no memory. Counting rules and the two
-conventions for transposed convolutions are documented in ``models/complexity.py``.
+``python -m benchmarks.complexity [--results-dir D]`` -> ``benchmarks/results/complexity.{md,json}`` (or D).
+Models are built on the ``meta`` device: only shapes are traced, so this takes seconds and no memory. Counting
+rules and the two conventions for transposed convolutions are documented in ``models/complexity.py``.
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 
 from models.complexity import count_complexity
 from models.pose import build_model
 
-from .common import markdown_table, write_results
+from .common import BenchmarkParser, markdown_table, run_main, write_results
 
 DEPTHS = (18, 34, 50, 101, 152)
 INPUT_SIZES = ((192, 256), (288, 384))  # (W, H)
@@ -46,7 +48,7 @@ def _count(name: str, size):
     return {"params": ours["params"], "macs_ours": ours["macs"], "macs_paper": paper["macs"]}
 
 
-def run():
+def run(results_dir=None):
     rows, results = [], []
     for w, h in INPUT_SIZES:
         for d in DEPTHS:
@@ -72,10 +74,19 @@ def run():
     body = "FasterPose (FP) vs SimpleBaseline (SB), per person crop.\n\n" + markdown_table(header, rows) + "\n\n" + notes
     data = {"num_keypoints": NUM_KEYPOINTS, "quoted_simplebaseline_r50_256x192_gflops": QUOTED_SB_R50_256,
             "rows": results}
-    path = write_results("complexity", "Model complexity: FasterPose vs SimpleBaseline", body, data)
+    path = write_results("complexity", "Model complexity: FasterPose vs SimpleBaseline", body, data,
+                         results_dir=results_dir)
     print(markdown_table(header, rows))
     print(f"\nwritten {path} and {path.with_suffix('.json')}")
 
 
+def main(argv=None):
+    ap = BenchmarkParser("benchmarks.complexity", description=__doc__.split("\n")[0])
+    ap.add_argument("--results-dir", type=Path, default=None,
+                    help="where to write complexity.{md,json} (default benchmarks/results)")
+    a = ap.parse_args(argv)
+    run(a.results_dir)
+
+
 if __name__ == "__main__":
-    run()
+    run_main(main)

@@ -1,6 +1,6 @@
 """Heatmap decoders compared: accuracy on synthetic Gaussians and time for one frame's worth of persons.
 
-``python -m benchmarks.decoding`` -> ``benchmarks/results/decoding.{md,json}``.
+``python -m benchmarks.decoding [--rounds 30] [--results-dir D]`` -> ``benchmarks/results/decoding.{md,json}`` (or D).
 
 Decoders (all return (N, K, 2) heatmap px):
   argmax      integer peak only;
@@ -10,16 +10,20 @@ Decoders (all return (N, K, 2) heatmap px):
   DARK loop   the same maths as DARK, one keypoint at a time in Python (the baseline for the speed-up).
 Maps are 64×48 (h×w), Gaussians of sigma 1.5 / 2 / 3 with uniformly random sub-pixel centres, clean or with
 3 % multiplicative noise (map · (1 + 0.03·n), n ~ N(0, 1)).
+Time: every decoder once per round, in turns (the order reversed every other round), ``--rounds`` rounds; a
+decoder's time relative to the loop is the median of its per-round ratios.
 """
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
 from fasterpose_rt.decode import argmax_heatmaps, decode_heatmaps, default_blur_sigma
 
-from .common import markdown_table, median_time, write_results
+from .common import (BenchmarkParser, interleaved_times, markdown_table, paired_ratio, positive_int, run_main,
+                     write_results)
 
 H, W = 64, 48
 PERSONS, KEYPOINTS = 16, 17
@@ -27,7 +31,7 @@ SIGMAS = (1.5, 2.0, 3.0)
 NOISE = (0.0, 0.03)
 BATCHES = 8  # accuracy: 8 × 16 × 17 = 2176 maps per setting
 MARGIN = 4.0  # centres keep this far from the border (decoders fall back to argmax on the border)
-REPEATS, LOOP_REPEATS = 30, 5
+ROUNDS = 30  # timing rounds, each decoder once per round
 
 
 def gaussians(rng, n, k, sigma, noise):
@@ -123,34 +127,36 @@ def accuracy(rng):
     return res, loop_gap
 
 
-def timing(rng):
-    """Median seconds per call of each decoder on one (16, 17, 64, 48) float32 batch."""
+def timing(rng, rounds: int = ROUNDS):
+    """{decoder: (rounds,) seconds per call} on one (16, 17, 64, 48) float32 batch, the decoders timed in turns
+    round by round (``common.interleaved_times``: the order alternates), so their per-round ratios share the
+    machine's state."""
     hm, _ = gaussians(rng, PERSONS, KEYPOINTS, 2.0, 0.03)
-    return {
-        name: median_time(lambda fn=fn: fn(hm), LOOP_REPEATS if name == "DARK loop" else REPEATS)
-        for name, fn in DECODERS.items()
-    }
+    return interleaved_times({name: (lambda fn=fn: fn(hm)) for name, fn in DECODERS.items()}, rounds)
 
 
-def run():
+def run(rounds: int = ROUNDS, results_dir=None):
     rng = np.random.default_rng(0)
     acc, loop_gap = accuracy(rng)
-    times = timing(rng)
+    rounds_s = timing(rng, rounds)
+    times = {name: float(np.median(t)) for name, t in rounds_s.items()}
+    vs_loop = {name: paired_ratio(t, rounds_s["DARK loop"]) for name, t in rounds_s.items()}
     names = list(DECODERS)
     acc_rows = [
         [f"{s:g}", "clean" if nz == 0 else f"{nz:.0%} noise"] + [f"{acc[(s, nz)][n][0]:.4f} / {acc[(s, nz)][n][1]:.3f}" for n in names]
         for s in SIGMAS
         for nz in NOISE
     ]
-    time_rows = [[n, f"{times[n] * 1e3:.3f}", f"{times[n] / times['DARK loop']:.4f}"] for n in names]
-    ratio = times["DARK"] / times["DARK loop"]
+    time_rows = [[n, f"{times[n] * 1e3:.3f}", f"{vs_loop[n]:.4f}"] for n in names]
+    ratio = vs_loop["DARK"]
     body = "\n\n".join([
         f"## Accuracy\n\nError = distance to the true centre in heatmap px, mean / max over "
         f"{BATCHES * PERSONS * KEYPOINTS} maps per row ({H}×{W} maps, centres ≥ {MARGIN:g} px from the border).",
         markdown_table(["sigma", "maps"] + names, acc_rows),
         f"Largest |DARK − DARK loop| over all rows: {loop_gap:.2e} px (same maths, vectorised vs loop).",
         f"## Time\n\nOne batch of {PERSONS} persons × {KEYPOINTS} keypoints, {H}×{W} maps (sigma 2, 3 % noise); "
-        f"median of {REPEATS} runs ({LOOP_REPEATS} for the loop). Measured on a shared machine (see the load "
+        f"median of {rounds} rounds, every decoder once per round in turns (the order reversed every other round); "
+        "time / DARK loop is the median of the per-round ratios. Measured on a shared machine (see the load "
         "average above): absolute times are indicative, the ratios are the point.",
         markdown_table(["decoder", "ms / batch", "time / DARK loop"], time_rows),
         f"Vectorised DARK takes {ratio:.3f} of the loop's time ({1 / ratio:.0f}× faster); target ≤ 0.25: "
@@ -163,14 +169,26 @@ def run():
             for (s, nz) in acc
         ],
         "max_abs_dark_vs_loop_px": loop_gap,
+        "rounds": rounds,
         "median_seconds": times,
+        "time_over_loop": vs_loop,
         "vectorised_over_loop_time": ratio,
     }
-    path = write_results("decoding", "Heatmap decoding: accuracy and speed", body, data)
+    path = write_results("decoding", "Heatmap decoding: accuracy and speed", body, data, results_dir=results_dir)
     print(markdown_table(["sigma", "maps"] + names, acc_rows))
     print(markdown_table(["decoder", "ms / batch", "time / DARK loop"], time_rows))
     print(f"\nwritten {path} and {path.with_suffix('.json')}")
 
 
+def main(argv=None):
+    ap = BenchmarkParser("benchmarks.decoding", description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=positive_int, default=ROUNDS,
+                    help=f"timing rounds, every decoder once per round (default {ROUNDS})")
+    ap.add_argument("--results-dir", type=Path, default=None,
+                    help="where to write decoding.{md,json} (default benchmarks/results)")
+    a = ap.parse_args(argv)
+    run(a.rounds, a.results_dir)
+
+
 if __name__ == "__main__":
-    run()
+    run_main(main)

@@ -19,13 +19,12 @@ Each detection file is written as COCO detection results beside the report when 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import markdown_table, write_results
+from benchmarks.common import BenchmarkParser, markdown_table, run_main, write_results
 from benchmarks.orientation import _shown, add_persons_args, read_photos
 from fasterpose_rt import PosePredictor
 from fasterpose_rt.boxes import HogPeopleDetector
@@ -66,7 +65,7 @@ def evaluate(predictor, data, images, detections_file=None, refine_passes: int =
     columns = match.model_columns if match.partial else None
 
     def fail(path, reason):
-        raise SystemExit(f"{path}: {reason}")
+        raise SystemExit(f"error: {path}: {reason}")
 
     if detections_file is None:
         results, done, kp = predict_annotations(predictor, data, images, cat["id"], "annotations", fail,
@@ -84,7 +83,7 @@ def evaluate(predictor, data, images, detections_file=None, refine_passes: int =
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = BenchmarkParser("benchmarks.detected_boxes", description=__doc__.split("\n")[0])
     add_persons_args(ap)
     ap.add_argument("--model", default=None, help="ONNX model (default: the bundled default)")
     ap.add_argument("--threads", type=int, default=None)
@@ -92,7 +91,7 @@ def main(argv=None):
     ap.add_argument("--results-dir", type=Path, default=None)
     a = ap.parse_args(argv)
     if not a.ann.is_file():
-        raise SystemExit(f"{a.ann} not found: make it with python -m models.data.lsp_to_coco (see README)")
+        raise SystemExit(f"error: {a.ann} not found: make it with python -m models.data.lsp_to_coco (see README)")
     data = load_annotations(a.ann)
     if a.limit:
         data = dict(data, images=data["images"][:a.limit])
@@ -136,4 +135,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -19,14 +19,14 @@ random weights time the same as trained ones.
    photo, as before). Images/s all-in = N / wall time (interpreter start, imports and model loading included);
    steady state = (N − 1) / (wall_N − wall_1), which removes that fixed start-up cost; each variant's ratio to
    its ``--batch-size 1`` twin comes from the same rounds.
-2. In process, the per-photo work of ``--batch-size 1`` (``read_image`` -> ``PosePredictor.predict`` ->
-   ``coco_entries`` -> ``ResultsWriter``) with a timer around each phase: the predictor's session is wrapped in a proxy whose
+2. In process, the per-photo work of ``--refine 0 --no-search --batch-size 1`` (:data:`IN_PROCESS_VARIANT`: the
+   whole photo, one model call per photo; ``read_image`` -> ``PosePredictor.predict(photo)`` -> ``coco_entries``
+   -> ``ResultsWriter``) with a timer around each phase: the predictor's session is wrapped in a proxy whose
    ``run`` is timed, and ``warp_crops`` / ``decode_heatmaps`` (looked up by ``fasterpose_rt.predictor`` at call
    time) and the predictor's normaliser are swapped for timed wrappers during the measurement.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import subprocess
@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # models/ and export/ come from the checkout
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import markdown_table, write_results  # noqa: E402
+from benchmarks.common import BenchmarkParser, markdown_table, run_main, write_results  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 LSPET_IMAGES = SHARED / "datasets" / "lspet" / "images"
@@ -56,6 +56,9 @@ VARIANTS = {  # name -> extra `fasterpose predict` arguments; each grouped row i
     "searched and refined (the default)": [],
     "searched and refined, a call per photo (--batch-size 1)": ["--batch-size", "1"],
 }
+# What the in-process section times (``predict(photo)``: the whole photo, no boxes, one call, no refining): the
+# per-photo work of this CLI variant.
+IN_PROCESS_VARIANT = "whole photo, one call per photo (--refine 0 --no-search --batch-size 1)"
 
 
 class PhaseTimer:
@@ -156,7 +159,8 @@ def time_cli(cmd, folder: Path, model: Path, out: Path, threads, expected: int, 
 
 
 def in_process(photos, model: Path, threads, passes: int, warmup: int = 3):
-    """Per-phase seconds summed over ``passes`` passes over ``photos``, the CLI's per-photo work.
+    """Per-phase seconds summed over ``passes`` passes over ``photos``, the CLI's per-photo work in the variant
+    :data:`IN_PROCESS_VARIANT` (``predict(photo)``: the whole photo, one call per photo, not refined).
 
     Returns ({phase: seconds}, total seconds, number of photos processed, the predictor's threads).
     """
@@ -203,7 +207,7 @@ def in_process(photos, model: Path, threads, passes: int, warmup: int = 3):
     return dict(timer.seconds), total, passes * len(photos), pred.threads
 
 
-def run(first, count, model_arg, threads, repeats, passes, quick, results_dir=None, command=None):
+def run(first, count, model_arg, threads, repeats, passes, quick, results_dir=None):
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         photos = photo_folder(first, count, tmp / "photos")
@@ -278,7 +282,8 @@ def run(first, count, model_arg, threads, repeats, passes, quick, results_dir=No
         markdown_table(["variant", "median wall s", "runs s", "images/s all-in", "images/s steady",
                         "photo time vs a call per photo"], cli_rows),
         "", "## Where the time goes (in process)", "",
-        f"The per-photo work of `--batch-size 1`, {passes} pass(es) over the {count} photos after {3} warm-up photos, "
+        f"The per-photo work of `{' '.join(VARIANTS[IN_PROCESS_VARIANT])}` (the whole photo, one `predict` call per "
+        f"photo, not refined), {passes} pass(es) over the {count} photos after {3} warm-up photos, "
         f"{processed / total:.1f} images/s. Phases timed by wrapping: the predictor's session in a proxy whose "
         "`run` is timed; `warp_crops`, `decode_heatmaps` and the normaliser swapped for timed wrappers; "
         "`read_image`, `predict` and the results writing timed around their calls. 'Rest of predict' = "
@@ -290,18 +295,18 @@ def run(first, count, model_arg, threads, repeats, passes, quick, results_dir=No
     data = {"photos": {"dataset": "LSPET", "first": first, "count": count}, "model": source,
             "threads": threads or used_threads, "cli": {"command": cmd_text, "repeats": repeats,
                                                         "wall_1_s": walls_1, "variants": rates},
-            "in_process": {"passes": passes, "photos_processed": processed, "total_s": total,
+            "in_process": {"variant": IN_PROCESS_VARIANT, "passes": passes, "photos_processed": processed, "total_s": total,
                            "images_per_s": processed / total, "phase_seconds": phases,
                            "share_outside_session_run": outside},
             "quick": quick}
     path = write_results("end_to_end", "End to end: `fasterpose predict` on LSPET photos", body, data,
-                         command=command, results_dir=results_dir)
+                         results_dir=results_dir)
     print(body)
     print(f"\nwritten {path} and {path.with_suffix('.json')}")
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.end_to_end", description=__doc__.splitlines()[0])
+    ap = BenchmarkParser("benchmarks.end_to_end", description=__doc__.splitlines()[0])
     ap.add_argument("--first", type=int, default=8001, help="first LSPET photo number (default 8001)")
     ap.add_argument("--count", type=int, default=200, help="number of photos (default 200)")
     ap.add_argument("--model", help="ONNX model (default: the bundled one, else a random-weights R18 export)")
@@ -321,9 +326,8 @@ def main(argv=None):
     if args.threads is not None and args.threads < 1:
         ap.error("--threads must be >= 1")
     results_dir = args.results_dir or (Path(tempfile.mkdtemp(prefix="end_to_end_quick_")) if args.quick else None)
-    command = ("python -m benchmarks.end_to_end " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
-    run(args.first, args.count, args.model, args.threads, args.repeats, args.passes, args.quick, results_dir, command)
+    run(args.first, args.count, args.model, args.threads, args.repeats, args.passes, args.quick, results_dir)
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -12,7 +12,6 @@ their sum). All models must share keypoints, input size and heatmap size.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -22,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import interleaved_times, markdown_table, write_results  # noqa: E402
+from benchmarks.common import BenchmarkParser, interleaved_times, markdown_table, run_main, write_results  # noqa: E402
 from benchmarks.orientation import Views, _shown, compare, load_persons_args, parse_model_comparison  # noqa: E402
 from fasterpose_rt import PosePredictor  # noqa: E402
 from fasterpose_rt.geometry import box_centers_and_sizes, crop_affine  # noqa: E402
@@ -34,12 +33,12 @@ def check_compatible(predictors) -> None:
     first = predictors[0]
     for p in predictors[1:]:
         if p.keypoint_names != first.keypoint_names or p.input_size != first.input_size:
-            raise SystemExit(f"{p.model_path}: keypoints or input size differ from {first.model_path}; "
+            raise SystemExit(f"error: {p.model_path}: keypoints or input size differ from {first.model_path}; "
                              "an ensemble averages heatmaps of the same crops")
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = BenchmarkParser("benchmarks.ensemble", description=__doc__.split("\n")[0])
     a = parse_model_comparison(ap, argv, "ONNX models; the first one sets the crops", 200,
                                "timing rounds (one batch-1 call per model each)")
     names, gt, vis, boxes, files = load_persons_args(a)
@@ -52,7 +51,7 @@ def main(argv=None):
     views = [Views(p, a.images, files, photos) for p in preds]
     stacks = [v.heatmaps(affines[:, None], affines)[0] for v in views]  # each (N, K, h, w)
     if len({s.shape for s in stacks}) != 1:
-        raise SystemExit(f"heatmap sizes differ: {[s.shape[2:] for s in stacks]}")
+        raise SystemExit(f"error: heatmap sizes differ: {[s.shape[2:] for s in stacks]}")
     paths = [_shown(Path(p.model_path)) for p in preds]
     shown = [f"{i + 1}: {path}" for i, path in enumerate(paths)]  # numbered: a file may repeat
     rows, data = [], {"models": paths, "flip_test": a.flip, "persons": len(files)}
@@ -77,12 +76,10 @@ def main(argv=None):
             f"Network time per person, 1 thread, batch 1{' (two crops: flip test)' if a.flip else ''}, median "
             f"of {a.rounds} interleaved rounds (`session.run` + sigmoid + flip merge):", "",
             markdown_table(["model", "ms"], time_rows)]
-    cmd = "python -m benchmarks.ensemble --models " + " ".join(_shown(m) for m in a.models) + \
-        (" --flip" if a.flip else "")
     path = write_results("ensemble", "Heatmap-averaging ensemble vs its first model (LSPET val)",
-                         "\n".join(body), data, command=cmd, results_dir=a.results_dir)
+                         "\n".join(body), data, results_dir=a.results_dir)
     print(f"wrote {path}")
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -14,13 +14,12 @@ ratio of times to the default's search.
 """
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import markdown_table, paired_ratio, write_results
+from benchmarks.common import BenchmarkParser, markdown_table, paired_ratio, run_main, write_results
 from benchmarks.orientation import add_persons_args, load_persons_args, read_photos
 from fasterpose_rt import PosePredictor, find_poses
 from fasterpose_rt.metrics import pck, pck_interval
@@ -51,7 +50,7 @@ def run(photos, k: int, threads: int) -> dict:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = BenchmarkParser("benchmarks.fast_search", description=__doc__.split("\n")[0])
     add_persons_args(ap)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--results-dir", type=Path, default=None)
@@ -83,4 +82,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -21,8 +21,6 @@ costs more to decode). Every frame is followed as ``fasterpose predict`` follows
 """
 from __future__ import annotations
 
-import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.common import markdown_table, paired_ratio, write_results
+from benchmarks.common import BenchmarkParser, markdown_table, paired_ratio, positive_int, run_main, write_results
 from benchmarks.orientation import _shown, add_persons_args, load_persons_args, read_photos
 from benchmarks.tracking import FRAMES, best_person, make_clips
 from fasterpose_rt import PosePredictor, VideoPoses
@@ -191,13 +189,13 @@ def live_table(pred_by_threads, path, labels, vis, names):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = BenchmarkParser("benchmarks.frame_reading", description=__doc__.split("\n")[0])
     ap.add_argument("--model", help="ONNX model (default: the bundled default model)")
     add_persons_args(ap)
     ap.add_argument("--clips", type=int, default=10, help="clips made from the first N photos")
     ap.add_argument("--frames", type=int, default=FRAMES, help="frames per clip")
     ap.add_argument("--size", default=f"{SIZE[0]}x{SIZE[1]}", help="the video's frame size, WxH")
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of part 1")
+    ap.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds of part 1")
     ap.add_argument("--threads", default="1,2", help="model threads, comma-separated")
     ap.add_argument("--results-dir", type=Path, default=None)
     a = ap.parse_args(argv)
@@ -213,7 +211,6 @@ def main(argv=None):
         decoding = float(np.median([decode_fps(path) for _ in range(3)]))
         file_md, file_rows = file_table(preds, path, a.rounds, len(labels))
         live_md, live_rows = live_table(preds, path, labels, frame_vis, names)
-    shown = " ".join(["python -m benchmarks.frame_reading"] + list(argv if argv is not None else sys.argv[1:]))
     model_name = _shown(Path(next(iter(preds.values())).model_path))
     body = "\n".join([
         f"Model: `{model_name}`. The video: {c} handheld-camera clips of `{a.ann.name}` photos, {len(labels)} frames "
@@ -229,8 +226,8 @@ def main(argv=None):
     write_results("frame_reading", "Reading frames in a thread: video files and live sources", body,
                   {"model": model_name, "clips": c, "frames": len(labels), "size": size, "fps": FPS,
                    "decode_only_fps": decoding, "file": file_rows, "live": live_rows},
-                  command=shown, results_dir=a.results_dir)
+                  results_dir=a.results_dir)
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

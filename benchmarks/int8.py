@@ -1,6 +1,7 @@
 """int8 vs float32 in one run: latency (single-thread target) and accuracy on the LSPET validation photos.
 
-``python -m benchmarks.int8 [--model F.onnx] [--int8 Q.onnx] [--rounds 60]`` -> ``benchmarks/results/int8.{md,json}``.
+``python -m benchmarks.int8 [--model F.onnx] [--int8 Q.onnx] [--rounds 60] [--results-dir D]``
+-> ``benchmarks/results/int8.{md,json}`` (or D).
 
 Targets (int8 issue): int8 single-thread latency ≤ 0.5× float32 (batch 1, bare ``session.run``), and PCK@0.2
 drop ≤ 1 point on the LSPET validation photos (ground-truth boxes).
@@ -17,7 +18,6 @@ CPU time (onnxruntime computes there with one intra-op thread): the idle-core la
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # models/ and export/ come from the checkout
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import markdown_table, paired_ratio, write_results  # noqa: E402
+from benchmarks.common import (BenchmarkParser, markdown_table, paired_ratio, positive_int, run_main,  # noqa: E402
+                               write_results)
 from export.checkpoint import file_sha256  # noqa: E402
 from export.crops import list_persons, load_crops  # noqa: E402
 from export.quantize import compare_models, quantize_file  # noqa: E402
@@ -37,7 +38,7 @@ from fasterpose_rt import PosePredictor  # noqa: E402
 from fasterpose_rt.predictor import DEFAULT_MODELS  # noqa: E402
 from fasterpose_rt.session import open_session  # noqa: E402
 
-DATA = ROOT.parent / "data"
+DATA = ROOT / "data"  # the checkout's data/, as every benchmark reads it
 IMAGES = ROOT.parent / "shared" / "datasets" / "lspet" / "images"
 TARGET_RATIO, TARGET_DROP = 0.5, 1.0
 CONFIGS = [  # (label, threads, batch, kind): kind "run" = bare session.run, "predict" = PosePredictor, one box
@@ -152,17 +153,23 @@ def conv_profile(path, x, runs: int = 20) -> dict:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", help="float32 FasterPose ONNX (default: the bundled one)")
+    ap = BenchmarkParser("benchmarks.int8", description=__doc__.split("\n")[0])
+    ap.add_argument("--model", help="float32 FasterPose ONNX (default: a random-weights FasterPose-R18 exported here: "
+                                    "its latency is real, its PCK meaningless; the bundled models are int8)")
     ap.add_argument("--int8", help="its int8 build (default: the bundled one, else quantised here)")
     ap.add_argument("--eval", default=str(DATA / "lspet_val.json"), help="COCO file of the validation photos")
     ap.add_argument("--calibration", default=str(DATA / "lspet_train.json"), help="COCO file to calibrate on")
-    ap.add_argument("--rounds", type=int, default=60)
+    ap.add_argument("--rounds", type=positive_int, default=60, help="interleaved timing rounds (default 60)")
+    ap.add_argument("--results-dir", type=Path, default=None,
+                    help="where to write int8.{md,json} (default benchmarks/results)")
     args = ap.parse_args(argv)
     val, calib = Path(args.eval), Path(args.calibration)
     for p in (val, IMAGES) + (() if args.int8 else (calib,)):
         if not p.exists():
             sys.exit(f"error: {p} not found (LSPET photos and `python -m models.data.lsp_to_coco` output needed)")
+    for flag, given in (("--model", args.model), ("--int8", args.int8)):
+        if given and not Path(given).is_file():
+            sys.exit(f"error: {flag} {given}: file not found")
 
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
@@ -246,9 +253,9 @@ def main(argv=None) -> None:
             "targets": {"latency_ratio": TARGET_RATIO, "pck_drop": TARGET_DROP},
             "met": {"latency": lat_ok, "accuracy": acc_ok}}
     path = write_results("int8", "int8 vs float32: latency and accuracy", "\n".join(body), data,
-                         command="python -m benchmarks.int8" + (" " + " ".join(argv) if argv else ""))
+                         results_dir=args.results_dir)
     print(path.read_text())
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_main(main)

@@ -19,7 +19,6 @@ older, slower kernel where set); the kernel it ran is read with threadpoolctl wh
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -33,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # models/ and export/ come from the checkout
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import interleaved_times, markdown_table, paired_ratio, write_results  # noqa: E402
+from benchmarks.common import (BenchmarkParser, interleaved_times, markdown_table, paired_ratio,  # noqa: E402
+                               positive_int, run_main, write_results)
 
 NUM_KEYPOINTS = 17
 MODELS = [  # (architecture, input size (w, h))
@@ -159,7 +159,7 @@ def _p90(t):
     return f"{np.percentile(t, 90) * 1e3:.1f}"
 
 
-def run(rounds: int, torch_sel: str, quick: bool, results_dir=None, command=None):
+def run(rounds: int, torch_sel: str, quick: bool, results_dir=None):
     import torch
 
     from fasterpose_rt.session import open_session
@@ -275,7 +275,7 @@ def run(rounds: int, torch_sel: str, quick: bool, results_dir=None, command=None
             "peak_env_as_set": {str(t): p for t, p in peak_as_set.items()} if peak_as_set else None,
             "pairs": pairs, "rows": records}
     path = write_results("latency", "Network latency on CPU: FasterPose vs SimpleBaseline, onnxruntime vs PyTorch",
-                         body, data, command=command, results_dir=results_dir)
+                         body, data, results_dir=results_dir)
     print(body)
     print(f"\nwritten {path} and {path.with_suffix('.json')}")
 
@@ -288,20 +288,17 @@ def _blas_text(blas) -> str:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.latency", description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=12, help="interleaved timing rounds per (threads, batch) (default 12)")
+    ap = BenchmarkParser("benchmarks.latency", description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=positive_int, default=12, help="interleaved timing rounds per (threads, batch) (default 12)")
     ap.add_argument("--torch", dest="torch_sel", choices=["r18", "all", "none"], default="r18",
                     help="models also timed in PyTorch eager (default r18: the three R18 models)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: R18 at 128×96, batch 1 and 2, 256² matmul, results to a temporary folder")
     ap.add_argument("--results-dir", type=Path, help="where to write latency.{md,json} (default benchmarks/results)")
     args = ap.parse_args(argv)
-    if args.rounds < 1:
-        ap.error("--rounds must be >= 1")
     results_dir = args.results_dir or (Path(tempfile.mkdtemp(prefix="latency_quick_")) if args.quick else None)
-    command = "python -m benchmarks.latency" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
-    run(args.rounds, args.torch_sel, args.quick, results_dir, command.rstrip())
+    run(args.rounds, args.torch_sel, args.quick, results_dir)
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -16,7 +16,6 @@ photos stay in ``../shared``); the verdicts are.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import sys
 from pathlib import Path
@@ -28,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import markdown_table, write_results  # noqa: E402
+from benchmarks.common import BenchmarkParser, markdown_table, run_main, write_results  # noqa: E402
 from benchmarks.orientation import _shown, add_persons_args, load_persons_args  # noqa: E402
 from fasterpose_rt import PosePredictor  # noqa: E402
 from fasterpose_rt.draw import draw_poses  # noqa: E402
@@ -123,7 +122,7 @@ def summarise(path: Path, results_dir=None):
     rows = list(csv.DictReader(open(path)))
     bad = [r["n"] for r in rows if r["verdict"] not in VERDICTS]
     if bad:
-        raise SystemExit(f"{path}: rows {', '.join(bad)} have no verdict among {', '.join(VERDICTS)}")
+        raise SystemExit(f"error: {path}: rows {', '.join(bad)} have no verdict among {', '.join(VERDICTS)}")
     total = len(rows)
     table, data = [], {"sampled_misses": total, "source": _shown(path)}
     for v in VERDICTS:
@@ -143,14 +142,13 @@ def summarise(path: Path, results_dir=None):
             markdown_table(["verdict", "misses", "share (95 % interval)", "left/right confusions",
                             f"within {NEAR} torso of the label"], table)]
     out = write_results("miss_audit", "Whose fault is a miss? A judged sample of validation misses",
-                        "\n".join(body), data, command=f"python -m benchmarks.miss_audit --summarise {_shown(path)}",
-                        results_dir=results_dir)
+                        "\n".join(body), data, results_dir=results_dir)
     print(f"wrote {out}")
     return data
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = BenchmarkParser("benchmarks.miss_audit", description=__doc__.split("\n")[0])
     ap.add_argument("--panels", type=Path, help="folder for the panels and misses.csv (not in the repository)")
     ap.add_argument("--summarise", type=Path, help="a misses.csv with verdicts filled in: count them")
     ap.add_argument("--model", help="ONNX model (default: the bundled default model)")
@@ -161,11 +159,11 @@ def main(argv=None):
     ap.add_argument("--results-dir", type=Path, default=None)
     a = ap.parse_args(argv)
     if (a.panels is None) == (a.summarise is None):
-        raise SystemExit("give --panels DIR (draw a sample) or --summarise VERDICTS.csv (count it)")
+        raise SystemExit("error: give --panels DIR (draw a sample) or --summarise VERDICTS.csv (count it)")
     if a.summarise is not None:
         return summarise(a.summarise, a.results_dir)
     return make_panels(a)
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -20,7 +20,6 @@ Crops, sessions, flip test, decoding and metrics are the runtime's own code.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -32,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import markdown_table, write_results  # noqa: E402
+from benchmarks.common import (BenchmarkParser, markdown_table, non_negative_int, positive_int, run_main,  # noqa: E402
+                               shown_path, write_results)
 from fasterpose_rt import DEFAULT_MODELS, PosePredictor  # noqa: E402
 from fasterpose_rt.decode import decode_heatmaps  # noqa: E402
 from fasterpose_rt.geometry import (apply_affine, box_centers_and_sizes, crop_affine, heatmap_to_crop,  # noqa: E402
@@ -51,7 +51,7 @@ def add_persons_args(ap) -> None:
     ap.add_argument("--ann", type=Path, default=DATA / "lspet_val.json",
                     help="COCO keypoint file (default data/lspet_val.json: python -m models.data.lsp_to_coco ... --range 8001:9000)")
     ap.add_argument("--images", type=Path, default=IMAGES)
-    ap.add_argument("--limit", type=int, default=0, help="first N persons only (smoke runs)")
+    ap.add_argument("--limit", type=non_negative_int, default=0, help="first N persons only (smoke runs; 0: all)")
 
 
 def parse_model_comparison(ap, argv, models_help: str, rounds: int, rounds_help: str):
@@ -60,11 +60,11 @@ def parse_model_comparison(ap, argv, models_help: str, rounds: int, rounds_help:
     ap.add_argument("--models", nargs="+", required=True, help=models_help)
     ap.add_argument("--flip", action="store_true", help="flip-test every model")
     add_persons_args(ap)
-    ap.add_argument("--rounds", type=int, default=rounds, help=rounds_help)
+    ap.add_argument("--rounds", type=positive_int, default=rounds, help=rounds_help)
     ap.add_argument("--results-dir", type=Path, default=None)
     a = ap.parse_args(argv)
     if len(a.models) < 2:
-        raise SystemExit("--models needs at least two models")
+        raise SystemExit("error: --models needs at least two models")
     a.models = [resolve_model(m) for m in a.models]
     return a
 
@@ -76,14 +76,15 @@ def resolve_model(name: str) -> Path:
     if not path.exists() and name in DEFAULT_MODELS:
         return DEFAULT_MODELS[name]
     if not path.is_file():
-        raise SystemExit(f"model {name}: file not found (a path, or a bundled model: {', '.join(DEFAULT_MODELS)})")
+        raise SystemExit(f"error: model {name}: file not found (a path, or a bundled model: "
+                         f"{', '.join(DEFAULT_MODELS)})")
     return path
 
 
 def load_persons_args(a):
     """The persons of ``add_persons_args``' options: load_persons(a.ann), the first a.limit of them if given."""
     if not a.ann.is_file():
-        raise SystemExit(f"{a.ann} not found: make it with python -m models.data.lsp_to_coco (see README)")
+        raise SystemExit(f"error: {a.ann} not found: make it with python -m models.data.lsp_to_coco (see README)")
     names, gt, vis, boxes, files = load_persons(a.ann)
     n = a.limit or len(files)
     return names, gt[:n], vis[:n], boxes[:n], files[:n]
@@ -92,10 +93,14 @@ def load_persons_args(a):
 def read_photos(images: Path, files) -> list:
     """The photos ``files`` under ``images`` as (H, W, 3) uint8 BGR arrays; exits naming the first one that cannot
     be read."""
+    missing = [f for f in files if not (Path(images) / f).is_file()]  # before OpenCV warns once per file
+    if missing:
+        raise SystemExit(f"error: cannot read the photos under {images} (first: {missing[0]}: no such file; wrong "
+                         "--images folder?)")
     photos = [cv2.imread(str(Path(images) / f)) for f in files]
     bad = [f for f, p in zip(files, photos) if p is None]
     if bad:
-        raise SystemExit(f"cannot read the photos under {images} (first: {bad[0]})")
+        raise SystemExit(f"error: cannot read the photos under {images} (first: {bad[0]})")
     return photos
 
 
@@ -131,9 +136,9 @@ class Views:
 
     def photo(self, name: str) -> np.ndarray:
         if name not in self._photos:
-            image = cv2.imread(str(self.images / name))
+            image = cv2.imread(str(self.images / name)) if (self.images / name).is_file() else None
             if image is None:
-                raise SystemExit(f"cannot read {self.images / name}")
+                raise SystemExit(f"error: cannot read {self.images / name} (wrong --images folder?)")
             self._photos[name] = image
         return self._photos[name]
 
@@ -197,10 +202,7 @@ def compare(name, xy, base_xy, gt, vis, names, rows, data):
 
 def _shown(path: Path) -> str:
     """The model's path relative to the repository when it lies inside it (results name no local folders)."""
-    try:
-        return str(path.resolve().relative_to(ROOT))
-    except ValueError:
-        return str(path)
+    return shown_path(path)
 
 
 def parse_one_model_args(ap, argv):
@@ -210,11 +212,14 @@ def parse_one_model_args(ap, argv):
     add_persons_args(ap)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--results-dir", type=Path, default=None)
-    return ap.parse_args(argv)
+    a = ap.parse_args(argv)
+    if a.model is not None:  # refused by name before any person is loaded; "default" / "fast" name bundled ones
+        a.model = str(resolve_model(a.model))
+    return a
 
 
 def main(argv=None):
-    a = parse_one_model_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]), argv)
+    a = parse_one_model_args(BenchmarkParser("benchmarks.orientation", description=__doc__.split("\n")[0]), argv)
     names, gt, vis, boxes, files = load_persons_args(a)
     pred = PosePredictor(a.model, threads=a.threads, flip_test=True)
     meta = pred.metadata
@@ -281,11 +286,10 @@ def main(argv=None):
                            bin_rows), "",
             "The whole set seen through one view turned by the angle (the person appears turned the other way):", "",
             markdown_table(["view angle (deg)", "PCK@0.2"], angle_rows)]
-    cmd = "python -m benchmarks.orientation" + (f" --model {a.model}" if a.model else "")
     path = write_results("orientation", "Crop orientation: rotation TTA and upright alignment (LSPET val)",
-                         "\n".join(body), data, command=cmd, results_dir=a.results_dir)
+                         "\n".join(body), data, results_dir=a.results_dir)
     print(f"wrote {path}")
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -20,7 +20,6 @@ per photo and way; the thresholds are applied to its result.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
@@ -28,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import markdown_table, write_results
-from benchmarks.orientation import _shown, add_persons_args, load_persons_args, read_photos
-from benchmarks.tracking import close_up_crops
+from benchmarks.common import BenchmarkParser, markdown_table, positive_int, run_main, write_results
+from benchmarks.orientation import _shown, add_persons_args, load_persons_args, read_photos, resolve_model
+from benchmarks.tracking import close_up_crops, require_close_ups
 from fasterpose_rt import DEFAULT_MODELS, PosePredictor, find_poses_batch
 from fasterpose_rt.metadata import METADATA_KEY
 from fasterpose_rt.metrics import pck, pck_interval
@@ -106,7 +105,7 @@ def read_negatives(sources, exclude) -> tuple:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = BenchmarkParser("benchmarks.person_presence", description=__doc__.split("\n")[0])
     ap.add_argument("--models", nargs="+", default=[str(DEFAULT_MODELS["default"]), str(DEFAULT_MODELS["fast"])])
     add_persons_args(ap)
     ap.add_argument("--negatives", type=Path, nargs="+", default=[],
@@ -114,12 +113,14 @@ def main(argv=None):
                          "holding them")
     ap.add_argument("--exclude", nargs="*", default=[], help="file names in --negatives to leave out")
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--rounds", type=int, default=200, help="timing rounds for the presence head's cost")
+    ap.add_argument("--rounds", type=positive_int, default=200, help="timing rounds for the presence head's cost")
     ap.add_argument("--results-dir", type=Path, default=None)
     a = ap.parse_args(argv)
+    a.models = [str(resolve_model(m)) for m in a.models]  # a missing one refused by name before any work
     names, gt, vis, _, files = load_persons_args(a)
     photos = read_photos(a.images, files)
     crops, c_gt, c_vis, c_torso, _ = close_up_crops(photos, names, gt, vis)
+    require_close_ups(crops, len(files))
     sets = (("photos of one person", photos, gt, vis, None), ("close-ups (waist up)", crops, c_gt, c_vis, c_torso))
     neg_names, negatives = read_negatives(a.negatives, set(a.exclude)) if a.negatives else ([], [])
     rows: list = []
@@ -192,4 +193,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

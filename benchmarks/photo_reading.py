@@ -24,9 +24,7 @@ difference to the first variant.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,10 +32,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.common import markdown_table, write_results
+from benchmarks.common import BenchmarkParser, markdown_table, positive_int, run_main, write_results
 from benchmarks.end_to_end import cli_command, time_cli
 from benchmarks.frame_reading import place
-from benchmarks.orientation import _shown, add_persons_args, load_persons_args, read_photos
+from benchmarks.orientation import _shown, add_persons_args, load_persons_args, read_photos, resolve_model
 from fasterpose_rt import DEFAULT_MODELS
 from fasterpose_rt.metrics import pck, pck_interval
 
@@ -135,13 +133,14 @@ def table(rows, first_pck) -> str:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = BenchmarkParser("benchmarks.photo_reading", description=__doc__.split("\n")[0])
     ap.add_argument("--model", type=Path, default=DEFAULT_MODELS["default"])
     add_persons_args(ap)
-    ap.add_argument("--photos", type=int, default=100, help="the first N persons' photos")
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--photos", type=positive_int, default=100, help="the first N persons' photos")
+    ap.add_argument("--rounds", type=positive_int, default=2)
     ap.add_argument("--results-dir", type=Path, default=None)
     a = ap.parse_args(argv)
+    a.model = resolve_model(str(a.model))  # a missing one refused by name before any photo is made
     names, gt, vis, boxes, files = load_persons_args(a)
     n = min(a.photos, len(files))
     photos = read_photos(a.images, files[:n])
@@ -160,14 +159,13 @@ def main(argv=None):
             what = ("the photo fills the frame's height (its person about half of it)" if not small else
                     f"the person's box is {SMALL_PERSON:.3g} of the frame's height")
             parts += [f"## {key.capitalize()} persons: {what}", "", table(rows, first), ""]
-    shown = " ".join(["python -m benchmarks.photo_reading"] + list(argv if argv is not None else sys.argv[1:]))
     body = "\n".join([f"Model: `{_shown(a.model)}`; `{Path(cmd_text).name} predict FOLDER [variant] --quiet --out "
                       f"T.json` as a subprocess on {n} photos of `{a.ann.name}`, each a {FRAME[0]}×{FRAME[1]} JPEG "
                       f"(see the module's docstring); {a.rounds} rounds.", ""] + parts)
     write_results("photo_reading", "Camera-sized photos: decoding smaller and ahead of the model", body,
                   {"model": _shown(a.model), "photos": n, "frame": FRAME, "rounds": a.rounds, **data},
-                  command=shown, results_dir=a.results_dir)
+                  results_dir=a.results_dir)
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -15,12 +15,11 @@ chosen on validation would flatter it. Every view is one more flip-tested networ
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import markdown_table, write_results
+from benchmarks.common import BenchmarkParser, markdown_table, run_main, write_results
 from benchmarks.orientation import Views, _shown, compare, load_persons_args, parse_one_model_args
 from fasterpose_rt import PosePredictor
 from fasterpose_rt.geometry import box_centers_and_sizes, crop_affine
@@ -30,7 +29,7 @@ TTA_SETS = ((0.9, 1.0), (1.0, 1.1), (0.9, 1.0, 1.1), (0.8, 0.9, 1.0, 1.1, 1.2))
 
 
 def main(argv=None):
-    a = parse_one_model_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]), argv)
+    a = parse_one_model_args(BenchmarkParser("benchmarks.scale_tta", description=__doc__.split("\n")[0]), argv)
     names, gt, vis, boxes, files = load_persons_args(a)
     pred = PosePredictor(a.model, threads=a.threads, flip_test=True)
     meta = pred.metadata
@@ -65,13 +64,10 @@ def main(argv=None):
             "model's region scaled about the box centre. Differences are against the first row on the same "
             "persons, with the paired 95 % bootstrap interval.", "",
             markdown_table(["variant", "PCK@0.2", "difference (interval)"], rows)]
-    cmd = "python -m benchmarks.scale_tta" + (f" --model {a.model}" if a.model else "") + \
-        (f" --ann {a.ann}" if a.ann.name != "lspet_val.json" else "") + \
-        (f" --results-dir {_shown(a.results_dir)}" if a.results_dir is not None else "")
-    path = write_results("scale_tta", "Multi-scale test-time augmentation", "\n".join(body), data, command=cmd,
+    path = write_results("scale_tta", "Multi-scale test-time augmentation", "\n".join(body), data,
                          results_dir=a.results_dir)
     print(f"wrote {path}")
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

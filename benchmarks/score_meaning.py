@@ -19,13 +19,12 @@ draws raw scores and confidences against how often they are right.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import markdown_table, write_results
-from benchmarks.orientation import _shown, add_persons_args, load_persons_args, read_photos
+from benchmarks.common import BenchmarkParser, markdown_table, run_main, write_results
+from benchmarks.orientation import _shown, add_persons_args, load_persons_args, read_photos, resolve_model
 from fasterpose_rt import DEFAULT_MODELS, PosePredictor, find_poses_batch
 from fasterpose_rt.confidence import cross_fitted
 from fasterpose_rt.metrics import _hits, score_reliability
@@ -76,12 +75,24 @@ def _run(pred_plain, pred_flip, photos, boxes):
     return out
 
 
+def require_both_halves(use: np.ndarray, what: str) -> None:
+    """Refuse (one line) when either half of the persons (even rows, odd rows) has no joint to fit a score table
+    on: cross-fitting reads each half through a table fitted on the other (small ``--limit`` runs).
+    use (N, K) bool: the joints that count."""
+    half = np.arange(len(use)) % 2 == 0
+    if not (use[half].any() and use[~half].any()):
+        raise SystemExit(f"error: too few persons: {len(use)} persons leave a half of them without a joint "
+                         f"to fit a score table on ({what}); cross-fitting needs both halves (raise --limit)")
+
+
 def measure(pred_plain, pred_flip, photos, boxes, names, gt, vis) -> dict:
     runs = _run(pred_plain, pred_flip, photos, boxes)
     counted = {}
     for run, (xy, sc) in runs.items():
         hit, use = _hits(np.nan_to_num(xy), gt, vis, names, 0.2)
         counted[run] = (hit, use & np.isfinite(sc))
+    for _, _, table_run in WAYS:  # a run may report nobody on a half's persons
+        require_both_halves(counted[table_run][1], f"{table_run} run: persons found with a measurable torso")
     ways = {}
     for way, run, table_run in WAYS:
         xy, sc = runs[run]
@@ -124,13 +135,15 @@ def _plot(results: dict, path: Path) -> bool:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = BenchmarkParser("benchmarks.score_meaning", description=__doc__.split("\n")[0])
     ap.add_argument("--models", nargs="+", default=[str(DEFAULT_MODELS["default"]), str(DEFAULT_MODELS["fast"])])
     add_persons_args(ap)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--results-dir", type=Path, default=None)
     a = ap.parse_args(argv)
+    a.models = [str(resolve_model(m)) for m in a.models]  # a missing one refused by name before any work
     names, gt, vis, boxes, files = load_persons_args(a)
+    require_both_halves(_hits(gt, gt, vis, names, 0.2)[1], "labelled joints of persons with a measurable torso")
     photos = read_photos(a.images, files)
     results, rows, kp_rows = {}, [], []
     for model in a.models:
@@ -168,4 +181,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

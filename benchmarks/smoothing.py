@@ -26,14 +26,12 @@ persons hold still in the photos (only the camera moves): limbs moving faster th
 """
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import markdown_table, write_results
+from benchmarks.common import BenchmarkParser, markdown_table, run_main, write_results
 from benchmarks.orientation import _shown, add_persons_args, load_persons_args, read_photos
 from benchmarks.tracking import best_person, make_clips
 from fasterpose_rt import PosePredictor
@@ -170,7 +168,7 @@ def setting(min_cutoff, beta):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = BenchmarkParser("benchmarks.smoothing", description=__doc__.split("\n")[0])
     ap.add_argument("--model", help="ONNX model (default: the bundled default model)")
     add_persons_args(ap)
     ap.add_argument("--clips", type=int, default=200, help="clips made from the first N persons' photos")
@@ -207,14 +205,13 @@ def main(argv=None):
         parts += [f"## {title} ({frames} frames)", "", md, ""]
         data[key] = rows
         print(f"{key} done", flush=True)
-    shown_args = " ".join(["python -m benchmarks.smoothing"] + list(argv if argv is not None else sys.argv[1:]))
     model_name = _shown(Path(pred.model_path))
     body = "\n".join([f"Model: `{model_name}`, tracked as the CLI does; {c} clips of `{a.ann.name}` persons, "
                       f"{len(clips[0][0])} frames each, read at {FPS:g} fps.", ""] + parts)
     write_results("smoothing_sweep" if a.sweep else "smoothing",
                   "Keypoint smoothing on videos: steadier joints against lag", body,
-                  {"model": model_name, "clips": c, "fps": FPS, **data}, command=shown_args, results_dir=a.results_dir)
+                  {"model": model_name, "clips": c, "fps": FPS, **data}, results_dir=a.results_dir)
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

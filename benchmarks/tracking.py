@@ -36,9 +36,7 @@ as model calls and as person crops run (a search runs its windows in one call).
 """
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 import warnings
 import time
 from typing import Optional
@@ -47,7 +45,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.common import markdown_table, write_results
+from benchmarks.common import BenchmarkParser, markdown_table, run_main, write_results
 from benchmarks.orientation import _shown, add_persons_args, load_persons, load_persons_args, read_photos
 from fasterpose_rt import PosePredictor
 from fasterpose_rt.boxes import HogPeopleDetector
@@ -203,7 +201,8 @@ def photos(pred, hog, images, names, gt, vis, boxes):
 def close_up_crops(images, names, gt, vis):
     """Each upright person's upper body cut out of its photo, so the person fills the picture (a portrait, a
     webcam). Returns (crops: list of (H, W, 3) photos, labels (M, K, 2) in the crops' pixels, visible (M, K):
-    labelled and inside the crop, torso (M,): from the full labels, kept (M,): which persons these are)."""
+    labelled and inside the crop, torso (M,): from the full labels, kept (M,): which persons these are); M may be
+    0 (no upright person among them: arrays of those shapes, empty; callers refuse with ``require_close_ups``)."""
     idx = {n: i for i, n in enumerate(names)}
     need = [idx[n] for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip", "neck", "head_top")]
     upper = [i for i, n in enumerate(names) if not any(w in n for w in ("hip", "knee", "ankle"))]
@@ -223,17 +222,29 @@ def close_up_crops(images, names, gt, vis):
             offsets.append([x0, y0])
             kept.append(n)
     kept = np.array(kept, np.int64)
+    if not len(kept):  # nobody upright: empty arrays of the shapes below (np.array([]) would be 1-D)
+        k = np.asarray(gt).shape[1]
+        return [], np.zeros((0, k, 2)), np.zeros((0, k), bool), np.zeros(0), kept
     torso = torso_sizes(gt[kept], vis[kept], names)
-    shifted = gt[kept] - np.array(offsets, np.float64)[:, None, :]
-    h_w = np.array([c.shape[:2] for c in crops], np.float64)[:, None, :]
+    shifted = gt[kept] - np.array(offsets, np.float64).reshape(-1, 1, 2)
+    h_w = np.array([c.shape[:2] for c in crops], np.float64).reshape(-1, 1, 2)
     inside = ((shifted >= -0.5) & (shifted <= h_w[..., ::-1] - 0.5)).all(axis=2)
     return crops, shifted, vis[kept] & inside, torso, kept
+
+
+def require_close_ups(crops, persons: int) -> None:
+    """Refuse (one line) a run whose persons give no close-up to score: none of them is upright with its torso
+    labelled (small ``--limit`` runs)."""
+    if not len(crops):
+        raise SystemExit(f"error: too few persons: none of the {persons} persons is upright with shoulders, hips, "
+                         "neck and head top labelled, so there is no close-up to score (raise --limit)")
 
 
 def close_ups(pred, images, names, gt, vis):
     """Photos cut to each upright person's upper body (``close_up_crops``): does ``refine`` still help when the
     whole photo is already about the right box? Returns a Scorer."""
     crops, shifted, visible, torso, kept = close_up_crops(images, names, gt, vis)
+    require_close_ups(crops, len(images))
     score, counting = Scorer(names, shifted, visible, torso=torso), Counting(pred)
     score.notes["Close-ups made of"] = f"{len(crops)} of the {len(images)} persons"
     for label, passes, search in (
@@ -513,7 +524,7 @@ def identities(pred, hog, clips, names):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = BenchmarkParser("benchmarks.tracking", description=__doc__.split("\n")[0])
     ap.add_argument("--model", help="ONNX model (default: the bundled default model)")
     add_persons_args(ap)
     ap.add_argument("--clips", type=int, default=100, help="videos made from the first N persons' photos")
@@ -530,7 +541,8 @@ def main(argv=None):
     pred = PosePredictor(a.model, threads=a.threads)
     hog = HogPeopleDetector()
     images = read_photos(a.images, files)
-    shown_args = " ".join(["python -m benchmarks.tracking"] + list(argv if argv is not None else sys.argv[1:]))
+    if not a.sweep:  # the close-ups' section needs an upright person: refused now, not after the photos' section
+        require_close_ups(close_up_crops(images, names, gt, vis)[0], len(files))
     model_name = _shown(Path(pred.model_path))
     if a.sweep:
         table, data = sweep(pred, images, names, gt, vis).table(
@@ -539,7 +551,7 @@ def main(argv=None):
                       f"Model: `{model_name}`, {pred.threads} threads; {len(files)} persons of `{a.ann.name}`, each "
                       f"from the whole photo, up to {REFINE_PASSES} passes; differences against the runtime's defaults."
                       f"\n\n{table}\n", {"model": model_name, "persons": len(files), "photos": data},
-                      command=shown_args, results_dir=a.results_dir)
+                      results_dir=a.results_dir)
         return
     photo_table, photo_data = photos(pred, hog, images, names, gt, vis, boxes).table("whole photo", "photo")
     close_table, close_data = close_ups(pred, images, names, gt, vis).table("whole photo", "photo")
@@ -580,9 +592,8 @@ def main(argv=None):
                   {"model": _shown(Path(pred.model_path)), "persons": len(files), "clips": c, "frames_per_clip": FRAMES,
                    "photos": photo_data, "close_ups": close_data, "videos": video_data, "identities": id_data,
                    "two_person_photos": several_data, "coco_photos": coco_data},
-                  command=shown_args,
                   results_dir=a.results_dir)
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

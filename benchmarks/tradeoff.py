@@ -13,7 +13,6 @@ table of the machine you will run on.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -23,11 +22,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import interleaved_times, markdown_table, paired_ratio, write_results  # noqa: E402
+from benchmarks.common import (BenchmarkParser, interleaved_times, markdown_table, paired_ratio,  # noqa: E402
+                               run_main, write_results)
 from benchmarks.orientation import _shown, compare, load_persons_args, parse_model_comparison  # noqa: E402
 from fasterpose_rt import PosePredictor  # noqa: E402
 from fasterpose_rt.bench import model_macs, person_boxes, synthetic_photo  # noqa: E402
-from fasterpose_rt.inputs import read_image  # noqa: E402
+from fasterpose_rt.inputs import InputReadError, read_image  # noqa: E402
 
 BATCHES = (1, 8)
 
@@ -41,13 +41,16 @@ def predict_persons(predictor, boxes: np.ndarray, files, photos: dict, images: P
         by_file.setdefault(name, []).append(i)
     for name, idx in by_file.items():
         if name not in photos:
-            photos[name] = read_image(images / name)
+            try:
+                photos[name] = read_image(images / name)
+            except InputReadError as e:  # the runtime's message leaves the path to its caller
+                raise SystemExit(f"error: {images / name}: {e} (wrong --images folder?)") from None
         xy[idx] = predictor.predict(photos[name], boxes[idx]).keypoints
     return xy
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = BenchmarkParser("benchmarks.tradeoff", description=__doc__.split("\n")[0])
     a = parse_model_comparison(ap, argv, "ONNX models, or the bundled default and fast by name; differences and "
                                "ratios are to the first", 100, "timing rounds (one predict() per model and batch each)")
     names, gt, vis, boxes, files = load_persons_args(a)
@@ -55,7 +58,8 @@ def main(argv=None):
     preds = [PosePredictor(m, threads=1, flip_test=a.flip, batch_size=max(BATCHES)) for m in a.models]
     for p in preds:
         if p.metadata.num_keypoints != len(names):
-            raise SystemExit(f"{p.model_path}: {p.metadata.num_keypoints} keypoints, {a.ann.name} has {len(names)}")
+            raise SystemExit(f"error: {p.model_path}: {p.metadata.num_keypoints} keypoints, {a.ann.name} has "
+                             f"{len(names)}")
     shown = [f"{i + 1}: {_shown(Path(p.model_path))}" for i, p in enumerate(preds)]  # numbered: a file may repeat
 
     photos: dict = {}
@@ -91,12 +95,10 @@ def main(argv=None):
             "median per-round ratio to model 1.", "",
             markdown_table(["model", "architecture", "input w×h", "box padding", "G MACs/person", "PCK@0.2",
                             "vs model 1 (interval)", *(f"ms/person, batch {b} (ratio)" for b in BATCHES)], table)]
-    cmd = "python -m benchmarks.tradeoff --models " + " ".join(_shown(m) for m in a.models) + \
-        (" --flip" if a.flip else "")
     path = write_results("tradeoff", "Accuracy and 1-thread latency of finished models, one run",
-                         "\n".join(body), data, command=cmd, results_dir=a.results_dir)
+                         "\n".join(body), data, results_dir=a.results_dir)
     print(f"wrote {path}")
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

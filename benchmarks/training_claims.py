@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # models/ and export/ come from the checkout
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import interleaved_times, markdown_table, write_results  # noqa: E402
+from benchmarks.common import BenchmarkParser, interleaved_times, markdown_table, run_main, write_results  # noqa: E402
 
 LSPET = ROOT.parent / "shared" / "datasets" / "lspet"
 DEFAULT_CACHE = Path(tempfile.gettempdir()) / "fasterpose_bench_cache"
@@ -58,8 +58,18 @@ def parse_size(text: str):
     return w, h
 
 
+def refuse_missing_annotations(train_ann, val_ann) -> None:
+    """A --train-ann / --val-ann that is given must exist: it is read, never made (only the cache's own files are
+    converted from LSPET). Checked before anything runs."""
+    for flag, given in (("--train-ann", train_ann), ("--val-ann", val_ann)):
+        if given is not None and not Path(given).is_file():
+            raise SystemExit(f"error: {flag} {given}: file not found (leave it out to convert LSPET into the cache "
+                             "folder)")
+
+
 def ensure_annotations(cache: Path, train_ann, val_ann):
     """(train.json, val.json): the given files, else LSPET 1:8000 / 8001:9000 converted into ``cache``."""
+    refuse_missing_annotations(train_ann, val_ann)
     if train_ann and val_ann:
         return Path(train_ann), Path(val_ann)
     if not (LSPET / "joints.mat").is_file() or not (LSPET / "images").is_dir():
@@ -68,7 +78,7 @@ def ensure_annotations(cache: Path, train_ann, val_ann):
     out = []
     for name, rng, given in (("lspet_train.json", "1:8000", train_ann), ("lspet_val.json", "8001:9000", val_ann)):
         path = Path(given) if given else cache / name
-        if not path.is_file():
+        if not path.is_file():  # only the cache's own file: a given one exists (refused above otherwise)
             print(f"converting LSPET {rng} -> {path} ...", file=sys.stderr, flush=True)
             cmd = [sys.executable, "-m", "models.data.lsp_to_coco", "--joints", str(LSPET / "joints.mat"),
                    "--images", str(LSPET / "images"), "--out", str(path), "--range", rng]
@@ -206,7 +216,7 @@ def _first_epoch_reaching(log, level):
     return next((e["epoch"] for e in log if _pck(e) >= level), None)
 
 
-def run(budget, train_ann, val_ann, cache: Path, runs_dir: Path, results_dir=None, command=None):
+def run(budget, train_ann, val_ann, cache: Path, runs_dir: Path, results_dir=None):
     train_ann, val_ann = ensure_annotations(cache, train_ann, val_ann)
     runs = {}
     t0 = time.perf_counter()
@@ -292,13 +302,13 @@ def run(budget, train_ann, val_ann, cache: Path, runs_dir: Path, results_dir=Non
             "claim_a_rce_vs_mse": claim_a, "claim_b_fp_vs_sb": claim_b, "latency": lat,
             "plot": png.name}
     path = write_results("training_claims", "Training claims on LSPET: RCE vs MSE, FasterPose vs SimpleBaseline",
-                         body, data, command=command, results_dir=out_dir)
+                         body, data, results_dir=out_dir)
     print(body)
     print(f"\nwritten {path}, {path.with_suffix('.json')} and {png}")
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.training_claims", description=__doc__.splitlines()[0])
+    ap = BenchmarkParser("benchmarks.training_claims", description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=8, help="epochs per run (default 8)")
     ap.add_argument("--steps-per-epoch", type=int, default=80, help="training steps per epoch (default 80)")
     ap.add_argument("--batch-size", type=int, default=32, help="crops per step (default 32)")
@@ -313,6 +323,7 @@ def main(argv=None):
                     help="smoke run: 2 epochs × 2 steps, batch 4, 64x64, 16 validation persons, temporary results")
     ap.add_argument("--results-dir", type=Path, help="where to write the results (default benchmarks/results)")
     args = ap.parse_args(argv)
+    refuse_missing_annotations(args.train_ann, args.val_ann)
     budget = {"epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch, "batch_size": args.batch_size,
               "input_size": list(args.input_size), "val_limit": args.val_limit, "seed": args.seed,
               "latency_rounds": LATENCY_ROUNDS}
@@ -325,10 +336,9 @@ def main(argv=None):
     tmp = Path(tempfile.mkdtemp(prefix="training_claims_quick_")) if args.quick else None
     runs_dir = (tmp / "runs") if args.quick else args.cache_dir / "training_claims"
     results_dir = args.results_dir or (tmp if args.quick else None)
-    command = ("python -m benchmarks.training_claims " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
     args.cache_dir.mkdir(parents=True, exist_ok=True)
-    run(budget, args.train_ann, args.val_ann, args.cache_dir, runs_dir, results_dir, command)
+    run(budget, args.train_ann, args.val_ann, args.cache_dir, runs_dir, results_dir)
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -48,7 +48,6 @@ openvino==2026.4.1 openvino-telemetry``, which keeps its numpy 1.26) -> ``vs_med
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -61,7 +60,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import markdown_table, write_results  # noqa: E402
+from benchmarks.common import BenchmarkParser, markdown_table, run_main, write_results  # noqa: E402
 from benchmarks.orientation import add_persons_args, load_persons_args, read_photos  # noqa: E402
 from benchmarks.tracking import FRAMES, best_person, make_clips  # noqa: E402
 from fasterpose_rt import KeypointSmoother, PosePredictor  # noqa: E402
@@ -301,7 +300,7 @@ def report_clips(rows, clip_labels, clip_vis, names, clips: int):
     return markdown_table(header, table), data
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = BenchmarkParser("benchmarks.vs_mediapipe", description=__doc__.split("\n")[0])
     add_persons_args(ap)
     # 3: the best of 1.5, 2, 3, 4 and 5 for MediaPipe on 1,000 training persons (0.586; 1.5: 0.524, 5: 0.575)
     ap.add_argument("--cut", type=float, nargs="+", default=[3.0],
@@ -318,7 +317,7 @@ def main(argv=None):
     try:
         import mediapipe  # noqa: F401
     except ImportError:
-        raise SystemExit("mediapipe is not installed: see this file's docstring (a venv of its own)") from None
+        raise SystemExit("error: mediapipe is not installed: see this file's docstring (a venv of its own)") from None
     cores = len(os.sched_getaffinity(0))  # taskset's restriction holds for every thread either engine starts
     names, gt, vis, boxes, files = load_persons_args(a)
     images = read_photos(a.images, files)
@@ -342,12 +341,11 @@ def main(argv=None):
                  f"first {n} photos (`benchmarks.tracking.make_clips`); the same cores. A frame where an engine "
                  f"reports nobody scores as all misses.\n\n{table}\n")
     print(body)
-    shown = " ".join(["python -m benchmarks.vs_mediapipe"] + list(argv if argv is not None else sys.argv[1:]))
     name = "vs_mediapipe" + ("" if a.backend == "onnxruntime" else f"_{a.backend}") \
         + ("" if cores == os.cpu_count() else f"_{cores}core")
-    write_results(name, "FasterPose against MediaPipe Pose on the same photos", body, data, command=shown,
+    write_results(name, "FasterPose against MediaPipe Pose on the same photos", body, data,
                   results_dir=a.results_dir)
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -38,6 +38,10 @@ def test_each_model_scores_as_the_runtime_predicts_it_and_is_timed_per_person(ls
         assert first[f"batch_{b}"]["ratio_to_first"] == 1.0 and second[f"batch_{b}"]["ms_per_person"] > 0
     md = (tmp_path / "tradeoff.md").read_text()
     assert "ms/person, batch 8 (ratio)" in md and "96×128" in md and "cpu_features" in md
+    # the command that ran, every option (it had dropped --ann, --images and --rounds); repository paths relative
+    assert (f"Command: `python -m benchmarks.tradeoff --models default "
+            f"fasterpose_rt/assets/fasterpose_fast_int8.onnx --ann {lspet40} --images {LSPET / 'images'} --rounds 3 "
+            f"--results-dir {tmp_path}`") in md
 
 
 def test_unusable_inputs_are_refused_with_a_reason(lspet40, tmp_path, standin_path):
