@@ -177,7 +177,7 @@ def main(argv=None) -> None:
         q8, q8_desc, agreement = int8_model(args.int8, fp32, tmp, calib, val)
         paths = {"fp32": fp32, "int8": q8}
         _, meta = open_session(fp32, 1)
-        persons = list_persons(val, meta.num_keypoints, IMAGES)
+        persons = list_persons(val, meta.keypoints, IMAGES)
         if agreement is None:
             agreement = compare_models(fp32, q8, load_crops(persons, range(len(persons)), meta))
         one = load_crops(persons, [0], meta)

@@ -2,21 +2,22 @@
 preprocessing, and their keypoints decoded as the runtime decodes them.
 
 Sources: a folder of photos (one whole-photo box each, as ``PosePredictor.predict(image)`` uses) or a COCO
-keypoint file (its person boxes; ground-truth keypoints when they match the model's K). Crops are warped with
-``fasterpose_rt.preprocess`` (``check_boxes`` -> ``crop_transforms`` -> ``warp_crops``) and normalised with its
-``Normalizer``, so the int8 model is calibrated and judged on exactly the tensors it will see at run time.
+keypoint file (its person boxes; ground-truth keypoints, matched to the model's by name, when it names them all).
+Crops are warped with ``fasterpose_rt.preprocess`` (``check_boxes`` -> ``crop_transforms`` -> ``warp_crops``) and
+normalised with its ``Normalizer``, so the int8 model is calibrated and judged on exactly the tensors it will see at
+run time.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from fasterpose_rt.boxes import BoxesFileError, coco_person_boxes
 from fasterpose_rt.decode import decode_heatmaps
-from fasterpose_rt.evaluate import EvalError, load_annotations
+from fasterpose_rt.evaluate import EvalError, in_model_order, load_annotations
 from fasterpose_rt.geometry import apply_affine, heatmap_to_crop, invert_affine
 from fasterpose_rt.inputs import InputReadError, expand_inputs, read_image
 from fasterpose_rt.metadata import ModelMetadata
@@ -30,7 +31,8 @@ __all__ = ["Persons", "CropSet", "list_persons", "load_crops", "crop_keypoints"]
 @dataclass
 class Persons:
     """P persons of a source: photo paths (P,), boxes (P, 4) [x, y, w, h] photo px (NaN rows = whole photo),
-    keypoints (P, K, 3) ground truth [x, y, v] or None when the source has none (or not K per person)."""
+    keypoints (P, K, 3) ground truth [x, y, v] in the model's keypoint order, or None when the source has none (or
+    does not name the model's keypoints)."""
 
     paths: List[Path]
     boxes: np.ndarray
@@ -83,7 +85,8 @@ def crop_keypoints(session, crops: CropSet, meta: ModelMetadata, batch: int = 16
     return np.concatenate(out), shape
 
 
-def _coco_persons(path: Path, images_dir: Optional[Path], num_keypoints: int) -> Persons:
+def _coco_persons(path: Path, images_dir: Optional[Path], keypoints: Sequence[str],
+                  warn: Optional[Callable[[str], None]]) -> Persons:
     try:
         data = load_annotations(path)
         names, boxes = coco_person_boxes(data, str(path))
@@ -100,19 +103,29 @@ def _coco_persons(path: Path, images_dir: Optional[Path], num_keypoints: int) ->
         anns.extend(int(j) for j in entry.ann_index)
     if not paths:
         raise InputError(f"{path}: no person boxes")
+    note = ""
+    try:  # by name: a file may list the model's keypoints in another order
+        data = in_model_order(data, keypoints, str(path), warn)
+    except EvalError as e:
+        note = str(e)
+    k = len(keypoints)
     kps = [data["annotations"][j].get("keypoints") for j in anns]
-    gt, note = None, ""
-    if all(isinstance(k, list) and len(k) == 3 * num_keypoints for k in kps):
-        gt = np.asarray(kps, np.float64).reshape(len(kps), num_keypoints, 3)
-    else:
-        note = f"its annotations do not all carry {num_keypoints} keypoints (the model's K)"
+    gt = None
+    if not note and all(isinstance(kp, list) and len(kp) == 3 * k for kp in kps):
+        gt = np.asarray(kps, np.float64).reshape(len(kps), k, 3)
+    elif not note:
+        note = f"its annotations do not all carry {k} keypoints (the model's K)"
     return Persons(paths, np.concatenate(rows), gt, str(path), note)
 
 
-def list_persons(source, num_keypoints: int, images_dir=None) -> Persons:
+def list_persons(source, keypoints: Sequence[str], images_dir=None,
+                 warn: Optional[Callable[[str], None]] = None) -> Persons:
     """Persons of a photo folder (whole-photo boxes) or a COCO keypoint file (person boxes, ground truth).
 
-    images_dir: the COCO file's photo folder (default: ``images/`` beside the file). Raises InputError.
+    keypoints: the model's keypoint names: a COCO file's ground truth is matched to them by name
+    (``fasterpose_rt.evaluate.in_model_order``; its warnings go to ``warn``, default stderr). images_dir: the COCO
+    file's photo folder
+    (default: ``images/`` beside the file). Raises InputError.
     """
     p = Path(source)
     if p.is_dir():
@@ -122,7 +135,7 @@ def list_persons(source, num_keypoints: int, images_dir=None) -> Persons:
         paths = [it.path for it in items]
         return Persons(paths, np.full((len(paths), 4), np.nan), None, str(p), "a photo folder has no keypoints")
     if p.is_file():
-        return _coco_persons(p, images_dir, num_keypoints)
+        return _coco_persons(p, images_dir, keypoints, warn)
     raise InputError(f"calibration/evaluation source not found: {p} (a photo folder or a COCO keypoint file)")
 
 

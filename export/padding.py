@@ -86,7 +86,7 @@ def calibrate_padding(model_path, annotations, images=None, out_path=None, candi
     if torso_pairs(names) is None:
         raise InputError(f"{model_path}: PCK needs keypoints named left/right_shoulder and left/right_hip")
     values = _check_candidates(list(candidates) + [meta.box_padding])
-    persons = list_persons(annotations, meta.num_keypoints, images)
+    persons = list_persons(annotations, names, images, warn=lambda w: log(f"warning: {w}"))
     if persons.keypoints is None:
         raise InputError(f"{annotations}: no ground truth to calibrate on ({persons.note})")
     index = np.arange(len(persons))

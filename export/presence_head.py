@@ -54,7 +54,7 @@ import onnx
 import onnxruntime as ort
 from onnx import helper, numpy_helper
 
-from fasterpose_rt.evaluate import EvalError, load_annotations, match_keypoints
+from fasterpose_rt.evaluate import EvalError, in_model_order, load_annotations
 from fasterpose_rt.inputs import InputReadError, read_image
 from fasterpose_rt.metrics import _hits
 from fasterpose_rt.photo_sets import PhotoSetError, read_photo_set
@@ -89,7 +89,8 @@ class PresenceHeadResult:
     block: dict
 
     def summary(self) -> str:
-        shares = "; ".join(f"{g}: {v['called_a_person']:.3f} of {v['crops']}"
+        shares = "; ".join(f"{g}: {v['called_a_person']:.3f} of {v.get('counted', v['crops'])}"
+                           if v["called_a_person"] is not None else f"{g}: not measured"
                            for g, v in self.block["cross_fitted"].items())
         return (f"{self.path}: presence head fitted on {sum(self.block['crops'].values())} crops; called a person "
                 f"at {self.block['threshold']:g} (cross-fitted by photo): {shares}")
@@ -254,6 +255,32 @@ def _called(features: np.ndarray, weight, bias, threshold: float) -> np.ndarray:
     return features.astype(np.float64) @ weight + bias >= np.log(threshold / (1 - threshold))
 
 
+def _cross_fitted(features: Dict[str, np.ndarray], photos: Dict[str, np.ndarray], l2: float, threshold: float,
+                  log) -> dict:
+    """Two-fold cross-fitting by photo: the crops of photos of even number (``photos[g]``: each row's photo, a
+    person's or a picture of nobody's) read by the head fitted on the odd ones, and the other way round.
+    -> {group: {"crops", "counted", "called_a_person"}}: the share is over the rows counted. A fold whose other
+    half holds no crop of a group that has some is not fitted (a head that never saw that group): its rows are
+    not counted, and ``log`` says so; a group with none counted gets None."""
+    called = {g: np.zeros(len(photos[g]), bool) for g in GROUPS}
+    counted = {g: np.zeros(len(photos[g]), bool) for g in GROUPS}
+    for fold, name, other in ((0, "even", "odd"), (1, "odd", "even")):
+        train = {g: features[g][photos[g] % 2 != fold] for g in GROUPS}
+        lacking = [g for g in GROUPS if len(photos[g]) and not len(train[g])]
+        if lacking:  # counting its rows as "not a person" would pull the persons' shares down
+            log(f"warning: cross-fitting: no {', '.join(lacking)} among the photos of {other} number, so the crops "
+                f"of the photos of {name} number are not counted in the cross-fitted shares")
+            continue
+        weight, bias = _fit(train, l2)
+        for g in GROUPS:
+            rows = photos[g] % 2 == fold
+            called[g][rows] = _called(features[g][rows], weight, bias, threshold)
+            counted[g][rows] = True
+    return {g: {"crops": len(photos[g]), "counted": int(counted[g].sum()),
+                "called_a_person": round(float(called[g][counted[g]].mean()), 4) if counted[g].any() else None}
+            for g in GROUPS}
+
+
 # -- the crops ---------------------------------------------------------------------------------------------------
 
 def _alone(data: dict, images: Path, limit: int, seed: int):
@@ -389,17 +416,15 @@ def fit_presence_head(model_path, annotations, images=None, negatives: Sequence 
         raise InputError(f"{model_path}: not a loadable ONNX model ({type(e).__name__})") from None
     try:
         meta = read_metadata(model)
-        data = load_annotations(annotations)
-        match = match_keypoints(data, list(meta.keypoints), str(annotations))
+        data = in_model_order(load_annotations(annotations), list(meta.keypoints), str(annotations),
+                              lambda w: log(f"warning: {w}"))
     except EvalError as e:
         raise InputError(str(e)) from None
     except (ExportError, ValueError) as e:  # ValueError: metadata the runtime refuses
         raise InputError(f"{model_path}: {e}") from None
-    if match.partial:
-        raise InputError(f"{annotations}: its keypoints are not the model's: fit on data labelled with them")
     names, k = list(meta.keypoints), meta.num_keypoints
     logits = meta.output == "logits"
-    alone = _alone(match.restrict(data), images, photos, seed)
+    alone = _alone(data, images, photos, seed)
     if len(alone) < 20:
         raise InputError(f"{annotations}: {len(alone)} photos hold one annotated person; the head needs at least 20")
     negative_photos = _negative_photos([Path(n) for n in negatives], log)
@@ -447,18 +472,7 @@ def fit_presence_head(model_path, annotations, images=None, negatives: Sequence 
         raise InputError("no crops of nobody: give --negatives (folders or zip files of photos with nobody in them)")
     dims = {groups[g][0].shape[1] for g in GROUPS if counts[g]}
     feats = {g: (groups[g][0] if counts[g] else np.zeros((0, max(dims)), np.float32)) for g in GROUPS}
-    # Cross-fitted: photos (and photos of nobody) of even number against odd ones, each read by the other's head.
-    crossed = {}
-    for g in GROUPS:
-        called = np.zeros(counts[g], bool)
-        for fold in (0, 1):
-            train = {h: feats[h][groups[h][1] % 2 != fold] for h in GROUPS}
-            if not all(len(train[h]) for h in GROUPS if counts[h]):
-                continue
-            weight, bias = _fit(train, l2)
-            rows = groups[g][1] % 2 == fold
-            called[rows] = _called(feats[g][rows], weight, bias, threshold)
-        crossed[g] = {"crops": counts[g], "called_a_person": round(float(called.mean()), 4) if counts[g] else None}
+    crossed = _cross_fitted(feats, {g: groups[g][1] for g in GROUPS}, l2, threshold, log)
     weight, bias = _fit(feats, l2)
     log("cross-fitted, called a person: " + "; ".join(f"{g} {v['called_a_person']}" for g, v in crossed.items()))
     block = {"output": PRESENCE_OUTPUT, "kind": "logits", "threshold": threshold,

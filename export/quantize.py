@@ -251,14 +251,14 @@ def _same_file(a, b) -> bool:
 def _crop_sets(meta, calibration, calibration_images, calibration_size, eval_file, eval_images, verify_size,
                seed, log) -> Tuple[CropSet, CropSet]:
     """(calibration crops, verification crops) as :func:`quantize_file` describes; never overlapping."""
-    k = meta.num_keypoints
-    persons = list_persons(calibration, k, calibration_images)
+    k, warn = list(meta.keypoints), lambda w: log(f"warning: {w}")  # ground truth matched by name
+    persons = list_persons(calibration, k, calibration_images, warn)
     order = np.random.default_rng(seed).permutation(len(persons))
     calib = load_crops(persons, order[:calibration_size], meta)
     if eval_file is not None and not _same_file(calibration, eval_file):
         if eval_images is None and not (Path(eval_file).parent / "images").is_dir():
             eval_images = calibration_images  # e.g. train and val files of one dataset, photos in one folder
-        held = list_persons(eval_file, k, eval_images)
+        held = list_persons(eval_file, k, eval_images, warn)
         verify = load_crops(held, _spread(len(held), verify_size), meta)
     else:
         held = persons

@@ -33,7 +33,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from fasterpose_rt.confidence import CALIBRATION_KEY, DEFAULT_BINS, cross_fitted, fit_isotonic
-from fasterpose_rt.evaluate import EvalError, load_annotations, match_keypoints, predict_annotations
+from fasterpose_rt.evaluate import EvalError, in_model_order, load_annotations, match_keypoints, predict_annotations
 from fasterpose_rt.inputs import InputReadError, read_image
 from fasterpose_rt.metrics import _hits, score_reliability
 from fasterpose_rt.predictor import PosePredictor
@@ -141,13 +141,10 @@ def calibrate_scores(model_path, annotations, images=None, out_path=None, bins: 
         predictors = {False: PosePredictor(model_path, threads=threads)}  # and {True: flip-tested}, made if asked
         meta = predictors[False].metadata
         names = list(meta.keypoints)
-        match = match_keypoints(data, names, str(annotations))
+        data = in_model_order(data, names, str(annotations), lambda w: log(f"warning: {w}"))
+        category_id = match_keypoints(data, names, str(annotations), need_sigmas=False).category["id"]
     except (EvalError, ModelError) as e:
         raise InputError(str(e)) from None
-    if match.partial:
-        raise InputError(f"{annotations}: its keypoints are not the model's ({len(names)}): calibrate on data "
-                         "labelled with the model's own keypoints")
-    data = match.restrict(data)
     gt, labelled = _ground_truth(data, len(names))
     block: dict = {"within": WITHIN, "source": Path(annotations).name, "box_padding": meta.box_padding, "bins": bins}
     modes: Dict[str, dict] = {}
@@ -160,7 +157,7 @@ def calibrate_scores(model_path, annotations, images=None, out_path=None, bins: 
         if searched:
             xy, scores = _predict_searched(pred, data, images)
         else:
-            xy, scores = _predict_boxed(pred, data, images, match.category["id"], str(annotations))
+            xy, scores = _predict_boxed(pred, data, images, category_id, str(annotations))
         hit, use = _hits(np.nan_to_num(xy), gt, labelled, names, WITHIN)
         use &= np.isfinite(scores)
         if use.sum() < MIN_JOINTS:

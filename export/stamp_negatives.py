@@ -98,6 +98,11 @@ def stamp_negatives(cutouts: Sequence[os.PathLike], backgrounds: Sequence[os.Pat
     ``cutouts`` (``read_cutouts``) pasted onto parts of photos of ``backgrounds`` (folders or zip files,
     ``fasterpose_rt.photo_sets``: each picture once), every cut-out used in turn, backgrounds drawn at random.
     Each file is written whole or not at all (a failed write: InputError naming it). Returns the number written."""
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
+        raise InputError(f"--count must be a whole number >= 0 (0: one per cut-out), got {count!r}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():  # before the work: the pictures could not be written there
+        raise InputError(f"--out {out}: not a folder (a file of that name exists)")
     stamps = read_cutouts(cutouts, exclude)
     try:
         _, photos, _ = read_photo_set(backgrounds, min_side=64)
@@ -105,8 +110,10 @@ def stamp_negatives(cutouts: Sequence[os.PathLike], backgrounds: Sequence[os.Pat
         raise InputError(f"--backgrounds {e}") from None
     if not photos:
         raise InputError("--backgrounds: no readable photo")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # e.g. a file where a parent folder should be, or no permission
+        raise InputError(f"--out {out}: cannot make the folder: {e.strerror or e}") from None
     rng = np.random.default_rng(seed)
     total = int(count) or len(stamps)
     order = np.concatenate([rng.permutation(len(stamps)) for _ in range(-(-total // len(stamps)))])[:total]
@@ -137,7 +144,8 @@ def main(argv=None) -> None:
     @click.option("--backgrounds", multiple=True, required=True, type=click.Path(path_type=Path),
                   help="folder or zip file of person-free photos (repeatable)")
     @click.option("--out", required=True, type=click.Path(path_type=Path), help="folder to write the pictures to")
-    @click.option("--count", default=0, show_default=True, help="pictures to write (0: one per cut-out)")
+    @click.option("--count", type=click.IntRange(min=0), default=0, show_default=True,
+                  help="pictures to write (0: one per cut-out)")
     @click.option("--exclude", multiple=True, default=("people",), show_default=True,
                   help="leave out cut-outs under a folder of this name, or files of this name, e.g. statue.png "
                        "(repeatable; giving any replaces the default)")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
@@ -25,8 +26,8 @@ from .skeletons import COCO17
 from .tracking import refine_batch
 
 __all__ = ["EvalError", "MissingExtra", "NotComputed", "load_annotations", "check_annotations", "persons_to_evaluate",
-           "KeypointMatch", "match_keypoints", "predict_annotations", "predict_detections", "matched_persons",
-           "coco_ap", "pck_report", "COCO_STAT_NAMES"]
+           "KeypointMatch", "match_keypoints", "in_model_order", "predict_annotations", "predict_detections",
+           "matched_persons", "coco_ap", "pck_report", "COCO_STAT_NAMES"]
 
 PCK_CURVE = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5)  # thresholds of pck_report's "by_threshold" (torso fractions)
 COCO_STAT_NAMES = ["AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"]
@@ -228,14 +229,15 @@ class KeypointMatch:
 
 
 def match_keypoints(data: dict, model_keypoints: List[str], source: str,
-                    model_flip_pairs: Sequence[Sequence[int]] = ()) -> KeypointMatch:
+                    model_flip_pairs: Sequence[Sequence[int]] = (), need_sigmas: bool = True) -> KeypointMatch:
     """Find the person category and match its keypoints with the model's.
 
     The category named "person", else the only one with keypoints. Keypoints are matched by name: the ones both
     name are evaluated (at least MIN_SHARED; a COCO-17 file and the bundled 14-joint LSP models share 12), the
     others are left out with a warning. With fewer names in common but as many keypoints as the model, they are
     compared by position (with a warning). Sigmas: the category's ``sigmas`` field when present, else COCO's when
-    the file has 17 keypoints; otherwise EvalError.
+    the file has 17 keypoints; otherwise EvalError, or 1.0 each when not ``need_sigmas`` (a caller that reads no
+    OKS).
     """
     cat = _person_category(data)
     if cat is None or not isinstance(cat.get("keypoints"), list):
@@ -250,6 +252,8 @@ def match_keypoints(data: dict, model_keypoints: List[str], source: str,
             raise EvalError(f"{source}: the category's 'sigmas' must be {len(names)} positive numbers")
     elif len(names) == len(COCO17["sigmas"]):
         sigmas = COCO17["sigmas"]
+    elif not need_sigmas:  # a placeholder: the caller computes no OKS
+        sigmas = [1.0] * len(names)
     else:
         raise EvalError(f"{source}: {len(names)} keypoints and no per-keypoint 'sigmas' in the category; "
                         "OKS needs them (COCO's are only known for its 17 keypoints)")
@@ -277,6 +281,34 @@ def match_keypoints(data: dict, model_keypoints: List[str], source: str,
     identity = len(file_cols) == len(names) == len(model_names) and bool((file_cols == model_cols).all())
     return KeypointMatch(cat, list(evaluated), model_cols, file_cols, np.asarray(sigmas, np.float64)[file_cols],
                          flips, not identity, warnings)
+
+
+def in_model_order(data: dict, model_keypoints: Sequence[str], source: str,
+                   warn: Optional[Callable[[str], None]] = None) -> dict:
+    """``data`` with its person annotations' keypoints in the model's order, for tools that read ground truth by
+    position (:func:`match_keypoints` without sigmas, then :meth:`KeypointMatch.restrict`; ``data`` is not changed).
+
+    The file may list the model's keypoints in any order, and more (left out). EvalError when it does not name all
+    of the model's, naming the missing ones; but names that differ altogether, as many as the model's, are compared
+    by position as ``match_keypoints`` does. The match's warnings go to ``warn`` (default: stderr).
+    """
+    model_names = [str(n) for n in model_keypoints]
+    cat = _person_category(data)
+    if cat is not None and isinstance(cat.get("keypoints"), list):
+        listed = {str(n) for n in cat["keypoints"]}
+        missing = [n for n in model_names if n not in listed]
+        by_position = len(cat["keypoints"]) == len(model_names) and len(model_names) - len(missing) < MIN_SHARED
+        if missing and not by_position:  # a cut-down match would leave the model's other joints unlabelled
+            raise EvalError(f"{source}: its category '{cat.get('name')}' does not name {len(missing)} of the "
+                            f"model's {len(model_names)} keypoints ({', '.join(missing)}); give a file labelled "
+                            "with the model's keypoints")
+    match = match_keypoints(data, model_names, source, need_sigmas=False)
+    for w in match.warnings:
+        if warn is None:
+            print(f"warning: {w}", file=sys.stderr)
+        else:
+            warn(w)
+    return match.restrict(data)
 
 
 def predict_annotations(predictor, data: dict, images_dir: os.PathLike, category_id: int, source: str,

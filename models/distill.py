@@ -29,8 +29,11 @@ from export.checkpoint import load_checkpoint, load_weights
 from export.errors import CheckpointError
 from fasterpose_rt.skeletons import flip_permutation
 
+from .data.coco_keypoints import derive_flip_pairs
+from .head_transfer import checkpoint_keypoints
 from .pose import build_model
 from .precision import autocast as autocast_context
+from .validate import keypoint_order
 
 
 class TeacherError(ValueError):
@@ -44,11 +47,13 @@ class Teacher(nn.Module):
     mirrored crop is predicted too, mirrored back and averaged (heatmap column i <-> w - 1 - i is exact under the
     unbiased pixel-centre convention, just as crop column x <-> W - 1 - x). With ``input_size=(w, h)`` the teacher
     sees the crops resized to w x h (bilinear) and its maps are resized back to (H/4, W/4) (bilinear, antialiased
-    when they shrink); mirroring commutes with both resizes, so the flip test is unchanged.
+    when they shrink); mirroring commutes with both resizes, so the flip test is unchanged. ``flip_pairs`` are the
+    teacher's own; ``order`` (the teacher's output channel of each of the student's keypoints) puts its maps in the
+    student's keypoint order when the two list them differently.
     """
 
     def __init__(self, model: nn.Module, logits: bool, flip_pairs, num_keypoints: int, flip: bool = True,
-                 autocast=None, input_size=None):
+                 autocast=None, input_size=None, order=None):
         super().__init__()
         self.model = model.eval()
         for p in self.model.parameters():
@@ -56,6 +61,8 @@ class Teacher(nn.Module):
         self.logits, self.flip, self.autocast = logits, flip, autocast
         self.input_size = None if input_size is None else (int(input_size[0]), int(input_size[1]))
         self.register_buffer("perm", torch.as_tensor(flip_permutation(num_keypoints, flip_pairs)), persistent=False)
+        self.register_buffer("order", None if order is None else torch.as_tensor(list(order), dtype=torch.long),
+                             persistent=False)
 
     def train(self, mode: bool = True):  # a teacher stays in eval mode (BatchNorm running statistics)
         return super().train(False)
@@ -79,15 +86,19 @@ class Teacher(nn.Module):
         if probs.shape[2:] != out_size:
             shrink = probs.shape[2] > out_size[0] or probs.shape[3] > out_size[1]
             probs = F.interpolate(probs, size=out_size, mode="bilinear", align_corners=False, antialias=shrink)
-        return probs
+        return probs if self.order is None else probs[:, self.order]
 
 
 def load_teacher(path: Path, num_keypoints: int, input_size, flip_pairs, flip: bool = True,
-                 autocast=None, teacher_input_size=None) -> tuple:
+                 autocast=None, teacher_input_size=None, keypoints=None) -> tuple:
     """Teacher from a training checkpoint (``meta`` names its architecture) -> (Teacher, provenance dict).
 
     The teacher must predict the student's keypoints. It sees the crops at ``teacher_input_size`` (w, h), by
     default the student's ``input_size``; its maps come back on the student's heatmap grid either way.
+    keypoints: the student's keypoint names. When given and the checkpoint names its own, they must be the same
+    set (TeacherError otherwise); listed in another order, the teacher's maps are reordered to the student's (with
+    a warning) and it is flip-tested with its own flip pairs. Without names on both sides only the count is
+    checked and ``flip_pairs`` (the student's) are used.
     """
     try:
         ckpt = load_checkpoint(path)
@@ -101,6 +112,18 @@ def load_teacher(path: Path, num_keypoints: int, input_size, flip_pairs, flip: b
     k = int(meta.get("num_keypoints") or len(meta.get("dataset", {}).get("keypoints", [])) or num_keypoints)
     if k != num_keypoints:
         raise TeacherError(f"--teacher {path} predicts {k} keypoints, the student {num_keypoints}")
+    names, order = checkpoint_keypoints(meta), None
+    if names is None and keypoints is not None:
+        warnings.warn(f"--teacher {path} does not name its keypoints: they are taken to be the student's, in order")
+    elif names is not None and keypoints is not None:
+        try:
+            order = keypoint_order(names, keypoints, f"--teacher {path}", "the student's data")
+        except ValueError as e:
+            raise TeacherError(str(e)) from None
+        flip_pairs = _own_flip_pairs(meta, names)  # the file's pairs index the file's order, not the teacher's
+        if order is not None:
+            warnings.warn(f"--teacher {path} predicts the student's keypoints in another order: its maps are reordered "
+                          "by name")
     runs_at = tuple(teacher_input_size or input_size)
     size = meta.get("input_size")
     if size and tuple(size) != runs_at:
@@ -113,9 +136,26 @@ def load_teacher(path: Path, num_keypoints: int, input_size, flip_pairs, flip: b
     except CheckpointError as e:
         raise TeacherError(f"--teacher: {e}") from None
     teacher = Teacher(model, logits=meta.get("loss", "rce") == "rce", flip_pairs=flip_pairs,
-                      num_keypoints=num_keypoints, flip=flip, autocast=autocast, input_size=teacher_input_size)
+                      num_keypoints=num_keypoints, flip=flip, autocast=autocast, input_size=teacher_input_size,
+                      order=order)
     return teacher, {"file": Path(path).name, "sha256": ckpt.sha256, "architecture": arch,
                      "input_size": list(runs_at), "val": meta.get("val") or meta.get("validation")}
+
+
+def _own_flip_pairs(meta: dict, names) -> list:
+    """A checkpoint's flip pairs in its own keypoint order: its dataset's, else those ``models.from_onnx`` records,
+    else left_/right_ names paired."""
+    dataset = meta.get("dataset") if isinstance(meta.get("dataset"), dict) else {}
+    pairs = meta.get("flip_pairs") if meta.get("keypoints") else dataset.get("flip_pairs")  # as checkpoint_keypoints
+    if pairs is None:
+        return derive_flip_pairs(list(names))
+    try:
+        pairs = [[int(a), int(b)] for a, b in pairs]
+    except (TypeError, ValueError):
+        raise TeacherError(f"malformed flip_pairs in the teacher's meta: {pairs!r}") from None
+    if any(not (0 <= i < len(names)) for pair in pairs for i in pair):
+        raise TeacherError(f"the teacher's flip_pairs {pairs!r} are not indices of its {len(names)} keypoints")
+    return pairs
 
 
 def distillation_targets(targets: torch.Tensor, weights: torch.Tensor, teacher_probs: torch.Tensor,

@@ -175,6 +175,8 @@ def recover(model_path, ann_file, images_dir, out_path, crops: int = 256, seed: 
     """Write a checkpoint ({"model", "meta"}) for ``--init`` from an ONNX export; returns a summary dict."""
     import onnxruntime as ort
 
+    if isinstance(crops, bool) or not isinstance(crops, int) or crops < 1:  # no crop: no statistics to restore
+        raise RecoveryError(f"--crops must be a positive number of crops, got {crops!r}")
     model, meta, folded = load_folded(model_path)
     samples, data_meta = load_coco_keypoints(ann_file, images_dir)  # any person crops: only the photos count
     rng = np.random.default_rng(seed)
@@ -218,11 +220,14 @@ def main(argv=None) -> int:
                     help="COCO keypoint file (any keypoint set): its person crops give the BatchNorm statistics")
     ap.add_argument("--images", required=True, type=Path, help="folder of that file's photos")
     ap.add_argument("--out", required=True, type=Path, help="checkpoint to write (use with models.train --init)")
-    ap.add_argument("--crops", type=int, default=256)
+    ap.add_argument("--crops", type=int, default=256, help="training crops the BatchNorm statistics are measured on")
     args = ap.parse_args(argv)
+    if args.crops < 1:  # before any work
+        print(f"error: --crops must be at least 1, got {args.crops}", file=sys.stderr)
+        return 2
     try:
         summary = recover(args.model, args.ann, args.images, args.out, args.crops)
-    except (RecoveryError, OSError, KeyError, json.JSONDecodeError) as e:
+    except (ValueError, OSError, KeyError) as e:  # RecoveryError, EvalError, JSONDecodeError, unreadable photos
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {summary['out']}: {summary['batchnorms']} BatchNorms restored, eval output matches the ONNX file "

@@ -24,6 +24,7 @@ from typing import List, Sequence
 
 from export.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from export.errors import CheckpointError
+from fasterpose_rt.metadata import is_box_padding
 
 from .data.coco_keypoints import DEFAULT_BOX_PADDING
 from .pose import PoseNet, build_model
@@ -121,13 +122,17 @@ def load_source(path: Path) -> tuple:
 
 def _shrink(args) -> tuple:
     """-> (the shrunk model, its checkpoint metadata, the report to print); raises ShrinkError."""
+    if not is_box_padding(args.box_padding):  # before any work: 0 cuts no crop, below 0 a mirrored one
+        raise ShrinkError(f"--box-padding must be a positive number, got {args.box_padding!r}")
     keep = parse_keep(args.keep)
     source, ckpt, k = load_source(args.checkpoint)
     meta, options = ckpt.meta, ckpt.meta.get("model_options", {})
     target_options = {**options, "blocks": args.blocks} if args.blocks else options
     target = build_model(args.arch, k, **target_options)
     target.load_state_dict(shrink_state_dict(source, target, keep))
-    out_meta = {key: meta[key] for key in ("input_size", "loss") if key in meta}
+    # the keypoints too (a training checkpoint's dataset, models.from_onnx's names): matched by name when scored
+    out_meta = {key: meta[key] for key in ("input_size", "loss", "num_keypoints", "dataset", "keypoints", "skeleton",
+                                           "flip_pairs") if key in meta}
     out_meta.update(architecture=args.arch, model_options=target_options, shrunk_from={"file": args.checkpoint.name,
                                                          "sha256": ckpt.sha256,
                                                          "architecture": meta["architecture"], "kept_blocks": keep})

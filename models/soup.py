@@ -25,6 +25,7 @@ import torch
 
 from export.checkpoint import save_checkpoint
 from export.errors import CheckpointError
+from fasterpose_rt.metadata import is_box_padding
 
 from .data.coco_keypoints import DEFAULT_BOX_PADDING
 from .shrink import ShrinkError, load_source
@@ -84,6 +85,8 @@ def build_parser():
 
 def make_soup(paths: Sequence[Path], weights=None, ann=None, images=None, box_padding=DEFAULT_BOX_PADDING) -> tuple:
     """-> (the soup model, its checkpoint metadata, the report to print). Raises SoupError."""
+    if not is_box_padding(box_padding):  # before any work: 0 cuts no crop, below 0 a mirrored one
+        raise SoupError(f"--box-padding must be a positive number, got {box_padding!r}")
     loaded = []
     for path in paths:
         try:
@@ -105,6 +108,8 @@ def make_soup(paths: Sequence[Path], weights=None, ann=None, images=None, box_pa
     dataset = next((c.meta["dataset"] for c in ckpts if c.meta.get("dataset")), None)
     if dataset is not None:  # keypoint names, skeleton, flip pairs: what the exporter writes into the model
         meta["dataset"] = dataset
+    # models.from_onnx records them at the top: kept, so the soup's keypoints can still be matched by name
+    meta.update({key: first[key] for key in ("keypoints", "skeleton", "flip_pairs") if key in first})
     paddings = [(c.meta.get("recipe") or {}).get("box_padding") for c in ckpts]
     meta["recipe"] = {"soup": True, "box_padding": next((p for p in paddings if p), None)}  # the exporter's default
     meta["souped_from"] = [{"file": str(p), "sha256": c.sha256, "weight": round(w, 6)} for p, c, w in

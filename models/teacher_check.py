@@ -13,9 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import torch
+
+from fasterpose_rt.metadata import is_box_padding
 
 from .data.coco_keypoints import DEFAULT_BOX_PADDING, TopDownDataset, load_coco_keypoints
 from .distill import load_teacher
@@ -39,6 +42,9 @@ def build_parser():
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if not is_box_padding(args.box_padding):  # 0 gives no crop (a singular matrix), below 0 a mirrored one
+        print(f"error: --box-padding must be a positive number, got {args.box_padding:g}", file=sys.stderr)
+        return 2
     for p in (args.teacher, args.ann, args.images):
         if not p.exists():
             print(f"error: {p} does not exist", file=sys.stderr)
@@ -48,8 +54,14 @@ def main(argv=None) -> int:
     try:
         samples, meta = load_coco_keypoints(args.ann, args.images)
         dataset = TopDownDataset(samples, meta, args.input_size, train=False, box_padding=args.box_padding)
-        teacher, info = load_teacher(args.teacher, len(meta["keypoints"]), args.input_size, meta["flip_pairs"],
-                                     flip=args.flip, teacher_input_size=args.teacher_input_size)
+        with warnings.catch_warnings(record=True) as said:  # one "warning:" line each, as the errors
+            warnings.simplefilter("always")
+            # matched by name: a teacher listing the file's keypoints in another order is read in the file's
+            teacher, info = load_teacher(args.teacher, len(meta["keypoints"]), args.input_size, meta["flip_pairs"],
+                                         flip=args.flip, teacher_input_size=args.teacher_input_size,
+                                         keypoints=meta["keypoints"])
+        for w in said:
+            print(f"warning: {w.message}", file=sys.stderr)
         result = validate(teacher, dataset, logits=False)  # a Teacher already returns probabilities
     except (ValueError, OSError) as e:  # TeacherError is a ValueError
         print(f"error: {e}", file=sys.stderr)

@@ -278,7 +278,8 @@ class Trainer:
                 raise ValueError(f"--distill-alpha must be in [0, 1], got {args.distill_alpha}")
             teacher, self.teacher_info = load_teacher(args.teacher, k, args.input_size, self.meta["flip_pairs"],
                                                       flip=not args.no_teacher_flip, autocast=self.amp,
-                                                      teacher_input_size=args.teacher_input_size)
+                                                      teacher_input_size=args.teacher_input_size,
+                                                      keypoints=self.meta["keypoints"])  # matched by name
             self.teacher = teacher.to(self.device).to(memory_format=torch.channels_last)
         self.ema = ModelEMA(self.model, args.ema) if args.ema and self.main else None  # only rank 0 validates and saves
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import sys
 from pathlib import Path
+from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -11,9 +13,11 @@ import torch
 from fasterpose_rt.detections import OKS_NMS, keep_poses, load_detections
 from fasterpose_rt.evaluate import MissingExtra, coco_ap, load_annotations
 from fasterpose_rt.geometry import apply_affine, invert_affine
+from fasterpose_rt.metadata import is_box_padding
 from fasterpose_rt.metrics import pck
 
 from .data.coco_keypoints import PersonSample, TopDownDataset, load_coco_keypoints
+from .head_transfer import checkpoint_keypoints
 from .precision import autocast as autocast_context
 
 
@@ -143,18 +147,66 @@ class DetectionValidation:
         return out
 
 
+def keypoint_order(model_keypoints: Optional[Sequence[str]], file_keypoints: Sequence[str], model_source: str,
+                   file_source, num_keypoints: Optional[int] = None) -> Optional[List[int]]:
+    """Where each of a COCO file's keypoints is in a checkpoint's output: None when they are in the same order;
+    else the output channel of each of the file's keypoints, matched by name (the output is reordered to the file's
+    order, so the file's own names, skeleton and sigmas hold). model_keypoints: the checkpoint's names
+    (``head_transfer.checkpoint_keypoints``); None when it records none: then only its ``num_keypoints``, if known,
+    is compared with the file's count. Raises ValueError when the names differ as sets (or the counts differ)."""
+    theirs = [str(n) for n in file_keypoints]
+    if model_keypoints is None:
+        if num_keypoints is not None and int(num_keypoints) != len(theirs):
+            raise ValueError(f"{model_source} predicts {num_keypoints} keypoints, {file_source} has {len(theirs)}")
+        return None
+    names = [str(n) for n in model_keypoints]
+    if len(names) != len(theirs) or set(names) != set(theirs):
+        lacking = [n for n in names if n not in theirs]
+        extra = [n for n in theirs if n not in names]
+        parts = ([f"not in the file: {', '.join(lacking)}"] if lacking else []) \
+            + ([f"not predicted: {', '.join(extra)}"] if extra else [])
+        raise ValueError(f"{file_source} does not label the keypoints {model_source} predicts ("
+                         f"{'; '.join(parts) or f'{len(names)} names, the file {len(theirs)}'})")
+    return None if names == theirs else [names.index(n) for n in theirs]
+
+
+class InFileOrder(torch.nn.Module):
+    """``model`` with its output channels (N, K, h, w) taken in ``order`` (``keypoint_order``): a file's keypoints."""
+
+    def __init__(self, model: torch.nn.Module, order: Sequence[int]):
+        super().__init__()
+        self.model = model
+        self.register_buffer("order", torch.as_tensor(list(order), dtype=torch.long), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)[:, self.order]
+
+
 def checkpoint_scorer(meta: dict, ann, images, box_padding: float, source: str = "the checkpoint") -> tuple:
     """-> (score, persons): ``score(model)`` gives validate's figures but the per-keypoint PCK, for models built from
     a training checkpoint's ``meta`` (its input size and loss), on the persons of the COCO keypoint file ``ann``
-    (photos under ``images``, default its folder); ``persons`` is their count. Raises ValueError without an input size.
+    (photos under ``images``, default its folder); ``persons`` is their count. A file listing the checkpoint's
+    keypoints in another order is matched by name (``keypoint_order``; said on stderr). Raises ValueError without
+    an input size, for a box padding that is not a positive number, or keypoints other than the checkpoint's.
     """
     if "input_size" not in meta:
         raise ValueError(f"{source}: no input_size in its meta to score at")
+    if not is_box_padding(box_padding):  # 0 cuts no crop; below 0 it is mirrored
+        raise ValueError(f"box padding must be a positive number, got {box_padding!r}")
     samples, data_meta = load_coco_keypoints(ann, images or Path(ann).parent)
+    names = checkpoint_keypoints(meta)
+    order = keypoint_order(names, data_meta["keypoints"], source, ann, meta.get("num_keypoints"))
+    if names is None:  # e.g. shrunk by an older models.shrink: nothing to match by
+        print(f"warning: {source} does not name its keypoints: {ann}'s are taken in the order it lists them",
+              file=sys.stderr)
+    elif order is not None:
+        print(f"warning: {ann} lists {source}'s keypoints in another order; matched by name", file=sys.stderr)
     dataset = TopDownDataset(samples, data_meta, tuple(meta["input_size"]), train=False, box_padding=box_padding)
 
     def score(model) -> dict:
-        result = validate(model.to(memory_format=torch.channels_last), dataset, logits=meta.get("loss") != "mse")
+        model = model.to(memory_format=torch.channels_last)
+        result = validate(model if order is None else InFileOrder(model, order), dataset,
+                          logits=meta.get("loss") != "mse")
         return {k: v for k, v in result.items() if k != "pck_per_keypoint"}
 
     return score, len(dataset)

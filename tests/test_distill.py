@@ -9,7 +9,7 @@ from conftest import TORCH_ABSENT
 pytest.importorskip("torch", reason=TORCH_ABSENT)
 import torch
 
-from fasterpose_rt.skeletons import flip_permutation
+from fasterpose_rt.skeletons import LSP14, flip_permutation
 from models import build_model
 from models.codec import HeatmapCodec
 from models.distill import Teacher, TeacherError, distillation_targets, load_teacher
@@ -95,11 +95,13 @@ def test_teacher_at_its_own_input_size_returns_maps_on_the_students_grid_exactly
     torch.testing.assert_close(same(x), torch.sigmoid(net(x)))
 
 
-def _teacher_checkpoint(path, k=14, loss="rce"):
+def _teacher_checkpoint(path, k=14, loss="rce", names=None, flip_pairs=None):
     torch.manual_seed(1)
     model = build_model("fasterpose_r18", k)
     meta = {"architecture": "fasterpose_r18", "num_keypoints": k, "input_size": [64, 64], "loss": loss,
             "model_options": {"head_width": 256, "final_bias": -4.0}}
+    if names is not None:  # as models.train records its data's category
+        meta["dataset"] = {"keypoints": list(names), "flip_pairs": flip_pairs}
     torch.save({"model": model.state_dict(), "meta": meta}, path)
     return path
 
@@ -167,3 +169,38 @@ def test_teacher_check_scores_the_targets_the_student_would_get(tmp_path, capsys
     assert 0 <= resized["pck@0.2"] <= 1 and resized["flip"] is True
     assert check_main(args[:1] + [str(tmp_path / "none.pth")] + args[2:]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+LSP_NAMES = list(LSP14["keypoints"])
+REVERSED_PAIRS = [[13 - a, 13 - b] for a, b in LSP_FLIP_PAIRS]  # LSP's flip pairs in the reversed order
+
+
+def test_a_teacher_of_another_keypoint_order_teaches_in_the_students_with_its_own_flip_pairs(tmp_path):
+    ckpt = _teacher_checkpoint(tmp_path / "rev.pth", names=LSP_NAMES[::-1], flip_pairs=REVERSED_PAIRS)
+    with pytest.warns(UserWarning, match="another order"):
+        teacher, _ = load_teacher(ckpt, 14, (64, 64), LSP_FLIP_PAIRS, keypoints=LSP_NAMES)
+    own = Teacher(teacher.model, logits=True, flip_pairs=REVERSED_PAIRS, num_keypoints=14, flip=True)
+    x = torch.randn(2, 3, 64, 64)
+    torch.testing.assert_close(teacher(x), own(x)[:, list(range(13, -1, -1))])  # channel k: the student's k
+    other = _teacher_checkpoint(tmp_path / "other.pth", names=LSP_NAMES[:-1] + ["nose"])
+    with pytest.raises(TeacherError, match="not in the file: nose; not predicted: head_top"):
+        load_teacher(other, 14, (64, 64), LSP_FLIP_PAIRS, keypoints=LSP_NAMES)
+    same, _ = load_teacher(other, 14, (64, 64), LSP_FLIP_PAIRS)  # models.train passes no names: the count only
+    assert same.order is None
+
+
+def test_teacher_check_matches_a_file_of_another_order_by_name_and_refuses_a_bad_box_padding(tmp_path, capsys):
+    from keypoint_order import write_reversed
+    from models.teacher_check import main as check_main
+
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=4)
+    ckpt = _teacher_checkpoint(tmp_path / "t.pth", names=LSP_NAMES, flip_pairs=LSP_FLIP_PAIRS)
+    args = ["--teacher", str(ckpt), "--images", str(images), "--input-size", "64x64", "--threads", "1", "--flip"]
+    assert check_main(args + ["--ann", str(ann)]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert check_main(args + ["--ann", str(write_reversed(ann, tmp_path / "rev.json"))]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == plain and "warning: --teacher" in err and "another order" in err
+    for padding in ("0", "-1"):  # 0 had failed with "Singular matrix"; -1 scored mirrored crops
+        assert check_main(args + ["--ann", str(ann), "--box-padding", padding]) == 2
+        assert "--box-padding must be a positive number" in capsys.readouterr().err

@@ -12,6 +12,7 @@ from conftest import NEEDS_TORCH
 from fasterpose_rt.skeletons import LSP14
 from models.data.doubtful_labels import doubtful_joints, main, unlabel
 from demo_labels import demo_prediction, write_demo_coco
+from keypoint_order import reversed_keypoints, unreversed
 
 NAMES = LSP14["keypoints"]
 LS, RH = NAMES.index("left_shoulder"), NAMES.index("right_hip")
@@ -104,6 +105,32 @@ def test_end_to_end_on_a_real_photo(demo_set, tmp_path, capsys):
     assert info["rule"] == {"distance": 0.5, "min_score": 0.3, "flip_test": True}
     assert info["model"]["file"].endswith(".onnx") and len(info["model"]["sha256"]) == 64
     assert clean["images"] == coco["images"] and clean["categories"] == coco["categories"]
+
+
+def test_unlabel_in_a_file_of_another_order_zeroes_the_joints_where_the_file_has_them():
+    kp = np.arange(1, 15 * 3 + 1).reshape(15, 3)  # the file: the model's 14 reversed, then an extra keypoint
+    joints = np.zeros(14, bool)
+    joints[[0, 3]] = True
+    out = unlabel({"keypoints": kp.reshape(-1).tolist()}, joints, np.arange(13, -1, -1))
+    got = np.reshape(out["keypoints"], (-1, 3))
+    assert (got[[13, 10]] == 0).all() and out["num_keypoints"] == 13
+    np.testing.assert_array_equal(np.delete(got, [13, 10], 0), np.delete(kp, [13, 10], 0))
+
+
+@NEEDS_TORCH  # the label tools record the model's provenance through export/
+def test_a_file_listing_the_keypoints_in_another_order_is_cleaned_in_its_own_order(demo_set, tmp_path, capsys):
+    _, images_dir, coco = demo_set
+    rev, out = tmp_path / "rev.json", tmp_path / "clean.json"
+    rev.write_text(json.dumps(reversed_keypoints(coco)))
+    assert main(["--ann", str(rev), "--images", str(images_dir), "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "lists the model's keypoints in another order; matched by name" in captured.err
+    assert "1 of 42 labelled joints left out, in 1 of 3 persons" in captured.out  # by position: most of them
+    clean = json.loads(out.read_text())
+    assert clean["info"]["doubtful_labels"]["changed"] == [{"id": 10, "joints": ["head_top"]}]
+    assert clean["categories"] == reversed_keypoints(coco)["categories"]  # written in the file's own order
+    got = np.reshape(unreversed(clean["annotations"][0]["keypoints"]), (-1, 3))
+    assert got[NAMES.index("head_top")].tolist() == [0, 0, 0] and clean["annotations"][0]["num_keypoints"] == 13
 
 
 @NEEDS_TORCH  # the label tools record the model's provenance through export/

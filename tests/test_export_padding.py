@@ -15,6 +15,7 @@ from export import InputError
 from export.padding import calibrate_padding, main
 from fasterpose_rt import DEFAULT_MODELS, PosePredictor
 from fasterpose_rt.confidence import CALIBRATION_KEY
+from keypoint_order import without_keypoint, write_reversed
 
 MODEL = DEFAULT_MODELS["default"]
 pytestmark = [
@@ -72,6 +73,19 @@ def test_the_sweep_is_what_the_predictor_measures(calibrated, lspet40):
 def test_only_the_previous_padding_keeps_it(lspet40, tmp_path):
     result = calibrate_padding(MODEL, lspet40, LSPET / "images", tmp_path / "same.onnx", candidates=[OWN], threads=1)
     assert result.chosen == result.previous == OWN and list(result.sweep) == [OWN]
+
+
+def test_a_file_listing_the_keypoints_in_another_order_is_matched_by_name(calibrated, lspet40, tmp_path):
+    result, _ = calibrated
+    said = []
+    got = calibrate_padding(MODEL, write_reversed(lspet40, tmp_path / "rev.json"), LSPET / "images",
+                            tmp_path / "rev.onnx", candidates=[OWN], threads=1, log=said.append)
+    assert got.sweep[OWN] == result.sweep[OWN] and got.joints == result.joints  # read by position: ~3 % PCK
+    assert any("another order; matched by name" in s for s in said)
+    (tmp_path / "no_neck.json").write_text(json.dumps(without_keypoint(json.loads(lspet40.read_text()), "neck")))
+    with pytest.raises(InputError, match=r"no ground truth .*\(neck\)"):
+        calibrate_padding(MODEL, tmp_path / "no_neck.json", LSPET / "images", tmp_path / "never.onnx")
+    assert not (tmp_path / "never.onnx").exists()
 
 
 def test_bad_input_writes_nothing(lspet40, tmp_path):

@@ -12,6 +12,7 @@ from conftest import NEEDS_TORCH
 from fasterpose_rt.skeletons import LSP14, flip_permutation
 from models.data.fix_sides import main, mirrored_persons, swap_sides
 from demo_labels import demo_prediction, write_demo_coco
+from keypoint_order import reversed_keypoints, unreversed
 
 NAMES, PAIRS = LSP14["keypoints"], LSP14["flip_pairs"]
 PERM = flip_permutation(len(NAMES), PAIRS)
@@ -68,6 +69,14 @@ def test_swap_sides_moves_whole_triplets_and_leaves_the_input_alone():
     assert swap_sides(out, PERM)["keypoints"] == kp
 
 
+def test_swap_sides_in_a_file_of_another_order_moves_the_models_joints_where_the_file_has_them():
+    kp = np.arange(15 * 3).reshape(15, 3)  # the file: an extra keypoint first, then the model's 14 reversed
+    columns = np.arange(14, 0, -1)  # where the model's keypoint k is in the file
+    out = np.reshape(swap_sides({"keypoints": kp.reshape(-1).tolist()}, PERM, columns)["keypoints"], (-1, 3))
+    np.testing.assert_array_equal(out[columns], kp[columns][PERM])
+    np.testing.assert_array_equal(out[0], kp[0])  # not the model's: untouched
+
+
 @pytest.fixture(scope="module")
 def demo_set(tmp_path_factory):
     """A COCO file: the demo photo twice, labelled with the model's own prediction mirrored and as it is,
@@ -94,6 +103,29 @@ def test_end_to_end_on_a_real_photo(demo_set, tmp_path, capsys):
     assert info["changed"] == [10] and info["persons"] == 3
     assert info["model"]["file"].endswith(".onnx") and len(info["model"]["sha256"]) == 64
     assert fixed["images"] == coco["images"] and fixed["categories"] == coco["categories"]
+
+
+@NEEDS_TORCH  # the label tools record the model's provenance through export/
+def test_a_file_listing_the_keypoints_in_another_order_is_fixed_in_its_own_order(demo_set, tmp_path, capsys):
+    _, images_dir, coco = demo_set
+    rev, out = tmp_path / "rev.json", tmp_path / "fixed.json"
+    rev.write_text(json.dumps(reversed_keypoints(coco)))
+    assert main(["--ann", str(rev), "--images", str(images_dir), "--out", str(out)]) == 1
+    assert "lists the model's keypoints in another order; matched by name" in capsys.readouterr().err
+    fixed = json.loads(out.read_text())
+    assert fixed["info"]["fix_sides"]["changed"] == [10]  # by position: no person, or the wrong ones
+    assert fixed["categories"] == reversed_keypoints(coco)["categories"]  # written in the file's own order
+    np.testing.assert_array_equal(np.reshape(unreversed(fixed["annotations"][0]["keypoints"]), (-1, 3)),
+                                  np.reshape(coco["annotations"][0]["keypoints"], (-1, 3))[PERM])
+
+
+@pytest.mark.parametrize("threshold", ["0", "-0.2", "nan", "3"])
+def test_a_bad_threshold_is_refused_before_any_work(threshold, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--ann", "a.json", "--images", str(tmp_path), "--out", str(tmp_path / "o.json"),
+              "--threshold", threshold])
+    assert e.value.code == 2 and "--threshold must be in (0, 1]" in capsys.readouterr().err
+    assert not (tmp_path / "o.json").exists()
 
 
 @NEEDS_TORCH  # the label tools record the model's provenance through export/

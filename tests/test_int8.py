@@ -19,6 +19,7 @@ from export.crops import list_persons, load_crops
 from export.quantize import Agreement, Recipe, compare_models, default_int8_path, heatmap_convs, quantize_file
 from fasterpose_rt import PosePredictor
 from fasterpose_rt.preprocess import check_boxes, crop_transforms
+from keypoint_order import without_keypoint, write_reversed
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 COCO_MINI = SHARED / "datasets" / "coco-mini"
@@ -62,7 +63,7 @@ def test_heatmap_convs_finds_the_conv_behind_depth_to_space(float_model):
 @needs_photos
 def test_coco_crops_are_the_runtime_crops_with_ground_truth(float_model):
     meta = _meta(float_model)
-    persons = list_persons(ANN, meta.num_keypoints)
+    persons = list_persons(ANN, meta.keypoints)
     assert len(persons) == 14 and persons.keypoints.shape == (14, 17, 3)
     crops = load_crops(persons, [3, 0], meta)
     w, h = meta.input_size
@@ -74,9 +75,25 @@ def test_coco_crops_are_the_runtime_crops_with_ground_truth(float_model):
 
 
 @needs_photos
+def test_coco_ground_truth_is_matched_to_the_models_keypoints_by_name(float_model, tmp_path):
+    import json
+
+    names = list(_meta(float_model).keypoints)
+    said = []
+    plain = list_persons(ANN, names, warn=said.append)
+    rev = tmp_path / "rev.json"
+    reordered = list_persons(write_reversed(ANN, rev), names, COCO_MINI / "images", warn=said.append)
+    np.testing.assert_array_equal(reordered.keypoints, plain.keypoints)  # by position: every joint elsewhere
+    assert said == [f"{rev} lists the model's keypoints in another order; matched by name"]
+    (tmp_path / "no_nose.json").write_text(json.dumps(without_keypoint(json.loads(ANN.read_text()), "nose")))
+    short = list_persons(tmp_path / "no_nose.json", names, COCO_MINI / "images")
+    assert short.keypoints is None and "(nose)" in short.note  # quantize then measures against the float model
+
+
+@needs_photos
 def test_folder_gives_one_whole_photo_crop_per_photo_without_ground_truth(float_model):
     meta = _meta(float_model)
-    persons = list_persons(COCO_MINI / "images", meta.num_keypoints)
+    persons = list_persons(COCO_MINI / "images", meta.keypoints)
     assert len(persons) == 4 and persons.keypoints is None
     crops = load_crops(persons, [0], meta)
     import cv2
@@ -135,7 +152,7 @@ def test_int8_graph_metadata_and_runtime_loading(quantized):
 @needs_photos
 def test_identical_models_agree_exactly(float_model):
     meta = _meta(float_model)
-    crops = load_crops(list_persons(ANN, meta.num_keypoints), range(6), meta)
+    crops = load_crops(list_persons(ANN, meta.keypoints), range(6), meta)
     a = compare_models(float_model, float_model, crops, threads=1)
     assert a.crops == 6 and a.mean_px == 0 and a.moved == 0 and a.pck_drop == 0
     assert a.reference == "ground truth" and a.joints > 0

@@ -195,6 +195,52 @@ def test_fit_logistic_reaches_the_penalised_optimum():
     assert coef[0] > 1 and coef[1] < -0.4 and abs(coef[2]) < 0.3
 
 
+def test_cross_fitted_shares_count_only_the_crops_a_head_was_fitted_to_read():
+    """One picture of nobody (photo 0): the head fitted on the odd photos never saw nobody, so the even photos'
+    crops are not read at all; their rows had been recorded as "not a person" (0.5 for persons called every time)."""
+    from export.presence_head import _cross_fitted
+
+    rng = np.random.default_rng(0)
+    features = {"searched persons": rng.normal(3, 0.5, (4, 3)), "persons in their boxes": rng.normal(3, 0.5, (4, 3)),
+                "close-ups": np.zeros((0, 3)), "photos of nobody": rng.normal(-3, 0.5, (4, 3))}
+    photos = {"searched persons": np.arange(4), "persons in their boxes": np.arange(4),
+              "close-ups": np.zeros(0, np.int64), "photos of nobody": np.zeros(4, np.int64)}
+    said = []
+    got = _cross_fitted(features, photos, 1.0, 0.5, said.append)
+    assert got["persons in their boxes"] == {"crops": 4, "counted": 2, "called_a_person": 1.0}
+    assert got["searched persons"]["called_a_person"] == 1.0
+    assert got["photos of nobody"] == {"crops": 4, "counted": 0, "called_a_person": None}
+    assert got["close-ups"]["called_a_person"] is None
+    assert len(said) == 1 and "photos of nobody" in said[0] and "even number are not counted" in said[0]
+    photos["photos of nobody"] = np.arange(4)  # nobody on both sides: every crop read by the other half's head
+    said.clear()
+    got = _cross_fitted(features, photos, 1.0, 0.5, said.append)
+    assert not said and got["photos of nobody"] == {"crops": 4, "counted": 4, "called_a_person": 0.0}
+    assert got["persons in their boxes"]["counted"] == 4
+
+
+def test_a_file_listing_the_keypoints_in_another_order_is_matched_by_name(tmp_path, standin_path):
+    from tests.standin import KEYPOINTS
+
+    ann = tmp_path / "ann.json"
+    data = {"images": [{"id": 1, "file_name": "a.jpg"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 9, 9],
+                             "keypoints": [1, 1, 2] * 4}],
+            "categories": [{"id": 1, "name": "person", "keypoints": KEYPOINTS[::-1]}]}
+    ann.write_text(json.dumps(data))
+    said = []
+    with pytest.raises(InputError, match="1 photos hold one annotated person"):  # past the keypoints: too few photos
+        fit_presence_head(standin_path, ann, tmp_path, negatives=[tmp_path], out_path=tmp_path / "o.onnx",
+                          log=said.append)
+    assert any("another order; matched by name" in s for s in said)
+    data["categories"][0]["keypoints"] = KEYPOINTS[:3]
+    data["annotations"][0]["keypoints"] = [1, 1, 2] * 3
+    ann.write_text(json.dumps(data))
+    with pytest.raises(InputError, match=r"\(blue\)"):
+        fit_presence_head(standin_path, ann, tmp_path, negatives=[tmp_path], out_path=tmp_path / "o.onnx")
+    assert not (tmp_path / "o.onnx").exists()
+
+
 def test_quantize_refuses_a_model_with_a_head(tmp_path):
     from export.quantize import quantize_file
 

@@ -275,6 +275,25 @@ def test_the_table_is_the_hit_rate_the_runtime_measures(fitted, lspet40):
 
 
 @NEEDS_LSPET
+def test_a_file_listing_the_keypoints_in_another_order_gives_the_same_table(fitted, lspet40, tmp_path):
+    from export import InputError
+    from export.score_calibration import calibrate_scores
+    from keypoint_order import without_keypoint, write_reversed
+    said = []
+    out = tmp_path / "rev.onnx"
+    calibrate_scores(MODEL, write_reversed(lspet40, tmp_path / "rev.json"), LSPET / "images", out, threads=1,
+                     flip=False, search=False, log=said.append)
+    assert any("another order; matched by name" in s for s in said)  # it had been refused as not the model's
+    got = PosePredictor(out, threads=1).metadata.extra[CALIBRATION_KEY]["plain"]
+    want = PosePredictor(fitted[1], threads=1).metadata.extra[CALIBRATION_KEY]["plain"]
+    assert got == want
+    (tmp_path / "no_neck.json").write_text(json.dumps(without_keypoint(json.loads(lspet40.read_text()), "neck")))
+    with pytest.raises(InputError, match=r"\(neck\)"):
+        calibrate_scores(MODEL, tmp_path / "no_neck.json", LSPET / "images", tmp_path / "never.onnx")
+    assert not (tmp_path / "never.onnx").exists()
+
+
+@NEEDS_LSPET
 def test_bad_input_writes_nothing_and_the_command_line_tells(lspet40, tmp_path, capsys):
     pytest.importorskip("torch", reason=TORCH_ABSENT)
     from export import InputError

@@ -46,11 +46,11 @@ def test_shrink_refuses_what_cannot_be_kept():
         shrink_state_dict(r34, build_model("fasterpose_r50", 14), [[0, 1, 2], [0, 1, 2, 3], [0, 1, 2, 3, 4, 5]])
 
 
-def _save_r34_checkpoint(path):
+def _save_r34_checkpoint(path, **meta):
     """A training checkpoint (weights and meta, as models.train writes) of a trained-like R34 at input 64x64."""
     torch.save({"model": _trained_like("fasterpose_r34", seed=1).state_dict(),
                 "meta": {"architecture": "fasterpose_r34", "input_size": [64, 64], "loss": "rce",
-                         "model_options": {"head_width": 256, "final_bias": -4.0}}}, path)
+                         "model_options": {"head_width": 256, "final_bias": -4.0}, **meta}}, path)
 
 
 def test_shrink_cli_writes_a_scored_checkpoint_that_loads_into_the_smaller_model(tmp_path, capsys):
@@ -78,6 +78,20 @@ def test_shrink_cli_writes_a_scored_checkpoint_that_loads_into_the_smaller_model
     assert "not a training checkpoint" in capsys.readouterr().err
     assert main(args + ["--keep", "0,2", "0,3", "0,4", "--ann", str(tmp_path / "none.json")]) == 2
     assert "none.json" in capsys.readouterr().err
+
+
+def test_shrink_keeps_the_keypoint_names_and_refuses_a_box_padding_that_is_not_positive(tmp_path, capsys):
+    from fasterpose_rt.skeletons import LSP14
+
+    src, out = tmp_path / "r34.pth", tmp_path / "r18.pth"
+    dataset = {"keypoints": list(LSP14["keypoints"]), "flip_pairs": LSP14["flip_pairs"]}
+    _save_r34_checkpoint(src, dataset=dataset)
+    args = ["--checkpoint", str(src), "--arch", "fasterpose_r18", "--out", str(out), "--keep", "0,2", "0,3", "0,4"]
+    for padding in ("0", "-1"):  # -1 had scored and written a model on mirrored crops
+        assert main(args + ["--box-padding", padding]) == 2
+        assert "--box-padding must be a positive number" in capsys.readouterr().err and not out.exists()
+    assert main(args) == 0
+    assert torch.load(out, weights_only=True)["meta"]["dataset"] == dataset  # its keypoints can still be matched
 
 
 def test_block_drop_benchmark_tries_every_keepable_subset_per_stage():

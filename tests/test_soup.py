@@ -115,3 +115,34 @@ def test_each_ingredient_is_scored_with_its_own_weights(tmp_path, monkeypatch):
     assert len(seen) == 3  # both ingredients, then the soup
     assert torch.equal(seen[0], first) and torch.equal(seen[1], second)
     assert torch.allclose(seen[2], (first + second) / 2, atol=1e-7)
+
+
+def test_scoring_matches_a_file_of_another_keypoint_order_by_name_and_refuses_other_keypoints(tmp_path, capsys):
+    from fasterpose_rt.skeletons import LSP14
+    from keypoint_order import write_reversed
+    from models.validate import InFileOrder, checkpoint_scorer, keypoint_order
+
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=3)
+    names = list(LSP14["keypoints"])
+    meta, model = dict(META, dataset={"keypoints": names}), _trained_like(seed=1)
+    want = checkpoint_scorer(meta, ann, images, 1.25)[0](model)
+    assert not capsys.readouterr().err.count("warning")
+    score, persons = checkpoint_scorer(meta, write_reversed(ann, tmp_path / "rev.json"), images, 1.25, "r.pth")
+    assert score(model) == want and persons == 3
+    assert "lists r.pth's keypoints in another order; matched by name" in capsys.readouterr().err
+    assert keypoint_order(names, names[::-1], "r.pth", "rev.json") == list(range(13, -1, -1))
+    x = torch.randn(1, 3, 64, 64)
+    model.eval()
+    torch.testing.assert_close(InFileOrder(model, [2, 0, 1])(x), model(x)[:, [2, 0, 1]])
+    with pytest.raises(ValueError, match="not in the file: nose; not predicted: head_top"):
+        checkpoint_scorer(dict(META, dataset={"keypoints": names[:-1] + ["nose"]}), ann, images, 1.25)
+    with pytest.raises(ValueError, match="predicts 17 keypoints"):  # no names: the count is still compared
+        checkpoint_scorer(dict(META, num_keypoints=17), ann, images, 1.25)
+
+
+@pytest.mark.parametrize("padding", ["0", "-1", "nan"])
+def test_a_box_padding_that_is_not_positive_is_refused_before_any_work(padding, tmp_path, capsys):
+    out = tmp_path / "soup.pth"
+    assert main(["--checkpoints", str(tmp_path / "a.pth"), str(tmp_path / "b.pth"), "--out", str(out),
+                 "--box-padding", padding]) == 2
+    assert "--box-padding must be a positive number" in capsys.readouterr().err and not out.exists()

@@ -74,3 +74,24 @@ def test_stamp_negatives_errors_are_clear(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--cutouts", str(walls), "--backgrounds", str(walls), "--out", str(tmp_path / "out")])
     assert exit_info.value.code == 1 and "no PNG with transparency" in capsys.readouterr().err
+
+
+def test_a_negative_count_or_an_out_that_is_a_file_is_refused_before_any_work(tmp_path, capsys):
+    cuts, walls = write_sources(tmp_path)
+    taken = tmp_path / "taken.txt"
+    taken.write_text("not a folder")
+    with pytest.raises(InputError, match="--count must be a whole number >= 0"):  # had been numpy's ValueError
+        stamp_negatives([cuts], [walls], tmp_path / "out", count=-5, progress=False)
+    with pytest.raises(InputError, match="taken.txt: not a folder"):  # had been a FileExistsError traceback
+        stamp_negatives([cuts], [walls], taken, progress=False)
+    with pytest.raises(InputError, match="cannot make the folder"):
+        stamp_negatives([cuts], [walls], taken / "sub", progress=False)
+    args = ["--cutouts", str(cuts), "--backgrounds", str(walls)]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args + ["--out", str(tmp_path / "out"), "--count", "-5"])
+    assert exit_info.value.code == 2 and "-5 is not in the range x>=0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(args + ["--out", str(taken)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and "not a folder" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists() and taken.read_text() == "not a folder"

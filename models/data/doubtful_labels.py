@@ -49,12 +49,14 @@ def doubtful_joints(pred, scores, gt, visible, names, distance: float = 0.5, min
     return visible & far & sure & np.isfinite(pred).all(axis=-1)
 
 
-def unlabel(annotation: dict, joints: np.ndarray) -> dict:
+def unlabel(annotation: dict, joints: np.ndarray, columns: Optional[np.ndarray] = None) -> dict:
     """A copy of a COCO person annotation with the joints where ``joints`` (K,) bool is set made unlabelled
-    (x = y = v = 0) and ``num_keypoints`` recounted."""
+    (x = y = v = 0) and ``num_keypoints`` recounted. columns (K,): where joint k is in the annotation (default:
+    at k; a file may list the model's keypoints in another order)."""
     out = copy.deepcopy(annotation)
     kp = np.asarray(annotation["keypoints"], dtype=np.float64).reshape(-1, 3)
-    kp[np.asarray(joints, bool)] = 0.0
+    joints = np.asarray(joints, bool)
+    kp[np.flatnonzero(joints) if columns is None else np.asarray(columns, np.int64)[joints]] = 0.0
     out["keypoints"] = coco_keypoint_list(kp)
     out["num_keypoints"] = int((kp[:, 2] > 0).sum())
     return out
@@ -83,7 +85,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     names = found.predictor.keypoint_names
     chosen = doubtful_joints(pred, scores, kps[..., :2], kps[..., 2] > 0, names, args.distance, args.min_score)
     out = dict(data)
-    out["annotations"] = [unlabel(a, c) if c.any() else a for a, c in zip(data["annotations"], chosen)]
+    out["annotations"] = [unlabel(a, c, found.columns) if c.any() else a for a, c in zip(data["annotations"], chosen)]
     out["info"] = dict(data.get("info") or {})
     out["info"]["doubtful_labels"] = {
         "source": args.ann.name, "model": found.model,

@@ -46,10 +46,15 @@ def mirrored_persons(pred, gt, visible, names, flip_pairs, margin: int = 2, thre
     return (m - h >= margin) & (2 * m >= n) & (n > 0) & np.isfinite(pred).all(axis=(1, 2))
 
 
-def swap_sides(annotation: dict, perm: np.ndarray) -> dict:
-    """A copy of a COCO person annotation with keypoint k's (x, y, v) taken from keypoint perm[k]."""
+def swap_sides(annotation: dict, perm: np.ndarray, columns: Optional[np.ndarray] = None) -> dict:
+    """A copy of a COCO person annotation with keypoint k's (x, y, v) taken from keypoint perm[k].
+
+    columns (K,): where the model's keypoint k is in the annotation (default: at k), perm being in the model's
+    order; the annotation's other keypoints stay as they are."""
     out = copy.deepcopy(annotation)
-    kp = np.asarray(annotation["keypoints"], dtype=np.float64).reshape(-1, 3)[perm]
+    kp = np.asarray(annotation["keypoints"], dtype=np.float64).reshape(-1, 3)
+    cols = np.arange(len(perm)) if columns is None else np.asarray(columns, np.int64)
+    kp[cols] = kp[cols[np.asarray(perm)]]
     out["keypoints"] = coco_keypoint_list(kp)
     return out
 
@@ -63,6 +68,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = ap.parse_args(argv)
     if args.margin < 1:
         ap.error("--margin must be at least 1")
+    if not 0 < args.threshold <= 1:  # a torso fraction: beyond one torso every joint is a hit, both ways
+        ap.error("--threshold must be in (0, 1] (a fraction of the torso)")
 
     from .predicted_labels import predict_or_explain
 
@@ -76,7 +83,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     chosen = mirrored_persons(pred, kps[..., :2], kps[..., 2] > 0, names, pairs, args.margin, args.threshold)
     perm = flip_permutation(len(names), pairs)
     out = dict(data)
-    out["annotations"] = [swap_sides(a, perm) if c else a for a, c in zip(data["annotations"], chosen)]
+    out["annotations"] = [swap_sides(a, perm, found.columns) if c else a for a, c in zip(data["annotations"], chosen)]
     out["info"] = dict(data.get("info") or {})
     out["info"]["fix_sides"] = {
         "source": args.ann.name, "model": found.model,

@@ -15,9 +15,11 @@ __all__ = ["LabelledPredictions", "predict_labelled_persons", "predict_or_explai
 
 @dataclass
 class LabelledPredictions:
-    """predictor: the PosePredictor used; data: the COCO file as read; labels (A, K, 3) x, y, v per annotation;
-    pred (A, K, 2) photo px, NaN for persons not predicted; scores (A, K), 0 where not predicted; failed:
-    "path: reason" for each photo that could not be read; model: {"file", "sha256"} of the model file."""
+    """predictor: the PosePredictor used; data: the COCO file as read; labels (A, K, 3) x, y, v per annotation,
+    in the model's keypoint order; pred (A, K, 2) photo px, NaN for persons not predicted; scores (A, K), 0 where
+    not predicted; failed: "path: reason" for each photo that could not be read; model: {"file", "sha256"} of the
+    model file; columns (K,): where each of the model's keypoints is in the file's annotations (a file may list
+    them in another order, or more of them: a tool writes its changes there)."""
 
     predictor: object
     data: dict
@@ -26,6 +28,7 @@ class LabelledPredictions:
     scores: np.ndarray
     failed: List[str]
     model: dict
+    columns: np.ndarray
 
 
 def add_label_tool_arguments(ap: argparse.ArgumentParser) -> None:
@@ -44,29 +47,34 @@ def coco_keypoint_list(kp: np.ndarray) -> list:
 def predict_labelled_persons(ann: Path, images: Path, model: Optional[str] = None,
                              flip_test: bool = True) -> LabelledPredictions:
     """Predict every annotation's ground-truth box (progress bar on stderr). Unreadable photos are listed in
-    ``failed``, not raised. Raises EvalError (a bad file, or a keypoint count other than the model's),
-    ModelError or OSError."""
+    ``failed``, not raised. The labels are matched to the model's keypoints by name
+    (``fasterpose_rt.evaluate.in_model_order``, its warnings on stderr). Raises EvalError (a bad file, or one that
+    does not name the model's keypoints), ModelError or OSError."""
     from tqdm import tqdm
 
     from export.checkpoint import file_provenance
     from fasterpose_rt import PosePredictor
-    from fasterpose_rt.evaluate import EvalError, load_annotations, predict_annotations
+    from fasterpose_rt.evaluate import EvalError, in_model_order, load_annotations, match_keypoints, predict_annotations
 
     predictor = PosePredictor(model, flip_test=flip_test)
     data = load_annotations(ann)
-    k = len(predictor.keypoint_names)
-    if any(len(a.get("keypoints") or []) != 3 * k for a in data["annotations"]):
-        raise EvalError(f"{ann}: every annotation needs {k} keypoints (x, y, v), as the model")
+    names = list(predictor.keypoint_names)
+    k = len(names)
+    ordered = in_model_order(data, names, str(ann))
+    bad = next((a for a in ordered["annotations"] if len(a.get("keypoints") or []) != 3 * k), None)
+    if bad is not None:  # e.g. of another category: these tools read every annotation as a labelled person
+        raise EvalError(f"{ann}: annotation {bad.get('id')} has no keypoints of the person category (x, y, v each)")
+    columns = match_keypoints(data, names, str(ann), need_sigmas=False).file_columns  # silent: warned above
     failed: List[str] = []
     scores = np.zeros((len(data["annotations"]), k))
-    _, _, pred = predict_annotations(predictor, data, images, 1, str(ann),
+    _, _, pred = predict_annotations(predictor, ordered, images, 1, str(ann),
                                      on_fail=lambda p, why: failed.append(f"{p}: {why}"),
                                      wrap=lambda it: tqdm(list(it), desc="predicting", unit="photo"),
                                      scores=scores)
-    labels = np.array([np.asarray(a["keypoints"], np.float64).reshape(-1, 3) for a in data["annotations"]]
+    labels = np.array([np.asarray(a["keypoints"], np.float64).reshape(-1, 3) for a in ordered["annotations"]]
                       ).reshape(-1, k, 3)
     return LabelledPredictions(predictor, data, labels, pred, scores, failed,
-                               file_provenance(predictor.model_path))
+                               file_provenance(predictor.model_path), np.asarray(columns, np.int64))
 
 
 def predict_or_explain(ann: Path, images: Path, model: Optional[str] = None,
