@@ -18,7 +18,7 @@ import pytest
 import benchmarks.common as common
 from benchmarks.common import (BenchmarkParser, interleaved_times, non_negative_int, positive_int, run_main,
                                write_results)
-from conftest import LSPET, NEEDS_LSPET, ROOT
+from conftest import LSPET, NEEDS_LSPET, ROOT, TORCH_ABSENT
 from fasterpose_rt import DEFAULT_MODELS
 from fasterpose_rt.session import ModelNotFoundError
 
@@ -32,6 +32,16 @@ def _no_committed_results(monkeypatch, tmp_path):
     """Whatever a test runs, benchmarks/results is never written: the default folder points into tmp_path."""
     monkeypatch.setattr(common, "RESULTS_DIR", tmp_path / "default_results")
     monkeypatch.setattr(common, "_invocation", None)
+
+
+def _benchmark(name: str):
+    """benchmarks.<name>, or a skip where it needs torch and this venv has none (a runtime-only install)."""
+    try:
+        return importlib.import_module(f"benchmarks.{name}")
+    except ModuleNotFoundError as e:
+        if e.name == "torch":
+            pytest.skip(TORCH_ABSENT)
+        raise
 
 
 def _command(md_path: Path) -> str:
@@ -137,7 +147,7 @@ def test_interleaved_times_alternate_the_order_round_by_round():
 
 @pytest.mark.parametrize("name", BENCHMARKS)
 def test_help_prints_usage_and_runs_nothing(name, capsys, tmp_path):
-    module = importlib.import_module(f"benchmarks.{name}")
+    module = _benchmark(name)
     code, _ = _exit(module.main, ["--help"], capsys)
     assert code == 0 and capsys.readouterr().out.startswith(f"usage: python -m benchmarks.{name}")
     code, err = _exit(module.main, ["--no-such-option"], capsys)  # refused, not ignored (or a required one named)
@@ -153,7 +163,7 @@ ROUNDS = {  # every benchmark with --rounds, and the other options it cannot par
 
 @pytest.mark.parametrize("name", sorted(ROUNDS))
 def test_zero_rounds_are_refused_before_anything_runs(name, capsys, tmp_path):
-    module = importlib.import_module(f"benchmarks.{name}")
+    module = _benchmark(name)
     code, err = _exit(module.main, ROUNDS[name] + ["--rounds", "0", "--results-dir", str(tmp_path / "r")], capsys)
     assert code == 2 and "--rounds: must be >= 1, got 0" in err
     assert not (tmp_path / "r").exists()
@@ -170,7 +180,7 @@ MISSING_MODEL = {  # benchmark -> how it is given a model
 @NEEDS_LSPET
 @pytest.mark.parametrize("name", sorted(MISSING_MODEL))
 def test_a_missing_model_is_one_error_line(name, lspet_coco, capsys, tmp_path):
-    module = importlib.import_module(f"benchmarks.{name}")
+    module = _benchmark(name)
     argv = [MISSING_MODEL[name], str(tmp_path / "absent.onnx"), "--ann", str(lspet_coco(1, 40)), "--images",
             str(LSPET / "images"), "--limit", "2", "--results-dir", str(tmp_path / "r")]
     if name == "miss_audit":
@@ -191,7 +201,7 @@ def test_bench_runtime_refuses_a_missing_model(capsys, tmp_path):
 @NEEDS_BUNDLED
 @pytest.mark.parametrize("name", ["tradeoff", "ensemble", "orientation", "backends"])
 def test_a_wrong_images_folder_is_one_error_line(name, lspet40, capsys, tmp_path):
-    module = importlib.import_module(f"benchmarks.{name}")
+    module = _benchmark(name)
     argv = ["--ann", str(lspet40), "--images", str(tmp_path), "--limit", "2", "--results-dir", str(tmp_path / "r")]
     if name in ("tradeoff", "ensemble"):
         argv += ["--models", "default", "default", "--rounds", "1"]
@@ -234,7 +244,7 @@ def test_decoding_times_every_decoder_in_alternating_rounds(monkeypatch):
 
 
 def test_int8_reads_the_checkouts_data_and_its_help_is_true(capsys):
-    from benchmarks import int8
+    int8 = _benchmark("int8")
 
     assert int8.DATA == ROOT / "data"
     _exit(int8.main, ["--help"], capsys)
@@ -245,7 +255,7 @@ def test_int8_reads_the_checkouts_data_and_its_help_is_true(capsys):
 
 @NEEDS_LSPET
 def test_int8_refuses_a_missing_model_before_any_work(lspet40, capsys, tmp_path):
-    from benchmarks import int8
+    int8 = _benchmark("int8")
 
     code, err = _exit(int8.main, ["--model", str(tmp_path / "absent.onnx"), "--eval", str(lspet40),
                                   "--calibration", str(lspet40), "--results-dir", str(tmp_path / "r")], capsys)
@@ -296,7 +306,7 @@ def test_close_up_crops_of_nobody_upright_are_empty_arrays_of_the_right_shapes()
 @NEEDS_BUNDLED
 @pytest.mark.parametrize("name", ["close_up_videos", "person_presence", "tracking"])
 def test_close_up_benchmarks_refuse_persons_of_whom_none_is_upright(name, lspet_coco, capsys, tmp_path):
-    module = importlib.import_module(f"benchmarks.{name}")
+    module = _benchmark(name)
     code, err = _exit(module.main, ["--ann", str(lspet_coco(8001, 8002)), "--images", str(LSPET / "images"),
                                     "--results-dir", str(tmp_path / "r")], capsys)  # LSPET val's first two: none
     assert code == 2 and err.startswith("error: too few persons: none of the 2 persons is upright")
