@@ -76,26 +76,25 @@ class BenchmarkParser(argparse.ArgumentParser):
         return parsed
 
 
-def positive_int(text: str) -> int:
-    """argparse type: a whole number >= 1 (rounds, photos: 0 would time or score nothing and write NaN)."""
+def _whole_number(text: str, least: int) -> int:
+    """argparse type check: a whole number >= ``least``."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be >= {least}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (rounds, photos: 0 would time or score nothing and write NaN)."""
+    return _whole_number(text, 1)
 
 
 def non_negative_int(text: str) -> int:
     """argparse type: a whole number >= 0 (``--limit``: 0 means all)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+    return _whole_number(text, 0)
 
 
 def expected_errors() -> tuple:
