@@ -57,18 +57,26 @@ def decode_heatmaps(heatmaps, blur_sigma=None):
     blur_sigma: DARK modulation in heatmap px; None -> :func:`default_blur_sigma`; 0 -> no modulation
     (exact for noise-free Gaussians).
     Returns xy (N, K, 2) float32 in heatmap pixels and scores (N, K) float32 (the peak values).
-    Peaks on the border, flat or all-zero maps keep the integer peak (never NaN).
+    A peak on one border is refined along the other axis only; corner peaks, flat or all-zero maps keep
+    the integer peak (never NaN). Maps holding NaN (a broken model) are refused.
     """
     hm = np.asarray(heatmaps, dtype=np.float32)
     if hm.ndim != 4:
         raise ValueError(f"heatmaps must be (N, K, H, W), got shape {hm.shape}")
     n, k, h, w = hm.shape
+    sigma = default_blur_sigma(w) if blur_sigma is None else float(blur_sigma)
+    if not (np.isfinite(sigma) and sigma >= 0):
+        raise ValueError(f"blur_sigma must be a finite number >= 0, got {blur_sigma!r}")
+    if h == 0 or w == 0:
+        raise ValueError(f"heatmaps must have at least one pixel, got shape {hm.shape}")
     if n * k == 0:
         return np.zeros((n, k, 2), np.float32), np.zeros((n, k), np.float32)
     peak, scores = argmax_heatmaps(hm)
+    if np.isnan(scores).any():  # argmax stops at a NaN, so a map holding one has a NaN score
+        raise ValueError("heatmaps contain NaN: the model's output is broken")
     px, py = peak[..., 0], peak[..., 1]
-    sigma = default_blur_sigma(w) if blur_sigma is None else float(blur_sigma)
-    radius = int(np.ceil(3 * sigma)) if sigma > 0 else 0
+    # Beyond the map's size a wider blur only copies border pixels, so the radius is capped there.
+    radius = min(int(np.ceil(3 * sigma)), max(h, w)) if sigma > 0 else 0
     offs = np.arange(-(radius + 1), radius + 2)
     # Gather a (P, P) patch around each peak, replicating the border (indices clipped into the map).
     ys = np.clip(py[..., None] + offs, 0, h - 1)  # (N, K, P)
@@ -85,12 +93,17 @@ def decode_heatmaps(heatmaps, blur_sigma=None):
     dyy = lg[..., 2, 1] - 2 * lg[..., 1, 1] + lg[..., 0, 1]
     dxy = 0.25 * (lg[..., 2, 2] - lg[..., 2, 0] - lg[..., 0, 2] + lg[..., 0, 0])
     det = dxx * dyy - dxy * dxy
-    inner = (px > 0) & (px < w - 1) & (py > 0) & (py < h - 1)
-    ok = inner & (det > 1e-12) & (dxx < 0) & (dyy < 0) & (scores > _EPS)
+    inner_x = (px > 0) & (px < w - 1)
+    inner_y = (py > 0) & (py < h - 1)
+    found = scores > _EPS
+    ok = inner_x & inner_y & (det > 1e-12) & (dxx < 0) & (dyy < 0) & found
+    # A peak on one border still has both neighbours along the other axis: a 1-D step there.
+    only_x = inner_x & ~inner_y & (dxx < 0) & found
+    only_y = inner_y & ~inner_x & (dyy < 0) & found
     safe_det = np.where(ok, det, 1.0)
-    ox = -(dyy * dx - dxy * dy) / safe_det
-    oy = -(dxx * dy - dxy * dx) / safe_det
-    ox = np.where(ok, np.clip(ox, -1.0, 1.0), 0.0)
-    oy = np.where(ok, np.clip(oy, -1.0, 1.0), 0.0)
+    ox = np.where(ok, -(dyy * dx - dxy * dy) / safe_det, -dx / np.where(only_x, dxx, -1.0))
+    oy = np.where(ok, -(dxx * dy - dxy * dx) / safe_det, -dy / np.where(only_y, dyy, -1.0))
+    ox = np.where(ok | only_x, np.clip(ox, -1.0, 1.0), 0.0)
+    oy = np.where(ok | only_y, np.clip(oy, -1.0, 1.0), 0.0)
     xy = np.stack([px + ox, py + oy], axis=2).astype(np.float32)
     return xy, scores.astype(np.float32)

@@ -86,3 +86,34 @@ def test_vectorised_equals_a_per_keypoint_loop():
             hess = [[lg[1, 2] - 2 * lg[1, 1] + lg[1, 0], dxy], [dxy, lg[2, 1] - 2 * lg[1, 1] + lg[0, 1]]]
             expected = np.array([px, py]) + np.clip(-np.linalg.solve(hess, grad), -1, 1)
             np.testing.assert_allclose(xy[n, k], expected, atol=1e-4)
+
+
+def test_a_peak_on_one_border_is_refined_along_the_other_axis():
+    """Row 0 or a 1-pixel-high map: x is still fully informative (a 1-D step), y keeps the integer peak."""
+    x = np.arange(20)
+    row = np.exp(-((x - 7.3) ** 2) / 8.0).astype(np.float32)
+    hm = np.zeros((1, 2, 5, 20), np.float32)
+    hm[0, 0, 0] = row  # the whole peak on the top border
+    hm[0, 0, 1] = 0.5 * row
+    xy, _ = decode_heatmaps(hm, blur_sigma=0)
+    np.testing.assert_allclose(xy[0, 0], [7.3, 0.0], atol=1e-4)
+    xy, _ = decode_heatmaps(row[None, None, None, :], blur_sigma=0)  # (1, 1, 1, W)
+    np.testing.assert_allclose(xy[0, 0], [7.3, 0.0], atol=1e-4)
+    xy, _ = decode_heatmaps(row[None, None, :, None], blur_sigma=0)  # (1, 1, H, 1)
+    np.testing.assert_allclose(xy[0, 0], [0.0, 7.3], atol=1e-4)
+    xy, _ = decode_heatmaps(row[None, None, None, :])  # blurred: still finite, near the peak
+    assert abs(xy[0, 0, 0] - 7.3) < 0.2 and xy[0, 0, 1] == 0
+
+
+def test_nan_maps_empty_maps_and_bad_blur_are_refused():
+    hm = np.random.default_rng(5).random((1, 2, 8, 6)).astype(np.float32)
+    hm[0, 1, 3, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        decode_heatmaps(hm)
+    with pytest.raises(ValueError, match="at least one pixel"):
+        decode_heatmaps(np.zeros((1, 1, 0, 5), np.float32))
+    for bad in (np.nan, -1.0, np.inf):
+        with pytest.raises(ValueError, match="blur_sigma"):
+            decode_heatmaps(hm[:, :1], blur_sigma=bad)
+    xy, _ = decode_heatmaps(hm[:, :1], blur_sigma=1e6)  # the radius is capped: no 100-TB patch
+    assert np.isfinite(xy).all()
