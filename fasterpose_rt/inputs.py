@@ -8,12 +8,15 @@ names it on stderr, skips it and goes on. Paths that do not exist are the caller
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generator, List, Optional, Sequence, Tuple, Union
+from typing import Generator, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 import cv2
 import numpy as np
@@ -24,7 +27,7 @@ __all__ = [
     "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "LIST_EXTENSIONS", "InputItem", "InputReadError", "expand_inputs",
     "read_input_list", "is_pattern", "read_image",
     "open_video", "capture_info", "iter_video_frames", "stream_source", "is_live", "open_stream", "jpeg_size",
-    "reduction_for", "read_photo", "REDUCED_LONG_SIDE",
+    "reduction_for", "read_photo", "REDUCED_LONG_SIDE", "opencv_video_path",
 ]
 
 IMAGE_EXTENSIONS = frozenset({
@@ -51,6 +54,9 @@ _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-fra
 
 # HEIF's ftyp brands (ISO/IEC 23008-12): OpenCV reads none of them, pillow-heif does
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"})
+
+# Image brands of an ftyp box (AVIF, Canon's CR3 raw photos): any other ftyp is an MP4 or MOV video
+_PHOTO_BRANDS = _HEIF_BRANDS | {b"avif", b"avis", b"crx "}
 
 _CAMERA = re.compile(r"camera:(\d+)")
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
@@ -94,6 +100,8 @@ def is_live(source: str) -> bool:
 def open_stream(source: str) -> cv2.VideoCapture:
     """Open a camera (``camera:N``) or a stream URL as a capture. Raises InputReadError saying why not."""
     camera = _CAMERA.fullmatch(source)
+    if not camera and not _utf8(source):  # OpenCV crashes (segfault) on a URL that is not UTF-8
+        raise InputReadError("the URL is not valid UTF-8, which OpenCV's video reader cannot open")
     cap = cv2.VideoCapture(int(camera.group(1)) if camera else source)  # any backend that reads it
     if not cap.isOpened():
         cap.release()
@@ -137,7 +145,8 @@ def read_input_list(path: os.PathLike) -> List[Tuple[int, str]]:
     return entries
 
 
-def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False, lists: bool = False, patterns: bool = False
+def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False, lists: bool = False, patterns: bool = False,
+                  leave_out: Sequence[os.PathLike] = (), left_out: Optional[Set[str]] = None
                   ) -> Tuple[List[InputItem], List[Tuple[Path, str]]]:
     """Paths -> (items, problems).
 
@@ -151,12 +160,30 @@ def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False, lists: boo
     path below the pattern's fixed folder part, under that folder's name, as a folder argument's photos do. A file
     or stream given twice is kept once. problems: (path, reason) for folders and patterns without any such file,
     unreadable lists, and listed paths that do not exist (the rest is still processed). Missing paths given
-    directly raise FileNotFoundError.
+    directly raise FileNotFoundError. leave_out: folders (a run's own output folders) whose files a folder or
+    pattern does not contribute, unless that folder or the pattern's fixed part lies inside them; the real paths
+    of the files so left out are added to ``left_out`` when given.
     """
     items: List[InputItem] = []
     problems: List[Tuple[Path, str]] = []
     seen = set()
     wanted = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS if videos else IMAGE_EXTENSIONS
+    outputs = [os.path.join(os.path.realpath(f), "") for f in leave_out]  # with a trailing separator
+
+    def kept(found: List[Path], base: Path) -> List[Path]:
+        """found without the files under an output folder that base (the folder searched) is not inside: a run's
+        outputs are not read back as its inputs on the next run."""
+        inside = tuple(o for o in outputs if not os.path.join(os.path.realpath(base), "").startswith(o))
+        if not inside:
+            return found
+        out = []
+        for f in found:
+            real = os.path.realpath(f)
+            if not real.startswith(inside):
+                out.append(f)
+            elif left_out is not None:
+                left_out.add(real)
+        return out
 
     def add(item: InputItem) -> None:
         key = item.source if item.source is not None else os.path.realpath(item.path)
@@ -193,11 +220,16 @@ def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False, lists: boo
         found = [m for m in found if m.is_dir() or (m.is_file() and m.suffix.lower() in wanted)]
         if not found:
             problems.append((Path(pattern), f"the pattern matches no {'photos or videos' if videos else 'photos'}"))
+        files = set(kept([m for m in found if not m.is_dir()], fixed))
         for m in found:
             inside = m.relative_to(fixed) if str(fixed) != "." else m
-            expand(m, None if m.is_dir() else top / inside)
+            if m.is_dir():
+                expand(m, None, base=fixed)
+            elif m in files:
+                expand(m, top / inside)
 
-    def expand(raw, rel: Optional[Path]) -> None:
+    def expand(raw, rel: Optional[Path], base: Optional[Path] = None) -> None:
+        """base: the folder the user named when raw is a folder a pattern matched (for ``leave_out``)."""
         stream = stream_source(raw) if videos and isinstance(raw, str) else None
         if stream is not None:
             name = Path(re.sub(r"[^A-Za-z0-9-]+", "_", stream).strip("_")[-80:])  # camera:0 -> camera_0
@@ -210,11 +242,12 @@ def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False, lists: boo
         if lists and rel is None and p.is_file() and p.suffix.lower() in LIST_EXTENSIONS:
             listed(p)
         elif p.is_dir():
-            found = sorted(
+            every = sorted(
                 (f for f in p.rglob("*") if f.suffix.lower() in wanted and f.is_file()),
                 key=lambda f: f.relative_to(p).as_posix(),
             )
-            if not found:
+            found = kept(every, base if base is not None else p)
+            if not every:
                 what, more = (("photos or videos", ", .mp4, .mov, .avi, .mkv, .webm and others") if videos
                               else ("photos", ""))
                 problems.append((p, f"folder contains no {what} (searched recursively for .jpg, .png, .bmp, .tif, "
@@ -325,6 +358,11 @@ def _decode(data: np.ndarray, flags: int) -> np.ndarray:
     except cv2.error as e:
         raise InputReadError(f"cannot decode: {str(e).strip().splitlines()[-1]}") from None
     if img is None:
+        video = _video_container(data)
+        if video is not None:
+            name, ext = video
+            raise InputReadError(f"looks like a video ({name} container), not a photo: rename it with a video "
+                                 f"extension such as {ext}")
         raise InputReadError("not a decodable image (unsupported format, or corrupt/truncated data)")
     try:
         return to_bgr_uint8(img)
@@ -332,18 +370,70 @@ def _decode(data: np.ndarray, flags: int) -> np.ndarray:
         raise InputReadError(f"unsupported image layout: {e}") from None
 
 
+def _video_container(data: np.ndarray) -> Optional[Tuple[str, str]]:
+    """(container name, its usual extension) when ``data`` starts like a video file, else None: a video saved
+    under a photo's name (.jpg) would otherwise be called an undecodable image."""
+    head = bytes(data[:64])
+    if head[4:8] == b"ftyp" and head[8:12] not in _PHOTO_BRANDS:
+        return ("QuickTime MOV", ".mov") if head[8:12] == b"qt  " else ("MP4", ".mp4")
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "AVI", ".avi"
+    if head[:4] == b"\x1a\x45\xdf\xa3":  # EBML: Matroska, or WebM (its doctype says which)
+        return ("WebM", ".webm") if b"webm" in head else ("Matroska", ".mkv")
+    return None
+
+
 MAX_FPS = 1000.0  # frames per second no camera or video file delivers beyond
 
 def open_video(path: Union[str, os.PathLike]) -> Tuple[cv2.VideoCapture, Optional[int], float]:
     """Open a video -> (capture, frame count or None when the container does not say, fps or 0.0).
 
-    Raises InputReadError when no backend can open it.
+    Raises InputReadError when no backend can open it. A file name that is not UTF-8 is opened through an ASCII
+    one (:func:`opencv_video_path`).
     """
-    cap = cv2.VideoCapture(str(path))
+    with opencv_video_path(path, "reader") as name:
+        cap = cv2.VideoCapture(name)
     if not cap.isOpened():
         cap.release()
         raise InputReadError("cannot open as a video (unsupported format or corrupt file)")
     return (cap, *capture_info(cap))
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+@contextlib.contextmanager
+def opencv_video_path(path: Union[str, os.PathLike], use: str = "reader") -> Iterator[str]:
+    """``path`` as a name OpenCV's video reader or writer (``use``) can open: as it is when UTF-8, else an ASCII
+    symlink to it in a temporary folder, removed on leaving the block (open the file inside it; it stays open).
+
+    OpenCV hands file names to its video backends as UTF-8 and crashes (segfault) on one that is not: a name in
+    another encoding (Latin-1 bytes on Linux), which Python holds with surrogate escapes. Raises InputReadError
+    when no such link can be made."""
+    name = str(path)
+    if _utf8(name):
+        yield name
+        return
+    suffix = Path(name).suffix
+    folder = None
+    try:
+        folder = tempfile.mkdtemp(prefix="fasterpose-")
+        link = os.path.join(folder, "video" + (suffix if _utf8(suffix) else ""))  # the writer picks its format by it
+        os.symlink(os.path.abspath(name), link)
+    except OSError:  # no temporary folder, or no symlinks here
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise InputReadError(f"file name is not valid UTF-8, which OpenCV's video {use} cannot open: "
+                             "rename it") from None
+    try:
+        yield link
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def capture_info(cap: cv2.VideoCapture) -> Tuple[Optional[int], float]:

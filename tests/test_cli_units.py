@@ -119,6 +119,46 @@ def test_expand_inputs_recursive_sorted_case_insensitive(tmp_path):
         expand_inputs([tmp_path / "missing"])
 
 
+def test_folders_and_patterns_leave_out_the_runs_own_output_folders(tmp_path, monkeypatch):
+    """leave_out (predict's --vis and --out-dir): a folder or pattern does not read back the files under them, and
+    says which it left out; a file or a folder inside them named as an input is read."""
+    monkeypatch.chdir(tmp_path)
+    for name in ["shoot/a.jpg", "shoot/drawn/shoot/a.jpg", "shoot/results/x/b.png", "other/c.jpg"]:
+        Path(name).parent.mkdir(parents=True, exist_ok=True)
+        Path(name).write_bytes(b"x")
+    outputs = [Path("shoot/drawn"), tmp_path / "shoot" / "results"]
+    left_out = set()
+    items, problems = expand_inputs(["shoot", "shoot/**/*.jpg", "other"], patterns=True, leave_out=outputs,
+                                    left_out=left_out)
+    assert [i.path.as_posix() for i in items] == ["shoot/a.jpg", "other/c.jpg"] and not problems
+    assert left_out == {os.path.realpath(f) for f in ("shoot/drawn/shoot/a.jpg", "shoot/results/x/b.png")}
+    items, _ = expand_inputs(["shoot/drawn", "shoot/results/x/b.png"], leave_out=outputs)  # named: read
+    assert [i.path.as_posix() for i in items] == ["shoot/drawn/shoot/a.jpg", "shoot/results/x/b.png"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file names that are not UTF-8 are a POSIX matter")
+def test_a_video_name_opencv_cannot_take_fails_alone_where_no_link_can_be_made(tmp_path, monkeypatch):
+    """OpenCV crashes on a video file name that is not UTF-8, so it is given an ASCII link's name; where no link
+    can be made, the video fails with a reason (never reaching OpenCV) and no temporary folder is left."""
+    import tempfile
+
+    from fasterpose_rt import inputs
+
+    def no_links(*args):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    monkeypatch.setattr(inputs.os, "symlink", no_links)
+    with pytest.raises(InputReadError, match="^file name is not valid UTF-8, which OpenCV's video writer cannot "
+                                             "open: rename it$"):
+        with inputs.opencv_video_path(tmp_path / os.fsdecode(b"vid\xe9.mp4"), "writer"):
+            pass  # (open_video and --vis open their files in such a block; OpenCV itself would crash here)
+    assert not list((tmp_path / "tmp").iterdir())
+    with inputs.opencv_video_path(tmp_path / "vidé.mp4") as name:  # UTF-8: as it is
+        assert name == str(tmp_path / "vidé.mp4")
+
+
 def test_read_image_converts_gray_alpha_palette_16bit(tmp_path):
     Image = pytest.importorskip("PIL.Image", reason="Pillow is absent (a dev dependency, via matplotlib): it writes "
                                 "the palette photo")  # the runtime never needs it
@@ -155,6 +195,16 @@ def test_read_image_honours_exif_orientation(tmp_path):
     (b"", "empty"),
     (b"this is not a photo", "not a decodable image"),
     ("truncated", "not a decodable image"),
+    # a video saved under a photo's name: its container named, and a name to give it
+    pytest.param(b"\0\0\0\x20ftypisom" + bytes(40), r"looks like a video \(MP4 container\), not a photo: rename "
+                 r"it with a video extension such as \.mp4", id="mp4"),
+    pytest.param(b"\0\0\0\x14ftypqt  " + bytes(40), r"\(QuickTime MOV container\).* \.mov", id="mov"),
+    pytest.param(b"RIFF\x10\0\0\0AVI LIST" + bytes(40), r"\(AVI container\).* \.avi", id="avi"),
+    pytest.param(b"\x1a\x45\xdf\xa3\x9f\x42\x82\x84webm" + bytes(40), r"\(WebM container\).* \.webm", id="webm"),
+    pytest.param(b"\x1a\x45\xdf\xa3\xa3\x42\x82\x88matroska" + bytes(40), r"\(Matroska container\).* \.mkv",
+                 id="mkv"),
+    pytest.param(b"\0\0\0\x1cftypavif" + bytes(40), "not a decodable image", id="avif"),  # an AVIF photo: no video
+    pytest.param(b"RIFF\x10\0\0\0WEBPVP8 " + bytes(40), "not a decodable image", id="webp"),  # nor a WebP one
 ])
 def test_read_image_names_the_reason(tmp_path, content, reason):
     if content == "truncated":

@@ -25,13 +25,13 @@ __all__ = ["main", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 @click.version_option(__version__, prog_name="fasterpose")
 def main():
     """FasterPose: fast CPU human pose estimation (ONNX runtime)."""
-    # FFmpeg's and OpenCV's own console lines (e.g. "moov atom not found", "can't open camera by index") would only
-    # repeat our one-line errors.
+    # FFmpeg's and OpenCV's own console lines (e.g. "moov atom not found", "can't open camera by index", and, at
+    # OpenCV's error level, "Could not find decoder") would only repeat our one-line errors: silent.
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     if hasattr(cv2, "utils") and hasattr(cv2.utils, "logging"):
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     elif hasattr(cv2, "setLogLevel"):  # OpenCV before 4.7
-        cv2.setLogLevel(2)  # errors only
+        cv2.setLogLevel(0)  # silent
 
 
 for _command in (predict.predict, bench.bench, info.info, evaluate.eval_cmd):

@@ -6,7 +6,7 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Set
 
 import click
 from tqdm import tqdm
@@ -123,13 +123,16 @@ def results_file(ctx, param, value) -> Optional[Path]:
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also write each input's results to a file of its own in this folder, named as --vis names its "
                    "pictures: a photo's as a JSON list (shoot/a.jpg -> DIR/shoot/a.json; [] where nobody was found), "
-                   "written whole; a video's or camera's as JSON Lines (.jsonl), written as its frames are done.")
+                   "written whole; a video's or camera's as JSON Lines (.jsonl), written as its frames are done. An "
+                   "input whose file there holds another input's results (or is no results file) fails, the file "
+                   "kept.")
 @click.option("--skip-existing", is_flag=True,
               help="With --out-dir: leave out the photos and videos whose results file is there already, so a run "
                    "stopped part-way goes on where it stopped (a video's file is named .jsonl.part until its end; "
                    "--out then holds only the inputs run this time).")
 @click.option("--vis", "vis_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write photos with skeletons drawn to this folder (videos: an annotated .mp4).")
+              help="Write photos with skeletons drawn to this folder (videos: an annotated .mp4); into an input's "
+                   "own folder as <name>_pose. Input folders leave out the files under --vis and --out-dir.")
 @click.option("--vis-threshold", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True,
               help="Hide joints scoring below this in --vis output.")
 @click.option("--show", is_flag=True,
@@ -165,7 +168,9 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
         raise click.UsageError("--skip-existing looks for the results files of --out-dir: give --out-dir")
     if fast_search and variant == "fast":
         raise click.UsageError("--fast searches with the fast model already; drop --fast-search")
-    items, problems = expand_inputs(inputs, videos=True, lists=True, patterns=True)
+    left_out: Set[str] = set()  # files in input folders under --vis or --out-dir: this tool's outputs, not inputs
+    items, problems = expand_inputs(inputs, videos=True, lists=True, patterns=True,
+                                    leave_out=[f for f in (vis_dir, out_dir) if f is not None], left_out=left_out)
     lookup = load_boxes_file(boxes_file, box_score) if boxes_file is not None else None
     detect = HogPeopleDetector() if detector == "hog" else None
     for option, folder in (("--vis", vis_dir), ("--out-dir", out_dir)):  # made first: --out may lie in one
@@ -179,6 +184,12 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
         if out.is_dir() or not parent.is_dir() or not os.access(parent, os.W_OK):
             raise UsageProblem(f"cannot write results to {out}: "
                                f"{'is a folder' if out.is_dir() else 'its folder does not exist or is not writable'}")
+        read = [i.path for i in items if i.kind != "stream"] + [i for i in inputs if isinstance(i, Path)]
+        read += [boxes_file] if boxes_file is not None else []  # list files and --boxes too: read, not written
+        same = next((p for p in read if os.path.realpath(p) == os.path.realpath(out)), None)
+        if same is not None:
+            what = "the --boxes file" if same is boxes_file else f"the input {same}"
+            raise UsageProblem(f"cannot write results to {out}: it is {what}; give --out another file")
     try:
         window = Window() if show else None
     except ShowUnavailable as e:
@@ -195,7 +206,7 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
                      debug=debug, passes=passes, track=track, smooth=smooth, search=search, max_persons=max_persons,
                      max_frames=max_frames, live=live, long_side=None if full_resolution else REDUCED_LONG_SIDE,
                      read_ahead=read_ahead, window=window, min_presence=min_presence, out_dir=out_dir,
-                     skip_existing=skip_existing)
+                     skip_existing=skip_existing, left_out=len(left_out))
     for path, reason in problems:
         run.fail(path, reason)
     items = run.plan_own_files(items)

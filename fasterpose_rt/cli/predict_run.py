@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..geometry import box_centers_and_sizes, rescale_boxes
-from ..inputs import InputItem, InputReadError, is_live, open_stream, read_image, read_photo
+from ..inputs import InputItem, InputReadError, is_live, open_stream, opencv_video_path, read_image, read_photo
 from ..predictor import PoseResult
 from ..prefetch import READ_AHEAD, OrderedJobs
 from ..results import ResultsWriter, coco_entries
@@ -67,6 +67,34 @@ def _last_image_id(results_file: Path) -> int:
         return 0
 
 
+def _recorded_source(results_file: Path) -> Optional[str]:
+    """The input an --out-dir results file was written for (its first entry's file_name); "" when it names none
+    (nobody was found: ``[]``, or a video's empty lines), None when it is not such a file."""
+    try:
+        with open(results_file, "rb") as f:
+            if results_file.suffix == ".jsonl":
+                line = next((line for line in f if line.strip()), None)
+                entries = [json.loads(line)] if line is not None else []
+            else:
+                entries = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(entries, list):
+        return None
+    if not entries:
+        return ""
+    name = entries[0].get("file_name") if isinstance(entries[0], dict) else None
+    return name if isinstance(name, str) and name else None
+
+
+def _same_input(recorded: str, item: InputItem) -> bool:
+    """Whether a results file's recorded file_name is this input file: the same real path (relative names taken
+    from the current folder), or, when it names no file from here (a file moved since), the same name."""
+    if os.path.exists(recorded):
+        return os.path.realpath(recorded) == os.path.realpath(item.path)
+    return os.path.normpath(recorded) == os.path.normpath(item.path)
+
+
 def _unexpected(error: Exception) -> str:
     """An error no check foresaw, in one line (OpenCV's span several): its kind and first line."""
     text = str(error).strip().splitlines()
@@ -84,7 +112,7 @@ class PredictRun:
     def __init__(self, pred, writer, lookup, detect, *, vis_dir=None, vis_threshold=0.3, every=1, debug=False,
                  passes=0, track=False, smooth=False, search=True, max_persons=1, max_frames=None, live=None,
                  long_side=None, read_ahead=READ_AHEAD, window=None, min_presence=None, out_dir=None,
-                 skip_existing=False):
+                 skip_existing=False, left_out=0):
         self.pred, self.writer, self.lookup, self.detect = pred, writer, lookup, detect
         self.vis_dir, self.vis_threshold, self.every, self.debug = vis_dir, vis_threshold, every, debug
         self.passes, self.track, self.smooth, self.search = passes, track, smooth, search
@@ -100,6 +128,7 @@ class PredictRun:
         self._vis: Dict[str, Path] = {}  # input label -> its --vis picture or video
         self._inputs: Set[str] = set()  # the input files' real paths: no output is ever written over one
         self.skipped = 0  # --skip-existing: inputs whose --out-dir file was already there
+        self.left_out = left_out  # files of input folders under --vis or --out-dir: outputs, not inputs
         self._names: Set[Path] = set()  # --vis and --out-dir files written so far: no two inputs share one
         self._vis_jobs = OrderedJobs() if vis_dir is not None else None  # --vis drawn and written beside the model
         self._started = time.perf_counter()  # the model is loaded: the inputs' time starts
@@ -120,8 +149,9 @@ class PredictRun:
     def plan_own_files(self, items: List[InputItem]) -> List[InputItem]:
         """Name each input's own output files, its --out-dir results and its --vis picture or video, in input order,
         so a run given the same inputs again (resumed with --skip-existing) names them alike; with
-        --skip-existing, leave out the photos and video files whose results file is there already. Returns the
-        inputs to run."""
+        --skip-existing, leave out the photos and video files whose results file is there already. An input whose
+        --out-dir file holds another input's results (two folders' a.jpg into one --out-dir in two runs) fails,
+        neither skipped nor written over. Returns the inputs to run."""
         self._inputs = {os.path.realpath(i.path) for i in items if i.kind != "stream"}
         kept = []
         for item in items:
@@ -129,9 +159,18 @@ class PredictRun:
                 self._own[item.label] = self._unique(
                     self.out_dir, item.rel.with_suffix(".json" if item.kind == "image" else ".jsonl"))
             if self.vis_dir is not None:
-                self._vis[item.label] = self._unique(self.vis_dir, _vis_rel(item))
+                self._vis[item.label] = self._unique(self.vis_dir, _vis_rel(item),
+                                                     beside=item.path if item.kind != "stream" else None)
             own = self._own.get(item.label)
-            if self.skip_existing and own is not None and item.kind != "stream" and own.is_file():
+            if own is None or item.kind == "stream" or not own.is_file():
+                kept.append(item)
+                continue
+            recorded = _recorded_source(own)
+            if recorded is None or (recorded and not _same_input(recorded, item)):
+                whose = "is not a results file" if recorded is None else f"holds the results of {recorded}"
+                self.fail(item.path, f"its --out-dir file {own} {whose}; give another --out-dir (or move that file)")
+                continue
+            if self.skip_existing:  # its own results ("": nobody found, which names no input: taken as its own)
                 self.skipped += 1
                 # The inputs run now take ids after every id already written: a photo takes one id, a video one
                 # per frame, and its file's last id says how many (short only of trailing frames with nobody).
@@ -153,6 +192,8 @@ class PredictRun:
                 f"{out if out is not None else 'stdout'}")
         if self.skipped:
             text += f"; {plural(self.skipped, 'input')} skipped (results already in {self.out_dir})"
+        if self.left_out:
+            text += f"; {plural(self.left_out, 'file')} under --vis or --out-dir left out of the input folders"
         if self.failed:
             text += f"; {plural(len(self.failed), 'input')} failed"
         return text
@@ -204,8 +245,10 @@ class PredictRun:
             image, scale, boxes, coco_id = decoded.result()
             if self.lookup is None:
                 boxes, coco_id = self._boxes_for(item, image)
-            elif scale > 1:
-                boxes = rescale_boxes(boxes, 1.0 / scale).astype(np.float32)
+            else:
+                if scale > 1:
+                    boxes = rescale_boxes(boxes, 1.0 / scale).astype(np.float32)
+                self._warn_outside(item, image, boxes)
         except InputReadError as e:
             self.fail(item.path, str(e))
             return None
@@ -214,6 +257,20 @@ class PredictRun:
             self.fail(item.path, f"cannot read it: {_unexpected(e)}")
             return None
         return Photo(item, image, boxes, coco_id if coco_id is not None else self.next_id, scale)
+
+    @staticmethod
+    def _warn_outside(item: InputItem, image: np.ndarray, boxes) -> None:
+        """Warn of --boxes boxes that miss the photo altogether (often given in the stored frame of a photo whose
+        EXIF orientation turns it); they are still run, as boxes partly outside the photo are fine."""
+        b = np.asarray(boxes, np.float64).reshape(-1, 4)
+        h, w = image.shape[:2]  # the photo covers [-0.5, w - 0.5] x [-0.5, h - 0.5] (geometry.py convention 1)
+        outside = int(((b[:, 0] + b[:, 2] <= -0.5) | (b[:, 1] + b[:, 3] <= -0.5) | (b[:, 0] >= w - 0.5)
+                       | (b[:, 1] >= h - 0.5)).sum())
+        if outside:
+            which = ("its box lies" if len(b) == 1 else
+                     f"{outside} of its {len(b)} boxes {'lie' if outside > 1 else 'lies'}")
+            say(f"warning: {item.path}: {which} wholly outside the photo; --boxes coordinates are in the upright "
+                "photo's px (EXIF orientation applied, as results and --vis show it)")
 
     def photos(self, group: List[Photo], bar) -> None:
         """Find the poses of a group of photos together (their persons share the model's batches), then write
@@ -344,8 +401,12 @@ class PredictRun:
                         vis_path = self._vis[item.label]
                         vis_path.parent.mkdir(parents=True, exist_ok=True)
                         h, w = frame.image.shape[:2]
-                        vis_writer = cv2.VideoWriter(str(vis_path), cv2.VideoWriter.fourcc(*"mp4v"),
-                                                     (video.fps or 25.0) / self.every, (w, h))
+                        try:
+                            with opencv_video_path(vis_path, "writer") as name:
+                                vis_writer = cv2.VideoWriter(name, cv2.VideoWriter.fourcc(*"mp4v"),
+                                                             (video.fps or 25.0) / self.every, (w, h))
+                        except InputReadError as e:
+                            raise InputReadError(f"cannot write the --vis video {vis_path}: {e}") from None
                         if not vis_writer.isOpened():
                             raise InputReadError(f"cannot write the --vis video {vis_path}")
                     draw = functools.partial(self._draw_frame, vis_writer, frame.image, res, drawn)
@@ -380,10 +441,15 @@ class PredictRun:
         if errors:
             self.fail(item.label, f"{plural(errors, 'frame')} failed")
 
-    def _unique(self, folder: Path, rel: Path) -> Path:
+    def _unique(self, folder: Path, rel: Path, beside: Optional[Path] = None) -> Path:
         """An output path (--vis, --out-dir) for rel in folder, made unique (name_2, name_3, ...) when two inputs
-        share a name, and never an input's own file: --vis into the photos' folder draws a.jpg as a_pose.jpg."""
-        if os.path.realpath(folder / rel) in self._inputs:
+        share a name, and never an input's own file. A drawing into the folder of its input ``beside`` is always
+        named <name>_pose (a.jpg as a_pose.jpg): drawn as another format (clip.mov as .mp4, IMG_1.heic as .png)
+        it would otherwise take the name of a file beside it that is no input, and the name must not depend on
+        which files are there (a rerun, --skip-existing, names it alike)."""
+        target = folder / rel
+        own_folder = beside is not None and os.path.realpath(target.parent) == os.path.realpath(beside.parent)
+        if own_folder or os.path.realpath(target) in self._inputs:
             rel = rel.with_name(f"{rel.stem}_pose{rel.suffix}")
         target, n = folder / rel, 1
         while target in self._names or os.path.realpath(target) in self._inputs:

@@ -1,0 +1,158 @@
+"""``fasterpose predict``'s outputs never harm what is there: inputs, files beside them, other inputs' results; its
+own outputs are not read back as inputs; names OpenCV cannot take; warnings and silence where they belong."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+from standin import paint_blobs, read_video, write_video
+import test_cli_predict
+from test_cli_predict import assert_no_traceback, photo, run
+from test_cli_units import exif_jpeg
+
+folder = test_cli_predict.folder  # its fixture: photos/a.jpg and photos/sub/b.png
+
+LINUX_ONLY = pytest.mark.skipif(sys.platform != "linux", reason="file names that are not UTF-8 are a Linux matter")
+
+
+def cli(*args, cwd):
+    """The command in a process of its own: OpenCV's crashes and its console lines are out of CliRunner's reach."""
+    return subprocess.run([sys.executable, "-m", "fasterpose_rt.cli", *map(str, args)], capture_output=True,
+                          text=True, errors="replace", timeout=120, cwd=cwd)
+
+
+@LINUX_ONLY
+def test_a_video_or_vis_folder_named_in_bytes_that_are_not_utf8_is_read_and_written(tmp_path, standin_path):
+    """OpenCV's video reader and writer crash (segfault, losing the run's results) on a file name that is not
+    UTF-8: such a video is read, and its --vis video written, through an ASCII name; a URL it cannot be given
+    fails alone."""
+    shoot, vis = tmp_path / "shoot", tmp_path / os.fsdecode(b"vis\xe9")
+    shoot.mkdir()
+    cv2.imwrite(str(tmp_path / "a.jpg"), photo())
+    video = shoot / os.fsdecode(b"vid\xe9.mp4")
+    write_video(shoot / "ascii.mp4", frames=3).rename(video)  # OpenCV cannot write it under its name either
+    url = "file://" + os.fsdecode(b"/nowhere/vid\xe9.mp4")
+    out = tmp_path / "r.json"
+    done = cli("predict", tmp_path / "a.jpg", shoot, url, "--model", standin_path, "--no-search", "--out", out,
+               "--vis", vis, cwd=tmp_path)
+    assert done.returncode == 1, (done.returncode, done.stderr[-800:])
+    assert done.stderr.count("error: ") == 1 and "the URL is not valid UTF-8" in done.stderr, done.stderr
+    res = json.loads(out.read_text())
+    assert [(e["file_name"], e.get("frame")) for e in res] == [
+        ((tmp_path / "a.jpg").as_posix(), None), *[(video.as_posix(), i) for i in range(3)]]
+    drawn = vis / "shoot" / video.name
+    (tmp_path / "drawn.mp4").write_bytes(drawn.read_bytes())  # read back under a name OpenCV takes
+    assert len(read_video(tmp_path / "drawn.mp4")) == 3 and (vis / "a.jpg").is_file()
+
+
+def test_opencv_prints_nothing_of_its_own_for_a_video_it_cannot_decode(tmp_path, standin_path):
+    """A video of an unknown codec: our one-line error alone, none of OpenCV's "[ERROR:0@...]" lines."""
+    good = tmp_path / "good.avi"
+    w = cv2.VideoWriter(str(good), cv2.VideoWriter.fourcc(*"MJPG"), 10, (80, 120))
+    for _ in range(2):
+        w.write(photo())
+    w.release()
+    (tmp_path / "bad.avi").write_bytes(good.read_bytes().replace(b"MJPG", b"ZZZZ"))
+    done = cli("predict", "bad.avi", "--model", standin_path, "-q", cwd=tmp_path)
+    assert done.returncode == 1 and done.stderr.splitlines() == [
+        "error: bad.avi: cannot open as a video (unsupported format or corrupt file)"], done.stderr
+
+
+def test_out_naming_an_input_is_refused_before_any_work(folder, standin_path, tmp_path):
+    """--out that is one of the inputs (given, found in a folder, a list, the --boxes file) would be written over:
+    a usage error, every file as it was."""
+    lst = tmp_path / "photos.txt"
+    lst.write_text("photos/a.jpg\n")
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({"a.jpg": [[10, 10, 60, 100]], "sub/b.png": [[10, 10, 60, 100]]}))
+    before = {f: f.read_bytes() for f in (folder / "a.jpg", folder / "sub" / "b.png", lst, boxes)}
+    for inputs, out, what in (([folder / "a.jpg", folder / "sub/b.png"], folder / "sub/b.png", "the input"),
+                              ([folder], folder / "sub" / ".." / "a.jpg", "the input"),
+                              ([lst], lst, "the input"), ([folder, "--boxes", boxes], boxes, "the --boxes file")):
+        r = run("predict", *inputs, "--model", standin_path, "--no-search", "--out", out)
+        assert r.exit_code == 2 and f"cannot write results to {out}: it is {what}" in r.stderr, r.output
+        assert_no_traceback(r)
+    assert {f: f.read_bytes() for f in before} == before
+
+
+def test_vis_into_an_inputs_own_folder_never_takes_the_name_of_a_file_beside_it(tmp_path, standin_path):
+    """A drawing in another format (clip.mov as .mp4, p.ppm as .png) into its input's own folder is named
+    <name>_pose, never the user's clip.mp4 or p.png beside it, and alike in every run."""
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    write_video(shoot / "clip.mov", frames=2)
+    cv2.imwrite(str(shoot / "p.ppm"), photo())
+    (shoot / "clip.mp4").write_bytes(b"my own clip")
+    (shoot / "p.png").write_bytes(b"my own picture")
+    for _ in range(2):
+        r = run("predict", shoot / "clip.mov", shoot / "p.ppm", "--model", standin_path, "--no-search", "--vis",
+                shoot, "-q")
+        assert r.exit_code == 0, r.output
+        assert sorted(f.name for f in shoot.iterdir()) == [
+            "clip.mov", "clip.mp4", "clip_pose.mp4", "p.png", "p.ppm", "p_pose.png"]
+    assert (shoot / "clip.mp4").read_bytes() == b"my own clip" and (shoot / "p.png").read_bytes() == b"my own picture"
+
+
+def test_out_dir_never_skips_nor_overwrites_another_inputs_results(tmp_path, standin_path, monkeypatch):
+    """Two cards' DCIM/x.jpg into one --out-dir in two runs: the second card's photo fails, naming both files,
+    neither skipped (--skip-existing) nor written over; its own file is skipped or rewritten; a file that holds
+    no results is never written over; [] (nobody found) names no input and counts as the input's own."""
+    monkeypatch.chdir(tmp_path)  # relative names, as recorded, are taken from the current folder
+    for card, y in (("card1", 30), ("card2", 40)):
+        Path(card, "DCIM").mkdir(parents=True)
+        cv2.imwrite(f"{card}/DCIM/x.jpg", paint_blobs((120, 80), [[40, y]] + [[40, 60]] * 13))
+    base = ("--model", standin_path, "--no-search", "--out-dir", "own")
+    assert run("predict", "card1/DCIM", *base, "-q").exit_code == 0
+    first = Path("own/DCIM/x.json").read_bytes()
+    for skip in (("--skip-existing",), ()):
+        r = run("predict", "card2/DCIM", *base, *skip)
+        assert r.exit_code == 1 and "1 input failed" in r.stderr and "skipped" not in r.stderr, r.output
+        assert (f"error: {Path('card2/DCIM/x.jpg')}: its --out-dir file {Path('own/DCIM/x.json')} holds the results "
+                f"of card1/DCIM/x.jpg; give another --out-dir (or move that file)") in r.stderr
+        assert Path("own/DCIM/x.json").read_bytes() == first and json.loads(r.stdout) == []
+    r = run("predict", "card1/DCIM", *base, "--skip-existing")
+    assert r.exit_code == 0 and "1 input skipped" in r.stderr, r.output
+    assert run("predict", tmp_path / "card1/DCIM", *base, "-q").exit_code == 0  # the same photo, named otherwise
+    Path("own/DCIM/x.json").write_text('{"mine": true}')
+    r = run("predict", "card1/DCIM", *base, "--skip-existing")
+    assert r.exit_code == 1 and "x.json is not a results file" in r.stderr, r.output
+    assert Path("own/DCIM/x.json").read_text() == '{"mine": true}'
+    Path("own/DCIM/x.json").write_text("[]")
+    r = run("predict", "card2/DCIM", *base, "-q")
+    assert r.exit_code == 0 and json.loads(Path("own/DCIM/x.json").read_text())[0]["file_name"] == "card2/DCIM/x.jpg"
+
+
+def test_the_runs_own_output_folders_inside_an_input_folder_are_not_read_back(folder, standin_path, tmp_path):
+    """--vis and --out-dir inside the input folder: the next run reads the photos, not the drawings and results
+    of the run before (nor nests deeper each run), and says how many files it left out; named directly, read."""
+    args = ("predict", folder, "--model", standin_path, "--no-search", "--vis", folder / "drawn", "--out-dir",
+            folder / "results")
+    r = run(*args)
+    assert r.exit_code == 0 and "2 photos" in r.stderr and "left out" not in r.stderr, r.output
+    r = run(*args)
+    assert r.exit_code == 0 and "2 photos" in r.stderr, r.output
+    assert "; 2 files under --vis or --out-dir left out of the input folders" in r.stderr
+    assert sorted(f.relative_to(folder).as_posix() for f in folder.rglob("*") if f.is_file()) == [
+        "a.jpg", "drawn/photos/a.jpg", "drawn/photos/sub/b.png", "results/photos/a.json",
+        "results/photos/sub/b.json", "sub/b.png"]
+    r = run("predict", folder / "drawn", "--model", standin_path, "--no-search", "--vis", folder / "drawn")
+    assert r.exit_code == 0 and "2 photos" in r.stderr and "left out" not in r.stderr, r.output
+
+
+def test_boxes_wholly_outside_the_upright_photo_are_warned_of_and_still_run(tmp_path, standin_path):
+    """A photo stored 80x120 that its EXIF orientation turns to 120x80: a box given in the stored frame may miss
+    the upright photo altogether. A warning says how many and in which frame boxes are; all are still run."""
+    (tmp_path / "turned.jpg").write_bytes(exif_jpeg(photo(), 6))
+    cv2.imwrite(str(tmp_path / "plain.jpg"), photo())
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({"turned.jpg": [[30, 30, 20, 60], [10, 90, 40, 20]], "plain.jpg": [[70, 0, 40, 20]]}))
+    r = run("predict", tmp_path / "turned.jpg", tmp_path / "plain.jpg", "--model", standin_path, "--boxes", boxes,
+            "-q")
+    assert r.exit_code == 0, r.output
+    assert r.stderr.splitlines() == [
+        f"warning: {tmp_path / 'turned.jpg'}: 1 of its 2 boxes lies wholly outside the photo; --boxes coordinates "
+        "are in the upright photo's px (EXIF orientation applied, as results and --vis show it)"]
+    assert [e["bbox"] for e in json.loads(r.stdout)] == [[30, 30, 20, 60], [10, 90, 40, 20], [70, 0, 40, 20]]
