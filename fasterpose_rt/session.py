@@ -12,6 +12,7 @@ from .presence import presence_output
 
 __all__ = ["ModelError", "ModelNotFoundError", "open_session", "physical_cores", "BACKENDS"]
 
+MAX_THREADS = 1024  # far beyond any CPU; onnxruntime fails obscurely on counts past 2**31
 BACKENDS = ("onnxruntime", "openvino")  # open_session's backends: onnxruntime always, openvino where installed
 
 
@@ -66,8 +67,8 @@ def open_session(path, threads: Optional[int] = None, backend: str = "onnxruntim
         raise ModelError(f"model path is not a file: {p}")
     if threads is None:
         threads = physical_cores()
-    elif isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    elif isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+        raise ValueError(f"threads must be an integer from 1 to {MAX_THREADS} or None, got {threads!r}")
 
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")

@@ -44,6 +44,8 @@ def test_bench_table(standin_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--threads", "1,a"], "comma-separated integers"),
+    (["--threads", "1,,2"], "comma-separated integers"),  # a typo, not silently "1,2"
+    (["--threads", "2147483648"], "up to 1024"),
     (["--batch", "0"], "positive integers"),
     (["--compare", "--model", "{model}"], "--compare times the two bundled"),
     (["--model", "{missing}"], "cannot load the model"),

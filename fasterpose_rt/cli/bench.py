@@ -6,19 +6,23 @@ from typing import List, Optional
 
 import click
 
-from ..session import BACKENDS
+from ..session import BACKENDS, MAX_THREADS
 from .common import backend_option, debug_option, guarded, load_predictor, model_options
 
 
 def _int_list(ctx, param, value: str) -> Optional[List[int]]:
+    """"1,2" -> [1, 2]: positive integers (threads at most MAX_THREADS), an empty entry refused as a typo, a
+    repeated one kept once."""
     if value is None:
         return None
     try:
-        out = [int(v) for v in value.split(",") if v.strip()]
+        out = [int(v) for v in value.split(",")]  # int("") fails: "1,,2" is refused
     except ValueError:
         raise click.BadParameter(f"expected comma-separated integers like 1,2, got {value!r}") from None
-    if not out or min(out) < 1:
-        raise click.BadParameter(f"expected positive integers like 1,2, got {value!r}")
+    most = MAX_THREADS if param is not None and param.name == "threads" else None
+    if min(out) < 1 or (most is not None and max(out) > most):
+        limit = f" up to {most}" if most is not None else ""
+        raise click.BadParameter(f"expected positive integers{limit} like 1,2, got {value!r}")
     return list(dict.fromkeys(out))
 
 

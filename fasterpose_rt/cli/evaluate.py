@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from ..detections import DET_SCORE, OKS_NMS
 from ..results import atomic_write_text
+from ..session import MAX_THREADS
 from .common import (BOX_PADDING_HELP, EXIT_FAILED, UsageProblem, backend_option, debug_option, guarded,
                      load_predictor, model_options, plural, say, trace)
 
@@ -24,7 +25,8 @@ from .common import (BOX_PADDING_HELP, EXIT_FAILED, UsageProblem, backend_option
               help="Folder holding the annotation file's photos (file_name is relative to it).")
 @model_options
 @backend_option
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads [default: physical cores].")
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None,
+              help="CPU threads [default: physical cores].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
               help="Most person crops per model call (the persons of several photos share a call).")
 @click.option("--flip", is_flag=True, help="Flip test.")

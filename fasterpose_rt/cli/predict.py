@@ -16,6 +16,7 @@ from ..inputs import REDUCED_LONG_SIDE, expand_inputs, is_pattern, stream_source
 from ..predictor import PHOTO_GROUP_BYTES
 from ..prefetch import READ_AHEAD, prefetch
 from ..results import FORMATS, ResultsWriter
+from ..session import MAX_THREADS
 from ..show import ShowUnavailable, Window
 from ..tracking import REFINE_PASSES
 from .common import (BOX_PADDING_HELP, EXIT_FAILED, EXIT_INTERRUPTED, UsageProblem, backend_option, debug_option,
@@ -49,7 +50,8 @@ def results_file(ctx, param, value) -> Optional[Path]:
 @click.argument("inputs", nargs=-1, required=True, type=_InputArgument())
 @model_options
 @backend_option
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads [default: physical cores].")
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None,
+              help="CPU threads [default: physical cores].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
               help="Most person crops per model call; photos are read in groups of up to this many, whose persons "
                    "share the calls.")
