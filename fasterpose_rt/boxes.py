@@ -16,8 +16,8 @@ from .image import to_bgr_uint8
 from .jsonfile import finite_number, load_json
 
 __all__ = [
-    "BoxesFileError", "DetectorUnavailable", "ImageBoxes", "BoxLookup", "load_boxes_file", "coco_person_boxes",
-    "box_iou", "nms", "HogPeopleDetector",
+    "BoxesFileError", "DetectorUnavailable", "ImageBoxes", "BoxLookup", "load_boxes_file", "person_category",
+    "coco_person_boxes", "box_iou", "nms", "HogPeopleDetector",
 ]
 
 
@@ -51,11 +51,14 @@ def _valid_box(b) -> bool:
 class BoxLookup:
     """Boxes by photo file name. ``find(path, rel)`` tries the path as given, the path inside its input folder,
     then any entry whose name ends the path (``val2017/a.jpg`` matches ``data/val2017/a.jpg``), preferring the
-    longest; returns None when the photo is not listed."""
+    longest; returns None when the photo is not listed. category_id: the person category's id in a COCO file (its
+    results carry it; 1 otherwise); keypoint_names: that category's keypoints, None when it lists none."""
 
-    def __init__(self, entries: Dict[str, ImageBoxes], source: str):
+    def __init__(self, entries: Dict[str, ImageBoxes], source: str, category_id: int = 1,
+                 keypoint_names: Optional[List[str]] = None):
         self.entries = entries
         self.source = source
+        self.category_id, self.keypoint_names = category_id, keypoint_names
         self._by_base: Dict[str, List[str]] = {}
         for key in entries:
             self._by_base.setdefault(PurePosixPath(key).name, []).append(key)
@@ -70,6 +73,14 @@ class BoxLookup:
                 return self.entries[key]
         ends = [k for k in self._by_base.get(PurePosixPath(full).name, []) if ("/" + full).endswith("/" + k)]
         return self.entries[max(ends, key=len)] if ends else None
+
+
+def person_category(data: dict) -> Optional[dict]:
+    """The category whose boxes :func:`coco_person_boxes` takes: the one named "person", else the only one; None
+    when neither."""
+    cats = data.get("categories")
+    cats = [c for c in cats if isinstance(c, dict)] if isinstance(cats, list) else []
+    return next((c for c in cats if c.get("name") == "person"), cats[0] if len(cats) == 1 else None)
 
 
 def coco_person_boxes(data: dict, source: str = "annotations") -> Tuple[Dict[int, str], Dict[int, ImageBoxes]]:
@@ -134,6 +145,11 @@ def load_boxes_file(path: os.PathLike, min_score: float = 0.0) -> BoxLookup:
         names, boxes = coco_person_boxes(data, src)
         for image_id, name in names.items():
             entries[_norm_name(name)] = boxes[image_id]
+        cat = person_category(data) or {}
+        cat_id, kp = cat.get("id"), cat.get("keypoints")
+        # results carry the file's own person category id: COCOeval scores only the category it is told
+        return BoxLookup(entries, src, cat_id if isinstance(cat_id, int) and not isinstance(cat_id, bool) else 1,
+                         [str(n) for n in kp] if isinstance(kp, list) else None)
     else:
         for name, lst in data.items():
             if not isinstance(lst, list) or not all(_valid_box(b) for b in lst):

@@ -33,9 +33,10 @@ class KeypointSmoother:
     cutoff, set by the joint's 2-D speed).
 
     ``smoother(result, t)``: result is a PoseResult with track_ids (a PoseTracker's: a person is known by its id);
-    t the frame's time in seconds (None: 1/fps after the previous call's). Returns a new PoseResult whose keypoints
-    (N, K, 2) are filtered; scores, boxes and ids are unchanged. A person seen for the first time (or again after
-    missing a frame that was filtered) starts from its raw keypoints. ``reset()`` before an unrelated video.
+    t the frame's time in seconds (None: 1/fps after the previous call's; NaN or infinite: ValueError). Returns a
+    new PoseResult whose keypoints (N, K, 2) are filtered; scores, boxes and ids are unchanged. A person seen for
+    the first time (or again after missing a frame that was filtered) starts from its raw keypoints. ``reset()``
+    before an unrelated video.
     fps: frame rate for t=None (a video that does not say: 30). min_cutoff (Hz): the smoothing of a joint at rest,
     lower is steadier; beta: how fast the cutoff rises with speed (in box sizes per second), higher lags less.
     """
@@ -58,6 +59,8 @@ class KeypointSmoother:
     def __call__(self, result, t: Optional[float] = None):
         if result.track_ids is None:
             raise ValueError("smoothing needs track ids: give it the results of a PoseTracker")
+        if t is not None and not np.isfinite(float(t)):  # kept, every later dt would be NaN: smoothing off
+            raise ValueError(f"need a finite frame time t in seconds; got t={t}")
         t = (0.0 if self._t is None else self._t + 1.0 / self.fps) if t is None else float(t)
         dt = t - self._t if self._t is not None else 0.0
         ids = np.asarray(result.track_ids, np.int64)

@@ -55,6 +55,7 @@ def test_predict_results_are_read_by_pycocotools(coco17_model, tmp_path):
     r = invoke(main, ["predict", str(COCO_MINI / "images"), "--model", str(coco17_model),
                                   "--boxes", str(ann), "--out", str(out), "-q"])
     assert r.exit_code == 0, r.output
+    assert "warning" not in r.stderr  # the model's keypoints are the file's
     gt_data = json.loads(ann.read_text())
     persons = [a for a in gt_data["annotations"] if not a.get("iscrowd") and a.get("bbox")]
     res = json.loads(out.read_text())
@@ -62,12 +63,40 @@ def test_predict_results_are_read_by_pycocotools(coco17_model, tmp_path):
     assert {e["image_id"] for e in res} == {im["id"] for im in gt_data["images"]}
     assert all(len(e["keypoints"]) == 51 and e["category_id"] == 1 for e in res)
 
-    gt = COCO(str(ann))
-    ev = COCOeval(gt, gt.loadRes(str(out)), "keypoints")  # the file as written, no conversion
-    ev.evaluate()
-    ev.accumulate()
-    ev.summarize()
-    assert 0.0 <= ev.stats[0] <= 1.0
+    def scores(ann, results):
+        gt = COCO(str(ann))
+        ev = COCOeval(gt, gt.loadRes(str(results)), "keypoints")  # the file as written, no conversion
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+        return ev.stats
+
+    stats = scores(ann, out)
+    assert 0.0 <= stats[0] <= 1.0
+    # a file whose person category has another id: the results carry it, and score as against the first
+    for c in gt_data["categories"]:
+        c["id"] = 2
+    for a in gt_data["annotations"]:
+        a["category_id"] = 2
+    ann2, out2 = tmp_path / "person_is_2.json", tmp_path / "results_2.json"
+    ann2.write_text(json.dumps(gt_data))
+    r = invoke(main, ["predict", str(COCO_MINI / "images"), "--model", str(coco17_model), "--boxes", str(ann2),
+                      "--out", str(out2), "-q"])
+    assert r.exit_code == 0, r.output
+    assert {e["category_id"] for e in json.loads(out2.read_text())} == {2}
+    np.testing.assert_array_equal(scores(ann2, out2), stats)
+
+
+def test_predict_warns_when_the_boxes_files_keypoints_are_not_the_models(tmp_path):
+    """The bundled models predict LSP's 14 joints: results on COCO's 17-keypoint file keep the model's 14 (what it
+    predicts), which pycocotools cannot score against that file; predict says so once, before any photo."""
+    ann = COCO_MINI / "person_keypoints.json"
+    r = invoke(main, ["predict", str(COCO_MINI / "images"), "--boxes", str(ann), "-q"])
+    assert r.exit_code == 0, r.output
+    assert r.stderr == (f"warning: {ann} lists 17 keypoints (COCO's), the model 14 (LSP's): results keep the "
+                        "model's 14, which COCOeval cannot score against that file; `fasterpose eval` scores the 12 "
+                        "both name\n")
+    assert all(len(e["keypoints"]) == 14 * 3 for e in json.loads(r.stdout))
 
 
 def test_eval_on_coco_mini(coco17_model, tmp_path):

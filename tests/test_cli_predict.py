@@ -245,16 +245,23 @@ def test_boxes_map_file(folder, standin_path, tmp_path):
     assert r.exit_code == 1 and "b.png: not listed in the boxes file" in r.stderr
 
 
-def test_boxes_coco_file_carries_image_ids(folder, standin_path, tmp_path):
-    coco = {"images": [{"id": 42, "file_name": "a.jpg"}, {"id": 43, "file_name": "sub/b.png"}],
-            "categories": [{"id": 1, "name": "person"}],
-            "annotations": [{"image_id": 42, "category_id": 1, "bbox": [10, 10, 60, 100]},
-                            {"image_id": 43, "category_id": 1, "bbox": [0, 0, 80, 120]},
-                            {"image_id": 43, "category_id": 1, "bbox": []}]}
+def test_boxes_coco_file_carries_image_ids_and_person_category(folder, standin_path, tmp_path):
+    """Results carry the COCO file's image ids and its person category's id (COCOeval scores that category only:
+    id 1 in a file numbering persons 2 gave AP 0), a video's frames too."""
+    write_video(folder / "clip.mp4", frames=2)
+    coco = {"images": [{"id": 42, "file_name": "a.jpg"}, {"id": 43, "file_name": "sub/b.png"},
+                       {"id": 44, "file_name": "clip.mp4"}],
+            "categories": [{"id": 1, "name": "dog"}, {"id": 2, "name": "person"}],
+            "annotations": [{"image_id": 42, "category_id": 2, "bbox": [10, 10, 60, 100]},
+                            {"image_id": 43, "category_id": 2, "bbox": [0, 0, 80, 120]},
+                            {"image_id": 43, "category_id": 2, "bbox": []},
+                            {"image_id": 44, "category_id": 2, "bbox": [20, 20, 40, 80]}]}
     boxes = tmp_path / "coco.json"
     boxes.write_text(json.dumps(coco))
     r = run("predict", folder, "--model", standin_path, "--boxes", boxes, "-q")
-    assert r.exit_code == 0 and [e["image_id"] for e in json.loads(r.stdout)] == [42, 43]
+    res = json.loads(r.stdout)
+    assert r.exit_code == 0 and [e["image_id"] for e in res] == [42, 44, 44, 43], r.output
+    assert {e["category_id"] for e in res} == {2}
 
 
 def test_a_list_of_detections_or_of_predicts_own_results_gives_the_boxes(folder, standin_path, tmp_path):
@@ -425,6 +432,26 @@ def test_skip_existing_after_a_finished_video_keeps_a_whole_runs_ids_and_names(t
     assert run(*base, "--out-dir", resumed, "--vis", resumed, "--skip-existing").exit_code == 0
     assert {f.relative_to(resumed).as_posix(): f.read_bytes() for f in resumed.rglob("*") if f.is_file()
             if f.suffix != ".mp4"} == {k: v for k, v in files.items() if not k.endswith(".mp4")}
+
+
+@pytest.mark.parametrize("missing", ["a", "b"])
+def test_skip_existing_gives_an_input_before_a_skipped_one_its_whole_run_id(tmp_path, standin_path, missing):
+    """The inputs a resumed run takes keep a whole run's ids, wherever they stand: one before a skipped input too
+    (a.jpg had got id 4 after b.jpg and c.jpg, b.jpg id 4 after c.jpg's 3)."""
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    for name in "abc":
+        cv2.imwrite(str(shoot / f"{name}.jpg"), photo())
+    own = tmp_path / "own"
+    base = ("predict", shoot, "--model", standin_path, "--no-search", "--out-dir", own, "-q")
+    assert run(*base).exit_code == 0
+    whole = {f.name: f.read_text() for f in own.rglob("*.json")}
+    assert [json.loads(whole[f"{n}.json"])[0]["image_id"] for n in "abc"] == [1, 2, 3]
+    (own / "shoot" / f"{missing}.json").unlink()
+    r = run(*base, "--skip-existing")
+    assert r.exit_code == 0, r.output
+    assert [e["image_id"] for e in json.loads(r.stdout)] == ["abc".index(missing) + 1]
+    assert {f.name: f.read_text() for f in own.rglob("*.json")} == whole
 
 
 def test_vis_into_the_inputs_folder_never_writes_over_an_input(tmp_path, standin_path):

@@ -243,6 +243,12 @@ def test_coco_boxes_file_matches_by_file_name(tmp_path):
     assert lookup.find("b.jpg").boxes.shape == (0, 4)  # listed, nobody in it
     assert lookup.find("other/a.jpg") is None  # same name, wrong folder
     assert lookup.find("c.jpg") is None
+    assert lookup.category_id == 1 and lookup.keypoint_names == ["k"] * 17  # the person category's
+    data = json.loads(_coco(tmp_path).read_text())
+    data["categories"] = [{"id": 3, "name": "human"}]  # no "person": the only category's boxes and id
+    (tmp_path / "human.json").write_text(json.dumps(data))
+    lookup = load_boxes_file(tmp_path / "human.json")
+    assert lookup.category_id == 3 and lookup.keypoint_names is None and len(lookup.find("val/a.jpg").boxes) == 3
 
 
 def test_map_boxes_file(tmp_path):

@@ -114,6 +114,17 @@ def test_bad_use_is_a_clear_error():
     assert KeypointSmoother(fps=0).fps == 30.0  # a video that does not say its rate
 
 
+def test_a_time_that_is_not_finite_is_refused_and_the_filter_goes_on():
+    """A NaN or infinite t kept as the last time made every later dt NaN: each frame restarted, smoothing off."""
+    smoother = KeypointSmoother(fps=10)
+    smoother(person(np.zeros((1, 2, 2))), 0.0)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(ValueError, match=f"need a finite frame time t in seconds; got t={bad}"):
+            smoother(person(np.full((1, 2, 2), 5.0)), bad)
+    steps = [smoother(person(np.full((1, 2, 2), 10.0))).keypoints[0, 0, 0] for _ in range(3)]  # t=None: 0.1 s on
+    assert 0 < steps[0] < steps[1] < steps[2] < 10  # filtered from 0 towards 10, not restarted at 10
+
+
 class Walkers:
     """A predictor seeing persons (P, 4, 2) whose joints' centre lies in a box, with their joints scoring
     ``scores[p]``; a box with nobody gets its centre at score 0.05 (too low to make a box of)."""

@@ -11,17 +11,34 @@ from typing import List, Optional, Set
 import click
 from tqdm import tqdm
 
-from ..boxes import HogPeopleDetector, load_boxes_file
+from ..boxes import BoxLookup, HogPeopleDetector, load_boxes_file
+from ..evaluate import MIN_SHARED
 from ..inputs import REDUCED_LONG_SIDE, expand_inputs, is_pattern, stream_source
 from ..predictor import PHOTO_GROUP_BYTES
 from ..prefetch import READ_AHEAD, prefetch
 from ..results import FORMATS, ResultsWriter
 from ..session import MAX_THREADS
 from ..show import ShowUnavailable, Window
+from ..skeletons import COCO17, LSP14
 from ..tracking import REFINE_PASSES
 from .common import (BOX_PADDING_HELP, EXIT_FAILED, EXIT_INTERRUPTED, UsageProblem, backend_option, debug_option,
                      guarded, load_predictor, model_options, say)
 from .predict_run import Photo, PredictRun
+
+
+def layout_warning(lookup: BoxLookup, model_names) -> Optional[str]:
+    """A warning when a COCO --boxes file's person keypoints are not the model's: results keep the model's, which
+    pycocotools scores against that file by position only (or not at all, for another count); None when alike."""
+    names, model_names = lookup.keypoint_names, list(model_names)
+    if names is None or names == model_names:
+        return None
+    known = {tuple(COCO17["keypoints"]): " (COCO's)", tuple(LSP14["keypoints"]): " (LSP's)"}
+    shared = sum(n in names for n in model_names)
+    text = (f"warning: {lookup.source} lists {len(names)} keypoints{known.get(tuple(names), '')}, the model "
+            f"{len(model_names)}{known.get(tuple(model_names), '')}: results keep the model's {len(model_names)}, ")
+    text += ("which COCOeval cannot score against that file" if len(names) != len(model_names) else
+             "which COCOeval compares with that file's by position")
+    return text + (f"; `fasterpose eval` scores the {shared} both name" if shared >= MIN_SHARED else "")
 
 
 class _InputArgument(click.ParamType):
@@ -58,10 +75,10 @@ def results_file(ctx, param, value) -> Optional[Path]:
 @click.option("--flip", is_flag=True, help="Flip test: also run mirrored crops and average (slower, more accurate).")
 @click.option("--box-padding", type=click.FloatRange(min=0, min_open=True), default=None, help=BOX_PADDING_HELP)
 @click.option("--boxes", "boxes_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Person boxes: a COCO annotation file (matched by file_name; results keep its image ids), a "
-                   "JSON object mapping file name -> list of [x, y, w, h], or a JSON list of {file_name, bbox, "
-                   "score} (a detector's output, or predict's own results). A video's entry starts the tracking "
-                   "(--no-track: applies to every frame). Inputs the file does not list fail.")
+              help="Person boxes: a COCO annotation file (matched by file_name; results keep its image ids and "
+                   "person category id), a JSON object mapping file name -> list of [x, y, w, h], or a JSON list of "
+                   "{file_name, bbox, score} (a detector's output, or predict's own results). A video's entry starts "
+                   "the tracking (--no-track: applies to every frame). Inputs the file does not list fail.")
 @click.option("--box-score", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="With --boxes as a list with scores: leave out boxes scoring below this.")
 @click.option("--detector", type=click.Choice(["none", "hog"]), default="none", show_default=True,
@@ -198,6 +215,9 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
         raise UsageProblem(str(e)) from None
     scout = load_predictor(None, "fast", threads, batch_size, debug=debug, backend=backend) if fast_search else None
     pred = load_predictor(model, variant, threads, batch_size, flip, debug, box_padding, backend, search_with=scout)
+    warning = layout_warning(lookup, pred.keypoint_names) if lookup is not None else None
+    if warning is not None:
+        say(warning)
 
     if fmt == "auto":
         fmt = {".csv": "csv", ".jsonl": "jsonl"}.get(out.suffix.lower() if out is not None else "", "json")

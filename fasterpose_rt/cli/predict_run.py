@@ -10,7 +10,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Set
+from typing import Dict, List, Optional, Set, Tuple
 
 import cv2
 import numpy as np
@@ -120,6 +120,10 @@ class PredictRun:
         self.long_side, self.read_ahead, self.window = long_side, read_ahead, window
         self.min_presence = min_presence
         self.next_id = 0
+        self.category_id = lookup.category_id if lookup is not None else 1  # a COCO --boxes file's person id
+        # --skip-existing: the ids the inputs skipped before a run input would have taken, as (a, b): on reaching
+        # it, next_id = max(next_id + a, b), so it gets the ids a whole run gives it
+        self._skipped_ids: Dict[str, Tuple[int, int]] = {}
         self.failed: List[str] = []
         self.photos_done = self.frames = self.dropped = self.videos = self.persons = 0
         self.photos_of_nobody = 0  # photos where nobody was found (or, without boxes, nobody was there)
@@ -154,6 +158,7 @@ class PredictRun:
         neither skipped nor written over. Returns the inputs to run."""
         self._inputs = {os.path.realpath(i.path) for i in items if i.kind != "stream"}
         kept = []
+        ahead = floor = 0  # the skipped inputs since the last kept one: next_id = max(next_id + ahead, floor)
         for item in items:
             if self.out_dir is not None:
                 self._own[item.label] = self._unique(
@@ -164,6 +169,7 @@ class PredictRun:
             own = self._own.get(item.label)
             if own is None or item.kind == "stream" or not own.is_file():
                 kept.append(item)
+                self._skipped_ids[item.label], ahead, floor = (ahead, floor), 0, 0
                 continue
             recorded = _recorded_source(own)
             if recorded is None or (recorded and not _same_input(recorded, item)):
@@ -172,12 +178,20 @@ class PredictRun:
                 continue
             if self.skip_existing:  # its own results ("": nobody found, which names no input: taken as its own)
                 self.skipped += 1
-                # The inputs run now take ids after every id already written: a photo takes one id, a video one
-                # per frame, and its file's last id says how many (short only of trailing frames with nobody).
-                self.next_id = max(self.next_id + (item.kind == "image"), _last_image_id(own))
+                # Its ids are passed over where it stands in input order (an input before it keeps a whole run's
+                # ids): a photo takes one id, a video one per frame, and its file's last id says how many (short
+                # only of trailing frames with nobody).
+                ahead += item.kind == "image"
+                floor = max(floor + (item.kind == "image"), _last_image_id(own))
                 continue
             kept.append(item)
+            self._skipped_ids[item.label], ahead, floor = (ahead, floor), 0, 0
         return kept
+
+    def _pass_skipped(self, item: InputItem) -> None:
+        """Before ``item`` takes its first id: pass over the ids of the inputs skipped just before it."""
+        ahead, floor = self._skipped_ids.pop(item.label, (0, 0))
+        self.next_id = max(self.next_id + ahead, floor)
 
     def summary(self, out) -> str:
         nobody = f" ({self.photos_of_nobody} with nobody found)" if self.photos_of_nobody else ""
@@ -240,6 +254,7 @@ class PredictRun:
     def read_photo(self, item, decoded) -> Optional[Photo]:
         """The photo ``decode`` read (``decoded.result()``) with its boxes in the decoded px (a detector's, run
         here); None (the failure named) when it cannot be read or is not listed."""
+        self._pass_skipped(item)
         self.next_id += 1
         try:
             image, scale, boxes, coco_id = decoded.result()
@@ -299,7 +314,7 @@ class PredictRun:
         item = photo.item
         if photo.scale > 1:  # in the photo's own px
             res = res.rescaled(photo.scale)
-        entries = coco_entries(res, photo.image_id, item.path.as_posix())
+        entries = coco_entries(res, photo.image_id, item.path.as_posix(), category_id=self.category_id)
         self.writer.add(entries)
         if self.out_dir is not None:
             self._write_own(item, entries)
@@ -344,6 +359,7 @@ class PredictRun:
         out.write(self.pred.draw(image, res, self.vis_threshold) if drawn is None else drawn)
 
     def video(self, item, show: bool) -> None:
+        self._pass_skipped(item)
         errors, vis_writer, own = 0, None, None
         # --out-dir: the video's own JSON Lines, named .part until its end (only whole ones are skipped); a camera's
         # or stream's has no end to wait for
@@ -379,7 +395,8 @@ class PredictRun:
                 bar.update(1)
                 res = frame.poses
                 image_id = coco_id if coco_id is not None else self.next_id
-                entries = coco_entries(res, image_id, item.label, frame=frame.index, time=frame.time)
+                entries = coco_entries(res, image_id, item.label, frame=frame.index, time=frame.time,
+                                       category_id=self.category_id)
                 self.writer.add(entries)
                 if writing is not None:  # written as the frames are done
                     if own is None:
