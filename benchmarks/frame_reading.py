@@ -193,7 +193,7 @@ def main(argv=None):
     ap.add_argument("--model", help="ONNX model (default: the bundled default model)")
     add_persons_args(ap)
     ap.add_argument("--clips", type=int, default=10, help="clips made from the first N photos")
-    ap.add_argument("--frames", type=int, default=FRAMES, help="frames per clip")
+    ap.add_argument("--frames", type=positive_int, default=FRAMES, help="frames per clip")
     ap.add_argument("--size", default=f"{SIZE[0]}x{SIZE[1]}", help="the video's frame size, WxH")
     ap.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds of part 1")
     ap.add_argument("--threads", default="1,2", help="model threads, comma-separated")

@@ -1,7 +1,7 @@
 """Where do the person boxes come from when the user gives none? Whole photo, HOG, or the model's own poses.
 
-``python -m benchmarks.tracking [--model M.onnx] [--ann data/lspet_val.json] [--images DIR] [--clips 100]``
--> ``benchmarks/results/tracking.{md,json}``.
+``python -m benchmarks.tracking [--model M.onnx] [--ann data/lspet_val.json] [--images DIR] [--clips 100]
+[--frames 30]`` -> ``benchmarks/results/tracking.{md,json}``.
 
 The model is calibrated for tight boxes around a person's joints (``fasterpose eval`` feeds it exactly those).
 A user without boxes gets one box over the whole photo, or OpenCV's HOG detector. ``fasterpose_rt.tracking``
@@ -15,7 +15,7 @@ whole-photo box on the same persons (paired 95 % bootstrap interval of the PCK@0
    photo), alone and refined; and the tight labelled box (the upper bound, what ``fasterpose eval`` reports),
    alone and refined. Close-ups (the persons' upper bodies cut out, a portrait's framing): the whole photo,
    refined, and the search.
-2. Videos: a clip per photo (the first ``--clips`` persons), ``FRAMES`` frames of a handheld camera over the
+2. Videos: a clip per photo (the first ``--clips`` persons), ``--frames`` frames of a handheld camera over the
    still photo: a smooth zoom (1 to 1.4x), pan (up to 12 % of the frame) and roll (up to 6 degrees), random
    per clip, edges replicated; the labels move with the same affine. Strategies: the whole frame every frame
    (the CLI's video behaviour before tracking), every frame on its own refined (``--no-track``: from the whole
@@ -45,7 +45,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.common import BenchmarkParser, markdown_table, run_main, write_results
+from benchmarks.common import BenchmarkParser, markdown_table, positive_int, run_main, write_results
 from benchmarks.orientation import _shown, add_persons_args, load_persons, load_persons_args, read_photos
 from fasterpose_rt import PosePredictor
 from fasterpose_rt.boxes import HogPeopleDetector
@@ -60,7 +60,7 @@ FIXED_PASSES = 3  # the pass curve: whole photo + 1..FIXED_PASSES passes, every 
 CLOSE_UP_CUT, CLOSE_UP_MARGIN = 0.6, 0.15  # close-ups: cut 60 % of the way neck -> hips, 15 % margin elsewhere
 SWEEP_JOINT_SCORES = (0.0, 0.1, 0.2, 0.3)  # --sweep: refine's joint_score ...
 SWEEP_SETTLED = (0.7, 0.8, 0.9, 1.01)  # ... and settled_iou (1.01: never settles)
-FRAMES = 30  # frames per synthetic clip
+FRAMES = 30  # frames per synthetic clip (--frames' default)
 COCO_MINI = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "coco-mini"
 SEARCH_LABEL = (f"search: whole photo and windows, the best {SEARCH_CANDIDATES} refined (up to {REFINE_PASSES} "
                 "passes), the best kept")
@@ -322,12 +322,13 @@ def make_clips(images, gt, seed: int = 0, frames: int = FRAMES, path=camera_path
     return clips
 
 
-def videos(pred, hog, images, names, gt, vis, seed: int = 0):
-    """The synthetic clips through each video strategy; returns a Scorer over all frames (grouped by clip)."""
-    clips = make_clips(images, gt, seed)
+def videos(pred, hog, images, names, gt, vis, seed: int = 0, frames: int = FRAMES):
+    """The synthetic clips (``frames`` each) through each video strategy; returns a Scorer over all frames (grouped
+    by clip)."""
+    clips = make_clips(images, gt, seed, frames)
     all_gt = np.concatenate([c[1] for c in clips])
-    all_vis = np.repeat(vis, FRAMES, axis=0)
-    score = Scorer(names, all_gt, all_vis, groups=np.repeat(np.arange(len(clips)), FRAMES))
+    all_vis = np.repeat(vis, frames, axis=0)
+    score = Scorer(names, all_gt, all_vis, groups=np.repeat(np.arange(len(clips)), frames))
 
     counting = Counting(pred)
 
@@ -390,14 +391,15 @@ def pair_photos(images, gt, vis):
     return out
 
 
-def pair_clips(images, gt, vis, seed: int = 2):
-    """``pair_photos`` under ``camera_path``: a clip with two labelled persons. Returns per clip (frames list,
-    labels (FRAMES, 2, K, 2), visible (2, K))."""
+def pair_clips(images, gt, vis, seed: int = 2, frames: int = FRAMES):
+    """``pair_photos`` under ``camera_path``: a clip of ``frames`` frames with two labelled persons. Returns per clip
+    (frames list, labels (frames, 2, K, 2), visible (2, K))."""
     rng = np.random.default_rng(seed)
     out = []
     for photo, labels, visible in pair_photos(images, gt, vis):
-        (frames, moved), = make_clips([photo], labels.reshape(1, -1, 2), seed=int(rng.integers(1 << 31)))
-        out.append((frames, moved.reshape(FRAMES, 2, -1, 2), visible))
+        (shots, moved), = make_clips([photo], labels.reshape(1, -1, 2), seed=int(rng.integers(1 << 31)),
+                                     frames=frames)
+        out.append((shots, moved.reshape(frames, 2, -1, 2), visible))
     return out
 
 
@@ -496,6 +498,7 @@ def identities(pred, hog, clips, names):
     settings = [(REFOUND_IOU, REMEMBER, "the default"), (0.5, 1, "the frame before only"),
                 (0.1, REMEMBER, "looser")]
     rows, data = [], {}
+    frames = sum(len(shots) for shots, *_ in clips)  # every clip's frames: the share of found persons is per frame
     for acquire_label, acquire, search, most in (("search", None, True, 1), ("whole frame", None, False, 1),
                                                  ("HOG", lambda frame: hog_boxes(hog, frame), True, 1),
                                                  ("search for up to 2 persons (--max-persons 2)", None, True, 2)):
@@ -515,9 +518,9 @@ def identities(pred, hog, clips, names):
                             owner[tid], found = who, found + 1
                 ids.append(track_ids(results))
             label = f"{acquire_label}; re-found at IoU >= {refound:g} within {remember} frames ({what})"
-            rows.append([label, f"{np.mean(ids):.2f}", str(swaps), f"{found / (len(clips) * FRAMES):.2f}"])
+            rows.append([label, f"{np.mean(ids):.2f}", str(swaps), f"{found / frames:.2f}"])
             data[label] = {"track_ids_per_clip": float(np.mean(ids)), "id_swaps": swaps,
-                           "labelled_persons_found_per_frame": found / (len(clips) * FRAMES)}
+                           "labelled_persons_found_per_frame": found / frames}
     header = ["acquisition; re-finding", "track ids per clip", "id swaps",
               "labelled persons found per frame (of 2)"]
     return markdown_table(header, rows), data
@@ -528,6 +531,9 @@ def main(argv=None):
     ap.add_argument("--model", help="ONNX model (default: the bundled default model)")
     add_persons_args(ap)
     ap.add_argument("--clips", type=int, default=100, help="videos made from the first N persons' photos")
+    ap.add_argument("--frames", type=positive_int, default=FRAMES,
+                    help=f"frames per synthetic clip, single- and two-person (default {FRAMES}; fewer: a quicker, "
+                         "rougher run)")
     ap.add_argument("--sweep", action="store_true",
                     help="only refine's settings on photos (-> tracking_sweep.{md,json}); run it on training persons")
     ap.add_argument("--coco", type=Path, default=COCO_MINI / "person_keypoints.json",
@@ -556,9 +562,9 @@ def main(argv=None):
     photo_table, photo_data = photos(pred, hog, images, names, gt, vis, boxes).table("whole photo", "photo")
     close_table, close_data = close_ups(pred, images, names, gt, vis).table("whole photo", "photo")
     c = min(a.clips, len(files))
-    video_table, video_data = videos(pred, hog, images[:c], names, gt[:c], vis[:c]).table(
+    video_table, video_data = videos(pred, hog, images[:c], names, gt[:c], vis[:c], frames=a.frames).table(
         "whole frame, every frame (the CLI before tracking)", "frame")
-    pairs = pair_clips(images[:2 * c], gt[:2 * c], vis[:2 * c])
+    pairs = pair_clips(images[:2 * c], gt[:2 * c], vis[:2 * c], frames=a.frames)
     id_table, id_data = identities(pred, hog, pairs, names)
     two = pair_photos(images, gt, vis)
     several_table, several_data = several(pred, hog, two, names)
@@ -579,19 +585,19 @@ def main(argv=None):
         f"## Close-ups: the same photos cut to the upright persons' upper bodies (cut {CLOSE_UP_CUT:.0%} of the way "
         f"from neck to hips, {CLOSE_UP_MARGIN:.0%} margin around arms and head), scored on the labelled joints "
         f"inside the cut, torso from the full labels", "", close_table, "",
-        f"## Videos: {c} synthetic clips of {FRAMES} frames (a moving camera over each of the first {c} photos)", "",
+        f"## Videos: {c} synthetic clips of {a.frames} frames (a moving camera over each of the first {c} photos)", "",
         video_table, "",
-        f"## Identities: {len(pairs)} synthetic clips of {FRAMES} frames, each over two of the first {2 * len(pairs)} "
-        f"photos side by side", "", id_table, "",
+        f"## Identities: {len(pairs)} synthetic clips of {a.frames} frames, each over two of the first "
+        f"{2 * len(pairs)} photos side by side", "", id_table, "",
         f"## Photos of two persons: the {2 * len(two)} photos side by side in pairs, no boxes (a reported person is "
         "the labelled one whose labelled joints lie within a median 0.5 torso, else an extra: somebody unlabelled, "
         "a person seen twice, or nobody)", "", several_table, "",
         *coco_section,
     ])
     write_results("tracking", "Person boxes without a detector: whole photo, HOG, or the model's own poses", body,
-                  {"model": _shown(Path(pred.model_path)), "persons": len(files), "clips": c, "frames_per_clip": FRAMES,
-                   "photos": photo_data, "close_ups": close_data, "videos": video_data, "identities": id_data,
-                   "two_person_photos": several_data, "coco_photos": coco_data},
+                  {"model": _shown(Path(pred.model_path)), "persons": len(files), "clips": c,
+                   "frames_per_clip": a.frames, "photos": photo_data, "close_ups": close_data, "videos": video_data,
+                   "identities": id_data, "two_person_photos": several_data, "coco_photos": coco_data},
                   results_dir=a.results_dir)
 
 

@@ -2,7 +2,8 @@
 every way is read through the table the runtime would use (fasterpose_rt.confidence.cross_fitted: tested in
 test_score_calibration.py), and the report and its picture are written.
 
-Real parts: the bundled int8 models and 40 real LSPET training photos (skipped when ../shared is absent).
+Real parts: the bundled int8 models and the first 12 of 40 real LSPET training photos (skipped when ../shared is
+absent).
 """
 import importlib.util
 
@@ -16,6 +17,8 @@ from conftest import LSPET, NEEDS_LSPET, run_lspet_benchmark
 from fasterpose_rt import DEFAULT_MODELS, PosePredictor, find_poses_batch
 from fasterpose_rt.metrics import _hits, pck
 
+PERSONS = 12  # --limit: 6 persons a half to fit each cross-fitted table on
+
 pytestmark = [
     NEEDS_LSPET,
     pytest.mark.skipif(not all(p.is_file() for p in DEFAULT_MODELS.values()), reason="bundled models absent"),
@@ -23,16 +26,18 @@ pytestmark = [
 
 
 def test_the_figures_are_the_runtimes_and_the_report_is_written(lspet40, tmp_path):
-    result = run_lspet_benchmark(main, "score_meaning", lspet40, tmp_path, "--models", DEFAULT_MODELS["default"])
+    result = run_lspet_benchmark(main, "score_meaning", lspet40, tmp_path, "--models", DEFAULT_MODELS["default"],
+                                 "--limit", PERSONS)
     assert (tmp_path / "score_meaning.md").is_file()
     if importlib.util.find_spec("matplotlib") is not None:  # a dev dependency: the picture needs it
         assert cv2.imread(str(tmp_path / "score_meaning.png")) is not None
     else:
         assert "matplotlib is not installed" in (tmp_path / "score_meaning.md").read_text()
     (ways,) = result["models"].values()
-    assert list(ways) == [w[0] for w in WAYS] and result["persons"] == 40
+    assert list(ways) == [w[0] for w in WAYS] and result["persons"] == PERSONS
     by_run = {w["run"]: w for w in ways.values()}
     names, gt, vis, boxes, files = load_persons(lspet40)
+    gt, vis, boxes, files = gt[:PERSONS], vis[:PERSONS], boxes[:PERSONS], files[:PERSONS]
     photos = [cv2.imread(str(LSPET / "images" / f)) for f in files]
     for flip, run in ((False, "boxed"), (True, "boxed_flip")):
         pred = PosePredictor(DEFAULT_MODELS["default"], threads=1, flip_test=flip)

@@ -18,6 +18,7 @@ from fasterpose_rt.search import SEARCH_CANDIDATES, search_windows
 from fasterpose_rt.tracking import REFINE_PASSES, find_poses
 
 MODEL = DEFAULT_MODELS["fast"]  # the benchmark runs the same code whatever the model: the faster one here
+PERSONS, CLIP_FRAMES = 4, 4  # 2 photo pairs and 2 two-person clips; short clips: each still acquires, then tracks
 
 
 def test_camera_path_moves_labels_with_the_pixels():
@@ -39,9 +40,11 @@ def test_camera_path_moves_labels_with_the_pixels():
 @pytest.mark.skipif(not MODEL.is_file(), reason="bundled fast model absent")
 def test_rows_are_the_runtimes_predictions_and_calls_are_counted(lspet_coco, tmp_path):
     ann = lspet_coco(1, 8)
-    result = run_lspet_benchmark(main, "tracking", ann, tmp_path, "--clips", 2, "--threads", 1, "--model", MODEL)
+    result = run_lspet_benchmark(main, "tracking", ann, tmp_path, "--limit", PERSONS, "--clips", 2,
+                                 "--frames", CLIP_FRAMES, "--threads", 1, "--model", MODEL)
     assert "tracking" in (tmp_path / "tracking.md").read_text()
     names, gt, vis, boxes, files = load_persons(ann)
+    gt, vis, boxes, files = gt[:PERSONS], vis[:PERSONS], boxes[:PERSONS], files[:PERSONS]
     pred = PosePredictor(MODEL, threads=1)
     images = [cv2.imread(str(LSPET / "images" / f)) for f in files]
     photos, videos = result["photos"], result["videos"]
@@ -63,7 +66,7 @@ def test_rows_are_the_runtimes_predictions_and_calls_are_counted(lspet_coco, tmp
     windows = np.mean([len(search_windows(img.shape)) for img in images])
     assert windows < default["crops_per_photo"] <= windows + SEARCH_CANDIDATES * REFINE_PASSES
     assert tight_row["crops_per_photo"] == 1.0
-    assert result["clips"] == 2 and result["frames_per_clip"] == FRAMES
+    assert result["clips"] == 2 and result["frames_per_clip"] == CLIP_FRAMES
     tracked = next(v for k, v in videos.items() if k.startswith("tracking, acquired on the whole frame"))
     assert 1 <= tracked["model_calls_per_frame"] < 1 + REFINE_PASSES
     tracked = next(v for k, v in videos.items() if k.startswith("tracking, acquired by search"))
@@ -74,7 +77,7 @@ def test_rows_are_the_runtimes_predictions_and_calls_are_counted(lspet_coco, tmp
     for row in identities.values():  # two persons side by side: at least one id per clip, no more found than 2
         assert row["track_ids_per_clip"] >= 1 and row["id_swaps"] >= 0
         assert 0 <= row["labelled_persons_found_per_frame"] <= 2
-    several = result["two_person_photos"]  # the 8 photos side by side in 4 pairs
+    several = result["two_person_photos"]  # the 4 photos side by side in 2 pairs
     assert len(several) == 7
     best, two, best_there, five, five_there = (several[k] for k in (
         "search, the best person, every guess (--min-presence 0)", "search, up to 2 persons (--max-persons 2), every guess",
@@ -90,6 +93,15 @@ def test_rows_are_the_runtimes_predictions_and_calls_are_counted(lspet_coco, tmp
     for row in list(photos.values()) + list(videos.values()):
         if isinstance(row, dict) and "pck@0.2" in row:
             assert 0.0 <= row["pck@0.2"] <= 1.0 and row["diff_interval"][0] <= row["diff_interval"][1]
+
+
+def test_frames_option_defaults_to_frames_and_refuses_zero(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0 and f"(default {FRAMES};" in " ".join(capsys.readouterr().out.split())
+    with pytest.raises(SystemExit) as e:  # argparse refuses it before any work
+        main(["--frames", "0"])
+    assert e.value.code == 2 and "--frames: must be >= 1, got 0" in capsys.readouterr().err
 
 
 def test_match_persons_pairs_each_labelled_person_once_with_the_nearest():
