@@ -19,6 +19,8 @@ def _weighted_mean(per_pixel: torch.Tensor, weights: torch.Tensor, topk: int = 0
     keypoints with the largest weighted loss count.
     """
     per_kp = per_pixel.flatten(2).mean(dim=2)  # (N, K)
+    if weights.shape != per_kp.shape:  # (N, K, 1, 1) would broadcast silently into a wrong loss
+        raise ValueError(f"weights must be (N, K) = {tuple(per_kp.shape)}, got {tuple(weights.shape)}")
     w = weights.to(per_kp.dtype)
     if topk:
         idx = (per_kp * w).detach().topk(min(topk, per_kp.shape[1]), dim=1).indices  # no gradient through the choice
@@ -27,9 +29,11 @@ def _weighted_mean(per_pixel: torch.Tensor, weights: torch.Tensor, topk: int = 0
 
 
 def target_entropy(targets: torch.Tensor) -> torch.Tensor:
-    """Binary entropy of continuous targets, elementwise: the RCE a perfect prediction attains."""
-    y = targets.clamp(1e-12, 1 - 1e-12)
-    return -(y * y.log() + (1 - y) * (1 - y).log())
+    """Binary entropy of continuous targets, elementwise: the RCE a perfect prediction attains.
+
+    xlogy gives 0·log 0 = 0 exactly: a clamp to 1 - 1e-12 is 1.0 in float32, and a target of exactly 1 (a joint on
+    a heatmap pixel's centre) made 0·log 0 = NaN, which OHKM then ranked as the hardest keypoint."""
+    return -(torch.special.xlogy(targets, targets) + torch.special.xlogy(1 - targets, 1 - targets))
 
 
 class RCELoss(nn.Module):

@@ -1,4 +1,5 @@
 """RCE and MSE heatmap losses: values, gradients, keypoint weights, the relative form."""
+import math
 import numpy as np
 import pytest
 from conftest import TORCH_ABSENT
@@ -147,3 +148,22 @@ def test_ohkm_is_rce_only_and_non_negative():
         build_loss("mse", topk=7)
     with pytest.raises(ValueError, match="topk >= 0"):
         build_loss("rce", topk=-1)
+
+
+def test_a_target_of_exactly_one_gives_a_finite_loss_with_ohkm():
+    """A joint on a heatmap pixel's centre makes a target of exactly 1.0: its entropy is 0, not 0·log 0 = NaN."""
+    from models.losses import target_entropy
+
+    ends = torch.tensor([0.0, 1.0, 0.5])
+    torch.testing.assert_close(target_entropy(ends), torch.tensor([0.0, 0.0, math.log(2)]))
+    targets = torch.zeros(1, 2, 8, 6)
+    targets[0, 0, 3, 2] = 1.0
+    logits, weights = torch.randn(1, 2, 8, 6), torch.ones(1, 2)
+    for loss in (build_loss("rce", topk=1), RCELoss(relative=True)):
+        assert torch.isfinite(loss(logits, targets, weights))
+
+
+def test_weights_of_another_shape_are_refused():
+    logits, targets = torch.randn(2, 3, 8, 6), torch.rand(2, 3, 8, 6)
+    with pytest.raises(ValueError, match=r"weights must be \(N, K\)"):
+        RCELoss()(logits, targets, torch.ones(2, 3, 1, 1))
