@@ -1,15 +1,16 @@
 """Find the person in a photo without boxes: the pose model itself, run on a grid of windows.
 
 The model is calibrated for the tight box around a person. One box over the whole photo sees a small person at a
-fraction of the crop's pixels, and refining from there often never finds it. So a photo without boxes is also
-cut into windows half its long side wide, overlapping by half (a 3 x 2 grid on a 4:3 photo), every window and the
-whole photo go through the network in one batch, and the few whose poses score best (mean joint score) are
-refined; the best after refining is the photo's person. Asked for several persons (``max_persons``), it refines
-more windows and also reports the further persons that score well and are not made of a reported person's joints
-(``pick_persons``). Asked to (``min_presence``), a person the search (or the whole photo) found is reported only
-when it is there at all (``keep_present``: the model's presence head, else its joints' confidences), so a photo of
-a cat or a landscape gets no skeleton (docs/usage.md, "Photos of nobody"). ``tracking.find_poses`` runs it; ``python -m
-benchmarks.tracking`` measures it (docs/usage.md, "Photos without person boxes").
+fraction of the crop's pixels, and refining from there often never finds it. So a photo without boxes is also cut
+into windows half its long side wide (its short side on a photo over twice as wide as tall: a row along it),
+overlapping by half (a 3 x 2 grid on a 4:3 photo), every window and the whole photo go through the network in one
+batch, and the few whose poses score best (mean joint score) are refined; the best after refining is the photo's
+person. Asked for several persons (``max_persons``), it refines more windows and also reports the further persons
+that score well and are not made of a reported person's joints (``pick_persons``). Asked to (``min_presence``), a
+person the search (or the whole photo) found is reported only when it is there at all (``keep_present``: the model's
+presence head, else its joints' confidences), so a photo of a cat or a landscape gets no skeleton (docs/usage.md,
+"Photos of nobody"). ``tracking.find_poses`` runs it; ``python -m benchmarks.tracking`` measures it (docs/usage.md,
+"Photos without person boxes").
 """
 from __future__ import annotations
 
@@ -21,12 +22,17 @@ from .presence import PRESENCE_KEY
 
 __all__ = ["search_windows", "best_rows", "pick_persons", "presence", "person_presence", "keep_present",
            "min_presence_for", "head_min_presence", "DEFAULT_MIN_PRESENCE", "SEARCH_WINDOW", "SEARCH_OVERLAP",
-           "SEARCH_CANDIDATES", "PERSON_SCORE", "SHARED_JOINTS"]
+           "SEARCH_CANDIDATES", "SEARCH_MAX_ACROSS", "PERSON_SCORE", "SHARED_JOINTS"]
 
 # Chosen on 1,000 training persons (lspet_train1k.json), not on validation: windows of 0.4-0.6 of the long side,
 # steps of 0.5-1 window and 2-5 refined windows scored PCK@0.2 0.786-0.811, this setting 0.811 (whole photo: 0.752).
 SEARCH_WINDOW = 0.5  # window side, as a fraction of the photo's long side
 SEARCH_OVERLAP = 0.5  # neighbouring windows overlap by this fraction of a side
+# A photo more than 1 / SEARCH_WINDOW times as wide as tall (or tall as wide) gets windows of its short side, not
+# half its long side: those stuck out of it, 3 whatever its length, each squeezing several persons into one crop
+# (5 LSPET photos side by side: none found). A panorama's windows are still at least 1 / SEARCH_MAX_ACROSS of its
+# long side (then taller than it): at most 2 x SEARCH_MAX_ACROSS - 1 windows at the default overlap.
+SEARCH_MAX_ACROSS = 8
 SEARCH_CANDIDATES = 3  # windows refined per person asked for (each up to REFINE_PASSES more model calls)
 # Several persons (max_persons > 1): a further person needs a mean joint score of PERSON_SCORE, and fewer than
 # SHARED_JOINTS of its confident joints (score >= SHARED_JOINT_SCORE) within SHARED_NEAR x a reported person's box
@@ -50,17 +56,20 @@ SHARED_NEAR = 0.1
 
 
 def search_windows(shape, window: float = SEARCH_WINDOW, overlap: float = SEARCH_OVERLAP) -> np.ndarray:
-    """The boxes a search runs: the whole photo first, then square windows of ``window`` x the long side on a
-    grid covering the photo, neighbours overlapping by ``overlap`` of a side (the last row and column flush
-    with the photo's far edges). The photo's edges are at -0.5 and W - 0.5 (pixel centres at integers), as
-    ``PosePredictor.predict``'s whole-photo box [-0.5, -0.5, W, H].
+    """The boxes a search runs: the whole photo first, then square windows of ``window`` x the long side (no more
+    than the short side, unless that is under 1 / SEARCH_MAX_ACROSS of the long side) on a grid covering the photo,
+    neighbours overlapping by ``overlap`` of a side (the last row and column flush with the photo's far edges). The
+    photo's edges are at -0.5 and W - 0.5 (pixel centres at integers), as ``PosePredictor.predict``'s whole-photo
+    box [-0.5, -0.5, W, H].
 
     shape: the photo's (H, W, ...). Returns boxes (M, 4) float32 [x, y, w, h], M = 1 + columns x rows.
     """
     h, w = float(shape[0]), float(shape[1])
     if not (0.0 < window <= 1.0) or not (0.0 <= overlap < 1.0):
         raise ValueError(f"window must be in (0, 1] and overlap in [0, 1), got {window} and {overlap}")
-    side = window * max(h, w)
+    # up to 1 / window times as wide as tall (or tall as wide): window x the long side, as chosen; wider, a row of
+    # windows the photo's height along it, not 3 taller than the photo (a panorama's: 1 / SEARCH_MAX_ACROSS of it)
+    side = min(window * max(h, w), max(min(h, w), max(h, w) / SEARCH_MAX_ACROSS))
     step = (1.0 - overlap) * side
 
     def starts(length: float) -> np.ndarray:

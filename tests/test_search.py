@@ -17,8 +17,8 @@ from fakes import FakePredictor
 from fasterpose_rt import DEFAULT_MODELS, PosePredictor, PoseTracker, find_poses, find_poses_batch
 from fasterpose_rt.cli import main
 from fasterpose_rt.metrics import pck
-from fasterpose_rt.search import (SEARCH_CANDIDATES, best_rows, keep_present, min_presence_for, pick_persons,
-                                   presence, search_windows)
+from fasterpose_rt.search import (SEARCH_CANDIDATES, SEARCH_MAX_ACROSS, best_rows, keep_present, min_presence_for,
+                                   pick_persons, presence, search_windows)
 
 DEMO = Path(__file__).resolve().parents[1] / "examples" / "astronaut.jpg"
 
@@ -30,7 +30,7 @@ def grid(boxes):
 
 
 @pytest.mark.parametrize("shape, cols, rows", [((300, 400), 3, 2), ((400, 300), 2, 3), ((300, 300), 3, 3),
-                                               ((100, 1000), 3, 1), ((41, 37, 3), 3, 3)])
+                                               ((200, 400), 3, 1), ((41, 37, 3), 3, 3)])
 def test_windows_are_the_whole_photo_then_half_size_squares_flush_with_its_edges(shape, cols, rows):
     h, w = shape[:2]
     boxes = search_windows(shape)
@@ -40,18 +40,52 @@ def test_windows_are_the_whole_photo_then_half_size_squares_flush_with_its_edges
     side = 0.5 * max(h, w)
     assert len(sides) == 1 and sides.pop() == pytest.approx(side) and len(xs) == cols and len(ys) == rows
     assert xs[0] == ys[0] == -0.5  # the photo's near edges ...
-    assert xs[-1] + side == pytest.approx(max(w, side) - 0.5, abs=1e-3)  # ... and far edges (a panorama's windows
-    assert ys[-1] + side == pytest.approx(max(h, side) - 0.5, abs=1e-3)  # are taller than it: one row at the top)
+    assert xs[-1] + side == pytest.approx(w - 0.5, abs=1e-3)  # ... and far edges (a 2:1 photo: one row of
+    assert ys[-1] + side == pytest.approx(h - 0.5, abs=1e-3)  # windows its height)
     assert np.all(np.diff(xs) <= 0.5 * side + 1e-3) and np.all(np.diff(ys) <= 0.5 * side + 1e-3)  # overlap >= half
 
 
 def test_window_size_and_overlap_are_arguments_and_checked():
     xs, ys, sides = grid(search_windows((300, 400), window=0.25, overlap=0.0))  # side 100, edge to edge
     assert sides == {100.0} and xs == [-0.5, 99.5, 199.5, 299.5] and ys == [-0.5, 99.5, 199.5]
-    assert len(search_windows((300, 400), window=1.0)) == 2  # the whole photo and one square over it
+    assert len(search_windows((300, 300), window=1.0)) == 2  # the whole photo and one square over it
+    assert grid(search_windows((300, 400), window=1.0))[2] == {300.0}  # no window taller than the photo
     for bad in (dict(window=0.0), dict(window=1.5), dict(overlap=1.0), dict(overlap=-0.1)):
         with pytest.raises(ValueError, match="window must be"):
             search_windows((300, 400), **bad)
+
+
+def test_photos_up_to_twice_as_wide_as_tall_keep_half_their_long_side():
+    # the windows the search's settings were chosen and validated with: the same on every such photo
+    for h in range(20, 400, 7):
+        for w in range((h + 1) // 2, 2 * h + 1, 5):
+            for shape in ((h, w), (w, h)):
+                assert grid(search_windows(shape))[2] == {0.5 * max(shape)}, shape
+
+
+@pytest.mark.parametrize("shape, across", [((512, 2560), 9), ((2560, 512), 9), ((200, 1000), 9), ((512, 3072), 11),
+                                           ((100, 1000), 15), ((512, 6000), 15), ((50, 10000), 15)])
+def test_a_wider_photo_gets_a_row_of_windows_its_height_and_a_panorama_a_bounded_row(shape, across):
+    h, w = shape
+    boxes = search_windows(shape)
+    long_, short = max(h, w), min(h, w)
+    side = max(short, long_ / SEARCH_MAX_ACROSS)  # its short side; a panorama's 1 / SEARCH_MAX_ACROSS of it
+    xs, ys, sides = grid(boxes)
+    assert len(sides) == 1 and sides.pop() == pytest.approx(side) and len(boxes) == 1 + across <= 2 * SEARCH_MAX_ACROSS
+    along, other = (xs, ys) if w > h else (ys, xs)
+    assert len(along) == across and other == [-0.5]  # one row along it, from its near edge ...
+    assert along[-1] + side == pytest.approx(long_ - 0.5, abs=1e-3)  # ... to its far edge
+    assert np.all(np.diff(along) <= 0.5 * side + 1e-3)
+
+
+def test_each_person_of_a_wide_photo_is_found():
+    # five persons 3/4 of a 200 x 1000 photo tall: windows of half its long side (500) were too big for the model
+    # to see any of them (the whole photo saw the first only); windows its height see each
+    persons = np.array([[[x, 25], [x - 20, 75], [x + 20, 75], [x, 175]] for x in (100, 300, 500, 700, 900)],
+                       np.float32)
+    fake = FakePredictor(fill=0.5, persons=persons)
+    found = find_poses(fake, np.zeros((200, 1000, 3), np.uint8), max_persons=5)
+    assert sorted(found.keypoints[:, 0, 0].tolist()) == [100, 300, 500, 700, 900]
 
 
 def test_best_rows_are_the_highest_mean_scores_first():

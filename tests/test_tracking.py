@@ -4,13 +4,16 @@ The tracker's rules are tested with a fake predictor whose persons are known, so
 the real runtime with a stand-in ONNX model follows a moving blob at the end.
 """
 from dataclasses import replace
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from fakes import FakePredictor
 from standin import paint_blobs
 
-from fasterpose_rt import PosePredictor, PoseResult
+from fasterpose_rt import DEFAULT_MODELS, PosePredictor, PoseResult
+from fasterpose_rt.boxes import box_iou
 from fasterpose_rt.metrics import pck_interval
 from fasterpose_rt.search import search_windows
 from fasterpose_rt.tracking import (PoseTracker, boxes_from_poses, drop_duplicates, find_poses, find_poses_batch, refine,
@@ -317,3 +320,39 @@ def test_a_detector_box_refined_onto_a_followed_person_is_that_person():
     tracker = PoseTracker(fake, acquire=lambda frame: loose, reacquire_every=3)
     ids = [tracker(FRAME).track_ids.tolist() for _ in range(7)]  # the detector runs at frames 0, 3 and 6
     assert ids == [[1]] * 7
+
+
+def test_a_scouts_whole_photo_pick_runs_through_the_model_in_the_whole_photo():
+    """With a scout (PosePredictor's search_with), the whole photo, when it is among the picks, goes through the
+    model itself in its own box, as in the model's own search, not only around the scout's joints."""
+    scout, main_model = FakePredictor([PERSON]), FakePredictor([PERSON])
+    main_model.search_with = scout
+    find_poses(main_model, FRAME)
+    whole = search_windows(FRAME.shape)[0]
+    assert scout.calls[0][0].tolist() == whole.tolist()  # the scout's whole-photo row scores best: picked
+    assert whole.tolist() in main_model.calls[0].tolist()
+
+
+@pytest.mark.skipif(not all(p.is_file() for p in DEFAULT_MODELS.values()), reason="a bundled model is absent")
+def test_the_fast_models_windows_find_the_demo_photos_astronaut_as_the_search_does():
+    """--fast-search had reported the helmet: the default scored the whole photo only in the box around the fast
+    model's joints (0.17, against 0.34 in the whole photo itself), and the helmet's window won."""
+    photo = cv2.imread(str(Path(__file__).resolve().parents[1] / "examples" / "astronaut.jpg"))
+    plain = find_poses(PosePredictor(threads=2), photo)
+    scouted = find_poses(PosePredictor(threads=2, search_with=PosePredictor(variant="fast", threads=2)), photo)
+    assert len(plain) == len(scouted) == 1 and box_iou(scouted.boxes, plain.boxes)[0] > 0.5, scouted.boxes
+
+
+def test_find_poses_batch_refuses_more_box_lists_than_photos():
+    with pytest.raises(ValueError, match="1 photos but 2 box lists"):
+        find_poses_batch(FakePredictor([PERSON]), [FRAME], [None, [[0, 0, 10, 10]]])
+
+
+@pytest.mark.parametrize("count", [1.5, 2.0, True, float("nan"), float("inf"), 0, "2"])
+def test_max_persons_must_be_a_whole_number_of_at_least_one(count):
+    fake = FakePredictor([PERSON])
+    for call in (lambda: find_poses(fake, FRAME, max_persons=count), lambda: PoseTracker(fake, max_persons=count)):
+        with pytest.raises(ValueError, match="max_persons must be a whole number"):
+            call()
+    assert len(find_poses(fake, FRAME, max_persons=np.int64(2))) == 1  # numpy's integers are whole numbers
+    assert PoseTracker(fake, max_persons=np.int64(2)).max_persons == 2
