@@ -131,7 +131,7 @@ class PosePredictor:
     search_with: a faster PosePredictor of the same keypoints (e.g. ``PosePredictor(variant="fast")``) that runs
     the search's windows (``find_poses`` without boxes, the tracker when it searches again); this model then runs
     every person the windows found at least once, so each pose reported is its own (docs/usage.md, "Photos
-    without person boxes": the search at about 0.78x the time, as accurate).
+    without person boxes": the search at about 0.8x the time, as accurate).
     Raises ModelNotFoundError / ModelError (a ValueError) naming the problem with the model file.
     """
 

@@ -91,7 +91,7 @@ def results_file(ctx, param, value) -> Optional[Path]:
                    "whole photo.")
 @click.option("--fast-search", is_flag=True,
               help="With --search: run the search's windows with the bundled fast model, and only the persons they "
-                   "find with the model itself (about 0.78x the search's time, as accurate within 0.01 PCK; "
+                   "find with the model itself (about 0.8x the search's time, as accurate within 0.01 PCK; "
                    "docs/usage.md, 'Photos without person boxes').")
 @click.option("--max-persons", type=click.IntRange(min=1), default=1, show_default=True,
               help="With --search: report up to this many persons, each further one scoring at least 0.3 and not "
