@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import BenchmarkParser, run_main, write_results  # noqa: E402
+from benchmarks.common import BenchmarkParser, positive_int, run_main, write_results  # noqa: E402
 from benchmarks.orientation import _shown, add_persons_args, load_persons_args, read_photos  # noqa: E402
 from benchmarks.tracking import (FRAMES, Counting, Scorer, best_person, close_up_crops, make_clips,  # noqa: E402
                                  per_frame_poses, require_close_ups, track_clips, track_ids)
@@ -98,7 +98,7 @@ def main(argv=None):
     ap = BenchmarkParser("benchmarks.close_up_videos", description=__doc__.split("\n")[0])
     ap.add_argument("--model", help="ONNX model (default: the bundled default model)")
     add_persons_args(ap)
-    ap.add_argument("--clips", type=int, default=100, help="clips made from the first N close-ups")
+    ap.add_argument("--clips", type=positive_int, default=100, help="clips made from the first N close-ups")
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--keep-score", type=float, default=KEEP_SCORE,
                     help=f"the tracker's keep_score, for trying another (default {KEEP_SCORE:g}, the runtime's)")

@@ -192,7 +192,7 @@ def main(argv=None):
     ap = BenchmarkParser("benchmarks.frame_reading", description=__doc__.split("\n")[0])
     ap.add_argument("--model", help="ONNX model (default: the bundled default model)")
     add_persons_args(ap)
-    ap.add_argument("--clips", type=int, default=10, help="clips made from the first N photos")
+    ap.add_argument("--clips", type=positive_int, default=10, help="clips made from the first N photos")
     ap.add_argument("--frames", type=positive_int, default=FRAMES, help="frames per clip")
     ap.add_argument("--size", default=f"{SIZE[0]}x{SIZE[1]}", help="the video's frame size, WxH")
     ap.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds of part 1")

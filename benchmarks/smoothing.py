@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import BenchmarkParser, markdown_table, run_main, write_results
+from benchmarks.common import BenchmarkParser, markdown_table, positive_int, run_main, write_results
 from benchmarks.orientation import _shown, add_persons_args, load_persons_args, read_photos
 from benchmarks.tracking import best_person, make_clips
 from fasterpose_rt import PosePredictor
@@ -171,7 +171,7 @@ def main(argv=None):
     ap = BenchmarkParser("benchmarks.smoothing", description=__doc__.split("\n")[0])
     ap.add_argument("--model", help="ONNX model (default: the bundled default model)")
     add_persons_args(ap)
-    ap.add_argument("--clips", type=int, default=200, help="clips made from the first N persons' photos")
+    ap.add_argument("--clips", type=positive_int, default=200, help="clips made from the first N persons' photos")
     ap.add_argument("--sweep", action="store_true", help="every min_cutoff x beta of the grid (run it on training "
                                                          "persons) -> smoothing_sweep.{md,json}")
     ap.add_argument("--threads", type=int, default=2)

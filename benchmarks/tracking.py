@@ -530,7 +530,7 @@ def main(argv=None):
     ap = BenchmarkParser("benchmarks.tracking", description=__doc__.split("\n")[0])
     ap.add_argument("--model", help="ONNX model (default: the bundled default model)")
     add_persons_args(ap)
-    ap.add_argument("--clips", type=int, default=100, help="videos made from the first N persons' photos")
+    ap.add_argument("--clips", type=positive_int, default=100, help="videos made from the first N persons' photos")
     ap.add_argument("--frames", type=positive_int, default=FRAMES,
                     help=f"frames per synthetic clip, single- and two-person (default {FRAMES}; fewer: a quicker, "
                          "rougher run)")

@@ -169,6 +169,15 @@ def test_zero_rounds_are_refused_before_anything_runs(name, capsys, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+
+@pytest.mark.parametrize("name", ["close_up_videos", "frame_reading", "smoothing", "tracking", "vs_mediapipe"])
+def test_zero_clips_are_refused_before_anything_runs(name, capsys, tmp_path):
+    # --clips 0 had reached numpy: a traceback ("need at least one array to stack") after the photos were read
+    module = _benchmark(name)
+    code, err = _exit(module.main, ["--clips", "0", "--results-dir", str(tmp_path / "r")], capsys)
+    assert code == 2 and "--clips: must be >= 1, got 0" in err
+    assert not (tmp_path / "r").exists()
+
 # --- missing models and photos, with real persons -----------------------------------------------------------------
 
 MISSING_MODEL = {  # benchmark -> how it is given a model
