@@ -10,16 +10,17 @@ stays. AP then counts wrong and missed persons, where the annotation file's own 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .boxes import BoxLookup, ImageBoxes, _norm_name, box_iou
 from .jsonfile import finite_number, load_json
 from .metrics import oks
+from .preprocess import BOX_LIMIT, MIN_BOX_SIDE
 
 __all__ = ["DetectionsError", "Detections", "load_detections", "rescore", "oks_nms", "keep_poses", "match_poses",
-           "DET_SCORE", "JOINT_SCORE", "OKS_NMS"]
+           "box_out_of_range", "BOX_RANGE", "DET_SCORE", "JOINT_SCORE", "OKS_NMS"]
 
 DET_SCORE = 0.0  # boxes scoring below this are left out (mmpose's det_bbox_thr; detection files are cut already)
 JOINT_SCORE = 0.2  # joints scoring above this make a pose's score (mmpose's and SimpleBaseline's 0.2)
@@ -31,6 +32,15 @@ class DetectionsError(ValueError):
 
 
 Detections = Dict[int, Tuple[np.ndarray, np.ndarray]]  # image id -> (boxes (M, 4) [x, y, w, h], scores (M,))
+
+BOX_RANGE = f"values within +-{BOX_LIMIT:g} px, sides at least {MIN_BOX_SIDE:g} px"  # what box_out_of_range allows
+
+
+def box_out_of_range(b: Sequence[float]) -> bool:
+    """Whether a box [x, y, w, h] of 4 finite numbers holds a value no photo has, which preprocess.check_boxes
+    refuses: one beyond +-BOX_LIMIT px, or w, h > 0 with a side under MIN_BOX_SIDE (a box with w or h <= 0 is no
+    box, which callers leave out: only its values' size is checked)."""
+    return any(abs(v) > BOX_LIMIT for v in b) or (b[2] > 0 and b[3] > 0 and min(b[2], b[3]) < MIN_BOX_SIDE)
 
 
 def load_detections(path, image_ids: Iterable[int], category_id: Optional[int] = None,
@@ -44,10 +54,11 @@ def load_detections(path, image_ids: Iterable[int], category_id: Optional[int] =
     ``val2017/a.jpg``; boxes.BoxLookup's rule); entries without one are placed by image_id.
     Entries of another category than ``category_id`` (when both name one) and boxes with w or h <= 0 are left
     out; so are entries whose image is not among ``image_ids`` or whose file name names none of ``file_names``
-    (counted: a file for other photos is an error). Returns ({image id: (boxes (M, 4) float64, scores (M,)
-    float64)} for every id of ``image_ids``, counts {"entries", "used", "other_category", "other_images",
-    "other_files", "empty_boxes", "remapped": entries placed by file name on another photo than their image_id
-    says, "other_file_example": the first file name matching no photo, or None}). Raises DetectionsError.
+    (counted: a file for other photos is an error); a box the model cannot crop (``box_out_of_range``) is an error.
+    Returns ({image id: (boxes (M, 4) float64, scores (M,) float64)} for every id of ``image_ids``, counts
+    {"entries", "used", "other_category", "other_images", "other_files", "empty_boxes", "remapped": entries placed
+    by file name on another photo than their image_id says, "other_file_example": the first file name matching no
+    photo, or None}). Raises DetectionsError.
     """
     src = str(path)
     data = load_json(path, DetectionsError)
@@ -73,6 +84,8 @@ def load_detections(path, image_ids: Iterable[int], category_id: Optional[int] =
         b, s = d.get("bbox"), d.get("score", 1.0)
         if not (isinstance(b, list) and len(b) == 4 and all(finite_number(v) for v in b)):
             raise DetectionsError(f"{src}: entry {j}: 'bbox' must be [x, y, w, h] numbers, got {b!r}")
+        if box_out_of_range(b):  # the model could not crop it: named here, not as a crash of the run
+            raise DetectionsError(f"{src}: entry {j}: 'bbox' {b!r} is out of range ({BOX_RANGE})")
         if not finite_number(s):
             raise DetectionsError(f"{src}: entry {j}: 'score' must be a number, got {s!r}")
         image_id = number

@@ -12,11 +12,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
+import cv2
 import numpy as np
 
 from .boxes import BoxesFileError, coco_person_boxes
-from .detections import OKS_NMS, keep_poses, match_poses
-from .inputs import InputReadError, read_image
+from .detections import BOX_RANGE, OKS_NMS, box_out_of_range, keep_poses, match_poses
+from .inputs import _DECODE_FLAGS, InputReadError, _decode, _read_bytes, read_image
 from .jsonfile import finite_number, finite_numbers, load_json
 from .metrics import left_right_confusions, pck, pck_by_orientation, pck_interval, score_reliability
 from .predictor import PHOTO_GROUP_BYTES
@@ -78,22 +79,27 @@ def check_annotations(data: dict, source: str, boxes_from_file: bool = False,
     a file may leave out. ``data`` is not changed: the result shares its unchanged parts, changed annotations are
     copies.
 
-    Raises EvalError naming the first offender: an image without an integer 'id' and a string 'file_name', an
-    annotation that is not an object, or a person annotation (of the person category, :func:`match_keypoints`')
-    without an integer 'image_id' that 'images' lists, a 'keypoints' list of 3 numbers per keypoint of its
-    category (x, y, v), a 'bbox' of 4 numbers [x, y, w, h] (required when ``boxes_from_file``: the model is run on
-    it; else checked when given, a missing, null or empty one being no box) or a numeric 'area' when present.
-    Defaults (COCO's conventions): 'iscrowd' 0; 'num_keypoints' the labelled ones (v > 0); 'area' the bbox's w·h
-    (noted in ``warnings``: COCO's own areas are the segmentation's, smaller); 'id', where missing, not an integer
-    or repeated, a running id past the largest (pycocotools indexes every annotation by it). Annotations without
-    a 'category_id' are no person.
+    Raises EvalError naming the first offender: an image without an integer 'id' and a string 'file_name' or
+    whose id another image has, an annotation that is not an object, or a person annotation (of the person
+    category, :func:`match_keypoints`') without an integer 'image_id' that 'images' lists, a 'keypoints' list of 3
+    numbers per keypoint of its category (x, y, v), a 'bbox' of 4 numbers [x, y, w, h] (required when
+    ``boxes_from_file``: the model is run on it; else checked when given, a missing, null or empty one being no
+    box; one the model cannot crop, ``detections.box_out_of_range``, is an error too) or a numeric 'area' when
+    present. Defaults (COCO's conventions): 'iscrowd' 0; 'num_keypoints' the labelled ones (v > 0); 'area' the
+    bbox's w·h (noted in ``warnings``: COCO's own areas are the segmentation's, smaller), or, for a bbox with w or
+    h <= 0, that of the box around the labelled keypoints (``_labelled_box``: the box such a person is run on);
+    'id', where missing, not an integer or repeated, a running id past the largest (pycocotools indexes every
+    annotation by it). Annotations without a 'category_id' are no person.
     """
-    listed = set()
+    listed: Dict[int, int] = {}  # image id -> its index in 'images'
     for i, im in enumerate(data["images"]):
         if not (isinstance(im, dict) and isinstance(im.get("id"), int) and not isinstance(im["id"], bool)
                 and isinstance(im.get("file_name"), str)):
             raise EvalError(f"{source}: images[{i}] needs an integer 'id' and a string 'file_name'")
-        listed.add(im["id"])
+        if im["id"] in listed:  # annotations name photos by id: one of the two would get the other's persons
+            raise EvalError(f"{source}: images[{i}] has the id {im['id']} of images[{listed[im['id']]}]; "
+                            "each photo needs an id of its own")
+        listed[im["id"]] = i
     cat = _person_category(data)
     person = cat.get("id") if cat is not None else None
     k = len(cat["keypoints"]) if cat is not None and isinstance(cat.get("keypoints"), list) else None
@@ -113,7 +119,7 @@ def check_annotations(data: dict, source: str, boxes_from_file: bool = False,
             if "num_keypoints" not in a:
                 fill["num_keypoints"] = sum(1 for v in a["keypoints"][2::3] if v > 0)
             if "area" not in a and a.get("bbox"):
-                fill["area"] = float(a["bbox"][2]) * float(a["bbox"][3])
+                fill["area"] = _filled_area(a)
                 areas_filled += 1
         ann_id = a.get("id")
         if not isinstance(ann_id, int) or isinstance(ann_id, bool) or ann_id in seen:
@@ -126,7 +132,18 @@ def check_annotations(data: dict, source: str, boxes_from_file: bool = False,
     return dict(data, annotations=out)
 
 
-def _check_person(a: dict, where: str, listed: set, k: Optional[int], boxes_from_file: bool) -> None:
+def _filled_area(a: dict) -> float:
+    """COCO's default 'area' of a checked person annotation with a bbox: its w·h, or, when w or h <= 0, that of the
+    box around its labelled keypoints (the box it is run on), so OKS scales by a real size."""
+    b = a["bbox"]
+    kp = np.asarray(a["keypoints"], np.float64).reshape(-1, 3)
+    if (b[2] > 0 and b[3] > 0) or not (kp[:, 2] > 0).any():
+        return float(b[2]) * float(b[3])
+    box = _labelled_box(a, kp)
+    return float(box[2]) * float(box[3])
+
+
+def _check_person(a: dict, where: str, listed: Dict[int, int], k: Optional[int], boxes_from_file: bool) -> None:
     """EvalError unless the person annotation ``a`` has what evaluating it needs (see check_annotations)."""
     if "id" in a:
         where += f" (id {_short(a['id'], 20)})"
@@ -147,19 +164,22 @@ def _check_person(a: dict, where: str, listed: set, k: Optional[int], boxes_from
         raise EvalError(f"{where} has no 'bbox' (the person box the model is run on)")
     if b and not (isinstance(b, list) and len(b) == 4 and all(finite_number(v) for v in b)):
         raise EvalError(f"{where}: 'bbox' must be [x, y, w, h] numbers, got {_short(b)}")
+    if b and box_out_of_range(b):  # the model could not crop it: named here, not as a crash mid-run
+        raise EvalError(f"{where}: 'bbox' {_short(b)} is out of range ({BOX_RANGE})")
     if "area" in a and not finite_number(a["area"]):
         raise EvalError(f"{where}: 'area' must be a number, got {_short(a['area'])}")
 
 
 def persons_to_evaluate(data: dict, category_id: int, source: str, boxes_from_file: bool = True) -> int:
     """How many annotations are persons evaluation can score: of ``category_id``, not a crowd, with a labelled
-    keypoint (v > 0) and, when ``boxes_from_file``, a bbox with w, h > 0 to run the model on. Raises EvalError
-    saying why when there is none (a run would report nothing)."""
+    keypoint (v > 0) and, when ``boxes_from_file``, a bbox to run the model on (one with w or h <= 0 is run on the
+    box around the labelled keypoints, as :func:`predict_annotations` does). Raises EvalError saying why when there
+    is none (a run would report nothing)."""
     anns = data["annotations"]
     if not anns:
         raise EvalError(f"{source}: no person to evaluate: its 'annotations' list is empty")
     why = {"have no 'category_id'": 0, f"are of another category than the person category ({category_id})": 0,
-           "are crowds": 0, "have no bbox with w, h > 0": 0, "have no labelled keypoint": 0}
+           "are crowds": 0, "have no bbox": 0, "have no labelled keypoint": 0}
     no_category, other_category, crowd, no_box, unlabelled = why
     usable = 0
     for a in anns:
@@ -170,7 +190,7 @@ def persons_to_evaluate(data: dict, category_id: int, source: str, boxes_from_fi
             why[other_category] += 1
         elif a.get("iscrowd", 0):
             why[crowd] += 1
-        elif boxes_from_file and not (isinstance(b, list) and len(b) == 4 and b[2] > 0 and b[3] > 0):
+        elif boxes_from_file and not (isinstance(b, list) and len(b) == 4):
             why[no_box] += 1
         elif not (isinstance(kp, list) and any(v > 0 for v in kp[2::3])):
             why[unlabelled] += 1
@@ -193,7 +213,8 @@ class KeypointMatch:
     in the model's output; file_columns (M,): in the file's annotations; sigmas (M,): their OKS sigmas;
     flip_pairs: the model's flip pairs among the M (indices into them); partial: the file's annotations and the
     model's output must be cut down or reordered (``restrict``, predict_annotations' ``columns``) to meet;
-    warnings: what a user should know (e.g. the keypoints left out).
+    warnings: what a user should know (e.g. the keypoints left out); no_sigmas: why OKS (COCO AP) cannot be
+    computed, the file giving no sigmas (``sigmas`` are then placeholders), None when it can.
     """
 
     category: dict
@@ -204,6 +225,7 @@ class KeypointMatch:
     flip_pairs: List[List[int]]
     partial: bool
     warnings: List[str]
+    no_sigmas: Optional[str] = None
 
     def restrict(self, data: dict) -> dict:
         """``data`` with the person category and its annotations cut down to the evaluated keypoints, in the
@@ -216,7 +238,9 @@ class KeypointMatch:
         skeleton = [[where[a - 1] + 1, where[b - 1] + 1] for a, b in self.category.get("skeleton") or []
                     if a - 1 in where and b - 1 in where]  # COCO skeletons count from 1
         cat = {key: v for key, v in self.category.items() if key != "flip_pairs"}  # its indices would be stale
-        cat.update(keypoints=list(self.names), skeleton=skeleton, sigmas=self.sigmas.tolist())
+        cat.update(keypoints=list(self.names), skeleton=skeleton)
+        if self.no_sigmas is None:  # placeholders are no sigmas of the file's
+            cat["sigmas"] = self.sigmas.tolist()
         anns = []
         for a in data["annotations"]:
             kp = a.get("keypoints")
@@ -236,8 +260,8 @@ def match_keypoints(data: dict, model_keypoints: List[str], source: str,
     name are evaluated (at least MIN_SHARED; a COCO-17 file and the bundled 14-joint LSP models share 12), the
     others are left out with a warning. With fewer names in common but as many keypoints as the model, they are
     compared by position (with a warning). Sigmas: the category's ``sigmas`` field when present, else COCO's when
-    the file has 17 keypoints; otherwise EvalError, or 1.0 each when not ``need_sigmas`` (a caller that reads no
-    OKS).
+    the file has 17 keypoints; otherwise EvalError, or, when not ``need_sigmas`` (a caller that computes OKS only
+    if it can, e.g. COCO AP beside PCK), 1.0 each with the reason in ``no_sigmas``.
     """
     cat = _person_category(data)
     if cat is None or not isinstance(cat.get("keypoints"), list):
@@ -246,17 +270,19 @@ def match_keypoints(data: dict, model_keypoints: List[str], source: str,
         raise EvalError(f"{source}: the '{cat.get('name')}' category needs an integer 'id'")  # annotations name it
     names, model_names, warnings = [str(n) for n in cat["keypoints"]], [str(n) for n in model_keypoints], []
     sigmas: Any = cat.get("sigmas")
+    no_sigmas = None
     if sigmas is not None:
         if not (isinstance(sigmas, list) and len(sigmas) == len(names)
                 and all(isinstance(s, (int, float)) and s > 0 for s in sigmas)):
             raise EvalError(f"{source}: the category's 'sigmas' must be {len(names)} positive numbers")
     elif len(names) == len(COCO17["sigmas"]):
         sigmas = COCO17["sigmas"]
-    elif not need_sigmas:  # a placeholder: the caller computes no OKS
-        sigmas = [1.0] * len(names)
     else:
-        raise EvalError(f"{source}: {len(names)} keypoints and no per-keypoint 'sigmas' in the category; "
-                        "OKS needs them (COCO's are only known for its 17 keypoints)")
+        no_sigmas = (f"{source}: {len(names)} keypoints and no per-keypoint 'sigmas' in the category; OKS needs them "
+                     "(COCO's are only known for its 17 keypoints)")
+        if need_sigmas:
+            raise EvalError(no_sigmas)
+        sigmas = [1.0] * len(names)  # a placeholder: the caller computes no OKS
     shared = [n for n in model_names if n in names]
     if names == model_names or (len(shared) < MIN_SHARED and len(names) == len(model_names)):
         model_cols = file_cols = np.arange(len(names))
@@ -280,7 +306,7 @@ def match_keypoints(data: dict, model_keypoints: List[str], source: str,
     flips = [[where[a], where[b]] for a, b in model_flip_pairs if a in where and b in where]
     identity = len(file_cols) == len(names) == len(model_names) and bool((file_cols == model_cols).all())
     return KeypointMatch(cat, list(evaluated), model_cols, file_cols, np.asarray(sigmas, np.float64)[file_cols],
-                         flips, not identity, warnings)
+                         flips, not identity, warnings, no_sigmas)
 
 
 def in_model_order(data: dict, model_keypoints: Sequence[str], source: str,
@@ -314,9 +340,12 @@ def in_model_order(data: dict, model_keypoints: Sequence[str], source: str,
 def predict_annotations(predictor, data: dict, images_dir: os.PathLike, category_id: int, source: str,
                         on_fail: Callable[[Path, str], None], wrap: Callable[[Iterable], Iterable] = iter,
                         scores: Optional[np.ndarray] = None, columns: Optional[np.ndarray] = None,
-                        refine_passes: int = 0):
+                        refine_passes: int = 0, warn: Optional[Callable[[str], None]] = None):
     """Predict every photo's person boxes, photos grouped so their persons share the model's batches (up to the
-    predictor's batch_size persons, or PHOTO_GROUP_BYTES of decoded photos, per group).
+    predictor's batch_size persons, or PHOTO_GROUP_BYTES of decoded photos, per group). A labelled person whose
+    bbox has w or h <= 0 is run on the box around its labelled keypoints (``_labelled_box``, as predict_detections
+    matches it), so PCK and AP both see it; ``warn`` (default: stderr) is told how many, and of photos read in
+    another frame than the file's width and height say (``_predict_photos``).
 
     Returns (results: COCO result dicts, processed image ids, pred (A, K, 2) with NaN where not predicted, A =
     number of annotations). A photo that is missing or unreadable is reported through on_fail(path, reason)
@@ -325,10 +354,15 @@ def predict_annotations(predictor, data: dict, images_dir: os.PathLike, category
     columns: the model's keypoints to keep, in that order (KeypointMatch.model_columns; None: all, K = the model's).
     refine_passes: each person run again up to this many times on the box around its joints (``tracking.refine``).
     """
+    warn = warn or _stderr_warning
     try:
-        names, boxes = coco_person_boxes(data, source)
+        names, boxes = coco_person_boxes(data, source, category_id)
     except BoxesFileError as e:
         raise EvalError(str(e)) from None
+    added = _add_keypoint_boxes(data, category_id, boxes, source)
+    if added:
+        warn(f"{source}: {added} labelled person{'s have' if added > 1 else ' has'} a 'bbox' with w or h <= 0; run "
+             "on the box around the labelled keypoints instead")
     k = predictor.metadata.num_keypoints if columns is None else len(columns)
     pred = np.full((len(data["annotations"]), k, 2), np.nan)
     results: List[dict] = []
@@ -341,25 +375,59 @@ def predict_annotations(predictor, data: dict, images_dir: os.PathLike, category
         results.extend(coco_entries(res, image_id, names[image_id], category_id=category_id))
 
     done = _predict_photos(predictor, names, {i: b.boxes for i, b in boxes.items()}, images_dir, on_fail, wrap,
-                           take, columns, refine_passes)
+                           take, columns, refine_passes, _image_sizes(data), warn)
     return results, done, pred
+
+
+def _add_keypoint_boxes(data: dict, category_id: int, boxes: Dict[int, Any], source: str) -> int:
+    """Add to ``boxes`` ({image id: ImageBoxes}, coco_person_boxes') the box around the labelled keypoints of each
+    person of ``category_id``, not a crowd, whose bbox has w or h <= 0 (coco_person_boxes leaves those out).
+    Returns how many were added; EvalError when such a box is beyond what the model can crop."""
+    added = 0
+    for j, a in enumerate(data["annotations"]):  # one pass over the annotations, as check_annotations'
+        b, kp = a.get("bbox"), a.get("keypoints")
+        if a.get("category_id") != category_id or a.get("iscrowd", 0) or a.get("image_id") not in boxes \
+                or not (isinstance(b, list) and len(b) == 4) or (b[2] > 0 and b[3] > 0) \
+                or not (isinstance(kp, list) and len(kp) % 3 == 0 and any(v > 0 for v in kp[2::3])):
+            continue
+        box = _labelled_box(a, np.asarray(kp, np.float64).reshape(-1, 3))
+        if box_out_of_range(box):
+            raise EvalError(f"{source}: annotations[{j}]: its 'bbox' has w or h <= 0 and the box around its labelled "
+                            f"keypoints, {_short(box)}, is out of range ({BOX_RANGE})")
+        entry = boxes[a["image_id"]]
+        entry.boxes = np.concatenate([entry.boxes, np.asarray([box], np.float64)])
+        entry.ann_index = np.append(entry.ann_index, j)
+        added += 1
+    return added
+
+
+def _image_sizes(data: dict) -> Dict[int, tuple]:
+    """{image id: (height, width)} of the images whose entry gives both as positive integers."""
+    return {im["id"]: (im["height"], im["width"]) for im in data["images"]
+            if all(isinstance(im.get(f), int) and not isinstance(im[f], bool) and im[f] > 0
+                   for f in ("width", "height"))}
+
+
+def _stderr_warning(msg: str) -> None:
+    print(f"warning: {msg}", file=sys.stderr)
 
 
 def predict_detections(predictor, data: dict, images_dir: os.PathLike, category_id: int, source: str,
                        detections, sigmas: np.ndarray, on_fail: Callable[[Path, str], None],
                        wrap: Callable[[Iterable], Iterable] = iter, scores: Optional[np.ndarray] = None,
                        columns: Optional[np.ndarray] = None, refine_passes: int = 0,
-                       nms_threshold: float = OKS_NMS):
+                       nms_threshold: float = OKS_NMS, warn: Optional[Callable[[str], None]] = None):
     """``predict_annotations`` on a detector's boxes instead of the file's own (COCO's top-down protocol,
     ``detections.py``): every box of ``detections`` ({image id: (boxes (M, 4), box scores (M,))}) is a person; a
     pose's score is ``detections.rescore`` of its box's and joints' scores; poses of a photo overlapping by OKS >
     ``nms_threshold`` are one (``oks_nms``; 1: keep all). Each labelled person (keypoints listed and labelled) is
     then matched to one pose (``match_poses``): ``pred`` and ``scores`` hold that pose's joints; a person no pose
     matches gets ``inf`` coordinates (PCK counts its joints as misses) where the photo was processed.
-    sigmas (K,): the OKS sigmas of the evaluated keypoints. Returns (results, processed image ids, pred (A, K, 2)).
+    sigmas (K,): the OKS sigmas of the evaluated keypoints. ``warn`` (default: stderr): as predict_annotations'.
+    Returns (results, processed image ids, pred (A, K, 2)).
     """
     try:
-        names, _ = coco_person_boxes(data, source)
+        names, _ = coco_person_boxes(data, source, category_id)
     except BoxesFileError as e:
         raise EvalError(str(e)) from None
     k = predictor.metadata.num_keypoints if columns is None else len(columns)
@@ -397,7 +465,7 @@ def predict_detections(predictor, data: dict, images_dir: os.PathLike, category_
             scores[rows_arr[found]] = res.scores[match[found]]
 
     done = _predict_photos(predictor, names, {i: detections[i][0] for i in names}, images_dir, on_fail, wrap,
-                           take, columns, refine_passes)
+                           take, columns, refine_passes, _image_sizes(data), warn or _stderr_warning)
     for image_id in done:  # a processed photo's labelled persons that no pose matched (or that had no box)
         rows_arr = np.asarray(labelled.get(image_id, []), np.int64)
         pred[rows_arr[np.isnan(pred[rows_arr]).any(axis=(1, 2))]] = np.inf
@@ -423,11 +491,15 @@ def _labelled_box(annotation: dict, keypoints: np.ndarray) -> List[float]:
 
 def _predict_photos(predictor, names: Dict[int, str], boxes: Dict[int, np.ndarray], images_dir: os.PathLike,
                     on_fail: Callable[[Path, str], None], wrap: Callable[[Iterable], Iterable],
-                    take: Callable[[int, Any], None], columns: Optional[np.ndarray], refine_passes: int) -> List[int]:
+                    take: Callable[[int, Any], None], columns: Optional[np.ndarray], refine_passes: int,
+                    sizes: Optional[Dict[int, tuple]] = None, warn: Callable[[str], None] = _stderr_warning
+                    ) -> List[int]:
     """Run every photo of ``names`` ({image id: file name}) on its ``boxes`` ((N, 4) each), photos grouped so their
     persons share the model's batches, refined ``refine_passes`` times; ``take(image_id, PoseResult)`` receives each
     photo's poses (cut to ``columns``). Photos without boxes are done without being read; a missing or unreadable
-    one goes to ``on_fail`` and is left out. Returns the processed image ids, sorted."""
+    one goes to ``on_fail`` and is left out. ``sizes`` ({image id: (H, W)}, the file's): a photo is read in the
+    frame they say (``_read_as_listed``), ``warn`` told once how many were read ignoring their EXIF orientation,
+    and which disagree either way. Returns the processed image ids, sorted."""
     done: List[int] = []
     group: list = []  # (image id, photo, its boxes): photos whose persons share the model's batches
 
@@ -447,8 +519,10 @@ def _predict_photos(predictor, names: Dict[int, str], boxes: Dict[int, np.ndarra
     def path_of(image_id) -> Path:
         return Path(images_dir) / names[image_id]
 
+    sizes = sizes or {}
+    as_stored, differ = 0, []  # photos read ignoring their orientation; (path, read (H, W), listed (H, W))
     # photos are decoded by a thread, a few ahead of the model
-    decoded = prefetch(lambda image_id: read_image(path_of(image_id)),
+    decoded = prefetch(lambda image_id: _read_as_listed(path_of(image_id), sizes.get(image_id)),
                        [i for i in sorted(names) if boxes[i].shape[0]], READ_AHEAD)
     try:
         for image_id in wrap(sorted(names)):
@@ -457,11 +531,14 @@ def _predict_photos(predictor, names: Dict[int, str], boxes: Dict[int, np.ndarra
                 continue
             _, photo = next(decoded)
             try:
-                image = photo.result()
+                image, frame = photo.result()
             except InputReadError as e:
                 path = path_of(image_id)
                 on_fail(path, str(e) if path.exists() else "file not found")
                 continue
+            as_stored += frame == "stored"
+            if frame == "neither":
+                differ.append((path_of(image_id), image.shape[:2], sizes[image_id]))
             group.append((image_id, image, boxes[image_id]))
             if sum(len(g[2]) for g in group) >= predictor.batch_size \
                     or sum(g[1].size for g in group) >= PHOTO_GROUP_BYTES:
@@ -469,7 +546,34 @@ def _predict_photos(predictor, names: Dict[int, str], boxes: Dict[int, np.ndarra
         run_group()
     finally:
         decoded.close()
+    if as_stored:  # the file's keypoints are in the stored bitmap's frame, where its width and height are
+        warn(f"{as_stored} photo{'s' if as_stored > 1 else ''} read as stored, an EXIF orientation ignored: it would "
+             f"turn {'them' if as_stored > 1 else 'it'} away from the width and height the annotation file gives "
+             "(the frame of its keypoints)")
+    if differ:
+        named = "; ".join(f"{p} is {w}x{h} px, listed as {lw}x{lh}" for p, (h, w), (lh, lw) in differ[:3])
+        more = f" (and {len(differ) - 3} more)" if len(differ) > 3 else ""
+        warn(f"{len(differ)} photo{'s are' if len(differ) > 1 else ' is'} not the size the annotation file gives, "
+             f"with or without EXIF orientation: {named}{more}; the file's keypoints may be in another frame")
     return sorted(done)
+
+
+def _read_as_listed(path: Path, size: Optional[tuple]):
+    """Decode the photo at ``path`` in the frame of its annotation file entry, whose ``size`` (H, W) is the stored
+    bitmap's (COCO's): EXIF orientation applied (``read_image``) unless that turns it away from ``size`` and the
+    stored bitmap has it. Returns ((H, W, 3) uint8 BGR, "" (as read_image reads it, or no size given) / "stored"
+    (orientation ignored) / "neither" (the size matches neither way)); InputReadError as read_image."""
+    image = read_image(path)
+    if size is None or image.shape[:2] == tuple(size):
+        return image, ""
+    if image.shape[:2] == tuple(size)[::-1]:  # a quarter turn: EXIF orientations 5-8
+        try:
+            stored = _decode(_read_bytes(path), _DECODE_FLAGS | cv2.IMREAD_IGNORE_ORIENTATION)
+        except InputReadError:  # e.g. HEIF, which only pillow-heif reads (upright)
+            stored = image
+        if stored.shape[:2] == tuple(size):
+            return stored, "stored"
+    return image, "neither"
 
 
 def coco_ap(data: dict, results: List[dict], image_ids: List[int], category_id: int,

@@ -169,7 +169,8 @@ def score_reliability(pred, gt, visible, names, scores, threshold=0.2, edges=SCO
     increasing bin edges (the last bin holds its upper edge). Returns {"bins": [{"low", "high", "joints",
     "mean_score", "pck"}, ...] (bins without joints left out), "ece": the joint-weighted mean of
     |pck − mean_score| over the bins (expected calibration error; 0 when a score is the chance the joint is
-    right), "joints"}; counted joints as in ``pck``, those with a non-finite score left out.
+    right; None when no joint counts), "joints"}; counted joints as in ``pck``, those with a non-finite score left
+    out.
     """
     hit, use = _hits(pred, gt, visible, names, threshold)
     sc = np.asarray(scores, np.float64)
@@ -183,7 +184,7 @@ def score_reliability(pred, gt, visible, names, scores, threshold=0.2, edges=SCO
     bins = [{"low": float(edges[i]), "high": float(edges[i + 1]), "joints": int(joints[i]),
              "mean_score": float(total[i] / joints[i]), "pck": float(hits[i] / joints[i])}
             for i in np.flatnonzero(joints)]
-    ece = float(np.abs(hits - total).sum() / len(s)) if len(s) else float("nan")
+    ece = float(np.abs(hits - total).sum() / len(s)) if len(s) else None  # None, not NaN: reports are JSON
     return {"bins": bins, "ece": ece, "joints": int(len(s))}
 
 

@@ -69,6 +69,8 @@ def read_photo_set(sources: Sequence[os.PathLike], exclude: Iterable[str] = (), 
                 counts["too_small"] += 1
             else:
                 found.append((f"{source.name}:{name}", photo))
+    if not found:  # nothing to compare; callers say "no readable photo" themselves
+        return [], [], counts
     # the largest copy of each picture first, then the found order restored
     order = sorted(range(len(found)), key=lambda i: -found[i][1].shape[0] * found[i][1].shape[1])
     thumbs = np.array([cv2.resize(cv2.cvtColor(found[i][1], cv2.COLOR_BGR2GRAY), (THUMB, THUMB),

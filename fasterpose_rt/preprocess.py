@@ -12,8 +12,9 @@ import numpy as np
 from .geometry import apply_affine, box_centers_and_sizes, crop_affine, invert_affine
 from .metadata import ModelMetadata
 
-__all__ = ["check_boxes", "crop_transforms", "warp_crops", "Normalizer"]
+__all__ = ["check_boxes", "crop_transforms", "warp_crops", "Normalizer", "BOX_LIMIT", "MIN_BOX_SIDE"]
 
+# check_boxes' limits, shared by the checks of files whose boxes reach it (evaluate.py, detections.py)
 BOX_LIMIT = 1e8  # px: no photo is larger; beyond it float32 keypoints lose whole pixels and the crop maps overflow
 MIN_BOX_SIDE = 1e-3  # px: a smaller side would scale its crop past what float64 inverts
 

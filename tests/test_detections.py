@@ -102,6 +102,11 @@ def test_load_detections_keeps_the_persons_of_listed_photos(tmp_path):
     ([{"image_id": 1, "bbox": [0, 0, 1], "score": 1}], "entry 0: 'bbox' must be [x, y, w, h] numbers"),
     ([{"image_id": 1, "bbox": [0, 0, 1, 1], "score": "high"}], "entry 0: 'score' must be a number"),
     ([{"image_id": 9, "bbox": [0, 0, 1, 1], "score": 1}], "none of its 1 detections can be used: 1 name photos"),
+    # boxes preprocess.check_boxes refuses: named here, not a crash of the run that crops them
+    ([{"image_id": 1, "bbox": [0, 0, 1, 1]}, {"image_id": 1, "bbox": [66, 17, 1e300, 1e300]}],
+     "entry 1: 'bbox' [66, 17, 1e+300, 1e+300] is out of range (values within +-1e+08 px, sides at least 0.001 px)"),
+    ([{"image_id": 1, "bbox": [0, 0, 1e-5, 1]}], "entry 0: 'bbox' [0, 0, 1e-05, 1] is out of range"),
+    ([{"image_id": 1, "bbox": [-2e8, 0, 0, 1]}], "entry 0: 'bbox' [-200000000.0, 0, 0, 1] is out of range"),
 ])
 def test_load_detections_names_what_is_wrong(tmp_path, content, message):
     path = tmp_path / "dets.json"

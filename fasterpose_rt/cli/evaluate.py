@@ -68,11 +68,18 @@ def eval_cmd(coco_file, images_dir, model, variant, backend, threads, batch_size
         if out.is_dir() or not parent.is_dir() or not os.access(parent, os.W_OK):
             raise UsageProblem(f"cannot write the report to {out}: "
                                f"{'is a folder' if out.is_dir() else 'its folder does not exist or is not writable'}")
+        read = (("--coco", coco_file), ("--detections", detections), ("--model", model), ("--baseline", baseline))
+        same = next((option for option, p in read if p is not None and os.path.realpath(p) == os.path.realpath(out)),
+                    None)
+        if same is not None:  # the report would replace an input (predict refuses the same)
+            raise UsageProblem(f"cannot write the report to {out}: it is the {same} file; give --out another file")
     notes: list = []
     try:
         data = load_annotations(coco_file, boxes_from_file=detections is None, warnings=notes)
         pred = load_predictor(model, variant, threads, batch_size, flip, debug, box_padding, backend)
-        match = match_keypoints(data, pred.keypoint_names, str(coco_file), pred.flip_pairs)
+        # sigmas only where OKS is needed to run: --detections' duplicates and matching; AP alone says why not
+        match = match_keypoints(data, pred.keypoint_names, str(coco_file), pred.flip_pairs,
+                                need_sigmas=detections is not None)
         data, cat, columns = match.restrict(data), match.category, match.model_columns if match.partial else None
         persons_to_evaluate(data, cat["id"], str(coco_file), boxes_from_file=detections is None)
         other = load_predictor(baseline, None, threads, batch_size, flip, debug, backend=backend) if baseline \
@@ -110,21 +117,21 @@ def eval_cmd(coco_file, images_dir, model, variant, backend, threads, batch_size
 
     scores = np.full((len(data["annotations"]), len(match.names)), np.nan)
 
-    def run(predictor, report_fail, keep_scores=None):
+    def run(predictor, report_fail, keep_scores=None, warn=lambda msg: say(f"warning: {msg}")):
         if found is None:
             return predict_annotations(predictor, data, images_dir, cat["id"], str(coco_file), report_fail, wrap,
-                                       scores=keep_scores, columns=columns, refine_passes=refine_passes)
+                                       scores=keep_scores, columns=columns, refine_passes=refine_passes, warn=warn)
         return predict_detections(predictor, data, images_dir, cat["id"], str(coco_file), found, match.sigmas,
                                   report_fail, wrap, scores=keep_scores, columns=columns,
-                                  refine_passes=refine_passes, nms_threshold=oks_nms)
+                                  refine_passes=refine_passes, nms_threshold=oks_nms, warn=warn)
 
     try:
         results, done, kp = run(pred, on_fail, scores)
     except EvalError as e:
         raise UsageProblem(str(e)) from None
     other_kp = None
-    if other is not None:  # same photos, same boxes; a photo that failed above is already reported
-        _, _, other_kp = run(other, lambda path, reason: None)
+    if other is not None:  # same photos, same boxes; what failed or was warned of above is already reported
+        _, _, other_kp = run(other, lambda path, reason: None, warn=lambda msg: None)
     report = {"model": pred.model_path, "backend": pred.backend, "box_padding": pred.box_padding,
               "annotations": str(coco_file),
               "photos": len(done), "persons": len(results), "failed": failed, "refine": refine_passes,
@@ -137,6 +144,8 @@ def eval_cmd(coco_file, images_dir, model, variant, backend, threads, batch_size
                                 "persons_labelled": labelled, "persons_matched": matched}
     ap_failed = False
     try:
+        if match.no_sigmas is not None:
+            raise NotComputed(match.no_sigmas)
         report["coco"] = coco_ap(data, results, done, cat["id"], match.sigmas)
     except NotComputed as e:
         report["coco_note"] = str(e)
@@ -158,7 +167,7 @@ def eval_cmd(coco_file, images_dir, model, variant, backend, threads, batch_size
         report["pck@0.2"]["vs_baseline"]["model"] = other.model_path
     _print_eval(report)  # before writing it: a write failing now does not lose the figures
     if out is not None:
-        atomic_write_text(out, json.dumps(report, indent=2) + "\n")
+        atomic_write_text(out, json.dumps(report, indent=2, allow_nan=False) + "\n")  # NaN is no JSON
     if report["coco"] is None and report["pck@0.2"]["pck"] is None:
         reasons = dict.fromkeys([report["coco_note"], report["pck@0.2"]["reason"]])  # each once, in order
         say(f"error: nothing was evaluated: {'; '.join(reasons)}")
