@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import collections
 import threading
-from typing import Iterator, Optional, Tuple
-
-import numpy as np
+from typing import Iterator, Optional
 
 from .inputs import iter_video_frames
 from .prefetch import READ_AHEAD
@@ -29,7 +27,9 @@ _POLL_SECONDS = 0.1  # the caller waits in steps this long, so Ctrl-C reaches it
 
 
 class FrameReader:
-    """Iterate over (frame index, (H, W, 3) uint8 BGR frame) of a capture, read by a thread of its own.
+    """Iterate over (frame index, (H, W, 3) uint8 BGR frame) of a capture, read by a thread of its own; with
+    ``times``, (index, frame, timestamp in seconds or None), the timestamp read with the frame
+    (``inputs.iter_video_frames``: it is the frame's own only right after reading it, in the thread).
 
     cap: an opened cv2.VideoCapture (or any object with its ``read()``, ``grab()`` and ``release()``), released
     by the reader when the source ends or on ``close()``. every: decode frames 0, every, 2·every, ... (the
@@ -41,14 +41,15 @@ class FrameReader:
     """
 
     def __init__(self, cap, every: int = 1, latest: bool = False, ahead: int = READ_AHEAD,
-                 expected: Optional[int] = None):
+                 expected: Optional[int] = None, times: bool = False):
         if every < 1 or ahead < 1:
             raise ValueError(f"every and ahead must be >= 1, got {every} and {ahead}")
         self.every, self.latest, self.ahead = int(every), bool(latest), int(ahead)
         self.expected = expected  # the frames a file lists: one that stops well short of them is an error
+        self.times = bool(times)
         self.dropped = 0  # frames decoded and replaced by a newer one before the caller took them (latest only)
         self._cap = cap
-        self._frames: collections.deque = collections.deque()  # (index, frame), oldest first
+        self._frames: collections.deque = collections.deque()  # (index, frame[, time]), oldest first
         self._changed = threading.Condition()
         self._stop = self._ended = False
         self._error: Optional[Exception] = None
@@ -57,9 +58,10 @@ class FrameReader:
 
     def _read(self) -> None:
         """The thread: read until the source ends, fails or ``close()``; then release the capture."""
-        frames = iter_video_frames(self._cap, self.every, self.expected)  # InputReadError: no frame, or cut off
+        # InputReadError: no frame, or cut off
+        frames = iter_video_frames(self._cap, self.every, self.expected, self.times)
         try:
-            for index, frame in frames:
+            for item in frames:
                 with self._changed:
                     while not self.latest and len(self._frames) >= self.ahead and not self._stop:
                         self._changed.wait()
@@ -68,7 +70,7 @@ class FrameReader:
                     if self.latest:
                         self.dropped += len(self._frames)
                         self._frames.clear()
-                    self._frames.append((index, frame))
+                    self._frames.append(item)
                     self._changed.notify_all()
         except Exception as e:  # handed to the caller, after the frames read before it
             self._error = e
@@ -79,7 +81,7 @@ class FrameReader:
                 self._ended = True
                 self._changed.notify_all()
 
-    def __iter__(self) -> Iterator[Tuple[int, np.ndarray]]:
+    def __iter__(self) -> Iterator[tuple]:
         try:
             while True:
                 with self._changed:

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generator, Iterator, List, Optional, Sequence, Set, Tuple, Union
@@ -102,12 +103,49 @@ def open_stream(source: str) -> cv2.VideoCapture:
     camera = _CAMERA.fullmatch(source)
     if not camera and not _utf8(source):  # OpenCV crashes (segfault) on a URL that is not UTF-8
         raise InputReadError("the URL is not valid UTF-8, which OpenCV's video reader cannot open")
-    cap = cv2.VideoCapture(int(camera.group(1)) if camera else source)  # any backend that reads it
+    # a camera opens at once (and, on macOS, asks for access from the main thread only); a URL may stall
+    cap = cv2.VideoCapture(int(camera.group(1))) if camera else _open_in_thread(source)
     if not cap.isOpened():
         cap.release()
         raise InputReadError(f"cannot open camera {camera.group(1)} (no such device, or in use)" if camera else
                              "cannot open the stream (unreachable, refused, or not a video OpenCV can read)")
     return cap
+
+
+_POLL_SECONDS = 0.1  # the caller waits for an opening stream in steps this long, so Ctrl-C reaches it at once
+
+
+def _open_in_thread(source: str) -> cv2.VideoCapture:
+    """cv2.VideoCapture(source) with any backend that reads it, opened by a thread of its own: a stream that
+    connects but sends nothing holds OpenCV up to its open timeout (30 s), which Ctrl-C cannot cut short in the
+    thread that waits in OpenCV. The caller waits in short steps instead, free to take Ctrl-C; the thread, a
+    daemon, is left to end on its own (it releases what it opened once nobody is waiting for it)."""
+    done: list = []
+    lock = threading.Lock()
+
+    def run() -> None:
+        cap: object
+        try:
+            cap = cv2.VideoCapture(source)
+        except BaseException as e:  # handed to the caller
+            cap = e
+        with lock:
+            done.append(cap)
+            abandoned = len(done) > 1
+        if abandoned and not isinstance(cap, BaseException):
+            cap.release()
+
+    thread = threading.Thread(target=run, name="fasterpose-stream-open", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(_POLL_SECONDS)
+    finally:
+        with lock:
+            done.append(None)  # marks the caller gone: a capture opened after this is released by the thread
+    if isinstance(done[0], BaseException):
+        raise done[0]
+    return done[0]
 
 
 def _kind(path: Path) -> str:
@@ -447,33 +485,65 @@ def capture_info(cap: cv2.VideoCapture) -> Tuple[Optional[int], float]:
     return (count if count > 0 else None), (fps if np.isfinite(fps) and 0 < fps <= MAX_FPS else 0.0)
 
 
-def iter_video_frames(cap: cv2.VideoCapture, every: int = 1,
-                      expected: Optional[int] = None) -> Generator[Tuple[int, np.ndarray], None, None]:
+def iter_video_frames(cap: cv2.VideoCapture, every: int = 1, expected: Optional[int] = None,
+                      times: bool = False) -> Generator[tuple, None, None]:
     """Yield (frame index, (H, W, 3) uint8 BGR frame) for frames 0, every, 2·every, ...; releases ``cap`` at the end.
+    times: yield (index, frame, timestamp) instead, the timestamp the frame's own in seconds as the source gives it
+    (``CAP_PROP_POS_MSEC`` once it is read: a variable-frame-rate video's frames are not index / fps apart), None
+    when the source gives none (no ``get``, or not a finite number >= 0).
 
     Skipped frames are only grabbed, not decoded. Raises InputReadError when not a single frame decodes, and,
     after the frames read, when a file whose container lists ``expected`` frames stops well short of them (a
-    damaged or cut-off file: the first frame that fails to decode ends the video).
+    damaged or cut-off file: the first frame that fails to decode ends the video). A count of frames is judged by
+    the time reached as well: a variable-frame-rate file's container may list duration x fps frames, more than it
+    holds, and it is whole when its last frame's timestamp reaches that duration.
     """
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every}")
     index, decoded = 0, 0
+    last = previous = None  # the timestamps (s) of the last two frames read or grabbed
+    fps = capture_info(cap)[1] if expected is not None else 0.0  # read before the capture is released
     try:
         while True:
             if index % every:
                 if not cap.grab():
                     break
+                last, previous = _timestamp(cap), last
             else:
                 ok, frame = cap.read()
                 if not ok or frame is None:
                     break
                 decoded += 1
-                yield index, to_bgr_uint8(frame)
+                last, previous = _timestamp(cap), last
+                yield (index, to_bgr_uint8(frame), last) if times else (index, to_bgr_uint8(frame))
             index += 1
     finally:
         cap.release()
     if decoded == 0:
         raise InputReadError("no frame could be decoded")
-    if expected is not None and index < expected - max(2, expected // 10):  # counts of some containers are estimates
+    if expected is None:
+        return
+    slack = max(2, expected // 10)  # counts of some containers are estimates
+    if index < expected - slack and not _reached(fps, expected, slack, last, previous):
         raise InputReadError(f"decoding stopped at frame {index} of the {expected} the file lists (damaged or cut "
                              "off?); the frames before it were processed")
+
+
+def _timestamp(cap) -> Optional[float]:
+    """The timestamp in seconds of the frame just read from ``cap``, or None when it gives none."""
+    try:
+        seconds = float(cap.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0
+    except (AttributeError, TypeError, ValueError):  # a capture-like source without timestamps
+        return None
+    return seconds if np.isfinite(seconds) and seconds >= 0 else None
+
+
+def _reached(fps: float, expected: int, slack: int, last: Optional[float], previous: Optional[float]) -> bool:
+    """Whether a file's last frame, at ``last`` s (the one before at ``previous``), ends within ``slack`` frames of
+    the duration its ``expected`` frames make at its frame rate (their count is duration x fps when the container
+    does not count them: a variable-frame-rate Matroska file lists more than it holds)."""
+    if last is None or not fps:
+        return False
+    step = last - previous if previous is not None and last > previous else 1.0 / fps  # the last frame's length
+    end = (last + step) * fps  # where the last frame ends, in frames of the listed rate
+    return expected - slack <= end <= expected + slack  # far beyond: a timestamp not to trust

@@ -9,24 +9,67 @@ from __future__ import annotations
 import itertools
 import os
 from dataclasses import dataclass
-from typing import Callable, Generator, Iterator, Optional
+from typing import Callable, Generator, Iterator, Optional, Tuple
 
 import cv2
 import numpy as np
 
 from .frame_reader import FrameReader
-from .inputs import InputReadError, capture_info, iter_video_frames, open_video
+from .inputs import MAX_FPS, InputReadError, capture_info, iter_video_frames, open_video
 from .predictor import PoseResult
 from .prefetch import READ_AHEAD
 from .smoothing import DEFAULT_FPS, KeypointSmoother
 from .tracking import REFINE_PASSES, PoseTracker, find_poses
 
-__all__ = ["VideoFrame", "VideoPoses", "video_tracker", "REACQUIRE_EVERY"]
+__all__ = ["VideoFrame", "VideoPoses", "FrameClock", "video_tracker", "REACQUIRE_EVERY", "TIME_TOLERANCE"]
 
 # with a detector (or a search for several persons), tracking also looks for new persons every this many processed
 # frames
 REACQUIRE_EVERY = 30
 
+# A frame's own timestamp replaces index / fps when the two differ by more than this (s): a variable frame rate.
+# Within it they are one time: a millisecond time base (Matroska, WebM, FLV) rounds a constant rate's times by up
+# to 0.5 ms, which must not move a constant-rate video's times off index / fps.
+TIME_TOLERANCE = 0.002
+
+
+class FrameClock:
+    """The times of a video's frames in seconds: index / fps (times of a constant frame rate, as ever), or the
+    frame's own timestamp (``inputs.iter_video_frames(times=True)``) where it departs from that by more than
+    TIME_TOLERANCE or a quarter frame (a variable frame rate: a phone's or a screen recording's frames are not
+    evenly spaced). Timestamps count from the first frame's (taken as its index / fps). A timestamp that is
+    missing, or not later than the frame before's time by at least 1 / MAX_FPS per frame (a clock that stands
+    still, goes back, or ticks at a container's rate, not the frames'), is not used: the time goes on from the
+    frame before's at fps. Times never go back. A video that does not say its frame rate counts DEFAULT_FPS
+    frames a second and its timestamps are not used: a container that cannot say its rate (or gives a clock's, as
+    RTSP's 90,000) is no judge of its frames' times either, and its --vis video, drawn at DEFAULT_FPS, keeps in
+    step."""
+
+    def __init__(self, fps: float):
+        self.rate = float(fps) or DEFAULT_FPS
+        self.stamped = bool(fps)  # timestamps are used
+        self.tolerance = min(TIME_TOLERANCE, 0.25 / self.rate)
+        self._origin: Optional[float] = None  # the timestamp of time 0
+        self._offset = 0.0  # the last time given minus its index / fps: 0.0 while they agree
+        self._last: Optional[Tuple[int, float]] = None  # (index, time) of the frame before
+
+    def __call__(self, index: int, stamp: Optional[float] = None) -> float:
+        nominal = index / self.rate
+        stamp = stamp if self.stamped else None
+        if stamp is not None and self._origin is None:
+            self._origin = stamp - nominal
+        own = None if stamp is None or self._origin is None else stamp - self._origin
+        if own is not None and self._last is not None and own < self._last[1] + (index - self._last[0]) / MAX_FPS:
+            own = None
+        if own is None:  # on from the last time at fps
+            time = nominal + self._offset if self._offset else nominal
+        elif abs(own - nominal) > self.tolerance or (self._last is not None and nominal <= self._last[1]):
+            time = own  # departed (or next to one that did, which index / fps might not follow)
+        else:
+            time = nominal
+        self._offset = time - nominal if time != nominal else 0.0
+        self._last = (index, time)
+        return time
 
 
 def video_tracker(predictor, boxes=None, detect: Optional[Callable] = None, refine_passes: int = REFINE_PASSES,
@@ -47,13 +90,16 @@ def video_tracker(predictor, boxes=None, detect: Optional[Callable] = None, refi
 
 @dataclass(frozen=True)
 class VideoFrame:
-    """One processed frame. index: its number in the video (0-based); time: seconds from the start (index / fps);
-    image: (H, W, 3) uint8 BGR; poses: a PoseResult (with track_ids when tracked)."""
+    """One processed frame. index: its number in the video (0-based); time: seconds from the start (index / fps,
+    or the frame's own timestamp in a variable-frame-rate video: ``FrameClock``); image: (H, W, 3) uint8 BGR;
+    poses: a PoseResult (with track_ids when tracked); error: None, or for a frame whose prediction failed
+    (yielded with ``VideoPoses(keep_failed=True)`` only) the exception, its poses then holding no person."""
 
     index: int
     time: float
     image: np.ndarray
     poses: PoseResult
+    error: Optional[Exception] = None
 
 
 class VideoPoses:
@@ -81,8 +127,10 @@ class VideoPoses:
     None: the threshold a model's presence head records, else 0).
     refine_passes: extra passes on persons just found (see ``refine``); None: 0 for given ``boxes``, else
     REFINE_PASSES. on_error: None: a frame whose prediction fails raises;
-    a function (index, exception): called, and that frame is skipped.
+    a function (index, exception): called, and that frame is skipped, or with ``keep_failed`` yielded with its
+    ``error`` and no person (so a video drawn of the frames keeps every one in its place).
 
+    Frame times are the frames' own (``FrameClock``): index / fps, or a variable-frame-rate video's timestamps.
     Attributes: fps (the video's frame rate, 0.0 when it does not say; times then count 30 frames per second),
     frame_count (the container's frame count, None when it does not say), expected_frames (how many frames the
     iteration should yield, None when unknown). Iterate once; ``close()`` (or ``with``) releases the video early.
@@ -94,7 +142,7 @@ class VideoPoses:
                  detector: Optional[Callable] = None, refine_passes: Optional[int] = None,
                  on_error: Optional[Callable[[int, Exception], None]] = None, search: bool = True,
                  max_persons: int = 1, max_frames: Optional[int] = None, live: bool = False,
-                 read_ahead: int = READ_AHEAD, min_presence: Optional[float] = None):
+                 read_ahead: int = READ_AHEAD, min_presence: Optional[float] = None, keep_failed: bool = False):
         for name, value, least in (("every", every, 1), ("max_frames", 1 if max_frames is None else max_frames, 1),
                                    ("read_ahead", read_ahead, 0), ("max_persons", max_persons, 1)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
@@ -104,6 +152,7 @@ class VideoPoses:
         if boxes is not None and detector is not None:
             raise ValueError("give either boxes or a detector, not both")
         self.predictor, self.every, self.on_error = predictor, int(every), on_error
+        self.keep_failed = bool(keep_failed)
         self._boxes = None if boxes is None else np.asarray(boxes, np.float32).reshape(-1, 4)
         self._detector, self.search, self.max_persons = detector, bool(search), int(max_persons)
         self.min_presence = min_presence
@@ -149,29 +198,38 @@ class VideoPoses:
         return find_poses(self.predictor, frame, boxes, self.refine_passes, keep_all=self._boxes is not None,
                           search=self.search, max_persons=self.max_persons, min_presence=self.min_presence)
 
+    def _nobody(self) -> PoseResult:
+        """A result without persons, shaped as the predictor's (a failed frame's, ``keep_failed``)."""
+        names = list(getattr(self.predictor, "keypoint_names", None) or [])
+        k = len(names)
+        return PoseResult(np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32), np.zeros((0, 4), np.float32),
+                          names, track_ids=None if self.tracker is None else np.zeros(0, np.int64))
+
     def __iter__(self) -> Iterator[VideoFrame]:
         if self._used:
             raise RuntimeError("a VideoPoses can be iterated once; make a new one to read the video again")
         self._used = True
-        rate = self.fps or DEFAULT_FPS
+        clock = FrameClock(self.fps)
         if self.live or self.read_ahead:
             self._reader = FrameReader(self._cap, self.every, latest=self.live, ahead=max(self.read_ahead, 1),
-                                       expected=self._listed)
+                                       expected=self._listed, times=True)
             frames: Iterator = iter(self._reader)
         else:
-            frames = self._direct = iter_video_frames(self._cap, self.every, self._listed)
+            frames = self._direct = iter_video_frames(self._cap, self.every, self._listed, times=True)
         if self.max_frames is not None:  # stop right after the last one: a camera would block for one more
             frames = itertools.islice(frames, self.max_frames)
         try:
-            for index, frame in frames:
+            for index, frame, stamp in frames:
+                time = clock(index, stamp)
                 try:
                     poses = self._poses(frame)
                 except Exception as e:  # a bad box, or the model (or OpenCV) failing on this frame
                     if self.on_error is None:
                         raise
                     self.on_error(index, e)
+                    if self.keep_failed:
+                        yield VideoFrame(index, time, frame, self._nobody(), e)
                     continue
-                time = index / rate
                 if self.smoother is not None:  # the frame's own time: skipped and failed frames keep the pace
                     poses = self.smoother(poses, time)
                 yield VideoFrame(index, time, frame, poses)

@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import struct
 import subprocess
 import sys
 import time
@@ -247,7 +248,8 @@ def test_boxes_map_file(folder, standin_path, tmp_path):
 
 def test_boxes_coco_file_carries_image_ids_and_person_category(folder, standin_path, tmp_path):
     """Results carry the COCO file's image ids and its person category's id (COCOeval scores that category only:
-    id 1 in a file numbering persons 2 gave AP 0), a video's frames too."""
+    id 1 in a file numbering persons 2 gave AP 0); a video's frames its category, and an image id each, numbered
+    as without --boxes (the file's id names one image)."""
     write_video(folder / "clip.mp4", frames=2)
     coco = {"images": [{"id": 42, "file_name": "a.jpg"}, {"id": 43, "file_name": "sub/b.png"},
                        {"id": 44, "file_name": "clip.mp4"}],
@@ -260,7 +262,7 @@ def test_boxes_coco_file_carries_image_ids_and_person_category(folder, standin_p
     boxes.write_text(json.dumps(coco))
     r = run("predict", folder, "--model", standin_path, "--boxes", boxes, "-q")
     res = json.loads(r.stdout)
-    assert r.exit_code == 0 and [e["image_id"] for e in res] == [42, 44, 44, 43], r.output
+    assert r.exit_code == 0 and [e["image_id"] for e in res] == [42, 2, 3, 43], r.output
     assert {e["category_id"] for e in res} == {2}
 
 
@@ -701,6 +703,75 @@ def test_a_video_frame_that_fails_is_named_and_the_rest_is_kept(tmp_path, standi
     assert_no_traceback(r)
     res = json.loads(r.stdout)
     assert [e["frame"] for e in res] == [0, 1, 3] and [e["image_id"] for e in res] == [1, 2, 4]  # ids do not move
+
+
+def test_a_failed_frame_keeps_its_place_in_the_vis_video(tmp_path, standin_path, monkeypatch):
+    """The --vis video keeps every frame (a failed one as it is), so it plays in step with the source."""
+    video, vis = write_video(tmp_path / "clip.mp4", frames=4), tmp_path / "vis"
+    real, calls = PosePredictor.predict_batch, []
+
+    def fail_on_frame_2(self, images, boxes=None):
+        calls.append(None)
+        if len(calls) == 3:
+            raise RuntimeError("model exploded")
+        return real(self, images, boxes)
+
+    monkeypatch.setattr(PosePredictor, "predict_batch", fail_on_frame_2)
+    r = run("predict", video, "--model", standin_path, "-q", "--no-track", "--refine", "0", "--vis", vis)
+    assert r.exit_code == 1 and "clip.mp4 frame 2: prediction failed" in r.stderr
+    assert [e["frame"] for e in json.loads(r.stdout)] == [0, 1, 3]
+    drawn, source = read_video(vis / "clip.mp4"), read_video(video)
+    assert len(drawn) == 4
+    off = [np.abs(d.astype(int) - s).mean() for d, s in zip(drawn, source)]
+    assert off[2] < min(off[1], off[3]) / 2, off  # frame 2 undrawn, in its place
+
+
+def test_video_frames_keep_an_image_id_each_with_a_boxes_file(tmp_path, standin_path):
+    """A COCO file's image id names one image: a video's frames are images of their own, numbered as without
+    --boxes (so are they with predict's own results of the video as --boxes)."""
+    video, boxes = write_video(tmp_path / "clip.mp4", frames=3), tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({
+        "images": [{"id": 42, "file_name": "clip.mp4"}], "categories": [{"id": 1, "name": "person"}],
+        "annotations": [{"id": 1, "image_id": 42, "category_id": 1, "bbox": [20, 20, 40, 80]}]}))
+    r = run("predict", video, "--model", standin_path, "--boxes", boxes, "-q")
+    assert r.exit_code == 0, r.output
+    assert [(e["frame"], e["image_id"]) for e in json.loads(r.stdout)] == [(0, 1), (1, 2), (2, 3)]
+    boxes.write_text(r.stdout)
+    r = run("predict", video, "--model", standin_path, "--boxes", boxes, "-q")
+    assert [(e["frame"], e["image_id"]) for e in json.loads(r.stdout)] == [(0, 1), (1, 2), (2, 3)]
+
+
+def test_a_whole_variable_frame_rate_video_is_done_and_timed_by_its_frames(tmp_path, standin_path):
+    """A phone's or a screen recorder's video: frames not evenly spaced, in a Matroska file that lists duration x
+    fps frames, more than it holds. It is whole (its --out-dir file finished: --skip-existing passes it), and each
+    result's time is its frame's."""
+    from test_video import VFR_MS, write_mkv
+
+    video, own = write_mkv(tmp_path / "vfr.mkv", VFR_MS), tmp_path / "own"
+    r = run("predict", video, "--model", standin_path, "--no-search", "--out-dir", own, "-q")
+    assert r.exit_code == 0, r.output
+    np.testing.assert_allclose([e["time"] for e in json.loads(r.stdout)], np.array(VFR_MS) / 1000, atol=0.001)
+    assert (own / "vfr.jsonl").is_file() and not (own / "vfr.jsonl.part").exists()
+
+
+def test_a_video_of_unknown_frame_rate_is_drawn_at_the_rate_its_times_count(tmp_path, standin_path):
+    """A frame rate the header gives as 100,000 (RTSP streams report RTP's 90,000) is no frame rate: results count
+    30 frames per second, and the --vis video plays at that rate too."""
+    clip = tmp_path / "clip.avi"
+    w = cv2.VideoWriter(str(clip), cv2.VideoWriter.fourcc(*"MJPG"), 10, (80, 120))
+    for i in range(4):
+        w.write(paint_blobs((120, 80), [[40, 30 + 2 * i]] + STANDIN_POINTS[1:]))
+    w.release()
+    data = bytearray(clip.read_bytes())
+    struct.pack_into("<II", data, data.find(b"strh") + 28, 1, 100000)  # dwScale, dwRate
+    clip.write_bytes(bytes(data))
+    vis = tmp_path / "vis"
+    r = run("predict", clip, "--model", standin_path, "--no-search", "--every", "2", "--vis", vis, "-q")
+    assert r.exit_code == 0, r.output
+    assert [e["time"] for e in json.loads(r.stdout)] == [0.0, 0.0667]
+    cap = cv2.VideoCapture(str(vis / "clip.mp4"))
+    assert cap.get(cv2.CAP_PROP_FPS) == 15  # 30 / --every
+    cap.release()
 
 
 def test_csv_results_for_spreadsheets(tmp_path, standin_path):

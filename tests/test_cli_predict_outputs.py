@@ -156,3 +156,68 @@ def test_boxes_wholly_outside_the_upright_photo_are_warned_of_and_still_run(tmp_
         f"warning: {tmp_path / 'turned.jpg'}: 1 of its 2 boxes lies wholly outside the photo; --boxes coordinates "
         "are in the upright photo's px (EXIF orientation applied, as results and --vis show it)"]
     assert [e["bbox"] for e in json.loads(r.stdout)] == [[30, 30, 20, 60], [10, 90, 40, 20], [70, 0, 40, 20]]
+
+
+class _Writer:
+    """cv2.VideoWriter as the CLI calls it, made to fail as OpenCV's does: without a word."""
+
+    fourcc = staticmethod(cv2.VideoWriter.fourcc)
+    real_writer, opens, cut = cv2.VideoWriter, True, False
+
+    def __init__(self, name, *args):
+        self.name = name
+        self.real = self.real_writer(name, *args) if self.opens else None
+
+    def isOpened(self):
+        return self.real is not None and self.real.isOpened()
+
+    def write(self, frame):
+        self.real.write(frame)
+
+    def release(self):
+        self.real.release()
+        if self.cut:  # a full disk: the file ends without its index
+            data = Path(self.name).read_bytes()
+            Path(self.name).write_bytes(data[:len(data) // 2])
+
+
+class _Unopened(_Writer):
+    opens = False
+
+
+class _CutShort(_Writer):
+    cut = True
+
+
+def test_a_vis_video_that_cannot_be_written_fails_once_and_keeps_every_result(tmp_path, standin_path, monkeypatch):
+    """--vis is a drawing of the results: a video drawing that cannot be written is named once, the input counts
+    as failed (exit 1), and the results of every frame are written all the same."""
+    video = write_video(tmp_path / "clip.mp4", frames=4)
+    vis = tmp_path / "vis"
+    (vis / "clip.mp4").mkdir(parents=True)  # a folder where the drawing would go
+    r = run("predict", video, "--model", standin_path, "--no-search", "--vis", vis, "--out-dir", tmp_path / "own")
+    assert [e["frame"] for e in json.loads(r.stdout)] == [0, 1, 2, 3]
+    assert r.exit_code == 1 and r.stderr.count("error: ") == 1, r.stderr
+    assert "cannot write the --vis video" in r.stderr and "Is a directory" in r.stderr
+    assert (tmp_path / "own" / "clip.jsonl").is_file()  # its results are whole
+    monkeypatch.setattr(cv2, "VideoWriter", _Unopened)  # a writer OpenCV cannot open
+    r = run("predict", video, "--model", standin_path, "--no-search", "--vis", tmp_path / "vis2")
+    assert r.exit_code == 1 and r.stderr.count("error: ") == 1 and "cannot write the --vis video" in r.stderr
+    assert [e["frame"] for e in json.loads(r.stdout)] == [0, 1, 2, 3]
+    assert not [p for p in (tmp_path / "vis2").rglob("*") if p.is_file()]
+
+
+def test_a_vis_video_cut_short_by_a_full_disk_fails_and_leaves_no_broken_file(tmp_path, standin_path, monkeypatch):
+    """OpenCV's writer names no error when the disk fills: the video is written under a temporary name, checked
+    (it opens, with every frame written), and only then named; else the input fails and nothing is left."""
+    video = write_video(tmp_path / "clip.mp4", frames=4)
+    vis = tmp_path / "vis"
+    monkeypatch.setattr(cv2, "VideoWriter", _CutShort)
+    r = run("predict", video, "--model", standin_path, "--no-search", "--vis", vis)
+    assert r.exit_code == 1 and "cannot write the --vis video" in r.stderr and "is the disk full?" in r.stderr
+    assert len(json.loads(r.stdout)) == 4
+    assert not [p for p in vis.rglob("*") if p.is_file()]  # neither the broken video nor its temporary file
+    monkeypatch.undo()
+    r = run("predict", video, "--model", standin_path, "--no-search", "--vis", vis, "-q")
+    assert r.exit_code == 0 and [p.name for p in vis.rglob("*") if p.is_file()] == ["clip.mp4"]
+    assert len(read_video(vis / "clip.mp4")) == 4

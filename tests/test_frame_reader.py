@@ -112,3 +112,59 @@ def test_closing_early_stops_the_thread_and_releases_the_source():
 def test_which_sources_are_live():
     assert is_live("camera:0") and is_live("rtsp://cam.local/stream") and is_live("https://x.org/live.m3u8")
     assert not is_live("file:///tmp/clip.mp4") and not is_live("FILE:///tmp/clip.mp4")
+
+
+class StampedSource(GatedSource):
+    """A GatedSource whose frames carry timestamps (CAP_PROP_POS_MSEC), as OpenCV's captures do."""
+
+    def __init__(self, stamps_ms):
+        super().__init__()
+        self.stamps, self.now = list(stamps_ms), None
+
+    def read(self):
+        ok, frame = super().read()
+        self.now = self.stamps.pop(0) if ok else None
+        return ok, frame
+
+    def get(self, prop):
+        return self.now if prop == cv2.CAP_PROP_POS_MSEC else 0.0
+
+
+@pytest.mark.parametrize("latest", [False, True])
+def test_with_times_each_frame_keeps_the_timestamp_read_with_it(latest):
+    source = StampedSource([0.0, 40.0, 250.0, float("nan")])  # a variable frame rate, then no timestamp
+    for i in range(4):
+        source.send(i)
+    source.send(None)
+    got = []
+    for index, frame, stamp in FrameReader(source, latest=latest, times=True):
+        got.append((index, int(frame[0, 0, 0]), stamp))
+        source.released or time.sleep(0.2)  # newest only: the frames read meanwhile are dropped, with their times
+    want = [(0, 0, 0.0), (1, 1, 0.04), (2, 2, 0.25), (3, 3, None)]
+    assert got == want if not latest else (got[-1] == want[-1] and set(got) <= set(want))
+
+
+def test_ctrl_c_is_taken_while_a_stream_is_opening(monkeypatch):
+    """A stream that connects but sends nothing holds cv2.VideoCapture (in C, deaf to Ctrl-C) up to 30 s."""
+    import _thread
+    import threading
+
+    import fasterpose_rt.inputs as inputs
+
+    gate, real = threading.Event(), cv2.VideoCapture
+
+    def stalled(source, *args):
+        gate.wait(5)  # without a signal to break it, as OpenCV's wait
+        return real()
+
+    monkeypatch.setattr(inputs.cv2, "VideoCapture", stalled)
+    timer = threading.Timer(0.2, _thread.interrupt_main)  # Ctrl-C, as the signal handler takes it
+    start = time.monotonic()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            inputs.open_stream("rtsp://127.0.0.1:9/stalled")
+        assert time.monotonic() - start < 1.5
+    finally:
+        gate.set()
+        timer.cancel()

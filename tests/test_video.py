@@ -1,4 +1,5 @@
 """VideoPoses: a video's poses frame by frame, tracked and smoothed as the CLI does, on real video files."""
+import struct
 import time
 
 import cv2
@@ -290,3 +291,107 @@ def test_a_clock_rate_is_no_frame_rate(pred, clip, monkeypatch):
             return 90000.0 if prop == cv2.CAP_PROP_FPS else 0.0
 
     assert capture_info(Clocked()) == (None, 0.0)
+
+
+def _el(id_, payload):
+    """A Matroska (EBML) element: id, size, payload."""
+    n = len(payload)
+    length = next(k for k in range(1, 9) if n < (1 << (7 * k)) - 1)
+    return id_ + (n | (1 << (7 * length))).to_bytes(length, "big") + payload
+
+
+def _uint(id_, v):
+    return _el(id_, v.to_bytes(max(1, (v.bit_length() + 7) // 8), "big"))
+
+
+def write_mkv(path, times_ms, size=(80, 120)):
+    """A Matroska video of the stand-in person (MJPEG, the first joint 2 px lower each frame) whose frames show at
+    ``times_ms``, as a phone or a screen recorder writes a variable frame rate: the container lists no frame count,
+    so OpenCV reads its duration x its guess of the frame rate. Returns path."""
+    w, h = size
+    ebml = _el(b"\x1a\x45\xdf\xa3", _el(b"\x42\x82", b"matroska") + _uint(b"\x42\x87", 4) + _uint(b"\x42\x85", 2))
+    duration = times_ms[-1] + (times_ms[-1] - times_ms[-2])
+    info = _el(b"\x15\x49\xa9\x66", _uint(b"\x2a\xd7\xb1", 1000000) + _el(b"\x44\x89", struct.pack(">d", duration)))
+    track = _el(b"\xae", _uint(b"\xd7", 1) + _uint(b"\x73\xc5", 1) + _uint(b"\x83", 1) + _el(b"\x86", b"V_MJPEG")
+                + _el(b"\xe0", _uint(b"\xb0", w) + _uint(b"\xba", h)))
+    frames = [paint_blobs((h, w), [[40, 30 + 2 * i]] + STANDIN_POINTS[1:]) for i in range(len(times_ms))]
+    blocks = b"".join(_el(b"\xa3", b"\x81" + struct.pack(">hB", t, 0x80) + cv2.imencode(".jpg", f)[1].tobytes())
+                      for f, t in zip(frames, times_ms))
+    segment = info + _el(b"\x16\x54\xae\x6b", track) + _el(b"\x1f\x43\xb6\x75", _uint(b"\xe7", 0) + blocks)
+    path.write_bytes(ebml + _el(b"\x18\x53\x80\x67", segment))
+    return path
+
+
+VFR_MS = [0, 33, 67, 100, 200, 300, 400, 500]  # 30 fps, then 10 fps: OpenCV lists 18 frames at 30 fps
+
+
+@pytest.mark.parametrize("read_ahead", [0, 2])  # read in the caller's thread, or by a FrameReader
+def test_a_variable_frame_rate_video_is_whole_and_timed_by_its_frames(pred, tmp_path, read_ahead):
+    video = VideoPoses(pred, write_mkv(tmp_path / "vfr.mkv", VFR_MS), read_ahead=read_ahead)
+    assert video.frame_count == 18 and video.fps == 30  # more frames than it holds: no error for that
+    got = list(video)
+    assert [f.index for f in got] == list(range(8))
+    assert [f.time for f in got] == [0.0, 1 / 30, 2 / 30, 0.1, 0.2, 0.3, 0.4, 0.5]  # index / fps where they agree
+    tracker, smoother = PoseTracker(pred), KeypointSmoother(30)
+    for f in got:  # the smoother is timed alike
+        np.testing.assert_array_equal(f.poses.keypoints, smoother(tracker(f.image), f.time).keypoints)
+
+
+def test_a_variable_frame_rate_video_cut_short_is_still_named(pred, tmp_path):
+    data = write_mkv(tmp_path / "vfr.mkv", VFR_MS).read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[:len(data) * 6 // 10])  # its first 4 frames, 0.13 s of 0.6
+    video = VideoPoses(pred, cut)
+    with pytest.raises(InputReadError, match="decoding stopped at frame 4 of the 18 the file lists"):
+        for _ in video:
+            pass
+
+
+def test_constant_rate_times_stay_index_over_fps(tmp_path):
+    """Matroska keeps times in whole milliseconds: a 29.97 fps file's are off index / fps by up to 0.5 ms."""
+    from fasterpose_rt.inputs import iter_video_frames, open_video
+    from fasterpose_rt.video import FrameClock
+
+    w = cv2.VideoWriter(str(tmp_path / "c.mkv"), cv2.VideoWriter.fourcc(*"MJPG"), 29.97, (16, 16))
+    for i in range(40):
+        w.write(np.full((16, 16, 3), 5 * i, np.uint8))
+    w.release()
+    cap, count, fps = open_video(tmp_path / "c.mkv")
+    clock = FrameClock(fps)
+    stamps = [(i, t) for i, _, t in iter_video_frames(cap, 3, count, times=True)]
+    assert len(stamps) == 14 and 0 < max(abs(t - i / fps) for i, t in stamps) < 0.001
+    assert [clock(i, t) for i, t in stamps] == [i / fps for i, _ in stamps]
+
+
+def test_the_frame_clock_takes_timestamps_that_depart_and_are_sane():
+    from fasterpose_rt.video import FrameClock
+
+    clock = FrameClock(10)
+    times = [clock(i, t) for i, t in enumerate([5.0, 5.1, 5.2, 5.5, 5.6])]  # counted from the first
+    assert times[:3] == [0.0, 0.1, 0.2] and np.allclose(times, [0.0, 0.1, 0.2, 0.5, 0.6])
+    clock = FrameClock(0.0)  # no frame rate: 30 per second, whatever the timestamps say
+    assert [clock(i, t) for i, t in enumerate([0.0, 0.5, 1.0])] == [0.0, 1 / 30, 2 / 30]
+    clock = FrameClock(10)  # a clock that stands still, goes back or ticks at 100,000 per second: fps goes on
+    times = [clock(i, t) for i, t in enumerate([0.0, 0.5, 0.5, 0.2, 0.50001, None, 1.0])]
+    np.testing.assert_allclose(times, [0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
+    clock = FrameClock(10)  # never back: a timestamp within the tolerance after one that departed
+    assert [clock(i, t) for i, t in enumerate([0.0, 0.1, 0.3001, 0.3015])] == [0.0, 0.1, 0.3001, 0.3015]
+
+
+def test_a_failed_frame_is_kept_when_asked(pred, clip, monkeypatch):
+    real, seen = PoseTracker.__call__, []
+
+    def fail_on_frame_2(self, frame):
+        seen.append(None)
+        if len(seen) == 3:
+            raise RuntimeError("model exploded")
+        return real(self, frame)
+
+    monkeypatch.setattr(PoseTracker, "__call__", fail_on_frame_2)
+    failed = []
+    got = list(VideoPoses(pred, clip, on_error=lambda i, e: failed.append(i), keep_failed=True))
+    assert failed == [2] and [f.index for f in got] == list(range(6))
+    assert str(got[2].error) == "model exploded" and len(got[2].poses) == 0 and got[2].time == 0.2
+    assert got[2].poses.track_ids.tolist() == [] and got[2].poses.keypoints.shape == (0, 4, 2)
+    assert [len(f.poses) for f in got if f.index != 2] == [1] * 5 and all(f.error is None for f in got if f.index != 2)
+    np.testing.assert_array_equal(got[2].image, read_video(clip)[2])

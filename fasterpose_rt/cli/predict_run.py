@@ -3,9 +3,12 @@ photos' poses found together and written in order with their --vis pictures, a v
 failures named and counted, never fatal to the rest."""
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import json
 import os
+import secrets
 import sys
 import time
 from dataclasses import dataclass
@@ -17,10 +20,12 @@ import numpy as np
 from tqdm import tqdm
 
 from ..geometry import box_centers_and_sizes, rescale_boxes
-from ..inputs import InputItem, InputReadError, is_live, open_stream, opencv_video_path, read_image, read_photo
+from ..inputs import (InputItem, InputReadError, is_live, open_stream, open_video, opencv_video_path, read_image,
+                      read_photo)
 from ..predictor import PoseResult
 from ..prefetch import READ_AHEAD, OrderedJobs
 from ..results import ResultsWriter, coco_entries
+from ..smoothing import DEFAULT_FPS
 from ..tracking import find_poses, find_poses_batch
 from ..video import VideoPoses
 from .common import plural, say, trace
@@ -353,14 +358,9 @@ class PredictRun:
         except OSError as e:
             raise InputReadError(f"cannot write --vis image {target}: {getattr(e, 'strerror', None) or e}") from None
 
-    def _draw_frame(self, out: cv2.VideoWriter, image: np.ndarray, res: PoseResult, drawn=None) -> None:
-        """Draw ``res`` on a video frame (unless ``drawn`` already is) and write it to ``out`` (runs beside the
-        model)."""
-        out.write(self.pred.draw(image, res, self.vis_threshold) if drawn is None else drawn)
-
     def video(self, item, show: bool) -> None:
         self._pass_skipped(item)
-        errors, vis_writer, own = 0, None, None
+        errors, vis, own = 0, None, None
         # --out-dir: the video's own JSON Lines, named .part until its end (only whole ones are skipped); a camera's
         # or stream's has no end to wait for
         own_path = self._own.get(item.label)
@@ -374,67 +374,60 @@ class PredictRun:
             say(f"error: {item.label} frame {index}: prediction failed: {e}")
 
         try:
-            boxes, coco_id = self._boxes_for(item, None) if self.lookup is not None else (None, None)
+            boxes = self._boxes_for(item, None)[0] if self.lookup is not None else None
             detect = None if self.detect is None else (lambda frame: self._boxes_for(item, frame)[0])
             source = open_stream(item.source) if item.source is not None else item.path
             live = item.source is not None and (is_live(item.source) if self.live is None else self.live)
             video = VideoPoses(self.pred, source, every=self.every, track=self.track, smooth=self.smooth,
                                boxes=boxes, detector=detect, refine_passes=self.passes, on_error=frame_failed,
                                search=self.search, max_persons=self.max_persons, max_frames=self.max_frames,
-                               live=live, read_ahead=self.read_ahead, min_presence=self.min_presence)
+                               live=live, read_ahead=self.read_ahead, min_presence=self.min_presence,
+                               keep_failed=self._vis_jobs is not None)  # drawn raw: the --vis video keeps its pace
         except InputReadError as e:
             self.next_id += 1
             self.fail(item.label, str(e))
             return
+        if self._vis_jobs is not None:  # at the rate the results' times count (DEFAULT_FPS when the video's unknown)
+            vis = _VisVideo(self, item.label, self._vis[item.label], (video.fps or DEFAULT_FPS) / self.every)
         bar = tqdm(total=video.expected_frames, desc=item.path.name, unit="frame", leave=False,
                    disable=None if show else True, file=sys.stderr)  # None: on a terminal only
         try:
             for n, frame in enumerate(video):
                 self.videos += n == 0  # counted from its first frame: a camera stopped by Ctrl-C is one too
-                self.next_id += 1
                 bar.update(1)
                 res = frame.poses
-                image_id = coco_id if coco_id is not None else self.next_id
-                entries = coco_entries(res, image_id, item.label, frame=frame.index, time=frame.time,
-                                       category_id=self.category_id)
-                self.writer.add(entries)
-                if writing is not None:  # written as the frames are done
-                    if own is None:
-                        try:
-                            writing.parent.mkdir(parents=True, exist_ok=True)
-                            opened = ResultsWriter(writing, fmt="jsonl")
-                            opened.check_writable()  # opened here: one that fails leaves nothing to close
-                        except OSError as e:
-                            raise InputReadError(f"cannot write its results to {writing}: {_why(e)}") from None
-                        own = opened
-                    own.add(entries)
-                    own.step()
-                self.frames += 1
-                self.persons += len(res)
+                failed = frame.error is not None  # named by frame_failed, which took its image id
+                if not failed:
+                    self.next_id += 1
+                    # a frame is an image of its own: a --boxes file's image id of the video would name them all
+                    entries = coco_entries(res, self.next_id, item.label, frame=frame.index, time=frame.time,
+                                           category_id=self.category_id)
+                    self.writer.add(entries)
+                    if writing is not None:  # written as the frames are done
+                        if own is None:
+                            try:
+                                writing.parent.mkdir(parents=True, exist_ok=True)
+                                opened = ResultsWriter(writing, fmt="jsonl")
+                                opened.check_writable()  # opened here: one that fails leaves nothing to close
+                            except OSError as e:
+                                raise InputReadError(f"cannot write its results to {writing}: {_why(e)}") from None
+                            own = opened
+                        own.add(entries)
+                        own.step()
+                    self.frames += 1
+                    self.persons += len(res)
                 # --show draws here (a window lives in the main thread); --vis writes that picture, or draws its own
-                drawn = None if self.window is None else self.pred.draw(frame.image, res, self.vis_threshold)
-                if self._vis_jobs is not None:
-                    if vis_writer is None:
-                        vis_path = self._vis[item.label]
-                        vis_path.parent.mkdir(parents=True, exist_ok=True)
-                        h, w = frame.image.shape[:2]
-                        try:
-                            with opencv_video_path(vis_path, "writer") as name:
-                                vis_writer = cv2.VideoWriter(name, cv2.VideoWriter.fourcc(*"mp4v"),
-                                                             (video.fps or 25.0) / self.every, (w, h))
-                        except InputReadError as e:
-                            raise InputReadError(f"cannot write the --vis video {vis_path}: {e}") from None
-                        if not vis_writer.isOpened():
-                            raise InputReadError(f"cannot write the --vis video {vis_path}")
-                    draw = functools.partial(self._draw_frame, vis_writer, frame.image, res, drawn)
-                    self._vis_failed(self._vis_jobs.submit(item.label, draw))
+                drawn = None if self.window is None else (
+                    frame.image if failed else self.pred.draw(frame.image, res, self.vis_threshold))
+                if vis is not None:
+                    vis.add(frame.image, None if failed else res, drawn)
                 self.writer.step()
                 if drawn is not None and not self.window.show(drawn):
                     break  # q, Esc or the window closed: this input ends here
         except InputReadError as e:
             self.fail(item.label, str(e))
             return
-        except OSError as e:  # a folder or file to write (--out-dir, --vis)
+        except OSError as e:  # a folder or file to write (--out-dir)
             self.fail(item.label, f"cannot write {e.filename or 'its output'}: {_why(e)}")
             return
         except Exception as e:  # anything else fails this video alone; its frames so far are kept
@@ -447,9 +440,8 @@ class PredictRun:
             bar.close()
             video.close()
             self.dropped += video.dropped_frames
-            if vis_writer is not None:
-                self.finish_vis()  # its frames are written before it is closed
-                vis_writer.release()
+            if vis is not None:
+                vis.close()  # also on Ctrl-C: the frames so far make a whole video
         if own is not None and writing is not None and own_path is not None and writing != own_path:  # it ended
             try:
                 os.replace(writing, own_path)
@@ -476,3 +468,101 @@ class PredictRun:
         return target
 
 
+def _new_file(folder: Path, suffix: str) -> Path:
+    """A new empty file in ``folder`` that no other file had the name of, ending in ``suffix``, made with the
+    permissions any new file gets (tempfile's are private to the user, and it takes the final file's place)."""
+    while True:
+        path = folder / f".fasterpose-{secrets.token_hex(6)}{suffix}"
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            return path
+        except FileExistsError:
+            continue
+
+
+class _VisVideo:
+    """An input's --vis video, drawn and written beside the model (``PredictRun._vis_jobs``). It is written to a
+    temporary file beside its name and takes that name once it is whole: OpenCV's writer names no error (a full
+    disk leaves a file without its index, which no player opens). A writer that cannot be opened, or a file that
+    is not whole, fails the input once; its results are written all the same (--vis is a drawing of them)."""
+
+    def __init__(self, run: PredictRun, label: str, target: Path, fps: float):
+        self.run, self.label, self.target, self.fps = run, label, target, fps
+        self._writer: Optional[cv2.VideoWriter] = None
+        self._temp: Optional[Path] = None
+        self._failed = False
+        self._written = 0  # frames handed to the writer (by the --vis thread)
+
+    def _fail(self, reason: str) -> None:
+        self._failed = True
+        self.run.fail(self.label, f"cannot write the --vis video {self.target}{reason}")
+
+    def add(self, image: np.ndarray, res: Optional[PoseResult], drawn: Optional[np.ndarray] = None) -> None:
+        """Queue a frame: ``res`` drawn on ``image`` (``drawn``: already drawn; res None: the frame as it is)."""
+        if self._failed:
+            return
+        if self._writer is None and not self._open(image.shape[1], image.shape[0]):
+            return
+        job = functools.partial(self._write, image, res, drawn)
+        self.run._vis_failed(self.run._vis_jobs.submit(self.label, job))  # type: ignore[union-attr]
+
+    def _open(self, w: int, h: int) -> bool:
+        try:
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            if self.target.is_dir():  # known now, not after the whole video is drawn
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+            self._temp = _new_file(self.target.parent, self.target.suffix)
+            with opencv_video_path(self._temp, "writer") as name:
+                writer = cv2.VideoWriter(name, cv2.VideoWriter.fourcc(*"mp4v"), self.fps, (w, h))
+        except OSError as e:
+            self._drop_temp()
+            self._fail(f": {_why(e)}")
+            return False
+        except InputReadError as e:
+            self._drop_temp()
+            self._fail(f": {e}")
+            return False
+        if not writer.isOpened():
+            self._drop_temp()
+            self._fail("")
+            return False
+        self._writer = writer
+        return True
+
+    def _write(self, image: np.ndarray, res: Optional[PoseResult], drawn: Optional[np.ndarray]) -> None:
+        """Runs in the --vis thread."""
+        if drawn is None:
+            drawn = image if res is None else self.run.pred.draw(image, res, self.run.vis_threshold)
+        self._writer.write(drawn)  # type: ignore[union-attr]
+        self._written += 1
+
+    def _drop_temp(self) -> None:
+        if self._temp is not None:
+            with contextlib.suppress(OSError):
+                os.remove(self._temp)
+            self._temp = None
+
+    def close(self) -> None:
+        """Finish the video: its queued frames written, the file checked (it opens, with every frame written)
+        and given its name; else the input failed and no broken file left."""
+        if self._writer is None:
+            return
+        self.run.finish_vis()  # its frames are written before it is closed
+        self._writer.release()
+        self._writer = None
+        assert self._temp is not None
+        try:
+            cap, count, _ = open_video(self._temp)
+            cap.release()
+        except InputReadError:
+            count = None
+        if count != self._written:
+            self._drop_temp()
+            self._fail(": the file written does not open as a video (is the disk full?)" if count is None else
+                       f": the file written holds {count} of its {self._written} frames (is the disk full?)")
+            return
+        try:
+            os.replace(self._temp, self.target)
+        except OSError as e:
+            self._drop_temp()
+            self._fail(f": {_why(e)}")
