@@ -22,7 +22,8 @@ from .presence import PRESENCE_KEY
 
 __all__ = ["search_windows", "best_rows", "pick_persons", "presence", "person_presence", "keep_present",
            "min_presence_for", "head_min_presence", "DEFAULT_MIN_PRESENCE", "SEARCH_WINDOW", "SEARCH_OVERLAP",
-           "SEARCH_CANDIDATES", "SEARCH_MAX_ACROSS", "PERSON_SCORE", "SHARED_JOINTS"]
+           "SEARCH_CANDIDATES", "SEARCH_MAX_ACROSS", "PERSON_SCORE", "PRESENT_PERSON_SCORE", "PERSON_PRESENCE",
+           "SHARED_JOINTS"]
 
 # Chosen on 1,000 training persons (lspet_train1k.json), not on validation: windows of 0.4-0.6 of the long side,
 # steps of 0.5-1 window and 2-5 refined windows scored PCK@0.2 0.786-0.811, this setting 0.811 (whole photo: 0.752).
@@ -41,6 +42,16 @@ SEARCH_CANDIDATES = 3  # windows refined per person asked for (each up to REFINE
 # of 0.2 / 0.3 found 1.40 / 1.35 of the 2 labelled persons per photo, with 0.57 / 0.44 others; shares of 0.2-0.5
 # moved the others by 0.03 (0.4 with a box-overlap duplicate rule: 1.19 found, 0.28 others).
 PERSON_SCORE = 0.3
+# With a presence head, a further person needs a mean joint score of PRESENT_PERSON_SCORE and the head's chance
+# PERSON_PRESENCE that a person is in its box instead: a waist-up person scores under PERSON_SCORE (half its joints
+# are out of the crop; examples/astronaut.jpg twice side by side: 0.24 and 0.23, presence 0.99 and 0.98, so only one
+# was reported). Chosen on 500 pairs of training photos side by side (lspet_train1k.json) among scores of 0-0.2 and
+# chances of 0.3-0.95: up to 2 persons, 1.446 of 2 found with 0.436 others (mean score 0.3 alone: 1.426, 0.416),
+# PCK@0.2 0.7427 against 0.7358; up to 5: 1.472 and 0.508 (1.448, 0.490). On the 500 validation pairs: 1.404 and
+# 0.444 (1.344, 0.428), PCK@0.2 0.661 against 0.642; on the 1,000 validation photos (one labelled person each, often
+# others) 0.307 others per photo against 0.291 (docs/usage.md, "Several persons").
+PRESENT_PERSON_SCORE = 0.2
+PERSON_PRESENCE = 0.9
 # Without boxes, a model with a presence head reports a person only when the head gives it at least the chance its
 # metadata block records (``presence.threshold``, the operating point it was fitted for: ``head_min_presence``); this
 # value where it records none. Both bundled heads record 0.3. Measured (python -m benchmarks.person_presence,
@@ -136,16 +147,24 @@ def keep_present(result, min_presence: float = 0.0):
     return result if keep.all() else result.take(np.flatnonzero(keep))
 
 
-def pick_persons(keypoints, scores, boxes, max_persons: int = 1, min_score: float = PERSON_SCORE,
-                 max_shared: float = SHARED_JOINTS) -> np.ndarray:
+def pick_persons(keypoints, scores, boxes, max_persons: int = 1, min_score: Optional[float] = None,
+                 max_shared: float = SHARED_JOINTS, presence=None,
+                 min_presence: float = PERSON_PRESENCE) -> np.ndarray:
     """Which of a search's refined candidates to report: the best (highest mean joint score) always, then, best
-    first, up to ``max_persons`` - 1 more whose mean joint score is at least ``min_score`` and of whose confident
-    joints fewer than ``max_shared`` lie near any one reported person's confident joints (within SHARED_NEAR x
-    that person's box diagonal).
+    first, up to ``max_persons`` - 1 more whose mean joint score is at least ``min_score`` (with ``presence``, the
+    presence head's chances, also whose chance is at least ``min_presence``) and of whose confident joints fewer
+    than ``max_shared`` lie near any one reported person's confident joints (within SHARED_NEAR x that person's box
+    diagonal). ``min_score`` None: PRESENT_PERSON_SCORE with ``presence``, else PERSON_SCORE.
 
-    keypoints (N, K, 2), scores (N, K), boxes (N, 4) [x, y, w, h]. Returns row indices (M,), best first.
+    keypoints (N, K, 2), scores (N, K), boxes (N, 4) [x, y, w, h], presence (N,) or None. Returns row indices (M,),
+    best first.
     """
     kp, sc, bx = np.asarray(keypoints, np.float64), np.asarray(scores, np.float64), np.asarray(boxes, np.float64)
+    there = None if presence is None else np.asarray(presence, np.float64).reshape(-1)
+    if there is not None and there.shape != (len(sc),):
+        raise ValueError(f"presence has {there.size} values for {len(sc)} persons")
+    if min_score is None:
+        min_score = PERSON_SCORE if there is None else PRESENT_PERSON_SCORE
     mean = sc.mean(axis=1)
     order = np.argsort(-mean, kind="stable")  # as best_rows
     if not len(order) or max_persons < 1:
@@ -157,6 +176,8 @@ def pick_persons(keypoints, scores, boxes, max_persons: int = 1, min_score: floa
             break
         if mean[i] < min_score:
             break  # best first: no later one scores enough either
+        if there is not None and not there[i] >= min_presence:  # (NaN: not there)
+            continue
         mine = kp[i][confident[i]]  # (J, 2)
         if not len(mine):
             continue

@@ -213,7 +213,8 @@ def _find_batch(predictor, images, boxes, searched, passes: int, joint_score: fl
                            rerun=searched if scouting else None)
     # A searched person is the best-scoring of several windows: its scores read through the search's own table.
     table = getattr(predictor, "searched_calibration", None)
-    return [keep_present(replace(r.take(pick_persons(r.keypoints, r.scores, r.boxes, max_persons)),
+    return [keep_present(replace(r.take(pick_persons(r.keypoints, r.scores, r.boxes, max_persons,
+                                                     presence=r.presence)),
                                  calibration=table or r.calibration), min_presence) if s
             else keep_present(r, min_presence) if b is None else r
             for r, s, b in zip(refined, searched, boxes)]

@@ -166,6 +166,32 @@ def test_pick_persons_reports_distinct_confident_persons_best_first():
     assert pick_persons(kp[3:4], sc[3:4], boxes[:1], 3).tolist() == [0]  # the best is reported, however low
 
 
+
+def test_a_presence_head_lets_a_waist_up_further_person_in():
+    a = np.array([[100, 100], [90, 150], [110, 150], [100, 200]], np.float32)
+    kp = np.stack([a, a + [300, 0], a + [600, 0]])
+    sc = np.array([[0.6] * 4, [0.24] * 4, [0.24] * 4], np.float32)  # 1 and 2 score as a waist-up person does
+    boxes = np.array([[90, 100, 20, 100]] * 3, np.float32)
+    assert pick_persons(kp, sc, boxes, 3).tolist() == [0]  # without a head: under PERSON_SCORE
+    there = np.array([0.99, 0.98, 0.5])  # 2: the head doubts it
+    assert pick_persons(kp, sc, boxes, 3, presence=there).tolist() == [0, 1]
+    assert pick_persons(kp, sc, boxes, 3, presence=[0.99, np.nan, 0.95]).tolist() == [0, 2]  # NaN: not there
+    assert pick_persons(kp, sc, boxes, 3, presence=there, min_presence=0.4).tolist() == [0, 1, 2]
+    assert pick_persons(kp, sc, boxes, 3, presence=there, min_score=0.3).tolist() == [0]
+    assert pick_persons(kp[:1], sc[:1], boxes[:1], 3, presence=[0.01]).tolist() == [0]  # the best always
+    with pytest.raises(ValueError, match="presence has 2 values for 3 persons"):
+        pick_persons(kp, sc, boxes, 3, presence=there[:2])
+
+
+def test_two_waist_up_astronauts_side_by_side_are_both_found():
+    # each scores about 0.23 (half its joints are out of the crop): the mean-score rule alone reported one
+    pred = PosePredictor(threads=1)
+    demo = cv2.imread(str(DEMO))
+    found = find_poses(pred, np.concatenate([demo, demo], axis=1), max_persons=2)
+    assert len(found) == 2
+    centres = np.sort(found.boxes[:, 0] + found.boxes[:, 2] / 2)
+    assert centres[0] < demo.shape[1] < centres[1]  # one in each copy
+
 def test_presence_is_the_mean_of_the_better_half_of_the_joints():
     scores = np.array([[0.9, 0.8, 0.1, 0.0], [0.3, 0.3, 0.3, 0.3], [0.5, 0.0, 0.0, 0.0]])
     np.testing.assert_allclose(presence(scores), [0.85, 0.3, 0.25])
