@@ -1,7 +1,8 @@
 """``python -m export``: FasterPose weights -> simplified, self-describing, verified ONNX.
 
 Exit codes: 0 exported and verified; 1 export or verification failed (no file written); 2 bad input
-(arguments, missing / unreadable / refused checkpoint, weights that do not fit, missing keypoint names).
+(arguments, missing / unreadable / refused checkpoint, malformed checkpoint meta, weights that do not fit or
+output NaN/inf, missing keypoint names, an --out that cannot be written or names the checkpoint or keypoint file).
 With --int8 the float file is written first, then ``<out>_int8.onnx`` (export/quantize.py): 1 also when int8
 quantisation fails or its PCK drop is refused (no int8 file written; the float file stays).
 """

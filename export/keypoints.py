@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -37,6 +38,9 @@ class KeypointSet:
                     raise KeypointSetError(f"{self.source}: {name} entry {pair} is not a pair of indices in [0, {k})")
         if self.sigmas is not None and len(self.sigmas) != k:
             raise KeypointSetError(f"{self.source}: {len(self.sigmas)} sigmas for {k} keypoints")
+        if self.sigmas is not None and not all(isinstance(s, (int, float)) and not isinstance(s, bool)
+                                               and math.isfinite(s) and s > 0 for s in self.sigmas):
+            raise KeypointSetError(f"{self.source}: sigmas must be positive numbers, got {self.sigmas!r}")
         return self
 
 
@@ -44,17 +48,28 @@ def _pairs(value) -> List[List[int]]:
     return [[int(a), int(b)] for a, b in value]
 
 
-def keypoints_from_meta(dataset: Dict[str, Any]) -> KeypointSet:
-    """From a training checkpoint's ``meta["dataset"]`` (skeleton already 0-based there)."""
-    names = list(dataset["keypoints"])
+def keypoints_from_meta(dataset: Dict[str, Any], source: str = "checkpoint dataset metadata") -> KeypointSet:
+    """From a training checkpoint's ``meta["dataset"]`` (skeleton already 0-based there), or from the top of the
+    meta of a ``models.from_onnx`` / ``models.soup`` checkpoint, which records them as the ONNX file had them."""
+    names = dataset["keypoints"]
+    if not isinstance(names, (list, tuple)):  # a string would pass as one name per letter
+        raise KeypointSetError(f"{source}: keypoints must be a list of names, got {type(names).__name__} {names!r}")
+    names = list(names)
     try:
         skeleton = _pairs(dataset.get("skeleton") or [])
         flips = _pairs(dataset["flip_pairs"]) if dataset.get("flip_pairs") is not None else derive_flip_pairs(names)
     except (TypeError, ValueError) as e:
-        raise KeypointSetError(f"checkpoint dataset metadata: malformed skeleton/flip_pairs ({e})") from None
+        raise KeypointSetError(f"{source}: malformed skeleton/flip_pairs ({e})") from None
     info = {k: dataset[k] for k in ("name", "train_file", "citation") if dataset.get(k) is not None}
     sigmas = dataset.get("sigmas")
-    return KeypointSet(names, skeleton, flips, list(sigmas) if sigmas is not None else None, "checkpoint dataset metadata", info)
+    if sigmas is not None:
+        try:  # tensors and numpy numbers become floats; strings are refused, not parsed
+            if isinstance(sigmas, (str, bytes)) or any(isinstance(s, (str, bytes, bool)) for s in sigmas):
+                raise TypeError
+            sigmas = [float(s) for s in sigmas]
+        except (TypeError, ValueError):
+            raise KeypointSetError(f"{source}: sigmas must be a list of positive numbers, got {sigmas!r}") from None
+    return KeypointSet(names, skeleton, flips, sigmas, source, info)
 
 
 def keypoints_from_coco(path) -> KeypointSet:
@@ -88,12 +103,16 @@ def keypoints_from_coco(path) -> KeypointSet:
 
 def resolve_keypoint_set(num_keypoints: int, checkpoint_meta: Optional[Dict[str, Any]] = None,
                          keypoints_from=None) -> KeypointSet:
-    """Checkpoint dataset metadata, else ``keypoints_from`` (COCO annotations), else COCO-17 when K = 17.
+    """Checkpoint metadata (its top-level keypoints, else its dataset's), else ``keypoints_from`` (COCO
+    annotations), else COCO-17 when K = 17.
 
     Raises KeypointSetError when nothing names the K keypoints or the names found do not number K.
     """
-    dataset = (checkpoint_meta or {}).get("dataset")
-    if isinstance(dataset, dict) and dataset.get("keypoints"):
+    meta = checkpoint_meta or {}
+    dataset = meta.get("dataset")
+    if meta.get("keypoints"):  # models.from_onnx / models.soup: at the top, as models/head_transfer.py reads them
+        ks = keypoints_from_meta(meta, "checkpoint metadata")
+    elif isinstance(dataset, dict) and dataset.get("keypoints"):
         ks = keypoints_from_meta(dataset)
     elif keypoints_from is not None:
         ks = keypoints_from_coco(keypoints_from)

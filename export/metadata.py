@@ -7,18 +7,20 @@ exported_at and exporter (tool versions, opset) when it writes the file.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import onnx
 import torch
 
-from fasterpose_rt.metadata import DEFAULT_BOX_PADDING, IMAGENET_MEAN, IMAGENET_STD, METADATA_KEY, ModelMetadata
+from fasterpose_rt.metadata import (DEFAULT_BOX_PADDING, IMAGENET_MEAN, IMAGENET_STD, METADATA_KEY, ModelMetadata,
+                                    is_box_padding)
 
 from .checkpoint import Checkpoint
-from .errors import ExportError
+from .errors import ExportError, InputError
 from .keypoints import KeypointSet
 from .spec import ModelSpec
 
@@ -41,10 +43,23 @@ def jsonable(value: Any) -> Any:
 def build_metadata(spec: ModelSpec, keypoints: KeypointSet, checkpoint: Optional[Checkpoint] = None,
                    box_padding: Optional[float] = None) -> ModelMetadata:
     """ImageNet RGB normalisation, the spec's size/output/architecture, names from ``keypoints``, provenance.
-    box_padding None -> the padding the checkpoint was trained at (its recipe), else DEFAULT_BOX_PADDING."""
+    box_padding None -> the checkpoint's ``box_padding`` (models.from_onnx: its source file's), else the padding it
+    was trained at (its recipe), else DEFAULT_BOX_PADDING. Raises InputError on malformed checkpoint meta."""
     meta = checkpoint.meta if checkpoint is not None else {}
+    recipe = meta.get("recipe")
+    if recipe is not None and not isinstance(recipe, dict):
+        raise InputError(f"checkpoint meta recipe must be a dict, got {type(recipe).__name__} {recipe!r}")
     if box_padding is None:
-        box_padding = (meta.get("recipe") or {}).get("box_padding") or DEFAULT_BOX_PADDING
+        # a models.from_onnx checkpoint records its file's padding (calibrated, maybe) beside the training recipe's
+        for where, value in (("box_padding", meta.get("box_padding")),
+                             ("recipe.box_padding", (recipe or {}).get("box_padding"))):
+            if value is not None:
+                if not is_box_padding(value):
+                    raise InputError(f"checkpoint meta {where} must be a positive number, got {value!r}")
+                box_padding = value
+                break
+        else:
+            box_padding = DEFAULT_BOX_PADDING
     extra = {
         "weights": "trained" if checkpoint is not None else "random",
         "loss": spec.loss,
@@ -95,15 +110,23 @@ def save_with_metadata(model: onnx.ModelProto, meta: ModelMetadata, path) -> Non
         raise ExportError("metadata does not round-trip through ModelMetadata")
 
 
-def rewrite_metadata(model_path, meta: ModelMetadata, out) -> None:
-    """Write the ONNX file ``model_path`` to ``out`` with ``meta`` as its metadata, weights and graph untouched:
-    through a temporary file in ``out``'s folder, renamed over it (atomic), so ``out`` may be ``model_path``."""
+def rewrite_metadata(model_path, meta: ModelMetadata, out,
+                     graph: Optional[Callable[[onnx.ModelProto], onnx.ModelProto]] = None) -> None:
+    """Write the ONNX file ``model_path`` to ``out`` with ``meta`` as its metadata, weights and graph untouched
+    unless ``graph`` (ModelProto -> ModelProto) changes them: through a temporary file in ``out``'s folder, renamed
+    over it (atomic), so ``out`` may be ``model_path``. Raises ExportError when it cannot be written."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    model = onnx.load(str(model_path))
+    if graph is not None:
+        model = graph(model)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # same directory: the final rename is atomic
     try:
-        save_with_metadata(onnx.load(str(model_path)), meta, tmp)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_with_metadata(model, meta, tmp)
         os.replace(tmp, out)
+    except OSError as e:  # after the tool's measuring: one line, not a traceback
+        raise ExportError(f"cannot write {out}: {e.strerror or e}") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # e.g. its folder is a file: there is no temporary file to remove
+            tmp.unlink(missing_ok=True)
 

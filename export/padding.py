@@ -7,7 +7,9 @@ leaves them — a train/test discrepancy like FixRes's (Touvron et al., "Fixing 
 discrepancy", NeurIPS 2019), here for pose. The best padding is a measured property of the trained weights, not of the recipe: this sweeps
 candidate paddings on labelled persons (training persons, never the ones you report on), keeps the one with the
 highest PCK@0.2 and writes it into the model's ``fasterpose`` metadata together with the whole sweep. Weights
-and graph are untouched, so it works on float and int8 files alike and costs nothing at run time.
+and graph are untouched, so it works on float and int8 files alike and costs nothing at run time. What was
+measured at the old padding goes when the padding changes: the score table, and a presence head (its graph
+output too), each to be fitted again at the new one.
 
 Python API::
 
@@ -28,12 +30,15 @@ import numpy as np
 
 from fasterpose_rt.confidence import CALIBRATION_KEY
 from fasterpose_rt.metrics import pck
+from fasterpose_rt.presence import PRESENCE_KEY
 from fasterpose_rt.session import ModelError, open_session
 from fasterpose_rt.skeletons import torso_pairs
 
 from .crops import crop_keypoints, list_persons, load_crops
 from .errors import InputError
 from .metadata import rewrite_metadata
+from .outputs import check_writable
+from .presence_head import without_head
 
 __all__ = ["DEFAULT_CANDIDATES", "PaddingResult", "calibrate_padding", "main"]
 
@@ -73,11 +78,12 @@ def calibrate_padding(model_path, annotations, images=None, out_path=None, candi
     ``images``, default ``images/`` beside it) and write ``model_path`` with the best one to ``out_path``
     (default: in place; written atomically). Every crop is cut, run and decoded by the runtime's own code,
     without flip test, as ``PosePredictor()`` runs by default. The previous padding is always measured too.
-    Raises InputError for bad arguments or data (nothing written), ExportError when the written metadata does not
-    read back.
+    Raises InputError for bad arguments or data or an ``out_path`` that cannot be written (nothing written,
+    checked before the sweep), ExportError when writing fails or the written metadata does not read back.
+    A new padding drops the score table and takes a presence head out (both were measured at the old one).
     """
     model_path = Path(model_path)
-    out = Path(out_path) if out_path is not None else model_path
+    out = check_writable(out_path if out_path is not None else model_path)  # before the sweep, not after it
     try:
         session, meta = open_session(model_path, threads)
     except ModelError as e:
@@ -106,16 +112,22 @@ def calibrate_padding(model_path, annotations, images=None, out_path=None, candi
     chosen = min((p for p, v in sweep.items() if v == best), key=lambda p: abs(p - meta.box_padding))
 
     new_meta = replace(meta, box_padding=chosen, extra=dict(meta.extra))
+    graph = None
     if chosen != meta.box_padding and new_meta.extra.pop(CALIBRATION_KEY, None) is not None:
         log(f"the score table was measured at box padding {meta.box_padding:g}: dropped "
             "(measure it again: python -m export.score_calibration)")
+    if chosen != meta.box_padding and new_meta.extra.pop(PRESENCE_KEY, None) is not None:
+        # its features were pooled over crops of the old padding: the head would read other crops than it learnt
+        graph = without_head
+        log(f"the presence head was fitted at box padding {meta.box_padding:g}: taken out of the model "
+            "(fit it again: python -m export.presence_head)")
     new_meta.extra["box_padding_calibration"] = {
         "source": Path(annotations).name, "persons": persons_used, "joints": joints, "previous": meta.box_padding,
         "chosen": chosen, f"pck@{PCK_THRESHOLD:g}": {f"{p:g}": round(v, 6) for p, v in sorted(sweep.items())},
         "flip_test": False,
         "calibrated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    rewrite_metadata(model_path, new_meta, out)
+    rewrite_metadata(model_path, new_meta, out, graph)
     return PaddingResult(out, meta.box_padding, chosen, sweep, persons_used, joints, str(annotations))
 
 

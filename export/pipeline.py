@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+import numpy as np
 import onnx
 import onnxruntime
 import onnxsim
@@ -29,6 +30,7 @@ from models.complexity import count_complexity
 
 from .metadata import build_metadata, embed_metadata, read_metadata
 from .onnx_graph import MIN_OPSET, check_graph, simplify, torch_to_onnx
+from .outputs import check_writable, same_file
 from .spec import build_model, resolve_spec
 from .verify import Parity, Tolerance, reference_batch, torch_outputs, verify_onnx
 
@@ -77,6 +79,7 @@ def export_onnx(model: nn.Module, meta: ModelMetadata, out_path, opset: int = MI
         raise InputError(f"opset must be >= {MIN_OPSET}, got {opset}")
     if batch < 2:
         raise InputError(f"verification batch must be >= 2, got {batch}")
+    check_writable(out_path)
     try:
         meta = _stamp(meta, opset)
         meta._validate()
@@ -95,6 +98,8 @@ def export_onnx(model: nn.Module, meta: ModelMetadata, out_path, opset: int = MI
             f"{meta.architecture or type(model).__name__} maps {w}x{h} inputs to heatmaps {tuple(ref.shape[1:])}, "
             f"expected ({k}, {h // 4}, {w // 4}): use an input size divisible by the network stride (32 always works)"
         )
+    if not np.isfinite(ref).all():  # nothing to verify against; the weights themselves are broken
+        raise InputError("the checkpoint's network outputs NaN/inf (diverged training?)")
 
     raw = torch_to_onnx(model, (w, h), opset)
     ops_before = len(raw.graph.node)
@@ -129,6 +134,10 @@ def export_from_args(out_path, arch: Optional[str] = None, num_keypoints: Option
                      box_padding: Optional[float] = None, output: Optional[str] = None, **kwargs) -> ExportResult:
     """The whole command-line flow as a function. checkpoint None -> random weights. input_size (w, h).
     box_padding None -> the checkpoint's training padding (see build_metadata)."""
+    for what, source in (("--checkpoint", checkpoint), ("--keypoints-from file", keypoints_from)):
+        if same_file(out_path, source):  # the ONNX file would replace it
+            raise InputError(f"--out {out_path} is the {what}: writing the model there would destroy it")
+    check_writable(out_path)
     ckpt = load_checkpoint(checkpoint) if checkpoint is not None else None
     spec = resolve_spec(arch, num_keypoints, input_size, output, ckpt.meta if ckpt else None)
     keypoints = resolve_keypoint_set(spec.num_keypoints, ckpt.meta if ckpt else None, keypoints_from)

@@ -40,6 +40,7 @@ Command line: ``python -m export.presence_head --help``.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import sys
@@ -66,6 +67,7 @@ from fasterpose_rt.tracking import find_poses_batch
 
 from .errors import ExportError, InputError
 from .metadata import read_metadata, save_with_metadata
+from .outputs import check_writable
 
 __all__ = ["PresenceHeadResult", "fit_presence_head", "feature_tensor", "earlier_tensor", "with_features",
            "with_head", "without_head", "fit_logistic", "main"]
@@ -400,7 +402,7 @@ def fit_presence_head(model_path, annotations, images=None, negatives: Sequence 
     ``out_path`` (default: in place; atomically). A head the model had is replaced. Raises InputError for bad
     arguments or data (nothing written)."""
     model_path = Path(model_path)
-    out = Path(out_path) if out_path is not None else model_path
+    out = check_writable(out_path if out_path is not None else model_path)  # before the crops and the fit
     if not 0 < threshold < 1:
         raise InputError(f"threshold must be in (0, 1), got {threshold}")
     if l2 <= 0:
@@ -482,14 +484,17 @@ def fit_presence_head(model_path, annotations, images=None, negatives: Sequence 
              "crops": counts, "cross_fitted": crossed, "box_padding": meta.box_padding,
              "fitted_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     new_meta = replace(base, extra={**base.extra, PRESENCE_KEY: block})
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp_out = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # same folder: the rename is atomic
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         save_with_metadata(with_head(model, weight, bias, logits, k), new_meta, tmp_out)
         PosePredictor(tmp_out, threads=1)  # the runtime opens it, presence output and all
         os.replace(tmp_out, out)
+    except OSError as e:  # after the fit: one line, not a traceback
+        raise ExportError(f"cannot write {out}: {e.strerror or e}") from None
     finally:
-        tmp_out.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp_out.unlink(missing_ok=True)
     return PresenceHeadResult(out, block)
 
 

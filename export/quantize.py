@@ -22,6 +22,7 @@ same right after a float export.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime
 import logging
@@ -50,6 +51,7 @@ from .crops import CropSet, crop_keypoints, list_persons, load_crops
 from .errors import ExportError, InputError, VerificationError
 from .metadata import embed_metadata, save_with_metadata
 from .onnx_graph import check_graph
+from .outputs import check_writable, same_file
 
 __all__ = ["Recipe", "Agreement", "Int8Result", "heatmap_convs", "quantize_model", "compare_models",
            "quantize_file", "default_int8_path", "run_cli", "main"]
@@ -241,13 +243,6 @@ def _spread(n: int, k: Optional[int]) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, k).round().astype(np.int64))
 
 
-def _same_file(a, b) -> bool:
-    try:
-        return b is not None and Path(a).resolve() == Path(b).resolve()
-    except OSError:
-        return False
-
-
 def _crop_sets(meta, calibration, calibration_images, calibration_size, eval_file, eval_images, verify_size,
                seed, log) -> Tuple[CropSet, CropSet]:
     """(calibration crops, verification crops) as :func:`quantize_file` describes; never overlapping."""
@@ -255,7 +250,7 @@ def _crop_sets(meta, calibration, calibration_images, calibration_size, eval_fil
     persons = list_persons(calibration, k, calibration_images, warn)
     order = np.random.default_rng(seed).permutation(len(persons))
     calib = load_crops(persons, order[:calibration_size], meta)
-    if eval_file is not None and not _same_file(calibration, eval_file):
+    if eval_file is not None and not same_file(calibration, eval_file):
         if eval_images is None and not (Path(eval_file).parent / "images").is_dir():
             eval_images = calibration_images  # e.g. train and val files of one dataset, photos in one folder
         held = list_persons(eval_file, k, eval_images, warn)
@@ -300,8 +295,9 @@ def quantize_file(model_path, out_path=None, calibration=None, calibration_image
     recipe.check()
     model_path = Path(model_path)
     out = Path(out_path) if out_path is not None else default_int8_path(model_path)
-    if _same_file(model_path, out):
+    if same_file(model_path, out):
         raise InputError(f"the int8 output {out} would overwrite the float model")
+    check_writable(out)  # before calibration and verification, not after them
     try:
         _, meta = open_session(model_path, threads)
     except ModelError as e:
@@ -327,9 +323,9 @@ def quantize_file(model_path, out_path=None, calibration=None, calibration_image
         "max_pck_drop": float(max_pck_drop),
         "quantized_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # same directory: the final rename is atomic
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         onnx.save(embed_metadata(qmodel, qmeta), str(tmp))
         log(f"verifying on {len(verify)} crops from {verify.source} ...")
         agreement = compare_models(model_path, tmp, verify, threads)
@@ -348,8 +344,11 @@ def quantize_file(model_path, out_path=None, calibration=None, calibration_image
         qmeta.extra["quantization"]["verification"].update(source=Path(verify.source).name, pck_drop=round(drop, 4))
         save_with_metadata(qmodel, qmeta, tmp)
         os.replace(tmp, out)
+    except OSError as e:  # e.g. the disk filled up: one line, not a traceback
+        raise ExportError(f"cannot write {out}: {e.strerror or e}") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
     return Int8Result(out, model_path, recipe, len(calib), agreement, out.stat().st_size,
                       model_path.stat().st_size, qmeta)
 

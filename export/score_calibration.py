@@ -42,6 +42,7 @@ from fasterpose_rt.tracking import find_poses_batch
 
 from .errors import InputError
 from .metadata import rewrite_metadata
+from .outputs import check_writable
 
 __all__ = ["ScoreCalibrationResult", "calibrate_scores", "main"]
 
@@ -132,9 +133,9 @@ def calibrate_scores(model_path, annotations, images=None, out_path=None, bins: 
     and said so, when they hold too few joints). Raises InputError for bad arguments or data (nothing written).
     """
     model_path = Path(model_path)
-    out = Path(out_path) if out_path is not None else model_path
     if bins < 2:
         raise InputError(f"bins must be at least 2, got {bins}")
+    out = check_writable(out_path if out_path is not None else model_path)  # before the predictions
     images = Path(images) if images is not None else Path(annotations).parent / "images"
     try:
         data = load_annotations(annotations)

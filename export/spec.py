@@ -1,6 +1,7 @@
 """What to build: architecture, K, input size, output kind and model options, from flags and checkpoint meta."""
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Tuple
 
@@ -27,11 +28,19 @@ class ModelSpec:
     model_options: Dict[str, Any] = field(default_factory=dict)
 
 
+def _whole(value) -> int:
+    """An int from ints, numpy and 0-d tensor integers and whole floats; TypeError for anything else (a list, a
+    string, a bool, 64.9: no checkpoint value to convert or round silently)."""
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise TypeError(value)
+    return int(value) if isinstance(value, float) else operator.index(value)
+
+
 def _size(value, what) -> Tuple[int, int]:
     try:
-        w, h = (int(v) for v in value)
+        w, h = (_whole(v) for v in value)
     except (TypeError, ValueError):
-        raise InputError(f"{what} must be [w, h], got {value!r}") from None
+        raise InputError(f"{what} must be [w, h] in whole pixels, got {value!r}") from None
     if w <= 0 or h <= 0:
         raise InputError(f"{what} must be positive, got {w}x{h}")
     return w, h
@@ -56,7 +65,16 @@ def resolve_spec(arch: Optional[str] = None, num_keypoints: Optional[int] = None
         raise InputError(f"unknown architecture {arch!r}; registered: {', '.join(models.list_models())}")
 
     meta_k = meta.get("num_keypoints")
-    if num_keypoints is not None and meta_k is not None and int(meta_k) != num_keypoints:
+    if meta_k is not None:
+        try:
+            meta_k = _whole(meta_k)
+        except TypeError:
+            raise InputError(f"checkpoint meta num_keypoints must be an integer, got {meta_k!r}") from None
+    else:  # models.from_onnx / models.soup checkpoints record the names, not the count
+        dataset = meta.get("dataset") if isinstance(meta.get("dataset"), dict) else {}
+        names = meta.get("keypoints") or dataset.get("keypoints")
+        meta_k = len(names) if isinstance(names, (list, tuple)) and names else None
+    if num_keypoints is not None and meta_k is not None and meta_k != num_keypoints:
         raise InputError(f"--num-keypoints {num_keypoints} does not match the checkpoint's {meta_k}")
     k = num_keypoints if num_keypoints is not None else meta_k
     if k is None:

@@ -88,7 +88,7 @@ class ModelMetadata:
             raise MetadataError(f"unknown metadata format {fmt!r}; expected {FORMAT!r}")
         if fmt.split("/", 1)[1].split(".")[0] != FORMAT.split("/", 1)[1]:
             raise MetadataError(f"metadata format {fmt!r} is newer than this runtime ({FORMAT}); upgrade fasterpose")
-        for key in ("input_size", "keypoints"):
+        for key in ("input_size", "keypoints", "skeleton", "flip_pairs"):  # what the runtime cannot guess
             if key not in d:
                 raise MetadataError(f"'{METADATA_KEY}' metadata lacks required field '{key}'")
         known = {f for f in cls.__dataclass_fields__ if f != "extra"}

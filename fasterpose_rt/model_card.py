@@ -93,20 +93,36 @@ def _num(value, fmt: str) -> Optional[str]:
     return format(value, fmt) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def marked(value) -> str:
+    """A provenance field in a form this runtime cannot read, shown as it is and marked. The loader checks only
+    what inference needs, so a hand-edited or foreign file may hold anything in the rest."""
+    return f"{value!r} (malformed)"
+
+
+def shown(value, fmt: str) -> str:
+    """A number formatted with ``fmt``; anything else ``marked``."""
+    return _num(value, fmt) or marked(value)
+
+
 def _stage_line(stage: Dict[str, Any]) -> str:
-    parts = [stage["architecture"] or "network not recorded",
-             f"{stage['epochs']} epochs" if stage["epochs"] is not None else None]
-    if stage["input_size"]:
-        parts.append("input {}x{}".format(*stage["input_size"]))
+    epochs = stage["epochs"]
+    parts = [str(stage["architecture"] or "network not recorded"),
+             None if epochs is None else f"{epochs} epochs" if isinstance(epochs, int) else f"epochs {marked(epochs)}"]
+    size = stage["input_size"]
+    if size:
+        parts.append("input {}x{}".format(*size) if isinstance(size, (list, tuple)) and len(size) == 2 and all(
+            _num(v, "d") for v in size) else f"input {marked(size)}")
     lr, wd = _num(stage["lr"], "g"), _num(stage["weight_decay"], "g")
     if lr:
         parts.append(f"{stage['optimizer'] or ''} lr {lr}".strip() + (f", weight decay {wd}" if wd else ""))
+    elif stage["lr"] is not None:
+        parts.append(f"lr {marked(stage['lr'])}")
     if stage["amp"]:
         parts.append(f"amp {stage['amp']}")
     if stage["ema"]:
-        parts.append(f"EMA {stage['ema']:g}")
+        parts.append(f"EMA {shown(stage['ema'], 'g')}")
     if stage["drop_path"]:
-        parts.append(f"drop-path {stage['drop_path']:g}")
+        parts.append(f"drop-path {shown(stage['drop_path'], 'g')}")
     parts.append(f"from {stage['init']}" if stage["init"] else
                  "from ImageNet weights" if stage["pretrained"] else "no starting weights recorded")
     if stage["teacher"]:
@@ -122,10 +138,13 @@ def format_card(card: Dict[str, Any], verification_line: str = "") -> str:
     """``model_card``'s dict as the lines ``fasterpose info`` prints."""
     f, i = card["file"], card["input"]
     rows = [("model", f"{f['path']} ({f['bytes'] / 1e6:.1f} MB, sha256 {f['sha256'][:16]}…, {card['format']})")]
-    size = [s for s in (_num(card["params"] and card["params"] / 1e6, ".2f"),
-                        _num(card["macs_per_person"] and card["macs_per_person"] / 1e9, ".3f")) if s]
-    rows.append(("network", card["network"] + (f": {size[0]} M parameters, {size[1]} G MACs per person"
-                                               if len(size) == 2 else "")))
+    params, macs = card["params"], card["macs_per_person"]
+    size = ""
+    if params is not None and macs is not None:
+        size = ": " + ", ".join(f"{format(v / unit, fmt)} {prefix} {what}" if _num(v, "g") else f"{what} {marked(v)}"
+                                for v, unit, fmt, prefix, what in ((params, 1e6, ".2f", "M", "parameters"),
+                                                                   (macs, 1e9, ".3f", "G", "MACs per person")))
+    rows.append(("network", card["network"] + size))
     rows.append(("input", "{}x{} (w x h), {}, mean {}, std {}; the network outputs {}".format(
         *i["size_wh"], i["color"], _short(i["mean"]), _short(i["std"]), i["output"])))
     names = card["keypoints"]
@@ -135,7 +154,7 @@ def format_card(card: Dict[str, Any], verification_line: str = "") -> str:
     cal = card["box_padding_calibration"]
     padding = f"{card['box_padding']:g}"
     if isinstance(cal, dict) and isinstance(cal.get("pck@0.2"), dict):
-        sweep = ", ".join(f"{k} {float(v):.3f}" for k, v in cal["pck@0.2"].items())
+        sweep = ", ".join(f"{k} {shown(v, '.3f')}" for k, v in cal["pck@0.2"].items())
         padding += f", chosen on {cal.get('persons', '?')} persons of {cal.get('source', '?')} (PCK@0.2: {sweep})"
     rows.append(("box padding", padding))
     rows.append(("scores", _scores_line(card.get("score_calibration"))))
@@ -165,8 +184,8 @@ def format_card(card: Dict[str, Any], verification_line: str = "") -> str:
     exporter = card["exporter"] if isinstance(card["exporter"], dict) else {}
     if card["exported_at"] or exporter:
         tools = ", ".join(f"{k} {v}" for k, v in exporter.items() if k != "tool")
-        rows.append(("exported", " ".join(x for x in (card["exported_at"], exporter.get("tool") and
-                                                       f"by {exporter['tool']}", tools and f"({tools})") if x)))
+        rows.append(("exported", " ".join(str(x) for x in (card["exported_at"], exporter.get("tool") and
+                                                            f"by {exporter['tool']}", tools and f"({tools})") if x)))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 

@@ -108,8 +108,10 @@ def make_soup(paths: Sequence[Path], weights=None, ann=None, images=None, box_pa
     dataset = next((c.meta["dataset"] for c in ckpts if c.meta.get("dataset")), None)
     if dataset is not None:  # keypoint names, skeleton, flip pairs: what the exporter writes into the model
         meta["dataset"] = dataset
-    # models.from_onnx records them at the top: kept, so the soup's keypoints can still be matched by name
-    meta.update({key: first[key] for key in ("keypoints", "skeleton", "flip_pairs") if key in first})
+    # models.from_onnx records them at the top: kept, so the soup's keypoints can still be matched by name, and
+    # its file's box padding, which the exporter prefers to the recipe's
+    meta.update({key: first[key] for key in ("keypoints", "skeleton", "flip_pairs", "sigmas", "box_padding")
+                 if key in first})
     paddings = [(c.meta.get("recipe") or {}).get("box_padding") for c in ckpts]
     meta["recipe"] = {"soup": True, "box_padding": next((p for p in paddings if p), None)}  # the exporter's default
     meta["souped_from"] = [{"file": str(p), "sha256": c.sha256, "weight": round(w, 6)} for p, c, w in

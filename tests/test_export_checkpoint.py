@@ -118,3 +118,58 @@ def test_cli_missing_checkpoint_exits_2_without_traceback(tmp_path):
     assert r.returncode == 2, r.stderr
     assert "checkpoint not found" in r.stderr and "nope.pth" in r.stderr
     assert "Traceback" not in r.stderr and not out.exists()
+
+
+def _r18_checkpoint(path, nan=False):
+    """A training-layout checkpoint of fasterpose_r18 (K=14, 64x96); ``nan``: one layer diverged to NaN."""
+    from fasterpose_rt.skeletons import LSP14
+    from models import build_model
+
+    state = build_model("fasterpose_r18", 14).state_dict()
+    if nan:
+        state["backbone.layer1.0.conv1.weight"].fill_(float("nan"))
+    meta = {"architecture": "fasterpose_r18", "num_keypoints": 14, "input_size": [64, 96],
+            "dataset": {"keypoints": LSP14["keypoints"], "skeleton": LSP14["skeleton"]}}
+    torch.save({"model": state, "meta": meta}, path)
+    return path
+
+
+def test_out_naming_the_checkpoint_or_the_keypoint_file_is_refused_before_it_is_touched(tmp_path):
+    """--out == --checkpoint had replaced the trained weights by the ONNX file (exit 0)."""
+    ckpt = _r18_checkpoint(tmp_path / "last.pth")
+    before = ckpt.read_bytes()
+    link = tmp_path / "link.pth"
+    link.symlink_to(ckpt)
+    for out in (ckpt, link, tmp_path / "sub" / ".." / "last.pth"):
+        r = invoke(main, ["--checkpoint", str(ckpt), "--out", str(out)])
+        assert r.exit_code == 2 and "is the --checkpoint" in r.stderr and "Traceback" not in r.output
+    names = tmp_path / "names.json"
+    names.write_text("{}")
+    r = invoke(main, ["--arch", "fasterpose_r18", "--num-keypoints", "14", "--keypoints-from", str(names),
+                      "--out", str(names)])
+    assert r.exit_code == 2 and "is the --keypoints-from file" in r.stderr
+    assert ckpt.read_bytes() == before and names.read_text() == "{}"
+
+
+def test_weights_that_output_nan_exit_2_with_one_line(tmp_path):
+    """A diverged run's last.pth had ended in a traceback from the decoder during verification."""
+    out = tmp_path / "m.onnx"
+    r = invoke(main, ["--checkpoint", str(_r18_checkpoint(tmp_path / "nan.pth", nan=True)), "--out", str(out)])
+    assert r.exit_code == 2, r.output
+    assert r.stderr == "error: the checkpoint's network outputs NaN/inf (diverged training?)\n"
+    assert not out.exists() and not list(tmp_path.glob(".*tmp"))
+
+
+def test_an_out_that_cannot_be_written_is_refused_before_the_export(tmp_path, monkeypatch):
+    """It had been found only when the verified file was saved."""
+    import export.pipeline as pipeline
+    from export import InputError, export_from_args
+
+    monkeypatch.setattr(pipeline, "torch_to_onnx", lambda *a: pytest.fail("exported before checking --out"))
+    ckpt = _r18_checkpoint(tmp_path / "c.pth")
+    (tmp_path / "afile").write_text("")
+    out = tmp_path / "afile" / "m.onnx"
+    r = invoke(main, ["--checkpoint", str(ckpt), "--out", str(out)])
+    assert r.exit_code == 2 and r.stderr == f"error: cannot write {out}: {tmp_path / 'afile'} is not a folder\n"
+    with pytest.raises(InputError, match="it is a folder"):
+        export_from_args(tmp_path, checkpoint=ckpt)

@@ -123,3 +123,49 @@ def test_cli_input_errors_exit_2(tmp_path, args, message):
     r = invoke(main, args + ["--out", str(out)])
     assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output
     assert not out.exists()
+
+
+def test_checkpoints_naming_their_keypoints_at_the_top_keep_them():
+    """models.from_onnx and models.soup record keypoints / skeleton / flip pairs (and sigmas, box padding) at the
+    top of the meta, as the ONNX file had them: the exporter had read only meta["dataset"], so K=17 became COCO-17
+    with COCO's flip pairs and any other K was refused."""
+    from export import Checkpoint
+
+    names = [f"part{i}" for i in range(17)]
+    meta = {"architecture": "fasterpose_r18", "keypoints": names, "skeleton": [[0, 1]], "flip_pairs": [[3, 4]],
+            "sigmas": [0.05] * 17, "box_padding": 1.1, "recipe": {"box_padding": 1.25}}
+    spec = resolve_spec(meta=meta)  # no num_keypoints recorded: K from the names
+    assert spec.num_keypoints == 17
+    ks = resolve_keypoint_set(spec.num_keypoints, meta)
+    assert (ks.keypoints, ks.skeleton, ks.flip_pairs, ks.sigmas) == (names, [[0, 1]], [[3, 4]], [0.05] * 17)
+    assert ks.source == "checkpoint metadata"
+    exported = build_metadata(spec, ks, Checkpoint({}, meta))
+    assert exported.box_padding == 1.1  # the file's (calibrated) padding, not the recipe's
+    assert build_metadata(spec, ks, Checkpoint({}, {"recipe": {"box_padding": 1.2}})).box_padding == 1.2
+    five = {"architecture": "fasterpose_r18", "keypoints": list("abcde"), "skeleton": [], "flip_pairs": []}
+    assert resolve_keypoint_set(resolve_spec(meta=five).num_keypoints, five).keypoints == list("abcde")
+
+
+@pytest.mark.parametrize("meta, message", [
+    ({"num_keypoints": [14]}, "checkpoint meta num_keypoints must be an integer, got [14]"),
+    ({"recipe": "adamw"}, "checkpoint meta recipe must be a dict, got str 'adamw'"),
+    ({"recipe": {"box_padding": "wide"}}, "checkpoint meta recipe.box_padding must be a positive number, got 'wide'"),
+    ({"box_padding": 0}, "checkpoint meta box_padding must be a positive number, got 0"),
+    ({"dataset": {"keypoints": LSP14["keypoints"], "sigmas": ["a"] * 14}}, "sigmas must be a list of positive numbers"),
+    ({"dataset": {"keypoints": LSP14["keypoints"], "sigmas": [0.0] * 14}}, "sigmas must be positive numbers"),
+    ({"dataset": {"keypoints": "abcdefghijklmn"}}, "keypoints must be a list of names, got str"),
+    ({"input_size": [64.9, 96]}, "input_size must be [w, h] in whole pixels, got [64.9, 96]"),
+])
+def test_malformed_checkpoint_meta_exits_2_with_one_line(tmp_path, meta, message):
+    import torch
+
+    from models import build_model
+
+    base = {"architecture": "fasterpose_r18", "num_keypoints": 14, "input_size": [64, 96],
+            "dataset": {"keypoints": LSP14["keypoints"], "skeleton": LSP14["skeleton"]}}
+    ckpt, out = tmp_path / "c.pth", tmp_path / "m.onnx"
+    torch.save({"model": build_model("fasterpose_r18", 14).state_dict(), "meta": {**base, **meta}}, ckpt)
+    r = invoke(main, ["--checkpoint", str(ckpt), "--out", str(out)])
+    assert r.exit_code == 2, r.output
+    assert r.stderr.startswith("error: ") and message in r.stderr and r.stderr.count("\n") == 1
+    assert "Traceback" not in r.output and not out.exists()

@@ -6,6 +6,7 @@ Real parts: the bundled default model and 40 real LSPET training photos (skipped
 import hashlib
 import json
 
+import numpy as np
 import onnx
 import pytest
 
@@ -13,8 +14,10 @@ from conftest import LSPET, NEEDS_LSPET, TORCH_ABSENT, runtime_pck
 pytest.importorskip("torch", reason=TORCH_ABSENT)
 from export import InputError
 from export.padding import calibrate_padding, main
+from export.presence_head import without_head
 from fasterpose_rt import DEFAULT_MODELS, PosePredictor
 from fasterpose_rt.confidence import CALIBRATION_KEY
+from fasterpose_rt.presence import PRESENCE_KEY
 from keypoint_order import without_keypoint, write_reversed
 
 MODEL = DEFAULT_MODELS["default"]
@@ -51,15 +54,18 @@ def test_the_best_padding_of_the_sweep_is_written_and_recorded(calibrated, lspet
 
 def test_only_the_metadata_changes(calibrated):
     _, out = calibrated
-    a, b = onnx.load(str(MODEL)), onnx.load(str(out))
-    assert a.graph.SerializeToString() == b.graph.SerializeToString()
     old, new = (PosePredictor(p, threads=1).metadata for p in (MODEL, out))
-    # the earlier calibration record is replaced; the score table, measured at the old padding, goes with a new
-    # padding; nothing else in the metadata changes
-    changed = ("box_padding_calibration", CALIBRATION_KEY)
+    a, b = onnx.load(str(MODEL)), onnx.load(str(out))
+    if new.box_padding != old.box_padding:  # the presence head goes too (test_a_new_padding_takes_...)
+        a = without_head(a)
+    assert a.graph.SerializeToString() == b.graph.SerializeToString()
+    # the earlier calibration record is replaced; the score table and the presence head, measured at the old
+    # padding, go with a new padding; nothing else in the metadata changes
+    changed = ("box_padding_calibration", CALIBRATION_KEY, PRESENCE_KEY)
     assert {k: v for k, v in new.extra.items() if k not in changed} == \
         {k: v for k, v in old.extra.items() if k not in changed}
-    assert (CALIBRATION_KEY in new.extra) == (CALIBRATION_KEY in old.extra and new.box_padding == old.box_padding)
+    for key in (CALIBRATION_KEY, PRESENCE_KEY):
+        assert (key in new.extra) == (key in old.extra and new.box_padding == old.box_padding)
     assert (new.input_size, new.keypoints, new.mean, new.std, new.output) == \
         (old.input_size, old.keypoints, old.mean, old.std, old.output)
 
@@ -73,6 +79,31 @@ def test_the_sweep_is_what_the_predictor_measures(calibrated, lspet40):
 def test_only_the_previous_padding_keeps_it(lspet40, tmp_path):
     result = calibrate_padding(MODEL, lspet40, LSPET / "images", tmp_path / "same.onnx", candidates=[OWN], threads=1)
     assert result.chosen == result.previous == OWN and list(result.sweep) == [OWN]
+    assert PosePredictor(tmp_path / "same.onnx", threads=1).metadata.extra[PRESENCE_KEY]  # the head stays
+
+
+def test_a_new_padding_takes_out_the_presence_head_fitted_at_the_old_one(lspet40, tmp_path, monkeypatch):
+    """The head reads features pooled over the crop, fitted on crops of the model's padding: it had been kept
+    beside a new padding while the score table, measured at the old one, was dropped."""
+    import export.padding as padding
+
+    said, trial = [], []
+    cut = padding.load_crops
+    monkeypatch.setattr(padding, "load_crops", lambda persons, index, meta: trial.append(meta.box_padding) or cut(
+        persons, index, meta))
+    measure = padding.pck
+    monkeypatch.setattr(padding, "pck", lambda *a: (1.0 if trial[-1] == 1.4 else 0.5,) + measure(*a)[1:])  # 1.4 wins
+    out = tmp_path / "padded.onnx"
+    result = calibrate_padding(MODEL, lspet40, LSPET / "images", out, candidates=[1.4], threads=1, log=said.append)
+    assert result.chosen == 1.4
+    assert PRESENCE_KEY in PosePredictor(MODEL, threads=1).metadata.extra  # the premise: the default has a head
+    pred = PosePredictor(out, threads=1)
+    assert pred.metadata.box_padding == 1.4 and PRESENCE_KEY not in pred.metadata.extra
+    graph = onnx.load(str(out)).graph
+    assert [o.name for o in graph.output] == ["heatmaps"]
+    assert graph.SerializeToString() == without_head(onnx.load(str(MODEL))).graph.SerializeToString()
+    assert pred.predict(np.zeros((96, 64, 3), np.uint8), np.array([[0, 0, 63, 95]])).presence is None
+    assert any("presence head was fitted at box padding 1.1" in s and "export.presence_head" in s for s in said)
 
 
 def test_a_file_listing_the_keypoints_in_another_order_is_matched_by_name(calibrated, lspet40, tmp_path):

@@ -15,7 +15,7 @@ def exported(tmp_path_factory):
 
     path = tmp_path_factory.mktemp("from_onnx") / "tiny.onnx"
     export_from_args(path, arch="fasterpose_r18", num_keypoints=14, input_size=(64, 64),
-                     keypoints_from=_lsp_like_dataset(path.parent, n=2)[0])
+                     keypoints_from=_lsp_like_dataset(path.parent, n=2)[0], box_padding=1.1)
     return path
 
 
@@ -37,3 +37,23 @@ def test_expected_errors_are_one_line_and_write_nothing(exported, tmp_path, caps
     if problem == "no_crops":
         with pytest.raises(RecoveryError, match="positive number of crops"):
             recover(exported, ann, images, out, crops=0)
+
+
+def test_a_recovered_checkpoint_exports_again_with_its_keypoint_set_and_box_padding(exported, tmp_path):
+    """Its keypoints, skeleton and flip pairs are at the top of its meta: the exporter had read only
+    meta["dataset"] (K=17 became COCO-17, other K were refused) and the recipe's box padding (1.25, not the
+    file's 1.1)."""
+    from clirunner import invoke
+    from export.__main__ import main as export_main
+    from fasterpose_rt import PosePredictor
+
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=2)
+    start = tmp_path / "start.pth"
+    recover(exported, ann, images, start, crops=2)
+    again = tmp_path / "again.onnx"
+    r = invoke(export_main, ["--checkpoint", str(start), "--out", str(again)])  # nothing else to say
+    assert r.exit_code == 0, r.output
+    source, got = (PosePredictor(p, threads=1).metadata for p in (exported, again))
+    assert (got.keypoints, got.skeleton, got.flip_pairs) == (source.keypoints, source.skeleton, source.flip_pairs)
+    assert got.box_padding == source.box_padding == 1.1
+    assert got.extra["sigmas"] == source.extra["sigmas"] and got.extra["keypoints_source"] == "checkpoint metadata"

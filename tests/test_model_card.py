@@ -2,11 +2,13 @@
 import hashlib
 import json
 
+import pytest
 from clirunner import invoke
 
 from fasterpose_rt import DEFAULT_MODELS
 from fasterpose_rt.cli import main
 from fasterpose_rt.model_card import training_stages
+from standin import standin_metadata, write_standin
 
 ROOT_RECIPE = {"epochs": 12, "optimizer": "AdamW", "lr": 0.002, "pretrained": False, "amp": "off"}
 MIDDLE = {"epochs": 40, "lr": 0.0005, "ema": 0.9995, "distill": {"file": "teacher.pth", "alpha": 0.5},
@@ -56,3 +58,35 @@ def test_info_on_a_model_without_provenance_and_on_a_missing_file(standin_path, 
     assert "keypoints    4: red, green_left, green_right, blue" in r.output and "stages" not in r.output
     r = run("info", "--model", tmp_path / "missing.onnx")
     assert r.exit_code == 2 and "cannot load the model" in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("extra, shown", [
+    ({"quantization": "int8"}, "quantization 'int8' (malformed)"),
+    ({"params": "8.8M", "macs": "1.4G"}, "parameters '8.8M' (malformed), MACs per person '1.4G' (malformed)"),
+    ({"recipe": {"epochs": 10, "ema": "0.9995", "drop_path": [0.1]}}, "EMA '0.9995' (malformed), drop-path [0.1]"),
+    ({"recipe": {"epochs": "10", "input_size": 128, "init": {"file": "a.pth", "architecture": 18,
+                                                              "recipe": {"epochs": 2}}}},
+     "epochs '10' (malformed), input 128 (malformed), from a.pth\n             2. 18, 2 epochs"),
+    ({"box_padding_calibration": {"pck@0.2": {"1.1": None, "1.2": 0.5}}}, "1.1 None (malformed), 1.2 0.500"),
+    ({"quantization": {"verification": {"crops": 5, "moved": "x", "pck_float": None, "pck_int8": 0.7}}},
+     "'x' (malformed) % by more than 0.5 px; PCK@0.2 of its float source None (malformed) vs int8 0.700 (drop not"),
+    ({"quantization": {"verification": [1, 2]}}, "int8 accuracy: verification figures [1, 2] (malformed)"),
+    ({"exported_at": 1700000000, "exporter": {"tool": "x"}}, "exported     1700000000 by x"),
+])
+def test_info_prints_what_it_can_of_malformed_provenance_and_marks_it(tmp_path, extra, shown):
+    """The loader checks only what inference needs; `fasterpose info` had stopped at the first provenance field of
+    another type ("unexpected TypeError", exit 1)."""
+    meta = json.loads(standin_metadata().to_json())
+    meta.update(extra)
+    r = run("info", "--model", write_standin(tmp_path / "odd.onnx", metadata_text=meta))
+    assert r.exit_code == 0, r.output
+    assert shown in r.output and "keypoints    4: red" in r.output
+    assert run("info", "--json", "--model", tmp_path / "odd.onnx").exit_code == 0
+
+
+def test_bench_reads_no_int8_figures_from_a_malformed_quantization_block():
+    from fasterpose_rt.cli.bench import _accuracy_line, _verification
+
+    assert _verification({"quantization": "int8"}) is None
+    assert _verification({"quantization": {"verification": {"crops": 3}}}) == {"crops": 3}
+    assert "no verification figures" in _accuracy_line({"pck@0.2": 0.7}, _verification({"quantization": "int8"}))

@@ -52,6 +52,9 @@ def _meta_dict(**changes):
     (_meta_dict(format="something-else/1"), "unknown metadata format"),
     (_meta_dict(format="fasterpose-onnx/2"), "newer than this runtime"),
     ({k: v for k, v in _meta_dict().items() if k != "keypoints"}, "lacks required field 'keypoints'"),
+    # had been a TypeError from the dataclass ("unexpected TypeError" in fasterpose info)
+    ({k: v for k, v in _meta_dict().items() if k != "skeleton"}, "lacks required field 'skeleton'"),
+    ({k: v for k, v in _meta_dict().items() if k != "flip_pairs"}, "lacks required field 'flip_pairs'"),
     (_meta_dict(color="HSV"), "color must be"),
     (_meta_dict(output="softmax"), "output must be"),
     (_meta_dict(flip_pairs=[[0, 9]]), "flip_pairs"),

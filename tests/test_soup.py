@@ -146,3 +146,22 @@ def test_a_box_padding_that_is_not_positive_is_refused_before_any_work(padding, 
     assert main(["--checkpoints", str(tmp_path / "a.pth"), str(tmp_path / "b.pth"), "--out", str(out),
                  "--box-padding", padding]) == 2
     assert "--box-padding must be a positive number" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_soup_of_recovered_checkpoints_keeps_their_keypoint_set_and_box_padding(tmp_path):
+    """models.from_onnx records the keypoint set and the ONNX file's box padding at the top of the meta; the soup
+    passes them on, and the exporter prefers that padding to the recipe's (the training's)."""
+    from export import Checkpoint, build_metadata, resolve_keypoint_set, resolve_spec
+    from models.soup import make_soup
+
+    names = [f"k{i}" for i in range(14)]
+    recovered = dict(META, keypoints=names, skeleton=[[0, 1]], flip_pairs=[[2, 3]], sigmas=[0.07] * 14,
+                     box_padding=1.15, recipe={"box_padding": 1.25})
+    paths = [tmp_path / f"r{i}.pth" for i in (1, 2)]
+    for seed, path in zip((1, 2), paths):
+        torch.save({"model": _trained_like(seed=seed).state_dict(), "meta": recovered}, path)
+    _, meta, _ = make_soup(paths)
+    assert meta["box_padding"] == 1.15 and meta["sigmas"] == [0.07] * 14 and meta["flip_pairs"] == [[2, 3]]
+    spec = resolve_spec(meta=meta)
+    exported = build_metadata(spec, resolve_keypoint_set(spec.num_keypoints, meta), Checkpoint({}, meta))
+    assert exported.keypoints == names and exported.flip_pairs == [[2, 3]] and exported.box_padding == 1.15

@@ -81,7 +81,7 @@ def bench(model, variant, backend, threads, batch, runs, warmup, compare, compar
                          "input_size": list(first.input_size),
                          "keypoints": first.metadata.num_keypoints, "macs_per_person": model_macs(first),
                          "validation": first.metadata.extra.get("validation"),
-                         "int8_verification": (first.metadata.extra.get("quantization") or {}).get("verification")}
+                         "int8_verification": _verification(first.metadata.extra)}
 
         def make(t, bs, _path=path, _var=var, _first=first, _backend=chosen):
             return _first if t == _first.threads else load_predictor(_path, _var, t, bs, debug=debug,
@@ -140,6 +140,12 @@ def _profile(model, variant, backend, threads, batch, runs, warmup, as_json, deb
     click.echo(format_profile(result, label))
 
 
+def _verification(extra: dict):
+    """The int8 check the metadata ``extra`` records, or None (no quantization block, or not an object)."""
+    quant = extra.get("quantization")
+    return quant.get("verification") if isinstance(quant, dict) else None
+
+
 def _accuracy_line(validation, verification) -> str:
     """What a bundled model's metadata records of its accuracy: the training run's validation PCK@0.2 (float, at
     the training's box padding) and the exporter's int8 check (int8 at the shipped padding)."""
@@ -149,16 +155,28 @@ def _accuracy_line(validation, verification) -> str:
     return head + "; " + verification_line(verification)
 
 
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
 def verification_line(v) -> str:
-    """The int8 model's accuracy check, as its exporter measured and stored it in the metadata."""
+    """The int8 model's accuracy check, as its exporter measured and stored it in the metadata (figures it holds
+    in a form this runtime cannot read are shown as they are, marked)."""
+    from ..model_card import marked, shown
+
+    if v is not None and not isinstance(v, dict):
+        return f"int8 accuracy: verification figures {marked(v)}"
     if not isinstance(v, dict):
         return "int8 accuracy: no verification figures in the model's metadata"
+    moved = v.get("moved", float("nan"))
     line = (f"int8 accuracy, measured at export on {v.get('crops', '?')} crops of {v.get('source', '?')}: "
-            f"keypoints moved {v.get('mean_px', float('nan')):.3f} heatmap px on average, "
-            f"{100 * v.get('moved', float('nan')):.1f} % by more than 0.5 px")
+            f"keypoints moved {shown(v.get('mean_px', float('nan')), '.3f')} heatmap px on average, "
+            f"{shown(100 * moved if _is_number(moved) else moved, '.1f')} % by more than 0.5 px")
     if "pck_float" in v and "pck_int8" in v:
-        line += (f"; PCK@0.2 of its float source {v['pck_float']:.3f} vs int8 {v['pck_int8']:.3f} "
-                 f"(drop {100 * (v['pck_float'] - v['pck_int8']):.2f} points)")
+        pck_float, pck_int8 = v["pck_float"], v["pck_int8"]
+        drop = (f"drop {100 * (pck_float - pck_int8):.2f} points" if _is_number(pck_float) and _is_number(pck_int8)
+                else "drop not known")
+        line += f"; PCK@0.2 of its float source {shown(pck_float, '.3f')} vs int8 {shown(pck_int8, '.3f')} ({drop})"
     return line
 
 

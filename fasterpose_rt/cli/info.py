@@ -16,7 +16,7 @@ from .common import debug_option, guarded, load_predictor, model_options
 @guarded
 def info(model, variant, as_json, debug):
     """What a model says about itself: network, input, keypoints, box padding, training stages, accuracy."""
-    from ..model_card import format_card, model_card
+    from ..model_card import format_card, marked, model_card
 
     pred = load_predictor(model, variant, threads=1, debug=debug)
     card = model_card(pred.model_path, pred.metadata)
@@ -24,7 +24,11 @@ def info(model, variant, as_json, debug):
         card["metadata"] = json.loads(pred.metadata.to_json())
         click.echo(json.dumps(card, indent=2))
         return
-    verification = (pred.metadata.extra.get("quantization") or {}).get("verification")
-    click.echo(format_card(card, verification_line(verification) if verification else ""))
+    verification = card["int8_verification"]
+    quant = pred.metadata.extra.get("quantization")
+    line = verification_line(verification) if verification else ""
+    if quant is not None and not isinstance(quant, dict):  # provenance is not checked on loading: say, never fail
+        line = f"quantization {marked(quant)}"
+    click.echo(format_card(card, line))
 
 
