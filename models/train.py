@@ -5,9 +5,11 @@
     torchrun --nproc-per-node 2 -m models.train ...   # DistributedDataParallel (gloo on CPU, nccl on GPUs)
 
 Writes to --work-dir: ``last.pth`` every epoch (model, optimizer, schedule, epoch, dataset metadata),
-``best.pth`` (best validation PCK@0.2) and ``log.jsonl`` (one line per epoch). ``--resume`` continues from
-``last.pth`` (refused if it was trained with another model or keypoints), drawing each epoch's order and augmentation
-from (seed, rank, epoch) as an uninterrupted run would. With ``--ema`` the weights validated and stored under
+``best.pth`` (best validation PCK@0.2, or --best-by) and ``log.jsonl`` (one line per epoch). A work dir holding an
+earlier run is refused unless ``--resume`` continues it or ``--overwrite`` starts afresh there. ``--resume``
+continues from ``last.pth`` (refused if it was trained with another model, keypoints, --lr, --weight-decay, batch,
+steps per epoch or --best-by), drawing each epoch's order and augmentation from (seed, rank, epoch) as an
+uninterrupted run would. With ``--ema`` the weights validated and stored under
 ``model`` (what ``--init`` and the exporter read) are the moving average; the raw training weights are kept under
 ``train_model`` for ``--resume``.
 Checkpoints hold only tensors and plain values, so they load with ``weights_only=True``.
@@ -20,6 +22,7 @@ import json
 import math
 import os
 import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -36,6 +39,7 @@ from export.checkpoint import load_checkpoint, load_weights, read_checkpoint
 from export.errors import CheckpointError
 from fasterpose_rt.detections import DET_SCORE, DetectionsError
 from fasterpose_rt.metadata import DEFAULT_BOX_PADDING
+from fasterpose_rt.skeletons import torso_pairs
 
 from . import build_model
 from .backbones import identity_blocks, set_drop_path
@@ -52,6 +56,8 @@ from .validate import DetectionValidation, validate
 
 # --best-by: the validation figure that picks best.pth
 BEST_BY = {"pck": "pck@0.2", "ap": "oks_ap", "det_ap": "det_ap"}
+# What a run leaves in its --work-dir: a new run there would append to the log and replace the best
+RUN_FILES = ("last.pth", "best.pth", "log.jsonl")
 
 
 def positive_float(text: str) -> float:
@@ -162,7 +168,10 @@ def build_parser():
                     help="with --init: the checkpoint may come from a shallower ResNet of the same kind (e.g. R18 weights "
                          "for an R34); the residual blocks it lacks start as identity, so the grown model computes "
                          "exactly what the checkpoint did")
-    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--resume", action="store_true", help="continue the run in --work-dir from its last.pth")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="start afresh in a --work-dir that holds an earlier run: its last.pth, best.pth, log.jsonl "
+                         "and curves.png are removed (without --resume or --overwrite such a work dir is refused)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work-dir", type=Path, required=True)
     ap.add_argument("--save-replicas", action="store_true", help=argparse.SUPPRESS)  # tests: every rank's final weights
@@ -172,6 +181,7 @@ def build_parser():
 class Trainer:
     def __init__(self, args):
         self.args = args
+        self._check_work_dir()  # before photos are decoded, which takes a while
         self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
         if args.device == "auto":
             args.device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -204,6 +214,11 @@ class Trainer:
                   file=sys.stderr)
 
         samples, self.meta = load_coco_keypoints(args.train_ann, args.train_images)
+        if args.val_ann and args.best_by == "pck" and torso_pairs(self.meta["keypoints"]) is None:
+            # validation logs OKS AP alone for such keypoints; else best.pth would be picked by a figure never computed
+            raise SystemExit(f"error: {args.train_ann}: --best-by pck (the default) picks best.pth by PCK@0.2, which "
+                             "needs keypoints named left/right_shoulder and left/right_hip (the torso) and these "
+                             "keypoints have none: pick it by OKS AP with --best-by ap")
         codec = HeatmapCodec(args.input_size, sigma=args.sigma)
         self.train_set = TopDownDataset(samples, self.meta, args.input_size, train=True, codec=codec,
                                         half_body_prob=args.half_body,
@@ -217,23 +232,31 @@ class Trainer:
             persons = f"{per_process} training person{'s' * (per_process != 1)}{where}"
             raise SystemExit(f"error: {args.train_ann}: {persons} is fewer than --batch-size {args.batch_size}, so no "
                              "training step would run: lower --batch-size")
-        self.val_set = None
+        self.val_set, self.val_meta = None, self.meta
         if args.val_ann and self.main:
-            vs, vmeta = load_coco_keypoints(args.val_ann, args.val_images or args.train_images)
+            vs, vmeta = load_coco_keypoints(args.val_ann, args.val_images or args.train_images,
+                                            default_sigmas=self.meta["sigmas"])
             if vmeta["keypoints"] != self.meta["keypoints"]:
                 raise SystemExit("error: validation keypoints differ from training keypoints")
+            # OKS AP by the validation file's own sigmas, as fasterpose eval scores that file (the training file's
+            # when it gives none)
+            self.val_meta = {**self.meta, "sigmas": vmeta["sigmas"]}
+            if vmeta["sigmas"] != self.meta["sigmas"]:
+                print(f"note: OKS AP is scored with {args.val_ann.name}'s sigmas, which differ from "
+                      f"{args.train_ann.name}'s", file=sys.stderr)
             if args.val_limit:
                 vs = vs[: args.val_limit]
-            self.val_set = TopDownDataset(vs, self.meta, args.input_size, train=False, cache=not args.no_cache,
-                                          box_padding=args.box_padding, warn=self.main)
+            # check_photos: with --no-cache an undecodable photo is named now, not after an epoch of training
+            self.val_set = TopDownDataset(vs, self.val_meta, args.input_size, train=False, cache=not args.no_cache,
+                                          box_padding=args.box_padding, warn=self.main, check_photos=True)
         self.det_val = None
         if args.val_detections and self.main:
             try:
                 self.det_val = DetectionValidation(
-                    args.val_ann, args.val_images or args.train_images, args.val_detections, self.meta,
+                    args.val_ann, args.val_images or args.train_images, args.val_detections, self.val_meta,
                     args.input_size, args.box_padding, args.val_det_score,
                     image_ids={s.image_id for s in self.val_set.samples} if args.val_limit else None,
-                    cache=not args.no_cache, warn=self.main)
+                    cache=not args.no_cache, warn=self.main, check_photos=True)
             except DetectionsError as e:
                 raise SystemExit(f"error: {e}") from None
 
@@ -259,7 +282,8 @@ class Trainer:
                 raise SystemExit(f"error: --pretrained {args.pretrained}: {e}") from None
         self.init_from = None
         if args.init:
-            self.init_from = self._load_init(model, args.init, grow=args.grow, keypoints=self.meta["keypoints"])
+            self.init_from = self._load_init(model, args.init, grow=args.grow, keypoints=self.meta["keypoints"],
+                                             verbose=self.main)
         elif args.grow:
             raise SystemExit("error: --grow needs --init CHECKPOINT")
         if args.drop_path:
@@ -305,11 +329,24 @@ class Trainer:
 
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_factor)
         self.scaler = grad_scaler(self.device, self.amp)
-        self.epoch, self.best = 0, -1.0
+        self.epoch, self.best = 0, -math.inf  # any first score is a best (-loss may be below -1)
         self._curves_failed = False
         args.work_dir.mkdir(parents=True, exist_ok=True)
+        if args.overwrite and self.main:  # a clean start: no old log lines, no old best to beat, no last.pth to resume
+            for name in RUN_FILES + ("curves.png",):
+                (args.work_dir / name).unlink(missing_ok=True)
         if args.resume:
             self._resume()
+
+    def _check_work_dir(self) -> None:
+        """Refuse a --work-dir holding an earlier run unless --resume or --overwrite says what to do with it: a new
+        run there would append to its log and replace its best.pth by whatever scores first."""
+        a = self.args
+        found = [name for name in RUN_FILES if (a.work_dir / name).exists()]
+        if found and not (a.resume or a.overwrite):
+            raise SystemExit(f"error: --work-dir {a.work_dir} holds an earlier run ({', '.join(found)}): add --resume "
+                             "to continue it, or --overwrite to start afresh there (removing its checkpoints and "
+                             "log), or pick another --work-dir")
 
     def _meta(self, val=None):
         a = self.args
@@ -332,6 +369,21 @@ class Trainer:
                        "steps_per_epoch": self.steps_per_epoch, "best_by": a.best_by},
             "val": val or {},
         }
+
+    def _validate(self) -> dict:
+        model = self.ema.module if self.ema else self.model
+        logits = self.loss_name == "rce"
+        # pck_optional: keypoints without a torso get OKS AP alone (--best-by pck is refused for them up front)
+        val = validate(model, self.val_set, device=self.device, logits=logits, autocast=self.amp, pck_optional=True)
+        if self.det_val is not None:
+            val.update(self.det_val(model, device=self.device, logits=logits, autocast=self.amp))
+        return val
+
+    def _log(self, log: Path, entry: dict) -> None:
+        with open(log, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+        print(json.dumps(entry), file=sys.stderr, flush=True)
+        self._draw_curves(log)
 
     def _draw_curves(self, log: Path) -> None:
         """The run's curves.png (models.curves), redrawn every epoch; skipped without matplotlib, and a drawing
@@ -358,14 +410,15 @@ class Trainer:
         os.replace(tmp, path)
 
     @staticmethod
-    def _load_init(model, path: Path, grow: bool = False, keypoints: Optional[List[str]] = None) -> dict:
+    def _load_init(model, path: Path, grow: bool = False, keypoints: Optional[List[str]] = None,
+                   verbose: bool = True) -> dict:
         """Load every weight of ``model`` from a checkpoint (or bare state dict); returns its provenance.
 
         ``grow``: whole residual blocks the checkpoint lacks (a shallower ResNet) keep their fresh initialisation,
         whose last BN scale is zero: each such block computes the identity, so the model's function is unchanged.
         ``keypoints``: the names ``model`` predicts; when the checkpoint names others, the head's final layer is
         matched by name (models/head_transfer.py): shared keypoints keep their trained channels, new ones start
-        fresh.
+        fresh. ``verbose``: say which keypoints kept the head (rank 0 only under DDP).
         """
         if not path.is_file():
             raise SystemExit(f"error: --init {path}: no such file")
@@ -398,8 +451,9 @@ class Trainer:
         if shared is not None:
             new = [n for n in keypoints if n not in shared]
             provenance["keypoints_from_init"] = shared
-            print(f"--init {path.name}: {len(shared)} of {len(keypoints)} keypoints keep its head "
-                  f"({', '.join(shared) or 'none'}); new: {', '.join(new) or 'none'}", file=sys.stderr)
+            if verbose:
+                print(f"--init {path.name}: {len(shared)} of {len(keypoints)} keypoints keep its head "
+                      f"({', '.join(shared) or 'none'}); new: {', '.join(new) or 'none'}", file=sys.stderr)
         return provenance
 
     def _run_differences(self, meta: dict) -> List[str]:
@@ -436,6 +490,12 @@ class Trainer:
         if differs:  # else a shape error deep in load_state_dict, or a run silently continued on other data
             raise SystemExit(f"error: --resume: {path} was trained otherwise than this run: {'; '.join(differs)} "
                              "(another --work-dir starts afresh; --init starts from its weights)")
+        changed = self._recipe_differences(ckpt["meta"])
+        if changed:  # else ignored (lr, weight decay: the optimizer's saved state wins) while the recipe records them
+            raise SystemExit(f"error: --resume: {path} was trained with other options than this run asks for: "
+                             f"{'; '.join(changed)} (a resumed run keeps the checkpoint's optimizer, schedule and "
+                             "best: give its values, or start a new schedule from its weights with --init in another "
+                             "--work-dir)")
         try:
             load_weights(self.model, ckpt.get("train_model", ckpt["model"]), source=str(path))
             if self.ema is not None:  # a run that had no EMA yet starts averaging from the resumed weights
@@ -448,14 +508,51 @@ class Trainer:
             self.sched.load_state_dict(ckpt["scheduler"])
             if self.scaler.is_enabled() and "grad_scaler" in ckpt:  # fp16 again: go on from the scale it had reached
                 self.scaler.load_state_dict(ckpt["grad_scaler"])
-            self.epoch, self.best = int(ckpt["epoch"]), float(ckpt.get("best", -1.0))
+            self.epoch, self.best = int(ckpt["epoch"]), float(ckpt.get("best", -math.inf))
         except (ValueError, TypeError, KeyError, RuntimeError) as e:  # torch's own checks of optimizer states
             detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise SystemExit(f"error: --resume: {path}: its optimizer or schedule state does not fit this run: "
                              f"{detail}") from None
         if self.main:
+            self.best = self._best_on_disk(self.best)
             scale = f", fp16 loss scale {self.scaler.get_scale():g}" if self.scaler.is_enabled() else ""
             print(f"resumed from {path} at epoch {self.epoch}{scale}", file=sys.stderr)
+            epochs = (ckpt["meta"].get("recipe") or {}).get("epochs")
+            if isinstance(epochs, int) and epochs != self.args.epochs:  # allowed: shortening or extending a run
+                print(f"note: --epochs {self.args.epochs}, the checkpoint's run had {epochs}: the cosine schedule "
+                      f"goes on re-mapped to {self.args.epochs} epochs", file=sys.stderr)
+
+    def _recipe_differences(self, meta: dict) -> List[str]:
+        """Options of this run that differ from the checkpoint's recipe and that a resumed run cannot take: the
+        optimizer's saved state keeps the old --lr and --weight-decay, another batch or number of steps per epoch
+        shifts the step-counted schedule against the epochs, another --best-by would compare a new figure with the
+        recorded best. What the recipe does not record (older checkpoints) is taken as equal. --epochs may change
+        (the schedule is re-mapped: a run shortened or extended on --resume)."""
+        recipe = meta.get("recipe") if isinstance(meta.get("recipe"), dict) else {}
+        a = self.args
+        ours = {"lr": ("--lr", a.lr), "weight_decay": ("--weight-decay", a.weight_decay),
+                "batch_size": ("batch (--batch-size x processes)", a.batch_size * self.world),
+                "steps_per_epoch": ("steps per epoch", self.steps_per_epoch), "best_by": ("--best-by", a.best_by)}
+        return [f"{name} {recipe[key]!r} in the checkpoint, {value!r} in this run"
+                for key, (name, value) in ours.items() if key in recipe and recipe[key] != value]
+
+    def _best_on_disk(self, recorded: float) -> float:
+        """The score a later epoch must beat: the one best.pth holds. last.pth's record of it can differ (a stop
+        between writing the two, which older versions wrote last.pth first): then best.pth's own is taken, so a
+        best.pth left behind is replaced by the next epoch that beats it."""
+        path = self.args.work_dir / "best.pth"
+        if not path.exists():
+            return -math.inf
+        try:
+            held = read_checkpoint(path)
+            held = float(held["best"])
+        except (CheckpointError, KeyError, TypeError, ValueError) as e:
+            print(f"warning: {path} is unreadable ({e}); the next epoch replaces it", file=sys.stderr)
+            return -math.inf
+        if held != recorded:
+            print(f"warning: {path} holds a score of {held:g} but last.pth recorded a best of {recorded:g} (a stop "
+                  "between writing the two): later epochs are compared with best.pth's", file=sys.stderr)
+        return held
 
     def train_epoch(self):
         self.net.train()
@@ -503,24 +600,24 @@ class Trainer:
             val = None
             if self.val_set is not None:
                 t0 = time.time()
-                model = self.ema.module if self.ema else self.model
-                val = validate(model, self.val_set, device=self.device, logits=self.loss_name == "rce", autocast=self.amp)
-                if self.det_val is not None:
-                    val.update(self.det_val(model, device=self.device, logits=self.loss_name == "rce",
-                                            autocast=self.amp))
+                try:
+                    val = self._validate()
+                except BaseException:  # keep the epoch just trained: its log line and last.pth, unscored
+                    self._log(log, entry)
+                    self._save(self.args.work_dir / "last.pth")
+                    print(f"validation after epoch {self.epoch} failed; {self.args.work_dir / 'last.pth'} holds that "
+                          "epoch (not scored), --resume goes on from it", file=sys.stderr)
+                    raise
                 entry.update({"val_" + k: v for k, v in val.items() if k != "pck_per_keypoint"}, val_seconds=round(time.time() - t0, 1))
                 val["epoch"] = self.epoch
-            with open(log, "a") as f:
-                f.write(json.dumps(entry) + "\n")
-            print(json.dumps(entry), file=sys.stderr, flush=True)
-            self._draw_curves(log)
-            score = val.get(BEST_BY[self.args.best_by], -1.0) if val else -loss
-            improved = score > self.best
-            if improved:
+            self._log(log, entry)
+            score = val.get(BEST_BY[self.args.best_by]) if val else -loss
+            if score is not None and score > self.best:
                 self.best = score
-            self._save(self.args.work_dir / "last.pth", val)
-            if improved:
+                # best.pth before last.pth, which records this best: a stop between the two leaves a best.pth ahead
+                # of last.pth (the resumed run retrains that epoch), never one behind what last.pth says it holds
                 self._save(self.args.work_dir / "best.pth", val)
+            self._save(self.args.work_dir / "last.pth", val)
         if self.args.save_replicas:
             torch.save(self.model.state_dict(), self.args.work_dir / f"replica{self.rank}.pth")
         if self.distributed:
@@ -536,6 +633,9 @@ def main(argv=None):
         except FileNotFoundError as e:
             print(f"error: --pretrained imagenet: {e}", file=sys.stderr)
             return 2
+    if args.resume and args.overwrite:
+        print("error: --resume continues the run in --work-dir, --overwrite replaces it: give one", file=sys.stderr)
+        return 2
     if args.val_detections and not args.val_ann:
         print("error: --val-detections needs --val-ann (the labelled persons of the detections' photos)", file=sys.stderr)
         return 2
@@ -567,9 +667,19 @@ def main(argv=None):
     try:
         Trainer(args).fit()
     except (ValueError, OSError) as e:  # TeacherError is a ValueError
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {error_message(e)}", file=sys.stderr)
         return 2
     return 0
+
+
+def error_message(e: BaseException) -> str:
+    """An error's message; for one re-raised from a DataLoader worker, the worker's own message alone (torch puts the
+    worker's whole traceback into the text)."""
+    text = str(e)
+    if "Original Traceback" not in text:
+        return text
+    last = [line for line in text.splitlines() if line.strip()][-1]
+    return re.sub(r"^[A-Za-z_][\w.]*: ", "", last, count=1)  # "OSError: photo.jpg: ..." -> "photo.jpg: ..."
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from fasterpose_rt.evaluate import MissingExtra, coco_ap, load_annotations
 from fasterpose_rt.geometry import apply_affine, invert_affine
 from fasterpose_rt.metadata import is_box_padding
 from fasterpose_rt.metrics import pck
+from fasterpose_rt.skeletons import torso_pairs
 
 from .data.coco_keypoints import PersonSample, TopDownDataset, load_coco_keypoints
 from .head_transfer import checkpoint_keypoints
@@ -71,14 +72,20 @@ def oks_ap(samples, meta, keypoints, scores):
     return {"AP": float(ev.stats[0]), "AP50": float(ev.stats[1]), "AR": float(ev.stats[5])}
 
 
-def validate(model, dataset, device="cpu", logits=True, autocast=None):
-    """-> {"pck@0.2", "pck_per_keypoint", "oks_ap", ...} on the dataset's samples (photo coordinates)."""
+def validate(model, dataset, device="cpu", logits=True, autocast=None, pck_optional=False):
+    """-> {"pck@0.2", "pck_per_keypoint", "oks_ap", ...} on the dataset's samples (photo coordinates).
+
+    PCK needs keypoints named left/right_shoulder and left/right_hip (the torso): without them ValueError, or with
+    ``pck_optional`` None for the PCK figures (OKS AP needs no torso)."""
     kps, scores = predict_dataset(model, dataset, device=device, logits=logits, autocast=autocast)
     gt = np.stack([s.keypoints for s in dataset.samples])
     vis = np.stack([s.visible for s in dataset.samples])
-    overall, per_kp, n = pck(kps, gt, vis, dataset.meta["keypoints"], 0.2)
-    out = {"pck@0.2": overall, "pck_per_keypoint": [None if np.isnan(v) else round(float(v), 4) for v in per_kp],
-           "pck_joints": n}
+    if pck_optional and torso_pairs(dataset.meta["keypoints"]) is None:
+        out = {"pck@0.2": None, "pck_per_keypoint": None, "pck_joints": None}
+    else:
+        overall, per_kp, n = pck(kps, gt, vis, dataset.meta["keypoints"], 0.2)
+        out = {"pck@0.2": overall, "pck_per_keypoint": [None if np.isnan(v) else round(float(v), 4) for v in per_kp],
+               "pck_joints": n}
     ap = oks_ap(dataset.samples, dataset.meta, kps, scores)
     if ap is not None:
         out.update({"oks_ap": ap["AP"], "oks_ap50": ap["AP50"], "oks_ar": ap["AR"]})
@@ -92,12 +99,13 @@ class DetectionValidation:
     keypoint AP/AR against every labelled person of the validation file's photos (pycocotools).
 
     ann: the validation COCO keypoint file; detections: COCO detection results for its photos; image_ids: the photos
-    to score (None: all of the file's); meta: the training category's metadata (keypoints, sigmas); input_size,
-    box_padding, cache: as the validation TopDownDataset's. ``len()``: the boxes run.
+    to score (None: all of the file's); meta: the category's metadata (keypoints, sigmas); input_size,
+    box_padding, cache, check_photos: as the validation TopDownDataset's. ``len()``: the boxes run.
     """
 
     def __init__(self, ann, images, detections, meta, input_size, box_padding: float, min_score: float = 0.0,
-                 nms_threshold: float = OKS_NMS, image_ids=None, cache: bool = True, warn: bool = True):
+                 nms_threshold: float = OKS_NMS, image_ids=None, cache: bool = True, warn: bool = True,
+                 check_photos: bool = False):
         self.data = load_annotations(ann)
         cats = [c for c in self.data["categories"] if isinstance(c, dict) and c.get("keypoints")]
         self.category_id = cats[0].get("id") if cats else None
@@ -116,7 +124,7 @@ class DetectionValidation:
         self.sigmas = np.asarray(meta["sigmas"], np.float64)
         self.nms_threshold = nms_threshold
         self.dataset = TopDownDataset(samples, meta, input_size, train=False, cache=cache, box_padding=box_padding,
-                                      warn=warn) if samples else None
+                                      warn=warn, check_photos=check_photos) if samples else None
         skipped = getattr(self.dataset, "skipped", None) or {}  # unreadable photos: their boxes are left out
         self.box_scores = np.asarray([sc for s, sc in zip(samples, scores) if s.image_path not in skipped], np.float64)
 

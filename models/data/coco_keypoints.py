@@ -27,13 +27,32 @@ from fasterpose_rt.skeletons import COCO17, flip_permutation
 from ..codec import HeatmapCodec
 
 
+# OpenPose / Human3.6M / Vicon names: a capital L or R before a capital (LShoulder, RHip, LSHO); case-sensitive, so
+# "lip" or "Ring" say no side
+_LR_PREFIX = re.compile(r"^[LR][A-Z]")
+
+
+def _other_side(name: str) -> str:
+    """L<X> <-> R<X>."""
+    return ("R" if name[0] == "L" else "L") + name[1:]
+
+
 def derive_flip_pairs(names: List[str]) -> List[List[int]]:
-    """Left/right pairs from keypoint names (``left_x`` <-> ``right_x``), 0-based."""
+    """Left/right pairs from keypoint names, 0-based: ``left_x`` <-> ``right_x``, and ``L<X>`` <-> ``R<X>`` where X
+    starts with a capital (``LShoulder``/``RShoulder``, ``LSHO``/``RSHO``)."""
     idx = {n: i for i, n in enumerate(names)}
-    pairs = []
+    pairs, used = [], set()
     for n, i in idx.items():
-        if n.startswith("left_") and "right_" + n[5:] in idx:
-            pairs.append([i, idx["right_" + n[5:]]])
+        if n.startswith("left_"):
+            other = "right_" + n[5:]
+        elif n.startswith("L") and _LR_PREFIX.match(n):
+            other = _other_side(n)
+        else:
+            continue
+        j = idx.get(other)
+        if j is not None and i not in used and j not in used:  # each keypoint in one pair at most
+            pairs.append([i, j])
+            used.update((i, j))
     return sorted(pairs)
 
 
@@ -43,9 +62,16 @@ _SIDED = re.compile(r"(?:^|[^a-z])(?:left|right)|^[lr][^a-z0-9]|[^a-z0-9][lr]$",
 _CAMEL_SIDED = re.compile(r"[a-z0-9](?:Left|Right)")
 
 
+def _lr_sided(name: str, present) -> bool:
+    """L/R before a capital: CamelCase (LShoulder, RHip) says a side by itself; all capitals (LSHO, but also ROOT,
+    LIP) only when the other side's name is there too."""
+    return bool(_LR_PREFIX.match(name)) and (name[2:3].islower() or _other_side(name) in present)
+
+
 def sided_names(names: List[str]) -> List[str]:
-    """The names among ``names`` that look like one side of the body (see _SIDED)."""
-    return [n for n in names if _SIDED.search(n) or _CAMEL_SIDED.search(n)]
+    """The names among ``names`` that look like one side of the body (see _SIDED, _LR_PREFIX)."""
+    present = set(names)
+    return [n for n in names if _SIDED.search(n) or _CAMEL_SIDED.search(n) or _lr_sided(n, present)]
 
 
 def _is_index(value) -> bool:
@@ -57,9 +83,10 @@ def read_category(category: dict, source) -> dict:
     category, checked: the one reading of a category that training and the exporter share.
 
     The skeleton is 1-based as COCO writes it; ``flip_pairs`` (an extension COCO tools ignore) is 0-based, and
-    without it pairs are derived from ``left_``/``right_`` names. Raises ValueError naming ``source`` for malformed
-    names, skeleton, flip pairs or sigmas, and for names that say a side when no flip pair was found (a mirrored
-    crop would keep the labels of the sides it swapped: flip augmentation would teach left for right).
+    without it pairs are derived from the names (:func:`derive_flip_pairs`). Raises ValueError naming ``source`` for
+    malformed names, skeleton, flip pairs or sigmas, and for names that say a side (:func:`sided_names`) when no flip
+    pair covers them (a mirrored crop would keep the labels of the sides it swapped: flip augmentation would teach
+    left for right).
     """
     names = category.get("keypoints")
     if not (isinstance(names, (list, tuple)) and names and all(isinstance(n, str) and n for n in names)) \
@@ -87,8 +114,16 @@ def read_category(category: dict, source) -> dict:
     if sided and not flip_pairs:
         shown = ", ".join(sided[:4]) + (", ..." if len(sided) > 4 else "")
         raise ValueError(f"{source}: keypoint names look left/right ({shown}) but the category has no flip_pairs and "
-                         "none pair up as left_x/right_x, so mirrored crops (flip augmentation, flip test) would swap "
-                         'the sides: add "flip_pairs": [[left, right], ...] (0-based keypoint indices) to the category')
+                         "none pair up as left_x/right_x or L<X>/R<X>, so mirrored crops (flip augmentation, flip "
+                         'test) would swap the sides: add "flip_pairs": [[left, right], ...] (0-based keypoint '
+                         "indices) to the category")
+    unpaired = [n for i, n in enumerate(names) if n in sided and i not in flipped]
+    if unpaired:  # a partial pairing: these would keep their labels on the swapped side of a mirrored crop
+        shown = ", ".join(unpaired[:4]) + (", ..." if len(unpaired) > 4 else "")
+        given = "the category's flip_pairs" if category.get("flip_pairs") else "the flip pairs derived from the names"
+        raise ValueError(f"{source}: keypoint names look left/right ({shown}) but none of {given} covers them, so "
+                         "mirrored crops (flip augmentation, flip test) would keep their sides swapped: pair each "
+                         'with its other side in "flip_pairs" (0-based keypoint indices)')
     sigmas = category.get("sigmas")
     if sigmas is not None:
         if isinstance(sigmas, (list, tuple)) and len(sigmas) != k:
@@ -100,12 +135,15 @@ def read_category(category: dict, source) -> dict:
             "flip_pairs": [list(p) for p in flip_pairs], "sigmas": None if sigmas is None else list(sigmas)}
 
 
-def category_metadata(category: dict, source="category") -> dict:
-    """Keypoint names, 0-based skeleton, flip pairs and OKS sigmas of a COCO category (COCO's sigmas if K=17),
-    checked by :func:`read_category` (ValueError naming ``source``)."""
+def category_metadata(category: dict, source="category", default_sigmas=None) -> dict:
+    """Keypoint names, 0-based skeleton, flip pairs and OKS sigmas of a COCO category (if it gives none:
+    ``default_sigmas`` when they number its keypoints, else COCO's if K=17), checked by :func:`read_category`
+    (ValueError naming ``source``)."""
     meta = read_category(category, source)
     k = len(meta["keypoints"])
-    if meta["sigmas"] is None:  # an unknown keypoint set gets a middle-of-the-road OKS sigma
+    if meta["sigmas"] is None and default_sigmas is not None and len(default_sigmas) == k:
+        meta["sigmas"] = list(default_sigmas)
+    elif meta["sigmas"] is None:  # an unknown keypoint set gets a middle-of-the-road OKS sigma
         meta["sigmas"] = list(COCO17["sigmas"]) if k == 17 else [0.08] * k
     return meta
 
@@ -120,8 +158,9 @@ class PersonSample:
     area: float
 
 
-def load_coco_keypoints(ann_file, images_dir, min_keypoints: int = 1):
+def load_coco_keypoints(ann_file, images_dir, min_keypoints: int = 1, default_sigmas=None):
     """Read a COCO keypoint file -> (samples, category metadata dict). Persons without a usable box are skipped.
+    ``default_sigmas``: the OKS sigmas if the category gives none (see :func:`category_metadata`).
 
     Raises ValueError naming the file for what is not a COCO keypoint file (not JSON, no ``images`` or
     ``annotations`` list, no category with keypoints, a malformed category (:func:`read_category`), an annotation
@@ -130,7 +169,7 @@ def load_coco_keypoints(ann_file, images_dir, min_keypoints: int = 1):
     cats = [c for c in coco.get("categories") or [] if isinstance(c, dict) and c.get("keypoints")]
     if not cats:
         raise ValueError(f"{ann_file}: no category with keypoints")
-    meta = category_metadata(cats[0], ann_file)
+    meta = category_metadata(cats[0], ann_file, default_sigmas)
     k = len(meta["keypoints"])
     files = {im["id"]: im["file_name"] for im in coco["images"]}
     samples, persons, unlabelled = [], 0, 0
@@ -178,15 +217,16 @@ class TopDownDataset(Dataset):
     front (small datasets).
 
     Photos that cannot be read (missing, empty, not decodable; with ``cache=False`` only missing ones, found up
-    front) leave their persons out, with a warning naming them and why (``warn``); ``skipped`` maps each such
-    photo's path to its reason. None readable at all raises ValueError.
+    front, unless ``check_photos``: then each is decoded once up front and not kept) leave their persons out, with a
+    warning naming them and why (``warn``); ``skipped`` maps each such photo's path to its reason. None readable at
+    all raises ValueError.
     """
 
     def __init__(self, samples, meta, input_size, train: bool, codec: Optional[HeatmapCodec] = None,
                  box_padding: float = DEFAULT_BOX_PADDING, scale_range: float = 0.25, rotation: float = 30.0, rotation_prob: float = 0.6,
                  flip_prob: float = 0.5, shift: float = 0.05, color_jitter: float = 0.3, half_body_prob: float = 0.0,
                  occlusion_prob: float = 0.0, rotation_fit: bool = False, cache: bool = True, seed: int = 0,
-                 warn: bool = True):
+                 warn: bool = True, check_photos: bool = False):
         self.samples = samples
         self.meta = meta
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -208,12 +248,15 @@ class TopDownDataset(Dataset):
         self._cache = {}
         self.skipped = {}
         paths = sorted({s.image_path for s in samples})
-        if cache:
-            for p in tqdm(paths, desc="caching photos", leave=False, mininterval=2):
+        if cache or check_photos:
+            for p in tqdm(paths, desc="caching photos" if cache else "checking photos", leave=False, mininterval=2):
                 try:
-                    self._cache[p] = self._read(p)
+                    img = self._read(p)
                 except OSError as e:
                     self.skipped[p] = str(e)
+                else:
+                    if cache:
+                        self._cache[p] = img
         else:
             self.skipped = {p: "no such file" for p in paths if not p.is_file()}
         if self.skipped:

@@ -1,0 +1,257 @@
+"""models.train around the epochs: work dirs holding a run, best.pth and last.pth, --resume's options, validation
+that fails or has no torso to measure PCK by, keypoint names that say a side, one-line errors."""
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+from conftest import TORCH_ABSENT
+pytest.importorskip("torch", reason=TORCH_ABSENT)
+import torch
+
+from fasterpose_rt.skeletons import COCO17, LSP14
+from models.data.coco_keypoints import (TopDownDataset, derive_flip_pairs, load_coco_keypoints, read_category,
+                                        sided_names)
+from test_training import ROOT, _lsp_like_dataset, _train_cmd, _train_in_process, _with_category
+
+FAST = ["--steps-per-epoch", "1", "--head-width", "32"]
+PYCOCOTOOLS = importlib.util.find_spec("pycocotools") is not None
+
+
+def _ckpt(path):
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _log_epochs(work):
+    return [json.loads(line)["epoch"] for line in (work / "log.jsonl").read_text().splitlines()]
+
+
+def test_a_work_dir_holding_a_run_is_refused_unless_resume_or_overwrite(tmp_path, capsys):
+    """A second run into the same --work-dir appended to the old log and replaced best.pth with its first epoch."""
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=2)
+    work = tmp_path / "run"
+    assert _train_in_process(capsys, ann, images, work, FAST)[0] == 0
+    best = (work / "best.pth").read_bytes()
+    code, err = _train_in_process(capsys, ann, images, work, FAST + ["--lr", "0"])
+    assert code != 0 and f"error: --work-dir {work} holds an earlier run (last.pth, best.pth, log.jsonl): add " \
+                          "--resume to continue it, or --overwrite" in err, err
+    assert "caching photos" not in err  # refused before the photos are decoded
+    assert (work / "best.pth").read_bytes() == best and _log_epochs(work) == [1]
+    code, err = _train_in_process(capsys, ann, images, work, FAST + ["--resume", "--overwrite"])
+    assert code == 2 and "--resume continues the run in --work-dir, --overwrite replaces it: give one" in err
+    (work / "last.pth").unlink()  # a log or a best.pth alone is a run too
+    assert _train_in_process(capsys, ann, images, work, FAST)[0] != 0
+    code, err = _train_in_process(capsys, ann, images, work, FAST + ["--lr", "0", "--overwrite"])
+    assert code == 0, err
+    assert _log_epochs(work) == [1]  # a clean log
+    assert _ckpt(work / "best.pth")["meta"]["recipe"]["lr"] == 0  # and a best of this run, whatever it scored
+
+
+def test_keypoints_without_a_torso_validate_by_oks_ap_and_refuse_best_by_pck(tmp_path, capsys):
+    """PCK needs left/right shoulder and hip names: validation raised after a whole epoch and nothing was saved,
+    even with --best-by ap."""
+    from models import build_model
+    from models.validate import validate
+
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=2)
+    numbered = _with_category(ann, tmp_path / "numbered.json", keypoints=[f"kp{i}" for i in range(14)])
+    samples, meta = load_coco_keypoints(numbered, images)
+    dataset = TopDownDataset(samples, meta, (64, 64), train=False)
+    model = build_model("fasterpose_r18", 14, head_width=32).eval()
+    with pytest.raises(ValueError, match="PCK needs keypoints named"):
+        validate(model, dataset)  # other callers (soup, shrink) keep their error
+    out = validate(model, dataset, pck_optional=True)
+    assert out["pck@0.2"] is None and out["pck_joints"] is None and (out.get("oks_ap") is not None) == PYCOCOTOOLS
+    cmd = ["--val-ann", str(numbered)]
+    code, err = _train_in_process(capsys, numbered, images, tmp_path / "pck", FAST + cmd)
+    assert code != 0 and "numbered.json: --best-by pck (the default) picks best.pth by PCK@0.2, which needs " \
+                          "keypoints named left/right_shoulder and left/right_hip" in err and "--best-by ap" in err
+    assert "epoch 1" not in err and not (tmp_path / "pck").exists()  # refused before training
+    if not PYCOCOTOOLS:
+        return
+    code, err = _train_in_process(capsys, numbered, images, tmp_path / "ap", FAST + cmd + ["--best-by", "ap"])
+    assert code == 0, err
+    entry = json.loads((tmp_path / "ap" / "log.jsonl").read_text())
+    assert entry["val_pck@0.2"] is None and 0 <= entry["val_oks_ap"] <= 1
+    assert _ckpt(tmp_path / "ap" / "best.pth")["meta"]["val"]["oks_ap"] == entry["val_oks_ap"]
+
+
+OPENPOSE25 = ["Nose", "Neck", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist", "MidHip", "RHip",
+              "RKnee", "RAnkle", "LHip", "LKnee", "LAnkle", "REye", "LEye", "REar", "LEar", "LBigToe", "LSmallToe",
+              "LHeel", "RBigToe", "RSmallToe", "RHeel"]
+
+
+def test_openpose_style_names_pair_up_and_partial_pairings_are_refused(tmp_path):
+    """RShoulder/LHip (OpenPose, Human3.6M) said no side: no flip pairs, no refusal, and flip augmentation kept
+    RShoulder's label on the mirrored left shoulder. Sided names left out of the flip pairs passed too."""
+    pairs = derive_flip_pairs(OPENPOSE25)
+    named = sorted(sorted((OPENPOSE25[a], OPENPOSE25[b])) for a, b in pairs)
+    assert named == sorted(sorted((n, "R" + n[1:])) for n in OPENPOSE25 if n.startswith("L") and n[1].isupper())
+    assert len(pairs) == 11 and sided_names(OPENPOSE25) == [n for n in OPENPOSE25 if n[0] in "LR"]
+    assert derive_flip_pairs(["LSHO", "RSHO", "C7"]) == [[0, 1]]  # Vicon markers
+    # capitals before a capital, but no side: a lone all-capitals name, lower case, a word
+    assert sided_names(["ROOT", "LIP", "Ring", "lip", "Lhip", "Neck", "MidHip", "LShoulder"]) == ["LShoulder"]
+    assert sided_names(["LSHO", "RSHO", "ROOT"]) == ["LSHO", "RSHO"]
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=2)
+    names = json.loads(ann.read_text())["categories"][0]["keypoints"]
+    op = [{"neck": "Neck", "head_top": "Head"}.get(n) or n[0].upper() + n.split("_")[1].title() for n in names]
+    assert op[:4] == ["RAnkle", "RKnee", "RHip", "LHip"] and op[-2:] == ["Neck", "Head"]
+    derived = _with_category(ann, tmp_path / "op.json", keypoints=op, flip_pairs=None)
+    samples, meta = load_coco_keypoints(derived, images)
+    assert sorted(map(sorted, meta["flip_pairs"])) == sorted(map(sorted, LSP14["flip_pairs"]))
+    assert TopDownDataset(samples, meta, (64, 64), train=True).flip_index.tolist() == \
+        [5, 4, 3, 2, 1, 0, 11, 10, 9, 8, 7, 6, 12, 13]
+    partial = _with_category(ann, tmp_path / "partial.json", flip_pairs=LSP14["flip_pairs"][1:])
+    with pytest.raises(ValueError, match=r"partial.json: keypoint names look left/right \(right_ankle, left_ankle\) "
+                                         r"but none of the category's flip_pairs covers them"):
+        load_coco_keypoints(partial, images)
+    one_side = {"keypoints": ["head", "left_hand", "right_hand", "left_foot"]}  # no right_foot to pair with
+    with pytest.raises(ValueError, match=r"cat: keypoint names look left/right \(left_foot\) but none of the flip "
+                                         "pairs derived from the names covers them"):
+        read_category(one_side, "cat")
+    # Every keypoint set the repository uses still reads, with all its sided names paired.
+    sets = {"LSP14": {"keypoints": LSP14["keypoints"], "flip_pairs": LSP14["flip_pairs"]},
+            "COCO17 (pairs derived)": {"keypoints": COCO17["keypoints"]},
+            "export tests": {"keypoints": ["head", "left_hand", "right_hand", "left_foot", "right_foot"]},
+            "lsp-like": json.loads(ann.read_text())["categories"][0]}
+    for f in ("lspet_train.json", "lspet_val.json", "lspet_train1k.json"):
+        sets[f] = json.loads((ROOT / "data" / f).read_text())["categories"][0]
+    coco_mini = ROOT.parent / "shared" / "datasets" / "coco-mini" / "person_keypoints.json"
+    if coco_mini.is_file():
+        sets["coco-mini"] = next(c for c in json.loads(coco_mini.read_text())["categories"] if c.get("keypoints"))
+    for source, category in sets.items():
+        read = read_category(category, source)
+        paired = {read["keypoints"][i] for pair in read["flip_pairs"] for i in pair}
+        assert set(sided_names(read["keypoints"])) == paired, source
+    assert len(read_category({"keypoints": COCO17["keypoints"]}, "c")["flip_pairs"]) == 8
+
+
+def test_best_pth_is_written_before_last_pth_and_checked_on_resume(tmp_path, capsys, monkeypatch):
+    """last.pth (recording the new best) was written first: a stop before best.pth left best.pth an epoch behind
+    for good, as the resumed run believed the best already saved."""
+    import models.train as T
+
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=2)
+    scores = iter([0.1, 0.5, 0.3])
+    monkeypatch.setattr(T, "validate", lambda model, dataset, **kw: {"pck@0.2": next(scores)})
+    saved, save = [], T.Trainer._save
+
+    def stopped_between(self, path, val=None):
+        saved.append((self.epoch, path.name))
+        if path.name == "best.pth" and self.epoch == 2:
+            return  # as a stop between the two writes left it when last.pth came first
+        save(self, path, val)
+
+    monkeypatch.setattr(T.Trainer, "_save", stopped_between)
+    work = tmp_path / "run"
+    assert _train_in_process(capsys, ann, images, work, FAST + ["--epochs", "2"])[0] == 0
+    assert saved == [(1, "best.pth"), (1, "last.pth"), (2, "best.pth"), (2, "last.pth")]
+    assert _ckpt(work / "last.pth")["best"] == 0.5 and _ckpt(work / "best.pth")["epoch"] == 1
+    monkeypatch.setattr(T.Trainer, "_save", save)
+    code, err = _train_in_process(capsys, ann, images, work, FAST + ["--epochs", "3", "--resume"])
+    assert code == 0 and f"warning: {work / 'best.pth'} holds a score of 0.1 but last.pth recorded a best of 0.5" in err
+    best = _ckpt(work / "best.pth")
+    assert best["epoch"] == 3 and best["best"] == 0.3  # the best that is still on disk was beaten
+
+
+def test_a_failed_validation_keeps_the_epoch_and_val_photos_are_checked_up_front(tmp_path, capsys, monkeypatch):
+    """With --no-cache an undecodable validation photo was found after the epoch had trained, and the run stopped
+    before writing last.pth: the epoch was lost, again on every --resume."""
+    import models.train as T
+
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=4)
+    bad = tmp_path / "val_images"
+    shutil.copytree(images, bad)
+    (bad / "im00002.jpg").write_bytes(b"not a photo")
+    code, err = _train_in_process(capsys, ann, images, tmp_path / "checked", FAST + ["--no-cache", "--val-images",
+                                                                                     str(bad)])
+    assert code == 0, err
+    assert "1 of 4 photos could not be read, so their 1 persons are left out: im00002.jpg (not a decodable" in err
+    assert err.index("could not be read") < err.index('"epoch": 1')  # found before training
+    real = T.validate
+
+    def fails(model, dataset, **kw):
+        raise OSError("val/im00009.jpg: not a decodable image")
+
+    monkeypatch.setattr(T, "validate", fails)
+    work = tmp_path / "run"
+    code, err = _train_in_process(capsys, ann, images, work, FAST + ["--epochs", "2"])
+    assert code == 2 and "error: val/im00009.jpg: not a decodable image" in err
+    assert f"validation after epoch 1 failed; {work / 'last.pth'} holds that epoch" in err
+    ckpt = _ckpt(work / "last.pth")
+    assert ckpt["epoch"] == 1 and ckpt["meta"]["val"] == {} and not (work / "best.pth").exists()
+    assert _log_epochs(work) == [1]
+    monkeypatch.setattr(T, "validate", real)
+    code, err = _train_in_process(capsys, ann, images, work, FAST + ["--epochs", "2", "--resume"])
+    assert code == 0 and "at epoch 1" in err, err
+    assert _log_epochs(work) == [1, 2] and _ckpt(work / "best.pth")["epoch"] == 2
+
+
+def test_validation_scores_oks_by_the_validation_files_sigmas(tmp_path, capsys, monkeypatch):
+    import models.train as T
+
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=2)
+    train_sigmas = json.loads(ann.read_text())["categories"][0]["sigmas"]
+    seen = []
+    monkeypatch.setattr(T, "validate", lambda model, dataset, **kw: seen.append(dataset.meta["sigmas"]) or {})
+    val = _with_category(ann, tmp_path / "val.json", sigmas=[0.05] * 14)
+    code, err = _train_in_process(capsys, ann, images, tmp_path / "a", FAST + ["--val-ann", str(val)])
+    assert code == 0 and seen == [[0.05] * 14], err
+    assert "note: OKS AP is scored with val.json's sigmas, which differ from ann.json's" in err
+    plain = _with_category(ann, tmp_path / "plain.json", sigmas=None)  # none given: the training file's
+    code, err = _train_in_process(capsys, ann, images, tmp_path / "b", FAST + ["--val-ann", str(plain)])
+    assert code == 0 and seen[-1] == train_sigmas and "note: OKS AP" not in err
+
+
+def test_resume_refuses_options_it_would_ignore(tmp_path, capsys):
+    """The optimizer's saved state kept the old --lr while the recipe recorded the new one; another batch or
+    steps per epoch re-mapped the step-counted schedule; another --best-by compared AP with a recorded PCK."""
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=4)
+    work = tmp_path / "run"
+    assert _train_in_process(capsys, ann, images, work, FAST)[0] == 0
+    last = work / "last.pth"
+    resume = FAST + ["--resume", "--epochs", "2"]
+    cases = [(["--lr", "1e-5"], "--lr 0.002 in the checkpoint, 1e-05 in this run"),
+             (["--weight-decay", "0.05"], "--weight-decay 0.0001 in the checkpoint, 0.05 in this run"),
+             (["--batch-size", "1"], "batch (--batch-size x processes) 2 in the checkpoint, 1 in this run"),
+             (["--steps-per-epoch", "2"], "steps per epoch 1 in the checkpoint, 2 in this run")]
+    if PYCOCOTOOLS:
+        cases.append((["--best-by", "ap"], "--best-by 'pck' in the checkpoint, 'ap' in this run"))
+    for extra, message in cases:
+        code, err = _train_in_process(capsys, ann, images, work, resume + extra)
+        assert code != 0 and f"error: --resume: {last} was trained with other options than this run asks for: " \
+                              f"{message} (a resumed run keeps" in err, err
+    assert _ckpt(last)["epoch"] == 1 and _log_epochs(work) == [1]
+    ckpt = _ckpt(last)
+    del ckpt["meta"]["recipe"]["lr"]  # an older checkpoint's recipe without it: not checked
+    torch.save(ckpt, last)
+    code, err = _train_in_process(capsys, ann, images, work, resume + ["--lr", "1e-5"])
+    assert code == 0 and "note: --epochs 2, the checkpoint's run had 1" in err, err  # --epochs may change
+
+
+def test_a_bad_photo_in_a_data_worker_is_one_line(tmp_path):
+    """--no-cache: the DataLoader worker's whole traceback was printed as the 'error:' line."""
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=2)
+    (images / "im00002.jpg").write_bytes(b"not a photo")
+    cmd = _train_cmd(ann, images, tmp_path / "w", FAST + ["--no-cache", "--workers", "1"])
+    r = subprocess.run([sys.executable, *cmd], cwd=ROOT, capture_output=True, text=True)
+    lines = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert r.returncode == 2 and lines == [f"error: {images / 'im00002.jpg'}: not a decodable image (unsupported "
+                                           "format, or corrupt/truncated data)"], r.stderr
+    assert "Traceback" not in r.stderr and "DataLoader worker" not in r.stderr
+
+
+def test_init_says_which_keypoints_kept_the_head_only_when_asked(tmp_path, capsys):
+    """Under DDP every rank printed it; the trainer asks rank 0 only."""
+    from models import build_model
+    from models.train import Trainer
+
+    torch.save({"model": build_model("fasterpose_r18", 3, head_width=32).state_dict(),
+                "meta": {"dataset": {"keypoints": ["a", "b", "c"]}}}, tmp_path / "abc.pth")
+    for verbose in (False, True):
+        info = Trainer._load_init(build_model("fasterpose_r18", 3, head_width=32), tmp_path / "abc.pth",
+                                  keypoints=["a", "b", "d"], verbose=verbose)
+        assert info["keypoints_from_init"] == ["a", "b"]
+        assert ("2 of 3 keypoints keep its head" in capsys.readouterr().err) == verbose
