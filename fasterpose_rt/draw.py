@@ -58,16 +58,19 @@ def draw_poses(image: np.ndarray, keypoints, scores, skeleton, names, threshold:
     width = line_width(out.shape)
     radius = width + 1
     shown = (sc >= threshold) & np.isfinite(kp).all(axis=2)  # (N, K)
-    pts = np.round(np.nan_to_num(kp) * _ONE).astype(np.int64)  # fixed point for cv2's shift argument
+    # cv2 takes int32 fixed-point (x16) points, which a box at 1e8 px overflowed: points are clipped to a square
+    # reaching past the photo by more than any line is wide, which changes nothing drawn
+    far = 2.0 * max(out.shape[:2]) + 1024.0
+    kp = np.clip(np.nan_to_num(kp), -1e300, 1e300)  # differences of two stay finite; joints not shown are not drawn
+    pts = np.round(np.clip(kp, -far, far) * _ONE).astype(np.int64)  # fixed point for cv2's shift argument
     joint_colors = _colors(sides[None, :], sc, threshold)  # (N, K, 3)
 
     if boxes is not None:
         grey = (200, 200, 200)
         for x, y, w, h in np.asarray(boxes, np.float64).reshape(-1, 4):
-            if np.isfinite([x, y, w, h]).all():
-                cv2.rectangle(out, (int(round(x * _ONE)), int(round(y * _ONE))),
-                              (int(round((x + w) * _ONE)), int(round((y + h) * _ONE))), grey,
-                              max(1, width // 2), cv2.LINE_AA, _SHIFT)
+            if np.isfinite([x, y, w, h]).all():  # an axis-aligned outline: its corners clip on their own
+                x0, y0, x1, y1 = np.round(np.clip([x, y, x + w, y + h], -far, far) * _ONE).astype(np.int64).tolist()
+                cv2.rectangle(out, (x0, y0), (x1, y1), grey, max(1, width // 2), cv2.LINE_AA, _SHIFT)
 
     sk = np.asarray(skeleton, np.int64).reshape(-1, 2)
     if sk.size:
@@ -76,8 +79,12 @@ def draw_poses(image: np.ndarray, keypoints, scores, skeleton, names, threshold:
         limb_sides = np.where(sides[a] == sides[b], sides[a], 0)
         limb_ok = shown[:, a] & shown[:, b]  # (N, L)
         limb_colors = _colors(limb_sides[None, :], np.minimum(sc[:, a], sc[:, b]), threshold)  # (N, L, 3)
-        ends = [(tuple(pts[n, a[l]].tolist()), tuple(pts[n, b[l]].tolist()), limb_colors[n, l].tolist())
-                for n, l in zip(*np.nonzero(limb_ok))]
+        n_, l_ = np.nonzero(limb_ok)
+        # a limb is cut along itself to the square, so the part within the photo keeps its direction
+        p, q, inside = _clip_segments(kp[n_, a[l_]], kp[n_, b[l_]], far)
+        p, q = np.round(p * _ONE).astype(np.int64), np.round(q * _ONE).astype(np.int64)
+        ends = [(tuple(p[i].tolist()), tuple(q[i].tolist()), limb_colors[n_[i], l_[i]].tolist())
+                for i in np.flatnonzero(inside)]
         for p, q, _ in ends:  # outlines first so no outline covers a limb
             cv2.line(out, p, q, (20, 20, 20), width + 2, cv2.LINE_AA, _SHIFT)
         for p, q, color in ends:
@@ -93,6 +100,22 @@ def draw_poses(image: np.ndarray, keypoints, scores, skeleton, names, threshold:
     if not len(kp) and note:
         _write(out, note, 0.0, 0.0, width)
     return out
+
+
+def _clip_segments(p: np.ndarray, q: np.ndarray, far: float):
+    """Segments p -> q ((M, 2) each) cut to their part within [-far, far]^2 (Liang-Barsky) -> (p, q, inside): the
+    cut ends (M, 2) and inside (M,) bool, False for a segment wholly outside the square."""
+    d = q - p
+    lo, hi = np.zeros(len(p)), np.ones(len(p))
+    inside = np.ones(len(p), bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for step, room in ((-d, p + far), (d, far - p)):  # the low and the high side of each axis, (M, 2)
+            inside &= ~((step == 0) & (room < 0)).any(axis=1)  # parallel to that side and beyond it
+            t = room / step
+            lo = np.maximum(lo, np.where(step < 0, t, -np.inf).max(axis=1))
+            hi = np.minimum(hi, np.where(step > 0, t, np.inf).min(axis=1))
+    inside &= lo <= hi
+    return p + lo[:, None] * d, p + hi[:, None] * d, inside
 
 
 def _write(out: np.ndarray, text: str, x: float, y: float, width: int) -> None:

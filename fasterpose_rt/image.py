@@ -13,12 +13,16 @@ def to_bgr_uint8(image) -> np.ndarray:
     """Convert a photo to (H, W, 3) uint8 BGR.
 
     Accepted layouts: (H, W) or (H, W, 1) gray, (H, W, 3) BGR, (H, W, 4) BGRA (alpha dropped).
-    Accepted types: uint8 (as is); uint16 (0..65535 scaled to 0..255, e.g. 16-bit PNGs read with
-    ``cv2.IMREAD_UNCHANGED``); other integer types whose values lie in 0..255; floats in [0, 1] (OpenCV's
+    Accepted types: uint8 (as is); uint16 in either byte order (0..65535 scaled to 0..255, e.g. 16-bit PNGs read
+    with ``cv2.IMREAD_UNCHANGED``); other integer types whose values lie in 0..255; floats in [0, 1] (OpenCV's
     convention for float images) or, when any value exceeds 1, in 0..255. Floats are clipped, NaN becomes 0.
-    Raises ``ValueError`` naming the problem for any other shape or type, or an empty photo, and ``TypeError``
-    for a file path (decode it first, e.g. with ``cv2.imread``).
+    Raises ``ValueError`` naming the problem for any other shape or type, an empty photo or None (what
+    ``cv2.imread`` returns for a file it cannot read), and ``TypeError`` for a file path (decode it first, e.g.
+    with ``cv2.imread``).
     """
+    if image is None:  # np.asarray would make it a 0-d object array: "got shape ()" says nothing
+        raise ValueError("image is None: cv2.imread returns None when it cannot read the file (a wrong path, or "
+                         "not a photo it can decode)")
     if isinstance(image, (str, bytes, os.PathLike)):
         raise TypeError(f"expected a decoded image array, got the path {image!r}; read it with cv2.imread first")
     img = np.asarray(image)
@@ -41,7 +45,7 @@ def _to_uint8(img: np.ndarray) -> np.ndarray:
     dt = img.dtype
     if dt == np.uint8:
         return img
-    if dt == np.uint16:
+    if dt.kind == "u" and dt.itemsize == 2:  # uint16 in either byte order (">u2" from raw or FITS readers)
         # Round-to-nearest of v * 255 / 65535 (= v / 257): exact for 8-bit values stored as v * 257.
         return ((img.astype(np.uint32) + 128) // 257).astype(np.uint8)
     if dt == np.bool_ or not (np.issubdtype(dt, np.integer) or np.issubdtype(dt, np.floating)):

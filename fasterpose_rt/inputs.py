@@ -52,6 +52,11 @@ _DECODE_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH
 REDUCED_LONG_SIDE = 1280
 _REDUCED_FLAGS = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame markers: they hold the size
+# The EXIF orientations that mirror the stored bitmap's x / y axis (0: an Exif block too broken to read, taken as
+# both). OpenCV turns the photo upright after a reduced decode, i.e. mirrors ceil(size / f) px, so a mirrored axis
+# maps back exactly only when f divides its stored size.
+_MIRRORS_X = frozenset({0, 2, 3, 7, 8})
+_MIRRORS_Y = frozenset({0, 3, 4, 6, 7})
 
 # HEIF's ftyp brands (ISO/IEC 23008-12): OpenCV reads none of them, pillow-heif does
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"})
@@ -323,39 +328,82 @@ def read_photo(path: os.PathLike, long_side: Optional[int] = None, most: int = 8
     data = _read_bytes(path)
     if _is_heif(data):
         return _decode_heif(data), 1
-    size = jpeg_size(data) if long_side is not None else None
-    factor = 1 if size is None or long_side is None else reduction_for(size, long_side, most)
+    header = jpeg_header(data) if long_side is not None else None
+    factor = 1
+    if header is not None and long_side is not None:
+        width, height, orientation = header
+        factor = reduction_for((width, height), long_side, most, orientation)
     return _decode(data, _REDUCED_FLAGS.get(factor, _DECODE_FLAGS)), factor
 
 
-def reduction_for(size, long_side: int = REDUCED_LONG_SIDE, most: int = 8) -> int:
-    """The largest f of 1, 2, 4, 8 (and at most ``most``) with max(size) / f >= ``long_side``. size: (W, H)."""
+def reduction_for(size, long_side: int = REDUCED_LONG_SIDE, most: int = 8, orientation: int = 1) -> int:
+    """The largest f of 1, 2, 4, 8 (and at most ``most``) with max(size) / f >= ``long_side``. size: (W, H) as
+    stored. orientation: the JPEG's EXIF orientation (:func:`jpeg_header`); for one that mirrors an axis (2-8) f
+    also divides that axis's stored size, or the reduced image, mirrored whole, would be off by up to f - 1 px."""
     factor = 1
     while 2 * factor <= min(int(most), 8) and max(size) / (2 * factor) >= long_side:
         factor *= 2
+    mirrored = [int(s) for s, axis in zip(size, (_MIRRORS_X, _MIRRORS_Y)) if orientation in axis]
+    while factor > 1 and any(s % factor for s in mirrored):
+        factor //= 2
     return factor
 
 
 def jpeg_size(data) -> Optional[Tuple[int, int]]:
     """(width, height) in a JPEG's frame header (before EXIF orientation), or None when ``data`` (bytes or a
     uint8 array) is not a JPEG or its header is cut short."""
+    header = jpeg_header(data)
+    return None if header is None else header[:2]
+
+
+def jpeg_header(data) -> Optional[Tuple[int, int, int]]:
+    """(width, height, orientation) of a JPEG: the frame header's size (before EXIF orientation) and the EXIF
+    orientation tag (1 without one, 0 when the Exif block is too broken to read), or None as :func:`jpeg_size`."""
     b = bytes(data[:65536]) if not isinstance(data, bytes) else data
     if b[:2] != b"\xff\xd8":
         return None
-    i = 2
-    while i + 9 <= len(b):
+    i, size, orientation = 2, None, None
+    while i + 4 <= len(b):  # up to the first scan: libjpeg (so OpenCV) reads an Exif block after the frame too
         if b[i] != 0xFF:
-            return None
+            break
         marker = b[i + 1]
         if marker == 0xFF:  # fill byte
             i += 1
         elif marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
             i += 2
-        elif marker in _SOF_MARKERS:
-            return (b[i + 7] << 8) | b[i + 8], (b[i + 5] << 8) | b[i + 6]
+        elif marker == 0xDA:  # start of scan: the header is over
+            break
         else:
-            i += 2 + ((b[i + 2] << 8) | b[i + 3])
-    return None  # a header longer than 64 KB (a big embedded thumbnail): decoded whole
+            length = (b[i + 2] << 8) | b[i + 3]
+            if marker in _SOF_MARKERS and size is None and i + 9 <= len(b):
+                size = (b[i + 7] << 8) | b[i + 8], (b[i + 5] << 8) | b[i + 6]
+            elif marker == 0xE1 and orientation is None and b[i + 4:i + 10] == b"Exif\x00\x00":  # the first Exif
+                orientation = _exif_orientation(b[i + 10:i + 2 + length])
+            i += 2 + length
+    if size is None:  # not a JPEG, cut short, or a header longer than 64 KB (a big embedded thumbnail): decoded whole
+        return None
+    return size[0], size[1], 1 if orientation is None else orientation
+
+
+def _exif_orientation(tiff: bytes) -> int:
+    """The orientation tag (0x0112) in IFD0 of an Exif block's TIFF data: 1 without the tag, 0 when the data is
+    cut short or the tag is not a SHORT (what OpenCV makes of it is unknown)."""
+    if tiff[:2] not in (b"II", b"MM") or len(tiff) < 8:
+        return 0
+    big = tiff[:2] == b"MM"
+
+    def number(at: int, n: int) -> int:
+        return int.from_bytes(tiff[at:at + n], "big" if big else "little")
+
+    ifd = number(4, 4)
+    if ifd + 2 > len(tiff):
+        return 0
+    for at in range(ifd + 2, ifd + 2 + 12 * number(ifd, 2), 12):
+        if at + 12 > len(tiff):
+            return 0
+        if number(at, 2) == 0x0112:
+            return number(at + 8, 2) if number(at + 2, 2) == 3 and number(at + 4, 4) == 1 else 0
+    return 1
 
 
 def _is_heif(data: np.ndarray) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Tuple
 
@@ -26,9 +27,10 @@ class MetadataError(ValueError):
 
 
 def is_box_padding(value) -> bool:
-    """A usable box padding: a finite number > 0 (not a bool), whether a model records it or a caller overrides it."""
-    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            and value > 0)
+    """A usable box padding: a finite number > 0 (not a bool; numpy's numbers too), whether a model records it or a
+    caller overrides it."""
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+            and float(value) > 0)
 
 
 @dataclass

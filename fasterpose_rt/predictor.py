@@ -6,6 +6,7 @@ the exact inverse affine (geometry.py).
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import List, Optional, Sequence
@@ -36,7 +37,7 @@ DEFAULT_VARIANT = "default"  # PosePredictor() and the CLI without --model / --f
 PHOTO_GROUP_BYTES = 128_000_000
 
 
-@dataclass
+@dataclass(eq=False)  # identity equality and hashing: fields are numpy arrays, whose == is element-wise
 class PoseResult:
     """Poses of N persons with K keypoints each.
 
@@ -69,8 +70,12 @@ class PoseResult:
     def take(self, rows) -> "PoseResult":
         """The persons at ``rows`` (indices, one index, a slice or a (N,) bool mask), in that order, as a new
         PoseResult."""
-        if not isinstance(rows, slice) and np.ndim(rows) == 0:  # one index: a one-person result
-            rows = [rows]
+        if not isinstance(rows, slice):
+            rows = np.asarray(rows)  # a tuple too is indices, not one index per axis
+            if rows.ndim == 0:  # one index: a one-person result
+                rows = rows.reshape(1)
+            elif rows.size == 0:
+                rows = rows.astype(np.intp)  # [] is nobody (np.asarray makes it float)
         ids = None if self.track_ids is None else self.track_ids[rows]
         there = None if self.presence is None else self.presence[rows]
         return replace(self, keypoints=self.keypoints[rows], scores=self.scores[rows], boxes=self.boxes[rows],
@@ -140,7 +145,7 @@ class PosePredictor:
                  backend: str = "onnxruntime", search_with: Optional["PosePredictor"] = None):
         if variant is not None and variant not in DEFAULT_MODELS:
             raise ValueError(f"variant must be one of {sorted(DEFAULT_MODELS)}, got {variant!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, numbers.Integral)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if box_padding is not None and not is_box_padding(box_padding):
             raise ValueError(f"box_padding must be a positive number, got {box_padding!r}")
@@ -173,7 +178,7 @@ class PosePredictor:
         # for persons the search picked (tracking.py hands those this one); None when it was not measured.
         self.calibration = ScoreCalibration.from_metadata(self.metadata.extra, self.flip_test)
         self.searched_calibration = ScoreCalibration.from_metadata(self.metadata.extra, self.flip_test, searched=True)
-        self.batch_size = batch_size
+        self.batch_size = int(batch_size)  # a numpy integer too
         inp = self._session.get_inputs()[0]
         self._input_name, self._output_name = inp.name, self._session.get_outputs()[0].name
         # The presence head's output (open_session checked that the graph has it), run beside the heatmaps.

@@ -1,6 +1,7 @@
 """Open a FasterPose ONNX file: one onnxruntime CPU session plus its validated ``fasterpose`` metadata."""
 from __future__ import annotations
 
+import numbers
 import os
 from pathlib import Path
 from typing import Any, Optional, Tuple
@@ -67,8 +68,11 @@ def open_session(path, threads: Optional[int] = None, backend: str = "onnxruntim
         raise ModelError(f"model path is not a file: {p}")
     if threads is None:
         threads = physical_cores()
-    elif isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+    elif (isinstance(threads, bool) or not isinstance(threads, (int, numbers.Integral))  # numpy's integers too
+          or not 1 <= threads <= MAX_THREADS):
         raise ValueError(f"threads must be an integer from 1 to {MAX_THREADS} or None, got {threads!r}")
+    else:
+        threads = int(threads)  # the engines' options take a Python int
 
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")

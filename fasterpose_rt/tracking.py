@@ -66,22 +66,48 @@ def refine(predictor, image, result, passes: int = 1, settled_iou: float = SETTL
     A person stops early once the box around its joints overlaps the box it was just run on by IoU >=
     ``settled_iou`` (another pass would see nearly the same crop; 1.0: never stop early), or when its box cannot
     be made (fewer than ``min_joints`` joints scoring ``joint_score``: it keeps its pose and box).
-    predictor: a PosePredictor; result: its PoseResult for ``image`` (any boxes); rows: indices of the persons to
-    refine (None: all). One model call per pass for all unsettled persons together. Returns a new PoseResult with
-    the same persons in the same order (``result`` is not changed).
+    predictor: a PosePredictor; result: its PoseResult for ``image`` (any boxes); rows: the persons to refine,
+    as indices (negative ones count from the end) or an (N,) bool mask (None: all). One model call per pass for
+    all unsettled persons together. Returns a new PoseResult with the same persons in the same order (``result``
+    is not changed). Raises ValueError for rows that name no person of ``result``.
     """
     return refine_batch(predictor, [image], [result], passes, settled_iou, joint_score, min_joints,
-                        None if rows is None else [rows])[0]
+                        None if rows is None else [_person_rows(rows, len(result), "rows")])[0]
+
+
+def _person_rows(rows, n: int, what: str) -> np.ndarray:
+    """(M,) int64 indices in [0, n) of the persons ``rows`` names among n: indices (negative ones from the end) or
+    an (n,) bool mask. Raises ValueError naming ``what`` for anything else: a mask taken as indices would pick
+    persons 0 and 1, and an index past the end would be another photo's person in refine_batch."""
+    r = np.asarray(rows)
+    if r.dtype == bool:
+        if r.shape != (n,):
+            raise ValueError(f"{what} as a bool mask must hold one value per person ({n}), got shape {r.shape}")
+        return np.flatnonzero(r)
+    r = r.reshape(-1)
+    if r.size and r.dtype.kind not in "iu":
+        raise ValueError(f"{what} must be person indices or a bool mask, got values of dtype {r.dtype}")
+    r = r.astype(np.int64)
+    outside = (r < -n) | (r >= n)
+    if outside.any():
+        raise ValueError(f"{what} names persons {r[outside].tolist()}, but the result has {n} persons")
+    return np.where(r < 0, r + n, r)
 
 
 def refine_batch(predictor, images, results, passes: int = 1, settled_iou: float = SETTLED_IOU,
                  joint_score: float = JOINT_SCORE, min_joints: int = MIN_JOINTS, rows=None, rerun=None):
     """``refine`` for several photos at once: each pass runs the unsettled persons of all of them in one
-    ``predict_batch`` call. images, results: P photos and their PoseResults; rows: P index lists, or None (all).
+    ``predict_batch`` call. images, results: P photos and their PoseResults; rows: P index lists or bool masks
+    (as ``refine``'s rows), or None (all).
     rerun: P bools, or None: in the first pass these photos' persons all run, settled or not, and in their own box
     where too few joints say where they are (another model's guesses that this one must see itself).
     Returns P new PoseResults."""
     counts = np.array([len(r) for r in results], np.int64)
+    if rows is not None:
+        rows = list(rows)
+        if len(rows) != len(results):
+            raise ValueError(f"rows must hold one entry per photo ({len(results)}), got {len(rows)}")
+        rows = [_person_rows(r, int(c), f"rows[{p}]") for p, (r, c) in enumerate(zip(rows, counts))]
     if not counts.sum():
         return [replace(r, keypoints=r.keypoints.copy(), scores=r.scores.copy(), boxes=r.boxes.copy(),
                         presence=None if r.presence is None else r.presence.copy()) for r in results]
@@ -94,8 +120,8 @@ def refine_batch(predictor, images, results, passes: int = 1, settled_iou: float
     # presence (the model's presence head) follows its person's crop; None when any result lacks it
     there = None if any(r.presence is None for r in results) else np.concatenate([r.presence for r in results])
     todo = np.arange(counts.sum()) if rows is None else np.concatenate(
-        [start + np.asarray(r, np.int64).reshape(-1) for start, r in zip(starts, rows)]).astype(np.int64)
-    todo = np.sort(todo)  # photo by photo, so each photo's boxes are one slice
+        [start + r for start, r in zip(starts, rows)]).astype(np.int64)
+    todo = np.unique(todo)  # photo by photo, so each photo's boxes are one slice; a person named twice runs once
     forced = None if rerun is None else np.repeat(np.asarray(rerun, bool), counts)
     for step in range(max(int(passes), 0)):
         new_boxes, placed = boxes_from_poses(keypoints[todo], scores[todo], hw[todo], joint_score, min_joints)

@@ -10,7 +10,8 @@ from test_cli_units import exif_jpeg
 
 from fasterpose_rt import PoseResult
 from fasterpose_rt.geometry import rescale_boxes, rescale_points
-from fasterpose_rt.inputs import InputReadError, expand_inputs, jpeg_size, read_image, read_photo, reduction_for
+from fasterpose_rt.inputs import (InputReadError, expand_inputs, jpeg_header, jpeg_size, read_image, read_photo,
+                                  reduction_for)
 from fasterpose_rt.prefetch import prefetch
 
 
@@ -96,6 +97,55 @@ def test_a_big_jpeg_decodes_smaller_and_its_points_map_back(tmp_path):
     rotated.write_bytes(exif_jpeg(img, 6))
     small, f = read_photo(rotated, 300)
     assert f == 4 and small.shape == (300, 200, 3) and read_image(rotated).shape == (1200, 800, 3)  # EXIF applied
+
+
+def test_jpeg_header_reads_the_exif_orientation():
+    img = np.zeros((123, 457, 3), np.uint8)
+    assert [jpeg_header(exif_jpeg(img, k)) for k in (1, 2, 6, 8)] == [(457, 123, k) for k in (1, 2, 6, 8)]
+    assert jpeg_header(cv2.imencode(".jpg", img)[1]) == (457, 123, 1)  # no Exif: as stored
+    big_endian = exif_jpeg(img, 3)
+    at = big_endian.index(b"MM\x00\x2a")
+    tiff = big_endian[at:at + 26]  # header, IFD0 of one entry, next-IFD offset
+    little = b"II\x2a\x00" + (8).to_bytes(4, "little") + (1).to_bytes(2, "little") + bytes(
+        [0x12, 0x01, 3, 0, 1, 0, 0, 0, 3, 0, 0, 0]) + bytes(4)
+    assert jpeg_header(big_endian.replace(tiff, little)) == (457, 123, 3)
+    untagged = big_endian.replace(tiff, tiff[:10] + bytes(16))  # IFD0 holds one entry, not the orientation
+    assert jpeg_header(untagged) == (457, 123, 1)
+    broken = big_endian.replace(tiff, b"MM\x00\x2a" + (99).to_bytes(4, "big") + bytes(18))  # IFD0 outside
+    assert jpeg_header(broken) == (457, 123, 0)  # unreadable: taken as mirroring both axes
+    end = 4 + int.from_bytes(big_endian[4:6], "big")  # the Exif block moved after the frame header: still read
+    plain = big_endian[:2] + big_endian[end:]
+    sof = plain.index(b"\xff\xc0") + 2 + int.from_bytes(plain[plain.index(b"\xff\xc0") + 2:][:2], "big")
+    late = plain[:sof] + big_endian[2:end] + plain[sof:]
+    assert jpeg_header(late) == (457, 123, 3) and cv2.imdecode(np.frombuffer(late, np.uint8), 1).shape == img.shape
+
+
+def test_a_mirroring_orientation_only_reduces_by_what_divides_the_mirrored_axis():
+    size = (1204, 803)  # stored W divisible by 4 (not 8), H by nothing
+    assert [reduction_for(size, 150, orientation=k) for k in range(1, 9)] == [8, 4, 1, 1, 8, 1, 1, 4]
+    assert reduction_for(size, 150, orientation=0) == 1 and reduction_for(size, 150, orientation=9) == 8
+    assert reduction_for((1600, 800), 100, orientation=7) == 8  # multiples of 8: unchanged
+
+
+def test_a_big_jpeg_in_every_exif_orientation_maps_back_exactly(tmp_path):
+    """OpenCV turns the reduced image upright, so a mirrored axis of ceil(W / f) px was off by ceil(W / f) * f - W."""
+    img = np.zeros((803, 1204, 3), np.uint8)
+    img[400:408, 600:608] = 255
+
+    def centre(a):
+        weight = a.astype(float).sum(axis=2)
+        yy, xx = np.mgrid[0:a.shape[0], 0:a.shape[1]]
+        return np.array([(weight * xx).sum(), (weight * yy).sum()]) / weight.sum()
+
+    factors = []
+    for k in range(1, 9):
+        path = tmp_path / f"o{k}.jpg"
+        path.write_bytes(exif_jpeg(img, k))
+        small, f = read_photo(path, 150)
+        factors.append(f)
+        np.testing.assert_allclose(rescale_points(centre(small), f), centre(read_image(path)), atol=0.1,
+                                   err_msg=f"orientation {k}")
+    assert factors == [8, 4, 1, 1, 8, 1, 1, 4]
 
 
 def test_rescaling_is_its_own_inverse_and_keeps_pixel_edges():

@@ -60,6 +60,19 @@ def test_refused_with_the_reason(image, msg):
         to_bgr_uint8(image)
 
 
+def test_a_photo_cv2_imread_could_not_read_is_named_as_none():
+    """cv2.imread returns None for a file it cannot read; np.asarray(None) has shape (), which said nothing."""
+    with pytest.raises(ValueError, match="image is None: cv2.imread returns None when it cannot read the file"):
+        to_bgr_uint8(None)
+
+
+def test_big_endian_16_bit_is_scaled_as_16_bit():
+    """">u2" (FITS and raw readers, np.frombuffer(raw, ">u2")) was refused as an integer type beyond 0..255."""
+    wide = BGR.astype(np.uint16) * 257 + np.uint16(100)
+    np.testing.assert_array_equal(to_bgr_uint8(wide.astype(">u2")), to_bgr_uint8(wide))
+    np.testing.assert_array_equal(to_bgr_uint8(wide.astype(">u2")[..., 0]), to_bgr_uint8(wide[..., 0]))  # gray
+
+
 def test_a_path_is_not_an_image(tmp_path):
     with pytest.raises(TypeError, match="cv2.imread"):
         to_bgr_uint8(str(tmp_path / "photo.jpg"))

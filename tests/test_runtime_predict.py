@@ -13,6 +13,7 @@ import pytest
 
 import fasterpose_rt.predictor as predictor_mod
 from fasterpose_rt import PosePredictor, PoseResult
+from fasterpose_rt.draw import draw_poses
 from fasterpose_rt.geometry import box_centers_and_sizes
 from fasterpose_rt.preprocess import crop_transforms
 from standin import KEYPOINTS, paint_blobs, standin_metadata, write_standin
@@ -328,6 +329,63 @@ def test_pose_result_is_a_plain_dataclass():
     r = PoseResult(np.zeros((1, 2, 2), np.float32), np.ones((1, 2), np.float32), np.zeros((1, 4), np.float32))
     assert len(r) == 1 and r.keypoint_names == []
     assert r.to_coco("a", category_id=3)[0]["category_id"] == 3
+
+
+def three_persons(presence=True, track_ids=True):
+    n = 3
+    return PoseResult(np.arange(n * 2 * 2, dtype=np.float32).reshape(n, 2, 2), np.full((n, 2), 0.5, np.float32),
+                      np.arange(n * 4, dtype=np.float32).reshape(n, 4), ["a", "b"],
+                      track_ids=np.array([5, 6, 7]) if track_ids else None,
+                      presence=np.array([0.1, 0.2, 0.3], np.float32) if presence else None)
+
+
+@pytest.mark.parametrize("presence", [True, False])
+def test_take_with_a_tuple_of_indices_is_those_persons(presence):
+    """A tuple was one index per axis: an IndexError, or without presence and track ids a result of 2 persons
+    with (2,) scores."""
+    r = three_persons(presence, track_ids=presence)
+    for rows in ((0, 2), [0, 2], np.array([0, 2]), [True, False, True], (True, False, True)):
+        s = r.take(rows)
+        assert s.keypoints.shape == (2, 2, 2) and s.scores.shape == (2, 2) and s.boxes.shape == (2, 4)
+        np.testing.assert_array_equal(s.boxes, r.boxes[[0, 2]])
+        if presence:
+            assert s.track_ids.tolist() == [5, 7] and s.presence.tolist() == pytest.approx([0.1, 0.3])
+    assert len(r.take((1,))) == 1 and len(r.take(np.int64(1))) == 1 and len(r.take(())) == 0
+    assert len(r.take([])) == 0 and r.take(slice(1, None)).boxes.shape == (2, 4)
+
+
+def test_pose_results_compare_by_identity_and_hash():
+    """eq=True compared numpy fields: ==, `in` and sets raised. One result equals itself only."""
+    a, b = three_persons(), three_persons()
+    assert a == a and a != b and b not in [a] and a in [b, a]
+    assert len({a, b, a}) == 2 and {a: 1}[a] == 1
+
+
+def test_numpy_numbers_are_options_as_good_as_pythons(standin_path):
+    """np.int64(1) for threads or batch_size and np.float32(1.2) for box_padding were refused as not numbers."""
+    pred = PosePredictor(standin_path, threads=np.int64(1), batch_size=np.int64(8), box_padding=np.float32(1.5))
+    assert pred.threads == 1 and pred.batch_size == 8 and type(pred.batch_size) is int
+    assert pred.box_padding == 1.5 and type(pred.box_padding) is float
+    for bad in (np.bool_(True), np.float64(8.0), np.int64(0)):
+        with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+            PosePredictor(standin_path, threads=1, batch_size=bad)
+    for bad in (np.bool_(True), np.float32("nan"), np.float64(-1.0)):
+        with pytest.raises(ValueError, match="box_padding must be a positive number"):
+            PosePredictor(standin_path, threads=1, box_padding=bad)
+
+
+def test_a_box_far_outside_the_photo_is_drawn_without_overflow(standin_path):
+    """cv2 draws int32 fixed-point (x16) points: a box at 1e8 px gave an OpenCV parse error. Far points are cut
+    to beyond the photo; a limb reaching far out keeps its direction within the photo."""
+    pred = PosePredictor(standin_path, threads=1)
+    img = np.zeros((96, 128, 3), np.uint8)
+    for box in ([1e8, 1e8, 1e8, 1e8], [-1e8, 5, 1e8, 1e8], [1e8, -1e8, 1e-3, 1e8]):  # predict takes up to 1e8
+        res = pred.predict(img, [box])
+        res.scores[:] = 1.0  # every joint and limb drawn
+        assert pred.draw(img, res).shape == img.shape
+    far = draw_poses(img, [[[10.0, 10.0], [10.0 + 4e9, 10.0 + 2e9]]], [[1.0, 1.0]], [[0, 1]], ["a", "b"])
+    near = draw_poses(img, [[[10.0, 10.0], [210.0, 110.0]]], [[1.0, 1.0]], [[0, 1]], ["a", "b"])
+    np.testing.assert_array_equal(far, near)  # the same pixels as the limb ending beyond the photo's edge
 
 
 def test_crop_transforms_follow_geometry(standin_path):

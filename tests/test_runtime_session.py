@@ -127,6 +127,15 @@ def test_bad_options(standin_path):
             PosePredictor(standin_path, batch_size=bad)
 
 
+def test_threads_may_be_a_numpy_integer(standin_path):
+    """np.int64(1) (e.g. from an array of settings) was refused as not an integer; it is one."""
+    session, _ = open_session(standin_path, np.int64(1))
+    assert session.get_session_options().intra_op_num_threads == 1
+    for bad in (np.bool_(True), np.float64(1.0), np.int64(0), np.uint64(2**31)):
+        with pytest.raises(ValueError, match="threads must be an integer from 1 to"):
+            open_session(standin_path, bad)
+
+
 def test_threads_default_to_physical_cores(standin_path):
     cores = physical_cores()
     assert cores >= 0

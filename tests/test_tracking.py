@@ -16,8 +16,8 @@ from fasterpose_rt import DEFAULT_MODELS, PosePredictor, PoseResult
 from fasterpose_rt.boxes import box_iou
 from fasterpose_rt.metrics import pck_interval
 from fasterpose_rt.search import search_windows
-from fasterpose_rt.tracking import (PoseTracker, boxes_from_poses, drop_duplicates, find_poses, find_poses_batch, refine,
-                                    refine_batch)
+from fasterpose_rt.tracking import (PoseTracker, boxes_from_poses, drop_duplicates, find_poses, find_poses_batch,
+                                    refine, refine_batch)
 
 
 def test_boxes_from_poses_is_the_tight_box_of_the_confident_joints():
@@ -57,6 +57,32 @@ def test_refine_moves_boxes_to_the_joints_and_keeps_persons_it_cannot_box():
     out = refine(fake, FRAME, first, passes=1, rows=[1])  # refine only person 1: nothing to do
     assert fake.calls == [] and np.array_equal(out.boxes, first.boxes)
     assert refine(fake, FRAME, first, passes=0) is not first
+
+
+def test_refine_rows_may_be_a_bool_mask_and_must_name_persons_there_are():
+    """A bool mask was taken as the indices 0 and 1 (the wrong persons, silently); a negative index in refine_batch
+    reached into the photo before; an index past the end was a bare IndexError."""
+    fake = FakePredictor([PERSON, PERSON + [100, 0]])
+    first = fake.predict(FRAME, [[0, 0, 100, 120], [100, 0, 100, 120]])
+    out = refine(fake, FRAME, first, passes=1, rows=np.array([False, True]))  # person 1 only
+    np.testing.assert_allclose(out.boxes, [[0, 0, 100, 120], [130, 30, 20, 60]])
+    assert np.array_equal(refine(fake, FRAME, first, passes=1, rows=[-1]).boxes, out.boxes)  # from the end
+    fake.calls.clear()
+    assert np.array_equal(refine(fake, FRAME, first, passes=1, rows=[1, 1, -1]).boxes, out.boxes)
+    assert [len(c) for c in fake.calls] == [1]  # a person named twice runs once
+    two = refine_batch(fake, [FRAME, FRAME], [first, first], passes=1, rows=[[-1], np.zeros(2, bool)])
+    np.testing.assert_allclose(two[0].boxes, out.boxes)
+    np.testing.assert_allclose(two[1].boxes, first.boxes)  # photo 1 untouched: -1 stays in photo 0
+    for rows, match in (([5], r"rows names persons \[5\], but the result has 2"),
+                        ([-3], r"persons \[-3\]"),
+                        (np.array([True, False, True]), r"bool mask must hold one value per person \(2\)"),
+                        ([0.5], "person indices or a bool mask")):
+        with pytest.raises(ValueError, match=match):
+            refine(fake, FRAME, first, rows=rows)
+    with pytest.raises(ValueError, match=r"rows\[1\] names persons \[2\]"):
+        refine_batch(fake, [FRAME, FRAME], [first, first], rows=[[0], [2]])
+    with pytest.raises(ValueError, match=r"one entry per photo \(2\), got 1"):
+        refine_batch(fake, [FRAME, FRAME], [first, first], rows=[[0]])
 
 
 def test_refine_batch_runs_the_photos_unsettled_persons_together_and_equals_photo_by_photo(standin_path):
