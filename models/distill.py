@@ -49,7 +49,8 @@ class Teacher(nn.Module):
     sees the crops resized to w x h (bilinear) and its maps are resized back to (H/4, W/4) (bilinear, antialiased
     when they shrink); mirroring commutes with both resizes, so the flip test is unchanged. ``flip_pairs`` are the
     teacher's own; ``order`` (the teacher's output channel of each of the student's keypoints) puts its maps in the
-    student's keypoint order when the two list them differently.
+    student's keypoint order when the two list them differently. A network that returns more than (h/4, w/4) pixels
+    at the size it runs at (stride 32 at a size that is no multiple of 32) has them cropped to that grid first.
     """
 
     def __init__(self, model: nn.Module, logits: bool, flip_pairs, num_keypoints: int, flip: bool = True,
@@ -79,9 +80,13 @@ class Teacher(nn.Module):
         if self.input_size is not None and (x.shape[3], x.shape[2]) != self.input_size:
             w, h = self.input_size
             x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
-        probs = self._probs(x)
-        if self.flip:
-            mirrored = self._probs(x.flip(3)).flip(3)[:, self.perm]
+        # A stride-32 net (SimpleBaseline, output_stride 32) returns 8 * ceil(size / 32) pixels: at a size that is no
+        # multiple of 32, extra ones past the crop's bottom/right. Its own grid is the first size // 4 (pixel i at
+        # crop 4i + 1.5); keep that, before any resize (which would squeeze the extras in) or mirroring.
+        grid_h, grid_w = x.shape[2] // 4, x.shape[3] // 4
+        probs = self._probs(x)[..., :grid_h, :grid_w]
+        if self.flip:  # the mirrored crop's extras are at its map's right too: crop, then mirror back
+            mirrored = self._probs(x.flip(3))[..., :grid_h, :grid_w].flip(3)[:, self.perm]
             probs = 0.5 * (probs + mirrored)
         if probs.shape[2:] != out_size:
             shrink = probs.shape[2] > out_size[0] or probs.shape[3] > out_size[1]

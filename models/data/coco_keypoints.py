@@ -27,6 +27,9 @@ from fasterpose_rt.skeletons import COCO17, flip_permutation
 from ..codec import HeatmapCodec
 
 
+# Half-body augmentation's upper body: keypoints whose name contains one of these (any case)
+UPPER_BODY_WORDS = ("nose", "eye", "ear", "shoulder", "elbow", "wrist", "neck", "head")
+
 # OpenPose / Human3.6M / Vicon names: a capital L or R before a capital (LShoulder, RHip, LSHO); case-sensitive, so
 # "lip" or "Ring" say no side
 _LR_PREFIX = re.compile(r"^[LR][A-Z]")
@@ -240,8 +243,10 @@ class TopDownDataset(Dataset):
         k = len(meta["keypoints"])
         self.flip_index = flip_permutation(k, meta["flip_pairs"])
         names = meta["keypoints"]
-        upper_words = ("nose", "eye", "ear", "shoulder", "elbow", "wrist", "neck", "head")
-        self.upper = np.array([any(w in n for w in upper_words) for n in names])
+        # any case: OpenPose / Human3.6M write Nose, LShoulder, REye
+        self.upper = np.array([any(w in n.lower() for w in UPPER_BODY_WORDS) for n in names])
+        if train and half_body_prob > 0:
+            self._check_half_body(names)
         self.mean = np.array(IMAGENET_MEAN, np.float32)
         self.std = np.array(IMAGENET_STD, np.float32)
         self.seed = seed
@@ -261,6 +266,17 @@ class TopDownDataset(Dataset):
             self.skipped = {p: "no such file" for p in paths if not p.is_file()}
         if self.skipped:
             self._leave_out_unreadable(len(paths), warn)
+
+    def _check_half_body(self, names) -> None:
+        """A half-body crop is the box of a part's labelled joints, 3 or more, fewer than all: refuse (ValueError)
+        when neither the upper body nor the rest can be one, else --half-body would silently never crop half a body."""
+        k, up = len(names), int(self.upper.sum())
+        if not (3 <= up < k or 3 <= k - up < k):
+            found = ", ".join(n for n, u in zip(names, self.upper) if u) or "none"
+            raise ValueError(f"--half-body: half-body crops need 3 or more keypoints named as upper-body joints (names "
+                             f"containing {', '.join(UPPER_BODY_WORDS)}, any case) or 3 or more others, and some of "
+                             f"each; of these {k} keypoints {up} are upper-body ones ({found}), so no crop would be of "
+                             "half a body")
 
     def _leave_out_unreadable(self, photos: int, warn: bool) -> None:
         before = len(self.samples)
@@ -312,15 +328,20 @@ class TopDownDataset(Dataset):
     def _fit_rotated(self, bbox, s: PersonSample, rot: float):
         """Region (centre (2,), size (2,)) for a crop turned by ``rot`` degrees: the tight box of the person's
         labelled joints in the turned frame, grown by the margin ``bbox`` has over those joints upright (1 for
-        LSP's tight boxes), then given the model's aspect and box padding, as the runtime treats a tight box."""
+        LSP's tight boxes), then given the model's aspect and box padding, as the runtime treats a tight box.
+
+        Fewer than 3 joints in the box, or joints spanning under a quarter of it on either axis (two eyes, a head
+        and shoulders in a full-body box), say too little of the person's turned extent: the margin would be
+        extrapolated many-fold (up to 50x), so such a person keeps the upright box's region, as without the fit."""
         pts = s.keypoints[s.visible]
         lo, hi = bbox[:2] - 1.0, bbox[:2] + bbox[2:] + 1.0
         pts = pts[((pts >= lo) & (pts <= hi)).all(axis=1)]  # a half-body box keeps its own joints
-        if len(pts) < 2:
-            pts = np.array([[bbox[0], bbox[1]], [bbox[0] + bbox[2], bbox[1]], [bbox[0], bbox[1] + bbox[3]],
-                            [bbox[0] + bbox[2], bbox[1] + bbox[3]]])
-        upright = np.maximum(pts.max(0) - pts.min(0), 1.0)
-        margin = max(1.0, float(np.sqrt(bbox[2] * bbox[3] / (upright[0] * upright[1]))))
+        upright = pts.max(0) - pts.min(0) if len(pts) else np.zeros(2)
+        if len(pts) < 3 or (upright < bbox[2:] / 4).any():
+            c, size = box_centers_and_sizes(bbox[None], self.input_size, self.box_padding)
+            return c[0], size[0]
+        upright = np.maximum(upright, 1.0)  # a line of joints in a box as thin (LSP's tight boxes)
+        margin = max(1.0, float(np.sqrt(bbox[2] * bbox[3] / (upright[0] * upright[1]))))  # at most 4
         centers, sizes = turned_extent(pts[None], [rot])
         center, wh = centers[0], sizes[0] * margin
         c, size = box_centers_and_sizes(np.r_[center - wh / 2, wh][None], self.input_size, self.box_padding)
