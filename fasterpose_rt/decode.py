@@ -57,8 +57,9 @@ def decode_heatmaps(heatmaps, blur_sigma=None):
     blur_sigma: DARK modulation in heatmap px; None -> :func:`default_blur_sigma`; 0 -> no modulation
     (exact for noise-free Gaussians).
     Returns xy (N, K, 2) float32 in heatmap pixels and scores (N, K) float32 (the peak values).
-    A peak on one border is refined along the other axis only; corner peaks, flat or all-zero maps keep
-    the integer peak (never NaN). Maps holding NaN (a broken model) are refused.
+    A peak on a border pixel is refined along the other axis by the usual step and along its own axis by a
+    one-sided step (:func:`_border_steps`); flat or all-zero maps keep the integer peak (never NaN). Maps holding
+    NaN (a broken model) are refused.
     """
     hm = np.asarray(heatmaps, dtype=np.float32)
     if hm.ndim != 4:
@@ -105,5 +106,35 @@ def decode_heatmaps(heatmaps, blur_sigma=None):
     oy = np.where(ok, -(dxx * dy - dxy * dx) / safe_det, -dy / np.where(only_y, dyy, -1.0))
     ox = np.where(ok | only_x, np.clip(ox, -1.0, 1.0), 0.0)
     oy = np.where(ok | only_y, np.clip(oy, -1.0, 1.0), 0.0)
+    on_x, step_x = _border_steps(hm, px, py, True, found)
+    on_y, step_y = _border_steps(hm, px, py, False, found)
+    ox = np.where(on_x, step_x, ox)
+    oy = np.where(on_y, step_y, oy)
     xy = np.stack([px + ox, py + oy], axis=2).astype(np.float32)
     return xy, scores.astype(np.float32)
+
+
+def _border_steps(hm, px, py, along_x: bool, found):
+    """One-sided sub-pixel steps for peaks on a border pixel, along x (the peak's row) or y (its column).
+
+    hm (N, K, H, W) float32; px, py (N, K) the integer peaks; found (N, K) bool.
+    Returns on (N, K) bool (refined here) and offsets (N, K) float64 in heatmap px, 0 where not on.
+    The central step needs a neighbour on both sides, so a border peak would keep its integer position: up to
+    half a pixel off for a true centre between the pixel and the map's edge. A log-parabola through the peak and
+    the next two pixels inwards is exact for a Gaussian; unblurred, since the blur there would copy the border
+    pixel. The offset stays on the map (at most half a pixel outwards); lines shorter than 3 or holding a zero
+    among the three pixels (nothing to fit) are not refined.
+    """
+    n, k, h, w = hm.shape
+    p, size = (px, w) if along_x else (py, h)
+    inward = np.where(p == 0, 1, -1)
+    line = np.clip(p[..., None] + inward[..., None] * np.arange(3), 0, size - 1)  # (N, K, 3): the peak, inwards
+    ni, ki = np.arange(n)[:, None, None], np.arange(k)[None, :, None]
+    u = (hm[ni, ki, py[..., None], line] if along_x else hm[ni, ki, line, px[..., None]]).astype(np.float64)
+    on = ((p == 0) | (p == size - 1)) & (size >= 3) & (u.min(axis=-1) > _EPS) & found
+    lu = np.log(np.maximum(u, _EPS))
+    d1 = 0.5 * (-3 * lu[..., 0] + 4 * lu[..., 1] - lu[..., 2])  # slope at the peak, inwards
+    d2 = lu[..., 0] - 2 * lu[..., 1] + lu[..., 2]
+    on &= d2 < 0
+    step = -d1 / np.where(on, d2, -1.0)
+    return on, np.where(on, inward * np.clip(step, -0.5, 0.5), 0.0)

@@ -48,3 +48,29 @@ def test_heatmap_pixel_convention(input_size):
         heatmaps, _ = codec.encode(kp)
         assert np.unravel_index(heatmaps[0].argmax(), heatmaps[0].shape) == (j, i)
         assert heatmaps[0, j, i] == 1.0
+
+
+@pytest.mark.parametrize("input_size", [(128, 176), (192, 256)])
+def test_round_trip_near_every_border(input_size):
+    """Joints near the crop's edges: exact without the modulation, and exact with it where the heatmap's
+    argmax is a border pixel (the decoder's one-sided step). Between the two, DARK's blur copies the border
+    pixel outward and pulls joints toward the edge: kept, measured (docs/default_model.md, sessions 54, 56)."""
+    codec = HeatmapCodec(input_size)
+    (cw, ch), (sx, sy) = codec.input_size, codec.stride
+    mid = np.array([cw / 2 + 0.3, ch / 2 - 0.7])
+
+    def along_borders(d):  # (4·len(d), 2): d crop px in from the left, right, top and bottom edges
+        out = []
+        for axis, size in ((0, cw), (1, ch)):
+            for pos in (d, size - 1 - d):
+                kp = np.tile(mid, (len(d), 1))
+                kp[:, axis] = pos
+                out.append(kp)
+        return np.concatenate(out)
+
+    kp = along_borders(np.arange(-0.5, 12.0, 0.25))
+    decoded, _ = codec.decode(codec.encode(kp)[0][None], blur_sigma=0)
+    np.testing.assert_allclose(decoded[0], kp, atol=0.01)
+    kp = along_borders(np.arange(-0.5, min(sx, sy) - 0.6, 0.1))  # heatmap x or y in [-0.5, 0.5): the border pixel
+    decoded, _ = codec.decode(codec.encode(kp)[0][None])
+    np.testing.assert_allclose(decoded[0], kp, atol=0.01)

@@ -117,3 +117,50 @@ def test_nan_maps_empty_maps_and_bad_blur_are_refused():
             decode_heatmaps(hm[:, :1], blur_sigma=bad)
     xy, _ = decode_heatmaps(hm[:, :1], blur_sigma=1e6)  # the radius is capped: no 100-TB patch
     assert np.isfinite(xy).all()
+
+
+def _clean_map(centres, h=H, w=W, sigma=2.0):
+    """(1, K, h, w) float32 Gaussians (peak 1) at centres (K, 2) heatmap px: the training encoder's formula."""
+    x, y = np.arange(w), np.arange(h)[:, None]
+    d2 = (x - centres[:, 0, None, None]) ** 2 + (y - centres[:, 1, None, None]) ** 2
+    return np.exp(-d2 / (2 * sigma**2))[None].astype(np.float32)
+
+
+def _border_centres():
+    """(K, 2) centres within half a pixel of every border and corner (the map covers -0.5 .. size-0.5), so the
+    argmax is the border pixel; the other coordinate inside the map or also on a border."""
+    near = np.array([-0.5, -0.3, -0.05, 0.2, 0.45])
+    xs = np.concatenate([near, W - 1 - near])
+    ys = np.concatenate([near, H - 1 - near])
+    edges = [(x, y) for x in xs for y in (20.4, 41.7)] + [(x, y) for y in ys for x in (13.6, 30.2)]
+    corners = [(x, y) for x in xs[::2] for y in ys[::2]]
+    return np.array(edges + corners)
+
+
+@pytest.mark.parametrize("blur_sigma", [None, 0.0])
+def test_clean_targets_on_a_border_pixel_decode_exactly(blur_sigma):
+    """A true centre within half a pixel of the map's edge leaves the argmax on the border pixel: the one-sided
+    step finds it along that axis (it used to keep the integer peak, up to half a heatmap px off)."""
+    centres = _border_centres()
+    xy, _ = decode_heatmaps(_clean_map(centres), blur_sigma=blur_sigma)
+    np.testing.assert_allclose(xy[0], centres, atol=2e-3)  # 0.01 crop px at a stride of 4
+
+
+def test_clean_targets_near_every_border_decode_exactly_unblurred():
+    """Every sub-pixel position along each border's first 10 pixels, without the modulation (DARK's blur copies
+    the border pixel outward there: a documented bias, docs/default_model.md, session 54)."""
+    d = np.arange(-0.5, 10.0, 0.125)
+    mid_x, mid_y = (W - 1) / 2 + 0.3, (H - 1) / 2 - 0.2
+    across = np.full_like(d, mid_y), np.full_like(d, mid_x)
+    centres = np.concatenate([np.stack([d, across[0]], 1), np.stack([W - 1 - d, across[0]], 1),
+                              np.stack([across[1], d], 1), np.stack([across[1], H - 1 - d], 1)])
+    xy, _ = decode_heatmaps(_clean_map(centres), blur_sigma=0)
+    np.testing.assert_allclose(xy[0], centres, atol=2e-3)
+
+
+def test_a_border_step_stays_on_the_map():
+    """A centre past the map's edge (its Gaussian cut off) decodes to the edge, half a pixel out, not beyond."""
+    centres = np.array([[-3.0, 20.0], [W + 1.5, 30.0], [10.0, -1.2], [20.0, H + 0.7]])
+    xy, _ = decode_heatmaps(_clean_map(centres), blur_sigma=0)
+    np.testing.assert_allclose(xy[0], [[-0.5, 20], [W - 0.5, 30], [10, -0.5], [20, H - 0.5]], atol=1e-4)
+
