@@ -93,17 +93,25 @@ def csv_row(entry: dict) -> list:
 
 
 def _csv_line(values: Sequence) -> str:
+    """One CSV row ending in a line feed. csv quotes a field only for the characters of its line terminator (and a
+    line feed): one written for CR LF quotes a file name holding a lone CR too, which readers take as a row's end."""
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow(values)
-    return buf.getvalue()
+    csv.writer(buf, lineterminator="\r\n").writerow(values)
+    return buf.getvalue()[:-2] + "\n"
 
 
 def atomic_write_text(path: os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file in the same folder + fsync + rename (atomic on POSIX and
-    Windows). The new file gets the usual permissions (0666 minus umask); the temporary file never lingers."""
+    Windows). The new file gets the usual permissions (0666 minus umask); the temporary file never lingers.
+    A symlink's target is what is replaced (the link stays a link); a file no rename may stand in for (a device
+    such as /dev/null, a FIFO, the pipe behind /dev/stdout: ``written_in_place``) is written as it is."""
     path = Path(path)
+    if written_in_place(path):
+        _write_in_place(path, text)
+        return
+    real = Path(os.path.realpath(path))  # the rename lands on the link's target, in the target's folder
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+        fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=str(real.parent))
     except OSError as e:
         raise _naming(e, path) from None
     try:
@@ -114,7 +122,7 @@ def atomic_write_text(path: os.PathLike, text: str) -> None:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
+        os.replace(tmp, real)
     except BaseException as e:  # includes KeyboardInterrupt mid-write: the target is untouched
         try:
             os.unlink(tmp)
@@ -130,6 +138,80 @@ def _naming(error: OSError, path: Path) -> OSError:
     return OSError(error.errno, f"cannot write: {error.strerror or error}", str(path))
 
 
+def written_in_place(path: os.PathLike) -> bool:
+    """Whether a write to ``path`` must go into the file as it is, not through a rename that would put a plain file
+    in its place: an existing file that is no regular file (a device such as /dev/null, a FIFO, the pipe or
+    terminal behind /dev/stdout or /dev/fd/N), or a regular one whose real name is not known (a file behind
+    /dev/fd/N deleted since), or any file named as one this process holds open (/dev/stdout, /dev/fd/N: a
+    rename would replace what the shell opened, e.g. the log of ``>> log``). False for a new file, a regular file
+    and a symlink to one."""
+    import stat
+
+    try:
+        found = os.stat(path)
+    except OSError:  # nothing there yet (or a dangling link): the rename makes it
+        return False
+    if not stat.S_ISREG(found.st_mode) or _names_open_file(path):
+        return True
+    try:
+        real = os.stat(os.path.realpath(path))
+    except OSError:
+        return True
+    return (real.st_dev, real.st_ino) != (found.st_dev, found.st_ino)
+
+
+def _names_open_file(path: os.PathLike) -> bool:
+    """Whether ``path`` names a file by a process's descriptor: /dev/stdin, /dev/stdout, /dev/stderr, /dev/fd/N,
+    /proc/<pid>/fd/N (its folder's real path taken: /dev/fd is a link to /proc/self/fd on Linux)."""
+    folder, name = os.path.split(os.path.abspath(path))
+    for folder in (folder, os.path.realpath(folder)):
+        if folder == "/dev" and name in ("stdin", "stdout", "stderr"):
+            return True
+        if name.isdigit() and (folder == "/dev/fd" or (folder.startswith("/proc/") and folder.endswith("/fd"))):
+            return True
+    return False
+
+
+def _own_descriptor(path: os.PathLike) -> Optional[int]:
+    """The descriptor of this process that ``path`` names (/dev/stdout: 1, /dev/fd/N and /proc/self/fd/N: N), or
+    None."""
+    folder, name = os.path.split(os.path.abspath(path))
+    for folder in (folder, os.path.realpath(folder)):
+        if folder == "/dev" and name in ("stdin", "stdout", "stderr"):
+            return ("stdin", "stdout", "stderr").index(name)
+        if name.isdigit() and folder in ("/dev/fd", "/proc/self/fd", f"/proc/{os.getpid()}/fd"):
+            return int(name)
+    return None
+
+
+def _open_text(path: Path) -> TextIO:
+    """``path`` opened for writing text (a file name's own bytes kept). A descriptor of this process by name
+    (/dev/stdout) is written through a copy of it, as the shell's redirection set it up: opening the name anew
+    would empty the file of ``>> log``."""
+    fd = _own_descriptor(path)
+    if fd is not None:
+        return os.fdopen(os.dup(fd), "w", encoding="utf-8", errors="surrogateescape")
+    return open(path, "w", encoding="utf-8", errors="surrogateescape")
+
+
+def _is_regular(fd: int) -> bool:
+    import stat
+
+    return stat.S_ISREG(os.fstat(fd).st_mode)
+
+
+def _write_in_place(path: Path, text: str) -> None:
+    """``atomic_write_text`` for a file ``written_in_place``: opened and written (a FIFO waits for its reader)."""
+    try:
+        with _open_text(path) as f:
+            f.write(text)
+            f.flush()
+            if _is_regular(f.fileno()):  # fsync of a pipe or terminal fails (EINVAL)
+                os.fsync(f.fileno())
+    except OSError as e:
+        raise _naming(e, path) from None
+
+
 class ResultsWriter:
     """Collects result entries and keeps ``path`` a valid JSON list (fmt "json") or CSV table (fmt "csv", one row
     per person: ``csv_header(keypoint_names, confidences, presence)``) of everything added so far; or appends them
@@ -138,7 +220,9 @@ class ResultsWriter:
     path None -> a list or table is written only at :meth:`close`, which prints it to ``stream`` (stdout); JSON
     Lines go there as they are added. :meth:`step` (call once per finished photo or frame) rewrites a list or
     table file when ``every_s`` seconds or ``every_n`` photos have passed since the last write (entries are
-    serialised once, so rewrites only join strings), and flushes JSON Lines.
+    serialised once, so rewrites only join strings), and flushes JSON Lines. A list or table going to a file
+    ``written_in_place`` (a FIFO, a device, /dev/stdout) is written once, at :meth:`close`: a reader of a pipe
+    gets one whole list, not each rewrite after the other.
     """
 
     def __init__(self, path: Optional[os.PathLike], every_s: float = 5.0, every_n: int = 100,
@@ -152,6 +236,7 @@ class ResultsWriter:
                 raise ValueError("CSV results need the keypoint names for their columns")
             self._header = _csv_line(csv_header(keypoint_names, confidences, presence))
         self.path = Path(path) if path is not None else None
+        self._in_place = self.path is not None and written_in_place(self.path)
         self.every_s, self.every_n = every_s, every_n
         self.stream = stream
         self._lines = fmt == "jsonl"
@@ -169,6 +254,11 @@ class ResultsWriter:
         """Fail early (OSError) when the results file cannot be created, before any work is done."""
         if self.path is not None and self._lines:
             self._open()
+        elif self.path is not None and self._in_place:  # written at close only: its permission is what can fail
+            if not os.access(self.path, os.W_OK):
+                import errno
+
+                raise _naming(PermissionError(errno.EACCES, os.strerror(errno.EACCES)), self.path)
         elif self.path is not None:
             self.flush(force=True)
 
@@ -177,7 +267,7 @@ class ResultsWriter:
         if self._file is None:
             assert self.path is not None
             try:
-                self._file = open(self.path, "w", encoding="utf-8", errors="surrogateescape")
+                self._file = _open_text(self.path)
             except OSError as e:
                 raise _naming(e, self.path) from None
         return self._file
@@ -213,7 +303,8 @@ class ResultsWriter:
                 raise _naming(e, self.path) from None
             return
         self._since += 1
-        if self.path is not None and (self._since >= self.every_n or time.monotonic() - self._last >= self.every_s):
+        due = self._since >= self.every_n or time.monotonic() - self._last >= self.every_s
+        if self.path is not None and not self._in_place and due:
             self.flush()
 
     def text(self) -> str:
@@ -233,7 +324,8 @@ class ResultsWriter:
             out = self._out()
             out.flush()
             if self.path is not None:
-                os.fsync(out.fileno())
+                if _is_regular(out.fileno()):  # fsync of a pipe or device fails (EINVAL)
+                    os.fsync(out.fileno())
                 out.close()
                 self._file = None
             return

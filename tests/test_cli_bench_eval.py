@@ -1,5 +1,6 @@
 """``fasterpose bench`` and ``fasterpose eval`` through click's CliRunner, on stand-in models and tiny photos."""
 import json
+import os
 import sys
 
 import cv2
@@ -319,6 +320,30 @@ def test_eval_out_folder_is_checked_before_any_work(torso_model, dataset, tmp_pa
             "-q")
     assert r.exit_code == 2 and "cannot write the report to" in r.stderr and "does not exist" in r.stderr
     assert r.stdout == "" and "Traceback" not in r.output  # refused up front: no model run, no figures
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_eval_report_into_a_fifo_or_through_a_symlink(torso_model, dataset, tmp_path, monkeypatch):
+    """--out naming a FIFO (or a device, /dev/stdout) writes into it, and a symlink's target is replaced, the link
+    kept; neither becomes a plain file. A bundled model is never written over."""
+    from test_cli_options import FifoReader
+
+    from fasterpose_rt.predictor import DEFAULT_MODELS
+
+    ann, images, _ = dataset
+    fifo = FifoReader(tmp_path / "pipe")
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "--out", fifo.path, "-q")
+    assert r.exit_code == 0 and json.loads(fifo.read())["photos"] == 2 and fifo.still_a_fifo(), r.output
+    (tmp_path / "real").mkdir()
+    link = tmp_path / "link.json"
+    link.symlink_to(tmp_path / "real" / "report.json")
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "--out", link, "-q")
+    assert r.exit_code == 0 and link.is_symlink() and json.loads(link.read_text())["photos"] == 2, r.output
+    bundled = tmp_path / "fast.onnx"  # stands in for the bundled fast model: a failing test harms no asset
+    bundled.write_bytes(b"weights")
+    monkeypatch.setitem(DEFAULT_MODELS, "fast", bundled)
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "--out", bundled, "-q")
+    assert r.exit_code == 2 and "it is the bundled fast model" in r.stderr and bundled.read_bytes() == b"weights"
 
 
 def test_eval_prints_the_report_before_a_write_that_fails(torso_model, dataset, tmp_path, monkeypatch):

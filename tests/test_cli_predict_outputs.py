@@ -1,5 +1,7 @@
 """``fasterpose predict``'s outputs never harm what is there: inputs, files beside them, other inputs' results; its
 own outputs are not read back as inputs; names OpenCV cannot take; warnings and silence where they belong."""
+import csv
+import io
 import json
 import os
 import subprocess
@@ -156,6 +158,25 @@ def test_boxes_wholly_outside_the_upright_photo_are_warned_of_and_still_run(tmp_
         f"warning: {tmp_path / 'turned.jpg'}: 1 of its 2 boxes lies wholly outside the photo; --boxes coordinates "
         "are in the upright photo's px (EXIF orientation applied, as results and --vis show it)"]
     assert [e["bbox"] for e in json.loads(r.stdout)] == [[30, 30, 20, 60], [10, 90, 40, 20], [70, 0, 40, 20]]
+
+
+@LINUX_ONLY
+def test_a_file_name_holding_a_carriage_return_stays_one_csv_row(tmp_path, standin_path):
+    """csv quotes only the characters of its line terminator and line feeds: a carriage return in a name went out
+    unquoted and any CSV reader split that row in two. Names holding either are quoted; rows still end in LF."""
+    d = tmp_path / "shots"
+    d.mkdir()
+    for name in ("a\rb.jpg", "c\nd.jpg", "e\r\nf.jpg"):
+        cv2.imwrite(str(d / name), photo())
+    out = tmp_path / "r.csv"
+    r = run("predict", d, "--model", standin_path, "--no-search", "--out", out, "-q")
+    assert r.exit_code == 0, r.output
+    data = out.read_bytes()
+    assert not data.split(b"\n")[0].endswith(b"\r") and data.endswith(b"\n") and not data.endswith(b"\r\n")
+    rows = list(csv.reader(io.StringIO(data.decode(), newline="")))
+    assert len(rows) == 4  # the header and one row per photo
+    assert sorted(row[0] for row in rows[1:]) == sorted(str(d / n) for n in ("a\rb.jpg", "c\nd.jpg", "e\r\nf.jpg"))
+    assert {len(row) for row in rows} == {len(rows[0])}
 
 
 class _Writer:

@@ -7,22 +7,23 @@ from typing import List, Optional
 import click
 
 from ..session import BACKENDS, MAX_THREADS
-from .common import backend_option, debug_option, guarded, load_predictor, model_options
+from .common import MAX_BATCH, backend_option, debug_option, guarded, load_predictor, model_options
+
+MAX_RUNS = 100_000  # calls per setting (timed, or warm-up): each keeps its times, and a profile every node's
 
 
 def _int_list(ctx, param, value: str) -> Optional[List[int]]:
-    """"1,2" -> [1, 2]: positive integers (threads at most MAX_THREADS), an empty entry refused as a typo, a
-    repeated one kept once."""
+    """"1,2" -> [1, 2]: positive integers (threads at most MAX_THREADS, a batch at most MAX_BATCH: a larger one
+    only fills the memory), an empty entry refused as a typo, a repeated one kept once."""
     if value is None:
         return None
     try:
         out = [int(v) for v in value.split(",")]  # int("") fails: "1,,2" is refused
     except ValueError:
         raise click.BadParameter(f"expected comma-separated integers like 1,2, got {value!r}") from None
-    most = MAX_THREADS if param is not None and param.name == "threads" else None
-    if min(out) < 1 or (most is not None and max(out) > most):
-        limit = f" up to {most}" if most is not None else ""
-        raise click.BadParameter(f"expected positive integers{limit} like 1,2, got {value!r}")
+    most = MAX_THREADS if param is not None and param.name == "threads" else MAX_BATCH
+    if min(out) < 1 or max(out) > most:
+        raise click.BadParameter(f"expected positive integers up to {most} like 1,2, got {value!r}")
     return list(dict.fromkeys(out))
 
 
@@ -34,8 +35,9 @@ def _int_list(ctx, param, value: str) -> Optional[List[int]]:
               help="Comma-separated thread counts [default: 1 and the physical cores].")
 @click.option("--batch", default="1,8", show_default=True, callback=_int_list,
               help="Comma-separated persons per call.")
-@click.option("--runs", type=click.IntRange(min=1), default=20, show_default=True, help="Timed calls per setting.")
-@click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True, help="Untimed calls first.")
+@click.option("--runs", type=click.IntRange(1, MAX_RUNS), default=20, show_default=True,
+              help="Timed calls per setting.")
+@click.option("--warmup", type=click.IntRange(0, MAX_RUNS), default=3, show_default=True, help="Untimed calls first.")
 @click.option("--compare", is_flag=True,
               help="Benchmark both bundled models (default and fast) side by side, with their time ratios.")
 @click.option("--compare-backends", is_flag=True,

@@ -2,19 +2,28 @@
 from __future__ import annotations
 
 import functools
+import math
+import os
 import sys
 import traceback
 import warnings
 from pathlib import Path
+from typing import Optional
 
 import click
 from tqdm import tqdm
 
 from ..boxes import BoxesFileError, DetectorUnavailable
 from ..metadata import MetadataError
+from ..results import written_in_place
 from ..session import BACKENDS
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+MAX_INT = sys.maxsize  # the bound of a count without a natural one: a larger number is a usage error, not a crash
+MAX_BATCH = 1024  # persons per model call: far past any speed-up, well short of the memory a batch would take
+# --box-padding: the bundled models record 1.05 and 1.1, export.padding sweeps 1.0-1.3; beyond this range a crop
+# holds nobody whole (below) or a person a few px tall (above)
+BOX_PADDING_RANGE = (0.5, 4.0)
 
 
 class UsageProblem(click.ClickException):
@@ -66,6 +75,63 @@ def plural(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
+class FiniteFloat(click.FloatRange):
+    """click's FloatRange refusing nan (which passes every range check) and the infinities."""
+
+    def convert(self, value, param, ctx):
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value} is not a finite number.", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+class Count(click.IntRange):
+    """A whole number from ``low`` up to MAX_INT (a larger one is a usage error, not a crash deep in the run); the
+    help shows the lower bound only."""
+
+    def __init__(self, low: int = 1):
+        super().__init__(low, MAX_INT)
+
+    def convert(self, value, param, ctx):
+        number = click.INT.convert(value, param, ctx)
+        if number > MAX_INT:  # said here: the range's own message would name the lower bound alone
+            self.fail(f"{value} is too large (at most {MAX_INT}).", param, ctx)
+        return super().convert(number, param, ctx)
+
+    def _describe_range(self) -> str:
+        return f"x>={self.min}"
+
+
+class NamedPath(click.Path):
+    """click.Path refusing an empty name, which pathlib reads as the current folder."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not value:
+            self.fail(f"an empty name; give a {'folder' if not self.file_okay else 'file'}.", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+def given(name: str) -> bool:
+    """Whether the user gave the current command's option ``name`` (on the command line or by its environment
+    variable), not left it at its default: an option that does nothing without another is refused only then."""
+    source = click.get_current_context().get_parameter_source(name)
+    return source in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
+
+
+def out_problem(out: Path) -> Optional[str]:
+    """Why the results file ``out`` cannot be written, checked before any work; None when it can. A file written
+    in place (a device such as /dev/null, a FIFO, /dev/stdout: ``written_in_place``) needs write permission on it;
+    any other is made by a rename in its real folder (a symlink's target's), which must exist and be writable."""
+    if out.is_dir():
+        return "is a folder"
+    if written_in_place(out):
+        return None if os.access(out, os.W_OK) else "is not writable"
+    folder = os.path.dirname(os.path.realpath(out))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        return "its folder does not exist or is not writable"
+    return None
+
+
 def debug_option(f):
     return click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")(f)
 
@@ -78,7 +144,7 @@ def model_options(f):
     f = click.option("--fast", "variant", flag_value="fast", default=None,
                      help="Use the bundled fast model (the default's network at 96x128: about 0.55x the time, "
                           "less accurate; for CPUs without VNNI).")(f)
-    f = click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    f = click.option("--model", type=NamedPath(dir_okay=False, path_type=Path), default=None,
                      help="FasterPose ONNX model file [default: the bundled model].")(f)
     return f
 

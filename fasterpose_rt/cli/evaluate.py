@@ -14,8 +14,9 @@ from tqdm import tqdm
 from ..detections import DET_SCORE, OKS_NMS
 from ..results import atomic_write_text
 from ..session import MAX_THREADS
-from .common import (BOX_PADDING_HELP, EXIT_FAILED, UsageProblem, backend_option, debug_option, guarded,
-                     load_predictor, model_options, plural, say, trace)
+from .common import (BOX_PADDING_HELP, BOX_PADDING_RANGE, EXIT_FAILED, MAX_BATCH, Count, FiniteFloat,
+                     NamedPath, UsageProblem, backend_option, debug_option, given, guarded, load_predictor,
+                     model_options, out_problem, plural, say, trace)
 
 
 @click.command(name="eval")
@@ -27,10 +28,10 @@ from .common import (BOX_PADDING_HELP, EXIT_FAILED, UsageProblem, backend_option
 @backend_option
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None,
               help="CPU threads [default: physical cores].")
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH), default=16, show_default=True,
               help="Most person crops per model call (the persons of several photos share a call).")
 @click.option("--flip", is_flag=True, help="Flip test.")
-@click.option("--box-padding", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--box-padding", type=FiniteFloat(*BOX_PADDING_RANGE), default=None,
               help=BOX_PADDING_HELP[:-1] + " --baseline keeps its own.")
 @click.option("--baseline", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Another ONNX model to score on the same persons: its PCK and the paired 95 % interval of the "
@@ -42,15 +43,15 @@ from .common import (BOX_PADDING_HELP, EXIT_FAILED, UsageProblem, backend_option
                    "duplicates dropped by OKS; docs/usage.md, 'Evaluating with a detector's boxes'). An entry with a "
                    "file_name (predict's results) goes to the photo of that name, whatever its image_id (the path "
                    "may end in the file's name: /data/val2017/a.jpg is val2017/a.jpg); others by image_id.")
-@click.option("--det-score", type=click.FloatRange(min=0), default=DET_SCORE, show_default=True,
+@click.option("--det-score", type=FiniteFloat(min=0), default=DET_SCORE, show_default=True,
               help="With --detections: leave out boxes scoring below this.")
-@click.option("--oks-nms", type=click.FloatRange(min=0, max=1), default=OKS_NMS, show_default=True,
+@click.option("--oks-nms", type=FiniteFloat(min=0, max=1), default=OKS_NMS, show_default=True,
               help="With --detections: of two poses of a photo overlapping by more OKS than this, the "
                    "lower-scored is dropped (1: keep all).")
-@click.option("--refine", "refine_passes", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--refine", "refine_passes", type=Count(0), default=0, show_default=True,
               help="Most extra passes per person on the box around the joints it found (as predict --refine): "
                    "turns a detector's loose box into the tight box the model is calibrated for.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--out", type=NamedPath(dir_okay=False, readable=False, path_type=Path), default=None,
               help="Also write the report as JSON here.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @debug_option
@@ -62,17 +63,23 @@ def eval_cmd(coco_file, images_dir, model, variant, backend, threads, batch_size
     from ..detections import DetectionsError, load_detections
     from ..evaluate import (EvalError, MissingExtra, NotComputed, coco_ap, load_annotations, match_keypoints,
                            matched_persons, pck_report, persons_to_evaluate, predict_annotations, predict_detections)
+    from ..predictor import DEFAULT_MODELS
 
+    for option in ("det_score", "oks_nms"):
+        if given(option) and detections is None:
+            raise click.UsageError(f"--{option.replace('_', '-')} applies to the boxes of --detections: give "
+                                   "--detections")
     if out is not None:  # before the work: a report that cannot be written is known now
-        parent = out.parent if str(out.parent) else Path(".")
-        if out.is_dir() or not parent.is_dir() or not os.access(parent, os.W_OK):
-            raise UsageProblem(f"cannot write the report to {out}: "
-                               f"{'is a folder' if out.is_dir() else 'its folder does not exist or is not writable'}")
-        read = (("--coco", coco_file), ("--detections", detections), ("--model", model), ("--baseline", baseline))
-        same = next((option for option, p in read if p is not None and os.path.realpath(p) == os.path.realpath(out)),
+        problem = out_problem(out)
+        if problem is not None:
+            raise UsageProblem(f"cannot write the report to {out}: {problem}")
+        read = [(f"the {option} file", p) for option, p in (("--coco", coco_file), ("--detections", detections),
+                                                              ("--model", model), ("--baseline", baseline))]
+        read += [(f"the bundled {name} model", p) for name, p in DEFAULT_MODELS.items()]
+        same = next((what for what, p in read if p is not None and os.path.realpath(p) == os.path.realpath(out)),
                     None)
         if same is not None:  # the report would replace an input (predict refuses the same)
-            raise UsageProblem(f"cannot write the report to {out}: it is the {same} file; give --out another file")
+            raise UsageProblem(f"cannot write the report to {out}: it is {same}; give --out another file")
     notes: list = []
     try:
         data = load_annotations(coco_file, boxes_from_file=detections is None, warnings=notes)

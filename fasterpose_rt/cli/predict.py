@@ -14,15 +14,16 @@ from tqdm import tqdm
 from ..boxes import BoxLookup, HogPeopleDetector, load_boxes_file
 from ..evaluate import MIN_SHARED
 from ..inputs import REDUCED_LONG_SIDE, expand_inputs, is_pattern, stream_source
-from ..predictor import PHOTO_GROUP_BYTES
+from ..predictor import DEFAULT_MODELS, PHOTO_GROUP_BYTES
 from ..prefetch import READ_AHEAD, prefetch
 from ..results import FORMATS, ResultsWriter
 from ..session import MAX_THREADS
 from ..show import ShowUnavailable, Window
 from ..skeletons import COCO17, LSP14
 from ..tracking import REFINE_PASSES
-from .common import (BOX_PADDING_HELP, EXIT_FAILED, EXIT_INTERRUPTED, UsageProblem, backend_option, debug_option,
-                     guarded, load_predictor, model_options, say)
+from .common import (BOX_PADDING_HELP, BOX_PADDING_RANGE, EXIT_FAILED, EXIT_INTERRUPTED, MAX_BATCH, Count,
+                     FiniteFloat, NamedPath, UsageProblem, backend_option, debug_option, given, guarded,
+                     load_predictor, model_options, out_problem, say)
 from .predict_run import Photo, PredictRun
 
 
@@ -69,17 +70,17 @@ def results_file(ctx, param, value) -> Optional[Path]:
 @backend_option
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None,
               help="CPU threads [default: physical cores].")
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH), default=16, show_default=True,
               help="Most person crops per model call; photos are read in groups of up to this many, whose persons "
                    "share the calls.")
 @click.option("--flip", is_flag=True, help="Flip test: also run mirrored crops and average (slower, more accurate).")
-@click.option("--box-padding", type=click.FloatRange(min=0, min_open=True), default=None, help=BOX_PADDING_HELP)
+@click.option("--box-padding", type=FiniteFloat(*BOX_PADDING_RANGE), default=None, help=BOX_PADDING_HELP)
 @click.option("--boxes", "boxes_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Person boxes: a COCO annotation file (matched by file_name; results keep its image ids and "
                    "person category id), a JSON object mapping file name -> list of [x, y, w, h], or a JSON list of "
                    "{file_name, bbox, score} (a detector's output, or predict's own results). A video's entry starts "
                    "the tracking (--no-track: applies to every frame). Inputs the file does not list fail.")
-@click.option("--box-score", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--box-score", type=FiniteFloat(min=0), default=0.0, show_default=True,
               help="With --boxes as a list with scores: leave out boxes scoring below this.")
 @click.option("--detector", type=click.Choice(["none", "hog"]), default="none", show_default=True,
               help="Find persons with OpenCV's HOG people detector; photos where it finds nobody are "
@@ -93,18 +94,18 @@ def results_file(ctx, param, value) -> Optional[Path]:
               help="With --search: run the search's windows with the bundled fast model, and only the persons they "
                    "find with the model itself (about 0.8x the search's time, as accurate within 0.01 PCK; "
                    "docs/usage.md, 'Photos without person boxes').")
-@click.option("--max-persons", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--max-persons", type=Count(1), default=1, show_default=True,
               help="With --search: report up to this many persons, each further one scoring at least 0.3 and not "
                    "made of a reported person's joints (3 windows refined per person asked for; for photos of a few "
                    "persons without --boxes or --detector). Videos: the tracking starts with up to this many, and "
                    "searches again every 30 frames while fewer are followed.")
-@click.option("--min-presence", type=click.FloatRange(0.0, 1.0), default=None,
+@click.option("--min-presence", type=FiniteFloat(0.0, 1.0), default=None,
               help="Photos and frames without boxes (searched, or the whole photo): report a person only when the "
                    "model's presence head gives at least this chance that somebody is there (a model without a head: "
                    "when its better half of joints average this confidence, which also drops many persons seen from "
                    "the waist up); 0: always the best guess (docs/usage.md, 'Photos of nobody'). [default: the "
                    "threshold a model's presence head records (0.3 for both bundled models), else 0]")
-@click.option("--refine", "refine_passes", type=click.IntRange(min=0), default=None,
+@click.option("--refine", "refine_passes", type=Count(0), default=None,
               help=f"Most extra passes per person, each on the box around the joints the pass before found (the "
                    f"tight box the model is calibrated for); a person stops once that box settles. Each pass is one "
                    f"more model call [default: {REFINE_PASSES} for guessed boxes (--search, the whole photo, "
@@ -116,9 +117,9 @@ def results_file(ctx, param, value) -> Optional[Path]:
 @click.option("--smooth/--no-smooth", default=True, show_default=True,
               help="Videos with --track: steady each followed person's joints over time (One-Euro filter: strong "
                    "on still joints, little lag on moving ones); --no-smooth: the model's keypoints of each frame.")
-@click.option("--every", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--every", type=Count(1), default=1, show_default=True,
               help="Videos: process every N-th frame.")
-@click.option("--max-frames", type=click.IntRange(min=1), default=None,
+@click.option("--max-frames", type=Count(1), default=None,
               help="Videos, cameras and streams: stop each after this many processed frames [default: at its end; "
                    "a camera runs until Ctrl-C].")
 @click.option("--live/--no-live", default=None,
@@ -130,16 +131,17 @@ def results_file(ctx, param, value) -> Optional[Path]:
               help=f"Decode every photo whole. By default a JPEG photo is decoded at 1/2, 1/4 or 1/8 of its size "
                    f"while its long side stays >= {REDUCED_LONG_SIDE} px and every given box keeps at least the "
                    f"model's input size (much faster for camera photos; keypoints are in the photo's own px).")
-@click.option("--read-ahead", type=click.IntRange(min=0), default=READ_AHEAD, show_default=True,
+@click.option("--read-ahead", type=Count(0), default=READ_AHEAD, show_default=True,
               help="Photos and video frames decoded by a thread ahead of the model (0: decode between model calls).")
-@click.option("--out", "out", type=click.Path(dir_okay=False), default=None, callback=results_file,
+@click.option("--out", "out", type=NamedPath(dir_okay=False, readable=False), default=None,
+              callback=results_file,
               help="Write the results here: COCO keypoint results (a JSON list), JSON Lines (one result per line, "
                    "written as each frame is done) for a .jsonl file, or a CSV table (one row per person) for a "
                    ".csv file [default: print to stdout].")
 @click.option("--format", "fmt", type=click.Choice(["auto", *FORMATS]), default="auto", show_default=True,
               help="Results format; auto: csv or jsonl for an --out file ending in .csv or .jsonl, else json. "
                    "jsonl to stdout streams each frame's persons as they come (for a camera, into a pipe).")
-@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--out-dir", type=NamedPath(file_okay=False, path_type=Path), default=None,
               help="Also write each input's results to a file of its own in this folder, named as --vis names its "
                    "pictures: a photo's as a JSON list (shoot/a.jpg -> DIR/shoot/a.json; [] where nobody was found), "
                    "written whole; a video's or camera's as JSON Lines (.jsonl), written as its frames are done. An "
@@ -149,10 +151,10 @@ def results_file(ctx, param, value) -> Optional[Path]:
               help="With --out-dir: leave out the photos and videos whose results file is there already, so a run "
                    "stopped part-way goes on where it stopped (a video's file is named .jsonl.part until its end; "
                    "--out then holds only the inputs run this time).")
-@click.option("--vis", "vis_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--vis", "vis_dir", type=NamedPath(file_okay=False, path_type=Path), default=None,
               help="Write photos with skeletons drawn to this folder (videos: an annotated .mp4); into an input's "
                    "own folder as <name>_pose. Input folders leave out the files under --vis and --out-dir.")
-@click.option("--vis-threshold", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True,
+@click.option("--vis-threshold", type=FiniteFloat(0.0, 1.0), default=0.3, show_default=True,
               help="Hide joints scoring below this in --vis output.")
 @click.option("--show", is_flag=True,
               help="Videos, cameras and streams: show the drawn frames in a window as they are processed; q or Esc "
@@ -185,6 +187,13 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
         raise click.UsageError("--fast-search speeds up the search; drop --no-search")
     if skip_existing and out_dir is None:
         raise click.UsageError("--skip-existing looks for the results files of --out-dir: give --out-dir")
+    if given("box_score") and boxes_file is None:
+        raise click.UsageError("--box-score leaves out the low-scoring boxes of a --boxes file: give --boxes")
+    if given("max_persons") and boxes_file is not None:
+        raise click.UsageError("--max-persons counts the persons a search reports, and --boxes gives every "
+                               "person's box (no search): drop --max-persons")
+    if out is None and sys.stdout is None:  # e.g. started with >&-: the results have nowhere to go
+        raise UsageProblem("stdout is closed: give --out FILE for the results")
     if fast_search and variant == "fast":
         raise click.UsageError("--fast searches with the fast model already; drop --fast-search")
     left_out: Set[str] = set()  # files in input folders under --vis or --out-dir: this tool's outputs, not inputs
@@ -199,16 +208,17 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
             except OSError as e:
                 raise UsageProblem(f"cannot create {option} folder {folder}: {e.strerror or e}") from None
     if out is not None:
-        parent = out.parent if str(out.parent) else Path(".")
-        if out.is_dir() or not parent.is_dir() or not os.access(parent, os.W_OK):
-            raise UsageProblem(f"cannot write results to {out}: "
-                               f"{'is a folder' if out.is_dir() else 'its folder does not exist or is not writable'}")
-        read = [i.path for i in items if i.kind != "stream"] + [i for i in inputs if isinstance(i, Path)]
-        read += [boxes_file] if boxes_file is not None else []  # list files and --boxes too: read, not written
-        same = next((p for p in read if os.path.realpath(p) == os.path.realpath(out)), None)
+        problem = out_problem(out)
+        if problem is not None:
+            raise UsageProblem(f"cannot write results to {out}: {problem}")
+        read = [(f"the input {i.path}", i.path) for i in items if i.kind != "stream"]
+        read += [(f"the input {i}", i) for i in inputs if isinstance(i, Path)]  # list files too: read, not written
+        read += [("the --boxes file", boxes_file), ("the --model file", model)]
+        read += [(f"the bundled {name} model", path) for name, path in DEFAULT_MODELS.items()]
+        same = next((what for what, p in read if p is not None and os.path.realpath(p) == os.path.realpath(out)),
+                    None)
         if same is not None:
-            what = "the --boxes file" if same is boxes_file else f"the input {same}"
-            raise UsageProblem(f"cannot write results to {out}: it is {what}; give --out another file")
+            raise UsageProblem(f"cannot write results to {out}: it is {same}; give --out another file")
     try:
         window = Window() if show else None
     except ShowUnavailable as e:
@@ -229,6 +239,7 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
                      max_frames=max_frames, live=live, long_side=None if full_resolution else REDUCED_LONG_SIDE,
                      read_ahead=read_ahead, window=window, min_presence=min_presence, out_dir=out_dir,
                      skip_existing=skip_existing, left_out=len(left_out))
+    run.name_own_files(items, out)  # before any input is named as failed: --out naming one of them is refused
     for path, reason in problems:
         run.fail(path, reason)
     items = run.plan_own_files(items)

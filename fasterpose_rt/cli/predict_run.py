@@ -28,7 +28,7 @@ from ..results import ResultsWriter, coco_entries
 from ..smoothing import DEFAULT_FPS
 from ..tracking import find_poses, find_poses_batch
 from ..video import VideoPoses
-from .common import plural, say, trace
+from .common import UsageProblem, plural, say, trace
 
 _VIS_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 NOBODY_NOTE = "nobody found"  # written on a --vis photo where no person was reported
@@ -139,6 +139,7 @@ class PredictRun:
         self.skipped = 0  # --skip-existing: inputs whose --out-dir file was already there
         self.left_out = left_out  # files of input folders under --vis or --out-dir: outputs, not inputs
         self._names: Set[Path] = set()  # --vis and --out-dir files written so far: no two inputs share one
+        self._named = False  # name_own_files has named them
         self._vis_jobs = OrderedJobs() if vis_dir is not None else None  # --vis drawn and written beside the model
         self._started = time.perf_counter()  # the model is loaded: the inputs' time starts
 
@@ -155,15 +156,11 @@ class PredictRun:
         if self._vis_jobs is not None:
             self._vis_failed(self._vis_jobs.finish())
 
-    def plan_own_files(self, items: List[InputItem]) -> List[InputItem]:
+    def name_own_files(self, items: List[InputItem], out: Optional[Path] = None) -> None:
         """Name each input's own output files, its --out-dir results and its --vis picture or video, in input order,
-        so a run given the same inputs again (resumed with --skip-existing) names them alike; with
-        --skip-existing, leave out the photos and video files whose results file is there already. An input whose
-        --out-dir file holds another input's results (two folders' a.jpg into one --out-dir in two runs) fails,
-        neither skipped nor written over. Returns the inputs to run."""
+        so a run given the same inputs again (resumed with --skip-existing) names them alike. An --out file that
+        is one of them is a usage error (UsageProblem): the two would write over each other."""
         self._inputs = {os.path.realpath(i.path) for i in items if i.kind != "stream"}
-        kept = []
-        ahead = floor = 0  # the skipped inputs since the last kept one: next_id = max(next_id + ahead, floor)
         for item in items:
             if self.out_dir is not None:
                 self._own[item.label] = self._unique(
@@ -171,6 +168,27 @@ class PredictRun:
             if self.vis_dir is not None:
                 self._vis[item.label] = self._unique(self.vis_dir, _vis_rel(item),
                                                      beside=item.path if item.kind != "stream" else None)
+        self._named = True
+        if out is None:
+            return
+        planned = [(f"the --vis output of {label}", path) for label, path in self._vis.items()]
+        for label, path in self._own.items():  # a video's is written as .part until its end
+            planned += [(f"the --out-dir results file of {label}", p)
+                        for p in (path, path.with_name(path.name + ".part"))]
+        same = next((what for what, p in planned if os.path.realpath(p) == os.path.realpath(out)), None)
+        if same is not None:
+            raise UsageProblem(f"cannot write results to {out}: it is {same}; give --out another file")
+
+    def plan_own_files(self, items: List[InputItem]) -> List[InputItem]:
+        """With --skip-existing, leave out the photos and video files whose results file is there already (their
+        own files named first: ``name_own_files``). An input whose --out-dir file holds another input's results
+        (two folders' a.jpg into one --out-dir in two runs) fails, neither skipped nor written over. Returns the
+        inputs to run."""
+        if not self._named:
+            self.name_own_files(items)
+        kept = []
+        ahead = floor = 0  # the skipped inputs since the last kept one: next_id = max(next_id + ahead, floor)
+        for item in items:
             own = self._own.get(item.label)
             if own is None or item.kind == "stream" or not own.is_file():
                 kept.append(item)
