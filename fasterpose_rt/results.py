@@ -1,7 +1,8 @@
 """Keypoint results: one entry per person, written as a COCO JSON list (or a CSV table) atomically and safely on
 interruption, or as JSON Lines as they come.
 
-Every write of a list or table goes to a temporary file in the target's folder, is flushed to disk and renamed
+Every write of a list or table goes to a temporary file in the target's folder (a symlink's target's folder; a
+FIFO, device or /dev/stdout is written in place, once, at the end), is flushed to disk and renamed
 over the target, so the file always holds either the previous or the new complete JSON, never a torn one. The
 writer rewrites the file every few seconds (or N photos) while a run goes on, so an interrupted run keeps what it
 finished. JSON Lines (one entry per line) are appended instead and flushed after every photo or frame: nothing is
