@@ -20,9 +20,10 @@ def torso_sizes(gt, visible, names):
     gt = np.asarray(gt, dtype=np.float64)
     vis = np.asarray(visible, dtype=bool)
     sizes = np.full(gt.shape[0], np.nan)
-    for a, b in reversed(pairs):  # the first pair wins where both are labelled
-        ok = vis[:, a] & vis[:, b]
-        sizes = np.where(ok, np.linalg.norm(gt[:, a] - gt[:, b], axis=1), sizes)
+    for a, b in reversed(pairs):  # the first pair wins where both are labelled and apart
+        length = np.linalg.norm(gt[:, a] - gt[:, b], axis=1)
+        ok = vis[:, a] & vis[:, b] & np.isfinite(length) & (length > 0)  # else the other diagonal, as documented
+        sizes = np.where(ok, length, sizes)
     return sizes
 
 
@@ -109,9 +110,13 @@ def left_right_confusions(pred, gt, visible, names, flip_pairs, threshold=0.2):
     """
     hit, mirrored, use = mirror_hits(pred, gt, visible, names, flip_pairs, threshold)
     total = max(int(use.sum()), 1)
+    perm = flip_permutation(len(names), flip_pairs)
+    # mirrored[:, k] scores the partner's prediction on k's label; a joint's own prediction on its partner's label
+    # is mirrored[:, perm[k]] (the partner labelled and measurable there)
+    on_partner = mirrored[:, perm] & (perm != np.arange(len(perm)))
     return {
         "misses": int((use & ~hit).sum()),
-        "mirror_hits": int((mirrored & ~hit).sum()),
+        "mirror_hits": int((use & ~hit & on_partner).sum()),
         "persons_mirrored": int((mirrored.sum(axis=1) > hit.sum(axis=1)).sum()),
         "pck_mirror_forgiven": float(np.maximum(hit.sum(axis=1), mirrored.sum(axis=1)).sum() / total),
     }

@@ -14,7 +14,7 @@ from fasterpose_rt.boxes import BoxesFileError, HogPeopleDetector, box_iou, load
 from fasterpose_rt.draw import draw_poses, keypoint_sides, line_width
 from fasterpose_rt.evaluate import EvalError, match_keypoints, pck_report
 from fasterpose_rt.metrics import (body_orientation, left_right_confusions, pck, pck_by_orientation,
-                                  pck_interval)
+                                  pck_interval, torso_sizes)
 from fasterpose_rt.inputs import InputReadError, expand_inputs, read_image, read_input_list
 from fasterpose_rt.predictor import PoseResult
 from fasterpose_rt.results import ResultsWriter, atomic_write_text, coco_entries
@@ -670,6 +670,28 @@ def test_left_right_confusions_separate_side_mixups_from_other_misses():
     full = pck_report(data, pred, names, [1], 0.2, flips)
     assert full["left_right"] == rep and "left_right" not in pck_report(data, pred, names, [1])
 
+
+
+def test_a_one_sided_mix_up_counts_the_joint_whose_prediction_sits_on_its_partners_label():
+    # both wrists on one: the left wrist predicted on the right wrist's label, the right one right. The miss is the
+    # left wrist's, and its prediction lands on its partner's label (it was counted only when both swapped)
+    names = ["left_shoulder", "right_shoulder", "left_hip", "right_hip", "left_wrist", "right_wrist"]
+    flips = [[0, 1], [2, 3], [4, 5]]
+    gt = np.array([[[100, 0], [0, 0], [100, 100], [0, 100], [150, 50], [-50, 50]]], float)
+    pred = gt.copy()
+    pred[0, 4] = gt[0, 5]
+    rep = left_right_confusions(pred, gt, np.ones((1, 6), bool), names, flips)
+    assert rep["misses"] == 1 and rep["mirror_hits"] == 1
+    pred = gt.copy()
+    pred[0, 5], pred[0, 4] = gt[0, 4], [500, 500]  # the right wrist on the left's label, the left one far off
+    rep = left_right_confusions(pred, gt, np.ones((1, 6), bool), names, flips)
+    assert rep["misses"] == 2 and rep["mirror_hits"] == 1  # the right wrist's; the left one landed nowhere
+
+
+def test_a_torso_diagonal_of_length_zero_falls_back_to_the_other():
+    names = ["left_shoulder", "right_shoulder", "left_hip", "right_hip"]
+    gt = np.array([[[20, 10], [0, 0], [10, 10], [20, 10]]], float)  # left shoulder on the right hip's point
+    assert torso_sizes(gt, np.ones((1, 4), bool), names)[0] == pytest.approx(np.hypot(10, 10))
 
 def test_body_orientation_and_pck_per_orientation():
     names = ["left_shoulder", "right_shoulder", "left_hip", "right_hip", "nose"]
