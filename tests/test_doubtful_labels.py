@@ -147,3 +147,67 @@ def test_a_bad_rule_is_refused(option, tmp_path):
     with pytest.raises(SystemExit) as e:
         main(["--ann", "a.json", "--images", str(tmp_path), "--out", str(tmp_path / "o.json")] + option)
     assert e.value.code == 2
+
+
+def _tight(kp):
+    xy = np.reshape(kp, (-1, 3))
+    xy = xy[xy[:, 2] > 0, :2]
+    lo, hi = xy.min(0), xy.max(0)
+    return [*lo.tolist(), *(hi - lo).tolist()]
+
+
+def test_unlabel_shrinks_a_tight_box_to_the_joints_still_labelled():
+    kp = []
+    for k in range(14):
+        kp += [20.0 + k, 30.0 + 2 * k, 2]
+    kp[13 * 3: 13 * 3 + 2] = [200.0, 300.0]  # the head top far off
+    box = [round(v, 3) for v in _tight(kp)]  # as lsp_to_coco writes it
+    ann = {"id": 1, "keypoints": kp, "num_keypoints": 14, "bbox": box, "area": round(box[2] * box[3], 3)}
+    joints = np.zeros(14, bool)
+    joints[13] = True
+    out = unlabel(ann, joints)
+    assert out["bbox"] == [20.0, 30.0, 12.0, 24.0] and out["area"] == 288.0
+    assert ann["bbox"] == box  # the input as it was
+    drawn = dict(ann, bbox=[0.0, 0.0, 400.0, 500.0], area=200000.0)  # not the joints' box: a box of its own
+    out = unlabel(drawn, joints)
+    assert out["bbox"] == [0.0, 0.0, 400.0, 500.0] and out["area"] == 200000.0
+    out = unlabel(ann, np.ones(14, bool))  # nothing left labelled: the empty box, as lsp_to_coco gives
+    assert out["bbox"] == [0.0, 0.0, 0.0, 0.0] and out["area"] == 0.0
+
+
+def _fake_prediction(tmp_path, made_later=None):
+    """A predict_or_explain stand-in: one person whose head top the model puts far away, confidently."""
+    from types import SimpleNamespace
+
+    def fake(ann, images, model, flip_test=True):
+        if made_later is not None:
+            made_later.mkdir()  # --out became a folder while the model predicted
+        labels = np.concatenate([_person()[0], np.full((14, 1), 2.0)], axis=1)[None]
+        pred = labels[..., :2].copy()
+        pred[0, 0] += 500
+        data = {"images": [], "annotations": [{"id": 1, "keypoints": labels[0].reshape(-1).tolist()}]}
+        return SimpleNamespace(predictor=SimpleNamespace(keypoint_names=NAMES, flip_pairs=LSP14["flip_pairs"]),
+                               data=data, labels=labels, pred=pred, scores=np.ones((1, 14)), failed=[],
+                               model={"file": "m.onnx", "sha256": "0" * 64}, columns=np.arange(14))
+    return fake
+
+
+def test_a_bad_out_is_refused_before_predicting(tmp_path, capsys, monkeypatch):
+    import models.data.predicted_labels as pl
+
+    monkeypatch.setattr(pl, "predict_or_explain", lambda *a, **k: pytest.fail("predicted before checking --out"))
+    plain = tmp_path / "plain.json"
+    plain.write_text("{}")
+    for out in (tmp_path, plain / "x.json"):
+        assert main(["--ann", str(plain), "--images", str(tmp_path), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and "--out" in err
+
+
+def test_a_failed_write_is_one_error_line(tmp_path, capsys, monkeypatch):
+    import models.data.predicted_labels as pl
+
+    out = tmp_path / "out.json"
+    monkeypatch.setattr(pl, "predict_or_explain", _fake_prediction(tmp_path, made_later=out))
+    assert main(["--ann", "a.json", "--images", str(tmp_path), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.startswith("error:")

@@ -146,3 +146,36 @@ def test_a_keypoint_set_other_than_the_models_is_refused_before_predicting(demo_
     out = tmp_path / "out.json"
     assert main(["--ann", str(wrong), "--images", str(images_dir), "--out", str(out)]) == 2
     assert "3 x 14 = 42 numbers" in capsys.readouterr().err and not out.exists()  # the file's category has 14
+
+
+def test_a_bad_out_is_refused_before_predicting(tmp_path, capsys, monkeypatch):
+    import models.data.predicted_labels as pl
+
+    monkeypatch.setattr(pl, "predict_or_explain", lambda *a, **k: pytest.fail("predicted before checking --out"))
+    plain = tmp_path / "plain.json"
+    plain.write_text("{}")
+    for out in (tmp_path, plain / "x.json"):
+        assert main(["--ann", str(plain), "--images", str(tmp_path), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and "--out" in err
+
+
+def test_a_failed_write_is_one_error_line(tmp_path, capsys, monkeypatch):
+    from types import SimpleNamespace
+
+    import models.data.predicted_labels as pl
+
+    out = tmp_path / "out.json"
+
+    def fake(ann, images, model, flip_test=True):
+        out.mkdir()  # --out became a folder while the model predicted
+        gt = _standing_person()
+        labels = np.concatenate([gt[0], np.full((14, 1), 2.0)], axis=1)[None]
+        return SimpleNamespace(predictor=SimpleNamespace(keypoint_names=NAMES, flip_pairs=PAIRS),
+                               data={"images": [], "annotations": [{"id": 1, "keypoints": labels[0].ravel().tolist()}]},
+                               labels=labels, pred=gt[:, PERM], scores=np.ones((1, 14)), failed=[],
+                               model={"file": "m.onnx", "sha256": "0" * 64}, columns=np.arange(14))
+
+    monkeypatch.setattr(pl, "predict_or_explain", fake)
+    assert main(["--ann", "a.json", "--images", str(tmp_path), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.startswith("error:")

@@ -25,8 +25,8 @@ from typing import List, Optional
 import numpy as np
 
 from fasterpose_rt.metrics import torso_sizes
-from fasterpose_rt.results import atomic_write_text
 
+from .lsp_to_coco import out_path_problem, write_output
 from .predicted_labels import add_label_tool_arguments, coco_keypoint_list
 
 __all__ = ["doubtful_joints", "unlabel", "main"]
@@ -52,14 +52,38 @@ def doubtful_joints(pred, scores, gt, visible, names, distance: float = 0.5, min
 def unlabel(annotation: dict, joints: np.ndarray, columns: Optional[np.ndarray] = None) -> dict:
     """A copy of a COCO person annotation with the joints where ``joints`` (K,) bool is set made unlabelled
     (x = y = v = 0) and ``num_keypoints`` recounted. columns (K,): where joint k is in the annotation (default:
-    at k; a file may list the model's keypoints in another order)."""
+    at k; a file may list the model's keypoints in another order). When the input ``bbox`` is the tight box of its
+    labelled joints (within 1e-3, as ``lsp_to_coco`` writes it), ``bbox`` and ``area`` become the tight box of the
+    joints still labelled; any other box (e.g. a person's drawn box) is left as it is."""
     out = copy.deepcopy(annotation)
     kp = np.asarray(annotation["keypoints"], dtype=np.float64).reshape(-1, 3)
+    was_tight = _is_tight_box(annotation.get("bbox"), kp)
     joints = np.asarray(joints, bool)
     kp[np.flatnonzero(joints) if columns is None else np.asarray(columns, np.int64)[joints]] = 0.0
     out["keypoints"] = coco_keypoint_list(kp)
     out["num_keypoints"] = int((kp[:, 2] > 0).sum())
+    if was_tight:
+        box = _tight_box(kp)
+        out["bbox"] = [round(float(v), 3) for v in box]
+        out["area"] = round(float(box[2] * box[3]), 3)
     return out
+
+
+def _tight_box(kp: np.ndarray) -> np.ndarray:
+    """[x, y, w, h] around the labelled rows of kp (K, 3); zeros when none is labelled (as ``lsp_to_coco``)."""
+    xy = kp[kp[:, 2] > 0, :2]
+    if not len(xy):
+        return np.zeros(4)
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    return np.r_[lo, hi - lo]
+
+
+def _is_tight_box(bbox, kp: np.ndarray, tol: float = 1e-3) -> bool:
+    try:
+        box = np.asarray(bbox, dtype=np.float64).reshape(4)
+    except (TypeError, ValueError):
+        return False
+    return bool((kp[:, 2] > 0).any()) and bool(np.all(np.abs(box - _tight_box(kp)) <= tol + 1e-9))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -74,6 +98,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         ap.error("--distance must be positive")
     if not 0 <= args.min_score <= 1:
         ap.error("--min-score must be in [0, 1]")
+
+    problem = out_path_problem(args.out)  # told now, not after the whole prediction pass
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
 
     from .predicted_labels import predict_or_explain
 
@@ -94,8 +123,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         "changed": [{"id": a.get("id"), "joints": [names[k] for k in np.flatnonzero(c)]}
                     for a, c in zip(data["annotations"], chosen) if c.any()],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out, json.dumps(out))
+    try:
+        write_output(args.out, json.dumps(out))
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(f"wrote {args.out}: {int(chosen.sum())} of {int((kps[..., 2] > 0).sum())} labelled joints left out, "
           f"in {int(chosen.any(axis=1).sum())} of {len(chosen)} persons"
           + (f" ({len(failed)} photos unreadable, left as they were)" if failed else ""))

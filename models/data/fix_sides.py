@@ -24,8 +24,8 @@ import numpy as np
 
 from fasterpose_rt.metrics import mirror_hits
 from fasterpose_rt.skeletons import flip_permutation
-from fasterpose_rt.results import atomic_write_text
 
+from .lsp_to_coco import out_path_problem, write_output
 from .predicted_labels import add_label_tool_arguments, coco_keypoint_list
 
 __all__ = ["mirrored_persons", "swap_sides", "main"]
@@ -71,6 +71,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not 0 < args.threshold <= 1:  # a torso fraction: beyond one torso every joint is a hit, both ways
         ap.error("--threshold must be in (0, 1] (a fraction of the torso)")
 
+    problem = out_path_problem(args.out)  # told now, not after the whole prediction pass
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+
     from .predicted_labels import predict_or_explain
 
     found = predict_or_explain(args.ann, args.images, args.model, flip_test=not args.no_flip)
@@ -91,8 +96,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                  "min_mirrored_fraction": 0.5},
         "persons": len(chosen), "changed": [a.get("id") for a, c in zip(data["annotations"], chosen) if c],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out, json.dumps(out))
+    try:
+        write_output(args.out, json.dumps(out))
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(f"wrote {args.out}: left and right exchanged for {int(chosen.sum())} of {len(chosen)} persons"
           + (f" ({len(failed)} photos unreadable, left as they were)" if failed else ""))
     return 1 if failed else 0

@@ -14,9 +14,11 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
+from fasterpose_rt.results import atomic_write_text, written_in_place
 from fasterpose_rt.skeletons import LSP14
 
 CITATION = (
@@ -90,30 +92,95 @@ def convert(joints: np.ndarray, images_dir: Path, first: int, last: int, image_s
     }
 
 
+RANGE_FORM = "expected FIRST:LAST (1-based, inclusive)"
+
+
+def parse_range(text: str):
+    """``--range`` "FIRST:LAST" (or a single "N", meaning N:N) -> (first, last); ValueError saying the form."""
+    parts = text.split(":")
+    try:
+        if len(parts) not in (1, 2):
+            raise ValueError
+        first, last = (int(v) for v in (parts * 2)[:2])
+    except ValueError:
+        raise ValueError(f"--range {text!r}: {RANGE_FORM}") from None
+    return first, last
+
+
+def read_joints(path: Path) -> np.ndarray:
+    """LSP Extended ``joints`` (14, 3, N) from a MATLAB file; a (14, 3) array (MATLAB drops a single photo's
+    trailing 1) is one photo. OSError / ValueError with a one-line reason for anything else."""
+    from scipy.io import loadmat
+
+    try:
+        mat = loadmat(str(path))
+    except OSError:
+        raise
+    except NotImplementedError:  # scipy's word for a MATLAB -v7.3 (HDF5) file
+        raise ValueError(f"{path}: a MATLAB -v7.3 (HDF5) file cannot be read; save it with -v7 or older") from None
+    except Exception as e:  # MatReadError, and the ValueError / TypeError of a damaged file
+        raise ValueError(f"{path}: not a readable MATLAB .mat file ({type(e).__name__}: {e})") from None
+    if "joints" not in mat:
+        raise ValueError(f"{path} holds no 'joints' variable")
+    try:
+        joints = np.asarray(mat["joints"], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: 'joints' is not a numeric array") from None
+    if joints.shape[:2] == (3, 14):
+        raise ValueError(f"{path}: 'joints' has shape {joints.shape}: this tool converts LSP Extended (14, 3, N); "
+                         "the original LSP release is not supported")
+    if joints.shape == (14, 3):
+        joints = joints[:, :, None]
+    if joints.ndim != 3 or joints.shape[:2] != (14, 3):
+        raise ValueError(f"{path}: expected LSP joints of shape (14, 3, N), got {joints.shape}")
+    return joints
+
+
+def out_path_problem(out: Path) -> Optional[str]:
+    """Why ``out`` cannot be written as a new file (None when it can): a folder, a path under a file, or a folder
+    that cannot be made or written. Checked before long work, so that such a mistake is told at once."""
+    if out.is_dir():
+        return f"--out {out} is a folder; name a file"
+    if out.exists() and written_in_place(out):  # a device or pipe (/dev/null, /dev/stdout): written as it is
+        return None if os.access(out, os.W_OK) else f"--out {out} is not writable"
+    folder = Path(os.path.realpath(out)).parent
+    while not folder.exists():  # the nearest folder that exists: the rest will be made in it
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"--out {out}: {folder} is a file, not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"--out {out}: cannot write in {folder}"
+    return None
+
+
+def write_output(out: Path, text: str) -> None:
+    """Make ``out``'s folder and write ``text`` there atomically (``atomic_write_text``); OSError on failure."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, text)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m models.data.lsp_to_coco", description=__doc__.split("\n")[0])
-    ap.add_argument("--joints", required=True, type=Path, help="LSP joints.mat")
+    ap.add_argument("--joints", required=True, type=Path, help="LSP Extended joints.mat (14, 3, N)")
     ap.add_argument("--images", required=True, type=Path, help="folder with im00001.jpg ...")
     ap.add_argument("--out", required=True, type=Path, help="COCO annotation file to write")
-    ap.add_argument("--range", default=None, help="1-based inclusive photo range, e.g. 1:8000 (default: all)")
+    ap.add_argument("--range", default=None,
+                    help="1-based inclusive photo range, e.g. 1:8000, or N for one photo (default: all)")
     args = ap.parse_args(argv)
+    problem = out_path_problem(args.out)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
-        from scipy.io import loadmat
-
-        joints = np.asarray(loadmat(str(args.joints))["joints"], dtype=np.float64)
-        if joints.shape[:2] == (3, 14):  # the original LSP release stores (3, 14, N)
-            joints = np.transpose(joints, (1, 0, 2))
+        joints = read_joints(args.joints)
         first, last = 1, joints.shape[2]
         if args.range:
-            first, last = (int(v) for v in args.range.split(":"))
+            first, last = parse_range(args.range)
         coco = convert(joints, args.images, first, last)
-    except (OSError, KeyError, ValueError) as e:
+        write_output(args.out, json.dumps(coco))
+    except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(args.out.suffix + ".tmp")
-    tmp.write_text(json.dumps(coco))
-    os.replace(tmp, args.out)
     print(f"wrote {args.out}: {len(coco['images'])} images, {len(coco['annotations'])} persons")
     return 0
 
