@@ -192,18 +192,6 @@ def _fake_prediction(tmp_path, made_later=None):
     return fake
 
 
-def test_a_bad_out_is_refused_before_predicting(tmp_path, capsys, monkeypatch):
-    import models.data.predicted_labels as pl
-
-    monkeypatch.setattr(pl, "predict_or_explain", lambda *a, **k: pytest.fail("predicted before checking --out"))
-    plain = tmp_path / "plain.json"
-    plain.write_text("{}")
-    for out in (tmp_path, plain / "x.json"):
-        assert main(["--ann", str(plain), "--images", str(tmp_path), "--out", str(out)]) == 2
-        err = capsys.readouterr().err
-        assert err.startswith("error:") and "--out" in err
-
-
 def test_a_failed_write_is_one_error_line(tmp_path, capsys, monkeypatch):
     import models.data.predicted_labels as pl
 

@@ -148,18 +148,6 @@ def test_a_keypoint_set_other_than_the_models_is_refused_before_predicting(demo_
     assert "3 x 14 = 42 numbers" in capsys.readouterr().err and not out.exists()  # the file's category has 14
 
 
-def test_a_bad_out_is_refused_before_predicting(tmp_path, capsys, monkeypatch):
-    import models.data.predicted_labels as pl
-
-    monkeypatch.setattr(pl, "predict_or_explain", lambda *a, **k: pytest.fail("predicted before checking --out"))
-    plain = tmp_path / "plain.json"
-    plain.write_text("{}")
-    for out in (tmp_path, plain / "x.json"):
-        assert main(["--ann", str(plain), "--images", str(tmp_path), "--out", str(out)]) == 2
-        err = capsys.readouterr().err
-        assert err.startswith("error:") and "--out" in err
-
-
 def test_a_failed_write_is_one_error_line(tmp_path, capsys, monkeypatch):
     from types import SimpleNamespace
 
