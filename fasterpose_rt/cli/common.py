@@ -132,6 +132,16 @@ def out_problem(out: Path) -> Optional[str]:
     return None
 
 
+def out_is_one_of(out: Path, read) -> Optional[str]:
+    """Which of the files a run reads ``out`` is, so writing it would replace that file: ``read`` holds (what, path
+    or None) pairs, the bundled models are added; returns the matching ``what``, None when out is none of them."""
+    from ..predictor import DEFAULT_MODELS  # here, not at import: the CLI starts without loading onnxruntime
+
+    named = list(read) + [(f"the bundled {name} model", path) for name, path in DEFAULT_MODELS.items()]
+    target = os.path.realpath(out)
+    return next((what for what, p in named if p is not None and os.path.realpath(p) == target), None)
+
+
 def debug_option(f):
     return click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")(f)
 

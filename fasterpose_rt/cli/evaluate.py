@@ -3,7 +3,6 @@ detector's boxes), against a baseline model if asked, printed and written as JSO
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from ..results import atomic_write_text
 from ..session import MAX_THREADS
 from .common import (BOX_PADDING_HELP, BOX_PADDING_RANGE, EXIT_FAILED, MAX_BATCH, Count, FiniteFloat,
                      NamedPath, UsageProblem, backend_option, debug_option, given, guarded, load_predictor,
-                     model_options, out_problem, plural, say, trace)
+                     model_options, out_is_one_of, out_problem, plural, say, trace)
 
 
 @click.command(name="eval")
@@ -63,7 +62,6 @@ def eval_cmd(coco_file, images_dir, model, variant, backend, threads, batch_size
     from ..detections import DetectionsError, load_detections
     from ..evaluate import (EvalError, MissingExtra, NotComputed, coco_ap, load_annotations, match_keypoints,
                            matched_persons, pck_report, persons_to_evaluate, predict_annotations, predict_detections)
-    from ..predictor import DEFAULT_MODELS
 
     for option in ("det_score", "oks_nms"):
         if given(option) and detections is None:
@@ -73,11 +71,8 @@ def eval_cmd(coco_file, images_dir, model, variant, backend, threads, batch_size
         problem = out_problem(out)
         if problem is not None:
             raise UsageProblem(f"cannot write the report to {out}: {problem}")
-        read = [(f"the {option} file", p) for option, p in (("--coco", coco_file), ("--detections", detections),
-                                                              ("--model", model), ("--baseline", baseline))]
-        read += [(f"the bundled {name} model", p) for name, p in DEFAULT_MODELS.items()]
-        same = next((what for what, p in read if p is not None and os.path.realpath(p) == os.path.realpath(out)),
-                    None)
+        same = out_is_one_of(out, [(f"the {option} file", p) for option, p in (
+            ("--coco", coco_file), ("--detections", detections), ("--model", model), ("--baseline", baseline))])
         if same is not None:  # the report would replace an input (predict refuses the same)
             raise UsageProblem(f"cannot write the report to {out}: it is {same}; give --out another file")
     notes: list = []

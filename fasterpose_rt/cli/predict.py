@@ -14,7 +14,7 @@ from tqdm import tqdm
 from ..boxes import BoxLookup, HogPeopleDetector, load_boxes_file
 from ..evaluate import MIN_SHARED
 from ..inputs import REDUCED_LONG_SIDE, expand_inputs, is_pattern, stream_source
-from ..predictor import DEFAULT_MODELS, PHOTO_GROUP_BYTES
+from ..predictor import PHOTO_GROUP_BYTES
 from ..prefetch import READ_AHEAD, prefetch
 from ..results import FORMATS, ResultsWriter
 from ..session import MAX_THREADS
@@ -23,7 +23,7 @@ from ..skeletons import COCO17, LSP14
 from ..tracking import REFINE_PASSES
 from .common import (BOX_PADDING_HELP, BOX_PADDING_RANGE, EXIT_FAILED, EXIT_INTERRUPTED, MAX_BATCH, Count,
                      FiniteFloat, NamedPath, UsageProblem, backend_option, debug_option, given, guarded,
-                     load_predictor, model_options, out_problem, say)
+                     load_predictor, model_options, out_is_one_of, out_problem, say)
 from .predict_run import Photo, PredictRun
 
 
@@ -214,9 +214,7 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
         read = [(f"the input {i.path}", i.path) for i in items if i.kind != "stream"]
         read += [(f"the input {i}", i) for i in inputs if isinstance(i, Path)]  # list files too: read, not written
         read += [("the --boxes file", boxes_file), ("the --model file", model)]
-        read += [(f"the bundled {name} model", path) for name, path in DEFAULT_MODELS.items()]
-        same = next((what for what, p in read if p is not None and os.path.realpath(p) == os.path.realpath(out)),
-                    None)
+        same = out_is_one_of(out, read)
         if same is not None:
             raise UsageProblem(f"cannot write results to {out}: it is {same}; give --out another file")
     try:
