@@ -12,12 +12,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
-import cv2
 import numpy as np
 
 from .boxes import BoxesFileError, coco_person_boxes
 from .detections import BOX_RANGE, OKS_NMS, box_out_of_range, keep_poses, match_poses
-from .inputs import _DECODE_FLAGS, InputReadError, _decode, _read_bytes, read_image
+from .inputs import InputReadError, read_image
 from .jsonfile import finite_number, finite_numbers, load_json
 from .metrics import left_right_confusions, pck, pck_by_orientation, pck_interval, score_reliability
 from .predictor import PHOTO_GROUP_BYTES
@@ -567,10 +566,7 @@ def _read_as_listed(path: Path, size: Optional[tuple]):
     if size is None or image.shape[:2] == tuple(size):
         return image, ""
     if image.shape[:2] == tuple(size)[::-1]:  # a quarter turn: EXIF orientations 5-8
-        try:
-            stored = _decode(_read_bytes(path), _DECODE_FLAGS | cv2.IMREAD_IGNORE_ORIENTATION)
-        except InputReadError:  # e.g. HEIF, which only pillow-heif reads (upright)
-            stored = image
+        stored = read_image(path, orientation=False)  # (HEIF: upright again, so "neither" below)
         if stored.shape[:2] == tuple(size):
             return stored, "stored"
     return image, "neither"

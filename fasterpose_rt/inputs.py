@@ -308,13 +308,17 @@ def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False, lists: boo
     return items, problems
 
 
-def read_image(path: os.PathLike) -> np.ndarray:
-    """Decode a photo file into (H, W, 3) uint8 BGR, EXIF orientation applied.
+def read_image(path: os.PathLike, orientation: bool = True) -> np.ndarray:
+    """Decode a photo file into (H, W, 3) uint8 BGR, EXIF orientation applied (``orientation`` False: the stored
+    bitmap, in whose frame COCO files give keypoints; HEIF photos are always read upright).
 
     Gray, palette, alpha (dropped), 16-bit and float photos are converted. Raises InputReadError naming the
     reason: unreadable file, empty file, or data no OpenCV codec can decode (not a photo, truncated, unsupported).
     """
-    return read_photo(path)[0]
+    if orientation:
+        return read_photo(path)[0]
+    data = _read_bytes(path)
+    return _decode_heif(data) if _is_heif(data) else _decode(data, _DECODE_FLAGS | cv2.IMREAD_IGNORE_ORIENTATION)
 
 
 def read_photo(path: os.PathLike, long_side: Optional[int] = None, most: int = 8) -> Tuple[np.ndarray, int]:
