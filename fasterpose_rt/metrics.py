@@ -5,6 +5,8 @@ import numpy as np
 
 from .skeletons import flip_permutation, torso_pairs
 
+# pck_interval draws at most this many resampled indices at a time (32 MB of int64)
+_RESAMPLE_ELEMENTS = 1 << 22
 # Body orientation bins of pck_by_orientation: (name, lowest angle, highest angle) in degrees from upright.
 ORIENTATION_BINS = (("upright", 0.0, 30.0), ("tilted", 30.0, 90.0), ("inverted", 90.0, 180.0))
 
@@ -31,12 +33,14 @@ def pck(pred, gt, visible, names, threshold=0.2, torso=None):
     """PCK@threshold, torso-normalised, over labelled joints of persons with a measurable torso.
 
     pred, gt (N, K, 2); visible (N, K); torso: (N,) sizes to use instead of measuring them on gt (where the torso's
-    joints are labelled but not counted, e.g. cut off the photo). Returns (overall, per_keypoint (K,), counted).
+    joints are labelled but not counted, e.g. cut off the photo). Returns (overall, per_keypoint (K,), counted);
+    overall is NaN when no joint is counted, as is per_keypoint[k] for a joint never counted.
     """
     hit, use = _hits(pred, gt, visible, names, threshold, torso)
     counted = use.sum(axis=0)
     per_kp = np.where(counted > 0, hit.sum(axis=0) / np.maximum(counted, 1), np.nan)
-    overall = float(hit.sum() / max(use.sum(), 1))
+    # NaN, not 0.0, when no joint is counted: "nothing to score" must not read as "every joint missed"
+    overall = float(hit.sum() / use.sum()) if use.any() else float("nan")
     return overall, per_kp, int(use.sum())
 
 
@@ -67,8 +71,14 @@ def pck_interval(pred, gt, visible, names, threshold=0.2, level=0.95, reps=2000,
     hits, counted = hits[keep], counted[keep]
     if not len(counted):
         return float("nan"), float("nan")
-    idx = np.random.default_rng(seed).integers(0, len(counted), (reps, len(counted)))
-    values = hits[idx].sum(axis=1) / counted[idx].sum(axis=1)
+    # Resamples are drawn in chunks so memory stays bounded for large N (one draw of reps x N indices is several
+    # GB at 100,000 persons); the generator yields the same indices either way, so the interval does not change.
+    rng, n = np.random.default_rng(seed), len(counted)
+    rows = max(1, _RESAMPLE_ELEMENTS // n)
+    values = np.empty(reps)
+    for start in range(0, reps, rows):
+        idx = rng.integers(0, n, (min(rows, reps - start), n))
+        values[start:start + len(idx)] = hits[idx].sum(axis=1) / counted[idx].sum(axis=1)
     tail = 50 * (1 - level)
     low, high = np.percentile(values, [tail, 100 - tail])
     return float(low), float(high)

@@ -84,8 +84,9 @@ def validate(model, dataset, device="cpu", logits=True, autocast=None, pck_optio
         out = {"pck@0.2": None, "pck_per_keypoint": None, "pck_joints": None}
     else:
         overall, per_kp, n = pck(kps, gt, vis, dataset.meta["keypoints"], 0.2)
-        out = {"pck@0.2": overall, "pck_per_keypoint": [None if np.isnan(v) else round(float(v), 4) for v in per_kp],
-               "pck_joints": n}
+        # None when no joint is counted (no person with a measurable torso): NaN is not JSON, 0.0 is a false score
+        out = {"pck@0.2": overall if n else None,
+               "pck_per_keypoint": [None if np.isnan(v) else round(float(v), 4) for v in per_kp], "pck_joints": n}
     ap = oks_ap(dataset.samples, dataset.meta, kps, scores)
     if ap is not None:
         out.update({"oks_ap": ap["AP"], "oks_ap50": ap["AP50"], "oks_ar": ap["AR"]})

@@ -655,6 +655,28 @@ def test_pck_interval_resamples_persons():
     assert all(np.isnan(pck_interval(pred, gt, vis, names)))
 
 
+def test_pck_is_nan_when_no_joint_is_counted():
+    # nothing to score is not "every joint missed": 0.0 would read as a model that finds nothing
+    names = ["left_shoulder", "right_shoulder", "left_hip", "right_hip"]
+    gt = np.zeros((3, 4, 2))  # no measurable torso anywhere
+    overall, per_kp, counted = pck(gt, gt, np.ones((3, 4), bool), names)
+    assert np.isnan(overall) and np.isnan(per_kp).all() and counted == 0
+
+
+def test_pck_interval_in_chunks_draws_the_same_resamples(monkeypatch):
+    import fasterpose_rt.metrics as metrics
+    names = ["left_shoulder", "right_shoulder", "left_hip", "right_hip"]
+    rng = np.random.default_rng(3)
+    n = 301
+    gt = np.tile(np.array([[0, 0], [10, 0], [0, 10], [10, 10]], float), (n, 1, 1))
+    pred = gt + rng.normal(0, 2.5, gt.shape)
+    vis = rng.random((n, 4)) > 0.2
+    whole = pck_interval(pred, gt, vis, names, reps=500)
+    monkeypatch.setattr(metrics, "_RESAMPLE_ELEMENTS", 7 * n + 5)  # chunks of 7 resamples, the last one shorter
+    assert pck_interval(pred, gt, vis, names, reps=500) == whole
+    assert whole[0] < whole[1]
+
+
 def test_left_right_confusions_separate_side_mixups_from_other_misses():
     names = ["left_shoulder", "right_shoulder", "left_hip", "right_hip", "nose"]
     flips = [[0, 1], [2, 3]]

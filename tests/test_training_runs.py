@@ -79,6 +79,22 @@ def test_keypoints_without_a_torso_validate_by_oks_ap_and_refuse_best_by_pck(tmp
     assert _ckpt(tmp_path / "ap" / "best.pth")["meta"]["val"]["oks_ap"] == entry["val_oks_ap"]
 
 
+def test_validation_with_no_measurable_torso_gives_no_pck_rather_than_zero(tmp_path):
+    """With every hip unlabelled no joint is counted: PCK 0.0 read as a model that misses everything."""
+    from models import build_model
+    from models.validate import validate
+
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=2)
+    samples, meta = load_coco_keypoints(ann, images)
+    names = meta["keypoints"]
+    for s in samples:
+        s.visible[[names.index("left_hip"), names.index("right_hip")]] = False
+    dataset = TopDownDataset(samples, meta, (64, 64), train=False)
+    out = validate(build_model("fasterpose_r18", 14, head_width=32).eval(), dataset)
+    assert out["pck@0.2"] is None and out["pck_joints"] == 0
+    json.dumps(out, allow_nan=False)  # a log line stays JSON
+
+
 OPENPOSE25 = ["Nose", "Neck", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist", "MidHip", "RHip",
               "RKnee", "RAnkle", "LHip", "LKnee", "LAnkle", "REye", "LEye", "REar", "LEar", "LBigToe", "LSmallToe",
               "LHeel", "RBigToe", "RSmallToe", "RHeel"]
