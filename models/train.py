@@ -612,6 +612,9 @@ class Trainer:
                 val["epoch"] = self.epoch
             self._log(log, entry)
             score = val.get(BEST_BY[self.args.best_by]) if val else -loss
+            if score is None and val is not None:  # e.g. PCK with no validation person's torso measurable
+                print(f"epoch {self.epoch}: validation gave no {BEST_BY[self.args.best_by]} (nothing to score), so it "
+                      "cannot pick best.pth; last.pth holds the epoch", file=sys.stderr)
             if score is not None and score > self.best:
                 self.best = score
                 # best.pth before last.pth, which records this best: a stop between the two leaves a best.pth ahead

@@ -79,7 +79,7 @@ def test_keypoints_without_a_torso_validate_by_oks_ap_and_refuse_best_by_pck(tmp
     assert _ckpt(tmp_path / "ap" / "best.pth")["meta"]["val"]["oks_ap"] == entry["val_oks_ap"]
 
 
-def test_validation_with_no_measurable_torso_gives_no_pck_rather_than_zero(tmp_path):
+def test_validation_with_no_measurable_torso_gives_no_pck_rather_than_zero(tmp_path, capsys):
     """With every hip unlabelled no joint is counted: PCK 0.0 read as a model that misses everything."""
     from models import build_model
     from models.validate import validate
@@ -93,6 +93,18 @@ def test_validation_with_no_measurable_torso_gives_no_pck_rather_than_zero(tmp_p
     out = validate(build_model("fasterpose_r18", 14, head_width=32).eval(), dataset)
     assert out["pck@0.2"] is None and out["pck_joints"] == 0
     json.dumps(out, allow_nan=False)  # a log line stays JSON
+    coco = json.loads(ann.read_text())  # the same through a run: the epoch is kept, best.pth is not picked by 0.0
+    for a in coco["annotations"]:
+        for k in (names.index("left_hip"), names.index("right_hip")):
+            a["keypoints"][3 * k: 3 * k + 3] = [0, 0, 0]
+    val = tmp_path / "no_hips.json"
+    val.write_text(json.dumps(coco))
+    code, err = _train_in_process(capsys, ann, images, tmp_path / "run", FAST + ["--val-ann", str(val)])
+    assert code == 0, err
+    assert "epoch 1: validation gave no pck@0.2 (nothing to score), so it cannot pick best.pth" in err
+    entry = json.loads((tmp_path / "run" / "log.jsonl").read_text())
+    assert entry["val_pck@0.2"] is None and entry["val_pck_joints"] == 0
+    assert (tmp_path / "run" / "last.pth").exists() and not (tmp_path / "run" / "best.pth").exists()
 
 
 OPENPOSE25 = ["Nose", "Neck", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist", "MidHip", "RHip",
