@@ -17,6 +17,7 @@ through the boxes' table, searched persons' joints average a confidence of 0.767
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Optional, Tuple
 
@@ -64,6 +65,20 @@ class ScoreCalibration:
                    float(block.get("within", 0.2)), str(block.get("source", "")))
 
 
+def _number(value: Any) -> bool:
+    """A real number, numpy's scalars too (float32, int64...): not a bool (numpy's bool is no numbers.Real) nor a
+    string."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _finite(value: Any) -> bool:
+    """A ``_number`` that float64 holds: not NaN, an infinity, or a JSON integer too large for a float."""
+    try:
+        return _number(value) and math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def table_problem(block: Any) -> Optional[str]:
     """Why a ``score_calibration`` metadata block is unusable, or None when it is sound: {"within": w > 0,
     "plain": table, and optionally "flip", "searched", "searched_flip" tables, ...provenance}, each table
@@ -71,8 +86,7 @@ def table_problem(block: Any) -> Optional[str]:
     if not isinstance(block, dict):
         return f"{CALIBRATION_KEY} must be an object"
     within = block.get("within", 0.2)
-    if not (isinstance(within, (int, float)) and not isinstance(within, bool) and math.isfinite(within)
-            and within > 0):
+    if not (_finite(within) and within > 0):
         return f"{CALIBRATION_KEY}.within must be a positive number, got {within!r}"
     if "plain" not in block:
         return f"{CALIBRATION_KEY} lacks its 'plain' table"
@@ -83,12 +97,13 @@ def table_problem(block: Any) -> Optional[str]:
         if not isinstance(table, dict):
             return f"{CALIBRATION_KEY}.{mode} must be an object"
         xs, ys = table.get("scores"), table.get("chances")
-        if not (isinstance(xs, list) and isinstance(ys, list) and xs and len(xs) == len(ys) and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in xs + ys)):
+        if not (isinstance(xs, list) and isinstance(ys, list) and xs and len(xs) == len(ys)
+                and all(_number(v) for v in xs + ys)):
             return f"{CALIBRATION_KEY}.{mode} needs 'scores' and 'chances': two lists of as many numbers"
+        if not all(_finite(v) for v in xs + ys):
+            return f"{CALIBRATION_KEY}.{mode}: scores and chances must lie in [0, 1]"
         x, y = np.asarray(xs, np.float64), np.asarray(ys, np.float64)
-        if not (np.isfinite(x).all() and np.isfinite(y).all() and (x >= 0).all() and (x <= 1).all()
-                and (y >= 0).all() and (y <= 1).all()):
+        if not ((x >= 0).all() and (x <= 1).all() and (y >= 0).all() and (y <= 1).all()):
             return f"{CALIBRATION_KEY}.{mode}: scores and chances must lie in [0, 1]"
         if (np.diff(x) <= 0).any() or (np.diff(y) < 0).any():
             return f"{CALIBRATION_KEY}.{mode}: scores must increase and chances must not decrease"

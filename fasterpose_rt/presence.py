@@ -13,7 +13,7 @@ puts ``PoseResult.presence`` (N,) in [0, 1]; ``search.keep_present`` reads it.
 """
 from __future__ import annotations
 
-import math
+import numbers
 from typing import Any, Optional, Sequence
 
 __all__ = ["PRESENCE_KEY", "PRESENCE_OUTPUT", "presence_problem", "presence_output"]
@@ -32,8 +32,9 @@ def presence_problem(block: Any) -> Optional[str]:
     if block.get("kind", "logits") not in ("logits", "probabilities"):
         return f"{PRESENCE_KEY}.kind must be 'logits' or 'probabilities', got {block.get('kind')!r}"
     threshold = block.get("threshold")  # optional: without one the runtime reads the head at its own default
-    if threshold is not None and not (isinstance(threshold, (int, float)) and not isinstance(threshold, bool)
-                                      and math.isfinite(threshold) and 0 < threshold < 1):
+    # numpy's scalars (float32, ...) too, not a bool; 0 < t < 1 also refuses NaN, the infinities and any huge int
+    if threshold is not None and not (isinstance(threshold, numbers.Real) and not isinstance(threshold, bool)
+                                      and 0 < threshold < 1):
         return f"{PRESENCE_KEY}.threshold must be a number in (0, 1), got {threshold!r}"
     return None
 

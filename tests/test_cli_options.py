@@ -276,6 +276,20 @@ def test_predict_refuses_an_option_given_without_the_one_it_needs(shoot, standin
     assert r.exit_code == 0 and len(json.loads(r.stdout)) == 1, r.output  # with what it needs: taken
 
 
+def test_predict_refuses_a_vis_threshold_without_a_drawing(shoot, standin_path, monkeypatch):
+    """--vis-threshold hides joints in what --vis and --show draw: alone it did nothing, silently."""
+    photo, vis = shoot / "in" / "a.jpg", shoot / "vis"
+    r = run("predict", photo, "--model", standin_path, "--vis-threshold", "0.5")
+    assert r.exit_code == 2 and "--vis-threshold hides the low-scoring joints of the skeletons --vis and --show " \
+                                "draw: give --vis or --show" in r.stderr and r.stdout == "", r.output
+    assert "Traceback" not in r.output
+    r = run("predict", photo, "--model", standin_path, "--no-search", "-q", "--vis-threshold", "0.5", "--vis", vis)
+    assert r.exit_code == 0 and len(json.loads(r.stdout)) == 1 and (vis / "a.jpg").is_file(), r.output
+    monkeypatch.setattr("fasterpose_rt.cli.predict.Window", lambda: None)  # --show: its window stood in for
+    r = run("predict", photo, "--model", standin_path, "--no-search", "-q", "--vis-threshold", "0.5", "--show")
+    assert r.exit_code == 0 and len(json.loads(r.stdout)) == 1, r.output
+
+
 @pytest.mark.parametrize("option, value", [("--det-score", "0.3"), ("--oks-nms", "1")])
 def test_eval_refuses_a_detections_option_without_detections(shoot, standin_path, option, value):
     r = run(*_command("eval", shoot, standin_path), option, value)

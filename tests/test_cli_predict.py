@@ -253,8 +253,8 @@ def test_boxes_map_file(folder, standin_path, tmp_path):
 
 def test_boxes_coco_file_carries_image_ids_and_person_category(folder, standin_path, tmp_path):
     """Results carry the COCO file's image ids and its person category's id (COCOeval scores that category only:
-    id 1 in a file numbering persons 2 gave AP 0); a video's frames its category, and an image id each, numbered
-    as without --boxes (the file's id names one image)."""
+    id 1 in a file numbering persons 2 gave AP 0); a video's frames its category, and an image id each (the file's
+    id names one image), numbered after the largest id the photos keep (43; a.jpg took 44 as without --boxes)."""
     write_video(folder / "clip.mp4", frames=2)
     coco = {"images": [{"id": 42, "file_name": "a.jpg"}, {"id": 43, "file_name": "sub/b.png"},
                        {"id": 44, "file_name": "clip.mp4"}],
@@ -267,8 +267,44 @@ def test_boxes_coco_file_carries_image_ids_and_person_category(folder, standin_p
     boxes.write_text(json.dumps(coco))
     r = run("predict", folder, "--model", standin_path, "--boxes", boxes, "-q")
     res = json.loads(r.stdout)
-    assert r.exit_code == 0 and [e["image_id"] for e in res] == [42, 2, 3, 43], r.output
+    assert r.exit_code == 0 and [e["image_id"] for e in res] == [42, 45, 46, 43], r.output
     assert {e["category_id"] for e in res} == {2}
+
+
+def test_running_ids_never_take_an_image_id_the_boxes_file_gives_a_photo(tmp_path, standin_path):
+    """A video's frames and a photo its --boxes entry gives no id are numbered after the largest id the run's
+    photos keep from the file: numbered from 1, the video's frames took the ids of the COCO file's photos 1 and 2
+    (two images, one id: COCOeval pairs each result with the wrong labels); a resumed run numbers them alike."""
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    write_video(shoot / "clip.mp4", frames=3)
+    for name in ("b.jpg", "c.jpg"):
+        cv2.imwrite(str(shoot / name), photo())
+    boxes = tmp_path / "coco.json"
+    boxes.write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "b.jpg"}, {"id": 2, "file_name": "c.jpg"},
+                   {"id": 3, "file_name": "clip.mp4"}],
+        "categories": [{"id": 1, "name": "person"}],
+        "annotations": [{"id": i, "image_id": i, "category_id": 1, "bbox": [20, 20, 40, 80]} for i in (1, 2, 3)]}))
+    own = tmp_path / "own"
+    base = ("predict", shoot / "b.jpg", shoot / "clip.mp4", shoot / "c.jpg", "--model", standin_path,
+            "--boxes", boxes, "--out-dir", own, "-q")
+    r = run(*base)
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    # b.jpg takes a running id (3) as without --boxes, and keeps the file's
+    assert [(e["file_name"].rsplit("/", 1)[1], e.get("frame"), e["image_id"]) for e in res] == [
+        ("b.jpg", None, 1), ("clip.mp4", 0, 4), ("clip.mp4", 1, 5), ("clip.mp4", 2, 6), ("c.jpg", None, 2)]
+    whole = {f.name: f.read_text() for f in own.iterdir()}
+    (own / "clip.jsonl").unlink()
+    r = run(*base, "--skip-existing")  # the photos skipped: the video keeps a whole run's ids
+    assert r.exit_code == 0 and {f.name: f.read_text() for f in own.iterdir()} == whole, r.output
+    # a list of detections (a detector's, predict's own results) naming one photo's id and not the other's
+    dets = tmp_path / "dets.json"
+    dets.write_text(json.dumps([{"file_name": "c.jpg", "bbox": [20, 20, 40, 80], "score": 0.9, "image_id": 1},
+                                {"file_name": "b.jpg", "bbox": [20, 20, 40, 80], "score": 0.9}]))
+    r = run("predict", shoot / "b.jpg", shoot / "c.jpg", "--model", standin_path, "--boxes", dets, "-q")
+    assert r.exit_code == 0 and [e["image_id"] for e in json.loads(r.stdout)] == [2, 1], r.output
 
 
 def test_a_list_of_detections_or_of_predicts_own_results_gives_the_boxes(folder, standin_path, tmp_path):

@@ -17,8 +17,8 @@ from export.errors import InputError  # noqa: E402
 from export.metadata import save_with_metadata  # noqa: E402
 from export.presence_head import (FEATURES, earlier_tensor, feature_tensor, fit_logistic,  # noqa: E402
                                   fit_presence_head, with_features, with_head, without_head)
-from fasterpose_rt import PosePredictor  # noqa: E402
-from fasterpose_rt.presence import PRESENCE_KEY  # noqa: E402
+from fasterpose_rt import ModelMetadata, PosePredictor  # noqa: E402
+from fasterpose_rt.presence import PRESENCE_KEY, presence_problem  # noqa: E402
 from fasterpose_rt.results import ResultsWriter, coco_entries, csv_header  # noqa: E402
 from fasterpose_rt.search import keep_present, person_presence  # noqa: E402
 from fasterpose_rt.session import ModelError  # noqa: E402
@@ -181,6 +181,23 @@ def test_broken_presence_blocks_are_refused_by_name(tmp_path, block, message):
     onnx.save(set_metadata(with_head(standin_model(meta), np.zeros(6 + K), 0.0, True, K), json.dumps(text)), str(path))
     with pytest.raises(ModelError, match=message):
         PosePredictor(path, threads=1)
+
+
+@pytest.mark.parametrize("number", [np.float32(0.3), np.float16(0.3), np.longdouble(0.3), np.float64(0.3)],
+                         ids=lambda n: type(n).__name__)
+def test_a_threshold_of_numpys_is_a_number(number):
+    """A block built in Python (``fit_presence_head(threshold=np.float32(0.3))``) is as sound as one read from JSON,
+    as numpy's numbers are everywhere else in the API (metadata.is_box_padding); float32 was refused."""
+    block = {**BLOCK, "threshold": number}
+    assert presence_problem(block) is None
+    meta = json.loads(standin_metadata().to_json())
+    assert ModelMetadata.from_dict({**meta, PRESENCE_KEY: block}).extra[PRESENCE_KEY]["threshold"] == number
+
+
+@pytest.mark.parametrize("value", [True, np.True_, "0.3", np.float32("nan"), np.float64("inf"), np.int64(1),
+                                   10 ** 400], ids=["bool", "numpy-bool", "str", "nan", "inf", "one", "huge-int"])
+def test_a_threshold_that_is_no_chance_stays_refused(value):
+    assert "presence.threshold must be a number in (0, 1)" in presence_problem({**BLOCK, "threshold": value})
 
 
 def test_fit_logistic_reaches_the_penalised_optimum():

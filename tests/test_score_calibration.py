@@ -72,6 +72,29 @@ def test_a_malformed_table_is_named_and_the_model_refused(block, problem):
         ModelMetadata.from_dict({**meta, CALIBRATION_KEY: block})
 
 
+@pytest.mark.parametrize("number", [np.float32(0.2), np.float16(0.2), np.longdouble(0.2), np.float64(0.2)],
+                         ids=lambda n: type(n).__name__)
+def test_numpys_numbers_make_a_table_as_pythons_do(number):
+    """A block built in Python from numpy's scalars (a fit's float32, an int64 0 or 1) is as sound as one read from
+    JSON, as numpy's numbers are everywhere else in the API (metadata.is_box_padding); float32 was refused."""
+    block = {"within": number, "plain": {"scores": [np.float32(0.05), number, np.float32(0.9)],
+                                         "chances": [np.int64(0), np.float32(0.5), np.int64(1)]}}
+    assert table_problem(block) is None
+    meta = json.loads(standin_metadata().to_json())
+    table = ScoreCalibration.from_metadata(ModelMetadata.from_dict({**meta, CALIBRATION_KEY: block}).extra, False)
+    assert table.within == pytest.approx(0.2, abs=1e-3)
+    np.testing.assert_allclose(table(np.array([number])), [0.5], atol=1e-6)
+
+
+@pytest.mark.parametrize("value", [True, np.True_, "0.2", np.float32("nan"), np.float64("inf"), 10 ** 400],
+                         ids=["bool", "numpy-bool", "str", "nan", "inf", "huge-int"])
+def test_bools_strings_and_what_no_float_holds_stay_refused_in_a_table(value):
+    """Refused by name, never raised (an int too large for a float was an OverflowError loading the model)."""
+    assert "within must be a positive number" in table_problem({"within": value, "plain": PLAIN})
+    problem = table_problem({"plain": {"scores": [0.1, 0.2, value], "chances": [0.3, 0.4, 0.5]}})
+    assert problem is not None and problem.startswith(f"{CALIBRATION_KEY}.plain")
+
+
 # ---------------------------------------------------------------------------------------- the monotone fit
 
 def test_the_fit_recovers_a_known_chance_and_never_falls():

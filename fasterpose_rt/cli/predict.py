@@ -155,7 +155,7 @@ def results_file(ctx, param, value) -> Optional[Path]:
               help="Write photos with skeletons drawn to this folder (videos: an annotated .mp4); into an input's "
                    "own folder as <name>_pose. Input folders leave out the files under --vis and --out-dir.")
 @click.option("--vis-threshold", type=FiniteFloat(0.0, 1.0), default=0.3, show_default=True,
-              help="Hide joints scoring below this in --vis output.")
+              help="Hide joints scoring below this in the skeletons --vis and --show draw.")
 @click.option("--show", is_flag=True,
               help="Videos, cameras and streams: show the drawn frames in a window as they are processed; q or Esc "
                    "(or closing the window) ends that input. Needs OpenCV with a GUI (pip install opencv-python in "
@@ -189,6 +189,9 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
         raise click.UsageError("--skip-existing looks for the results files of --out-dir: give --out-dir")
     if given("box_score") and boxes_file is None:
         raise click.UsageError("--box-score leaves out the low-scoring boxes of a --boxes file: give --boxes")
+    if given("vis_threshold") and vis_dir is None and not show:
+        raise click.UsageError("--vis-threshold hides the low-scoring joints of the skeletons --vis and --show "
+                               "draw: give --vis or --show")
     if given("max_persons") and boxes_file is not None:
         raise click.UsageError("--max-persons counts the persons a search reports, and --boxes gives every "
                                "person's box (no search): drop --max-persons")

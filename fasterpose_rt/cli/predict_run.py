@@ -182,10 +182,11 @@ class PredictRun:
     def plan_own_files(self, items: List[InputItem]) -> List[InputItem]:
         """With --skip-existing, leave out the photos and video files whose results file is there already (their
         own files named first: ``name_own_files``). An input whose --out-dir file holds another input's results
-        (two folders' a.jpg into one --out-dir in two runs) fails, neither skipped nor written over. Returns the
-        inputs to run."""
+        (two folders' a.jpg into one --out-dir in two runs) fails, neither skipped nor written over. The running
+        image ids are planned here too, from every input. Returns the inputs to run."""
         if not self._named:
             self.name_own_files(items)
+        self._start_after_the_boxes_files_ids(items)
         kept = []
         ahead = floor = 0  # the skipped inputs since the last kept one: next_id = max(next_id + ahead, floor)
         for item in items:
@@ -210,6 +211,16 @@ class PredictRun:
             kept.append(item)
             self._skipped_ids[item.label], ahead, floor = (ahead, floor), 0, 0
         return kept
+
+    def _start_after_the_boxes_files_ids(self, items: List[InputItem]) -> None:
+        """Running image ids (a video's frames, a photo whose --boxes entry gives it none) start after the largest
+        image id the photos among ``items`` keep from the --boxes file, never taking one of those (a COCO file's
+        photo 1 and a video's first frame were both 1). Taken from every input, skipped or run, so a run resumed
+        with --skip-existing numbers its inputs as a whole run does."""
+        if self.lookup is None:
+            return
+        found = (self.lookup.find(i.path, i.rel) for i in items if i.kind == "image")
+        self.next_id = max([f.image_id for f in found if f is not None and f.image_id is not None], default=0)
 
     def _pass_skipped(self, item: InputItem) -> None:
         """Before ``item`` takes its first id: pass over the ids of the inputs skipped just before it."""
