@@ -11,7 +11,12 @@ blocks are left out (Veit et al., 2016). A smaller, faster network that starts f
 (plus its stem and head) starts far ahead of a fresh one, and distillation from the deeper model closes the rest.
 ``--keep`` names, for each stage, the blocks that stay, in order; a stage's first block must stay wherever it
 changes the width or the stride (it holds the downsample). With ``--ann`` the shrunk network is scored at once
-(PCK@0.2, OKS AP on those persons, at the checkpoint's input size), which is how to choose what to keep.
+(PCK@0.2, OKS AP on those persons, at the checkpoint's input size and box padding), which is how to choose what
+to keep. The shrunk checkpoint keeps every metadata key of the source that still describes it (dataset: keypoint
+names, skeleton, flip pairs, OKS sigmas; input size, loss, box padding, training recipe, a models.from_onnx
+file's provenance); only the architecture, its options (block counts) and the scores change, and the recipe gains
+``shrunk_from`` (source file, its architecture, the blocks kept), so an export or an ``--init`` run describes the
+shrunk model rightly.
 """
 from __future__ import annotations
 
@@ -97,7 +102,8 @@ def build_parser():
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--ann", type=Path, help="score the shrunk model on these persons (COCO keypoint file)")
     ap.add_argument("--images", type=Path)
-    ap.add_argument("--box-padding", type=float, default=DEFAULT_BOX_PADDING)
+    ap.add_argument("--box-padding", type=float, default=None,
+                    help="with --ann: crop padding to score at (default: the checkpoint's, as export takes it)")
     return ap
 
 
@@ -120,27 +126,59 @@ def load_source(path: Path) -> tuple:
     return source, ckpt, k
 
 
+# what describes the source's scores, not the shrunk model's: dropped (--ann scores the shrunk one)
+_NOT_CARRIED = ("val", "validation")
+
+
+def source_box_padding(meta: dict, source: str = "the checkpoint") -> float:
+    """The padding a checkpoint's model crops at, as the exporter takes it: its own ``box_padding`` (models.from_onnx:
+    its file's, calibrated maybe), else its recipe's, else DEFAULT_BOX_PADDING. Raises ShrinkError when malformed."""
+    recipe = meta.get("recipe") if isinstance(meta.get("recipe"), dict) else {}
+    for where, value in (("box_padding", meta.get("box_padding")), ("recipe.box_padding", recipe.get("box_padding"))):
+        if value is not None:
+            if not is_box_padding(value):
+                raise ShrinkError(f"{source}: meta {where} must be a positive number, got {value!r}")
+            return float(value)
+    return DEFAULT_BOX_PADDING
+
+
+def shrunk_meta(meta: dict, arch: str, model_options: dict, num_keypoints: int, keep: Sequence[Sequence[int]],
+                source: dict) -> dict:
+    """The shrunk checkpoint's metadata: the source's ``meta`` with what changed set (architecture, model options),
+    its scores dropped, and ``shrunk_from`` (``source``: file and sha256, plus the source's architecture, options and
+    the kept blocks) recorded at the top and in the recipe, which export and ``--init`` provenance carry on."""
+    note = {**source, "architecture": meta["architecture"], "model_options": meta.get("model_options", {}),
+            "kept_blocks": [list(b) for b in keep]}
+    if isinstance(meta.get("shrunk_from"), dict):  # shrunk twice: the earlier cut stays on record
+        note["shrunk_from"] = meta["shrunk_from"]
+    out = {key: value for key, value in meta.items() if key not in _NOT_CARRIED}
+    recipe = meta.get("recipe") if isinstance(meta.get("recipe"), dict) else {}
+    out.update(architecture=arch, model_options=model_options, num_keypoints=num_keypoints, shrunk_from=note,
+               recipe={**recipe, "shrunk_from": note})
+    return out
+
+
 def _shrink(args) -> tuple:
     """-> (the shrunk model, its checkpoint metadata, the report to print); raises ShrinkError."""
-    if not is_box_padding(args.box_padding):  # before any work: 0 cuts no crop, below 0 a mirrored one
-        raise ShrinkError(f"--box-padding must be a positive number, got {args.box_padding!r}")
+    if args.box_padding is not None and not is_box_padding(args.box_padding):  # before any work: 0 cuts no crop,
+        raise ShrinkError(f"--box-padding must be a positive number, got {args.box_padding!r}")  # < 0 a mirrored one
     keep = parse_keep(args.keep)
     source, ckpt, k = load_source(args.checkpoint)
     meta, options = ckpt.meta, ckpt.meta.get("model_options", {})
-    target_options = {**options, "blocks": args.blocks} if args.blocks else options
+    padding = args.box_padding if args.box_padding is not None else source_box_padding(meta, str(args.checkpoint))
+    # the source's other options (head width, ...) stay; its block counts are the source's depth, not the target's
+    target_options = {key: value for key, value in options.items() if key != "blocks"}
+    if args.blocks:
+        target_options["blocks"] = args.blocks
     target = build_model(args.arch, k, **target_options)
     target.load_state_dict(shrink_state_dict(source, target, keep))
-    # the keypoints too (a training checkpoint's dataset, models.from_onnx's names): matched by name when scored
-    out_meta = {key: meta[key] for key in ("input_size", "loss", "num_keypoints", "dataset", "keypoints", "skeleton",
-                                           "flip_pairs") if key in meta}
-    out_meta.update(architecture=args.arch, model_options=target_options, shrunk_from={"file": args.checkpoint.name,
-                                                         "sha256": ckpt.sha256,
-                                                         "architecture": meta["architecture"], "kept_blocks": keep})
+    out_meta = shrunk_meta(meta, args.arch, target_options, k, keep,
+                           {"file": args.checkpoint.name, "sha256": ckpt.sha256})
     report = {"architecture": args.arch, "kept_blocks": keep}
     if args.ann:
-        score, persons = checkpoint_scorer(meta, args.ann, args.images, args.box_padding, str(args.checkpoint))
+        score, persons = checkpoint_scorer(meta, args.ann, args.images, padding, str(args.checkpoint))
         out_meta["val"] = score(target)
-        report.update(persons=persons, **out_meta["val"])
+        report.update(persons=persons, box_padding=padding, **out_meta["val"])
     return target, out_meta, report
 
 

@@ -94,6 +94,72 @@ def test_shrink_keeps_the_keypoint_names_and_refuses_a_box_padding_that_is_not_p
     assert torch.load(out, weights_only=True)["meta"]["dataset"] == dataset  # its keypoints can still be matched
 
 
+def test_shrunk_checkpoint_keeps_the_sources_metadata_so_export_and_init_describe_it_rightly(tmp_path, monkeypatch,
+                                                                                            capsys):
+    """The shrunk checkpoint had kept only a few keys: the recipe (its box padding: the exporter's default crop),
+    a models.from_onnx checkpoint's top-level sigmas and box padding were lost, so its export cropped at 1.25 and
+    scored OKS with COCO's default sigmas. Every key that still describes the model must travel; only the
+    architecture, its options and the scores change, and the recipe records the cut."""
+    from export import build_metadata, load_checkpoint, resolve_keypoint_set, resolve_spec
+    from fasterpose_rt.skeletons import LSP14
+    from models import shrink
+
+    sigmas = [0.05 + 0.01 * i for i in range(14)]
+    dataset = {"keypoints": list(LSP14["keypoints"]), "skeleton": LSP14["skeleton"], "flip_pairs": LSP14["flip_pairs"],
+               "sigmas": sigmas, "name": "lsp_like", "train_file": "train.json", "persons": 3}
+    recipe = {"epochs": 3, "lr": 1e-3, "box_padding": 1.1, "seed": 7, "init": {"file": "r50.pth"}}
+    trained = tmp_path / "trained.pth"
+    _save_r34_checkpoint(trained, loss="mse", num_keypoints=14, dataset=dataset, recipe=recipe,
+                         val={"pck@0.2": 0.9}, input_size=[48, 64])
+    keep = ["--keep", "0,2", "0,3", "0,4"]
+    out = tmp_path / "r18.pth"
+    assert main(["--checkpoint", str(trained), "--arch", "fasterpose_r18", "--out", str(out)] + keep) == 0
+    meta = torch.load(out, weights_only=True)["meta"]
+    note = {"file": "trained.pth", "sha256": load_checkpoint(trained).sha256, "architecture": "fasterpose_r34",
+            "model_options": {"head_width": 256, "final_bias": -4.0}, "kept_blocks": KEEP}
+    assert meta == {"architecture": "fasterpose_r18", "model_options": {"head_width": 256, "final_bias": -4.0},
+                    "num_keypoints": 14, "input_size": [48, 64], "loss": "mse", "dataset": dataset,
+                    "recipe": {**recipe, "shrunk_from": note}, "shrunk_from": note}  # the source's val is not its
+    ckpt = load_checkpoint(out)  # what python -m export writes into the ONNX file
+    spec = resolve_spec(meta=ckpt.meta)
+    exported = build_metadata(spec, resolve_keypoint_set(spec.num_keypoints, ckpt.meta), ckpt)
+    assert (exported.box_padding, exported.extra["sigmas"], exported.output, tuple(exported.input_size)) \
+        == (1.1, sigmas, "probabilities", (48, 64))
+    assert exported.architecture == "fasterpose_r18" and exported.extra["recipe"]["shrunk_from"]["kept_blocks"] == KEEP
+    # a models.from_onnx checkpoint: names, sigmas and its file's (calibrated) padding at the top of the meta
+    recovered = tmp_path / "recovered.pth"
+    top = {"keypoints": list(LSP14["keypoints"]), "skeleton": LSP14["skeleton"], "flip_pairs": LSP14["flip_pairs"],
+           "sigmas": sigmas, "box_padding": 1.05, "recipe": recipe, "validation": {"pck@0.2": 0.8},
+           "recovered_from": {"file": "model.onnx", "weights": "exact"}}
+    _save_r34_checkpoint(recovered, **top)
+    twice = tmp_path / "twice.pth"
+    assert main(["--checkpoint", str(recovered), "--arch", "fasterpose_r34", "--blocks", "2,3,5", "--out", str(out),
+                 "--keep", "0,1", "0,1,2", "0,1,2,3,4"]) == 0
+    assert main(["--checkpoint", str(out), "--arch", "fasterpose_r18", "--out", str(twice), "--keep", "0,1", "0,2",
+                 "0,4"]) == 0  # shrunk again: both cuts stay on record
+    meta = torch.load(twice, weights_only=True)["meta"]
+    assert {k: meta[k] for k in ("keypoints", "skeleton", "flip_pairs", "sigmas", "box_padding", "recovered_from")} \
+        == {k: top[k] for k in ("keypoints", "skeleton", "flip_pairs", "sigmas", "box_padding", "recovered_from")}
+    assert "validation" not in meta and "val" not in meta and meta["model_options"].get("blocks") is None
+    assert meta["recipe"]["shrunk_from"]["kept_blocks"] == [[0, 1], [0, 2], [0, 4]]
+    assert meta["recipe"]["shrunk_from"]["model_options"]["blocks"] == [2, 3, 5]
+    assert meta["recipe"]["shrunk_from"]["shrunk_from"]["file"] == "recovered.pth"
+    ckpt = load_checkpoint(twice)
+    spec = resolve_spec(meta=ckpt.meta)
+    exported = build_metadata(spec, resolve_keypoint_set(spec.num_keypoints, ckpt.meta), ckpt)
+    assert (exported.box_padding, exported.extra["sigmas"]) == (1.05, sigmas)
+    # --ann scores at the source's padding unless --box-padding says otherwise
+    capsys.readouterr()
+    used = []
+    monkeypatch.setattr(shrink, "checkpoint_scorer", lambda m, a, i, padding, s: (used.append(padding) or
+                                                                                 (lambda model: {"pck@0.2": 0.5}, 1)))
+    for extra, padding in (([], 1.1), (["--box-padding", "1.3"], 1.3)):
+        assert main(["--checkpoint", str(trained), "--arch", "fasterpose_r18", "--out", str(out), "--ann", "a.json"]
+                    + keep + extra) == 0
+        assert used.pop() == padding and json.loads(capsys.readouterr().out)["box_padding"] == padding
+    assert torch.load(out, weights_only=True)["meta"]["val"] == {"pck@0.2": 0.5}
+
+
 def test_block_drop_benchmark_tries_every_keepable_subset_per_stage():
     from benchmarks.block_drop import candidates, stage_blocks
 
