@@ -7,8 +7,9 @@ the accuracy of each on the same persons.
 For each model (both bundled ones by default), a ``PosePredictor`` on each backend:
 
 1. ``predict`` time per person with tight boxes on a validation photo, threads 1 and 2, batch 1 and 8, the two
-   backends timed in turns round by round (``benchmarks.common.interleaved_times``); the ratio is the median over
-   rounds of OpenVINO's time over onnxruntime's (below 1: OpenVINO is faster);
+   backends timed in turns round by round (``benchmarks.common.interleaved_times``); the ratio is OpenVINO's time
+   over onnxruntime's (below 1: OpenVINO is faster), ``common.paired_ratio``: the median over pairs of consecutive
+   rounds (each backend once first) of the geometric mean of their ratios;
 2. the photos without boxes: ``find_poses`` (the CLI's window search, refined) on the first ``--photos`` validation
    photos, one photo per call, the backends in turns photo by photo, 2 threads: ms per photo;
 3. PCK@0.2 of every validation person in its tight box on each backend, with the paired 95 % interval of the
@@ -104,8 +105,9 @@ def main(argv=None):
                          f"{acc['difference_ci95'][1]:+.4f})", f"{acc['median_shift_px']:.3f}",
                          f"{100 * acc['share_moved_over_5px']:.2f} %"])
     body = "\n\n".join([
-        f"{len(files)} persons of `{a.ann.name}`. Ratios are OpenVINO's time over onnxruntime's, the median of "
-        "per-round (per-photo) ratios, both timed in turns in this one run.",
+        f"{len(files)} persons of `{a.ann.name}`. Ratios are OpenVINO's time over onnxruntime's, paired photo by "
+        "photo (the median over pairs of consecutive photos, which hold both orders, of their geometric-mean "
+        "ratio), both timed in turns in this one run.",
         "`predict` in tight boxes, ms per person:",
         markdown_table(["model", "threads", "batch", "onnxruntime", "OpenVINO", "ratio"], speed_rows),
         f"Photos without boxes (`find_poses`, the CLI's search), {min(a.photos, len(photos))} photos, 2 threads, ms "

@@ -11,8 +11,10 @@ Ratios (targets from the runtime issue):
 Model: the bundled default model if present, else a random-weights FasterPose-R18 (17 keypoints, input 144×192)
 exported by ``python -m export --input-size 144x192`` when that exporter exists, else by ``torch.onnx.export``
 here. Random weights time the same as trained ones. Everything is timed interleaved, round by round
-(``common.interleaved_times``: each measured thing once per round, the order reversed every other round); a ratio
-is the median over rounds of that round's ratio, so slow drifts of the load from other processes cancel out.
+(``common.interleaved_times``: each measured thing once per round, the order rotated by one every round, so each
+holds every position equally often); a ratio is ``common.paired_ratio``: the median, over every run of as many
+consecutive rounds as things timed together, of the geometric mean of their per-round ratios, so neither slow
+drifts of the load from other processes nor a position in the round favour one.
 """
 from __future__ import annotations
 
@@ -173,7 +175,8 @@ def run(rounds: int, model=None, results_dir=None):
         f"Model: {source}; input {w}×{h} (w×h), heatmaps {hm_w}×{hm_h}, {threads} intra-op threads "
         f"(the default: physical cores). Photo 640×480, boxes of 15–30 % × 50–90 % of it. "
         f"Timed interleaved over {rounds} rounds (decoding/sigmoid: {max(5, rounds // 3)}), each thing once per "
-        "round in turns, the order reversed every other round; ratios are medians of per-round ratios. "
+        "round in turns, the order rotated by one every round; a ratio is the median, over every window of "
+        "consecutive rounds in which each thing held every position once, of the window's geometric-mean ratio. "
         "On a shared machine (see the load average) absolute times are indicative, the ratios are the point.",
         "", "## Ratios", "", markdown_table(["ratio", "measured", "target", ""], ratio_rows),
         "", f"Context for the batching ratio: onnxruntime alone, one run of 8 ready tensors / 8 runs of one: "

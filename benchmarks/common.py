@@ -1,5 +1,5 @@
 """Shared helpers of the benchmarks: the command line (parser, entry point, error exits), machine description,
-median and interleaved timing, results as Markdown + JSON.
+median and interleaved timing (rotating order, position-symmetric ratios), results as Markdown + JSON.
 
 Results go to ``benchmarks/results/<name>.md`` (for people) and ``<name>.json`` (for tools), both stamped with
 the command that ran (as parsed by :class:`BenchmarkParser`) and the machine it ran on.
@@ -264,25 +264,92 @@ def write_results(name: str, title: str, body_md: str, data: Dict, command: Opti
     return md_path
 
 
-def interleaved_times(fns: Dict[str, Callable[[], object]], rounds: int, warmup: int = 1) -> Dict[str, np.ndarray]:
-    """Seconds per call of each fn, {name: (rounds,) array}, each fn timed once per round in turn.
+class RoundTimes(np.ndarray):
+    """A competitor's (rounds,) seconds from :func:`interleaved_times`: a float array like any other, which also
+    carries ``cycle``, the number of consecutive rounds in which every competitor of that call holds every position
+    once (:func:`paired_ratio` averages over that many). Arithmetic and slices keep it (right for contiguous ones,
+    ``t[k:]``; not for strided ones, ``t[::2]``), ``np.array(t)`` drops it; its reductions (``np.median``,
+    ``t.mean()``, ...) are plain numpy scalars."""
 
-    The order alternates (forward in even rounds, reversed in odd ones), so neither a slow drift of the
-    machine's load nor a fixed position in the round (caches, turbo) favours one competitor.
+    cycle: Optional[int] = None
+
+    def __new__(cls, values, cycle: int):
+        out = np.asarray(values, dtype=float).view(cls)
+        out.cycle = cycle
+        return out
+
+    def __array_finalize__(self, obj):
+        self.cycle = getattr(obj, "cycle", None)
+
+    def __array_wrap__(self, arr, context=None, *args, **kwargs):
+        out = super().__array_wrap__(arr, context)
+        return out[()] if isinstance(out, np.ndarray) and out.ndim == 0 else out
+
+
+def interleaved_times(fns: Dict[str, Callable[[], object]], rounds: int, warmup: int = 1) -> Dict[str, np.ndarray]:
+    """Seconds per call of each fn, {name: (rounds,) array (a :class:`RoundTimes`)}, each fn timed once per round.
+
+    The order rotates by one every round: round r runs ``names[r % n:] + names[:r % n]`` (A B C, B C A, C A B,
+    A B C, ...). So over any n consecutive rounds every competitor holds every position once, and a fixed position
+    in the round (caches, turbo, the first call after the timer's own work) favours none of them; :func:`paired_ratio`
+    cancels it exactly by averaging over such n rounds. Rounds are back to back, and for 3 or more competitors no
+    round starts with the one the previous round ended with (round r ends with names[r - 1], round r + 1 starts
+    with names[r + 1]; the warm-up rounds run in list order, ending with the last, before round 0 starts with the
+    first), so no competitor runs twice in a row with the warm caches of its own previous call.
+
+    Two competitors: every order that lets each of them go first in some rounds must, where who goes first
+    changes, start a round with the one that ended the previous one. Rotation by one is A B, B A, A B, ... (the
+    alternation): every round boundary repeats a competitor, each in turn (B|B, A|A, ...), and a competitor runs
+    first exactly in the rounds where it follows itself. Running right after itself is thus part of its "first"
+    position, which each of the two holds in every other round, and cancels with the position in
+    :func:`paired_ratio` (two consecutive rounds). The other schemes are worse: A B, A B, ... never repeats but
+    never moves B from second; A B, A B, B A, B A, ... repeats at half the boundaries but needs four rounds to
+    balance and makes a competitor's first position sometimes after itself, sometimes not.
+
+    Not balanced: which competitor runs just before another within a round (always the one before it in the
+    list); a position effect cancels, a carry-over from one particular neighbour does not.
     """
     names = list(fns)
+    n = len(names)
     for _ in range(warmup):
         for name in names:
             fns[name]()
     times: Dict[str, List[float]] = {name: [] for name in names}
-    for r in range(rounds):
-        for name in (names if r % 2 == 0 else names[::-1]):
+    for r in range(rounds if n else 0):
+        for name in names[r % n:] + names[:r % n]:
             t0 = time.perf_counter()
             fns[name]()
             times[name].append(time.perf_counter() - t0)
-    return {name: np.array(t) for name, t in times.items()}
+    return {name: RoundTimes(t, cycle=n) for name, t in times.items()}
 
 
 def paired_ratio(a: np.ndarray, b: np.ndarray) -> float:
-    """Median over rounds of a[i] / b[i] for two (rounds,) time arrays measured in the same rounds."""
-    return float(np.median(np.asarray(a) / np.asarray(b)))
+    """How many times slower ``a`` is than ``b``, from two (rounds,) time arrays measured in the same rounds: the
+    median, over every run of ``cycle`` consecutive rounds, of the geometric mean of those rounds' ratios
+    a[i] / b[i] (exp of the mean of their log-ratios).
+
+    ``cycle`` is the number of rounds in which each of the two holds each of its positions once: for arrays from
+    :func:`interleaved_times` the number of competitors of that call (carried by the arrays, :class:`RoundTimes`;
+    of two from different calls, the least common multiple), for plain arrays 2 (the hand-written loops of the
+    benchmarks reverse the order every other round, so any two consecutive rounds hold both orders of a pair).
+
+    Symmetric over positions: a round's ratio depends on where a and b ran in it (one value when a runs before b,
+    another when after), so the per-round ratios are multi-modal and their median sits on whichever mode holds the
+    middle, i.e. depends on the number of rounds. Each window of ``cycle`` consecutive rounds (any start) gives
+    both every position once, so its geometric mean carries no position effect, and every window is complete
+    (no leftover rounds to bias it, whatever the number of rounds). Robust: an outlier round spoils only the
+    ``cycle`` windows holding it, and the median over windows stays on clean ones while fewer than half are
+    spoiled. (A trimmed mean of the per-round log-ratios would not be position-symmetric: with 3+ competitors a
+    pair has several position states, and trimming cuts the extreme ones.) Fewer rounds than ``cycle``: the
+    geometric mean of all the ratios (no complete window exists).
+    """
+    cycles = [c for c in (getattr(a, "cycle", None), getattr(b, "cycle", None)) if c]
+    cycle = math.lcm(*cycles) if cycles else 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log(np.asarray(a, dtype=float) / np.asarray(b, dtype=float))
+    if logs.size == 0:
+        return math.nan
+    if logs.size < cycle:
+        return float(np.exp(logs.mean()))
+    windows = np.lib.stride_tricks.sliding_window_view(logs, cycle).mean(axis=1)
+    return float(np.exp(np.median(windows)))

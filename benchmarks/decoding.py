@@ -10,8 +10,9 @@ Decoders (all return (N, K, 2) heatmap px):
   DARK loop   the same maths as DARK, one keypoint at a time in Python (the baseline for the speed-up).
 Maps are 64×48 (h×w), Gaussians of sigma 1.5 / 2 / 3 with uniformly random sub-pixel centres, clean or with
 3 % multiplicative noise (map · (1 + 0.03·n), n ~ N(0, 1)).
-Time: every decoder once per round, in turns (the order reversed every other round), ``--rounds`` rounds; a
-decoder's time relative to the loop is the median of its per-round ratios.
+Time: every decoder once per round, in turns (the order rotated by one every round), ``--rounds`` rounds; a
+decoder's time relative to the loop is ``common.paired_ratio``: the median, over every run of as many consecutive
+rounds as decoders (each decoder once in every position), of the geometric mean of its per-round ratios.
 """
 from __future__ import annotations
 
@@ -129,7 +130,7 @@ def accuracy(rng):
 
 def timing(rng, rounds: int = ROUNDS):
     """{decoder: (rounds,) seconds per call} on one (16, 17, 64, 48) float32 batch, the decoders timed in turns
-    round by round (``common.interleaved_times``: the order alternates), so their per-round ratios share the
+    round by round (``common.interleaved_times``: the order rotates), so their per-round ratios share the
     machine's state."""
     hm, _ = gaussians(rng, PERSONS, KEYPOINTS, 2.0, 0.03)
     return interleaved_times({name: (lambda fn=fn: fn(hm)) for name, fn in DECODERS.items()}, rounds)
@@ -155,8 +156,9 @@ def run(rounds: int = ROUNDS, results_dir=None):
         markdown_table(["sigma", "maps"] + names, acc_rows),
         f"Largest |DARK − DARK loop| over all rows: {loop_gap:.2e} px (same maths, vectorised vs loop).",
         f"## Time\n\nOne batch of {PERSONS} persons × {KEYPOINTS} keypoints, {H}×{W} maps (sigma 2, 3 % noise); "
-        f"median of {rounds} rounds, every decoder once per round in turns (the order reversed every other round); "
-        "time / DARK loop is the median of the per-round ratios. Measured on a shared machine (see the load "
+        f"median of {rounds} rounds, every decoder once per round in turns (the order rotated by one every round); "
+        "time / DARK loop is the median, over every window of consecutive rounds in which each decoder held every "
+        "position once, of the window's geometric-mean ratio. Measured on a shared machine (see the load "
         "average above): absolute times are indicative, the ratios are the point.",
         markdown_table(["decoder", "ms / batch", "time / DARK loop"], time_rows),
         f"Vectorised DARK takes {ratio:.3f} of the loop's time ({1 / ratio:.0f}× faster); target ≤ 0.25: "

@@ -9,8 +9,9 @@ grid of windows, the best 3 refined, the best kept, the presence rule of the CLI
 turns (the order alternating): the default model alone (the CLI's default), the default with the bundled fast model
 running the windows (``PosePredictor(search_with=...)``; the default then runs every person they find at least
 once), and the fast model alone (``--fast``). PCK@0.2 of each (a photo where nobody is reported scores as misses)
-with the paired 95 % interval of its difference to the default's search; ms per photo and the median per-photo
-ratio of times to the default's search.
+with the paired 95 % interval of its difference to the default's search; ms per photo and the ratio of times to
+the default's search (``common.paired_ratio``: the median over pairs of consecutive photos, the order reversed
+between them, of the geometric mean of their per-photo ratios).
 """
 from __future__ import annotations
 
@@ -72,7 +73,8 @@ def main(argv=None):
                      f"{data[w]['ms_per_photo']:.1f}", f"{ratio:.2f}×"])
     body = "\n\n".join([
         f"{len(files)} persons of `{a.ann.name}`, one photo each, no boxes; {a.threads} threads; the three ways in "
-        "turns photo by photo. Time ratio: the median per-photo ratio to the search's time.",
+        "turns photo by photo. Time ratio: to the search's time, paired photo by photo (the median over pairs of "
+        "consecutive photos, which hold both orders, of their geometric-mean ratio).",
         markdown_table(["way", "PCK@0.2", "vs the search (95 % interval)", "person reported", "ms per photo",
                         "time ratio"], rows)])
     path = write_results("fast_search", "The search with the fast model's windows", body,

@@ -11,8 +11,9 @@ costs more to decode). Every frame is followed as ``fasterpose predict`` follows
 
 1. **Video files, every frame in order.** ``VideoPoses`` reading in the caller's thread between model calls
    (``read_ahead=0``, the runtime before session 45) against a thread decoding ahead (the default), on 1 and 2
-   threads, runs interleaved in ``--rounds`` rounds (the order alternating); the ratio is the median of the
-   rounds' ratios. The two must give the same poses (checked on every run).
+   threads, runs interleaved in ``--rounds`` rounds (the order alternating); the ratio is ``common.paired_ratio``
+   (the median over pairs of consecutive rounds, each way once first, of the geometric mean of their ratios; one
+   round alone: its ratio). The two must give the same poses (checked on every run).
 2. **A live source.** The same file played as a camera at 30 fps (``SimulatedCamera``): frame i exists from i/30 s
    after the first read on, a read waits for the next frame and a late reader gets the frames it missed, oldest
    first, as an RTSP stream's buffer delivers them. Read in order (``--no-live``) or live (the newest frame each
@@ -159,7 +160,7 @@ def file_table(pred_by_threads, path, rounds: int, frames: int):
             print(f"file, {threads} thread(s), track={track}: {row['inline_fps']:.1f} -> {row['ahead_fps']:.1f} "
                   f"frames/s ({ratio:.2f}x the time)", flush=True)
     header = ["threads", "following", "frames/s, read between model calls", "frames/s, read ahead by a thread",
-              "time, ahead vs between (median of rounds)"]
+              "time, ahead vs between (paired over rounds)"]
     return markdown_table(header, md_rows), rows
 
 

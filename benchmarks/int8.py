@@ -12,9 +12,11 @@ bundled int8 model when it was quantised from this float model, else quantised h
 the LSPET training file; verified on the validation file, the same numbers as below).
 Accuracy: every validation person, cropped and decoded by the runtime's own code (``export.quantize.compare_models``:
 ``fasterpose_rt`` preprocessing, sessions and DARK decoding, as ``PosePredictor`` without flip test).
-Latency: each configuration timed interleaved round by round (float, int8, int8, float, ...); ratios are medians
-of per-round ratios, so drifts of the machine's load cancel out. Single-thread rows also give the calling thread's
-CPU time (onnxruntime computes there with one intra-op thread): the idle-core latency, which the verdict uses.
+Latency: each configuration timed interleaved round by round (float, int8, int8, float, ...); ratios are
+``common.paired_ratio``: the median over pairs of consecutive rounds (each model once first) of the geometric mean
+of their ratios, so drifts of the machine's load and who runs first cancel out. Single-thread rows also give the
+calling thread's CPU time (onnxruntime computes there with one intra-op thread): the idle-core latency, which the
+verdict uses.
 """
 from __future__ import annotations
 
@@ -224,7 +226,7 @@ def main(argv=None) -> None:
              ("met" if acc_ok else "NOT met") if trained else "not measurable (random weights)"],
         ]),
         "",
-        f"## Latency (median ms over {args.rounds} interleaved rounds; ratio = median of per-round int8/fp32)",
+        f"## Latency (median ms over {args.rounds} interleaved rounds; ratio = int8/fp32 paired round by round, `benchmarks.common.paired_ratio`)",
         "",
         "Wall clock, and for single-thread runs also the CPU time of the calling thread (where onnxruntime computes "
         "when it has one intra-op thread): the latency on an idle core, unaffected by other processes taking the "

@@ -10,9 +10,11 @@ exported with the exporter's Python API (``export.export_onnx``: simplified, ver
 opened like the runtime's (``fasterpose_rt.session.open_session``: idle threads sleep); PyTorch runs the very
 same module in eval mode under ``torch.inference_mode`` with ``torch.set_num_threads`` matched.
 
-Timing: for each (threads, batch) every competitor is called once per round, the order alternating between
-rounds; medians and 90th percentiles over rounds; a ratio (FP/SB, ORT/torch) is the median of the per-round
-ratios, so drifts of the machine's load cancel. GFLOP/s = 2 · MACs (``models.complexity``, "ours" convention:
+Timing: for each (threads, batch) every competitor is called once per round, the order rotated by one every round
+(each competitor in every position equally often); medians and 90th percentiles over rounds; a ratio (FP/SB,
+ORT/torch) is ``common.paired_ratio``, the median over runs of as many consecutive rounds as competitors of the
+geometric mean of their per-round ratios, so drifts of the machine's load and positions in the round cancel.
+GFLOP/s = 2 · MACs (``models.complexity``, "ours" convention:
 the work a transposed convolution really does) · batch / median time. The peak is the best of a few 2048² float32
 matmuls under numpy (OpenBLAS) in a subprocess with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed (they force an
 older, slower kernel where set); the kernel it ran is read with threadpoolctl when installed.
@@ -246,7 +248,7 @@ def run(rounds: int, torch_sel: str, quick: bool, results_dir=None):
         f"Random weights, {NUM_KEYPOINTS} keypoints. ONNX (opset from the exporter, simplified) under onnxruntime "
         f"in sessions opened as the runtime opens them (idle threads sleep); PyTorch {torch.__version__} eager, "
         "eval mode, `torch.inference_mode`, NCHW float32, `torch.set_num_threads` matched. "
-        f"{rounds} interleaved rounds per (threads, batch), order alternating; warm-up 1 round. "
+        f"{rounds} interleaved rounds per (threads, batch), the order rotated every round; warm-up 1 round. "
         f"All threads = {threads_all} (the runtime's default: physical cores). "
         "Times are per call (the whole batch). On a shared machine (see the load average) absolute times are "
         "indicative; ratios, measured in the same rounds, are the point.",

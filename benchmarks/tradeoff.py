@@ -7,9 +7,11 @@ Each model runs as users run it: ``PosePredictor`` with the model's own metadata
 ground-truth tight boxes, every photo read once and shared. Reported per model: PCK@0.2 and the paired 95 %
 bootstrap interval of its difference to the first model on the same persons; MACs per person; the time per person
 of ``predict()`` (crop, network, decoding) on one thread at batch 1 and batch 8 on a 640×480 photo, timed in
-interleaved rounds (no model is favoured by the machine's drift), with the median per-round ratio to the first
-model. int8 speed depends on the CPU's instruction set (VNNI or not), so the results name its flags: read the
-table of the machine you will run on.
+interleaved rounds (the order rotated by one every round: no model is favoured by the machine's drift or its
+position in the round), with the ratio to the first model (``common.paired_ratio``: per-round ratios averaged
+geometrically over runs of consecutive rounds that give every model every position, the median of those). int8
+speed depends on the CPU's instruction set (VNNI or not), so the results name its flags: read the table of the
+machine you will run on.
 """
 from __future__ import annotations
 
@@ -92,7 +94,8 @@ def main(argv=None):
             f"and box padding{', every model flip-tested' if a.flip else ''}. PCK differences are against model 1 "
             "on the same persons, with the paired 95 % bootstrap interval. Time: `predict()` per person on 1 thread "
             f"(crop + network + decoding, 640×480 photo), median of {a.rounds} interleaved rounds; in brackets the "
-            "median per-round ratio to model 1.", "",
+            "ratio to model 1, paired round by round over position-balanced windows (`benchmarks.common.paired_ratio`).",
+            "",
             markdown_table(["model", "architecture", "input w×h", "box padding", "G MACs/person", "PCK@0.2",
                             "vs model 1 (interval)", *(f"ms/person, batch {b} (ratio)" for b in BATCHES)], table)]
     path = write_results("tradeoff", "Accuracy and 1-thread latency of finished models, one run",

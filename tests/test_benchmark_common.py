@@ -1,6 +1,7 @@
 """benchmarks/common.py and what every benchmark gets from it: the stamped command is the one that ran (options and
 all), results are strict JSON written atomically, ``--help`` and bad options run nothing, expected errors are one
-``error: ...`` line (exit 2), ``--rounds 0`` is refused, timings alternate.
+``error: ...`` line (exit 2), ``--rounds 0`` is refused, timings rotate the order and their ratios cancel position
+effects.
 
 Parse-level and synthetic checks run anywhere; the ones that load persons need LSPET (skipped when ../shared is
 absent) and are kept to a couple of persons: each stops at its error before any model runs (or runs one tiny pass).
@@ -139,10 +140,92 @@ def test_run_main_turns_expected_errors_and_refusals_into_one_error_line(capsys)
         run_main(raising(ZeroDivisionError()), [])
 
 
-def test_interleaved_times_alternate_the_order_round_by_round():
+def test_interleaved_times_rotate_the_order_round_by_round():
     order = []
-    times = interleaved_times({n: (lambda n=n: order.append(n)) for n in "abc"}, rounds=3, warmup=0)
-    assert "".join(order) == "abccbaabc" and all(t.shape == (3,) for t in times.values())
+    times = interleaved_times({n: (lambda n=n: order.append(n)) for n in "abc"}, rounds=4, warmup=0)
+    assert "".join(order) == "abcbcacababc" and all(t.shape == (4,) for t in times.values())
+    assert all(t.cycle == 3 for t in times.values())
+    assert type(np.median(times["a"])) is np.float64  # reductions stay plain scalars
+    order.clear()
+    interleaved_times({n: (lambda n=n: order.append(n)) for n in "ab"}, rounds=4, warmup=1)
+    assert "".join(order) == "ab" + "abbaabba"  # two: rotation is the alternation, each boundary repeats one in turn
+
+
+@pytest.mark.parametrize("n", [3, 4, 5])
+def test_interleaved_times_give_every_position_equally_and_never_repeat_across_rounds(n):
+    # the old forward/reverse order ran the end competitors twice in a row at every boundary (a b c | c b a | a ...)
+    # and kept the middle one in the middle
+    names = "abcde"[:n]
+    order = []
+    interleaved_times({x: (lambda x=x: order.append(x)) for x in names}, rounds=2 * n, warmup=2)
+    assert all(x != y for x, y in zip(order, order[1:]))  # warm-up included
+    rounds = [order[i:i + n] for i in range(2 * n, len(order), n)]
+    assert len(rounds) == 2 * n and all(sorted(r) == list(names) for r in rounds)
+    for start in range(n + 1):  # any n consecutive rounds: every competitor in every position once
+        for pos in range(n):
+            assert sorted(r[pos] for r in rounds[start:start + n]) == list(names)
+
+
+class _PositionClock:
+    """A fake ``time`` for ``benchmarks.common``: each competitor's call costs its base time times a factor of
+    its position in the round, halved when it runs right after itself (warm caches)."""
+
+    def __init__(self, base, position_factor, repeat_factor=0.5):
+        self.base, self.factor, self.repeat_factor = base, position_factor, repeat_factor
+        self.now, self.calls = 100.0, []
+
+    def perf_counter(self):
+        return self.now
+
+    def fns(self):
+        def call(name):
+            cost = self.base[name] * self.factor[len(self.calls) % len(self.base)]
+            if self.calls and self.calls[-1] == name:
+                cost *= self.repeat_factor
+            self.calls.append(name)
+            self.now += cost
+        return {name: (lambda name=name: call(name)) for name in self.base}
+
+
+@pytest.mark.parametrize("rounds", [6, 7, 8, 9, 10])
+@pytest.mark.parametrize("base, factor", [
+    ({"a": 2.0, "b": 1.0}, (1.0, 0.8)),  # the one running second is 20 % faster
+    ({"a": 3.0, "b": 1.0, "c": 1.5}, (1.0, 0.7, 0.9)),
+    ({"a": 1.0, "b": 4.0, "c": 2.0, "d": 0.5}, (1.0, 0.6, 0.9, 0.75)),
+])
+def test_paired_ratio_of_interleaved_times_cancels_a_position_effect_exactly(base, factor, rounds, monkeypatch):
+    # old: with a b | b a the per-round ratios of (2, 1) are 2.5 and 1.6, and their median is 2.05 (even number of
+    # rounds) or 2.5 (odd); with 3+ the order gave no balance at all
+    clock = _PositionClock(base, factor)
+    monkeypatch.setattr(common, "time", clock)
+    times = interleaved_times(clock.fns(), rounds, warmup=1)
+    for x in base:
+        for y in base:
+            assert common.paired_ratio(times[x], times[y]) == pytest.approx(base[x] / base[y], rel=1e-12), (x, y)
+
+
+def _alternating(rounds):
+    """Plain (rounds,) times as the benchmarks' own forward/reverse loops make them: a takes 2, b 1, and whoever
+    runs second in a round (b in even rounds, a in odd ones) is 20 % faster. Per-round ratios: 2.5, 1.6, 2.5, ..."""
+    second = np.arange(rounds) % 2
+    return 2.0 * np.where(second == 1, 0.8, 1.0), np.where(second == 0, 0.8, 1.0)
+
+
+@pytest.mark.parametrize("rounds", [2, 4, 5, 8, 9])
+def test_paired_ratio_of_alternating_rounds_does_not_depend_on_their_number(rounds):
+    # old (median of per-round ratios): 2.05 for an even number of rounds, 2.5 for an odd one
+    a, b = _alternating(rounds)
+    assert common.paired_ratio(a, b) == pytest.approx(2.0, rel=1e-12)
+    assert common.paired_ratio(b, a) == pytest.approx(0.5, rel=1e-12)
+    assert common.paired_ratio(a[:1], b[:1]) == pytest.approx(2.5, rel=1e-12)  # one round: its ratio
+
+
+@pytest.mark.parametrize("rounds, disturbed", [(9, [4]), (10, [0]), (10, [9]), (20, [3, 12]), (20, [7, 8])])
+def test_paired_ratio_is_robust_to_outlier_rounds(rounds, disturbed):
+    a, b = _alternating(rounds)
+    a[disturbed] *= 10  # a round where something else took the core while a ran
+    b[disturbed[0]] /= 3
+    assert common.paired_ratio(a, b) == pytest.approx(2.0, rel=1e-12)
 
 
 @pytest.mark.parametrize("name", BENCHMARKS)
