@@ -14,7 +14,7 @@ puts ``PoseResult.presence`` (N,) in [0, 1]; ``search.keep_present`` reads it.
 from __future__ import annotations
 
 import numbers
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, cast
 
 __all__ = ["PRESENCE_KEY", "PRESENCE_OUTPUT", "presence_problem", "presence_output"]
 
@@ -34,7 +34,7 @@ def presence_problem(block: Any) -> Optional[str]:
     threshold = block.get("threshold")  # optional: without one the runtime reads the head at its own default
     # numpy's scalars (float32, ...) too, not a bool; 0 < t < 1 also refuses NaN, the infinities and any huge int
     if threshold is not None and not (isinstance(threshold, numbers.Real) and not isinstance(threshold, bool)
-                                      and 0 < threshold < 1):
+                                      and 0 < cast(float, threshold) < 1):
         return f"{PRESENCE_KEY}.threshold must be a number in (0, 1), got {threshold!r}"
     return None
 
