@@ -21,9 +21,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import BenchmarkParser, markdown_table, run_main, write_results  # noqa: E402
-from models.data.coco_keypoints import DEFAULT_BOX_PADDING  # noqa: E402
 from models.pose import build_model  # noqa: E402
-from models.shrink import load_source, shrink_state_dict  # noqa: E402
+from models.shrink import load_source, shrink_state_dict, source_box_padding  # noqa: E402
 from models.train import parse_blocks  # noqa: E402
 from models.validate import checkpoint_scorer  # noqa: E402
 
@@ -58,12 +57,15 @@ def main(argv=None) -> int:
                     help="the smaller network: a registered model (fasterpose_r18) or blocks per stage (1,2,6)")
     ap.add_argument("--ann", type=Path, required=True)
     ap.add_argument("--images", type=Path, required=True)
-    ap.add_argument("--box-padding", type=float, default=DEFAULT_BOX_PADDING)
+    ap.add_argument("--box-padding", type=float, default=None,
+                    help="the crops' padding (default: the checkpoint's, as its export would take it)")
     ap.add_argument("--results-dir", type=Path, default=None, help="default: benchmarks/results")
     args = ap.parse_args(argv)
     try:
         source, ckpt, k = load_source(args.checkpoint)
         counts = stage_blocks(args.to, ckpt.meta.get("model_options", {}))
+        if args.box_padding is None:
+            args.box_padding = source_box_padding(ckpt.meta, str(args.checkpoint))
     except (ValueError, argparse.ArgumentTypeError) as e:  # ShrinkError is a ValueError
         raise SystemExit(f"error: {e}") from None
     meta, options = ckpt.meta, ckpt.meta.get("model_options", {})

@@ -40,6 +40,22 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+def checkpoint_box_padding(meta: dict) -> float:
+    """The box padding a checkpoint's model crops at: its own ``box_padding`` (models.from_onnx: its source file's,
+    calibrated maybe), else the padding it was trained at (its recipe's), else DEFAULT_BOX_PADDING. The exporter,
+    models.shrink and benchmarks.block_drop all take it from here. Raises InputError on malformed meta."""
+    recipe = meta.get("recipe")
+    if recipe is not None and not isinstance(recipe, dict):
+        raise InputError(f"checkpoint meta recipe must be a dict, got {type(recipe).__name__} {recipe!r}")
+    for where, value in (("box_padding", meta.get("box_padding")),
+                         ("recipe.box_padding", (recipe or {}).get("box_padding"))):
+        if value is not None:
+            if not is_box_padding(value):
+                raise InputError(f"checkpoint meta {where} must be a positive number, got {value!r}")
+            return float(value)
+    return DEFAULT_BOX_PADDING
+
+
 def build_metadata(spec: ModelSpec, keypoints: KeypointSet, checkpoint: Optional[Checkpoint] = None,
                    box_padding: Optional[float] = None) -> ModelMetadata:
     """ImageNet RGB normalisation, the spec's size/output/architecture, names from ``keypoints``, provenance.
@@ -50,16 +66,7 @@ def build_metadata(spec: ModelSpec, keypoints: KeypointSet, checkpoint: Optional
     if recipe is not None and not isinstance(recipe, dict):
         raise InputError(f"checkpoint meta recipe must be a dict, got {type(recipe).__name__} {recipe!r}")
     if box_padding is None:
-        # a models.from_onnx checkpoint records its file's padding (calibrated, maybe) beside the training recipe's
-        for where, value in (("box_padding", meta.get("box_padding")),
-                             ("recipe.box_padding", (recipe or {}).get("box_padding"))):
-            if value is not None:
-                if not is_box_padding(value):
-                    raise InputError(f"checkpoint meta {where} must be a positive number, got {value!r}")
-                box_padding = value
-                break
-        else:
-            box_padding = DEFAULT_BOX_PADDING
+        box_padding = checkpoint_box_padding(meta)
     extra = {
         "weights": "trained" if checkpoint is not None else "random",
         "loss": spec.loss,

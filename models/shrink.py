@@ -28,10 +28,10 @@ from typing import List, Sequence
 
 
 from export.checkpoint import load_checkpoint, load_weights, save_checkpoint
-from export.errors import CheckpointError
+from export.errors import CheckpointError, InputError
+from export.metadata import checkpoint_box_padding
 from fasterpose_rt.metadata import is_box_padding
 
-from .data.coco_keypoints import DEFAULT_BOX_PADDING
 from .pose import PoseNet, build_model
 from .train import parse_blocks
 from .validate import checkpoint_scorer
@@ -133,13 +133,10 @@ _NOT_CARRIED = ("val", "validation")
 def source_box_padding(meta: dict, source: str = "the checkpoint") -> float:
     """The padding a checkpoint's model crops at, as the exporter takes it: its own ``box_padding`` (models.from_onnx:
     its file's, calibrated maybe), else its recipe's, else DEFAULT_BOX_PADDING. Raises ShrinkError when malformed."""
-    recipe = meta.get("recipe") if isinstance(meta.get("recipe"), dict) else {}
-    for where, value in (("box_padding", meta.get("box_padding")), ("recipe.box_padding", recipe.get("box_padding"))):
-        if value is not None:
-            if not is_box_padding(value):
-                raise ShrinkError(f"{source}: meta {where} must be a positive number, got {value!r}")
-            return float(value)
-    return DEFAULT_BOX_PADDING
+    try:
+        return checkpoint_box_padding(meta)
+    except InputError as e:
+        raise ShrinkError(f"{source}: {e}") from None
 
 
 def shrunk_meta(meta: dict, arch: str, model_options: dict, num_keypoints: int, keep: Sequence[Sequence[int]],

@@ -160,6 +160,26 @@ def test_shrunk_checkpoint_keeps_the_sources_metadata_so_export_and_init_describ
     assert torch.load(out, weights_only=True)["meta"]["val"] == {"pck@0.2": 0.5}
 
 
+def test_block_drop_benchmark_scores_at_the_checkpoints_padding(tmp_path, monkeypatch):
+    """It scored at 1.25 whatever padding the checkpoint was trained or calibrated at."""
+    import benchmarks.block_drop as block_drop
+
+    ckpt = tmp_path / "trained.pth"
+    _save_r34_checkpoint(ckpt, num_keypoints=14, recipe={"box_padding": 1.1}, input_size=[48, 64])
+    used = []
+
+    def scorer(meta, ann, images, padding, source):
+        used.append(padding)
+        raise SystemExit(0)  # the padding is all this test needs
+
+    monkeypatch.setattr(block_drop, "checkpoint_scorer", scorer)
+    for extra, padding in (([], 1.1), (["--box-padding", "1.3"], 1.3)):
+        with pytest.raises(SystemExit):
+            block_drop.main(["--checkpoint", str(ckpt), "--to", "fasterpose_r18", "--ann", "a.json", "--images", "i",
+                             "--results-dir", str(tmp_path)] + extra)
+        assert used.pop() == padding
+
+
 def test_block_drop_benchmark_tries_every_keepable_subset_per_stage():
     from benchmarks.block_drop import candidates, stage_blocks
 
