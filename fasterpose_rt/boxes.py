@@ -7,12 +7,13 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Dict, List, NoReturn, Optional, Tuple
+from typing import Dict, Iterable, List, NoReturn, Optional, Tuple
 
 import cv2
 import numpy as np
 
 from .image import to_bgr_uint8
+from .inputs import InputItem
 from .jsonfile import finite_number, load_json
 
 __all__ = [
@@ -49,9 +50,11 @@ def _valid_box(b) -> bool:
 
 
 class BoxLookup:
-    """Boxes by photo file name. ``find(path, rel)`` tries the path as given, the path inside its input folder,
-    then any entry whose name ends the path (``val2017/a.jpg`` matches ``data/val2017/a.jpg``), preferring the
-    longest; returns None when the photo is not listed. category_id: the person category's id in a COCO file (its
+    """Boxes by photo file name. ``find(path, rel)`` gives the entry naming the photo: the entry that is the path as
+    given, the path inside its input folder (``rel``), or an end of the path (``val2017/a.jpg`` matches
+    ``data/val2017/a.jpg``); of several, the longest (``x/a.jpg`` before ``a.jpg``; of two as long, the path as
+    given's); None when the photo is not listed. ``conflict(items)`` says when one entry names several of a run's
+    inputs, or two entries give two photos one image id. category_id: the person category's id in a COCO file (its
     results carry it; 1 otherwise); keypoint_names: that category's keypoints, None when it lists none."""
 
     def __init__(self, entries: Dict[str, ImageBoxes], source: str, category_id: int = 1,
@@ -66,13 +69,72 @@ class BoxLookup:
     def __len__(self) -> int:
         return len(self.entries)
 
-    def find(self, path: os.PathLike, rel: Optional[os.PathLike] = None) -> Optional[ImageBoxes]:
+    def match(self, path: os.PathLike, rel: Optional[os.PathLike] = None) -> Optional[str]:
+        """The name of the entry :meth:`find` gives the photo at ``path`` (``rel``: its path inside its input
+        folder), None when none names it."""
         full = _norm_name(Path(path).as_posix())
-        for key in (full, _norm_name(Path(rel).as_posix()) if rel is not None else None):
-            if key is not None and key in self.entries:
-                return self.entries[key]
-        ends = [k for k in self._by_base.get(PurePosixPath(full).name, []) if ("/" + full).endswith("/" + k)]
-        return self.entries[max(ends, key=len)] if ends else None
+        # (length, from the path as given): the longest wins, the path as given's of two as long
+        found = [(len(k), 1, k) for k in self._by_base.get(PurePosixPath(full).name, [])
+                 if ("/" + full).endswith("/" + k)]
+        inside = _norm_name(Path(rel).as_posix()) if rel is not None else None
+        if inside is not None and inside in self.entries:
+            found.append((len(inside), 0, inside))
+        return max(found)[2] if found else None
+
+    def find(self, path: os.PathLike, rel: Optional[os.PathLike] = None) -> Optional[ImageBoxes]:
+        key = self.match(path, rel)
+        return None if key is None else self.entries[key]
+
+    def conflict(self, items: Iterable[InputItem]) -> Optional[str]:
+        """Why these inputs cannot take their boxes from this file, or None: an entry that is the longest match
+        of several inputs (``a.jpg`` of ``x/a.jpg`` and ``y/a.jpg``: whose boxes and image id are they?), or two
+        entries giving two photos the same image id. items: the run's inputs, each file once."""
+        whose: Dict[str, List[InputItem]] = {}
+        for item in items:
+            key = self.match(item.path, item.rel)
+            if key is not None:
+                whose.setdefault(key, []).append(item)
+        shared = [(key, its) for key, its in whose.items() if len(its) > 1]
+        if shared:
+            key, its = shared[0]
+            paths = [_norm_name(Path(i.path).as_posix()) for i in its]
+            ends = (_own_end(p, paths[:n] + paths[n + 1:]) for n, p in enumerate(paths))
+            example = next((e for e in ends if e not in (None, key)), None)
+            gives = "its boxes" + (" and image id" if self.entries[key].image_id is not None else "")
+            more = (f" ({len(shared) - 1} other {'entry names' if len(shared) == 2 else 'entries name'} several "
+                    f"inputs too)") if len(shared) > 1 else ""
+            return (f"{self.source}: entry {key!r} names {len(its)} inputs, {_listed([i.label for i in its])}, and "
+                    f"would give each {gives}; give each an entry naming more of its path"
+                    + (f" (as {example!r})" if example is not None else "") + more)
+        by_id: Dict[int, Tuple[str, InputItem]] = {}
+        for key, (item,) in whose.items():
+            image_id = self.entries[key].image_id
+            if image_id is None or item.kind != "image":  # a video's frames take ids of their own
+                continue
+            if image_id in by_id:
+                other_key, other = by_id[image_id]
+                return (f"{self.source}: entries {other_key!r} and {key!r} both give image_id {image_id}, to two "
+                        f"inputs, {other.label} and {item.label}; give each photo an id of its own")
+            by_id[image_id] = (key, item)
+        return None
+
+
+def _listed(names: List[str], most: int = 3) -> str:
+    """``a, b and c``; past ``most`` names, ``a, b, c and 4 more``."""
+    if len(names) > most:
+        return f"{', '.join(names[:most])} and {len(names) - most} more"
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _own_end(full: str, others: List[str]) -> Optional[str]:
+    """The shortest end of the path ``full`` (whole folder names) that ends none of ``others``; None when every
+    end of it ends one of them."""
+    parts = full.split("/")
+    for n in range(1, len(parts) + 1):
+        end = "/".join(parts[-n:])
+        if not any(("/" + o).endswith("/" + end) for o in others):
+            return end
+    return None
 
 
 def person_category(data: dict) -> Optional[dict]:

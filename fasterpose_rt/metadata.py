@@ -11,6 +11,8 @@ import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Tuple
 
+import numpy as np
+
 from .confidence import CALIBRATION_KEY, table_problem
 from .presence import PRESENCE_KEY, presence_problem
 
@@ -24,6 +26,24 @@ IMAGENET_STD = [58.395, 57.12, 57.375]
 
 class MetadataError(ValueError):
     """The model's ``fasterpose`` metadata is missing or malformed."""
+
+
+def _plain_json(value: Any) -> Any:
+    """``value`` in the types ``json.dumps(allow_nan=False)`` writes: numpy scalars as Python's (``.item()``),
+    arrays and tuples as lists, non-finite floats as None; dict keys numpy gave as Python's."""
+    if isinstance(value, dict):
+        return {(k.item() if isinstance(k, np.generic) else k): _plain_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_json(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _plain_json(value.tolist())
+    if isinstance(value, np.floating):
+        value = float(value)  # .item() keeps a long double numpy's
+    elif isinstance(value, np.generic):
+        value = value.item()  # np.int64 -> int, np.bool_ -> bool, np.str_ -> str
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def is_box_padding(value) -> bool:
@@ -67,10 +87,12 @@ class ModelMetadata:
         return name
 
     def to_json(self) -> str:
+        """The metadata as strict JSON: numpy's scalars (np.float32, np.int64..., which the checks accept) and arrays
+        written as plain numbers and lists; NaN and the infinities, which JSON has no word for, as null."""
         d = asdict(self)
         extra = d.pop("extra")
         d["input_size"] = list(d["input_size"])
-        return json.dumps({**extra, **d}, sort_keys=False)
+        return json.dumps(_plain_json({**extra, **d}), sort_keys=False, allow_nan=False)
 
     @classmethod
     def from_json(cls, text: str) -> "ModelMetadata":

@@ -331,6 +331,55 @@ def test_a_list_of_detections_or_of_predicts_own_results_gives_the_boxes(folder,
     assert_no_traceback(r)
 
 
+def test_a_boxes_entry_naming_two_inputs_is_refused_before_any_work(tmp_path, standin_path, monkeypatch):
+    """`predict x y --boxes boxes.json` with an entry a.jpg: both x/a.jpg and y/a.jpg took its boxes and image id,
+    silently wrong for one. Refused, naming the entry and the photos, before the model is loaded or any output
+    made; entries x/a.jpg and y/a.jpg (or x/a.jpg beside a.jpg: the longer names x's) keep working."""
+    for sub in ("x", "y"):
+        (tmp_path / sub).mkdir()
+        cv2.imwrite(str(tmp_path / sub / "a.jpg"), photo())
+    x, y, boxes = tmp_path / "x", tmp_path / "y", tmp_path / "boxes.json"
+    out, vis = tmp_path / "r.json", tmp_path / "vis"
+    boxes.write_text(json.dumps({"a.jpg": [[10, 10, 60, 100]]}))
+    monkeypatch.chdir(tmp_path)
+    loaded = []
+    monkeypatch.setattr(PosePredictor, "__init__", lambda self, *a, **k: loaded.append(1) or 1 / 0)
+    r = run("predict", "x", "y", "--model", standin_path, "--boxes", boxes, "--out", out, "--vis", vis)
+    assert r.exit_code == 2 and r.stdout == "", r.output
+    assert r.stderr.strip().splitlines() == [
+        f"Error: {boxes}: entry 'a.jpg' names 2 inputs, x/a.jpg and y/a.jpg, and would give each its boxes; give "
+        "each an entry naming more of its path (as 'x/a.jpg')"]
+    assert not loaded and not out.exists() and not vis.exists()
+    monkeypatch.undo()
+    boxes.write_text(json.dumps({"x/a.jpg": [[10, 10, 60, 100]], "y/a.jpg": [[0, 0, 40, 60]]}))
+    r = run("predict", x, y, "--model", standin_path, "--boxes", boxes, "-q")
+    assert r.exit_code == 0 and [e["bbox"] for e in json.loads(r.stdout)] == [[10, 10, 60, 100], [0, 0, 40, 60]]
+    boxes.write_text(json.dumps({"a.jpg": [[0, 0, 40, 60]], "x/a.jpg": [[10, 10, 60, 100]]}))
+    r = run("predict", x, y, "--model", standin_path, "--boxes", boxes, "-q")
+    assert r.exit_code == 0 and [e["bbox"] for e in json.loads(r.stdout)] == [[10, 10, 60, 100], [0, 0, 40, 60]]
+    # a file argument's own name had won over the longer entry: x/a.jpg took a.jpg's boxes
+    r = run("predict", x / "a.jpg", "--model", standin_path, "--boxes", boxes, "-q")
+    assert r.exit_code == 0 and [e["bbox"] for e in json.loads(r.stdout)] == [[10, 10, 60, 100]], r.output
+
+
+def test_two_photos_given_one_image_id_by_a_list_are_refused(tmp_path, standin_path):
+    """A detections list whose entries for x/a.jpg and y/b.jpg both carry image_id 1 gave the two photos one id."""
+    for sub, name in (("x", "a.jpg"), ("y", "b.jpg")):
+        (tmp_path / sub).mkdir()
+        cv2.imwrite(str(tmp_path / sub / name), photo())
+    dets = tmp_path / "dets.json"
+    dets.write_text(json.dumps([{"file_name": "x/a.jpg", "bbox": [10, 10, 60, 100], "score": 0.9, "image_id": 1},
+                                {"file_name": "y/b.jpg", "bbox": [10, 10, 60, 100], "score": 0.9, "image_id": 1}]))
+    r = run("predict", tmp_path / "x", tmp_path / "y", "--model", standin_path, "--boxes", dets)
+    assert r.exit_code == 2 and r.stdout == "", r.output
+    assert r.stderr.strip() == (
+        f"Error: {dets}: entries 'x/a.jpg' and 'y/b.jpg' both give image_id 1, to two inputs, "
+        f"{(tmp_path / 'x/a.jpg').as_posix()} and {(tmp_path / 'y/b.jpg').as_posix()}; give each photo an id of "
+        "its own")
+    r = run("predict", tmp_path / "x", "--model", standin_path, "--boxes", dets, "-q")  # one of them: its id
+    assert r.exit_code == 0 and [e["image_id"] for e in json.loads(r.stdout)] == [1], r.output
+
+
 def test_malformed_boxes_file_exit_2(folder, standin_path, tmp_path):
     boxes = tmp_path / "boxes.json"
     boxes.write_text('{"a.jpg": [[1, 2, 3]]}')

@@ -15,7 +15,7 @@ from fasterpose_rt.draw import draw_poses, keypoint_sides, line_width
 from fasterpose_rt.evaluate import EvalError, match_keypoints, pck_report
 from fasterpose_rt.metrics import (body_orientation, left_right_confusions, pck, pck_by_orientation,
                                   pck_interval, torso_sizes)
-from fasterpose_rt.inputs import InputReadError, expand_inputs, read_image, read_input_list
+from fasterpose_rt.inputs import InputItem, InputReadError, expand_inputs, read_image, read_input_list
 from fasterpose_rt.predictor import PoseResult
 from fasterpose_rt.results import ResultsWriter, atomic_write_text, coco_entries
 from fasterpose_rt.skeletons import COCO17, LSP14
@@ -257,6 +257,68 @@ def test_map_boxes_file(tmp_path):
     lookup = load_boxes_file(p)
     assert lookup.find("x/a.jpg").boxes.tolist() == [[1, 2, 3, 4]] and lookup.find("x/a.jpg").image_id is None
     assert lookup.find("photos/sub/b.png").boxes.shape == (0, 4)
+
+
+def test_the_longest_entry_naming_a_photo_is_its_entry(tmp_path):
+    """Entries a.jpg and x/a.jpg both name x/a.jpg: the longer is its entry, however the photo was given (a file
+    argument's rel is its bare name, whose exact match had won over the longer end of the path)."""
+    p = tmp_path / "boxes.json"
+    p.write_text(json.dumps({"a.jpg": [[1, 1, 5, 5]], "x/a.jpg": [[2, 2, 5, 5]], "ln/b.jpg": [], "tg/b.jpg": []}))
+    lookup = load_boxes_file(p)
+    for path, rel in (("x/a.jpg", "a.jpg"), ("/data/x/a.jpg", "a.jpg"), ("/data/x/a.jpg", "x/a.jpg"),
+                      ("data/x/a.jpg", None), ("a.jpg", "x/a.jpg")):  # the last: `predict .` inside x
+        assert lookup.find(path, rel).boxes.tolist() == [[2, 2, 5, 5]], (path, rel)
+    assert lookup.match("/data/x/a.jpg", "a.jpg") == "x/a.jpg"
+    assert lookup.match("/data/y/a.jpg", "a.jpg") == "a.jpg"
+    assert lookup.match("ln/b.jpg", "tg/b.jpg") == "ln/b.jpg"  # two as long: the path as given's (a symlink)
+    assert lookup.match("z/c.jpg", "c.jpg") is None
+
+
+def _inputs(*paths, kind="image"):
+    return [InputItem(Path(p), kind, Path(r)) for p, r in paths]
+
+
+def test_an_entry_naming_several_inputs_is_a_conflict(tmp_path):
+    """An entry a.jpg gave x/a.jpg and y/a.jpg the same boxes and image id: a conflict naming the entry and the
+    inputs, unless a longer entry names one of them."""
+    p = tmp_path / "boxes.json"
+    p.write_text(json.dumps([{"file_name": "a.jpg", "bbox": [1, 1, 5, 5], "image_id": 3},
+                             {"file_name": "b.jpg", "bbox": [1, 1, 5, 5]}]))
+    two = _inputs(("shoot/x/a.jpg", "x/a.jpg"), ("shoot/y/a.jpg", "y/a.jpg"), ("shoot/x/b.jpg", "x/b.jpg"))
+    problem = load_boxes_file(p).conflict(two)
+    assert problem == (f"{p}: entry 'a.jpg' names 2 inputs, shoot/x/a.jpg and shoot/y/a.jpg, and would give each "
+                       "its boxes and image id; give each an entry naming more of its path (as 'x/a.jpg')")
+    assert load_boxes_file(p).conflict(two[:1] + two[2:]) is None  # one photo of that name: no question
+    p.write_text(json.dumps({"a.jpg": [], "b.jpg": [], "c.jpg": []}))
+    many = two + _inputs(("shoot/y/b.jpg", "y/b.jpg"), ("q/a.jpg", "a.jpg"), ("r/a.jpg", "a.jpg"))
+    problem = load_boxes_file(p).conflict(many)
+    assert problem.startswith(f"{p}: entry 'a.jpg' names 4 inputs, shoot/x/a.jpg, shoot/y/a.jpg, q/a.jpg and 1 "
+                              "more, and would give each its boxes;") and "(1 other entry names several" in problem
+    p.write_text(json.dumps({"x/a.jpg": [[1, 1, 5, 5]], "y/a.jpg": [[2, 2, 5, 5]]}))
+    assert load_boxes_file(p).conflict(two[:2]) is None  # each named by its own entry
+    p.write_text(json.dumps({"x/a.jpg": [[1, 1, 5, 5]], "a.jpg": [[2, 2, 5, 5]]}))
+    assert load_boxes_file(p).conflict(two[:2]) is None  # x's entry is the longer: a.jpg names y/a.jpg alone
+    p.write_text(json.dumps({"clip.mp4": [[1, 1, 5, 5]]}))
+    clips = _inputs(("x/clip.mp4", "x/clip.mp4"), ("y/clip.mp4", "y/clip.mp4"), kind="video")
+    assert "entry 'clip.mp4' names 2 inputs" in load_boxes_file(p).conflict(clips)  # both started from its boxes
+
+
+def test_two_entries_giving_two_photos_one_image_id_are_a_conflict(tmp_path):
+    """A list whose entries for x/a.jpg and y/b.jpg both carry image_id 1 gave the two photos one id (COCOeval
+    pairs each result with the other's labels)."""
+    p = tmp_path / "dets.json"
+    p.write_text(json.dumps([{"file_name": "x/a.jpg", "bbox": [1, 1, 5, 5], "image_id": 1},
+                             {"file_name": "y/b.jpg", "bbox": [1, 1, 5, 5], "image_id": 1},
+                             {"file_name": "clip.mp4", "bbox": [1, 1, 5, 5], "image_id": 2},
+                             {"file_name": "z/c.jpg", "bbox": [1, 1, 5, 5], "image_id": 2}]))
+    photos = _inputs(("x/a.jpg", "x/a.jpg"), ("y/b.jpg", "y/b.jpg"))
+    assert load_boxes_file(p).conflict(photos) == (
+        f"{p}: entries 'x/a.jpg' and 'y/b.jpg' both give image_id 1, to two inputs, x/a.jpg and y/b.jpg; give "
+        "each photo an id of its own")
+    assert load_boxes_file(p).conflict(photos[:1]) is None  # the other photo is not among the inputs
+    # a video's frames take ids of their own: its entry's id is no photo's
+    assert load_boxes_file(p).conflict(_inputs(("z/c.jpg", "c.jpg")) + _inputs(("clip.mp4", "clip.mp4"),
+                                                                                 kind="video")) is None
 
 
 @pytest.mark.parametrize("text, match", [

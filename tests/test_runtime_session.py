@@ -85,6 +85,32 @@ def test_network_label_names_non_standard_blocks():
     assert ModelMetadata.from_dict(_meta_dict(architecture="x", model_options=[2, 3])).network == "x"
 
 
+def test_metadata_with_numpy_numbers_the_checks_accept_is_written_as_plain_json():
+    """A block built in Python with numpy's numbers (a padding measured as np.float32, a table fitted by numpy) passes
+    the checks; to_json refused them (TypeError: float32 is not JSON serializable) where export writes the file."""
+    from fasterpose_rt.metadata import ModelMetadata, is_box_padding
+
+    table = {"scores": [np.float32(0.25), np.float64(0.5), np.float32(0.75)],
+             "chances": [np.float32(0.125), np.float32(0.5), np.float64(0.875)]}
+    meta = ModelMetadata.from_dict(_meta_dict(
+        box_padding=np.float32(1.5),
+        score_calibration={"within": np.float32(0.25), "plain": table, "joints": np.int64(1234)},
+        presence={"output": "presence", "kind": "logits", "threshold": np.float32(0.375)},
+        provenance={"counts": np.arange(3, dtype=np.int64), "seen": np.bool_(True), "ece": np.float32("nan")}))
+    assert is_box_padding(meta.box_padding) and isinstance(meta.box_padding, np.float32)  # the checks took them
+    text = meta.to_json()
+    json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} is no JSON"))  # strict JSON: no NaN
+    back = ModelMetadata.from_json(text)
+    assert back.box_padding == 1.5 and type(back.box_padding) is float
+    cal = back.extra["score_calibration"]
+    assert cal == {"within": 0.25, "plain": {"scores": [0.25, 0.5, 0.75], "chances": [0.125, 0.5, 0.875]},
+                   "joints": 1234}
+    assert back.extra["presence"] == {"output": "presence", "kind": "logits", "threshold": 0.375}
+    assert back.extra["provenance"] == {"counts": [0, 1, 2], "seen": True, "ece": None}  # NaN: null
+    assert back.to_json() == text  # written again, the same text
+    assert ModelMetadata.from_json(standin_metadata().to_json()).to_json() == standin_metadata().to_json()
+
+
 def test_metadata_disagreeing_with_the_graph(tmp_path):
     p = write_standin(tmp_path / "size.onnx", metadata_text=_meta_dict(input_size=[48, 96]))
     with pytest.raises(ModelError, match=r"input_size \(48, 96\)"):

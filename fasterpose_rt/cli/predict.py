@@ -76,10 +76,12 @@ def results_file(ctx, param, value) -> Optional[Path]:
 @click.option("--flip", is_flag=True, help="Flip test: also run mirrored crops and average (slower, more accurate).")
 @click.option("--box-padding", type=FiniteFloat(*BOX_PADDING_RANGE), default=None, help=BOX_PADDING_HELP)
 @click.option("--boxes", "boxes_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Person boxes: a COCO annotation file (matched by file_name; results keep its image ids and "
-                   "person category id), a JSON object mapping file name -> list of [x, y, w, h], or a JSON list of "
-                   "{file_name, bbox, score} (a detector's output, or predict's own results). A video's entry starts "
-                   "the tracking (--no-track: applies to every frame). Inputs the file does not list fail.")
+              help="Person boxes: a COCO annotation file (results keep its image ids and person category id), a "
+                   "JSON object mapping file name -> list of [x, y, w, h], or a JSON list of {file_name, bbox, "
+                   "score} (a detector's output, or predict's own results). A file name is a photo's path or its "
+                   "end (val/a.jpg names data/val/a.jpg); the longest naming a photo is its entry, and one that "
+                   "names several inputs is refused. A video's entry starts the tracking (--no-track: applies to "
+                   "every frame). Inputs the file does not list fail.")
 @click.option("--box-score", type=FiniteFloat(min=0), default=0.0, show_default=True,
               help="With --boxes as a list with scores: leave out boxes scoring below this.")
 @click.option("--detector", type=click.Choice(["none", "hog"]), default="none", show_default=True,
@@ -203,6 +205,9 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
     items, problems = expand_inputs(inputs, videos=True, lists=True, patterns=True,
                                     leave_out=[f for f in (vis_dir, out_dir) if f is not None], left_out=left_out)
     lookup = load_boxes_file(boxes_file, box_score) if boxes_file is not None else None
+    problem = lookup.conflict(items) if lookup is not None else None  # an entry two inputs match, or an id they share
+    if problem is not None:
+        raise UsageProblem(problem)
     detect = HogPeopleDetector() if detector == "hog" else None
     for option, folder in (("--vis", vis_dir), ("--out-dir", out_dir)):  # made first: --out may lie in one
         if folder is not None:
