@@ -9,12 +9,13 @@ stays. AP then counts wrong and missed persons, where the annotation file's own 
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .boxes import BoxLookup, ImageBoxes, _norm_name, box_iou
+from .boxes import BoxLookup, ImageBoxes, _listed, _norm_name, _own_end, box_iou
 from .jsonfile import finite_number, load_json
 from .metrics import oks
 from .preprocess import BOX_LIMIT, MIN_BOX_SIDE
@@ -51,7 +52,11 @@ def load_detections(path, image_ids: Iterable[int], category_id: Optional[int] =
     With ``file_names`` ({image id: file_name} of the annotation file), an entry with a "file_name" is the photo
     of that name, whatever its image_id (predict numbers the photos of a folder 1..N, not by the annotation
     file's ids): names are compared as POSIX paths, and a name ends in the file's (``/data/val2017/a.jpg`` is
-    ``val2017/a.jpg``; boxes.BoxLookup's rule); entries without one are placed by image_id.
+    ``val2017/a.jpg``; boxes.BoxLookup's rule: of the file's names ending a path, the longest); entries without
+    one are placed by image_id. Two names placed on one photo of the file are two photos whose detections would be
+    scored as one, an error whatever their category (``x/a.jpg`` and ``y/a.jpg`` on its ``a.jpg``; so are
+    ``a.jpg`` and ``x/a.jpg``, two photos of one folder), unless one is an absolute path the other ends in
+    (``val/a.jpg`` and ``/data/val/a.jpg``: one photo spelled two ways).
     Entries of another category than ``category_id`` (when both name one) and boxes with w or h <= 0 are left
     out; so are entries whose image is not among ``image_ids`` or whose file name names none of ``file_names``
     (counted: a file for other photos is an error); a box the model cannot crop (``box_out_of_range``) is an error.
@@ -69,6 +74,7 @@ def load_detections(path, image_ids: Iterable[int], category_id: Optional[int] =
     lookup = None if file_names is None else BoxLookup(
         {_norm_name(name): ImageBoxes(np.zeros((0, 4)), int(i)) for i, name in file_names.items()}, src)
     boxes: Dict[int, List[list]] = {i: [] for i in ids}
+    named: Dict[int, Dict[str, Tuple[int, str]]] = {}  # image id -> {name placed on it: (first entry, as given)}
     scores: Dict[int, List[float]] = {i: [] for i in ids}
     counts: Dict[str, Any] = {"entries": len(data), "used": 0, "other_category": 0, "other_images": 0,
                               "other_files": 0, "empty_boxes": 0, "remapped": 0, "other_file_example": None}
@@ -92,6 +98,8 @@ def load_detections(path, image_ids: Iterable[int], category_id: Optional[int] =
         if name is not None:  # the name says which photo; an image_id may be another numbering's
             found = lookup.find(Path(name)) if lookup is not None else None
             image_id = None if found is None else found.image_id
+            if image_id is not None:
+                named.setdefault(image_id, {}).setdefault(_norm_name(Path(name).as_posix()), (j, name))
         if category_id is not None and d.get("category_id", category_id) != category_id:
             counts["other_category"] += 1
         elif name is not None and image_id is None:
@@ -106,6 +114,9 @@ def load_detections(path, image_ids: Iterable[int], category_id: Optional[int] =
             scores[image_id].append(float(s))
             counts["used"] += 1
             counts["remapped"] += int(number is not None and number != image_id)
+    merged = [(i, names) for i, names in named.items() if len(names) > 1 and not _one_photo(names)]
+    if merged:
+        raise DetectionsError(_merged_photos(src, merged, file_names or {}))
     if data and not counts["used"]:
         why = (f"{counts['other_files']} name files the annotation file does not list (e.g. "
                f"{counts['other_file_example']!r})" if counts["other_files"]
@@ -115,6 +126,43 @@ def load_detections(path, image_ids: Iterable[int], category_id: Optional[int] =
         raise DetectionsError(f"{src}: none of its {len(data)} detections can be used: {why}")
     out = {i: (np.asarray(boxes[i], np.float64).reshape(-1, 4), np.asarray(scores[i], np.float64)) for i in ids}
     return out, counts
+
+
+_ABSOLUTE = re.compile(r"^(/|[A-Za-z]:/)")  # a POSIX path from the root, or a Windows one from a drive
+
+
+def _one_photo(names: Dict[str, Tuple[int, str]]) -> bool:
+    """Whether these names (normalized: (first entry, as given)) may all be one photo: each pair one absolute path
+    and a relative one ending it (``/data/val/a.jpg``, ``val/a.jpg``). Two relative names, or two absolute ones,
+    that differ are two photos (``a.jpg`` and ``x/a.jpg`` of a folder's predict results)."""
+    rooted = {k: bool(_ABSOLUTE.match(given.replace("\\", "/"))) for k, (_, given) in names.items()}
+    keys = list(names)
+    for n, a in enumerate(keys):
+        for b in keys[n + 1:]:
+            if rooted[a] == rooted[b]:
+                return False
+            full, end = (a, b) if rooted[a] else (b, a)
+            if not ("/" + full).endswith("/" + end):
+                return False
+    return True
+
+
+def _merged_photos(src: str, merged: List[Tuple[int, Dict[str, Tuple[int, str]]]],
+                   file_names: Dict[int, str]) -> str:
+    """The error of detections naming several photos that one photo of the annotation file is (``merged``: (image
+    id, {name: (first entry, as given)}) of each such photo, in entry order): the first named, the others counted."""
+    image_id, names = merged[0]
+    paths = list(names)
+    entries, given = [str(j) for j, _ in names.values()], [repr(g) for _, g in names.values()]
+    ends = (_own_end(p, paths[:n] + paths[n + 1:]) for n, p in enumerate(paths))
+    example = next((e for e in ends if e is not None), None)
+    more = (f" ({len(merged) - 1} other {'photo' if len(merged) == 2 else 'photos'} of the annotation file "
+            f"{'is' if len(merged) == 2 else 'are'} named so too)") if len(merged) > 1 else ""
+    return (f"{src}: entries {_listed(entries)} name {len(paths)} photos, {_listed(given)}, "
+            f"placed by name on one photo of the annotation file, {_norm_name(file_names.get(image_id, '?'))!r} "
+            f"(image_id {image_id}): their detections would be scored as one photo's; keep only that photo's "
+            f"detections, or list each photo in the annotation file by more of its path"
+            + (f" (as {example!r})" if example else "") + more)
 
 
 def rescore(box_scores, joint_scores, joint_score: float = JOINT_SCORE) -> np.ndarray:

@@ -149,3 +149,69 @@ def test_load_detections_by_file_name_names_what_is_wrong(tmp_path, content, mes
     with pytest.raises(DetectionsError) as e:
         load_detections(path, [1], file_names={1: "a.jpg"})
     assert message in str(e.value) and str(path) in str(e.value)
+
+
+@pytest.mark.parametrize("names, message", [
+    # two photos of two folders that the file's one name ends in (review s57: both placed on it, scored as one)
+    (["x/a.jpg", "y/a.jpg"], "entries 0 and 1 name 2 photos, 'x/a.jpg' and 'y/a.jpg', placed by name on one photo "
+                             "of the annotation file, 'a.jpg' (image_id 1): their detections would be scored as one "
+                             "photo's; keep only that photo's detections, or list each photo in the annotation "
+                             "file by more of its path (as 'x/a.jpg')"),
+    (["a.jpg", "x/a.jpg"], "entries 0 and 1 name 2 photos, 'a.jpg' and 'x/a.jpg'"),  # predict . of a folder
+    (["/d1/a.jpg", "/d2/a.jpg"], "entries 0 and 1 name 2 photos, '/d1/a.jpg' and '/d2/a.jpg'"),
+    (["C:\\d\\a.jpg", "a.jpg", "/d/x/a.jpg"], "entries 0, 1 and 2 name 3 photos"),  # two absolute ones differ
+])
+def test_load_detections_refuses_two_photos_placed_by_name_on_one(tmp_path, names, message):
+    path = tmp_path / "dets.json"
+    dets = [{"image_id": 1, "file_name": n, "category_id": 1, "bbox": [1, 2, 30, 40], "score": 0.9} for n in names]
+    dets[-1]["category_id"] = 3  # a car: still a photo the file's a.jpg cannot be as well
+    dets.append({"image_id": 1, "file_name": names[0], "bbox": [5, 2, 30, 40]})  # more boxes of a photo: one photo
+    path.write_text(json.dumps(dets))
+    with pytest.raises(DetectionsError) as e:
+        load_detections(path, [1, 2], 1, file_names={1: "a.jpg", 2: "b.jpg"})
+    assert str(e.value).startswith(f"{path}: ") and message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_load_detections_names_every_photo_of_the_file_named_twice(tmp_path):
+    path = tmp_path / "dets.json"
+    path.write_text(json.dumps([{"file_name": f"{d}/{n}", "bbox": [1, 2, 30, 40]} for n in ("a.jpg", "b.jpg")
+                                for d in ("x", "y")]))
+    with pytest.raises(DetectionsError, match=r"entries 0 and 1 name 2 photos, 'x/a.jpg' and 'y/a.jpg', .* 'a.jpg' "
+                                              r"\(image_id 1\).* \(1 other photo of the annotation file is named so "
+                                              r"too\)$"):
+        load_detections(path, [1, 2], 1, file_names={1: "a.jpg", 2: "b.jpg"})
+
+
+def test_load_detections_by_name_takes_one_photo_spelled_two_ways_and_photos_the_file_tells_apart(tmp_path):
+    path = tmp_path / "dets.json"
+
+    def load(names, file_names):
+        path.write_text(json.dumps([{"image_id": 9, "file_name": n, "bbox": [k, 2, 30, 40], "score": 0.5}
+                                    for k, n in enumerate(names)]))
+        found, counts = load_detections(path, file_names, 1, file_names=file_names)
+        return {i: b[:, 0].tolist() for i, (b, _) in found.items()}, counts
+
+    # an absolute path and a relative one it ends in: one photo (as a Windows path is); repeated names too
+    assert load(["val/a.jpg", "/data/val/a.jpg", "val/a.jpg", "C:\\data\\val\\b.jpg", "val/b.jpg"],
+                {1: "a.jpg", 2: "val/b.jpg"})[0] == {1: [0, 1, 2], 2: [3, 4]}
+    # the file's longer names tell x/a.jpg and y/a.jpg apart: each its own photo (the longest match)
+    assert load(["/data/x/a.jpg", "/data/y/a.jpg"], {1: "x/a.jpg", 2: "y/a.jpg"})[0] == {1: [0], 2: [1]}
+    assert load(["x/a.jpg", "y/a.jpg"], {1: "a.jpg", 2: "x/a.jpg"})[0] == {1: [1], 2: [0]}
+    found, counts = load(["x/a.jpg", "y/a.jpg"], {1: "x/a.jpg", 2: "b.jpg"})  # y/a.jpg is no photo of the file
+    assert found == {1: [0], 2: []} and counts["other_files"] == 1
+
+
+def test_load_detections_by_image_id_is_as_before(tmp_path):
+    """COCO's own detection results name photos by image_id only: any number of boxes on a photo, with or without
+    the file's names; without them (models.validate, benchmarks) a file_name is not read at all."""
+    path = tmp_path / "dets.json"
+    path.write_text(json.dumps([{"image_id": 1, "category_id": 1, "bbox": [k, 2, 30, 40], "score": 0.9}
+                                for k in range(3)] + [{"image_id": 2, "bbox": [9, 2, 30, 40]}]))
+    for file_names in (None, {1: "a.jpg", 2: "x/a.jpg"}):
+        found, counts = load_detections(path, [1, 2], 1, file_names=file_names)
+        assert found[1][0][:, 0].tolist() == [0, 1, 2] and found[2][0][:, 0].tolist() == [9]
+        assert counts["used"] == 4 and counts["remapped"] == 0
+    path.write_text(json.dumps([{"image_id": 1, "file_name": f"{d}/a.jpg", "bbox": [k, 2, 30, 40]}
+                                for k, d in enumerate("xy")]))
+    found, counts = load_detections(path, [1])  # no file names given: placed by image_id, as before
+    assert found[1][0][:, 0].tolist() == [0, 1] and counts["used"] == 2

@@ -265,6 +265,47 @@ def test_check_annotations_refuses_two_images_with_one_id(torso_model, dataset):
     assert r.exit_code == 2 and "images[2] has the id 1 of images[0]" in r.stderr and r.stdout == ""
 
 
+
+# ------------------------------------------------------------------- 7b: detections of two photos placed on one
+
+def test_eval_refuses_detections_of_two_photos_placed_by_name_on_one(torso_model, dataset, tmp_path):
+    """Review s57: the file lists 1.png; detections of x/1.png and y/1.png both ended in its name and were scored
+    as one photo's (exit 0, a spurious pose lowering AP). Refused in one line, before any photo is run."""
+    ann, images, data = dataset
+    dets = tmp_path / "dets.json"
+    dets.write_text(json.dumps([{"image_id": 1, "file_name": "x/1.png", "category_id": 1, "bbox": [5, 5, 70, 110],
+                                 "score": 0.9},
+                                {"image_id": 2, "file_name": "y/1.png", "category_id": 1, "bbox": [0, 0, 40, 40],
+                                 "score": 0.8}]))
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "--detections", dets, "-q")
+    assert r.exit_code == 2 and r.stdout == "", r.output
+    assert r.stderr == (f"Error: {dets}: entries 0 and 1 name 2 photos, 'x/1.png' and 'y/1.png', placed by name on "
+                        "one photo of the annotation file, '1.png' (image_id 1): their detections would be scored as "
+                        "one photo's; keep only that photo's detections, or list each photo in the annotation file "
+                        "by more of its path (as 'x/1.png')\n")
+
+
+def test_eval_places_detections_on_the_photos_the_files_longer_names_tell_apart(torso_model, tmp_path):
+    """The file lists x/1.png and y/1.png: /data/x/1.png and /data/y/1.png are each its own photo's detections."""
+    data = {"images": [], "annotations": [],
+            "categories": [{"id": 1, "name": "person", "keypoints": TORSO_NAMES, "sigmas": [0.05] * 4}]}
+    for i, name in ((1, "x/1.png"), (2, "y/1.png")):
+        data["images"].append({"id": i, "file_name": name, "width": 80, "height": 120})
+        data["annotations"].append({"id": i, "image_id": i, "category_id": 1, "bbox": [5, 5, 70, 110],
+                                    "area": 70 * 110, "iscrowd": 0, "num_keypoints": 4,
+                                    "keypoints": [v for x, y in POINTS for v in (x, y, 2)]})
+        (tmp_path / "images" / name).parent.mkdir(parents=True, exist_ok=True)
+    ann, images, data = write_dataset(tmp_path, data)
+    dets, out = tmp_path / "dets.json", tmp_path / "report.json"
+    dets.write_text(json.dumps([{"image_id": 1, "file_name": f"/data/{d}/1.png", "category_id": 1,
+                                 "bbox": [5, 5, 70, 110], "score": 0.9} for d in ("y", "x")]))
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "--detections", dets, "--out", out,
+            "-q")
+    assert r.exit_code == 0, r.output
+    rep = report_of(out)["detections"]
+    assert (rep["boxes"], rep["used"], rep["remapped"], rep["persons_matched"]) == (2, 2, 1, 2)
+
+
 # ---------------------------------------------------------------------------------- 8: photo_sets, no photo
 
 def test_read_photo_set_without_a_usable_photo_is_empty(tmp_path):
