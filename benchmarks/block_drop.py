@@ -50,6 +50,16 @@ def candidates(source, counts):
     return out
 
 
+def _figure(value, spec: str) -> str:
+    """A score as the table shows it; "-" where there is none (no pycocotools, or no torso to measure PCK by)."""
+    return "-" if value is None else format(value, spec)
+
+
+def _gap(row: dict, whole: dict):
+    """A cut's PCK against the whole network's; None when either has none."""
+    return None if row["pck@0.2"] is None or whole["pck@0.2"] is None else row["pck@0.2"] - whole["pck@0.2"]
+
+
 def main(argv=None) -> int:
     ap = BenchmarkParser("benchmarks.block_drop", description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", type=Path, required=True)
@@ -89,8 +99,8 @@ def main(argv=None) -> int:
         rows.append({"stage": stage, "kept": ",".join(map(str, keep)), **score(cut)})
         print(rows[-1], flush=True)
     table = markdown_table(["stage", "blocks kept", "PCK@0.2", "vs whole", "OKS AP"],
-                           [[r["stage"], r["kept"], f"{r['pck@0.2']:.4f}", f"{r['pck@0.2'] - whole['pck@0.2']:+.4f}",
-                             f"{r['oks_ap']:.3f}" if r["oks_ap"] is not None else "-"] for r in rows])
+                           [[r["stage"], r["kept"], _figure(r["pck@0.2"], ".4f"), _figure(_gap(r, whole), "+.4f"),
+                             _figure(r["oks_ap"], ".3f")] for r in rows])
     body = (f"{meta['architecture']} from `{args.checkpoint.name}` cut towards {args.to}, one stage at a time (the "
             f"others whole), scored in float on {persons} persons of `{args.ann.name}` at input "
             f"{meta['input_size'][0]}×{meta['input_size'][1]}, box padding {args.box_padding}.\n\n{table}\n")

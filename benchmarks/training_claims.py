@@ -209,7 +209,8 @@ def plot(runs, path: Path, budget):
 
 
 def _pck(entry):
-    return float(entry.get("val_pck@0.2", float("nan")))
+    value = entry.get("val_pck@0.2")  # absent, or None where validation counted no joint
+    return float("nan") if value is None else float(value)
 
 
 def _first_epoch_reaching(log, level):

@@ -121,8 +121,9 @@ def make_soup(paths: Sequence[Path], weights=None, ann=None, images=None, box_pa
         score, persons = checkpoint_scorer(first, ann, images, box_padding, str(paths[0]))
         ingredients = [score(m) for m, _, _ in loaded]
         meta["val"] = score(soup)
-        report.update(persons=persons, ingredients=ingredients, soup=meta["val"],
-                      soup_minus_best_ingredient=round(meta["val"]["pck@0.2"] - max(s["pck@0.2"] for s in ingredients), 6))
+        figures = [meta["val"]["pck@0.2"]] + [s["pck@0.2"] for s in ingredients]  # None: no torso to measure by
+        gain = None if None in figures else round(figures[0] - max(figures[1:]), 6)
+        report.update(persons=persons, ingredients=ingredients, soup=meta["val"], soup_minus_best_ingredient=gain)
     return soup, meta, report
 
 

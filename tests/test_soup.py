@@ -42,6 +42,39 @@ def test_a_soup_of_one_network_computes_what_it_does():
         assert torch.allclose(soup(x), model(x), atol=1e-6)
 
 
+def _without_hips(ann, out):
+    """A copy of the COCO file ``ann`` at ``out`` whose hips are unlabelled: no person has a torso to measure PCK by."""
+    coco = json.loads(ann.read_text())
+    names = coco["categories"][0]["keypoints"]
+    for a in coco["annotations"]:
+        for k in (names.index("left_hip"), names.index("right_hip")):
+            a["keypoints"][3 * k: 3 * k + 3] = [0, 0, 0]
+    out.write_text(json.dumps(coco))
+    return out
+
+
+def test_soup_and_block_drop_score_a_validation_set_without_a_torso_to_measure(tmp_path, capsys):
+    """Validation gives no PCK (None) there; soup took None - None and block_drop formatted None: tracebacks."""
+    from benchmarks.block_drop import main as block_drop
+    from benchmarks.training_claims import _pck
+
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=2)
+    no_hips = _without_hips(ann, tmp_path / "no_hips.json")
+    paths = [tmp_path / f"r{i}.pth" for i in (1, 2)]
+    for seed, path in zip((1, 2), paths):
+        torch.save({"model": _trained_like(seed=seed).state_dict(), "meta": META}, path)
+    args = ["--checkpoints", *map(str, paths), "--out", str(tmp_path / "soup.pth"), "--ann", str(no_hips),
+            "--images", str(images)]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["soup"]["pck@0.2"] is None and report["soup_minus_best_ingredient"] is None
+    assert block_drop(["--checkpoint", str(paths[0]), "--to", "1,1,1", "--ann", str(no_hips), "--images",
+                       str(images), "--results-dir", str(tmp_path / "res")]) == 0
+    table = (tmp_path / "res" / "block_drop.md").read_text()
+    assert "| all | all blocks | - | - |" in table
+    assert _pck({"val_pck@0.2": None}) != _pck({"val_pck@0.2": None}) and _pck({"val_pck@0.2": 0.5}) == 0.5
+
+
 def test_soup_refuses_what_cannot_be_averaged():
     a = _trained_like(seed=1).state_dict()
     with pytest.raises(SoupError, match="2 or more"):
