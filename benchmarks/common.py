@@ -281,6 +281,14 @@ class RoundTimes(np.ndarray):
     def __array_finalize__(self, obj):
         self.cycle = getattr(obj, "cycle", None)
 
+    def __reduce__(self):  # a pickled copy keeps its cycle (ndarray's own pickling knows nothing of it)
+        rebuild, args, state = super().__reduce__()
+        return rebuild, args, (state, self.cycle)
+
+    def __setstate__(self, state):
+        array_state, self.cycle = state
+        super().__setstate__(array_state)
+
     def __array_wrap__(self, arr, context=None, *args, **kwargs):
         out = super().__array_wrap__(arr, context)
         return out[()] if isinstance(out, np.ndarray) and out.ndim == 0 else out
@@ -300,7 +308,8 @@ def interleaved_times(fns: Dict[str, Callable[[], object]], rounds: int, warmup:
     Two competitors: every order that lets each of them go first in some rounds must, where who goes first
     changes, start a round with the one that ended the previous one. Rotation by one is A B, B A, A B, ... (the
     alternation): every round boundary repeats a competitor, each in turn (B|B, A|A, ...), and a competitor runs
-    first exactly in the rounds where it follows itself. Running right after itself is thus part of its "first"
+    first exactly in the rounds where it follows itself (round 0 included: the warm-up runs B A). Running right
+    after itself is thus part of its "first"
     position, which each of the two holds in every other round, and cancels with the position in
     :func:`paired_ratio` (two consecutive rounds). The other schemes are worse: A B, A B, ... never repeats but
     never moves B from second; A B, A B, B A, B A, ... repeats at half the boundaries but needs four rounds to
@@ -311,8 +320,9 @@ def interleaved_times(fns: Dict[str, Callable[[], object]], rounds: int, warmup:
     """
     names = list(fns)
     n = len(names)
+    # Two: the warm-up ends with the first, so round 0's first follows itself as every later round's first does
     for _ in range(warmup):
-        for name in names:
+        for name in (names[::-1] if n == 2 else names):
             fns[name]()
     times: Dict[str, List[float]] = {name: [] for name in names}
     for r in range(rounds if n else 0):
