@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Dict, Iterable, List, NoReturn, Optional, Tuple
 
@@ -54,14 +54,22 @@ class BoxLookup:
     given, the path inside its input folder (``rel``), or an end of the path (``val2017/a.jpg`` matches
     ``data/val2017/a.jpg``); of several, the longest (``x/a.jpg`` before ``a.jpg``; of two as long, the path as
     given's); None when the photo is not listed. ``conflict(items)`` says when one entry names several of a run's
-    inputs, or two entries give two photos one image id. category_id: the person category's id in a COCO file (its
-    results carry it; 1 otherwise); keypoint_names: that category's keypoints, None when it lists none."""
+    inputs, or (a COCO file) two entries give two photos one image id; ``renumber_shared_ids(items)`` drops the ids
+    a list's entries give several photos; ``largest_image_id(items)``: the largest id the file gives. category_id:
+    the person category's id in a COCO file (its results carry it; 1 otherwise); keypoint_names: that category's
+    keypoints, None when it lists none. coco: loaded from a COCO file (its image ids are the dataset's own);
+    given_ids: {entry name: the largest image id the file gives it, any of its entries or frames}, by default the
+    entries' own ids."""
 
     def __init__(self, entries: Dict[str, ImageBoxes], source: str, category_id: int = 1,
-                 keypoint_names: Optional[List[str]] = None):
+                 keypoint_names: Optional[List[str]] = None, *, coco: bool = False,
+                 given_ids: Optional[Dict[str, int]] = None):
         self.entries = entries
         self.source = source
         self.category_id, self.keypoint_names = category_id, keypoint_names
+        self.coco = coco
+        self.given_ids = given_ids if given_ids is not None else {
+            k: e.image_id for k, e in entries.items() if e.image_id is not None}
         self._by_base: Dict[str, List[str]] = {}
         for key in entries:
             self._by_base.setdefault(PurePosixPath(key).name, []).append(key)
@@ -85,15 +93,61 @@ class BoxLookup:
         key = self.match(path, rel)
         return None if key is None else self.entries[key]
 
-    def conflict(self, items: Iterable[InputItem]) -> Optional[str]:
-        """Why these inputs cannot take their boxes from this file, or None: an entry that is the longest match
-        of several inputs (``a.jpg`` of ``x/a.jpg`` and ``y/a.jpg``: whose boxes and image id are they?), or two
-        entries giving two photos the same image id. items: the run's inputs, each file once."""
+    def _whose(self, items: Iterable[InputItem]) -> Dict[str, List[InputItem]]:
+        """{entry name: the inputs it is the entry of}, for the entries of any of ``items``."""
         whose: Dict[str, List[InputItem]] = {}
         for item in items:
             key = self.match(item.path, item.rel)
             if key is not None:
                 whose.setdefault(key, []).append(item)
+        return whose
+
+    def _shared_ids(self, items: Iterable[InputItem]) -> List[Tuple[int, List[Tuple[str, InputItem]]]]:
+        """[(image id, [(entry name, its photo), ...]), ...]: the ids the entries of several of the input photos
+        give, in the order first given. A video's entry gives no id (its frames take ids of their own); an entry
+        naming several inputs is :meth:`conflict`'s."""
+        by_id: Dict[int, List[Tuple[str, InputItem]]] = {}
+        for key, its in self._whose(items).items():
+            image_id = self.entries[key].image_id
+            if image_id is None or len(its) > 1 or its[0].kind != "image":
+                continue
+            by_id.setdefault(image_id, []).append((key, its[0]))
+        return [(image_id, given) for image_id, given in by_id.items() if len(given) > 1]
+
+    def largest_image_id(self, items: Iterable[InputItem]) -> int:
+        """The largest image id the file gives, to any entry (a photo's, whether or not among ``items``, or any
+        frame of a video's results) but the entries of the videos among ``items``: their frames take ids of their
+        own, so predict run again on its own results of a video numbers the frames as before. 0 when none."""
+        videos = {self.match(i.path, i.rel) for i in items if i.kind != "image"}
+        return max((n for key, n in self.given_ids.items() if key not in videos), default=0)
+
+    def renumber_shared_ids(self, items: Iterable[InputItem]) -> Optional[str]:
+        """A detections or results list whose entries give several input photos one image id, as the results of
+        two predict runs put in one list do (each run numbers from 1): those photos' ids are dropped, so they take
+        running ids (after the file's largest, as a photo given no id does). Returns a warning naming them, None
+        when no id is shared. Not a COCO file's, whose ids are the dataset's own: :meth:`conflict` refuses a clash
+        there (one ``load_boxes_file`` cannot hold: of two images given one id, it keeps the last)."""
+        shared = [] if self.coco else self._shared_ids(items)
+        for _, given in shared:
+            for key, _ in given:
+                self.entries[key] = replace(self.entries[key], image_id=None)
+        if not shared:
+            return None
+        image_id, given = shared[0]
+        more = ""
+        if len(shared) > 1:
+            more = (f" ({len(shared) - 1} other image {'id is' if len(shared) == 2 else 'ids are'} each given to "
+                    f"several photos too, {sum(len(g) for _, g in shared)} photos in all)")
+        return (f"warning: {self.source}: entries {_listed([repr(k) for k, _ in given])} "
+                f"{_give_one_id(image_id, [i.label for _, i in given])}{more}; they get new image ids, numbered "
+                f"after the largest the file gives ({self.largest_image_id(items)})")
+
+    def conflict(self, items: Iterable[InputItem]) -> Optional[str]:
+        """Why these inputs cannot take their boxes from this file, or None: an entry that is the longest match
+        of several inputs (``a.jpg`` of ``x/a.jpg`` and ``y/a.jpg``: whose boxes and image id are they?), or, in
+        a COCO file (whose ids are the dataset's own), two entries giving two photos the same image id (a list's
+        are :meth:`renumber_shared_ids`'). items: the run's inputs, each file once."""
+        whose = self._whose(items)
         shared = [(key, its) for key, its in whose.items() if len(its) > 1]
         if shared:
             key, its = shared[0]
@@ -106,16 +160,11 @@ class BoxLookup:
             return (f"{self.source}: entry {key!r} names {len(its)} inputs, {_listed([i.label for i in its])}, and "
                     f"would give each {gives}; give each an entry naming more of its path"
                     + (f" (as {example!r})" if example is not None else "") + more)
-        by_id: Dict[int, Tuple[str, InputItem]] = {}
-        for key, (item,) in whose.items():
-            image_id = self.entries[key].image_id
-            if image_id is None or item.kind != "image":  # a video's frames take ids of their own
-                continue
-            if image_id in by_id:
-                other_key, other = by_id[image_id]
-                return (f"{self.source}: entries {other_key!r} and {key!r} both give image_id {image_id}, to two "
-                        f"inputs, {other.label} and {item.label}; give each photo an id of its own")
-            by_id[image_id] = (key, item)
+        ids = self._shared_ids(items) if self.coco else []
+        if ids:
+            image_id, given = ids[0]
+            return (f"{self.source}: entries {_listed([repr(k) for k, _ in given])} "
+                    f"{_give_one_id(image_id, [i.label for _, i in given])}; give each photo an id of its own")
         return None
 
 
@@ -124,6 +173,13 @@ def _listed(names: List[str], most: int = 3) -> str:
     if len(names) > most:
         return f"{', '.join(names[:most])} and {len(names) - most} more"
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _give_one_id(image_id: int, photos: List[str]) -> str:
+    """``both give image_id 1, to two photos, a and b`` (``all give ..., to 3 photos, ...``)."""
+    many = "both" if len(photos) == 2 else "all"
+    return (f"{many} give image_id {image_id}, to {'two' if len(photos) == 2 else len(photos)} photos, "
+            f"{_listed(photos)}")
 
 
 def _own_end(full: str, others: List[str]) -> Optional[str]:
@@ -202,20 +258,23 @@ def load_boxes_file(path: os.PathLike, min_score: float = 0.0) -> BoxLookup:
     src = str(path)
     data = load_json(path, BoxesFileError)
     if isinstance(data, list):
-        return BoxLookup(_detection_list(data, src, min_score), src)
+        listed, listed_ids = _detection_list(data, src, min_score)
+        return BoxLookup(listed, src, given_ids=listed_ids)
     if not isinstance(data, dict):
         raise BoxesFileError(f"{src}: expected a JSON object (COCO annotations or file name -> boxes) or a list of "
                              f"detections, got a {type(data).__name__}")
     entries: Dict[str, ImageBoxes] = {}
     if "images" in data and "annotations" in data:
         names, boxes = coco_person_boxes(data, src)
+        given_ids: Dict[str, int] = {}
         for image_id, name in names.items():
             entries[_norm_name(name)] = boxes[image_id]
+            given_ids[_norm_name(name)] = max(image_id, given_ids.get(_norm_name(name), image_id))
         cat = person_category(data) or {}
         cat_id, kp = cat.get("id"), cat.get("keypoints")
         # results carry the file's own person category id: COCOeval scores only the category it is told
         return BoxLookup(entries, src, cat_id if isinstance(cat_id, int) and not isinstance(cat_id, bool) else 1,
-                         [str(n) for n in kp] if isinstance(kp, list) else None)
+                         [str(n) for n in kp] if isinstance(kp, list) else None, coco=True, given_ids=given_ids)
     else:
         for name, lst in data.items():
             if not isinstance(lst, list) or not all(_valid_box(b) for b in lst):
@@ -227,10 +286,12 @@ def load_boxes_file(path: os.PathLike, min_score: float = 0.0) -> BoxLookup:
     return BoxLookup(entries, src)
 
 
-def _detection_list(data: list, src: str, min_score: float) -> Dict[str, ImageBoxes]:
-    """{file name: ImageBoxes} of a list of {"file_name", "bbox", "score"?, "image_id"?, "frame"?} entries."""
+def _detection_list(data: list, src: str, min_score: float) -> Tuple[Dict[str, ImageBoxes], Dict[str, int]]:
+    """({file name: ImageBoxes}, {file name: the largest image_id of its entries, any frame or score}) of a list
+    of {"file_name", "bbox", "score"?, "image_id"?, "frame"?} entries."""
     per_file: Dict[str, list] = {}
     ids: Dict[str, set] = {}
+    largest: Dict[str, int] = {}
     first_frame: Dict[str, float] = {}
     for j, d in enumerate(data):
         if not isinstance(d, dict):
@@ -251,13 +312,17 @@ def _detection_list(data: list, src: str, min_score: float) -> Dict[str, ImageBo
             raise BoxesFileError(f"{src}: entry {j}: 'frame' must be a number, got {frame!r}")
         if frame < first_frame.get(key, math.inf):  # a video's results: its first frame's boxes start the tracking
             first_frame[key], per_file[key], ids[key] = frame, [], set()
+        image_id = d.get("image_id")
+        image_id = image_id if isinstance(image_id, int) and not isinstance(image_id, bool) else None
+        if image_id is not None:
+            largest[key] = max(image_id, largest.get(key, image_id))
         if frame == first_frame[key] and score >= min_score:
             per_file[key].append(b)
-            if isinstance(d.get("image_id"), int) and not isinstance(d.get("image_id"), bool):
-                ids[key].add(d["image_id"])
+            if image_id is not None:
+                ids[key].add(image_id)
     return {key: ImageBoxes(np.array(lst, np.float64).reshape(-1, 4),
                             next(iter(ids[key])) if len(ids[key]) == 1 else None)
-            for key, lst in per_file.items()}
+            for key, lst in per_file.items()}, largest
 
 
 def box_iou(a, b) -> np.ndarray:

@@ -362,22 +362,65 @@ def test_a_boxes_entry_naming_two_inputs_is_refused_before_any_work(tmp_path, st
     assert r.exit_code == 0 and [e["bbox"] for e in json.loads(r.stdout)] == [[10, 10, 60, 100]], r.output
 
 
-def test_two_photos_given_one_image_id_by_a_list_are_refused(tmp_path, standin_path):
-    """A detections list whose entries for x/a.jpg and y/b.jpg both carry image_id 1 gave the two photos one id."""
-    for sub, name in (("x", "a.jpg"), ("y", "b.jpg")):
+def test_two_runs_results_in_one_list_give_their_photos_new_ids_where_they_share_one(tmp_path, standin_path):
+    """Two runs' results put in one list, as --boxes: each run numbered its photos from 1, so x/a.jpg and y/b.jpg
+    both have image_id 1. That was refused (the file to be edited by hand); the two take running ids, after the
+    largest the file gives (x/c.jpg's 2, kept), with one warning line naming them, and a resumed run alike."""
+    for sub, names in (("x", ("a.jpg", "c.jpg")), ("y", ("b.jpg",))):
         (tmp_path / sub).mkdir()
-        cv2.imwrite(str(tmp_path / sub / name), photo())
-    dets = tmp_path / "dets.json"
-    dets.write_text(json.dumps([{"file_name": "x/a.jpg", "bbox": [10, 10, 60, 100], "score": 0.9, "image_id": 1},
-                                {"file_name": "y/b.jpg", "bbox": [10, 10, 60, 100], "score": 0.9, "image_id": 1}]))
-    r = run("predict", tmp_path / "x", tmp_path / "y", "--model", standin_path, "--boxes", dets)
-    assert r.exit_code == 2 and r.stdout == "", r.output
-    assert r.stderr.strip() == (
-        f"Error: {dets}: entries 'x/a.jpg' and 'y/b.jpg' both give image_id 1, to two inputs, "
-        f"{(tmp_path / 'x/a.jpg').as_posix()} and {(tmp_path / 'y/b.jpg').as_posix()}; give each photo an id of "
-        "its own")
-    r = run("predict", tmp_path / "x", "--model", standin_path, "--boxes", dets, "-q")  # one of them: its id
-    assert r.exit_code == 0 and [e["image_id"] for e in json.loads(r.stdout)] == [1], r.output
+        for name in names:
+            cv2.imwrite(str(tmp_path / sub / name), photo())
+    x, y, merged, own = tmp_path / "x", tmp_path / "y", tmp_path / "merged.json", tmp_path / "own"
+    first, second = (run("predict", folder, "--model", standin_path, "-q") for folder in (x, y))
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    merged.write_text(json.dumps(json.loads(first.stdout) + json.loads(second.stdout)))
+    a, b, c = ((tmp_path / n).as_posix() for n in ("x/a.jpg", "y/b.jpg", "x/c.jpg"))
+    assert [(e["file_name"], e["image_id"]) for e in json.loads(merged.read_text())] == [(a, 1), (c, 2), (b, 1)]
+    base = ("predict", x, y, "--model", standin_path, "--boxes", merged, "--out-dir", own, "-q")
+    r = run(*base)
+    assert r.exit_code == 0, r.output
+    assert r.stderr.strip().splitlines() == [
+        f"warning: {merged}: entries {a.lstrip('/')!r} and {b.lstrip('/')!r} both give image_id 1, to two photos, {a} "
+        f"and {b}; they get new image ids, numbered after the largest the file gives (2)"]  # entries: as looked up
+    # a takes 3 (after 2), c keeps 2 (as without --boxes, it takes a running id: 4), b takes 5
+    assert [(e["file_name"], e["image_id"]) for e in json.loads(r.stdout)] == [(a, 3), (c, 2), (b, 5)]
+    whole = {f.relative_to(own): f.read_text() for f in own.rglob("*.json")}
+    (own / "x" / "a.json").unlink()
+    r = run(*base, "--skip-existing")
+    assert r.exit_code == 0 and {f.relative_to(own): f.read_text() for f in own.rglob("*.json")} == whole, r.output
+    r = run("predict", x, "--model", standin_path, "--boxes", merged, "-q")  # one of them: its id, no warning
+    assert r.exit_code == 0 and r.stderr == "" and [e["image_id"] for e in json.loads(r.stdout)] == [1, 2]
+
+
+def test_a_videos_frames_never_take_the_ids_of_a_coco_files_photos_left_out_of_the_run(tmp_path, standin_path):
+    """A dense COCO file, images b.jpg 1, clip.mp4 2, c.jpg 3, d.jpg 4, and `predict b.jpg clip.mp4`: the frames
+    were numbered after the largest id the run's photos keep (b's 1), so took c's and d's ids 3 and 4 (merged
+    with another run's results, or scored, two images had one id). They come after the largest the file gives
+    (4, clip's own id left out: its frames take ids of their own), in a resumed run too."""
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    write_video(shoot / "clip.mp4", frames=3)
+    for name in ("b.jpg", "c.jpg", "d.jpg"):
+        cv2.imwrite(str(shoot / name), photo())
+    dense = tmp_path / "dense.json"
+    dense.write_text(json.dumps({
+        "images": [{"id": i, "file_name": n} for i, n in ((1, "b.jpg"), (2, "clip.mp4"), (3, "c.jpg"), (4, "d.jpg"))],
+        "categories": [{"id": 1, "name": "person"}],
+        "annotations": [{"id": i, "image_id": i, "category_id": 1, "bbox": [20, 20, 40, 80]} for i in (1, 2, 3, 4)]}))
+    own = tmp_path / "own"
+    base = ("predict", shoot / "b.jpg", shoot / "clip.mp4", "--model", standin_path, "--boxes", dense,
+            "--out-dir", own, "-q")
+    r = run(*base)
+    assert r.exit_code == 0, r.output
+    # b.jpg keeps 1 and, as without --boxes, takes a running id (5): the frames 6, 7, 8
+    assert [(e["file_name"].rsplit("/", 1)[1], e.get("frame"), e["image_id"]) for e in json.loads(r.stdout)] == [
+        ("b.jpg", None, 1), ("clip.mp4", 0, 6), ("clip.mp4", 1, 7), ("clip.mp4", 2, 8)]
+    whole = {f.name: f.read_text() for f in own.iterdir()}
+    (own / "clip.jsonl").unlink()
+    r = run(*base, "--skip-existing")  # b.jpg skipped: the video keeps a whole run's ids
+    assert r.exit_code == 0 and {f.name: f.read_text() for f in own.iterdir()} == whole, r.output
+    r = run("predict", shoot / "clip.mp4", "--model", standin_path, "--boxes", dense, "-q")
+    assert r.exit_code == 0 and [e["image_id"] for e in json.loads(r.stdout)] == [5, 6, 7], r.output
 
 
 def test_malformed_boxes_file_exit_2(folder, standin_path, tmp_path):

@@ -303,22 +303,67 @@ def test_an_entry_naming_several_inputs_is_a_conflict(tmp_path):
     assert "entry 'clip.mp4' names 2 inputs" in load_boxes_file(p).conflict(clips)  # both started from its boxes
 
 
-def test_two_entries_giving_two_photos_one_image_id_are_a_conflict(tmp_path):
-    """A list whose entries for x/a.jpg and y/b.jpg both carry image_id 1 gave the two photos one id (COCOeval
-    pairs each result with the other's labels)."""
+def test_a_list_giving_two_photos_one_image_id_drops_their_ids(tmp_path):
+    """A list whose entries for x/a.jpg and y/b.jpg both carry image_id 1 (two predict runs' results in one list:
+    each numbers from 1) was refused; their ids are dropped (they take running ids) with a warning naming them. A
+    COCO file's ids are the dataset's own: two photos given one there stay refused."""
     p = tmp_path / "dets.json"
     p.write_text(json.dumps([{"file_name": "x/a.jpg", "bbox": [1, 1, 5, 5], "image_id": 1},
                              {"file_name": "y/b.jpg", "bbox": [1, 1, 5, 5], "image_id": 1},
                              {"file_name": "clip.mp4", "bbox": [1, 1, 5, 5], "image_id": 2},
-                             {"file_name": "z/c.jpg", "bbox": [1, 1, 5, 5], "image_id": 2}]))
-    photos = _inputs(("x/a.jpg", "x/a.jpg"), ("y/b.jpg", "y/b.jpg"))
-    assert load_boxes_file(p).conflict(photos) == (
-        f"{p}: entries 'x/a.jpg' and 'y/b.jpg' both give image_id 1, to two inputs, x/a.jpg and y/b.jpg; give "
-        "each photo an id of its own")
-    assert load_boxes_file(p).conflict(photos[:1]) is None  # the other photo is not among the inputs
+                             {"file_name": "z/c.jpg", "bbox": [1, 1, 5, 5], "image_id": 2},
+                             {"file_name": "w/d.jpg", "bbox": [1, 1, 5, 5], "image_id": 3}]))
+    photos = _inputs(("x/a.jpg", "x/a.jpg"), ("y/b.jpg", "y/b.jpg"), ("w/d.jpg", "d.jpg"))
+    lookup = load_boxes_file(p)
+    assert not lookup.coco and lookup.conflict(photos) is None
+    assert lookup.renumber_shared_ids(photos) == (
+        f"warning: {p}: entries 'x/a.jpg' and 'y/b.jpg' both give image_id 1, to two photos, x/a.jpg and y/b.jpg; "
+        "they get new image ids, numbered after the largest the file gives (3)")
+    assert [lookup.find(n).image_id for n in ("x/a.jpg", "y/b.jpg", "w/d.jpg", "z/c.jpg")] == [None, None, 3, 2]
+    assert lookup.largest_image_id(photos) == 3  # the dropped ids are the file's still
+    lookup = load_boxes_file(p)
+    assert lookup.renumber_shared_ids(photos[:1]) is None  # the other photo is not among the inputs
+    assert lookup.find("x/a.jpg").image_id == 1
     # a video's frames take ids of their own: its entry's id is no photo's
-    assert load_boxes_file(p).conflict(_inputs(("z/c.jpg", "c.jpg")) + _inputs(("clip.mp4", "clip.mp4"),
-                                                                                 kind="video")) is None
+    assert lookup.renumber_shared_ids(_inputs(("z/c.jpg", "c.jpg")) + _inputs(("clip.mp4", "clip.mp4"),
+                                                                              kind="video")) is None
+    three = photos[:2] + _inputs(("v/e.jpg", "e.jpg"), ("z/c.jpg", "c.jpg"), ("u/f.jpg", "f.jpg"))
+    p.write_text(json.dumps([{"file_name": n, "bbox": [1, 1, 5, 5], "image_id": i}
+                             for n, i in (("x/a.jpg", 1), ("y/b.jpg", 1), ("e.jpg", 1), ("c.jpg", 2), ("f.jpg", 2))]))
+    assert load_boxes_file(p).renumber_shared_ids(three) == (
+        f"warning: {p}: entries 'x/a.jpg', 'y/b.jpg' and 'e.jpg' all give image_id 1, to 3 photos, x/a.jpg, y/b.jpg "
+        "and v/e.jpg (1 other image id is each given to several photos too, 5 photos in all); they get new image "
+        "ids, numbered after the largest the file gives (2)")
+    coco = boxes_mod.BoxLookup({"x/a.jpg": boxes_mod.ImageBoxes(np.zeros((0, 4)), 1),
+                                "y/b.jpg": boxes_mod.ImageBoxes(np.zeros((0, 4)), 1)}, "coco.json", coco=True)
+    assert coco.renumber_shared_ids(photos) is None and coco.find("x/a.jpg").image_id == 1
+    assert coco.conflict(photos) == ("coco.json: entries 'x/a.jpg' and 'y/b.jpg' both give image_id 1, to two "
+                                     "photos, x/a.jpg and y/b.jpg; give each photo an id of its own")
+
+
+def test_the_largest_image_id_a_boxes_file_gives_leaves_out_the_runs_videos_entries(tmp_path):
+    """Running ids start after the largest id the file gives any entry, a photo's whether run or not (from the
+    run's photos', a video's frames took the ids of the file's other photos), any frame of a video's results, but
+    not the entry of a video being run: its frames take ids of their own."""
+    p = tmp_path / "coco.json"
+    p.write_text(json.dumps({"images": [{"id": i, "file_name": n} for i, n in
+                                        ((1, "b.jpg"), (2, "clip.mp4"), (3, "c.jpg"), (4, "d.jpg"), (9, "e.mp4"))],
+                             "annotations": [], "categories": [{"id": 1, "name": "person"}]}))
+    lookup = load_boxes_file(p)
+    assert lookup.coco
+    b, clip, e = _inputs(("s/b.jpg", "b.jpg")), _inputs(("s/clip.mp4", "clip.mp4"), kind="video"), \
+        _inputs(("s/e.mp4", "e.mp4"), kind="video")
+    assert lookup.largest_image_id(b + clip) == 9 and lookup.largest_image_id(b + clip + e) == 4
+    assert lookup.largest_image_id([]) == 9
+    p = tmp_path / "results.json"  # a results list: a video's later frames' ids count too, its first's alone kept
+    p.write_text(json.dumps([{"file_name": "s/b.jpg", "bbox": [1, 1, 5, 5], "image_id": 1}]
+                            + [{"file_name": "s/clip.mp4", "bbox": [1, 1, 5, 5], "image_id": i, "frame": i - 2}
+                               for i in (2, 3, 4)]))
+    lookup = load_boxes_file(p)
+    assert not lookup.coco and lookup.find("s/clip.mp4").image_id == 2
+    assert lookup.largest_image_id(b) == 4 and lookup.largest_image_id(b + clip) == 1
+    p.write_text(json.dumps({"b.jpg": [[1, 1, 5, 5]]}))
+    assert load_boxes_file(p).largest_image_id(b) == 0  # a map gives no ids
 
 
 @pytest.mark.parametrize("text, match", [

@@ -205,9 +205,13 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
     items, problems = expand_inputs(inputs, videos=True, lists=True, patterns=True,
                                     leave_out=[f for f in (vis_dir, out_dir) if f is not None], left_out=left_out)
     lookup = load_boxes_file(boxes_file, box_score) if boxes_file is not None else None
-    problem = lookup.conflict(items) if lookup is not None else None  # an entry two inputs match, or an id they share
+    problem = lookup.conflict(items) if lookup is not None else None  # an entry two inputs match, a COCO id shared
     if problem is not None:
         raise UsageProblem(problem)
+    # a list giving several photos one id (two runs' results, each numbered from 1): they take running ids
+    renumbered = lookup.renumber_shared_ids(items) if lookup is not None else None
+    if renumbered is not None:
+        say(renumbered)
     detect = HogPeopleDetector() if detector == "hog" else None
     for option, folder in (("--vis", vis_dir), ("--out-dir", out_dir)):  # made first: --out may lie in one
         if folder is not None:

@@ -214,13 +214,13 @@ class PredictRun:
 
     def _start_after_the_boxes_files_ids(self, items: List[InputItem]) -> None:
         """Running image ids (a video's frames, a photo whose --boxes entry gives it none) start after the largest
-        image id the photos among ``items`` keep from the --boxes file, never taking one of those (a COCO file's
-        photo 1 and a video's first frame were both 1). Taken from every input, skipped or run, so a run resumed
-        with --skip-existing numbers its inputs as a whole run does."""
-        if self.lookup is None:
-            return
-        found = (self.lookup.find(i.path, i.rel) for i in items if i.kind == "image")
-        self.next_id = max([f.image_id for f in found if f is not None and f.image_id is not None], default=0)
+        image id the --boxes file gives, to any entry but the entries of the videos among ``items`` (their frames
+        take ids of their own), never taking an id of the file's: a COCO file's photo 1 and a video's first frame
+        were both 1, and from the largest the run's photos keep, a video took the ids of the file's photos not
+        run. Not from which inputs are run, so a run resumed with --skip-existing numbers its inputs as a whole
+        run does."""
+        if self.lookup is not None:
+            self.next_id = self.lookup.largest_image_id(items)
 
     def _pass_skipped(self, item: InputItem) -> None:
         """Before ``item`` takes its first id: pass over the ids of the inputs skipped just before it."""
