@@ -4,7 +4,8 @@ Besides files and folders, an input may be a live source read as a video: a came
 index N) or a stream URL (``rtsp://``, ``http://``, ``file://`` ..., whatever OpenCV's video backends read), a
 list file naming inputs (``photos.txt``), or a file name pattern the shell left unexpanded (``"shoot/*.jpg"``).
 A photo that cannot be decoded raises :class:`InputReadError` with a reason a person can act on; the CLI
-names it on stderr, skips it and goes on. Paths that do not exist are the caller's usage error.
+names it on stderr, skips it and goes on. A path that does not exist raises FileNotFoundError, or (``skip_missing``,
+the CLI's way) is a problem named and skipped as a missing list line is.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generator, Iterator, List, Optional, Sequence, Set, Tuple, Union
+from typing import Callable, Generator, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 import cv2
 import numpy as np
@@ -76,7 +77,9 @@ class InputReadError(Exception):
 class InputItem:
     """One input file. path: as the user would write it (the folder argument joined with the path inside it);
     kind: "image", "video" or "stream"; rel: the folder argument's name joined with the path inside it, or the
-    file's name for a file argument (used to name --vis outputs and to match --boxes entries).
+    file's name for a file argument (used to name --vis outputs and to match --boxes entries); folder: the folder
+    argument (or a pattern's fixed folder) it was found in, path being that folder joined with the path inside it,
+    None for a file named directly (on the command line or in a list).
     A stream (a camera or a URL, see :func:`stream_source`) keeps what the user wrote in ``source``; its path and
     rel are a file name made of it (``camera_0``), for --vis outputs."""
 
@@ -84,6 +87,7 @@ class InputItem:
     kind: str
     rel: Path
     source: Optional[str] = None
+    folder: Optional[Path] = None
 
     @property
     def label(self) -> str:
@@ -188,8 +192,16 @@ def read_input_list(path: os.PathLike) -> List[Tuple[int, str]]:
     return entries
 
 
+def _tidy(path: Path) -> Path:
+    """``path`` without its ``.`` and ``..`` parts (``lst/../a.jpg`` as ``a.jpg``), lexically, where that names the
+    same file: a ``..`` after a symlinked folder leads out of the folder linked to, so such a path is kept as it is."""
+    tidy = Path(os.path.normpath(path))
+    return tidy if tidy == path or os.path.realpath(tidy) == os.path.realpath(path) else path
+
+
 def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False, lists: bool = False, patterns: bool = False,
-                  leave_out: Sequence[os.PathLike] = (), left_out: Optional[Set[str]] = None
+                  leave_out: Sequence[os.PathLike] = (), left_out: Optional[Set[str]] = None,
+                  skip_missing: bool = False, outputs: Optional[Callable[[List[InputItem]], Set[str]]] = None
                   ) -> Tuple[List[InputItem], List[Tuple[Path, str]]]:
     """Paths -> (items, problems).
 
@@ -197,26 +209,31 @@ def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False, lists: boo
     its photos (extensions :data:`IMAGE_EXTENSIONS`, any case) and, with ``videos``, its videos, recursively,
     sorted by path. With ``videos``, a camera or stream URL (:func:`stream_source`, given as a str) is a "stream"
     item. With ``lists``, a file ending in .txt is a list of such inputs (:func:`read_input_list`), relative paths
-    taken from the list's folder; each keeps the path as listed for naming (--vis, --boxes matching). With
+    taken from the list's folder, ``.`` and ``..`` dropped where that names the same file (``lst/../a.jpg`` as
+    ``a.jpg``); each keeps the path as listed (so tidied) for naming (--vis, --boxes matching). With
     ``patterns``, a str that :func:`is_pattern` is expanded (``**`` spans folders) to the photos (and, with
     ``videos``, videos) it matches, sorted, and the folders it matches as folder arguments; its matches keep their
     path below the pattern's fixed folder part, under that folder's name, as a folder argument's photos do. A file
     or stream given twice is kept once. problems: (path, reason) for folders and patterns without any such file,
     unreadable lists, and listed paths that do not exist (the rest is still processed). Missing paths given
-    directly raise FileNotFoundError. leave_out: folders (a run's own output folders) whose files a folder or
-    pattern does not contribute, unless that folder or the pattern's fixed part lies inside them; the real paths
-    of the files so left out are added to ``left_out`` when given.
+    directly raise FileNotFoundError, or with ``skip_missing`` are problems too ("no such file or folder").
+    leave_out: folders (a run's own output folders) whose files a folder or pattern does not contribute, unless
+    that folder or the pattern's fixed part lies inside them. outputs: given the items, the real paths of those
+    that are the run's own outputs (predict's --vis drawings: :func:`fasterpose_rt.cli.predict_run.own_drawings`),
+    which are left out where a folder or pattern found them. A file named directly (on the command line or in a
+    list) is never left out. The real paths of the files so left out are added to ``left_out`` when given.
     """
     items: List[InputItem] = []
     problems: List[Tuple[Path, str]] = []
     seen = set()
+    named: Set[str] = set()  # the real paths of the files named directly: never left out
     wanted = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS if videos else IMAGE_EXTENSIONS
-    outputs = [os.path.join(os.path.realpath(f), "") for f in leave_out]  # with a trailing separator
+    folders_out = [os.path.join(os.path.realpath(f), "") for f in leave_out]  # with a trailing separator
 
     def kept(found: List[Path], base: Path) -> List[Path]:
         """found without the files under an output folder that base (the folder searched) is not inside: a run's
         outputs are not read back as its inputs on the next run."""
-        inside = tuple(o for o in outputs if not os.path.join(os.path.realpath(base), "").startswith(o))
+        inside = tuple(o for o in folders_out if not os.path.join(os.path.realpath(base), "").startswith(o))
         if not inside:
             return found
         out = []
@@ -230,6 +247,8 @@ def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False, lists: boo
 
     def add(item: InputItem) -> None:
         key = item.source if item.source is not None else os.path.realpath(item.path)
+        if item.source is None and item.folder is None:
+            named.add(key)
         if key not in seen:
             seen.add(key)
             items.append(item)
@@ -245,15 +264,16 @@ def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False, lists: boo
                 expand(entry, None)
                 continue
             q = Path(entry)
-            target = q if q.is_absolute() else list_path.parent / q
+            target = _tidy(q if q.is_absolute() else list_path.parent / q)
             where = f"line {n} of the list {list_path}"
             if not target.exists():
                 problems.append((target, f"no such file or folder ({where})"))
             elif target.is_file() and target.suffix.lower() in LIST_EXTENSIONS:
                 problems.append((target, f"a list inside a list is not read ({where})"))
             else:  # a path inside the list's folder keeps its folders in --vis names; others their file name
-                inside = not q.is_absolute() and ".." not in q.parts
-                expand(target, Path(os.path.normpath(q)) if inside and target.is_file() else None)
+                q = Path(os.path.normpath(q))
+                inside = not q.is_absolute() and q.parts[:1] != ("..",)
+                expand(target, q if inside and target.is_file() else None)
 
     def matched(pattern: str) -> None:
         parts = Path(pattern).parts
@@ -269,7 +289,7 @@ def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False, lists: boo
             if m.is_dir():
                 expand(m, None, base=fixed)
             elif m in files:
-                expand(m, top / inside)
+                add(InputItem(m, _kind(m), top / inside, folder=fixed))
 
     def expand(raw, rel: Optional[Path], base: Optional[Path] = None) -> None:
         """base: the folder the user named when raw is a folder a pattern matched (for ``leave_out``)."""
@@ -297,14 +317,25 @@ def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False, lists: boo
                                     f".webp and other image extensions{more})"))
             top = Path(p.resolve().name)  # keeps photos of two folders apart in --vis output
             for f in found:
-                add(InputItem(f, _kind(f), top / f.relative_to(p)))
+                add(InputItem(f, _kind(f), top / f.relative_to(p), folder=p))
         elif p.exists():
             add(InputItem(p, _kind(p), rel if rel is not None else Path(p.name)))
+        elif skip_missing:
+            problems.append((p, "no such file or folder"))
         else:
             raise FileNotFoundError(f"no such file or folder: {p}")
 
     for raw in paths:
         expand(raw, None)
+    if outputs is not None:  # the run's own outputs a folder or pattern found, as a later run's folders find them
+        drop = outputs(items) - named
+        if drop:
+            found = {os.path.realpath(i.path) for i in items if i.folder is not None and i.source is None} & drop
+            items = [i for i in items if i.source is not None or os.path.realpath(i.path) not in found]
+            if left_out is not None:
+                left_out.update(found)
+    if left_out is not None:
+        left_out.difference_update(named)  # left out of a folder, read as named
     return items, problems
 
 

@@ -295,3 +295,19 @@ def test_eval_refuses_a_detections_option_without_detections(shoot, standin_path
     r = run(*_command("eval", shoot, standin_path), option, value)
     assert r.exit_code == 2 and f"{option} applies to the boxes of --detections: give --detections" in r.stderr, \
         r.output
+
+
+@pytest.mark.parametrize("args", [
+    ["eval", "--coco", "{gone}", "--images", "{shoot}"],
+    ["eval", "--coco", "{ann}", "--images", "{gone}"],
+    ["eval", "--coco", "{ann}", "--images", "{shoot}", "--baseline", "{gone}"],
+    ["eval", "--coco", "{ann}", "--images", "{shoot}", "--detections", "{gone}"],
+    ["predict", "{shoot}", "--boxes", "{gone}"],
+])
+def test_a_missing_file_an_option_names_stays_a_usage_error(shoot, standin_path, args):
+    """A missing input of predict is named and skipped; a missing file an option names (eval's files, predict's
+    --boxes) is the one file that command reads there: a usage error, nothing run."""
+    ann = shoot / "ann.json"
+    ann.write_text("{}")
+    r = run(*[a.format(gone=shoot / "gone", shoot=shoot, ann=ann) for a in args], "--model", standin_path)
+    assert r.exit_code == 2 and "does not exist" in r.stderr and r.stdout == "", r.output

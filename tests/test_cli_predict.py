@@ -6,6 +6,7 @@ import struct
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -81,8 +82,56 @@ def test_a_quoted_pattern_is_expanded_and_one_matching_nothing_is_named(folder, 
     assert f"error: {folder / '*.gif'}: the pattern matches no photos or videos" in r.stderr
     assert [e["file_name"] for e in json.loads(r.stdout)] == [(folder / "sub/b.png").as_posix()]
     assert_no_traceback(r)
-    r = run("predict", str(folder / "missing.jpg"), "--model", standin_path)  # not a pattern: still a usage error
-    assert r.exit_code == 2 and "does not exist" in r.stderr
+    r = run("predict", str(folder / "missing.jpg"), "--model", standin_path, "-q")  # not a pattern: a missing path
+    assert r.exit_code == 1 and r.stderr.splitlines() == [f"error: {folder / 'missing.jpg'}: no such file or folder"]
+
+
+def test_a_missing_path_on_the_command_line_is_named_and_skipped_as_a_missing_list_line_is(folder, standin_path,
+                                                                                            tmp_path):
+    """predict a.jpg missing.jpg sub/: one line names the missing path, the other inputs are processed and their
+    results written, exit 1 (not a usage error that writes nothing); with no input there at all: that line, no
+    results, exit 1."""
+    out, missing, gone = tmp_path / "m.json", tmp_path / "missing.jpg", tmp_path / "gone"
+    r = run("predict", folder / "a.jpg", missing, folder / "sub", gone, "--model", standin_path, "--no-search",
+            "--out", out)
+    assert r.exit_code == 1 and "2 photos, 2 persons" in r.stderr and "2 inputs failed" in r.stderr, r.output
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error")]
+    assert errors == [f"error: {missing}: no such file or folder", f"error: {gone}: no such file or folder"]
+    assert "Usage" not in r.stderr
+    assert_no_traceback(r)
+    assert [e["file_name"] for e in json.loads(out.read_text())] == [
+        (folder / "a.jpg").as_posix(), (folder / "sub/b.png").as_posix()]
+    r = run("predict", missing, "--model", standin_path, "-q")
+    assert r.exit_code == 1 and r.stderr.splitlines() == [f"error: {missing}: no such file or folder"], r.output
+    assert json.loads(r.stdout) == []
+
+
+def test_a_lists_relative_lines_are_named_without_dot_dot(folder, standin_path, tmp_path, monkeypatch):
+    """lst/list.txt naming ../photos/a.jpg: results, --vis and --out-dir name it photos/a.jpg, not
+    lst/../photos/a.jpg, and a --boxes entry naming photos/a.jpg is its entry; a .. after a symlinked folder,
+    which leads elsewhere, is kept: two files never take one name."""
+    monkeypatch.chdir(tmp_path)
+    Path("lst").mkdir()
+    Path("lst/list.txt").write_text("../photos/a.jpg\n./../photos/sub/../sub/b.png\n")
+    boxes = Path("boxes.json")
+    boxes.write_text(json.dumps({"photos/a.jpg": [[30, 30, 20, 60]], "sub/b.png": [[0, 0, 80, 120]]}))
+    r = run("predict", "lst/list.txt", "--model", standin_path, "--boxes", boxes, "--vis", "vis", "--out-dir", "own",
+            "-q")
+    assert r.exit_code == 0, r.output
+    assert [(e["file_name"], e["bbox"]) for e in json.loads(r.stdout)] == [
+        ("photos/a.jpg", [30, 30, 20, 60]), ("photos/sub/b.png", [0, 0, 80, 120])]
+    assert sorted(f.as_posix() for f in Path("vis").rglob("*") if f.is_file()) == ["vis/a.jpg", "vis/b.png"]
+    assert [json.loads(f.read_text())[0]["file_name"] for f in sorted(Path("own").rglob("*.json"))] == [
+        "photos/a.jpg", "photos/sub/b.png"]
+    # lst/link -> photos/sub: link/../a.jpg is photos/a.jpg, not lst/a.jpg (another photo, there too)
+    Path("lst/link").symlink_to(folder / "sub", target_is_directory=True)
+    cv2.imwrite("lst/a.jpg", photo([[x + 5, y + 5] for x, y in POINTS]))
+    Path("lst/list.txt").write_text("link/../a.jpg\na.jpg\n")
+    r = run("predict", "lst/list.txt", "--model", standin_path, "--no-search", "-q")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert [e["file_name"] for e in res] == ["lst/link/../a.jpg", "lst/a.jpg"]
+    assert res[0]["keypoints"] != res[1]["keypoints"]
 
 
 def test_refine_passes_are_model_calls_on_the_box_around_the_joints(folder, standin_path, monkeypatch):
@@ -163,7 +212,7 @@ def test_empty_folder_is_reported(tmp_path, standin_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["missing.jpg"], "does not exist"),
+    ([""], "does not exist"),  # an empty name, which pathlib reads as the current folder (a missing path: exit 1)
     (["{photo}", "--batch-size", "0"], "--batch-size"),
     (["{photo}", "--nonsense"], "No such option"),
     (["{photo}", "--every", "x"], "--every"),

@@ -144,6 +144,71 @@ def test_the_runs_own_output_folders_inside_an_input_folder_are_not_read_back(fo
     assert r.exit_code == 0 and "2 photos" in r.stderr and "left out" not in r.stderr, r.output
 
 
+def _files(folder):
+    return sorted(f.relative_to(folder).as_posix() for f in folder.rglob("*") if f.is_file())
+
+
+def test_vis_into_the_input_folder_itself_draws_beside_each_photo_and_reads_no_drawing_back(folder, standin_path,
+                                                                                              monkeypatch):
+    """predict photos/ --vis photos/ (and predict . --vis . inside it): each drawing beside its photo as
+    <name>_pose, as for a file argument, not nested one folder deeper each run; a rerun reads the photos alone,
+    saying how many drawings it left out, the <name>_pose_N ones too; --out-dir there as well: results nest (as
+    --out-dir names them) and are never read as photos."""
+    args = ("--model", standin_path, "--no-search")
+    for n in range(3):
+        r = run("predict", folder, *args, "--vis", folder)
+        assert r.exit_code == 0 and "2 photos" in r.stderr, r.output
+        assert ("left out" not in r.stderr if n == 0 else
+                "; 2 files under --vis or --out-dir left out of the input folders" in r.stderr), r.stderr
+        assert _files(folder) == ["a.jpg", "a_pose.jpg", "sub/b.png", "sub/b_pose.png"]
+    (folder / "a_pose_2.jpg").write_bytes((folder / "a_pose.jpg").read_bytes())  # as a run before may have named it
+    monkeypatch.chdir(folder)
+    r = run("predict", ".", *args, "--vis", ".", "--out-dir", ".")
+    assert r.exit_code == 0 and "2 photos" in r.stderr and "3 files under --vis" in r.stderr, r.output
+    r = run("predict", ".", *args, "--vis", ".", "--out-dir", ".")
+    assert r.exit_code == 0 and "2 photos" in r.stderr and "3 files under --vis" in r.stderr, r.output
+    assert _files(folder) == ["a.jpg", "a_pose.jpg", "a_pose_2.jpg", "photos/a.json", "photos/sub/b.json",
+                              "sub/b.png", "sub/b_pose.png"]
+    r = run("predict", ".", "a_pose.jpg", *args, "--vis", ".")  # named yourself: read, and drawn beside itself
+    assert r.exit_code == 0 and "3 photos" in r.stderr and "; 2 files under --vis" in r.stderr, r.output
+    assert "a_pose_pose.jpg" in _files(folder) and "a_pose_2.jpg" in _files(folder)
+
+
+def test_vis_into_an_input_folder_reads_no_drawing_of_another_input_back(tmp_path, standin_path):
+    """predict x y other.jpg --vis x: x's photo drawn beside it, y's and other.jpg's into x as always (x/y/a.jpg:
+    two folders' a.jpg kept apart); a rerun reads neither back from x, nor a drawing beside y's photo when --vis
+    names y's parent folder. predict x y --vis out/ keeps out/x/a.jpg and out/y/a.jpg."""
+    for name in ("x/a.jpg", "y/a.jpg", "other.jpg"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        cv2.imwrite(str(tmp_path / name), photo())
+    x, y = tmp_path / "x", tmp_path / "y"
+    args = ("--model", standin_path, "--no-search")
+    r = run("predict", x, y, *args, "--vis", tmp_path / "out")
+    assert r.exit_code == 0 and "2 photos" in r.stderr, r.output
+    assert _files(tmp_path / "out") == ["x/a.jpg", "y/a.jpg"]
+    for n in range(2):
+        r = run("predict", x, y, tmp_path / "other.jpg", *args, "--vis", x)
+        assert r.exit_code == 0 and "3 photos" in r.stderr, r.output
+        assert ("left out" not in r.stderr if n == 0 else "; 3 files under --vis" in r.stderr), r.stderr
+        assert _files(x) == ["a.jpg", "a_pose.jpg", "other.jpg", "y/a.jpg"]
+    for n in range(2):
+        r = run("predict", y, *args, "--vis", tmp_path)  # y/a.jpg drawn into y: beside it
+        assert r.exit_code == 0 and "1 photo," in r.stderr, r.output
+        assert ("left out" not in r.stderr if n == 0 else "; 1 file under --vis" in r.stderr), r.stderr
+        assert _files(y) == ["a.jpg", "a_pose.jpg"]
+
+
+def test_a_video_drawn_beside_itself_is_not_read_back(tmp_path, standin_path):
+    """A folder's video drawn into that folder (clip.mov as clip_pose.mp4): the next run reads clip.mov alone."""
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    write_video(shoot / "clip.mov", frames=2)
+    for n in range(2):
+        r = run("predict", shoot, "--model", standin_path, "--no-search", "--vis", shoot)
+        assert r.exit_code == 0 and "1 video (2 frames)" in r.stderr, r.output
+        assert sorted(f.name for f in shoot.iterdir()) == ["clip.mov", "clip_pose.mp4"]
+
+
 def test_boxes_wholly_outside_the_upright_photo_are_warned_of_and_still_run(tmp_path, standin_path):
     """A photo stored 80x120 that its EXIF orientation turns to 120x80: a box given in the stored frame may miss
     the upright photo altogether. A warning says how many and in which frame boxes are; all are still run."""

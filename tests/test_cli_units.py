@@ -136,6 +136,48 @@ def test_folders_and_patterns_leave_out_the_runs_own_output_folders(tmp_path, mo
     assert [i.path.as_posix() for i in items] == ["shoot/drawn/shoot/a.jpg", "shoot/results/x/b.png"]
 
 
+def test_missing_paths_can_be_problems_and_a_list_names_its_files_without_dot_dot(tmp_path, monkeypatch):
+    """skip_missing (predict's): a missing path given is a problem as a missing list line is, the rest expanded.
+    A list's ../x.jpg is named x.jpg (lexically, where that is the same file), its rel the file's name; a.jpg
+    through ../lst/ keeps the list's folder in its rel."""
+    monkeypatch.chdir(tmp_path)
+    for name in ["shoot/a.jpg", "lst/b.jpg"]:
+        Path(name).parent.mkdir(exist_ok=True)
+        Path(name).write_bytes(b"x")
+    Path("lst/list.txt").write_text("../shoot/a.jpg\n../lst/./b.jpg\n../gone.jpg\n")
+    items, problems = expand_inputs(["gone", "lst/list.txt", "shoot"], lists=True, skip_missing=True)
+    assert [(i.path.as_posix(), i.rel.as_posix(), i.folder) for i in items] == [
+        ("shoot/a.jpg", "a.jpg", None), ("lst/b.jpg", "b.jpg", None)]  # shoot's a.jpg: named in the list first
+    assert [(p.as_posix(), r) for p, r in problems] == [
+        ("gone", "no such file or folder"), ("gone.jpg", "no such file or folder (line 3 of the list lst/list.txt)")]
+    items, _ = expand_inputs(["shoot"])
+    assert [(i.rel.as_posix(), i.folder) for i in items] == [("shoot/a.jpg", Path("shoot"))]
+
+
+def test_folders_leave_out_the_runs_own_drawings_unless_named(tmp_path, monkeypatch):
+    """outputs (predict's --vis: own_drawings): a folder does not read back the drawings beside its photos
+    (a_pose.jpg, a_pose_2.jpg beside a.jpg) nor the file another input's drawing is written to (shoot/b.jpg of
+    far/b.jpg), counted in left_out; named directly, each is read."""
+    from functools import partial
+
+    from fasterpose_rt.cli.predict_run import own_drawings
+
+    monkeypatch.chdir(tmp_path)
+    for name in ["shoot/a.jpg", "shoot/a_pose.jpg", "shoot/a_pose_2.jpg", "shoot/a_posed.jpg", "shoot/b.jpg",
+                 "shoot/sub/c.png", "shoot/sub/c_pose.png", "far/b.jpg"]:
+        Path(name).parent.mkdir(exist_ok=True)
+        Path(name).write_bytes(b"x")
+    outputs = partial(own_drawings, vis_dir=Path("shoot"))
+    left_out = set()
+    items, _ = expand_inputs(["shoot", "far/b.jpg"], outputs=outputs, left_out=left_out)
+    assert [i.path.as_posix() for i in items] == ["shoot/a.jpg", "shoot/a_posed.jpg", "shoot/sub/c.png", "far/b.jpg"]
+    assert left_out == {os.path.realpath(f) for f in ("shoot/a_pose.jpg", "shoot/a_pose_2.jpg", "shoot/b.jpg",
+                                                      "shoot/sub/c_pose.png")}
+    left_out = set()
+    items, _ = expand_inputs(["shoot", "shoot/a_pose.jpg"], outputs=outputs, left_out=left_out)
+    assert "shoot/a_pose.jpg" in [i.path.as_posix() for i in items] and len(left_out) == 2  # a_pose_2, c_pose
+
+
 @pytest.mark.skipif(os.name != "posix", reason="file names that are not UTF-8 are a POSIX matter")
 def test_a_video_name_opencv_cannot_take_fails_alone_where_no_link_can_be_made(tmp_path, monkeypatch):
     """OpenCV crashes on a video file name that is not UTF-8, so it is given an ASCII link's name; where no link

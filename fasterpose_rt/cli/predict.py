@@ -3,6 +3,7 @@ that share the model's batches, videos one by one). What happens to each input: 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ from ..tracking import REFINE_PASSES
 from .common import (BOX_PADDING_HELP, BOX_PADDING_RANGE, EXIT_FAILED, EXIT_INTERRUPTED, MAX_BATCH, Count,
                      FiniteFloat, NamedPath, UsageProblem, backend_option, debug_option, given, guarded,
                      load_predictor, model_options, out_is_one_of, out_problem, say)
-from .predict_run import Photo, PredictRun
+from .predict_run import Photo, PredictRun, own_drawings
 
 
 def layout_warning(lookup: BoxLookup, model_names) -> Optional[str]:
@@ -43,8 +44,9 @@ def layout_warning(lookup: BoxLookup, model_names) -> Optional[str]:
 
 
 class _InputArgument(click.ParamType):
-    """A path that exists, a camera (camera:N) or stream URL, or a file name pattern ("shoot/*.jpg"), the last two
-    kept as written (a Path would fold a URL's //)."""
+    """A path, a camera (camera:N) or stream URL, or a file name pattern ("shoot/*.jpg"), the last two kept as
+    written (a Path would fold a URL's //). A path that does not exist is no usage error: the run names it and
+    skips it, as it does a missing line of a list (an empty one still is: pathlib reads it as the current folder)."""
 
     name = "input"
     _path = click.Path(exists=True, path_type=Path)
@@ -52,6 +54,8 @@ class _InputArgument(click.ParamType):
     def convert(self, value, param, ctx):
         if isinstance(value, str) and (stream_source(value) is not None or is_pattern(value)):
             return value
+        if isinstance(value, str) and value and not os.path.exists(value):
+            return Path(value)
         return self._path.convert(value, param, ctx)
 
 
@@ -155,7 +159,8 @@ def results_file(ctx, param, value) -> Optional[Path]:
                    "--out then holds only the inputs run this time).")
 @click.option("--vis", "vis_dir", type=NamedPath(file_okay=False, path_type=Path), default=None,
               help="Write photos with skeletons drawn to this folder (videos: an annotated .mp4); into an input's "
-                   "own folder as <name>_pose. Input folders leave out the files under --vis and --out-dir.")
+                   "own folder (or a folder input itself: each beside its input) as <name>_pose. Input folders leave "
+                   "out the files under --vis and --out-dir, and the run's own drawings.")
 @click.option("--vis-threshold", type=FiniteFloat(0.0, 1.0), default=0.3, show_default=True,
               help="Hide joints scoring below this in the skeletons --vis and --show draw.")
 @click.option("--show", is_flag=True,
@@ -171,8 +176,8 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
             debug):
     """Predict poses on photos, videos and folders of them (searched recursively), on cameras (camera:0) and
     video streams (rtsp://..., http://...), on the inputs a .txt file lists, one per line (relative paths from the
-    list's folder; blank lines and lines starting with # skipped; a listed path that is missing is named and
-    skipped), and on the photos and videos a quoted pattern matches ("shoot/*.jpg", "shoot/**/*.png").
+    list's folder; blank lines and lines starting with # skipped), and on the photos and videos a quoted pattern
+    matches ("shoot/*.jpg", "shoot/**/*.png"). A path that is missing, given or listed, is named and skipped.
 
     By default each photo's person is searched for in the whole photo and a grid of windows, sharpened by
     --refine passes, and a video's persons are followed from frame to frame (--track); give --boxes,
@@ -202,8 +207,10 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
     if fast_search and variant == "fast":
         raise click.UsageError("--fast searches with the fast model already; drop --fast-search")
     left_out: Set[str] = set()  # files in input folders under --vis or --out-dir: this tool's outputs, not inputs
-    items, problems = expand_inputs(inputs, videos=True, lists=True, patterns=True,
-                                    leave_out=[f for f in (vis_dir, out_dir) if f is not None], left_out=left_out)
+    drawings = None if vis_dir is None else functools.partial(own_drawings, vis_dir=vis_dir)
+    items, problems = expand_inputs(inputs, videos=True, lists=True, patterns=True, skip_missing=True,
+                                    leave_out=[f for f in (vis_dir, out_dir) if f is not None], left_out=left_out,
+                                    outputs=drawings)
     lookup = load_boxes_file(boxes_file, box_score) if boxes_file is not None else None
     problem = lookup.conflict(items) if lookup is not None else None  # an entry two inputs match, a COCO id shared
     if problem is not None:

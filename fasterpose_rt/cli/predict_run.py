@@ -8,6 +8,7 @@ import errno
 import functools
 import json
 import os
+import re
 import secrets
 import sys
 import time
@@ -32,6 +33,7 @@ from .common import UsageProblem, plural, say, trace
 
 _VIS_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 NOBODY_NOTE = "nobody found"  # written on a --vis photo where no person was reported
+_NUMBERED = re.compile(r"(.+)_[0-9]+")  # a name made unique: a_pose_2 of a_pose
 
 
 @dataclass
@@ -46,12 +48,89 @@ class Photo:
     scale: int = 1
 
 
-def _vis_rel(item: InputItem) -> Path:
+def _vis_rel(item: InputItem, vis_dir: Optional[Path] = None, real=os.path.realpath) -> Path:
     """The --vis output of an input, inside the --vis folder: a photo drawn in its own format where OpenCV writes
-    it (else .png), a video or camera as an .mp4."""
+    it (else .png), a video or camera as an .mp4. Named by its rel (``shoot/a.jpg``: two folders' a.jpg kept
+    apart), or, when ``vis_dir`` is the very folder it was found in (a folder argument's, a pattern's fixed folder),
+    by its path inside that folder, so it is drawn beside its input as a file argument's drawing is. real: how
+    folders' real paths are found (:func:`_folders_real`)."""
+    rel = item.rel
+    if vis_dir is not None and item.folder is not None and real(vis_dir) == real(item.folder):
+        with contextlib.suppress(ValueError):  # path is the folder joined with the path inside it
+            rel = item.path.relative_to(item.folder)
     if item.kind != "image":
-        return item.rel.with_suffix(".mp4")
-    return item.rel if item.rel.suffix.lower() in _VIS_EXTENSIONS else item.rel.with_suffix(".png")
+        return rel.with_suffix(".mp4")
+    return rel if rel.suffix.lower() in _VIS_EXTENSIONS else rel.with_suffix(".png")
+
+
+def _folders_real():
+    """os.path.realpath remembering its answers, for the few folders of many inputs, while nothing is written."""
+    return functools.lru_cache(maxsize=None)(os.path.realpath)
+
+
+def _pose_name(rel: Path) -> Path:
+    return rel.with_name(f"{rel.stem}_pose{rel.suffix}")
+
+
+def _unique_path(folder: Path, rel: Path, beside: Optional[Path], names: Set[Path], inputs: Set[str],
+                 real=os.path.realpath) -> Path:
+    """An output path (--vis, --out-dir) for rel in folder, made unique (name_2, name_3, ...) among ``names`` (the
+    paths named so far, to which it is added) when two inputs share a name, and never one of ``inputs`` (real
+    paths). A drawing into the folder of its input ``beside`` is always named <name>_pose (a.jpg as a_pose.jpg):
+    drawn as another format (clip.mov as .mp4, IMG_1.heic as .png) it would otherwise take the name of a file
+    beside it that is no input, and the name must not depend on which files are there (a rerun, --skip-existing,
+    names it alike). real: how folders' real paths are found (:func:`_folders_real`)."""
+    target = folder / rel
+    own_folder = beside is not None and real(target.parent) == real(beside.parent)
+    if own_folder or (inputs and os.path.realpath(target) in inputs):
+        rel = _pose_name(rel)
+    target, n = folder / rel, 1
+    while target in names or (inputs and os.path.realpath(target) in inputs):
+        n += 1
+        target = folder / rel.with_name(f"{rel.stem}_{n}{rel.suffix}")
+    names.add(target)
+    return target
+
+
+def own_drawings(items: List[InputItem], vis_dir: Path) -> Set[str]:
+    """The real paths of the files among ``items`` that are --vis drawings of this run (into ``vis_dir``), written
+    there by this run or one before it, which a folder input finds again when the --vis folder lies in it
+    (``expand_inputs(outputs=...)`` leaves them out where a folder or pattern found them):
+
+    - beside an input drawn into its own folder, <name>_pose or <name>_pose_N in its drawing's format (a_pose.jpg
+      and a_pose_2.jpg beside a.jpg, clip_pose.mp4 beside clip.mov);
+    - the file another input's drawing is named (x/y/a.jpg of ``predict x y --vis x``), as
+      :meth:`PredictRun.name_own_files` names it, counting the files named directly as the inputs it keeps clear of.
+    """
+    folder_real = _folders_real()
+    files = [i for i in items if i.source is None]
+    where = {i.path: folder_real(i.path.parent) for i in files}  # a file's place: its real folder and its name
+    beside: Set[Tuple[str, str, str]] = set()  # (real folder, stem, suffix) of the drawings beside their inputs
+    for item in files:
+        rel = _vis_rel(item, vis_dir, folder_real)
+        if folder_real((vis_dir / rel).parent) == where[item.path]:
+            pose = _pose_name(rel)
+            beside.add((where[item.path], pose.stem, pose.suffix))
+
+    def drawing(item: InputItem) -> bool:  # <stem>_pose or <stem>_pose_N beside its input
+        name = item.path
+        numbered = _NUMBERED.fullmatch(name.stem)
+        return any((where[name], stem, name.suffix) in beside
+                   for stem in (name.stem, numbered.group(1) if numbered else None) if stem is not None)
+
+    drawn = [i for i in files if i.folder is not None and drawing(i)]
+    left = {i.path for i in drawn}
+    rest = [i for i in items if i.source is not None or i.path not in left]
+    names: Set[Path] = set()
+    inputs = {os.path.realpath(i.path) for i in rest if i.source is None and i.folder is None}
+    targets = set()
+    for item in rest:
+        target = _unique_path(vis_dir, _vis_rel(item, vis_dir, folder_real),
+                              item.path if item.source is None else None, names, inputs, folder_real)
+        targets.add(os.path.join(folder_real(target.parent), target.name))
+    drawn += [i for i in rest if i.source is None and i.folder is not None
+              and os.path.join(where[i.path], i.path.name) in targets]
+    return {os.path.realpath(i.path) for i in drawn}
 
 
 def _last_image_id(results_file: Path) -> int:
@@ -161,13 +240,15 @@ class PredictRun:
         so a run given the same inputs again (resumed with --skip-existing) names them alike. An --out file that
         is one of them is a usage error (UsageProblem): the two would write over each other."""
         self._inputs = {os.path.realpath(i.path) for i in items if i.kind != "stream"}
+        folder_real = _folders_real()
         for item in items:
             if self.out_dir is not None:
                 self._own[item.label] = self._unique(
-                    self.out_dir, item.rel.with_suffix(".json" if item.kind == "image" else ".jsonl"))
+                    self.out_dir, item.rel.with_suffix(".json" if item.kind == "image" else ".jsonl"), real=folder_real)
             if self.vis_dir is not None:
-                self._vis[item.label] = self._unique(self.vis_dir, _vis_rel(item),
-                                                     beside=item.path if item.kind != "stream" else None)
+                self._vis[item.label] = self._unique(self.vis_dir, _vis_rel(item, self.vis_dir, folder_real),
+                                                     beside=item.path if item.kind != "stream" else None,
+                                                     real=folder_real)
         self._named = True
         if out is None:
             return
@@ -479,22 +560,10 @@ class PredictRun:
         if errors:
             self.fail(item.label, f"{plural(errors, 'frame')} failed")
 
-    def _unique(self, folder: Path, rel: Path, beside: Optional[Path] = None) -> Path:
-        """An output path (--vis, --out-dir) for rel in folder, made unique (name_2, name_3, ...) when two inputs
-        share a name, and never an input's own file. A drawing into the folder of its input ``beside`` is always
-        named <name>_pose (a.jpg as a_pose.jpg): drawn as another format (clip.mov as .mp4, IMG_1.heic as .png)
-        it would otherwise take the name of a file beside it that is no input, and the name must not depend on
-        which files are there (a rerun, --skip-existing, names it alike)."""
-        target = folder / rel
-        own_folder = beside is not None and os.path.realpath(target.parent) == os.path.realpath(beside.parent)
-        if own_folder or os.path.realpath(target) in self._inputs:
-            rel = rel.with_name(f"{rel.stem}_pose{rel.suffix}")
-        target, n = folder / rel, 1
-        while target in self._names or os.path.realpath(target) in self._inputs:
-            n += 1
-            target = folder / rel.with_name(f"{rel.stem}_{n}{rel.suffix}")
-        self._names.add(target)
-        return target
+    def _unique(self, folder: Path, rel: Path, beside: Optional[Path] = None, real=os.path.realpath) -> Path:
+        """An output path (--vis, --out-dir) for rel in folder: :func:`_unique_path` among this run's outputs,
+        never an input's own file."""
+        return _unique_path(folder, rel, beside, self._names, self._inputs, real)
 
 
 def _new_file(folder: Path, suffix: str) -> Path:
