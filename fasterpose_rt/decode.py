@@ -127,11 +127,14 @@ def _border_steps(hm, px, py, along_x: bool, found):
     """
     n, k, h, w = hm.shape
     p, size = (px, w) if along_x else (py, h)
+    border = (p == 0) | (p == size - 1)
+    if not border.any():  # the usual case: nothing to gather (a quarter of a 1-person predict's decoding time)
+        return border, np.zeros(p.shape)
     inward = np.where(p == 0, 1, -1)
     line = np.clip(p[..., None] + inward[..., None] * np.arange(3), 0, size - 1)  # (N, K, 3): the peak, inwards
     ni, ki = np.arange(n)[:, None, None], np.arange(k)[None, :, None]
     u = (hm[ni, ki, py[..., None], line] if along_x else hm[ni, ki, line, px[..., None]]).astype(np.float64)
-    on = ((p == 0) | (p == size - 1)) & (size >= 3) & (u.min(axis=-1) > _EPS) & found
+    on = border & (size >= 3) & (u.min(axis=-1) > _EPS) & found
     lu = np.log(np.maximum(u, _EPS))
     d1 = 0.5 * (-3 * lu[..., 0] + 4 * lu[..., 1] - lu[..., 2])  # slope at the peak, inwards
     d2 = lu[..., 0] - 2 * lu[..., 1] + lu[..., 2]
