@@ -54,20 +54,18 @@ class BoxLookup:
     given, the path inside its input folder (``rel``), or an end of the path (``val2017/a.jpg`` matches
     ``data/val2017/a.jpg``); of several, the longest (``x/a.jpg`` before ``a.jpg``; of two as long, the path as
     given's); None when the photo is not listed. ``conflict(items)`` says when one entry names several of a run's
-    inputs, or (a COCO file) two entries give two photos one image id; ``renumber_shared_ids(items)`` drops the ids
-    a list's entries give several photos; ``largest_image_id(items)``: the largest id the file gives. category_id:
-    the person category's id in a COCO file (its results carry it; 1 otherwise); keypoint_names: that category's
-    keypoints, None when it lists none. coco: loaded from a COCO file (its image ids are the dataset's own);
-    given_ids: {entry name: the largest image id the file gives it, any of its entries or frames}, by default the
-    entries' own ids."""
+    inputs; ``renumber_shared_ids(items)`` drops the ids a list's entries give several photos (a COCO file's ids
+    are unique: :func:`coco_person_boxes` refuses a repeated one); ``largest_image_id(items)``: the largest id the
+    file gives. category_id: the person category's id in a COCO file (its results carry it; 1 otherwise);
+    keypoint_names: that category's keypoints, None when it lists none. given_ids: {entry name: the largest image
+    id the file gives it, any of its entries or frames}, by default the entries' own ids."""
 
     def __init__(self, entries: Dict[str, ImageBoxes], source: str, category_id: int = 1,
-                 keypoint_names: Optional[List[str]] = None, *, coco: bool = False,
+                 keypoint_names: Optional[List[str]] = None, *,
                  given_ids: Optional[Dict[str, int]] = None):
         self.entries = entries
         self.source = source
         self.category_id, self.keypoint_names = category_id, keypoint_names
-        self.coco = coco
         self.given_ids = given_ids if given_ids is not None else {
             k: e.image_id for k, e in entries.items() if e.image_id is not None}
         self._by_base: Dict[str, List[str]] = {}
@@ -125,9 +123,8 @@ class BoxLookup:
         """A detections or results list whose entries give several input photos one image id, as the results of
         two predict runs put in one list do (each run numbers from 1): those photos' ids are dropped, so they take
         running ids (after the file's largest, as a photo given no id does). Returns a warning naming them, None
-        when no id is shared. Not a COCO file's, whose ids are the dataset's own: :meth:`conflict` refuses a clash
-        there (one ``load_boxes_file`` cannot hold: of two images given one id, it keeps the last)."""
-        shared = [] if self.coco else self._shared_ids(items)
+        when no id is shared (never in a COCO file, whose images each have an id of their own)."""
+        shared = self._shared_ids(items)
         for _, given in shared:
             for key, _ in given:
                 self.entries[key] = replace(self.entries[key], image_id=None)
@@ -144,9 +141,8 @@ class BoxLookup:
 
     def conflict(self, items: Iterable[InputItem]) -> Optional[str]:
         """Why these inputs cannot take their boxes from this file, or None: an entry that is the longest match
-        of several inputs (``a.jpg`` of ``x/a.jpg`` and ``y/a.jpg``: whose boxes and image id are they?), or, in
-        a COCO file (whose ids are the dataset's own), two entries giving two photos the same image id (a list's
-        are :meth:`renumber_shared_ids`'). items: the run's inputs, each file once."""
+        of several inputs (``a.jpg`` of ``x/a.jpg`` and ``y/a.jpg``: whose boxes and image id are they?). items:
+        the run's inputs, each file once."""
         whose = self._whose(items)
         shared = [(key, its) for key, its in whose.items() if len(its) > 1]
         if shared:
@@ -160,11 +156,6 @@ class BoxLookup:
             return (f"{self.source}: entry {key!r} names {len(its)} inputs, {_listed([i.label for i in its])}, and "
                     f"would give each {gives}; give each an entry naming more of its path"
                     + (f" (as {example!r})" if example is not None else "") + more)
-        ids = self._shared_ids(items) if self.coco else []
-        if ids:
-            image_id, given = ids[0]
-            return (f"{self.source}: entries {_listed([repr(k) for k, _ in given])} "
-                    f"{_give_one_id(image_id, [i.label for _, i in given])}; give each photo an id of its own")
         return None
 
 
@@ -219,6 +210,8 @@ def coco_person_boxes(data: dict, source: str = "annotations", category_id: Opti
     for i, im in enumerate(images):
         if not (isinstance(im, dict) and isinstance(im.get("id"), int) and isinstance(im.get("file_name"), str)):
             bad(f"images[{i}] needs an integer 'id' and a string 'file_name'")
+        if im["id"] in names:  # the later record hid the earlier photo: its persons were silently dropped
+            bad(f"images[{i}] has the id {im['id']} of another image; each photo needs an id of its own")
         names[im["id"]] = im["file_name"]
     cats = data.get("categories")
     cats = cats if isinstance(cats, list) else []
@@ -274,7 +267,7 @@ def load_boxes_file(path: os.PathLike, min_score: float = 0.0) -> BoxLookup:
         cat_id, kp = cat.get("id"), cat.get("keypoints")
         # results carry the file's own person category id: COCOeval scores only the category it is told
         return BoxLookup(entries, src, cat_id if isinstance(cat_id, int) and not isinstance(cat_id, bool) else 1,
-                         [str(n) for n in kp] if isinstance(kp, list) else None, coco=True, given_ids=given_ids)
+                         [str(n) for n in kp] if isinstance(kp, list) else None, given_ids=given_ids)
     else:
         for name, lst in data.items():
             if not isinstance(lst, list) or not all(_valid_box(b) for b in lst):

@@ -357,7 +357,7 @@ def test_a_list_giving_two_photos_one_image_id_drops_their_ids(tmp_path):
                              {"file_name": "w/d.jpg", "bbox": [1, 1, 5, 5], "image_id": 3}]))
     photos = _inputs(("x/a.jpg", "x/a.jpg"), ("y/b.jpg", "y/b.jpg"), ("w/d.jpg", "d.jpg"))
     lookup = load_boxes_file(p)
-    assert not lookup.coco and lookup.conflict(photos) is None
+    assert lookup.conflict(photos) is None
     assert lookup.renumber_shared_ids(photos) == (
         f"warning: {p}: entries 'x/a.jpg' and 'y/b.jpg' both give image_id 1, to two photos, x/a.jpg and y/b.jpg; "
         "they get new image ids, numbered after the largest the file gives (3)")
@@ -376,11 +376,14 @@ def test_a_list_giving_two_photos_one_image_id_drops_their_ids(tmp_path):
         f"warning: {p}: entries 'x/a.jpg', 'y/b.jpg' and 'e.jpg' all give image_id 1, to 3 photos, x/a.jpg, y/b.jpg "
         "and v/e.jpg (1 other image id is each given to several photos too, 5 photos in all); they get new image "
         "ids, numbered after the largest the file gives (2)")
-    coco = boxes_mod.BoxLookup({"x/a.jpg": boxes_mod.ImageBoxes(np.zeros((0, 4)), 1),
-                                "y/b.jpg": boxes_mod.ImageBoxes(np.zeros((0, 4)), 1)}, "coco.json", coco=True)
-    assert coco.renumber_shared_ids(photos) is None and coco.find("x/a.jpg").image_id == 1
-    assert coco.conflict(photos) == ("coco.json: entries 'x/a.jpg' and 'y/b.jpg' both give image_id 1, to two "
-                                     "photos, x/a.jpg and y/b.jpg; give each photo an id of its own")
+    # a COCO file's ids are the dataset's own: one given to two images is refused as the file is read (the later
+    # record hid the earlier photo, whose persons were dropped without a word)
+    p = tmp_path / "coco.json"
+    p.write_text(json.dumps({"images": [{"id": 1, "file_name": "x/a.jpg"}, {"id": 1, "file_name": "y/b.jpg"}],
+                             "annotations": [], "categories": [{"id": 1, "name": "person"}]}))
+    with pytest.raises(boxes_mod.BoxesFileError, match=r"images\[1\] has the id 1 of another image; each photo "
+                                                       "needs an id of its own"):
+        load_boxes_file(p)
 
 
 def test_the_largest_image_id_a_boxes_file_gives_leaves_out_the_runs_videos_entries(tmp_path):
@@ -392,7 +395,6 @@ def test_the_largest_image_id_a_boxes_file_gives_leaves_out_the_runs_videos_entr
                                         ((1, "b.jpg"), (2, "clip.mp4"), (3, "c.jpg"), (4, "d.jpg"), (9, "e.mp4"))],
                              "annotations": [], "categories": [{"id": 1, "name": "person"}]}))
     lookup = load_boxes_file(p)
-    assert lookup.coco
     b, clip, e = _inputs(("s/b.jpg", "b.jpg")), _inputs(("s/clip.mp4", "clip.mp4"), kind="video"), \
         _inputs(("s/e.mp4", "e.mp4"), kind="video")
     assert lookup.largest_image_id(b + clip) == 9 and lookup.largest_image_id(b + clip + e) == 4
@@ -402,7 +404,7 @@ def test_the_largest_image_id_a_boxes_file_gives_leaves_out_the_runs_videos_entr
                             + [{"file_name": "s/clip.mp4", "bbox": [1, 1, 5, 5], "image_id": i, "frame": i - 2}
                                for i in (2, 3, 4)]))
     lookup = load_boxes_file(p)
-    assert not lookup.coco and lookup.find("s/clip.mp4").image_id == 2
+    assert lookup.find("s/clip.mp4").image_id == 2
     assert lookup.largest_image_id(b) == 4 and lookup.largest_image_id(b + clip) == 1
     p.write_text(json.dumps({"b.jpg": [[1, 1, 5, 5]]}))
     assert load_boxes_file(p).largest_image_id(b) == 0  # a map gives no ids
