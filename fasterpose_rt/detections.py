@@ -53,10 +53,11 @@ def load_detections(path, image_ids: Iterable[int], category_id: Optional[int] =
     of that name, whatever its image_id (predict numbers the photos of a folder 1..N, not by the annotation
     file's ids): names are compared as POSIX paths, and a name ends in the file's (``/data/val2017/a.jpg`` is
     ``val2017/a.jpg``; boxes.BoxLookup's rule: of the file's names ending a path, the longest); entries without
-    one are placed by image_id. Two names placed on one photo of the file are two photos whose detections would be
-    scored as one, an error whatever their category (``x/a.jpg`` and ``y/a.jpg`` on its ``a.jpg``; so are
-    ``a.jpg`` and ``x/a.jpg``, two photos of one folder), unless one is an absolute path the other ends in
-    (``val/a.jpg`` and ``/data/val/a.jpg``: one photo spelled two ways).
+    one are placed by image_id, as is an entry whose name the annotation file lists under several ids (its
+    image_id must be one of them: an error otherwise). Two names placed on one photo of the file are two photos
+    whose detections would be scored as one, an error whatever their category (``x/a.jpg`` and ``y/a.jpg`` on
+    its ``a.jpg``; so are ``a.jpg`` and ``x/a.jpg``, two photos of one folder), unless one is an absolute path the
+    other ends in (``val/a.jpg`` and ``/data/val/a.jpg``: one photo spelled two ways).
     Entries of another category than ``category_id`` (when both name one) and boxes with w or h <= 0 are left
     out; so are entries whose image is not among ``image_ids`` or whose file name names none of ``file_names``
     (counted: a file for other photos is an error); a box the model cannot crop (``box_out_of_range``) is an error.
@@ -73,6 +74,10 @@ def load_detections(path, image_ids: Iterable[int], category_id: Optional[int] =
     ids = {int(i) for i in image_ids}
     lookup = None if file_names is None else BoxLookup(
         {_norm_name(name): ImageBoxes(np.zeros((0, 4)), int(i)) for i, name in file_names.items()}, src)
+    listed = file_names or {}
+    ids_of_name: Dict[str, List[int]] = {}  # a name the file lists under several ids: which photo is ambiguous
+    for i, listed_name in listed.items():
+        ids_of_name.setdefault(_norm_name(listed_name), []).append(int(i))
     boxes: Dict[int, List[list]] = {i: [] for i in ids}
     named: Dict[int, Dict[str, Tuple[int, str]]] = {}  # image id -> {name placed on it: (first entry, as given)}
     scores: Dict[int, List[float]] = {i: [] for i in ids}
@@ -98,6 +103,11 @@ def load_detections(path, image_ids: Iterable[int], category_id: Optional[int] =
         if name is not None:  # the name says which photo; an image_id may be another numbering's
             found = lookup.find(Path(name)) if lookup is not None else None
             image_id = None if found is None else found.image_id
+            same = ids_of_name[_norm_name(listed[image_id])] if image_id is not None else []
+            if len(same) > 1:  # its image_id, if one of them, says which; else the boxes have no one photo
+                if number not in same:
+                    raise DetectionsError(_listed_twice(src, j, name, listed[same[0]], same, number))
+                image_id = number
             if image_id is not None:
                 named.setdefault(image_id, {}).setdefault(_norm_name(Path(name).as_posix()), (j, name))
         if category_id is not None and d.get("category_id", category_id) != category_id:
@@ -163,6 +173,14 @@ def _merged_photos(src: str, merged: List[Tuple[int, Dict[str, Tuple[int, str]]]
             f"(image_id {image_id}): their detections would be scored as one photo's; keep only that photo's "
             f"detections, or list each photo in the annotation file by more of its path"
             + (f" (as {example!r})" if example else "") + more)
+
+
+def _listed_twice(src: str, entry: int, name: str, listed: str, ids: List[int], number: Optional[int]) -> str:
+    """The error of an entry placed by name on a file name the annotation file lists under several ``ids``."""
+    told = "has no image_id" if number is None else f"its image_id {number} is none of them"
+    return (f"{src}: entry {entry}: 'file_name' {name!r} is the annotation file's {_norm_name(listed)!r}, which it "
+            f"lists under image ids {_listed([str(i) for i in sorted(ids)])}, and the entry {told}: give it the "
+            f"image_id of its photo")
 
 
 def rescore(box_scores, joint_scores, joint_score: float = JOINT_SCORE) -> np.ndarray:

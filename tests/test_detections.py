@@ -215,3 +215,22 @@ def test_load_detections_by_image_id_is_as_before(tmp_path):
                                 for k, d in enumerate("xy")]))
     found, counts = load_detections(path, [1])  # no file names given: placed by image_id, as before
     assert found[1][0][:, 0].tolist() == [0, 1] and counts["used"] == 2
+
+
+def test_load_detections_by_name_on_a_photo_the_file_lists_twice_takes_the_image_id_or_refuses(tmp_path):
+    # review s57: an annotation file listing a.jpg under ids 1 and 3 had every detection named a.jpg go to id 3
+    path = tmp_path / "dets.json"
+    file_names = {1: "val/a.jpg", 2: "b.jpg", 3: "./val/a.jpg"}
+    path.write_text(json.dumps([{"image_id": i, "file_name": "/d/val/a.jpg", "bbox": [i, 2, 30, 40]} for i in (1, 3)]
+                               + [{"image_id": 1, "file_name": "b.jpg", "bbox": [7, 2, 30, 40]}]))
+    found, counts = load_detections(path, file_names, 1, file_names=file_names)
+    assert {i: b[:, 0].tolist() for i, (b, _) in found.items()} == {1: [1], 2: [7], 3: [3]}
+    assert counts["remapped"] == 1  # b.jpg's entry, numbered 1, is photo 2
+    for entry, told in (({"file_name": "val/a.jpg"}, "has no image_id"),
+                        ({"image_id": 2, "file_name": "x/val/a.jpg"}, "its image_id 2 is none of them")):
+        path.write_text(json.dumps([{**entry, "bbox": [1, 2, 30, 40]}]))
+        with pytest.raises(DetectionsError) as e:
+            load_detections(path, file_names, 1, file_names=file_names)
+        assert str(e.value) == (f"{path}: entry 0: 'file_name' {entry['file_name']!r} is the annotation file's "
+                                f"'val/a.jpg', which it lists under image ids 1 and 3, and the entry {told}: give it "
+                                f"the image_id of its photo")
