@@ -22,8 +22,8 @@ class ShowUnavailable(Exception):
 
 class Window:
     """One OpenCV window. ``show(image)`` draws a (H, W, 3) uint8 BGR picture and returns False once the user
-    pressed q or Esc, or closed the window; ``close()`` removes it. Raises ShowUnavailable when OpenCV has no GUI
-    or (on Linux) there is no display."""
+    pressed q or Esc, or closed the window; ``hold(image)`` does so and waits for a key; ``close()`` removes it.
+    Raises ShowUnavailable when OpenCV has no GUI or (on Linux) there is no display."""
 
     def __init__(self, title: str = "fasterpose"):
         self.title = title
@@ -42,6 +42,17 @@ class Window:
         if key != -1 and (key & 0xFF) in STOP_KEYS:
             return False
         return cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) >= 1  # 0 once the user closed it
+
+    def hold(self, image: np.ndarray) -> bool:
+        """Draw a (H, W, 3) uint8 BGR picture and wait for a key (a photo, not a frame): False for q or Esc, or
+        once the user closed the window."""
+        cv2.imshow(self.title, image)
+        while True:  # in short waits: a closed window sends no key on every backend
+            key = cv2.waitKey(100)
+            if key != -1:
+                return (key & 0xFF) not in STOP_KEYS
+            if cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
+                return False
 
     def close(self) -> None:
         try:

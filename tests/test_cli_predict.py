@@ -1180,6 +1180,33 @@ def test_show_draws_each_frame_and_q_ends_the_input(tmp_path, standin_path, monk
     assert "1 video (3 frames)" in r.stderr
 
 
+def test_show_holds_each_drawn_photo_until_a_key_and_q_shows_no_more(tmp_path, standin_path, monkeypatch):
+    """--show on photos did nothing (session 57): each is drawn and held until a key; q shows no more photos, and
+    the run goes on to write every photo's results. A GUI stood in for, as above."""
+    for name in ("a.png", "b.png", "c.png"):
+        cv2.imwrite(str(tmp_path / name), photo())
+    monkeypatch.setenv("DISPLAY", ":99")
+    shown, waits = [], []
+    monkeypatch.setattr(cv2, "namedWindow", lambda title, flags: None)
+    monkeypatch.setattr(cv2, "imshow", lambda title, image: shown.append(image.copy()))
+    # the first photo: no key for two waits, then a space; the second: q
+    keys = iter([-1, -1, ord(" "), ord("q")])
+    monkeypatch.setattr(cv2, "waitKey", lambda delay: waits.append(delay) or next(keys))
+    monkeypatch.setattr(cv2, "getWindowProperty", lambda title, prop: 1.0)
+    monkeypatch.setattr(cv2, "destroyWindow", lambda title: None)
+    r = run("predict", tmp_path / "a.png", tmp_path / "b.png", tmp_path / "c.png", "--model", standin_path,
+            "--no-search", "--show")
+    assert r.exit_code == 0 and len(json.loads(r.stdout)) == 3, r.output
+    assert len(shown) == 2 and waits == [100] * 4
+    assert shown[0].shape == photo().shape and not np.array_equal(shown[0], photo())  # drawn on
+    # the window closed by the user while a photo is held: no more photos shown either
+    shown.clear()
+    keys = iter([-1] * 10)
+    monkeypatch.setattr(cv2, "getWindowProperty", lambda title, prop: 0.0)
+    r = run("predict", tmp_path / "a.png", tmp_path / "b.png", "--model", standin_path, "--no-search", "--show")
+    assert r.exit_code == 0 and len(json.loads(r.stdout)) == 2 and len(shown) == 1, r.output
+
+
 def test_a_photo_of_nobody_gets_no_person(tmp_path):
     """The bundled default (it has a presence head) on a blank photo and a photo of noise: by default nobody, as a
     video frame of nobody has no entry, and the summary says so; with --min-presence 0 a guess for each, with the

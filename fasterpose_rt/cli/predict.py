@@ -164,9 +164,10 @@ def results_file(ctx, param, value) -> Optional[Path]:
 @click.option("--vis-threshold", type=FiniteFloat(0.0, 1.0), default=0.3, show_default=True,
               help="Hide joints scoring below this in the skeletons --vis and --show draw.")
 @click.option("--show", is_flag=True,
-              help="Videos, cameras and streams: show the drawn frames in a window as they are processed; q or Esc "
-                   "(or closing the window) ends that input. Needs OpenCV with a GUI (pip install opencv-python in "
-                   "place of opencv-python-headless) and a display.")
+              help="Show the drawn photos and frames in a window as they are processed: each photo until a key "
+                   "is pressed (q or Esc: no more photos shown, the run goes on); a video's, camera's or stream's "
+                   "frames as they come, q or Esc (or closing the window) ending that input. Needs OpenCV with a GUI "
+                   "(pip install opencv-python in place of opencv-python-headless) and a display.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary (errors are still shown).")
 @debug_option
 @guarded
@@ -260,9 +261,9 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
     for path, reason in problems:
         run.fail(path, reason)
     items = run.plan_own_files(items)
-    show = not quiet and (len(items) > 1 or any(i.kind != "image" for i in items))
+    bar_shown = not quiet and (len(items) > 1 or any(i.kind != "image" for i in items))
     # None: drawn on a terminal only, so a log of stderr holds the errors and the summary, not bar frames
-    bar = tqdm(total=len(items), desc="fasterpose", unit="file", disable=None if show else True, file=sys.stderr)
+    bar = tqdm(total=len(items), desc="fasterpose", unit="file", disable=None if bar_shown else True, file=sys.stderr)
     # photos are decoded by a thread, --read-ahead photos ahead of the model
     decoded = prefetch(run.decode, [i for i in items if i.kind == "image"], read_ahead)
     try:
@@ -271,7 +272,7 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
             if item.kind != "image":  # a video, camera or stream
                 run.photos(group, bar)
                 group = []
-                run.video(item, show)
+                run.video(item, bar_shown)
                 bar.update(1)
                 continue
             photo = run.read_photo(*next(decoded))

@@ -202,6 +202,7 @@ class PredictRun:
         self.passes, self.track, self.smooth, self.search = passes, track, smooth, search
         self.max_persons, self.max_frames, self.live = max_persons, max_frames, live
         self.long_side, self.read_ahead, self.window = long_side, read_ahead, window
+        self._show_photos = True  # until q or Esc in a photo's window
         self.min_presence = min_presence
         self.next_id = 0
         self.category_id = lookup.category_id if lookup is not None else 1  # a COCO --boxes file's person id
@@ -426,7 +427,7 @@ class PredictRun:
             bar.update(1)
 
     def _write_photo(self, photo: Photo, res: PoseResult) -> None:
-        item = photo.item
+        item, decoded = photo.item, res  # decoded: in the px of photo.image, which --show draws on
         if photo.scale > 1:  # in the photo's own px
             res = res.rescaled(photo.scale)
         entries = coco_entries(res, photo.image_id, item.path.as_posix(), category_id=self.category_id)
@@ -440,6 +441,9 @@ class PredictRun:
             draw = functools.partial(self._draw_photo, photo, res, self._vis[item.label])
             self._vis_failed(self._vis_jobs.submit(item.path, draw))
         self.writer.step()
+        if self.window is not None and self._show_photos:  # the window lives in this thread; drawn as decoded
+            drawn = self.pred.draw(photo.image, decoded, self.vis_threshold, note=NOBODY_NOTE)
+            self._show_photos = self.window.hold(drawn)  # q or Esc: the rest are processed, not shown
 
     def _write_own(self, item: InputItem, entries: List[dict]) -> None:
         """--out-dir: a photo's entries as a JSON list of their own (``[]``: nobody found), written atomically."""
