@@ -693,9 +693,9 @@ def test_a_video_cut_off_part_way_is_named_and_counted_as_failed(tmp_path, stand
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="file names that are not UTF-8 are a Linux matter")
-def test_csv_results_keep_a_file_name_that_is_not_utf8(tmp_path, standin_path):
-    """A CSV --out with a photo named in Latin-1 bytes (a name OpenCV reads, JSON escapes): the table is written
-    with the name's own bytes, not lost to an encoding error."""
+def test_results_keep_a_file_name_that_is_not_utf8(tmp_path, standin_path):
+    """A photo named in Latin-1 bytes (a name OpenCV reads): a CSV --out is written with the name's own bytes, not
+    lost to an encoding error; a JSON one with Python's escape, which maps back to those bytes (README)."""
     shoot = tmp_path / "shoot"
     shoot.mkdir()
     latin = os.fsdecode(b"caf\xe9.jpg")
@@ -706,6 +706,12 @@ def test_csv_results_keep_a_file_name_that_is_not_utf8(tmp_path, standin_path):
     assert r.exit_code == 0, r.output
     rows = out.read_bytes().splitlines()
     assert len(rows) == 3 and any(b"caf\xe9.jpg" in row for row in rows)
+    # JSON: Python's escape, plain ASCII that json.load and os.fsencode turn back into the file's own name
+    out = tmp_path / "r.json"
+    r = run("predict", shoot, "--model", standin_path, "--no-search", "--out", out, "-q")
+    assert r.exit_code == 0 and b"caf\\udce9.jpg" in out.read_bytes() and out.read_bytes().isascii(), r.output
+    named = {os.path.basename(os.fsencode(e["file_name"])) for e in json.loads(out.read_text(encoding="utf-8"))}
+    assert named == {b"caf\xe9.jpg", b"ok.jpg"}
 
 
 def test_out_written_as_a_folder_is_refused(folder, standin_path, tmp_path):
