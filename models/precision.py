@@ -21,8 +21,8 @@ _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}
 
 def bf16_supported(device: torch.device) -> bool:
     """Whether ``device`` runs bf16 natively (elsewhere bf16 autocast only emulates it, slower than float32)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+    if device.type == "cuda":  # not emulation: a T4 or V100 creates bf16 tensors, but runs them slowly
+        return torch.cuda.is_bf16_supported(including_emulation=False)
     try:
         return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
     except (AttributeError, RuntimeError):

@@ -37,6 +37,16 @@ def test_amp_refuses_bf16_on_a_gpu_without_it_and_unknown_modes():
         amp_dtype("fp8", CPU, bf16_native=True)
 
 
+def test_a_gpu_that_only_emulates_bf16_gets_fp16(monkeypatch):
+    """torch's is_bf16_supported() counts emulation by default: True on a T4 or V100 (compute capability 7),
+    where bf16 runs slowly; review s58: auto picked it there."""
+    from models.precision import bf16_supported
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert bf16_supported(GPU) is False and amp_dtype("auto", GPU) is torch.float16
+    with pytest.raises(ValueError, match="no bf16"):
+        amp_dtype("bf16", GPU)
+
+
 def test_autocast_and_scaler_follow_the_dtype():
     conv = torch.nn.Conv2d(3, 4, 3)
     x = torch.randn(1, 3, 8, 8)
