@@ -1,6 +1,7 @@
 """Pose networks (backbone + head) and the registry that builds them by name (timm-style)."""
 from __future__ import annotations
 
+import inspect
 from typing import Callable, Dict
 
 import torch
@@ -56,6 +57,11 @@ def build_model(name: str, num_keypoints: int = 17, **options) -> PoseNet:
         raise ValueError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
     if num_keypoints < 1:
         raise ValueError("num_keypoints must be >= 1")
+    taken = inspect.signature(_REGISTRY[name]).parameters
+    unknown = [k for k in options if k not in taken]
+    if unknown:  # a clear error, not a TypeError from inside the builder
+        raise ValueError(f"model {name!r} takes no option {', '.join(map(repr, unknown))}; its options: "
+                         f"{', '.join(k for k in taken if k != 'num_keypoints')}")
     return _REGISTRY[name](num_keypoints=num_keypoints, **options)
 
 

@@ -41,7 +41,7 @@ from fasterpose_rt.detections import DET_SCORE, DetectionsError
 from fasterpose_rt.metadata import DEFAULT_BOX_PADDING
 from fasterpose_rt.skeletons import torso_pairs
 
-from . import build_model
+from . import build_model, list_models
 from .backbones import identity_blocks, set_drop_path
 from .codec import HeatmapCodec
 from .curves import plot_curves, read_log
@@ -356,7 +356,8 @@ class Trainer:
             "dataset": {**self.meta, "train_file": str(a.train_ann), "name": Path(a.train_ann).stem,
                         "persons": len(self.train_set), "unreadable_photos": len(self.train_set.skipped)},
             "recipe": {"epochs": a.epochs, "batch_size": a.batch_size * self.world, "optimizer": "AdamW", "lr": a.lr,
-                       "weight_decay": a.weight_decay, "schedule": "warmup+cosine", "init": self.init_from,
+                       "weight_decay": a.weight_decay, "schedule": "warmup+cosine", "warmup_epochs": a.warmup_epochs,
+                       "init": self.init_from,
                        "ema": a.ema or None, "drop_path": a.drop_path or None, "ohkm": a.ohkm or None,
                        "distill": None if self.teacher is None else
                        {**self.teacher_info, "alpha": a.distill_alpha, "flip": not a.no_teacher_flip},
@@ -476,8 +477,10 @@ class Trainer:
 
     def _resume(self):
         path = self.args.work_dir / "last.pth"
-        if not path.exists():
-            raise SystemExit(f"error: --resume but {path} does not exist")
+        if not path.exists():  # every process reads it: across machines, only rank 0's wrote one
+            shared = (f" on this machine (rank {self.rank} of {self.world}): the processes of a run across machines "
+                      "need a --work-dir they all see (a shared filesystem)") if self.rank else ""
+            raise SystemExit(f"error: --resume but {path} does not exist{shared}")
         try:
             ckpt = read_checkpoint(path)  # weights_only: a file's pickled code never runs
         except CheckpointError as e:
@@ -509,6 +512,10 @@ class Trainer:
             if self.scaler.is_enabled() and "grad_scaler" in ckpt:  # fp16 again: go on from the scale it had reached
                 self.scaler.load_state_dict(ckpt["grad_scaler"])
             self.epoch, self.best = int(ckpt["epoch"]), float(ckpt.get("best", -math.inf))
+            recipe = ckpt["meta"].get("recipe") if isinstance(ckpt["meta"].get("recipe"), dict) else {}
+            # its weights descend from the checkpoint's start, whatever --init / --pretrained this command repeats
+            self.init_from = recipe.get("init", self.init_from)
+            self.pretrained_info = recipe.get("pretrained", self.pretrained_info)
         except (ValueError, TypeError, KeyError, RuntimeError) as e:  # torch's own checks of optimizer states
             detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise SystemExit(f"error: --resume: {path}: its optimizer or schedule state does not fit this run: "
@@ -522,19 +529,36 @@ class Trainer:
                 print(f"note: --epochs {self.args.epochs}, the checkpoint's run had {epochs}: the cosine schedule "
                       f"goes on re-mapped to {self.args.epochs} epochs", file=sys.stderr)
 
+    # what a resumed run must repeat, as the recipe records it: (recipe key, option)
+    _RESUMED_AS_RECORDED = (
+        ("lr", "--lr"), ("weight_decay", "--weight-decay"), ("batch_size", "batch (--batch-size x processes)"),
+        ("steps_per_epoch", "steps per epoch"), ("best_by", "--best-by"), ("warmup_epochs", "--warmup-epochs"),
+        ("seed", "--seed"), ("sigma", "target sigma (--sigma)"), ("box_padding", "--box-padding"),
+        ("augment", "augmentation (--scale, --rotation, --rotation-fit, --half-body, --occlusion)"),
+        ("ohkm", "--ohkm"), ("drop_path", "--drop-path"), ("distill", "distillation (--teacher and its options)"))
+
     def _recipe_differences(self, meta: dict) -> List[str]:
         """Options of this run that differ from the checkpoint's recipe and that a resumed run cannot take: the
-        optimizer's saved state keeps the old --lr and --weight-decay, another batch or number of steps per epoch
-        shifts the step-counted schedule against the epochs, another --best-by would compare a new figure with the
-        recorded best. What the recipe does not record (older checkpoints) is taken as equal. --epochs may change
-        (the schedule is re-mapped: a run shortened or extended on --resume)."""
+        optimizer's saved state keeps the old --lr and --weight-decay, another batch, number of steps per epoch or
+        warm-up shifts the step-counted schedule against the epochs (the learning rate jumped back to its peak), another
+        --best-by would compare a new figure with the recorded best, and another seed, target, augmentation, loss or
+        teacher is another run than the one continued (a resumed run draws what an uninterrupted one would), which the
+        recipe would then claim for all its epochs. What the recipe does not record (older checkpoints) is taken as
+        equal. --epochs may change (the schedule is re-mapped: a run shortened or extended on --resume), as may --ema
+        (added: averaging starts from the resumed weights), --amp and the machine's options."""
         recipe = meta.get("recipe") if isinstance(meta.get("recipe"), dict) else {}
-        a = self.args
-        ours = {"lr": ("--lr", a.lr), "weight_decay": ("--weight-decay", a.weight_decay),
-                "batch_size": ("batch (--batch-size x processes)", a.batch_size * self.world),
-                "steps_per_epoch": ("steps per epoch", self.steps_per_epoch), "best_by": ("--best-by", a.best_by)}
-        return [f"{name} {recipe[key]!r} in the checkpoint, {value!r} in this run"
-                for key, (name, value) in ours.items() if key in recipe and recipe[key] != value]
+        ours = self._meta()["recipe"]
+        differs = []
+        for key, name in self._RESUMED_AS_RECORDED:
+            theirs, value = recipe.get(key), ours[key]
+            if key == "distill":  # the teacher by its content, not its file's name or path
+                theirs, value = (None if d is None else {k: d.get(k) for k in ("sha256", "alpha", "flip")}
+                                 for d in (theirs if isinstance(theirs, dict) or theirs is None else {}, value))
+            if isinstance(theirs, dict) and isinstance(value, dict) and key != "distill":  # older: fewer keys
+                value = {k: value.get(k) for k in theirs}
+            if key in recipe and theirs != value:
+                differs.append(f"{name} {theirs!r} in the checkpoint, {value!r} in this run")
+        return differs
 
     def _best_on_disk(self, recorded: float) -> float:
         """The score a later epoch must beat: the one best.pth holds. last.pth's record of it can differ (a stop
@@ -586,7 +610,12 @@ class Trainer:
             total += loss.item()
             count += 1
             bar.set_postfix(loss=f"{total / count:.5f}", lr=f"{self.sched.get_last_lr()[0]:.2e}", refresh=False)
-        return total / max(count, 1), count * self.args.batch_size * self.world / (time.time() - t0)
+        seconds = time.time() - t0
+        if self.distributed:  # the log's loss over every process's shard, not rank 0's alone
+            summed = torch.tensor([total, float(count)], dtype=torch.float64, device=self.device)
+            dist.all_reduce(summed)
+            return float(summed[0]) / max(float(summed[1]), 1.0), float(summed[1]) * self.args.batch_size / seconds
+        return total / max(count, 1), count * self.args.batch_size / seconds
 
     def fit(self):
         log = self.args.work_dir / "log.jsonl"
@@ -630,6 +659,9 @@ class Trainer:
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.arch not in list_models():
+        print(f"error: unknown --arch {args.arch!r}; registered: {', '.join(list_models())}", file=sys.stderr)
+        return 2
     if str(args.pretrained) == "imagenet":  # the file a weights package installed (fasterpose_lite*)
         try:
             args.pretrained = imagenet_weights_file(args.arch.replace("fasterpose_", ""))
@@ -659,6 +691,13 @@ def main(argv=None):
         return 2
     if not 0.0 <= args.drop_path < 1.0:  # before the photos are decoded, which takes a while
         print(f"error: --drop-path must be in [0, 1), got {args.drop_path}", file=sys.stderr)
+        return 2
+    if not 0.0 <= args.scale < 1.0:  # the region is scaled by 1 +- scale: at 1 or more, crops of no size
+        print(f"error: --scale must be in [0, 1) (regions scaled by 1 - s to 1 + s), got {args.scale}", file=sys.stderr)
+        return 2
+    if args.blocks and not args.arch.startswith("fasterpose_r"):
+        print(f"error: --blocks sets the residual blocks per stage of a FasterPose ResNet (fasterpose_r18, "
+              f"fasterpose_r34, ...); {args.arch} has no such stages", file=sys.stderr)
         return 2
     if args.batch_size < 1:
         print(f"error: --batch-size must be 1 or more, got {args.batch_size}", file=sys.stderr)

@@ -100,7 +100,7 @@ class DetectionValidation:
     keypoint AP/AR against every labelled person of the validation file's photos (pycocotools).
 
     ann: the validation COCO keypoint file; detections: COCO detection results for its photos; image_ids: the photos
-    to score (None: all of the file's); meta: the category's metadata (keypoints, sigmas); input_size,
+    to score (None: all of the file's; those of photos that cannot be read are left out); meta: the category's metadata (keypoints, sigmas); input_size,
     box_padding, cache, check_photos: as the validation TopDownDataset's. ``len()``: the boxes run.
     """
 
@@ -128,6 +128,8 @@ class DetectionValidation:
                                       warn=warn, check_photos=check_photos) if samples else None
         skipped = getattr(self.dataset, "skipped", None) or {}  # unreadable photos: their boxes are left out
         self.box_scores = np.asarray([sc for s, sc in zip(samples, scores) if s.image_path not in skipped], np.float64)
+        # and so are their persons, as fasterpose eval leaves them out (else scored as missed: AP biased low)
+        self.image_ids = [i for i in self.image_ids if Path(images) / files[i] not in skipped]
 
     def __len__(self) -> int:
         return 0 if self.dataset is None else len(self.dataset)
