@@ -117,6 +117,14 @@ def test_out_dir_never_skips_nor_overwrites_another_inputs_results(tmp_path, sta
         assert Path("own/DCIM/x.json").read_bytes() == first and json.loads(r.stdout) == []
     r = run("predict", "card1/DCIM", *base, "--skip-existing")
     assert r.exit_code == 0 and "1 input skipped" in r.stderr, r.output
+    # review s58: run again from another folder, the recorded card1/DCIM/x.jpg named no file from there: refused
+    monkeypatch.chdir(tmp_path / "card1")
+    r = run("predict", "DCIM", *base[:-1], tmp_path / "own", "--skip-existing")
+    assert r.exit_code == 0 and "1 input skipped" in r.stderr, r.output
+    monkeypatch.chdir(tmp_path / "card2")  # and card2's DCIM/x.jpg from there still is not card1's
+    r = run("predict", "DCIM", *base[:-1], tmp_path / "own", "--skip-existing")
+    assert r.exit_code == 1 and "holds the results of " in r.stderr, r.output
+    monkeypatch.chdir(tmp_path)
     assert run("predict", tmp_path / "card1/DCIM", *base, "-q").exit_code == 0  # the same photo, named otherwise
     Path("own/DCIM/x.json").write_text('{"mine": true}')
     r = run("predict", "card1/DCIM", *base, "--skip-existing")

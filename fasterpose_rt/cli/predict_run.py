@@ -173,10 +173,17 @@ def _recorded_source(results_file: Path) -> Optional[str]:
 
 def _same_input(recorded: str, item: InputItem) -> bool:
     """Whether a results file's recorded file_name is this input file: the same real path (relative names taken
-    from the current folder), or, when it names no file from here (a file moved since), the same name."""
-    if os.path.exists(recorded):
-        return os.path.realpath(recorded) == os.path.realpath(item.path)
-    return os.path.normpath(recorded) == os.path.normpath(item.path)
+    from the current folder); a relative name the input's real path ends in (the name as given from another
+    folder: ``shoot/a.jpg`` is ``/data/shoot/a.jpg``, run now from /, or ``a.jpg`` from shoot/); or, when it names
+    no file from here (a file moved since), the same name."""
+    if os.path.exists(recorded) and os.path.realpath(recorded) == os.path.realpath(item.path):
+        return True
+    name = os.path.normpath(recorded)
+    if not os.path.isabs(name) and not name.startswith(".."):
+        parts, real = Path(name).parts, Path(os.path.realpath(item.path)).parts
+        if real[-len(parts):] == parts:
+            return True
+    return name == os.path.normpath(item.path)
 
 
 def _unexpected(error: Exception) -> str:
