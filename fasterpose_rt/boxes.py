@@ -79,9 +79,11 @@ class BoxLookup:
         """The name of the entry :meth:`find` gives the photo at ``path`` (``rel``: its path inside its input
         folder), None when none names it."""
         full = _norm_name(Path(path).as_posix())
+        # and from the root: an absolute name (predict's results of $PWD/shoot) is the photo given as shoot/a.jpg
+        rooted = _norm_name(Path(os.path.abspath(path)).as_posix())
         # (length, from the path as given): the longest wins, the path as given's of two as long
         found = [(len(k), 1, k) for k in self._by_base.get(PurePosixPath(full).name, [])
-                 if ("/" + full).endswith("/" + k)]
+                 if ("/" + full).endswith("/" + k) or ("/" + rooted).endswith("/" + k)]
         inside = _norm_name(Path(rel).as_posix()) if rel is not None else None
         if inside is not None and inside in self.entries:
             found.append((len(inside), 0, inside))

@@ -300,6 +300,17 @@ def test_boxes_map_file(folder, standin_path, tmp_path):
     assert r.exit_code == 1 and "b.png: not listed in the boxes file" in r.stderr
 
 
+def test_a_boxes_entry_by_absolute_path_names_the_photo_given_relatively(folder, standin_path, tmp_path, monkeypatch):
+    """predict's results of $PWD/photos, then photos given as photos/: no photo was listed (review s58)."""
+    monkeypatch.chdir(folder.parent)
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({(folder / "a.jpg").as_posix(): [[10, 10, 60, 100]],
+                                 (tmp_path / "elsewhere" / "photos" / "sub" / "b.png").as_posix(): [[0, 0, 40, 60]]}))
+    r = run("predict", "photos", "--model", standin_path, "--boxes", boxes, "-q")
+    assert r.exit_code == 1 and "not listed in the boxes file" in r.stderr, r.output  # b.png's entry: another file
+    assert [(e["file_name"], e["bbox"]) for e in json.loads(r.stdout)] == [("photos/a.jpg", [10, 10, 60, 100])]
+
+
 def test_boxes_coco_file_carries_image_ids_and_person_category(folder, standin_path, tmp_path):
     """Results carry the COCO file's image ids and its person category's id (COCOeval scores that category only:
     id 1 in a file numbering persons 2 gave AP 0); a video's frames its category, and an image id each (the file's
