@@ -319,6 +319,13 @@ class ResultsWriter:
             self._dirty = False
         self._since, self._last = 0, time.monotonic()
 
+    def abandon(self) -> None:
+        """Close without writing: a file that is there stays as it was (JSON Lines: if none was written yet)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._parts, self._dirty = [], False
+
     def close(self) -> None:
         """Final write (file) or print (stdout); JSON Lines: flushed, and the file synced and closed."""
         if self._lines:

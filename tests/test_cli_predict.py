@@ -287,6 +287,27 @@ def test_ctrl_c_keeps_finished_results_and_exits_130(folder, standin_path, tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "r.json"]  # no temporary file left
 
 
+@pytest.mark.parametrize("name", ["r.json", "r.csv", "r.jsonl"])
+def test_a_run_that_processes_nothing_keeps_the_results_file_there(folder, standin_path, tmp_path, name, monkeypatch):
+    """A mistyped input replaced earlier results with [] (review s58); so did Ctrl-C before the first photo. A run
+    that processes anything writes its results as before; with no file there, the empty results are written."""
+    out = tmp_path / name
+    out.write_text("earlier results\n")
+    r = run("predict", tmp_path / "nothere.jpg", "--model", standin_path, "--out", out)
+    assert r.exit_code == 1 and out.read_text() == "earlier results\n", r.output
+    assert r.stderr.splitlines()[-1].endswith(f"-> {out} (left as it was: nothing processed); 1 input failed")
+    r = run("predict", tmp_path / "nothere.jpg", "--model", standin_path, "--out", out, "-q")
+    assert r.exit_code == 1 and r.stderr.splitlines()[-1] == f"{out} left as it was: nothing processed"
+    r = run("predict", tmp_path / "nothere.jpg", "--model", standin_path, "--out", tmp_path / "new.json", "-q")
+    assert r.exit_code == 1 and json.loads((tmp_path / "new.json").read_text()) == []
+    monkeypatch.setattr(PosePredictor, "predict_batch", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    r = run("predict", folder, "--model", standin_path, "--out", out, "--refine", "0")
+    assert r.exit_code == 130 and out.read_text() == "earlier results\n", r.output
+    monkeypatch.undo()
+    r = run("predict", folder / "a.jpg", tmp_path / "nothere.jpg", "--model", standin_path, "--out", out, "-q")
+    assert r.exit_code == 1 and out.read_text() != "earlier results\n" and "left as it was" not in r.stderr
+
+
 def test_boxes_map_file(folder, standin_path, tmp_path):
     boxes = tmp_path / "boxes.json"
     boxes.write_text(json.dumps({"a.jpg": [[10, 10, 60, 100], [0, 0, 40, 60]], "sub/b.png": []}))

@@ -17,7 +17,7 @@ from ..evaluate import MIN_SHARED
 from ..inputs import REDUCED_LONG_SIDE, expand_inputs, is_pattern, stream_source
 from ..predictor import PHOTO_GROUP_BYTES
 from ..prefetch import READ_AHEAD, prefetch
-from ..results import FORMATS, ResultsWriter
+from ..results import FORMATS, ResultsWriter, written_in_place
 from ..session import MAX_THREADS
 from ..show import ShowUnavailable, Window
 from ..skeletons import COCO17, LSP14
@@ -290,8 +290,8 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
     except KeyboardInterrupt:
         bar.close()
         run.finish_vis()  # the few pictures already queued
-        writer.close()
-        say(f"interrupted: {run.summary(out)}")
+        kept = _keep_or_close(writer, run, out, interrupted=True)
+        say(f"interrupted: {run.summary(out, kept)}")
         sys.exit(EXIT_INTERRUPTED)
     except Exception:  # an error that ends the run (e.g. --out's disk full): what was finished is still written
         with contextlib.suppress(Exception):
@@ -301,9 +301,23 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
         decoded.close()
         if window is not None:
             window.close()
-    writer.close()
+    kept = _keep_or_close(writer, run, out)
     if not quiet:
-        say(run.summary(out))
+        say(run.summary(out, kept))
+    elif kept:
+        say(f"{out} left as it was: nothing processed")
     if run.failed:
         sys.exit(EXIT_FAILED)
+
+
+def _keep_or_close(writer: ResultsWriter, run: PredictRun, out: Optional[Path], interrupted: bool = False) -> bool:
+    """Write the results (``writer.close()``), unless the run processed nothing and failed or was stopped while an
+    --out file from before is there: a mistyped input would have replaced earlier results with []. Returns whether
+    that file was kept as it was."""
+    if out is not None and not run.processed and (run.failed or interrupted) and os.path.isfile(out) \
+            and not written_in_place(out):
+        writer.abandon()
+        return True
+    writer.close()
+    return False
 

@@ -316,7 +316,12 @@ class PredictRun:
         ahead, floor = self._skipped_ids.pop(item.label, (0, 0))
         self.next_id = max(self.next_id + ahead, floor)
 
-    def summary(self, out) -> str:
+    @property
+    def processed(self) -> bool:
+        """Whether any photo or video frame was done (with or without persons in it)."""
+        return bool(self.photos_done or self.frames)
+
+    def summary(self, out, kept: bool = False) -> str:
         nobody = f" ({self.photos_of_nobody} with nobody found)" if self.photos_of_nobody else ""
         parts = [plural(self.photos_done, "photo") + nobody]
         if self.videos:
@@ -326,7 +331,7 @@ class PredictRun:
         done, unit = (self.frames, "frames") if not self.photos_done else (self.photos_done, "photos")
         rate = f" ({done / seconds:.1f} {unit}/s)" if done and not (self.photos_done and self.frames) else ""
         text = (f"{', '.join(parts)}, {plural(self.persons, 'person')} in {seconds:.1f} s{rate} -> "
-                f"{out if out is not None else 'stdout'}")
+                f"{out if out is not None else 'stdout'}" + (" (left as it was: nothing processed)" if kept else ""))
         if self.skipped:
             text += f"; {plural(self.skipped, 'input')} skipped (results already in {self.out_dir})"
         if self.left_out:
