@@ -7,7 +7,7 @@ import math
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import Dict, Iterable, List, NoReturn, Optional, Tuple
+from typing import Dict, Iterable, List, NoReturn, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -15,10 +15,11 @@ import numpy as np
 from .image import to_bgr_uint8
 from .inputs import InputItem
 from .jsonfile import finite_number, load_json
+from .preprocess import BOX_LIMIT, MIN_BOX_SIDE
 
 __all__ = [
     "BoxesFileError", "DetectorUnavailable", "ImageBoxes", "BoxLookup", "load_boxes_file", "person_category",
-    "coco_person_boxes", "box_iou", "nms", "HogPeopleDetector",
+    "coco_person_boxes", "box_iou", "box_out_of_range", "BOX_RANGE", "nms", "HogPeopleDetector",
 ]
 
 
@@ -43,6 +44,16 @@ class ImageBoxes:
 def _norm_name(name: str) -> str:
     """File names compared as POSIX paths without a leading './'."""
     return PurePosixPath(name.replace("\\", "/")).as_posix().lstrip("/") if name else name
+
+
+BOX_RANGE = f"values within +-{BOX_LIMIT:g} px, sides at least {MIN_BOX_SIDE:g} px"  # what box_out_of_range allows
+
+
+def box_out_of_range(b: Sequence[float]) -> bool:
+    """Whether a box [x, y, w, h] of 4 finite numbers holds a value no photo has, which preprocess.check_boxes
+    refuses: one beyond +-BOX_LIMIT px, or w, h > 0 with a side under MIN_BOX_SIDE (a box with w or h <= 0 is no
+    box, which callers leave out: only its values' size is checked)."""
+    return any(abs(v) > BOX_LIMIT for v in b) or (b[2] > 0 and b[3] > 0 and min(b[2], b[3]) < MIN_BOX_SIDE)
 
 
 def _valid_box(b) -> bool:
@@ -231,6 +242,8 @@ def coco_person_boxes(data: dict, source: str = "annotations", category_id: Opti
         b = a["bbox"]
         if not _valid_box(b):
             bad(f"annotations[{j}]: bbox must be [x, y, w, h] numbers, got {b!r}")
+        if box_out_of_range(b):  # named as the file is read, not as a failure of the photo's crop
+            bad(f"annotations[{j}]: bbox {b!r} is out of range ({BOX_RANGE})")
         if b[2] <= 0 or b[3] <= 0:
             continue  # degenerate box: nobody to crop
         if not isinstance(a["image_id"], int) or a["image_id"] not in per_image:
@@ -274,6 +287,9 @@ def load_boxes_file(path: os.PathLike, min_score: float = 0.0) -> BoxLookup:
         for name, lst in data.items():
             if not isinstance(lst, list) or not all(_valid_box(b) for b in lst):
                 raise BoxesFileError(f"{src}: entry {name!r} must be a list of [x, y, w, h] boxes, got {lst!r}")
+            far = next((b for b in lst if box_out_of_range(b)), None)
+            if far is not None:
+                raise BoxesFileError(f"{src}: entry {name!r}: box {far!r} is out of range ({BOX_RANGE})")
             arr = np.array(lst, np.float64).reshape(-1, 4)
             if arr.size and not ((arr[:, 2] > 0) & (arr[:, 3] > 0)).all():
                 raise BoxesFileError(f"{src}: entry {name!r} has a box with width or height <= 0")
@@ -299,6 +315,8 @@ def _detection_list(data: list, src: str, min_score: float) -> Tuple[Dict[str, I
         b, score = d.get("bbox"), d.get("score", 1.0)
         if not _valid_box(b) or min(b[2:]) <= 0:  # type: ignore[index]
             raise BoxesFileError(f"{src}: entry {j}: 'bbox' must be [x, y, w, h] numbers with w, h > 0, got {b!r}")
+        if box_out_of_range(b):  # type: ignore[arg-type]
+            raise BoxesFileError(f"{src}: entry {j}: 'bbox' {b!r} is out of range ({BOX_RANGE})")
         if not finite_number(score):
             raise BoxesFileError(f"{src}: entry {j}: 'score' must be a number, got {score!r}")
         key = _norm_name(name)

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
-from .boxes import BoxLookup, ImageBoxes, _listed, _norm_name, _own_end, box_iou
+from .boxes import BOX_RANGE, BoxLookup, ImageBoxes, _listed, _norm_name, _own_end, box_iou, box_out_of_range
 from .jsonfile import finite_number, load_json
 from .metrics import oks
-from .preprocess import BOX_LIMIT, MIN_BOX_SIDE
 
 __all__ = ["DetectionsError", "Detections", "load_detections", "rescore", "oks_nms", "keep_poses", "match_poses",
            "box_out_of_range", "BOX_RANGE", "DET_SCORE", "JOINT_SCORE", "OKS_NMS"]
@@ -33,16 +32,6 @@ class DetectionsError(ValueError):
 
 
 Detections = Dict[int, Tuple[np.ndarray, np.ndarray]]  # image id -> (boxes (M, 4) [x, y, w, h], scores (M,))
-
-BOX_RANGE = f"values within +-{BOX_LIMIT:g} px, sides at least {MIN_BOX_SIDE:g} px"  # what box_out_of_range allows
-
-
-def box_out_of_range(b: Sequence[float]) -> bool:
-    """Whether a box [x, y, w, h] of 4 finite numbers holds a value no photo has, which preprocess.check_boxes
-    refuses: one beyond +-BOX_LIMIT px, or w, h > 0 with a side under MIN_BOX_SIDE (a box with w or h <= 0 is no
-    box, which callers leave out: only its values' size is checked)."""
-    return any(abs(v) > BOX_LIMIT for v in b) or (b[2] > 0 and b[3] > 0 and min(b[2], b[3]) < MIN_BOX_SIDE)
-
 
 def load_detections(path, image_ids: Iterable[int], category_id: Optional[int] = None,
                     file_names: Optional[Dict[int, str]] = None) -> Tuple[Detections, dict]:

@@ -504,11 +504,22 @@ def test_a_videos_frames_never_take_the_ids_of_a_coco_files_photos_left_out_of_t
     assert r.exit_code == 0 and [e["image_id"] for e in json.loads(r.stdout)] == [5, 6, 7], r.output
 
 
-def test_malformed_boxes_file_exit_2(folder, standin_path, tmp_path):
+@pytest.mark.parametrize("content, message", [
+    ({"a.jpg": [[1, 2, 3]]}, "must be a list of [x, y, w, h] boxes"),
+    # boxes no photo has: named as the file is read (review s58: a numpy overflow warning, a box "wholly outside"
+    # the photo, then the photo failed)
+    ({"a.jpg": [[1e308, 1e308, 1e308, 1e308]]}, "entry 'a.jpg': box [1e+308, 1e+308, 1e+308, 1e+308] is out of range "
+                                                "(values within +-1e+08 px, sides at least 0.001 px)"),
+    ([{"file_name": "a.jpg", "bbox": [0, 0, 1e-9, 5]}], "entry 0: 'bbox' [0, 0, 1e-09, 5] is out of range"),
+    ({"images": [{"id": 1, "file_name": "a.jpg"}], "categories": [{"id": 1, "name": "person"}],
+      "annotations": [{"image_id": 1, "category_id": 1, "bbox": [-3e8, 0, 10, 10]}]},
+     "annotations[0]: bbox [-300000000.0, 0, 10, 10] is out of range"),
+])
+def test_malformed_boxes_file_exit_2(folder, standin_path, tmp_path, content, message):
     boxes = tmp_path / "boxes.json"
-    boxes.write_text('{"a.jpg": [[1, 2, 3]]}')
+    boxes.write_text(json.dumps(content))
     r = run("predict", folder, "--model", standin_path, "--boxes", boxes)
-    assert r.exit_code == 2 and "must be a list of [x, y, w, h] boxes" in r.stderr
+    assert r.exit_code == 2 and message in r.stderr and "Warning" not in r.stderr, r.output
     assert_no_traceback(r)
 
 
