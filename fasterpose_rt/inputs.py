@@ -35,6 +35,7 @@ __all__ = [
 IMAGE_EXTENSIONS = frozenset({
     ".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".jp2",
     ".pbm", ".pgm", ".ppm", ".pnm", ".pfm", ".sr", ".ras", ".exr", ".hdr", ".pic", ".avif",
+    ".gif",  # OpenCV 4.11+ reads its first frame; an older one names the file as undecodable, not skipped unsaid
     ".heic", ".heif", ".hif",  # an iPhone's photos: read with pillow-heif when it is installed (fasterpose[heic])
 })
 VIDEO_EXTENSIONS = frozenset({

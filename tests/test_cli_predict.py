@@ -205,6 +205,17 @@ def test_gray_rgba_16bit_photos_are_processed(tmp_path, standin_path):
     np.testing.assert_allclose(plain, POINTS, atol=1.0)  # within a quarter heatmap pixel (4 crop px)
 
 
+def test_a_folder_takes_its_gif_photos(tmp_path, standin_path):
+    """A GIF OpenCV reads was taken when named, but left out of a folder without a word (review s58)."""
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    cv2.imwrite(str(shoot / "a.png"), photo())
+    if not cv2.imwrite(str(shoot / "b.gif"), photo()):
+        pytest.skip(f"OpenCV {cv2.__version__} writes no GIF")
+    r = run("predict", shoot, "--model", standin_path, "--no-search", "-q")
+    assert r.exit_code == 0 and sorted(Path(e["file_name"]).name for e in json.loads(r.stdout)) == ["a.png", "b.gif"]
+
+
 def test_empty_folder_is_reported(tmp_path, standin_path):
     (tmp_path / "none").mkdir()
     r = run("predict", tmp_path / "none", "--model", standin_path)
