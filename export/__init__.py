@@ -12,7 +12,10 @@ Used from a checkout (needs torch, onnx, onnxsim); never imported by the runtime
 """
 import os
 
+from models.training_tools import explain_missing_tools
+
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # as fasterpose_rt does: no telemetry from onnxruntime
+explain_missing_tools()  # where only the runtime is installed: what to install, not a traceback
 
 from .checkpoint import Checkpoint, extract_state_dict, file_sha256, load_checkpoint, load_weights
 from .errors import CheckpointError, ExportError, InputError, KeypointSetError, VerificationError

@@ -6,7 +6,10 @@ imported on first use, so the converters in ``models.data`` (numpy and scipy onl
 import importlib
 import os
 
+from .training_tools import explain_missing_tools
+
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # as fasterpose_rt does: no telemetry from onnxruntime
+explain_missing_tools()  # where only the runtime is installed: what to install, not a traceback
 
 _LAZY = {"ResNet": ".backbones", "PoseNet": ".pose", "build_model": ".pose", "list_models": ".pose",
          "register": ".pose"}
