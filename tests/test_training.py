@@ -200,7 +200,9 @@ def test_train_checkpoint_log_and_resume(tmp_path):
     assert ckpt["meta"]["recipe"]["ohkm"] == 7 and ckpt["meta"]["recipe"]["sigma"] == 1.5
     assert (work / "best.pth").exists()
     assert cv2.imread(str(work / "curves.png")) is not None  # drawn every epoch (models.curves)
-    cmd = _train_cmd(ann, images, work, ["--steps-per-epoch", "2", "--resume"])
+    # the run's own command again, with --resume (another --drop-path, --ohkm, --sigma, ... is refused)
+    cmd = _train_cmd(ann, images, work, ["--steps-per-epoch", "2", "--drop-path", "0.1", "--rotation-fit", "--ohkm",
+                                         "7", "--sigma", "1.5", "--resume"])
     cmd[cmd.index("--epochs") + 1] = "2"
     r = subprocess.run([sys.executable, *cmd], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0 and "resumed" in r.stderr, r.stderr
