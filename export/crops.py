@@ -19,7 +19,8 @@ from fasterpose_rt.boxes import BoxesFileError, coco_person_boxes
 from fasterpose_rt.decode import decode_heatmaps
 from fasterpose_rt.evaluate import EvalError, in_model_order, load_annotations
 from fasterpose_rt.geometry import apply_affine, heatmap_to_crop, invert_affine
-from fasterpose_rt.inputs import InputReadError, expand_inputs, read_image
+from fasterpose_rt.annotated_photos import listed_size, read_as_listed
+from fasterpose_rt.inputs import InputReadError, expand_inputs
 from fasterpose_rt.metadata import ModelMetadata
 from fasterpose_rt.preprocess import Normalizer, check_boxes, crop_transforms, warp_crops
 
@@ -32,13 +33,15 @@ __all__ = ["Persons", "CropSet", "list_persons", "load_crops", "crop_keypoints"]
 class Persons:
     """P persons of a source: photo paths (P,), boxes (P, 4) [x, y, w, h] photo px (NaN rows = whole photo),
     keypoints (P, K, 3) ground truth [x, y, v] in the model's keypoint order, or None when the source has none (or
-    does not name the model's keypoints)."""
+    does not name the model's keypoints); sizes (P,): each photo's (H, W) as a COCO file lists it (the frame of its
+    boxes and keypoints; None where not given), or None for a photo folder."""
 
     paths: List[Path]
     boxes: np.ndarray
     keypoints: Optional[np.ndarray]
     source: str
     note: str = ""  # why there is no ground truth, when there could have been
+    sizes: Optional[List[Optional[Tuple[int, int]]]] = None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -95,10 +98,12 @@ def _coco_persons(path: Path, images_dir: Optional[Path], keypoints: Sequence[st
     root = Path(images_dir) if images_dir is not None else path.parent / "images"
     if not root.is_dir():
         raise InputError(f"images folder of {path} not found: {root} (pass the folder holding its photos)")
-    paths, rows, anns = [], [], []
+    listed = {im["id"]: listed_size(im) for im in data["images"]}
+    paths, sizes, rows, anns = [], [], [], []
     for image_id in sorted(names):
         entry = boxes[image_id]
         paths += [root / names[image_id]] * entry.boxes.shape[0]
+        sizes += [listed.get(image_id)] * entry.boxes.shape[0]
         rows.append(entry.boxes)
         anns.extend(int(j) for j in entry.ann_index)
     if not paths:
@@ -115,7 +120,7 @@ def _coco_persons(path: Path, images_dir: Optional[Path], keypoints: Sequence[st
         gt = np.asarray(kps, np.float64).reshape(len(kps), k, 3)
     elif not note:
         note = f"its annotations do not all carry {k} keypoints (the model's K)"
-    return Persons(paths, np.concatenate(rows), gt, str(path), note)
+    return Persons(paths, np.concatenate(rows), gt, str(path), note, sizes)
 
 
 def list_persons(source, keypoints: Sequence[str], images_dir=None,
@@ -140,7 +145,9 @@ def list_persons(source, keypoints: Sequence[str], images_dir=None,
 
 
 def load_crops(persons: Persons, index: Sequence[int], meta: ModelMetadata) -> CropSet:
-    """Crops of ``persons[index]`` (index (N,) ints, in that order), each photo decoded once.
+    """Crops of ``persons[index]`` (index (N,) ints, in that order), each photo decoded once, a COCO file's in the
+    frame of the size it lists (:func:`fasterpose_rt.annotated_photos.read_as_listed`: an EXIF orientation that would turn
+    the photo away from its boxes' frame is ignored).
 
     Unreadable photos are skipped and counted; raises InputError when none can be read.
     """
@@ -154,7 +161,7 @@ def load_crops(persons: Persons, index: Sequence[int], meta: ModelMetadata) -> C
         by_photo.setdefault(persons.paths[i], []).append(slot)
     for path, slots in by_photo.items():
         try:
-            image = read_image(path)
+            image = read_as_listed(path, persons.sizes[index[slots[0]]] if persons.sizes is not None else None)[0]
         except InputReadError:
             continue
         rows = persons.boxes[index[slots]]

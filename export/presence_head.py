@@ -56,7 +56,8 @@ import onnxruntime as ort
 from onnx import helper, numpy_helper
 
 from fasterpose_rt.evaluate import EvalError, in_model_order, load_annotations
-from fasterpose_rt.inputs import InputReadError, read_image
+from fasterpose_rt.annotated_photos import frame_warnings, listed_size, read_as_listed
+from fasterpose_rt.inputs import InputReadError
 from fasterpose_rt.metrics import _hits
 from fasterpose_rt.photo_sets import PhotoSetError, read_photo_set
 from fasterpose_rt.predictor import PosePredictor
@@ -286,13 +287,14 @@ def _cross_fitted(features: Dict[str, np.ndarray], photos: Dict[str, np.ndarray]
 # -- the crops ---------------------------------------------------------------------------------------------------
 
 def _alone(data: dict, images: Path, limit: int, seed: int):
-    """(photo paths, annotations) of up to ``limit`` photos holding exactly one annotated person with labelled
-    keypoints (a random choice when there are more; ``seed``), in file order."""
+    """(photo path, annotation, (H, W) the file lists or None) of up to ``limit`` photos holding exactly one
+    annotated person with labelled keypoints (a random choice when there are more; ``seed``), in file order."""
     by_photo: Dict[int, list] = {}
     for ann in data["annotations"]:
         by_photo.setdefault(ann.get("image_id"), []).append(ann)
     files = {im["id"]: im["file_name"] for im in data["images"]}
-    alone = [(images / files[i], a[0]) for i, a in by_photo.items()
+    sizes = {im["id"]: listed_size(im) for im in data["images"]}
+    alone = [(images / files[i], a[0], sizes[i]) for i, a in by_photo.items()
              if len(a) == 1 and i in files and a[0].get("num_keypoints", 1) > 0 and not a[0].get("iscrowd")]
     if limit and len(alone) > limit:
         pick = np.sort(np.random.default_rng(seed).choice(len(alone), limit, replace=False))
@@ -436,10 +438,18 @@ def fit_presence_head(model_path, annotations, images=None, negatives: Sequence 
         probe = Path(tmp) / "features.onnx"
         save_with_metadata(with_features(model, logits, k), base, probe)
         features = _Features(probe, threads)
-        try:
-            read = [(read_image(path), ann) for path, ann in alone]
+        read, as_stored, differ = [], 0, []  # differ: (path, read (H, W), listed (H, W))
+        try:  # in the frame of the file's width and height, where its keypoints and boxes are
+            for path, ann, size in alone:
+                image, frame = read_as_listed(path, size)
+                as_stored += frame == "stored"
+                if frame == "neither":
+                    differ.append((path, image.shape[:2], size))
+                read.append((image, ann))
         except InputReadError as e:
             raise InputError(str(e)) from None
+        for message in frame_warnings(as_stored, differ):
+            log(f"warning: {message}")
         person_photos = [im for im, _ in read]
         gt = np.array([np.asarray(a["keypoints"], np.float64).reshape(-1, 3) for _, a in read])
         labelled, gt = gt[:, :, 2] > 0, gt[:, :, :2]

@@ -34,7 +34,8 @@ import numpy as np
 
 from fasterpose_rt.confidence import CALIBRATION_KEY, DEFAULT_BINS, cross_fitted, fit_isotonic
 from fasterpose_rt.evaluate import EvalError, in_model_order, load_annotations, match_keypoints, predict_annotations
-from fasterpose_rt.inputs import InputReadError, read_image
+from fasterpose_rt.annotated_photos import listed_size, read_as_listed
+from fasterpose_rt.inputs import InputReadError
 from fasterpose_rt.metrics import _hits, score_reliability
 from fasterpose_rt.predictor import PosePredictor
 from fasterpose_rt.session import ModelError
@@ -90,22 +91,26 @@ def _predict_boxed(pred, data, images, category_id, source):
 
 def _predict_searched(pred, data, images):
     """The person of every photo that holds exactly one annotated person, found without a box as ``fasterpose
-    predict`` finds it (searched and refined): (xy (A, K, 2), scores (A, K)), NaN for the other annotations."""
+    predict`` finds it (searched and refined): (xy (A, K, 2), scores (A, K)), NaN for the other annotations. Photos
+    are read in the frame of the file's width and height (:func:`fasterpose_rt.annotated_photos.read_as_listed`), where its
+    keypoints are; the boxed runs before have warned about those read otherwise."""
     a, k = len(data["annotations"]), pred.metadata.num_keypoints
     xy, scores = np.full((a, k, 2), np.nan), np.full((a, k), np.nan)
     by_photo: Dict[int, list] = {}
     for i, ann in enumerate(data["annotations"]):
         by_photo.setdefault(ann.get("image_id"), []).append(i)
     files = {im["id"]: im["file_name"] for im in data["images"]}
-    alone = [(i[0], files[image_id]) for image_id, i in by_photo.items() if len(i) == 1 and image_id in files]
+    sizes = {im["id"]: listed_size(im) for im in data["images"]}
+    alone = [(i[0], files[image_id], sizes[image_id]) for image_id, i in by_photo.items()
+             if len(i) == 1 and image_id in files]
     for start in range(0, len(alone), pred.batch_size):
         group = alone[start:start + pred.batch_size]
         try:
-            photos = [read_image(Path(images) / name) for _, name in group]
+            photos = [read_as_listed(Path(images) / name, size)[0] for _, name, size in group]
         except InputReadError as e:
             raise InputError(str(e)) from None
         # every guess (min_presence=0): the presence rule reads the table, so the table is fitted without it
-        for (i, _), res in zip(group, find_poses_batch(pred, photos, min_presence=0)):
+        for (i, _, _), res in zip(group, find_poses_batch(pred, photos, min_presence=0)):
             if len(res):
                 xy[i], scores[i] = res.keypoints[0], res.scores[0]
     return xy, scores

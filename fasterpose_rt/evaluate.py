@@ -16,7 +16,8 @@ import numpy as np
 
 from .boxes import BoxesFileError, coco_person_boxes
 from .detections import BOX_RANGE, OKS_NMS, box_out_of_range, keep_poses, match_poses
-from .inputs import InputReadError, read_image
+from .annotated_photos import frame_warnings, listed_size, read_as_listed
+from .inputs import InputReadError
 from .jsonfile import finite_number, finite_numbers, load_json
 from .metrics import left_right_confusions, pck, pck_by_orientation, pck_interval, score_reliability
 from .predictor import PHOTO_GROUP_BYTES
@@ -402,9 +403,8 @@ def _add_keypoint_boxes(data: dict, category_id: int, boxes: Dict[int, Any], sou
 
 def _image_sizes(data: dict) -> Dict[int, tuple]:
     """{image id: (height, width)} of the images whose entry gives both as positive integers."""
-    return {im["id"]: (im["height"], im["width"]) for im in data["images"]
-            if all(isinstance(im.get(f), int) and not isinstance(im[f], bool) and im[f] > 0
-                   for f in ("width", "height"))}
+    sizes = {im["id"]: listed_size(im) for im in data["images"]}
+    return {i: size for i, size in sizes.items() if size is not None}
 
 
 def _stderr_warning(msg: str) -> None:
@@ -497,8 +497,8 @@ def _predict_photos(predictor, names: Dict[int, str], boxes: Dict[int, np.ndarra
     persons share the model's batches, refined ``refine_passes`` times; ``take(image_id, PoseResult)`` receives each
     photo's poses (cut to ``columns``). Photos without boxes are done without being read; a missing or unreadable
     one goes to ``on_fail`` and is left out. ``sizes`` ({image id: (H, W)}, the file's): a photo is read in the
-    frame they say (``_read_as_listed``), ``warn`` told once how many were read ignoring their EXIF orientation,
-    and which disagree either way. Returns the processed image ids, sorted."""
+    frame they say (:func:`~fasterpose_rt.annotated_photos.read_as_listed`), ``warn`` told once how many were read
+    ignoring their EXIF orientation, and which disagree either way. Returns the processed image ids, sorted."""
     done: List[int] = []
     group: list = []  # (image id, photo, its boxes): photos whose persons share the model's batches
 
@@ -521,7 +521,7 @@ def _predict_photos(predictor, names: Dict[int, str], boxes: Dict[int, np.ndarra
     sizes = sizes or {}
     as_stored, differ = 0, []  # photos read ignoring their orientation; (path, read (H, W), listed (H, W))
     # photos are decoded by a thread, a few ahead of the model
-    decoded = prefetch(lambda image_id: _read_as_listed(path_of(image_id), sizes.get(image_id)),
+    decoded = prefetch(lambda image_id: read_as_listed(path_of(image_id), sizes.get(image_id)),
                        [i for i in sorted(names) if boxes[i].shape[0]], READ_AHEAD)
     try:
         for image_id in wrap(sorted(names)):
@@ -545,31 +545,9 @@ def _predict_photos(predictor, names: Dict[int, str], boxes: Dict[int, np.ndarra
         run_group()
     finally:
         decoded.close()
-    if as_stored:  # the file's keypoints are in the stored bitmap's frame, where its width and height are
-        warn(f"{as_stored} photo{'s' if as_stored > 1 else ''} read as stored, an EXIF orientation ignored: it would "
-             f"turn {'them' if as_stored > 1 else 'it'} away from the width and height the annotation file gives "
-             "(the frame of its keypoints)")
-    if differ:
-        named = "; ".join(f"{p} is {w}x{h} px, listed as {lw}x{lh}" for p, (h, w), (lh, lw) in differ[:3])
-        more = f" (and {len(differ) - 3} more)" if len(differ) > 3 else ""
-        warn(f"{len(differ)} photo{'s are' if len(differ) > 1 else ' is'} not the size the annotation file gives, "
-             f"with or without EXIF orientation: {named}{more}; the file's keypoints may be in another frame")
+    for message in frame_warnings(as_stored, differ):
+        warn(message)
     return sorted(done)
-
-
-def _read_as_listed(path: Path, size: Optional[tuple]):
-    """Decode the photo at ``path`` in the frame of its annotation file entry, whose ``size`` (H, W) is the stored
-    bitmap's (COCO's): EXIF orientation applied (``read_image``) unless that turns it away from ``size`` and the
-    stored bitmap has it. Returns ((H, W, 3) uint8 BGR, "" (as read_image reads it, or no size given) / "stored"
-    (orientation ignored) / "neither" (the size matches neither way)); InputReadError as read_image."""
-    image = read_image(path)
-    if size is None or image.shape[:2] == tuple(size):
-        return image, ""
-    if image.shape[:2] == tuple(size)[::-1]:  # a quarter turn: EXIF orientations 5-8
-        stored = read_image(path, orientation=False)  # (HEIF: upright again, so "neither" below)
-        if stored.shape[:2] == tuple(size):
-            return stored, "stored"
-    return image, "neither"
 
 
 def coco_ap(data: dict, results: List[dict], image_ids: List[int], category_id: int,

@@ -10,6 +10,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 import torch
 
+from fasterpose_rt.annotated_photos import listed_size
 from fasterpose_rt.detections import OKS_NMS, keep_poses, load_detections
 from fasterpose_rt.evaluate import MissingExtra, coco_ap, load_annotations
 from fasterpose_rt.geometry import apply_affine, invert_affine
@@ -111,6 +112,7 @@ class DetectionValidation:
         cats = [c for c in self.data["categories"] if isinstance(c, dict) and c.get("keypoints")]
         self.category_id = cats[0].get("id") if cats else None
         files = {im["id"]: im["file_name"] for im in self.data["images"]}
+        sizes = {im["id"]: listed_size(im) for im in self.data["images"]}  # read in its keypoints' frame
         self.image_ids = sorted(files if image_ids is None else set(image_ids))
         found, self.counts = load_detections(detections, self.image_ids, self.category_id)
         k = len(meta["keypoints"])
@@ -120,7 +122,7 @@ class DetectionValidation:
             for box, score in zip(boxes, box_scores):
                 if score >= min_score:
                     samples.append(PersonSample(Path(images) / files[image_id], image_id, box, np.zeros((k, 2)),
-                                                np.zeros(k, bool), float(box[2] * box[3])))
+                                                np.zeros(k, bool), float(box[2] * box[3]), sizes[image_id]))
                     scores.append(score)
         self.sigmas = np.asarray(meta["sigmas"], np.float64)
         self.nms_threshold = nms_threshold

@@ -10,7 +10,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -20,7 +20,8 @@ from tqdm import tqdm
 
 from fasterpose_rt.evaluate import load_annotations
 from fasterpose_rt.geometry import apply_affine, box_centers_and_sizes, crop_affine, turned_extent
-from fasterpose_rt.inputs import InputReadError, read_image
+from fasterpose_rt.annotated_photos import frame_warnings, listed_size, read_as_listed
+from fasterpose_rt.inputs import InputReadError
 from fasterpose_rt.metadata import DEFAULT_BOX_PADDING, IMAGENET_MEAN, IMAGENET_STD
 from fasterpose_rt.skeletons import COCO17, flip_permutation
 
@@ -159,11 +160,14 @@ class PersonSample:
     keypoints: np.ndarray  # (K, 2) photo px
     visible: np.ndarray  # (K,) bool: labelled (v > 0)
     area: float
+    # (H, W) the file's images[] entry gives: the stored bitmap's, the frame of bbox and keypoints (None: not given)
+    image_size: Optional[Tuple[int, int]] = None
 
 
 def load_coco_keypoints(ann_file, images_dir, min_keypoints: int = 1, default_sigmas=None):
     """Read a COCO keypoint file -> (samples, category metadata dict). Persons without a usable box are skipped.
-    ``default_sigmas``: the OKS sigmas if the category gives none (see :func:`category_metadata`).
+    ``default_sigmas``: the OKS sigmas if the category gives none (see :func:`category_metadata`). Each sample
+    carries its photo's (H, W) as the file's ``images[]`` entry gives it (``image_size``; None without one).
 
     Raises ValueError naming the file for what is not a COCO keypoint file (not JSON, no ``images`` or
     ``annotations`` list, no category with keypoints, a malformed category (:func:`read_category`), an annotation
@@ -175,6 +179,7 @@ def load_coco_keypoints(ann_file, images_dir, min_keypoints: int = 1, default_si
     meta = category_metadata(cats[0], ann_file, default_sigmas)
     k = len(meta["keypoints"])
     files = {im["id"]: im["file_name"] for im in coco["images"]}
+    sizes = {im["id"]: listed_size(im) for im in coco["images"]}
     samples, persons, unlabelled = [], 0, 0
     for ann in coco["annotations"]:
         if ann.get("iscrowd", 0) or ann.get("category_id", cats[0]["id"]) != cats[0]["id"]:
@@ -197,7 +202,7 @@ def load_coco_keypoints(ann_file, images_dir, min_keypoints: int = 1, default_si
                              "file's 'images' do not list")
         samples.append(
             PersonSample(Path(images_dir) / files[ann["image_id"]], ann["image_id"], bbox, kps[:, :2], vis,
-                         float(ann.get("area", bbox[2] * bbox[3])))
+                         float(ann.get("area", bbox[2] * bbox[3])), sizes[ann["image_id"]])
         )
     if not samples:  # up front: else a sampler's obscure error, or a validation failing after a whole epoch
         few = "no labelled keypoint" if min_keypoints <= 1 else f"fewer than {min_keypoints} labelled keypoints"
@@ -223,6 +228,12 @@ class TopDownDataset(Dataset):
     front, unless ``check_photos``: then each is decoded once up front and not kept) leave their persons out, with a
     warning naming them and why (``warn``); ``skipped`` maps each such photo's path to its reason. None readable at
     all raises ValueError.
+
+    Photos are read in the frame of their samples' ``image_size`` (the stored bitmap's, where a COCO file's boxes
+    and keypoints are): an EXIF orientation that would turn a photo away from it is ignored
+    (:func:`fasterpose_rt.annotated_photos.read_as_listed`, as ``fasterpose eval`` reads them). Photos decoded up front
+    (``cache`` or ``check_photos``) are counted: how many were read ignoring their EXIF orientation, and which are
+    of another size either way, is said in one warning (``warn``).
     """
 
     def __init__(self, samples, meta, input_size, train: bool, codec: Optional[HeatmapCodec] = None,
@@ -252,18 +263,29 @@ class TopDownDataset(Dataset):
         self.seed = seed
         self._cache = {}
         self.skipped = {}
+        self._sizes = {}  # {photo path: (H, W) listed}: the frame its samples' boxes and keypoints are in
+        for s in samples:
+            if s.image_size is not None:
+                self._sizes.setdefault(s.image_path, tuple(s.image_size))
         paths = sorted({s.image_path for s in samples})
+        as_stored, differ = 0, []  # photos read ignoring their orientation; (path, read (H, W), listed (H, W))
         if cache or check_photos:
             for p in tqdm(paths, desc="caching photos" if cache else "checking photos", leave=False, mininterval=2):
                 try:
-                    img = self._read(p)
+                    img, frame = self._read(p)
                 except OSError as e:
                     self.skipped[p] = str(e)
                 else:
+                    as_stored += frame == "stored"
+                    if frame == "neither":
+                        differ.append((p, img.shape[:2], self._sizes[p]))
                     if cache:
                         self._cache[p] = img
         else:
             self.skipped = {p: "no such file" for p in paths if not p.is_file()}
+        said = frame_warnings(as_stored, differ)
+        if said and warn:  # once for the dataset: the crops are right, but the file or the photos may not be
+            print(f"warning: {'; '.join(said)}", file=sys.stderr)
         if self.skipped:
             self._leave_out_unreadable(len(paths), warn)
 
@@ -289,12 +311,13 @@ class TopDownDataset(Dataset):
             print(f"warning: {len(self.skipped)} of {photos} photos could not be read, so their "
                   f"{before - len(self.samples)} persons are left out: {named}{more}", file=sys.stderr)
 
-    @staticmethod
-    def _read(path: Path) -> np.ndarray:
-        """(H, W, 3) uint8 BGR, decoded as the runtime decodes photos (EXIF orientation applied; gray, alpha and
-        16-bit converted). Raises OSError naming the reason."""
+    def _read(self, path: Path) -> Tuple[np.ndarray, str]:
+        """((H, W, 3) uint8 BGR, frame), decoded as the runtime decodes photos (gray, alpha and 16-bit converted) in
+        the frame of the size its samples list (:func:`fasterpose_rt.annotated_photos.read_as_listed`: EXIF orientation
+        applied unless that turns the photo away from it; frame "" / "stored" / "neither"). Raises OSError naming
+        the reason."""
         try:
-            return read_image(path)
+            return read_as_listed(path, self._sizes.get(path))
         except InputReadError as e:
             raise OSError(str(e)) from None
 
@@ -383,7 +406,7 @@ class TopDownDataset(Dataset):
         img = self._cache.get(s.image_path)
         if img is None:
             try:
-                img = self._read(s.image_path)
+                img = self._read(s.image_path)[0]
             except OSError as e:  # uncached: a photo that went bad after the up-front check
                 raise OSError(f"{s.image_path}: {e}") from None
         m, flip = self.crop_transform(index, rng)
