@@ -23,12 +23,16 @@ def same_file(a, b) -> bool:
         return False
 
 
-def check_writable(out) -> Path:
-    """``out`` as a Path; raise InputError when it cannot be written: a folder, or in a folder that does not exist
-    and cannot be made, or cannot take a new file. Creates nothing (a probe file is removed at once)."""
+def check_writable(out, inputs=()) -> Path:
+    """``out`` as a Path; raise InputError when it cannot be written: a folder, one of ``inputs`` ((what, path or
+    None) pairs: the files the tool reads, such as ("the --ann file", ann)), or in a folder that does not exist and
+    cannot be made, or cannot take a new file. Creates nothing (a probe file is removed at once)."""
     out = Path(out)
     if out.is_dir():
         raise InputError(f"cannot write {out}: it is a folder; give a file name")
+    same = next((what for what, path in inputs if same_file(out, path)), None)
+    if same is not None:  # it would be replaced by the model before anything reads it again
+        raise InputError(f"cannot write {out}: it is {same}; give another --out")
     folder = out.parent
     while not folder.exists() and folder != folder.parent:  # the folders missing are made when it is written
         folder = folder.parent

@@ -83,7 +83,8 @@ def calibrate_padding(model_path, annotations, images=None, out_path=None, candi
     A new padding drops the score table and takes a presence head out (both were measured at the old one).
     """
     model_path = Path(model_path)
-    out = check_writable(out_path if out_path is not None else model_path)  # before the sweep, not after it
+    out = check_writable(out_path if out_path is not None else model_path,  # before the sweep, not after it
+                         [("the --ann file", annotations)])
     try:
         session, meta = open_session(model_path, threads)
     except ModelError as e:

@@ -404,7 +404,8 @@ def fit_presence_head(model_path, annotations, images=None, negatives: Sequence 
     ``out_path`` (default: in place; atomically). A head the model had is replaced. Raises InputError for bad
     arguments or data (nothing written)."""
     model_path = Path(model_path)
-    out = check_writable(out_path if out_path is not None else model_path)  # before the crops and the fit
+    out = check_writable(out_path if out_path is not None else model_path,  # before the crops and the fit
+                         [("the --ann file", annotations)] + [("a --negatives source", n) for n in negatives])
     if not 0 < threshold < 1:
         raise InputError(f"threshold must be in (0, 1), got {threshold}")
     if l2 <= 0:

@@ -296,7 +296,7 @@ def quantize_file(model_path, out_path=None, calibration=None, calibration_image
     out = Path(out_path) if out_path is not None else default_int8_path(model_path)
     if same_file(model_path, out):
         raise InputError(f"the int8 output {out} would overwrite the float model")
-    check_writable(out)  # before calibration and verification, not after them
+    check_writable(out, [("the --calibration file", calibration), ("the --eval file", eval_file)])  # before the work
     try:
         _, meta = open_session(model_path, threads)
     except ModelError as e:

@@ -140,7 +140,8 @@ def calibrate_scores(model_path, annotations, images=None, out_path=None, bins: 
     model_path = Path(model_path)
     if bins < 2:
         raise InputError(f"bins must be at least 2, got {bins}")
-    out = check_writable(out_path if out_path is not None else model_path)  # before the predictions
+    out = check_writable(out_path if out_path is not None else model_path,  # before the predictions
+                         [("the --ann file", annotations)])
     images = Path(images) if images is not None else Path(annotations).parent / "images"
     try:
         data = load_annotations(annotations)

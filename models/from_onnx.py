@@ -31,7 +31,8 @@ import torch
 from torch import nn
 
 from export.checkpoint import save_checkpoint
-from export.errors import ExportError
+from export.errors import ExportError, InputError
+from export.outputs import check_writable
 from export.metadata import read_metadata
 from fasterpose_rt.metadata import MetadataError
 
@@ -177,6 +178,10 @@ def recover(model_path, ann_file, images_dir, out_path, crops: int = 256, seed: 
 
     if isinstance(crops, bool) or not isinstance(crops, int) or crops < 1:  # no crop: no statistics to restore
         raise RecoveryError(f"--crops must be a positive number of crops, got {crops!r}")
+    try:  # before the work: often the ONNX file is all that is left of a model
+        check_writable(out_path, [("the --model file", model_path), ("the --ann file", ann_file)])
+    except InputError as e:
+        raise RecoveryError(str(e)) from None
     model, meta, folded = load_folded(model_path)
     samples, data_meta = load_coco_keypoints(ann_file, images_dir)  # any person crops: only the photos count
     rng = np.random.default_rng(seed)

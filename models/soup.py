@@ -24,7 +24,8 @@ from typing import List, Optional, Sequence
 import torch
 
 from export.checkpoint import save_checkpoint
-from export.errors import CheckpointError
+from export.errors import CheckpointError, InputError
+from export.outputs import check_writable
 from fasterpose_rt.metadata import is_box_padding
 
 from .data.coco_keypoints import DEFAULT_BOX_PADDING
@@ -130,8 +131,10 @@ def make_soup(paths: Sequence[Path], weights=None, ann=None, images=None, box_pa
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        check_writable(args.out, [(f"the checkpoint {c}", c) for c in args.checkpoints]
+                       + [("the --ann file", args.ann)])
         soup, meta, report = make_soup(args.checkpoints, args.weights, args.ann, args.images, args.box_padding)
-    except (ValueError, OSError, RuntimeError, CheckpointError) as e:  # SoupError is a ValueError
+    except (ValueError, OSError, RuntimeError, CheckpointError, InputError) as e:  # SoupError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 2
     save_checkpoint(args.out, soup.state_dict(), meta)
