@@ -1267,6 +1267,20 @@ def test_show_holds_each_drawn_photo_until_a_key_and_q_shows_no_more(tmp_path, s
     assert r.exit_code == 0 and len(json.loads(r.stdout)) == 2 and len(shown) == 1, r.output
 
 
+def test_a_closed_stdout_ends_the_run(tmp_path, standin_path):
+    """| head -1: each later video was opened, run and failed with its own "Broken pipe" (review s58); the run
+    now stops there, with one line and exit 1."""
+    videos = [write_video(tmp_path / f"v{i}.mp4", frames=30) for i in range(3)]
+    cmd = [sys.executable, "-m", "fasterpose_rt.cli", "predict", *map(str, videos), "--model", str(standin_path),
+           "--format", "jsonl", "--no-smooth", "--read-ahead", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert json.loads(proc.stdout.readline())["frame"] == 0
+    proc.stdout.close()  # the reader is gone
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1 and "stopped: the reader of stdout closed it" in err, err
+    assert "Broken pipe" not in err and "Traceback" not in err and "Exception ignored" not in err, err
+
+
 def test_a_photo_of_nobody_gets_no_person(tmp_path):
     """The bundled default (it has a presence head) on a blank photo and a photo of noise: by default nobody, as a
     video frame of nobody has no entry, and the summary says so; with --min-presence 0 a guess for each, with the

@@ -1,6 +1,7 @@
 """What every ``fasterpose`` command shares: exit codes, one-line errors, the model options, loading the model."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -51,6 +52,11 @@ def guarded(func):
         except KeyboardInterrupt:
             say("interrupted")
             sys.exit(EXIT_INTERRUPTED)
+        except BrokenPipeError:  # the reader of stdout is gone (| head): stop, without a traceback at exit
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit fails quietly
+            say("stopped: the reader of stdout closed it")
+            sys.exit(EXIT_FAILED)
         except (MetadataError, BoxesFileError, DetectorUnavailable) as e:
             trace(debug)
             raise UsageProblem(str(e)) from None

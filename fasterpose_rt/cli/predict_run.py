@@ -554,6 +554,8 @@ class PredictRun:
             self.fail(item.label, str(e))
             return
         except OSError as e:  # a folder or file to write (--out-dir)
+            if self._results_failed(e):  # --out or stdout takes no more: the run ends, not this input alone
+                raise
             self.fail(item.label, f"cannot write {e.filename or 'its output'}: {_why(e)}")
             return
         except Exception as e:  # anything else fails this video alone; its frames so far are kept
@@ -575,6 +577,13 @@ class PredictRun:
                 self.fail(item.label, f"cannot write its results to {own_path}: {_why(e)}")
         if errors:
             self.fail(item.label, f"{plural(errors, 'frame')} failed")
+
+    def _results_failed(self, error: OSError) -> bool:
+        """Whether ``error`` came from writing the run's results: its reader closed stdout (a broken pipe), or the
+        --out file cannot take them (the disk full): every later input would fail alike."""
+        out = self.writer.path
+        return error.errno == errno.EPIPE or (out is not None and error.filename is not None
+                                              and os.path.realpath(error.filename) == os.path.realpath(out))
 
     def _unique(self, folder: Path, rel: Path, beside: Optional[Path] = None, real=os.path.realpath) -> Path:
         """An output path (--vis, --out-dir) for rel in folder: :func:`_unique_path` among this run's outputs,
