@@ -517,6 +517,8 @@ def open_video(path: Union[str, os.PathLike]) -> Tuple[cv2.VideoCapture, Optiona
         cap = cv2.VideoCapture(name)
     if not cap.isOpened():
         cap.release()
+        if "://" not in str(path) and not os.path.exists(path):  # a stream's URL names no file
+            raise InputReadError("no such file")
         raise InputReadError("cannot open as a video (unsupported format or corrupt file)")
     return (cap, *capture_info(cap))
 

@@ -140,6 +140,8 @@ def test_bad_sources_and_options_are_named(pred, clip, tmp_path):
     broken.write_bytes(b"not a video at all")
     with pytest.raises(InputReadError, match="cannot open as a video"):
         VideoPoses(pred, broken)
+    with pytest.raises(InputReadError, match="^no such file$"):  # not "corrupt" (review s58)
+        VideoPoses(pred, tmp_path / "absent.mp4")
     cap = cv2.VideoCapture(str(clip))
     cap.release()
     with pytest.raises(InputReadError, match="not open"):
