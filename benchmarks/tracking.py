@@ -17,7 +17,8 @@ whole-photo box on the same persons (paired 95 % bootstrap interval of the PCK@0
    refined, and the search.
 2. Videos: a clip per photo (the first ``--clips`` persons), ``--frames`` frames of a handheld camera over the
    still photo: a smooth zoom (1 to 1.4x), pan (up to 12 % of the frame) and roll (up to 6 degrees), random
-   per clip, edges replicated; the labels move with the same affine. Strategies: the whole frame every frame
+   per clip, edges replicated; the labels move with the same affine. Then the same photos in a fast pan
+   (``pan_path``: each slides 0.8 of its width across the clip, as a person crossing the frame would). Strategies: the whole frame every frame
    (the CLI's video behaviour before tracking), every frame on its own refined (``--no-track``: from the whole
    frame, a search or HOG's box), ``PoseTracker`` (the CLI's default; acquiring by search, on the whole frame or
    with HOG), the tight labelled box every frame. Intervals resample whole clips. Where a strategy returns
@@ -93,6 +94,15 @@ def camera_path(width: int, height: int, frames: int, rng) -> np.ndarray:
         m = cv2.getRotationMatrix2D(centre, float(roll[f]), float(zoom[f]))
         m[:, 2] += shift[f]
         out[f] = m
+    return out
+
+
+def pan_path(width: int, height: int, frames: int, rng, span: float = 0.8) -> np.ndarray:
+    """A fast pan: the photo slides ``span`` of its width across the frame at a steady pace, one way or the other
+    (a person crossing the frame, the background with it): affines (frames, 2, 3) photo -> frame."""
+    out = np.zeros((frames, 2, 3))
+    out[:, 0, 0] = out[:, 1, 1] = 1.0
+    out[:, 0, 2] = span * width * np.linspace(-0.5, 0.5, frames) * rng.choice([-1.0, 1.0])
     return out
 
 
@@ -322,10 +332,10 @@ def make_clips(images, gt, seed: int = 0, frames: int = FRAMES, path=camera_path
     return clips
 
 
-def videos(pred, hog, images, names, gt, vis, seed: int = 0, frames: int = FRAMES):
-    """The synthetic clips (``frames`` each) through each video strategy; returns a Scorer over all frames (grouped
-    by clip)."""
-    clips = make_clips(images, gt, seed, frames)
+def videos(pred, hog, images, names, gt, vis, seed: int = 0, frames: int = FRAMES, path=camera_path):
+    """The synthetic clips (``frames`` each, along ``path``: ``make_clips``) through each video strategy; returns a
+    Scorer over all frames (grouped by clip)."""
+    clips = make_clips(images, gt, seed, frames, path=path)
     all_gt = np.concatenate([c[1] for c in clips])
     all_vis = np.repeat(vis, frames, axis=0)
     score = Scorer(names, all_gt, all_vis, groups=np.repeat(np.arange(len(clips)), frames))
@@ -344,8 +354,8 @@ def videos(pred, hog, images, names, gt, vis, seed: int = 0, frames: int = FRAME
         out = per_frame_poses(counting, clips, box_for, passes, search)
         score.add(label, out, time.perf_counter() - t0, counting.calls, counting.crops)
 
-    def tracked(label, acquire, search=False):
-        tracker = PoseTracker(counting, acquire=acquire, search=search)
+    def tracked(label, acquire, search=False, motion=True):
+        tracker = PoseTracker(counting, acquire=acquire, search=search, motion=motion)
         counting.reset()
         t0 = time.perf_counter()
         per_clip, _ = track_clips(tracker, clips)
@@ -370,6 +380,8 @@ def videos(pred, hog, images, names, gt, vis, seed: int = 0, frames: int = FRAME
               REFINE_PASSES)
     tracked("tracking, acquired on the whole frame (--no-search)", None)
     tracked("tracking, acquired by search (the CLI's default)", None, search=True)
+    tracked("tracking, acquired by search, boxes not moved on (motion=False: before session 58)", None, search=True,
+            motion=False)
     tracked("tracking, acquired with HOG (--detector hog --no-search)", hog_best)
     per_frame("tight labelled box, every frame (upper bound)", tight_box)
     return score
@@ -564,6 +576,8 @@ def main(argv=None):
     c = min(a.clips, len(files))
     video_table, video_data = videos(pred, hog, images[:c], names, gt[:c], vis[:c], frames=a.frames).table(
         "whole frame, every frame (the CLI before tracking)", "frame")
+    pan_table, pan_data = videos(pred, hog, images[:c], names, gt[:c], vis[:c], frames=a.frames,
+                                 path=pan_path).table("whole frame, every frame (the CLI before tracking)", "frame")
     pairs = pair_clips(images[:2 * c], gt[:2 * c], vis[:2 * c], frames=a.frames)
     id_table, id_data = identities(pred, hog, pairs, names)
     two = pair_photos(images, gt, vis)
@@ -587,6 +601,8 @@ def main(argv=None):
         f"inside the cut, torso from the full labels", "", close_table, "",
         f"## Videos: {c} synthetic clips of {a.frames} frames (a moving camera over each of the first {c} photos)", "",
         video_table, "",
+        f"## Videos, a fast pan: the same {c} photos, each sliding 0.8 of its width across {a.frames} frames (a "
+        "person crossing the frame, the background with it)", "", pan_table, "",
         f"## Identities: {len(pairs)} synthetic clips of {a.frames} frames, each over two of the first "
         f"{2 * len(pairs)} photos side by side", "", id_table, "",
         f"## Photos of two persons: the {2 * len(two)} photos side by side in pairs, no boxes (a reported person is "
@@ -597,6 +613,7 @@ def main(argv=None):
     write_results("tracking", "Person boxes without a detector: whole photo, HOG, or the model's own poses", body,
                   {"model": _shown(Path(pred.model_path)), "persons": len(files), "clips": c,
                    "frames_per_clip": a.frames, "photos": photo_data, "close_ups": close_data, "videos": video_data,
+                   "videos_fast_pan": pan_data,
                    "identities": id_data, "two_person_photos": several_data, "coco_photos": coco_data},
                   results_dir=a.results_dir)
 

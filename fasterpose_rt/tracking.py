@@ -249,7 +249,9 @@ def _find_batch(predictor, images, boxes, searched, passes: int, joint_score: fl
 class PoseTracker:
     """Follows persons through the frames of a video with the pose model alone.
 
-    Each frame's boxes are the boxes around the joints found in the frame before; frames where nobody is
+    Each frame's boxes are the boxes around the joints found in the frame before, moved on by how far each
+    person's box moved between the two frames before (``motion``; off: where it was, which a walking person or a
+    panning camera leaves behind: ``python -m benchmarks.tracking``'s clips); frames where nobody is
     followed (the first, or after everyone was lost) take their boxes from ``acquire``. A result whose box cannot
     be made (fewer than ``min_joints`` joints scoring ``joint_score``) is lost. It is still reported, as a photo's
     search would report it, where the model's presence head gives it at least ``min_presence`` (its box: the one
@@ -290,7 +292,7 @@ class PoseTracker:
                  iou_threshold: float = SAME_PERSON_IOU, refound_iou: float = REFOUND_IOU, remember: int = REMEMBER,
                  refound_reach: float = REFOUND_REACH,
                  search: bool = True, max_persons: int = 1, min_presence: Optional[float] = None,
-                 keep_presence: Optional[float] = None):
+                 keep_presence: Optional[float] = None, motion: bool = True):
         if reacquire_every is not None and ((acquire is None and not search) or reacquire_every < 1):
             raise ValueError("reacquire_every needs an acquire function or the search, and a positive number of "
                              "frames")
@@ -302,11 +304,13 @@ class PoseTracker:
         self.search, self.max_persons = bool(search), _person_count(max_persons)
         self.min_presence = min_presence_for(predictor, min_presence)
         self.keep_presence = keep_presence
+        self.motion = bool(motion)
         self.reset()
 
     def reset(self) -> None:
         self.boxes = np.zeros((0, 4), np.float32)
         self.ids = np.zeros(0, np.int64)
+        self._centres = np.zeros((0, 2), np.float32)  # where each followed person's joints were centred last frame
         # persons reported in the last ``remember`` frames: where each was last seen, its id, and when
         self._seen_boxes = np.zeros((0, 4), np.float32)
         self._seen_ids, self._seen_at = np.zeros(0, np.int64), np.zeros(0, np.int64)
@@ -324,11 +328,14 @@ class PoseTracker:
         elif found is None and self.search and len(followed) < self.max_persons:  # no boxes: search the frame
             searched = _find_batch(self.predictor, [frame], [None], [True], self.refine_passes, self.joint_score,
                                    self.min_joints, self.max_persons, self.min_presence)[0]
-            if len(followed):  # a due search: add the persons nobody follows, up to max_persons in all
+            kept = self.predictor.predict(frame, followed) if len(followed) else None
+            if kept is not None:  # a due search: add the persons nobody follows, up to max_persons in all
                 boxes = self._person_boxes(searched, frame.shape)[0]
-                searched = searched.take(np.flatnonzero(_overlap(boxes, followed) <= self.iou_threshold)[
+                # nobody followed where they are now, nor where they were looked for
+                there = np.concatenate([followed, self._person_boxes(kept, frame.shape)[0]])
+                searched = searched.take(np.flatnonzero(_overlap(boxes, there) <= self.iou_threshold)[
                     :self.max_persons - len(followed)])
-            result = _concat(self.predictor.predict(frame, followed), searched) if len(followed) else searched
+            result = _concat(kept, searched) if kept is not None else searched
             ids = np.concatenate([self.ids, self._ids_for(searched, frame.shape)])
         else:  # acquire; with persons followed, add only the ones nobody follows (a whole-frame box is no one new)
             if len(followed):
@@ -357,9 +364,24 @@ class PoseTracker:
         # followed on: persons whose joints make a box and score well enough (two that meet: the next frame's
         # drop_duplicates); a person reported on its presence alone is searched for afresh in the next frame
         follow = (boxed & (result.scores.mean(axis=1) >= self.keep_score)) | there
-        self.boxes, self.ids = boxes[follow], result.track_ids[follow]
         self._remember(result.track_ids, boxes, boxed)
+        self.boxes, self.ids = self._ahead(boxes[follow], result.track_ids[follow])
         return result
+
+    def _ahead(self, boxes, ids):
+        """Where to look for the persons ``ids`` (N,) found in ``boxes`` (N, 4) in the next frame: each box moved
+        on by its centre's shift since the frame before (``motion``; 0 for a person not followed then), so a
+        person walking at a steady pace is met where it will be. Returns (boxes (N, 4) float32, ids)."""
+        centres = (boxes[:, :2] + boxes[:, 2:] / 2.0).astype(np.float32)
+        shift = np.zeros_like(centres)
+        if self.motion and len(self.ids) and len(ids):
+            before = np.flatnonzero(np.isin(ids, self.ids))
+            at = np.argsort(self.ids)[np.searchsorted(np.sort(self.ids), ids[before])]
+            shift[before] = centres[before] - self._centres[at]
+        self._centres = centres
+        ahead = boxes.astype(np.float32).copy()
+        ahead[:, :2] += shift
+        return ahead, ids
 
     def _remember(self, ids, boxes, boxed) -> None:
         """Where the persons just reported (ids (N,), boxes (N, 4), boxed (N,): their joints made the box) were

@@ -75,12 +75,17 @@ class FrameClock:
 def video_tracker(predictor, boxes=None, detect: Optional[Callable] = None, refine_passes: int = REFINE_PASSES,
                   search: bool = True, max_persons: int = 1, min_presence: Optional[float] = None) -> PoseTracker:
     """The PoseTracker a video's persons are followed with (``VideoPoses``, so ``fasterpose predict``): started by
-    ``boxes`` (N, 4) [x, y, w, h]; else by ``detect(frame)`` -> boxes (N, 4) or None (nobody), which also runs
-    every REACQUIRE_EVERY frames for new arrivals; else by a search of the frame (``search=False``: the whole
-    frame) for up to ``max_persons``, run again every REACQUIRE_EVERY frames while fewer are followed when more
-    than one is asked for; persons found without boxes must be there (``search.keep_present``, ``min_presence``)."""
-    if boxes is not None:
-        return PoseTracker(predictor, acquire=lambda frame: boxes, refine_passes=refine_passes)
+    ``boxes`` (N, 4) [x, y, w, h] in the first frame (a person lost later is searched for again, up to N); else by
+    ``detect(frame)`` -> boxes (N, 4) or None (nobody), which also runs every REACQUIRE_EVERY frames for new
+    arrivals; else by a search of the frame (``search=False``: the whole frame) for up to ``max_persons``, run
+    again every REACQUIRE_EVERY frames while fewer are followed when more than one is asked for; persons found
+    without boxes must be there (``search.keep_present``, ``min_presence``)."""
+    if boxes is not None:  # the first frame's persons; one lost later is searched for, as without boxes (the
+        given = [boxes]      # given box, where it started, found only ghosts once it had walked away)
+        count = max(len(np.asarray(boxes).reshape(-1, 4)), 1)
+        return PoseTracker(predictor, acquire=lambda frame: given.pop() if given else None,
+                           refine_passes=refine_passes, search=search, max_persons=count, min_presence=min_presence,
+                           reacquire_every=REACQUIRE_EVERY if search and count > 1 else None)
     if detect is not None:
         return PoseTracker(predictor, acquire=detect, refine_passes=refine_passes, reacquire_every=REACQUIRE_EVERY,
                            search=search, max_persons=max_persons, min_presence=min_presence)

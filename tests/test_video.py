@@ -65,6 +65,22 @@ def test_untracked_frames_are_photos(pred, clip):
     np.testing.assert_allclose(got[1].poses.boxes[0], [30, 30, 20, 60], atol=0.6)
 
 
+def test_given_boxes_start_the_video_and_a_person_lost_later_is_searched_for(pred, tmp_path):
+    """The given boxes were tried again every frame once the person was lost, where it had started: a person who
+    walked away was never found again, and ghosts were reported there (review s58)."""
+    path = tmp_path / "walks.mp4"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 10, (200, 120))
+    left, right = np.asarray(STANDIN_POINTS, float), np.asarray(STANDIN_POINTS, float) + [110, 0]
+    for points in [left, left, None, None, right, right, right]:
+        w.write(np.zeros((120, 200, 3), np.uint8) if points is None else paint_blobs((120, 200), points))
+    w.release()
+    got = list(VideoPoses(pred, path, boxes=[[20, 20, 40, 80]], smooth=False))
+    assert got[0].poses.boxes.tolist() == [[20, 20, 40, 80]]  # the given box starts it
+    late = [f.poses for f in got[4:]]
+    assert all(len(p) == 1 for p in late)  # found again where it is now
+    np.testing.assert_allclose(late[-1].keypoints[0], right, atol=2.0)
+
+
 def test_detector_boxes_or_the_whole_frame(pred, clip):
     calls = []
 
