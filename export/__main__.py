@@ -13,6 +13,8 @@ import sys
 
 import click
 
+from fasterpose_rt.metadata import BOX_PADDING_RANGE
+
 from .errors import ExportError, InputError
 from .onnx_graph import MIN_OPSET
 
@@ -35,7 +37,7 @@ def _parse_size(ctx, param, value):
 @click.option("--keypoints-from", type=click.Path(), metavar="ANNOTATIONS.json",
               help="COCO keypoint file naming the keypoints when the checkpoint does not.")
 @click.option("--opset", type=click.IntRange(min=MIN_OPSET), default=MIN_OPSET, show_default=True)
-@click.option("--box-padding", type=click.FloatRange(min=0, min_open=True),
+@click.option("--box-padding", type=click.FloatRange(*BOX_PADDING_RANGE),
               help="Context around person boxes, recorded for the runtime (default: the padding the checkpoint "
                    "was trained at, else 1.25).")
 @click.option("--output", "output_kind", type=click.Choice(["logits", "probabilities"]),
@@ -57,7 +59,9 @@ def main(arch, num_keypoints, checkpoint, input_size, keypoints_from, opset, box
         raise click.UsageError("--int8 needs --calibration DIR_OR_COCO_FILE (photos to calibrate on)")
     if calibration is not None and not int8:
         raise click.UsageError("--calibration is only used with --int8")
-    from .pipeline import export_from_args  # torch import after argument parsing: --help stays fast
+    from .pipeline import (
+        export_from_args,  # torch import after argument parsing: --help stays fast
+    )
 
     if checkpoint is None:
         click.echo("warning: no --checkpoint given: exporting RANDOM weights (for benchmarking only)", err=True)

@@ -17,7 +17,7 @@ import onnx
 import torch
 
 from fasterpose_rt.metadata import (DEFAULT_BOX_PADDING, IMAGENET_MEAN, IMAGENET_STD, METADATA_KEY, ModelMetadata,
-                                    is_box_padding)
+                                    BOX_PADDING_RULE, is_box_padding)
 
 from .checkpoint import Checkpoint
 from .errors import ExportError, InputError
@@ -51,7 +51,8 @@ def checkpoint_box_padding(meta: dict) -> float:
                          ("recipe.box_padding", (recipe or {}).get("box_padding"))):
         if value is not None:
             if not is_box_padding(value):
-                raise InputError(f"checkpoint meta {where} must be a positive number, got {value!r}")
+                raise InputError(f"checkpoint meta {where} must be {BOX_PADDING_RULE}, got {value!r} (export with "
+                                 "--box-padding)")
             return float(value)
     return DEFAULT_BOX_PADDING
 

@@ -29,6 +29,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 from fasterpose_rt.confidence import CALIBRATION_KEY
+from fasterpose_rt.metadata import BOX_PADDING_RULE, is_box_padding
 from fasterpose_rt.metrics import pck
 from fasterpose_rt.presence import PRESENCE_KEY
 from fasterpose_rt.session import ModelError, open_session
@@ -67,8 +68,8 @@ class PaddingResult:
 
 def _check_candidates(candidates: Sequence[float]) -> list:
     values = sorted({float(c) for c in candidates})
-    if not values or not all(np.isfinite(v) and v > 0 for v in values):
-        raise InputError(f"candidate paddings must be positive numbers, got {list(candidates)!r}")
+    if not values or not all(is_box_padding(v) for v in values):
+        raise InputError(f"candidate paddings must each be {BOX_PADDING_RULE}, got {list(candidates)!r}")
     return values
 
 

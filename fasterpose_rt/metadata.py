@@ -46,11 +46,15 @@ def _plain_json(value: Any) -> Any:
     return value
 
 
+BOX_PADDING_RANGE = (0.5, 4.0)  # a region from half the person's box to four times it: beyond, no model's crop
+BOX_PADDING_RULE = f"a number from {BOX_PADDING_RANGE[0]:g} to {BOX_PADDING_RANGE[1]:g}"  # what error messages say
+
+
 def is_box_padding(value) -> bool:
-    """A usable box padding: a finite number > 0 (not a bool; numpy's numbers too), whether a model records it or a
-    caller overrides it."""
+    """A usable box padding: a number within BOX_PADDING_RANGE (not a bool; numpy's numbers too), whether a model
+    records it or a caller overrides it (0 cuts no crop, below 0 a mirrored one, 1000 a crop of nothing)."""
     return (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-            and float(value) > 0)
+            and BOX_PADDING_RANGE[0] <= float(value) <= BOX_PADDING_RANGE[1])
 
 
 @dataclass
@@ -155,7 +159,7 @@ class ModelMetadata:
         if self.output not in ("logits", "probabilities"):
             bad(f"output must be 'logits' or 'probabilities', got {self.output!r}")
         if not is_box_padding(self.box_padding):
-            bad(f"box_padding must be a positive number, got {self.box_padding!r}")
+            bad(f"box_padding must be {BOX_PADDING_RULE}, got {self.box_padding!r}")
         for key, check in ((CALIBRATION_KEY, table_problem), (PRESENCE_KEY, presence_problem)):
             if key in self.extra:
                 problem = check(self.extra[key])

@@ -18,7 +18,7 @@ from .decode import decode_heatmaps
 from .draw import draw_poses
 from .geometry import apply_affine, heatmap_to_crop, invert_affine, rescale_boxes, rescale_points
 from .image import to_bgr_uint8
-from .metadata import is_box_padding
+from .metadata import BOX_PADDING_RULE, is_box_padding
 from .preprocess import Normalizer, check_boxes, crop_transforms, warp_crops
 from .presence import PRESENCE_KEY, presence_output
 from .session import ModelError, ModelNotFoundError, open_session
@@ -148,7 +148,7 @@ class PosePredictor:
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, numbers.Integral)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if box_padding is not None and not is_box_padding(box_padding):
-            raise ValueError(f"box_padding must be a positive number, got {box_padding!r}")
+            raise ValueError(f"box_padding must be {BOX_PADDING_RULE}, got {box_padding!r}")
         if model is None:
             variant = variant or DEFAULT_VARIANT
             path = DEFAULT_MODELS[variant]

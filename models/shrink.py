@@ -30,7 +30,7 @@ from typing import List, Sequence
 from export.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from export.errors import CheckpointError, InputError
 from export.metadata import checkpoint_box_padding
-from fasterpose_rt.metadata import is_box_padding
+from fasterpose_rt.metadata import BOX_PADDING_RULE, is_box_padding
 
 from .pose import PoseNet, build_model
 from .train import parse_blocks
@@ -158,7 +158,7 @@ def shrunk_meta(meta: dict, arch: str, model_options: dict, num_keypoints: int, 
 def _shrink(args) -> tuple:
     """-> (the shrunk model, its checkpoint metadata, the report to print); raises ShrinkError."""
     if args.box_padding is not None and not is_box_padding(args.box_padding):  # before any work: 0 cuts no crop,
-        raise ShrinkError(f"--box-padding must be a positive number, got {args.box_padding!r}")  # < 0 a mirrored one
+        raise ShrinkError(f"--box-padding must be {BOX_PADDING_RULE}, got {args.box_padding!r}")  # < 0 a mirrored one
     keep = parse_keep(args.keep)
     source, ckpt, k = load_source(args.checkpoint)
     meta, options = ckpt.meta, ckpt.meta.get("model_options", {})

@@ -26,7 +26,7 @@ import torch
 from export.checkpoint import save_checkpoint
 from export.errors import CheckpointError, InputError
 from export.outputs import check_writable
-from fasterpose_rt.metadata import is_box_padding
+from fasterpose_rt.metadata import BOX_PADDING_RULE, is_box_padding
 
 from .data.coco_keypoints import DEFAULT_BOX_PADDING
 from .shrink import ShrinkError, load_source
@@ -87,7 +87,7 @@ def build_parser():
 def make_soup(paths: Sequence[Path], weights=None, ann=None, images=None, box_padding=DEFAULT_BOX_PADDING) -> tuple:
     """-> (the soup model, its checkpoint metadata, the report to print). Raises SoupError."""
     if not is_box_padding(box_padding):  # before any work: 0 cuts no crop, below 0 a mirrored one
-        raise SoupError(f"--box-padding must be a positive number, got {box_padding!r}")
+        raise SoupError(f"--box-padding must be {BOX_PADDING_RULE}, got {box_padding!r}")
     loaded = []
     for path in paths:
         try:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from fasterpose_rt.metadata import is_box_padding
+from fasterpose_rt.metadata import BOX_PADDING_RULE, is_box_padding
 
 from .data.coco_keypoints import DEFAULT_BOX_PADDING, TopDownDataset, load_coco_keypoints
 from .distill import load_teacher
@@ -43,7 +43,7 @@ def build_parser():
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if not is_box_padding(args.box_padding):  # 0 gives no crop (a singular matrix), below 0 a mirrored one
-        print(f"error: --box-padding must be a positive number, got {args.box_padding:g}", file=sys.stderr)
+        print(f"error: --box-padding must be {BOX_PADDING_RULE}, got {args.box_padding:g}", file=sys.stderr)
         return 2
     for p in (args.teacher, args.ann, args.images):
         if not p.exists():

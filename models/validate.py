@@ -14,7 +14,7 @@ from fasterpose_rt.annotated_photos import listed_size
 from fasterpose_rt.detections import OKS_NMS, keep_poses, load_detections
 from fasterpose_rt.evaluate import MissingExtra, coco_ap, load_annotations
 from fasterpose_rt.geometry import apply_affine, invert_affine
-from fasterpose_rt.metadata import is_box_padding
+from fasterpose_rt.metadata import BOX_PADDING_RULE, is_box_padding
 from fasterpose_rt.metrics import pck
 from fasterpose_rt.skeletons import torso_pairs
 
@@ -205,7 +205,7 @@ def checkpoint_scorer(meta: dict, ann, images, box_padding: float, source: str =
     if "input_size" not in meta:
         raise ValueError(f"{source}: no input_size in its meta to score at")
     if not is_box_padding(box_padding):  # 0 cuts no crop; below 0 it is mirrored
-        raise ValueError(f"box padding must be a positive number, got {box_padding!r}")
+        raise ValueError(f"box padding must be {BOX_PADDING_RULE}, got {box_padding!r}")
     samples, data_meta = load_coco_keypoints(ann, images or Path(ann).parent)
     names = checkpoint_keypoints(meta)
     order = keypoint_order(names, data_meta["keypoints"], source, ann, meta.get("num_keypoints"))

@@ -229,4 +229,4 @@ def test_teacher_check_matches_a_file_of_another_order_by_name_and_refuses_a_bad
     assert json.loads(out) == plain and "warning: --teacher" in err and "another order" in err
     for padding in ("0", "-1"):  # 0 had failed with "Singular matrix"; -1 scored mirrored crops
         assert check_main(args + ["--ann", str(ann), "--box-padding", padding]) == 2
-        assert "--box-padding must be a positive number" in capsys.readouterr().err
+        assert "--box-padding must be a number from 0.5 to 4" in capsys.readouterr().err

@@ -149,8 +149,8 @@ def test_checkpoints_naming_their_keypoints_at_the_top_keep_them():
 @pytest.mark.parametrize("meta, message", [
     ({"num_keypoints": [14]}, "checkpoint meta num_keypoints must be an integer, got [14]"),
     ({"recipe": "adamw"}, "checkpoint meta recipe must be a dict, got str 'adamw'"),
-    ({"recipe": {"box_padding": "wide"}}, "checkpoint meta recipe.box_padding must be a positive number, got 'wide'"),
-    ({"box_padding": 0}, "checkpoint meta box_padding must be a positive number, got 0"),
+    ({"recipe": {"box_padding": "wide"}}, "checkpoint meta recipe.box_padding must be a number from 0.5 to 4, got 'wide'"),
+    ({"box_padding": 0}, "checkpoint meta box_padding must be a number from 0.5 to 4, got 0"),
     ({"dataset": {"keypoints": LSP14["keypoints"], "sigmas": ["a"] * 14}}, "sigmas must be a list of positive numbers"),
     ({"dataset": {"keypoints": LSP14["keypoints"], "sigmas": [0.0] * 14}}, "sigmas must be positive numbers"),
     ({"dataset": {"keypoints": "abcdefghijklmn"}}, "keypoints must be a list of names, got str"),

@@ -127,8 +127,9 @@ def test_bad_input_writes_nothing(lspet40, tmp_path):
     (tmp_path / "no_kp.json").write_text(json.dumps(no_kp))
     with pytest.raises(InputError, match="has no 'keypoints'"):  # named by the annotation file's check
         calibrate_padding(MODEL, tmp_path / "no_kp.json", LSPET / "images", out)
-    with pytest.raises(InputError, match="positive"):
-        calibrate_padding(MODEL, lspet40, LSPET / "images", out, candidates=[1.1, 0.0])
+    for bad in (0.0, 0.01, 50.0):  # review s58: 0.01 was chosen and written, a model no run could crop with
+        with pytest.raises(InputError, match="must each be a number from 0.5 to 4"):
+            calibrate_padding(MODEL, lspet40, LSPET / "images", out, candidates=[1.1, bad])
     with pytest.raises(InputError):
         calibrate_padding(tmp_path / "missing.onnx", lspet40, LSPET / "images", out)
     assert not out.exists() and not list(tmp_path.glob(".*tmp"))
@@ -147,4 +148,4 @@ def test_command_line(lspet40, tmp_path, capsys):
     assert e.value.code == 2
     with pytest.raises(SystemExit) as e:
         main(args + ["--candidates", "-1"])
-    assert e.value.code == 2 and "positive" in capsys.readouterr().err
+    assert e.value.code == 2 and "a number from 0.5 to 4" in capsys.readouterr().err

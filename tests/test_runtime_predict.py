@@ -370,7 +370,7 @@ def test_numpy_numbers_are_options_as_good_as_pythons(standin_path):
         with pytest.raises(ValueError, match="batch_size must be a positive integer"):
             PosePredictor(standin_path, threads=1, batch_size=bad)
     for bad in (np.bool_(True), np.float32("nan"), np.float64(-1.0)):
-        with pytest.raises(ValueError, match="box_padding must be a positive number"):
+        with pytest.raises(ValueError, match="box_padding must be a number from 0.5 to 4"):
             PosePredictor(standin_path, threads=1, box_padding=bad)
 
 
@@ -415,5 +415,5 @@ def test_box_padding_override_equals_a_model_that_records_it(standin_factory):
 
 @pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), True, "1.1"])
 def test_bad_box_padding_is_refused(standin_path, bad):
-    with pytest.raises(ValueError, match="box_padding must be a positive number"):
+    with pytest.raises(ValueError, match="box_padding must be a number from 0.5 to 4"):
         PosePredictor(standin_path, threads=1, box_padding=bad)

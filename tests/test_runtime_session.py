@@ -62,9 +62,9 @@ def _meta_dict(**changes):
     (_meta_dict(std=[float("nan"), 1, 1]), "std must be 3 finite numbers"),  # would give NaN scores, no error
     (_meta_dict(mean=[True, 0, 0]), "mean must be 3 finite numbers"),
     (_meta_dict(input_size=[64]), "input_size"),
-    (_meta_dict(box_padding=0), "box_padding must be a positive number"),
-    (_meta_dict(box_padding=True), "box_padding must be a positive number"),
-    (_meta_dict(box_padding=float("inf")), "box_padding must be a positive number"),  # JSON "Infinity"
+    (_meta_dict(box_padding=0), "box_padding must be a number from 0.5 to 4"),
+    (_meta_dict(box_padding=True), "box_padding must be a number from 0.5 to 4"),
+    (_meta_dict(box_padding=float("inf")), "box_padding must be a number from 0.5 to 4"),  # JSON "Infinity"
 ])
 def test_mangled_metadata(tmp_path, text, msg):
     p = write_standin(tmp_path / "mangled.onnx", metadata_text=text)

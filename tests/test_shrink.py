@@ -89,7 +89,7 @@ def test_shrink_keeps_the_keypoint_names_and_refuses_a_box_padding_that_is_not_p
     args = ["--checkpoint", str(src), "--arch", "fasterpose_r18", "--out", str(out), "--keep", "0,2", "0,3", "0,4"]
     for padding in ("0", "-1"):  # -1 had scored and written a model on mirrored crops
         assert main(args + ["--box-padding", padding]) == 2
-        assert "--box-padding must be a positive number" in capsys.readouterr().err and not out.exists()
+        assert "--box-padding must be a number from 0.5 to 4" in capsys.readouterr().err and not out.exists()
     assert main(args) == 0
     assert torch.load(out, weights_only=True)["meta"]["dataset"] == dataset  # its keypoints can still be matched
 

@@ -178,7 +178,7 @@ def test_a_box_padding_that_is_not_positive_is_refused_before_any_work(padding, 
     out = tmp_path / "soup.pth"
     assert main(["--checkpoints", str(tmp_path / "a.pth"), str(tmp_path / "b.pth"), "--out", str(out),
                  "--box-padding", padding]) == 2
-    assert "--box-padding must be a positive number" in capsys.readouterr().err and not out.exists()
+    assert "--box-padding must be a number from 0.5 to 4" in capsys.readouterr().err and not out.exists()
 
 
 def test_a_soup_of_recovered_checkpoints_keeps_their_keypoint_set_and_box_padding(tmp_path):

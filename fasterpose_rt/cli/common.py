@@ -24,7 +24,6 @@ MAX_INT = sys.maxsize  # the bound of a count without a natural one: a larger nu
 MAX_BATCH = 1024  # persons per model call: far past any speed-up, well short of the memory a batch would take
 # --box-padding: the bundled models record 1.05 and 1.1, export.padding sweeps 1.0-1.3; beyond this range a crop
 # holds nobody whole (below) or a person a few px tall (above)
-BOX_PADDING_RANGE = (0.5, 4.0)
 
 
 class UsageProblem(click.ClickException):

@@ -11,9 +11,10 @@ import numpy as np
 from tqdm import tqdm
 
 from ..detections import DET_SCORE, OKS_NMS
+from ..metadata import BOX_PADDING_RANGE
 from ..results import atomic_write_text
 from ..session import MAX_THREADS
-from .common import (BOX_PADDING_HELP, BOX_PADDING_RANGE, EXIT_FAILED, MAX_BATCH, Count, FiniteFloat,
+from .common import (BOX_PADDING_HELP, EXIT_FAILED, MAX_BATCH, Count, FiniteFloat,
                      NamedPath, UsageProblem, backend_option, debug_option, given, guarded, load_predictor,
                      model_options, out_is_one_of, out_problem, plural, say, trace)
 

@@ -15,6 +15,7 @@ from tqdm import tqdm
 from ..boxes import BoxLookup, HogPeopleDetector, load_boxes_file
 from ..evaluate import MIN_SHARED
 from ..inputs import REDUCED_LONG_SIDE, expand_inputs, is_pattern, stream_source
+from ..metadata import BOX_PADDING_RANGE
 from ..predictor import PHOTO_GROUP_BYTES
 from ..prefetch import READ_AHEAD, prefetch
 from ..results import FORMATS, ResultsWriter, written_in_place
@@ -22,7 +23,7 @@ from ..session import MAX_THREADS
 from ..show import ShowUnavailable, Window
 from ..skeletons import COCO17, LSP14
 from ..tracking import REFINE_PASSES
-from .common import (BOX_PADDING_HELP, BOX_PADDING_RANGE, EXIT_FAILED, EXIT_INTERRUPTED, MAX_BATCH, Count,
+from .common import (BOX_PADDING_HELP, EXIT_FAILED, EXIT_INTERRUPTED, MAX_BATCH, Count,
                      FiniteFloat, NamedPath, UsageProblem, backend_option, debug_option, given, guarded,
                      load_predictor, model_options, out_is_one_of, out_problem, say)
 from .predict_run import Photo, PredictRun, own_drawings
