@@ -38,7 +38,7 @@ from tqdm import tqdm
 from export.checkpoint import load_checkpoint, load_weights, read_checkpoint
 from export.errors import CheckpointError
 from fasterpose_rt.detections import DET_SCORE, DetectionsError
-from fasterpose_rt.metadata import DEFAULT_BOX_PADDING
+from fasterpose_rt.metadata import BOX_PADDING_RULE, DEFAULT_BOX_PADDING, is_box_padding
 from fasterpose_rt.skeletons import torso_pairs
 
 from . import build_model, list_models
@@ -691,6 +691,9 @@ def main(argv=None):
         return 2
     if not 0.0 <= args.drop_path < 1.0:  # before the photos are decoded, which takes a while
         print(f"error: --drop-path must be in [0, 1), got {args.drop_path}", file=sys.stderr)
+        return 2
+    if not is_box_padding(args.box_padding):  # the runtime and the exporter take no other
+        print(f"error: --box-padding must be {BOX_PADDING_RULE}, got {args.box_padding:g}", file=sys.stderr)
         return 2
     if not 0.0 <= args.scale < 1.0:  # the region is scaled by 1 +- scale: at 1 or more, crops of no size
         print(f"error: --scale must be in [0, 1) (regions scaled by 1 - s to 1 + s), got {args.scale}", file=sys.stderr)

@@ -289,6 +289,7 @@ def test_train_refuses_a_scale_blocks_or_arch_it_cannot_use_before_reading_photo
     SimpleBaseline network was a TypeError traceback after the photos were decoded."""
     ann, images, _ = _lsp_like_dataset(tmp_path, n=4)
     for extra, message in ((["--scale", "1"], "--scale must be in [0, 1) (regions scaled by 1 - s to 1 + s), got 1.0"),
+                           (["--box-padding", "9"], "--box-padding must be a number from 0.5 to 4, got 9"),
                            (["--arch", "fasterpose_lite0", "--blocks", "1,1,1"], "--blocks sets the residual blocks "
                             "per stage of a FasterPose ResNet"),
                            (["--arch", "simplebaseline_r18", "--blocks", "1,1,1"], "simplebaseline_r18 has no such"),
