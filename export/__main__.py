@@ -28,6 +28,18 @@ def _parse_size(ctx, param, value):
     return int(m.group(1)), int(m.group(2))
 
 
+def _parse_blocks(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        blocks = [int(v) for v in value.split(",")]
+    except ValueError:
+        blocks = []
+    if not blocks or min(blocks) < 1:
+        raise click.BadParameter(f"expected comma-separated block counts of 1 or more, e.g. 1,2,6; got {value!r}")
+    return blocks
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--arch", help="Registered architecture, e.g. fasterpose_r18 (default: the checkpoint's).")
 @click.option("--num-keypoints", type=click.IntRange(min=1), help="K heatmaps (default: the checkpoint's).")
@@ -42,6 +54,11 @@ def _parse_size(ctx, param, value):
                    "was trained at, else 1.25).")
 @click.option("--output", "output_kind", type=click.Choice(["logits", "probabilities"]),
               help="What the heatmaps are, for checkpoints that do not record their loss (default logits).")
+@click.option("--head-width", type=click.IntRange(min=1), default=None,
+              help="Channels of the head, as models.train --head-width built it (default: the checkpoint's, else 256).")
+@click.option("--blocks", callback=_parse_blocks, metavar="N,N,N",
+              help="FasterPose-R: residual blocks per stage, as models.train --blocks built it (default: the "
+                   "checkpoint's, else the depth's).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="ONNX file to write.")
 @click.option("--int8", is_flag=True, help="Also write an int8 model, OUT_int8.onnx (needs --calibration).")
 @click.option("--calibration", type=click.Path(), metavar="DIR_OR_COCO_FILE",
@@ -52,8 +69,8 @@ def _parse_size(ctx, param, value):
               help="Person crops to calibrate on; others of the source verify the int8 model.")
 @click.option("--max-pck-drop", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Refuse the int8 model when PCK@0.2 drops by more points than this.")
-def main(arch, num_keypoints, checkpoint, input_size, keypoints_from, opset, box_padding, output_kind, out,
-         int8, calibration, calibration_images, calibration_size, max_pck_drop):
+def main(arch, num_keypoints, checkpoint, input_size, keypoints_from, opset, box_padding, output_kind, head_width,
+         blocks, out, int8, calibration, calibration_images, calibration_size, max_pck_drop):
     """Export FasterPose weights to ONNX, verify it against PyTorch, embed the 'fasterpose' metadata."""
     if int8 and calibration is None:
         raise click.UsageError("--int8 needs --calibration DIR_OR_COCO_FILE (photos to calibrate on)")
@@ -68,7 +85,8 @@ def main(arch, num_keypoints, checkpoint, input_size, keypoints_from, opset, box
     try:
         result = export_from_args(out, arch=arch, num_keypoints=num_keypoints, checkpoint=checkpoint,
                                   input_size=input_size, keypoints_from=keypoints_from, opset=opset,
-                                  box_padding=box_padding, output=output_kind)
+                                  box_padding=box_padding, output=output_kind,
+                                  model_options={"head_width": head_width, "blocks": blocks})
     except InputError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)

@@ -131,15 +131,16 @@ def export_onnx(model: nn.Module, meta: ModelMetadata, out_path, opset: int = MI
 
 def export_from_args(out_path, arch: Optional[str] = None, num_keypoints: Optional[int] = None,
                      checkpoint=None, input_size=None, keypoints_from=None, opset: int = MIN_OPSET,
-                     box_padding: Optional[float] = None, output: Optional[str] = None, **kwargs) -> ExportResult:
+                     box_padding: Optional[float] = None, output: Optional[str] = None,
+                     model_options: Optional[dict] = None, **kwargs) -> ExportResult:
     """The whole command-line flow as a function. checkpoint None -> random weights. input_size (w, h).
-    box_padding None -> the checkpoint's training padding (see build_metadata)."""
+    box_padding None -> the checkpoint's training padding (see build_metadata). model_options: see resolve_spec."""
     for what, source in (("--checkpoint", checkpoint), ("--keypoints-from file", keypoints_from)):
         if same_file(out_path, source):  # the ONNX file would replace it
             raise InputError(f"--out {out_path} is the {what}: writing the model there would destroy it")
     check_writable(out_path)
     ckpt = load_checkpoint(checkpoint) if checkpoint is not None else None
-    spec = resolve_spec(arch, num_keypoints, input_size, output, ckpt.meta if ckpt else None)
+    spec = resolve_spec(arch, num_keypoints, input_size, output, ckpt.meta if ckpt else None, model_options)
     keypoints = resolve_keypoint_set(spec.num_keypoints, ckpt.meta if ckpt else None, keypoints_from)
     meta = build_metadata(spec, keypoints, ckpt, box_padding)
     model = build_model(spec, ckpt)

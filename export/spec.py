@@ -47,12 +47,14 @@ def _size(value, what) -> Tuple[int, int]:
 
 
 def resolve_spec(arch: Optional[str] = None, num_keypoints: Optional[int] = None, input_size=None,
-                 output: Optional[str] = None, meta: Optional[Dict[str, Any]] = None) -> ModelSpec:
+                 output: Optional[str] = None, meta: Optional[Dict[str, Any]] = None,
+                 model_options: Optional[Dict[str, Any]] = None) -> ModelSpec:
     """Merge explicit arguments with a checkpoint's ``meta``; raise InputError on conflicts or gaps.
 
     ``arch`` and ``num_keypoints`` must agree with the meta when both are given; ``input_size`` (w, h) overrides
     the meta's; ``output`` is taken from the meta's loss (rce -> logits, mse -> probabilities), else the argument,
-    else "logits".
+    else "logits"; ``model_options`` (e.g. {"head_width": 32, "blocks": [1, 2, 6]}: how a plain state dict was
+    built, which it does not record) must agree with the meta's where both give one.
     """
     meta = meta or {}
     meta_arch = meta.get("architecture")
@@ -101,7 +103,12 @@ def resolve_spec(arch: Optional[str] = None, num_keypoints: Optional[int] = None
     options = meta.get("model_options") or {}
     if not isinstance(options, dict):
         raise InputError(f"checkpoint meta model_options must be a dict, got {type(options).__name__}")
-    return ModelSpec(arch, int(k), size, out, loss, dict(options))
+    given = {key: value for key, value in (model_options or {}).items() if value is not None}
+    differ = [key for key in given if key in options and options[key] != given[key]]
+    if differ:
+        raise InputError("; ".join(f"--{key.replace('_', '-')} {given[key]} does not match the checkpoint's "
+                                   f"{options[key]}" for key in differ))
+    return ModelSpec(arch, int(k), size, out, loss, {**options, **given})
 
 
 def build_model(spec: ModelSpec, checkpoint: Optional[Checkpoint] = None) -> nn.Module:

@@ -173,3 +173,30 @@ def test_an_out_that_cannot_be_written_is_refused_before_the_export(tmp_path, mo
     assert r.exit_code == 2 and r.stderr == f"error: cannot write {out}: {tmp_path / 'afile'} is not a folder\n"
     with pytest.raises(InputError, match="it is a folder"):
         export_from_args(tmp_path, checkpoint=ckpt)
+
+
+def test_a_plain_state_dict_of_a_narrower_model_exports_with_its_options(tmp_path):
+    """models.train --head-width 32 --blocks 1,1,1 weights, saved as a bare state dict: the exporter built the
+    default model and refused every head tensor's shape, with no way to say how it was built (review s58)."""
+    from export import export_from_args
+    from fasterpose_rt import PosePredictor
+    from models import build_model
+
+    torch.save(build_model("fasterpose_r18", 17, head_width=32, blocks=[1, 1, 1]).state_dict(), tmp_path / "p.pth")
+    base = dict(checkpoint=tmp_path / "p.pth", arch="fasterpose_r18", num_keypoints=17, input_size=(64, 64))
+    with pytest.raises(CheckpointError, match="wrong shape"):
+        export_from_args(tmp_path / "a.onnx", **base)
+    r = invoke(main, ["--checkpoint", str(tmp_path / "p.pth"), "--arch", "fasterpose_r18", "--num-keypoints", "17",
+                      "--input-size", "64x64", "--head-width", "32", "--blocks", "1,1,1", "--out",
+                      str(tmp_path / "b.onnx")])
+    assert r.exit_code == 0 and len(PosePredictor(tmp_path / "b.onnx", threads=1).keypoint_names) == 17, r.output
+    r = invoke(main, ["--checkpoint", str(tmp_path / "p.pth"), "--arch", "fasterpose_r18", "--num-keypoints", "17",
+                      "--blocks", "1,0", "--out", str(tmp_path / "c.onnx")])
+    assert r.exit_code == 2 and "expected comma-separated block counts" in r.output
+    export_from_args(tmp_path / "m.onnx", **base, model_options={"head_width": 32, "blocks": [1, 1, 1]})
+    ckpt = {"model": torch.load(tmp_path / "p.pth", weights_only=True),
+            "meta": {"model_options": {"head_width": 32, "blocks": [1, 1, 1]}}}
+    torch.save(ckpt, tmp_path / "q.pth")
+    with pytest.raises(Exception, match="--head-width 64 does not match the checkpoint's 32"):
+        export_from_args(tmp_path / "d.onnx", **{**base, "checkpoint": tmp_path / "q.pth"},
+                         model_options={"head_width": 64})
