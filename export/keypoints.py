@@ -116,6 +116,7 @@ def resolve_keypoint_set(num_keypoints: int, checkpoint_meta: Optional[Dict[str,
         ks = keypoints_from_meta(dataset)
     elif keypoints_from is not None:
         ks = keypoints_from_coco(keypoints_from)
+        keypoints_from = None  # read: nothing left to compare
     elif num_keypoints == 17:
         ks = KeypointSet(list(COCO17["keypoints"]), _pairs(COCO17["skeleton"]), _pairs(COCO17["flip_pairs"]),
                          list(COCO17["sigmas"]), "COCO-17 defaults")
@@ -124,4 +125,11 @@ def resolve_keypoint_set(num_keypoints: int, checkpoint_meta: Optional[Dict[str,
             f"no keypoint names for K={num_keypoints}: pass --keypoints-from ANNOTATIONS.json (a COCO keypoint "
             "file) or a checkpoint that stores its dataset metadata (COCO-17 names are only assumed for K=17)"
         )
+    if keypoints_from is not None:  # the checkpoint names them: a file naming others is a mistake, not a no-op
+        theirs = keypoints_from_coco(keypoints_from).keypoints
+        if set(theirs) != set(ks.keypoints):  # another order of the same names is matched by name
+            raise KeypointSetError(f"--keypoints-from {keypoints_from} names {len(theirs)} keypoints "
+                                   f"({', '.join(theirs[:3])}, ...), the checkpoint {len(ks.keypoints)} others "
+                                   f"({', '.join(ks.keypoints[:3])}, ...): drop --keypoints-from (the checkpoint's are "
+                                   "used)")
     return ks.validate(num_keypoints)

@@ -60,7 +60,7 @@ def test_annotation_file_read_as_training_reads_it(tmp_path):
 
 def test_checkpoint_names_win_over_annotation_file(tmp_path):
     meta = {"dataset": {"keypoints": LSP14["keypoints"], "skeleton": LSP14["skeleton"], "flip_pairs": LSP14["flip_pairs"]}}
-    ks = resolve_keypoint_set(14, meta, coco_file(tmp_path, ["a"] * 3, []))
+    ks = resolve_keypoint_set(14, meta, coco_file(tmp_path, list(LSP14["keypoints"]), []))  # no skeleton, pairs
     assert ks.keypoints == LSP14["keypoints"] and ks.flip_pairs == LSP14["flip_pairs"]
 
 
@@ -169,3 +169,22 @@ def test_malformed_checkpoint_meta_exits_2_with_one_line(tmp_path, meta, message
     assert r.exit_code == 2, r.output
     assert r.stderr.startswith("error: ") and message in r.stderr and r.stderr.count("\n") == 1
     assert "Traceback" not in r.output and not out.exists()
+
+
+def test_a_keypoints_file_the_checkpoint_contradicts_is_refused(tmp_path):
+    """A COCO-17 --keypoints-from with a checkpoint naming LSP's 14 was ignored with a note (review s58)."""
+    import json as _json
+
+    from export.keypoints import KeypointSetError, resolve_keypoint_set
+    from fasterpose_rt.skeletons import COCO17, LSP14
+
+    def coco_file(names, path):
+        path.write_text(_json.dumps({"images": [], "annotations": [], "categories": [
+            {"id": 1, "name": "person", "keypoints": list(names), "skeleton": []}]}))
+        return path
+
+    meta = {"dataset": {"keypoints": list(LSP14["keypoints"]), "skeleton": [], "flip_pairs": []}}
+    with pytest.raises(KeypointSetError, match="names 17 keypoints .*, the checkpoint 14 others"):
+        resolve_keypoint_set(14, meta, coco_file(COCO17["keypoints"], tmp_path / "coco.json"))
+    same = coco_file(list(LSP14["keypoints"])[::-1], tmp_path / "lsp.json")  # the same names, another order
+    assert resolve_keypoint_set(14, meta, same).keypoints == list(LSP14["keypoints"])
