@@ -86,12 +86,13 @@ class BoxLookup:
     def __len__(self) -> int:
         return len(self.entries)
 
-    def match(self, path: os.PathLike, rel: Optional[os.PathLike] = None) -> Optional[str]:
+    def match(self, path: os.PathLike, rel: Optional[os.PathLike] = None, from_cwd: bool = False) -> Optional[str]:
         """The name of the entry :meth:`find` gives the photo at ``path`` (``rel``: its path inside its input
-        folder), None when none names it."""
+        folder), None when none names it. ``from_cwd``: ``path`` is a file from the current folder (an input), so
+        an entry naming its absolute path names it too; not for names read from another file."""
         full = _norm_name(Path(path).as_posix())
         # and from the root: an absolute name (predict's results of $PWD/shoot) is the photo given as shoot/a.jpg
-        rooted = _norm_name(Path(os.path.abspath(path)).as_posix())
+        rooted = _norm_name(Path(os.path.abspath(path)).as_posix()) if from_cwd else full
         # (length, from the path as given): the longest wins, the path as given's of two as long
         found = [(len(k), 1, k) for k in self._by_base.get(PurePosixPath(full).name, [])
                  if ("/" + full).endswith("/" + k) or ("/" + rooted).endswith("/" + k)]
@@ -100,15 +101,16 @@ class BoxLookup:
             found.append((len(inside), 0, inside))
         return max(found)[2] if found else None
 
-    def find(self, path: os.PathLike, rel: Optional[os.PathLike] = None) -> Optional[ImageBoxes]:
-        key = self.match(path, rel)
+    def find(self, path: os.PathLike, rel: Optional[os.PathLike] = None,
+             from_cwd: bool = False) -> Optional[ImageBoxes]:
+        key = self.match(path, rel, from_cwd)
         return None if key is None else self.entries[key]
 
     def _whose(self, items: Iterable[InputItem]) -> Dict[str, List[InputItem]]:
         """{entry name: the inputs it is the entry of}, for the entries of any of ``items``."""
         whose: Dict[str, List[InputItem]] = {}
         for item in items:
-            key = self.match(item.path, item.rel)
+            key = self.match(item.path, item.rel, from_cwd=True)
             if key is not None:
                 whose.setdefault(key, []).append(item)
         return whose
@@ -129,7 +131,7 @@ class BoxLookup:
         """The largest image id the file gives, to any entry (a photo's, whether or not among ``items``, or any
         frame of a video's results) but the entries of the videos among ``items``: their frames take ids of their
         own, so predict run again on its own results of a video numbers the frames as before. 0 when none."""
-        videos = {self.match(i.path, i.rel) for i in items if i.kind != "image"}
+        videos = {self.match(i.path, i.rel, from_cwd=True) for i in items if i.kind != "image"}
         return max((n for key, n in self.given_ids.items() if key not in videos), default=0)
 
     def renumber_shared_ids(self, items: Iterable[InputItem]) -> Optional[str]:

@@ -35,9 +35,8 @@ __all__ = [
 IMAGE_EXTENSIONS = frozenset({
     ".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".jp2",
     ".pbm", ".pgm", ".ppm", ".pnm", ".pfm", ".sr", ".ras", ".exr", ".hdr", ".pic", ".avif",
-    ".gif",  # OpenCV 4.11+ reads its first frame; an older one names the file as undecodable, not skipped unsaid
     ".heic", ".heif", ".hif",  # an iPhone's photos: read with pillow-heif when it is installed (fasterpose[heic])
-})
+}) | frozenset({".gif"} if tuple(map(int, cv2.__version__.split(".")[:2])) >= (4, 11) else ())  # first frame
 VIDEO_EXTENSIONS = frozenset({
     ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts", ".mts",
 })

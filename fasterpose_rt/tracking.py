@@ -263,7 +263,9 @@ class PoseTracker:
     (``python -m benchmarks.close_up_videos --keep-presence 0.3``), so it is not the default. Two persons whose
     boxes overlap by IoU > ``iou_threshold`` are one person (the better-scored stays).
 
-    predictor: a PosePredictor. acquire: frame (H, W, 3) -> boxes (N, 4) [x, y, w, h] or None (None: one box
+    predictor: a PosePredictor. start: boxes (N, 4) [x, y, w, h] for the first frame (after each ``reset``: a
+    video's given persons; no boxes: nobody there), after which persons are acquired as below.
+    acquire: frame (H, W, 3) -> boxes (N, 4) [x, y, w, h] or None (None: one box
     over the whole frame; no boxes: nobody in this frame); acquire=None: as if it always gave None. Where it
     gives None and nobody is followed, one person (up to ``max_persons``) is found by a ``search`` of the frame,
     as ``find_poses`` finds a photo's (search=False: one box over the whole frame), and a person acquired so whom
@@ -292,7 +294,7 @@ class PoseTracker:
                  iou_threshold: float = SAME_PERSON_IOU, refound_iou: float = REFOUND_IOU, remember: int = REMEMBER,
                  refound_reach: float = REFOUND_REACH,
                  search: bool = True, max_persons: int = 1, min_presence: Optional[float] = None,
-                 keep_presence: Optional[float] = None, motion: bool = True):
+                 keep_presence: Optional[float] = None, motion: bool = True, start=None):
         if reacquire_every is not None and ((acquire is None and not search) or reacquire_every < 1):
             raise ValueError("reacquire_every needs an acquire function or the search, and a positive number of "
                              "frames")
@@ -305,12 +307,14 @@ class PoseTracker:
         self.min_presence = min_presence_for(predictor, min_presence)
         self.keep_presence = keep_presence
         self.motion = bool(motion)
+        self.start = start  # boxes (N, 4) for the first frame after a reset, then acquire / the search
         self.reset()
 
     def reset(self) -> None:
         self.boxes = np.zeros((0, 4), np.float32)
         self.ids = np.zeros(0, np.int64)
         self._centres = np.zeros((0, 2), np.float32)  # where each followed person's joints were centred last frame
+        self._started = False  # a frame done since the reset: the start boxes, if any, were used
         # persons reported in the last ``remember`` frames: where each was last seen, its id, and when
         self._seen_boxes = np.zeros((0, 4), np.float32)
         self._seen_ids, self._seen_at = np.zeros(0, np.int64), np.zeros(0, np.int64)
@@ -365,17 +369,19 @@ class PoseTracker:
         # drop_duplicates); a person reported on its presence alone is searched for afresh in the next frame
         follow = (boxed & (result.scores.mean(axis=1) >= self.keep_score)) | there
         self._remember(result.track_ids, boxes, boxed)
-        self.boxes, self.ids = self._ahead(boxes[follow], result.track_ids[follow])
+        self.boxes, self.ids = self._ahead(boxes[follow], result.track_ids[follow], boxed[follow])
+        self._started = True
         return result
 
-    def _ahead(self, boxes, ids):
+    def _ahead(self, boxes, ids, boxed):
         """Where to look for the persons ``ids`` (N,) found in ``boxes`` (N, 4) in the next frame: each box moved
-        on by its centre's shift since the frame before (``motion``; 0 for a person not followed then), so a
-        person walking at a steady pace is met where it will be. Returns (boxes (N, 4) float32, ids)."""
+        on by its centre's shift since the frame before (``motion``; 0 for a person not followed then, and for one
+        whose joints made no box, ``boxed`` (N,) False: its box is the one it was looked for in, already moved on),
+        so a person walking at a steady pace is met where it will be. Returns (boxes (N, 4) float32, ids)."""
         centres = (boxes[:, :2] + boxes[:, 2:] / 2.0).astype(np.float32)
         shift = np.zeros_like(centres)
         if self.motion and len(self.ids) and len(ids):
-            before = np.flatnonzero(np.isin(ids, self.ids))
+            before = np.flatnonzero(np.isin(ids, self.ids) & boxed)
             at = np.argsort(self.ids)[np.searchsorted(np.sort(self.ids), ids[before])]
             shift[before] = centres[before] - self._centres[at]
         self._centres = centres
@@ -402,7 +408,10 @@ class PoseTracker:
         self._seen_sure = np.concatenate([sure, self._seen_sure[kept]])
 
     def _acquire(self, frame):
-        """Boxes (N, 4) float32 from the acquire function, or None for one whole-frame box."""
+        """Boxes (N, 4) float32 from the acquire function (``start`` until a frame is done), or None for one
+        whole-frame box."""
+        if self.start is not None and not self._started:
+            return np.asarray(self.start, np.float32).reshape(-1, 4)
         found = None if self.acquire is None else self.acquire(frame)
         return None if found is None else np.asarray(found, np.float32).reshape(-1, 4)
 

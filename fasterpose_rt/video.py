@@ -81,11 +81,11 @@ def video_tracker(predictor, boxes=None, detect: Optional[Callable] = None, refi
     again every REACQUIRE_EVERY frames while fewer are followed when more than one is asked for; persons found
     without boxes must be there (``search.keep_present``, ``min_presence``)."""
     if boxes is not None:  # the first frame's persons; one lost later is searched for, as without boxes (the
-        given = [boxes]      # given box, where it started, found only ghosts once it had walked away)
-        count = max(len(np.asarray(boxes).reshape(-1, 4)), 1)
-        return PoseTracker(predictor, acquire=lambda frame: given.pop() if given else None,
-                           refine_passes=refine_passes, search=search, max_persons=count, min_presence=min_presence,
-                           reacquire_every=REACQUIRE_EVERY if search and count > 1 else None)
+        count = len(np.asarray(boxes).reshape(-1, 4))  # given box, where it started, found only ghosts once it
+        if not count:  # had walked away); no boxes: nobody, in every frame
+            return PoseTracker(predictor, acquire=lambda frame: boxes, refine_passes=refine_passes)
+        return PoseTracker(predictor, start=boxes, refine_passes=refine_passes, search=search, max_persons=count,
+                           min_presence=min_presence, reacquire_every=REACQUIRE_EVERY if search and count > 1 else None)
     if detect is not None:
         return PoseTracker(predictor, acquire=detect, refine_passes=refine_passes, reacquire_every=REACQUIRE_EVERY,
                            search=search, max_persons=max_persons, min_presence=min_presence)

@@ -125,6 +125,10 @@ def test_out_dir_never_skips_nor_overwrites_another_inputs_results(tmp_path, sta
     r = run("predict", "DCIM", *base[:-1], tmp_path / "own", "--skip-existing")
     assert r.exit_code == 1 and "holds the results of " in r.stderr, r.output
     monkeypatch.chdir(tmp_path)
+    Path("card3", "card1", "DCIM").mkdir(parents=True)  # a photo whose path ends as card1's does: not card1's
+    cv2.imwrite("card3/card1/DCIM/x.jpg", paint_blobs((120, 80), [[40, 50]] + [[40, 60]] * 13))
+    r = run("predict", "card3/card1/DCIM", *base, "--skip-existing")  # card1/DCIM/x.jpg names a file from here
+    assert r.exit_code == 1 and "holds the results of card1/DCIM/x.jpg" in r.stderr, r.output
     assert run("predict", tmp_path / "card1/DCIM", *base, "-q").exit_code == 0  # the same photo, named otherwise
     Path("own/DCIM/x.json").write_text('{"mine": true}')
     r = run("predict", "card1/DCIM", *base, "--skip-existing")

@@ -234,3 +234,16 @@ def test_load_detections_by_name_on_a_photo_the_file_lists_twice_takes_the_image
         assert str(e.value) == (f"{path}: entry 0: 'file_name' {entry['file_name']!r} is the annotation file's "
                                 f"'val/a.jpg', which it lists under image ids 1 and 3, and the entry {told}: give it "
                                 f"the image_id of its photo")
+
+
+def test_load_detections_names_are_not_read_from_the_current_folder(tmp_path, monkeypatch):
+    """A detections file's names are not paths from where eval runs: "a.jpg" was placed on val2017/a.jpg when run
+    from inside val2017/, and refused from its parent (review s58)."""
+    (tmp_path / "val2017").mkdir()
+    path = tmp_path / "dets.json"
+    path.write_text(json.dumps([{"file_name": "a.jpg", "bbox": [1, 2, 30, 40]}]))
+    file_names = {7: "val2017/a.jpg", 8: "train2017/a.jpg"}
+    for where in (tmp_path, tmp_path / "val2017"):
+        monkeypatch.chdir(where)
+        with pytest.raises(DetectionsError, match="1 name files the annotation file does not list"):
+            load_detections(path, file_names, 1, file_names=file_names)

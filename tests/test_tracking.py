@@ -398,3 +398,19 @@ def test_max_persons_must_be_a_whole_number_of_at_least_one(count):
             call()
     assert len(find_poses(fake, FRAME, max_persons=np.int64(2))) == 1  # numpy's integers are whole numbers
     assert PoseTracker(fake, max_persons=np.int64(2)).max_persons == 2
+
+
+def test_start_boxes_begin_each_clip_and_a_box_its_joints_did_not_make_is_not_moved_on():
+    """Review s58: the given boxes were used once per tracker, not once per clip (reset); a person followed on its
+    presence alone, in the box it was looked for in (already moved on), was moved on again every frame."""
+    fake = FakePredictor([PERSON, PERSON + [100, 0]])
+    tracker = PoseTracker(fake, start=[[125, 25, 30, 70]], refine_passes=0, search=False)
+    for _ in range(2):
+        res = tracker(FRAME)
+        assert len(res) == 1 and res.keypoints[0, 0, 0] == 140  # the given box's person, not the first found
+        tracker.reset()
+    tracker(FRAME)
+    tracker.ids, tracker._centres = np.array([1]), np.array([[40.0, 60.0]], np.float32)
+    moved, _ = tracker._ahead(np.array([[40, 30, 20, 60]], np.float32), np.array([1]), np.array([True]))
+    kept, _ = tracker._ahead(np.array([[40, 30, 20, 60]], np.float32), np.array([1]), np.array([False]))
+    assert moved[0, 0] == 40 + 10 and kept[0, 0] == 40  # joints' box: on by its shift; the box looked in: as it is

@@ -76,6 +76,7 @@ def test_given_boxes_start_the_video_and_a_person_lost_later_is_searched_for(pre
     w.release()
     got = list(VideoPoses(pred, path, boxes=[[20, 20, 40, 80]], smooth=False))
     assert got[0].poses.boxes.tolist() == [[20, 20, 40, 80]]  # the given box starts it
+    assert all(len(f.poses) == 0 for f in VideoPoses(pred, path, boxes=np.zeros((0, 4)), smooth=False))  # nobody
     late = [f.poses for f in got[4:]]
     assert all(len(p) == 1 for p in late)  # found again where it is now
     np.testing.assert_allclose(late[-1].keypoints[0], right, atol=2.0)

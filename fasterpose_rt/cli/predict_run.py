@@ -173,15 +173,15 @@ def _recorded_source(results_file: Path) -> Optional[str]:
 
 def _same_input(recorded: str, item: InputItem) -> bool:
     """Whether a results file's recorded file_name is this input file: the same real path (relative names taken
-    from the current folder); a relative name the input's real path ends in (the name as given from another
-    folder: ``shoot/a.jpg`` is ``/data/shoot/a.jpg``, run now from /, or ``a.jpg`` from shoot/); or, when it names
-    no file from here (a file moved since), the same name."""
-    if os.path.exists(recorded) and os.path.realpath(recorded) == os.path.realpath(item.path):
-        return True
+    from the current folder); when it names no file from here, a relative name of two or more parts that the
+    input's real path ends in (the name as given from another folder: ``shoot/a.jpg`` is ``/data/shoot/a.jpg``, run
+    now from /), or the same name (a file moved since)."""
+    if os.path.exists(recorded):  # a file from here: that one, or another input's
+        return os.path.realpath(recorded) == os.path.realpath(item.path)
     name = os.path.normpath(recorded)
-    if not os.path.isabs(name) and not name.startswith(".."):
-        parts, real = Path(name).parts, Path(os.path.realpath(item.path)).parts
-        if real[-len(parts):] == parts:
+    parts = Path(name).parts
+    if not os.path.isabs(name) and ".." not in parts and len(parts) > 1:  # a bare a.jpg would be every a.jpg
+        if Path(os.path.realpath(item.path)).parts[-len(parts):] == parts:
             return True
     return name == os.path.normpath(item.path)
 
@@ -343,7 +343,7 @@ class PredictRun:
     def _boxes_for(self, item, image):
         """(boxes (N, 4) or None for the whole photo, COCO image id or None); raises InputReadError if unlisted."""
         if self.lookup is not None:
-            found = self.lookup.find(item.path, item.rel)
+            found = self.lookup.find(item.path, item.rel, from_cwd=True)
             if found is None:
                 raise InputReadError(f"not listed in the boxes file {self.lookup.source}")
             return found.boxes, found.image_id
