@@ -7,6 +7,7 @@ per second, so one setting fits near and far persons. ``python -m benchmarks.smo
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import replace
 from typing import Optional
 
@@ -43,6 +44,10 @@ class KeypointSmoother:
 
     def __init__(self, fps: Optional[float] = None, min_cutoff: float = MIN_CUTOFF, beta: float = BETA,
                  d_cutoff: float = D_CUTOFF):
+        given = {"fps": fps, "min_cutoff": min_cutoff, "beta": beta, "d_cutoff": d_cutoff}
+        wrong = [f"{k}={v!r}" for k, v in given.items() if v is not None and not _is_number(v)]
+        if wrong:  # float("30") would take a string quietly
+            raise TypeError(f"need numbers; got {', '.join(wrong)}")
         fps = DEFAULT_FPS if not fps else float(fps)
         if not (np.isfinite(fps) and fps > 0 and min_cutoff > 0 and beta >= 0 and d_cutoff > 0):
             raise ValueError(f"need fps > 0, min_cutoff > 0, beta >= 0 and d_cutoff > 0; got fps={fps}, "
@@ -59,6 +64,8 @@ class KeypointSmoother:
     def __call__(self, result, t: Optional[float] = None):
         if result.track_ids is None:
             raise ValueError("smoothing needs track ids: give it the results of a PoseTracker")
+        if t is not None and not _is_number(t):
+            raise TypeError(f"need a frame time t in seconds, a number; got {t!r}")
         if t is not None and not np.isfinite(float(t)):  # kept, every later dt would be NaN: smoothing off
             raise ValueError(f"need a finite frame time t in seconds; got t={t}")
         t = (0.0 if self._t is None else self._t + 1.0 / self.fps) if t is None else float(t)
@@ -84,3 +91,8 @@ class KeypointSmoother:
         order = np.argsort(ids, kind="stable")
         self._ids, self._x, self._dx, self._t = ids[order], out[order], dx[order], t
         return replace(result, keypoints=out.astype(np.float32))
+
+
+def _is_number(value) -> bool:
+    """A real number (numpy's too), not a bool or a string."""
+    return isinstance(value, (numbers.Real, np.number)) and not isinstance(value, (bool, np.bool_))

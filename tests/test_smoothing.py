@@ -112,6 +112,12 @@ def test_bad_use_is_a_clear_error():
         with pytest.raises(ValueError, match="need fps"):
             KeypointSmoother(**kwargs)
     assert KeypointSmoother(fps=0).fps == 30.0  # a video that does not say its rate
+    for kwargs in ({"fps": "30"}, {"beta": True}):  # review s58: float("30") took the string quietly
+        with pytest.raises(TypeError, match="need numbers"):
+            KeypointSmoother(**kwargs)
+    smoother = KeypointSmoother(fps=np.float32(25))  # numpy's numbers are numbers
+    with pytest.raises(TypeError, match="need a frame time t in seconds, a number; got '1.0'"):
+        smoother(PoseResult(np.zeros((1, 2, 2)), np.ones((1, 2)), BOX, track_ids=np.array([1])), t="1.0")
 
 
 def test_a_time_that_is_not_finite_is_refused_and_the_filter_goes_on():
