@@ -199,6 +199,10 @@ def _own_end(full: str, others: List[str]) -> Optional[str]:
     return None
 
 
+def _is_id(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def person_category(data: dict) -> Optional[dict]:
     """The category whose boxes :func:`coco_person_boxes` takes: the one named "person", else the only one; None
     when neither."""
@@ -230,13 +234,20 @@ def coco_person_boxes(data: dict, source: str = "annotations", category_id: Opti
         names[im["id"]] = im["file_name"]
     cats = data.get("categories")
     cats = cats if isinstance(cats, list) else []
-    person = {c.get("id") for c in cats if isinstance(c, dict) and c.get("name") == "person"}
+    for i, c in enumerate(cats):
+        if isinstance(c, dict) and not _is_id(c.get("id")):
+            bad(f"categories[{i}] needs an integer 'id', got {c.get('id')!r}")
+    person = {c["id"] for c in cats if isinstance(c, dict) and c.get("name") == "person"}
     if category_id is not None:  # the caller's person category (eval's may be named otherwise): its boxes only
         person = {category_id}
     per_image: Dict[int, List[Tuple[int, list]]] = {i: [] for i in names}
     for j, a in enumerate(anns):
         if not isinstance(a, dict) or "image_id" not in a:
             bad(f"annotations[{j}] is not an object with an 'image_id'")
+        if "category_id" in a and not _is_id(a["category_id"]):
+            bad(f"annotations[{j}]: 'category_id' must be an integer, got {a['category_id']!r}")
+        if a.get("iscrowd", 0) not in (0, 1):  # ("no" is true: the person was left out as a crowd)
+            bad(f"annotations[{j}]: 'iscrowd' must be 0 or 1, got {a['iscrowd']!r}")
         if person and a.get("category_id") not in person:
             continue
         if a.get("iscrowd", 0) or not a.get("bbox"):
@@ -278,8 +289,11 @@ def load_boxes_file(path: os.PathLike, min_score: float = 0.0) -> BoxLookup:
         names, boxes = coco_person_boxes(data, src)
         given_ids: Dict[str, int] = {}
         for image_id, name in names.items():
-            entries[_norm_name(name)] = boxes[image_id]
-            given_ids[_norm_name(name)] = max(image_id, given_ids.get(_norm_name(name), image_id))
+            key = _norm_name(name)
+            if key in given_ids:  # the later record hid the earlier one's persons, without a word
+                raise BoxesFileError(f"{src}: images {given_ids[key]} and {image_id} both name the photo {name!r}; "
+                                     "a photo needs one record (its persons all under its id)")
+            entries[key], given_ids[key] = boxes[image_id], image_id
         cat = person_category(data) or {}
         cat_id, kp = cat.get("id"), cat.get("keypoints")
         # results carry the file's own person category id: COCOeval scores only the category it is told
@@ -295,7 +309,11 @@ def load_boxes_file(path: os.PathLike, min_score: float = 0.0) -> BoxLookup:
             arr = np.array(lst, np.float64).reshape(-1, 4)
             if arr.size and not ((arr[:, 2] > 0) & (arr[:, 3] > 0)).all():
                 raise BoxesFileError(f"{src}: entry {name!r} has a box with width or height <= 0")
-            entries[_norm_name(name)] = ImageBoxes(arr)
+            key = _norm_name(name)
+            if key in entries:  # "a.jpg" and "./a.jpg": the later hid the earlier's boxes
+                twin = next(n for n in data if n != name and _norm_name(n) == key)
+                raise BoxesFileError(f"{src}: entries {twin!r} and {name!r} name the same photo; give its boxes once")
+            entries[key] = ImageBoxes(arr)
     return BoxLookup(entries, src)
 
 

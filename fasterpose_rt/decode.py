@@ -11,6 +11,7 @@ heatmap pixels map to crop pixels.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Tuple
 
 import numpy as np
 
@@ -50,7 +51,7 @@ def _gaussian_rows(sigma: float, radius: int):
     return g
 
 
-def decode_heatmaps(heatmaps, blur_sigma=None):
+def decode_heatmaps(heatmaps, blur_sigma=None) -> Tuple[np.ndarray, np.ndarray]:
     """Sub-pixel keypoints from probability heatmaps.
 
     heatmaps (N, K, H, W) float, values in [0, 1] (apply the sigmoid to logits first).

@@ -9,13 +9,18 @@ import numpy as np
 __all__ = ["to_bgr_uint8"]
 
 
+# Floats up to this are on the 0..1 scale: a 0..1 photo resampled (bicubic, Lanczos) overshoots 1 a little, and
+# reading it as 0..255 made it black; a 0..255 photo whose brightest value is 1.5 is black in either reading.
+FLOAT_UNIT_SCALE_MAX = 1.5
+
+
 def to_bgr_uint8(image) -> np.ndarray:
     """Convert a photo to (H, W, 3) uint8 BGR.
 
     Accepted layouts: (H, W) or (H, W, 1) gray, (H, W, 3) BGR, (H, W, 4) BGRA (alpha dropped).
     Accepted types: uint8 (as is); uint16 in either byte order (0..65535 scaled to 0..255, e.g. 16-bit PNGs read
     with ``cv2.IMREAD_UNCHANGED``); other integer types whose values lie in 0..255; floats in [0, 1] (OpenCV's
-    convention for float images) or, when any value exceeds 1, in 0..255. Floats are clipped, NaN becomes 0.
+    convention for float images) when no value exceeds 1.5, else in 0..255. Floats are clipped, NaN becomes 0.
     Raises ``ValueError`` naming the problem for any other shape or type, an empty photo or None (what
     ``cv2.imread`` returns for a file it cannot read), and ``TypeError`` for a file path (decode it first, e.g.
     with ``cv2.imread``).
@@ -58,6 +63,6 @@ def _to_uint8(img: np.ndarray) -> np.ndarray:
             )
         return img.astype(np.uint8)
     f = np.nan_to_num(img.astype(np.float32, copy=False), nan=0.0, posinf=255.0, neginf=0.0)
-    if f.max() <= 1.0:
+    if f.max() <= FLOAT_UNIT_SCALE_MAX:
         f = f * 255.0
     return np.clip(f + 0.5, 0, 255).astype(np.uint8)

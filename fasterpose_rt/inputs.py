@@ -44,6 +44,9 @@ LIST_EXTENSIONS = frozenset({".txt"})  # fasterpose predict photos.txt: one inpu
 
 # IMREAD_COLOR converts gray, palette and alpha photos to 3-channel BGR and, unlike IMREAD_UNCHANGED, applies
 # the EXIF orientation; ANYDEPTH keeps 16-bit and float samples so they are scaled down, not clipped.
+# The command's files being written (a --vis video until its end): a folder scan passes them over, so one left by a
+# killed run is not taken for an input.
+TEMP_PREFIX = ".fasterpose-"
 _DECODE_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH
 
 # A big JPEG photo is decoded at 1/2, 1/4 or 1/8 of its size (libjpeg's scaled decoding: a 12 MP photo in 18 ms at
@@ -306,7 +309,8 @@ def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False, lists: boo
             listed(p)
         elif p.is_dir():
             every = sorted(
-                (f for f in p.rglob("*") if f.suffix.lower() in wanted and f.is_file()),
+                (f for f in p.rglob("*")
+                 if f.suffix.lower() in wanted and not f.name.startswith(TEMP_PREFIX) and f.is_file()),
                 key=lambda f: f.relative_to(p).as_posix(),
             )
             found = kept(every, base if base is not None else p)
@@ -339,7 +343,7 @@ def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False, lists: boo
     return items, problems
 
 
-def read_image(path: os.PathLike, orientation: bool = True) -> np.ndarray:
+def read_image(path: Union[str, os.PathLike], orientation: bool = True) -> np.ndarray:
     """Decode a photo file into (H, W, 3) uint8 BGR, EXIF orientation applied (``orientation`` False: the stored
     bitmap, in whose frame COCO files give keypoints; HEIF photos are always read upright).
 
@@ -352,7 +356,7 @@ def read_image(path: os.PathLike, orientation: bool = True) -> np.ndarray:
     return _decode_heif(data) if _is_heif(data) else _decode(data, _DECODE_FLAGS | cv2.IMREAD_IGNORE_ORIENTATION)
 
 
-def read_photo(path: os.PathLike, long_side: Optional[int] = None, most: int = 8) -> Tuple[np.ndarray, int]:
+def read_photo(path: Union[str, os.PathLike], long_side: Optional[int] = None, most: int = 8) -> Tuple[np.ndarray, int]:
     """Decode a photo file as :func:`read_image` does, a big JPEG at 1/f of its size -> (image, f).
 
     long_side: decode a JPEG at the smallest of 1/2, 1/4, 1/8 that keeps its long side at least this many px
@@ -463,7 +467,7 @@ def _decode_heif(data: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb, cv2.COLOR_RGBA2BGR if rgb.shape[-1] == 4 else cv2.COLOR_RGB2BGR)
 
 
-def _read_bytes(path: os.PathLike) -> np.ndarray:
+def _read_bytes(path: Union[str, os.PathLike]) -> np.ndarray:
     try:
         data = np.fromfile(str(path), dtype=np.uint8)  # fromfile + imdecode: works for non-ASCII paths too
     except OSError as e:

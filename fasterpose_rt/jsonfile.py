@@ -16,8 +16,11 @@ def load_json(path: os.PathLike, error: Type[Exception]) -> Any:
             return json.load(f)
     except OSError as e:
         raise error(f"{path}: cannot read: {e.strerror or e}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise error(f"{path}: not valid JSON: {e}") from None
+    except RecursionError:  # arrays or objects nested thousands deep
+        raise error(f"{path}: not valid JSON here: nested too deeply") from None
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, an integer of more digits than Python converts
+        why = "it holds an integer thousands of digits long" if "integer string conversion" in str(e) else str(e)
+        raise error(f"{path}: not valid JSON: {why}") from None
 
 
 def finite_number(v: Any) -> bool:

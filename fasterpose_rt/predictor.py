@@ -9,7 +9,7 @@ from __future__ import annotations
 import numbers
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -131,8 +131,10 @@ class PosePredictor:
     around the person; looser boxes, e.g. a detector's, may want less). backend: "onnxruntime" (the default), or
     "openvino" (optional, ``pip install "fasterpose[openvino]"``: 0.4-0.6x the time on a CPU with AMX;
     docs/performance.md, "Backends"; BackendUnavailable, an ImportError, where it is not installed). ``predict``
-    may be called from several threads at once. A model with a presence head (both bundled models;
-    ``has_presence``) also gives each person the chance that somebody is in its crop at all (``PoseResult.presence``).
+    may be called from several threads at once; a predictor pickles (multiprocessing, ``copy.deepcopy``) as its
+    model file's path and options, and the copy opens that file again. A model with a presence head (both bundled
+    models; ``has_presence``) also gives each person the chance that somebody is in its crop at all
+    (``PoseResult.presence``).
     search_with: a faster PosePredictor of the same keypoints (e.g. ``PosePredictor(variant="fast")``) that runs
     the search's windows (``find_poses`` without boxes, the tracker when it searches again); this model then runs
     every person the windows found at least once, so each pose reported is its own (docs/usage.md, "Photos
@@ -167,6 +169,8 @@ class PosePredictor:
         if box_padding is not None:  # the crops follow the metadata: override it for this predictor only
             self.metadata = replace(self.metadata, box_padding=float(box_padding))
         self.model_path = str(path)
+        # What a copy (pickle, multiprocessing, copy.deepcopy) is made from: the model is opened again from its file.
+        self._made_with = (self.model_path, threads, flip_test, batch_size, None, box_padding, backend, search_with)
         self.threads = self._session.get_session_options().intra_op_num_threads
         self.flip_test = bool(flip_test)
         if search_with is not None and search_with.keypoint_names != self.keypoint_names:
@@ -194,6 +198,10 @@ class PosePredictor:
         # Channel k of a mirrored crop's heatmaps belongs to keypoint flip_perm[k] (left <-> right).
         self._flip_perm = flip_permutation(self.metadata.num_keypoints, self.metadata.flip_pairs)
 
+    def __reduce__(self):
+        # An onnxruntime session cannot be pickled: a copy opens the same model file with the same options.
+        return type(self), self._made_with
+
     @property
     def has_presence(self) -> bool:
         """Whether the model carries a presence head (``PoseResult.presence`` is then set)."""
@@ -217,9 +225,10 @@ class PosePredictor:
         return float(self.metadata.box_padding)
 
     @property
-    def input_size(self):
+    def input_size(self) -> Tuple[int, int]:
         """(w, h) of the model input in pixels."""
-        return tuple(self.metadata.input_size)
+        w, h = self.metadata.input_size
+        return int(w), int(h)
 
     def __repr__(self) -> str:
         return (f"PosePredictor(model={self.model_path!r}, input_size={self.input_size}, "
@@ -308,6 +317,8 @@ class PosePredictor:
         out = np.asarray(out, dtype=np.float32)
         if self.metadata.output == "logits":
             out = _sigmoid(out)
+        else:  # a model trained with MSE overshoots 1 near its peaks; validation (models/validate.py) clips too
+            out = np.clip(out, 0.0, 1.0)
         return (merge_flipped(out, n, self._flip_perm) if self.flip_test else out), presence
 
 

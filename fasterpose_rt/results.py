@@ -20,11 +20,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import List, Optional, Sequence, TextIO
+from typing import List, Optional, Sequence, TextIO, Union
 
 import numpy as np
 
-__all__ = ["coco_entries", "csv_header", "csv_row", "atomic_write_text", "ResultsWriter", "FORMATS"]
+__all__ = ["coco_entries", "csv_header", "csv_row", "atomic_write_text", "atomic_write_bytes", "ResultsWriter",
+           "FORMATS"]
 
 FORMATS = ("json", "jsonl", "csv")
 
@@ -110,14 +111,21 @@ def atomic_write_text(path: os.PathLike, text: str) -> None:
     if written_in_place(path):
         _write_in_place(path, text)
         return
+    atomic_write_bytes(path, text.encode("utf-8", errors="surrogateescape"))  # a file name's own bytes
+
+
+def atomic_write_bytes(path: os.PathLike, data: bytes) -> None:
+    """``data`` to the regular file ``path`` as :func:`atomic_write_text` writes: a failed write (a full disk,
+    Ctrl-C) leaves what was there before, never a cut-off file. Raises OSError naming ``path``."""
+    path = Path(path)
     real = Path(os.path.realpath(path))  # the rename lands on the link's target, in the target's folder
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=str(real.parent))
     except OSError as e:
         raise _naming(e, path) from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:  # a file name's own bytes
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)
@@ -195,6 +203,48 @@ def _open_text(path: Path) -> TextIO:
     return open(path, "w", encoding="utf-8", errors="surrogateescape")
 
 
+class _WholeLines:
+    """A JSON Lines results file that holds whole lines only: each write goes to the file at once (no buffer), and
+    one that fails part-way (a full disk, Ctrl-C between two parts) is cut back to where it began."""
+
+    def __init__(self, fd: int):
+        self._fd = fd
+        self._end = os.lseek(fd, 0, os.SEEK_CUR)  # (a shell's `>> log` starts at the end)
+
+    def write(self, text: str) -> None:
+        data = memoryview(text.encode("utf-8", errors="surrogateescape"))  # a file name's own bytes
+        try:
+            while data:
+                data = data[os.write(self._fd, data):]
+        except BaseException:
+            try:
+                os.ftruncate(self._fd, self._end)
+                os.lseek(self._fd, self._end, os.SEEK_SET)
+            except OSError:
+                pass
+            raise
+        self._end = os.lseek(self._fd, 0, os.SEEK_CUR)
+
+    def flush(self) -> None:  # nothing is held back
+        pass
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def _open_lines(path: Path) -> Union[TextIO, _WholeLines]:
+    """A JSON Lines file opened as :func:`_open_text` opens it; a regular file's writes kept to whole lines."""
+    f = _open_text(path)
+    if not _is_regular(f.fileno()):  # a pipe or a terminal: nothing to cut back
+        return f
+    fd = os.dup(f.fileno())
+    f.close()
+    return _WholeLines(fd)
+
+
 def _is_regular(fd: int) -> bool:
     import stat
 
@@ -241,7 +291,7 @@ class ResultsWriter:
         self.every_s, self.every_n = every_s, every_n
         self.stream = stream
         self._lines = fmt == "jsonl"
-        self._file: Optional[TextIO] = None  # JSON Lines to a file: open from the first write to close()
+        self._file: Optional[Union[TextIO, _WholeLines]] = None  # JSON Lines to a file: from first write to close()
         self._count = 0
         self._parts: List[str] = []
         self._since = 0
@@ -263,17 +313,17 @@ class ResultsWriter:
         elif self.path is not None:
             self.flush(force=True)
 
-    def _open(self) -> TextIO:
+    def _open(self) -> Union[TextIO, _WholeLines]:
         """The JSON Lines file, created (emptied) on first use."""
         if self._file is None:
             assert self.path is not None
             try:
-                self._file = _open_text(self.path)
+                self._file = _open_lines(self.path)
             except OSError as e:
                 raise _naming(e, self.path) from None
         return self._file
 
-    def _out(self) -> TextIO:
+    def _out(self) -> Union[TextIO, _WholeLines]:
         return self._open() if self.path is not None else (self.stream or sys.stdout)
 
     def add(self, entries: List[dict]) -> None:

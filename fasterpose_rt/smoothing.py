@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import replace
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .predictor import PoseResult
 
 __all__ = ["KeypointSmoother", "MIN_CUTOFF", "BETA"]
 
@@ -61,7 +64,7 @@ class KeypointSmoother:
         self._dx = np.zeros((0, 0, 2))  # (M, K, 2) filtered speed, px/s
         self._t: Optional[float] = None
 
-    def __call__(self, result, t: Optional[float] = None):
+    def __call__(self, result: PoseResult, t: Optional[float] = None) -> PoseResult:
         if result.track_ids is None:
             raise ValueError("smoothing needs track ids: give it the results of a PoseTracker")
         if t is not None and not _is_number(t):

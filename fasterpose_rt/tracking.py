@@ -8,13 +8,16 @@ gets better with every pass. ``python -m benchmarks.tracking`` measures both.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, List, Optional, cast
 
 import numpy as np
 
 from .boxes import box_iou, nms
 from .image import to_bgr_uint8
 from .search import SEARCH_CANDIDATES, best_rows, keep_present, min_presence_for, pick_persons, search_windows
+
+if TYPE_CHECKING:
+    from .predictor import PoseResult
 
 __all__ = ["boxes_from_poses", "refine", "refine_batch", "drop_duplicates", "find_poses", "find_poses_batch",
            "PoseTracker", "REFINE_PASSES"]
@@ -60,7 +63,7 @@ def boxes_from_poses(keypoints, scores, frame_shape=None, joint_score: float = J
 
 
 def refine(predictor, image, result, passes: int = 1, settled_iou: float = SETTLED_IOU,
-           joint_score: float = JOINT_SCORE, min_joints: int = MIN_JOINTS, rows=None):
+           joint_score: float = JOINT_SCORE, min_joints: int = MIN_JOINTS, rows=None) -> PoseResult:
     """Run persons again, up to ``passes`` times, on the boxes around the joints ``result`` found in ``image``.
 
     A person stops early once the box around its joints overlaps the box it was just run on by IoU >=
@@ -95,7 +98,8 @@ def _person_rows(rows, n: int, what: str) -> np.ndarray:
 
 
 def refine_batch(predictor, images, results, passes: int = 1, settled_iou: float = SETTLED_IOU,
-                 joint_score: float = JOINT_SCORE, min_joints: int = MIN_JOINTS, rows=None, rerun=None):
+                 joint_score: float = JOINT_SCORE, min_joints: int = MIN_JOINTS, rows=None,
+                 rerun=None) -> List[PoseResult]:
     """``refine`` for several photos at once: each pass runs the unsettled persons of all of them in one
     ``predict_batch`` call. images, results: P photos and their PoseResults; rows: P index lists or bool masks
     (as ``refine``'s rows), or None (all).
@@ -154,16 +158,17 @@ def _predict_batch(predictor, images, boxes) -> list:
     return [predictor.predict(image, b) for image, b in zip(images, boxes)]
 
 
-def drop_duplicates(result, iou_threshold: float = SAME_PERSON_IOU):
+def drop_duplicates(result, iou_threshold: float = SAME_PERSON_IOU) -> PoseResult:
     """``result`` without the persons whose box overlaps a better-scored person's box by IoU > ``iou_threshold``
-    (e.g. two detector boxes that refine moved onto one person). Keeps the order; returns a new PoseResult."""
+    (e.g. two detector boxes that refine moved onto one person). Keeps the order; returns a new PoseResult, or
+    ``result`` itself when it has fewer than 2 persons."""
     if len(result) < 2:
         return result
     return result.take(np.sort(nms(result.boxes, result.scores.mean(axis=1), iou_threshold)))
 
 
 def find_poses(predictor, image, boxes=None, refine_passes: int = REFINE_PASSES, keep_all: bool = False,
-               search: bool = True, max_persons: int = 1, min_presence: Optional[float] = None):
+               search: bool = True, max_persons: int = 1, min_presence: Optional[float] = None) -> PoseResult:
     """Poses in a photo as ``fasterpose predict`` finds them: the persons in ``boxes`` (N, 4) [x, y, w, h], run
     again up to ``refine_passes`` times on the boxes around their joints (see ``refine``), then persons that
     refining moved onto one are reported once (``drop_duplicates``) unless ``keep_all`` (boxes the user gave:
@@ -181,7 +186,8 @@ def find_poses(predictor, image, boxes=None, refine_passes: int = REFINE_PASSES,
 
 
 def find_poses_batch(predictor, images, boxes=None, refine_passes: int = REFINE_PASSES, keep_all: bool = False,
-                     search: bool = True, max_persons: int = 1, min_presence: Optional[float] = None):
+                     search: bool = True, max_persons: int = 1,
+                     min_presence: Optional[float] = None) -> List[PoseResult]:
     """``find_poses`` for several photos at once, their persons (and search windows) sharing the model's batches
     (faster for many small photos). images: P photos; boxes: P entries (each (N_p, 4) or None) or None.
     Returns P PoseResults."""
@@ -321,7 +327,7 @@ class PoseTracker:
         self._seen_sure = np.zeros(0, bool)  # the box was made by its joints (else: the box it was run on)
         self._frames = self._last_id = 0
 
-    def __call__(self, frame):
+    def __call__(self, frame) -> PoseResult:
         frame = to_bgr_uint8(frame)
         followed = self.boxes
         due = self.reacquire_every is not None and self._frames % self.reacquire_every == 0
@@ -361,15 +367,16 @@ class PoseTracker:
         boxes, reported, boxed = self._person_boxes(result, frame.shape)
         there = np.zeros(len(result), bool)  # followed persons the presence head still sees
         if self.keep_presence is not None and result.presence is not None:
-            there = np.isin(result.track_ids, self.ids) & (result.presence >= self.keep_presence)
+            there = np.isin(cast(np.ndarray, result.track_ids), self.ids) & (result.presence >= self.keep_presence)
             boxes = np.where((there & ~boxed)[:, None], result.boxes, boxes)  # unsure joints: the same box again
             reported = reported | there
         result, boxes, there, boxed = result.take(reported), boxes[reported], there[reported], boxed[reported]
         # followed on: persons whose joints make a box and score well enough (two that meet: the next frame's
         # drop_duplicates); a person reported on its presence alone is searched for afresh in the next frame
         follow = (boxed & (result.scores.mean(axis=1) >= self.keep_score)) | there
-        self._remember(result.track_ids, boxes, boxed)
-        self.boxes, self.ids = self._ahead(boxes[follow], result.track_ids[follow], boxed[follow])
+        ids = cast(np.ndarray, result.track_ids)  # (set above)
+        self._remember(ids, boxes, boxed)
+        self.boxes, self.ids = self._ahead(boxes[follow], ids[follow], boxed[follow])
         self._started = True
         return result
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from standin import paint_blobs, read_video, write_video
 import test_cli_predict
@@ -319,3 +320,35 @@ def test_a_vis_video_cut_short_by_a_full_disk_fails_and_leaves_no_broken_file(tm
     r = run("predict", video, "--model", standin_path, "--no-search", "--vis", vis, "-q")
     assert r.exit_code == 0 and [p.name for p in vis.rglob("*") if p.is_file()] == ["clip.mp4"]
     assert len(read_video(vis / "clip.mp4")) == 4
+
+
+def _files_up_to(limit: int):
+    """preexec_fn: no file the process writes may grow beyond ``limit`` bytes (EFBIG, as a full disk's ENOSPC:
+    Python ignores the SIGXFSZ that comes with it)."""
+    import resource
+
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+def test_a_vis_picture_that_cannot_be_written_whole_leaves_the_one_there_and_is_drawn_on_a_resumed_run(
+        tmp_path, standin_path):
+    """A full disk cut --vis pictures short (a drawing there before was truncated), and --skip-existing then took
+    the photo for done, since its --out-dir results had been written (review s59)."""
+    noise = cv2.randu(np.empty((480, 640, 3), np.uint8), 0, 256)  # a JPEG of about 300 kB
+    cv2.imwrite(str(tmp_path / "a.png"), noise)
+    vis, own = tmp_path / "vis", tmp_path / "own"
+    vis.mkdir()
+    (vis / "a.png").write_bytes(b"the drawing of an earlier run")
+    cmd = [sys.executable, "-m", "fasterpose_rt.cli", "predict", str(tmp_path / "a.png"), "--model", str(standin_path),
+           "--no-search", "--vis", str(vis), "--out-dir", str(own), "--skip-existing"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, preexec_fn=_files_up_to(100_000))
+    assert r.returncode == 1 and "cannot write --vis image" in r.stderr, r.stderr
+    assert (vis / "a.png").read_bytes() == b"the drawing of an earlier run" and os.listdir(vis) == ["a.png"]
+    assert json.loads((own / "a.json").read_text())  # its results were written
+    (vis / "a.png").unlink()
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "skipped" not in r.stderr, r.stderr
+    assert cv2.imread(str(vis / "a.png")).shape == (480, 640, 3)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "1 input skipped" in r.stderr, r.stderr

@@ -2,6 +2,7 @@
 import errno
 import json
 import os
+import sys
 import struct
 
 import cv2
@@ -544,6 +545,31 @@ def test_json_lines_are_written_as_they_come(tmp_path):
     assert empty.read_text() == ""
     with pytest.raises(OSError, match="cannot write"):
         ResultsWriter(tmp_path / "no" / "such" / "dir.jsonl", fmt="jsonl").check_writable()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+def test_json_lines_cut_off_by_a_full_disk_keep_whole_lines(tmp_path):
+    """The last line was left cut mid-number (review s59): the file is cut back to its last whole line. A file
+    size limit stands in for the full disk (EFBIG; Python ignores the SIGXFSZ that comes with it)."""
+    import resource
+
+    out = tmp_path / "r.jsonl"
+    w = ResultsWriter(out, fmt="jsonl")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (3000, hard))
+    try:
+        with pytest.raises(OSError, match="cannot write"):
+            for i in range(100):
+                w.add(coco_entries(_result(2), i, "clip.mp4", frame=i, time=i / 30))
+                w.step()
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    text = out.read_text()
+    assert 0 < len(text) <= 3000 and text.endswith("\n")
+    assert [json.loads(line)["frame"] for line in text.splitlines()] == sorted(i for i in range(i) for _ in (0, 1))
+    w.add(coco_entries(_result(1), i, "clip.mp4", frame=i, time=i / 30))  # room again: it goes on from there
+    w.close()
+    assert [json.loads(line)["frame"] for line in out.read_text().splitlines()][-1] == i
 
 
 def test_cameras_and_urls_are_streams_and_kept_as_written(tmp_path):

@@ -316,3 +316,21 @@ def test_read_photo_set_without_a_usable_photo_is_empty(tmp_path):
     names, photos, counts = read_photo_set([tmp_path])
     assert names == [] and photos == []
     assert counts == {"files": 2, "unreadable": 1, "too_small": 1, "repeats": 0}
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d["annotations"][0].update(category_id=[1]), "annotations[0]: 'category_id' must be an integer"),
+    (lambda d: d["categories"][0].update(id=[1]), "the 'person' category needs an integer 'id'"),
+    (None, "not valid JSON here: nested too deeply"),
+])
+def test_eval_names_a_malformed_annotation_file(torso_model, dataset, change, message):
+    """A list for an id, JSON nested thousands deep: "unexpected TypeError" / "RecursionError", exit 1 (review
+    s59); now named, exit 2."""
+    ann, images, data = dataset
+    if change is None:
+        ann.write_text("[" * 200_000 + "]" * 200_000)
+    else:
+        change(data)
+        ann.write_text(json.dumps(data))
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "-q")
+    assert r.exit_code == 2 and message in r.stderr and "unexpected" not in r.stderr, r.output

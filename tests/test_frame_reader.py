@@ -147,6 +147,7 @@ def test_with_times_each_frame_keeps_the_timestamp_read_with_it(latest):
 def test_ctrl_c_is_taken_while_a_stream_is_opening(monkeypatch):
     """A stream that connects but sends nothing holds cv2.VideoCapture (in C, deaf to Ctrl-C) up to 30 s."""
     import _thread
+    import signal
     import threading
 
     import fasterpose_rt.inputs as inputs
@@ -158,6 +159,9 @@ def test_ctrl_c_is_taken_while_a_stream_is_opening(monkeypatch):
         return real()
 
     monkeypatch.setattr(inputs.cv2, "VideoCapture", stalled)
+    # Python's own Ctrl-C handler, also where the suite was started in the background (a shell then ignores SIGINT
+    # for it, and interrupt_main does nothing)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.2, _thread.interrupt_main)  # Ctrl-C, as the signal handler takes it
     start = time.monotonic()
     timer.start()
@@ -168,3 +172,4 @@ def test_ctrl_c_is_taken_while_a_stream_is_opening(monkeypatch):
     finally:
         gate.set()
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)

@@ -30,7 +30,7 @@ def test_the_wheel_holds_the_runtime_and_its_models_only(tmp_path):
         files = {i.filename: i.file_size for i in z.infolist()}
         info = next(n for n in files if n.endswith(".dist-info/top_level.txt")).rsplit("/", 1)[0]
         assert z.read(f"{info}/top_level.txt").decode().split() == ["fasterpose_rt"]
-        assert "fasterpose = fasterpose_rt.cli:main" in z.read(f"{info}/entry_points.txt").decode()
+        assert "fasterpose = fasterpose_rt.launcher:main" in z.read(f"{info}/entry_points.txt").decode()
     assert any(n.startswith(info) and n.endswith("/LICENSE") for n in files)  # the MIT text travels with it
     assert all(n.startswith(("fasterpose_rt/", info + "/")) for n in files), sorted(files)  # no models/, export/
     assets = {n: size for n, size in files.items() if n.startswith("fasterpose_rt/assets/")}

@@ -1,4 +1,5 @@
 """to_bgr_uint8: every accepted photo layout and type becomes (H, W, 3) uint8 BGR; the rest is refused by name."""
+import cv2
 import numpy as np
 import pytest
 
@@ -39,6 +40,17 @@ def test_floats_in_unit_range_and_in_pixel_range():
     np.testing.assert_array_equal(to_bgr_uint8(BGR.astype(np.float32)), BGR)  # max > 1: 0..255 scale
     odd = np.array([[np.nan, -3.0, 0.5, 1.0]], np.float64)
     np.testing.assert_array_equal(to_bgr_uint8(odd)[:, :, 0], [[0, 0, 128, 255]])
+
+
+def test_a_unit_range_photo_resampled_past_1_stays_on_the_unit_scale():
+    """A 0..1 photo enlarged bicubically overshoots 1 at its edges; one value above 1 made the whole photo
+    0..255, nearly black, and its persons were lost."""
+    photo = cv2.resize((BGR / 255.0).astype(np.float32), (70, 50), interpolation=cv2.INTER_CUBIC)
+    assert 1.0 < photo.max() <= 1.5
+    expected = np.clip(photo * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(to_bgr_uint8(photo), expected)
+    np.testing.assert_array_equal(to_bgr_uint8(np.array([[0.5, 1.0001]]))[:, :, 0], [[128, 255]])
+    np.testing.assert_array_equal(to_bgr_uint8(np.array([[0.5, 1.6]]))[:, :, 0], [[1, 2]])  # beyond: 0..255
 
 
 def test_small_integer_types_in_pixel_range():

@@ -16,7 +16,7 @@ from fasterpose_rt import PosePredictor, PoseResult
 from fasterpose_rt.draw import draw_poses
 from fasterpose_rt.geometry import box_centers_and_sizes
 from fasterpose_rt.preprocess import crop_transforms
-from standin import KEYPOINTS, paint_blobs, standin_metadata, write_standin
+from standin import KEYPOINTS, paint_blobs, set_metadata, standin_metadata, standin_model, write_standin
 
 TOL = 0.1  # crop px
 CROP_SIGMA = 4.0  # blob sigma in crop px
@@ -59,6 +59,51 @@ def test_blobs_come_back_at_their_photo_position(standin_factory, case, output, 
     assert crop_px_errors(res, points, scale).max() < TOL
     assert (res.scores > 0.5).all() and (res.scores <= 1).all()
     np.testing.assert_array_equal(res.boxes, np.array([box], np.float32))
+
+
+def test_probability_maps_beyond_1_are_clipped_as_in_validation(tmp_path):
+    """A probabilities model (e.g. trained with MSE) overshooting 1: scores stay in [0, 1] and keypoints are decoded
+    from the clipped maps, as models/validate.py decodes them (they were decoded unclipped, scores up to 1.2)."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    meta = standin_metadata(output="probabilities")
+    model = standin_model(meta)
+    model.graph.output[0].name = "heatmaps_x2"
+    model.graph.initializer.append(numpy_helper.from_array(np.array(2.0, np.float32), "two"))
+    model.graph.node.append(helper.make_node("Mul", ["heatmaps", "two"], ["heatmaps_x2"]))
+    path = tmp_path / "overshoot.onnx"
+    onnx.save(set_metadata(model, meta), str(path))
+    pred = PosePredictor(path, threads=1)
+    x = np.random.default_rng(0).normal(size=(2, 3, 96, 64)).astype(np.float32)
+    raw = pred._session.run(None, {"image": x})[0]
+    assert raw.max() > 1.2  # the test's premise: the model overshoots
+    maps, _ = pred._infer(x)
+    np.testing.assert_array_equal(maps, np.clip(raw, 0, 1))
+    box, offsets = CASES["tall"]
+    img, points, scale = scene(box, offsets, pred.metadata)
+    res = pred.predict(img, [box])
+    assert (res.scores <= 1).all() and (res.scores == 1).any()
+
+
+def test_a_predictor_pickles_as_its_file_and_options(standin_path):
+    """multiprocessing and copy.deepcopy need it (onnxruntime's session raised a bare TypeError)."""
+    import copy
+    import pickle
+
+    fast = PosePredictor(variant="fast", threads=1)
+    pred = PosePredictor(standin_path, threads=1, flip_test=True, batch_size=3, box_padding=1.5)
+    for original in (pred, fast):
+        for made in (pickle.loads(pickle.dumps(original)), copy.deepcopy(original)):
+            assert made is not original and made.model_path == original.model_path
+            assert (made.flip_test, made.batch_size, made.threads, made.box_padding) == \
+                (original.flip_test, original.batch_size, original.threads, original.box_padding)
+    box, offsets = CASES["tall"]
+    img, _, _ = scene(box, offsets, pred.metadata)
+    a, b = pred.predict(img, [box]), pickle.loads(pickle.dumps(pred)).predict(img, [box])
+    np.testing.assert_array_equal(a.keypoints, b.keypoints)
+    searching = PosePredictor(standin_path, threads=1, search_with=PosePredictor(standin_path, threads=1))
+    assert pickle.loads(pickle.dumps(searching)).search_with.model_path == str(standin_path)
 
 
 def test_flip_test_matches_plain_inference(standin_path):

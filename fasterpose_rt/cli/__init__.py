@@ -2,7 +2,8 @@
 
 Exit codes: 0 every input processed; 1 some inputs failed (the rest is still written); 2 usage errors (missing
 path, bad option, unusable model, malformed boxes or annotation file); 130 interrupted (Ctrl-C), after writing
-what was finished. Expected errors print one line; ``--debug`` adds the traceback.
+what was finished; 143 and 129 the same for SIGTERM and SIGHUP (as the ``fasterpose`` command, not in-process).
+Expected errors print one line; ``--debug`` adds the traceback.
 
 One file per command: ``predict.py`` (each input's handling in ``predict_run.py``), ``bench.py``, ``info.py``,
 ``evaluate.py``; what they share in ``common.py``.
@@ -10,6 +11,7 @@ One file per command: ``predict.py`` (each input's handling in ``predict_run.py`
 from __future__ import annotations
 
 import os
+import sys
 
 import click
 import cv2
@@ -25,6 +27,8 @@ __all__ = ["main", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 @click.version_option(__version__, prog_name="fasterpose")
 def main():
     """FasterPose: fast CPU human pose estimation (ONNX runtime)."""
+    if sys.stderr is None:  # started with stderr closed (2>&-): its lines go nowhere, and fd 2 is not free for
+        sys.stderr = open(os.devnull, "w")  # a results file, where OpenCV's or onnxruntime's own lines would land
     # FFmpeg's and OpenCV's own console lines (e.g. "moov atom not found", "can't open camera by index", and, at
     # OpenCV's error level, "Could not find decoder") would only repeat our one-line errors: silent.
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")

@@ -1,4 +1,4 @@
 """``python -m fasterpose_rt.cli``: the ``fasterpose`` command."""
-from . import main
+from ..launcher import main
 
 main()

@@ -15,11 +15,12 @@ import click
 from tqdm import tqdm
 
 from ..boxes import BoxesFileError, DetectorUnavailable
+from ..launcher import EXIT_INTERRUPTED, exit_code, how  # noqa: F401 (EXIT_INTERRUPTED: for the commands)
 from ..metadata import MetadataError
 from ..results import written_in_place
 from ..session import BACKENDS
 
-EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+EXIT_FAILED, EXIT_USAGE = 1, 2  # (EXIT_INTERRUPTED: 130, Ctrl-C; SIGTERM and SIGHUP 143 and 129)
 MAX_INT = sys.maxsize  # the bound of a count without a natural one: a larger number is a usage error, not a crash
 MAX_BATCH = 1024  # persons per model call: far past any speed-up, well short of the memory a batch would take
 # --box-padding: the bundled models record 1.05 and 1.1, export.padding sweeps 1.0-1.3; beyond this range a crop
@@ -32,11 +33,22 @@ class UsageProblem(click.ClickException):
     exit_code = EXIT_USAGE
 
 
+_stderr_lost = False  # set once a line could not be written: stderr is full, closed, or its reader is gone
+
+
 def say(msg: str) -> None:
     """A line on stderr that does not tear an active progress bar, flushed: an exit right after it must not lose
-    it (where stderr is a buffered stream, e.g. captured by click 8.1's CliRunner)."""
-    tqdm.write(msg, file=sys.stderr)
-    sys.stderr.flush()
+    it (where stderr is a buffered stream, e.g. captured by click 8.1's CliRunner). Where stderr cannot take it
+    (``2>/dev/full``, a pipe nobody reads), the diagnostics are lost, not the run: it goes on, its exit code and
+    results as they would be."""
+    global _stderr_lost
+    if _stderr_lost:
+        return
+    try:
+        tqdm.write(msg, file=sys.stderr)
+        sys.stderr.flush()
+    except (OSError, ValueError):  # ValueError: a closed stream
+        _stderr_lost = True
 
 
 def guarded(func):
@@ -48,9 +60,9 @@ def guarded(func):
             return func(*args, debug=debug, **kwargs)
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
-        except KeyboardInterrupt:
-            say("interrupted")
-            sys.exit(EXIT_INTERRUPTED)
+        except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM / SIGHUP (launcher.Stopped)
+            say(how(e))
+            sys.exit(exit_code(e))
         except BrokenPipeError:  # the reader of stdout is gone (| head): stop, without a traceback at exit
             with contextlib.suppress(OSError):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit fails quietly

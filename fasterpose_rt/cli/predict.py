@@ -23,7 +23,7 @@ from ..session import MAX_THREADS
 from ..show import ShowUnavailable, Window
 from ..skeletons import COCO17, LSP14
 from ..tracking import REFINE_PASSES
-from .common import (BOX_PADDING_HELP, EXIT_FAILED, EXIT_INTERRUPTED, MAX_BATCH, Count,
+from .common import (BOX_PADDING_HELP, EXIT_FAILED, MAX_BATCH, Count, exit_code, how,
                      FiniteFloat, NamedPath, UsageProblem, backend_option, debug_option, given, guarded,
                      load_predictor, model_options, out_is_one_of, out_problem, say)
 from .predict_run import Photo, PredictRun, own_drawings
@@ -155,7 +155,8 @@ def results_file(ctx, param, value) -> Optional[Path]:
                    "input whose file there holds another input's results (or is no results file) fails, the file "
                    "kept.")
 @click.option("--skip-existing", is_flag=True,
-              help="With --out-dir: leave out the photos and videos whose results file is there already, so a run "
+              help="With --out-dir: leave out the photos and videos whose results file (and --vis output, if "
+                   "given) is there already, so a run "
                    "stopped part-way goes on where it stopped (a video's file is named .jsonl.part until its end; "
                    "--out then holds only the inputs run this time).")
 @click.option("--vis", "vis_dir", type=NamedPath(file_okay=False, path_type=Path), default=None,
@@ -288,12 +289,12 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
         run.photos(group, bar)
         run.finish_vis()
         bar.close()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM / SIGHUP (launcher.Stopped)
         bar.close()
         run.finish_vis()  # the few pictures already queued
         kept = _keep_or_close(writer, run, out, interrupted=True)
-        say(f"interrupted: {run.summary(out, kept)}")
-        sys.exit(EXIT_INTERRUPTED)
+        say(f"{how(e)}: {run.summary(out, kept)}")
+        sys.exit(exit_code(e))
     except Exception:  # an error that ends the run (e.g. --out's disk full): what was finished is still written
         with contextlib.suppress(Exception):
             writer.close()

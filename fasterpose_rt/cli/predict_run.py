@@ -21,11 +21,11 @@ import numpy as np
 from tqdm import tqdm
 
 from ..geometry import box_centers_and_sizes, rescale_boxes
-from ..inputs import (InputItem, InputReadError, is_live, open_stream, open_video, opencv_video_path, read_image,
-                      read_photo)
+from ..inputs import (TEMP_PREFIX, InputItem, InputReadError, is_live, open_stream, open_video, opencv_video_path,
+                      read_image, read_photo)
 from ..predictor import PoseResult
 from ..prefetch import READ_AHEAD, OrderedJobs
-from ..results import ResultsWriter, coco_entries
+from ..results import ResultsWriter, atomic_write_bytes, coco_entries
 from ..smoothing import DEFAULT_FPS
 from ..tracking import find_poses, find_poses_batch
 from ..video import VideoPoses
@@ -216,7 +216,7 @@ class PredictRun:
         # --skip-existing: the ids the inputs skipped before a run input would have taken, as (a, b): on reaching
         # it, next_id = max(next_id + a, b), so it gets the ids a whole run gives it
         self._skipped_ids: Dict[str, Tuple[int, int]] = {}
-        self.failed: List[str] = []
+        self.failed: Dict[str, None] = {}  # the inputs that failed, each once however many of its parts did
         self.photos_done = self.frames = self.dropped = self.videos = self.persons = 0
         self.photos_of_nobody = 0  # photos where nobody was found (or, without boxes, nobody was there)
         self.out_dir, self.skip_existing = out_dir, skip_existing  # --out-dir: each input's results on their own
@@ -231,7 +231,8 @@ class PredictRun:
         self._started = time.perf_counter()  # the model is loaded: the inputs' time starts
 
     def fail(self, path, reason: str) -> None:
-        self.failed.append(str(path))
+        """Name an input's failure; ``path`` is its path or its label (a stream's source, else the path)."""
+        self.failed[path if isinstance(path, str) else Path(path).as_posix()] = None
         say(f"error: {path}: {reason}")
 
     def _vis_failed(self, failures) -> None:
@@ -269,10 +270,11 @@ class PredictRun:
             raise UsageProblem(f"cannot write results to {out}: it is {same}; give --out another file")
 
     def plan_own_files(self, items: List[InputItem]) -> List[InputItem]:
-        """With --skip-existing, leave out the photos and video files whose results file is there already (their
-        own files named first: ``name_own_files``). An input whose --out-dir file holds another input's results
-        (two folders' a.jpg into one --out-dir in two runs) fails, neither skipped nor written over. The running
-        image ids are planned here too, from every input. Returns the inputs to run."""
+        """With --skip-existing, leave out the photos and video files whose results file is there already, and their
+        --vis picture or video if --vis is given (their own files named first: ``name_own_files``). An input whose
+        --out-dir file holds another input's results (two folders' a.jpg into one --out-dir in two runs) fails,
+        neither skipped nor written over. The running image ids are planned here too, from every input. Returns
+        the inputs to run."""
         if not self._named:
             self.name_own_files(items)
         self._start_after_the_boxes_files_ids(items)
@@ -289,7 +291,8 @@ class PredictRun:
                 whose = "is not a results file" if recorded is None else f"holds the results of {recorded}"
                 self.fail(item.path, f"its --out-dir file {own} {whose}; give another --out-dir (or move that file)")
                 continue
-            if self.skip_existing:  # its own results ("": nobody found, which names no input: taken as its own)
+            drawn = item.label not in self._vis or self._vis[item.label].is_file()  # (a failed --vis: run again)
+            if self.skip_existing and drawn:  # its own results ("": nobody found, names no input: taken as its own)
                 self.skipped += 1
                 # Its ids are passed over where it stands in input order (an input before it keeps a whole run's
                 # ids): a photo takes one id, a video one per frame, and its file's last id says how many (short
@@ -480,9 +483,9 @@ class PredictRun:
             if not ok:
                 raise OSError(f"OpenCV cannot encode {target.suffix}")
             target.parent.mkdir(parents=True, exist_ok=True)
-            buf.tofile(str(target))
+            atomic_write_bytes(target, buf.tobytes())  # a full disk leaves the drawing there before, not a cut one
         except OSError as e:
-            raise InputReadError(f"cannot write --vis image {target}: {getattr(e, 'strerror', None) or e}") from None
+            raise InputReadError(f"cannot write --vis image {target}: {_why(e)}") from None
 
     def video(self, item, show: bool) -> None:
         self._pass_skipped(item)
@@ -595,12 +598,16 @@ def _new_file(folder: Path, suffix: str) -> Path:
     """A new empty file in ``folder`` that no other file had the name of, ending in ``suffix``, made with the
     permissions any new file gets (tempfile's are private to the user, and it takes the final file's place)."""
     while True:
-        path = folder / f".fasterpose-{secrets.token_hex(6)}{suffix}"
+        path = folder / f"{TEMP_PREFIX}{secrets.token_hex(6)}{suffix}"
         try:
             os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
             return path
         except FileExistsError:
             continue
+        except BaseException:  # Ctrl-C or SIGTERM as it was made: not left behind (its random name is ours)
+            with contextlib.suppress(OSError):
+                os.remove(path)
+            raise
 
 
 class _VisVideo:
@@ -645,6 +652,9 @@ class _VisVideo:
             self._drop_temp()
             self._fail(f": {e}")
             return False
+        except BaseException:  # Ctrl-C or SIGTERM while OpenCV opens it: no hidden file left behind
+            self._drop_temp()
+            raise
         if not writer.isOpened():
             self._drop_temp()
             self._fail("")
@@ -669,6 +679,7 @@ class _VisVideo:
         """Finish the video: its queued frames written, the file checked (it opens, with every frame written)
         and given its name; else the input failed and no broken file left."""
         if self._writer is None:
+            self._drop_temp()  # (a run stopped while its writer opened)
             return
         self.run.finish_vis()  # its frames are written before it is closed
         self._writer.release()

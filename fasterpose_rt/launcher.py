@@ -1,0 +1,53 @@
+"""The ``fasterpose`` command's entry point: takes SIGTERM and SIGHUP as Ctrl-C, loads the command line, runs it.
+
+Loading numpy, OpenCV, onnxruntime and click takes about half a second; a Ctrl-C in that time is an interruption
+like any other (one line, exit 130), not a traceback of the import it stopped. This module imports nothing heavy
+itself, and ``fasterpose_rt/__init__.py`` loads its names on first use, so the launcher is running from the start.
+"""
+import signal
+import sys
+
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as the shell reports it
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (``kill``, a reboot, ``systemctl stop``, a closed terminal), raised where the run is, so it
+    stops as Ctrl-C stops it: what was finished is written, half-written files are removed. Exit 128 + signal."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def exit_code(interruption: BaseException) -> int:
+    """130 for Ctrl-C, 128 + the signal's number for a :class:`Stopped` run (143 for SIGTERM, 129 for SIGHUP)."""
+    return 128 + interruption.signum if isinstance(interruption, Stopped) else EXIT_INTERRUPTED
+
+
+def how(interruption: BaseException) -> str:
+    """The first word(s) of the line that says a run was cut short: "interrupted" or "stopped by SIGTERM"."""
+    return f"stopped by {signal.Signals(interruption.signum).name}" if isinstance(interruption, Stopped) \
+        else "interrupted"
+
+
+def _raise_stopped(signum, frame):
+    raise Stopped(signum)
+
+
+def stop_on_termination() -> None:
+    """Take SIGTERM and SIGHUP as Ctrl-C is taken, in this process (the main thread; a command, not a library:
+    never called on import). A signal set to be ignored (``nohup``) stays ignored."""
+    for name in ("SIGTERM", "SIGHUP"):
+        number = getattr(signal, name, None)
+        if number is not None and signal.getsignal(number) is signal.SIG_DFL:
+            signal.signal(number, _raise_stopped)
+
+
+def main() -> None:
+    stop_on_termination()
+    try:
+        from .cli import main as command_line
+    except KeyboardInterrupt as e:
+        print(f"{how(e)} while starting", file=sys.stderr)
+        sys.exit(exit_code(e))
+    command_line()

@@ -1,0 +1,78 @@
+"""The ``fasterpose`` command's launcher and the package's names loaded on first use."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import fasterpose_rt
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(code):
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+
+def _launched_and_stopped_while_loading(stop: str) -> str:
+    """A program running the launcher that runs ``stop`` (one line) as the command line's package starts loading."""
+    return ("import sys\n"
+            "class Stop:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'fasterpose_rt.cli':\n"
+            f"            {stop}\n"
+            "sys.meta_path.insert(0, Stop())\n"
+            "from fasterpose_rt.launcher import main\n"
+            "sys.argv = ['fasterpose', '--help']\n"
+            "main()\n")
+
+
+def test_importing_the_package_loads_nothing_heavy():
+    r = _run("import sys, fasterpose_rt, fasterpose_rt.launcher\n"
+             "print(sorted(m for m in ('numpy', 'cv2', 'onnxruntime', 'click') if m in sys.modules))")
+    assert r.returncode == 0 and r.stdout == "[]\n", r.stderr
+
+
+def test_every_public_name_resolves_and_is_listed():
+    names = set(fasterpose_rt.__all__) - {"__version__"}
+    assert names == set(fasterpose_rt._PUBLIC_FROM)
+    for name in names:
+        value = getattr(fasterpose_rt, name)
+        assert getattr(sys.modules[f"fasterpose_rt.{fasterpose_rt._PUBLIC_FROM[name]}"], name) is value
+    assert names <= set(dir(fasterpose_rt))
+    try:
+        fasterpose_rt.no_such_name
+    except AttributeError as e:
+        assert "no_such_name" in str(e)
+    else:
+        raise AssertionError("an unknown name must raise AttributeError")
+
+
+def test_a_ctrl_c_while_the_command_loads_is_one_line_and_exit_130():
+    """The interruption is raised from inside the command line's import, as a Ctrl-C half a second after start
+    would be (it printed the import's traceback)."""
+    r = _run(_launched_and_stopped_while_loading("raise KeyboardInterrupt"))
+    assert r.returncode == 130
+    assert r.stderr == "interrupted while starting\n" and r.stdout == ""
+
+
+def test_the_launcher_runs_the_command_line():
+    r = _run("import sys\nfrom fasterpose_rt.launcher import main\nsys.argv = ['fasterpose', '--version']\nmain()")
+    assert r.returncode == 0 and r.stdout.startswith("fasterpose, version"), r.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM from os.kill ends a Windows process at once")
+def test_sigterm_while_the_command_loads_is_one_line_and_exit_143():
+    r = _run(_launched_and_stopped_while_loading("import os, signal; os.kill(os.getpid(), signal.SIGTERM)"))
+    assert r.returncode == 143
+    assert r.stderr == "stopped by SIGTERM while starting\n" and r.stdout == ""
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "SIGHUP"), reason="no SIGHUP here")
+def test_an_ignored_sighup_stays_ignored():
+    """nohup: a run meant to outlive its terminal is not stopped by SIGHUP."""
+    code = ("import signal\nsignal.signal(signal.SIGHUP, signal.SIG_IGN)\n"
+            "from fasterpose_rt.launcher import stop_on_termination\nstop_on_termination()\n"
+            "print(signal.getsignal(signal.SIGHUP) is signal.SIG_IGN, signal.getsignal(signal.SIGTERM).__name__)")
+    r = _run(code)
+    assert r.returncode == 0 and r.stdout == "True _raise_stopped\n", r.stderr
