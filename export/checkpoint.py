@@ -73,6 +73,9 @@ def read_checkpoint(path) -> Any:
         raise CheckpointError(f"checkpoint not found: {p}")
     if not p.is_file():
         raise CheckpointError(f"checkpoint is not a file: {p}")
+    if p.suffix.lower() == ".onnx":  # torch.load's "Unsupported operand 8" would not say so
+        raise CheckpointError(f"{p} is an ONNX model, not a PyTorch checkpoint: python -m models.from_onnx turns "
+                              "a FasterPose ONNX model back into one")
     try:
         return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:

@@ -258,8 +258,10 @@ def _crop_sets(meta, calibration, calibration_images, calibration_size, eval_fil
         held = persons
         rest = order[calibration_size:calibration_size + (verify_size or DEFAULT_VERIFY)]
         if rest.size == 0:
+            other = ("an evaluation file other than the calibration file (the same file verifies on its persons "
+                     "left over)" if eval_file is not None else "an evaluation file")
             raise InputError(f"{calibration} has {len(persons)} persons, all used for calibration: none is left "
-                             "to verify on; give an evaluation file or a smaller calibration size")
+                             f"to verify on; give {other} or a smaller calibration size")
         verify = load_crops(persons, rest, meta)
     for crops in (calib, verify):
         if crops.skipped:

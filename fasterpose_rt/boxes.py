@@ -12,6 +12,7 @@ from typing import Dict, Iterable, List, NoReturn, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from .annotated_photos import listed_size
 from .image import to_bgr_uint8
 from .inputs import InputItem
 from .jsonfile import finite_number, load_json
@@ -34,11 +35,13 @@ class DetectorUnavailable(RuntimeError):
 @dataclass
 class ImageBoxes:
     """Boxes of one photo: boxes (N, 4) float64 [x, y, w, h]; image_id: the COCO id, or None for a plain map;
-    ann_index (N,): index of each box's annotation in the file's ``annotations`` list (COCO files only)."""
+    ann_index (N,): index of each box's annotation in the file's ``annotations`` list (COCO files only);
+    image_size (H, W): the photo's size as a COCO file lists it (the frame of its boxes), or None."""
 
     boxes: np.ndarray
     image_id: Optional[int] = None
     ann_index: Optional[np.ndarray] = None
+    image_size: Optional[Tuple[int, int]] = None
 
 
 def _norm_name(name: str) -> str:
@@ -226,12 +229,14 @@ def coco_person_boxes(data: dict, source: str = "annotations", category_id: Opti
     if not isinstance(images, list) or not isinstance(anns, list):
         bad("a COCO file needs 'images' and 'annotations' lists")
     names: Dict[int, str] = {}
+    sizes: Dict[int, Optional[Tuple[int, int]]] = {}
     for i, im in enumerate(images):
         if not (isinstance(im, dict) and isinstance(im.get("id"), int) and isinstance(im.get("file_name"), str)):
             bad(f"images[{i}] needs an integer 'id' and a string 'file_name'")
         if im["id"] in names:  # the later record hid the earlier photo: its persons were silently dropped
             bad(f"images[{i}] has the id {im['id']} of another image; each photo needs an id of its own")
         names[im["id"]] = im["file_name"]
+        sizes[im["id"]] = listed_size(im)
     cats = data.get("categories")
     cats = cats if isinstance(cats, list) else []
     for i, c in enumerate(cats):
@@ -264,7 +269,7 @@ def coco_person_boxes(data: dict, source: str = "annotations", category_id: Opti
         per_image[a["image_id"]].append((j, b))
     boxes = {
         i: ImageBoxes(np.array([b for _, b in lst], np.float64).reshape(-1, 4), i,
-                      np.array([j for j, _ in lst], np.int64))
+                      np.array([j for j, _ in lst], np.int64), sizes[i])
         for i, lst in per_image.items()
     }
     return names, boxes

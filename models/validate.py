@@ -42,7 +42,10 @@ def predict_dataset(model, dataset, batch_size=64, device="cpu", logits=True, au
 
 
 def oks_ap(samples, meta, keypoints, scores):
-    """COCO keypoint AP/AR of predictions (N, K, 2)/(N, K) for samples, with the category's sigmas. None without pycocotools."""
+    """COCO keypoint AP/AR of predictions (N, K, 2)/(N, K) for samples, with the category's sigmas. None without
+    pycocotools, or when the category gives no sigmas (what OKS needs)."""
+    if meta.get("sigmas") is None:
+        return None
     try:
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval

@@ -533,3 +533,14 @@ def test_eval_places_detections_by_their_file_name(torso_model, dataset, tmp_pat
     assert (det["boxes"], det["remapped"], det["other_files"], det["persons_matched"]) == (2, 1, 1, 2)
     assert "1 of 3 detections name files the annotation file does not list (e.g. 'elsewhere/9.png')" in r.stderr
     assert "1 detection placed by file_name: the image_id differs from the annotation file's id" in r.stdout
+
+
+@pytest.mark.parametrize("command", [["info"], ["bench", "--runs", "1", "--warmup", "0"]])
+def test_info_and_bench_refuse_a_closed_stdout(command):
+    """>&-: they printed nothing and exited 0 (review s59); predict already refused it."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "fasterpose_rt.cli", *command]
+    r = subprocess.run(["sh", "-c", '"$@" >&-', "sh", *cmd], stderr=subprocess.PIPE, text=True, timeout=120)
+    assert r.returncode == 2 and "stdout is closed: nowhere to print the" in r.stderr, r.stderr

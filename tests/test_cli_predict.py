@@ -1364,6 +1364,26 @@ def test_an_input_that_fails_twice_is_one_failed_input(tmp_path, standin_path):
     assert "; 1 input failed" in r.stderr, r.output
 
 
+def test_a_coco_boxes_file_listing_a_photo_in_its_stored_frame_has_it_read_as_stored(tmp_path, standin_path):
+    """EXIF orientation 6 turns the stored 80x120 photo to 120x80; the COCO file lists it 80 wide and 120 tall, its
+    box and keypoints in the stored frame, as eval reads it: predict read it upright and cropped the wrong region,
+    up to 345 px off without a word (review s59)."""
+    from test_cli_units import exif_jpeg
+
+    (tmp_path / "turned.jpg").write_bytes(exif_jpeg(photo(), 6))
+    boxes = tmp_path / "coco.json"
+    boxes.write_text(json.dumps({
+        "images": [{"id": 7, "file_name": "turned.jpg", "width": 80, "height": 120}],
+        "categories": [{"id": 1, "name": "person"}],
+        "annotations": [{"id": 1, "image_id": 7, "category_id": 1, "bbox": [20, 20, 40, 80]}]}))
+    r = run("predict", tmp_path / "turned.jpg", "--model", standin_path, "--boxes", boxes)
+    assert r.exit_code == 0, r.output
+    assert "read as stored, its EXIF orientation ignored: the --boxes file lists it as 80x120 px" in r.stderr
+    (entry,) = json.loads(r.stdout)
+    found = np.array(entry["keypoints"], np.float64).reshape(-1, 3)[:, :2]
+    assert entry["image_id"] == 7 and np.abs(found - np.array(POINTS)).max() < 2.0, found
+
+
 def test_a_photo_of_nobody_gets_no_person(tmp_path):
     """The bundled default (it has a presence head) on a blank photo and a photo of noise: by default nobody, as a
     video frame of nobody has no entry, and the summary says so; with --min-presence 0 a guess for each, with the

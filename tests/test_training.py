@@ -600,13 +600,15 @@ def test_a_file_without_a_usable_person_is_refused_before_training(tmp_path, cap
         a["keypoints"] = [0] * 42
     (tmp_path / "nolabel.json").write_text(json.dumps(coco))
     coco = json.loads(ann.read_text())
-    for a in coco["annotations"]:
+    for a in coco["annotations"]:  # no box, and none around the labelled joints (one spot): nothing to crop
         a["bbox"] = [10, 10, 0, 0]
+        a["keypoints"] = [20, 30, 2] * 14
     (tmp_path / "nobox.json").write_text(json.dumps(coco))
     with pytest.raises(ValueError, match=r"nolabel.json: no person with labelled keypoints and a usable bbox \(2 "
                                          r"person annotations: 2 with no labelled keypoint, 0 without a bbox"):
         load_coco_keypoints(tmp_path / "nolabel.json", images)
-    with pytest.raises(ValueError, match=r"nobox.json: no person .* 0 with no labelled keypoint, 2 without a bbox"):
+    with pytest.raises(ValueError, match=r"nobox.json: no person .* 0 with no labelled keypoint, 2 without a bbox "
+                                         r"over 1 px wide and tall, nor labelled joints spread over more than 1 px"):
         load_coco_keypoints(tmp_path / "nobox.json", images)
     code, err = _train_in_process(capsys, tmp_path / "nolabel.json", images, tmp_path / "w")
     assert code == 2 and "nolabel.json: no person with labelled keypoints" in err  # was: num_samples=0

@@ -175,7 +175,9 @@ def test_best_pth_is_written_before_last_pth_and_checked_on_resume(tmp_path, cap
     monkeypatch.setattr(T.Trainer, "_save", stopped_between)
     work = tmp_path / "run"
     assert _train_in_process(capsys, ann, images, work, FAST + ["--epochs", "2"])[0] == 0
-    assert saved == [(1, "best.pth"), (1, "last.pth"), (2, "best.pth"), (2, "last.pth")]
+    # each epoch kept before it is scored (a validation stopped by torchrun lost it), then best.pth before last.pth
+    assert saved == [(1, "last.pth"), (1, "best.pth"), (1, "last.pth"), (2, "last.pth"), (2, "best.pth"),
+                     (2, "last.pth")]
     assert _ckpt(work / "last.pth")["best"] == 0.5 and _ckpt(work / "best.pth")["epoch"] == 1
     monkeypatch.setattr(T.Trainer, "_save", save)
     code, err = _train_in_process(capsys, ann, images, work, FAST + ["--epochs", "3", "--resume"])
@@ -326,3 +328,82 @@ def test_init_says_which_keypoints_kept_the_head_only_when_asked(tmp_path, capsy
                                   keypoints=["a", "b", "d"], verbose=verbose)
         assert info["keypoints_from_init"] == ["a", "b"]
         assert ("2 of 3 keypoints keep its head" in capsys.readouterr().err) == verbose
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--device", "gpu"], "--device gpu: expected auto, cpu, cuda or cuda:N"),
+    (["--threads", "-1"], "--threads: must be 0 or more"),
+    (["--input-size", "0x0"], "--input-size: width and height must be positive"),
+    (["--head-width", "0"], "--head-width: must be 1 or more"),
+    (["--epochs", "0"], "--epochs: must be 1 or more"),
+    (["--rotation", "-5"], "--rotation: must be 0 or more"),
+    (["--ohkm", "15"], "--ohkm 15: "),
+])
+def test_options_no_run_can_take_are_refused_in_one_line(tmp_path, capsys, option, message):
+    """Each was a traceback (a ZeroDivisionError, a RuntimeError of torch's), or, for --epochs 0, a run that did
+    nothing and said nothing, exit 0 (review s59)."""
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=2)
+    code, err = _train_in_process(capsys, ann, images, tmp_path / "run", FAST + option)
+    assert code == 2 and message in err and "Traceback" not in err, err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this torch sees a GPU")
+def test_a_gpu_asked_of_a_cpu_only_torch_is_refused_in_one_line(tmp_path, capsys):
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=2)
+    code, err = _train_in_process(capsys, ann, images, tmp_path / "run", FAST + ["--device", "cuda"])
+    assert code == 2 and "--device cuda: this torch sees no CUDA GPU" in err and "Traceback" not in err, err
+
+
+def test_a_resume_with_no_epochs_left_is_refused(tmp_path, capsys):
+    """--resume --epochs 1 after 2 epochs printed "re-mapped to 1 epochs", trained nothing and exited 0."""
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=2)
+    work = tmp_path / "run"
+    assert _train_in_process(capsys, ann, images, work, FAST + ["--epochs", "2"])[0] == 0
+    code, err = _train_in_process(capsys, ann, images, work, FAST + ["--epochs", "2", "--resume"])
+    assert code == 2 and "has trained 2 epochs already, --epochs 2: give more epochs to go on" in err, err
+
+
+def test_keypoints_without_sigmas_score_no_oks_ap_and_cannot_pick_best_by_it(tmp_path, capsys):
+    """A 14-keypoint file without sigmas was scored with made-up ones (0.08 each): an OKS AP that fasterpose eval
+    refuses to compute, which --best-by ap then picked best.pth by, and the exporter recorded (review s59)."""
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=2)
+    bare = _with_category(ann, tmp_path / "bare.json", sigmas=None)
+    code, err = _train_in_process(capsys, bare, images, tmp_path / "ap", FAST + ["--val-ann", str(bare),
+                                                                                "--best-by", "ap"])
+    assert code == 2 and "--best-by ap need OKS AP, and its category gives no per-keypoint 'sigmas' for its 14" in err
+    assert not (tmp_path / "ap" / "last.pth").exists()
+    code, err = _train_in_process(capsys, bare, images, tmp_path / "pck", FAST + ["--val-ann", str(bare)])
+    assert code == 0, err
+    entry = json.loads((tmp_path / "pck" / "log.jsonl").read_text().splitlines()[-1])
+    assert "val_pck@0.2" in entry and "val_oks_ap" not in entry
+    assert _ckpt(tmp_path / "pck" / "last.pth")["meta"]["dataset"]["sigmas"] is None
+
+
+def test_a_person_without_a_usable_bbox_is_cropped_around_its_joints(tmp_path):
+    """As fasterpose eval runs it; training dropped it without a word (review s59)."""
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=2)
+    data = json.loads(ann.read_text())
+    data["annotations"][0]["bbox"] = [0, 0, 0, 0]
+    del data["annotations"][1]["bbox"]
+    (tmp_path / "nobox.json").write_text(json.dumps(data))
+    samples, _ = load_coco_keypoints(tmp_path / "nobox.json", images)
+    assert len(samples) == 2
+    for s, a in zip(samples, data["annotations"]):
+        xy = s.keypoints[s.visible]
+        assert s.bbox[:2].tolist() == xy.min(axis=0).tolist()
+        assert s.bbox[2:].tolist() == (xy.max(axis=0) - xy.min(axis=0)).tolist()
+
+
+def test_a_work_dir_that_is_a_file_and_an_init_that_is_no_checkpoint_are_named(tmp_path, capsys):
+    """A raw "[Errno 17] File exists" after every photo was decoded; "no such file" for a folder; torch's
+    "Unsupported operand 8" for an ONNX model (review s59)."""
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=2)
+    (tmp_path / "afile").write_text("x")
+    code, err = _train_in_process(capsys, ann, images, tmp_path / "afile", FAST)
+    assert code == 2 and f"--work-dir {tmp_path / 'afile'} is a file, not a folder" in err, err
+    code, err = _train_in_process(capsys, ann, images, tmp_path / "w1", FAST + ["--init", str(tmp_path)])
+    assert code == 2 and f"--init {tmp_path}: a folder, not a checkpoint file" in err, err
+    (tmp_path / "m.onnx").write_bytes(b"\x08\x07")
+    code, err = _train_in_process(capsys, ann, images, tmp_path / "w2", FAST + ["--init", str(tmp_path / "m.onnx")])
+    assert code == 2 and "is an ONNX model, not a PyTorch checkpoint: python -m models.from_onnx" in err, err

@@ -7,7 +7,7 @@ from typing import List, Optional
 import click
 
 from ..session import BACKENDS, MAX_THREADS
-from .common import MAX_BATCH, backend_option, debug_option, guarded, load_predictor, model_options
+from .common import MAX_BATCH, backend_option, debug_option, guarded, load_predictor, model_options, need_stdout
 
 MAX_RUNS = 100_000  # calls per setting (timed, or warm-up): each keeps its times, and a profile every node's
 
@@ -57,6 +57,7 @@ def bench(model, variant, backend, threads, batch, runs, warmup, compare, compar
     from ..predictor import DEFAULT_MODELS, DEFAULT_VARIANT
     from ..session import physical_cores
 
+    need_stdout("measurements")
     if compare and (model is not None or variant):
         raise click.UsageError("--compare times the two bundled models; drop --model / --fast")
     if compare and compare_backends:

@@ -83,6 +83,13 @@ def guarded(func):
     return wrapper
 
 
+def need_stdout(what: str) -> None:
+    """Refuse a command that prints its ``what`` on stdout when stdout is closed (``>&-``): click's echo prints
+    nothing there, and the command ran for nothing with exit 0."""
+    if sys.stdout is None:
+        raise UsageProblem(f"stdout is closed: nowhere to print the {what}")
+
+
 def trace(debug: bool) -> None:
     if debug:
         traceback.print_exc(file=sys.stderr)

@@ -6,7 +6,7 @@ import json
 import click
 
 from .bench import verification_line
-from .common import debug_option, guarded, load_predictor, model_options
+from .common import debug_option, guarded, load_predictor, model_options, need_stdout
 
 
 @click.command()
@@ -18,6 +18,7 @@ def info(model, variant, as_json, debug):
     """What a model says about itself: network, input, keypoints, box padding, training stages, accuracy."""
     from ..model_card import format_card, marked, model_card
 
+    need_stdout("model's description")
     pred = load_predictor(model, variant, threads=1, debug=debug)
     card = model_card(pred.model_path, pred.metadata)
     if as_json:

@@ -20,6 +20,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from ..annotated_photos import read_as_listed
+from ..boxes import ImageBoxes
 from ..geometry import box_centers_and_sizes, rescale_boxes
 from ..inputs import (TEMP_PREFIX, InputItem, InputReadError, is_live, open_stream, open_video, opencv_video_path,
                       read_image, read_photo)
@@ -346,14 +348,19 @@ class PredictRun:
     def _boxes_for(self, item, image):
         """(boxes (N, 4) or None for the whole photo, COCO image id or None); raises InputReadError if unlisted."""
         if self.lookup is not None:
-            found = self.lookup.find(item.path, item.rel, from_cwd=True)
-            if found is None:
-                raise InputReadError(f"not listed in the boxes file {self.lookup.source}")
+            found = self._listed(item)
             return found.boxes, found.image_id
         if self.detect is not None:
             boxes, _ = self.detect(image)
             return (boxes if len(boxes) else None), None
         return None, None
+
+    def _listed(self, item) -> ImageBoxes:
+        """The boxes file's entry of ``item``; raises InputReadError if unlisted."""
+        found = self.lookup.find(item.path, item.rel, from_cwd=True)  # type: ignore[union-attr]
+        if found is None:
+            raise InputReadError(f"not listed in the boxes file {self.lookup.source}")  # type: ignore[union-attr]
+        return found
 
     def _predict(self, image, boxes=None):
         """Poses in a photo: ``boxes`` with the run's refine passes (a boxes file's persons all stay)."""
@@ -369,11 +376,20 @@ class PredictRun:
 
     def decode(self, item):
         """A photo's pixels, the scale they were decoded at, and its boxes file entry: (image, scale, boxes (N, 4)
-        in the photo's px or None, COCO image id or None). Runs ahead of the model (``prefetch``); raises
-        InputReadError when the photo cannot be read or is not listed in the boxes file."""
-        boxes, coco_id = self._boxes_for(item, None) if self.lookup is not None else (None, None)
+        in the photo's px or None, COCO image id or None, size (H, W) of a photo read as stored or None). Runs ahead
+        of the model (``prefetch``); raises InputReadError when the photo cannot be read or is not listed in the
+        boxes file. A photo a COCO boxes file lists in its stored frame, which its EXIF orientation turns (the
+        file's width and height across the upright photo's), is read as stored, where the file's boxes are, as
+        ``fasterpose eval`` reads it."""
+        found = self._listed(item) if self.lookup is not None else None
+        boxes, coco_id = (found.boxes, found.image_id) if found is not None else (None, None)
         image, scale = read_photo(item.path, self.long_side, self._most_reduction(boxes))
-        return image, scale, boxes, coco_id
+        size = found.image_size if found is not None else None
+        if size is not None and size[0] != size[1] and (image.shape[0] > image.shape[1]) != (size[0] > size[1]):
+            stored, frame = read_as_listed(item.path, size)
+            if frame == "stored":
+                return stored, 1, boxes, coco_id, size
+        return image, scale, boxes, coco_id, None
 
     def _most_reduction(self, boxes) -> int:
         """The largest decoding scale at which every box's crop region keeps at least the model's input px."""
@@ -388,7 +404,10 @@ class PredictRun:
         self._pass_skipped(item)
         self.next_id += 1
         try:
-            image, scale, boxes, coco_id = decoded.result()
+            image, scale, boxes, coco_id, as_stored = decoded.result()
+            if as_stored is not None:
+                say(f"warning: {item.path}: read as stored, its EXIF orientation ignored: the --boxes file lists it "
+                    f"as {as_stored[1]}x{as_stored[0]} px, the frame of its boxes (its results are in that frame)")
             if self.lookup is None:
                 boxes, coco_id = self._boxes_for(item, image)
             else:

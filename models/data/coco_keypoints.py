@@ -141,14 +141,15 @@ def read_category(category: dict, source) -> dict:
 
 def category_metadata(category: dict, source="category", default_sigmas=None) -> dict:
     """Keypoint names, 0-based skeleton, flip pairs and OKS sigmas of a COCO category (if it gives none:
-    ``default_sigmas`` when they number its keypoints, else COCO's if K=17), checked by :func:`read_category`
-    (ValueError naming ``source``)."""
+    ``default_sigmas`` when they number its keypoints, else COCO's for COCO's 17 keypoints, else None: no OKS AP,
+    as ``fasterpose eval`` scores none for such a file), checked by :func:`read_category` (ValueError naming
+    ``source``)."""
     meta = read_category(category, source)
     k = len(meta["keypoints"])
     if meta["sigmas"] is None and default_sigmas is not None and len(default_sigmas) == k:
         meta["sigmas"] = list(default_sigmas)
-    elif meta["sigmas"] is None:  # an unknown keypoint set gets a middle-of-the-road OKS sigma
-        meta["sigmas"] = list(COCO17["sigmas"]) if k == 17 else [0.08] * k
+    elif meta["sigmas"] is None and meta["keypoints"] == COCO17["keypoints"]:
+        meta["sigmas"] = list(COCO17["sigmas"])
     return meta
 
 
@@ -165,7 +166,9 @@ class PersonSample:
 
 
 def load_coco_keypoints(ann_file, images_dir, min_keypoints: int = 1, default_sigmas=None):
-    """Read a COCO keypoint file -> (samples, category metadata dict). Persons without a usable box are skipped.
+    """Read a COCO keypoint file -> (samples, category metadata dict). A person whose ``bbox`` is missing or at most
+    1 px wide or tall is cropped around its labelled joints (as ``fasterpose eval`` runs it); one whose labelled
+    joints lie within 1 px of each other as well is skipped.
     ``default_sigmas``: the OKS sigmas if the category gives none (see :func:`category_metadata`). Each sample
     carries its photo's (H, W) as the file's ``images[]`` entry gives it (``image_size``; None without one).
 
@@ -195,8 +198,11 @@ def load_coco_keypoints(ann_file, images_dir, min_keypoints: int = 1, default_si
         if vis.sum() < min_keypoints:
             unlabelled += 1
             continue
-        if bbox[2] <= 1 or bbox[3] <= 1:
-            continue
+        if bbox[2] <= 1 or bbox[3] <= 1:  # no usable bbox: the box around its labelled joints, as eval runs it
+            lo, hi = kps[vis, :2].min(axis=0), kps[vis, :2].max(axis=0)
+            if (hi - lo).max() <= 1:  # one point: nothing to crop around
+                continue
+            bbox = np.array([lo[0], lo[1], max(hi[0] - lo[0], 1.0), max(hi[1] - lo[1], 1.0)])
         if ann.get("image_id") not in files:
             raise ValueError(f"{ann_file}: annotation {ann.get('id')} is of image {ann.get('image_id')}, which the "
                              "file's 'images' do not list")
@@ -208,7 +214,7 @@ def load_coco_keypoints(ann_file, images_dir, min_keypoints: int = 1, default_si
         few = "no labelled keypoint" if min_keypoints <= 1 else f"fewer than {min_keypoints} labelled keypoints"
         raise ValueError(f"{ann_file}: no person with labelled keypoints and a usable bbox ({persons} person "
                          f"annotations: {unlabelled} with {few}, {persons - unlabelled} without a bbox over 1 px "
-                         "wide and tall)")
+                         "wide and tall, nor labelled joints spread over more than 1 px)")
     return samples, meta
 
 
