@@ -78,11 +78,16 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    module = _PUBLIC_FROM.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from importlib import import_module
 
+    module = _PUBLIC_FROM.get(name)
+    if module is None:  # a submodule, as the eager imports made them attributes (fasterpose_rt.predictor)
+        try:
+            return import_module(f".{name}", __name__)
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(import_module(f".{module}", __name__), name)
     globals()[name] = value  # the next use is a plain lookup
     return value

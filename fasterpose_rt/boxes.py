@@ -203,6 +203,9 @@ def _own_end(full: str, others: List[str]) -> Optional[str]:
 
 
 def _is_id(value) -> bool:
+    """An id a COCO file may give: an integer (or a float holding one, as some writers store them)."""
+    if isinstance(value, float):
+        return value.is_integer()
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -251,7 +254,7 @@ def coco_person_boxes(data: dict, source: str = "annotations", category_id: Opti
             bad(f"annotations[{j}] is not an object with an 'image_id'")
         if "category_id" in a and not _is_id(a["category_id"]):
             bad(f"annotations[{j}]: 'category_id' must be an integer, got {a['category_id']!r}")
-        if a.get("iscrowd", 0) not in (0, 1):  # ("no" is true: the person was left out as a crowd)
+        if a.get("iscrowd", 0) not in (0, 1, None):  # ("no" is true: the person was left out as a crowd)
             bad(f"annotations[{j}]: 'iscrowd' must be 0 or 1, got {a['iscrowd']!r}")
         if person and a.get("category_id") not in person:
             continue

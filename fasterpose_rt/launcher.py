@@ -30,7 +30,11 @@ def how(interruption: BaseException) -> str:
         else "interrupted"
 
 
+_received: list = []  # the SIGTERM / SIGHUP numbers taken, in order
+
+
 def _raise_stopped(signum, frame):
+    _received.append(signum)
     raise Stopped(signum)
 
 
@@ -50,4 +54,11 @@ def main() -> None:
     except KeyboardInterrupt as e:
         print(f"{how(e)} while starting", file=sys.stderr)
         sys.exit(exit_code(e))
-    command_line()
+    try:
+        command_line()
+    except SystemExit as e:
+        # click ends a KeyboardInterrupt it catches itself (parsing the command line, before a command's own
+        # handling) with "Aborted!" and exit 1, which says inputs failed: a SIGTERM there is still 143
+        if e.code == 1 and _received:
+            sys.exit(128 + _received[0])
+        raise

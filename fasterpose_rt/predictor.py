@@ -169,8 +169,7 @@ class PosePredictor:
         if box_padding is not None:  # the crops follow the metadata: override it for this predictor only
             self.metadata = replace(self.metadata, box_padding=float(box_padding))
         self.model_path = str(path)
-        # What a copy (pickle, multiprocessing, copy.deepcopy) is made from: the model is opened again from its file.
-        self._made_with = (self.model_path, threads, flip_test, batch_size, None, box_padding, backend, search_with)
+        self._threads_asked, self._box_padding_asked = threads, box_padding  # what a copy is made with
         self.threads = self._session.get_session_options().intra_op_num_threads
         self.flip_test = bool(flip_test)
         if search_with is not None and search_with.keypoint_names != self.keypoint_names:
@@ -199,8 +198,10 @@ class PosePredictor:
         self._flip_perm = flip_permutation(self.metadata.num_keypoints, self.metadata.flip_pairs)
 
     def __reduce__(self):
-        # An onnxruntime session cannot be pickled: a copy opens the same model file with the same options.
-        return type(self), self._made_with
+        # An onnxruntime session cannot be pickled: a copy opens the same model file with the same options (as
+        # they are now: flip_test and batch_size may have been set since).
+        return type(self), (self.model_path, self._threads_asked, self.flip_test, self.batch_size, None,
+                            self._box_padding_asked, self.backend, self.search_with)
 
     @property
     def has_presence(self) -> bool:

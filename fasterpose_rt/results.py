@@ -209,10 +209,13 @@ class _WholeLines:
 
     def __init__(self, fd: int):
         self._fd = fd
-        self._end = os.lseek(fd, 0, os.SEEK_CUR)  # (a shell's `>> log` starts at the end)
+        self._append = _appends(fd)  # a shell's `>> log`: each write lands at the end, wherever the offset is
+        self._end = os.lseek(fd, 0, os.SEEK_CUR)
 
     def write(self, text: str) -> None:
         data = memoryview(text.encode("utf-8", errors="surrogateescape"))  # a file name's own bytes
+        if self._append:  # where this write will begin (the offset of an appending file says nothing)
+            self._end = os.fstat(self._fd).st_size
         try:
             while data:
                 data = data[os.write(self._fd, data):]
@@ -233,6 +236,14 @@ class _WholeLines:
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+def _appends(fd: int) -> bool:
+    try:
+        import fcntl
+    except ImportError:  # Windows: files opened here never append
+        return False
+    return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND)
 
 
 def _open_lines(path: Path) -> Union[TextIO, _WholeLines]:

@@ -69,8 +69,8 @@ def positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
     return value
 
 
@@ -266,7 +266,7 @@ class Trainer:
             if vmeta["sigmas"] is None and needs:  # before the photos are decoded
                 raise SystemExit(f"error: {args.val_ann}: {' and '.join(needs)} need OKS AP, and its category gives "
                                  f"no per-keypoint 'sigmas' for its {len(vmeta['keypoints'])} keypoints (COCO's are "
-                                 "for COCO's 17): add a 'sigmas' list to the category")
+                                 "taken for 17): add a 'sigmas' list to the category")
         codec = HeatmapCodec(args.input_size, sigma=args.sigma)
         self.train_set = TopDownDataset(samples, self.meta, args.input_size, train=True, codec=codec,
                                         half_body_prob=args.half_body,
@@ -693,8 +693,9 @@ class Trainer:
                     val = self._validate()
                 except BaseException:  # keep the epoch just trained: its log line, unscored
                     self._log(log, entry)
+                    more = " with more --epochs" if self.epoch >= self.args.epochs else ""
                     print(f"validation after epoch {self.epoch} failed; {self.args.work_dir / 'last.pth'} holds that "
-                          "epoch (not scored), --resume goes on from it", file=sys.stderr)
+                          f"epoch (not scored), --resume{more} goes on from it", file=sys.stderr)
                     raise
                 entry.update({"val_" + k: v for k, v in val.items() if k != "pck_per_keypoint"}, val_seconds=round(time.time() - t0, 1))
                 val["epoch"] = self.epoch
@@ -793,9 +794,9 @@ def check_device(text: str) -> Optional[str]:
     try:
         device = torch.device(text)
     except RuntimeError:
-        return "expected auto, cpu, cuda or cuda:N"
-    if device.type not in ("cpu", "cuda"):
-        return "expected auto, cpu, cuda or cuda:N"
+        return "expected auto, cpu, cuda or cuda:N (or another device type torch knows, e.g. mps)"
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        return "this torch sees no Apple GPU (MPS): use --device cpu or auto"
     if device.type == "cuda" and not torch.cuda.is_available():
         return "this torch sees no CUDA GPU (a CPU-only build, or no GPU visible): use --device cpu or auto"
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():

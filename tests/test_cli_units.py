@@ -572,6 +572,30 @@ def test_json_lines_cut_off_by_a_full_disk_keep_whole_lines(tmp_path):
     assert [json.loads(line)["frame"] for line in out.read_text().splitlines()][-1] == i
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="O_APPEND and RLIMIT_FSIZE are POSIX")
+def test_json_lines_appended_to_a_log_never_cut_what_was_there(tmp_path):
+    """`>> log`: the offset of an appending file is 0 until its first write, so a first write cut off (a full disk)
+    truncated the whole log (self-review s59)."""
+    import resource
+
+    from fasterpose_rt.results import _WholeLines
+
+    log = tmp_path / "log"
+    log.write_text("x" * 999 + "\n")
+    lines = _WholeLines(os.open(log, os.O_WRONLY | os.O_APPEND))
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1500, hard))
+    try:
+        with pytest.raises(OSError):
+            lines.write("b" * 1000 + "\n")  # the first write, cut off at 1500 bytes
+        lines.write("a" * 100 + "\n")  # fits
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    lines.write("c\n")
+    lines.close()
+    assert log.read_text() == "x" * 999 + "\n" + "a" * 100 + "\n" + "c\n"
+
+
 def test_cameras_and_urls_are_streams_and_kept_as_written(tmp_path):
     from fasterpose_rt.inputs import stream_source
 

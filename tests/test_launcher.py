@@ -40,6 +40,8 @@ def test_every_public_name_resolves_and_is_listed():
         value = getattr(fasterpose_rt, name)
         assert getattr(sys.modules[f"fasterpose_rt.{fasterpose_rt._PUBLIC_FROM[name]}"], name) is value
     assert names <= set(dir(fasterpose_rt))
+    r = _run("import fasterpose_rt\nprint(fasterpose_rt.predictor.__name__)")  # as eager imports made submodules
+    assert r.returncode == 0 and r.stdout == "fasterpose_rt.predictor\n", r.stderr
     try:
         fasterpose_rt.no_such_name
     except AttributeError as e:
@@ -76,3 +78,22 @@ def test_an_ignored_sighup_stays_ignored():
             "print(signal.getsignal(signal.SIGHUP) is signal.SIG_IGN, signal.getsignal(signal.SIGTERM).__name__)")
     r = _run(code)
     assert r.returncode == 0 and r.stdout == "True _raise_stopped\n", r.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM from os.kill ends a Windows process at once")
+def test_sigterm_while_click_parses_is_still_143():
+    """click turns an interruption it catches (before a command's own handling) into "Aborted!" and exit 1, which
+    says inputs failed (self-review s59)."""
+    code = ("import os, signal, sys, cv2\n"
+            "cv2.utils.logging.setLogLevel = lambda level: os.kill(os.getpid(), signal.SIGTERM)\n"
+            "from fasterpose_rt.launcher import main\n"
+            "sys.argv = ['fasterpose', 'info']\n"
+            "main()\n")
+    r = _run(code)
+    assert r.returncode == 143, r.stderr
+
+
+def test_python_dash_m_fasterpose_rt_is_the_command():
+    r = subprocess.run([sys.executable, "-m", "fasterpose_rt", "--version"], capture_output=True, text=True,
+                       timeout=120, cwd=ROOT)
+    assert r.returncode == 0 and r.stdout.startswith("fasterpose, version"), r.stderr

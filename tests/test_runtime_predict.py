@@ -102,6 +102,9 @@ def test_a_predictor_pickles_as_its_file_and_options(standin_path):
     img, _, _ = scene(box, offsets, pred.metadata)
     a, b = pred.predict(img, [box]), pickle.loads(pickle.dumps(pred)).predict(img, [box])
     np.testing.assert_array_equal(a.keypoints, b.keypoints)
+    pred.flip_test, pred.batch_size = False, 5  # as they are when copied
+    copied = pickle.loads(pickle.dumps(pred))
+    assert (copied.flip_test, copied.batch_size, copied.box_padding) == (False, 5, 1.5)
     searching = PosePredictor(standin_path, threads=1, search_with=PosePredictor(standin_path, threads=1))
     assert pickle.loads(pickle.dumps(searching)).search_with.model_path == str(standin_path)
 

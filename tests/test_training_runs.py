@@ -338,6 +338,7 @@ def test_init_says_which_keypoints_kept_the_head_only_when_asked(tmp_path, capsy
     (["--epochs", "0"], "--epochs: must be 1 or more"),
     (["--rotation", "-5"], "--rotation: must be 0 or more"),
     (["--ohkm", "15"], "--ohkm 15: "),
+    (["--dist-timeout", "inf"], "--dist-timeout: must be a finite number > 0"),
 ])
 def test_options_no_run_can_take_are_refused_in_one_line(tmp_path, capsys, option, message):
     """Each was a traceback (a ZeroDivisionError, a RuntimeError of torch's), or, for --epochs 0, a run that did
@@ -381,7 +382,7 @@ def test_keypoints_without_sigmas_score_no_oks_ap_and_cannot_pick_best_by_it(tmp
 
 
 def test_a_person_without_a_usable_bbox_is_cropped_around_its_joints(tmp_path):
-    """As fasterpose eval runs it; training dropped it without a word (review s59)."""
+    """Training dropped it without a word (review s59)."""
     ann, images, _ = _lsp_like_dataset(tmp_path, n=2)
     data = json.loads(ann.read_text())
     data["annotations"][0]["bbox"] = [0, 0, 0, 0]

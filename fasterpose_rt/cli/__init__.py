@@ -17,7 +17,7 @@ import click
 import cv2
 
 from .. import __version__
-from . import bench, evaluate, info, predict
+from . import bench, common, evaluate, info, predict
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 
 __all__ = ["main", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED"]
@@ -27,6 +27,7 @@ __all__ = ["main", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 @click.version_option(__version__, prog_name="fasterpose")
 def main():
     """FasterPose: fast CPU human pose estimation (ONNX runtime)."""
+    common.reset_stderr()  # (a run in this process before may have found stderr full: this one looks again)
     if sys.stderr is None:  # started with stderr closed (2>&-): its lines go nowhere, and fd 2 is not free for
         sys.stderr = open(os.devnull, "w")  # a results file, where OpenCV's or onnxruntime's own lines would land
     # FFmpeg's and OpenCV's own console lines (e.g. "moov atom not found", "can't open camera by index", and, at

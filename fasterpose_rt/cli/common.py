@@ -83,6 +83,12 @@ def guarded(func):
     return wrapper
 
 
+def reset_stderr() -> None:
+    """A new command in this process: try stderr again."""
+    global _stderr_lost
+    _stderr_lost = False
+
+
 def need_stdout(what: str) -> None:
     """Refuse a command that prints its ``what`` on stdout when stdout is closed (``>&-``): click's echo prints
     nothing there, and the command ran for nothing with exit 0."""

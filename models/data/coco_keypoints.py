@@ -141,14 +141,13 @@ def read_category(category: dict, source) -> dict:
 
 def category_metadata(category: dict, source="category", default_sigmas=None) -> dict:
     """Keypoint names, 0-based skeleton, flip pairs and OKS sigmas of a COCO category (if it gives none:
-    ``default_sigmas`` when they number its keypoints, else COCO's for COCO's 17 keypoints, else None: no OKS AP,
-    as ``fasterpose eval`` scores none for such a file), checked by :func:`read_category` (ValueError naming
-    ``source``)."""
+    ``default_sigmas`` when they number its keypoints, else COCO's for 17 keypoints, else None: no OKS AP; the
+    rule of ``fasterpose eval``), checked by :func:`read_category` (ValueError naming ``source``)."""
     meta = read_category(category, source)
     k = len(meta["keypoints"])
     if meta["sigmas"] is None and default_sigmas is not None and len(default_sigmas) == k:
         meta["sigmas"] = list(default_sigmas)
-    elif meta["sigmas"] is None and meta["keypoints"] == COCO17["keypoints"]:
+    elif meta["sigmas"] is None and k == len(COCO17["keypoints"]):
         meta["sigmas"] = list(COCO17["sigmas"])
     return meta
 
@@ -167,8 +166,8 @@ class PersonSample:
 
 def load_coco_keypoints(ann_file, images_dir, min_keypoints: int = 1, default_sigmas=None):
     """Read a COCO keypoint file -> (samples, category metadata dict). A person whose ``bbox`` is missing or at most
-    1 px wide or tall is cropped around its labelled joints (as ``fasterpose eval`` runs it); one whose labelled
-    joints lie within 1 px of each other as well is skipped.
+    1 px wide or tall is cropped around its labelled joints (the box ``fasterpose eval`` runs a person on whose
+    bbox has no size); one whose labelled joints lie within 1 px of each other as well is skipped.
     ``default_sigmas``: the OKS sigmas if the category gives none (see :func:`category_metadata`). Each sample
     carries its photo's (H, W) as the file's ``images[]`` entry gives it (``image_size``; None without one).
 
