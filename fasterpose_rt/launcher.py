@@ -30,7 +30,8 @@ def how(interruption: BaseException) -> str:
         else "interrupted"
 
 
-_received: list = []  # the SIGTERM / SIGHUP numbers taken, in order
+_received: list = []  # the SIGINT / SIGTERM / SIGHUP numbers taken, in order
+_STOPPING = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 def _raise_stopped(signum, frame):
@@ -38,19 +39,38 @@ def _raise_stopped(signum, frame):
     raise Stopped(signum)
 
 
+def _raise_interrupt(signum, frame):
+    _received.append(signum)
+    raise KeyboardInterrupt
+
+
 def stop_on_termination() -> None:
     """Take SIGTERM and SIGHUP as Ctrl-C is taken, in this process (the main thread; a command, not a library:
-    never called on import). A signal set to be ignored (``nohup``) stays ignored."""
+    never called on import), and note Ctrl-C. A signal set to be ignored (``nohup``) stays ignored."""
     for name in ("SIGTERM", "SIGHUP"):
         number = getattr(signal, name, None)
         if number is not None and signal.getsignal(number) is signal.SIG_DFL:
             signal.signal(number, _raise_stopped)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _raise_interrupt)
+
+
+def _hold_signals(hold: bool) -> None:
+    """Hold (or let through) Ctrl-C, SIGTERM and SIGHUP in this thread, and in the threads it starts meanwhile.
+    onnxruntime turns an exception raised while its module initialises into "ImportError: initialization failed":
+    held over the imports, a signal arrives once they are done, as a plain interruption."""
+    if hasattr(signal, "pthread_sigmask"):  # (not on Windows)
+        signal.pthread_sigmask(signal.SIG_BLOCK if hold else signal.SIG_UNBLOCK, _STOPPING)
 
 
 def main() -> None:
     stop_on_termination()
     try:
-        from .cli import main as command_line
+        _hold_signals(True)
+        try:
+            from .cli import main as command_line
+        finally:
+            _hold_signals(False)  # a signal held meanwhile is raised here
     except KeyboardInterrupt as e:
         print(f"{how(e)} while starting", file=sys.stderr)
         sys.exit(exit_code(e))
@@ -58,7 +78,9 @@ def main() -> None:
         command_line()
     except SystemExit as e:
         # click ends a KeyboardInterrupt it catches itself (parsing the command line, before a command's own
-        # handling) with "Aborted!" and exit 1, which says inputs failed: a SIGTERM there is still 143
+        # handling) with "Aborted!" and exit 1, which says inputs failed: it is still 130, 143 or 129
         if e.code == 1 and _received:
             sys.exit(128 + _received[0])
         raise
+    finally:  # the work is done and said: a signal now would only turn the exit code into the signal's
+        _hold_signals(True)

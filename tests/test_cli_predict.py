@@ -1341,6 +1341,26 @@ def test_sigterm_stops_the_run_as_ctrl_c_does(tmp_path, standin_path):
     assert not [p for p in vis.rglob("*") if p.name.startswith(".")]  # the half-written video removed
 
 
+def test_an_interruption_while_the_vis_video_is_finished_leaves_no_hidden_file(tmp_path, standin_path, monkeypatch):
+    """A signal just after a video's last frame, as its --vis video was checked and named, left the hidden
+    temporary video behind (7.5 MB, one more each time: review s59)."""
+    import fasterpose_rt.cli.predict_run as predict_run
+
+    video = write_video(tmp_path / "v.mp4", frames=5)
+    vis = tmp_path / "vis"
+    real = predict_run.open_video
+
+    def stopped(path, *args, **kwargs):
+        if Path(path).name.startswith(".fasterpose-"):  # the check of the --vis video written
+            raise KeyboardInterrupt
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(predict_run, "open_video", stopped)
+    r = run("predict", video, "--model", standin_path, "--vis", vis, "--no-smooth", "--read-ahead", "0")
+    assert r.exit_code == 130 and "interrupted: 0 photos, 1 video (5 frames)" in r.stderr, r.output
+    assert list(vis.rglob("*")) == [] or all(not p.name.startswith(".") for p in vis.rglob("*"))
+
+
 def test_a_folder_scan_passes_over_the_commands_own_files_being_written(tmp_path, standin_path):
     """One left by a killed run (SIGKILL: nothing can remove it) is not an input of the next run."""
     shoot = tmp_path / "shoot"

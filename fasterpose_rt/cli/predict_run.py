@@ -585,13 +585,15 @@ class PredictRun:
             self.fail(item.label, _unexpected(e))
             return
         finally:
-            if own is not None:
-                own.close()
-            bar.close()
-            video.close()
-            self.dropped += video.dropped_frames
-            if vis is not None:
-                vis.close()  # also on Ctrl-C: the frames so far make a whole video
+            try:
+                if own is not None:
+                    own.close()
+                bar.close()
+                video.close()
+                self.dropped += video.dropped_frames
+            finally:  # (also when a Ctrl-C cut the closing above short)
+                if vis is not None:
+                    vis.close()  # also on Ctrl-C: the frames so far make a whole video
         if own is not None and writing is not None and own_path is not None and writing != own_path:  # it ended
             try:
                 os.replace(writing, own_path)
@@ -700,7 +702,18 @@ class _VisVideo:
         if self._writer is None:
             self._drop_temp()  # (a run stopped while its writer opened)
             return
+        try:
+            self._finish()
+        except BaseException:  # a Ctrl-C or SIGTERM while it was being finished: no hidden file left behind
+            if self._writer is not None:
+                self._writer.release()
+                self._writer = None
+            self._drop_temp()
+            raise
+
+    def _finish(self) -> None:
         self.run.finish_vis()  # its frames are written before it is closed
+        assert self._writer is not None
         self._writer.release()
         self._writer = None
         assert self._temp is not None
