@@ -2,7 +2,8 @@
 
 Loading numpy, OpenCV, onnxruntime and click takes about half a second; a Ctrl-C in that time is an interruption
 like any other (one line, exit 130), not a traceback of the import it stopped. This module imports nothing heavy
-itself, and ``fasterpose_rt/__init__.py`` loads its names on first use, so the launcher is running from the start.
+itself, and ``fasterpose_rt/__init__.py`` loads its names on first use, so the launcher runs within milliseconds of
+Python's own start (a signal before that, in Python's start-up, is Python's to report).
 """
 import signal
 import sys
