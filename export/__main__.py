@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 
 import click
 
@@ -76,9 +77,27 @@ def main(arch, num_keypoints, checkpoint, input_size, keypoints_from, opset, box
         raise click.UsageError("--int8 needs --calibration DIR_OR_COCO_FILE (photos to calibrate on)")
     if calibration is not None and not int8:
         raise click.UsageError("--calibration is only used with --int8")
+    if int8:  # what --int8 reads and writes, checked before the float model is exported (not after)
+        source = Path(calibration)
+        if not source.exists():
+            raise click.UsageError(f"--calibration {source}: no such file or folder")
+        photos = Path(calibration_images) if calibration_images else source.parent / "images"
+        if source.is_file() and not photos.is_dir():
+            raise click.UsageError(f"--calibration {source}: its photos folder {photos} does not exist "
+                                   "(give --calibration-images)")
     from .pipeline import (
         export_from_args,  # torch import after argument parsing: --help stays fast
     )
+
+    if int8:
+        from .outputs import check_writable
+        from .quantize import default_int8_path
+
+        try:
+            check_writable(default_int8_path(out), [("the --calibration file", calibration)])
+        except InputError as e:
+            click.echo(f"error: --int8: {e}", err=True)
+            sys.exit(2)
 
     if checkpoint is None:
         click.echo("warning: no --checkpoint given: exporting RANDOM weights (for benchmarking only)", err=True)

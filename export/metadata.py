@@ -16,8 +16,8 @@ import numpy as np
 import onnx
 import torch
 
-from fasterpose_rt.metadata import (DEFAULT_BOX_PADDING, IMAGENET_MEAN, IMAGENET_STD, METADATA_KEY, ModelMetadata,
-                                    BOX_PADDING_RULE, is_box_padding)
+from fasterpose_rt.metadata import (DEFAULT_BOX_PADDING, IMAGENET_MEAN, IMAGENET_STD, METADATA_KEY, MetadataError,
+                                    ModelMetadata, BOX_PADDING_RULE, is_box_padding)
 
 from .checkpoint import Checkpoint
 from .errors import ExportError, InputError
@@ -81,6 +81,13 @@ def build_metadata(spec: ModelSpec, keypoints: KeypointSet, checkpoint: Optional
     for src, dst in (("recipe", "recipe"), ("val", "validation")):
         if meta.get(src):
             extra[dst] = jsonable(meta[src])
+    size = meta.get("input_size")  # models.train keeps it beside the recipe: the size training saw (and validated at)
+    if isinstance(extra.get("recipe"), dict) and "input_size" not in extra["recipe"] and isinstance(size, (list, tuple)) \
+            and len(size) == 2:
+        extra["recipe"] = {**extra["recipe"], "input_size": jsonable(list(size))}
+    for lineage in ("souped_from", "shrunk_from", "recovered_from"):  # where the weights came from, if not trained
+        if meta.get(lineage):
+            extra[lineage] = jsonable(meta[lineage])
     if checkpoint is not None:
         extra["epoch"] = checkpoint.epoch
         extra["source_checkpoint"] = {"file": checkpoint.path.name if checkpoint.path else None,
@@ -134,6 +141,8 @@ def rewrite_metadata(model_path, meta: ModelMetadata, out,
         os.replace(tmp, out)
     except OSError as e:  # after the tool's measuring: one line, not a traceback
         raise ExportError(f"cannot write {out}: {e.strerror or e}") from None
+    except MetadataError as e:  # a block a tool made that the runtime would refuse: nothing written
+        raise ExportError(f"not written: {out} would carry metadata the runtime refuses: {e}") from None
     finally:
         with contextlib.suppress(OSError):  # e.g. its folder is a file: there is no temporary file to remove
             tmp.unlink(missing_ok=True)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
+import sys
 import warnings
 from collections import Counter
 from typing import Tuple
@@ -31,9 +33,37 @@ def _first_line(e: Exception) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
+@contextlib.contextmanager
+def _quiet_descriptors():
+    """stdout and stderr, at the file descriptors (C++ writes there too), sent to the null device meanwhile."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            stream.flush()
+    kept = []
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        yield
+        return
+    try:
+        for fd in (1, 2):
+            try:
+                kept.append((fd, os.dup(fd)))
+                os.dup2(null, fd)
+            except OSError:  # that descriptor is closed: nothing to quieten
+                pass
+        yield
+    finally:
+        for fd, copy in kept:
+            os.dup2(copy, fd)
+            os.close(copy)
+        os.close(null)
+
+
 def _torchscript_export(model: nn.Module, x: torch.Tensor, opset: int) -> onnx.ModelProto:
     buf = io.BytesIO()
-    with warnings.catch_warnings():
+    # (for an opset it lacks it prints the Torch IR on stdout, from C++, and the error is ours to report)
+    with warnings.catch_warnings(), _quiet_descriptors():
         warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated; its warning is not for users
         torch.onnx.export(
             model, (x,), buf, dynamo=False, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
@@ -49,7 +79,8 @@ def _dynamo_export(model: nn.Module, x: torch.Tensor, opset: int) -> onnx.ModelP
     level = log.level
     log.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
                 model, (x,), None, dynamo=True, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
@@ -73,9 +104,15 @@ def torch_to_onnx(model: nn.Module, input_size: Tuple[int, int], opset: int = MI
     for name, fn in (("torchscript", _torchscript_export), ("dynamo", _dynamo_export)):
         try:
             with torch.no_grad():
-                return fn(model, x, opset)
+                exported = fn(model, x, opset)
         except Exception as e:  # exporter internals raise many types; report them all if nothing works
             errors.append(f"{name}: {_first_line(e)}")
+            continue
+        written = opset_of(exported)
+        if written != opset:  # (the dynamo exporter falls back to the opset it has, and the metadata said ours)
+            errors.append(f"{name}: wrote opset {written}, not {opset}")
+            continue
+        return exported
     raise ExportError("torch.onnx.export failed: " + "; ".join(errors))
 
 

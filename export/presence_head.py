@@ -437,7 +437,10 @@ def fit_presence_head(model_path, annotations, images=None, negatives: Sequence 
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory() as tmp:
         probe = Path(tmp) / "features.onnx"
-        save_with_metadata(with_features(model, logits, k), base, probe)
+        try:
+            save_with_metadata(with_features(model, logits, k), base, probe)
+        except OSError as e:  # e.g. a full disk under the temporary folder
+            raise ExportError(f"cannot write a temporary file in {tmp}: {e.strerror or e}") from None
         features = _Features(probe, threads)
         read, as_stored, differ = [], 0, []  # differ: (path, read (H, W), listed (H, W))
         try:  # in the frame of the file's width and height, where its keypoints and boxes are

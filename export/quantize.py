@@ -27,6 +27,7 @@ import copy
 import datetime
 import logging
 import os
+import shutil
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -135,8 +136,12 @@ def quantize_model(float_path, crops: CropSet, meta: ModelMetadata, recipe: Reci
     try:
         with tempfile.TemporaryDirectory(prefix="fasterpose-int8-") as tmp:
             out = Path(tmp) / "int8.onnx"
+            # quantize_static writes <model>-inferred.onnx beside the model it is given, and removes it: a copy
+            # here, so a user's file of that name beside theirs is not replaced, and a failed run leaves nothing
+            source = Path(tmp) / "float.onnx"
+            shutil.copyfile(float_path, source)
             quantize_static(
-                str(float_path), str(out), _Reader(crops, meta, input_name), quant_format=QuantFormat.QDQ,
+                str(source), str(out), _Reader(crops, meta, input_name), quant_format=QuantFormat.QDQ,
                 per_channel=recipe.per_channel, reduce_range=recipe.reduce_range,
                 activation_type=_TYPES[recipe.activations], weight_type=QuantType.QInt8,
                 calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=keep,
@@ -145,6 +150,10 @@ def quantize_model(float_path, crops: CropSet, meta: ModelMetadata, recipe: Reci
             return onnx.load(str(out))
     except (ValueError, RuntimeError, onnx.checker.ValidationError) as e:
         raise ExportError(f"quantisation failed: {str(e).strip().splitlines()[0] if str(e).strip() else e}") from None
+    except OSError as e:  # e.g. a full disk under its temporary folder
+        raise ExportError(f"quantisation failed: {e.strerror or e}") from None
+    except Exception as e:  # protobuf's DecodeError for a file cut short, and such
+        raise ExportError(f"quantisation failed: {type(e).__name__}: {e}") from None
     finally:
         logging.getLogger().setLevel(quiet)
 

@@ -28,7 +28,7 @@ import datetime
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -116,14 +116,30 @@ def _predict_searched(pred, data, images):
     return xy, scores
 
 
+def _rounded(knots, chances) -> Tuple[List[float], List[float]]:
+    """The table's knots and chances to 4 digits, as the metadata keeps them; knots that rounding makes equal (the
+    scores of a barely trained model lie close together) are one, with the higher chance (chances never fall)."""
+    xs: List[float] = []
+    ys: List[float] = []
+    for x, y in zip(knots, chances):
+        x, y = round(float(x), 4), round(float(y), 4)
+        if xs and x <= xs[-1]:
+            ys[-1] = max(ys[-1], y)
+        else:
+            xs.append(x)
+            ys.append(y)
+    return xs, ys
+
+
 def _fit_table(scores, hit, use, xy, gt, labelled, names, bins):
     """The table fitted on every counted joint, with the calibration error of the raw scores and of the scores
     read, two-fold cross-fitted, through the table fitted on the other half of the persons."""
     knots, chances = fit_isotonic(scores[use], hit[use], bins)
+    knots, chances = _rounded(knots, chances)
     crossed = cross_fitted(scores, hit, use, scores, bins)
     raw = score_reliability(xy, gt, labelled, names, np.where(use, scores, np.nan), WITHIN)
     cross = score_reliability(xy, gt, labelled, names, np.where(use, crossed, np.nan), WITHIN)
-    return {"scores": [round(float(v), 4) for v in knots], "chances": [round(float(v), 4) for v in chances],
+    return {"scores": knots, "chances": chances,
             "joints": int(use.sum()), "persons": int(use.any(axis=1).sum()), "ece_raw": round(raw["ece"], 4),
             "ece_cross_fitted": round(cross["ece"], 4)}
 

@@ -138,7 +138,7 @@ def stamp_negatives(cutouts: Sequence[os.PathLike], backgrounds: Sequence[os.Pat
 def main(argv=None) -> None:
     import click
 
-    @click.command(help=__doc__.split("\n")[0])
+    @click.command(help=__doc__.split("\n")[0], context_settings={"help_option_names": ["-h", "--help"]})
     @click.option("--cutouts", "cutouts", multiple=True, required=True, type=click.Path(path_type=Path),
                   help="folder of PNG cut-outs with transparency (repeatable), e.g. tuxpaint's stamps/animals")
     @click.option("--backgrounds", multiple=True, required=True, type=click.Path(path_type=Path),
@@ -151,10 +151,15 @@ def main(argv=None) -> None:
                        "(repeatable; giving any replaces the default)")
     @click.option("--seed", default=0, show_default=True)
     def cli(cutouts, backgrounds, out, count, exclude, seed):
+        real_out = Path(os.path.realpath(out))
+        inside = next((s for s in (*cutouts, *backgrounds) if real_out == Path(os.path.realpath(s))
+                       or Path(os.path.realpath(s)) in real_out.parents), None)
+        if inside is not None:  # its pictures would be read as sources by the next run
+            raise click.UsageError(f"--out {out} lies in the source {inside}: give a folder outside the sources")
         try:
             n = stamp_negatives(cutouts, backgrounds, out, count, seed, exclude)
         except InputError as e:
-            raise click.ClickException(str(e)) from None
+            raise click.UsageError(str(e)) from None
         click.echo(f"wrote {n} pictures to {out}")
 
     cli.main(args=argv, prog_name="python -m export.stamp_negatives", standalone_mode=True)

@@ -109,7 +109,9 @@ def test_metadata_round_trip_through_runtime(exported):
     # provenance
     assert d["source_checkpoint"] == {"file": "last.pth", "sha256": file_sha256(exported["ckpt"])}
     assert d["training_data"]["name"] == "lsp_train" and d["training_data"]["citation"].startswith("Johnson")
-    assert d["recipe"] == META["recipe"] and d["validation"] == META["val"] and d["epoch"] == 3
+    # the recipe gains the size training saw, which models.train keeps beside it (review s59)
+    assert d["recipe"] == {**META["recipe"], "input_size": META["input_size"]}
+    assert d["validation"] == META["val"] and d["epoch"] == 3
     assert d["weights"] == "trained" and d["loss"] == "rce"
     assert d["exporter"]["torch"] == torch.__version__ and d["exporter"]["opset"] == 17 and d["exported_at"]
 
@@ -190,3 +192,16 @@ def test_dynamo_fallback_keeps_the_contract(tmp_path, monkeypatch):
     session, _ = open_session(out, threads=1)
     for batch in (1, 5):
         assert session.run(None, {"input": reference_batch((32, 16), batch)})[0].shape == (batch, 3, 4, 8)
+
+
+def test_an_opset_the_exporters_do_not_write_is_refused_not_recorded(tmp_path, capfd):
+    """--opset 99 wrote an opset-18 file whose metadata said 99, with a traceback on stderr and, for 24-28, the
+    Torch IR on stdout (review s59)."""
+    from export.errors import ExportError
+    from export.onnx_graph import opset_of, torch_to_onnx
+
+    with pytest.raises(ExportError, match=r"wrote opset \d+, not 99"):
+        torch_to_onnx(Tiny().eval(), (32, 16), opset=99)
+    out, err = capfd.readouterr()
+    assert out == "" and "Traceback" not in err
+    assert opset_of(torch_to_onnx(Tiny().eval(), (32, 16), opset=17)) == 17

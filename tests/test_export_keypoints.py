@@ -142,6 +142,10 @@ def test_checkpoints_naming_their_keypoints_at_the_top_keep_them():
     exported = build_metadata(spec, ks, Checkpoint({}, meta))
     assert exported.box_padding == 1.1  # the file's (calibrated) padding, not the recipe's
     assert build_metadata(spec, ks, Checkpoint({}, {"recipe": {"box_padding": 1.2}})).box_padding == 1.2
+    # where the weights came from travels into the file (a soup's, a shrunk or recovered model's: review s59)
+    for lineage, value in (("souped_from", [{"file": "a.pth", "weight": 0.5}]), ("shrunk_from", {"source": "b"}),
+                           ("recovered_from", {"file": "c.onnx"})):
+        assert build_metadata(spec, ks, Checkpoint({}, {**meta, lineage: value})).extra[lineage] == value
     five = {"architecture": "fasterpose_r18", "keypoints": list("abcde"), "skeleton": [], "flip_pairs": []}
     assert resolve_keypoint_set(resolve_spec(meta=five).num_keypoints, five).keypoints == list("abcde")
 

@@ -243,6 +243,14 @@ def test_export_int8_flags_go_together(tmp_path):
     for extra in (["--int8"], ["--calibration", str(tmp_path)]):
         res = invoke(main, base + extra)
         assert res.exit_code == 2 and "--calibration" in res.output and not out.exists()
+    # what --int8 reads and writes is checked before the float model is written (it was after: review s59)
+    (tmp_path / "ann.json").write_text("{}")
+    (tmp_path / "m_int8.onnx").mkdir()
+    for extra, message in ((["--calibration", str(tmp_path / "none")], "no such file or folder"),
+                           (["--calibration", str(tmp_path / "ann.json")], "its photos folder"),
+                           (["--calibration", str(tmp_path)], "m_int8.onnx: it is a folder")):
+        res = invoke(main, base + ["--int8"] + extra)
+        assert res.exit_code == 2 and message in res.output and not out.exists(), res.output
 
 
 @needs_photos
@@ -266,8 +274,14 @@ def test_export_int8_writes_float_then_int8(tmp_path):
 def test_eval_file_photos_default_to_the_calibration_photos(float_model, tmp_path):
     ann = tmp_path / "val.json"  # no images/ folder beside it
     ann.write_bytes(ANN.read_bytes())
+    # onnxruntime writes <model>-inferred.onnx beside the model it quantises and removes it: a user's file of that
+    # name was lost (review s59)
+    neighbour = Path(float_model).with_name(Path(float_model).stem + "-inferred.onnx")
+    neighbour.write_text("notes")
     result = quantize_file(float_model, tmp_path / "e.onnx", calibration=ANN, calibration_images=COCO_MINI / "images",
                            calibration_size=2, eval_file=ann, verify_size=3, max_pck_drop=100.0)
+    assert neighbour.read_text() == "notes"
+    neighbour.unlink()
     assert result.agreement.crops == 3 and result.agreement.reference == "ground truth"
     assert _meta(result.path).extra["quantization"]["verification"]["source"] == "val.json"
 

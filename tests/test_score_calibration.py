@@ -359,3 +359,14 @@ def test_eval_says_how_often_each_score_and_confidence_is_right(fitted, lspet40,
                               str(MODEL), "-q", "--threads", "1"])
     assert "by joint score" in plain.output and ("by confidence" in plain.output) == (
         PosePredictor(MODEL, threads=1).calibration is not None)
+
+
+def test_knots_that_rounding_makes_equal_are_merged_into_a_valid_table():
+    """A barely trained model's scores lie within 1e-4: the rounded knots repeated, the runtime refused the table
+    ("scores must increase") and the tool ended in a traceback, writing nothing (review s59)."""
+    from export.score_calibration import _rounded
+    from fasterpose_rt.confidence import table_problem
+
+    xs, ys = _rounded([0.01791, 0.01792, 0.018, 0.01801, 0.5], [0.1, 0.2, 0.2, 0.3, 0.9])
+    assert xs == [0.0179, 0.018, 0.5] and ys == [0.2, 0.3, 0.9]
+    assert table_problem({"within": 0.2, "plain": {"scores": xs, "chances": ys}}) is None

@@ -73,7 +73,7 @@ def test_stamp_negatives_errors_are_clear(tmp_path, capsys):
         stamp_negatives([tmp_path / "missing"], [walls], tmp_path / "out", progress=False)
     with pytest.raises(SystemExit) as exit_info:
         main(["--cutouts", str(walls), "--backgrounds", str(walls), "--out", str(tmp_path / "out")])
-    assert exit_info.value.code == 1 and "no PNG with transparency" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "no PNG with transparency" in capsys.readouterr().err  # a usage error
 
 
 def test_a_negative_count_or_an_out_that_is_a_file_is_refused_before_any_work(tmp_path, capsys):
@@ -93,5 +93,10 @@ def test_a_negative_count_or_an_out_that_is_a_file_is_refused_before_any_work(tm
     with pytest.raises(SystemExit) as exit_info:
         main(args + ["--out", str(taken)])
     err = capsys.readouterr().err
-    assert exit_info.value.code == 1 and "not a folder" in err and "Traceback" not in err
+    assert exit_info.value.code == 2 and "not a folder" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists() and taken.read_text() == "not a folder"
+    # an --out inside a source: its pictures were read as sources by the next run (review s59)
+    with pytest.raises(SystemExit) as exit_info:
+        main(args + ["--out", str(walls / "stamped")])
+    assert exit_info.value.code == 2 and "lies in the source" in capsys.readouterr().err
+    assert not (walls / "stamped").exists()
