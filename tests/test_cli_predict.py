@@ -1404,6 +1404,28 @@ def test_a_coco_boxes_file_listing_a_photo_in_its_stored_frame_has_it_read_as_st
     assert entry["image_id"] == 7 and np.abs(found - np.array(POINTS)).max() < 2.0, found
 
 
+def test_namesakes_resumed_in_another_order_find_their_own_results(tmp_path, standin_path):
+    """a/same.png and b/same.png share a name: their --out-dir files are same.json and same_2.json by position, so
+    a resumed run given them in the other order (or b alone) failed both as "holds the results of" the other
+    (review s59)."""
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        cv2.imwrite(str(tmp_path / folder / "same.png"), photo())
+    a, b, own = tmp_path / "a" / "same.png", tmp_path / "b" / "same.png", tmp_path / "own"
+    base = ["--model", standin_path, "--no-search", "--out-dir", own]
+    r = run("predict", a, b, *base)
+    assert r.exit_code == 0 and sorted(p.name for p in own.iterdir()) == ["same.json", "same_2.json"], r.output
+    written = {p.name: p.read_text() for p in own.iterdir()}
+    for order in ((b, a), (b,), (a,)):
+        r = run("predict", *order, *base, "--skip-existing")
+        assert r.exit_code == 0 and f"{len(order)} input{'s' * (len(order) > 1)} skipped" in r.stderr, r.output
+    assert {p.name: p.read_text() for p in own.iterdir()} == written
+    r = run("predict", b, a, *base)  # run again without skipping: each into its own file (image ids by order)
+    assert r.exit_code == 0, r.output
+    assert [json.loads((own / n).read_text())[0]["file_name"] for n in ("same.json", "same_2.json")] == [
+        a.as_posix(), b.as_posix()]
+
+
 def test_a_photo_of_nobody_gets_no_person(tmp_path):
     """The bundled default (it has a presence head) on a blank photo and a photo of noise: by default nobody, as a
     video frame of nobody has no entry, and the summary says so; with --min-presence 0 a guess for each, with the

@@ -289,6 +289,12 @@ class PredictRun:
                 self._skipped_ids[item.label], ahead, floor = (ahead, floor), 0, 0
                 continue
             recorded = _recorded_source(own)
+            if recorded and not _same_input(recorded, item):
+                # two inputs of one name, given in another order than before (or one alone): its own file may be
+                # the one the other's name took (name_2 and name), which --skip-existing then finds
+                found = self._own_file_among_namesakes(item, len(items))
+                if found is not None:
+                    self._own[item.label], own, recorded = found, found, ""
             if recorded is None or (recorded and not _same_input(recorded, item)):
                 whose = "is not a results file" if recorded is None else f"holds the results of {recorded}"
                 self.fail(item.path, f"its --out-dir file {own} {whose}; give another --out-dir (or move that file)")
@@ -305,6 +311,19 @@ class PredictRun:
             kept.append(item)
             self._skipped_ids[item.label], ahead, floor = (ahead, floor), 0, 0
         return kept
+
+    def _own_file_among_namesakes(self, item: InputItem, most: int) -> Optional[Path]:
+        """The --out-dir file, named as ``item``'s name or a namesake's (name, name_2, ... name_<most + 1>), that holds
+        ``item``'s own results, or None."""
+        assert self.out_dir is not None
+        rel = item.rel.with_suffix(".json" if item.kind == "image" else ".jsonl")
+        for n in range(1, most + 2):
+            path = self.out_dir / (rel if n == 1 else rel.with_name(f"{rel.stem}_{n}{rel.suffix}"))
+            if path.is_file():
+                recorded = _recorded_source(path)
+                if recorded and _same_input(recorded, item):
+                    return path
+        return None
 
     def _start_after_the_boxes_files_ids(self, items: List[InputItem]) -> None:
         """Running image ids (a video's frames, a photo whose --boxes entry gives it none) start after the largest
