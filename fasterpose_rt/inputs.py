@@ -39,6 +39,7 @@ IMAGE_EXTENSIONS = frozenset({
 }) | frozenset({".gif"} if tuple(map(int, cv2.__version__.split(".")[:2])) >= (4, 11) else ())  # first frame
 VIDEO_EXTENSIONS = frozenset({
     ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts", ".mts",
+    ".h264", ".264", ".h265", ".265", ".hevc",  # raw streams, as cameras and encoders write them (no timestamps)
 })
 LIST_EXTENSIONS = frozenset({".txt"})  # fasterpose predict photos.txt: one input per line
 

@@ -317,18 +317,26 @@ class PoseTracker:
         self.reset()
 
     def reset(self) -> None:
+        self._forget_where()
+        self._started = False  # a frame done since the reset: the start boxes, if any, were used
+        self._frames = self._last_id = 0
+        self._shape: Optional[tuple] = None  # (h, w) of the last frame
+
+    def _forget_where(self) -> None:
+        """No person followed or remembered: where they were is in another frame's px (or none yet)."""
         self.boxes = np.zeros((0, 4), np.float32)
         self.ids = np.zeros(0, np.int64)
         self._centres = np.zeros((0, 2), np.float32)  # where each followed person's joints were centred last frame
-        self._started = False  # a frame done since the reset: the start boxes, if any, were used
         # persons reported in the last ``remember`` frames: where each was last seen, its id, and when
         self._seen_boxes = np.zeros((0, 4), np.float32)
         self._seen_ids, self._seen_at = np.zeros(0, np.int64), np.zeros(0, np.int64)
         self._seen_sure = np.zeros(0, bool)  # the box was made by its joints (else: the box it was run on)
-        self._frames = self._last_id = 0
 
     def __call__(self, frame) -> PoseResult:
         frame = to_bgr_uint8(frame)
+        if self._shape is not None and frame.shape[:2] != self._shape:  # a stream that changed its resolution:
+            self._forget_where()  # the boxes are in the old frame's px; persons are searched for afresh (new ids)
+        self._shape = frame.shape[:2]
         followed = self.boxes
         due = self.reacquire_every is not None and self._frames % self.reacquire_every == 0
         self._frames += 1

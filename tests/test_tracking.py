@@ -133,6 +133,21 @@ def test_tracker_follows_moving_person_and_acquires_again_when_lost():
     np.testing.assert_allclose(fake.calls[-1], [[-0.5, -0.5, 200, 120]])  # acquires on the whole frame again
 
 
+def test_a_frame_of_another_size_drops_the_boxes_of_the_frames_before():
+    """A stream that changes resolution: the followed box, in the old frame's px, was run on the new frame (the
+    person lost, then shrunk to a sliver: review s59); now the new frame is looked at whole."""
+    fake = FakePredictor([PERSON])
+    tracker = PoseTracker(fake, refine_passes=0, search=False)
+    tracker(FRAME)
+    tracker(FRAME)
+    assert len(tracker.boxes) == 1
+    big = np.zeros((FRAME.shape[0] * 2, FRAME.shape[1] * 2, 3), np.uint8)
+    fake.persons = PERSON[None] * 2
+    res = tracker(big)
+    np.testing.assert_allclose(fake.calls[-1], [[-0.5, -0.5, big.shape[1], big.shape[0]]])  # whole, not the old box
+    np.testing.assert_allclose(res.keypoints[0], fake.persons[0])
+
+
 def test_a_due_search_does_not_add_a_followed_person_again_where_it_is_now():
     """--max-persons 2: the search for new arrivals left out only persons overlapping the boxes the followed were
     looked for in, which a moving person has left: it was reported twice, and took a new id (review s58)."""
