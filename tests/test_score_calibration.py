@@ -364,6 +364,7 @@ def test_eval_says_how_often_each_score_and_confidence_is_right(fitted, lspet40,
 def test_knots_that_rounding_makes_equal_are_merged_into_a_valid_table():
     """A barely trained model's scores lie within 1e-4: the rounded knots repeated, the runtime refused the table
     ("scores must increase") and the tool ended in a traceback, writing nothing (review s59)."""
+    pytest.importorskip("torch", reason=TORCH_ABSENT)
     from export.score_calibration import _rounded
     from fasterpose_rt.confidence import table_problem
 
