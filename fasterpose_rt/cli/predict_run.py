@@ -20,7 +20,6 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..annotated_photos import read_as_listed
 from ..boxes import ImageBoxes
 from ..geometry import box_centers_and_sizes, rescale_boxes
 from ..inputs import (TEMP_PREFIX, InputItem, InputReadError, is_live, open_stream, open_video, opencv_video_path,
@@ -405,8 +404,8 @@ class PredictRun:
         image, scale = read_photo(item.path, self.long_side, self._most_reduction(boxes))
         size = found.image_size if found is not None else None
         if size is not None and size[0] != size[1] and (image.shape[0] > image.shape[1]) != (size[0] > size[1]):
-            stored, frame = read_as_listed(item.path, size)
-            if frame == "stored":
+            stored = read_image(item.path, orientation=False)  # (read_as_listed's check, the upright read done)
+            if stored.shape[:2] == tuple(size):
                 return stored, 1, boxes, coco_id, size
         return image, scale, boxes, coco_id, None
 
