@@ -135,6 +135,25 @@ def test_an_existing_special_file_needs_write_permission_not_a_writable_folder(s
     assert fifo.read() == ""
 
 
+@pytest.mark.parametrize("option", ["--vis", "--out-dir"])
+def test_a_folder_that_cannot_be_written_is_refused_before_any_work(shoot, standin_path, tmp_path, monkeypatch,
+                                                                    option):
+    """A --vis or --out-dir folder the user may not write to: one line and exit 2 before the model loads (each
+    input failed in turn, exit 1). (Tests run as root: os.access is made to say what a user would be told.)"""
+    from fasterpose_rt.cli import common
+
+    access = os.access
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    monkeypatch.setattr(common.os, "access",
+                        lambda p, mode: not (os.path.realpath(p) == str(folder) and mode & os.W_OK) and access(p, mode))
+    r = run("predict", shoot / "in", "--model", standin_path, "--no-search", "-q", "--out", tmp_path / "r.json",
+            option, folder)
+    assert r.exit_code == 2, r.output
+    assert r.stderr.strip().splitlines()[-1] == f"Error: cannot write to the {option} folder {folder}: it is not writable"
+    assert not (tmp_path / "r.json").exists() and list(folder.iterdir()) == []
+
+
 def test_predict_out_through_a_symlink_writes_its_target(shoot, standin_path, tmp_path):
     (tmp_path / "real").mkdir()
     link = tmp_path / "link.json"

@@ -162,6 +162,14 @@ def out_problem(out: Path) -> Optional[str]:
     return None
 
 
+def folder_problem(folder: Path) -> Optional[str]:
+    """Why files cannot be made in the existing folder ``folder`` (a --vis or --out-dir folder), checked before any
+    work, so a run is refused once instead of failing input by input; None when they can."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "it is not writable"
+    return None
+
+
 def out_is_one_of(out: Path, read) -> Optional[str]:
     """Which of the files a run reads ``out`` is, so writing it would replace that file: ``read`` holds (what, path
     or None) pairs, the bundled models are added; returns the matching ``what``, None when out is none of them."""
