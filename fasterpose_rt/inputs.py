@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from .image import to_bgr_uint8
+from .mp4_edits import shown_seconds
 
 __all__ = [
     "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "LIST_EXTENSIONS", "InputItem", "InputReadError", "expand_inputs",
@@ -514,8 +515,9 @@ MAX_FPS = 1000.0  # frames per second no camera or video file delivers beyond
 def open_video(path: Union[str, os.PathLike]) -> Tuple[cv2.VideoCapture, Optional[int], float]:
     """Open a video -> (capture, frame count or None when the container does not say, fps or 0.0).
 
-    Raises InputReadError when no backend can open it. A file name that is not UTF-8 is opened through an ASCII
-    one (:func:`opencv_video_path`).
+    The count is the frames shown: an MP4 / MOV file trimmed without re-encoding lists frames before its cut that
+    its edit list hides, which no decoder hands out (:func:`mp4_edits.shown_seconds`). Raises InputReadError when
+    no backend can open it. A file name that is not UTF-8 is opened through an ASCII one (:func:`opencv_video_path`).
     """
     with opencv_video_path(path, "reader") as name:
         cap = cv2.VideoCapture(name)
@@ -524,7 +526,11 @@ def open_video(path: Union[str, os.PathLike]) -> Tuple[cv2.VideoCapture, Optiona
         if "://" not in str(path) and not os.path.exists(path):  # a stream's URL names no file
             raise InputReadError("no such file")
         raise InputReadError("cannot open as a video (unsupported format or corrupt file)")
-    return (cap, *capture_info(cap))
+    count, fps = capture_info(cap)
+    seconds = shown_seconds(path) if count is not None and fps else None
+    if seconds is not None and round(seconds * fps) < count:
+        count = max(1, round(seconds * fps))
+    return cap, count, fps
 
 
 def _utf8(text: str) -> bool:

@@ -366,6 +366,53 @@ def test_a_variable_frame_rate_video_cut_short_is_still_named(pred, tmp_path):
             pass
 
 
+def trimmed_mp4(path, frames=30, fps=10, start_s=1.0, shown_s=2.0):
+    """An MP4 as a lossless trim leaves it: ``frames`` frames listed, its edit list showing ``shown_s`` seconds from
+    ``start_s`` (OpenCV writes a one-entry edit list showing all; its entry is rewritten). Returns path."""
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (64, 48))
+    for i in range(frames):
+        w.write(np.full((48, 64, 3), 8 * i, np.uint8))
+    w.release()
+    data = bytearray(path.read_bytes())
+    elst, mdhd = data.find(b"elst"), data.find(b"mdhd")
+    assert elst > 0 and mdhd > 0 and data[elst + 4] == 0 and data[mdhd + 4] == 0  # version-0 boxes
+    movie_scale = struct.unpack_from(">I", data, data.find(b"mvhd") + 16)[0]
+    media_scale = struct.unpack_from(">I", data, mdhd + 16)[0]
+    struct.pack_into(">Ii", data, elst + 12, round(shown_s * movie_scale), round(start_s * media_scale))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_trimmed_mp4_is_whole_with_the_frames_its_edit_list_shows(pred, tmp_path):
+    """A lossless trim lists the frames before its cut, which no decoder shows: 20 of 30 were read, then "decoding
+    stopped at frame 20 of the 30 the file lists (damaged or cut off?)"."""
+    from fasterpose_rt.mp4_edits import shown_seconds
+
+    path = trimmed_mp4(tmp_path / "trim.mp4")
+    assert shown_seconds(path) == 2.0 and int(cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FRAME_COUNT)) == 30
+    video = VideoPoses(pred, path)
+    assert video.frame_count == 20
+    assert [f.index for f in video] == list(range(20))
+    untrimmed = tmp_path / "whole.mp4"
+    trimmed_mp4(untrimmed, start_s=0.0, shown_s=3.0)  # an edit list that shows all: the count stands
+    assert VideoPoses(pred, untrimmed).frame_count == 30
+
+
+def test_edit_lists_of_other_files_are_none(tmp_path):
+    from fasterpose_rt.mp4_edits import shown_seconds
+
+    whole = trimmed_mp4(tmp_path / "a.mp4").read_bytes()
+    for name, data in (("not_mp4.mp4", b"RIFF" + bytes(100)), ("empty.mp4", b""), ("cut.mp4", whole[:-300]),
+                       ("boxes_of_nonsense.mp4", b"\x00\x00\x00\x08ftyp" + b"\xff" * 64)):
+        (tmp_path / name).write_bytes(data)
+        assert shown_seconds(tmp_path / name) is None, name
+    assert shown_seconds(tmp_path) is None and shown_seconds(tmp_path / "missing.mp4") is None
+    no_edits = bytearray(whole)
+    no_edits[no_edits.find(b"edts"):no_edits.find(b"edts") + 4] = b"free"  # the box renamed: no edit list
+    (tmp_path / "no_edits.mp4").write_bytes(bytes(no_edits))
+    assert shown_seconds(tmp_path / "no_edits.mp4") is None
+
+
 def test_constant_rate_times_stay_index_over_fps(tmp_path):
     """Matroska keeps times in whole milliseconds: a 29.97 fps file's are off index / fps by up to 0.5 ms."""
     from fasterpose_rt.inputs import iter_video_frames, open_video
