@@ -528,7 +528,7 @@ def open_video(path: Union[str, os.PathLike]) -> Tuple[cv2.VideoCapture, Optiona
         raise InputReadError("cannot open as a video (unsupported format or corrupt file)")
     count, fps = capture_info(cap)
     seconds = shown_seconds(path) if count is not None and fps else None
-    if seconds is not None and round(seconds * fps) < count:
+    if seconds is not None and count is not None and round(seconds * fps) < count:
         count = max(1, round(seconds * fps))
     return cap, count, fps
 
