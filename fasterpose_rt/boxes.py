@@ -413,6 +413,10 @@ class HogPeopleDetector:
         self._hog.setSVMDetector(people())
         self.long_side, self.min_score, self.iou_threshold = long_side, min_score, iou_threshold
 
+    def __reduce__(self):
+        # OpenCV's HOGDescriptor cannot be pickled: a copy (a process pool's, copy.deepcopy) builds its own.
+        return type(self), (self.long_side, self.min_score, self.iou_threshold)
+
     def __call__(self, image: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         image = to_bgr_uint8(image)
         h, w = image.shape[:2]

@@ -44,6 +44,14 @@ class ScoreCalibration:
     within: float = 0.2
     source: str = ""
 
+    def __post_init__(self):
+        # One table serves every result of a predictor: read-only copies, so changing one result's cannot
+        # change the others' (or the predictor's own).
+        for name in ("scores", "chances"):
+            table = np.array(getattr(self, name), np.float64)
+            table.flags.writeable = False
+            object.__setattr__(self, name, table)
+
     def __call__(self, scores) -> np.ndarray:
         """scores (...) raw heatmap peaks -> (...) float32 chances in [0, 1]."""
         return np.interp(np.asarray(scores, np.float64), self.scores, self.chances).astype(np.float32)

@@ -147,8 +147,7 @@ class PosePredictor:
                  backend: str = "onnxruntime", search_with: Optional["PosePredictor"] = None):
         if variant is not None and variant not in DEFAULT_MODELS:
             raise ValueError(f"variant must be one of {sorted(DEFAULT_MODELS)}, got {variant!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, numbers.Integral)) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        _check_batch_size(batch_size)
         if box_padding is not None and not is_box_padding(box_padding):
             raise ValueError(f"box_padding must be {BOX_PADDING_RULE}, got {box_padding!r}")
         if model is None:
@@ -170,29 +169,24 @@ class PosePredictor:
             self.metadata = replace(self.metadata, box_padding=float(box_padding))
         self.model_path = str(path)
         self._threads_asked, self._box_padding_asked = threads, box_padding  # what a copy is made with
-        self.threads = self._session.get_session_options().intra_op_num_threads
-        self.flip_test = bool(flip_test)
+        self._threads = self._session.get_session_options().intra_op_num_threads
         if search_with is not None and search_with.keypoint_names != self.keypoint_names:
             raise ValueError("search_with must name the same keypoints as the model: "
                              f"{', '.join(search_with.keypoint_names[:3])}, ... against "
                              f"{', '.join(self.keypoint_names[:3])}, ...")
         self.search_with = search_with
-        # What a score means for this model run this way (plain or flip-tested), for persons in given boxes and
-        # for persons the search picked (tracking.py hands those this one); None when it was not measured.
-        self.calibration = ScoreCalibration.from_metadata(self.metadata.extra, self.flip_test)
-        self.searched_calibration = ScoreCalibration.from_metadata(self.metadata.extra, self.flip_test, searched=True)
-        self.batch_size = int(batch_size)  # a numpy integer too
+        self.flip_test = flip_test
         inp = self._session.get_inputs()[0]
+        self._batch_fixed = isinstance(inp.shape[0], int)  # a fixed batch axis: only batch 1 serves any count
+        if self._batch_fixed and inp.shape[0] != 1:
+            raise ModelError(f"{path}: input batch axis is fixed at {inp.shape[0]}; export it dynamic (or 1)")
+        self._batch_size = 1 if self._batch_fixed else int(batch_size)  # a numpy integer too
         self._input_name, self._output_name = inp.name, self._session.get_outputs()[0].name
         # The presence head's output (open_session checked that the graph has it), run beside the heatmaps.
         self._presence_name = presence_output(self.metadata.extra, [o.name for o in self._session.get_outputs()])
         self._output_names = [self._output_name] + ([self._presence_name] if self._presence_name else [])
         self._presence_logits = bool(self._presence_name) and \
             self.metadata.extra[PRESENCE_KEY].get("kind", "logits") == "logits"
-        if isinstance(inp.shape[0], int):  # a fixed batch axis: only batch 1 can serve any number of persons
-            if inp.shape[0] != 1:
-                raise ModelError(f"{path}: input batch axis is fixed at {inp.shape[0]}; export it dynamic (or 1)")
-            self.batch_size = 1
         self._normalize = Normalizer(self.metadata)
         # Channel k of a mirrored crop's heatmaps belongs to keypoint flip_perm[k] (left <-> right).
         self._flip_perm = flip_permutation(self.metadata.num_keypoints, self.metadata.flip_pairs)
@@ -202,6 +196,47 @@ class PosePredictor:
         # they are now: flip_test and batch_size may have been set since).
         return type(self), (self.model_path, self._threads_asked, self.flip_test, self.batch_size, None,
                             self._box_padding_asked, self.backend, self.search_with)
+
+    @property
+    def threads(self) -> int:
+        """The session's intra-op threads (0: onnxruntime's own choice); fixed once the session is open."""
+        return self._threads
+
+    @property
+    def flip_test(self) -> bool:
+        """Whether mirrored crops are run too; may be set at any time (a call in flight finishes as it began)."""
+        return self._mode[0]
+
+    @flip_test.setter
+    def flip_test(self, value: bool) -> None:
+        flip = bool(value)
+        # What a score means for this model run this way (plain or flip-tested), for persons in given boxes and
+        # for persons the search picked (tracking.py hands those this one); None when it was not measured. Set
+        # together in one assignment, so a call reads a flip and the tables that go with it.
+        self._mode = (flip, ScoreCalibration.from_metadata(self.metadata.extra, flip),
+                      ScoreCalibration.from_metadata(self.metadata.extra, flip, searched=True))
+
+    @property
+    def calibration(self) -> Optional[ScoreCalibration]:
+        """The score table of persons in given boxes, for the current ``flip_test``; None when not measured."""
+        return self._mode[1]
+
+    @property
+    def searched_calibration(self) -> Optional[ScoreCalibration]:
+        """The score table of persons the search picked, for the current ``flip_test``; None when not measured."""
+        return self._mode[2]
+
+    @property
+    def batch_size(self) -> int:
+        """Most crops per ``session.run`` (a flip-tested person takes two); may be set at any time."""
+        return self._batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        _check_batch_size(value)
+        if self._batch_fixed and value != 1:
+            raise ValueError(f"{self.model_path}: the model's batch axis is fixed at 1, so batch_size stays 1")
+        self._batch_size = int(value)
 
     @property
     def has_presence(self) -> bool:
@@ -265,12 +300,13 @@ class PosePredictor:
         xy = np.zeros((n, k, 2), np.float64)
         scores = np.zeros((n, k), np.float32)
         there = np.zeros(n, np.float32) if self.has_presence else None
+        (flip, calibration, _), batch = self._mode, self._batch_size  # read once: other threads may set them
         if n:
             affines = crop_transforms(b, self.metadata)
-            per_chunk = max(1, self.batch_size // 2) if self.flip_test else self.batch_size
+            per_chunk = max(1, batch // 2) if flip else batch
             for s in range(0, n, per_chunk):
                 crops = warp_crops(imgs, affines[s:s + per_chunk], self.metadata.input_size, owners[s:s + per_chunk])
-                heatmaps, presence = self._infer(self._normalize(crops))
+                heatmaps, presence = self._infer(self._normalize(crops), flip, batch)
                 hm_xy, hm_scores = decode_heatmaps(heatmaps)
                 scores[s:s + per_chunk] = hm_scores
                 if there is not None:
@@ -280,7 +316,7 @@ class PosePredictor:
             xy = apply_affine(xy, invert_affine(affines))
         xy32, b32, ends = xy.astype(np.float32), b.astype(np.float32), np.cumsum(counts)
         return [PoseResult(xy32[e - c:e], scores[e - c:e], b32[e - c:e], self.keypoint_names,
-                           calibration=self.calibration, presence=None if there is None else there[e - c:e])
+                           calibration=calibration, presence=None if there is None else there[e - c:e])
                 for c, e in zip(counts, ends)]
 
     def draw(self, image, result: PoseResult, threshold: float = 0.3, note: str = "") -> np.ndarray:
@@ -293,14 +329,17 @@ class PosePredictor:
         return draw_poses(to_bgr_uint8(image), result.keypoints, result.scores, self.skeleton, self.keypoint_names,
                           threshold, boxes=result.boxes, labels=labels, note=note)
 
-    def _infer(self, x: np.ndarray):
+    def _infer(self, x: np.ndarray, flip: Optional[bool] = None, batch: Optional[int] = None):
         """Model input (n, 3, H, W) -> (probability heatmaps (n, K, h, w) float32, presence (n,) float32 in [0, 1]
-        or None without a presence head), each flip-test merged if enabled (presence: the two views' mean)."""
+        or None without a presence head), each flip-test merged if ``flip`` (presence: the two views' mean), run in
+        ``batch``-sized pieces; both default to the predictor's ``flip_test`` and ``batch_size``."""
         n = x.shape[0]
-        if self.flip_test:
+        flip = self.flip_test if flip is None else flip
+        batch = self._batch_size if batch is None else batch
+        if flip:
             x = np.concatenate([x, x[:, :, :, ::-1]])  # crop x -> W-1-x exactly (pixel centres)
-        runs = [self._session.run(self._output_names, {self._input_name: x[s:s + self.batch_size]})
-                for s in range(0, x.shape[0], self.batch_size)]
+        runs = [self._session.run(self._output_names, {self._input_name: x[s:s + batch]})
+                for s in range(0, x.shape[0], batch)]
         out = runs[0][0] if len(runs) == 1 else np.concatenate([r[0] for r in runs])
         presence = None
         if self._presence_name is not None:
@@ -310,7 +349,7 @@ class PosePredictor:
                                  f"{x.shape[0]} crops")
             if self._presence_logits:
                 presence = _sigmoid(presence)
-            if self.flip_test:
+            if flip:
                 presence = 0.5 * (presence[:n] + presence[n:])
         if out.ndim != 4 or out.shape[:2] != (x.shape[0], self.metadata.num_keypoints):
             raise ModelError(f"{self.model_path}: output shape {out.shape}, expected "
@@ -320,7 +359,12 @@ class PosePredictor:
             out = _sigmoid(out)
         else:  # a model trained with MSE overshoots 1 near its peaks; validation (models/validate.py) clips too
             out = np.clip(out, 0.0, 1.0)
-        return (merge_flipped(out, n, self._flip_perm) if self.flip_test else out), presence
+        return (merge_flipped(out, n, self._flip_perm) if flip else out), presence
+
+
+def _check_batch_size(value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, numbers.Integral)) or value < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {value!r}")
 
 
 def merge_flipped(heatmaps: np.ndarray, n: int, flip_perm: np.ndarray) -> np.ndarray:

@@ -150,7 +150,8 @@ def test_a_folder_that_cannot_be_written_is_refused_before_any_work(shoot, stand
     r = run("predict", shoot / "in", "--model", standin_path, "--no-search", "-q", "--out", tmp_path / "r.json",
             option, folder)
     assert r.exit_code == 2, r.output
-    assert r.stderr.strip().splitlines()[-1] == f"Error: cannot write to the {option} folder {folder}: it is not writable"
+    said = r.stderr.strip().splitlines()[-1]
+    assert said == f"Error: cannot write to the {option} folder {folder}: it is not writable"
     assert not (tmp_path / "r.json").exists() and list(folder.iterdir()) == []
 
 

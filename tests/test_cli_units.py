@@ -467,6 +467,21 @@ def test_hog_detector_boxes(monkeypatch):
     np.testing.assert_allclose(found, [[2 * 80, 2 * 16, 2 * 32, 2 * 96]])
 
 
+def test_hog_detector_pickles_with_its_settings():
+    """A tracker that acquires with it goes to a process pool ("cannot pickle 'cv2.HOGDescriptor' object")."""
+    import copy
+    import pickle
+
+    if not hasattr(cv2, "HOGDescriptor"):
+        pytest.skip(f"OpenCV {cv2.__version__} has no HOG people detector")
+    detector = HogPeopleDetector(long_side=320, min_score=0.2, iou_threshold=0.3)
+    photo = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    for made in (pickle.loads(pickle.dumps(detector)), copy.deepcopy(detector)):
+        assert (made.long_side, made.min_score, made.iou_threshold) == (320, 0.2, 0.3)
+        for a, b in zip(made(photo), detector(photo)):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_hog_unavailable_is_a_clear_error(monkeypatch):
     monkeypatch.delattr(cv2, "HOGDescriptor", raising=False)
     monkeypatch.delattr(cv2, "HOGDescriptor_getDefaultPeopleDetector", raising=False)

@@ -307,6 +307,66 @@ def test_predict_from_several_threads(standin_path):
         np.testing.assert_array_equal(kp, expected[i])
 
 
+def test_options_set_while_a_call_runs_do_not_reach_it(standin_path):
+    """Another thread setting flip_test or batch_size between a call's model runs: the call finishes as it began
+    (it read them again at each step: "could not broadcast input array from shape (6,14) into shape (3,14)")."""
+    pred = PosePredictor(standin_path, threads=1, batch_size=2)
+    box, offsets = CASES["tall"]
+    img, _, _ = scene(box, offsets, pred.metadata)
+    boxes = [box] * 3
+    plain = pred.predict(img, boxes)
+    flipped = PosePredictor(standin_path, threads=1, flip_test=True).predict(img, boxes)
+    session = pred._session
+
+    class Meddling:  # the session, with a second thread's assignments made during every run
+        def __getattr__(self, name):
+            return getattr(session, name)
+
+        def run(self, *args, **kwargs):
+            pred.flip_test, pred.batch_size = not pred.flip_test, 1 + pred.batch_size % 3
+            return session.run(*args, **kwargs)
+
+    pred._session = Meddling()
+    for _ in range(4):
+        began = pred.flip_test
+        got = pred.predict(img, boxes)
+        np.testing.assert_array_equal(got.keypoints, (flipped if began else plain).keypoints)
+
+
+def test_flip_test_set_later_brings_its_score_table(standin_path):
+    """The bundled model's confidences are measured for plain and flip-tested runs: setting flip_test after
+    construction uses the flip-tested table, as a predictor made so does (it kept the plain one: up to 0.024 off,
+    and its pickled copy disagreed with it)."""
+    made = PosePredictor(threads=1, flip_test=True)
+    later = PosePredictor(threads=1)
+    assert later.calibration is not None and not np.array_equal(later.calibration.chances, made.calibration.chances)
+    later.flip_test = True
+    for name in ("calibration", "searched_calibration"):
+        for field in ("scores", "chances"):
+            np.testing.assert_array_equal(getattr(getattr(later, name), field), getattr(getattr(made, name), field))
+    result = later.predict(np.zeros((200, 100, 3), np.uint8))
+    np.testing.assert_array_equal(result.confidences, made.predict(np.zeros((200, 100, 3), np.uint8)).confidences)
+    with pytest.raises(ValueError, match="read-only"):  # one result's table is every result's: not to be changed
+        result.calibration.chances[:] = 0
+
+
+@pytest.mark.parametrize("value", [0, -3, 2.5, True, "4"])
+def test_a_batch_size_set_later_is_checked_as_at_construction(standin_path, value):
+    """-3 gave every score 0 and every keypoint the crop's corner, 0 "range() arg 3 must not be zero"."""
+    pred = PosePredictor(standin_path, threads=1)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        pred.batch_size = value
+    assert pred.batch_size == 16
+
+
+def test_threads_cannot_be_set_once_the_session_is_open(standin_path):
+    """The session keeps its threads: an assignment was taken, shown by repr, and ignored."""
+    pred = PosePredictor(standin_path, threads=1)
+    with pytest.raises(AttributeError):
+        pred.threads = 2
+    assert pred.threads == 1 and "threads=1" in repr(pred)
+
+
 def test_model_properties(standin_path):
     pred = PosePredictor(standin_path, threads=1)
     assert pred.model_path == str(standin_path)

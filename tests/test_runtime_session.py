@@ -245,3 +245,8 @@ def test_fixed_batch_axis(tmp_path):
     assert res.keypoints.shape == (3, 4, 2)
     with pytest.raises(ModelError, match="batch axis is fixed at 4"):
         PosePredictor(write_standin(tmp_path / "b4.onnx", batch=4), threads=1)
+    with pytest.raises(ValueError, match="fixed at 1, so batch_size stays 1"):  # set later: refused, not obeyed
+        one.batch_size = 8
+    one.batch_size = 1
+    assert one.batch_size == 1 and one.predict(np.zeros((60, 50, 3), np.uint8), [[0, 0, 20, 40]] * 2).keypoints.shape \
+        == (2, 4, 2)
