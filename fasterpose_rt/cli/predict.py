@@ -94,7 +94,7 @@ def results_file(ctx, param, value) -> Optional[Path]:
                    "processed as without boxes (--search).")
 @click.option("--search/--no-search", default=True, show_default=True,
               help="Photos and video frames without boxes: look for one person in the whole photo and a grid of "
-                   "windows half its long side wide, refine the 3 that score best and keep the best (about 4x the "
+                   "windows half its long side wide, refine the 3 that score best and keep the best (about 3x the "
                    "time of --no-search, more accurate where the person is small); --no-search: one box over the "
                    "whole photo.")
 @click.option("--fast-search", is_flag=True,
