@@ -581,6 +581,9 @@ def capture_info(cap: cv2.VideoCapture) -> Tuple[Optional[int], float]:
     return (count if count > 0 else None), (fps if np.isfinite(fps) and 0 < fps <= MAX_FPS else 0.0)
 
 
+MISSES_IN_A_ROW = 8  # a file's frames failing to decode in a row: fewer are damage passed over, more its end
+
+
 def iter_video_frames(cap: cv2.VideoCapture, every: int = 1, expected: Optional[int] = None,
                       times: bool = False) -> Generator[tuple, None, None]:
     """Yield (frame index, (H, W, 3) uint8 BGR frame) for frames 0, every, 2·every, ...; releases ``cap`` at the end.
@@ -588,41 +591,66 @@ def iter_video_frames(cap: cv2.VideoCapture, every: int = 1, expected: Optional[
     (``CAP_PROP_POS_MSEC`` once it is read: a variable-frame-rate video's frames are not index / fps apart), None
     when the source gives none (no ``get``, or not a finite number >= 0).
 
-    Skipped frames are only grabbed, not decoded. Raises InputReadError when not a single frame decodes, and,
-    after the frames read, when a file whose container lists ``expected`` frames stops well short of them (a
-    damaged or cut-off file: the first frame that fails to decode ends the video). A count of frames is judged by
-    the time reached as well: a variable-frame-rate file's container may list duration x fps frames, more than it
-    holds, and it is whole when its last frame's timestamp reaches that duration.
+    Skipped frames are only grabbed, not decoded. A file's frame that fails to decode is passed over (its index
+    kept) when a later one decodes: fewer than MISSES_IN_A_ROW failures in a row are damage, that many the end.
+    Raises InputReadError when not a single frame decodes, and, after the frames read, when frames were passed over
+    (naming them) or a file whose container lists ``expected`` frames stops well short of them (a damaged or
+    cut-off file). A count of frames is judged by the time reached as well: a variable-frame-rate file's container
+    may list duration x fps frames, more than it holds, and it is whole when its last frame's timestamp reaches
+    that duration. A camera or stream (``expected`` None) ends at its first failed read.
     """
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every}")
     index, decoded = 0, 0
     last = previous = None  # the timestamps (s) of the last two frames read or grabbed
     fps = capture_info(cap)[1] if expected is not None else 0.0  # read before the capture is released
+    limit = MISSES_IN_A_ROW if expected is not None else 1
+    misses: List[int] = []  # the frames that failed since the last one that did not
+    passed_over: List[int] = []  # wanted frames that failed to decode, a later frame decoding
     try:
         while True:
-            if index % every:
-                if not cap.grab():
-                    break
-                last, previous = _timestamp(cap), last
-            else:
+            wanted = index % every == 0
+            if wanted:
                 ok, frame = cap.read()
-                if not ok or frame is None:
+                ok = ok and frame is not None
+            else:
+                ok = cap.grab()
+            if not ok:
+                if len(misses) + 1 >= limit:
                     break
+                misses.append(index)
+                index += 1
+                continue
+            passed_over += [i for i in misses if i % every == 0]
+            misses = []
+            last, previous = _timestamp(cap), last
+            if wanted:
                 decoded += 1
-                last, previous = _timestamp(cap), last
                 yield (index, to_bgr_uint8(frame), last) if times else (index, to_bgr_uint8(frame))
             index += 1
     finally:
         cap.release()
+    index -= len(misses)  # failures at the end: the file ended there
     if decoded == 0:
         raise InputReadError("no frame could be decoded")
     if expected is None:
         return
     slack = max(2, expected // 10)  # counts of some containers are estimates
+    lost = "" if not passed_over else f"; frame{'s' if len(passed_over) > 1 else ''} {_frame_list(passed_over)} " \
+        "could not be decoded"
     if index < expected - slack and not _reached(fps, expected, slack, last, previous):
         raise InputReadError(f"decoding stopped at frame {index} of the {expected} the file lists (damaged or cut "
-                             "off?); the frames before it were processed")
+                             f"off?); the frames before it were processed{lost}")
+    if passed_over:
+        raise InputReadError(f"frame{'s' if len(passed_over) > 1 else ''} {_frame_list(passed_over)} could not be "
+                             "decoded (a damaged file?); the others were processed")
+
+
+def _frame_list(frames: List[int], shown: int = 5) -> str:
+    """'3, 9 and 12', or the first ``shown`` and how many more."""
+    if len(frames) > shown:
+        return f"{', '.join(map(str, frames[:shown]))} and {len(frames) - shown} more"
+    return " and ".join(filter(None, [", ".join(map(str, frames[:-1])), str(frames[-1])]))
 
 
 def _timestamp(cap) -> Optional[float]:

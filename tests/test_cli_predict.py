@@ -760,6 +760,50 @@ def test_a_video_cut_off_part_way_is_named_and_counted_as_failed(tmp_path, stand
     assert_no_traceback(r)
 
 
+def mjpeg_with_damaged_frames(path, frames, damaged):
+    """An MJPEG AVI of the stand-in person (10 fps, frame i's first joint at y 30 + i) whose ``damaged`` frames have
+    their image data zeroed: OpenCV's read() fails on each and reads the next frame after it. Returns path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10, (80, 120))
+    assert w.isOpened()
+    for i in range(frames):
+        w.write(paint_blobs((120, 80), [[40, 30 + i]] + STANDIN_POINTS[1:]))
+    w.release()
+    data = bytearray(path.read_bytes())
+    starts, at = [], data.find(b"movi")
+    while len(starts) < frames:
+        at = data.find(b"00dc", at + 1)
+        starts.append(at + 8)  # the chunk's JPEG, after its name and size
+    for i in damaged:
+        data[starts[i] + 120:starts[i] + 400] = bytes(280)
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("damaged", [[0], [5], [5, 6, 7], [18]])
+def test_a_damaged_frame_is_passed_over_and_named(tmp_path, standin_path, damaged):
+    """One frame that fails to decode ended the video: the frames after it were lost (without a word near the end,
+    within the count's slack), and a bad first frame gave "no frame could be decoded". Now the others are done and
+    the input fails naming the frames; its --out-dir file stays .part, as a cut-off file's."""
+    video = mjpeg_with_damaged_frames(tmp_path / "v" / "damaged.avi", 20, damaged)
+    r = run("predict", video, "--model", standin_path, "--no-search", "--no-track", "--out-dir", tmp_path / "own")
+    assert r.exit_code == 1, r.output
+    named = " and ".join([", ".join(map(str, damaged[:-1])), str(damaged[-1])] if len(damaged) > 1 else
+                         [str(damaged[0])])
+    assert f"damaged.avi: frame{'s' if len(damaged) > 1 else ''} {named} could not be decoded" in r.stderr, r.stderr
+    assert [e["frame"] for e in json.loads(r.stdout)] == [i for i in range(20) if i not in damaged]
+    assert (tmp_path / "own" / "damaged.jsonl.part").is_file()
+    assert_no_traceback(r)
+
+
+def test_a_video_whose_frames_all_fail_after_a_point_ends_there(tmp_path, standin_path):
+    """Eight failures in a row are the file's end, not damage to pass over: judged by the count it lists."""
+    video = mjpeg_with_damaged_frames(tmp_path / "tail.avi", 20, range(10, 20))
+    r = run("predict", video, "--model", standin_path, "--no-search", "--no-track", "-q")
+    assert r.exit_code == 1 and "decoding stopped at frame 10 of the 20 the file lists" in r.stderr, r.output
+    assert [e["frame"] for e in json.loads(r.stdout)] == list(range(10))
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="file names that are not UTF-8 are a Linux matter")
 def test_results_keep_a_file_name_that_is_not_utf8(tmp_path, standin_path):
     """A photo named in Latin-1 bytes (a name OpenCV reads): a CSV --out is written with the name's own bytes, not
