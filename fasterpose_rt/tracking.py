@@ -283,12 +283,13 @@ class PoseTracker:
     ``max_persons`` are followed, the search does so, up to ``max_persons`` in all; None: only when nobody is
     followed.
 
-    ``tracker(frame)`` -> PoseResult for that frame, with track_ids (N,): a person keeps its id (1, 2, ...) while
-    it is followed, and when it is lost but acquired again within ``remember`` frames where it was last seen (the
-    boxes around its joints then and now overlapping by IoU >= ``refound_iou``, or each box's centre inside the
-    other; for a person reported on its presence alone, or one lost the frame before, its centre (best joint, if
-    unsure) inside the box where the lost one was last seen, grown ``refound_reach`` times around its centre;
-    refound_reach=0: IoU alone). A new person never gets an id
+    ``tracker(frame)`` -> PoseResult for that frame, its boxes (N, 4) where each person is in it (the box around
+    its joints; where they are too unsure to make one, the box it was run on), with track_ids (N,): a person keeps
+    its id (1, 2, ...) while it is followed, and when it is lost but acquired again within ``remember`` frames where
+    it was last seen (the boxes around its joints then and now overlapping by IoU >= ``refound_iou``, or each box's
+    centre inside the other; for a person reported on its presence alone, or one lost the frame before, its centre
+    (best joint, if unsure) inside the box where the lost one was last seen, grown ``refound_reach`` times around
+    its centre; refound_reach=0: IoU alone). A new person never gets an id
     used before ``reset``; re-finding can, rarely, hand a lost person's id to someone standing where it stood
     (``python -m benchmarks.tracking`` counts such swaps). ``tracker.boxes`` (M, 4) and ``tracker.ids`` (M,):
     what the next frame will use (M = 0: it acquires); ``tracker.reset()`` before an unrelated video.
@@ -386,7 +387,9 @@ class PoseTracker:
         self._remember(ids, boxes, boxed)
         self.boxes, self.ids = self._ahead(boxes[follow], ids[follow], boxed[follow])
         self._started = True
-        return result
+        # Reported: where each person is in this frame (the box around its joints), not the box it was looked for
+        # in, which was guessed from the frames before and lags a moving person.
+        return replace(result, boxes=np.asarray(boxes, np.float32))
 
     def _ahead(self, boxes, ids, boxed):
         """Where to look for the persons ``ids`` (N,) found in ``boxes`` (N, 4) in the next frame: each box moved

@@ -120,12 +120,15 @@ def test_tracker_follows_moving_person_and_acquires_again_when_lost():
     fake = FakePredictor([PERSON], nobody=0.15)  # boxable joints, but a mean score under keep_score (0.2)
     tracker = PoseTracker(fake, refine_passes=0, search=False)
     first = tracker(FRAME)
-    np.testing.assert_allclose(first.boxes[0], [-0.5, -0.5, 200, 120])  # nobody followed: the whole frame
+    np.testing.assert_allclose(fake.calls[-1], [[-0.5, -0.5, 200, 120]])  # nobody followed: the whole frame
+    np.testing.assert_allclose(first.boxes[0], [30, 30, 20, 60])  # reported: where the person is
     for step in range(1, 4):  # the person moves 5 px a frame; each frame uses the box of the frame before, moved
         fake.persons = PERSON[None] + [5 * step, 0]  # on by its last shift (none yet after the first frame)
         res = tracker(FRAME)
-        np.testing.assert_allclose(res.boxes[0], [30 + 5 * step if step > 1 else 30, 30, 20, 60])
+        np.testing.assert_allclose(fake.calls[-1], [[30 + 5 * step if step > 1 else 30, 30, 20, 60]])
         np.testing.assert_allclose(res.keypoints[0], fake.persons[0])
+        # reported: where the person is in this frame (it was the box looked in, 5 px behind in the second frame)
+        np.testing.assert_allclose(res.boxes[0], [30 + 5 * step, 30, 20, 60])
     fake.persons = np.zeros((0, 4, 2), np.float32)  # the person leaves: lost after this frame
     tracker(FRAME)
     assert len(tracker.boxes) == 0
@@ -327,9 +330,11 @@ def test_tracker_with_the_real_runtime_follows_a_moving_blob(standin_path):
     tracker.reset()
     assert len(tracker.boxes) == 0
     still = PoseTracker(pred, refine_passes=1, motion=False)  # motion off: the box of the frame before, as it was
-    for step in range(3):
+    for step in range(2):
         res = still(paint_blobs((140, 200), (points + [6 * step, 2 * step]).tolist()))
-    np.testing.assert_allclose(res.boxes[0], [90 + 6, 30 + 2, 20, 60], atol=0.6)
+    np.testing.assert_allclose(still.boxes[0], [90 + 6, 30 + 2, 20, 60], atol=0.6)  # the next frame's: not moved on
+    res = still(paint_blobs((140, 200), (points + [12, 4]).tolist()))
+    np.testing.assert_allclose(res.boxes[0], [90 + 12, 30 + 4, 20, 60], atol=0.6)  # reported: where it is now
 
 
 def test_pck_interval_resamples_groups_together():

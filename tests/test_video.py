@@ -60,9 +60,11 @@ def test_untracked_frames_are_photos(pred, clip):
     box = [[20, 20, 40, 80]]
     got = list(VideoPoses(pred, clip, track=False, boxes=box))  # given boxes: used as they are, every frame
     assert all(f.poses.boxes.tolist() == box for f in got)
-    got = list(VideoPoses(pred, clip, boxes=box))  # tracked: the boxes start it, then the joints' boxes
-    assert got[0].poses.boxes.tolist() == box
-    np.testing.assert_allclose(got[1].poses.boxes[0], [30, 30, 20, 60], atol=0.6)
+    got = list(VideoPoses(pred, clip, boxes=box, smooth=False))  # tracked: the boxes start it, then the joints'
+    for f in got[:2]:  # each frame's reported box: where the person is in it, the box around its joints
+        kp = f.poses.keypoints[0]
+        np.testing.assert_allclose(f.poses.boxes[0], [*kp.min(axis=0), *np.ptp(kp, axis=0)], atol=1e-4)
+    np.testing.assert_allclose(got[1].poses.boxes[0], [30, 32, 20, 58], atol=0.6)  # head 2 px lower than frame 0
 
 
 def test_given_boxes_start_the_video_and_a_person_lost_later_is_searched_for(pred, tmp_path):
@@ -75,7 +77,7 @@ def test_given_boxes_start_the_video_and_a_person_lost_later_is_searched_for(pre
         w.write(np.zeros((120, 200, 3), np.uint8) if points is None else paint_blobs((120, 200), points))
     w.release()
     got = list(VideoPoses(pred, path, boxes=[[20, 20, 40, 80]], smooth=False))
-    assert got[0].poses.boxes.tolist() == [[20, 20, 40, 80]]  # the given box starts it
+    np.testing.assert_allclose(got[0].poses.boxes[0], [30, 30, 20, 60], atol=0.6)  # found from the given box
     assert all(len(f.poses) == 0 for f in VideoPoses(pred, path, boxes=np.zeros((0, 4)), smooth=False))  # nobody
     late = [f.poses for f in got[4:]]
     assert all(len(p) == 1 for p in late)  # found again where it is now
@@ -354,6 +356,25 @@ def test_a_variable_frame_rate_video_is_whole_and_timed_by_its_frames(pred, tmp_
     tracker, smoother = PoseTracker(pred), KeypointSmoother(30)
     for f in got:  # the smoother is timed alike
         np.testing.assert_array_equal(f.poses.keypoints, smoother(tracker(f.image), f.time).keypoints)
+
+
+def test_a_variable_frame_rate_videos_drawing_keeps_its_pace(standin_path, tmp_path):
+    """--vis writes at one rate (OpenCV's 30 fps here): a frame is held until the next one's time, so the drawing
+    lasts as the source does (its 8 frames were written one per 1/30 s: 0.27 s for 0.6, running ahead)."""
+    from clirunner import invoke
+
+    from fasterpose_rt.cli import main
+
+    video = write_mkv(tmp_path / "vfr.mkv", VFR_MS)
+    r = invoke(main, ["predict", video, "--model", standin_path, "--no-search", "-q", "--vis", tmp_path / "vis",
+                      "--out", tmp_path / "r.json"])
+    assert r.exit_code == 0, r.output
+    drawn = read_video(tmp_path / "vis" / "vfr.mp4")
+    assert len(drawn) == round(VFR_MS[-1] * 30 / 1000) + 1  # 16: the last frame's place at 30 fps, and itself
+    slots = [round(ms * 30 / 1000) for ms in VFR_MS]  # where each source frame starts: 0, 1, 2, 3, 6, 9, 12, 15
+    change = [float(np.abs(drawn[i].astype(int) - drawn[i - 1]).mean()) for i in range(1, len(drawn))]
+    starts = {i for i in range(1, len(drawn)) if change[i - 1] > 0.2}  # a new frame: the person moved 2 px
+    assert starts == set(slots[1:]), (starts, [round(c, 2) for c in change])
 
 
 def test_a_variable_frame_rate_video_cut_short_is_still_named(pred, tmp_path):

@@ -586,7 +586,7 @@ class PredictRun:
                 drawn = None if self.window is None else (
                     frame.image if failed else self.pred.draw(frame.image, res, self.vis_threshold))
                 if vis is not None:
-                    vis.add(frame.image, None if failed else res, drawn)
+                    vis.add(frame.image, None if failed else res, drawn, frame.time)
                 self.writer.step()
                 if drawn is not None and not self.window.show(drawn):
                     break  # q, Esc or the window closed: this input ends here
@@ -649,6 +649,9 @@ def _new_file(folder: Path, suffix: str) -> Path:
             raise
 
 
+MAX_HOLD_S = 60.0  # a --vis video holds a frame at most this long: a longer gap is a broken clock, not a pause
+
+
 class _VisVideo:
     """An input's --vis video, drawn and written beside the model (``PredictRun._vis_jobs``). It is written to a
     temporary file beside its name and takes that name once it is whole: OpenCV's writer names no error (a full
@@ -661,18 +664,33 @@ class _VisVideo:
         self._temp: Optional[Path] = None
         self._failed = False
         self._written = 0  # frames handed to the writer (by the --vis thread)
+        self._slots = 0  # frames queued for the writer, repeats included (main thread)
+        # the last frame added (image, result, drawing), queued once the next one's time is known
+        self._held: Optional[Tuple[np.ndarray, Optional[PoseResult], Optional[np.ndarray]]] = None
 
     def _fail(self, reason: str) -> None:
         self._failed = True
         self.run.fail(self.label, f"cannot write the --vis video {self.target}{reason}")
 
-    def add(self, image: np.ndarray, res: Optional[PoseResult], drawn: Optional[np.ndarray] = None) -> None:
-        """Queue a frame: ``res`` drawn on ``image`` (``drawn``: already drawn; res None: the frame as it is)."""
+    def add(self, image: np.ndarray, res: Optional[PoseResult], drawn: Optional[np.ndarray] = None,
+            time: Optional[float] = None) -> None:
+        """Add a frame: ``res`` drawn on ``image`` (``drawn``: already drawn; res None: the frame as it is), shown
+        from ``time`` (s, the source's own clock; None: one frame after the one before). The video is written at
+        one rate, so the frame before is held until then: a variable-frame-rate source's drawing keeps its pace
+        (written at the mean rate, it ran ahead in the slow parts: 0.9 s in 2 s)."""
         if self._failed:
             return
         if self._writer is None and not self._open(image.shape[1], image.shape[0]):
             return
-        job = functools.partial(self._write, image, res, drawn)
+        if self._held is not None:
+            slot = None if time is None else round(time * self.fps)  # where this frame belongs in the video
+            hold = 1 if slot is None else min(max(1, slot - self._slots), round(MAX_HOLD_S * self.fps) + 1)
+            self._queue(*self._held, hold)
+        self._held = (image, res, drawn)
+
+    def _queue(self, image: np.ndarray, res: Optional[PoseResult], drawn: Optional[np.ndarray], copies: int) -> None:
+        self._slots += copies
+        job = functools.partial(self._write, image, res, drawn, copies)
         self.run._vis_failed(self.run._vis_jobs.submit(self.label, job))  # type: ignore[union-attr]
 
     def _open(self, w: int, h: int) -> bool:
@@ -701,12 +719,13 @@ class _VisVideo:
         self._writer = writer
         return True
 
-    def _write(self, image: np.ndarray, res: Optional[PoseResult], drawn: Optional[np.ndarray]) -> None:
+    def _write(self, image: np.ndarray, res: Optional[PoseResult], drawn: Optional[np.ndarray], copies: int) -> None:
         """Runs in the --vis thread."""
         if drawn is None:
             drawn = image if res is None else self.run.pred.draw(image, res, self.run.vis_threshold)
-        self._writer.write(drawn)  # type: ignore[union-attr]
-        self._written += 1
+        for _ in range(copies):
+            self._writer.write(drawn)  # type: ignore[union-attr]
+            self._written += 1
 
     def _drop_temp(self) -> None:
         if self._temp is not None:
@@ -721,6 +740,9 @@ class _VisVideo:
             self._drop_temp()  # (a run stopped while its writer opened)
             return
         try:
+            if self._held is not None and not self._failed:  # the last frame, shown for one frame's time
+                held, self._held = self._held, None
+                self._queue(*held, 1)
             self._finish()
         except BaseException:  # a Ctrl-C or SIGTERM while it was being finished: no hidden file left behind
             if self._writer is not None:
