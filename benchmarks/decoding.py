@@ -15,7 +15,8 @@ Decoders (all return (N, K, 2) heatmap px):
   DARK zero-pad  DARK with the blur's patch zero outside the map (mmpose's zero-padded blur of the whole map),
                  written here; along an axis where the peak is on the border pixel, the runtime's (unblurred)
                  one-sided step;
-  DARK σ=0 at 1 px  DARK, but σ=0 for integer peaks 1 px from the map's edge (next to a border pixel);
+  DARK σ=0 at 1 px  DARK, but σ=0 for integer peaks 1 px from the map's edge (next to a border pixel): the
+                 runtime's ``edge_peaks="unblurred"``, which the default model's metadata chooses since session 60;
   DARK loop      the same maths as DARK, one keypoint at a time in Python (the baseline for the speed-up).
 Maps are 64×48 (h×w), Gaussians of sigma 1.5 / 2 / 3 with uniformly random sub-pixel centres, clean or with
 3 % multiplicative noise (map · (1 + 0.03·n), n ~ N(0, 1)).
@@ -164,9 +165,9 @@ def decode_dark_zero_pad(hm, blur_sigma=None):
 
 def decode_dark_noblur_at_edge(hm):
     """DARK, but without modulation (σ=0) for peaks exactly 1 px from the map's edge (``edge_distance`` 1); the
-    border pixel's own step never blurs. (N, K, H, W) -> (N, K, 2) heatmap px."""
-    edge = edge_distance(argmax_heatmaps(hm)[0], *np.shape(hm)[2:])
-    return np.where((edge == 1)[..., None], decode_heatmaps(hm, blur_sigma=0)[0], decode_heatmaps(hm)[0])
+    border pixel's own step never blurs: the runtime's ``edge_peaks="unblurred"``, which a model's metadata may
+    choose (``export.edge_peaks``). (N, K, H, W) -> (N, K, 2) heatmap px."""
+    return decode_heatmaps(hm, edge_peaks="unblurred")[0]
 
 
 def decode_dark_loop(hm, blur_sigma=None):
@@ -322,10 +323,11 @@ def model_heatmaps(predictors, data: dict, rows, boxes: np.ndarray, images: Path
                 maps[m] = np.zeros((len(rows),) + hm.shape[1:], np.float32)
             maps[m][idx], affines[m][idx] = hm, aff
             if n == 0:
-                mine = to_photo(decode_heatmaps(hm)[0], aff, pred.input_size, hm.shape)
+                mine = to_photo(decode_heatmaps(hm, edge_peaks=pred.metadata.edge_peaks)[0], aff, pred.input_size,
+                                hm.shape)
                 if not np.allclose(mine, pred.predict(photo, boxes[idx]).keypoints, atol=1e-3):
-                    raise SystemExit(f"error: {pred.model_path}: DARK on the heatmaps taken here does not give what "
-                                     "predict() gives: the benchmark no longer follows the runtime's pipeline")
+                    raise SystemExit(f"error: {pred.model_path}: its decoding of the heatmaps taken here does not "
+                                     "give what predict() gives: the benchmark no longer follows the runtime's pipeline")
     for message in frame_warnings(as_stored, differ):
         print(f"warning: {message}", file=sys.stderr)
     return list(zip(maps, affines))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -75,17 +75,28 @@ class CropSet:
 
 
 def crop_keypoints(session, crops: CropSet, meta: ModelMetadata, batch: int = 16) -> Tuple[np.ndarray, Tuple[int, int]]:
-    """Keypoints of ``crops`` decoded as the runtime does (sigmoid for logit models, DARK): (N, K, 2) heatmap px,
-    and the heatmap size (h, w). session: an onnxruntime session of a model described by ``meta``."""
+    """Keypoints of ``crops`` decoded as the runtime does (sigmoid for logit models, DARK, the model's
+    ``edge_peaks``): (N, K, 2) heatmap px, and the heatmap size (h, w). session: an onnxruntime session of a model
+    described by ``meta``."""
+    decoded, shape = crop_keypoints_each(session, crops, meta, [meta.edge_peaks], batch)
+    return decoded[meta.edge_peaks], shape
+
+
+def crop_keypoints_each(session, crops: CropSet, meta: ModelMetadata, edge_peaks: Sequence[str],
+                        batch: int = 16) -> Tuple[Dict[str, np.ndarray], Tuple[int, int]]:
+    """``crop_keypoints`` for each way of refining peaks next to the map's edge (``fasterpose_rt.decode.EDGE_PEAKS``)
+    from one run of the model: ({choice: (N, K, 2) heatmap px}, the heatmap size (h, w))."""
     name = session.get_inputs()[0].name
-    out, shape = [], None
+    out: Dict[str, list] = {choice: [] for choice in edge_peaks}
+    shape = None
     for x in crops.batches(meta, batch):
         hm = session.run(None, {name: x})[0].astype(np.float32)
         if meta.output == "logits":
             hm = 1.0 / (1.0 + np.exp(-hm))
-        out.append(decode_heatmaps(hm)[0])
+        for choice in edge_peaks:
+            out[choice].append(decode_heatmaps(hm, edge_peaks=choice)[0])
         shape = hm.shape[2:]
-    return np.concatenate(out), shape
+    return {choice: np.concatenate(xy) for choice, xy in out.items()}, shape
 
 
 def _coco_persons(path: Path, images_dir: Optional[Path], keypoints: Sequence[str],

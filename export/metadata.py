@@ -125,6 +125,26 @@ def save_with_metadata(model: onnx.ModelProto, meta: ModelMetadata, path) -> Non
         raise ExportError("metadata does not round-trip through ModelMetadata")
 
 
+def open_to_measure(model_path, out_path, annotations, threads: Optional[int] = None):
+    """The start of a tool that measures PCK of ``model_path`` on the labelled persons of ``annotations`` and
+    rewrites its metadata to ``out_path`` (None: in place): -> (out Path, onnxruntime session, ModelMetadata).
+    The output is checked before any measuring, not after it. Raises InputError (an output that cannot be written
+    or is the annotation file, a model the runtime refuses, keypoints without a torso for PCK)."""
+    from fasterpose_rt.session import ModelError, open_session
+    from fasterpose_rt.skeletons import torso_pairs
+
+    from .outputs import check_writable
+
+    out = check_writable(out_path if out_path is not None else Path(model_path), [("the --ann file", annotations)])
+    try:
+        session, meta = open_session(Path(model_path), threads)
+    except ModelError as e:
+        raise InputError(str(e)) from None
+    if torso_pairs(list(meta.keypoints)) is None:
+        raise InputError(f"{model_path}: PCK needs keypoints named left/right_shoulder and left/right_hip")
+    return out, session, meta
+
+
 def rewrite_metadata(model_path, meta: ModelMetadata, out,
                      graph: Optional[Callable[[onnx.ModelProto], onnx.ModelProto]] = None) -> None:
     """Write the ONNX file ``model_path`` to ``out`` with ``meta`` as its metadata, weights and graph untouched

@@ -32,13 +32,10 @@ from fasterpose_rt.confidence import CALIBRATION_KEY
 from fasterpose_rt.metadata import BOX_PADDING_RULE, is_box_padding
 from fasterpose_rt.metrics import pck
 from fasterpose_rt.presence import PRESENCE_KEY
-from fasterpose_rt.session import ModelError, open_session
-from fasterpose_rt.skeletons import torso_pairs
 
 from .crops import crop_keypoints, list_persons, load_crops
 from .errors import InputError
-from .metadata import rewrite_metadata
-from .outputs import check_writable
+from .metadata import open_to_measure, rewrite_metadata
 from .presence_head import without_head
 
 __all__ = ["DEFAULT_CANDIDATES", "PaddingResult", "calibrate_padding", "main"]
@@ -84,15 +81,8 @@ def calibrate_padding(model_path, annotations, images=None, out_path=None, candi
     A new padding drops the score table and takes a presence head out (both were measured at the old one).
     """
     model_path = Path(model_path)
-    out = check_writable(out_path if out_path is not None else model_path,  # before the sweep, not after it
-                         [("the --ann file", annotations)])
-    try:
-        session, meta = open_session(model_path, threads)
-    except ModelError as e:
-        raise InputError(str(e)) from None
+    out, session, meta = open_to_measure(model_path, out_path, annotations, threads)
     names = list(meta.keypoints)
-    if torso_pairs(names) is None:
-        raise InputError(f"{model_path}: PCK needs keypoints named left/right_shoulder and left/right_hip")
     values = _check_candidates(list(candidates) + [meta.box_padding])
     persons = list_persons(annotations, names, images, warn=lambda w: log(f"warning: {w}"))
     if persons.keypoints is None:

@@ -15,9 +15,13 @@ from typing import Tuple
 
 import numpy as np
 
-__all__ = ["decode_heatmaps", "argmax_heatmaps", "default_blur_sigma"]
+__all__ = ["decode_heatmaps", "argmax_heatmaps", "default_blur_sigma", "EDGE_PEAKS"]
 
 _EPS = 1e-10
+# How a peak one pixel from the map's edge is refined (a model's metadata, ``edge_peaks``, chooses): "blurred" as
+# every other peak; "unblurred" from the map itself, whose 3x3 around it is all on the map, because the blur would
+# copy the border pixel into the neighbourhood and push the peak outwards (``python -m benchmarks.decoding``).
+EDGE_PEAKS = ("blurred", "unblurred")
 
 
 def default_blur_sigma(heatmap_width: int) -> float:
@@ -51,12 +55,12 @@ def _gaussian_rows(sigma: float, radius: int):
     return g
 
 
-def decode_heatmaps(heatmaps, blur_sigma=None) -> Tuple[np.ndarray, np.ndarray]:
+def decode_heatmaps(heatmaps, blur_sigma=None, edge_peaks: str = "blurred") -> Tuple[np.ndarray, np.ndarray]:
     """Sub-pixel keypoints from probability heatmaps.
 
     heatmaps (N, K, H, W) float, values in [0, 1] (apply the sigmoid to logits first).
     blur_sigma: DARK modulation in heatmap px; None -> :func:`default_blur_sigma`; 0 -> no modulation
-    (exact for noise-free Gaussians).
+    (exact for noise-free Gaussians). edge_peaks: one of EDGE_PEAKS, for peaks one pixel from the map's edge.
     Returns xy (N, K, 2) float32 in heatmap pixels and scores (N, K) float32 (the peak values).
     A peak on a border pixel is refined along the other axis by the usual step and along its own axis by a
     one-sided step (:func:`_border_steps`); flat or all-zero maps keep the integer peak (never NaN). Maps holding
@@ -69,6 +73,8 @@ def decode_heatmaps(heatmaps, blur_sigma=None) -> Tuple[np.ndarray, np.ndarray]:
     sigma = default_blur_sigma(w) if blur_sigma is None else float(blur_sigma)
     if not (np.isfinite(sigma) and sigma >= 0):
         raise ValueError(f"blur_sigma must be a finite number >= 0, got {blur_sigma!r}")
+    if edge_peaks not in EDGE_PEAKS:
+        raise ValueError(f"edge_peaks must be one of {', '.join(EDGE_PEAKS)}, got {edge_peaks!r}")
     if h == 0 or w == 0:
         raise ValueError(f"heatmaps must have at least one pixel, got shape {hm.shape}")
     if n * k == 0:
@@ -88,6 +94,9 @@ def decode_heatmaps(heatmaps, blur_sigma=None) -> Tuple[np.ndarray, np.ndarray]:
     patch = hm[ni, ki, ys[..., :, None], xs[..., None, :]].astype(np.float64)  # (N, K, P, P)
     g = _gaussian_rows(sigma, radius)
     b = g @ patch @ g.T  # (N, K, 3, 3): the blurred 3x3 around the peak, [row, col]
+    if edge_peaks == "unblurred":
+        one_in = np.minimum(np.minimum(px, w - 1 - px), np.minimum(py, h - 1 - py)) == 1  # (N, K)
+        b = np.where(one_in[..., None, None], patch[..., radius:radius + 3, radius:radius + 3], b)
     lg = np.log(np.maximum(b, _EPS))
     dx = 0.5 * (lg[..., 1, 2] - lg[..., 1, 0])
     dy = 0.5 * (lg[..., 2, 1] - lg[..., 0, 1])

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Tuple
 import numpy as np
 
 from .confidence import CALIBRATION_KEY, table_problem
+from .decode import EDGE_PEAKS
 from .presence import PRESENCE_KEY, presence_problem
 
 METADATA_KEY = "fasterpose"
@@ -70,6 +71,7 @@ class ModelMetadata:
     std: List[float] = field(default_factory=lambda: list(IMAGENET_STD))
     output: str = "logits"
     box_padding: float = DEFAULT_BOX_PADDING
+    edge_peaks: str = "blurred"  # how peaks one pixel from the heatmap's edge are refined (decode.EDGE_PEAKS)
     architecture: str = ""
     format: str = FORMAT
     extra: Dict[str, Any] = field(default_factory=dict)
@@ -160,6 +162,8 @@ class ModelMetadata:
             bad(f"output must be 'logits' or 'probabilities', got {self.output!r}")
         if not is_box_padding(self.box_padding):
             bad(f"box_padding must be {BOX_PADDING_RULE}, got {self.box_padding!r}")
+        if not (isinstance(self.edge_peaks, str) and self.edge_peaks in EDGE_PEAKS):
+            bad(f"edge_peaks must be one of {', '.join(EDGE_PEAKS)}, got {self.edge_peaks!r}")
         for key, check in ((CALIBRATION_KEY, table_problem), (PRESENCE_KEY, presence_problem)):
             if key in self.extra:
                 problem = check(self.extra[key])

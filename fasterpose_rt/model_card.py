@@ -74,6 +74,8 @@ def model_card(path, metadata: ModelMetadata) -> Dict[str, Any]:
         "flip_pairs": [list(p) for p in metadata.flip_pairs],
         "box_padding": metadata.box_padding,
         "box_padding_calibration": extra.get("box_padding_calibration"),
+        "edge_peaks": metadata.edge_peaks,
+        "edge_peaks_choice": extra.get("edge_peaks_choice"),
         "score_calibration": extra.get("score_calibration"),
         "presence": extra.get("presence"),
         "params": extra.get("params"),
@@ -157,6 +159,12 @@ def format_card(card: Dict[str, Any], verification_line: str = "") -> str:
         sweep = ", ".join(f"{k} {shown(v, '.3f')}" for k, v in cal["pck@0.2"].items())
         padding += f", chosen on {cal.get('persons', '?')} persons of {cal.get('source', '?')} (PCK@0.2: {sweep})"
     rows.append(("box padding", padding))
+    choice, edge = card["edge_peaks_choice"], f"{card['edge_peaks']} (heatmap peaks next to the map's edge)"
+    if isinstance(choice, dict) and all(isinstance(choice.get(f"pck@{t}"), dict) for t in ("0.2", "0.1")):
+        measured = "; ".join(f"{way}: PCK@0.2 {shown(choice['pck@0.2'].get(way), '.4f')}, PCK@0.1 "
+                             f"{shown(choice['pck@0.1'].get(way), '.4f')}" for way in choice["pck@0.2"])
+        edge += f", chosen on {choice.get('persons', '?')} persons of {choice.get('source', '?')} ({measured})"
+    rows.append(("edge peaks", edge))
     rows.append(("scores", _scores_line(card.get("score_calibration"))))
     rows.append(("presence", _presence_line(card.get("presence"))))
     data = card["training_data"] if isinstance(card["training_data"], dict) else {}

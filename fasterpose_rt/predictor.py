@@ -307,7 +307,7 @@ class PosePredictor:
             for s in range(0, n, per_chunk):
                 crops = warp_crops(imgs, affines[s:s + per_chunk], self.metadata.input_size, owners[s:s + per_chunk])
                 heatmaps, presence = self._infer(self._normalize(crops), flip, batch)
-                hm_xy, hm_scores = decode_heatmaps(heatmaps)
+                hm_xy, hm_scores = decode_heatmaps(heatmaps, edge_peaks=self.metadata.edge_peaks)
                 scores[s:s + per_chunk] = hm_scores
                 if there is not None:
                     there[s:s + per_chunk] = presence

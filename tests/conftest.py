@@ -12,6 +12,10 @@ if str(ROOT) not in sys.path:  # models/ and export/ are used from the checkout,
 LSPET = ROOT.parent / "shared" / "datasets" / "lspet"  # real photos; tests that need them skip without it
 NEEDS_LSPET = pytest.mark.skipif(not (LSPET / "joints.mat").is_file(),
                                  reason=f"LSPET photos not found at {LSPET} (../shared is absent)")
+# The bundled default model, measured on real LSPET photos (export.padding, export.edge_peaks): both must be there.
+DEFAULT_MODEL = ROOT / "fasterpose_rt" / "assets" / "fasterpose_default_int8.onnx"
+MEASURES_DEFAULT_ON_LSPET = [NEEDS_LSPET, pytest.mark.skipif(not DEFAULT_MODEL.is_file(),
+                                                             reason="no bundled default model")]
 TORCH_ABSENT = "torch is absent: the training and export tests need pip install -e '.[dev]'"
 NEEDS_TORCH = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason=TORCH_ABSENT)
 

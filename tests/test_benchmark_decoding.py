@@ -142,7 +142,8 @@ def test_the_heatmaps_must_follow_the_runtimes_pipeline(torso_model, dataset, tm
     import fasterpose_rt.predictor as predictor_module
 
     ann, images, _ = dataset
-    shifted = lambda hm, blur_sigma=None: (decode_heatmaps(hm, blur_sigma)[0] + 0.5, decode_heatmaps(hm)[1])  # noqa: E731
+    shifted = lambda hm, blur_sigma=None, edge_peaks="blurred": (  # noqa: E731
+        decode_heatmaps(hm, blur_sigma, edge_peaks)[0] + 0.5, decode_heatmaps(hm)[1])
     monkeypatch.setattr(predictor_module, "decode_heatmaps", shifted)  # predict() no longer decodes as DARK does
     with pytest.raises(SystemExit, match="no longer follows the runtime's pipeline"):
         decoding.main(["--ann", str(ann), "--images", str(images), "--models", str(torso_model),

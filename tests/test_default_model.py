@@ -74,6 +74,18 @@ def test_box_padding_is_the_best_of_its_calibration_on_training_persons(variant)
     assert meta.box_padding == record["chosen"] == max(sweep, key=sweep.get) and len(sweep) >= 5
 
 
+@pytest.mark.parametrize("variant", sorted(DEFAULT_MODELS))
+def test_edge_peaks_are_the_better_way_on_training_persons(variant):
+    """README: how each bundled model refines peaks next to the heatmap's edge was chosen by export.edge_peaks on
+    the padding's training persons, at the model's padding: the default unblurred, the fast model blurred."""
+    meta = PosePredictor(variant=variant, threads=1).metadata
+    record = meta.extra["edge_peaks_choice"]
+    assert record["source"] == "lspet_train1k.json" and record["persons"] == 1000
+    assert record["box_padding"] == meta.box_padding and record["flip_test"] is False
+    ranked = max(record["pck@0.2"], key=lambda way: (record["pck@0.2"][way], record["pck@0.1"][way]))
+    assert meta.edge_peaks == record["chosen"] == ranked == {"default": "unblurred", "fast": "blurred"}[variant]
+
+
 def test_quick_start_photo(tmp_path):
     """README's first command: keypoints inside the photo, the head above the neck above the shoulders."""
     r = invoke(main, ["predict", str(DEMO), "--out", str(tmp_path / "r.json"), "--vis", str(tmp_path)])

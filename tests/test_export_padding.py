@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import pytest
 
-from conftest import LSPET, NEEDS_LSPET, TORCH_ABSENT, runtime_pck
+from conftest import LSPET, MEASURES_DEFAULT_ON_LSPET, TORCH_ABSENT, runtime_pck
 pytest.importorskip("torch", reason=TORCH_ABSENT)
 from export import InputError
 from export.padding import calibrate_padding, main
@@ -21,10 +21,7 @@ from fasterpose_rt.presence import PRESENCE_KEY
 from keypoint_order import without_keypoint, write_reversed
 
 MODEL = DEFAULT_MODELS["default"]
-pytestmark = [
-    NEEDS_LSPET,
-    pytest.mark.skipif(not MODEL.is_file(), reason="no bundled default model"),
-]
+pytestmark = MEASURES_DEFAULT_ON_LSPET
 CANDIDATES = (1.0, 1.25, 1.4)
 OWN = 1.1  # the default's calibrated padding: always measured too
 

@@ -164,3 +164,24 @@ def test_a_border_step_stays_on_the_map():
     xy, _ = decode_heatmaps(_clean_map(centres), blur_sigma=0)
     np.testing.assert_allclose(xy[0], [[-0.5, 20], [W - 0.5, 30], [10, -0.5], [20, H - 0.5]], atol=1e-4)
 
+
+
+def test_edge_peaks_unblurred_decodes_peaks_next_to_the_edge_from_the_map_itself():
+    """edge_peaks="unblurred" (a model's metadata may choose it): a peak one pixel from the edge is refined from
+    the unblurred map (exact on a clean Gaussian, where the blur pushes it outwards), every other peak as before."""
+    d = np.arange(0.55, 1.5, 0.05)  # true centres whose integer peak is the pixel next to the border one
+    mid_x, mid_y = (W - 1) / 2 + 0.3, (H - 1) / 2 - 0.2
+    centres = np.concatenate([np.stack([d, np.full_like(d, mid_y)], 1),
+                              np.stack([np.full_like(d, mid_x), H - 1 - d], 1)])
+    hm = _clean_map(centres)
+    peak = np.argmax(hm[0].reshape(len(centres), -1), axis=1)
+    half = len(d)
+    assert (peak[:half] % W == 1).all() and (peak[half:] // W == H - 2).all()  # the premise: next to the edge
+    blurred, _ = decode_heatmaps(hm)
+    unblurred, _ = decode_heatmaps(hm, edge_peaks="unblurred")
+    np.testing.assert_allclose(unblurred[0], centres, atol=2e-3)
+    assert (np.abs(blurred[0] - centres).max(axis=1) > 0.1).all()  # the blur's outward push that it avoids
+    inner, _ = gaussians(np.random.default_rng(5), 3, 4, 2.0)  # >= 4 px from the edge: unchanged
+    np.testing.assert_array_equal(decode_heatmaps(inner, edge_peaks="unblurred")[0], decode_heatmaps(inner)[0])
+    with pytest.raises(ValueError, match="edge_peaks must be one of blurred, unblurred"):
+        decode_heatmaps(inner, edge_peaks="zero")

@@ -65,6 +65,8 @@ def _meta_dict(**changes):
     (_meta_dict(box_padding=0), "box_padding must be a number from 0.5 to 4"),
     (_meta_dict(box_padding=True), "box_padding must be a number from 0.5 to 4"),
     (_meta_dict(box_padding=float("inf")), "box_padding must be a number from 0.5 to 4"),  # JSON "Infinity"
+    (_meta_dict(edge_peaks="zero"), "edge_peaks must be one of blurred, unblurred, got 'zero'"),
+    (_meta_dict(edge_peaks=None), "edge_peaks must be one of blurred, unblurred, got None"),
 ])
 def test_mangled_metadata(tmp_path, text, msg):
     p = write_standin(tmp_path / "mangled.onnx", metadata_text=text)

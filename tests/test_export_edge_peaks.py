@@ -1,0 +1,106 @@
+"""Choosing how peaks next to the heatmap's edge are refined (export/edge_peaks.py): both ways measured from one
+run, the better written into the metadata and nothing else changed, what it measured is what the predictor
+measures, bad input writes nothing, the command line's exit codes.
+
+Real parts: the bundled default model and 40 real LSPET training photos (skipped when ../shared is absent).
+"""
+import hashlib
+import json
+from dataclasses import replace
+
+import onnx
+import pytest
+
+from conftest import LSPET, MEASURES_DEFAULT_ON_LSPET, TORCH_ABSENT, runtime_pck
+pytest.importorskip("torch", reason=TORCH_ABSENT)
+from export import InputError
+from export.edge_peaks import choose_edge_peaks, main
+from export.metadata import rewrite_metadata
+from fasterpose_rt import DEFAULT_MODELS, PosePredictor
+from fasterpose_rt.model_card import format_card, model_card
+
+MODEL = DEFAULT_MODELS["default"]
+pytestmark = MEASURES_DEFAULT_ON_LSPET
+
+
+@pytest.fixture(scope="module")
+def chosen(lspet40, tmp_path_factory):
+    out = tmp_path_factory.mktemp("edge_out") / "tuned.onnx"
+    before = hashlib.sha256(MODEL.read_bytes()).hexdigest()
+    result = choose_edge_peaks(MODEL, lspet40, LSPET / "images", out, threads=1)
+    assert hashlib.sha256(MODEL.read_bytes()).hexdigest() == before  # the source model is never touched
+    return result, out
+
+
+def test_the_better_way_is_written_and_recorded(chosen, lspet40):
+    result, out = chosen
+    assert set(result.measured) == {"blurred", "unblurred"} and result.previous == \
+        PosePredictor(MODEL, threads=1).metadata.edge_peaks
+    ranked = sorted(result.measured, key=lambda way: (result.measured[way][0.2], result.measured[way][0.1]))
+    tie = result.measured["blurred"] == result.measured["unblurred"]
+    assert result.chosen == (result.previous if tie else ranked[-1])
+    assert result.persons == 40 and result.joints > 300 and 0 < result.edge_joints < result.joints
+    meta = PosePredictor(out, threads=1).metadata
+    assert meta.edge_peaks == result.chosen
+    record = meta.extra["edge_peaks_choice"]
+    assert record["chosen"] == result.chosen and record["previous"] == result.previous
+    assert record["source"] == lspet40.name and record["persons"] == 40 and record["flip_test"] is False
+    assert record["pck@0.2"] == {way: round(v[0.2], 6) for way, v in result.measured.items()}
+    assert f"edge peaks {result.previous} -> {result.chosen}" in result.summary()
+    card = format_card(model_card(out, meta))
+    assert f"{result.chosen} (heatmap peaks next to the map's edge), chosen on 40 persons of {lspet40.name}" in card
+
+
+def test_only_the_metadata_changes(chosen):
+    _, out = chosen
+    old, new = (PosePredictor(p, threads=1).metadata for p in (MODEL, out))
+    assert onnx.load(str(MODEL)).graph.SerializeToString() == onnx.load(str(out)).graph.SerializeToString()
+    assert {k: v for k, v in new.extra.items() if k != "edge_peaks_choice"} == \
+        {k: v for k, v in old.extra.items() if k != "edge_peaks_choice"}  # score table and presence head stay
+    assert replace(new, edge_peaks=old.edge_peaks, extra={}) == replace(old, extra={})
+
+
+def test_each_way_measured_is_what_the_predictor_measures(chosen, lspet40, tmp_path):
+    result, _ = chosen
+    meta = PosePredictor(MODEL, threads=1).metadata
+    for way in ("blurred", "unblurred"):
+        path = tmp_path / f"{way}.onnx"
+        rewrite_metadata(MODEL, replace(meta, edge_peaks=way), path)
+        assert runtime_pck(path, lspet40) == pytest.approx(result.measured[way][0.2], abs=1e-9), way
+
+
+def test_a_tie_keeps_the_models_choice(lspet40, tmp_path, monkeypatch):
+    import export.edge_peaks as edge_peaks
+
+    monkeypatch.setattr(edge_peaks, "pck", lambda *a: (0.5, None, 10))  # every way alike
+    meta = PosePredictor(MODEL, threads=1).metadata
+    for way in ("blurred", "unblurred"):
+        start = tmp_path / f"start_{way}.onnx"
+        rewrite_metadata(MODEL, replace(meta, edge_peaks=way), start)
+        result = choose_edge_peaks(start, lspet40, LSPET / "images", tmp_path / f"tie_{way}.onnx", threads=1)
+        assert result.chosen == result.previous == way
+
+
+def test_bad_input_writes_nothing(lspet40, tmp_path):
+    out, data = tmp_path / "never.onnx", json.loads(lspet40.read_text())
+    data["annotations"] = [{k: v for k, v in a.items() if k != "keypoints"} for a in data["annotations"]]
+    (tmp_path / "no_kp.json").write_text(json.dumps(data))
+    with pytest.raises(InputError, match="has no 'keypoints'"):
+        choose_edge_peaks(MODEL, tmp_path / "no_kp.json", LSPET / "images", out)
+    with pytest.raises(InputError):
+        choose_edge_peaks(tmp_path / "missing.onnx", lspet40, LSPET / "images", out)
+    with pytest.raises(InputError):
+        choose_edge_peaks(MODEL, tmp_path / "missing.json", LSPET / "images", out)
+    assert not out.exists() and not list(tmp_path.glob(".*tmp"))
+
+
+def test_command_line(lspet40, tmp_path, capsys):
+    out = tmp_path / "cli.onnx"
+    args = ["--model", str(MODEL), "--ann", str(lspet40), "--images", str(LSPET / "images"), "--threads", "1"]
+    with pytest.raises(SystemExit) as e:
+        main(args + ["--out", str(out)])
+    own = PosePredictor(MODEL, threads=1).metadata.edge_peaks
+    assert e.value.code == 0 and out.is_file() and f"edge peaks {own} ->" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(args + ["--out", str(tmp_path)])  # a folder: refused before the run
+    assert e.value.code == 2
