@@ -168,7 +168,7 @@ class Views:
 
     def keypoints(self, heatmaps: np.ndarray, reference: np.ndarray):
         """heatmaps (N, K, h, w) in the reference crops' frame -> photo keypoints (N, K, 2), scores (N, K)."""
-        xy, scores = decode_heatmaps(np.ascontiguousarray(heatmaps))
+        xy, scores = decode_heatmaps(np.ascontiguousarray(heatmaps), edge_peaks=self.pred.metadata.edge_peaks)
         stride = (self.input_size[0] / heatmaps.shape[3], self.input_size[1] / heatmaps.shape[2])
         return apply_affine(heatmap_to_crop(xy, stride), invert_affine(reference)), scores
 

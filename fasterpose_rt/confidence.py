@@ -52,6 +52,10 @@ class ScoreCalibration:
             table.flags.writeable = False
             object.__setattr__(self, name, table)
 
+    def __reduce__(self):
+        # through the constructor, so a copy's tables are read-only too (unpickling would skip __post_init__)
+        return type(self), (self.scores, self.chances, self.within, self.source)
+
     def __call__(self, scores) -> np.ndarray:
         """scores (...) raw heatmap peaks -> (...) float32 chances in [0, 1]."""
         return np.interp(np.asarray(scores, np.float64), self.scores, self.chances).astype(np.float32)

@@ -18,7 +18,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Generator, Iterator, List, Optional, Sequence, Set, Tuple, Union
+from typing import Callable, Generator, Iterator, List, Optional, Sequence, Set, Tuple, Union, cast
 
 import cv2
 import numpy as np
@@ -621,9 +621,24 @@ def iter_video_frames(cap: cv2.VideoCapture, every: int = 1, expected: Optional[
                 misses.append(index)
                 index += 1
                 continue
-            passed_over += [i for i in misses if i % every == 0]
-            misses = []
-            last, previous = _timestamp(cap), last
+            stamp = _timestamp(cap)
+            if misses:
+                # A failed read may use up more frames than one (a codec that reorders frames): this frame's own
+                # timestamp places it, so later frames keep their numbers (never fewer than the reads counted)
+                if stamp is not None and last is not None and fps:
+                    index = max(index, misses[0] - 1 + round((stamp - last) * fps))
+                passed_over += [i for i in range(misses[0], index) if i % every == 0]
+                if index % every:
+                    wanted = False  # decoded, but not one of the frames asked for
+                elif not wanted:  # only grabbed, where a frame is asked for: decoded now
+                    got, image = cap.retrieve() if hasattr(cap, "retrieve") else (False, None)
+                    wanted = bool(got) and image is not None
+                    if wanted:
+                        frame = cast(np.ndarray, image)
+                    else:
+                        passed_over.append(index)
+                misses = []
+            last, previous = stamp, last
             if wanted:
                 decoded += 1
                 yield (index, to_bgr_uint8(frame), last) if times else (index, to_bgr_uint8(frame))

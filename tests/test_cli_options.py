@@ -155,6 +155,30 @@ def test_a_folder_that_cannot_be_written_is_refused_before_any_work(shoot, stand
     assert not (tmp_path / "r.json").exists() and list(folder.iterdir()) == []
 
 
+def test_only_the_folders_written_to_are_asked(shoot, standin_path, tmp_path, monkeypatch):
+    """The folder files are made in decides, not the --out-dir named: a writable subfolder of a locked one is fine
+    (it was refused), and a locked --out-dir holding every result with --skip-existing writes nothing (refused)."""
+    from fasterpose_rt.cli import common
+
+    access = os.access
+    locked = []
+    monkeypatch.setattr(common.os, "access", lambda p, mode: not (
+        os.path.realpath(p) in locked and mode & os.W_OK) and access(p, mode))
+    out_dir = tmp_path / "own"
+    inner = out_dir / "shoot" / "in"
+    r = run("predict", shoot, "--model", standin_path, "--no-search", "-q", "--out-dir", out_dir)
+    assert r.exit_code == 0 and (inner / "a.json").is_file(), r.output  # written into own/shoot/in/
+    locked += [str(out_dir), str(out_dir / "shoot")]  # locked above own/shoot/in/: a rerun writes only into it
+    r = run("predict", shoot, "--model", standin_path, "--no-search", "-q", "--out-dir", out_dir)
+    assert r.exit_code == 0, r.output
+    locked.append(str(inner))  # all locked, every result there: nothing to write
+    r = run("predict", shoot, "--model", standin_path, "--no-search", "--out-dir", out_dir, "--skip-existing")
+    assert r.exit_code == 0 and "skipped" in r.stderr, r.output
+    (shoot / "in" / "new.jpg").write_bytes((shoot / "in" / "a.jpg").read_bytes())  # one to write: refused
+    r = run("predict", shoot, "--model", standin_path, "--no-search", "--out-dir", out_dir, "--skip-existing")
+    assert r.exit_code == 2 and f"--out-dir folder {inner}: it is not writable" in r.stderr, r.output
+
+
 def test_predict_out_through_a_symlink_writes_its_target(shoot, standin_path, tmp_path):
     (tmp_path / "real").mkdir()
     link = tmp_path / "link.json"

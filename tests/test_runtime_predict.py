@@ -348,6 +348,12 @@ def test_flip_test_set_later_brings_its_score_table(standin_path):
     np.testing.assert_array_equal(result.confidences, made.predict(np.zeros((200, 100, 3), np.uint8)).confidences)
     with pytest.raises(ValueError, match="read-only"):  # one result's table is every result's: not to be changed
         result.calibration.chances[:] = 0
+    import copy
+    import pickle
+
+    for made in (pickle.loads(pickle.dumps([result, result]))[0], copy.deepcopy(result)):  # a process pool's copy
+        assert not made.calibration.chances.flags.writeable and not made.calibration.scores.flags.writeable
+        np.testing.assert_array_equal(made.confidences, result.confidences)
 
 
 @pytest.mark.parametrize("value", [0, -3, 2.5, True, "4"])

@@ -434,6 +434,52 @@ def test_edit_lists_of_other_files_are_none(tmp_path):
     assert shown_seconds(tmp_path / "no_edits.mp4") is None
 
 
+class ReorderingCapture:
+    """A video file's capture, 10 fps, ``frames`` frames, whose read of each frame in ``damaged`` fails and uses up
+    that frame and the next one too, as a codec that reorders frames (B-frames) does; frame i is filled with i."""
+
+    def __init__(self, frames, damaged):
+        self.frames, self.damaged, self.at, self.time = frames, set(damaged), 0, 0.0
+
+    def get(self, prop):
+        return {cv2.CAP_PROP_FRAME_COUNT: self.frames, cv2.CAP_PROP_FPS: 10.0}.get(prop, self.time * 1000.0)
+
+    def grab(self):
+        if self.at >= self.frames:
+            return False
+        if self.at in self.damaged:
+            self.at += 2
+            return False
+        self.time, self.at = self.at / 10.0, self.at + 1
+        return True
+
+    def retrieve(self):
+        return True, np.full((4, 4, 3), self.at - 1, np.uint8)
+
+    def read(self):
+        ok = self.grab()
+        return (ok, self.retrieve()[1]) if ok else (False, None)
+
+    def release(self):
+        pass
+
+
+@pytest.mark.parametrize("every", [1, 2])
+def test_frames_after_a_damaged_one_keep_their_numbers(every):
+    """A failed read that used up two frames: the frames after it were numbered one too low (their times right),
+    with nothing said. Each frame's own timestamp places it; both lost frames are named."""
+    from fasterpose_rt.inputs import iter_video_frames
+
+    got = []
+    with pytest.raises(InputReadError) as e:
+        for index, frame, _ in iter_video_frames(ReorderingCapture(20, [6]), every, 20, times=True):
+            got.append((index, int(frame[0, 0, 0])))
+    assert all(index == value for index, value in got), got  # each frame under its own number
+    assert [i for i, _ in got] == [i for i in range(20) if i % every == 0 and i not in (6, 7)]
+    assert str(e.value).startswith("frames 6 and 7 could not be decoded" if every == 1 else
+                                   "frame 6 could not be decoded")
+
+
 def test_constant_rate_times_stay_index_over_fps(tmp_path):
     """Matroska keeps times in whole milliseconds: a 29.97 fps file's are off index / fps by up to 0.5 ms."""
     from fasterpose_rt.inputs import iter_video_frames, open_video

@@ -25,7 +25,7 @@ from ..skeletons import COCO17, LSP14
 from ..tracking import REFINE_PASSES
 from .common import (BOX_PADDING_HELP, EXIT_FAILED, MAX_BATCH, Count, exit_code, how,
                      FiniteFloat, NamedPath, UsageProblem, backend_option, debug_option, given, guarded,
-                     folder_problem, load_predictor, model_options, out_is_one_of, out_problem, say)
+                     load_predictor, model_options, out_is_one_of, out_problem, say)
 from .predict_run import Photo, PredictRun, own_drawings
 
 
@@ -229,9 +229,6 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise UsageProblem(f"cannot create {option} folder {folder}: {e.strerror or e}") from None
-            problem = folder_problem(folder)
-            if problem is not None:
-                raise UsageProblem(f"cannot write to the {option} folder {folder}: {problem}")
     if out is not None:
         problem = out_problem(out)
         if problem is not None:
@@ -266,6 +263,9 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
     for path, reason in problems:
         run.fail(path, reason)
     items = run.plan_own_files(items)
+    problem = run.unwritable(items)  # before any work: not input by input
+    if problem is not None:
+        raise UsageProblem(problem)
     bar_shown = not quiet and (len(items) > 1 or any(i.kind != "image" for i in items))
     # None: drawn on a terminal only, so a log of stderr holds the errors and the summary, not bar frames
     bar = tqdm(total=len(items), desc="fasterpose", unit="file", disable=None if bar_shown else True, file=sys.stderr)

@@ -30,7 +30,7 @@ from ..results import ResultsWriter, atomic_write_bytes, coco_entries
 from ..smoothing import DEFAULT_FPS
 from ..tracking import find_poses, find_poses_batch
 from ..video import VideoPoses
-from .common import UsageProblem, plural, say, trace
+from .common import UsageProblem, folder_problem, plural, say, trace
 
 _VIS_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 NOBODY_NOTE = "nobody found"  # written on a --vis photo where no person was reported
@@ -310,6 +310,25 @@ class PredictRun:
             kept.append(item)
             self._skipped_ids[item.label], ahead, floor = (ahead, floor), 0, 0
         return kept
+
+    def unwritable(self, items: List[InputItem]) -> Optional[str]:
+        """Why the output of one of ``items`` (the inputs to run, after ``plan_own_files``) cannot be written: the
+        nearest folder there is above its --out-dir file or --vis output does not take files. Checked before any
+        work, so a run is refused once instead of failing input by input; a folder nothing will be written to
+        (every input's results there already, --skip-existing) is not asked. None when all can be written."""
+        checked: Set[Path] = set()
+        for option, targets in (("--out-dir", self._own), ("--vis", self._vis)):
+            for item in items:
+                folder = targets[item.label].parent if item.label in targets else None
+                while folder is not None and not folder.exists() and folder != folder.parent:  # made on the way
+                    folder = folder.parent
+                if folder is None or folder in checked:
+                    continue
+                checked.add(folder)
+                problem = folder_problem(folder)
+                if problem is not None:
+                    return f"cannot write to the {option} folder {folder}: {problem}"
+        return None
 
     def _own_file_among_namesakes(self, item: InputItem, most: int) -> Optional[Path]:
         """The --out-dir file, named as ``item``'s name or a namesake's (name, name_2, ... name_<most + 1>), that holds
