@@ -16,7 +16,7 @@ Decoders (all return (N, K, 2) heatmap px):
                  written here; along an axis where the peak is on the border pixel, the runtime's (unblurred)
                  one-sided step;
   DARK σ=0 at 1 px  DARK, but σ=0 for integer peaks 1 px from the map's edge (next to a border pixel): the
-                 runtime's ``edge_peaks="unblurred"``, which the default model's metadata chooses since session 60;
+                 runtime's ``edge_peaks="unblurred"``, which a model's metadata may choose (``export.edge_peaks``);
   DARK loop      the same maths as DARK, one keypoint at a time in Python (the baseline for the speed-up).
 Maps are 64×48 (h×w), Gaussians of sigma 1.5 / 2 / 3 with uniformly random sub-pixel centres, clean or with
 3 % multiplicative noise (map · (1 + 0.03·n), n ~ N(0, 1)).

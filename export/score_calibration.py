@@ -66,7 +66,7 @@ class ScoreCalibrationResult:
         return f"{self.path}: score calibration on {self.persons} persons of {Path(self.source).name}; " + "; ".join(parts)
 
 
-def _ground_truth(data: dict, k: int):
+def ground_truth(data: dict, k: int):
     """(gt (A, K, 2) labelled photo px, labelled (A, K) bool) of the A annotations; no keypoints: none labelled."""
     gt = np.zeros((len(data["annotations"]), k, 3))
     for i, ann in enumerate(data["annotations"]):
@@ -89,7 +89,7 @@ def _predict_boxed(pred, data, images, category_id, source):
     return xy, scores
 
 
-def _predict_searched(pred, data, images):
+def predict_searched(pred, data, images):
     """The person of every photo that holds exactly one annotated person, found without a box as ``fasterpose
     predict`` finds it (searched and refined): (xy (A, K, 2), scores (A, K)), NaN for the other annotations. Photos
     are read in the frame of the file's width and height (:func:`fasterpose_rt.annotated_photos.read_as_listed`), where its
@@ -168,7 +168,7 @@ def calibrate_scores(model_path, annotations, images=None, out_path=None, bins: 
         category_id = match_keypoints(data, names, str(annotations), need_sigmas=False).category["id"]
     except (EvalError, ModelError) as e:
         raise InputError(str(e)) from None
-    gt, labelled = _ground_truth(data, len(names))
+    gt, labelled = ground_truth(data, len(names))
     block: dict = {"within": WITHIN, "source": Path(annotations).name, "box_padding": meta.box_padding, "bins": bins}
     modes: Dict[str, dict] = {}
     wanted = [(m, f, s) for m, f, s in (("plain", False, False), ("flip", True, False), ("searched", False, True),
@@ -178,7 +178,7 @@ def calibrate_scores(model_path, annotations, images=None, out_path=None, bins: 
             predictors[flipped] = PosePredictor(model_path, threads=threads, flip_test=True)
         pred = predictors[flipped]
         if searched:
-            xy, scores = _predict_searched(pred, data, images)
+            xy, scores = predict_searched(pred, data, images)
         else:
             xy, scores = _predict_boxed(pred, data, images, category_id, str(annotations))
         hit, use = _hits(np.nan_to_num(xy), gt, labelled, names, WITHIN)

@@ -143,7 +143,7 @@ def test_score_calibration_searches_the_stored_bitmap(tmp_path, photos, monkeypa
     seen = []
     monkeypatch.setattr(sc, "find_poses_batch", lambda pred, images, **_: seen.extend(images) or [[] for _ in images])
     pred = SimpleNamespace(metadata=SimpleNamespace(num_keypoints=len(NAMES)), batch_size=8)
-    sc._predict_searched(pred, json.loads(ann.read_text()), ann.parent / "images")
+    sc.predict_searched(pred, json.loads(ann.read_text()), ann.parent / "images")
     plain = read_image(ann.parent / "images" / "plain.jpg")
     assert len(seen) == 2 and all(np.array_equal(im, plain) for im in seen)
 

@@ -36,9 +36,13 @@ def test_the_better_way_is_written_and_recorded(chosen, lspet40):
     result, out = chosen
     assert set(result.measured) == {"blurred", "unblurred"} and result.previous == \
         PosePredictor(MODEL, threads=1).metadata.edge_peaks
-    ranked = sorted(result.measured, key=lambda way: (result.measured[way][0.2], result.measured[way][0.1]))
-    tie = result.measured["blurred"] == result.measured["unblurred"]
-    assert result.chosen == (result.previous if tie else ranked[-1])
+    boxed = {way: (v[0.2], v[0.1]) for way, v in result.measured.items()}
+    best = max(boxed, key=boxed.__getitem__)
+    if boxed[best] == boxed[result.previous]:  # a tie keeps the model's way, and the search is not asked
+        assert result.chosen == result.previous and all("searched" not in v for v in result.measured.values())
+    else:  # the better way in the boxes, unless it loses in the search
+        searched = {way: v["searched"] for way, v in result.measured.items()}
+        assert result.chosen == (best if searched[best] >= searched[result.previous] else result.previous)
     assert result.persons == 40 and result.joints > 300 and 0 < result.edge_joints < result.joints
     meta = PosePredictor(out, threads=1).metadata
     assert meta.edge_peaks == result.chosen
@@ -67,6 +71,34 @@ def test_each_way_measured_is_what_the_predictor_measures(chosen, lspet40, tmp_p
         path = tmp_path / f"{way}.onnx"
         rewrite_metadata(MODEL, replace(meta, edge_peaks=way), path)
         assert runtime_pck(path, lspet40) == pytest.approx(result.measured[way][0.2], abs=1e-9), way
+
+
+def test_a_way_that_loses_in_the_search_is_not_taken(lspet40, tmp_path, monkeypatch):
+    """The boxes prefer one way and the search the other: the model's way stays (the default's case on validation,
+    session 60); --no-search (search=False) does not ask, and takes the boxes' better way."""
+    import export.edge_peaks as edge_peaks
+
+    calls: list = []
+
+    def boxed_pck(*args):  # "blurred" (measured first, at both thresholds) scores 0.9 in the boxes, "unblurred" 0.5
+        calls.append(1)
+        return 0.9 if len(calls) <= 2 else 0.5, None, 10
+
+    monkeypatch.setattr(edge_peaks, "pck", boxed_pck)
+    meta = PosePredictor(MODEL, threads=1).metadata
+    start = tmp_path / "start.onnx"
+    rewrite_metadata(MODEL, replace(meta, edge_peaks="unblurred"), start)  # so "blurred" is the challenger
+    searched = {"blurred": 0.70, "unblurred": 0.72}
+    monkeypatch.setattr(edge_peaks, "_searched_pck", lambda model, way, *a: searched[way])
+    result = edge_peaks.choose_edge_peaks(start, lspet40, LSPET / "images", tmp_path / "kept.onnx", threads=1)
+    assert result.previous == "unblurred" and result.measured["blurred"][0.2] > result.measured["unblurred"][0.2]
+    assert result.chosen == "unblurred" and result.measured["blurred"]["searched"] == 0.70
+    record = PosePredictor(tmp_path / "kept.onnx", threads=1).metadata.extra["edge_peaks_choice"]
+    assert record["searched_pck@0.2"] == searched and record["chosen"] == "unblurred"
+    calls.clear()
+    result = edge_peaks.choose_edge_peaks(start, lspet40, LSPET / "images", tmp_path / "taken.onnx", threads=1,
+                                          search=False)
+    assert result.chosen == "blurred" and all("searched" not in v for v in result.measured.values())
 
 
 def test_a_tie_keeps_the_models_choice(lspet40, tmp_path, monkeypatch):
