@@ -2,7 +2,8 @@
 
 Exit codes: 0 exported and verified; 1 export or verification failed (no file written); 2 bad input
 (arguments, missing / unreadable / refused checkpoint, malformed checkpoint meta, weights that do not fit or
-output NaN/inf, missing keypoint names, an --out that cannot be written or names the checkpoint or keypoint file).
+output NaN/inf, missing keypoint names, an --out that cannot be written or names the checkpoint, keypoint or
+--calibration file).
 With --int8 the float file is written first, then ``<out>_int8.onnx`` (export/quantize.py): 1 also when int8
 quantisation fails or its PCK drop is refused (no int8 file written; the float file stays).
 """
@@ -93,8 +94,11 @@ def main(arch, num_keypoints, checkpoint, input_size, keypoints_from, opset, box
         from .outputs import check_writable
         from .quantize import default_int8_path
 
-        try:
-            check_writable(default_int8_path(out), [("the --calibration file", calibration)])
+        read = [("the --calibration file", calibration), ("the --checkpoint", checkpoint),
+                ("the --keypoints-from file", keypoints_from)]
+        try:  # the float file is written first: it must not replace what the int8 step reads next
+            check_writable(out, read[:1])
+            check_writable(default_int8_path(out), read)
         except InputError as e:
             click.echo(f"error: --int8: {e}", err=True)
             sys.exit(2)

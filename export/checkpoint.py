@@ -41,9 +41,12 @@ def save_checkpoint(path, state_dict: Mapping[str, torch.Tensor], meta: Mapping[
     """Write ``{"model": state_dict, "meta": meta}`` to ``path`` atomically (a partial file never takes its place)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save({"model": dict(state_dict), "meta": dict(meta)}, tmp)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # two writers never share one
+    try:
+        torch.save({"model": dict(state_dict), "meta": dict(meta)}, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

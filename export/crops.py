@@ -93,6 +93,8 @@ def crop_keypoints_each(session, crops: CropSet, meta: ModelMetadata, edge_peaks
         hm = session.run(None, {name: x})[0].astype(np.float32)
         if meta.output == "logits":
             hm = 1.0 / (1.0 + np.exp(-hm))
+        else:  # as the runtime does: a model trained with MSE overshoots 1 near its peaks
+            hm = np.clip(hm, 0.0, 1.0)
         for choice in edge_peaks:
             out[choice].append(decode_heatmaps(hm, edge_peaks=choice)[0])
         shape = hm.shape[2:]

@@ -97,6 +97,7 @@ def build_metadata(spec: ModelSpec, keypoints: KeypointSet, checkpoint: Optional
         skeleton=[list(p) for p in keypoints.skeleton], flip_pairs=[list(p) for p in keypoints.flip_pairs],
         color="RGB", mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD), output=spec.output,
         box_padding=float(box_padding), architecture=spec.architecture, extra=extra,
+        edge_peaks=meta.get("edge_peaks", "blurred"),  # models.from_onnx keeps its source file's decoding
     )
 
 

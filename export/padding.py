@@ -113,6 +113,13 @@ def calibrate_padding(model_path, annotations, images=None, out_path=None, candi
         graph = without_head
         log(f"the presence head was fitted at box padding {meta.box_padding:g}: taken out of the model "
             "(fit it again: python -m export.presence_head)")
+    quant = new_meta.extra.get("quantization")
+    if chosen != meta.box_padding and isinstance(quant, dict) and isinstance(quant.get("verification"), dict):
+        # the int8 check's figures were measured on crops of the old padding: say so (the first such padding kept)
+        verification = {"box_padding": meta.box_padding, **quant["verification"]}
+        if verification["box_padding"] == chosen:  # back where they were measured
+            del verification["box_padding"]
+        new_meta.extra["quantization"] = {**quant, "verification": verification}
     new_meta.extra["box_padding_calibration"] = {
         "source": Path(annotations).name, "persons": persons_used, "joints": joints, "previous": meta.box_padding,
         "chosen": chosen, f"pck@{PCK_THRESHOLD:g}": {f"{p:g}": round(v, 6) for p, v in sorted(sweep.items())},

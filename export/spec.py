@@ -53,7 +53,7 @@ def resolve_spec(arch: Optional[str] = None, num_keypoints: Optional[int] = None
 
     ``arch`` and ``num_keypoints`` must agree with the meta when both are given; ``input_size`` (w, h) overrides
     the meta's; ``output`` is taken from the meta's loss (rce -> logits, mse -> probabilities), else the argument,
-    else "logits"; ``model_options`` (e.g. {"head_width": 32, "blocks": [1, 2, 6]}: how a plain state dict was
+    else the meta's recorded ``output`` (models.from_onnx), else "logits"; ``model_options`` (e.g. {"head_width": 32, "blocks": [1, 2, 6]}: how a plain state dict was
     built, which it does not record) must agree with the meta's where both give one.
     """
     meta = meta or {}
@@ -98,7 +98,14 @@ def resolve_spec(arch: Optional[str] = None, num_keypoints: Optional[int] = None
         raise InputError(f"output must be 'logits' or 'probabilities', got {output!r}")
     if loss is not None and output is not None and LOSS_OUTPUT[loss] != output:
         raise InputError(f"--output {output} contradicts the checkpoint's loss {loss!r} ({LOSS_OUTPUT[loss]})")
-    out = LOSS_OUTPUT[loss] if loss is not None else (output or "logits")
+    recorded = meta.get("output")  # models.from_onnx keeps its source file's, which may record no loss
+    if recorded is not None and recorded not in ("logits", "probabilities"):
+        raise InputError(f"checkpoint records unknown output {recorded!r}; known: logits, probabilities")
+    if loss is not None and recorded is not None and LOSS_OUTPUT[loss] != recorded:
+        raise InputError(f"checkpoint records output {recorded!r} and loss {loss!r} ({LOSS_OUTPUT[loss]})")
+    if recorded is not None and output is not None and output != recorded:
+        raise InputError(f"--output {output} contradicts the checkpoint's recorded output {recorded!r}")
+    out = LOSS_OUTPUT[loss] if loss is not None else (output or recorded or "logits")
 
     options = meta.get("model_options") or {}
     if not isinstance(options, dict):

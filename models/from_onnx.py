@@ -206,9 +206,11 @@ def recover(model_path, ann_file, images_dir, out_path, crops: int = 256, seed: 
                                 f"{100 * relative:.1f} % (an int8 file should give a few %)")
     elif not error <= 1e-3 * max(1.0, scale):
         raise RecoveryError(f"recovered network differs from {model_path}: max |Δ| {error:.3g} (outputs up to {scale:.3g})")
-    # the keypoint set and the file's box padding (calibrated, maybe, unlike the recipe's): re-exports keep them
+    # the keypoint set, the file's box padding (calibrated, maybe, unlike the recipe's), what its heatmaps are and
+    # how its edge peaks are decoded: re-exports keep them
     out_meta = {k: meta[k] for k in ("architecture", "input_size", "loss", "model_options", "recipe", "validation",
-                                      "keypoints", "skeleton", "flip_pairs", "sigmas", "box_padding") if k in meta}
+                                      "keypoints", "skeleton", "flip_pairs", "sigmas", "box_padding", "output", "edge_peaks")
+                if k in meta}
     out_meta["recovered_from"] = {"file": Path(model_path).name, "max_abs_difference": error,
                                   "weights": "dequantised from int8" if quantized else "exact",
                                   "batchnorm_statistics": f"{len(ds)} augmented crops of {Path(ann_file).name}"}

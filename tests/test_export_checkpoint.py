@@ -200,3 +200,21 @@ def test_a_plain_state_dict_of_a_narrower_model_exports_with_its_options(tmp_pat
     with pytest.raises(Exception, match="--head-width 64 does not match the checkpoint's 32"):
         export_from_args(tmp_path / "d.onnx", **{**base, "checkpoint": tmp_path / "q.pth"},
                          model_options={"head_width": 64})
+
+
+def test_save_checkpoint_leaves_nothing_behind_when_writing_fails(tmp_path, monkeypatch):
+    """The temporary file had one fixed name (two writers shared it) and stayed when torch.save failed (review s61)."""
+    from export.checkpoint import save_checkpoint
+
+    out = tmp_path / "w.pth"
+    save_checkpoint(out, {"w": torch.ones(2)}, {"epoch": 1})
+    assert load_checkpoint(out).meta == {"epoch": 1} and os.listdir(tmp_path) == ["w.pth"]
+
+    def full_disk(obj, f):
+        Path(f).write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(OSError):
+        save_checkpoint(out, {"w": torch.zeros(2)}, {"epoch": 2})
+    assert os.listdir(tmp_path) == ["w.pth"] and load_checkpoint(out).meta == {"epoch": 1}

@@ -150,6 +150,30 @@ def test_checkpoints_naming_their_keypoints_at_the_top_keep_them():
     assert resolve_keypoint_set(resolve_spec(meta=five).num_keypoints, five).keypoints == list("abcde")
 
 
+def test_recovered_checkpoints_keep_what_their_heatmaps_are_and_how_edges_decode():
+    """models.from_onnx of a file exported from a plain state dict with --output probabilities records no loss: the
+    re-export said "logits", so the runtime put a sigmoid on probabilities, and an unblurred edge_peaks became
+    blurred (review s61). The source file's output and edge_peaks now travel with the recovered weights."""
+    from export import Checkpoint
+
+    meta = {"architecture": "fasterpose_r18", "keypoints": list("abcde"), "skeleton": [], "flip_pairs": [],
+            "output": "probabilities", "edge_peaks": "unblurred"}
+    spec = resolve_spec(meta=meta)
+    assert spec.output == "probabilities" and spec.loss is None
+    exported = build_metadata(spec, resolve_keypoint_set(5, meta), Checkpoint({}, meta))
+    assert (exported.output, exported.edge_peaks) == ("probabilities", "unblurred")
+    assert resolve_spec(meta={**meta, "output": "logits", "loss": "rce"}).output == "logits"
+    for bad, message in (({"loss": "rce"}, "records output 'probabilities' and loss 'rce'"),
+                         ({"output": "heat"}, "unknown output 'heat'")):
+        with pytest.raises(InputError, match=message):
+            resolve_spec(meta={**meta, **bad})
+    with pytest.raises(InputError, match="contradicts the checkpoint's recorded output"):
+        resolve_spec(output="logits", meta=meta)
+    bare = {k: v for k, v in meta.items() if k not in ("output", "edge_peaks")}
+    plain = build_metadata(resolve_spec(meta=bare), resolve_keypoint_set(5, bare), Checkpoint({}, bare))
+    assert (plain.output, plain.edge_peaks) == ("logits", "blurred")  # nothing recorded: the defaults
+
+
 @pytest.mark.parametrize("meta, message", [
     ({"num_keypoints": [14]}, "checkpoint meta num_keypoints must be an integer, got [14]"),
     ({"recipe": "adamw"}, "checkpoint meta recipe must be a dict, got str 'adamw'"),

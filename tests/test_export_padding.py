@@ -58,9 +58,13 @@ def test_only_the_metadata_changes(calibrated):
     assert a.graph.SerializeToString() == b.graph.SerializeToString()
     # the earlier calibration record is replaced; the score table and the presence head, measured at the old
     # padding, go with a new padding; nothing else in the metadata changes
-    changed = ("box_padding_calibration", CALIBRATION_KEY, PRESENCE_KEY)
+    changed = ("box_padding_calibration", CALIBRATION_KEY, PRESENCE_KEY, "quantization")
     assert {k: v for k, v in new.extra.items() if k not in changed} == \
         {k: v for k, v in old.extra.items() if k not in changed}
+    quant = old.extra["quantization"]
+    if new.box_padding != old.box_padding:  # the int8 check says at which padding it was measured
+        quant = {**quant, "verification": {"box_padding": old.box_padding, **quant["verification"]}}
+    assert new.extra["quantization"] == quant
     for key in (CALIBRATION_KEY, PRESENCE_KEY):
         assert (key in new.extra) == (key in old.extra and new.box_padding == old.box_padding)
     assert (new.input_size, new.keypoints, new.mean, new.std, new.output) == \
@@ -101,6 +105,13 @@ def test_a_new_padding_takes_out_the_presence_head_fitted_at_the_old_one(lspet40
     assert graph.SerializeToString() == without_head(onnx.load(str(MODEL))).graph.SerializeToString()
     assert pred.predict(np.zeros((96, 64, 3), np.uint8), np.array([[0, 0, 63, 95]])).presence is None
     assert any("presence head was fitted at box padding 1.1" in s and "export.presence_head" in s for s in said)
+    # the int8 check's figures, measured at 1.1, were shown as the new file's (review s61)
+    from fasterpose_rt.cli.bench import verification_line
+
+    verification = pred.metadata.extra["quantization"]["verification"]
+    assert verification == {"box_padding": OWN, **PosePredictor(MODEL, threads=1).metadata.extra["quantization"][
+        "verification"]}
+    assert verification_line(verification).endswith("measured at box padding 1.1, not the model's present one")
 
 
 def test_a_file_listing_the_keypoints_in_another_order_is_matched_by_name(calibrated, lspet40, tmp_path):

@@ -142,6 +142,27 @@ def test_calibration_ranges_cover_every_crop(float_model):
     assert input_scale(np.concatenate([bright, dark])) > 2 * input_scale(dark)
 
 
+def test_probability_heatmaps_are_clipped_as_the_runtime_clips_them():
+    """A model trained with MSE overshoots 1 near its peaks: the runtime clips to [0, 1] before decoding, export's
+    own measuring (int8 check, export.padding, export.edge_peaks) decoded unclipped (review s61)."""
+    from types import SimpleNamespace
+
+    from export.crops import CropSet, crop_keypoints_each
+    from fasterpose_rt.decode import decode_heatmaps
+    from fasterpose_rt.metadata import ModelMetadata
+
+    yy, xx = np.mgrid[0:16, 0:12]
+    peak = 1.25 * np.exp(-((xx - 5.3) ** 2 + (yy - 7.6) ** 2) / (2 * 1.5 ** 2))  # overshoots 1 at its top
+    hm = np.stack([peak, peak[::-1]])[None].astype(np.float32)  # (1, K=2, 16, 12)
+    session = SimpleNamespace(get_inputs=lambda: [SimpleNamespace(name="input")], run=lambda names, feed: [hm])
+    meta = ModelMetadata(input_size=(48, 64), keypoints=["a", "b"], skeleton=[], flip_pairs=[], output="probabilities")
+    crops = CropSet(np.zeros((1, 64, 48, 3), np.uint8), np.zeros((1, 2, 3)), None, None, "test")
+    got, shape = crop_keypoints_each(session, crops, meta, ["blurred"])
+    assert shape == (16, 12)
+    np.testing.assert_allclose(got["blurred"], decode_heatmaps(np.clip(hm, 0, 1))[0], atol=1e-6)
+    assert np.abs(got["blurred"] - decode_heatmaps(hm)[0]).max() > 1e-3  # the premise: clipping moves them
+
+
 def test_int8_graph_metadata_and_runtime_loading(quantized):
     result, float_path = quantized
     assert result.path.is_file() and result.calibration_crops == 8
@@ -251,6 +272,11 @@ def test_export_int8_flags_go_together(tmp_path):
                            (["--calibration", str(tmp_path)], "m_int8.onnx: it is a folder")):
         res = invoke(main, base + ["--int8"] + extra)
         assert res.exit_code == 2 and message in res.output and not out.exists(), res.output
+    # the float --out naming the calibration file replaced it before int8 read it (review s61)
+    (tmp_path / "images").mkdir()
+    res = invoke(main, base[:-1] + [str(tmp_path / "ann.json"), "--int8", "--calibration", str(tmp_path / "ann.json")])
+    assert res.exit_code == 2 and "it is the --calibration file" in res.output, res.output
+    assert (tmp_path / "ann.json").read_text() == "{}"
 
 
 @needs_photos

@@ -180,6 +180,8 @@ def verification_line(v) -> str:
         drop = (f"drop {100 * (pck_float - pck_int8):.2f} points" if _is_number(pck_float) and _is_number(pck_int8)
                 else "drop not known")
         line += f"; PCK@0.2 of its float source {shown(pck_float, '.3f')} vs int8 {shown(pck_int8, '.3f')} ({drop})"
+    if "box_padding" in v:  # export.padding changed the padding after the check
+        line += f"; measured at box padding {shown(v['box_padding'], 'g')}, not the model's present one"
     return line
 
 
