@@ -106,6 +106,12 @@ def refine_batch(predictor, images, results, passes: int = 1, settled_iou: float
     rerun: P bools, or None: in the first pass these photos' persons all run, settled or not, and in their own box
     where too few joints say where they are (another model's guesses that this one must see itself).
     Returns P new PoseResults."""
+    if isinstance(images, np.ndarray) and images.ndim < 4:  # one photo: its rows would pass for P photos
+        raise TypeError("refine_batch takes a sequence of photos; use refine(predictor, image, result) for one")
+    images = [to_bgr_uint8(im) for im in images]  # a path or an odd layout gets its clear error before any .shape
+    results = list(results)
+    if len(images) != len(results):
+        raise ValueError(f"{len(images)} photos but {len(results)} results")
     counts = np.array([len(r) for r in results], np.int64)
     if rows is not None:
         rows = list(rows)
@@ -278,10 +284,11 @@ class PoseTracker:
     ``search.keep_present(result, min_presence)`` drops is nobody (None: ``search.min_presence_for``, the
     threshold a model's presence head records, else 0).
     refine_passes: extra passes on persons just acquired (see ``refine``), so a rough first box does not cost
-    the first frames. reacquire_every: with ``acquire``, also run it every that many frames and add the persons
-    it finds that nobody follows (new arrivals); where it gives None (or without ``acquire``) and fewer than
-    ``max_persons`` are followed, the search does so, up to ``max_persons`` in all; None: only when nobody is
-    followed.
+    the first frames. start_passes: those passes for the ``start`` boxes' persons (None: ``refine_passes``; 0 for
+    boxes as tight as a photo's given boxes: a person lost later is still found with ``refine_passes``).
+    reacquire_every: with ``acquire``, also run it every that many frames and add the persons it finds that nobody
+    follows (new arrivals); where it gives None (or without ``acquire``) and fewer than ``max_persons`` are
+    followed, the search does so, up to ``max_persons`` in all; None: only when nobody is followed.
 
     ``tracker(frame)`` -> PoseResult for that frame, its boxes (N, 4) where each person is in it (the box around
     its joints; where they are too unsure to make one, the box it was run on), with track_ids (N,): a person keeps
@@ -301,7 +308,8 @@ class PoseTracker:
                  iou_threshold: float = SAME_PERSON_IOU, refound_iou: float = REFOUND_IOU, remember: int = REMEMBER,
                  refound_reach: float = REFOUND_REACH,
                  search: bool = True, max_persons: int = 1, min_presence: Optional[float] = None,
-                 keep_presence: Optional[float] = None, motion: bool = True, start=None):
+                 keep_presence: Optional[float] = None, motion: bool = True, start=None,
+                 start_passes: Optional[int] = None):
         if reacquire_every is not None and ((acquire is None and not search) or reacquire_every < 1):
             raise ValueError("reacquire_every needs an acquire function or the search, and a positive number of "
                              "frames")
@@ -315,6 +323,7 @@ class PoseTracker:
         self.keep_presence = keep_presence
         self.motion = bool(motion)
         self.start = start  # boxes (N, 4) for the first frame after a reset, then acquire / the search
+        self.start_passes = self.refine_passes if start_passes is None else int(start_passes)
         self.reset()
 
     def reset(self) -> None:
@@ -341,6 +350,7 @@ class PoseTracker:
         followed = self.boxes
         due = self.reacquire_every is not None and self._frames % self.reacquire_every == 0
         self._frames += 1
+        from_start = self.start is not None and not self._started  # the given boxes, not a search's or detector's
         found = None if len(followed) and not due else self._acquire(frame)
         if len(followed) and not due:
             result, ids = self.predictor.predict(frame, followed), self.ids
@@ -363,7 +373,8 @@ class PoseTracker:
                 found = np.concatenate([followed, new])
             whole_frame = found is None  # nobody followed and no boxes to start from
             result = self.predictor.predict(frame, found)
-            result = refine(self.predictor, frame, result, self.refine_passes, joint_score=self.joint_score,
+            passes = self.start_passes if from_start else self.refine_passes
+            result = refine(self.predictor, frame, result, passes, joint_score=self.joint_score,
                             min_joints=self.min_joints, rows=np.arange(len(followed), len(result)))  # the new ones
             if len(followed):  # a detector box refined onto a followed person is that person, who keeps its id
                 fresh = np.arange(len(followed), len(result))

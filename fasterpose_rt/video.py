@@ -73,18 +73,21 @@ class FrameClock:
 
 
 def video_tracker(predictor, boxes=None, detect: Optional[Callable] = None, refine_passes: int = REFINE_PASSES,
-                  search: bool = True, max_persons: int = 1, min_presence: Optional[float] = None) -> PoseTracker:
+                  search: bool = True, max_persons: int = 1, min_presence: Optional[float] = None,
+                  start_passes: Optional[int] = None) -> PoseTracker:
     """The PoseTracker a video's persons are followed with (``VideoPoses``, so ``fasterpose predict``): started by
     ``boxes`` (N, 4) [x, y, w, h] in the first frame (a person lost later is searched for again, up to N); else by
     ``detect(frame)`` -> boxes (N, 4) or None (nobody), which also runs every REACQUIRE_EVERY frames for new
     arrivals; else by a search of the frame (``search=False``: the whole frame) for up to ``max_persons``, run
     again every REACQUIRE_EVERY frames while fewer are followed when more than one is asked for; persons found
-    without boxes must be there (``search.keep_present``, ``min_presence``)."""
+    without boxes must be there (``search.keep_present``, ``min_presence``). refine_passes: on persons found by a
+    search, the whole frame or ``detect``; start_passes: on the ``boxes``' persons (None: ``refine_passes``)."""
     if boxes is not None:  # the first frame's persons; one lost later is searched for, as without boxes (the
         count = len(np.asarray(boxes).reshape(-1, 4))  # given box, where it started, found only ghosts once it
         if not count:  # had walked away); no boxes: nobody, in every frame
             return PoseTracker(predictor, acquire=lambda frame: boxes, refine_passes=refine_passes)
-        return PoseTracker(predictor, start=boxes, refine_passes=refine_passes, search=search, max_persons=count,
+        return PoseTracker(predictor, start=boxes, refine_passes=refine_passes, start_passes=start_passes,
+                           search=search, max_persons=count,
                            min_presence=min_presence, reacquire_every=REACQUIRE_EVERY if search and count > 1 else None)
     if detect is not None:
         return PoseTracker(predictor, acquire=detect, refine_passes=refine_passes, reacquire_every=REACQUIRE_EVERY,
@@ -130,10 +133,11 @@ class VideoPoses:
     ``min_presence`` > 0 a person found without boxes who is there with less than that chance is nobody
     (``search.keep_present``: the model's presence head, else its joints' confidences; 0: the best guess always;
     None: the threshold a model's presence head records, else 0).
-    refine_passes: extra passes on persons just found (see ``refine``); None: 0 for given ``boxes``, else
-    REFINE_PASSES. on_error: None: a frame whose prediction fails raises;
-    a function (index, exception): called, and that frame is skipped, or with ``keep_failed`` yielded with its
-    ``error`` and no person (so a video drawn of the frames keeps every one in its place).
+    refine_passes: extra passes on persons just found (see ``refine``); None: 0 for given ``boxes`` (tracked: for
+    the first frame's, a person lost later being searched for with REFINE_PASSES), else REFINE_PASSES.
+    on_error: None: a frame whose prediction fails raises; a function (index, exception): called, and that frame
+    is skipped, or with ``keep_failed`` yielded with its ``error`` and no person (so a video drawn of the frames
+    keeps every one in its place).
 
     Frame times are the frames' own (``FrameClock``): index / fps, or a variable-frame-rate video's timestamps.
     Attributes: fps (the video's frame rate, 0.0 when it does not say; times then count 30 frames per second),
@@ -175,9 +179,10 @@ class VideoPoses:
             raise TypeError(f"source must be a video file path or a cv2.VideoCapture, got {type(source).__name__}")
         self._reader: Optional[FrameReader] = None
         self._direct: Optional[Generator] = None  # the frames read in the caller's thread (read_ahead=0)
+        searched_passes = REFINE_PASSES if refine_passes is None else int(refine_passes)  # lost persons' searches
         self.tracker = video_tracker(predictor, self._boxes, self._detect if detector is not None else None,
-                                     self.refine_passes, self.search, self.max_persons,
-                                     self.min_presence) if track else None
+                                     searched_passes, self.search, self.max_persons, self.min_presence,
+                                     start_passes=self.refine_passes) if track else None
         self.smoother = KeypointSmoother(self.fps) if track and smooth else None
         self._used = False
 

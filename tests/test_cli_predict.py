@@ -16,6 +16,7 @@ from fakes import GatedSource
 from standin import STANDIN_POINTS, paint_blobs, read_video, write_video
 
 from fasterpose_rt import PosePredictor
+from fasterpose_rt.tracking import REFINE_PASSES
 from fasterpose_rt.cli import main
 
 POINTS = STANDIN_POINTS  # stand-in keypoints in an 80x120 photo
@@ -926,6 +927,27 @@ def test_video_boxes_entry_starts_the_tracking(tmp_path, standin_path):
     np.testing.assert_allclose(res[1]["bbox"], [30, 32, 20, 58], atol=0.6)
     r = run("predict", video, "--model", standin_path, "--boxes", boxes, "-q", "--no-track")
     assert [e["bbox"] for e in json.loads(r.stdout)] == [[20, 20, 40, 80]] * 3
+
+
+def test_a_video_person_lost_after_its_boxes_entry_is_found_as_the_api_finds_it(tmp_path, standin_path,
+                                                                                monkeypatch):
+    """--boxes' first frame takes no refine pass; the search for a person lost later took none either (review
+    s61). The CLI now leaves the choice to VideoPoses, unless --refine is given."""
+    import fasterpose_rt.cli.predict_run as predict_run
+
+    video = write_video(tmp_path / "clip.mp4", frames=3)
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({"clip.mp4": [[20, 20, 40, 80]]}))
+    asked = []
+    real = predict_run.VideoPoses
+    monkeypatch.setattr(predict_run, "VideoPoses", lambda *a, **k: asked.append(k["refine_passes"]) or real(*a, **k))
+    for extra, passes in (((), None), (("--refine", "2"), 2), (("--refine", "0"), 0)):
+        r = run("predict", video, "--model", standin_path, "--boxes", boxes, "-q", *extra)
+        assert r.exit_code == 0, r.output
+        assert asked.pop() == passes
+    pred = PosePredictor(standin_path, threads=1)
+    tracker = real(pred, video, boxes=[[20, 20, 40, 80]]).tracker
+    assert (tracker.start_passes, tracker.refine_passes) == (0, REFINE_PASSES)
 
 
 def fake_hog(monkeypatch, windows, scores):

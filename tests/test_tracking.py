@@ -114,6 +114,17 @@ def test_refine_batch_runs_the_photos_unsettled_persons_together_and_equals_phot
     only = refine_batch(pred, photos, firsts, passes=1, rows=[[], [1], []])  # rows per photo: just the corner
     assert np.array_equal(only[0].boxes, firsts[0].boxes) and np.array_equal(only[1].boxes[0], firsts[1].boxes[0])
     assert refine_batch(pred, [], [], passes=2) == []
+    # bad photos are named as predict names them; one photo given as the batch was a silent no-op (review s61)
+    with pytest.raises(TypeError, match="use refine\\(predictor, image, result\\) for one"):
+        refine_batch(pred, photos[1], [firsts[1]])
+    with pytest.raises(TypeError, match="decoded image array, got the path"):
+        refine(pred, "photo.jpg", firsts[1])
+    with pytest.raises(ValueError, match="image is None"):
+        refine(pred, None, firsts[1])
+    with pytest.raises(ValueError, match="2 photos but 1 results"):
+        refine_batch(pred, photos[:2], firsts[:1])
+    gray = refine(pred, photos[1][..., 1], firsts[1], passes=1)  # any layout predict takes
+    assert len(gray) == len(firsts[1])
 
 
 def test_tracker_follows_moving_person_and_acquires_again_when_lost():

@@ -116,7 +116,8 @@ def results_file(ctx, param, value) -> Optional[Path]:
               help=f"Most extra passes per person, each on the box around the joints the pass before found (the "
                    f"tight box the model is calibrated for); a person stops once that box settles. Each pass is one "
                    f"more model call [default: {REFINE_PASSES} for guessed boxes (--search, the whole photo, "
-                   f"--detector), 0 for --boxes].")
+                   f"--detector), 0 for --boxes (in a video: its first frame's; a person lost later is searched for "
+                   f"with {REFINE_PASSES})].")
 @click.option("--track/--no-track", default=True, show_default=True,
               help="Videos: a frame's boxes are the boxes around the joints found in the frame before (a search "
                    "of the frame, --detector or --boxes start it, and again when nobody is followed; a frame where "
@@ -258,7 +259,7 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
                      debug=debug, passes=passes, track=track, smooth=smooth, search=search, max_persons=max_persons,
                      max_frames=max_frames, live=live, long_side=None if full_resolution else REDUCED_LONG_SIDE,
                      read_ahead=read_ahead, window=window, min_presence=min_presence, out_dir=out_dir,
-                     skip_existing=skip_existing, left_out=len(left_out))
+                     skip_existing=skip_existing, left_out=len(left_out), video_passes=refine_passes)
     run.name_own_files(items, out)  # before any input is named as failed: --out naming one of them is refused
     for path, reason in problems:
         run.fail(path, reason)

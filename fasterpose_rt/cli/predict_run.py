@@ -204,10 +204,11 @@ class PredictRun:
     def __init__(self, pred, writer, lookup, detect, *, vis_dir=None, vis_threshold=0.3, every=1, debug=False,
                  passes=0, track=False, smooth=False, search=True, max_persons=1, max_frames=None, live=None,
                  long_side=None, read_ahead=READ_AHEAD, window=None, min_presence=None, out_dir=None,
-                 skip_existing=False, left_out=0):
+                 skip_existing=False, left_out=0, video_passes=None):
         self.pred, self.writer, self.lookup, self.detect = pred, writer, lookup, detect
         self.vis_dir, self.vis_threshold, self.every, self.debug = vis_dir, vis_threshold, every, debug
         self.passes, self.track, self.smooth, self.search = passes, track, smooth, search
+        self.video_passes = video_passes  # --refine as given (None: VideoPoses' own: 0 for --boxes' first frame)
         self.max_persons, self.max_frames, self.live = max_persons, max_frames, live
         self.long_side, self.read_ahead, self.window = long_side, read_ahead, window
         self._show_photos = True  # until q or Esc in a photo's window
@@ -564,7 +565,7 @@ class PredictRun:
             source = open_stream(item.source) if item.source is not None else item.path
             live = item.source is not None and (is_live(item.source) if self.live is None else self.live)
             video = VideoPoses(self.pred, source, every=self.every, track=self.track, smooth=self.smooth,
-                               boxes=boxes, detector=detect, refine_passes=self.passes, on_error=frame_failed,
+                               boxes=boxes, detector=detect, refine_passes=self.video_passes, on_error=frame_failed,
                                search=self.search, max_persons=self.max_persons, max_frames=self.max_frames,
                                live=live, read_ahead=self.read_ahead, min_presence=self.min_presence,
                                keep_failed=self._vis_jobs is not None)  # drawn raw: the --vis video keeps its pace
