@@ -65,7 +65,7 @@ def _short(v: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def _person_category(data: dict) -> Optional[dict]:
+def person_category(data: dict) -> Optional[dict]:
     """The category named "person", else the only one with a keypoints list; None when neither."""
     cats = [c for c in data.get("categories") or [] if isinstance(c, dict)]
     cat = next((c for c in cats if c.get("name") == "person"), None)
@@ -100,7 +100,7 @@ def check_annotations(data: dict, source: str, boxes_from_file: bool = False,
             raise EvalError(f"{source}: images[{i}] has the id {im['id']} of images[{listed[im['id']]}]; "
                             "each photo needs an id of its own")
         listed[im["id"]] = i
-    cat = _person_category(data)
+    cat = person_category(data)
     person = cat.get("id") if cat is not None else None
     k = len(cat["keypoints"]) if cat is not None and isinstance(cat.get("keypoints"), list) else None
     anns = data["annotations"]
@@ -263,7 +263,7 @@ def match_keypoints(data: dict, model_keypoints: List[str], source: str,
     the file has 17 keypoints; otherwise EvalError, or, when not ``need_sigmas`` (a caller that computes OKS only
     if it can, e.g. COCO AP beside PCK), 1.0 each with the reason in ``no_sigmas``.
     """
-    cat = _person_category(data)
+    cat = person_category(data)
     if cat is None or not isinstance(cat.get("keypoints"), list):
         raise EvalError(f"{source}: no 'person' category with a 'keypoints' list")
     if not isinstance(cat.get("id"), int) or isinstance(cat["id"], bool):
@@ -319,7 +319,7 @@ def in_model_order(data: dict, model_keypoints: Sequence[str], source: str,
     by position as ``match_keypoints`` does. The match's warnings go to ``warn`` (default: stderr).
     """
     model_names = [str(n) for n in model_keypoints]
-    cat = _person_category(data)
+    cat = person_category(data)
     if cat is not None and isinstance(cat.get("keypoints"), list):
         listed = {str(n) for n in cat["keypoints"]}
         missing = [n for n in model_names if n not in listed]

@@ -23,6 +23,7 @@ import math
 import os
 import random
 import re
+import socket
 import sys
 import time
 from datetime import timedelta
@@ -219,10 +220,10 @@ class Trainer:
         if args.device == "auto":
             args.device = "cuda" if torch.cuda.is_available() else "cpu"
         if self.distributed:
-            backend = "nccl" if args.device == "cuda" else "gloo"
-            dist.init_process_group(backend, timeout=timedelta(minutes=args.dist_timeout))
+            gpus = torch.device(args.device).type == "cuda"  # "cuda" only: check_device refuses "cuda:N" here
+            dist.init_process_group("nccl" if gpus else "gloo", timeout=timedelta(minutes=args.dist_timeout))
             self.rank, self.world = dist.get_rank(), dist.get_world_size()
-            if args.device == "cuda":
+            if gpus:
                 local = int(os.environ.get("LOCAL_RANK", 0))
                 torch.cuda.set_device(local)
                 args.device = f"cuda:{local}"
@@ -274,6 +275,8 @@ class Trainer:
                                         rotation=args.rotation, scale_range=args.scale, cache=not args.no_cache,
                                         box_padding=args.box_padding,
                                         seed=args.seed, warn=self.main)
+        if self.distributed:
+            same_persons_everywhere(len(self.train_set), args.train_ann, self.rank, self.device)
         per_process = math.ceil(len(self.train_set) / self.world)  # each process's shard (EpochSampler)
         if per_process < args.batch_size:  # whole batches only (drop_last): not one step would be trained
             where = f" per process ({len(self.train_set)} over {self.world} processes)" if self.distributed else ""
@@ -787,6 +790,19 @@ def main(argv=None):
     return 0
 
 
+def same_persons_everywhere(count: int, ann, rank: int, device) -> None:
+    """Every process must read the same ``count`` training persons: a machine missing some photos (a partial copy)
+    would train other persons under the same sample indices, or take a step the others do not and hang the run
+    until --dist-timeout. Raises SystemExit on every process, naming this one's rank, host and count."""
+    counts = torch.tensor([count, -count], dtype=torch.int64, device=device)
+    dist.all_reduce(counts, op=dist.ReduceOp.MAX)  # (most, -fewest) in one call
+    most, fewest = int(counts[0]), -int(counts[1])
+    if most != fewest:
+        raise SystemExit(f"error: {ann}: process {rank} on {socket.gethostname()} reads {count} training persons, "
+                         f"another reads {fewest if count == most else most}: every machine needs the same readable "
+                         "photos at the same paths")
+
+
 def check_device(text: str) -> Optional[str]:
     """What is wrong with a --device value (None: nothing): auto, cpu, cuda or cuda:N of a GPU this torch sees."""
     if text == "auto":
@@ -799,6 +815,9 @@ def check_device(text: str) -> Optional[str]:
         return "this torch sees no Apple GPU (MPS): use --device cpu or auto"
     if device.type == "cuda" and not torch.cuda.is_available():
         return "this torch sees no CUDA GPU (a CPU-only build, or no GPU visible): use --device cpu or auto"
+    if device.type == "cuda" and device.index is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # each torchrun process takes the GPU of its LOCAL_RANK; one index put them all on one GPU, over gloo
+        return "under torchrun each process takes the GPU of its LOCAL_RANK: give --device cuda (or auto)"
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         return f"this machine has {torch.cuda.device_count()} CUDA GPU(s)"
     return None

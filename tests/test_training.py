@@ -142,6 +142,30 @@ def test_broken_annotation_files_are_named(tmp_path):
     assert r.returncode == 2 and "bad.json: not valid JSON" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_the_category_trained_on_is_the_one_eval_evaluates(tmp_path):
+    """A file with several keypoint categories (AP-10K: one per species) was cut to the first, the others' persons
+    left out unsaid; annotations without a category_id were trained on, where `fasterpose eval` takes them for no
+    person (review s61). Training now reads the category eval reads, and refuses what eval cannot evaluate."""
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=4)
+    coco = json.loads(ann.read_text())
+    cat = coco["categories"][0]
+    animal = {**cat, "id": cat["id"] + 1, "name": "cat"}
+    anns = coco["annotations"]
+    split = {**coco, "categories": [{**cat, "name": "dog"}, animal],
+             "annotations": anns[:2] + [{**a, "category_id": animal["id"]} for a in anns[2:]]}
+    (tmp_path / "species.json").write_text(json.dumps(split))
+    with pytest.raises(ValueError, match="2 categories with keypoints \\('dog', 'cat'\\) and none named 'person'"):
+        load_coco_keypoints(tmp_path / "species.json", images)
+    named = {**split, "categories": [animal, cat]}  # one is 'person': that one, as eval picks it
+    (tmp_path / "named.json").write_text(json.dumps(named))
+    samples, _ = load_coco_keypoints(tmp_path / "named.json", images)
+    assert [s.image_id for s in samples] == [a["image_id"] for a in anns[:2]]
+    bare = {**coco, "annotations": [{k: v for k, v in a.items() if k != "category_id"} for a in anns]}
+    (tmp_path / "bare.json").write_text(json.dumps(bare))
+    with pytest.raises(ValueError, match="of its 4 annotations, 4 have no 'category_id'"):
+        load_coco_keypoints(tmp_path / "bare.json", images)
+
+
 def test_rotation_fit_keeps_a_turned_person_inside_the_crop(tmp_path):
     """--rotation-fit: a turned crop's region is the tight box of the turned person (joints touch the padded box,
     none leaves the crop); without it the upright box's region is kept and a person turned 90° overflows."""

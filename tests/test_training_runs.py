@@ -356,6 +356,33 @@ def test_a_gpu_asked_of_a_cpu_only_torch_is_refused_in_one_line(tmp_path, capsys
     assert code == 2 and "--device cuda: this torch sees no CUDA GPU" in err and "Traceback" not in err, err
 
 
+def test_one_gpu_index_for_every_torchrun_process_is_refused(monkeypatch):
+    """--device cuda:0 under torchrun put every process on GPU 0 over gloo (the backend was chosen on the exact
+    string "cuda"): out of memory or SyncBatchNorm errors that said nothing of why (review s61)."""
+    from models.train import check_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert check_device("cuda:1") is None and check_device("cuda") is None  # one process: any GPU it has
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert "give --device cuda (or auto)" in check_device("cuda:0")
+    assert check_device("cuda") is None and check_device("cpu") is None
+
+
+def test_processes_reading_different_persons_are_stopped(monkeypatch):
+    """A machine missing some photos read fewer persons than the others: other persons under the same indices, or a
+    step the others did not take (a hang until --dist-timeout). The counts are now compared (review s61)."""
+    import models.train as train
+
+    def all_reduce(counts, op):  # as if another process read 98 persons
+        counts.copy_(torch.maximum(counts, torch.tensor([98, -98])))
+
+    monkeypatch.setattr(train.dist, "all_reduce", all_reduce)
+    with pytest.raises(SystemExit, match="process 1 on .* reads 100 training persons, another reads 98"):
+        train.same_persons_everywhere(100, "train.json", 1, "cpu")
+    train.same_persons_everywhere(98, "train.json", 0, "cpu")  # the same count everywhere: nothing to say
+
+
 def test_a_resume_with_no_epochs_left_is_refused(tmp_path, capsys):
     """--resume --epochs 1 after 2 epochs printed "re-mapped to 1 epochs", trained nothing and exited 0."""
     ann, images, _ = _lsp_like_dataset(tmp_path, n=2)

@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 from tqdm import tqdm
 
-from fasterpose_rt.evaluate import load_annotations
+from fasterpose_rt.evaluate import load_annotations, person_category
 from fasterpose_rt.geometry import apply_affine, box_centers_and_sizes, crop_affine, turned_extent
 from fasterpose_rt.annotated_photos import frame_warnings, listed_size, read_as_listed
 from fasterpose_rt.inputs import InputReadError
@@ -178,13 +178,20 @@ def load_coco_keypoints(ann_file, images_dir, min_keypoints: int = 1, default_si
     cats = [c for c in coco.get("categories") or [] if isinstance(c, dict) and c.get("keypoints")]
     if not cats:
         raise ValueError(f"{ann_file}: no category with keypoints")
-    meta = category_metadata(cats[0], ann_file, default_sigmas)
+    cat = person_category(coco)  # the one `fasterpose eval` evaluates: "person", else the only one with keypoints
+    if cat is None:  # several, as in AP-10K's one per species: the others' persons were left out unsaid
+        raise ValueError(f"{ann_file}: {len(cats)} categories with keypoints "
+                         f"({', '.join(repr(c.get('name')) for c in cats[:5])}{', ...' if len(cats) > 5 else ''}) "
+                         "and none named 'person': training reads one; merge them into one category")
+    if not cat.get("keypoints"):
+        raise ValueError(f"{ann_file}: its 'person' category lists no keypoints")
+    meta = category_metadata(cat, ann_file, default_sigmas)
     k = len(meta["keypoints"])
     files = {im["id"]: im["file_name"] for im in coco["images"]}
     sizes = {im["id"]: listed_size(im) for im in coco["images"]}
     samples, persons, unlabelled = [], 0, 0
     for ann in coco["annotations"]:
-        if ann.get("iscrowd", 0) or ann.get("category_id", cats[0]["id"]) != cats[0]["id"]:
+        if ann.get("iscrowd", 0) or ann.get("category_id") != cat.get("id"):  # none given: no person, as in eval
             continue
         persons += 1
         kps = np.asarray(ann.get("keypoints", []), dtype=np.float64).reshape(-1, 3)
@@ -209,6 +216,11 @@ def load_coco_keypoints(ann_file, images_dir, min_keypoints: int = 1, default_si
             PersonSample(Path(images_dir) / files[ann["image_id"]], ann["image_id"], bbox, kps[:, :2], vis,
                          float(ann.get("area", bbox[2] * bbox[3])), sizes[ann["image_id"]])
         )
+    if not persons:
+        raise ValueError(f"{ann_file}: no annotation of its category {cat.get('name')!r} (id {cat.get('id')!r}) that "
+                         f"is not a crowd: of its {len(coco['annotations'])} annotations, "
+                         f"{sum('category_id' not in a for a in coco['annotations'] if isinstance(a, dict))} "
+                         "have no 'category_id'")
     if not samples:  # up front: else a sampler's obscure error, or a validation failing after a whole epoch
         few = "no labelled keypoint" if min_keypoints <= 1 else f"fewer than {min_keypoints} labelled keypoints"
         raise ValueError(f"{ann_file}: no person with labelled keypoints and a usable bbox ({persons} person "
