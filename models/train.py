@@ -268,6 +268,9 @@ class Trainer:
                 raise SystemExit(f"error: {args.val_ann}: {' and '.join(needs)} need OKS AP, and its category gives "
                                  f"no per-keypoint 'sigmas' for its {len(vmeta['keypoints'])} keypoints (COCO's are "
                                  "taken for 17): add a 'sigmas' list to the category")
+        if self.distributed and not args.no_cache and self.main:
+            print(f"note: each of the {self.world} processes decodes every training photo into its own memory "
+                  "(--no-cache for datasets larger than memory / processes per machine)", file=sys.stderr)
         codec = HeatmapCodec(args.input_size, sigma=args.sigma)
         self.train_set = TopDownDataset(samples, self.meta, args.input_size, train=True, codec=codec,
                                         half_body_prob=args.half_body,

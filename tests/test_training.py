@@ -305,6 +305,7 @@ def test_ddp_two_cpu_processes_keep_replicas_identical(tmp_path):
                        cwd=ROOT, capture_output=True, text=True, env=env, timeout=240)
     assert r.returncode == 0, r.stderr[-3000:]
     _assert_replicas_identical(work)
+    assert r.stderr.count("each of the 2 processes decodes every training photo") == 1  # rank 0 says it once
 
 
 def test_ddp_across_two_machines_as_the_docs_launch_it(tmp_path):
