@@ -118,6 +118,8 @@ def open_stream(source: str) -> cv2.VideoCapture:
     if not camera and not _utf8(source):  # OpenCV crashes (segfault) on a URL that is not UTF-8
         raise InputReadError("the URL is not valid UTF-8, which OpenCV's video reader cannot open")
     # a camera opens at once (and, on macOS, asks for access from the main thread only); a URL may stall
+    if camera and int(camera.group(1)) > 2 ** 31 - 1:  # OpenCV's overload error, which ended the whole run
+        raise InputReadError(f"cannot open camera {camera.group(1)}: no such device (camera numbers are small)")
     cap = cv2.VideoCapture(int(camera.group(1))) if camera else _open_in_thread(source)
     if not cap.isOpened():
         cap.release()
@@ -184,10 +186,9 @@ def read_input_list(path: os.PathLike) -> List[Tuple[int, str]]:
         data = Path(path).read_bytes()
     except OSError as e:
         raise InputReadError(f"cannot read the list: {e.strerror or e}") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InputReadError("not a list of inputs: not UTF-8 text") from None
+    # a name that is not UTF-8 (`find > list.txt` over an old Latin-1 card) keeps its own bytes, as the file system
+    # gives them to Python: the file opens; refusing the whole list left every other line undone (review s61)
+    text = data.decode("utf-8-sig", errors="surrogateescape")
     if "\0" in text:
         raise InputReadError("not a list of inputs: binary data")
     entries = [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1)]

@@ -238,6 +238,27 @@ class _WholeLines:
         os.close(self._fd)
 
 
+def write_all(stream: TextIO, text: str) -> None:
+    """Write ``text`` to ``stream`` and flush. A pipe or file under it gets every byte or an OSError: Python's own
+    write of a large text to a pipe whose reader had closed sent the first 64 KiB and dropped the rest without an
+    error (a results list cut short, exit 0: review s61). A terminal, or a stream without a descriptor, is written
+    as a text stream."""
+    try:
+        fd = stream.fileno()
+        direct = not os.isatty(fd)
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both OSError and ValueError
+        direct = False
+    if not direct:
+        stream.write(text)
+        stream.flush()
+        return
+    stream.flush()  # what the stream holds goes first
+    data = memoryview(text.encode(getattr(stream, "encoding", None) or "utf-8",
+                                  errors=getattr(stream, "errors", None) or "strict"))
+    while data:
+        data = data[os.write(fd, data):]
+
+
 def _appends(fd: int) -> bool:
     try:
         import fcntl
@@ -401,6 +422,4 @@ class ResultsWriter:
         if self.path is not None:
             self.flush(force=True)
         else:
-            stream = self.stream or sys.stdout
-            stream.write(self.text())
-            stream.flush()
+            write_all(self.stream or sys.stdout, self.text())

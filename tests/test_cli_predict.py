@@ -1157,14 +1157,33 @@ def test_a_photo_the_model_fails_on_fails_alone_in_its_group(folder, standin_pat
     assert [e["image_id"] for e in json.loads(r.stdout)] == [1, 3]  # odd.png keeps its id (2)
 
 
+def test_a_video_failing_to_open_unforeseen_fails_alone(tmp_path, standin_path, monkeypatch):
+    import fasterpose_rt.cli.predict_run as predict_run
+
+    videos = [write_video(tmp_path / f"v{i}.mp4", frames=3) for i in range(2)]
+    real = predict_run.VideoPoses
+
+    def opens(pred, source, **kwargs):
+        if str(source).endswith("v0.mp4"):
+            raise cv2.error("OpenCV(4.x) :-1: error: (-5:Bad argument)\n> Overload resolution failed")
+        return real(pred, source, **kwargs)
+
+    monkeypatch.setattr(predict_run, "VideoPoses", opens)
+    r = run("predict", *videos, "--model", standin_path, "--no-smooth")
+    assert r.exit_code == 1 and "v0.mp4: unexpected error: > Overload resolution failed" in r.stderr, r.stderr
+    assert {e["file_name"] for e in json.loads(r.stdout)} == {str(videos[1])}
+
+
 def test_a_stream_as_json_lines_and_a_missing_camera_named(tmp_path, standin_path):
     video = write_video(tmp_path / "clip.mp4", frames=6)
     url = video.resolve().as_uri()  # file://: OpenCV's FFmpeg reads it as it reads rtsp:// or http:// streams
     vis = tmp_path / "vis"
-    r = run("predict", "camera:99", url, "--model", standin_path, "--format", "jsonl", "--max-frames", "4",
+    huge = "camera:" + "9" * 20  # OpenCV's overload error ended the whole run (review s61)
+    r = run("predict", "camera:99", huge, url, "--model", standin_path, "--format", "jsonl", "--max-frames", "4",
             "--no-smooth", "--vis", vis)
     assert r.exit_code == 1 and "error: camera:99: cannot open camera 99" in r.stderr
-    assert "1 video (4 frames)" in r.stderr and "1 input failed" in r.stderr
+    assert f"error: {huge}: cannot open camera {huge[7:]}: no such device" in r.stderr
+    assert "1 video (4 frames)" in r.stderr and "2 inputs failed" in r.stderr
     lines = [json.loads(line) for line in r.stdout.splitlines()]
     assert [e["frame"] for e in lines] == [0, 1, 2, 3] and {e["file_name"] for e in lines} == {url}
     np.testing.assert_allclose([e["keypoints"][1] for e in lines], [30, 32, 34, 36], atol=1.0)  # it moves
@@ -1359,6 +1378,23 @@ def test_a_closed_stdout_ends_the_run(tmp_path, standin_path):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 1 and "stopped: the reader of stdout closed it" in err, err
     assert "Broken pipe" not in err and "Traceback" not in err and "Exception ignored" not in err, err
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_a_results_list_to_a_closed_stdout_is_not_cut_short_unsaid(tmp_path, standin_path, fmt):
+    """A JSON list or CSV table printed at the end to a pipe whose reader had gone: Python sent the first 64 KiB
+    and dropped the rest without an error, exit 0 and the usual summary (review s61)."""
+    videos = [write_video(tmp_path / f"v{i}.mp4", frames=40) for i in range(10)]
+    cmd = [sys.executable, "-m", "fasterpose_rt.cli", "predict", *map(str, videos), "--model", str(standin_path),
+           "--format", fmt, "--no-smooth", "--read-ahead", "0"]
+    whole = subprocess.run(cmd, capture_output=True, timeout=120)
+    assert whole.returncode == 0 and len(whole.stdout) > 65536 + 4096, len(whole.stdout)  # the premise: over 64 KiB
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.read(100)
+    proc.stdout.close()  # the reader is gone
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1 and "stopped: the reader of stdout closed it" in err, err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
 
 
 @pytest.mark.parametrize("stderr", ["full", "no reader", "closed"])

@@ -63,12 +63,20 @@ def test_a_list_file_names_inputs_from_its_folder_and_names_what_it_cannot_use(t
     items, problems = expand_inputs([lst])  # lists off (export.crops): a .txt is a file like any other
     assert [i.path for i in items] == [lst] and not problems
     for content, reason in ((b"", "names no inputs"), (b"# only a comment\n\n", "names no inputs"),
-                            (b"\xff\xd8\xff\xe0 a JPEG", "not UTF-8"), (b"a.jpg\x00\x01", "binary data")):
+                            (b"\xff\xd8\xff\xe0\x00 a JPEG", "binary data"), (b"a.jpg\x00\x01", "binary data")):
         lst.write_bytes(content)
         items, problems = expand_inputs([lst], lists=True)
         assert not items and len(problems) == 1 and reason in problems[0][1], (content, problems)
         with pytest.raises(InputReadError, match=reason):
             read_input_list(lst)
+    if os.name == "posix":  # a name that is not UTF-8 (a Latin-1 card): the list was refused whole (review s61)
+        latin = os.fsencode(tmp_path / "set") + b"/caf\xe9.jpg"
+        with open(latin, "wb") as f:
+            f.write((tmp_path / "set" / "a.jpg").read_bytes())
+        lst.write_bytes(b"a.jpg\ncaf\xe9.jpg\n")
+        items, problems = expand_inputs([lst], lists=True)
+        assert [os.fsencode(i.path) for i in items] == [os.fsencode(tmp_path / "set" / "a.jpg"), latin]
+        assert not problems
 
 
 def test_a_pattern_names_the_photos_it_matches_as_a_folder_argument_would(tmp_path, monkeypatch):

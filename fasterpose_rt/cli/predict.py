@@ -102,10 +102,11 @@ def results_file(ctx, param, value) -> Optional[Path]:
                    "find with the model itself (about 0.8x the search's time, as accurate within 0.01 PCK; "
                    "docs/usage.md, 'Photos without person boxes').")
 @click.option("--max-persons", type=Count(1), default=1, show_default=True,
-              help="With --search: report up to this many persons, each further one scoring at least 0.3 and not "
-                   "made of a reported person's joints (3 windows refined per person asked for; for photos of a few "
-                   "persons without --boxes or --detector). Videos: the tracking starts with up to this many, and "
-                   "searches again every 30 frames while fewer are followed.")
+              help="With --search: report up to this many persons, each further one scoring at least 0.3 (a model "
+                   "with a presence head: 0.2 and a presence of 0.9) and not made of a reported person's joints (3 "
+                   "windows refined per person asked for; for photos of a few persons without --boxes or "
+                   "--detector). Videos: the tracking starts with up to this many, and searches again every 30 "
+                   "frames while fewer are followed.")
 @click.option("--min-presence", type=FiniteFloat(0.0, 1.0), default=None,
               help="Photos and frames without boxes (searched, or the whole photo): report a person only when the "
                    "model's presence head gives at least this chance that somebody is there (a model without a head: "

@@ -573,6 +573,11 @@ class PredictRun:
             self.next_id += 1
             self.fail(item.label, str(e))
             return
+        except Exception as e:  # a video OpenCV fails to open in a way no check foresaw: this input, not the run
+            self.next_id += 1
+            trace(self.debug)
+            self.fail(item.label, _unexpected(e))
+            return
         if self._vis_jobs is not None:  # at the rate the results' times count (DEFAULT_FPS when the video's unknown)
             vis = _VisVideo(self, item.label, self._vis[item.label], (video.fps or DEFAULT_FPS) / self.every)
         bar = tqdm(total=video.expected_frames, desc=item.path.name, unit="frame", leave=False,
