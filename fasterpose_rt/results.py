@@ -239,22 +239,24 @@ class _WholeLines:
 
 
 def write_all(stream: TextIO, text: str) -> None:
-    """Write ``text`` to ``stream`` and flush. A pipe or file under it gets every byte or an OSError: Python's own
-    write of a large text to a pipe whose reader had closed sent the first 64 KiB and dropped the rest without an
-    error (a results list cut short, exit 0: review s61). A terminal, or a stream without a descriptor, is written
-    as a text stream."""
+    """Write ``text`` to ``stream`` and flush. The process's stdout (on POSIX) gets every byte or an OSError: Python's
+    own write of a large text to a pipe whose reader had closed sent the first 64 KiB and dropped the rest without
+    an error (a results list cut short, exit 0: review s61). A file name that is not UTF-8 keeps its own bytes, as
+    in a results file, whatever the locale's error handler. Any other stream is written as a text stream."""
     try:
-        fd = stream.fileno()
-        direct = not os.isatty(fd)
+        fd = stream.fileno() if os.name == "posix" and stream in (sys.stdout, sys.__stdout__) else None
     except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both OSError and ValueError
-        direct = False
-    if not direct:
+        fd = None
+    if fd is None:
         stream.write(text)
         stream.flush()
         return
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        data = memoryview(text.encode(encoding, errors="surrogateescape"))
+    except UnicodeEncodeError:  # a character the locale's encoding has no byte for
+        data = memoryview(text.encode(encoding, errors="backslashreplace"))
     stream.flush()  # what the stream holds goes first
-    data = memoryview(text.encode(getattr(stream, "encoding", None) or "utf-8",
-                                  errors=getattr(stream, "errors", None) or "strict"))
     while data:
         data = data[os.write(fd, data):]
 

@@ -127,7 +127,7 @@ def load_source(path: Path) -> tuple:
 
 
 # what describes the source's scores, not the shrunk model's: dropped (--ann scores the shrunk one)
-_NOT_CARRIED = ("val", "validation")
+_NOT_CARRIED = ("val", "validation", "edge_peaks")  # edge_peaks: measured on the source network's maps
 
 
 def source_box_padding(meta: dict, source: str = "the checkpoint") -> float:

@@ -17,6 +17,7 @@ Checkpoints hold only tensors and plain values, so they load with ``weights_only
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import math
@@ -247,37 +248,43 @@ class Trainer:
                   "per step of an R34 here); it is meant for GPUs without bf16: on a CPU use --amp bf16 or off",
                   file=sys.stderr)
 
-        samples, self.meta = load_coco_keypoints(args.train_ann, args.train_images)
-        if args.val_ann and args.best_by == "pck" and torso_pairs(self.meta["keypoints"]) is None:
-            # validation logs OKS AP alone for such keypoints; else best.pth would be picked by a figure never computed
-            raise SystemExit(f"error: {args.train_ann}: --best-by pck (the default) picks best.pth by PCK@0.2, which "
-                             "needs keypoints named left/right_shoulder and left/right_hip (the torso) and these "
-                             "keypoints have none: pick it by OKS AP with --best-by ap")
-        if args.ohkm > len(self.meta["keypoints"]):  # "the K worst of fewer than K" is every keypoint: not mining
-            raise SystemExit(f"error: --ohkm {args.ohkm}: {args.train_ann} has {len(self.meta['keypoints'])} "
-                             "keypoints; mine fewer (e.g. half of them)")
-        vs, vmeta = None, None
-        if args.val_ann:  # read (not decoded) by every process: a refusal here ends them all
-            vs, vmeta = load_coco_keypoints(args.val_ann, args.val_images or args.train_images,
-                                            default_sigmas=self.meta["sigmas"])
-            if vmeta["keypoints"] != self.meta["keypoints"]:
-                raise SystemExit("error: validation keypoints differ from training keypoints")
-            needs = [o for o, wanted in (("--best-by " + args.best_by, args.best_by != "pck"),
-                                         ("--val-detections", args.val_detections is not None)) if wanted]
-            if vmeta["sigmas"] is None and needs:  # before the photos are decoded
-                raise SystemExit(f"error: {args.val_ann}: {' and '.join(needs)} need OKS AP, and its category gives "
-                                 f"no per-keypoint 'sigmas' for its {len(vmeta['keypoints'])} keypoints (COCO's are "
-                                 "taken for 17): add a 'sigmas' list to the category")
-        if self.distributed and not args.no_cache and self.main:
-            print(f"note: each of the {self.world} processes decodes every training photo into its own memory "
-                  "(--no-cache for datasets larger than memory / processes per machine)", file=sys.stderr)
-        codec = HeatmapCodec(args.input_size, sigma=args.sigma)
-        self.train_set = TopDownDataset(samples, self.meta, args.input_size, train=True, codec=codec,
-                                        half_body_prob=args.half_body,
-                                        occlusion_prob=args.occlusion, rotation_fit=args.rotation_fit,
-                                        rotation=args.rotation, scale_range=args.scale, cache=not args.no_cache,
-                                        box_padding=args.box_padding,
-                                        seed=args.seed, warn=self.main)
+        try:
+            samples, self.meta = load_coco_keypoints(args.train_ann, args.train_images)
+            if args.val_ann and args.best_by == "pck" and torso_pairs(self.meta["keypoints"]) is None:
+                # validation logs OKS AP alone for such keypoints; else best.pth would be picked by a figure never computed
+                raise SystemExit(f"error: {args.train_ann}: --best-by pck (the default) picks best.pth by PCK@0.2, which "
+                                 "needs keypoints named left/right_shoulder and left/right_hip (the torso) and these "
+                                 "keypoints have none: pick it by OKS AP with --best-by ap")
+            if args.ohkm > len(self.meta["keypoints"]):  # "the K worst of fewer than K" is every keypoint: not mining
+                raise SystemExit(f"error: --ohkm {args.ohkm}: {args.train_ann} has {len(self.meta['keypoints'])} "
+                                 "keypoints; mine fewer (e.g. half of them)")
+            vs, vmeta = None, None
+            if args.val_ann:  # read (not decoded) by every process: a refusal here ends them all
+                vs, vmeta = load_coco_keypoints(args.val_ann, args.val_images or args.train_images,
+                                                default_sigmas=self.meta["sigmas"])
+                if vmeta["keypoints"] != self.meta["keypoints"]:
+                    raise SystemExit("error: validation keypoints differ from training keypoints")
+                needs = [o for o, wanted in (("--best-by " + args.best_by, args.best_by != "pck"),
+                                             ("--val-detections", args.val_detections is not None)) if wanted]
+                if vmeta["sigmas"] is None and needs:  # before the photos are decoded
+                    raise SystemExit(f"error: {args.val_ann}: {' and '.join(needs)} need OKS AP, and its category gives "
+                                     f"no per-keypoint 'sigmas' for its {len(vmeta['keypoints'])} keypoints (COCO's are "
+                                     "taken for 17): add a 'sigmas' list to the category")
+            if self.distributed and not args.no_cache and self.main:
+                print(f"note: each of the {self.world} processes decodes every training photo into its own memory "
+                      "(--no-cache for datasets larger than memory / processes per machine)", file=sys.stderr)
+            codec = HeatmapCodec(args.input_size, sigma=args.sigma)
+            self.train_set = TopDownDataset(samples, self.meta, args.input_size, train=True, codec=codec,
+                                            half_body_prob=args.half_body,
+                                            occlusion_prob=args.occlusion, rotation_fit=args.rotation_fit,
+                                            rotation=args.rotation, scale_range=args.scale, cache=not args.no_cache,
+                                            box_padding=args.box_padding,
+                                            seed=args.seed, warn=self.main)
+        except BaseException:  # this process cannot train: the others, waiting in the check below, stop too
+            if self.distributed:
+                with contextlib.suppress(BaseException):
+                    same_persons_everywhere(-1, args.train_ann, self.rank, self.device)
+            raise
         if self.distributed:
             same_persons_everywhere(len(self.train_set), args.train_ann, self.rank, self.device)
         per_process = math.ceil(len(self.train_set) / self.world)  # each process's shard (EpochSampler)
@@ -800,7 +807,9 @@ def same_persons_everywhere(count: int, ann, rank: int, device) -> None:
     counts = torch.tensor([count, -count], dtype=torch.int64, device=device)
     dist.all_reduce(counts, op=dist.ReduceOp.MAX)  # (most, -fewest) in one call
     most, fewest = int(counts[0]), -int(counts[1])
-    if most != fewest:
+    if fewest < 0 <= count:  # count -1: that process failed reading its data, and says why itself
+        raise SystemExit(f"error: another process could not read the training data of {ann} (its error says why)")
+    if most != fewest and count >= 0:
         raise SystemExit(f"error: {ann}: process {rank} on {socket.gethostname()} reads {count} training persons, "
                          f"another reads {fewest if count == most else most}: every machine needs the same readable "
                          "photos at the same paths")

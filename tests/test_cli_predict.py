@@ -1397,6 +1397,23 @@ def test_a_results_list_to_a_closed_stdout_is_not_cut_short_unsaid(tmp_path, sta
     assert "Traceback" not in err and "Exception ignored" not in err, err
 
 
+@pytest.mark.skipif(os.name != "posix", reason="file names that are not UTF-8 are a POSIX matter")
+def test_a_csv_to_stdout_keeps_a_name_that_is_not_utf8_under_a_strict_locale(tmp_path, standin_path):
+    """Under a locale whose stdout is strict (en_US.UTF-8; C.UTF-8 escapes), a CSV printed at the end crashed on such
+    a name and lost every row (review s61); it is written as the file's own bytes, as in a results file."""
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    ok, jpeg = cv2.imencode(".jpg", paint_blobs((120, 80), STANDIN_POINTS))
+    (Path(os.fsdecode(os.fsencode(shoot) + b"/caf\xe9.jpg"))).write_bytes(jpeg.tobytes())
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}
+    for fmt in ("csv", "json"):
+        r = subprocess.run([sys.executable, "-m", "fasterpose_rt.cli", "predict", str(shoot), "--model",
+                            str(standin_path), "--format", fmt, "--no-search"], capture_output=True, env=env,
+                           timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert (b"caf\xe9.jpg" if fmt == "csv" else b"caf\\udce9.jpg") in r.stdout, r.stdout[:300]
+
+
 @pytest.mark.parametrize("stderr", ["full", "no reader", "closed"])
 def test_a_stderr_that_takes_nothing_loses_the_diagnostics_not_the_run(tmp_path, standin_path, stderr):
     """2>/dev/full, a pipe nobody reads, 2>&-: the first error line ended the run (the good photos after it were

@@ -77,6 +77,9 @@ def test_a_list_file_names_inputs_from_its_folder_and_names_what_it_cannot_use(t
         items, problems = expand_inputs([lst], lists=True)
         assert [os.fsencode(i.path) for i in items] == [os.fsencode(tmp_path / "set" / "a.jpg"), latin]
         assert not problems
+        lst.write_bytes(b"na\xefve.jpg\n")  # a Latin-1 list naming a file stored in UTF-8: say why it is missing
+        items, problems = expand_inputs([lst], lists=True)
+        assert not items and "the list is not UTF-8 there, and names keep its bytes" in problems[0][1]
 
 
 def test_a_pattern_names_the_photos_it_matches_as_a_folder_argument_would(tmp_path, monkeypatch):

@@ -154,12 +154,19 @@ def test_the_category_trained_on_is_the_one_eval_evaluates(tmp_path):
     split = {**coco, "categories": [{**cat, "name": "dog"}, animal],
              "annotations": anns[:2] + [{**a, "category_id": animal["id"]} for a in anns[2:]]}
     (tmp_path / "species.json").write_text(json.dumps(split))
-    with pytest.raises(ValueError, match="2 categories with keypoints \\('dog', 'cat'\\) and none named 'person'"):
+    with pytest.raises(ValueError, match="2 categories with a keypoints list \\('dog', 'cat'\\) and none named 'person'"):
         load_coco_keypoints(tmp_path / "species.json", images)
     named = {**split, "categories": [animal, cat]}  # one is 'person': that one, as eval picks it
     (tmp_path / "named.json").write_text(json.dumps(named))
     samples, _ = load_coco_keypoints(tmp_path / "named.json", images)
     assert [s.image_id for s in samples] == [a["image_id"] for a in anns[:2]]
+    from export import KeypointSetError, keypoints_from_coco  # the exporter names the keypoints from that one too
+
+    animal["keypoints"] = [f"paw{i}" for i in range(len(cat["keypoints"]))]
+    (tmp_path / "named.json").write_text(json.dumps(named))
+    assert keypoints_from_coco(tmp_path / "named.json").keypoints == cat["keypoints"]
+    with pytest.raises(KeypointSetError, match="2 categories with keypoints and none named 'person'"):
+        keypoints_from_coco(tmp_path / "species.json")
     bare = {**coco, "annotations": [{k: v for k, v in a.items() if k != "category_id"} for a in anns]}
     (tmp_path / "bare.json").write_text(json.dumps(bare))
     with pytest.raises(ValueError, match="of its 4 annotations, 4 have no 'category_id'"):

@@ -382,6 +382,14 @@ def test_processes_reading_different_persons_are_stopped(monkeypatch):
         train.same_persons_everywhere(100, "train.json", 1, "cpu")
     train.same_persons_everywhere(98, "train.json", 0, "cpu")  # the same count everywhere: nothing to say
 
+    def one_failed(counts, op):  # another process failed reading its data (-1): this one stops instead of waiting
+        counts.copy_(torch.maximum(counts, torch.tensor([98, 1])))
+
+    monkeypatch.setattr(train.dist, "all_reduce", one_failed)
+    with pytest.raises(SystemExit, match="another process could not read the training data of train.json"):
+        train.same_persons_everywhere(98, "train.json", 0, "cpu")
+    train.same_persons_everywhere(-1, "train.json", 1, "cpu")  # the failed one raises its own error, not this
+
 
 def test_a_resume_with_no_epochs_left_is_refused(tmp_path, capsys):
     """--resume --epochs 1 after 2 epochs printed "re-mapped to 1 epochs", trained nothing and exited 0."""

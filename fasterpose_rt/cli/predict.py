@@ -117,8 +117,8 @@ def results_file(ctx, param, value) -> Optional[Path]:
               help=f"Most extra passes per person, each on the box around the joints the pass before found (the "
                    f"tight box the model is calibrated for); a person stops once that box settles. Each pass is one "
                    f"more model call [default: {REFINE_PASSES} for guessed boxes (--search, the whole photo, "
-                   f"--detector), 0 for --boxes (in a video: its first frame's; a person lost later is searched for "
-                   f"with {REFINE_PASSES})].")
+                   f"--detector), 0 for --boxes (a tracked video's are its first frame's: a person lost later is "
+                   f"searched for with {REFINE_PASSES})].")
 @click.option("--track/--no-track", default=True, show_default=True,
               help="Videos: a frame's boxes are the boxes around the joints found in the frame before (a search "
                    "of the frame, --detector or --boxes start it, and again when nobody is followed; a frame where "

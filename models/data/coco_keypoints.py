@@ -180,8 +180,9 @@ def load_coco_keypoints(ann_file, images_dir, min_keypoints: int = 1, default_si
         raise ValueError(f"{ann_file}: no category with keypoints")
     cat = person_category(coco)  # the one `fasterpose eval` evaluates: "person", else the only one with keypoints
     if cat is None:  # several, as in AP-10K's one per species: the others' persons were left out unsaid
-        raise ValueError(f"{ann_file}: {len(cats)} categories with keypoints "
-                         f"({', '.join(repr(c.get('name')) for c in cats[:5])}{', ...' if len(cats) > 5 else ''}) "
+        listed = [c for c in coco["categories"] if isinstance(c, dict) and isinstance(c.get("keypoints"), list)]
+        raise ValueError(f"{ann_file}: {len(listed)} categories with a keypoints list "
+                         f"({', '.join(repr(c.get('name')) for c in listed[:5])}{', ...' if len(listed) > 5 else ''}) "
                          "and none named 'person': training reads one; merge them into one category")
     if not cat.get("keypoints"):
         raise ValueError(f"{ann_file}: its 'person' category lists no keypoints")
