@@ -23,11 +23,38 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-__all__ = ["BackendUnavailable", "OpenVinoSession", "INSTALL_HINT", "CACHE_ENV", "cache_dir"]
+__all__ = ["BackendUnavailable", "OpenVinoSession", "INSTALL_HINT", "CACHE_ENV", "cache_dir", "import_openvino"]
 
 INSTALL_HINT = 'pip install "fasterpose[openvino]"'
 CACHE_ENV = "FASTERPOSE_OPENVINO_CACHE"
 _NO_CACHE = ("", "0", "off", "none", "false", "no")
+
+
+_ENV_LOCK = threading.Lock()
+
+
+def import_openvino():
+    """``import openvino``, without its usage telemetry. OpenVINO's import sends an event to Google Analytics (and
+    writes ~/intel/) unless the user opted out, or ``CI=true`` (its telemetry declines in CI); the runtime promises no
+    network use, so the import runs as in CI and the environment is put back as it was. Raises BackendUnavailable
+    without the package."""
+    import sys
+
+    if sys.modules.get("openvino") is not None:  # None there: an import that fails (ImportError), as Python's own
+        return sys.modules["openvino"]
+    with _ENV_LOCK:
+        before = os.environ.get("CI")
+        os.environ["CI"] = "true"
+        try:
+            import openvino
+        except ImportError:
+            raise BackendUnavailable(f"the OpenVINO backend needs the openvino package: {INSTALL_HINT}") from None
+        finally:
+            if before is None:
+                os.environ.pop("CI", None)
+            else:
+                os.environ["CI"] = before
+    return openvino
 
 
 def cache_dir() -> Optional[Path]:
@@ -66,10 +93,7 @@ class OpenVinoSession:
     """
 
     def __init__(self, path: Path, threads: int, cache: Union[str, Path, None] = "auto"):
-        try:
-            import openvino as ov
-        except ImportError:
-            raise BackendUnavailable(f"the OpenVINO backend needs the openvino package: {INSTALL_HINT}") from None
+        ov = import_openvino()
         auto = isinstance(cache, str) and cache == "auto"
         chosen = not auto or CACHE_ENV in os.environ
         self.cache_dir: Optional[Path] = cache_dir() if auto else (None if cache is None else Path(cache))

@@ -73,12 +73,9 @@ def _profile_onnxruntime(path: Path, x: np.ndarray, threads: int, runs: int, war
 
 
 def _profile_openvino(path: Path, x: np.ndarray, threads: int, runs: int, warmup: int) -> dict:
-    from .openvino_session import INSTALL_HINT, BackendUnavailable
+    from .openvino_session import import_openvino
 
-    try:
-        import openvino as ov
-    except ImportError:
-        raise BackendUnavailable(f"the OpenVINO backend needs the openvino package: {INSTALL_HINT}") from None
+    ov = import_openvino()
     compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": int(threads),
                                                           "PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": True})
     request = compiled.create_infer_request()

@@ -257,11 +257,10 @@ def test_debug_shows_the_traceback(folder, tmp_path):
     assert r.exit_code == 2 and "Traceback" in r.stderr and "ModelNotFoundError" in r.stderr
 
 
-def test_fast_absent_is_a_clear_usage_error(folder):
+def test_fast_absent_is_a_clear_usage_error(folder, tmp_path, monkeypatch):
     from fasterpose_rt import DEFAULT_MODELS
 
-    if DEFAULT_MODELS["fast"].is_file():
-        pytest.skip("the bundled fast model is present")
+    monkeypatch.setitem(DEFAULT_MODELS, "fast", tmp_path / "none.onnx")  # as if the package lost its fast model
     r = run("predict", folder / "a.jpg", "--fast")
     assert r.exit_code == 2 and "fast model is not present" in r.stderr
 
