@@ -242,7 +242,9 @@ def run(first, count, model_arg, threads, repeats, passes, quick, results_dir=No
         rates[name] = {"wall_n_s": walls[name], "images_per_s_all_in": count / wall_n, "images_per_s_steady": steady}
         twin = names[i + 1] if i % 2 == 0 else None  # grouped rows are followed by their --batch-size 1 twin
         one = np.array(walls_1)  # start-up, same rounds: the ratio is of the time spent on the photos
-        ratio = (f"{np.median((np.array(walls[name]) - one) / (np.array(walls[twin]) - one)):.3f}" if twin else "–")
+        spent = (np.array(walls[name]) - one, np.array(walls[twin]) - one) if twin else None
+        # a start-up as long as a whole run (a tiny --quick folder) leaves no photo time to compare
+        ratio = "–" if spent is None else f"{np.median(spent[0] / spent[1]):.3f}" if (spent[1] > 0).all() else "nan"
         cli_rows.append([name, f"{wall_n:.2f}", " / ".join(f"{w:.2f}" for w in walls[name]), f"{count / wall_n:.1f}",
                          f"{steady:.1f}", ratio])
     cli_rows.append(["1 photo (start-up)", f"{wall_1:.2f}", " / ".join(f"{w:.2f}" for w in walls_1), "–", "–", "–"])

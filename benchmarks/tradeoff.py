@@ -58,10 +58,10 @@ def main(argv=None):
     names, gt, vis, boxes, files = load_persons_args(a)
     # One thread: the latency target is per person on one core, and the timings below use these predictors.
     preds = [PosePredictor(m, threads=1, flip_test=a.flip, batch_size=max(BATCHES)) for m in a.models]
-    for p in preds:
-        if p.metadata.num_keypoints != len(names):
-            raise SystemExit(f"error: {p.model_path}: {p.metadata.num_keypoints} keypoints, {a.ann.name} has "
-                             f"{len(names)}")
+    for p in preds:  # scored in the file's joint order: the same names in the same order, not only as many
+        if list(p.metadata.keypoints) != list(names):
+            raise SystemExit(f"error: {p.model_path}: its keypoints {p.metadata.keypoints} are not {a.ann.name}'s "
+                             f"{list(names)}")
     shown = [f"{i + 1}: {_shown(Path(p.model_path))}" for i, p in enumerate(preds)]  # numbered: a file may repeat
 
     photos: dict = {}
