@@ -253,10 +253,13 @@ def run(rounds: int, torch_sel: str, quick: bool, results_dir=None):
         f"Random weights, {NUM_KEYPOINTS} keypoints. ONNX (opset from the exporter, simplified) under onnxruntime "
         f"in sessions opened as the runtime opens them (idle threads sleep); PyTorch {torch.__version__} eager, "
         "eval mode, `torch.inference_mode`, NCHW float32, `torch.set_num_threads` matched. "
-        f"{rounds} interleaved rounds per (threads, batch), the order rotated every round; warm-up 1 round. "
+        f"{rounds} interleaved rounds per (threads, batch) and engine, the order rotated every round; warm-up 1 "
+        "round. onnxruntime's calls share rounds of their own and PyTorch's the next ones (PyTorch's OpenMP "
+        "threads spin on after a call and slowed the call after it), so FP/SB is paired in the same rounds and "
+        "ORT/torch compares two adjacent sets of rounds. "
         f"All threads = {threads_all} (the runtime's default: physical cores). "
         "Times are per call (the whole batch). On a shared machine (see the load average) absolute times are "
-        "indicative; ratios, measured in the same rounds, are the point.",
+        "indicative; ratios are the point.",
         "", "## FasterPose / SimpleBaseline at equal backbone", "",
         markdown_table(["backbone", "input h×w", "threads", "batch", "MACs FP/SB", "time FP/SB, ORT",
                         "time FP/SB, torch"], pair_rows),
