@@ -215,8 +215,8 @@ def advice(cpu_features: str, benched: Sequence[Tuple[Path, str]]) -> List[str]:
     out = []
     if "avx2" in flags and not flags & set(INT8_DOT_FLAGS) and DEFAULT_MODELS["default"].resolve() in paths \
             and DEFAULT_MODELS["fast"].resolve() not in paths:
-        out.append("this CPU has no int8 dot products (VNNI): on such CPUs the bundled default took 16.8-25.4 ms per "
-                   "person on 1 thread and the fast model (--fast) 0.54-0.70x its time; `fasterpose bench --compare` "
+        out.append("this CPU has no int8 dot products (VNNI): on such CPUs the bundled default took 16.8-29.1 ms per "
+                   "person on 1 thread and the fast model (--fast) 0.52-0.71x its time; `fasterpose bench --compare` "
                    "times both here (README, 'Latency per kind of CPU')")
     if "amx_int8" in flags and backends == {"onnxruntime"}:
         out.append("this CPU has AMX: on such a CPU OpenVINO (--backend openvino, "

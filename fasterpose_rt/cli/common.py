@@ -190,7 +190,7 @@ BOX_PADDING_HELP = ("Context around each person box, e.g. 1.1: the crop covers t
 
 def model_options(f):
     f = click.option("--fast", "variant", flag_value="fast", default=None,
-                     help="Use the bundled fast model (the default's network at 96x128: about 0.55x the time, "
+                     help="Use the bundled fast model (the default's network at 96x128: 0.5-0.7x the time, "
                           "less accurate; for CPUs without VNNI).")(f)
     f = click.option("--model", type=NamedPath(dir_okay=False, path_type=Path), default=None,
                      help="FasterPose ONNX model file [default: the bundled model].")(f)
