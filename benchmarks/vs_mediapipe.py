@@ -60,8 +60,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import (BenchmarkParser, markdown_table, non_negative_int, run_main,  # noqa: E402
-                               write_results)
+from benchmarks.common import BenchmarkParser, markdown_table, positive_int, run_main, write_results  # noqa: E402
 from benchmarks.orientation import add_persons_args, load_persons_args, read_photos  # noqa: E402
 from benchmarks.tracking import FRAMES, best_person, make_clips  # noqa: E402
 from fasterpose_rt import KeypointSmoother, PosePredictor  # noqa: E402
@@ -309,8 +308,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=0,
                     help="FasterPose's threads (default: one per core this process may use; MediaPipe's cannot be set, "
                          "so restrict the cores instead: taskset -c 0 python -m benchmarks.vs_mediapipe)")
-    ap.add_argument("--clips", type=non_negative_int, default=100,
-                    help="videos: a clip of 30 frames over each of the first N photos (0: no video rows)")
+    ap.add_argument("--clips", type=positive_int, default=100,
+                    help="videos: a clip of 30 frames over each of the first N photos")
     ap.add_argument("--backend", choices=["onnxruntime", "openvino"], default="onnxruntime",
                     help="FasterPose's inference engine (openvino: its results file is named vs_mediapipe_openvino)")
     ap.add_argument("--results-dir", type=Path, default=None)
