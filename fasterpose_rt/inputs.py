@@ -178,11 +178,6 @@ def _has_magic(text: str) -> bool:
     return any(c in text for c in "*?[")
 
 
-def _has_raw_bytes(text: str) -> bool:
-    """Whether ``text`` holds bytes that were not UTF-8 (surrogateescape's U+DC80-U+DCFF)."""
-    return any("\udc80" <= c <= "\udcff" for c in text)
-
-
 def read_input_list(path: os.PathLike) -> List[Tuple[int, str]]:
     """A list file's entries: [(line number, entry)], one entry per line (a photo, video or folder path, or a camera
     or stream URL), surrounding spaces stripped, blank lines and lines starting with # left out. Raises
@@ -279,7 +274,7 @@ def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False, lists: boo
             where = f"line {n} of the list {list_path}"
             if not target.exists():
                 # a name with bytes that are not UTF-8 may be a list saved in another encoding than the names'
-                odd = " - the list is not UTF-8 there, and names keep its bytes" if _has_raw_bytes(entry) else ""
+                odd = " - the list is not UTF-8 there, and names keep its bytes" if not _utf8(entry) else ""
                 problems.append((target, f"no such file or folder ({where}{odd})"))
             elif target.is_file() and target.suffix.lower() in LIST_EXTENSIONS:
                 problems.append((target, f"a list inside a list is not read ({where})"))

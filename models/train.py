@@ -249,37 +249,7 @@ class Trainer:
                   file=sys.stderr)
 
         try:
-            samples, self.meta = load_coco_keypoints(args.train_ann, args.train_images)
-            if args.val_ann and args.best_by == "pck" and torso_pairs(self.meta["keypoints"]) is None:
-                # validation logs OKS AP alone for such keypoints; else best.pth would be picked by a figure never computed
-                raise SystemExit(f"error: {args.train_ann}: --best-by pck (the default) picks best.pth by PCK@0.2, which "
-                                 "needs keypoints named left/right_shoulder and left/right_hip (the torso) and these "
-                                 "keypoints have none: pick it by OKS AP with --best-by ap")
-            if args.ohkm > len(self.meta["keypoints"]):  # "the K worst of fewer than K" is every keypoint: not mining
-                raise SystemExit(f"error: --ohkm {args.ohkm}: {args.train_ann} has {len(self.meta['keypoints'])} "
-                                 "keypoints; mine fewer (e.g. half of them)")
-            vs, vmeta = None, None
-            if args.val_ann:  # read (not decoded) by every process: a refusal here ends them all
-                vs, vmeta = load_coco_keypoints(args.val_ann, args.val_images or args.train_images,
-                                                default_sigmas=self.meta["sigmas"])
-                if vmeta["keypoints"] != self.meta["keypoints"]:
-                    raise SystemExit("error: validation keypoints differ from training keypoints")
-                needs = [o for o, wanted in (("--best-by " + args.best_by, args.best_by != "pck"),
-                                             ("--val-detections", args.val_detections is not None)) if wanted]
-                if vmeta["sigmas"] is None and needs:  # before the photos are decoded
-                    raise SystemExit(f"error: {args.val_ann}: {' and '.join(needs)} need OKS AP, and its category gives "
-                                     f"no per-keypoint 'sigmas' for its {len(vmeta['keypoints'])} keypoints (COCO's are "
-                                     "taken for 17): add a 'sigmas' list to the category")
-            if self.distributed and not args.no_cache and self.main:
-                print(f"note: each of the {self.world} processes decodes every training photo into its own memory "
-                      "(--no-cache for datasets larger than memory / processes per machine)", file=sys.stderr)
-            codec = HeatmapCodec(args.input_size, sigma=args.sigma)
-            self.train_set = TopDownDataset(samples, self.meta, args.input_size, train=True, codec=codec,
-                                            half_body_prob=args.half_body,
-                                            occlusion_prob=args.occlusion, rotation_fit=args.rotation_fit,
-                                            rotation=args.rotation, scale_range=args.scale, cache=not args.no_cache,
-                                            box_padding=args.box_padding,
-                                            seed=args.seed, warn=self.main)
+            vs, vmeta = self._read_data(args)
         except BaseException:  # this process cannot train: the others, waiting in the check below, stop too
             if self.distributed:
                 with contextlib.suppress(BaseException):
@@ -394,6 +364,42 @@ class Trainer:
                 (args.work_dir / name).unlink(missing_ok=True)
         if args.resume:
             self._resume()
+
+    def _read_data(self, args):
+        """The training set (``self.train_set``, ``self.meta``) and the validation file's persons and category
+        metadata (None, None without --val-ann). Raises SystemExit or ValueError naming what is wrong."""
+        samples, self.meta = load_coco_keypoints(args.train_ann, args.train_images)
+        if args.val_ann and args.best_by == "pck" and torso_pairs(self.meta["keypoints"]) is None:
+            # validation logs OKS AP alone for such keypoints; else best.pth would be picked by a figure never computed
+            raise SystemExit(f"error: {args.train_ann}: --best-by pck (the default) picks best.pth by PCK@0.2, which "
+                             "needs keypoints named left/right_shoulder and left/right_hip (the torso) and these "
+                             "keypoints have none: pick it by OKS AP with --best-by ap")
+        if args.ohkm > len(self.meta["keypoints"]):  # "the K worst of fewer than K" is every keypoint: not mining
+            raise SystemExit(f"error: --ohkm {args.ohkm}: {args.train_ann} has {len(self.meta['keypoints'])} "
+                             "keypoints; mine fewer (e.g. half of them)")
+        vs, vmeta = None, None
+        if args.val_ann:  # read (not decoded) by every process: a refusal here ends them all
+            vs, vmeta = load_coco_keypoints(args.val_ann, args.val_images or args.train_images,
+                                            default_sigmas=self.meta["sigmas"])
+            if vmeta["keypoints"] != self.meta["keypoints"]:
+                raise SystemExit("error: validation keypoints differ from training keypoints")
+            needs = [o for o, wanted in (("--best-by " + args.best_by, args.best_by != "pck"),
+                                         ("--val-detections", args.val_detections is not None)) if wanted]
+            if vmeta["sigmas"] is None and needs:  # before the photos are decoded
+                raise SystemExit(f"error: {args.val_ann}: {' and '.join(needs)} need OKS AP, and its category gives "
+                                 f"no per-keypoint 'sigmas' for its {len(vmeta['keypoints'])} keypoints (COCO's are "
+                                 "taken for 17): add a 'sigmas' list to the category")
+        if self.distributed and not args.no_cache and self.main:
+            print(f"note: each of the {self.world} processes decodes every training photo into its own memory "
+                  "(--no-cache for datasets larger than memory / processes per machine)", file=sys.stderr)
+        codec = HeatmapCodec(args.input_size, sigma=args.sigma)
+        self.train_set = TopDownDataset(samples, self.meta, args.input_size, train=True, codec=codec,
+                                        half_body_prob=args.half_body,
+                                        occlusion_prob=args.occlusion, rotation_fit=args.rotation_fit,
+                                        rotation=args.rotation, scale_range=args.scale, cache=not args.no_cache,
+                                        box_padding=args.box_padding,
+                                        seed=args.seed, warn=self.main)
+        return vs, vmeta
 
     def _check_work_dir(self) -> None:
         """Refuse a --work-dir holding an earlier run unless --resume or --overwrite says what to do with it: a new
