@@ -1289,13 +1289,37 @@ def test_a_big_jpeg_is_decoded_smaller_and_answered_in_its_own_pixels(tmp_path, 
                                    atol=2.0)
 
 
-def test_a_vis_picture_that_cannot_be_written_is_named_and_the_rest_kept(folder, standin_path, tmp_path):
+def test_a_vis_picture_that_cannot_be_written_is_named_and_the_rest_kept(folder, standin_path, tmp_path,
+                                                                         monkeypatch):
+    import errno
+
+    import fasterpose_rt.cli.predict_run as cli_run
+
+    real_write = cli_run.atomic_write_bytes
+
+    def disk_full_for_a(path, data):
+        if Path(path).name == "a.jpg":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        real_write(path, data)
+
+    monkeypatch.setattr(cli_run, "atomic_write_bytes", disk_full_for_a)
     vis = tmp_path / "vis"
-    (vis / "photos" / "a.jpg").mkdir(parents=True)  # a folder where a.jpg's picture should go
     r = run("predict", folder, "--model", standin_path, "--vis", vis, "-q")
-    assert r.exit_code == 1 and "a.jpg: cannot write --vis image" in r.stderr
+    assert r.exit_code == 1 and "a.jpg: cannot write --vis image" in r.stderr and "No space left" in r.stderr
     assert len(json.loads(r.stdout)) == 2 and (vis / "photos" / "sub" / "b.png").is_file()  # results and b kept
+    assert not (vis / "photos" / "a.jpg").exists()
     assert_no_traceback(r)
+
+
+def test_a_folder_where_a_vis_picture_would_go_is_kept_and_the_picture_named_beside_it(folder, standin_path,
+                                                                                      tmp_path):
+    """Anything at a drawing's name that is no marked drawing (here a folder) is kept: the drawing takes the name
+    a drawing beside its input would (<name>_pose), as for a photo there."""
+    vis = tmp_path / "vis"
+    (vis / "photos" / "a.jpg").mkdir(parents=True)
+    r = run("predict", folder, "--model", standin_path, "--vis", vis, "-q")
+    assert r.exit_code == 0, r.stderr
+    assert (vis / "photos" / "a.jpg").is_dir() and cv2.imread(str(vis / "photos" / "a_pose.jpg")) is not None
 
 
 def test_the_summary_says_how_long_the_inputs_took(folder, standin_path):
@@ -1489,12 +1513,21 @@ def test_a_folder_scan_passes_over_the_commands_own_files_being_written(tmp_path
     assert r.exit_code == 0 and len(json.loads(r.stdout)) == 1, r.output
 
 
-def test_an_input_that_fails_twice_is_one_failed_input(tmp_path, standin_path):
+def test_an_input_that_fails_twice_is_one_failed_input(tmp_path, standin_path, monkeypatch):
     """Its results file and its picture both unwritable: two lines name it, the summary counted "2 inputs failed"
     for one (review s59)."""
+    import fasterpose_rt.cli.predict_run as cli_run
+
+    real_write = cli_run.atomic_write_bytes
+
+    def no_picture_of_a(path, data):  # (a folder in the picture's place is no longer in the way: it is kept)
+        if Path(path).name == "a.png":
+            raise PermissionError(13, "Permission denied", str(path))
+        real_write(path, data)
+
+    monkeypatch.setattr(cli_run, "atomic_write_bytes", no_picture_of_a)
     cv2.imwrite(str(tmp_path / "a.png"), photo())
     cv2.imwrite(str(tmp_path / "b.png"), photo())
-    (tmp_path / "vis" / "a.png").mkdir(parents=True)
     (tmp_path / "own" / "a.json").mkdir(parents=True)
     r = run("predict", tmp_path / "a.png", tmp_path / "b.png", "--model", standin_path, "--no-search",
             "--vis", tmp_path / "vis", "--out-dir", tmp_path / "own")

@@ -187,6 +187,28 @@ def test_vis_into_the_input_folder_itself_draws_beside_each_photo_and_reads_no_d
     assert "a_pose_pose.jpg" in _files(folder) and "a_pose_2.jpg" in _files(folder)
 
 
+def test_vis_never_draws_over_a_photo_named_as_a_drawing_would_be(tmp_path, standin_path):
+    """A photo of yours named as a drawing would be (a_pose.jpg beside a.jpg, or a.jpg in the --vis folder) carries
+    no drawing's mark: a folder reads it as an input, and no drawing is written over it; the drawing takes the next
+    free name, and a rerun names everything alike."""
+    shoot, vis = tmp_path / "shoot", tmp_path / "vis"
+    shoot.mkdir()
+    vis.mkdir()
+    for path in (shoot / "a.jpg", shoot / "a_pose.jpg", vis / "a.jpg"):
+        cv2.imwrite(str(path), photo())
+    before = {p: p.read_bytes() for p in (shoot / "a_pose.jpg", vis / "a.jpg")}
+    args = ("--model", standin_path, "--no-search")
+    for n in range(2):
+        r = run("predict", shoot, *args, "--vis", shoot)
+        assert r.exit_code == 0 and "2 photos" in r.stderr, r.output
+        assert ("left out" not in r.stderr if n == 0 else "; 2 files under --vis" in r.stderr), r.stderr
+        assert _files(shoot) == ["a.jpg", "a_pose.jpg", "a_pose_2.jpg", "a_pose_pose.jpg"]
+        r = run("predict", shoot / "a.jpg", *args, "--vis", vis)
+        assert r.exit_code == 0, r.output
+        assert _files(vis) == ["a.jpg", "a_pose.jpg"]
+        assert {p: p.read_bytes() for p in before} == before
+
+
 def test_vis_into_an_input_folder_reads_no_drawing_of_another_input_back(tmp_path, standin_path):
     """predict x y other.jpg --vis x: x's photo drawn beside it, y's and other.jpg's into x as always (x/y/a.jpg:
     two folders' a.jpg kept apart); a rerun reads neither back from x, nor a drawing beside y's photo when --vis

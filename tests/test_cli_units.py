@@ -169,16 +169,19 @@ def test_missing_paths_can_be_problems_and_a_list_names_its_files_without_dot_do
 def test_folders_leave_out_the_runs_own_drawings_unless_named(tmp_path, monkeypatch):
     """outputs (predict's --vis: own_drawings): a folder does not read back the drawings beside its photos
     (a_pose.jpg, a_pose_2.jpg beside a.jpg) nor the file another input's drawing is written to (shoot/b.jpg of
-    far/b.jpg), counted in left_out; named directly, each is read."""
+    far/b.jpg), counted in left_out; named directly, each is read. A JPEG or PNG is a drawing only if it carries
+    the drawings' mark: without it, it is somebody's photo, read as an input."""
     from functools import partial
 
     from fasterpose_rt.cli.predict_run import own_drawings
+    from fasterpose_rt.drawing_mark import MARK
 
     monkeypatch.chdir(tmp_path)
+    drawings = ["shoot/a_pose.jpg", "shoot/a_pose_2.jpg", "shoot/b.jpg", "shoot/sub/c_pose.png"]
     for name in ["shoot/a.jpg", "shoot/a_pose.jpg", "shoot/a_pose_2.jpg", "shoot/a_posed.jpg", "shoot/b.jpg",
                  "shoot/sub/c.png", "shoot/sub/c_pose.png", "far/b.jpg"]:
         Path(name).parent.mkdir(exist_ok=True)
-        Path(name).write_bytes(b"x")
+        Path(name).write_bytes(b"x" + MARK if name in drawings else b"x")
     outputs = partial(own_drawings, vis_dir=Path("shoot"))
     left_out = set()
     items, _ = expand_inputs(["shoot", "far/b.jpg"], outputs=outputs, left_out=left_out)
@@ -188,6 +191,12 @@ def test_folders_leave_out_the_runs_own_drawings_unless_named(tmp_path, monkeypa
     left_out = set()
     items, _ = expand_inputs(["shoot", "shoot/a_pose.jpg"], outputs=outputs, left_out=left_out)
     assert "shoot/a_pose.jpg" in [i.path.as_posix() for i in items] and len(left_out) == 2  # a_pose_2, c_pose
+    for name in drawings:  # the same names without the mark: photos of somebody's, each read
+        Path(name).write_bytes(b"x")
+    left_out = set()
+    items, _ = expand_inputs(["shoot", "far/b.jpg"], outputs=outputs, left_out=left_out)
+    assert sorted(i.path.as_posix() for i in items) == sorted(
+        ["shoot/a.jpg", "shoot/a_posed.jpg", "far/b.jpg", *drawings, "shoot/sub/c.png"]) and not left_out
 
 
 @pytest.mark.skipif(os.name != "posix", reason="file names that are not UTF-8 are a POSIX matter")

@@ -21,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..boxes import ImageBoxes
+from ..drawing_mark import add_mark, may_draw_over
 from ..geometry import box_centers_and_sizes, rescale_boxes
 from ..inputs import (TEMP_PREFIX, InputItem, InputReadError, is_live, open_stream, open_video, opencv_video_path,
                       read_image, read_photo)
@@ -74,19 +75,23 @@ def _pose_name(rel: Path) -> Path:
 
 
 def _unique_path(folder: Path, rel: Path, beside: Optional[Path], names: Set[Path], inputs: Set[str],
-                 real=os.path.realpath) -> Path:
+                 real=os.path.realpath, drawing: bool = False) -> Path:
     """An output path (--vis, --out-dir) for rel in folder, made unique (name_2, name_3, ...) among ``names`` (the
     paths named so far, to which it is added) when two inputs share a name, and never one of ``inputs`` (real
-    paths). A drawing into the folder of its input ``beside`` is always named <name>_pose (a.jpg as a_pose.jpg):
-    drawn as another format (clip.mov as .mp4, IMG_1.heic as .png) it would otherwise take the name of a file
-    beside it that is no input, and the name must not depend on which files are there (a rerun, --skip-existing,
-    names it alike). real: how folders' real paths are found (:func:`_folders_real`)."""
+    paths), nor for a ``drawing`` (--vis) a JPEG or PNG there that is no marked drawing (somebody's photo:
+    :mod:`fasterpose_rt.drawing_mark`). A drawing into the folder of its input ``beside`` is always named
+    <name>_pose (a.jpg as a_pose.jpg): drawn as another format (clip.mov as .mp4, IMG_1.heic as .png) it would
+    otherwise take the name of a file beside it that is no input, and the name must not depend on which files are
+    there (a rerun, --skip-existing, names it alike: its own drawing there is marked). So is one whose name is an
+    input's or somebody's photo's. real: how folders' real paths are found (:func:`_folders_real`)."""
     target = folder / rel
     own_folder = beside is not None and real(target.parent) == real(beside.parent)
-    if own_folder or (inputs and os.path.realpath(target) in inputs):
+    if (own_folder or (inputs and os.path.realpath(target) in inputs)
+            or (drawing and not may_draw_over(target))):
         rel = _pose_name(rel)
     target, n = folder / rel, 1
-    while target in names or (inputs and os.path.realpath(target) in inputs):
+    while (target in names or (inputs and os.path.realpath(target) in inputs)
+           or (drawing and not may_draw_over(target))):
         n += 1
         target = folder / rel.with_name(f"{rel.stem}_{n}{rel.suffix}")
     names.add(target)
@@ -102,6 +107,9 @@ def own_drawings(items: List[InputItem], vis_dir: Path) -> Set[str]:
       and a_pose_2.jpg beside a.jpg, clip_pose.mp4 beside clip.mov);
     - the file another input's drawing is named (x/y/a.jpg of ``predict x y --vis x``), as
       :meth:`PredictRun.name_own_files` names it, counting the files named directly as the inputs it keeps clear of.
+
+    A JPEG or PNG is one only if it carries the drawings' mark (:mod:`fasterpose_rt.drawing_mark`): one without it
+    is somebody's photo, an input like any other, which no drawing is written over.
     """
     folder_real = _folders_real()
     files = [i for i in items if i.source is None]
@@ -117,7 +125,8 @@ def own_drawings(items: List[InputItem], vis_dir: Path) -> Set[str]:
         name = item.path
         numbered = _NUMBERED.fullmatch(name.stem)
         return any((where[name], stem, name.suffix) in beside
-                   for stem in (name.stem, numbered.group(1) if numbered else None) if stem is not None)
+                   for stem in (name.stem, numbered.group(1) if numbered else None) if stem is not None
+                   ) and may_draw_over(name)
 
     drawn = [i for i in files if i.folder is not None and drawing(i)]
     left = {i.path for i in drawn}
@@ -127,7 +136,7 @@ def own_drawings(items: List[InputItem], vis_dir: Path) -> Set[str]:
     targets = set()
     for item in rest:
         target = _unique_path(vis_dir, _vis_rel(item, vis_dir, folder_real),
-                              item.path if item.source is None else None, names, inputs, folder_real)
+                              item.path if item.source is None else None, names, inputs, folder_real, drawing=True)
         targets.add(os.path.join(folder_real(target.parent), target.name))
     drawn += [i for i in rest if i.source is None and i.folder is not None
               and os.path.join(where[i.path], i.path.name) in targets]
@@ -259,7 +268,7 @@ class PredictRun:
             if self.vis_dir is not None:
                 self._vis[item.label] = self._unique(self.vis_dir, _vis_rel(item, self.vis_dir, folder_real),
                                                      beside=item.path if item.kind != "stream" else None,
-                                                     real=folder_real)
+                                                     real=folder_real, drawing=True)
         self._named = True
         if out is None:
             return
@@ -540,7 +549,8 @@ class PredictRun:
             if not ok:
                 raise OSError(f"OpenCV cannot encode {target.suffix}")
             target.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(target, buf.tobytes())  # a full disk leaves the drawing there before, not a cut one
+            # marked as a drawing (a later run's to draw over, not a photo); a full disk leaves the one before whole
+            atomic_write_bytes(target, add_mark(buf.tobytes(), target.suffix))
         except OSError as e:
             raise InputReadError(f"cannot write --vis image {target}: {_why(e)}") from None
 
@@ -652,10 +662,11 @@ class PredictRun:
         return error.errno == errno.EPIPE or (out is not None and error.filename is not None
                                               and os.path.realpath(error.filename) == os.path.realpath(out))
 
-    def _unique(self, folder: Path, rel: Path, beside: Optional[Path] = None, real=os.path.realpath) -> Path:
+    def _unique(self, folder: Path, rel: Path, beside: Optional[Path] = None, real=os.path.realpath,
+                drawing: bool = False) -> Path:
         """An output path (--vis, --out-dir) for rel in folder: :func:`_unique_path` among this run's outputs,
-        never an input's own file."""
-        return _unique_path(folder, rel, beside, self._names, self._inputs, real)
+        never an input's own file (nor for a ``drawing``, somebody's photo)."""
+        return _unique_path(folder, rel, beside, self._names, self._inputs, real, drawing)
 
 
 def _new_file(folder: Path, suffix: str) -> Path:
