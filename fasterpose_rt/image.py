@@ -20,7 +20,8 @@ def to_bgr_uint8(image) -> np.ndarray:
     Accepted layouts: (H, W) or (H, W, 1) gray, (H, W, 3) BGR, (H, W, 4) BGRA (alpha dropped).
     Accepted types: uint8 (as is); uint16 in either byte order (0..65535 scaled to 0..255, e.g. 16-bit PNGs read
     with ``cv2.IMREAD_UNCHANGED``); other integer types whose values lie in 0..255; floats in [0, 1] (OpenCV's
-    convention for float images) when no value exceeds 1.5, else in 0..255. Floats are clipped, NaN becomes 0.
+    convention for float images) when no finite value exceeds 1.5, else in 0..255. Floats are clipped, NaN
+    becomes 0 and +-inf the scale's ends.
     Raises ``ValueError`` naming the problem for any other shape or type, an empty photo or None (what
     ``cv2.imread`` returns for a file it cannot read), and ``TypeError`` for a file path (decode it first, e.g.
     with ``cv2.imread``).
@@ -62,7 +63,11 @@ def _to_uint8(img: np.ndarray) -> np.ndarray:
                 f"image of dtype {dt} has values in [{lo}, {hi}]; only 0..255 is understood (or use uint16)"
             )
         return img.astype(np.uint8)
-    f = np.nan_to_num(img.astype(np.float32, copy=False), nan=0.0, posinf=255.0, neginf=0.0)
-    if f.max() <= FLOAT_UNIT_SCALE_MAX:
+    f = img.astype(np.float32, copy=False)
+    finite = np.isfinite(f)
+    # the scale from the finite values: one inf pixel must not turn a 0..1 photo into a black 0..255 one
+    unit = not finite.any() or float(f.max(where=finite, initial=-np.inf)) <= FLOAT_UNIT_SCALE_MAX
+    f = np.nan_to_num(f, nan=0.0, posinf=1.0 if unit else 255.0, neginf=0.0)
+    if unit:
         f = f * 255.0
     return np.clip(f + 0.5, 0, 255).astype(np.uint8)

@@ -37,6 +37,25 @@ DEFAULT_VARIANT = "default"  # PosePredictor() and the CLI without --model / --f
 PHOTO_GROUP_BYTES = 128_000_000
 
 
+def person_rows(rows, n: int, what: str) -> np.ndarray:
+    """(M,) int64 indices in [0, n) of the persons ``rows`` names among n: indices (negative ones from the end) or
+    an (n,) bool mask. Raises ValueError naming ``what`` for anything else: a mask taken as indices would pick
+    persons 0 and 1, and an index past the end would be another photo's person in refine_batch."""
+    r = np.asarray(rows)
+    if r.dtype == bool:
+        if r.shape != (n,):
+            raise ValueError(f"{what} as a bool mask must hold one value per person ({n}), got shape {r.shape}")
+        return np.flatnonzero(r)
+    r = r.reshape(-1)
+    if r.size and r.dtype.kind not in "iu":
+        raise ValueError(f"{what} must be person indices or a bool mask, got values of dtype {r.dtype}")
+    r = r.astype(np.int64)
+    outside = (r < -n) | (r >= n)
+    if outside.any():
+        raise ValueError(f"{what} names persons {r[outside].tolist()}, but the result has {n} persons")
+    return np.where(r < 0, r + n, r)
+
+
 @dataclass(eq=False)  # identity equality and hashing: fields are numpy arrays, whose == is element-wise
 class PoseResult:
     """Poses of N persons with K keypoints each.
@@ -68,14 +87,10 @@ class PoseResult:
         return int(self.keypoints.shape[0])
 
     def take(self, rows) -> "PoseResult":
-        """The persons at ``rows`` (indices, one index, a slice or a (N,) bool mask), in that order, as a new
-        PoseResult."""
+        """The persons at ``rows`` (indices, negative ones from the end; one index; a slice; or a (N,) bool mask),
+        in that order, as a new PoseResult. Raises ValueError for rows that name no person."""
         if not isinstance(rows, slice):
-            rows = np.asarray(rows)  # a tuple too is indices, not one index per axis
-            if rows.ndim == 0:  # one index: a one-person result
-                rows = rows.reshape(1)
-            elif rows.size == 0:
-                rows = rows.astype(np.intp)  # [] is nobody (np.asarray makes it float)
+            rows = person_rows(rows, len(self), "rows")  # a tuple too is indices, not one index per axis
         ids = None if self.track_ids is None else self.track_ids[rows]
         there = None if self.presence is None else self.presence[rows]
         return replace(self, keypoints=self.keypoints[rows], scores=self.scores[rows], boxes=self.boxes[rows],
@@ -84,6 +99,8 @@ class PoseResult:
     def rescaled(self, factor: float) -> "PoseResult":
         """The same persons in the px of a photo ``factor`` times as large (geometry convention 5): the poses of
         a photo decoded at 1/f size, in the full photo's px."""
+        if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not (np.isfinite(factor) and factor > 0):
+            raise ValueError(f"factor must be a finite number > 0, got {factor!r}")
         return replace(self, keypoints=rescale_points(self.keypoints, factor).astype(np.float32),
                        boxes=rescale_boxes(self.boxes, factor).astype(np.float32))
 
@@ -170,6 +187,9 @@ class PosePredictor:
         self.model_path = str(path)
         self._threads_asked, self._box_padding_asked = threads, box_padding  # what a copy is made with
         self._threads = self._session.get_session_options().intra_op_num_threads
+        if search_with is not None and not isinstance(search_with, PosePredictor):
+            raise TypeError(f"search_with must be a PosePredictor (e.g. PosePredictor(variant='fast')), "
+                            f"got {type(search_with).__name__}")
         if search_with is not None and search_with.keypoint_names != self.keypoint_names:
             raise ValueError("search_with must name the same keypoints as the model: "
                              f"{', '.join(search_with.keypoint_names[:3])}, ... against "

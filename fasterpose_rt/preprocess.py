@@ -12,11 +12,30 @@ import numpy as np
 from .geometry import apply_affine, box_centers_and_sizes, crop_affine, invert_affine
 from .metadata import ModelMetadata
 
-__all__ = ["check_boxes", "crop_transforms", "warp_crops", "Normalizer", "BOX_LIMIT", "MIN_BOX_SIDE"]
+__all__ = ["box_array", "check_boxes", "crop_transforms", "warp_crops", "Normalizer", "BOX_LIMIT", "MIN_BOX_SIDE"]
 
 # check_boxes' limits, shared by the checks of files whose boxes reach it (evaluate.py, detections.py)
 BOX_LIMIT = 1e8  # px: no photo is larger; beyond it float32 keypoints lose whole pixels and the crop maps overflow
 MIN_BOX_SIDE = 1e-3  # px: a smaller side would scale its crop past what float64 inverts
+
+
+def box_array(boxes, dtype=np.float32) -> np.ndarray:
+    """Person boxes as an (N, 4) array [x, y, w, h] of ``dtype``, their shape checked but not their values
+    (:func:`check_boxes` checks both): one box (4,) is (1, 4); nothing ([], (0, 4)) is (0, 4). Raises ValueError
+    for anything else, e.g. a detector's (N, 5) rows with a score, which a reshape would cut into other boxes."""
+    if isinstance(boxes, (str, bytes)):  # np.asarray would make a string one value
+        raise ValueError(f"boxes must be numbers of shape (N, 4) [x, y, w, h], got {type(boxes).__name__}")
+    try:
+        b = np.asarray(boxes, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"boxes must be numbers of shape (N, 4) [x, y, w, h]: {e}") from None
+    if b.ndim == 1 and b.size in (0, 4):
+        b = b.reshape(-1, 4)
+    if b.ndim != 2 or b.shape[1] != 4:
+        hint = (": a detector's rows [x, y, w, h, score] give boxes[:, :4]"
+                if b.ndim == 2 and b.shape[1] == 5 else "")
+        raise ValueError(f"boxes must have shape (N, 4) [x, y, w, h], got {b.shape}{hint}")
+    return b.astype(dtype, copy=False)
 
 
 def check_boxes(boxes, image_shape) -> np.ndarray:
@@ -30,16 +49,9 @@ def check_boxes(boxes, image_shape) -> np.ndarray:
     if boxes is None:
         h, w = image_shape[:2]
         return np.array([[-0.5, -0.5, w, h]], dtype=np.float64)
-    try:
-        b = np.asarray(boxes, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"boxes must be numbers of shape (N, 4) [x, y, w, h]: {e}") from None
-    if b.ndim == 1 and b.size == 4:
-        b = b[None, :]
+    b = box_array(boxes, np.float64)
     if b.size == 0:
-        return np.zeros((0, 4), np.float64)
-    if b.ndim != 2 or b.shape[1] != 4:
-        raise ValueError(f"boxes must have shape (N, 4) [x, y, w, h], got {b.shape}")
+        return b
     finite = np.asarray(np.isfinite(b).all(axis=1), bool)
     positive = (b[:, 2] > 0) & (b[:, 3] > 0)
     sane = (np.abs(b) <= BOX_LIMIT).all(axis=1) & (b[:, 2] >= MIN_BOX_SIDE) & (b[:, 3] >= MIN_BOX_SIDE)

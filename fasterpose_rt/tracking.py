@@ -14,6 +14,8 @@ import numpy as np
 
 from .boxes import box_iou, nms
 from .image import to_bgr_uint8
+from .predictor import person_rows
+from .preprocess import box_array, check_boxes
 from .search import SEARCH_CANDIDATES, best_rows, keep_present, min_presence_for, pick_persons, search_windows
 
 if TYPE_CHECKING:
@@ -75,26 +77,7 @@ def refine(predictor, image, result, passes: int = 1, settled_iou: float = SETTL
     is not changed). Raises ValueError for rows that name no person of ``result``.
     """
     return refine_batch(predictor, [image], [result], passes, settled_iou, joint_score, min_joints,
-                        None if rows is None else [_person_rows(rows, len(result), "rows")])[0]
-
-
-def _person_rows(rows, n: int, what: str) -> np.ndarray:
-    """(M,) int64 indices in [0, n) of the persons ``rows`` names among n: indices (negative ones from the end) or
-    an (n,) bool mask. Raises ValueError naming ``what`` for anything else: a mask taken as indices would pick
-    persons 0 and 1, and an index past the end would be another photo's person in refine_batch."""
-    r = np.asarray(rows)
-    if r.dtype == bool:
-        if r.shape != (n,):
-            raise ValueError(f"{what} as a bool mask must hold one value per person ({n}), got shape {r.shape}")
-        return np.flatnonzero(r)
-    r = r.reshape(-1)
-    if r.size and r.dtype.kind not in "iu":
-        raise ValueError(f"{what} must be person indices or a bool mask, got values of dtype {r.dtype}")
-    r = r.astype(np.int64)
-    outside = (r < -n) | (r >= n)
-    if outside.any():
-        raise ValueError(f"{what} names persons {r[outside].tolist()}, but the result has {n} persons")
-    return np.where(r < 0, r + n, r)
+                        None if rows is None else [person_rows(rows, len(result), "rows")])[0]
 
 
 def refine_batch(predictor, images, results, passes: int = 1, settled_iou: float = SETTLED_IOU,
@@ -117,7 +100,7 @@ def refine_batch(predictor, images, results, passes: int = 1, settled_iou: float
         rows = list(rows)
         if len(rows) != len(results):
             raise ValueError(f"rows must hold one entry per photo ({len(results)}), got {len(rows)}")
-        rows = [_person_rows(r, int(c), f"rows[{p}]") for p, (r, c) in enumerate(zip(rows, counts))]
+        rows = [person_rows(r, int(c), f"rows[{p}]") for p, (r, c) in enumerate(zip(rows, counts))]
     if not counts.sum():
         return [replace(r, keypoints=r.keypoints.copy(), scores=r.scores.copy(), boxes=r.boxes.copy(),
                         presence=None if r.presence is None else r.presence.copy()) for r in results]
@@ -322,7 +305,8 @@ class PoseTracker:
         self.min_presence = min_presence_for(predictor, min_presence)
         self.keep_presence = keep_presence
         self.motion = bool(motion)
-        self.start = start  # boxes (N, 4) for the first frame after a reset, then acquire / the search
+        # boxes (N, 4) for the first frame after a reset, then acquire / the search (checked now, not at frame 1)
+        self.start = None if start is None else check_boxes(start, (0, 0)).astype(np.float32)
         self.start_passes = self.refine_passes if start_passes is None else int(start_passes)
         self.reset()
 
@@ -440,9 +424,11 @@ class PoseTracker:
         """Boxes (N, 4) float32 from the acquire function (``start`` until a frame is done), or None for one
         whole-frame box."""
         if self.start is not None and not self._started:
-            return np.asarray(self.start, np.float32).reshape(-1, 4)
+            return self.start
         found = None if self.acquire is None else self.acquire(frame)
-        return None if found is None else np.asarray(found, np.float32).reshape(-1, 4)
+        if isinstance(found, tuple) and len(found) == 2:  # (boxes, scores), as HogPeopleDetector gives
+            found = found[0]
+        return None if found is None else box_array(found)
 
     def _person_boxes(self, result, frame_shape):
         """Where each of ``result``'s N persons is, and whether it is somebody. Returns boxes (N, 4) (the box

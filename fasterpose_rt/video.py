@@ -17,6 +17,7 @@ import numpy as np
 from .frame_reader import FrameReader
 from .inputs import MAX_FPS, InputReadError, capture_info, iter_video_frames, open_video
 from .predictor import PoseResult
+from .preprocess import box_array, check_boxes
 from .prefetch import READ_AHEAD
 from .smoothing import DEFAULT_FPS, KeypointSmoother
 from .tracking import REFINE_PASSES, PoseTracker, find_poses
@@ -83,7 +84,7 @@ def video_tracker(predictor, boxes=None, detect: Optional[Callable] = None, refi
     without boxes must be there (``search.keep_present``, ``min_presence``). refine_passes: on persons found by a
     search, the whole frame or ``detect``; start_passes: on the ``boxes``' persons (None: ``refine_passes``)."""
     if boxes is not None:  # the first frame's persons; one lost later is searched for, as without boxes (the
-        count = len(np.asarray(boxes).reshape(-1, 4))  # given box, where it started, found only ghosts once it
+        count = len(box_array(boxes))  # given box, where it started, found only ghosts once it
         if not count:  # had walked away); no boxes: nobody, in every frame
             return PoseTracker(predictor, acquire=lambda frame: boxes, refine_passes=refine_passes)
         return PoseTracker(predictor, start=boxes, refine_passes=refine_passes, start_passes=start_passes,
@@ -162,7 +163,8 @@ class VideoPoses:
             raise ValueError("give either boxes or a detector, not both")
         self.predictor, self.every, self.on_error = predictor, int(every), on_error
         self.keep_failed = bool(keep_failed)
-        self._boxes = None if boxes is None else np.asarray(boxes, np.float32).reshape(-1, 4)
+        # checked now (shape and values), not at the first frame
+        self._boxes = None if boxes is None else check_boxes(boxes, (0, 0)).astype(np.float32)
         self._detector, self.search, self.max_persons = detector, bool(search), int(max_persons)
         self.min_presence = min_presence
         self.refine_passes = int(refine_passes) if refine_passes is not None else (
@@ -198,7 +200,7 @@ class VideoPoses:
         found = self._detector(frame)
         if isinstance(found, tuple) and len(found) == 2:  # (boxes, scores)
             found = found[0]
-        found = None if found is None else np.asarray(found, np.float32).reshape(-1, 4)
+        found = None if found is None else box_array(found)
         return found if found is not None and len(found) else None
 
     def _poses(self, frame) -> PoseResult:

@@ -88,3 +88,15 @@ def test_big_endian_16_bit_is_scaled_as_16_bit():
 def test_a_path_is_not_an_image(tmp_path):
     with pytest.raises(TypeError, match="cv2.imread"):
         to_bgr_uint8(str(tmp_path / "photo.jpg"))
+
+
+def test_one_infinite_pixel_does_not_move_a_unit_range_photo_to_the_0_255_scale():
+    """The scale is read from the finite values: a 0..1 photo with one inf pixel was taken for 0..255 and came out
+    nearly black (review s62)."""
+    photo = np.full((4, 5, 3), 0.5, np.float32)
+    photo[0, 0, 0] = np.inf
+    out = to_bgr_uint8(photo)
+    assert out[1, 1, 0] == 128 and out[0, 0, 0] == 255
+    photo[0, 0, 0] = -np.inf
+    assert to_bgr_uint8(photo)[0, 0, 0] == 0
+    assert (to_bgr_uint8(np.full((2, 2), np.inf, np.float32)) == 255).all()

@@ -445,3 +445,44 @@ def test_start_boxes_begin_each_clip_and_a_box_its_joints_did_not_make_is_not_mo
     moved, _ = tracker._ahead(np.array([[40, 30, 20, 60]], np.float32), np.array([1]), np.array([True]))
     kept, _ = tracker._ahead(np.array([[40, 30, 20, 60]], np.float32), np.array([1]), np.array([False]))
     assert moved[0, 0] == 40 + 10 and kept[0, 0] == 40  # joints' box: on by its shift; the box looked in: as it is
+
+
+def test_boxes_with_a_score_column_are_refused_by_the_tracker_as_by_predict_not_cut_into_other_boxes():
+    """A detector's [x, y, w, h, score] rows (N, 5): reshaped to (-1, 4), four of them made five invented boxes
+    (review s62); now every entry point refuses them as predict does, naming the fix."""
+    fake = FakePredictor([PERSON])
+    rows = np.array([[30, 20, 30, 80, 0.9]] * 4, np.float32)
+    with pytest.raises(ValueError, match=r"shape \(N, 4\).*\(4, 5\).*boxes\[:, :4\]"):
+        PoseTracker(fake, start=rows)
+    with pytest.raises(ValueError, match=r"\(4, 5\)"):
+        PoseTracker(fake, acquire=lambda frame: rows)(FRAME)
+    with pytest.raises(ValueError, match="width or height <= 0"):
+        PoseTracker(fake, start=[[30, 20, 0, 80]])  # the values are checked when given, not at the first frame
+    assert len(PoseTracker(fake, start=rows[:, :4])(FRAME)) >= 1
+
+
+def test_the_tracker_takes_a_detector_giving_boxes_and_scores_as_video_poses_does():
+    """HogPeopleDetector returns (boxes, scores): VideoPoses(detector=) took that pair, PoseTracker(acquire=)
+    failed on it with numpy's 'inhomogeneous shape' (review s62)."""
+    fake = FakePredictor([PERSON])
+    box = np.array([[20, 20, 40, 80]], np.float32)
+    tracked = PoseTracker(fake, acquire=lambda frame: (box, np.array([0.8])), search=False)(FRAME)
+    assert len(tracked) == 1 and np.array_equal(fake.calls[0], box)
+
+
+def test_take_and_rescaled_refuse_what_names_no_person_or_no_scale():
+    res = FakePredictor([PERSON]).predict(FRAME, [[20, 20, 40, 80], [100, 20, 40, 80]])
+    assert len(res.take([True, False])) == 1 and len(res.take(-1)) == 1 and len(res.take([])) == 0
+    assert np.array_equal(res.take(slice(1, None)).boxes, res.boxes[1:])
+    for rows, match in (([True], "one value per person"), ([2], "names persons"), ([0.5], "indices or a bool")):
+        with pytest.raises(ValueError, match=match):
+            res.take(rows)
+    assert np.allclose(res.rescaled(2).boxes[:, 2:], res.boxes[:, 2:] * 2)
+    for factor in (0, -1, float("nan"), float("inf"), "2", True):
+        with pytest.raises(ValueError, match="factor must be a finite number > 0"):
+            res.rescaled(factor)
+
+
+def test_search_with_must_be_a_predictor(standin_path):
+    with pytest.raises(TypeError, match="search_with must be a PosePredictor"):
+        PosePredictor(standin_path, search_with="fast")

@@ -550,3 +550,17 @@ def test_a_failed_frame_is_kept_when_asked(pred, clip, monkeypatch):
     assert got[2].poses.track_ids.tolist() == [] and got[2].poses.keypoints.shape == (0, 4, 2)
     assert [len(f.poses) for f in got if f.index != 2] == [1] * 5 and all(f.error is None for f in got if f.index != 2)
     np.testing.assert_array_equal(got[2].image, read_video(clip)[2])
+
+
+def test_video_boxes_with_a_score_column_or_bad_values_are_refused_when_given(pred, clip):
+    """VideoPoses(boxes=) reshaped (N, 5) detector rows into other boxes (4 rows: 5 invented persons every frame),
+    and a zero-width box failed only at the first frame (review s62); both are refused at once, tracked or not."""
+    rows = np.array([[20, 20, 40, 80, 0.9]] * 4, np.float32)
+    for track in (True, False):
+        with pytest.raises(ValueError, match=r"\(4, 5\).*boxes\[:, :4\]"):
+            VideoPoses(pred, clip, boxes=rows, track=track)
+        with pytest.raises(ValueError, match="box 0"):
+            VideoPoses(pred, clip, boxes=[[20, 20, 0, 80]], track=track)
+    with pytest.raises(ValueError, match=r"\(1, 5\)"):
+        list(VideoPoses(pred, clip, detector=lambda frame: rows[:1], track=False))
+    assert len(next(iter(VideoPoses(pred, clip, boxes=rows[:1, :4], track=False))).poses) == 1
