@@ -220,6 +220,6 @@ def advice(cpu_features: str, benched: Sequence[Tuple[Path, str]]) -> List[str]:
                    "times both here (README, 'Latency per kind of CPU')")
     if "amx_int8" in flags and backends == {"onnxruntime"}:
         out.append("this CPU has AMX: on such a CPU OpenVINO (--backend openvino, "
-                   "pip install \"fasterpose[openvino]\") took 0.37-0.74x onnxruntime's time; "
+                   "pip install \"openvino>=2024.0\") took 0.37-0.74x onnxruntime's time; "
                    "`fasterpose bench --compare-backends` times both here (docs/performance.md, 'Backends')")
     return out

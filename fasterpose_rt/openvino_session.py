@@ -4,7 +4,7 @@ onnxruntime ``InferenceSession`` the runtime uses (``run``, ``get_inputs``, ``ge
 
 Why: on a CPU with AMX (Intel Xeon since Sapphire Rapids) OpenVINO ran the bundled int8 models at 0.4-0.6x
 onnxruntime's time, on an AVX2-only AMD EPYC at 0.9-0.95x (``python -m benchmarks.backends``; ``fasterpose bench
---compare-backends`` on any CPU). It is optional (``pip install "fasterpose[openvino]"``, about 60 MB) and imported
+--compare-backends`` on any CPU). It is optional (``pip install "openvino>=2024.0"``, about 60 MB) and imported
 only when asked for.
 
 Compiling the network takes about 0.3 s, so the compiled network is kept on disk (:func:`cache_dir`: about 9 MB per
@@ -25,7 +25,7 @@ import numpy as np
 
 __all__ = ["BackendUnavailable", "OpenVinoSession", "INSTALL_HINT", "CACHE_ENV", "cache_dir", "import_openvino"]
 
-INSTALL_HINT = 'pip install "fasterpose[openvino]"'
+INSTALL_HINT = 'pip install "openvino>=2024.0"'
 CACHE_ENV = "FASTERPOSE_OPENVINO_CACHE"
 _NO_CACHE = ("", "0", "off", "none", "false", "no")
 

@@ -15,7 +15,7 @@ from fasterpose_rt.openvino_session import import_openvino
 try:  # as the runtime imports it: without OpenVINO's usage telemetry (a network call at import)
     import_openvino()
 except ImportError:
-    pytest.skip("openvino is not installed (optional: pip install \"fasterpose[openvino]\")", allow_module_level=True)
+    pytest.skip("openvino is not installed (optional: pip install \"openvino>=2024.0\")", allow_module_level=True)
 pytestmark = [NEEDS_LSPET, pytest.mark.skipif(not DEFAULT_MODELS["default"].is_file(), reason="bundled model absent")]
 
 

@@ -42,7 +42,7 @@ def _int_list(ctx, param, value: str) -> Optional[List[int]]:
               help="Benchmark both bundled models (default and fast) side by side, with their time ratios.")
 @click.option("--compare-backends", is_flag=True,
               help="Benchmark the model on onnxruntime and on OpenVINO side by side, with their time ratios: which "
-                   "engine is faster on this CPU (needs openvino: pip install \"fasterpose[openvino]\").")
+                   "engine is faster on this CPU (needs openvino: pip install \"openvino>=2024.0\").")
 @click.option("--profile", is_flag=True,
               help="Instead of the latency table: where the time goes, operator by operator, as the engine measures "
                    "it (at the first --threads and --batch).")
