@@ -644,18 +644,38 @@ def test_skip_existing_goes_on_where_a_run_stopped(folder, standin_path, tmp_pat
     base = ("predict", folder, "--model", standin_path, "--no-search")
     r = run(*base, "--out-dir", own, "-q")
     assert r.exit_code == 0, r.output
+    key = lambda e: (e["image_id"], e["file_name"])  # noqa: E731
+    whole_results = sorted(json.loads(r.stdout), key=key)
     whole = {f.relative_to(own).as_posix(): f.read_text() for f in own.rglob("*") if f.is_file()}
     assert sorted(whole) == ["photos/a.json", "photos/clip.jsonl", "photos/sub/b.json"]
     (own / "photos/sub/b.json").unlink()  # a run stopped before b.png ...
     (own / "photos/clip.jsonl").rename(own / "photos/clip.jsonl.part")  # ... and in the middle of the video
     r = run(*base, "--out-dir", own, "--skip-existing")
-    assert r.exit_code == 0 and "1 input skipped (results already in" in r.stderr, r.output
-    ran = json.loads(r.stdout)
-    assert {e["file_name"] for e in ran} == {(folder / "sub/b.png").as_posix(), (folder / "clip.mp4").as_posix()}
+    assert r.exit_code == 0 and "1 input skipped (results already in" in r.stderr and "also printed" in r.stderr
+    resumed = json.loads(r.stdout)  # the skipped a.jpg's results first (from its --out-dir file), then the run's
+    assert resumed[0]["file_name"] == (folder / "a.jpg").as_posix()
+    assert {e["file_name"] for e in resumed[1:]} == {(folder / "sub/b.png").as_posix(),
+                                                     (folder / "clip.mp4").as_posix()}
+    assert sorted(resumed, key=key) == whole_results  # the whole run's results, as a whole run gives them
     now = {f.relative_to(own).as_posix(): f.read_text() for f in own.rglob("*") if f.is_file()}
     assert now == whole  # the same files as the whole run, image ids included; no .part left
+    for fmt in ("json", "jsonl", "csv"):  # nothing left to do: every input's results carried, in every format
+        out = tmp_path / f"all.{fmt}"
+        r = run(*base, "--out-dir", own, "--skip-existing", "-q", "--out", out)
+        assert r.exit_code == 0, r.output
+        written = out.read_text()
+        if fmt == "json":
+            assert sorted(json.loads(written), key=key) == whole_results
+        elif fmt == "jsonl":
+            assert sorted(map(json.loads, written.splitlines()), key=key) == whole_results
+        else:
+            assert len(written.splitlines()) == 1 + len(whole_results)
+    with open(own / "photos/clip.jsonl", "a") as f:
+        f.write("{cut off\n")  # a skipped input whose results cannot be carried into --out fails, named
     r = run(*base, "--out-dir", own, "--skip-existing", "-q")
-    assert r.exit_code == 0 and json.loads(r.stdout) == []  # nothing left to do
+    assert r.exit_code == 1 and "clip.mp4: its --out-dir file" in r.stderr and "not in --out" in r.stderr
+    assert {e["file_name"] for e in json.loads(r.stdout)} == {(folder / "a.jpg").as_posix(),
+                                                              (folder / "sub/b.png").as_posix()}
     r = run(*base, "--skip-existing", "--out", again)
     assert r.exit_code == 2 and "give --out-dir" in r.stderr
 
@@ -702,7 +722,8 @@ def test_skip_existing_gives_an_input_before_a_skipped_one_its_whole_run_id(tmp_
     (own / "shoot" / f"{missing}.json").unlink()
     r = run(*base, "--skip-existing")
     assert r.exit_code == 0, r.output
-    assert [e["image_id"] for e in json.loads(r.stdout)] == ["abc".index(missing) + 1]
+    ids = [e["image_id"] for e in json.loads(r.stdout)]  # the skipped inputs' results first, then the run's
+    assert ids[-1] == "abc".index(missing) + 1 and sorted(ids) == [1, 2, 3]
     assert {f.name: f.read_text() for f in own.rglob("*.json")} == whole
 
 

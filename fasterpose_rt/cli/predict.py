@@ -160,7 +160,7 @@ def results_file(ctx, param, value) -> Optional[Path]:
               help="With --out-dir: leave out the photos and videos whose results file (and --vis output, if "
                    "given) is there already, so a run "
                    "stopped part-way goes on where it stopped (a video's file is named .jsonl.part until its end; "
-                   "--out then holds only the inputs run this time).")
+                   "--out still holds every input's results: the skipped ones' read from their --out-dir files).")
 @click.option("--vis", "vis_dir", type=NamedPath(file_okay=False, path_type=Path), default=None,
               help="Write photos with skeletons drawn to this folder (videos: an annotated .mp4); into an input's "
                    "own folder (or a folder input itself: each beside its input) as <name>_pose. Input folders leave "
@@ -269,6 +269,7 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
     problem = run.unwritable(items)  # before any work: not input by input
     if problem is not None:
         raise UsageProblem(problem)
+    run.carry_skipped()  # the skipped inputs' results first: --out holds the whole run's
     bar_shown = not quiet and (len(items) > 1 or any(i.kind != "image" for i in items))
     # None: drawn on a terminal only, so a log of stderr holds the errors and the summary, not bar frames
     bar = tqdm(total=len(items), desc="fasterpose", unit="file", disable=None if bar_shown else True, file=sys.stderr)

@@ -196,6 +196,23 @@ def _same_input(recorded: str, item: InputItem) -> bool:
     return name == os.path.normpath(item.path)
 
 
+_ENTRY_KEYS = ("image_id", "file_name", "bbox", "keypoints", "score")  # what every results entry holds
+
+
+def _results_entries(results_file: Path) -> List[dict]:
+    """The entries of an --out-dir results file: a photo's JSON list, or a video's JSON Lines. Raises ValueError
+    for anything else (an entry that is no results entry included), OSError when it cannot be read."""
+    with open(results_file, "rb") as f:
+        if results_file.suffix == ".jsonl":
+            entries = [json.loads(line) for line in f if line.strip()]
+        else:
+            entries = json.load(f)
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and all(k in e for k in _ENTRY_KEYS)
+                                                 for e in entries):
+        raise ValueError("not a list of results entries")
+    return entries
+
+
 def _unexpected(error: Exception) -> str:
     """An error no check foresaw, in one line (OpenCV's span several): its kind and first line."""
     text = str(error).strip().splitlines()
@@ -227,6 +244,7 @@ class PredictRun:
         # --skip-existing: the ids the inputs skipped before a run input would have taken, as (a, b): on reaching
         # it, next_id = max(next_id + a, b), so it gets the ids a whole run gives it
         self._skipped_ids: Dict[str, Tuple[int, int]] = {}
+        self._carried: List[Tuple[InputItem, Path]] = []  # the skipped inputs and their --out-dir files, in order
         self.failed: Dict[str, None] = {}  # the inputs that failed, each once however many of its parts did
         self.photos_done = self.frames = self.dropped = self.videos = self.persons = 0
         self.photos_of_nobody = 0  # photos where nobody was found (or, without boxes, nobody was there)
@@ -311,6 +329,7 @@ class PredictRun:
             drawn = item.label not in self._vis or self._vis[item.label].is_file()  # (a failed --vis: run again)
             if self.skip_existing and drawn:  # its own results ("": nobody found, names no input: taken as its own)
                 self.skipped += 1
+                self._carried.append((item, own))
                 # Its ids are passed over where it stands in input order (an input before it keeps a whole run's
                 # ids): a photo takes one id, a video one per frame, and its file's last id says how many (short
                 # only of trailing frames with nobody).
@@ -320,6 +339,20 @@ class PredictRun:
             kept.append(item)
             self._skipped_ids[item.label], ahead, floor = (ahead, floor), 0, 0
         return kept
+
+    def carry_skipped(self) -> None:
+        """--skip-existing: the skipped inputs' results, read from their --out-dir files, go into --out (or stdout)
+        first, in input order, so a run resumed there ends with the whole run's results, not only its own. An
+        input whose file cannot be read as results fails (its results would be missing from --out)."""
+        for item, own in self._carried:
+            try:
+                entries = _results_entries(own)
+            except (OSError, ValueError) as e:
+                self.fail(item.label, f"its --out-dir file {own} cannot be read as results ({e}), so its results "
+                                      "are not in --out; run it again without --skip-existing")
+                continue
+            self.writer.add(entries)
+        self._carried = []
 
     def unwritable(self, items: List[InputItem]) -> Optional[str]:
         """Why the output of one of ``items`` (the inputs to run, after ``plan_own_files``) cannot be written: the
@@ -385,7 +418,8 @@ class PredictRun:
         text = (f"{', '.join(parts)}, {plural(self.persons, 'person')} in {seconds:.1f} s{rate} -> "
                 f"{out if out is not None else 'stdout'}" + (" (left as it was: nothing processed)" if kept else ""))
         if self.skipped:
-            text += f"; {plural(self.skipped, 'input')} skipped (results already in {self.out_dir})"
+            carried = "" if kept else f", also in {out}" if out is not None else ", also printed"
+            text += f"; {plural(self.skipped, 'input')} skipped (results already in {self.out_dir}{carried})"
         if self.left_out:
             text += f"; {plural(self.left_out, 'file')} under --vis or --out-dir left out of the input folders"
         if self.failed:
