@@ -14,6 +14,7 @@ import glob
 import os
 import re
 import shutil
+import stat
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -27,7 +28,8 @@ from .image import to_bgr_uint8
 from .mp4_edits import shown_seconds
 
 __all__ = [
-    "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "LIST_EXTENSIONS", "InputItem", "InputReadError", "expand_inputs",
+    "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "LIST_EXTENSIONS", "InputItem", "InputReadError", "PhotoTooLarge",
+    "expand_inputs",
     "read_input_list", "is_pattern", "read_image",
     "open_video", "capture_info", "iter_video_frames", "stream_source", "is_live", "open_stream", "jpeg_size",
     "reduction_for", "read_photo", "REDUCED_LONG_SIDE", "opencv_video_path",
@@ -76,6 +78,11 @@ _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
 
 class InputReadError(Exception):
     """A photo or video could not be read; the message says why (without the path: the caller names it)."""
+
+
+class PhotoTooLarge(InputReadError):
+    """A photo with more pixels than OpenCV decodes whole (``CV_IO_MAX_IMAGE_PIXELS``, 2^30 by default); a JPEG
+    may still be read at 1/2 to 1/8 of its size (:func:`read_photo` with ``long_side``)."""
 
 
 @dataclass(frozen=True)
@@ -275,7 +282,7 @@ def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False, lists: boo
             if not target.exists():
                 # a name with bytes that are not UTF-8 may be a list saved in another encoding than the names'
                 odd = " - the list is not UTF-8 there, and names keep its bytes" if not _utf8(entry) else ""
-                problems.append((target, f"no such file or folder ({where}{odd})"))
+                problems.append((target, f"{_missing(target)} ({where}{odd})"))
             elif target.is_file() and target.suffix.lower() in LIST_EXTENSIONS:
                 problems.append((target, f"a list inside a list is not read ({where})"))
             else:  # a path inside the list's folder keeps its folders in --vis names; others their file name
@@ -330,9 +337,9 @@ def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False, lists: boo
         elif p.exists():
             add(InputItem(p, _kind(p), rel if rel is not None else Path(p.name)))
         elif skip_missing:
-            problems.append((p, "no such file or folder"))
+            problems.append((p, _missing(p)))
         else:
-            raise FileNotFoundError(f"no such file or folder: {p}")
+            raise FileNotFoundError(f"{_missing(p)}: {p}")
 
     for raw in paths:
         expand(raw, None)
@@ -463,7 +470,7 @@ def _decode_heif(data: np.ndarray) -> np.ndarray:
         import pillow_heif
     except ImportError:
         raise InputReadError("a HEIC/HEIF photo (an iPhone's), which OpenCV cannot read: pip install pillow-heif "
-                             "(or fasterpose[heic]) to read it") from None
+                             "to read it") from None
     try:
         heif = pillow_heif.open_heif(data.tobytes(), convert_hdr_to_8bit=True)
         rgb = np.asarray(heif)
@@ -472,7 +479,22 @@ def _decode_heif(data: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb, cv2.COLOR_RGBA2BGR if rgb.shape[-1] == 4 else cv2.COLOR_RGB2BGR)
 
 
+_MAX_IMAGE_PIXELS = int(os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS", 1 << 30))  # OpenCV's own default
+
+
+def _missing(path: Path) -> str:
+    """Why a path that does not exist is none: nothing there, or a symbolic link to nothing (or a loop of them)."""
+    return "a symbolic link to nothing (or a loop of links)" if os.path.islink(path) else "no such file or folder"
+
+
 def _read_bytes(path: Union[str, os.PathLike]) -> np.ndarray:
+    try:
+        kind = os.stat(path).st_mode
+    except OSError as e:
+        raise InputReadError(f"cannot read file: {e.strerror or e}") from None
+    if not stat.S_ISREG(kind):  # a pipe with no writer would block the read for ever; a device never ends
+        what = "a folder" if stat.S_ISDIR(kind) else "a pipe" if stat.S_ISFIFO(kind) else "a device or socket"
+        raise InputReadError(f"not a regular file ({what}): save the photo to a file first")
     try:
         data = np.fromfile(str(path), dtype=np.uint8)  # fromfile + imdecode: works for non-ASCII paths too
     except OSError as e:
@@ -486,6 +508,11 @@ def _decode(data: np.ndarray, flags: int) -> np.ndarray:
     try:
         img = cv2.imdecode(data, flags)
     except cv2.error as e:
+        if "CV_IO_MAX_IMAGE_PIXELS" in str(e):  # OpenCV's assertion spans lines of C++; say it plainly
+            size = jpeg_size(data)
+            px = f"{size[0]}x{size[1]} px, " if size is not None else ""
+            raise PhotoTooLarge(f"too large to decode whole ({px}more than OpenCV's limit of "
+                                f"{_MAX_IMAGE_PIXELS} pixels)") from None
         raise InputReadError(f"cannot decode: {str(e).strip().splitlines()[-1]}") from None
     if img is None:
         video = _video_container(data)

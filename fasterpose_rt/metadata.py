@@ -29,15 +29,15 @@ class MetadataError(ValueError):
     """The model's ``fasterpose`` metadata is missing or malformed."""
 
 
-def _plain_json(value: Any) -> Any:
+def plain_json(value: Any) -> Any:
     """``value`` in the types ``json.dumps(allow_nan=False)`` writes: numpy scalars as Python's (``.item()``),
     arrays and tuples as lists, non-finite floats as None; dict keys numpy gave as Python's."""
     if isinstance(value, dict):
-        return {(k.item() if isinstance(k, np.generic) else k): _plain_json(v) for k, v in value.items()}
+        return {(k.item() if isinstance(k, np.generic) else k): plain_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain_json(v) for v in value]
+        return [plain_json(v) for v in value]
     if isinstance(value, np.ndarray):
-        return _plain_json(value.tolist())
+        return plain_json(value.tolist())
     if isinstance(value, np.floating):
         value = float(value)  # .item() keeps a long double numpy's
     elif isinstance(value, np.generic):
@@ -98,7 +98,7 @@ class ModelMetadata:
         d = asdict(self)
         extra = d.pop("extra")
         d["input_size"] = list(d["input_size"])
-        return json.dumps(_plain_json({**extra, **d}), sort_keys=False, allow_nan=False)
+        return json.dumps(plain_json({**extra, **d}), sort_keys=False, allow_nan=False)
 
     @classmethod
     def from_json(cls, text: str) -> "ModelMetadata":

@@ -8,6 +8,8 @@ encodes.
 from __future__ import annotations
 
 import collections
+import queue
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Deque, Generator, Iterable, List, Tuple, TypeVar
 
@@ -29,6 +31,39 @@ class _Done:
         return self._function(self._item)
 
 
+class _Reader:
+    """One daemon thread running the calls submitted to it, in order. ThreadPoolExecutor's threads are joined when
+    Python exits, so one stuck reading an input that never answers (a hung network mount) kept a run that Ctrl-C
+    or SIGTERM had stopped alive for ever; a daemon thread is left behind. For reading only: nothing it does needs
+    finishing."""
+
+    def __init__(self, name: str):
+        self._jobs: "queue.SimpleQueue" = queue.SimpleQueue()
+        threading.Thread(target=self._run, name=name, daemon=True).start()
+
+    def submit(self, function: Callable, item) -> Future:
+        future: Future = Future()
+        self._jobs.put((future, function, item))
+        return future
+
+    def shutdown(self) -> None:
+        """End the thread once the calls submitted so far are done (or cancelled)."""
+        self._jobs.put(None)
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            future, function, item = job
+            if not future.set_running_or_notify_cancel():  # cancelled before it started
+                continue
+            try:
+                future.set_result(function(item))
+            except BaseException as e:  # handed to whoever asks for the result
+                future.set_exception(e)
+
+
 def prefetch(function: Callable[[T], R], items: Iterable[T], depth: int = READ_AHEAD
              ) -> Generator[Tuple[T, "Future[R]"], None, None]:
     """Yield (item, future) in the items' order, ``function(item)`` running in one worker thread for up to
@@ -43,7 +78,7 @@ def prefetch(function: Callable[[T], R], items: Iterable[T], depth: int = READ_A
         return
     pending: Deque[Tuple[T, Future]] = collections.deque()
     source = iter(items)
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fasterpose-prefetch")
+    pool = _Reader("fasterpose-prefetch")
     try:
         for item in source:
             pending.append((item, pool.submit(function, item)))
@@ -54,7 +89,7 @@ def prefetch(function: Callable[[T], R], items: Iterable[T], depth: int = READ_A
     finally:
         for _, future in pending:
             future.cancel()
-        pool.shutdown(wait=False)
+        pool.shutdown()
 
 
 class OrderedJobs:

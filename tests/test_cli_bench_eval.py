@@ -543,3 +543,42 @@ def test_info_and_bench_refuse_a_closed_stdout(command):
     cmd = [sys.executable, "-m", "fasterpose_rt.cli", *command]
     r = subprocess.run(["sh", "-c", '"$@" >&-', "sh", *cmd], stderr=subprocess.PIPE, text=True, timeout=120)
     assert r.returncode == 2 and "stdout is closed: nowhere to print the" in r.stderr, r.stderr
+
+
+def test_info_and_bench_json_stay_strict_json_when_a_models_figures_are_not_finite(tmp_path):
+    """A model whose metadata holds NaN or Infinity (json.loads takes them) made info --json and bench --json print
+    NaN, which strict JSON readers refuse (review s62): they are null now."""
+    text = json.loads(standin_metadata().to_json())
+    text["validation"] = {"pck@0.2": float("nan"), "ap": float("inf")}
+    model = write_standin(tmp_path / "m.onnx", metadata_text=json.dumps(text))
+
+    def refuse(name):
+        raise AssertionError(f"{name} printed: not JSON")
+
+    r = run("info", "--model", model, "--json")
+    assert r.exit_code == 0, r.output
+    card = json.loads(r.stdout, parse_constant=refuse)
+    assert card["metadata"]["validation"] == {"pck@0.2": None, "ap": None}
+    r = run("bench", "--model", model, "--threads", "1", "--batch", "1", "--runs", "1", "--warmup", "0", "--json",
+            "-q")
+    assert r.exit_code == 0, r.output
+    json.loads(r.stdout, parse_constant=refuse)
+
+
+def test_a_model_that_fails_when_run_is_an_unusable_input_not_a_bug():
+    """ModelError (a model that loads but whose output is not what its metadata says) ended bench and eval as
+    "unexpected ModelError ... --debug", exit 1 (review s62): it is exit 2, said in one line."""
+    import click
+    from clirunner import invoke as invoke_command
+
+    from fasterpose_rt.cli.common import debug_option, guarded
+    from fasterpose_rt.session import ModelError
+
+    @click.command()
+    @debug_option
+    @guarded
+    def broken(debug):
+        raise ModelError("m.onnx: output shape (1, 176, 3, 128), expected (1, 14, h, w)")
+
+    r = invoke_command(broken, [])
+    assert r.exit_code == 2 and "output shape (1, 176, 3, 128)" in r.stderr and "unexpected" not in r.stderr

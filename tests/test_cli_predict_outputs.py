@@ -374,3 +374,45 @@ def test_a_vis_picture_that_cannot_be_written_whole_leaves_the_one_there_and_is_
     assert cv2.imread(str(vis / "a.png")).shape == (480, 640, 3)
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "1 input skipped" in r.stderr, r.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are a POSIX matter")
+def test_a_pipe_given_as_a_photo_fails_alone_instead_of_hanging_the_run(tmp_path, standin_path):
+    """A FIFO named as a photo (or a hung mount) blocked the read-ahead thread for ever: the rest was never run, and
+    Ctrl-C or SIGTERM printed their line but the process stayed, waiting for that thread at exit (review s62). A
+    file that is not a regular one is refused before it is opened; the read-ahead thread is a daemon."""
+    os.mkfifo(tmp_path / "f.jpg")
+    cv2.imwrite(str(tmp_path / "ok.jpg"), photo())
+    r = cli("predict", "f.jpg", "ok.jpg", "--model", standin_path, "--no-search", "-q", cwd=tmp_path)
+    assert r.returncode == 1 and "f.jpg: not a regular file (a pipe)" in r.stderr, r.stderr
+    assert [e["file_name"] for e in json.loads(r.stdout)] == ["ok.jpg"]
+
+
+def test_the_read_ahead_thread_does_not_keep_a_stopped_process_alive():
+    """prefetch's thread stuck in a read that never returns: the process still exits (a ThreadPoolExecutor's thread
+    is joined at exit, so it hung)."""
+    code = ("import threading\nfrom fasterpose_rt.prefetch import prefetch\n"
+            "never = threading.Event()\n"
+            "reads = prefetch(lambda i: never.wait(), [1, 2, 3])\n"
+            "next(reads)\nprint('stopping')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "stopping", r.stderr
+
+
+def test_a_jpeg_too_large_to_decode_whole_is_drawn_at_the_size_it_was_read(tmp_path, standin_path):
+    """A JPEG beyond OpenCV's pixel limit is read at 1/8 of its size, but --vis read it again whole and failed with
+    OpenCV's assertion, the photo counted both processed and failed (review s62): its picture is drawn at the size
+    it was read, and --full-resolution names the reason plainly."""
+    import struct
+
+    data = bytearray(cv2.imencode(".jpg", np.zeros((16, 16, 3), np.uint8))[1].tobytes())
+    i = 2
+    while data[i + 1] != 0xC0:  # the frame header, where the size is
+        i += 2 + ((data[i + 2] << 8) | data[i + 3])
+    data[i + 5:i + 9] = struct.pack(">HH", 40000, 40000)  # 1.6 G pixels: beyond OpenCV's 2^30
+    (tmp_path / "huge.jpg").write_bytes(bytes(data))
+    r = cli("predict", "huge.jpg", "--model", standin_path, "--no-search", "--vis", "vis", "-q", cwd=tmp_path)
+    assert r.returncode == 0 and "error" not in r.stderr, r.stderr
+    assert cv2.imread(str(tmp_path / "vis" / "huge.jpg")).shape == (5000, 5000, 3)
+    r = cli("predict", "huge.jpg", "--model", standin_path, "--full-resolution", "-q", cwd=tmp_path)
+    assert r.returncode == 1 and "too large to decode whole (40000x40000 px" in r.stderr, r.stderr

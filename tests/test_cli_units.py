@@ -1025,3 +1025,20 @@ def test_finite_json_numbers():
     for values, ok in (([1, 2.5, -3], True), ([1e308, 1e308], True), ([1, True], False), ([1, "2"], False),
                        ([float("inf"), float("-inf")], False), ([float("nan")], False), ([10 ** 400], False), ([], True)):
         assert finite_numbers(values) is ok and all(map(finite_number, values)) is ok, values
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symbolic links as a POSIX user makes them")
+def test_a_link_to_nothing_or_a_loop_of_links_is_named_as_such(tmp_path, monkeypatch):
+    """A loop of links (ln -s self self) was named "no such file or folder", which the user can see is wrong."""
+    monkeypatch.chdir(tmp_path)
+    os.symlink("self.jpg", "self.jpg")
+    os.symlink("gone.jpg", "dangling.jpg")
+    Path("list.txt").write_text("self.jpg\n")
+    items, problems = expand_inputs(["self.jpg", "dangling.jpg", "missing.jpg", "list.txt"], lists=True,
+                                    skip_missing=True)
+    reasons = {p.name: why for p, why in problems}
+    assert not items and reasons["dangling.jpg"] == "a symbolic link to nothing (or a loop of links)"
+    assert reasons["missing.jpg"] == "no such file or folder"
+    assert [why for p, why in problems if p.name == "self.jpg"] == [
+        "a symbolic link to nothing (or a loop of links)",
+        "a symbolic link to nothing (or a loop of links) (line 1 of the list list.txt)"]

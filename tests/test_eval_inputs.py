@@ -84,6 +84,17 @@ def test_eval_refuses_an_out_that_is_one_of_its_inputs(torso_model, dataset, tmp
     assert r.stdout == "" and inputs[option].read_bytes() == before
 
 
+def test_eval_refuses_an_out_that_is_one_of_the_photos_it_scores(torso_model, dataset, tmp_path):
+    """--out naming a photo under --images wrote the report over it, exit 0 (review s62)."""
+    ann, images, data = dataset
+    before = (images / "2.png").read_bytes()
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "-q", "--out", images / "." / "2.png")
+    assert r.exit_code == 2 and "it is the photo 2.png the --coco file lists" in r.stderr, r.output
+    assert (images / "2.png").read_bytes() == before
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "-q", "--out", images / "3.png")
+    assert r.exit_code == 0 and report_of(images / "3.png")["persons"] == 2, r.output  # a name no photo has
+
+
 # ---------------------------------------------------------------------------- 2: boxes the model cannot crop
 
 @pytest.mark.parametrize("bbox", [[5, 5, 1e300, 1e300], [5, 5, 1e-5, 1e-5], [1e9, 5, 70, 110]])

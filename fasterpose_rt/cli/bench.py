@@ -6,6 +6,7 @@ from typing import List, Optional
 
 import click
 
+from ..metadata import plain_json
 from ..session import BACKENDS, MAX_THREADS
 from .common import MAX_BATCH, backend_option, debug_option, guarded, load_predictor, model_options, need_stdout
 
@@ -103,7 +104,7 @@ def bench(model, variant, backend, threads, batch, runs, warmup, compare, compar
             out["ratios"] = ratios
         if engine_ratios is not None:
             out["backend_ratios"] = engine_ratios
-        click.echo(json.dumps(out, indent=2))
+        click.echo(json.dumps(plain_json(out), indent=2, allow_nan=False))  # NaN (a ratio, a file's figure): null
         return
     for label, m in models.items():
         macs = m["macs_per_person"]

@@ -18,7 +18,7 @@ from ..boxes import BoxesFileError, DetectorUnavailable
 from ..launcher import EXIT_INTERRUPTED, exit_code, how  # noqa: F401 (EXIT_INTERRUPTED: for the commands)
 from ..metadata import MetadataError
 from ..results import written_in_place
-from ..session import BACKENDS
+from ..session import BACKENDS, ModelError
 
 EXIT_FAILED, EXIT_USAGE = 1, 2  # (EXIT_INTERRUPTED: 130, Ctrl-C; SIGTERM and SIGHUP 143 and 129)
 MAX_INT = sys.maxsize  # the bound of a count without a natural one: a larger number is a usage error, not a crash
@@ -68,7 +68,7 @@ def guarded(func):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit fails quietly
             say("stopped: the reader of stdout closed it")
             sys.exit(EXIT_FAILED)
-        except (MetadataError, BoxesFileError, DetectorUnavailable) as e:
+        except (MetadataError, ModelError, BoxesFileError, DetectorUnavailable) as e:  # unusable input: exit 2
             trace(debug)
             raise UsageProblem(str(e)) from None
         except OSError as e:

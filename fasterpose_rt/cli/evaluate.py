@@ -3,6 +3,7 @@ detector's boxes), against a baseline model if asked, printed and written as JSO
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -84,6 +85,13 @@ def eval_cmd(coco_file, images_dir, model, variant, backend, threads, batch_size
         match = match_keypoints(data, pred.keypoint_names, str(coco_file), pred.flip_pairs,
                                 need_sigmas=detections is not None)
         data, cat, columns = match.restrict(data), match.category, match.model_columns if match.partial else None
+        if out is not None:  # the report would replace a photo it scores (the name first: few realpath calls)
+            target = os.path.realpath(out)
+            photo = next((im["file_name"] for im in data["images"] if os.path.basename(im["file_name"]) == out.name
+                          and os.path.realpath(os.path.join(images_dir, im["file_name"])) == target), None)
+            if photo is not None:
+                raise UsageProblem(f"cannot write the report to {out}: it is the photo {photo} the --coco file "
+                                   "lists; give --out another file")
         persons_to_evaluate(data, cat["id"], str(coco_file), boxes_from_file=detections is None)
         other = load_predictor(baseline, None, threads, batch_size, flip, debug, backend=backend) if baseline \
             else None

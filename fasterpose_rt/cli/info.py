@@ -5,6 +5,7 @@ import json
 
 import click
 
+from ..metadata import plain_json
 from .bench import verification_line
 from .common import debug_option, guarded, load_predictor, model_options, need_stdout
 
@@ -23,7 +24,7 @@ def info(model, variant, as_json, debug):
     card = model_card(pred.model_path, pred.metadata)
     if as_json:
         card["metadata"] = json.loads(pred.metadata.to_json())
-        click.echo(json.dumps(card, indent=2))
+        click.echo(json.dumps(plain_json(card), indent=2, allow_nan=False))  # NaN from a file: null, strict JSON
         return
     verification = card["int8_verification"]
     quant = pred.metadata.extra.get("quantization")

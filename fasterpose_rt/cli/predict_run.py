@@ -23,8 +23,8 @@ from tqdm import tqdm
 from ..boxes import ImageBoxes
 from ..drawing_mark import add_mark, may_draw_over
 from ..geometry import box_centers_and_sizes, rescale_boxes
-from ..inputs import (TEMP_PREFIX, InputItem, InputReadError, is_live, open_stream, open_video, opencv_video_path,
-                      read_image, read_photo)
+from ..inputs import (TEMP_PREFIX, InputItem, InputReadError, PhotoTooLarge, is_live, open_stream, open_video,
+                      opencv_video_path, read_image, read_photo)
 from ..predictor import PoseResult
 from ..prefetch import READ_AHEAD, OrderedJobs
 from ..results import ResultsWriter, atomic_write_bytes, coco_entries
@@ -576,6 +576,8 @@ class PredictRun:
         Runs beside the model; raises InputReadError saying what went wrong."""
         try:
             image = photo.image if photo.scale == 1 else read_image(photo.item.path)
+        except PhotoTooLarge:  # only its reduced decoding fits OpenCV: drawn at that size
+            image, res = photo.image, res.rescaled(1.0 / photo.scale)
         except InputReadError as e:  # the file changed since it was read
             raise InputReadError(f"cannot read it again for --vis: {e}") from None
         ok, buf = cv2.imencode(target.suffix, self.pred.draw(image, res, self.vis_threshold, note=NOBODY_NOTE))
