@@ -79,6 +79,7 @@ class BoxLookup:
                  given_ids: Optional[Dict[str, int]] = None):
         self.entries = entries
         self.source = source
+        self.degenerate = 0  # a COCO file's person boxes with w or h <= 0, left out (nobody to crop)
         self.category_id, self.keypoint_names = category_id, keypoint_names
         self.given_ids = given_ids if given_ids is not None else {
             k: e.image_id for k, e in entries.items() if e.image_id is not None}
@@ -217,12 +218,13 @@ def person_category(data: dict) -> Optional[dict]:
     return next((c for c in cats if c.get("name") == "person"), cats[0] if len(cats) == 1 else None)
 
 
-def coco_person_boxes(data: dict, source: str = "annotations", category_id: Optional[int] = None
-                      ) -> Tuple[Dict[int, str], Dict[int, ImageBoxes]]:
+def coco_person_boxes(data: dict, source: str = "annotations", category_id: Optional[int] = None,
+                      degenerate: Optional[List[int]] = None) -> Tuple[Dict[int, str], Dict[int, ImageBoxes]]:
     """COCO annotations -> ({image id: file_name}, {image id: ImageBoxes}) for every listed photo.
 
     Person boxes: annotations of ``category_id`` (None: of the category named "person", every category when none
-    is), not crowd, with a bbox of 4 numbers and w, h > 0; empty bboxes are skipped. Raises BoxesFileError for a
+    is), not crowd, with a bbox of 4 numbers and w, h > 0; empty bboxes are skipped, and so are boxes with w or
+    h <= 0 (their annotation indices appended to ``degenerate`` when given). Raises BoxesFileError for a
     malformed file.
     """
     def bad(msg) -> NoReturn:
@@ -265,8 +267,10 @@ def coco_person_boxes(data: dict, source: str = "annotations", category_id: Opti
             bad(f"annotations[{j}]: bbox must be [x, y, w, h] numbers, got {b!r}")
         if box_out_of_range(b):  # named as the file is read, not as a failure of the photo's crop
             bad(f"annotations[{j}]: bbox {b!r} is out of range ({BOX_RANGE})")
-        if b[2] <= 0 or b[3] <= 0:
-            continue  # degenerate box: nobody to crop
+        if b[2] <= 0 or b[3] <= 0:  # degenerate box: nobody to crop
+            if degenerate is not None:
+                degenerate.append(j)
+            continue
         if not isinstance(a["image_id"], int) or a["image_id"] not in per_image:
             bad(f"annotations[{j}] refers to image_id {a['image_id']!r}, which 'images' does not list")
         per_image[a["image_id"]].append((j, b))
@@ -294,7 +298,8 @@ def load_boxes_file(path: os.PathLike, min_score: float = 0.0) -> BoxLookup:
                              f"detections, got a {type(data).__name__}")
     entries: Dict[str, ImageBoxes] = {}
     if "images" in data and "annotations" in data:
-        names, boxes = coco_person_boxes(data, src)
+        degenerate: List[int] = []
+        names, boxes = coco_person_boxes(data, src, degenerate=degenerate)
         given_ids: Dict[str, int] = {}
         for image_id, name in names.items():
             key = _norm_name(name)
@@ -305,8 +310,10 @@ def load_boxes_file(path: os.PathLike, min_score: float = 0.0) -> BoxLookup:
         cat = person_category(data) or {}
         cat_id, kp = cat.get("id"), cat.get("keypoints")
         # results carry the file's own person category id: COCOeval scores only the category it is told
-        return BoxLookup(entries, src, cat_id if isinstance(cat_id, int) and not isinstance(cat_id, bool) else 1,
-                         [str(n) for n in kp] if isinstance(kp, list) else None, given_ids=given_ids)
+        lookup = BoxLookup(entries, src, cat_id if isinstance(cat_id, int) and not isinstance(cat_id, bool) else 1,
+                           [str(n) for n in kp] if isinstance(kp, list) else None, given_ids=given_ids)
+        lookup.degenerate = len(degenerate)
+        return lookup
     else:
         for name, lst in data.items():
             if not isinstance(lst, list) or not all(_valid_box(b) for b in lst):

@@ -166,8 +166,8 @@ def _check_person(a: dict, where: str, listed: Dict[int, int], k: Optional[int],
         raise EvalError(f"{where}: 'bbox' must be [x, y, w, h] numbers, got {_short(b)}")
     if b and box_out_of_range(b):  # the model could not crop it: named here, not as a crash mid-run
         raise EvalError(f"{where}: 'bbox' {_short(b)} is out of range ({BOX_RANGE})")
-    if "area" in a and not finite_number(a["area"]):
-        raise EvalError(f"{where}: 'area' must be a number, got {_short(a['area'])}")
+    if "area" in a and not (finite_number(a["area"]) and a["area"] >= 0):  # COCOeval's area ranges read it
+        raise EvalError(f"{where}: 'area' must be a number >= 0, got {_short(a['area'])}")
 
 
 def persons_to_evaluate(data: dict, category_id: int, source: str, boxes_from_file: bool = True) -> int:

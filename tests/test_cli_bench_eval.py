@@ -385,6 +385,7 @@ def test_eval_fills_in_the_coco_fields_a_file_may_leave_out(torso_model, dataset
     (lambda a: a.pop("bbox"), True, "annotations[1] (id 2) has no 'bbox'"),
     (lambda a: a.update(bbox=[1, 2, 3]), False, "annotations[1] (id 2): 'bbox' must be [x, y, w, h] numbers"),
     (lambda a: a.update(area="big"), True, "annotations[1] (id 2): 'area' must be a number"),
+    (lambda a: a.update(area=-5), True, "annotations[1] (id 2): 'area' must be a number >= 0, got -5"),  # s62
 ])
 def test_check_annotations_names_the_first_offending_person_and_field(dataset, change, boxes_from_file, message):
     from fasterpose_rt.evaluate import EvalError, check_annotations
@@ -582,3 +583,12 @@ def test_a_model_that_fails_when_run_is_an_unusable_input_not_a_bug():
 
     r = invoke_command(broken, [])
     assert r.exit_code == 2 and "output shape (1, 176, 3, 128)" in r.stderr and "unexpected" not in r.stderr
+
+
+def test_eval_says_when_a_detections_file_holds_no_detections(torso_model, dataset, tmp_path):
+    """An empty detections list scored AP 0 without a word (review s62): the answer stands, and is explained."""
+    ann, images, data = dataset
+    dets = tmp_path / "dets.json"
+    dets.write_text("[]")
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "--detections", dets, "-q")
+    assert r.exit_code == 0 and "holds no detections: every person counts as missed" in r.stderr, r.output

@@ -363,6 +363,21 @@ def test_boxes_coco_file_carries_image_ids_and_person_category(folder, standin_p
     assert {e["category_id"] for e in res} == {2}
 
 
+def test_a_coco_boxes_files_person_box_of_no_size_is_left_out_with_a_warning(folder, standin_path, tmp_path):
+    """A COCO --boxes file's person box with w or h <= 0 was left out without a word, its photo reported with
+    nobody (review s62); it still is (nobody to crop there), and a warning says so."""
+    coco = {"images": [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "sub/b.png"}],
+            "categories": [{"id": 1, "name": "person"}],
+            "annotations": [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 0, 100]},
+                            {"image_id": 2, "category_id": 1, "bbox": [0, 0, 80, -1]},
+                            {"image_id": 2, "category_id": 1, "bbox": [0, 0, 80, 120]}]}
+    boxes = tmp_path / "coco.json"
+    boxes.write_text(json.dumps(coco))
+    r = run("predict", folder, "--model", standin_path, "--boxes", boxes, "-q")
+    assert r.exit_code == 0 and [e["image_id"] for e in json.loads(r.stdout)] == [2], r.output
+    assert "2 person boxes with w or h <= 0 left out" in r.stderr
+
+
 def test_running_ids_never_take_an_image_id_the_boxes_file_gives_a_photo(tmp_path, standin_path):
     """A video's frames and a photo its --boxes entry gives no id are numbered after the largest id the run's
     photos keep from the file: numbered from 1, the video's frames took the ids of the COCO file's photos 1 and 2

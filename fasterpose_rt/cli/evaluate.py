@@ -116,6 +116,8 @@ def eval_cmd(coco_file, images_dir, model, variant, backend, threads, batch_size
             if det_counts[key]:
                 say(f"warning: {detections}: {det_counts[key]} of {det_counts['entries']} detections {what}; "
                      "left out")
+        if not det_counts["entries"]:  # a detector that found nobody anywhere: AP 0 is the answer, said
+            say(f"warning: {detections} holds no detections: every person counts as missed")
     failed = []
 
     def on_fail(path, reason):
