@@ -77,7 +77,12 @@ _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
 
 
 class InputReadError(Exception):
-    """A photo or video could not be read; the message says why (without the path: the caller names it)."""
+    """A photo or video could not be read; the message says why (without the path: the caller names it, or
+    ``path`` given: the message starts with it). ``reason``: the message without the path."""
+
+    def __init__(self, reason: str, path: Optional[Union[str, os.PathLike]] = None):
+        super().__init__(reason if path is None else f"{os.fspath(path)}: {reason}")
+        self.reason = reason
 
 
 class PhotoTooLarge(InputReadError):

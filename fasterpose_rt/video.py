@@ -175,7 +175,10 @@ class VideoPoses:
             self._cap, (self.frame_count, self.fps) = source, capture_info(source)
             self._listed = None  # a camera or stream lists no frames to check against
         elif isinstance(source, (str, os.PathLike)):
-            self._cap, self.frame_count, self.fps = open_video(source)
+            try:
+                self._cap, self.frame_count, self.fps = open_video(source)
+            except InputReadError as e:  # a caller of this class may open several: the message names the file
+                raise InputReadError(e.reason, source) from None
             self._listed = self.frame_count
         else:
             raise TypeError(f"source must be a video file path or a cv2.VideoCapture, got {type(source).__name__}")

@@ -181,7 +181,7 @@ def test_bad_sources_and_options_are_named(pred, clip, tmp_path):
     broken.write_bytes(b"not a video at all")
     with pytest.raises(InputReadError, match="cannot open as a video"):
         VideoPoses(pred, broken)
-    with pytest.raises(InputReadError, match="^no such file$"):  # not "corrupt" (review s58)
+    with pytest.raises(InputReadError, match="absent.mp4: no such file$"):  # not "corrupt" (review s58)
         VideoPoses(pred, tmp_path / "absent.mp4")
     cap = cv2.VideoCapture(str(clip))
     cap.release()
@@ -564,3 +564,19 @@ def test_video_boxes_with_a_score_column_or_bad_values_are_refused_when_given(pr
     with pytest.raises(ValueError, match=r"\(1, 5\)"):
         list(VideoPoses(pred, clip, detector=lambda frame: rows[:1], track=False))
     assert len(next(iter(VideoPoses(pred, clip, boxes=rows[:1, :4], track=False))).poses) == 1
+
+
+def test_a_video_file_that_cannot_be_opened_is_named_in_the_error(pred, tmp_path):
+    """VideoPoses(pred, path) on a missing file said only "no such file" (review s62); the CLI, which names the
+    input itself, keeps its one mention."""
+    from clirunner import invoke
+
+    from fasterpose_rt.cli import main
+
+    missing = tmp_path / "gone.mp4"
+    with pytest.raises(InputReadError, match=f"^{missing}: no such file$") as e:
+        VideoPoses(pred, missing)
+    assert e.value.reason == "no such file"
+    (tmp_path / "text.mp4").write_text("not a video")
+    r = invoke(main, ["predict", str(tmp_path / "text.mp4"), "--model", pred.model_path, "-q"])
+    assert r.exit_code == 1 and r.stderr.count("text.mp4") == 1, r.stderr

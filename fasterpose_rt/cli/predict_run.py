@@ -617,7 +617,7 @@ class PredictRun:
                                keep_failed=self._vis_jobs is not None)  # drawn raw: the --vis video keeps its pace
         except InputReadError as e:
             self.next_id += 1
-            self.fail(item.label, str(e))
+            self.fail(item.label, e.reason)  # (VideoPoses names the file in its message: the label names it here)
             return
         except Exception as e:  # a video OpenCV fails to open in a way no check foresaw: this input, not the run
             self.next_id += 1
