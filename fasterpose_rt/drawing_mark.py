@@ -48,7 +48,10 @@ def has_mark(path: Union[str, os.PathLike]) -> bool:
 
 def may_draw_over(path: Union[str, os.PathLike]) -> bool:
     """Whether a drawing may be written to ``path``: nothing is there, or a drawing of a format that carries no
-    mark (known by its name), or a marked one. False for a JPEG or PNG without the mark: somebody's picture."""
-    if os.path.splitext(os.fspath(path))[1].lower() not in MARKABLE or not os.path.lexists(path):
+    mark (a video: known by its name), or a marked one. False for a JPEG or PNG without the mark (somebody's
+    picture) and for anything there that is no regular file (a folder, a pipe, a link to nothing)."""
+    if not os.path.lexists(path):
         return True
-    return has_mark(path)
+    if not os.path.isfile(path):
+        return False
+    return os.path.splitext(os.fspath(path))[1].lower() not in MARKABLE or has_mark(path)

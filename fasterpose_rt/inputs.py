@@ -484,7 +484,15 @@ def _decode_heif(data: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb, cv2.COLOR_RGBA2BGR if rgb.shape[-1] == 4 else cv2.COLOR_RGB2BGR)
 
 
-_MAX_IMAGE_PIXELS = int(os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS", 1 << 30))  # OpenCV's own default
+def _pixel_limit() -> str:
+    """OpenCV's limit on a decoded photo's pixels, as it reads it (OPENCV_IO_MAX_IMAGE_PIXELS, which may carry a
+    unit such as 2MB: then said as given), for a message."""
+    given = os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS")
+    return f"{1 << 30} pixels" if given is None else f"{given.strip()} (OPENCV_IO_MAX_IMAGE_PIXELS)"
+
+
+def _file_kind(mode: int) -> str:
+    return "a folder" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode) else "a device or socket"
 
 
 def _missing(path: Path) -> str:
@@ -498,8 +506,7 @@ def _read_bytes(path: Union[str, os.PathLike]) -> np.ndarray:
     except OSError as e:
         raise InputReadError(f"cannot read file: {e.strerror or e}") from None
     if not stat.S_ISREG(kind):  # a pipe with no writer would block the read for ever; a device never ends
-        what = "a folder" if stat.S_ISDIR(kind) else "a pipe" if stat.S_ISFIFO(kind) else "a device or socket"
-        raise InputReadError(f"not a regular file ({what}): save the photo to a file first")
+        raise InputReadError(f"not a regular file ({_file_kind(kind)}): save the photo to a file first")
     try:
         data = np.fromfile(str(path), dtype=np.uint8)  # fromfile + imdecode: works for non-ASCII paths too
     except OSError as e:
@@ -516,8 +523,8 @@ def _decode(data: np.ndarray, flags: int) -> np.ndarray:
         if "CV_IO_MAX_IMAGE_PIXELS" in str(e):  # OpenCV's assertion spans lines of C++; say it plainly
             size = jpeg_size(data)
             px = f"{size[0]}x{size[1]} px, " if size is not None else ""
-            raise PhotoTooLarge(f"too large to decode whole ({px}more than OpenCV's limit of "
-                                f"{_MAX_IMAGE_PIXELS} pixels)") from None
+            raise PhotoTooLarge(f"too large to decode whole ({px}more than OpenCV's limit of {_pixel_limit()})"
+                                ) from None
         raise InputReadError(f"cannot decode: {str(e).strip().splitlines()[-1]}") from None
     if img is None:
         video = _video_container(data)
@@ -554,6 +561,11 @@ def open_video(path: Union[str, os.PathLike]) -> Tuple[cv2.VideoCapture, Optiona
     its edit list hides, which no decoder hands out (:func:`mp4_edits.shown_seconds`). Raises InputReadError when
     no backend can open it. A file name that is not UTF-8 is opened through an ASCII one (:func:`opencv_video_path`).
     """
+    if "://" not in str(path):  # a pipe with no writer would block OpenCV's open for ever
+        with contextlib.suppress(OSError):
+            kind = os.stat(path).st_mode
+            if not stat.S_ISREG(kind):
+                raise InputReadError(f"not a regular file ({_file_kind(kind)}): save the video to a file first")
     with opencv_video_path(path, "reader") as name:
         cap = cv2.VideoCapture(name)
     if not cap.isOpened():

@@ -12,7 +12,8 @@ import numpy as np
 from .geometry import apply_affine, box_centers_and_sizes, crop_affine, invert_affine
 from .metadata import ModelMetadata
 
-__all__ = ["box_array", "check_boxes", "crop_transforms", "warp_crops", "Normalizer", "BOX_LIMIT", "MIN_BOX_SIDE"]
+__all__ = ["box_array", "detector_boxes", "check_boxes", "crop_transforms", "warp_crops", "Normalizer", "BOX_LIMIT",
+           "MIN_BOX_SIDE"]
 
 # check_boxes' limits, shared by the checks of files whose boxes reach it (evaluate.py, detections.py)
 BOX_LIMIT = 1e8  # px: no photo is larger; beyond it float32 keypoints lose whole pixels and the crop maps overflow
@@ -36,6 +37,15 @@ def box_array(boxes, dtype=np.float32) -> np.ndarray:
                 if b.ndim == 2 and b.shape[1] == 5 else "")
         raise ValueError(f"boxes must have shape (N, 4) [x, y, w, h], got {b.shape}{hint}")
     return b.astype(dtype, copy=False)
+
+
+def detector_boxes(found) -> Optional[np.ndarray]:
+    """A detector's answer as (N, 4) float32 boxes, or None when it gave None: boxes, or (boxes, scores) as
+    HogPeopleDetector gives them (a pair whose first part is (N, 4) or empty; a tuple of two boxes is two boxes)."""
+    if (isinstance(found, tuple) and len(found) == 2 and (np.ndim(found[0]) == 2 or np.size(found[0]) == 0)
+            and np.ndim(found[1]) <= 1):
+        found = found[0]
+    return None if found is None else box_array(found)
 
 
 def check_boxes(boxes, image_shape) -> np.ndarray:

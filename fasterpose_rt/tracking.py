@@ -15,7 +15,7 @@ import numpy as np
 from .boxes import box_iou, nms
 from .image import to_bgr_uint8
 from .predictor import person_rows
-from .preprocess import box_array, check_boxes
+from .preprocess import check_boxes, detector_boxes
 from .search import SEARCH_CANDIDATES, best_rows, keep_present, min_presence_for, pick_persons, search_windows
 
 if TYPE_CHECKING:
@@ -425,10 +425,7 @@ class PoseTracker:
         whole-frame box."""
         if self.start is not None and not self._started:
             return self.start
-        found = None if self.acquire is None else self.acquire(frame)
-        if isinstance(found, tuple) and len(found) == 2:  # (boxes, scores), as HogPeopleDetector gives
-            found = found[0]
-        return None if found is None else box_array(found)
+        return None if self.acquire is None else detector_boxes(self.acquire(frame))
 
     def _person_boxes(self, result, frame_shape):
         """Where each of ``result``'s N persons is, and whether it is somebody. Returns boxes (N, 4) (the box

@@ -17,7 +17,7 @@ import numpy as np
 from .frame_reader import FrameReader
 from .inputs import MAX_FPS, InputReadError, capture_info, iter_video_frames, open_video
 from .predictor import PoseResult
-from .preprocess import box_array, check_boxes
+from .preprocess import box_array, check_boxes, detector_boxes
 from .prefetch import READ_AHEAD
 from .smoothing import DEFAULT_FPS, KeypointSmoother
 from .tracking import REFINE_PASSES, PoseTracker, find_poses
@@ -200,10 +200,7 @@ class VideoPoses:
         """The detector's boxes (N, 4) for ``frame``, or None (nobody found: the whole frame)."""
         if self._detector is None:
             return None
-        found = self._detector(frame)
-        if isinstance(found, tuple) and len(found) == 2:  # (boxes, scores)
-            found = found[0]
-        found = None if found is None else box_array(found)
+        found = detector_boxes(self._detector(frame))  # boxes, or (boxes, scores)
         return found if found is not None and len(found) else None
 
     def _poses(self, frame) -> PoseResult:

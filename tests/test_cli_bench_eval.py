@@ -592,3 +592,7 @@ def test_eval_says_when_a_detections_file_holds_no_detections(torso_model, datas
     dets.write_text("[]")
     r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "--detections", dets, "-q")
     assert r.exit_code == 0 and "holds no detections: every person counts as missed" in r.stderr, r.output
+    dets.write_text(json.dumps(_detections(data)))  # detections, none scoring --det-score or more
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "--detections", dets, "-q",
+            "--det-score", "2")
+    assert r.exit_code == 0 and "holds no detections scoring --det-score 2 or more" in r.stderr, r.output

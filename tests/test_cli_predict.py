@@ -1646,3 +1646,31 @@ def test_a_log_of_stderr_holds_no_progress_bar(folder, standin_path):
     lines = r.stderr.splitlines()
     assert lines[0].startswith(f"error: {folder / 'bad.jpg'}: ") and lines[1].startswith("2 photos, 2 persons in ")
     assert len(lines) == 2 and "\r" not in r.stderr, r.stderr
+
+
+def test_skip_existing_carries_results_under_todays_names_and_leaves_a_jsonl_out_as_it_was(tmp_path, standin_path,
+                                                                                          monkeypatch):
+    """The carried entries name their inputs as this run does (a run resumed from another folder had mixed the two
+    spellings), and are written with the run's own results: a JSON Lines --out was opened, and emptied, before a
+    run that then processed nothing, which says it left --out as it was (review s62)."""
+    shoot = tmp_path / "c1" / "shoot"
+    shoot.mkdir(parents=True)
+    for name in "ab":
+        cv2.imwrite(str(shoot / f"{name}.jpg"), photo())
+    monkeypatch.chdir(tmp_path / "c1")
+    base = ("--model", standin_path, "--no-search", "-q")
+    assert run("predict", "shoot", "--out-dir", "own", *base).exit_code == 0
+    (tmp_path / "c1" / "own" / "shoot" / "b.json").unlink()
+    monkeypatch.chdir(tmp_path)
+    r = run("predict", "c1/shoot", "--out-dir", "c1/own", "--skip-existing", *base)
+    assert r.exit_code == 0, r.output
+    assert sorted(e["file_name"] for e in json.loads(r.stdout)) == ["c1/shoot/a.jpg", "c1/shoot/b.jpg"]
+    earlier = tmp_path / "res.jsonl"
+    for out in (earlier, tmp_path / "res.json"):
+        out.write_text('{"earlier": 1}\n')
+        r = run("predict", "c1/shoot", "typo.jpg", "--out-dir", "c1/own", "--skip-existing", "--out", out,
+                "--model", standin_path, "--no-search")
+        assert r.exit_code == 1 and "left as it was: nothing processed" in r.stderr, r.output
+        assert out.read_text() == '{"earlier": 1}\n'
+    r = run("predict", "c1/shoot", "--out-dir", "c1/own", "--skip-existing", "--out", earlier, *base)
+    assert r.exit_code == 0 and len(earlier.read_text().splitlines()) == 2  # nothing failed: written

@@ -61,7 +61,8 @@ def test_may_draw_over_nothing_there_and_unmarked_formats_but_not_a_photo_or_a_f
     assert may_draw_over(tmp_path / "old.bmp")
     cv2.imwrite(str(tmp_path / "photo.jpg"), picture())
     assert not may_draw_over(tmp_path / "photo.jpg")
-    (tmp_path / "folder.png").mkdir()
-    assert not may_draw_over(tmp_path / "folder.png")
+    for name in ("folder.png", "folder.bmp", "clip.mp4"):  # nothing that is no regular file, whatever its name
+        (tmp_path / name).mkdir()
+        assert not may_draw_over(tmp_path / name)
     (tmp_path / "dangling.jpg").symlink_to(tmp_path / "nowhere.jpg")
     assert not may_draw_over(tmp_path / "dangling.jpg")

@@ -3,6 +3,7 @@ without sigmas, photos with an EXIF orientation, degenerate boxes, other categor
 report with nothing to calibrate; and photo_sets on a source without a photo. Stand-in models, tiny photos."""
 import copy
 import json
+import os
 import struct
 
 import cv2
@@ -91,6 +92,9 @@ def test_eval_refuses_an_out_that_is_one_of_the_photos_it_scores(torso_model, da
     r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "-q", "--out", images / "." / "2.png")
     assert r.exit_code == 2 and "it is the photo 2.png the --coco file lists" in r.stderr, r.output
     assert (images / "2.png").read_bytes() == before
+    os.link(images / "2.png", tmp_path / "two.png")  # the same photo under another name
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "-q", "--out", tmp_path / "two.png")
+    assert r.exit_code == 2 and "it is the photo 2.png" in r.stderr and (images / "2.png").read_bytes() == before
     r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "-q", "--out", images / "3.png")
     assert r.exit_code == 0 and report_of(images / "3.png")["persons"] == 2, r.output  # a name no photo has
 

@@ -468,6 +468,10 @@ def test_the_tracker_takes_a_detector_giving_boxes_and_scores_as_video_poses_doe
     box = np.array([[20, 20, 40, 80]], np.float32)
     tracked = PoseTracker(fake, acquire=lambda frame: (box, np.array([0.8])), search=False)(FRAME)
     assert len(tracked) == 1 and np.array_equal(fake.calls[0], box)
+    fake.calls.clear()  # a tuple of two boxes is two boxes, not (boxes, scores)
+    two = ((20, 20, 40, 80), (120, 20, 40, 80))
+    PoseTracker(fake, acquire=lambda frame: two, search=False, max_persons=2)(FRAME)
+    assert np.array_equal(fake.calls[0], two)
 
 
 def test_take_and_rescaled_refuse_what_names_no_person_or_no_scale():

@@ -85,10 +85,10 @@ def eval_cmd(coco_file, images_dir, model, variant, backend, threads, batch_size
         match = match_keypoints(data, pred.keypoint_names, str(coco_file), pred.flip_pairs,
                                 need_sigmas=detections is not None)
         data, cat, columns = match.restrict(data), match.category, match.model_columns if match.partial else None
-        if out is not None:  # the report would replace a photo it scores (the name first: few realpath calls)
-            target = os.path.realpath(out)
-            photo = next((im["file_name"] for im in data["images"] if os.path.basename(im["file_name"]) == out.name
-                          and os.path.realpath(os.path.join(images_dir, im["file_name"])) == target), None)
+        if out is not None and os.path.isfile(out):  # the report would replace a photo it scores (a link too)
+            there = os.stat(out)
+            photo = next((im["file_name"] for im in data["images"] if _same_file(there, images_dir, im["file_name"])),
+                         None)
             if photo is not None:
                 raise UsageProblem(f"cannot write the report to {out}: it is the photo {photo} the --coco file "
                                    "lists; give --out another file")
@@ -116,8 +116,9 @@ def eval_cmd(coco_file, images_dir, model, variant, backend, threads, batch_size
             if det_counts[key]:
                 say(f"warning: {detections}: {det_counts[key]} of {det_counts['entries']} detections {what}; "
                      "left out")
-        if not det_counts["entries"]:  # a detector that found nobody anywhere: AP 0 is the answer, said
-            say(f"warning: {detections} holds no detections: every person counts as missed")
+        if not any(len(scores) for _, scores in found.values()):  # found nobody anywhere: AP 0 is the answer, said
+            kept = f" scoring --det-score {det_score:g} or more" if det_counts["entries"] else ""
+            say(f"warning: {detections} holds no detections{kept}: every person counts as missed")
     failed = []
 
     def on_fail(path, reason):
@@ -245,3 +246,9 @@ def _print_eval(report: dict) -> None:
                        f"(95 % interval {low:+.3f} to {high:+.3f}, paired, persons resampled)")
 
 
+def _same_file(there: os.stat_result, folder, name: str) -> bool:
+    """Whether the photo ``name`` in ``folder`` is the file ``there`` describes (hard and symbolic links too)."""
+    try:
+        return os.path.samestat(there, os.stat(os.path.join(folder, name)))
+    except OSError:  # a missing photo is named when it is read
+        return False

@@ -308,6 +308,7 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
         sys.exit(exit_code(e))
     except Exception:  # an error that ends the run (e.g. --out's disk full): what was finished is still written
         with contextlib.suppress(Exception):
+            run.flush_carried()
             writer.close()
         raise
     finally:
@@ -331,6 +332,7 @@ def _keep_or_close(writer: ResultsWriter, run: PredictRun, out: Optional[Path], 
             and not written_in_place(out):
         writer.abandon()
         return True
+    run.flush_carried()  # --skip-existing: the skipped inputs' results, when no result of the run's came first
     writer.close()
     return False
 

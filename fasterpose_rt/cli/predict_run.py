@@ -33,7 +33,9 @@ from ..tracking import find_poses, find_poses_batch
 from ..video import VideoPoses
 from .common import UsageProblem, folder_problem, plural, say, trace
 
-_VIS_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+# a photo is drawn in its own format where that carries the drawings' mark (drawing_mark.MARKABLE), else as PNG:
+# a BMP, TIFF or WebP drawing could not be told from a photo of that name, and would be drawn over next time
+_VIS_EXTENSIONS = {".jpg", ".jpeg", ".png"}
 NOBODY_NOTE = "nobody found"  # written on a --vis photo where no person was reported
 _NUMBERED = re.compile(r"(.+)_[0-9]+")  # a name made unique: a_pose_2 of a_pose
 
@@ -245,6 +247,7 @@ class PredictRun:
         # it, next_id = max(next_id + a, b), so it gets the ids a whole run gives it
         self._skipped_ids: Dict[str, Tuple[int, int]] = {}
         self._carried: List[Tuple[InputItem, Path]] = []  # the skipped inputs and their --out-dir files, in order
+        self._carried_entries: List[dict] = []  # their results, written before the run's first (``_add``)
         self.failed: Dict[str, None] = {}  # the inputs that failed, each once however many of its parts did
         self.photos_done = self.frames = self.dropped = self.videos = self.persons = 0
         self.photos_of_nobody = 0  # photos where nobody was found (or, without boxes, nobody was there)
@@ -342,17 +345,33 @@ class PredictRun:
 
     def carry_skipped(self) -> None:
         """--skip-existing: the skipped inputs' results, read from their --out-dir files, go into --out (or stdout)
-        first, in input order, so a run resumed there ends with the whole run's results, not only its own. An
-        input whose file cannot be read as results fails (its results would be missing from --out)."""
+        first, in input order, so a run resumed there ends with the whole run's results, not only its own; each
+        entry's file_name is the input as named now (a run resumed from another folder names them alike). They
+        are written with the run's first results, or by ``flush_carried`` at the end: a JSON Lines --out is not
+        opened before then, so a run that processes nothing may still leave it as it was. An input whose file
+        cannot be read as results fails (its results would be missing from --out)."""
         for item, own in self._carried:
             try:
                 entries = _results_entries(own)
             except (OSError, ValueError) as e:
+                self.skipped -= 1  # failed, not skipped
                 self.fail(item.label, f"its --out-dir file {own} cannot be read as results ({e}), so its results "
                                       "are not in --out; run it again without --skip-existing")
                 continue
-            self.writer.add(entries)
+            name = item.path.as_posix() if item.kind == "image" else item.label
+            self._carried_entries.extend({**e, "file_name": name} for e in entries)
         self._carried = []
+
+    def flush_carried(self) -> None:
+        """Write the carried results not written yet (``carry_skipped``)."""
+        if self._carried_entries:
+            entries, self._carried_entries = self._carried_entries, []
+            self.writer.add(entries)
+
+    def _add(self, entries: List[dict]) -> None:
+        """Results to --out (or stdout), after the carried ones."""
+        self.flush_carried()
+        self.writer.add(entries)
 
     def unwritable(self, items: List[InputItem]) -> Optional[str]:
         """Why the output of one of ``items`` (the inputs to run, after ``plan_own_files``) cannot be written: the
@@ -546,7 +565,7 @@ class PredictRun:
         if photo.scale > 1:  # in the photo's own px
             res = res.rescaled(photo.scale)
         entries = coco_entries(res, photo.image_id, item.path.as_posix(), category_id=self.category_id)
-        self.writer.add(entries)
+        self._add(entries)
         if self.out_dir is not None:
             self._write_own(item, entries)
         self.photos_done += 1
@@ -639,7 +658,7 @@ class PredictRun:
                     # a frame is an image of its own: a --boxes file's image id of the video would name them all
                     entries = coco_entries(res, self.next_id, item.label, frame=frame.index, time=frame.time,
                                            category_id=self.category_id)
-                    self.writer.add(entries)
+                    self._add(entries)
                     if writing is not None:  # written as the frames are done
                         if own is None:
                             try:
