@@ -446,3 +446,18 @@ def test_a_jpeg_too_large_to_decode_whole_is_drawn_at_the_size_it_was_read(tmp_p
     assert cv2.imread(str(tmp_path / "vis" / "huge.jpg")).shape == (5000, 5000, 3)
     r = cli("predict", "huge.jpg", "--model", standin_path, "--full-resolution", "-q", cwd=tmp_path)
     assert r.returncode == 1 and "too large to decode whole (40000x40000 px" in r.stderr, r.stderr
+
+
+def test_vis_never_draws_over_a_video_named_as_a_drawn_video_would_be(tmp_path, standin_path):
+    """Drawn videos carry the mark too (a free box at the file's end): a video of yours named clip_pose.mp4 beside
+    clip.mp4 is read as an input and kept, where it had been left out and drawn over."""
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    write_video(shoot / "clip.mp4", frames=3)
+    write_video(shoot / "clip_pose.mp4", frames=3)
+    mine = (shoot / "clip_pose.mp4").read_bytes()
+    for n in range(2):
+        r = run("predict", shoot, "--model", standin_path, "--no-search", "--vis", shoot, "-q")
+        assert r.exit_code == 0 and len({e["file_name"] for e in json.loads(r.stdout)}) == 2, r.output
+        assert _files(shoot) == ["clip.mp4", "clip_pose.mp4", "clip_pose_2.mp4", "clip_pose_pose.mp4"]
+        assert (shoot / "clip_pose.mp4").read_bytes() == mine

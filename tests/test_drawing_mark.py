@@ -66,3 +66,22 @@ def test_may_draw_over_nothing_there_and_unmarked_formats_but_not_a_photo_or_a_f
         assert not may_draw_over(tmp_path / name)
     (tmp_path / "dangling.jpg").symlink_to(tmp_path / "nowhere.jpg")
     assert not may_draw_over(tmp_path / "dangling.jpg")
+
+
+def test_a_marked_video_plays_the_same_frames_and_carries_the_mark_at_its_end(tmp_path):
+    """The MP4 mark is a free box appended after the others: OpenCV reads the same frames, and the edit-list reader
+    (mp4_edits) walks past it."""
+    from standin import read_video, write_video
+
+    from fasterpose_rt.drawing_mark import mark_video
+    from fasterpose_rt.mp4_edits import shown_seconds
+
+    plain = write_video(tmp_path / "plain.mp4", frames=6)
+    marked = tmp_path / "marked.mp4"
+    marked.write_bytes(plain.read_bytes())
+    mark_video(marked)
+    assert not has_mark(plain) and has_mark(marked) and marked.read_bytes()[-len(MARK):] == MARK
+    assert not may_draw_over(plain) and may_draw_over(marked)
+    a, b = read_video(plain), read_video(marked)
+    assert len(a) == len(b) == 6 and all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert shown_seconds(marked) == shown_seconds(plain)

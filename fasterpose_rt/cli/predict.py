@@ -164,8 +164,8 @@ def results_file(ctx, param, value) -> Optional[Path]:
 @click.option("--vis", "vis_dir", type=NamedPath(file_okay=False, path_type=Path), default=None,
               help="Write photos with skeletons drawn to this folder (videos: an annotated .mp4); into an input's "
                    "own folder (or a folder input itself: each beside its input) as <name>_pose. Input folders leave "
-                   "out the files under --vis and --out-dir, and the run's own drawings (a JPEG or PNG drawing is "
-                   "marked inside: a photo so named is read, and never drawn over).")
+                   "out the files under --vis and --out-dir, and the run's own drawings (each marked inside: a photo "
+                   "or video so named is read, and never drawn over).")
 @click.option("--vis-threshold", type=FiniteFloat(0.0, 1.0), default=0.3, show_default=True,
               help="Hide joints scoring below this in the skeletons --vis and --show draw.")
 @click.option("--show", is_flag=True,

@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..boxes import ImageBoxes
-from ..drawing_mark import add_mark, may_draw_over
+from ..drawing_mark import add_mark, mark_video, may_draw_over
 from ..geometry import box_centers_and_sizes, rescale_boxes
 from ..inputs import (TEMP_PREFIX, InputItem, InputReadError, PhotoTooLarge, is_live, open_stream, open_video,
                       opencv_video_path, read_image, read_photo)
@@ -859,6 +859,7 @@ class _VisVideo:
                        f": the file written holds {count} of its {self._written} frames (is the disk full?)")
             return
         try:
+            mark_video(self._temp)  # a later run's to draw over, not a video of somebody's
             os.replace(self._temp, self.target)
         except OSError as e:
             self._drop_temp()
