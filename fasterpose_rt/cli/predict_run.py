@@ -78,11 +78,11 @@ def _pose_name(rel: Path) -> Path:
 
 def _unique_path(folder: Path, rel: Path, beside: Optional[Path], names: Set[Path], inputs: Set[str],
                  real=os.path.realpath, drawing: bool = False) -> Path:
-    """An output path (--vis, --out-dir) for rel in folder, made unique (name_2, name_3, ...) among ``names`` (the
-    paths named so far, to which it is added) when two inputs share a name, and never one of ``inputs`` (real
-    paths), nor for a ``drawing`` (--vis) a JPEG or PNG there that is no marked drawing (somebody's photo:
-    :mod:`fasterpose_rt.drawing_mark`). A drawing into the folder of its input ``beside`` is always named
-    <name>_pose (a.jpg as a_pose.jpg): drawn as another format (clip.mov as .mp4, IMG_1.heic as .png) it would
+    """An output path (--vis, --out-dir) for rel in folder, made unique (name_2, name_3, ...) among ``names`` (the paths
+    named so far, to which it is added) when two inputs share a name, and never one of ``inputs`` (real paths), nor
+    for a ``drawing`` (--vis) anything there but a marked drawing (somebody's photo or video, a folder:
+    :func:`fasterpose_rt.drawing_mark.may_draw_over`). A drawing into the folder of its input ``beside`` is always
+    named <name>_pose (a.jpg as a_pose.jpg): drawn as another format (clip.mov as .mp4, IMG_1.heic as .png) it would
     otherwise take the name of a file beside it that is no input, and the name must not depend on which files are
     there (a rerun, --skip-existing, names it alike: its own drawing there is marked). So is one whose name is an
     input's or somebody's photo's. real: how folders' real paths are found (:func:`_folders_real`)."""
@@ -110,8 +110,8 @@ def own_drawings(items: List[InputItem], vis_dir: Path) -> Set[str]:
     - the file another input's drawing is named (x/y/a.jpg of ``predict x y --vis x``), as
       :meth:`PredictRun.name_own_files` names it, counting the files named directly as the inputs it keeps clear of.
 
-    A JPEG or PNG is one only if it carries the drawings' mark (:mod:`fasterpose_rt.drawing_mark`): one without it
-    is somebody's photo, an input like any other, which no drawing is written over.
+    A JPEG, PNG or MP4 is one only if it carries the drawings' mark (:mod:`fasterpose_rt.drawing_mark`): one without
+    it is somebody's photo or video, an input like any other, which no drawing is written over.
     """
     folder_real = _folders_real()
     files = [i for i in items if i.source is None]
