@@ -491,8 +491,12 @@ def _pixel_limit() -> str:
     return f"{1 << 30} pixels" if given is None else f"{given.strip()} (OPENCV_IO_MAX_IMAGE_PIXELS)"
 
 
-def _file_kind(mode: int) -> str:
-    return "a folder" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode) else "a device or socket"
+def _refuse_irregular(mode: int, what: str) -> None:
+    """Raise InputReadError for a file mode that is no regular file's: a pipe with no writer would block a read (or
+    OpenCV's open) for ever, and a device never ends. what: "photo" or "video"."""
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode) else "a device or socket"
+        raise InputReadError(f"not a regular file ({kind}): save the {what} to a file first")
 
 
 def _missing(path: Path) -> str:
@@ -505,8 +509,7 @@ def _read_bytes(path: Union[str, os.PathLike]) -> np.ndarray:
         kind = os.stat(path).st_mode
     except OSError as e:
         raise InputReadError(f"cannot read file: {e.strerror or e}") from None
-    if not stat.S_ISREG(kind):  # a pipe with no writer would block the read for ever; a device never ends
-        raise InputReadError(f"not a regular file ({_file_kind(kind)}): save the photo to a file first")
+    _refuse_irregular(kind, "photo")
     try:
         data = np.fromfile(str(path), dtype=np.uint8)  # fromfile + imdecode: works for non-ASCII paths too
     except OSError as e:
@@ -561,11 +564,9 @@ def open_video(path: Union[str, os.PathLike]) -> Tuple[cv2.VideoCapture, Optiona
     its edit list hides, which no decoder hands out (:func:`mp4_edits.shown_seconds`). Raises InputReadError when
     no backend can open it. A file name that is not UTF-8 is opened through an ASCII one (:func:`opencv_video_path`).
     """
-    if "://" not in str(path):  # a pipe with no writer would block OpenCV's open for ever
-        with contextlib.suppress(OSError):
-            kind = os.stat(path).st_mode
-            if not stat.S_ISREG(kind):
-                raise InputReadError(f"not a regular file ({_file_kind(kind)}): save the video to a file first")
+    if "://" not in str(path):  # a stream's URL names no file
+        with contextlib.suppress(OSError):  # (a missing file is named below)
+            _refuse_irregular(os.stat(path).st_mode, "video")
     with opencv_video_path(path, "reader") as name:
         cap = cv2.VideoCapture(name)
     if not cap.isOpened():
