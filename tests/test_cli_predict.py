@@ -18,8 +18,14 @@ from standin import STANDIN_POINTS, paint_blobs, read_video, write_video
 from fasterpose_rt import PosePredictor
 from fasterpose_rt.tracking import REFINE_PASSES
 from fasterpose_rt.cli import main
+from fasterpose_rt.cli.out_dir_sources import SOURCES_NAME
 
 POINTS = STANDIN_POINTS  # stand-in keypoints in an 80x120 photo
+
+
+def results_in(out_dir):
+    """The files of an --out-dir folder but its record of whose results each holds (out_dir_sources)."""
+    return [f for f in out_dir.iterdir() if f.name != SOURCES_NAME]
 
 
 def photo(points=POINTS, shape=(120, 80)):
@@ -402,10 +408,10 @@ def test_running_ids_never_take_an_image_id_the_boxes_file_gives_a_photo(tmp_pat
     # b.jpg takes a running id (3) as without --boxes, and keeps the file's
     assert [(e["file_name"].rsplit("/", 1)[1], e.get("frame"), e["image_id"]) for e in res] == [
         ("b.jpg", None, 1), ("clip.mp4", 0, 4), ("clip.mp4", 1, 5), ("clip.mp4", 2, 6), ("c.jpg", None, 2)]
-    whole = {f.name: f.read_text() for f in own.iterdir()}
+    whole = {f.name: f.read_text() for f in results_in(own)}
     (own / "clip.jsonl").unlink()
     r = run(*base, "--skip-existing")  # the photos skipped: the video keeps a whole run's ids
-    assert r.exit_code == 0 and {f.name: f.read_text() for f in own.iterdir()} == whole, r.output
+    assert r.exit_code == 0 and {f.name: f.read_text() for f in results_in(own)} == whole, r.output
     # a list of detections (a detector's, predict's own results) naming one photo's id and not the other's
     dets = tmp_path / "dets.json"
     dets.write_text(json.dumps([{"file_name": "c.jpg", "bbox": [20, 20, 40, 80], "score": 0.9, "image_id": 1},
@@ -522,10 +528,10 @@ def test_a_videos_frames_never_take_the_ids_of_a_coco_files_photos_left_out_of_t
     # b.jpg keeps 1 and, as without --boxes, takes a running id (5): the frames 6, 7, 8
     assert [(e["file_name"].rsplit("/", 1)[1], e.get("frame"), e["image_id"]) for e in json.loads(r.stdout)] == [
         ("b.jpg", None, 1), ("clip.mp4", 0, 6), ("clip.mp4", 1, 7), ("clip.mp4", 2, 8)]
-    whole = {f.name: f.read_text() for f in own.iterdir()}
+    whole = {f.name: f.read_text() for f in results_in(own)}
     (own / "clip.jsonl").unlink()
     r = run(*base, "--skip-existing")  # b.jpg skipped: the video keeps a whole run's ids
-    assert r.exit_code == 0 and {f.name: f.read_text() for f in own.iterdir()} == whole, r.output
+    assert r.exit_code == 0 and {f.name: f.read_text() for f in results_in(own)} == whole, r.output
     r = run("predict", shoot / "clip.mp4", "--model", standin_path, "--boxes", dense, "-q")
     assert r.exit_code == 0 and [e["image_id"] for e in json.loads(r.stdout)] == [5, 6, 7], r.output
 
@@ -620,7 +626,7 @@ def test_out_dir_gives_each_input_a_results_file_of_its_own(folder, standin_path
     r = run("predict", folder, "--model", standin_path, "--no-search", "--out", out, "--out-dir", own, "--vis", own)
     assert r.exit_code == 0, r.output
     assert sorted(f.relative_to(own).as_posix() for f in own.rglob("*.json*")) == [
-        "photos/a.json", "photos/a_2.json", "photos/clip.jsonl", "photos/sub/b.json"]
+        SOURCES_NAME, "photos/a.json", "photos/a_2.json", "photos/clip.jsonl", "photos/sub/b.json"]
     everything = json.loads(out.read_text())
     by_file = {}
     for e in everything:
@@ -661,7 +667,7 @@ def test_skip_existing_goes_on_where_a_run_stopped(folder, standin_path, tmp_pat
     assert r.exit_code == 0, r.output
     key = lambda e: (e["image_id"], e["file_name"])  # noqa: E731
     whole_results = sorted(json.loads(r.stdout), key=key)
-    whole = {f.relative_to(own).as_posix(): f.read_text() for f in own.rglob("*") if f.is_file()}
+    whole = {f.relative_to(own).as_posix(): f.read_text() for f in own.rglob("*") if f.is_file() and f.name != SOURCES_NAME}
     assert sorted(whole) == ["photos/a.json", "photos/clip.jsonl", "photos/sub/b.json"]
     (own / "photos/sub/b.json").unlink()  # a run stopped before b.png ...
     (own / "photos/clip.jsonl").rename(own / "photos/clip.jsonl.part")  # ... and in the middle of the video
@@ -672,7 +678,7 @@ def test_skip_existing_goes_on_where_a_run_stopped(folder, standin_path, tmp_pat
     assert {e["file_name"] for e in resumed[1:]} == {(folder / "sub/b.png").as_posix(),
                                                      (folder / "clip.mp4").as_posix()}
     assert sorted(resumed, key=key) == whole_results  # the whole run's results, as a whole run gives them
-    now = {f.relative_to(own).as_posix(): f.read_text() for f in own.rglob("*") if f.is_file()}
+    now = {f.relative_to(own).as_posix(): f.read_text() for f in own.rglob("*") if f.is_file() and f.name != SOURCES_NAME}
     assert now == whole  # the same files as the whole run, image ids included; no .part left
     for fmt in ("json", "jsonl", "csv"):  # nothing left to do: every input's results carried, in every format
         out = tmp_path / f"all.{fmt}"
@@ -708,7 +714,7 @@ def test_skip_existing_after_a_finished_video_keeps_a_whole_runs_ids_and_names(t
     base = ("predict", *inputs, "--model", standin_path, "--no-search", "-q")
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
     assert run(*base, "--out-dir", whole, "--vis", whole).exit_code == 0
-    files = {f.relative_to(whole).as_posix(): f.read_bytes() for f in whole.rglob("*") if f.is_file()}
+    files = {f.relative_to(whole).as_posix(): f.read_bytes() for f in whole.rglob("*") if f.is_file() and f.name != SOURCES_NAME}
     assert sorted(files) == ["m.jsonl", "m.mp4", "x.jpg", "x.json", "x_2.jpg", "x_2.json", "z.jpg", "z.json"]
     ids = [json.loads(line)["image_id"] for line in files["m.jsonl"].splitlines()]
     ids += [e["image_id"] for name in ("x.json", "x_2.json", "z.json") for e in json.loads(files[name])]
@@ -718,7 +724,7 @@ def test_skip_existing_after_a_finished_video_keeps_a_whole_runs_ids_and_names(t
         (resumed / name).write_bytes(files[name])
     assert run(*base, "--out-dir", resumed, "--vis", resumed, "--skip-existing").exit_code == 0
     assert {f.relative_to(resumed).as_posix(): f.read_bytes() for f in resumed.rglob("*") if f.is_file()
-            if f.suffix != ".mp4"} == {k: v for k, v in files.items() if not k.endswith(".mp4")}
+            if f.suffix != ".mp4" and f.name != SOURCES_NAME} == {k: v for k, v in files.items() if not k.endswith(".mp4")}
 
 
 @pytest.mark.parametrize("missing", ["a", "b"])
@@ -1601,12 +1607,12 @@ def test_namesakes_resumed_in_another_order_find_their_own_results(tmp_path, sta
     a, b, own = tmp_path / "a" / "same.png", tmp_path / "b" / "same.png", tmp_path / "own"
     base = ["--model", standin_path, "--no-search", "--out-dir", own]
     r = run("predict", a, b, *base)
-    assert r.exit_code == 0 and sorted(p.name for p in own.iterdir()) == ["same.json", "same_2.json"], r.output
-    written = {p.name: p.read_text() for p in own.iterdir()}
+    assert r.exit_code == 0 and sorted(p.name for p in results_in(own)) == ["same.json", "same_2.json"], r.output
+    written = {p.name: p.read_text() for p in results_in(own)}
     for order in ((b, a), (b,), (a,)):
         r = run("predict", *order, *base, "--skip-existing")
         assert r.exit_code == 0 and f"{len(order)} input{'s' * (len(order) > 1)} skipped" in r.stderr, r.output
-    assert {p.name: p.read_text() for p in own.iterdir()} == written
+    assert {p.name: p.read_text() for p in results_in(own)} == written
     r = run("predict", b, a, *base)  # run again without skipping: each into its own file (image ids by order)
     assert r.exit_code == 0, r.output
     assert [json.loads((own / n).read_text())[0]["file_name"] for n in ("same.json", "same_2.json")] == [

@@ -102,7 +102,7 @@ def test_vis_into_an_inputs_own_folder_never_takes_the_name_of_a_file_beside_it(
 def test_out_dir_never_skips_nor_overwrites_another_inputs_results(tmp_path, standin_path, monkeypatch):
     """Two cards' DCIM/x.jpg into one --out-dir in two runs: the second card's photo fails, naming both files,
     neither skipped (--skip-existing) nor written over; its own file is skipped or rewritten; a file that holds
-    no results is never written over; [] (nobody found) names no input and counts as the input's own."""
+    no results is never written over; [] (nobody found) with no record of its input counts as the input's own."""
     monkeypatch.chdir(tmp_path)  # relative names, as recorded, are taken from the current folder
     for card, y in (("card1", 30), ("card2", 40)):
         Path(card, "DCIM").mkdir(parents=True)
@@ -110,11 +110,12 @@ def test_out_dir_never_skips_nor_overwrites_another_inputs_results(tmp_path, sta
     base = ("--model", standin_path, "--no-search", "--out-dir", "own")
     assert run("predict", "card1/DCIM", *base, "-q").exit_code == 0
     first = Path("own/DCIM/x.json").read_bytes()
+    card1 = os.path.realpath("card1/DCIM/x.jpg")  # as the --out-dir's record of inputs names it
     for skip in (("--skip-existing",), ()):
         r = run("predict", "card2/DCIM", *base, *skip)
         assert r.exit_code == 1 and "1 input failed" in r.stderr and "skipped" not in r.stderr, r.output
         assert (f"error: {Path('card2/DCIM/x.jpg')}: its --out-dir file {Path('own/DCIM/x.json')} holds the results "
-                f"of card1/DCIM/x.jpg; give another --out-dir (or move that file)") in r.stderr
+                f"of {card1}; give another --out-dir (or move that file)") in r.stderr
         assert Path("own/DCIM/x.json").read_bytes() == first and json.loads(r.stdout) == []
     r = run("predict", "card1/DCIM", *base, "--skip-existing")
     assert r.exit_code == 0 and "1 input skipped" in r.stderr, r.output
@@ -129,15 +130,69 @@ def test_out_dir_never_skips_nor_overwrites_another_inputs_results(tmp_path, sta
     Path("card3", "card1", "DCIM").mkdir(parents=True)  # a photo whose path ends as card1's does: not card1's
     cv2.imwrite("card3/card1/DCIM/x.jpg", paint_blobs((120, 80), [[40, 50]] + [[40, 60]] * 13))
     r = run("predict", "card3/card1/DCIM", *base, "--skip-existing")  # card1/DCIM/x.jpg names a file from here
-    assert r.exit_code == 1 and "holds the results of card1/DCIM/x.jpg" in r.stderr, r.output
+    assert r.exit_code == 1 and f"holds the results of {card1};" in r.stderr, r.output
     assert run("predict", tmp_path / "card1/DCIM", *base, "-q").exit_code == 0  # the same photo, named otherwise
     Path("own/DCIM/x.json").write_text('{"mine": true}')
     r = run("predict", "card1/DCIM", *base, "--skip-existing")
     assert r.exit_code == 1 and "x.json is not a results file" in r.stderr, r.output
     assert Path("own/DCIM/x.json").read_text() == '{"mine": true}'
     Path("own/DCIM/x.json").write_text("[]")
+    Path("own/.fasterpose_sources.jsonl").unlink()  # as written before there was a record
     r = run("predict", "card2/DCIM", *base, "-q")
     assert r.exit_code == 0 and json.loads(Path("own/DCIM/x.json").read_text())[0]["file_name"] == "card2/DCIM/x.jpg"
+
+
+def test_two_cards_each_run_from_its_own_root_into_one_out_dir(tmp_path, standin_path, monkeypatch):
+    """Both record DCIM/x.jpg, a name each run finds from its own folder: the record of inputs in --out-dir tells
+    the second card's photo from the first's (it fails, named, that file kept), a photo of nobody (``[]``) included;
+    the first card mounted elsewhere (a copy) is still the first card, and both videos likewise."""
+    for card, y in (("card1", 30), ("card2", 40)):
+        Path(tmp_path, card, "DCIM").mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / card / "DCIM/x.jpg"), paint_blobs((120, 80), [[40, y]] + [[40, 60]] * 13))
+        write_video(tmp_path / card / "DCIM/v.mp4", frames=2 if card == "card1" else 3)
+    own = tmp_path / "poses"
+    base = ("--model", standin_path, "--no-search", "--out-dir", own)
+    monkeypatch.chdir(tmp_path / "card1")
+    assert run("predict", "DCIM", *base, "-q").exit_code == 0
+    kept = {p: p.read_bytes() for p in (own / "DCIM/x.json", own / "DCIM/v.jsonl")}
+    monkeypatch.chdir(tmp_path / "card2")
+    for skip in (("--skip-existing",), ()):
+        r = run("predict", "DCIM", *base, *skip)
+        assert r.exit_code == 1 and "2 inputs failed" in r.stderr and "skipped" not in r.stderr, r.output
+        for name, ext in (("x.jpg", "json"), ("v.mp4", "jsonl")):
+            assert (f"its --out-dir file {own / 'DCIM' / ('x.json' if ext == 'json' else 'v.jsonl')} holds the "
+                    f"results of {os.path.realpath(tmp_path / 'card1/DCIM' / name)};") in r.stderr, r.output
+        assert {p: p.read_bytes() for p in kept} == kept
+    (own / "DCIM/x.json").write_text("[]")  # card1's photo had nobody in it: still card1's
+    r = run("predict", "DCIM", *base, "--skip-existing")
+    assert r.exit_code == 1 and f"{own / 'DCIM/x.json'} holds the results of " in r.stderr, r.output
+    assert (own / "DCIM/x.json").read_text() == "[]"
+    (own / "DCIM/x.json").write_bytes(kept[own / "DCIM/x.json"])
+    (tmp_path / "card1").rename(tmp_path / "mounted_elsewhere")  # the same card, at another path
+    monkeypatch.chdir(tmp_path / "mounted_elsewhere")
+    r = run("predict", "DCIM", *base, "--skip-existing")
+    assert r.exit_code == 0 and "2 inputs skipped" in r.stderr, r.output
+    assert {p: p.read_bytes() for p in kept} == kept
+
+
+def test_a_photo_changed_since_its_results_were_written_is_run_again(tmp_path, standin_path):
+    """--skip-existing skips a photo whose bytes are those its --out-dir results were written for; one changed
+    since (the same path) is run again, with a warning, and its results rewritten."""
+    shoot, own = tmp_path / "shoot", tmp_path / "own"
+    shoot.mkdir()
+    for name, y in (("a.jpg", 30), ("b.jpg", 40)):
+        cv2.imwrite(str(shoot / name), paint_blobs((120, 80), [[40, y]] + [[40, 60]] * 13))
+    base = ("predict", shoot, "--model", standin_path, "--no-search", "--out-dir", own, "--skip-existing")
+    assert run(*base, "-q").exit_code == 0
+    before = json.loads((own / "shoot/b.json").read_text())
+    cv2.imwrite(str(shoot / "b.jpg"), paint_blobs((120, 80), [[60, 20]] + [[20, 70]] * 13))
+    r = run(*base)
+    assert r.exit_code == 0 and "1 input skipped" in r.stderr, r.output
+    assert f"warning: {shoot / 'b.jpg'}: changed since its results in {own / 'shoot/b.json'} were written" in r.stderr
+    after = json.loads((own / "shoot/b.json").read_text())
+    assert after[0]["keypoints"] != before[0]["keypoints"] and len(json.loads(r.stdout)) == 2
+    r = run(*base)
+    assert r.exit_code == 0 and "2 inputs skipped" in r.stderr and "warning" not in r.stderr, r.output
 
 
 def test_the_runs_own_output_folders_inside_an_input_folder_are_not_read_back(folder, standin_path, tmp_path):
@@ -151,7 +206,7 @@ def test_the_runs_own_output_folders_inside_an_input_folder_are_not_read_back(fo
     assert r.exit_code == 0 and "2 photos" in r.stderr, r.output
     assert "; 2 files under --vis or --out-dir left out of the input folders" in r.stderr
     assert sorted(f.relative_to(folder).as_posix() for f in folder.rglob("*") if f.is_file()) == [
-        "a.jpg", "drawn/photos/a.jpg", "drawn/photos/sub/b.png", "results/photos/a.json",
+        "a.jpg", "drawn/photos/a.jpg", "drawn/photos/sub/b.png", "results/.fasterpose_sources.jsonl", "results/photos/a.json",
         "results/photos/sub/b.json", "sub/b.png"]
     r = run("predict", folder / "drawn", "--model", standin_path, "--no-search", "--vis", folder / "drawn")
     assert r.exit_code == 0 and "2 photos" in r.stderr and "left out" not in r.stderr, r.output
@@ -180,8 +235,8 @@ def test_vis_into_the_input_folder_itself_draws_beside_each_photo_and_reads_no_d
     assert r.exit_code == 0 and "2 photos" in r.stderr and "3 files under --vis" in r.stderr, r.output
     r = run("predict", ".", *args, "--vis", ".", "--out-dir", ".")
     assert r.exit_code == 0 and "2 photos" in r.stderr and "3 files under --vis" in r.stderr, r.output
-    assert _files(folder) == ["a.jpg", "a_pose.jpg", "a_pose_2.jpg", "photos/a.json", "photos/sub/b.json",
-                              "sub/b.png", "sub/b_pose.png"]
+    assert _files(folder) == [".fasterpose_sources.jsonl", "a.jpg", "a_pose.jpg", "a_pose_2.jpg", "photos/a.json",
+                              "photos/sub/b.json", "sub/b.png", "sub/b_pose.png"]
     r = run("predict", ".", "a_pose.jpg", *args, "--vis", ".")  # named yourself: read, and drawn beside itself
     assert r.exit_code == 0 and "3 photos" in r.stderr and "; 2 files under --vis" in r.stderr, r.output
     assert "a_pose_pose.jpg" in _files(folder) and "a_pose_2.jpg" in _files(folder)

@@ -1042,3 +1042,28 @@ def test_a_link_to_nothing_or_a_loop_of_links_is_named_as_such(tmp_path, monkeyp
     assert [why for p, why in problems if p.name == "self.jpg"] == [
         "a symbolic link to nothing (or a loop of links)",
         "a symbolic link to nothing (or a loop of links) (line 1 of the list list.txt)"]
+
+
+def test_the_out_dir_record_reads_back_what_it_recorded_and_passes_over_a_cut_line(tmp_path):
+    """out_dir_sources: the last line per file counts, a line cut short by a stopped run is passed over, a name
+    that is not UTF-8 comes back as it went in; fingerprints tell files apart by size and by either end."""
+    from fasterpose_rt.cli.out_dir_sources import SourceRecord, fingerprint
+    name = os.fsdecode(b"p\xe9.jpg") if sys.platform == "linux" else "p.jpg"
+    photo, other = tmp_path / name, tmp_path / "q.jpg"
+    photo.write_bytes(b"a" * 200_000)
+    other.write_bytes(b"b" * 10)
+    record = SourceRecord(tmp_path)
+    record.add(tmp_path / "x.json", other)
+    record.add(tmp_path / "sub" / "x.json", other)
+    record.add(tmp_path / "x.json", photo)  # written again, for another input
+    with open(record.path, "ab") as f:
+        f.write(b'{"results": "sub/x.json", "sour')  # a stopped run's last line
+    again = SourceRecord(tmp_path)
+    assert again.get(tmp_path / "x.json") == (os.path.realpath(photo), fingerprint(photo))
+    assert again.get(tmp_path / "sub" / "x.json") == (os.path.realpath(other), fingerprint(other))
+    assert again.get(tmp_path / "y.json") is None
+    prints = {fingerprint(photo)}
+    for change in (b"a" * 200_001, b"b" + b"a" * 199_999, b"a" * 199_999 + b"b"):
+        photo.write_bytes(change)
+        prints.add(fingerprint(photo))
+    assert len(prints) == 4 and fingerprint(tmp_path / "none.jpg") is None

@@ -155,11 +155,11 @@ def results_file(ctx, param, value) -> Optional[Path]:
                    "pictures: a photo's as a JSON list (shoot/a.jpg -> DIR/shoot/a.json; [] where nobody was found), "
                    "written whole; a video's or camera's as JSON Lines (.jsonl), written as its frames are done. An "
                    "input whose file there holds another input's results (or is no results file) fails, the file "
-                   "kept.")
+                   "kept: DIR/.fasterpose_sources.jsonl records each file's input, its path and a fingerprint.")
 @click.option("--skip-existing", is_flag=True,
               help="With --out-dir: leave out the photos and videos whose results file (and --vis output, if "
-                   "given) is there already, so a run "
-                   "stopped part-way goes on where it stopped (a video's file is named .jsonl.part until its end; "
+                   "given) is there already, so a run stopped part-way goes on where it stopped (an input changed "
+                   "since its file was written runs again; a video's file is named .jsonl.part until its end; "
                    "--out still holds every input's results: the skipped ones' read from their --out-dir files).")
 @click.option("--vis", "vis_dir", type=NamedPath(file_okay=False, path_type=Path), default=None,
               help="Write photos with skeletons drawn to this folder (videos: an annotated .mp4); into an input's "

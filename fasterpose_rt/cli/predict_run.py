@@ -32,6 +32,7 @@ from ..smoothing import DEFAULT_FPS
 from ..tracking import find_poses, find_poses_batch
 from ..video import VideoPoses
 from .common import UsageProblem, folder_problem, plural, say, trace
+from .out_dir_sources import SOURCES_NAME, Owner, SourceRecord, owner, recorded_source
 
 # a photo is drawn in its own format where that carries the drawings' mark (drawing_mark.MARKABLE), else as PNG:
 # a BMP, TIFF or WebP drawing could not be told from a photo of that name, and would be drawn over next time
@@ -163,41 +164,6 @@ def _last_image_id(results_file: Path) -> int:
         return 0
 
 
-def _recorded_source(results_file: Path) -> Optional[str]:
-    """The input an --out-dir results file was written for (its first entry's file_name); "" when it names none
-    (nobody was found: ``[]``, or a video's empty lines), None when it is not such a file."""
-    try:
-        with open(results_file, "rb") as f:
-            if results_file.suffix == ".jsonl":
-                line = next((line for line in f if line.strip()), None)
-                entries = [json.loads(line)] if line is not None else []
-            else:
-                entries = json.load(f)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(entries, list):
-        return None
-    if not entries:
-        return ""
-    name = entries[0].get("file_name") if isinstance(entries[0], dict) else None
-    return name if isinstance(name, str) and name else None
-
-
-def _same_input(recorded: str, item: InputItem) -> bool:
-    """Whether a results file's recorded file_name is this input file: the same real path (relative names taken
-    from the current folder); when it names no file from here, a relative name of two or more parts that the
-    input's real path ends in (the name as given from another folder: ``shoot/a.jpg`` is ``/data/shoot/a.jpg``, run
-    now from /), or the same name (a file moved since)."""
-    if os.path.exists(recorded):  # a file from here: that one, or another input's
-        return os.path.realpath(recorded) == os.path.realpath(item.path)
-    name = os.path.normpath(recorded)
-    parts = Path(name).parts
-    if not os.path.isabs(name) and ".." not in parts and len(parts) > 1:  # a bare a.jpg would be every a.jpg
-        if Path(os.path.realpath(item.path)).parts[-len(parts):] == parts:
-            return True
-    return name == os.path.normpath(item.path)
-
-
 _ENTRY_KEYS = ("image_id", "file_name", "bbox", "keypoints", "score")  # what every results entry holds
 
 
@@ -253,6 +219,8 @@ class PredictRun:
         self.photos_of_nobody = 0  # photos where nobody was found (or, without boxes, nobody was there)
         self.out_dir, self.skip_existing = out_dir, skip_existing  # --out-dir: each input's results on their own
         self._own: Dict[str, Path] = {}  # input label -> its --out-dir file
+        self._sources = SourceRecord(out_dir) if out_dir is not None else None  # whose results each file holds
+        self._unrecorded = False  # a file's input could not be recorded (said once)
         self._vis: Dict[str, Path] = {}  # input label -> its --vis picture or video
         self._inputs: Set[str] = set()  # the input files' real paths: no output is ever written over one
         self.skipped = 0  # --skip-existing: inputs whose --out-dir file was already there
@@ -297,6 +265,8 @@ class PredictRun:
         for label, path in self._own.items():  # a video's is written as .part until its end
             planned += [(f"the --out-dir results file of {label}", p)
                         for p in (path, path.with_name(path.name + ".part"))]
+        if self.out_dir is not None:
+            planned.append(("the --out-dir record of whose results each file holds", self.out_dir / SOURCES_NAME))
         same = next((what for what, p in planned if os.path.realpath(p) == os.path.realpath(out)), None)
         if same is not None:
             raise UsageProblem(f"cannot write results to {out}: it is {same}; give --out another file")
@@ -318,19 +288,23 @@ class PredictRun:
                 kept.append(item)
                 self._skipped_ids[item.label], ahead, floor = (ahead, floor), 0, 0
                 continue
-            recorded = _recorded_source(own)
-            if recorded and not _same_input(recorded, item):
+            assert self._sources is not None
+            whose = owner(own, item, self._sources, self._inputs)
+            if whose.kind == "other":
                 # two inputs of one name, given in another order than before (or one alone): its own file may be
                 # the one the other's name took (name_2 and name), which --skip-existing then finds
                 found = self._own_file_among_namesakes(item, len(items))
                 if found is not None:
-                    self._own[item.label], own, recorded = found, found, ""
-            if recorded is None or (recorded and not _same_input(recorded, item)):
-                whose = "is not a results file" if recorded is None else f"holds the results of {recorded}"
-                self.fail(item.path, f"its --out-dir file {own} {whose}; give another --out-dir (or move that file)")
+                    own, whose = found
+                    self._own[item.label] = own
+            if whose.kind in ("none", "other"):
+                what = "is not a results file" if whose.kind == "none" else f"holds the results of {whose.source}"
+                self.fail(item.path, f"its --out-dir file {own} {what}; give another --out-dir (or move that file)")
                 continue
+            if whose.kind == "changed" and self.skip_existing:  # its results are of the file as it was
+                say(f"warning: {item.path}: changed since its results in {own} were written: run again")
             drawn = item.label not in self._vis or self._vis[item.label].is_file()  # (a failed --vis: run again)
-            if self.skip_existing and drawn:  # its own results ("": nobody found, names no input: taken as its own)
+            if self.skip_existing and drawn and whose.kind == "own":  # ("[]": nobody found, taken as its own)
                 self.skipped += 1
                 self._carried.append((item, own))
                 # Its ids are passed over where it stands in input order (an input before it keeps a whole run's
@@ -392,18 +366,31 @@ class PredictRun:
                     return f"cannot write to the {option} folder {folder}: {problem}"
         return None
 
-    def _own_file_among_namesakes(self, item: InputItem, most: int) -> Optional[Path]:
+    def _own_file_among_namesakes(self, item: InputItem, most: int) -> Optional[Tuple[Path, Owner]]:
         """The --out-dir file, named as ``item``'s name or a namesake's (name, name_2, ... name_<most + 1>), that holds
-        ``item``'s own results, or None."""
-        assert self.out_dir is not None
+        ``item``'s own results (changed since or not; ``[]`` names nobody's), and how it is its own; or None."""
+        assert self.out_dir is not None and self._sources is not None
         rel = item.rel.with_suffix(".json" if item.kind == "image" else ".jsonl")
         for n in range(1, most + 2):
             path = self.out_dir / (rel if n == 1 else rel.with_name(f"{rel.stem}_{n}{rel.suffix}"))
             if path.is_file():
-                recorded = _recorded_source(path)
-                if recorded and _same_input(recorded, item):
-                    return path
+                whose = owner(path, item, self._sources, self._inputs)
+                names_it = self._sources.get(path) is not None or bool(recorded_source(path))  # not [] alone
+                if whose.kind in ("own", "changed") and names_it:
+                    return path, whose
         return None
+
+    def _record_source(self, item: InputItem, results_file: Path) -> None:
+        """Record in --out-dir that ``results_file`` holds ``item``'s results (``out_dir_sources``); one that
+        cannot be is said once: a later run tells that file by the name it records."""
+        assert self._sources is not None
+        try:
+            self._sources.add(results_file, item.path)
+        except OSError as e:
+            if not self._unrecorded:
+                self._unrecorded = True
+                say(f"warning: cannot record whose results {results_file} holds in {self._sources.path}: {_why(e)} "
+                    "(a later run tells such files by the input names they hold)")
 
     def _start_after_the_boxes_files_ids(self, items: List[InputItem]) -> None:
         """Running image ids (a video's frames, a photo whose --boxes entry gives it none) start after the largest
@@ -589,6 +576,8 @@ class PredictRun:
             own.close()
         except OSError as e:
             self.fail(item.path, f"cannot write its results to {target}: {_why(e)}")
+            return
+        self._record_source(item, target)
 
     def _draw_photo(self, photo: Photo, res: PoseResult, target: Path) -> None:
         """Draw ``res`` on the photo (read again whole if it was decoded smaller) and write it to ``target``.
@@ -707,6 +696,8 @@ class PredictRun:
                 os.replace(writing, own_path)
             except OSError as e:
                 self.fail(item.label, f"cannot write its results to {own_path}: {_why(e)}")
+            else:
+                self._record_source(item, own_path)
         if errors:
             self.fail(item.label, f"{plural(errors, 'frame')} failed")
 
