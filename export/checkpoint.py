@@ -96,8 +96,8 @@ def read_checkpoint(path) -> Any:
         raise CheckpointError(f"cannot read checkpoint {p}: {e.strerror or e}") from None
     except Exception as e:  # torch raises RuntimeError/EOFError/ValueError... for files that are not checkpoints
         msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        if not any(c.isalpha() for c in msg):  # a text file gives KeyError 101: name the error, not just its key
-            msg = f"{type(e).__name__} {msg}".strip()
+        if not any(c.isalpha() for c in msg):  # a text file gives KeyError 101: what torch says means nothing here
+            msg = "it is neither a zip archive nor a pickle (a text file, or a checkpoint cut short?)"
         raise CheckpointError(f"{p} is not a readable PyTorch checkpoint: {msg}") from None
 
 

@@ -132,7 +132,7 @@ def open_to_measure(model_path, out_path, annotations, threads: Optional[int] = 
     The output is checked before any measuring, not after it. Raises InputError (an output that cannot be written
     or is the annotation file, a model the runtime refuses, keypoints without a torso for PCK)."""
     from fasterpose_rt.session import ModelError, open_session
-    from fasterpose_rt.skeletons import torso_pairs
+    from fasterpose_rt.skeletons import TORSO_NAMES, torso_pairs
 
     from .outputs import check_writable
 
@@ -142,7 +142,7 @@ def open_to_measure(model_path, out_path, annotations, threads: Optional[int] = 
     except ModelError as e:
         raise InputError(str(e)) from None
     if torso_pairs(list(meta.keypoints)) is None:
-        raise InputError(f"{model_path}: PCK needs keypoints named left/right_shoulder and left/right_hip")
+        raise InputError(f"{model_path}: PCK needs {TORSO_NAMES}")
     return out, session, meta
 
 

@@ -45,7 +45,7 @@ from fasterpose_rt.presence import PRESENCE_KEY
 from fasterpose_rt.metadata import ModelMetadata
 from fasterpose_rt.metrics import pck
 from fasterpose_rt.session import ModelError, open_session
-from fasterpose_rt.skeletons import torso_pairs
+from fasterpose_rt.skeletons import TORSO_NAMES, torso_pairs
 
 from .checkpoint import file_provenance
 from .crops import CropSet, crop_keypoints, list_persons, load_crops
@@ -314,6 +314,9 @@ def quantize_file(model_path, out_path=None, calibration=None, calibration_image
         raise InputError(str(e)) from None
     if "quantization" in meta.extra:
         raise InputError(f"{model_path} is already quantised; give the float model")
+    if torso_pairs(list(meta.keypoints)) is None:  # refused now, not after the quantisation
+        raise InputError(f"{model_path}: the int8 model is verified by PCK@{PCK_THRESHOLD:g}, which needs "
+                         f"{TORSO_NAMES}")
     if PRESENCE_KEY in meta.extra:  # its head was fitted on the float features, and would be quantised blind
         raise InputError(f"{model_path} has a presence head: quantise the model without it, then fit the head on "
                          "the int8 file (python -m export.presence_head)")
@@ -341,8 +344,7 @@ def quantize_file(model_path, out_path=None, calibration=None, calibration_image
         agreement = compare_models(model_path, tmp, verify, threads)
         drop = agreement.pck_drop
         if drop is None:
-            raise VerificationError(f"cannot verify accuracy: PCK needs keypoints named left/right_shoulder and "
-                                    f"left/right_hip; {agreement.summary()}")
+            raise VerificationError(f"cannot verify accuracy: PCK needs {TORSO_NAMES}; {agreement.summary()}")
         if not drop <= max_pck_drop:  # `not <=` also refuses NaN
             hint = ("" if agreement.reference == "ground truth" else " (no ground truth: measured against the float "
                     "model's keypoints, which also counts persons both models get wrong; give a COCO file with "

@@ -48,7 +48,7 @@ class NotComputed(ValueError):
     why."""
 
 
-def load_annotations(path: os.PathLike, boxes_from_file: bool = False, warnings: Optional[List[str]] = None) -> dict:
+def load_annotations(path: os.PathLike, warnings: Optional[List[str]] = None) -> dict:
     """Read a COCO keypoint annotation file and check it (:func:`check_annotations`: the person annotations' fields,
     COCO's defaults filled in); raise EvalError naming the problem. ``warnings``, if given, receives what a user
     should know about the defaults."""
@@ -56,7 +56,7 @@ def load_annotations(path: os.PathLike, boxes_from_file: bool = False, warnings:
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
             or not isinstance(data.get("annotations"), list):
         raise EvalError(f"{path}: not a COCO annotation file (needs 'images' and 'annotations' lists)")
-    return check_annotations(data, str(path), boxes_from_file, warnings)
+    return check_annotations(data, str(path), warnings)
 
 
 def _short(v: Any, limit: int = 60) -> str:
@@ -73,8 +73,7 @@ def person_category(data: dict) -> Optional[dict]:
     return cat if cat is not None or len(with_kp) != 1 else with_kp[0]
 
 
-def check_annotations(data: dict, source: str, boxes_from_file: bool = False,
-                      warnings: Optional[List[str]] = None) -> dict:
+def check_annotations(data: dict, source: str, warnings: Optional[List[str]] = None) -> dict:
     """Check what evaluating a COCO keypoint file needs, and fill in COCO's defaults where pycocotools needs a field
     a file may leave out. ``data`` is not changed: the result shares its unchanged parts, changed annotations are
     copies.
@@ -82,11 +81,12 @@ def check_annotations(data: dict, source: str, boxes_from_file: bool = False,
     Raises EvalError naming the first offender: an image without an integer 'id' and a string 'file_name' or
     whose id another image has, an annotation that is not an object, or a person annotation (of the person
     category, :func:`match_keypoints`') without an integer 'image_id' that 'images' lists, a 'keypoints' list of 3
-    numbers per keypoint of its category (x, y, v), a 'bbox' of 4 numbers [x, y, w, h] (required when
-    ``boxes_from_file``: the model is run on it; else checked when given, a missing, null or empty one being no
-    box; one the model cannot crop, ``detections.box_out_of_range``, is an error too) or a numeric 'area' when
-    present. Defaults (COCO's conventions): 'iscrowd' 0; 'num_keypoints' the labelled ones (v > 0); 'area' the
-    bbox's w·h (noted in ``warnings``: COCO's own areas are the segmentation's, smaller), or, for a bbox with w or
+    numbers per keypoint of its category (x, y, v), a 'bbox' of 4 numbers [x, y, w, h] when given (a missing,
+    null or empty one being no box; one the model cannot crop, ``detections.box_out_of_range``, is an error) or a
+    numeric 'area' when present. Defaults (COCO's conventions, and training's): 'bbox' where there is none, the
+    tightest box around the labelled keypoints (noted in ``warnings``; the model is run on it, as training crops
+    such a person), or a box of no size for a person with none; 'iscrowd' 0; 'num_keypoints' the labelled ones
+    (v > 0); 'area' the bbox's w·h (noted in ``warnings``: COCO's own areas are the segmentation's, smaller), or, for a bbox with w or
     h <= 0, that of the box around the labelled keypoints (``_labelled_box``: the box such a person is run on);
     'id', where missing, not an integer or repeated, a running id past the largest (pycocotools indexes every
     annotation by it). Annotations without a 'category_id' are no person.
@@ -107,25 +107,35 @@ def check_annotations(data: dict, source: str, boxes_from_file: bool = False,
     ids = [a.get("id") for a in anns if isinstance(a, dict)]
     next_id = max([i for i in ids if isinstance(i, int) and not isinstance(i, bool)], default=0) + 1
     seen: set = set()
-    out, areas_filled = [], 0
+    out, areas_filled, boxes_filled = [], 0, 0
     for j, a in enumerate(anns):
         if not isinstance(a, dict):
             raise EvalError(f"{source}: annotations[{j}] is not an object")
         fill: Dict[str, Any] = {}
         if person is not None and "category_id" in a and a["category_id"] == person:
-            _check_person(a, f"{source}: annotations[{j}]", listed, k, boxes_from_file)
+            _check_person(a, f"{source}: annotations[{j}]", listed, k)
             if "iscrowd" not in a:
                 fill["iscrowd"] = 0
             if "num_keypoints" not in a:
                 fill["num_keypoints"] = sum(1 for v in a["keypoints"][2::3] if v > 0)
-            if "area" not in a and a.get("bbox"):
-                fill["area"] = _filled_area(a)
+            if not a.get("bbox"):  # null or [] too: COCO files' "no box"; pycocotools reads one for every person
+                kp = np.asarray(a["keypoints"], np.float64).reshape(-1, 3)
+                # run on the box around its labelled keypoints, as training crops it (none: a box of no size,
+                # and with no labelled keypoint the person is not scored)
+                labelled = bool((kp[:, 2] > 0).any())
+                fill["bbox"] = [float(v) for v in _labelled_box(a, kp)] if labelled else [0.0, 0.0, 0.0, 0.0]
+                boxes_filled += labelled
+            if "area" not in a and (a.get("bbox") or "bbox" in fill):
+                fill["area"] = _filled_area(dict(a, **fill))
                 areas_filled += 1
         ann_id = a.get("id")
         if not isinstance(ann_id, int) or isinstance(ann_id, bool) or ann_id in seen:
             fill["id"], next_id = next_id, next_id + 1
         seen.add(fill.get("id", ann_id))
         out.append(dict(a, **fill) if fill else a)
+    if boxes_filled and warnings is not None:
+        warnings.append(f"{source}: {boxes_filled} of the persons have no 'bbox'; each is run on the tightest box "
+                        "around its labelled keypoints (as training crops them)")
     if areas_filled and warnings is not None:
         warnings.append(f"{source}: {areas_filled} of the persons have no 'area'; COCO AP takes their box's w x h "
                         "(COCO's own areas, the segmentation's, are smaller and give a lower AP)")
@@ -143,7 +153,7 @@ def _filled_area(a: dict) -> float:
     return float(box[2]) * float(box[3])
 
 
-def _check_person(a: dict, where: str, listed: Dict[int, int], k: Optional[int], boxes_from_file: bool) -> None:
+def _check_person(a: dict, where: str, listed: Dict[int, int], k: Optional[int]) -> None:
     """EvalError unless the person annotation ``a`` has what evaluating it needs (see check_annotations)."""
     if "id" in a:
         where += f" (id {_short(a['id'], 20)})"
@@ -160,8 +170,6 @@ def _check_person(a: dict, where: str, listed: Dict[int, int], k: Optional[int],
         size = f"3 x {k} = {3 * k}" if k is not None else "3 per keypoint"
         raise EvalError(f"{where}: 'keypoints' must be a list of {size} numbers (x, y, v each), got {_short(kp)}")
     b = a.get("bbox")
-    if not b and boxes_from_file:  # null or [] too: COCO files' "no box"
-        raise EvalError(f"{where} has no 'bbox' (the person box the model is run on)")
     if b and not (isinstance(b, list) and len(b) == 4 and all(finite_number(v) for v in b)):
         raise EvalError(f"{where}: 'bbox' must be [x, y, w, h] numbers, got {_short(b)}")
     if b and box_out_of_range(b):  # the model could not crop it: named here, not as a crash mid-run
@@ -190,7 +198,7 @@ def persons_to_evaluate(data: dict, category_id: int, source: str, boxes_from_fi
             why[other_category] += 1
         elif a.get("iscrowd", 0):
             why[crowd] += 1
-        elif boxes_from_file and not (isinstance(b, list) and len(b) == 4):
+        elif boxes_from_file and not (isinstance(b, list) and len(b) == 4):  # (check_annotations fills them)
             why[no_box] += 1
         elif not (isinstance(kp, list) and any(v > 0 for v in kp[2::3])):
             why[unlabelled] += 1

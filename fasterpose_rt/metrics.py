@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .skeletons import flip_permutation, torso_pairs
+from .skeletons import TORSO_NAMES, flip_permutation, torso_pairs
 
 # pck_interval draws at most this many resampled indices at a time (32 MB of int64)
 _RESAMPLE_ELEMENTS = 1 << 22
@@ -18,7 +18,7 @@ def torso_sizes(gt, visible, names):
     """
     pairs = torso_pairs(names)
     if pairs is None:
-        raise ValueError("PCK needs keypoints named left/right_shoulder and left/right_hip")
+        raise ValueError(f"PCK needs {TORSO_NAMES}")
     gt = np.asarray(gt, dtype=np.float64)
     vis = np.asarray(visible, dtype=bool)
     sizes = np.full(gt.shape[0], np.nan)
@@ -141,7 +141,7 @@ def body_orientation(gt, visible, names):
     """
     pairs = torso_pairs(names)
     if pairs is None:
-        raise ValueError("body orientation needs keypoints named left/right_shoulder and left/right_hip")
+        raise ValueError(f"body orientation needs {TORSO_NAMES}")
     (l_sh, r_hip), (r_sh, l_hip) = pairs
     gt = np.asarray(gt, dtype=np.float64)
     vis = np.asarray(visible, dtype=bool)

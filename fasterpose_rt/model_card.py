@@ -21,8 +21,10 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def training_stages(recipe: Any, validation: Any = None, architecture: str = "") -> List[Dict[str, Any]]:
-    """The training stages a recipe records, newest first: each {architecture, epochs, optimizer, lr,
+def training_stages(recipe: Any, validation: Any = None, architecture: str = "",
+                    trained: Any = None) -> List[Dict[str, Any]]:
+    """The training stages a recipe records, newest first: each {architecture, epochs (the schedule's), trained
+    (the epoch its weights come from, when recorded: ``trained`` for the newest), optimizer, lr,
     weight_decay, amp, ema, drop_path, input_size, teacher (file name or None), pretrained, init (the file it
     started from, or None), validation (its training-time dict, or None)}. A stage's ``init`` holds the stage
     before it (file, architecture, recipe, val). Returns [] when nothing is recorded."""
@@ -35,6 +37,7 @@ def training_stages(recipe: Any, validation: Any = None, architecture: str = "")
         stages.append({
             "architecture": architecture or None,
             "epochs": recipe.get("epochs"),
+            "trained": trained if isinstance(trained, int) and not isinstance(trained, bool) else None,
             "optimizer": recipe.get("optimizer"),
             "lr": recipe.get("lr"),
             "weight_decay": recipe.get("weight_decay"),
@@ -50,6 +53,7 @@ def training_stages(recipe: Any, validation: Any = None, architecture: str = "")
         if init is None:
             break
         recipe, validation, architecture = init.get("recipe"), init.get("val"), init.get("architecture") or ""
+        trained = init.get("epoch")
     return stages
 
 
@@ -83,7 +87,8 @@ def model_card(path, metadata: ModelMetadata) -> Dict[str, Any]:
         "weights": extra.get("weights"),
         "loss": extra.get("loss"),
         "training_data": extra.get("training_data"),
-        "stages": training_stages(extra.get("recipe"), extra.get("validation"), metadata.architecture),
+        "stages": training_stages(extra.get("recipe"), extra.get("validation"), metadata.architecture,
+                                  extra.get("epoch")),
         "validation": extra.get("validation"),
         "int8_verification": quant.get("verification"),
         "exported_at": extra.get("exported_at"),
@@ -107,9 +112,11 @@ def shown(value, fmt: str) -> str:
 
 
 def _stage_line(stage: Dict[str, Any]) -> str:
-    epochs = stage["epochs"]
+    epochs, trained = stage["epochs"], stage.get("trained")
     parts = [str(stage["architecture"] or "network not recorded"),
              None if epochs is None else f"{epochs} epochs" if isinstance(epochs, int) else f"epochs {marked(epochs)}"]
+    if isinstance(epochs, int) and trained is not None and trained != epochs:  # best.pth, or a run stopped early
+        parts[1] = f"{trained} epochs of a {epochs}-epoch schedule"
     size = stage["input_size"]
     if size:
         parts.append("input {}x{}".format(*size) if isinstance(size, (list, tuple)) and len(size) == 2 and all(
@@ -175,7 +182,8 @@ def format_card(card: Dict[str, Any], verification_line: str = "") -> str:
             card["weights"] and f"weights {card['weights']}") if x)))
     stages = card["stages"]
     if stages:
-        epochs = [s["epochs"] for s in stages if isinstance(s["epochs"], int)]
+        epochs = [s["trained"] if s.get("trained") is not None else s["epochs"] for s in stages
+                  if isinstance(s["epochs"], int)]
         root = stages[-1]
         start = (f"starts from {root['init']}" if root["init"] else "starts from ImageNet weights"
                  if root["pretrained"] else "records no starting weights (pretrained: no)")

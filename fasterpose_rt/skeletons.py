@@ -43,13 +43,39 @@ LSP14: Dict[str, Any] = {
 }
 
 
+TORSO_NAMES = "keypoints named left/right_shoulder and left/right_hip (or LShoulder/RShoulder and LHip/RHip)"
+
+
+def _torso_joint(name: str):
+    """("l" or "r", "shoulder" or "hip") for a name of a torso joint in a common spelling (left_shoulder,
+    LShoulder, shoulder_l, RightHip, r.hip, ...), else None."""
+    plain = "".join(c for c in str(name).lower() if c.isalnum())
+    for side in ("left", "right", "l", "r"):
+        for part in ("shoulder", "hip"):
+            if plain in (side + part, part + side):
+                return side[0], part
+    return None
+
+
 def torso_pairs(names):
-    """Index pairs (left shoulder, right hip) and (right shoulder, left hip) for PCK's torso size, or None."""
+    """Index pairs (left shoulder, right hip) and (right shoulder, left hip) for PCK's torso size, or None. The
+    joints are found by name: left_shoulder, right_hip, ... or, when those are not all there, one spelling each of
+    another common style (LShoulder, RHip; shoulder_l; Left Hip)."""
     idx = {n: i for i, n in enumerate(names)}
     try:
         return ((idx["left_shoulder"], idx["right_hip"]), (idx["right_shoulder"], idx["left_hip"]))
     except KeyError:
+        pass
+    found: dict = {}
+    for i, n in enumerate(names):
+        joint = _torso_joint(n)
+        if joint is not None:
+            found.setdefault(joint, []).append(i)
+    want = [("l", "shoulder"), ("r", "hip"), ("r", "shoulder"), ("l", "hip")]
+    if any(len(found.get(j, [])) != 1 for j in want):  # missing, or two spellings of one joint: no guess
         return None
+    ls, rh, rs, lh = (found[j][0] for j in want)
+    return (ls, rh), (rs, lh)
 
 
 def flip_permutation(num_keypoints: int, flip_pairs):

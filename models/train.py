@@ -38,11 +38,11 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from export.checkpoint import load_checkpoint, load_weights, read_checkpoint
+from export.checkpoint import file_sha256, load_checkpoint, load_weights, read_checkpoint
 from export.errors import CheckpointError
 from fasterpose_rt.detections import DET_SCORE, DetectionsError
 from fasterpose_rt.metadata import BOX_PADDING_RULE, DEFAULT_BOX_PADDING, is_box_padding
-from fasterpose_rt.skeletons import torso_pairs
+from fasterpose_rt.skeletons import TORSO_NAMES, torso_pairs
 
 from . import build_model, list_models
 from .backbones import identity_blocks, set_drop_path
@@ -89,6 +89,13 @@ def count(least: int):
     return parse
 
 
+def probability(text: str) -> float:
+    value = non_negative_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1], got {text!r}")
+    return value
+
+
 def non_negative_float(text: str) -> float:
     try:
         value = float(text)
@@ -121,27 +128,40 @@ def parse_blocks(text: str):
     return blocks
 
 
+class _DefaultsShown(argparse.HelpFormatter):
+    """--help gives each option's default: appended where its own help does not already say it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        unset = action.default is None or action.default is False or action.default == argparse.SUPPRESS  # (0 is a default)
+        if "default" in text.lower() or unset or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)" if text else "default: %(default)s"
+
+
 def build_parser():
-    ap = argparse.ArgumentParser(prog="python -m models.train", description="Train a FasterPose / SimpleBaseline model.")
-    ap.add_argument("--train-ann", required=True, type=Path)
-    ap.add_argument("--train-images", required=True, type=Path)
-    ap.add_argument("--val-ann", type=Path)
-    ap.add_argument("--val-images", type=Path)
-    ap.add_argument("--arch", default="fasterpose_r18")
+    ap = argparse.ArgumentParser(prog="python -m models.train", description="Train a FasterPose / SimpleBaseline model.",
+                                 formatter_class=_DefaultsShown)
+    ap.add_argument("--train-ann", required=True, type=Path, help="COCO keypoint file of the training persons")
+    ap.add_argument("--train-images", required=True, type=Path, help="the folder its file_names are in")
+    ap.add_argument("--val-ann", type=Path, help="COCO keypoint file scored after every epoch (PCK@0.2, OKS AP)")
+    ap.add_argument("--val-images", type=Path, help="the validation photos' folder (default: --train-images)")
+    ap.add_argument("--arch", default="fasterpose_r18", help=f"model by name: {', '.join(list_models())}")
     ap.add_argument("--input-size", type=parse_size, default=(144, 192), help="WxH (default 144x192)")
     ap.add_argument("--loss", choices=["rce", "mse"], default=None, help="default: rce (mse for simplebaseline)")
     ap.add_argument("--ohkm", type=count(0), default=0, metavar="K",
                     help="online hard keypoint mining: only each sample's K worst keypoints count in the loss "
                          "(RCE; e.g. half the keypoints; default 0: off)")
-    ap.add_argument("--head-width", type=count(1), default=256)
+    ap.add_argument("--head-width", type=count(1), default=256, help="channels of the low-resolution head")
     ap.add_argument("--blocks", type=parse_blocks, default=None, metavar="N,N,N",
                     help="FasterPose: residual blocks per stage instead of the depth's standard ones (e.g. 1,2,6: a "
                          "thinner R34); start it from a trained deeper model with models.shrink and --init")
-    ap.add_argument("--epochs", type=count(1), default=40)
+    ap.add_argument("--epochs", type=count(1), default=40, help="length of the cosine schedule")
     ap.add_argument("--batch-size", type=int, default=32, help="per process")
-    ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--weight-decay", type=float, default=1e-4)
-    ap.add_argument("--warmup-epochs", type=float, default=1.0)
+    ap.add_argument("--lr", type=non_negative_float, default=2e-3, help="peak learning rate (AdamW)")
+    ap.add_argument("--weight-decay", type=non_negative_float, default=1e-4, help="AdamW's, on weights (not on "
+                    "biases and norms)")
+    ap.add_argument("--warmup-epochs", type=non_negative_float, default=1.0, help="linear warm-up to the peak")
     ap.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                     help="keep an exponential moving average of the weights, e.g. 0.9998 (default 0: off); "
                          "validation, best.pth and export use it")
@@ -166,8 +186,8 @@ def build_parser():
     ap.add_argument("--best-by", choices=sorted(BEST_BY), default="pck",
                     help="the validation figure that picks best.pth: pck (PCK@0.2, the default), ap (OKS AP on the "
                          "file's boxes; needs pycocotools), det_ap (OKS AP on --val-detections' boxes)")
-    ap.add_argument("--half-body", type=float, default=0.0, help="half-body augmentation probability")
-    ap.add_argument("--occlusion", type=float, default=0.0,
+    ap.add_argument("--half-body", type=probability, default=0.0, help="half-body augmentation probability")
+    ap.add_argument("--occlusion", type=probability, default=0.0,
                     help="probability of a random noise rectangle (2-20 %% of the crop) over a training crop")
     ap.add_argument("--drop-path", type=float, default=0.0, metavar="RATE",
                     help="stochastic depth: residual branches dropped per sample, rising linearly to RATE in the "
@@ -177,14 +197,14 @@ def build_parser():
     ap.add_argument("--rotation-fit", action="store_true",
                     help="fit a rotated crop's region around the turned person (as a tight box at test time would be) "
                          "instead of keeping the upright box's region, which a turned person overflows")
-    ap.add_argument("--scale", type=float, default=0.25)
+    ap.add_argument("--scale", type=float, default=0.25, help="scale augmentation: regions scaled by 1 - s to 1 + s")
     ap.add_argument("--box-padding", type=positive_float, default=DEFAULT_BOX_PADDING,
                     help=f"context around person boxes in training and validation crops (default {DEFAULT_BOX_PADDING}); train near the "
                          "padding the model will run at, e.g. the one export.padding chose, to close that gap")
     ap.add_argument("--sigma", type=positive_float, default=None,
                     help="Gaussian target sigma in heatmap px (default: 2 at a 48-px-wide heatmap, scaled with it; "
                          "1.33 at 128x176)")
-    ap.add_argument("--workers", type=int, default=-1, help="data workers per process (default: 1 on CPU, 4 on GPU)")
+    ap.add_argument("--workers", type=count(-1), default=-1, help="data workers per process (default -1: 1 on CPU, 4 on GPU)")
     ap.add_argument("--no-cache", action="store_true", help="do not decode all photos into memory up front")
     ap.add_argument("--amp", choices=AMP_MODES, default="auto",
                     help="mixed precision: bf16 autocast, or fp16 autocast with loss scaling (GPUs without bf16: T4, "
@@ -207,8 +227,8 @@ def build_parser():
     ap.add_argument("--overwrite", action="store_true",
                     help="start afresh in a --work-dir that holds an earlier run: its last.pth, best.pth, log.jsonl "
                          "and curves.png are removed (without --resume or --overwrite such a work dir is refused)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--work-dir", type=Path, required=True)
+    ap.add_argument("--seed", type=int, default=0, help="seeds the weights, sample order and augmentation")
+    ap.add_argument("--work-dir", type=Path, required=True, help="where last.pth, best.pth, log.jsonl and curves.png go")
     ap.add_argument("--save-replicas", action="store_true", help=argparse.SUPPRESS)  # tests: every rank's final weights
     return ap
 
@@ -248,6 +268,11 @@ class Trainer:
                   "per step of an R34 here); it is meant for GPUs without bf16: on a CPU use --amp bf16 or off",
                   file=sys.stderr)
 
+        # RCE: start the sigmoid near the mostly-zero targets (logit -4); MSE regresses raw maps, start at 0.
+        options: dict = {"head_width": args.head_width, "final_bias": -4.0 if self.loss_name == "rce" else 0.0}
+        if args.blocks:
+            options["blocks"] = args.blocks
+        self.model_options = options
         try:
             vs, vmeta = self._read_data(args)
         except BaseException:  # this process cannot train: the others, waiting in the check below, stop too
@@ -265,10 +290,12 @@ class Trainer:
                              "training step would run: lower --batch-size")
         self.val_set, self.val_meta = None, self.meta
         if vs is not None and vmeta is not None and self.main:
-            # OKS AP by the validation file's own sigmas, as fasterpose eval scores that file (the training file's
-            # when it gives none)
+            # OKS AP by the validation file's own sigmas (COCO's for 17 keypoints), as fasterpose eval scores it
             self.val_meta = {**self.meta, "sigmas": vmeta["sigmas"]}
-            if vmeta["sigmas"] != self.meta["sigmas"]:
+            if vmeta["sigmas"] is None:
+                print(f"note: {args.val_ann.name} gives no OKS sigmas for its {len(vmeta['keypoints'])} keypoints: no "
+                      "OKS AP is logged (fasterpose eval computes none for it either)", file=sys.stderr)
+            elif vmeta["sigmas"] != self.meta["sigmas"]:
                 print(f"note: OKS AP is scored with {args.val_ann.name}'s sigmas, which differ from "
                       f"{args.train_ann.name}'s", file=sys.stderr)
             if args.val_limit:
@@ -290,12 +317,7 @@ class Trainer:
         k = len(self.meta["keypoints"])
         if args.arch.startswith("simplebaseline") and (args.input_size[0] % 32 or args.input_size[1] % 32):
             raise ValueError("SimpleBaseline (output stride 32, three 2x deconvs) needs input sizes that are multiples of 32")
-        # RCE: start the sigmoid near the mostly-zero targets (logit -4); MSE regresses raw maps, start at 0.
-        options = {"head_width": args.head_width, "final_bias": -4.0 if self.loss_name == "rce" else 0.0}
-        if args.blocks:
-            options["blocks"] = args.blocks
-        self.model_options = options
-        model = build_model(args.arch, k, **options)
+        model = build_model(args.arch, k, **self.model_options)
         self.pretrained_info = False  # or the ImageNet file's name and sha256, for the checkpoint's recipe
         if args.pretrained:
             try:
@@ -368,25 +390,42 @@ class Trainer:
     def _read_data(self, args):
         """The training set (``self.train_set``, ``self.meta``) and the validation file's persons and category
         metadata (None, None without --val-ann). Raises SystemExit or ValueError naming what is wrong."""
+        self._resume_ckpt: Optional[dict] = None
         samples, self.meta = load_coco_keypoints(args.train_ann, args.train_images)
+        self.data_files = {"train_sha256": file_sha256(args.train_ann),
+                           "val_file": str(args.val_ann) if args.val_ann else None,
+                           "val_sha256": file_sha256(args.val_ann) if args.val_ann else None}
         if args.val_ann and args.best_by == "pck" and torso_pairs(self.meta["keypoints"]) is None:
             # validation logs OKS AP alone for such keypoints; else best.pth would be picked by a figure never computed
             raise SystemExit(f"error: {args.train_ann}: --best-by pck (the default) picks best.pth by PCK@0.2, which "
-                             "needs keypoints named left/right_shoulder and left/right_hip (the torso) and these "
+                             f"needs {TORSO_NAMES} (the torso) and these "
                              "keypoints have none: pick it by OKS AP with --best-by ap")
         if args.ohkm > len(self.meta["keypoints"]):  # "the K worst of fewer than K" is every keypoint: not mining
             raise SystemExit(f"error: --ohkm {args.ohkm}: {args.train_ann} has {len(self.meta['keypoints'])} "
                              "keypoints; mine fewer (e.g. half of them)")
         vs, vmeta = None, None
         if args.val_ann:  # read (not decoded) by every process: a refusal here ends them all
-            vs, vmeta = load_coco_keypoints(args.val_ann, args.val_images or args.train_images,
-                                            default_sigmas=self.meta["sigmas"])
+            # its own sigmas, else COCO's for 17 keypoints, else none (no OKS AP): as fasterpose eval scores it
+            vs, vmeta = load_coco_keypoints(args.val_ann, args.val_images or args.train_images)
             if vmeta["keypoints"] != self.meta["keypoints"]:
-                raise SystemExit("error: validation keypoints differ from training keypoints")
+                theirs, ours = vmeta["keypoints"], self.meta["keypoints"]
+                i = next((i for i, (a, b) in enumerate(zip(theirs, ours)) if a != b), min(len(theirs), len(ours)))
+                say = lambda names: repr(names[i]) if i < len(names) else "none"  # noqa: E731
+                raise SystemExit(f"error: --val-ann {args.val_ann} lists other keypoints than --train-ann "
+                                 f"{args.train_ann} ({len(theirs)} and {len(ours)}; keypoint {i}: {say(theirs)} and "
+                                 f"{say(ours)}): validation needs the training file's keypoints, in its order")
+        if args.resume:  # refused now, before every photo is decoded, if it cannot go on with this data
+            self._resume_ckpt = self._read_resume_checkpoint()
+            differs = self._run_differences(self._resume_ckpt["meta"])
+            if differs:
+                raise SystemExit(f"error: --resume: {args.work_dir / 'last.pth'} was trained otherwise than this run: "
+                                 f"{'; '.join(differs)} (another --work-dir starts afresh; --init starts from its "
+                                 "weights)")
+        if args.val_ann:
             needs = [o for o, wanted in (("--best-by " + args.best_by, args.best_by != "pck"),
                                          ("--val-detections", args.val_detections is not None)) if wanted]
             if vmeta["sigmas"] is None and needs:  # before the photos are decoded
-                raise SystemExit(f"error: {args.val_ann}: {' and '.join(needs)} need OKS AP, and its category gives "
+                raise SystemExit(f"error: {args.val_ann}: {' and '.join(needs)} need{'s' * (len(needs) == 1)} OKS AP, and its category gives "
                                  f"no per-keypoint 'sigmas' for its {len(vmeta['keypoints'])} keypoints (COCO's are "
                                  "taken for 17): add a 'sigmas' list to the category")
         if self.distributed and not args.no_cache and self.main:
@@ -418,7 +457,7 @@ class Trainer:
         return {
             "architecture": a.arch, "num_keypoints": len(self.meta["keypoints"]), "input_size": list(a.input_size),
             "loss": self.loss_name, "model_options": self.model_options,
-            "dataset": {**self.meta, "train_file": str(a.train_ann), "name": Path(a.train_ann).stem,
+            "dataset": {**self.meta, "train_file": str(a.train_ann), "name": Path(a.train_ann).stem, **self.data_files,
                         "persons": len(self.train_set), "unreadable_photos": len(self.train_set.skipped)},
             "recipe": {"epochs": a.epochs, "batch_size": a.batch_size * self.world, "optimizer": "AdamW", "lr": a.lr,
                        "weight_decay": a.weight_decay, "schedule": "warmup+cosine", "warmup_epochs": a.warmup_epochs,
@@ -511,7 +550,7 @@ class Trainer:
             hint = " (a shallower ResNet? add --grow)" if missing and not unexpected and not grow else ""
             raise SystemExit(f"error: --init {path} does not fit the model: missing {missing[:5]}, "
                              f"unexpected {unexpected[:5]}{hint}")
-        provenance = {"file": path.name, "sha256": ckpt.sha256,
+        provenance = {"file": path.name, "sha256": ckpt.sha256, "epoch": ckpt.epoch,  # (of its recipe's epochs)
                       "architecture": meta.get("architecture"), "recipe": meta.get("recipe"), "val": meta.get("val")}
         if grown:
             provenance["grown_blocks"] = grown
@@ -534,14 +573,27 @@ class Trainer:
             theirs = list(theirs) if key == "input_size" and isinstance(theirs, (list, tuple)) else theirs
             if key in meta and theirs != value:
                 differs.append(f"{key} {theirs!r} in the checkpoint, {value!r} in this run")
+        return differs + self._data_differences(meta)
+
+    def _data_differences(self, meta: dict) -> List[str]:
+        """What a checkpoint's ``meta`` records of its data that differs from this run's: keypoint names, and the
+        training and validation files by content (they may have moved); what it does not record is taken as equal."""
         dataset = meta.get("dataset") if isinstance(meta.get("dataset"), dict) else {}
         names, mine = dataset.get("keypoints"), self.meta["keypoints"]
+        differs = []
         if isinstance(names, list) and len(names) == len(mine) and names != mine:
             i = next(i for i, (a, b) in enumerate(zip(names, mine)) if a != b)
             differs.append(f"keypoint {i} is {names[i]!r} in the checkpoint, {mine[i]!r} in this run's data")
+        for key, option, name in (("train_sha256", "--train-ann", "train_file"), ("val_sha256", "--val-ann", "val_file")):
+            if key in dataset and dataset[key] != self.data_files[key]:
+                given = getattr(self.args, option[2:].replace("-", "_"))
+                was = dataset.get(name) or "none"
+                differs.append(f"{option} {was} in the checkpoint, {given or 'none'} in this run, "
+                               f"{'another file' if dataset[key] and self.data_files[key] else 'given in one only'}")
         return differs
 
-    def _resume(self):
+    def _read_resume_checkpoint(self) -> dict:
+        """--work-dir's last.pth, read (weights only) and checked to be a models.train checkpoint."""
         path = self.args.work_dir / "last.pth"
         if not path.exists():  # every process reads it: across machines, only rank 0's wrote one
             shared = (f" on this machine (rank {self.rank} of {self.world}): the processes of a run across machines "
@@ -555,6 +607,11 @@ class Trainer:
         if not isinstance(ckpt, dict) or any(k not in ckpt for k in needed) or not isinstance(ckpt["meta"], dict) \
                 or not isinstance(ckpt["model"], dict):
             raise SystemExit(f"error: --resume: {path} is not a models.train checkpoint (it needs {', '.join(needed)})")
+        return ckpt
+
+    def _resume(self):
+        path, ckpt = self.args.work_dir / "last.pth", self._resume_ckpt
+        self._resume_ckpt = None  # (its memory: the weights are copied into the model below)
         differs = self._run_differences(ckpt["meta"])
         if differs:  # else a shape error deep in load_state_dict, or a run silently continued on other data
             raise SystemExit(f"error: --resume: {path} was trained otherwise than this run: {'; '.join(differs)} "
@@ -761,10 +818,11 @@ def main(argv=None):
     if args.best_by != "pck" and importlib.util.find_spec("pycocotools") is None:
         print(f'error: --best-by {args.best_by} needs pycocotools for AP: pip install "fasterpose[eval]"', file=sys.stderr)
         return 2
-    for p in (args.train_ann, args.train_images, args.val_ann, args.val_images, args.pretrained, args.teacher,
-              args.val_detections):
+    for option, p in (("--train-ann", args.train_ann), ("--train-images", args.train_images), ("--val-ann", args.val_ann),
+                      ("--val-images", args.val_images), ("--pretrained", args.pretrained), ("--teacher", args.teacher),
+                      ("--init", args.init), ("--val-detections", args.val_detections)):
         if p is not None and not p.exists():
-            print(f"error: {p} does not exist", file=sys.stderr)
+            print(f"error: {option} {p} does not exist", file=sys.stderr)
             return 2
     if args.teacher_input_size and not args.teacher:
         print("error: --teacher-input-size needs --teacher", file=sys.stderr)
@@ -793,8 +851,20 @@ def main(argv=None):
         if value < 0:  # a negative cap trained no step, or validated no person after a whole epoch
             print(f"error: {flag} must be 0 (no cap) or more, got {value}", file=sys.stderr)
             return 2
+    if args.warmup_epochs >= args.epochs:  # allowed (a short fine-tune may want it), but it is seldom meant
+        print(f"warning: --warmup-epochs {args.warmup_epochs:g} is the whole run of {args.epochs} epoch"
+              f"{'s' * (args.epochs != 1)}: the learning rate rises throughout and never decays", file=sys.stderr)
     try:
         Trainer(args).fit()
+    except KeyboardInterrupt:  # Ctrl-C: a line, not a traceback; the last finished epoch is on disk (written whole)
+        last = args.work_dir / "last.pth"
+        saved = (f"{last} holds the last finished epoch: add --resume to go on" if last.exists()
+                 else "no epoch had finished: nothing saved")
+        if os.environ.get("RANK", "0") == "0":  # once for a run of several processes
+            print(f"\ninterrupted: {saved}", file=sys.stderr)
+        for name in ("last.tmp", "best.tmp"):  # a checkpoint being written when it came
+            (args.work_dir / name).unlink(missing_ok=True)
+        return 130
     except (ValueError, OSError) as e:  # TeacherError is a ValueError
         print(f"error: {error_message(e)}", file=sys.stderr)
         return 2

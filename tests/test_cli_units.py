@@ -1067,3 +1067,24 @@ def test_the_out_dir_record_reads_back_what_it_recorded_and_passes_over_a_cut_li
         photo.write_bytes(change)
         prints.add(fingerprint(photo))
     assert len(prints) == 4 and fingerprint(tmp_path / "none.jpg") is None
+
+
+def test_pck_finds_the_torso_in_other_common_spellings_of_its_joints():
+    """review s63: PCK (and so --best-by pck, export.quantize's check, export.padding) knew only left_shoulder ...
+    right_hip; OpenPose's LShoulder/RHip style is read as the same joints, two spellings of one joint are no guess."""
+    from fasterpose_rt.skeletons import torso_pairs
+
+    lsp = list(LSP14["keypoints"])
+    openpose = [("L" + n[5:].title() if n.startswith("left_") else "R" + n[6:].title() if n.startswith("right_")
+                 else n).replace("_", "") for n in lsp]
+    assert "LShoulder" in openpose and "RHip" in openpose
+    assert torso_pairs(openpose) == torso_pairs(lsp) == ((9, 2), (8, 3))
+    assert torso_pairs([n.replace("left_", "").replace("right_", "") for n in lsp]) is None  # no sides
+    assert torso_pairs(["shoulder_l", "Right Hip", "shoulder.r", "hipLeft"]) == ((0, 1), (2, 3))
+    assert torso_pairs(["LShoulder", "l_shoulder", "RHip", "RShoulder", "LHip"]) is None  # which left shoulder?
+    rng = np.random.default_rng(0)
+    gt = rng.uniform(0, 100, (6, 14, 2))
+    pred = gt + rng.normal(0, 8, gt.shape)
+    visible = np.ones((6, 14), bool)
+    mine, theirs = pck(pred, gt, visible, openpose, 0.2), pck(pred, gt, visible, lsp, 0.2)
+    assert mine[0] == theirs[0] and mine[2] == theirs[2] == 6 * 14 and 0 < mine[0] < 1

@@ -234,7 +234,7 @@ def test_check_annotations_takes_a_degenerate_boxs_area_from_the_labelled_keypoi
     for a in data["annotations"]:
         a["bbox"] = [5, 5, 0, 110]
         del a["area"]
-    out = check_annotations(data, "ann.json", boxes_from_file=True)
+    out = check_annotations(data, "ann.json")
     assert [a["area"] for a in out["annotations"]] == [20.0 * 60.0] * 2  # the joints span 20 x 60 px
     assert persons_to_evaluate(out, 1, "ann.json") == 2
 

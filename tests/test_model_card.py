@@ -31,6 +31,14 @@ def test_training_stages_walk_the_init_chain_newest_first():
     assert [s["validation"]["pck@0.2"] for s in stages] == [0.7, 0.66, 0.51]  # each stage's own figures
     assert stages[-1]["pretrained"] is False and stages[0]["drop_path"] == 0.1
     assert training_stages(None) == [] and training_stages({"epochs": 3})[0]["init"] is None
+    # review s63: a best.pth of epoch 2 of 3 was shown as "3 epochs"; the stage it started from records its epoch too
+    stopped = dict(NEWEST, init=dict(NEWEST["init"], epoch=31))
+    stages = training_stages(stopped, None, "fasterpose_r34", 7)
+    assert [s["trained"] for s in stages] == [7, 31, None]
+    from fasterpose_rt.model_card import _stage_line
+    assert "7 epochs of a 20-epoch schedule" in _stage_line(stages[0])
+    assert "fasterpose_r34, 20 epochs," in _stage_line(dict(stages[0], trained=20))  # the whole schedule
+    assert ", 12 epochs," in _stage_line(stages[2])
 
 
 def test_info_describes_the_bundled_model_from_its_metadata():

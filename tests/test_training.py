@@ -171,6 +171,15 @@ def test_the_category_trained_on_is_the_one_eval_evaluates(tmp_path):
     (tmp_path / "bare.json").write_text(json.dumps(bare))
     with pytest.raises(ValueError, match="of its 4 annotations, 4 have no 'category_id'"):
         load_coco_keypoints(tmp_path / "bare.json", images)
+    # review s63: every person a crowd, or of another category, was said to have no 'category_id'
+    crowds = {**coco, "annotations": [dict(a, iscrowd=1) for a in anns]}
+    (tmp_path / "crowds.json").write_text(json.dumps(crowds))
+    with pytest.raises(ValueError, match="of its 4 annotations, 4 are crowds$"):
+        load_coco_keypoints(tmp_path / "crowds.json", images)
+    others = {**coco, "annotations": [dict(a, category_id=99) for a in anns]}
+    (tmp_path / "others.json").write_text(json.dumps(others))
+    with pytest.raises(ValueError, match=f"of its 4 annotations, 4 are of another category than {cat['id']}$"):
+        load_coco_keypoints(tmp_path / "others.json", images)
 
 
 def test_rotation_fit_keeps_a_turned_person_inside_the_crop(tmp_path):
@@ -647,7 +656,7 @@ def test_a_file_without_a_usable_person_is_refused_before_training(tmp_path, cap
     # As the validation file it was found only after a whole epoch of training ("need at least one array").
     code, err = _train_in_process(capsys, ann, images, tmp_path / "w", ["--val-ann", str(tmp_path / "nobox.json")])
     assert code == 2 and "nobox.json: no person with labelled keypoints and a usable bbox" in err
-    assert "epoch" not in err and not (tmp_path / "w" / "log.jsonl").exists()
+    assert '"epoch"' not in err and not (tmp_path / "w" / "log.jsonl").exists()  # no epoch's log line
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -655,6 +664,10 @@ def test_a_file_without_a_usable_person_is_refused_before_training(tmp_path, cap
                                         r"\(flip_pairs count from 0\)"),
     ({"flip_pairs": [[0, 5], [5, 0]]}, "flip_pairs must name each keypoint at most once"),
     ({"flip_pairs": [[0, 1, 2]]}, r"flip_pairs entry \[0, 1, 2\] is not a pair"),
+    # review s63: taken silently, teaching a mirrored crop's left shoulder as its right hip
+    ({"flip_pairs": [[0, 5], [9, 2]]}, r"flip_pairs entry \[9, 2\] pairs 'left_shoulder' with 'right_hip', which "
+                                       "their names say are not the two sides of one joint"),
+    ({"flip_pairs": [[8, 2]]}, r"flip_pairs entry \[8, 2\] pairs 'right_shoulder' with 'right_hip'"),
     ({"skeleton": [[0, 1], [14, 15]]}, r"skeleton entry \[0, 1\] is not a pair of keypoint numbers in \[1, 14\] "
                                        r"\(COCO skeletons count from 1\)"),
     ({"skeleton": [[1, 2, 3]]}, r"skeleton entry \[1, 2, 3\] is not a pair"),

@@ -79,7 +79,7 @@ def eval_cmd(coco_file, images_dir, model, variant, backend, threads, batch_size
             raise UsageProblem(f"cannot write the report to {out}: it is {same}; give --out another file")
     notes: list = []
     try:
-        data = load_annotations(coco_file, boxes_from_file=detections is None, warnings=notes)
+        data = load_annotations(coco_file, warnings=notes)
         pred = load_predictor(model, variant, threads, batch_size, flip, debug, box_padding, backend)
         # sigmas only where OKS is needed to run: --detections' duplicates and matching; AP alone says why not
         match = match_keypoints(data, pred.keypoint_names, str(coco_file), pred.flip_pairs,

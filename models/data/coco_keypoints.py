@@ -78,6 +78,27 @@ def sided_names(names: List[str]) -> List[str]:
     return [n for n in names if _SIDED.search(n) or _CAMEL_SIDED.search(n) or _lr_sided(n, present)]
 
 
+_SIDE_FIRST = re.compile(r"^(left|right|l|r)[^a-z0-9](.+)$|^(left|right)(.+)$", re.IGNORECASE)
+_SIDE_LAST = re.compile(r"^(.+)[^a-z0-9](left|right|l|r)$|^(.+?)(left|right)$", re.IGNORECASE)
+
+
+def side_and_joint(name: str):
+    """("l" or "r", the joint's name without its side, in lower case and letters and digits only) for a name that
+    says a side at its start or end (left_hip, LeftHip, r.knee, LShoulder, hip_r, kneeRight), else None."""
+    m = _SIDE_FIRST.match(name)
+    if m:
+        side, rest = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+    elif _LR_PREFIX.match(name):
+        side, rest = name[0], name[1:]
+    else:
+        m = _SIDE_LAST.match(name)
+        if not m:
+            return None
+        rest, side = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+    joint = "".join(c for c in rest.lower() if c.isalnum())
+    return (side[0].lower(), joint) if joint else None
+
+
 def _is_index(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -111,6 +132,12 @@ def read_category(category: dict, source) -> dict:
         if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(_is_index(i) and 0 <= i < k for i in pair)):
             raise ValueError(f"{source}: flip_pairs entry {pair!r} is not a pair of keypoint indices in [0, {k}) "
                              "(flip_pairs count from 0)")
+    for a, b in flip_pairs if category.get("flip_pairs") else ():  # derived pairs agree with the names
+        sa, sb = side_and_joint(names[a]), side_and_joint(names[b])
+        if sa is not None and sb is not None and (sa[0] == sb[0] or sa[1] != sb[1]):
+            raise ValueError(f"{source}: flip_pairs entry {[a, b]} pairs {names[a]!r} with {names[b]!r}, which their "
+                             "names say are not the two sides of one joint: pair each left keypoint with its right "
+                             "(0-based keypoint indices)")
     flipped = [i for pair in flip_pairs for i in pair]
     if len(set(flipped)) != len(flipped):  # else mirroring is no permutation (the runtime refuses such a model)
         raise ValueError(f"{source}: flip_pairs must name each keypoint at most once, got {flip_pairs!r}")
@@ -218,10 +245,14 @@ def load_coco_keypoints(ann_file, images_dir, min_keypoints: int = 1, default_si
                          float(ann.get("area", bbox[2] * bbox[3])), sizes[ann["image_id"]])
         )
     if not persons:
+        anns = [a for a in coco["annotations"] if isinstance(a, dict)]
+        crowds = sum(bool(a.get("iscrowd", 0)) for a in anns)
+        unnamed = sum("category_id" not in a for a in anns)
+        other = sum("category_id" in a and a["category_id"] != cat.get("id") for a in anns)
+        why = [f"{n} {what}" for n, what in ((crowds, "are crowds"), (unnamed, "have no 'category_id'"),
+                                             (other, f"are of another category than {cat.get('id')!r}")) if n]
         raise ValueError(f"{ann_file}: no annotation of its category {cat.get('name')!r} (id {cat.get('id')!r}) that "
-                         f"is not a crowd: of its {len(coco['annotations'])} annotations, "
-                         f"{sum('category_id' not in a for a in coco['annotations'] if isinstance(a, dict))} "
-                         "have no 'category_id'")
+                         f"is not a crowd: of its {len(anns)} annotations, {', '.join(why) or 'none is there'}")
     if not samples:  # up front: else a sampler's obscure error, or a validation failing after a whole epoch
         few = "no labelled keypoint" if min_keypoints <= 1 else f"fewer than {min_keypoints} labelled keypoints"
         raise ValueError(f"{ann_file}: no person with labelled keypoints and a usable bbox ({persons} person "
