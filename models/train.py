@@ -637,6 +637,12 @@ class Trainer:
             self.epoch, self.best = int(ckpt["epoch"]), float(ckpt.get("best", -math.inf))
             recipe = ckpt["meta"].get("recipe") if isinstance(ckpt["meta"].get("recipe"), dict) else {}
             # its weights descend from the checkpoint's start, whatever --init / --pretrained this command repeats
+            started = recipe.get("init") if isinstance(recipe.get("init"), dict) else None
+            given = self.init_from if isinstance(self.init_from, dict) else None
+            if self.main and given is not None and (started or {}).get("sha256") != given.get("sha256"):
+                print(f"warning: --init {self.args.init} is not the checkpoint this run started from ("
+                      f"{(started or {}).get('file') or 'none'}): a resumed run goes on from {path}, its --init is "
+                      "not used", file=sys.stderr)
             self.init_from = recipe.get("init", self.init_from)
             self.pretrained_info = recipe.get("pretrained", self.pretrained_info)
         except (ValueError, TypeError, KeyError, RuntimeError) as e:  # torch's own checks of optimizer states

@@ -803,3 +803,12 @@ def test_a_resumed_run_draws_what_an_uninterrupted_run_draws(tmp_path, capsys, m
     a, b = (torch.load(tmp_path / run / "last.pth", map_location="cpu", weights_only=True)["model"]
             for run in ("whole", "parts"))
     assert all(torch.equal(a[k], b[k]) for k in a)  # so the weights come out the same
+
+
+def test_lsp_to_coco_names_a_reversed_range_as_reversed(tmp_path):
+    """review s63: --range 5:1 was said to be 'outside 1:N'."""
+    joints = np.zeros((14, 3, 9))
+    with pytest.raises(ValueError, match=r"range 5:1 is reversed: give FIRST:LAST with FIRST <= LAST \(e.g. 1:5\)"):
+        convert(joints, tmp_path, 5, 1)
+    with pytest.raises(ValueError, match="range 1:12 outside 1:9"):
+        convert(joints, tmp_path, 1, 12)

@@ -525,3 +525,18 @@ def test_misuse_of_the_training_options_is_named_before_any_photo_is_decoded(tmp
                           "13: 'crown' and 'head_top')") in err, err
     code, err = _train_in_process(capsys, ann, images, tmp_path / "w2", FAST + ["--epochs", "1"])
     assert code == 0 and "warning: --warmup-epochs 1 is the whole run of 1 epoch" in err, err
+
+
+def test_resume_says_when_its_init_is_not_the_one_the_run_started_from(tmp_path, capsys):
+    """review s63: --resume with another --init was taken without a word (the weights come from last.pth)."""
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=4)
+    assert _train_in_process(capsys, ann, images, tmp_path / "a", FAST)[0] == 0
+    assert _train_in_process(capsys, ann, images, tmp_path / "z", FAST + ["--seed", "5"])[0] == 0
+    start = ["--init", str(tmp_path / "a" / "last.pth")]
+    assert _train_in_process(capsys, ann, images, tmp_path / "b", FAST + start)[0] == 0
+    code, err = _train_in_process(capsys, ann, images, tmp_path / "b", FAST + start + ["--resume", "--epochs", "2"])
+    assert code == 0 and "--init" not in err, err  # the same command, resumed
+    other = ["--init", str(tmp_path / "z" / "last.pth")]
+    code, err = _train_in_process(capsys, ann, images, tmp_path / "b", FAST + other + ["--resume", "--epochs", "3"])
+    assert code == 0 and (f"warning: --init {tmp_path / 'z' / 'last.pth'} is not the checkpoint this run started "
+                          "from (last.pth): a resumed run goes on from") in err, err

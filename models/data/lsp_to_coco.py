@@ -53,6 +53,8 @@ def convert(joints: np.ndarray, images_dir: Path, first: int, last: int, image_s
     """joints (14, 3, M) LSP array; photos im{first:05d}.jpg .. im{last:05d}.jpg (1-based, inclusive) -> COCO dict."""
     if joints.ndim != 3 or joints.shape[0] != 14 or joints.shape[1] != 3:
         raise ValueError(f"expected LSP joints of shape (14, 3, N), got {joints.shape}")
+    if first > last:
+        raise ValueError(f"range {first}:{last} is reversed: give FIRST:LAST with FIRST <= LAST (e.g. {last}:{first})")
     if not 1 <= first <= last <= joints.shape[2]:
         raise ValueError(f"range {first}:{last} outside 1:{joints.shape[2]}")
     images, annotations = [], []
