@@ -83,12 +83,13 @@ def check_annotations(data: dict, source: str, warnings: Optional[List[str]] = N
     category, :func:`match_keypoints`') without an integer 'image_id' that 'images' lists, a 'keypoints' list of 3
     numbers per keypoint of its category (x, y, v), a 'bbox' of 4 numbers [x, y, w, h] when given (a missing,
     null or empty one being no box; one the model cannot crop, ``detections.box_out_of_range``, is an error) or a
-    numeric 'area' when present. Defaults (COCO's conventions, and training's): 'bbox' where there is none, the
-    tightest box around the labelled keypoints (noted in ``warnings``; the model is run on it, as training crops
-    such a person), or a box of no size for a person with none; 'iscrowd' 0; 'num_keypoints' the labelled ones
-    (v > 0); 'area' the bbox's w·h (noted in ``warnings``: COCO's own areas are the segmentation's, smaller), or, for a bbox with w or
-    h <= 0, that of the box around the labelled keypoints (``_labelled_box``: the box such a person is run on);
-    'id', where missing, not an integer or repeated, a running id past the largest (pycocotools indexes every
+    numeric 'area' when present. Defaults (COCO's conventions): 'bbox' where there is none, the tightest box
+    around the labelled keypoints (noted in ``warnings``; the model is run on it, as training crops such a person;
+    at least 1 px a side, where training leaves out a person whose labelled keypoints span 1 px or less), or a box
+    of no size for a person with none; 'iscrowd' 0; 'num_keypoints' the labelled ones (v > 0); 'area' the bbox's
+    w·h (noted in ``warnings``: COCO's own areas are the segmentation's, smaller), or, for a bbox with w or h <= 0,
+    that of the box around the labelled keypoints (``_labelled_box``: the box such a person is run on); 'id',
+    where missing, not an integer or repeated, a running id past the largest (pycocotools indexes every
     annotation by it). Annotations without a 'category_id' are no person.
     """
     listed: Dict[int, int] = {}  # image id -> its index in 'images'

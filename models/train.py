@@ -860,12 +860,16 @@ def main(argv=None):
     if args.warmup_epochs >= args.epochs:  # allowed (a short fine-tune may want it), but it is seldom meant
         print(f"warning: --warmup-epochs {args.warmup_epochs:g} is the whole run of {args.epochs} epoch"
               f"{'s' * (args.epochs != 1)}: the learning rate rises throughout and never decays", file=sys.stderr)
+    started = time.time() - 2  # (a file system's coarse mtimes: FAT counts in 2 s)
     try:
         Trainer(args).fit()
     except KeyboardInterrupt:  # Ctrl-C: a line, not a traceback; the last finished epoch is on disk (written whole)
         last = args.work_dir / "last.pth"
-        saved = (f"{last} holds the last finished epoch: add --resume to go on" if last.exists()
-                 else "no epoch had finished: nothing saved")
+        ours = last.exists() and last.stat().st_mtime >= started  # written by this run (not an earlier run's)
+        saved = (f"{last} holds the last finished epoch: add --resume to go on" if ours else
+                 f"no epoch had finished; {last} is as it was: --resume goes on from it" if args.resume and
+                 last.exists() else "no epoch had finished: nothing saved" + (
+                     f" ({last} is the earlier run's)" if last.exists() else ""))
         if os.environ.get("RANK", "0") == "0":  # once for a run of several processes
             print(f"\ninterrupted: {saved}", file=sys.stderr)
         for name in ("last.tmp", "best.tmp"):  # a checkpoint being written when it came

@@ -163,16 +163,52 @@ def test_two_cards_each_run_from_its_own_root_into_one_out_dir(tmp_path, standin
             assert (f"its --out-dir file {own / 'DCIM' / ('x.json' if ext == 'json' else 'v.jsonl')} holds the "
                     f"results of {os.path.realpath(tmp_path / 'card1/DCIM' / name)};") in r.stderr, r.output
         assert {p: p.read_bytes() for p in kept} == kept
-    (own / "DCIM/x.json").write_text("[]")  # card1's photo had nobody in it: still card1's
-    r = run("predict", "DCIM", *base, "--skip-existing")
-    assert r.exit_code == 1 and f"{own / 'DCIM/x.json'} holds the results of " in r.stderr, r.output
-    assert (own / "DCIM/x.json").read_text() == "[]"
-    (own / "DCIM/x.json").write_bytes(kept[own / "DCIM/x.json"])
+    monkeypatch.chdir(tmp_path / "card1")  # card1's photo and video with nobody in them (no name in the files)
+    (tmp_path / "nobody.json").write_text('{"x.jpg": [], "v.mp4": []}')
+    r = run("predict", "DCIM", "--boxes", tmp_path / "nobody.json", *base)
+    assert r.exit_code == 0 and (own / "DCIM/x.json").read_text().strip() == "[]", r.output
+    kept = {p: p.read_bytes() for p in kept}
+    monkeypatch.chdir(tmp_path / "card2")
+    r = run("predict", "DCIM", *base, "--skip-existing")  # still card1's
+    assert r.exit_code == 1 and "2 inputs failed" in r.stderr and "skipped" not in r.stderr, r.output
+    assert f"{own / 'DCIM/x.json'} holds the results of " in r.stderr
+    assert {p: p.read_bytes() for p in kept} == kept
     (tmp_path / "card1").rename(tmp_path / "mounted_elsewhere")  # the same card, at another path
     monkeypatch.chdir(tmp_path / "mounted_elsewhere")
     r = run("predict", "DCIM", *base, "--skip-existing")
     assert r.exit_code == 0 and "2 inputs skipped" in r.stderr, r.output
     assert {p: p.read_bytes() for p in kept} == kept
+
+
+def test_a_results_file_written_without_its_line_is_told_by_the_name_it_holds(tmp_path, standin_path, monkeypatch):
+    """review s63: card1's line outranked card2's file written where the record could not be added to: card1 with
+    --skip-existing was skipped, card2's poses carried under its name. A line counts only for the file it was
+    written with; a video named as the record is not given the record's name."""
+    from fasterpose_rt.cli import out_dir_sources
+
+    monkeypatch.chdir(tmp_path)
+    for card, y in (("card1", 30), ("card2", 40)):
+        Path(card, "DCIM").mkdir(parents=True)
+        cv2.imwrite(f"{card}/DCIM/x.jpg", paint_blobs((120, 80), [[40, y]] + [[40, 60]] * 13))
+    base = ("--model", standin_path, "--no-search", "--out-dir", "own")
+    assert run("predict", "card1/DCIM", *base, "-q").exit_code == 0
+    Path("own/DCIM/x.json").unlink()
+
+    def unwritable(self, results_file, source):
+        raise PermissionError(13, "Permission denied")
+
+    with monkeypatch.context() as m:
+        m.setattr(out_dir_sources.SourceRecord, "add", unwritable)
+        r = run("predict", "card2/DCIM", *base)
+    assert r.exit_code == 0 and "warning: cannot record whose results" in r.stderr, r.output
+    card2 = Path("own/DCIM/x.json").read_bytes()
+    r = run("predict", "card1/DCIM", *base, "--skip-existing")
+    assert r.exit_code == 1 and "holds the results of card2/DCIM/x.jpg" in r.stderr, r.output
+    assert Path("own/DCIM/x.json").read_bytes() == card2
+    write_video(tmp_path / ".fasterpose_sources.mp4", frames=2)
+    r = run("predict", tmp_path / ".fasterpose_sources.mp4", *base, "-q")
+    assert r.exit_code == 0 and Path("own/.fasterpose_sources_2.jsonl").is_file(), r.output
+    assert b'"source"' in Path("own/.fasterpose_sources.jsonl").read_bytes()
 
 
 def test_a_photo_changed_since_its_results_were_written_is_run_again(tmp_path, standin_path):

@@ -1052,6 +1052,9 @@ def test_the_out_dir_record_reads_back_what_it_recorded_and_passes_over_a_cut_li
     photo, other = tmp_path / name, tmp_path / "q.jpg"
     photo.write_bytes(b"a" * 200_000)
     other.write_bytes(b"b" * 10)
+    (tmp_path / "sub").mkdir()
+    for results in (tmp_path / "x.json", tmp_path / "sub" / "x.json"):
+        results.write_text("[]")
     record = SourceRecord(tmp_path)
     record.add(tmp_path / "x.json", other)
     record.add(tmp_path / "sub" / "x.json", other)
@@ -1088,3 +1091,24 @@ def test_pck_finds_the_torso_in_other_common_spellings_of_its_joints():
     visible = np.ones((6, 14), bool)
     mine, theirs = pck(pred, gt, visible, openpose, 0.2), pck(pred, gt, visible, lsp, 0.2)
     assert mine[0] == theirs[0] and mine[2] == theirs[2] == 6 * 14 and 0 < mine[0] < 1
+
+
+def test_the_out_dir_record_ignores_a_line_its_file_no_longer_matches_and_compacts_itself(tmp_path):
+    """review s63: a line outranked what the results file held (written since by a run whose line was lost, another
+    tool, a copy from another folder); reruns grew the record without end."""
+    from fasterpose_rt.cli import out_dir_sources as sources
+
+    photo, results = tmp_path / "p.jpg", tmp_path / "x.json"
+    photo.write_bytes(b"photo")
+    results.write_text("[]")
+    record = sources.SourceRecord(tmp_path)
+    record.add(results, photo)
+    assert record.get(results) == (os.path.realpath(photo), sources.fingerprint(photo))
+    results.write_text('[{"file_name": "other.jpg"}]')  # rewritten without a line: the line no longer counts
+    assert record.get(results) is None and sources.SourceRecord(tmp_path).get(results) is None
+    for _ in range(2 * sources._COMPACT_AT):
+        record.add(results, photo)
+    assert len(record.path.read_bytes().splitlines()) == 2 * sources._COMPACT_AT + 1
+    again = sources.SourceRecord(tmp_path)
+    assert again.get(results) == (os.path.realpath(photo), sources.fingerprint(photo))
+    assert len(record.path.read_bytes().splitlines()) == 1  # one line per file, rewritten when read

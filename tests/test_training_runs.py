@@ -2,6 +2,7 @@
 that fails or has no torso to measure PCK by, keypoint names that say a side, one-line errors."""
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -265,6 +266,13 @@ def test_resume_refuses_other_data_before_decoding_a_photo(tmp_path, capsys, mon
     code, err = _train_in_process(capsys, moved, images, work, resume + ["--val-ann", str(val)])
     assert code == 0 and "at epoch 1" in err, err
     assert T.read_checkpoint(work / "last.pth")["meta"]["dataset"]["train_file"] == str(moved)
+    ckpt = T.read_checkpoint(work / "last.pth")  # as versions before 2026-12-07 wrote it: no hashes, nothing checked
+    for key in ("train_sha256", "val_sha256", "val_file"):
+        del ckpt["meta"]["dataset"][key]
+    torch.save(ckpt, work / "last.pth")
+    code, err = _train_in_process(capsys, tmp_path / "other.json", images, work, FAST + [
+        "--resume", "--epochs", "3", "--val-ann", str(val)])
+    assert code == 0 and "at epoch 2" in err, err
 
 
 def test_ctrl_c_in_training_says_where_it_stopped_in_a_line_and_resumes(tmp_path, capsys, monkeypatch):
@@ -288,6 +296,19 @@ def test_ctrl_c_in_training_says_where_it_stopped_in_a_line_and_resumes(tmp_path
     monkeypatch.setattr(T.Trainer, "train_epoch", real)
     code, err = _train_in_process(capsys, ann, images, work, FAST + ["--epochs", "2", "--resume"])
     assert code == 0 and "at epoch 1" in err, err
+    # review s63: stopped before an epoch of its own, an --overwrite run named the earlier run's last.pth as its own
+    old = work / "last.pth"
+    os.utime(old, (old.stat().st_atime, old.stat().st_mtime - 60))
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(T.Trainer, "train_epoch", stopped)
+    code, err = _train_in_process(capsys, ann, images, work, FAST + ["--epochs", "3", "--resume"])
+    assert code == 130 and f"no epoch had finished; {old} is as it was: --resume goes on from it" in err, err
+    monkeypatch.setattr(T, "TopDownDataset", stopped)  # while the photos are decoded
+    code, err = _train_in_process(capsys, ann, images, work, FAST + ["--epochs", "3", "--overwrite"])
+    assert code == 130 and f"no epoch had finished: nothing saved ({old} is the earlier run's)" in err, err
 
 
 def test_resume_refuses_options_it_would_ignore(tmp_path, capsys):

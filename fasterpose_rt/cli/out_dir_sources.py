@@ -1,11 +1,13 @@
 """Which input an --out-dir results file was written for.
 
 A run records each results file's input in one JSON Lines file at the --out-dir's root (``SOURCES_NAME``): its real
-path and a fingerprint of its bytes (its size and a hash of its first and last 64 KiB). A later run into that folder
-then tells its own files (the same bytes, wherever they are now: a copied folder, a card mounted elsewhere) from
-another input's of the same name (two cards' DCIM/IMG_0001.JPG, each run from its own root), and from its own file
-whose input has changed since (run again). A file with no record (written before there was one, or its line lost to
-a stopped run) is told by the file_name its first entry records."""
+path and a fingerprint of its bytes (its size and a hash of its first and last 64 KiB), with a hash of the results
+file as written. A later run into that folder then tells its own files (the same bytes, wherever they are now: a
+copied folder, a card mounted elsewhere) from another input's of the same name (two cards' DCIM/IMG_0001.JPG, each
+run from its own root), and from its own file whose input has changed since (run again). A line counts only while the
+results file is the one it was written with; a file with no such line (written before there was a record, by
+another tool, copied in from another folder, or its line lost to a stopped run or an unwritable record) is told by
+the file_name its first entry records."""
 from __future__ import annotations
 
 import hashlib
@@ -19,6 +21,7 @@ from ..inputs import InputItem
 
 SOURCES_NAME = ".fasterpose_sources.jsonl"
 _EDGE = 65536  # bytes hashed at each end: a photo's EXIF header and the last of its pixels' data
+_COMPACT_AT = 1000  # a record with this many more lines than files (reruns add lines) is rewritten, one per file
 
 
 def fingerprint(path: os.PathLike) -> Optional[str]:
@@ -33,6 +36,18 @@ def fingerprint(path: os.PathLike) -> Optional[str]:
     except OSError:
         return None
     return f"{size}:{digest.hexdigest()}"
+
+
+def _content_hash(path: os.PathLike) -> Optional[str]:
+    """sha256 of a whole (results) file; None when it cannot be read."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 def recorded_source(results_file: Path) -> Optional[str]:
@@ -73,48 +88,73 @@ def same_input(recorded: str, item: InputItem) -> bool:
 class SourceRecord:
     """An --out-dir's record of its results files' inputs (``SOURCES_NAME``), read once, added to as files are
     written. Lines are appended whole; a line cut short by a stopped run is passed over, the last line of a file
-    counts."""
+    counts. A record grown long by reruns is rewritten with one line per file when read (a line another run
+    appends at that moment may be lost: its file is then told by the name it holds)."""
 
     def __init__(self, out_dir: Path):
         self.folder = out_dir
         self.path = out_dir / SOURCES_NAME
-        self._known: Optional[Dict[str, Tuple[str, str]]] = None  # results file -> (input's real path, fingerprint)
+        # results file -> (input's real path, input's fingerprint, the results file's hash)
+        self._known: Optional[Dict[str, Tuple[str, str, str]]] = None
 
-    def _entries(self) -> Dict[str, Tuple[str, str]]:
+    def _entries(self) -> Dict[str, Tuple[str, str, str]]:
         if self._known is None:
-            self._known = {}
+            self._known, lines = {}, 0
             try:
                 with open(self.path, "rb") as f:
                     for line in f:
+                        lines += 1
                         try:
                             e = json.loads(line)
-                            self._known[e["results"]] = (str(e["source"]), str(e["fingerprint"]))
+                            self._known[e["results"]] = (str(e["source"]), str(e["fingerprint"]), str(e["content"]))
                         except (ValueError, KeyError, TypeError):
                             continue
             except OSError:  # none yet (or unreadable): files are told by the names they record
                 pass
+            if lines > 2 * len(self._known) + _COMPACT_AT:
+                self._compact()
         return self._known
+
+    def _compact(self) -> None:
+        from ..results import atomic_write_text  # (the CLI's writer: a whole file or the old one)
+
+        assert self._known is not None
+        text = "".join(self._line(key, *entry) for key, entry in self._known.items())
+        try:
+            atomic_write_text(self.path, text)
+        except OSError:  # left long: still read right
+            pass
+
+    @staticmethod
+    def _line(key: str, source: str, print_: str, content: str) -> str:
+        return json.dumps({"results": key, "source": source, "fingerprint": print_, "content": content}) + "\n"
 
     def _key(self, results_file: Path) -> str:
         return Path(os.path.relpath(results_file, self.folder)).as_posix()
 
     def get(self, results_file: Path) -> Optional[Tuple[str, str]]:
-        """(input's real path, fingerprint) recorded for ``results_file``, or None."""
-        return self._entries().get(self._key(results_file))
+        """(input's real path, fingerprint) recorded for ``results_file``, or None: also when the file is not the
+        one the line was written with (written since by another run, tool or copy)."""
+        known = self._entries().get(self._key(results_file))
+        if known is None or _content_hash(results_file) != known[2]:
+            return None
+        return known[0], known[1]
 
     def add(self, results_file: Path, source: Path) -> None:
-        """Record that ``results_file`` holds the results of the input file ``source``. Raises OSError."""
-        print_ = fingerprint(source)
-        if print_ is None:
-            raise OSError(f"cannot read {source} again")
+        """Record that ``results_file``, as it is now, holds the results of the input file ``source``. Raises
+        OSError."""
+        print_, content = fingerprint(source), _content_hash(results_file)
+        if print_ is None or content is None:
+            raise OSError(f"cannot read {source if print_ is None else results_file} again")
         key, real = self._key(results_file), os.path.realpath(source)
-        line = json.dumps({"results": key, "source": real, "fingerprint": print_}) + "\n"  # ASCII: any name
+        line = self._line(key, real, print_, content)  # ASCII (json escapes): any name
+        known = self._entries()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         try:
             os.write(fd, line.encode("ascii"))  # one write: runs appending at once do not mix their lines
         finally:
             os.close(fd)
-        self._entries()[key] = (real, print_)
+        known[key] = (real, print_, content)
 
 
 @dataclass(frozen=True)

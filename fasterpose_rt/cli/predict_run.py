@@ -250,6 +250,8 @@ class PredictRun:
         is one of them is a usage error (UsageProblem): the two would write over each other."""
         self._inputs = {os.path.realpath(i.path) for i in items if i.kind != "stream"}
         folder_real = _folders_real()
+        if self.out_dir is not None:  # its record's name is taken (a video named .fasterpose_sources.mp4)
+            self._names.add(self.out_dir / SOURCES_NAME)
         for item in items:
             if self.out_dir is not None:
                 self._own[item.label] = self._unique(
