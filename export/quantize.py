@@ -314,12 +314,12 @@ def quantize_file(model_path, out_path=None, calibration=None, calibration_image
         raise InputError(str(e)) from None
     if "quantization" in meta.extra:
         raise InputError(f"{model_path} is already quantised; give the float model")
-    if torso_pairs(list(meta.keypoints)) is None:  # refused now, not after the quantisation
-        raise InputError(f"{model_path}: the int8 model is verified by PCK@{PCK_THRESHOLD:g}, which needs "
-                         f"{TORSO_NAMES}")
     if PRESENCE_KEY in meta.extra:  # its head was fitted on the float features, and would be quantised blind
         raise InputError(f"{model_path} has a presence head: quantise the model without it, then fit the head on "
                          "the int8 file (python -m export.presence_head)")
+    if torso_pairs(list(meta.keypoints)) is None:  # refused now, not after the quantisation
+        raise InputError(f"{model_path}: the int8 model is verified by PCK@{PCK_THRESHOLD:g}, which needs "
+                         f"{TORSO_NAMES}")
 
     calib, verify = _crop_sets(meta, calibration, calibration_images, calibration_size, eval_file, eval_images,
                                verify_size, seed, log)

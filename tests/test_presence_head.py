@@ -390,3 +390,12 @@ def test_presence_follows_its_person_when_results_are_joined_or_cut():
     assert joined.take([2, 0]).presence.tolist() == pytest.approx([0.5, 0.1])
     assert _concat(result(1, 1), replace(result(1, 5), presence=None)).presence is None  # not known for all: none
     assert joined.rescaled(2.0).presence is joined.presence
+
+
+def test_quantize_refuses_keypoints_without_a_torso_before_quantising(tmp_path, standin_path):
+    """review s63: such a model was quantised whole, then refused at the check ('cannot verify accuracy')."""
+    from export.quantize import quantize_file
+
+    with pytest.raises(InputError, match=r"the int8 model is verified by PCK@0.2, which needs keypoints named "
+                                         r"left/right_shoulder and left/right_hip \(or LShoulder"):
+        quantize_file(standin_path, calibration=tmp_path / "unused.json")
