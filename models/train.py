@@ -421,6 +421,7 @@ class Trainer:
                 raise SystemExit(f"error: --resume: {args.work_dir / 'last.pth'} was trained otherwise than this run: "
                                  f"{'; '.join(differs)} (another --work-dir starts afresh; --init starts from its "
                                  "weights)")
+            self._refuse_other_recipe(self._resume_ckpt["meta"], early=True)
         if args.val_ann:
             needs = [o for o, wanted in (("--best-by " + args.best_by, args.best_by != "pck"),
                                          ("--val-detections", args.val_detections is not None)) if wanted]
@@ -459,21 +460,24 @@ class Trainer:
             "loss": self.loss_name, "model_options": self.model_options,
             "dataset": {**self.meta, "train_file": str(a.train_ann), "name": Path(a.train_ann).stem, **self.data_files,
                         "persons": len(self.train_set), "unreadable_photos": len(self.train_set.skipped)},
-            "recipe": {"epochs": a.epochs, "batch_size": a.batch_size * self.world, "optimizer": "AdamW", "lr": a.lr,
-                       "weight_decay": a.weight_decay, "schedule": "warmup+cosine", "warmup_epochs": a.warmup_epochs,
-                       "init": self.init_from,
-                       "ema": a.ema or None, "drop_path": a.drop_path or None, "ohkm": a.ohkm or None,
+            "recipe": {"epochs": a.epochs, "optimizer": "AdamW", "schedule": "warmup+cosine", "init": self.init_from,
+                       "ema": a.ema or None,
                        "distill": None if self.teacher is None else
                        {**self.teacher_info, "alpha": a.distill_alpha, "flip": not a.no_teacher_flip},
-                       "amp": amp_name(self.amp),
-                       "box_padding": a.box_padding, "sigma": self.train_set.codec.sigma,
-                       "augment": {"scale": a.scale, "rotation": a.rotation, "rotation_fit": a.rotation_fit, "flip": 0.5,
-                                   "half_body": a.half_body,
-                                   "occlusion": a.occlusion,
-                                   "color_jitter": 0.3}, "seed": a.seed, "pretrained": self.pretrained_info,
-                       "steps_per_epoch": self.steps_per_epoch, "best_by": a.best_by},
+                       "amp": amp_name(self.amp), "pretrained": self.pretrained_info,
+                       "steps_per_epoch": self.steps_per_epoch, **self._args_recipe()},
             "val": val or {},
         }
+
+    def _args_recipe(self) -> dict:
+        """The part of the checkpoint's recipe that the options alone decide (known before any photo is decoded)."""
+        a = self.args
+        return {"batch_size": a.batch_size * self.world, "lr": a.lr, "weight_decay": a.weight_decay,
+                "warmup_epochs": a.warmup_epochs, "drop_path": a.drop_path or None, "ohkm": a.ohkm or None,
+                "box_padding": a.box_padding, "sigma": HeatmapCodec(a.input_size, sigma=a.sigma).sigma,
+                "augment": {"scale": a.scale, "rotation": a.rotation, "rotation_fit": a.rotation_fit, "flip": 0.5,
+                            "half_body": a.half_body, "occlusion": a.occlusion, "color_jitter": 0.3},
+                "seed": a.seed, "best_by": a.best_by}
 
     def _validate(self) -> dict:
         model = self.ema.module if self.ema else self.model
@@ -609,6 +613,14 @@ class Trainer:
             raise SystemExit(f"error: --resume: {path} is not a models.train checkpoint (it needs {', '.join(needed)})")
         return ckpt
 
+    def _refuse_other_recipe(self, meta: dict, early: bool = False) -> None:
+        changed = self._recipe_differences(meta, early)
+        if changed:  # else ignored (lr, weight decay: the optimizer's saved state wins) while the recipe records them
+            raise SystemExit(f"error: --resume: {self.args.work_dir / 'last.pth'} was trained with other options than "
+                             f"this run asks for: {'; '.join(changed)} (a resumed run keeps the checkpoint's optimizer, "
+                             "schedule and best: give its values, or start a new schedule from its weights with --init "
+                             "in another --work-dir)")
+
     def _resume(self):
         path, ckpt = self.args.work_dir / "last.pth", self._resume_ckpt
         self._resume_ckpt = None  # (its memory: the weights are copied into the model below)
@@ -616,12 +628,7 @@ class Trainer:
         if differs:  # else a shape error deep in load_state_dict, or a run silently continued on other data
             raise SystemExit(f"error: --resume: {path} was trained otherwise than this run: {'; '.join(differs)} "
                              "(another --work-dir starts afresh; --init starts from its weights)")
-        changed = self._recipe_differences(ckpt["meta"])
-        if changed:  # else ignored (lr, weight decay: the optimizer's saved state wins) while the recipe records them
-            raise SystemExit(f"error: --resume: {path} was trained with other options than this run asks for: "
-                             f"{'; '.join(changed)} (a resumed run keeps the checkpoint's optimizer, schedule and "
-                             "best: give its values, or start a new schedule from its weights with --init in another "
-                             "--work-dir)")
+        self._refuse_other_recipe(ckpt["meta"])
         try:
             load_weights(self.model, ckpt.get("train_model", ckpt["model"]), source=str(path))
             if self.ema is not None:  # a run that had no EMA yet starts averaging from the resumed weights
@@ -669,7 +676,7 @@ class Trainer:
         ("augment", "augmentation (--scale, --rotation, --rotation-fit, --half-body, --occlusion)"),
         ("ohkm", "--ohkm"), ("drop_path", "--drop-path"), ("distill", "distillation (--teacher and its options)"))
 
-    def _recipe_differences(self, meta: dict) -> List[str]:
+    def _recipe_differences(self, meta: dict, early: bool = False) -> List[str]:
         """Options of this run that differ from the checkpoint's recipe and that a resumed run cannot take: the
         optimizer's saved state keeps the old --lr and --weight-decay, another batch, number of steps per epoch or
         warm-up shifts the step-counted schedule against the epochs (the learning rate jumped back to its peak), another
@@ -677,11 +684,14 @@ class Trainer:
         teacher is another run than the one continued (a resumed run draws what an uninterrupted one would), which the
         recipe would then claim for all its epochs. What the recipe does not record (older checkpoints) is taken as
         equal. --epochs may change (the schedule is re-mapped: a run shortened or extended on --resume), as may --ema
-        (added: averaging starts from the resumed weights), --amp and the machine's options."""
+        (added: averaging starts from the resumed weights), --amp and the machine's options. ``early``: only what the
+        options alone decide (:meth:`_args_recipe`), before the photos are decoded."""
         recipe = meta.get("recipe") if isinstance(meta.get("recipe"), dict) else {}
-        ours = self._meta()["recipe"]
+        ours = self._args_recipe() if early else self._meta()["recipe"]
         differs = []
         for key, name in self._RESUMED_AS_RECORDED:
+            if key not in ours:  # (early: the steps per epoch and the teacher)
+                continue
             theirs, value = recipe.get(key), ours[key]
             if key == "distill":  # the teacher by its content, not its file's name or path
                 theirs, value = (None if d is None else {k: d.get(k) for k in ("sha256", "alpha", "flip")}

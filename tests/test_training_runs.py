@@ -311,9 +311,12 @@ def test_ctrl_c_in_training_says_where_it_stopped_in_a_line_and_resumes(tmp_path
     assert code == 130 and f"no epoch had finished: nothing saved ({old} is the earlier run's)" in err, err
 
 
-def test_resume_refuses_options_it_would_ignore(tmp_path, capsys):
+def test_resume_refuses_options_it_would_ignore(tmp_path, capsys, monkeypatch):
     """The optimizer's saved state kept the old --lr while the recipe recorded the new one; another batch or
-    steps per epoch re-mapped the step-counted schedule; another --best-by compared AP with a recorded PCK."""
+    steps per epoch re-mapped the step-counted schedule; another --best-by compared AP with a recorded PCK. All but
+    the steps per epoch (which depend on the photos that decode) are refused before a photo is decoded (s63)."""
+    import models.train as T
+
     ann, images, _ = _lsp_like_dataset(tmp_path, n=4)
     work = tmp_path / "run"
     assert _train_in_process(capsys, ann, images, work, FAST)[0] == 0
@@ -335,10 +338,14 @@ def test_resume_refuses_options_it_would_ignore(tmp_path, capsys):
              (["--drop-path", "0.1"], "--drop-path None in the checkpoint, 0.1 in this run")]
     if PYCOCOTOOLS:
         cases.append((["--best-by", "ap"], "--best-by 'pck' in the checkpoint, 'ap' in this run"))
+    real_dataset, decoded = T.TopDownDataset, []
+    monkeypatch.setattr(T, "TopDownDataset", lambda *a, **k: decoded.append(1) or real_dataset(*a, **k))
     for extra, message in cases:
+        decoded.clear()
         code, err = _train_in_process(capsys, ann, images, work, resume + extra)
         assert code != 0 and f"error: --resume: {last} was trained with other options than this run asks for: " \
                               f"{message}" in err and "in this run (a resumed run keeps" in err, err
+        assert bool(decoded) == (extra[0] == "--steps-per-epoch"), extra
     assert _ckpt(last)["epoch"] == 1 and _log_epochs(work) == [1]
     ckpt = _ckpt(last)
     del ckpt["meta"]["recipe"]["lr"]  # an older checkpoint's recipe without it: not checked
