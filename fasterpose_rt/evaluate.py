@@ -179,28 +179,25 @@ def _check_person(a: dict, where: str, listed: Dict[int, int], k: Optional[int])
         raise EvalError(f"{where}: 'area' must be a number >= 0, got {_short(a['area'])}")
 
 
-def persons_to_evaluate(data: dict, category_id: int, source: str, boxes_from_file: bool = True) -> int:
-    """How many annotations are persons evaluation can score: of ``category_id``, not a crowd, with a labelled
-    keypoint (v > 0) and, when ``boxes_from_file``, a bbox to run the model on (one with w or h <= 0 is run on the
-    box around the labelled keypoints, as :func:`predict_annotations` does). Raises EvalError saying why when there
-    is none (a run would report nothing)."""
+def persons_to_evaluate(data: dict, category_id: int, source: str) -> int:
+    """How many annotations of checked ``data`` (:func:`check_annotations`: every person has a bbox then) are
+    persons evaluation can score: of ``category_id``, not a crowd, with a labelled keypoint (v > 0). Raises
+    EvalError saying why when there is none (a run would report nothing)."""
     anns = data["annotations"]
     if not anns:
         raise EvalError(f"{source}: no person to evaluate: its 'annotations' list is empty")
     why = {"have no 'category_id'": 0, f"are of another category than the person category ({category_id})": 0,
-           "are crowds": 0, "have no bbox": 0, "have no labelled keypoint": 0}
-    no_category, other_category, crowd, no_box, unlabelled = why
+           "are crowds": 0, "have no labelled keypoint": 0}
+    no_category, other_category, crowd, unlabelled = why
     usable = 0
     for a in anns:
-        b, kp = a.get("bbox"), a.get("keypoints")
+        kp = a.get("keypoints")
         if "category_id" not in a:
             why[no_category] += 1
         elif a["category_id"] != category_id:
             why[other_category] += 1
         elif a.get("iscrowd", 0):
             why[crowd] += 1
-        elif boxes_from_file and not (isinstance(b, list) and len(b) == 4):  # (check_annotations fills them)
-            why[no_box] += 1
         elif not (isinstance(kp, list) and any(v > 0 for v in kp[2::3])):
             why[unlabelled] += 1
         else:

@@ -92,7 +92,7 @@ def eval_cmd(coco_file, images_dir, model, variant, backend, threads, batch_size
             if photo is not None:
                 raise UsageProblem(f"cannot write the report to {out}: it is the photo {photo} the --coco file "
                                    "lists; give --out another file")
-        persons_to_evaluate(data, cat["id"], str(coco_file), boxes_from_file=detections is None)
+        persons_to_evaluate(data, cat["id"], str(coco_file))
         other = load_predictor(baseline, None, threads, batch_size, flip, debug, backend=backend) if baseline \
             else None
         if other is not None and other.keypoint_names != pred.keypoint_names:
