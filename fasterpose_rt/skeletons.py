@@ -1,6 +1,7 @@
 """Keypoint sets known to the project: names, skeleton (index pairs), flip pairs, OKS sigmas."""
 from __future__ import annotations
 
+import re
 from typing import Any, Dict
 
 import numpy as np
@@ -46,15 +47,27 @@ LSP14: Dict[str, Any] = {
 TORSO_NAMES = "keypoints named left/right_shoulder and left/right_hip (or LShoulder/RShoulder and LHip/RHip)"
 
 
-def _torso_joint(name: str):
-    """("l" or "r", "shoulder" or "hip") for a name of a torso joint in a common spelling (left_shoulder,
-    LShoulder, shoulder_l, RightHip, r.hip, ...), else None."""
-    plain = "".join(c for c in str(name).lower() if c.isalnum())
-    for side in ("left", "right", "l", "r"):
-        for part in ("shoulder", "hip"):
-            if plain in (side + part, part + side):
-                return side[0], part
-    return None
+# A side at a name's start or end: left_hip, LeftHip, r.knee, hip_r, kneeRight; OpenPose's L<X>/R<X> (LShoulder)
+_SIDE_FIRST = re.compile(r"^(left|right|l|r)[^a-z0-9](.+)$|^(left|right)(.+)$", re.IGNORECASE)
+_SIDE_LAST = re.compile(r"^(.+)[^a-z0-9](left|right|l|r)$|^(.+?)(left|right)$", re.IGNORECASE)
+_LR_CAPITAL = re.compile(r"^[LR][A-Z]")
+
+
+def side_and_joint(name: str):
+    """("l" or "r", the joint's name without its side, in lower case and letters and digits only) for a name that
+    says a side at its start or end (left_hip, LeftHip, r.knee, LShoulder, hip_r, kneeRight), else None."""
+    m = _SIDE_FIRST.match(name)
+    if m:
+        side, rest = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+    elif _LR_CAPITAL.match(name):
+        side, rest = name[0], name[1:]
+    else:
+        m = _SIDE_LAST.match(name)
+        if not m:
+            return None
+        rest, side = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+    joint = "".join(c for c in rest.lower() if c.isalnum())
+    return (side[0].lower(), joint) if joint else None
 
 
 def torso_pairs(names):
@@ -68,8 +81,8 @@ def torso_pairs(names):
         pass
     found: dict = {}
     for i, n in enumerate(names):
-        joint = _torso_joint(n)
-        if joint is not None:
+        joint = side_and_joint(str(n))
+        if joint is not None and joint[1] in ("shoulder", "hip"):
             found.setdefault(joint, []).append(i)
     want = [("l", "shoulder"), ("r", "hip"), ("r", "shoulder"), ("l", "hip")]
     if any(len(found.get(j, [])) != 1 for j in want):  # missing, or two spellings of one joint: no guess

@@ -23,7 +23,7 @@ from fasterpose_rt.geometry import apply_affine, box_centers_and_sizes, crop_aff
 from fasterpose_rt.annotated_photos import frame_warnings, listed_size, read_as_listed
 from fasterpose_rt.inputs import InputReadError
 from fasterpose_rt.metadata import DEFAULT_BOX_PADDING, IMAGENET_MEAN, IMAGENET_STD
-from fasterpose_rt.skeletons import COCO17, flip_permutation
+from fasterpose_rt.skeletons import COCO17, flip_permutation, side_and_joint
 
 from ..codec import HeatmapCodec
 
@@ -76,27 +76,6 @@ def sided_names(names: List[str]) -> List[str]:
     """The names among ``names`` that look like one side of the body (see _SIDED, _LR_PREFIX)."""
     present = set(names)
     return [n for n in names if _SIDED.search(n) or _CAMEL_SIDED.search(n) or _lr_sided(n, present)]
-
-
-_SIDE_FIRST = re.compile(r"^(left|right|l|r)[^a-z0-9](.+)$|^(left|right)(.+)$", re.IGNORECASE)
-_SIDE_LAST = re.compile(r"^(.+)[^a-z0-9](left|right|l|r)$|^(.+?)(left|right)$", re.IGNORECASE)
-
-
-def side_and_joint(name: str):
-    """("l" or "r", the joint's name without its side, in lower case and letters and digits only) for a name that
-    says a side at its start or end (left_hip, LeftHip, r.knee, LShoulder, hip_r, kneeRight), else None."""
-    m = _SIDE_FIRST.match(name)
-    if m:
-        side, rest = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
-    elif _LR_PREFIX.match(name):
-        side, rest = name[0], name[1:]
-    else:
-        m = _SIDE_LAST.match(name)
-        if not m:
-            return None
-        rest, side = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
-    joint = "".join(c for c in rest.lower() if c.isalnum())
-    return (side[0].lower(), joint) if joint else None
 
 
 def _is_index(value) -> bool:
