@@ -688,9 +688,13 @@ class Trainer:
         options alone decide (:meth:`_args_recipe`), before the photos are decoded."""
         recipe = meta.get("recipe") if isinstance(meta.get("recipe"), dict) else {}
         ours = self._args_recipe() if early else self._meta()["recipe"]
+        if early:  # the teacher by its file's content, as load_teacher records it once loaded
+            a = self.args
+            ours["distill"] = None if not a.teacher else {"sha256": file_sha256(a.teacher), "alpha": a.distill_alpha,
+                                                          "flip": not a.no_teacher_flip}
         differs = []
         for key, name in self._RESUMED_AS_RECORDED:
-            if key not in ours:  # (early: the steps per epoch and the teacher)
+            if key not in ours:  # (early: the steps per epoch, which depend on the photos that decode)
                 continue
             theirs, value = recipe.get(key), ours[key]
             if key == "distill":  # the teacher by its content, not its file's name or path

@@ -1,5 +1,6 @@
 """Knowledge distillation: soft-target mixing, the flip-averaged teacher, and `models.train --teacher`."""
 import json
+import shutil
 import subprocess
 import sys
 
@@ -163,6 +164,17 @@ def test_train_with_a_teacher_records_it_and_refuses_bad_use(tmp_path):
 
     assert recipe["distill"]["sha256"] == file_sha256(teacher)
     assert recipe["distill"]["alpha"] == 0.4 and recipe["distill"]["flip"] is True
+    moved = tmp_path / "moved_teacher.pth"  # the teacher is known by its content: a moved copy goes on
+    shutil.copy(teacher, moved)
+    resume = ["--steps-per-epoch", "2", "--distill-alpha", "0.4", "--resume", "--epochs", "2"]
+    r = subprocess.run([sys.executable, *_train_cmd(ann, images, work, resume + ["--teacher", str(moved)])],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0 and "resumed from" in r.stderr, r.stderr
+    other = _teacher_checkpoint(tmp_path / "other_teacher.pth", names=LSP14["keypoints"], flip_pairs=LSP_FLIP_PAIRS)
+    r = subprocess.run([sys.executable, *_train_cmd(ann, images, work, [*resume[:-1], "3", "--teacher", str(other)])],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode != 0 and "distillation (--teacher and its options)" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and len((work / "log.jsonl").read_text().splitlines()) == 2, r.stderr
     for extra, message in [(["--loss", "mse"], "needs --loss rce"), (["--distill-alpha", "2"], "distill-alpha"),
                            (["--teacher", str(tmp_path / "none.pth")], "does not exist"),
                            (["--teacher-input-size", "64x64"], "needs --teacher")]:

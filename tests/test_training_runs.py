@@ -314,7 +314,7 @@ def test_ctrl_c_in_training_says_where_it_stopped_in_a_line_and_resumes(tmp_path
 def test_resume_refuses_options_it_would_ignore(tmp_path, capsys, monkeypatch):
     """The optimizer's saved state kept the old --lr while the recipe recorded the new one; another batch or
     steps per epoch re-mapped the step-counted schedule; another --best-by compared AP with a recorded PCK. All but
-    the steps per epoch (which depend on the photos that decode) are refused before a photo is decoded (s63)."""
+    the steps per epoch (which depend on the photos that decode) are refused before a photo is decoded (s63; the teacher since s64)."""
     import models.train as T
 
     ann, images, _ = _lsp_like_dataset(tmp_path, n=4)
@@ -338,6 +338,10 @@ def test_resume_refuses_options_it_would_ignore(tmp_path, capsys, monkeypatch):
              (["--drop-path", "0.1"], "--drop-path None in the checkpoint, 0.1 in this run")]
     if PYCOCOTOOLS:
         cases.append((["--best-by", "ap"], "--best-by 'pck' in the checkpoint, 'ap' in this run"))
+    teacher = tmp_path / "teacher.pth"  # s64: the teacher too is compared (by its file's hash) before decoding
+    shutil.copy(last, teacher)
+    cases.append((["--teacher", str(teacher)], "distillation (--teacher and its options) None in the checkpoint, "
+                                               f"{{'sha256': '{T.file_sha256(teacher)}', 'alpha': 0.5, 'flip': True}}"))
     real_dataset, decoded = T.TopDownDataset, []
     monkeypatch.setattr(T, "TopDownDataset", lambda *a, **k: decoded.append(1) or real_dataset(*a, **k))
     for extra, message in cases:
