@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import importlib.util
 import json
 import math
@@ -26,6 +27,7 @@ import random
 import re
 import socket
 import sys
+import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -814,66 +816,99 @@ class Trainer:
             dist.destroy_process_group()
 
 
+def say_once(text: str) -> None:
+    """Print ``text`` (an error or warning) to stderr. Under torchrun every process of a machine meets the same
+    refusal (the same options and files): there the first to say a text says it, the others stay silent, and a text
+    only some of them meet (their own rank, count or device) is still said by each. The processes of one launch share
+    torchrun's agent as their parent; an empty marker file per text in the temporary folder tells who was first (one
+    older than 10 minutes is another launch's, whose agent had the same process id, and is removed by the next
+    marker made)."""
+    if int(os.environ.get("LOCAL_WORLD_SIZE", "1")) > 1:
+        digest = hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:20]
+        mark = Path(tempfile.gettempdir()) / f"fasterpose-train-{os.getppid()}-{digest}"
+        try:
+            os.close(os.open(mark, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            for old in mark.parent.glob("fasterpose-train-*"):  # earlier launches' markers go, 10 minutes on
+                with contextlib.suppress(OSError):
+                    if time.time() - old.stat().st_mtime > 600:
+                        old.unlink()
+        except FileExistsError:
+            with contextlib.suppress(OSError):
+                if time.time() - mark.stat().st_mtime < 600:
+                    return  # said by another process of this launch
+                os.utime(mark)
+        except OSError:  # no marker can be made: better said twice than not at all
+            pass
+    print(text, file=sys.stderr)
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+
+    def usage_error(message: str):  # argparse's own output, said once under torchrun
+        say_once(f"{parser.format_usage()}{parser.prog}: error: {message}")
+        sys.exit(2)
+
+    parser.error = usage_error  # type: ignore[method-assign]
+    args = parser.parse_args(argv)
     if args.arch not in list_models():
-        print(f"error: unknown --arch {args.arch!r}; registered: {', '.join(list_models())}", file=sys.stderr)
+        say_once(f"error: unknown --arch {args.arch!r}; registered: {', '.join(list_models())}")
         return 2
     if str(args.pretrained) == "imagenet":  # the file a weights package installed (fasterpose_lite*)
         try:
             args.pretrained = imagenet_weights_file(args.arch.replace("fasterpose_", ""))
         except FileNotFoundError as e:
-            print(f"error: --pretrained imagenet: {e}", file=sys.stderr)
+            say_once(f"error: --pretrained imagenet: {e}")
             return 2
     if args.resume and args.overwrite:
-        print("error: --resume continues the run in --work-dir, --overwrite replaces it: give one", file=sys.stderr)
+        say_once("error: --resume continues the run in --work-dir, --overwrite replaces it: give one")
         return 2
     if args.val_detections and not args.val_ann:
-        print("error: --val-detections needs --val-ann (the labelled persons of the detections' photos)", file=sys.stderr)
+        say_once("error: --val-detections needs --val-ann (the labelled persons of the detections' photos)")
         return 2
     if args.best_by != "pck" and not args.val_ann or args.best_by == "det_ap" and not args.val_detections:
-        print(f"error: --best-by {args.best_by} needs --val-ann" + (" and --val-detections" if args.best_by == "det_ap"
-              else ""), file=sys.stderr)
+        say_once(f"error: --best-by {args.best_by} needs --val-ann" + (" and --val-detections" if args.best_by == "det_ap"
+              else ""))
         return 2
     if args.best_by != "pck" and importlib.util.find_spec("pycocotools") is None:
-        print(f'error: --best-by {args.best_by} needs pycocotools for AP: pip install "fasterpose[eval]"', file=sys.stderr)
+        say_once(f'error: --best-by {args.best_by} needs pycocotools for AP: pip install "fasterpose[eval]"')
         return 2
     for option, p in (("--train-ann", args.train_ann), ("--train-images", args.train_images), ("--val-ann", args.val_ann),
                       ("--val-images", args.val_images), ("--pretrained", args.pretrained), ("--teacher", args.teacher),
                       ("--init", args.init), ("--val-detections", args.val_detections)):
         if p is not None and not p.exists():
-            print(f"error: {option} {p} does not exist", file=sys.stderr)
+            say_once(f"error: {option} {p} does not exist")
             return 2
     if args.teacher_input_size and not args.teacher:
-        print("error: --teacher-input-size needs --teacher", file=sys.stderr)
+        say_once("error: --teacher-input-size needs --teacher")
         return 2
     if not 0.0 <= args.drop_path < 1.0:  # before the photos are decoded, which takes a while
-        print(f"error: --drop-path must be in [0, 1), got {args.drop_path}", file=sys.stderr)
+        say_once(f"error: --drop-path must be in [0, 1), got {args.drop_path}")
         return 2
     if not is_box_padding(args.box_padding):  # the runtime and the exporter take no other
-        print(f"error: --box-padding must be {BOX_PADDING_RULE}, got {args.box_padding:g}", file=sys.stderr)
+        say_once(f"error: --box-padding must be {BOX_PADDING_RULE}, got {args.box_padding:g}")
         return 2
     if not 0.0 <= args.scale < 1.0:  # the region is scaled by 1 +- scale: at 1 or more, crops of no size
-        print(f"error: --scale must be in [0, 1) (regions scaled by 1 - s to 1 + s), got {args.scale}", file=sys.stderr)
+        say_once(f"error: --scale must be in [0, 1) (regions scaled by 1 - s to 1 + s), got {args.scale}")
         return 2
     if args.blocks and not args.arch.startswith("fasterpose_r"):
-        print(f"error: --blocks sets the residual blocks per stage of a FasterPose ResNet (fasterpose_r18, "
-              f"fasterpose_r34, ...); {args.arch} has no such stages", file=sys.stderr)
+        say_once(f"error: --blocks sets the residual blocks per stage of a FasterPose ResNet (fasterpose_r18, "
+              f"fasterpose_r34, ...); {args.arch} has no such stages")
         return 2
     if args.batch_size < 1:
-        print(f"error: --batch-size must be 1 or more, got {args.batch_size}", file=sys.stderr)
+        say_once(f"error: --batch-size must be 1 or more, got {args.batch_size}")
         return 2
     device_problem = check_device(args.device)
     if device_problem:
-        print(f"error: --device {args.device}: {device_problem}", file=sys.stderr)
+        say_once(f"error: --device {args.device}: {device_problem}")
         return 2
     for flag, value in (("--steps-per-epoch", args.steps_per_epoch), ("--val-limit", args.val_limit)):
         if value < 0:  # a negative cap trained no step, or validated no person after a whole epoch
-            print(f"error: {flag} must be 0 (no cap) or more, got {value}", file=sys.stderr)
+            say_once(f"error: {flag} must be 0 (no cap) or more, got {value}")
             return 2
     if args.warmup_epochs >= args.epochs:  # allowed (a short fine-tune may want it), but it is seldom meant
-        print(f"warning: --warmup-epochs {args.warmup_epochs:g} is the whole run of {args.epochs} epoch"
-              f"{'s' * (args.epochs != 1)}: the learning rate rises throughout and never decays", file=sys.stderr)
+        say_once(f"warning: --warmup-epochs {args.warmup_epochs:g} is the whole run of {args.epochs} epoch"
+              f"{'s' * (args.epochs != 1)}: the learning rate rises throughout and never decays")
     started = time.time() - 2  # (a file system's coarse mtimes: FAT counts in 2 s)
     try:
         Trainer(args).fit()
@@ -890,12 +925,12 @@ def main(argv=None):
             (args.work_dir / name).unlink(missing_ok=True)
         return 130
     except (ValueError, OSError) as e:  # TeacherError is a ValueError
-        print(f"error: {error_message(e)}", file=sys.stderr)
+        say_once(f"error: {error_message(e)}")
         return 2
     except SystemExit as e:  # the run's own refusals (a work dir in use, a checkpoint that does not fit, ...)
         if not isinstance(e.code, str):
             raise
-        print(e.code, file=sys.stderr)
+        say_once(e.code)
         return 2  # a usage error, as argparse's
     return 0
 

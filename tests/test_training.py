@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -631,7 +632,36 @@ def test_fewer_persons_than_a_batch_are_refused_not_trained_for_zero_steps(tmp_p
     assert r.returncode != 0 and "1 training person per process (2 over 2 processes) is fewer than --batch-size 2" \
         in r.stderr, r.stderr[-3000:]
     assert 'train.py", line' not in r.stderr  # only torchrun's own traceback of its failed children
+    assert r.stderr.count("is fewer than --batch-size 2") == 1, r.stderr[-3000:]  # s64: once, not by each process
     assert not (tmp_path / "ddp" / "last.pth").exists()
+
+
+def test_an_error_every_local_process_meets_is_said_once(tmp_path):
+    """s64: under torchrun each process printed the same refusal (8 copies on an 8-GPU machine); a text only some
+    processes meet is still said by each. The processes of a launch are siblings: here two children of this test."""
+    env = {**os.environ, "LOCAL_WORLD_SIZE": "2", "OMP_NUM_THREADS": "1"}
+    missing = tmp_path / "missing.json"
+
+    def run_two(*args_of_each):
+        procs = [subprocess.Popen([sys.executable, "-m", "models.train", *args], cwd=ROOT, env=env, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for args in args_of_each]
+        return [(p.wait(timeout=120), p.communicate()[1]) for p in procs]
+
+    try:
+        same = ["--train-ann", str(missing), "--train-images", str(tmp_path), "--work-dir", str(tmp_path / "w")]
+        runs = run_two(same, same)
+        assert [code for code, _ in runs] == [2, 2], runs
+        assert sorted(err.count(f"error: --train-ann {missing} does not exist") for _, err in runs) == [0, 1], runs
+        runs = run_two(["--train-ann", "a.json"], ["--train-ann", "a.json"])  # argparse's usage error, once too
+        assert [code for code, _ in runs] == [2, 2], runs
+        said = "".join(err for _, err in runs)
+        assert said.count("the following arguments are required: --train-images") == 1, said
+        assert said.count("usage: python -m models.train") == 1, said
+        runs = run_two(*(same[:1] + [str(tmp_path / name)] + same[2:] for name in "ab"))
+        assert all("does not exist" in err for _, err in runs), runs  # another text: each says its own
+    finally:
+        for mark in Path(tempfile.gettempdir()).glob(f"fasterpose-train-{os.getpid()}-*"):
+            mark.unlink()
 
 
 def test_a_file_without_a_usable_person_is_refused_before_training(tmp_path, capsys):
