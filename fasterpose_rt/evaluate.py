@@ -17,6 +17,7 @@ import numpy as np
 from .boxes import BoxesFileError, coco_person_boxes
 from .detections import BOX_RANGE, OKS_NMS, box_out_of_range, keep_poses, match_poses
 from .annotated_photos import frame_warnings, listed_size, read_as_listed
+from .decoder_messages import collect_decoder_messages, damage_said
 from .inputs import InputReadError
 from .jsonfile import finite_number, finite_numbers, load_json
 from .metrics import left_right_confusions, pck, pck_by_orientation, pck_interval, score_reliability
@@ -504,7 +505,8 @@ def _predict_photos(predictor, names: Dict[int, str], boxes: Dict[int, np.ndarra
     photo's poses (cut to ``columns``). Photos without boxes are done without being read; a missing or unreadable
     one goes to ``on_fail`` and is left out. ``sizes`` ({image id: (H, W)}, the file's): a photo is read in the
     frame they say (:func:`~fasterpose_rt.annotated_photos.read_as_listed`), ``warn`` told once how many were read
-    ignoring their EXIF orientation, and which disagree either way. Returns the processed image ids, sorted."""
+    ignoring their EXIF orientation, and which disagree either way, and of each photo whose decoder printed lines
+    (libjpeg's on damaged data), with its name. Returns the processed image ids, sorted."""
     done: List[int] = []
     group: list = []  # (image id, photo, its boxes): photos whose persons share the model's batches
 
@@ -527,8 +529,15 @@ def _predict_photos(predictor, names: Dict[int, str], boxes: Dict[int, np.ndarra
     sizes = sizes or {}
     as_stored, differ = 0, []  # photos read ignoring their orientation; (path, read (H, W), listed (H, W))
     # photos are decoded by a thread, a few ahead of the model
-    decoded = prefetch(lambda image_id: read_as_listed(path_of(image_id), sizes.get(image_id)),
-                       [i for i in sorted(names) if boxes[i].shape[0]], READ_AHEAD)
+
+    def read(image_id):  # -> (image, frame, what its decoder printed: libjpeg's lines on damaged data)
+        with collect_decoder_messages() as said:
+            try:
+                return (*read_as_listed(path_of(image_id), sizes.get(image_id)), said)
+            except InputReadError as e:
+                raise InputReadError(f"{e}: {'; '.join(dict.fromkeys(said))}" if said else str(e)) from None
+
+    decoded = prefetch(read, [i for i in sorted(names) if boxes[i].shape[0]], READ_AHEAD)
     try:
         for image_id in wrap(sorted(names)):
             if boxes[image_id].shape[0] == 0:
@@ -536,11 +545,13 @@ def _predict_photos(predictor, names: Dict[int, str], boxes: Dict[int, np.ndarra
                 continue
             _, photo = next(decoded)
             try:
-                image, frame = photo.result()
+                image, frame, said = photo.result()
             except InputReadError as e:
                 path = path_of(image_id)
                 on_fail(path, str(e) if path.exists() else "file not found")
                 continue
+            if said:
+                warn(f"{path_of(image_id)}: {damage_said(said)}")
             as_stored += frame == "stored"
             if frame == "neither":
                 differ.append((path_of(image_id), image.shape[:2], sizes[image_id]))

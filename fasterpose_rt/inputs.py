@@ -24,6 +24,7 @@ from typing import Callable, Generator, Iterator, List, Optional, Sequence, Set,
 import cv2
 import numpy as np
 
+from .decoder_messages import decoded_saying
 from .image import to_bgr_uint8
 from .mp4_edits import shown_seconds
 
@@ -521,7 +522,7 @@ def _read_bytes(path: Union[str, os.PathLike]) -> np.ndarray:
 
 def _decode(data: np.ndarray, flags: int) -> np.ndarray:
     try:
-        img = cv2.imdecode(data, flags)
+        img = decoded_saying(lambda: cv2.imdecode(data, flags))  # (libjpeg's warnings kept for the CLI to name)
     except cv2.error as e:
         if "CV_IO_MAX_IMAGE_PIXELS" in str(e):  # OpenCV's assertion spans lines of C++; say it plainly
             size = jpeg_size(data)

@@ -214,6 +214,19 @@ def test_eval_missing_photo_exit_1_rest_evaluated(torso_model, dataset):
     assert "1 photo, 1 person" in r.stdout and "AP 1.000" in r.stdout  # the missing photo is not a miss
 
 
+def test_eval_names_a_damaged_photo_with_what_its_decoder_said(torso_model, dataset, capfd):
+    """s64: libjpeg's "Corrupt JPEG data" line reached stderr naming no photo; the photo is still scored."""
+    ann, images, _ = dataset
+    data = bytearray(cv2.imencode(".jpg", paint_blobs((120, 80), POINTS))[1].tobytes())
+    data[len(data) // 2:len(data) // 2 + 50] = bytes(50)
+    (images / "2.png").write_bytes(bytes(data))  # (decoded by its content)
+    capfd.readouterr()
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "-q")
+    assert r.exit_code == 0 and "2 photos, 2 persons" in r.stdout, r.output
+    assert f"warning: {images / '2.png'}: damaged data, decoded as far as the decoder could" in r.stderr, r.stderr
+    assert "Corrupt JPEG data" not in capfd.readouterr().err
+
+
 def test_eval_keypoint_count_mismatch_exit_2(standin_path, dataset, tmp_path):
     ann, images, data = dataset
     data["categories"][0]["keypoints"] = ["k"] * 17

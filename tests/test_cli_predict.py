@@ -195,6 +195,30 @@ def test_bad_photos_are_named_skipped_and_exit_1(folder, standin_path, tmp_path)
     assert len(json.loads(out.read_text())) == 2 and "3 inputs failed" in r.stderr
 
 
+def _damaged_jpeg(image) -> bytes:
+    """A JPEG of ``image`` with 200 bytes of its scan zeroed: it decodes, libjpeg warning of corrupt data."""
+    ok, buf = cv2.imencode(".jpg", image)
+    data = bytearray(buf.tobytes())
+    data[len(data) // 2:len(data) // 2 + 200] = bytes(200)
+    return bytes(data)
+
+
+def test_a_damaged_jpeg_is_named_with_what_its_decoder_said(folder, standin_path, tmp_path, capfd):
+    """s64: libjpeg printed "Corrupt JPEG data: ... extraneous bytes before marker 0xd9" straight to stderr, naming
+    no file: in a folder of thousands, which photo? Now the warning names it; the photo is still run."""
+    big = cv2.resize(photo(), (1800, 2700))  # decoded at 1/2, and read again whole to be drawn
+    (folder / "damaged.jpg").write_bytes(_damaged_jpeg(big))
+    out = tmp_path / "r.json"
+    capfd.readouterr()
+    r = run("predict", folder, "--model", standin_path, "--out", out, "--vis", tmp_path / "vis")
+    fd_err = capfd.readouterr().err
+    assert r.exit_code == 0, r.output
+    assert re.search(rf"warning: {re.escape(str(folder / 'damaged.jpg'))}: damaged data, decoded as far as the "
+                     r"decoder could: parts may be gray or garbled \(Corrupt JPEG data: ", r.stderr), r.stderr
+    assert "Corrupt JPEG data" not in fd_err, fd_err  # not unnamed as well (nor again when drawn)
+    assert len(json.loads(out.read_text())) == 3 and any(p.name == "damaged.jpg" for p in (tmp_path / "vis").rglob("*"))
+
+
 def test_gray_rgba_16bit_photos_are_processed(tmp_path, standin_path):
     p = photo()
     cv2.imwrite(str(tmp_path / "gray.png"), cv2.cvtColor(p, cv2.COLOR_BGR2GRAY))

@@ -15,6 +15,7 @@ import click
 from tqdm import tqdm
 
 from ..boxes import BoxesFileError, DetectorUnavailable
+from ..decoder_messages import stderr_lock
 from ..launcher import EXIT_INTERRUPTED, exit_code, how  # noqa: F401 (EXIT_INTERRUPTED: for the commands)
 from ..metadata import MetadataError
 from ..results import written_in_place
@@ -45,8 +46,9 @@ def say(msg: str) -> None:
     if _stderr_lost:
         return
     try:
-        tqdm.write(msg, file=sys.stderr)
-        sys.stderr.flush()
+        with stderr_lock:  # never into a photo decoder's stderr window (decoder_messages), which a reader holds
+            tqdm.write(msg, file=sys.stderr)
+            sys.stderr.flush()
     except (OSError, ValueError):  # ValueError: a closed stream
         _stderr_lost = True
 

@@ -21,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..boxes import ImageBoxes
+from ..decoder_messages import collect_decoder_messages, damage_said
 from ..drawing_mark import add_mark, mark_video, may_draw_over
 from ..geometry import box_centers_and_sizes, rescale_boxes
 from ..inputs import (TEMP_PREFIX, InputItem, InputReadError, PhotoTooLarge, is_live, open_stream, open_video,
@@ -465,20 +466,27 @@ class PredictRun:
 
     def decode(self, item):
         """A photo's pixels, the scale they were decoded at, and its boxes file entry: (image, scale, boxes (N, 4)
-        in the photo's px or None, COCO image id or None, size (H, W) of a photo read as stored or None). Runs ahead
+        in the photo's px or None, COCO image id or None, size (H, W) of a photo read as stored or None, the lines
+        its decoder printed (libjpeg's on damaged data: ``decoder_messages``), to be said with its name). Runs ahead
         of the model (``prefetch``); raises InputReadError when the photo cannot be read or is not listed in the
         boxes file. A photo a COCO boxes file lists in its stored frame, which its EXIF orientation turns (the
         file's width and height across the upright photo's), is read as stored, where the file's boxes are, as
         ``fasterpose eval`` reads it."""
         found = self._listed(item) if self.lookup is not None else None
         boxes, coco_id = (found.boxes, found.image_id) if found is not None else (None, None)
-        image, scale = read_photo(item.path, self.long_side, self._most_reduction(boxes))
-        size = found.image_size if found is not None else None
-        if size is not None and size[0] != size[1] and (image.shape[0] > image.shape[1]) != (size[0] > size[1]):
-            stored = read_image(item.path, orientation=False)  # (read_as_listed's check, the upright read done)
-            if stored.shape[:2] == tuple(size):
-                return stored, 1, boxes, coco_id, size
-        return image, scale, boxes, coco_id, None
+        with collect_decoder_messages() as said:  # libjpeg's own lines on damaged data, said with the photo's name
+            try:
+                image, scale = read_photo(item.path, self.long_side, self._most_reduction(boxes))
+            except InputReadError as e:
+                if said:
+                    raise InputReadError(f"{e}: {'; '.join(dict.fromkeys(said))}") from None
+                raise
+            size = found.image_size if found is not None else None
+            if size is not None and size[0] != size[1] and (image.shape[0] > image.shape[1]) != (size[0] > size[1]):
+                stored = read_image(item.path, orientation=False)  # (read_as_listed's check, the upright read done)
+                if stored.shape[:2] == tuple(size):
+                    return stored, 1, boxes, coco_id, size, said
+        return image, scale, boxes, coco_id, None, said
 
     def _most_reduction(self, boxes) -> int:
         """The largest decoding scale at which every box's crop region keeps at least the model's input px."""
@@ -493,7 +501,9 @@ class PredictRun:
         self._pass_skipped(item)
         self.next_id += 1
         try:
-            image, scale, boxes, coco_id, as_stored = decoded.result()
+            image, scale, boxes, coco_id, as_stored, decoder_said = decoded.result()
+            if decoder_said:
+                say(f"warning: {item.path}: {damage_said(decoder_said)}")
             if as_stored is not None:
                 say(f"warning: {item.path}: read as stored, its EXIF orientation ignored: the --boxes file lists it "
                     f"as {as_stored[1]}x{as_stored[0]} px, the frame of its boxes (its results are in that frame)")
@@ -585,7 +595,8 @@ class PredictRun:
         """Draw ``res`` on the photo (read again whole if it was decoded smaller) and write it to ``target``.
         Runs beside the model; raises InputReadError saying what went wrong."""
         try:
-            image = photo.image if photo.scale == 1 else read_image(photo.item.path)
+            with collect_decoder_messages():  # (a damaged photo was named when first read)
+                image = photo.image if photo.scale == 1 else read_image(photo.item.path)
         except PhotoTooLarge:  # only its reduced decoding fits OpenCV: drawn at that size
             image, res = photo.image, res.rescaled(1.0 / photo.scale)
         except InputReadError as e:  # the file changed since it was read

@@ -1,0 +1,53 @@
+"""decoder_messages: a photo decoder's stderr lines are kept for the caller to name the photo; nothing else printed
+meanwhile is lost, and nothing is caught where collecting is off."""
+import os
+import threading
+
+import cv2
+import numpy as np
+
+from fasterpose_rt.decoder_messages import collect_decoder_messages, damage_said, stderr_captured
+from fasterpose_rt.inputs import read_image
+
+
+def _damaged_jpeg(tmp_path):
+    image = np.zeros((600, 400, 3), np.uint8)
+    image[..., 1] = np.linspace(0, 255, 400, dtype=np.uint8)
+    cv2.circle(image, (200, 300), 120, (40, 200, 90), -1)
+    data = bytearray(cv2.imencode(".jpg", image)[1].tobytes())
+    data[len(data) // 2:len(data) // 2 + 200] = bytes(200)
+    path = tmp_path / "damaged.jpg"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_collected_in_its_thread_only_and_said_unnamed_elsewhere(tmp_path, capfd):
+    path = _damaged_jpeg(tmp_path)
+    with collect_decoder_messages() as said:
+        image = read_image(path)
+    assert image.shape == (600, 400, 3) and said and said[0].startswith("Corrupt JPEG data"), said
+    assert "Corrupt JPEG data" not in capfd.readouterr().err
+    read_image(path)  # collecting off: libjpeg's line reaches stderr as before
+    assert "Corrupt JPEG data" in capfd.readouterr().err
+    other: list = []
+    with collect_decoder_messages() as said:  # another thread's decode is not this thread's to collect
+        worker = threading.Thread(target=lambda: other.append(read_image(path)))
+        worker.start()
+        worker.join()
+    assert not said and len(other) == 1 and "Corrupt JPEG data" in capfd.readouterr().err
+
+
+def test_what_else_reached_stderr_in_the_window_is_written_back(capfd):
+    with stderr_captured() as caught:
+        os.write(2, b"a progress bar\r")
+        os.write(2, b"Corrupt JPEG data: premature end of data segment\nanother line\n")
+    assert caught == ["Corrupt JPEG data: premature end of data segment"]
+    assert capfd.readouterr().err == "a progress bar\ranother line\n"
+
+
+def test_damage_is_told_from_a_decoder_remark():
+    assert damage_said(["Corrupt JPEG data: bad Huffman code"] * 2) == (
+        "damaged data, decoded as far as the decoder could: parts may be gray or garbled (Corrupt JPEG data: bad "
+        "Huffman code)")
+    assert damage_said(["libpng warning: iCCP: known incorrect sRGB profile"]) == (
+        "its decoder said: libpng warning: iCCP: known incorrect sRGB profile")
