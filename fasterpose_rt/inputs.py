@@ -33,7 +33,8 @@ __all__ = [
     "expand_inputs",
     "read_input_list", "is_pattern", "read_image",
     "open_video", "capture_info", "iter_video_frames", "stream_source", "is_live", "open_stream", "jpeg_size",
-    "reduction_for", "read_photo", "REDUCED_LONG_SIDE", "opencv_video_path",
+    "reduction_for", "read_photo", "REDUCED_LONG_SIDE", "opencv_video_path", "read_file_bytes", "photo_from_bytes",
+    "image_from_bytes",
 ]
 
 IMAGE_EXTENSIONS = frozenset({
@@ -368,9 +369,13 @@ def read_image(path: Union[str, os.PathLike], orientation: bool = True) -> np.nd
     Gray, palette, alpha (dropped), 16-bit and float photos are converted. Raises InputReadError naming the
     reason: unreadable file, empty file, or data no OpenCV codec can decode (not a photo, truncated, unsupported).
     """
+    return image_from_bytes(read_file_bytes(path), orientation)
+
+
+def image_from_bytes(data: np.ndarray, orientation: bool = True) -> np.ndarray:
+    """:func:`read_image` of a photo file's bytes (``data`` (n,) uint8, as :func:`read_file_bytes` returns them)."""
     if orientation:
-        return read_photo(path)[0]
-    data = _read_bytes(path)
+        return photo_from_bytes(data)[0]
     return _decode_heif(data) if _is_heif(data) else _decode(data, _DECODE_FLAGS | cv2.IMREAD_IGNORE_ORIENTATION)
 
 
@@ -382,7 +387,11 @@ def read_photo(path: Union[str, os.PathLike], long_side: Optional[int] = None, m
     px). f is 1 for other formats and small photos. Points of the image map to the photo by
     ``geometry.rescale_points(points, f)`` (``PoseResult.rescaled(f)``).
     """
-    data = _read_bytes(path)
+    return photo_from_bytes(read_file_bytes(path), long_side, most)
+
+
+def photo_from_bytes(data: np.ndarray, long_side: Optional[int] = None, most: int = 8) -> Tuple[np.ndarray, int]:
+    """:func:`read_photo` of a photo file's bytes (``data`` (n,) uint8, as :func:`read_file_bytes` returns them)."""
     if _is_heif(data):
         return _decode_heif(data), 1
     header = jpeg_header(data) if long_side is not None else None
@@ -505,7 +514,9 @@ def _missing(path: Path) -> str:
     return "a symbolic link to nothing (or a loop of links)" if os.path.islink(path) else "no such file or folder"
 
 
-def _read_bytes(path: Union[str, os.PathLike]) -> np.ndarray:
+def read_file_bytes(path: Union[str, os.PathLike]) -> np.ndarray:
+    """A photo file's bytes, (n,) uint8 (decoded by :func:`photo_from_bytes` / :func:`image_from_bytes`). Raises
+    InputReadError for a file that cannot be read, is empty or is no regular file."""
     try:
         kind = os.stat(path).st_mode
     except OSError as e:

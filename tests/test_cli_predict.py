@@ -1334,17 +1334,20 @@ def test_a_big_jpeg_is_decoded_smaller_and_answered_in_its_own_pixels(tmp_path, 
     path = tmp_path / "big.jpg"
     cv2.imwrite(str(path), paint_blobs((720, 480), points, sigma=24.0), [cv2.IMWRITE_JPEG_QUALITY, 95])
     entries = {}
+    real_bytes, reads = cli_run.read_file_bytes, []  # s64: the file is read once; --vis decodes its bytes whole
+    monkeypatch.setattr(cli_run, "read_file_bytes", lambda p: reads.append(p) or real_bytes(p))
     for mode in ([], ["--full-resolution"], ["--read-ahead", "0"]):
         r = run("predict", path, "--model", standin_path, "-q", "--vis", tmp_path / f"vis{len(entries)}", *mode)
         assert r.exit_code == 0, r.stderr
         (entries[" ".join(mode)],) = json.loads(r.stdout)
         assert cv2.imread(str(tmp_path / f"vis{len(entries) - 1}" / "big.jpg")).shape == (720, 480, 3)
+    assert reads == [path] * 3
     for entry in entries.values():  # the photo's own px either way
         np.testing.assert_allclose(np.reshape(entry["keypoints"], (-1, 3))[:, :2], points, atol=2.0)
     assert entries[""] == entries["--read-ahead 0"]  # reading ahead changes nothing
     assert entries[""] != entries["--full-resolution"]  # ... decoding smaller does, a little
-    real_read, scales = cli_run.read_photo, []
-    monkeypatch.setattr(cli_run, "read_photo", lambda *a: scales.append(real_read(*a)[1]) or real_read(*a))
+    real_read, scales = cli_run.photo_from_bytes, []
+    monkeypatch.setattr(cli_run, "photo_from_bytes", lambda *a: scales.append(real_read(*a)[1]) or real_read(*a))
     boxes = tmp_path / "boxes.json"
     for listed, scale in (([[100.0, 120.0, 300.0, 500.0]], 2),  # big enough for the model at 1/2
                           ([[100.0, 120.0, 300.0, 500.0], [10.0, 10.0, 40.0, 60.0]], 1)):  # a box < the input

@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Dict, List, NamedTuple, Optional, Set, Tuple
 
 import cv2
 import numpy as np
@@ -24,8 +24,8 @@ from ..boxes import ImageBoxes
 from ..decoder_messages import collect_decoder_messages, damage_said
 from ..drawing_mark import add_mark, mark_video, may_draw_over
 from ..geometry import box_centers_and_sizes, rescale_boxes
-from ..inputs import (TEMP_PREFIX, InputItem, InputReadError, PhotoTooLarge, is_live, open_stream, open_video,
-                      opencv_video_path, read_image, read_photo)
+from ..inputs import (TEMP_PREFIX, InputItem, InputReadError, PhotoTooLarge, image_from_bytes, is_live,
+                      open_stream, open_video, opencv_video_path, photo_from_bytes, read_file_bytes)
 from ..predictor import PoseResult
 from ..prefetch import READ_AHEAD, OrderedJobs
 from ..results import ResultsWriter, atomic_write_bytes, coco_entries
@@ -45,13 +45,29 @@ _NUMBERED = re.compile(r"(.+)_[0-9]+")  # a name made unique: a_pose_2 of a_pose
 @dataclass
 class Photo:
     """A photo read and ready for the model: its input, pixels (decoded at 1/scale of its size), person boxes in
-    those pixels (None: the whole photo), image id."""
+    those pixels (None: the whole photo), image id, and its file's bytes (n,) uint8 when --vis draws it whole."""
 
     item: InputItem
     image: np.ndarray
     boxes: Optional[np.ndarray]
     image_id: int
     scale: int = 1
+    data: Optional[np.ndarray] = None
+
+
+class Decoded(NamedTuple):
+    """What the reader thread hands over (``PredictRun.decode``): a photo's pixels, decoded at 1/scale of its size;
+    its boxes file entry (boxes (N, 4) in the photo's px and COCO image id, or None); its size (H, W) where a boxes
+    file had it read as stored (else None); the lines its decoder printed (libjpeg's on damaged data, to be said
+    with its name: ``decoder_messages``); its file's bytes where --vis will draw it whole (else None)."""
+
+    image: np.ndarray
+    scale: int
+    boxes: Optional[np.ndarray]
+    coco_id: Optional[int]
+    as_stored: Optional[Tuple[int, int]]
+    said: List[str]
+    data: Optional[np.ndarray] = None
 
 
 def _vis_rel(item: InputItem, vis_dir: Optional[Path] = None, real=os.path.realpath) -> Path:
@@ -464,29 +480,28 @@ class PredictRun:
             trace(self.debug)
             raise InputReadError(f"prediction failed: {_unexpected(e)}") from None
 
-    def decode(self, item):
-        """A photo's pixels, the scale they were decoded at, and its boxes file entry: (image, scale, boxes (N, 4)
-        in the photo's px or None, COCO image id or None, size (H, W) of a photo read as stored or None, the lines
-        its decoder printed (libjpeg's on damaged data: ``decoder_messages``), to be said with its name). Runs ahead
-        of the model (``prefetch``); raises InputReadError when the photo cannot be read or is not listed in the
-        boxes file. A photo a COCO boxes file lists in its stored frame, which its EXIF orientation turns (the
-        file's width and height across the upright photo's), is read as stored, where the file's boxes are, as
-        ``fasterpose eval`` reads it."""
+    def decode(self, item) -> "Decoded":
+        """A photo's pixels and its boxes file entry (:class:`Decoded`). Runs ahead of the model (``prefetch``);
+        raises InputReadError when the photo cannot be read or is not listed in the boxes file. A photo a COCO boxes
+        file lists in its stored frame, which its EXIF orientation turns (the file's width and height across the
+        upright photo's), is read as stored, where the file's boxes are, as ``fasterpose eval`` reads it."""
         found = self._listed(item) if self.lookup is not None else None
         boxes, coco_id = (found.boxes, found.image_id) if found is not None else (None, None)
+        data = read_file_bytes(item.path)  # read once: --vis decodes these bytes again whole, never the file
         with collect_decoder_messages() as said:  # libjpeg's own lines on damaged data, said with the photo's name
             try:
-                image, scale = read_photo(item.path, self.long_side, self._most_reduction(boxes))
+                image, scale = photo_from_bytes(data, self.long_side, self._most_reduction(boxes))
             except InputReadError as e:
                 if said:
                     raise InputReadError(f"{e}: {'; '.join(dict.fromkeys(said))}") from None
                 raise
             size = found.image_size if found is not None else None
             if size is not None and size[0] != size[1] and (image.shape[0] > image.shape[1]) != (size[0] > size[1]):
-                stored = read_image(item.path, orientation=False)  # (read_as_listed's check, the upright read done)
+                stored = image_from_bytes(data, orientation=False)  # (read_as_listed's check, the upright read done)
                 if stored.shape[:2] == tuple(size):
-                    return stored, 1, boxes, coco_id, size, said
-        return image, scale, boxes, coco_id, None, said
+                    return Decoded(stored, 1, boxes, coco_id, size, said)
+        kept = data if scale > 1 and self.vis_dir is not None else None
+        return Decoded(image, scale, boxes, coco_id, None, said, kept)
 
     def _most_reduction(self, boxes) -> int:
         """The largest decoding scale at which every box's crop region keeps at least the model's input px."""
@@ -501,7 +516,7 @@ class PredictRun:
         self._pass_skipped(item)
         self.next_id += 1
         try:
-            image, scale, boxes, coco_id, as_stored, decoder_said = decoded.result()
+            image, scale, boxes, coco_id, as_stored, decoder_said, data = decoded.result()
             if decoder_said:
                 say(f"warning: {item.path}: {damage_said(decoder_said)}")
             if as_stored is not None:
@@ -520,7 +535,7 @@ class PredictRun:
             trace(self.debug)
             self.fail(item.path, f"cannot read it: {_unexpected(e)}")
             return None
-        return Photo(item, image, boxes, coco_id if coco_id is not None else self.next_id, scale)
+        return Photo(item, image, boxes, coco_id if coco_id is not None else self.next_id, scale, data)
 
     @staticmethod
     def _warn_outside(item: InputItem, image: np.ndarray, boxes) -> None:
@@ -592,15 +607,17 @@ class PredictRun:
         self._record_source(item, target)
 
     def _draw_photo(self, photo: Photo, res: PoseResult, target: Path) -> None:
-        """Draw ``res`` on the photo (read again whole if it was decoded smaller) and write it to ``target``.
-        Runs beside the model; raises InputReadError saying what went wrong."""
+        """Draw ``res`` on the photo (decoded again whole from the bytes read with it if it was decoded smaller: no
+        second read of the file, which could have changed, or hang on a network mount in this thread that the
+        run waits for) and write it to ``target``. Runs beside the model; raises InputReadError saying what went
+        wrong."""
         try:
             with collect_decoder_messages():  # (a damaged photo was named when first read)
-                image = photo.image if photo.scale == 1 else read_image(photo.item.path)
+                image = photo.image if photo.data is None else image_from_bytes(photo.data)
         except PhotoTooLarge:  # only its reduced decoding fits OpenCV: drawn at that size
             image, res = photo.image, res.rescaled(1.0 / photo.scale)
-        except InputReadError as e:  # the file changed since it was read
-            raise InputReadError(f"cannot read it again for --vis: {e}") from None
+        except InputReadError as e:  # (the bytes decoded smaller: whole, they should too)
+            raise InputReadError(f"cannot decode it whole for --vis: {e}") from None
         ok, buf = cv2.imencode(target.suffix, self.pred.draw(image, res, self.vis_threshold, note=NOBODY_NOTE))
         try:
             if not ok:
