@@ -33,8 +33,9 @@ class Window:
         try:
             cv2.namedWindow(title, cv2.WINDOW_NORMAL)
         except cv2.error:
-            raise ShowUnavailable("--show needs OpenCV with a GUI: pip install opencv-python (in place of "
-                                  "opencv-python-headless), or use --vis to write the drawn frames instead") from None
+            raise ShowUnavailable("--show needs OpenCV with a GUI: pip uninstall -y opencv-python-headless "
+                                  "opencv-python && pip install opencv-python (both install cv2: docs/usage.md, "
+                                  "'Watching'), or use --vis to write the drawn frames instead") from None
 
     def show(self, image: np.ndarray) -> bool:
         cv2.imshow(self.title, image)

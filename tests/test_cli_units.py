@@ -1015,6 +1015,8 @@ def test_python_dash_m_runs_the_command_line():
     r = subprocess.run(run + ["--help"], capture_output=True, text=True, timeout=60, cwd=root)
     commands = r.stdout.split("Commands:")[1].split()
     assert r.returncode == 0 and {"predict", "bench", "info", "eval"} <= set(commands), r.stdout
+    bare = subprocess.run(run, capture_output=True, text=True, timeout=60, cwd=root)  # s64: 0 on click 8.1, 2 on 8.2+
+    assert bare.returncode == 2 and bare.stdout == r.stdout, bare.stdout + bare.stderr  # the help, a usage error
 
 
 def test_finite_json_numbers():

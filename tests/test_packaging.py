@@ -12,20 +12,31 @@ ROOT = Path(__file__).resolve().parents[1]
 BUDGET_MB = 25  # the bundled models' package budget (the default model's issue)
 
 
-def test_the_wheel_holds_the_runtime_and_its_models_only(tmp_path):
-    src = tmp_path / "src"  # a copy of what the build reads, so the checkout gets no build/ or egg-info
+def _source_copy(tmp_path) -> Path:
+    """A copy of what the build reads, so the checkout gets no build/ or egg-info."""
+    src = tmp_path / "src"
     src.mkdir()
-    for name in ("pyproject.toml", "setup.cfg", "README.md", "LICENSE"):
+    for name in ("pyproject.toml", "setup.cfg", "setup.py", "MANIFEST.in", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, src / name)
-    for pkg in ("fasterpose_rt", "models", "export", "benchmarks"):
+    for pkg in ("fasterpose_rt", "models", "export", "benchmarks", "tests", "examples"):
         shutil.copytree(ROOT / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__", "results"))
+    return src
+
+
+def _wheel(src: Path, dist: Path) -> Path:
     run = subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-q",
-                          "-w", str(tmp_path / "dist")], capture_output=True, text=True)
+                          "-w", str(dist)], capture_output=True, text=True)
     missing = re.search(r"No module named .*|invalid command 'bdist_wheel'", run.stderr)  # (old setuptools, no wheel)
     if run.returncode and missing:
         pytest.skip(f"this environment cannot build a wheel without build isolation: {missing.group(0)}")
     assert run.returncode == 0, run.stderr
-    (wheel,) = (tmp_path / "dist").glob("fasterpose-*.whl")
+    (wheel,) = dist.glob("fasterpose-*.whl")
+    return wheel
+
+
+def test_the_wheel_holds_the_runtime_and_its_models_only(tmp_path):
+    src = _source_copy(tmp_path)
+    wheel = _wheel(src, tmp_path / "dist")
     with zipfile.ZipFile(wheel) as z:
         files = {i.filename: i.file_size for i in z.infolist()}
         info = next(n for n in files if n.endswith(".dist-info/top_level.txt")).rsplit("/", 1)[0]
@@ -40,6 +51,37 @@ def test_the_wheel_holds_the_runtime_and_its_models_only(tmp_path):
     assert "fasterpose_rt/py.typed" in files  # type checkers read the runtime's annotations
     modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "fasterpose_rt").rglob("*.py")}
     assert {n for n in files if n.endswith(".py")} == modules
+
+
+def test_a_rebuild_ships_no_module_removed_since(tmp_path):
+    """review s64: pip builds in the checkout's build/, and setuptools copied the package over what an earlier
+    build left in build/lib: a module removed by a `git pull` was still installed by the next `pip install .`."""
+    src = _source_copy(tmp_path)
+    (src / "fasterpose_rt" / "zz_removed.py").write_text("x = 1\n")
+    with zipfile.ZipFile(_wheel(src, tmp_path / "d1")) as z:
+        assert "fasterpose_rt/zz_removed.py" in z.namelist()
+    (src / "fasterpose_rt" / "zz_removed.py").unlink()
+    with zipfile.ZipFile(_wheel(src, tmp_path / "d2")) as z:
+        assert "fasterpose_rt/zz_removed.py" not in z.namelist()
+        assert "fasterpose_rt/predictor.py" in z.namelist()
+
+
+def test_the_source_archive_runs_the_readme_quick_start_and_leaves_the_checkout_only_tests_out(tmp_path):
+    """review s64: the sdist held tests that need models/ and export/ (not in it), and not the README's demo
+    photo, so `fasterpose predict examples/astronaut.jpg` failed in the unpacked archive."""
+    import tarfile
+
+    src = _source_copy(tmp_path)
+    build = subprocess.run([sys.executable, "-c", "from setuptools import build_meta; "
+                            f"print(build_meta.build_sdist({str(tmp_path / 'sdist')!r}))"], cwd=src,
+                           capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    (archive,) = (tmp_path / "sdist").glob("fasterpose-*.tar.gz")
+    with tarfile.open(archive) as t:
+        names = {n.split("/", 1)[1] for n in t.getnames() if "/" in n}
+    assert {"examples/astronaut.jpg", "examples/README.md", "README.md", "LICENSE", "setup.py",
+            "fasterpose_rt/assets/fasterpose_default_int8.onnx"} <= names, sorted(names)
+    assert not any(n.startswith(("tests/", "models/", "export/", "benchmarks/")) for n in names), sorted(names)
 
 
 def test_the_runtime_type_checks(tmp_path):

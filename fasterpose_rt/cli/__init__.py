@@ -23,10 +23,15 @@ from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 __all__ = ["main", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True,
+             subcommand_metavar="COMMAND [ARGS]...")
 @click.version_option(__version__, prog_name="fasterpose")
-def main():
+@click.pass_context
+def main(ctx: click.Context):
     """FasterPose: fast CPU human pose estimation (ONNX runtime)."""
+    if ctx.invoked_subcommand is None:  # no command: the help, and a usage error's exit code (click 8.1 said 0)
+        click.echo(ctx.get_help())
+        ctx.exit(EXIT_USAGE)
     common.reset_stderr()  # (a run in this process before may have found stderr full: this one looks again)
     if sys.stderr is None:  # started with stderr closed (2>&-): its lines go nowhere, and fd 2 is not free for
         sys.stderr = open(os.devnull, "w")  # a results file, where OpenCV's or onnxruntime's own lines would land
