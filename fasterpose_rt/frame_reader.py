@@ -41,11 +41,12 @@ class FrameReader:
     """
 
     def __init__(self, cap, every: int = 1, latest: bool = False, ahead: int = READ_AHEAD,
-                 expected: Optional[int] = None, times: bool = False):
+                 expected: Optional[int] = None, times: bool = False, counted: bool = True):
         if every < 1 or ahead < 1:
             raise ValueError(f"every and ahead must be >= 1, got {every} and {ahead}")
         self.every, self.latest, self.ahead = int(every), bool(latest), int(ahead)
         self.expected = expected  # the frames a file lists: one that stops well short of them is an error
+        self.counted = bool(counted)  # False: expected is an estimate (inputs.counts_frames), not checked
         self.times = bool(times)
         self.dropped = 0  # frames decoded and replaced by a newer one before the caller took them (latest only)
         self._cap = cap
@@ -59,7 +60,7 @@ class FrameReader:
     def _read(self) -> None:
         """The thread: read until the source ends, fails or ``close()``; then release the capture."""
         # InputReadError: no frame, or cut off
-        frames = iter_video_frames(self._cap, self.every, self.expected, self.times)
+        frames = iter_video_frames(self._cap, self.every, self.expected, self.times, self.counted)
         try:
             for item in frames:
                 with self._changed:

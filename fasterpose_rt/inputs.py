@@ -32,7 +32,8 @@ __all__ = [
     "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "LIST_EXTENSIONS", "InputItem", "InputReadError", "PhotoTooLarge",
     "expand_inputs",
     "read_input_list", "is_pattern", "read_image",
-    "open_video", "capture_info", "iter_video_frames", "stream_source", "is_live", "open_stream", "jpeg_size",
+    "open_video", "capture_info", "iter_video_frames", "counts_frames", "ends_early", "stream_source", "is_live",
+    "open_stream", "jpeg_size",
     "reduction_for", "read_photo", "REDUCED_LONG_SIDE", "opencv_video_path", "read_file_bytes", "photo_from_bytes",
     "image_from_bytes",
 ]
@@ -45,7 +46,8 @@ IMAGE_EXTENSIONS = frozenset({
 VIDEO_EXTENSIONS = frozenset({
     ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts", ".mts",
     ".h264", ".264", ".h265", ".265", ".hevc",  # raw streams, as cameras and encoders write them (no timestamps)
-})
+    ".m2ts", ".m2t", ".vob", ".ogv", ".mjpeg", ".mjpg", ".mxf", ".asf", ".f4v", ".m2v", ".dv",  # camcorders,
+})  # DVDs, Ogg, Motion JPEG streams, broadcast and Flash files: all FFmpeg's, so OpenCV's
 LIST_EXTENSIONS = frozenset({".txt"})  # fasterpose predict photos.txt: one input per line
 
 # IMREAD_COLOR converts gray, palette and alpha photos to 3-channel BGR and, unlike IMREAD_UNCHANGED, applies
@@ -564,7 +566,66 @@ def _video_container(data: np.ndarray) -> Optional[Tuple[str, str]]:
         return "AVI", ".avi"
     if head[:4] == b"\x1a\x45\xdf\xa3":  # EBML: Matroska, or WebM (its doctype says which)
         return ("WebM", ".webm") if b"webm" in head else ("Matroska", ".mkv")
+    if head[:4] == b"OggS":
+        return "Ogg", ".ogv"
+    if head[:4] == b"\x00\x00\x01\xba":  # an MPEG program stream's pack header
+        return "MPEG program stream", ".mpg"
+    whole = bytes(data[:400])  # MPEG transport streams: a sync byte every 188 bytes (every 192 in a camcorder's .m2ts)
+    if len(whole) >= 377 and whole[0] == whole[188] == 0x47:
+        return "MPEG transport stream", ".ts"
+    if len(whole) >= 389 and whole[4] == whole[196] == 0x47:
+        return "MPEG-2 transport stream (camcorder)", ".m2ts"
     return None
+
+
+def counts_frames(path: Union[str, os.PathLike]) -> bool:
+    """Whether the video file at ``path`` is in a container that counts its frames (MP4, MOV, 3GP: their sample
+    tables; AVI: its header), so that OpenCV's frame count is the file's own. Other containers (Matroska, WebM,
+    MPEG-TS, raw streams) give none: OpenCV estimates one as duration x fps, and their duration spans the audio too,
+    which may run longer than the pictures. False for a stream's URL or a file that cannot be read."""
+    if "://" in str(path):
+        return False
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    return (head[4:8] == b"ftyp" and head[8:12] not in _PHOTO_BRANDS) or (head[:4] == b"RIFF" and head[8:12] == b"AVI ")
+
+
+def ends_early(path: Union[str, os.PathLike]) -> bool:
+    """Whether the Matroska or WebM file at ``path`` ends before its Segment's recorded size: a copy or download cut
+    off (its count, OpenCV's estimate from the duration its header recorded, is then worth holding it to). False
+    for other files, a Segment of unknown size (a recording never finalised) or a file that cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+            size = os.fstat(f.fileno()).st_size
+    except (OSError, TypeError, ValueError):
+        return False
+    if head[:4] != b"\x1a\x45\xdf\xa3":  # EBML
+        return False
+    at = 4
+    header = _ebml_size(head, at)  # the EBML header's own size, then the Segment (ID 18 53 80 67) after it
+    if header is None:
+        return False
+    at = header[1] + header[0]
+    if head[at:at + 4] != b"\x18\x53\x80\x67":
+        return False
+    segment = _ebml_size(head, at + 4)
+    return segment is not None and segment[1] + segment[0] > size
+
+
+def _ebml_size(data: bytes, at: int) -> Optional[Tuple[int, int]]:
+    """(the size an EBML element's size field at ``at`` gives, the offset after the field); None when it is cut
+    off, malformed or "unknown" (all its value bits set)."""
+    if at >= len(data) or data[at] == 0:
+        return None
+    length = 9 - data[at].bit_length()  # the leading zeros of the first byte say how many bytes follow
+    if at + length > len(data):
+        return None
+    value = int.from_bytes(data[at:at + length], "big") & ((1 << (7 * length)) - 1)
+    return None if value == (1 << (7 * length)) - 1 else (value, at + length)
 
 
 MAX_FPS = 1000.0  # frames per second no camera or video file delivers beyond
@@ -645,7 +706,7 @@ MISSES_IN_A_ROW = 8  # a file's frames failing to decode in a row: fewer are dam
 
 
 def iter_video_frames(cap: cv2.VideoCapture, every: int = 1, expected: Optional[int] = None,
-                      times: bool = False) -> Generator[tuple, None, None]:
+                      times: bool = False, counted: bool = True) -> Generator[tuple, None, None]:
     """Yield (frame index, (H, W, 3) uint8 BGR frame) for frames 0, every, 2·every, ...; releases ``cap`` at the end.
     times: yield (index, frame, timestamp) instead, the timestamp the frame's own in seconds as the source gives it
     (``CAP_PROP_POS_MSEC`` once it is read: a variable-frame-rate video's frames are not index / fps apart), None
@@ -655,9 +716,11 @@ def iter_video_frames(cap: cv2.VideoCapture, every: int = 1, expected: Optional[
     kept) when a later one decodes: fewer than MISSES_IN_A_ROW failures in a row are damage, that many the end.
     Raises InputReadError when not a single frame decodes, and, after the frames read, when frames were passed over
     (naming them) or a file whose container lists ``expected`` frames stops well short of them (a damaged or
-    cut-off file). A count of frames is judged by the time reached as well: a variable-frame-rate file's container
-    may list duration x fps frames, more than it holds, and it is whole when its last frame's timestamp reaches
-    that duration. A camera or stream (``expected`` None) ends at its first failed read.
+    cut-off file): short by more than 1 % (2 frames at least), unless its last frame's timestamp reaches the
+    duration the count makes (a trimmed file's count is its shown duration x fps). ``counted`` False: ``expected`` is
+    OpenCV's estimate for a container that counts no frames (:func:`counts_frames`), whose duration spans its audio
+    too: a file's frames stopping short of it are no evidence of damage, and only frames that fail to decode are
+    named. A camera or stream (``expected`` None) ends at its first failed read.
     """
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every}")
@@ -710,10 +773,10 @@ def iter_video_frames(cap: cv2.VideoCapture, every: int = 1, expected: Optional[
         raise InputReadError("no frame could be decoded")
     if expected is None:
         return
-    slack = max(2, expected // 10)  # counts of some containers are estimates
+    slack = max(2, expected // 100)
     lost = "" if not passed_over else f"; frame{'s' if len(passed_over) > 1 else ''} {_frame_list(passed_over)} " \
         "could not be decoded"
-    if index < expected - slack and not _reached(fps, expected, slack, last, previous):
+    if counted and index < expected - slack and not _reached(fps, expected, slack, last, previous):
         raise InputReadError(f"decoding stopped at frame {index} of the {expected} the file lists (damaged or cut "
                              f"off?); the frames before it were processed{lost}")
     if passed_over:
@@ -739,8 +802,8 @@ def _timestamp(cap) -> Optional[float]:
 
 def _reached(fps: float, expected: int, slack: int, last: Optional[float], previous: Optional[float]) -> bool:
     """Whether a file's last frame, at ``last`` s (the one before at ``previous``), ends within ``slack`` frames of
-    the duration its ``expected`` frames make at its frame rate (their count is duration x fps when the container
-    does not count them: a variable-frame-rate Matroska file lists more than it holds)."""
+    the duration its ``expected`` frames make at its frame rate (a trimmed MP4's count is its shown duration x fps,
+    and its frames need not be evenly spaced)."""
     if last is None or not fps:
         return False
     step = last - previous if previous is not None and last > previous else 1.0 / fps  # the last frame's length

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from .frame_reader import FrameReader
-from .inputs import MAX_FPS, InputReadError, capture_info, iter_video_frames, open_video
+from .inputs import MAX_FPS, InputReadError, capture_info, counts_frames, ends_early, iter_video_frames, open_video
 from .predictor import PoseResult
 from .preprocess import box_array, check_boxes, detector_boxes
 from .prefetch import READ_AHEAD
@@ -174,12 +174,15 @@ class VideoPoses:
                 raise InputReadError("the video capture is not open")
             self._cap, (self.frame_count, self.fps) = source, capture_info(source)
             self._listed = None  # a camera or stream lists no frames to check against
+            self._counted, self._path = False, None
         elif isinstance(source, (str, os.PathLike)):
             try:
                 self._cap, self.frame_count, self.fps = open_video(source)
             except InputReadError as e:  # a caller of this class may open several: the message names the file
                 raise InputReadError(e.reason, source) from None
-            self._listed = self.frame_count
+            self._listed, self._path = self.frame_count, source
+            # OpenCV's count is the file's own (MP4, MOV, AVI), or an estimate not to hold it to unless it is cut off
+            self._counted = counts_frames(source) or ends_early(source)
         else:
             raise TypeError(f"source must be a video file path or a cv2.VideoCapture, got {type(source).__name__}")
         self._reader: Optional[FrameReader] = None
@@ -224,10 +227,11 @@ class VideoPoses:
         clock = FrameClock(self.fps)
         if self.live or self.read_ahead:
             self._reader = FrameReader(self._cap, self.every, latest=self.live, ahead=max(self.read_ahead, 1),
-                                       expected=self._listed, times=True)
+                                       expected=self._listed, times=True, counted=self._counted)
             frames: Iterator = iter(self._reader)
         else:
-            frames = self._direct = iter_video_frames(self._cap, self.every, self._listed, times=True)
+            frames = self._direct = iter_video_frames(self._cap, self.every, self._listed, times=True,
+                                                      counted=self._counted)
         if self.max_frames is not None:  # stop right after the last one: a camera would block for one more
             frames = itertools.islice(frames, self.max_frames)
         try:
@@ -245,6 +249,10 @@ class VideoPoses:
                 if self.smoother is not None:  # the frame's own time: skipped and failed frames keep the pace
                     poses = self.smoother(poses, time)
                 yield VideoFrame(index, time, frame, poses)
+        except InputReadError as e:  # cut off, or frames that failed: named, as opening errors are
+            if self._path is None or str(e) != e.reason:
+                raise
+            raise InputReadError(e.reason, self._path) from None
         finally:  # islice, an error or a kept traceback would leave the reader thread, and the capture, running
             self.close()
 

@@ -254,6 +254,18 @@ def test_read_image_honours_exif_orientation(tmp_path):
     assert out[2, 10, 0] > 200 and out[-3, 10, 0] < 50  # the white half moved to the top
 
 
+def test_a_folder_takes_camcorder_dvd_and_ogg_videos(tmp_path):
+    """review s64: .m2ts (AVCHD), .vob, .ogv and .mjpeg files, which OpenCV reads, were left out of a folder
+    without a word, and given by name were tried as photos."""
+    from fasterpose_rt.inputs import expand_inputs
+
+    names = ["00001.m2ts", "VTS_01_1.vob", "clip.ogv", "cam.mjpeg", "broadcast.mxf"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    items, problems = expand_inputs([tmp_path], videos=True)
+    assert not problems and sorted((Path(i.path).name, i.kind) for i in items) == sorted((n, "video") for n in names)
+
+
 @pytest.mark.parametrize("content, reason", [
     (b"", "empty"),
     (b"this is not a photo", "not a decodable image"),
@@ -266,6 +278,12 @@ def test_read_image_honours_exif_orientation(tmp_path):
     pytest.param(b"\x1a\x45\xdf\xa3\x9f\x42\x82\x84webm" + bytes(40), r"\(WebM container\).* \.webm", id="webm"),
     pytest.param(b"\x1a\x45\xdf\xa3\xa3\x42\x82\x88matroska" + bytes(40), r"\(Matroska container\).* \.mkv",
                  id="mkv"),
+    # review s64: an Ogg, program stream or (camcorder) transport stream was "not a decodable image"
+    pytest.param(b"OggS\0\x02" + bytes(60), r"\(Ogg container\).* \.ogv", id="ogv"),
+    pytest.param(b"\0\0\x01\xba\x44" + bytes(60), r"\(MPEG program stream container\).* \.mpg", id="vob"),
+    pytest.param((b"\x47\x40\x00\x10" + bytes(184)) * 3, r"\(MPEG transport stream container\).* \.ts", id="ts"),
+    pytest.param((bytes(4) + b"\x47\x40\x00\x10" + bytes(184)) * 3, r"\(MPEG-2 transport stream \(camcorder\) "
+                 r"container\).* \.m2ts", id="m2ts"),
     pytest.param(b"\0\0\0\x1cftypavif" + bytes(40), "not a decodable image", id="avif"),  # an AVIF photo: no video
     pytest.param(b"RIFF\x10\0\0\0WEBPVP8 " + bytes(40), "not a decodable image", id="webp"),  # nor a WebP one
 ])

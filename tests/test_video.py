@@ -347,13 +347,14 @@ def _uint(id_, v):
     return _el(id_, v.to_bytes(max(1, (v.bit_length() + 7) // 8), "big"))
 
 
-def write_mkv(path, times_ms, size=(80, 120)):
+def write_mkv(path, times_ms, size=(80, 120), duration_ms=None):
     """A Matroska video of the stand-in person (MJPEG, the first joint 2 px lower each frame) whose frames show at
     ``times_ms``, as a phone or a screen recorder writes a variable frame rate: the container lists no frame count,
-    so OpenCV reads its duration x its guess of the frame rate. Returns path."""
+    so OpenCV reads its duration x its guess of the frame rate. duration_ms: the duration its header records (as
+    when its audio runs on after the pictures); default the last frame's end. Returns path."""
     w, h = size
     ebml = _el(b"\x1a\x45\xdf\xa3", _el(b"\x42\x82", b"matroska") + _uint(b"\x42\x87", 4) + _uint(b"\x42\x85", 2))
-    duration = times_ms[-1] + (times_ms[-1] - times_ms[-2])
+    duration = duration_ms if duration_ms is not None else times_ms[-1] + (times_ms[-1] - times_ms[-2])
     info = _el(b"\x15\x49\xa9\x66", _uint(b"\x2a\xd7\xb1", 1000000) + _el(b"\x44\x89", struct.pack(">d", duration)))
     track = _el(b"\xae", _uint(b"\xd7", 1) + _uint(b"\x73\xc5", 1) + _uint(b"\x83", 1) + _el(b"\x86", b"V_MJPEG")
                 + _el(b"\xe0", _uint(b"\xb0", w) + _uint(b"\xba", h)))
@@ -407,6 +408,43 @@ def test_a_variable_frame_rate_video_cut_short_is_still_named(pred, tmp_path):
     with pytest.raises(InputReadError, match="decoding stopped at frame 4 of the 18 the file lists"):
         for _ in video:
             pass
+
+
+def test_a_matroska_file_whose_audio_runs_longer_is_whole(pred, tmp_path):
+    """review s64: a whole MKV, WebM or TS file whose audio ran more than 10 % past its pictures (or whose last
+    frame was held long) failed as "damaged or cut off": Matroska counts no frames, and OpenCV's estimate is the
+    whole duration x fps. Such a count is held against the file only when the file ends before its Segment does."""
+    from fasterpose_rt.inputs import counts_frames, ends_early
+
+    path = write_mkv(tmp_path / "long_audio.mkv", VFR_MS, duration_ms=2000)
+    video = VideoPoses(pred, path)
+    assert video.frame_count == 60 and not counts_frames(path) and not ends_early(path)
+    assert [f.index for f in video] == list(range(8))  # no error: the 8 frames it holds
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(path.read_bytes()[:path.stat().st_size * 6 // 10])
+    assert ends_early(cut) and not ends_early(tmp_path / "absent.mkv")
+    with pytest.raises(InputReadError, match="decoding stopped at frame 4 of the 60 the file lists"):
+        list(VideoPoses(pred, cut))
+
+
+def test_an_avi_cut_short_by_a_few_percent_is_named(pred, tmp_path):
+    """review s64: a file missing up to a tenth of the frames its container counts passed as whole (a 10 %
+    allowance meant for containers that only estimate a count); MP4, MOV and AVI count theirs: 1 % (2 frames at
+    least) now. (OpenCV writes an MP4's sample tables after its data, so a cut one of its own does not open.)"""
+    from fasterpose_rt.inputs import counts_frames
+
+    whole = tmp_path / "whole.avi"
+    w = cv2.VideoWriter(str(whole), cv2.VideoWriter.fourcc(*"MJPG"), 25, (64, 48))
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        w.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))  # (frames of about one size)
+    w.release()
+    assert counts_frames(whole) and len(list(VideoPoses(pred, whole, search=False, refine_passes=0))) == 100
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(whole.read_bytes()[:whole.stat().st_size * 95 // 100])
+    with pytest.raises(InputReadError, match=r"decoding stopped at frame 9\d of the 100 the file lists") as e:
+        list(VideoPoses(pred, cut, search=False, refine_passes=0))
+    assert str(e.value).startswith(f"{cut}: ")  # named, as an error opening it is (review s64)
 
 
 def trimmed_mp4(path, frames=30, fps=10, start_s=1.0, shown_s=2.0):

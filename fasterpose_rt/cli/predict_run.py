@@ -700,7 +700,7 @@ class PredictRun:
                 if drawn is not None and not self.window.show(drawn):
                     break  # q, Esc or the window closed: this input ends here
         except InputReadError as e:
-            self.fail(item.label, str(e))
+            self.fail(item.label, e.reason)  # (VideoPoses names the file: the label names it here)
             return
         except OSError as e:  # a folder or file to write (--out-dir)
             if self._results_failed(e):  # --out or stdout takes no more: the run ends, not this input alone
