@@ -172,18 +172,6 @@ def machine_info() -> Dict[str, str]:
     }
 
 
-def median_time(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
-    """Median wall time of ``fn()`` in seconds over ``repeats`` calls (after ``warmup`` untimed calls)."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
-
-
 def markdown_table(header: Sequence[str], rows: List[Sequence]) -> str:
     """A GitHub Markdown table; header (C,) strings, rows of C cells (anything str()-able)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]

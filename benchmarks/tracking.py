@@ -437,7 +437,7 @@ def match_persons(keypoints, labels, visible, names, near: float = 0.5, exclusiv
     return owner
 
 
-def several(pred, hog, photos, names, label_of=None):
+def several(pred, hog, photos, names):
     """Photos of several labelled persons without boxes: the search reporting one person (the default) or up to
     2 or 5 (``--max-persons``), and HOG's boxes refined (``--detector hog``: every box, a search where it finds
     nobody). photos: (photo, labels (P, K, 2), visible (P, K)) each; names: the labels' K keypoint names, matched by

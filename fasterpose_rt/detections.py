@@ -90,7 +90,7 @@ def load_detections(path, image_ids: Iterable[int], category_id: Optional[int] =
             raise DetectionsError(f"{src}: entry {j}: 'score' must be a number, got {s!r}")
         image_id = number
         if name is not None:  # the name says which photo; an image_id may be another numbering's
-            found = lookup.find(Path(name)) if lookup is not None else None
+            found = lookup.find(Path(name)) if lookup is not None else None  # (a name comes with a lookup)
             image_id = None if found is None else found.image_id
             same = ids_of_name[_norm_name(listed[image_id])] if image_id is not None else []
             if len(same) > 1:  # its image_id, if one of them, says which; else the boxes have no one photo

@@ -93,7 +93,7 @@ class ModelMetadata:
         return name
 
     def to_json(self) -> str:
-        """The metadata as strict JSON: numpy's scalars (np.float32, np.int64..., which the checks accept) and arrays
+        """The metadata as strict JSON: numpy's scalars and arrays (box_padding and the extra blocks take them)
         written as plain numbers and lists; NaN and the infinities, which JSON has no word for, as null."""
         d = asdict(self)
         extra = d.pop("extra")

@@ -14,7 +14,6 @@ from typing import BinaryIO, Dict, Iterator, Optional, Tuple, Union
 
 __all__ = ["shown_seconds"]
 
-_CONTAINERS = (b"moov", b"trak", b"edts", b"mdia")
 _MAX_MOOV = 64 << 20  # a moov box this large is no index we need to read (a 10-hour file's is a few MB)
 _MAX_TOP_BOXES = 10_000  # a broken or hostile file is given up on, not walked for ever
 

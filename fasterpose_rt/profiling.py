@@ -19,7 +19,7 @@ import numpy as np
 __all__ = ["profile_model", "format_profile"]
 
 
-def _summary(per_node: Dict[str, List], runs: int, call_ms: float, **info) -> dict:
+def _summary(per_node: Dict[str, List], runs: int, call_ms: float) -> dict:
     """per_node: name -> [op type, kernel, total µs over the timed calls] -> the profile dict (see profile_model)."""
     names = list(per_node)
     us = np.array([per_node[n][2] for n in names], np.float64) / max(runs, 1)
@@ -35,7 +35,7 @@ def _summary(per_node: Dict[str, List], runs: int, call_ms: float, **info) -> di
     order = np.argsort(-us, kind="stable")
     node_rows = [{"name": names[i], "op": per_node[names[i]][0], "kernel": per_node[names[i]][1],
                   "ms": float(us[i]) / 1000, "share": float(share[i])} for i in order]
-    return {**info, "runs": runs, "call_ms": call_ms, "operators_ms": total / 1000, "ops": op_rows,
+    return {"runs": runs, "call_ms": call_ms, "operators_ms": total / 1000, "ops": op_rows,
             "nodes": node_rows}
 
 

@@ -24,8 +24,6 @@ from ..session import BACKENDS, ModelError
 EXIT_FAILED, EXIT_USAGE = 1, 2  # (EXIT_INTERRUPTED: 130, Ctrl-C; SIGTERM and SIGHUP 143 and 129)
 MAX_INT = sys.maxsize  # the bound of a count without a natural one: a larger number is a usage error, not a crash
 MAX_BATCH = 1024  # persons per model call: far past any speed-up, well short of the memory a batch would take
-# --box-padding: the bundled models record 1.05 and 1.1, export.padding sweeps 1.0-1.3; beyond this range a crop
-# holds nobody whole (below) or a person a few px tall (above)
 
 
 class UsageProblem(click.ClickException):

@@ -628,7 +628,7 @@ class PredictRun:
         except OSError as e:
             raise InputReadError(f"cannot write --vis image {target}: {_why(e)}") from None
 
-    def video(self, item, show: bool) -> None:
+    def video(self, item, bar_shown: bool) -> None:
         self._pass_skipped(item)
         errors, vis, own = 0, None, None
         # --out-dir: the video's own JSON Lines, named .part until its end (only whole ones are skipped); a camera's
@@ -665,7 +665,7 @@ class PredictRun:
         if self._vis_jobs is not None:  # at the rate the results' times count (DEFAULT_FPS when the video's unknown)
             vis = _VisVideo(self, item.label, self._vis[item.label], (video.fps or DEFAULT_FPS) / self.every)
         bar = tqdm(total=video.expected_frames, desc=item.path.name, unit="frame", leave=False,
-                   disable=None if show else True, file=sys.stderr)  # None: on a terminal only
+                   disable=None if bar_shown else True, file=sys.stderr)  # None: on a terminal only
         try:
             for n, frame in enumerate(video):
                 self.videos += n == 0  # counted from its first frame: a camera stopped by Ctrl-C is one too
