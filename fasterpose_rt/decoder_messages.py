@@ -35,12 +35,17 @@ _DAMAGE_LINE = re.compile(r"^(Corrupt JPEG data|Premature end of JPEG file|Inval
 stderr_lock = threading.RLock()
 _local = threading.local()
 _closed = False
+_spool_file = None  # one for the process: windows never overlap (stderr_lock)
+_window_saved: Optional[int] = None  # the real descriptor 2, duplicated, while a window is open
+_EXIT_WAIT = 5.0  # seconds an exit waits for a window to close (a decode: milliseconds, a huge PNG's seconds)
 
 
 @contextlib.contextmanager
 def collect_decoder_messages() -> Iterator[List[str]]:
     """Within the block, decodes in this thread (:func:`decoded_saying`) keep their decoder's lines in the list
-    it yields, instead of letting them reach stderr unnamed."""
+    it yields, instead of letting them reach stderr unnamed. Best effort: a line another thread's decoder printed
+    during the window (one decoding outside such a block) would be kept here too, so a program turns this on only
+    where its decodes all run inside such blocks (the CLI's)."""
     said: List[str] = []
     outer = getattr(_local, "said", None)
     _local.said = said
@@ -51,15 +56,17 @@ def collect_decoder_messages() -> Iterator[List[str]]:
 
 
 def decoded_saying(decode: Callable[[], T]) -> T:
-    """``decode()``, its decoder's stderr lines kept when :func:`collect_decoder_messages` is on in this thread;
-    else simply ``decode()``."""
+    """``decode()``, its decoder's stderr lines kept when :func:`collect_decoder_messages` is on in this thread
+    (also when it raises); else simply ``decode()``."""
     said: Optional[List[str]] = getattr(_local, "said", None)
     if said is None:
         return decode()
-    with stderr_captured() as caught:
-        result = decode()
-    said.extend(caught)
-    return result
+    caught: List[str] = []
+    try:
+        with stderr_captured() as caught:
+            return decode()
+    finally:  # (after the window closed, which fills ``caught``)
+        said.extend(caught)
 
 
 def damage_said(said: List[str]) -> str:
@@ -73,51 +80,53 @@ def damage_said(said: List[str]) -> str:
 @contextlib.contextmanager
 def stderr_captured() -> Iterator[List[str]]:
     """Point descriptor 2 at a temporary file for the block; afterwards the decoder lines it caught are in the
-    yielded list and every other byte is written back to the real stderr. Where descriptor 2 cannot be
-    redirected (closed, or the process exiting), the block runs as it is and nothing is caught."""
+    yielded list (filled as the block ends) and every other byte is written back to the real stderr. Where
+    descriptor 2 cannot be redirected (closed, the process exiting, or a window already open in this thread: its
+    lines are the outer one's), the block runs as it is and nothing is caught here."""
     caught: List[str] = []
     with stderr_lock:
-        saved = _redirect() if not _closed else None
+        saved = _redirect() if not _closed and not getattr(_local, "in_window", False) else None
+        _local.in_window = saved is not None or getattr(_local, "in_window", False)
         try:
             yield caught
         finally:
             if saved is not None:
-                _restore(saved, caught)
-
-
-def _spool():
-    spool = getattr(_local, "spool", None)
-    if spool is None:
-        spool = _local.spool = tempfile.TemporaryFile()
-    return spool
+                _local.in_window = False
+                caught.extend(_restore(saved))
 
 
 def _redirect() -> Optional[int]:
-    """Descriptor 2 -> this thread's spool file; returns a duplicate of the real one (None: left as it was)."""
+    """Descriptor 2 -> the spool file; returns a duplicate of the real one (None: left as it was)."""
+    global _spool_file, _window_saved
     try:
-        spool = _spool()
-        spool.seek(0)
-        spool.truncate()
+        if _spool_file is None:
+            _spool_file = tempfile.TemporaryFile()
+        _spool_file.seek(0)
+        _spool_file.truncate()
         saved = os.dup(2)
     except OSError:
         return None
     try:
-        os.dup2(spool.fileno(), 2)
+        os.dup2(_spool_file.fileno(), 2)
     except OSError:
         os.close(saved)
         return None
+    _window_saved = saved
     return saved
 
 
-def _restore(saved: int, caught: List[str]) -> None:
-    os.dup2(saved, 2)
-    os.close(saved)
-    spool = _local.spool
-    spool.seek(0)
-    text = spool.read()
-    if not text:
-        return
-    others = []
+def _restore(saved: int) -> List[str]:
+    """Descriptor 2 back to ``saved``; the decoder lines the spool caught, the rest written back."""
+    global _window_saved
+    with contextlib.suppress(OSError):  # (put back already by _close, at an exit that could not wait)
+        os.dup2(saved, 2)
+    _window_saved = None
+    with contextlib.suppress(OSError):
+        os.close(saved)
+    assert _spool_file is not None
+    _spool_file.seek(0)
+    text = _spool_file.read()
+    caught, others = [], []
     for line in text.splitlines(keepends=True):
         words = line.decode("utf-8", "replace").strip()
         if _DECODER_LINE.match(words):
@@ -128,12 +137,20 @@ def _restore(saved: int, caught: List[str]) -> None:
     with contextlib.suppress(OSError):
         while rest:
             rest = rest[os.write(2, rest):]
+    return caught
 
 
 @atexit.register
 def _close() -> None:
-    """No window opens after this, and one open now is waited for (a reader thread is a daemon)."""
+    """No window opens after this. One open now is waited for (a reader thread is a daemon), a few seconds at most:
+    then descriptor 2 is put back regardless, so nothing printed at exit is lost."""
     global _closed
-    if stderr_lock.acquire(timeout=5):
+    if stderr_lock.acquire(timeout=_EXIT_WAIT):
         _closed = True
         stderr_lock.release()
+        return
+    _closed = True
+    saved = _window_saved
+    if saved is not None:
+        with contextlib.suppress(OSError):
+            os.dup2(saved, 2)

@@ -10,7 +10,7 @@ import os
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, ContextManager, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
@@ -347,7 +347,8 @@ def in_model_order(data: dict, model_keypoints: Sequence[str], source: str,
 def predict_annotations(predictor, data: dict, images_dir: os.PathLike, category_id: int, source: str,
                         on_fail: Callable[[Path, str], None], wrap: Callable[[Iterable], Iterable] = iter,
                         scores: Optional[np.ndarray] = None, columns: Optional[np.ndarray] = None,
-                        refine_passes: int = 0, warn: Optional[Callable[[str], None]] = None):
+                        refine_passes: int = 0, warn: Optional[Callable[[str], None]] = None,
+                        decoder_lines: bool = False):
     """Predict every photo's person boxes, photos grouped so their persons share the model's batches (up to the
     predictor's batch_size persons, or PHOTO_GROUP_BYTES of decoded photos, per group). A labelled person whose
     bbox has w or h <= 0 is run on the box around its labelled keypoints (``_labelled_box``, as predict_detections
@@ -382,7 +383,7 @@ def predict_annotations(predictor, data: dict, images_dir: os.PathLike, category
         results.extend(coco_entries(res, image_id, names[image_id], category_id=category_id))
 
     done = _predict_photos(predictor, names, {i: b.boxes for i, b in boxes.items()}, images_dir, on_fail, wrap,
-                           take, columns, refine_passes, _image_sizes(data), warn)
+                           take, columns, refine_passes, _image_sizes(data), warn, decoder_lines)
     return results, done, pred
 
 
@@ -422,7 +423,8 @@ def predict_detections(predictor, data: dict, images_dir: os.PathLike, category_
                        detections, sigmas: np.ndarray, on_fail: Callable[[Path, str], None],
                        wrap: Callable[[Iterable], Iterable] = iter, scores: Optional[np.ndarray] = None,
                        columns: Optional[np.ndarray] = None, refine_passes: int = 0,
-                       nms_threshold: float = OKS_NMS, warn: Optional[Callable[[str], None]] = None):
+                       nms_threshold: float = OKS_NMS, warn: Optional[Callable[[str], None]] = None,
+                       decoder_lines: bool = False):
     """``predict_annotations`` on a detector's boxes instead of the file's own (COCO's top-down protocol,
     ``detections.py``): every box of ``detections`` ({image id: (boxes (M, 4), box scores (M,))}) is a person; a
     pose's score is ``detections.rescore`` of its box's and joints' scores; poses of a photo overlapping by OKS >
@@ -471,7 +473,7 @@ def predict_detections(predictor, data: dict, images_dir: os.PathLike, category_
             scores[rows_arr[found]] = res.scores[match[found]]
 
     done = _predict_photos(predictor, names, {i: detections[i][0] for i in names}, images_dir, on_fail, wrap,
-                           take, columns, refine_passes, _image_sizes(data), warn or _stderr_warning)
+                           take, columns, refine_passes, _image_sizes(data), warn or _stderr_warning, decoder_lines)
     for image_id in done:  # a processed photo's labelled persons that no pose matched (or that had no box)
         rows_arr = np.asarray(labelled.get(image_id, []), np.int64)
         pred[rows_arr[np.isnan(pred[rows_arr]).any(axis=(1, 2))]] = np.inf
@@ -498,15 +500,16 @@ def _labelled_box(annotation: dict, keypoints: np.ndarray) -> List[float]:
 def _predict_photos(predictor, names: Dict[int, str], boxes: Dict[int, np.ndarray], images_dir: os.PathLike,
                     on_fail: Callable[[Path, str], None], wrap: Callable[[Iterable], Iterable],
                     take: Callable[[int, Any], None], columns: Optional[np.ndarray], refine_passes: int,
-                    sizes: Optional[Dict[int, tuple]] = None, warn: Callable[[str], None] = _stderr_warning
-                    ) -> List[int]:
+                    sizes: Optional[Dict[int, tuple]] = None, warn: Callable[[str], None] = _stderr_warning,
+                    decoder_lines: bool = False) -> List[int]:
     """Run every photo of ``names`` ({image id: file name}) on its ``boxes`` ((N, 4) each), photos grouped so their
     persons share the model's batches, refined ``refine_passes`` times; ``take(image_id, PoseResult)`` receives each
     photo's poses (cut to ``columns``). Photos without boxes are done without being read; a missing or unreadable
     one goes to ``on_fail`` and is left out. ``sizes`` ({image id: (H, W)}, the file's): a photo is read in the
     frame they say (:func:`~fasterpose_rt.annotated_photos.read_as_listed`), ``warn`` told once how many were read
-    ignoring their EXIF orientation, and which disagree either way, and of each photo whose decoder printed lines
-    (libjpeg's on damaged data), with its name. Returns the processed image ids, sorted."""
+    ignoring their EXIF orientation, and which disagree either way. ``decoder_lines``: ``warn`` is also told of
+    each photo whose decoder printed lines (libjpeg's on damaged data), with its name (``decoder_messages``: for a
+    program whose every decode runs so, as the CLI's). Returns the processed image ids, sorted."""
     done: List[int] = []
     group: list = []  # (image id, photo, its boxes): photos whose persons share the model's batches
 
@@ -531,7 +534,9 @@ def _predict_photos(predictor, names: Dict[int, str], boxes: Dict[int, np.ndarra
     # photos are decoded by a thread, a few ahead of the model
 
     def read(image_id):  # -> (image, frame, what its decoder printed: libjpeg's lines on damaged data)
-        with collect_decoder_messages() as said:
+        collecting: ContextManager[List[str]] = (collect_decoder_messages() if decoder_lines
+                                                 else contextlib.nullcontext([]))
+        with collecting as said:
             try:
                 return (*read_as_listed(path_of(image_id), sizes.get(image_id)), said)
             except InputReadError as e:

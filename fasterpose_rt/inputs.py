@@ -26,7 +26,7 @@ import numpy as np
 
 from .decoder_messages import decoded_saying
 from .image import to_bgr_uint8
-from .mp4_edits import shown_seconds
+from .mp4_edits import lists_its_samples, shown_seconds
 
 __all__ = [
     "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "LIST_EXTENSIONS", "InputItem", "InputReadError", "PhotoTooLarge",
@@ -570,19 +570,20 @@ def _video_container(data: np.ndarray) -> Optional[Tuple[str, str]]:
         return "Ogg", ".ogv"
     if head[:4] == b"\x00\x00\x01\xba":  # an MPEG program stream's pack header
         return "MPEG program stream", ".mpg"
-    whole = bytes(data[:400])  # MPEG transport streams: a sync byte every 188 bytes (every 192 in a camcorder's .m2ts)
-    if len(whole) >= 377 and whole[0] == whole[188] == 0x47:
+    whole = bytes(data[:400])  # MPEG transport streams: a sync byte every 188 bytes (every 192 in a camcorder's .m2ts),
+    if len(whole) >= 377 and whole[0] == whole[188] == whole[376] == 0x47:  # three of them (a GIF starts with "G")
         return "MPEG transport stream", ".ts"
-    if len(whole) >= 389 and whole[4] == whole[196] == 0x47:
+    if len(whole) >= 389 and whole[4] == whole[196] == whole[388] == 0x47:
         return "MPEG-2 transport stream (camcorder)", ".m2ts"
     return None
 
 
 def counts_frames(path: Union[str, os.PathLike]) -> bool:
-    """Whether the video file at ``path`` is in a container that counts its frames (MP4, MOV, 3GP: their sample
-    tables; AVI: its header), so that OpenCV's frame count is the file's own. Other containers (Matroska, WebM,
-    MPEG-TS, raw streams) give none: OpenCV estimates one as duration x fps, and their duration spans the audio too,
-    which may run longer than the pictures. False for a stream's URL or a file that cannot be read."""
+    """Whether the video file at ``path`` is in a container that counts its frames (MP4, MOV, 3GP: the sample
+    tables of their ``moov``, unless fragmented; AVI: its header), so that OpenCV's frame count is the file's own.
+    Other containers (Matroska, WebM, MPEG-TS, fragmented MP4, raw streams) give none: OpenCV estimates one as
+    duration x fps, and their duration spans the audio too, which may run longer than the pictures. False for a
+    stream's URL or a file that cannot be read."""
     if "://" in str(path):
         return False
     try:
@@ -590,7 +591,8 @@ def counts_frames(path: Union[str, os.PathLike]) -> bool:
             head = f.read(12)
     except OSError:
         return False
-    return (head[4:8] == b"ftyp" and head[8:12] not in _PHOTO_BRANDS) or (head[:4] == b"RIFF" and head[8:12] == b"AVI ")
+    return (head[:4] == b"RIFF" and head[8:12] == b"AVI ") or (
+        head[4:8] != b"ftyp" or head[8:12] not in _PHOTO_BRANDS) and lists_its_samples(path)
 
 
 def ends_early(path: Union[str, os.PathLike]) -> bool:

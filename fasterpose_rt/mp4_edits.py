@@ -12,7 +12,7 @@ import os
 import struct
 from typing import BinaryIO, Dict, Iterator, Optional, Tuple, Union
 
-__all__ = ["shown_seconds"]
+__all__ = ["shown_seconds", "lists_its_samples"]
 
 _MAX_MOOV = 64 << 20  # a moov box this large is no index we need to read (a 10-hour file's is a few MB)
 _MAX_TOP_BOXES = 10_000  # a broken or hostile file is given up on, not walked for ever
@@ -35,6 +35,21 @@ def shown_seconds(path: Union[str, os.PathLike]) -> Optional[float]:
         return _shown_seconds(moov)
     except (struct.error, ValueError):  # a box cut short or holding nonsense
         return None
+
+
+def lists_its_samples(path: Union[str, os.PathLike]) -> bool:
+    """Whether the MP4 / MOV file at ``path`` lists all its samples in ``moov``, so that the frame count OpenCV
+    reports is the file's own. A fragmented file (``moov/mvex``: OBS's, DASH and CMAF segments, ``-movflags
+    frag_keyframe``) lists none there; FFmpeg then estimates a count from the duration, which spans the audio too.
+    False for a file of another kind, without a readable ``moov``, or not a regular file."""
+    if not os.path.isfile(path):
+        return False
+    try:
+        with open(path, "rb") as f:
+            moov = _top_box(f, b"moov")
+        return moov is not None and b"mvex" not in _children(moov)
+    except (OSError, struct.error, ValueError):
+        return False
 
 
 def _top_box(f: BinaryIO, name: bytes) -> Optional[bytes]:

@@ -78,9 +78,10 @@ def video_tracker(predictor, boxes=None, detect: Optional[Callable] = None, refi
                   start_passes: Optional[int] = None) -> PoseTracker:
     """The PoseTracker a video's persons are followed with (``VideoPoses``, so ``fasterpose predict``): started by
     ``boxes`` (N, 4) [x, y, w, h] in the first frame (a person lost later is searched for again, up to N); else by
-    ``detect(frame)`` -> boxes (N, 4) or None (nobody found: the frame is searched), which also runs every REACQUIRE_EVERY frames for new
-    arrivals; else by a search of the frame (``search=False``: the whole frame) for up to ``max_persons``, run
-    again every REACQUIRE_EVERY frames while fewer are followed when more than one is asked for; persons found
+    ``detect(frame)`` -> boxes (N, 4) or None (nobody found: the frame is searched), which also runs every
+    REACQUIRE_EVERY frames for new arrivals; else by a search of the frame (``search=False``: the whole frame)
+    for up to ``max_persons``, run again every REACQUIRE_EVERY frames while fewer are followed when more than one
+    is asked for; persons found
     without boxes must be there (``search.keep_present``, ``min_presence``). refine_passes: on persons found by a
     search, the whole frame or ``detect``; start_passes: on the ``boxes``' persons (None: ``refine_passes``)."""
     if boxes is not None:  # the first frame's persons; one lost later is searched for, as without boxes (the

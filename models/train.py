@@ -825,7 +825,8 @@ def say_once(text: str) -> None:
     marker made)."""
     if int(os.environ.get("LOCAL_WORLD_SIZE", "1")) > 1:
         digest = hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:20]
-        mark = Path(tempfile.gettempdir()) / f"fasterpose-train-{os.getppid()}-{digest}"
+        launch = f"{os.getppid()}-{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"  # (a restart says it again)
+        mark = Path(tempfile.gettempdir()) / f"fasterpose-train-{launch}-{digest}"
         try:
             os.close(os.open(mark, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
             for old in mark.parent.glob("fasterpose-train-*"):  # earlier launches' markers go, 10 minutes on

@@ -225,6 +225,16 @@ def test_eval_names_a_damaged_photo_with_what_its_decoder_said(torso_model, data
     assert r.exit_code == 0 and "2 photos, 2 persons" in r.stdout, r.output
     assert f"warning: {images / '2.png'}: damaged data, decoded as far as the decoder could" in r.stderr, r.stderr
     assert "Corrupt JPEG data" not in capfd.readouterr().err
+    from fasterpose_rt import PosePredictor  # the library leaves stderr alone unless asked (review s64)
+    from fasterpose_rt.evaluate import predict_annotations
+
+    warned, data = [], json.loads(ann.read_text())
+    predict_annotations(PosePredictor(torso_model), data, images, 1, str(ann), lambda path, why: None,
+                        warn=warned.append)
+    assert not warned and "Corrupt JPEG data" in capfd.readouterr().err
+    predict_annotations(PosePredictor(torso_model), data, images, 1, str(ann), lambda path, why: None,
+                        warn=warned.append, decoder_lines=True)
+    assert len(warned) == 1 and "damaged data" in warned[0] and "Corrupt JPEG data" not in capfd.readouterr().err
 
 
 def test_eval_keypoint_count_mismatch_exit_2(standin_path, dataset, tmp_path):

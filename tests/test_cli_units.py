@@ -284,6 +284,7 @@ def test_a_folder_takes_camcorder_dvd_and_ogg_videos(tmp_path):
     pytest.param((b"\x47\x40\x00\x10" + bytes(184)) * 3, r"\(MPEG transport stream container\).* \.ts", id="ts"),
     pytest.param((bytes(4) + b"\x47\x40\x00\x10" + bytes(184)) * 3, r"\(MPEG-2 transport stream \(camcorder\) "
                  r"container\).* \.m2ts", id="m2ts"),
+    pytest.param(b"GIF89a" + bytes(182) + b"G" + bytes(250), "not a decodable image", id="gif"),  # G at 0, 188: no TS
     pytest.param(b"\0\0\0\x1cftypavif" + bytes(40), "not a decodable image", id="avif"),  # an AVIF photo: no video
     pytest.param(b"RIFF\x10\0\0\0WEBPVP8 " + bytes(40), "not a decodable image", id="webp"),  # nor a WebP one
 ])

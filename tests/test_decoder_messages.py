@@ -4,6 +4,7 @@ import os
 import threading
 
 import cv2
+import pytest
 import numpy as np
 
 from fasterpose_rt.decoder_messages import collect_decoder_messages, damage_said, stderr_captured
@@ -51,3 +52,58 @@ def test_damage_is_told_from_a_decoder_remark():
         "Huffman code)")
     assert damage_said(["libpng warning: iCCP: known incorrect sRGB profile"]) == (
         "its decoder said: libpng warning: iCCP: known incorrect sRGB profile")
+
+
+def _speak_and(then):
+    """A stand-in decode: libjpeg's words on descriptor 2, then ``then()``."""
+    def decode():
+        os.write(2, b"Corrupt JPEG data: bad Huffman code\n")
+        return then()
+    return decode
+
+
+def test_lines_are_kept_when_the_decode_raises_and_nested_windows_keep_the_outer(capfd):
+    """review s64: a decode that raised inside the window lost its decoder's lines (kept from stderr, never
+    returned); a window opened inside another in one thread would wipe the outer's spool."""
+    from fasterpose_rt.decoder_messages import decoded_saying
+
+    def fail():
+        raise ValueError("too large")
+
+    with collect_decoder_messages() as said:
+        with pytest.raises(ValueError):
+            decoded_saying(_speak_and(fail))
+    assert said == ["Corrupt JPEG data: bad Huffman code"]
+    with stderr_captured() as outer:
+        os.write(2, b"Premature end of JPEG file\n")
+        with stderr_captured() as inner:
+            os.write(2, b"Corrupt JPEG data: premature end of data segment\n")
+    assert inner == [] and outer == ["Premature end of JPEG file", "Corrupt JPEG data: premature end of data segment"]
+    assert capfd.readouterr().err == ""
+
+
+def test_an_exit_that_cannot_wait_for_a_window_puts_stderr_back(capfd, monkeypatch):
+    """review s64: at exit a window still open after 5 s (a reader decoding a huge photo) kept descriptor 2 on
+    the spool, and whatever the program printed last was lost."""
+    import fasterpose_rt.decoder_messages as dm
+
+    monkeypatch.setattr(dm, "_EXIT_WAIT", 0.1)
+    monkeypatch.setattr(dm, "_closed", False)
+    opened, release = threading.Event(), threading.Event()
+
+    def hold():
+        with stderr_captured():
+            opened.set()
+            release.wait(10)
+
+    reader = threading.Thread(target=hold)
+    reader.start()
+    assert opened.wait(10)
+    dm._close()  # as atexit runs it
+    os.write(2, b"the run's last words\n")
+    release.set()
+    reader.join()
+    assert "the run's last words" in capfd.readouterr().err
+    with stderr_captured() as caught:  # closed: no window opens after the exit began
+        os.write(2, b"Corrupt JPEG data: bad Huffman code\n")
+    assert caught == [] and "Corrupt JPEG data" in capfd.readouterr().err

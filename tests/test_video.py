@@ -427,6 +427,26 @@ def test_a_matroska_file_whose_audio_runs_longer_is_whole(pred, tmp_path):
         list(VideoPoses(pred, cut))
 
 
+def test_a_fragmented_mp4_counts_no_frames_of_its_own(tmp_path):
+    """review s64: a fragmented MP4 (OBS's, DASH, ``-movflags frag_keyframe``) lists its samples in fragments, not in
+    ``moov``: OpenCV's count is then an estimate from the duration (audio included), not to be held against it."""
+    from fasterpose_rt.inputs import counts_frames
+
+    def box(kind, payload=b""):
+        return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+    ftyp = box(b"ftyp", b"isom\0\0\2\0isomiso2mp41")
+    plain = tmp_path / "plain.mp4"
+    plain.write_bytes(ftyp + box(b"moov", box(b"mvhd", bytes(100)) + box(b"trak")) + box(b"mdat", bytes(32)))
+    fragmented = tmp_path / "fragmented.mp4"
+    fragmented.write_bytes(ftyp + box(b"moov", box(b"mvhd", bytes(100)) + box(b"trak") + box(b"mvex", box(b"trex")))
+                           + box(b"moof", box(b"mfhd", bytes(8))) + box(b"mdat", bytes(32)))
+    assert counts_frames(plain) and not counts_frames(fragmented)
+    no_moov = tmp_path / "no_moov.mp4"  # (a recording cut before its index was written)
+    no_moov.write_bytes(ftyp + box(b"mdat", bytes(32)))
+    assert not counts_frames(no_moov) and not counts_frames(tmp_path / "absent.mp4")
+
+
 def test_an_avi_cut_short_by_a_few_percent_is_named(pred, tmp_path):
     """review s64: a file missing up to a tenth of the frames its container counts passed as whole (a 10 %
     allowance meant for containers that only estimate a count); MP4, MOV and AVI count theirs: 1 % (2 frames at

@@ -134,10 +134,11 @@ def eval_cmd(coco_file, images_dir, model, variant, backend, threads, batch_size
     def run(predictor, report_fail, keep_scores=None, warn=lambda msg: say(f"warning: {msg}")):
         if found is None:
             return predict_annotations(predictor, data, images_dir, cat["id"], str(coco_file), report_fail, wrap,
-                                       scores=keep_scores, columns=columns, refine_passes=refine_passes, warn=warn)
+                                       scores=keep_scores, columns=columns, refine_passes=refine_passes, warn=warn,
+                                       decoder_lines=True)  # (a damaged photo named: every decode here is a reader's)
         return predict_detections(predictor, data, images_dir, cat["id"], str(coco_file), found, match.sigmas,
                                   report_fail, wrap, scores=keep_scores, columns=columns,
-                                  refine_passes=refine_passes, nms_threshold=oks_nms, warn=warn)
+                                  refine_passes=refine_passes, nms_threshold=oks_nms, warn=warn, decoder_lines=True)
 
     try:
         results, done, kp = run(pred, on_fail, scores)

@@ -45,7 +45,8 @@ _NUMBERED = re.compile(r"(.+)_[0-9]+")  # a name made unique: a_pose_2 of a_pose
 @dataclass
 class Photo:
     """A photo read and ready for the model: its input, pixels (decoded at 1/scale of its size), person boxes in
-    those pixels (None: the whole photo), image id, and its file's bytes (n,) uint8 when --vis draws it whole."""
+    those pixels (None: the whole photo), image id, its file's bytes (n,) uint8 when --vis draws it whole, and
+    whether its decoder printed lines (named already: drawn, its decode is kept quiet)."""
 
     item: InputItem
     image: np.ndarray
@@ -53,6 +54,7 @@ class Photo:
     image_id: int
     scale: int = 1
     data: Optional[np.ndarray] = None
+    decoder_spoke: bool = False
 
 
 class Decoded(NamedTuple):
@@ -535,7 +537,8 @@ class PredictRun:
             trace(self.debug)
             self.fail(item.path, f"cannot read it: {_unexpected(e)}")
             return None
-        return Photo(item, image, boxes, coco_id if coco_id is not None else self.next_id, scale, data)
+        return Photo(item, image, boxes, coco_id if coco_id is not None else self.next_id, scale, data,
+                     bool(decoder_said))
 
     @staticmethod
     def _warn_outside(item: InputItem, image: np.ndarray, boxes) -> None:
@@ -612,7 +615,9 @@ class PredictRun:
         run waits for) and write it to ``target``. Runs beside the model; raises InputReadError saying what went
         wrong."""
         try:
-            with collect_decoder_messages():  # (a damaged photo was named when first read)
+            # a damaged photo, named when first read, decoded again without its decoder's lines; the others
+            # (silent then, so now) decode beside the reader's, not one after the other (decoder_messages' lock)
+            with collect_decoder_messages() if photo.decoder_spoke else contextlib.nullcontext():
                 image = photo.image if photo.data is None else image_from_bytes(photo.data)
         except PhotoTooLarge:  # only its reduced decoding fits OpenCV: drawn at that size
             image, res = photo.image, res.rescaled(1.0 / photo.scale)
