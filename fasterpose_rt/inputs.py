@@ -507,7 +507,9 @@ def _refuse_irregular(mode: int, what: str) -> None:
     """Raise InputReadError for a file mode that is no regular file's: a pipe with no writer would block a read (or
     OpenCV's open) for ever, and a device never ends. what: "photo" or "video"."""
     if not stat.S_ISREG(mode):
-        kind = "a folder" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode) else "a device or socket"
+        if stat.S_ISDIR(mode):  # (fasterpose predict takes folders; a folder reaches here from the Python API)
+            raise InputReadError(f"a folder, not a {what} file")
+        kind = "a pipe" if stat.S_ISFIFO(mode) else "a device or socket"
         raise InputReadError(f"not a regular file ({kind}): save the {what} to a file first")
 
 
@@ -639,6 +641,8 @@ def open_video(path: Union[str, os.PathLike]) -> Tuple[cv2.VideoCapture, Optiona
     its edit list hides, which no decoder hands out (:func:`mp4_edits.shown_seconds`). Raises InputReadError when
     no backend can open it. A file name that is not UTF-8 is opened through an ASCII one (:func:`opencv_video_path`).
     """
+    if not os.fspath(path):  # (OpenCV's own assertion would reach stderr first)
+        raise InputReadError("no such file (an empty path)")
     if "://" not in str(path):  # a stream's URL names no file
         with contextlib.suppress(OSError):  # (a missing file is named below)
             _refuse_irregular(os.stat(path).st_mode, "video")

@@ -1,4 +1,5 @@
 """VideoPoses: a video's poses frame by frame, tracked and smoothed as the CLI does, on real video files."""
+import re
 import struct
 import time
 
@@ -425,6 +426,16 @@ def test_a_matroska_file_whose_audio_runs_longer_is_whole(pred, tmp_path):
     assert ends_early(cut) and not ends_early(tmp_path / "absent.mkv")
     with pytest.raises(InputReadError, match="decoding stopped at frame 4 of the 60 the file lists"):
         list(VideoPoses(pred, cut))
+
+
+def test_an_empty_path_or_a_folder_is_refused_in_a_line(pred, tmp_path, capfd):
+    """review s64: VideoPoses(pred, "") let OpenCV print its own C++ assertion before "no such file"; a folder was
+    "not a regular file (a folder): save the video to a file first"."""
+    with pytest.raises(InputReadError, match=r"^: no such file \(an empty path\)$"):
+        VideoPoses(pred, "")
+    with pytest.raises(InputReadError, match=rf"^{re.escape(str(tmp_path))}: a folder, not a video file$"):
+        VideoPoses(pred, tmp_path)
+    assert "Assertion" not in capfd.readouterr().err
 
 
 def test_a_fragmented_mp4_counts_no_frames_of_its_own(tmp_path):
