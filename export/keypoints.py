@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from fasterpose_rt.evaluate import person_category
+from fasterpose_rt.evaluate import keypoint_category
 from fasterpose_rt.skeletons import COCO17
 from models.data.coco_keypoints import derive_flip_pairs, read_category  # training's own reading
 
@@ -89,7 +89,7 @@ def keypoints_from_coco(path) -> KeypointSet:
     cats = [c for c in coco.get("categories", []) if isinstance(c, dict) and c.get("keypoints")] if isinstance(coco, dict) else []
     if not cats:
         raise KeypointSetError(f"{p}: no COCO category with 'keypoints' names")
-    cat = person_category(coco)  # the category training and `fasterpose eval` read
+    cat = keypoint_category(coco)  # the category training and `fasterpose eval` read
     if cat is None or not cat.get("keypoints"):
         raise KeypointSetError(f"{p}: {len(cats)} categories with keypoints and none named 'person': which one "
                                "names the model's keypoints is not known")

@@ -66,8 +66,10 @@ def _short(v: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def person_category(data: dict) -> Optional[dict]:
-    """The category named "person", else the only one with a keypoints list; None when neither."""
+def keypoint_category(data: dict) -> Optional[dict]:
+    """The category whose keypoints are evaluated (and trained on): the one named "person", else the only one with
+    a keypoints list; None when neither. (A boxes file's category, which needs no keypoints, is
+    :func:`boxes.person_category`'s.)"""
     cats = [c for c in data.get("categories") or [] if isinstance(c, dict)]
     cat = next((c for c in cats if c.get("name") == "person"), None)
     with_kp = [c for c in cats if isinstance(c.get("keypoints"), list)]
@@ -102,7 +104,7 @@ def check_annotations(data: dict, source: str, warnings: Optional[List[str]] = N
             raise EvalError(f"{source}: images[{i}] has the id {im['id']} of images[{listed[im['id']]}]; "
                             "each photo needs an id of its own")
         listed[im["id"]] = i
-    cat = person_category(data)
+    cat = keypoint_category(data)
     person = cat.get("id") if cat is not None else None
     k = len(cat["keypoints"]) if cat is not None and isinstance(cat.get("keypoints"), list) else None
     anns = data["annotations"]
@@ -270,7 +272,7 @@ def match_keypoints(data: dict, model_keypoints: List[str], source: str,
     the file has 17 keypoints; otherwise EvalError, or, when not ``need_sigmas`` (a caller that computes OKS only
     if it can, e.g. COCO AP beside PCK), 1.0 each with the reason in ``no_sigmas``.
     """
-    cat = person_category(data)
+    cat = keypoint_category(data)
     if cat is None or not isinstance(cat.get("keypoints"), list):
         raise EvalError(f"{source}: no 'person' category with a 'keypoints' list")
     if not isinstance(cat.get("id"), int) or isinstance(cat["id"], bool):
@@ -326,7 +328,7 @@ def in_model_order(data: dict, model_keypoints: Sequence[str], source: str,
     by position as ``match_keypoints`` does. The match's warnings go to ``warn`` (default: stderr).
     """
     model_names = [str(n) for n in model_keypoints]
-    cat = person_category(data)
+    cat = keypoint_category(data)
     if cat is not None and isinstance(cat.get("keypoints"), list):
         listed = {str(n) for n in cat["keypoints"]}
         missing = [n for n in model_names if n not in listed]

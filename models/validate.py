@@ -12,7 +12,7 @@ import torch
 
 from fasterpose_rt.annotated_photos import listed_size
 from fasterpose_rt.detections import OKS_NMS, keep_poses, load_detections
-from fasterpose_rt.evaluate import MissingExtra, coco_ap, load_annotations, person_category
+from fasterpose_rt.evaluate import MissingExtra, coco_ap, load_annotations, keypoint_category
 from fasterpose_rt.geometry import apply_affine, invert_affine
 from fasterpose_rt.metadata import BOX_PADDING_RULE, is_box_padding
 from fasterpose_rt.metrics import pck
@@ -112,7 +112,7 @@ class DetectionValidation:
                  nms_threshold: float = OKS_NMS, image_ids=None, cache: bool = True, warn: bool = True,
                  check_photos: bool = False):
         self.data = load_annotations(ann)
-        cat = person_category(self.data)  # the category training and `fasterpose eval` read
+        cat = keypoint_category(self.data)  # the category training and `fasterpose eval` read
         self.category_id = cat.get("id") if cat is not None else None
         files = {im["id"]: im["file_name"] for im in self.data["images"]}
         sizes = {im["id"]: listed_size(im) for im in self.data["images"]}  # read in its keypoints' frame

@@ -1,4 +1,5 @@
 """What `pip install .` installs: the torch-free runtime with its bundled models, nothing from models/ or export/."""
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -71,6 +72,8 @@ def test_the_source_archive_runs_the_readme_quick_start_and_leaves_the_checkout_
     photo, so `fasterpose predict examples/astronaut.jpg` failed in the unpacked archive."""
     import tarfile
 
+    if importlib.util.find_spec("setuptools") is None:  # (a Python 3.12+ venv has none unless installed)
+        pytest.skip("this environment has no setuptools to build a source archive with")
     src = _source_copy(tmp_path)
     build = subprocess.run([sys.executable, "-c", "from setuptools import build_meta; "
                             f"print(build_meta.build_sdist({str(tmp_path / 'sdist')!r}))"], cwd=src,

@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 from tqdm import tqdm
 
-from fasterpose_rt.evaluate import load_annotations, person_category
+from fasterpose_rt.evaluate import load_annotations, keypoint_category
 from fasterpose_rt.geometry import apply_affine, box_centers_and_sizes, crop_affine, turned_extent
 from fasterpose_rt.annotated_photos import frame_warnings, listed_size, read_as_listed
 from fasterpose_rt.inputs import InputReadError
@@ -184,7 +184,7 @@ def load_coco_keypoints(ann_file, images_dir, min_keypoints: int = 1, default_si
     cats = [c for c in coco.get("categories") or [] if isinstance(c, dict) and c.get("keypoints")]
     if not cats:
         raise ValueError(f"{ann_file}: no category with keypoints")
-    cat = person_category(coco)  # the one `fasterpose eval` evaluates: "person", else the only one with keypoints
+    cat = keypoint_category(coco)  # the one `fasterpose eval` evaluates: "person", else the only one with keypoints
     if cat is None:  # several, as in AP-10K's one per species: the others' persons were left out unsaid
         listed = [c for c in coco["categories"] if isinstance(c, dict) and isinstance(c.get("keypoints"), list)]
         raise ValueError(f"{ann_file}: {len(listed)} categories with a keypoints list "
