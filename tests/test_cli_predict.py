@@ -992,6 +992,11 @@ def test_video_boxes_entry_starts_the_tracking(tmp_path, standin_path):
     np.testing.assert_allclose(res[1]["bbox"], [30, 32, 20, 58], atol=0.6)
     r = run("predict", video, "--model", standin_path, "--boxes", boxes, "-q", "--no-track")
     assert [e["bbox"] for e in json.loads(r.stdout)] == [[20, 20, 40, 80]] * 3
+    assert "warning" not in r.stderr, r.stderr
+    boxes.write_text(json.dumps({"clip.mp4": [[20, 20, 40, 80], [500, 20, 40, 80]]}))  # review s64: told, as for photos
+    r = run("predict", video, "--model", standin_path, "--boxes", boxes, "-q", "--no-track")
+    assert r.exit_code == 0 and r.stderr.count(f"warning: {video}: 1 of its 2 boxes lies wholly outside the first "
+                                               "frame; a video's --boxes are its first frame's") == 1, r.stderr
 
 
 def test_a_video_person_lost_after_its_boxes_entry_is_found_as_the_api_finds_it(tmp_path, standin_path,

@@ -412,6 +412,7 @@ def test_a_vis_video_that_cannot_be_written_fails_once_and_keeps_every_result(tm
     monkeypatch.setattr(cv2, "VideoWriter", _Unopened)  # a writer OpenCV cannot open
     r = run("predict", video, "--model", standin_path, "--no-search", "--vis", tmp_path / "vis2")
     assert r.exit_code == 1 and r.stderr.count("error: ") == 1 and "cannot write the --vis video" in r.stderr
+    assert ": OpenCV's MPEG-4 (mp4v) encoder would not open a 80x120 px video" in r.stderr, r.stderr  # why (s64)
     assert [e["frame"] for e in json.loads(r.stdout)] == [0, 1, 2, 3]
     assert not [p for p in (tmp_path / "vis2").rglob("*") if p.is_file()]
     r = run("predict", video, "--model", standin_path, "--no-search", "--vis", tmp_path / "vis3", "--out-dir",

@@ -541,9 +541,10 @@ class PredictRun:
                      bool(decoder_said))
 
     @staticmethod
-    def _warn_outside(item: InputItem, image: np.ndarray, boxes) -> None:
-        """Warn of --boxes boxes that miss the photo altogether (often given in the stored frame of a photo whose
-        EXIF orientation turns it); they are still run, as boxes partly outside the photo are fine."""
+    def _warn_outside(item: InputItem, image: np.ndarray, boxes, video: bool = False) -> None:
+        """Warn of --boxes boxes that miss the photo (``video``: the first frame) altogether (often given in the
+        stored frame of a photo whose EXIF orientation turns it); they are still run, as boxes partly outside the
+        photo are fine."""
         b = np.asarray(boxes, np.float64).reshape(-1, 4)
         h, w = image.shape[:2]  # the photo covers [-0.5, w - 0.5] x [-0.5, h - 0.5] (geometry.py convention 1)
         outside = int(((b[:, 0] + b[:, 2] <= -0.5) | (b[:, 1] + b[:, 3] <= -0.5) | (b[:, 0] >= w - 0.5)
@@ -551,8 +552,11 @@ class PredictRun:
         if outside:
             which = ("its box lies" if len(b) == 1 else
                      f"{outside} of its {len(b)} boxes {'lie' if outside > 1 else 'lies'}")
-            say(f"warning: {item.path}: {which} wholly outside the photo; --boxes coordinates are in the upright "
-                "photo's px (EXIF orientation applied, as results and --vis show it)")
+            say(f"warning: {item.path}: {which} wholly outside the " + (
+                "first frame; a video's --boxes are its first frame's, in the px it is shown in (its rotation "
+                "applied, as results and --vis show it)" if video else
+                "photo; --boxes coordinates are in the upright photo's px (EXIF orientation applied, as results and "
+                "--vis show it)"))
 
     def photos(self, group: List[Photo], bar) -> None:
         """Find the poses of a group of photos together (their persons share the model's batches), then write
@@ -674,6 +678,8 @@ class PredictRun:
         try:
             for n, frame in enumerate(video):
                 self.videos += n == 0  # counted from its first frame: a camera stopped by Ctrl-C is one too
+                if n == 0 and boxes is not None:  # its boxes are the first frame's: missing it, as a photo's are told
+                    self._warn_outside(item, frame.image, boxes, video=True)
                 bar.update(1)
                 res = frame.poses
                 failed = frame.error is not None  # named by frame_failed, which took its image id
@@ -829,9 +835,10 @@ class _VisVideo:
         except BaseException:  # Ctrl-C or SIGTERM while OpenCV opens it: no hidden file left behind
             self._drop_temp()
             raise
-        if not writer.isOpened():
+        if not writer.isOpened():  # (it says nothing of why: the frame size is the one cause known to us)
             self._drop_temp()
-            self._fail("")
+            self._fail(f": OpenCV's MPEG-4 (mp4v) encoder would not open a {w}x{h} px video" + (
+                " (it takes 2 px or more each way)" if min(w, h) < 2 else ""))
             return False
         self._writer = writer
         return True
