@@ -37,6 +37,7 @@ _local = threading.local()
 _closed = False
 _spool_file = None  # one for the process: windows never overlap (stderr_lock)
 _window_saved: Optional[int] = None  # the real descriptor 2, duplicated, while a window is open
+_fd_lock = threading.Lock()  # held for descriptor work alone (never a decode): _close may race a window's end
 _EXIT_WAIT = 5.0  # seconds an exit waits for a window to close (a decode: milliseconds, a huge PNG's seconds)
 
 
@@ -106,23 +107,25 @@ def _redirect() -> Optional[int]:
         saved = os.dup(2)
     except OSError:
         return None
-    try:
-        os.dup2(_spool_file.fileno(), 2)
-    except OSError:
-        os.close(saved)
-        return None
-    _window_saved = saved
+    with _fd_lock:
+        try:
+            os.dup2(_spool_file.fileno(), 2)
+        except OSError:
+            os.close(saved)
+            return None
+        _window_saved = saved
     return saved
 
 
 def _restore(saved: int) -> List[str]:
     """Descriptor 2 back to ``saved``; the decoder lines the spool caught, the rest written back."""
     global _window_saved
-    with contextlib.suppress(OSError):  # (put back already by _close, at an exit that could not wait)
-        os.dup2(saved, 2)
-    _window_saved = None
-    with contextlib.suppress(OSError):
-        os.close(saved)
+    with _fd_lock:  # (else _close could put back a number closed meanwhile, and reused by the next file opened)
+        with contextlib.suppress(OSError):  # (put back already by _close, at an exit that could not wait)
+            os.dup2(saved, 2)
+        _window_saved = None
+        with contextlib.suppress(OSError):
+            os.close(saved)
     assert _spool_file is not None
     _spool_file.seek(0)
     text = _spool_file.read()
@@ -150,7 +153,7 @@ def _close() -> None:
         stderr_lock.release()
         return
     _closed = True
-    saved = _window_saved
-    if saved is not None:
-        with contextlib.suppress(OSError):
-            os.dup2(saved, 2)
+    with _fd_lock:
+        if _window_saved is not None:
+            with contextlib.suppress(OSError):
+                os.dup2(_window_saved, 2)

@@ -85,7 +85,8 @@ class InputReadError(Exception):
     ``path`` given: the message starts with it). ``reason``: the message without the path."""
 
     def __init__(self, reason: str, path: Optional[Union[str, os.PathLike]] = None):
-        super().__init__(reason if path is None else f"{os.fspath(path)}: {reason}")
+        named = None if path is None else os.fsdecode(path)
+        super().__init__(f"{named}: {reason}" if named else reason)  # (an empty path names nothing)
         self.reason = reason
 
 

@@ -107,3 +107,48 @@ def test_an_exit_that_cannot_wait_for_a_window_puts_stderr_back(capfd, monkeypat
     with stderr_captured() as caught:  # closed: no window opens after the exit began
         os.write(2, b"Corrupt JPEG data: bad Huffman code\n")
     assert caught == [] and "Corrupt JPEG data" in capfd.readouterr().err
+
+
+def test_an_exit_never_puts_back_a_descriptor_the_reader_closed_meanwhile(tmp_path, capfd, monkeypatch):
+    """review s64: _close read the window's saved descriptor, and between that and its dup2 the reader could end
+    the window, close that number and open its next file under it: stderr then wrote into that file."""
+    import fasterpose_rt.decoder_messages as dm
+
+    monkeypatch.setattr(dm, "_EXIT_WAIT", 0.1)
+    monkeypatch.setattr(dm, "_closed", False)
+    results = tmp_path / "results.json"
+    results.write_text("")
+    in_window, finish, reopened = threading.Event(), threading.Event(), threading.Event()
+
+    saved = []
+
+    def reader():
+        with collect_decoder_messages():
+            dm.decoded_saying(lambda: (saved.append(dm._window_saved), in_window.set(), finish.wait(10)))
+        fd = os.open(results, os.O_WRONLY)  # the reader's next file, under the number the window freed (as the
+        if fd != saved[0]:  # next open takes it where it is the lowest free)
+            os.dup2(fd, saved[0])
+            os.close(fd)
+        reopened.set()
+
+    real_dup2 = os.dup2
+
+    class SlowExit:  # the exit's dup2 waits for the reader to end its window and open that file, if it can
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+        def dup2(self, fd, fd2, *rest):
+            if threading.current_thread() is threading.main_thread():
+                finish.set()
+                reopened.wait(0.5)
+            return real_dup2(fd, fd2, *rest)
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    assert in_window.wait(10)
+    monkeypatch.setattr(dm, "os", SlowExit())
+    dm._close()
+    os.write(2, b"message printed at exit\n")
+    thread.join(10)
+    os.close(saved[0])
+    assert results.read_text() == "" and "message printed at exit" in capfd.readouterr().err

@@ -431,7 +431,7 @@ def test_a_matroska_file_whose_audio_runs_longer_is_whole(pred, tmp_path):
 def test_an_empty_path_or_a_folder_is_refused_in_a_line(pred, tmp_path, capfd):
     """review s64: VideoPoses(pred, "") let OpenCV print its own C++ assertion before "no such file"; a folder was
     "not a regular file (a folder): save the video to a file first"."""
-    with pytest.raises(InputReadError, match=r"^: no such file \(an empty path\)$"):
+    with pytest.raises(InputReadError, match=r"^no such file \(an empty path\)$"):
         VideoPoses(pred, "")
     with pytest.raises(InputReadError, match=rf"^{re.escape(str(tmp_path))}: a folder, not a video file$"):
         VideoPoses(pred, tmp_path)

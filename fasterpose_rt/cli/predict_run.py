@@ -838,7 +838,7 @@ class _VisVideo:
         if not writer.isOpened():  # (it says nothing of why: the frame size is the one cause known to us)
             self._drop_temp()
             self._fail(f": OpenCV's MPEG-4 (mp4v) encoder would not open a {w}x{h} px video" + (
-                " (it takes 2 px or more each way)" if min(w, h) < 2 else ""))
+                " (it takes 2 to 8191 px each way)" if min(w, h) < 2 or max(w, h) > 8191 else ""))
             return False
         self._writer = writer
         return True
