@@ -17,7 +17,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 __all__ = ["synthetic_photo", "person_boxes", "latency_stats", "model_macs", "macs_from_onnx", "bench_one",
-           "run_bench", "format_table", "speed_ratios", "cpu_description", "advice"]
+           "bench_alternating", "run_bench", "run_bench_side_by_side", "format_table", "speed_ratios",
+           "cpu_description", "advice"]
 
 PHOTO_SIZE = (640, 480)  # (w, h): a common camera/webcam frame
 # Instruction-set extensions that decide CPU inference speed: int8 dot products (VNNI) and bf16 change int8 and
@@ -149,24 +150,51 @@ def bench_one(predictor, batch: int, runs: int, warmup: int, photo: np.ndarray) 
     return latency_stats(times, batch, cpu)
 
 
+def bench_alternating(predictors: Sequence, batch: int, runs: int, warmup: int,
+                      photo: np.ndarray) -> List[Dict[str, float]]:
+    """:func:`bench_one` of several predictors at once, their timed calls taken in turn (A, B, A, B, ...), so a
+    change in the machine's load falls on all of them alike and their ratios hold. One stats dict per predictor."""
+    boxes = person_boxes(batch, (photo.shape[1], photo.shape[0]))
+    for predictor in predictors:
+        for _ in range(warmup):
+            predictor.predict(photo, boxes)
+    times, cpu = np.empty((len(predictors), runs)), np.empty((len(predictors), runs))
+    for i in range(runs):
+        for j, predictor in enumerate(predictors):
+            c0, t0 = time.process_time(), time.perf_counter()
+            predictor.predict(photo, boxes)
+            times[j, i], cpu[j, i] = time.perf_counter() - t0, time.process_time() - c0
+    return [latency_stats(times[j], batch, cpu[j]) for j in range(len(predictors))]
+
+
 def run_bench(make_predictor: Callable[[int, int], object], threads: Sequence[int], batches: Sequence[int],
               runs: int, warmup: int, label: str = "", progress: Optional[Callable[[str], None]] = None) -> List[dict]:
     """Rows of results, one per (threads, batch), labelled ``model: label``.
     make_predictor(threads, batch_size) -> a PosePredictor;
     one predictor per thread count, with batch_size = the largest batch so every call is one session run."""
+    return run_bench_side_by_side([(label, make_predictor)], threads, batches, runs, warmup, progress)
+
+
+def run_bench_side_by_side(makers: Sequence[Tuple[str, Callable[[int, int], object]]], threads: Sequence[int],
+                           batches: Sequence[int], runs: int, warmup: int,
+                           progress: Optional[Callable[[str], None]] = None) -> List[dict]:
+    """:func:`run_bench` of several models ((label, make_predictor) each), measured side by side: for each
+    (threads, batch) their calls alternate (:func:`bench_alternating`), so the ratios between them are measured in
+    the same moments. Rows grouped by model, in ``makers``' order."""
     photo = synthetic_photo()
-    rows = []
+    rows: List[List[dict]] = [[] for _ in makers]
     for t in threads:
-        pred = make_predictor(t, max(batches))
-        macs = model_macs(pred)
+        preds = [make(t, max(batches)) for _, make in makers]
+        macs = [model_macs(pred) for pred in preds]
         for b in batches:
             if progress:
-                progress(f"{label or 'model'}: threads={t} batch={b}")
-            stats = bench_one(pred, b, runs, warmup, photo)
-            gflops = 2.0 * macs * stats["persons_per_s"] / 1e9 if macs else None
-            rows.append({"model": label, "threads": t, "batch": b, "runs": runs, **stats,
-                         "macs_per_person": macs, "gflop_per_s": gflops})
-    return rows
+                progress(f"{' / '.join(label or 'model' for label, _ in makers)}: threads={t} batch={b}")
+            for j, stats in enumerate(bench_alternating(preds, b, runs, warmup, photo)):
+                macs_j = macs[j]
+                gflops = 2.0 * macs_j * stats["persons_per_s"] / 1e9 if macs_j else None
+                rows[j].append({"model": makers[j][0], "threads": t, "batch": b, "runs": runs, **stats,
+                                "macs_per_person": macs[j], "gflop_per_s": gflops})
+    return [row for model_rows in rows for row in model_rows]
 
 
 def format_table(rows: List[dict]) -> str:

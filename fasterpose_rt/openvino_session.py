@@ -2,7 +2,7 @@
 onnxruntime ``InferenceSession`` the runtime uses (``run``, ``get_inputs``, ``get_outputs``, ``get_modelmeta``,
 ``get_session_options``), so ``PosePredictor(backend="openvino")`` changes nothing else.
 
-Why: on a CPU with AMX (Intel Xeon since Sapphire Rapids) OpenVINO ran the bundled int8 models at 0.4-0.6x
+Why: on a CPU with AMX (Intel Xeon since Sapphire Rapids) OpenVINO ran the bundled int8 models at 0.37-0.74x
 onnxruntime's time, on an AVX2-only AMD EPYC at 0.9-0.95x (``python -m benchmarks.backends``; ``fasterpose bench
 --compare-backends`` on any CPU). It is optional (``pip install "openvino>=2024.0"``, about 60 MB) and imported
 only when asked for.

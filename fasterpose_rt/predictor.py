@@ -146,7 +146,7 @@ class PosePredictor:
     ``session.run`` (a flip-tested person takes two). box_padding: context around each box (1.1 = the crop covers
     the box enlarged 1.1x) instead of the padding the model's metadata records (calibrated for tight boxes
     around the person; looser boxes, e.g. a detector's, may want less). backend: "onnxruntime" (the default), or
-    "openvino" (optional, ``pip install "openvino>=2024.0"``: 0.4-0.6x the time on a CPU with AMX;
+    "openvino" (optional, ``pip install "openvino>=2024.0"``: 0.37-0.74x the time on a CPU with AMX;
     docs/performance.md, "Backends"; BackendUnavailable, an ImportError, where it is not installed). ``predict``
     may be called from several threads at once; a predictor pickles (multiprocessing, ``copy.deepcopy``) as its
     model file's path and options, and the copy opens that file again. A model with a presence head (both bundled

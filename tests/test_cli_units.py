@@ -4,6 +4,7 @@ import json
 import os
 import sys
 import struct
+import types
 
 import cv2
 import numpy as np
@@ -802,6 +803,33 @@ def test_speed_ratios_pair_rows_by_threads_and_batch():
     ratios = bench.speed_ratios(rows, "fp32", "int8")
     assert [(r["threads"], r["wall"], r["cpu"]) for r in ratios] == [
         (1, pytest.approx(0.4), pytest.approx(0.45)), (2, pytest.approx(0.5), pytest.approx(5 / 12))]
+
+
+def test_compared_models_are_timed_in_turn():
+    """review s64: `bench --compare` timed one model's every row, then the other's: a load that came or went in
+    between fell on one alone (a busy machine's 0.44 for the fast model's ratio, 0.58-0.60 when quiet). Their calls
+    now alternate, after each one's warm-up."""
+    calls = []
+
+    class Recorder:
+        input_size, batch_size = (48, 64), 8
+        metadata = types.SimpleNamespace(extra={"macs": 1000})
+
+        def __init__(self, name):
+            self.name = name
+
+        def predict(self, photo, boxes):
+            calls.append(self.name)
+
+    stats = bench.bench_alternating([Recorder("a"), Recorder("b")], 2, runs=3, warmup=2,
+                                    photo=np.zeros((48, 64, 3), np.uint8))
+    assert calls == ["a", "a", "b", "b"] + ["a", "b"] * 3 and len(stats) == 2
+    assert all(s["p50_ms"] >= 0 for s in stats)
+    calls.clear()
+    rows = bench.run_bench_side_by_side([("a", lambda t, b: Recorder("a")), ("b", lambda t, b: Recorder("b"))],
+                                        [1], [1, 2], runs=2, warmup=0)
+    assert [(r["model"], r["batch"]) for r in rows] == [("a", 1), ("a", 2), ("b", 1), ("b", 2)]
+    assert calls == ["a", "b"] * 4  # each (threads, batch) row pair measured in the same moments
 
 
 def test_verification_line_reports_stored_figures():

@@ -53,8 +53,11 @@ def _int_list(ctx, param, value: str) -> Optional[List[int]]:
 @guarded
 def bench(model, variant, backend, threads, batch, runs, warmup, compare, compare_backends, profile, as_json, quiet,
           debug):
-    """Latency (p50/p90/p99 per call and per person), persons/s and GFLOP/s of the runtime on a 640x480 photo."""
-    from ..bench import PHOTO_SIZE, advice, cpu_description, format_table, model_macs, run_bench, speed_ratios
+    """Latency (p50/p90/p99 per call, p50 per person; --json: all of them per person too), persons/s and GFLOP/s of
+    the runtime on a 640x480 photo. Models compared (--compare, --compare-backends) are timed side by side, their
+    calls taken in turn, so their ratios are measured in the same moments."""
+    from ..bench import (PHOTO_SIZE, advice, cpu_description, format_table, model_macs, run_bench_side_by_side,
+                         speed_ratios)
     from ..predictor import DEFAULT_MODELS, DEFAULT_VARIANT
     from ..session import physical_cores
 
@@ -77,7 +80,7 @@ def bench(model, variant, backend, threads, batch, runs, warmup, compare, compar
     # Load every model before timing anything: a missing one is a usage error, not a late surprise.
     firsts = [load_predictor(path, var, threads[0], max(batch), debug=debug, backend=b)
               for _, path, var, b in variants]
-    rows, models = [], {}
+    makers, models = [], {}
     for (label, path, var, chosen), first in zip(variants, firsts):
         models[label] = {"path": first.model_path, "backend": first.backend,
                          "architecture": first.metadata.architecture,
@@ -91,8 +94,10 @@ def bench(model, variant, backend, threads, batch, runs, warmup, compare, compar
             return _first if t == _first.threads else load_predictor(_path, _var, t, bs, debug=debug,
                                                                       backend=_backend)
 
-        rows += run_bench(make, threads, batch, runs, warmup, label=label,
-                          progress=None if quiet else (lambda msg: click.echo(f"bench {msg}", err=True)))
+        makers.append((label, make))
+    # side by side: the models' calls alternate, so a change in the machine's load cannot skew their ratios
+    rows = run_bench_side_by_side(makers, threads, batch, runs, warmup,
+                                  progress=None if quiet else (lambda msg: click.echo(f"bench {msg}", err=True)))
     ratios = speed_ratios(rows, "default", "fast") if compare else None
     engine_ratios = speed_ratios(rows, variants[0][0], variants[1][0]) if compare_backends else None
     cpu = cpu_description()

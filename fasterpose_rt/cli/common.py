@@ -212,7 +212,7 @@ def backend_option(f):
     return click.option(
         "--backend", type=str, metavar="[" + "|".join(BACKENDS) + "]", callback=_backend, default="onnxruntime",
         show_default=True, envvar="FASTERPOSE_BACKEND",
-        help="Inference engine: onnxruntime, or openvino (optional: pip install \"openvino>=2024.0\"; 0.4-0.6x "
+        help="Inference engine: onnxruntime, or openvino (optional: pip install \"openvino>=2024.0\"; 0.37-0.74x "
              "the time on a CPU with AMX; bench --compare-backends measures yours; docs/performance.md, 'Backends'). "
              "Environment: FASTERPOSE_BACKEND; OpenVINO keeps compiled networks in ~/.cache/fasterpose/openvino, "
              "FASTERPOSE_OPENVINO_CACHE=DIR or off to change that.")(f)
