@@ -139,21 +139,14 @@ def model_macs(predictor) -> Optional[int]:
 
 def bench_one(predictor, batch: int, runs: int, warmup: int, photo: np.ndarray) -> Dict[str, float]:
     """Time ``predictor.predict(photo, batch boxes)``: ``warmup`` untimed calls, then ``runs`` timed ones."""
-    boxes = person_boxes(batch, (photo.shape[1], photo.shape[0]))
-    for _ in range(warmup):
-        predictor.predict(photo, boxes)
-    times, cpu = np.empty(runs), np.empty(runs)
-    for i in range(runs):
-        c0, t0 = time.process_time(), time.perf_counter()
-        predictor.predict(photo, boxes)
-        times[i], cpu[i] = time.perf_counter() - t0, time.process_time() - c0
-    return latency_stats(times, batch, cpu)
+    return bench_alternating([predictor], batch, runs, warmup, photo)[0]
 
 
 def bench_alternating(predictors: Sequence, batch: int, runs: int, warmup: int,
                       photo: np.ndarray) -> List[Dict[str, float]]:
-    """:func:`bench_one` of several predictors at once, their timed calls taken in turn (A, B, A, B, ...), so a
-    change in the machine's load falls on all of them alike and their ratios hold. One stats dict per predictor."""
+    """Time several predictors' ``predict(photo, batch boxes)`` at once: each one's ``warmup`` untimed calls, then
+    ``runs`` timed calls of each, taken in turn (A, B, A, B, ...), so a change in the machine's load falls on all of
+    them alike and their ratios hold. One :func:`latency_stats` dict per predictor."""
     boxes = person_boxes(batch, (photo.shape[1], photo.shape[0]))
     for predictor in predictors:
         for _ in range(warmup):
