@@ -19,7 +19,7 @@ import tempfile
 import threading
 from typing import Callable, Iterator, List, Optional, TypeVar
 
-__all__ = ["collect_decoder_messages", "decoded_saying", "stderr_lock", "damage_said"]
+__all__ = ["collect_decoder_messages", "decoded_saying", "stderr_lock", "damage_said", "decoder_words"]
 
 T = TypeVar("T")
 
@@ -70,9 +70,14 @@ def decoded_saying(decode: Callable[[], T]) -> T:
         said.extend(caught)
 
 
+def decoder_words(said: List[str]) -> str:
+    """The decoder's lines ``said``, each once, in order, as one text (for a message about the photo)."""
+    return "; ".join(dict.fromkeys(said))
+
+
 def damage_said(said: List[str]) -> str:
     """A warning's text for the decoder's lines ``said`` about a photo that decoded (no leading "warning: name:")."""
-    what = "; ".join(dict.fromkeys(said))  # (once each, in order)
+    what = decoder_words(said)
     if any(_DAMAGE_LINE.match(line) for line in said):
         return f"damaged data, decoded as far as the decoder could: parts may be gray or garbled ({what})"
     return f"its decoder said: {what}"

@@ -17,7 +17,7 @@ import numpy as np
 from .boxes import BoxesFileError, coco_person_boxes
 from .detections import BOX_RANGE, OKS_NMS, box_out_of_range, keep_poses, match_poses
 from .annotated_photos import frame_warnings, listed_size, read_as_listed
-from .decoder_messages import collect_decoder_messages, damage_said
+from .decoder_messages import collect_decoder_messages, damage_said, decoder_words
 from .inputs import InputReadError
 from .jsonfile import finite_number, finite_numbers, load_json
 from .metrics import left_right_confusions, pck, pck_by_orientation, pck_interval, score_reliability
@@ -542,7 +542,7 @@ def _predict_photos(predictor, names: Dict[int, str], boxes: Dict[int, np.ndarra
             try:
                 return (*read_as_listed(path_of(image_id), sizes.get(image_id)), said)
             except InputReadError as e:
-                raise InputReadError(f"{e}: {'; '.join(dict.fromkeys(said))}" if said else str(e)) from None
+                raise InputReadError(f"{e}: {decoder_words(said)}" if said else str(e)) from None
 
     decoded = prefetch(read, [i for i in sorted(names) if boxes[i].shape[0]], READ_AHEAD)
     try:

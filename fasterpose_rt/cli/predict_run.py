@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..boxes import ImageBoxes
-from ..decoder_messages import collect_decoder_messages, damage_said
+from ..decoder_messages import collect_decoder_messages, damage_said, decoder_words
 from ..drawing_mark import add_mark, mark_video, may_draw_over
 from ..geometry import box_centers_and_sizes, rescale_boxes
 from ..inputs import (TEMP_PREFIX, InputItem, InputReadError, PhotoTooLarge, image_from_bytes, is_live,
@@ -495,7 +495,7 @@ class PredictRun:
                 image, scale = photo_from_bytes(data, self.long_side, self._most_reduction(boxes))
             except InputReadError as e:
                 if said:
-                    raise InputReadError(f"{e}: {'; '.join(dict.fromkeys(said))}") from None
+                    raise InputReadError(f"{e}: {decoder_words(said)}") from None
                 raise
             size = found.image_size if found is not None else None
             if size is not None and size[0] != size[1] and (image.shape[0] > image.shape[1]) != (size[0] > size[1]):
