@@ -10,6 +10,7 @@ can be added as a ``transforms`` step with its own ``tolerance``)::
 
 Used from a checkout (needs torch, onnx, onnxsim); never imported by the runtime.
 """
+import importlib
 import os
 
 from models.training_tools import explain_missing_tools
@@ -17,22 +18,24 @@ from models.training_tools import explain_missing_tools
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # as fasterpose_rt does: no telemetry from onnxruntime
 explain_missing_tools()  # where only the runtime is installed: what to install, not a traceback
 
-from .checkpoint import Checkpoint, extract_state_dict, file_sha256, load_checkpoint, load_weights
-from .errors import CheckpointError, ExportError, InputError, KeypointSetError, VerificationError
-from .keypoints import KeypointSet, keypoints_from_coco, resolve_keypoint_set
-from .metadata import build_metadata, embed_metadata, read_metadata
-from .onnx_graph import check_graph, simplify, torch_to_onnx
-from .pipeline import ExportResult, export_from_args, export_onnx
-from .spec import ModelSpec, build_model, resolve_spec
-from .verify import Parity, Tolerance, verify_onnx
+# Imported on first use: models.train reads checkpoints through export.checkpoint, and onnx and onnxsim, which the
+# other stages import, took 2.2 of the 6.3 s `python -m models.train --help` took before anything ran.
+_LAZY = {
+    ".checkpoint": ["Checkpoint", "load_checkpoint", "extract_state_dict", "load_weights", "file_sha256"],
+    ".errors": ["ExportError", "InputError", "CheckpointError", "KeypointSetError", "VerificationError"],
+    ".keypoints": ["KeypointSet", "keypoints_from_coco", "resolve_keypoint_set"],
+    ".metadata": ["build_metadata", "embed_metadata", "read_metadata"],
+    ".onnx_graph": ["torch_to_onnx", "simplify", "check_graph"],
+    ".pipeline": ["ExportResult", "export_onnx", "export_from_args"],
+    ".spec": ["ModelSpec", "resolve_spec", "build_model"],
+    ".verify": ["Parity", "Tolerance", "verify_onnx"],
+}
+_HOME = {name: module for module, names in _LAZY.items() for name in names}
 
-__all__ = [
-    "Checkpoint", "load_checkpoint", "extract_state_dict", "load_weights", "file_sha256",
-    "ExportError", "InputError", "CheckpointError", "KeypointSetError", "VerificationError",
-    "KeypointSet", "keypoints_from_coco", "resolve_keypoint_set",
-    "build_metadata", "embed_metadata", "read_metadata",
-    "torch_to_onnx", "simplify", "check_graph",
-    "ExportResult", "export_onnx", "export_from_args",
-    "ModelSpec", "resolve_spec", "build_model",
-    "Parity", "Tolerance", "verify_onnx",
-]
+__all__ = list(_HOME)
+
+
+def __getattr__(name):
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOME[name], __name__), name)

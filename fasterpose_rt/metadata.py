@@ -75,6 +75,9 @@ class ModelMetadata:
     architecture: str = ""
     format: str = FORMAT
     extra: Dict[str, Any] = field(default_factory=dict)
+    # the optional fields the file does not record, so the runtime's defaults above stand in (`fasterpose info`
+    # marks them); not part of the metadata itself
+    unrecorded: Tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def num_keypoints(self) -> int:
@@ -97,6 +100,7 @@ class ModelMetadata:
         written as plain numbers and lists; NaN and the infinities, which JSON has no word for, as null."""
         d = asdict(self)
         extra = d.pop("extra")
+        d.pop("unrecorded")
         d["input_size"] = list(d["input_size"])
         return json.dumps(plain_json({**extra, **d}), sort_keys=False, allow_nan=False)
 
@@ -121,9 +125,9 @@ class ModelMetadata:
         for key in ("input_size", "keypoints", "skeleton", "flip_pairs"):  # what the runtime cannot guess
             if key not in d:
                 raise MetadataError(f"'{METADATA_KEY}' metadata lacks required field '{key}'")
-        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        known = {f for f in cls.__dataclass_fields__ if f not in ("extra", "unrecorded")}
         kwargs = {k: d.pop(k) for k in list(d) if k in known}
-        meta = cls(**kwargs, extra=d)
+        meta = cls(**kwargs, extra=d, unrecorded=tuple(sorted(known - set(kwargs) - {"architecture"})))
         meta._validate()
         return meta
 

@@ -5,6 +5,7 @@ holds the one it started from under ``init``).
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -61,8 +62,9 @@ def model_card(path, metadata: ModelMetadata) -> Dict[str, Any]:
     """A model's self-description as one dict: file (path, bytes, sha256), network, input, keypoints, skeleton,
     flip pairs, box padding and its calibration, the score table (what a joint's score means), size (parameters,
     MACs per person), training data and loss, the recorded training stages (``training_stages``), training-time
-    validation, the int8 check, the exporter.
-    Fields the metadata does not record are None."""
+    validation, the int8 check, the exporter; ``unrecorded``: the runtime settings the file does not record,
+    whose defaults stand in (e.g. ["box_padding", "edge_peaks"]).
+    Provenance fields the metadata does not record are None."""
     p = Path(path)
     extra = metadata.extra
     quant = extra.get("quantization")
@@ -77,6 +79,7 @@ def model_card(path, metadata: ModelMetadata) -> Dict[str, Any]:
         "skeleton": [list(b) for b in metadata.skeleton],
         "flip_pairs": [list(p) for p in metadata.flip_pairs],
         "box_padding": metadata.box_padding,
+        "unrecorded": list(metadata.unrecorded),
         "box_padding_calibration": extra.get("box_padding_calibration"),
         "edge_peaks": metadata.edge_peaks,
         "edge_peaks_choice": extra.get("edge_peaks_choice"),
@@ -97,7 +100,9 @@ def model_card(path, metadata: ModelMetadata) -> Dict[str, Any]:
 
 
 def _num(value, fmt: str) -> Optional[str]:
-    return format(value, fmt) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    """``value`` formatted, or None for anything but a finite number (a NaN in a file is no figure)."""
+    usable = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return format(value, fmt) if usable else None
 
 
 def marked(value) -> str:
@@ -154,19 +159,22 @@ def format_card(card: Dict[str, Any], verification_line: str = "") -> str:
                                 for v, unit, fmt, prefix, what in ((params, 1e6, ".2f", "M", "parameters"),
                                                                    (macs, 1e9, ".3f", "G", "MACs per person")))
     rows.append(("network", card["network"] + size))
+    unrecorded = set(card.get("unrecorded") or ())
     rows.append(("input", "{}x{} (w x h), {}, mean {}, std {}; the network outputs {}".format(
-        *i["size_wh"], i["color"], _short(i["mean"]), _short(i["std"]), i["output"])))
+        *i["size_wh"], i["color"], _short(i["mean"]), _short(i["std"]), i["output"]) + _defaults_note(
+        unrecorded & {"color", "mean", "std", "output"})))
     names = card["keypoints"]
     rows.append(("keypoints", f"{len(names)}: {', '.join(names)}"))
     rows.append(("skeleton", f"{len(card['skeleton'])} bones; flip pairs: " + (", ".join(
         f"{names[a]}/{names[b]}" for a, b in card["flip_pairs"]) or "none")))
     cal = card["box_padding_calibration"]
-    padding = f"{card['box_padding']:g}"
+    padding = f"{card['box_padding']:g}" + _defaults_note(unrecorded & {"box_padding"})
     if isinstance(cal, dict) and isinstance(cal.get("pck@0.2"), dict):
         sweep = ", ".join(f"{k} {shown(v, '.3f')}" for k, v in cal["pck@0.2"].items())
         padding += f", chosen on {cal.get('persons', '?')} persons of {cal.get('source', '?')} (PCK@0.2: {sweep})"
     rows.append(("box padding", padding))
     choice, edge = card["edge_peaks_choice"], f"{card['edge_peaks']} (heatmap peaks next to the map's edge)"
+    edge += _defaults_note(unrecorded & {"edge_peaks"})
     if isinstance(choice, dict) and all(isinstance(choice.get(f"pck@{t}"), dict) for t in ("0.2", "0.1")):
         measured = "; ".join(f"{way}: PCK@0.2 {shown(choice['pck@0.2'].get(way), '.4f')}, PCK@0.1 "
                              f"{shown(choice['pck@0.1'].get(way), '.4f')}" for way in choice["pck@0.2"])
@@ -232,6 +240,14 @@ def _presence_line(block: Any) -> str:
     return (f"a head gives the chance a person is in the crop at all (--min-presence reads it), fitted on "
             f"{block.get('photos', '?')} photos of {block.get('source', '?')} and {block.get('negative_photos', '?')} "
             f"photos of nobody" + (f"; called a person at {threshold}, cross-fitted: {shares}" if shares else ""))
+
+
+def _defaults_note(fields) -> str:
+    """A note for settings the file does not record, shown with the runtime's defaults that stand in for them:
+    another tool's file may have been made for other ones."""
+    if not fields:
+        return ""
+    return f" ({', '.join(sorted(fields))} not recorded in the file: this runtime's default{'s' * (len(fields) > 1)})"
 
 
 def _short(values) -> str:

@@ -98,3 +98,26 @@ def test_bench_reads_no_int8_figures_from_a_malformed_quantization_block():
     assert _verification({"quantization": "int8"}) is None
     assert _verification({"quantization": {"verification": {"crops": 3}}}) == {"crops": 3}
     assert "no verification figures" in _accuracy_line({"pck@0.2": 0.7}, _verification({"quantization": "int8"}))
+
+
+def test_info_marks_the_settings_a_file_does_not_record_and_a_nan_figure(tmp_path):
+    """Session 64 left open: a file without box_padding or edge_peaks was described with the runtime's defaults as
+    if the file had chosen them, and a NaN MACs count was printed as a figure."""
+    meta = json.loads(standin_metadata().to_json())
+    for key in ("box_padding", "edge_peaks", "color", "std"):
+        del meta[key]
+    meta.update(params=1.5e6, macs=float("nan"))
+    path = write_standin(tmp_path / "bare.onnx", metadata_text=json.dumps(meta))
+    r = run("info", "--model", path)
+    assert r.exit_code == 0, r.output
+    lines = {line.split("  ", 1)[0]: line for line in r.output.splitlines()}
+    assert lines["box padding"].endswith("1.25 (box_padding not recorded in the file: this runtime's default)")
+    assert "(edge_peaks not recorded in the file: this runtime's default)" in lines["edge peaks"]
+    assert lines["input"].endswith("(color, std not recorded in the file: this runtime's defaults)")
+    assert "1.50 M parameters, MACs per person nan (malformed)" in lines["network"]
+    card = json.loads(run("info", "--json", "--model", path).output)
+    assert card["unrecorded"] == ["box_padding", "color", "edge_peaks", "std"]
+    # a file that records them all: nothing marked
+    r = run("info", "--model", write_standin(tmp_path / "full.onnx"))
+    assert r.exit_code == 0 and "not recorded" not in r.output and json.loads(
+        run("info", "--json", "--model", tmp_path / "full.onnx").output)["unrecorded"] == []

@@ -19,7 +19,7 @@ def _source_copy(tmp_path) -> Path:
     src.mkdir()
     for name in ("pyproject.toml", "setup.cfg", "setup.py", "MANIFEST.in", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, src / name)
-    for pkg in ("fasterpose_rt", "models", "export", "benchmarks", "tests", "examples"):
+    for pkg in ("fasterpose_rt", "models", "export", "benchmarks", "tests", "examples", "docs"):
         shutil.copytree(ROOT / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__", "results"))
     return src
 
@@ -83,7 +83,11 @@ def test_the_source_archive_runs_the_readme_quick_start_and_leaves_the_checkout_
     with tarfile.open(archive) as t:
         names = {n.split("/", 1)[1] for n in t.getnames() if "/" in n}
     assert {"examples/astronaut.jpg", "examples/README.md", "README.md", "LICENSE", "setup.py",
-            "fasterpose_rt/assets/fasterpose_default_int8.onnx"} <= names, sorted(names)
+            "fasterpose_rt/assets/fasterpose_default_int8.onnx", "docs/usage.md", "docs/performance.md"} <= names, \
+        sorted(names)
+    # s65: the CLI's help points to docs/usage.md and docs/performance.md: an unpacked archive has them
+    helped = set(re.findall(r"docs/\w+\.md", "".join(p.read_text() for p in (ROOT / "fasterpose_rt").rglob("*.py"))))
+    assert helped and helped <= names, sorted(helped - names)
     assert not any(n.startswith(("tests/", "models/", "export/", "benchmarks/")) for n in names), sorted(names)
 
 
