@@ -1,6 +1,4 @@
 """Growing a trained, shallower ResNet into a deeper one (R18 -> R34) without changing what it computes."""
-import subprocess
-import sys
 
 import pytest
 from conftest import TORCH_ABSENT
@@ -10,7 +8,7 @@ import torch
 from models import build_model
 from models.backbones import identity_blocks
 
-from test_training import ROOT, _lsp_like_dataset, _train_cmd
+from test_training import _lsp_like_dataset, _main_in_process, _train_cmd
 
 R34_EXTRA_BLOCKS = ["backbone.layer1.2", "backbone.layer2.2", "backbone.layer2.3", "backbone.layer3.2",
                     "backbone.layer3.3", "backbone.layer3.4", "backbone.layer3.5"]
@@ -59,21 +57,20 @@ def test_identity_blocks_refuses_anything_but_whole_identity_blocks():
     assert identity_blocks(r34, []) == []  # nothing grown is not growth
 
 
-def test_train_grow_from_a_shallower_checkpoint(tmp_path):
+def test_train_grow_from_a_shallower_checkpoint(tmp_path, capsys):
     ann, images, _ = _lsp_like_dataset(tmp_path, n=4)
     src = tmp_path / "r18.pth"
     torch.save({"model": _trained_like().state_dict(), "meta": {"architecture": "fasterpose_r18"}}, src)
     base = _train_cmd(ann, images, tmp_path / "r34", ["--steps-per-epoch", "1", "--lr", "0", "--init", str(src)])
     base[base.index("--arch") + 1] = "fasterpose_r34"
-    r = subprocess.run([sys.executable, *base], cwd=ROOT, capture_output=True, text=True)
-    assert r.returncode != 0 and "add --grow" in r.stderr and "Traceback" not in r.stderr
-    r = subprocess.run([sys.executable, *base, "--grow"], cwd=ROOT, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    code, err = _main_in_process(capsys, base)
+    assert code != 0 and "add --grow" in err
+    code, err = _main_in_process(capsys, [*base, "--grow"])
+    assert code == 0, err
     ckpt = torch.load(tmp_path / "r34" / "last.pth", map_location="cpu", weights_only=True)
     init = ckpt["meta"]["recipe"]["init"]
     assert init["grown_blocks"] == R34_EXTRA_BLOCKS and init["architecture"] == "fasterpose_r18"
     r18 = torch.load(src, weights_only=True)["model"]
     assert all(torch.equal(ckpt["model"][k], v) for k, v in r18.items() if k.endswith(".weight"))  # lr 0: as loaded
-    r = subprocess.run([sys.executable, *_train_cmd(ann, images, tmp_path / "x", ["--grow"])], cwd=ROOT,
-                       capture_output=True, text=True)
-    assert r.returncode != 0 and "--grow needs --init" in r.stderr and "Traceback" not in r.stderr
+    code, err = _main_in_process(capsys, _train_cmd(ann, images, tmp_path / "x", ["--grow"]))
+    assert code != 0 and "--grow needs --init" in err

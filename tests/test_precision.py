@@ -1,8 +1,6 @@
 """Mixed precision in training: which autocast dtype each device gets, and fp16's loss scaling end to end."""
 import json
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,7 +9,7 @@ pytest.importorskip("torch", reason=TORCH_ABSENT)
 import torch
 
 from models.precision import amp_dtype, amp_name, autocast, grad_scaler
-from test_training import ROOT, _lsp_like_dataset, _train_cmd
+from test_training import _lsp_like_dataset, _main_in_process, _train_cmd
 
 CPU, GPU = torch.device("cpu"), torch.device("cuda")
 
@@ -58,15 +56,14 @@ def test_autocast_and_scaler_follow_the_dtype():
     assert [amp_name(d) for d in (torch.bfloat16, torch.float16, None)] == ["bf16", "fp16", "off"]
 
 
-def test_fp16_training_scales_the_loss_saves_and_resumes_the_scale(tmp_path):
+def test_fp16_training_scales_the_loss_saves_and_resumes_the_scale(tmp_path, capsys):
     """--amp fp16 end to end on the CPU (emulated there; the path GPUs without bf16 take): it trains, the recipe
     says fp16, the checkpoint keeps the loss scaler's state, and --resume goes on from that scale."""
     ann, images, _ = _lsp_like_dataset(tmp_path, n=4)
     work = tmp_path / "run"
-    r = subprocess.run([sys.executable, *_train_cmd(ann, images, work, ["--steps-per-epoch", "2", "--amp", "fp16"])],
-                       cwd=ROOT, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    assert "warning: --amp fp16 on a CPU is emulated" in r.stderr
+    code, err = _main_in_process(capsys, _train_cmd(ann, images, work, ["--steps-per-epoch", "2", "--amp", "fp16"]))
+    assert code == 0, err
+    assert "warning: --amp fp16 on a CPU is emulated" in err
     entry = json.loads((work / "log.jsonl").read_text().splitlines()[-1])
     assert np.isfinite(entry["train_loss"]) and 0 <= entry["val_pck@0.2"] <= 1
     ckpt = torch.load(work / "last.pth", map_location="cpu", weights_only=True)
@@ -78,14 +75,14 @@ def test_fp16_training_scales_the_loss_saves_and_resumes_the_scale(tmp_path):
 
     cmd = _train_cmd(ann, images, work, ["--steps-per-epoch", "2", "--amp", "fp16", "--resume"])
     cmd[cmd.index("--epochs") + 1] = "2"
-    r = subprocess.run([sys.executable, *cmd], cwd=ROOT, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    shown = re.search(r"resumed from .* at epoch 1, fp16 loss scale (\S+)", r.stderr)
-    assert shown and float(shown.group(1)) == scale, r.stderr
+    code, err = _main_in_process(capsys, cmd)
+    assert code == 0, err
+    shown = re.search(r"resumed from .* at epoch 1, fp16 loss scale (\S+)", err)
+    assert shown and float(shown.group(1)) == scale, err
     assert torch.load(work / "last.pth", map_location="cpu", weights_only=True)["epoch"] == 2
 
     bf16 = _train_cmd(ann, images, tmp_path / "bf16", ["--steps-per-epoch", "1", "--amp", "bf16"])
-    r = subprocess.run([sys.executable, *bf16], cwd=ROOT, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    code, err = _main_in_process(capsys, bf16)
+    assert code == 0, err
     ckpt = torch.load(tmp_path / "bf16" / "last.pth", map_location="cpu", weights_only=True)
     assert ckpt["meta"]["recipe"]["amp"] == "bf16" and "grad_scaler" not in ckpt  # bf16 needs no scaling

@@ -1,19 +1,19 @@
 """Shrinking a trained, deeper ResNet into a shallower one (R34 -> R18) from a chosen subset of its blocks."""
 import json
-import subprocess
-import sys
 
 import pytest
+from clirunner import invoke
 from conftest import TORCH_ABSENT
 pytest.importorskip("torch", reason=TORCH_ABSENT)
 import torch
 from torch import nn
 
+from export.__main__ import main as export_main
 from models import build_model
 from models.shrink import ShrinkError, main, shrink_state_dict
 
 from test_grow import _trained_like
-from test_training import ROOT, _lsp_like_dataset, _train_cmd
+from test_training import _lsp_like_dataset, _main_in_process, _train_cmd
 
 KEEP = [[0, 2], [0, 3], [0, 4]]
 
@@ -214,13 +214,12 @@ def test_shrunk_thin_r34_trains_with_blocks_and_exports(tmp_path, capsys):
     cmd = _train_cmd(ann, images, tmp_path / "run", ["--steps-per-epoch", "1", "--lr", "0", "--blocks", "1,2,6",
                                                       "--init", str(init)])
     cmd[cmd.index("--arch") + 1] = "fasterpose_r34"
-    r = subprocess.run([sys.executable, *cmd], cwd=ROOT, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    code, err = _main_in_process(capsys, cmd)
+    assert code == 0, err
     ckpt = torch.load(tmp_path / "run" / "last.pth", weights_only=True)
     assert ckpt["meta"]["model_options"]["blocks"] == [1, 2, 6] and "backbone.layer1.1.conv1.weight" not in ckpt["model"]
-    r = subprocess.run([sys.executable, "-m", "export", "--checkpoint", str(tmp_path / "run" / "last.pth"),
-                        "--out", str(tmp_path / "thin.onnx")], cwd=ROOT, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    r = invoke(export_main, ["--checkpoint", tmp_path / "run" / "last.pth", "--out", tmp_path / "thin.onnx"])
+    assert r.exit_code == 0, r.output
     from fasterpose_rt import PosePredictor
 
     predictor = PosePredictor(tmp_path / "thin.onnx", threads=1)
@@ -233,5 +232,5 @@ def test_shrunk_thin_r34_trains_with_blocks_and_exports(tmp_path, capsys):
     assert back["meta"]["model_options"]["blocks"] == [1, 2, 6]
     build_model("fasterpose_r34", 14, **back["meta"]["model_options"]).load_state_dict(back["model"])  # strict
     bad = _train_cmd(ann, images, tmp_path / "bad", ["--blocks", "1,0,6"])
-    r = subprocess.run([sys.executable, *bad], cwd=ROOT, capture_output=True, text=True)
-    assert r.returncode == 2 and "1 or more blocks" in r.stderr and "Traceback" not in r.stderr
+    code, err = _main_in_process(capsys, bad)
+    assert code == 2 and "1 or more blocks" in err

@@ -1,18 +1,18 @@
 """Averaging the weights of rounds that share a starting point (models.soup)."""
 import json
-import subprocess
-import sys
 
 import pytest
+from clirunner import invoke
 from conftest import TORCH_ABSENT
 pytest.importorskip("torch", reason=TORCH_ABSENT)
 import torch
 
+from export.__main__ import main as export_main
 from models import build_model
 from models.soup import SoupError, average_state_dicts, main
 
 from test_grow import _trained_like
-from test_training import ROOT, _lsp_like_dataset
+from test_training import _lsp_like_dataset
 
 META = {"architecture": "fasterpose_r18", "input_size": [64, 64], "loss": "rce",
         "model_options": {"head_width": 256, "final_bias": -4.0}, "recipe": {"box_padding": 1.1}}
@@ -113,9 +113,8 @@ def test_soup_cli_scores_ingredients_and_soup_and_writes_a_loadable_checkpoint(t
     torch.save(ckpt, paths[1])  # an ingredient that knows its keypoints: the soup carries them to the exporter
     assert main(args) == 0
     capsys.readouterr()
-    r = subprocess.run([sys.executable, "-m", "export", "--checkpoint", str(out), "--out", str(tmp_path / "s.onnx")],
-                       cwd=ROOT, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    r = invoke(export_main, ["--checkpoint", out, "--out", tmp_path / "s.onnx"])  # `python -m export`'s command
+    assert r.exit_code == 0, r.output
     from fasterpose_rt import PosePredictor
 
     exported = PosePredictor(tmp_path / "s.onnx", threads=1).metadata
