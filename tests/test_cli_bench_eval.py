@@ -78,6 +78,21 @@ def test_bench_profile_times_each_operator_as_the_engine_measures_it(standin_pat
     assert r.exit_code == 2 and "--profile looks inside one model" in r.stderr
 
 
+def test_a_profile_whose_operator_clocks_sum_past_the_call_says_so():
+    """s64 left open: OpenVINO on 2 threads gave 15.8 ms of operators in a 14.8 ms call, printed "of it"."""
+    from fasterpose_rt.profiling import _summary, format_profile
+
+    def profile(call_ms):
+        return {"backend": "openvino", "threads": 2, "batch": 1,
+                **_summary({"a": ["Convolution", "jit_avx2_I8", 2 * 9000.0], "b": ["Add", "", 2 * 1000.0]}, 2, call_ms)}
+
+    inside = format_profile(profile(12.0), "m").splitlines()[0]
+    assert inside.endswith("12.00 ms per call, 10.00 ms of it in operators")
+    past = format_profile(profile(9.5), "m").splitlines()[0]
+    assert past.endswith("9.50 ms per call, though the operators' own clocks sum to 10.00 ms: they overlap, so read "
+                         "the shares, not the sum") and "of it" not in past
+
+
 def test_bench_compare_times_both_bundled_models_side_by_side():
     from fasterpose_rt import DEFAULT_MODELS
 
