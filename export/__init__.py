@@ -18,6 +18,8 @@ from models.training_tools import explain_missing_tools
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # as fasterpose_rt does: no telemetry from onnxruntime
 explain_missing_tools()  # where only the runtime is installed: what to install, not a traceback
 
+import torch  # noqa: E402,F401  (every stage needs it; first, so a runtime-only install is told of torch, not onnxsim)
+
 # Imported on first use: models.train reads checkpoints through export.checkpoint, and onnx and onnxsim, which the
 # other stages import, took 2.2 of the 6.3 s `python -m models.train --help` took before anything ran.
 _LAZY = {
@@ -33,6 +35,10 @@ _LAZY = {
 _HOME = {name: module for module, names in _LAZY.items() for name in names}
 
 __all__ = list(_HOME)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_HOME))
 
 
 def __getattr__(name):

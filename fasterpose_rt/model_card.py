@@ -101,8 +101,12 @@ def model_card(path, metadata: ModelMetadata) -> Dict[str, Any]:
 
 def _num(value, fmt: str) -> Optional[str]:
     """``value`` formatted, or None for anything but a finite number (a NaN in a file is no figure)."""
-    usable = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    return format(value, fmt) if usable else None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        return format(value, fmt) if math.isfinite(value) else None
+    except OverflowError:  # an integer beyond a float's range, from a hand-edited file
+        return None
 
 
 def marked(value) -> str:

@@ -128,11 +128,11 @@ def format_profile(p: dict, label: str, top: int = 10) -> str:
     threads = f"{p['threads']} thread" + ("" if p["threads"] == 1 else "s")
     head = (f"profile of {label} on {p['backend']}, {threads}, batch {p['batch']}, {p['runs']} calls: "
             f"{p['call_ms']:.2f} ms per call, ")
-    if p["operators_ms"] <= p["call_ms"]:
+    if not p["operators_ms"] > p["call_ms"]:
         head += f"{p['operators_ms']:.2f} ms of it in operators"
     else:  # seen with OpenVINO on 2 threads (15.8 ms against 14.8): its clocks per operator are not additive there
-        head += (f"though the operators' own clocks sum to {p['operators_ms']:.2f} ms: they overlap, so read the "
-                 f"shares, not the sum")
+        head += (f"though the operators' own clocks sum to {p['operators_ms']:.2f} ms: they do not add up (operators "
+                 f"timed in parallel, or the clocks' own overhead), so read the shares, not the sum")
     lines = [head]
     width = max([len(r["op"]) for r in p["ops"]] + [7])
     lines.append(f"{'op type':<{width}}  {'ms/call':>8}  {'share':>6}  nodes")

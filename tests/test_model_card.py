@@ -117,6 +117,14 @@ def test_info_marks_the_settings_a_file_does_not_record_and_a_nan_figure(tmp_pat
     assert "1.50 M parameters, MACs per person nan (malformed)" in lines["network"]
     card = json.loads(run("info", "--json", "--model", path).output)
     assert card["unrecorded"] == ["box_padding", "color", "edge_peaks", "std"]
+    from fasterpose_rt import PosePredictor
+    from fasterpose_rt.model_card import format_card, model_card
+
+    pred = PosePredictor(path, threads=1, box_padding=1.5)  # the caller's padding is no runtime default
+    assert "box_padding" not in model_card(path, pred.metadata)["unrecorded"]
+    meta["macs"] = 10 ** 400  # beyond a float: marked, where formatting it raised OverflowError
+    big = write_standin(tmp_path / "big.onnx", metadata_text=json.dumps(meta))
+    assert f"MACs per person {10 ** 400!r} (malformed)" in format_card(model_card(big, PosePredictor(big).metadata))
     # a file that records them all: nothing marked
     r = run("info", "--model", write_standin(tmp_path / "full.onnx"))
     assert r.exit_code == 0 and "not recorded" not in r.output and json.loads(

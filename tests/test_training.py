@@ -428,8 +428,11 @@ def test_weight_ema_follows_its_formula():
 def test_train_with_ema_saves_averaged_and_raw_weights_and_resumes(tmp_path, capsys):
     ann, images, _ = _lsp_like_dataset(tmp_path, n=4)
     work = tmp_path / "ema"
+    threads, draw = torch.get_num_threads(), np.random.get_state()[1].copy()
     code, err = _train_in_process(capsys, ann, images, work, ["--steps-per-epoch", "2", "--ema", "0.99"])
     assert code == 0, err
+    # the run set one thread and its seeds for this process: _main_in_process puts the test process's back
+    assert torch.get_num_threads() == threads and (np.random.get_state()[1] == draw).all()
     ckpt = torch.load(work / "last.pth", map_location="cpu", weights_only=True)
     assert ckpt["ema_updates"] == 2 and ckpt["meta"]["recipe"]["ema"] == 0.99
     assert ckpt["model"].keys() == ckpt["train_model"].keys()
@@ -593,14 +596,23 @@ def _main_in_process(capsys, cmd):
     """``cmd`` (["-m", "models.train", *arguments]) run by models.train's main in this process -> (exit code,
     stderr plus any SystemExit message). An error it does not handle is raised, failing the test: what a user would
     have seen as a traceback."""
+    import random
+
     from models.train import main
 
     assert cmd[:2] == ["-m", "models.train"], cmd
     capsys.readouterr()  # only this run's output
+    # what a run sets for its process (--threads, --seed): put back, so later tests do not depend on this one
+    state = torch.get_num_threads(), torch.get_rng_state(), np.random.get_state(), random.getstate()
     try:
         code, message = main(cmd[2:]), ""
     except SystemExit as e:
         code, message = (e.code, "") if isinstance(e.code, int) else (1, str(e.code))
+    finally:
+        torch.set_num_threads(state[0])
+        torch.set_rng_state(state[1])
+        np.random.set_state(state[2])
+        random.setstate(state[3])
     return code, capsys.readouterr().err + message
 
 
