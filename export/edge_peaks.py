@@ -107,7 +107,7 @@ def choose_edge_peaks(model_path, annotations, images=None, out_path=None, threa
             chosen = meta.edge_peaks
     differs = ~np.isclose(decoded[EDGE_PEAKS[0]], decoded[EDGE_PEAKS[1]]).all(axis=2)  # (N, K): next to the edge
     edge_joints = int((differs & crops.visible).sum())
-    new_meta = replace(meta, edge_peaks=chosen, extra=dict(meta.extra))
+    new_meta = meta.chosen(edge_peaks=chosen, extra=dict(meta.extra))
     new_meta.extra["edge_peaks_choice"] = {
         "source": Path(annotations).name, "persons": len(crops), "joints": joints, "edge_joints": edge_joints,
         "previous": meta.edge_peaks, "chosen": chosen, "box_padding": meta.box_padding, "flip_test": False,

@@ -103,7 +103,7 @@ def calibrate_padding(model_path, annotations, images=None, out_path=None, candi
     # Ties go to the padding nearest the previous one: change the model only for a measured gain.
     chosen = min((p for p, v in sweep.items() if v == best), key=lambda p: abs(p - meta.box_padding))
 
-    new_meta = replace(meta, box_padding=chosen, extra=dict(meta.extra))
+    new_meta = meta.chosen(box_padding=chosen, extra=dict(meta.extra))
     graph = None
     if chosen != meta.box_padding and new_meta.extra.pop(CALIBRATION_KEY, None) is not None:
         log(f"the score table was measured at box padding {meta.box_padding:g}: dropped "

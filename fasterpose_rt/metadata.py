@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, replace
 from typing import Any, Dict, List, Tuple
 
 import numpy as np
@@ -95,12 +95,23 @@ class ModelMetadata:
             return f"{name} (blocks {'/'.join(map(str, blocks))})"
         return name
 
+    def chosen(self, **changes) -> "ModelMetadata":
+        """A copy with ``changes`` to its fields, which the file will then record as its own (``unrecorded`` loses
+        them): what a tool that chooses a setting writes."""
+        return replace(self, **changes, unrecorded=tuple(f for f in self.unrecorded if f not in changes))
+
     def to_json(self) -> str:
         """The metadata as strict JSON: numpy's scalars and arrays (box_padding and the extra blocks take them)
-        written as plain numbers and lists; NaN and the infinities, which JSON has no word for, as null."""
+        written as plain numbers and lists; NaN and the infinities, which JSON has no word for, as null. A field
+        the file it was read from did not record (``unrecorded``) stays out while it holds the runtime's default,
+        so a tool rewriting another's file does not pass the defaults off as that file's choice."""
         d = asdict(self)
         extra = d.pop("extra")
-        d.pop("unrecorded")
+        for name in d.pop("unrecorded"):
+            spec = self.__dataclass_fields__[name]
+            default = spec.default_factory() if spec.default is MISSING else spec.default  # type: ignore[misc,operator]
+            if d[name] == default:
+                del d[name]
         d["input_size"] = list(d["input_size"])
         return json.dumps(plain_json({**extra, **d}), sort_keys=False, allow_nan=False)
 

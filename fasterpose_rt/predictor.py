@@ -183,8 +183,7 @@ class PosePredictor:
         self._session, self.metadata = open_session(path, threads, backend)
         self.backend = backend
         if box_padding is not None:  # the crops follow the metadata: override it for this predictor only
-            self.metadata = replace(self.metadata, box_padding=float(box_padding), unrecorded=tuple(
-                f for f in self.metadata.unrecorded if f != "box_padding"))  # the caller's, not a default
+            self.metadata = self.metadata.chosen(box_padding=float(box_padding))  # the caller's, not a default
         self.model_path = str(path)
         self._threads_asked, self._box_padding_asked = threads, box_padding  # what a copy is made with
         self._threads = self._session.get_session_options().intra_op_num_threads

@@ -120,6 +120,16 @@ def test_info_marks_the_settings_a_file_does_not_record_and_a_nan_figure(tmp_pat
     from fasterpose_rt import PosePredictor
     from fasterpose_rt.model_card import format_card, model_card
 
+    # a tool that rewrites the file does not write the defaults in as the file's own choice, and keeps what it sets
+    from fasterpose_rt.metadata import ModelMetadata
+
+    read = ModelMetadata.from_json(json.dumps(meta))
+    assert not {"box_padding", "edge_peaks", "color", "std"} & set(json.loads(read.to_json()))
+    tuned = json.loads(read.chosen(box_padding=1.25, edge_peaks="unblurred").to_json())  # chosen, even = default
+    assert (tuned["box_padding"], tuned["edge_peaks"]) == (1.25, "unblurred") and "std" not in tuned
+    assert ModelMetadata.from_json(json.dumps(tuned)).unrecorded == ("color", "std")
+    from dataclasses import replace
+    assert json.loads(replace(read, box_padding=1.1).to_json())["box_padding"] == 1.1  # a value set is never lost
     pred = PosePredictor(path, threads=1, box_padding=1.5)  # the caller's padding is no runtime default
     assert "box_padding" not in model_card(path, pred.metadata)["unrecorded"]
     meta["macs"] = 10 ** 400  # beyond a float: marked, where formatting it raised OverflowError
