@@ -162,11 +162,11 @@ def test_the_search_row_is_the_pck_of_the_poses_find_poses_finds(lspet_coco):
     names = pred.keypoint_names
     data = json.loads(ann.read_text())
     files = {im["id"]: im["file_name"] for im in data["images"]}
+    photos = [cv2.imread(str(LSPET / "images" / files[a["image_id"]])) for a in data["annotations"]]
+    kp = np.array([np.reshape(a["keypoints"], (-1, 3)) for a in data["annotations"]], np.float64)
     for way in ("blurred", "unblurred"):
         pred.metadata = replace(pred.metadata, edge_peaks=way)
-        found = np.stack([find_poses(pred, cv2.imread(str(LSPET / "images" / files[a["image_id"]])),
-                                     min_presence=0).keypoints[0] for a in data["annotations"]])
-        kp = np.array([np.reshape(a["keypoints"], (-1, 3)) for a in data["annotations"]], np.float64)
+        found = np.stack([find_poses(pred, photo, min_presence=0).keypoints[0] for photo in photos])
         want = pck(found, kp[..., :2], kp[..., 2] > 0, names)[0]
         got = _searched_pck(MODEL, way, ann, LSPET / "images", names, 1, lambda s: None)
         assert got == pytest.approx(want, abs=1e-9), way
