@@ -19,7 +19,8 @@ import tempfile
 import threading
 from typing import Callable, Iterator, List, Optional, TypeVar
 
-__all__ = ["collect_decoder_messages", "decoded_saying", "stderr_lock", "damage_said", "decoder_words"]
+__all__ = ["collect_decoder_messages", "decoded_saying", "add_decoder_line", "stderr_lock", "damage_said",
+           "decoder_words"]
 
 T = TypeVar("T")
 
@@ -68,6 +69,14 @@ def decoded_saying(decode: Callable[[], T]) -> T:
             return decode()
     finally:  # (after the window closed, which fills ``caught``)
         said.extend(caught)
+
+
+def add_decoder_line(line: str) -> None:
+    """Keep ``line`` as if the decoder had printed it, when :func:`collect_decoder_messages` is on in this thread
+    (a JPEG cut short is decoded with its end marker put back: libjpeg's own line for it is then not printed)."""
+    said: Optional[List[str]] = getattr(_local, "said", None)
+    if said is not None:
+        said.append(line)
 
 
 def decoder_words(said: List[str]) -> str:

@@ -12,7 +12,9 @@ Conventions
 4. Heatmap pixel (i, j) sits at crop coordinate ``((i + 0.5)·s - 0.5, (j + 0.5)·s - 0.5)`` with
    ``s = crop size / heatmap size`` per axis (unbiased, UDP: Huang et al., CVPR 2020).
 5. The same rule between a photo decoded at 1/f size and the photo: pixel (i, j) of the smaller one covers an
-   f x f block, centred at ``((i + 0.5)·f - 0.5, (j + 0.5)·f - 0.5)`` of the photo (libjpeg's scaled decoding).
+   f x f block, centred at ``((i + 0.5)·f - 0.5, (j + 0.5)·f - 0.5)`` of the photo (libjpeg's scaled decoding);
+   and, with a factor per axis, between a video frame's stored pixels and the same frame with square pixels
+   (an anamorphic video's, ``cv2.resize`` with fx, fy).
 
 Every function is vectorised over persons and keypoints.
 """
@@ -126,14 +128,23 @@ def turned_extent(points, rotation_deg):
     return centers, np.maximum(hi - lo, 1.0)
 
 
+def _factors(factor) -> np.ndarray:
+    """One factor for both axes, or (fx, fy): as an array that scales (..., 2) points, x by fx and y by fy."""
+    f = np.asarray(factor, np.float64)
+    if f.shape not in ((), (2,)):
+        raise ValueError(f"factor must be one number or (fx, fy), got shape {f.shape}")
+    return f
+
+
 def rescale_points(points, factor):
     """Points (..., 2) of a photo decoded at 1/``factor`` size -> the full photo's px (convention 5); a factor
-    below 1 maps the other way (1/f: full photo -> the smaller one)."""
-    return (np.asarray(points, np.float64) + 0.5) * float(factor) - 0.5
+    below 1 maps the other way (1/f: full photo -> the smaller one). ``factor`` (fx, fy): each axis its own, as
+    between a video's stored frame and the frame shown with square pixels (``video.VideoPoses.pixel_aspect``)."""
+    return (np.asarray(points, np.float64) + 0.5) * _factors(factor) - 0.5
 
 
 def rescale_boxes(boxes, factor):
     """Boxes (..., 4) [x, y, w, h] as ``rescale_points``: the corner moves as a point (a pixel edge, -0.5, stays
     one), the sides grow ``factor`` times."""
     b = np.asarray(boxes, np.float64)
-    return np.concatenate([rescale_points(b[..., :2], factor), b[..., 2:] * float(factor)], axis=-1)
+    return np.concatenate([rescale_points(b[..., :2], factor), b[..., 2:] * _factors(factor)], axis=-1)

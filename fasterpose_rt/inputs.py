@@ -24,7 +24,7 @@ from typing import Callable, Generator, Iterator, List, Optional, Sequence, Set,
 import cv2
 import numpy as np
 
-from .decoder_messages import decoded_saying
+from .decoder_messages import add_decoder_line, decoded_saying
 from .image import to_bgr_uint8
 from .mp4_edits import lists_its_samples, shown_seconds
 
@@ -32,7 +32,8 @@ __all__ = [
     "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "LIST_EXTENSIONS", "InputItem", "InputReadError", "PhotoTooLarge",
     "expand_inputs",
     "read_input_list", "is_pattern", "read_image",
-    "open_video", "capture_info", "iter_video_frames", "counts_frames", "ends_early", "stream_source", "is_live",
+    "open_video", "capture_info", "pixel_aspect", "iter_video_frames", "counts_frames", "ends_early", "stream_source",
+    "is_live",
     "open_stream", "jpeg_size",
     "reduction_for", "read_photo", "REDUCED_LONG_SIDE", "opencv_video_path", "read_file_bytes", "photo_from_bytes",
     "image_from_bytes",
@@ -546,6 +547,12 @@ def _decode(data: np.ndarray, flags: int) -> np.ndarray:
             raise PhotoTooLarge(f"too large to decode whole ({px}more than OpenCV's limit of {_pixel_limit()})"
                                 ) from None
         raise InputReadError(f"cannot decode: {str(e).strip().splitlines()[-1]}") from None
+    if img is None and _jpeg_cut_short(data):
+        # OpenCV's decoder of bytes in memory gives up where the data ends; libjpeg reading a file puts an end
+        # marker there and fills the rest in gray (cv2.imread does so): the same here, told as libjpeg tells it
+        img = decoded_saying(lambda: cv2.imdecode(np.concatenate([data, _JPEG_END]), flags))
+        if img is not None:
+            add_decoder_line("Premature end of JPEG file")
     if img is None:
         video = _video_container(data)
         if video is not None:
@@ -557,6 +564,14 @@ def _decode(data: np.ndarray, flags: int) -> np.ndarray:
         return to_bgr_uint8(img)
     except ValueError as e:
         raise InputReadError(f"unsupported image layout: {e}") from None
+
+
+_JPEG_END = np.frombuffer(b"\xff\xd9", np.uint8)  # EOI
+
+
+def _jpeg_cut_short(data: np.ndarray) -> bool:
+    """A JPEG file (SOI, then a marker) whose last bytes are not its end marker: a copy or download cut off."""
+    return bytes(data[:3]) == b"\xff\xd8\xff" and bytes(data[-2:]) != b"\xff\xd9"
 
 
 def _video_container(data: np.ndarray) -> Optional[Tuple[str, str]]:
@@ -707,6 +722,30 @@ def capture_info(cap: cv2.VideoCapture) -> Tuple[Optional[int], float]:
     fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
     # Above MAX_FPS a rate is a container's clock, not frames (RTSP streams may report RTP's 90,000): unknown.
     return (count if count > 0 else None), (fps if np.isfinite(fps) and 0 < fps <= MAX_FPS else 0.0)
+
+
+MAX_PIXEL_ASPECT = 4.0  # a sample aspect ratio this far from 1:1 (either way) is a broken header, not a lens
+
+
+def pixel_aspect(cap) -> float:
+    """How many times as wide as tall a decoded frame's pixel is shown: the stream's sample aspect ratio (an
+    anamorphic DV, DVD or HDV file: 64:45, 8:9, 4:3, ...), turned with the frame when OpenCV turns it by a quarter
+    (its rotation metadata); 1.0 for square pixels, a source that does not say (0:0, a capture-like object without
+    ``get``), a ratio within 1 % of 1:1 (no model tells the difference) or one beyond MAX_PIXEL_ASPECT either way."""
+    try:
+        num, den = float(cap.get(cv2.CAP_PROP_SAR_NUM)), float(cap.get(cv2.CAP_PROP_SAR_DEN))
+    except (AttributeError, TypeError, ValueError, cv2.error):
+        return 1.0
+    if not (np.isfinite(num) and np.isfinite(den) and num > 0 and den > 0):
+        return 1.0
+    aspect = num / den
+    if not 1.0 / MAX_PIXEL_ASPECT <= aspect <= MAX_PIXEL_ASPECT or abs(aspect - 1.0) < 0.01:
+        return 1.0
+    try:  # OpenCV hands out turned frames (ORIENTATION_AUTO), but the ratio of the stored ones
+        turned = bool(cap.get(cv2.CAP_PROP_ORIENTATION_AUTO)) and round(cap.get(cv2.CAP_PROP_ORIENTATION_META)) % 180
+    except (AttributeError, TypeError, ValueError, cv2.error):
+        turned = False
+    return 1.0 / aspect if turned else aspect
 
 
 MISSES_IN_A_ROW = 8  # a file's frames failing to decode in a row: fewer are damage passed over, more its end

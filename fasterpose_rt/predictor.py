@@ -9,7 +9,7 @@ from __future__ import annotations
 import numbers
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -96,11 +96,14 @@ class PoseResult:
         return replace(self, keypoints=self.keypoints[rows], scores=self.scores[rows], boxes=self.boxes[rows],
                        track_ids=ids, presence=there)
 
-    def rescaled(self, factor: float) -> "PoseResult":
+    def rescaled(self, factor: Union[float, Tuple[float, float]]) -> "PoseResult":
         """The same persons in the px of a photo ``factor`` times as large (geometry convention 5): the poses of
-        a photo decoded at 1/f size, in the full photo's px."""
-        if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not (np.isfinite(factor) and factor > 0):
-            raise ValueError(f"factor must be a finite number > 0, got {factor!r}")
+        a photo decoded at 1/f size, in the full photo's px. ``factor`` (fx, fy): each axis its own (an
+        anamorphic video's frame shown with square pixels: ``VideoPoses.square_factors``)."""
+        parts = factor if isinstance(factor, (tuple, list)) and len(factor) == 2 else (factor,)
+        if not all(not isinstance(f, bool) and isinstance(f, numbers.Real) and np.isfinite(f) and f > 0
+                   for f in parts):
+            raise ValueError(f"factor must be a finite number > 0, or two of them (fx, fy), got {factor!r}")
         return replace(self, keypoints=rescale_points(self.keypoints, factor).astype(np.float32),
                        boxes=rescale_boxes(self.boxes, factor).astype(np.float32))
 

@@ -36,12 +36,14 @@ def _finite(v: float, ndigits: int) -> float:
 
 
 def coco_entries(result, image_id: int, file_name: str, frame: Optional[int] = None,
-                 category_id: int = 1, time: Optional[float] = None) -> List[dict]:
+                 category_id: int = 1, time: Optional[float] = None, pixel_aspect: float = 1.0) -> List[dict]:
     """A PoseResult (keypoints (N, K, 2), scores (N, K), boxes (N, 4)) -> N COCO keypoint result dicts.
 
     Keys: image_id, file_name, category_id (the person category, 1 in COCO), bbox [x, y, w, h],
     keypoints [x1, y1, s1, ...] (s = keypoint score), score (the mean keypoint score, as PoseResult.to_coco),
-    frame and time (seconds from the video's start) for video frames, track_id for followed persons
+    frame and time (seconds from the video's start) for video frames, pixel_aspect for an anamorphic video's
+    (how many times as wide as tall its pixels are shown: x times it is the px a player shows), track_id for
+    followed persons
     (PoseTracker's), keypoint_confidences [c1, c2, ...] when the model measured what its scores mean
     (``PoseResult.confidences``), and presence (the chance a person is there at all) when it has a presence head
     (``PoseResult.presence``). Coordinates are rounded to 0.01 px, scores to 1e-4 and confidences to 1e-3 to
@@ -63,6 +65,8 @@ def coco_entries(result, image_id: int, file_name: str, frame: Optional[int] = N
             entry["frame"] = int(frame)
         if time is not None:
             entry["time"] = _finite(time, 4)
+        if pixel_aspect != 1.0:
+            entry["pixel_aspect"] = _finite(pixel_aspect, 6)
         if "track_id" in d:
             entry["track_id"] = d["track_id"]
         if "keypoint_confidences" in d:

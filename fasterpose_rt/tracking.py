@@ -251,7 +251,10 @@ class PoseTracker:
     be made (fewer than ``min_joints`` joints scoring ``joint_score``) is lost. It is still reported, as a photo's
     search would report it, where the model's presence head gives it at least ``min_presence`` (its box: the one
     it was run on); without a head it is nobody. A person is also lost when its mean joint score falls below
-    ``keep_score`` (it is still reported in that frame). ``keep_presence`` (off by default), with a model that has
+    ``keep_score`` (it is still reported in that frame). A followed person whom the presence head gives less than
+    ``min_presence`` is nobody, however well its joints score (the camera cut away, or the person left): neither
+    reported nor followed on; where that leaves nobody followed, the frame is acquired afresh, as the first is.
+    ``keep_presence`` (off by default), with a model that has
     a presence head: a followed person the head still gives that much is neither; it is reported and followed on
     (in the box it was found in, where its joints are too unsure to make one), however low its joints score. On
     waist-up close-up videos it restarts less often and costs less time, but scores lower than restarting
@@ -336,8 +339,14 @@ class PoseTracker:
         self._frames += 1
         from_start = self.start is not None and not self._started  # the given boxes, not a search's or detector's
         found = None if len(followed) and not due else self._acquire(frame)
+        result = None
         if len(followed) and not due:
             result, ids = self.predictor.predict(frame, followed), self.ids
+            if self._absent(result).all():  # everyone followed is gone (a cut, or they left): acquired afresh now
+                self.boxes, self.ids = np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
+                followed, result, found = self.boxes, None, self._acquire(frame)
+        if result is not None:
+            pass
         elif found is None and self.search and len(followed) < self.max_persons:  # no boxes: search the frame
             searched = _find_batch(self.predictor, [frame], [None], [True], self.refine_passes, self.joint_score,
                                    self.min_joints, self.max_persons, self.min_presence)[0]
@@ -368,6 +377,9 @@ class PoseTracker:
                 result = keep_present(result, self.min_presence)
             ids = np.concatenate([self.ids, self._ids_for(result.take(slice(len(followed), None)), frame.shape)])
         result = drop_duplicates(replace(result, track_ids=ids), self.iou_threshold)
+        gone = np.isin(cast(np.ndarray, result.track_ids), self.ids) & self._absent(result)
+        if gone.any():  # followed persons the presence head now rules out: nobody, not reported nor followed on
+            result = result.take(np.flatnonzero(~gone))
         boxes, reported, boxed = self._person_boxes(result, frame.shape)
         there = np.zeros(len(result), bool)  # followed persons the presence head still sees
         if self.keep_presence is not None and result.presence is not None:
@@ -426,6 +438,14 @@ class PoseTracker:
         if self.start is not None and not self._started:
             return self.start
         return None if self.acquire is None else detector_boxes(self.acquire(frame))
+
+    def _absent(self, result) -> np.ndarray:
+        """(N,) bool: the persons of ``result`` whom the model's presence head gives less than ``min_presence``
+        (all False without a head, or with ``min_presence`` 0). A followed person so ruled out is nobody however
+        its joints score: the camera cut away, or the person left faster than the joints' scores fell."""
+        if result.presence is None or self.min_presence <= 0:
+            return np.zeros(len(result), bool)
+        return np.asarray(result.presence) < self.min_presence
 
     def _person_boxes(self, result, frame_shape):
         """Where each of ``result``'s N persons is, and whether it is somebody. Returns boxes (N, 4) (the box

@@ -15,7 +15,9 @@ import cv2
 import numpy as np
 
 from .frame_reader import FrameReader
-from .inputs import MAX_FPS, InputReadError, capture_info, counts_frames, ends_early, iter_video_frames, open_video
+from .geometry import rescale_boxes
+from .inputs import (MAX_FPS, InputReadError, capture_info, counts_frames, ends_early, iter_video_frames, open_video,
+                     pixel_aspect)
 from .predictor import PoseResult
 from .preprocess import box_array, check_boxes, detector_boxes
 from .prefetch import READ_AHEAD
@@ -101,9 +103,10 @@ def video_tracker(predictor, boxes=None, detect: Optional[Callable] = None, refi
 @dataclass(frozen=True)
 class VideoFrame:
     """One processed frame. index: its number in the video (0-based); time: seconds from the start (index / fps,
-    or the frame's own timestamp in a variable-frame-rate video: ``FrameClock``); image: (H, W, 3) uint8 BGR;
-    poses: a PoseResult (with track_ids when tracked); error: None, or for a frame whose prediction failed
-    (yielded with ``VideoPoses(keep_failed=True)`` only) the exception, its poses then holding no person."""
+    or the frame's own timestamp in a variable-frame-rate video: ``FrameClock``); image: (H, W, 3) uint8 BGR, as
+    decoded (an anamorphic video's stored pixels: ``VideoPoses.as_shown``); poses: a PoseResult in its px (with
+    track_ids when tracked); error: None, or for a frame whose prediction failed (yielded with
+    ``VideoPoses(keep_failed=True)`` only) the exception, its poses then holding no person."""
 
     index: int
     time: float
@@ -142,6 +145,10 @@ class VideoPoses:
     keeps every one in its place).
 
     Frame times are the frames' own (``FrameClock``): index / fps, or a variable-frame-rate video's timestamps.
+    An anamorphic video (pixels shown wider or narrower than tall: ``pixel_aspect`` other than 1) is run on its
+    frames as shown, the narrow axis stretched (``square_factors``), so the model sees people in their proportions;
+    poses, boxes given and a detector's boxes are in the decoded frame's px all the same (``as_shown`` maps a
+    frame and its poses to the picture a player shows).
     Attributes: fps (the video's frame rate, 0.0 when it does not say; times then count 30 frames per second),
     frame_count (the container's frame count, None when it does not say), expected_frames (how many frames the
     iteration should yield, None when unknown). Iterate once; ``close()`` (or ``with``) releases the video early.
@@ -186,10 +193,15 @@ class VideoPoses:
             self._counted = counts_frames(source) or ends_early(source)
         else:
             raise TypeError(f"source must be a video file path or a cv2.VideoCapture, got {type(source).__name__}")
+        self.pixel_aspect = pixel_aspect(self._cap)  # the decoded pixel's shown width / height
+        # decoded frame -> the frame the model sees, square pixels: the narrow axis widened, no detail dropped
+        self.square_factors = (self.pixel_aspect, 1.0) if self.pixel_aspect >= 1 else (1.0, 1.0 / self.pixel_aspect)
+        self._stored: Optional[np.ndarray] = None  # the decoded frame being run (a detector is given this one)
+        model_boxes = self._to_square(self._boxes)
         self._reader: Optional[FrameReader] = None
         self._direct: Optional[Generator] = None  # the frames read in the caller's thread (read_ahead=0)
         searched_passes = REFINE_PASSES if refine_passes is None else int(refine_passes)  # lost persons' searches
-        self.tracker = video_tracker(predictor, self._boxes, self._detect if detector is not None else None,
+        self.tracker = video_tracker(predictor, model_boxes, self._detect if detector is not None else None,
                                      searched_passes, self.search, self.max_persons, self.min_presence,
                                      start_passes=self.refine_passes) if track else None
         self.smoother = KeypointSmoother(self.fps) if track and smooth else None
@@ -200,17 +212,42 @@ class VideoPoses:
         whole = None if self.frame_count is None else (self.frame_count + self.every - 1) // self.every
         return self.max_frames if whole is None else min(whole, self.max_frames or whole)
 
+    @property
+    def _anamorphic(self) -> bool:
+        return self.pixel_aspect != 1.0
+
+    def _to_square(self, boxes: Optional[np.ndarray]) -> Optional[np.ndarray]:
+        """Boxes (N, 4) in the decoded frame's px -> the model's frame's (square pixels)."""
+        if boxes is None or not self._anamorphic:
+            return boxes
+        return rescale_boxes(boxes, self.square_factors).astype(np.float32)
+
+    def as_shown(self, image: np.ndarray, poses: Optional[PoseResult] = None):
+        """(image (H, W, 3) as decoded, its poses) -> (the image with square pixels, as a player shows it, the
+        poses in its px); both as they are for a video of square pixels. What --vis and --show draw on."""
+        if not self._anamorphic:
+            return image, poses
+        fx, fy = self.square_factors
+        shown = cv2.resize(image, (0, 0), fx=fx, fy=fy, interpolation=cv2.INTER_LINEAR)
+        return shown, (None if poses is None else poses.rescaled(self.square_factors))
+
     def _detect(self, frame):
-        """The detector's boxes (N, 4) for ``frame``, or None (nobody found: the whole frame)."""
+        """The detector's boxes (N, 4) for the model's ``frame`` (square pixels), or None (nobody found: the
+        whole frame). The detector is given the frame as decoded, and its boxes are in that frame's px."""
         if self._detector is None:
             return None
-        found = detector_boxes(self._detector(frame))  # boxes, or (boxes, scores)
-        return found if found is not None and len(found) else None
+        found = detector_boxes(self._detector(frame if self._stored is None else self._stored))  # or (boxes, scores)
+        return self._to_square(found) if found is not None and len(found) else None
 
     def _poses(self, frame) -> PoseResult:
+        """The poses in ``frame`` as decoded, in the px of the frame the model sees (``square_factors``)."""
+        if self._anamorphic:
+            self._stored = frame
+            frame = cv2.resize(frame, (0, 0), fx=self.square_factors[0], fy=self.square_factors[1],
+                               interpolation=cv2.INTER_LINEAR)
         if self.tracker is not None:
             return self.tracker(frame)
-        boxes = self._detect(frame) if self._detector is not None else self._boxes
+        boxes = self._detect(frame) if self._detector is not None else self._to_square(self._boxes)
         return find_poses(self.predictor, frame, boxes, self.refine_passes, keep_all=self._boxes is not None,
                           search=self.search, max_persons=self.max_persons, min_presence=self.min_presence)
 
@@ -249,6 +286,8 @@ class VideoPoses:
                     continue
                 if self.smoother is not None:  # the frame's own time: skipped and failed frames keep the pace
                     poses = self.smoother(poses, time)
+                if self._anamorphic:  # back to the decoded frame's px
+                    poses = poses.rescaled((1.0 / self.square_factors[0], 1.0 / self.square_factors[1]))
                 yield VideoFrame(index, time, frame, poses)
         except InputReadError as e:  # cut off, or frames that failed: named, as opening errors are
             if self._path is None or str(e) != e.reason:

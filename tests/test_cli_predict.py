@@ -1146,6 +1146,26 @@ def test_a_whole_variable_frame_rate_video_is_done_and_timed_by_its_frames(tmp_p
     assert (own / "vfr.jsonl").is_file() and not (own / "vfr.jsonl.part").exists()
 
 
+def test_an_anamorphic_video_is_drawn_as_shown_and_its_results_say_its_pixel_aspect(tmp_path, standin_path):
+    """A video stored 80x120 and shown 120x120: results in the decoded frame's px with its pixel aspect, a note
+    that says so, and a --vis video a player shows as the source (square pixels)."""
+    from test_video import write_mkv
+
+    video, vis = write_mkv(tmp_path / "ana.mkv", [0, 100, 200], display=(120, 120)), tmp_path / "vis"
+    r = run("predict", video, "--model", standin_path, "--no-search", "--vis", vis, "-q")
+    assert r.exit_code == 0, r.output
+    assert "ana.mkv: its pixels are shown 1.5 times as wide as tall (an anamorphic video)" in r.stderr
+    entries = json.loads(r.stdout)
+    assert len(entries) == 3 and all(e["pixel_aspect"] == 1.5 for e in entries)
+    red = np.array([e["keypoints"][:2] for e in entries])
+    np.testing.assert_allclose(red, [[40, 30], [40, 32], [40, 34]], atol=1.5)  # smoothed, in the decoded px
+    drawn = read_video(vis / "ana.mp4")
+    assert len(drawn) == 3 and drawn[0].shape == (120, 120, 3)
+    r = run("predict", write_mkv(tmp_path / "square.mkv", [0, 100]), "--model", standin_path, "--no-search", "-q")
+    assert r.exit_code == 0 and "anamorphic" not in r.stderr
+    assert all("pixel_aspect" not in e for e in json.loads(r.stdout))
+
+
 def test_a_video_of_unknown_frame_rate_is_drawn_at_the_rate_its_times_count(tmp_path, standin_path):
     """A frame rate the header gives as 100,000 (RTSP streams report RTP's 90,000) is no frame rate: results count
     30 frames per second, and the --vis video plays at that rate too."""

@@ -38,6 +38,24 @@ def test_collected_in_its_thread_only_and_said_unnamed_elsewhere(tmp_path, capfd
     assert not said and len(other) == 1 and "Corrupt JPEG data" in capfd.readouterr().err
 
 
+@pytest.mark.parametrize("kept", [0.5, 0.9, "all but its end marker"])
+def test_a_jpeg_cut_short_is_decoded_as_far_as_it_goes_as_a_file_reader_would(tmp_path, kept):
+    """review s66: OpenCV's decode of bytes in memory refused a JPEG cut off (an interrupted copy or download),
+    even one missing only its last 2 bytes, where cv2.imread decodes it and fills the rest in gray."""
+    image = np.zeros((600, 400, 3), np.uint8)
+    cv2.circle(image, (200, 300), 120, (40, 200, 90), -1)
+    whole = cv2.imencode(".jpg", image)[1].tobytes()
+    cut = whole[:-2] if isinstance(kept, str) else whole[:int(len(whole) * kept)]
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(cut)
+    assert cv2.imdecode(np.frombuffer(cut, np.uint8), cv2.IMREAD_COLOR) is None  # what the runtime did with it
+    with collect_decoder_messages() as said:
+        image = read_image(path)
+    np.testing.assert_array_equal(image, cv2.imread(str(path)))
+    assert "Premature end of JPEG file" in said
+    assert damage_said(said).startswith("damaged data, decoded as far as the decoder could")
+
+
 def test_what_else_reached_stderr_in_the_window_is_written_back(capfd):
     with stderr_captured() as caught:
         os.write(2, b"a progress bar\r")

@@ -271,6 +271,43 @@ def test_tracker_reports_an_unsure_person_the_presence_head_sees_and_re_finds_it
     assert len(tracker(FRAME)) == 0
 
 
+class GhostFake(HeadedFake):
+    """HeadedFake whose persons left of ``ghosts_left_of`` (their joints' mean x) are ghosts: joints the model is
+    fairly sure of (0.45 each, enough to box and follow), but a presence head that sees nobody (0.05)."""
+
+    ghosts_left_of = -1.0
+
+    def predict(self, image, boxes=None):
+        res = super().predict(image, boxes)
+        ghost = res.keypoints[..., 0].mean(axis=1) < self.ghosts_left_of
+        return replace(res, scores=np.where(ghost[:, None], res.scores * 0.5, res.scores),
+                       presence=np.where(ghost, 0.05, res.presence).astype(np.float32))
+
+
+def test_a_followed_person_the_presence_head_rules_out_is_nobody_and_the_frame_is_searched_at_once():
+    """review s66: after a cut, the person followed before was still reported (joints scoring above the tracker's
+    thresholds on whatever the new shot held, presence 0.0), and the person the new shot shows was missed until
+    that ghost's scores fell."""
+    fake = GhostFake([PERSON])
+    tracker = PoseTracker(fake, refine_passes=0)
+    assert tracker(FRAME).track_ids.tolist() == [1]
+    fake.persons, fake.ghosts_left_of = np.stack([PERSON, PERSON + [120, 0]]), 100.0  # the cut: a ghost, and B
+    res = tracker(FRAME)
+    assert res.track_ids.tolist() == [2] and res.keypoints[0, 0, 0] > 100  # B, found in this very frame
+    assert len(tracker.boxes) == 1 and tracker.boxes[0, 0] > 100  # and followed on
+    fake.ghosts_left_of = -1.0
+    two = PoseTracker(fake, refine_passes=0, start=np.array([[20, 20, 40, 80], [140, 20, 40, 80]], np.float32))
+    assert two(FRAME).track_ids.tolist() == [1, 2]
+    fake.ghosts_left_of = 100.0  # one of two followed persons gone: the other is reported and followed alone
+    res = two(FRAME)
+    assert len(res) == 1 and res.keypoints[0, 0, 0] > 100 and len(two.boxes) == 1
+    no_rule = PoseTracker(fake, refine_passes=0, min_presence=0.0)  # min_presence 0: every guess stays
+    fake.ghosts_left_of = -1.0
+    no_rule(FRAME)
+    fake.ghosts_left_of = 100.0
+    assert len(no_rule(FRAME)) == 1 and len(no_rule.boxes) == 1
+
+
 def lose_and_find_again(tracker, fake, again, sureness=1.0):
     """Frame 1: ``fake``'s person, found on the whole frame (id 1); frame 2: nobody (lost); frame 3: persons
     ``again`` (P, 4, 2), their joints' scores times ``sureness``. Returns frame 3's result."""

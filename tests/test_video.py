@@ -326,6 +326,82 @@ def test_api_misuse_is_named(pred, clip):
         PoseTracker(pred, max_persons=0)
 
 
+def test_an_anamorphic_video_is_run_as_shown_and_answered_in_its_decoded_px(pred, tmp_path):
+    """A video whose pixels are shown 1.5 times as wide as tall (stored 80x120, shown 120x120): the model is given
+    the frame as shown, the poses come back in the decoded frame's px, and as_shown maps both to the picture a
+    player shows."""
+    path = write_mkv(tmp_path / "ana.mkv", [0, 100, 200], display=(120, 120))
+    video = VideoPoses(pred, path, smooth=False)
+    assert video.pixel_aspect == 1.5 and video.square_factors == (1.5, 1.0)
+    seen, track = [], video.tracker
+
+    def spy(frame):
+        seen.append(frame.shape)
+        return track(frame)
+
+    video.tracker = spy
+    got = list(video)
+    assert seen == [(120, 120, 3)] * 3  # the model's frame: square pixels, the narrow axis widened
+    for i, f in enumerate(got):
+        assert f.image.shape == (120, 80, 3)  # as decoded
+        np.testing.assert_allclose(f.poses.keypoints[0], [[40, 30 + 2 * i]] + STANDIN_POINTS[1:], atol=1.0)
+        shown, poses = video.as_shown(f.image, f.poses)
+        assert shown.shape == (120, 120, 3)
+        np.testing.assert_allclose(poses.keypoints[0, :, 0], (f.poses.keypoints[0, :, 0] + 0.5) * 1.5 - 0.5,
+                                   atol=1e-4)
+        np.testing.assert_array_equal(poses.keypoints[0, :, 1], f.poses.keypoints[0, :, 1])
+
+
+def test_an_anamorphic_videos_boxes_and_detections_are_in_its_decoded_px(pred, tmp_path):
+    path = write_mkv(tmp_path / "ana.mkv", [0, 100], display=(120, 120))
+    box = np.array([[20.0, 10.0, 40.0, 100.0]], np.float32)  # around the stand-in person, in decoded px
+    for track in (True, False):
+        got = list(VideoPoses(pred, path, boxes=box, track=track, smooth=False))
+        if not track:  # (a tracker's boxes are its persons' joints')
+            np.testing.assert_allclose(got[0].poses.boxes, box, atol=1e-4)  # the given box, back as given
+        np.testing.assert_allclose(got[0].poses.keypoints[0], [[40, 30]] + STANDIN_POINTS[1:], atol=1.0)
+    given = []
+
+    def detect(frame):
+        given.append(frame.shape)
+        return box
+
+    for track in (True, False):
+        given.clear()
+        got = list(VideoPoses(pred, path, detector=detect, track=track, smooth=False))
+        assert given and set(given) == {(120, 80, 3)}  # the frame as decoded, its boxes in its px
+        np.testing.assert_allclose(got[-1].poses.keypoints[0], [[40, 32]] + STANDIN_POINTS[1:], atol=1.0)
+
+
+class _Capture:
+    def __init__(self, props):
+        self.props = props
+
+    def get(self, prop):
+        return self.props.get(prop, 0.0)
+
+
+@pytest.mark.parametrize("props, aspect", [
+    ({cv2.CAP_PROP_SAR_NUM: 64, cv2.CAP_PROP_SAR_DEN: 45}, 64 / 45),  # PAL 16:9 DV
+    ({cv2.CAP_PROP_SAR_NUM: 8, cv2.CAP_PROP_SAR_DEN: 9}, 8 / 9),  # NTSC 4:3 DV: narrower than tall
+    ({cv2.CAP_PROP_SAR_NUM: 4, cv2.CAP_PROP_SAR_DEN: 3, cv2.CAP_PROP_ORIENTATION_AUTO: 1,
+      cv2.CAP_PROP_ORIENTATION_META: 90}, 3 / 4),  # turned a quarter by OpenCV: so are its pixels
+    ({cv2.CAP_PROP_SAR_NUM: 4, cv2.CAP_PROP_SAR_DEN: 3, cv2.CAP_PROP_ORIENTATION_AUTO: 1,
+      cv2.CAP_PROP_ORIENTATION_META: 180}, 4 / 3),
+    ({cv2.CAP_PROP_SAR_NUM: 4, cv2.CAP_PROP_SAR_DEN: 3, cv2.CAP_PROP_ORIENTATION_META: 90}, 4 / 3),  # not turned
+    ({}, 1.0),  # not said (0:0)
+    ({cv2.CAP_PROP_SAR_NUM: 1, cv2.CAP_PROP_SAR_DEN: 0}, 1.0),
+    ({cv2.CAP_PROP_SAR_NUM: 100, cv2.CAP_PROP_SAR_DEN: 1}, 1.0),  # a broken header, not a lens
+    ({cv2.CAP_PROP_SAR_NUM: float("nan"), cv2.CAP_PROP_SAR_DEN: 1}, 1.0),
+    ({cv2.CAP_PROP_SAR_NUM: 1001, cv2.CAP_PROP_SAR_DEN: 1000}, 1.0),  # square to any model
+])
+def test_a_videos_pixel_aspect_is_its_sample_aspect_ratio_as_shown(props, aspect):
+    from fasterpose_rt.inputs import pixel_aspect
+
+    assert pixel_aspect(_Capture(props)) == pytest.approx(aspect)
+    assert pixel_aspect(object()) == 1.0  # a capture-like source without get()
+
+
 def test_a_clock_rate_is_no_frame_rate(pred, clip, monkeypatch):
     """Some RTSP streams report their 90 kHz clock as the frame rate: taken as unknown (30 frames a second)."""
     from fasterpose_rt.inputs import capture_info
@@ -348,18 +424,22 @@ def _uint(id_, v):
     return _el(id_, v.to_bytes(max(1, (v.bit_length() + 7) // 8), "big"))
 
 
-def write_mkv(path, times_ms, size=(80, 120), duration_ms=None):
+def write_mkv(path, times_ms, size=(80, 120), duration_ms=None, display=None, frames=None):
     """A Matroska video of the stand-in person (MJPEG, the first joint 2 px lower each frame) whose frames show at
     ``times_ms``, as a phone or a screen recorder writes a variable frame rate: the container lists no frame count,
     so OpenCV reads its duration x its guess of the frame rate. duration_ms: the duration its header records (as
-    when its audio runs on after the pictures); default the last frame's end. Returns path."""
-    w, h = size
+    when its audio runs on after the pictures); default the last frame's end. display: (w, h) the frames are shown
+    at (an anamorphic video: pixels display_w / w : display_h / h); frames: (H, W, 3) uint8 BGR images instead of
+    the stand-in person's, one per time. Returns path."""
+    w, h = size if frames is None else frames[0].shape[1::-1]
+    shown = b"" if display is None else _uint(b"\x54\xb0", display[0]) + _uint(b"\x54\xba", display[1])
     ebml = _el(b"\x1a\x45\xdf\xa3", _el(b"\x42\x82", b"matroska") + _uint(b"\x42\x87", 4) + _uint(b"\x42\x85", 2))
     duration = duration_ms if duration_ms is not None else times_ms[-1] + (times_ms[-1] - times_ms[-2])
     info = _el(b"\x15\x49\xa9\x66", _uint(b"\x2a\xd7\xb1", 1000000) + _el(b"\x44\x89", struct.pack(">d", duration)))
     track = _el(b"\xae", _uint(b"\xd7", 1) + _uint(b"\x73\xc5", 1) + _uint(b"\x83", 1) + _el(b"\x86", b"V_MJPEG")
-                + _el(b"\xe0", _uint(b"\xb0", w) + _uint(b"\xba", h)))
-    frames = [paint_blobs((h, w), [[40, 30 + 2 * i]] + STANDIN_POINTS[1:]) for i in range(len(times_ms))]
+                + _el(b"\xe0", _uint(b"\xb0", w) + _uint(b"\xba", h) + shown))
+    if frames is None:
+        frames = [paint_blobs((h, w), [[40, 30 + 2 * i]] + STANDIN_POINTS[1:]) for i in range(len(times_ms))]
     blocks = b"".join(_el(b"\xa3", b"\x81" + struct.pack(">hB", t, 0x80) + cv2.imencode(".jpg", f)[1].tobytes())
                       for f, t in zip(frames, times_ms))
     segment = info + _el(b"\x16\x54\xae\x6b", track) + _el(b"\x1f\x43\xb6\x75", _uint(b"\xe7", 0) + blocks)

@@ -553,8 +553,8 @@ class PredictRun:
             which = ("its box lies" if len(b) == 1 else
                      f"{outside} of its {len(b)} boxes {'lie' if outside > 1 else 'lies'}")
             say(f"warning: {item.path}: {which} wholly outside the " + (
-                "first frame; a video's --boxes are its first frame's, in the px it is shown in (its rotation "
-                "applied, as results and --vis show it)" if video else
+                "first frame; a video's --boxes are its first frame's, in the px it is decoded to (its rotation "
+                "applied, as results give them)" if video else
                 "photo; --boxes coordinates are in the upright photo's px (EXIF orientation applied, as results and "
                 "--vis show it)"))
 
@@ -671,6 +671,11 @@ class PredictRun:
             trace(self.debug)
             self.fail(item.label, _unexpected(e))
             return
+        aspect = video.pixel_aspect
+        if aspect != 1.0:
+            say(f"note: {item.label}: its pixels are shown {aspect:.4g} times as {'wide' if aspect > 1 else 'tall'} "
+                f"as {'tall' if aspect > 1 else 'wide'} (an anamorphic video): run as shown; results in the decoded "
+                f"frame's px (\"pixel_aspect\": {aspect:.4g} in JSON), --vis as shown")
         if self._vis_jobs is not None:  # at the rate the results' times count (DEFAULT_FPS when the video's unknown)
             vis = _VisVideo(self, item.label, self._vis[item.label], (video.fps or DEFAULT_FPS) / self.every)
         bar = tqdm(total=video.expected_frames, desc=item.path.name, unit="frame", leave=False,
@@ -687,7 +692,7 @@ class PredictRun:
                     self.next_id += 1
                     # a frame is an image of its own: a --boxes file's image id of the video would name them all
                     entries = coco_entries(res, self.next_id, item.label, frame=frame.index, time=frame.time,
-                                           category_id=self.category_id)
+                                           category_id=self.category_id, pixel_aspect=aspect)
                     self._add(entries)
                     if writing is not None:  # written as the frames are done
                         if own is None:
@@ -702,11 +707,14 @@ class PredictRun:
                         own.step()
                     self.frames += 1
                     self.persons += len(res)
-                # --show draws here (a window lives in the main thread); --vis writes that picture, or draws its own
+                # --show draws here (a window lives in the main thread); --vis writes that picture, or draws its own;
+                # both as a player shows the frame (an anamorphic video's pixels made square)
+                image, shown = video.as_shown(frame.image, None if failed else res) if (
+                    self.window is not None or vis is not None) else (frame.image, None)
                 drawn = None if self.window is None else (
-                    frame.image if failed else self.pred.draw(frame.image, res, self.vis_threshold))
+                    image if shown is None else self.pred.draw(image, shown, self.vis_threshold))
                 if vis is not None:
-                    vis.add(frame.image, None if failed else res, drawn, frame.time)
+                    vis.add(image, shown, drawn, frame.time)
                 self.writer.step()
                 if drawn is not None and not self.window.show(drawn):
                     break  # q, Esc or the window closed: this input ends here
