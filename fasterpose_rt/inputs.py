@@ -26,7 +26,7 @@ import numpy as np
 
 from .decoder_messages import add_decoder_line, decoded_saying
 from .image import to_bgr_uint8
-from .mp4_edits import lists_its_samples, shown_seconds
+from .mp4_edits import has_video_track, lists_its_samples, shown_seconds
 
 __all__ = [
     "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "LIST_EXTENSIONS", "InputItem", "InputReadError", "PhotoTooLarge",
@@ -76,6 +76,7 @@ _HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", 
 
 # Image brands of an ftyp box (AVIF, Canon's CR3 raw photos): any other ftyp is an MP4 or MOV video
 _PHOTO_BRANDS = _HEIF_BRANDS | {b"avif", b"avis", b"crx "}
+_AUDIO_BRANDS = {b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B "}  # MP4 files of sound alone (music, audiobooks)
 
 _CAMERA = re.compile(r"camera:(\d+)")
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
@@ -554,6 +555,8 @@ def _decode(data: np.ndarray, flags: int) -> np.ndarray:
         if img is not None:
             add_decoder_line("Premature end of JPEG file")
     if img is None:
+        if bytes(data[4:8]) == b"ftyp" and bytes(data[8:12]) in _AUDIO_BRANDS:
+            raise InputReadError("an audio file (MPEG-4 audio, M4A), not a photo or video")
         video = _video_container(data)
         if video is not None:
             name, ext = video
@@ -578,6 +581,8 @@ def _video_container(data: np.ndarray) -> Optional[Tuple[str, str]]:
     """(container name, its usual extension) when ``data`` starts like a video file, else None: a video saved
     under a photo's name (.jpg) would otherwise be called an undecodable image."""
     head = bytes(data[:64])
+    if head[4:8] == b"ftyp" and head[8:12] in _AUDIO_BRANDS:
+        return None  # (an M4A: told as a sound file by the caller)
     if head[4:8] == b"ftyp" and head[8:12] not in _PHOTO_BRANDS:
         return ("QuickTime MOV", ".mov") if head[8:12] == b"qt  " else ("MP4", ".mp4")
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
@@ -668,6 +673,8 @@ def open_video(path: Union[str, os.PathLike]) -> Tuple[cv2.VideoCapture, Optiona
         cap.release()
         if "://" not in str(path) and not os.path.exists(path):  # a stream's URL names no file
             raise InputReadError("no such file")
+        if "://" not in str(path) and has_video_track(path) is False:
+            raise InputReadError("holds no video track, only sound (an audio file?)")
         raise InputReadError("cannot open as a video (unsupported format or corrupt file)")
     count, fps = capture_info(cap)
     seconds = shown_seconds(path) if count is not None and fps else None

@@ -12,7 +12,7 @@ import os
 import struct
 from typing import BinaryIO, Dict, Iterator, Optional, Tuple, Union
 
-__all__ = ["shown_seconds", "lists_its_samples"]
+__all__ = ["shown_seconds", "lists_its_samples", "has_video_track"]
 
 _MAX_MOOV = 64 << 20  # a moov box this large is no index we need to read (a 10-hour file's is a few MB)
 _MAX_TOP_BOXES = 10_000  # a broken or hostile file is given up on, not walked for ever
@@ -50,6 +50,23 @@ def lists_its_samples(path: Union[str, os.PathLike]) -> bool:
         return moov is not None and b"mvex" not in _children(moov)
     except (OSError, struct.error, ValueError):
         return False
+
+
+def has_video_track(path: Union[str, os.PathLike]) -> Optional[bool]:
+    """Whether the MP4 / MOV file at ``path`` has a video track (a ``trak`` whose handler is ``vide``); None when
+    that cannot be told (a file of another kind, no readable ``moov``, not a regular file). An M4A, or an MP4 of
+    a voice memo, has only sound."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            moov = _top_box(f, b"moov")
+        if moov is None:
+            return None
+        return any(_children(_children(trak).get(b"mdia", b"")).get(b"hdlr", b"")[8:12] == b"vide"
+                   for kind, trak in _boxes(moov) if kind == b"trak")
+    except (OSError, struct.error, ValueError):
+        return None
 
 
 def _top_box(f: BinaryIO, name: bytes) -> Optional[bytes]:

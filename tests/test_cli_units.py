@@ -286,7 +286,10 @@ def test_a_folder_takes_camcorder_dvd_and_ogg_videos(tmp_path):
     pytest.param((bytes(4) + b"\x47\x40\x00\x10" + bytes(184)) * 3, r"\(MPEG-2 transport stream \(camcorder\) "
                  r"container\).* \.m2ts", id="m2ts"),
     pytest.param(b"GIF89a" + bytes(182) + b"G" + bytes(250), "not a decodable image", id="gif"),  # G at 0, 188: no TS
-    pytest.param(b"\0\0\0\x1cftypavif" + bytes(40), "not a decodable image", id="avif"),  # an AVIF photo: no video
+    pytest.param(b"\0\0\0\x1cftypavif" + bytes(40), "not a decodable image", id="avif"),
+    # review s66: an M4A was told to be renamed .mp4, which then did not open as a video either
+    pytest.param(b"\0\0\0\x1cftypM4A " + bytes(40), r"an audio file \(MPEG-4 audio, M4A\), not a photo or video",
+                 id="m4a"),  # an AVIF photo: no video
     pytest.param(b"RIFF\x10\0\0\0WEBPVP8 " + bytes(40), "not a decodable image", id="webp"),  # nor a WebP one
 ])
 def test_read_image_names_the_reason(tmp_path, content, reason):

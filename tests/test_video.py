@@ -590,6 +590,25 @@ def test_a_trimmed_mp4_is_whole_with_the_frames_its_edit_list_shows(pred, tmp_pa
     assert VideoPoses(pred, untrimmed).frame_count == 30
 
 
+def test_an_mp4_of_sound_alone_is_named_as_one(pred, tmp_path):
+    """review s66: an M4A renamed .mp4 (or a voice memo's MP4) was "cannot open as a video (unsupported format or
+    corrupt file)"."""
+    from fasterpose_rt.mp4_edits import has_video_track
+
+    path = trimmed_mp4(tmp_path / "video.mp4")
+    assert has_video_track(path) is True
+    data = bytearray(path.read_bytes())
+    at = data.find(b"vide", data.find(b"hdlr"))
+    data[at:at + 4] = b"soun"  # its one track's handler: sound
+    sound = tmp_path / "sound.mp4"
+    sound.write_bytes(bytes(data))
+    assert has_video_track(sound) is False
+    with pytest.raises(InputReadError, match=r"sound.mp4: holds no video track, only sound \(an audio file\?\)$"):
+        VideoPoses(pred, sound)
+    (tmp_path / "other.mp4").write_bytes(b"RIFF" + bytes(100))
+    assert has_video_track(tmp_path / "other.mp4") is None and has_video_track(tmp_path) is None
+
+
 def test_edit_lists_of_other_files_are_none(tmp_path):
     from fasterpose_rt.mp4_edits import shown_seconds
 
