@@ -1166,6 +1166,22 @@ def test_an_anamorphic_video_is_drawn_as_shown_and_its_results_say_its_pixel_asp
     assert all("pixel_aspect" not in e for e in json.loads(r.stdout))
 
 
+def test_a_video_of_odd_size_is_drawn_whole(tmp_path, standin_path):
+    """review s66: MPEG-4 takes even sizes only, and OpenCV's writer dropped a 640x425 video's last row; the
+    drawing is now one row (or column) larger, the last one repeated."""
+    from test_video import write_mkv
+
+    frames = [np.full((121, 81, 3), 40, np.uint8) for _ in range(2)]
+    for f in frames:
+        f[-1, :] = f[:, -1] = 250  # the last row and column, bright
+    video, vis = write_mkv(tmp_path / "odd.mkv", [0, 100], frames=frames), tmp_path / "vis"
+    r = run("predict", video, "--model", standin_path, "--no-search", "--vis", vis, "-q")
+    assert r.exit_code == 0, r.output
+    drawn = read_video(vis / "odd.mp4")
+    assert drawn and {d.shape for d in drawn} == {(122, 82, 3)}
+    assert drawn[0][-2:, 10:70].mean() > 200 and drawn[0][10:110, -2:].mean() > 200  # kept, then repeated
+
+
 def test_a_video_of_unknown_frame_rate_is_drawn_at_the_rate_its_times_count(tmp_path, standin_path):
     """A frame rate the header gives as 100,000 (RTSP streams report RTP's 90,000) is no frame rate: results count
     30 frames per second, and the --vis video plays at that rate too."""

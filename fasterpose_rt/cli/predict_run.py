@@ -811,7 +811,8 @@ class _VisVideo:
         (written at the mean rate, it ran ahead in the slow parts: 0.9 s in 2 s)."""
         if self._failed:
             return
-        if self._writer is None and not self._open(image.shape[1], image.shape[0]):
+        if self._writer is None and not self._open(image.shape[1] + image.shape[1] % 2,
+                                                   image.shape[0] + image.shape[0] % 2):  # (see _write)
             return
         if self._held is not None:
             slot = None if time is None else round(time * self.fps)  # where this frame belongs in the video
@@ -855,6 +856,9 @@ class _VisVideo:
         """Runs in the --vis thread."""
         if drawn is None:
             drawn = image if res is None else self.run.pred.draw(image, res, self.run.vis_threshold)
+        h, w = drawn.shape[:2]
+        if h % 2 or w % 2:  # MPEG-4 takes even sizes only, and OpenCV's writer would drop the last row or column
+            drawn = cv2.copyMakeBorder(drawn, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
         for _ in range(copies):
             self._writer.write(drawn)  # type: ignore[union-attr]
             self._written += 1
