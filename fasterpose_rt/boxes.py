@@ -79,7 +79,7 @@ class BoxLookup:
                  given_ids: Optional[Dict[str, int]] = None):
         self.entries = entries
         self.source = source
-        self.degenerate = 0  # a COCO file's person boxes with w or h <= 0, left out (nobody to crop)
+        self.degenerate = 0  # a COCO file's persons without a box, or with w or h <= 0, left out (nobody to crop)
         self.category_id, self.keypoint_names = category_id, keypoint_names
         self.given_ids = given_ids if given_ids is not None else {
             k: e.image_id for k, e in entries.items() if e.image_id is not None}
@@ -223,9 +223,9 @@ def coco_person_boxes(data: dict, source: str = "annotations", category_id: Opti
     """COCO annotations -> ({image id: file_name}, {image id: ImageBoxes}) for every listed photo.
 
     Person boxes: annotations of ``category_id`` (None: of the category named "person", every category when none
-    is), not crowd, with a bbox of 4 numbers and w, h > 0; empty bboxes are skipped, and so are boxes with w or
-    h <= 0 (their annotation indices appended to ``degenerate`` when given). Raises BoxesFileError for a
-    malformed file.
+    is), not crowd, with a bbox of 4 numbers and w, h > 0; persons without a bbox (none, null or empty) and with
+    w or h <= 0 are skipped (their annotation indices appended to ``degenerate`` when given). Raises
+    BoxesFileError for a malformed file.
     """
     def bad(msg) -> NoReturn:
         raise BoxesFileError(f"{source}: {msg}")
@@ -260,7 +260,11 @@ def coco_person_boxes(data: dict, source: str = "annotations", category_id: Opti
             bad(f"annotations[{j}]: 'iscrowd' must be 0 or 1, got {a['iscrowd']!r}")
         if person and a.get("category_id") not in person:
             continue
-        if a.get("iscrowd", 0) or not a.get("bbox"):
+        if a.get("iscrowd", 0):
+            continue
+        if not a.get("bbox"):  # none (or null, []): nobody to crop either
+            if degenerate is not None:
+                degenerate.append(j)
             continue
         b = a["bbox"]
         if not _valid_box(b):

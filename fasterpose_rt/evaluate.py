@@ -91,9 +91,10 @@ def check_annotations(data: dict, source: str, warnings: Optional[List[str]] = N
     at least 1 px a side, where training leaves out a person whose labelled keypoints span 1 px or less), or a box
     of no size for a person with none; 'iscrowd' 0; 'num_keypoints' the labelled ones (v > 0); 'area' the bbox's
     w·h (noted in ``warnings``: COCO's own areas are the segmentation's, smaller), or, for a bbox with w or h <= 0,
-    that of the box around the labelled keypoints (``_labelled_box``: the box such a person is run on); 'id',
-    where missing, not an integer or repeated, a running id past the largest (pycocotools indexes every
-    annotation by it). Annotations without a 'category_id' are no person.
+    that of the box around the labelled keypoints (``_labelled_box``: the box such a person is run on), also for an
+    'area' of 0 (noted in ``warnings``: OKS divides by it); 'id', where missing, not an integer, 0 (pycocotools'
+    "no match") or repeated, a running id past the largest (pycocotools indexes every annotation by it).
+    Annotations without a 'category_id' are no person.
     """
     listed: Dict[int, int] = {}  # image id -> its index in 'images'
     for i, im in enumerate(data["images"]):
@@ -111,7 +112,7 @@ def check_annotations(data: dict, source: str, warnings: Optional[List[str]] = N
     ids = [a.get("id") for a in anns if isinstance(a, dict)]
     next_id = max([i for i in ids if isinstance(i, int) and not isinstance(i, bool)], default=0) + 1
     seen: set = set()
-    out, areas_filled, boxes_filled = [], 0, 0
+    out, areas_filled, areas_zero, boxes_filled = [], 0, 0, 0
     for j, a in enumerate(anns):
         if not isinstance(a, dict):
             raise EvalError(f"{source}: annotations[{j}] is not an object")
@@ -129,17 +130,25 @@ def check_annotations(data: dict, source: str, warnings: Optional[List[str]] = N
                 labelled = bool((kp[:, 2] > 0).any())
                 fill["bbox"] = [float(v) for v in _labelled_box(a, kp)] if labelled else [0.0, 0.0, 0.0, 0.0]
                 boxes_filled += labelled
-            if "area" not in a and (a.get("bbox") or "bbox" in fill):
-                fill["area"] = _filled_area(dict(a, **fill))
-                areas_filled += 1
+            if a.get("area", 0) == 0 and (a.get("bbox") or "bbox" in fill):  # none, or 0: every OKS would be 0
+                area = _filled_area(dict(a, **fill))
+                if "area" not in a or area > 0:
+                    fill["area"] = area
+                    areas_zero += "area" in a
+                    areas_filled += "area" not in a
         ann_id = a.get("id")
-        if not isinstance(ann_id, int) or isinstance(ann_id, bool) or ann_id in seen:
+        # (0 too: pycocotools' matches hold the matched person's id, 0 for "none", so a person of id 0 is never
+        # matched: each detection of it a false positive)
+        if not isinstance(ann_id, int) or isinstance(ann_id, bool) or ann_id == 0 or ann_id in seen:
             fill["id"], next_id = next_id, next_id + 1
         seen.add(fill.get("id", ann_id))
         out.append(dict(a, **fill) if fill else a)
     if boxes_filled and warnings is not None:
         warnings.append(f"{source}: {boxes_filled} of the persons have no 'bbox'; each is run on the tightest box "
                         "around its labelled keypoints (as training crops them)")
+    if areas_zero and warnings is not None:
+        warnings.append(f"{source}: {areas_zero} of the persons have an 'area' of 0, which would make every OKS 0; "
+                        "COCO AP takes their box's w x h instead")
     if areas_filled and warnings is not None:
         warnings.append(f"{source}: {areas_filled} of the persons have no 'area'; COCO AP takes their box's w x h "
                         "(COCO's own areas, the segmentation's, are smaller and give a lower AP)")

@@ -146,9 +146,10 @@ def _stage_line(stage: Dict[str, Any]) -> str:
     if stage["teacher"]:
         parts.append(f"taught by {stage['teacher']}")
     v = stage["validation"] or {}
-    pck, ap = _num(v.get("pck@0.2"), ".3f"), _num(v.get("oks_ap"), ".3f")
-    if pck:
-        parts.append(f"val PCK@0.2 {pck}" + (f", AP {ap}" if ap else ""))
+    figures = [f"{name} {value}" for name, value in (("PCK@0.2", _num(v.get("pck@0.2"), ".3f")),
+                                                     ("AP", _num(v.get("oks_ap"), ".3f"))) if value]
+    if figures:  # (either may be missing: keypoints without a torso have no PCK, a category without sigmas no AP)
+        parts.append("val " + ", ".join(figures))
     return ", ".join(p for p in parts if p)
 
 
@@ -203,10 +204,10 @@ def format_card(card: Dict[str, Any], verification_line: str = "") -> str:
                                "newest first:"))
         rows += [("", f"{n}. {_stage_line(s)}") for n, s in enumerate(stages, 1)]
     v = card["validation"] if isinstance(card["validation"], dict) else {}
-    if _num(v.get("pck@0.2"), ".3f"):
-        rows.append(("validation", f"PCK@0.2 {v['pck@0.2']:.3f}" + (
-            f", OKS AP {v['oks_ap']:.3f}" if _num(v.get("oks_ap"), ".3f") else "") +
-            " at training time (float, the training's box padding)"))
+    figures = [f"{name} {value}" for name, value in (("PCK@0.2", _num(v.get("pck@0.2"), ".3f")),
+                                                     ("OKS AP", _num(v.get("oks_ap"), ".3f"))) if value]
+    if figures:
+        rows.append(("validation", ", ".join(figures) + " at training time (float, the training's box padding)"))
     if verification_line:
         rows.append(("int8", verification_line))
     exporter = card["exporter"] if isinstance(card["exporter"], dict) else {}

@@ -479,7 +479,7 @@ class Trainer:
                 "box_padding": a.box_padding, "sigma": HeatmapCodec(a.input_size, sigma=a.sigma).sigma,
                 "augment": {"scale": a.scale, "rotation": a.rotation, "rotation_fit": a.rotation_fit, "flip": 0.5,
                             "half_body": a.half_body, "occlusion": a.occlusion, "color_jitter": 0.3},
-                "seed": a.seed, "best_by": a.best_by}
+                "seed": a.seed, "best_by": a.best_by, "val_limit": a.val_limit or None}
 
     def _validate(self) -> dict:
         model = self.ema.module if self.ema else self.model
@@ -676,13 +676,14 @@ class Trainer:
         ("steps_per_epoch", "steps per epoch"), ("best_by", "--best-by"), ("warmup_epochs", "--warmup-epochs"),
         ("seed", "--seed"), ("sigma", "target sigma (--sigma)"), ("box_padding", "--box-padding"),
         ("augment", "augmentation (--scale, --rotation, --rotation-fit, --half-body, --occlusion)"),
-        ("ohkm", "--ohkm"), ("drop_path", "--drop-path"), ("distill", "distillation (--teacher and its options)"))
+        ("ohkm", "--ohkm"), ("drop_path", "--drop-path"), ("distill", "distillation (--teacher and its options)"),
+        ("val_limit", "--val-limit (the persons validated: a best measured on others is no bar)"))
 
     def _recipe_differences(self, meta: dict, early: bool = False) -> List[str]:
         """Options of this run that differ from the checkpoint's recipe and that a resumed run cannot take: the
         optimizer's saved state keeps the old --lr and --weight-decay, another batch, number of steps per epoch or
         warm-up shifts the step-counted schedule against the epochs (the learning rate jumped back to its peak), another
-        --best-by would compare a new figure with the recorded best, and another seed, target, augmentation, loss or
+        --best-by or --val-limit would compare a new figure with the recorded best, and another seed, target, augmentation, loss or
         teacher is another run than the one continued (a resumed run draws what an uninterrupted one would), which the
         recipe would then claim for all its epochs. What the recipe does not record (older checkpoints) is taken as
         equal. --epochs may change (the schedule is re-mapped: a run shortened or extended on --resume), as may --ema

@@ -400,12 +400,15 @@ def test_a_coco_boxes_files_person_box_of_no_size_is_left_out_with_a_warning(fol
             "categories": [{"id": 1, "name": "person"}],
             "annotations": [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 0, 100]},
                             {"image_id": 2, "category_id": 1, "bbox": [0, 0, 80, -1]},
-                            {"image_id": 2, "category_id": 1, "bbox": [0, 0, 80, 120]}]}
+                            {"image_id": 2, "category_id": 1, "bbox": [0, 0, 80, 120]},
+                            # review s66: a person without a bbox was left out unsaid
+                            {"image_id": 1, "category_id": 1, "keypoints": [10, 10, 2] * 4},
+                            {"image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5], "iscrowd": 1}]}  # (a crowd)
     boxes = tmp_path / "coco.json"
     boxes.write_text(json.dumps(coco))
     r = run("predict", folder, "--model", standin_path, "--boxes", boxes, "-q")
     assert r.exit_code == 0 and [e["image_id"] for e in json.loads(r.stdout)] == [2], r.output
-    assert "2 person boxes with w or h <= 0 left out" in r.stderr
+    assert "3 persons without a box, or with w or h <= 0, left out" in r.stderr
 
 
 def test_running_ids_never_take_an_image_id_the_boxes_file_gives_a_photo(tmp_path, standin_path):

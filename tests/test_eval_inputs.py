@@ -239,6 +239,28 @@ def test_check_annotations_takes_a_degenerate_boxs_area_from_the_labelled_keypoi
     assert persons_to_evaluate(out, 1, "ann.json") == 2
 
 
+def test_an_annotation_id_of_0_and_an_area_of_0_score_as_any_other(torso_model, dataset, tmp_path):
+    """review s66: pycocotools' matches hold the matched person's id, 0 meaning "none", so a person of id 0 was never
+    matched (coco-mini's AP 0.503 -> 0.355 with one such id, unsaid); and OKS divides by the area, so an 'area' of 0
+    made AP 0.000, unsaid (in training's val_oks_ap too, which reads files as eval does)."""
+    ann, images, data = dataset
+    out = tmp_path / "report.json"
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "--out", out, "-q")
+    assert r.exit_code == 0, r.output
+    base = report_of(out)["coco"]
+    assert base["AP"] > 0.95
+    data["annotations"][0]["id"] = 0
+    for zero_areas in (False, True):
+        for a in data["annotations"]:
+            a["area"] = 0 if zero_areas else a["area"]
+        ann.write_text(json.dumps(data))
+        r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "--out", out, "-q")
+        assert r.exit_code == 0, r.output
+        assert report_of(out)["coco"] == base, zero_areas
+    assert "2 of the persons have an 'area' of 0, which would make every OKS 0; COCO AP takes their box's w x h " \
+           "instead" in r.stderr
+
+
 # --------------------------------------------------------------------- 7: other categories, repeated image ids
 
 def test_eval_runs_only_the_keypoint_categorys_boxes(torso_model, dataset, tmp_path):

@@ -39,6 +39,11 @@ def test_training_stages_walk_the_init_chain_newest_first():
     assert "7 epochs of a 20-epoch schedule" in _stage_line(stages[0])
     assert "fasterpose_r34, 20 epochs," in _stage_line(dict(stages[0], trained=20))  # the whole schedule
     assert ", 12 epochs," in _stage_line(stages[2])
+    # review s66: keypoints without a torso have no PCK, but an AP, which was hidden with it
+    ap_only = training_stages({"epochs": 3}, {"pck@0.2": None, "oks_ap": 0.25}, "fasterpose_r18")
+    assert _stage_line(ap_only[0]).endswith("val AP 0.250")
+    both = training_stages(NEWEST, {"pck@0.2": 0.7, "oks_ap": 0.5}, "fasterpose_r34")
+    assert _stage_line(both[0]).endswith("val PCK@0.2 0.700, AP 0.500") and _stage_line(both[1]).endswith("0.660")
 
 
 def test_info_describes_the_bundled_model_from_its_metadata():

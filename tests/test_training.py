@@ -41,6 +41,25 @@ def _lsp_like_dataset(tmp: Path, n: int = 6, size=(96, 96), seed=0):
     return ann, tmp / "images", joints
 
 
+def test_an_area_of_0_is_read_as_the_boxs_and_validation_ap_is_measured_by_it(tmp_path):
+    """review s66: a file whose persons had 'area': 0 logged val_oks_ap 0.0 every epoch (--best-by ap chose best.pth
+    on a constant); the training reads files as ``fasterpose eval`` does, which takes the box's w x h."""
+    from models.data.coco_keypoints import load_coco_keypoints
+    from models.validate import oks_ap
+
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=3)
+    coco = json.loads(ann.read_text())
+    for a in coco["annotations"]:
+        a["area"] = 0
+    zero = tmp_path / "zero.json"
+    zero.write_text(json.dumps(coco))
+    samples, meta = load_coco_keypoints(zero, images)
+    assert [s.area for s in samples] == pytest.approx([s.bbox[2] * s.bbox[3] for s in samples])
+    kp = np.stack([s.keypoints for s in samples])
+    ap = oks_ap(samples, meta, kp, np.ones(kp.shape[:2]))  # the labels as predictions: every OKS 1
+    assert ap is not None and ap["AP"] == pytest.approx(1.0)
+
+
 def test_lsp_conversion_flags_bbox_and_category(tmp_path):
     ann, images, joints = _lsp_like_dataset(tmp_path, n=3)
     coco = json.loads(ann.read_text())

@@ -220,8 +220,8 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
     lookup = load_boxes_file(boxes_file, box_score) if boxes_file is not None else None
     if lookup is not None and lookup.degenerate:  # said, not silent: their photos may end up with nobody
         n = lookup.degenerate
-        say(f"warning: {boxes_file}: {n} person box{'es' if n > 1 else ''} with w or h <= 0 left out (nobody to "
-            "crop there; fasterpose eval runs such a labelled person on the box around its keypoints)")
+        say(f"warning: {boxes_file}: {n} person{'s' if n > 1 else ''} without a box, or with w or h <= 0, left out "
+            "(nobody to crop there; fasterpose eval runs such a labelled person on the box around its keypoints)")
     problem = lookup.conflict(items) if lookup is not None else None  # an entry two inputs match, a COCO id shared
     if problem is not None:
         raise UsageProblem(problem)
