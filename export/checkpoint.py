@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
@@ -80,7 +81,9 @@ def read_checkpoint(path) -> Any:
         raise CheckpointError(f"{p} is an ONNX model, not a PyTorch checkpoint: python -m models.from_onnx turns "
                               "a FasterPose ONNX model back into one")
     try:
-        return torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a bare pickle (not torch.save's zip): torch's warning of its protocol
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")  # came before the refusal below
+            return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]
         refused = next((line for line in lines if "GLOBAL" in line), None)

@@ -268,9 +268,10 @@ def _crop_sets(meta, calibration, calibration_images, calibration_size, eval_fil
         rest = order[calibration_size:calibration_size + (verify_size or DEFAULT_VERIFY)]
         if rest.size == 0:
             other = ("an evaluation file other than the calibration file (the same file verifies on its persons "
-                     "left over)" if eval_file is not None else "an evaluation file")
+                     "left over)" if eval_file is not None else
+                     "an evaluation file (python -m export.quantize --eval, after the float export)")
             raise InputError(f"{calibration} has {len(persons)} persons, all used for calibration: none is left "
-                             f"to verify on; give {other} or a smaller calibration size")
+                             f"to verify on; give a --calibration-size under {len(persons)}, or {other}")
         verify = load_crops(persons, rest, meta)
     for crops in (calib, verify):
         if crops.skipped:

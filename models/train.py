@@ -790,11 +790,12 @@ class Trainer:
                 self._save(self.args.work_dir / "last.pth")
                 try:
                     val = self._validate()
-                except BaseException:  # keep the epoch just trained: its log line, unscored
+                except BaseException as e:  # keep the epoch just trained: its log line, unscored
                     self._log(log, entry)
                     more = " with more --epochs" if self.epoch >= self.args.epochs else ""
-                    print(f"validation after epoch {self.epoch} failed; {self.args.work_dir / 'last.pth'} holds that "
-                          f"epoch (not scored), --resume{more} goes on from it", file=sys.stderr)
+                    if not isinstance(e, KeyboardInterrupt):  # (Ctrl-C: main's one line says where to go on from)
+                        print(f"validation after epoch {self.epoch} failed; {self.args.work_dir / 'last.pth'} holds "
+                              f"that epoch (not scored), --resume{more} goes on from it", file=sys.stderr)
                     raise
                 entry.update({"val_" + k: v for k, v in val.items() if k != "pck_per_keypoint"}, val_seconds=round(time.time() - t0, 1))
                 val["epoch"] = self.epoch

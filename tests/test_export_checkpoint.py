@@ -101,6 +101,19 @@ def test_pickle_with_code_is_refused_and_never_runs(tmp_path):
     assert marker.exists()
 
 
+def test_a_bare_pickle_is_refused_without_torchs_warning(tmp_path, recwarn):
+    """review s66: a pickle.dump file (not torch.save's) printed torch's protocol warning and a line of its source
+    before the refusal, and its code never runs."""
+    import pickle
+
+    marker, path = tmp_path / "code_ran", tmp_path / "bare.pth"
+    with open(path, "wb") as f:
+        pickle.dump({"extra": Payload(str(marker))}, f, protocol=4)
+    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
+        load_checkpoint(path)
+    assert not marker.exists() and not [w for w in recwarn if "pickle protocol" in str(w.message)]
+
+
 def test_not_a_checkpoint_and_no_state_dict(tmp_path):
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"not a checkpoint")

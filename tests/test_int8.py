@@ -119,6 +119,15 @@ def test_bad_sources_and_arguments_are_input_errors(float_model, tmp_path):
 
 
 @needs_photos
+def test_a_calibration_that_leaves_nobody_to_verify_names_options_there_are(float_model, tmp_path):
+    """review s66: python -m export --int8 was told to "give an evaluation file", which only export.quantize takes."""
+    with pytest.raises(InputError, match=r"has 14 persons, all used for calibration: none is left to verify on; give "
+                                         r"a --calibration-size under 14, or an evaluation file \(python -m "
+                                         r"export.quantize --eval, after the float export\)"):
+        quantize_file(float_model, tmp_path / "q.onnx", calibration=ANN, calibration_size=14)
+
+
+@needs_photos
 def test_calibration_ranges_cover_every_crop(float_model):
     """onnxruntime cleared its collected batches every CalibMaxIntermediateOutputs without taking their ranges
     (onnxruntime#18893): with that option set, only the last few batches calibrated the model (review s58: 8 of 200

@@ -219,6 +219,14 @@ def test_a_failed_validation_keeps_the_epoch_and_val_photos_are_checked_up_front
     assert code == 0 and "at epoch 1" in err, err
     assert _log_epochs(work) == [1, 2] and _ckpt(work / "best.pth")["epoch"] == 2
 
+    def stopped(model, dataset, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(T, "validate", stopped)  # review s66: Ctrl-C in validation was told as a failure, then
+    code, err = _train_in_process(capsys, ann, images, work, FAST + ["--epochs", "3", "--resume"])  # as a stop
+    assert code == 130 and "validation after epoch" not in err and err.count(f"interrupted: {work / 'last.pth'} holds the last") == 1
+    assert _ckpt(work / "last.pth")["epoch"] == 3, err
+
 
 def test_validation_scores_oks_by_the_validation_files_sigmas(tmp_path, capsys, monkeypatch):
     import models.train as T
