@@ -674,7 +674,7 @@ def open_video(path: Union[str, os.PathLike]) -> Tuple[cv2.VideoCapture, Optiona
         if "://" not in str(path) and not os.path.exists(path):  # a stream's URL names no file
             raise InputReadError("no such file")
         if "://" not in str(path) and has_video_track(path) is False:
-            raise InputReadError("holds no video track, only sound (an audio file?)")
+            raise InputReadError("holds no video track (an audio file?)")
         raise InputReadError("cannot open as a video (unsupported format or corrupt file)")
     count, fps = capture_info(cap)
     seconds = shown_seconds(path) if count is not None and fps else None

@@ -252,8 +252,11 @@ class PoseTracker:
     search would report it, where the model's presence head gives it at least ``min_presence`` (its box: the one
     it was run on); without a head it is nobody. A person is also lost when its mean joint score falls below
     ``keep_score`` (it is still reported in that frame). A followed person whom the presence head gives less than
-    ``min_presence`` is nobody, however well its joints score (the camera cut away, or the person left): neither
-    reported nor followed on; where that leaves nobody followed, the frame is acquired afresh, as the first is.
+    ``min_presence`` (or ``keep_presence``, where lower) is nobody, however well its joints score (the camera cut
+    away, or the person left): neither reported nor followed on; where that leaves nobody followed, the frame is
+    acquired afresh, as the first is (a person the ``acquire`` function's box starts is reported as found there,
+    as a detector's persons on photos are; a due search does not keep new persons away from where one so lost
+    was).
     ``keep_presence`` (off by default), with a model that has
     a presence head: a followed person the head still gives that much is neither; it is reported and followed on
     (in the box it was found in, where its joints are too unsure to make one), however low its joints score. On
@@ -343,7 +346,7 @@ class PoseTracker:
         if len(followed) and not due:
             result, ids = self.predictor.predict(frame, followed), self.ids
             if self._absent(result).all():  # everyone followed is gone (a cut, or they left): acquired afresh now
-                self.boxes, self.ids = np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
+                self._keep_followed(np.zeros(len(followed), bool))
                 followed, result, found = self.boxes, None, self._acquire(frame)
         if result is not None:
             pass
@@ -351,6 +354,11 @@ class PoseTracker:
             searched = _find_batch(self.predictor, [frame], [None], [True], self.refine_passes, self.joint_score,
                                    self.min_joints, self.max_persons, self.min_presence)[0]
             kept = self.predictor.predict(frame, followed) if len(followed) else None
+            if kept is not None and self._absent(kept).any():  # gone: no bar to persons found where they were
+                here = ~self._absent(kept)
+                kept = kept.take(np.flatnonzero(here))
+                self._keep_followed(here)
+                followed = self.boxes
             if kept is not None:  # a due search: add the persons nobody follows, up to max_persons in all
                 boxes = self._person_boxes(searched, frame.shape)[0]
                 # nobody followed where they are now, nor where they were looked for
@@ -377,6 +385,7 @@ class PoseTracker:
                 result = keep_present(result, self.min_presence)
             ids = np.concatenate([self.ids, self._ids_for(result.take(slice(len(followed), None)), frame.shape)])
         result = drop_duplicates(replace(result, track_ids=ids), self.iou_threshold)
+        # (a person a detector's box just started is the detector's, reported as on photos: only followed ones)
         gone = np.isin(cast(np.ndarray, result.track_ids), self.ids) & self._absent(result)
         if gone.any():  # followed persons the presence head now rules out: nobody, not reported nor followed on
             result = result.take(np.flatnonzero(~gone))
@@ -441,11 +450,20 @@ class PoseTracker:
 
     def _absent(self, result) -> np.ndarray:
         """(N,) bool: the persons of ``result`` whom the model's presence head gives less than ``min_presence``
-        (all False without a head, or with ``min_presence`` 0). A followed person so ruled out is nobody however
-        its joints score: the camera cut away, or the person left faster than the joints' scores fell."""
-        if result.presence is None or self.min_presence <= 0:
+        (or ``keep_presence``, where that is lower), all False without a head or with that threshold 0. A followed
+        person so ruled out is nobody however its joints score: the camera cut away, or the person left faster
+        than the joints' scores fell."""
+        least = self.min_presence if self.keep_presence is None else min(self.min_presence, self.keep_presence)
+        if result.presence is None or least <= 0:
             return np.zeros(len(result), bool)
-        return np.asarray(result.presence) < self.min_presence
+        return np.asarray(result.presence) < least
+
+    def _keep_followed(self, rows: np.ndarray) -> None:
+        """Follow only the persons ``rows`` (M,) bool of the M followed; the others are lost (re-found by
+        ``_ids_for`` where a person is found where they were)."""
+        self.boxes, self.ids = self.boxes[rows], self.ids[rows]
+        if len(self._centres) == len(rows):  # (each followed person's, in order)
+            self._centres = self._centres[rows]
 
     def _person_boxes(self, result, frame_shape):
         """Where each of ``result``'s N persons is, and whether it is somebody. Returns boxes (N, 4) (the box

@@ -148,7 +148,7 @@ class VideoPoses:
     An anamorphic video (pixels shown wider or narrower than tall: ``pixel_aspect`` other than 1) is run on its
     frames as shown, the narrow axis stretched (``square_factors``), so the model sees people in their proportions;
     poses, boxes given and a detector's boxes are in the decoded frame's px all the same (``as_shown`` maps a
-    frame and its poses to the picture a player shows).
+    frame and its poses to the picture a player shows; ``tracker.boxes`` are the model's frame's).
     Attributes: fps (the video's frame rate, 0.0 when it does not say; times then count 30 frames per second),
     frame_count (the container's frame count, None when it does not say), expected_frames (how many frames the
     iteration should yield, None when unknown). Iterate once; ``close()`` (or ``with``) releases the video early.

@@ -1164,6 +1164,10 @@ def test_an_anamorphic_video_is_drawn_as_shown_and_its_results_say_its_pixel_asp
     np.testing.assert_allclose(red, [[40, 30], [40, 32], [40, 34]], atol=1.5)  # smoothed, in the decoded px
     drawn = read_video(vis / "ana.mp4")
     assert len(drawn) == 3 and drawn[0].shape == (120, 120, 3)
+    tall = write_mkv(tmp_path / "tall.mkv", [0, 100], display=(80, 180))  # pixels 2:3 (review s66: "0.6667 times
+    r = run("predict", tall, "--model", standin_path, "--no-search", "--vis", vis, "-q")  # as tall as wide")
+    assert "tall.mkv: its pixels are shown 1.5 times as tall as wide (an anamorphic video)" in r.stderr, r.output
+    assert read_video(vis / "tall.mp4")[0].shape == (180, 80, 3)
     r = run("predict", write_mkv(tmp_path / "square.mkv", [0, 100]), "--model", standin_path, "--no-search", "-q")
     assert r.exit_code == 0 and "anamorphic" not in r.stderr
     assert all("pixel_aspect" not in e for e in json.loads(r.stdout))

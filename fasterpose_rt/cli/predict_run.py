@@ -673,9 +673,9 @@ class PredictRun:
             return
         aspect = video.pixel_aspect
         if aspect != 1.0:
-            say(f"note: {item.label}: its pixels are shown {aspect:.4g} times as {'wide' if aspect > 1 else 'tall'} "
-                f"as {'tall' if aspect > 1 else 'wide'} (an anamorphic video): run as shown; results in the decoded "
-                f"frame's px (\"pixel_aspect\": {aspect:.4g} in JSON), --vis as shown")
+            shape = f"{aspect:.4g} times as wide as tall" if aspect > 1 else f"{1 / aspect:.4g} times as tall as wide"
+            say(f"note: {item.label}: its pixels are shown {shape} (an anamorphic video): run as shown; results in "
+                f"the decoded frame's px (\"pixel_aspect\": {aspect:.4g} in JSON), --vis as shown")
         if self._vis_jobs is not None:  # at the rate the results' times count (DEFAULT_FPS when the video's unknown)
             vis = _VisVideo(self, item.label, self._vis[item.label], (video.fps or DEFAULT_FPS) / self.every)
         bar = tqdm(total=video.expected_frames, desc=item.path.name, unit="frame", leave=False,
@@ -780,6 +780,12 @@ def _new_file(folder: Path, suffix: str) -> Path:
             raise
 
 
+def _even(n: int) -> int:
+    """A --vis video's side for a frame's side of n px: MPEG-4 takes even sizes only, up to 8190 here (the writer
+    opens 2 to 8191 px): one more (its last row or column repeated), or one less at that limit."""
+    return n if n % 2 == 0 else n + 1 if n < 8191 else n - 1
+
+
 MAX_HOLD_S = 60.0  # a --vis video holds a frame at most this long: a longer gap is a broken clock, not a pause
 
 
@@ -811,8 +817,7 @@ class _VisVideo:
         (written at the mean rate, it ran ahead in the slow parts: 0.9 s in 2 s)."""
         if self._failed:
             return
-        if self._writer is None and not self._open(image.shape[1] + image.shape[1] % 2,
-                                                   image.shape[0] + image.shape[0] % 2):  # (see _write)
+        if self._writer is None and not self._open(_even(image.shape[1]), _even(image.shape[0])):  # (see _write)
             return
         if self._held is not None:
             slot = None if time is None else round(time * self.fps)  # where this frame belongs in the video
@@ -858,7 +863,8 @@ class _VisVideo:
             drawn = image if res is None else self.run.pred.draw(image, res, self.run.vis_threshold)
         h, w = drawn.shape[:2]
         if h % 2 or w % 2:  # MPEG-4 takes even sizes only, and OpenCV's writer would drop the last row or column
-            drawn = cv2.copyMakeBorder(drawn, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
+            drawn = cv2.copyMakeBorder(drawn[:_even(h), :_even(w)], 0, max(_even(h) - h, 0), 0, max(_even(w) - w, 0),
+                                       cv2.BORDER_REPLICATE)
         for _ in range(copies):
             self._writer.write(drawn)  # type: ignore[union-attr]
             self._written += 1
