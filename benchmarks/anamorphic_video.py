@@ -21,8 +21,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from benchmarks.common import BenchmarkParser, markdown_table, run_main, write_results
-from benchmarks.orientation import _shown, compare, load_persons_args, parse_one_model_args, read_photos
+from benchmarks.common import BenchmarkParser, run_main
+from benchmarks.orientation import (_shown, compare, load_persons_args, parse_one_model_args, read_photos,
+                                    write_comparison)
 from fasterpose_rt import PosePredictor, VideoPoses
 from fasterpose_rt.geometry import rescale_boxes, rescale_points
 from fasterpose_rt.metrics import pck, pck_interval
@@ -105,16 +106,15 @@ def main(argv=None):
                      f"{gain:+.4f} ({lo:+.4f} to {hi:+.4f})"])
         print(rows[-1], flush=True)
 
-    body = [f"Model: `{model_name}` ({n} persons of `{a.ann.name}`, ground-truth tight boxes, no flip test). Each "
-            "photo stored as an anamorphic video stores it, run through `VideoPoses` as a one-frame video: "
-            "\"as stored\" is the squeezed frame given to the model as decoded (the runtime before session 66), "
-            "\"as shown\" the runtime now (the frame widened to square pixels, keypoints mapped back). Differences "
-            "are against the first row on the same persons, and the gain rows between the two ways, with paired "
-            "95 % bootstrap intervals. What running as shown cannot win back is the detail the stored frame "
-            "dropped.", "",
-            markdown_table(["variant", "PCK@0.2", "difference (interval)"], rows)]
-    path = write_results("anamorphic_video", "Anamorphic video: run as stored or as shown", "\n".join(body), data,
-                         results_dir=a.results_dir)
+    intro = (f"Model: `{model_name}` ({n} persons of `{a.ann.name}`, ground-truth tight boxes, no flip test). Each "
+             "photo stored as an anamorphic video stores it, run through `VideoPoses` as a one-frame video: "
+             "\"as stored\" is the squeezed frame given to the model as decoded (the runtime before session 66), "
+             "\"as shown\" the runtime now (the frame widened to square pixels, keypoints mapped back). Differences "
+             "are against the first row on the same persons, and the gain rows between the two ways, with paired "
+             "95 % bootstrap intervals. What running as shown cannot win back is the detail the stored frame "
+             "dropped.")
+    path = write_comparison("anamorphic_video", "Anamorphic video: run as stored or as shown", intro, rows, data,
+                            a.results_dir)
     print(f"wrote {path}")
 
 

@@ -200,6 +200,14 @@ def compare(name, xy, base_xy, gt, vis, names, rows, data):
     print(rows[-1], flush=True)
 
 
+def write_comparison(name: str, title: str, intro: str, rows, data, results_dir=None, after: str = "") -> Path:
+    """Write ``<name>.{md,json}``: ``intro``, then the table of :func:`compare`'s rows (variant, PCK@0.2, difference
+    and its interval), then ``after``. Returns the Markdown file's path."""
+    body = [intro, "", markdown_table(["variant", "PCK@0.2", "difference (interval)"], rows)] + (
+        ["", after] if after else [])
+    return write_results(name, title, "\n".join(body), data, results_dir=results_dir)
+
+
 def _shown(path: Path) -> str:
     """The model's path relative to the repository when it lies inside it (results name no local folders)."""
     return shown_path(path)
@@ -277,17 +285,17 @@ def main(argv=None):
     angle_rows = [[f"{t:+d}", f"{pck(single[t][0], gt, vis, names)[0]:.4f}"] for t in ANGLES]
     data["single_view"] = {str(t): pck(single[t][0], gt, vis, names)[0] for t in ANGLES}
 
-    body = [f"Model: `{model_name}` ({n} persons of `{a.ann.name}`, ground-truth tight boxes, every view "
-            "flip-tested). Differences are against the first row on the same persons, with the paired 95 % "
-            "bootstrap interval.", "",
-            markdown_table(["variant", "PCK@0.2", "difference (interval)"], rows), "",
-            "By body orientation of the labels (upright < 30°, tilted 30–90°, inverted > 90° from vertical):", "",
-            markdown_table(["orientation", "persons", "PCK@0.2 as cropped", "PCK@0.2 turned upright (oracle)"],
-                           bin_rows), "",
-            "The whole set seen through one view turned by the angle (the person appears turned the other way):", "",
-            markdown_table(["view angle (deg)", "PCK@0.2"], angle_rows)]
-    path = write_results("orientation", "Crop orientation: rotation TTA and upright alignment (LSPET val)",
-                         "\n".join(body), data, results_dir=a.results_dir)
+    intro = (f"Model: `{model_name}` ({n} persons of `{a.ann.name}`, ground-truth tight boxes, every view "
+             "flip-tested). Differences are against the first row on the same persons, with the paired 95 % "
+             "bootstrap interval.")
+    after = "\n".join([
+        "By body orientation of the labels (upright < 30°, tilted 30–90°, inverted > 90° from vertical):", "",
+        markdown_table(["orientation", "persons", "PCK@0.2 as cropped", "PCK@0.2 turned upright (oracle)"],
+                       bin_rows), "",
+        "The whole set seen through one view turned by the angle (the person appears turned the other way):", "",
+        markdown_table(["view angle (deg)", "PCK@0.2"], angle_rows)])
+    path = write_comparison("orientation", "Crop orientation: rotation TTA and upright alignment (LSPET val)", intro,
+                            rows, data, a.results_dir, after)
     print(f"wrote {path}")
 
 

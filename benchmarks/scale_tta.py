@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import BenchmarkParser, markdown_table, run_main, write_results
-from benchmarks.orientation import Views, _shown, compare, load_persons_args, parse_one_model_args
+from benchmarks.common import BenchmarkParser, run_main
+from benchmarks.orientation import Views, _shown, compare, load_persons_args, parse_one_model_args, write_comparison
 from fasterpose_rt import PosePredictor
 from fasterpose_rt.geometry import box_centers_and_sizes, crop_affine
 
@@ -59,13 +59,11 @@ def main(argv=None):
     xy = np.stack([keypoints for keypoints, _ in single])[confidence.argmax(axis=0), np.arange(n)]  # (N, K, 2)
     compare(f"TTA most confident of {v} regions", xy, base_xy, gt, vis, names, rows, data)
 
-    body = [f"Model: `{model_name}` ({n} persons of `{a.ann.name}`, ground-truth tight boxes, box padding "
-            f"{meta.box_padding:g} from the model's metadata, every view flip-tested). A view's region is the "
-            "model's region scaled about the box centre. Differences are against the first row on the same "
-            "persons, with the paired 95 % bootstrap interval.", "",
-            markdown_table(["variant", "PCK@0.2", "difference (interval)"], rows)]
-    path = write_results("scale_tta", "Multi-scale test-time augmentation", "\n".join(body), data,
-                         results_dir=a.results_dir)
+    intro = (f"Model: `{model_name}` ({n} persons of `{a.ann.name}`, ground-truth tight boxes, box padding "
+             f"{meta.box_padding:g} from the model's metadata, every view flip-tested). A view's region is the "
+             "model's region scaled about the box centre. Differences are against the first row on the same "
+             "persons, with the paired 95 % bootstrap interval.")
+    path = write_comparison("scale_tta", "Multi-scale test-time augmentation", intro, rows, data, a.results_dir)
     print(f"wrote {path}")
 
 
