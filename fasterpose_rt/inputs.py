@@ -581,8 +581,6 @@ def _video_container(data: np.ndarray) -> Optional[Tuple[str, str]]:
     """(container name, its usual extension) when ``data`` starts like a video file, else None: a video saved
     under a photo's name (.jpg) would otherwise be called an undecodable image."""
     head = bytes(data[:64])
-    if head[4:8] == b"ftyp" and head[8:12] in _AUDIO_BRANDS:
-        return None  # (an M4A: told as a sound file by the caller)
     if head[4:8] == b"ftyp" and head[8:12] not in _PHOTO_BRANDS:
         return ("QuickTime MOV", ".mov") if head[8:12] == b"qt  " else ("MP4", ".mp4")
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":

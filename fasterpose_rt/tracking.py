@@ -342,21 +342,19 @@ class PoseTracker:
         self._frames += 1
         from_start = self.start is not None and not self._started  # the given boxes, not a search's or detector's
         found = None if len(followed) and not due else self._acquire(frame)
-        result = None
-        if len(followed) and not due:
-            result, ids = self.predictor.predict(frame, followed), self.ids
-            if self._absent(result).all():  # everyone followed is gone (a cut, or they left): acquired afresh now
-                self._keep_followed(np.zeros(len(followed), bool))
-                followed, result, found = self.boxes, None, self._acquire(frame)
-        if result is not None:
-            pass
+        result = self.predictor.predict(frame, followed) if len(followed) and not due else None
+        if result is not None and self._absent(result).all():  # everyone followed is gone (a cut, or they left):
+            self._keep_followed(np.zeros(len(followed), bool))  # this frame is acquired afresh, as the first is
+            followed, result, found = self.boxes, None, self._acquire(frame)
+        if result is not None:  # the followed persons, found where they are now
+            ids = self.ids
         elif found is None and self.search and len(followed) < self.max_persons:  # no boxes: search the frame
             searched = _find_batch(self.predictor, [frame], [None], [True], self.refine_passes, self.joint_score,
                                    self.min_joints, self.max_persons, self.min_presence)[0]
             kept = self.predictor.predict(frame, followed) if len(followed) else None
-            if kept is not None and self._absent(kept).any():  # gone: no bar to persons found where they were
-                here = ~self._absent(kept)
-                kept = kept.take(np.flatnonzero(here))
+            here = None if kept is None else ~self._absent(kept)
+            if kept is not None and here is not None and not here.all():  # gone: no bar to persons found where
+                kept = kept.take(np.flatnonzero(here))  # they were
                 self._keep_followed(here)
                 followed = self.boxes
             if kept is not None:  # a due search: add the persons nobody follows, up to max_persons in all
@@ -461,9 +459,7 @@ class PoseTracker:
     def _keep_followed(self, rows: np.ndarray) -> None:
         """Follow only the persons ``rows`` (M,) bool of the M followed; the others are lost (re-found by
         ``_ids_for`` where a person is found where they were)."""
-        self.boxes, self.ids = self.boxes[rows], self.ids[rows]
-        if len(self._centres) == len(rows):  # (each followed person's, in order)
-            self._centres = self._centres[rows]
+        self.boxes, self.ids, self._centres = self.boxes[rows], self.ids[rows], self._centres[rows]
 
     def _person_boxes(self, result, frame_shape):
         """Where each of ``result``'s N persons is, and whether it is somebody. Returns boxes (N, 4) (the box

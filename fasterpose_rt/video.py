@@ -197,6 +197,7 @@ class VideoPoses:
         # decoded frame -> the frame the model sees, square pixels: the narrow axis widened, no detail dropped
         self.square_factors = (self.pixel_aspect, 1.0) if self.pixel_aspect >= 1 else (1.0, 1.0 / self.pixel_aspect)
         self._stored: Optional[np.ndarray] = None  # the decoded frame being run (a detector is given this one)
+        self._square: Optional[np.ndarray] = None  # ... and as the model sees it (as_shown draws on it again)
         model_boxes = self._to_square(self._boxes)
         self._reader: Optional[FrameReader] = None
         self._direct: Optional[Generator] = None  # the frames read in the caller's thread (read_ahead=0)
@@ -227,9 +228,13 @@ class VideoPoses:
         poses in its px); both as they are for a video of square pixels. What --vis and --show draw on."""
         if not self._anamorphic:
             return image, poses
-        fx, fy = self.square_factors
-        shown = cv2.resize(image, (0, 0), fx=fx, fy=fy, interpolation=cv2.INTER_LINEAR)
+        shown = self._square if image is self._stored and self._square is not None else self._to_square_frame(image)
         return shown, (None if poses is None else poses.rescaled(self.square_factors))
+
+    def _to_square_frame(self, image: np.ndarray) -> np.ndarray:
+        """(H, W, 3) as decoded -> with square pixels (``square_factors``; geometry.py convention 5)."""
+        return cv2.resize(image, (0, 0), fx=self.square_factors[0], fy=self.square_factors[1],
+                          interpolation=cv2.INTER_LINEAR)
 
     def _detect(self, frame):
         """The detector's boxes (N, 4) for the model's ``frame`` (square pixels), or None (nobody found: the
@@ -243,8 +248,7 @@ class VideoPoses:
         """The poses in ``frame`` as decoded, in the px of the frame the model sees (``square_factors``)."""
         if self._anamorphic:
             self._stored = frame
-            frame = cv2.resize(frame, (0, 0), fx=self.square_factors[0], fy=self.square_factors[1],
-                               interpolation=cv2.INTER_LINEAR)
+            frame = self._square = self._to_square_frame(frame)
         if self.tracker is not None:
             return self.tracker(frame)
         boxes = self._detect(frame) if self._detector is not None else self._to_square(self._boxes)
