@@ -10,6 +10,8 @@ the CLI's way) is a problem named and skipped as a missing list line is.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
+import functools
 import glob
 import os
 import re
@@ -224,6 +226,83 @@ def _tidy(path: Path) -> Path:
     return tidy if tidy == path or os.path.realpath(tidy) == os.path.realpath(path) else path
 
 
+def _hidden(name: str) -> bool:
+    return name.startswith(".")  # also a camera card's AppleDouble "._IMG_0001.JPG" and ".thumbnails" folder
+
+
+def walk_folder(folder: Path, hidden_files: bool = False) -> Tuple[List[Path], List[Tuple[Path, str]]]:
+    """Every file below ``folder`` -> (files, unreadable), files as paths below ``folder`` in walk order, unreadable
+    as (folder, reason) for each folder that could not be listed (the rest is still walked).
+
+    Symlinked folders are followed, each real folder listed once (a link to an ancestor, a loop, ends there); hidden
+    files and folders (names starting with ".", as shells' and glob's wildcards leave them out) are passed over, hidden
+    files kept with ``hidden_files``."""
+    files: List[Path] = []
+    unreadable: List[Tuple[Path, str]] = []
+    seen: Set[Tuple[int, int]] = set()
+
+    def failed(e: OSError) -> None:
+        unreadable.append((Path(e.filename) if e.filename else folder, f"cannot read the folder: {e.strerror or e}"))
+
+    with contextlib.suppress(OSError):  # (an unlistable top folder is named by os.walk's onerror)
+        st = os.stat(folder)
+        seen.add((st.st_dev, st.st_ino))
+    for root, dirs, names in os.walk(folder, onerror=failed, followlinks=True):
+        kept = []
+        for d in sorted(dirs):
+            if _hidden(d):
+                continue
+            try:
+                st = os.stat(os.path.join(root, d))
+            except OSError:  # a link that leads nowhere: no folder to walk
+                continue
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                kept.append(d)
+        dirs[:] = kept
+        files.extend(Path(root, n) for n in names if hidden_files or not _hidden(n))
+    return files, unreadable
+
+
+def _matches(parts: Tuple[str, ...], pattern: Tuple[str, ...]) -> bool:
+    """Whether a path's parts match a pattern's, as glob's recursive matching does: ``**`` alone as a part spans
+    zero or more folders; other wildcards stay within a part and, unless the part starts with ".", skip hidden
+    names."""
+    @functools.lru_cache(maxsize=None)
+    def match(i: int, j: int) -> bool:
+        if j == len(pattern):
+            return i == len(parts)
+        if pattern[j] == "**":
+            return any(match(k, j + 1) for k in range(i, len(parts) + 1) if all(not _hidden(p) for p in parts[i:k]))
+        return (i < len(parts) and fnmatch.fnmatch(parts[i], pattern[j])
+                and (not _hidden(parts[i]) or pattern[j].startswith(".")) and match(i + 1, j + 1))
+    return match(0, 0)
+
+
+def _glob(pattern: str) -> List[Path]:
+    """The files and folders ``pattern`` matches, sorted. ``**`` spans folders, walked as :func:`walk_folder` walks
+    them (symlinked folders followed once each: Python's glob follows a symlink loop without end)."""
+    parts = Path(pattern).parts
+    if "**" not in parts:
+        return sorted(Path(m) for m in glob.glob(pattern))  # (a fixed depth: no loop to follow)
+    start = next(i for i, s in enumerate(parts) if _has_magic(s))
+    fixed = Path(*parts[:start]) if start else Path()
+    rest = parts[start:]
+    # (an unlistable folder: what it holds is not matched, as with glob)
+    files, _ = walk_folder(fixed if start else Path("."), hidden_files=True)
+    candidates = set(files) | {a for f in files for a in f.parents}  # the folders too, which ** may match
+    candidates = (candidates | {fixed}) if start else candidates - {Path(".")}  # ("**" alone: not "." itself)
+    found = []
+    for c in candidates:
+        try:
+            below = c.relative_to(fixed).parts if start else c.parts
+        except ValueError:
+            continue
+        if _matches(below, rest):
+            found.append(c)
+    return sorted(found)
+
+
 def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False, lists: bool = False, patterns: bool = False,
                   leave_out: Sequence[os.PathLike] = (), left_out: Optional[Set[str]] = None,
                   skip_missing: bool = False, outputs: Optional[Callable[[List[InputItem]], Set[str]]] = None
@@ -306,7 +385,7 @@ def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False, lists: boo
         parts = Path(pattern).parts
         fixed = Path(*parts[:next(i for i, s in enumerate(parts) if _has_magic(s))] or ["."])
         top = Path(fixed.resolve().name) if str(fixed) != "." else Path()
-        found = sorted(Path(m) for m in glob.glob(pattern, recursive=True))
+        found = _glob(pattern)
         found = [m for m in found if m.is_dir() or (m.is_file() and m.suffix.lower() in wanted)]
         if not found:
             problems.append((Path(pattern), f"the pattern matches no {'photos or videos' if videos else 'photos'}"))
@@ -332,13 +411,12 @@ def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False, lists: boo
         if lists and rel is None and p.is_file() and p.suffix.lower() in LIST_EXTENSIONS:
             listed(p)
         elif p.is_dir():
-            every = sorted(
-                (f for f in p.rglob("*")
-                 if f.suffix.lower() in wanted and not f.name.startswith(TEMP_PREFIX) and f.is_file()),
-                key=lambda f: f.relative_to(p).as_posix(),
-            )
+            walked, unreadable = walk_folder(p)
+            problems.extend(unreadable)
+            every = sorted((f for f in walked if f.suffix.lower() in wanted and f.is_file()),
+                           key=lambda f: f.relative_to(p).as_posix())
             found = kept(every, base if base is not None else p)
-            if not every:
+            if not every and not unreadable:  # (a folder that could not be read is named as such)
                 what, more = (("photos or videos", ", .mp4, .mov, .avi, .mkv, .webm and others") if videos
                               else ("photos", ""))
                 problems.append((p, f"folder contains no {what} (searched recursively for .jpg, .png, .bmp, .tif, "

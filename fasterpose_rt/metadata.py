@@ -146,8 +146,11 @@ class ModelMetadata:
         def bad(msg):
             raise MetadataError(f"'{METADATA_KEY}' metadata: {msg}")
 
+        def whole(v) -> bool:  # a JSON integer: true and false are not (Python's bool is an int)
+            return isinstance(v, int) and not isinstance(v, bool)
+
         size = self.input_size
-        if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
+        if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(whole(v) and v > 0 for v in size)):
             bad(f"input_size must be [w, h] positive integers, got {size!r}")
         self.input_size = (int(size[0]), int(size[1]))
         names = self.keypoints
@@ -157,7 +160,7 @@ class ModelMetadata:
         for name in ("skeleton", "flip_pairs"):
             pairs = getattr(self, name)
             if not isinstance(pairs, list) or not all(
-                isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(i, int) and 0 <= i < k for i in p)
+                isinstance(p, (list, tuple)) and len(p) == 2 and all(whole(i) and 0 <= i < k for i in p)
                 for p in pairs
             ):
                 bad(f"{name} must be a list of index pairs in [0, {k})")

@@ -361,8 +361,13 @@ class PosePredictor:
         batch = self._batch_size if batch is None else batch
         if flip:
             x = np.concatenate([x, x[:, :, :, ::-1]])  # crop x -> W-1-x exactly (pixel centres)
-        runs = [self._session.run(self._output_names, {self._input_name: x[s:s + batch]})
-                for s in range(0, x.shape[0], batch)]
+        try:
+            runs = [self._session.run(self._output_names, {self._input_name: x[s:s + batch]})
+                    for s in range(0, x.shape[0], batch)]
+        except Exception as e:  # the engine's own types (onnxruntime's Fail, OpenVINO's RuntimeError): a model fault
+            lines = str(e).strip().splitlines()
+            raise ModelError(f"{self.model_path}: the model failed to run on {min(batch, x.shape[0])} crops at once: "
+                             f"{lines[0] if lines else type(e).__name__}") from None
         out = runs[0][0] if len(runs) == 1 else np.concatenate([r[0] for r in runs])
         presence = None
         if self._presence_name is not None:

@@ -46,7 +46,7 @@ def _profile_onnxruntime(path: Path, x: np.ndarray, threads: int, runs: int, war
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        options.log_severity_level = 3
+        options.log_severity_level = 4
         options.enable_profiling = True
         options.profile_file_prefix = str(Path(folder) / "ort")
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -92,7 +92,7 @@ def open_session(path, threads: Optional[int] = None, backend: str = "onnxruntim
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3  # errors only: loading must print nothing
+    opts.log_severity_level = 4  # fatal only: loading prints nothing; a failed run's error is raised, not also logged
     # Idle intra-op threads sleep instead of spinning: between runs the cores belong to our own cropping and
     # decoding, other predict() threads, or the rest of the application (measured on a shared 2-core machine:
     # spinning made one-box inference ~1.7x slower; see benchmarks/results/runtime.md).

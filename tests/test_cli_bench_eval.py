@@ -57,6 +57,39 @@ def test_bench_usage_errors(standin_path, tmp_path, args, message):
     assert r.exit_code == 2 and message in r.stderr and "Traceback" not in r.output, r.output
 
 
+def failing_at_batch_2(path):
+    """A stand-in whose graph reshapes its heatmaps to a batch of 1 inside: it loads (the batch axis it declares is
+    free) and fails in onnxruntime on any batch of 2 or more."""
+    from onnx import numpy_helper, helper, save
+
+    from standin import standin_model
+
+    model = standin_model(standin_metadata())
+    graph = model.graph
+    graph.node[-1].output[0] = "unshaped"
+    graph.initializer.append(numpy_helper.from_array(np.array([1, 4, 24, 16], np.int64), "one_only"))
+    graph.node.append(helper.make_node("Reshape", ["unshaped", "one_only"], ["heatmaps"]))
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "fasterpose", standin_metadata().to_json()
+    save(model, str(path))
+    return path
+
+
+def test_a_model_that_fails_to_run_is_one_line_and_a_usage_error(tmp_path, capfd):
+    """onnxruntime also logged the failure on the process's stderr, in colour (ESC codes), and bench split the error
+    over two lines and exited 1; predict fails the input, naming the model."""
+    model = failing_at_batch_2(tmp_path / "reshape1.onnx")
+    r = run("bench", "--model", model, "--threads", "1", "--batch", "2", "--runs", "1", "--warmup", "0", "-q")
+    err = r.stderr.strip().splitlines()
+    assert r.exit_code == 2 and len(err) == 1, r.output
+    assert "reshape1.onnx: the model failed to run on 2 crops at once: [ONNXRuntimeError]" in err[0]
+    cv2.imwrite(str(tmp_path / "p.png"), paint_blobs((120, 80), POINTS))
+    r = run("predict", tmp_path / "p.png", "--model", model, "--flip", "--no-search")  # a crop and its mirror
+    assert r.exit_code == 1 and "prediction failed: " in r.stderr and "the model failed to run on 2 crops" in r.stderr
+    outside = capfd.readouterr().err  # what onnxruntime itself wrote to the process's stderr
+    assert "onnxruntime" not in outside and "\x1b" not in outside, outside
+
+
 def test_bench_profile_times_each_operator_as_the_engine_measures_it(standin_path):
     from fasterpose_rt.profiling import profile_model
 

@@ -644,6 +644,34 @@ def test_video_every_n_with_vis(tmp_path, standin_path):
     assert n == 3 and "1 video (3 frames)" in r.stderr
 
 
+def test_a_vis_video_of_every_nth_frame_ends_with_its_source(tmp_path, standin_path):
+    """--vis writes a frame per frame run, at the source's rate / --every; the last was held for a whole --every
+    step, so a 2-frame clip run --every 100 gave 10 s of video. It now ends within one written frame of the
+    source, and a written frame spans at most a second."""
+    video = write_video(tmp_path / "clip.mp4", frames=3, fps=10)  # 0.3 s
+    for every, frames, fps in ((100, 1, 1.0), (2, 2, 5.0)):
+        vis = tmp_path / f"vis{every}"
+        r = run("predict", video, "--model", standin_path, "--every", str(every), "--out", tmp_path / "r.json",
+                "--vis", vis)
+        assert r.exit_code == 0, r.output
+        cap = cv2.VideoCapture(str(vis / "clip.mp4"))
+        assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(fps, rel=1e-3)
+        assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == frames, every  # 1 s and 0.4 s (before: 10 s and 0.4 s)
+        cap.release()
+
+
+def test_a_file_name_with_a_newline_or_escape_is_printed_escaped(tmp_path, standin_path):
+    """A name is one line of the message that names it: "bad\nerror: fake.jpg" printed raw looked like two errors,
+    and an ESC in a name reached the terminal."""
+    bad = tmp_path / "bad\nerror: fake\x1b[31m.jpg"
+    bad.write_bytes(b"not a photo")
+    r = run("predict", bad, "--model", standin_path)
+    assert r.exit_code == 1
+    (line,) = [s for s in r.stderr.splitlines() if "bad" in s]
+    assert line.startswith("error: ") and "bad\\nerror: fake\\x1b[31m.jpg: not a decodable image" in line, line
+    assert "\x1b" not in r.stderr
+
+
 def test_out_dir_gives_each_input_a_results_file_of_its_own(folder, standin_path, tmp_path):
     """--out-dir: each photo's entries as its own JSON list, named as --vis names pictures (two a.* photos apart),
     [] where nobody was found; a video's as JSON Lines; the same entries --out gets."""
@@ -1692,6 +1720,23 @@ def test_namesakes_resumed_in_another_order_find_their_own_results(tmp_path, sta
     assert r.exit_code == 0, r.output
     assert [json.loads((own / n).read_text())[0]["file_name"] for n in ("same.json", "same_2.json")] == [
         a.as_posix(), b.as_posix()]
+
+
+def test_namesakes_in_another_order_keep_their_vis_pictures_with_their_results(tmp_path, standin_path):
+    """With --vis too: a rerun in the other order found each input's --out-dir file among the namesakes' names, but
+    drew each picture over the other's (same.png then b's, same.json still a's); b alone drew over a's picture."""
+    for folder, shape in (("a", (120, 80)), ("b", (150, 100))):
+        (tmp_path / folder).mkdir()
+        cv2.imwrite(str(tmp_path / folder / "same.png"), photo(shape=shape))
+    a, b, own, vis = tmp_path / "a" / "same.png", tmp_path / "b" / "same.png", tmp_path / "own", tmp_path / "vis"
+    base = ["--model", standin_path, "--no-search", "--out-dir", own, "--vis", vis]
+    for order in ((a, b), (b, a), (b,), (a,)):
+        r = run("predict", *order, *base)
+        assert r.exit_code == 0, r.output
+        for name, source, shape in (("same", a, (120, 80)), ("same_2", b, (150, 100))):
+            assert json.loads((own / f"{name}.json").read_text())[0]["file_name"] == source.as_posix(), order
+            assert cv2.imread(str(vis / f"{name}.png")).shape[:2] == shape, (order, name)
+    assert sorted(p.name for p in vis.iterdir()) == ["same.png", "same_2.png"]
 
 
 def test_a_photo_of_nobody_gets_no_person(tmp_path):

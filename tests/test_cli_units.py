@@ -109,6 +109,52 @@ def test_a_pattern_names_the_photos_it_matches_as_a_folder_argument_would(tmp_pa
         expand_inputs(["shoot/*.jpg"])
 
 
+def test_folders_and_patterns_follow_symlinked_folders_once_and_pass_over_hidden_files(tmp_path, monkeypatch):
+    """A link back to a folder above (a loop) ends there: a "**" pattern went round it without end (Python's glob),
+    and a folder argument did not follow symlinked folders at all, which a pattern did. Hidden files and folders (a
+    camera card's ._IMG AppleDouble files, .thumbnails/) are not photos of their own; a pattern part starting with
+    "." still matches them."""
+    d = tmp_path / "card"
+    for name in ("DCIM/a.jpg", "DCIM/._a.jpg", "DCIM/.thumbnails/t.jpg", "elsewhere/e.jpg"):
+        (d / name).parent.mkdir(parents=True, exist_ok=True)
+        (d / name).write_bytes(b"x")
+    (d / "DCIM" / "up").symlink_to("..")  # a loop: card/DCIM/up/DCIM/up/...
+    (d / "DCIM" / "up2").symlink_to("..")
+    (d / "DCIM" / "linked").symlink_to(d / "elsewhere")
+    (d / "DCIM" / "nowhere").symlink_to(d / "missing")
+    monkeypatch.chdir(tmp_path)
+    items, problems = expand_inputs([Path("card/DCIM")])
+    assert [i.path.as_posix() for i in items] == ["card/DCIM/a.jpg", "card/DCIM/linked/e.jpg"] and not problems
+    items, problems = expand_inputs(["card/**/*.jpg"], patterns=True)
+    assert sorted(os.path.realpath(i.path) for i in items) == sorted(
+        os.path.realpath(d / n) for n in ("DCIM/a.jpg", "elsewhere/e.jpg")) and not problems
+    items, _ = expand_inputs(["card/**/._*.jpg"], patterns=True)
+    assert [i.path.as_posix() for i in items] == ["card/DCIM/._a.jpg"]
+    items, _ = expand_inputs([Path("card/DCIM/._a.jpg")])  # named: read
+    assert len(items) == 1
+
+
+def test_a_folder_that_cannot_be_listed_is_named_and_the_rest_is_walked(tmp_path, monkeypatch):
+    """pathlib's rglob passed an unreadable subfolder over in silence, and the run exited 0."""
+    d = tmp_path / "shoot"
+    for name in ("ok/a.jpg", "locked/b.jpg"):
+        (d / name).parent.mkdir(parents=True, exist_ok=True)
+        (d / name).write_bytes(b"x")
+    scandir = os.scandir
+
+    def refusing(path="."):  # as for a folder of mode 000 (root, who runs the tests here, reads those)
+        if os.path.basename(os.fspath(path)) == "locked":
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    items, problems = expand_inputs([d])
+    assert [i.path.name for i in items] == ["a.jpg"]
+    assert problems == [(d / "locked", "cannot read the folder: Permission denied")]
+    items, problems = expand_inputs([d / "locked"])  # named once, not also as holding no photos
+    assert not items and problems == [(d / "locked", "cannot read the folder: Permission denied")]
+
+
 def test_expand_inputs_recursive_sorted_case_insensitive(tmp_path):
     d = tmp_path / "photos"
     (d / "sub").mkdir(parents=True)

@@ -62,6 +62,8 @@ def _meta_dict(**changes):
     (_meta_dict(std=[float("nan"), 1, 1]), "std must be 3 finite numbers"),  # would give NaN scores, no error
     (_meta_dict(mean=[True, 0, 0]), "mean must be 3 finite numbers"),
     (_meta_dict(input_size=[64]), "input_size"),
+    (_meta_dict(input_size=[True, 96]), r"input_size must be \[w, h\] positive integers, got \[True, 96\]"),  # 1 px
+    (_meta_dict(skeleton=[[0, True]]), "skeleton must be a list of index pairs"),
     (_meta_dict(box_padding=0), "box_padding must be a number from 0.5 to 4"),
     (_meta_dict(box_padding=True), "box_padding must be a number from 0.5 to 4"),
     (_meta_dict(box_padding=float("inf")), "box_padding must be a number from 0.5 to 4"),  # JSON "Infinity"

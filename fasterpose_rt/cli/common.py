@@ -35,6 +35,17 @@ class UsageProblem(click.ClickException):
 _stderr_lost = False  # set once a line could not be written: stderr is full, closed, or its reader is gone
 
 
+# control characters (C0, DEL, C1) as escapes: a file name holding a newline or ESC would otherwise split a message
+# into two, one looking like another error, or reach the terminal as a command
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+_CONTROLS.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+
+
+def printable(text: str) -> str:
+    """``text`` with its control characters escaped (``\\n``, ``\\x1b``), for a line on the terminal."""
+    return text.translate(_CONTROLS)
+
+
 def say(msg: str) -> None:
     """A line on stderr that does not tear an active progress bar, flushed: an exit right after it must not lose
     it (where stderr is a buffered stream, e.g. captured by click 8.1's CliRunner). Where stderr cannot take it
@@ -45,7 +56,7 @@ def say(msg: str) -> None:
         return
     try:
         with stderr_lock:  # never into a photo decoder's stderr window (decoder_messages), which a reader holds
-            tqdm.write(msg, file=sys.stderr)
+            tqdm.write(printable(msg), file=sys.stderr)
             sys.stderr.flush()
     except (OSError, ValueError):  # ValueError: a closed stream
         _stderr_lost = True
@@ -58,7 +69,10 @@ def guarded(func):
     def wrapper(*args, debug=False, **kwargs):
         try:
             return func(*args, debug=debug, **kwargs)
-        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
+        except click.ClickException as e:  # click prints its message as it is
+            e.message = printable(e.message)  # type: ignore[misc]
+            raise
+        except (click.exceptions.Exit, click.Abort, SystemExit):
             raise
         except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM / SIGHUP (launcher.Stopped)
             say(how(e))
@@ -70,15 +84,17 @@ def guarded(func):
             sys.exit(EXIT_FAILED)
         except (MetadataError, ModelError, BoxesFileError, DetectorUnavailable) as e:  # unusable input: exit 2
             trace(debug)
-            raise UsageProblem(str(e)) from None
+            raise UsageProblem(printable(str(e))) from None
         except OSError as e:
             trace(debug)
-            raise click.ClickException(f"{e.filename + ': ' if e.filename else ''}{e.strerror or e}") from None
+            where = f"{e.filename}: " if e.filename else ""
+            raise click.ClickException(printable(f"{where}{e.strerror or e}")) from None
         except Exception as e:  # a bug: name it, keep the traceback for --debug
             if debug:
                 raise
-            raise click.ClickException(
-                f"unexpected {type(e).__name__}: {e} (run again with --debug for the traceback)") from None
+            text = " ".join(line.strip() for line in str(e).splitlines() if line.strip())  # one line, as every error
+            raise click.ClickException(printable(
+                f"unexpected {type(e).__name__}: {text} (run again with --debug for the traceback)")) from None
 
     return wrapper
 

@@ -7,6 +7,7 @@ import contextlib
 import errno
 import functools
 import json
+import math
 import os
 import re
 import secrets
@@ -32,7 +33,7 @@ from ..results import ResultsWriter, atomic_write_bytes, coco_entries
 from ..smoothing import DEFAULT_FPS
 from ..tracking import find_poses, find_poses_batch
 from ..video import VideoPoses
-from .common import UsageProblem, folder_problem, plural, say, trace
+from .common import UsageProblem, folder_problem, plural, printable, say, trace
 from .out_dir_sources import SOURCES_NAME, Owner, SourceRecord, owner, recorded_source
 
 # a photo is drawn in its own format where that carries the drawings' mark (drawing_mark.MARKABLE), else as PNG:
@@ -316,8 +317,9 @@ class PredictRun:
                 # the one the other's name took (name_2 and name), which --skip-existing then finds
                 found = self._own_file_among_namesakes(item, len(items))
                 if found is not None:
-                    own, whose = found
+                    own, whose, n = found
                     self._own[item.label] = own
+                    self._vis_as_namesake(item, n, items)
             if whose.kind in ("none", "other"):
                 what = "is not a results file" if whose.kind == "none" else f"holds the results of {whose.source}"
                 self.fail(item.path, f"its --out-dir file {own} {what}; give another --out-dir (or move that file)")
@@ -387,9 +389,10 @@ class PredictRun:
                     return f"cannot write to the {option} folder {folder}: {problem}"
         return None
 
-    def _own_file_among_namesakes(self, item: InputItem, most: int) -> Optional[Tuple[Path, Owner]]:
+    def _own_file_among_namesakes(self, item: InputItem, most: int) -> Optional[Tuple[Path, Owner, int]]:
         """The --out-dir file, named as ``item``'s name or a namesake's (name, name_2, ... name_<most + 1>), that holds
-        ``item``'s own results (changed since or not; ``[]`` names nobody's), and how it is its own; or None."""
+        ``item``'s own results (changed since or not; ``[]`` names nobody's), how it is its own, and its number n
+        (1 for name); or None."""
         assert self.out_dir is not None and self._sources is not None
         rel = item.rel.with_suffix(".json" if item.kind == "image" else ".jsonl")
         for n in range(1, most + 2):
@@ -398,8 +401,30 @@ class PredictRun:
                 whose = owner(path, item, self._sources, self._inputs)
                 names_it = self._sources.get(path) is not None or bool(recorded_source(path))  # not [] alone
                 if whose.kind in ("own", "changed") and names_it:
-                    return path, whose
+                    return path, whose, n
         return None
+
+    def _vis_as_namesake(self, item: InputItem, n: int, items: List[InputItem]) -> None:
+        """Give ``item``'s --vis output the number n its --out-dir file was found under (``_own_file_among_namesakes``),
+        so the two names still mean one input: a run given two inputs of one name in the other order drew each over
+        the other's picture. The namesake that held that name takes ``item``'s."""
+        old = self._vis.get(item.label)
+        if old is None or self.vis_dir is None:
+            return
+        beside = item.path if item.kind != "stream" else None
+        base = _unique_path(self.vis_dir, _vis_rel(item, self.vis_dir), beside, set(), self._inputs, drawing=True)
+        wanted = base if n == 1 else base.with_name(f"{base.stem}_{n}{base.suffix}")
+        if wanted == old:
+            return
+        holder = next((i.label for i in items if i.label != item.label and self._vis.get(i.label) == wanted), None)
+        if holder is not None:
+            self._vis[holder] = old
+        elif wanted in self._names or not may_draw_over(wanted):  # another output's name, or somebody's photo
+            return
+        else:
+            self._names.discard(old)
+            self._names.add(wanted)
+        self._vis[item.label] = wanted
 
     def _record_source(self, item: InputItem, results_file: Path) -> None:
         """Record in --out-dir that ``results_file`` holds ``item``'s results (``out_dir_sources``); one that
@@ -677,8 +702,8 @@ class PredictRun:
             say(f"note: {item.label}: its pixels are shown {shape} (an anamorphic video): run as shown; results in "
                 f"the decoded frame's px (\"pixel_aspect\": {aspect:.4g} in JSON), --vis as shown")
         if self._vis_jobs is not None:  # at the rate the results' times count (DEFAULT_FPS when the video's unknown)
-            vis = _VisVideo(self, item.label, self._vis[item.label], (video.fps or DEFAULT_FPS) / self.every)
-        bar = tqdm(total=video.expected_frames, desc=item.path.name, unit="frame", leave=False,
+            vis = _VisVideo(self, item.label, self._vis[item.label], video.fps or DEFAULT_FPS, self.every)
+        bar = tqdm(total=video.expected_frames, desc=printable(item.path.name), unit="frame", leave=False,
                    disable=None if bar_shown else True, file=sys.stderr)  # None: on a terminal only
         try:
             for n, frame in enumerate(video):
@@ -714,7 +739,7 @@ class PredictRun:
                 drawn = None if self.window is None else (
                     image if shown is None else self.pred.draw(image, shown, self.vis_threshold))
                 if vis is not None:
-                    vis.add(image, shown, drawn, frame.time)
+                    vis.add(image, shown, drawn, frame.time, frame.index)
                 self.writer.step()
                 if drawn is not None and not self.window.show(drawn):
                     break  # q, Esc or the window closed: this input ends here
@@ -739,7 +764,7 @@ class PredictRun:
                 self.dropped += video.dropped_frames
             finally:  # (also when a Ctrl-C cut the closing above short)
                 if vis is not None:
-                    vis.close()  # also on Ctrl-C: the frames so far make a whole video
+                    vis.close(video.frame_count)  # also on Ctrl-C: the frames so far make a whole video
         if own is not None and writing is not None and own_path is not None and writing != own_path:  # it ended
             try:
                 os.replace(writing, own_path)
@@ -787,6 +812,7 @@ def _even(n: int) -> int:
 
 
 MAX_HOLD_S = 60.0  # a --vis video holds a frame at most this long: a longer gap is a broken clock, not a pause
+MIN_VIS_FPS = 1.0  # a --vis video's rate at least: with --every, one written frame spans at most a second
 
 
 class _VisVideo:
@@ -795,8 +821,14 @@ class _VisVideo:
     disk leaves a file without its index, which no player opens). A writer that cannot be opened, or a file that
     is not whole, fails the input once; its results are written all the same (--vis is a drawing of them)."""
 
-    def __init__(self, run: PredictRun, label: str, target: Path, fps: float):
-        self.run, self.label, self.target, self.fps = run, label, target, fps
+    def __init__(self, run: PredictRun, label: str, target: Path, source_fps: float, every: int = 1):
+        self.run, self.label, self.target, self.source_fps = run, label, target, source_fps
+        # written at the rate the drawn frames come (every --every-th), each the same number of times (``step``)
+        # when that is below MIN_VIS_FPS: the video ends within one written frame of its source's end
+        rate = source_fps / every
+        self.step = 1 if rate >= MIN_VIS_FPS else math.ceil(MIN_VIS_FPS / rate)
+        self.fps = rate * self.step
+        self._last_index: Optional[int] = None  # the source's index of the last frame added
         self._writer: Optional[cv2.VideoWriter] = None
         self._temp: Optional[Path] = None
         self._failed = False
@@ -810,20 +842,22 @@ class _VisVideo:
         self.run.fail(self.label, f"cannot write the --vis video {self.target}{reason}")
 
     def add(self, image: np.ndarray, res: Optional[PoseResult], drawn: Optional[np.ndarray] = None,
-            time: Optional[float] = None) -> None:
+            time: Optional[float] = None, index: Optional[int] = None) -> None:
         """Add a frame: ``res`` drawn on ``image`` (``drawn``: already drawn; res None: the frame as it is), shown
-        from ``time`` (s, the source's own clock; None: one frame after the one before). The video is written at
-        one rate, so the frame before is held until then: a variable-frame-rate source's drawing keeps its pace
-        (written at the mean rate, it ran ahead in the slow parts: 0.9 s in 2 s)."""
+        from ``time`` (s, the source's own clock; None: one drawn frame after the one before), the source's frame
+        ``index``. The video is written at one rate, so the frame before is held until then: a
+        variable-frame-rate source's drawing keeps its pace (written at the mean rate, it ran ahead in the slow
+        parts: 0.9 s in 2 s)."""
         if self._failed:
             return
         if self._writer is None and not self._open(_even(image.shape[1]), _even(image.shape[0])):  # (see _write)
             return
         if self._held is not None:
             slot = None if time is None else round(time * self.fps)  # where this frame belongs in the video
-            hold = 1 if slot is None else min(max(1, slot - self._slots), round(MAX_HOLD_S * self.fps) + 1)
+            hold = self.step if slot is None else min(max(1, slot - self._slots), round(MAX_HOLD_S * self.fps) + 1)
             self._queue(*self._held, hold)
         self._held = (image, res, drawn)
+        self._last_index = index
 
     def _queue(self, image: np.ndarray, res: Optional[PoseResult], drawn: Optional[np.ndarray], copies: int) -> None:
         self._slots += copies
@@ -875,16 +909,19 @@ class _VisVideo:
                 os.remove(self._temp)
             self._temp = None
 
-    def close(self) -> None:
-        """Finish the video: its queued frames written, the file checked (it opens, with every frame written)
-        and given its name; else the input failed and no broken file left."""
+    def close(self, source_frames: Optional[int] = None) -> None:
+        """Finish the video: its queued frames written, the last one until the source's end (of ``source_frames``
+        frames, when known) but at most one drawn frame's time, the file checked (it opens, with every frame
+        written) and given its name; else the input failed and no broken file left."""
         if self._writer is None:
             self._drop_temp()  # (a run stopped while its writer opened)
             return
         try:
-            if self._held is not None and not self._failed:  # the last frame, shown for one frame's time
+            if self._held is not None and not self._failed:  # the last frame
                 held, self._held = self._held, None
-                self._queue(*held, 1)
+                left = None if source_frames is None or self._last_index is None else source_frames - self._last_index
+                hold = self.step if left is None else round(left * self.fps / self.source_fps)
+                self._queue(*held, min(max(1, hold), self.step))
             self._finish()
         except BaseException:  # a Ctrl-C or SIGTERM while it was being finished: no hidden file left behind
             if self._writer is not None:
