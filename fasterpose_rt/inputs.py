@@ -892,8 +892,12 @@ def iter_video_frames(cap: cv2.VideoCapture, every: int = 1, expected: Optional[
                 misses = []
             last, previous = stamp, last
             if wanted:
+                try:
+                    image = to_bgr_uint8(frame)
+                except (TypeError, ValueError) as e:  # a capture of one's own handing out something else
+                    raise InputReadError(f"frame {index} is no picture: {e}") from None
                 decoded += 1
-                yield (index, to_bgr_uint8(frame), last) if times else (index, to_bgr_uint8(frame))
+                yield (index, image, last) if times else (index, image)
             index += 1
     finally:
         cap.release()

@@ -373,6 +373,31 @@ def test_an_anamorphic_videos_boxes_and_detections_are_in_its_decoded_px(pred, t
         np.testing.assert_allclose(got[-1].poses.keypoints[0], [[40, 32]] + STANDIN_POINTS[1:], atol=1.0)
 
 
+@pytest.mark.parametrize("read_ahead", [0, 2])
+def test_a_capture_handing_out_no_picture_is_named_with_its_frame(pred, read_ahead):
+    """A capture of one's own whose read() gives an array that is no picture: a ValueError from deep inside, the
+    frames before it yielded; now an InputReadError naming the frame."""
+    from fasterpose_rt.inputs import InputReadError
+
+    frames = [np.zeros((40, 30, 3), np.uint8), np.zeros((3, 3, 7), np.uint8)]
+
+    class Source:
+        def read(self):
+            return (True, frames.pop(0)) if frames else (False, None)
+
+        def grab(self):
+            return bool(frames)
+
+        def release(self):
+            pass
+
+    got = []
+    with pytest.raises(InputReadError, match=r"frame 1 is no picture: image must be .* got shape \(3, 3, 7\)"):
+        for frame in VideoPoses(pred, Source(), read_ahead=read_ahead):
+            got.append(frame.index)
+    assert got == [0]
+
+
 class _Capture:
     def __init__(self, props):
         self.props = props
