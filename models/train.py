@@ -195,7 +195,8 @@ def build_parser():
                     help="stochastic depth: residual branches dropped per sample, rising linearly to RATE in the "
                          "last block (e.g. 0.1; default 0: off); a regulariser for small datasets, training only")
     ap.add_argument("--rotation", type=non_negative_float, default=30.0,
-                    help="rotation augmentation range in degrees (default 30)")
+                    help="rotation augmentation in degrees: a crop is turned on 60 %% of samples by a normal angle of "
+                         "this standard deviation, clipped at twice it (default 30: up to +-60; 90: up to +-180)")
     ap.add_argument("--rotation-fit", action="store_true",
                     help="fit a rotated crop's region around the turned person (as a tight box at test time would be) "
                          "instead of keeping the upright box's region, which a turned person overflows")

@@ -278,6 +278,26 @@ def test_vis_into_the_input_folder_itself_draws_beside_each_photo_and_reads_no_d
     assert "a_pose_pose.jpg" in _files(folder) and "a_pose_2.jpg" in _files(folder)
 
 
+def test_an_earlier_runs_drawings_are_left_out_of_a_folder_without_vis_too(folder, standin_path, tmp_path):
+    """After predict photos/ --vis photos/ (or --vis photos/drawn), predict photos/ without --vis read the drawings
+    as photos, and --out-dir gave them results of their own; only a rerun with the same --vis left them out. Marked
+    drawings beside other files are left out now; a folder of drawings alone, named, is read."""
+    args = ("--model", standin_path, "--no-search")
+    for vis in (folder, folder / "drawn"):
+        r = run("predict", folder, *args, "--vis", vis)
+        assert r.exit_code == 0, r.output
+    r = run("predict", folder, *args, "--out-dir", tmp_path / "own")
+    assert r.exit_code == 0 and "2 photos" in r.stderr, r.output
+    assert "; 4 drawings of an earlier --vis run left out of the input folders (name one to run it)" in r.stderr
+    assert _files(tmp_path / "own") == [".fasterpose_sources.jsonl", "photos/a.json", "photos/sub/b.json"]
+    r = run("predict", f"{folder}/**/*.*", *args)  # a pattern alike
+    assert r.exit_code == 0 and "2 photos" in r.stderr and "4 drawings" in r.stderr, r.output
+    r = run("predict", folder / "drawn", *args)  # a folder of drawings alone: named for them
+    assert r.exit_code == 0 and "2 photos" in r.stderr and "left out" not in r.stderr, r.output
+    r = run("predict", folder, folder / "a_pose.jpg", *args)  # named yourself: read
+    assert r.exit_code == 0 and "3 photos" in r.stderr and "; 3 drawings" in r.stderr, r.output
+
+
 def test_vis_never_draws_over_a_photo_named_as_a_drawing_would_be(tmp_path, standin_path):
     """A photo of yours named as a drawing would be (a_pose.jpg beside a.jpg, or a.jpg in the --vis folder) carries
     no drawing's mark: a folder reads it as an input, and no drawing is written over it; the drawing takes the next

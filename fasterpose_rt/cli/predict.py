@@ -3,7 +3,6 @@ that share the model's batches, videos one by one). What happens to each input: 
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ from tqdm import tqdm
 
 from ..boxes import BoxLookup, HogPeopleDetector, load_boxes_file
 from ..evaluate import MIN_SHARED
-from ..inputs import REDUCED_LONG_SIDE, expand_inputs, is_pattern, stream_source
+from ..inputs import REDUCED_LONG_SIDE, InputItem, expand_inputs, is_pattern, stream_source
 from ..metadata import BOX_PADDING_RANGE
 from ..predictor import PHOTO_GROUP_BYTES
 from ..prefetch import READ_AHEAD, prefetch
@@ -26,7 +25,7 @@ from ..tracking import REFINE_PASSES
 from .common import (BOX_PADDING_HELP, EXIT_FAILED, MAX_BATCH, Count, exit_code, how,
                      FiniteFloat, NamedPath, UsageProblem, backend_option, debug_option, given, guarded,
                      load_predictor, model_options, out_is_one_of, out_problem, say)
-from .predict_run import Photo, PredictRun, own_drawings
+from .predict_run import Photo, PredictRun, marked_drawings, own_drawings
 
 
 def layout_warning(lookup: BoxLookup, model_names) -> Optional[str]:
@@ -213,7 +212,13 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
     if fast_search and variant == "fast":
         raise click.UsageError("--fast searches with the fast model already; drop --fast-search")
     left_out: Set[str] = set()  # files in input folders under --vis or --out-dir: this tool's outputs, not inputs
-    drawings = None if vis_dir is None else functools.partial(own_drawings, vis_dir=vis_dir)
+    marked: Set[str] = set()  # an earlier run's drawings, found by a folder or pattern: left out, with or without --vis
+
+    def drawings(found: List[InputItem]) -> Set[str]:
+        ours = set() if vis_dir is None else own_drawings(found, vis_dir)
+        marked.update(marked_drawings(found) - ours)
+        return ours | marked
+
     items, problems = expand_inputs(inputs, videos=True, lists=True, patterns=True, skip_missing=True,
                                     leave_out=[f for f in (vis_dir, out_dir) if f is not None], left_out=left_out,
                                     outputs=drawings)
@@ -265,7 +270,8 @@ def predict(inputs, model, variant, backend, threads, batch_size, flip, box_padd
                      debug=debug, passes=passes, track=track, smooth=smooth, search=search, max_persons=max_persons,
                      max_frames=max_frames, live=live, long_side=None if full_resolution else REDUCED_LONG_SIDE,
                      read_ahead=read_ahead, window=window, min_presence=min_presence, out_dir=out_dir,
-                     skip_existing=skip_existing, left_out=len(left_out), video_passes=refine_passes)
+                     skip_existing=skip_existing, left_out=len(left_out - marked), video_passes=refine_passes,
+                     drawings_left_out=len(left_out & marked))
     run.name_own_files(items, out)  # before any input is named as failed: --out naming one of them is refused
     for path, reason in problems:
         run.fail(path, reason)

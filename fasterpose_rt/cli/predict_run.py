@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from ..boxes import ImageBoxes
 from ..decoder_messages import collect_decoder_messages, damage_said, decoder_words
-from ..drawing_mark import add_mark, mark_video, may_draw_over
+from ..drawing_mark import MARKABLE, add_mark, has_mark, mark_video, may_draw_over
 from ..geometry import box_centers_and_sizes, rescale_boxes
 from ..inputs import (TEMP_PREFIX, InputItem, InputReadError, PhotoTooLarge, image_from_bytes, is_live,
                       open_stream, open_video, opencv_video_path, photo_from_bytes, read_file_bytes)
@@ -166,6 +166,23 @@ def own_drawings(items: List[InputItem], vis_dir: Path) -> Set[str]:
     return {os.path.realpath(i.path) for i in drawn}
 
 
+def marked_drawings(items: List[InputItem]) -> Set[str]:
+    """The real paths of the files among ``items`` that a folder or pattern found beside other files and that carry
+    the --vis drawings' mark (:mod:`fasterpose_rt.drawing_mark`): an earlier run's drawings, with or without --vis
+    now, are pictures of its results, not photos (a rerun of ``predict shoot/`` after ``--vis shoot/`` read
+    a_pose.jpg as a photo). A folder (or pattern) that found drawings alone was named for them: they are read."""
+    found: Dict[Path, List[InputItem]] = {}
+    for i in items:
+        if i.source is None and i.folder is not None:
+            found.setdefault(i.folder, []).append(i)
+    left = set()
+    for group in found.values():
+        marked = {os.path.realpath(i.path) for i in group if i.path.suffix.lower() in MARKABLE and has_mark(i.path)}
+        if len(marked) < len(group):
+            left |= marked
+    return left
+
+
 def _last_image_id(results_file: Path) -> int:
     """The largest image id in an --out-dir results file of a photo (JSON list) or video (JSON Lines; ids grow
     frame by frame, so its last line's); 0 when it holds none or cannot be read."""
@@ -218,7 +235,7 @@ class PredictRun:
     def __init__(self, pred, writer, lookup, detect, *, vis_dir=None, vis_threshold=0.3, every=1, debug=False,
                  passes=0, track=False, smooth=False, search=True, max_persons=1, max_frames=None, live=None,
                  long_side=None, read_ahead=READ_AHEAD, window=None, min_presence=None, out_dir=None,
-                 skip_existing=False, left_out=0, video_passes=None):
+                 skip_existing=False, left_out=0, video_passes=None, drawings_left_out=0):
         self.pred, self.writer, self.lookup, self.detect = pred, writer, lookup, detect
         self.vis_dir, self.vis_threshold, self.every, self.debug = vis_dir, vis_threshold, every, debug
         self.passes, self.track, self.smooth, self.search = passes, track, smooth, search
@@ -245,6 +262,7 @@ class PredictRun:
         self._inputs: Set[str] = set()  # the input files' real paths: no output is ever written over one
         self.skipped = 0  # --skip-existing: inputs whose --out-dir file was already there
         self.left_out = left_out  # files of input folders under --vis or --out-dir: outputs, not inputs
+        self.drawings_left_out = drawings_left_out  # an earlier run's marked drawings a folder or pattern found
         self._names: Set[Path] = set()  # --vis and --out-dir files written so far: no two inputs share one
         self._named = False  # name_own_files has named them
         self._vis_jobs = OrderedJobs() if vis_dir is not None else None  # --vis drawn and written beside the model
@@ -474,6 +492,9 @@ class PredictRun:
             text += f"; {plural(self.skipped, 'input')} skipped (results already in {self.out_dir}{carried})"
         if self.left_out:
             text += f"; {plural(self.left_out, 'file')} under --vis or --out-dir left out of the input folders"
+        if self.drawings_left_out:
+            text += (f"; {plural(self.drawings_left_out, 'drawing')} of an earlier --vis run left out of the input "
+                     "folders (name one to run it)")
         if self.failed:
             text += f"; {plural(len(self.failed), 'input')} failed"
         return text
