@@ -253,7 +253,9 @@ class PoseTracker:
     it was run on); without a head it is nobody. A person is also lost when its mean joint score falls below
     ``keep_score`` (it is still reported in that frame). A followed person whom the presence head gives less than
     ``min_presence`` (or ``keep_presence``, where lower) is nobody, however well its joints score (the camera cut
-    away, or the person left): neither reported nor followed on; where that leaves nobody followed, the frame is
+    away, or the person left): neither reported nor followed on, nor re-found in that frame (whoever the frame
+    shows there is somebody new: a new id, smoothed afresh; a later frame may re-find it as any lost person);
+    where that leaves nobody followed, the frame is
     acquired afresh, as the first is (a person the ``acquire`` function's box starts is reported as found there,
     as a detector's persons on photos are; a due search does not keep new persons away from where one so lost
     was).
@@ -278,6 +280,11 @@ class PoseTracker:
     reacquire_every: with ``acquire``, also run it every that many frames and add the persons it finds that nobody
     follows (new arrivals); where it gives None (or without ``acquire``) and fewer than ``max_persons`` are
     followed, the search does so, up to ``max_persons`` in all; None: only when nobody is followed.
+
+    Frames are counted by their index in the video where ``tracker(frame, index)`` is given it (VideoPoses does:
+    with ``every`` or a live source's dropped frames the calls are frames apart), else by the calls. A person is
+    remembered for ``remember`` frames, and at least until the processed frame after the one it was missed in;
+    ``reacquire_every`` counts frames alike (due at the first call at or past each multiple).
 
     ``tracker(frame)`` -> PoseResult for that frame, its boxes (N, 4) where each person is in it (the box around
     its joints; where they are too unsure to make one, the box it was run on), with track_ids (N,): a person keeps
@@ -320,6 +327,10 @@ class PoseTracker:
         self._forget_where()
         self._started = False  # a frame done since the reset: the start boxes, if any, were used
         self._frames = self._last_id = 0
+        self._at = -1  # the frame being run: its index in the video (or the call's number)
+        self._before = -1  # ... and the one run before it (-1: none)
+        self._next_due = 0  # the frame at or after which the due search (reacquire_every) runs next
+        self._ruled_out = np.zeros(0, np.int64)
         self._shape: Optional[tuple] = None  # (h, w) of the last frame
 
     def _forget_where(self) -> None:
@@ -332,19 +343,25 @@ class PoseTracker:
         self._seen_ids, self._seen_at = np.zeros(0, np.int64), np.zeros(0, np.int64)
         self._seen_sure = np.zeros(0, bool)  # the box was made by its joints (else: the box it was run on)
 
-    def __call__(self, frame) -> PoseResult:
+    def __call__(self, frame, index: Optional[int] = None) -> PoseResult:
+        """The persons in ``frame`` (H, W, 3), the video's frame ``index`` (None: counted by the calls)."""
         frame = to_bgr_uint8(frame)
         if self._shape is not None and frame.shape[:2] != self._shape:  # a stream that changed its resolution:
             self._forget_where()  # the boxes are in the old frame's px; persons are searched for afresh (new ids)
         self._shape = frame.shape[:2]
         followed = self.boxes
-        due = self.reacquire_every is not None and self._frames % self.reacquire_every == 0
+        self._before, self._at = self._at, self._frames if index is None else max(int(index), self._at + 1)
+        self._ruled_out = np.zeros(0, np.int64)  # followed persons the presence head rules out in this frame
         self._frames += 1
+        every = self.reacquire_every
+        due = every is not None and self._at >= self._next_due
+        if every is not None and due:
+            self._next_due = (self._at // every + 1) * every
         from_start = self.start is not None and not self._started  # the given boxes, not a search's or detector's
         found = None if len(followed) and not due else self._acquire(frame)
         result = self.predictor.predict(frame, followed) if len(followed) and not due else None
         if result is not None and self._absent(result).all():  # everyone followed is gone (a cut, or they left):
-            self._keep_followed(np.zeros(len(followed), bool))  # this frame is acquired afresh, as the first is
+            self._rule_out(np.ones(len(followed), bool))  # this frame is acquired afresh, as the first is
             followed, result, found = self.boxes, None, self._acquire(frame)
         if result is not None:  # the followed persons, found where they are now
             ids = self.ids
@@ -355,7 +372,7 @@ class PoseTracker:
             here = None if kept is None else ~self._absent(kept)
             if kept is not None and here is not None and not here.all():  # gone: no bar to persons found where
                 kept = kept.take(np.flatnonzero(here))  # they were
-                self._keep_followed(here)
+                self._rule_out(~here)
                 followed = self.boxes
             if kept is not None:  # a due search: add the persons nobody follows, up to max_persons in all
                 boxes = self._person_boxes(searched, frame.shape)[0]
@@ -433,10 +450,12 @@ class PoseTracker:
             boxes = boxes.copy()
             boxes[again] = self._seen_boxes[at[self._seen_sure[at]]]
         sure = boxed | again
-        kept = ~np.isin(self._seen_ids, ids) & (self._frames - self._seen_at < self.remember)
+        # remembered for ``remember`` frames, and at least until the processed frame after the one it was missed in
+        window = max(self.remember, 2 * (self._at - self._before) + 1) if self._before >= 0 else self.remember
+        kept = ~np.isin(self._seen_ids, ids) & (self._at - self._seen_at < window)
         self._seen_boxes = np.concatenate([boxes, self._seen_boxes[kept]])
         self._seen_ids = np.concatenate([ids, self._seen_ids[kept]])
-        self._seen_at = np.concatenate([np.full(len(boxes), self._frames), self._seen_at[kept]])
+        self._seen_at = np.concatenate([np.full(len(boxes), self._at), self._seen_at[kept]])
         self._seen_sure = np.concatenate([sure, self._seen_sure[kept]])
 
     def _acquire(self, frame):
@@ -456,10 +475,12 @@ class PoseTracker:
             return np.zeros(len(result), bool)
         return np.asarray(result.presence) < least
 
-    def _keep_followed(self, rows: np.ndarray) -> None:
-        """Follow only the persons ``rows`` (M,) bool of the M followed; the others are lost (re-found by
-        ``_ids_for`` where a person is found where they were)."""
-        self.boxes, self.ids, self._centres = self.boxes[rows], self.ids[rows], self._centres[rows]
+    def _rule_out(self, rows: np.ndarray) -> None:
+        """The followed persons ``rows`` (M,) bool of the M followed, whom the presence head rules out: nobody,
+        neither followed on nor re-found in this frame (a cut: whoever it shows where they stood is somebody
+        else; the frame before's loose rule of ``_ids_for`` handed such a person their id)."""
+        self._ruled_out = np.concatenate([self._ruled_out, self.ids[rows]])
+        self.boxes, self.ids, self._centres = self.boxes[~rows], self.ids[~rows], self._centres[~rows]
 
     def _person_boxes(self, result, frame_shape):
         """Where each of ``result``'s N persons is, and whether it is somebody. Returns boxes (N, 4) (the box
@@ -483,7 +504,7 @@ class PoseTracker:
         the new person's centre (its best joint, if unsure) inside the old box grown ``refound_reach`` times around
         its centre (``refound_reach`` 0: neither case, IoU alone)."""
         boxes, somebody, boxed = self._person_boxes(acquired, frame_shape)
-        lost = ~np.isin(self._seen_ids, self.ids)
+        lost = ~np.isin(self._seen_ids, self.ids) & ~np.isin(self._seen_ids, self._ruled_out)
         candidates, seen = self._seen_ids[lost], self._seen_boxes[lost]
         iou = box_iou(boxes[:, None, :], seen[None, :, :])
         if self.refound_reach > 0:  # the centre rules (0: IoU alone)
@@ -494,7 +515,7 @@ class PoseTracker:
             within = (offset <= seen_half[None]).all(axis=2)
             mutual = within & (offset <= boxes[:, None, 2:] / 2.0).all(axis=2)
             reach = (offset <= seen_half[None] * self.refound_reach).all(axis=2)
-            just_lost = (self._frames - self._seen_at[lost]) <= 1  # (M,) last seen in the frame before
+            just_lost = self._seen_at[lost] >= self._before  # (M,) last seen in the frame run before
             loose = ~boxed[:, None] | ~self._seen_sure[lost][None, :] | just_lost[None, :]
             iou = np.where(np.where(loose, reach, mutual), np.maximum(iou, self.refound_iou), iou)
         iou = np.where(somebody[:, None], iou, 0.0)

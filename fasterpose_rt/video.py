@@ -244,13 +244,16 @@ class VideoPoses:
         found = detector_boxes(self._detector(frame if self._stored is None else self._stored))  # or (boxes, scores)
         return self._to_square(found) if found is not None and len(found) else None
 
-    def _poses(self, frame) -> PoseResult:
-        """The poses in ``frame`` as decoded, in the px of the frame the model sees (``square_factors``)."""
+    def _poses(self, frame, index: int) -> PoseResult:
+        """The poses in ``frame`` (the video's frame ``index``) as decoded, in the px of the frame the model sees
+        (``square_factors``)."""
         if self._anamorphic:
             self._stored = frame
             frame = self._square = self._to_square_frame(frame)
         if self.tracker is not None:
-            return self.tracker(frame)
+            if isinstance(self.tracker, PoseTracker):  # frames apart with every, or a live source's dropped ones
+                return self.tracker(frame, index)
+            return self.tracker(frame)  # (one's own in its place)
         boxes = self._detect(frame) if self._detector is not None else self._to_square(self._boxes)
         return find_poses(self.predictor, frame, boxes, self.refine_passes, keep_all=self._boxes is not None,
                           search=self.search, max_persons=self.max_persons, min_presence=self.min_presence)
@@ -280,7 +283,7 @@ class VideoPoses:
             for index, frame, stamp in frames:
                 time = clock(index, stamp)
                 try:
-                    poses = self._poses(frame)
+                    poses = self._poses(frame, index)
                 except Exception as e:  # a bad box, or the model (or OpenCV) failing on this frame
                     if self.on_error is None:
                         raise

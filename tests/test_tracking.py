@@ -310,6 +310,45 @@ def test_a_followed_person_the_presence_head_rules_out_is_nobody_and_the_frame_i
         assert len(res) == 1 and res.keypoints[0, 0, 0] < 100 and len(no_rule.boxes) == 1, rule  # A, followed on
 
 
+def test_a_person_a_cut_shows_near_where_a_ruled_out_one_stood_is_somebody_new():
+    """review s67: the tracker knew the cut (the followed person ruled out by the presence head) and acquired the
+    frame afresh, but gave the person it found there the old id by the rule for persons lost the frame before
+    (centre within the old box grown twice), and the smoother blended the two. A later frame may still re-find a
+    ruled-out person (lose_and_find_again)."""
+    fake = GhostFake([PERSON])
+    tracker = PoseTracker(fake, refine_passes=0)
+    assert tracker(FRAME).track_ids.tolist() == [1]
+    fake.persons, fake.ghosts_left_of = np.stack([PERSON + [15, 0], PERSON]), 50.0  # the cut: B, and A a ghost
+    res = tracker(FRAME)
+    assert res.track_ids.tolist() == [2] and res.keypoints[0, 0, 0] == PERSON[0, 0] + 15
+
+
+def test_frames_are_counted_by_their_index_in_the_video_where_given():
+    """review s67: the memory of lost persons and the due search counted calls, so with --every 5 a person who left
+    40 frames before was remembered (8 calls) and gave its id to a newcomer, and the search for new arrivals ran
+    every 30 calls (150 frames)."""
+    fake = HeadedFake([PERSON])
+    tracker = PoseTracker(fake, refine_passes=0, search=False)
+    assert tracker(FRAME, 0).track_ids.tolist() == [1]
+    fake.persons, fake.presence = np.zeros((0, 4, 2), np.float32), 0.0
+    for index in range(5, 60, 5):  # gone for 55 frames, 11 calls
+        assert len(tracker(FRAME, index)) == 0
+    fake.persons, fake.presence = PERSON[None], 0.9
+    assert tracker(FRAME, 60).track_ids.tolist() == [2]  # somebody new where it stood
+    fake.persons, fake.presence = np.zeros((0, 4, 2), np.float32), 0.0
+    assert len(tracker(FRAME, 80)) == 0  # missed in one processed frame, 20 frames apart
+    fake.persons, fake.presence = PERSON[None], 0.9
+    assert tracker(FRAME, 100).track_ids.tolist() == [2]  # remembered until the next one
+    fake = FakePredictor([PERSON])
+    tracker = PoseTracker(fake, refine_passes=0, max_persons=2, reacquire_every=30)
+    found = {}
+    for index in range(0, 80, 7):
+        if index == 7:
+            fake.persons = np.stack([PERSON, PERSON + [100, 0]])  # somebody arrives
+        found[index] = len(tracker(FRAME, index))
+    assert [i for i, n in found.items() if n == 2][0] == 35  # the first frame at or past frame 30
+
+
 class PickedGhostFake(FakePredictor):
     """A predictor with a presence head: a box sees the person whose joints' centre is inside it and nearest its
     centre (joints 0.9, presence 0.9), or, for the persons at indices ``ghosts``, a ghost (joints 0.45, presence

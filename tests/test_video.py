@@ -294,7 +294,7 @@ def test_closing_or_failing_mid_video_stops_reading_and_releases_it(pred, clip):
     assert seen == [0, 1, 2]
 
     class Exploding:
-        def __call__(self, frame):
+        def __call__(self, frame, index):
             raise RuntimeError("model exploded")
 
     cap = cv2.VideoCapture(str(clip))
@@ -335,9 +335,9 @@ def test_an_anamorphic_video_is_run_as_shown_and_answered_in_its_decoded_px(pred
     assert video.pixel_aspect == 1.5 and video.square_factors == (1.5, 1.0)
     seen, track = [], video.tracker
 
-    def spy(frame):
+    def spy(frame, index=None):
         seen.append(frame.shape)
-        return track(frame)
+        return track(frame, index)
 
     video.tracker = spy
     got = list(video)
@@ -729,11 +729,11 @@ def test_the_frame_clock_takes_timestamps_that_depart_and_are_sane():
 def test_a_failed_frame_is_kept_when_asked(pred, clip, monkeypatch):
     real, seen = PoseTracker.__call__, []
 
-    def fail_on_frame_2(self, frame):
+    def fail_on_frame_2(self, frame, index=None):
         seen.append(None)
         if len(seen) == 3:
             raise RuntimeError("model exploded")
-        return real(self, frame)
+        return real(self, frame, index)
 
     monkeypatch.setattr(PoseTracker, "__call__", fail_on_frame_2)
     failed = []
