@@ -253,9 +253,9 @@ class PoseTracker:
     it was run on); without a head it is nobody. A person is also lost when its mean joint score falls below
     ``keep_score`` (it is still reported in that frame). A followed person whom the presence head gives less than
     ``min_presence`` (or ``keep_presence``, where lower) is nobody, however well its joints score (the camera cut
-    away, or the person left): neither reported nor followed on, nor re-found in that frame (whoever the frame
-    shows there is somebody new: a new id, smoothed afresh; a later frame may re-find it as any lost person);
-    where that leaves nobody followed, the frame is
+    away, or the person left): neither reported nor followed on, and in that frame re-found by the strict rules
+    below alone, not the loose one for persons lost the frame before (after a cut, whoever stands near where it
+    stood is somebody else); where that leaves nobody followed, the frame is
     acquired afresh, as the first is (a person the ``acquire`` function's box starts is reported as found there,
     as a detector's persons on photos are; a due search does not keep new persons away from where one so lost
     was).
@@ -477,8 +477,8 @@ class PoseTracker:
 
     def _rule_out(self, rows: np.ndarray) -> None:
         """The followed persons ``rows`` (M,) bool of the M followed, whom the presence head rules out: nobody,
-        neither followed on nor re-found in this frame (a cut: whoever it shows where they stood is somebody
-        else; the frame before's loose rule of ``_ids_for`` handed such a person their id)."""
+        not followed on, and in this frame re-found by ``_ids_for``'s strict rules alone (after a cut, whoever
+        stands near where they stood is somebody else: the loose rule handed such a person their id)."""
         self._ruled_out = np.concatenate([self._ruled_out, self.ids[rows]])
         self.boxes, self.ids, self._centres = self.boxes[~rows], self.ids[~rows], self._centres[~rows]
 
@@ -504,7 +504,7 @@ class PoseTracker:
         the new person's centre (its best joint, if unsure) inside the old box grown ``refound_reach`` times around
         its centre (``refound_reach`` 0: neither case, IoU alone)."""
         boxes, somebody, boxed = self._person_boxes(acquired, frame_shape)
-        lost = ~np.isin(self._seen_ids, self.ids) & ~np.isin(self._seen_ids, self._ruled_out)
+        lost = ~np.isin(self._seen_ids, self.ids)
         candidates, seen = self._seen_ids[lost], self._seen_boxes[lost]
         iou = box_iou(boxes[:, None, :], seen[None, :, :])
         if self.refound_reach > 0:  # the centre rules (0: IoU alone)
@@ -517,6 +517,7 @@ class PoseTracker:
             reach = (offset <= seen_half[None] * self.refound_reach).all(axis=2)
             just_lost = self._seen_at[lost] >= self._before  # (M,) last seen in the frame run before
             loose = ~boxed[:, None] | ~self._seen_sure[lost][None, :] | just_lost[None, :]
+            loose &= ~np.isin(candidates, self._ruled_out)[None, :]  # ruled out this frame: the strict rules alone
             iou = np.where(np.where(loose, reach, mutual), np.maximum(iou, self.refound_iou), iou)
         iou = np.where(somebody[:, None], iou, 0.0)
         ids = np.zeros(len(acquired), np.int64)  # 0: nobody, dropped from the frame's result
