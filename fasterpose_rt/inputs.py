@@ -279,17 +279,17 @@ def _matches(parts: Tuple[str, ...], pattern: Tuple[str, ...]) -> bool:
     return match(0, 0)
 
 
-def _glob(pattern: str) -> List[Path]:
-    """The files and folders ``pattern`` matches, sorted. ``**`` spans folders, walked as :func:`walk_folder` walks
-    them (symlinked folders followed once each: Python's glob follows a symlink loop without end)."""
+def _glob(pattern: str) -> Tuple[List[Path], List[Tuple[Path, str]]]:
+    """The files and folders ``pattern`` matches, sorted, and the folders it could not list with the reason (see
+    :func:`walk_folder`). ``**`` spans folders, walked as :func:`walk_folder` walks them (symlinked folders followed
+    once each: Python's glob follows a symlink loop without end)."""
     parts = Path(pattern).parts
     if "**" not in parts:
-        return sorted(Path(m) for m in glob.glob(pattern))  # (a fixed depth: no loop to follow)
+        return sorted(Path(m) for m in glob.glob(pattern)), []  # (a fixed depth: no loop to follow)
     start = next(i for i, s in enumerate(parts) if _has_magic(s))
     fixed = Path(*parts[:start]) if start else Path()
     rest = parts[start:]
-    # (an unlistable folder: what it holds is not matched, as with glob)
-    files, _ = walk_folder(fixed if start else Path("."), hidden_files=True)
+    files, unreadable = walk_folder(fixed if start else Path("."), hidden_files=True)
     candidates = set(files) | {a for f in files for a in f.parents}  # the folders too, which ** may match
     candidates = (candidates | {fixed}) if start else candidates - {Path(".")}  # ("**" alone: not "." itself)
     found = []
@@ -300,7 +300,7 @@ def _glob(pattern: str) -> List[Path]:
             continue
         if _matches(below, rest):
             found.append(c)
-    return sorted(found)
+    return sorted(found), unreadable
 
 
 def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False, lists: bool = False, patterns: bool = False,
@@ -385,7 +385,8 @@ def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False, lists: boo
         parts = Path(pattern).parts
         fixed = Path(*parts[:next(i for i, s in enumerate(parts) if _has_magic(s))] or ["."])
         top = Path(fixed.resolve().name) if str(fixed) != "." else Path()
-        found = _glob(pattern)
+        found, unreadable = _glob(pattern)
+        problems.extend(unreadable)
         found = [m for m in found if m.is_dir() or (m.is_file() and m.suffix.lower() in wanted)]
         if not found:
             problems.append((Path(pattern), f"the pattern matches no {'photos or videos' if videos else 'photos'}"))
@@ -442,7 +443,7 @@ def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False, lists: boo
                 left_out.update(found)
     if left_out is not None:
         left_out.difference_update(named)  # left out of a folder, read as named
-    return items, problems
+    return items, list(dict.fromkeys(problems))  # (a folder a pattern and a folder it matched both failed to list)
 
 
 def read_image(path: Union[str, os.PathLike], orientation: bool = True) -> np.ndarray:

@@ -153,6 +153,9 @@ def test_a_folder_that_cannot_be_listed_is_named_and_the_rest_is_walked(tmp_path
     assert problems == [(d / "locked", "cannot read the folder: Permission denied")]
     items, problems = expand_inputs([d / "locked"])  # named once, not also as holding no photos
     assert not items and problems == [(d / "locked", "cannot read the folder: Permission denied")]
+    items, problems = expand_inputs([f"{d}/**/*.jpg", f"{d}/**"], patterns=True)  # "**" walks alike, named once
+    assert [i.path.name for i in items] == ["a.jpg"]
+    assert problems == [(d / "locked", "cannot read the folder: Permission denied")]
 
 
 def test_expand_inputs_recursive_sorted_case_insensitive(tmp_path):
