@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import pickle
 import warnings
 from dataclasses import dataclass, field
@@ -42,9 +43,23 @@ def save_checkpoint(path, state_dict: Mapping[str, torch.Tensor], meta: Mapping[
     """Write ``{"model": state_dict, "meta": meta}`` to ``path`` atomically (a partial file never takes its place)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    return save_atomically({"model": dict(state_dict), "meta": dict(meta)}, path)
+
+
+def save_atomically(obj, path) -> Path:
+    """``torch.save(obj)`` to ``path`` through a temporary file beside it, which takes its place once whole and is
+    removed otherwise. Raises OSError naming ``path`` when it cannot be written: torch.save raises a RuntimeError
+    ("unexpected pos ...") where the disk fills up, which reached users as a traceback (review s67)."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # two writers never share one
     try:
-        torch.save({"model": dict(state_dict), "meta": dict(meta)}, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as e:  # the writer's own error for a failed write
+            free = shutil.disk_usage(path.parent).free if path.parent.exists() else None
+            full = " (the disk is full)" if free is not None and free < (1 << 20) else ""
+            lines = str(e).strip().splitlines()
+            raise OSError(f"cannot write {path}{full}: {lines[-1] if lines else type(e).__name__}") from None
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

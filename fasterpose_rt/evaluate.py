@@ -76,6 +76,25 @@ def keypoint_category(data: dict) -> Optional[dict]:
     return cat if cat is not None or len(with_kp) != 1 else with_kp[0]
 
 
+def other_categories_left_out(data: dict, cat: Optional[dict]) -> Optional[str]:
+    """A warning naming the annotations of other categories with keypoints, or also named "person", than ``cat``
+    (:func:`keypoint_category`'s): they are left out (review s67: a second "person" category's persons and a hand
+    category's were dropped in silence), or None."""
+    if cat is None:
+        return None
+    others = {c["id"]: c.get("name") for c in data.get("categories") or [] if isinstance(c, dict) and c is not cat
+              and (isinstance(c.get("keypoints"), list) or c.get("name") == "person")
+              and isinstance(c.get("id"), int) and c["id"] != cat.get("id")}
+    count = sum(1 for a in data.get("annotations") or []
+                if isinstance(a, dict) and isinstance(a.get("category_id"), int) and a["category_id"] in others
+                and not a.get("iscrowd"))
+    if not count:
+        return None
+    names = ", ".join(f"{n!r} (id {i})" for i, n in list(others.items())[:3]) + (", ..." if len(others) > 3 else "")
+    return (f"{count} annotation{'s' * (count != 1)} of other categories ({names}) left out: only the category "
+            f"{cat.get('name')!r} (id {cat.get('id')}) is read; merge them into it to use them")
+
+
 def check_annotations(data: dict, source: str, warnings: Optional[List[str]] = None) -> dict:
     """Check what evaluating a COCO keypoint file needs, and fill in COCO's defaults where pycocotools needs a field
     a file may leave out. ``data`` is not changed: the result shares its unchanged parts, changed annotations are
@@ -89,10 +108,11 @@ def check_annotations(data: dict, source: str, warnings: Optional[List[str]] = N
     numeric 'area' when present. Defaults (COCO's conventions): 'bbox' where there is none, the tightest box
     around the labelled keypoints (noted in ``warnings``; the model is run on it, as training crops such a person;
     at least 1 px a side, where training leaves out a person whose labelled keypoints span 1 px or less), or a box
-    of no size for a person with none; 'iscrowd' 0; 'num_keypoints' the labelled ones (v > 0); 'area' the bbox's
-    w·h (noted in ``warnings``: COCO's own areas are the segmentation's, smaller), or, for a bbox with w or h <= 0,
-    that of the box around the labelled keypoints (``_labelled_box``: the box such a person is run on), also for an
-    'area' of 0 (noted in ``warnings``: OKS divides by it); 'id', where missing, not an integer, 0 (pycocotools'
+    of no size for a person with none; 'iscrowd' 0; 'num_keypoints' the labelled ones (v > 0), also in place of a
+    count that says otherwise (noted in ``warnings``: pycocotools leaves out a person whose count is 0); 'area' the
+    bbox's w·h (noted in ``warnings``: COCO's own areas are the segmentation's, smaller), or, for a bbox with w or
+    h <= 0, that of the box around the labelled keypoints (``_labelled_box``: the box such a person is run on), also
+    for an 'area' of 0 (noted in ``warnings``: OKS divides by it); 'id', where missing, not an integer, 0 (pycocotools'
     "no match") or repeated, a running id past the largest (pycocotools indexes every annotation by it).
     Annotations without a 'category_id' are no person.
     """
@@ -108,11 +128,14 @@ def check_annotations(data: dict, source: str, warnings: Optional[List[str]] = N
     cat = keypoint_category(data)
     person = cat.get("id") if cat is not None else None
     k = len(cat["keypoints"]) if cat is not None and isinstance(cat.get("keypoints"), list) else None
+    left_out = other_categories_left_out(data, cat)
+    if left_out is not None and warnings is not None:
+        warnings.append(f"{source}: {left_out}")
     anns = data["annotations"]
     ids = [a.get("id") for a in anns if isinstance(a, dict)]
     next_id = max([i for i in ids if isinstance(i, int) and not isinstance(i, bool)], default=0) + 1
     seen: set = set()
-    out, areas_filled, areas_zero, boxes_filled = [], 0, 0, 0
+    out, areas_filled, areas_zero, boxes_filled, counts_fixed = [], 0, 0, 0, 0
     for j, a in enumerate(anns):
         if not isinstance(a, dict):
             raise EvalError(f"{source}: annotations[{j}] is not an object")
@@ -121,8 +144,10 @@ def check_annotations(data: dict, source: str, warnings: Optional[List[str]] = N
             _check_person(a, f"{source}: annotations[{j}]", listed, k)
             if "iscrowd" not in a:
                 fill["iscrowd"] = 0
-            if "num_keypoints" not in a:
-                fill["num_keypoints"] = sum(1 for v in a["keypoints"][2::3] if v > 0)
+            labelled_count = sum(1 for v in a["keypoints"][2::3] if v > 0)
+            if a.get("num_keypoints") != labelled_count:  # pycocotools leaves out a person whose count is 0
+                counts_fixed += "num_keypoints" in a  # (training recounts them too)
+                fill["num_keypoints"] = labelled_count
             if not a.get("bbox"):  # null or [] too: COCO files' "no box"; pycocotools reads one for every person
                 kp = np.asarray(a["keypoints"], np.float64).reshape(-1, 3)
                 # run on the box around its labelled keypoints, as training crops it (none: a box of no size,
@@ -143,6 +168,9 @@ def check_annotations(data: dict, source: str, warnings: Optional[List[str]] = N
             fill["id"], next_id = next_id, next_id + 1
         seen.add(fill.get("id", ann_id))
         out.append(dict(a, **fill) if fill else a)
+    if counts_fixed and warnings is not None:
+        warnings.append(f"{source}: {counts_fixed} of the persons have a 'num_keypoints' other than their labelled "
+                        "keypoints (v > 0); each is counted from its keypoints, as training counts them")
     if boxes_filled and warnings is not None:
         warnings.append(f"{source}: {boxes_filled} of the persons have no 'bbox'; each is run on the tightest box "
                         "around its labelled keypoints (as training crops them)")

@@ -50,17 +50,21 @@ TORSO_NAMES = "keypoints named left/right_shoulder and left/right_hip (or LShoul
 # A side at a name's start or end: left_hip, LeftHip, r.knee, hip_r, kneeRight; OpenPose's L<X>/R<X> (LShoulder)
 _SIDE_FIRST = re.compile(r"^(left|right|l|r)[^a-z0-9](.+)$|^(left|right)(.+)$", re.IGNORECASE)
 _SIDE_LAST = re.compile(r"^(.+)[^a-z0-9](left|right|l|r)$|^(.+?)(left|right)$", re.IGNORECASE)
-_LR_CAPITAL = re.compile(r"^[LR][A-Z]")
+_LR_CAPITAL = re.compile(r"^[LR][A-Z]|^[lr][A-Z]")  # LShoulder; lEye
+_LR_CAMEL_LAST = re.compile(r"^(.*[a-z0-9])([LR])$")  # shoulderL
 
 
 def side_and_joint(name: str):
     """("l" or "r", the joint's name without its side, in lower case and letters and digits only) for a name that
-    says a side at its start or end (left_hip, LeftHip, r.knee, LShoulder, hip_r, kneeRight), else None."""
+    says a side at its start or end (left_hip, LeftHip, r.knee, LShoulder, lEye, hip_r, kneeRight, shoulderL),
+    else None."""
     m = _SIDE_FIRST.match(name)
     if m:
         side, rest = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
     elif _LR_CAPITAL.match(name):
         side, rest = name[0], name[1:]
+    elif _LR_CAMEL_LAST.match(name):
+        rest, side = name[:-1], name[-1]
     else:
         m = _SIDE_LAST.match(name)
         if not m:

@@ -40,7 +40,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from export.checkpoint import file_sha256, load_checkpoint, load_weights, read_checkpoint
+from export.checkpoint import file_sha256, load_checkpoint, load_weights, read_checkpoint, save_atomically
 from export.errors import CheckpointError
 from fasterpose_rt.detections import DET_SCORE, DetectionsError
 from fasterpose_rt.metadata import BOX_PADDING_RULE, DEFAULT_BOX_PADDING, is_box_padding
@@ -450,6 +450,13 @@ class Trainer:
         a = self.args
         if a.work_dir.exists() and not a.work_dir.is_dir():  # found before the photos are decoded, not after
             raise SystemExit(f"error: --work-dir {a.work_dir} is a file, not a folder")
+        there = a.work_dir  # the folder it is, or the nearest one above it that is (made on the way)
+        while not there.exists() and there != there.parent:
+            there = there.parent
+        if there.exists() and not there.is_dir():  # (an epoch trained, then its log could not be written)
+            raise SystemExit(f"error: --work-dir {a.work_dir}: {there} is a file, not a folder")
+        if there.exists() and not os.access(there, os.W_OK | os.X_OK):  # (a read-only file system too)
+            raise SystemExit(f"error: --work-dir {a.work_dir}: {there} is not writable")
         found = [name for name in RUN_FILES if (a.work_dir / name).exists()]
         if found and not (a.resume or a.overwrite):
             raise SystemExit(f"error: --work-dir {a.work_dir} holds an earlier run ({', '.join(found)}): add --resume "
@@ -492,10 +499,34 @@ class Trainer:
         return val
 
     def _log(self, log: Path, entry: dict) -> None:
+        # JSON has no NaN: a diverged loss is null (json.dumps wrote NaN, which strict readers refuse)
+        line = json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in entry.items()})
         with open(log, "a") as f:
-            f.write(json.dumps(entry) + "\n")
-        print(json.dumps(entry), file=sys.stderr, flush=True)
+            f.write(line + "\n")
+        print(line, file=sys.stderr, flush=True)
         self._draw_curves(log)
+
+    def _trim_log(self, log: Path) -> None:
+        """The log cut back to the epochs last.pth holds: a stop after an epoch's line was written and before its
+        last.pth (Ctrl-C, a full disk) left a line the resumed run writes again (epochs 1, 2, 2, 3: review s67)."""
+        try:
+            lines = log.read_text().splitlines(keepends=True)
+        except OSError:
+            return
+        kept = []
+        for line in lines:
+            try:
+                epoch = json.loads(line).get("epoch")
+            except (ValueError, AttributeError):
+                epoch = None
+            if not isinstance(epoch, int) or epoch <= self.epoch:
+                kept.append(line)
+        if len(kept) < len(lines):
+            tmp = log.with_name(f".{log.name}.tmp")
+            tmp.write_text("".join(kept))
+            os.replace(tmp, log)
+            print(f"note: {log}: {len(lines) - len(kept)} line(s) of epochs after {self.epoch} (not in last.pth) "
+                  "left out: they are trained again", file=sys.stderr)
 
     def _draw_curves(self, log: Path) -> None:
         """The run's curves.png (models.curves), redrawn every epoch; skipped without matplotlib, and a drawing
@@ -517,9 +548,7 @@ class Trainer:
             ckpt.update(model=self.ema.state_dict(), train_model=self.model.state_dict(), ema_updates=self.ema.updates)
         if self.scaler.is_enabled():
             ckpt["grad_scaler"] = self.scaler.state_dict()
-        tmp = path.with_suffix(".tmp")
-        torch.save(ckpt, tmp)
-        os.replace(tmp, path)
+        save_atomically(ckpt, path)  # (a full disk: an OSError naming the file, no partial file left)
 
     @staticmethod
     def _load_init(model, path: Path, grow: bool = False, keypoints: Optional[List[str]] = None,
@@ -664,6 +693,7 @@ class Trainer:
                              f"{self.args.epochs}: give more epochs to go on")
         if self.main:
             self.best = self._best_on_disk(self.best)
+            self._trim_log(self.args.work_dir / "log.jsonl")
             scale = f", fp16 loss scale {self.scaler.get_scale():g}" if self.scaler.is_enabled() else ""
             print(f"resumed from {path} at epoch {self.epoch}{scale}", file=sys.stderr)
             epochs = (ckpt["meta"].get("recipe") or {}).get("epochs")
@@ -778,6 +808,12 @@ class Trainer:
         while self.epoch < self.args.epochs:
             loss, speed = self.train_epoch()
             self.epoch += 1
+            if not math.isfinite(loss):  # diverged (the loss is every process's mean): no epoch to keep or go on from
+                if self.main:
+                    self._log(log, {"epoch": self.epoch, "train_loss": loss, "lr": self.sched.get_last_lr()[0],
+                                    "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+                raise Diverged(f"the training diverged in epoch {self.epoch} (mean loss {loss}): its weights are not "
+                               f"saved, {self.args.work_dir / 'last.pth'} holds the epoch before (if any); lower --lr")
             if not self.main:
                 self._wait_for_validation()
                 continue
@@ -817,6 +853,10 @@ class Trainer:
         if self.distributed:
             dist.barrier()
             dist.destroy_process_group()
+
+
+class Diverged(RuntimeError):
+    """An epoch's mean training loss is not a finite number."""
 
 
 def say_once(text: str) -> None:
@@ -925,9 +965,10 @@ def main(argv=None):
                      f" ({last} is the earlier run's)" if last.exists() else ""))
         if os.environ.get("RANK", "0") == "0":  # once for a run of several processes
             print(f"\ninterrupted: {saved}", file=sys.stderr)
-        for name in ("last.tmp", "best.tmp"):  # a checkpoint being written when it came
-            (args.work_dir / name).unlink(missing_ok=True)
         return 130
+    except Diverged as e:
+        say_once(f"error: {e}")
+        return 1
     except (ValueError, OSError) as e:  # TeacherError is a ValueError
         say_once(f"error: {error_message(e)}")
         return 2

@@ -679,3 +679,13 @@ def test_eval_says_when_a_detections_file_holds_no_detections(torso_model, datas
     r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "--detections", dets, "-q",
             "--det-score", "2")
     assert r.exit_code == 0 and "holds no detections scoring --det-score 2 or more" in r.stderr, r.output
+
+
+def test_info_prints_a_keypoint_name_with_control_characters_escaped(tmp_path):
+    """review s67: a name holding a newline split info's keypoints line, and an ESC reached the terminal."""
+    text = json.loads(standin_metadata().to_json())
+    text["keypoints"][0] = "red\nfake line\x1b[31m"
+    model = write_standin(tmp_path / "m.onnx", metadata_text=json.dumps(text))
+    r = run("info", "--model", model)
+    assert r.exit_code == 0 and "red\\nfake line\\x1b[31m" in r.stdout and "\x1b" not in r.stdout, r.output
+    assert not any(line.startswith("fake line") for line in r.stdout.splitlines())

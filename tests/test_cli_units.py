@@ -1186,6 +1186,8 @@ def test_pck_finds_the_torso_in_other_common_spellings_of_its_joints():
     assert torso_pairs([n.replace("left_", "").replace("right_", "") for n in lsp]) is None  # no sides
     assert torso_pairs(["shoulder_l", "Right Hip", "shoulder.r", "hipLeft"]) == ((0, 1), (2, 3))
     assert torso_pairs(["LShoulder", "l_shoulder", "RHip", "RShoulder", "LHip"]) is None  # which left shoulder?
+    assert torso_pairs(["shoulderL", "shoulderR", "hipL", "hipR"]) == ((0, 3), (1, 2))  # camelCase sides last
+    assert torso_pairs(["lShoulder", "rShoulder", "lHip", "rHip"]) == ((0, 3), (1, 2))  # ... and first
     rng = np.random.default_rng(0)
     gt = rng.uniform(0, 100, (6, 14, 2))
     pred = gt + rng.normal(0, 8, gt.shape)

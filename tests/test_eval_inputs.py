@@ -261,6 +261,26 @@ def test_an_annotation_id_of_0_and_an_area_of_0_score_as_any_other(torso_model, 
            "instead" in r.stderr
 
 
+def test_a_stale_num_keypoints_and_other_categories_are_said_and_scored_as_training_reads_them(torso_model, dataset,
+                                                                                                tmp_path):
+    """review s67: 'num_keypoints': 0 on persons with labelled keypoints left them out of COCO AP ("no labelled
+    person"), where training's validation recounts them; persons of a second "person" category were left out
+    unsaid."""
+    ann, images, data = dataset
+    out = tmp_path / "report.json"
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "--out", out, "-q")
+    base = report_of(out)["coco"]
+    for a in data["annotations"]:
+        a["num_keypoints"] = 0
+    data["categories"].append({"id": 7, "name": "person", "keypoints": []})
+    data["annotations"].append(dict(data["annotations"][0], id=99, category_id=7))
+    ann.write_text(json.dumps(data))
+    r = run("eval", "--coco", ann, "--images", images, "--model", torso_model, "--out", out, "-q")
+    assert r.exit_code == 0 and report_of(out)["coco"] == base, r.output
+    assert f"{ann}: {len(data['annotations']) - 1} of the persons have a 'num_keypoints' other than" in r.stderr
+    assert "1 annotation of other categories ('person' (id 7)) left out: only the category 'person' (id 1)" in r.stderr
+
+
 # --------------------------------------------------------------------- 7: other categories, repeated image ids
 
 def test_eval_runs_only_the_keypoint_categorys_boxes(torso_model, dataset, tmp_path):

@@ -237,3 +237,23 @@ def test_save_checkpoint_leaves_nothing_behind_when_writing_fails(tmp_path, monk
     with pytest.raises(OSError):
         save_checkpoint(out, {"w": torch.zeros(2)}, {"epoch": 2})
     assert os.listdir(tmp_path) == ["w.pth"] and load_checkpoint(out).meta == {"epoch": 1}
+
+
+def test_a_checkpoint_that_cannot_be_written_is_an_oserror_and_leaves_no_file(tmp_path, monkeypatch):
+    """torch.save raises a RuntimeError ("unexpected pos ...") where the disk fills up: training ended in a
+    traceback with a partial file left (review s67). Now an OSError naming the file, nothing left behind, and an
+    older file of that name kept."""
+    from export.checkpoint import save_atomically
+
+    real = torch.save
+
+    def full_disk(obj, f):
+        real(obj, f)  # a partial file, as a full disk leaves it
+        raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 21318400 vs 21318294")
+
+    target = tmp_path / "last.pth"
+    target.write_bytes(b"the epoch before")
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(OSError, match=r"cannot write .*last.pth: \[enforce fail.*unexpected pos"):
+        save_atomically({"w": torch.zeros(3)}, target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pth"] and target.read_bytes() == b"the epoch before"

@@ -768,6 +768,9 @@ def test_sided_names_without_flip_pairs_are_refused(tmp_path, capsys):
 
     assert sided_names(["nose", "L_eye", "eye_r", "Left Hip", "hipRight", "r.knee", "RIGHT_EAR", "upright", "lip",
                         "bright", "head_top"]) == ["L_eye", "eye_r", "Left Hip", "hipRight", "r.knee", "RIGHT_EAR"]
+    # camelCase sides (review s67: no pairs, no refusal, flipped crops kept their sides); Lhip only beside Rhip
+    assert sided_names(["shoulderL", "shoulderR", "lEye", "rEye", "Lhip", "Rhip", "Lip", "Rump", "tail"]) == [
+        "shoulderL", "shoulderR", "lEye", "rEye", "Lhip", "Rhip"]
     ann, images, _ = _lsp_like_dataset(tmp_path, n=2)
     names = json.loads(ann.read_text())["categories"][0]["keypoints"]
     odd = [n.replace("right_", "R_").replace("left_", "L_") for n in names]
@@ -876,3 +879,46 @@ def test_lsp_to_coco_names_a_reversed_range_as_reversed(tmp_path):
         convert(joints, tmp_path, 5, 1)
     with pytest.raises(ValueError, match="range 1:12 outside 1:9"):
         convert(joints, tmp_path, 1, 12)
+
+
+def test_a_resumed_run_cuts_the_log_back_to_the_epochs_its_checkpoint_holds(tmp_path, capsys):
+    """review s67: a stop after an epoch's log line and before its last.pth (Ctrl-C, a full disk) left the line,
+    and --resume trained that epoch again and logged it twice (epochs 1, 2, 2, 3)."""
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=4)
+    work = tmp_path / "w"
+    assert _train_in_process(capsys, ann, images, work, ["--batch-size", "2"])[0] == 0  # 1 epoch
+    log = work / "log.jsonl"
+    line = json.loads(log.read_text().splitlines()[0])
+    with open(log, "a") as f:  # epoch 2's line, written before a stop that kept its last.pth from being written
+        f.write(json.dumps({**line, "epoch": 2}) + "\n")
+    code, err = _train_in_process(capsys, ann, images, work, ["--batch-size", "2", "--epochs", "3", "--resume"])
+    assert code == 0 and "1 line(s) of epochs after 1 (not in last.pth) left out" in err, err
+    assert [json.loads(s)["epoch"] for s in log.read_text().splitlines()] == [1, 2, 3]
+
+
+def test_a_diverged_run_stops_with_an_error_and_logs_valid_json(tmp_path, capsys, monkeypatch):
+    """review s67: --lr 1e30 logged "train_loss": NaN (not JSON: strict readers refuse it), saved nothing better, and
+    exited 0. Now the epoch's line has null, its weights are not saved, and the exit code is 1."""
+    from models import train
+
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=4)
+    monkeypatch.setattr(train.Trainer, "train_epoch", lambda self: (float("nan"), 1.0))
+    work = tmp_path / "w"
+    code, err = _train_in_process(capsys, ann, images, work, ["--batch-size", "2"])
+    assert code == 1 and "error: the training diverged in epoch 1 (mean loss nan)" in err and "lower --lr" in err
+    assert json.loads((work / "log.jsonl").read_text())["train_loss"] is None
+    assert not (work / "last.pth").exists() and not (work / "best.pth").exists()
+
+
+def test_a_work_dir_that_cannot_be_written_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    """review s67: a read-only --work-dir, or one below a file, was found after a whole epoch had trained, in an
+    error naming log.jsonl."""
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=4)
+    (tmp_path / "afile").write_text("x")
+    code, err = _train_in_process(capsys, ann, images, tmp_path / "afile" / "sub", ["--batch-size", "2"])
+    assert code == 2 and f"error: --work-dir {tmp_path / 'afile' / 'sub'}: {tmp_path / 'afile'} is a file" in err
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == tmp_path / "ro" else real(p, mode))
+    (tmp_path / "ro").mkdir()
+    code, err = _train_in_process(capsys, ann, images, tmp_path / "ro" / "run", ["--batch-size", "2"])
+    assert code == 2 and f"{tmp_path / 'ro'} is not writable" in err, err

@@ -7,7 +7,7 @@ import click
 
 from ..metadata import plain_json
 from .bench import verification_line
-from .common import debug_option, guarded, load_predictor, model_options, need_stdout
+from .common import debug_option, guarded, load_predictor, model_options, need_stdout, printable
 
 
 @click.command()
@@ -31,6 +31,18 @@ def info(model, variant, as_json, debug):
     line = verification_line(verification) if verification else ""
     if quant is not None and not isinstance(quant, dict):  # provenance is not checked on loading: say, never fail
         line = f"quantization {marked(quant)}"
-    click.echo(format_card(card, line))
+    click.echo(format_card(_printable(card), line))
+
+
+def _printable(value):
+    """``value`` (the card: dicts, lists, strings, numbers) with every string's control characters escaped: a
+    keypoint name holding a newline split its line, and one holding ESC reached the terminal."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {k: _printable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_printable(v) for v in value)
+    return value
 
 

@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 from tqdm import tqdm
 
-from fasterpose_rt.evaluate import load_annotations, keypoint_category
+from fasterpose_rt.evaluate import keypoint_category, load_annotations, other_categories_left_out
 from fasterpose_rt.geometry import apply_affine, box_centers_and_sizes, crop_affine, turned_extent
 from fasterpose_rt.annotated_photos import frame_warnings, listed_size, read_as_listed
 from fasterpose_rt.inputs import InputReadError
@@ -63,12 +63,17 @@ def derive_flip_pairs(names: List[str]) -> List[List[int]]:
 # A name that says a side: left/right as a word or word start (left_hip, hip-right, LeftHip, hipLeft), or a lone
 # l/r before or after a separator (L_hip, r.knee, hip_l).
 _SIDED = re.compile(r"(?:^|[^a-z])(?:left|right)|^[lr][^a-z0-9]|[^a-z0-9][lr]$", re.IGNORECASE)
-_CAMEL_SIDED = re.compile(r"[a-z0-9](?:Left|Right)")
+# camelCase sides: kneeLeft, shoulderL / shoulderR, lEye / rEye (review s67: these trained with flipped crops
+# keeping their sides)
+_CAMEL_SIDED = re.compile(r"[a-z0-9](?:Left|Right)|[a-z0-9][LR]$|^[lr][A-Z]")
+_LR_LOWER = re.compile(r"^[LR][a-z]")  # Lhip / Rhip, but also Lip, Rump: a side only beside its other side
 
 
 def _lr_sided(name: str, present) -> bool:
     """L/R before a capital: CamelCase (LShoulder, RHip) says a side by itself; all capitals (LSHO, but also ROOT,
-    LIP) only when the other side's name is there too."""
+    LIP) and L/R before a lower-case letter (Lhip, but also Lip) only when the other side's name is there too."""
+    if _LR_LOWER.match(name):
+        return _other_side(name) in present
     return bool(_LR_PREFIX.match(name)) and (name[2:3].islower() or _other_side(name) in present)
 
 
@@ -192,6 +197,9 @@ def load_coco_keypoints(ann_file, images_dir, min_keypoints: int = 1, default_si
                          "and none named 'person': training reads one; merge them into one category")
     if not cat.get("keypoints"):
         raise ValueError(f"{ann_file}: its 'person' category lists no keypoints")
+    left_out = other_categories_left_out(coco, cat)
+    if left_out is not None:
+        print(f"warning: {ann_file}: {left_out}", file=sys.stderr)
     meta = category_metadata(cat, ann_file, default_sigmas)
     k = len(meta["keypoints"])
     files = {im["id"]: im["file_name"] for im in coco["images"]}
