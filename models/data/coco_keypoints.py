@@ -339,7 +339,7 @@ class TopDownDataset(Dataset):
     def _leave_out_unreadable(self, photos: int, warn: bool) -> None:
         before = len(self.samples)
         self.samples = [s for s in self.samples if s.image_path not in self.skipped]
-        named = ", ".join(f"{p.name} ({why})" for p, why in list(self.skipped.items())[:5])
+        named = ", ".join(f"{p} ({why})" for p, why in list(self.skipped.items())[:5])  # (its folder: which set)
         more = f" and {len(self.skipped) - 5} more" if len(self.skipped) > 5 else ""
         if not self.samples:
             raise ValueError(f"none of the {photos} photos could be read: {named}{more}")
