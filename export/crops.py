@@ -149,7 +149,7 @@ def list_persons(source, keypoints: Sequence[str], images_dir=None,
     if p.is_dir():
         items, problems = expand_inputs([p])
         if problems:
-            raise InputError(f"{p}: {problems[0][1]}")
+            raise InputError(f"{problems[0][0]}: {problems[0][1]}")  # (an unreadable subfolder: that one)
         paths = [it.path for it in items]
         return Persons(paths, np.full((len(paths), 4), np.nan), None, str(p), "a photo folder has no keypoints")
     if p.is_file():

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import functools
 import glob
 import os
 import re
@@ -234,12 +233,21 @@ def walk_folder(folder: Path, hidden_files: bool = False) -> Tuple[List[Path], L
     """Every file below ``folder`` -> (files, unreadable), files as paths below ``folder`` in walk order, unreadable
     as (folder, reason) for each folder that could not be listed (the rest is still walked).
 
-    Symlinked folders are followed, each real folder listed once (a link to an ancestor, a loop, ends there); hidden
-    files and folders (names starting with ".", as shells' and glob's wildcards leave them out) are passed over, hidden
-    files kept with ``hidden_files``."""
+    Symlinked folders are followed, except links into ``folder`` itself, which is walked by its own paths (a link
+    to a folder above, a loop, ends there; a second name for a subfolder does not rename its files), each real
+    folder once; hidden files and folders (names starting with ".", as shells' and glob's wildcards leave them out)
+    are passed over, hidden files kept with ``hidden_files``."""
+    files, unreadable, _ = _walk(folder, hidden_files)
+    return files, unreadable
+
+
+def _walk(folder: Path, hidden_files: bool) -> Tuple[List[Path], List[Tuple[Path, str]], List[Path]]:
+    """:func:`walk_folder`'s (files, unreadable) and the folders walked, ``folder`` first."""
     files: List[Path] = []
+    folders: List[Path] = []
     unreadable: List[Tuple[Path, str]] = []
     seen: Set[Tuple[int, int]] = set()
+    inside = os.path.join(os.path.realpath(folder), "")
 
     def failed(e: OSError) -> None:
         unreadable.append((Path(e.filename) if e.filename else folder, f"cannot read the folder: {e.strerror or e}"))
@@ -248,12 +256,14 @@ def walk_folder(folder: Path, hidden_files: bool = False) -> Tuple[List[Path], L
         st = os.stat(folder)
         seen.add((st.st_dev, st.st_ino))
     for root, dirs, names in os.walk(folder, onerror=failed, followlinks=True):
+        folders.append(Path(root))
         kept = []
         for d in sorted(dirs):
-            if _hidden(d):
+            path = os.path.join(root, d)
+            if _hidden(d) or (os.path.islink(path) and os.path.join(os.path.realpath(path), "").startswith(inside)):
                 continue
             try:
-                st = os.stat(os.path.join(root, d))
+                st = os.stat(path)
             except OSError:  # a link that leads nowhere: no folder to walk
                 continue
             if (st.st_dev, st.st_ino) not in seen:
@@ -261,46 +271,41 @@ def walk_folder(folder: Path, hidden_files: bool = False) -> Tuple[List[Path], L
                 kept.append(d)
         dirs[:] = kept
         files.extend(Path(root, n) for n in names if hidden_files or not _hidden(n))
-    return files, unreadable
-
-
-def _matches(parts: Tuple[str, ...], pattern: Tuple[str, ...]) -> bool:
-    """Whether a path's parts match a pattern's, as glob's recursive matching does: ``**`` alone as a part spans
-    zero or more folders; other wildcards stay within a part and, unless the part starts with ".", skip hidden
-    names."""
-    @functools.lru_cache(maxsize=None)
-    def match(i: int, j: int) -> bool:
-        if j == len(pattern):
-            return i == len(parts)
-        if pattern[j] == "**":
-            return any(match(k, j + 1) for k in range(i, len(parts) + 1) if all(not _hidden(p) for p in parts[i:k]))
-        return (i < len(parts) and fnmatch.fnmatch(parts[i], pattern[j])
-                and (not _hidden(parts[i]) or pattern[j].startswith(".")) and match(i + 1, j + 1))
-    return match(0, 0)
+    return files, unreadable, folders
 
 
 def _glob(pattern: str) -> Tuple[List[Path], List[Tuple[Path, str]]]:
-    """The files and folders ``pattern`` matches, sorted, and the folders it could not list with the reason (see
-    :func:`walk_folder`). ``**`` spans folders, walked as :func:`walk_folder` walks them (symlinked folders followed
-    once each: Python's glob follows a symlink loop without end)."""
+    """The files and folders ``pattern`` matches, sorted, and the folders it could not list with the reason. As
+    glob's recursive matching: part by part, ``**`` alone as a part spanning zero or more folders (walked as
+    :func:`walk_folder` walks them: Python's glob follows a symlink loop without end), other wildcards within a
+    part and, unless the part starts with ".", passing hidden names over."""
     parts = Path(pattern).parts
     if "**" not in parts:
         return sorted(Path(m) for m in glob.glob(pattern)), []  # (a fixed depth: no loop to follow)
     start = next(i for i, s in enumerate(parts) if _has_magic(s))
-    fixed = Path(*parts[:start]) if start else Path()
-    rest = parts[start:]
-    files, unreadable = walk_folder(fixed if start else Path("."), hidden_files=True)
-    candidates = set(files) | {a for f in files for a in f.parents}  # the folders too, which ** may match
-    candidates = (candidates | {fixed}) if start else candidates - {Path(".")}  # ("**" alone: not "." itself)
-    found = []
-    for c in candidates:
-        try:
-            below = c.relative_to(fixed).parts if start else c.parts
-        except ValueError:
-            continue
-        if _matches(below, rest):
-            found.append(c)
-    return sorted(found), unreadable
+    base = Path(*parts[:start]) if start else Path(".")
+    if not base.is_dir():
+        return [], []
+    current, unreadable = [base], []
+    for j, part in enumerate(parts[start:], start):
+        last, found = j == len(parts) - 1, []
+        for folder in current:
+            if part == "**":  # the folder and every one below, and with nothing after it their files too
+                files, bad, below = _walk(folder, hidden_files=False)
+                unreadable += bad
+                found += below + (files if last else [])
+            elif _has_magic(part):
+                try:
+                    names = sorted(os.listdir(folder))
+                except OSError as e:
+                    unreadable.append((folder, f"cannot read the folder: {e.strerror or e}"))
+                    continue
+                found += [folder / n for n in names if (not _hidden(n) or part.startswith("."))
+                          and fnmatch.fnmatch(n, part) and (last or (folder / n).is_dir())]
+            elif (os.path.lexists(folder / part) if last else (folder / part).is_dir()):
+                found.append(folder / part)
+        current = list(dict.fromkeys(found))
+    return sorted(p for p in current if p != Path(".")), list(dict.fromkeys(unreadable))
 
 
 def expand_inputs(paths: Sequence[os.PathLike], videos: bool = False, lists: bool = False, patterns: bool = False,

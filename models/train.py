@@ -770,7 +770,7 @@ class Trainer:
         it = iter(self.loader)
         bar = tqdm(range(self.steps_per_epoch), desc=f"epoch {self.epoch + 1}/{self.args.epochs}", disable=not self.main,
                    mininterval=5, dynamic_ncols=True)
-        total, count, t0 = 0.0, 0, time.time()
+        total, count, steps, t0 = 0.0, 0, 0, time.time()
         for _ in bar:
             x, y, w, _ = next(it)
             x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
@@ -787,15 +787,20 @@ class Trainer:
             self.sched.step()
             if self.ema is not None:
                 self.ema.update(self.model)
-            total += loss.item()
-            count += 1
-            bar.set_postfix(loss=f"{total / count:.5f}", lr=f"{self.sched.get_last_lr()[0]:.2e}", refresh=False)
+            value = loss.item()
+            steps += 1
+            if math.isfinite(value):  # (fp16: a batch that overflowed, whose step the scaler skipped, is no figure)
+                total += value
+                count += 1
+            bar.set_postfix(loss=f"{total / max(count, 1):.5f}", lr=f"{self.sched.get_last_lr()[0]:.2e}",
+                            refresh=False)
         seconds = time.time() - t0
         if self.distributed:  # the log's loss over every process's shard, not rank 0's alone
-            summed = torch.tensor([total, float(count)], dtype=torch.float64, device=self.device)
+            summed = torch.tensor([total, float(count), float(steps)], dtype=torch.float64, device=self.device)
             dist.all_reduce(summed)
-            return float(summed[0]) / max(float(summed[1]), 1.0), float(summed[1]) * self.args.batch_size / seconds
-        return total / max(count, 1), count * self.args.batch_size / seconds
+            total, count, steps = float(summed[0]), int(summed[1]), int(summed[2])
+        # the mean over the batches whose loss is a number: none (every one NaN or infinite) is a run that diverged
+        return (total / count if count else math.nan), steps * self.args.batch_size / seconds
 
     def _wait_for_validation(self) -> None:
         """Under torchrun: every process waits here for the first one's validation and checkpoints (up to

@@ -134,6 +134,33 @@ def test_folders_and_patterns_follow_symlinked_folders_once_and_pass_over_hidden
     assert len(items) == 1
 
 
+def test_a_pattern_walks_only_what_its_parts_match_and_links_keep_real_paths(tmp_path, monkeypatch):
+    """review s67 of the first walk: "shoot*/**/*.jpg" walked the whole current folder (naming folders it could not
+    list anywhere in it), "**/.thumbnails/*.jpg" matched nothing, a missing fixed folder was said twice, and a link
+    to a subfolder that sorted first took its files' paths (a resumed run then missed their --out-dir files)."""
+    for name in ("shoot1/a/x.jpg", "shoot1/.thumbnails/t.jpg", "other/deep/y.jpg", "trip/day2/z.jpg"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "trip" / "best").symlink_to("day2")  # sorts before day2
+    scandir = os.scandir
+
+    def refusing(path="."):
+        if os.path.basename(os.fspath(path)) == "deep":
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    monkeypatch.chdir(tmp_path)
+    items, problems = expand_inputs(["shoot*/**/*.jpg"], patterns=True)
+    assert [i.path.as_posix() for i in items] == ["shoot1/a/x.jpg"] and not problems  # other/ never walked
+    items, _ = expand_inputs(["**/.thumbnails/*.jpg"], patterns=True)
+    assert [i.path.as_posix() for i in items] == ["shoot1/.thumbnails/t.jpg"]
+    items, problems = expand_inputs(["missing/**/*.jpg"], patterns=True)
+    assert not items and problems == [(Path("missing/**/*.jpg"), "the pattern matches no photos")]
+    items, _ = expand_inputs([Path("trip")])
+    assert [i.path.as_posix() for i in items] == ["trip/day2/z.jpg"]
+
+
 def test_a_folder_that_cannot_be_listed_is_named_and_the_rest_is_walked(tmp_path, monkeypatch):
     """pathlib's rglob passed an unreadable subfolder over in silence, and the run exited 0."""
     d = tmp_path / "shoot"
