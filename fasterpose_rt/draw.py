@@ -51,6 +51,9 @@ def draw_poses(image: np.ndarray, keypoints, scores, skeleton, names, threshold:
     """
     if labels is not None and (boxes is None or len(labels) != len(np.asarray(boxes).reshape(-1, 4))):
         raise ValueError("labels need boxes, one label per box")
+    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, (int, float, np.number)) \
+            or np.isnan(threshold):
+        raise ValueError(f"threshold must be a number (a joint score, e.g. 0.3), got {threshold!r}")
     out = np.ascontiguousarray(image.copy())
     kp = np.asarray(keypoints, np.float64).reshape(-1, len(names), 2)
     sc = np.asarray(scores, np.float64).reshape(kp.shape[:2])

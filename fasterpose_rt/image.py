@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import cv2
 import numpy as np
@@ -21,11 +22,22 @@ def to_bgr_uint8(image) -> np.ndarray:
     Accepted types: uint8 (as is); uint16 in either byte order (0..65535 scaled to 0..255, e.g. 16-bit PNGs read
     with ``cv2.IMREAD_UNCHANGED``); other integer types whose values lie in 0..255; floats in [0, 1] (OpenCV's
     convention for float images) when no finite value exceeds 1.5, else in 0..255. Floats are clipped, NaN
-    becomes 0 and +-inf the scale's ends.
+    becomes 0 and +-inf the scale's ends. A uint16 array whose values all lie in 0..255 gets a UserWarning: 8-bit
+    values in a wider type look black on the 16-bit scale (``image.astype(np.uint8)`` reads them as such).
     Raises ``ValueError`` naming the problem for any other shape or type, an empty photo or None (what
     ``cv2.imread`` returns for a file it cannot read), and ``TypeError`` for a file path (decode it first, e.g.
     with ``cv2.imread``).
     """
+    return _bgr_uint8(image, warn=True)
+
+
+def decoded_to_bgr_uint8(image) -> np.ndarray:
+    """:func:`to_bgr_uint8` for a decoder's output (a file's or a video's frame), whose uint16 is on the 16-bit scale
+    by the file's own word: no warning for a dark one."""
+    return _bgr_uint8(image, warn=False)
+
+
+def _bgr_uint8(image, warn: bool) -> np.ndarray:
     if image is None:  # np.asarray would make it a 0-d object array: "got shape ()" says nothing
         raise ValueError("image is None: cv2.imread returns None when it cannot read the file (a wrong path, or "
                          "not a photo it can decode)")
@@ -38,7 +50,7 @@ def to_bgr_uint8(image) -> np.ndarray:
         raise ValueError(f"image must be (H, W) gray, (H, W, 3) BGR or (H, W, 4) BGRA; got shape {img.shape}")
     if img.shape[0] == 0 or img.shape[1] == 0:
         raise ValueError(f"image is empty (shape {img.shape})")
-    img = _to_uint8(img)
+    img = _to_uint8(img, warn)
     if img.ndim == 2:
         return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
     if img.shape[2] == 4:
@@ -46,13 +58,17 @@ def to_bgr_uint8(image) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
-def _to_uint8(img: np.ndarray) -> np.ndarray:
-    """Any supported dtype -> uint8 on the 0..255 scale; shape unchanged."""
+def _to_uint8(img: np.ndarray, warn: bool) -> np.ndarray:
+    """Any supported dtype -> uint8 on the 0..255 scale; shape unchanged. warn: a UserWarning for uint16 whose values
+    all lie in 0..255 (an array of 8-bit values in a wider type: the 16-bit scale makes it black)."""
     dt = img.dtype
     if dt == np.uint8:
         return img
     if dt.kind == "u" and dt.itemsize == 2:  # uint16 in either byte order (">u2" from raw or FITS readers)
         # Round-to-nearest of v * 255 / 65535 (= v / 257): exact for 8-bit values stored as v * 257.
+        if warn and img.size and 0 < int(img.max()) <= 255:  # (a 16-bit photo so dark is black anyway)
+            warnings.warn("a uint16 image whose values are all 0..255 is read on the 16-bit scale (0..65535) and looks "
+                          "black; pass image.astype(np.uint8) if it holds 8-bit values", UserWarning, stacklevel=4)
         return ((img.astype(np.uint32) + 128) // 257).astype(np.uint8)
     if dt == np.bool_ or not (np.issubdtype(dt, np.integer) or np.issubdtype(dt, np.floating)):
         raise ValueError(f"unsupported image dtype {dt}; use uint8, uint16, another integer type or float")

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from .decoder_messages import add_decoder_line, decoded_saying
-from .image import to_bgr_uint8
+from .image import decoded_to_bgr_uint8
 from .mp4_edits import has_video_track, lists_its_samples, shown_seconds
 
 __all__ = [
@@ -648,7 +648,7 @@ def _decode(data: np.ndarray, flags: int) -> np.ndarray:
                                  f"extension such as {ext}")
         raise InputReadError("not a decodable image (unsupported format, or corrupt/truncated data)")
     try:
-        return to_bgr_uint8(img)
+        return decoded_to_bgr_uint8(img)
     except ValueError as e:
         raise InputReadError(f"unsupported image layout: {e}") from None
 
@@ -899,7 +899,7 @@ def iter_video_frames(cap: cv2.VideoCapture, every: int = 1, expected: Optional[
             last, previous = stamp, last
             if wanted:
                 try:
-                    image = to_bgr_uint8(frame)
+                    image = decoded_to_bgr_uint8(frame)
                 except (TypeError, ValueError) as e:  # a capture of one's own handing out something else
                     raise InputReadError(f"frame {index} is no picture: {e}") from None
                 decoded += 1

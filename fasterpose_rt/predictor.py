@@ -232,6 +232,8 @@ class PosePredictor:
 
     @flip_test.setter
     def flip_test(self, value: bool) -> None:
+        if not isinstance(value, (bool, np.bool_, int, np.integer)) or value not in (0, 1):  # bool("no") is True
+            raise ValueError(f"flip_test must be True or False, got {value!r}")
         flip = bool(value)
         # What a score means for this model run this way (plain or flip-tested), for persons in given boxes and
         # for persons the search picked (tracking.py hands those this one); None when it was not measured. Set

@@ -29,6 +29,9 @@ def box_array(boxes, dtype=np.float32) -> np.ndarray:
     try:
         b = np.asarray(boxes, dtype=np.float64)
     except (TypeError, ValueError) as e:
+        if isinstance(boxes, tuple) and len(boxes) == 2 and np.ndim(boxes[0]) == 2 and np.ndim(boxes[1]) == 1:
+            raise ValueError("boxes must be numbers of shape (N, 4) [x, y, w, h], not a detector's (boxes, scores) "
+                             "pair as HogPeopleDetector returns: pass its boxes, found[0]") from None
         raise ValueError(f"boxes must be numbers of shape (N, 4) [x, y, w, h]: {e}") from None
     if b.ndim == 1 and b.size in (0, 4):
         b = b.reshape(-1, 4)

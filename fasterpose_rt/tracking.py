@@ -91,6 +91,7 @@ def refine_batch(predictor, images, results, passes: int = 1, settled_iou: float
     Returns P new PoseResults."""
     if isinstance(images, np.ndarray) and images.ndim < 4:  # one photo: its rows would pass for P photos
         raise TypeError("refine_batch takes a sequence of photos; use refine(predictor, image, result) for one")
+    passes = _pass_count(passes, "passes")
     images = [to_bgr_uint8(im) for im in images]  # a path or an odd layout gets its clear error before any .shape
     results = list(results)
     if len(images) != len(results):
@@ -161,7 +162,8 @@ def find_poses(predictor, image, boxes=None, refine_passes: int = REFINE_PASSES,
     """Poses in a photo as ``fasterpose predict`` finds them: the persons in ``boxes`` (N, 4) [x, y, w, h], run
     again up to ``refine_passes`` times on the boxes around their joints (see ``refine``), then persons that
     refining moved onto one are reported once (``drop_duplicates``) unless ``keep_all`` (boxes the user gave:
-    every person they name stays).
+    every person they name stays). Boxes given but empty (a detector that found nobody) mean nobody: no search runs
+    (pass None for one, as the CLI's ``--detector`` does where its detector finds nobody).
 
     boxes None: one person, found by a ``search`` (``search.py``: the whole photo and a grid of windows, the best
     few refined, the best of them kept), or with ``max_persons`` > 1 up to that many (``search.pick_persons``);
@@ -182,6 +184,7 @@ def find_poses_batch(predictor, images, boxes=None, refine_passes: int = REFINE_
     Returns P PoseResults."""
     if isinstance(images, np.ndarray) and images.ndim < 4:  # one photo: its rows would pass for gray photos
         raise TypeError("find_poses_batch takes a sequence of photos; use find_poses(predictor, image) for one")
+    refine_passes = _pass_count(refine_passes)
     images = [to_bgr_uint8(im) for im in images]  # a path or an odd layout gets its clear error before any .shape
     per_photo = [None] * len(images) if boxes is None else list(boxes)
     if len(per_photo) != len(images):  # zip below would drop the extra ones unseen
@@ -310,7 +313,7 @@ class PoseTracker:
             raise ValueError("reacquire_every needs an acquire function or the search, and a positive number of "
                              "frames")
         self.predictor, self.acquire = predictor, acquire
-        self.refine_passes, self.reacquire_every = int(refine_passes), reacquire_every
+        self.refine_passes, self.reacquire_every = _pass_count(refine_passes), reacquire_every
         self.keep_score, self.joint_score, self.min_joints = keep_score, joint_score, min_joints
         self.iou_threshold, self.refound_iou, self.remember = iou_threshold, refound_iou, int(remember)
         self.refound_reach = float(refound_reach)
@@ -320,7 +323,7 @@ class PoseTracker:
         self.motion = bool(motion)
         # boxes (N, 4) for the first frame after a reset, then acquire / the search (checked now, not at frame 1)
         self.start = None if start is None else check_boxes(start, (0, 0)).astype(np.float32)
-        self.start_passes = self.refine_passes if start_passes is None else int(start_passes)
+        self.start_passes = self.refine_passes if start_passes is None else _pass_count(start_passes, "start_passes")
         self.reset()
 
     def reset(self) -> None:
@@ -535,6 +538,14 @@ def _scores_zeroed(result, row: int):
     scores = result.scores.copy()
     scores[row] = 0.0
     return replace(result, scores=scores)
+
+
+def _pass_count(passes, name: str = "refine_passes") -> int:
+    """A number of refine passes as an int: a whole number (numpy's too) of at least 0, else ValueError (int() would
+    make 1.5 one pass and -1 none quietly, and None an unclear TypeError)."""
+    if isinstance(passes, (bool, np.bool_)) or not isinstance(passes, (int, np.integer)) or passes < 0:
+        raise ValueError(f"{name} must be a whole number of at least 0, got {passes!r}")
+    return int(passes)
 
 
 def _person_count(max_persons) -> int:

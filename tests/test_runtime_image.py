@@ -1,4 +1,6 @@
 """to_bgr_uint8: every accepted photo layout and type becomes (H, W, 3) uint8 BGR; the rest is refused by name."""
+import warnings
+
 import cv2
 import numpy as np
 import pytest
@@ -33,6 +35,18 @@ def test_bgra_drops_alpha():
 def test_16_bit_is_scaled():
     np.testing.assert_array_equal(to_bgr_uint8(BGR.astype(np.uint16) * 257), BGR)
     np.testing.assert_array_equal(to_bgr_uint8(np.array([[0, 128, 65535]], np.uint16))[:, :, 0], [[0, 0, 255]])
+
+
+def test_16_bit_holding_8_bit_values_is_warned_of_unless_decoded():
+    """An array of 8-bit values in uint16 reads as black on the 16-bit scale: nobody was found, without a word
+    (review s68). A decoded 16-bit file is on that scale by its own word: no warning."""
+    from fasterpose_rt.image import decoded_to_bgr_uint8
+    with pytest.warns(UserWarning, match="uint16 image whose values are all 0..255"):
+        assert to_bgr_uint8(BGR.astype(np.uint16)).max() <= 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        decoded_to_bgr_uint8(BGR.astype(np.uint16))
+        to_bgr_uint8(np.zeros((2, 2), np.uint16))  # black is black on either scale
 
 
 def test_floats_in_unit_range_and_in_pixel_range():

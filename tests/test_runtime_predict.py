@@ -356,6 +356,28 @@ def test_flip_test_set_later_brings_its_score_table(standin_path):
         np.testing.assert_array_equal(made.confidences, result.confidences)
 
 
+@pytest.mark.parametrize("value", ["no", "False", None, 2, 0.5])
+def test_flip_test_takes_booleans_only(standin_path, value):
+    """bool("no") is True: the flip test ran when asked not to (review s68)."""
+    with pytest.raises(ValueError, match="flip_test must be True or False"):
+        PosePredictor(standin_path, threads=1, flip_test=value)
+    pred = PosePredictor(standin_path, threads=1)
+    with pytest.raises(ValueError, match="flip_test must be True or False"):
+        pred.flip_test = value
+    assert pred.flip_test is False
+    pred.flip_test = np.bool_(True)
+    assert pred.flip_test is True
+
+
+def test_drawing_threshold_must_be_a_number(standin_path):
+    image = np.zeros((60, 40, 3), np.uint8)
+    pred = PosePredictor(standin_path, threads=1)
+    result = pred.predict(image)
+    with pytest.raises(ValueError, match="threshold must be a number"):
+        pred.draw(image, result, threshold="0.3")  # numpy's own error named a ufunc loop
+    assert pred.draw(image, result, threshold=np.float32(0.3)).shape == (60, 40, 3)
+
+
 @pytest.mark.parametrize("value", [0, -3, 2.5, True, "4"])
 def test_a_batch_size_set_later_is_checked_as_at_construction(standin_path, value):
     """-3 gave every score 0 and every keypoint the crop's corner, 0 "range() arg 3 must not be zero"."""

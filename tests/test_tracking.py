@@ -561,6 +561,19 @@ def test_max_persons_must_be_a_whole_number_of_at_least_one(count):
     assert PoseTracker(fake, max_persons=np.int64(2)).max_persons == 2
 
 
+@pytest.mark.parametrize("passes", [None, -1, 1.5, True, "2"])
+def test_refine_passes_must_be_a_whole_number_of_at_least_zero(passes):
+    """int() made 1.5 one pass and -1 none quietly, and None a TypeError from inside (review s68)."""
+    fake = FakePredictor([PERSON])
+    result = find_poses(fake, FRAME, [[20, 20, 40, 80]], refine_passes=0)
+    for call in [lambda: find_poses(fake, FRAME, refine_passes=passes), lambda: PoseTracker(fake, refine_passes=passes),
+                 lambda: refine(fake, FRAME, result, passes)] + ([] if passes is None else  # None: refine_passes'
+                                                                 [lambda: PoseTracker(fake, start_passes=passes)]):
+        with pytest.raises(ValueError, match="passes must be a whole number of at least 0"):
+            call()
+    assert len(find_poses(fake, FRAME, refine_passes=np.int64(2))) == 1
+
+
 def test_start_boxes_begin_each_clip_and_a_box_its_joints_did_not_make_is_not_moved_on():
     """Review s58: the given boxes were used once per tracker, not once per clip (reset); a person followed on its
     presence alone, in the box it was looked for in (already moved on), was moved on again every frame."""
@@ -589,6 +602,18 @@ def test_boxes_with_a_score_column_are_refused_by_the_tracker_as_by_predict_not_
     with pytest.raises(ValueError, match="width or height <= 0"):
         PoseTracker(fake, start=[[30, 20, 0, 80]])  # the values are checked when given, not at the first frame
     assert len(PoseTracker(fake, start=rows[:, :4])(FRAME)) >= 1
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_a_detectors_boxes_and_scores_pair_given_as_boxes_names_the_fix(standin_path, count):
+    """HogPeopleDetector's (boxes, scores), which PoseTracker's acquire takes, given to find_poses as boxes: numpy's
+    "inhomogeneous shape" error said nothing of it (review s68)."""
+    found = (np.array([[30, 20, 30, 80]] * count, np.float32), np.full(count, 0.9))
+    pred = PosePredictor(standin_path, threads=1)
+    for call in (lambda: find_poses(pred, FRAME, found), lambda: pred.predict(FRAME, found)):
+        with pytest.raises(ValueError, match=r"detector's \(boxes, scores\) pair.*found\[0\]"):
+            call()
+    assert len(find_poses(pred, FRAME, found[0], keep_all=True)) == count
 
 
 def test_the_tracker_takes_a_detector_giving_boxes_and_scores_as_video_poses_does():
