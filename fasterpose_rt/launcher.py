@@ -64,8 +64,20 @@ def _hold_signals(hold: bool) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK if hold else signal.SIG_UNBLOCK, _STOPPING)
 
 
+def _escape_what_stdout_cannot_encode() -> None:
+    """Text the terminal's encoding cannot show (a model's keypoint names in Chinese on a Latin-1 terminal) is
+    escaped on stdout (``\\u65e5``), as Python escapes it on stderr, instead of ending a run with UnicodeEncodeError."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)  # (not on a stream a caller swapped in)
+    if reconfigure is not None:
+        try:
+            reconfigure(errors="backslashreplace")
+        except (ValueError, OSError):  # a closed stdout: nothing will be printed anyway
+            pass
+
+
 def main() -> None:
     stop_on_termination()
+    _escape_what_stdout_cannot_encode()
     try:
         _hold_signals(True)
         try:

@@ -156,7 +156,7 @@ def _stage_line(stage: Dict[str, Any]) -> str:
 def format_card(card: Dict[str, Any], verification_line: str = "") -> str:
     """``model_card``'s dict as the lines ``fasterpose info`` prints."""
     f, i = card["file"], card["input"]
-    rows = [("model", f"{f['path']} ({f['bytes'] / 1e6:.1f} MB, sha256 {f['sha256'][:16]}…, {card['format']})")]
+    rows = [("model", f"{f['path']} ({f['bytes'] / 1e6:.1f} MB, sha256 {f['sha256'][:16]}..., {card['format']})")]
     params, macs = card["params"], card["macs_per_person"]
     size = ""
     if params is not None and macs is not None:

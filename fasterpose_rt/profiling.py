@@ -120,7 +120,7 @@ def profile_model(path, threads: int = 1, batch: int = 1, runs: int = 20, warmup
 
 def _clip(name: str, width: int) -> str:
     """A node name cut to ``width`` characters from the left, where ONNX names differ (their layer)."""
-    return name if len(name) <= width else "…" + name[-(width - 1):]
+    return name if len(name) <= width else "..." + name[-(width - 3):]
 
 
 def format_profile(p: dict, label: str, top: int = 10) -> str:

@@ -100,3 +100,20 @@ def test_python_dash_m_fasterpose_rt_is_the_command():
     r = subprocess.run([sys.executable, "-m", "fasterpose_rt", "--version"], capture_output=True, text=True,
                        timeout=120, cwd=ROOT)
     assert r.returncode == 0 and r.stdout.startswith("fasterpose, version"), r.stderr
+
+
+def test_info_on_a_latin_1_terminal_escapes_what_it_cannot_show(tmp_path):
+    """`fasterpose info` ended in UnicodeEncodeError on a Latin-1 terminal (its "…", or a model's own names), exit 1
+    and nothing printed (review s68): stdout now escapes such text, as Python's stderr does."""
+    import os
+    from dataclasses import replace
+
+    from standin import standin_metadata, write_standin
+    meta = standin_metadata()
+    model = write_standin(tmp_path / "m.onnx", replace(meta, keypoints=["红", *meta.keypoints[1:]]))
+    env = {**os.environ, "PYTHONIOENCODING": "latin-1"}
+    for args in (["info"], ["info", "--model", str(model)]):
+        r = subprocess.run([sys.executable, "-m", "fasterpose_rt", *args], capture_output=True, text=True,
+                           encoding="latin-1", timeout=120, cwd=ROOT, env=env)
+        assert r.returncode == 0 and "sha256" in r.stdout, r.stderr
+    assert "\\u7ea2" in r.stdout  # the model's first keypoint name, escaped
