@@ -16,8 +16,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-__all__ = ["synthetic_photo", "person_boxes", "latency_stats", "model_macs", "macs_from_onnx", "bench_one",
-           "bench_alternating", "run_bench", "run_bench_side_by_side", "format_table", "speed_ratios",
+__all__ = ["synthetic_photo", "person_boxes", "latency_stats", "model_macs", "macs_from_onnx",
+           "bench_alternating", "run_bench_side_by_side", "format_table", "speed_ratios",
            "cpu_description", "advice"]
 
 PHOTO_SIZE = (640, 480)  # (w, h): a common camera/webcam frame
@@ -137,11 +137,6 @@ def model_macs(predictor) -> Optional[int]:
         return None
 
 
-def bench_one(predictor, batch: int, runs: int, warmup: int, photo: np.ndarray) -> Dict[str, float]:
-    """Time ``predictor.predict(photo, batch boxes)``: ``warmup`` untimed calls, then ``runs`` timed ones."""
-    return bench_alternating([predictor], batch, runs, warmup, photo)[0]
-
-
 def bench_alternating(predictors: Sequence, batch: int, runs: int, warmup: int,
                       photo: np.ndarray) -> List[Dict[str, float]]:
     """Time several predictors' ``predict(photo, batch boxes)`` at once: each one's ``warmup`` untimed calls, then
@@ -160,20 +155,14 @@ def bench_alternating(predictors: Sequence, batch: int, runs: int, warmup: int,
     return [latency_stats(times[j], batch, cpu[j]) for j in range(len(predictors))]
 
 
-def run_bench(make_predictor: Callable[[int, int], object], threads: Sequence[int], batches: Sequence[int],
-              runs: int, warmup: int, label: str = "", progress: Optional[Callable[[str], None]] = None) -> List[dict]:
-    """Rows of results, one per (threads, batch), labelled ``model: label``.
-    make_predictor(threads, batch_size) -> a PosePredictor;
-    one predictor per thread count, with batch_size = the largest batch so every call is one session run."""
-    return run_bench_side_by_side([(label, make_predictor)], threads, batches, runs, warmup, progress)
-
-
 def run_bench_side_by_side(makers: Sequence[Tuple[str, Callable[[int, int], object]]], threads: Sequence[int],
                            batches: Sequence[int], runs: int, warmup: int,
                            progress: Optional[Callable[[str], None]] = None) -> List[dict]:
-    """:func:`run_bench` of several models ((label, make_predictor) each), measured side by side: for each
-    (threads, batch) their calls alternate (:func:`bench_alternating`), so the ratios between them are measured in
-    the same moments. Rows grouped by model, in ``makers``' order."""
+    """Rows of results, one per model and (threads, batch), for several models ((label, make_predictor) each:
+    make_predictor(threads, batch_size) -> a PosePredictor, one per thread count, its batch_size the largest batch so
+    every call is one session run), measured side by side: for each (threads, batch) their calls alternate
+    (:func:`bench_alternating`), so the ratios between them are measured in the same moments. Rows grouped by model,
+    in ``makers``' order."""
     photo = synthetic_photo()
     rows: List[List[dict]] = [[] for _ in makers]
     for t in threads:
@@ -191,7 +180,7 @@ def run_bench_side_by_side(makers: Sequence[Tuple[str, Callable[[int, int], obje
 
 
 def format_table(rows: List[dict]) -> str:
-    """A human-readable table of run_bench rows (ms, persons/s, GFLOP/s)."""
+    """A human-readable table of run_bench_side_by_side rows (ms, persons/s, GFLOP/s)."""
     head = ["model", "threads", "batch", "p50 ms", "p90 ms", "p99 ms", "p50 ms/person", "CPU ms/person", "persons/s",
             "GFLOP/s"]
     body = [[r["model"], str(r["threads"]), str(r["batch"]), f"{r['p50_ms']:.2f}", f"{r['p90_ms']:.2f}",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 import sys
 from dataclasses import dataclass, replace
@@ -74,6 +75,13 @@ def keypoint_category(data: dict) -> Optional[dict]:
     cat = next((c for c in cats if c.get("name") == "person"), None)
     with_kp = [c for c in cats if isinstance(c.get("keypoints"), list)]
     return cat if cat is not None or len(with_kp) != 1 else with_kp[0]
+
+
+def oks_sigmas_ok(sigmas) -> bool:
+    """Whether a category's ``sigmas`` are per-keypoint OKS sigmas: a list of finite positive numbers (JSON's true is
+    no sigma; training and evaluation read a category by this one rule)."""
+    return isinstance(sigmas, (list, tuple)) and all(
+        isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) and s > 0 for s in sigmas)
 
 
 def other_categories_left_out(data: dict, cat: Optional[dict]) -> Optional[str]:
@@ -318,8 +326,7 @@ def match_keypoints(data: dict, model_keypoints: List[str], source: str,
     sigmas: Any = cat.get("sigmas")
     no_sigmas = None
     if sigmas is not None:
-        if not (isinstance(sigmas, list) and len(sigmas) == len(names)
-                and all(isinstance(s, (int, float)) and s > 0 for s in sigmas)):
+        if not (isinstance(sigmas, list) and len(sigmas) == len(names) and oks_sigmas_ok(sigmas)):
             raise EvalError(f"{source}: the category's 'sigmas' must be {len(names)} positive numbers")
     elif len(names) == len(COCO17["sigmas"]):
         sigmas = COCO17["sigmas"]

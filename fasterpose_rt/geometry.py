@@ -139,7 +139,8 @@ def _factors(factor) -> np.ndarray:
 def rescale_points(points, factor):
     """Points (..., 2) of a photo decoded at 1/``factor`` size -> the full photo's px (convention 5); a factor
     below 1 maps the other way (1/f: full photo -> the smaller one). ``factor`` (fx, fy): each axis its own, as
-    between a video's stored frame and the frame shown with square pixels (``video.VideoPoses.pixel_aspect``)."""
+    between a video's stored frame and the frame shown with square pixels (``video.VideoPoses.square_factors``,
+    from its ``pixel_aspect``)."""
     return (np.asarray(points, np.float64) + 0.5) * _factors(factor) - 0.5
 
 

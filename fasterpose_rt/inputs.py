@@ -229,19 +229,19 @@ def _hidden(name: str) -> bool:
     return name.startswith(".")  # also a camera card's AppleDouble "._IMG_0001.JPG" and ".thumbnails" folder
 
 
-def walk_folder(folder: Path, hidden_files: bool = False) -> Tuple[List[Path], List[Tuple[Path, str]]]:
+def walk_folder(folder: Path) -> Tuple[List[Path], List[Tuple[Path, str]]]:
     """Every file below ``folder`` -> (files, unreadable), files as paths below ``folder`` in walk order, unreadable
     as (folder, reason) for each folder that could not be listed (the rest is still walked).
 
     Symlinked folders are followed, except links into ``folder`` itself, which is walked by its own paths (a link
     to a folder above, a loop, ends there; a second name for a subfolder does not rename its files), each real
     folder once; hidden files and folders (names starting with ".", as shells' and glob's wildcards leave them out)
-    are passed over, hidden files kept with ``hidden_files``."""
-    files, unreadable, _ = _walk(folder, hidden_files)
+    are passed over."""
+    files, unreadable, _ = _walk(folder)
     return files, unreadable
 
 
-def _walk(folder: Path, hidden_files: bool) -> Tuple[List[Path], List[Tuple[Path, str]], List[Path]]:
+def _walk(folder: Path) -> Tuple[List[Path], List[Tuple[Path, str]], List[Path]]:
     """:func:`walk_folder`'s (files, unreadable) and the folders walked, ``folder`` first."""
     files: List[Path] = []
     folders: List[Path] = []
@@ -270,7 +270,7 @@ def _walk(folder: Path, hidden_files: bool) -> Tuple[List[Path], List[Tuple[Path
                 seen.add((st.st_dev, st.st_ino))
                 kept.append(d)
         dirs[:] = kept
-        files.extend(Path(root, n) for n in names if hidden_files or not _hidden(n))
+        files.extend(Path(root, n) for n in names if not _hidden(n))
     return files, unreadable, folders
 
 
@@ -291,7 +291,7 @@ def _glob(pattern: str) -> Tuple[List[Path], List[Tuple[Path, str]]]:
         last, found = j == len(parts) - 1, []
         for folder in current:
             if part == "**":  # the folder and every one below, and with nothing after it their files too
-                files, bad, below = _walk(folder, hidden_files=False)
+                files, bad, below = _walk(folder)
                 unreadable += bad
                 found += below + (files if last else [])
             elif _has_magic(part):

@@ -60,7 +60,9 @@ def is_box_padding(value) -> bool:
 
 @dataclass
 class ModelMetadata:
-    """Validated view of the ``fasterpose`` JSON. ``extra`` keeps provenance fields (data, recipe, metrics...)."""
+    """The ``fasterpose`` JSON's fields, validated where they cross a file's edge: when read (:meth:`from_dict`) and
+    when written (``export.metadata.embed_metadata``), not on construction. ``extra`` keeps provenance fields (data,
+    recipe, metrics...)."""
 
     input_size: Tuple[int, int]  # (w, h) in pixels
     keypoints: List[str]

@@ -42,7 +42,8 @@ class KeypointSmoother:
     the first time (or again after missing a frame that was filtered) starts from its raw keypoints. ``reset()``
     before an unrelated video.
     fps: frame rate for t=None (a video that does not say: 30). min_cutoff (Hz): the smoothing of a joint at rest,
-    lower is steadier; beta: how fast the cutoff rises with speed (in box sizes per second), higher lags less.
+    lower is steadier; beta: how fast the cutoff rises with speed (in box sizes per second), higher lags less;
+    d_cutoff (Hz): the cutoff of the filter on the speed estimate itself (the One-Euro paper's 1 Hz).
     """
 
     def __init__(self, fps: Optional[float] = None, min_cutoff: float = MIN_CUTOFF, beta: float = BETA,

@@ -117,7 +117,7 @@ def refine_batch(predictor, images, results, passes: int = 1, settled_iou: float
         [start + r for start, r in zip(starts, rows)]).astype(np.int64)
     todo = np.unique(todo)  # photo by photo, so each photo's boxes are one slice; a person named twice runs once
     forced = None if rerun is None else np.repeat(np.asarray(rerun, bool), counts)
-    for step in range(max(int(passes), 0)):
+    for step in range(passes):
         new_boxes, placed = boxes_from_poses(keypoints[todo], scores[todo], hw[todo], joint_score, min_joints)
         ok = placed & (box_iou(new_boxes, boxes[todo]) < settled_iou)
         if step == 0 and forced is not None:

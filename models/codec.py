@@ -1,14 +1,17 @@
 """Heatmap codec: keypoints in crop pixels <-> Gaussian heatmaps, one symmetric object (mmpose style).
 
 Pixel conventions are those of ``fasterpose_rt/geometry.py`` (unbiased: heatmap pixel (i, j) sits at crop
-coordinate ((i+0.5)·s-0.5, (j+0.5)·s-0.5)). Decoding is the runtime's own ``decode_heatmaps``, so training,
-validation and the shipped runtime cannot drift apart.
+coordinate ((i+0.5)·s-0.5, (j+0.5)·s-0.5); UDP, Huang et al. 2020). Decoding is the runtime's own
+``decode_heatmaps`` with the runtime's defaults, so training, validation and the shipped runtime cannot drift apart:
+its default blur whatever ``sigma`` drew the targets (``models.train --sigma``; the round trip holds within 0.01
+crop px for target sigmas 0.7-3 heatmap px, tests/test_codec.py, where blurring with the targets' own sigma does
+worse at 3), and "blurred" edge peaks, which every export records until ``export.edge_peaks`` chooses otherwise.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from fasterpose_rt.decode import decode_heatmaps
+from fasterpose_rt.decode import decode_heatmaps, default_blur_sigma
 from fasterpose_rt.geometry import crop_to_heatmap, heatmap_to_crop
 
 
@@ -21,7 +24,7 @@ class HeatmapCodec:
             heatmap_size = (self.input_size[0] // 4, self.input_size[1] // 4)
         self.heatmap_size = (int(heatmap_size[0]), int(heatmap_size[1]))
         self.stride = (self.input_size[0] / self.heatmap_size[0], self.input_size[1] / self.heatmap_size[1])
-        self.sigma = 2.0 * self.heatmap_size[0] / 48.0 if sigma is None else float(sigma)
+        self.sigma = default_blur_sigma(self.heatmap_size[0]) if sigma is None else float(sigma)  # (DARK's rule)
         w, h = self.heatmap_size
         self._gx = np.arange(w, dtype=np.float32)
         self._gy = np.arange(h, dtype=np.float32)

@@ -952,6 +952,10 @@ def test_match_keypoints_checks_count_and_sigmas():
     m = match_keypoints(four, ["d", "c", "b", "a"], "a.json", [[0, 1]])  # the same names in another order
     assert m.partial and m.names == ["d", "c", "b", "a"] and m.file_columns.tolist() == [3, 2, 1, 0]
     assert m.sigmas.tolist() == [0.4, 0.3, 0.2, 0.1] and m.flip_pairs == [[0, 1]] and "by name" in m.warnings[0]
+    for bad in ([True] * 4, [0.1, 0.1, float("inf"), 0.1], [0.1, 0.1, float("nan"), 0.1]):  # training refuses these
+        four["categories"][0]["sigmas"] = bad  # (review s68: eval read true as a sigma of 1.0)
+        with pytest.raises(EvalError, match="sigmas' must be 4 positive numbers"):
+            match_keypoints(four, ["a", "b", "c", "d"], "a.json")
 
 
 def test_a_coco17_file_and_an_lsp_model_meet_on_the_joints_both_name():

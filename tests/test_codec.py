@@ -28,6 +28,16 @@ def test_encode_decode_round_trip(input_size, blur_sigma):
     np.testing.assert_allclose(decoded[0], kp, atol=0.01)
 
 
+@pytest.mark.parametrize("sigma", [0.7, 1.0, 2.0, 3.0])
+def test_targets_of_any_sigma_decode_with_the_runtimes_default_blur(sigma):
+    """models.train --sigma draws the targets, the runtime decodes with its default blur (review s68 asked): the
+    round trip still holds."""
+    codec = HeatmapCodec((128, 176), sigma=sigma)
+    kp = _inner_keypoints(np.random.default_rng(1), codec, 200, margin_hm=6.0)
+    decoded, _ = codec.decode(codec.encode(kp)[0][None])
+    np.testing.assert_allclose(decoded[0], kp, atol=0.01)
+
+
 def test_unlabelled_and_outside_keypoints_get_zero_weight_and_zero_maps():
     codec = HeatmapCodec((192, 256))
     kp = np.array([[50.0, 60.0], [-0.6, 100.0], [100.0, 256.0], [np.nan, 5.0], [191.5, 255.5], [80.0, 90.0]])

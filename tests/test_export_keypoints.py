@@ -31,11 +31,12 @@ def test_coco_annotation_file_skeleton_made_0_based_and_flip_pairs_derived(tmp_p
 
 
 def test_annotation_file_read_as_training_reads_it(tmp_path):
-    """--keypoints-from used left_/right_ names only, so an LSP-style file with r_/l_ names and its own flip_pairs
-    (which training uses) exported a model without flip pairs; and what training refuses, the exporter refuses."""
+    """--keypoints-from used left_/right_ names only, so an LSP-style file with other side names and its own
+    flip_pairs (which training uses) exported a model without flip pairs; and what training refuses, the exporter
+    refuses (Rankle beside Lankle pair up by no rule: without flip_pairs they are refused)."""
     from models.data.coco_keypoints import load_coco_keypoints
 
-    names = [n.replace("right_", "r_").replace("left_", "l_") for n in LSP14["keypoints"]]
+    names = [n.replace("right_", "R").replace("left_", "L") for n in LSP14["keypoints"]]
     path = tmp_path / "lsp.json"
     category = {"id": 1, "name": "person", "keypoints": names, "flip_pairs": LSP14["flip_pairs"],
                 "skeleton": [[a + 1, b + 1] for a, b in LSP14["skeleton"]]}
@@ -45,7 +46,7 @@ def test_annotation_file_read_as_training_reads_it(tmp_path):
     ks = resolve_keypoint_set(14, None, path)
     trained = load_coco_keypoints(path, tmp_path)[1]
     assert ks.flip_pairs == trained["flip_pairs"] == LSP14["flip_pairs"] and ks.skeleton == trained["skeleton"]
-    for changes, message in (({"flip_pairs": None}, r"keypoint names look left/right \(r_ankle, .* add \"flip_pairs\""),
+    for changes, message in (({"flip_pairs": None}, r"keypoint names look left/right \(Rankle, .* add \"flip_pairs\""),
                              ({"flip_pairs": [[0, 14]]}, r"flip_pairs entry \[0, 14\] is not a pair")):
         bad = {**category, **changes}
         if bad["flip_pairs"] is None:

@@ -763,8 +763,26 @@ def test_a_null_or_absent_skeleton_is_no_limbs(tmp_path, capsys):
     assert code == 0, err  # was: TypeError traceback ('NoneType' object is not iterable)
 
 
+def spell(name: str, left: str, right: str) -> str:
+    """An LSP name with its side spelled another way: ("L_", "R_") L_hip, ("", "_l") hip_l and hip_r, ("Left",
+    "Right") LeftHip, ("l", "Cap") lHip and rHip, ("", "L") hipL and hipR."""
+    for side, word in (("l", "left_"), ("r", "right_")):
+        if name.startswith(word):
+            joint = name[len(word):]
+            if right == "_l":
+                return f"{joint}_{side}"
+            if right == "L":
+                return joint.replace("_", "") + side.upper()
+            if right == "Cap":
+                return side + joint.title().replace("_", "")
+            return (left if side == "l" else right) + joint.title().replace("_", "")
+    return name
+
+
 def test_sided_names_without_flip_pairs_are_refused(tmp_path, capsys):
-    """L_/R_ names give no left_/right_ pairs: flip augmentation trained with the sides swapped on half the crops."""
+    """Sided names that pair up by no rule (Rankle beside Lankle: a side only beside its other side) are refused
+    without flip pairs: flip augmentation trained with the sides swapped on half the crops. Names the runtime reads a
+    side in (L_hip, hip_l, LeftKnee, lEye, shoulderL) pair up by themselves (review s68: training refused them)."""
     from models.data.coco_keypoints import sided_names
 
     assert sided_names(["nose", "L_eye", "eye_r", "Left Hip", "hipRight", "r.knee", "RIGHT_EAR", "upright", "lip",
@@ -774,9 +792,9 @@ def test_sided_names_without_flip_pairs_are_refused(tmp_path, capsys):
         "shoulderL", "shoulderR", "lEye", "rEye", "Lhip", "Rhip"]
     ann, images, _ = _lsp_like_dataset(tmp_path, n=2)
     names = json.loads(ann.read_text())["categories"][0]["keypoints"]
-    odd = [n.replace("right_", "R_").replace("left_", "L_") for n in names]
+    odd = [n.replace("right_", "R").replace("left_", "L") for n in names]
     bad = _with_category(ann, tmp_path / "odd.json", keypoints=odd, flip_pairs=None)
-    with pytest.raises(ValueError, match=r'odd.json: keypoint names look left/right \(R_ankle, R_knee, R_hip, L_hip, '
+    with pytest.raises(ValueError, match=r'odd.json: keypoint names look left/right \(Rankle, Rknee, Rhip, Lhip, '
                                          r'...\) but the category has no flip_pairs .* add "flip_pairs"'):
         load_coco_keypoints(bad, images)
     code, err = _train_in_process(capsys, bad, images, tmp_path / "w")
@@ -786,6 +804,10 @@ def test_sided_names_without_flip_pairs_are_refused(tmp_path, capsys):
     assert load_coco_keypoints(good, images)[1]["flip_pairs"] == pairs  # the category's own pairs
     derived = _with_category(ann, tmp_path / "derived.json", flip_pairs=None)  # left_/right_ names pair up
     assert sorted(map(sorted, load_coco_keypoints(derived, images)[1]["flip_pairs"])) == sorted(map(sorted, pairs))
+    for left, right in (("L_", "R_"), ("", "_l"), ("Left", "Right"), ("l", "Cap"), ("", "L")):
+        spelled = [spell(n, left, right) for n in names]
+        other = _with_category(ann, tmp_path / "spelled.json", keypoints=spelled, flip_pairs=None)
+        assert sorted(map(sorted, load_coco_keypoints(other, images)[1]["flip_pairs"])) == sorted(map(sorted, pairs)), spelled
     plain = _with_category(ann, tmp_path / "plain.json", keypoints=[f"joint{i}" for i in range(14)], flip_pairs=None)
     assert load_coco_keypoints(plain, images)[1]["flip_pairs"] == []  # nothing says a side: flipping is harmless
 

@@ -5,7 +5,6 @@ shared codec, so a model sees at training time exactly the pixels the runtime wi
 """
 from __future__ import annotations
 
-import math
 import re
 import sys
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 from tqdm import tqdm
 
-from fasterpose_rt.evaluate import keypoint_category, load_annotations, other_categories_left_out
+from fasterpose_rt.evaluate import keypoint_category, load_annotations, oks_sigmas_ok, other_categories_left_out
 from fasterpose_rt.geometry import apply_affine, box_centers_and_sizes, crop_affine, turned_extent
 from fasterpose_rt.annotated_photos import frame_warnings, listed_size, read_as_listed
 from fasterpose_rt.inputs import InputReadError
@@ -42,22 +41,16 @@ def _other_side(name: str) -> str:
 
 
 def derive_flip_pairs(names: List[str]) -> List[List[int]]:
-    """Left/right pairs from keypoint names, 0-based: ``left_x`` <-> ``right_x``, and ``L<X>`` <-> ``R<X>`` where X
-    starts with a capital (``LShoulder``/``RShoulder``, ``LSHO``/``RSHO``)."""
-    idx = {n: i for i, n in enumerate(names)}
-    pairs, used = [], set()
-    for n, i in idx.items():
-        if n.startswith("left_"):
-            other = "right_" + n[5:]
-        elif n.startswith("L") and _LR_PREFIX.match(n):
-            other = _other_side(n)
-        else:
-            continue
-        j = idx.get(other)
-        if j is not None and i not in used and j not in used:  # each keypoint in one pair at most
-            pairs.append([i, j])
-            used.update((i, j))
-    return sorted(pairs)
+    """Left/right pairs [left, right] from keypoint names, 0-based, sorted: the two names that say opposite sides of
+    one joint as the runtime reads sides (``skeletons.side_and_joint``: ``left_hip``/``right_hip``,
+    ``LShoulder``/``RShoulder``, ``LSHO``/``RSHO``, ``hip_l``/``hip_r``, ``LeftKnee``/``RightKnee``, ``lEye``/``rEye``,
+    ``shoulderL``/``shoulderR``), where each side of that joint has one name (two spellings of a side: no guess)."""
+    sides: dict = {}
+    for i, n in enumerate(names):
+        found = side_and_joint(str(n))
+        if found is not None:
+            sides.setdefault(found[1], {}).setdefault(found[0], []).append(i)
+    return sorted([s["l"][0], s["r"][0]] for s in sides.values() if len(s.get("l", ())) == len(s.get("r", ())) == 1)
 
 
 # A name that says a side: left/right as a word or word start (left_hip, hip-right, LeftHip, hipLeft), or a lone
@@ -129,7 +122,7 @@ def read_category(category: dict, source) -> dict:
     if sided and not flip_pairs:
         shown = ", ".join(sided[:4]) + (", ..." if len(sided) > 4 else "")
         raise ValueError(f"{source}: keypoint names look left/right ({shown}) but the category has no flip_pairs and "
-                         "none pair up as left_x/right_x or L<X>/R<X>, so mirrored crops (flip augmentation, flip "
+                         "none pair up by name (left_x/right_x, LX/RX, x_l/x_r, one name per side of a joint), so mirrored crops (flip augmentation, flip "
                          'test) would swap the sides: add "flip_pairs": [[left, right], ...] (0-based keypoint '
                          "indices) to the category")
     unpaired = [n for i, n in enumerate(names) if n in sided and i not in flipped]
@@ -143,22 +136,18 @@ def read_category(category: dict, source) -> dict:
     if sigmas is not None:
         if isinstance(sigmas, (list, tuple)) and len(sigmas) != k:
             raise ValueError(f"{source}: category has {k} keypoints but {len(sigmas)} sigmas")
-        if not isinstance(sigmas, (list, tuple)) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in sigmas):
+        if not oks_sigmas_ok(sigmas):
             raise ValueError(f"{source}: the category's sigmas must be positive numbers, got {sigmas!r}")
     return {"keypoints": list(names), "skeleton": [[a - 1, b - 1] for a, b in skeleton],
             "flip_pairs": [list(p) for p in flip_pairs], "sigmas": None if sigmas is None else list(sigmas)}
 
 
-def category_metadata(category: dict, source="category", default_sigmas=None) -> dict:
+def category_metadata(category: dict, source="category") -> dict:
     """Keypoint names, 0-based skeleton, flip pairs and OKS sigmas of a COCO category (if it gives none:
-    ``default_sigmas`` when they number its keypoints, else COCO's for 17 keypoints, else None: no OKS AP; the
-    rule of ``fasterpose eval``), checked by :func:`read_category` (ValueError naming ``source``)."""
+    COCO's for 17 keypoints, else None: no OKS AP; the rule of ``fasterpose eval``), checked by :func:`read_category` (ValueError naming ``source``)."""
     meta = read_category(category, source)
     k = len(meta["keypoints"])
-    if meta["sigmas"] is None and default_sigmas is not None and len(default_sigmas) == k:
-        meta["sigmas"] = list(default_sigmas)
-    elif meta["sigmas"] is None and k == len(COCO17["keypoints"]):
+    if meta["sigmas"] is None and k == len(COCO17["keypoints"]):
         meta["sigmas"] = list(COCO17["sigmas"])
     return meta
 
@@ -175,11 +164,11 @@ class PersonSample:
     image_size: Optional[Tuple[int, int]] = None
 
 
-def load_coco_keypoints(ann_file, images_dir, min_keypoints: int = 1, default_sigmas=None):
+def load_coco_keypoints(ann_file, images_dir, min_keypoints: int = 1):
     """Read a COCO keypoint file -> (samples, category metadata dict). A person whose ``bbox`` is missing or at most
     1 px wide or tall is cropped around its labelled joints (the box ``fasterpose eval`` runs a person on whose
     bbox has no size); one whose labelled joints lie within 1 px of each other as well is skipped.
-    ``default_sigmas``: the OKS sigmas if the category gives none (see :func:`category_metadata`). Each sample
+    OKS sigmas as :func:`category_metadata` reads them. Each sample
     carries its photo's (H, W) as the file's ``images[]`` entry gives it (``image_size``; None without one).
 
     Raises ValueError naming the file for what is not a COCO keypoint file (not JSON, no ``images`` or
@@ -200,7 +189,7 @@ def load_coco_keypoints(ann_file, images_dir, min_keypoints: int = 1, default_si
     left_out = other_categories_left_out(coco, cat)
     if left_out is not None:
         print(f"warning: {ann_file}: {left_out}", file=sys.stderr)
-    meta = category_metadata(cat, ann_file, default_sigmas)
+    meta = category_metadata(cat, ann_file)
     k = len(meta["keypoints"])
     files = {im["id"]: im["file_name"] for im in coco["images"]}
     sizes = {im["id"]: listed_size(im) for im in coco["images"]}
