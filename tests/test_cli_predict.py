@@ -1739,6 +1739,29 @@ def test_namesakes_in_another_order_keep_their_vis_pictures_with_their_results(t
     assert sorted(p.name for p in vis.iterdir()) == ["same.png", "same_2.png"]
 
 
+def test_a_folder_grown_by_a_namesake_that_sorts_first_runs_it_and_keeps_the_others_files(tmp_path, standin_path):
+    """x.png done, then x.bmp added beside it: by input order x.bmp was named after x.png's files, so it failed on
+    every run ("holds the results of") and x.png was redone into x_2 (review s68). Each keeps its own names now."""
+    shoot, own, vis = tmp_path / "shoot", tmp_path / "own", tmp_path / "vis"
+    shoot.mkdir()
+    cv2.imwrite(str(shoot / "x.png"), photo(shape=(120, 80)))
+    base = ["--model", standin_path, "--no-search", "--out-dir", own, "--vis", vis]
+    assert run("predict", shoot, *base).exit_code == 0
+    first = (own / "shoot" / "x.json").read_text()
+    cv2.imwrite(str(shoot / "x.bmp"), photo(shape=(150, 100)))
+    for extra, skipped in ((["--skip-existing"], "1 input skipped"), (["--skip-existing"], "2 inputs skipped"), ([], "")):
+        r = run("predict", shoot, *base, *extra)
+        assert r.exit_code == 0 and "holds the results" not in r.output, r.output
+        assert sorted(p.name for p in (own / "shoot").iterdir()) == ["x.json", "x_2.json"]
+        for name, source, shape in (("x", "x.png", (120, 80)), ("x_2", "x.bmp", (150, 100))):
+            entry = json.loads((own / "shoot" / f"{name}.json").read_text())[0]
+            assert entry["file_name"] == (shoot / source).as_posix(), (extra, name)
+            assert cv2.imread(str(vis / "shoot" / f"{name}.png")).shape[:2] == shape, (extra, name)
+        if extra:  # x.png's results stay as they were, and it is skipped
+            assert (own / "shoot" / "x.json").read_text() == first and skipped in r.stderr, r.output
+    assert sorted(p.name for p in (vis / "shoot").iterdir()) == ["x.png", "x_2.png"]
+
+
 def test_a_photo_of_nobody_gets_no_person(tmp_path):
     """The bundled default (it has a presence head) on a blank photo and a photo of noise: by default nobody, as a
     video frame of nobody has no entry, and the summary says so; with --min-presence 0 a guess for each, with the

@@ -319,6 +319,7 @@ class PredictRun:
         the inputs to run."""
         if not self._named:
             self.name_own_files(items)
+        self._settle_namesakes(items)
         self._start_after_the_boxes_files_ids(items)
         kept = []
         ahead = floor = 0  # the skipped inputs since the last kept one: next_id = max(next_id + ahead, floor)
@@ -406,6 +407,35 @@ class PredictRun:
                 if problem is not None:
                     return f"cannot write to the {option} folder {folder}: {problem}"
         return None
+
+    def _settle_namesakes(self, items: List[InputItem]) -> None:
+        """Give a namesake's --out-dir file (and --vis output) back to the input whose results it holds: names follow
+        input order, so a folder grown by a namesake that sorts first (x.avi beside an x.mp4 done before) named
+        x.avi after x.mp4's file, which then failed x.avi on every run and redid x.mp4 into a new x_2 (review s68).
+        Two inputs of one name swap their planned names, until every file that holds one of them is its own."""
+        if self.out_dir is None or self._sources is None:
+            return
+        by_name: Dict[Path, List[InputItem]] = {}
+        for item in items:
+            if item.kind != "stream" and item.label in self._own:
+                by_name.setdefault(item.rel.with_suffix(""), []).append(item)
+        for group in (g for g in by_name.values() if len(g) > 1):
+            for _ in range(len(group)):  # each swap settles one more input for good
+                swapped = False
+                for item in group:
+                    own = self._own[item.label]
+                    if not own.is_file() or owner(own, item, self._sources, self._inputs).kind != "other":
+                        continue
+                    holder = next((i for i in group if i is not item and self._own[i.label] != own and owner(
+                        own, i, self._sources, self._inputs).kind in ("own", "changed")), None)
+                    if holder is None:
+                        continue
+                    self._own[item.label], self._own[holder.label] = self._own[holder.label], own
+                    if item.label in self._vis and holder.label in self._vis:
+                        self._vis[item.label], self._vis[holder.label] = self._vis[holder.label], self._vis[item.label]
+                    swapped = True
+                if not swapped:
+                    break
 
     def _own_file_among_namesakes(self, item: InputItem, most: int) -> Optional[Tuple[Path, Owner, int]]:
         """The --out-dir file, named as ``item``'s name or a namesake's (name, name_2, ... name_<most + 1>), that holds
