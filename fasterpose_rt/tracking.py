@@ -419,6 +419,12 @@ class PoseTracker:
         follow = (boxed & (result.scores.mean(axis=1) >= self.keep_score)) | there
         ids = cast(np.ndarray, result.track_ids)  # (set above)
         self._remember(ids, boxes, boxed)
+        lost = len(self.ids) > int(np.isin(self.ids, ids[follow]).sum())  # a person followed into this frame
+        if lost and every is not None and self.search and int(follow.sum()) < self.max_persons:
+            # not followed on: the next frame is searched, as a frame with nobody followed is, not only the due
+            # frame up to ``reacquire_every`` later (review s68: a still person dropped for up to 30 frames while
+            # another was followed); a person re-found there keeps its id (``remember``)
+            self._next_due = min(self._next_due, self._at + 1)
         self.boxes, self.ids = self._ahead(boxes[follow], ids[follow], boxed[follow])
         self._started = True
         # Reported: where each person is in this frame (the box around its joints), not the box it was looked for

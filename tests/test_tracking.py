@@ -224,6 +224,26 @@ def test_tracker_search_adds_new_arrivals_up_to_max_persons():
     assert all(len(c) == 2 for c in fake.calls)
 
 
+def test_a_person_lost_beside_a_followed_one_is_searched_for_in_the_next_frame_and_keeps_its_id():
+    """review s68: with --max-persons 2, a still person lost for one frame (its box slid off on jittery joints) while
+    another was followed stayed unreported until the due search, up to 30 frames later."""
+    second = PERSON + [100, 0]
+    fake = FakePredictor([PERSON, second])
+    tracker = PoseTracker(fake, refine_passes=0, max_persons=2, reacquire_every=30)
+    assert tracker(FRAME, 0).track_ids.tolist() == [1, 2]
+    assert tracker(FRAME, 1).track_ids.tolist() == [1, 2]
+    fake.persons = PERSON[None]  # frame 2: the second one is not where it is looked for
+    assert tracker(FRAME, 2).track_ids.tolist() == [1]
+    fake.persons = np.stack([PERSON, second])
+    res = tracker(FRAME, 3)  # searched again at once, not at frame 30
+    assert res.track_ids.tolist() == [1, 2] and len(fake.calls[-2]) > 2  # (the search's windows)
+    np.testing.assert_allclose(res.keypoints[1], second)
+    fake.calls.clear()
+    for index in range(4, 9):  # both followed again: no search
+        assert len(tracker(FRAME, index)) == 2
+    assert all(len(c) == 2 for c in fake.calls)
+
+
 def test_tracker_acquire_returning_no_boxes_means_nobody():
     fake = FakePredictor([PERSON])
     tracker = PoseTracker(fake, acquire=lambda frame: np.zeros((0, 4)))
