@@ -683,6 +683,26 @@ def _video_container(data: np.ndarray) -> Optional[Tuple[str, str]]:
     return None
 
 
+def _photo_format(head: bytes) -> Optional[Tuple[str, str]]:
+    """(format name, its usual extension) when the file's first bytes ``head`` are a still photo's (JPEG, PNG, BMP,
+    TIFF, WebP, HEIC, AVIF), else None: a photo saved under a video's name (.mp4). GIFs, often animated, are not."""
+    if head[:3] == b"\xff\xd8\xff":
+        return "JPEG", ".jpg"
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        return "PNG", ".png"
+    if head[:2] == b"BM" and len(head) >= 14 and head[6:10] == b"\0\0\0\0":  # (its reserved bytes: zero)
+        return "BMP", ".bmp"
+    if head[:4] in (b"II*\0", b"MM\0*"):
+        return "TIFF", ".tif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP", ".webp"
+    if head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"mif1"):
+        return "HEIC", ".heic"
+    if head[4:8] == b"ftyp" and head[8:12] == b"avif":
+        return "AVIF", ".avif"
+    return None
+
+
 def counts_frames(path: Union[str, os.PathLike]) -> bool:
     """Whether the video file at ``path`` is in a container that counts its frames (MP4, MOV, 3GP: the sample
     tables of their ``moov``, unless fragmented; AVI: its header), so that OpenCV's frame count is the file's own.
@@ -749,6 +769,13 @@ def open_video(path: Union[str, os.PathLike]) -> Tuple[cv2.VideoCapture, Optiona
     if "://" not in str(path):  # a stream's URL names no file
         with contextlib.suppress(OSError):  # (a missing file is named below)
             _refuse_irregular(os.stat(path).st_mode, "video")
+            with open(path, "rb") as f:
+                photo = _photo_format(f.read(16))
+            if photo is not None and not (photo[0] == "JPEG" and Path(path).suffix.lower() in (".mjpeg", ".mjpg")):
+                # OpenCV would run it as a 1-frame video, its EXIF turn not applied (a Motion JPEG stream is JPEGs
+                # one after another: a video)
+                raise InputReadError(f"looks like a photo ({photo[0]}), not a video: rename it with a photo extension "
+                                     f"such as {photo[1]}")
     with opencv_video_path(path, "reader") as name:
         cap = cv2.VideoCapture(name)
     if not cap.isOpened():

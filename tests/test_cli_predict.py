@@ -19,6 +19,7 @@ from fasterpose_rt import PosePredictor
 from fasterpose_rt.tracking import REFINE_PASSES
 from fasterpose_rt.cli import main
 from fasterpose_rt.cli.out_dir_sources import SOURCES_NAME
+from fasterpose_rt.drawing_mark import may_draw_over
 
 POINTS = STANDIN_POINTS  # stand-in keypoints in an 80x120 photo
 
@@ -1646,6 +1647,39 @@ def test_an_interruption_while_the_vis_video_is_finished_leaves_no_hidden_file(t
     r = run("predict", video, "--model", standin_path, "--vis", vis, "--no-smooth", "--read-ahead", "0")
     assert r.exit_code == 130 and "interrupted: 0 photos, 1 video (5 frames)" in r.stderr, r.output
     assert list(vis.rglob("*")) == [] or all(not p.name.startswith(".") for p in vis.rglob("*"))
+
+
+def test_a_vis_video_cut_short_is_named_part_and_is_no_finished_drawing_to_skip_existing(tmp_path, standin_path,
+                                                                                          monkeypatch):
+    """A --vis video cut short took its final name, so a later --skip-existing run (its results finished by a run
+    without --vis) took the 3-frame drawing of an 8-frame video for done, for good (review s68). It is named
+    v.part.mp4 now, and the run that draws the whole video replaces it."""
+    video = write_video(tmp_path / "v.mp4", frames=8)
+    vis, own = tmp_path / "vis", tmp_path / "own"
+    base = [video, "--model", standin_path, "--no-search", "--no-track", "--read-ahead", "0", "--out-dir", own,
+            "--vis", vis, "--out", tmp_path / "r.json"]
+    real, calls = PosePredictor._infer, []
+
+    def stop_at_the_fourth(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(PosePredictor, "_infer", stop_at_the_fourth)
+    r = run("predict", *base)
+    assert r.exit_code == 130, r.output
+    assert sorted(p.name for p in vis.iterdir()) == ["v.part.mp4"] and may_draw_over(vis / "v.part.mp4")
+    monkeypatch.setattr(PosePredictor, "_infer", real)
+    assert run("predict", *base[:-4], "--skip-existing").exit_code == 0  # its results finished, without --vis
+    r = run("predict", *base, "--skip-existing")
+    assert r.exit_code == 0 and "1 video (8 frames)" in r.stderr, r.output  # drawn, not skipped
+    assert sorted(p.name for p in vis.iterdir()) == ["v.mp4"]
+    cap = cv2.VideoCapture(str(vis / "v.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 8
+    cap.release()
+    r = run("predict", *base, "--skip-existing")
+    assert r.exit_code == 0 and "1 input skipped" in r.stderr, r.output
 
 
 def test_a_folder_scan_passes_over_the_commands_own_files_being_written(tmp_path, standin_path):

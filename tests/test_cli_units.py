@@ -343,6 +343,27 @@ def test_a_folder_takes_camcorder_dvd_and_ogg_videos(tmp_path):
     assert not problems and sorted((Path(i.path).name, i.kind) for i in items) == sorted((n, "video") for n in names)
 
 
+def test_a_photo_under_a_videos_name_is_named_as_such_not_run_as_a_one_frame_video(tmp_path):
+    """review s68: a JPEG named .mp4 ran as a 1-frame video, its EXIF orientation not applied, where the other way
+    round (a video named .jpg) is told. A Motion JPEG stream (.mjpg: JPEGs one after another) is still a video."""
+    from fasterpose_rt.inputs import open_video
+
+    image = np.full((40, 60, 3), 90, np.uint8)
+    for ext, name in ((".jpg", "JPEG"), (".png", "PNG"), (".bmp", "BMP"), (".tif", "TIFF"), (".webp", "WebP")):
+        path = tmp_path / f"clip{ext}.mp4"
+        path.write_bytes(cv2.imencode(ext, image)[1].tobytes())
+        with pytest.raises(InputReadError, match=rf"looks like a photo \({name}\), not a video: rename it with a "
+                                                 rf"photo extension such as \{ext}"):
+            open_video(path)
+    stream = tmp_path / "cam.mjpg"
+    stream.write_bytes(cv2.imencode(".jpg", image)[1].tobytes() * 3)
+    cap, _, _ = open_video(stream)
+    try:
+        assert cap.read()[0]
+    finally:
+        cap.release()
+
+
 @pytest.mark.parametrize("content, reason", [
     (b"", "empty"),
     (b"this is not a photo", "not a decodable image"),

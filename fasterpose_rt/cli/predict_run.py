@@ -756,6 +756,7 @@ class PredictRun:
             vis = _VisVideo(self, item.label, self._vis[item.label], video.fps or DEFAULT_FPS, self.every)
         bar = tqdm(total=video.expected_frames, desc=printable(item.path.name), unit="frame", leave=False,
                    disable=None if bar_shown else True, file=sys.stderr)  # None: on a terminal only
+        ended = False
         try:
             for n, frame in enumerate(video):
                 self.videos += n == 0  # counted from its first frame: a camera stopped by Ctrl-C is one too
@@ -794,6 +795,7 @@ class PredictRun:
                 self.writer.step()
                 if drawn is not None and not self.window.show(drawn):
                     break  # q, Esc or the window closed: this input ends here
+            ended = True
         except InputReadError as e:
             self.fail(item.label, e.reason)  # (VideoPoses names the file: the label names it here)
             return
@@ -815,7 +817,8 @@ class PredictRun:
                 self.dropped += video.dropped_frames
             finally:  # (also when a Ctrl-C cut the closing above short)
                 if vis is not None:
-                    vis.close(video.frame_count)  # also on Ctrl-C: the frames so far make a whole video
+                    # also on Ctrl-C: the frames so far make a whole video, named .part but for a camera's or stream's
+                    vis.close(video.frame_count, cut_short=not ended and item.kind != "stream")
         if own is not None and writing is not None and own_path is not None and writing != own_path:  # it ended
             try:
                 os.replace(writing, own_path)
@@ -864,6 +867,11 @@ def _even(n: int) -> int:
 
 MAX_HOLD_S = 60.0  # a --vis video holds a frame at most this long: a longer gap is a broken clock, not a pause
 MIN_VIS_FPS = 1.0  # a --vis video's rate at least: with --every, one written frame spans at most a second
+
+
+def _part_name(target: Path) -> Path:
+    """The name of a --vis video cut short: clip.mp4 as clip.part.mp4 (still a name players open)."""
+    return target.with_name(f"{target.stem}.part{target.suffix}")
 
 
 class _VisVideo:
@@ -960,10 +968,12 @@ class _VisVideo:
                 os.remove(self._temp)
             self._temp = None
 
-    def close(self, source_frames: Optional[int] = None) -> None:
+    def close(self, source_frames: Optional[int] = None, cut_short: bool = False) -> None:
         """Finish the video: its queued frames written, the last one until the source's end (of ``source_frames``
         frames, when known) but at most one drawn frame's time, the file checked (it opens, with every frame
-        written) and given its name; else the input failed and no broken file left."""
+        written) and given its name, or with ``cut_short`` (a video file not run to its end: Ctrl-C, a frame that
+        could not be read) its name's ``.part`` form (:func:`_part_name`), which --skip-existing does not take for
+        done; else the input failed and no broken file left."""
         if self._writer is None:
             self._drop_temp()  # (a run stopped while its writer opened)
             return
@@ -973,7 +983,7 @@ class _VisVideo:
                 left = None if source_frames is None or self._last_index is None else source_frames - self._last_index
                 hold = self.step if left is None else round(left * self.fps / self.source_fps)
                 self._queue(*held, min(max(1, hold), self.step))
-            self._finish()
+            self._finish(cut_short)
         except BaseException:  # a Ctrl-C or SIGTERM while it was being finished: no hidden file left behind
             if self._writer is not None:
                 self._writer.release()
@@ -981,7 +991,7 @@ class _VisVideo:
             self._drop_temp()
             raise
 
-    def _finish(self) -> None:
+    def _finish(self, cut_short: bool) -> None:
         self.run.finish_vis()  # its frames are written before it is closed
         assert self._writer is not None
         self._writer.release()
@@ -997,9 +1007,15 @@ class _VisVideo:
             self._fail(": the file written does not open as a video (is the disk full?)" if count is None else
                        f": the file written holds {count} of its {self._written} frames (is the disk full?)")
             return
+        part = _part_name(self.target)
+        if cut_short and not may_draw_over(part):  # somebody's own video of that name: not written over
+            self._drop_temp()
+            return
         try:
             mark_video(self._temp)  # a later run's to draw over, not a video of somebody's
-            os.replace(self._temp, self.target)
+            os.replace(self._temp, part if cut_short else self.target)
+            if not cut_short and part.is_file() and may_draw_over(part):  # an earlier run's, cut short: done now
+                os.remove(part)
         except OSError as e:
             self._drop_temp()
             self._fail(f": {_why(e)}")
