@@ -601,6 +601,28 @@ def test_coco_ap_is_none_when_not_computed_and_zero_only_when_everybody_was_miss
         coco_ap(data, [], [1, 2], 1, sigmas)
 
 
+def test_coco_ap_takes_a_poses_area_from_its_joints_not_the_box_it_was_run_on(dataset):
+    """Results carry the box each pose was run on; pycocotools took a pose's area from it, so a wrong pose spanning
+    a medium area was left out of APm for its large box (review s68), and the results were changed in place."""
+    pytest.importorskip("pycocotools")
+    import copy
+
+    from fasterpose_rt.evaluate import coco_ap
+
+    _, _, data = dataset
+    right = [{"image_id": 1, "category_id": 1, "bbox": [5, 5, 70, 110], "score": 0.5,
+              "keypoints": list(data["annotations"][0]["keypoints"])}]
+    wrong = [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 500, 500], "score": 0.9,  # a large box
+              "keypoints": [0, 0, 1, 60, 0, 1, 0, 60, 1, 60, 60, 1]}]  # joints spanning 60 x 60: medium
+    results = right + wrong
+    before = copy.deepcopy(results)
+    with_box = coco_ap(data, results, [1], 1, np.full(4, 0.05))
+    assert results == before  # not changed
+    without = coco_ap(data, [{k: v for k, v in r.items() if k != "bbox"} for r in results], [1], 1, np.full(4, 0.05))
+    assert with_box == without and with_box["APm"] < 1.0  # the wrong pose counts against the medium person
+    assert coco_ap(data, results, [1], 1, np.full(4, 0.05)) == with_box  # scored again: the same
+
+
 def test_eval_places_detections_by_their_file_name(torso_model, dataset, tmp_path):
     ann, images, data = dataset
     dets, out = tmp_path / "dets.json", tmp_path / "report.json"

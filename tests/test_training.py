@@ -42,6 +42,31 @@ def _lsp_like_dataset(tmp: Path, n: int = 6, size=(96, 96), seed=0):
     return ann, tmp / "images", joints
 
 
+def test_validation_ap_scores_photo_by_photo_as_eval_does(tmp_path):
+    """Two persons on one photo, both poses on the second one: training's validation made each person a photo of its
+    own and gave AP 0.25 where `fasterpose eval` gives 0.5 (review s68)."""
+    pytest.importorskip("pycocotools")
+    from fasterpose_rt.evaluate import coco_ap
+    from models.data.coco_keypoints import load_coco_keypoints
+    from models.validate import oks_ap
+
+    ann, images, _ = _lsp_like_dataset(tmp_path, n=2)
+    coco = json.loads(ann.read_text())
+    coco["annotations"][1]["image_id"] = coco["annotations"][0]["image_id"]  # both persons on the first photo
+    coco["images"] = coco["images"][:1]
+    two = tmp_path / "two.json"
+    two.write_text(json.dumps(coco))
+    samples, meta = load_coco_keypoints(two, images)
+    on_b = np.stack([samples[1].keypoints] * 2)  # the pose found in A's box lands on B
+    scores = np.array([[0.9] * 14, [0.8] * 14])
+    ours = oks_ap(samples, meta, on_b, scores)
+    results = [{"image_id": int(s.image_id), "category_id": 1, "score": float(sc.mean()),
+                "keypoints": np.concatenate([kp, sc[:, None]], axis=1).ravel().tolist()}
+               for s, kp, sc in zip(samples, on_b, scores)]
+    theirs = coco_ap(coco, results, [samples[0].image_id], 1, np.asarray(meta["sigmas"]))
+    assert ours["AP"] == pytest.approx(theirs["AP"]) and ours["AR"] == pytest.approx(theirs["AR"]) and ours["AP"] > 0.4
+
+
 def test_an_area_of_0_is_read_as_the_boxs_and_validation_ap_is_measured_by_it(tmp_path):
     """review s66: a file whose persons had 'area': 0 logged val_oks_ap 0.0 every epoch (--best-by ap chose best.pth
     on a constant); the training reads files as ``fasterpose eval`` does, which takes the box's w x h."""
