@@ -774,8 +774,9 @@ def open_video(path: Union[str, os.PathLike]) -> Tuple[cv2.VideoCapture, Optiona
             if photo is not None and not (photo[0] == "JPEG" and Path(path).suffix.lower() in (".mjpeg", ".mjpg")):
                 # OpenCV would run it as a 1-frame video, its EXIF turn not applied (a Motion JPEG stream is JPEGs
                 # one after another: a video)
-                raise InputReadError(f"looks like a photo ({photo[0]}), not a video: rename it with a photo extension "
-                                     f"such as {photo[1]}")
+                advice = ("give it as a photo" if Path(path).suffix.lower() in IMAGE_EXTENSIONS else
+                          f"rename it with a photo extension such as {photo[1]}")
+                raise InputReadError(f"looks like a photo ({photo[0]}), not a video: {advice}")
     with opencv_video_path(path, "reader") as name:
         cap = cv2.VideoCapture(name)
     if not cap.isOpened():

@@ -29,7 +29,7 @@ def box_array(boxes, dtype=np.float32) -> np.ndarray:
     try:
         b = np.asarray(boxes, dtype=np.float64)
     except (TypeError, ValueError) as e:
-        if isinstance(boxes, tuple) and len(boxes) == 2 and np.ndim(boxes[0]) == 2 and np.ndim(boxes[1]) == 1:
+        if isinstance(boxes, tuple) and len(boxes) == 2 and _ndim(boxes[0]) == 2 and _ndim(boxes[1]) == 1:
             raise ValueError("boxes must be numbers of shape (N, 4) [x, y, w, h], not a detector's (boxes, scores) "
                              "pair as HogPeopleDetector returns: pass its boxes, found[0]") from None
         raise ValueError(f"boxes must be numbers of shape (N, 4) [x, y, w, h]: {e}") from None
@@ -40,6 +40,14 @@ def box_array(boxes, dtype=np.float32) -> np.ndarray:
                 if b.ndim == 2 and b.shape[1] == 5 else "")
         raise ValueError(f"boxes must have shape (N, 4) [x, y, w, h], got {b.shape}{hint}")
     return b.astype(dtype, copy=False)
+
+
+def _ndim(value) -> int:
+    """np.ndim, or -1 for what numpy cannot make an array of (ragged lists)."""
+    try:
+        return int(np.ndim(value))
+    except (TypeError, ValueError):
+        return -1
 
 
 def detector_boxes(found) -> Optional[np.ndarray]:

@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import shutil
 import struct
 import subprocess
 import sys
@@ -1682,6 +1683,39 @@ def test_a_vis_video_cut_short_is_named_part_and_is_no_finished_drawing_to_skip_
     assert r.exit_code == 0 and "1 input skipped" in r.stderr, r.output
 
 
+def test_a_cut_short_drawing_takes_no_other_inputs_drawing_and_goes_when_its_input_is_skipped(tmp_path, standin_path,
+                                                                                              monkeypatch):
+    """Diff review s68: a.mp4 cut short wrote a.part.mp4, the drawing of an input named a.part.mp4; and a rerun cut
+    short while a finished drawing was there left its .part drawing for good (the input is skipped since)."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    write_video(clips / "a.mp4", frames=8)
+    write_video(clips / "a.part.mp4", frames=3, size=(96, 120))
+    vis, own = tmp_path / "vis", tmp_path / "own"
+    base = [clips, "--model", standin_path, "--no-search", "--no-track", "--read-ahead", "0", "--out-dir", own,
+            "--vis", vis, "--out", tmp_path / "r.json"]
+    assert run("predict", *base).exit_code == 0
+    real, calls = PosePredictor._infer, []
+
+    def stop_at_the_fourth(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(PosePredictor, "_infer", stop_at_the_fourth)
+    assert run("predict", *base).exit_code == 130  # a.mp4, first in order, cut short
+    monkeypatch.setattr(PosePredictor, "_infer", real)
+    drawn = sorted(p.name for p in (vis / "clips").iterdir())
+    assert drawn == ["a.mp4", "a.part.mp4", "a.part_2.mp4"], drawn
+    cap = cv2.VideoCapture(str(vis / "clips" / "a.part.mp4"))  # a.part.mp4's own drawing, untouched
+    assert int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 96 and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+    cap.release()
+    r = run("predict", *base, "--skip-existing")  # both done before: skipped, the cut-short drawing removed
+    assert r.exit_code == 0 and "2 inputs skipped" in r.stderr, r.output
+    assert sorted(p.name for p in (vis / "clips").iterdir()) == ["a.mp4", "a.part.mp4"]
+
+
 def test_a_folder_scan_passes_over_the_commands_own_files_being_written(tmp_path, standin_path):
     """One left by a killed run (SIGKILL: nothing can remove it) is not an input of the next run."""
     shoot = tmp_path / "shoot"
@@ -1794,6 +1828,31 @@ def test_a_folder_grown_by_a_namesake_that_sorts_first_runs_it_and_keeps_the_oth
         if extra:  # x.png's results stay as they were, and it is skipped
             assert (own / "shoot" / "x.json").read_text() == first and skipped in r.stderr, r.output
     assert sorted(p.name for p in (vis / "shoot").iterdir()) == ["x.png", "x_2.png"]
+
+
+def test_namesakes_of_other_formats_keep_their_own_drawings_and_an_old_duplicate_does_not_block(tmp_path,
+                                                                                                standin_path):
+    """Diff review s68: swapping the --out-dir names of x.png (done) and x.jpg (new) swapped their drawings too,
+    which are not namesakes (x.png, x.jpg); and where an earlier version had redone x.png into x_2 (both files
+    x.png's), the swap went back and forth and x.jpg still failed."""
+    shoot, own, vis = tmp_path / "shoot", tmp_path / "own", tmp_path / "vis"
+    shoot.mkdir()
+    cv2.imwrite(str(shoot / "x.png"), photo(shape=(120, 80)))
+    base = ["--model", standin_path, "--no-search", "--out-dir", own, "--vis", vis]
+    assert run("predict", shoot, *base).exit_code == 0
+    cv2.imwrite(str(shoot / "x.jpg"), photo(shape=(150, 100)))
+    for _ in range(2):
+        r = run("predict", shoot, *base, "--skip-existing")
+        assert r.exit_code == 0, r.output
+        assert cv2.imread(str(vis / "shoot" / "x.png")).shape[:2] == (120, 80)
+        assert cv2.imread(str(vis / "shoot" / "x.jpg")).shape[:2] == (150, 100)
+    # an earlier version's state: x_2.json a second copy of x.png's results, x.jpg's results nowhere
+    shutil.rmtree(own)
+    assert run("predict", shoot / "x.png", *base[:-2]).exit_code == 0  # (given alone: no namesake)
+    shutil.copy(own / "x.json", own / "x_2.json")
+    r = run("predict", shoot / "x.jpg", shoot / "x.png", *base[:-2], "--skip-existing")
+    assert r.exit_code == 0 and "holds the results" not in r.output and "1 input skipped" in r.stderr, r.output
+    assert json.loads((own / "x_3.json").read_text())[0]["file_name"] == (shoot / "x.jpg").as_posix()
 
 
 def test_a_photo_of_nobody_gets_no_person(tmp_path):

@@ -347,6 +347,11 @@ class PredictRun:
                 say(f"warning: {item.path}: changed since its results in {own} were written: run again")
             drawn = item.label not in self._vis or self._vis[item.label].is_file()  # (a failed --vis: run again)
             if self.skip_existing and drawn and whose.kind == "own":  # ("[]": nobody found, taken as its own)
+                if item.kind == "video" and item.label in self._vis:  # a later run cut short: its drawing is done
+                    part = self.vis_part(item.label)
+                    if part.is_file() and has_mark(part):
+                        with contextlib.suppress(OSError):
+                            os.remove(part)
                 self.skipped += 1
                 self._carried.append((item, own))
                 # Its ids are passed over where it stands in input order (an input before it keeps a whole run's
@@ -412,30 +417,58 @@ class PredictRun:
         """Give a namesake's --out-dir file (and --vis output) back to the input whose results it holds: names follow
         input order, so a folder grown by a namesake that sorts first (x.avi beside an x.mp4 done before) named
         x.avi after x.mp4's file, which then failed x.avi on every run and redid x.mp4 into a new x_2 (review s68).
-        Two inputs of one name swap their planned names, until every file that holds one of them is its own."""
+        An input whose planned file holds a namesake's results takes that namesake's planned name where the
+        namesake's own file is not there yet, else a free one (x_3: an earlier version's duplicate x_2 is left)."""
         if self.out_dir is None or self._sources is None:
             return
         by_name: Dict[Path, List[InputItem]] = {}
         for item in items:
             if item.kind != "stream" and item.label in self._own:
                 by_name.setdefault(item.rel.with_suffix(""), []).append(item)
+
+        def holds_own(path: Path, item: InputItem) -> bool:
+            assert self._sources is not None
+            return path.is_file() and owner(path, item, self._sources, self._inputs).kind in ("own", "changed")
+
         for group in (g for g in by_name.values() if len(g) > 1):
-            for _ in range(len(group)):  # each swap settles one more input for good
-                swapped = False
-                for item in group:
-                    own = self._own[item.label]
-                    if not own.is_file() or owner(own, item, self._sources, self._inputs).kind != "other":
-                        continue
-                    holder = next((i for i in group if i is not item and self._own[i.label] != own and owner(
-                        own, i, self._sources, self._inputs).kind in ("own", "changed")), None)
-                    if holder is None:
-                        continue
-                    self._own[item.label], self._own[holder.label] = self._own[holder.label], own
-                    if item.label in self._vis and holder.label in self._vis:
-                        self._vis[item.label], self._vis[holder.label] = self._vis[holder.label], self._vis[item.label]
-                    swapped = True
-                if not swapped:
-                    break
+            for item in group:
+                own = self._own[item.label]
+                if not own.is_file() or owner(own, item, self._sources, self._inputs).kind != "other":
+                    continue
+                holder = next((i for i in group if i is not item and self._own[i.label] != own
+                               and holds_own(own, i) and not holds_own(self._own[i.label], i)), None)
+                if holder is None:  # whoever it holds has a file of its own: another name for this one
+                    if self._own_file_among_namesakes(item, len(items)) is None:
+                        base, n = self.out_dir / item.rel.with_suffix(own.suffix), 2
+                        while any(p in self._names or p.exists() for p in (
+                                _number_name(base, n), _number_name(base, n).with_name(_number_name(base, n).name
+                                                                                     + ".part"))):
+                            n += 1
+                        self._own[item.label] = _number_name(base, n)
+                        self._names.add(self._own[item.label])
+                        self._vis_as_namesake(item, n, items)
+                    continue
+                self._own[item.label], self._own[holder.label] = self._own[holder.label], own
+                self._vis_as_namesake(holder, self._namesake_number(holder, own), items)
+
+    def vis_part(self, label: str) -> Path:
+        """Where input ``label``'s --vis video goes when cut short: clip.part.mp4, or where that is another output's
+        name (an input named clip.part.mp4 draws there) clip.part_2.mp4, ..."""
+        part, n = _part_name(self._vis[label]), 1
+        while any(p == part for p in self._vis.values()) or part in self._names:
+            n += 1
+            part = _number_name(_part_name(self._vis[label]), n)
+        return part
+
+    def _namesake_number(self, item: InputItem, path: Path) -> int:
+        """n of the --out-dir file ``path`` named as ``item``'s name (1) or a namesake's (name_n)."""
+        assert self.out_dir is not None
+        rel = item.rel.with_suffix(".json" if item.kind == "image" else ".jsonl")
+        base = self.out_dir / rel
+        if path == base:
+            return 1
+        tail = path.stem[len(base.stem) + 1:] if path.stem.startswith(base.stem + "_") else ""
+        return int(tail) if tail.isdigit() else 1
 
     def _own_file_among_namesakes(self, item: InputItem, most: int) -> Optional[Tuple[Path, Owner, int]]:
         """The --out-dir file, named as ``item``'s name or a namesake's (name, name_2, ... name_<most + 1>), that holds
@@ -869,6 +902,11 @@ MAX_HOLD_S = 60.0  # a --vis video holds a frame at most this long: a longer gap
 MIN_VIS_FPS = 1.0  # a --vis video's rate at least: with --every, one written frame spans at most a second
 
 
+def _number_name(path: Path, n: int) -> Path:
+    """name_n: the n-th namesake's name of ``path`` (n >= 2)."""
+    return path.with_name(f"{path.stem}_{n}{path.suffix}")
+
+
 def _part_name(target: Path) -> Path:
     """The name of a --vis video cut short: clip.mp4 as clip.part.mp4 (still a name players open)."""
     return target.with_name(f"{target.stem}.part{target.suffix}")
@@ -1007,7 +1045,7 @@ class _VisVideo:
             self._fail(": the file written does not open as a video (is the disk full?)" if count is None else
                        f": the file written holds {count} of its {self._written} frames (is the disk full?)")
             return
-        part = _part_name(self.target)
+        part = self.run.vis_part(self.label)
         if cut_short and not may_draw_over(part):  # somebody's own video of that name: not written over
             self._drop_temp()
             return

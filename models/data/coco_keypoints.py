@@ -45,12 +45,22 @@ def derive_flip_pairs(names: List[str]) -> List[List[int]]:
     one joint as the runtime reads sides (``skeletons.side_and_joint``: ``left_hip``/``right_hip``,
     ``LShoulder``/``RShoulder``, ``LSHO``/``RSHO``, ``hip_l``/``hip_r``, ``LeftKnee``/``RightKnee``, ``lEye``/``rEye``,
     ``shoulderL``/``shoulderR``), where each side of that joint has one name (two spellings of a side: no guess)."""
+    index = {n: i for i, n in enumerate(names)}
+    pairs, used = [], set()
+    for n, i in index.items():  # one spelling's own counterpart first (left_eye/right_eye beside LEye/REye)
+        other = ("right_" + n[5:] if n.startswith("left_") else
+                 "R" + n[1:] if n.startswith("L") and _LR_PREFIX.match(n) else None)
+        j = index.get(other) if other is not None else None
+        if j is not None and i not in used and j not in used:
+            pairs.append([i, j])
+            used.update((i, j))
     sides: dict = {}
     for i, n in enumerate(names):
-        found = side_and_joint(str(n))
+        found = side_and_joint(str(n)) if i not in used else None
         if found is not None:
             sides.setdefault(found[1], {}).setdefault(found[0], []).append(i)
-    return sorted([s["l"][0], s["r"][0]] for s in sides.values() if len(s.get("l", ())) == len(s.get("r", ())) == 1)
+    pairs += [[s["l"][0], s["r"][0]] for s in sides.values() if len(s.get("l", ())) == len(s.get("r", ())) == 1]
+    return sorted(pairs)
 
 
 # A name that says a side: left/right as a word or word start (left_hip, hip-right, LeftHip, hipLeft), or a lone
