@@ -1,13 +1,13 @@
 """Where keypoint names, skeleton and flip pairs come from: the checkpoint, a COCO annotation file, or COCO-17."""
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from fasterpose_rt.evaluate import keypoint_category
+from fasterpose_rt.jsonfile import load_json
 from fasterpose_rt.skeletons import COCO17
 from models.data.coco_keypoints import derive_flip_pairs, read_category  # training's own reading
 
@@ -77,15 +77,9 @@ def keypoints_from_coco(path) -> KeypointSet:
     """From a COCO annotation file's keypoint category as training reads it (models.data.coco_keypoints.read_category):
     names, 1-based skeleton made 0-based, the category's flip_pairs or else left_/right_ ones."""
     p = Path(path)
-    try:
-        with open(p) as f:
-            coco = json.load(f)
-    except FileNotFoundError:
-        raise KeypointSetError(f"annotation file not found: {p}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise KeypointSetError(f"cannot read annotation file {p}: {e}") from None
-    except json.JSONDecodeError as e:
-        raise KeypointSetError(f"annotation file {p} is not valid JSON: {e}") from None
+    if not p.exists():
+        raise KeypointSetError(f"annotation file not found: {p}")
+    coco = load_json(p, KeypointSetError)  # (deep nesting, a 5000-digit integer: one line, no traceback: review s68)
     cats = [c for c in coco.get("categories", []) if isinstance(c, dict) and c.get("keypoints")] if isinstance(coco, dict) else []
     if not cats:
         raise KeypointSetError(f"{p}: no COCO category with 'keypoints' names")

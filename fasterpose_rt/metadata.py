@@ -58,6 +58,8 @@ def is_box_padding(value) -> bool:
             and BOX_PADDING_RANGE[0] <= float(value) <= BOX_PADDING_RANGE[1])
 
 
+MAX_INPUT_SIDE = 4096  # px: a pose model's crop is a few hundred; a side beyond this is a broken or hostile file
+
 @dataclass
 class ModelMetadata:
     """The ``fasterpose`` JSON's fields, validated where they cross a file's edge: when read (:meth:`from_dict`) and
@@ -154,6 +156,8 @@ class ModelMetadata:
         size = self.input_size
         if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(whole(v) and v > 0 for v in size)):
             bad(f"input_size must be [w, h] positive integers, got {size!r}")
+        if max(size) > MAX_INPUT_SIDE:  # a batch of crops that size would take gigabytes (review s68: 27.9 GiB a photo)
+            bad(f"input_size must be at most {MAX_INPUT_SIDE} px a side, got {list(size)!r}")
         self.input_size = (int(size[0]), int(size[1]))
         names = self.keypoints
         if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):

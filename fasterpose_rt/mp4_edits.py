@@ -33,7 +33,7 @@ def shown_seconds(path: Union[str, os.PathLike]) -> Optional[float]:
         return None
     try:
         return _shown_seconds(moov)
-    except (struct.error, ValueError):  # a box cut short or holding nonsense
+    except (struct.error, ValueError, IndexError):  # a box cut short or holding nonsense (an empty one)
         return None
 
 

@@ -1855,6 +1855,52 @@ def test_namesakes_of_other_formats_keep_their_own_drawings_and_an_old_duplicate
     assert json.loads((own / "x_3.json").read_text())[0]["file_name"] == (shoot / "x.jpg").as_posix()
 
 
+def test_a_name_too_long_for_its_results_file_fails_alone_on_a_rerun_too(tmp_path, standin_path):
+    """review s68: an input named near the file system's limit (251 bytes + .png) has no room for .json; the first
+    run failed it alone, a rerun (the --out-dir folder there) ended whole on ENAMETOOLONG, nothing processed."""
+    shoot, own = tmp_path / "shoot", tmp_path / "own"
+    shoot.mkdir()
+    cv2.imwrite(str(shoot / "a.png"), photo())
+    try:
+        cv2.imwrite(str(shoot / ("x" * 251 + ".png")), photo())
+    except OSError:
+        pytest.skip("the file system takes no 255-byte names")
+    if len(list(shoot.iterdir())) != 2:
+        pytest.skip("the file system takes no 255-byte names")
+    for extra in ([], ["--skip-existing"], []):
+        r = run("predict", shoot, "--model", standin_path, "--no-search", "--out-dir", own, *extra)
+        assert r.exit_code == 1 and "1 input failed" in r.stderr and "Traceback" not in r.output, r.output
+        assert (own / "shoot" / "a.json").is_file()
+
+
+def test_results_are_not_written_through_links_or_over_other_files_in_the_out_dir(tmp_path, standin_path):
+    """review s68: links planted in an --out-dir (a downloaded folder written into) had results written through them,
+    over the files they named outside it, and the folder's record appended to (or a 1,200-line file replaced); a
+    video's .part name took any file there."""
+    shoot, own, victims = tmp_path / "shoot", tmp_path / "own", tmp_path / "victims"
+    for folder in (shoot, own / "shoot", victims):
+        folder.mkdir(parents=True)
+    cv2.imwrite(str(shoot / "y.png"), photo())
+    cv2.imwrite(str(shoot / "z.png"), photo())
+    cv2.imwrite(str(shoot / "w.png"), photo())  # written: its line would go into the record
+    write_video(shoot / "clip.mp4", frames=3)
+    (victims / "notes.txt").write_text("".join(f"{i}\n" for i in range(1200)))
+    (victims / "empty.json").write_text("[]")
+    os.symlink(victims / "notes.txt", own / SOURCES_NAME)
+    os.symlink(victims / "empty.json", own / "shoot" / "y.json")
+    os.symlink(victims / "made.json", own / "shoot" / "z.json")  # leading nowhere yet
+    (own / "shoot" / "clip.jsonl.part").write_text("somebody's notes\n")
+    r = run("predict", shoot, "--model", standin_path, "--no-search", "--out-dir", own)
+    assert r.exit_code == 1 and "3 inputs failed" in r.stderr, r.output
+    assert "y.json is a symbolic link" in r.stderr and "z.json is a symbolic link" in r.stderr
+    assert "clip.jsonl.part is not a results file" in r.stderr
+    assert (victims / "notes.txt").read_text().count("\n") == 1200 and (victims / "empty.json").read_text() == "[]"
+    assert sorted(p.name for p in victims.iterdir()) == ["empty.json", "notes.txt"]
+    assert (own / "shoot" / "clip.jsonl.part").read_text() == "somebody's notes\n"
+    assert json.loads((own / "shoot" / "w.json").read_text())[0]["file_name"].endswith("w.png")
+    assert "is not a regular file" in r.stderr  # the record, said once
+
+
 def test_a_photo_of_nobody_gets_no_person(tmp_path):
     """The bundled default (it has a presence head) on a blank photo and a photo of noise: by default nobody, as a
     video frame of nobody has no entry, and the summary says so; with --min-presence 0 a guess for each, with the

@@ -85,6 +85,10 @@ def test_keypoint_set_errors(tmp_path):
     bad.write_text("{")
     with pytest.raises(KeypointSetError, match="not valid JSON"):
         keypoints_from_coco(bad)
+    for text, why in (("[" * 100000 + "]" * 100000, "nested too deeply"), ("[" + "9" * 5000 + "]", "thousands of digits")):
+        bad.write_text(text)  # review s68: tracebacks (RecursionError, ValueError)
+        with pytest.raises(KeypointSetError, match=why):
+            keypoints_from_coco(bad)
 
 
 def test_spec_from_meta_and_flags():

@@ -63,6 +63,8 @@ def _meta_dict(**changes):
     (_meta_dict(mean=[True, 0, 0]), "mean must be 3 finite numbers"),
     (_meta_dict(input_size=[64]), "input_size"),
     (_meta_dict(input_size=[True, 96]), r"input_size must be \[w, h\] positive integers, got \[True, 96\]"),  # 1 px
+    # review s68: a 544-byte model asking for 100000 x 100000 crops tried to allocate 27.9 GiB for one photo
+    (_meta_dict(input_size=[100000, 100000]), r"input_size must be at most 4096 px a side, got \[100000, 100000\]"),
     (_meta_dict(skeleton=[[0, True]]), "skeleton must be a list of index pairs"),
     (_meta_dict(box_padding=0), "box_padding must be a number from 0.5 to 4"),
     (_meta_dict(box_padding=True), "box_padding must be a number from 0.5 to 4"),

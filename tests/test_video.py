@@ -647,6 +647,11 @@ def test_edit_lists_of_other_files_are_none(tmp_path):
     no_edits[no_edits.find(b"edts"):no_edits.find(b"edts") + 4] = b"free"  # the box renamed: no edit list
     (tmp_path / "no_edits.mp4").write_bytes(bytes(no_edits))
     assert shown_seconds(tmp_path / "no_edits.mp4") is None
+    at = whole.find(b"moov") - 4  # an empty mvhd box first in moov: an IndexError reached the user (review s68)
+    size = int.from_bytes(whole[at:at + 4], "big") + 8
+    empty_mvhd = whole[:at] + size.to_bytes(4, "big") + b"moov" + b"\x00\x00\x00\x08mvhd" + whole[at + 8:]
+    (tmp_path / "empty_mvhd.mp4").write_bytes(empty_mvhd)
+    assert shown_seconds(tmp_path / "empty_mvhd.mp4") is None
 
 
 class ReorderingCapture:

@@ -24,7 +24,8 @@ from .common import (BOX_PADDING_HELP, EXIT_FAILED, MAX_BATCH, Count, FiniteFloa
 @click.option("--coco", "coco_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="COCO keypoint annotation file; its person boxes are the inputs.")
 @click.option("--images", "images_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Folder holding the annotation file's photos (file_name is relative to it).")
+              help="Folder holding the annotation file's photos (file_name is relative to it; an absolute file_name, "
+                   "or one with '..', is read where it leads, as training reads it).")
 @model_options
 @backend_option
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None,

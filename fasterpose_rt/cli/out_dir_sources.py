@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import AbstractSet, Dict, Optional, Tuple
@@ -97,9 +98,22 @@ class SourceRecord:
         # results file -> (input's real path, input's fingerprint, the results file's hash)
         self._known: Optional[Dict[str, Tuple[str, str, str]]] = None
 
+    def _usable(self) -> bool:
+        """Whether the record is a regular file of its own, or none yet. A symbolic link in its place was followed
+        (a planted link to a file of the user's had it wiped or appended to), a FIFO hung the run and /dev/zero
+        filled the memory (review s68): such a record is neither read nor written."""
+        try:
+            return stat.S_ISREG(os.lstat(self.path).st_mode)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+
     def _entries(self) -> Dict[str, Tuple[str, str, str]]:
         if self._known is None:
             self._known, lines = {}, 0
+            if not self._usable():
+                return self._known
             try:
                 with open(self.path, "rb") as f:
                     for line in f:
@@ -149,7 +163,9 @@ class SourceRecord:
         key, real = self._key(results_file), os.path.realpath(source)
         line = self._line(key, real, print_, content)  # ASCII (json escapes): any name
         known = self._entries()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        if not self._usable():
+            raise OSError(f"{self.path} is not a regular file (a symbolic link, a device or a folder)")
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
         try:
             os.write(fd, line.encode("ascii"))  # one write: runs appending at once do not mix their lines
         finally:

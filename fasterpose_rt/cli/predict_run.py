@@ -325,11 +325,20 @@ class PredictRun:
         ahead = floor = 0  # the skipped inputs since the last kept one: next_id = max(next_id + ahead, floor)
         for item in items:
             own = self._own.get(item.label)
-            if own is None or item.kind == "stream" or not own.is_file():
+            if own is not None and item.kind != "stream" and not _is_file(own):
+                planted = self._not_to_write(own, item)
+                if planted is not None:
+                    self.fail(item.path, planted)
+                    continue
+            if own is None or item.kind == "stream" or not _is_file(own):
                 kept.append(item)
                 self._skipped_ids[item.label], ahead, floor = (ahead, floor), 0, 0
                 continue
             assert self._sources is not None
+            planted = self._not_to_write(own, item)
+            if planted is not None:
+                self.fail(item.path, planted)
+                continue
             whose = owner(own, item, self._sources, self._inputs)
             if whose.kind == "other":
                 # two inputs of one name, given in another order than before (or one alone): its own file may be
@@ -345,11 +354,11 @@ class PredictRun:
                 continue
             if whose.kind == "changed" and self.skip_existing:  # its results are of the file as it was
                 say(f"warning: {item.path}: changed since its results in {own} were written: run again")
-            drawn = item.label not in self._vis or self._vis[item.label].is_file()  # (a failed --vis: run again)
+            drawn = item.label not in self._vis or _is_file(self._vis[item.label])  # (a failed --vis: run again)
             if self.skip_existing and drawn and whose.kind == "own":  # ("[]": nobody found, taken as its own)
                 if item.kind == "video" and item.label in self._vis:  # a later run cut short: its drawing is done
                     part = self.vis_part(item.label)
-                    if part.is_file() and has_mark(part):
+                    if _is_file(part) and has_mark(part):
                         with contextlib.suppress(OSError):
                             os.remove(part)
                 self.skipped += 1
@@ -428,12 +437,12 @@ class PredictRun:
 
         def holds_own(path: Path, item: InputItem) -> bool:
             assert self._sources is not None
-            return path.is_file() and owner(path, item, self._sources, self._inputs).kind in ("own", "changed")
+            return _is_file(path) and owner(path, item, self._sources, self._inputs).kind in ("own", "changed")
 
         for group in (g for g in by_name.values() if len(g) > 1):
             for item in group:
                 own = self._own[item.label]
-                if not own.is_file() or owner(own, item, self._sources, self._inputs).kind != "other":
+                if not _is_file(own) or owner(own, item, self._sources, self._inputs).kind != "other":
                     continue
                 holder = next((i for i in group if i is not item and self._own[i.label] != own
                                and holds_own(own, i) and not holds_own(self._own[i.label], i)), None)
@@ -450,6 +459,27 @@ class PredictRun:
                     continue
                 self._own[item.label], self._own[holder.label] = self._own[holder.label], own
                 self._vis_as_namesake(holder, self._namesake_number(holder, own), items)
+
+    def _not_to_write(self, own: Path, item: InputItem) -> Optional[str]:
+        """Why ``item``'s --out-dir file ``own`` (or, for a video, its ``.part`` file) must not be written, or None:
+        a symbolic link (results were written through it, over the file it named, outside the folder: review s68),
+        or for ``.part`` a file there that is no results file (it was written over)."""
+        paths = [own, own.with_name(own.name + ".part")] if item.kind == "video" else [own]
+        for path in paths:
+            if os.path.islink(path):
+                return (f"its --out-dir file {path} is a symbolic link, which results are not written through; "
+                        "remove it or give another --out-dir")
+        part = paths[-1]
+        if item.kind == "video" and _is_file(part):
+            try:
+                with open(part, "rb") as f:
+                    head = f.read(16)
+            except OSError:
+                head = b""
+            # this command's JSON Lines, however cut short (a torn line too), or nothing yet
+            if head and not head.startswith(b'{"image_id":'):
+                return f"its --out-dir file {part} is not a results file; give another --out-dir (or move that file)"
+        return None
 
     def vis_part(self, label: str) -> Path:
         """Where input ``label``'s --vis video goes when cut short: clip.part.mp4, or where that is another output's
@@ -478,7 +508,7 @@ class PredictRun:
         rel = item.rel.with_suffix(".json" if item.kind == "image" else ".jsonl")
         for n in range(1, most + 2):
             path = self.out_dir / (rel if n == 1 else rel.with_name(f"{rel.stem}_{n}{rel.suffix}"))
-            if path.is_file():
+            if _is_file(path):
                 whose = owner(path, item, self._sources, self._inputs)
                 names_it = self._sources.get(path) is not None or bool(recorded_source(path))  # not [] alone
                 if whose.kind in ("own", "changed") and names_it:
@@ -902,6 +932,15 @@ MAX_HOLD_S = 60.0  # a --vis video holds a frame at most this long: a longer gap
 MIN_VIS_FPS = 1.0  # a --vis video's rate at least: with --every, one written frame spans at most a second
 
 
+def _is_file(path: Path) -> bool:
+    """Path.is_file, False for a path no file can have too (a name over the file system's limit raised
+    ENAMETOOLONG, which ended a whole rerun: review s68; the input fails alone when its output is written)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def _number_name(path: Path, n: int) -> Path:
     """name_n: the n-th namesake's name of ``path`` (n >= 2)."""
     return path.with_name(f"{path.stem}_{n}{path.suffix}")
@@ -1052,7 +1091,7 @@ class _VisVideo:
         try:
             mark_video(self._temp)  # a later run's to draw over, not a video of somebody's
             os.replace(self._temp, part if cut_short else self.target)
-            if not cut_short and part.is_file() and may_draw_over(part):  # an earlier run's, cut short: done now
+            if not cut_short and _is_file(part) and may_draw_over(part):  # an earlier run's, cut short: done now
                 os.remove(part)
         except OSError as e:
             self._drop_temp()
