@@ -1650,6 +1650,20 @@ def test_an_interruption_while_the_vis_video_is_finished_leaves_no_hidden_file(t
     assert list(vis.rglob("*")) == [] or all(not p.name.startswith(".") for p in vis.rglob("*"))
 
 
+def _interrupt_inference_at(monkeypatch, call: int):
+    """Make the model's ``call``-th inference a Ctrl-C; returns the real method, to put back."""
+    real, calls = PosePredictor._infer, []
+
+    def stopped(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(PosePredictor, "_infer", stopped)
+    return real
+
+
 def test_a_vis_video_cut_short_is_named_part_and_is_no_finished_drawing_to_skip_existing(tmp_path, standin_path,
                                                                                           monkeypatch):
     """A --vis video cut short took its final name, so a later --skip-existing run (its results finished by a run
@@ -1659,15 +1673,7 @@ def test_a_vis_video_cut_short_is_named_part_and_is_no_finished_drawing_to_skip_
     vis, own = tmp_path / "vis", tmp_path / "own"
     base = [video, "--model", standin_path, "--no-search", "--no-track", "--read-ahead", "0", "--out-dir", own,
             "--vis", vis, "--out", tmp_path / "r.json"]
-    real, calls = PosePredictor._infer, []
-
-    def stop_at_the_fourth(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(PosePredictor, "_infer", stop_at_the_fourth)
+    real = _interrupt_inference_at(monkeypatch, 4)
     r = run("predict", *base)
     assert r.exit_code == 130, r.output
     assert sorted(p.name for p in vis.iterdir()) == ["v.part.mp4"] and may_draw_over(vis / "v.part.mp4")
@@ -1695,15 +1701,7 @@ def test_a_cut_short_drawing_takes_no_other_inputs_drawing_and_goes_when_its_inp
     base = [clips, "--model", standin_path, "--no-search", "--no-track", "--read-ahead", "0", "--out-dir", own,
             "--vis", vis, "--out", tmp_path / "r.json"]
     assert run("predict", *base).exit_code == 0
-    real, calls = PosePredictor._infer, []
-
-    def stop_at_the_fourth(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(PosePredictor, "_infer", stop_at_the_fourth)
+    real = _interrupt_inference_at(monkeypatch, 4)
     assert run("predict", *base).exit_code == 130  # a.mp4, first in order, cut short
     monkeypatch.setattr(PosePredictor, "_infer", real)
     drawn = sorted(p.name for p in (vis / "clips").iterdir())
