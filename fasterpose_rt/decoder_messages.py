@@ -164,6 +164,9 @@ def _close() -> None:
     global _closed
     if stderr_lock.acquire(timeout=_EXIT_WAIT):
         _closed = True
+        if _spool_file is not None:  # no window opens now: its spool is done with (else a ResourceWarning at exit)
+            with contextlib.suppress(OSError):
+                _spool_file.close()
         stderr_lock.release()
         return
     _closed = True

@@ -170,3 +170,16 @@ def test_an_exit_never_puts_back_a_descriptor_the_reader_closed_meanwhile(tmp_pa
     thread.join(10)
     os.close(saved[0])
     assert results.read_text() == "" and "message printed at exit" in capfd.readouterr().err
+
+
+def test_the_spool_file_is_closed_at_exit(tmp_path):
+    """The CLI's decoder window spools libjpeg's stderr into a temporary file kept for reuse: left open at exit, it
+    gave "ResourceWarning: unclosed file" where warnings show (python -X dev; the test runs)."""
+    import subprocess
+    import sys
+
+    path = _damaged_jpeg(tmp_path)
+    r = subprocess.run([sys.executable, "-X", "dev", "-m", "fasterpose_rt", "predict", str(path), "--no-search",
+                        "--out", os.devnull], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "damaged data" in r.stderr, r.stderr
+    assert "ResourceWarning" not in r.stderr, r.stderr
