@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import re
 from pathlib import Path
 from typing import Any, Optional, Tuple
 
@@ -105,9 +106,16 @@ def open_session(path, threads: Optional[int] = None, backend: str = "onnxruntim
     return session, _read_metadata(session, p)
 
 
+_SOURCE_LINE = re.compile(r"^(Exception from )?\S+\.(cpp|cc|hpp|h):\d+:?$")
+
+
 def _unloadable(p: Path, e: Exception) -> ModelError:
-    """The engine's error for a file it cannot load, as one line naming the file."""
-    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    """The engine's error for a file it cannot load, as one line naming the file: its first line that says something,
+    past lines that only say where in the engine's C++ it was raised (OpenVINO's "Exception from src/...cpp:84:",
+    whose reason is on a later line: review s68)."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    said = [line for line in lines if not _SOURCE_LINE.match(line)]
+    msg = (said or lines or [type(e).__name__])[0]
     return ModelError(f"{p} is not a loadable ONNX model: {msg}")
 
 

@@ -256,3 +256,19 @@ def test_fixed_batch_axis(tmp_path):
     one.batch_size = 1
     assert one.batch_size == 1 and one.predict(np.zeros((60, 50, 3), np.uint8), [[0, 0, 20, 40]] * 2).keypoints.shape \
         == (2, 4, 2)
+
+
+def test_an_engines_reason_is_told_past_the_lines_that_only_say_where_it_was_raised():
+    """OpenVINO's errors start with "Exception from src/inference/src/cpp/core.cpp:84:"; its reason is on a later line,
+    which the one-line message dropped (review s68)."""
+    from pathlib import Path
+
+    from fasterpose_rt.session import _unloadable
+
+    said = RuntimeError("Exception from src/inference/src/cpp/core.cpp:84:\nException from src/frontends/onnx/x.cpp:"
+                        "12:\nPath '../secret.bin' is outside the base directory\n")
+    assert str(_unloadable(Path("m.onnx"), said)) == (
+        "m.onnx is not a loadable ONNX model: Path '../secret.bin' is outside the base directory")
+    assert str(_unloadable(Path("m.onnx"), RuntimeError("[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : no\nmore"))) == (
+        "m.onnx is not a loadable ONNX model: [ONNXRuntimeError] : 7 : INVALID_PROTOBUF : no")
+    assert str(_unloadable(Path("m.onnx"), RuntimeError())).endswith(": RuntimeError")
