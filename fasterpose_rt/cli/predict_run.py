@@ -325,7 +325,7 @@ class PredictRun:
         ahead = floor = 0  # the skipped inputs since the last kept one: next_id = max(next_id + ahead, floor)
         for item in items:
             own = self._own.get(item.label)
-            if own is not None and item.kind != "stream" and not _is_file(own):
+            if own is not None and item.kind != "stream":  # links and others' files are not written over
                 planted = self._not_to_write(own, item)
                 if planted is not None:
                     self.fail(item.path, planted)
@@ -335,10 +335,6 @@ class PredictRun:
                 self._skipped_ids[item.label], ahead, floor = (ahead, floor), 0, 0
                 continue
             assert self._sources is not None
-            planted = self._not_to_write(own, item)
-            if planted is not None:
-                self.fail(item.path, planted)
-                continue
             whose = owner(own, item, self._sources, self._inputs)
             if whose.kind == "other":
                 # two inputs of one name, given in another order than before (or one alone): its own file may be
